@@ -1,0 +1,194 @@
+"""The ``kslab`` command.
+
+Every error is one line on stderr naming what is wrong and how to fix it: exit status 2 for bad
+input, 1 for an environment problem. Warnings are ``kslab: warning: ...`` lines. Set
+``KSLAB_DEBUG=1`` to see a traceback for an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from .errors import InputError, KslabError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
+def _add_render(sub) -> None:
+    p = sub.add_parser(
+        "render",
+        help="print the iptables rules kube-proxy writes on one node",
+        description="Render, for one node, the ruleset kube-proxy (iptables mode) would program.",
+    )
+    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", required=True, metavar="PATH",
+                   help="YAML files or folders (multi-document allowed); repeatable")
+    p.add_argument("--node", required=True, help="the node whose kube-proxy to emulate")
+    p.add_argument("--node-ip", help="the node's IP (default: its InternalIP)")
+    p.add_argument("--cluster-cidr", help="kube-proxy --cluster-cidr (default: the kind podSubnet; none with --as-is)")
+    p.add_argument("--detect-local-mode", default="ClusterCIDR",
+                   choices=["ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None"])
+    p.add_argument("--pod-bridge-interface", default="", help="for --detect-local-mode BridgeInterface")
+    p.add_argument("--pod-interface-name-prefix", default="", help="for --detect-local-mode InterfaceNamePrefix")
+    p.add_argument("--masquerade-all", action="store_true", help="SNAT all traffic to service IPs")
+    p.add_argument("--masquerade-bit", type=int, default=14, help="bit of the masquerade mark (default 14: 0x4000)")
+    p.add_argument("--no-random-fully", action="store_true", help="iptables without --random-fully (< 1.6.2)")
+    p.add_argument("--nodeport-addresses", default="", help="comma-separated CIDRs or 'primary' (default: all)")
+    p.add_argument("--iptables-localhost-nodeports", default="true", choices=["true", "false"])
+    p.add_argument("--conntrack-tcp-be-liberal", action="store_true", help="net.netfilter.nf_conntrack_tcp_be_liberal=1")
+    p.add_argument("--no-nfacct", action="store_true", help="the kernel has no nfacct counters")
+    p.add_argument("--format", default="restore", choices=["restore", "raw", "save"],
+                   help="restore: kube-proxy's restore input, ordered as upstream tests (default); "
+                        "raw: in kube-proxy's write order; save: what iptables-save prints after loading")
+    p.add_argument("--as-is", action="store_true",
+                   help="take Services and EndpointSlices exactly as given (no allocation, defaults or admission)")
+    p.add_argument("--service-node-port-range", default="30000-32767", help="the API server's NodePort range")
+    p.add_argument("--seed", type=int, default=0, help="seed of the control-plane emulation's random choices")
+    p.set_defaults(func=cmd_render)
+
+
+def cmd_render(args) -> int:
+    from .controlplane import load_cluster, parse_port_range
+    from .proxy.iptables import ProxyConfig, render
+    from .proxy.serviceport import parse_cidr_sloppy, parse_ip_sloppy
+
+    files = [f for group in args.files for f in group]
+    npr = parse_port_range(args.service_node_port_range)
+    state = load_cluster(files, as_is=args.as_is, seed=args.seed, node_port_range=npr)
+    for w in state.warnings:
+        print(f"kslab: warning: {w}", file=sys.stderr)
+
+    node = None
+    if state.nodes:
+        node = state.node(args.node)  # raises a one-line error naming the known nodes
+    elif not args.as_is:
+        raise InputError(
+            f"--node {args.node}",
+            "the manifests define no nodes",
+            "add a kind Cluster config or Node objects to -f, or use --as-is",
+        )
+    node_ip = args.node_ip or (node.internal_ip if node else "")
+    if args.node_ip and parse_ip_sloppy(args.node_ip) is None:
+        raise InputError("--node-ip", f"{args.node_ip!r} is not an IP address", "write it like 192.168.0.2")
+    cluster_cidr = args.cluster_cidr
+    if cluster_cidr is not None:
+        if parse_cidr_sloppy(cluster_cidr) is None:
+            raise InputError("--cluster-cidr", f"{cluster_cidr!r} is not a CIDR", "write it like 10.10.0.0/16")
+    elif not args.as_is:
+        cluster_cidr = state.config.pod_subnet
+    npa = tuple(x.strip() for x in args.nodeport_addresses.split(",") if x.strip())
+    for x in npa:
+        if x not in ("primary", "all", "localhost") and parse_cidr_sloppy(x) is None:
+            raise InputError("--nodeport-addresses", f"{x!r} is neither a CIDR nor 'primary'", "write e.g. 172.18.0.0/16,primary")
+    if not 0 <= args.masquerade_bit <= 31:
+        raise InputError("--masquerade-bit", f"{args.masquerade_bit} is out of range", "use 0-31 (default 14)")
+    cfg = ProxyConfig(
+        node_name=args.node,
+        node_ips=(node_ip,) if node_ip else (),
+        cluster_cidr=cluster_cidr,
+        detect_local_mode=args.detect_local_mode,
+        node_pod_cidr=node.pod_cidr if node else None,
+        bridge_interface=args.pod_bridge_interface,
+        interface_name_prefix=args.pod_interface_name_prefix,
+        masquerade_all=args.masquerade_all,
+        masquerade_bit=args.masquerade_bit,
+        random_fully=not args.no_random_fully,
+        localhost_nodeports=args.iptables_localhost_nodeports == "true",
+        nodeport_addresses=npa,
+        conntrack_tcp_liberal=args.conntrack_tcp_be_liberal,
+        nfacct=not args.no_nfacct,
+        node_zone=(node.zone or "") if node else "",
+    )
+    rules = render(state.services, state.endpoint_slices, cfg)
+    sys.stdout.write(rules.text(args.format))
+    return 0
+
+
+def _add_doctor(sub) -> None:
+    p = sub.add_parser("doctor", help="say which backends work here, and why not")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import main_doctor
+
+    return main_doctor(args)
+
+
+def _add_lab(sub) -> None:
+    p = sub.add_parser("lab", help="open JupyterLab on the workbook")
+    p.add_argument("--backend", choices=["sim", "netns", "kind"], default=None,
+                   help="backend for the notebooks (default: $KSLAB_BACKEND or sim)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=cmd_lab)
+
+
+def cmd_lab(args) -> int:
+    import shutil
+    from pathlib import Path
+
+    from .errors import EnvironmentProblem
+
+    root = Path(__file__).resolve().parent.parent
+    nb = root / "notebooks"
+    if not nb.is_dir():
+        raise EnvironmentProblem(f"kslab lab: no notebooks/ folder next to the kslab package ({root}); run it from a checkout")
+    exe = shutil.which("jupyter")
+    if not exe:
+        raise EnvironmentProblem("kslab lab: jupyter is not installed; run: python3 -m pip install -e .")
+    env = dict(os.environ)
+    env["KSLAB_BACKEND"] = args.backend or env.get("KSLAB_BACKEND") or "sim"
+    cmd = [exe, "lab", f"--notebook-dir={nb}"]
+    if args.no_browser:
+        cmd.append("--no-browser")
+    if args.port:
+        cmd.append(f"--port={args.port}")
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    print(f"kslab: opening the workbook on the {env['KSLAB_BACKEND']} backend: {' '.join(cmd)}", file=sys.stderr)
+    os.execve(exe, cmd, env)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kslab", description="Kubernetes Service networking, the way kube-proxy does it.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    _add_render(sub)
+    _add_doctor(sub)
+    _add_lab(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KslabError as e:
+        print(f"kslab: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("kslab: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one line, unless asked for the traceback
+        if os.environ.get("KSLAB_DEBUG"):
+            raise
+        print(f"kslab: internal error: {e.__class__.__name__}: {e} (set KSLAB_DEBUG=1 for the traceback, and please report it)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,630 @@
+"""Control-plane emulation: what the API server, scheduler and controllers would fill in.
+
+``build_state`` turns manifests into a :class:`~kslab.model.ClusterState`:
+
+- **nodes** from a kind ``Cluster`` config (names, IPs on the "docker network", podCIDRs,
+  labels and the control-plane taint, as kind makes them) or from ``Node`` objects;
+- **admission** of Services as the API server does it (defaults, validation errors, ClusterIP
+  and NodePort allocation with the static/dynamic bands), unless ``as_is``;
+- **Deployments** expanded into Pods; **scheduling** (``nodeName``, ``nodeSelector`` and taints,
+  else spread); **pod IPs** from each node's podCIDR;
+- the **EndpointSlice controller** for Services with selectors (EndpointSlices given in the input
+  are used exactly as given).
+
+Every random choice comes from one ``random.Random(seed)``, so a given input and seed always
+produce the same cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import random
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+from .errors import AdmissionError, InputError
+from .manifests import (
+    Document,
+    check_kind,
+    load_documents,
+    parse_deployment,
+    parse_endpoint_slice,
+    parse_kind_cluster,
+    parse_node,
+    parse_pod,
+    parse_service,
+    pod_from_template,
+    validate,
+)
+from .model import (
+    CONTROLLER_NAME,
+    DEFAULT_NODE_PORT_RANGE,
+    LABEL_CONTROL_PLANE,
+    LABEL_HOSTNAME,
+    LABEL_MANAGED_BY,
+    LABEL_SERVICE_NAME,
+    ClusterConfig,
+    ClusterState,
+    Deployment,
+    Endpoint,
+    EndpointPort,
+    EndpointSlice,
+    Node,
+    Pod,
+    Service,
+    ServicePort,
+)
+from .proxy.serviceport import parse_ip_sloppy
+
+NODE_SUBNET = "172.18.0.0/16"  # kind's "docker network"
+MAX_ENDPOINTS_PER_SLICE = 100
+SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
+DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+VALID_PROTOCOLS = ("TCP", "UDP", "SCTP")
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``--service-node-port-range`` as the API server parses it: ``A-B`` (or ``A+N``)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([-+])\s*(\d+)\s*", text or "")
+    if not m:
+        raise InputError("--service-node-port-range", f"{text!r} is not a port range", "write it as A-B, e.g. 30000-32767")
+    a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+    lo, hi = (a, b) if op == "-" else (a, a + b - 1)
+    if not (1 <= lo <= hi <= 65535):
+        raise InputError("--service-node-port-range", f"{text!r} is not a valid range", "use 1 <= A <= B <= 65535, e.g. 30000-32767")
+    return lo, hi
+
+
+def band_offset(size: int, lo_min: int, lo_max: int, divisor: int) -> int:
+    """KEP-3070/3668 static band size: min(max(lo_min, size/divisor), lo_max); no split when small."""
+    if size <= lo_min:
+        return 0
+    return min(max(lo_min, size // divisor), lo_max)
+
+
+def node_port_bands(rng_: tuple[int, int]) -> tuple[range, range]:
+    lo, hi = rng_
+    size = hi - lo + 1
+    off = band_offset(size, 16, 128, 32)
+    return range(lo, lo + off), range(lo + off, hi + 1)
+
+
+class _BandAllocator:
+    """``randomScanStrategyWithOffset``: random start in the upper band, scan with wrap-around,
+    then the lower band. Explicit requests may use any free value of the whole range."""
+
+    def __init__(self, values: list, offset: int, rng: random.Random):
+        self.values = values
+        self.offset = offset
+        self.rng = rng
+        self.used: set = set()
+
+    def allocate_next(self):
+        for band in (self.values[self.offset :], self.values[: self.offset]):
+            if not band:
+                continue
+            start = self.rng.randrange(len(band))
+            for i in range(len(band)):
+                v = band[(start + i) % len(band)]
+                if v not in self.used:
+                    self.used.add(v)
+                    return v
+        return None
+
+
+@dataclass
+class BuildOptions:
+    as_is: bool = False
+    seed: int = 0
+    node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE
+    validate: bool = True
+
+
+def load_cluster(
+    paths: Iterable[str],
+    *,
+    as_is: bool = False,
+    seed: int = 0,
+    node_port_range: tuple[int, int] | str | None = None,
+) -> ClusterState:
+    """Read manifests (files or folders) and build the cluster state (see module docstring)."""
+    if isinstance(node_port_range, str):
+        node_port_range = parse_port_range(node_port_range)
+    opts = BuildOptions(as_is=as_is, seed=seed, node_port_range=node_port_range or DEFAULT_NODE_PORT_RANGE)
+    return build_state(load_documents(paths), opts)
+
+
+def build_state(docs: list[Document], opts: BuildOptions | None = None) -> ClusterState:
+    opts = opts or BuildOptions()
+    rng = random.Random(opts.seed)
+    state = ClusterState()
+    state.config.node_port_range = opts.node_port_range
+
+    for d in docs:
+        check_kind(d)
+        if opts.validate and not opts.as_is:
+            validate(d)
+
+    seen: dict[tuple[str, str, str], str] = {}
+    for d in docs:
+        if d.kind in ("Cluster", "Namespace"):
+            continue
+        md = d.obj.get("metadata") or {}
+        key = (d.kind, str(md.get("namespace") or "default"), str(md.get("name") or ""))
+        if key in seen:
+            raise InputError(d.where("metadata.name"), f"{d.kind} {key[1]}/{key[2]} is defined twice (also in {seen[key]})", "rename or remove one")
+        seen[key] = d.source
+
+    # ---- nodes ---------------------------------------------------------------------------------
+    clusters = [d for d in docs if d.kind == "Cluster"]
+    if len(clusters) > 1:
+        raise InputError(clusters[1].source, "more than one kind Cluster config", "give one cluster at a time")
+    if clusters:
+        cfg, kind_nodes, _mode = parse_kind_cluster(clusters[0])
+        cfg.node_port_range = opts.node_port_range
+        state.config = cfg
+        state.nodes = kind_nodes_to_nodes(cfg, kind_nodes, clusters[0])
+    state.nodes += [parse_node(d) for d in docs if d.kind == "Node"]
+
+    services = [(d, parse_service(d)) for d in docs if d.kind == "Service"]
+    slices = [parse_endpoint_slice(d) for d in docs if d.kind == "EndpointSlice"]
+    pods = [(d, parse_pod(d)) for d in docs if d.kind == "Pod"]
+    deployments = [(d, parse_deployment(d)) for d in docs if d.kind == "Deployment"]
+
+    state.endpoint_slices = slices
+    if opts.as_is:
+        state.services = [s for _, s in services]
+        state.pods = [p for _, p in pods]
+        state.deployments = [dep for _, dep in deployments]
+        return state
+
+    # ---- admission -----------------------------------------------------------------------------
+    svc_alloc = ServiceAllocator(state.config, rng)
+    if state.nodes and not any(s.namespace == "default" and s.name == "kubernetes" for _, s in services):
+        state.services.append(svc_alloc.kubernetes_service())
+    for d, s in services:
+        admit_service(d, s, state.config)
+        svc_alloc.allocate(d, s)
+        state.services.append(s)
+
+    for d, dep in deployments:
+        admit_deployment(d, dep)
+        state.deployments.append(dep)
+    for d, p in pods:
+        state.pods.append(p)
+    for dep in state.deployments:
+        state.pods.extend(pods_for_deployment(dep, rng))
+
+    schedule(state, {id(p): d for d, p in pods}, rng)
+
+    if state.nodes:
+        cp = next((n for n in state.nodes if n.is_control_plane), state.nodes[0])
+        if not any(s.service_name == "kubernetes" and s.namespace == "default" for s in state.endpoint_slices):
+            state.endpoint_slices.append(kubernetes_endpoint_slice(cp))
+    reconcile_endpoint_slices(state, rng)
+    return state
+
+
+# ---- nodes ---------------------------------------------------------------------------------------
+
+
+def kind_nodes_to_nodes(cfg: ClusterConfig, kind_nodes, doc: Document) -> list[Node]:
+    """Name, address and label nodes as kind does: ``<name>-control-plane``, ``<name>-worker2`` ..."""
+    pod_net = ipaddress.ip_network(cfg.pod_subnet, strict=False)
+    node_net = ipaddress.ip_network(NODE_SUBNET)
+    counts = {"control-plane": 0, "worker": 0}
+    nodes = []
+    pod_cidrs = list(pod_net.subnets(new_prefix=24)) if pod_net.version == 4 and pod_net.prefixlen <= 24 else []
+    # control planes first, as kind creates and kubeadm registers them
+    ordered = [k for k in kind_nodes if k.role == "control-plane"] + [k for k in kind_nodes if k.role == "worker"]
+    for i, kn in enumerate(ordered):
+        counts[kn.role] += 1
+        n = counts[kn.role]
+        name = f"{cfg.name}-{kn.role}" + (str(n) if n > 1 else "")
+        labels = {
+            "beta.kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/os": "linux",
+            LABEL_HOSTNAME: name,
+        }
+        taints = []
+        if kn.role == "control-plane":
+            labels[LABEL_CONTROL_PLANE] = ""
+            labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
+            taints = [{"key": LABEL_CONTROL_PLANE, "effect": "NoSchedule"}]
+        labels.update(kn.labels)
+        if i >= len(pod_cidrs):
+            raise InputError(doc.where("networking.podSubnet"), f"{cfg.pod_subnet} has no /24 left for node {name}", "use a larger podSubnet")
+        nodes.append(
+            Node(name=name, internal_ip=str(node_net.network_address + 2 + i), pod_cidr=str(pod_cidrs[i]), labels=labels, taints=taints)
+        )
+    return nodes
+
+
+# ---- services ------------------------------------------------------------------------------------
+
+
+def admit_service(d: Document, s: Service, cfg: ClusterConfig) -> None:
+    """Defaults and the validation errors the API server would give (``ValidateService``)."""
+    if s.type not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
+        raise AdmissionError(d.where("spec.type"), f"unsupported value {s.type!r}", "use ClusterIP, NodePort, LoadBalancer or ExternalName")
+    if not DNS1035.match(s.name) or len(s.name) > 63:
+        raise AdmissionError(d.where("metadata.name"), f"{s.name!r} is not a valid Service name (DNS-1035 label)", "use lower-case letters, digits and '-', starting with a letter")
+    if s.type != "ExternalName" and not s.ports:
+        raise AdmissionError(d.where("spec.ports"), "a Service needs at least one port", "add spec.ports")
+    names: dict[str, int] = {}
+    seen_pp: dict[tuple[int, str], int] = {}
+    for i, p in enumerate(s.ports):
+        f = f"spec.ports[{i}]"
+        p.protocol = p.protocol or "TCP"
+        if p.protocol not in VALID_PROTOCOLS:
+            raise AdmissionError(d.where(f + ".protocol"), f"unsupported value {p.protocol!r}", "use TCP, UDP or SCTP")
+        if len(s.ports) > 1 and not p.name:
+            raise AdmissionError(d.where(f + ".name"), "a name is required when a Service has more than one port", "name every port")
+        if p.name:
+            if not DNS1123_LABEL.match(p.name) or len(p.name) > 63:
+                raise AdmissionError(d.where(f + ".name"), f"{p.name!r} is not a valid port name (DNS-1123 label)", "use lower-case letters, digits and '-'")
+            if p.name in names:
+                raise AdmissionError(
+                    d.where(f + ".name"), f"duplicate port name {p.name!r} (also spec.ports[{names[p.name]}])", "give every port its own name"
+                )
+            names[p.name] = i
+        if not 1 <= p.port <= 65535:
+            raise AdmissionError(d.where(f + ".port"), f"{p.port} is not a valid port", "use 1-65535")
+        if (p.port, p.protocol) in seen_pp:
+            raise AdmissionError(d.where(f + ".port"), f"port {p.port}/{p.protocol} is listed twice", "each port/protocol once")
+        seen_pp[(p.port, p.protocol)] = i
+        if p.target_port in (None, "", 0):
+            p.target_port = p.port
+        elif isinstance(p.target_port, str) and not IANA_SVC_NAME.match(p.target_port):
+            raise AdmissionError(d.where(f + ".targetPort"), f"{p.target_port!r} is neither a number nor a port name", "use a container port number or name")
+        elif isinstance(p.target_port, int) and not 1 <= p.target_port <= 65535:
+            raise AdmissionError(d.where(f + ".targetPort"), f"{p.target_port} is not a valid port", "use 1-65535")
+        if p.node_port and s.type not in ("NodePort", "LoadBalancer"):
+            raise AdmissionError(d.where(f + ".nodePort"), f"nodePort may not be set on a {s.type} Service", "remove it, or use type NodePort")
+    if s.type in ("NodePort", "LoadBalancer") and s.cluster_ip == "None":
+        raise AdmissionError(d.where("spec.clusterIP"), f"may not be None for type {s.type}", "remove clusterIP: None")
+    ext = s.type in ("NodePort", "LoadBalancer") or bool(s.external_ips)
+    if s.external_traffic_policy and s.external_traffic_policy not in ("Cluster", "Local"):
+        raise AdmissionError(d.where("spec.externalTrafficPolicy"), f"unsupported value {s.external_traffic_policy!r}", "use Cluster or Local")
+    if s.external_traffic_policy and not ext:
+        raise AdmissionError(
+            d.where("spec.externalTrafficPolicy"), "may only be set for externally-accessible services", "remove it, or use type NodePort/LoadBalancer"
+        )
+    if ext and not s.external_traffic_policy:
+        s.external_traffic_policy = "Cluster"
+    if s.internal_traffic_policy and s.internal_traffic_policy not in ("Cluster", "Local"):
+        raise AdmissionError(d.where("spec.internalTrafficPolicy"), f"unsupported value {s.internal_traffic_policy!r}", "use Cluster or Local")
+    if s.type != "ExternalName" and not s.internal_traffic_policy:
+        s.internal_traffic_policy = "Cluster"
+    if s.session_affinity not in ("None", "ClientIP"):
+        raise AdmissionError(d.where("spec.sessionAffinity"), f"unsupported value {s.session_affinity!r}", "use None or ClientIP")
+    if s.session_affinity == "ClientIP":
+        if s.session_affinity_timeout is None:
+            s.session_affinity_timeout = 10800
+        if not 1 <= s.session_affinity_timeout <= 86400:
+            raise AdmissionError(
+                d.where("spec.sessionAffinityConfig.clientIP.timeoutSeconds"),
+                f"{s.session_affinity_timeout} is out of range",
+                "use 1-86400 seconds (default 10800)",
+            )
+    elif s.session_affinity_timeout is not None:
+        raise AdmissionError(d.where("spec.sessionAffinityConfig"), "only allowed with sessionAffinity: ClientIP", "remove it or set sessionAffinity: ClientIP")
+    for i, ip in enumerate(s.external_ips):
+        if parse_ip_sloppy(ip) is None or ip != parse_ip_sloppy(ip):
+            raise AdmissionError(d.where(f"spec.externalIPs[{i}]"), f"{ip!r} is not a valid IP address", "write it like 192.168.99.22 (no leading zeros)")
+    if s.health_check_node_port and not (s.type == "LoadBalancer" and s.external_traffic_policy == "Local"):
+        raise AdmissionError(
+            d.where("spec.healthCheckNodePort"), "only allowed for type LoadBalancer with externalTrafficPolicy Local", "remove it"
+        )
+
+
+class ServiceAllocator:
+    """The API server's ClusterIP and NodePort allocators for one cluster."""
+
+    def __init__(self, cfg: ClusterConfig, rng: random.Random):
+        self.cfg = cfg
+        self.rng = rng
+        net = ipaddress.ip_network(cfg.service_subnet, strict=False)
+        self.net = net
+        hosts = list(net.hosts()) if net.num_addresses <= 1 << 20 else []
+        self.ip_values = [str(h) for h in hosts]
+        ip_off = band_offset(len(self.ip_values), 16, 256, 16)
+        self.ips = _BandAllocator(self.ip_values, ip_off, rng)
+        lo, hi = cfg.node_port_range
+        self.ports = _BandAllocator(list(range(lo, hi + 1)), node_port_bands(cfg.node_port_range)[0].__len__(), rng)
+        self.ip_owner: dict[str, str] = {}
+        self.port_owner: dict[int, str] = {}
+
+    def kubernetes_service(self) -> Service:
+        """``default/kubernetes``, which the API server creates with the first service IP."""
+        ip = self.ip_values[0]
+        self.ips.used.add(ip)
+        self.ip_owner[ip] = "default/kubernetes"
+        return Service(
+            name="kubernetes",
+            namespace="default",
+            cluster_ip=ip,
+            cluster_ips=[ip],
+            ports=[ServicePort(port=443, name="https", protocol="TCP", target_port=6443)],
+            internal_traffic_policy="Cluster",
+            labels={"component": "apiserver", "provider": "kubernetes"},
+        )
+
+    def allocate(self, d: Document, s: Service) -> None:
+        if s.type == "ExternalName":
+            return
+        # --- cluster IP
+        if s.cluster_ip and s.cluster_ip != "None":
+            ip = parse_ip_sloppy(s.cluster_ip)
+            if ip is None or ip != s.cluster_ip:
+                raise AdmissionError(d.where("spec.clusterIP"), f"{s.cluster_ip!r} is not a valid IP address", "write it like 10.200.1.10, or leave it out")
+            if ipaddress.ip_address(ip) not in self.net or ip not in self.ips.values:
+                raise AdmissionError(
+                    d.where("spec.clusterIP"),
+                    f"{ip} is not in the service CIDR {self.net}",
+                    "pick an address inside it, or leave clusterIP out to have one allocated",
+                )
+            if ip in self.ip_owner:
+                raise AdmissionError(d.where("spec.clusterIP"), f"{ip} is already allocated to {self.ip_owner[ip]}", "pick another address or leave it out")
+            self.ips.used.add(ip)
+        elif s.cluster_ip != "None":
+            ip = self.ips.allocate_next()
+            if ip is None:
+                raise AdmissionError(d.where("spec.clusterIP"), f"the service CIDR {self.net} is full", "use a larger serviceSubnet")
+            s.cluster_ip = ip
+        if s.cluster_ip != "None":
+            self.ip_owner[s.cluster_ip] = s.key
+            s.cluster_ips = [s.cluster_ip]
+            s.ip_families = s.ip_families or ["IPv4"]
+        # --- node ports
+        lo, hi = self.cfg.node_port_range
+        wants_node_ports = s.type == "NodePort" or (s.type == "LoadBalancer" and s.allocate_load_balancer_node_ports is not False)
+        for i, p in enumerate(s.ports):
+            if p.node_port:
+                self._claim(d, f"spec.ports[{i}].nodePort", p.node_port, s.key)
+            elif wants_node_ports:
+                p.node_port = self._next(d, f"spec.ports[{i}].nodePort", s.key)
+        if s.type == "LoadBalancer" and s.external_traffic_policy == "Local":
+            if s.health_check_node_port:
+                self._claim(d, "spec.healthCheckNodePort", s.health_check_node_port, s.key)
+            else:
+                s.health_check_node_port = self._next(d, "spec.healthCheckNodePort", s.key)
+
+    def _claim(self, d: Document, field: str, port: int, owner: str) -> None:
+        lo, hi = self.cfg.node_port_range
+        if not lo <= port <= hi:
+            raise AdmissionError(
+                d.where(field),
+                f"{port} is outside the NodePort range {lo}-{hi}",
+                "pick a port in that range, leave it out to have one allocated, or widen --service-node-port-range",
+            )
+        if port in self.port_owner:
+            raise AdmissionError(d.where(field), f"{port} is already allocated to {self.port_owner[port]}", "pick another port or leave it out")
+        self.ports.used.add(port)
+        self.port_owner[port] = owner
+
+    def _next(self, d: Document, field: str, owner: str) -> int:
+        port = self.ports.allocate_next()
+        if port is None:
+            lo, hi = self.cfg.node_port_range
+            raise AdmissionError(d.where(field), f"the NodePort range {lo}-{hi} is full", "widen --service-node-port-range")
+        self.port_owner[port] = owner
+        return port
+
+
+# ---- workloads -----------------------------------------------------------------------------------
+
+
+def admit_deployment(d: Document, dep: Deployment) -> None:
+    labels = ((dep.template.get("metadata") or {}).get("labels")) or {}
+    if not dep.selector:
+        raise AdmissionError(d.where("spec.selector"), "a Deployment needs spec.selector.matchLabels", "add matchLabels equal to the template labels")
+    for k, v in dep.selector.items():
+        if labels.get(k) != v:
+            raise AdmissionError(
+                d.where("spec.template.metadata.labels"), "`selector` does not match template `labels`", "make the template carry every selector label"
+            )
+    if dep.replicas < 0:
+        raise AdmissionError(d.where("spec.replicas"), "must be >= 0", "set replicas to 0 or more")
+
+
+def _safe_encode(data: bytes, n: int) -> str:
+    return "".join(SAFE_ALPHABET[b % len(SAFE_ALPHABET)] for b in data[:n])
+
+
+def pod_template_hash(dep: Deployment) -> str:
+    """A stable stand-in for ``ComputeHash(template)``: 10 safe characters from the template."""
+    import json
+
+    return _safe_encode(hashlib.sha256(json.dumps(dep.template, sort_keys=True).encode()).digest(), 10)
+
+
+def pods_for_deployment(dep: Deployment, rng: random.Random, start: int = 0) -> list[Pod]:
+    """ReplicaSet ``<deploy>-<hash>`` and its pods ``<deploy>-<hash>-<5 random>``."""
+    h = pod_template_hash(dep)
+    meta = dict(dep.template.get("metadata") or {})
+    spec = dict(dep.template.get("spec") or {})
+    pods = []
+    for _ in range(dep.replicas):
+        suffix = "".join(rng.choice(SAFE_ALPHABET) for _ in range(5))
+        p = pod_from_template(f"{dep.name}-{h}-{suffix}", dep.namespace, meta, spec)
+        p.labels["pod-template-hash"] = h
+        p.owner = f"Deployment/{dep.name}"
+        pods.append(p)
+    return pods
+
+
+def _tolerates(pod: Pod, node: Node) -> bool:
+    for t in node.taints:
+        if t.get("effect") not in ("NoSchedule", "NoExecute"):
+            continue
+        ok = False
+        for tol in pod.tolerations:
+            if tol.get("operator") == "Exists" and not tol.get("key"):
+                ok = True
+            elif tol.get("key") == t.get("key") and (tol.get("operator") == "Exists" or tol.get("value", "") == t.get("value", "")):
+                if not tol.get("effect") or tol.get("effect") == t.get("effect"):
+                    ok = True
+        if not ok:
+            return False
+    return True
+
+
+def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.Random) -> None:
+    """Bind pods to nodes and give them IPs; pods run and are Ready (no probes modelled here)."""
+    per_node_count = {n.name: 0 for n in state.nodes}
+    next_host = {n.name: 2 for n in state.nodes}  # host-local IPAM: .1 is the gateway
+    used_ips = {p.pod_ip for p in state.pods if p.pod_ip}
+    for pod in state.pods:
+        d = docs_by_pod.get(id(pod))
+        where = d.where if d else (lambda f="": f"Pod {pod.key}: {f}")
+        if pod.pod_ip and pod.phase != "Pending":
+            continue  # a recorded pod: keep it as it was
+        if pod.node_name:
+            if not state.has_node(pod.node_name):
+                known = ", ".join(n.name for n in state.nodes) or "none"
+                raise InputError(where("spec.nodeName"), f"there is no node named {pod.node_name!r}", f"nodes are: {known}")
+            node = state.node(pod.node_name)
+        else:
+            cands = [
+                n
+                for n in state.nodes
+                if all(n.labels.get(k) == v for k, v in pod.node_selector.items()) and _tolerates(pod, n)
+            ]
+            if not cands:
+                state.warnings.append(
+                    f"Pod {pod.key}: no node fits (nodeSelector {pod.node_selector or '{}'}, taints); it stays Pending and gets no IP"
+                )
+                continue
+            least = min(per_node_count[n.name] for n in cands)
+            node = rng.choice([n for n in cands if per_node_count[n.name] == least])
+            pod.node_name = node.name
+        per_node_count[node.name] = per_node_count.get(node.name, 0) + 1
+        pod.pod_ip = _next_pod_ip(node, next_host, used_ips)
+        pod.phase = "Running"
+        pod.ready = True
+
+
+def _next_pod_ip(node: Node, next_host: dict[str, int], used: set[str]) -> str:
+    if not node.pod_cidr:
+        raise InputError(f"node {node.name}", "has no podCIDR, so its pods cannot get IPs", "give spec.podCIDR or use a kind Cluster config")
+    net = ipaddress.ip_network(node.pod_cidr, strict=False)
+    while True:
+        i = next_host.get(node.name, 2)
+        next_host[node.name] = i + 1
+        if i >= net.num_addresses - 1:
+            raise InputError(f"node {node.name}", f"podCIDR {node.pod_cidr} is full", "use fewer pods or a larger podSubnet")
+        ip = str(net.network_address + i)
+        if ip not in used:
+            used.add(ip)
+            return ip
+
+
+# ---- EndpointSlice controller --------------------------------------------------------------------
+
+
+def kubernetes_endpoint_slice(cp: Node) -> EndpointSlice:
+    return EndpointSlice(
+        name="kubernetes",
+        namespace="default",
+        service_name="kubernetes",
+        ports=[EndpointPort(port=6443, name="https", protocol="TCP")],
+        endpoints=[Endpoint(addresses=[cp.internal_ip], ready=True, serving=True, terminating=False)],
+        labels={LABEL_SERVICE_NAME: "kubernetes", LABEL_MANAGED_BY: "endpointslicemirroring-controller.k8s.io"},
+        managed=True,
+    )
+
+
+def _resolve_target_port(svc_port: ServicePort, pod: Pod) -> int | None:
+    tp = svc_port.target_port
+    if tp is None or tp == "":
+        return svc_port.port
+    if isinstance(tp, int):
+        return tp
+    if isinstance(tp, str) and tp.isdigit():
+        return int(tp)
+    cp = pod.container_port_named(tp)
+    return cp.container_port if cp and cp.protocol == svc_port.protocol else None
+
+
+def reconcile_endpoint_slices(state: ClusterState, rng: random.Random) -> None:
+    """Rebuild the controller-managed EndpointSlices of every Service with a selector.
+
+    Slices given in the input for a Service are left exactly as they are (and the controller
+    leaves that Service alone), the way kube-proxy sees whatever the API server holds.
+    """
+    given = {(s.namespace, s.service_name) for s in state.endpoint_slices if not s.managed}
+    old = {s.key: s for s in state.endpoint_slices if s.managed}
+    state.endpoint_slices = [s for s in state.endpoint_slices if not s.managed or s.service_name == "kubernetes"]
+    nodes = {n.name: n for n in state.nodes}
+    for svc in state.services:
+        if svc.selector is None or svc.type == "ExternalName" or (svc.namespace, svc.name) in given:
+            continue
+        if svc.namespace == "default" and svc.name == "kubernetes":
+            continue
+        matching = [
+            p for p in state.pods if p.namespace == svc.namespace and svc.selector and all(p.labels.get(k) == v for k, v in svc.selector.items())
+        ]
+        if not matching and svc.selector:
+            sel = ",".join(f"{k}={v}" for k, v in svc.selector.items())
+            state.warnings.append(
+                f"Service {svc.key}: selector {sel} matches no pod, so it has no endpoints (kube-proxy renders REJECT for it)"
+            )
+        # group endpoints by their resolved port set, as the reconciler does
+        groups: dict[tuple, list[Endpoint]] = {}
+        for pod in matching:
+            if pod.phase in ("Succeeded", "Failed") or not pod.pod_ip:
+                continue
+            if pod.node_name not in nodes and not svc.publish_not_ready_addresses:
+                continue
+            ports = []
+            for sp in svc.ports:
+                tp = _resolve_target_port(sp, pod)
+                if tp is not None:
+                    ports.append((sp.name, tp, sp.protocol))
+            if not ports:
+                continue
+            serving = pod.ready
+            node = nodes.get(pod.node_name)
+            ep = Endpoint(
+                addresses=[pod.pod_ip],
+                ready=svc.publish_not_ready_addresses or (serving and not pod.terminating),
+                serving=serving,
+                terminating=pod.terminating,
+                node_name=pod.node_name or None,
+                zone=node.zone if node else None,
+                target_pod=pod.name,
+            )
+            groups.setdefault(tuple(ports), []).append(ep)
+        if not groups:
+            groups[()] = []  # the placeholder slice
+        for ports, eps in groups.items():
+            for i in range(0, max(len(eps), 1), MAX_ENDPOINTS_PER_SLICE):
+                name = _slice_name(svc, old, rng)
+                state.endpoint_slices.append(
+                    EndpointSlice(
+                        name=name,
+                        namespace=svc.namespace,
+                        service_name=svc.name,
+                        address_type="IPv4",
+                        ports=[EndpointPort(port=tp, name=n, protocol=pr) for n, tp, pr in ports],
+                        endpoints=eps[i : i + MAX_ENDPOINTS_PER_SLICE],
+                        labels={LABEL_SERVICE_NAME: svc.name, LABEL_MANAGED_BY: CONTROLLER_NAME},
+                        managed=True,
+                    )
+                )
+
+
+def _slice_name(svc: Service, old: dict[str, EndpointSlice], rng: random.Random) -> str:
+    prefix = svc.name[:57] + "-" if len(svc.name) <= 57 else svc.name[:57] + "-"
+    for s in old.values():  # keep the names of slices that already existed (stable across re-syncs)
+        if s.namespace == svc.namespace and s.service_name == svc.name and s.name.startswith(prefix):
+            del old[s.key]
+            return s.name
+    return prefix + "".join(rng.choice(SAFE_ALPHABET) for _ in range(5))

@@ -1,0 +1,257 @@
+"""Cluster state as plain typed data.
+
+These dataclasses hold what kube-proxy and the control-plane emulation need from Kubernetes
+objects, under the names Kubernetes uses. They are built from YAML by :mod:`kslab.manifests`
+(or from a live cluster), filled in by :mod:`kslab.controlplane`, and read by the renderer in
+:mod:`kslab.proxy`. Field values are kept as the API carries them (strings for IPs, exactly as
+written), so that ``--as-is`` input reaches the renderer untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+# Kubernetes minor the manifests are validated against and the kind node image runs.
+KUBERNETES_MINOR = "1.33"
+KIND_NODE_IMAGE = "kindest/node:v1.33.1"
+
+DEFAULT_NODE_PORT_RANGE = (30000, 32767)
+DEFAULT_AFFINITY_TIMEOUT = 10800  # sessionAffinityConfig.clientIP.timeoutSeconds default
+
+LABEL_SERVICE_NAME = "kubernetes.io/service-name"
+LABEL_MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
+LABEL_ZONE = "topology.kubernetes.io/zone"
+LABEL_HOSTNAME = "kubernetes.io/hostname"
+LABEL_CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+CONTROLLER_NAME = "endpointslice-controller.k8s.io"
+
+
+@dataclass
+class Node:
+    name: str
+    internal_ip: str = ""
+    pod_cidr: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[dict[str, str]] = field(default_factory=list)
+    ready: bool = True
+
+    @property
+    def zone(self) -> str | None:
+        return self.labels.get(LABEL_ZONE) or None
+
+    @property
+    def is_control_plane(self) -> bool:
+        return LABEL_CONTROL_PLANE in self.labels
+
+
+@dataclass
+class ContainerPort:
+    container_port: int
+    name: str = ""
+    protocol: str = "TCP"
+
+
+@dataclass
+class Container:
+    name: str
+    image: str = ""
+    ports: list[ContainerPort] = field(default_factory=list)
+    readiness_probe: dict[str, Any] | None = None
+
+
+@dataclass
+class Pod:
+    name: str
+    namespace: str = "default"
+    labels: dict[str, str] = field(default_factory=dict)
+    node_name: str = ""
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    containers: list[Container] = field(default_factory=list)
+    pod_ip: str = ""
+    phase: str = "Pending"
+    ready: bool = False
+    terminating: bool = False
+    owner: str = ""  # "Deployment/<name>" for pods made from a Deployment
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def container_port_named(self, name: str) -> ContainerPort | None:
+        for c in self.containers:
+            for p in c.ports:
+                if p.name == name:
+                    return p
+        return None
+
+
+@dataclass
+class Deployment:
+    name: str
+    namespace: str = "default"
+    replicas: int = 1
+    selector: dict[str, str] = field(default_factory=dict)
+    template: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass
+class ServicePort:
+    """One entry of ``spec.ports``: kube-proxy's unit of work (a "service port")."""
+
+    port: int
+    name: str = ""
+    protocol: str = "TCP"
+    target_port: int | str | None = None
+    node_port: int = 0
+
+
+@dataclass
+class LoadBalancerIngress:
+    ip: str = ""
+    hostname: str = ""
+    ip_mode: str | None = None  # "VIP" or "Proxy"
+
+
+@dataclass
+class Service:
+    name: str
+    namespace: str = "default"
+    type: str = "ClusterIP"
+    cluster_ip: str = ""
+    cluster_ips: list[str] = field(default_factory=list)
+    ports: list[ServicePort] = field(default_factory=list)
+    selector: dict[str, str] | None = None
+    external_ips: list[str] = field(default_factory=list)
+    load_balancer_ingress: list[LoadBalancerIngress] = field(default_factory=list)
+    load_balancer_source_ranges: list[str] = field(default_factory=list)
+    external_traffic_policy: str = ""
+    internal_traffic_policy: str = ""
+    health_check_node_port: int = 0
+    session_affinity: str = "None"
+    session_affinity_timeout: int | None = None
+    publish_not_ready_addresses: bool = False
+    traffic_distribution: str | None = None
+    allocate_load_balancer_node_ports: bool | None = None
+    ip_families: list[str] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def port_named(self, name: str) -> ServicePort | None:
+        for p in self.ports:
+            if p.name == name:
+                return p
+        return None
+
+
+@dataclass
+class EndpointPort:
+    port: int | None
+    name: str | None = ""
+    protocol: str | None = "TCP"
+
+
+@dataclass
+class Endpoint:
+    addresses: list[str]
+    ready: bool | None = None
+    serving: bool | None = None
+    terminating: bool | None = None
+    node_name: str | None = None
+    zone: str | None = None
+    hints_for_zones: list[str] | None = None
+    hints_for_nodes: list[str] | None = None
+    target_pod: str | None = None  # targetRef name, when it is a Pod
+
+
+@dataclass
+class EndpointSlice:
+    name: str
+    namespace: str = "default"
+    service_name: str = ""
+    address_type: str = "IPv4"
+    ports: list[EndpointPort] = field(default_factory=list)
+    endpoints: list[Endpoint] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    managed: bool = False  # made by kslab's EndpointSlice controller (vs given in the input)
+    manifest: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass
+class ClusterConfig:
+    """What a kind ``Cluster`` config (or a live cluster) says about the cluster as a whole."""
+
+    name: str = "kind"
+    pod_subnet: str = "10.244.0.0/16"
+    service_subnet: str = "10.96.0.0/16"
+    node_subnet: str = "172.18.0.0/16"
+    node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE
+
+
+@dataclass
+class ClusterState:
+    config: ClusterConfig = field(default_factory=ClusterConfig)
+    nodes: list[Node] = field(default_factory=list)
+    pods: list[Pod] = field(default_factory=list)
+    deployments: list[Deployment] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+    endpoint_slices: list[EndpointSlice] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    # ---- lookups -------------------------------------------------------------------------
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        from .errors import InputError
+
+        known = ", ".join(n.name for n in self.nodes) or "none (give a kind Cluster config or Node objects)"
+        raise InputError(f"node {name!r}", "no such node in the cluster", f"nodes are: {known}")
+
+    def has_node(self, name: str) -> bool:
+        return any(n.name == name for n in self.nodes)
+
+    def pod(self, name: str, namespace: str | None = None) -> Pod:
+        for p in self.pods:
+            if p.name == name and (namespace is None or p.namespace == namespace):
+                return p
+        from .errors import InputError
+
+        known = ", ".join(p.name for p in self.pods) or "none"
+        raise InputError(f"pod {name!r}", "no such pod in the cluster", f"pods are: {known}")
+
+    def service(self, name: str, namespace: str | None = None) -> Service:
+        if namespace is None and "/" in name:
+            namespace, name = name.split("/", 1)
+        for s in self.services:
+            if s.name == name and (namespace is None or s.namespace == namespace):
+                return s
+        from .errors import InputError
+
+        known = ", ".join(s.key for s in self.services) or "none"
+        raise InputError(f"service {name!r}", "no such service", f"services are: {known}")
+
+    def slices_for(self, service: Service) -> list[EndpointSlice]:
+        return [
+            s for s in self.endpoint_slices if s.namespace == service.namespace and s.service_name == service.name
+        ]
+
+    def copy(self) -> "ClusterState":
+        return copy.deepcopy(self)
