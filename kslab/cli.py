@@ -62,9 +62,6 @@ def cmd_render(args) -> int:
     files = [f for group in args.files for f in group]
     npr = parse_port_range(args.service_node_port_range)
     state = load_cluster(files, as_is=args.as_is, seed=args.seed, node_port_range=npr)
-    for w in state.warnings:
-        print(f"kslab: warning: {w}", file=sys.stderr)
-
     node = None
     if state.nodes:
         node = state.node(args.node)  # raises a one-line error naming the known nodes
@@ -107,6 +104,8 @@ def cmd_render(args) -> int:
         node_zone=(node.zone or "") if node else "",
     )
     rules = render(state.services, state.endpoint_slices, cfg)
+    for w in state.warnings:  # only once the input is known to be good
+        print(f"kslab: warning: {w}", file=sys.stderr)
     sys.stdout.write(rules.text(args.format))
     return 0
 

@@ -562,22 +562,23 @@ def nodeport_addresses_match_all(cfg: ProxyConfig) -> bool:
 
 
 def nodeport_ips(cfg: ProxyConfig) -> list[str]:
-    """``nodePortAddresses.GetNodeIPs``: the node's addresses (lo first) inside the given CIDRs."""
+    """``NodePortAddresses.GetNodeIPs``: the node's addresses inside the given CIDRs.
+
+    Upstream collects them in a Go map (random order); kslab lists them in interface order,
+    ``lo`` first, then the node IPs.
+    """
     addrs = (["127.0.0.1"] if cfg.family == 4 else ["::1"]) + [
         ip for ip in (parse_ip_sloppy(x) for x in cfg.node_ips) if ip
     ]
+    primary = addrs[1:2]
+    cidrs = [parse_cidr_sloppy(spec) for spec in cfg.nodeport_addresses if spec not in ("primary", "localhost")]
     out: list[str] = []
-    for spec in cfg.nodeport_addresses:
-        if spec == "primary":
-            cands = [a for a in addrs[1:2]]
-        elif spec == "localhost":
-            cands = [a for a in addrs if ipaddress.ip_address(a).is_loopback]
-        else:
-            cidr = parse_cidr_sloppy(spec)
-            cands = [a for a in addrs if cidr and cidr_contains(cidr, a)]
-        for a in cands:
-            if a not in out:
-                out.append(a)
+    for a in addrs:
+        hit = (a in primary and "primary" in cfg.nodeport_addresses) or (
+            "localhost" in cfg.nodeport_addresses and ipaddress.ip_address(a).is_loopback
+        ) or any(c and cidr_contains(c, a) for c in cidrs)
+        if hit and a not in out:
+            out.append(a)
     return out
 
 

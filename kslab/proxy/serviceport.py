@@ -9,9 +9,9 @@ chains use. Everything here is pure.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -23,7 +23,13 @@ from ..model import DEFAULT_AFFINITY_TIMEOUT, EndpointSlice, Service
 # ---------------------------------------------------------------------------------------------
 
 
+_CANONICAL_V4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
+_EMPTY: frozenset[str] = frozenset()
+
+
 def _sloppy_v4(s: str) -> str | None:
+    if _CANONICAL_V4.fullmatch(s):
+        return s
     parts = s.split(".")
     if len(parts) != 4:
         return None
@@ -93,9 +99,24 @@ def cidr_contains(cidr: str, ip: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_B32_PAIRS = [a + b for a in _B32 for b in _B32]  # 10-bit groups -> two characters
+_sha256 = hashlib.sha256
+
+
 def chain_hash(s: str) -> str:
-    """First 16 characters of base32(sha256(s)): the suffix of every per-service chain."""
-    return base64.b32encode(hashlib.sha256(s.encode()).digest()).decode()[:16]
+    """First 16 characters of base32(sha256(s)): the suffix of every per-service chain.
+
+    Same as ``base64.b32encode(hashlib.sha256(s.encode()).digest()).decode()[:16]``; the 16
+    characters are exactly the first 80 bits of the digest, encoded here ten bits at a time
+    because the renderer hashes every service port and endpoint.
+    """
+    n = int.from_bytes(_sha256(s.encode()).digest()[:10], "big")
+    p = _B32_PAIRS
+    return (
+        p[n >> 70] + p[(n >> 60) & 1023] + p[(n >> 50) & 1023] + p[(n >> 40) & 1023]
+        + p[(n >> 30) & 1023] + p[(n >> 20) & 1023] + p[(n >> 10) & 1023] + p[n & 1023]
+    )
 
 
 @dataclass(frozen=True, order=True)
@@ -121,7 +142,7 @@ class ServicePortName:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, eq=False)
 class EndpointInfo:
     """``proxy.BaseEndpointInfo`` plus the iptables proxier's SEP chain name."""
 
@@ -181,8 +202,8 @@ def build_endpoints_map(
                     ready=ep.ready is None or bool(ep.ready),
                     serving=ep.serving is None or bool(ep.serving),
                     terminating=bool(ep.terminating),
-                    zone_hints=frozenset(ep.hints_for_zones or ()),
-                    node_hints=frozenset(ep.hints_for_nodes or ()),
+                    zone_hints=frozenset(ep.hints_for_zones) if ep.hints_for_zones else _EMPTY,
+                    node_hints=frozenset(ep.hints_for_nodes) if ep.hints_for_nodes else _EMPTY,
                     node_name=ep.node_name,
                     zone=ep.zone,
                     target_pod=ep.target_pod,

@@ -1,0 +1,175 @@
+"""Control-plane emulation: kind nodes, admission, allocation bands, scheduling, EndpointSlices."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from kslab.controlplane import load_cluster, node_port_bands, parse_port_range
+from kslab.errors import InputError
+
+CLUSTER = """\
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+name: myk8s
+networking: {podSubnet: 10.10.0.0/16, serviceSubnet: 10.200.1.0/24}
+nodes:
+- role: control-plane
+  labels: {topology.kubernetes.io/zone: zone-a}
+- role: worker
+  labels: {topology.kubernetes.io/zone: zone-a}
+- role: worker
+  labels: {topology.kubernetes.io/zone: zone-b}
+- role: worker
+  labels: {topology.kubernetes.io/zone: zone-c}
+"""
+
+WORKLOAD = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: deploy-echo}
+spec:
+  replicas: 6
+  selector: {matchLabels: {app: echo}}
+  template:
+    metadata: {labels: {app: echo}}
+    spec:
+      containers:
+      - name: echo
+        image: mendhak/http-https-echo
+        ports: [{containerPort: 8080, name: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc-nodeport}
+spec:
+  type: NodePort
+  selector: {app: echo}
+  ports: [{name: svc-webport, port: 9000, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc-fixed}
+spec:
+  type: NodePort
+  clusterIP: 10.200.1.5
+  selector: {app: echo}
+  ports: [{name: web, port: 80, targetPort: 8080, nodePort: 30001}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: net-pod}
+spec:
+  nodeName: myk8s-control-plane
+  containers: [{name: netshoot, image: nicolaka/netshoot}]
+"""
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Path:
+    (tmp_path / "cluster.yaml").write_text(CLUSTER)
+    (tmp_path / "workload.yaml").write_text(WORKLOAD)
+    return tmp_path
+
+
+def test_kind_nodes(lab):
+    st = load_cluster([lab])
+    assert [n.name for n in st.nodes] == ["myk8s-control-plane", "myk8s-worker", "myk8s-worker2", "myk8s-worker3"]
+    assert [n.internal_ip for n in st.nodes] == ["172.18.0.2", "172.18.0.3", "172.18.0.4", "172.18.0.5"]
+    assert [n.pod_cidr for n in st.nodes] == ["10.10.0.0/24", "10.10.1.0/24", "10.10.2.0/24", "10.10.3.0/24"]
+    assert st.nodes[0].is_control_plane and st.nodes[0].taints
+    assert [n.zone for n in st.nodes] == ["zone-a", "zone-a", "zone-b", "zone-c"]
+
+
+def test_admission_allocates_in_the_dynamic_bands(lab):
+    st = load_cluster([lab])
+    assert st.service("kubernetes").cluster_ip == "10.200.1.1"
+    np_svc = st.service("svc-nodeport")
+    static, dynamic = node_port_bands((30000, 32767))
+    assert (static.start, static.stop - 1, dynamic.start, dynamic.stop - 1) == (30000, 30085, 30086, 32767)
+    assert np_svc.ports[0].node_port in dynamic
+    ip = ipaddress.ip_address(np_svc.cluster_ip)
+    assert ipaddress.ip_address("10.200.1.17") <= ip <= ipaddress.ip_address("10.200.1.254")  # upper band of a /24
+    fixed = st.service("svc-fixed")
+    assert fixed.cluster_ip == "10.200.1.5" and fixed.ports[0].node_port == 30001
+    assert np_svc.external_traffic_policy == "Cluster" and np_svc.internal_traffic_policy == "Cluster"
+
+
+def test_deterministic_per_seed(lab):
+    def fingerprint(seed):
+        st = load_cluster([lab], seed=seed)
+        return (
+            [(p.name, p.node_name, p.pod_ip) for p in st.pods],
+            [(s.name, s.cluster_ip, [p.node_port for p in s.ports]) for s in st.services],
+            [s.name for s in st.endpoint_slices],
+        )
+
+    assert fingerprint(1) == fingerprint(1)
+    assert fingerprint(1) != fingerprint(2)
+
+
+def test_scheduling_spreads_and_respects_taints(lab):
+    st = load_cluster([lab])
+    echo = [p for p in st.pods if p.owner == "Deployment/deploy-echo"]
+    assert len(echo) == 6
+    per_node = {}
+    for p in echo:
+        per_node[p.node_name] = per_node.get(p.node_name, 0) + 1
+    assert per_node == {"myk8s-worker": 2, "myk8s-worker2": 2, "myk8s-worker3": 2}  # no pod on the tainted control plane
+    for p in st.pods:
+        node = st.node(p.node_name)
+        assert ipaddress.ip_address(p.pod_ip) in ipaddress.ip_network(node.pod_cidr)
+        assert not p.pod_ip.endswith(".1") and not p.pod_ip.endswith(".0")
+    assert st.pod("net-pod").node_name == "myk8s-control-plane"
+    assert all(p.name.startswith("deploy-echo-") and len(p.name.split("-")) == 4 for p in echo)
+
+
+def test_endpoint_slices_follow_the_pods(lab):
+    st = load_cluster([lab])
+    (sl,) = st.slices_for(st.service("svc-nodeport"))
+    assert sl.name.startswith("svc-nodeport-") and len(sl.name) == len("svc-nodeport-") + 5
+    assert [(p.name, p.port, p.protocol) for p in sl.ports] == [("svc-webport", 8080, "TCP")]  # named targetPort resolved
+    assert len(sl.endpoints) == 6
+    for e in sl.endpoints:
+        pod = st.pod(e.target_pod)
+        assert e.addresses == [pod.pod_ip] and e.node_name == pod.node_name
+        assert e.ready and e.serving and not e.terminating
+        assert e.zone == st.node(pod.node_name).zone
+    (k,) = st.slices_for(st.service("kubernetes"))
+    assert k.endpoints[0].addresses == ["172.18.0.2"] and k.ports[0].port == 6443
+
+
+def test_given_slices_are_used_as_they_are(lab):
+    (lab / "slice.yaml").write_text(
+        """\
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: handmade, labels: {kubernetes.io/service-name: svc-fixed}}
+addressType: IPv4
+endpoints: [{addresses: [10.10.9.9], conditions: {ready: false, serving: true, terminating: true}}]
+ports: [{name: web, port: 8080, protocol: TCP}]
+"""
+    )
+    st = load_cluster([lab])
+    (sl,) = st.slices_for(st.service("svc-fixed"))
+    assert sl.name == "handmade" and sl.endpoints[0].ready is False
+
+
+def test_errors_name_field_and_fix(lab):
+    with pytest.raises(InputError, match=r"spec.replicas|selector"):
+        (lab / "bad.yaml").write_text(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {app: a}}\n"
+            "  template: {metadata: {labels: {app: b}}, spec: {containers: [{name: c, image: i}]}}\n"
+        )
+        load_cluster([lab])
+
+
+def test_port_range_parsing():
+    assert parse_port_range("30000-32767") == (30000, 32767)
+    assert parse_port_range("20000+100") == (20000, 20099)
+    with pytest.raises(InputError, match="--service-node-port-range"):
+        parse_port_range("32767-30000")
+    static, dynamic = node_port_bands((20000, 32767))
+    assert len(static) == 128
