@@ -327,3 +327,38 @@ def test_udp_and_headless_and_externalname():
     assert [p.info.name_string for p in rs.service_ports] == ["kube-system/kube-dns:dns"]
     assert "-m udp -p udp -d 10.96.0.10 --dport 53" in rs.restore_text()
     assert "-m udp -p udp -j DNAT --to-destination 10.244.0.2:53" in rs.restore_text()
+
+
+# ---- scenarios the kernel round trip also loads (tests/render_cases.py) ------------------------------------
+
+
+def feature_scenarios() -> dict[str, tuple[list[Service], list[EndpointSlice], ProxyConfig]]:
+    """One ruleset per renderer feature, for tests/test_kernel_roundtrip.py."""
+    real = ProxyConfig(node_name="test-node", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8")
+    two = [eps("svc1", "ns1", ep("10.180.0.1", "test-node"), ep("10.180.0.2", "other"))]
+    lb = svc(type="LoadBalancer", external_traffic_policy="Local", health_check_node_port=30999,
+             load_balancer_ingress=[LoadBalancerIngress(ip="5.6.7.8")], load_balancer_source_ranges=["192.168.0.0/24"],
+             external_ips=["192.168.99.1"], session_affinity="ClientIP", session_affinity_timeout=30, port_kw={"node_port": 30080})
+    term = [eps("svc1", "ns1", ep("10.180.0.2", "test-node", ready=False, serving=True, terminating=True))]
+    hints = [eps("svc1", "ns1", ep("10.180.0.1", "n1", hints_for_zones=["zone-a"]), ep("10.180.0.2", "n2", hints_for_zones=["zone-b"]))]
+    return {
+        "etp-local-lb-affinity-fw": ([lb], two, real),
+        "etp-local-no-local": ([lb], [eps("svc1", "ns1", ep("10.180.0.2", "other"))], real),
+        "itp-local": ([svc(internal_traffic_policy="Local")], two, real),
+        "itp-local-none": ([svc(internal_traffic_policy="Local")], [eps("svc1", "ns1", ep("10.180.0.2", "other"))], real),
+        "masquerade-all-udp": ([svc(proto="UDP")], [eps("svc1", "ns1", ep("10.180.0.1"), proto="UDP")],
+                               ProxyConfig(node_name="n", masquerade_all=True)),
+        "terminating-fallback": ([svc(type="NodePort", external_traffic_policy="Local", port_kw={"node_port": 30081})], term, real),
+        "topology-hints": ([svc()], hints, ProxyConfig(node_name="n", cluster_cidr="10.0.0.0/8", node_zone="zone-a")),
+        "nodeport-addresses": ([svc(type="NodePort", port_kw={"node_port": 30082})], two,
+                               ProxyConfig(node_name="n", node_ips=("172.18.0.3",), nodeport_addresses=("172.18.0.0/16", "127.0.0.0/8"),
+                                           localhost_nodeports=False, nfacct=False, conntrack_tcp_liberal=True)),
+        "large-cluster": ([svc()], [eps("svc1", "ns1", *[ep(f"10.{i // 250}.{i % 250}.1") for i in range(1001)])], real),
+    }
+
+
+@pytest.mark.parametrize("case_id", list(feature_scenarios()))
+def test_feature_scenarios_render(case_id):
+    services, slices, cfg = feature_scenarios()[case_id]
+    text = render(services, slices, cfg).raw_text()
+    assert text.startswith("*filter\n") and text.endswith("COMMIT\n")
