@@ -2,5 +2,13 @@
 
 from .errors import AdmissionError, EnvironmentProblem, InputError, KslabError
 
-__all__ = ["KslabError", "InputError", "AdmissionError", "EnvironmentProblem"]
+__all__ = ["Lab", "KslabError", "InputError", "AdmissionError", "EnvironmentProblem"]
+
+
+def __getattr__(name: str):
+    if name == "Lab":  # imported lazily: the CLI's render path does not need the dataplane
+        from .lab import Lab
+
+        return Lab
+    raise AttributeError(name)
 __version__ = "0.1.0"

@@ -183,30 +183,168 @@ def build_state(docs: list[Document], opts: BuildOptions | None = None) -> Clust
         return state
 
     # ---- admission -----------------------------------------------------------------------------
-    svc_alloc = ServiceAllocator(state.config, rng)
+    cp = ControlPlane(state, rng)
     if state.nodes and not any(s.namespace == "default" and s.name == "kubernetes" for _, s in services):
-        state.services.append(svc_alloc.kubernetes_service())
-    for d, s in services:
-        admit_service(d, s, state.config)
-        svc_alloc.allocate(d, s)
-        state.services.append(s)
-
-    for d, dep in deployments:
-        admit_deployment(d, dep)
-        state.deployments.append(dep)
-    for d, p in pods:
-        state.pods.append(p)
-    for dep in state.deployments:
-        state.pods.extend(pods_for_deployment(dep, rng))
-
-    schedule(state, {id(p): d for d, p in pods}, rng)
-
+        state.services.append(cp.allocator.kubernetes_service())
+    cp.admit(services, pods, deployments)
     if state.nodes:
-        cp = next((n for n in state.nodes if n.is_control_plane), state.nodes[0])
+        cpn = next((n for n in state.nodes if n.is_control_plane), state.nodes[0])
         if not any(s.service_name == "kubernetes" and s.namespace == "default" for s in state.endpoint_slices):
-            state.endpoint_slices.append(kubernetes_endpoint_slice(cp))
-    reconcile_endpoint_slices(state, rng)
+            state.endpoint_slices.append(kubernetes_endpoint_slice(cpn))
+    cp.reconcile()
+    state.control_plane = cp  # type: ignore[attr-defined]
     return state
+
+
+class ControlPlane:
+    """The API server, scheduler and controllers of one emulated cluster, kept between changes.
+
+    Changes made through it (apply, scale, delete a pod, flip readiness, patch a Service) are
+    admitted like the API server would, keep every existing allocation, and end with the
+    EndpointSlice controller's reconcile, so kube-proxy's view follows the way it would.
+    """
+
+    def __init__(self, state: ClusterState, rng: random.Random):
+        self.state = state
+        self.rng = rng
+        self.allocator = ServiceAllocator(state.config, rng)
+        for s in state.services:  # what is already allocated stays allocated
+            self.allocator.mark_used(s)
+
+    @classmethod
+    def of(cls, state: ClusterState, seed: int = 0) -> "ControlPlane":
+        cp = getattr(state, "control_plane", None)
+        if cp is None:
+            cp = cls(state, random.Random(f"{seed}/changes"))
+            state.control_plane = cp  # type: ignore[attr-defined]
+        return cp
+
+    def admit(self, services, pods, deployments) -> None:
+        for d, s in services:
+            admit_service(d, s, self.state.config)
+            self.allocator.allocate(d, s)
+            self.state.services.append(s)
+        new_pods: list[Pod] = []
+        for d, dep in deployments:
+            admit_deployment(d, dep)
+            self.state.deployments.append(dep)
+        docs_by_pod = {}
+        for d, p in pods:
+            self.state.pods.append(p)
+            new_pods.append(p)
+            docs_by_pod[id(p)] = d
+        for _, dep in deployments:
+            made = pods_for_deployment(dep, self.rng)
+            self.state.pods.extend(made)
+            new_pods.extend(made)
+        schedule(self.state, docs_by_pod, self.rng, only=new_pods)
+
+    def apply(self, docs: list[Document]) -> list[str]:
+        """``kubectl apply``: create new objects, update Services and Deployments in place."""
+        changed: list[str] = []
+        services, pods, deployments = [], [], []
+        for d in docs:
+            check_kind(d)
+            validate(d)
+            if d.kind == "Service":
+                new = parse_service(d)
+                old = next((x for x in self.state.services if x.key == new.key), None)
+                if old is not None:  # keep allocations the new spec does not set
+                    new.cluster_ip = new.cluster_ip or old.cluster_ip
+                    for p in new.ports:
+                        op = old.port_named(p.name) if p.name else (old.ports[0] if old.ports else None)
+                        if op and not p.node_port and new.type in ("NodePort", "LoadBalancer"):
+                            p.node_port = op.node_port
+                    if new.type == "LoadBalancer" and not new.health_check_node_port:
+                        new.health_check_node_port = old.health_check_node_port
+                    self.state.services.remove(old)
+                    self.allocator.release(old)
+                services.append((d, new))
+                changed.append(f"service/{new.name}")
+            elif d.kind == "Pod":
+                new = parse_pod(d)
+                if any(p.key == new.key for p in self.state.pods):
+                    raise InputError(d.where("metadata.name"), f"pod {new.key} already exists and pods are immutable", "delete it first")
+                pods.append((d, new))
+                changed.append(f"pod/{new.name}")
+            elif d.kind == "Deployment":
+                new = parse_deployment(d)
+                old = next((x for x in self.state.deployments if x.key == new.key), None)
+                if old is not None:
+                    admit_deployment(d, new)
+                    if old.template != new.template:  # a new ReplicaSet replaces every pod
+                        self.state.pods = [p for p in self.state.pods if p.owner != f"Deployment/{old.name}" or p.namespace != old.namespace]
+                        old.template, old.selector, old.replicas = new.template, new.selector, 0
+                    self.scale(old.name, new.replicas, namespace=old.namespace, reconcile=False)
+                else:
+                    deployments.append((d, new))
+                changed.append(f"deployment/{new.name}")
+            elif d.kind in ("Namespace",):
+                continue
+            else:
+                raise InputError(d.where("kind"), f"{d.kind} cannot be applied to a running lab", "apply Services, Pods, Deployments")
+        self.admit(services, pods, deployments)
+        self.reconcile()
+        return changed
+
+    def scale(self, name: str, replicas: int, namespace: str = "default", reconcile: bool = True) -> None:
+        dep = next((d for d in self.state.deployments if d.name == name and d.namespace == namespace), None)
+        if dep is None:
+            known = ", ".join(d.name for d in self.state.deployments) or "none"
+            raise InputError(f"deployment {name!r}", "no such deployment", f"deployments are: {known}")
+        if replicas < 0:
+            raise InputError("replicas", f"{replicas} is negative", "use 0 or more")
+        mine = [p for p in self.state.pods if p.owner == f"Deployment/{dep.name}" and p.namespace == dep.namespace]
+        if replicas < len(mine):
+            # the ReplicaSet controller deletes from the nodes with the most replicas, newest first
+            for _ in range(len(mine) - replicas):
+                per_node: dict[str, int] = {}
+                for p in mine:
+                    per_node[p.node_name] = per_node.get(p.node_name, 0) + 1
+                victim = max(reversed(mine), key=lambda p: per_node.get(p.node_name, 0))
+                mine.remove(victim)
+                self.state.pods.remove(victim)
+        elif replicas > len(mine):
+            extra = replicas - len(mine)
+            template = Deployment(dep.name, dep.namespace, extra, dep.selector, dep.template)
+            made = pods_for_deployment(template, self.rng)
+            self.state.pods.extend(made)
+            schedule(self.state, {}, self.rng, only=made)
+        dep.replicas = replicas
+        if reconcile:
+            self.reconcile()
+
+    def delete_pod(self, name: str, namespace: str = "default") -> None:
+        pod = self.state.pod(name, namespace)
+        self.state.pods.remove(pod)
+        dep = next((d for d in self.state.deployments if pod.owner == f"Deployment/{d.name}" and d.namespace == namespace), None)
+        if dep is not None:  # the ReplicaSet makes a replacement
+            made = pods_for_deployment(Deployment(dep.name, dep.namespace, 1, dep.selector, dep.template), self.rng)
+            self.state.pods.extend(made)
+            schedule(self.state, {}, self.rng, only=made)
+        self.reconcile()
+
+    def set_pod_ready(self, name: str, ready: bool, namespace: str = "default") -> None:
+        self.state.pod(name, namespace).ready = ready
+        self.reconcile()
+
+    def patch_service(self, name: str, namespace: str = "default", **spec) -> None:
+        """Change Service fields (``session_affinity="ClientIP"``, ``external_traffic_policy="Local"``...)."""
+        svc = self.state.service(name, namespace)
+        for k, v in spec.items():
+            if not hasattr(svc, k):
+                raise InputError(f"service {name}: {k}", "no such field", "use a kslab.model.Service field name")
+            setattr(svc, k, v)
+        d = Document(f"patch of service {svc.key}", svc.manifest or {"kind": "Service", "metadata": {"name": name}})
+        admit_service(d, svc, self.state.config)
+        if svc.type in ("NodePort", "LoadBalancer"):
+            for i, p in enumerate(svc.ports):
+                if not p.node_port:
+                    p.node_port = self.allocator._next(d, f"spec.ports[{i}].nodePort", svc.key)
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        reconcile_endpoint_slices(self.state, self.rng)
 
 
 # ---- nodes ---------------------------------------------------------------------------------------
@@ -340,6 +478,28 @@ class ServiceAllocator:
         self.ports = _BandAllocator(list(range(lo, hi + 1)), node_port_bands(cfg.node_port_range)[0].__len__(), rng)
         self.ip_owner: dict[str, str] = {}
         self.port_owner: dict[int, str] = {}
+
+    def mark_used(self, s: Service) -> None:
+        if s.cluster_ip and s.cluster_ip != "None":
+            self.ips.used.add(s.cluster_ip)
+            self.ip_owner[s.cluster_ip] = s.key
+        for p in s.ports:
+            if p.node_port:
+                self.ports.used.add(p.node_port)
+                self.port_owner[p.node_port] = s.key
+        if s.health_check_node_port:
+            self.ports.used.add(s.health_check_node_port)
+            self.port_owner[s.health_check_node_port] = s.key
+
+    def release(self, s: Service) -> None:
+        for ip in [s.cluster_ip]:
+            if self.ip_owner.get(ip) == s.key:
+                del self.ip_owner[ip]
+                self.ips.used.discard(ip)
+        for port in [p.node_port for p in s.ports] + [s.health_check_node_port]:
+            if port and self.port_owner.get(port) == s.key:
+                del self.port_owner[port]
+                self.ports.used.discard(port)
 
     def kubernetes_service(self) -> Service:
         """``default/kubernetes``, which the API server creates with the first service IP."""
@@ -476,12 +636,19 @@ def _tolerates(pod: Pod, node: Node) -> bool:
     return True
 
 
-def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.Random) -> None:
-    """Bind pods to nodes and give them IPs; pods run and are Ready (no probes modelled here)."""
+def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.Random, only: list[Pod] | None = None) -> None:
+    """Bind pods to nodes and give them IPs; pods run and are Ready (no probes modelled here).
+
+    ``only``: the pods to place (default: every pod without an IP); the others count as load.
+    """
     per_node_count = {n.name: 0 for n in state.nodes}
+    for p in state.pods:
+        if p.pod_ip and p.node_name in per_node_count:
+            per_node_count[p.node_name] += 1
     next_host = {n.name: 2 for n in state.nodes}  # host-local IPAM: .1 is the gateway
     used_ips = {p.pod_ip for p in state.pods if p.pod_ip}
-    for pod in state.pods:
+    todo = only if only is not None else [p for p in state.pods if not p.pod_ip]
+    for pod in todo:
         d = docs_by_pod.get(id(pod))
         where = d.where if d else (lambda f="": f"Pod {pod.key}: {f}")
         if pod.pod_ip and pod.phase != "Pending":

@@ -1,0 +1,106 @@
+"""Experiments return tidy DataFrames; summaries are plain functions on them.
+
+One row per connection, the same columns on every backend:
+
+``conn`` (0..n-1), ``backend``, ``client``, ``client_ip``, ``ingress_node``, ``destination``,
+``rules_path`` (a short id of the chain path taken), ``chains`` (that path), ``endpoint_pod``,
+``endpoint_node``, ``endpoint_ip``, ``source_ip_seen``, ``cross_node`` (the endpoint runs on
+another node than the one the connection entered), ``masquerade``, ``outcome``, ``reason``,
+``t`` (simulated clock, seconds), ``rules_evaluated``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+COLUMNS = [
+    "conn", "backend", "client", "client_ip", "ingress_node", "destination", "rules_path", "chains",
+    "endpoint_pod", "endpoint_node", "endpoint_ip", "source_ip_seen", "cross_node", "masquerade",
+    "outcome", "reason", "t", "rules_evaluated",
+]
+
+
+def rules_path_id(chains: Sequence[str]) -> str:
+    """A short stable id of the chain path (same path, same id)."""
+    return hashlib.sha1(" ".join(chains).encode()).hexdigest()[:8] if chains else "-"
+
+
+def connection_row(i: int, conn, backend: str, t: float) -> dict:
+    chains = list(dict.fromkeys(conn.chains))
+    return {
+        "conn": i,
+        "backend": backend,
+        "client": conn.client.name,
+        "client_ip": conn.client.ip,
+        "ingress_node": conn.ingress_node,
+        "destination": f"{conn.dst}:{conn.dport}/{conn.proto}",
+        "rules_path": rules_path_id(chains),
+        "chains": " > ".join(chains),
+        "endpoint_pod": conn.endpoint_pod or None,
+        "endpoint_node": conn.endpoint_node or None,
+        "endpoint_ip": conn.endpoint_ip or None,
+        "source_ip_seen": conn.source_ip_seen or None,
+        "cross_node": bool(conn.endpoint_node) and conn.endpoint_node != conn.ingress_node,
+        "masquerade": conn.masquerade,
+        "outcome": conn.outcome,
+        "reason": conn.reason if conn.outcome != "ok" else "",
+        "t": t,
+        "rules_evaluated": conn.rules_evaluated,
+    }
+
+
+def frame(rows: Iterable[dict]) -> pd.DataFrame:
+    return pd.DataFrame(list(rows), columns=COLUMNS)
+
+
+# ---- summaries ------------------------------------------------------------------------------------
+
+
+def shares(df: pd.DataFrame, by: str = "endpoint_pod", categories: Sequence[str] | None = None) -> pd.Series:
+    """Fraction of successful connections per value of ``by`` (0 for listed categories never hit)."""
+    ok = df[df["outcome"] == "ok"]
+    counts = ok[by].value_counts()
+    if categories is not None:
+        counts = counts.reindex(list(categories), fill_value=0)
+    total = counts.sum()
+    return (counts / total if total else counts.astype(float)).sort_index()
+
+
+def counts(df: pd.DataFrame, by: str = "endpoint_pod") -> pd.Series:
+    return df[df["outcome"] == "ok"][by].value_counts().sort_index()
+
+
+def chi_square_uniform(df: pd.DataFrame, by: str = "endpoint_pod", categories: Sequence[str] | None = None) -> tuple[float, float]:
+    """Pearson's chi-square statistic and p-value of the counts against a uniform split."""
+    from scipy.stats import chisquare
+
+    c = counts(df, by)
+    if categories is not None:
+        c = c.reindex(list(categories), fill_value=0)
+    if len(c) < 2:
+        return 0.0, 1.0
+    res = chisquare(c.to_numpy())
+    return float(res.statistic), float(res.pvalue)
+
+
+def stickiness(df: pd.DataFrame) -> pd.DataFrame:
+    """Per client IP: connections, distinct endpoints reached, and the share of its top endpoint."""
+    ok = df[df["outcome"] == "ok"]
+    g = ok.groupby("client_ip")["endpoint_pod"]
+    return pd.DataFrame({
+        "connections": g.size(),
+        "endpoints": g.nunique(),
+        "top_share": g.agg(lambda s: s.value_counts().iloc[0] / len(s)),
+    })
+
+
+def cross_node_share(df: pd.DataFrame) -> float:
+    ok = df[df["outcome"] == "ok"]
+    return float(ok["cross_node"].mean()) if len(ok) else 0.0
+
+
+def outcomes(df: pd.DataFrame) -> pd.Series:
+    return df["outcome"].value_counts()

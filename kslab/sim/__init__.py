@@ -1,0 +1,9 @@
+"""The sim dataplane: kube-proxy's rules executed the way netfilter executes them.
+
+- :mod:`kslab.sim.packet`: packets, hook contexts and trace steps (the shared vocabulary);
+- :mod:`kslab.sim.netfilter`: an interpreter of ``iptables-save``/restore text (tables, chains,
+  matches, targets), one per network namespace;
+- :mod:`kslab.sim.network`: nodes, pods and ``mypc``; routing like kindnet; conntrack and NAT;
+  one connection walked hook by hook, with its trace;
+- :mod:`kslab.sim.trace`: rendering a trace as text or JSON.
+"""

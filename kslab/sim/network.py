@@ -1,0 +1,535 @@
+"""The lab's network: nodes, pods and outside hosts; routing like kindnet; conntrack and NAT.
+
+One :class:`Network` holds a network namespace per node, each running the node's ruleset in a
+:class:`~kslab.sim.netfilter.Netfilter` with its own conntrack table and xt_recent lists. A
+connection (:meth:`Network.connect`) is walked the way the kernel walks it:
+
+- a pod's packet leaves through its veth and enters its node at PREROUTING (kindnet's ptp
+  plugin: every pod routes everything through the node, whose veth end is the pod CIDR's
+  ``.1``); a node's own packet starts at OUTPUT; ``mypc`` and other outside hosts reach only the
+  addresses on the "docker network" (the nodes), everything else goes to the docker host's
+  gateway, which knows no pod or Service routes;
+- NAT is decided on the first packet (nat table only for NEW connections), DNAT right away,
+  SNAT/MASQUERADE at POSTROUTING with the out interface's address; conntrack records the
+  bindings and reverses them for the reply;
+- routing sends the packet to a local pod's veth, another node (its pod CIDR, like kindnet's
+  routes), the node itself (INPUT), or the fabric; a node that receives a packet for another
+  node's pod forwards it, with its own rules and conntrack;
+- the reply leaves the endpoint pod toward the source it saw and walks back hop by hop through
+  the conntrack of each node it crosses. A reply to the endpoint's own address never leaves the
+  pod (hairpin without masquerade): it bypasses the node's conntrack and the client drops it.
+
+The result, :class:`Connection`, carries the outcome, the endpoint reached, the source address
+the endpoint saw, the nodes crossed both ways, and the full trace (:class:`TraceStep` list).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+from ..model import ClusterState, Pod
+from .netfilter import Netfilter
+from .packet import HookContext, HookResult, NamespaceState, Packet, TraceStep
+
+FABRIC = ipaddress.ip_network("172.18.0.0/16")  # kind's "docker network"
+FABRIC_GATEWAY = "172.18.0.1"  # the docker host
+MYPC_IP = "172.18.0.100"
+EPHEMERAL = (32768, 60999)  # net.ipv4.ip_local_port_range
+
+
+@dataclass
+class ConntrackEntry:
+    orig: tuple[str, str, int, str, int]  # proto, src, sport, dst, dport as the client sent it
+    reply: tuple[str, str, int, str, int]  # what the reply looks like before un-NAT
+    dnat: tuple[str, int] | None = None
+    snat: tuple[str, int] | None = None
+
+
+class Conntrack:
+    """One namespace's connection tracking table (both directions indexed)."""
+
+    def __init__(self) -> None:
+        self.by_orig: dict[tuple, ConntrackEntry] = {}
+        self.by_reply: dict[tuple, ConntrackEntry] = {}
+
+    def add(self, e: ConntrackEntry) -> None:
+        self.by_orig[e.orig] = e
+        self.by_reply[e.reply] = e
+
+    def remove(self, e: ConntrackEntry) -> None:
+        self.by_orig.pop(e.orig, None)
+        self.by_reply.pop(e.reply, None)
+
+    def __len__(self) -> int:
+        return len(self.by_orig)
+
+
+@dataclass
+class NodeNS:
+    """A node's network namespace."""
+
+    name: str
+    ip: str
+    pod_cidr: ipaddress.IPv4Network | None
+    gateway_ip: str  # the pod-side gateway (host end of every veth): first address of the pod CIDR
+    netfilter: Netfilter
+    state: NamespaceState
+    conntrack: Conntrack = field(default_factory=Conntrack)
+    route_localnet: bool = True
+
+    @property
+    def local_addresses(self) -> frozenset[str]:
+        addrs = {self.ip, "127.0.0.1"}
+        if self.gateway_ip:
+            addrs.add(self.gateway_ip)
+        return frozenset(addrs)
+
+
+@dataclass
+class Client:
+    """Where a connection starts: a pod, a node, or a host outside the cluster."""
+
+    name: str
+    ip: str
+    kind: str  # "pod", "node", "external"
+    node: str = ""  # the pod's node, or the node itself
+
+
+@dataclass
+class Connection:
+    client: Client
+    dst: str
+    dport: int
+    proto: str
+    outcome: str  # ok, rejected, dropped, refused, unreachable, reply-mismatch, no-route
+    reason: str = ""
+    sport: int = 0
+    ingress_node: str = ""
+    endpoint_pod: str = ""
+    endpoint_node: str = ""
+    endpoint_ip: str = ""
+    endpoint_port: int = 0
+    source_ip_seen: str = ""
+    dnat_to: str | None = None
+    masquerade: bool = False
+    snat_to: str | None = None
+    path: list[str] = field(default_factory=list)  # nodes the first packet crossed
+    reply_path: list[str] = field(default_factory=list)  # nodes the reply crossed
+    chains: list[str] = field(default_factory=list)  # chains entered, in order
+    rules_evaluated: int = 0
+    steps: list[TraceStep] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+
+def _pkt_dict(p: Packet) -> dict:
+    return {"src": p.src, "sport": p.sport, "dst": p.dst, "dport": p.dport, "proto": p.proto, "mark": hex(p.mark)}
+
+
+class Network:
+    """The lab's dataplane: build it from cluster state and one ruleset text per node."""
+
+    def __init__(
+        self,
+        state: ClusterState,
+        rulesets: dict[str, str],
+        *,
+        seed: int = 0,
+        listening: dict[str, set[tuple[str, int]]] | None = None,
+    ) -> None:
+        self.state = state
+        self.seed = seed
+        self.rng = random.Random(f"{seed}/network")
+        self.now = 0.0
+        self.nodes: dict[str, NodeNS] = {}
+        for i, node in enumerate(state.nodes):
+            cidr = ipaddress.ip_network(node.pod_cidr) if node.pod_cidr else None
+            gw = str(cidr.network_address + 1) if cidr else ""
+            self.nodes[node.name] = NodeNS(
+                name=node.name,
+                ip=node.internal_ip,
+                pod_cidr=cidr,
+                gateway_ip=gw,
+                netfilter=Netfilter.from_text(rulesets[node.name], name=node.name) if node.name in rulesets else Netfilter.from_text(""),
+                state=NamespaceState(rng=random.Random(f"{seed}/{node.name}")),
+            )
+        self.pods_by_ip: dict[str, Pod] = {p.pod_ip: p for p in state.pods if p.pod_ip and p.phase == "Running"}
+        self.node_by_ip = {n.ip: n for n in self.nodes.values()}
+        self.listening = listening if listening is not None else self._default_listening()
+
+    # ---- topology ----------------------------------------------------------------------------
+    def _default_listening(self) -> dict[str, set[tuple[str, int]]]:
+        """Pods listen on their declared container ports (whoami on 80, echo on 8080 ...)."""
+        out: dict[str, set[tuple[str, int]]] = {}
+        for p in self.pods_by_ip.values():
+            out[p.pod_ip] = {(cp.protocol.lower(), cp.container_port) for c in p.containers for cp in c.ports}
+        return out
+
+    def update_rules(self, rulesets: dict[str, str]) -> None:
+        """Load new rulesets (an iptables-restore); xt_recent lists, counters and conntrack stay."""
+        for name, text in rulesets.items():
+            self.nodes[name].netfilter = Netfilter.from_text(text, name=name)
+
+    def update_pods(self, state: ClusterState) -> None:
+        self.state = state
+        self.pods_by_ip = {p.pod_ip: p for p in state.pods if p.pod_ip and p.phase == "Running"}
+        self.listening = self._default_listening()
+
+    def reseed(self, seed: int) -> None:
+        """Restart every random choice (client ports, ``statistic`` draws) from ``seed``."""
+        self.seed = seed
+        self.rng = random.Random(f"{seed}/network")
+        for node in self.nodes.values():
+            node.state.rng = random.Random(f"{seed}/{node.name}")
+
+    def reset(self) -> None:
+        """Forget xt_recent lists, counters and conntrack, and set the clock to 0 (fresh nodes)."""
+        self.now = 0.0
+        for node in self.nodes.values():
+            node.state.recent.clear()
+            node.state.nfacct.clear()
+            node.state.nth_counters.clear()
+            node.conntrack = Conntrack()
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulated clock (what ``recent --seconds`` and affinity timeouts read)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        self.now += seconds
+
+    def client(self, spec: str) -> Client:
+        """A pod name, a node name, ``mypc``, or an IP (a pod CIDR address is a pod-like client
+        on that node; a fabric address is a host beside mypc; anything else is outside)."""
+        if spec == "mypc":
+            return Client("mypc", MYPC_IP, "external")
+        if spec in self.nodes:
+            return Client(spec, self.nodes[spec].ip, "node", spec)
+        for p in self.state.pods:
+            if p.name == spec or p.key == spec:
+                if not p.pod_ip:
+                    raise InputError(f"--from {spec}", "the pod has no IP (it is not running)", "pick a running pod")
+                return Client(p.name, p.pod_ip, "pod", p.node_name)
+        try:
+            ip = ipaddress.ip_address(spec)
+        except ValueError:
+            known = ", ".join(["mypc", *self.nodes, *(p.name for p in self.state.pods)])
+            raise InputError(f"--from {spec}", "no pod, node or IP by that name", f"use one of: {known}, or an IP")
+        s = str(ip)
+        if s in self.node_by_ip:
+            n = self.node_by_ip[s]
+            return Client(n.name, s, "node", n.name)
+        if s in self.pods_by_ip:
+            p = self.pods_by_ip[s]
+            return Client(p.name, s, "pod", p.node_name)
+        for n in self.nodes.values():
+            if n.pod_cidr and ip in n.pod_cidr:
+                return Client(s, s, "pod", n.name)
+        return Client(s, s, "external")
+
+    def _route(self, node: NodeNS, dst: str) -> tuple[str, str, str]:
+        """The node's routing decision: (kind, out_iface, next) with kind in
+        local | pod | node | fabric | gateway."""
+        if dst in node.local_addresses or dst.startswith("127."):
+            return "local", "lo", node.name
+        ip = ipaddress.ip_address(dst)
+        if node.pod_cidr and ip in node.pod_cidr:
+            pod = self.pods_by_ip.get(dst)
+            if pod and pod.node_name == node.name:
+                return "pod", f"veth-{pod.name}"[:15], dst
+            return "unreachable", "", dst
+        for other in self.nodes.values():
+            if other is not node and other.pod_cidr and ip in other.pod_cidr:
+                return "node", "eth0", other.name
+        if dst in self.node_by_ip:
+            return "node", "eth0", self.node_by_ip[dst].name
+        if ip in FABRIC:
+            return "fabric", "eth0", dst
+        return "gateway", "eth0", FABRIC_GATEWAY
+
+    # ---- one connection ------------------------------------------------------------------------
+    def connect(
+        self,
+        client: Client | str,
+        dst: str,
+        dport: int,
+        proto: str = "tcp",
+        *,
+        sport: int | None = None,
+        trace: bool = True,
+    ) -> Connection:
+        c = self.client(client) if isinstance(client, str) else client
+        proto = proto.lower()
+        if sport is None:
+            sport = self.rng.randint(*EPHEMERAL)
+        conn = Connection(client=c, dst=dst, dport=dport, proto=proto, outcome="", sport=sport)
+        pkt = Packet(src=c.ip, dst=dst, proto=proto, sport=sport, dport=dport)
+        created: list[tuple[NodeNS, object]] = []
+        try:
+            self._forward_path(conn, pkt, created, trace)
+        finally:
+            for node, entry in created:  # the connection is closed: its conntrack entries go
+                node.conntrack.remove(entry)  # type: ignore[arg-type]
+        return conn
+
+    def _note(self, conn: Connection, node: str, hook: str, detail: str, trace: bool) -> None:
+        if trace:
+            conn.steps.append(TraceStep(node=node, hook=hook, table="", chain="", event="note", detail=detail))
+
+    def _hook(self, conn: Connection, node: NodeNS, hook: str, pkt: Packet, ct_state: str, trace: bool,
+              ct_status: frozenset[str] = frozenset()) -> HookResult:
+        ctx = HookContext(hook=hook, local_addresses=node.local_addresses, now=self.now, state=node.state,
+                          ct_state=ct_state, ct_status=ct_status)
+        res = node.netfilter.run_hook(hook, pkt, ctx, trace=trace)
+        conn.rules_evaluated += res.rules_evaluated
+        for s in res.steps:
+            s.node = node.name
+            if s.event in ("jump", "goto") and s.detail:
+                conn.chains.append(s.detail)
+        if trace:
+            conn.steps.extend(res.steps)
+        else:  # still record the chain path for the "rules path" of experiments
+            conn.chains.extend(s.detail for s in res.steps if s.event in ("jump", "goto") and s.detail)
+        return res
+
+    def _forward_path(self, conn: Connection, pkt: Packet, created: list, trace: bool) -> None:
+        c = conn.client
+        orig = pkt.five_tuple()
+        # where the first packet enters netfilter
+        if c.kind == "external":
+            target = self.node_by_ip.get(pkt.dst)
+            if target is None:
+                if ipaddress.ip_address(pkt.dst) in FABRIC:
+                    conn.outcome, conn.reason = "unreachable", f"{pkt.dst} is on the docker network but nothing answers there"
+                else:
+                    conn.outcome, conn.reason = "no-route", (
+                        f"{c.name} has no route to {pkt.dst}: outside the cluster only the node IPs are reachable "
+                        f"(Service and pod IPs exist only inside the nodes' rules and routes)"
+                    )
+                self._note(conn, c.name, "", conn.reason, trace)
+                return
+            node, hook, in_iface = target, "PREROUTING", "eth0"
+        elif c.kind == "pod":
+            node, hook, in_iface = self.nodes[c.node], "PREROUTING", f"veth-{c.name}"[:15]
+        else:
+            node, hook, in_iface = self.nodes[c.node], "OUTPUT", ""
+        conn.ingress_node = node.name
+
+        hops = 0
+        while True:
+            hops += 1
+            if hops > 8:
+                conn.outcome, conn.reason = "dropped", "routing loop"
+                return
+            conn.path.append(node.name)
+            before = _pkt_dict(pkt)
+            entry_existing = node.conntrack.by_orig.get(pkt.five_tuple())
+            ct_state = "ESTABLISHED" if entry_existing else "NEW"
+            pkt.in_iface = in_iface if hook == "PREROUTING" else ""
+            pkt.out_iface = ""
+            res = self._hook(conn, node, hook, pkt, ct_state, trace)
+            if res.verdict != "ACCEPT":
+                self._verdict(conn, node, hook, res)
+                return
+            dnat = None
+            if res.nat and res.nat.kind == "DNAT":
+                dnat = (pkt.dst, pkt.dport)
+                conn.dnat_to = conn.dnat_to or f"{pkt.dst}:{pkt.dport}"
+                if trace:
+                    conn.steps.append(TraceStep(node.name, hook, "nat", "", "nat", detail=f"DNAT {before['dst']}:{before['dport']} -> {pkt.dst}:{pkt.dport}",
+                                                packet_before=before, packet_after=_pkt_dict(pkt)))
+            kind, out_iface, nxt = self._route(node, pkt.dst)
+            if kind == "local":
+                pkt.out_iface = "lo"
+                res = self._hook(conn, node, "INPUT", pkt, ct_state, trace)
+                if res.verdict != "ACCEPT":
+                    self._verdict(conn, node, "INPUT", res)
+                    return
+                conn.outcome, conn.reason = "refused", f"{pkt.dst}:{pkt.dport} is the node {node.name} itself and nothing listens there"
+                self._note(conn, node.name, "INPUT", conn.reason, trace)
+                return
+            if kind == "unreachable":
+                conn.outcome, conn.reason = "unreachable", f"no pod with IP {pkt.dst} on {node.name}"
+                self._note(conn, node.name, "", conn.reason, trace)
+                return
+            pkt.out_iface = out_iface
+            if hook == "PREROUTING":
+                pkt.in_iface = in_iface
+                res = self._hook(conn, node, "FORWARD", pkt, ct_state, trace, frozenset({"DNAT"}) if dnat else frozenset())
+                if res.verdict != "ACCEPT":
+                    self._verdict(conn, node, "FORWARD", res)
+                    return
+            pkt.in_iface = ""
+            before_post = _pkt_dict(pkt)
+            res = self._hook(conn, node, "POSTROUTING", pkt, ct_state, trace, frozenset({"DNAT"}) if dnat else frozenset())
+            if res.verdict != "ACCEPT":
+                self._verdict(conn, node, "POSTROUTING", res)
+                return
+            snat = None
+            if res.nat and res.nat.kind in ("SNAT", "MASQUERADE"):
+                if res.nat.kind == "MASQUERADE":
+                    new_ip = node.gateway_ip if out_iface.startswith("veth") else node.ip
+                    conn.masquerade = True
+                else:
+                    new_ip = res.nat.to_ip
+                new_port = pkt.sport
+                if res.nat.random_fully or (res.nat.to_port is not None):
+                    new_port = res.nat.to_port if res.nat.to_port is not None else node.state.rng.randint(1024, 65535)
+                pkt.src, pkt.sport = new_ip, new_port
+                snat = (new_ip, new_port)
+                conn.snat_to = f"{new_ip}:{new_port}"
+                if trace:
+                    conn.steps.append(TraceStep(node.name, "POSTROUTING", "nat", "", "nat",
+                                                detail=f"{res.nat.kind} {before_post['src']} -> {new_ip} (out {out_iface})",
+                                                packet_before=before_post, packet_after=_pkt_dict(pkt)))
+            if ct_state == "NEW":
+                entry = ConntrackEntry(orig=(orig[0], before["src"], before["sport"], before["dst"], before["dport"]),
+                                       reply=(pkt.proto, pkt.dst, pkt.dport, pkt.src, pkt.sport), dnat=dnat, snat=snat)
+                node.conntrack.add(entry)
+                created.append((node, entry))
+            if kind == "pod":
+                self._deliver(conn, node, pkt, created, trace)
+                return
+            if kind == "node":
+                node, hook, in_iface = self.nodes[nxt], "PREROUTING", "eth0"
+                continue
+            # fabric or gateway: leaves the cluster
+            conn.outcome = "no-route" if kind == "gateway" else "unreachable"
+            conn.reason = f"{node.name} sends {pkt.dst} out to the docker network ({nxt}); nothing there answers"
+            self._note(conn, node.name, "POSTROUTING", conn.reason, trace)
+            return
+
+    def _verdict(self, conn: Connection, node: NodeNS, hook: str, res: HookResult) -> None:
+        conn.outcome = "rejected" if res.verdict == "REJECT" else "dropped"
+        last = next((s for s in reversed(res.steps) if s.event == "rule"), None)
+        why = f" by rule {last.rule!r}" if last else ""
+        conn.reason = f"{res.verdict} in {hook} on {node.name}{why}"
+
+    def _deliver(self, conn: Connection, node: NodeNS, pkt: Packet, created: list, trace: bool) -> None:
+        pod = self.pods_by_ip[pkt.dst]
+        conn.endpoint_pod, conn.endpoint_node = pod.name, pod.node_name
+        conn.endpoint_ip, conn.endpoint_port = pkt.dst, pkt.dport
+        conn.source_ip_seen = pkt.src
+        self._note(conn, node.name, "", f"delivered to pod {pod.name} ({pkt.dst}:{pkt.dport}), which sees the client as {pkt.src}", trace)
+        if (pkt.proto, pkt.dport) not in self.listening.get(pkt.dst, set()):
+            conn.outcome, conn.reason = "refused", f"pod {pod.name} does not listen on {pkt.proto}/{pkt.dport}"
+            return
+        self._reply_path(conn, pod, pkt, trace)
+
+    def _reply_path(self, conn: Connection, pod: Pod, fwd: Packet, trace: bool) -> None:
+        c = conn.client
+        reply = Packet(src=fwd.dst, dst=fwd.src, proto=fwd.proto, sport=fwd.dport, dport=fwd.sport)
+        if reply.dst == pod.pod_ip:
+            conn.outcome = "reply-mismatch"
+            conn.reason = (
+                f"hairpin without masquerade: {pod.name} sees a connection from its own address {fwd.src}, so its reply "
+                f"stays inside the pod and never passes the node's conntrack to be un-DNATed; the client, waiting for "
+                f"{conn.dst}:{conn.dport}, never gets an answer"
+            )
+            self._note(conn, pod.name, "", conn.reason, trace)
+            return
+        node = self.nodes[pod.node_name]
+        in_iface = f"veth-{pod.name}"[:15]
+        for _ in range(8):
+            conn.reply_path.append(node.name)
+            entry = node.conntrack.by_reply.get(reply.five_tuple())
+            before = _pkt_dict(reply)
+            if entry is not None:
+                if entry.dnat is not None:  # un-DNAT: the reply comes from the address the client used
+                    reply.src, reply.sport = entry.orig[3], entry.orig[4]
+                if entry.snat is not None:  # un-SNAT: back to the client's real address
+                    reply.dst, reply.dport = entry.orig[1], entry.orig[2]
+                if trace:
+                    conn.steps.append(TraceStep(node.name, "PREROUTING", "", "", "nat", detail="conntrack reverses the NAT of the reply",
+                                                packet_before=before, packet_after=_pkt_dict(reply)))
+            pkt = reply
+            pkt.in_iface = in_iface
+            kind, out_iface, nxt = self._route(node, pkt.dst)
+            pkt.out_iface = out_iface
+            if kind == "local":
+                if c.kind == "node" and c.node == node.name:
+                    return self._check_reply(conn, pkt, trace)
+                conn.outcome, conn.reason = "reply-mismatch", f"the reply for {pkt.dst} ended on {node.name}"
+                return
+            res = self._hook(conn, node, "FORWARD", pkt, "ESTABLISHED", trace)
+            if res.verdict != "ACCEPT":
+                self._verdict(conn, node, "FORWARD (reply)", res)
+                return
+            if kind == "pod":
+                return self._check_reply(conn, pkt, trace)
+            if kind == "node":
+                node, in_iface = self.nodes[nxt], "eth0"
+                continue
+            # out to the docker network: the client outside
+            return self._check_reply(conn, pkt, trace)
+        conn.outcome, conn.reason = "dropped", "reply routing loop"
+
+    def _check_reply(self, conn: Connection, reply: Packet, trace: bool) -> None:
+        c = conn.client
+        if reply.dst != c.ip or reply.dport != conn.sport:
+            conn.outcome, conn.reason = "reply-mismatch", f"the reply went to {reply.dst}:{reply.dport}, not to {c.ip}:{conn.sport}"
+        elif reply.src != conn.dst or reply.sport != conn.dport:
+            conn.outcome = "reply-mismatch"
+            conn.reason = (f"the reply comes from {reply.src}:{reply.sport} but {c.name} talked to {conn.dst}:{conn.dport}; "
+                           "no conntrack entry on its way reversed the DNAT, so the client drops it")
+        else:
+            conn.outcome = "ok"
+        self._note(conn, c.name, "", f"reply reaches {c.name}: {reply.src}:{reply.sport} -> {reply.dst}:{reply.dport} ({conn.outcome})", trace)
+
+
+def resolve_destination(state: ClusterState, spec: str) -> tuple[str, int, str]:
+    """``IP:PORT[/proto]``, ``service[:port]`` (ClusterIP), or ``NODE:nodePort`` -> (ip, port, proto)."""
+    proto = "tcp"
+    s = spec
+    if "/" in s:
+        s, proto = s.rsplit("/", 1)
+        proto = proto.lower()
+        if proto not in ("tcp", "udp", "sctp"):
+            raise InputError(f"--to {spec}", f"unknown protocol {proto!r}", "use tcp, udp or sctp")
+    host, sep, port_s = s.rpartition(":")
+    if not sep:
+        host, port_s = s, ""
+    port = int(port_s) if port_s.isdigit() else None
+    # an IP
+    try:
+        ipaddress.ip_address(host)
+        if port is None:
+            raise InputError(f"--to {spec}", "an IP destination needs a port", "write IP:PORT, e.g. 10.200.1.10:9000")
+        return host, port, proto
+    except ValueError:
+        pass
+    # a node
+    for n in state.nodes:
+        if n.name == host:
+            if port is None:
+                raise InputError(f"--to {spec}", "a node destination needs the nodePort", f"write {host}:<nodePort>")
+            return n.internal_ip, port, proto
+    # a service
+    svc = None
+    ns = None
+    name = host
+    if "/" in host:
+        ns, name = host.split("/", 1)
+    for sv in state.services:
+        if sv.name == name and (ns is None or sv.namespace == ns):
+            svc = sv
+            break
+    if svc is None:
+        known = ", ".join(sorted({s.name for s in state.services} | {n.name + ':PORT' for n in state.nodes}))
+        raise InputError(f"--to {spec}", "no service, node or IP by that name", f"use one of: {known}, or IP:PORT")
+    if not svc.cluster_ip or svc.cluster_ip == "None":
+        raise InputError(f"--to {spec}", "the service has no ClusterIP (headless)", "connect to a pod IP instead")
+    if port_s and not port_s.isdigit():
+        sp = svc.port_named(port_s)
+        if sp is None:
+            raise InputError(f"--to {spec}", f"the service has no port named {port_s!r}", f"ports: {', '.join(p.name or str(p.port) for p in svc.ports)}")
+        return svc.cluster_ip, sp.port, sp.protocol.lower()
+    if port is None:
+        sp = svc.ports[0]
+        return svc.cluster_ip, sp.port, sp.protocol.lower()
+    return svc.cluster_ip, port, proto
+

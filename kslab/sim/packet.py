@@ -1,0 +1,95 @@
+"""The vocabulary shared by the netfilter interpreter and the network model."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Packet:
+    """One packet's headers and the per-packet state netfilter can read or change."""
+
+    src: str
+    dst: str
+    proto: str = "tcp"  # tcp, udp, sctp, icmp
+    sport: int = 0
+    dport: int = 0
+    in_iface: str = ""  # set in PREROUTING/INPUT/FORWARD
+    out_iface: str = ""  # set in OUTPUT/FORWARD/POSTROUTING
+    mark: int = 0  # skb->mark
+
+    def five_tuple(self) -> tuple[str, str, int, str, int]:
+        return (self.proto, self.src, self.sport, self.dst, self.dport)
+
+    def endpoint(self, which: str = "dst") -> str:
+        ip, port = (self.dst, self.dport) if which == "dst" else (self.src, self.sport)
+        return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+@dataclass
+class NatAction:
+    """A NAT target that fired: ``DNAT``/``SNAT`` to ``ip[:port]``, or ``MASQUERADE``."""
+
+    kind: str  # DNAT, SNAT, MASQUERADE
+    to_ip: str = ""
+    to_port: int | None = None
+    random_fully: bool = False
+
+
+@dataclass
+class RecentEntry:
+    stamps: list[float] = field(default_factory=list)  # simulated-clock seconds, oldest first
+    last_seen: float = 0.0
+
+
+@dataclass
+class NamespaceState:
+    """What persists in one network namespace between packets: xt_recent lists, nfacct
+    counters, and the RNG behind ``-m statistic --mode random`` (seeded: runs repeat exactly)."""
+
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    recent: dict[str, dict[str, RecentEntry]] = field(default_factory=dict)  # list name -> address -> entry
+    nfacct: dict[str, int] = field(default_factory=dict)  # counter name -> packets
+    nth_counters: dict[int, int] = field(default_factory=dict)  # statistic --mode nth, per rule id
+
+
+@dataclass
+class HookContext:
+    """What the interpreter needs to know about the packet's situation at one hook."""
+
+    hook: str  # PREROUTING, INPUT, FORWARD, OUTPUT, POSTROUTING
+    local_addresses: frozenset[str]  # addrtype LOCAL (includes 127.0.0.0/8 handling by the caller)
+    now: float  # the simulated clock, seconds
+    state: NamespaceState
+    ct_state: str = "NEW"  # NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED
+    ct_status: frozenset[str] = frozenset()  # DNAT, SNAT (what conntrack knows of NAT so far)
+    broadcast_addresses: frozenset[str] = frozenset()
+    multicast: bool = False
+
+
+@dataclass
+class TraceStep:
+    """One thing netfilter did: a rule matched (and what it did), a chain was entered or left,
+    a policy applied."""
+
+    node: str  # the network namespace (node name)
+    hook: str
+    table: str
+    chain: str
+    event: str  # "rule", "jump", "goto", "return", "policy", "nat", "verdict", "note"
+    rule: str = ""  # the rule as iptables-save prints it
+    rule_number: int = 0  # 1-based position in its chain
+    detail: str = ""
+    packet_before: dict[str, Any] | None = None
+    packet_after: dict[str, Any] | None = None
+
+
+@dataclass
+class HookResult:
+    verdict: str  # ACCEPT, DROP, REJECT
+    nat: NatAction | None = None
+    steps: list[TraceStep] = field(default_factory=list)
+    rules_evaluated: int = 0  # how many rules the kernel would have evaluated (linear scan)
+    reject_with: str = ""
