@@ -158,11 +158,120 @@ def cmd_lab(args) -> int:
     return 0  # not reached
 
 
+def _add_trace(sub) -> None:
+    p = sub.add_parser(
+        "trace",
+        help="walk one new connection through the rules and routing",
+        description="Walk one new connection hook by hook: chains, matched rules, NAT, verdict, endpoint.",
+    )
+    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
+                   help="the lab's manifests (default: the study's lab in data/myk8s)")
+    p.add_argument("--iptables-save", metavar="FILE", help="trace through a real node's iptables-save dump instead")
+    p.add_argument("--node-ip", help="with --iptables-save: the node's IP")
+    p.add_argument("--node", help="the node where an IP client's packet enters (default: where the client is)")
+    p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP")
+    p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port] or NODE:nodePort")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_trace)
+
+
+def cmd_trace(args) -> int:
+    import json
+
+    if args.iptables_save:
+        from .sim.single import trace_dump
+
+        if args.files:
+            raise InputError("--iptables-save", "cannot be combined with -f", "give either a dump or manifests")
+        if not args.node_ip:
+            raise InputError("--node-ip", "required with --iptables-save", "give the IP of the node the dump came from")
+        conn = trace_dump(args.iptables_save, node_ip=args.node_ip, src=args.src, to=args.dst, seed=args.seed)
+    else:
+        from .lab import Lab
+
+        files = [f for group in args.files for f in group] if args.files else None
+        lab = Lab(files, seed=args.seed)
+        src = args.src
+        if args.node:
+            lab.cluster.node(args.node)
+            client = lab.network.client(src)
+            if client.kind == "external" and args.node:
+                client.node = args.node
+            elif client.node and client.node != args.node:
+                raise InputError("--node", f"{src} is on {client.node}, not {args.node}", f"drop --node or use --node {client.node}")
+        conn = lab.trace(src, args.dst).connection
+    from .sim.trace import trace_dict, trace_text
+
+    if args.json:
+        print(json.dumps(trace_dict(conn), indent=2))
+    else:
+        sys.stdout.write(trace_text(conn))
+    return 0
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser("simulate", help="open N connections and report where they landed")
+    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
+                   help="the lab's manifests (default: the study's lab in data/myk8s)")
+    p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP (comma-separated for several)")
+    p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port] or NODE:nodePort")
+    p.add_argument("-n", type=int, default=1000, help="connections (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=["sim", "netns"], default="sim")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_simulate)
+
+
+def cmd_simulate(args) -> int:
+    import json
+
+    from . import experiments
+    from .lab import Lab
+
+    if args.n < 0 or args.n > 10_000_000:
+        raise InputError("-n", f"{args.n} is out of range", "use 0 to 10,000,000 connections")
+    files = [f for group in args.files for f in group] if args.files else None
+    lab = Lab(files, backend=args.backend, seed=args.seed)
+    clients = [c.strip() for c in args.src.split(",") if c.strip()]
+    df = lab.run(clients, args.dst, n=args.n, seed=args.seed)
+    ok = df[df["outcome"] == "ok"]
+    by_endpoint = {k: int(v) for k, v in ok["endpoint_pod"].value_counts().sort_index().items()}
+    seen = {pod: sorted(g["source_ip_seen"].dropna().unique().tolist()) for pod, g in ok.groupby("endpoint_pod")}
+    failed = int((df["outcome"] != "ok").sum())
+    result = {
+        "backend": lab.backend,
+        "connections": int(len(df)),
+        "to": args.dst,
+        "from": clients,
+        "seed": args.seed,
+        "by_endpoint": by_endpoint,
+        "by_endpoint_node": {k: int(v) for k, v in ok["endpoint_node"].value_counts().sort_index().items()},
+        "source_ip_seen": seen,
+        "failed": failed,
+        "outcomes": {k: int(v) for k, v in df["outcome"].value_counts().items()},
+        "cross_node_share": experiments.cross_node_share(df),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{len(df)} connections {', '.join(clients)} -> {args.dst} on {lab.backend} (seed {args.seed})")
+    for pod, cnt in by_endpoint.items():
+        share = cnt / len(ok) if len(ok) else 0
+        print(f"  {pod:<32} {cnt:>8}  {share:6.1%}  sees {', '.join(seen.get(pod, []))}")
+    if failed:
+        reasons = df[df["outcome"] != "ok"]["reason"].value_counts()
+        print(f"  failed: {failed} ({reasons.index[0]})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kslab", description="Kubernetes Service networking, the way kube-proxy does it.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     _add_render(sub)
+    _add_trace(sub)
+    _add_simulate(sub)
     _add_doctor(sub)
     _add_lab(sub)
     return parser

@@ -1,0 +1,103 @@
+"""Tracing through one real node's ``iptables-save`` dump (no cluster model around it).
+
+The packet arrives at the node (PREROUTING, from an interface) or starts on it (OUTPUT, when
+the source is the node's own IP or loopback); after the nat decision the route is either local
+(INPUT) or onward (FORWARD, POSTROUTING). The result says where the connection would go: the
+DNAT target, whether it is masqueraded, and the verdict.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from pathlib import Path
+
+from ..errors import InputError
+from .netfilter import Netfilter
+from .network import Client, Connection
+from .packet import HookContext, NamespaceState, Packet, TraceStep
+
+
+def _parse_to(spec: str) -> tuple[str, int, str]:
+    s, _, proto = spec.partition("/")
+    proto = (proto or "tcp").lower()
+    host, sep, port = s.rpartition(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise InputError(f"--to {spec}", "with --iptables-save the destination must be IP:PORT[/proto]", "e.g. 10.96.0.10:53/udp")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"--to {spec}", "the port is missing or invalid", "write IP:PORT[/proto], e.g. 10.96.0.1:443/tcp")
+    if proto not in ("tcp", "udp", "sctp"):
+        raise InputError(f"--to {spec}", f"unknown protocol {proto!r}", "use tcp, udp or sctp")
+    return host, int(port), proto
+
+
+def trace_dump(path: str, *, node_ip: str, src: str, to: str, seed: int = 0, local_addresses: set[str] | None = None) -> Connection:
+    try:
+        ipaddress.ip_address(node_ip)
+    except ValueError:
+        raise InputError("--node-ip", f"{node_ip!r} is not an IP address", "write it like 172.18.0.2")
+    try:
+        ipaddress.ip_address(src)
+    except ValueError:
+        raise InputError("--from", f"{src!r} is not an IP address", "with --iptables-save, --from is an IP")
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--iptables-save {path}", "no such file", "give the path of an iptables-save dump")
+    nf = Netfilter.from_text(p.read_text(), name=node_ip)
+    dst, dport, proto = _parse_to(to)
+    state = NamespaceState(rng=random.Random(seed))
+    local = frozenset((local_addresses or set()) | {node_ip, "127.0.0.1"})
+    origin_local = src in local or src.startswith("127.")
+    conn = Connection(client=Client(src, src, "node" if origin_local else "external", node_ip), dst=dst, dport=dport,
+                      proto=proto, outcome="", sport=random.Random(seed).randint(32768, 60999), ingress_node=node_ip)
+    pkt = Packet(src=src, dst=dst, proto=proto, sport=conn.sport, dport=dport, in_iface="" if origin_local else "eth0")
+    conn.path.append(node_ip)
+
+    def hook(name: str, status: frozenset[str] = frozenset()):
+        ctx = HookContext(hook=name, local_addresses=local, now=0.0, state=state, ct_state="NEW", ct_status=status)
+        res = nf.run_hook(name, pkt, ctx, trace=True)
+        for s in res.steps:
+            s.node = node_ip
+            if s.event in ("jump", "goto") and s.detail:
+                conn.chains.append(s.detail)
+        conn.steps.extend(res.steps)
+        conn.rules_evaluated += res.rules_evaluated
+        return res
+
+    first = "OUTPUT" if origin_local else "PREROUTING"
+    before = (pkt.dst, pkt.dport)
+    res = hook(first)
+    if res.verdict != "ACCEPT":
+        conn.outcome, conn.reason = res.verdict.lower() + "ed" if res.verdict == "REJECT" else "dropped", f"{res.verdict} in {first}"
+        return conn
+    status = frozenset()
+    if (pkt.dst, pkt.dport) != before:
+        conn.dnat_to = f"{pkt.dst}:{pkt.dport}"
+        status = frozenset({"DNAT"})
+    if pkt.dst in local or pkt.dst.startswith("127."):
+        res = hook("INPUT", status)
+        conn.outcome = "local" if res.verdict == "ACCEPT" else ("rejected" if res.verdict == "REJECT" else "dropped")
+        conn.reason = f"delivered to the node itself ({pkt.dst}:{pkt.dport})" if res.verdict == "ACCEPT" else f"{res.verdict} in INPUT"
+        return conn
+    pkt.out_iface = "eth0"
+    if not origin_local:
+        res = hook("FORWARD", status)
+        if res.verdict != "ACCEPT":
+            conn.outcome = "rejected" if res.verdict == "REJECT" else "dropped"
+            conn.reason = f"{res.verdict} in FORWARD"
+            return conn
+    res = hook("POSTROUTING", status)
+    if res.verdict != "ACCEPT":
+        conn.outcome = "rejected" if res.verdict == "REJECT" else "dropped"
+        conn.reason = f"{res.verdict} in POSTROUTING"
+        return conn
+    if res.nat and res.nat.kind in ("MASQUERADE", "SNAT"):
+        conn.masquerade = True
+        conn.snat_to = res.nat.to_ip or node_ip
+        conn.steps.append(TraceStep(node_ip, "POSTROUTING", "nat", "", "nat", detail=f"{res.nat.kind}: source becomes {conn.snat_to}"))
+    conn.outcome = "forwarded"
+    conn.endpoint_ip, conn.endpoint_port = pkt.dst, pkt.dport
+    conn.reason = f"sent on to {pkt.dst}:{pkt.dport}"
+    return conn
