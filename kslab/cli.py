@@ -265,6 +265,30 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def _add_netns(sub) -> None:
+    p = sub.add_parser("netns", help="the real-kernel lab in network namespaces (root)")
+    nsub = p.add_subparsers(dest="netns_command", metavar="up|down|status", parser_class=_Parser)
+    nsub.required = True
+    up = nsub.add_parser("up", help="build the lab from manifests and leave it running")
+    up.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
+                    help="manifests (default: the study's lab in data/myk8s)")
+    up.add_argument("--seed", type=int, default=0)
+    nsub.add_parser("down", help="remove the lab and any leftovers of crashed runs")
+    nsub.add_parser("status", help="list what the lab has running")
+    p.set_defaults(func=cmd_netns)
+
+
+def cmd_netns(args) -> int:
+    from .netns import cli as netns_cli
+
+    if args.netns_command == "up":
+        files = [f for group in args.files for f in group] if args.files else None
+        return netns_cli.netns_up(files, args.seed)
+    if args.netns_command == "down":
+        return netns_cli.netns_down()
+    return netns_cli.netns_status()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kslab", description="Kubernetes Service networking, the way kube-proxy does it.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -272,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render(sub)
     _add_trace(sub)
     _add_simulate(sub)
+    _add_netns(sub)
     _add_doctor(sub)
     _add_lab(sub)
     return parser

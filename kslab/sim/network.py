@@ -315,6 +315,8 @@ class Network:
             node, hook, in_iface = target, "PREROUTING", "eth0"
         elif c.kind == "pod":
             node, hook, in_iface = self.nodes[c.node], "PREROUTING", f"veth-{c.name}"[:15]
+            self._note(conn, c.name, "OUTPUT", f"the packet leaves {c.name}'s own namespace (OUTPUT, POSTROUTING: no rules "
+                       f"there) by its default route to {node.gateway_ip} on {node.name}", trace)
         else:
             node, hook, in_iface = self.nodes[c.node], "OUTPUT", ""
         conn.ingress_node = node.name
@@ -396,6 +398,7 @@ class Network:
                 return
             if kind == "node":
                 node, hook, in_iface = self.nodes[nxt], "PREROUTING", "eth0"
+                pkt.mark = 0  # skb->mark does not cross the wire
                 continue
             # fabric or gateway: leaves the cluster
             conn.outcome = "no-route" if kind == "gateway" else "unreachable"
@@ -438,7 +441,7 @@ class Network:
             conn.reply_path.append(node.name)
             entry = node.conntrack.by_reply.get(reply.five_tuple())
             before = _pkt_dict(reply)
-            if entry is not None:
+            if entry is not None and (entry.dnat is not None or entry.snat is not None):
                 if entry.dnat is not None:  # un-DNAT: the reply comes from the address the client used
                     reply.src, reply.sport = entry.orig[3], entry.orig[4]
                 if entry.snat is not None:  # un-SNAT: back to the client's real address

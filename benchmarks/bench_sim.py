@@ -1,0 +1,63 @@
+"""Benchmark: connections per second through the sim dataplane (issue 3 target: >= 20,000/s on
+the lab ruleset, one core), through a 1,000-Service ruleset, and the wall time of the study's
+10,000-connection experiment. Ratios are printed against the target and between the rulesets.
+
+    python3 benchmarks/bench_sim.py [-n 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kslab.lab import Lab  # noqa: E402
+from kslab.model import Service, ServicePort  # noqa: E402
+
+
+def timed(lab: Lab, src: str, to: str, n: int) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    df = lab.run(src, to, n=n, seed=1)
+    return time.perf_counter() - t0, int((df["outcome"] == "ok").sum())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=10000)
+    a = ap.parse_args()
+    try:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    except (AttributeError, OSError):
+        pass
+    lab = Lab(seed=1)
+    lab.run("net-pod", "svc-clusterip", n=200, seed=0)  # warm up
+    wall, ok = timed(lab, "net-pod", "svc-clusterip", a.n)
+    rate = a.n / wall
+    print(f"lab ruleset: {a.n} connections net-pod -> svc-clusterip in {wall:.3f}s = {rate:,.0f} conn/s (ok={ok})")
+
+    # the same lab plus 1,000 more ClusterIP Services (selecting the webpods), all nodes re-rendered
+    big = Lab(seed=1)
+    for i in range(1000):  # ClusterIPs from a /16 beside the lab's /24, which is too small
+        ip = f"10.201.{i // 250}.{i % 250 + 1}"
+        big.cluster.services.append(Service(name=f"bulk{i:04d}", cluster_ip=ip, cluster_ips=[ip], internal_traffic_policy="Cluster",
+                                            ports=[ServicePort(port=8000, name="http", target_port=80)], selector={"app": "webpod"}))
+    big.control.reconcile()
+    big._sync()
+    rules = sum(rs.rule_count() for rs in big._rules.values()) // len(big._rules)
+    wall_big, ok_big = timed(big, "net-pod", "svc-clusterip", a.n)
+    rate_big = a.n / wall_big
+    print(f"1,000-service ruleset ({rules} rules per node): {rate_big:,.0f} conn/s (ok={ok_big})")
+    t = big.trace("net-pod", "svc-clusterip")
+    print(f"  rules the kernel evaluates for one new connection: lab {lab.trace('net-pod', 'svc-clusterip').rules_evaluated}, "
+          f"1,000-service {t.rules_evaluated}")
+    print(f"ratio lab rate / target 20,000 = {rate / 20000:.2f}; 1,000-service rate / lab rate = {rate_big / rate:.2f}")
+    print(f"10,000-connection experiment wall time: {wall * 10000 / a.n:.3f}s")
+    return 0 if rate >= 20000 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
