@@ -95,9 +95,14 @@ def test_nodeport_from_mypc_is_masqueraded_to_the_ingress_node(lab):
     df = lab.run("mypc", f"myk8s-worker:{np}", n=300, seed=3)
     assert (df["outcome"] == "ok").all()
     worker_ip = lab.cluster.node("myk8s-worker").internal_ip
-    assert set(df["source_ip_seen"]) == {worker_ip}
+    gateway = lab.network.nodes["myk8s-worker"].gateway_ip
     assert set(df["ingress_node"]) == {"myk8s-worker"}
     assert df["cross_node"].any() and not df["cross_node"].all()
+    # MASQUERADE takes the address of the interface the packet leaves by: eth0 (the node IP)
+    # toward another node, the pod's veth (kindnet/ptp puts the pod CIDR's .1 there) locally
+    assert set(df[df["cross_node"]]["source_ip_seen"]) == {worker_ip}
+    assert set(df[~df["cross_node"]]["source_ip_seen"]) == {gateway}
+    assert df["masquerade"].all()
 
 
 # ---- properties ------------------------------------------------------------------------------------------
