@@ -135,6 +135,15 @@ class Netfilter:
                     _build_index(cc)
                 compiled[cname] = cc
             self.chains[tname] = compiled
+        # per hook, the tables that have something to walk (an empty ACCEPT built-in chain has not)
+        self._plan: dict[str, list[tuple[str, dict[str, CompiledChain]]]] = {}
+        for hook, tnames in HOOK_TABLES.items():
+            plan = []
+            for tname in tnames:
+                chains = self.chains.get(tname)
+                if chains and hook in chains and (chains[hook].rules or chains[hook].policy != "ACCEPT"):
+                    plan.append((tname, chains))
+            self._plan[hook] = plan
 
     @classmethod
     def from_text(cls, text: str, *, name: str = "") -> "Netfilter":
@@ -370,12 +379,10 @@ class Netfilter:
     def run_hook(self, hook: str, pkt: Packet, ctx: HookContext, *, tables: Sequence[str] | None = None,
                  trace: bool = True) -> HookResult:
         result = HookResult("ACCEPT")
-        for tname in tables or HOOK_TABLES[hook]:
-            if tname == "nat" and ctx.ct_state != "NEW":
-                continue
-            chains = self.chains.get(tname)
-            if not chains or hook not in chains:
-                continue
+        new = ctx.ct_state == "NEW"
+        for tname, chains in self._plan[hook]:
+            if (tname == "nat" and not new) or (tables is not None and tname not in tables):
+                continue  # the nat table sees only a connection's first packet
             verdict = self._traverse(tname, chains, hook, pkt, ctx, result, trace and bool(chains[hook].rules))
             if trace and chains[hook].rules:
                 result.steps.append(TraceStep(self.name, hook, tname, hook, "verdict", detail=verdict))
@@ -393,7 +400,7 @@ class Netfilter:
         steps = result.steps
         while True:
             matched: CompiledRule | None = None
-            for i in chain.candidates(pkt, start):
+            for i in (range(start, len(chain.rules)) if chain.index is None else chain.candidates(pkt, start)):
                 cr = chain.rules[i]
                 for chk in cr.checks:
                     if not chk(pkt, ctx):
@@ -425,6 +432,7 @@ class Netfilter:
                     raise InputError(f"{tname} rule {matched.text!r}", f"jumps to chain {target} which does not exist", "check the dump")
                 if not matched.goto:
                     stack.append((chain, matched.number))
+                result.chains.append(target)
                 if trace:
                     steps.append(TraceStep(self.name, hook, tname, chain.name, "goto" if matched.goto else "jump", detail=target))
                 chain, start = nxt, 0

@@ -79,13 +79,10 @@ class NodeNS:
     state: NamespaceState
     conntrack: Conntrack = field(default_factory=Conntrack)
     route_localnet: bool = True
+    local_addresses: frozenset[str] = frozenset()
 
-    @property
-    def local_addresses(self) -> frozenset[str]:
-        addrs = {self.ip, "127.0.0.1"}
-        if self.gateway_ip:
-            addrs.add(self.gateway_ip)
-        return frozenset(addrs)
+    def __post_init__(self) -> None:
+        self.local_addresses = frozenset(a for a in (self.ip, "127.0.0.1", self.gateway_ip) if a)
 
 
 @dataclass
@@ -160,6 +157,7 @@ class Network:
             )
         self.pods_by_ip: dict[str, Pod] = {p.pod_ip: p for p in state.pods if p.pod_ip and p.phase == "Running"}
         self.node_by_ip = {n.ip: n for n in self.nodes.values()}
+        self._routes: dict[tuple[str, str], tuple[str, str, str]] = {}
         self.listening = listening if listening is not None else self._default_listening()
 
     # ---- topology ----------------------------------------------------------------------------
@@ -179,6 +177,7 @@ class Network:
         self.state = state
         self.pods_by_ip = {p.pod_ip: p for p in state.pods if p.pod_ip and p.phase == "Running"}
         self.listening = self._default_listening()
+        self._routes.clear()
 
     def reseed(self, seed: int) -> None:
         """Restart every random choice (client ports, ``statistic`` draws) from ``seed``."""
@@ -233,7 +232,14 @@ class Network:
 
     def _route(self, node: NodeNS, dst: str) -> tuple[str, str, str]:
         """The node's routing decision: (kind, out_iface, next) with kind in
-        local | pod | node | fabric | gateway."""
+        local | pod | node | fabric | gateway | unreachable (memoised until pods change)."""
+        key = (node.name, dst)
+        hit = self._routes.get(key)
+        if hit is None:
+            hit = self._routes[key] = self._lookup_route(node, dst)
+        return hit
+
+    def _lookup_route(self, node: NodeNS, dst: str) -> tuple[str, str, str]:
         if dst in node.local_addresses or dst.startswith("127."):
             return "local", "lo", node.name
         ip = ipaddress.ip_address(dst)
@@ -286,14 +292,11 @@ class Network:
                           ct_state=ct_state, ct_status=ct_status)
         res = node.netfilter.run_hook(hook, pkt, ctx, trace=trace)
         conn.rules_evaluated += res.rules_evaluated
-        for s in res.steps:
-            s.node = node.name
-            if s.event in ("jump", "goto") and s.detail:
-                conn.chains.append(s.detail)
+        conn.chains.extend(res.chains)
         if trace:
+            for s in res.steps:
+                s.node = node.name
             conn.steps.extend(res.steps)
-        else:  # still record the chain path for the "rules path" of experiments
-            conn.chains.extend(s.detail for s in res.steps if s.event in ("jump", "goto") and s.detail)
         return res
 
     def _forward_path(self, conn: Connection, pkt: Packet, created: list, trace: bool) -> None:
@@ -328,7 +331,8 @@ class Network:
                 conn.outcome, conn.reason = "dropped", "routing loop"
                 return
             conn.path.append(node.name)
-            before = _pkt_dict(pkt)
+            before = _pkt_dict(pkt) if trace else None
+            before_t = (pkt.src, pkt.sport, pkt.dst, pkt.dport)
             entry_existing = node.conntrack.by_orig.get(pkt.five_tuple())
             ct_state = "ESTABLISHED" if entry_existing else "NEW"
             pkt.in_iface = in_iface if hook == "PREROUTING" else ""
@@ -342,7 +346,7 @@ class Network:
                 dnat = (pkt.dst, pkt.dport)
                 conn.dnat_to = conn.dnat_to or f"{pkt.dst}:{pkt.dport}"
                 if trace:
-                    conn.steps.append(TraceStep(node.name, hook, "nat", "", "nat", detail=f"DNAT {before['dst']}:{before['dport']} -> {pkt.dst}:{pkt.dport}",
+                    conn.steps.append(TraceStep(node.name, hook, "nat", "", "nat", detail=f"DNAT {before_t[2]}:{before_t[3]} -> {pkt.dst}:{pkt.dport}",
                                                 packet_before=before, packet_after=_pkt_dict(pkt)))
             kind, out_iface, nxt = self._route(node, pkt.dst)
             if kind == "local":
@@ -366,7 +370,7 @@ class Network:
                     self._verdict(conn, node, "FORWARD", res)
                     return
             pkt.in_iface = ""
-            before_post = _pkt_dict(pkt)
+            before_post = _pkt_dict(pkt) if trace else None
             res = self._hook(conn, node, "POSTROUTING", pkt, ct_state, trace, frozenset({"DNAT"}) if dnat else frozenset())
             if res.verdict != "ACCEPT":
                 self._verdict(conn, node, "POSTROUTING", res)
@@ -386,10 +390,10 @@ class Network:
                 conn.snat_to = f"{new_ip}:{new_port}"
                 if trace:
                     conn.steps.append(TraceStep(node.name, "POSTROUTING", "nat", "", "nat",
-                                                detail=f"{res.nat.kind} {before_post['src']} -> {new_ip} (out {out_iface})",
+                                                detail=f"{res.nat.kind} {before_post['src']} -> {new_ip} (out {out_iface})",  # type: ignore[index]
                                                 packet_before=before_post, packet_after=_pkt_dict(pkt)))
             if ct_state == "NEW":
-                entry = ConntrackEntry(orig=(orig[0], before["src"], before["sport"], before["dst"], before["dport"]),
+                entry = ConntrackEntry(orig=(orig[0], *before_t),
                                        reply=(pkt.proto, pkt.dst, pkt.dport, pkt.src, pkt.sport), dnat=dnat, snat=snat)
                 node.conntrack.add(entry)
                 created.append((node, entry))
@@ -440,7 +444,7 @@ class Network:
         for _ in range(8):
             conn.reply_path.append(node.name)
             entry = node.conntrack.by_reply.get(reply.five_tuple())
-            before = _pkt_dict(reply)
+            before = _pkt_dict(reply) if trace else None
             if entry is not None and (entry.dnat is not None or entry.snat is not None):
                 if entry.dnat is not None:  # un-DNAT: the reply comes from the address the client used
                     reply.src, reply.sport = entry.orig[3], entry.orig[4]

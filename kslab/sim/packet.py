@@ -93,3 +93,4 @@ class HookResult:
     steps: list[TraceStep] = field(default_factory=list)
     rules_evaluated: int = 0  # how many rules the kernel would have evaluated (linear scan)
     reject_with: str = ""
+    chains: list[str] = field(default_factory=list)  # chains jumped (or gone) to, in order, traced or not
