@@ -386,6 +386,9 @@ class Netfilter:
             verdict = self._traverse(tname, chains, hook, pkt, ctx, result, trace and bool(chains[hook].rules))
             if trace and chains[hook].rules:
                 result.steps.append(TraceStep(self.name, hook, tname, hook, "verdict", detail=verdict))
+            if tname == "nat" and result.nat is not None:
+                # conntrack now knows the binding: later tables see --ctstate DNAT/SNAT
+                ctx.ct_status = ctx.ct_status | {"DNAT" if result.nat.kind == "DNAT" else "SNAT"}
             if verdict in ("DROP", "REJECT"):
                 result.verdict = verdict
                 return result

@@ -355,8 +355,19 @@ class Network:
                 if res.verdict != "ACCEPT":
                     self._verdict(conn, node, "INPUT", res)
                     return
-                conn.outcome, conn.reason = "refused", f"{pkt.dst}:{pkt.dport} is the node {node.name} itself and nothing listens there"
-                self._note(conn, node.name, "INPUT", conn.reason, trace)
+                if (pkt.proto, pkt.dport) not in self.node_listening(node.name):
+                    conn.outcome, conn.reason = "refused", f"{pkt.dst}:{pkt.dport} is the node {node.name} itself and nothing listens there"
+                    self._note(conn, node.name, "INPUT", conn.reason, trace)
+                    return
+                if ct_state == "NEW":
+                    entry = ConntrackEntry(orig=(orig[0], *before_t), reply=(pkt.proto, pkt.dst, pkt.dport, pkt.src, pkt.sport), dnat=dnat)
+                    node.conntrack.add(entry)
+                    created.append((node, entry))
+                conn.endpoint_node, conn.endpoint_ip, conn.endpoint_port = node.name, pkt.dst, pkt.dport
+                conn.source_ip_seen = pkt.src
+                self._note(conn, node.name, "INPUT", f"delivered to a process of {node.name} listening on {pkt.proto}/{pkt.dport}, "
+                           f"which sees the client as {pkt.src}", trace)
+                self._reply_path(conn, pkt, trace, node=node)
                 return
             if kind == "unreachable":
                 conn.outcome, conn.reason = "unreachable", f"no pod with IP {pkt.dst} on {node.name}"
@@ -425,12 +436,22 @@ class Network:
         if (pkt.proto, pkt.dport) not in self.listening.get(pkt.dst, set()):
             conn.outcome, conn.reason = "refused", f"pod {pod.name} does not listen on {pkt.proto}/{pkt.dport}"
             return
-        self._reply_path(conn, pod, pkt, trace)
+        self._reply_path(conn, pkt, trace, pod=pod)
 
-    def _reply_path(self, conn: Connection, pod: Pod, fwd: Packet, trace: bool) -> None:
+    def node_listening(self, node: str) -> set[tuple[str, int]]:
+        """What a node's own processes listen on: kubelet (10250), kube-proxy's healthz (10256),
+        and the API server (6443) on control-plane nodes."""
+        ports = {("tcp", 10250), ("tcp", 10256)}
+        n = next((x for x in self.state.nodes if x.name == node), None)
+        if n is not None and n.is_control_plane:
+            ports.add(("tcp", 6443))
+        return ports
+
+    def _reply_path(self, conn: Connection, fwd: Packet, trace: bool, pod: Pod | None = None, node: NodeNS | None = None) -> None:
+        """The reply, from the endpoint pod (through its node) or from a node's own process."""
         c = conn.client
         reply = Packet(src=fwd.dst, dst=fwd.src, proto=fwd.proto, sport=fwd.dport, dport=fwd.sport)
-        if reply.dst == pod.pod_ip:
+        if pod is not None and reply.dst == pod.pod_ip:
             conn.outcome = "reply-mismatch"
             conn.reason = (
                 f"hairpin without masquerade: {pod.name} sees a connection from its own address {fwd.src}, so its reply "
@@ -439,8 +460,13 @@ class Network:
             )
             self._note(conn, pod.name, "", conn.reason, trace)
             return
-        node = self.nodes[pod.node_name]
-        in_iface = f"veth-{pod.name}"[:15]
+        from_node = pod is None
+        if pod is not None:
+            node = self.nodes[pod.node_name]
+            in_iface = f"veth-{pod.name}"[:15]
+        else:
+            in_iface = ""
+        assert node is not None
         for _ in range(8):
             conn.reply_path.append(node.name)
             entry = node.conntrack.by_reply.get(reply.five_tuple())
@@ -462,9 +488,11 @@ class Network:
                     return self._check_reply(conn, pkt, trace)
                 conn.outcome, conn.reason = "reply-mismatch", f"the reply for {pkt.dst} ended on {node.name}"
                 return
-            res = self._hook(conn, node, "FORWARD", pkt, "ESTABLISHED", trace)
+            reply_hook = "OUTPUT" if from_node else "FORWARD"
+            from_node = False
+            res = self._hook(conn, node, reply_hook, pkt, "ESTABLISHED", trace)
             if res.verdict != "ACCEPT":
-                self._verdict(conn, node, "FORWARD (reply)", res)
+                self._verdict(conn, node, f"{reply_hook} (reply)", res)
                 return
             if kind == "pod":
                 return self._check_reply(conn, pkt, trace)
