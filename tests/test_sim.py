@@ -194,3 +194,27 @@ def test_hairpin_without_the_rule_fails_and_says_why():
     assert len(bad) > 30 and (bad["outcome"] == "reply-mismatch").all()
     assert bad["reason"].str.contains("hairpin").all()
     assert (df[df["endpoint_pod"] != "webpod1"]["outcome"] == "ok").all()
+
+
+def test_load_balancer_ip_from_outside(tmp_path):
+    (tmp_path / "lb.yaml").write_text("""\
+apiVersion: v1
+kind: Service
+metadata: {name: svc-lb}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: webpod}
+  ports: [{name: http, port: 80, targetPort: 80}]
+status:
+  loadBalancer:
+    ingress: [{ip: 172.18.255.200}]
+""")
+    lab = Lab(seed=3)
+    lab.apply(tmp_path / "lb.yaml")
+    assert lab.cluster.service("svc-lb").health_check_node_port > 0
+    df = lab.run("mypc", "172.18.255.200:80", n=200, seed=1)
+    assert (df["outcome"] == "ok").all()
+    assert set(df["source_ip_seen"]) == {"172.18.0.100"}  # Local: the client IP is preserved
+    assert not df["cross_node"].any()  # and the pod is always on the node the LB chose
+    assert set(df["ingress_node"]) == {"myk8s-worker", "myk8s-worker2", "myk8s-worker3"}  # the control plane has no webpod

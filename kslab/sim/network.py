@@ -304,7 +304,7 @@ class Network:
         orig = pkt.five_tuple()
         # where the first packet enters netfilter
         if c.kind == "external":
-            target = self.node_by_ip.get(pkt.dst)
+            target = self.node_by_ip.get(pkt.dst) or self._load_balancer_node(pkt.dst, conn, trace)
             if target is None:
                 if ipaddress.ip_address(pkt.dst) in FABRIC:
                     conn.outcome, conn.reason = "unreachable", f"{pkt.dst} is on the docker network but nothing answers there"
@@ -420,6 +420,29 @@ class Network:
             conn.reason = f"{node.name} sends {pkt.dst} out to the docker network ({nxt}); nothing there answers"
             self._note(conn, node.name, "POSTROUTING", conn.reason, trace)
             return
+
+    def _load_balancer_node(self, ip: str, conn: Connection, trace: bool) -> NodeNS | None:
+        """The node a cloud load balancer hands a packet for one of its ingress IPs to.
+
+        Like cloud LBs (and cloud-provider-kind) it balances per node: with
+        externalTrafficPolicy Local only nodes whose health check node port answers 200 (a local
+        ready endpoint) are eligible; with Cluster every node is. None if ``ip`` is no LB IP.
+        """
+        for svc in self.state.services:
+            if svc.type != "LoadBalancer" or not any(i.ip == ip for i in svc.load_balancer_ingress):
+                continue
+            eligible = list(self.nodes.values())
+            if svc.external_traffic_policy == "Local":
+                ready_nodes = {e.node_name for sl in self.state.slices_for(svc) for e in sl.endpoints
+                               if (e.ready is None or e.ready) and not e.terminating}
+                eligible = [n for n in eligible if n.name in ready_nodes]
+            if not eligible:
+                return None
+            node = eligible[self.rng.randrange(len(eligible))]
+            self._note(conn, "load balancer", "", f"the load balancer for {ip} sends the connection to {node.name} "
+                       f"({len(eligible)} healthy node(s), externalTrafficPolicy {svc.external_traffic_policy or 'Cluster'})", trace)
+            return node
+        return None
 
     def _verdict(self, conn: Connection, node: NodeNS, hook: str, res: HookResult) -> None:
         conn.outcome = "rejected" if res.verdict == "REJECT" else "dropped"
