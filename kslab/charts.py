@@ -1,0 +1,81 @@
+"""Plotly figures built from experiment DataFrames (and cluster state): pure functions.
+
+Every figure is titled with what it shows and the backend that produced it; the same pod keeps
+the same colour across a chapter (:func:`pod_colors`).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from .model import ClusterState
+
+PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC"]
+
+
+def pod_colors(pods: Sequence[str]) -> dict[str, str]:
+    """A stable colour per pod name (sorted order), so charts of one chapter agree."""
+    return {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(sorted(pods))}
+
+
+def distribution_figure(df: pd.DataFrame, by: str = "endpoint_pod", categories: Sequence[str] | None = None,
+                        title: str | None = None) -> go.Figure:
+    """Bar chart: share of successful connections per ``by`` value, with the uniform share marked."""
+    ok = df[df["outcome"] == "ok"]
+    counts = ok[by].value_counts()
+    cats = list(categories) if categories is not None else sorted(counts.index)
+    counts = counts.reindex(cats, fill_value=0)
+    total = int(counts.sum())
+    shares = counts / total if total else counts.astype(float)
+    colors = pod_colors(cats)
+    backend = df["backend"].iloc[0] if len(df) else "sim"
+    fig = go.Figure(go.Bar(
+        x=cats, y=shares.to_list(), marker_color=[colors[c] for c in cats],
+        text=[f"{s:.1%}<br>({n})" for s, n in zip(shares, counts)], textposition="outside",
+        hovertemplate="%{x}: %{y:.2%}<extra></extra>",
+    ))
+    if cats:
+        fig.add_hline(y=1 / len(cats), line_dash="dot", annotation_text=f"uniform 1/{len(cats)}")
+    fig.update_layout(
+        title=title or f"Where {len(df)} connections landed ({backend} backend)",
+        xaxis_title=by.replace("_", " "), yaxis_title="share of connections", yaxis_tickformat=".0%",
+        yaxis_range=[0, max(0.5, float(shares.max()) * 1.25 if total else 0.5)], template="plotly_white", height=380,
+    )
+    return fig
+
+
+def topology_figure(cluster: ClusterState, title: str = "The lab: nodes, pods and their addresses") -> go.Figure:
+    """Nodes as columns on the "docker network", their pods stacked inside, plus mypc outside."""
+    nodes = cluster.nodes
+    xs, ys, labels, colors, hover = [], [], [], [], []
+    fig = go.Figure()
+    for i, n in enumerate(nodes):
+        fig.add_shape(type="rect", x0=i - 0.42, x1=i + 0.42, y0=-0.6, y1=6.4, line=dict(color="#888"), fillcolor="#F4F6F8",
+                      layer="below")
+        fig.add_annotation(x=i, y=6.9, text=f"<b>{n.name}</b><br>{n.internal_ip} · pods {n.pod_cidr}"
+                           + (f"<br>zone {n.zone}" if n.zone else ""), showarrow=False, font=dict(size=10))
+        pods = [p for p in cluster.pods if p.node_name == n.name]
+        for j, p in enumerate(pods[:6]):
+            xs.append(i)
+            ys.append(5.5 - j)
+            labels.append(f"{p.name}<br>{p.pod_ip}")
+            colors.append("#54A24B" if p.ready else "#E45756")
+            hover.append(f"{p.name} ({p.pod_ip}) on {n.name}; labels {p.labels}")
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+text", text=labels, textposition="middle right",
+                             marker=dict(size=14, color=colors, symbol="square"), hovertext=hover, hoverinfo="text",
+                             textfont=dict(size=9), showlegend=False))
+    fig.add_trace(go.Scatter(x=[len(nodes)], y=[2.5], mode="markers+text", text=["mypc<br>172.18.0.100"], textposition="bottom center",
+                             marker=dict(size=18, color="#4C78A8", symbol="diamond"), showlegend=False, hoverinfo="text",
+                             hovertext=["external client on the docker network"]))
+    svc_lines = [f"{s.name}: {s.cluster_ip}:{','.join(str(p.port) for p in s.ports)}"
+                 + (f" nodePort {','.join(str(p.node_port) for p in s.ports if p.node_port)}" if s.type == "NodePort" else "")
+                 for s in cluster.services]
+    fig.add_annotation(x=len(nodes), y=5.5, text="<b>Services</b><br>" + "<br>".join(svc_lines), showarrow=False, align="left",
+                       font=dict(size=9))
+    fig.update_layout(title=title, xaxis=dict(visible=False, range=[-0.6, len(nodes) + 0.9]),
+                      yaxis=dict(visible=False, range=[-1, 7.6]), template="plotly_white", height=460,
+                      margin=dict(l=10, r=10, t=50, b=10))
+    return fig
