@@ -1,0 +1,95 @@
+"""Widget panels: a thin layer over pure functions.
+
+Each panel builds its widgets and one plotly ``FigureWidget`` once, and its callbacks call a pure
+``compute`` function and update the figure's traces in place (no ``clear_output``). Callbacks
+are plain methods, so tests drive a panel by setting widget values in an ordinary Python
+process, without a kernel or a browser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import charts, experiments
+from .lab import Lab
+
+
+@dataclass(frozen=True)
+class DistributionResult:
+    replicas: int
+    connections: int
+    df: pd.DataFrame
+    pods: list[str]
+    shares: pd.Series
+    chi2: float
+    p_value: float
+
+
+def compute_distribution(lab: Lab, replicas: int, connections: int, *, deployment: str = "deploy-echo",
+                         src: str = "net-pod", to: str = "svc-nodeport", seed: int = 1) -> DistributionResult:
+    """Scale ``deployment`` to ``replicas``, open ``connections`` connections, summarise (pure in
+    the sense that equal inputs give equal results: the run is seeded)."""
+    current = sum(1 for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}")
+    if current != replicas:
+        lab.scale(deployment, replicas)
+    df = lab.run(src, to, n=connections, seed=seed, interval=0)
+    pods = sorted(p.name for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}")
+    shares = experiments.shares(df, categories=pods)
+    chi2, p = experiments.chi_square_uniform(df, categories=pods)
+    return DistributionResult(replicas, connections, df, pods, shares, chi2, p)
+
+
+class DistributionPanel:
+    """Replica and connection sliders over a bar chart of where connections land."""
+
+    def __init__(self, lab: Lab, *, deployment: str = "deploy-echo", src: str = "net-pod", to: str = "svc-nodeport",
+                 replicas: int = 3, connections: int = 3000, seed: int = 1) -> None:
+        import ipywidgets as w
+
+        self.lab, self.deployment, self.src, self.to, self.seed = lab, deployment, src, to, seed
+        self.replicas = w.IntSlider(value=replicas, min=1, max=10, description="replicas", continuous_update=False)
+        self.connections = w.IntSlider(value=connections, min=100, max=10000, step=100, description="connections",
+                                       continuous_update=False)
+        self.summary = w.HTML()
+        self.figure = go.FigureWidget(go.Figure(go.Bar(x=[], y=[])))
+        self.result: DistributionResult | None = None
+        self.replicas.observe(self._on_change, names="value")
+        self.connections.observe(self._on_change, names="value")
+        self.update()
+        self.widget = w.VBox([w.HBox([self.replicas, self.connections]), self.figure, self.summary])
+
+    def _on_change(self, _change=None) -> None:
+        self.update()
+
+    def update(self) -> DistributionResult:
+        r = compute_distribution(self.lab, self.replicas.value, self.connections.value, deployment=self.deployment,
+                                 src=self.src, to=self.to, seed=self.seed)
+        fig = charts.distribution_figure(r.df, categories=r.pods,
+                                         title=f"{r.connections} connections {self.src} -> {self.to}, {r.replicas} replicas "
+                                               f"({self.lab.backend} backend)")
+        with self.figure.batch_update():
+            bar = self.figure.data[0]
+            src = fig.data[0]
+            bar.x, bar.y, bar.text, bar.marker.color = src.x, src.y, src.text, src.marker.color
+            bar.textposition = "outside"
+            self.figure.layout.shapes = fig.layout.shapes
+            self.figure.layout.annotations = fig.layout.annotations
+            self.figure.layout.title = fig.layout.title
+            self.figure.layout.yaxis = fig.layout.yaxis
+            self.figure.layout.xaxis.title = fig.layout.xaxis.title
+            self.figure.layout.template = fig.layout.template
+            self.figure.layout.height = fig.layout.height
+        verdict = "consistent with" if r.p_value > 0.01 else "NOT consistent with"
+        self.summary.value = (f"each pod should get 1/{r.replicas} = {1 / r.replicas:.1%}; observed "
+                              f"{r.shares.min():.1%}–{r.shares.max():.1%}; chi-square {r.chi2:.2f}, p = {r.p_value:.3f}: "
+                              f"{verdict} a uniform split")
+        self.result = r
+        return r
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
