@@ -10,5 +10,9 @@ def __getattr__(name: str):
         from .lab import Lab
 
         return Lab
+    if name == "check":
+        import importlib
+
+        return importlib.import_module(".check", __name__)
     raise AttributeError(name)
 __version__ = "0.1.0"
