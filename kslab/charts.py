@@ -79,3 +79,18 @@ def topology_figure(cluster: ClusterState, title: str = "The lab: nodes, pods an
                       yaxis=dict(visible=False, range=[-1, 7.6]), template="plotly_white", height=460,
                       margin=dict(l=10, r=10, t=50, b=10))
     return fig
+
+
+def stickiness_figure(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Stacked bars: for each client IP, which endpoints its connections reached."""
+    ok = df[df["outcome"] == "ok"]
+    table = ok.groupby(["client_ip", "endpoint_pod"]).size().unstack(fill_value=0)
+    clients = sorted(table.index, key=lambda ip: tuple(int(x) for x in ip.split(".")))
+    table = table.reindex(clients)
+    colors = pod_colors(list(table.columns))
+    fig = go.Figure([go.Bar(name=pod, x=clients, y=table[pod].to_list(), marker_color=colors[pod]) for pod in table.columns])
+    backend = df["backend"].iloc[0] if len(df) else "sim"
+    fig.update_layout(barmode="stack", template="plotly_white", height=380,
+                      title=title or f"Which endpoint each client reached ({backend} backend)",
+                      xaxis_title="client IP", yaxis_title="connections", legend_title="endpoint")
+    return fig

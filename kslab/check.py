@@ -78,3 +78,114 @@ def _node_masquerade(answer: Any, lab=None) -> bool:
 
 
 ch01 = SimpleNamespace(ladder=_ladder, chain_name=_chain_name, node_masquerade=_node_masquerade)
+
+
+# ---- chapter 00: the lab -----------------------------------------------------------------------------
+
+
+def _nodes_with_rules(answer: Any, lab=None) -> bool:
+    from .lab import Lab
+
+    if answer is None:
+        return _pending("how many nodes carry kube-proxy rules for svc-clusterip")
+    lab = lab or Lab(seed=0)
+    expected = sum(1 for n in lab.cluster.nodes
+                   if any(p.info.name.name == "svc-clusterip" for p in lab.render(n.name).service_ports))
+    if int(answer) == expected:
+        return _ok(f"all {expected}: every node's kube-proxy writes every Service's rules, whether or not it runs an endpoint")
+    raise WrongAnswer(f"not {answer}. Hint: does kube-proxy on the control plane know about svc-clusterip?")
+
+
+def _client_node(answer: Any, lab=None) -> bool:
+    from .lab import Lab
+
+    if answer is None:
+        return _pending("the node whose PREROUTING chain net-pod's packets enter")
+    lab = lab or Lab(seed=0)
+    expected = lab.trace("net-pod", "svc-clusterip").ingress_node
+    if str(answer) == expected:
+        return _ok(f"{expected}: a pod's packets leave by its veth and enter its own node's PREROUTING")
+    raise WrongAnswer(f"not {answer}. Hint: look at the first [node HOOK] header of the trace")
+
+
+ch00 = SimpleNamespace(nodes_with_rules=_nodes_with_rules, client_node=_client_node)
+
+
+# ---- chapter 02: sessionAffinity ClientIP ------------------------------------------------------------
+
+
+def _affinity_match(answer: Any) -> bool:
+    if answer is None:
+        return _pending("the iptables match behind sessionAffinity")
+    if str(answer).strip().lstrip("-m ").lower() in ("recent", "xt_recent"):
+        return _ok("-m recent: --set in the SEP chain records the client address, --rcheck --seconds T --reap in the SVC chain "
+                   "sends it back to the same SEP while its stamp is fresh")
+    raise WrongAnswer(f"not {answer!r}. Hint: grep the SVC chain for 'rcheck'")
+
+
+def _may_move(answer: Any, timeout: int = 30, gap: int = 45) -> bool:
+    if answer is None:
+        return _pending(f"may a client move after {gap} s with timeoutSeconds {timeout}")
+    expected = gap > timeout
+    if bool(answer) == expected:
+        return _ok(f"{'yes' if expected else 'no'}: the rcheck looks back {timeout} s; after {gap} s of silence the stamp is "
+                   f"{'stale' if expected else 'fresh'}, so the ladder {'chooses again' if expected else 'is skipped'}")
+    raise WrongAnswer("not quite. Hint: --rcheck --seconds T matches only if the client was seen in the last T seconds")
+
+
+def _behind_nat(answer: Any, lab=None, users: int = 20) -> bool:
+    from .lab import Lab
+
+    if answer is None:
+        return _pending(f"how many webpods {users} users behind one NAT address reach with ClientIP affinity")
+    lab = lab or Lab(seed=0)
+    lab.patch_service("svc-nodeport", session_affinity="ClientIP", session_affinity_timeout=10800)
+    lab.network.reset()
+    np = lab.cluster.service("svc-nodeport").ports[0].node_port
+    df = lab.run("mypc", f"myk8s-worker:{np}", n=users, seed=3)
+    expected = int(df["endpoint_pod"].nunique())
+    if int(answer) == expected:
+        return _ok(f"{expected}: behind one NAT address every user is the same client to xt_recent, so all stick together")
+    raise WrongAnswer(f"not {answer}. Hint: what source address does the node see for each user?")
+
+
+ch02 = SimpleNamespace(affinity_match=_affinity_match, may_move=_may_move, behind_nat=_behind_nat)
+
+
+# ---- chapter 03: hairpin NAT -------------------------------------------------------------------------
+
+
+def _hairpin_source(answer: Any, lab=None) -> bool:
+    from .lab import Lab
+
+    if answer is None:
+        return _pending("the source address webpod1 sees when it reaches itself through svc-clusterip")
+    lab = lab or Lab(seed=0)
+    df = lab.run("webpod1", "svc-clusterip", n=200, seed=5)
+    seen = set(df[df["endpoint_pod"] == "webpod1"]["source_ip_seen"])
+    expected = seen.pop() if len(seen) == 1 else None
+    if str(answer) == expected:
+        return _ok(f"{expected}: KUBE-MARK-MASQ in the SEP chain, then MASQUERADE out of webpod1's veth, whose address is "
+                   "the node side of the pod's link (kindnet/ptp puts the pod CIDR's .1 there)")
+    raise WrongAnswer(f"not {answer}. Hint: MASQUERADE takes the address of the interface the packet leaves by")
+
+
+def _hairpin_failures(answer: Any, lab=None) -> bool:
+    from .lab import Lab
+
+    if answer is None:
+        return _pending("the share of webpod1's connections to svc-clusterip that fail without the hairpin rule")
+    lab = lab or Lab(seed=0)
+    texts = {n: "\n".join(l for l in rs.save_text().splitlines()
+                          if not (l.startswith("-A KUBE-SEP-") and "KUBE-MARK-MASQ" in l)) + "\n"
+             for n, rs in ((n.name, lab.render(n.name)) for n in lab.cluster.nodes)}
+    lab.network.update_rules(texts)
+    df = lab.run("webpod1", "svc-clusterip", n=3000, seed=6)
+    expected = float((df["outcome"] != "ok").mean())
+    lab._sync()  # the real rules back
+    if abs(float(answer) - expected) <= 0.05:
+        return _ok(f"about {expected:.0%}: exactly the connections the ladder sends back to webpod1 itself (1/3)")
+    raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: which connections need the hairpin rule at all?")
+
+
+ch03 = SimpleNamespace(hairpin_source=_hairpin_source, hairpin_failures=_hairpin_failures)

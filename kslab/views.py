@@ -93,3 +93,53 @@ class DistributionPanel:
         from IPython.display import display
 
         display(self.widget)
+
+
+def compute_affinity(lab: Lab, affinity: bool, clients: int, per_client: int = 10, *, timeout: int = 10800,
+                     to: str = "svc-clusterip", seed: int = 1) -> pd.DataFrame:
+    """``clients`` pod-like clients on myk8s-worker, ``per_client`` connections each, with or
+    without ``sessionAffinity: ClientIP``; the xt_recent lists start empty."""
+    lab.patch_service(to, session_affinity="ClientIP" if affinity else "None",
+                      session_affinity_timeout=timeout if affinity else None)
+    lab.network.reset()
+    ips = [f"10.10.1.{100 + i}" for i in range(clients)]
+    return lab.run(ips, to, n=clients * per_client, seed=seed, interval=0.01)
+
+
+class AffinityPanel:
+    """A sessionAffinity toggle and a clients slider over a per-client stacked bar chart."""
+
+    def __init__(self, lab: Lab, *, clients: int = 8, per_client: int = 10, to: str = "svc-clusterip", seed: int = 1) -> None:
+        import ipywidgets as w
+
+        self.lab, self.per_client, self.to, self.seed = lab, per_client, to, seed
+        self.affinity = w.ToggleButtons(options=["None", "ClientIP"], value="None", description="affinity")
+        self.clients = w.IntSlider(value=clients, min=1, max=30, description="clients", continuous_update=False)
+        self.summary = w.HTML()
+        self.figure = go.FigureWidget()
+        self.df: pd.DataFrame | None = None
+        self.affinity.observe(lambda _c: self.update(), names="value")
+        self.clients.observe(lambda _c: self.update(), names="value")
+        self.update()
+        self.widget = w.VBox([w.HBox([self.affinity, self.clients]), self.figure, self.summary])
+
+    def update(self) -> pd.DataFrame:
+        df = compute_affinity(self.lab, self.affinity.value == "ClientIP", self.clients.value, self.per_client,
+                              to=self.to, seed=self.seed)
+        fig = charts.stickiness_figure(df, title=f"sessionAffinity {self.affinity.value}: {self.clients.value} clients x "
+                                                 f"{self.per_client} connections ({self.lab.backend} backend)")
+        with self.figure.batch_update():
+            self.figure.data = []
+            for trace in fig.data:
+                self.figure.add_trace(trace)
+            self.figure.layout = fig.layout
+        st = experiments.stickiness(df)
+        self.summary.value = (f"clients that stayed on one endpoint: {(st['endpoints'] == 1).sum()} of {len(st)}; "
+                              f"mean endpoints per client {st['endpoints'].mean():.2f}")
+        self.df = df
+        return df
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

@@ -23,3 +23,17 @@ def test_panel_slider_redraws_in_place():
     assert sum(fig.data[0].y) > 0.99 and "5 replicas" in fig.layout.title.text
     panel.connections.value = 600
     assert "600 connections" in fig.layout.title.text and "1/5" in panel.summary.value
+
+
+def test_affinity_panel_toggle():
+    from kslab.views import AffinityPanel
+
+    panel = AffinityPanel(Lab(seed=2), clients=6, per_client=12)
+    from kslab import experiments
+
+    assert experiments.stickiness(panel.df)["endpoints"].max() > 1  # no affinity: clients spread
+    panel.affinity.value = "ClientIP"
+    st = experiments.stickiness(panel.df)
+    assert (st["endpoints"] == 1).all() and "ClientIP" in panel.figure.layout.title.text
+    panel.clients.value = 10
+    assert len(experiments.stickiness(panel.df)) == 10

@@ -1,0 +1,123 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Hairpin NAT (헤어핀 NAT)
+#
+# Study notes 1.7: a pod behind a Service calls that Service, and the ladder picks the pod
+# itself. How can that connection work? You will be able to:
+#
+# 1. find the hairpin rule in every `KUBE-SEP` chain and say what it does;
+# 2. trace a pod reaching itself: DNAT, then masquerade to the node side of its veth;
+# 3. explain why the connection fails without the rule (the reply never meets conntrack);
+# 4. relate this to the bridge's `hairpin_mode` / promiscuous mode.
+
+# %%
+import kslab
+from kslab import experiments
+
+lab = kslab.Lab(seed=3)
+print(f"backend: {lab.backend}")
+web1 = lab.cluster.pod("webpod1")
+for line in lab.render(web1.node_name).save_text().splitlines():
+    if line.startswith("-A KUBE-SEP-") and web1.pod_ip in line:
+        print(line)
+
+# %% [markdown]
+# The first rule of webpod1's SEP chain, `-s 10.10.1.x/32 -j KUBE-MARK-MASQ`, matches only when
+# the **source is the endpoint itself**: the hairpin case. It marks the packet; `KUBE-POSTROUTING`
+# then masquerades it.
+
+# %%
+df = lab.run("webpod1", "svc-clusterip", n=600, seed=4)
+self_hits = df[df["endpoint_pod"] == "webpod1"]
+others = df[df["endpoint_pod"] != "webpod1"]
+gateway = lab.network.nodes[web1.node_name].gateway_ip
+print(df.groupby("endpoint_pod")[["source_ip_seen", "masquerade"]].agg(lambda s: sorted(set(s))))
+experiments.claim(
+    (df["outcome"] == "ok").all() and set(self_hits["source_ip_seen"]) == {gateway} and set(others["source_ip_seen"]) == {web1.pod_ip},
+    f"webpod1 reaching itself is masqueraded to {gateway} (its veth's node side); reaching the others keeps its own address",
+    "hairpin behaved differently than taught",
+)
+
+# %% [markdown]
+# ## The trace of one hairpin connection
+
+# %%
+lab.network.reseed(4)
+for k in range(50):
+    t = lab.trace("webpod1", "svc-clusterip")
+    if t.endpoint_pod == "webpod1":
+        break
+print(t)
+
+# %% [markdown]
+# ## Without the rule
+#
+# Remove the hairpin rules from every node's ruleset and try again. **Predict** first: which
+# connections fail, and why?
+
+# %%
+stripped = {n.name: "\n".join(l for l in lab.render(n.name).save_text().splitlines()
+                              if not (l.startswith("-A KUBE-SEP-") and "KUBE-MARK-MASQ" in l)) + "\n"
+            for n in lab.cluster.nodes}
+lab.network.update_rules(stripped)
+broken = lab.run("webpod1", "svc-clusterip", n=600, seed=4)
+print(experiments.outcomes(broken))
+print(broken[broken["outcome"] != "ok"]["reason"].iloc[0])
+failed_self = broken[broken["endpoint_pod"] == "webpod1"]
+experiments.claim(
+    (failed_self["outcome"] == "reply-mismatch").all() and (broken[broken["endpoint_pod"] != "webpod1"]["outcome"] == "ok").all(),
+    f"without the rule exactly the connections to itself fail ({len(failed_self)} of {len(broken)})",
+    "the failure pattern without the hairpin rule changed",
+)
+lab.set_proxy()  # re-render: the real rules are back
+
+# %% [markdown]
+# Without masquerade webpod1 receives a packet *from its own address*. Its reply goes to itself
+# inside the pod and never passes the node, so conntrack never turns the source back into the
+# ClusterIP; the client socket, waiting for an answer from `10.200.1.x:9000`, never gets one.
+#
+# With a Linux bridge (kubenet, docker0) the same packet must also go back out of the port it came
+# in by, which a bridge refuses unless the port has `hairpin_mode` on (or the bridge is
+# promiscuous); kubelet's `--hairpin-mode` (`hairpin-veth`, `promiscuous-bridge`) exists for that.
+# kindnet uses point-to-point veths with routes, so only the NAT part applies here.
+
+# %% [markdown]
+# ## Exercises
+#
+# **1.** Which source address does webpod1 see when it reaches itself through `svc-clusterip`?
+
+# %% tags=["solution"]
+# EXERCISE-START
+answer = None
+# EXERCISE-END
+answer = lab.network.nodes[web1.node_name].gateway_ip
+kslab.check.ch03.hairpin_source(answer, lab)
+
+# %% [markdown]
+# **2.** Without the hairpin rule, what share of webpod1's connections to `svc-clusterip` fail?
+
+# %% tags=["solution"]
+# EXERCISE-START
+answer = None
+# EXERCISE-END
+answer = 1 / 3
+kslab.check.ch03.hairpin_failures(answer, lab)
+
+# %% [markdown]
+# ## Summary (요약)
+#
+# - Every SEP chain starts with `-s <pod IP> -j KUBE-MARK-MASQ`: hairpin NAT (헤어핀 NAT).
+# - It masquerades a pod's connection to itself, so the reply goes back through the node's
+#   conntrack and is un-DNATed.
+# - Without it, exactly the self-connections (1/n of them) fail.
+#
+# Next: chapter 04, what ClusterIP cannot do.
