@@ -38,7 +38,7 @@ def distribution_figure(df: pd.DataFrame, by: str = "endpoint_pod", categories: 
         hovertemplate="%{x}: %{y:.2%}<extra></extra>",
     ))
     if cats:
-        fig.add_hline(y=1 / len(cats), line_dash="dot", annotation_text=f"uniform 1/{len(cats)}")
+        fig.add_hline(y=1 / len(cats), line_dash="dot", annotation_text=f"uniform 1/{len(cats)}", annotation_position="top left")
     fig.update_layout(
         title=title or f"Where {len(df)} connections landed ({backend} backend)",
         xaxis_title=by.replace("_", " "), yaxis_title="share of connections", yaxis_tickformat=".0%",

@@ -113,20 +113,19 @@ class ClaimFailed(AssertionError):
     """The behaviour a chapter teaches did not happen."""
 
 
-def claim(condition: bool, confirmation: str, failure: str) -> str:
+def claim(condition: bool, confirmation: str, failure: str) -> None:
     """Print a one-line confirmation, or raise :class:`ClaimFailed` with ``failure``."""
     if not condition:
         raise ClaimFailed(failure)
     print(f"✓ {confirmation}")
-    return confirmation
 
 
-def claim_uniform(df: pd.DataFrame, categories: Sequence[str], tolerance: float = 0.02, by: str = "endpoint_pod") -> str:
+def claim_uniform(df: pd.DataFrame, categories: Sequence[str], tolerance: float = 0.02, by: str = "endpoint_pod") -> None:
     """Each category got 1/len(categories) of the successful connections, within ``tolerance``."""
     s = shares(df, by=by, categories=categories)
     n = len(categories)
     worst = float((s - 1 / n).abs().max()) if n else 0.0
-    return claim(
+    claim(
         n > 0 and worst <= tolerance,
         f"each of the {n} {by.replace('_', ' ')}s got {1 / n:.1%} ± {tolerance:.0%} of {int((df['outcome'] == 'ok').sum())} "
         f"connections (largest deviation {worst:.1%})",
