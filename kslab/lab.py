@@ -126,6 +126,11 @@ class Lab:
         self.control.set_pod_ready(pod, ready, namespace)
         self._sync()
 
+    def break_pod(self, name: str, broken: bool = True) -> None:
+        """Make a pod's app answer with errors (it still accepts connections: TCP is fine, HTTP is not)."""
+        self.cluster.pod(name)
+        (self.network.broken.add if broken else self.network.broken.discard)(name)
+
     def patch_service(self, name: str, namespace: str = "default", **spec) -> None:
         self.control.patch_service(name, namespace, **spec)
         self._sync()

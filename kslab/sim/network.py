@@ -158,6 +158,7 @@ class Network:
         self.pods_by_ip: dict[str, Pod] = {p.pod_ip: p for p in state.pods if p.pod_ip and p.phase == "Running"}
         self.node_by_ip = {n.ip: n for n in self.nodes.values()}
         self._routes: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self.broken: set[str] = set()  # pods whose server accepts connections but answers with errors
         self.listening = listening if listening is not None else self._default_listening()
 
     # ---- topology ----------------------------------------------------------------------------
@@ -460,6 +461,8 @@ class Network:
             conn.outcome, conn.reason = "refused", f"pod {pod.name} does not listen on {pkt.proto}/{pkt.dport}"
             return
         self._reply_path(conn, pkt, trace, pod=pod)
+        if conn.outcome == "ok" and pod.name in self.broken:
+            conn.outcome, conn.reason = "error", f"{pod.name} accepted the connection but answered HTTP 500 (its app is broken)"
 
     def node_listening(self, node: str) -> set[tuple[str, int]]:
         """What a node's own processes listen on: kubelet (10250), kube-proxy's healthz (10256),
