@@ -189,3 +189,47 @@ def _hairpin_failures(answer: Any, lab=None) -> bool:
 
 
 ch03 = SimpleNamespace(hairpin_source=_hairpin_source, hairpin_failures=_hairpin_failures)
+
+
+# ---- chapter 04: what ClusterIP cannot do ------------------------------------------------------------
+
+
+def _error_rate(answer: Any, lab=None) -> bool:
+    from .lab import Lab
+
+    if answer is None:
+        return _pending("the error rate with one of three webpods broken and no readiness probe")
+    lab = lab or Lab(seed=0)
+    lab.break_pod("webpod2")
+    df = lab.run("net-pod", "svc-clusterip", n=3000, seed=8)
+    lab.break_pod("webpod2", False)
+    expected = float((df["outcome"] == "error").mean())
+    if abs(float(answer) - expected) <= 0.05:
+        return _ok(f"about {expected:.0%}: iptables keeps sending 1/3 of new connections to the broken pod; only a "
+                   "readiness probe (chapter 08) takes it out of the EndpointSlice")
+    raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: does kube-proxy know the pod is broken?")
+
+
+def _sticky_scheduler(answer: Any) -> bool:
+    if answer is None:
+        return _pending("the IPVS scheduler that always sends one client to the same server")
+    if str(answer).strip().lower() in ("sh", "source hashing", "source-hashing"):
+        return _ok("sh (source hashing): the client address picks the server from a hash table")
+    raise WrongAnswer(f"not {answer!r}. Hint: which scheduler looks at the client's address?")
+
+
+def _cross_node(answer: Any, replicas: int = 6, lab=None) -> bool:
+    from .lab import Lab
+
+    if answer is None:
+        return _pending(f"the share of webpod1's connections to svc-nodeport that leave its node with {replicas} replicas")
+    lab = lab or Lab(seed=0)
+    lab.scale("deploy-echo", replicas)
+    df = lab.run("webpod1", "svc-nodeport", n=3000, seed=9)
+    expected = float(df["cross_node"].mean())
+    if abs(float(answer) - expected) <= 0.05:
+        return _ok(f"{expected:.0%}: the ladder ignores where pods run, so every pod not on net-pod's node is a cross-node hop")
+    raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: how many deploy-echo pods run on webpod1's node?")
+
+
+ch04 = SimpleNamespace(error_rate=_error_rate, sticky_scheduler=_sticky_scheduler, cross_node=_cross_node)

@@ -143,3 +143,57 @@ class AffinityPanel:
         from IPython.display import display
 
         display(self.widget)
+
+
+def compute_cross_node(lab: Lab, client: str, replicas: int, *, n: int = 2000, seed: int = 1,
+                       deployment: str = "deploy-echo", to: str = "svc-nodeport") -> dict:
+    """Share of ``client``'s connections whose endpoint runs on another node, with ``replicas``."""
+    if sum(1 for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}") != replicas:
+        lab.scale(deployment, replicas)
+    df = lab.run(client, to, n=n, seed=seed, interval=0)
+    node = lab.network.client(client).node
+    pods = [p for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}"]
+    local = sum(1 for p in pods if p.node_name == node)
+    return {"replicas": replicas, "client_node": node, "local_pods": local, "expected": 1 - local / len(pods),
+            "observed": experiments.cross_node_share(df)}
+
+
+class CrossNodePanel:
+    """Client and replicas controls over the share of connections that cross to another node."""
+
+    def __init__(self, lab: Lab, *, clients: tuple[str, ...] = ("webpod1", "webpod2", "webpod3", "net-pod"),
+                 max_replicas: int = 10, seed: int = 1) -> None:
+        import ipywidgets as w
+
+        self.lab, self.seed = lab, seed
+        self.client = w.Dropdown(options=list(clients), value=clients[0], description="client")
+        self.max_replicas = w.IntSlider(value=max_replicas, min=2, max=12, description="up to", continuous_update=False)
+        self.figure = go.FigureWidget()
+        self.rows: list[dict] = []
+        self.client.observe(lambda _c: self.update(), names="value")
+        self.max_replicas.observe(lambda _c: self.update(), names="value")
+        self.update()
+        self.widget = w.VBox([w.HBox([self.client, self.max_replicas]), self.figure])
+
+    def update(self) -> list[dict]:
+        self.rows = [compute_cross_node(self.lab, self.client.value, r, seed=self.seed) for r in range(1, self.max_replicas.value + 1)]
+        x = [r["replicas"] for r in self.rows]
+        with self.figure.batch_update():
+            self.figure.data = []
+            self.figure.add_scatter(x=x, y=[r["observed"] for r in self.rows], mode="lines+markers", name="observed")
+            self.figure.add_scatter(x=x, y=[r["expected"] for r in self.rows], mode="lines", line_dash="dot",
+                                    name="1 − local pods / replicas")
+            self.figure.layout.title = (f"Connections from {self.client.value} that leave its node "
+                                        f"({self.rows[0]['client_node']}), {self.lab.backend} backend")
+            self.figure.layout.xaxis.title = "deploy-echo replicas"
+            self.figure.layout.yaxis.title = "cross-node share"
+            self.figure.layout.yaxis.tickformat = ".0%"
+            self.figure.layout.yaxis.range = [0, 1.05]
+            self.figure.layout.template = "plotly_white"
+            self.figure.layout.height = 360
+        return self.rows
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

@@ -37,3 +37,13 @@ def test_affinity_panel_toggle():
     assert (st["endpoints"] == 1).all() and "ClientIP" in panel.figure.layout.title.text
     panel.clients.value = 10
     assert len(experiments.stickiness(panel.df)) == 10
+
+
+def test_cross_node_panel_matches_the_expectation():
+    from kslab.views import CrossNodePanel
+
+    panel = CrossNodePanel(Lab(seed=1), max_replicas=5)
+    assert [r["replicas"] for r in panel.rows] == [1, 2, 3, 4, 5]
+    assert all(abs(r["observed"] - r["expected"]) < 0.05 for r in panel.rows)
+    panel.client.value = "net-pod"  # on the tainted control plane: never a local deploy-echo pod
+    assert all(r["observed"] == 1.0 for r in panel.rows) and len(panel.figure.data) == 2
