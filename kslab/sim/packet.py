@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,15 @@ class Packet:
     in_iface: str = ""  # set in PREROUTING/INPUT/FORWARD
     out_iface: str = ""  # set in OUTPUT/FORWARD/POSTROUTING
     mark: int = 0  # skb->mark
+    # what the first packet of a connection carries, for -m tcp --tcp-flags/--syn and -m icmp
+    tcp_flags: frozenset[str] = frozenset({"SYN"})  # SYN, ACK, FIN, RST, URG, PSH
+    icmp_type: int = 8  # echo-request
+    icmp_code: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The headers a trace shows before and after a NAT or MARK step."""
+        return {"src": self.src, "sport": self.sport, "dst": self.dst, "dport": self.dport, "proto": self.proto,
+                "mark": hex(self.mark)}
 
     def five_tuple(self) -> tuple[str, str, int, str, int]:
         return (self.proto, self.src, self.sport, self.dst, self.dport)
@@ -67,6 +77,9 @@ class HookContext:
     ct_status: frozenset[str] = frozenset()  # DNAT, SNAT (what conntrack knows of NAT so far)
     broadcast_addresses: frozenset[str] = frozenset()
     multicast: bool = False
+    # local addresses per interface, for addrtype --limit-iface-in/out (127.0.0.0/8 is lo's);
+    # None when the caller does not model interfaces: then any local address counts on any
+    iface_addresses: Mapping[str, frozenset[str]] | None = None
 
 
 @dataclass
