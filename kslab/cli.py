@@ -166,7 +166,8 @@ def _add_trace(sub) -> None:
     )
     p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
                    help="the lab's manifests (default: the study's lab in data/myk8s)")
-    p.add_argument("--iptables-save", metavar="FILE", help="trace through a real node's iptables-save dump instead")
+    p.add_argument("--iptables-save", metavar="FILE", nargs="+",
+                   help="trace through a real node's rules instead: iptables-save output, or iptables -S listings")
     p.add_argument("--node-ip", help="with --iptables-save: the node's IP")
     p.add_argument("--node", help="the node where an IP client's packet enters (default: where the client is)")
     p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP")

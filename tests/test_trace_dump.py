@@ -99,3 +99,45 @@ def test_bad_dump_arguments_are_one_line(dump, tmp_path):
     r = subprocess.run([sys.executable, "-m", "kslab.cli", "trace", "--iptables-save", str(bad), "--node-ip", "1.1.1.1",
                         "--from", "1.2.3.4", "--to", "1.1.1.1:80"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+# ---- real nodes' rules (tests/data/node-dumps, sources in SOURCES.md) ------------------------------------
+
+DUMPS = REPO / "tests" / "data" / "node-dumps"
+KIND = [DUMPS / "kind-worker3.filter.S", DUMPS / "kind-worker3.nat.S"]
+EKS = [DUMPS / "eks-node.nat.S"]
+
+
+def trace_files(files, node_ip, src, to):
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "trace", "--iptables-save", *map(str, files), "--node-ip", node_ip,
+                        "--from", src, "--to", to, "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("files,node_ip,pod,dns,dns_endpoints", [
+    (KIND, "172.20.0.4", "10.244.2.3", "10.96.0.10", {"10.244.0.2:53", "10.244.0.3:53"}),
+    (EKS, "192.168.0.174", "192.168.4.161", "10.100.0.10", {"192.168.11.99:53", "192.168.2.12:53"}),
+], ids=["kind", "eks"])
+def test_real_node_dns_from_a_pod(files, node_ip, pod, dns, dns_endpoints):
+    seen = set()
+    for seed in range(12):
+        r = subprocess.run([sys.executable, "-m", "kslab.cli", "trace", "--iptables-save", *map(str, files), "--node-ip", node_ip,
+                            "--from", pod, "--to", f"{dns}:53/udp", "--json", "--seed", str(seed)], capture_output=True, text=True)
+        t = json.loads(r.stdout)
+        assert t["chains"][:2] == ["KUBE-SERVICES", "KUBE-SVC-TCOU7JCQXEZGVUNU"] and t["masquerade"] is False
+        seen.add(t["dnat_to"])
+    assert seen == dns_endpoints  # both CoreDNS pods, by the 1/2 ladder
+
+
+def test_real_kind_node_to_the_api_server():
+    t = trace_files(KIND, "172.20.0.4", "10.244.2.3", "10.96.0.1:443/tcp")
+    assert t["dnat_to"] == "172.20.0.2:6443" and "KUBE-SVC-NPX46M4PTMTKRN6Y" in t["chains"] and t["verdict"] == "forwarded"
+    t = trace_files(KIND, "172.20.0.4", "172.20.0.4", "10.96.0.1:443/tcp")  # from the node: outside the pod CIDR
+    assert t["dnat_to"] == "172.20.0.2:6443" and t["masquerade"] is True
+
+
+def test_real_eks_nodeport_from_outside():
+    t = trace_files(EKS, "192.168.0.174", "203.0.113.50", "192.168.0.174:31248/tcp")
+    assert t["chains"][:3] == ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXT-V7WHPSTR7G6YHTBY"]
+    assert t["dnat_to"] in ("192.168.2.92:80", "192.168.4.161:80") and t["masquerade"] is True

@@ -18,6 +18,48 @@ from .network import Client, Connection
 from .packet import HookContext, NamespaceState, Packet, TraceStep
 
 
+_TABLE_BY_BUILTINS = {
+    frozenset({"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"}): "nat",
+    frozenset({"INPUT", "FORWARD", "OUTPUT"}): "filter",
+    frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}): "mangle",
+    frozenset({"PREROUTING", "OUTPUT"}): "raw",
+}
+
+
+def listing_to_save(text: str) -> str:
+    """``iptables [-t T] -S`` listings (``-P``/``-N``/``-A`` lines) as ``iptables-save`` text.
+
+    Text that already has ``*table`` sections is returned unchanged. Each listing starts with
+    its ``-P`` lines, whose built-in chains tell the table (nat: PREROUTING, INPUT, OUTPUT,
+    POSTROUTING; filter: INPUT, FORWARD, OUTPUT; ...). Rule lines are the same in both forms.
+    """
+    lines = [line.rstrip() for line in text.splitlines()]
+    if any(line.startswith("*") for line in lines):
+        return text
+    blocks: list[list[str]] = []
+    for line in lines:
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-P ") and (not blocks or not blocks[-1][-1].startswith("-P ")):
+            blocks.append([])
+        if not blocks:
+            raise InputError("--iptables-save", "a listing must start with its -P (policy) lines", "use iptables-save, or iptables -S output")
+        blocks[-1].append(line)
+    out = []
+    for block in blocks:
+        builtins = frozenset(line.split()[1] for line in block if line.startswith("-P "))
+        table = _TABLE_BY_BUILTINS.get(builtins)
+        if table is None:
+            raise InputError("--iptables-save", f"cannot tell the table of a listing with built-in chains {sorted(builtins)}",
+                             "give iptables-save output instead")
+        out.append(f"*{table}")
+        out += [f":{l.split()[1]} {l.split()[2]} [0:0]" for l in block if l.startswith("-P ")]
+        out += [f":{l.split()[1]} - [0:0]" for l in block if l.startswith("-N ")]
+        out += [l for l in block if l.startswith("-A ")]
+        out.append("COMMIT")
+    return "\n".join(out) + "\n"
+
+
 def _parse_to(spec: str) -> tuple[str, int, str]:
     s, _, proto = spec.partition("/")
     proto = (proto or "tcp").lower()
@@ -33,7 +75,7 @@ def _parse_to(spec: str) -> tuple[str, int, str]:
     return host, int(port), proto
 
 
-def trace_dump(path: str, *, node_ip: str, src: str, to: str, seed: int = 0, local_addresses: set[str] | None = None) -> Connection:
+def trace_dump(path: str | list[str], *, node_ip: str, src: str, to: str, seed: int = 0, local_addresses: set[str] | None = None) -> Connection:
     try:
         ipaddress.ip_address(node_ip)
     except ValueError:
@@ -42,10 +84,13 @@ def trace_dump(path: str, *, node_ip: str, src: str, to: str, seed: int = 0, loc
         ipaddress.ip_address(src)
     except ValueError:
         raise InputError("--from", f"{src!r} is not an IP address", "with --iptables-save, --from is an IP")
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"--iptables-save {path}", "no such file", "give the path of an iptables-save dump")
-    nf = Netfilter.from_text(p.read_text(), name=node_ip)
+    texts = []
+    for one in [path] if isinstance(path, str) else path:
+        p = Path(one)
+        if not p.is_file():
+            raise InputError(f"--iptables-save {one}", "no such file", "give the path of an iptables-save dump")
+        texts.append(listing_to_save(p.read_text()))
+    nf = Netfilter.from_text("".join(texts), name=node_ip)
     dst, dport, proto = _parse_to(to)
     state = NamespaceState(rng=random.Random(seed))
     local = frozenset((local_addresses or set()) | {node_ip, "127.0.0.1"})
