@@ -376,3 +376,20 @@ def iptables_save(ns: str, tables: Sequence[str] = ("mangle", "filter", "nat"), 
 def counters_present(counters: Mapping[str, bool]) -> bool:
     """True if every counter kube-proxy uses exists (render with nfacct on)."""
     return all(counters.get(name, False) for name in NFACCT_COUNTERS)
+
+
+# --------------------------------------------------------------------------------------------
+# For kslab.netns (appended; nothing above depends on it)
+
+
+def run_in_namespace(
+    ns: str, argv: Sequence[str], *, stdin: str | None = None, timeout: float = _TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` under ``ip netns exec NS`` and return the result unchecked (the caller
+    decides what a failure means)."""
+    return _in_ns(ns, argv, stdin=stdin, timeout=timeout)
+
+
+def one_line(text: str) -> str:
+    """The first lines of a command's output joined into one line, for error messages."""
+    return _one_line(text)

@@ -1,0 +1,84 @@
+"""Benchmark: the real-kernel lab (issue 4 target: ``up`` of the study's lab with its 7 pods in
+under 5 s) and real connections per second through kube-proxy's rules.
+
+Figures: the time to bring the lab up (namespaces, veths, routes, kube-proxy's full sync on
+every node, servers answering) and down; connections/s from net-pod to svc-clusterip, with the
+same client to webpod1's IP directly as the baseline measured in the same run (the ratio is
+the price of DNAT + conntrack + a second node hop when the endpoint is remote), and mypc to a
+NodePort; the time of full-lab up/down cycles. Needs root, ``ip`` and ``iptables``.
+
+    python3 benchmarks/bench_netns.py [-n 2000] [--ups 3] [--cycles 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kslab.controlplane import load_cluster  # noqa: E402
+from kslab.errors import EnvironmentProblem  # noqa: E402
+from kslab.netns.topology import NetnsLab  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "myk8s"
+TARGET_UP_SECONDS = 5.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=2000, help="connections per traffic figure")
+    ap.add_argument("--ups", type=int, default=3, help="up/down repetitions for the timing")
+    ap.add_argument("--cycles", type=int, default=10, help="full-lab up/down cycles to time (0: skip)")
+    a = ap.parse_args()
+    try:
+        NetnsLab.check_environment()
+    except EnvironmentProblem as err:
+        print(f"bench_netns: {err}", file=sys.stderr)
+        return 1
+    state = load_cluster([str(DATA)], seed=1)
+
+    ups, downs, syncs = [], [], []
+    for _ in range(a.ups):
+        lab = NetnsLab(state)
+        lab.up()
+        assert lab.up_seconds is not None
+        ups.append(lab.up_seconds)
+        syncs += [s.seconds for s in lab.syncs]
+        t0 = time.perf_counter()
+        lab.down()
+        downs.append(time.perf_counter() - t0)
+    up = statistics.median(ups)
+    print(f"up (4 nodes, 7 pods, 6 servers): median {up:.2f} s, best {min(ups):.2f} s over {a.ups}; "
+          f"down median {statistics.median(downs):.2f} s")
+    print(f"  kube-proxy full sync per node (4 in parallel): median {statistics.median(syncs) * 1000:.0f} ms")
+    print(f"ratio up / target {TARGET_UP_SECONDS:.0f} s = {up / TARGET_UP_SECONDS:.2f}")
+
+    with NetnsLab(state) as lab:
+        cip = state.service("svc-clusterip").cluster_ip
+        node_port = state.service("svc-nodeport").ports[0].node_port
+        lab.connect("net-pod", cip, 9000, n=100)  # warm up
+        direct = lab.connect("net-pod", "10.10.1.2", 80, n=a.n)
+        service = lab.connect("net-pod", cip, 9000, n=a.n)
+        nodeport = lab.connect("mypc", lab.layout.nodes[0].ip, node_port, n=a.n)
+        for label, run in (("net-pod -> webpod1 10.10.1.2:80 (baseline)", direct),
+                           (f"net-pod -> svc-clusterip {cip}:9000", service),
+                           (f"mypc -> {lab.layout.nodes[0].name}:{node_port} (NodePort)", nodeport)):
+            print(f"{label}: {run.rate:,.0f} conn/s ({run.ok}/{len(run.results)} ok, by pod {run.by_pod()})")
+        print(f"ratio svc-clusterip / direct = {service.rate / direct.rate:.2f}; NodePort / direct = {nodeport.rate / direct.rate:.2f}")
+
+    if a.cycles:
+        t0 = time.perf_counter()
+        for _ in range(a.cycles):
+            with NetnsLab(state):
+                pass
+        per = (time.perf_counter() - t0) / a.cycles
+        print(f"{a.cycles} full-lab up/down cycles: {per:.2f} s per cycle; 50 cycles would take {per * 50:.0f} s")
+    return 0 if up < TARGET_UP_SECONDS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

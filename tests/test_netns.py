@@ -1,0 +1,552 @@
+"""The netns backend: the study's lab on the real kernel (kslab.netns).
+
+As root with ``ip`` and ``iptables``, these tests build the lab in network namespaces and send
+real TCP connections through kube-proxy's rules: pod to pod, pod to ClusterIP (no SNAT), mypc to
+every node's NodePort (SNAT to the ingress node), mypc to a ClusterIP (fails), the hairpin, and
+the kernel's iptables-save against kslab's model. They also prove the lab's promises: the root
+namespace is identical before ``up`` and after ``down``; a lab whose owner was SIGKILLed (after
+or during ``up``) is removed by the next ``down``; SIGTERM, SIGINT and exit take a lab down; 50
+up/down cycles leave nothing behind.
+
+Every lab here records itself in a temporary run directory and only ever removes namespaces by
+its own prefix, so these tests can run beside other kslab runs on the same machine. Without
+root or the tools, the kernel tests skip with the reason; the tests of error messages and of the
+helpers' parsing run everywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kslab.controlplane import load_cluster
+from kslab.errors import EnvironmentProblem
+from kslab.model import ClusterState
+from kslab.netns import cli as netns_cli
+from kslab.netns import rootcheck, topology
+from kslab.netns.client import parse_answer
+from kslab.netns.topology import NetnsLab
+from kslab.proxy import apply
+from kslab.proxy.iptables import render_node
+from kslab.proxy.iptsave import restore_to_save
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "myk8s"
+NET_POD_IP = "10.10.0.2"
+OK = 2.0  # per-connection timeout where success is expected (the machine may be busy)
+WEBPODS = {"webpod1": "10.10.1.2", "webpod2": "10.10.2.2", "webpod3": "10.10.3.2"}
+
+
+@functools.cache
+def skip_reason() -> str | None:
+    """Why the kernel tests cannot run here, or None."""
+    try:
+        NetnsLab.check_environment()
+    except EnvironmentProblem as err:
+        return str(err)
+    return None
+
+
+needs_netns = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
+netns = [pytest.mark.netns, needs_netns]
+
+
+@functools.cache
+def _state() -> ClusterState:
+    return load_cluster([str(DATA)], seed=1)
+
+
+def study_state() -> ClusterState:
+    """The study's lab: 4 nodes, 7 pods, svc-clusterip, svc-nodeport, kubernetes."""
+    return _state().copy()
+
+
+def small_state() -> ClusterState:
+    """Two nodes, net-pod and webpod1 (one server): the cheap lab of the cycle tests."""
+    state = study_state()
+    state.nodes = [n for n in state.nodes if n.name in ("myk8s-control-plane", "myk8s-worker")]
+    state.pods = [p for p in state.pods if p.name in ("net-pod", "webpod1")]
+    return state
+
+
+def gone(pid: int) -> bool:
+    """The process no longer runs (absent, or a zombie)."""
+    return topology._proc_start(pid) is None
+
+
+def namespaces_with(prefix: str) -> list[str]:
+    return [n for n in apply.netns_list() if n.startswith(prefix)]
+
+
+def assert_lab_gone(prefix: str, server_pids: list[int], record_dir: Path | None = None) -> None:
+    assert namespaces_with(prefix) == []
+    assert [pid for pid in server_pids if not gone(pid)] == []
+    assert rootcheck.root_veths() == []
+    if record_dir is not None:
+        assert not record_dir.exists()
+
+
+def nodeport(state: ClusterState) -> int:
+    return state.service("svc-nodeport").ports[0].node_port
+
+
+# --------------------------------------------------------------------------------------------
+# The study's lab, up once for the traffic tests
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
+    if skip_reason():
+        pytest.skip(str(skip_reason()))
+    with NetnsLab(study_state(), directory=tmp_path_factory.mktemp("run")) as the_lab:
+        yield the_lab
+    assert namespaces_with(the_lab.prefix) == []
+
+
+@pytest.mark.netns
+@needs_netns
+def test_up_builds_every_namespace_and_server(lab: NetnsLab) -> None:
+    status = lab.status()
+    assert all(status.namespaces.values()), status.text()
+    assert len(status.namespaces) == 1 + 4 + 1 + 7  # fabric, nodes, mypc, pods
+    servers = {p.name: p.alive for p in status.pods if p.server}
+    assert len(servers) == 6 and all(servers.values()), status.text()
+    assert {p.name: p.server for p in lab.layout.pods}["webpod1"] == "whoami"
+    assert sorted(p.server or "" for p in lab.layout.pods).count("echo") == 3
+    assert set(status.rules) == {n.name for n in lab.layout.nodes}
+    assert lab.up_seconds is not None and lab.up_seconds < 30
+    assert {s.node for s in lab.syncs} == set(status.rules)
+
+
+@pytest.mark.netns
+@needs_netns
+def test_layout_names_and_addresses(lab: NetnsLab) -> None:
+    lay = lab.layout
+    assert all(ns.startswith(lab.prefix) and ns.startswith("kslab-") for ns in lay.namespaces())
+    assert [(n.name, n.ip, n.pod_cidr, n.gateway) for n in lay.nodes] == [
+        ("myk8s-control-plane", "172.18.0.2", "10.10.0.0/24", "10.10.0.1"),
+        ("myk8s-worker", "172.18.0.3", "10.10.1.0/24", "10.10.1.1"),
+        ("myk8s-worker2", "172.18.0.4", "10.10.2.0/24", "10.10.2.1"),
+        ("myk8s-worker3", "172.18.0.5", "10.10.3.0/24", "10.10.3.1"),
+    ]
+    assert all(len(p.host_if) <= 15 and p.host_if.startswith("veth") for p in lay.pods)
+    node = lab.exec("myk8s-worker", ["ip", "-o", "-4", "addr", "show"]).stdout
+    assert "eth0    inet 172.18.0.3/16" in node and "inet 10.10.1.1/32" in node
+    routes = lab.exec("myk8s-worker", ["ip", "route"]).stdout
+    assert "10.10.0.0/24 via 172.18.0.2 dev eth0" in routes and "10.10.1.2 dev veth" in routes
+    pod = lab.exec("webpod1", ["ip", "route"]).stdout.splitlines()
+    assert pod[0].startswith("default via 10.10.1.1 dev eth0")
+    sysctl = lab.exec("myk8s-worker", ["cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv4/conf/all/route_localnet",
+                                       "/proc/sys/net/ipv4/conf/all/rp_filter"]).stdout.split()
+    assert sysctl == ["1", "1", "0"]
+    fabric = apply.run_in_namespace(lay.fabric_ns, ["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip()
+    assert fabric == "0"
+
+
+@pytest.mark.netns
+@needs_netns
+def test_pod_to_each_webpod_directly(lab: NetnsLab) -> None:
+    for name, ip in WEBPODS.items():
+        run = lab.connect("net-pod", ip, 80, n=3, timeout=OK)
+        assert run.failed == 0, run.results
+        assert run.by_pod() == {name: 3}
+        assert run.seen_ips() == {name: [NET_POD_IP]}
+        assert all(r.remote_addr == r.local for r in run.results)  # no NAT at all
+
+
+@pytest.mark.netns
+@needs_netns
+def test_whoami_and_echo_answer_like_the_study_images(lab: NetnsLab) -> None:
+    get = "import urllib.request, sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+    text = lab.exec("net-pod", [sys.executable, "-c", get, "http://10.10.1.2/"]).stdout
+    assert text.startswith("Hostname: webpod1\n")
+    assert "IP: 10.10.1.2\n" in text and f"RemoteAddr: {NET_POD_IP}:" in text and "GET / HTTP/1.1" in text
+    echo_pod = next(p for p in lab.layout.pods if p.server == "echo")
+    doc = json.loads(lab.exec("net-pod", [sys.executable, "-c", get, f"http://{echo_pod.ip}:8080/x?a=1"]).stdout)
+    assert doc["os"]["hostname"] == echo_pod.name and doc["ip"] == f"::ffff:{NET_POD_IP}"
+    assert doc["path"] == "/x" and doc["query"] == {"a": "1"} and doc["method"] == "GET"
+    refused = lab.connect("net-pod", "10.10.1.2", 81, n=1, timeout=OK)
+    assert refused.errors() == {"refused": 1}
+
+
+@pytest.mark.netns
+@needs_netns
+def test_clusterip_reaches_every_webpod_without_snat(lab: NetnsLab) -> None:
+    cip = lab.state.service("svc-clusterip").cluster_ip
+    run = lab.connect("net-pod", cip, 9000, n=150, timeout=OK)
+    assert run.failed == 0, run.errors()
+    assert set(run.by_pod()) == set(WEBPODS)
+    assert run.seen_ips() == {name: [NET_POD_IP] for name in WEBPODS}
+    assert run.rate > 0
+
+
+@pytest.mark.netns
+@needs_netns
+def test_nodeport_from_mypc_is_snat_to_the_ingress_node(lab: NetnsLab) -> None:
+    port = nodeport(lab.state)
+    echo_node = {p.name: p.node for p in lab.layout.pods if p.server == "echo"}
+    for node in lab.layout.nodes:
+        run = lab.connect("mypc", node.ip, port, n=30, timeout=OK)
+        assert run.failed == 0, (node.name, run.errors())
+        assert set(run.by_pod()) <= set(echo_node) and len(run.by_pod()) >= 2
+        for pod, seen in run.seen_ips().items():
+            # MASQUERADE takes the out interface's address: the ingress node's eth0 for a pod
+            # on another node, the veth's .1 (also the ingress node's) for a local pod
+            assert seen == ([node.gateway] if echo_node[pod] == node.name else [node.ip]), (node.name, pod, seen)
+
+
+@pytest.mark.netns
+@needs_netns
+def test_mypc_cannot_reach_a_clusterip(lab: NetnsLab) -> None:
+    run = lab.connect("mypc", lab.state.service("svc-clusterip").cluster_ip, 9000, n=2, timeout=0.3)
+    assert run.ok == 0
+    assert set(run.errors()) <= {"timeout", "unreachable"}
+
+
+@pytest.mark.netns
+@needs_netns
+def test_kernel_iptables_save_equals_kslab_model(lab: NetnsLab) -> None:
+    overrides = {} if lab._nfacct else {"nfacct": False}
+    for node in lab.layout.nodes:
+        expected = restore_to_save(render_node(lab.state, node.name, **overrides).raw_text())
+        assert apply.iptables_save(node.ns) == expected, node.name
+        counts = lab.status().rules[node.name]
+        assert counts["nat"] == sum(1 for line in expected.split("*nat", 1)[1].splitlines() if line.startswith("-A "))
+
+
+@pytest.mark.netns
+@needs_netns
+def test_hairpin_needs_kube_proxys_masquerade_rule(lab: NetnsLab) -> None:
+    cip = lab.state.service("svc-clusterip").cluster_ip
+    run = lab.connect("webpod1", cip, 9000, n=60, timeout=OK)
+    assert run.failed == 0 and "webpod1" in run.by_pod()
+    assert run.seen_ips()["webpod1"] == ["10.10.1.1"]  # masqueraded to its veth's .1
+    ns = lab.layout.node("myk8s-worker").ns
+    rule = next(line for line in apply.iptables_save(ns, ("nat",)).splitlines() if line.startswith("-A KUBE-SEP-") and "-s 10.10.1.2/32" in line)
+    deleted = apply.run_in_namespace(ns, ["iptables", "-t", "nat", "-D", *shlex.split(rule)[1:]])
+    assert deleted.returncode == 0, deleted.stderr
+    try:
+        run = lab.connect("webpod1", cip, 9000, n=60, timeout=0.3)
+        assert "webpod1" not in run.by_pod() and run.failed > 0  # it drops its own address as a martian
+        assert run.ok > 0  # the other webpods still answer
+    finally:
+        lab.resync(nodes=["myk8s-worker"])
+    run = lab.connect("webpod1", cip, 9000, n=60, timeout=OK)
+    assert run.failed == 0 and "webpod1" in run.by_pod(), (run.by_pod(), [r for r in run.results if not r.ok][:3])
+
+
+@pytest.mark.netns
+@needs_netns
+def test_resync_removes_stale_service_chains(lab: NetnsLab) -> None:
+    original = lab.state
+    changed = original.copy()
+    changed.services = [s for s in changed.services if s.name != "svc-nodeport"]
+    changed.endpoint_slices = [s for s in changed.endpoint_slices if s.service_name != "svc-nodeport"]
+    try:
+        seconds = lab.resync(changed)
+        assert set(seconds) == {n.name for n in lab.layout.nodes}
+        assert all(r.stale_chains >= 4 for r in lab.syncs[-4:])  # SVC, EXT and 3 SEP chains
+        for node in lab.layout.nodes:
+            saved = apply.iptables_save(node.ns)
+            assert "svc-nodeport" not in saved
+            assert saved == restore_to_save(lab.render(node.name).raw_text())
+        port = nodeport(original)
+        assert lab.connect("mypc", lab.layout.nodes[1].ip, port, n=1, timeout=0.3).ok == 0
+    finally:
+        lab.resync(original)
+    assert lab.connect("mypc", lab.layout.nodes[1].ip, nodeport(original), n=3, timeout=OK).failed == 0
+    with pytest.raises(NotImplementedError, match="partial"):
+        lab.resync(full=False)
+
+
+@pytest.mark.netns
+@needs_netns
+def test_update_follows_scaling(lab: NetnsLab) -> None:
+    original = lab.state
+    scaled = original.copy()
+    scaled.control_plane.scale("deploy-echo", 5)  # type: ignore[attr-defined]
+    port = nodeport(original)
+    try:
+        change = lab.update(scaled)
+        assert len(change["added"]) == 2 and change["removed"] == []
+        assert all(lab.servers_alive().values()) and len(lab.servers_alive()) == 8
+        run = lab.connect("mypc", lab.layout.nodes[0].ip, port, n=100, timeout=OK)
+        assert run.failed == 0 and len(run.by_pod()) == 5
+        scaled = scaled.copy()
+        scaled.control_plane.scale("deploy-echo", 1)  # type: ignore[attr-defined]
+        change = lab.update(scaled)
+        assert len(change["removed"]) == 4 and change["added"] == []
+        run = lab.connect("mypc", lab.layout.nodes[0].ip, port, n=10, timeout=OK)
+        assert run.failed == 0 and len(run.by_pod()) == 1
+        assert not [n for n in apply.netns_list() if n.startswith(lab.prefix) and n not in lab.layout.namespaces()]
+    finally:
+        lab.update(original)
+    assert len(lab.connect("mypc", lab.layout.nodes[0].ip, port, n=60, timeout=OK).by_pod()) == 3
+    assert all(lab.status().namespaces.values())
+
+
+@pytest.mark.netns
+@needs_netns
+def test_unknown_client_is_an_input_error(lab: NetnsLab) -> None:
+    from kslab.errors import InputError
+
+    with pytest.raises(InputError, match="mypc"):
+        lab.namespace_of("nope")
+    assert lab.namespace_of("mypc") == lab.layout.mypc_ns
+    assert lab.namespace_of("myk8s-worker2").endswith("node-myk8s-worker2")
+
+
+# --------------------------------------------------------------------------------------------
+# Leaving nothing behind
+
+
+@pytest.mark.netns
+@needs_netns
+def test_root_namespace_identical_before_up_and_after_down(tmp_path: Path) -> None:
+    before = rootcheck.snapshot()
+    lab = NetnsLab(study_state(), directory=tmp_path)
+    lab.up()
+    during = rootcheck.snapshot()
+    pids = [int(s["pid"]) for s in lab._record.servers.values()] if lab._record else []
+    lab.down()
+    lab.down()  # idempotent
+    after = rootcheck.snapshot()
+    assert rootcheck.diff(before, during) == []
+    assert rootcheck.diff(before, after) == []
+    assert_lab_gone(lab.prefix, pids, lab.record_dir)
+
+
+CHILD = r"""
+import sys, time
+from kslab.controlplane import load_cluster
+from kslab.netns.topology import NetnsLab
+state = load_cluster([sys.argv[1]], seed=1)
+if sys.argv[2] == "small":
+    state.nodes = [n for n in state.nodes if n.name in ("myk8s-control-plane", "myk8s-worker")]
+    state.pods = [p for p in state.pods if p.name in ("net-pod", "webpod1")]
+lab = NetnsLab(state)
+lab.up()
+print("UP", lab.id, flush=True)
+if sys.argv[3] == "exit":
+    sys.exit(0)
+time.sleep(600)
+"""
+
+
+def start_child(run_dir: Path, size: str, mode: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "KSLAB_RUN_DIR": str(run_dir), "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(DATA), size, mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+
+
+def wait_up(child: subprocess.Popen[str]) -> str:
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    assert line.startswith("UP "), (line, child.stderr.read() if child.stderr else "")
+    return line.split()[1]
+
+
+def record_of(run_dir: Path, lab_id: str) -> dict:
+    return json.loads((run_dir / lab_id / "state.json").read_text())
+
+
+@pytest.mark.netns
+@needs_netns
+def test_kill9_after_up_then_down_removes_everything(tmp_path: Path) -> None:
+    child = start_child(tmp_path, "full", "sleep")
+    try:
+        lab_id = wait_up(child)
+        rec = record_of(tmp_path, lab_id)
+        pids = [int(s["pid"]) for s in rec["servers"].values()]
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        # the servers survive their owner: a crash really leaves the lab behind
+        assert len(namespaces_with(rec["prefix"])) == 13 and not any(gone(p) for p in pids)
+        status = {r.id: r for r in topology.read_records(tmp_path)}
+        assert status[lab_id].crashed
+        NetnsLab(small_state(), directory=tmp_path).down()  # any lab's down cleans crashed runs
+        assert_lab_gone(rec["prefix"], pids, tmp_path / lab_id)
+    finally:
+        child.kill()
+        child.wait()
+        topology.down_all(tmp_path, sweep=False)
+
+
+@pytest.mark.netns
+@needs_netns
+@pytest.mark.parametrize("delay", [0.05, 0.3])
+def test_kill9_during_up_then_down_removes_everything(tmp_path: Path, delay: float) -> None:
+    child = start_child(tmp_path, "full", "sleep")
+    try:
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob("kslab-*/state.json")) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(delay)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        (record,) = tmp_path.glob("kslab-*/state.json")
+        rec = json.loads(record.read_text())
+        pids = [int(s["pid"]) for s in rec["servers"].values()]
+        assert topology.cleanup_crashed(tmp_path) == [rec["id"]]
+        assert_lab_gone(rec["prefix"], pids, record.parent)
+    finally:
+        child.kill()
+        child.wait()
+        topology.down_all(tmp_path, sweep=False)
+
+
+@pytest.mark.netns
+@needs_netns
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "exit"])
+def test_signals_and_exit_take_the_lab_down(tmp_path: Path, how: str) -> None:
+    child = start_child(tmp_path, "small", "exit" if how == "exit" else "sleep")
+    try:
+        lab_id = wait_up(child)
+        rec = record_of(tmp_path, lab_id)
+        pids = [int(s["pid"]) for s in rec["servers"].values()]
+        if how != "exit":
+            os.kill(child.pid, getattr(signal, how))
+        code = child.wait(30)
+        assert code == {"SIGTERM": -signal.SIGTERM, "SIGINT": -signal.SIGINT, "exit": 0}[how], child.stderr.read() if child.stderr else ""
+        assert_lab_gone(rec["prefix"], pids, tmp_path / lab_id)
+    finally:
+        child.kill()
+        child.wait()
+        topology.down_all(tmp_path, sweep=False)
+
+
+@pytest.mark.netns
+@needs_netns
+def test_signal_handlers_installed_and_restored(tmp_path: Path) -> None:
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    with NetnsLab(small_state(), directory=tmp_path, handle_signals=False):
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # notebooks
+    with NetnsLab(small_state(), directory=tmp_path):
+        assert signal.getsignal(signal.SIGINT) is topology._on_signal is signal.getsignal(signal.SIGTERM)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert topology._LIVE == []
+
+
+CYCLES = 50
+
+
+@pytest.mark.netns
+@needs_netns
+def test_fifty_up_down_cycles_leave_nothing(tmp_path: Path) -> None:
+    before = rootcheck.snapshot()
+    prefixes, pids = [], []
+    t0 = time.perf_counter()
+    for _ in range(CYCLES):
+        with NetnsLab(small_state(), directory=tmp_path) as lab:
+            prefixes.append(lab.prefix)
+            pids += [int(s["pid"]) for s in lab._record.servers.values()] if lab._record else []
+    seconds = time.perf_counter() - t0
+    existing = apply.netns_list()
+    assert [n for n in existing if n.startswith(tuple(prefixes))] == []
+    assert [p for p in pids if not gone(p)] == []
+    assert rootcheck.root_veths() == []
+    assert list(tmp_path.iterdir()) == []
+    assert rootcheck.diff(before, rootcheck.snapshot()) == []
+    print(f"{CYCLES} up/down cycles of the small lab: {seconds:.1f} s ({seconds / CYCLES * 1000:.0f} ms per cycle)")
+
+
+@pytest.mark.netns
+@needs_netns
+def test_failed_health_check_is_one_line_and_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = NetnsLab(small_state(), directory=tmp_path, health_timeout=0.3)
+    monkeypatch.setattr(lab, "_launch_servers", lambda pods: None)  # nobody will answer
+    with pytest.raises(EnvironmentProblem) as err:
+        lab.up()
+    message = str(err.value)
+    assert "\n" not in message and "pod webpod1: whoami server on 10.10.1.2:80 did not answer 200" in message
+    assert namespaces_with(lab.prefix) == [] and not lab.record_dir.exists()
+
+
+@pytest.mark.netns
+@needs_netns
+def test_cli_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("KSLAB_RUN_DIR", str(tmp_path))
+    assert netns_cli.netns_up(None, seed=1) == 0
+    out = capsys.readouterr().out
+    lab_id = out.split()[2]
+    try:
+        assert lab_id.startswith("kslab-") and "7 pods" in out
+        rec = record_of(tmp_path, lab_id)
+        assert rec["owner_pid"] is None  # detached: this process's exit would not remove it
+        assert topology._LIVE == []
+        stray = f"{rec['prefix']}stray"
+        apply.netns_add(stray)  # an unrecorded leftover with the lab's prefix
+        assert netns_cli.netns_status() == 0
+        out = capsys.readouterr().out
+        assert f"lab {lab_id} (up, detached" in out and "13/13 namespaces" in out and "unexpected: " + stray in out
+        assert out.count(" alive") == 6
+        attached = NetnsLab.attach(lab_id=lab_id)
+        assert attached.connect("net-pod", "10.10.2.2", 80, timeout=OK).by_pod() == {"webpod2": 1}
+        attached.close()  # not owned: the lab stays
+        assert len(namespaces_with(rec["prefix"])) == 14
+        pids = [int(s["pid"]) for s in rec["servers"].values()]
+        monkeypatch.setattr(topology, "SWEEP_PREFIX", rec["prefix"])  # stay off other runs' namespaces
+        assert netns_cli.netns_down() == 0
+        assert "removed 14 network namespaces" in capsys.readouterr().out
+        assert_lab_gone(rec["prefix"], pids, tmp_path / lab_id)
+    finally:
+        topology.remove_lab(lab_id + "-", tmp_path / lab_id)
+
+
+# --------------------------------------------------------------------------------------------
+# Without root or tools; the helpers' parsing (run everywhere)
+
+
+def test_without_root_up_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(apply.os, "geteuid", lambda: 1000)
+    with pytest.raises(EnvironmentProblem, match="needs root"):
+        NetnsLab(small_state()).up()
+    assert netns_cli.netns_up(None) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "root" in err
+    assert netns_cli.netns_down() == 1 and netns_cli.netns_status() == 1
+
+
+def test_without_ip_up_names_the_package(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(apply.os, "geteuid", lambda: 0)
+    real_which = apply.shutil.which
+    monkeypatch.setattr(apply.shutil, "which", lambda name, path=None: None if name == "ip" else real_which(name, path=path))
+    assert netns_cli.netns_up(None) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "iproute2" in err
+
+
+def test_plan_rejects_nodes_off_the_node_network() -> None:
+    from kslab.errors import InputError
+
+    state = small_state()
+    state.nodes[0].internal_ip = "192.168.9.9"
+    with pytest.raises(InputError, match="not a free address"):
+        topology.plan(state, "kslab-x-")
+
+
+def test_parse_answer_reads_whoami_and_echo() -> None:
+    whoami = "Hostname: webpod2\nIP: 127.0.0.1\nIP: 10.10.2.2\nRemoteAddr: 10.10.0.2:41234\nGET / HTTP/1.1\n"
+    assert parse_answer(whoami) == ("webpod2", "10.10.0.2:41234")
+    echo = json.dumps({"path": "/", "ip": "::ffff:172.18.0.3", "os": {"hostname": "deploy-echo-x"}})
+    assert parse_answer(echo) == ("deploy-echo-x", "172.18.0.3")
+    echo = json.dumps({"ip": "::ffff:172.18.0.3", "os": {"hostname": "e"}, "connection": {"remoteAddress": "172.18.0.3", "remotePort": 5}})
+    assert parse_answer(echo) == ("e", "172.18.0.3:5")
+    assert parse_answer("garbage") == (None, None)
+
+
+def test_helpers_start_without_heavy_imports() -> None:
+    """The server and client start in every pod: they must not pull in pandas and friends."""
+    code = "import sys, kslab.netns.servers, kslab.netns.client; print(sorted(m for m in ('pandas', 'yaml', 'kslab.netns.topology') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
