@@ -68,12 +68,25 @@ class Lab:
         seed: int = 0,
         proxy: dict | None = None,
     ) -> None:
+        from_env = backend is None
         backend = backend or os.environ.get("KSLAB_BACKEND") or "sim"
         if backend not in BACKENDS:
             raise InputError("backend", f"{backend!r} is not a kslab backend", "use sim, netns or kind")
-        if backend != "sim":
-            raise EnvironmentProblem(f"the {backend} backend is not built yet; use backend='sim' (or unset KSLAB_BACKEND)")
+        if backend == "kind":
+            raise EnvironmentProblem("the kind backend is not built yet; use backend='sim' or 'netns'")
+        if backend == "netns":
+            from .netns.topology import NetnsLab
+
+            try:
+                NetnsLab.check_environment()
+            except EnvironmentProblem as e:
+                if not from_env:
+                    raise
+                # a notebook asked through KSLAB_BACKEND: say why in one line and run on sim
+                print(f"kslab: netns backend unavailable ({e}); running on sim")
+                backend = "sim"
         self.backend = backend
+        self.kernel = None
         self.seed = seed
         paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests or [DEFAULT_LAB])
         self.cluster: ClusterState = load_cluster(paths, seed=seed)
@@ -82,6 +95,11 @@ class Lab:
         self._rules: dict[str, RuleSet] = {}
         self._network: Network | None = None
         self._sync()
+        if self.backend == "netns":
+            from .netns.topology import NetnsLab
+
+            self.kernel = NetnsLab(self.cluster, handle_signals=False, seed=seed)
+            self.kernel.up()
 
     # ---- rules ---------------------------------------------------------------------------------
     def proxy_config(self, node: str) -> ProxyConfig:
@@ -102,6 +120,20 @@ class Lab:
         else:
             self._network.update_pods(self.cluster)
             self._network.update_rules(texts)
+        if getattr(self, "kernel", None) is not None:
+            self.kernel.update(self.cluster)  # re-render and re-apply in the kernel too
+
+    def close(self) -> None:
+        """Remove the real-kernel lab, if any (the sim needs no cleanup)."""
+        if self.kernel is not None:
+            self.kernel.down()
+            self.kernel = None
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def network(self) -> Network:
@@ -185,6 +217,8 @@ class Lab:
         if not clients:
             raise InputError("src", "no clients given", "name a pod, a node, mypc or an IP")
         dst, port, proto = self.destination(to)
+        if self.kernel is not None:
+            return self._run_kernel(clients, dst, port, proto, n)
         net = self.network
         if seed is not None:
             net.reseed(seed)
@@ -197,3 +231,33 @@ class Lab:
             if interval:
                 net.advance(interval)
         return experiments.frame(rows)
+
+    def _run_kernel(self, clients: list[str], dst: str, port: int, proto: str, n: int) -> pd.DataFrame:
+        """Real TCP connections in the kernel lab: the same columns as the sim, plus latency."""
+        if proto != "tcp":
+            raise InputError("--to", f"the netns backend opens TCP connections, not {proto}", "use a TCP port")
+        pods = {p.name: p for p in self.cluster.pods}
+        node_by_ip = {node.internal_ip: node.name for node in self.cluster.nodes}
+        rows = []
+        share, extra = divmod(n, len(clients))
+        i = 0
+        for k, src in enumerate(clients):
+            count = share + (1 if k < extra else 0)
+            if not count:
+                continue
+            client = self.network.client(src)
+            run = self.kernel.connect(src, dst, port, count)
+            ingress = node_by_ip.get(dst) or client.node or ""
+            for r in run.results:
+                pod = pods.get(r.pod or "")
+                rows.append({
+                    "conn": i, "backend": "netns", "client": client.name, "client_ip": client.ip, "ingress_node": ingress,
+                    "destination": f"{dst}:{port}/tcp", "rules_path": "-", "chains": "",
+                    "endpoint_pod": r.pod if r.ok else None, "endpoint_node": pod.node_name if pod and r.ok else None,
+                    "endpoint_ip": pod.pod_ip if pod and r.ok else None, "source_ip_seen": r.seen_ip if r.ok else None,
+                    "cross_node": bool(pod and r.ok and ingress and pod.node_name != ingress),
+                    "masquerade": bool(r.ok and r.seen_ip != client.ip), "outcome": "ok" if r.ok else (r.error or "error"),
+                    "reason": r.detail or "" if not r.ok else "", "t": float(i), "rules_evaluated": None, "latency_ms": r.ms,
+                })
+                i += 1
+        return pd.DataFrame(rows, columns=[*experiments.COLUMNS, "latency_ms"])

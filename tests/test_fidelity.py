@@ -77,3 +77,18 @@ def test_hairpin(labs):
     assert not run.errors() and (df["outcome"] == "ok").all()
     sim_seen = {p: sorted(g["source_ip_seen"].unique()) for p, g in df.groupby("endpoint_pod")}
     assert run.seen_ips() == sim_seen
+
+
+def test_lab_runs_on_the_kernel_with_the_same_columns():
+    from kslab import experiments
+
+    with Lab(backend="netns", seed=5) as lab:
+        df = lab.run("net-pod", "svc-clusterip", n=300)
+        assert list(df.columns[: len(experiments.COLUMNS)]) == experiments.COLUMNS and "latency_ms" in df
+        assert (df["outcome"] == "ok").all() and set(df["endpoint_pod"]) == {"webpod1", "webpod2", "webpod3"}
+        lab.scale("deploy-echo", 5)  # re-rendered and re-applied in the kernel
+        np = lab.cluster.service("svc-nodeport").ports[0].node_port
+        df = lab.run("mypc", f"myk8s-worker2:{np}", n=500)
+        assert (df["outcome"] == "ok").all() and df["endpoint_pod"].nunique() == 5
+        assert lab.kernel.syncs  # every sync was timed
+    from kslab.netns.topology import down_all  # noqa: F401  (the context manager removed the lab)
