@@ -1,23 +1,54 @@
 """``kslab doctor``: which backends work on this machine, and what to do about the others.
 
-Diagnosis is data first (:class:`Check`, :class:`BackendStatus`), text second. Everything the
-machine is asked goes through a :class:`Probe`, so tests can describe a machine without having
-one.
+Diagnosis is data first (:class:`Check`, :class:`BackendStatus`), text second
+(:func:`format_report`). Everything the machine is asked goes through a :class:`Probe`, so tests
+can describe a machine (no root, no iptables, some kubeconfig) without having one.
+
+Doctor never contacts a cluster and never changes the machine, except for one throwaway network
+namespace (``kslab-doctor-<pid>``, created and deleted at once, only when running as root) to
+prove that namespaces can be made here.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Sequence
+
+__all__ = ["Check", "BackendStatus", "Probe", "diagnose", "format_report", "main_doctor"]
+
+WIDTH = 99  # every report line is shorter than 100 characters
+
+# The sbin directories a non-login (or non-root) PATH often misses; iptables and ip live there.
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+# Debian's chromium, which the real-browser test drives through Playwright.
+CHROMIUM = "/usr/bin/chromium"
+
+# command -> the Debian package that provides it
+DEBIAN_PACKAGE = {
+    "ip": "iproute2",
+    "iptables": "iptables",
+    "iptables-restore": "iptables",
+    "iptables-save": "iptables",
+    "iptables-legacy-restore": "iptables",
+    "nfacct": "nfacct",
+    "conntrack": "conntrack",
+    "iperf3": "iperf3",
+    "chromium": "chromium",
+}
 
 
 @dataclass(frozen=True)
 class Check:
+    """One thing doctor looked at. ``required=False`` checks only warn: the backend works without."""
+
     name: str
     ok: bool
     detail: str
@@ -33,22 +64,9 @@ class BackendStatus:
     checks: tuple[Check, ...] = ()
 
 
-@dataclass
-class Probe:
-    """What doctor may ask the machine. Replace the callables to fake a machine in tests."""
-
-    which: Callable[[str], str | None] = shutil.which
-    geteuid: Callable[[], int] = os.geteuid
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    importable: Callable[[str], bool] = None  # type: ignore[assignment]
-    run: Callable[[list[str]], tuple[int, str]] = None  # type: ignore[assignment]
-    exists: Callable[[str], bool] = os.path.exists
-
-    def __post_init__(self) -> None:
-        if self.importable is None:
-            self.importable = _importable
-        if self.run is None:
-            self.run = _run
+def _which(name: str) -> str | None:
+    path = os.pathsep.join([os.environ.get("PATH", ""), *_SBIN])
+    return shutil.which(name, path=path)
 
 
 def _importable(module: str) -> bool:
@@ -60,139 +78,214 @@ def _importable(module: str) -> bool:
         return False
 
 
-def _run(cmd: list[str]) -> tuple[int, str]:
+def _run(cmd: Sequence[str]) -> tuple[int, str]:
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        p = subprocess.run(list(cmd), capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
         return p.returncode, (p.stdout + p.stderr).strip()
     except (OSError, subprocess.TimeoutExpired) as e:
         return 127, str(e)
 
 
-DEBIAN_PACKAGE = {
-    "ip": "iproute2",
-    "iptables": "iptables",
-    "iptables-restore": "iptables",
-    "iptables-save": "iptables",
-    "iptables-legacy-restore": "iptables",
-    "nfacct": "nfacct",
-    "conntrack": "conntrack",
-    "iperf3": "iperf3",
-    "chromium": "chromium",
-}
+@dataclass
+class Probe:
+    """Everything doctor may ask the machine. Replace fields to fake a machine in tests.
+
+    ``which(cmd)`` -> absolute path or None (PATH plus the sbin directories); ``geteuid()``;
+    ``run(argv)`` -> (exit status, stdout+stderr); ``env`` (the environment: KUBECONFIG, HOME,
+    KSLAB_ALLOW_ANY_CONTEXT); ``importable(module)``; ``exists(path)``; ``pid`` names the
+    throwaway namespace.
+    """
+
+    which: Callable[[str], str | None] = _which
+    geteuid: Callable[[], int] = os.geteuid
+    run: Callable[[Sequence[str]], tuple[int, str]] = _run
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    importable: Callable[[str], bool] = _importable
+    exists: Callable[[str], bool] = os.path.exists
+    pid: int = field(default_factory=os.getpid)
+
+
+def _apt(pkg: str) -> str:
+    return f"install the Debian package {pkg}: apt-get install {pkg}"
 
 
 def _tool(probe: Probe, name: str, required: bool = True, why: str = "") -> Check:
     path = probe.which(name)
     pkg = DEBIAN_PACKAGE.get(name, name)
-    return Check(
-        name,
-        path is not None,
-        path or f"not found{(' (' + why + ')') if why else ''}",
-        "" if path else f"install the Debian package {pkg}: apt-get install {pkg}",
-        required,
-    )
+    if path:
+        return Check(name, True, path, "", required)
+    return Check(name, False, "not found" + (f" ({why})" if why else ""), _apt(pkg), required)
+
+
+def _module(probe: Probe, module: str, fix: str) -> Check:
+    ok = probe.importable(module)
+    return Check(f"python: {module}", ok, "importable" if ok else "not importable", "" if ok else fix)
+
+
+def _summary(checks: Sequence[Check], ok_reason: str) -> tuple[bool, str]:
+    failed = [c for c in checks if c.required and not c.ok]
+    if not failed:
+        return True, ok_reason
+    fixes: list[str] = []
+    for c in failed:  # one fix per distinct problem (iptables, -restore, -save share one package)
+        text = c.fix or f"{c.name}: {c.detail}"
+        if text not in fixes:
+            fixes.append(text)
+    return False, "; ".join(fixes[:3]) + ("; ..." if len(fixes) > 3 else "")
+
+
+# --------------------------------------------------------------------------------------------
+# The backends
 
 
 def check_sim(probe: Probe) -> BackendStatus:
-    checks = tuple(
-        Check(f"python: {m}", probe.importable(m), "importable" if probe.importable(m) else "missing",
-              "" if probe.importable(m) else "python3 -m pip install -e .")
-        for m in ("yaml", "pandas", "plotly", "ipywidgets", "kubernetes_validate")
-    )
-    bad = [c.name for c in checks if not c.ok]
-    return BackendStatus("sim", not bad, "pure Python, runs anywhere" if not bad else f"missing {', '.join(bad)}", checks)
+    fix = "python3 -m pip install -e ."
+    checks = tuple(_module(probe, m, fix) for m in ("yaml", "pandas", "plotly", "ipywidgets", "kubernetes_validate"))
+    usable, reason = _summary(checks, "pure Python, runs anywhere")
+    return BackendStatus("sim", usable, reason, checks)
+
+
+def iptables_backend(version_output: str) -> str | None:
+    """``nf_tables`` or ``legacy`` from ``iptables -V`` output (1.8+), None if it does not say."""
+    m = re.search(r"\((nf_tables|legacy)\)", version_output)
+    return m.group(1) if m else None
 
 
 def check_netns(probe: Probe) -> BackendStatus:
     checks: list[Check] = []
     root = probe.geteuid() == 0
-    checks.append(Check("root", root, "running as root" if root else "not root",
+    checks.append(Check("root", root, "running as root" if root else f"not root (euid {probe.geteuid()})",
                         "" if root else "run as root (sudo) to use the netns backend"))
-    for t in ("ip", "iptables", "iptables-restore", "iptables-save", "nfacct", "conntrack"):
-        checks.append(_tool(probe, t, required=t not in ("conntrack",)))
-    checks.append(_tool(probe, "iptables-legacy-restore", required=False, why="faster for very large rulesets"))
-    checks.append(_tool(probe, "iperf3", required=False, why="needed only for the bandwidth chapter"))
+    for t in ("ip", "iptables", "iptables-restore", "iptables-save"):
+        checks.append(_tool(probe, t))
     if probe.which("iptables"):
         rc, out = probe.run(["iptables", "-V"])
-        checks.append(Check("iptables version", rc == 0, out or "no answer", required=False))
+        first = out.splitlines()[0] if out else "no output"
+        backend = iptables_backend(out) if rc == 0 else None
+        detail = f"{first} -> {backend} backend" if backend else (first if rc == 0 else f"iptables -V failed: {first}")
+        checks.append(Check("iptables -V", rc == 0, detail, "" if rc == 0 else _apt("iptables")))
+    checks.append(_tool(probe, "iptables-legacy-restore", required=False,
+                        why="optional: legacy loads very large rulesets faster"))
+    checks.append(_tool(probe, "nfacct", required=False,
+                        why="without it: rules lack nfacct counters; kernel round-trip tests skip"))
+    checks.append(_tool(probe, "conntrack", required=False, why="optional: to inspect the kernel's conntrack table"))
+    checks.append(_tool(probe, "iperf3", required=False, why="needed only for the bandwidth chapter"))
     if root and probe.which("ip"):
-        ns = f"kslab-doctor-{os.getpid()}"
+        ns = f"kslab-doctor-{probe.pid}"
         rc, out = probe.run(["ip", "netns", "add", ns])
         if rc == 0:
-            probe.run(["ip", "netns", "del", ns])
-        checks.append(Check("network namespaces", rc == 0, "can create one" if rc == 0 else f"cannot create one: {out}",
-                            "" if rc == 0 else "the kernel or container forbids network namespaces; use the sim backend"))
-    missing = [c for c in checks if c.required and not c.ok]
-    reason = "real kernel lab available" if not missing else "; ".join(c.fix or c.detail for c in missing[:3])
-    return BackendStatus("netns", not missing, reason, tuple(checks))
+            drc, dout = probe.run(["ip", "netns", "delete", ns])
+            detail = "can create one" if drc == 0 else f"created {ns} but could not delete it: {dout}"
+            fix = "" if drc == 0 else f"ip netns delete {ns}"
+        else:
+            detail = f"cannot create one: {out.splitlines()[0] if out else 'ip netns add failed'}"
+            fix = "this kernel or container forbids network namespaces (needs CAP_SYS_ADMIN); use sim"
+        checks.append(Check("network namespaces", rc == 0, detail, fix))
+    usable, reason = _summary(checks, "root, ip and iptables: the real-kernel lab can run here")
+    return BackendStatus("netns", usable, reason, tuple(checks))
+
+
+def _kubeconfig_paths(probe: Probe) -> list[str]:
+    if probe.env.get("KUBECONFIG"):
+        return [p for p in probe.env["KUBECONFIG"].split(os.pathsep) if p]
+    home = probe.env.get("HOME") or str(Path.home())
+    return [str(Path(home) / ".kube" / "config")]
 
 
 def _kube_contexts(probe: Probe) -> tuple[list[str], str]:
-    cfg = probe.env.get("KUBECONFIG") or str(Path(probe.env.get("HOME", "~")).expanduser() / ".kube" / "config")
-    first = cfg.split(os.pathsep)[0]
-    if not probe.exists(first):
-        return [], f"no kubeconfig at {first}"
-    try:
-        from kubernetes import config
+    """Context names in the kubeconfig files (read only; no server is contacted), and a note."""
+    paths = _kubeconfig_paths(probe)
+    found = [p for p in paths if probe.exists(p)]
+    if not found:
+        return [], f"no kubeconfig at {os.pathsep.join(paths)}"
+    from kubernetes import config
 
-        contexts, _active = config.list_kube_config_contexts(config_file=first)
-    except Exception as e:  # a broken kubeconfig is a finding, not a crash
-        return [], f"cannot read {first}: {e.__class__.__name__}"
-    return [c["name"] for c in contexts or []], first
+    names: list[str] = []
+    problems: list[str] = []
+    for path in found:
+        try:
+            contexts, _active = config.list_kube_config_contexts(config_file=path)
+        except Exception as e:  # a broken or empty kubeconfig is a finding, not a crash
+            problems.append(f"cannot read {path}: {e.__class__.__name__}")
+            continue
+        names += [c["name"] for c in contexts or [] if c.get("name") not in names]
+    note = "; ".join(problems) if problems else f"in {os.pathsep.join(found)}"
+    return names, note
 
 
 def check_kind(probe: Probe) -> BackendStatus:
-    checks: list[Check] = []
-    has_client = probe.importable("kubernetes")
-    checks.append(Check("python: kubernetes", has_client, "importable" if has_client else "missing",
-                        "" if has_client else "python3 -m pip install kubernetes"))
-    contexts, where = _kube_contexts(probe) if has_client else ([], "kubernetes client missing")
-    allow_any = probe.env.get("KSLAB_ALLOW_ANY_CONTEXT") == "1"
-    kind_ctx = [c for c in contexts if c.startswith("kind-") or allow_any]
-    checks.append(Check("kube contexts", bool(contexts), ", ".join(contexts) if contexts else where,
-                        "" if contexts else "create one: kind create cluster --config data/myk8s/kind-cluster.yaml"))
-    checks.append(Check("kind-* context", bool(kind_ctx), ", ".join(kind_ctx) if kind_ctx else "none named kind-*",
-                        "" if kind_ctx else "kslab only talks to kind-* contexts (set KSLAB_ALLOW_ANY_CONTEXT=1 to allow others)"))
-    missing = [c for c in checks if not c.ok]
-    reason = f"context {kind_ctx[0]} (not contacted by doctor)" if not missing else (missing[0].fix or missing[0].detail)
-    return BackendStatus("kind", not missing, reason, tuple(checks))
+    checks: list[Check] = [_module(probe, "kubernetes", "python3 -m pip install -e .")]
+    kind_ctx: list[str] = []
+    if checks[0].ok:
+        contexts, note = _kube_contexts(probe)
+        create = "no kube context; create the lab: kind create cluster --config data/myk8s/kind-cluster.yaml"
+        checks.append(Check("kube contexts", bool(contexts),
+                            f"{', '.join(contexts)} ({note})" if contexts else note, "" if contexts else create))
+        if contexts:
+            allow_any = probe.env.get("KSLAB_ALLOW_ANY_CONTEXT") == "1"
+            kind_ctx = [c for c in contexts if c.startswith("kind-")] or (contexts if allow_any else [])
+            detail = ", ".join(kind_ctx) if kind_ctx else f"none named kind-* (have: {', '.join(contexts)})"
+            if allow_any:
+                detail += " [KSLAB_ALLOW_ANY_CONTEXT=1]"
+            checks.append(Check(
+                "kind-* context", bool(kind_ctx), detail,
+                "" if kind_ctx else "kslab only uses kind-* contexts; create one with kind, "
+                                    "or set KSLAB_ALLOW_ANY_CONTEXT=1 to allow others"))
+    usable, reason = _summary(checks, f"context {kind_ctx[0]} found (doctor does not contact the cluster)"
+                              if kind_ctx else "")
+    return BackendStatus("kind", usable, reason, tuple(checks))
 
 
 def check_browser(probe: Probe) -> BackendStatus:
+    path = probe.which("chromium") or (CHROMIUM if probe.exists(CHROMIUM) else None)
     checks = (
-        _tool(probe, "chromium", why="real-browser test of the workbook"),
-        Check("python: playwright", probe.importable("playwright"), "importable" if probe.importable("playwright") else "missing",
-              "" if probe.importable("playwright") else "python3 -m pip install playwright"),
+        Check("chromium", path is not None, path or f"not found ({CHROMIUM})", "" if path else _apt("chromium")),
+        _module(probe, "playwright", "python3 -m pip install -e '.[test]'"),
     )
-    missing = [c for c in checks if not c.ok]
-    return BackendStatus("browser", not missing, "chromium + playwright for the browser test" if not missing
-                         else "; ".join(c.fix for c in missing), checks)
+    usable, reason = _summary(checks, "chromium and playwright: the workbook's real-browser test can run")
+    return BackendStatus("browser", usable, reason, checks)
 
 
-def diagnose(probe: Probe | None = None) -> list[BackendStatus]:
-    probe = probe or Probe()
+def diagnose(env: Probe | None = None) -> list[BackendStatus]:
+    """The state of each backend (sim, netns, kind) and of the browser test, on ``env``'s machine."""
+    probe = env or Probe()
     return [check_sim(probe), check_netns(probe), check_kind(probe), check_browser(probe)]
 
 
-def format_report(statuses: list[BackendStatus]) -> str:
+# --------------------------------------------------------------------------------------------
+# Text
+
+
+def _wrap(text: str, first: str, rest: str) -> list[str]:
+    return textwrap.wrap(text, WIDTH, initial_indent=first, subsequent_indent=rest,
+                         break_long_words=True, break_on_hyphens=False) or [first.rstrip()]
+
+
+def format_report(statuses: Sequence[BackendStatus]) -> str:
+    """One line per backend (✓ usable / ✗ not, and why), then its checks with fixes; lines < 100."""
     lines = ["kslab doctor: which backends work here", ""]
     for s in statuses:
-        lines.append(f"{'✓' if s.usable else '✗'} {s.backend:<8} {s.reason}")
+        lines += _wrap(s.reason, f"{'✓' if s.usable else '✗'} {s.backend:<8} ", " " * 11)
         for c in s.checks:
-            mark = "ok" if c.ok else ("--" if not c.required else "!!")
-            line = f"    {mark} {c.name}: {c.detail}"
-            lines.append(line[:99])
+            mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
+            lines += _wrap(f"{c.name}: {c.detail}", f"    {mark} ", " " * 13)
             if not c.ok and c.fix:
-                lines.append(f"       fix: {c.fix}"[:99])
-    lines.append("")
-    lines.append("Pick a backend with KSLAB_BACKEND=sim|netns|kind (default sim); notebooks fall back to sim.")
+                lines += _wrap(c.fix, "         fix: ", " " * 14)
+    lines += [""]
+    lines += _wrap("Pick one with KSLAB_BACKEND=sim|netns|kind (default sim). "
+                   "FAIL: unusable; warn: works without.", "", "")
     return "\n".join(lines)
 
 
-def main_doctor(args) -> int:
+def as_json(statuses: Sequence[BackendStatus]) -> list[dict[str, Any]]:
+    return [asdict(s) for s in statuses]
+
+
+def main_doctor(args: Any = None) -> int:
+    """``kslab doctor [--json]``: prints the report (or JSON); always exits 0 — it reports, not fails."""
     statuses = diagnose()
     if getattr(args, "json", False):
-        print(json.dumps([asdict(s) for s in statuses], indent=2))
+        print(json.dumps(as_json(statuses), indent=2, ensure_ascii=False))
     else:
         print(format_report(statuses))
     return 0

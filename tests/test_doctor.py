@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
+from argparse import Namespace
+from pathlib import Path
 
-from kslab.doctor import Probe, diagnose, format_report
+from kslab.doctor import Probe, diagnose, format_report, iptables_backend, main_doctor
 
-ALL_TOOLS = {"ip", "iptables", "iptables-restore", "iptables-save", "nfacct", "conntrack", "iperf3", "chromium",
-             "iptables-legacy-restore"}
+ROOT = Path(__file__).resolve().parent.parent
+ALL_TOOLS = frozenset({"ip", "iptables", "iptables-restore", "iptables-save", "iptables-legacy-restore", "nfacct",
+                       "conntrack", "iperf3", "chromium"})
+IPTABLES = {"iptables", "iptables-restore", "iptables-save", "iptables-legacy-restore"}
 
 
-def machine(tmp_path, root=True, tools=ALL_TOOLS, kubeconfig: str | None = None, **env) -> Probe:
-    e = {"HOME": str(tmp_path), **env}
+def machine(tmp_path, root=True, tools=ALL_TOOLS, kubeconfig: str | None = None, version="iptables v1.8.9 (nf_tables)",
+            ran=None, **env) -> Probe:
+    """A described machine: which tools it has, whether we are root, its kubeconfig, its environment."""
+    e = {"HOME": str(tmp_path), "PATH": "/usr/bin", **env}
     if kubeconfig is not None:
         p = tmp_path / "kubeconfig"
         p.write_text(kubeconfig)
         e["KUBECONFIG"] = str(p)
+    ran = [] if ran is None else ran
+
+    def run(cmd):
+        ran.append(list(cmd))
+        return (0, version) if list(cmd) == ["iptables", "-V"] else (0, "")
+
     return Probe(
         which=lambda t: f"/usr/sbin/{t}" if t in tools else None,
         geteuid=lambda: 0 if root else 1000,
+        run=run,
         env=e,
         importable=lambda m: True,
-        run=lambda cmd: (0, "iptables v1.8.9 (nf_tables)"),
+        exists=lambda path: Path(path).exists() and str(tmp_path) in path,  # only the temp files exist
+        pid=4242,
     )
 
 
@@ -34,36 +50,104 @@ def kubeconfig(*contexts: str) -> str:
     ctx = "\n".join(f"- name: {c}\n  context: {{cluster: {c}, user: {c}}}" for c in contexts)
     clusters = "\n".join(f"- name: {c}\n  cluster: {{server: 'https://127.0.0.1:6443'}}" for c in contexts)
     users = "\n".join(f"- name: {c}\n  user: {{token: x}}" for c in contexts)
-    return f"apiVersion: v1\nkind: Config\ncurrent-context: {contexts[0]}\ncontexts:\n{ctx}\nclusters:\n{clusters}\nusers:\n{users}\n"
+    return (f"apiVersion: v1\nkind: Config\ncurrent-context: {contexts[0]}\ncontexts:\n{ctx}\n"
+            f"clusters:\n{clusters}\nusers:\n{users}\n")
+
+
+def check(status, name):
+    return next(c for c in status.checks if c.name == name)
+
+
+# -- netns ------------------------------------------------------------------------------------
 
 
 def test_without_root_netns_is_unusable_and_says_root(tmp_path):
-    st = by_name(diagnose(machine(tmp_path, root=False)))
-    assert not st["netns"].usable and "root" in st["netns"].reason
+    ran = []
+    st = by_name(diagnose(machine(tmp_path, root=False, ran=ran)))
+    assert not st["netns"].usable
+    assert "root" in st["netns"].reason and "sudo" in st["netns"].reason
+    assert not check(st["netns"], "root").ok
+    assert not any(cmd[:2] == ["ip", "netns"] for cmd in ran)  # no namespace attempt without root
     assert st["sim"].usable
 
 
 def test_without_iptables_names_the_debian_package(tmp_path):
-    st = by_name(diagnose(machine(tmp_path, tools=ALL_TOOLS - {"iptables", "iptables-restore", "iptables-save"})))
-    assert not st["netns"].usable and "apt-get install iptables" in st["netns"].reason
+    st = by_name(diagnose(machine(tmp_path, tools=ALL_TOOLS - IPTABLES)))
+    assert not st["netns"].usable
+    assert "install the Debian package iptables: apt-get install iptables" in st["netns"].reason
+    assert st["netns"].reason.count("apt-get install iptables") == 1  # one fix, not one per command
+    assert "apt-get install iptables" in format_report(list(st.values()))
 
 
-def test_missing_iperf3_is_only_a_warning(tmp_path):
-    st = by_name(diagnose(machine(tmp_path, tools=ALL_TOOLS - {"iperf3"})))
+def test_without_ip_names_iproute2(tmp_path):
+    st = by_name(diagnose(machine(tmp_path, tools=ALL_TOOLS - {"ip"})))
+    assert not st["netns"].usable and "apt-get install iproute2" in st["netns"].reason
+
+
+def test_optional_tools_only_warn(tmp_path):
+    tools = ALL_TOOLS - {"iperf3", "nfacct", "conntrack", "iptables-legacy-restore"}
+    statuses = diagnose(machine(tmp_path, tools=tools))
+    st = by_name(statuses)
     assert st["netns"].usable
-    assert "apt-get install iperf3" in format_report(list(by_name(diagnose(machine(tmp_path, tools=ALL_TOOLS - {"iperf3"}))).values()))
+    assert not check(st["netns"], "iperf3").ok and not check(st["netns"], "iperf3").required
+    report = format_report(statuses)
+    assert "warn iperf3: not found (needed only for the bandwidth chapter)" in report
+    assert "apt-get install iperf3" in report and "apt-get install nfacct" in report
+
+
+def test_iptables_backend_is_reported(tmp_path):
+    assert iptables_backend("iptables v1.8.9 (nf_tables)") == "nf_tables"
+    assert iptables_backend("iptables v1.8.7 (legacy)") == "legacy"
+    assert iptables_backend("iptables v1.6.1") is None
+    st = by_name(diagnose(machine(tmp_path, version="iptables v1.8.7 (legacy)")))
+    assert "legacy backend" in check(st["netns"], "iptables -V").detail
+
+
+def test_root_tries_a_throwaway_namespace_and_removes_it(tmp_path):
+    ran = []
+    st = by_name(diagnose(machine(tmp_path, ran=ran)))
+    assert ["ip", "netns", "add", "kslab-doctor-4242"] in ran
+    assert ["ip", "netns", "delete", "kslab-doctor-4242"] in ran
+    assert check(st["netns"], "network namespaces").ok and st["netns"].usable
+
+
+def test_namespaces_forbidden(tmp_path):
+    p = machine(tmp_path)
+    p.run = lambda cmd: (1, "mount --make-shared /run/netns failed: Operation not permitted") \
+        if list(cmd[:3]) == ["ip", "netns", "add"] else (0, "iptables v1.8.9 (nf_tables)")
+    st = by_name(diagnose(p))
+    assert not st["netns"].usable and "Operation not permitted" in check(st["netns"], "network namespaces").detail
+
+
+# -- kind -------------------------------------------------------------------------------------
 
 
 def test_kind_context_found(tmp_path):
     st = by_name(diagnose(machine(tmp_path, kubeconfig=kubeconfig("kind-myk8s", "prod"))))
     assert st["kind"].usable and "kind-myk8s" in st["kind"].reason
+    assert "prod" not in check(st["kind"], "kind-* context").detail
 
 
 def test_only_other_contexts_are_refused(tmp_path):
     st = by_name(diagnose(machine(tmp_path, kubeconfig=kubeconfig("prod"))))
-    assert not st["kind"].usable and "kind-*" in st["kind"].reason
+    assert not st["kind"].usable
+    assert "kind-*" in st["kind"].reason and "KSLAB_ALLOW_ANY_CONTEXT=1" in st["kind"].reason
     st = by_name(diagnose(machine(tmp_path, kubeconfig=kubeconfig("prod"), KSLAB_ALLOW_ANY_CONTEXT="1")))
-    assert st["kind"].usable
+    assert st["kind"].usable and "prod" in st["kind"].reason
+
+
+def test_kubeconfig_in_home(tmp_path):
+    (tmp_path / ".kube").mkdir()
+    (tmp_path / ".kube" / "config").write_text(kubeconfig("kind-myk8s"))
+    st = by_name(diagnose(machine(tmp_path)))
+    assert st["kind"].usable and "kind-myk8s" in st["kind"].reason
+
+
+def test_several_kubeconfig_files(tmp_path):
+    (tmp_path / "a").write_text(kubeconfig("prod"))
+    (tmp_path / "b").write_text(kubeconfig("kind-myk8s"))
+    st = by_name(diagnose(machine(tmp_path, KUBECONFIG=f"{tmp_path / 'a'}:{tmp_path / 'b'}")))
+    assert st["kind"].usable and "kind-myk8s" in st["kind"].reason
 
 
 def test_no_kubeconfig(tmp_path):
@@ -71,10 +155,51 @@ def test_no_kubeconfig(tmp_path):
     assert not st["kind"].usable and "kind create cluster" in st["kind"].reason
 
 
-def test_on_this_machine():
-    r = subprocess.run([sys.executable, "-m", "kslab.cli", "doctor"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and "✓ sim" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "kslab.cli", "doctor", "--json"], capture_output=True, text=True, timeout=60)
-    import json
+def test_broken_kubeconfig_is_a_finding(tmp_path):
+    st = by_name(diagnose(machine(tmp_path, kubeconfig="this: [is not a kubeconfig")))
+    assert not st["kind"].usable and "cannot read" in check(st["kind"], "kube contexts").detail
 
-    assert {s["backend"] for s in json.loads(r.stdout)} == {"sim", "netns", "kind", "browser"}
+
+# -- browser and the report ---------------------------------------------------------------------
+
+
+def test_browser_needs_chromium(tmp_path):
+    st = by_name(diagnose(machine(tmp_path, tools=ALL_TOOLS - {"chromium"})))
+    assert not st["browser"].usable and "apt-get install chromium" in st["browser"].reason
+
+
+def test_report_lines_are_short(tmp_path):
+    long = tmp_path / ("k" * 150)
+    long.write_text(kubeconfig(*(f"prod-{i}" for i in range(20))))
+    statuses = diagnose(machine(tmp_path, root=False, tools=frozenset(), KUBECONFIG=str(long)))
+    report = format_report(statuses)
+    assert all(len(line) < 100 for line in report.splitlines()), max(report.splitlines(), key=len)
+    assert re.search(r"^✗ netns ", report, re.MULTILINE) and re.search(r"^✓ sim ", report, re.MULTILINE)
+    assert "run as root (sudo) to use the netns backend" in report
+
+
+# -- this machine -------------------------------------------------------------------------------
+
+
+def test_on_this_machine(capsys):
+    statuses = diagnose()
+    assert [s.backend for s in statuses] == ["sim", "netns", "kind", "browser"]
+    assert by_name(statuses)["sim"].usable
+    assert all(len(line) < 100 for line in format_report(statuses).splitlines())
+    assert main_doctor(Namespace(json=True)) == 0
+    assert {s["backend"] for s in json.loads(capsys.readouterr().out)} == {"sim", "netns", "kind", "browser"}
+
+
+def test_cli_doctor_exits_zero():
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "doctor"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "✓ sim" in r.stdout
+
+
+def test_ci_runs_the_readme_test_command():
+    """.ci/run must run exactly the test command the README gives for a fresh machine."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)\n```", readme, re.DOTALL)
+    command = next(b.strip() for b in blocks if "pytest" in b)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert command in [line.strip() for line in ci.splitlines()]
