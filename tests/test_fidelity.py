@@ -92,3 +92,55 @@ def test_lab_runs_on_the_kernel_with_the_same_columns():
         assert (df["outcome"] == "ok").all() and df["endpoint_pod"].nunique() == 5
         assert lab.kernel.syncs  # every sync was timed
     from kslab.netns.topology import down_all  # noqa: F401  (the context manager removed the lab)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """The same lab twice, from the same seed: once on the simulator, once on the kernel."""
+    sim = Lab(seed=31)
+    with Lab(backend="netns", seed=31) as kernel:
+        assert [(p.name, p.pod_ip) for p in sim.cluster.pods] == [(p.name, p.pod_ip) for p in kernel.cluster.pods]
+        yield sim, kernel
+
+
+def test_clusterip_five_endpoints(pair):
+    sim, kernel = pair
+    for lab in pair:
+        lab.scale("deploy-echo", 5)
+    k = kernel.run("net-pod", "svc-nodeport", n=N)
+    s = sim.run("net-pod", "svc-nodeport", n=N, seed=4)
+    kc, sc = sim_counts(k), sim_counts(s)
+    assert len(kc) == len(sc) == 5 and set(kc) == set(sc) and sum(kc.values()) == N
+    assert consistent(kc, sc) > 0.01
+
+
+def test_client_ip_affinity_from_several_clients(pair):
+    sim, kernel = pair
+    for lab in pair:
+        lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=600)
+    for client in ("net-pod", "webpod1", "webpod2", "myk8s-worker3"):
+        k = kernel.run(client, "svc-clusterip", n=60)
+        s = sim.run(client, "svc-clusterip", n=60, seed=5)
+        assert (k["outcome"] == "ok").all() and (s["outcome"] == "ok").all()
+        assert k["endpoint_pod"].nunique() == 1 and s["endpoint_pod"].nunique() == 1  # sticky on both
+    for lab in pair:
+        lab.patch_service("svc-clusterip", session_affinity="None", session_affinity_timeout=None)
+
+
+def test_external_traffic_policy_local(pair):
+    sim, kernel = pair
+    for lab in pair:
+        lab.patch_service("svc-nodeport", external_traffic_policy="Local")
+    np = sim.cluster.service("svc-nodeport").ports[0].node_port
+    with_pods = {p.node_name for p in sim.cluster.pods if p.owner == "Deployment/deploy-echo"}
+    for node in ("myk8s-control-plane", "myk8s-worker", "myk8s-worker2", "myk8s-worker3"):
+        k = kernel.run("mypc", f"{node}:{np}", n=40)
+        s = sim.run("mypc", f"{node}:{np}", n=40, seed=6)
+        if node in with_pods:
+            assert (k["outcome"] == "ok").all() and (s["outcome"] == "ok").all()
+            assert set(k["source_ip_seen"]) == set(s["source_ip_seen"]) == {"172.18.0.100"}  # client IP preserved
+            assert set(k["endpoint_node"]) == set(s["endpoint_node"]) == {node}  # only local pods
+        else:  # no local endpoint: the node drops it on both
+            assert not (k["outcome"] == "ok").any() and (s["outcome"] == "dropped").all()
+    for lab in pair:
+        lab.patch_service("svc-nodeport", external_traffic_policy="Cluster")
