@@ -144,3 +144,30 @@ def test_external_traffic_policy_local(pair):
             assert not (k["outcome"] == "ok").any() and (s["outcome"] == "dropped").all()
     for lab in pair:
         lab.patch_service("svc-nodeport", external_traffic_policy="Cluster")
+
+
+def test_hairpin_without_the_rule_fails_in_the_kernel_and_the_sim_says_why(pair):
+    import shlex
+
+    from kslab.proxy import apply
+
+    sim, kernel = pair
+    web1 = sim.cluster.pod("webpod1")
+    ns = kernel.kernel.namespace_of(web1.node_name)
+    rule = next(line for line in apply.iptables_save(ns, ("nat",)).splitlines()
+                if line.startswith("-A KUBE-SEP-") and f"-s {web1.pod_ip}/32" in line)
+    assert apply.run_in_namespace(ns, ["iptables", "-t", "nat", "-D", *shlex.split(rule)[1:]]).returncode == 0
+    stripped = {n.name: "\n".join(l for l in sim.render(n.name).save_text().splitlines()
+                                  if not (l.startswith("-A KUBE-SEP-") and f"-s {web1.pod_ip}/32" in l)) + "\n"
+                for n in sim.cluster.nodes}
+    sim.network.update_rules(stripped)
+    try:
+        k = kernel.run("webpod1", "svc-clusterip", n=300)
+        s = sim.run("webpod1", "svc-clusterip", n=300, seed=7)
+        k_fail, s_fail = (k["outcome"] != "ok").mean(), (s["outcome"] != "ok").mean()
+        assert 0.2 < k_fail < 0.47 and 0.2 < s_fail < 0.47  # about the third that picks webpod1 itself, on both
+        assert (s[s["outcome"] != "ok"]["reason"].str.contains("hairpin")).all()  # and the sim says why
+        assert (k[k["outcome"] == "ok"]["endpoint_pod"] != "webpod1").all()
+    finally:
+        sim.set_proxy()
+        kernel.kernel.resync(kernel.cluster)
