@@ -70,6 +70,20 @@ def main() -> int:
             print(f"{label}: {run.rate:,.0f} conn/s ({run.ok}/{len(run.results)} ok, by pod {run.by_pod()})")
         print(f"ratio svc-clusterip / direct = {service.rate / direct.rate:.2f}; NodePort / direct = {nodeport.rate / direct.rate:.2f}")
 
+    # the same 10,000-connection experiment on the simulator and on the kernel (wall time, ratio)
+    from kslab.lab import Lab
+
+    sim = Lab(seed=1)
+    t0 = time.perf_counter()
+    sim.run("net-pod", "svc-clusterip", n=10_000, seed=1)
+    sim_wall = time.perf_counter() - t0
+    with Lab(backend="netns", seed=1) as kernel:
+        t0 = time.perf_counter()
+        kdf = kernel.run("net-pod", "svc-clusterip", n=10_000)
+        kernel_wall = time.perf_counter() - t0
+    print(f"10,000 connections net-pod -> svc-clusterip: sim {sim_wall:.2f} s, kernel {kernel_wall:.2f} s "
+          f"({int((kdf['outcome'] == 'ok').sum())} ok); ratio kernel / sim = {kernel_wall / sim_wall:.1f}")
+
     if a.cycles:
         t0 = time.perf_counter()
         for _ in range(a.cycles):
