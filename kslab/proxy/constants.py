@@ -74,3 +74,12 @@ BUILTIN_CHAINS = {
 }
 
 NODEPORTS_TAIL_COMMENT = "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
+
+# isServiceChainName: the chains a sync may find stale and delete (flush + -X)
+SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-")
+
+# proxyutil.FullSyncPeriod: a partial-sync proxier still does a full sync this often (seconds)
+FULL_SYNC_PERIOD = 3600.0
+# iptables.syncPeriod and minSyncPeriod defaults (seconds)
+DEFAULT_SYNC_PERIOD = 30.0
+DEFAULT_MIN_SYNC_PERIOD = 1.0

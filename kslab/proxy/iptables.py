@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Collection, Iterable
 
 from ..model import ClusterState, EndpointSlice, Service
 from . import constants as C
@@ -132,6 +132,24 @@ class RuleSet:
     large_cluster_mode: bool
     total_endpoints: int
     service_ports: list[ServicePortRules]
+    partial: bool = False  # a partial sync's text (unchanged services' chains left out)
+    skipped_nat_rules: int = 0  # rules of unchanged services a partial sync did not write
+    skipped_nat_chains: int = 0
+    active_nat_chains: frozenset[str] = frozenset()  # every nat chain this sync keeps, written or not
+
+    @property
+    def deleted_chains(self) -> list[str]:
+        return list(self.nat.deleted)
+
+    def iptables_last(self) -> dict[str, int]:
+        """``sync_proxy_rules_iptables_last``: rules written by this sync (nat: minus the ``-X`` lines)."""
+        return {"filter": len(self.filter.rules), "nat": len(self.nat.rules)}
+
+    def iptables_total(self) -> dict[str, int]:
+        """``sync_proxy_rules_iptables_total``: rules kube-proxy owns after this sync. proxier.go
+        computes nat as lines written + skipped − deleted chains, its written lines counting
+        the ``-X`` lines; :attr:`Table.rules` holds no ``-X`` lines, so here it is written + skipped."""
+        return {"filter": len(self.filter.rules), "nat": len(self.nat.rules) + self.skipped_nat_rules}
 
     @property
     def tables(self) -> tuple[Table, Table]:
@@ -245,8 +263,22 @@ def render(
     services: Iterable[Service],
     endpoint_slices: Iterable[EndpointSlice],
     config: ProxyConfig,
+    *,
+    partial_services: Collection[str] | None = None,
+    existing_nat_chains: Iterable[str] | None = None,
 ) -> RuleSet:
-    """Render the ruleset kube-proxy (iptables mode) writes on ``config.node_name`` in a full sync."""
+    """Render the ruleset kube-proxy (iptables mode) writes on ``config.node_name``.
+
+    By default this is a full sync's text. ``partial_services`` (``namespace/name`` keys)
+    makes it a partial sync (KEP-3453, ``MinimizeIPTablesRestore``): the top-level chains
+    and every Service's KUBE-SERVICES / KUBE-NODEPORTS / filter rules are written as always,
+    but the SVC/SVL/EXT/FW/SEP chains only for the Services named there (those whose spec or
+    EndpointSlices changed since the last sync); ``iptables-restore --noflush`` leaves the
+    others as they are in the kernel. ``existing_nat_chains`` is what ``iptables-save -t nat``
+    lists on the node: every service chain there that is no longer active gets a
+    ``:CHAIN - [0:0]`` line (flush) and a ``-X CHAIN`` line, in sorted order (kube-proxy
+    walks a Go map). Decide full vs partial with :class:`kslab.proxy.proxier.Proxier`.
+    """
     cfg = config
     fam = cfg.family
     mark = cfg.mark
@@ -254,6 +286,8 @@ def render(
     nat = Table("nat")
     fr = filt.rules
     nr = nat.rules
+    skipped_rules: list[tuple[str, str]] = []  # NewDiscardLineBuffer
+    skipped_chains: list[str] = []
 
     # ---- service ports (svcPortMap) and endpoints (endpointsMap) ---------------------------
     ports: list[ServicePortInfo] = []
@@ -266,6 +300,7 @@ def render(
     # ---- fixed chains and rules --------------------------------------------------------------
     filt.chains += [C.KUBE_SERVICES, C.KUBE_EXTERNAL_SERVICES, C.KUBE_FORWARD, C.KUBE_NODEPORTS, C.KUBE_PROXY_FIREWALL]
     nat.chains += [C.KUBE_SERVICES, C.KUBE_NODEPORTS, C.KUBE_POSTROUTING, C.KUBE_MARK_MASQ]
+    active: set[str] = set(nat.chains)  # activeNATChains
     nr.append((C.KUBE_POSTROUTING, f"-A KUBE-POSTROUTING -m mark ! --mark {mark}/{mark} -j RETURN"))
     nr.append((C.KUBE_POSTROUTING, f"-A KUBE-POSTROUTING -j MARK --xor-mark {mark}"))
     masq = '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE'
@@ -404,38 +439,45 @@ def render(
                 )
             )
 
+        # Steps 6-10 (the SVC/SVL/EXT/FW/SEP chains) are left out of a partial sync for a
+        # Service whose spec and endpoints did not change; they are still computed, to count
+        # them and to know which chains are active (kube-proxy's discard buffers).
+        skip = partial_services is not None and svc.name.service_key not in partial_services
+        svc_rules = skipped_rules if skip else nr
+        svc_chains = skipped_chains if skip else nat.chains
         # 6. internal traffic masquerade
         if has_internal:
             base = f'-A {internal_chain} -m comment --comment "{spn} cluster IP" {mp} -d {cip} {dport}'
             if cfg.masquerade_all:
-                nr.append((internal_chain, f"{base} -j KUBE-MARK-MASQ"))
+                svc_rules.append((internal_chain, f"{base} -j KUBE-MARK-MASQ"))
             elif if_not_local:
-                nr.append((internal_chain, f"{base} {if_not_local_s} -j KUBE-MARK-MASQ"))
+                svc_rules.append((internal_chain, f"{base} {if_not_local_s} -j KUBE-MARK-MASQ"))
 
         # 7. external traffic chain
         if uses_ext:
-            nat.chains.append(ext_chain)
+            svc_chains.append(ext_chain)
+            active.add(ext_chain)
             if not svc.external_policy_local:
-                nr.append(
+                svc_rules.append(
                     (ext_chain, f'-A {ext_chain} -m comment --comment "masquerade traffic for {spn} external destinations" -j KUBE-MARK-MASQ')
                 )
             else:
                 if if_local:
-                    nr.append(
+                    svc_rules.append(
                         (
                             ext_chain,
                             f'-A {ext_chain} -m comment --comment "pod traffic for {spn} external destinations" '
                             f"{if_local_s} -j {cluster_chain}",
                         )
                     )
-                nr.append(
+                svc_rules.append(
                     (
                         ext_chain,
                         f'-A {ext_chain} -m comment --comment "masquerade LOCAL traffic for {spn} external destinations" '
                         "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
                     )
                 )
-                nr.append(
+                svc_rules.append(
                     (
                         ext_chain,
                         f'-A {ext_chain} -m comment --comment "route LOCAL traffic for {spn} external destinations" '
@@ -443,40 +485,44 @@ def render(
                     )
                 )
             if has_external:
-                nr.append((ext_chain, f"-A {ext_chain} -j {external_policy_chain}"))
+                svc_rules.append((ext_chain, f"-A {ext_chain} -j {external_policy_chain}"))
 
         # 8. firewall chain (loadBalancerSourceRanges)
         if uses_fw:
             fw = svc.fw_chain
-            nat.chains.append(fw)
+            svc_chains.append(fw)
+            active.add(fw)
             head = f'-A {fw} -m comment --comment "{spn} loadbalancer IP"'
             allow_from_node = False
             for cidr in svc.load_balancer_source_ranges:
-                nr.append((fw, f"{head} -s {cidr} -j {ext_chain}"))
+                svc_rules.append((fw, f"{head} -s {cidr} -j {ext_chain}"))
                 if node_ip and cidr_contains(cidr, node_ip):
                     allow_from_node = True
             if allow_from_node:
                 for lbip in svc.load_balancer_vips:
-                    nr.append((fw, f"{head} -s {lbip} -j {ext_chain}"))
-            nr.append((fw, f'-A {fw} -m comment --comment "other traffic to {spn} will be dropped by KUBE-PROXY-FIREWALL"'))
+                    svc_rules.append((fw, f"{head} -s {lbip} -j {ext_chain}"))
+            svc_rules.append((fw, f'-A {fw} -m comment --comment "other traffic to {spn} will be dropped by KUBE-PROXY-FIREWALL"'))
 
         # 9. service -> endpoint chains
         if uses_cluster_chain:
-            nat.chains.append(cluster_chain)
-            _write_service_to_endpoint_rules(nr, spn, svc, cluster_chain, cat.cluster, large)
+            svc_chains.append(cluster_chain)
+            active.add(cluster_chain)
+            _write_service_to_endpoint_rules(svc_rules, spn, svc, cluster_chain, cat.cluster, large)
         if uses_local_chain:
-            nat.chains.append(local_chain)
-            _write_service_to_endpoint_rules(nr, spn, svc, local_chain, cat.local, large)
+            svc_chains.append(local_chain)
+            active.add(local_chain)
+            _write_service_to_endpoint_rules(svc_rules, spn, svc, local_chain, cat.local, large)
 
         # 10. endpoint chains
         cmt = "" if large else f" -m comment --comment {spn}"
         affinity = svc.session_affinity_client_ip
         for ep in cat.all_reachable:
             sep = ep.chain
-            nat.chains.append(sep)
-            nr.append((sep, f"-A {sep}{cmt} -s {ep.ip} -j KUBE-MARK-MASQ"))
+            svc_chains.append(sep)
+            active.add(sep)
+            svc_rules.append((sep, f"-A {sep}{cmt} -s {ep.ip} -j KUBE-MARK-MASQ"))
             rec = f" -m recent --name {sep} --set" if affinity else ""
-            nr.append((sep, f"-A {sep}{cmt}{rec} {mp} -j DNAT --to-destination {ep}"))
+            svc_rules.append((sep, f"-A {sep}{cmt}{rec} {mp} -j DNAT --to-destination {ep}"))
 
         rendered.append(
             ServicePortRules(
@@ -491,6 +537,12 @@ def render(
                 uses_local_chain=uses_local_chain,
             )
         )
+
+    # ---- stale chains: listed in the kernel, no longer active ----------------------------------
+    if existing_nat_chains is not None:
+        stale = sorted({c for c in existing_nat_chains if c.startswith(C.SERVICE_CHAIN_PREFIXES) and c not in active})
+        nat.chains.extend(stale)
+        nat.deleted.extend(stale)
 
     # ---- tail rules ---------------------------------------------------------------------------
     tail = f'-A KUBE-SERVICES -m comment --comment "{C.NODEPORTS_TAIL_COMMENT}"'
@@ -520,7 +572,13 @@ def render(
             "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         )
     )
-    return RuleSet(cfg, filt, nat, large, total_endpoints, rendered)
+    return RuleSet(
+        cfg, filt, nat, large, total_endpoints, rendered,
+        partial=partial_services is not None,
+        skipped_nat_rules=len(skipped_rules),
+        skipped_nat_chains=len(skipped_chains),
+        active_nat_chains=frozenset(active),
+    )
 
 
 def _write_service_to_endpoint_rules(

@@ -37,6 +37,7 @@ nft (Debian's default). Table order differs too (see :data:`SAVE_TABLE_ORDER`).
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import math
 import re
@@ -1193,8 +1194,13 @@ class IptablesState:
         ``:CHAIN - [..]`` creates a user chain or flushes it if it exists; ``:BUILTIN POLICY``
         sets the policy and keeps the rules; ``-A`` appends; ``-X`` deletes a chain that exists,
         is empty and is not referenced. ``#`` lines and counters are ignored.
+
+        Each table section is atomic, as in the kernel (measured on both backends): if a line
+        fails, that table keeps its state from before the section, tables committed earlier
+        in the same input keep their changes, and the error is raised.
         """
         table: str | None = None
+        before: TableDump | None = None
         for lineno, raw_line in enumerate(text.splitlines(), 1):
             line = raw_line.strip()
             try:
@@ -1206,6 +1212,7 @@ class IptablesState:
                     table = line[1:]
                     if table not in BUILTIN_CHAINS:
                         raise ValueError(f"unknown table {table!r}")
+                    before = copy.deepcopy(self.tables.get(table))
                     continue
                 if table is None:
                     raise ValueError(f"{line!r} outside a *table section")
@@ -1218,8 +1225,17 @@ class IptablesState:
                 else:
                     self._command(table, line, strict)
             except ValueError as err:
+                if table is not None:  # roll the table back
+                    if before is None:
+                        self.tables.pop(table, None)
+                    else:
+                        self.tables[table] = before
                 raise ValueError(f"restore line {lineno}: {err}") from None
         if table is not None:
+            if before is None:
+                self.tables.pop(table, None)
+            else:
+                self.tables[table] = before
             raise ValueError(f"restore: table {table} has no COMMIT")
 
     def _declare(self, table: str, line: str) -> None:
@@ -1269,6 +1285,34 @@ class IptablesState:
         if users:
             raise ValueError(f"-X {name}: chain is still referenced by {users[0].save_text()!r}")
         del t.chains[name]
+
+    def full_sync(
+        self,
+        restore_text: str,
+        *,
+        jumps: bool = True,
+        canary: bool = True,
+        kubelet_firewall_jumps: bool | None = None,
+    ) -> None:
+        """kube-proxy's full sync: canary chains (ipt.Monitor), the jump rules
+        (EnsureChain + EnsureRule), then ``iptables-restore --noflush`` of ``restore_text``."""
+        if canary:
+            for table in CANARY_TABLES:
+                self.ensure_chain(table, KUBE_PROXY_CANARY)
+        if jumps:
+            for jump in full_sync_jump_chains(restore_text, kubelet_firewall_jumps):
+                self.ensure_chain(jump.table, jump.dst)
+                self.ensure_rule_prepend(jump_rule(jump))
+        self.restore(restore_text)
+
+    def partial_sync(self, restore_text: str) -> None:
+        """kube-proxy's partial sync: only the restore (the jump rules are left as they are)."""
+        self.restore(restore_text)
+
+    def chains(self, table: str) -> list[str]:
+        """The chains of ``table`` (``iptables-save -t TABLE`` chain lines), [] if it does not exist."""
+        t = self.tables.get(table)
+        return t.chain_order() if t else []
 
     def save_text(self, tables: Iterable[str] | None = None) -> str:
         """``iptables-save`` of the existing tables (or of ``tables`` that exist), in :data:`SAVE_TABLE_ORDER`."""
@@ -1332,12 +1376,5 @@ def restore_to_save(
     load or that kslab cannot print exactly.
     """
     state = IptablesState()
-    if canary:
-        for table in CANARY_TABLES:
-            state.ensure_chain(table, KUBE_PROXY_CANARY)
-    if jumps:
-        for jump in full_sync_jump_chains(restore_text, kubelet_firewall_jumps):
-            state.ensure_chain(jump.table, jump.dst)
-            state.ensure_rule_prepend(jump_rule(jump))
-    state.restore(restore_text)
+    state.full_sync(restore_text, jumps=jumps, canary=canary, kubelet_firewall_jumps=kubelet_firewall_jumps)
     return state.save_text()
