@@ -98,7 +98,7 @@ class Lab:
         if self.backend == "netns":
             from .netns.topology import NetnsLab
 
-            self.kernel = NetnsLab(self.cluster, handle_signals=False, seed=seed)
+            self.kernel = NetnsLab(self.cluster, handle_signals=False, seed=seed, proxy_options=self.proxy_options)
             self.kernel.up()
 
     # ---- rules ---------------------------------------------------------------------------------
@@ -162,6 +162,8 @@ class Lab:
         """Make a pod's app answer with errors (it still accepts connections: TCP is fine, HTTP is not)."""
         self.cluster.pod(name)
         (self.network.broken.add if broken else self.network.broken.discard)(name)
+        if self.kernel is not None:
+            self.kernel.break_pod(name, broken)
 
     def patch_service(self, name: str, namespace: str = "default", **spec) -> None:
         self.control.patch_service(name, namespace, **spec)
@@ -171,6 +173,8 @@ class Lab:
         """Change kube-proxy's configuration on every node (``masquerade_all=True`` ...)."""
         self.proxy_options.update(options)
         self._sync()
+        if self.kernel is not None:
+            self.kernel.set_proxy_options(**options)
 
     def advance(self, seconds: float) -> None:
         self.network.advance(seconds)
@@ -194,8 +198,13 @@ class Lab:
     def destination(self, to: str) -> tuple[str, int, str]:
         return resolve_destination(self.cluster, to)
 
-    def trace(self, src: str, to: str) -> Trace:
+    def trace(self, src: str, to: str):
+        """One connection, explained rule by rule: by the simulator on sim, by the kernel itself
+        on netns (``xtables-monitor --trace``; :class:`kslab.netns.ktrace.KernelTrace`, the same
+        attributes: outcome, reason, chains, dnat_to, masquerade, endpoint_pod, steps)."""
         dst, port, proto = self.destination(to)
+        if self.kernel is not None and proto == "tcp":
+            return self.kernel.trace(src, dst, port)
         return Trace(self.network.connect(src, dst, port, proto, trace=True))
 
     def run(
@@ -250,13 +259,15 @@ class Lab:
             ingress = node_by_ip.get(dst) or client.node or ""
             for r in run.results:
                 pod = pods.get(r.pod or "")
+                answered = r.ok or (r.error == "http" and r.pod is not None)  # a broken app still identifies itself
                 rows.append({
                     "conn": i, "backend": "netns", "client": client.name, "client_ip": client.ip, "ingress_node": ingress,
                     "destination": f"{dst}:{port}/tcp", "rules_path": "-", "chains": "",
-                    "endpoint_pod": r.pod if r.ok else None, "endpoint_node": pod.node_name if pod and r.ok else None,
-                    "endpoint_ip": pod.pod_ip if pod and r.ok else None, "source_ip_seen": r.seen_ip if r.ok else None,
-                    "cross_node": bool(pod and r.ok and ingress and pod.node_name != ingress),
-                    "masquerade": bool(r.ok and r.seen_ip != client.ip), "outcome": "ok" if r.ok else (r.error or "error"),
+                    "endpoint_pod": r.pod if answered else None, "endpoint_node": pod.node_name if pod and answered else None,
+                    "endpoint_ip": pod.pod_ip if pod and answered else None, "source_ip_seen": r.seen_ip if answered else None,
+                    "cross_node": bool(pod and answered and ingress and pod.node_name != ingress),
+                    "masquerade": bool(answered and r.seen_ip != client.ip),
+                    "outcome": "ok" if r.ok else ("error" if r.error == "http" else (r.error or "error")),
                     "reason": r.detail or "" if not r.ok else "", "t": float(i), "rules_evaluated": None, "latency_ms": r.ms,
                 })
                 i += 1

@@ -171,3 +171,56 @@ def test_hairpin_without_the_rule_fails_in_the_kernel_and_the_sim_says_why(pair)
     finally:
         sim.set_proxy()
         kernel.kernel.resync(kernel.cluster)
+
+
+def sim_trace_to(sim: Lab, src: str, to: str, pod: str):
+    """A sim trace of ``src -> to`` that lands on ``pod`` (reseeding until it does)."""
+    for seed in range(400):
+        sim.network.reseed(1000 + seed)
+        t = sim.trace(src, to)
+        if (t.endpoint_pod or "") == pod:
+            return t
+    raise AssertionError(f"the sim never sent {src} -> {to} to {pod!r}")
+
+
+def sim_rules(t) -> list[tuple[str, str, str]]:
+    """The rules the SYN matched on its way in (the reply's steps start at "delivered to")."""
+    out = []
+    for s in t.connection.steps:
+        if s.event == "note" and s.detail.startswith("delivered to"):
+            break
+        if s.event == "rule":
+            out.append((s.node, s.table, s.rule))
+    return out
+
+
+@pytest.mark.parametrize("src,to", [
+    ("net-pod", "svc-clusterip"),          # ClusterIP from a pod: DNAT on the client's node, no SNAT
+    ("webpod1", "svc-clusterip"),          # maybe a hairpin: KUBE-MARK-MASQ then MASQUERADE
+    ("mypc", "myk8s-worker:nodeport"),     # NodePort, eTP=Cluster: masqueraded on the ingress node
+    ("myk8s-worker3", "svc-clusterip"),    # a node's own process: nat OUTPUT
+    ("mypc", "svc-clusterip"),             # no access from outside: no node sees the SYN
+])
+def test_kernel_trace_equals_sim_trace(labs, src, to):
+    """The rules the kernel reports the SYN matched (xtables-monitor --trace), node by node, are
+    exactly the rules the simulator's trace lists for a connection to the same endpoint."""
+    from kslab.netns.ktrace import kernel_trace
+
+    sim, kernel = labs
+    if to.endswith(":nodeport"):
+        to = f"{to.split(':')[0]}:{sim.cluster.service('svc-nodeport').ports[0].node_port}"
+    dst, port, _ = sim.destination(to)
+    for _ in range(20 if src == "webpod1" else 1):  # webpod1: try until the hairpin (1/3 per try)
+        kt = kernel_trace(kernel, src, dst, port, timeout=0.5 if src == "mypc" and "svc" in to else 1.0)
+        if src != "webpod1" or kt.endpoint_pod == "webpod1":
+            break
+    if src == "webpod1":
+        assert kt.endpoint_pod == "webpod1" and kt.masquerade and kt.source_ip_seen == "10.10.1.1"
+    st = sim_trace_to(sim, src, to, kt.endpoint_pod) if kt.endpoint_pod else sim.trace(src, to)
+    assert kt.outcome == st.outcome or (kt.outcome != "ok" and st.outcome != "ok")
+    assert kt.rules() == sim_rules(st), "\n" + str(kt) + "\n" + str(st)
+    assert kt.chains == st.to_dict()["chains"]
+    assert (kt.dnat_to or None) == st.dnat_to or (not kt.dnat_to and not st.dnat_to)
+    assert kt.masquerade == bool(st.masquerade)
+    if kt.endpoint_pod:
+        assert kt.source_ip_seen == st.source_ip_seen

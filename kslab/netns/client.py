@@ -110,12 +110,13 @@ def http_get(ip: str, port: int, timeout: float, path: str = "/") -> dict[str, o
             parts = status_line.split()
             status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
             out["status"] = status
-            if status != 200:
+            pod, remote = parse_answer(body.decode(errors="replace"))
+            seen_ip = remote.rsplit(":", 1)[0] if remote and ":" in remote else remote
+            out.update(pod=pod, remote_addr=remote, seen_ip=seen_ip)
+            if status != 200:  # the pod answered, with an error (a broken app)
                 out.update(ok=False, error="http", detail=status_line)
             else:
-                pod, remote = parse_answer(body.decode(errors="replace"))
-                seen_ip = remote.rsplit(":", 1)[0] if remote and ":" in remote else remote
-                out.update(ok=True, pod=pod, remote_addr=remote, seen_ip=seen_ip)
+                out.update(ok=True)
     except OSError as err:
         out.update(ok=False, error=_classify(err), detail=str(err) or type(err).__name__)
     out["ms"] = round((time.perf_counter() - t0) * 1000, 3)

@@ -24,7 +24,9 @@ Run inside a pod's network namespace, in the foreground until killed::
     ip netns exec kslab-1a2b3c4d-pod-webpod1 \\
         python3 -m kslab.netns.servers --kind whoami --name webpod1 --ip 10.10.1.2 --port 80
 
-``--port`` may be repeated (one listener per container port, one process per pod). The server
+``--port`` may be repeated (one listener per container port, one process per pod). SIGUSR1 breaks
+the app (it still accepts connections, but answers HTTP 500 with the same body: what a pod
+without a readiness probe does when its app fails), SIGUSR2 repairs it. The server
 binds ``0.0.0.0`` like a container does; it writes one ``listening`` line to stdout once every
 port is bound, and logs no requests (thousands of connections per experiment).
 
@@ -51,6 +53,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 1024  # experiments open connections back to back
+
+    broken = False  # SIGUSR1: the app breaks (answers 500, TCP still accepted); SIGUSR2: healthy again
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], kind: str, name: str, ips: list[str]):
         self.kind = kind
@@ -106,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         data, ctype = self._body()
-        self.send_response(200)
+        self.send_response(500 if _Server.broken else 200)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -130,6 +134,8 @@ def serve(kind: str, name: str, ports: list[int], ips: list[str]) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGUSR1, lambda *_: setattr(_Server, "broken", True))
+    signal.signal(signal.SIGUSR2, lambda *_: setattr(_Server, "broken", False))
     while not stop.wait(3600):
         pass
     for s in servers:

@@ -65,14 +65,14 @@ from typing import Any, Self
 from ..errors import EnvironmentProblem, InputError
 from ..model import ClusterState, Pod
 from ..proxy import apply
-from ..proxy.iptables import RuleSet, render_node
+from ..proxy.iptables import ProxyConfig, RuleSet, render_node
+from ..proxy.proxier import Proxier, SyncResult
 from . import client as _client
 
 PREFIX_ROOT = "kslab-"
 BRIDGE = "br-kind"
 MYPC_IP = "172.18.0.100"
 SCRATCH_PREFIXES = ("kslab-test-", "kslab-nfacct-probe-")  # apply.scratch_namespace: NAME-PID-N
-STALE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-")
 SWEEP_PREFIX = PREFIX_ROOT  # what ``down_all`` sweeps; tests narrow it to stay off other runs' namespaces
 STATE_VERSION = 1
 DEFAULT_RUN_DIR = "/run/kslab"
@@ -509,14 +509,25 @@ def _uninstall_hooks() -> None:
 
 @dataclass
 class SyncRecord:
-    """One kube-proxy sync of one node."""
+    """One kube-proxy sync of one node (``sync_proxy_rules_duration_seconds`` = ``seconds``)."""
 
     node: str
     full: bool
-    seconds: float
+    seconds: float  # render + iptables-save listing + restore
     rules: int  # filter + nat rules written
     stale_chains: int  # chains flushed and deleted because no service uses them any more
     at: float
+    reason: str = ""  # why full or partial (first sync, forced, after a failed sync, hourly, partial)
+    services: int = 0  # Services whose SVC/SEP chains were rewritten
+    lines: int = 0  # lines of iptables-restore input
+    error: str | None = None
+
+    @classmethod
+    def of(cls, r: SyncResult) -> SyncRecord:
+        last = r.ruleset.iptables_last()
+        return cls(node=r.node, full=r.full, seconds=r.seconds, rules=last["filter"] + last["nat"],
+                   stale_chains=len(r.deleted_chains), at=time.time(), reason=r.reason,
+                   services=len(r.updated_services), lines=r.lines, error=r.error)
 
 
 @dataclass
@@ -588,8 +599,10 @@ class NetnsLab:
         seed: int | None = None,
         directory: Path | str | None = None,
         handle_signals: bool = True,
+        proxy_options: dict[str, Any] | None = None,
     ):
         self.state = state
+        self.proxy_options: dict[str, Any] = dict(proxy_options or {})  # ProxyConfig overrides (masquerade_all...)
         self.handle_signals = handle_signals
         self.backend = backend
         self.health_timeout = health_timeout
@@ -880,21 +893,39 @@ class NetnsLab:
         return out
 
     # ---- kube-proxy ------------------------------------------------------------------------------
+    def _config_overrides(self) -> dict[str, Any]:
+        return {**getattr(self, "proxy_options", {}), **({} if self._nfacct else {"nfacct": False})}
+
     def render(self, node: str, state: ClusterState | None = None) -> RuleSet:
-        """The ruleset kube-proxy writes on ``node`` (nfacct clauses only if the counters work here)."""
-        overrides = {} if self._nfacct else {"nfacct": False}
-        return render_node(state or self.state, node, **overrides)
+        """The ruleset a full sync writes on ``node`` (nfacct clauses only if the counters work here)."""
+        return render_node(state or self.state, node, **self._config_overrides())
 
-    def resync(self, state: ClusterState | None = None, nodes: Iterable[str] | None = None, *, full: bool = True) -> dict[str, float]:
-        """Re-render and re-apply kube-proxy's rules on ``nodes`` (default all); return the
-        seconds each sync took.
+    def set_proxy_options(self, **options: Any) -> dict[str, float]:
+        """Change kube-proxy's flags on every node: a restarted kube-proxy, so a full sync."""
+        self.proxy_options.update(options)
+        self.__dict__.pop("_proxiers", None)
+        return self.resync()
 
-        Only full syncs exist so far (jump rules ensured, every chain rewritten, stale service
-        chains flushed and deleted as kube-proxy does after listing the nat table); partial
-        syncs (KEP-3453, only changed services' chains) are not implemented yet.
+    def proxier(self, node: str) -> Proxier:
+        """The node's kube-proxy state across syncs (created at the first sync: a full one)."""
+        proxiers = self.__dict__.setdefault("_proxiers", {})
+        if node not in proxiers:
+            proxiers[node] = Proxier(ProxyConfig.for_node(self.state, node, **self._config_overrides()))
+        return proxiers[node]
+
+    def resync(self, state: ClusterState | None = None, nodes: Iterable[str] | None = None, *,
+               full: bool | None = None) -> dict[str, float]:
+        """Re-render and re-apply kube-proxy's rules on ``nodes`` (default all), as each node's
+        kube-proxy would; return the seconds each sync took (also in :attr:`syncs`).
+
+        ``full=None`` lets kube-proxy decide (KEP-3453): the first sync of a node, and the one
+        after a failed sync, are full (jump rules ensured, every chain written); later ones are
+        partial (top-level chains plus the changed Services' chains, ``iptables-restore
+        --noflush``). ``full=True`` forces a full sync, ``full=False`` asks for a partial one
+        (a node that needs a full sync still gets one). Every sync lists the nat table first and
+        flushes + deletes the service chains no longer used. A failed partial restore is
+        retried at once as a full sync (kube-proxy waits ``syncPeriod``); both are recorded.
         """
-        if not full:
-            raise NotImplementedError("partial syncs (KEP-3453) are not implemented yet in the netns backend; use full=True")
         if self._record is None:
             raise EnvironmentProblem("the lab is not up")
         if state is not None:
@@ -902,24 +933,38 @@ class NetnsLab:
         names = list(nodes) if nodes is not None else [n.name for n in self.layout.nodes]
         for name in names:
             self.layout.node(name)
-        fresh = self._record.phase == "building"
-        records = _parallel(lambda name: self._sync_node(name, fresh), names)
-        self.syncs += records
-        self._record.sync_seconds.update({r.node: r.seconds for r in records})
+        if full:
+            for name in names:
+                self.proxier(name).force_full_sync("forced")
+        per_node = _parallel(self._sync_node, names)
+        self.syncs += [rec for recs in per_node for rec in recs]
+        self._record.sync_seconds.update({recs[-1].node: recs[-1].seconds for recs in per_node if not recs[-1].error})
         self._record.save()
-        return {r.node: r.seconds for r in records}
+        for recs in per_node:
+            if recs[-1].error:  # even the full sync failed: the node's rules are not what kslab rendered
+                raise EnvironmentProblem(f"kube-proxy's sync failed on {recs[-1].node}: {recs[-1].error}")
+        return {recs[-1].node: recs[-1].seconds for recs in per_node}
 
-    def _sync_node(self, name: str, fresh: bool) -> SyncRecord:
+    def _sync_node(self, name: str) -> list[SyncRecord]:
         ns = self.layout.node(name).ns
-        ruleset = self.render(name)
-        t0 = time.perf_counter()
-        stale = [] if fresh else self._stale_chains(ns, ruleset)
-        if stale:
-            ruleset.nat.chains.extend(stale)
-            ruleset.nat.deleted.extend(stale)
-        apply.full_sync(ns, ruleset.raw_text(), nfacct=self._nfacct, backend=self.backend)
-        return SyncRecord(node=name, full=True, seconds=time.perf_counter() - t0, rules=ruleset.rule_count(),
-                          stale_chains=len(stale), at=time.time())
+        proxier = self.proxier(name)
+
+        def apply_rules(ruleset: RuleSet) -> None:
+            if ruleset.partial:
+                apply.iptables_restore(ns, ruleset.raw_text(), backend=self.backend)
+            else:
+                apply.full_sync(ns, ruleset.raw_text(), nfacct=self._nfacct, backend=self.backend)
+
+        def nat_chains() -> list[str]:
+            saved = apply.iptables_save(ns, ("nat",), backend=self.backend)
+            return [line[1:].split()[0] for line in saved.splitlines() if line.startswith(":")]
+
+        out = [SyncRecord.of(proxier.sync(self.state.services, self.state.endpoint_slices, apply_rules,
+                                          list_nat_chains=nat_chains))]
+        if out[-1].error:  # the retry is full
+            out.append(SyncRecord.of(proxier.sync(self.state.services, self.state.endpoint_slices, apply_rules,
+                                                  list_nat_chains=nat_chains)))
+        return out
 
     def update(self, state: ClusterState) -> dict[str, list[str]]:
         """Bring the lab in line with a changed cluster (scale, delete a pod, patch a Service):
@@ -968,16 +1013,6 @@ class NetnsLab:
         if self._record is not None:
             self._record.servers.pop(p.name, None)
 
-    def _stale_chains(self, ns: str, ruleset: RuleSet) -> list[str]:
-        """Service chains in the kernel's nat table that the new ruleset no longer declares
-        (kube-proxy lists them with ``iptables-save -t nat`` and writes ``:CHAIN`` + ``-X CHAIN``)."""
-        saved = apply.iptables_save(ns, ("nat",), backend=self.backend)
-        declared = set(ruleset.nat.chains)
-        return sorted(
-            line[1:].split()[0] for line in saved.splitlines()
-            if line.startswith(":") and line[1:].startswith(STALE_CHAIN_PREFIXES) and line[1:].split()[0] not in declared
-        )
-
     # ---- traffic ---------------------------------------------------------------------------------
     def namespace_of(self, name: str) -> str:
         """The network namespace of a pod, a node, ``mypc`` or ``fabric`` (the docker host)."""
@@ -1005,6 +1040,32 @@ class NetnsLab:
         if self._record is None:
             raise EnvironmentProblem("the lab is not up")
         return _client.run_client(self.namespace_of(src), ip, port, n, timeout=timeout, interval=interval)
+
+    def break_pod(self, name: str, broken: bool = True) -> None:
+        """Break (or repair) a pod's app: its server keeps accepting TCP but answers HTTP 500."""
+        info = (self._record.servers if self._record else {}).get(name)
+        if not info:
+            raise InputError(f"pod {name!r}", "runs no server in the lab", "pick a pod with a TCP container port")
+        pid = int(info["pid"])
+        if _proc_start(pid) != info.get("start"):
+            raise EnvironmentProblem(f"the server of pod {name} (pid {pid}) is not running")
+        os.kill(pid, signal.SIGUSR1 if broken else signal.SIGUSR2)
+        time.sleep(0.05)  # the handler runs between the server's waits
+
+    def trace(self, src: str, ip: str, port: int, *, timeout: float = 1.0):
+        """One real connection, traced by the kernel (see :mod:`kslab.netns.ktrace`)."""
+        from .ktrace import kernel_trace
+
+        return kernel_trace(self, src, ip, port, timeout=timeout)
+
+    def address_of(self, name: str) -> str:
+        """The IP address of a pod, a node or mypc."""
+        if name == "mypc":
+            return self.layout.mypc_ip
+        for n in self.layout.nodes:
+            if n.name == name:
+                return n.ip
+        return self.pod_ip(name)
 
     def exec(self, where: str, argv: Sequence[str], *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run a command inside the namespace of ``where`` (pod, node, mypc)."""

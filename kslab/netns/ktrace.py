@@ -1,0 +1,256 @@
+"""The kernel's own trace of one connection through kube-proxy's rules (netns backend).
+
+The simulator explains a connection rule by rule (:mod:`kslab.sim.trace`). On the netns backend
+the kernel can say the same thing itself: ``-j TRACE`` in the raw table sets ``nftrace`` on a
+packet, and ``xtables-monitor --trace`` (iptables' nf_tables backend) prints every rule that
+packet matched, in every table and chain, as ``iptables-save`` would print the rule::
+
+    PACKET: 2 646a45bf IN=veth4e25 OUT=eth0 ... SRC=10.10.0.2 DST=10.200.1.51 ... SPORT=56210 DPORT=9000 SYN
+     TRACE: 2 646a45bf nat:KUBE-SERVICES:rule:0x20:JUMP:KUBE-SVC-KBDEBIL6IU6WL7RF  -4 -t nat -A KUBE-SERVICES -d 10.200.1.51/32 ...
+     TRACE: 2 646a45bf nat:KUBE-SEP-TBW2IYJKUCAC7GB3:rule:0x26:ACCEPT  -4 -t nat -A KUBE-SEP-TBW2IYJKUCAC7GB3 ... -j DNAT --to-destination 10.10.1.2:80
+
+:func:`kernel_trace` adds ``-p tcp --syn -j TRACE`` at the top of raw PREROUTING and OUTPUT in
+every node namespace (never in the root namespace), listens with one ``xtables-monitor`` per
+node, opens one real connection, then removes the rules (an empty raw table stays in the node
+namespaces). Only the SYN is traced: it is the packet that goes through the nat table; later
+packets follow its conntrack entry. Needs the nf_tables backend (the legacy backend logs
+traces to the kernel log instead, which network namespaces do not separate).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EnvironmentProblem
+from ..proxy import apply
+
+if TYPE_CHECKING:
+    from .client import ConnResult
+    from .topology import NetnsLab
+
+TRACE_RULE = ("-p", "tcp", "--syn", "-j", "TRACE")
+_HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+_VERDICTS = {"0xfffffffb": "RETURN", "0xfffffffd": "GOTO"}
+_TRACE = re.compile(r"^\s*TRACE: \d+ ([0-9a-f]+) (\w+):([^:]+):(rule|policy|return):?(\S*)\s*(.*)$")
+_PACKET = re.compile(r"^\s*PACKET: \d+ ([0-9a-f]+) (.*)$")
+
+
+@dataclass
+class KernelStep:
+    """One rule the packet matched (or a chain's policy), as the kernel reported it."""
+
+    node: str
+    table: str
+    chain: str
+    event: str  # "rule", "policy", "return"
+    verdict: str  # JUMP, GOTO, ACCEPT, DROP, RETURN, CONTINUE...
+    target: str = ""  # the chain jumped to
+    rule: str = ""  # the rule in iptables-save form ("-A CHAIN ...")
+    packet: dict[str, str] = field(default_factory=dict)  # the packet at this hook
+
+    @property
+    def hook(self) -> str:
+        return self.packet.get("hook", "")
+
+
+def parse_monitor(text: str, node: str) -> dict[str, list[KernelStep]]:
+    """``xtables-monitor --trace`` output -> steps per traced packet id (raw-table steps dropped)."""
+    packets: dict[str, dict[str, str]] = {}
+    hooks: dict[str, str] = {}
+    out: dict[str, list[KernelStep]] = {}
+    for line in text.splitlines():
+        m = _PACKET.match(line)
+        if m:
+            fields = dict(f.split("=", 1) for f in m.group(2).split() if "=" in f)
+            fields["flags"] = " ".join(f for f in m.group(2).split() if "=" not in f)
+            packets[m.group(1)] = fields
+            continue
+        m = _TRACE.match(line)
+        if not m:
+            continue
+        pid, table, chain, event, rest, rule = m.groups()
+        if table == "raw":
+            continue
+        parts = rest.split(":") if rest else []
+        if event == "rule":
+            verdict = parts[1] if len(parts) > 1 else ""
+            target = parts[2] if len(parts) > 2 else ""
+        else:
+            verdict, target = (parts[0] if parts else ""), ""
+        verdict = _VERDICTS.get(verdict, verdict)
+        rule = re.sub(r"^-4 -t \w+ ", "", rule.strip())
+        if chain in _HOOKS:
+            hooks[pid] = chain
+        packet = dict(packets.get(pid, {}), hook=hooks.get(pid, ""))
+        out.setdefault(pid, []).append(
+            KernelStep(node=node, table=table, chain=chain, event=event, verdict=verdict, target=target, rule=rule,
+                       packet=packet))
+    return out
+
+
+@dataclass
+class KernelTrace:
+    """A real connection and the rules its SYN matched, node by node (the shape of a sim trace)."""
+
+    client: str
+    client_ip: str
+    dst: str
+    dport: int
+    proto: str
+    result: ConnResult
+    steps: list[KernelStep]
+    nodes: list[str]  # nodes whose netfilter saw the SYN, in path order
+
+    @property
+    def outcome(self) -> str:
+        return "ok" if self.result.ok else (self.result.error or "error")
+
+    @property
+    def reason(self) -> str:
+        if self.result.ok:
+            return ""
+        if not self.steps:
+            return f"{self.result.error}: the SYN never reached a node's netfilter hooks (no route to {self.dst} from {self.client})"
+        if not self.dnat_to:
+            return f"{self.result.error}: no rule DNATed {self.dst}:{self.dport}; nothing listens there"
+        return f"{self.result.error}: {self.result.detail or 'no answer'}"
+
+    @property
+    def chains(self) -> list[str]:
+        """User chains entered (jump and goto targets), in order, each once."""
+        return list(dict.fromkeys(s.target for s in self.steps if s.target))
+
+    @property
+    def dnat_to(self) -> str:
+        for s in self.steps:
+            m = re.search(r"-j DNAT --to-destination (\S+)", s.rule)
+            if m:
+                return m.group(1)
+        return ""
+
+    @property
+    def masquerade(self) -> bool:
+        return any("-j MASQUERADE" in s.rule for s in self.steps)
+
+    @property
+    def endpoint_pod(self) -> str:
+        return self.result.pod or ""
+
+    @property
+    def source_ip_seen(self) -> str:
+        return self.result.seen_ip or ""
+
+    @property
+    def ingress_node(self) -> str:
+        return self.nodes[0] if self.nodes else ""
+
+    def rules(self) -> list[tuple[str, str, str]]:
+        """(node, table, rule) of every rule matched, in order: compare with a sim trace."""
+        return [(s.node, s.table, s.rule) for s in self.steps if s.event == "rule"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": {"name": self.client, "ip": self.client_ip},
+            "to": f"{self.dst}:{self.dport}/{self.proto}",
+            "verdict": self.outcome,
+            "reason": self.reason,
+            "chains": self.chains,
+            "dnat_to": self.dnat_to or None,
+            "masquerade": self.masquerade,
+            "ingress_node": self.ingress_node,
+            "endpoint": {"pod": self.endpoint_pod} if self.endpoint_pod else None,
+            "source_ip_seen": self.source_ip_seen or None,
+            "path": self.nodes,
+            "steps": [{"node": s.node, "hook": s.hook, "table": s.table, "chain": s.chain, "event": s.event,
+                       "verdict": s.verdict, "rule": s.rule or None} for s in self.steps],
+            "source": "kernel (xtables-monitor --trace)",
+        }
+
+    def __str__(self) -> str:
+        out = [f"connection {self.client} ({self.client_ip}) -> {self.dst}:{self.dport}/{self.proto}   [traced by the kernel]"]
+        where = None
+        for s in self.steps:
+            if (s.node, s.hook) != where:
+                p = s.packet
+                out.append(f"  [{s.node} {s.hook}]  {p.get('SRC', '?')}:{p.get('SPORT', '?')} -> {p.get('DST', '?')}:{p.get('DPORT', '?')}"
+                           + (f"  in {p['IN']}" if p.get("IN") else "") + (f" out {p['OUT']}" if p.get("OUT") else ""))
+                where = (s.node, s.hook)
+            if s.event == "rule":
+                out.append(f"    {s.table:<6} {s.rule}" + (f"   => {s.verdict}" if s.verdict not in ("JUMP", "GOTO") else ""))
+            else:
+                out.append(f"    {s.table:<6} {s.chain} {s.event} {s.verdict}")
+        if not self.steps:
+            out.append("  (no node's netfilter saw the SYN)")
+        out.append(f"verdict: {self.outcome}" + (f" ({self.reason})" if self.reason else ""))
+        if self.endpoint_pod:
+            out.append(f"endpoint: {self.endpoint_pod}, sees the client as {self.source_ip_seen}")
+        out.append(f"DNAT: {self.dnat_to or 'none'}; masquerade: {'yes' if self.masquerade else 'no'}")
+        return "\n".join(out) + "\n"
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))
+
+
+def _iptables(lab: NetnsLab, ns: str, *args: str) -> None:
+    tools = apply.iptables_tools(lab.backend)
+    r = apply.run_in_namespace(ns, [tools.iptables, "-w", "5", "-t", "raw", *args])
+    if r.returncode != 0:
+        raise EnvironmentProblem(f"iptables in {ns} failed: {apply.one_line(r.stderr)}")
+
+
+def kernel_trace(lab: NetnsLab, src: str, dst: str, port: int, *, timeout: float = 1.0) -> KernelTrace:
+    """Open one real TCP connection from ``src`` to ``dst:port`` and return the kernel's trace."""
+    if (lab.backend or "nft") == "legacy":
+        raise EnvironmentProblem("kernel traces need the nf_tables backend (xtables-monitor); this lab uses iptables-legacy")
+    monitor = apply.require_tool("xtables-monitor")
+    src_ns = lab.namespace_of(src)
+    nodes = [(n.name, n.ns) for n in lab.layout.nodes]
+    added: list[tuple[str, str]] = []
+    procs: list[tuple[str, subprocess.Popen[str]]] = []
+    try:
+        for _, ns in nodes:
+            for chain in ("PREROUTING", "OUTPUT"):
+                _iptables(lab, ns, "-I", chain, "1", *TRACE_RULE)
+                added.append((ns, chain))
+        for name, ns in nodes:
+            procs.append((name, subprocess.Popen(["ip", "netns", "exec", ns, monitor, "--trace"],
+                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+        time.sleep(0.25)  # let every monitor subscribe
+        run = lab.connect(src, dst, port, n=1, timeout=timeout)
+        time.sleep(0.15)
+    finally:
+        outputs: dict[str, str] = {}
+        for name, proc in procs:
+            proc.terminate()
+            try:
+                outputs[name] = proc.communicate(timeout=5)[0]
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                outputs[name] = proc.communicate()[0]
+        for ns, chain in added:
+            _iptables(lab, ns, "-D", chain, *TRACE_RULE)
+    result = run.results[0]
+    client_ip = lab.address_of(src)
+    sport = (result.local or "").rpartition(":")[2]
+    per_node: list[tuple[str, list[KernelStep]]] = []
+    for name, _ in nodes:
+        packets = parse_monitor(outputs.get(name, ""), name)
+        if not packets:
+            continue
+        chosen = None
+        for steps in packets.values():  # prefer the SYN with the client's own source port
+            if sport and steps[0].packet.get("SPORT") == sport:
+                chosen = steps
+                break
+        per_node.append((name, chosen or next(iter(packets.values()))))
+    # path order: the node the client's SYN entered first (its own port, unchanged), then the rest
+    per_node.sort(key=lambda item: 0 if sport and item[1][0].packet.get("SPORT") == sport else 1)
+    if src_ns in {ns for _, ns in nodes}:
+        per_node.sort(key=lambda item: 0 if lab.layout.node(item[0]).ns == src_ns else 1)
+    steps = [s for _, ss in per_node for s in ss]
+    return KernelTrace(client=src, client_ip=client_ip, dst=dst, dport=port, proto="tcp", result=result,
+                       steps=steps, nodes=[n for n, _ in per_node])
