@@ -213,8 +213,12 @@ def _error_rate(answer: Any, lab=None) -> bool:
 def _sticky_scheduler(answer: Any) -> bool:
     if answer is None:
         return _pending("the IPVS scheduler that always sends one client to the same server")
-    if str(answer).strip().lower() in ("sh", "source hashing", "source-hashing"):
-        return _ok("sh (source hashing): the client address picks the server from a hash table")
+    a = str(answer).strip().lower()
+    if a in ("sh", "source hashing", "source-hashing"):
+        return _ok("sh (source hashing): the client address picks the server from a 256-bucket hash table")
+    if a in ("mh", "maglev", "maglev hashing"):
+        raise WrongAnswer("mh also pins a client by its address, but with a 251-entry Maglev table; "
+                          "which one uses 256 buckets?")
     raise WrongAnswer(f"not {answer!r}. Hint: which scheduler looks at the client's address?")
 
 
@@ -228,7 +232,7 @@ def _cross_node(answer: Any, replicas: int = 6, lab=None) -> bool:
     df = lab.run("webpod1", "svc-nodeport", n=3000, seed=9)
     expected = float(df["cross_node"].mean())
     if abs(float(answer) - expected) <= 0.05:
-        return _ok(f"{expected:.0%}: the ladder ignores where pods run, so every pod not on net-pod's node is a cross-node hop")
+        return _ok(f"{expected:.0%}: the ladder ignores where pods run, so every pod not on webpod1's node is a cross-node hop")
     raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: how many deploy-echo pods run on webpod1's node?")
 
 

@@ -197,3 +197,82 @@ class CrossNodePanel:
         from IPython.display import display
 
         display(self.widget)
+
+
+@dataclass(frozen=True)
+class SchedulerResult:
+    scheduler: str
+    rate: float
+    df: pd.DataFrame
+    matrix: pd.DataFrame  # clients x servers
+    shares: dict
+    endpoints_per_client: float
+    variance: float
+
+
+def compute_scheduler(name: str, rate: float, *, servers=None, clients=None, n: int = 3000, seed: int = 1,
+                      duration: float = 2.0) -> SchedulerResult:
+    """One IPVS scheduler (or iptables' random ladder) on the chapter's workload."""
+    from . import ipvs
+
+    servers = servers or default_servers()
+    clients = clients or default_clients()
+    df = ipvs.simulate(name, servers, clients, n, seed=seed, duration=duration, rate=rate)
+    return SchedulerResult(name, rate, df, ipvs.client_matrix(df), ipvs.spread(df),
+                           float(ipvs.per_client_endpoints(df).mean()), ipvs.active_variance(df))
+
+
+def default_servers():
+    """The chapter's real servers: webpod1..3, webpod3 with weight 2."""
+    from . import ipvs
+
+    return [ipvs.RealServer(name=f"webpod{i}", ip=f"10.10.{i}.2", weight=w) for i, w in ((1, 1), (2, 1), (3, 2))]
+
+
+def default_clients() -> list[str]:
+    return [f"10.10.0.{10 + i}" for i in range(12)]
+
+
+class SchedulerPanel:
+    """A scheduler dropdown and a load slider over a clients x servers heatmap."""
+
+    def __init__(self, *, scheduler: str = "iptables", rate: float = 2.0, n: int = 3000, seed: int = 1) -> None:
+        import ipywidgets as w
+
+        from . import ipvs
+
+        self.n, self.seed = n, seed
+        self.scheduler = w.Dropdown(options=list(ipvs.SCHEDULERS), value=scheduler, description="scheduler")
+        self.rate = w.FloatLogSlider(value=rate, base=10, min=-0.5, max=1.7, step=0.1, description="conn/s",
+                                     continuous_update=False)
+        self.summary = w.HTML()
+        self.figure = go.FigureWidget(go.Figure(go.Heatmap(z=[[0]], colorscale="Blues")))
+        self.result: SchedulerResult | None = None
+        self.scheduler.observe(lambda _c: self.update(), names="value")
+        self.rate.observe(lambda _c: self.update(), names="value")
+        self.update()
+        self.widget = w.VBox([w.HBox([self.scheduler, self.rate]), self.figure, self.summary])
+
+    def update(self) -> SchedulerResult:
+        r = compute_scheduler(self.scheduler.value, float(self.rate.value), n=self.n, seed=self.seed)
+        self.result = r
+        m = r.matrix
+        with self.figure.batch_update():
+            heat = self.figure.data[0]
+            heat.z = m.to_numpy().tolist()
+            heat.x = list(m.columns)
+            heat.y = list(m.index)
+            self.figure.layout.title = f"Connections per client and server: {r.scheduler} at {r.rate:.1f} new connections/s"
+            self.figure.layout.xaxis.title = "real server (webpod3 has weight 2)"
+            self.figure.layout.yaxis.title = "client"
+            self.figure.layout.height = 420
+            self.figure.layout.template = "plotly_white"
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in r.shares.items())
+        self.summary.value = (f"<b>{r.scheduler}</b>: {shares}; {r.endpoints_per_client:.1f} servers per client; "
+                              f"active-count variance {r.variance:.2f}")
+        return r
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

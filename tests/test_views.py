@@ -47,3 +47,21 @@ def test_cross_node_panel_matches_the_expectation():
     assert all(abs(r["observed"] - r["expected"]) < 0.05 for r in panel.rows)
     panel.client.value = "net-pod"  # on the tainted control plane: never a local deploy-echo pod
     assert all(r["observed"] == 1.0 for r in panel.rows) and len(panel.figure.data) == 2
+
+
+def test_scheduler_panel_switches_scheduler_and_load():
+    from kslab.views import SchedulerPanel
+
+    panel = SchedulerPanel(n=1200)
+    z = panel.figure.data[0].z
+    assert len(z) == 12 and all(sum(1 for v in row if v) == 3 for row in z)  # random: every client reaches all three
+    panel.scheduler.value = "sh"
+    z = panel.figure.data[0].z
+    assert all(sum(1 for v in row if v) == 1 for row in z)  # source hashing: one server per client
+    assert "sh" in panel.figure.layout.title.text and "1.0 servers per client" in panel.summary.value
+    panel.scheduler.value = "wrr"
+    assert abs(panel.result.shares["webpod3"] - 0.5) < 0.01
+    panel.scheduler.value = "lc"
+    low = panel.result.variance
+    panel.rate.value = 20.0
+    assert panel.result.rate == 20.0 and panel.result.variance > low  # more open connections, more spread
