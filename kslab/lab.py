@@ -25,12 +25,15 @@ from .errors import EnvironmentProblem, InputError
 from .manifests import load_documents
 from .model import ClusterState
 from .proxy.iptables import ProxyConfig, RuleSet, render
+from .proxy.iptsave import IptablesState
+from .proxy.proxier import Proxier, SyncResult
 from .sim.network import Connection, Network, resolve_destination
 from .sim.trace import trace_dict, trace_text
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_LAB = DATA / "myk8s"
 BACKENDS = ("sim", "netns", "kind")
+HAIRPIN_RULES = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # each SEP chain's first rule (iptables-save form)
 
 
 class Trace:
@@ -80,7 +83,7 @@ class Lab:
             try:
                 NetnsLab.check_environment()
             except EnvironmentProblem as e:
-                if not from_env:
+                if not from_env or os.environ.get("KSLAB_STRICT_BACKEND"):
                     raise
                 # a notebook asked through KSLAB_BACKEND: say why in one line and run on sim
                 print(f"kslab: netns backend unavailable ({e}); running on sim")
@@ -94,6 +97,7 @@ class Lab:
         self.proxy_options = dict(proxy or {})
         self._rules: dict[str, RuleSet] = {}
         self._network: Network | None = None
+        self.syncs: list[SyncResult] = []  # every simulated kube-proxy sync, per node, timed
         self._sync()
         if self.backend == "netns":
             from .netns.topology import NetnsLab
@@ -110,11 +114,36 @@ class Lab:
         self.cluster.node(node)
         return self._rules[node]
 
-    def _sync(self) -> None:
-        """kube-proxy's sync on every node, then the dataplane reloads the rules."""
-        self._rules = {n.name: render(self.cluster.services, self.cluster.endpoint_slices, self.proxy_config(n.name))
-                       for n in self.cluster.nodes}
-        texts = {name: rs.save_text() for name, rs in self._rules.items()}
+    def _sync(self, full: bool = False) -> None:
+        """kube-proxy's sync on every node, as kube-proxy decides it (full the first time and
+        when forced, partial after a change), applied to each node's iptables (an
+        :class:`~kslab.proxy.iptsave.IptablesState`, the simulator's kernel); then the dataplane
+        reloads what the tables hold. Like a real node, a hand-edited rule survives partial
+        syncs and is rewritten only by a full one."""
+        now = self._network.now if self._network is not None else 0.0
+        proxiers: dict[str, Proxier] = self.__dict__.setdefault("_proxiers", {})
+        tables: dict[str, IptablesState] = self.__dict__.setdefault("_tables", {})
+        self._rules = {}
+        for n in self.cluster.nodes:
+            if n.name not in proxiers:
+                proxiers[n.name] = Proxier(self.proxy_config(n.name))
+                tables[n.name] = tables.get(n.name) or IptablesState()
+            proxier, table = proxiers[n.name], tables[n.name]
+            if full:
+                proxier.force_full_sync("forced")
+
+            def apply(rs: RuleSet, table: IptablesState = table) -> None:
+                (table.partial_sync if rs.partial else table.full_sync)(rs.raw_text())
+
+            result = proxier.sync(self.cluster.services, self.cluster.endpoint_slices, apply,
+                                  list_nat_chains=lambda table=table: table.chains("nat"), now=now)
+            if not result.ok:  # a failed partial restore: kube-proxy's next sync is full
+                result = proxier.sync(self.cluster.services, self.cluster.endpoint_slices, apply,
+                                      list_nat_chains=lambda table=table: table.chains("nat"), now=now)
+            self.syncs.append(result)
+            self._rules[n.name] = result.ruleset if not result.ruleset.partial else render(
+                self.cluster.services, self.cluster.endpoint_slices, proxier.config)
+        texts = {name: t.save_text() for name, t in tables.items()}
         if self._network is None:
             self._network = Network(self.cluster, texts, seed=self.seed)
         else:
@@ -172,12 +201,55 @@ class Lab:
     def set_proxy(self, **options) -> None:
         """Change kube-proxy's configuration on every node (``masquerade_all=True`` ...)."""
         self.proxy_options.update(options)
+        self.__dict__.pop("_proxiers", None)  # kube-proxy restarts with the new flags: a full sync
         self._sync()
         if self.kernel is not None:
             self.kernel.set_proxy_options(**options)
 
+    def resync(self, full: bool = True) -> None:
+        """Run kube-proxy's sync on every node now (``full=True``: rewrite every chain, as the
+        hourly full sync or a restarted kube-proxy does; it undoes hand edits)."""
+        self._sync(full=full)
+        if self.kernel is not None:
+            self.kernel.resync(full=full or None)
+
+    def delete_rules(self, match: str, *, nodes: Iterable[str] | None = None) -> int:
+        """Delete by hand (``iptables -D``) every rule whose ``iptables-save`` line contains
+        ``match`` (a substring or a regular expression) on ``nodes`` (default all), in the
+        simulator and, on netns, in the kernel. Returns how many rules were deleted per node
+        in total. kube-proxy puts them back only with a full sync (:meth:`resync`)."""
+        import re
+
+        pattern = re.compile(match)
+        names = list(nodes) if nodes is not None else [n.name for n in self.cluster.nodes]
+        deleted = 0
+        texts = {}
+        for name in names:
+            self.cluster.node(name)
+            table = self._tables[name]
+            for tname, dump in table.tables.items():
+                for chain in dump.chains.values():
+                    keep = [r for r in chain.rules if not pattern.search(r.save_text())]
+                    deleted += len(chain.rules) - len(keep)
+                    chain.rules[:] = keep
+            texts[name] = table.save_text()
+        self.network.update_rules(texts)
+        if self.kernel is not None:
+            kernel_deleted = self.kernel.delete_rules(pattern, names)
+            if kernel_deleted != deleted:
+                raise EnvironmentProblem(f"deleted {deleted} rules in the simulator but {kernel_deleted} in the kernel")
+        return deleted
+
     def advance(self, seconds: float) -> None:
+        """Move the clock: the simulator's jumps at once; on netns the kernel's clock is real, so
+        this also waits ``seconds`` (conntrack and ``recent`` entries age in real time)."""
+        if seconds < 0:
+            raise InputError("seconds", f"{seconds} is negative", "the clock only moves forward")
         self.network.advance(seconds)
+        if self.kernel is not None:
+            import time
+
+            time.sleep(seconds)
 
     @property
     def now(self) -> float:
@@ -215,10 +287,12 @@ class Lab:
         *,
         seed: int | None = None,
         interval: float = 0.001,
+        timeout: float = 0.5,
     ) -> pd.DataFrame:
         """Open ``n`` connections from ``src`` (a client or a list of clients, used in turn) to ``to``.
 
         ``interval`` advances the simulated clock between connections. Equal seeds repeat exactly.
+        ``timeout`` is how long a real connection may take on netns before it counts as failed.
         """
         if n < 0:
             raise InputError("n", f"{n} is negative", "open 0 or more connections")
@@ -227,7 +301,7 @@ class Lab:
             raise InputError("src", "no clients given", "name a pod, a node, mypc or an IP")
         dst, port, proto = self.destination(to)
         if self.kernel is not None:
-            return self._run_kernel(clients, dst, port, proto, n)
+            return self._run_kernel(clients, dst, port, proto, n, timeout)
         net = self.network
         if seed is not None:
             net.reseed(seed)
@@ -241,7 +315,7 @@ class Lab:
                 net.advance(interval)
         return experiments.frame(rows)
 
-    def _run_kernel(self, clients: list[str], dst: str, port: int, proto: str, n: int) -> pd.DataFrame:
+    def _run_kernel(self, clients: list[str], dst: str, port: int, proto: str, n: int, timeout: float = 0.5) -> pd.DataFrame:
         """Real TCP connections in the kernel lab: the same columns as the sim, plus latency."""
         if proto != "tcp":
             raise InputError("--to", f"the netns backend opens TCP connections, not {proto}", "use a TCP port")
@@ -255,7 +329,7 @@ class Lab:
             if not count:
                 continue
             client = self.network.client(src)
-            run = self.kernel.connect(src, dst, port, count)
+            run = self.kernel.connect(src, dst, port, count, timeout=timeout)
             ingress = node_by_ip.get(dst) or client.node or ""
             for r in run.results:
                 pod = pods.get(r.pod or "")

@@ -145,6 +145,11 @@ class KernelTrace:
         return self.result.seen_ip or ""
 
     @property
+    def path(self) -> list[str]:
+        """The nodes the SYN went through (as a sim trace's ``path``)."""
+        return list(self.nodes)
+
+    @property
     def ingress_node(self) -> str:
         return self.nodes[0] if self.nodes else ""
 

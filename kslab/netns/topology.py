@@ -1026,6 +1026,20 @@ class NetnsLab:
         matches = [p for p in self.layout.pods if p.name == name or f"{p.namespace}/{p.name}" == name]
         if len(matches) == 1:
             return matches[0].ns
+        try:
+            ip = ipaddress.ip_address(name)
+        except ValueError:
+            ip = None
+        if ip is not None:
+            for p in self.layout.pods:
+                if p.ip == str(ip):
+                    return p.ns
+            for n in self.layout.nodes:
+                if n.ip == str(ip):
+                    return n.ns
+            if str(ip) == self.layout.mypc_ip:
+                return self.layout.mypc_ns
+            return self.client_namespace(str(ip))
         known = ["mypc", *(n.name for n in self.layout.nodes), *(p.name for p in self.layout.pods)]
         raise InputError(f"client {name!r}", "is not a pod, node or mypc of the lab", "use one of: " + ", ".join(known))
 
@@ -1040,6 +1054,59 @@ class NetnsLab:
         if self._record is None:
             raise EnvironmentProblem("the lab is not up")
         return _client.run_client(self.namespace_of(src), ip, port, n, timeout=timeout, interval=interval)
+
+    def client_namespace(self, ip: str) -> str:
+        """A namespace for an extra client address (the sim's "an IP as a client"): an address of
+        a node's pod CIDR becomes a pod-like namespace on that node (ptp veth, no server); an
+        address of the node network becomes a host on the bridge beside mypc. Made once, kept
+        until the lab goes down (its name has the lab's prefix, so crash cleanup covers it)."""
+        if self._record is None:
+            raise EnvironmentProblem("the lab is not up")
+        clients: dict[str, str] = self.__dict__.setdefault("_clients", {})
+        if ip in clients:
+            return clients[ip]
+        addr = ipaddress.ip_address(ip)
+        ns = f"{self.prefix}cli-{_hash('client/' + ip, 8)}"
+        home = next((n for n in self.layout.nodes if addr in ipaddress.ip_network(n.pod_cidr)), None)
+        fabric = ipaddress.ip_network(self.layout.fabric_cidr)
+        if home is not None and ip != home.gateway:
+            p = PodLayout(name=ip, namespace="", node=home.name, ns=ns, ip=ip, prefix_len=ipaddress.ip_network(home.pod_cidr).prefixlen,
+                          gateway=home.gateway, host_if="veth" + _hash("client/" + ip, 8), server=None, ports=())
+            apply.netns_add(ns)
+            _configure(home.ns, self._host_veth_lines(p), None, f"node {home.name}")
+            self._configure_pod(p)
+        elif addr in fabric and ip != self.layout.gateway:
+            port = "veth" + _hash("client/" + ip, 7)
+            apply.netns_add(ns)
+            _configure(ns, ["link set lo up", f"link add eth0 type veth peer name {port} netns {self.layout.fabric_ns}",
+                            f"addr add {ip}/{fabric.prefixlen} dev eth0", "link set eth0 up",
+                            f"route add default via {self.layout.gateway} dev eth0"], OTHER_SYSCTLS, f"client {ip}")
+            _configure(self.layout.fabric_ns, [f"link set {port} master {BRIDGE}", f"link set {port} up"], None, "the bridge")
+        else:
+            raise InputError(f"client {ip!r}", "is neither in a node's pod CIDR nor on the node network",
+                             "use a pod, a node, mypc, or an address of 10.10.N.0/24 or 172.18.0.0/16")
+        clients[ip] = ns
+        return ns
+
+    def delete_rules(self, pattern: Any, nodes: Iterable[str] | None = None) -> int:
+        """``iptables -t TABLE -D`` every rule whose iptables-save line matches ``pattern`` (a
+        compiled regular expression) in the nodes' namespaces; returns how many."""
+        import shlex
+
+        tools = apply.iptables_tools(self.backend)
+        count = 0
+        for name in (list(nodes) if nodes is not None else [n.name for n in self.layout.nodes]):
+            ns = self.layout.node(name).ns
+            table = ""
+            for line in apply.iptables_save(ns, ("raw", "mangle", "filter", "nat"), backend=self.backend).splitlines():
+                if line.startswith("*"):
+                    table = line[1:]
+                elif line.startswith("-A ") and pattern.search(line):
+                    r = apply.run_in_namespace(ns, [tools.iptables, "-w", "5", "-t", table, "-D", *shlex.split(line)[1:]])
+                    if r.returncode != 0:
+                        raise EnvironmentProblem(f"iptables -D in {ns} failed: {apply.one_line(r.stderr)}")
+                    count += 1
+        return count
 
     def break_pod(self, name: str, broken: bool = True) -> None:
         """Break (or repair) a pod's app: its server keeps accepting TCP but answers HTTP 500."""

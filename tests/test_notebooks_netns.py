@@ -1,0 +1,39 @@
+"""Every notebook (learner and solution versions) under nbval on the netns backend: the same
+chapter code, real kernel, real TCP. The sim run is the plain nbval collection of
+``notebooks/`` in the same pytest command (pyproject's testpaths); this test re-runs the
+notebooks in a subprocess with ``KSLAB_BACKEND=netns``. Needs root (skips without)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_netns import skip_reason
+
+from kslab.netns.topology import lab_namespaces
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
+def test_every_notebook_passes_nbval_on_netns(tmp_path):
+    assert len(NOTEBOOKS) == 10
+    before = set(lab_namespaces("kslab-"))
+    env = dict(os.environ, KSLAB_BACKEND="netns", KSLAB_STRICT_BACKEND="1")  # no silent fallback to sim
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+         "-o", "addopts=", "-o", "testpaths=", "--rootdir", str(ROOT), *map(str, NOTEBOOKS)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
+    tail = "\n".join((r.stdout + r.stderr).splitlines()[-40:])
+    assert r.returncode == 0, tail
+    assert " passed" in r.stdout and " skipped" not in r.stdout
+    # nbval kills each kernel (SIGKILL: no atexit), so a notebook's lab outlives it as a crashed
+    # lab; the next lab's up() removes it, and `kslab netns down` removes the last one
+    down = subprocess.run([sys.executable, "-m", "kslab.cli", "netns", "down"], capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stderr
+    assert set(lab_namespaces("kslab-")) <= before, "kslab netns down left a notebook's lab behind"
