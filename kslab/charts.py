@@ -21,28 +21,38 @@ def pod_colors(pods: Sequence[str]) -> dict[str, str]:
     return {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(sorted(pods))}
 
 
-def distribution_figure(df: pd.DataFrame, by: str = "endpoint_pod", categories: Sequence[str] | None = None,
-                        title: str | None = None) -> go.Figure:
-    """Bar chart: share of successful connections per ``by`` value, with the uniform share marked."""
+def distribution_data(df: pd.DataFrame, by: str = "endpoint_pod", categories: Sequence[str] | None = None) -> dict:
+    """What the distribution chart shows: categories, shares, bar labels, colours, axis top."""
     ok = df[df["outcome"] == "ok"]
     counts = ok[by].value_counts()
     cats = list(categories) if categories is not None else sorted(counts.index)
     counts = counts.reindex(cats, fill_value=0)
     total = int(counts.sum())
-    shares = counts / total if total else counts.astype(float)
+    shares = (counts / total if total else counts.astype(float)).to_list()
     colors = pod_colors(cats)
-    backend = df["backend"].iloc[0] if len(df) else "sim"
+    return {
+        "x": cats, "y": shares, "colors": [colors[c] for c in cats],
+        "text": [f"{s:.1%}<br>({n})" for s, n in zip(shares, counts.to_list())],
+        "uniform": 1 / len(cats) if cats else None,
+        "ymax": max(0.5, max(shares) * 1.25 if total else 0.5),
+        "backend": df["backend"].iloc[0] if len(df) else "sim",
+    }
+
+
+def distribution_figure(df: pd.DataFrame, by: str = "endpoint_pod", categories: Sequence[str] | None = None,
+                        title: str | None = None) -> go.Figure:
+    """Bar chart: share of successful connections per ``by`` value, with the uniform share marked."""
+    d = distribution_data(df, by, categories)
     fig = go.Figure(go.Bar(
-        x=cats, y=shares.to_list(), marker_color=[colors[c] for c in cats],
-        text=[f"{s:.1%}<br>({n})" for s, n in zip(shares, counts)], textposition="outside",
+        x=d["x"], y=d["y"], marker_color=d["colors"], text=d["text"], textposition="outside",
         hovertemplate="%{x}: %{y:.2%}<extra></extra>",
     ))
-    if cats:
-        fig.add_hline(y=1 / len(cats), line_dash="dot", annotation_text=f"uniform 1/{len(cats)}", annotation_position="top left")
+    if d["uniform"] is not None:
+        fig.add_hline(y=d["uniform"], line_dash="dot", annotation_text=f"uniform 1/{len(d['x'])}", annotation_position="top left")
     fig.update_layout(
-        title=title or f"Where {len(df)} connections landed ({backend} backend)",
+        title=title or f"Where {len(df)} connections landed ({d['backend']} backend)",
         xaxis_title=by.replace("_", " "), yaxis_title="share of connections", yaxis_tickformat=".0%",
-        yaxis_range=[0, max(0.5, float(shares.max()) * 1.25 if total else 0.5)], template="plotly_white", height=380,
+        yaxis_range=[0, d["ymax"]], template="plotly_white", height=380,
     )
     return fig
 

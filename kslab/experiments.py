@@ -11,6 +11,7 @@ another node than the one the connection entered), ``masquerade``, ``outcome``, 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Iterable, Sequence
 
@@ -28,8 +29,14 @@ def rules_path_id(chains: Sequence[str]) -> str:
     return hashlib.sha1(" ".join(chains).encode()).hexdigest()[:8] if chains else "-"
 
 
+@functools.lru_cache(maxsize=4096)
+def _chain_columns(chains: tuple[str, ...]) -> tuple[str, str]:
+    unique = list(dict.fromkeys(chains))
+    return rules_path_id(unique), " > ".join(unique)
+
+
 def connection_row(i: int, conn, backend: str, t: float) -> dict:
-    chains = list(dict.fromkeys(conn.chains))
+    path_id, chain_text = _chain_columns(tuple(conn.chains))
     return {
         "conn": i,
         "backend": backend,
@@ -37,8 +44,8 @@ def connection_row(i: int, conn, backend: str, t: float) -> dict:
         "client_ip": conn.client.ip,
         "ingress_node": conn.ingress_node,
         "destination": f"{conn.dst}:{conn.dport}/{conn.proto}",
-        "rules_path": rules_path_id(chains),
-        "chains": " > ".join(chains),
+        "rules_path": path_id,
+        "chains": chain_text,
         "endpoint_pod": conn.endpoint_pod or None,
         "endpoint_node": conn.endpoint_node or None,
         "endpoint_ip": conn.endpoint_ip or None,
@@ -54,6 +61,33 @@ def connection_row(i: int, conn, backend: str, t: float) -> dict:
 
 def frame(rows: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=COLUMNS)
+
+
+def connections_frame(conns: Sequence, backend: str, times: Sequence[float]) -> pd.DataFrame:
+    """:func:`frame` of ``connection_row(i, conn, backend, t)`` for every connection, built column
+    by column (no per-row dicts: a 10,000-connection experiment allocates far less)."""
+    chain_cols = [_chain_columns(tuple(c.chains)) for c in conns]
+    cols = {
+        "conn": list(range(len(conns))),
+        "backend": [backend] * len(conns),
+        "client": [c.client.name for c in conns],
+        "client_ip": [c.client.ip for c in conns],
+        "ingress_node": [c.ingress_node for c in conns],
+        "destination": [f"{c.dst}:{c.dport}/{c.proto}" for c in conns],
+        "rules_path": [p for p, _ in chain_cols],
+        "chains": [t for _, t in chain_cols],
+        "endpoint_pod": [c.endpoint_pod or None for c in conns],
+        "endpoint_node": [c.endpoint_node or None for c in conns],
+        "endpoint_ip": [c.endpoint_ip or None for c in conns],
+        "source_ip_seen": [c.source_ip_seen or None for c in conns],
+        "cross_node": [bool(c.endpoint_node) and c.endpoint_node != c.ingress_node for c in conns],
+        "masquerade": [c.masquerade for c in conns],
+        "outcome": [c.outcome for c in conns],
+        "reason": [c.reason if c.outcome != "ok" else "" for c in conns],
+        "t": list(times),
+        "rules_evaluated": [c.rules_evaluated for c in conns],
+    }
+    return pd.DataFrame(cols, columns=COLUMNS)
 
 
 # ---- summaries ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -218,3 +219,45 @@ status:
     assert set(df["source_ip_seen"]) == {"172.18.0.100"}  # Local: the client IP is preserved
     assert not df["cross_node"].any()  # and the pod is always on the node the LB chose
     assert set(df["ingress_node"]) == {"myk8s-worker", "myk8s-worker2", "myk8s-worker3"}  # the control plane has no webpod
+
+
+def _memo_script(lab):
+    """A sequence of experiments and changes; returns every frame it produced."""
+    np_ = lab.cluster.service("svc-nodeport").ports[0].node_port
+    frames = [lab.run("net-pod", "svc-clusterip", n=1500, seed=1, interval=0)]
+    frames += [lab.run("mypc", f"{n.name}:{np_}", n=400, seed=2) for n in lab.cluster.nodes]  # --random-fully SNAT
+    frames.append(lab.run("webpod1", "svc-clusterip", n=600, seed=3))  # hairpin
+    lab.break_pod("webpod2")
+    frames.append(lab.run("net-pod", "svc-clusterip", n=600, seed=4))
+    lab.break_pod("webpod2", False)
+    lab.scale("deploy-echo", 5)
+    frames.append(lab.run(["net-pod", "webpod3", "myk8s-worker"], "svc-nodeport", n=900, seed=5))
+    lab.patch_service("svc-nodeport", external_traffic_policy="Local")
+    frames += [lab.run("mypc", f"{n.name}:{np_}", n=200, seed=6) for n in lab.cluster.nodes]
+    lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=5)  # recent: not memoised
+    frames.append(lab.run([f"10.10.1.{100 + i}" for i in range(6)], "svc-clusterip", n=600, seed=7, interval=0.05))
+    return frames
+
+
+def test_flow_memo_gives_exactly_the_interpreters_results():
+    """The flow memo is an optimisation only: the same script, memo on and off, same frames."""
+    from kslab.lab import Lab
+
+    on, off = Lab(seed=9), Lab(seed=9)
+    off.network.memo = False
+    a, b = _memo_script(on), _memo_script(off)
+    assert len(a) == len(b) == 13
+    for x, y in zip(a, b):
+        pd.testing.assert_frame_equal(x, y)
+    assert on.network.memo_hits > 4000 and off.network.memo_hits == 0  # the memo was used (and only on one side)
+    assert on.network._memo_off  # the ClientIP flows went to the interpreter
+
+
+def test_connections_frame_equals_the_row_by_row_frame():
+    lab = Lab(seed=4)
+    net = lab.network
+    conns = [net.connect(net.client(c), "10.200.1.1", 443, "tcp", trace=False) for c in ("net-pod", "mypc", "myk8s-worker")]
+    conns += [net.connect(net.client("webpod1"), lab.cluster.service("svc-clusterip").cluster_ip, 9000, trace=False) for _ in range(20)]
+    times = [0.5 * i for i in range(len(conns))]
+    rows = experiments.frame(experiments.connection_row(i, c, "sim", t) for i, (c, t) in enumerate(zip(conns, times)))
+    pd.testing.assert_frame_equal(experiments.connections_frame(conns, "sim", times), rows)

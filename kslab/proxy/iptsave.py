@@ -37,7 +37,6 @@ nft (Debian's default). Table order differs too (see :data:`SAVE_TABLE_ORDER`).
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import math
 import re
@@ -1078,6 +1077,10 @@ class TableDump:
     name: str
     chains: dict[str, Chain] = field(default_factory=dict)
 
+    def snapshot(self) -> TableDump:
+        """A copy to roll back to: new chain objects and rule lists (rules are immutable)."""
+        return TableDump(self.name, {n: Chain(c.name, c.policy, list(c.rules)) for n, c in self.chains.items()})
+
     @classmethod
     def empty(cls, name: str) -> TableDump:
         """A table as the kernel creates it: its built-in chains, policy ACCEPT, no rules."""
@@ -1212,7 +1215,7 @@ class IptablesState:
                     table = line[1:]
                     if table not in BUILTIN_CHAINS:
                         raise ValueError(f"unknown table {table!r}")
-                    before = copy.deepcopy(self.tables.get(table))
+                    before = self.tables[table].snapshot() if table in self.tables else None
                     continue
                 if table is None:
                     raise ValueError(f"{line!r} outside a *table section")

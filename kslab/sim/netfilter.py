@@ -343,7 +343,7 @@ def _match_statistic(opts: dict[str, Option]) -> list[Fragment]:
             raise _Unsupported("-m statistic --mode random without --probability")
         # libxt_statistic stores lround(p * 2^31); xt_statistic matches (prandom_u32() & 0x7FFFFFFF) < that
         threshold = int(float(o.args[0]) * 0x80000000 + 0.5)
-        template = "((c.state.rng.getrandbits(32) & 0x7FFFFFFF) < {})"
+        template = "c.state.statistic({})"
         return [(f"not {template}" if o.negated else template, (threshold,))]
     if mode == "nth":
         _only(opts, {"mode", "every", "packet"}, "-m statistic --mode nth")
@@ -354,6 +354,7 @@ def _match_statistic(opts: dict[str, Option]) -> list[Fragment]:
 
         def nth(p: Packet, c: HookContext) -> bool:
             # xt_statistic counts this rule's packets 0, 1, ..., every-1, 0, ...: packet k matches when k % every == packet
+            c.state.stateful = True
             k = c.state.nth_counters.get(rule_id, -1) + 1
             c.state.nth_counters[rule_id] = k % every
             return ((k % every) == packet) != negated
@@ -386,6 +387,7 @@ def _match_recent(opts: dict[str, Option]) -> list[Fragment]:
     invert = opts[command].negated
 
     def recent(p: Packet, c: HookContext) -> bool:
+        c.state.stateful = True
         table = c.state.recent.get(list_name)
         if table is None:
             table = c.state.recent[list_name] = {}
@@ -436,6 +438,7 @@ def _match_nfacct(opts: dict[str, Option]) -> list[Fragment]:
     counter = _arg(opts, "nfacct-name", "-m nfacct")
 
     def count(p: Packet, c: HookContext) -> bool:
+        c.state.stateful = True
         c.state.nfacct[counter] = c.state.nfacct.get(counter, 0) + 1
         return True
 

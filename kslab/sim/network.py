@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import InputError
 from ..model import ClusterState, Pod
@@ -128,6 +128,15 @@ def _pkt_dict(p: Packet) -> dict:
     return {"src": p.src, "sport": p.sport, "dst": p.dst, "dport": p.dport, "proto": p.proto, "mark": hex(p.mark)}
 
 
+@dataclass
+class _MemoNode:
+    """One point of a flow's draw tree: the next draw, or (at a leaf) the finished connection."""
+
+    draw: tuple | None = None  # (kind, owner, param)
+    children: dict = field(default_factory=dict)  # outcome -> _MemoNode
+    leaf: Connection | None = None
+
+
 class Network:
     """The lab's dataplane: build it from cluster state and one ruleset text per node."""
 
@@ -160,6 +169,11 @@ class Network:
         self._routes: dict[tuple[str, str], tuple[str, str, str]] = {}
         self.broken: set[str] = set()  # pods whose server accepts connections but answers with errors
         self.listening = listening if listening is not None else self._default_listening()
+        self.memo = True  # the flow memo (see _memo_connect); False: interpret every connection
+        self.memo_hits = 0  # connections answered from the memo
+        self._recorder: list | None = None
+        self._lb_replay: list = []
+        self.clear_memo()
 
     # ---- topology ----------------------------------------------------------------------------
     def _default_listening(self) -> dict[str, set[tuple[str, int]]]:
@@ -173,12 +187,14 @@ class Network:
         """Load new rulesets (an iptables-restore); xt_recent lists, counters and conntrack stay."""
         for name, text in rulesets.items():
             self.nodes[name].netfilter = Netfilter.from_text(text, name=name)
+        self.clear_memo()
 
     def update_pods(self, state: ClusterState) -> None:
         self.state = state
         self.pods_by_ip = {p.pod_ip: p for p in state.pods if p.pod_ip and p.phase == "Running"}
         self.listening = self._default_listening()
         self._routes.clear()
+        self.clear_memo()
 
     def reseed(self, seed: int) -> None:
         """Restart every random choice (client ports, ``statistic`` draws) from ``seed``."""
@@ -195,6 +211,7 @@ class Network:
             node.state.nfacct.clear()
             node.state.nth_counters.clear()
             node.conntrack = Conntrack()
+        self.clear_memo()
 
     def advance(self, seconds: float) -> None:
         """Move the simulated clock (what ``recent --seconds`` and affinity timeouts read)."""
@@ -258,6 +275,91 @@ class Network:
             return "fabric", "eth0", dst
         return "gateway", "eth0", FABRIC_GATEWAY
 
+    # ---- the flow memo ------------------------------------------------------------------------
+    # Without a trace, a connection that meets no stateful match (recent, nth, nfacct) is a pure
+    # function of its flow (client, destination) and of the random draws made on the way
+    # (statistic rules, --random-fully ports, the load balancer's node). The memo keeps, per
+    # flow, a tree of those draws with the finished Connection at each leaf: a new connection
+    # makes the same draws from the same generators, in the same order, and follows the tree;
+    # only an unexplored branch runs the interpreter (fed the draws already made). Results are
+    # identical with and without the memo (tests/test_sim.py); any change to rules, pods,
+    # listeners or broken pods empties it.
+
+    def _lb_choice(self, n: int) -> int:
+        if self._lb_replay:
+            kind, _, param, outcome, _ = self._lb_replay.pop(0)
+            assert kind == "lb" and param == n, "flow memo replay out of step"
+            return outcome
+        value = self.rng.randrange(n)
+        if self._recorder is not None:
+            self._recorder.append(("lb", self, n, value, value))
+        return value
+
+    def clear_memo(self) -> None:
+        self._memo: dict[tuple, _MemoNode] = {}
+        self._memo_off: set[tuple] = set()
+        self._memo_broken = frozenset(self.broken)
+
+    def _draw(self, kind: str, owner, param):
+        """Make the next draw of a memoised path for real: (outcome for the tree, value)."""
+        if kind == "stat":
+            hit = (owner.rng.getrandbits(32) & 0x7FFFFFFF) < param
+            return hit, None
+        if kind == "port":
+            return None, owner.rng.randint(1024, 65535)
+        value = self.rng.randrange(param)
+        return value, value
+
+    def _memo_connect(self, c: Client, dst: str, dport: int, proto: str, sport: int) -> Connection:
+        if self.broken != self._memo_broken:
+            self.clear_memo()
+        key = (c.name, c.ip, c.kind, c.node, dst, dport, proto)
+        if key in self._memo_off or any(n.conntrack.by_orig for n in self.nodes.values()):
+            return self._interpret(c, dst, dport, proto, sport, False)
+        node = self._memo.get(key)
+        made: list[tuple] = []
+        while node is not None and node.leaf is None:
+            kind, owner, param = node.draw  # type: ignore[misc]
+            outcome, value = self._draw(kind, owner, param)
+            made.append((kind, owner, param, outcome, value))
+            node = node.children.get(outcome)
+        if node is not None:
+            self.memo_hits += 1
+            conn = object.__new__(Connection)  # a shallow copy (dataclasses.replace is 10x slower)
+            conn.__dict__.update(node.leaf.__dict__)  # type: ignore[union-attr]
+            conn.sport = sport
+            ports = [v for k, _, _, _, v in made if k == "port"]
+            if ports and conn.snat_to:
+                conn.snat_to = f"{conn.snat_to.rsplit(':', 1)[0]}:{ports[-1]}"
+            return conn
+        # an unexplored branch: interpret, serving the draws already made, recording all of them
+        recorder: list[tuple] = []
+        states = [n.state for n in self.nodes.values()]
+        for st in states:
+            st.recorder, st.stateful = recorder, False
+            st.replay = [d for d in made if d[1] is st]
+        self._recorder, self._lb_replay = recorder, [d for d in made if d[0] == "lb"]
+        try:
+            conn = self._interpret(c, dst, dport, proto, sport, False)
+        finally:
+            for st in states:
+                st.recorder, st.replay = None, []
+            self._recorder, self._lb_replay = None, []
+        # the recorder holds the draws made live; the served ones came first, in order
+        draws = made + recorder
+        if any(st.stateful for st in states):
+            self._memo_off.add(key)
+            self._memo.pop(key, None)
+            return conn
+        node = self._memo.setdefault(key, _MemoNode())
+        for kind, owner, param, outcome, _ in draws:
+            if node.draw is None:
+                node.draw = (kind, owner, param)
+            assert node.draw == (kind, owner, param), "flow memo: the same draws led elsewhere"
+            node = node.children.setdefault(outcome, _MemoNode())
+        node.leaf = replace(conn)
+        return conn
+
     # ---- one connection ------------------------------------------------------------------------
     def connect(
         self,
@@ -273,6 +375,12 @@ class Network:
         proto = proto.lower()
         if sport is None:
             sport = self.rng.randint(*EPHEMERAL)
+        if not trace and self.memo:
+            return self._memo_connect(c, dst, dport, proto, sport)
+        return self._interpret(c, dst, dport, proto, sport, trace)
+
+    def _interpret(self, c: Client, dst: str, dport: int, proto: str, sport: int, trace: bool) -> Connection:
+        """One connection, hook by hook through the interpreter."""
         conn = Connection(client=c, dst=dst, dport=dport, proto=proto, outcome="", sport=sport)
         pkt = Packet(src=c.ip, dst=dst, proto=proto, sport=sport, dport=dport)
         created: list[tuple[NodeNS, object]] = []
@@ -396,7 +504,7 @@ class Network:
                     new_ip = res.nat.to_ip
                 new_port = pkt.sport
                 if res.nat.random_fully or (res.nat.to_port is not None):
-                    new_port = res.nat.to_port if res.nat.to_port is not None else node.state.rng.randint(1024, 65535)
+                    new_port = res.nat.to_port if res.nat.to_port is not None else node.state.random_port()
                 pkt.src, pkt.sport = new_ip, new_port
                 snat = (new_ip, new_port)
                 conn.snat_to = f"{new_ip}:{new_port}"
@@ -439,7 +547,7 @@ class Network:
                 eligible = [n for n in eligible if n.name in ready_nodes]
             if not eligible:
                 return None
-            node = eligible[self.rng.randrange(len(eligible))]
+            node = eligible[self._lb_choice(len(eligible))]
             self._note(conn, "load balancer", "", f"the load balancer for {ip} sends the connection to {node.name} "
                        f"({len(eligible)} healthy node(s), externalTrafficPolicy {svc.external_traffic_policy or 'Cluster'})", trace)
             return node

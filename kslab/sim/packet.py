@@ -63,6 +63,34 @@ class NamespaceState:
     recent: dict[str, dict[str, RecentEntry]] = field(default_factory=dict)  # list name -> address -> entry
     nfacct: dict[str, int] = field(default_factory=dict)  # counter name -> packets
     nth_counters: dict[int, int] = field(default_factory=dict)  # statistic --mode nth, per rule id
+    # For the simulator's flow memo (kslab.sim.network): every random draw is logged to
+    # ``recorder`` while one is set, served from ``replay`` while it is not empty, and any
+    # match that reads or writes persistent state (recent, nth, nfacct) sets ``stateful``.
+    recorder: list | None = field(default=None, repr=False)
+    replay: list = field(default_factory=list, repr=False)
+    stateful: bool = False
+
+    def statistic(self, threshold: int) -> bool:
+        """``-m statistic --mode random``: xt_statistic's ``(prandom_u32() & 0x7FFFFFFF) < threshold``."""
+        if self.replay:
+            kind, owner, param, outcome, _ = self.replay.pop(0)
+            assert kind == "stat" and owner is self and param == threshold, "flow memo replay out of step"
+            return outcome
+        hit = (self.rng.getrandbits(32) & 0x7FFFFFFF) < threshold
+        if self.recorder is not None:
+            self.recorder.append(("stat", self, threshold, hit, None))
+        return hit
+
+    def random_port(self) -> int:
+        """The port ``MASQUERADE --random-fully`` picks (it does not change where the connection goes)."""
+        if self.replay:
+            kind, owner, _, _, value = self.replay.pop(0)
+            assert kind == "port" and owner is self, "flow memo replay out of step"
+            return value
+        value = self.rng.randint(1024, 65535)
+        if self.recorder is not None:
+            self.recorder.append(("port", self, None, None, value))
+        return value
 
 
 @dataclass

@@ -1,0 +1,103 @@
+"""Benchmark the workbook (issue 5 targets): each chapter executes in under 20 s on sim, and a
+slider change (recompute 10,000 connections + redraw) takes under 150 ms of Python time.
+
+    python3 benchmarks/bench_workbook.py [--chapters] [--sliders] [--repeat 5]
+
+Chapters: every generated notebook (learner and solution versions) executed top to bottom by
+nbclient in a fresh kernel on the sim backend, wall time including the kernel's start.
+Sliders: the chapters' panels driven in this process the way a browser drives them (setting a
+widget's value runs its observer: the pure compute function, then the FigureWidget update);
+median and worst of ``--repeat`` changes. Ratios are printed against the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHAPTER_TARGET_S = 20.0
+SLIDER_TARGET_MS = 150.0
+
+
+def bench_chapters() -> list[tuple[str, float]]:
+    import nbformat
+    from nbclient import NotebookClient
+
+    os.environ["KSLAB_BACKEND"] = "sim"
+    paths = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")) + sorted((ROOT / "notebooks" / "solutions").glob("[0-9]*.ipynb"))
+    out = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        t0 = time.perf_counter()
+        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+                       allow_errors=False).execute()
+        seconds = time.perf_counter() - t0
+        name = ("solutions/" if path.parent.name == "solutions" else "") + path.name
+        out.append((name, seconds))
+        print(f"chapter {name:<40} {seconds:6.2f} s   ratio to the {CHAPTER_TARGET_S:.0f} s target {seconds / CHAPTER_TARGET_S:.2f}")
+    return out
+
+
+def _changes(setter, values, repeat: int) -> list[float]:
+    times = []
+    for k in range(repeat):
+        v = values[k % len(values)]
+        t0 = time.perf_counter()
+        setter(v)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def bench_sliders(repeat: int) -> list[tuple[str, float, float]]:
+    import kslab
+    from kslab.views import AffinityPanel, DistributionPanel, SchedulerPanel
+
+    rows = []
+
+    def report(name: str, times: list[float]) -> None:
+        med, worst = statistics.median(times), max(times)
+        rows.append((name, med, worst))
+        print(f"slider {name:<44} median {med:6.1f} ms  worst {worst:6.1f} ms   ratio to the "
+              f"{SLIDER_TARGET_MS:.0f} ms target: median {med / SLIDER_TARGET_MS:.2f}, worst {worst / SLIDER_TARGET_MS:.2f}")
+
+    lab = kslab.Lab(seed=1)
+    panel = DistributionPanel(lab, connections=10000)
+    report("ch01 replicas (10,000 connections)", _changes(lambda v: setattr(panel.replicas, "value", v), [4, 5, 6, 7, 3], repeat))
+    assert len(panel.figure.data[0].x) == panel.replicas.value
+    report("ch01 connections (10,000 <-> 9,000)", _changes(lambda v: setattr(panel.connections, "value", v), [9000, 10000], repeat))
+    lab2 = kslab.Lab(seed=2)
+    aff = AffinityPanel(lab2, clients=8)
+    report("ch02 affinity toggle", _changes(lambda v: setattr(aff.affinity, "value", v), ["ClientIP", "None"], repeat))
+    sched = SchedulerPanel()
+    report("ch04 IPVS scheduler (3,000 connections)", _changes(lambda v: setattr(sched.scheduler, "value", v),
+                                                              ["sh", "wrr", "lc", "iptables", "mh"], repeat))
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--chapters", action="store_true")
+    ap.add_argument("--sliders", action="store_true")
+    ap.add_argument("--repeat", type=int, default=10)
+    a = ap.parse_args()
+    both = not (a.chapters or a.sliders)
+    worst_ratio = 0.0
+    if a.sliders or both:
+        rows = bench_sliders(a.repeat)
+        worst_ratio = max(worst_ratio, max(worst for _, _, worst in rows) / SLIDER_TARGET_MS)
+    if a.chapters or both:
+        chapters = bench_chapters()
+        worst_ratio = max(worst_ratio, max(s for _, s in chapters) / CHAPTER_TARGET_S)
+    print(f"worst ratio to target: {worst_ratio:.2f} ({'within' if worst_ratio <= 1 else 'OVER'} target)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
