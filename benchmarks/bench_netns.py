@@ -7,7 +7,10 @@ same client to webpod1's IP directly as the baseline measured in the same run (t
 the price of DNAT + conntrack + a second node hop when the endpoint is remote), and mypc to a
 NodePort; the time of full-lab up/down cycles. Needs root, ``ip`` and ``iptables``.
 
-    python3 benchmarks/bench_netns.py [-n 2000] [--ups 3] [--cycles 10]
+    python3 benchmarks/bench_netns.py [-n 2000] [--ups 3] [--cycles 10] [--services 200] [--repeat 5]
+
+The last figure is kube-proxy's partial sync (KEP-3453: top-level chains plus the changed
+Service's chains) against a forced full sync, in the kernel, with 200 extra Services.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=2000, help="connections per traffic figure")
     ap.add_argument("--ups", type=int, default=3, help="up/down repetitions for the timing")
     ap.add_argument("--cycles", type=int, default=10, help="full-lab up/down cycles to time (0: skip)")
+    ap.add_argument("--services", type=int, default=200, help="extra ClusterIP Services for the partial vs full sync figure (0: skip)")
+    ap.add_argument("--repeat", type=int, default=5, help="syncs of each kind to time")
     a = ap.parse_args()
     try:
         NetnsLab.check_environment()
@@ -84,6 +89,9 @@ def main() -> int:
     print(f"10,000 connections net-pod -> svc-clusterip: sim {sim_wall:.2f} s, kernel {kernel_wall:.2f} s "
           f"({int((kdf['outcome'] == 'ok').sum())} ok); ratio kernel / sim = {kernel_wall / sim_wall:.1f}")
 
+    if a.services:
+        bench_syncs(a.services, a.repeat)
+
     if a.cycles:
         t0 = time.perf_counter()
         for _ in range(a.cycles):
@@ -92,6 +100,53 @@ def main() -> int:
         per = (time.perf_counter() - t0) / a.cycles
         print(f"{a.cycles} full-lab up/down cycles: {per:.2f} s per cycle; 50 cycles would take {per * 50:.0f} s")
     return 0 if up < TARGET_UP_SECONDS else 1
+
+
+def extra_services(n: int) -> str:
+    """``n`` ClusterIP Services with two endpoints each (the webpods), as manifests."""
+    docs = []
+    for i in range(n):
+        docs.append(f"""apiVersion: v1
+kind: Service
+metadata: {{name: bulk-{i}, namespace: default}}
+spec: {{ports: [{{name: web, port: 80, targetPort: 80}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: bulk-{i}-1, namespace: default, labels: {{kubernetes.io/service-name: bulk-{i}}}}}
+addressType: IPv4
+endpoints: [{{addresses: [10.10.1.2]}}, {{addresses: [10.10.2.2]}}]
+ports: [{{name: web, port: 80, protocol: TCP}}]""")
+    return "\n---\n".join(docs) + "\n"
+
+
+def bench_syncs(n_services: int, repeat: int) -> None:
+    """kube-proxy's partial sync (one Service changed) against a forced full sync, in the kernel,
+    with ``n_services`` extra Services: seconds per node sync and restore lines written."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = Path(tmp) / "bulk.yaml"
+        extra.write_text(extra_services(n_services))
+        state = load_cluster([str(DATA), str(extra)], seed=1)
+    with NetnsLab(state) as lab:
+        partial, full = [], []
+        replicas = 3
+        for k in range(repeat):
+            replicas = 4 if replicas == 3 else 3
+            changed = state.copy()
+            changed.control_plane.scale("deploy-echo", replicas)  # type: ignore[attr-defined]
+            lab.update(changed)  # new pods, then kube-proxy's own choice: partial syncs
+            state = changed
+            partial += [s for s in lab.syncs[-4:] if not s.full]
+            lab.resync(full=True)
+            full += [s for s in lab.syncs[-4:] if s.full]
+        assert len(partial) == 4 * repeat and len(full) == 4 * repeat, (len(partial), len(full))
+        p_s, f_s = statistics.median(s.seconds for s in partial), statistics.median(s.seconds for s in full)
+        p_l, f_l = statistics.median(s.lines for s in partial), statistics.median(s.lines for s in full)
+        print(f"{len(state.services)} Services: partial sync (deploy-echo scaled) median {p_s * 1000:.0f} ms, "
+              f"{p_l:.0f} restore lines; full sync median {f_s * 1000:.0f} ms, {f_l:.0f} lines per node")
+        print(f"ratio partial / full: time {p_s / f_s:.2f}, lines {p_l / f_l:.2f}")
 
 
 if __name__ == "__main__":
