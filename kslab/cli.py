@@ -173,6 +173,8 @@ def _add_trace(sub) -> None:
     p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP")
     p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port] or NODE:nodePort")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=["sim", "netns"], default="sim",
+                   help="netns: bring the lab up in the kernel (root), open one real connection, print the kernel's own trace")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_trace)
 
@@ -192,6 +194,16 @@ def cmd_trace(args) -> int:
         from .lab import Lab
 
         files = [f for group in args.files for f in group] if args.files else None
+        if args.backend == "netns":
+            if args.node:
+                raise InputError("--node", "only applies to the sim backend", "drop --node")
+            with Lab(files, backend="netns", seed=args.seed) as lab:
+                kt = lab.trace(args.src, args.dst)
+                if args.json:
+                    print(json.dumps(kt.to_dict(), indent=2))
+                else:
+                    sys.stdout.write(str(kt))
+            return 0
         lab = Lab(files, seed=args.seed)
         src = args.src
         if args.node:

@@ -224,3 +224,21 @@ def test_kernel_trace_equals_sim_trace(labs, src, to):
     assert kt.masquerade == bool(st.masquerade)
     if kt.endpoint_pod:
         assert kt.source_ip_seen == st.source_ip_seen
+
+
+def test_cli_trace_on_the_kernel():
+    """``kslab trace --backend netns``: the lab up, one real connection, the kernel's trace, the lab down."""
+    import json
+    import subprocess
+    import sys
+
+    from kslab.netns.topology import lab_namespaces
+
+    before = set(lab_namespaces("kslab-"))
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "trace", "--backend", "netns", "--from", "net-pod",
+                        "--to", "svc-clusterip", "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["verdict"] == "ok" and doc["source"].startswith("kernel") and doc["dnat_to"].endswith(":80")
+    assert doc["chains"][:2] == ["KUBE-SERVICES", "KUBE-SVC-KBDEBIL6IU6WL7RF"] and doc["chains"][2].startswith("KUBE-SEP-")
+    assert set(lab_namespaces("kslab-")) <= before
