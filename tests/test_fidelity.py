@@ -36,6 +36,16 @@ def sim_counts(df) -> dict[str, int]:
     return {k: int(v) for k, v in ok["endpoint_pod"].value_counts().sort_index().items()}
 
 
+def assert_consistent(kernel_counts, sim_counts_: dict[str, int]) -> None:
+    """Chi-square homogeneity of a kernel sample and the sim's, p > 0.01. The kernel's random
+    choices cannot be seeded, so a true match still fails 1% of the time; a failing first
+    sample is retested once with fresh kernel connections (both must fail to fail: 0.01%)."""
+    p = consistent(kernel_counts(), sim_counts_)
+    if p <= 0.01:
+        retest = consistent(kernel_counts(), sim_counts_)
+        assert retest > 0.01, f"kernel and sim distributions differ: p = {p:.4f}, retest p = {retest:.4f}"
+
+
 def consistent(a: dict[str, int], b: dict[str, int]) -> float:
     pods = sorted(set(a) | set(b))
     _, p, _, _ = chi2_contingency([[a.get(x, 0) for x in pods], [b.get(x, 0) for x in pods]])
@@ -49,7 +59,8 @@ def test_clusterip_three_endpoints(labs):
     df = sim.run("net-pod", "svc-clusterip", n=N, seed=1)
     k, s = kernel_counts(run), sim_counts(df)
     assert set(k) == set(s) == {"webpod1", "webpod2", "webpod3"} and sum(k.values()) == N
-    assert consistent(k, s) > 0.01
+    first = iter([k])
+    assert_consistent(lambda: next(first, None) or kernel_counts(kernel.connect("net-pod", svc.cluster_ip, 9000, N)), s)
     net_pod_ip = sim.cluster.pod("net-pod").pod_ip
     assert run.seen_ips() == {p: [net_pod_ip] for p in k}  # no SNAT, on both
     assert set(df["source_ip_seen"]) == {net_pod_ip}
@@ -64,7 +75,8 @@ def test_nodeport_cluster_policy_from_mypc(labs, node):
     df = sim.run("mypc", f"{node}:{np}", n=N // 4, seed=2)
     k, s = kernel_counts(run), sim_counts(df)
     assert set(k) == set(s) and sum(k.values()) == N // 4
-    assert consistent(k, s) > 0.01
+    first = iter([k])
+    assert_consistent(lambda: next(first, None) or kernel_counts(kernel.connect("mypc", ip, np, N // 4)), s)
     sim_seen = {p: sorted(g["source_ip_seen"].unique()) for p, g in df[df["outcome"] == "ok"].groupby("endpoint_pod")}
     assert run.seen_ips() == sim_seen  # the ingress node's IP, or its veth address for a local pod
 
@@ -111,7 +123,8 @@ def test_clusterip_five_endpoints(pair):
     s = sim.run("net-pod", "svc-nodeport", n=N, seed=4)
     kc, sc = sim_counts(k), sim_counts(s)
     assert len(kc) == len(sc) == 5 and set(kc) == set(sc) and sum(kc.values()) == N
-    assert consistent(kc, sc) > 0.01
+    first = iter([kc])
+    assert_consistent(lambda: next(first, None) or sim_counts(kernel.run("net-pod", "svc-nodeport", n=N)), sc)
 
 
 def test_client_ip_affinity_from_several_clients(pair):
@@ -147,30 +160,21 @@ def test_external_traffic_policy_local(pair):
 
 
 def test_hairpin_without_the_rule_fails_in_the_kernel_and_the_sim_says_why(pair):
-    import shlex
-
-    from kslab.proxy import apply
-
     sim, kernel = pair
     web1 = sim.cluster.pod("webpod1")
-    ns = kernel.kernel.namespace_of(web1.node_name)
-    rule = next(line for line in apply.iptables_save(ns, ("nat",)).splitlines()
-                if line.startswith("-A KUBE-SEP-") and f"-s {web1.pod_ip}/32" in line)
-    assert apply.run_in_namespace(ns, ["iptables", "-t", "nat", "-D", *shlex.split(rule)[1:]]).returncode == 0
-    stripped = {n.name: "\n".join(l for l in sim.render(n.name).save_text().splitlines()
-                                  if not (l.startswith("-A KUBE-SEP-") and f"-s {web1.pod_ip}/32" in l)) + "\n"
-                for n in sim.cluster.nodes}
-    sim.network.update_rules(stripped)
+    rule = rf"^-A KUBE-SEP-\S+ -s {web1.pod_ip}/32 .*-j KUBE-MARK-MASQ$"  # its hairpin rule, by hand (iptables -D)
+    assert sim.delete_rules(rule) == kernel.delete_rules(rule) == 4  # on every node, in the kernel too
     try:
-        k = kernel.run("webpod1", "svc-clusterip", n=300)
+        k = kernel.run("webpod1", "svc-clusterip", n=300, timeout=0.3)
         s = sim.run("webpod1", "svc-clusterip", n=300, seed=7)
         k_fail, s_fail = (k["outcome"] != "ok").mean(), (s["outcome"] != "ok").mean()
         assert 0.2 < k_fail < 0.47 and 0.2 < s_fail < 0.47  # about the third that picks webpod1 itself, on both
         assert (s[s["outcome"] != "ok"]["reason"].str.contains("hairpin")).all()  # and the sim says why
         assert (k[k["outcome"] == "ok"]["endpoint_pod"] != "webpod1").all()
     finally:
-        sim.set_proxy()
-        kernel.kernel.resync(kernel.cluster)
+        sim.resync(full=True)
+        kernel.resync(full=True)  # a partial sync would leave the hand edit in place
+    assert (kernel.run("webpod1", "svc-clusterip", n=60)["outcome"] == "ok").all()
 
 
 def sim_trace_to(sim: Lab, src: str, to: str, pod: str):
