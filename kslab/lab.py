@@ -99,6 +99,8 @@ class Lab:
         self._rules: dict[str, RuleSet] = {}
         self._network: Network | None = None
         self.syncs: list[SyncResult] = []  # every simulated kube-proxy sync, per node, timed
+        self._proxiers: dict[str, Proxier] = {}  # each node's kube-proxy across syncs
+        self._tables: dict[str, IptablesState] = {}  # each node's iptables, as the simulator's kernel
         self._sync()
         if self.backend == "netns":
             from .netns.topology import NetnsLab
@@ -122,8 +124,7 @@ class Lab:
         reloads what the tables hold. Like a real node, a hand-edited rule survives partial
         syncs and is rewritten only by a full one."""
         now = self._network.now if self._network is not None else 0.0
-        proxiers: dict[str, Proxier] = self.__dict__.setdefault("_proxiers", {})
-        tables: dict[str, IptablesState] = self.__dict__.setdefault("_tables", {})
+        proxiers, tables = self._proxiers, self._tables
         self._rules = {}
         for n in self.cluster.nodes:
             if n.name not in proxiers:
@@ -202,7 +203,7 @@ class Lab:
     def set_proxy(self, **options) -> None:
         """Change kube-proxy's configuration on every node (``masquerade_all=True`` ...)."""
         self.proxy_options.update(options)
-        self.__dict__.pop("_proxiers", None)  # kube-proxy restarts with the new flags: a full sync
+        self._proxiers.clear()  # kube-proxy restarts with the new flags: a full sync
         self._sync()
         if self.kernel is not None:
             self.kernel.set_proxy_options(**options)
@@ -213,6 +214,15 @@ class Lab:
         self._sync(full=full)
         if self.kernel is not None:
             self.kernel.resync(full=full or None)
+
+    def flush_conntrack(self) -> None:
+        """Forget every node's conntrack entries (``conntrack -F``), in the simulator and, on
+        netns, in the kernel, where failed connections leave entries that new connections
+        reusing a source port would follow."""
+        for node in self.network.nodes.values():
+            node.conntrack.clear()
+        if self.kernel is not None:
+            self.kernel.flush_conntrack()
 
     def delete_rules(self, match: str, *, nodes: Iterable[str] | None = None) -> int:
         """Delete by hand (``iptables -D``) every rule whose ``iptables-save`` line contains

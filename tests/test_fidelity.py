@@ -174,6 +174,7 @@ def test_hairpin_without_the_rule_fails_in_the_kernel_and_the_sim_says_why(pair)
     finally:
         sim.resync(full=True)
         kernel.resync(full=True)  # a partial sync would leave the hand edit in place
+        kernel.flush_conntrack()  # the failed attempts' entries (SYN_SENT) would keep their old NAT for new connections reusing a port
     assert (kernel.run("webpod1", "svc-clusterip", n=60)["outcome"] == "ok").all()
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -207,43 +209,97 @@ def _iptables(lab: NetnsLab, ns: str, *args: str) -> None:
         raise EnvironmentProblem(f"iptables in {ns} failed: {apply.one_line(r.stderr)}")
 
 
+PROBE_PORT = 9  # discard: nothing listens in a node namespace, so a probe SYN gets an RST
+
+
+class _Monitor:
+    """``xtables-monitor --trace`` in one node namespace, its output read by a thread."""
+
+    def __init__(self, node: str, ns: str, exe: str) -> None:
+        self.node, self.ns = node, ns
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, exe, "--trace"], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def saw(self, needle: str) -> bool:
+        return any(needle in line for line in list(self.lines))
+
+    def probe(self) -> None:
+        """A SYN from the node to its own 127.0.0.1:PROBE_PORT: traced once the monitor listens."""
+        apply.run_in_namespace(self.ns, [sys.executable, "-c",
+                                         "import socket; s = socket.socket(); s.settimeout(0.2); "
+                                         f"s.connect_ex(('127.0.0.1', {PROBE_PORT}))"], timeout=10)
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.thread.join(timeout=5)
+        return "".join(self.lines)
+
+
+def _wait(condition, deadline: float, step: float = 0.02) -> bool:
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()
+
+
 def kernel_trace(lab: NetnsLab, src: str, dst: str, port: int, *, timeout: float = 1.0) -> KernelTrace:
-    """Open one real TCP connection from ``src`` to ``dst:port`` and return the kernel's trace."""
+    """Open one real TCP connection from ``src`` to ``dst:port`` and return the kernel's trace.
+
+    Every monitor is proven to listen first (a probe SYN it must report), and the trace is read
+    until the client's own SYN shows up, so a busy machine delays the trace but does not lose it.
+    """
     if (lab.backend or "nft") == "legacy":
         raise EnvironmentProblem("kernel traces need the nf_tables backend (xtables-monitor); this lab uses iptables-legacy")
-    monitor = apply.require_tool("xtables-monitor")
+    exe = apply.require_tool("xtables-monitor")
     src_ns = lab.namespace_of(src)
     nodes = [(n.name, n.ns) for n in lab.layout.nodes]
     added: list[tuple[str, str]] = []
-    procs: list[tuple[str, subprocess.Popen[str]]] = []
+    monitors: list[_Monitor] = []
+    probe_mark = "DST=127.0.0.1 "
     try:
         for _, ns in nodes:
             for chain in ("PREROUTING", "OUTPUT"):
                 _iptables(lab, ns, "-I", chain, "1", *TRACE_RULE)
                 added.append((ns, chain))
-        for name, ns in nodes:
-            procs.append((name, subprocess.Popen(["ip", "netns", "exec", ns, monitor, "--trace"],
-                                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
-        time.sleep(0.25)  # let every monitor subscribe
+        monitors = [_Monitor(name, ns, exe) for name, ns in nodes]
+        deadline = time.monotonic() + 10
+        waiting = list(monitors)
+        while waiting and time.monotonic() < deadline:
+            for m in waiting:
+                m.probe()
+            _wait(lambda: all(m.saw(probe_mark) for m in waiting), time.monotonic() + 0.3)
+            waiting = [m for m in waiting if not m.saw(probe_mark)]
+        if waiting:
+            raise EnvironmentProblem(f"xtables-monitor did not start tracing in {waiting[0].ns}")
         run = lab.connect(src, dst, port, n=1, timeout=timeout)
-        time.sleep(0.15)
+        sport = (run.results[0].local or "").rpartition(":")[2]
+        if sport:
+            _wait(lambda: any(m.saw(f"SPORT={sport} ") for m in monitors), time.monotonic() + 3)
+        time.sleep(0.1)  # the other nodes' part of the path arrives with it
     finally:
-        outputs: dict[str, str] = {}
-        for name, proc in procs:
-            proc.terminate()
-            try:
-                outputs[name] = proc.communicate(timeout=5)[0]
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                outputs[name] = proc.communicate()[0]
+        outputs: dict[str, str] = {m.node: m.stop() for m in monitors}
         for ns, chain in added:
             _iptables(lab, ns, "-D", chain, *TRACE_RULE)
     result = run.results[0]
     client_ip = lab.address_of(src)
-    sport = (result.local or "").rpartition(":")[2]
     per_node: list[tuple[str, list[KernelStep]]] = []
     for name, _ in nodes:
-        packets = parse_monitor(outputs.get(name, ""), name)
+        packets = {pid: steps for pid, steps in parse_monitor(outputs.get(name, ""), name).items()
+                   if steps[0].packet.get("DST") != "127.0.0.1"}  # not the readiness probes
         if not packets:
             continue
         chosen = None

@@ -48,6 +48,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -619,6 +620,8 @@ class NetnsLab:
         self._nfacct = True
         self._manifests = list(manifests) if manifests else None
         self._seed = seed
+        self._proxiers: dict[str, Proxier] = {}  # each node's kube-proxy across syncs
+        self._clients: dict[str, str] = {}  # extra client IP -> its namespace
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -742,6 +745,7 @@ class NetnsLab:
         lab.syncs, lab.up_seconds, lab.owned, lab.handle_signals = [], rec.up_seconds, False, False
         lab._record, lab._procs, lab._nfacct = rec, {}, apply.nfacct_problem(rec.backend) is None
         lab._manifests, lab._seed = rec.manifests, rec.seed
+        lab._proxiers, lab._clients, lab.proxy_options = {}, {}, {}  # a restarted kube-proxy: its first sync is full
         return lab
 
     # ---- building ------------------------------------------------------------------------------
@@ -894,7 +898,7 @@ class NetnsLab:
 
     # ---- kube-proxy ------------------------------------------------------------------------------
     def _config_overrides(self) -> dict[str, Any]:
-        return {**getattr(self, "proxy_options", {}), **({} if self._nfacct else {"nfacct": False})}
+        return {**self.proxy_options, **({} if self._nfacct else {"nfacct": False})}
 
     def render(self, node: str, state: ClusterState | None = None) -> RuleSet:
         """The ruleset a full sync writes on ``node`` (nfacct clauses only if the counters work here)."""
@@ -903,15 +907,14 @@ class NetnsLab:
     def set_proxy_options(self, **options: Any) -> dict[str, float]:
         """Change kube-proxy's flags on every node: a restarted kube-proxy, so a full sync."""
         self.proxy_options.update(options)
-        self.__dict__.pop("_proxiers", None)
+        self._proxiers.clear()
         return self.resync()
 
     def proxier(self, node: str) -> Proxier:
         """The node's kube-proxy state across syncs (created at the first sync: a full one)."""
-        proxiers = self.__dict__.setdefault("_proxiers", {})
-        if node not in proxiers:
-            proxiers[node] = Proxier(ProxyConfig.for_node(self.state, node, **self._config_overrides()))
-        return proxiers[node]
+        if node not in self._proxiers:
+            self._proxiers[node] = Proxier(ProxyConfig.for_node(self.state, node, **self._config_overrides()))
+        return self._proxiers[node]
 
     def resync(self, state: ClusterState | None = None, nodes: Iterable[str] | None = None, *,
                full: bool | None = None) -> dict[str, float]:
@@ -1062,7 +1065,7 @@ class NetnsLab:
         until the lab goes down (its name has the lab's prefix, so crash cleanup covers it)."""
         if self._record is None:
             raise EnvironmentProblem("the lab is not up")
-        clients: dict[str, str] = self.__dict__.setdefault("_clients", {})
+        clients = self._clients
         if ip in clients:
             return clients[ip]
         addr = ipaddress.ip_address(ip)
@@ -1107,6 +1110,21 @@ class NetnsLab:
                         raise EnvironmentProblem(f"iptables -D in {ns} failed: {apply.one_line(r.stderr)}")
                     count += 1
         return count
+
+    def flush_conntrack(self, nodes: Iterable[str] | None = None) -> int:
+        """``conntrack -F`` in the nodes' namespaces (default all); returns how many entries went.
+
+        Failed connections leave entries behind (SYN_SENT, two minutes): a new connection that
+        happens to reuse a source port follows the old entry's NAT, not the current rules."""
+        exe = apply.require_tool("conntrack")
+        total = 0
+        for name in (list(nodes) if nodes is not None else [n.name for n in self.layout.nodes]):
+            r = apply.run_in_namespace(self.layout.node(name).ns, [exe, "-F"])
+            if r.returncode != 0:
+                raise EnvironmentProblem(f"conntrack -F on {name} failed: {apply.one_line(r.stderr)}")
+            m = re.search(r"(\d+) flow entries", r.stderr + r.stdout)
+            total += int(m.group(1)) if m else 0
+        return total
 
     def break_pod(self, name: str, broken: bool = True) -> None:
         """Break (or repair) a pod's app: its server keeps accepting TCP but answers HTTP 500."""

@@ -63,6 +63,10 @@ class Conntrack:
         self.by_orig.pop(e.orig, None)
         self.by_reply.pop(e.reply, None)
 
+    def clear(self) -> None:
+        self.by_orig.clear()
+        self.by_reply.clear()
+
     def __len__(self) -> int:
         return len(self.by_orig)
 

@@ -86,12 +86,19 @@ experiments.claim(
 lab.resync(full=False)
 still = lab.run("webpod1", "svc-clusterip", n=60, seed=5, timeout=0.2)
 lab.resync(full=True)
+lab.flush_conntrack()  # the failed connections' conntrack entries would keep their old NAT (see below)
 repaired = lab.run("webpod1", "svc-clusterip", n=60, seed=5, timeout=0.2)
 experiments.claim((still["outcome"] != "ok").any() and (repaired["outcome"] == "ok").all(),
                   "a partial sync leaves the hand edit in place; the full sync puts the hairpin rules back",
                   "partial/full sync did not behave as taught")
 
 # %% [markdown]
+# Why `flush_conntrack()`: each failed attempt left a conntrack entry on the node (state
+# `SYN_SENT`, kept two minutes) with the NAT it got *then*. A new connection that happens to reuse
+# one of those source ports is matched to the old entry and follows the old NAT, not the repaired
+# rules. On the netns backend this is the real kernel's table (`conntrack -L` in the node would
+# list them); `lab.flush_conntrack()` is `conntrack -F` on every node.
+#
 # Without masquerade webpod1 receives a packet *from its own address*. Its reply goes to itself
 # inside the pod and never passes the node, so conntrack never turns the source back into the
 # ClusterIP; the client socket, waiting for an answer from `10.200.1.x:9000`, never gets one.
