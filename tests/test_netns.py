@@ -246,6 +246,8 @@ def test_hairpin_needs_kube_proxys_masquerade_rule(lab: NetnsLab) -> None:
         assert rule not in apply.iptables_save(ns, ("nat",))
     finally:
         lab.resync(nodes=["myk8s-worker"], full=True)
+        # the failed attempts left SYN_SENT entries whose old NAT a reused source port would follow
+        assert lab.flush_conntrack(["myk8s-worker"]) > 0
     assert lab.syncs[-1].full and lab.syncs[-1].reason == "forced"
     run = lab.connect("webpod1", cip, 9000, n=60, timeout=OK)
     assert run.failed == 0 and "webpod1" in run.by_pod(), (run.by_pod(), [r for r in run.results if not r.ok][:3])

@@ -48,7 +48,6 @@ import hashlib
 import ipaddress
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -1119,11 +1118,12 @@ class NetnsLab:
         exe = apply.require_tool("conntrack")
         total = 0
         for name in (list(nodes) if nodes is not None else [n.name for n in self.layout.nodes]):
-            r = apply.run_in_namespace(self.layout.node(name).ns, [exe, "-F"])
-            if r.returncode != 0:
-                raise EnvironmentProblem(f"conntrack -F on {name} failed: {apply.one_line(r.stderr)}")
-            m = re.search(r"(\d+) flow entries", r.stderr + r.stdout)
-            total += int(m.group(1)) if m else 0
+            ns = self.layout.node(name).ns
+            count = apply.run_in_namespace(ns, [exe, "-C"])
+            r = apply.run_in_namespace(ns, [exe, "-F"])
+            if r.returncode != 0 or count.returncode != 0:
+                raise EnvironmentProblem(f"conntrack -F on {name} failed: {apply.one_line(r.stderr or count.stderr)}")
+            total += int(count.stdout.strip() or 0)
         return total
 
     def break_pod(self, name: str, broken: bool = True) -> None:
