@@ -17,14 +17,34 @@ class WrongAnswer(AssertionError):
     """A wrong answer; the message says what was expected and gives a hint."""
 
 
-def _pending(what: str) -> bool:
-    print(f"… {what}: not answered yet (replace None with your answer and run the cell again)")
-    return False
+class Feedback:
+    """What a check returns: truthy for a right answer, falsy while unanswered. The feedback
+    line is already printed, so a notebook shows nothing more for it (no stray ``True``)."""
+
+    __slots__ = ("ok", "message")
+
+    def __init__(self, ok: bool, message: str) -> None:
+        self.ok, self.message = ok, message
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return f"Feedback({'right' if self.ok else 'not answered'}: {self.message!r})"
+
+    def _ipython_display_(self) -> None:
+        """Nothing: the line was printed when the check ran."""
 
 
-def _ok(msg: str) -> bool:
+def _pending(what: str) -> Feedback:
+    message = f"… {what}: not answered yet (replace None with your answer and run the cell again)"
+    print(message)
+    return Feedback(False, message)
+
+
+def _ok(msg: str) -> Feedback:
     print(f"✓ {msg}")
-    return True
+    return Feedback(True, msg)
 
 
 def _close(a: Sequence[float], b: Sequence[float], tol: float = 1e-3) -> bool:
@@ -34,7 +54,7 @@ def _close(a: Sequence[float], b: Sequence[float], tol: float = 1e-3) -> bool:
 # ---- chapter 01: ClusterIP and kube-proxy's chains -----------------------------------------------
 
 
-def _ladder(answer: Any, n: int = 4) -> bool:
+def _ladder(answer: Any, n: int = 4) -> Feedback:
     from .proxy.iptables import _probability
 
     if answer is None:
@@ -51,7 +71,7 @@ def _ladder(answer: Any, n: int = 4) -> bool:
                       f"the second sees the remaining {n - 1}/{n} and must keep 1/{n} of the total ...")
 
 
-def _chain_name(answer: Any, service_port: str = "default/svc-nodeport:svc-webport", protocol: str = "tcp") -> bool:
+def _chain_name(answer: Any, service_port: str = "default/svc-nodeport:svc-webport", protocol: str = "tcp") -> Feedback:
     from .proxy.serviceport import chain_hash
 
     if answer is None:
@@ -63,7 +83,7 @@ def _chain_name(answer: Any, service_port: str = "default/svc-nodeport:svc-webpo
                       "separator, e.g. kslab.proxy.serviceport.chain_hash('ns/name:port' + 'tcp')")
 
 
-def _node_masquerade(answer: Any, lab=None) -> bool:
+def _node_masquerade(answer: Any, lab=None) -> Feedback:
     from .lab import Lab
 
     if answer is None:
@@ -83,7 +103,7 @@ ch01 = SimpleNamespace(ladder=_ladder, chain_name=_chain_name, node_masquerade=_
 # ---- chapter 00: the lab -----------------------------------------------------------------------------
 
 
-def _nodes_with_rules(answer: Any, lab=None) -> bool:
+def _nodes_with_rules(answer: Any, lab=None) -> Feedback:
     from .lab import Lab
 
     if answer is None:
@@ -96,7 +116,7 @@ def _nodes_with_rules(answer: Any, lab=None) -> bool:
     raise WrongAnswer(f"not {answer}. Hint: does kube-proxy on the control plane know about svc-clusterip?")
 
 
-def _client_node(answer: Any, lab=None) -> bool:
+def _client_node(answer: Any, lab=None) -> Feedback:
     from .lab import Lab
 
     if answer is None:
@@ -114,7 +134,7 @@ ch00 = SimpleNamespace(nodes_with_rules=_nodes_with_rules, client_node=_client_n
 # ---- chapter 02: sessionAffinity ClientIP ------------------------------------------------------------
 
 
-def _affinity_match(answer: Any) -> bool:
+def _affinity_match(answer: Any) -> Feedback:
     if answer is None:
         return _pending("the iptables match behind sessionAffinity")
     if str(answer).strip().lstrip("-m ").lower() in ("recent", "xt_recent"):
@@ -123,7 +143,7 @@ def _affinity_match(answer: Any) -> bool:
     raise WrongAnswer(f"not {answer!r}. Hint: grep the SVC chain for 'rcheck'")
 
 
-def _may_move(answer: Any, timeout: int = 30, gap: int = 45) -> bool:
+def _may_move(answer: Any, timeout: int = 30, gap: int = 45) -> Feedback:
     if answer is None:
         return _pending(f"may a client move after {gap} s with timeoutSeconds {timeout}")
     expected = gap > timeout
@@ -133,7 +153,7 @@ def _may_move(answer: Any, timeout: int = 30, gap: int = 45) -> bool:
     raise WrongAnswer("not quite. Hint: --rcheck --seconds T matches only if the client was seen in the last T seconds")
 
 
-def _behind_nat(answer: Any, lab=None, users: int = 20) -> bool:
+def _behind_nat(answer: Any, lab=None, users: int = 20) -> Feedback:
     from .lab import Lab
 
     if answer is None:
@@ -155,7 +175,7 @@ ch02 = SimpleNamespace(affinity_match=_affinity_match, may_move=_may_move, behin
 # ---- chapter 03: hairpin NAT -------------------------------------------------------------------------
 
 
-def _hairpin_source(answer: Any, lab=None) -> bool:
+def _hairpin_source(answer: Any, lab=None) -> Feedback:
     from .lab import Lab
 
     if answer is None:
@@ -170,7 +190,7 @@ def _hairpin_source(answer: Any, lab=None) -> bool:
     raise WrongAnswer(f"not {answer}. Hint: MASQUERADE takes the address of the interface the packet leaves by")
 
 
-def _hairpin_failures(answer: Any, lab=None) -> bool:
+def _hairpin_failures(answer: Any, lab=None) -> Feedback:
     from .lab import HAIRPIN_RULES, Lab
 
     if answer is None:
@@ -191,7 +211,7 @@ ch03 = SimpleNamespace(hairpin_source=_hairpin_source, hairpin_failures=_hairpin
 # ---- chapter 04: what ClusterIP cannot do ------------------------------------------------------------
 
 
-def _error_rate(answer: Any, lab=None) -> bool:
+def _error_rate(answer: Any, lab=None) -> Feedback:
     from .lab import Lab
 
     if answer is None:
@@ -207,7 +227,7 @@ def _error_rate(answer: Any, lab=None) -> bool:
     raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: does kube-proxy know the pod is broken?")
 
 
-def _sticky_scheduler(answer: Any) -> bool:
+def _sticky_scheduler(answer: Any) -> Feedback:
     if answer is None:
         return _pending("the IPVS scheduler that always sends one client to the same server")
     a = str(answer).strip().lower()
@@ -219,7 +239,7 @@ def _sticky_scheduler(answer: Any) -> bool:
     raise WrongAnswer(f"not {answer!r}. Hint: which scheduler looks at the client's address?")
 
 
-def _cross_node(answer: Any, replicas: int = 6, lab=None) -> bool:
+def _cross_node(answer: Any, replicas: int = 6, lab=None) -> Feedback:
     from .lab import Lab
 
     if answer is None:
