@@ -36,27 +36,10 @@ def _chain_columns(chains: tuple[str, ...]) -> tuple[str, str]:
 
 
 def connection_row(i: int, conn, backend: str, t: float) -> dict:
-    path_id, chain_text = _chain_columns(tuple(conn.chains))
-    return {
-        "conn": i,
-        "backend": backend,
-        "client": conn.client.name,
-        "client_ip": conn.client.ip,
-        "ingress_node": conn.ingress_node,
-        "destination": f"{conn.dst}:{conn.dport}/{conn.proto}",
-        "rules_path": path_id,
-        "chains": chain_text,
-        "endpoint_pod": conn.endpoint_pod or None,
-        "endpoint_node": conn.endpoint_node or None,
-        "endpoint_ip": conn.endpoint_ip or None,
-        "source_ip_seen": conn.source_ip_seen or None,
-        "cross_node": bool(conn.endpoint_node) and conn.endpoint_node != conn.ingress_node,
-        "masquerade": conn.masquerade,
-        "outcome": conn.outcome,
-        "reason": conn.reason if conn.outcome != "ok" else "",
-        "t": t,
-        "rules_evaluated": conn.rules_evaluated,
-    }
+    """One connection as a row (a dict of :data:`COLUMNS`), numbered ``i``."""
+    row = {k: v[0] for k, v in _columns([conn], backend, [t]).items()}
+    row["conn"] = i
+    return row
 
 
 def frame(rows: Iterable[dict]) -> pd.DataFrame:
@@ -66,8 +49,13 @@ def frame(rows: Iterable[dict]) -> pd.DataFrame:
 def connections_frame(conns: Sequence, backend: str, times: Sequence[float]) -> pd.DataFrame:
     """:func:`frame` of ``connection_row(i, conn, backend, t)`` for every connection, built column
     by column (no per-row dicts: a 10,000-connection experiment allocates far less)."""
+    return pd.DataFrame(_columns(conns, backend, times), columns=COLUMNS)
+
+
+def _columns(conns: Sequence, backend: str, times: Sequence[float]) -> dict[str, list]:
+    """Every column of :data:`COLUMNS` for ``conns`` (the one definition of a connection's row)."""
     chain_cols = [_chain_columns(tuple(c.chains)) for c in conns]
-    cols = {
+    return {
         "conn": list(range(len(conns))),
         "backend": [backend] * len(conns),
         "client": [c.client.name for c in conns],
@@ -87,7 +75,6 @@ def connections_frame(conns: Sequence, backend: str, times: Sequence[float]) -> 
         "t": list(times),
         "rules_evaluated": [c.rules_evaluated for c in conns],
     }
-    return pd.DataFrame(cols, columns=COLUMNS)
 
 
 # ---- summaries ------------------------------------------------------------------------------------

@@ -533,24 +533,15 @@ class ShortestExpectedDelay(WeightedLeastConnection):
         return self._active[i] + 1
 
 
-class NeverQueue(Scheduler):
+class NeverQueue(ShortestExpectedDelay):
     """ip_vs_nq.c: the first server with weight > 0 and no active connection, if any; otherwise
     least ``(activeconns + 1) / weight`` as sed."""
 
     name = "nq"
 
     def _pick(self, conn: Connection) -> int | None:
-        least: int | None = None
-        loh = 0
-        for i, w in enumerate(self._weight):
-            if w == 0:
-                continue
-            doh = self._active[i] + 1
-            if self._active[i] == 0:
-                return i
-            if least is None or loh * w > doh * self._weight[least]:
-                least, loh = i, doh
-        return least
+        idle = next((i for i, w in enumerate(self._weight) if w > 0 and self._active[i] == 0), None)
+        return idle if idle is not None else super()._pick(conn)
 
 
 class _BucketHash(Scheduler):

@@ -115,6 +115,8 @@ class Lab:
     def render(self, node: str) -> RuleSet:
         """The ruleset kube-proxy programs on ``node`` (see :class:`kslab.proxy.iptables.RuleSet`)."""
         self.cluster.node(node)
+        if node not in self._rules:  # after a partial sync: rendered when asked, not on every change
+            self._rules[node] = render(self.cluster.services, self.cluster.endpoint_slices, self._proxiers[node].config)
         return self._rules[node]
 
     def _sync(self, full: bool = False) -> None:
@@ -137,21 +139,18 @@ class Lab:
             def apply(rs: RuleSet, table: IptablesState = table) -> None:
                 (table.partial_sync if rs.partial else table.full_sync)(rs.raw_text())
 
-            result = proxier.sync(self.cluster.services, self.cluster.endpoint_slices, apply,
-                                  list_nat_chains=lambda table=table: table.chains("nat"), now=now)
-            if not result.ok:  # a failed partial restore: kube-proxy's next sync is full
-                result = proxier.sync(self.cluster.services, self.cluster.endpoint_slices, apply,
-                                      list_nat_chains=lambda table=table: table.chains("nat"), now=now)
-            self.syncs.append(result)
-            self._rules[n.name] = result.ruleset if not result.ruleset.partial else render(
-                self.cluster.services, self.cluster.endpoint_slices, proxier.config)
+            results = proxier.sync_and_retry(self.cluster.services, self.cluster.endpoint_slices, apply,
+                                             list_nat_chains=lambda table=table: table.chains("nat"), now=now)
+            self.syncs += results
+            if not results[-1].ruleset.partial:
+                self._rules[n.name] = results[-1].ruleset  # a full sync's text is the node's whole ruleset
         texts = {name: t.save_text() for name, t in tables.items()}
         if self._network is None:
             self._network = Network(self.cluster, texts, seed=self.seed)
         else:
             self._network.update_pods(self.cluster)
             self._network.update_rules(texts)
-        if getattr(self, "kernel", None) is not None:
+        if self.kernel is not None:
             self.kernel.update(self.cluster)  # re-render and re-apply in the kernel too
 
     def close(self) -> None:

@@ -37,8 +37,7 @@ class NetnsKernel:
             raise ValueError(str(err)) from None
 
     def nat_chains(self) -> list[str]:
-        saved = apply.iptables_save(self.ns, ("nat",), backend=self.backend)
-        return [line[1:].split()[0] for line in saved.splitlines() if line.startswith(":")]
+        return apply.chains(self.ns, "nat", backend=self.backend)
 
     def append_rule(self, table: str, line: str) -> None:
         tools = apply.iptables_tools(self.backend)

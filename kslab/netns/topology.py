@@ -957,16 +957,8 @@ class NetnsLab:
             else:
                 apply.full_sync(ns, ruleset.raw_text(), nfacct=self._nfacct, backend=self.backend)
 
-        def nat_chains() -> list[str]:
-            saved = apply.iptables_save(ns, ("nat",), backend=self.backend)
-            return [line[1:].split()[0] for line in saved.splitlines() if line.startswith(":")]
-
-        out = [SyncRecord.of(proxier.sync(self.state.services, self.state.endpoint_slices, apply_rules,
-                                          list_nat_chains=nat_chains))]
-        if out[-1].error:  # the retry is full
-            out.append(SyncRecord.of(proxier.sync(self.state.services, self.state.endpoint_slices, apply_rules,
-                                                  list_nat_chains=nat_chains)))
-        return out
+        return [SyncRecord.of(r) for r in proxier.sync_and_retry(self.state.services, self.state.endpoint_slices,
+                                                                 apply_rules, list_nat_chains=lambda: apply.chains(ns, "nat", backend=self.backend))]
 
     def update(self, state: ClusterState) -> dict[str, list[str]]:
         """Bring the lab in line with a changed cluster (scale, delete a pod, patch a Service):

@@ -373,6 +373,13 @@ def iptables_save(ns: str, tables: Sequence[str] = ("mangle", "filter", "nat"), 
     return "".join("\n".join(sections[t]) + "\n" for t in tables if t in sections)
 
 
+def chains(ns: str, table: str, *, backend: str | None = None) -> list[str]:
+    """The chains of ``table`` in ``ns`` (the chain lines of ``iptables-save``), what kube-proxy
+    lists before deleting stale service chains."""
+    saved = iptables_save(ns, (table,), backend=backend)
+    return [line[1:].split()[0] for line in saved.splitlines() if line.startswith(":")]
+
+
 def counters_present(counters: Mapping[str, bool]) -> bool:
     """True if every counter kube-proxy uses exists (render with nfacct on)."""
     return all(counters.get(name, False) for name in NFACCT_COUNTERS)

@@ -141,6 +141,16 @@ class RuleSet:
     def deleted_chains(self) -> list[str]:
         return list(self.nat.deleted)
 
+    def delete_stale_chains(self, existing_nat_chains: Iterable[str]) -> list[str]:
+        """Flush (``:CHAIN``) and delete (``-X``) every service chain of the kernel's nat table
+        (``iptables-save -t nat``) that this sync does not keep, in sorted order (kube-proxy
+        walks a Go map). Returns the chains added."""
+        stale = sorted({c for c in existing_nat_chains
+                        if c.startswith(C.SERVICE_CHAIN_PREFIXES) and c not in self.active_nat_chains})
+        self.nat.chains.extend(stale)
+        self.nat.deleted.extend(stale)
+        return stale
+
     def iptables_last(self) -> dict[str, int]:
         """``sync_proxy_rules_iptables_last``: rules written by this sync (nat: minus the ``-X`` lines)."""
         return {"filter": len(self.filter.rules), "nat": len(self.nat.rules)}
@@ -538,12 +548,6 @@ def render(
             )
         )
 
-    # ---- stale chains: listed in the kernel, no longer active ----------------------------------
-    if existing_nat_chains is not None:
-        stale = sorted({c for c in existing_nat_chains if c.startswith(C.SERVICE_CHAIN_PREFIXES) and c not in active})
-        nat.chains.extend(stale)
-        nat.deleted.extend(stale)
-
     # ---- tail rules ---------------------------------------------------------------------------
     tail = f'-A KUBE-SERVICES -m comment --comment "{C.NODEPORTS_TAIL_COMMENT}"'
     if nodeport_addresses_match_all(cfg):
@@ -572,13 +576,16 @@ def render(
             "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         )
     )
-    return RuleSet(
+    ruleset = RuleSet(
         cfg, filt, nat, large, total_endpoints, rendered,
         partial=partial_services is not None,
         skipped_nat_rules=len(skipped_rules),
         skipped_nat_chains=len(skipped_chains),
         active_nat_chains=frozenset(active),
     )
+    if existing_nat_chains is not None:
+        ruleset.delete_stale_chains(existing_nat_chains)
+    return ruleset
 
 
 def _write_service_to_endpoint_rules(

@@ -184,12 +184,11 @@ class Proxier:
             full, reason = True, "hourly"
         else:
             full, reason = False, "partial"
-        # large-cluster mode is decided inside render too; the cleanup throttle needs it first
-        probe_large = _large_cluster(svc_snap, ep_snap)
-        cleanup = list_nat_chains is not None and (not probe_large or now - self.last_cleanup > self.sync_period)
-        existing = list(list_nat_chains()) if cleanup and list_nat_chains is not None else None
-        ruleset = render(services, slices, self.config,
-                         partial_services=None if full else updated, existing_nat_chains=existing)
+        ruleset = render(services, slices, self.config, partial_services=None if full else updated)
+        # stale chains: every sync, or at most once per syncPeriod in large-cluster mode
+        cleanup = list_nat_chains is not None and (not ruleset.large_cluster_mode or now - self.last_cleanup > self.sync_period)
+        if cleanup:
+            ruleset.delete_stale_chains(list_nat_chains())  # type: ignore[misc]  (cleanup implies list_nat_chains)
         t1 = time.perf_counter()
         error = None
         try:
@@ -209,7 +208,7 @@ class Proxier:
             self.need_full_sync = False
             if full:
                 self.last_full_sync = now
-            if existing is not None:
+            if cleanup:
                 self.last_cleanup = now
             m.sync_proxy_rules_iptables_last = ruleset.iptables_last()
             m.sync_proxy_rules_iptables_total = ruleset.iptables_total()
@@ -222,12 +221,24 @@ class Proxier:
         return result
 
 
+    def sync_and_retry(
+        self,
+        services: Iterable[Service],
+        slices: Iterable[EndpointSlice],
+        apply: Callable[[RuleSet], None],
+        *,
+        list_nat_chains: Callable[[], Iterable[str]] | None = None,
+        now: float | None = None,
+    ) -> list[SyncResult]:
+        """:meth:`sync`, and if it failed, at once the full sync that follows (kube-proxy waits
+        ``syncPeriod`` before retrying; a lab does not). Returns one or two results."""
+        services, slices = list(services), list(slices)
+        results = [self.sync(services, slices, apply, list_nat_chains=list_nat_chains, now=now)]
+        if not results[-1].ok:
+            results.append(self.sync(services, slices, apply, list_nat_chains=list_nat_chains, now=now))
+        return results
+
+
 def _diff(old: dict, new: dict) -> frozenset[str]:
     return frozenset(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
-
-def _large_cluster(svc_snap: ServiceSnapshot, ep_snap: EndpointsSnapshot) -> bool:
-    """``largeClusterMode``: more than 1,000 endpoints over the service ports kube-proxy serves."""
-    ports = {str(info.name) for infos in svc_snap.values() for info in infos}
-    total = sum(len(eps) for v in ep_snap.values() for spn, eps in v if spn in ports)
-    return total > C.LARGE_CLUSTER_ENDPOINTS_THRESHOLD

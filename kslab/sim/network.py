@@ -305,13 +305,13 @@ class Network:
         self._memo_broken = frozenset(self.broken)
 
     def _draw(self, kind: str, owner, param):
-        """Make the next draw of a memoised path for real: (outcome for the tree, value)."""
+        """Make the next draw of a memoised path for real, through the same methods the
+        interpreter calls (no recorder or replay is set here): (outcome for the tree, value)."""
         if kind == "stat":
-            hit = (owner.rng.getrandbits(32) & 0x7FFFFFFF) < param
-            return hit, None
+            return owner.statistic(param), None
         if kind == "port":
-            return None, owner.rng.randint(1024, 65535)
-        value = self.rng.randrange(param)
+            return None, owner.random_port()
+        value = self._lb_choice(param)
         return value, value
 
     def _memo_connect(self, c: Client, dst: str, dport: int, proto: str, sport: int) -> Connection:
