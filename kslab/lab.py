@@ -26,7 +26,7 @@ from .errors import EnvironmentProblem, InputError
 from .manifests import load_documents
 from .model import ClusterState
 from .proxy.iptables import ProxyConfig, RuleSet, render
-from .proxy.iptsave import IptablesState
+from .proxy.iptables_node import NodeIptables
 from .proxy.proxier import Proxier, SyncResult
 from .sim.network import Connection, Network, resolve_destination
 from .sim.trace import trace_dict, trace_text
@@ -100,7 +100,7 @@ class Lab:
         self._network: Network | None = None
         self.syncs: list[SyncResult] = []  # every simulated kube-proxy sync, per node, timed
         self._proxiers: dict[str, Proxier] = {}  # each node's kube-proxy across syncs
-        self._tables: dict[str, IptablesState] = {}  # each node's iptables, as the simulator's kernel
+        self._tables: dict[str, NodeIptables] = {}  # each node's iptables, as the simulator's kernel
         self._sync()
         if self.backend == "netns":
             from .netns.topology import NetnsLab
@@ -122,7 +122,7 @@ class Lab:
     def _sync(self, full: bool = False) -> None:
         """kube-proxy's sync on every node, as kube-proxy decides it (full the first time and
         when forced, partial after a change), applied to each node's iptables (an
-        :class:`~kslab.proxy.iptsave.IptablesState`, the simulator's kernel); then the dataplane
+        :class:`~kslab.proxy.iptables_node.NodeIptables`, the simulator's kernel); then the dataplane
         reloads what the tables hold. Like a real node, a hand-edited rule survives partial
         syncs and is rewritten only by a full one."""
         now = self._network.now if self._network is not None else 0.0
@@ -131,12 +131,12 @@ class Lab:
         for n in self.cluster.nodes:
             if n.name not in proxiers:
                 proxiers[n.name] = Proxier(self.proxy_config(n.name))
-                tables[n.name] = tables.get(n.name) or IptablesState()
+                tables[n.name] = tables.get(n.name) or NodeIptables()
             proxier, table = proxiers[n.name], tables[n.name]
             if full:
                 proxier.force_full_sync("forced")
 
-            def apply(rs: RuleSet, table: IptablesState = table) -> None:
+            def apply(rs: RuleSet, table: NodeIptables = table) -> None:
                 (table.partial_sync if rs.partial else table.full_sync)(rs.raw_text())
 
             results = proxier.sync_and_retry(self.cluster.services, self.cluster.endpoint_slices, apply,

@@ -2,7 +2,7 @@
 
 :func:`restore_cases` is what ``tests/test_kernel_roundtrip.py`` checks: each text is loaded
 into a scratch network namespace the way kube-proxy loads it, and the real ``iptables-save``
-must equal :func:`kslab.proxy.iptsave.restore_to_save` of it. Today the texts come from the
+must equal :func:`kslab.proxy.iptables_node.restore_to_save` of it. Today the texts come from the
 upstream expected dumps in ``shared/reference/cases/``; the renderer (:mod:`kslab.proxy.iptables`)
 will add the lab and the other test scenarios here, so keep this function the one list.
 """

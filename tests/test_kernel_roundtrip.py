@@ -1,11 +1,11 @@
-"""The real kernel agrees with kslab.proxy.iptsave.
+"""The real kernel agrees with kslab.xtables (and kslab.proxy.iptables_node's full sync).
 
 As root, with ``ip``, ``iptables`` and ``nfacct`` installed, each test loads rules into a
-scratch network namespace with kslab.proxy.apply (the way kube-proxy loads them) and compares
+scratch network namespace with kslab.xtables.kernel (the way kube-proxy loads them) and compares
 the real ``iptables-save`` with kslab's model, on both iptables backends (nf_tables and legacy):
 
 - every ruleset of ``render_cases.restore_cases()`` after a kube-proxy full sync;
-- every printer case of ``test_iptsave.py`` (so its expected strings stay confirmed), the
+- every printer case of ``test_xtables.py`` (so its expected strings stay confirmed), the
   rules and texts the kernel refuses, and the verbatim (unmodelled) extensions.
 
 Without root or the tools every test here skips with the reason. Nothing is created in the
@@ -22,11 +22,13 @@ from typing import Any
 
 import pytest
 from render_cases import restore_cases
-from test_iptsave import KERNEL_REFUSES, PRINT_CASES, REFUSED_TEXTS, STATE_CASES, VERBATIM_CASES
+from test_xtables import KERNEL_REFUSES, PRINT_CASES, REFUSED_TEXTS, STATE_CASES, VERBATIM_CASES
 
 from kslab.errors import EnvironmentProblem
-from kslab.proxy import apply
-from kslab.proxy.iptsave import SAVE_TABLE_ORDER, IptablesState, parse_restore, parse_rule, restore_to_save
+from kslab.proxy import iptables_node
+from kslab.proxy.constants import NFACCT_COUNTERS
+from kslab.proxy.iptables_node import restore_to_save
+from kslab.xtables import SAVE_TABLE_ORDER, IptablesState, kernel, parse_restore, parse_rule
 
 pytestmark = pytest.mark.netns
 
@@ -40,7 +42,7 @@ def netns_skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "needs root (network namespaces and iptables)"
     try:
-        apply.require_tool("ip")
+        kernel.require_tool("ip")
     except EnvironmentProblem as err:
         return str(err)
     return None
@@ -52,17 +54,17 @@ def skip_reason(backend: str) -> str | None:
     if netns_skip_reason():
         return netns_skip_reason()
     try:
-        apply.iptables_tools(backend)
-        apply.require_tool("nfacct")
-        with apply.scratch_namespace(PREFIX) as ns:
-            apply.ensure_chain(ns, "filter", "KSLAB-PROBE", backend=backend)
+        kernel.iptables_tools(backend)
+        kernel.require_tool("nfacct")
+        with kernel.scratch_namespace(PREFIX) as ns:
+            kernel.ensure_chain(ns, "filter", "KSLAB-PROBE", backend=backend)
     except EnvironmentProblem as err:
         return f"{err} ({backend} backend)"
-    return apply.nfacct_problem(backend)  # the reference rulesets use -m nfacct
+    return kernel.nfacct_problem(backend)  # the reference rulesets use -m nfacct
 
 
 def _leftovers() -> set[str]:
-    return {n for n in apply.netns_list() if n.startswith(LEFTOVER_PREFIXES)}
+    return {n for n in kernel.netns_list() if n.startswith(LEFTOVER_PREFIXES)}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -75,10 +77,10 @@ def no_namespace_left_behind() -> Iterator[None]:
     before = _leftovers()
     yield
     assert sorted(_leftovers() - before) == []
-    assert not [n for n in apply.netns_list() if n.startswith(f"{PREFIX}-{os.getpid()}-")]
+    assert not [n for n in kernel.netns_list() if n.startswith(f"{PREFIX}-{os.getpid()}-")]
 
 
-@pytest.fixture(scope="module", params=apply.BACKENDS)
+@pytest.fixture(scope="module", params=kernel.BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     reason = skip_reason(request.param)
     if reason:
@@ -89,17 +91,17 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def shared_ns(backend: str) -> Iterator[str]:
     """One namespace per backend for the one-rule cases: nfacct counters and KSLAB-TARGET ready."""
-    with apply.scratch_namespace(PREFIX) as ns:
-        assert all(apply.create_nfacct_counters(ns).values())
+    with kernel.scratch_namespace(PREFIX) as ns:
+        assert all(kernel.create_nfacct_counters(ns, NFACCT_COUNTERS).values())
         for table in ("filter", "nat", "mangle"):
-            apply.ensure_chain(ns, table, TARGET_CHAIN, backend=backend)
+            kernel.ensure_chain(ns, table, TARGET_CHAIN, backend=backend)
         yield ns
 
 
 def load_one_rule(ns: str, backend: str, table: str, chain: str, args: str) -> list[str]:
     """Load ``-A CHAIN ARGS`` into a new chain and return the lines iptables-save prints for it."""
-    apply.iptables_restore(ns, f"*{table}\n:{chain} - [0:0]\n-A {chain} {args}\nCOMMIT\n", backend=backend)
-    saved = apply.iptables_save(ns, (table,), backend=backend)
+    kernel.iptables_restore(ns, f"*{table}\n:{chain} - [0:0]\n-A {chain} {args}\nCOMMIT\n", backend=backend)
+    saved = kernel.iptables_save(ns, (table,), backend=backend)
     return [line for line in saved.splitlines() if line.startswith(f"-A {chain} ")]
 
 
@@ -112,10 +114,10 @@ _RESTORE_CASES = restore_cases()
 
 @pytest.mark.parametrize(("case_id", "text"), _RESTORE_CASES, ids=[case_id for case_id, _ in _RESTORE_CASES])
 def test_full_sync_roundtrip(backend: str, case_id: str, text: str) -> None:
-    with apply.scratch_namespace(PREFIX) as ns:
-        counters = apply.full_sync(ns, text, backend=backend)
-        assert apply.counters_present(counters)
-        assert apply.iptables_save(ns, backend=backend) == restore_to_save(text)
+    with kernel.scratch_namespace(PREFIX) as ns:
+        counters = iptables_node.full_sync(ns, text, backend=backend)
+        assert iptables_node.counters_present(counters)
+        assert kernel.iptables_save(ns, backend=backend) == restore_to_save(text)
 
 
 FLAGS: list[dict[str, Any]] = [
@@ -129,18 +131,18 @@ FLAGS: list[dict[str, Any]] = [
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items()))
 def test_full_sync_flags(backend: str, flags: dict[str, Any]) -> None:
     text = dict(restore_cases())["overall"]
-    with apply.scratch_namespace(PREFIX) as ns:
-        apply.full_sync(ns, text, backend=backend, **flags)
-        assert apply.iptables_save(ns, backend=backend) == restore_to_save(text, **flags)
+    with kernel.scratch_namespace(PREFIX) as ns:
+        iptables_node.full_sync(ns, text, backend=backend, **flags)
+        assert kernel.iptables_save(ns, backend=backend) == restore_to_save(text, **flags)
 
 
 def test_second_full_sync_changes_nothing(backend: str) -> None:
     """``-C`` finds the jump rules the first sync inserted; the restore flushes and refills."""
     text = dict(restore_cases())["overall-random-fully"]
-    with apply.scratch_namespace(PREFIX) as ns:
-        apply.full_sync(ns, text, backend=backend)
-        apply.full_sync(ns, text, backend=backend)
-        assert apply.iptables_save(ns, backend=backend) == restore_to_save(text)
+    with kernel.scratch_namespace(PREFIX) as ns:
+        iptables_node.full_sync(ns, text, backend=backend)
+        iptables_node.full_sync(ns, text, backend=backend)
+        assert kernel.iptables_save(ns, backend=backend) == restore_to_save(text)
 
 
 def test_stale_chain_deleted(backend: str) -> None:
@@ -149,14 +151,14 @@ def test_stale_chain_deleted(backend: str) -> None:
     lines.insert(lines.index("*nat") + 1, ":KUBE-SEP-STALE - [0:0]")
     lines.insert(len(lines) - 2, "-X KUBE-SEP-STALE")
     text = "\n".join(lines) + "\n"
-    with apply.scratch_namespace(PREFIX) as ns:
-        apply.full_sync(ns, text, backend=backend)
-        saved = apply.iptables_save(ns, backend=backend)
+    with kernel.scratch_namespace(PREFIX) as ns:
+        iptables_node.full_sync(ns, text, backend=backend)
+        saved = kernel.iptables_save(ns, backend=backend)
     assert saved == restore_to_save(text) and "STALE" not in saved
 
 
 # --------------------------------------------------------------------------------------------
-# The printer cases of test_iptsave.py
+# The printer cases of test_xtables.py
 
 
 def numbered(prefix: str, cases: Sequence[object]) -> pytest.MarkDecorator:
@@ -182,22 +184,22 @@ def test_refused_rule_in_kernel(backend: str, shared_ns: str, index: int, case: 
     with pytest.raises(ValueError):
         IptablesState().restore(text)
     with pytest.raises(EnvironmentProblem, match="iptables-restore"):
-        apply.iptables_restore(shared_ns, text, backend=backend)
+        kernel.iptables_restore(shared_ns, text, backend=backend)
 
 
 @pytest.mark.parametrize(("case_id", "text"), REFUSED_TEXTS)
 def test_refused_text_in_kernel(backend: str, case_id: str, text: str) -> None:
     with pytest.raises(ValueError):
         parse_restore(text)
-    with apply.scratch_namespace(PREFIX) as ns, pytest.raises(EnvironmentProblem, match="iptables-restore"):
-        apply.iptables_restore(ns, text, backend=backend)
+    with kernel.scratch_namespace(PREFIX) as ns, pytest.raises(EnvironmentProblem, match="iptables-restore"):
+        kernel.iptables_restore(ns, text, backend=backend)
 
 
 @pytest.mark.parametrize(("case_id", "text", "expected"), STATE_CASES)
 def test_state_case_in_kernel(backend: str, case_id: str, text: str, expected: str) -> None:
-    with apply.scratch_namespace(PREFIX) as ns:
-        apply.iptables_restore(ns, text, backend=backend)
-        assert apply.iptables_save(ns, SAVE_TABLE_ORDER, backend=backend) == expected
+    with kernel.scratch_namespace(PREFIX) as ns:
+        kernel.iptables_restore(ns, text, backend=backend)
+        assert kernel.iptables_save(ns, SAVE_TABLE_ORDER, backend=backend) == expected
 
 
 @numbered("verbatim", VERBATIM_CASES)
@@ -210,29 +212,29 @@ def test_verbatim_case_in_kernel(backend: str, shared_ns: str, index: int, case:
 
 
 # --------------------------------------------------------------------------------------------
-# apply.py itself
+# kernel.py itself
 
 
 def test_fresh_namespace_has_no_tables(backend: str) -> None:
     """A table exists only once something creates it (``iptables-save -t T`` would invent one)."""
-    with apply.scratch_namespace(PREFIX) as ns:
-        assert apply.iptables_save(ns, SAVE_TABLE_ORDER, backend=backend) == ""
+    with kernel.scratch_namespace(PREFIX) as ns:
+        assert kernel.iptables_save(ns, SAVE_TABLE_ORDER, backend=backend) == ""
 
 
 def test_commands_run_only_inside_namespaces(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Apart from ``ip netns add/del/list``, every command runs under ``ip netns exec``."""
     seen: list[list[str]] = []
-    real_run = apply._run
+    real_run = kernel._run
 
     def recording_run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         seen.append(list(argv))
         return real_run(argv, **kwargs)
 
-    monkeypatch.setattr(apply, "_run", recording_run)
+    monkeypatch.setattr(kernel, "_run", recording_run)
     text = dict(restore_cases())["sync-repeated-first"]
-    with apply.scratch_namespace(PREFIX) as ns:
-        apply.full_sync(ns, text, backend=backend)
-        apply.iptables_save(ns, backend=backend)
+    with kernel.scratch_namespace(PREFIX) as ns:
+        iptables_node.full_sync(ns, text, backend=backend)
+        kernel.iptables_save(ns, backend=backend)
     assert len(seen) > 20
     for argv in seen:
         assert os.path.basename(argv[0]) == "ip", argv
@@ -244,17 +246,17 @@ def test_commands_run_only_inside_namespaces(backend: str, monkeypatch: pytest.M
 def test_scratch_namespace_removed_on_error() -> None:
     if netns_skip_reason():
         pytest.skip(netns_skip_reason() or "")
-    with pytest.raises(RuntimeError), apply.scratch_namespace(PREFIX) as ns:
-        assert ns in apply.netns_list()
+    with pytest.raises(RuntimeError), kernel.scratch_namespace(PREFIX) as ns:
+        assert ns in kernel.netns_list()
         raise RuntimeError("boom")
-    assert ns not in apply.netns_list()
+    assert ns not in kernel.netns_list()
 
 
 def test_missing_tool_names_the_debian_package() -> None:
     with pytest.raises(EnvironmentProblem, match="Debian package kslab-no-such-tool"):
-        apply.require_tool("kslab-no-such-tool")
+        kernel.require_tool("kslab-no-such-tool")
     with pytest.raises(ValueError):
-        apply.iptables_tools("bogus")
+        kernel.iptables_tools("bogus")
 
 
 def test_empty_table_section(backend: str) -> None:
@@ -263,9 +265,9 @@ def test_empty_table_section(backend: str) -> None:
     kslab models the nft behaviour; kube-proxy's full sync touches every table it names, so its
     iptables-save output is the same on both backends.
     """
-    with apply.scratch_namespace(PREFIX) as ns:
-        apply.iptables_restore(ns, "*filter\nCOMMIT\n", backend=backend)
-        saved = apply.iptables_save(ns, backend=backend)
+    with kernel.scratch_namespace(PREFIX) as ns:
+        kernel.iptables_restore(ns, "*filter\nCOMMIT\n", backend=backend)
+        saved = kernel.iptables_save(ns, backend=backend)
     legacy = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
     assert saved == ("" if backend == "nft" else legacy)
 
@@ -275,6 +277,6 @@ def test_namespaces_are_listed_and_deleted() -> None:
     this after the module-scoped namespaces are gone)."""
     if netns_skip_reason():
         pytest.skip(netns_skip_reason() or "")
-    with apply.scratch_namespace(PREFIX) as ns:
-        assert ns in apply.netns_list()
-    assert ns not in apply.netns_list()
+    with kernel.scratch_namespace(PREFIX) as ns:
+        assert ns in kernel.netns_list()
+    assert ns not in kernel.netns_list()

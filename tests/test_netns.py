@@ -36,9 +36,9 @@ from kslab.netns import cli as netns_cli
 from kslab.netns import rootcheck, topology
 from kslab.netns.client import parse_answer
 from kslab.netns.topology import NetnsLab
-from kslab.proxy import apply
 from kslab.proxy.iptables import render_node
-from kslab.proxy.iptsave import restore_to_save
+from kslab.proxy.iptables_node import restore_to_save
+from kslab.xtables import kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "myk8s"
@@ -85,7 +85,7 @@ def gone(pid: int) -> bool:
 
 
 def namespaces_with(prefix: str) -> list[str]:
-    return [n for n in apply.netns_list() if n.startswith(prefix)]
+    return [n for n in kernel.netns_list() if n.startswith(prefix)]
 
 
 def assert_lab_gone(prefix: str, server_pids: list[int], record_dir: Path | None = None) -> None:
@@ -149,7 +149,7 @@ def test_layout_names_and_addresses(lab: NetnsLab) -> None:
     sysctl = lab.exec("myk8s-worker", ["cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv4/conf/all/route_localnet",
                                        "/proc/sys/net/ipv4/conf/all/rp_filter"]).stdout.split()
     assert sysctl == ["1", "1", "0"]
-    fabric = apply.run_in_namespace(lay.fabric_ns, ["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip()
+    fabric = kernel.run_in_namespace(lay.fabric_ns, ["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip()
     assert fabric == "0"
 
 
@@ -219,7 +219,7 @@ def test_kernel_iptables_save_equals_kslab_model(lab: NetnsLab) -> None:
     overrides = {} if lab._nfacct else {"nfacct": False}
     for node in lab.layout.nodes:
         expected = restore_to_save(render_node(lab.state, node.name, **overrides).raw_text())
-        assert apply.iptables_save(node.ns) == expected, node.name
+        assert kernel.iptables_save(node.ns) == expected, node.name
         counts = lab.status().rules[node.name]
         assert counts["nat"] == sum(1 for line in expected.split("*nat", 1)[1].splitlines() if line.startswith("-A "))
 
@@ -232,8 +232,8 @@ def test_hairpin_needs_kube_proxys_masquerade_rule(lab: NetnsLab) -> None:
     assert run.failed == 0 and "webpod1" in run.by_pod()
     assert run.seen_ips()["webpod1"] == ["10.10.1.1"]  # masqueraded to its veth's .1
     ns = lab.layout.node("myk8s-worker").ns
-    rule = next(line for line in apply.iptables_save(ns, ("nat",)).splitlines() if line.startswith("-A KUBE-SEP-") and "-s 10.10.1.2/32" in line)
-    deleted = apply.run_in_namespace(ns, ["iptables", "-t", "nat", "-D", *shlex.split(rule)[1:]])
+    rule = next(line for line in kernel.iptables_save(ns, ("nat",)).splitlines() if line.startswith("-A KUBE-SEP-") and "-s 10.10.1.2/32" in line)
+    deleted = kernel.run_in_namespace(ns, ["iptables", "-t", "nat", "-D", *shlex.split(rule)[1:]])
     assert deleted.returncode == 0, deleted.stderr
     try:
         run = lab.connect("webpod1", cip, 9000, n=60, timeout=0.3)
@@ -243,7 +243,7 @@ def test_hairpin_needs_kube_proxys_masquerade_rule(lab: NetnsLab) -> None:
         # leaves the SEP chain alone; only a full sync (hourly, or forced) writes it again
         lab.resync(nodes=["myk8s-worker"])
         assert not lab.syncs[-1].full and lab.syncs[-1].services == 0
-        assert rule not in apply.iptables_save(ns, ("nat",))
+        assert rule not in kernel.iptables_save(ns, ("nat",))
     finally:
         lab.resync(nodes=["myk8s-worker"], full=True)
         # the failed attempts left SYN_SENT entries whose old NAT a reused source port would follow
@@ -267,7 +267,7 @@ def test_resync_removes_stale_service_chains(lab: NetnsLab) -> None:
         assert all(not r.full and r.services == 0 and r.error is None for r in syncs)
         assert all(r.stale_chains >= 4 for r in syncs)  # SVC, EXT and 3 SEP chains
         for node in lab.layout.nodes:
-            saved = apply.iptables_save(node.ns)
+            saved = kernel.iptables_save(node.ns)
             assert "svc-nodeport" not in saved
             assert saved == restore_to_save(lab.render(node.name).raw_text())  # = a fresh full sync
         port = nodeport(original)
@@ -277,7 +277,7 @@ def test_resync_removes_stale_service_chains(lab: NetnsLab) -> None:
     assert all(not r.full and r.services == 1 for r in lab.syncs[-4:])  # svc-nodeport written again
     assert lab.connect("mypc", lab.layout.nodes[1].ip, nodeport(original), n=3, timeout=OK).failed == 0
     for node in lab.layout.nodes:
-        assert apply.iptables_save(node.ns) == restore_to_save(lab.render(node.name).raw_text())
+        assert kernel.iptables_save(node.ns) == restore_to_save(lab.render(node.name).raw_text())
 
 
 @pytest.mark.netns
@@ -299,7 +299,7 @@ def test_update_follows_scaling(lab: NetnsLab) -> None:
         assert len(change["removed"]) == 4 and change["added"] == []
         run = lab.connect("mypc", lab.layout.nodes[0].ip, port, n=10, timeout=OK)
         assert run.failed == 0 and len(run.by_pod()) == 1
-        assert not [n for n in apply.netns_list() if n.startswith(lab.prefix) and n not in lab.layout.namespaces()]
+        assert not [n for n in kernel.netns_list() if n.startswith(lab.prefix) and n not in lab.layout.namespaces()]
     finally:
         lab.update(original)
     assert len(lab.connect("mypc", lab.layout.nodes[0].ip, port, n=60, timeout=OK).by_pod()) == 3
@@ -462,7 +462,7 @@ def test_fifty_up_down_cycles_leave_nothing(tmp_path: Path) -> None:
             prefixes.append(lab.prefix)
             pids += [int(s["pid"]) for s in lab._record.servers.values()] if lab._record else []
     seconds = time.perf_counter() - t0
-    existing = apply.netns_list()
+    existing = kernel.netns_list()
     assert [n for n in existing if n.startswith(tuple(prefixes))] == []
     assert [p for p in pids if not gone(p)] == []
     assert rootcheck.root_veths() == []
@@ -496,7 +496,7 @@ def test_cli_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
         assert rec["owner_pid"] is None  # detached: this process's exit would not remove it
         assert topology._LIVE == []
         stray = f"{rec['prefix']}stray"
-        apply.netns_add(stray)  # an unrecorded leftover with the lab's prefix
+        kernel.netns_add(stray)  # an unrecorded leftover with the lab's prefix
         assert netns_cli.netns_status() == 0
         out = capsys.readouterr().out
         assert f"lab {lab_id} (up, detached" in out and "13/13 namespaces" in out and "unexpected: " + stray in out
@@ -519,7 +519,7 @@ def test_cli_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
 
 
 def test_without_root_up_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(apply.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(kernel.os, "geteuid", lambda: 1000)
     with pytest.raises(EnvironmentProblem, match="needs root"):
         NetnsLab(small_state()).up()
     assert netns_cli.netns_up(None) == 1
@@ -529,9 +529,9 @@ def test_without_root_up_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch, ca
 
 
 def test_without_ip_up_names_the_package(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(apply.os, "geteuid", lambda: 0)
-    real_which = apply.shutil.which
-    monkeypatch.setattr(apply.shutil, "which", lambda name, path=None: None if name == "ip" else real_which(name, path=path))
+    monkeypatch.setattr(kernel.os, "geteuid", lambda: 0)
+    real_which = kernel.shutil.which
+    monkeypatch.setattr(kernel.shutil, "which", lambda name, path=None: None if name == "ip" else real_which(name, path=path))
     assert netns_cli.netns_up(None) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "iproute2" in err

@@ -14,7 +14,8 @@ import pytest
 from test_netns import skip_reason
 from test_proxier import SimKernel, replay_sync_repeated
 
-from kslab.proxy import apply
+from kslab.proxy import iptables_node
+from kslab.xtables import kernel
 
 
 class NetnsKernel:
@@ -24,10 +25,10 @@ class NetnsKernel:
         self.ns, self.backend = ns, backend
 
     def full_sync(self, text: str) -> None:
-        self._restore(lambda: apply.full_sync(self.ns, text, nfacct=False, backend=self.backend))
+        self._restore(lambda: iptables_node.full_sync(self.ns, text, nfacct=False, backend=self.backend))
 
     def partial_sync(self, text: str) -> None:
-        self._restore(lambda: apply.iptables_restore(self.ns, text, backend=self.backend))
+        self._restore(lambda: kernel.iptables_restore(self.ns, text, backend=self.backend))
 
     @staticmethod
     def _restore(fn) -> None:
@@ -37,15 +38,15 @@ class NetnsKernel:
             raise ValueError(str(err)) from None
 
     def nat_chains(self) -> list[str]:
-        return apply.chains(self.ns, "nat", backend=self.backend)
+        return kernel.chains(self.ns, "nat", backend=self.backend)
 
     def append_rule(self, table: str, line: str) -> None:
-        tools = apply.iptables_tools(self.backend)
-        r = apply.run_in_namespace(self.ns, [tools.iptables, "-t", table, *line.split()])
+        tools = kernel.iptables_tools(self.backend)
+        r = kernel.run_in_namespace(self.ns, [tools.iptables, "-t", table, *line.split()])
         assert r.returncode == 0, r.stderr
 
     def save(self) -> str:
-        return apply.iptables_save(self.ns, backend=self.backend)
+        return kernel.iptables_save(self.ns, backend=self.backend)
 
 
 @pytest.mark.netns
@@ -53,7 +54,7 @@ class NetnsKernel:
 @pytest.mark.parametrize("backend", [None, "legacy"])
 def test_sync_repeated_in_the_kernel_equals_the_model(backend):
     model = replay_sync_repeated(SimKernel())
-    with apply.scratch_namespace("kslab-test-sync") as ns:
+    with kernel.scratch_namespace("kslab-test-sync") as ns:
         kernel = replay_sync_repeated(NetnsKernel(ns, backend))
     assert len(kernel.saves) == len(model.saves) == 10
     for i, (k, m) in enumerate(zip(kernel.saves, model.saves), 1):

@@ -4,7 +4,7 @@ The main test replays TestSyncProxyRulesRepeated (kubernetes pkg/proxy/iptables/
 step by step: the same changes, the same restore text at every sync (upstream's expected
 dumps, transcribed in tests/data/kube-proxy/sync-repeated-steps.txt), including the partial
 sync that fails because of a dangling jump and the full sync that repairs it. The "kernel" is
-kslab's IptablesState here; tests/test_netns_sync.py replays the same steps in a real one.
+kslab's NodeIptables here; tests/test_netns_sync.py replays the same steps in a real one.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import pytest
 
 from kslab.manifests import Document, parse_endpoint_slice, parse_service
 from kslab.proxy.iptables import ProxyConfig, render
-from kslab.proxy.iptsave import IptablesState, parse_rule
+from kslab.proxy.iptables_node import NodeIptables
 from kslab.proxy.proxier import Proxier
+from kslab.xtables import parse_rule
 
 DATA = Path(__file__).parent / "data" / "kube-proxy" / "sync-repeated-steps.txt"
 CONFIG = ProxyConfig(node_name="test-node", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8",
@@ -51,7 +52,7 @@ class SimKernel:
     """kslab's model of a node's iptables (what the simulator loads)."""
 
     def __init__(self) -> None:
-        self.state = IptablesState()
+        self.state = NodeIptables()
 
     def full_sync(self, text: str) -> None:
         self.state.full_sync(text)
@@ -170,7 +171,7 @@ def replay_sync_repeated(kernel) -> Node:
     assert r.reason == "after a failed sync"
 
     # after the repair, the kernel holds exactly what a fresh node gets from one full sync
-    fresh = IptablesState()
+    fresh = NodeIptables()
     fresh.full_sync(render(node.services.values(), node.slices.values(), CONFIG).raw_text())
     assert node.kernel.save() == fresh.save_text()
     assert len(m.sync_full_proxy_rules_duration_seconds) == 2 and len(m.sync_partial_proxy_rules_duration_seconds) == 8
@@ -200,7 +201,7 @@ def test_partial_sync_writes_less_and_converges_to_a_full_sync():
     assert total["nat"] == full.ruleset.iptables_total()["nat"] + 3  # one more endpoint: SVC jump + SEP 2 rules
     in_kernel = sum(len(c.rules) for name, c in node.kernel.state.tables["nat"].chains.items() if name.startswith("KUBE-"))
     assert total["nat"] == in_kernel  # the metric counts what the kernel holds
-    fresh = IptablesState()
+    fresh = NodeIptables()
     fresh.full_sync(render(node.services.values(), node.slices.values(), CONFIG).raw_text())
     assert node.kernel.save() == fresh.save_text()
 

@@ -1,7 +1,7 @@
 """The netns backend: the study's kind cluster on the real Linux kernel, in network namespaces.
 
 - :mod:`kslab.netns.topology`: :class:`NetnsLab` (namespaces, veths, routes, sysctls,
-  kube-proxy's rules loaded by :func:`kslab.proxy.apply.full_sync`), records, cleanup;
+  kube-proxy's rules loaded by :func:`kslab.proxy.iptables_node.full_sync`), records, cleanup;
 - :mod:`kslab.netns.servers`: the pods' whoami / echo servers (``python3 -m kslab.netns.servers``);
 - :mod:`kslab.netns.client`: real connections from inside a namespace (``python3 -m kslab.netns.client``);
 - :mod:`kslab.netns.rootcheck`: a snapshot of the root namespace, to prove it is left untouched;

@@ -74,7 +74,7 @@ def netns_status() -> int:
     ``kslab-`` namespace that belongs to no lab."""
     try:
         topology.NetnsLab.check_environment()
-        from ..proxy import apply
+        from ..xtables import kernel
 
         records = topology.read_records()
         labs = [topology.NetnsLab.attach(lab_id=r.id) for r in records if r.phase == "up"]
@@ -85,7 +85,7 @@ def netns_status() -> int:
                 state = "crashed" if rec.crashed else f"owned by pid {rec.owner_pid}"
                 print(f"lab {rec.id}: {rec.phase} ({state}); 'kslab netns down' removes it")
         prefixes = tuple(r.prefix for r in records)
-        strays = [n for n in apply.netns_list() if n.startswith(topology.PREFIX_ROOT) and not n.startswith(prefixes)]
+        strays = [n for n in kernel.netns_list() if n.startswith(topology.PREFIX_ROOT) and not n.startswith(prefixes)]
         if strays:
             print(f"{len(strays)} other kslab- namespaces: {', '.join(strays[:8])}{' ...' if len(strays) > 8 else ''}")
         if not records and not strays:

@@ -269,7 +269,7 @@ def helper_env() -> dict[str, str]:
 
 
 def _ip_tool() -> str:
-    from ..proxy.apply import require_tool
+    from ..xtables.kernel import require_tool
 
     return require_tool("ip")
 

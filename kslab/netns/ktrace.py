@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EnvironmentProblem
-from ..proxy import apply
+from ..xtables import kernel
 
 if TYPE_CHECKING:
     from .client import ConnResult
@@ -203,10 +203,10 @@ class KernelTrace:
 
 
 def _iptables(lab: NetnsLab, ns: str, *args: str) -> None:
-    tools = apply.iptables_tools(lab.backend)
-    r = apply.run_in_namespace(ns, [tools.iptables, "-w", "5", "-t", "raw", *args])
+    tools = kernel.iptables_tools(lab.backend)
+    r = kernel.run_in_namespace(ns, [tools.iptables, "-w", "5", "-t", "raw", *args])
     if r.returncode != 0:
-        raise EnvironmentProblem(f"iptables in {ns} failed: {apply.one_line(r.stderr)}")
+        raise EnvironmentProblem(f"iptables in {ns} failed: {kernel.one_line(r.stderr)}")
 
 
 PROBE_PORT = 9  # discard: nothing listens in a node namespace, so a probe SYN gets an RST
@@ -233,7 +233,7 @@ class _Monitor:
 
     def probe(self) -> None:
         """A SYN from the node to its own 127.0.0.1:PROBE_PORT: traced once the monitor listens."""
-        apply.run_in_namespace(self.ns, [sys.executable, "-c",
+        kernel.run_in_namespace(self.ns, [sys.executable, "-c",
                                          "import socket; s = socket.socket(); s.settimeout(0.2); "
                                          f"s.connect_ex(('127.0.0.1', {PROBE_PORT}))"], timeout=10)
 
@@ -264,7 +264,7 @@ def kernel_trace(lab: NetnsLab, src: str, dst: str, port: int, *, timeout: float
     """
     if (lab.backend or "nft") == "legacy":
         raise EnvironmentProblem("kernel traces need the nf_tables backend (xtables-monitor); this lab uses iptables-legacy")
-    exe = apply.require_tool("xtables-monitor")
+    exe = kernel.require_tool("xtables-monitor")
     src_ns = lab.namespace_of(src)
     nodes = [(n.name, n.ns) for n in lab.layout.nodes]
     added: list[tuple[str, str]] = []

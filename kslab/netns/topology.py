@@ -64,15 +64,16 @@ from typing import Any, Self
 
 from ..errors import EnvironmentProblem, InputError
 from ..model import ClusterState, Pod
-from ..proxy import apply
+from ..proxy import iptables_node
 from ..proxy.iptables import ProxyConfig, RuleSet, render_node
 from ..proxy.proxier import Proxier, SyncResult
+from ..xtables import kernel
 from . import client as _client
 
 PREFIX_ROOT = "kslab-"
 BRIDGE = "br-kind"
 MYPC_IP = "172.18.0.100"
-SCRATCH_PREFIXES = ("kslab-test-", "kslab-nfacct-probe-")  # apply.scratch_namespace: NAME-PID-N
+SCRATCH_PREFIXES = ("kslab-test-", "kslab-nfacct-probe-")  # kernel.scratch_namespace: NAME-PID-N
 SWEEP_PREFIX = PREFIX_ROOT  # what ``down_all`` sweeps; tests narrow it to stay off other runs' namespaces
 STATE_VERSION = 1
 DEFAULT_RUN_DIR = "/run/kslab"
@@ -234,9 +235,9 @@ def _sysctl_script(values: dict[str, str]) -> str:
 def _configure(ns: str, ip_lines: Sequence[str], sysctls: dict[str, str] | None = None, what: str = "") -> None:
     """Sysctls then ``ip -batch`` inside ``ns``, as one ``ip netns exec`` (speed: one process pair)."""
     script = "set -e; " + _sysctl_script(sysctls or {}) + "exec ip -batch -"
-    result = apply.run_in_namespace(ns, ["sh", "-c", script], stdin="\n".join(ip_lines) + "\n")
+    result = kernel.run_in_namespace(ns, ["sh", "-c", script], stdin="\n".join(ip_lines) + "\n")
     if result.returncode != 0:
-        raise EnvironmentProblem(f"setting up {what or ns} failed: {apply.one_line(result.stderr or result.stdout)}")
+        raise EnvironmentProblem(f"setting up {what or ns} failed: {kernel.one_line(result.stderr or result.stdout)}")
 
 
 def _parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
@@ -303,7 +304,7 @@ def kill_namespace_processes(names: Iterable[str], timeout: float = 5.0) -> list
 
 def lab_namespaces(prefix: str) -> list[str]:
     """Existing namespaces whose name starts with ``prefix``."""
-    return [n for n in apply.netns_list() if n.startswith(prefix)]
+    return [n for n in kernel.netns_list() if n.startswith(prefix)]
 
 
 def _delete_namespaces(names: Sequence[str]) -> None:
@@ -311,9 +312,9 @@ def _delete_namespaces(names: Sequence[str]) -> None:
     order = sorted(names, key=lambda n: (0 if "-pod-" in n else 2 if n.endswith("-fabric") else 1, n))
     for name in order:
         try:
-            apply.netns_delete(name)
+            kernel.netns_delete(name)
         except EnvironmentProblem:
-            if name in apply.netns_list():
+            if name in kernel.netns_list():
                 raise
 
 
@@ -417,7 +418,7 @@ def cleanup_crashed(directory: Path | None = None) -> list[str]:
 
 
 def _live_scratch(name: str) -> bool:
-    """``apply.scratch_namespace`` names end in ``-PID-N``: in use while that process lives."""
+    """``kernel.scratch_namespace`` names end in ``-PID-N``: in use while that process lives."""
     if not name.startswith(SCRATCH_PREFIXES):
         return False
     parts = name.rsplit("-", 2)
@@ -438,7 +439,7 @@ def down_all(directory: Path | None = None, *, sweep: bool = True, sweep_prefix:
         prefix = sweep_prefix or SWEEP_PREFIX
         if not prefix.startswith(PREFIX_ROOT):
             raise ValueError(f"refusing to sweep namespaces by the prefix {prefix!r}")
-        rest = [n for n in apply.netns_list() if n.startswith(prefix) and not _live_scratch(n)]
+        rest = [n for n in kernel.netns_list() if n.startswith(prefix) and not _live_scratch(n)]
         kill_namespace_processes(rest)
         _delete_namespaces(rest)
         removed += rest
@@ -645,9 +646,9 @@ class NetnsLab:
     @staticmethod
     def check_environment(backend: str | None = None) -> None:
         """Raise EnvironmentProblem (one line) unless this machine can run the lab."""
-        apply.require_root()
-        apply.require_tool("ip")
-        apply.iptables_tools(backend)
+        kernel.require_root()
+        kernel.require_tool("ip")
+        kernel.iptables_tools(backend)
 
     def up(self) -> NetnsLab:
         """Build the namespaces, load kube-proxy's rules in every node, start and check the servers."""
@@ -665,7 +666,7 @@ class NetnsLab:
         _LIVE.append(self)
         _install_hooks(self.handle_signals)
         try:
-            self._nfacct = apply.nfacct_problem(self.backend) is None
+            self._nfacct = kernel.nfacct_problem(self.backend) is None
             self._build()
             if self.start_servers:
                 self._launch_servers(self.layout.pods)
@@ -742,7 +743,7 @@ class NetnsLab:
         lab.id, lab.prefix, lab.directory = rec.id, rec.prefix, directory
         lab.layout = Layout.from_json(rec.layout or {})
         lab.syncs, lab.up_seconds, lab.owned, lab.handle_signals = [], rec.up_seconds, False, False
-        lab._record, lab._procs, lab._nfacct = rec, {}, apply.nfacct_problem(rec.backend) is None
+        lab._record, lab._procs, lab._nfacct = rec, {}, kernel.nfacct_problem(rec.backend) is None
         lab._manifests, lab._seed = rec.manifests, rec.seed
         lab._proxiers, lab._clients, lab.proxy_options = {}, {}, {}  # a restarted kube-proxy: its first sync is full
         return lab
@@ -750,7 +751,7 @@ class NetnsLab:
     # ---- building ------------------------------------------------------------------------------
     def _build(self) -> None:
         lay = self.layout
-        _parallel(apply.netns_add, lay.namespaces())
+        _parallel(kernel.netns_add, lay.namespaces())
         # 1. the bridge, then every node's and mypc's eth0 (their peers land in the fabric),
         #    node routes, and the node ends of the pod veths (their peers land in the pods)
         _configure(lay.fabric_ns, [
@@ -815,7 +816,7 @@ class NetnsLab:
     # ---- servers -------------------------------------------------------------------------------
     def _launch_servers(self, pods: Iterable[PodLayout]) -> None:
         assert self._record is not None
-        ip = apply.require_tool("ip")
+        ip = kernel.require_tool("ip")
         env = _client.helper_env()
         for p in pods:
             if not p.server:
@@ -953,12 +954,12 @@ class NetnsLab:
 
         def apply_rules(ruleset: RuleSet) -> None:
             if ruleset.partial:
-                apply.iptables_restore(ns, ruleset.raw_text(), backend=self.backend)
+                kernel.iptables_restore(ns, ruleset.raw_text(), backend=self.backend)
             else:
-                apply.full_sync(ns, ruleset.raw_text(), nfacct=self._nfacct, backend=self.backend)
+                iptables_node.full_sync(ns, ruleset.raw_text(), nfacct=self._nfacct, backend=self.backend)
 
         return [SyncRecord.of(r) for r in proxier.sync_and_retry(self.state.services, self.state.endpoint_slices,
-                                                                 apply_rules, list_nat_chains=lambda: apply.chains(ns, "nat", backend=self.backend))]
+                                                                 apply_rules, list_nat_chains=lambda: kernel.chains(ns, "nat", backend=self.backend))]
 
     def update(self, state: ClusterState) -> dict[str, list[str]]:
         """Bring the lab in line with a changed cluster (scale, delete a pod, patch a Service):
@@ -981,7 +982,7 @@ class NetnsLab:
         self._record.layout = new.to_json()
         self._record.save()
         if added:
-            _parallel(apply.netns_add, [p.ns for p in added])
+            _parallel(kernel.netns_add, [p.ns for p in added])
             by_node: dict[str, list[str]] = {}
             for p in added:
                 by_node.setdefault(p.node, []).extend(self._host_veth_lines(p))
@@ -1002,7 +1003,7 @@ class NetnsLab:
             proc.kill()
             proc.wait()
         kill_namespace_processes([p.ns])
-        apply.run_in_namespace(self.layout.node(p.node).ns, ["ip", "link", "del", p.host_if])
+        kernel.run_in_namespace(self.layout.node(p.node).ns, ["ip", "link", "del", p.host_if])
         _delete_namespaces([p.ns])
         if self._record is not None:
             self._record.servers.pop(p.name, None)
@@ -1066,12 +1067,12 @@ class NetnsLab:
         if home is not None and ip != home.gateway:
             p = PodLayout(name=ip, namespace="", node=home.name, ns=ns, ip=ip, prefix_len=ipaddress.ip_network(home.pod_cidr).prefixlen,
                           gateway=home.gateway, host_if="veth" + _hash("client/" + ip, 8), server=None, ports=())
-            apply.netns_add(ns)
+            kernel.netns_add(ns)
             _configure(home.ns, self._host_veth_lines(p), None, f"node {home.name}")
             self._configure_pod(p)
         elif addr in fabric and ip != self.layout.gateway:
             port = "veth" + _hash("client/" + ip, 7)
-            apply.netns_add(ns)
+            kernel.netns_add(ns)
             _configure(ns, ["link set lo up", f"link add eth0 type veth peer name {port} netns {self.layout.fabric_ns}",
                             f"addr add {ip}/{fabric.prefixlen} dev eth0", "link set eth0 up",
                             f"route add default via {self.layout.gateway} dev eth0"], OTHER_SYSCTLS, f"client {ip}")
@@ -1087,18 +1088,18 @@ class NetnsLab:
         compiled regular expression) in the nodes' namespaces; returns how many."""
         import shlex
 
-        tools = apply.iptables_tools(self.backend)
+        tools = kernel.iptables_tools(self.backend)
         count = 0
         for name in (list(nodes) if nodes is not None else [n.name for n in self.layout.nodes]):
             ns = self.layout.node(name).ns
             table = ""
-            for line in apply.iptables_save(ns, ("raw", "mangle", "filter", "nat"), backend=self.backend).splitlines():
+            for line in kernel.iptables_save(ns, ("raw", "mangle", "filter", "nat"), backend=self.backend).splitlines():
                 if line.startswith("*"):
                     table = line[1:]
                 elif line.startswith("-A ") and pattern.search(line):
-                    r = apply.run_in_namespace(ns, [tools.iptables, "-w", "5", "-t", table, "-D", *shlex.split(line)[1:]])
+                    r = kernel.run_in_namespace(ns, [tools.iptables, "-w", "5", "-t", table, "-D", *shlex.split(line)[1:]])
                     if r.returncode != 0:
-                        raise EnvironmentProblem(f"iptables -D in {ns} failed: {apply.one_line(r.stderr)}")
+                        raise EnvironmentProblem(f"iptables -D in {ns} failed: {kernel.one_line(r.stderr)}")
                     count += 1
         return count
 
@@ -1107,14 +1108,14 @@ class NetnsLab:
 
         Failed connections leave entries behind (SYN_SENT, two minutes): a new connection that
         happens to reuse a source port follows the old entry's NAT, not the current rules."""
-        exe = apply.require_tool("conntrack")
+        exe = kernel.require_tool("conntrack")
         total = 0
         for name in (list(nodes) if nodes is not None else [n.name for n in self.layout.nodes]):
             ns = self.layout.node(name).ns
-            count = apply.run_in_namespace(ns, [exe, "-C"])
-            r = apply.run_in_namespace(ns, [exe, "-F"])
+            count = kernel.run_in_namespace(ns, [exe, "-C"])
+            r = kernel.run_in_namespace(ns, [exe, "-F"])
             if r.returncode != 0 or count.returncode != 0:
-                raise EnvironmentProblem(f"conntrack -F on {name} failed: {apply.one_line(r.stderr or count.stderr)}")
+                raise EnvironmentProblem(f"conntrack -F on {name} failed: {kernel.one_line(r.stderr or count.stderr)}")
             total += int(count.stdout.strip() or 0)
         return total
 
@@ -1146,12 +1147,12 @@ class NetnsLab:
 
     def exec(self, where: str, argv: Sequence[str], *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run a command inside the namespace of ``where`` (pod, node, mypc)."""
-        return apply.run_in_namespace(self.namespace_of(where), argv, timeout=timeout)
+        return kernel.run_in_namespace(self.namespace_of(where), argv, timeout=timeout)
 
     # ---- status ----------------------------------------------------------------------------------
     def status(self) -> LabStatus:
         """What exists now: namespaces, servers alive, rules per node in the kernel."""
-        existing = set(apply.netns_list())
+        existing = set(kernel.netns_list())
         expected = self.layout.namespaces()
         alive = self.servers_alive()
         servers = self._record.servers if self._record else {}
@@ -1161,7 +1162,7 @@ class NetnsLab:
         rules: dict[str, dict[str, int]] = {}
         for n in self.layout.nodes:
             if n.ns in existing:
-                saved = apply.iptables_save(n.ns, ("filter", "nat", "mangle"), backend=self.backend)
+                saved = kernel.iptables_save(n.ns, ("filter", "nat", "mangle"), backend=self.backend)
                 rules[n.name] = _count_rules(saved)
         rec = self._record
         return LabStatus(

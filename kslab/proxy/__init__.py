@@ -3,6 +3,7 @@
 - :mod:`kslab.proxy.serviceport`: service ports and endpoints as kube-proxy sees them
   (``ServicePortName``, ``CategorizeEndpoints``);
 - :mod:`kslab.proxy.iptables`: ``syncProxyRules``: rendering one node's ruleset (pure);
-- :mod:`kslab.proxy.iptsave`: how ``iptables-save`` prints a loaded ruleset;
-- :mod:`kslab.proxy.apply`: applying a rendered ruleset to a kernel (network namespace).
+- :mod:`kslab.proxy.iptables_node`: kube-proxy's full sync (jump rules, canary chains, nfacct
+  counters) on kslab's model of a node and in a kernel (network namespace); the iptables
+  userspace it uses is :mod:`kslab.xtables`.
 """

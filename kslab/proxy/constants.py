@@ -66,13 +66,6 @@ KUBELET_JUMP_CHAINS: tuple[JumpChain, ...] = (
     JumpChain("filter", KUBE_FIREWALL, "OUTPUT", "", ()),
 )
 
-BUILTIN_CHAINS = {
-    "raw": ("PREROUTING", "OUTPUT"),
-    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
-    "filter": ("INPUT", "FORWARD", "OUTPUT"),
-    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
-}
-
 NODEPORTS_TAIL_COMMENT = "kubernetes service nodeports; NOTE: this must be the last rule in this chain"
 
 # isServiceChainName: the chains a sync may find stale and delete (flush + -X)

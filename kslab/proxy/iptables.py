@@ -4,8 +4,8 @@
 about its node and its flags) and returns a :class:`RuleSet`: the lines kube-proxy would write
 with ``iptables-restore``, with their chains. The rule templates, their order and every string
 follow ``pkg/proxy/iptables/proxier.go`` (see ``../shared/reference/kube-proxy.md`` §2-§4).
-Applying the result to a kernel is :mod:`kslab.proxy.apply`; how ``iptables-save`` prints it
-afterwards is :mod:`kslab.proxy.iptsave`.
+Applying the result to a kernel, and how ``iptables-save`` prints it afterwards, is
+:mod:`kslab.proxy.iptables_node` (with :mod:`kslab.xtables`).
 
 Three text forms of a :class:`RuleSet`:
 
@@ -210,7 +210,7 @@ class RuleSet:
 
     def save_text(self) -> str:
         """What ``iptables-save`` prints on the node after kube-proxy's full sync of this ruleset."""
-        from .iptsave import restore_to_save
+        from .iptables_node import restore_to_save
 
         return restore_to_save(self.raw_text())
 

@@ -20,8 +20,8 @@
   ``syncPeriod``.
 
 Applying the text to a kernel is not this module's business: :meth:`Proxier.sync` takes an
-``apply`` callable (``kslab.proxy.apply`` for a network namespace, an
-:class:`~kslab.proxy.iptsave.IptablesState` for the simulator) and times it. Time is a
+``apply`` callable (:func:`kslab.proxy.iptables_node.full_sync` for a network namespace, a
+:class:`~kslab.proxy.iptables_node.NodeIptables` for the simulator) and times it. Time is a
 parameter (``now``, in seconds) so that simulated clocks work.
 """
 

@@ -2,7 +2,7 @@
 
 :meth:`Netfilter.from_text` loads ``iptables-save`` output (kslab's own or a real node's, other
 software's chains such as DOCKER or FLANNEL included) or kube-proxy's restore text through
-:func:`kslab.proxy.iptsave.parse_restore`, then compiles every rule once. :meth:`Netfilter.run_hook`
+:func:`kslab.xtables.parse_restore`, then compiles every rule once. :meth:`Netfilter.run_hook`
 walks a packet through the tables registered at one hook, in kernel priority order:
 
 ==============  ============================================
@@ -48,7 +48,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import InputError
-from ..proxy.iptsave import Match, Option, Rule, TableDump, Target, parse_restore
+from ..xtables import Match, Option, Rule, TableDump, Target, parse_restore
 from .packet import HookContext, HookResult, NatAction, Packet, RecentEntry, TraceStep
 
 HOOK_TABLES: dict[str, tuple[str, ...]] = {
@@ -130,7 +130,7 @@ def _fuse(fragments: Sequence[Fragment]) -> Test | None:
 
 
 def _cidr(text: str) -> tuple[int, int]:
-    """(network, mask) of ``a.b.c.d/nn`` or ``a.b.c.d/m.m.m.m`` (iptsave's canonical forms)."""
+    """(network, mask) of ``a.b.c.d/nn`` or ``a.b.c.d/m.m.m.m`` (kslab.xtables' canonical forms)."""
     addr, _, plen = text.partition("/")
     if not plen:
         return _IP[addr], 0xFFFFFFFF

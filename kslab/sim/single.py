@@ -13,51 +13,10 @@ import random
 from pathlib import Path
 
 from ..errors import InputError
+from ..xtables import listing_to_save
 from .netfilter import Netfilter
 from .network import Client, Connection
 from .packet import HookContext, NamespaceState, Packet, TraceStep
-
-
-_TABLE_BY_BUILTINS = {
-    frozenset({"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"}): "nat",
-    frozenset({"INPUT", "FORWARD", "OUTPUT"}): "filter",
-    frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}): "mangle",
-    frozenset({"PREROUTING", "OUTPUT"}): "raw",
-}
-
-
-def listing_to_save(text: str) -> str:
-    """``iptables [-t T] -S`` listings (``-P``/``-N``/``-A`` lines) as ``iptables-save`` text.
-
-    Text that already has ``*table`` sections is returned unchanged. Each listing starts with
-    its ``-P`` lines, whose built-in chains tell the table (nat: PREROUTING, INPUT, OUTPUT,
-    POSTROUTING; filter: INPUT, FORWARD, OUTPUT; ...). Rule lines are the same in both forms.
-    """
-    lines = [line.rstrip() for line in text.splitlines()]
-    if any(line.startswith("*") for line in lines):
-        return text
-    blocks: list[list[str]] = []
-    for line in lines:
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-P ") and (not blocks or not blocks[-1][-1].startswith("-P ")):
-            blocks.append([])
-        if not blocks:
-            raise InputError("--iptables-save", "a listing must start with its -P (policy) lines", "use iptables-save, or iptables -S output")
-        blocks[-1].append(line)
-    out = []
-    for block in blocks:
-        builtins = frozenset(line.split()[1] for line in block if line.startswith("-P "))
-        table = _TABLE_BY_BUILTINS.get(builtins)
-        if table is None:
-            raise InputError("--iptables-save", f"cannot tell the table of a listing with built-in chains {sorted(builtins)}",
-                             "give iptables-save output instead")
-        out.append(f"*{table}")
-        out += [f":{l.split()[1]} {l.split()[2]} [0:0]" for l in block if l.startswith("-P ")]
-        out += [f":{l.split()[1]} - [0:0]" for l in block if l.startswith("-N ")]
-        out += [l for l in block if l.startswith("-A ")]
-        out.append("COMMIT")
-    return "\n".join(out) + "\n"
 
 
 def _parse_to(spec: str) -> tuple[str, int, str]:

@@ -1,18 +1,17 @@
-"""Apply a rendered ruleset to a real kernel, inside a network namespace, as kube-proxy does.
+"""The real iptables tools, run inside a network namespace: what kslab's model is checked against.
 
-This is the only module of :mod:`kslab.proxy` that runs commands. It exists so that what
-kslab renders can be checked against the Linux kernel itself: load it the way kube-proxy
-loads it, then read it back with the real ``iptables-save``.
+This is the only module of :mod:`kslab.xtables` that runs commands. It exists so that what
+kslab renders can be checked against the Linux kernel itself: load it with the real
+``iptables``/``iptables-restore`` (the way kube-proxy does it is
+:mod:`kslab.proxy.iptables_node`), then read it back with the real ``iptables-save``.
 
 Rules it keeps:
 
 - **Nothing runs in the root network namespace** except ``ip netns add/del/list``. Every
   iptables, iptables-restore, iptables-save and nfacct command runs under
   ``ip netns exec NS``.
-- The steps of a full sync are the ones kube-proxy performs (see
-  ``reference/kube-proxy.md`` section 2): nfacct counters (``create_nfacct_counters``), the
-  ``KUBE-PROXY-CANARY`` chains (``ipt.Monitor``), EnsureChain / EnsureRule(Prepend) for the
-  jump rules (``-N``, ``-C``, ``-I``), then one ``iptables-restore --noflush --counters``.
+- The operations are the ones of kube-proxy's ``pkg/util/iptables`` (EnsureChain,
+  EnsureRule(Prepend), ``iptables-restore --noflush --counters``), run as it runs them.
 - Failures raise :class:`kslab.errors.EnvironmentProblem` with a one-line message; a missing
   tool names the Debian package that provides it.
 
@@ -37,13 +36,11 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import EnvironmentProblem
-from .constants import CANARY_TABLES, KUBE_PROXY_CANARY, NFACCT_COUNTERS
-from .iptsave import full_sync_jump_chains
 
 __all__ = [
     "BACKENDS",
@@ -57,14 +54,13 @@ __all__ = [
     "scratch_namespace",
     "nfacct_problem",
     "create_nfacct_counters",
-    "ensure_canary_chains",
     "ensure_chain",
     "ensure_rule_prepend",
-    "ensure_jump_chains",
     "iptables_restore",
-    "full_sync",
     "iptables_save",
-    "counters_present",
+    "chains",
+    "run_in_namespace",
+    "one_line",
 ]
 
 BACKENDS = ("nft", "legacy")
@@ -212,8 +208,8 @@ def _nfacct_get(ns: str, nfacct: str, name: str) -> bool:
     return _in_ns(ns, [nfacct, "get", name]).returncode == 0
 
 
-def create_nfacct_counters(ns: str, names: Iterable[str] = NFACCT_COUNTERS) -> dict[str, bool]:
-    """Ensure kube-proxy's nfacct counters exist in ``ns``; return which ones do.
+def create_nfacct_counters(ns: str, names: Iterable[str]) -> dict[str, bool]:
+    """Ensure the nfacct counters ``names`` exist in ``ns``; return which ones do.
 
     Like kube-proxy's ``nfacct.Ensure``: a counter that already exists is fine, and a failure
     (no ``nfacct`` tool, no kernel support) is not an error. The result is kube-proxy's
@@ -255,7 +251,7 @@ def nfacct_problem(backend: str | None = None) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
-# kube-proxy's iptables operations
+# iptables operations (kube-proxy's pkg/util/iptables)
 
 
 def ensure_chain(ns: str, table: str, chain: str, *, backend: str | None = None) -> bool:
@@ -291,56 +287,12 @@ def ensure_rule_prepend(ns: str, table: str, chain: str, args: Sequence[str], *,
     return False
 
 
-def ensure_canary_chains(ns: str, tables: Iterable[str] = CANARY_TABLES, *, backend: str | None = None) -> None:
-    """ipt.Monitor's canaries: an empty KUBE-PROXY-CANARY chain in each of ``tables``."""
-    for table in tables:
-        ensure_chain(ns, table, KUBE_PROXY_CANARY, backend=backend)
-
-
-def ensure_jump_chains(
-    ns: str, restore_text: str, *, kubelet_firewall_jumps: bool | None = None, backend: str | None = None
-) -> None:
-    """The jump rules of a full sync (see :func:`kslab.proxy.iptsave.full_sync_jump_chains`)."""
-    for jump in full_sync_jump_chains(restore_text, kubelet_firewall_jumps):
-        ensure_chain(ns, jump.table, jump.dst, backend=backend)
-        ensure_rule_prepend(ns, jump.table, jump.src, jump.args(), backend=backend)
-
-
 def iptables_restore(ns: str, restore_text: str, *, backend: str | None = None) -> None:
     """``iptables-restore --noflush --counters`` with ``restore_text`` on stdin, as kube-proxy runs it."""
     tools = iptables_tools(backend)
     argv = [tools.restore, *_WAIT, "--noflush", "--counters"]
     result = _in_ns(ns, argv, stdin=restore_text, timeout=_RESTORE_TIMEOUT)
     _check(result, f"iptables-restore in {ns}")
-
-
-def full_sync(
-    ns: str,
-    restore_text: str,
-    *,
-    jumps: bool = True,
-    canary: bool = True,
-    kubelet_firewall_jumps: bool | None = None,
-    nfacct: bool = True,
-    backend: str | None = None,
-) -> dict[str, bool]:
-    """kube-proxy's start-up and first full sync in ``ns``; returns the nfacct counters present.
-
-    Order: nfacct counters (proxier creation), canary chains (ipt.Monitor), jump chains and
-    rules, then the restore. ``iptables_save(ns)`` afterwards equals
-    ``iptsave.restore_to_save(restore_text, ...)`` with the same flags.
-
-    ``nfacct=False`` skips the counters; the text must then be rendered without ``-m nfacct``
-    (as kube-proxy renders it when its counters are missing), or the restore fails.
-    """
-    require_root()
-    counters = create_nfacct_counters(ns) if nfacct else dict.fromkeys(NFACCT_COUNTERS, False)
-    if canary:
-        ensure_canary_chains(ns, backend=backend)
-    if jumps:
-        ensure_jump_chains(ns, restore_text, kubelet_firewall_jumps=kubelet_firewall_jumps, backend=backend)
-    iptables_restore(ns, restore_text, backend=backend)
-    return counters
 
 
 _COUNTERS = re.compile(r"\[\d+:\d+\]")
@@ -354,7 +306,7 @@ def iptables_save(ns: str, tables: Sequence[str] = ("mangle", "filter", "nat"), 
     table rather than running ``iptables-save -t TABLE``, because iptables-nft's ``-t TABLE``
     prints a table that does not exist as if it existed (empty built-in chains); this way a
     table appears only if something created it, as in
-    :func:`kslab.proxy.iptsave.restore_to_save`.
+    :func:`kslab.proxy.iptables_node.restore_to_save`.
     """
     tools = iptables_tools(backend)
     result = _check(_in_ns(ns, [tools.save]), f"iptables-save in {ns}")
@@ -380,13 +332,8 @@ def chains(ns: str, table: str, *, backend: str | None = None) -> list[str]:
     return [line[1:].split()[0] for line in saved.splitlines() if line.startswith(":")]
 
 
-def counters_present(counters: Mapping[str, bool]) -> bool:
-    """True if every counter kube-proxy uses exists (render with nfacct on)."""
-    return all(counters.get(name, False) for name in NFACCT_COUNTERS)
-
-
 # --------------------------------------------------------------------------------------------
-# For kslab.netns (appended; nothing above depends on it)
+# Any command in a namespace
 
 
 def run_in_namespace(

@@ -1,0 +1,174 @@
+"""kube-proxy's iptables on one node: the jump rules, the canary chains, the nfacct counters and
+the full-sync sequence, on kslab's model (:class:`NodeIptables`) and in a kernel (:func:`full_sync`).
+
+A full sync is (``pkg/proxy/iptables/proxier.go``, ``reference/kube-proxy.md`` section 2):
+nfacct counters (proxier creation, kernel only), ``-N KUBE-PROXY-CANARY`` in each of
+:data:`~kslab.proxy.constants.CANARY_TABLES` (``ipt.Monitor``), EnsureChain +
+EnsureRule(Prepend) for each jump of :func:`full_sync_jump_chains`, then one
+``iptables-restore --noflush --counters``. A partial sync is the restore alone. The generic
+iptables parts (rules, tables, the real tools) are :mod:`kslab.xtables`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from ..xtables import IptablesState, Rule, kernel, parse_argv
+from .constants import (
+    CANARY_TABLES,
+    JUMP_CHAINS,
+    KUBE_FIREWALL,
+    KUBE_PROXY_CANARY,
+    KUBELET_JUMP_CHAINS,
+    NFACCT_COUNTERS,
+    JumpChain,
+)
+
+__all__ = [
+    "full_sync_jump_chains",
+    "jump_rule",
+    "NodeIptables",
+    "restore_to_save",
+    "ensure_canary_chains",
+    "ensure_jump_chains",
+    "full_sync",
+    "counters_present",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# The jump rules
+
+
+def _declares_chain(restore_text: str, table: str, chain: str) -> bool:
+    current = None
+    for line in restore_text.splitlines():
+        line = line.strip()
+        if line.startswith("*"):
+            current = line[1:]
+        elif current == table and line.startswith(":") and line[1:].split()[:1] == [chain]:
+            return True
+    return False
+
+
+def full_sync_jump_chains(restore_text: str, kubelet_firewall_jumps: bool | None = None) -> tuple[JumpChain, ...]:
+    """The jump rules a full sync ensures, in the order kube-proxy ensures them.
+
+    :data:`JUMP_CHAINS`, then :data:`KUBELET_JUMP_CHAINS` when kube-proxy writes KUBE-FIREWALL
+    itself (IPv4 with localhostNodePorts, visible as ``:KUBE-FIREWALL`` in the filter section),
+    unless ``kubelet_firewall_jumps`` says otherwise.
+    """
+    if kubelet_firewall_jumps is None:
+        kubelet_firewall_jumps = _declares_chain(restore_text, "filter", KUBE_FIREWALL)
+    return JUMP_CHAINS + (KUBELET_JUMP_CHAINS if kubelet_firewall_jumps else ())
+
+
+def jump_rule(jump: JumpChain) -> Rule:
+    """The rule kube-proxy's EnsureRule puts in a built-in chain for one :class:`JumpChain`."""
+    return parse_argv(["-A", jump.src, *jump.args()], jump.table)
+
+
+# --------------------------------------------------------------------------------------------
+# On kslab's model
+
+
+class NodeIptables(IptablesState):
+    """A node's iptables as the simulator's kernel: :class:`~kslab.xtables.IptablesState` plus
+    kube-proxy's two kinds of sync."""
+
+    def full_sync(
+        self,
+        restore_text: str,
+        *,
+        jumps: bool = True,
+        canary: bool = True,
+        kubelet_firewall_jumps: bool | None = None,
+    ) -> None:
+        """kube-proxy's full sync: canary chains (ipt.Monitor), the jump rules
+        (EnsureChain + EnsureRule), then ``iptables-restore --noflush`` of ``restore_text``."""
+        if canary:
+            for table in CANARY_TABLES:
+                self.ensure_chain(table, KUBE_PROXY_CANARY)
+        if jumps:
+            for jump in full_sync_jump_chains(restore_text, kubelet_firewall_jumps):
+                self.ensure_chain(jump.table, jump.dst)
+                self.ensure_rule_prepend(jump_rule(jump))
+        self.restore(restore_text)
+
+    def partial_sync(self, restore_text: str) -> None:
+        """kube-proxy's partial sync: only the restore (the jump rules are left as they are)."""
+        self.restore(restore_text)
+
+
+def restore_to_save(
+    restore_text: str,
+    *,
+    jumps: bool = True,
+    canary: bool = True,
+    kubelet_firewall_jumps: bool | None = None,
+) -> str:
+    """What ``iptables-save`` prints after kube-proxy's first full sync on a clean node.
+
+    The sync is (a) ``-N KUBE-PROXY-CANARY`` in each of :data:`CANARY_TABLES` (ipt.Monitor),
+    (b) for each jump of :func:`full_sync_jump_chains`: EnsureChain, then EnsureRule(Prepend),
+    (c) ``iptables-restore --noflush --counters`` of ``restore_text``. The result has no
+    ``# Generated``/``# Completed`` lines and all counters ``[0:0]``, tables in
+    :data:`~kslab.xtables.SAVE_TABLE_ORDER`. Raises ValueError (naming the rule) for anything
+    that would not load or that kslab cannot print exactly.
+    """
+    state = NodeIptables()
+    state.full_sync(restore_text, jumps=jumps, canary=canary, kubelet_firewall_jumps=kubelet_firewall_jumps)
+    return state.save_text()
+
+
+# --------------------------------------------------------------------------------------------
+# In a kernel (a network namespace, with the real iptables tools)
+
+
+def ensure_canary_chains(ns: str, tables: Iterable[str] = CANARY_TABLES, *, backend: str | None = None) -> None:
+    """ipt.Monitor's canaries: an empty KUBE-PROXY-CANARY chain in each of ``tables``."""
+    for table in tables:
+        kernel.ensure_chain(ns, table, KUBE_PROXY_CANARY, backend=backend)
+
+
+def ensure_jump_chains(
+    ns: str, restore_text: str, *, kubelet_firewall_jumps: bool | None = None, backend: str | None = None
+) -> None:
+    """The jump rules of a full sync (see :func:`full_sync_jump_chains`)."""
+    for jump in full_sync_jump_chains(restore_text, kubelet_firewall_jumps):
+        kernel.ensure_chain(ns, jump.table, jump.dst, backend=backend)
+        kernel.ensure_rule_prepend(ns, jump.table, jump.src, jump.args(), backend=backend)
+
+
+def full_sync(
+    ns: str,
+    restore_text: str,
+    *,
+    jumps: bool = True,
+    canary: bool = True,
+    kubelet_firewall_jumps: bool | None = None,
+    nfacct: bool = True,
+    backend: str | None = None,
+) -> dict[str, bool]:
+    """kube-proxy's start-up and first full sync in ``ns``; returns the nfacct counters present.
+
+    Order: nfacct counters (proxier creation), canary chains (ipt.Monitor), jump chains and
+    rules, then the restore. ``kernel.iptables_save(ns)`` afterwards equals
+    :func:`restore_to_save` of ``restore_text`` with the same flags.
+
+    ``nfacct=False`` skips the counters; the text must then be rendered without ``-m nfacct``
+    (as kube-proxy renders it when its counters are missing), or the restore fails.
+    """
+    kernel.require_root()
+    counters = kernel.create_nfacct_counters(ns, NFACCT_COUNTERS) if nfacct else dict.fromkeys(NFACCT_COUNTERS, False)
+    if canary:
+        ensure_canary_chains(ns, backend=backend)
+    if jumps:
+        ensure_jump_chains(ns, restore_text, kubelet_firewall_jumps=kubelet_firewall_jumps, backend=backend)
+    kernel.iptables_restore(ns, restore_text, backend=backend)
+    return counters
+
+
+def counters_present(counters: Mapping[str, bool]) -> bool:
+    """True if every counter kube-proxy uses exists (render with nfacct on)."""
+    return all(counters.get(name, False) for name in NFACCT_COUNTERS)
