@@ -202,6 +202,24 @@ def test_state_case_in_kernel(backend: str, case_id: str, text: str, expected: s
         assert kernel.iptables_save(ns, SAVE_TABLE_ORDER, backend=backend) == expected
 
 
+def test_builtin_policy_dash_keeps_the_kernel_policy(backend: str) -> None:
+    """``:BUILTIN - [0:0]`` (issue 9) keeps the policy a chain has, across separate
+    iptables-restore --noflush runs; kslab's model of the same runs prints the same."""
+    first = "*filter\n:FORWARD DROP [0:0]\nCOMMIT\n"
+    dump = (
+        "*filter\n:INPUT - [0:0]\n:FORWARD - [0:0]\n:OUTPUT - [0:0]\n:KSLAB-A - [0:0]\n-A INPUT -j KSLAB-A\nCOMMIT\n"
+        "*nat\n:PREROUTING - [0:0]\n:INPUT - [0:0]\n:OUTPUT - [0:0]\n:POSTROUTING - [0:0]\nCOMMIT\n"
+    )
+    model = IptablesState()
+    with kernel.scratch_namespace(PREFIX) as ns:
+        for text in (first, dump):
+            kernel.iptables_restore(ns, text, backend=backend)
+            model.restore(text)
+        saved = kernel.iptables_save(ns, SAVE_TABLE_ORDER, backend=backend)
+    assert saved == model.save_text()
+    assert ":FORWARD DROP [0:0]" in saved and ":INPUT ACCEPT [0:0]" in saved and ":POSTROUTING ACCEPT [0:0]" in saved
+
+
 @numbered("verbatim", VERBATIM_CASES)
 def test_verbatim_case_in_kernel(backend: str, shared_ns: str, index: int, case: tuple[str, str]) -> None:
     table, line = case

@@ -48,6 +48,27 @@ COMMIT
     assert res.verdict == "DROP"  # FORWARD's policy
 
 
+def test_builtin_policy_dash_loads_as_accept():
+    """A dump declaring ``:INPUT - [0:0]`` (issue 9) loads like iptables-restore loads it: the
+    built-in chain keeps its policy (ACCEPT in a new table); a bad policy is one InputError line."""
+    rules = nf("""*filter
+:INPUT - [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT - [0:0]
+:A - [0:0]
+-A INPUT -s 10.0.0.9/32 -j A
+-A A -j DROP
+COMMIT
+""")
+    assert rules.run_hook("INPUT", pkt(), ctx("INPUT")).verdict == "ACCEPT"  # INPUT's policy
+    assert rules.run_hook("INPUT", pkt(src="10.0.0.9"), ctx("INPUT")).verdict == "DROP"
+    assert rules.run_hook("FORWARD", pkt(), ctx("FORWARD")).verdict == "DROP"
+    assert rules.run_hook("OUTPUT", pkt(), ctx("OUTPUT")).verdict == "ACCEPT"
+    with pytest.raises(InputError) as e:
+        nf("*filter\n:INPUT RETURN [0:0]\nCOMMIT\n")
+    assert "bad policy 'RETURN' for built-in chain INPUT" in str(e.value) and "\n" not in str(e.value)
+
+
 def test_nat_only_for_new_connections_and_dnat_is_applied_at_once():
     rules = nf("""*nat
 :PREROUTING ACCEPT [0:0]

@@ -55,11 +55,11 @@ class NetnsKernel:
 def test_sync_repeated_in_the_kernel_equals_the_model(backend):
     model = replay_sync_repeated(SimKernel())
     with kernel.scratch_namespace("kslab-test-sync") as ns:
-        kernel = replay_sync_repeated(NetnsKernel(ns, backend))
-    assert len(kernel.saves) == len(model.saves) == 10
-    for i, (k, m) in enumerate(zip(kernel.saves, model.saves), 1):
+        real = replay_sync_repeated(NetnsKernel(ns, backend))
+    assert len(real.saves) == len(model.saves) == 10
+    for i, (k, m) in enumerate(zip(real.saves, model.saves), 1):
         assert k == m, f"sync {i}:\n" + "".join(difflib.unified_diff(m.splitlines(True), k.splitlines(True), "model", "kernel"))
-    failed = kernel.proxier.history[8]
+    failed = real.proxier.history[8]
     assert not failed.ok and "iptables-restore" in failed.error
     if backend is None:  # nf_tables names the chain; legacy says only "line N failed"
         assert "KUBE-SEP-AYCN5HPXMIRJNJXU" in failed.error

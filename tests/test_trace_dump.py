@@ -101,6 +101,23 @@ def test_bad_dump_arguments_are_one_line(dump, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
+def test_dump_with_dash_policies_traces_like_iptables_restore_loads_it(dump, tmp_path):
+    """``:INPUT - [0:0]`` for built-in chains (issue 9): iptables-restore keeps the current policy
+    (ACCEPT in a new table), so the trace is the one of the same dump with ACCEPT policies."""
+    path, f = dump
+    text = path.read_text()
+    builtins = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
+    lines = [f":{line[1:].split()[0]} - [0:0]" if line.startswith(":") and line[1:].split()[0] in builtins else line
+             for line in text.splitlines()]
+    dashed = tmp_path / "dashed.iptables-save"
+    dashed.write_text("\n".join(lines) + "\n")
+    assert ":INPUT - [0:0]" in dashed.read_text() and ":PREROUTING - [0:0]" in dashed.read_text()
+    for src, to in (("10.10.1.2", f"{f['clusterip']}:9000/tcp"), (f["node_ip"], f"{f['kubernetes']}:443/tcp")):
+        t = trace(dashed, f["node_ip"], src, to)
+        assert t["verdict"] in ("forwarded", "local") and t["dnat_to"]
+        assert t == trace(path, f["node_ip"], src, to)  # same seed, same dump but for the policies
+
+
 # ---- real nodes' rules (tests/data/node-dumps, sources in SOURCES.md) ------------------------------------
 
 DUMPS = REPO / "tests" / "data" / "node-dumps"

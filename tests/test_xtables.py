@@ -275,6 +275,8 @@ REFUSED_TEXTS: list[tuple[str, str]] = [
     ("snat-in-output", "*nat\n-A OUTPUT -j SNAT --to-source 1.2.3.4\nCOMMIT\n"),
     ("masquerade-reached-from-prerouting", "*nat\n:QQ - [0:0]\n-A QQ -j MASQUERADE\n-A PREROUTING -j QQ\nCOMMIT\n"),
     ("jump-to-builtin", "*filter\n:A - [0:0]\n-A A -j INPUT\nCOMMIT\n"),
+    ("builtin-policy-return", "*filter\n:INPUT RETURN [0:0]\nCOMMIT\n"),  # "Bad policy name" (both backends)
+    ("builtin-policy-lower-case", "*filter\n:INPUT accept [0:0]\nCOMMIT\n"),
 ]
 
 # Whole restore texts that load: (id, text, iptables-save output). Confirmed in the kernel.
@@ -307,6 +309,21 @@ STATE_CASES: list[tuple[str, str, str]] = [
         "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:F - [0:0]\nCOMMIT\n"
         "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
         ":N - [0:0]\nCOMMIT\n",
+    ),
+    (
+        # "-" as a built-in chain's policy keeps the policy it has (ACCEPT in a new table), on
+        # both backends; iptables-save prints that policy. A "-" line alone creates the table.
+        "builtin-policy-dash",
+        "*filter\n:INPUT - [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT - [7:9]\n:FOO - [0:0]\n-A INPUT -j FOO\nCOMMIT\n"
+        "*nat\n:PREROUTING -\nCOMMIT\n",
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:FOO - [0:0]\n-A INPUT -j FOO\nCOMMIT\n"
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n",
+    ),
+    (
+        # a later section's "-" keeps the DROP an earlier one set, and the chain's rules
+        "builtin-policy-dash-keeps-current",
+        "*filter\n:INPUT DROP [0:0]\n:A - [0:0]\n-A INPUT -j A\nCOMMIT\n*filter\n:INPUT - [0:0]\n:FORWARD - [0:0]\nCOMMIT\n",
+        "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:A - [0:0]\n-A INPUT -j A\nCOMMIT\n",
     ),
 ]
 
@@ -390,6 +407,23 @@ def test_empty_table_section_creates_no_table() -> None:
     touches every table it names, so its output is the same on both backends.
     """
     assert parse_restore("*filter\nCOMMIT\n") == {}
+
+
+def test_builtin_policy_dash_keeps_the_current_policy() -> None:
+    """``:BUILTIN - [0:0]`` (issue 9): the policy stays what it is, in a new or an existing table."""
+    dump = "*filter\n:INPUT - [0:0]\n:FORWARD - [0:0]\n:OUTPUT - [0:0]\n-A INPUT -j DROP\nCOMMIT\n"
+    tables = parse_restore(dump)
+    assert {c.name: c.policy for c in tables["filter"].chains.values()} == dict.fromkeys(("INPUT", "FORWARD", "OUTPUT"), "ACCEPT")
+    assert all(c.builtin for c in tables["filter"].chains.values())
+    assert tables["filter"].save_text() == dump.replace(" - [0:0]", " ACCEPT [0:0]")
+    state = IptablesState()
+    state.restore("*filter\n:FORWARD DROP [0:0]\nCOMMIT\n")
+    state.restore(dump)
+    assert state.tables["filter"].chains["FORWARD"].policy == "DROP"
+    assert [r.save_text() for r in state.tables["filter"].chains["INPUT"].rules] == ["-A INPUT -j DROP"]
+    with pytest.raises(ValueError, match=r"restore line 2: bad policy 'RETURN' for built-in chain INPUT \(ACCEPT, DROP or -\)"):
+        state.restore("*filter\n:INPUT RETURN [0:0]\nCOMMIT\n")
+    assert state.tables["filter"].chains["INPUT"].policy == "ACCEPT"  # the failed section changed nothing
 
 
 def test_unmodelled_target_is_not_taken_for_a_chain() -> None:

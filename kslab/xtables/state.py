@@ -160,7 +160,8 @@ class IptablesState:
         """``iptables-restore --noflush``: apply each table section in order.
 
         ``:CHAIN - [..]`` creates a user chain or flushes it if it exists; ``:BUILTIN POLICY``
-        sets the policy and keeps the rules; ``-A`` appends; ``-X`` deletes a chain that exists,
+        sets the policy and keeps the rules, and ``:BUILTIN - [..]`` keeps both (a table it
+        creates starts with policy ACCEPT); ``-A`` appends; ``-X`` deletes a chain that exists,
         is empty and is not referenced. ``#`` lines and counters are ignored.
 
         Each table section is atomic, as in the kernel (measured on both backends): if a line
@@ -213,9 +214,12 @@ class IptablesState:
         name, policy = m.groups()
         t = self._table(table)
         if name in BUILTIN_CHAINS[table]:
-            if policy not in ("ACCEPT", "DROP"):
-                raise ValueError(f"bad policy {policy!r} for built-in chain {name}")
-            t.chains[name].policy = policy
+            # "-" keeps the current policy: iptables-restore (both backends, measured) accepts it
+            # for any chain, and iptables-save prints the policy the chain has.
+            if policy not in ("ACCEPT", "DROP", "-"):
+                raise ValueError(f"bad policy {policy!r} for built-in chain {name} (ACCEPT, DROP or -)")
+            if policy != "-":
+                t.chains[name].policy = policy
         elif policy != "-":
             raise ValueError(f"user chain {name} cannot have a policy ({line!r})")
         elif name in t.chains:
