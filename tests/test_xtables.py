@@ -19,6 +19,7 @@ import pytest
 from kslab.xtables import (
     IptablesState,
     Match,
+    listing_to_save,
     Option,
     Rule,
     Target,
@@ -313,9 +314,10 @@ STATE_CASES: list[tuple[str, str, str]] = [
     (
         # "-" as a built-in chain's policy keeps the policy it has (ACCEPT in a new table), on
         # both backends; iptables-save prints that policy. A "-" line alone creates the table.
+        # (Without "[p:b]", iptables-nft-restore --counters refuses any built-in chain line.)
         "builtin-policy-dash",
         "*filter\n:INPUT - [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT - [7:9]\n:FOO - [0:0]\n-A INPUT -j FOO\nCOMMIT\n"
-        "*nat\n:PREROUTING -\nCOMMIT\n",
+        "*nat\n:PREROUTING - [0:0]\nCOMMIT\n",
         "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:FOO - [0:0]\n-A INPUT -j FOO\nCOMMIT\n"
         "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n",
     ),
@@ -505,3 +507,17 @@ def test_save_probability_matches_reference_table() -> None:
     for n in range(1, 1002):  # every value kube-proxy precomputes, and its saved form, are fixed points
         saved = save_probability("%0.10f" % (1.0 / n))
         assert save_probability(saved) == saved
+
+
+def test_listing_to_save() -> None:
+    """``iptables -S`` listings: the -P lines tell the table; save text passes through unchanged."""
+    listing = "-P INPUT ACCEPT\n-P FORWARD DROP\n-P OUTPUT ACCEPT\n-N A\n-A INPUT -j A\n\n-P PREROUTING ACCEPT\n-P OUTPUT ACCEPT\n"
+    assert listing_to_save(listing) == (
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:A - [0:0]\n-A INPUT -j A\nCOMMIT\n"
+        "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+    )
+    assert listing_to_save("*filter\nCOMMIT\n") == "*filter\nCOMMIT\n"
+    with pytest.raises(ValueError, match="must start with its -P"):
+        listing_to_save("-A INPUT -j ACCEPT\n")
+    with pytest.raises(ValueError, match="cannot tell the table"):
+        listing_to_save("-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n")

@@ -48,7 +48,10 @@ def trace_dump(path: str | list[str], *, node_ip: str, src: str, to: str, seed: 
         p = Path(one)
         if not p.is_file():
             raise InputError(f"--iptables-save {one}", "no such file", "give the path of an iptables-save dump")
-        texts.append(listing_to_save(p.read_text()))
+        try:
+            texts.append(listing_to_save(p.read_text()))
+        except ValueError as err:
+            raise InputError(f"--iptables-save {one}", str(err), "give iptables-save output, or iptables -S output") from None
     nf = Netfilter.from_text("".join(texts), name=node_ip)
     dst, dport, proto = _parse_to(to)
     state = NamespaceState(rng=random.Random(seed))

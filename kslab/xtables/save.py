@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 
-from ..errors import InputError
 from .constants import BUILTIN_CHAINS
 
 __all__ = ["SAVE_TABLE_ORDER", "save_string", "save_probability", "listing_to_save"]
@@ -66,6 +65,7 @@ def listing_to_save(text: str) -> str:
     Text that already has ``*table`` sections is returned unchanged. Each listing starts with
     its ``-P`` lines, whose built-in chains tell the table (nat: PREROUTING, INPUT, OUTPUT,
     POSTROUTING; filter: INPUT, FORWARD, OUTPUT; ...). Rule lines are the same in both forms.
+    Raises ValueError for a listing whose table cannot be told.
     """
     lines = [line.rstrip() for line in text.splitlines()]
     if any(line.startswith("*") for line in lines):
@@ -77,15 +77,14 @@ def listing_to_save(text: str) -> str:
         if line.startswith("-P ") and (not blocks or not blocks[-1][-1].startswith("-P ")):
             blocks.append([])
         if not blocks:
-            raise InputError("--iptables-save", "a listing must start with its -P (policy) lines", "use iptables-save, or iptables -S output")
+            raise ValueError("a listing must start with its -P (policy) lines")
         blocks[-1].append(line)
     out = []
     for block in blocks:
         builtins = frozenset(line.split()[1] for line in block if line.startswith("-P "))
         table = _TABLE_BY_BUILTINS.get(builtins)
         if table is None:
-            raise InputError("--iptables-save", f"cannot tell the table of a listing with built-in chains {sorted(builtins)}",
-                             "give iptables-save output instead")
+            raise ValueError(f"cannot tell the table of a listing with built-in chains {sorted(builtins)}")
         out.append(f"*{table}")
         out += [f":{l.split()[1]} {l.split()[2]} [0:0]" for l in block if l.startswith("-P ")]
         out += [f":{l.split()[1]} - [0:0]" for l in block if l.startswith("-N ")]

@@ -74,10 +74,12 @@ class TableDump:
 
 
 class IptablesState:
-    """The iptables tables of one network namespace, changed the way kube-proxy changes them.
+    """The iptables tables of one network namespace, changed the way the iptables tools change them.
 
     Operations mirror the commands kube-proxy runs (``-N``, ``-C``, ``-I``,
-    ``iptables-restore --noflush``) and raise ValueError where those commands would fail. A
+    ``iptables-restore --noflush``; kube-proxy's sequence of them is
+    :class:`kslab.proxy.iptables_node.NodeIptables`) and raise ValueError where those commands
+    would fail. A
     table exists once anything touched it (iptables-nft does not create a table for an empty
     ``*filter ... COMMIT``); :meth:`save_text` prints existing tables in
     :data:`SAVE_TABLE_ORDER`.
@@ -162,7 +164,8 @@ class IptablesState:
         ``:CHAIN - [..]`` creates a user chain or flushes it if it exists; ``:BUILTIN POLICY``
         sets the policy and keeps the rules, and ``:BUILTIN - [..]`` keeps both (a table it
         creates starts with policy ACCEPT); ``-A`` appends; ``-X`` deletes a chain that exists,
-        is empty and is not referenced. ``#`` lines and counters are ignored.
+        is empty and is not referenced. ``#`` lines and counters are ignored (as without
+        ``--counters``; with it, iptables-nft refuses a built-in chain line without ``[p:b]``).
 
         Each table section is atomic, as in the kernel (measured on both backends): if a line
         fails, that table keeps its state from before the section, tables committed earlier
@@ -267,7 +270,6 @@ class IptablesState:
         """``iptables-save`` of the existing tables (or of ``tables`` that exist), in :data:`SAVE_TABLE_ORDER`."""
         wanted = SAVE_TABLE_ORDER if tables is None else tuple(tables)
         return "".join(self.tables[t].save_text() for t in SAVE_TABLE_ORDER if t in wanted and t in self.tables)
-
 
 
 def parse_restore(text: str, *, strict: bool = True) -> dict[str, TableDump]:
