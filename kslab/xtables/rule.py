@@ -145,7 +145,7 @@ class Rule:
 
 
 # --------------------------------------------------------------------------------------------
-# Tokenising and small value parsers
+# Tokenising (iptables-restore's argv splitting)
 
 
 def split_args(line: str) -> list[str]:
