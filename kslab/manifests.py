@@ -8,6 +8,7 @@ Kubernetes minor (kubernetes-validate), the way ``kubectl apply`` would be refus
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -389,6 +390,12 @@ def parse_kind_cluster(doc: Document) -> tuple[ClusterConfig, list[KindNode], st
         if role not in ("control-plane", "worker"):
             raise InputError(doc.where(f"nodes[{i}].role"), f"{role!r} is not a kind node role", "use control-plane or worker")
         nodes.append(KindNode(role, {str(k): str(v) for k, v in (n.get("labels") or {}).items()}))
+    for key, example in (("podSubnet", "10.244.0.0/16"), ("serviceSubnet", "10.96.0.0/16")):
+        if key in net:
+            try:
+                ipaddress.ip_network(str(net[key]), strict=False)
+            except ValueError:
+                raise InputError(doc.where(f"networking.{key}"), f"{net[key]!r} is not a CIDR", f"write it like {example}") from None
     cfg = ClusterConfig(
         name=str(obj.get("name") or "kind"),
         pod_subnet=str(net.get("podSubnet") or "10.244.0.0/16"),
