@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -138,11 +139,31 @@ def check_kind(doc: Document) -> None:
         )
 
 
+def _kubernetes_validate():
+    """``kubernetes_validate``, imported on first use (it costs about 1.5 s).
+
+    Most of that is jsonschema's optional ``iri`` format checker, whose import builds a Lark
+    grammar for RFC 3987 (``rfc3987_syntax``, present wherever jupyter-events is). kubernetes-
+    validate never checks formats (its validator has no ``format_checker``), so when jsonschema is
+    not loaded yet it is loaded without that checker; nothing else in the process changes.
+    """
+    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import raises ImportError
+        try:
+            import kubernetes_validate
+        finally:
+            if sys.modules.get("rfc3987_syntax", 0) is None:
+                del sys.modules["rfc3987_syntax"]
+    import kubernetes_validate
+
+    return kubernetes_validate
+
+
 def validate(doc: Document, minor: str = KUBERNETES_MINOR) -> None:
     """Strict schema validation of a Kubernetes object against the pinned minor."""
     if doc.kind == "Cluster":
         return  # a kind config, not a Kubernetes object: checked by parse_kind_cluster
-    import kubernetes_validate
+    kubernetes_validate = _kubernetes_validate()
     from kubernetes_validate.utils import SchemaNotFoundError
 
     try:
