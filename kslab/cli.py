@@ -30,8 +30,8 @@ def _add_render(sub) -> None:
         help="print the iptables rules kube-proxy writes on one node",
         description="Render, for one node, the ruleset kube-proxy (iptables mode) would program.",
     )
-    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", required=True, metavar="PATH",
-                   help="YAML files or folders (multi-document allowed); repeatable")
+    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
+                   help="YAML files or folders (multi-document allowed); repeatable (default: the study's lab, data/myk8s)")
     p.add_argument("--node", required=True, help="the node whose kube-proxy to emulate")
     p.add_argument("--node-ip", help="the node's IP (default: its InternalIP)")
     p.add_argument("--cluster-cidr", help="kube-proxy --cluster-cidr (default: the kind podSubnet; none with --as-is)")
@@ -61,7 +61,9 @@ def cmd_render(args) -> int:
     from .proxy.iptables import ProxyConfig, render
     from .proxy.serviceport import parse_cidr_sloppy, parse_ip_sloppy
 
-    files = [f for group in args.files for f in group]
+    from .resources import study_lab
+
+    files = [f for group in args.files for f in group] if args.files else [str(study_lab())]
     npr = parse_port_range(args.service_node_port_range)
     state = load_cluster(files, as_is=args.as_is, seed=args.seed, node_port_range=npr)
     node = None

@@ -51,7 +51,7 @@ def _jupytext():
         import jupytext
     except ModuleNotFoundError:
         raise EnvironmentProblem(
-            "python3 -m kslab.workbook needs jupytext, a developer tool; run: python3 -m pip install -e '.[test]'"
+            f"python3 -m kslab.workbook needs jupytext, a developer tool; run: {sys.executable} -m pip install -e '.[test]'"
         ) from None
     return jupytext
 
