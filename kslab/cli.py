@@ -185,7 +185,7 @@ def cmd_lab(args) -> int:
             raise InputError("--dir", f"{nb} is a file", "give a folder for the workbook's working copy")
         copied, kept = copy_workbook(resources.notebooks(), nb)
         if copied:
-            print(f"kslab: copied {len(copied)} notebooks of the course into {nb}", file=sys.stderr)
+            print(f"kslab: copied {len(copied)} notebook{'s' * (len(copied) != 1)} of the course into {nb}", file=sys.stderr)
         if kept:
             print(f"kslab: kept your edited {', '.join(kept)} in {nb} (delete a file to get the course's version back)", file=sys.stderr)
     env = dict(os.environ)

@@ -140,7 +140,7 @@ def test_lab_outside_a_checkout_makes_a_working_copy_and_keeps_edits(exec_calls,
     assert cli.main(["lab", "--no-browser"]) == 0
     err = capsys.readouterr().err
     assert edited.read_text() == mine
-    assert f"kept your edited {chapters[1]} in {copy}" in err and "copied 1 notebooks" in err
+    assert f"kept your edited {chapters[1]} in {copy}" in err and f"copied 1 notebook of the course into {copy}" in err
     assert (copy / chapters[0]).read_bytes() == (shipped / chapters[0]).read_bytes()
 
     other = tmp_path / "elsewhere"
