@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .errors import InputError, KslabError
@@ -28,8 +30,8 @@ def _add_render(sub) -> None:
         help="print the iptables rules kube-proxy writes on one node",
         description="Render, for one node, the ruleset kube-proxy (iptables mode) would program.",
     )
-    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", required=True, metavar="PATH",
-                   help="YAML files or folders (multi-document allowed); repeatable")
+    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
+                   help="YAML files or folders (multi-document allowed); repeatable (default: the study's lab, data/myk8s)")
     p.add_argument("--node", required=True, help="the node whose kube-proxy to emulate")
     p.add_argument("--node-ip", help="the node's IP (default: its InternalIP)")
     p.add_argument("--cluster-cidr", help="kube-proxy --cluster-cidr (default: the kind podSubnet; none with --as-is)")
@@ -59,7 +61,9 @@ def cmd_render(args) -> int:
     from .proxy.iptables import ProxyConfig, render
     from .proxy.serviceport import parse_cidr_sloppy, parse_ip_sloppy
 
-    files = [f for group in args.files for f in group]
+    from .resources import study_lab
+
+    files = [f for group in args.files for f in group] if args.files else [str(study_lab())]
     npr = parse_port_range(args.service_node_port_range)
     state = load_cluster(files, as_is=args.as_is, seed=args.seed, node_port_range=npr)
     node = None
@@ -123,38 +127,83 @@ def cmd_doctor(args) -> int:
 
 
 def _add_lab(sub) -> None:
-    p = sub.add_parser("lab", help="open JupyterLab on the workbook")
+    p = sub.add_parser(
+        "lab",
+        help="open JupyterLab on the workbook",
+        description="Open JupyterLab on the workbook: notebooks/ in a checkout; otherwise a working copy "
+                    "of the course that kslab creates (./kslab-workbook, or --dir) and never overwrites.",
+    )
     p.add_argument("--backend", choices=["sim", "netns", "kind"], default=None,
                    help="backend for the notebooks (default: $KSLAB_BACKEND or sim)")
+    p.add_argument("--dir", default=None, metavar="PATH",
+                   help=f"outside a checkout: the working copy of the workbook (default: ./{WORKBOOK_COPY})")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.add_argument("--port", type=int, default=None)
+    p.add_argument("--dry-run", action="store_true", help="prepare the workbook and print the command, but do not start JupyterLab")
     p.set_defaults(func=cmd_lab)
 
 
-def cmd_lab(args) -> int:
-    import shutil
-    from pathlib import Path
+WORKBOOK_COPY = "kslab-workbook"
 
+
+def copy_workbook(source: Path, target: Path) -> tuple[list[str], list[str]]:
+    """Copy the course's notebooks (learner chapters and ``solutions/``, not the ``src/`` they are
+    generated from) into ``target``; a file that is already there is never overwritten.
+    Returns (copied, kept): the relative paths written, and those kept because they differ."""
+    copied: list[str] = []
+    kept: list[str] = []
+    for path in sorted(source.rglob("*.ipynb")):
+        rel = path.relative_to(source)
+        if rel.parts[0] in ("src", ".ipynb_checkpoints") or ".ipynb_checkpoints" in rel.parts:
+            continue
+        dest = target / rel
+        if dest.exists():
+            if dest.read_bytes() != path.read_bytes():
+                kept.append(rel.as_posix())
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(path.read_bytes())
+        copied.append(rel.as_posix())
+    return copied, kept
+
+
+def cmd_lab(args) -> int:
+    import importlib.util
+
+    from . import resources
     from .errors import EnvironmentProblem
 
-    root = Path(__file__).resolve().parent.parent
-    nb = root / "notebooks"
-    if not nb.is_dir():
-        raise EnvironmentProblem(f"kslab lab: no notebooks/ folder next to the kslab package ({root}); run it from a checkout")
-    exe = shutil.which("jupyter")
-    if not exe:
-        raise EnvironmentProblem("kslab lab: jupyter is not installed; run: python3 -m pip install -e .")
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise EnvironmentProblem(f"kslab lab: JupyterLab is not installed in {sys.executable}; run: {sys.executable} -m pip install jupyterlab")
+    if resources.checkout() is not None:
+        if args.dir:
+            raise InputError("--dir", "kslab runs from a checkout, which opens its own notebooks/", "drop --dir, or run kslab from an installed copy")
+        nb = resources.notebooks()
+    else:
+        nb = Path(args.dir or WORKBOOK_COPY).resolve()
+        if nb.exists() and not nb.is_dir():
+            raise InputError("--dir", f"{nb} is a file", "give a folder for the workbook's working copy")
+        copied, kept = copy_workbook(resources.notebooks(), nb)
+        if copied:
+            print(f"kslab: copied {len(copied)} notebook{'s' * (len(copied) != 1)} of the course into {nb}", file=sys.stderr)
+        if kept:
+            print(f"kslab: kept your edited {', '.join(kept)} in {nb} (delete a file to get the course's version back)", file=sys.stderr)
     env = dict(os.environ)
     env["KSLAB_BACKEND"] = args.backend or env.get("KSLAB_BACKEND") or "sim"
-    cmd = [exe, "lab", f"--notebook-dir={nb}"]
+    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={nb}"]
     if args.no_browser:
         cmd.append("--no-browser")
     if args.port:
         cmd.append(f"--port={args.port}")
     if os.geteuid() == 0:
         cmd.append("--allow-root")
-    print(f"kslab: opening the workbook on the {env['KSLAB_BACKEND']} backend: {' '.join(cmd)}", file=sys.stderr)
-    os.execve(exe, cmd, env)
+    print(f"kslab: opening the workbook on the {env['KSLAB_BACKEND']} backend: KSLAB_BACKEND={env['KSLAB_BACKEND']} {shlex.join(cmd)}",
+          file=sys.stderr)
+    if args.dry_run:
+        return 0
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os.execve(sys.executable, cmd, env)
     return 0  # not reached
 
 

@@ -94,22 +94,24 @@ def node_port_bands(rng_: tuple[int, int]) -> tuple[range, range]:
 
 
 class _BandAllocator:
-    """``randomScanStrategyWithOffset``: random start in the upper band, scan with wrap-around,
-    then the lower band. Explicit requests may use any free value of the whole range."""
+    """``randomScanStrategyWithOffset`` over the offsets ``0..size-1`` of a range (the API server's
+    bitmap allocator): a random start in the upper band, a scan with wrap-around, then the lower
+    band. Explicit requests may use any free offset of the whole range. Only the offsets in use
+    are stored, so a range of any size costs nothing until it fills up."""
 
-    def __init__(self, values: list, offset: int, rng: random.Random):
-        self.values = values
+    def __init__(self, size: int, offset: int, rng: random.Random):
+        self.size = size
         self.offset = offset
         self.rng = rng
-        self.used: set = set()
+        self.used: set[int] = set()
 
-    def allocate_next(self):
-        for band in (self.values[self.offset :], self.values[: self.offset]):
-            if not band:
+    def allocate_next(self) -> int | None:
+        for lo, n in ((self.offset, self.size - self.offset), (0, self.offset)):
+            if n <= 0:
                 continue
-            start = self.rng.randrange(len(band))
-            for i in range(len(band)):
-                v = band[(start + i) % len(band)]
+            start = self.rng.randrange(n)
+            for i in range(n):
+                v = lo + (start + i) % n
                 if v not in self.used:
                     self.used.add(v)
                     return v
@@ -470,41 +472,61 @@ class ServiceAllocator:
         self.rng = rng
         net = ipaddress.ip_network(cfg.service_subnet, strict=False)
         self.net = net
-        hosts = list(net.hosts()) if net.num_addresses <= 1 << 20 else []
-        self.ip_values = [str(h) for h in hosts]
-        ip_off = band_offset(len(self.ip_values), 16, 256, 16)
-        self.ips = _BandAllocator(self.ip_values, ip_off, rng)
+        # the allocatable addresses are net.hosts() (no network or broadcast address), as offsets
+        # from the first of them: the address of offset i is first_host + i
+        first = int(net.network_address)
+        last = int(net.broadcast_address)
+        if net.num_addresses > 2:
+            first, last = first + 1, (last - 1 if net.version == 4 else last)
+        self._first_host = first
+        n_hosts = last - first + 1
+        self.ips = _BandAllocator(n_hosts, band_offset(n_hosts, 16, 256, 16), rng)
         lo, hi = cfg.node_port_range
-        self.ports = _BandAllocator(list(range(lo, hi + 1)), node_port_bands(cfg.node_port_range)[0].__len__(), rng)
+        self.ports = _BandAllocator(hi - lo + 1, len(node_port_bands(cfg.node_port_range)[0]), rng)
         self.ip_owner: dict[str, str] = {}
         self.port_owner: dict[int, str] = {}
 
+    def _ip_offset(self, ip: str) -> int | None:
+        """The offset of a service IP in the allocatable range, or None outside it."""
+        try:
+            i = int(ipaddress.ip_address(ip)) - self._first_host
+        except ValueError:
+            return None
+        if ipaddress.ip_address(ip).version != self.net.version or not 0 <= i < self.ips.size:
+            return None
+        return i
+
+    def _ip(self, offset: int) -> str:
+        return str(ipaddress.ip_address(self._first_host + offset))
+
+    def _port_offset(self, port: int) -> int:
+        return port - self.cfg.node_port_range[0]
+
     def mark_used(self, s: Service) -> None:
         if s.cluster_ip and s.cluster_ip != "None":
-            self.ips.used.add(s.cluster_ip)
+            i = self._ip_offset(s.cluster_ip)
+            if i is not None:
+                self.ips.used.add(i)
             self.ip_owner[s.cluster_ip] = s.key
-        for p in s.ports:
-            if p.node_port:
-                self.ports.used.add(p.node_port)
-                self.port_owner[p.node_port] = s.key
-        if s.health_check_node_port:
-            self.ports.used.add(s.health_check_node_port)
-            self.port_owner[s.health_check_node_port] = s.key
+        for port in [p.node_port for p in s.ports] + [s.health_check_node_port]:
+            if port:
+                self.ports.used.add(self._port_offset(port))
+                self.port_owner[port] = s.key
 
     def release(self, s: Service) -> None:
         for ip in [s.cluster_ip]:
             if self.ip_owner.get(ip) == s.key:
                 del self.ip_owner[ip]
-                self.ips.used.discard(ip)
+                self.ips.used.discard(self._ip_offset(ip))
         for port in [p.node_port for p in s.ports] + [s.health_check_node_port]:
             if port and self.port_owner.get(port) == s.key:
                 del self.port_owner[port]
-                self.ports.used.discard(port)
+                self.ports.used.discard(self._port_offset(port))
 
     def kubernetes_service(self) -> Service:
         """``default/kubernetes``, which the API server creates with the first service IP."""
-        ip = self.ip_values[0]
-        self.ips.used.add(ip)
+        ip = self._ip(0)
+        self.ips.used.add(0)
         self.ip_owner[ip] = "default/kubernetes"
         return Service(
             name="kubernetes",
@@ -524,7 +546,8 @@ class ServiceAllocator:
             ip = parse_ip_sloppy(s.cluster_ip)
             if ip is None or ip != s.cluster_ip:
                 raise AdmissionError(d.where("spec.clusterIP"), f"{s.cluster_ip!r} is not a valid IP address", "write it like 10.200.1.10, or leave it out")
-            if ipaddress.ip_address(ip) not in self.net or ip not in self.ips.values:
+            offset = self._ip_offset(ip)
+            if offset is None:
                 raise AdmissionError(
                     d.where("spec.clusterIP"),
                     f"{ip} is not in the service CIDR {self.net}",
@@ -532,12 +555,12 @@ class ServiceAllocator:
                 )
             if ip in self.ip_owner:
                 raise AdmissionError(d.where("spec.clusterIP"), f"{ip} is already allocated to {self.ip_owner[ip]}", "pick another address or leave it out")
-            self.ips.used.add(ip)
+            self.ips.used.add(offset)
         elif s.cluster_ip != "None":
-            ip = self.ips.allocate_next()
-            if ip is None:
+            offset = self.ips.allocate_next()
+            if offset is None:
                 raise AdmissionError(d.where("spec.clusterIP"), f"the service CIDR {self.net} is full", "use a larger serviceSubnet")
-            s.cluster_ip = ip
+            s.cluster_ip = self._ip(offset)
         if s.cluster_ip != "None":
             self.ip_owner[s.cluster_ip] = s.key
             s.cluster_ips = [s.cluster_ip]
@@ -566,14 +589,15 @@ class ServiceAllocator:
             )
         if port in self.port_owner:
             raise AdmissionError(d.where(field), f"{port} is already allocated to {self.port_owner[port]}", "pick another port or leave it out")
-        self.ports.used.add(port)
+        self.ports.used.add(self._port_offset(port))
         self.port_owner[port] = owner
 
     def _next(self, d: Document, field: str, owner: str) -> int:
-        port = self.ports.allocate_next()
-        if port is None:
-            lo, hi = self.cfg.node_port_range
+        offset = self.ports.allocate_next()
+        lo, hi = self.cfg.node_port_range
+        if offset is None:
             raise AdmissionError(d.where(field), f"the NodePort range {lo}-{hi} is full", "widen --service-node-port-range")
+        port = lo + offset
         self.port_owner[port] = owner
         return port
 

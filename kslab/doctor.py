@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -134,13 +135,16 @@ def _summary(checks: Sequence[Check], ok_reason: str) -> tuple[bool, str]:
     return False, "; ".join(fixes[:3]) + ("; ..." if len(fixes) > 3 else "")
 
 
+PIP = f"{sys.executable} -m pip"  # the running interpreter's pip: right in a venv that is not activated
+
+
 # --------------------------------------------------------------------------------------------
 # The backends
 
 
 def check_sim(probe: Probe) -> BackendStatus:
-    fix = "python3 -m pip install -e ."
-    checks = tuple(_module(probe, m, fix) for m in ("yaml", "pandas", "plotly", "ipywidgets", "kubernetes_validate"))
+    fix = f"{PIP} install -e ."
+    checks = tuple(_module(probe, m, fix) for m in ("yaml", "pandas", "scipy", "plotly", "ipywidgets", "kubernetes_validate"))
     usable, reason = _summary(checks, "pure Python, runs anywhere")
     return BackendStatus("sim", usable, reason, checks)
 
@@ -214,7 +218,7 @@ def _kube_contexts(probe: Probe) -> tuple[list[str], str]:
 
 
 def check_kind(probe: Probe) -> BackendStatus:
-    checks: list[Check] = [_module(probe, "kubernetes", "python3 -m pip install -e .")]
+    checks: list[Check] = [_module(probe, "kubernetes", f"{PIP} install -e .")]
     kind_ctx: list[str] = []
     if checks[0].ok:
         contexts, note = _kube_contexts(probe)
@@ -240,7 +244,7 @@ def check_browser(probe: Probe) -> BackendStatus:
     path = probe.which("chromium") or (CHROMIUM if probe.exists(CHROMIUM) else None)
     checks = (
         Check("chromium", path is not None, path or f"not found ({CHROMIUM})", "" if path else _apt("chromium")),
-        _module(probe, "playwright", "python3 -m pip install -e '.[test]'"),
+        _module(probe, "playwright", f"{PIP} install -e '.[test]'"),
     )
     usable, reason = _summary(checks, "chromium and playwright: the workbook's real-browser test can run")
     return BackendStatus("browser", usable, reason, checks)

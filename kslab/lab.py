@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import os
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
@@ -28,11 +27,10 @@ from .model import ClusterState
 from .proxy.iptables import ProxyConfig, RuleSet, render
 from .proxy.iptables_node import NodeIptables
 from .proxy.proxier import Proxier, SyncResult
+from .resources import study_lab
 from .sim.network import Connection, Network, resolve_destination
 from .sim.trace import trace_dict, trace_text
 
-DATA = Path(__file__).resolve().parent.parent / "data"
-DEFAULT_LAB = DATA / "myk8s"
 BACKENDS = ("sim", "netns", "kind")
 HAIRPIN_RULES = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # each SEP chain's first rule (iptables-save form)
 
@@ -92,7 +90,7 @@ class Lab:
         self.backend = backend
         self.kernel = None
         self.seed = seed
-        paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests or [DEFAULT_LAB])
+        paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests or [study_lab()])
         self.cluster: ClusterState = load_cluster(paths, seed=seed)
         self.control = ControlPlane.of(self.cluster, seed)
         self.proxy_options = dict(proxy or {})

@@ -8,7 +8,9 @@ Kubernetes minor (kubernetes-validate), the way ``kubectl apply`` would be refus
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -137,11 +139,31 @@ def check_kind(doc: Document) -> None:
         )
 
 
+def _kubernetes_validate():
+    """``kubernetes_validate``, imported on first use (it costs about 1.5 s).
+
+    Most of that is jsonschema's optional ``iri`` format checker, whose import builds a Lark
+    grammar for RFC 3987 (``rfc3987_syntax``, present wherever jupyter-events is). kubernetes-
+    validate never checks formats (its validator has no ``format_checker``), so when jsonschema is
+    not loaded yet it is loaded without that checker; nothing else in the process changes.
+    """
+    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import raises ImportError
+        try:
+            import kubernetes_validate
+        finally:
+            if sys.modules.get("rfc3987_syntax", 0) is None:
+                del sys.modules["rfc3987_syntax"]
+    import kubernetes_validate
+
+    return kubernetes_validate
+
+
 def validate(doc: Document, minor: str = KUBERNETES_MINOR) -> None:
     """Strict schema validation of a Kubernetes object against the pinned minor."""
     if doc.kind == "Cluster":
         return  # a kind config, not a Kubernetes object: checked by parse_kind_cluster
-    import kubernetes_validate
+    kubernetes_validate = _kubernetes_validate()
     from kubernetes_validate.utils import SchemaNotFoundError
 
     try:
@@ -389,6 +411,12 @@ def parse_kind_cluster(doc: Document) -> tuple[ClusterConfig, list[KindNode], st
         if role not in ("control-plane", "worker"):
             raise InputError(doc.where(f"nodes[{i}].role"), f"{role!r} is not a kind node role", "use control-plane or worker")
         nodes.append(KindNode(role, {str(k): str(v) for k, v in (n.get("labels") or {}).items()}))
+    for key, example in (("podSubnet", "10.244.0.0/16"), ("serviceSubnet", "10.96.0.0/16")):
+        if key in net:
+            try:
+                ipaddress.ip_network(str(net[key]), strict=False)
+            except ValueError:
+                raise InputError(doc.where(f"networking.{key}"), f"{net[key]!r} is not a CIDR", f"write it like {example}") from None
     cfg = ClusterConfig(
         name=str(obj.get("name") or "kind"),
         pod_subnet=str(net.get("podSubnet") or "10.244.0.0/16"),

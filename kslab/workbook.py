@@ -16,13 +16,11 @@ import re
 import sys
 from pathlib import Path
 
-import jupytext
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
-SOURCES = NOTEBOOKS / "src"
-SOLUTIONS = NOTEBOOKS / "solutions"
+from . import resources
+from .errors import EnvironmentProblem, KslabError
+
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 _EXERCISE = re.compile(r"^[ \t]*# EXERCISE-START\n(.*?)^[ \t]*# EXERCISE-END\n?", re.S | re.M)
 
@@ -47,8 +45,29 @@ def exercise_source(source: str) -> str:
     return "\n".join([block, *checks])
 
 
+def _jupytext():
+    """jupytext, a developer tool (the ``[test]`` extra): only rebuilding the notebooks needs it."""
+    try:
+        import jupytext
+    except ModuleNotFoundError:
+        raise EnvironmentProblem(
+            f"python3 -m kslab.workbook needs jupytext, a developer tool; run: {sys.executable} -m pip install -e '.[test]'"
+        ) from None
+    return jupytext
+
+
+def _checkout() -> Path:
+    root = resources.checkout()
+    if root is None:
+        raise EnvironmentProblem(
+            "python3 -m kslab.workbook rebuilds a checkout's notebooks/ from notebooks/src; run it in a clone of kslab"
+        )
+    return root
+
+
 def build(src: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
     """(learner notebook, solution notebook) for one chapter source."""
+    jupytext = _jupytext()
     solution = _normalise(jupytext.read(src, fmt="py:percent"))
     for cell in solution.cells:  # the solution keeps its code, minus the exercise block
         if "solution" in cell.metadata.get("tags", []):
@@ -66,27 +85,40 @@ def _text(nb: nbformat.NotebookNode) -> str:
 
 
 def targets() -> list[tuple[Path, Path, Path]]:
-    return [(src, NOTEBOOKS / f"{src.stem}.ipynb", SOLUTIONS / f"{src.stem}.ipynb") for src in sorted(SOURCES.glob("[0-9][0-9]_*.py"))]
+    """(source, learner notebook, solution notebook) of every chapter of the checkout."""
+    notebooks = _checkout() / "notebooks"
+    return [(src, notebooks / f"{src.stem}.ipynb", notebooks / "solutions" / f"{src.stem}.ipynb")
+            for src in sorted((notebooks / "src").glob("[0-9][0-9]_*.py"))]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m kslab.workbook", description="generate the chapter notebooks from notebooks/src")
     ap.add_argument("--check", action="store_true", help="only check that the generated notebooks are up to date")
     args = ap.parse_args(argv)
+    try:
+        return _generate(check=args.check)
+    except KslabError as e:
+        print(f"kslab.workbook: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+def _generate(check: bool) -> int:
+    root = _checkout()
+    chapters = targets()
     stale = []
-    SOLUTIONS.mkdir(parents=True, exist_ok=True)
-    for src, learner_path, solution_path in targets():
+    for src, learner_path, solution_path in chapters:
         learner, solution = build(src)
         for path, nb in ((learner_path, learner), (solution_path, solution)):
             text = _text(nb)
             if not path.exists() or path.read_text() != text:
-                stale.append(str(path.relative_to(ROOT)))
-                if not args.check:
+                stale.append(str(path.relative_to(root)))
+                if not check:
+                    path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(text)
-    if args.check and stale:
+    if check and stale:
         print(f"stale notebooks (run python3 -m kslab.workbook): {', '.join(stale)}", file=sys.stderr)
         return 1
-    print(f"{len(targets())} chapters, {'checked' if args.check else 'written'}: {len(stale)} changed")
+    print(f"{len(chapters)} chapters, {'checked' if check else 'written'}: {len(stale)} changed")
     return 0
 
 

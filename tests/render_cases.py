@@ -2,26 +2,20 @@
 
 :func:`restore_cases` is what ``tests/test_kernel_roundtrip.py`` checks: each text is loaded
 into a scratch network namespace the way kube-proxy loads it, and the real ``iptables-save``
-must equal :func:`kslab.proxy.iptables_node.restore_to_save` of it. Today the texts come from the
-upstream expected dumps in ``shared/reference/cases/``; the renderer (:mod:`kslab.proxy.iptables`)
+must equal :func:`kslab.proxy.iptables_node.restore_to_save` of it. The texts come from the
+upstream expected dumps in ``tests/data/kube-proxy/`` (sources in its SOURCES.md); the renderer (:mod:`kslab.proxy.iptables`)
 will add the lab and the other test scenarios here, so keep this function the one list.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+UPSTREAM = Path(__file__).resolve().parent / "data" / "kube-proxy"
 REFERENCE_DUMPS = {
-    "overall": "kube-proxy-overall-rules.txt",
-    "sync-repeated-first": "kube-proxy-sync-repeated-first.txt",
+    "overall": "overall-rules.expected.txt",
+    "sync-repeated-first": "sync-repeated-first.expected.txt",
 }
-
-
-def shared_dir() -> Path:
-    """``shared/`` beside the checkout (``../shared``), or ``$KSLAB_SHARED``."""
-    override = os.environ.get("KSLAB_SHARED")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "shared"
 
 
 def reference_restore_text(filename: str) -> str:
@@ -30,9 +24,7 @@ def reference_restore_text(filename: str) -> str:
     The ``#`` header is dropped, and the unit tests' mark ``0x4000`` becomes ``0x00004000``, the
     string a real kube-proxy writes (Go ``%#08x``).
     """
-    path = shared_dir() / "reference" / "cases" / filename
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; set KSLAB_SHARED to the shared/ folder")
+    path = UPSTREAM / filename
     lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
     text = "\n".join(lines).strip() + "\n"
     assert "0x00004000" not in text

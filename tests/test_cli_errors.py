@@ -1,14 +1,19 @@
-"""Bad input through the real CLI: one line on stderr that names the field and the fix, exit 2,
-never a traceback. Runs ``python -m kslab.cli`` in a subprocess, as a learner would."""
+"""Bad input through the CLI: one line on stderr that names the field and the fix, exit 2,
+never a traceback. ``kslab.cli.main`` runs in-process (capsys); two tests run the installed
+``kslab`` console script in a subprocess, as a learner would."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from kslab import cli
 
 CLUSTER = """\
 kind: Cluster
@@ -38,16 +43,48 @@ spec:
 """
 
 
-def run(tmp_path: Path, text: str, *args: str) -> subprocess.CompletedProcess:
-    f = tmp_path / "in.yaml"
-    f.write_text(text)
-    cmd = [sys.executable, "-m", "kslab.cli", "render", "-f", str(f), *args]
-    if "--node" not in args:
-        cmd += ["--node", "myk8s-worker"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def assert_one_line_error(r: subprocess.CompletedProcess, *needles: str) -> str:
+@pytest.fixture
+def kslab(capsys):
+    """``kslab ARGS...`` in this process: its exit status, stdout and stderr."""
+
+    def call(*args: str) -> Result:
+        try:
+            code = cli.main(list(args))
+        except SystemExit as e:  # argparse's usage errors and --help
+            code = e.code if isinstance(e.code, int) else 1
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return call
+
+
+@pytest.fixture
+def run(tmp_path, kslab):
+    """``kslab render -f in.yaml ...`` with ``text`` as in.yaml (``--node myk8s-worker`` unless given)."""
+
+    def render(text: str, *args: str) -> Result:
+        f = tmp_path / "in.yaml"
+        f.write_text(text)
+        extra = [] if "--node" in args else ["--node", "myk8s-worker"]
+        return kslab("render", "-f", str(f), *args, *extra)
+
+    return render
+
+
+def console_script() -> list[str]:
+    """The installed ``kslab`` command beside this interpreter (``python -m kslab.cli`` if there is none)."""
+    script = Path(sys.executable).with_name("kslab")
+    return [str(script)] if script.is_file() and os.access(script, os.X_OK) else [sys.executable, "-m", "kslab.cli"]
+
+
+def assert_one_line_error(r: Result, *needles: str) -> str:
     assert r.returncode == 2, (r.returncode, r.stdout[-500:], r.stderr)
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
@@ -58,72 +95,102 @@ def assert_one_line_error(r: subprocess.CompletedProcess, *needles: str) -> str:
     return lines[0]
 
 
-def test_good_input_renders(tmp_path):
-    r = run(tmp_path, CLUSTER + "---\n" + POD + "---\n" + service())
+def test_good_input_renders(run):
+    r = run(CLUSTER + "---\n" + POD + "---\n" + service())
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert '"default/web:http cluster IP"' in r.stdout
 
 
-def test_malformed_yaml(tmp_path):
-    msg = assert_one_line_error(run(tmp_path, CLUSTER + "---\napiVersion: v1\nkind: Service\nmetadata: {name: web\nspec: []\n"), "invalid YAML", "line")
+def test_malformed_yaml(run):
+    msg = assert_one_line_error(run(CLUSTER + "---\napiVersion: v1\nkind: Service\nmetadata: {name: web\nspec: []\n"), "invalid YAML", "line")
     assert "in.yaml" in msg
 
 
-def test_unknown_kind(tmp_path):
-    assert_one_line_error(run(tmp_path, CLUSTER + "---\napiVersion: v1\nkind: Serivce\nmetadata: {name: x}\n"), "Serivce", "use one of")
+def test_unknown_kind(run):
+    assert_one_line_error(run(CLUSTER + "---\napiVersion: v1\nkind: Serivce\nmetadata: {name: x}\n"), "Serivce", "use one of")
 
 
 @pytest.mark.parametrize("port", [29999, 40000])
-def test_node_port_out_of_default_range(tmp_path, port):
+def test_node_port_out_of_default_range(run, port):
     msg = assert_one_line_error(
-        run(tmp_path, CLUSTER + "---\n" + POD + "---\n" + service(f", nodePort: {port}", type="NodePort")),
+        run(CLUSTER + "---\n" + POD + "---\n" + service(f", nodePort: {port}", type="NodePort")),
         "spec.ports[0].nodePort", str(port), "30000-32767",
     )
     assert "--service-node-port-range" in msg
 
 
-def test_node_port_range_flag_admits_it(tmp_path):
-    r = run(tmp_path, CLUSTER + "---\n" + POD + "---\n" + service(", nodePort: 40000", type="NodePort"),
+def test_node_port_range_flag_admits_it(run):
+    r = run(CLUSTER + "---\n" + POD + "---\n" + service(", nodePort: 40000", type="NodePort"),
             "--service-node-port-range", "30000-40000")
     assert r.returncode == 0, r.stderr
     assert "--dport 40000" in r.stdout
 
 
-def test_duplicate_port_names(tmp_path):
+def test_duplicate_port_names(run):
     text = CLUSTER + "---\n" + service().rstrip("\n") + "\n  - {name: http, port: 81, targetPort: 8081}\n"
-    assert_one_line_error(run(tmp_path, text), "spec.ports[1].name", "duplicate", "http")
+    assert_one_line_error(run(text), "spec.ports[1].name", "duplicate", "http")
 
 
-def test_selector_matching_nothing_warns_and_rejects(tmp_path):
-    r = run(tmp_path, CLUSTER + "---\n" + service())
+def test_selector_matching_nothing_warns_and_rejects(run):
+    r = run(CLUSTER + "---\n" + service())
     assert r.returncode == 0
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kslab: warning:") and "matches no pod" in lines[0]
     assert '"default/web:http has no endpoints"' in r.stdout and "-j REJECT" in r.stdout
 
 
-def test_cluster_ip_outside_service_cidr(tmp_path):
-    assert_one_line_error(run(tmp_path, CLUSTER + "---\n" + service(clusterIP="10.96.0.50")), "spec.clusterIP", "10.200.1.0/24")
+def test_cluster_ip_outside_service_cidr(run):
+    assert_one_line_error(run(CLUSTER + "---\n" + service(clusterIP="10.96.0.50")), "spec.clusterIP", "10.200.1.0/24")
 
 
-def test_unknown_node(tmp_path):
-    assert_one_line_error(run(tmp_path, CLUSTER + "---\n" + service(), "--node", "worker9"), "worker9", "myk8s-worker2")
+def test_unknown_node(run):
+    assert_one_line_error(run(CLUSTER + "---\n" + service(), "--node", "worker9"), "worker9", "myk8s-worker2")
 
 
-def test_schema_violation_names_the_field(tmp_path):
-    assert_one_line_error(run(tmp_path, CLUSTER + "---\n" + service(sessionAfinity="ClientIP")), "sessionAfinity")
+def test_schema_violation_names_the_field(run):
+    assert_one_line_error(run(CLUSTER + "---\n" + service(sessionAfinity="ClientIP")), "sessionAfinity")
 
 
-def test_missing_file_and_bad_flag(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "kslab.cli", "render", "-f", str(tmp_path / "nope.yaml"), "--node", "x"],
-                       capture_output=True, text=True)
-    assert_one_line_error(r, "nope.yaml", "no such file")
-    r = subprocess.run([sys.executable, "-m", "kslab.cli", "render", "-f", "x"], capture_output=True, text=True)
+def test_missing_file_and_bad_flag(kslab, tmp_path):
+    assert_one_line_error(kslab("render", "-f", str(tmp_path / "nope.yaml"), "--node", "x"), "nope.yaml", "no such file")
+    r = kslab("render", "-f", "x")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--node" in r.stderr
 
 
-def test_as_is_skips_admission(tmp_path):
+def test_internal_error_is_one_line_unless_debugging(kslab, monkeypatch):
+    def broken(args):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(cli, "cmd_doctor", broken)
+    monkeypatch.delenv("KSLAB_DEBUG", raising=False)
+    r = kslab("doctor")
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        "kslab: internal error: KeyError: 'boom' (set KSLAB_DEBUG=1 for the traceback, and please report it)"]
+    monkeypatch.setenv("KSLAB_DEBUG", "1")
+    with pytest.raises(KeyError):
+        cli.main(["doctor"])
+
+
+# ---- the console script itself, in a subprocess ----------------------------------------------------
+
+
+def test_console_script_renders_the_study_lab():
+    r = subprocess.run([*console_script(), "render", "-f", str(Path(__file__).resolve().parents[1] / "data" / "myk8s"),
+                        "--node", "myk8s-worker"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.startswith("*filter\n") and "KUBE-SVC-KBDEBIL6IU6WL7RF" in r.stdout
+
+
+def test_console_script_error_is_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "in.yaml"
+    bad.write_text(CLUSTER + "---\napiVersion: v1\nkind: Serivce\nmetadata: {name: x}\n")
+    r = subprocess.run([*console_script(), "render", "-f", str(bad), "--node", "myk8s-worker"],
+                       capture_output=True, text=True, timeout=120)
+    assert_one_line_error(Result(r.returncode, r.stdout, r.stderr), "Serivce", "use one of")
+
+
+def test_as_is_skips_admission(run):
     """With --as-is the objects reach the renderer as kube-proxy would receive them."""
     text = textwrap.dedent("""\
         apiVersion: v1
@@ -141,10 +208,10 @@ def test_as_is_skips_admission(tmp_path):
         endpoints: [{addresses: [10.180.00.001]}]
         ports: [{name: p80, port: 80, protocol: TCP}]
         """)
-    r = run(tmp_path, text, "--as-is", "--node", "test-node")
+    r = run(text, "--as-is", "--node", "test-node")
     assert r.returncode == 0, r.stderr
     assert "-d 172.30.0.41 --dport 80" in r.stdout and "--dport 3001" in r.stdout
     assert "--to-destination 10.180.0.1:80" in r.stdout
     # without --as-is the API server refuses the nodePort (and there is no cluster)
-    r = run(tmp_path, text, "--node", "test-node")
+    r = run(text, "--node", "test-node")
     assert r.returncode == 2 and "Traceback" not in r.stderr

@@ -173,3 +173,66 @@ def test_port_range_parsing():
         parse_port_range("32767-30000")
     static, dynamic = node_port_bands((20000, 32767))
     assert len(static) == 128
+
+
+# ---- ClusterIP allocation by integer offsets (any size of service CIDR) ---------------------------
+
+
+def _cluster_with_services(tmp_path: Path, service_subnet: str, n_services: int) -> Path:
+    (tmp_path / "cluster.yaml").write_text(
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n"
+        f"networking: {{serviceSubnet: {service_subnet}}}\nnodes: [{{role: control-plane}}]\n"
+    )
+    (tmp_path / "services.yaml").write_text("---\n".join(
+        f"apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}}}\nspec: {{ports: [{{port: 80}}]}}\n" for i in range(n_services)
+    ))
+    return tmp_path
+
+
+@pytest.mark.parametrize("cidr", ["10.96.0.0/12", "10.64.0.0/11", "10.0.0.0/8", "0.0.0.0/1", "fd00::/64"])
+def test_large_service_cidrs_allocate_at_once(tmp_path, cidr):
+    import time
+
+    t0 = time.perf_counter()
+    st = load_cluster([_cluster_with_services(tmp_path, cidr, 20)], seed=3)
+    elapsed = time.perf_counter() - t0
+    net = ipaddress.ip_network(cidr)
+    ips = [ipaddress.ip_address(s.cluster_ip) for s in st.services]
+    assert ips[0] == net.network_address + 1  # default/kubernetes takes the first host
+    assert len(set(ips)) == len(ips) == 21
+    upper_band_start = net.network_address + 1 + 256  # the static band of a large range is 256 addresses
+    assert all(upper_band_start <= ip < net.broadcast_address for ip in ips[1:])
+    assert elapsed < 2, f"{cidr}: {elapsed:.2f} s"  # was seconds for a /12, IndexError for a /11
+
+
+@pytest.mark.parametrize("cidr, hosts", [
+    ("10.96.0.7/32", ["10.96.0.7"]),
+    ("10.96.0.6/31", ["10.96.0.6", "10.96.0.7"]),
+    ("10.96.0.0/30", ["10.96.0.1", "10.96.0.2"]),
+    ("10.96.0.0/29", [f"10.96.0.{i}" for i in range(1, 7)]),
+])
+def test_small_service_cidrs_fill_every_host_then_say_full(tmp_path, cidr, hosts):
+    st = load_cluster([_cluster_with_services(tmp_path, cidr, len(hosts) - 1)])
+    assert sorted(s.cluster_ip for s in st.services) == sorted(hosts)  # net.hosts(): no network/broadcast
+    with pytest.raises(InputError, match=rf"spec.clusterIP: the service CIDR {cidr} is full; use a larger serviceSubnet"):
+        load_cluster([_cluster_with_services(tmp_path, cidr, len(hosts))])
+
+
+@pytest.mark.parametrize("ip", ["10.200.1.0", "10.200.1.255", "10.200.2.1"])
+def test_explicit_cluster_ip_outside_the_hosts_is_refused(lab, ip):
+    (lab / "extra.yaml").write_text(
+        f"apiVersion: v1\nkind: Service\nmetadata: {{name: x}}\nspec: {{clusterIP: {ip}, ports: [{{port: 80}}]}}\n")
+    with pytest.raises(InputError, match=rf"spec.clusterIP: {ip} is not in the service CIDR 10.200.1.0/24"):
+        load_cluster([lab])
+
+
+def test_explicit_cluster_ip_at_the_edges_of_a_large_cidr(tmp_path):
+    lab = _cluster_with_services(tmp_path, "10.0.0.0/8", 0)
+    (lab / "edge.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: last}\nspec: {clusterIP: 10.255.255.254, ports: [{port: 80}]}\n")
+    assert load_cluster([lab]).service("last").cluster_ip == "10.255.255.254"
+
+
+def test_bad_service_subnet_is_one_line(tmp_path):
+    with pytest.raises(InputError, match=r"networking.serviceSubnet: '10.96.0.0/33' is not a CIDR; write it like 10.96.0.0/16"):
+        load_cluster([_cluster_with_services(tmp_path, "10.96.0.0/33", 1)])

@@ -1,5 +1,5 @@
 """Acceptance: ``kslab render --as-is --format restore`` reproduces the upstream expected dumps
-in ../shared/reference/cases exactly, once the mark is written as the tests write it (0x4000)."""
+in tests/data/kube-proxy exactly, once the mark is written as the tests write it (0x4000)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from render_cases import shared_dir
+from render_cases import UPSTREAM
 
 REPO = Path(__file__).resolve().parents[1]
 CASES = {
-    "overall-rules": "kube-proxy-overall-rules.txt",
-    "sync-repeated-first": "kube-proxy-sync-repeated-first.txt",
+    "overall-rules": "overall-rules.expected.txt",
+    "sync-repeated-first": "sync-repeated-first.expected.txt",
 }
 FLAGS = ["--as-is", "--node", "test-node", "--node-ip", "192.168.0.2", "--cluster-cidr", "10.0.0.0/8",
          "--no-random-fully", "--format", "restore"]
@@ -22,7 +22,7 @@ FLAGS = ["--as-is", "--node", "test-node", "--node-ip", "192.168.0.2", "--cluste
 
 @pytest.mark.parametrize("case", CASES)
 def test_cli_render_equals_upstream_dump(case):
-    expected_file = shared_dir() / "reference" / "cases" / CASES[case]
+    expected_file = UPSTREAM / CASES[case]
     expected = "".join(line for line in expected_file.read_text().splitlines(keepends=True) if not line.startswith("#"))
     r = subprocess.run([sys.executable, "-m", "kslab.cli", "render", "-f", str(REPO / "tests" / "data" / "kube-proxy" / f"{case}.yaml"),
                         *FLAGS], capture_output=True, text=True, timeout=120)

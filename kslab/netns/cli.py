@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from ..errors import KslabError
+from ..resources import study_lab
 from . import topology
-
-DEFAULT_LAB = Path(__file__).resolve().parents[2] / "data" / "myk8s"
 
 
 def _fail(err: KslabError) -> int:
@@ -26,7 +24,7 @@ def netns_up(paths: Sequence[str] | None, seed: int = 0) -> int:
     ``kslab netns down``; print what was built and how long it took."""
     from ..controlplane import load_cluster
 
-    paths = list(paths) if paths else [str(DEFAULT_LAB)]
+    paths = list(paths) if paths else [str(study_lab())]
     try:
         topology.NetnsLab.check_environment()
         state = load_cluster(paths, seed=seed)

@@ -3,7 +3,7 @@
 :func:`render` takes Services, EndpointSlices and a :class:`ProxyConfig` (what kube-proxy knows
 about its node and its flags) and returns a :class:`RuleSet`: the lines kube-proxy would write
 with ``iptables-restore``, with their chains. The rule templates, their order and every string
-follow ``pkg/proxy/iptables/proxier.go`` (see ``../shared/reference/kube-proxy.md`` §2-§4).
+follow ``pkg/proxy/iptables/proxier.go`` (upstream cases and their sources: ``tests/data/kube-proxy/``).
 Applying the result to a kernel, and how ``iptables-save`` prints it afterwards, is
 :mod:`kslab.proxy.iptables_node` (with :mod:`kslab.xtables`).
 

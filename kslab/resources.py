@@ -1,0 +1,55 @@
+"""Where the course's files are: the study's lab manifests (``data/``) and the notebooks.
+
+One place answers it for every caller. In a checkout (or an editable install of one) they are
+the repository's top-level ``data/`` and ``notebooks/`` folders, the very files kubectl applies
+and the workbook generator writes. An installed wheel carries copies inside the package
+(``kslab/data``, ``kslab/notebooks``: ``[tool.hatch.build.targets.wheel.force-include]`` in
+pyproject.toml), read through :mod:`importlib.resources`.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from .errors import EnvironmentProblem
+
+STUDY_LAB = "myk8s"  # data/myk8s: the study's kind lab
+
+
+def _package() -> Path:
+    pkg = resources.files(__package__ or "kslab")
+    if not isinstance(pkg, Path):  # e.g. imported from a zip file
+        raise EnvironmentProblem(f"kslab is installed as {pkg}, not as files; reinstall it: python3 -m pip install kslab")
+    return pkg
+
+
+def checkout() -> Path | None:
+    """The repository root when kslab runs from a checkout (plain or editable), else None."""
+    root = _package().parent
+    if (root / "pyproject.toml").is_file() and (root / "notebooks" / "src").is_dir() and (root / "data").is_dir():
+        return root
+    return None
+
+
+def _folder(name: str) -> Path:
+    root = checkout()
+    path = root / name if root else _package() / name
+    if not path.is_dir():
+        raise EnvironmentProblem(f"kslab's {name}/ folder is missing ({path}); reinstall kslab: python3 -m pip install --force-reinstall kslab")
+    return path
+
+
+def lab_data() -> Path:
+    """The ``data/`` folder: the study's lab manifests (and anything recorded beside them)."""
+    return _folder("data")
+
+
+def study_lab() -> Path:
+    """The study's lab (``data/myk8s``): what ``kslab.Lab()`` and the CLI build by default."""
+    return lab_data() / STUDY_LAB
+
+
+def notebooks() -> Path:
+    """The chapters: learner notebooks, ``solutions/`` and the jupytext sources ``src/``."""
+    return _folder("notebooks")

@@ -1,0 +1,323 @@
+"""The base install works everywhere (issue 9, deliverable 4).
+
+Fast, in this process: declared dependencies equal the imports (deptry); ``import kslab.cli``
+stays light; ``kslab lab`` opens the checkout's notebooks, or a working copy it never
+overwrites; the workbook generator says in one line that it needs jupytext.
+
+Slow (marked ``install``: ``-m "not install"`` skips them while developing), in one venv per
+session built from a copy of this checkout:
+
+(a) the README's first install step, exactly as written, then every learner notebook executed
+    there (nbclient, sim backend) with nothing but the base dependencies;
+(b) a non-editable install of the same tree (the wheel hatchling builds, with the lab's data and
+    notebooks inside) builds ``kslab.Lab()`` from another directory, ``kslab render`` works
+    there, and ``kslab lab`` creates its working copy and really starts JupyterLab.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from kslab import cli, resources, workbook
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("pandas", "plotly", "numpy", "scipy", "kubernetes", "kubernetes_validate", "jsonschema", "jupytext")
+
+
+# ---- declared dependencies == imports ---------------------------------------------------------------
+
+
+def test_declared_dependencies_equal_the_imports():
+    """deptry over kslab/ and the notebooks; the exceptions are documented in pyproject.toml."""
+    r = subprocess.run([sys.executable, "-m", "deptry", "--no-ansi", "."], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert "No module named deptry" not in r.stderr, "deptry is in the [test] extra: python3 -m pip install -e '.[test]'"
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# ---- the CLI starts without the heavy imports ---------------------------------------------------------
+
+
+def _modules_after(code: str) -> list[str]:
+    probe = f"import sys\n{code}\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def test_import_kslab_cli_is_light():
+    assert _modules_after("import kslab.cli") == []
+
+
+def test_help_and_as_is_render_import_nothing_heavy():
+    help_ = ("import contextlib, io\nfrom kslab import cli\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+             "    try:\n        cli.main(['--help'])\n    except SystemExit:\n        pass")
+    assert _modules_after(help_) == []
+    case = REPO / "tests" / "data" / "kube-proxy" / "overall-rules.yaml"
+    render = ("import contextlib, io\nfrom kslab import cli\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+              f"    assert cli.main(['render', '-f', {str(case)!r}, '--as-is', '--node', 'test-node']) == 0")
+    assert _modules_after(render) == []  # --as-is validates nothing, draws nothing
+
+
+def test_validated_render_loads_validation_only():
+    render = ("import contextlib, io\nfrom kslab import cli\nwith contextlib.redirect_stdout(io.StringIO()):\n"
+              "    assert cli.main(['render', '--node', 'myk8s-worker']) == 0")
+    assert _modules_after(render) == ["kubernetes_validate", "jsonschema"]
+
+
+# ---- kslab lab ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def exec_calls(monkeypatch):
+    """``os.execve`` recorded instead of replacing the test process."""
+    calls: list[tuple[str, list[str], dict]] = []
+    monkeypatch.setattr(cli.os, "execve", lambda exe, argv, env: calls.append((exe, list(argv), dict(env))))
+    return calls
+
+
+def test_lab_in_a_checkout_opens_its_notebooks_with_this_interpreter(exec_calls, capsys, monkeypatch):
+    monkeypatch.delenv("KSLAB_BACKEND", raising=False)
+    assert cli.main(["lab", "--no-browser", "--port", "8899"]) == 0
+    [(exe, argv, env)] = exec_calls
+    assert exe == sys.executable and argv[:3] == [sys.executable, "-m", "jupyterlab"]
+    assert f"--notebook-dir={REPO / 'notebooks'}" in argv and "--no-browser" in argv and "--port=8899" in argv
+    assert env["KSLAB_BACKEND"] == "sim"
+    assert "on the sim backend" in capsys.readouterr().err
+    assert cli.main(["lab", "--backend", "netns"]) == 0
+    assert exec_calls[-1][2]["KSLAB_BACKEND"] == "netns"
+    monkeypatch.setenv("KSLAB_BACKEND", "netns")
+    assert cli.main(["lab"]) == 0 and exec_calls[-1][2]["KSLAB_BACKEND"] == "netns"
+
+
+def test_lab_dry_run_does_not_start(exec_calls, capsys):
+    assert cli.main(["lab", "--dry-run"]) == 0
+    assert exec_calls == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and " -m jupyterlab --notebook-dir=" in err[0]
+
+
+def test_lab_dir_is_refused_in_a_checkout(exec_calls, capsys, tmp_path):
+    assert cli.main(["lab", "--dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "kslab: error: --dir: kslab runs from a checkout, which opens its own notebooks/; drop --dir, or run kslab from an installed copy"]
+    assert exec_calls == []
+
+
+def test_lab_outside_a_checkout_makes_a_working_copy_and_keeps_edits(exec_calls, capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(resources, "checkout", lambda: None)
+    shipped = tmp_path / "site-packages" / "kslab" / "notebooks"
+    shutil.copytree(REPO / "notebooks", shipped)
+    monkeypatch.setattr(resources, "notebooks", lambda: shipped)
+    work = tmp_path / "home"
+    work.mkdir()
+    monkeypatch.chdir(work)
+
+    assert cli.main(["lab", "--no-browser"]) == 0
+    copy = work / "kslab-workbook"
+    chapters = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+    assert sorted(p.name for p in copy.glob("*.ipynb")) == chapters
+    assert sorted(p.name for p in (copy / "solutions").glob("*.ipynb")) == chapters
+    assert not (copy / "src").exists()
+    assert exec_calls[-1][1][3] == f"--notebook-dir={copy}"
+    assert f"copied {2 * len(chapters)} notebooks of the course into {copy}" in capsys.readouterr().err
+
+    edited = copy / chapters[1]
+    edited.write_text(edited.read_text().replace("kslab", "KSLAB", 1))
+    mine = edited.read_text()
+    (copy / chapters[0]).unlink()  # deleted: the course's version comes back
+    assert cli.main(["lab", "--no-browser"]) == 0
+    err = capsys.readouterr().err
+    assert edited.read_text() == mine
+    assert f"kept your edited {chapters[1]} in {copy}" in err and f"copied 1 notebook of the course into {copy}" in err
+    assert (copy / chapters[0]).read_bytes() == (shipped / chapters[0]).read_bytes()
+
+    other = tmp_path / "elsewhere"
+    assert cli.main(["lab", "--dir", str(other)]) == 0
+    assert exec_calls[-1][1][3] == f"--notebook-dir={other}" and (other / chapters[0]).is_file()
+
+
+def test_workbook_says_it_needs_jupytext(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "jupytext", None)  # import jupytext -> ModuleNotFoundError
+    assert workbook.main(["--check"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"kslab.workbook: error: python3 -m kslab.workbook needs jupytext, a developer tool; "
+                   f"run: {sys.executable} -m pip install -e '.[test]'"]
+
+
+def test_resources_in_a_checkout_are_the_top_level_folders():
+    assert resources.checkout() == REPO
+    assert resources.study_lab() == REPO / "data" / "myk8s"
+    assert resources.notebooks() == REPO / "notebooks"
+
+
+# ---- fresh installs (slow) ----------------------------------------------------------------------------
+
+
+def _readme_install_steps() -> tuple[str, str]:
+    """The README's first set-up command, split into (install steps, the command that opens the lab)."""
+    readme = (REPO / "README.md").read_text()
+    blocks = [b.strip() for b in re.findall(r"```bash\n(.*?)\n```", readme, re.DOTALL)]
+    first = next(b for b in blocks if b.endswith("kslab lab"))
+    steps = first.split(" && ")
+    assert len(steps) >= 2 and "pip install" in steps[-2] and "[" not in steps[-2], first  # no extras
+    return " && ".join(steps[:-1]), steps[-1]
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "KSLAB_BACKEND")}
+    env.update(extra)
+    return env
+
+
+def _copy_checkout(dest: Path) -> None:
+    """The files a clone has (tracked and new, not ignored): what the README's command sees."""
+    r = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                       capture_output=True, text=True)
+    if r.returncode == 0 and r.stdout:
+        for rel in filter(None, r.stdout.split("\0")):
+            src = REPO / rel
+            if src.is_file():
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / rel)
+    else:  # not a git checkout
+        shutil.copytree(REPO, dest, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "kslab-workbook"))
+
+
+@pytest.fixture(scope="session")
+def fresh_checkout(tmp_path_factory):
+    """A copy of the checkout with the README's install step run in it: (folder, venv python, seconds)."""
+    root = tmp_path_factory.mktemp("fresh") / "kslab"
+    root.mkdir()
+    _copy_checkout(root)
+    install, _ = _readme_install_steps()
+    t0 = time.perf_counter()
+    r = subprocess.run(["bash", "-c", install], cwd=root, env=_clean_env(), capture_output=True, text=True, timeout=1800)
+    seconds = time.perf_counter() - t0
+    assert r.returncode == 0, f"{install}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    python = root / ".venv" / "bin" / "python"
+    assert python.is_file()
+    print(f"\nREADME install step in a fresh venv: {seconds:.0f} s")
+    return root, python, seconds
+
+
+NOTEBOOK_RUNNER = """\
+import os, sys, time
+import nbformat
+from nbclient import NotebookClient
+import kslab
+print("kslab from", kslab.__file__, flush=True)
+for path in sys.argv[1:]:
+    t0 = time.perf_counter()
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": os.path.dirname(path)}}).execute()
+    print(f"ok {os.path.basename(path)} {time.perf_counter() - t0:.1f} s", flush=True)
+"""
+
+
+@pytest.mark.install
+def test_readme_install_runs_every_learner_notebook(fresh_checkout):
+    root, python, _ = fresh_checkout
+    chapters = sorted(str(p) for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert len(chapters) >= 5
+    t0 = time.perf_counter()
+    r = subprocess.run([str(python), "-c", NOTEBOOK_RUNNER, *chapters], cwd=root / "notebooks",
+                       env=_clean_env(KSLAB_BACKEND="sim"), capture_output=True, text=True, timeout=3600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    assert f"kslab from {root / 'kslab' / '__init__.py'}" in r.stdout  # the venv's editable install, not this one
+    assert r.stdout.count("\nok ") == len(chapters), r.stdout
+    print(f"\nlearner notebooks in the fresh venv: {time.perf_counter() - t0:.0f} s\n{r.stdout}")
+
+
+@pytest.fixture(scope="session")
+def wheel_install(fresh_checkout, tmp_path_factory):
+    """The same tree installed non-editable (pip builds the wheel with hatchling) into its own
+    folder, used with the fresh venv's dependencies: (site folder, venv python)."""
+    root, python, _ = fresh_checkout
+    site = tmp_path_factory.mktemp("wheel-site")
+    r = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--target", str(site), str(root)],
+                       env=_clean_env(), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return site, python
+
+
+@pytest.mark.install
+def test_non_editable_install_builds_the_lab_elsewhere(wheel_install, tmp_path, capsys):
+    site, python = wheel_install
+    env = _clean_env(PYTHONPATH=str(site))
+    code = """\
+import json, kslab
+from kslab import resources
+lab = kslab.Lab()
+df = lab.run("net-pod", "svc-clusterip", n=300, seed=1)
+print(json.dumps({"kslab": kslab.__file__, "checkout": str(resources.checkout()), "lab": str(resources.study_lab()),
+                  "pods": sorted(df["endpoint_pod"].dropna().unique().tolist())}))
+"""
+    r = subprocess.run([str(python), "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["kslab"] == str(site / "kslab" / "__init__.py") and out["checkout"] == "None"
+    assert out["lab"] == str(site / "kslab" / "data" / "myk8s")
+    assert out["pods"] == ["webpod1", "webpod2", "webpod3"]
+
+    kslab_cmd = site / "bin" / "kslab"  # the console script pip wrote for this install
+    r = subprocess.run([str(kslab_cmd), "render", "--node", "myk8s-worker"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert cli.main(["render", "--node", "myk8s-worker"]) == 0  # the same lab from this checkout
+    assert r.stdout == capsys.readouterr().out and "KUBE-SVC-KBDEBIL6IU6WL7RF" in r.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.install
+def test_non_editable_kslab_lab_copies_the_course_and_starts(wheel_install, tmp_path):
+    site, python = wheel_install
+    env = _clean_env(PYTHONPATH=str(site), HOME=str(tmp_path), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    kslab_cmd = str(site / "bin" / "kslab")
+    r = subprocess.run([kslab_cmd, "lab", "--dry-run", "--backend", "sim"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    copy = tmp_path / "kslab-workbook"
+    assert sorted(p.name for p in copy.glob("*.ipynb")) == sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+    assert f"{python} -m jupyterlab --notebook-dir={copy}" in r.stderr
+
+    port = _free_port()
+    proc = subprocess.Popen([kslab_cmd, "lab", "--no-browser", "--port", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        version = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api", timeout=2) as resp:
+                    version = json.loads(resp.read())["version"]
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert version, f"JupyterLab did not answer on port {port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+    assert f"--notebook-dir={copy}" in out and "KSLAB_BACKEND=sim" in out, out[-2000:]
+    assert "kept your edited" not in out  # the dry run's copy was the course's own
