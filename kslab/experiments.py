@@ -46,18 +46,24 @@ def frame(rows: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=COLUMNS)
 
 
-def connections_frame(conns: Sequence, backend: str, times: Sequence[float]) -> pd.DataFrame:
+def connections_frame(conns: Sequence, backend: str, times: Sequence[float], index: Sequence[int] | None = None) -> pd.DataFrame:
     """:func:`frame` of ``connection_row(i, conn, backend, t)`` for every connection, built column
-    by column (no per-row dicts: a 10,000-connection experiment allocates far less)."""
-    return pd.DataFrame(_columns(conns, backend, times), columns=COLUMNS)
+    by column (no per-row dicts). With ``index``, connection ``i`` is ``conns[index[i]]`` (a
+    :class:`~kslab.sim.network.ConnectionBatch`: each distinct connection's values are computed
+    once and repeated)."""
+    return pd.DataFrame(_columns(conns, backend, times, index), columns=COLUMNS)
 
 
-def _columns(conns: Sequence, backend: str, times: Sequence[float]) -> dict[str, list]:
-    """Every column of :data:`COLUMNS` for ``conns`` (the one definition of a connection's row)."""
+def batch_frame(batch, backend: str) -> pd.DataFrame:
+    """:func:`connections_frame` of a :class:`~kslab.sim.network.ConnectionBatch`."""
+    return connections_frame(batch.results, backend, batch.times, batch.index)
+
+
+def _columns(conns: Sequence, backend: str, times: Sequence[float], index: Sequence[int] | None = None) -> dict[str, list]:
+    """Every column of :data:`COLUMNS` for ``conns`` (the one definition of a connection's row),
+    or for ``conns[i] for i in index``."""
     chain_cols = [_chain_columns(tuple(c.chains)) for c in conns]
-    return {
-        "conn": list(range(len(conns))),
-        "backend": [backend] * len(conns),
+    distinct = {
         "client": [c.client.name for c in conns],
         "client_ip": [c.client.ip for c in conns],
         "ingress_node": [c.ingress_node for c in conns],
@@ -72,9 +78,12 @@ def _columns(conns: Sequence, backend: str, times: Sequence[float]) -> dict[str,
         "masquerade": [c.masquerade for c in conns],
         "outcome": [c.outcome for c in conns],
         "reason": [c.reason if c.outcome != "ok" else "" for c in conns],
-        "t": list(times),
         "rules_evaluated": [c.rules_evaluated for c in conns],
     }
+    if index is not None:
+        distinct = {k: [v[i] for i in index] for k, v in distinct.items()}
+    n = len(times)
+    return {"conn": list(range(n)), "backend": [backend] * n, **distinct, "t": list(times)}
 
 
 # ---- summaries ------------------------------------------------------------------------------------

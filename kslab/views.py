@@ -17,26 +17,6 @@ from . import charts, experiments
 from .lab import Lab
 
 
-_HEAP_FROZEN = False
-
-
-def steady_heap() -> None:
-    """Once per process, move every object alive now (imported modules, the Kubernetes schemas,
-    parsed grammars, the lab) to the interpreter's permanent generation (``gc.freeze()``).
-
-    A full cyclic collection walks every tracked object; with a few hundred thousand long-lived
-    ones it takes ~170 ms, and it came every few slider changes. Frozen objects are skipped, so
-    a full collection then walks only what widgets allocated since (a few ms). The cost is that
-    cycles among frozen objects are never collected (memory, not correctness)."""
-    global _HEAP_FROZEN
-    if not _HEAP_FROZEN:
-        import gc
-
-        gc.collect()
-        gc.freeze()
-        _HEAP_FROZEN = True
-
-
 @dataclass(frozen=True)
 class DistributionResult:
     replicas: int
@@ -83,7 +63,6 @@ class DistributionPanel:
         self.connections.observe(self._on_change, names="value")
         self.update()
         self.widget = w.VBox([w.HBox([self.replicas, self.connections]), self.figure, self.summary])
-        steady_heap()
 
     def _on_change(self, _change=None) -> None:
         self.update()
@@ -144,7 +123,6 @@ class AffinityPanel:
         self.clients.observe(lambda _c: self.update(), names="value")
         self.update()
         self.widget = w.VBox([w.HBox([self.affinity, self.clients]), self.figure, self.summary])
-        steady_heap()
 
     def update(self) -> pd.DataFrame:
         df = compute_affinity(self.lab, self.affinity.value == "ClientIP", self.clients.value, self.per_client,
@@ -197,7 +175,6 @@ class CrossNodePanel:
         self.max_replicas.observe(lambda _c: self.update(), names="value")
         self.update()
         self.widget = w.VBox([w.HBox([self.client, self.max_replicas]), self.figure])
-        steady_heap()
 
     def update(self) -> list[dict]:
         self.rows = [compute_cross_node(self.lab, self.client.value, r, seed=self.seed) for r in range(1, self.max_replicas.value + 1)]
@@ -276,7 +253,6 @@ class SchedulerPanel:
         self.rate.observe(lambda _c: self.update(), names="value")
         self.update()
         self.widget = w.VBox([w.HBox([self.scheduler, self.rate]), self.figure, self.summary])
-        steady_heap()
 
     def update(self) -> SchedulerResult:
         r = compute_scheduler(self.scheduler.value, float(self.rate.value), n=self.n, seed=self.seed)

@@ -44,11 +44,11 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import InputError
-from ..proxy.iptsave import Match, Option, Rule, TableDump, Target, parse_restore
+from ..proxy.iptsave import SAVE_TABLE_ORDER, Chain, Match, Option, Rule, TableDump, Target, parse_restore
 from .packet import HookContext, HookResult, NatAction, Packet, RecentEntry, TraceStep
 
 HOOK_TABLES: dict[str, tuple[str, ...]] = {
@@ -622,6 +622,20 @@ class Netfilter:
         except ValueError as e:
             raise InputError(f"ruleset{' of ' + name if name else ''}", str(e), "check the iptables-save text") from None
         return cls(tables, name, strict=strict)
+
+    @classmethod
+    def from_tables(cls, tables: Mapping[str, TableDump], *, name: str = "", strict: bool = False) -> Netfilter:
+        """Load a namespace's tables as they are held in memory (an ``IptablesState``'s
+        ``tables``): what :meth:`from_text` of their ``iptables-save`` text builds, without
+        printing and parsing it again. The chains are copied (rules are immutable), so later
+        changes to ``tables`` do not reach the loaded ruleset."""
+        snapshot = {}
+        for tname in SAVE_TABLE_ORDER:
+            dump = tables.get(tname)
+            if dump is not None:
+                snapshot[tname] = TableDump(tname, {c: Chain(c, dump.chains[c].policy, list(dump.chains[c].rules))
+                                                    for c in dump.chain_order()})
+        return cls(snapshot, name, strict=strict)
 
     def chain_rules(self, table: str, chain: str) -> list[str]:
         """The chain's rules as ``iptables-save`` prints them (empty if there is no such chain)."""
