@@ -15,6 +15,7 @@ import functools
 import hashlib
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 COLUMNS = [
@@ -51,7 +52,16 @@ def connections_frame(conns: Sequence, backend: str, times: Sequence[float], ind
     by column (no per-row dicts). With ``index``, connection ``i`` is ``conns[index[i]]`` (a
     :class:`~kslab.sim.network.ConnectionBatch`: each distinct connection's values are computed
     once and repeated)."""
-    return pd.DataFrame(_columns(conns, backend, times, index), columns=COLUMNS)
+    if index is None or not len(index):
+        return pd.DataFrame(_columns(conns, backend, times), columns=COLUMNS)
+    # one row per distinct connection (the same values, so pandas infers the same dtypes), then
+    # repeated by index: 10,000 rows of a few distinct connections cost a take, not a build
+    distinct = pd.DataFrame(_columns(conns, backend, [0.0] * len(conns)), columns=COLUMNS)
+    df = distinct.take(np.asarray(index, dtype=np.intp))
+    df.index = pd.RangeIndex(len(index))
+    df["conn"] = np.arange(len(index), dtype=np.int64)
+    df["t"] = np.asarray(times, dtype=np.float64)
+    return df
 
 
 def batch_frame(batch, backend: str) -> pd.DataFrame:
@@ -59,11 +69,12 @@ def batch_frame(batch, backend: str) -> pd.DataFrame:
     return connections_frame(batch.results, backend, batch.times, batch.index)
 
 
-def _columns(conns: Sequence, backend: str, times: Sequence[float], index: Sequence[int] | None = None) -> dict[str, list]:
-    """Every column of :data:`COLUMNS` for ``conns`` (the one definition of a connection's row),
-    or for ``conns[i] for i in index``."""
+def _columns(conns: Sequence, backend: str, times: Sequence[float]) -> dict[str, list]:
+    """Every column of :data:`COLUMNS` for ``conns`` (the one definition of a connection's row)."""
     chain_cols = [_chain_columns(tuple(c.chains)) for c in conns]
-    distinct = {
+    return {
+        "conn": list(range(len(conns))),
+        "backend": [backend] * len(conns),
         "client": [c.client.name for c in conns],
         "client_ip": [c.client.ip for c in conns],
         "ingress_node": [c.ingress_node for c in conns],
@@ -78,12 +89,9 @@ def _columns(conns: Sequence, backend: str, times: Sequence[float], index: Seque
         "masquerade": [c.masquerade for c in conns],
         "outcome": [c.outcome for c in conns],
         "reason": [c.reason if c.outcome != "ok" else "" for c in conns],
+        "t": list(times),
         "rules_evaluated": [c.rules_evaluated for c in conns],
     }
-    if index is not None:
-        distinct = {k: [v[i] for i in index] for k, v in distinct.items()}
-    n = len(times)
-    return {"conn": list(range(n)), "backend": [backend] * n, **distinct, "t": list(times)}
 
 
 # ---- summaries ------------------------------------------------------------------------------------
