@@ -130,6 +130,25 @@ class Connection:
         return self.outcome == "ok"
 
 
+_PORT_SPAN = EPHEMERAL[1] - EPHEMERAL[0] + 1
+_PORT_BITS = _PORT_SPAN.bit_length()
+
+
+def _ephemeral_port(getrandbits) -> int:
+    """A client port: ``Random.randint(*EPHEMERAL)`` as CPython computes it (``randrange``'s
+    rejection sampling on ``getrandbits``), the same value from the same generator state,
+    without its three Python calls (tests/test_connection_batch.py compares the two)."""
+    r = getrandbits(_PORT_BITS)
+    while r >= _PORT_SPAN:
+        r = getrandbits(_PORT_BITS)
+    return EPHEMERAL[0] + r
+
+
+def _flow_key(c: Client, dst: str, dport: int, proto: str) -> tuple:
+    """What the flow memo keys a connection by: its client and destination."""
+    return (c.name, c.ip, c.kind, c.node, dst, dport, proto)
+
+
 def _with_ports(conn: Connection, sport: int, snat_port: int | None) -> Connection:
     """A copy of a memoised connection with its own client port (and ``--random-fully`` port)."""
     copy = object.__new__(Connection)  # a shallow copy (dataclasses.replace is 10x slower)
@@ -367,7 +386,7 @@ class Network:
         before changing it (:meth:`connect`) or keep it as it is (:meth:`connect_many`)."""
         if not self._memo_usable():
             return self._interpret(c, dst, dport, proto, sport, False), False, None
-        return self._memo_follow(c, dst, dport, proto, sport)
+        return self._memo_follow(_flow_key(c, dst, dport, proto), c, dst, dport, proto, sport)
 
     def _memo_usable(self) -> bool:
         """Whether the memo may answer now: it is emptied if the broken pods changed, and
@@ -377,16 +396,18 @@ class Network:
             self.clear_memo()
         return not any(n.conntrack.by_orig for n in self.nodes.values())
 
-    def _memo_follow(self, c: Client, dst: str, dport: int, proto: str, sport: int) -> tuple[Connection, bool, int | None]:
-        """:meth:`_memo_open` once :meth:`_memo_usable` said yes."""
-        key = (c.name, c.ip, c.kind, c.node, dst, dport, proto)
+    def _memo_follow(self, key: tuple, c: Client, dst: str, dport: int, proto: str, sport: int) -> tuple[Connection, bool, int | None]:
+        """:meth:`_memo_open` once :meth:`_memo_usable` said yes (``key``: the flow's :func:`_flow_key`)."""
         if key in self._memo_off:
             return self._interpret(c, dst, dport, proto, sport, False), False, None
         node = self._memo.get(key)
         made: list[tuple] = []
         while node is not None and node.leaf is None:
             kind, owner, param = node.draw  # type: ignore[misc]
-            outcome, value = self._draw(kind, owner, param)
+            if kind == "stat":  # the common draw (the statistic ladder), without _draw's dispatch
+                outcome, value = owner.statistic(param), None
+            else:
+                outcome, value = self._draw(kind, owner, param)
             made.append((kind, owner, param, outcome, value))
             node = node.children.get(outcome)
         if node is not None:
@@ -430,17 +451,21 @@ class Network:
         after each: exactly what ``n`` calls of :meth:`connect` (``trace=False``) open, the same
         draws in the same order, kept as a :class:`ConnectionBatch` (connections that took the
         same branch share one :class:`Connection` instead of a copy each)."""
+        if interval < 0:
+            raise ValueError("the clock only moves forward")
         proto = proto.lower()
         batch = ConnectionBatch()
         results, index, sports, times, snat_ports = batch.results, batch.index, batch.sports, batch.times, batch.snat_ports
         position: dict[int, int] = {}  # id(result) -> its index in results (results keeps every one alive)
-        randint, follow = self.rng.randint, self._memo_follow
+        getrandbits, follow = self.rng.getrandbits, self._memo_follow
         memo = self.memo and self._memo_usable()  # constant during the batch: its connections leave no conntrack entries
+        keys = [_flow_key(c, dst, dport, proto) for c in clients]
         for i in range(n):
-            c = clients[i % len(clients)]
-            sport = randint(*EPHEMERAL)
+            j = i % len(clients)
+            c = clients[j]
+            sport = _ephemeral_port(getrandbits)
             if memo:
-                conn, _, port = follow(c, dst, dport, proto, sport)
+                conn, _, port = follow(keys[j], c, dst, dport, proto, sport)
                 if port is not None and conn.snat_to:
                     snat_ports[i] = port
             else:
@@ -453,7 +478,7 @@ class Network:
             sports.append(sport)
             times.append(self.now)
             if interval:
-                self.advance(interval)
+                self.now += interval  # advance(): what recent --seconds and affinity timeouts read
         return batch
 
     # ---- one connection ------------------------------------------------------------------------
@@ -470,7 +495,7 @@ class Network:
         c = self.client(client) if isinstance(client, str) else client
         proto = proto.lower()
         if sport is None:
-            sport = self.rng.randint(*EPHEMERAL)
+            sport = _ephemeral_port(self.rng.getrandbits)
         if not trace and self.memo:
             conn, leaf, port = self._memo_open(c, dst, dport, proto, sport)
             return _with_ports(conn, sport, port) if leaf else conn
