@@ -255,7 +255,8 @@ class Network:
         what :meth:`update_rules` does with their ``iptables-save`` text, without printing and
         parsing it again. xt_recent lists, counters and conntrack stay."""
         for name, t in tables.items():
-            self.nodes[name].netfilter = Netfilter.from_tables(t, name=name)
+            node = self.nodes[name]
+            node.netfilter = Netfilter.from_tables(t, name=name, previous=node.netfilter)
         self.clear_memo()
 
     def update_pods(self, state: ClusterState) -> None:
