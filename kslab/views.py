@@ -167,13 +167,21 @@ def compute_cross_node(lab: Lab, client: str, replicas: int, *, n: int = 2000, s
 
 
 class CrossNodePanel:
-    """Client and replicas controls over the share of connections that cross to another node."""
+    """Client and replicas controls over the share of connections that cross to another node.
+
+    The panel grows ``deploy-echo`` one replica at a time from 1 (kube-proxy re-syncs at each
+    step) and measures every client at every step, so all clients are compared on the same
+    placements. Choosing another client redraws that growth; raising "up to" past the replicas
+    grown so far continues it (from the lab as the last step left it), lowering it shows a
+    prefix. If the lab changed meanwhile (another cell scaled, patched or broke something), the
+    next change starts a new growth from 1 replica.
+    """
 
     def __init__(self, lab: Lab, *, clients: tuple[str, ...] = ("webpod1", "webpod2", "webpod3", "net-pod"),
                  max_replicas: int = 10, seed: int = 1) -> None:
         import ipywidgets as w
 
-        self.lab, self.seed = lab, seed
+        self.lab, self.seed, self.clients = lab, seed, tuple(clients)
         self.client = w.Dropdown(options=list(clients), value=clients[0], description="client")
         self.max_replicas = w.IntSlider(value=max_replicas, min=2, max=12, description="up to", continuous_update=False)
         self.figure = go.FigureWidget(
@@ -182,13 +190,20 @@ class CrossNodePanel:
             layout=dict(xaxis_title="deploy-echo replicas", yaxis_title="cross-node share", yaxis_tickformat=".0%",
                         yaxis_range=[0, 1.05], template="plotly_white", height=360))
         self.rows: list[dict] = []
+        self.growth: list[dict[str, dict]] = []  # step r-1: client -> compute_cross_node row with r replicas
+        self._grown_lab: tuple | None = None  # the lab's state after the last step (see _lab_state)
         self.client.observe(lambda _c: self.update(), names="value")
         self.max_replicas.observe(lambda _c: self.update(), names="value")
         self.update()
         self.widget = w.VBox([w.HBox([self.client, self.max_replicas]), self.figure])
 
     def update(self) -> list[dict]:
-        self.rows = [compute_cross_node(self.lab, self.client.value, r, seed=self.seed) for r in range(1, self.max_replicas.value + 1)]
+        if _lab_state(self.lab) != self._grown_lab:  # first time, or the lab changed since the last step
+            self.growth = []
+        for r in range(len(self.growth) + 1, self.max_replicas.value + 1):
+            self.growth.append({c: compute_cross_node(self.lab, c, r, seed=self.seed) for c in self.clients})
+        self._grown_lab = _lab_state(self.lab)
+        self.rows = [step[self.client.value] for step in self.growth[:self.max_replicas.value]]
         x = [r["replicas"] for r in self.rows]
         observed, expected = self.figure.data
         with self.figure.batch_update():
@@ -202,6 +217,15 @@ class CrossNodePanel:
         from IPython.display import display
 
         display(self.widget)
+
+
+def _lab_state(lab: Lab) -> tuple:
+    """What a cross-node measurement depends on: the pods (names, addresses, nodes, readiness),
+    each node's loaded ruleset (the sim loads a new one on every sync and hand edit; identity,
+    so the objects are kept alive) and the broken pods."""
+    pods = tuple((p.name, p.pod_ip, p.node_name, p.ready, p.phase) for p in lab.cluster.pods)
+    rules = tuple(node.netfilter for node in lab.network.nodes.values())
+    return pods, rules, frozenset(lab.network.broken)
 
 
 @dataclass(frozen=True)
