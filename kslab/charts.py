@@ -91,16 +91,25 @@ def topology_figure(cluster: ClusterState, title: str = "The lab: nodes, pods an
     return fig
 
 
-def stickiness_figure(df: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """Stacked bars: for each client IP, which endpoints its connections reached."""
+def stickiness_data(df: pd.DataFrame) -> dict:
+    """What the stickiness chart shows: client IPs (numeric order), endpoint pods, per pod the
+    connections each client made to it, the pods' colours, and the backend."""
     ok = df[df["outcome"] == "ok"]
     table = ok.groupby(["client_ip", "endpoint_pod"]).size().unstack(fill_value=0)
     clients = sorted(table.index, key=lambda ip: tuple(int(x) for x in ip.split(".")))
     table = table.reindex(clients)
-    colors = pod_colors(list(table.columns))
-    fig = go.Figure([go.Bar(name=pod, x=clients, y=table[pod].to_list(), marker_color=colors[pod]) for pod in table.columns])
-    backend = df["backend"].iloc[0] if len(df) else "sim"
-    fig.update_layout(barmode="stack", template="plotly_white", height=380,
-                      title=title or f"Which endpoint each client reached ({backend} backend)",
-                      xaxis_title="client IP", yaxis_title="connections", legend_title="endpoint")
+    pods = list(table.columns)
+    return {"clients": clients, "pods": pods, "counts": {pod: table[pod].to_list() for pod in pods},
+            "colors": pod_colors(pods), "backend": df["backend"].iloc[0] if len(df) else "sim"}
+
+
+STICKINESS_LAYOUT = dict(barmode="stack", template="plotly_white", height=380, xaxis_title="client IP",
+                         yaxis_title="connections", legend_title="endpoint")
+
+
+def stickiness_figure(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Stacked bars: for each client IP, which endpoints its connections reached."""
+    d = stickiness_data(df)
+    fig = go.Figure([go.Bar(name=pod, x=d["clients"], y=d["counts"][pod], marker_color=d["colors"][pod]) for pod in d["pods"]])
+    fig.update_layout(**STICKINESS_LAYOUT, title=title or f"Which endpoint each client reached ({d['backend']} backend)")
     return fig

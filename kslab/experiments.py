@@ -15,6 +15,7 @@ import functools
 import hashlib
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 COLUMNS = [
@@ -46,10 +47,26 @@ def frame(rows: Iterable[dict]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=COLUMNS)
 
 
-def connections_frame(conns: Sequence, backend: str, times: Sequence[float]) -> pd.DataFrame:
+def connections_frame(conns: Sequence, backend: str, times: Sequence[float], index: Sequence[int] | None = None) -> pd.DataFrame:
     """:func:`frame` of ``connection_row(i, conn, backend, t)`` for every connection, built column
-    by column (no per-row dicts: a 10,000-connection experiment allocates far less)."""
-    return pd.DataFrame(_columns(conns, backend, times), columns=COLUMNS)
+    by column (no per-row dicts). With ``index``, connection ``i`` is ``conns[index[i]]`` (a
+    :class:`~kslab.sim.network.ConnectionBatch`: each distinct connection's values are computed
+    once and repeated)."""
+    if index is None or not len(index):
+        return pd.DataFrame(_columns(conns, backend, times), columns=COLUMNS)
+    # one row per distinct connection (the same values, so pandas infers the same dtypes), then
+    # repeated by index: 10,000 rows of a few distinct connections cost a take, not a build
+    distinct = pd.DataFrame(_columns(conns, backend, [0.0] * len(conns)), columns=COLUMNS)
+    df = distinct.take(np.asarray(index, dtype=np.intp))
+    df.index = pd.RangeIndex(len(index))
+    df["conn"] = np.arange(len(index), dtype=np.int64)
+    df["t"] = np.asarray(times, dtype=np.float64)
+    return df
+
+
+def batch_frame(batch, backend: str) -> pd.DataFrame:
+    """:func:`connections_frame` of a :class:`~kslab.sim.network.ConnectionBatch`."""
+    return connections_frame(batch.results, backend, batch.times, batch.index)
 
 
 def _columns(conns: Sequence, backend: str, times: Sequence[float]) -> dict[str, list]:

@@ -46,6 +46,7 @@ returns one row per connection; :func:`spread`, :func:`per_client_endpoints` and
 
 from __future__ import annotations
 
+import functools
 import heapq
 import ipaddress
 import math
@@ -99,12 +100,19 @@ _MH_KEY2 = (2654446892, 2654446892)
 
 def _ipv4(value: object, where: str) -> int:
     """An IPv4 address in dotted form, as the host-order integer ``ntohl(addr)`` the kernel hashes."""
+    addr = _ipv4_int(value) if isinstance(value, str) else None
+    if addr is None:
+        raise InputError(where, f"{value!r} is not an IPv4 address", "write it like 10.10.1.2")
+    return addr
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _ipv4_int(text: str) -> int | None:
+    """``_ipv4`` parsed once per address (a simulation checks the same few addresses thousands of times)."""
     try:
-        if isinstance(value, str):
-            return int(ipaddress.IPv4Address(value))
+        return int(ipaddress.IPv4Address(text))
     except ValueError:
-        pass
-    raise InputError(where, f"{value!r} is not an IPv4 address", "write it like 10.10.1.2")
+        return None
 
 
 def _int(value: object, where: str, lo: int, hi: int | None = None) -> int:
@@ -156,7 +164,7 @@ class RealServer:
     @property
     def addr(self) -> int:
         """``ntohl(dest->addr.ip)``."""
-        return int(ipaddress.IPv4Address(self.ip))
+        return _ipv4(self.ip, "RealServer.ip")
 
 
 @dataclass(frozen=True)

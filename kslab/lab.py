@@ -13,7 +13,6 @@ clock carry over, as they do in a kernel.
 
 from __future__ import annotations
 
-import gc
 import os
 from typing import Iterable, Sequence
 
@@ -142,12 +141,11 @@ class Lab:
             self.syncs += results
             if not results[-1].ruleset.partial:
                 self._rules[n.name] = results[-1].ruleset  # a full sync's text is the node's whole ruleset
-        texts = {name: t.save_text() for name, t in tables.items()}
         if self._network is None:
-            self._network = Network(self.cluster, texts, seed=self.seed)
+            self._network = Network(self.cluster, {}, seed=self.seed)
         else:
             self._network.update_pods(self.cluster)
-            self._network.update_rules(texts)
+        self._network.update_tables({name: t.tables for name, t in tables.items()})
         if self.kernel is not None:
             self.kernel.update(self.cluster)  # re-render and re-apply in the kernel too
 
@@ -231,7 +229,6 @@ class Lab:
         pattern = re.compile(match)
         names = list(nodes) if nodes is not None else [n.name for n in self.cluster.nodes]
         deleted = 0
-        texts = {}
         for name in names:
             self.cluster.node(name)
             table = self._tables[name]
@@ -240,8 +237,7 @@ class Lab:
                     keep = [r for r in chain.rules if not pattern.search(r.save_text())]
                     deleted += len(chain.rules) - len(keep)
                     chain.rules[:] = keep
-            texts[name] = table.save_text()
-        self.network.update_rules(texts)
+        self.network.update_tables({name: self._tables[name].tables for name in names})
         if self.kernel is not None:
             kernel_deleted = self.kernel.delete_rules(pattern, names)
             if kernel_deleted != deleted:
@@ -314,23 +310,7 @@ class Lab:
         if seed is not None:
             net.reseed(seed)
         resolved = [net.client(c) for c in clients]
-        conns, times = [], []
-        # The loop allocates many short-lived, acyclic objects (freed by reference counting);
-        # with the cyclic GC paused they are not promoted to the old generation, which would
-        # otherwise trigger a full collection of the process every few experiments.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            for i in range(n):
-                c = resolved[i % len(resolved)]
-                conns.append(net.connect(c, dst, port, proto, trace=False))
-                times.append(net.now)
-                if interval:
-                    net.advance(interval)
-            return experiments.connections_frame(conns, self.backend, times)
-        finally:
-            if paused:
-                gc.enable()
+        return experiments.batch_frame(net.connect_many(resolved, dst, port, proto, n, interval=interval), self.backend)
 
     def _run_kernel(self, clients: list[str], dst: str, port: int, proto: str, n: int, timeout: float = 0.5) -> pd.DataFrame:
         """Real TCP connections in the kernel lab: the same columns as the sim, plus latency."""

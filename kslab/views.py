@@ -17,26 +17,6 @@ from . import charts, experiments
 from .lab import Lab
 
 
-_HEAP_FROZEN = False
-
-
-def steady_heap() -> None:
-    """Once per process, move every object alive now (imported modules, the Kubernetes schemas,
-    parsed grammars, the lab) to the interpreter's permanent generation (``gc.freeze()``).
-
-    A full cyclic collection walks every tracked object; with a few hundred thousand long-lived
-    ones it takes ~170 ms, and it came every few slider changes. Frozen objects are skipped, so
-    a full collection then walks only what widgets allocated since (a few ms). The cost is that
-    cycles among frozen objects are never collected (memory, not correctness)."""
-    global _HEAP_FROZEN
-    if not _HEAP_FROZEN:
-        import gc
-
-        gc.collect()
-        gc.freeze()
-        _HEAP_FROZEN = True
-
-
 @dataclass(frozen=True)
 class DistributionResult:
     replicas: int
@@ -83,7 +63,6 @@ class DistributionPanel:
         self.connections.observe(self._on_change, names="value")
         self.update()
         self.widget = w.VBox([w.HBox([self.replicas, self.connections]), self.figure, self.summary])
-        steady_heap()
 
     def _on_change(self, _change=None) -> None:
         self.update()
@@ -121,8 +100,10 @@ def compute_affinity(lab: Lab, affinity: bool, clients: int, per_client: int = 1
                      to: str = "svc-clusterip", seed: int = 1) -> pd.DataFrame:
     """``clients`` pod-like clients on myk8s-worker, ``per_client`` connections each, with or
     without ``sessionAffinity: ClientIP``; the xt_recent lists start empty."""
-    lab.patch_service(to, session_affinity="ClientIP" if affinity else "None",
-                      session_affinity_timeout=timeout if affinity else None)
+    spec = {"session_affinity": "ClientIP" if affinity else "None", "session_affinity_timeout": timeout if affinity else None}
+    svc = lab.cluster.service(to)
+    if (svc.session_affinity, svc.session_affinity_timeout) != tuple(spec.values()):  # else kube-proxy would sync nothing
+        lab.patch_service(to, **spec)
     lab.network.reset()
     ips = [f"10.10.1.{100 + i}" for i in range(clients)]
     return lab.run(ips, to, n=clients * per_client, seed=seed, interval=0.01)
@@ -138,24 +119,28 @@ class AffinityPanel:
         self.affinity = w.ToggleButtons(options=["None", "ClientIP"], value="None", description="affinity")
         self.clients = w.IntSlider(value=clients, min=1, max=30, description="clients", continuous_update=False)
         self.summary = w.HTML()
-        self.figure = go.FigureWidget()
+        self.figure = go.FigureWidget(layout=charts.STICKINESS_LAYOUT)
         self.df: pd.DataFrame | None = None
         self.affinity.observe(lambda _c: self.update(), names="value")
         self.clients.observe(lambda _c: self.update(), names="value")
         self.update()
         self.widget = w.VBox([w.HBox([self.affinity, self.clients]), self.figure, self.summary])
-        steady_heap()
 
     def update(self) -> pd.DataFrame:
         df = compute_affinity(self.lab, self.affinity.value == "ClientIP", self.clients.value, self.per_client,
                               to=self.to, seed=self.seed)
-        fig = charts.stickiness_figure(df, title=f"sessionAffinity {self.affinity.value}: {self.clients.value} clients x "
-                                                 f"{self.per_client} connections ({self.lab.backend} backend)")
-        with self.figure.batch_update():
-            self.figure.data = []
-            for trace in fig.data:
-                self.figure.add_trace(trace)
-            self.figure.layout = fig.layout
+        d = charts.stickiness_data(df)
+        fig = self.figure
+        with fig.batch_update():
+            if [t.name for t in fig.data] == d["pods"]:  # the same endpoints: new numbers in the same bars
+                for bar in fig.data:
+                    bar.x, bar.y = d["clients"], d["counts"][bar.name]
+            else:
+                fig.data = []
+                fig.add_traces([go.Bar(name=pod, x=d["clients"], y=d["counts"][pod], marker_color=d["colors"][pod])
+                                for pod in d["pods"]])
+            fig.layout.title.text = (f"sessionAffinity {self.affinity.value}: {self.clients.value} clients x "
+                                     f"{self.per_client} connections ({self.lab.backend} backend)")
         st = experiments.stickiness(df)
         self.summary.value = (f"clients that stayed on one endpoint: {(st['endpoints'] == 1).sum()} of {len(st)}; "
                               f"mean endpoints per client {st['endpoints'].mean():.2f}")
@@ -182,45 +167,65 @@ def compute_cross_node(lab: Lab, client: str, replicas: int, *, n: int = 2000, s
 
 
 class CrossNodePanel:
-    """Client and replicas controls over the share of connections that cross to another node."""
+    """Client and replicas controls over the share of connections that cross to another node.
+
+    The panel grows ``deploy-echo`` one replica at a time from 1 (kube-proxy re-syncs at each
+    step) and measures every client at every step, so all clients are compared on the same
+    placements. Choosing another client redraws that growth; raising "up to" past the replicas
+    grown so far continues it (from the lab as the last step left it), lowering it shows a
+    prefix. If the lab changed meanwhile (another cell scaled, patched or broke something), the
+    next change starts a new growth from 1 replica.
+    """
 
     def __init__(self, lab: Lab, *, clients: tuple[str, ...] = ("webpod1", "webpod2", "webpod3", "net-pod"),
                  max_replicas: int = 10, seed: int = 1) -> None:
         import ipywidgets as w
 
-        self.lab, self.seed = lab, seed
+        self.lab, self.seed, self.clients = lab, seed, tuple(clients)
         self.client = w.Dropdown(options=list(clients), value=clients[0], description="client")
         self.max_replicas = w.IntSlider(value=max_replicas, min=2, max=12, description="up to", continuous_update=False)
-        self.figure = go.FigureWidget()
+        self.figure = go.FigureWidget(
+            [go.Scatter(x=[], y=[], mode="lines+markers", name="observed"),
+             go.Scatter(x=[], y=[], mode="lines", line_dash="dot", name="1 − local pods / replicas")],
+            layout=dict(xaxis_title="deploy-echo replicas", yaxis_title="cross-node share", yaxis_tickformat=".0%",
+                        yaxis_range=[0, 1.05], template="plotly_white", height=360))
         self.rows: list[dict] = []
+        self.growth: list[dict[str, dict]] = []  # step r-1: client -> compute_cross_node row with r replicas
+        self._grown_lab: tuple | None = None  # the lab's state after the last step (see _lab_state)
         self.client.observe(lambda _c: self.update(), names="value")
         self.max_replicas.observe(lambda _c: self.update(), names="value")
         self.update()
         self.widget = w.VBox([w.HBox([self.client, self.max_replicas]), self.figure])
-        steady_heap()
 
     def update(self) -> list[dict]:
-        self.rows = [compute_cross_node(self.lab, self.client.value, r, seed=self.seed) for r in range(1, self.max_replicas.value + 1)]
+        if _lab_state(self.lab) != self._grown_lab:  # first time, or the lab changed since the last step
+            self.growth = []
+        for r in range(len(self.growth) + 1, self.max_replicas.value + 1):
+            self.growth.append({c: compute_cross_node(self.lab, c, r, seed=self.seed) for c in self.clients})
+        self._grown_lab = _lab_state(self.lab)
+        self.rows = [step[self.client.value] for step in self.growth[:self.max_replicas.value]]
         x = [r["replicas"] for r in self.rows]
+        observed, expected = self.figure.data
         with self.figure.batch_update():
-            self.figure.data = []
-            self.figure.add_scatter(x=x, y=[r["observed"] for r in self.rows], mode="lines+markers", name="observed")
-            self.figure.add_scatter(x=x, y=[r["expected"] for r in self.rows], mode="lines", line_dash="dot",
-                                    name="1 − local pods / replicas")
-            self.figure.layout.title = (f"Connections from {self.client.value} that leave its node "
-                                        f"({self.rows[0]['client_node']}), {self.lab.backend} backend")
-            self.figure.layout.xaxis.title = "deploy-echo replicas"
-            self.figure.layout.yaxis.title = "cross-node share"
-            self.figure.layout.yaxis.tickformat = ".0%"
-            self.figure.layout.yaxis.range = [0, 1.05]
-            self.figure.layout.template = "plotly_white"
-            self.figure.layout.height = 360
+            observed.x, observed.y = x, [r["observed"] for r in self.rows]
+            expected.x, expected.y = x, [r["expected"] for r in self.rows]
+            self.figure.layout.title.text = (f"Connections from {self.client.value} that leave its node "
+                                             f"({self.rows[0]['client_node']}), {self.lab.backend} backend")
         return self.rows
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
         display(self.widget)
+
+
+def _lab_state(lab: Lab) -> tuple:
+    """What a cross-node measurement depends on: the pods (names, addresses, nodes, readiness),
+    each node's loaded ruleset (the sim loads a new one on every sync and hand edit; identity,
+    so the objects are kept alive) and the broken pods."""
+    pods = tuple((p.name, p.pod_ip, p.node_name, p.ready, p.phase) for p in lab.cluster.pods)
+    rules = tuple(node.netfilter for node in lab.network.nodes.values())
+    return pods, rules, frozenset(lab.network.broken)
 
 
 @dataclass(frozen=True)
@@ -270,13 +275,13 @@ class SchedulerPanel:
         self.rate = w.FloatLogSlider(value=rate, base=10, min=-0.5, max=1.7, step=0.1, description="conn/s",
                                      continuous_update=False)
         self.summary = w.HTML()
-        self.figure = go.FigureWidget(go.Figure(go.Heatmap(z=[[0]], colorscale="Blues")))
+        self.figure = go.FigureWidget(go.Figure(go.Heatmap(z=[[0]], colorscale="Blues"), layout=dict(
+            xaxis_title="real server (webpod3 has weight 2)", yaxis_title="client", height=420, template="plotly_white")))
         self.result: SchedulerResult | None = None
         self.scheduler.observe(lambda _c: self.update(), names="value")
         self.rate.observe(lambda _c: self.update(), names="value")
         self.update()
         self.widget = w.VBox([w.HBox([self.scheduler, self.rate]), self.figure, self.summary])
-        steady_heap()
 
     def update(self) -> SchedulerResult:
         r = compute_scheduler(self.scheduler.value, float(self.rate.value), n=self.n, seed=self.seed)
@@ -287,11 +292,7 @@ class SchedulerPanel:
             heat.z = m.to_numpy().tolist()
             heat.x = list(m.columns)
             heat.y = list(m.index)
-            self.figure.layout.title = f"Connections per client and server: {r.scheduler} at {r.rate:.1f} new connections/s"
-            self.figure.layout.xaxis.title = "real server (webpod3 has weight 2)"
-            self.figure.layout.yaxis.title = "client"
-            self.figure.layout.height = 420
-            self.figure.layout.template = "plotly_white"
+            self.figure.layout.title.text = f"Connections per client and server: {r.scheduler} at {r.rate:.1f} new connections/s"
         shares = ", ".join(f"{k} {v:.0%}" for k, v in r.shares.items())
         self.summary.value = (f"<b>{r.scheduler}</b>: {shares}; {r.endpoints_per_client:.1f} servers per client; "
                               f"active-count variance {r.variance:.2f}")

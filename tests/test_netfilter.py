@@ -722,3 +722,57 @@ def test_trace_off_gives_the_same_result_without_steps():
     nf = load(GOTO)
     on, off = run(nf, "FORWARD", pkt(src="10.0.0.9")), nf.run_hook("FORWARD", pkt(src="10.0.0.9"), ctx("FORWARD"), trace=False)
     assert off.steps == [] and (on.verdict, on.chains, on.rules_evaluated) == (off.verdict, off.chains, off.rules_evaluated)
+
+
+# ---- reloading: rules a partial sync left alone are copied, not compiled again -----------------------
+
+
+def test_reload_reuses_unchanged_rules_and_binds_jumps_to_the_new_chains():
+    from kslab.xtables import IptablesState
+
+    state = IptablesState()
+    state.restore("""*nat
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-A - [0:0]
+-A PREROUTING -j KUBE-SERVICES
+-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-A
+-A KUBE-SVC-A -p tcp -j DNAT --to-destination 10.0.0.1:8080
+COMMIT
+""")
+    first = Netfilter.from_tables(state.tables)
+    state.restore("""*nat
+:KUBE-SVC-A - [0:0]
+-A KUBE-SVC-A -p tcp -j DNAT --to-destination 10.0.0.2:8080
+COMMIT
+""")  # a partial sync's restore: KUBE-SVC-A rewritten; PREROUTING and KUBE-SERVICES untouched (the same Rule objects)
+    second = Netfilter.from_tables(state.tables, previous=first)
+    old, new = first.chains["nat"], second.chains["nat"]
+    assert new["KUBE-SERVICES"].rules[0].test is old["KUBE-SERVICES"].rules[0].test  # copied
+    assert new["KUBE-SERVICES"].rules[0].jump is new["KUBE-SVC-A"]  # bound to this load's chain
+    assert new["KUBE-SVC-A"].rules[0].nat.to_ip == "10.0.0.2"  # compiled again
+    p = pkt()
+    second.run_hook("PREROUTING", p, ctx("PREROUTING"))
+    assert (p.dst, p.dport) == ("10.0.0.2", 8080)
+    fresh = Netfilter.from_text(state.save_text())
+    q = pkt()
+    fresh.run_hook("PREROUTING", q, ctx("PREROUTING"))
+    assert (q.dst, q.dport) == (p.dst, p.dport)
+    # a rule whose target chain is gone is compiled again, and fails like a fresh load
+    state.tables["nat"].chains["KUBE-SVC-A"].rules.clear()
+    del state.tables["nat"].chains["KUBE-SVC-A"]
+    third = Netfilter.from_tables(state.tables, previous=second)
+    with pytest.raises(InputError, match="KUBE-SVC-A"):
+        third.run_hook("PREROUTING", pkt(), ctx("PREROUTING"))
+
+
+def test_reload_restarts_a_statistic_nth_counter_like_a_fresh_load():
+    from kslab.xtables import IptablesState
+
+    state = IptablesState()
+    state.restore("*filter\n-A INPUT -p tcp -m statistic --mode nth --every 3 --packet 1 -j DROP\nCOMMIT\n")
+    ns = NamespaceState()
+    first = Netfilter.from_tables(state.tables)
+    assert [first.run_hook("INPUT", pkt(), ctx("INPUT", ns)).verdict for _ in range(2)] == ["ACCEPT", "DROP"]
+    again = Netfilter.from_tables(state.tables, previous=first)  # the same Rule: a new rule instance in the kernel
+    assert again.chains["filter"]["INPUT"].rules[0].test is not first.chains["filter"]["INPUT"].rules[0].test
+    assert [again.run_hook("INPUT", pkt(), ctx("INPUT", ns)).verdict for _ in range(3)] == ["ACCEPT", "DROP", "ACCEPT"]

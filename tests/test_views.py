@@ -65,3 +65,27 @@ def test_scheduler_panel_switches_scheduler_and_load():
     low = panel.result.variance
     panel.rate.value = 20.0
     assert panel.result.rate == 20.0 and panel.result.variance > low  # more open connections, more spread
+
+
+def test_cross_node_panel_compares_clients_on_one_growth_and_extends_it():
+    from kslab.views import CrossNodePanel
+
+    lab = Lab(seed=1)
+    panel = CrossNodePanel(lab, max_replicas=4)
+    first = list(panel.rows)
+    loaded = [n.netfilter for n in lab.network.nodes.values()]
+    panel.client.value = "webpod2"
+    assert [r["client_node"] for r in panel.rows] == [lab.cluster.pod("webpod2").node_name] * 4
+    panel.client.value = "webpod1"
+    assert panel.rows == first  # the same growth, redrawn: nothing re-synced or re-run
+    assert [n.netfilter for n in lab.network.nodes.values()] == loaded
+    panel.max_replicas.value = 6  # continues the growth from 4 replicas
+    assert panel.rows[:4] == first and [r["replicas"] for r in panel.rows] == [1, 2, 3, 4, 5, 6]
+    assert sum(1 for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo") == 6
+    panel.max_replicas.value = 3
+    assert panel.rows == first[:3]
+    lab.scale("deploy-echo", 2)  # the lab changed elsewhere: the next change grows anew from 1
+    panel.max_replicas.value = 4
+    assert [r["replicas"] for r in panel.rows] == [1, 2, 3, 4]
+    assert sum(1 for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo") == 4
+    assert all(abs(r["observed"] - r["expected"]) < 0.05 for r in panel.rows)

@@ -44,11 +44,11 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import InputError
-from ..xtables import Match, Option, Rule, TableDump, Target, parse_restore
+from ..xtables import SAVE_TABLE_ORDER, Chain, Match, Option, Rule, TableDump, Target, parse_restore
 from .packet import HookContext, HookResult, NatAction, Packet, RecentEntry, TraceStep
 
 HOOK_TABLES: dict[str, tuple[str, ...]] = {
@@ -513,6 +513,7 @@ class CompiledRule:
     reject_with: str = ""
     index_key: tuple[int | None, str, int] | None = None  # (dst /32 or None, proto, dport) selecting the rule
     _text: str = ""
+    reusable: bool = True  # a later load may copy it (not if it failed to compile or keeps per-rule state)
 
     @property
     def text(self) -> str:
@@ -589,16 +590,19 @@ class CompiledChain:
 class Netfilter:
     """The iptables tables of one network namespace, compiled, ready to run packets through."""
 
-    def __init__(self, tables: dict[str, TableDump], name: str = "", *, strict: bool = False) -> None:
+    def __init__(self, tables: dict[str, TableDump], name: str = "", *, strict: bool = False,
+                 previous: Netfilter | None = None) -> None:
         self.name = name
         self.tables = tables
         self.chains: dict[str, dict[str, CompiledChain]] = {
             t: {c: CompiledChain(c, chain.policy) for c, chain in dump.chains.items()} for t, dump in tables.items()
         }
+        known = previous._compiled if previous is not None else {}
+        self._compiled: dict[tuple[str, int], tuple[Rule, CompiledRule]] = {}  # (table, id(rule)) -> (rule, compiled)
         for tname, dump in tables.items():
             for cname, chain in dump.chains.items():
                 cc = self.chains[tname][cname]
-                cc.rules = [self._compile(tname, r, i + 1, strict) for i, r in enumerate(chain.rules)]
+                cc.rules = [self._compile_reusing(tname, r, i + 1, strict, known) for i, r in enumerate(chain.rules)]
                 if len(cc.rules) >= INDEX_MIN_RULES:
                     cc.index = ChainIndex.build(cc.rules)
             self._check_loops(tname)
@@ -623,6 +627,23 @@ class Netfilter:
             raise InputError(f"ruleset{' of ' + name if name else ''}", str(e), "check the iptables-save text") from None
         return cls(tables, name, strict=strict)
 
+    @classmethod
+    def from_tables(cls, tables: Mapping[str, TableDump], *, name: str = "", strict: bool = False,
+                    previous: Netfilter | None = None) -> Netfilter:
+        """Load a namespace's tables as they are held in memory (an ``IptablesState``'s
+        ``tables``): what :meth:`from_text` of their ``iptables-save`` text builds, without
+        printing and parsing it again. The chains are copied (rules are immutable), so later
+        changes to ``tables`` do not reach the loaded ruleset. With ``previous`` (the ruleset
+        these tables replace), a rule that is the very same object as one ``previous`` compiled
+        (a chain a partial sync left alone) is copied from it instead of compiled again."""
+        snapshot = {}
+        for tname in SAVE_TABLE_ORDER:
+            dump = tables.get(tname)
+            if dump is not None:
+                snapshot[tname] = TableDump(tname, {c: Chain(c, dump.chains[c].policy, list(dump.chains[c].rules))
+                                                    for c in dump.chain_order()})
+        return cls(snapshot, name, strict=strict, previous=previous)
+
     def chain_rules(self, table: str, chain: str) -> list[str]:
         """The chain's rules as ``iptables-save`` prints them (empty if there is no such chain)."""
         c = self.chains.get(table, {}).get(chain)
@@ -639,6 +660,27 @@ class Netfilter:
             f"kslab cannot execute {what}",
             "the sim runs kube-proxy's matches and targets (see kslab.sim.netfilter); trace a packet that avoids this rule",
         )
+
+    def _compile_reusing(self, table: str, r: Rule, number: int, strict: bool,
+                         known: dict[tuple[str, int], tuple[Rule, CompiledRule]]) -> CompiledRule:
+        """:meth:`_compile`, or a copy of what an earlier load compiled from the same Rule object
+        (rules are immutable), its jump bound to this load's chain of that name."""
+        key = (table, id(r))
+        hit = known.get(key)
+        cr = None
+        if hit is not None and hit[0] is r:
+            done = hit[1]
+            jump = None
+            if done.jump is not None:  # the target must still be a user chain of this table
+                jump = self.chains[table].get(done.jump.name)
+            if done.jump is None or (jump is not None and jump.policy is None):
+                cr = CompiledRule(r, number, done.test, done.op, jump, done.nat, done.dnat_ports, done.mark,
+                                  done.reject_with, done.index_key)
+        if cr is None:
+            cr = self._compile(table, r, number, strict)
+        if cr.reusable:
+            self._compiled[key] = (r, cr)
+        return cr
 
     def _compile(self, table: str, r: Rule, number: int, strict: bool) -> CompiledRule:
         fragments: list[Fragment] = []
@@ -663,6 +705,8 @@ class Netfilter:
                     if o is not None and not o.negated and ":" not in o.args[0]:
                         dport = _int(o.args[0])
                 pure = pure and m.name in PURE_MATCHES
+                if m.name == "statistic" and "nth" in getattr(_opts(m).get("mode"), "args", ()):
+                    cr.reusable = False  # its packet counter belongs to this rule instance (a reload starts at 0)
             self._compile_target(r, cr)
         except (_Unsupported, ValueError) as e:
             err = self._error(table, r, number, str(e))
@@ -673,7 +717,7 @@ class Netfilter:
                 raise err
 
             fragments.append(_opaque(fail))  # reached only if every criterion before it matched
-            cr.op, cr.jump, cr.nat = OP_CONTINUE, None, None
+            cr.op, cr.jump, cr.nat, cr.reusable = OP_CONTINUE, None, None, False
         cr.test = _fuse(fragments)
         if dport is not None and r.proto in ("tcp", "udp", "sctp"):
             dst = _IP[r.dst[:-3]] if r.dst is not None and not r.dst_negated and r.dst.endswith("/32") else None

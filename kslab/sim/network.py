@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..errors import InputError
 from ..model import ClusterState, Pod
+from ..xtables import TableDump
 from .netfilter import Netfilter
 from .packet import HookContext, HookResult, NamespaceState, Packet, TraceStep
 
@@ -128,6 +130,61 @@ class Connection:
         return self.outcome == "ok"
 
 
+_PORT_SPAN = EPHEMERAL[1] - EPHEMERAL[0] + 1
+_PORT_BITS = _PORT_SPAN.bit_length()
+
+
+def _ephemeral_port(getrandbits) -> int:
+    """A client port: ``Random.randint(*EPHEMERAL)`` as CPython computes it (``randrange``'s
+    rejection sampling on ``getrandbits``), the same value from the same generator state,
+    without its three Python calls (tests/test_connection_batch.py compares the two)."""
+    r = getrandbits(_PORT_BITS)
+    while r >= _PORT_SPAN:
+        r = getrandbits(_PORT_BITS)
+    return EPHEMERAL[0] + r
+
+
+def _flow_key(c: Client, dst: str, dport: int, proto: str) -> tuple:
+    """What the flow memo keys a connection by: its client and destination."""
+    return (c.name, c.ip, c.kind, c.node, dst, dport, proto)
+
+
+def _with_ports(conn: Connection, sport: int, snat_port: int | None) -> Connection:
+    """A copy of a memoised connection with its own client port (and ``--random-fully`` port)."""
+    copy = object.__new__(Connection)  # a shallow copy (dataclasses.replace is 10x slower)
+    copy.__dict__.update(conn.__dict__)
+    copy.sport = sport
+    if snat_port is not None and copy.snat_to:
+        copy.snat_to = f"{copy.snat_to.rsplit(':', 1)[0]}:{snat_port}"
+    return copy
+
+
+@dataclass
+class ConnectionBatch:
+    """Connections opened in a row (:meth:`Network.connect_many`), stored by distinct result:
+    connection ``i`` is ``results[index[i]]`` with client port ``sports[i]``, opened at
+    simulated time ``times[i]`` (and, if ``--random-fully`` drew it, SNAT port
+    ``snat_ports[i]``). Experiments build their columns once per distinct result
+    (:func:`kslab.experiments.connections_frame`), and a 10,000-connection run allocates a few
+    objects instead of 10,000."""
+
+    results: list[Connection] = field(default_factory=list)
+    index: list[int] = field(default_factory=list)
+    sports: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    snat_ports: dict[int, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def connection(self, i: int) -> Connection:
+        """Connection ``i`` as :meth:`Network.connect` returns it (its own object)."""
+        return _with_ports(self.results[self.index[i]], self.sports[i], self.snat_ports.get(i))
+
+    def __iter__(self):
+        return (self.connection(i) for i in range(len(self)))
+
+
 def _pkt_dict(p: Packet) -> dict:
     return {"src": p.src, "sport": p.sport, "dst": p.dst, "dport": p.dport, "proto": p.proto, "mark": hex(p.mark)}
 
@@ -173,7 +230,7 @@ class Network:
         self._routes: dict[tuple[str, str], tuple[str, str, str]] = {}
         self.broken: set[str] = set()  # pods whose server accepts connections but answers with errors
         self.listening = listening if listening is not None else self._default_listening()
-        self.memo = True  # the flow memo (see _memo_connect); False: interpret every connection
+        self.memo = True  # the flow memo (see _memo_open); False: interpret every connection
         self.memo_hits = 0  # connections answered from the memo
         self._recorder: list | None = None
         self._lb_replay: list = []
@@ -191,6 +248,15 @@ class Network:
         """Load new rulesets (an iptables-restore); xt_recent lists, counters and conntrack stay."""
         for name, text in rulesets.items():
             self.nodes[name].netfilter = Netfilter.from_text(text, name=name)
+        self.clear_memo()
+
+    def update_tables(self, tables: Mapping[str, Mapping[str, TableDump]]) -> None:
+        """Load each named node's tables as held in memory (an ``IptablesState``'s ``tables``):
+        what :meth:`update_rules` does with their ``iptables-save`` text, without printing and
+        parsing it again. xt_recent lists, counters and conntrack stay."""
+        for name, t in tables.items():
+            node = self.nodes[name]
+            node.netfilter = Netfilter.from_tables(t, name=name, previous=node.netfilter)
         self.clear_memo()
 
     def update_pods(self, state: ClusterState) -> None:
@@ -314,28 +380,44 @@ class Network:
         value = self._lb_choice(param)
         return value, value
 
-    def _memo_connect(self, c: Client, dst: str, dport: int, proto: str, sport: int) -> Connection:
+    def _memo_open(self, c: Client, dst: str, dport: int, proto: str, sport: int) -> tuple[Connection, bool, int | None]:
+        """One untraced connection through the memo: (connection, False, None) when it was
+        interpreted, or (the memo's leaf, True, the port ``--random-fully`` drew on the way or
+        None) on a hit. A leaf is shared by every connection of its branch: callers copy it
+        before changing it (:meth:`connect`) or keep it as it is (:meth:`connect_many`)."""
+        if not self._memo_usable():
+            return self._interpret(c, dst, dport, proto, sport, False), False, None
+        return self._memo_follow(_flow_key(c, dst, dport, proto), c, dst, dport, proto, sport)
+
+    def _memo_usable(self) -> bool:
+        """Whether the memo may answer now: it is emptied if the broken pods changed, and
+        skipped while any conntrack entry exists (a connection's own entries are removed when
+        it closes, so only a caller's leave the tables non-empty)."""
         if self.broken != self._memo_broken:
             self.clear_memo()
-        key = (c.name, c.ip, c.kind, c.node, dst, dport, proto)
-        if key in self._memo_off or any(n.conntrack.by_orig for n in self.nodes.values()):
-            return self._interpret(c, dst, dport, proto, sport, False)
+        return not any(n.conntrack.by_orig for n in self.nodes.values())
+
+    def _memo_follow(self, key: tuple, c: Client, dst: str, dport: int, proto: str, sport: int) -> tuple[Connection, bool, int | None]:
+        """:meth:`_memo_open` once :meth:`_memo_usable` said yes (``key``: the flow's :func:`_flow_key`)."""
+        if key in self._memo_off:
+            return self._interpret(c, dst, dport, proto, sport, False), False, None
         node = self._memo.get(key)
         made: list[tuple] = []
         while node is not None and node.leaf is None:
             kind, owner, param = node.draw  # type: ignore[misc]
-            outcome, value = self._draw(kind, owner, param)
+            if kind == "stat":  # the common draw (the statistic ladder), without _draw's dispatch
+                outcome, value = owner.statistic(param), None
+            else:
+                outcome, value = self._draw(kind, owner, param)
             made.append((kind, owner, param, outcome, value))
             node = node.children.get(outcome)
         if node is not None:
             self.memo_hits += 1
-            conn = object.__new__(Connection)  # a shallow copy (dataclasses.replace is 10x slower)
-            conn.__dict__.update(node.leaf.__dict__)  # type: ignore[union-attr]
-            conn.sport = sport
-            ports = [v for k, _, _, _, v in made if k == "port"]
-            if ports and conn.snat_to:
-                conn.snat_to = f"{conn.snat_to.rsplit(':', 1)[0]}:{ports[-1]}"
-            return conn
+            port = None
+            for kind, _, _, _, value in made:
+                if kind == "port":
+                    port = value
+            return node.leaf, True, port  # type: ignore[return-value]
         # an unexplored branch: interpret, serving the draws already made, recording all of them
         recorder: list[tuple] = []
         states = [n.state for n in self.nodes.values()]
@@ -354,7 +436,7 @@ class Network:
         if any(st.stateful for st in states):
             self._memo_off.add(key)
             self._memo.pop(key, None)
-            return conn
+            return conn, False, None
         node = self._memo.setdefault(key, _MemoNode())
         for kind, owner, param, outcome, _ in draws:
             if node.draw is None:
@@ -362,7 +444,43 @@ class Network:
             assert node.draw == (kind, owner, param), "flow memo: the same draws led elsewhere"
             node = node.children.setdefault(outcome, _MemoNode())
         node.leaf = replace(conn)
-        return conn
+        return conn, False, None
+
+    def connect_many(self, clients: Sequence[Client], dst: str, dport: int, proto: str = "tcp", n: int = 1, *,
+                     interval: float = 0.0) -> ConnectionBatch:
+        """``n`` untraced connections from ``clients`` in turn, the clock advancing ``interval``
+        after each: exactly what ``n`` calls of :meth:`connect` (``trace=False``) open, the same
+        draws in the same order, kept as a :class:`ConnectionBatch` (connections that took the
+        same branch share one :class:`Connection` instead of a copy each)."""
+        if interval < 0:
+            raise ValueError("the clock only moves forward")
+        proto = proto.lower()
+        batch = ConnectionBatch()
+        results, index, sports, times, snat_ports = batch.results, batch.index, batch.sports, batch.times, batch.snat_ports
+        position: dict[int, int] = {}  # id(result) -> its index in results (results keeps every one alive)
+        getrandbits, follow = self.rng.getrandbits, self._memo_follow
+        memo = self.memo and self._memo_usable()  # constant during the batch: its connections leave no conntrack entries
+        keys = [_flow_key(c, dst, dport, proto) for c in clients]
+        for i in range(n):
+            j = i % len(clients)
+            c = clients[j]
+            sport = _ephemeral_port(getrandbits)
+            if memo:
+                conn, _, port = follow(keys[j], c, dst, dport, proto, sport)
+                if port is not None and conn.snat_to:
+                    snat_ports[i] = port
+            else:
+                conn = self._interpret(c, dst, dport, proto, sport, False)
+            k = position.get(id(conn))
+            if k is None:
+                k = position[id(conn)] = len(results)
+                results.append(conn)
+            index.append(k)
+            sports.append(sport)
+            times.append(self.now)
+            if interval:
+                self.now += interval  # advance(): what recent --seconds and affinity timeouts read
+        return batch
 
     # ---- one connection ------------------------------------------------------------------------
     def connect(
@@ -378,9 +496,10 @@ class Network:
         c = self.client(client) if isinstance(client, str) else client
         proto = proto.lower()
         if sport is None:
-            sport = self.rng.randint(*EPHEMERAL)
+            sport = _ephemeral_port(self.rng.getrandbits)
         if not trace and self.memo:
-            return self._memo_connect(c, dst, dport, proto, sport)
+            conn, leaf, port = self._memo_open(c, dst, dport, proto, sport)
+            return _with_ports(conn, sport, port) if leaf else conn
         return self._interpret(c, dst, dport, proto, sport, trace)
 
     def _interpret(self, c: Client, dst: str, dport: int, proto: str, sport: int, trace: bool) -> Connection:

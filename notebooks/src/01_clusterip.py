@@ -95,9 +95,12 @@ experiments.claim_uniform(df, webpods, tolerance=0.02)
 # rule at all), 2, 7 and 10; then lower **connections** to 300 and watch the noise grow.
 
 # %%
+import gc
+
 from kslab.views import DistributionPanel
 
 panel = DistributionPanel(lab, replicas=3, connections=3000)
+gc.freeze()  # keeps the sliders responsive: Python's collector stops rescanning everything loaded so far
 panel
 
 # %%

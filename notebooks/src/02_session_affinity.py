@@ -92,9 +92,12 @@ experiments.claim(within == [first] and moves >= tries / 3,
 # Toggle affinity and change the number of clients.
 
 # %%
+import gc
+
 from kslab.views import AffinityPanel
 
 panel = AffinityPanel(lab, clients=8)
+gc.freeze()  # keeps the sliders responsive: Python's collector stops rescanning everything loaded so far
 panel
 
 # %% [markdown]

@@ -120,9 +120,12 @@ experiments.claim(
 # webpod3 twice as much on purpose).
 
 # %%
+import gc
+
 from kslab.views import SchedulerPanel
 
 scheduler_panel = SchedulerPanel(scheduler="sh")
+gc.freeze()  # keeps the sliders responsive: Python's collector stops rescanning everything loaded so far
 scheduler_panel
 
 # %%
