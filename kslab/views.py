@@ -123,7 +123,7 @@ def compute_affinity(lab: Lab, affinity: bool, clients: int, per_client: int = 1
     without ``sessionAffinity: ClientIP``; the xt_recent lists start empty."""
     lab.patch_service(to, session_affinity="ClientIP" if affinity else "None",
                       session_affinity_timeout=timeout if affinity else None)
-    lab.network.reset()
+    lab.reset()
     ips = [f"10.10.1.{100 + i}" for i in range(clients)]
     return lab.run(ips, to, n=clients * per_client, seed=seed, interval=0.01)
 
@@ -174,7 +174,7 @@ def compute_cross_node(lab: Lab, client: str, replicas: int, *, n: int = 2000, s
     if sum(1 for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}") != replicas:
         lab.scale(deployment, replicas)
     df = lab.run(client, to, n=n, seed=seed, interval=0)
-    node = lab.network.client(client).node
+    node = lab.client(client).node
     pods = [p for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}"]
     local = sum(1 for p in pods if p.node_name == node)
     return {"replicas": replicas, "client_node": node, "local_pods": local, "expected": 1 - local / len(pods),

@@ -181,7 +181,7 @@ def test_hairpin_without_the_rule_fails_in_the_kernel_and_the_sim_says_why(pair)
 def sim_trace_to(sim: Lab, src: str, to: str, pod: str):
     """A sim trace of ``src -> to`` that lands on ``pod`` (reseeding until it does)."""
     for seed in range(400):
-        sim.network.reseed(1000 + seed)
+        sim.reseed(1000 + seed)
         t = sim.trace(src, to)
         if (t.endpoint_pod or "") == pod:
             return t
