@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kslab import experiments
+from kslab.errors import InputError
 from kslab.lab import Lab
 
 WEBPODS = ["webpod1", "webpod2", "webpod3"]
@@ -261,3 +262,35 @@ def test_connections_frame_equals_the_row_by_row_frame():
     times = [0.5 * i for i in range(len(conns))]
     rows = experiments.frame(experiments.connection_row(i, c, "sim", t) for i, (c, t) in enumerate(zip(conns, times)))
     pd.testing.assert_frame_equal(experiments.connections_frame(conns, "sim", times), rows)
+
+
+@pytest.mark.parametrize("options,names", [
+    ({"masqurade_all": True}, ["masqurade_all", "masquerade_all"]),  # a typo: named, and the valid options listed
+    ({"masquerade_all": "yes"}, ["masquerade_all", "True or False"]),
+    ({"cluster_cidr": "10.10.0.0/99"}, ["cluster_cidr", "CIDR"]),
+    ({"detect_local_mode": "Nowhere"}, ["detect_local_mode", "ClusterCIDR"]),
+])
+def test_set_proxy_checks_before_changing_anything(options, names):
+    """A bad option is a one-line InputError naming it; the lab's rules and options are untouched
+    and later changes still work."""
+    lab = Lab(seed=2)
+    before = {n.name: lab.render(n.name).save_text() for n in lab.cluster.nodes}
+    saved = {n.name: lab.save_text(n.name) for n in lab.cluster.nodes}
+    with pytest.raises(InputError) as err:
+        lab.set_proxy(**options)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1 and all(name in message for name in names), message
+    assert lab.proxy_options == {}
+    assert {n.name: lab.save_text(n.name) for n in lab.cluster.nodes} == saved
+    lab.scale("deploy-echo", 4)
+    assert len(lab.run("net-pod", "svc-nodeport", n=50, seed=1)["endpoint_pod"].dropna()) == 50
+    scaled = {n.name: lab.render(n.name).save_text() for n in lab.cluster.nodes}
+    assert scaled != before
+    lab.set_proxy(masquerade_all=True)  # a valid change still goes through: a full sync with the flag
+    assert lab.proxy_options == {"masquerade_all": True}
+    assert all(lab.save_text(n.name) != scaled[n.name] and "KUBE-MARK-MASQ" in lab.save_text(n.name) for n in lab.cluster.nodes)
+
+
+def test_lab_proxy_options_are_checked_too():
+    with pytest.raises(InputError, match="masqurade_all"):
+        Lab(proxy={"masqurade_all": True})
