@@ -132,13 +132,16 @@ class Lab:
             self._rules[node] = render(self.cluster.services, self.cluster.endpoint_slices, self._proxiers[node].config)
         return self._rules[node]
 
-    def _sync(self, full: bool = False) -> None:
+    def _sync(self, full: bool = False, nodes: Iterable[str] | None = None) -> None:
         """kube-proxy's sync on every node, as kube-proxy decides it (full the first time and
         when forced, partial after a change), loaded into the dataplane's kernel. Like a real
         node, a hand-edited rule survives partial syncs and is rewritten only by a full one."""
         dp = self.dataplane
+        names = set(nodes) if nodes is not None else None
         self._rules = {}
         for n in self.cluster.nodes:
+            if names is not None and n.name not in names:
+                continue
             proxier = self._proxiers.get(n.name)
             if proxier is None:
                 proxier = self._proxiers[n.name] = Proxier(self.proxy_config(n.name))
@@ -208,10 +211,14 @@ class Lab:
         self._proxiers = {name: Proxier(config) for name, config in configs.items()}
         self._sync()
 
-    def resync(self, full: bool = True) -> None:
-        """Run kube-proxy's sync on every node now (``full=True``: rewrite every chain, as the
-        hourly full sync or a restarted kube-proxy does; it undoes hand edits)."""
-        self._sync(full=full)
+    def resync(self, full: bool = True, nodes: Iterable[str] | None = None) -> None:
+        """Run kube-proxy's sync on ``nodes`` (default every node) now (``full=True``: rewrite
+        every chain, as the hourly full sync or a restarted kube-proxy does; it undoes hand
+        edits; ``full=False``: kube-proxy decides, usually a partial sync)."""
+        names = list(nodes) if nodes is not None else None
+        for name in names or ():
+            self.cluster.node(name)
+        self._sync(full=full, nodes=names)
 
     def flush_conntrack(self) -> int:
         """Forget every node's conntrack entries (``conntrack -F``); returns how many there were.

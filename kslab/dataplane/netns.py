@@ -29,10 +29,10 @@ if TYPE_CHECKING:
 class NetnsDataplane(Dataplane):
     backend = "netns"
 
-    def __init__(self, cluster: ClusterState, *, seed: int = 0, manifests: Sequence[str] | None = None) -> None:
+    def __init__(self, cluster: ClusterState, *, seed: int = 0) -> None:
         self.cluster = cluster
         # a notebook kernel's "interrupt" is SIGINT: it stops a cell, it does not remove the lab
-        self.kernel = NetnsLab(cluster, handle_signals=False, seed=seed, manifests=manifests)
+        self.kernel = NetnsLab(cluster, handle_signals=False, seed=seed)
         self.kernel.up()
         self._t0 = time.monotonic()
 
@@ -121,4 +121,4 @@ class NetnsDataplane(Dataplane):
         time.sleep(seconds)
 
     def close(self) -> None:
-        self.kernel.down()
+        self.kernel.close()  # down, unless the lab was detached (kslab netns up)
