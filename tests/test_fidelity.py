@@ -183,17 +183,6 @@ def sim_trace_to(sim: Lab, src: str, to: str, pod: str):
     raise AssertionError(f"the sim never sent {src} -> {to} to {pod!r}")
 
 
-def sim_rules(t) -> list[tuple[str, str, str]]:
-    """The rules the SYN matched on its way in (the reply's steps start at "delivered to")."""
-    out = []
-    for s in t.steps:
-        if s.event == "note" and s.detail.startswith("delivered to"):
-            break
-        if s.event == "rule":
-            out.append((s.node, s.table, s.rule))
-    return out
-
-
 @pytest.mark.parametrize("src,to", [
     ("net-pod", "svc-clusterip"),          # ClusterIP from a pod: DNAT on the client's node, no SNAT
     ("webpod1", "svc-clusterip"),          # maybe a hairpin: KUBE-MARK-MASQ then MASQUERADE
@@ -216,7 +205,7 @@ def test_kernel_trace_equals_sim_trace(labs, src, to):
         assert kt.endpoint_pod == "webpod1" and kt.masquerade and kt.source_ip_seen == "10.10.1.1"
     st = sim_trace_to(sim, src, to, kt.endpoint_pod) if kt.endpoint_pod else sim.trace(src, to)
     assert kt.outcome == st.outcome or (kt.outcome != "ok" and st.outcome != "ok")
-    assert kt.rules() == sim_rules(st), "\n" + str(kt) + "\n" + str(st)
+    assert kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)  # the SYN's rules (a sim trace goes on with the reply)
     assert kt.chains == st.to_dict()["chains"]
     assert (kt.dnat_to or None) == st.dnat_to or (not kt.dnat_to and not st.dnat_to)
     assert kt.masquerade == bool(st.masquerade)
