@@ -47,14 +47,15 @@ class Dataplane(ABC):
 
     @abstractmethod
     def sync_rules(self, node: str, ruleset: RuleSet) -> None:
-        """Load one kube-proxy sync into ``node``'s kernel, as kube-proxy's ``iptables-restore``:
-        a full ruleset (``ruleset.partial`` False) replaces the tables it names (``--noflush``
-        is *not* used for the chains it writes, and the jump rules from the built-in chains are
-        ensured); a partial one (``ruleset.partial`` True) is ``iptables-restore --noflush``:
-        only the chains it lists are rewritten, every other rule (a hand edit too) stays.
-        Raise :class:`~kslab.errors.EnvironmentProblem` or ``ValueError`` when the kernel refuses
-        the text; the tables are then as they were (restore is atomic per table). The Proxier
-        records the failure and retries with a full sync."""
+        """Load one kube-proxy sync into ``node``'s kernel, as kube-proxy does. A full sync
+        (``ruleset.partial`` False) first ensures kube-proxy's canary chains and the jump rules from
+        the built-in chains (``iptables -N`` / ``-C`` / ``-I``; see
+        :func:`kslab.proxy.iptsave.full_sync_jump_chains`), then restores the text; a partial sync
+        (``ruleset.partial`` True) is the restore alone. Both restore with ``--noflush``: the
+        chains the text declares are rewritten, every other chain and rule (a hand edit too)
+        stays. Raise :class:`~kslab.errors.EnvironmentProblem` or ``ValueError`` when the kernel
+        refuses the text; the tables are then as they were (a restore is atomic per table). The
+        Proxier records the failure and retries with a full sync."""
 
     @abstractmethod
     def nat_chains(self, node: str) -> list[str]:
