@@ -22,9 +22,8 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from . import dataplane
 from .controlplane import ControlPlane, load_cluster
-from .dataplane import Dataplane, Trace
+from .dataplane import Dataplane, Trace, factory
 from .errors import EnvironmentProblem, InputError
 from .manifests import load_documents
 from .model import ClusterState
@@ -95,7 +94,7 @@ class Lab:
         from_env = backend is None
         backend = backend or os.environ.get("KSLAB_BACKEND") or "sim"
         try:
-            dataplane.check_environment(backend)
+            factory.check_environment(backend)
         except EnvironmentProblem as e:
             if not from_env or os.environ.get("KSLAB_STRICT_BACKEND") or backend == "kind":
                 raise
@@ -111,7 +110,7 @@ class Lab:
         self._rules: dict[str, RuleSet] = {}
         self.syncs: list[SyncResult] = []  # every kube-proxy sync, per node, timed
         self._proxiers: dict[str, Proxier] = {}  # each node's kube-proxy across syncs
-        self.dataplane: Dataplane = dataplane.create(backend, self.cluster, seed=seed)
+        self.dataplane: Dataplane = factory.create(backend, self.cluster, seed=seed)
         try:
             self._sync()
         except BaseException:

@@ -8,8 +8,7 @@ import re
 
 import pytest
 
-import kslab.dataplane
-from kslab.dataplane import COLUMNS, Dataplane, Trace
+from kslab.dataplane import COLUMNS, Dataplane, Trace, factory
 from kslab.dataplane.sim import SimDataplane
 from kslab.errors import InputError
 from kslab.lab import Lab
@@ -72,7 +71,7 @@ class ThirdDataplane(Dataplane):
 
 @pytest.fixture
 def third(monkeypatch: pytest.MonkeyPatch) -> Lab:
-    monkeypatch.setattr(kslab.dataplane, "create", lambda backend, cluster, *, seed=0: ThirdDataplane(cluster, seed=seed))
+    monkeypatch.setattr(factory, "create", lambda backend, cluster, *, seed=0: ThirdDataplane(cluster, seed=seed))
     return Lab(backend="sim", seed=7)
 
 

@@ -4,51 +4,16 @@
 - :mod:`kslab.dataplane.rows`: :data:`COLUMNS`, the one definition of a connection's row;
 - :mod:`kslab.dataplane.trace`: :class:`Trace`, the one trace type;
 - :mod:`kslab.dataplane.sim`: :class:`SimDataplane` (the netfilter simulator);
-- :mod:`kslab.dataplane.netns`: :class:`NetnsDataplane` (the kernel, in network namespaces).
+- :mod:`kslab.dataplane.netns`: :class:`NetnsDataplane` (the kernel, in network namespaces);
+- :mod:`kslab.dataplane.factory`: the backend names, and the dataplane for a name.
 
-:func:`create` picks one by the backend's name; a new backend adds one line there.
+:func:`kslab.dataplane.factory.create` picks one by the backend's name; a new backend adds one line there.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from ..errors import EnvironmentProblem, InputError
 from .base import Dataplane
 from .rows import COLUMNS
 from .trace import Trace, TraceStep
 
-if TYPE_CHECKING:
-    from ..model import ClusterState
-
-__all__ = ["BACKENDS", "COLUMNS", "Dataplane", "Trace", "TraceStep", "check_environment", "create"]
-
-BACKENDS = ("sim", "netns", "kind")
-
-
-def _check_name(backend: str) -> None:
-    if backend not in BACKENDS:
-        raise InputError("backend", f"{backend!r} is not a kslab backend", "use sim, netns or kind")
-    if backend == "kind":
-        raise EnvironmentProblem("the kind backend is not built yet; use backend='sim' or 'netns'")
-
-
-def check_environment(backend: str) -> None:
-    """Raise InputError for an unknown backend, EnvironmentProblem (one line) if this machine cannot run it."""
-    _check_name(backend)
-    if backend == "netns":
-        from .netns import NetnsDataplane
-
-        NetnsDataplane.check_environment()
-
-
-def create(backend: str, cluster: ClusterState, *, seed: int = 0) -> Dataplane:
-    """The dataplane named ``backend`` for ``cluster``, up and with no kube-proxy rules yet."""
-    _check_name(backend)
-    if backend == "netns":
-        from .netns import NetnsDataplane
-
-        return NetnsDataplane(cluster, seed=seed)
-    from .sim import SimDataplane
-
-    return SimDataplane(cluster, seed=seed)
+__all__ = ["COLUMNS", "Dataplane", "Trace", "TraceStep"]
