@@ -59,7 +59,7 @@ def main() -> int:
     up = statistics.median(ups)
     print(f"up (4 nodes, 7 pods, 6 servers): median {up:.2f} s, best {min(ups):.2f} s over {a.ups}; "
           f"down median {statistics.median(downs):.2f} s")
-    print(f"  kube-proxy full sync per node (one node after another): median {statistics.median(syncs) * 1000:.0f} ms")
+    print(f"  kube-proxy full sync per node (4 in parallel): median {statistics.median(syncs) * 1000:.0f} ms")
     print(f"ratio up / target {TARGET_UP_SECONDS:.0f} s = {up / TARGET_UP_SECONDS:.2f}")
 
     with Lab(backend="netns", seed=1) as on_kernel:

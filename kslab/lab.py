@@ -17,6 +17,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -136,27 +137,31 @@ class Lab:
         when forced, partial after a change), loaded into the dataplane's kernel. Like a real
         node, a hand-edited rule survives partial syncs and is rewritten only by a full one."""
         dp = self.dataplane
-        names = set(nodes) if nodes is not None else None
+        wanted = set(nodes) if nodes is not None else None
+        names = [n.name for n in self.cluster.nodes if wanted is None or n.name in wanted]
         self._rules = {}
-        for n in self.cluster.nodes:
-            if names is not None and n.name not in names:
-                continue
-            proxier = self._proxiers.get(n.name)
-            if proxier is None:
-                proxier = self._proxiers[n.name] = Proxier(self.proxy_config(n.name))
+        for name in names:
+            if name not in self._proxiers:
+                self._proxiers[name] = Proxier(self.proxy_config(name))
             if full:
-                proxier.force_full_sync("forced")
+                self._proxiers[name].force_full_sync("forced")
 
-            def apply(rs: RuleSet, node: str = n.name) -> None:
-                dp.sync_rules(node, rs)
+        def sync(node: str) -> list[SyncResult]:
+            return self._proxiers[node].sync_and_retry(
+                self.cluster.services, self.cluster.endpoint_slices, lambda rs: dp.sync_rules(node, rs),
+                list_nat_chains=lambda: dp.nat_chains(node), now=dp.now)
 
-            results = proxier.sync_and_retry(self.cluster.services, self.cluster.endpoint_slices, apply,
-                                             list_nat_chains=lambda node=n.name: dp.nat_chains(node), now=dp.now)
+        if dp.concurrent_syncs and len(names) > 1:  # each node's kube-proxy on its own node
+            with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                per_node = list(pool.map(sync, names))
+        else:
+            per_node = [sync(name) for name in names]
+        for name, results in zip(names, per_node):
             self.syncs += results
             if results[-1].error:  # even the full sync failed: the node's rules are not what kslab rendered
-                raise EnvironmentProblem(f"kube-proxy's sync failed on {n.name}: {results[-1].error}")
+                raise EnvironmentProblem(f"kube-proxy's sync failed on {name}: {results[-1].error}")
             if not results[-1].ruleset.partial:
-                self._rules[n.name] = results[-1].ruleset  # a full sync's text is the node's whole ruleset
+                self._rules[name] = results[-1].ruleset  # a full sync's text is the node's whole ruleset
 
     def _changed(self) -> None:
         """After a control-plane change: pods first (new ones answer), then kube-proxy's sync."""

@@ -37,6 +37,10 @@ class Dataplane(ABC):
 
     #: the backend's name, as ``Lab(backend=...)`` takes it and as rows and traces report it
     backend: str = ""
+    #: True if :meth:`sync_rules` and :meth:`nat_chains` of *different* nodes may run at the same
+    #: time in threads (each node's kube-proxy syncs on its own node, as in a cluster); the Lab
+    #: then syncs the nodes in parallel. Calls for one node never overlap.
+    concurrent_syncs: bool = False
 
     # ---- kube-proxy's rules --------------------------------------------------------------------------
     def kernel_features(self) -> dict[str, Any]:

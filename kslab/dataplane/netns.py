@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 class NetnsDataplane(Dataplane):
     backend = "netns"
+    concurrent_syncs = True  # each node's restore is its own iptables-restore in its own namespace
 
     def __init__(self, cluster: ClusterState, *, seed: int = 0) -> None:
         self.cluster = cluster

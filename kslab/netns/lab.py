@@ -49,6 +49,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -201,6 +202,7 @@ class NetnsLab:
         self._manifests = list(manifests) if manifests else None
         self._seed = seed
         self._clients: dict[str, str] = {}  # extra client IP -> its namespace
+        self._record_lock = threading.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -318,7 +320,7 @@ class NetnsLab:
         lab.up_seconds, lab.owned, lab.handle_signals = rec.up_seconds, False, False
         lab._record, lab._procs, lab._nfacct = rec, {}, apply.nfacct_problem(rec.backend) is None
         lab._manifests, lab._seed = rec.manifests, rec.seed
-        lab._clients = {}
+        lab._clients, lab._record_lock = {}, threading.Lock()
         return lab
 
     # ---- building ------------------------------------------------------------------------------
@@ -489,8 +491,9 @@ class NetnsLab:
         else:
             apply.iptables_restore(ns, text, backend=self.backend)
         seconds = time.perf_counter() - t0
-        self._record.sync_seconds[node] = seconds
-        self._record.save()
+        with self._record_lock:  # the nodes' syncs may run in parallel threads
+            self._record.sync_seconds[node] = seconds
+            self._record.save()
         return seconds
 
     def nat_chains(self, node: str) -> list[str]:
