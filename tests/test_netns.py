@@ -338,6 +338,23 @@ def test_unknown_client_is_an_input_error(lab: NetnsLab) -> None:
     assert lab.namespace_of("myk8s-worker2").endswith("node-myk8s-worker2")
 
 
+@pytest.mark.netns
+@needs_netns
+def test_set_proxy_typo_leaves_the_kernel_alone(lab: NetnsLab, kslab_lab: Lab) -> None:
+    """On netns too: a bad kube-proxy option is one line, and the kernel's rules stay as they were."""
+    from kslab.errors import InputError
+
+    saved = {n.name: apply.iptables_save(n.ns) for n in lab.layout.nodes}
+    syncs = len(kslab_lab.syncs)
+    with pytest.raises(InputError, match="masqurade_all.*masquerade_all"):
+        kslab_lab.set_proxy(masqurade_all=True)
+    assert len(kslab_lab.syncs) == syncs and kslab_lab.proxy_options == {}
+    assert {n.name: apply.iptables_save(n.ns) for n in lab.layout.nodes} == saved
+    kslab_lab.resync(full=False)  # kube-proxy still syncs: nothing changed, nothing written
+    assert all(not r.full and r.error is None for r in kslab_lab.syncs[-4:])
+    assert lab.connect("net-pod", kslab_lab.cluster.service("svc-clusterip").cluster_ip, 9000, n=3, timeout=OK).failed == 0
+
+
 # --------------------------------------------------------------------------------------------
 # Leaving nothing behind
 
@@ -583,19 +600,3 @@ def test_helpers_start_without_heavy_imports() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
 
-
-@pytest.mark.netns
-@needs_netns
-def test_set_proxy_typo_leaves_the_kernel_alone(lab: NetnsLab, kslab_lab: Lab) -> None:
-    """On netns too: a bad kube-proxy option is one line, and the kernel's rules stay as they were."""
-    from kslab.errors import InputError
-
-    saved = {n.name: apply.iptables_save(n.ns) for n in lab.layout.nodes}
-    syncs = len(kslab_lab.syncs)
-    with pytest.raises(InputError, match="masqurade_all.*masquerade_all"):
-        kslab_lab.set_proxy(masqurade_all=True)
-    assert len(kslab_lab.syncs) == syncs and kslab_lab.proxy_options == {}
-    assert {n.name: apply.iptables_save(n.ns) for n in lab.layout.nodes} == saved
-    kslab_lab.resync(full=False)  # kube-proxy still syncs: nothing changed, nothing written
-    assert all(not r.full and r.error is None for r in kslab_lab.syncs[-4:])
-    assert lab.connect("net-pod", kslab_lab.cluster.service("svc-clusterip").cluster_ip, 9000, n=3, timeout=OK).failed == 0
