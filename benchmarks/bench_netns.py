@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kslab.controlplane import load_cluster  # noqa: E402
 from kslab.errors import EnvironmentProblem  # noqa: E402
-from kslab.netns.topology import NetnsLab  # noqa: E402
+from kslab.lab import Lab  # noqa: E402
+from kslab.netns.lab import NetnsLab  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "myk8s"
 TARGET_UP_SECONDS = 5.0
@@ -48,13 +49,12 @@ def main() -> int:
 
     ups, downs, syncs = [], [], []
     for _ in range(a.ups):
-        lab = NetnsLab(state)
-        lab.up()
-        assert lab.up_seconds is not None
-        ups.append(lab.up_seconds)
+        t0 = time.perf_counter()
+        lab = Lab(backend="netns", seed=1)  # namespaces, servers, then every node's first (full) sync
+        ups.append(time.perf_counter() - t0)
         syncs += [s.seconds for s in lab.syncs]
         t0 = time.perf_counter()
-        lab.down()
+        lab.close()
         downs.append(time.perf_counter() - t0)
     up = statistics.median(ups)
     print(f"up (4 nodes, 7 pods, 6 servers): median {up:.2f} s, best {min(ups):.2f} s over {a.ups}; "
@@ -62,7 +62,8 @@ def main() -> int:
     print(f"  kube-proxy full sync per node (4 in parallel): median {statistics.median(syncs) * 1000:.0f} ms")
     print(f"ratio up / target {TARGET_UP_SECONDS:.0f} s = {up / TARGET_UP_SECONDS:.2f}")
 
-    with NetnsLab(state) as lab:
+    with Lab(backend="netns", seed=1) as on_kernel:
+        lab = on_kernel.dataplane.kernel
         cip = state.service("svc-clusterip").cluster_ip
         node_port = state.service("svc-nodeport").ports[0].node_port
         lab.connect("net-pod", cip, 9000, n=100)  # warm up
@@ -76,8 +77,6 @@ def main() -> int:
         print(f"ratio svc-clusterip / direct = {service.rate / direct.rate:.2f}; NodePort / direct = {nodeport.rate / direct.rate:.2f}")
 
     # the same 10,000-connection experiment on the simulator and on the kernel (wall time, ratio)
-    from kslab.lab import Lab
-
     sim = Lab(seed=1)
     t0 = time.perf_counter()
     sim.run("net-pod", "svc-clusterip", n=10_000, seed=1)
@@ -95,7 +94,7 @@ def main() -> int:
     if a.cycles:
         t0 = time.perf_counter()
         for _ in range(a.cycles):
-            with NetnsLab(state):
+            with Lab(backend="netns", seed=1):
                 pass
         per = (time.perf_counter() - t0) / a.cycles
         print(f"{a.cycles} full-lab up/down cycles: {per:.2f} s per cycle; 50 cycles would take {per * 50:.0f} s")
@@ -128,23 +127,20 @@ def bench_syncs(n_services: int, repeat: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         extra = Path(tmp) / "bulk.yaml"
         extra.write_text(extra_services(n_services))
-        state = load_cluster([str(DATA), str(extra)], seed=1)
-    with NetnsLab(state) as lab:
+        lab = Lab([str(DATA), str(extra)], backend="netns", seed=1)
+    with lab:
         partial, full = [], []
         replicas = 3
         for k in range(repeat):
             replicas = 4 if replicas == 3 else 3
-            changed = state.copy()
-            changed.control_plane.scale("deploy-echo", replicas)  # type: ignore[attr-defined]
-            lab.update(changed)  # new pods, then kube-proxy's own choice: partial syncs
-            state = changed
+            lab.scale("deploy-echo", replicas)  # new pods, then kube-proxy's own choice: partial syncs
             partial += [s for s in lab.syncs[-4:] if not s.full]
             lab.resync(full=True)
             full += [s for s in lab.syncs[-4:] if s.full]
         assert len(partial) == 4 * repeat and len(full) == 4 * repeat, (len(partial), len(full))
         p_s, f_s = statistics.median(s.seconds for s in partial), statistics.median(s.seconds for s in full)
         p_l, f_l = statistics.median(s.lines for s in partial), statistics.median(s.lines for s in full)
-        print(f"{len(state.services)} Services: partial sync (deploy-echo scaled) median {p_s * 1000:.0f} ms, "
+        print(f"{len(lab.cluster.services)} Services: partial sync (deploy-echo scaled) median {p_s * 1000:.0f} ms, "
               f"{p_l:.0f} restore lines; full sync median {f_s * 1000:.0f} ms, {f_l:.0f} lines per node")
         print(f"ratio partial / full: time {p_s / f_s:.2f}, lines {p_l / f_l:.2f}")
 

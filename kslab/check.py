@@ -160,7 +160,7 @@ def _behind_nat(answer: Any, lab=None, users: int = 20) -> Feedback:
         return _pending(f"how many webpods {users} users behind one NAT address reach with ClientIP affinity")
     lab = lab or Lab(seed=0)
     lab.patch_service("svc-nodeport", session_affinity="ClientIP", session_affinity_timeout=10800)
-    lab.network.reset()
+    lab.reset()
     np = lab.cluster.service("svc-nodeport").ports[0].node_port
     df = lab.run("mypc", f"myk8s-worker:{np}", n=users, seed=3)
     expected = int(df["endpoint_pod"].nunique())

@@ -229,46 +229,30 @@ def _add_trace(sub) -> None:
 
 
 def cmd_trace(args) -> int:
-    import json
-
     if args.iptables_save:
         from .sim.single import trace_dump
+        from .sim.trace import trace_of
 
         if args.files:
             raise InputError("--iptables-save", "cannot be combined with -f", "give either a dump or manifests")
         if not args.node_ip:
             raise InputError("--node-ip", "required with --iptables-save", "give the IP of the node the dump came from")
-        conn = trace_dump(args.iptables_save, node_ip=args.node_ip, src=args.src, to=args.dst, seed=args.seed)
+        trace = trace_of(trace_dump(args.iptables_save, node_ip=args.node_ip, src=args.src, to=args.dst, seed=args.seed))
     else:
         from .lab import Lab
 
         files = [f for group in args.files for f in group] if args.files else None
-        if args.backend == "netns":
+        if args.node and args.backend != "sim":
+            raise InputError("--node", "only applies to the sim backend", "drop --node")
+        with Lab(files, backend=args.backend, seed=args.seed) as lab:
             if args.node:
-                raise InputError("--node", "only applies to the sim backend", "drop --node")
-            with Lab(files, backend="netns", seed=args.seed) as lab:
-                kt = lab.trace(args.src, args.dst)
-                if args.json:
-                    print(json.dumps(kt.to_dict(), indent=2))
-                else:
-                    sys.stdout.write(str(kt))
-            return 0
-        lab = Lab(files, seed=args.seed)
-        src = args.src
-        if args.node:
-            lab.cluster.node(args.node)
-            client = lab.network.client(src)
-            if client.kind == "external" and args.node:
-                client.node = args.node
-            elif client.node and client.node != args.node:
-                raise InputError("--node", f"{src} is on {client.node}, not {args.node}", f"drop --node or use --node {client.node}")
-        conn = lab.trace(src, args.dst).connection
-    from .sim.trace import trace_dict, trace_text
-
-    if args.json:
-        print(json.dumps(trace_dict(conn), indent=2))
-    else:
-        sys.stdout.write(trace_text(conn))
+                lab.cluster.node(args.node)
+                client = lab.client(args.src)
+                if client.node and client.node != args.node:
+                    raise InputError("--node", f"{args.src} is on {client.node}, not {args.node}",
+                                     f"drop --node or use --node {client.node}")
+            trace = lab.trace(args.src, args.dst)
+    sys.stdout.write(trace.json() + "\n" if args.json else str(trace))
     return 0
 
 

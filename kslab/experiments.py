@@ -1,12 +1,7 @@
 """Experiments return tidy DataFrames; summaries are plain functions on them.
 
-One row per connection, the same columns on every backend:
-
-``conn`` (0..n-1), ``backend``, ``client``, ``client_ip``, ``ingress_node``, ``destination``,
-``rules_path`` (a short id of the chain path taken), ``chains`` (that path), ``endpoint_pod``,
-``endpoint_node``, ``endpoint_ip``, ``source_ip_seen``, ``cross_node`` (the endpoint runs on
-another node than the one the connection entered), ``masquerade``, ``outcome``, ``reason``,
-``t`` (simulated clock, seconds), ``rules_evaluated``.
+One row per connection, the same columns on every backend: :data:`kslab.dataplane.rows.COLUMNS`
+(described there).
 """
 
 from __future__ import annotations
@@ -18,11 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-COLUMNS = [
-    "conn", "backend", "client", "client_ip", "ingress_node", "destination", "rules_path", "chains",
-    "endpoint_pod", "endpoint_node", "endpoint_ip", "source_ip_seen", "cross_node", "masquerade",
-    "outcome", "reason", "t", "rules_evaluated",
-]
+from .dataplane.rows import COLUMNS
 
 
 def rules_path_id(chains: Sequence[str]) -> str:
@@ -91,6 +82,7 @@ def _columns(conns: Sequence, backend: str, times: Sequence[float]) -> dict[str,
         "reason": [c.reason if c.outcome != "ok" else "" for c in conns],
         "t": list(times),
         "rules_evaluated": [c.rules_evaluated for c in conns],
+        "latency_ms": [None] * len(conns),  # simulated connections take no wall-clock time
     }
 
 

@@ -13,53 +13,74 @@ clock carry over, as they do in a kernel.
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import os
-from typing import Iterable, Sequence
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from . import experiments
 from .controlplane import ControlPlane, load_cluster
+from .dataplane import Dataplane, Trace, factory
 from .errors import EnvironmentProblem, InputError
 from .manifests import load_documents
 from .model import ClusterState
 from .proxy.iptables import ProxyConfig, RuleSet, render
-from .proxy.iptables_node import NodeIptables
 from .proxy.proxier import Proxier, SyncResult
 from .resources import study_lab
-from .sim.network import Connection, Network, resolve_destination
-from .sim.trace import trace_dict, trace_text
+from .sim.network import Client, resolve_client, resolve_destination
 
-BACKENDS = ("sim", "netns", "kind")
 HAIRPIN_RULES = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # each SEP chain's first rule (iptables-save form)
 
+# kube-proxy's flags a learner may change with Lab(proxy=...) / set_proxy (ProxyConfig fields;
+# the node's own facts - name, IPs, pod CIDR, zone - come from the cluster)
+_PER_NODE = {"node_name", "node_ips", "node_pod_cidr", "node_zone", "family"}
+PROXY_OPTIONS = {f.name: f for f in dataclasses.fields(ProxyConfig) if f.name not in _PER_NODE}
+_DETECT_LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix")
 
-class Trace:
-    """One connection's trace: ``str()`` for people, ``.json()`` / ``.to_dict()`` for programs."""
 
-    def __init__(self, conn: Connection):
-        self.connection = conn
-
-    def __str__(self) -> str:
-        return trace_text(self.connection)
-
-    def _repr_pretty_(self, p, cycle) -> None:  # IPython shows the text
-        p.text(str(self))
-
-    def to_dict(self) -> dict:
-        return trace_dict(self.connection)
-
-    def json(self) -> str:
-        import json
-
-        return json.dumps(self.to_dict(), indent=2)
-
-    def __getattr__(self, name):
-        return getattr(self.connection, name)
+def check_proxy_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` checked as kube-proxy flags (:class:`ProxyConfig` fields): a one-line
+    InputError naming the first unknown option (with the valid ones) or bad value."""
+    for name, value in options.items():
+        field = PROXY_OPTIONS.get(name)
+        if field is None:
+            raise InputError(f"proxy option {name!r}", "is not a kube-proxy option kslab knows",
+                             "use one of: " + ", ".join(sorted(PROXY_OPTIONS)))
+        default = field.default
+        if value is None:
+            continue  # None: kube-proxy's default
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 31
+        elif isinstance(default, tuple):
+            ok = isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            want = {bool: "True or False", int: "an integer 0..31", tuple: "a list of strings"}.get(type(default), "a string")
+            raise InputError(f"proxy option {name}={value!r}", "has the wrong type", f"give {want}")
+        if name == "cluster_cidr" or name == "nodeport_addresses":
+            for cidr in [value] if isinstance(value, str) else value:
+                if cidr == "primary" and name == "nodeport_addresses":
+                    continue
+                try:
+                    ipaddress.ip_network(cidr, strict=False)
+                except ValueError:
+                    raise InputError(f"proxy option {name}={value!r}", f"{cidr!r} is not a CIDR", "write it like 10.10.0.0/16") from None
+        if name == "detect_local_mode" and value not in _DETECT_LOCAL_MODES:
+            raise InputError(f"proxy option {name}={value!r}", "is not a detect-local mode", "use one of: " + ", ".join(_DETECT_LOCAL_MODES))
+    return dict(options)
 
 
 class Lab:
-    """The study's lab (or any manifests) on the ``sim`` backend."""
+    """The study's lab (or any manifests) on a backend: the cluster, its control plane, one
+    kube-proxy (:class:`~kslab.proxy.proxier.Proxier`) per node, and one
+    :class:`~kslab.dataplane.Dataplane` the rules run on (``sim``: the simulator, ``netns``: the
+    kernel). Every verb works the same on every backend."""
 
     def __init__(
         self,
@@ -71,43 +92,37 @@ class Lab:
     ) -> None:
         from_env = backend is None
         backend = backend or os.environ.get("KSLAB_BACKEND") or "sim"
-        if backend not in BACKENDS:
-            raise InputError("backend", f"{backend!r} is not a kslab backend", "use sim, netns or kind")
-        if backend == "kind":
-            raise EnvironmentProblem("the kind backend is not built yet; use backend='sim' or 'netns'")
-        if backend == "netns":
-            from .netns.topology import NetnsLab
-
-            try:
-                NetnsLab.check_environment()
-            except EnvironmentProblem as e:
-                if not from_env or os.environ.get("KSLAB_STRICT_BACKEND"):
-                    raise
-                # a notebook asked through KSLAB_BACKEND: say why in one line and run on sim
-                print(f"kslab: netns backend unavailable ({e}); running on sim")
-                backend = "sim"
+        try:
+            factory.check_environment(backend)
+        except EnvironmentProblem as e:
+            if not from_env or os.environ.get("KSLAB_STRICT_BACKEND") or backend == "kind":
+                raise
+            # a notebook asked through KSLAB_BACKEND: say why in one line and run on sim
+            print(f"kslab: {backend} backend unavailable ({e}); running on sim")
+            backend = "sim"
+        self.proxy_options = check_proxy_options(dict(proxy or {}))
         self.backend = backend
-        self.kernel = None
         self.seed = seed
         paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests or [study_lab()])
         self.cluster: ClusterState = load_cluster(paths, seed=seed)
         self.control = ControlPlane.of(self.cluster, seed)
-        self.proxy_options = dict(proxy or {})
         self._rules: dict[str, RuleSet] = {}
-        self._network: Network | None = None
-        self.syncs: list[SyncResult] = []  # every simulated kube-proxy sync, per node, timed
+        self.syncs: list[SyncResult] = []  # every kube-proxy sync, per node, timed
         self._proxiers: dict[str, Proxier] = {}  # each node's kube-proxy across syncs
-        self._tables: dict[str, NodeIptables] = {}  # each node's iptables, as the simulator's kernel
-        self._sync()
-        if self.backend == "netns":
-            from .netns.topology import NetnsLab
-
-            self.kernel = NetnsLab(self.cluster, handle_signals=False, seed=seed, proxy_options=self.proxy_options)
-            self.kernel.up()
+        self.generation = 0  # +1 on every change a connection could see (a sync, a hand edit, a broken pod)
+        self.dataplane: Dataplane = factory.create(backend, self.cluster, seed=seed)
+        try:
+            self._sync()
+        except BaseException:
+            self.dataplane.close()
+            raise
 
     # ---- rules ---------------------------------------------------------------------------------
-    def proxy_config(self, node: str) -> ProxyConfig:
-        return ProxyConfig.for_node(self.cluster, node, **self.proxy_options)
+    def proxy_config(self, node: str, options: dict[str, Any] | None = None) -> ProxyConfig:
+        """Node ``node``'s kube-proxy configuration: the cluster's facts, the lab's options, and
+        what the dataplane's kernel supports."""
+        opts = self.proxy_options if options is None else options
+        return ProxyConfig.for_node(self.cluster, node, **{**opts, **self.dataplane.kernel_features()})
 
     def render(self, node: str) -> RuleSet:
         """The ruleset kube-proxy programs on ``node`` (see :class:`kslab.proxy.iptables.RuleSet`)."""
@@ -116,44 +131,46 @@ class Lab:
             self._rules[node] = render(self.cluster.services, self.cluster.endpoint_slices, self._proxiers[node].config)
         return self._rules[node]
 
-    def _sync(self, full: bool = False) -> None:
+    def _sync(self, full: bool = False, nodes: Iterable[str] | None = None) -> None:
         """kube-proxy's sync on every node, as kube-proxy decides it (full the first time and
-        when forced, partial after a change), applied to each node's iptables (an
-        :class:`~kslab.proxy.iptables_node.NodeIptables`, the simulator's kernel); then the dataplane
-        reloads what the tables hold. Like a real node, a hand-edited rule survives partial
-        syncs and is rewritten only by a full one."""
-        now = self._network.now if self._network is not None else 0.0
-        proxiers, tables = self._proxiers, self._tables
+        when forced, partial after a change), loaded into the dataplane's kernel. Like a real
+        node, a hand-edited rule survives partial syncs and is rewritten only by a full one."""
+        dp = self.dataplane
+        wanted = set(nodes) if nodes is not None else None
+        names = [n.name for n in self.cluster.nodes if wanted is None or n.name in wanted]
         self._rules = {}
-        for n in self.cluster.nodes:
-            if n.name not in proxiers:
-                proxiers[n.name] = Proxier(self.proxy_config(n.name))
-                tables[n.name] = tables.get(n.name) or NodeIptables()
-            proxier, table = proxiers[n.name], tables[n.name]
+        for name in names:
+            if name not in self._proxiers:
+                self._proxiers[name] = Proxier(self.proxy_config(name))
             if full:
-                proxier.force_full_sync("forced")
+                self._proxiers[name].force_full_sync("forced")
 
-            def apply(rs: RuleSet, table: NodeIptables = table) -> None:
-                (table.partial_sync if rs.partial else table.full_sync)(rs.raw_text())
+        def sync(node: str) -> list[SyncResult]:
+            return self._proxiers[node].sync_and_retry(
+                self.cluster.services, self.cluster.endpoint_slices, lambda rs: dp.sync_rules(node, rs),
+                list_nat_chains=lambda: dp.nat_chains(node), now=dp.now)
 
-            results = proxier.sync_and_retry(self.cluster.services, self.cluster.endpoint_slices, apply,
-                                             list_nat_chains=lambda table=table: table.chains("nat"), now=now)
-            self.syncs += results
-            if not results[-1].ruleset.partial:
-                self._rules[n.name] = results[-1].ruleset  # a full sync's text is the node's whole ruleset
-        if self._network is None:
-            self._network = Network(self.cluster, {}, seed=self.seed)
+        if dp.concurrent_syncs and len(names) > 1:  # each node's kube-proxy on its own node
+            with ThreadPoolExecutor(max_workers=len(names)) as pool:
+                per_node = list(pool.map(sync, names))
         else:
-            self._network.update_pods(self.cluster)
-        self._network.update_tables({name: t.tables for name, t in tables.items()})
-        if self.kernel is not None:
-            self.kernel.update(self.cluster)  # re-render and re-apply in the kernel too
+            per_node = [sync(name) for name in names]
+        self.generation += 1
+        for name, results in zip(names, per_node):
+            self.syncs += results
+            if results[-1].error:  # even the full sync failed: the node's rules are not what kslab rendered
+                raise EnvironmentProblem(f"kube-proxy's sync failed on {name}: {results[-1].error}")
+            if not results[-1].ruleset.partial:
+                self._rules[name] = results[-1].ruleset  # a full sync's text is the node's whole ruleset
+
+    def _changed(self) -> None:
+        """After a control-plane change: pods first (new ones answer), then kube-proxy's sync."""
+        self.dataplane.update_pods(self.cluster)
+        self._sync()
 
     def close(self) -> None:
-        """Remove the real-kernel lab, if any (the sim needs no cleanup)."""
-        if self.kernel is not None:
-            self.kernel.down()
-            self.kernel = None
+        """Release the dataplane (the netns lab's namespaces and servers; the sim needs nothing)."""
+        self.dataplane.close()
 
     def __enter__(self) -> "Lab":
         return self
@@ -161,103 +178,95 @@ class Lab:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @property
-    def network(self) -> Network:
-        assert self._network is not None
-        return self._network
-
     # ---- changes ---------------------------------------------------------------------------------
     def apply(self, *paths: str | os.PathLike) -> list[str]:
         changed = self.control.apply(load_documents(paths))
-        self._sync()
+        self._changed()
         return changed
 
     def scale(self, deployment: str, replicas: int, namespace: str = "default") -> None:
         self.control.scale(deployment, replicas, namespace)
-        self._sync()
+        self._changed()
 
     def delete_pod(self, name: str, namespace: str = "default") -> None:
         self.control.delete_pod(name, namespace)
-        self._sync()
+        self._changed()
 
     def set_ready(self, pod: str, ready: bool, namespace: str = "default") -> None:
         self.control.set_pod_ready(pod, ready, namespace)
-        self._sync()
+        self._changed()
 
     def break_pod(self, name: str, broken: bool = True) -> None:
         """Make a pod's app answer with errors (it still accepts connections: TCP is fine, HTTP is not)."""
         self.cluster.pod(name)
-        (self.network.broken.add if broken else self.network.broken.discard)(name)
-        if self.kernel is not None:
-            self.kernel.break_pod(name, broken)
+        self.dataplane.break_pod(name, broken)
+        self.generation += 1
 
     def patch_service(self, name: str, namespace: str = "default", **spec) -> None:
         self.control.patch_service(name, namespace, **spec)
-        self._sync()
+        self._changed()
 
     def set_proxy(self, **options) -> None:
-        """Change kube-proxy's configuration on every node (``masquerade_all=True`` ...)."""
-        self.proxy_options.update(options)
-        self._proxiers.clear()  # kube-proxy restarts with the new flags: a full sync
+        """Change kube-proxy's configuration on every node (``masquerade_all=True`` ...): a
+        restarted kube-proxy, so a full sync. Checked first: an unknown option or a bad value
+        is a one-line InputError and the lab is left as it was."""
+        merged = {**self.proxy_options, **check_proxy_options(options)}
+        configs = {n.name: self.proxy_config(n.name, merged) for n in self.cluster.nodes}
+        self.proxy_options = merged
+        self._proxiers = {name: Proxier(config) for name, config in configs.items()}
         self._sync()
-        if self.kernel is not None:
-            self.kernel.set_proxy_options(**options)
 
-    def resync(self, full: bool = True) -> None:
-        """Run kube-proxy's sync on every node now (``full=True``: rewrite every chain, as the
-        hourly full sync or a restarted kube-proxy does; it undoes hand edits)."""
-        self._sync(full=full)
-        if self.kernel is not None:
-            self.kernel.resync(full=full or None)
+    def resync(self, full: bool = True, nodes: Iterable[str] | None = None) -> None:
+        """Run kube-proxy's sync on ``nodes`` (default every node) now (``full=True``: rewrite
+        every chain, as the hourly full sync or a restarted kube-proxy does; it undoes hand
+        edits; ``full=False``: kube-proxy decides, usually a partial sync)."""
+        names = list(nodes) if nodes is not None else None
+        for name in names or ():
+            self.cluster.node(name)
+        self._sync(full=full, nodes=names)
 
-    def flush_conntrack(self) -> None:
-        """Forget every node's conntrack entries (``conntrack -F``), in the simulator and, on
-        netns, in the kernel, where failed connections leave entries that new connections
-        reusing a source port would follow."""
-        for node in self.network.nodes.values():
-            node.conntrack.clear()
-        if self.kernel is not None:
-            self.kernel.flush_conntrack()
+    def flush_conntrack(self) -> int:
+        """Forget every node's conntrack entries (``conntrack -F``); returns how many there were.
+        On netns, failed connections leave entries that new connections reusing a source port
+        would follow."""
+        return self.dataplane.flush_conntrack()
 
     def delete_rules(self, match: str, *, nodes: Iterable[str] | None = None) -> int:
         """Delete by hand (``iptables -D``) every rule whose ``iptables-save`` line contains
-        ``match`` (a substring or a regular expression) on ``nodes`` (default all), in the
-        simulator and, on netns, in the kernel. Returns how many rules were deleted per node
-        in total. kube-proxy puts them back only with a full sync (:meth:`resync`)."""
-        import re
-
+        ``match`` (a substring or a regular expression) on ``nodes`` (default all). Returns how
+        many rules were deleted on all nodes together. kube-proxy puts them back only with a
+        full sync (:meth:`resync`)."""
         pattern = re.compile(match)
         names = list(nodes) if nodes is not None else [n.name for n in self.cluster.nodes]
-        deleted = 0
         for name in names:
             self.cluster.node(name)
-            table = self._tables[name]
-            for tname, dump in table.tables.items():
-                for chain in dump.chains.values():
-                    keep = [r for r in chain.rules if not pattern.search(r.save_text())]
-                    deleted += len(chain.rules) - len(keep)
-                    chain.rules[:] = keep
-        self.network.update_tables({name: self._tables[name].tables for name in names})
-        if self.kernel is not None:
-            kernel_deleted = self.kernel.delete_rules(pattern, names)
-            if kernel_deleted != deleted:
-                raise EnvironmentProblem(f"deleted {deleted} rules in the simulator but {kernel_deleted} in the kernel")
-        return deleted
+        self.generation += 1
+        return self.dataplane.delete_rules(pattern, names)
+
+    def save_text(self, node: str) -> str:
+        """What ``node``'s kernel holds now, as ``iptables-save`` prints it (hand edits included)."""
+        self.cluster.node(node)
+        return self.dataplane.save_text(node)
 
     def advance(self, seconds: float) -> None:
         """Move the clock: the simulator's jumps at once; on netns the kernel's clock is real, so
-        this also waits ``seconds`` (conntrack and ``recent`` entries age in real time)."""
+        this waits ``seconds`` (conntrack and ``recent`` entries age in real time)."""
         if seconds < 0:
             raise InputError("seconds", f"{seconds} is negative", "the clock only moves forward")
-        self.network.advance(seconds)
-        if self.kernel is not None:
-            import time
+        self.dataplane.advance(seconds)
 
-            time.sleep(seconds)
+    def reset(self) -> None:
+        """Fresh kernel state on every node: conntrack, ``recent`` lists (ClientIP affinity) and
+        counters forgotten, the simulated clock back to 0. The rules stay."""
+        self.dataplane.reset()
+
+    def reseed(self, seed: int) -> None:
+        """Restart the dataplane's random choices from ``seed`` (the simulator's; a kernel's cannot be seeded)."""
+        self.dataplane.reseed(seed)
 
     @property
     def now(self) -> float:
-        return self.network.now
+        return self.dataplane.now
 
     # ---- traffic -----------------------------------------------------------------------------------
     def pods(self, label: str | None = None) -> list[str]:
@@ -271,17 +280,23 @@ class Lab:
             out.append(p.name)
         return out
 
+    def client(self, name: str) -> Client:
+        """The client ``name`` stands for: a pod, a node, ``mypc`` or an IP (its address, kind and node)."""
+        return resolve_client(self.cluster, name)
+
+    def pod_gateway(self, node: str) -> str:
+        """The node's end of every local pod's veth: the first address of its podCIDR (kindnet's
+        ptp plugin); a pod masqueraded by its own node is seen from this address."""
+        return str(ipaddress.ip_network(self.cluster.node(node).pod_cidr, strict=False).network_address + 1)
+
     def destination(self, to: str) -> tuple[str, int, str]:
         return resolve_destination(self.cluster, to)
 
-    def trace(self, src: str, to: str):
-        """One connection, explained rule by rule: by the simulator on sim, by the kernel itself
-        on netns (``xtables-monitor --trace``; :class:`kslab.netns.ktrace.KernelTrace`, the same
-        attributes: outcome, reason, chains, dnat_to, masquerade, endpoint_pod, steps)."""
+    def trace(self, src: str, to: str) -> Trace:
+        """One new connection, explained rule by rule (a :class:`kslab.dataplane.Trace`): by the
+        simulator on sim, by the kernel itself on netns (``xtables-monitor --trace``)."""
         dst, port, proto = self.destination(to)
-        if self.kernel is not None and proto == "tcp":
-            return self.kernel.trace(src, dst, port)
-        return Trace(self.network.connect(src, dst, port, proto, trace=True))
+        return self.dataplane.trace(src, dst, port, proto)
 
     def run(
         self,
@@ -293,10 +308,12 @@ class Lab:
         interval: float = 0.001,
         timeout: float = 0.5,
     ) -> pd.DataFrame:
-        """Open ``n`` connections from ``src`` (a client or a list of clients, used in turn) to ``to``.
+        """Open ``n`` connections from ``src`` (a client or a list of clients, used in turn) to ``to``;
+        one row per connection (columns: :data:`kslab.dataplane.rows.COLUMNS`).
 
-        ``interval`` advances the simulated clock between connections. Equal seeds repeat exactly.
-        ``timeout`` is how long a real connection may take on netns before it counts as failed.
+        ``interval`` advances the simulated clock between connections. Equal seeds repeat exactly
+        on the simulator. ``timeout`` is how long a real connection may take on netns before it
+        counts as failed.
         """
         if n < 0:
             raise InputError("n", f"{n} is negative", "open 0 or more connections")
@@ -304,42 +321,4 @@ class Lab:
         if not clients:
             raise InputError("src", "no clients given", "name a pod, a node, mypc or an IP")
         dst, port, proto = self.destination(to)
-        if self.kernel is not None:
-            return self._run_kernel(clients, dst, port, proto, n, timeout)
-        net = self.network
-        if seed is not None:
-            net.reseed(seed)
-        resolved = [net.client(c) for c in clients]
-        return experiments.batch_frame(net.connect_many(resolved, dst, port, proto, n, interval=interval), self.backend)
-
-    def _run_kernel(self, clients: list[str], dst: str, port: int, proto: str, n: int, timeout: float = 0.5) -> pd.DataFrame:
-        """Real TCP connections in the kernel lab: the same columns as the sim, plus latency."""
-        if proto != "tcp":
-            raise InputError("--to", f"the netns backend opens TCP connections, not {proto}", "use a TCP port")
-        pods = {p.name: p for p in self.cluster.pods}
-        node_by_ip = {node.internal_ip: node.name for node in self.cluster.nodes}
-        rows = []
-        share, extra = divmod(n, len(clients))
-        i = 0
-        for k, src in enumerate(clients):
-            count = share + (1 if k < extra else 0)
-            if not count:
-                continue
-            client = self.network.client(src)
-            run = self.kernel.connect(src, dst, port, count, timeout=timeout)
-            ingress = node_by_ip.get(dst) or client.node or ""
-            for r in run.results:
-                pod = pods.get(r.pod or "")
-                answered = r.ok or (r.error == "http" and r.pod is not None)  # a broken app still identifies itself
-                rows.append({
-                    "conn": i, "backend": "netns", "client": client.name, "client_ip": client.ip, "ingress_node": ingress,
-                    "destination": f"{dst}:{port}/tcp", "rules_path": "-", "chains": "",
-                    "endpoint_pod": r.pod if answered else None, "endpoint_node": pod.node_name if pod and answered else None,
-                    "endpoint_ip": pod.pod_ip if pod and answered else None, "source_ip_seen": r.seen_ip if answered else None,
-                    "cross_node": bool(pod and answered and ingress and pod.node_name != ingress),
-                    "masquerade": bool(answered and r.seen_ip != client.ip),
-                    "outcome": "ok" if r.ok else ("error" if r.error == "http" else (r.error or "error")),
-                    "reason": r.detail or "" if not r.ok else "", "t": float(i), "rules_evaluated": None, "latency_ms": r.ms,
-                })
-                i += 1
-        return pd.DataFrame(rows, columns=[*experiments.COLUMNS, "latency_ms"])
+        return self.dataplane.connect(clients, dst, port, proto, n, seed=seed, interval=interval, timeout=timeout)

@@ -104,7 +104,7 @@ def compute_affinity(lab: Lab, affinity: bool, clients: int, per_client: int = 1
     svc = lab.cluster.service(to)
     if (svc.session_affinity, svc.session_affinity_timeout) != tuple(spec.values()):  # else kube-proxy would sync nothing
         lab.patch_service(to, **spec)
-    lab.network.reset()
+    lab.reset()
     ips = [f"10.10.1.{100 + i}" for i in range(clients)]
     return lab.run(ips, to, n=clients * per_client, seed=seed, interval=0.01)
 
@@ -159,7 +159,7 @@ def compute_cross_node(lab: Lab, client: str, replicas: int, *, n: int = 2000, s
     if sum(1 for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}") != replicas:
         lab.scale(deployment, replicas)
     df = lab.run(client, to, n=n, seed=seed, interval=0)
-    node = lab.network.client(client).node
+    node = lab.client(client).node
     pods = [p for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}"]
     local = sum(1 for p in pods if p.node_name == node)
     return {"replicas": replicas, "client_node": node, "local_pods": local, "expected": 1 - local / len(pods),
@@ -220,12 +220,11 @@ class CrossNodePanel:
 
 
 def _lab_state(lab: Lab) -> tuple:
-    """What a cross-node measurement depends on: the pods (names, addresses, nodes, readiness),
-    each node's loaded ruleset (the sim loads a new one on every sync and hand edit; identity,
-    so the objects are kept alive) and the broken pods."""
+    """What a cross-node measurement depends on: the pods (names, addresses, nodes, readiness)
+    and the lab's generation (every sync, hand edit and broken pod counts one), whatever the
+    dataplane."""
     pods = tuple((p.name, p.pod_ip, p.node_name, p.ready, p.phase) for p in lab.cluster.pods)
-    rules = tuple(node.netfilter for node in lab.network.nodes.values())
-    return pods, rules, frozenset(lab.network.broken)
+    return pods, lab.generation
 
 
 @dataclass(frozen=True)

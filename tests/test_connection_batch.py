@@ -36,10 +36,10 @@ def _flows(lab: Lab) -> list[tuple[list[str], str, float]]:
 @pytest.mark.parametrize("memo", [True, False])
 def test_a_batch_is_the_connections_opened_one_by_one(memo):
     one, many = Lab(seed=5), Lab(seed=5)
-    one.network.memo = many.network.memo = memo
+    one.dataplane.network.memo = many.dataplane.network.memo = memo
     for srcs, to, interval in _flows(one):
         dst, port, proto = one.destination(to)
-        net = one.network
+        net = one.dataplane.network
         net.reseed(3)
         expected, times = [], []
         for i in range(400):
@@ -47,10 +47,10 @@ def test_a_batch_is_the_connections_opened_one_by_one(memo):
             times.append(net.now)
             if interval:
                 net.advance(interval)
-        many.network.reseed(3)
-        batch = many.network.connect_many([many.network.client(s) for s in srcs], dst, port, proto, 400, interval=interval)
+        many.dataplane.network.reseed(3)
+        batch = many.dataplane.network.connect_many([many.dataplane.network.client(s) for s in srcs], dst, port, proto, 400, interval=interval)
         assert len(batch) == 400 and list(batch) == expected and batch.times == times
-        assert many.network.now == net.now and many.network.rng.getstate() == net.rng.getstate()
+        assert many.dataplane.network.now == net.now and many.dataplane.network.rng.getstate() == net.rng.getstate()
         if memo:
             assert len(batch.results) < 40  # shared results, not a copy per connection
         pd.testing.assert_frame_equal(experiments.batch_frame(batch, "sim"), experiments.connections_frame(expected, "sim", times))
@@ -60,14 +60,14 @@ def test_random_fully_ports_differ_per_connection_in_a_batch():
     lab = Lab(seed=2)
     np_ = lab.cluster.service("svc-nodeport").ports[0].node_port
     dst, port, proto = lab.destination(f"myk8s-worker:{np_}")
-    batch = lab.network.connect_many([lab.network.client("mypc")], dst, port, proto, 200)
+    batch = lab.dataplane.network.connect_many([lab.dataplane.network.client("mypc")], dst, port, proto, 200)
     snat = [c.snat_to for c in batch if c.snat_to]
     assert len(snat) > 50 and len(set(snat)) > 40  # each connection keeps its own --random-fully port
 
 
 def test_tables_from_memory_run_like_their_save_text():
     lab = Lab(seed=1)
-    for name, state in lab._tables.items():
+    for name, state in lab.dataplane.tables.items():
         text = state.save_text()
         a, b = Netfilter.from_tables(state.tables, name=name), Netfilter.from_text(text, name=name)
         assert {t: list(c) for t, c in a.chains.items()} == {t: list(c) for t, c in b.chains.items()}
@@ -76,10 +76,10 @@ def test_tables_from_memory_run_like_their_save_text():
                 assert a.chain_rules(t, c) == b.chain_rules(t, c)
     # the loaded ruleset is a copy: deleting rules from the node's tables changes nothing until reloaded
     before = lab.run("webpod1", "svc-clusterip", n=200, seed=4, interval=0)
-    for state in lab._tables.values():
+    for state in lab.dataplane.tables.values():
         for chain in state.tables["nat"].chains.values():
             chain.rules[:] = [r for r in chain.rules if "KUBE-MARK-MASQ" not in r.save_text()]
     pd.testing.assert_frame_equal(lab.run("webpod1", "svc-clusterip", n=200, seed=4, interval=0), before)
-    lab.network.update_tables({n: s.tables for n, s in lab._tables.items()})
+    lab.dataplane.network.update_tables({n: s.tables for n, s in lab.dataplane.tables.items()})
     after = lab.run("webpod1", "svc-clusterip", n=200, seed=4, interval=0)
     assert (after[after["endpoint_pod"] == "webpod1"]["outcome"] == "reply-mismatch").all()

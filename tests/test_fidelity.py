@@ -16,15 +16,11 @@ N = 2000
 
 @pytest.fixture(scope="module")
 def labs():
-    from kslab.netns.topology import NetnsLab
-
+    """The same lab on the simulator and on the kernel (the latter's NetnsLab, to open connections directly)."""
     sim = Lab(seed=21)
-    kernel = NetnsLab(sim.cluster, handle_signals=False)
-    kernel.up()
-    try:
-        yield sim, kernel
-    finally:
-        kernel.down()
+    with Lab(backend="netns", seed=21) as on_kernel:
+        assert [(p.name, p.pod_ip) for p in sim.cluster.pods] == [(p.name, p.pod_ip) for p in on_kernel.cluster.pods]
+        yield sim, on_kernel.dataplane.kernel
 
 
 def kernel_counts(run) -> dict[str, int]:
@@ -92,18 +88,17 @@ def test_hairpin(labs):
 
 
 def test_lab_runs_on_the_kernel_with_the_same_columns():
-    from kslab import experiments
+    from kslab.dataplane import COLUMNS
 
     with Lab(backend="netns", seed=5) as lab:
         df = lab.run("net-pod", "svc-clusterip", n=300)
-        assert list(df.columns[: len(experiments.COLUMNS)]) == experiments.COLUMNS and "latency_ms" in df
+        assert list(df.columns) == COLUMNS and df["latency_ms"].notna().all()
         assert (df["outcome"] == "ok").all() and set(df["endpoint_pod"]) == {"webpod1", "webpod2", "webpod3"}
         lab.scale("deploy-echo", 5)  # re-rendered and re-applied in the kernel
         np = lab.cluster.service("svc-nodeport").ports[0].node_port
         df = lab.run("mypc", f"myk8s-worker2:{np}", n=500)
         assert (df["outcome"] == "ok").all() and df["endpoint_pod"].nunique() == 5
-        assert lab.kernel.syncs  # every sync was timed
-    from kslab.netns.topology import down_all  # noqa: F401  (the context manager removed the lab)
+        assert lab.syncs and all(s.apply_seconds > 0 for s in lab.syncs)  # every sync was loaded into the kernel, timed
 
 
 @pytest.fixture(scope="module")
@@ -181,22 +176,11 @@ def test_hairpin_without_the_rule_fails_in_the_kernel_and_the_sim_says_why(pair)
 def sim_trace_to(sim: Lab, src: str, to: str, pod: str):
     """A sim trace of ``src -> to`` that lands on ``pod`` (reseeding until it does)."""
     for seed in range(400):
-        sim.network.reseed(1000 + seed)
+        sim.reseed(1000 + seed)
         t = sim.trace(src, to)
         if (t.endpoint_pod or "") == pod:
             return t
     raise AssertionError(f"the sim never sent {src} -> {to} to {pod!r}")
-
-
-def sim_rules(t) -> list[tuple[str, str, str]]:
-    """The rules the SYN matched on its way in (the reply's steps start at "delivered to")."""
-    out = []
-    for s in t.connection.steps:
-        if s.event == "note" and s.detail.startswith("delivered to"):
-            break
-        if s.event == "rule":
-            out.append((s.node, s.table, s.rule))
-    return out
 
 
 @pytest.mark.parametrize("src,to", [
@@ -209,21 +193,19 @@ def sim_rules(t) -> list[tuple[str, str, str]]:
 def test_kernel_trace_equals_sim_trace(labs, src, to):
     """The rules the kernel reports the SYN matched (xtables-monitor --trace), node by node, are
     exactly the rules the simulator's trace lists for a connection to the same endpoint."""
-    from kslab.netns.ktrace import kernel_trace
-
     sim, kernel = labs
     if to.endswith(":nodeport"):
         to = f"{to.split(':')[0]}:{sim.cluster.service('svc-nodeport').ports[0].node_port}"
     dst, port, _ = sim.destination(to)
     for _ in range(20 if src == "webpod1" else 1):  # webpod1: try until the hairpin (1/3 per try)
-        kt = kernel_trace(kernel, src, dst, port, timeout=0.5 if src == "mypc" and "svc" in to else 1.0)
+        kt = kernel.trace(src, dst, port, timeout=0.5 if src == "mypc" and "svc" in to else 1.0)
         if src != "webpod1" or kt.endpoint_pod == "webpod1":
             break
     if src == "webpod1":
         assert kt.endpoint_pod == "webpod1" and kt.masquerade and kt.source_ip_seen == "10.10.1.1"
     st = sim_trace_to(sim, src, to, kt.endpoint_pod) if kt.endpoint_pod else sim.trace(src, to)
     assert kt.outcome == st.outcome or (kt.outcome != "ok" and st.outcome != "ok")
-    assert kt.rules() == sim_rules(st), "\n" + str(kt) + "\n" + str(st)
+    assert kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)  # the SYN's rules (a sim trace goes on with the reply)
     assert kt.chains == st.to_dict()["chains"]
     assert (kt.dnat_to or None) == st.dnat_to or (not kt.dnat_to and not st.dnat_to)
     assert kt.masquerade == bool(st.masquerade)
@@ -237,7 +219,7 @@ def test_cli_trace_on_the_kernel():
     import subprocess
     import sys
 
-    from kslab.netns.topology import lab_namespaces
+    from kslab.netns.records import lab_namespaces
 
     before = set(lab_namespaces("kslab-"))
     r = subprocess.run([sys.executable, "-m", "kslab.cli", "trace", "--backend", "netns", "--from", "net-pod",

@@ -33,12 +33,13 @@ from kslab.controlplane import load_cluster
 from kslab.errors import EnvironmentProblem
 from kslab.model import ClusterState
 from kslab.netns import cli as netns_cli
-from kslab.netns import rootcheck, topology
+from kslab.lab import Lab
+from kslab.netns import layout, processes, records, rootcheck
 from kslab.netns.client import parse_answer
-from kslab.netns.topology import NetnsLab
+from kslab.netns.lab import NetnsLab
+from kslab.xtables import kernel
 from kslab.proxy.iptables import render_node
 from kslab.proxy.iptables_node import restore_to_save
-from kslab.xtables import kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "myk8s"
@@ -81,7 +82,7 @@ def small_state() -> ClusterState:
 
 def gone(pid: int) -> bool:
     """The process no longer runs (absent, or a zombie)."""
-    return topology._proc_start(pid) is None
+    return processes.proc_start(pid) is None
 
 
 def namespaces_with(prefix: str) -> list[str]:
@@ -105,17 +106,33 @@ def nodeport(state: ClusterState) -> int:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
+def kslab_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The study's lab on the netns backend: the Lab's kube-proxy writes the kernel's rules."""
     if skip_reason():
         pytest.skip(str(skip_reason()))
-    with NetnsLab(study_state(), directory=tmp_path_factory.mktemp("run")) as the_lab:
-        yield the_lab
-    assert namespaces_with(the_lab.prefix) == []
+    previous = os.environ.get("KSLAB_RUN_DIR")
+    os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))  # the lab records itself there
+    try:
+        with Lab(backend="netns", seed=1) as the_lab:
+            prefix = the_lab.dataplane.kernel.prefix
+            yield the_lab
+    finally:
+        if previous is None:
+            os.environ.pop("KSLAB_RUN_DIR", None)
+        else:
+            os.environ["KSLAB_RUN_DIR"] = previous
+    assert namespaces_with(prefix) == []
+
+
+@pytest.fixture(scope="module")
+def lab(kslab_lab: Lab) -> NetnsLab:
+    """The kernel of :func:`kslab_lab`."""
+    return kslab_lab.dataplane.kernel
 
 
 @pytest.mark.netns
 @needs_netns
-def test_up_builds_every_namespace_and_server(lab: NetnsLab) -> None:
+def test_up_builds_every_namespace_and_server(lab: NetnsLab, kslab_lab: Lab) -> None:
     status = lab.status()
     assert all(status.namespaces.values()), status.text()
     assert len(status.namespaces) == 1 + 4 + 1 + 7  # fabric, nodes, mypc, pods
@@ -125,7 +142,8 @@ def test_up_builds_every_namespace_and_server(lab: NetnsLab) -> None:
     assert sorted(p.server or "" for p in lab.layout.pods).count("echo") == 3
     assert set(status.rules) == {n.name for n in lab.layout.nodes}
     assert lab.up_seconds is not None and lab.up_seconds < 30
-    assert {s.node for s in lab.syncs} == set(status.rules)
+    assert {s.node for s in kslab_lab.syncs} == set(status.rules)
+    assert lab.state is kslab_lab.cluster
 
 
 @pytest.mark.netns
@@ -226,7 +244,7 @@ def test_kernel_iptables_save_equals_kslab_model(lab: NetnsLab) -> None:
 
 @pytest.mark.netns
 @needs_netns
-def test_hairpin_needs_kube_proxys_masquerade_rule(lab: NetnsLab) -> None:
+def test_hairpin_needs_kube_proxys_masquerade_rule(lab: NetnsLab, kslab_lab: Lab) -> None:
     cip = lab.state.service("svc-clusterip").cluster_ip
     run = lab.connect("webpod1", cip, 9000, n=60, timeout=OK)
     assert run.failed == 0 and "webpod1" in run.by_pod()
@@ -241,67 +259,70 @@ def test_hairpin_needs_kube_proxys_masquerade_rule(lab: NetnsLab) -> None:
         assert run.ok > 0  # the other webpods still answer
         # kube-proxy does not repair hand-edited rules: with nothing changed, a partial sync
         # leaves the SEP chain alone; only a full sync (hourly, or forced) writes it again
-        lab.resync(nodes=["myk8s-worker"])
-        assert not lab.syncs[-1].full and lab.syncs[-1].services == 0
+        kslab_lab.resync(full=False, nodes=["myk8s-worker"])
+        assert not kslab_lab.syncs[-1].full and len(kslab_lab.syncs[-1].updated_services) == 0
         assert rule not in kernel.iptables_save(ns, ("nat",))
     finally:
-        lab.resync(nodes=["myk8s-worker"], full=True)
+        kslab_lab.resync(full=True, nodes=["myk8s-worker"])
         # the failed attempts left SYN_SENT entries whose old NAT a reused source port would follow
         assert lab.flush_conntrack(["myk8s-worker"]) > 0
-    assert lab.syncs[-1].full and lab.syncs[-1].reason == "forced"
+    assert kslab_lab.syncs[-1].full and kslab_lab.syncs[-1].reason == "forced"
     run = lab.connect("webpod1", cip, 9000, n=60, timeout=OK)
     assert run.failed == 0 and "webpod1" in run.by_pod(), (run.by_pod(), [r for r in run.results if not r.ok][:3])
 
 
 @pytest.mark.netns
 @needs_netns
-def test_resync_removes_stale_service_chains(lab: NetnsLab) -> None:
-    original = lab.state
-    changed = original.copy()
-    changed.services = [s for s in changed.services if s.name != "svc-nodeport"]
-    changed.endpoint_slices = [s for s in changed.endpoint_slices if s.service_name != "svc-nodeport"]
+def test_resync_removes_stale_service_chains(lab: NetnsLab, kslab_lab: Lab) -> None:
+    cluster = kslab_lab.cluster
+    services, slices = cluster.services, cluster.endpoint_slices
+    port = nodeport(cluster)
+    cluster.services = [s for s in services if s.name != "svc-nodeport"]
+    cluster.endpoint_slices = [s for s in slices if s.service_name != "svc-nodeport"]
     try:
-        seconds = lab.resync(changed)  # partial syncs: only svc-nodeport changed
-        assert set(seconds) == {n.name for n in lab.layout.nodes}
-        syncs = lab.syncs[-4:]
-        assert all(not r.full and r.services == 0 and r.error is None for r in syncs)
-        assert all(r.stale_chains >= 4 for r in syncs)  # SVC, EXT and 3 SEP chains
+        kslab_lab.resync(full=False)  # partial syncs: only svc-nodeport changed
+        syncs = kslab_lab.syncs[-4:]
+        assert {r.node for r in syncs} == {n.name for n in lab.layout.nodes}
+        assert all(not r.full and len(r.updated_services) == 0 and r.error is None for r in syncs)
+        assert all(len(r.deleted_chains) >= 4 for r in syncs)  # SVC, EXT and 3 SEP chains
         for node in lab.layout.nodes:
             saved = kernel.iptables_save(node.ns)
             assert "svc-nodeport" not in saved
-            assert saved == restore_to_save(lab.render(node.name).raw_text())  # = a fresh full sync
-        port = nodeport(original)
+            assert saved == restore_to_save(kslab_lab.render(node.name).raw_text())  # = a fresh full sync
         assert lab.connect("mypc", lab.layout.nodes[1].ip, port, n=1, timeout=0.3).ok == 0
     finally:
-        lab.resync(original)
-    assert all(not r.full and r.services == 1 for r in lab.syncs[-4:])  # svc-nodeport written again
-    assert lab.connect("mypc", lab.layout.nodes[1].ip, nodeport(original), n=3, timeout=OK).failed == 0
+        cluster.services, cluster.endpoint_slices = services, slices
+        kslab_lab.resync(full=False)
+    assert all(not r.full and len(r.updated_services) == 1 for r in kslab_lab.syncs[-4:])  # svc-nodeport written again
+    assert lab.connect("mypc", lab.layout.nodes[1].ip, port, n=3, timeout=OK).failed == 0
     for node in lab.layout.nodes:
-        assert kernel.iptables_save(node.ns) == restore_to_save(lab.render(node.name).raw_text())
+        assert kernel.iptables_save(node.ns) == restore_to_save(kslab_lab.render(node.name).raw_text())
 
 
 @pytest.mark.netns
 @needs_netns
-def test_update_follows_scaling(lab: NetnsLab) -> None:
-    original = lab.state
-    scaled = original.copy()
-    scaled.control_plane.scale("deploy-echo", 5)  # type: ignore[attr-defined]
-    port = nodeport(original)
+def test_update_follows_scaling(lab: NetnsLab, kslab_lab: Lab) -> None:
+    port = nodeport(kslab_lab.cluster)
+
+    def scale(replicas: int) -> dict[str, list[str]]:
+        before = set(lab.layout.pods)
+        kslab_lab.scale("deploy-echo", replicas)  # the kernel's pods follow, then kube-proxy syncs
+        after = set(lab.layout.pods)
+        return {"added": [p.name for p in after - before], "removed": [p.name for p in before - after]}
+
     try:
-        change = lab.update(scaled)
+        change = scale(5)
         assert len(change["added"]) == 2 and change["removed"] == []
         assert all(lab.servers_alive().values()) and len(lab.servers_alive()) == 8
         run = lab.connect("mypc", lab.layout.nodes[0].ip, port, n=100, timeout=OK)
         assert run.failed == 0 and len(run.by_pod()) == 5
-        scaled = scaled.copy()
-        scaled.control_plane.scale("deploy-echo", 1)  # type: ignore[attr-defined]
-        change = lab.update(scaled)
+        change = scale(1)
         assert len(change["removed"]) == 4 and change["added"] == []
         run = lab.connect("mypc", lab.layout.nodes[0].ip, port, n=10, timeout=OK)
         assert run.failed == 0 and len(run.by_pod()) == 1
         assert not [n for n in kernel.netns_list() if n.startswith(lab.prefix) and n not in lab.layout.namespaces()]
     finally:
-        lab.update(original)
+        scale(3)
     assert len(lab.connect("mypc", lab.layout.nodes[0].ip, port, n=60, timeout=OK).by_pod()) == 3
     assert all(lab.status().namespaces.values())
 
@@ -315,6 +336,23 @@ def test_unknown_client_is_an_input_error(lab: NetnsLab) -> None:
         lab.namespace_of("nope")
     assert lab.namespace_of("mypc") == lab.layout.mypc_ns
     assert lab.namespace_of("myk8s-worker2").endswith("node-myk8s-worker2")
+
+
+@pytest.mark.netns
+@needs_netns
+def test_set_proxy_typo_leaves_the_kernel_alone(lab: NetnsLab, kslab_lab: Lab) -> None:
+    """On netns too: a bad kube-proxy option is one line, and the kernel's rules stay as they were."""
+    from kslab.errors import InputError
+
+    saved = {n.name: kernel.iptables_save(n.ns) for n in lab.layout.nodes}
+    syncs = len(kslab_lab.syncs)
+    with pytest.raises(InputError, match="masqurade_all.*masquerade_all"):
+        kslab_lab.set_proxy(masqurade_all=True)
+    assert len(kslab_lab.syncs) == syncs and kslab_lab.proxy_options == {}
+    assert {n.name: kernel.iptables_save(n.ns) for n in lab.layout.nodes} == saved
+    kslab_lab.resync(full=False)  # kube-proxy still syncs: nothing changed, nothing written
+    assert all(not r.full and r.error is None for r in kslab_lab.syncs[-4:])
+    assert lab.connect("net-pod", kslab_lab.cluster.service("svc-clusterip").cluster_ip, 9000, n=3, timeout=OK).failed == 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,7 +378,7 @@ def test_root_namespace_identical_before_up_and_after_down(tmp_path: Path) -> No
 CHILD = r"""
 import sys, time
 from kslab.controlplane import load_cluster
-from kslab.netns.topology import NetnsLab
+from kslab.netns.lab import NetnsLab
 state = load_cluster([sys.argv[1]], seed=1)
 if sys.argv[2] == "small":
     state.nodes = [n for n in state.nodes if n.name in ("myk8s-control-plane", "myk8s-worker")]
@@ -383,14 +421,14 @@ def test_kill9_after_up_then_down_removes_everything(tmp_path: Path) -> None:
         child.wait(10)
         # the servers survive their owner: a crash really leaves the lab behind
         assert len(namespaces_with(rec["prefix"])) == 13 and not any(gone(p) for p in pids)
-        status = {r.id: r for r in topology.read_records(tmp_path)}
+        status = {r.id: r for r in records.read_records(tmp_path)}
         assert status[lab_id].crashed
         NetnsLab(small_state(), directory=tmp_path).down()  # any lab's down cleans crashed runs
         assert_lab_gone(rec["prefix"], pids, tmp_path / lab_id)
     finally:
         child.kill()
         child.wait()
-        topology.down_all(tmp_path, sweep=False)
+        records.down_all(tmp_path, sweep=False)
 
 
 @pytest.mark.netns
@@ -408,12 +446,12 @@ def test_kill9_during_up_then_down_removes_everything(tmp_path: Path, delay: flo
         (record,) = tmp_path.glob("kslab-*/state.json")
         rec = json.loads(record.read_text())
         pids = [int(s["pid"]) for s in rec["servers"].values()]
-        assert topology.cleanup_crashed(tmp_path) == [rec["id"]]
+        assert records.cleanup_crashed(tmp_path) == [rec["id"]]
         assert_lab_gone(rec["prefix"], pids, record.parent)
     finally:
         child.kill()
         child.wait()
-        topology.down_all(tmp_path, sweep=False)
+        records.down_all(tmp_path, sweep=False)
 
 
 @pytest.mark.netns
@@ -433,7 +471,7 @@ def test_signals_and_exit_take_the_lab_down(tmp_path: Path, how: str) -> None:
     finally:
         child.kill()
         child.wait()
-        topology.down_all(tmp_path, sweep=False)
+        records.down_all(tmp_path, sweep=False)
 
 
 @pytest.mark.netns
@@ -443,9 +481,9 @@ def test_signal_handlers_installed_and_restored(tmp_path: Path) -> None:
     with NetnsLab(small_state(), directory=tmp_path, handle_signals=False):
         assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # notebooks
     with NetnsLab(small_state(), directory=tmp_path):
-        assert signal.getsignal(signal.SIGINT) is topology._on_signal is signal.getsignal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGINT) is records._on_signal is signal.getsignal(signal.SIGTERM)
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
-    assert topology._LIVE == []
+    assert records._LIVE == []
 
 
 CYCLES = 50
@@ -494,7 +532,7 @@ def test_cli_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
         assert lab_id.startswith("kslab-") and "7 pods" in out
         rec = record_of(tmp_path, lab_id)
         assert rec["owner_pid"] is None  # detached: this process's exit would not remove it
-        assert topology._LIVE == []
+        assert records._LIVE == []
         stray = f"{rec['prefix']}stray"
         kernel.netns_add(stray)  # an unrecorded leftover with the lab's prefix
         assert netns_cli.netns_status() == 0
@@ -506,12 +544,12 @@ def test_cli_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap
         attached.close()  # not owned: the lab stays
         assert len(namespaces_with(rec["prefix"])) == 14
         pids = [int(s["pid"]) for s in rec["servers"].values()]
-        monkeypatch.setattr(topology, "SWEEP_PREFIX", rec["prefix"])  # stay off other runs' namespaces
+        monkeypatch.setattr(records, "SWEEP_PREFIX", rec["prefix"])  # stay off other runs' namespaces
         assert netns_cli.netns_down() == 0
         assert "removed 14 network namespaces" in capsys.readouterr().out
         assert_lab_gone(rec["prefix"], pids, tmp_path / lab_id)
     finally:
-        topology.remove_lab(lab_id + "-", tmp_path / lab_id)
+        records.remove_lab(lab_id + "-", tmp_path / lab_id)
 
 
 # --------------------------------------------------------------------------------------------
@@ -543,7 +581,7 @@ def test_plan_rejects_nodes_off_the_node_network() -> None:
     state = small_state()
     state.nodes[0].internal_ip = "192.168.9.9"
     with pytest.raises(InputError, match="not a free address"):
-        topology.plan(state, "kslab-x-")
+        layout.plan(state, "kslab-x-")
 
 
 def test_parse_answer_reads_whoami_and_echo() -> None:
@@ -558,6 +596,7 @@ def test_parse_answer_reads_whoami_and_echo() -> None:
 
 def test_helpers_start_without_heavy_imports() -> None:
     """The server and client start in every pod: they must not pull in pandas and friends."""
-    code = "import sys, kslab.netns.servers, kslab.netns.client; print(sorted(m for m in ('pandas', 'yaml', 'kslab.netns.topology') if m in sys.modules))"
+    code = "import sys, kslab.netns.servers, kslab.netns.client; print(sorted(m for m in ('pandas', 'yaml', 'kslab.netns.lab') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
+

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_netns import skip_reason
 
-from kslab.netns.topology import lab_namespaces
+from kslab.netns.records import lab_namespaces
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))

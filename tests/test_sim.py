@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kslab import experiments
+from kslab.errors import InputError
 from kslab.lab import Lab
 
 WEBPODS = ["webpod1", "webpod2", "webpod3"]
@@ -96,7 +97,7 @@ def test_nodeport_from_mypc_is_masqueraded_to_the_ingress_node(lab):
     df = lab.run("mypc", f"myk8s-worker:{np}", n=300, seed=3)
     assert (df["outcome"] == "ok").all()
     worker_ip = lab.cluster.node("myk8s-worker").internal_ip
-    gateway = lab.network.nodes["myk8s-worker"].gateway_ip
+    gateway = lab.dataplane.network.nodes["myk8s-worker"].gateway_ip
     assert set(df["ingress_node"]) == {"myk8s-worker"}
     assert df["cross_node"].any() and not df["cross_node"].all()
     # MASQUERADE takes the address of the interface the packet leaves by: eth0 (the node IP)
@@ -177,7 +178,7 @@ def test_hairpin_is_masqueraded_and_reply_returns_through_conntrack(pod):
     self_hits = df[df["endpoint_pod"] == pod]
     assert len(self_hits) > 50
     node = lab.cluster.pod(pod).node_name
-    gw = lab.network.nodes[node].gateway_ip
+    gw = lab.dataplane.network.nodes[node].gateway_ip
     assert set(self_hits["source_ip_seen"]) == {gw}  # masqueraded to the node's veth address
     assert self_hits["masquerade"].all()
     others = df[df["endpoint_pod"] != pod]
@@ -189,7 +190,7 @@ def test_hairpin_without_the_rule_fails_and_says_why():
     rules = {n: rs.save_text() for n, rs in lab._rules.items()}
     stripped = {n: "\n".join(line for line in t.splitlines() if not (line.startswith("-A KUBE-SEP-") and "KUBE-MARK-MASQ" in line)) + "\n"
                 for n, t in rules.items()}
-    lab.network.update_rules(stripped)
+    lab.dataplane.network.update_rules(stripped)
     df = lab.run("webpod1", "svc-clusterip", n=200, seed=4)
     bad = df[df["endpoint_pod"] == "webpod1"]
     assert len(bad) > 30 and (bad["outcome"] == "reply-mismatch").all()
@@ -244,20 +245,52 @@ def test_flow_memo_gives_exactly_the_interpreters_results():
     from kslab.lab import Lab
 
     on, off = Lab(seed=9), Lab(seed=9)
-    off.network.memo = False
+    off.dataplane.network.memo = False
     a, b = _memo_script(on), _memo_script(off)
     assert len(a) == len(b) == 13
     for x, y in zip(a, b):
         pd.testing.assert_frame_equal(x, y)
-    assert on.network.memo_hits > 4000 and off.network.memo_hits == 0  # the memo was used (and only on one side)
-    assert on.network._memo_off  # the ClientIP flows went to the interpreter
+    assert on.dataplane.network.memo_hits > 4000 and off.dataplane.network.memo_hits == 0  # the memo was used (and only on one side)
+    assert on.dataplane.network._memo_off  # the ClientIP flows went to the interpreter
 
 
 def test_connections_frame_equals_the_row_by_row_frame():
     lab = Lab(seed=4)
-    net = lab.network
+    net = lab.dataplane.network
     conns = [net.connect(net.client(c), "10.200.1.1", 443, "tcp", trace=False) for c in ("net-pod", "mypc", "myk8s-worker")]
     conns += [net.connect(net.client("webpod1"), lab.cluster.service("svc-clusterip").cluster_ip, 9000, trace=False) for _ in range(20)]
     times = [0.5 * i for i in range(len(conns))]
     rows = experiments.frame(experiments.connection_row(i, c, "sim", t) for i, (c, t) in enumerate(zip(conns, times)))
     pd.testing.assert_frame_equal(experiments.connections_frame(conns, "sim", times), rows)
+
+
+@pytest.mark.parametrize("options,names", [
+    ({"masqurade_all": True}, ["masqurade_all", "masquerade_all"]),  # a typo: named, and the valid options listed
+    ({"masquerade_all": "yes"}, ["masquerade_all", "True or False"]),
+    ({"cluster_cidr": "10.10.0.0/99"}, ["cluster_cidr", "CIDR"]),
+    ({"detect_local_mode": "Nowhere"}, ["detect_local_mode", "ClusterCIDR"]),
+])
+def test_set_proxy_checks_before_changing_anything(options, names):
+    """A bad option is a one-line InputError naming it; the lab's rules and options are untouched
+    and later changes still work."""
+    lab = Lab(seed=2)
+    before = {n.name: lab.render(n.name).save_text() for n in lab.cluster.nodes}
+    saved = {n.name: lab.save_text(n.name) for n in lab.cluster.nodes}
+    with pytest.raises(InputError) as err:
+        lab.set_proxy(**options)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1 and all(name in message for name in names), message
+    assert lab.proxy_options == {}
+    assert {n.name: lab.save_text(n.name) for n in lab.cluster.nodes} == saved
+    lab.scale("deploy-echo", 4)
+    assert len(lab.run("net-pod", "svc-nodeport", n=50, seed=1)["endpoint_pod"].dropna()) == 50
+    scaled = {n.name: lab.render(n.name).save_text() for n in lab.cluster.nodes}
+    assert scaled != before
+    lab.set_proxy(masquerade_all=True)  # a valid change still goes through: a full sync with the flag
+    assert lab.proxy_options == {"masquerade_all": True}
+    assert all(lab.render(n.name).save_text() != scaled[n.name] for n in lab.cluster.nodes)
+
+
+def test_lab_proxy_options_are_checked_too():
+    with pytest.raises(InputError, match="masqurade_all"):
+        Lab(proxy={"masqurade_all": True})

@@ -11,7 +11,10 @@ from collections.abc import Sequence
 
 from ..errors import KslabError
 from ..resources import study_lab
-from . import topology
+from . import records
+from .lab import NetnsLab
+from .layout import PREFIX_ROOT
+
 
 
 def _fail(err: KslabError) -> int:
@@ -22,19 +25,19 @@ def _fail(err: KslabError) -> int:
 def netns_up(paths: Sequence[str] | None, seed: int = 0) -> int:
     """Build the lab from ``paths`` (default: the study's lab) and leave it running until
     ``kslab netns down``; print what was built and how long it took."""
-    from ..controlplane import load_cluster
+    from ..lab import Lab
 
     paths = list(paths) if paths else [str(study_lab())]
     try:
-        topology.NetnsLab.check_environment()
-        state = load_cluster(paths, seed=seed)
-        lab = topology.NetnsLab(state, manifests=paths, seed=seed)
-        lab.up()
-        lab.detach()
+        NetnsLab.check_environment()
+        with Lab(paths, backend="netns", seed=seed) as kslab_lab:  # the lab's kube-proxy writes the nodes' rules
+            lab = kslab_lab.dataplane.kernel
+            lab.detach()  # then the namespaces stay: closing a detached lab only lets go of it
+            state, syncs = kslab_lab.cluster, kslab_lab.syncs
     except KslabError as err:
         return _fail(err)
     lay = lab.layout
-    syncs = ", ".join(f"{s.node} {s.seconds * 1000:.0f} ms" for s in lab.syncs)
+    syncs = ", ".join(f"{s.node} {s.seconds * 1000:.0f} ms" for s in syncs)
     print(f"netns lab {lab.id} up in {lab.up_seconds:.2f} s: {len(lay.nodes)} nodes, {len(lay.pods)} pods, mypc {lay.mypc_ip}")
     print(f"  kube-proxy full sync per node: {syncs}")
     for line in lay.skipped:
@@ -57,10 +60,10 @@ def netns_up(paths: Sequence[str] | None, seed: int = 0) -> int:
 
 
 def netns_down() -> int:
-    """Remove every lab and every leftover ``kslab-`` namespace (see :func:`topology.down_all`)."""
+    """Remove every lab and every leftover ``kslab-`` namespace (see :func:`kslab.netns.records.down_all`)."""
     try:
-        topology.NetnsLab.check_environment()
-        removed = topology.down_all()
+        NetnsLab.check_environment()
+        removed = records.down_all()
     except KslabError as err:
         return _fail(err)
     print(f"removed {len(removed)} network namespaces" if removed else "nothing to remove")
@@ -71,22 +74,22 @@ def netns_status() -> int:
     """Print every recorded lab (namespaces, pods and their servers, rules per node) and any
     ``kslab-`` namespace that belongs to no lab."""
     try:
-        topology.NetnsLab.check_environment()
+        NetnsLab.check_environment()
         from ..xtables import kernel
 
-        records = topology.read_records()
-        labs = [topology.NetnsLab.attach(lab_id=r.id) for r in records if r.phase == "up"]
+        recorded = records.read_records()
+        labs = [NetnsLab.attach(lab_id=r.id) for r in recorded if r.phase == "up"]
         for lab in labs:
             print(lab.status().text())
-        for rec in records:
+        for rec in recorded:
             if rec.phase != "up":
                 state = "crashed" if rec.crashed else f"owned by pid {rec.owner_pid}"
                 print(f"lab {rec.id}: {rec.phase} ({state}); 'kslab netns down' removes it")
-        prefixes = tuple(r.prefix for r in records)
-        strays = [n for n in kernel.netns_list() if n.startswith(topology.PREFIX_ROOT) and not n.startswith(prefixes)]
+        prefixes = tuple(r.prefix for r in recorded)
+        strays = [n for n in kernel.netns_list() if n.startswith(PREFIX_ROOT) and not n.startswith(prefixes)]
         if strays:
             print(f"{len(strays)} other kslab- namespaces: {', '.join(strays[:8])}{' ...' if len(strays) > 8 else ''}")
-        if not records and not strays:
+        if not recorded and not strays:
             print("no netns lab; start one with 'kslab netns up'")
     except KslabError as err:
         return _fail(err)

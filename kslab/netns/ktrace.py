@@ -1,6 +1,7 @@
 """The kernel's own trace of one connection through kube-proxy's rules (netns backend).
 
-The simulator explains a connection rule by rule (:mod:`kslab.sim.trace`). On the netns backend
+The simulator explains a connection rule by rule (:mod:`kslab.sim.trace`), into a
+:class:`kslab.dataplane.trace.Trace`. On the netns backend
 the kernel can say the same thing itself: ``-j TRACE`` in the raw table sets ``nftrace`` on a
 packet, and ``xtables-monitor --trace`` (iptables' nf_tables backend) prints every rule that
 packet matched, in every table and chain, as ``iptables-save`` would print the rule::
@@ -25,14 +26,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
+from ..dataplane.trace import Trace, TraceStep
 from ..errors import EnvironmentProblem
 from ..xtables import kernel
+from . import client as _client
 
-if TYPE_CHECKING:
-    from .client import ConnResult
-    from .topology import NetnsLab
+SOURCE = "kernel (xtables-monitor --trace)"
 
 TRACE_RULE = ("-p", "tcp", "--syn", "-j", "TRACE")
 _HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
@@ -94,116 +95,56 @@ def parse_monitor(text: str, node: str) -> dict[str, list[KernelStep]]:
     return out
 
 
-@dataclass
-class KernelTrace:
-    """A real connection and the rules its SYN matched, node by node (the shape of a sim trace)."""
-
-    client: str
-    client_ip: str
-    dst: str
-    dport: int
-    proto: str
-    result: ConnResult
-    steps: list[KernelStep]
-    nodes: list[str]  # nodes whose netfilter saw the SYN, in path order
-
-    @property
-    def outcome(self) -> str:
-        return "ok" if self.result.ok else (self.result.error or "error")
-
-    @property
-    def reason(self) -> str:
-        if self.result.ok:
-            return ""
-        if not self.steps:
-            return f"{self.result.error}: the SYN never reached a node's netfilter hooks (no route to {self.dst} from {self.client})"
-        if not self.dnat_to:
-            return f"{self.result.error}: no rule DNATed {self.dst}:{self.dport}; nothing listens there"
-        return f"{self.result.error}: {self.result.detail or 'no answer'}"
-
-    @property
-    def chains(self) -> list[str]:
-        """User chains entered (jump and goto targets), in order, each once."""
-        return list(dict.fromkeys(s.target for s in self.steps if s.target))
-
-    @property
-    def dnat_to(self) -> str:
-        for s in self.steps:
-            m = re.search(r"-j DNAT --to-destination (\S+)", s.rule)
-            if m:
-                return m.group(1)
-        return ""
-
-    @property
-    def masquerade(self) -> bool:
-        return any("-j MASQUERADE" in s.rule for s in self.steps)
-
-    @property
-    def endpoint_pod(self) -> str:
-        return self.result.pod or ""
-
-    @property
-    def source_ip_seen(self) -> str:
-        return self.result.seen_ip or ""
-
-    @property
-    def path(self) -> list[str]:
-        """The nodes the SYN went through (as a sim trace's ``path``)."""
-        return list(self.nodes)
-
-    @property
-    def ingress_node(self) -> str:
-        return self.nodes[0] if self.nodes else ""
-
-    def rules(self) -> list[tuple[str, str, str]]:
-        """(node, table, rule) of every rule matched, in order: compare with a sim trace."""
-        return [(s.node, s.table, s.rule) for s in self.steps if s.event == "rule"]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "from": {"name": self.client, "ip": self.client_ip},
-            "to": f"{self.dst}:{self.dport}/{self.proto}",
-            "verdict": self.outcome,
-            "reason": self.reason,
-            "chains": self.chains,
-            "dnat_to": self.dnat_to or None,
-            "masquerade": self.masquerade,
-            "ingress_node": self.ingress_node,
-            "endpoint": {"pod": self.endpoint_pod} if self.endpoint_pod else None,
-            "source_ip_seen": self.source_ip_seen or None,
-            "path": self.nodes,
-            "steps": [{"node": s.node, "hook": s.hook, "table": s.table, "chain": s.chain, "event": s.event,
-                       "verdict": s.verdict, "rule": s.rule or None} for s in self.steps],
-            "source": "kernel (xtables-monitor --trace)",
-        }
-
-    def __str__(self) -> str:
-        out = [f"connection {self.client} ({self.client_ip}) -> {self.dst}:{self.dport}/{self.proto}   [traced by the kernel]"]
-        where = None
-        for s in self.steps:
-            if (s.node, s.hook) != where:
-                p = s.packet
-                out.append(f"  [{s.node} {s.hook}]  {p.get('SRC', '?')}:{p.get('SPORT', '?')} -> {p.get('DST', '?')}:{p.get('DPORT', '?')}"
-                           + (f"  in {p['IN']}" if p.get("IN") else "") + (f" out {p['OUT']}" if p.get("OUT") else ""))
-                where = (s.node, s.hook)
-            if s.event == "rule":
-                out.append(f"    {s.table:<6} {s.rule}" + (f"   => {s.verdict}" if s.verdict not in ("JUMP", "GOTO") else ""))
-            else:
-                out.append(f"    {s.table:<6} {s.chain} {s.event} {s.verdict}")
-        if not self.steps:
-            out.append("  (no node's netfilter saw the SYN)")
-        out.append(f"verdict: {self.outcome}" + (f" ({self.reason})" if self.reason else ""))
-        if self.endpoint_pod:
-            out.append(f"endpoint: {self.endpoint_pod}, sees the client as {self.source_ip_seen}")
-        out.append(f"DNAT: {self.dnat_to or 'none'}; masquerade: {'yes' if self.masquerade else 'no'}")
-        return "\n".join(out) + "\n"
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(str(self))
+def _packet(p: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in p.items() if k in ("SRC", "SPORT", "DST", "DPORT", "IN", "OUT")}
 
 
-def _iptables(lab: NetnsLab, ns: str, *args: str) -> None:
-    tools = kernel.iptables_tools(lab.backend)
+def trace_steps(steps: Sequence[KernelStep]) -> list[TraceStep]:
+    """The kernel's steps as :class:`~kslab.dataplane.trace.TraceStep` (a jump or goto after the rule
+    that made it, the packet on the first step of every node and hook), like a sim trace's."""
+    out: list[TraceStep] = []
+    where = None
+    for s in steps:
+        packet = _packet(s.packet) if (s.node, s.hook) != where else None
+        where = (s.node, s.hook)
+        if s.event == "rule":
+            out.append(TraceStep(node=s.node, hook=s.hook, table=s.table, chain=s.chain, event="rule", rule=s.rule,
+                                 packet_before=packet))
+            if s.verdict in ("JUMP", "GOTO") and s.target:
+                out.append(TraceStep(node=s.node, hook=s.hook, table=s.table, chain=s.chain, event=s.verdict.lower(),
+                                     detail=s.target))
+        elif s.event == "policy":
+            out.append(TraceStep(node=s.node, hook=s.hook, table=s.table, chain=s.chain, event="policy", detail=s.verdict,
+                                 packet_before=packet))
+        else:
+            out.append(TraceStep(node=s.node, hook=s.hook, table=s.table, chain=s.chain, event="return", packet_before=packet))
+    return out
+
+
+def build_trace(*, client: str, client_ip: str, client_kind: str, dst: str, dport: int, result: _client.ConnResult,
+                steps: Sequence[KernelStep], nodes: Sequence[str], backend: str = "netns") -> Trace:
+    """A real connection and the rules its SYN matched, node by node, as a :class:`Trace`."""
+    dnat_to = next((m.group(1) for s in steps if (m := re.search(r"-j DNAT --to-destination (\S+)", s.rule))), None)
+    if result.ok:
+        reason = ""
+    elif not steps:
+        reason = f"{result.error}: the SYN never reached a node's netfilter hooks (no route to {dst} from {client})"
+    elif not dnat_to:
+        reason = f"{result.error}: no rule DNATed {dst}:{dport}; nothing listens there"
+    else:
+        reason = f"{result.error}: {result.detail or 'no answer'}"
+    return Trace(
+        backend=backend, source=SOURCE, client=client, client_ip=client_ip, client_kind=client_kind,
+        dst=dst, dport=dport, proto="tcp", outcome="ok" if result.ok else (result.error or "error"), reason=reason,
+        chains=list(dict.fromkeys(s.target for s in steps if s.target)), dnat_to=dnat_to,
+        masquerade=any("-j MASQUERADE" in s.rule for s in steps), ingress_node=nodes[0] if nodes else "",
+        endpoint_pod=result.pod or "", endpoint_port=int(dnat_to.rpartition(":")[2]) if dnat_to and result.pod else 0,
+        source_ip_seen=result.seen_ip or "", path=list(nodes), rules_evaluated=None, steps=trace_steps(steps),
+    )
+
+
+def _iptables(backend: str | None, ns: str, *args: str) -> None:
+    tools = kernel.iptables_tools(backend)
     r = kernel.run_in_namespace(ns, [tools.iptables, "-w", "5", "-t", "raw", *args])
     if r.returncode != 0:
         raise EnvironmentProblem(f"iptables in {ns} failed: {kernel.one_line(r.stderr)}")
@@ -256,24 +197,25 @@ def _wait(condition, deadline: float, step: float = 0.02) -> bool:
     return condition()
 
 
-def kernel_trace(lab: NetnsLab, src: str, dst: str, port: int, *, timeout: float = 1.0) -> KernelTrace:
-    """Open one real TCP connection from ``src`` to ``dst:port`` and return the kernel's trace.
+def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: int, *, client: str, client_ip: str,
+                 client_kind: str = "", iptables_backend: str | None = None, timeout: float = 1.0) -> Trace:
+    """Open one real TCP connection from the namespace ``src_ns`` (the client ``client``) to
+    ``dst:port`` and return the kernel's trace; ``nodes`` are the (node name, namespace) pairs
+    to trace in.
 
     Every monitor is proven to listen first (a probe SYN it must report), and the trace is read
     until the client's own SYN shows up, so a busy machine delays the trace but does not lose it.
     """
-    if (lab.backend or "nft") == "legacy":
+    if (iptables_backend or "nft") == "legacy":
         raise EnvironmentProblem("kernel traces need the nf_tables backend (xtables-monitor); this lab uses iptables-legacy")
     exe = kernel.require_tool("xtables-monitor")
-    src_ns = lab.namespace_of(src)
-    nodes = [(n.name, n.ns) for n in lab.layout.nodes]
     added: list[tuple[str, str]] = []
     monitors: list[_Monitor] = []
     probe_mark = "DST=127.0.0.1 "
     try:
         for _, ns in nodes:
             for chain in ("PREROUTING", "OUTPUT"):
-                _iptables(lab, ns, "-I", chain, "1", *TRACE_RULE)
+                _iptables(iptables_backend, ns, "-I", chain, "1", *TRACE_RULE)
                 added.append((ns, chain))
         monitors = [_Monitor(name, ns, exe) for name, ns in nodes]
         deadline = time.monotonic() + 10
@@ -285,7 +227,7 @@ def kernel_trace(lab: NetnsLab, src: str, dst: str, port: int, *, timeout: float
             waiting = [m for m in waiting if not m.saw(probe_mark)]
         if waiting:
             raise EnvironmentProblem(f"xtables-monitor did not start tracing in {waiting[0].ns}")
-        run = lab.connect(src, dst, port, n=1, timeout=timeout)
+        run = _client.run_client(src_ns, dst, port, 1, timeout=timeout)
         sport = (run.results[0].local or "").rpartition(":")[2]
         if sport:
             _wait(lambda: any(m.saw(f"SPORT={sport} ") for m in monitors), time.monotonic() + 3)
@@ -293,9 +235,8 @@ def kernel_trace(lab: NetnsLab, src: str, dst: str, port: int, *, timeout: float
     finally:
         outputs: dict[str, str] = {m.node: m.stop() for m in monitors}
         for ns, chain in added:
-            _iptables(lab, ns, "-D", chain, *TRACE_RULE)
+            _iptables(iptables_backend, ns, "-D", chain, *TRACE_RULE)
     result = run.results[0]
-    client_ip = lab.address_of(src)
     per_node: list[tuple[str, list[KernelStep]]] = []
     for name, _ in nodes:
         packets = {pid: steps for pid, steps in parse_monitor(outputs.get(name, ""), name).items()
@@ -311,7 +252,8 @@ def kernel_trace(lab: NetnsLab, src: str, dst: str, port: int, *, timeout: float
     # path order: the node the client's SYN entered first (its own port, unchanged), then the rest
     per_node.sort(key=lambda item: 0 if sport and item[1][0].packet.get("SPORT") == sport else 1)
     if src_ns in {ns for _, ns in nodes}:
-        per_node.sort(key=lambda item: 0 if lab.layout.node(item[0]).ns == src_ns else 1)
+        ns_of = dict(nodes)
+        per_node.sort(key=lambda item: 0 if ns_of[item[0]] == src_ns else 1)
     steps = [s for _, ss in per_node for s in ss]
-    return KernelTrace(client=src, client_ip=client_ip, dst=dst, dport=port, proto="tcp", result=result,
+    return build_trace(client=client, client_ip=client_ip, client_kind=client_kind, dst=dst, dport=port, result=result,
                        steps=steps, nodes=[n for n, _ in per_node])

@@ -5,5 +5,5 @@
   matches, targets), one per network namespace;
 - :mod:`kslab.sim.network`: nodes, pods and ``mypc``; routing like kindnet; conntrack and NAT;
   one connection walked hook by hook, with its trace;
-- :mod:`kslab.sim.trace`: rendering a trace as text or JSON.
+- :mod:`kslab.sim.trace`: a simulated connection as a :class:`kslab.dataplane.trace.Trace`.
 """

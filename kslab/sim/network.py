@@ -290,33 +290,8 @@ class Network:
         self.now += seconds
 
     def client(self, spec: str) -> Client:
-        """A pod name, a node name, ``mypc``, or an IP (a pod CIDR address is a pod-like client
-        on that node; a fabric address is a host beside mypc; anything else is outside)."""
-        if spec == "mypc":
-            return Client("mypc", MYPC_IP, "external")
-        if spec in self.nodes:
-            return Client(spec, self.nodes[spec].ip, "node", spec)
-        for p in self.state.pods:
-            if p.name == spec or p.key == spec:
-                if not p.pod_ip:
-                    raise InputError(f"--from {spec}", "the pod has no IP (it is not running)", "pick a running pod")
-                return Client(p.name, p.pod_ip, "pod", p.node_name)
-        try:
-            ip = ipaddress.ip_address(spec)
-        except ValueError:
-            known = ", ".join(["mypc", *self.nodes, *(p.name for p in self.state.pods)])
-            raise InputError(f"--from {spec}", "no pod, node or IP by that name", f"use one of: {known}, or an IP")
-        s = str(ip)
-        if s in self.node_by_ip:
-            n = self.node_by_ip[s]
-            return Client(n.name, s, "node", n.name)
-        if s in self.pods_by_ip:
-            p = self.pods_by_ip[s]
-            return Client(p.name, s, "pod", p.node_name)
-        for n in self.nodes.values():
-            if n.pod_cidr and ip in n.pod_cidr:
-                return Client(s, s, "pod", n.name)
-        return Client(s, s, "external")
+        """The client ``spec`` names (see :func:`resolve_client`)."""
+        return resolve_client(self.state, spec)
 
     def _route(self, node: NodeNS, dst: str) -> tuple[str, str, str]:
         """The node's routing decision: (kind, out_iface, next) with kind in
@@ -771,6 +746,37 @@ class Network:
         else:
             conn.outcome = "ok"
         self._note(conn, c.name, "", f"reply reaches {c.name}: {reply.src}:{reply.sport} -> {reply.dst}:{reply.dport} ({conn.outcome})", trace)
+
+
+def resolve_client(state: ClusterState, spec: str) -> Client:
+    """A pod name, a node name, ``mypc``, or an IP (a pod CIDR address is a pod-like client
+    on that node; a fabric address is a host beside mypc; anything else is outside)."""
+    if spec == "mypc":
+        return Client("mypc", MYPC_IP, "external")
+    for n in state.nodes:
+        if n.name == spec:
+            return Client(spec, n.internal_ip, "node", spec)
+    for p in state.pods:
+        if p.name == spec or p.key == spec:
+            if not p.pod_ip:
+                raise InputError(f"--from {spec}", "the pod has no IP (it is not running)", "pick a running pod")
+            return Client(p.name, p.pod_ip, "pod", p.node_name)
+    try:
+        ip = ipaddress.ip_address(spec)
+    except ValueError:
+        known = ", ".join(["mypc", *(n.name for n in state.nodes), *(p.name for p in state.pods)])
+        raise InputError(f"--from {spec}", "no pod, node or IP by that name", f"use one of: {known}, or an IP")
+    s = str(ip)
+    for n in state.nodes:
+        if n.internal_ip == s:
+            return Client(n.name, s, "node", n.name)
+    for p in state.pods:
+        if p.pod_ip == s and p.phase == "Running":
+            return Client(p.name, s, "pod", p.node_name)
+    for n in state.nodes:
+        if n.pod_cidr and ip in ipaddress.ip_network(n.pod_cidr):
+            return Client(s, s, "pod", n.name)
+    return Client(s, s, "external")
 
 
 def resolve_destination(state: ClusterState, spec: str) -> tuple[str, int, str]:

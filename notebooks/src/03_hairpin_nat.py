@@ -39,7 +39,7 @@ for line in lab.render(web1.node_name).save_text().splitlines():
 df = lab.run("webpod1", "svc-clusterip", n=600, seed=4)
 self_hits = df[df["endpoint_pod"] == "webpod1"]
 others = df[df["endpoint_pod"] != "webpod1"]
-gateway = lab.network.nodes[web1.node_name].gateway_ip
+gateway = lab.pod_gateway(web1.node_name)
 print(df.groupby("endpoint_pod")[["source_ip_seen", "masquerade"]].agg(lambda s: sorted(set(s))))
 experiments.claim(
     (df["outcome"] == "ok").all() and set(self_hits["source_ip_seen"]) == {gateway} and set(others["source_ip_seen"]) == {web1.pod_ip},
@@ -51,7 +51,7 @@ experiments.claim(
 # ## The trace of one hairpin connection
 
 # %%
-lab.network.reseed(4)
+lab.reseed(4)
 for k in range(50):
     t = lab.trace("webpod1", "svc-clusterip")
     if t.endpoint_pod == "webpod1":
@@ -117,7 +117,7 @@ experiments.claim((still["outcome"] != "ok").any() and (repaired["outcome"] == "
 # EXERCISE-START
 answer = None
 # EXERCISE-END
-answer = lab.network.nodes[web1.node_name].gateway_ip
+answer = lab.pod_gateway(web1.node_name)
 kslab.check.ch03.hairpin_source(answer, lab)
 
 # %% [markdown]

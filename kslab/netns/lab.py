@@ -16,7 +16,7 @@ Layout (mirrors ``data/myk8s``; see DESIGN.md section 3)::
       veth<8 hex> per local pod: POD_CIDR.1/32 on it,
                POD_IP/32 dev veth<8 hex> scope host                     (CNI ptp, as kindnet)
       sysctl   ip_forward=1, conf.all.route_localnet=1, conf.{all,default}.rp_filter=0
-      iptables exactly ``render_node(state, node).raw_text()`` loaded by kube-proxy's full sync
+      iptables what the Lab's kube-proxy syncs write (:meth:`NetnsLab.restore`)
     pod ns     (one per scheduled Pod)
       eth0     POD_IP/24 (noprefixroute); routes as kindnet's ptp leaves them in a kind pod:
                POD_CIDR.1 dev eth0 scope link; POD_CIDR via .1; default via .1
@@ -42,14 +42,10 @@ interface is created inside a lab namespace (``ip -n NS link add ... peer ... ne
 
 from __future__ import annotations
 
-import atexit
 import functools
-import hashlib
 import ipaddress
-import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -57,26 +53,22 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, Self
 
+from ..dataplane.trace import Trace
 from ..errors import EnvironmentProblem, InputError
-from ..model import ClusterState, Pod
-from ..proxy import iptables_node
-from ..proxy.iptables import ProxyConfig, RuleSet, render_node
-from ..proxy.proxier import Proxier, SyncResult
+from ..model import ClusterState
 from ..xtables import kernel
+from ..proxy import iptables_node
 from . import client as _client
+from . import records
+from .ktrace import kernel_trace
+from .layout import BRIDGE, PREFIX_ROOT, Layout, NodeLayout, PodLayout, _hash, plan
+from .processes import kill_namespace_processes, proc_start
+from .records import LabRecord, cleanup_crashed, delete_namespaces, read_records, remove_lab, run_dir
 
-PREFIX_ROOT = "kslab-"
-BRIDGE = "br-kind"
-MYPC_IP = "172.18.0.100"
-SCRATCH_PREFIXES = ("kslab-test-", "kslab-nfacct-probe-")  # kernel.scratch_namespace: NAME-PID-N
-SWEEP_PREFIX = PREFIX_ROOT  # what ``down_all`` sweeps; tests narrow it to stay off other runs' namespaces
-STATE_VERSION = 1
-DEFAULT_RUN_DIR = "/run/kslab"
 _PODS_PER_WORKER = 8  # thread pool width for per-namespace commands
 
 NODE_SYSCTLS = {
@@ -92,135 +84,6 @@ FABRIC_SYSCTLS = {
     "net/bridge/bridge-nf-call-arptables": "0",
 }
 OTHER_SYSCTLS = {"net/ipv4/conf/all/rp_filter": "0", "net/ipv4/conf/default/rp_filter": "0"}
-
-
-def run_dir() -> Path:
-    """Where labs record themselves: ``$KSLAB_RUN_DIR`` or ``/run/kslab``."""
-    return Path(os.environ.get("KSLAB_RUN_DIR") or DEFAULT_RUN_DIR)
-
-
-# --------------------------------------------------------------------------------------------
-# Layout: names and addresses, a pure function of the cluster state
-
-
-def _hash(text: str, n: int) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:n]
-
-
-@dataclass(frozen=True)
-class NodeLayout:
-    name: str
-    ns: str
-    ip: str
-    prefix_len: int  # of the "docker network"
-    pod_cidr: str
-    gateway: str  # the pod CIDR's first address: on every local pod's veth (ptp)
-    fabric_if: str  # the node's port on the bridge, in the fabric namespace
-
-
-@dataclass(frozen=True)
-class PodLayout:
-    name: str
-    namespace: str  # Kubernetes namespace
-    node: str
-    ns: str  # network namespace
-    ip: str
-    prefix_len: int  # of the node's pod CIDR
-    gateway: str
-    host_if: str  # veth<8 hex>, the node's end
-    server: str | None  # "whoami", "echo" or None (no TCP container port)
-    ports: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Layout:
-    prefix: str
-    fabric_ns: str
-    fabric_cidr: str
-    gateway: str
-    mypc_ns: str
-    mypc_ip: str
-    mypc_if: str
-    nodes: tuple[NodeLayout, ...]
-    pods: tuple[PodLayout, ...]
-    skipped: tuple[str, ...] = ()  # pods that get no namespace, with the reason
-
-    def namespaces(self) -> list[str]:
-        """Every namespace of the lab, in creation order."""
-        return [self.fabric_ns, *(n.ns for n in self.nodes), self.mypc_ns, *(p.ns for p in self.pods)]
-
-    def node(self, name: str) -> NodeLayout:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise InputError(f"node {name!r}", "not in the lab", "nodes are: " + ", ".join(n.name for n in self.nodes))
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Layout:
-        doc = dict(doc)
-        doc["nodes"] = tuple(NodeLayout(**n) for n in doc["nodes"])
-        doc["pods"] = tuple(PodLayout(**{**p, "ports": tuple(p["ports"])}) for p in doc["pods"])
-        doc["skipped"] = tuple(doc.get("skipped") or ())
-        return cls(**doc)
-
-
-def _server_for(pod: Pod) -> tuple[str | None, tuple[int, ...]]:
-    """Which server a pod runs: echo for mendhak-like images, whoami for any other pod with a
-    TCP container port (so custom manifests get an answering pod too), none without ports."""
-    ports = tuple(sorted({p.container_port for c in pod.containers for p in c.ports if (p.protocol or "TCP").upper() == "TCP"}))
-    if not ports:
-        return None, ()
-    images = " ".join(c.image for c in pod.containers).lower()
-    return ("echo" if "echo" in images else "whoami"), ports
-
-
-def pod_namespace_name(prefix: str, pod: Pod) -> str:
-    return f"{prefix}pod-{pod.name}" if pod.namespace == "default" else f"{prefix}pod-{pod.namespace}.{pod.name}"
-
-
-def plan(state: ClusterState, prefix: str) -> Layout:
-    """Names and addresses of the lab for ``state`` (see the module docstring)."""
-    fabric = ipaddress.ip_network(state.config.node_subnet or "172.18.0.0/16", strict=False)
-    gateway = str(next(fabric.hosts()))
-    if not state.nodes:
-        raise InputError("manifests", "the cluster has no nodes", "give a kind Cluster config (data/myk8s/kind-cluster.yaml) or Node objects")
-    nodes = []
-    for node in state.nodes:
-        try:
-            ip = ipaddress.ip_address(node.internal_ip)
-            cidr = ipaddress.ip_network(node.pod_cidr, strict=False)
-        except ValueError:
-            raise InputError(f"node {node.name}", f"needs an IPv4 InternalIP and podCIDR (has {node.internal_ip!r}, {node.pod_cidr!r})") from None
-        if ip not in fabric or str(ip) in (gateway, MYPC_IP):
-            raise InputError(f"node {node.name}", f"IP {ip} is not a free address of the node network {fabric}")
-        nodes.append(NodeLayout(
-            name=node.name, ns=f"{prefix}node-{node.name}", ip=str(ip), prefix_len=fabric.prefixlen,
-            pod_cidr=str(cidr), gateway=str(next(cidr.hosts())), fabric_if="veth" + _hash("node/" + node.name, 7),
-        ))
-    by_name = {n.name: n for n in nodes}
-    pods, skipped = [], []
-    for pod in state.pods:
-        home = by_name.get(pod.node_name)
-        if home is None or not pod.pod_ip:
-            skipped.append(f"{pod.key}: not scheduled or no pod IP")
-            continue
-        pod_net = ipaddress.ip_network(home.pod_cidr)
-        if ipaddress.ip_address(pod.pod_ip) not in pod_net or pod.pod_ip == home.gateway:
-            skipped.append(f"{pod.key}: IP {pod.pod_ip} is not a pod address of {home.name}'s podCIDR {pod_net}")
-            continue
-        server, ports = _server_for(pod)
-        pods.append(PodLayout(
-            name=pod.name, namespace=pod.namespace, node=home.name, ns=pod_namespace_name(prefix, pod), ip=pod.pod_ip,
-            prefix_len=pod_net.prefixlen, gateway=home.gateway, host_if="veth" + _hash(pod.key, 8), server=server, ports=ports,
-        ))
-    return Layout(
-        prefix=prefix, fabric_ns=f"{prefix}fabric", fabric_cidr=str(fabric), gateway=gateway,
-        mypc_ns=f"{prefix}mypc", mypc_ip=MYPC_IP, mypc_if="veth" + _hash("mypc", 7),
-        nodes=tuple(nodes), pods=tuple(pods), skipped=tuple(skipped),
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,286 +112,8 @@ def _parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         futures = [pool.submit(fn, i) for i in items]
         return [f.result() for f in futures]
 
-
-def _netns_inode(name: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(f"/run/netns/{name}")
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def pids_in_namespaces(names: Iterable[str]) -> dict[str, list[int]]:
-    """Processes whose network namespace is one of ``names`` (what ``ip netns pids`` does:
-    compare /proc/PID/ns/net with /run/netns/NAME), zombies excluded."""
-    wanted = {ino: name for name in names if (ino := _netns_inode(name)) is not None}
-    out: dict[str, list[int]] = {}
-    if not wanted:
-        return out
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            st = os.stat(f"/proc/{entry.name}/ns/net")
-        except OSError:
-            continue  # gone, or a zombie
-        name = wanted.get((st.st_dev, st.st_ino))
-        if name is not None:
-            out.setdefault(name, []).append(int(entry.name))
-    return out
-
-
-def kill_namespace_processes(names: Iterable[str], timeout: float = 5.0) -> list[int]:
-    """SIGKILL every process living in one of ``names`` and wait until none is left."""
-    names = list(names)
-    killed: list[int] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = [p for ps in pids_in_namespaces(names).values() for p in ps if p != os.getpid()]
-        if not pids:
-            return killed
-        if time.monotonic() > deadline:
-            raise EnvironmentProblem(f"processes {pids[:5]} in the lab's namespaces survived SIGKILL")
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            except ProcessLookupError:
-                pass
-            try:  # reap it if it is our child (server of this process)
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-        time.sleep(0.01)
-
-
-def lab_namespaces(prefix: str) -> list[str]:
-    """Existing namespaces whose name starts with ``prefix``."""
-    return [n for n in kernel.netns_list() if n.startswith(prefix)]
-
-
-def _delete_namespaces(names: Sequence[str]) -> None:
-    """Pods first, the fabric last (each deletion also destroys the veths it holds)."""
-    order = sorted(names, key=lambda n: (0 if "-pod-" in n else 2 if n.endswith("-fabric") else 1, n))
-    for name in order:
-        try:
-            kernel.netns_delete(name)
-        except EnvironmentProblem:
-            if name in kernel.netns_list():
-                raise
-
-
-# --------------------------------------------------------------------------------------------
-# State files
-
-
-def _proc_start(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks (tells a live owner from a reused pid)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
-
-
-@dataclass
-class LabRecord:
-    """A lab's ``state.json``: what it made, who owns it."""
-
-    id: str
-    prefix: str
-    owner_pid: int | None  # None once detached (``kslab netns up``): only ``down`` removes it
-    owner_start: int | None
-    phase: str  # building, up
-    created: float
-    path: Path
-    layout: dict[str, Any] | None = None
-    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    sync_seconds: dict[str, float] = field(default_factory=dict)
-    up_seconds: float | None = None
-    manifests: list[str] | None = None
-    seed: int | None = None
-    backend: str | None = None
-
-    @property
-    def detached(self) -> bool:
-        return self.owner_pid is None
-
-    def owner_alive(self) -> bool:
-        return self.owner_pid is not None and _proc_start(self.owner_pid) == self.owner_start
-
-    @property
-    def crashed(self) -> bool:
-        """Owned by a process that no longer exists (killed, crashed) and never detached."""
-        return not self.detached and not self.owner_alive()
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        doc = {k: v for k, v in asdict(self).items() if k != "path"}
-        doc["version"] = STATE_VERSION
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
-
-    @classmethod
-    def load(cls, path: Path) -> LabRecord:
-        doc = json.loads(path.read_text())
-        doc.pop("version", None)
-        known = set(cls.__dataclass_fields__) - {"path"}
-        return cls(path=path, **{k: v for k, v in doc.items() if k in known})
-
-
-def read_records(directory: Path | None = None) -> list[LabRecord]:
-    """Every lab recorded under the run directory (unreadable records are skipped)."""
-    directory = directory or run_dir()
-    out = []
-    for path in sorted(directory.glob(f"{PREFIX_ROOT}*/state.json")) if directory.is_dir() else []:
-        try:
-            out.append(LabRecord.load(path))
-        except (OSError, ValueError, TypeError):
-            out.append(LabRecord(id=path.parent.name, prefix=path.parent.name + "-", owner_pid=None, owner_start=None,
-                                 phase="unreadable", created=0.0, path=path))
-    return out
-
-
-def remove_lab(prefix: str, record_dir: Path | None = None) -> list[str]:
-    """Remove everything of the lab with ``prefix``: kill its processes, delete its namespaces,
-    then its record directory. Returns the namespaces deleted. Idempotent."""
-    if not prefix.startswith(PREFIX_ROOT) or len(prefix) <= len(PREFIX_ROOT):
-        raise ValueError(f"refusing to remove namespaces by the prefix {prefix!r}")
-    names = lab_namespaces(prefix)
-    kill_namespace_processes(names)
-    _delete_namespaces(names)
-    if record_dir is not None:
-        shutil.rmtree(record_dir, ignore_errors=True)
-    return names
-
-
-def cleanup_crashed(directory: Path | None = None) -> list[str]:
-    """Remove the labs whose owner process died without taking them down; return their ids."""
-    done = []
-    for rec in read_records(directory):
-        if rec.crashed or rec.phase == "unreadable":
-            remove_lab(rec.prefix, rec.path.parent)
-            done.append(rec.id)
-    return done
-
-
-def _live_scratch(name: str) -> bool:
-    """``kernel.scratch_namespace`` names end in ``-PID-N``: in use while that process lives."""
-    if not name.startswith(SCRATCH_PREFIXES):
-        return False
-    parts = name.rsplit("-", 2)
-    return len(parts) == 3 and parts[1].isdigit() and _proc_start(int(parts[1])) is not None
-
-
-def down_all(directory: Path | None = None, *, sweep: bool = True, sweep_prefix: str | None = None) -> list[str]:
-    """``kslab netns down``: remove every recorded lab, then (``sweep``) every other namespace
-    whose name starts with ``kslab-`` (leftovers of runs that left no record), sparing only
-    the scratch namespaces of processes still running. Returns the namespaces deleted."""
-    removed: list[str] = []
-    for lab in tuple(_LIVE):  # this process's own labs: reap their servers too
-        removed += lab_namespaces(lab.prefix)
-        lab.down()
-    for rec in read_records(directory):
-        removed += remove_lab(rec.prefix, rec.path.parent)
-    if sweep:
-        prefix = sweep_prefix or SWEEP_PREFIX
-        if not prefix.startswith(PREFIX_ROOT):
-            raise ValueError(f"refusing to sweep namespaces by the prefix {prefix!r}")
-        rest = [n for n in kernel.netns_list() if n.startswith(prefix) and not _live_scratch(n)]
-        kill_namespace_processes(rest)
-        _delete_namespaces(rest)
-        removed += rest
-    return removed
-
-
-# --------------------------------------------------------------------------------------------
-# Signals and atexit: every lab this process owns comes down with it
-
-_LIVE: list[NetnsLab] = []
-_HOOKS = {"atexit": False}
-_PREVIOUS: dict[int, Any] = {}
-_BUSY = [0]
-_DEFERRED: list[int] = []
-_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def _teardown_all(why: str, *, signalled: bool = False) -> None:
-    for lab in tuple(_LIVE):
-        if signalled and not lab.handle_signals:
-            continue
-        try:
-            lab.down()
-        except Exception as err:  # noqa: BLE001 - the process is ending; say it and go on
-            print(f"kslab: could not remove netns lab {lab.id} on {why}: {err}", file=sys.stderr)
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    if _BUSY[0]:
-        _DEFERRED.append(signum)  # down() is running: finish it, then handle the signal
-        return
-    previous = _PREVIOUS.get(signum, signal.SIG_DFL)  # before teardown uninstalls the hooks
-    _teardown_all(signal.Signals(signum).name, signalled=True)
-    _PREVIOUS.pop(signum, None)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signum, previous)
-    if callable(previous):
-        previous(signum, frame)
-    elif previous != signal.SIG_IGN:
-        os.kill(os.getpid(), signum)  # the default action, now that the handler is gone
-
-
-def _install_hooks(signals: bool) -> None:
-    if not _HOOKS["atexit"]:
-        atexit.register(_teardown_all, "exit")
-        _HOOKS["atexit"] = True
-    if not signals or threading.current_thread() is not threading.main_thread():
-        return  # signal handlers can only be set from the main thread; atexit still covers exit
-    for sig in _SIGNALS:
-        current = signal.getsignal(sig)
-        if current is not _on_signal:
-            _PREVIOUS[sig] = current
-            signal.signal(sig, _on_signal)
-
-
-def _uninstall_hooks() -> None:
-    if any(lab.handle_signals for lab in _LIVE) or threading.current_thread() is not threading.main_thread():
-        return
-    for sig, previous in list(_PREVIOUS.items()):
-        if signal.getsignal(sig) is _on_signal:
-            signal.signal(sig, previous)
-        del _PREVIOUS[sig]
-
-
 # --------------------------------------------------------------------------------------------
 # The lab
-
-
-@dataclass
-class SyncRecord:
-    """One kube-proxy sync of one node (``sync_proxy_rules_duration_seconds`` = ``seconds``)."""
-
-    node: str
-    full: bool
-    seconds: float  # render + iptables-save listing + restore
-    rules: int  # filter + nat rules written
-    stale_chains: int  # chains flushed and deleted because no service uses them any more
-    at: float
-    reason: str = ""  # why full or partial (first sync, forced, after a failed sync, hourly, partial)
-    services: int = 0  # Services whose SVC/SEP chains were rewritten
-    lines: int = 0  # lines of iptables-restore input
-    error: str | None = None
-
-    @classmethod
-    def of(cls, r: SyncResult) -> SyncRecord:
-        last = r.ruleset.iptables_last()
-        return cls(node=r.node, full=r.full, seconds=r.seconds, rules=last["filter"] + last["nat"],
-                   stale_chains=len(r.deleted_chains), at=time.time(), reason=r.reason,
-                   services=len(r.updated_services), lines=r.lines, error=r.error)
 
 
 @dataclass
@@ -600,10 +185,8 @@ class NetnsLab:
         seed: int | None = None,
         directory: Path | str | None = None,
         handle_signals: bool = True,
-        proxy_options: dict[str, Any] | None = None,
     ):
         self.state = state
-        self.proxy_options: dict[str, Any] = dict(proxy_options or {})  # ProxyConfig overrides (masquerade_all...)
         self.handle_signals = handle_signals
         self.backend = backend
         self.health_timeout = health_timeout
@@ -612,7 +195,6 @@ class NetnsLab:
         self.prefix = self.id + "-"
         self.directory = Path(directory) if directory else run_dir()
         self.layout: Layout = plan(state, self.prefix)
-        self.syncs: list[SyncRecord] = []
         self.up_seconds: float | None = None
         self.owned = True
         self._record: LabRecord | None = None
@@ -620,8 +202,8 @@ class NetnsLab:
         self._nfacct = True
         self._manifests = list(manifests) if manifests else None
         self._seed = seed
-        self._proxiers: dict[str, Proxier] = {}  # each node's kube-proxy across syncs
         self._clients: dict[str, str] = {}  # extra client IP -> its namespace
+        self._record_lock = threading.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -651,26 +233,25 @@ class NetnsLab:
         kernel.iptables_tools(backend)
 
     def up(self) -> NetnsLab:
-        """Build the namespaces, load kube-proxy's rules in every node, start and check the servers."""
+        """Build the namespaces, start and check the servers. The nodes' iptables start empty:
+        kube-proxy's rules are loaded by :meth:`restore` (the Lab's Proxiers, :mod:`kslab.dataplane.netns`)."""
         if self._record is not None:
             return self
         self.check_environment(self.backend)
         t0 = time.perf_counter()
         cleanup_crashed(self.directory)
         self._record = LabRecord(
-            id=self.id, prefix=self.prefix, owner_pid=os.getpid(), owner_start=_proc_start(os.getpid()), phase="building",
+            id=self.id, prefix=self.prefix, owner_pid=os.getpid(), owner_start=proc_start(os.getpid()), phase="building",
             created=time.time(), path=self.record_dir / "state.json", layout=self.layout.to_json(),
             manifests=self._manifests, seed=self._seed, backend=self.backend,
         )
         self._record.save()  # before anything exists: a crash from here on is recoverable
-        _LIVE.append(self)
-        _install_hooks(self.handle_signals)
+        records.register(self)
         try:
             self._nfacct = kernel.nfacct_problem(self.backend) is None
             self._build()
             if self.start_servers:
                 self._launch_servers(self.layout.pods)
-            self.resync(full=True)
             if self.start_servers:
                 self._check_servers(self.layout.pods)
         except BaseException:
@@ -685,17 +266,14 @@ class NetnsLab:
     def down(self) -> None:
         """Stop the servers, delete every namespace with this lab's prefix, forget the record,
         then remove the leftovers of crashed runs. Safe to call any number of times."""
-        _BUSY[0] += 1
-        try:
+        def teardown() -> None:
             self._stop_servers()
             remove_lab(self.prefix, self.record_dir)
             self._record = None
             self._forget()
             cleanup_crashed(self.directory)
-        finally:
-            _BUSY[0] -= 1
-        if not _BUSY[0] and _DEFERRED:
-            _on_signal(_DEFERRED.pop(0), None)
+
+        records.guarded_teardown(teardown)
 
     def close(self) -> None:
         """Take the lab down if this object owns it; an attached lab is only let go of."""
@@ -719,9 +297,7 @@ class NetnsLab:
         self._forget()
 
     def _forget(self) -> None:
-        if self in _LIVE:
-            _LIVE.remove(self)
-        _uninstall_hooks()
+        records.forget(self)
 
     @classmethod
     def attach(cls, state: ClusterState | None = None, lab_id: str | None = None, *, directory: Path | str | None = None) -> NetnsLab:
@@ -742,10 +318,10 @@ class NetnsLab:
         lab.start_servers = bool(rec.servers)
         lab.id, lab.prefix, lab.directory = rec.id, rec.prefix, directory
         lab.layout = Layout.from_json(rec.layout or {})
-        lab.syncs, lab.up_seconds, lab.owned, lab.handle_signals = [], rec.up_seconds, False, False
+        lab.up_seconds, lab.owned, lab.handle_signals = rec.up_seconds, False, False
         lab._record, lab._procs, lab._nfacct = rec, {}, kernel.nfacct_problem(rec.backend) is None
         lab._manifests, lab._seed = rec.manifests, rec.seed
-        lab._proxiers, lab._clients, lab.proxy_options = {}, {}, {}  # a restarted kube-proxy: its first sync is full
+        lab._clients, lab._record_lock = {}, threading.Lock()
         return lab
 
     # ---- building ------------------------------------------------------------------------------
@@ -829,7 +405,7 @@ class NetnsLab:
                                         start_new_session=True, env=env, close_fds=True)
             self._procs[p.name] = proc
             self._record.servers[p.name] = {"pid": proc.pid, "ns": p.ns, "kind": p.server, "ports": list(p.ports), "log": str(log),
-                                            "start": _proc_start(proc.pid)}
+                                            "start": proc_start(proc.pid)}
         self._record.save()
 
     def _check_servers(self, pods: Iterable[PodLayout]) -> None:
@@ -892,74 +468,42 @@ class NetnsLab:
             return {}
         out = {}
         for name, info in self._record.servers.items():
-            start = _proc_start(int(info["pid"]))
+            start = proc_start(int(info["pid"]))
             out[name] = start is not None and (info.get("start") is None or start == info["start"])
         return out
 
-    # ---- kube-proxy ------------------------------------------------------------------------------
-    def _config_overrides(self) -> dict[str, Any]:
-        return {**self.proxy_options, **({} if self._nfacct else {"nfacct": False})}
+    # ---- iptables in the nodes (kube-proxy's rules are written by the Lab's Proxiers) ----------
+    @property
+    def nfacct(self) -> bool:
+        """Whether the nfacct counters kube-proxy creates work here (kube-proxy omits them if not)."""
+        return self._nfacct
 
-    def render(self, node: str, state: ClusterState | None = None) -> RuleSet:
-        """The ruleset a full sync writes on ``node`` (nfacct clauses only if the counters work here)."""
-        return render_node(state or self.state, node, **self._config_overrides())
-
-    def set_proxy_options(self, **options: Any) -> dict[str, float]:
-        """Change kube-proxy's flags on every node: a restarted kube-proxy, so a full sync."""
-        self.proxy_options.update(options)
-        self._proxiers.clear()
-        return self.resync()
-
-    def proxier(self, node: str) -> Proxier:
-        """The node's kube-proxy state across syncs (created at the first sync: a full one)."""
-        if node not in self._proxiers:
-            self._proxiers[node] = Proxier(ProxyConfig.for_node(self.state, node, **self._config_overrides()))
-        return self._proxiers[node]
-
-    def resync(self, state: ClusterState | None = None, nodes: Iterable[str] | None = None, *,
-               full: bool | None = None) -> dict[str, float]:
-        """Re-render and re-apply kube-proxy's rules on ``nodes`` (default all), as each node's
-        kube-proxy would; return the seconds each sync took (also in :attr:`syncs`).
-
-        ``full=None`` lets kube-proxy decide (KEP-3453): the first sync of a node, and the one
-        after a failed sync, are full (jump rules ensured, every chain written); later ones are
-        partial (top-level chains plus the changed Services' chains, ``iptables-restore
-        --noflush``). ``full=True`` forces a full sync, ``full=False`` asks for a partial one
-        (a node that needs a full sync still gets one). Every sync lists the nat table first and
-        flushes + deletes the service chains no longer used. A failed partial restore is
-        retried at once as a full sync (kube-proxy waits ``syncPeriod``); both are recorded.
-        """
+    def restore(self, node: str, text: str, *, full: bool) -> float:
+        """Load one kube-proxy sync into ``node``: ``full`` as kube-proxy's full sync
+        (:func:`kslab.proxy.iptables_node.full_sync`: jump rules ensured, nfacct counters created, the
+        tables restored), else ``iptables-restore --noflush`` of a partial sync. Returns the
+        seconds it took (kept in the lab's record for ``status``)."""
         if self._record is None:
             raise EnvironmentProblem("the lab is not up")
-        if state is not None:
-            self.state = state
-        names = list(nodes) if nodes is not None else [n.name for n in self.layout.nodes]
-        for name in names:
-            self.layout.node(name)
+        ns = self.layout.node(node).ns
+        t0 = time.perf_counter()
         if full:
-            for name in names:
-                self.proxier(name).force_full_sync("forced")
-        per_node = _parallel(self._sync_node, names)
-        self.syncs += [rec for recs in per_node for rec in recs]
-        self._record.sync_seconds.update({recs[-1].node: recs[-1].seconds for recs in per_node if not recs[-1].error})
-        self._record.save()
-        for recs in per_node:
-            if recs[-1].error:  # even the full sync failed: the node's rules are not what kslab rendered
-                raise EnvironmentProblem(f"kube-proxy's sync failed on {recs[-1].node}: {recs[-1].error}")
-        return {recs[-1].node: recs[-1].seconds for recs in per_node}
+            iptables_node.full_sync(ns, text, nfacct=self._nfacct, backend=self.backend)
+        else:
+            kernel.iptables_restore(ns, text, backend=self.backend)
+        seconds = time.perf_counter() - t0
+        with self._record_lock:  # the nodes' syncs may run in parallel threads
+            self._record.sync_seconds[node] = seconds
+            self._record.save()
+        return seconds
 
-    def _sync_node(self, name: str) -> list[SyncRecord]:
-        ns = self.layout.node(name).ns
-        proxier = self.proxier(name)
+    def nat_chains(self, node: str) -> list[str]:
+        """The chains of ``node``'s nat table in the kernel."""
+        return kernel.chains(self.layout.node(node).ns, "nat", backend=self.backend)
 
-        def apply_rules(ruleset: RuleSet) -> None:
-            if ruleset.partial:
-                kernel.iptables_restore(ns, ruleset.raw_text(), backend=self.backend)
-            else:
-                iptables_node.full_sync(ns, ruleset.raw_text(), nfacct=self._nfacct, backend=self.backend)
-
-        return [SyncRecord.of(r) for r in proxier.sync_and_retry(self.state.services, self.state.endpoint_slices,
-                                                                 apply_rules, list_nat_chains=lambda: kernel.chains(ns, "nat", backend=self.backend))]
+    def save_text(self, node: str, tables: Sequence[str] = ("filter", "nat", "mangle", "raw")) -> str:
+        """``iptables-save`` of ``node``'s tables in the kernel."""
+        return kernel.iptables_save(self.layout.node(node).ns, tuple(tables), backend=self.backend)
 
     def update(self, state: ClusterState) -> dict[str, list[str]]:
         """Bring the lab in line with a changed cluster (scale, delete a pod, patch a Service):
@@ -990,7 +534,7 @@ class NetnsLab:
             _parallel(self._configure_pod, added)
             if self.start_servers:
                 self._launch_servers(added)
-        self.resync(state)
+        self.state = state
         if added and self.start_servers:
             self._check_servers(added)
         return {"added": [p.name for p in added], "removed": [p.name for p in removed]}
@@ -1004,7 +548,7 @@ class NetnsLab:
             proc.wait()
         kill_namespace_processes([p.ns])
         kernel.run_in_namespace(self.layout.node(p.node).ns, ["ip", "link", "del", p.host_if])
-        _delete_namespaces([p.ns])
+        delete_namespaces([p.ns])
         if self._record is not None:
             self._record.servers.pop(p.name, None)
 
@@ -1119,22 +663,36 @@ class NetnsLab:
             total += int(count.stdout.strip() or 0)
         return total
 
+    def clear_recent(self, nodes: Iterable[str] | None = None) -> None:
+        """Empty every xt_recent list (``echo / > /proc/net/xt_recent/NAME``) in the nodes' namespaces."""
+        for name in (list(nodes) if nodes is not None else [n.name for n in self.layout.nodes]):
+            r = kernel.run_in_namespace(self.layout.node(name).ns, ["sh", "-c",
+                                       "for f in /proc/net/xt_recent/*; do [ ! -e \"$f\" ] || echo / > \"$f\"; done"])
+            if r.returncode != 0:
+                raise EnvironmentProblem(f"clearing the recent lists on {name} failed: {kernel.one_line(r.stderr)}")
+
     def break_pod(self, name: str, broken: bool = True) -> None:
         """Break (or repair) a pod's app: its server keeps accepting TCP but answers HTTP 500."""
         info = (self._record.servers if self._record else {}).get(name)
         if not info:
             raise InputError(f"pod {name!r}", "runs no server in the lab", "pick a pod with a TCP container port")
         pid = int(info["pid"])
-        if _proc_start(pid) != info.get("start"):
+        if proc_start(pid) != info.get("start"):
             raise EnvironmentProblem(f"the server of pod {name} (pid {pid}) is not running")
         os.kill(pid, signal.SIGUSR1 if broken else signal.SIGUSR2)
         time.sleep(0.05)  # the handler runs between the server's waits
 
-    def trace(self, src: str, ip: str, port: int, *, timeout: float = 1.0):
+    def trace(self, src: str, ip: str, port: int, *, timeout: float = 1.0, client_kind: str = "") -> Trace:
         """One real connection, traced by the kernel (see :mod:`kslab.netns.ktrace`)."""
-        from .ktrace import kernel_trace
-
-        return kernel_trace(self, src, ip, port, timeout=timeout)
+        if self._record is None:
+            raise EnvironmentProblem("the lab is not up")
+        trace = kernel_trace([(n.name, n.ns) for n in self.layout.nodes], self.namespace_of(src), ip, port,
+                             client=src, client_ip=self.address_of(src), client_kind=client_kind,
+                             iptables_backend=self.backend, timeout=timeout)
+        pod = next((p for p in self.layout.pods if p.name == trace.endpoint_pod), None)
+        if pod is not None:
+            trace.endpoint_node, trace.endpoint_ip = pod.node, pod.ip
+        return trace
 
     def address_of(self, name: str) -> str:
         """The IP address of a pod, a node or mypc."""
@@ -1143,7 +701,10 @@ class NetnsLab:
         for n in self.layout.nodes:
             if n.name == name:
                 return n.ip
-        return self.pod_ip(name)
+        try:
+            return str(ipaddress.ip_address(name))  # an extra client, named by its address
+        except ValueError:
+            return self.pod_ip(name)
 
     def exec(self, where: str, argv: Sequence[str], *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run a command inside the namespace of ``where`` (pod, node, mypc)."""

@@ -1,0 +1,134 @@
+"""The dataplane seam: what every backend (``sim``, ``netns``, a live ``kind`` cluster ...) implements.
+
+:class:`kslab.Lab` holds the cluster, the control plane, one kube-proxy
+(:class:`kslab.proxy.proxier.Proxier`) per node, and exactly one :class:`Dataplane`. The Lab
+decides *what* the rules are (kube-proxy's sync: full or partial, stale chains); the dataplane
+is the machine they run on: it loads them, carries connections through them, and explains one
+connection. The Lab never asks which dataplane it has, so a new backend is one new subclass
+plus one line in :func:`kslab.dataplane.create`; nothing in ``Lab`` or the chapters changes.
+
+Contract for implementers (every method below is called by ``Lab``; names are node, pod and
+client names of the Lab's :class:`~kslab.model.ClusterState`):
+
+- Construction brings the machine up for the cluster (nodes, pods, their servers) with *no*
+  kube-proxy rules yet; the Lab's first sync of every node follows at once (a full one).
+- Errors a user causes are :class:`~kslab.errors.InputError`; a machine that cannot do what is
+  asked raises :class:`~kslab.errors.EnvironmentProblem` (one line each, never a traceback).
+- State that lives in the kernel (conntrack entries, ``recent`` lists, counters) carries over
+  rule changes, as in a real kernel: only :meth:`reset` and :meth:`flush_conntrack` forget it.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..model import ClusterState
+    from ..proxy.iptables import RuleSet
+    from .trace import Trace
+
+
+class Dataplane(ABC):
+    """The machine a Lab's rules run on. See the module docstring for the shared contract."""
+
+    #: the backend's name, as ``Lab(backend=...)`` takes it and as rows and traces report it
+    backend: str = ""
+    #: True if :meth:`sync_rules` and :meth:`nat_chains` of *different* nodes may run at the same
+    #: time in threads (each node's kube-proxy syncs on its own node, as in a cluster); the Lab
+    #: then syncs the nodes in parallel. Calls for one node never overlap.
+    concurrent_syncs: bool = False
+
+    # ---- kube-proxy's rules --------------------------------------------------------------------------
+    def kernel_features(self) -> dict[str, Any]:
+        """:class:`~kslab.proxy.iptables.ProxyConfig` overrides that this machine imposes on every
+        node's kube-proxy, as kube-proxy detects them at start (e.g. ``{"nfacct": False}`` where the
+        nfacct counters cannot be created). They win over the user's options. Default: none."""
+        return {}
+
+    @abstractmethod
+    def sync_rules(self, node: str, ruleset: RuleSet) -> None:
+        """Load one kube-proxy sync into ``node``'s kernel, as kube-proxy does. A full sync
+        (``ruleset.partial`` False) first ensures kube-proxy's canary chains and the jump rules from
+        the built-in chains (``iptables -N`` / ``-C`` / ``-I``; see
+        :func:`kslab.proxy.iptables_node.full_sync_jump_chains`), then restores the text; a partial sync
+        (``ruleset.partial`` True) is the restore alone. Both restore with ``--noflush``: the
+        chains the text declares are rewritten, every other chain and rule (a hand edit too)
+        stays. Raise :class:`~kslab.errors.EnvironmentProblem` or ``ValueError`` when the kernel
+        refuses the text; the tables are then as they were (a restore is atomic per table). The
+        Proxier records the failure and retries with a full sync."""
+
+    @abstractmethod
+    def nat_chains(self, node: str) -> list[str]:
+        """The chains of ``node``'s nat table now (``iptables-save -t nat``'s ``:CHAIN`` lines);
+        kube-proxy lists them before a sync to delete the service chains it no longer writes."""
+
+    @abstractmethod
+    def save_text(self, node: str) -> str:
+        """``node``'s tables as ``iptables-save`` prints them (what the kernel holds, hand edits included)."""
+
+    @abstractmethod
+    def delete_rules(self, pattern: re.Pattern[str], nodes: Sequence[str]) -> int:
+        """Delete by hand (``iptables -t TABLE -D``) every rule of ``nodes`` whose ``iptables-save``
+        line (``-A CHAIN ...``) matches ``pattern`` (``pattern.search``); return how many."""
+
+    # ---- pods ----------------------------------------------------------------------------------------
+    @abstractmethod
+    def update_pods(self, cluster: ClusterState) -> None:
+        """Bring pods in line with ``cluster`` after a control-plane change (scale, delete, readiness):
+        new pods start answering, removed ones stop. Nodes do not change. Called before the
+        Lab's kube-proxy syncs the new endpoints."""
+
+    @abstractmethod
+    def break_pod(self, pod: str, broken: bool = True) -> None:
+        """Make ``pod``'s app answer with errors (HTTP 500) while TCP still works; ``broken=False`` heals it."""
+
+    # ---- traffic -------------------------------------------------------------------------------------
+    @abstractmethod
+    def connect(self, clients: Sequence[str], dst: str, port: int, proto: str, n: int, *,
+                seed: int | None, interval: float, timeout: float) -> pd.DataFrame:
+        """Open ``n`` new connections from ``clients`` (used in turn) to ``dst:port/proto`` and return
+        one row per connection with exactly the columns :data:`kslab.dataplane.rows.COLUMNS`
+        (``backend`` = :attr:`backend`). ``seed`` restarts the dataplane's randomness where it
+        can be seeded (equal seeds repeat exactly); ``interval`` is the time between connections
+        on a simulated clock; ``timeout`` is how long a real connection may take before it counts
+        as failed. A protocol the backend cannot open is an InputError."""
+
+    @abstractmethod
+    def trace(self, src: str, dst: str, port: int, proto: str) -> Trace:
+        """Open one new connection from ``src`` and explain it: a :class:`~kslab.dataplane.trace.Trace`
+        with the rules its first packet matched node by node, the DNAT, the masquerade, the
+        endpoint and the address the endpoint saw."""
+
+    @abstractmethod
+    def flush_conntrack(self) -> int:
+        """Forget every node's conntrack entries (``conntrack -F``); return how many there were.
+        Failed connections leave entries a new connection reusing a
+        source port would follow."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Fresh kernel state on every node: conntrack, ``recent`` lists and counters forgotten
+        (a simulated clock goes back to 0). The rules stay."""
+
+    def reseed(self, seed: int) -> None:
+        """Restart the dataplane's random choices (client ports, ``statistic`` draws) from ``seed``.
+        A kernel's randomness cannot be seeded: such backends keep the default, which does nothing."""
+
+    # ---- time and lifetime ---------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def now(self) -> float:
+        """The dataplane's clock in seconds since it started (simulated or real)."""
+
+    @abstractmethod
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass (``seconds`` >= 0, checked by the Lab): a simulated clock jumps, a
+        real one is waited for, so conntrack and ``recent`` entries age."""
+
+    def close(self) -> None:
+        """Release what the dataplane made (namespaces, processes); idempotent. Default: nothing."""
+

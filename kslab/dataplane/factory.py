@@ -1,0 +1,41 @@
+"""The dataplane for a backend's name (the one place that knows the backends)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import EnvironmentProblem, InputError
+from .base import Dataplane
+
+if TYPE_CHECKING:
+    from ..model import ClusterState
+
+BACKENDS = ("sim", "netns", "kind")
+
+
+def _check_name(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise InputError("backend", f"{backend!r} is not a kslab backend", "use sim, netns or kind")
+    if backend == "kind":
+        raise EnvironmentProblem("the kind backend is not built yet; use backend='sim' or 'netns'")
+
+
+def check_environment(backend: str) -> None:
+    """Raise InputError for an unknown backend, EnvironmentProblem (one line) if this machine cannot run it."""
+    _check_name(backend)
+    if backend == "netns":
+        from .netns import NetnsDataplane
+
+        NetnsDataplane.check_environment()
+
+
+def create(backend: str, cluster: ClusterState, *, seed: int = 0) -> Dataplane:
+    """The dataplane named ``backend`` for ``cluster``, up and with no kube-proxy rules yet."""
+    _check_name(backend)
+    if backend == "netns":
+        from .netns import NetnsDataplane
+
+        return NetnsDataplane(cluster, seed=seed)
+    from .sim import SimDataplane
+
+    return SimDataplane(cluster, seed=seed)
