@@ -167,6 +167,11 @@ def split_args(line: str) -> list[str]:
     """
     if '"' not in line and _OTHER_WHITESPACE.search(line) is None:
         return line.split()
+    return _split_quoted(line)
+
+
+def _split_quoted(line: str) -> list[str]:
+    """:func:`split_args` character by character: any line, quotes and escapes included."""
     args: list[str] = []
     buf: list[str] = []
     in_quote = escaped = False
