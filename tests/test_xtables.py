@@ -582,3 +582,17 @@ def test_a_failing_line_is_not_cached() -> None:
     for _ in range(2):
         with pytest.raises(ValueError, match="unknown option"):
             parse_rule("-A INPUT --no-such-option 1 -j ACCEPT")
+
+
+def test_restore_reads_append_lines_without_splitting_them_twice() -> None:
+    """-A lines go straight to the (cached) parser: counters, tabs, --append and a broken quote
+    behave as when the line was split first."""
+    state = IptablesState()
+    state.restore('*filter\n:A - [0:0]\n[3:4] -A\tA -j ACCEPT\n--append A -m comment --comment "x y" -j DROP\n'
+                  '"-A" A -j RETURN\nCOMMIT\n')
+    assert state.save_text() == ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:A - [0:0]\n"
+                                 '-A A -j ACCEPT\n-A A -m comment --comment "x y" -j DROP\n-A A -j RETURN\nCOMMIT\n')
+    with pytest.raises(ValueError, match="restore line 3: .*unterminated quote"):
+        state.restore('*filter\n:A - [0:0]\n-A A -m comment --comment "open -j DROP\nCOMMIT\n')
+    with pytest.raises(ValueError, match="only -A and -X"):
+        state.restore('*filter\n-AA -j DROP\nCOMMIT\n')
