@@ -198,6 +198,8 @@ class _MemoNode:
     leaf: Connection | None = None
     stat: NamespaceState | None = None  # a "stat" draw's owner (set with draw): the walk's fast case
     threshold: int = 0  # and its threshold
+    parent: _MemoNode | None = None  # the node whose draw led here (None at the root)
+    via: object = None  # and that draw's outcome
 
 
 class Network:
@@ -403,34 +405,41 @@ class Network:
         """:meth:`_memo_open` once :meth:`_memo_usable` said yes (``key``: the flow's :func:`_flow_key`)."""
         if self._memo_off and key in self._memo_off:
             return self._interpret(c, dst, dport, proto, sport, False), False, None
-        root = node = self._memo.get(key)
-        outcomes: list = []  # every draw's outcome on the way, in order
-        values: dict[int, object] | None = None  # draw number -> value, for the draws that have one
+        node = self._memo.get(key)
+        # the walk keeps no list of its draws: a miss finds them again through the parent links
+        last: _MemoNode | None = None  # the node of the last draw made, and its outcome
+        outcome = None
+        values: dict[int, object] | None = None  # id(node) -> its draw's value, for draws that have one
         port = None
         while node is not None and node.leaf is None:
             st = node.stat
             if st is not None:
-                # the common draw (the statistic ladder): NamespaceState.statistic without its
-                # replay and recorder, which are only set while _interpret runs (never here)
-                outcome = (st.rng.getrandbits(32) & STATISTIC_MASK) < node.threshold
+                # the common draws, kube-proxy's probability ladder on one node: NamespaceState.statistic
+                # without its replay and recorder, which are only set while _interpret runs (never here)
+                getrandbits = st.rng.getrandbits
+                while True:
+                    outcome = (getrandbits(32) & STATISTIC_MASK) < node.threshold
+                    last, node = node, node.children.get(outcome)
+                    if node is None or node.stat is not st:
+                        break
             else:
                 kind, owner, param = node.draw  # type: ignore[misc]
                 outcome, value = self._draw(kind, owner, param)
                 if values is None:
                     values = {}
-                values[len(outcomes)] = value
+                values[id(node)] = value
                 if kind == "port":
                     port = value
-            outcomes.append(outcome)
-            node = node.children.get(outcome)
+                last, node = node, node.children.get(outcome)
         if node is not None:
             self.memo_hits += 1
             return node.leaf, True, port  # type: ignore[return-value]
-        made: list[tuple] = []  # the draws made, as the recorder logs them
-        for i, outcome in enumerate(outcomes):
-            kind, owner, param = root.draw  # type: ignore[union-attr,misc]
-            made.append((kind, owner, param, outcome, values.get(i) if values else None))
-            root = root.children.get(outcome)  # type: ignore[union-attr]
+        made: list[tuple] = []  # the draws made, as the recorder logs them (last first, then reversed)
+        while last is not None:
+            kind, owner, param = last.draw  # type: ignore[misc]
+            made.append((kind, owner, param, outcome, values.get(id(last)) if values else None))
+            last, outcome = last.parent, last.via
+        made.reverse()
         # an unexplored branch: interpret, serving the draws already made, recording all of them
         recorder: list[tuple] = []
         states = [n.state for n in self.nodes.values()]
@@ -457,7 +466,10 @@ class Network:
                 if kind == "stat":
                     node.stat, node.threshold = owner, param
             assert node.draw == (kind, owner, param), "flow memo: the same draws led elsewhere"
-            node = node.children.setdefault(outcome, _MemoNode())
+            child = node.children.get(outcome)
+            if child is None:
+                child = node.children[outcome] = _MemoNode(parent=node, via=outcome)
+            node = child
         node.leaf = replace(conn)
         return conn, False, None
 
