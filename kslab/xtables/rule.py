@@ -303,7 +303,7 @@ def parse_rule(line: str, table: str = "filter", *, strict: bool = True) -> Rule
     return _parse_line(line, table, strict)
 
 
-PARSE_CACHE_SIZE = 8192  # distinct rule lines; chapter 04's four nodes hold a few hundred each
+PARSE_CACHE_SIZE = 4096  # distinct lines (about 1.2 kB each); the study lab and its syncs use a few hundred
 
 
 @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
