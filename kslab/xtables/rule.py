@@ -308,7 +308,7 @@ PARSE_CACHE_SIZE = 4096  # distinct lines (about 1.2 kB each); the study lab and
 
 @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def _parse_line(line: str, table: str, strict: bool) -> Rule:
-    """:func:`parse_rule`, uncached (``_parse_line.__wrapped__``)."""
+    """The parse behind :func:`parse_rule`, cached (``_parse_line.__wrapped__`` is the uncached function)."""
     text = line.strip()
     counters = re.match(r"\[\d+:\d+\]\s+", text)
     if counters:
