@@ -776,3 +776,50 @@ def test_reload_restarts_a_statistic_nth_counter_like_a_fresh_load():
     again = Netfilter.from_tables(state.tables, previous=first)  # the same Rule: a new rule instance in the kernel
     assert again.chains["filter"]["INPUT"].rules[0].test is not first.chains["filter"]["INPUT"].rules[0].test
     assert [again.run_hook("INPUT", pkt(), ctx("INPUT", ns)).verdict for _ in range(3)] == ["ACCEPT", "DROP", "ACCEPT"]
+
+
+def test_reload_with_parsed_rules_shared_between_nodes_and_rewrites():
+    """parse_rule caches: two nodes restoring the same line hold the same Rule object, and a chain
+    rewritten with the same lines holds the objects it held before. Each node's reload still runs
+    like a fresh load of its own tables, and an nth counter still restarts."""
+    from kslab.xtables import IptablesState
+
+    text = """*nat
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-A - [0:0]
+-A PREROUTING -j KUBE-SERVICES
+-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-A
+-A KUBE-SVC-A -p tcp -m statistic --mode nth --every 2 --packet 0 -j DNAT --to-destination 10.0.0.1:8080
+-A KUBE-SVC-A -p tcp -j DNAT --to-destination 10.0.0.3:8080
+COMMIT
+"""
+    one, two = IptablesState(), IptablesState()
+    one.restore(text)
+    two.restore(text)
+    svc = [(s.tables["nat"].chains["KUBE-SERVICES"].rules[0], s.tables["nat"].chains["KUBE-SVC-A"].rules) for s in (one, two)]
+    assert svc[0][0] is svc[1][0] and svc[0][1][1] is svc[1][1][1]  # shared by the parse cache
+    first = {"one": Netfilter.from_tables(one.tables), "two": Netfilter.from_tables(two.tables)}
+    ns = {"one": NamespaceState(), "two": NamespaceState()}
+
+    def dnat(nf: Netfilter, state: NamespaceState) -> str:
+        p = pkt()
+        nf.run_hook("PREROUTING", p, ctx("PREROUTING", state))
+        return p.dst
+
+    assert [dnat(first["one"], ns["one"]) for _ in range(3)] == ["10.0.0.1", "10.0.0.3", "10.0.0.1"]
+    # node one: a partial sync rewrites KUBE-SVC-A with the same lines (the same Rule objects again)
+    one.restore(text.replace("-A PREROUTING -j KUBE-SERVICES\n", "").replace(
+        "-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-A\n", "").replace(":KUBE-SERVICES - [0:0]\n", ""))
+    assert one.tables["nat"].chains["KUBE-SVC-A"].rules == svc[0][1] and one.tables["nat"].chains["KUBE-SVC-A"].rules[1] is svc[0][1][1]
+    # node two: KUBE-SVC-A's last endpoint changes
+    two.restore("*nat\n:KUBE-SVC-A - [0:0]\n-A KUBE-SVC-A -p tcp -j DNAT --to-destination 10.0.0.2:8080\nCOMMIT\n")
+    second = {n: Netfilter.from_tables(s.tables, previous=first[n]) for n, s in (("one", one), ("two", two))}
+    a = second["one"].chains["nat"]
+    assert a["KUBE-SVC-A"].rules[1].test is first["one"].chains["nat"]["KUBE-SVC-A"].rules[1].test  # copied
+    assert a["KUBE-SVC-A"].rules[0].test is not first["one"].chains["nat"]["KUBE-SVC-A"].rules[0].test  # nth: new
+    assert a["KUBE-SERVICES"].rules[0].jump is a["KUBE-SVC-A"]
+    got = {name: [dnat(second[name], ns[name]) for _ in range(3)] for name in ("one", "two")}
+    assert got == {"one": ["10.0.0.1", "10.0.0.3", "10.0.0.1"], "two": ["10.0.0.2"] * 3}  # the nth counter restarted
+    for name, s in (("one", one), ("two", two)):  # each node runs like a fresh load of its own tables
+        fresh, state = Netfilter.from_text(s.save_text()), NamespaceState()
+        assert [dnat(fresh, state) for _ in range(3)] == got[name]

@@ -521,3 +521,78 @@ def test_listing_to_save() -> None:
         listing_to_save("-A INPUT -j ACCEPT\n")
     with pytest.raises(ValueError, match="cannot tell the table"):
         listing_to_save("-P INPUT ACCEPT\n-P OUTPUT ACCEPT\n")
+
+
+# ---- the parse cache and split_args' fast path -------------------------------------------------------
+
+
+def _rule_lines(text: str) -> list[tuple[str, str]]:
+    """(table, line) for every ``-A`` line of restore or save text."""
+    lines, table = [], ""
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith("-A"):
+            lines.append((table, line))
+    return lines
+
+
+def test_cached_parse_equals_uncached_parse_for_every_known_line() -> None:
+    """Every line of the study lab's rendered rules, the renderer's scenarios, the upstream dumps
+    (restore_cases) and the real node dumps: the cached parse gives a rule equal to a fresh
+    parse, the same object every time, and split_args' fast path splits as the full tokeniser."""
+    from pathlib import Path
+
+    from render_cases import restore_cases
+
+    from kslab.xtables.rule import _parse_line, _split_quoted
+
+    dumps = Path(__file__).resolve().parent / "data" / "node-dumps"
+    texts = [(text, True) for _case, text in restore_cases()]
+    texts.append((listing_to_save((dumps / "kind-worker3.filter.S").read_text() + "\n" + (dumps / "kind-worker3.nat.S").read_text()), False))
+    texts.append((listing_to_save((dumps / "eks-node.nat.S").read_text()), False))
+    checked = quoted = 0
+    for text, strict in texts:
+        for table, line in _rule_lines(text):
+            fresh = _parse_line.__wrapped__(line, table, strict)
+            cached = parse_rule(line, table, strict=strict)
+            assert cached == fresh, line
+            assert parse_rule(line, table, strict=strict) is cached
+            assert split_args(line) == _split_quoted(line), line
+            checked += 1
+            quoted += '"' in line
+    assert checked > 3000 and quoted > 400  # the lab, the scenarios and the dumps were all read
+    info = _parse_line.cache_info()
+    assert info.maxsize is not None and info.currsize <= info.maxsize  # bounded
+
+
+def test_quotes_escapes_and_odd_whitespace_take_the_full_tokeniser() -> None:
+    """str.split would get these wrong; split_args must still split them as iptables-restore."""
+    assert split_args('-m comment --comment "a b"') == ["-m", "comment", "--comment", "a b"]
+    assert split_args(r'--comment "x\"y z\\"') == ["--comment", 'x"y z\\']
+    assert split_args('--comment ""') == ["--comment", ""]
+    assert split_args("-j X\x0bY") == ["-j", "X\x0bY"]  # a vertical tab is no separator for iptables-restore
+    assert split_args("-j X\u00a0Y") == ["-j", "X\u00a0Y"]
+    assert split_args(" -j\tX \r\n") == ["-j", "X"]
+    rule = parse_rule('-A INPUT -m comment --comment "a \\"b\\" c" -j ACCEPT')
+    assert rule.comment == 'a "b" c' and rule.save_text() == '-A INPUT -m comment --comment "a \\"b\\" c" -j ACCEPT'
+
+
+def test_a_failing_line_is_not_cached() -> None:
+    for _ in range(2):
+        with pytest.raises(ValueError, match="unknown option"):
+            parse_rule("-A INPUT --no-such-option 1 -j ACCEPT")
+
+
+def test_restore_reads_append_lines_without_splitting_them_twice() -> None:
+    """-A lines go straight to the (cached) parser: counters, tabs, --append and a broken quote
+    behave as when the line was split first."""
+    state = IptablesState()
+    state.restore('*filter\n:A - [0:0]\n[3:4] -A\tA -j ACCEPT\n--append A -m comment --comment "x y" -j DROP\n'
+                  '"-A" A -j RETURN\nCOMMIT\n')
+    assert state.save_text() == ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:A - [0:0]\n"
+                                 '-A A -j ACCEPT\n-A A -m comment --comment "x y" -j DROP\n-A A -j RETURN\nCOMMIT\n')
+    with pytest.raises(ValueError, match="restore line 3: .*unterminated quote"):
+        state.restore('*filter\n:A - [0:0]\n-A A -m comment --comment "open -j DROP\nCOMMIT\n')
+    with pytest.raises(ValueError, match="only -A and -X"):
+        state.restore('*filter\n-AA -j DROP\nCOMMIT\n')

@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..model import ClusterState, Pod
 from ..xtables import TableDump
 from .netfilter import Netfilter
-from .packet import HookContext, HookResult, NamespaceState, Packet, TraceStep
+from .packet import STATISTIC_MASK, HookContext, HookResult, NamespaceState, Packet, TraceStep
 
 FABRIC = ipaddress.ip_network("172.18.0.0/16")  # kind's "docker network"
 FABRIC_GATEWAY = "172.18.0.1"  # the docker host
@@ -189,13 +189,17 @@ def _pkt_dict(p: Packet) -> dict:
     return {"src": p.src, "sport": p.sport, "dst": p.dst, "dport": p.dport, "proto": p.proto, "mark": hex(p.mark)}
 
 
-@dataclass
+@dataclass(slots=True)
 class _MemoNode:
     """One point of a flow's draw tree: the next draw, or (at a leaf) the finished connection."""
 
     draw: tuple | None = None  # (kind, owner, param)
     children: dict = field(default_factory=dict)  # outcome -> _MemoNode
     leaf: Connection | None = None
+    stat: NamespaceState | None = None  # a "stat" draw's owner (set with draw): the walk's fast case
+    threshold: int = 0  # and its threshold
+    parent: _MemoNode | None = None  # the node whose draw led here (None at the root)
+    via: object = None  # and that draw's outcome
 
 
 class Network:
@@ -374,25 +378,43 @@ class Network:
 
     def _memo_follow(self, key: tuple, c: Client, dst: str, dport: int, proto: str, sport: int) -> tuple[Connection, bool, int | None]:
         """:meth:`_memo_open` once :meth:`_memo_usable` said yes (``key``: the flow's :func:`_flow_key`)."""
-        if key in self._memo_off:
+        if self._memo_off and key in self._memo_off:
             return self._interpret(c, dst, dport, proto, sport, False), False, None
         node = self._memo.get(key)
-        made: list[tuple] = []
+        # the walk keeps no list of its draws: a miss finds them again through the parent links
+        last: _MemoNode | None = None  # the node of the last draw made, and its outcome
+        outcome = None
+        values: dict[int, object] | None = None  # id(node) -> its draw's value, for draws that have one
+        port = None
         while node is not None and node.leaf is None:
-            kind, owner, param = node.draw  # type: ignore[misc]
-            if kind == "stat":  # the common draw (the statistic ladder), without _draw's dispatch
-                outcome, value = owner.statistic(param), None
+            st = node.stat
+            if st is not None:
+                # the common draws, kube-proxy's probability ladder on one node: NamespaceState.statistic
+                # without its replay and recorder, which are only set while _interpret runs (never here)
+                getrandbits = st.rng.getrandbits
+                while True:
+                    outcome = (getrandbits(32) & STATISTIC_MASK) < node.threshold
+                    last, node = node, node.children.get(outcome)
+                    if node is None or node.stat is not st:
+                        break
             else:
+                kind, owner, param = node.draw  # type: ignore[misc]
                 outcome, value = self._draw(kind, owner, param)
-            made.append((kind, owner, param, outcome, value))
-            node = node.children.get(outcome)
-        if node is not None:
-            self.memo_hits += 1
-            port = None
-            for kind, _, _, _, value in made:
+                if values is None:
+                    values = {}
+                values[id(node)] = value
                 if kind == "port":
                     port = value
+                last, node = node, node.children.get(outcome)
+        if node is not None:
+            self.memo_hits += 1
             return node.leaf, True, port  # type: ignore[return-value]
+        made: list[tuple] = []  # the draws made, as the recorder logs them (last first, then reversed)
+        while last is not None:
+            kind, owner, param = last.draw  # type: ignore[misc]
+            made.append((kind, owner, param, outcome, values.get(id(last)) if values else None))
+            last, outcome = last.parent, last.via
+        made.reverse()
         # an unexplored branch: interpret, serving the draws already made, recording all of them
         recorder: list[tuple] = []
         states = [n.state for n in self.nodes.values()]
@@ -416,8 +438,13 @@ class Network:
         for kind, owner, param, outcome, _ in draws:
             if node.draw is None:
                 node.draw = (kind, owner, param)
+                if kind == "stat":
+                    node.stat, node.threshold = owner, param
             assert node.draw == (kind, owner, param), "flow memo: the same draws led elsewhere"
-            node = node.children.setdefault(outcome, _MemoNode())
+            child = node.children.get(outcome)
+            if child is None:
+                child = node.children[outcome] = _MemoNode(parent=node, via=outcome)
+            node = child
         node.leaf = replace(conn)
         return conn, False, None
 

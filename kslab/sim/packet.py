@@ -54,6 +54,9 @@ class RecentEntry:
     last_seen: float = 0.0
 
 
+STATISTIC_MASK = 0x7FFFFFFF  # xt_statistic compares prandom_u32() & this with the rule's threshold
+
+
 @dataclass
 class NamespaceState:
     """What persists in one network namespace between packets: xt_recent lists, nfacct
@@ -76,7 +79,7 @@ class NamespaceState:
             kind, owner, param, outcome, _ = self.replay.pop(0)
             assert kind == "stat" and owner is self and param == threshold, "flow memo replay out of step"
             return outcome
-        hit = (self.rng.getrandbits(32) & 0x7FFFFFFF) < threshold
+        hit = (self.rng.getrandbits(32) & STATISTIC_MASK) < threshold
         if self.recorder is not None:
             self.recorder.append(("stat", self, threshold, hit, None))
         return hit

@@ -17,6 +17,9 @@ from .save import SAVE_TABLE_ORDER
 
 __all__ = ["Chain", "TableDump", "IptablesState", "parse_restore"]
 
+_COUNTERS = re.compile(r"\[\d+:\d+\]\s+")  # a leading [packets:bytes]
+_APPEND_PREFIXES = ("-A ", "-A\t", "--append ", "--append\t")
+
 
 # --------------------------------------------------------------------------------------------
 # Tables and the state of one namespace
@@ -231,9 +234,11 @@ class IptablesState:
             t.chains[check_chain_name(name)] = Chain(name)
 
     def _command(self, table: str, line: str, strict: bool) -> None:
-        counters = re.match(r"\[\d+:\d+\]\s+", line)
+        counters = _COUNTERS.match(line)
         body = line[counters.end() :] if counters else line
-        args = split_args(body)
+        # an -A line (nearly all of them) goes to the parser, which caches it, without splitting
+        # it here first: its first argument is -A exactly when it starts "-A " or "-A<TAB>"
+        args = ["-A"] if body.startswith(_APPEND_PREFIXES) else split_args(body)
         if args and args[0] in ("-A", "--append"):
             rule = parse_rule(line, table, strict=strict)
             chain = self._chain(table, rule.chain)
