@@ -55,7 +55,7 @@ def _close(a: Sequence[float], b: Sequence[float], tol: float = 1e-3) -> bool:
 
 
 def _ladder(answer: Any, n: int = 4) -> Feedback:
-    from .proxy.iptables import _probability
+    from .proxy.iptables.proxier import _probability
 
     if answer is None:
         return _pending(f"the probabilities of the {n}-endpoint ladder")

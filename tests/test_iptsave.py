@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 from render_cases import restore_cases
 
-from kslab.proxy.constants import JUMP_CHAINS, KUBELET_JUMP_CHAINS
+from kslab.proxy.iptables.constants import JUMP_CHAINS, KUBELET_JUMP_CHAINS
 from kslab.proxy.iptsave import (
     IptablesState,
     Match,

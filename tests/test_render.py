@@ -84,7 +84,7 @@ def test_lab_service_chain_name():
     "n,text", [(2, "0.5000000000"), (3, "0.3333333333"), (4, "0.2500000000"), (6, "0.1666666667"), (7, "0.1428571429"), (100001, "0.0000099999")]
 )
 def test_probability_strings(n, text):
-    from kslab.proxy.iptables import _probability
+    from kslab.proxy.iptables.proxier import _probability
 
     assert _probability(n) == text
 

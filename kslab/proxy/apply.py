@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import EnvironmentProblem
-from .constants import CANARY_TABLES, KUBE_PROXY_CANARY, NFACCT_COUNTERS
+from .iptables.constants import CANARY_TABLES, KUBE_PROXY_CANARY, NFACCT_COUNTERS
 from .iptsave import full_sync_jump_chains
 
 __all__ = [

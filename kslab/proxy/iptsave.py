@@ -43,7 +43,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from .constants import (
+from .iptables.constants import (
     BUILTIN_CHAINS,
     CANARY_TABLES,
     JUMP_CHAINS,

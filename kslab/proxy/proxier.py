@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from ..model import EndpointSlice, Service
-from . import constants as C
+from .iptables import constants as C
 from .iptables import ProxyConfig, RuleSet, render
 from .serviceport import EndpointInfo, ServicePortInfo, build_endpoints_map, service_port_infos
 

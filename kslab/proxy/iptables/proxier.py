@@ -22,9 +22,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Collection, Iterable
 
-from ..model import ClusterState, EndpointSlice, Service
+from ...model import ClusterState, EndpointSlice, Service
 from . import constants as C
-from .serviceport import (
+from ..serviceport import (
     CategorizedEndpoints,
     EndpointInfo,
     ServicePortInfo,
@@ -210,7 +210,7 @@ class RuleSet:
 
     def save_text(self) -> str:
         """What ``iptables-save`` prints on the node after kube-proxy's full sync of this ruleset."""
-        from .iptsave import restore_to_save
+        from ..iptsave import restore_to_save
 
         return restore_to_save(self.raw_text())
 
