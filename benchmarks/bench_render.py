@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kslab.model import Endpoint, EndpointPort, EndpointSlice, Service, ServicePort  # noqa: E402
-from kslab.proxy.iptables import ProxyConfig, render  # noqa: E402
+from kslab.proxy.config import ProxyConfig  # noqa: E402
+from kslab.proxy.iptables import render  # noqa: E402
 
 
 def make_cluster(n_services: int, n_endpoints: int) -> tuple[list[Service], list[EndpointSlice]]:

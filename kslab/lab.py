@@ -25,7 +25,8 @@ from .controlplane import ControlPlane, load_cluster
 from .errors import EnvironmentProblem, InputError
 from .manifests import load_documents
 from .model import ClusterState
-from .proxy.iptables import ProxyConfig, RuleSet, render
+from .proxy.config import ProxyConfig
+from .proxy.iptables import RuleSet, render
 from .proxy.iptsave import IptablesState
 from .proxy.proxier import Proxier, SyncResult
 from .sim.network import Connection, Network, resolve_destination

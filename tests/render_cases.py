@@ -57,7 +57,8 @@ def rendered_cases() -> list[tuple[str, str]]:
     both externalTrafficPolicy values); and one scenario per renderer feature from test_render.
     """
     from kslab.controlplane import load_cluster
-    from kslab.proxy.iptables import ProxyConfig, render, render_node
+    from kslab.proxy.config import ProxyConfig
+    from kslab.proxy.iptables import render, render_node
 
     cases: list[tuple[str, str]] = []
     test_cfg = ProxyConfig(node_name="test-node", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8")

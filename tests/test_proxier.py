@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from kslab.manifests import Document, parse_endpoint_slice, parse_service
-from kslab.proxy.iptables import ProxyConfig, render
+from kslab.proxy.config import ProxyConfig
+from kslab.proxy.iptables import render
 from kslab.proxy.iptsave import IptablesState, parse_rule
 from kslab.proxy.proxier import Proxier
 

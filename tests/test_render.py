@@ -13,8 +13,10 @@ import hashlib
 import pytest
 
 from kslab.model import Endpoint, EndpointPort, EndpointSlice, LoadBalancerIngress, Service, ServicePort
-from kslab.proxy.iptables import ProxyConfig, render
-from kslab.proxy.serviceport import chain_hash, parse_cidr_sloppy, parse_ip_sloppy
+from kslab.proxy.config import ProxyConfig
+from kslab.proxy.iptables import render
+from kslab.proxy.iptables.chains import chain_hash
+from kslab.proxy.util import parse_cidr_sloppy, parse_ip_sloppy
 
 CFG = ProxyConfig(node_name="test-node", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8", random_fully=False)
 

@@ -65,7 +65,8 @@ from typing import Any, Self
 from ..errors import EnvironmentProblem, InputError
 from ..model import ClusterState, Pod
 from ..proxy import apply
-from ..proxy.iptables import ProxyConfig, RuleSet, render_node
+from ..proxy.config import ProxyConfig
+from ..proxy.iptables import RuleSet, render_node
 from ..proxy.proxier import Proxier, SyncResult
 from . import client as _client
 

@@ -1,8 +1,18 @@
 """kube-proxy emulation, laid out like kubernetes/kubernetes ``pkg/proxy``.
 
-- :mod:`kslab.proxy.serviceport`: service ports and endpoints as kube-proxy sees them
-  (``ServicePortName``, ``CategorizeEndpoints``);
-- :mod:`kslab.proxy.iptables`: ``syncProxyRules``: rendering one node's ruleset (pure);
-- :mod:`kslab.proxy.iptsave`: how ``iptables-save`` prints a loaded ruleset;
-- :mod:`kslab.proxy.apply`: applying a rendered ruleset to a kernel (network namespace).
+The mode-agnostic layer:
+
+- :mod:`kslab.proxy.config`: ``ProxyConfig``, what one kube-proxy knows (node, flags);
+- :mod:`kslab.proxy.serviceport`: service ports (``ServicePortName``, ``BaseServicePortInfo``);
+- :mod:`kslab.proxy.endpoints`: endpoints from EndpointSlices (``BaseEndpointInfo``);
+- :mod:`kslab.proxy.topology`: ``CategorizeEndpoints`` by traffic policy, readiness, hints;
+- :mod:`kslab.proxy.changetracker`: the service port and endpoints maps across syncs, and
+  which Services changed;
+- :mod:`kslab.proxy.proxier`: the sync loop (full vs partial, stale chains, failures,
+  metrics), driving a mode through ``ProxyMode``;
+- :mod:`kslab.proxy.util`: IP parsing as kube-proxy does it, ``--nodeport-addresses``.
+
+One package per mode: :mod:`kslab.proxy.iptables` (chain names, rule writing, restore text).
+Loading rules into a kernel: :mod:`kslab.proxy.apply`; the iptables-save format:
+:mod:`kslab.proxy.iptsave`.
 """

@@ -1,101 +1,31 @@
 """kube-proxy's iptables mode: ``syncProxyRules`` for one node, as a pure function.
 
-:func:`render` takes Services, EndpointSlices and a :class:`ProxyConfig` (what kube-proxy knows
-about its node and its flags) and returns a :class:`RuleSet`: the lines kube-proxy would write
-with ``iptables-restore``, with their chains. The rule templates, their order and every string
-follow ``pkg/proxy/iptables/proxier.go`` (see ``../shared/reference/kube-proxy.md`` §2-§4).
+:func:`render` takes Services, EndpointSlices and a :class:`~kslab.proxy.config.ProxyConfig`
+(what kube-proxy knows about its node and its flags) and returns a
+:class:`~kslab.proxy.iptables.ruleset.RuleSet`: the lines kube-proxy would write with
+``iptables-restore``, with their chains. :func:`sync_proxy_rules` does the same from a service
+port map and an endpoints map (what :class:`kslab.proxy.proxier.Proxier` keeps across syncs).
+The rule templates, their order, every string and the local names follow
+``pkg/proxy/iptables/proxier.go`` (see ``../shared/reference/kube-proxy.md`` §2-§4).
 Applying the result to a kernel is :mod:`kslab.proxy.apply`; how ``iptables-save`` prints it
 afterwards is :mod:`kslab.proxy.iptsave`.
-
-Three text forms of a :class:`RuleSet`:
-
-- :meth:`RuleSet.raw_text`: kube-proxy's restore input in emission order (services visited in
-  ServicePortName order, where kube-proxy's Go map order would be random);
-- :meth:`RuleSet.restore_text`: the same lines normalised like the upstream tests
-  (``sortIPTablesRules``), i.e. the form of the expected dumps in ``reference/cases``;
-- :meth:`RuleSet.save_text`: what ``iptables-save`` prints once kube-proxy has synced it.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
-from typing import Collection, Iterable
+from dataclasses import dataclass
+from typing import Collection, Iterable, Mapping, Sequence
 
 from ...model import ClusterState, EndpointSlice, Service
+from ..config import ProxyConfig
+from ..endpoints import build_endpoints_map
+from ..serviceport import ServicePortName, build_service_port_map
+from ..topology import CategorizedEndpoints, categorize_endpoints
+from ..util import cidr_contains, nodeport_addresses_match_all, nodeport_ips, parse_ip_sloppy
 from . import constants as C
-from ..serviceport import (
-    CategorizedEndpoints,
-    EndpointInfo,
-    ServicePortInfo,
-    build_endpoints_map,
-    categorize_endpoints,
-    cidr_contains,
-    parse_cidr_sloppy,
-    parse_ip_sloppy,
-    service_port_infos,
-)
-
-DETECT_LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None")
-
-
-@dataclass(frozen=True)
-class ProxyConfig:
-    """What one kube-proxy knows: its node, its flags, and facts about its kernel."""
-
-    node_name: str
-    node_ips: tuple[str, ...] = ()  # primary first; used for FW allow-from-node and nodePortAddresses
-    cluster_cidr: str | None = None  # --cluster-cidr (DetectLocalByCIDR); None: no local detector
-    detect_local_mode: str = "ClusterCIDR"
-    node_pod_cidr: str | None = None  # for detect-local-mode NodeCIDR
-    bridge_interface: str = ""  # for BridgeInterface
-    interface_name_prefix: str = ""  # for InterfaceNamePrefix
-    masquerade_all: bool = False
-    masquerade_bit: int = C.DEFAULT_MASQUERADE_BIT
-    random_fully: bool = True  # iptables >= 1.6.2 (HasRandomFully)
-    localhost_nodeports: bool = True  # --iptables-localhost-nodeports
-    nodeport_addresses: tuple[str, ...] = ()  # () = match all; CIDRs or "primary"
-    conntrack_tcp_liberal: bool = False  # net.netfilter.nf_conntrack_tcp_be_liberal
-    nfacct: bool = True  # the nfacct counters could be created
-    node_zone: str = ""  # the node's topology.kubernetes.io/zone label
-    prefer_same_node: bool = True  # feature gate PreferSameTrafficDistribution
-    family: int = 4
-
-    @property
-    def mark(self) -> str:
-        """The masquerade mark as kube-proxy writes it (Go ``%#08x``): ``0x00004000``."""
-        return "0x%08x" % (1 << self.masquerade_bit)
-
-    # LocalTrafficDetector (pkg/proxy/util/localdetector.go)
-    def if_local(self) -> list[str] | None:
-        m = self.detect_local_mode
-        if m == "ClusterCIDR" and self.cluster_cidr:
-            return ["-s", self.cluster_cidr]
-        if m == "NodeCIDR" and self.node_pod_cidr:
-            return ["-s", self.node_pod_cidr]
-        if m == "BridgeInterface" and self.bridge_interface:
-            return ["-i", self.bridge_interface]
-        if m == "InterfaceNamePrefix" and self.interface_name_prefix:
-            return ["-i", self.interface_name_prefix + "+"]
-        return None
-
-    def if_not_local(self) -> list[str] | None:
-        loc = self.if_local()
-        return None if loc is None else ["!"] + loc
-
-    @classmethod
-    def for_node(cls, state: ClusterState, node_name: str, **overrides) -> "ProxyConfig":
-        """The configuration a kind node's kube-proxy runs with (``--cluster-cidr`` = podSubnet)."""
-        node = state.node(node_name)
-        kw: dict = dict(
-            node_name=node.name,
-            node_ips=(node.internal_ip,) if node.internal_ip else (),
-            cluster_cidr=state.config.pod_subnet or None,
-            node_pod_cidr=node.pod_cidr or None,
-            node_zone=node.zone or "",
-        )
-        kw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**kw)
+from .chains import EndpointInfo, ServicePortInfo, new_endpoint_info
+from .ruleset import DiscardLineBuffer, LineBuffer, RuleSet
 
 
 @dataclass
@@ -113,160 +43,9 @@ class ServicePortRules:
     uses_local_chain: bool
 
 
-@dataclass
-class Table:
-    name: str
-    chains: list[str] = field(default_factory=list)  # declared with ':CHAIN - [0:0]', in order
-    rules: list[tuple[str, str]] = field(default_factory=list)  # (chain, full '-A ...' line)
-    deleted: list[str] = field(default_factory=list)  # '-X CHAIN'
-
-    def rules_in(self, chain: str) -> list[str]:
-        return [line for c, line in self.rules if c == chain]
-
-
-@dataclass
-class RuleSet:
-    config: ProxyConfig
-    filter: Table
-    nat: Table
-    large_cluster_mode: bool
-    total_endpoints: int
-    service_ports: list[ServicePortRules]
-    partial: bool = False  # a partial sync's text (unchanged services' chains left out)
-    skipped_nat_rules: int = 0  # rules of unchanged services a partial sync did not write
-    skipped_nat_chains: int = 0
-    active_nat_chains: frozenset[str] = frozenset()  # every nat chain this sync keeps, written or not
-
-    @property
-    def deleted_chains(self) -> list[str]:
-        return list(self.nat.deleted)
-
-    def delete_stale_chains(self, existing_nat_chains: Iterable[str]) -> list[str]:
-        """Flush (``:CHAIN``) and delete (``-X``) every service chain of the kernel's nat table
-        (``iptables-save -t nat``) that this sync does not keep, in sorted order (kube-proxy
-        walks a Go map). Returns the chains added."""
-        stale = sorted({c for c in existing_nat_chains
-                        if c.startswith(C.SERVICE_CHAIN_PREFIXES) and c not in self.active_nat_chains})
-        self.nat.chains.extend(stale)
-        self.nat.deleted.extend(stale)
-        return stale
-
-    def iptables_last(self) -> dict[str, int]:
-        """``sync_proxy_rules_iptables_last``: rules written by this sync (nat: minus the ``-X`` lines)."""
-        return {"filter": len(self.filter.rules), "nat": len(self.nat.rules)}
-
-    def iptables_total(self) -> dict[str, int]:
-        """``sync_proxy_rules_iptables_total``: rules kube-proxy owns after this sync. proxier.go
-        computes nat as lines written + skipped − deleted chains, its written lines counting
-        the ``-X`` lines; :attr:`Table.rules` holds no ``-X`` lines, so here it is written + skipped."""
-        return {"filter": len(self.filter.rules), "nat": len(self.nat.rules) + self.skipped_nat_rules}
-
-    @property
-    def tables(self) -> tuple[Table, Table]:
-        return (self.filter, self.nat)
-
-    def rule_count(self) -> int:
-        return len(self.filter.rules) + len(self.nat.rules)
-
-    def raw_text(self) -> str:
-        """kube-proxy's iptables-restore input, in the order kube-proxy writes it."""
-        out: list[str] = []
-        for t in self.tables:
-            out.append("*" + t.name)
-            out.extend(f":{c} - [0:0]" for c in t.chains)
-            if t.name == "nat":
-                # the nodeports tail rule comes after the -X lines
-                body = [line for _, line in t.rules]
-                tail = body.pop() if body and C.NODEPORTS_TAIL_COMMENT in body[-1] else None
-                out.extend(body)
-                out.extend(f"-X {c}" for c in t.deleted)
-                if tail:
-                    out.append(tail)
-            else:
-                out.extend(line for _, line in t.rules)
-                out.extend(f"-X {c}" for c in t.deleted)
-            out.append("COMMIT")
-        return "\n".join(out) + "\n"
-
-    def restore_text(self) -> str:
-        """The restore input normalised like ``sortIPTablesRules`` in ``proxier_test.go``."""
-        out: list[str] = []
-        for t in sorted(self.tables, key=lambda t: t.name):
-            chains = sorted(t.chains, key=_chain_sort_key)
-            by_chain: dict[str, list[str]] = {c: [] for c in chains}
-            for c, line in t.rules:
-                by_chain.setdefault(c, []).append(line)
-            for c in (C.KUBE_NODEPORTS, C.KUBE_SERVICES):
-                if c in by_chain:
-                    last_rule = t.name == "nat" and c == C.KUBE_SERVICES
-                    by_chain[c].sort(key=lambda line, lr=last_rule: _service_sort_key(line, lr))
-            out.append("*" + t.name)
-            out.extend(f":{c} - [0:0]" for c in chains)
-            for c in chains:
-                out.extend(by_chain[c])
-            out.extend(f"-X {c}" for c in t.deleted)
-            out.append("COMMIT")
-        return "\n".join(out) + "\n"
-
-    def save_text(self) -> str:
-        """What ``iptables-save`` prints on the node after kube-proxy's full sync of this ruleset."""
-        from ..iptsave import restore_to_save
-
-        return restore_to_save(self.raw_text())
-
-    def text(self, fmt: str) -> str:
-        if fmt == "restore":
-            return self.restore_text()
-        if fmt == "raw":
-            return self.raw_text()
-        if fmt == "save":
-            return self.save_text()
-        raise ValueError(f"unknown format {fmt!r}: use restore, raw or save")
-
-
-def _chain_sort_key(name: str) -> tuple[int, str]:
-    if name == C.KUBE_NODEPORTS:
-        return (0, "")
-    if name == C.KUBE_SERVICES:
-        return (1, "")
-    return (2 if name.startswith("KUBE-") else 3, name)
-
-
-def _comment_value(line: str) -> str | None:
-    i = line.find("--comment ")
-    if i < 0:
-        return None
-    rest = line[i + 10 :]
-    if rest.startswith('"'):
-        return rest[1 : rest.index('"', 1)]
-    return rest.split(" ", 1)[0]
-
-
-def _service_sort_key(line: str, last_rule_last: bool) -> tuple[int, str]:
-    """``getServiceName``: the comment up to the first space or ':'."""
-    v = _comment_value(line)
-    if v is None:
-        return (0, "")
-    if last_rule_last and "must be the last rule" in v:
-        return (1, "")
-    return (0, v.split(" ", 1)[0].split(":", 1)[0])
-
-
 def _probability(n: int) -> str:
     """``computeProbability``: 1/n with exactly ten decimals."""
     return "%0.10f" % (1.0 / n)
-
-
-class _Writer:
-    """A LineBuffer per table; rules remember their chain."""
-
-    def __init__(self) -> None:
-        self.filter = Table("filter")
-        self.nat = Table("nat")
-
-    @staticmethod
-    def line(chain: str, args: Iterable[str]) -> str:
-        return "-A " + chain + " " + " ".join(args)
 
 
 def render(
@@ -289,364 +68,387 @@ def render(
     ``:CHAIN - [0:0]`` line (flush) and a ``-X CHAIN`` line, in sorted order (kube-proxy
     walks a Go map). Decide full vs partial with :class:`kslab.proxy.proxier.Proxier`.
     """
-    cfg = config
-    fam = cfg.family
-    mark = cfg.mark
-    filt = Table("filter")
-    nat = Table("nat")
-    fr = filt.rules
-    nr = nat.rules
-    skipped_rules: list[tuple[str, str]] = []  # NewDiscardLineBuffer
-    skipped_chains: list[str] = []
-
-    # ---- service ports (svcPortMap) and endpoints (endpointsMap) ---------------------------
-    ports: list[ServicePortInfo] = []
-    for svc in sorted(services, key=lambda s: (s.namespace, s.name)):
-        ports.extend(service_port_infos(svc, fam))
-    endpoints_map = build_endpoints_map(list(endpoint_slices), cfg.node_name, fam)
-    total_endpoints = sum(len(endpoints_map.get(p.name, ())) for p in ports)
-    large = total_endpoints > C.LARGE_CLUSTER_ENDPOINTS_THRESHOLD
-
-    # ---- fixed chains and rules --------------------------------------------------------------
-    filt.chains += [C.KUBE_SERVICES, C.KUBE_EXTERNAL_SERVICES, C.KUBE_FORWARD, C.KUBE_NODEPORTS, C.KUBE_PROXY_FIREWALL]
-    nat.chains += [C.KUBE_SERVICES, C.KUBE_NODEPORTS, C.KUBE_POSTROUTING, C.KUBE_MARK_MASQ]
-    active: set[str] = set(nat.chains)  # activeNATChains
-    nr.append((C.KUBE_POSTROUTING, f"-A KUBE-POSTROUTING -m mark ! --mark {mark}/{mark} -j RETURN"))
-    nr.append((C.KUBE_POSTROUTING, f"-A KUBE-POSTROUTING -j MARK --xor-mark {mark}"))
-    masq = '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE'
-    nr.append((C.KUBE_POSTROUTING, masq + (" --random-fully" if cfg.random_fully else "")))
-    nr.append((C.KUBE_MARK_MASQ, f"-A KUBE-MARK-MASQ -j MARK --or-mark {mark}"))
-    if fam == 4 and cfg.localhost_nodeports:
-        filt.chains.append(C.KUBE_FIREWALL)
-        fr.append(
-            (
-                C.KUBE_FIREWALL,
-                '-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
-                "! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
-            )
-        )
-
-    if_local = cfg.if_local()
-    if_not_local = cfg.if_not_local()
-    if_local_s = " ".join(if_local) if if_local else ""
-    if_not_local_s = " ".join(if_not_local) if if_not_local else ""
-    node_ip = parse_ip_sloppy(cfg.node_ips[0]) if cfg.node_ips else None
-    localhost_nfacct = cfg.localhost_nodeports and fam == 4 and cfg.nfacct
-
-    rendered: list[ServicePortRules] = []
-    for svc in ports:
-        proto = svc.protocol
-        spn = svc.name_string
-        eps = endpoints_map.get(svc.name, [])
-        cat = categorize_endpoints(eps, svc, cfg.node_name, cfg.node_zone, cfg.prefer_same_node)
-        has_endpoints = cat.has_any
-        cluster_chain = svc.svc_chain
-        local_chain = svc.svl_chain
-        uses_cluster_chain = bool(cat.cluster) and svc.uses_cluster_endpoints()
-        uses_local_chain = bool(cat.local) and svc.uses_local_endpoints()
-
-        internal_chain = cluster_chain
-        has_internal = has_endpoints
-        if svc.internal_policy_local:
-            internal_chain = local_chain
-            if not cat.local:
-                has_internal = False
-        external_policy_chain = cluster_chain
-        has_external = has_endpoints
-        if svc.external_policy_local:
-            external_policy_chain = local_chain
-            if not cat.local:
-                has_external = False
-        ext_chain = svc.ext_chain
-        uses_ext = has_endpoints and svc.externally_accessible()
-        uses_fw = has_endpoints and bool(svc.load_balancer_vips) and bool(svc.load_balancer_source_ranges)
-        lb_chain = svc.fw_chain if uses_fw else ext_chain
-
-        if has_endpoints:
-            int_target, ext_target = "DROP", "DROP"
-            int_cmt = ext_cmt = f'"{spn} has no local endpoints"'
-        else:
-            int_target, ext_target = "REJECT", "REJECT"
-            int_cmt = ext_cmt = f'"{spn} has no endpoints"'
-        mp = f"-m {proto} -p {proto}"
-        dport = f"--dport {svc.port}"
-        cip = svc.cluster_ip
-
-        # 1. cluster IP
-        if has_internal:
-            nr.append(
-                (C.KUBE_SERVICES, f'-A KUBE-SERVICES -m comment --comment "{spn} cluster IP" {mp} -d {cip} {dport} -j {internal_chain}')
-            )
-        else:
-            fr.append((C.KUBE_SERVICES, f"-A KUBE-SERVICES -m comment --comment {int_cmt} {mp} -d {cip} {dport} -j {int_target}"))
-
-        # 2. external IPs
-        for eip in svc.external_ips:
-            if has_endpoints:
-                nr.append(
-                    (C.KUBE_SERVICES, f'-A KUBE-SERVICES -m comment --comment "{spn} external IP" {mp} -d {eip} {dport} -j {ext_chain}')
-                )
-            if not has_external:
-                fr.append(
-                    (
-                        C.KUBE_EXTERNAL_SERVICES,
-                        f"-A KUBE-EXTERNAL-SERVICES -m comment --comment {ext_cmt} {mp} -d {eip} {dport} -j {ext_target}",
-                    )
-                )
-
-        # 3. load-balancer ingress IPs
-        for lbip in svc.load_balancer_vips:
-            if has_endpoints:
-                nr.append(
-                    (C.KUBE_SERVICES, f'-A KUBE-SERVICES -m comment --comment "{spn} loadbalancer IP" {mp} -d {lbip} {dport} -j {lb_chain}')
-                )
-            if uses_fw:
-                fr.append(
-                    (
-                        C.KUBE_PROXY_FIREWALL,
-                        f'-A KUBE-PROXY-FIREWALL -m comment --comment "{spn} traffic not accepted by {svc.fw_chain}" '
-                        f"{mp} -d {lbip} {dport} -j DROP",
-                    )
-                )
-        if not has_external:
-            for lbip in svc.load_balancer_vips:
-                fr.append(
-                    (
-                        C.KUBE_EXTERNAL_SERVICES,
-                        f"-A KUBE-EXTERNAL-SERVICES -m comment --comment {ext_cmt} {mp} -d {lbip} {dport} -j {ext_target}",
-                    )
-                )
-
-        # 4. node port
-        if svc.node_port:
-            np = svc.node_port
-            if has_endpoints:
-                if localhost_nfacct:
-                    nr.append(
-                        (
-                            C.KUBE_NODEPORTS,
-                            f"-A KUBE-NODEPORTS -m comment --comment {spn} {mp} -d 127.0.0.0/8 --dport {np} "
-                            f"-m nfacct --nfacct-name {C.NFACCT_LOCALHOST_NODEPORTS} -j {ext_chain}",
-                        )
-                    )
-                nr.append((C.KUBE_NODEPORTS, f"-A KUBE-NODEPORTS -m comment --comment {spn} {mp} --dport {np} -j {ext_chain}"))
-            if not has_external:
-                fr.append(
-                    (
-                        C.KUBE_EXTERNAL_SERVICES,
-                        f"-A KUBE-EXTERNAL-SERVICES -m comment --comment {ext_cmt} -m addrtype --dst-type LOCAL "
-                        f"{mp} --dport {np} -j {ext_target}",
-                    )
-                )
-
-        # 5. health check node port
-        if svc.health_check_node_port:
-            fr.append(
-                (
-                    C.KUBE_NODEPORTS,
-                    f'-A KUBE-NODEPORTS -m comment --comment "{spn} health check node port" -m tcp -p tcp '
-                    f"--dport {svc.health_check_node_port} -j ACCEPT",
-                )
-            )
-
-        # Steps 6-10 (the SVC/SVL/EXT/FW/SEP chains) are left out of a partial sync for a
-        # Service whose spec and endpoints did not change; they are still computed, to count
-        # them and to know which chains are active (kube-proxy's discard buffers).
-        skip = partial_services is not None and svc.name.service_key not in partial_services
-        svc_rules = skipped_rules if skip else nr
-        svc_chains = skipped_chains if skip else nat.chains
-        # 6. internal traffic masquerade
-        if has_internal:
-            base = f'-A {internal_chain} -m comment --comment "{spn} cluster IP" {mp} -d {cip} {dport}'
-            if cfg.masquerade_all:
-                svc_rules.append((internal_chain, f"{base} -j KUBE-MARK-MASQ"))
-            elif if_not_local:
-                svc_rules.append((internal_chain, f"{base} {if_not_local_s} -j KUBE-MARK-MASQ"))
-
-        # 7. external traffic chain
-        if uses_ext:
-            svc_chains.append(ext_chain)
-            active.add(ext_chain)
-            if not svc.external_policy_local:
-                svc_rules.append(
-                    (ext_chain, f'-A {ext_chain} -m comment --comment "masquerade traffic for {spn} external destinations" -j KUBE-MARK-MASQ')
-                )
-            else:
-                if if_local:
-                    svc_rules.append(
-                        (
-                            ext_chain,
-                            f'-A {ext_chain} -m comment --comment "pod traffic for {spn} external destinations" '
-                            f"{if_local_s} -j {cluster_chain}",
-                        )
-                    )
-                svc_rules.append(
-                    (
-                        ext_chain,
-                        f'-A {ext_chain} -m comment --comment "masquerade LOCAL traffic for {spn} external destinations" '
-                        "-m addrtype --src-type LOCAL -j KUBE-MARK-MASQ",
-                    )
-                )
-                svc_rules.append(
-                    (
-                        ext_chain,
-                        f'-A {ext_chain} -m comment --comment "route LOCAL traffic for {spn} external destinations" '
-                        f"-m addrtype --src-type LOCAL -j {cluster_chain}",
-                    )
-                )
-            if has_external:
-                svc_rules.append((ext_chain, f"-A {ext_chain} -j {external_policy_chain}"))
-
-        # 8. firewall chain (loadBalancerSourceRanges)
-        if uses_fw:
-            fw = svc.fw_chain
-            svc_chains.append(fw)
-            active.add(fw)
-            head = f'-A {fw} -m comment --comment "{spn} loadbalancer IP"'
-            allow_from_node = False
-            for cidr in svc.load_balancer_source_ranges:
-                svc_rules.append((fw, f"{head} -s {cidr} -j {ext_chain}"))
-                if node_ip and cidr_contains(cidr, node_ip):
-                    allow_from_node = True
-            if allow_from_node:
-                for lbip in svc.load_balancer_vips:
-                    svc_rules.append((fw, f"{head} -s {lbip} -j {ext_chain}"))
-            svc_rules.append((fw, f'-A {fw} -m comment --comment "other traffic to {spn} will be dropped by KUBE-PROXY-FIREWALL"'))
-
-        # 9. service -> endpoint chains
-        if uses_cluster_chain:
-            svc_chains.append(cluster_chain)
-            active.add(cluster_chain)
-            _write_service_to_endpoint_rules(svc_rules, spn, svc, cluster_chain, cat.cluster, large)
-        if uses_local_chain:
-            svc_chains.append(local_chain)
-            active.add(local_chain)
-            _write_service_to_endpoint_rules(svc_rules, spn, svc, local_chain, cat.local, large)
-
-        # 10. endpoint chains
-        cmt = "" if large else f" -m comment --comment {spn}"
-        affinity = svc.session_affinity_client_ip
-        for ep in cat.all_reachable:
-            sep = ep.chain
-            svc_chains.append(sep)
-            active.add(sep)
-            svc_rules.append((sep, f"-A {sep}{cmt} -s {ep.ip} -j KUBE-MARK-MASQ"))
-            rec = f" -m recent --name {sep} --set" if affinity else ""
-            svc_rules.append((sep, f"-A {sep}{cmt}{rec} {mp} -j DNAT --to-destination {ep}"))
-
-        rendered.append(
-            ServicePortRules(
-                info=svc,
-                endpoints=eps,
-                categorized=cat,
-                has_internal_endpoints=has_internal,
-                has_external_endpoints=has_external,
-                uses_external_chain=uses_ext,
-                uses_fw_chain=uses_fw,
-                uses_cluster_chain=uses_cluster_chain,
-                uses_local_chain=uses_local_chain,
-            )
-        )
-
-    # ---- tail rules ---------------------------------------------------------------------------
-    tail = f'-A KUBE-SERVICES -m comment --comment "{C.NODEPORTS_TAIL_COMMENT}"'
-    if nodeport_addresses_match_all(cfg):
-        dest = "-m addrtype --dst-type LOCAL"
-        if fam == 6:
-            dest += " ! -d ::1/128"
-        elif not cfg.localhost_nodeports:
-            dest += " ! -d 127.0.0.0/8"
-        nr.append((C.KUBE_SERVICES, f"{tail} {dest} -j KUBE-NODEPORTS"))
-    else:
-        for ip in nodeport_ips(cfg):
-            if ipaddress.ip_address(ip).is_loopback and (fam == 6 or not cfg.localhost_nodeports):
-                continue
-            nr.append((C.KUBE_SERVICES, f"{tail} -d {ip} -j KUBE-NODEPORTS"))
-
-    if not cfg.conntrack_tcp_liberal:
-        nf = f" -m nfacct --nfacct-name {C.NFACCT_CT_STATE_INVALID}" if cfg.nfacct else ""
-        fr.append((C.KUBE_FORWARD, f"-A KUBE-FORWARD -m conntrack --ctstate INVALID{nf} -j DROP"))
-    fr.append(
-        (C.KUBE_FORWARD, f'-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {mark}/{mark} -j ACCEPT')
-    )
-    fr.append(
-        (
-            C.KUBE_FORWARD,
-            '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" '
-            "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-        )
-    )
-    ruleset = RuleSet(
-        cfg, filt, nat, large, total_endpoints, rendered,
-        partial=partial_services is not None,
-        skipped_nat_rules=len(skipped_rules),
-        skipped_nat_chains=len(skipped_chains),
-        active_nat_chains=frozenset(active),
-    )
+    svc_port_map = build_service_port_map(services, config.family, ServicePortInfo)
+    endpoints_map = build_endpoints_map(endpoint_slices, config.node_name, config.family, new_endpoint_info)
+    ruleset = sync_proxy_rules(list(svc_port_map.values()), endpoints_map, config, partial_services=partial_services)
     if existing_nat_chains is not None:
         ruleset.delete_stale_chains(existing_nat_chains)
     return ruleset
 
 
-def _write_service_to_endpoint_rules(
-    nr: list[tuple[str, str]],
-    spn: str,
-    svc: ServicePortInfo,
-    chain: str,
+def sync_proxy_rules(
+    service_ports: Sequence[ServicePortInfo],
+    endpoints_map: Mapping[ServicePortName, list[EndpointInfo]],
+    config: ProxyConfig,
+    *,
+    partial_services: Collection[str] | None = None,
+) -> RuleSet:
+    """``syncProxyRules``: the restore input for ``service_ports`` (in the order given) and
+    their endpoints; ``partial_services`` as in :func:`render`."""
+    cfg = config
+    fam = cfg.family
+    mark = cfg.mark
+    filterChains = filterRules = LineBuffer("filter")
+    natChains = natRules = LineBuffer("nat")
+    skippedNatChains = skippedNatRules = DiscardLineBuffer()  # NewDiscardLineBuffer
+    tryPartialSync = partial_services is not None
+
+    totalEndpoints = 0
+    for svcInfo in service_ports:
+        totalEndpoints += len(endpoints_map.get(svcInfo.name, ()))
+    largeClusterMode = totalEndpoints > C.LARGE_CLUSTER_ENDPOINTS_THRESHOLD
+
+    # ---- fixed chains and rules --------------------------------------------------------------
+    for chain in (C.KUBE_SERVICES, C.KUBE_EXTERNAL_SERVICES, C.KUBE_FORWARD, C.KUBE_NODEPORTS, C.KUBE_PROXY_FIREWALL):
+        filterChains.write_chain(chain)
+    for chain in (C.KUBE_SERVICES, C.KUBE_NODEPORTS, C.KUBE_POSTROUTING, C.KUBE_MARK_MASQ):
+        natChains.write_chain(chain)
+    activeNATChains: set[str] = set(natChains.chains)
+    natRules.write(
+        C.KUBE_POSTROUTING,
+        f"-m mark ! --mark {mark}/{mark} -j RETURN",
+        f"-j MARK --xor-mark {mark}",
+        '-m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE'
+        + (" --random-fully" if cfg.random_fully else ""),
+    )
+    natRules.write(C.KUBE_MARK_MASQ, f"-j MARK --or-mark {mark}")
+    if fam == 4 and cfg.localhost_nodeports:
+        filterChains.write_chain(C.KUBE_FIREWALL)
+        filterRules.write(
+            C.KUBE_FIREWALL,
+            '-m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
+            "! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
+        )
+
+    ifLocal = cfg.if_local()
+    ifNotLocal = cfg.if_not_local()
+    ifLocalArgs = " ".join(ifLocal) if ifLocal else ""
+    ifNotLocalArgs = " ".join(ifNotLocal) if ifNotLocal else ""
+    nodeIP = parse_ip_sloppy(cfg.node_ips[0]) if cfg.node_ips else None
+    localhostNodePortsNFAcct = cfg.localhost_nodeports and fam == 4 and cfg.nfacct
+
+    rendered: list[ServicePortRules] = []
+    for svcInfo in service_ports:
+        protocol = svcInfo.protocol
+        svcPortNameString = svcInfo.name_string
+        allEndpoints = endpoints_map.get(svcInfo.name, [])
+        categorized = categorize_endpoints(allEndpoints, svcInfo, cfg.node_name, cfg.node_zone, cfg.prefer_same_node)
+        clusterEndpoints = categorized.cluster
+        localEndpoints = categorized.local
+        allLocallyReachableEndpoints = categorized.all_reachable
+        hasEndpoints = categorized.has_any
+
+        clusterPolicyChain = svcInfo.svc_chain
+        usesClusterPolicyChain = bool(clusterEndpoints) and svcInfo.uses_cluster_endpoints()
+        localPolicyChain = svcInfo.svl_chain
+        usesLocalPolicyChain = bool(localEndpoints) and svcInfo.uses_local_endpoints()
+
+        internalPolicyChain = clusterPolicyChain
+        hasInternalEndpoints = hasEndpoints
+        if svcInfo.internal_policy_local:
+            internalPolicyChain = localPolicyChain
+            if not localEndpoints:
+                hasInternalEndpoints = False
+        internalTrafficChain = internalPolicyChain
+
+        externalPolicyChain = clusterPolicyChain
+        hasExternalEndpoints = hasEndpoints
+        if svcInfo.external_policy_local:
+            externalPolicyChain = localPolicyChain
+            if not localEndpoints:
+                hasExternalEndpoints = False
+        externalTrafficChain = svcInfo.ext_chain  # eventually jumps to externalPolicyChain
+        usesExternalTrafficChain = hasEndpoints and svcInfo.externally_accessible()
+
+        fwChain = svcInfo.fw_chain
+        usesFWChain = hasEndpoints and bool(svcInfo.load_balancer_vips) and bool(svcInfo.load_balancer_source_ranges)
+        loadBalancerTrafficChain = fwChain if usesFWChain else externalTrafficChain
+
+        if not hasEndpoints:
+            internalTrafficFilterTarget = externalTrafficFilterTarget = "REJECT"
+            internalTrafficFilterComment = externalTrafficFilterComment = f'"{svcPortNameString} has no endpoints"'
+        else:
+            internalTrafficFilterTarget = externalTrafficFilterTarget = "DROP"
+            internalTrafficFilterComment = externalTrafficFilterComment = f'"{svcPortNameString} has no local endpoints"'
+        proto = f"-m {protocol} -p {protocol}"
+        dport = f"--dport {svcInfo.port}"
+        clusterIP = svcInfo.cluster_ip
+
+        # Capture the clusterIP.
+        if hasInternalEndpoints:
+            natRules.write(
+                C.KUBE_SERVICES,
+                f'-m comment --comment "{svcPortNameString} cluster IP" {proto} -d {clusterIP} {dport} -j {internalTrafficChain}',
+            )
+        else:
+            filterRules.write(
+                C.KUBE_SERVICES,
+                f"-m comment --comment {internalTrafficFilterComment} {proto} -d {clusterIP} {dport} -j {internalTrafficFilterTarget}",
+            )
+
+        # Capture externalIPs.
+        for externalIP in svcInfo.external_ips:
+            if hasEndpoints:
+                natRules.write(
+                    C.KUBE_SERVICES,
+                    f'-m comment --comment "{svcPortNameString} external IP" {proto} -d {externalIP} {dport} -j {externalTrafficChain}',
+                )
+            if not hasExternalEndpoints:
+                filterRules.write(
+                    C.KUBE_EXTERNAL_SERVICES,
+                    f"-m comment --comment {externalTrafficFilterComment} {proto} -d {externalIP} {dport} -j {externalTrafficFilterTarget}",
+                )
+
+        # Capture load-balancer ingress.
+        for lbip in svcInfo.load_balancer_vips:
+            if hasEndpoints:
+                natRules.write(
+                    C.KUBE_SERVICES,
+                    f'-m comment --comment "{svcPortNameString} loadbalancer IP" {proto} -d {lbip} {dport} -j {loadBalancerTrafficChain}',
+                )
+            if usesFWChain:
+                filterRules.write(
+                    C.KUBE_PROXY_FIREWALL,
+                    f'-m comment --comment "{svcPortNameString} traffic not accepted by {fwChain}" {proto} -d {lbip} {dport} -j DROP',
+                )
+        if not hasExternalEndpoints:
+            # Either no endpoints at all (REJECT) or no endpoints for external traffic (DROP).
+            for lbip in svcInfo.load_balancer_vips:
+                filterRules.write(
+                    C.KUBE_EXTERNAL_SERVICES,
+                    f"-m comment --comment {externalTrafficFilterComment} {proto} -d {lbip} {dport} -j {externalTrafficFilterTarget}",
+                )
+
+        # Capture nodeports.
+        if svcInfo.node_port:
+            nodePort = svcInfo.node_port
+            if hasEndpoints:
+                # Jump to the external destination chain; for better or for worse, nodeports are
+                # not subject to loadBalancerSourceRanges.
+                if localhostNodePortsNFAcct:
+                    natRules.write(
+                        C.KUBE_NODEPORTS,
+                        f"-m comment --comment {svcPortNameString} {proto} -d 127.0.0.0/8 --dport {nodePort} "
+                        f"-m nfacct --nfacct-name {C.NFACCT_LOCALHOST_NODEPORTS} -j {externalTrafficChain}",
+                    )
+                natRules.write(
+                    C.KUBE_NODEPORTS,
+                    f"-m comment --comment {svcPortNameString} {proto} --dport {nodePort} -j {externalTrafficChain}",
+                )
+            if not hasExternalEndpoints:
+                filterRules.write(
+                    C.KUBE_EXTERNAL_SERVICES,
+                    f"-m comment --comment {externalTrafficFilterComment} -m addrtype --dst-type LOCAL "
+                    f"{proto} --dport {nodePort} -j {externalTrafficFilterTarget}",
+                )
+
+        # Capture healthCheckNodePorts.
+        if svcInfo.health_check_node_port:
+            filterRules.write(
+                C.KUBE_NODEPORTS,
+                f'-m comment --comment "{svcPortNameString} health check node port" -m tcp -p tcp '
+                f"--dport {svcInfo.health_check_node_port} -j ACCEPT",
+            )
+
+        # If the SVC/SVL/EXT/FW/SEP chains have not changed since the last sync then we can
+        # omit them from the restore input; they are still computed, to count them and to
+        # know which chains are active.
+        svcNatChains, svcNatRules = natChains, natRules
+        if tryPartialSync and svcInfo.name.service_key not in partial_services:  # type: ignore[operator]
+            svcNatChains, svcNatRules = skippedNatChains, skippedNatRules
+
+        # Set up internal traffic handling.
+        if hasInternalEndpoints:
+            args = f'-m comment --comment "{svcPortNameString} cluster IP" {proto} -d {clusterIP} {dport}'
+            if cfg.masquerade_all:
+                svcNatRules.write(internalTrafficChain, f"{args} -j {C.KUBE_MARK_MASQ}")
+            elif ifNotLocal:
+                # This masquerades off-cluster traffic to a service VIP: pods' own traffic
+                # does not need it.
+                svcNatRules.write(internalTrafficChain, f"{args} {ifNotLocalArgs} -j {C.KUBE_MARK_MASQ}")
+
+        # Set up external traffic handling (if any "external" destinations are enabled).
+        if usesExternalTrafficChain:
+            svcNatChains.write_chain(externalTrafficChain)
+            activeNATChains.add(externalTrafficChain)
+            if not svcInfo.external_policy_local:
+                # If we are using non-local endpoints we need to masquerade, in case we cross nodes.
+                svcNatRules.write(
+                    externalTrafficChain,
+                    f'-m comment --comment "masquerade traffic for {svcPortNameString} external destinations" -j {C.KUBE_MARK_MASQ}',
+                )
+            else:
+                # If we are only using same-node endpoints, we can retain the source IP in most cases.
+                if ifLocal:
+                    # Treat all locally-originated pod -> external destination traffic as a
+                    # special-case: it is subject to neither form of traffic policy.
+                    svcNatRules.write(
+                        externalTrafficChain,
+                        f'-m comment --comment "pod traffic for {svcPortNameString} external destinations" '
+                        f"{ifLocalArgs} -j {clusterPolicyChain}",
+                    )
+                # Locally originated traffic (not a pod, but the host node) still needs masquerade.
+                svcNatRules.write(
+                    externalTrafficChain,
+                    f'-m comment --comment "masquerade LOCAL traffic for {svcPortNameString} external destinations" '
+                    f"-m addrtype --src-type LOCAL -j {C.KUBE_MARK_MASQ}",
+                    f'-m comment --comment "route LOCAL traffic for {svcPortNameString} external destinations" '
+                    f"-m addrtype --src-type LOCAL -j {clusterPolicyChain}",
+                )
+            # Anything else falls thru to the appropriate policy chain.
+            if hasExternalEndpoints:
+                svcNatRules.write(externalTrafficChain, f"-j {externalPolicyChain}")
+
+        # Set up firewall chain, if needed.
+        if usesFWChain:
+            svcNatChains.write_chain(fwChain)
+            activeNATChains.add(fwChain)
+            args = f'-m comment --comment "{svcPortNameString} loadbalancer IP"'
+            allowFromNode = False
+            for cidr in svcInfo.load_balancer_source_ranges:
+                svcNatRules.write(fwChain, f"{args} -s {cidr} -j {externalTrafficChain}")
+                if nodeIP and cidr_contains(cidr, nodeIP):
+                    allowFromNode = True
+            # For VIP-like LBs, the VIP is often added as a local address (via an IP route
+            # rule); traffic from the node to the VIP then has the VIP as its source.
+            if allowFromNode:
+                for lbip in svcInfo.load_balancer_vips:
+                    svcNatRules.write(fwChain, f"{args} -s {lbip} -j {externalTrafficChain}")
+            # If the packet was able to reach the end of firewall chain, then it did not get
+            # DNATed, so it will match the corresponding KUBE-PROXY-FIREWALL rule.
+            svcNatRules.write(fwChain, f'-m comment --comment "other traffic to {svcPortNameString} will be dropped by KUBE-PROXY-FIREWALL"')
+
+        # If Cluster policy is in use, create the chain and create rules jumping from
+        # clusterPolicyChain to the clusterEndpoints.
+        if usesClusterPolicyChain:
+            svcNatChains.write_chain(clusterPolicyChain)
+            activeNATChains.add(clusterPolicyChain)
+            write_service_to_endpoint_rules(svcNatRules, svcPortNameString, svcInfo, clusterPolicyChain, clusterEndpoints, largeClusterMode)
+
+        # If Local policy is in use, create the chain and create rules jumping from
+        # localPolicyChain to the localEndpoints.
+        if usesLocalPolicyChain:
+            svcNatChains.write_chain(localPolicyChain)
+            activeNATChains.add(localPolicyChain)
+            write_service_to_endpoint_rules(svcNatRules, svcPortNameString, svcInfo, localPolicyChain, localEndpoints, largeClusterMode)
+
+        # Generate the per-endpoint chains.
+        comment = "" if largeClusterMode else f"-m comment --comment {svcPortNameString} "
+        affinity = svcInfo.session_affinity_client_ip
+        for epInfo in allLocallyReachableEndpoints:
+            endpointChain = epInfo.chain
+            svcNatChains.write_chain(endpointChain)
+            activeNATChains.add(endpointChain)
+            # Handle traffic that loops back to the originator with SNAT; update client-affinity
+            # lists; DNAT to the final destination.
+            recent = f"-m recent --name {endpointChain} --set " if affinity else ""
+            svcNatRules.write(
+                endpointChain,
+                f"{comment}-s {epInfo.ip} -j {C.KUBE_MARK_MASQ}",
+                f"{comment}{recent}{proto} -j DNAT --to-destination {epInfo}",
+            )
+
+        rendered.append(
+            ServicePortRules(
+                info=svcInfo,
+                endpoints=allEndpoints,
+                categorized=categorized,
+                has_internal_endpoints=hasInternalEndpoints,
+                has_external_endpoints=hasExternalEndpoints,
+                uses_external_chain=usesExternalTrafficChain,
+                uses_fw_chain=usesFWChain,
+                uses_cluster_chain=usesClusterPolicyChain,
+                uses_local_chain=usesLocalPolicyChain,
+            )
+        )
+
+    # ---- tail rules ---------------------------------------------------------------------------
+    # Finally, tail-call to the nodePorts chain. This needs to be after all other service
+    # portal rules.
+    tail = f'-m comment --comment "{C.NODEPORTS_TAIL_COMMENT}"'
+    if nodeport_addresses_match_all(cfg.nodeport_addresses):
+        destinations = "-m addrtype --dst-type LOCAL"
+        if fam == 6:
+            destinations += " ! -d ::1/128"
+        elif not cfg.localhost_nodeports:
+            destinations += " ! -d 127.0.0.0/8"
+        natRules.write(C.KUBE_SERVICES, f"{tail} {destinations} -j {C.KUBE_NODEPORTS}")
+    else:
+        for ip in nodeport_ips(cfg.nodeport_addresses, cfg.node_ips, fam):
+            if ipaddress.ip_address(ip).is_loopback and (fam == 6 or not cfg.localhost_nodeports):
+                continue
+            natRules.write(C.KUBE_SERVICES, f"{tail} -d {ip} -j {C.KUBE_NODEPORTS}")
+
+    # Drop the packets in INVALID state, which would potentially cause unexpected connection
+    # reset if nf_conntrack_tcp_be_liberal is not set.
+    if not cfg.conntrack_tcp_liberal:
+        nfacct = f" -m nfacct --nfacct-name {C.NFACCT_CT_STATE_INVALID}" if cfg.nfacct else ""
+        filterRules.write(C.KUBE_FORWARD, f"-m conntrack --ctstate INVALID{nfacct} -j DROP")
+    filterRules.write(
+        C.KUBE_FORWARD,
+        f'-m comment --comment "kubernetes forwarding rules" -m mark --mark {mark}/{mark} -j ACCEPT',
+        '-m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+    )
+    return RuleSet(
+        cfg, filterRules, natRules, largeClusterMode, totalEndpoints, rendered,
+        partial=tryPartialSync,
+        skipped_nat_rules=skippedNatRules.rules,
+        skipped_nat_chains=skippedNatChains.chains,
+        active_nat_chains=frozenset(activeNATChains),
+    )
+
+
+def write_service_to_endpoint_rules(
+    natRules: LineBuffer | DiscardLineBuffer,
+    svcPortNameString: str,
+    svcInfo: ServicePortInfo,
+    svcChain: str,
     endpoints: list[EndpointInfo],
-    large: bool,
+    largeClusterMode: bool,
 ) -> None:
     """``writeServiceToEndpointRules``: affinity rcheck rules, then the probability ladder."""
-    if svc.session_affinity_client_ip:
-        for ep in endpoints:
-            cmt = "" if large else f' -m comment --comment "{spn} -> {ep}"'
-            nr.append(
-                (
-                    chain,
-                    f"-A {chain}{cmt} -m recent --name {ep.chain} --rcheck --seconds {svc.sticky_seconds} --reap -j {ep.chain}",
-                )
-            )
-    n = len(endpoints)
-    for i, ep in enumerate(endpoints):
-        cmt = "" if large else f' -m comment --comment "{spn} -> {ep}"'
-        stat = f" -m statistic --mode random --probability {_probability(n - i)}" if i < n - 1 else ""
-        nr.append((chain, f"-A {chain}{cmt}{stat} -j {ep.chain}"))
-
-
-def nodeport_addresses_match_all(cfg: ProxyConfig) -> bool:
-    """``NodePortAddresses.MatchAll``: unset, ``all``, or a 0.0.0.0/0 (::/0) CIDR."""
-    if not cfg.nodeport_addresses:
-        return True
-    for spec in cfg.nodeport_addresses:
-        if spec == "all":
-            return True
-        c = parse_cidr_sloppy(spec)
-        if c and c.endswith("/0"):
-            return True
-    return False
-
-
-def nodeport_ips(cfg: ProxyConfig) -> list[str]:
-    """``NodePortAddresses.GetNodeIPs``: the node's addresses inside the given CIDRs.
-
-    Upstream collects them in a Go map (random order); kslab lists them in interface order,
-    ``lo`` first, then the node IPs.
-    """
-    addrs = (["127.0.0.1"] if cfg.family == 4 else ["::1"]) + [
-        ip for ip in (parse_ip_sloppy(x) for x in cfg.node_ips) if ip
-    ]
-    primary = addrs[1:2]
-    cidrs = [parse_cidr_sloppy(spec) for spec in cfg.nodeport_addresses if spec not in ("primary", "localhost")]
-    out: list[str] = []
-    for a in addrs:
-        hit = (a in primary and "primary" in cfg.nodeport_addresses) or (
-            "localhost" in cfg.nodeport_addresses and ipaddress.ip_address(a).is_loopback
-        ) or any(c and cidr_contains(c, a) for c in cidrs)
-        if hit and a not in out:
-            out.append(a)
-    return out
+    if svcInfo.session_affinity_client_ip:
+        # First write session affinity rules, if applicable.
+        natRules.write(svcChain, *[
+            ("" if largeClusterMode else f'-m comment --comment "{svcPortNameString} -> {epInfo}" ')
+            + f"-m recent --name {epInfo.chain} --rcheck --seconds {svcInfo.sticky_seconds} --reap -j {epInfo.chain}"
+            for epInfo in endpoints
+        ])
+    # Now write loadbalancing rules.
+    numEndpoints = len(endpoints)
+    rules = []
+    for i, epInfo in enumerate(endpoints):
+        comment = "" if largeClusterMode else f'-m comment --comment "{svcPortNameString} -> {epInfo}" '
+        if i < numEndpoints - 1:
+            # Each rule is a probabilistic match.
+            rules.append(f"{comment}-m statistic --mode random --probability {_probability(numEndpoints - i)} -j {epInfo.chain}")
+        else:
+            # The final (or only if n == 1) rule is a guaranteed match.
+            rules.append(f"{comment}-j {epInfo.chain}")
+    natRules.write(svcChain, *rules)
 
 
 def render_node(state: ClusterState, node_name: str, **config_overrides) -> RuleSet:
     """Render the ruleset of one node of ``state`` (kind's kube-proxy configuration by default)."""
     return render(state.services, state.endpoint_slices, ProxyConfig.for_node(state, node_name, **config_overrides))
+
+
+class IptablesMode:
+    """The iptables mode as :class:`kslab.proxy.proxier.Proxier` drives it (a ``ProxyMode``)."""
+
+    name = "iptables"
+    make_service_info = ServicePortInfo
+    make_endpoint_info = staticmethod(new_endpoint_info)
+
+    @staticmethod
+    def sync_rules(
+        service_ports: Sequence[ServicePortInfo],
+        endpoints_map: Mapping[ServicePortName, list[EndpointInfo]],
+        config: ProxyConfig,
+        *,
+        partial_services: Collection[str] | None = None,
+    ) -> RuleSet:
+        return sync_proxy_rules(service_ports, endpoints_map, config, partial_services=partial_services)
+
+
+MODE = IptablesMode()
