@@ -364,3 +364,19 @@ def test_feature_scenarios_render(case_id):
     services, slices, cfg = feature_scenarios()[case_id]
     text = render(services, slices, cfg).raw_text()
     assert text.startswith("*filter\n") and text.endswith("COMMIT\n")
+
+
+@pytest.mark.parametrize("case_id", list(feature_scenarios()))
+def test_partial_sync_counts_the_chains_it_leaves_out(case_id):
+    """A partial sync formats nothing of an unchanged Service's chains, yet keeps them active and
+    counts their rules exactly as a full sync writes them (the iptables_total metric)."""
+    services, slices, cfg = feature_scenarios()[case_id]
+    full = render(services, slices, cfg)
+    partial = render(services, slices, cfg, partial_services=set())
+    assert partial.active_nat_chains == full.active_nat_chains
+    assert partial.skipped_nat_chains == len(full.nat.chains) - len(partial.nat.chains)
+    assert partial.skipped_nat_rules == len(full.nat) - len(partial.nat)
+    assert partial.iptables_total() == full.iptables_total()
+    assert not [c for c in partial.nat.chains if c.startswith(("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-"))]
+    assert partial.nat.rules_in("KUBE-SERVICES") == full.nat.rules_in("KUBE-SERVICES")
+    assert partial.filter.lines == full.filter.lines

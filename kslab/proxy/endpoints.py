@@ -8,12 +8,17 @@ endpoint with what it needs (the iptables mode adds its KUBE-SEP chain name:
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Callable, Iterable
 
 from ..model import EndpointSlice
 from .serviceport import ServicePortName
 from .util import parse_ip_sloppy
+
+_inet_pton = socket.inet_pton
+_AF_INET = socket.AF_INET
 
 _EMPTY: frozenset[str] = frozenset()
 
@@ -33,9 +38,10 @@ class BaseEndpointInfo:
     node_name: str | None = None
     zone: str | None = None
     target_pod: str | None = None
+    endpoint: str = ""  # "ip:port" (net.JoinHostPort), as upstream keeps it
 
-    def __str__(self) -> str:  # net.JoinHostPort
-        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+    def __str__(self) -> str:
+        return self.endpoint or (f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}")
 
     @property
     def addr(self) -> str:
@@ -72,9 +78,10 @@ def build_endpoints_map(
     ``ip:port`` (so ``10.1.1.11:11`` sorts before ``10.1.1.1:11``).
     """
     want_type = "IPv4" if family == 4 else "IPv6"
+    v4 = family == 4
     grouped: dict[ServicePortName, dict[str, BaseEndpointInfo]] = {}
     makers: dict[ServicePortName, Callable[..., BaseEndpointInfo]] = {}
-    for sl in sorted(slices, key=lambda s: (s.namespace, s.service_name, s.name)):
+    for sl in sorted(slices, key=_slice_order):
         if sl.address_type != want_type or not sl.service_name:
             continue
         for p in sl.ports:
@@ -84,27 +91,39 @@ def build_endpoints_map(
             make = makers.get(spn)
             if make is None:
                 make = makers[spn] = make_endpoint_info(spn)
-            bucket = grouped.setdefault(spn, {})
+            bucket = grouped.get(spn)
+            if bucket is None:
+                bucket = grouped[spn] = {}
             port = int(p.port)
+            suffix = f":{port}"
             for ep in sl.endpoints:
                 if not ep.addresses:
                     continue
-                ip = parse_ip_sloppy(ep.addresses[0])
-                if ip is None:
-                    continue
-                if family == 4:
-                    if ":" in ip:
-                        continue
-                    key = f"{ip}:{port}"
+                ip = ep.addresses[0]
+                if v4:
+                    try:
+                        _inet_pton(_AF_INET, ip)  # canonical dotted quad: as Go prints it
+                    except (OSError, TypeError):
+                        ip = parse_ip_sloppy(ip)
+                        if ip is None or ":" in ip:
+                            continue
+                    key = ip + suffix
                 else:
-                    if ":" not in ip:
+                    ip = parse_ip_sloppy(ip)
+                    if ip is None or ":" not in ip:
                         continue
-                    key = f"[{ip}]:{port}"
+                    key = f"[{ip}]{suffix}"
                 node = ep.node_name
-                info = make(
+                is_local = node == node_name and bool(node)
+                old = bucket.get(key)
+                if old is not None and not (
+                    (is_local and not old.is_local) or (old.terminating and not ep.terminating)
+                ):
+                    continue
+                bucket[key] = make(
                     ip,
                     port,
-                    bool(node) and node == node_name,
+                    is_local,
                     ep.ready is None or bool(ep.ready),
                     ep.serving is None or bool(ep.serving),
                     bool(ep.terminating),
@@ -113,26 +132,19 @@ def build_endpoints_map(
                     node,
                     ep.zone,
                     ep.target_pod,
+                    key,
                 )
-                old = bucket.get(key)
-                if old is not None and not (
-                    (info.is_local and not old.is_local) or (old.terminating and not info.terminating)
-                ):
-                    continue
-                bucket[key] = info
     return {spn: [b[k] for k in sorted(b)] for spn, b in grouped.items()}
+
+
+_slice_order = attrgetter("namespace", "service_name", "name")
+_endpoint_fields = attrgetter("addresses", "ready", "serving", "terminating", "node_name", "zone",
+                              "hints_for_zones", "hints_for_nodes", "target_pod")
 
 
 def endpoint_slice_signature(sl: EndpointSlice) -> tuple:
     """Everything of an EndpointSlice that :func:`build_endpoints_map` reads, as a value the
-    change tracker can compare cheaply (no parsing, no hashing)."""
-    return (
-        sl.address_type,
-        tuple((p.port, p.name, p.protocol) for p in sl.ports),
-        tuple(
-            (tuple(e.addresses), e.ready, e.serving, e.terminating, e.node_name, e.zone,
-             tuple(e.hints_for_zones) if e.hints_for_zones else None,
-             tuple(e.hints_for_nodes) if e.hints_for_nodes else None, e.target_pod)
-            for e in sl.endpoints
-        ),
-    )
+    change tracker compares cheaply (no parsing, no hashing). Lists inside an endpoint
+    (addresses, hints) are compared by value but held by reference: like an informer's cache,
+    the tracker expects them replaced, not edited in place."""
+    return (sl.address_type, [(p.port, p.name, p.protocol) for p in sl.ports], list(map(_endpoint_fields, sl.endpoints)))

@@ -8,17 +8,18 @@ chain names: :class:`kslab.proxy.iptables.chains.ServicePortInfo`). Everything h
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Callable, NamedTuple
 
 from ..errors import InputError
 from ..model import DEFAULT_AFFINITY_TIMEOUT, Service
 from .util import ip_family, parse_cidr_sloppy, parse_ip_sloppy
 
 
-@dataclass(frozen=True, order=True)
-class ServicePortName:
-    """``proxy.ServicePortName``: namespace/name plus port name and protocol."""
+class ServicePortName(NamedTuple):
+    """``proxy.ServicePortName``: namespace/name plus port name and protocol (a tuple: hashed,
+    compared and ordered field by field)."""
 
     namespace: str
     name: str
@@ -26,8 +27,7 @@ class ServicePortName:
     protocol: str = "TCP"
 
     def __str__(self) -> str:
-        base = f"{self.namespace}/{self.name}"
-        return f"{base}:{self.port}" if self.port else base
+        return f"{self.namespace}/{self.name}:{self.port}" if self.port else f"{self.namespace}/{self.name}"
 
     @property
     def service_key(self) -> str:
@@ -48,9 +48,9 @@ class BaseServicePortInfo:
     port: int
     protocol: str  # lower case: tcp, udp, sctp
     node_port: int = 0
-    external_ips: list[str] = field(default_factory=list)
-    load_balancer_vips: list[str] = field(default_factory=list)
-    load_balancer_source_ranges: list[str] = field(default_factory=list)
+    external_ips: tuple[str, ...] = ()
+    load_balancer_vips: tuple[str, ...] = ()
+    load_balancer_source_ranges: tuple[str, ...] = ()
     health_check_node_port: int = 0
     session_affinity_client_ip: bool = False
     sticky_seconds: int = DEFAULT_AFFINITY_TIMEOUT
@@ -106,7 +106,7 @@ def service_port_infos(svc: Service, family: int = 4,
 
     ext_local = externally_accessible_service(svc) and svc.external_traffic_policy == "Local"
     int_local = svc.internal_traffic_policy == "Local"
-    external_ips = [ip for ip in (parse_ip_sloppy(x) for x in svc.external_ips) if ip and ip_family(ip) == family]
+    external_ips = tuple(ip for ip in (parse_ip_sloppy(x) for x in svc.external_ips) if ip and ip_family(ip) == family)
     vips = []
     for ing in svc.load_balancer_ingress:
         if ing.ip and (ing.ip_mode is None or ing.ip_mode == "VIP"):
@@ -132,9 +132,9 @@ def service_port_infos(svc: Service, family: int = 4,
                 int(p.port),
                 proto.lower(),
                 int(p.node_port or 0),
-                list(external_ips),
-                list(vips),
-                list(ranges),
+                external_ips,
+                tuple(vips),
+                tuple(ranges),
                 int(svc.health_check_node_port or 0) if needs_hc else 0,
                 affinity,
                 int(sticky),
@@ -147,11 +147,14 @@ def service_port_infos(svc: Service, family: int = 4,
     return out
 
 
+_service_order = attrgetter("namespace", "name")
+
+
 def build_service_port_map(services, family: int = 4,
                            make_service_info: MakeServiceInfo = BaseServicePortInfo) -> dict[ServicePortName, BaseServicePortInfo]:
     """``svcPortMap``: every service port of ``services``, in ServicePortName order."""
     ports: list[BaseServicePortInfo] = []
-    for svc in sorted(services, key=lambda s: (s.namespace, s.name)):
+    for svc in sorted(services, key=_service_order):
         ports.extend(service_port_infos(svc, family, make_service_info))
     return {p.name: p for p in ports}
 

@@ -11,7 +11,7 @@ from .serviceport import BaseServicePortInfo
 
 
 
-@dataclass
+@dataclass(slots=True)
 class CategorizedEndpoints:
     cluster: list[BaseEndpointInfo]
     local: list[BaseEndpointInfo]
@@ -36,6 +36,8 @@ def topology_mode_from_hints(
             has_for_node = True
         if not ep.zone_hints:
             all_zone_hints = False
+            if not all_node_hints:
+                return ""  # an endpoint without hints: no topology
         elif zone in ep.zone_hints:
             has_for_zone = True
     if prefer_same_node and all_node_hints and has_for_node:
@@ -68,7 +70,10 @@ def categorize_endpoints(
 
     if svc.uses_cluster_endpoints():
         mode = topology_mode_from_hints(endpoints, node_name, node_zone, prefer_same_node)
-        cluster = [e for e in endpoints if e.ready and _available_for_topology(e, mode, node_name, node_zone)]
+        if not mode:
+            cluster = [e for e in endpoints if e.ready]
+        else:
+            cluster = [e for e in endpoints if e.ready and _available_for_topology(e, mode, node_name, node_zone)]
         if not cluster:
             cluster = [e for e in endpoints if e.serving and e.terminating]
         if cluster:

@@ -3,8 +3,15 @@ them (``servicePortInfo`` and ``endpointInfo`` of ``pkg/proxy/iptables/proxier.g
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+
+try:  # CPython's own SHA-256: for these short strings it costs fewer instructions than OpenSSL's
+    from _sha256 import sha256 as _sha256  # CPython <= 3.11
+except ImportError:  # pragma: no cover - depends on the interpreter
+    try:
+        from _sha2 import sha256 as _sha256  # CPython >= 3.12
+    except ImportError:
+        from hashlib import sha256 as _sha256
 from typing import Callable
 
 from ..endpoints import BaseEndpointInfo
@@ -12,22 +19,19 @@ from ..serviceport import BaseServicePortInfo, ServicePortName
 
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _B32_PAIRS = [a + b for a in _B32 for b in _B32]  # 10-bit groups -> two characters
-_sha256 = hashlib.sha256
 
 
 def chain_hash(s: str) -> str:
     """First 16 characters of base32(sha256(s)): the suffix of every per-service chain.
 
     Same as ``base64.b32encode(hashlib.sha256(s.encode()).digest()).decode()[:16]``; the 16
-    characters are exactly the first 80 bits of the digest, encoded here ten bits at a time
-    because the renderer hashes every service port and endpoint.
+    characters are exactly the first 80 bits of the digest, encoded here ten bits (two
+    characters) at a time, because the renderer hashes every service port and endpoint.
     """
     n = int.from_bytes(_sha256(s.encode()).digest()[:10], "big")
     p = _B32_PAIRS
-    return (
-        p[n >> 70] + p[(n >> 60) & 1023] + p[(n >> 50) & 1023] + p[(n >> 40) & 1023]
-        + p[(n >> 30) & 1023] + p[(n >> 20) & 1023] + p[(n >> 10) & 1023] + p[n & 1023]
-    )
+    return "".join((p[n >> 70], p[(n >> 60) & 1023], p[(n >> 50) & 1023], p[(n >> 40) & 1023],
+                    p[(n >> 30) & 1023], p[(n >> 20) & 1023], p[(n >> 10) & 1023], p[n & 1023]))
 
 
 def service_port_chain_hash(svc_port_name: str, protocol: str) -> str:
@@ -84,9 +88,8 @@ def new_endpoint_info(svc_port_name: ServicePortName) -> Callable[..., EndpointI
     """``newEndpointInfo`` for the endpoints of one service port (its name hashed once)."""
     prefix = str(svc_port_name) + svc_port_name.protocol.lower()
 
-    def make(ip: str, port: int, *rest) -> EndpointInfo:
-        ep = EndpointInfo(ip, port, *rest)
-        ep.chain = "KUBE-SEP-" + chain_hash(prefix + (f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"))
-        return ep
+    def make(ip, port, is_local, ready, serving, terminating, zone_hints, node_hints, node_name, zone, target_pod, endpoint):
+        return EndpointInfo(ip, port, is_local, ready, serving, terminating, zone_hints, node_hints, node_name, zone,
+                            target_pod, endpoint, "KUBE-SEP-" + chain_hash(prefix + endpoint))
 
     return make

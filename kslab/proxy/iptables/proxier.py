@@ -25,10 +25,10 @@ from ..topology import CategorizedEndpoints, categorize_endpoints
 from ..util import cidr_contains, nodeport_addresses_match_all, nodeport_ips, parse_ip_sloppy
 from . import constants as C
 from .chains import EndpointInfo, ServicePortInfo, new_endpoint_info
-from .ruleset import DiscardLineBuffer, LineBuffer, RuleSet
+from .ruleset import LineBuffer, RuleSet
 
 
-@dataclass
+@dataclass(slots=True)
 class ServicePortRules:
     """What the renderer decided for one service port (for traces, notebooks and tests)."""
 
@@ -46,6 +46,18 @@ class ServicePortRules:
 def _probability(n: int) -> str:
     """``computeProbability``: 1/n with exactly ten decimals."""
     return "%0.10f" % (1.0 / n)
+
+
+# The statistic match of the rule that picks the i-th of n endpoints is the same for every
+# service port with n endpoints: kept per n (kube-proxy formats it per rule).
+_STATISTIC: dict[int, str] = {}
+
+
+def _statistic(n: int) -> str:
+    s = _STATISTIC.get(n)
+    if s is None:
+        s = _STATISTIC[n] = f"-m statistic --mode random --probability {_probability(n)} -j "
+    return s
 
 
 def render(
@@ -90,7 +102,7 @@ def sync_proxy_rules(
     mark = cfg.mark
     filterChains = filterRules = LineBuffer("filter")
     natChains = natRules = LineBuffer("nat")
-    skippedNatChains = skippedNatRules = DiscardLineBuffer()  # NewDiscardLineBuffer
+    skippedNatChains = skippedNatRules = 0  # what NewDiscardLineBuffer would count
     tryPartialSync = partial_services is not None
 
     totalEndpoints = 0
@@ -250,103 +262,125 @@ def sync_proxy_rules(
                 f"--dport {svcInfo.health_check_node_port} -j ACCEPT",
             )
 
+        allowFromNode = usesFWChain and nodeIP is not None and any(
+            cidr_contains(cidr, nodeIP) for cidr in svcInfo.load_balancer_source_ranges)
+
         # If the SVC/SVL/EXT/FW/SEP chains have not changed since the last sync then we can
-        # omit them from the restore input; they are still computed, to count them and to
-        # know which chains are active.
-        svcNatChains, svcNatRules = natChains, natRules
+        # omit them from the restore input. Their chains stay active, and the metrics count
+        # the rules they hold, but nothing of them is written (upstream writes them into a
+        # discard buffer; here they are counted without being formatted).
         if tryPartialSync and svcInfo.name.service_key not in partial_services:  # type: ignore[operator]
-            svcNatChains, svcNatRules = skippedNatChains, skippedNatRules
-
-        # Set up internal traffic handling.
-        if hasInternalEndpoints:
-            args = f'-m comment --comment "{svcPortNameString} cluster IP" {proto} -d {clusterIP} {dport}'
-            if cfg.masquerade_all:
-                svcNatRules.write(internalTrafficChain, f"{args} -j {C.KUBE_MARK_MASQ}")
-            elif ifNotLocal:
-                # This masquerades off-cluster traffic to a service VIP: pods' own traffic
-                # does not need it.
-                svcNatRules.write(internalTrafficChain, f"{args} {ifNotLocalArgs} -j {C.KUBE_MARK_MASQ}")
-
-        # Set up external traffic handling (if any "external" destinations are enabled).
-        if usesExternalTrafficChain:
-            svcNatChains.write_chain(externalTrafficChain)
-            activeNATChains.add(externalTrafficChain)
-            if not svcInfo.external_policy_local:
-                # If we are using non-local endpoints we need to masquerade, in case we cross nodes.
-                svcNatRules.write(
-                    externalTrafficChain,
-                    f'-m comment --comment "masquerade traffic for {svcPortNameString} external destinations" -j {C.KUBE_MARK_MASQ}',
-                )
-            else:
-                # If we are only using same-node endpoints, we can retain the source IP in most cases.
-                if ifLocal:
-                    # Treat all locally-originated pod -> external destination traffic as a
-                    # special-case: it is subject to neither form of traffic policy.
-                    svcNatRules.write(
-                        externalTrafficChain,
-                        f'-m comment --comment "pod traffic for {svcPortNameString} external destinations" '
-                        f"{ifLocalArgs} -j {clusterPolicyChain}",
-                    )
-                # Locally originated traffic (not a pod, but the host node) still needs masquerade.
-                svcNatRules.write(
-                    externalTrafficChain,
-                    f'-m comment --comment "masquerade LOCAL traffic for {svcPortNameString} external destinations" '
-                    f"-m addrtype --src-type LOCAL -j {C.KUBE_MARK_MASQ}",
-                    f'-m comment --comment "route LOCAL traffic for {svcPortNameString} external destinations" '
-                    f"-m addrtype --src-type LOCAL -j {clusterPolicyChain}",
-                )
-            # Anything else falls thru to the appropriate policy chain.
-            if hasExternalEndpoints:
-                svcNatRules.write(externalTrafficChain, f"-j {externalPolicyChain}")
-
-        # Set up firewall chain, if needed.
-        if usesFWChain:
-            svcNatChains.write_chain(fwChain)
-            activeNATChains.add(fwChain)
-            args = f'-m comment --comment "{svcPortNameString} loadbalancer IP"'
-            allowFromNode = False
-            for cidr in svcInfo.load_balancer_source_ranges:
-                svcNatRules.write(fwChain, f"{args} -s {cidr} -j {externalTrafficChain}")
-                if nodeIP and cidr_contains(cidr, nodeIP):
-                    allowFromNode = True
-            # For VIP-like LBs, the VIP is often added as a local address (via an IP route
-            # rule); traffic from the node to the VIP then has the VIP as its source.
-            if allowFromNode:
-                for lbip in svcInfo.load_balancer_vips:
-                    svcNatRules.write(fwChain, f"{args} -s {lbip} -j {externalTrafficChain}")
-            # If the packet was able to reach the end of firewall chain, then it did not get
-            # DNATed, so it will match the corresponding KUBE-PROXY-FIREWALL rule.
-            svcNatRules.write(fwChain, f'-m comment --comment "other traffic to {svcPortNameString} will be dropped by KUBE-PROXY-FIREWALL"')
-
-        # If Cluster policy is in use, create the chain and create rules jumping from
-        # clusterPolicyChain to the clusterEndpoints.
-        if usesClusterPolicyChain:
-            svcNatChains.write_chain(clusterPolicyChain)
-            activeNATChains.add(clusterPolicyChain)
-            write_service_to_endpoint_rules(svcNatRules, svcPortNameString, svcInfo, clusterPolicyChain, clusterEndpoints, largeClusterMode)
-
-        # If Local policy is in use, create the chain and create rules jumping from
-        # localPolicyChain to the localEndpoints.
-        if usesLocalPolicyChain:
-            svcNatChains.write_chain(localPolicyChain)
-            activeNATChains.add(localPolicyChain)
-            write_service_to_endpoint_rules(svcNatRules, svcPortNameString, svcInfo, localPolicyChain, localEndpoints, largeClusterMode)
-
-        # Generate the per-endpoint chains.
-        comment = "" if largeClusterMode else f"-m comment --comment {svcPortNameString} "
-        affinity = svcInfo.session_affinity_client_ip
-        for epInfo in allLocallyReachableEndpoints:
-            endpointChain = epInfo.chain
-            svcNatChains.write_chain(endpointChain)
-            activeNATChains.add(endpointChain)
-            # Handle traffic that loops back to the originator with SNAT; update client-affinity
-            # lists; DNAT to the final destination.
-            recent = f"-m recent --name {endpointChain} --set " if affinity else ""
-            svcNatRules.write(
-                endpointChain,
-                f"{comment}-s {epInfo.ip} -j {C.KUBE_MARK_MASQ}",
-                f"{comment}{recent}{proto} -j DNAT --to-destination {epInfo}",
+            skippedChains = 0
+            if usesExternalTrafficChain:
+                activeNATChains.add(externalTrafficChain)
+                skippedChains += 1
+            if usesFWChain:
+                activeNATChains.add(fwChain)
+                skippedChains += 1
+            if usesClusterPolicyChain:
+                activeNATChains.add(clusterPolicyChain)
+                skippedChains += 1
+            if usesLocalPolicyChain:
+                activeNATChains.add(localPolicyChain)
+                skippedChains += 1
+            for epInfo in allLocallyReachableEndpoints:
+                activeNATChains.add(epInfo.chain)
+            skippedNatChains += skippedChains + len(allLocallyReachableEndpoints)
+            skippedNatRules += _service_chain_rule_count(
+                svcInfo, cfg.masquerade_all, bool(ifLocal), bool(ifNotLocal), hasInternalEndpoints, hasExternalEndpoints,
+                usesExternalTrafficChain, usesFWChain, allowFromNode,
+                len(clusterEndpoints) if usesClusterPolicyChain else 0, len(localEndpoints) if usesLocalPolicyChain else 0,
+                len(allLocallyReachableEndpoints),
             )
+        else:
+            # Set up internal traffic handling.
+            if hasInternalEndpoints:
+                args = f'-m comment --comment "{svcPortNameString} cluster IP" {proto} -d {clusterIP} {dport}'
+                if cfg.masquerade_all:
+                    natRules.write(internalTrafficChain, f"{args} -j {C.KUBE_MARK_MASQ}")
+                elif ifNotLocal:
+                    # This masquerades off-cluster traffic to a service VIP: pods' own traffic
+                    # does not need it.
+                    natRules.write(internalTrafficChain, f"{args} {ifNotLocalArgs} -j {C.KUBE_MARK_MASQ}")
+
+            # Set up external traffic handling (if any "external" destinations are enabled).
+            if usesExternalTrafficChain:
+                natChains.write_chain(externalTrafficChain)
+                activeNATChains.add(externalTrafficChain)
+                if not svcInfo.external_policy_local:
+                    # If we are using non-local endpoints we need to masquerade, in case we cross nodes.
+                    natRules.write(
+                        externalTrafficChain,
+                        f'-m comment --comment "masquerade traffic for {svcPortNameString} external destinations" -j {C.KUBE_MARK_MASQ}',
+                    )
+                else:
+                    # If we are only using same-node endpoints, we can retain the source IP in most cases.
+                    if ifLocal:
+                        # Treat all locally-originated pod -> external destination traffic as a
+                        # special-case: it is subject to neither form of traffic policy.
+                        natRules.write(
+                            externalTrafficChain,
+                            f'-m comment --comment "pod traffic for {svcPortNameString} external destinations" '
+                            f"{ifLocalArgs} -j {clusterPolicyChain}",
+                        )
+                    # Locally originated traffic (not a pod, but the host node) still needs masquerade.
+                    natRules.write(
+                        externalTrafficChain,
+                        f'-m comment --comment "masquerade LOCAL traffic for {svcPortNameString} external destinations" '
+                        f"-m addrtype --src-type LOCAL -j {C.KUBE_MARK_MASQ}",
+                        f'-m comment --comment "route LOCAL traffic for {svcPortNameString} external destinations" '
+                        f"-m addrtype --src-type LOCAL -j {clusterPolicyChain}",
+                    )
+                # Anything else falls thru to the appropriate policy chain.
+                if hasExternalEndpoints:
+                    natRules.write(externalTrafficChain, f"-j {externalPolicyChain}")
+
+            # Set up firewall chain, if needed.
+            if usesFWChain:
+                natChains.write_chain(fwChain)
+                activeNATChains.add(fwChain)
+                args = f'-m comment --comment "{svcPortNameString} loadbalancer IP"'
+                natRules.write(fwChain, *[f"{args} -s {cidr} -j {externalTrafficChain}"
+                                          for cidr in svcInfo.load_balancer_source_ranges])
+                # For VIP-like LBs, the VIP is often added as a local address (via an IP route
+                # rule); traffic from the node to the VIP then has the VIP as its source.
+                if allowFromNode:
+                    natRules.write(fwChain, *[f"{args} -s {lbip} -j {externalTrafficChain}"
+                                              for lbip in svcInfo.load_balancer_vips])
+                # If the packet was able to reach the end of firewall chain, then it did not get
+                # DNATed, so it will match the corresponding KUBE-PROXY-FIREWALL rule.
+                natRules.write(fwChain, f'-m comment --comment "other traffic to {svcPortNameString} will be dropped by KUBE-PROXY-FIREWALL"')
+
+            # If Cluster policy is in use, create the chain and create rules jumping from
+            # clusterPolicyChain to the clusterEndpoints.
+            if usesClusterPolicyChain:
+                natChains.write_chain(clusterPolicyChain)
+                activeNATChains.add(clusterPolicyChain)
+                write_service_to_endpoint_rules(natRules, svcPortNameString, svcInfo, clusterPolicyChain, clusterEndpoints, largeClusterMode)
+
+            # If Local policy is in use, create the chain and create rules jumping from
+            # localPolicyChain to the localEndpoints.
+            if usesLocalPolicyChain:
+                natChains.write_chain(localPolicyChain)
+                activeNATChains.add(localPolicyChain)
+                write_service_to_endpoint_rules(natRules, svcPortNameString, svcInfo, localPolicyChain, localEndpoints, largeClusterMode)
+
+            # Generate the per-endpoint chains.
+            comment = "" if largeClusterMode else f"-m comment --comment {svcPortNameString} "
+            dnat = f"{comment}{proto} -j DNAT --to-destination "
+            affinity = svcInfo.session_affinity_client_ip
+            for epInfo in allLocallyReachableEndpoints:
+                endpointChain = epInfo.chain
+                natChains.write_chain(endpointChain)
+                activeNATChains.add(endpointChain)
+                # Handle traffic that loops back to the originator with SNAT; update
+                # client-affinity lists; DNAT to the final destination.
+                natRules.write(
+                    endpointChain,
+                    f"{comment}-s {epInfo.ip} -j {C.KUBE_MARK_MASQ}",
+                    f"{comment}-m recent --name {endpointChain} --set {proto} -j DNAT --to-destination {epInfo.endpoint}"
+                    if affinity else dnat + epInfo.endpoint,
+                )
 
         rendered.append(
             ServicePortRules(
@@ -392,14 +426,41 @@ def sync_proxy_rules(
     return RuleSet(
         cfg, filterRules, natRules, largeClusterMode, totalEndpoints, rendered,
         partial=tryPartialSync,
-        skipped_nat_rules=skippedNatRules.rules,
-        skipped_nat_chains=skippedNatChains.chains,
+        skipped_nat_rules=skippedNatRules,
+        skipped_nat_chains=skippedNatChains,
         active_nat_chains=frozenset(activeNATChains),
     )
 
 
+def _service_chain_rule_count(
+    svcInfo: ServicePortInfo,
+    masqueradeAll: bool,
+    hasLocalDetector: bool,
+    hasNotLocalDetector: bool,
+    hasInternalEndpoints: bool,
+    hasExternalEndpoints: bool,
+    usesExternalTrafficChain: bool,
+    usesFWChain: bool,
+    allowFromNode: bool,
+    clusterPolicyEndpoints: int,
+    localPolicyEndpoints: int,
+    endpointChains: int,
+) -> int:
+    """How many rules :func:`sync_proxy_rules` writes into one service port's SVC/SVL/EXT/FW/SEP
+    chains (what a partial sync counts for a Service it leaves alone); mirrors the writing."""
+    n = 1 if hasInternalEndpoints and (masqueradeAll or hasNotLocalDetector) else 0
+    if usesExternalTrafficChain:
+        n += 1 if not svcInfo.external_policy_local else 2 + (1 if hasLocalDetector else 0)
+        n += 1 if hasExternalEndpoints else 0
+    if usesFWChain:
+        n += len(svcInfo.load_balancer_source_ranges) + (len(svcInfo.load_balancer_vips) if allowFromNode else 0) + 1
+    per_endpoint = 2 if svcInfo.session_affinity_client_ip else 1  # affinity rcheck + the ladder
+    n += per_endpoint * (clusterPolicyEndpoints + localPolicyEndpoints)
+    return n + 2 * endpointChains
+
+
 def write_service_to_endpoint_rules(
-    natRules: LineBuffer | DiscardLineBuffer,
+    natRules: LineBuffer,
     svcPortNameString: str,
     svcInfo: ServicePortInfo,
     svcChain: str,
@@ -410,21 +471,21 @@ def write_service_to_endpoint_rules(
     if svcInfo.session_affinity_client_ip:
         # First write session affinity rules, if applicable.
         natRules.write(svcChain, *[
-            ("" if largeClusterMode else f'-m comment --comment "{svcPortNameString} -> {epInfo}" ')
+            ("" if largeClusterMode else f'-m comment --comment "{svcPortNameString} -> {epInfo.endpoint}" ')
             + f"-m recent --name {epInfo.chain} --rcheck --seconds {svcInfo.sticky_seconds} --reap -j {epInfo.chain}"
             for epInfo in endpoints
         ])
-    # Now write loadbalancing rules.
+    # Now write loadbalancing rules: each rule but the last is a probabilistic match; the
+    # final (or only if n == 1) rule is a guaranteed match.
     numEndpoints = len(endpoints)
-    rules = []
-    for i, epInfo in enumerate(endpoints):
-        comment = "" if largeClusterMode else f'-m comment --comment "{svcPortNameString} -> {epInfo}" '
-        if i < numEndpoints - 1:
-            # Each rule is a probabilistic match.
-            rules.append(f"{comment}-m statistic --mode random --probability {_probability(numEndpoints - i)} -j {epInfo.chain}")
-        else:
-            # The final (or only if n == 1) rule is a guaranteed match.
-            rules.append(f"{comment}-j {epInfo.chain}")
+    if largeClusterMode:
+        rules = [_statistic(numEndpoints - i) + epInfo.chain for i, epInfo in enumerate(endpoints)]
+    else:
+        rules = [f'-m comment --comment "{svcPortNameString} -> {epInfo.endpoint}" {_statistic(numEndpoints - i)}{epInfo.chain}'
+                 for i, epInfo in enumerate(endpoints)]
+    if rules:
+        last = endpoints[-1]
+        rules[-1] = ("" if largeClusterMode else f'-m comment --comment "{svcPortNameString} -> {last.endpoint}" ') + "-j " + last.chain
     natRules.write(svcChain, *rules)
 
 

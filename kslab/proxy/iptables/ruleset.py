@@ -23,18 +23,21 @@ class LineBuffer:
 
     Rules are written like upstream's ``proxier.natRules.Write("-A", chain, args...)``: the
     chain once, then the rest of the rule; :meth:`write` takes several rules of one chain at
-    once. The buffer keeps the rules both in emission order (the raw restore input) and by
-    chain (the sorted form), so neither text needs the rules parsed again.
+    once. The buffer keeps the rules in emission order (the raw restore input) and, per chain,
+    where its rules are in that list (the sorted form), so neither text parses a rule again.
+    A chain written in one run (every per-service chain) costs no container of its own.
     """
 
-    __slots__ = ("name", "chains", "deleted", "_lines", "_by_chain")
+    __slots__ = ("name", "chains", "deleted", "_lines", "_start", "_stop", "_runs")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.chains: list[str] = []  # declared with ':CHAIN - [0:0]', in order
         self.deleted: list[str] = []  # '-X CHAIN'
         self._lines: list[str] = []  # every '-A ...' line, in emission order
-        self._by_chain: dict[str, list[str]] = {}
+        self._start: dict[str, int] = {}  # chain -> index of its first rule
+        self._stop: dict[str, int] = {}  # chain -> index after its last rule
+        self._runs: dict[str, list[tuple[int, int]]] = {}  # chains written in several runs
 
     def write_chain(self, chain: str) -> None:
         """``natChains.Write(utiliptables.MakeChainLine(chain))``."""
@@ -42,14 +45,24 @@ class LineBuffer:
 
     def write(self, chain: str, *rules: str) -> None:
         """Append ``-A chain rule`` for each rule (the rule's arguments after the chain)."""
+        lines = self._lines
+        start = len(lines)
         head = "-A " + chain + " "
-        lines = [head + r for r in rules]
-        self._lines += lines
-        mine = self._by_chain.get(chain)
-        if mine is None:
-            self._by_chain[chain] = lines
-        else:
-            mine += lines
+        for rule in rules:
+            lines.append(head + rule)
+        end = len(lines)
+        stop = self._stop.get(chain)
+        if stop is None:
+            self._start[chain] = start
+        elif stop != start or chain in self._runs:  # apart from its previous rules, or already in runs
+            runs = self._runs.get(chain)
+            if runs is None:
+                runs = self._runs[chain] = [(self._start[chain], stop)]
+            if runs[-1][1] == start:
+                runs[-1] = (runs[-1][0], end)
+            else:
+                runs.append((start, end))
+        self._stop[chain] = end
 
     def __len__(self) -> int:
         """``LineBuffer.Lines()`` of the rules buffer: the rules written."""
@@ -65,27 +78,25 @@ class LineBuffer:
         """``(chain, line)`` of every rule, in emission order."""
         return [(line.split(" ", 2)[1], line) for line in self._lines]
 
+    def rules_of(self, chains: list[str]) -> list[str]:
+        """The rules of ``chains``, chain after chain."""
+        out: list[str] = []
+        lines, start, stop, runs = self._lines, self._start, self._stop, self._runs
+        for c in chains:
+            if c in runs:
+                out += self.rules_in(c)
+            elif c in start:
+                out += lines[start[c]:stop[c]]
+        return out
+
     def rules_in(self, chain: str) -> list[str]:
-        return list(self._by_chain.get(chain, ()))
-
-    def rules_by_chain(self) -> dict[str, list[str]]:
-        return self._by_chain
-
-
-class DiscardLineBuffer:
-    """``NewDiscardLineBuffer``: counts what a partial sync would have written, keeps nothing."""
-
-    __slots__ = ("chains", "rules")
-
-    def __init__(self) -> None:
-        self.chains = 0
-        self.rules = 0
-
-    def write_chain(self, chain: str) -> None:
-        self.chains += 1
-
-    def write(self, chain: str, *rules: str) -> None:
-        self.rules += len(rules)
+        """The rules of ``chain``, in order."""
+        runs = self._runs.get(chain)
+        if runs is not None:
+            return [line for a, b in runs for line in self._lines[a:b]]
+        if chain not in self._start:
+            return []
+        return self._lines[self._start[chain]:self._stop[chain]]
 
 
 @dataclass
@@ -154,18 +165,14 @@ class RuleSet:
         """The restore input normalised like ``sortIPTablesRules`` in ``proxier_test.go``."""
         out: list[str] = []
         for t in sorted(self.tables, key=lambda t: t.name):
-            chains = _sorted_chains(t.chains)
-            by_chain = t.rules_by_chain()
+            head, rest = _sorted_chains(t.chains)
             out.append("*" + t.name)
-            out.extend([f":{c} - [0:0]" for c in chains])
-            for c in chains:
-                rules = by_chain.get(c)
-                if not rules:
-                    continue
-                if c == C.KUBE_NODEPORTS or c == C.KUBE_SERVICES:
-                    last_rule = t.name == "nat" and c == C.KUBE_SERVICES
-                    rules = sorted(rules, key=lambda line, lr=last_rule: _service_sort_key(line, lr))
-                out.extend(rules)
+            out += [f":{c} - [0:0]" for c in head]
+            out += [f":{c} - [0:0]" for c in rest]
+            for c in head:  # KUBE-NODEPORTS, KUBE-SERVICES: rules sorted by service name
+                last_rule = t.name == "nat" and c == C.KUBE_SERVICES
+                out += sorted(t.rules_in(c), key=lambda line, lr=last_rule: _service_sort_key(line, lr))
+            out += t.rules_of(rest)
             out.extend([f"-X {c}" for c in t.deleted])
             out.append("COMMIT")
         return "\n".join(out) + "\n"
@@ -186,13 +193,15 @@ class RuleSet:
         raise ValueError(f"unknown format {fmt!r}: use restore, raw or save")
 
 
-def _sorted_chains(chains: list[str]) -> list[str]:
-    """KUBE-NODEPORTS, KUBE-SERVICES, then the other KUBE-* chains, then the rest, each sorted."""
+def _sorted_chains(chains: list[str]) -> tuple[list[str], list[str]]:
+    """``sortIPTablesRules``' chain order: KUBE-NODEPORTS and KUBE-SERVICES (if declared), then
+    the other KUBE-* chains sorted, then the rest sorted."""
     head = [c for c in (C.KUBE_NODEPORTS, C.KUBE_SERVICES) if c in chains]
     rest = sorted(chains)
     kube = [c for c in rest if c.startswith("KUBE-") and c != C.KUBE_NODEPORTS and c != C.KUBE_SERVICES]
-    other = [c for c in rest if not c.startswith("KUBE-")]
-    return head + kube + other
+    if len(kube) + len(head) != len(rest):
+        kube += [c for c in rest if not c.startswith("KUBE-")]
+    return head, kube
 
 
 def _comment_value(line: str) -> str | None:
