@@ -102,8 +102,8 @@ def baseline_render(services: list[Service], slices: list[EndpointSlice], node_n
             nat_chains.append(svc_chain)
             nat_rules.append((svc_chain, f'-A {svc_chain} -m comment --comment "{name} cluster IP" -m {proto} -p {proto} '
                                          f"-d {svc.cluster_ip} --dport {port.port} ! -s {cluster_cidr} -j KUBE-MARK-MASQ"))
-            for i, ep in enumerate(eps):
-                sep = "KUBE-SEP-" + chain_hash(name + proto + ep)
+            seps = ["KUBE-SEP-" + chain_hash(name + proto + ep) for ep in eps]
+            for i, (ep, sep) in enumerate(zip(eps, seps)):
                 comment = "" if large else f'-m comment --comment "{name} -> {ep}" '
                 if i < len(eps) - 1:
                     probability = "%0.10f" % (1.0 / (len(eps) - i))
@@ -111,8 +111,7 @@ def baseline_render(services: list[Service], slices: list[EndpointSlice], node_n
                                                  f"--probability {probability} -j {sep}"))
                 else:
                     nat_rules.append((svc_chain, f"-A {svc_chain} {comment}-j {sep}"))
-            for ep in eps:
-                sep = "KUBE-SEP-" + chain_hash(name + proto + ep)
+            for ep, sep in zip(eps, seps):
                 comment = "" if large else f"-m comment --comment {name} "
                 nat_chains.append(sep)
                 nat_rules.append((sep, f"-A {sep} {comment}-s {ep.split(':')[0]} -j KUBE-MARK-MASQ"))
@@ -154,6 +153,7 @@ def main() -> int:
     best_render = best_text = best_base = float("inf")
     rs = text = base_text = None
     for _ in range(a.repeat):
+        rs = text = base_text = None  # free the previous run's results outside the timed part
         t0 = time.perf_counter()
         rs = render(services, slices, cfg)
         t1 = time.perf_counter()

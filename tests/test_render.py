@@ -373,6 +373,7 @@ def test_partial_sync_counts_the_chains_it_leaves_out(case_id):
     services, slices, cfg = feature_scenarios()[case_id]
     full = render(services, slices, cfg)
     partial = render(services, slices, cfg, partial_services=set())
+    assert full.active_nat_chains == set(full.nat.chains)  # a full sync declares every chain it keeps
     assert partial.active_nat_chains == full.active_nat_chains
     assert partial.skipped_nat_chains == len(full.nat.chains) - len(partial.nat.chains)
     assert partial.skipped_nat_rules == len(full.nat) - len(partial.nat)

@@ -8,7 +8,7 @@ chain names: :class:`kslab.proxy.iptables.chains.ServicePortInfo`). Everything h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Callable, NamedTuple
 
@@ -39,7 +39,7 @@ def externally_accessible_service(svc: Service) -> bool:
     return svc.type in ("LoadBalancer", "NodePort") or (svc.type == "ClusterIP" and bool(svc.external_ips))
 
 
-@dataclass
+@dataclass(slots=True)
 class BaseServicePortInfo:
     """``BaseServicePortInfo``: one service port, addresses parsed."""
 
@@ -58,6 +58,7 @@ class BaseServicePortInfo:
     internal_policy_local: bool = False
     service_type: str = "ClusterIP"
     target_port: int | str | None = None
+    name_string: str = field(init=False, repr=False, compare=False)  # str(name), used in every rule
 
     def __post_init__(self) -> None:
         self.name_string = str(self.name)

@@ -5,17 +5,21 @@ for every proxy mode."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 from .endpoints import BaseEndpointInfo
 from .serviceport import BaseServicePortInfo
 
 
 
+_NONE: tuple = ()  # no endpoints (shared: nothing is ever added to a category)
+
+
 @dataclass(slots=True)
 class CategorizedEndpoints:
-    cluster: list[BaseEndpointInfo]
-    local: list[BaseEndpointInfo]
-    all_reachable: list[BaseEndpointInfo]
+    cluster: Sequence[BaseEndpointInfo]
+    local: Sequence[BaseEndpointInfo]
+    all_reachable: Sequence[BaseEndpointInfo]
     has_any: bool
     topology_mode: str = ""  # "", "PreferSameZone" or "PreferSameNode"
 
@@ -80,7 +84,7 @@ def categorize_endpoints(
             has_any = True
 
     if not svc.uses_local_endpoints():
-        return CategorizedEndpoints(cluster, [], cluster, has_any, mode)
+        return CategorizedEndpoints(cluster, _NONE, cluster, has_any, mode)
 
     local_ready = local_st = False
     for e in endpoints:

@@ -3,7 +3,7 @@ them (``servicePortInfo`` and ``endpointInfo`` of ``pkg/proxy/iptables/proxier.g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 try:  # CPython's own SHA-256: for these short strings it costs fewer instructions than OpenSSL's
     from _sha256 import sha256 as _sha256  # CPython <= 3.11
@@ -64,9 +64,14 @@ def service_port_endpoint_chain_name(svc_port_name: str, protocol: str, endpoint
     return "KUBE-SEP-" + chain_hash(svc_port_name + protocol + endpoint)
 
 
-@dataclass
+@dataclass(slots=True)
 class ServicePortInfo(BaseServicePortInfo):
     """``servicePortInfo``: a service port plus the names of its chains."""
+
+    svc_chain: str = field(init=False, repr=False, compare=False)  # clusterPolicyChainName
+    svl_chain: str = field(init=False, repr=False, compare=False)  # localPolicyChainName
+    ext_chain: str = field(init=False, repr=False, compare=False)  # externalChainName
+    fw_chain: str = field(init=False, repr=False, compare=False)  # firewallChainName
 
     def __post_init__(self) -> None:
         BaseServicePortInfo.__post_init__(self)

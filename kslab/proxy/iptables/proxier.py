@@ -25,7 +25,7 @@ from ..topology import CategorizedEndpoints, categorize_endpoints
 from ..util import cidr_contains, nodeport_addresses_match_all, nodeport_ips, parse_ip_sloppy
 from . import constants as C
 from .chains import EndpointInfo, ServicePortInfo, new_endpoint_info
-from .ruleset import LineBuffer, RuleSet
+from .ruleset import FIXED_NAT_CHAINS, LineBuffer, RuleSet
 
 
 @dataclass(slots=True)
@@ -41,6 +41,14 @@ class ServicePortRules:
     uses_fw_chain: bool
     uses_cluster_chain: bool
     uses_local_chain: bool
+
+    def nat_chains(self) -> list[str]:
+        """The service port's chains a sync keeps (``activeNATChains``), written or not."""
+        info = self.info
+        chains = [chain for chain, used in ((info.ext_chain, self.uses_external_chain), (info.fw_chain, self.uses_fw_chain),
+                                            (info.svc_chain, self.uses_cluster_chain), (info.svl_chain, self.uses_local_chain))
+                  if used]
+        return chains + [ep.chain for ep in self.categorized.all_reachable]
 
 
 def _probability(n: int) -> str:
@@ -113,9 +121,8 @@ def sync_proxy_rules(
     # ---- fixed chains and rules --------------------------------------------------------------
     for chain in (C.KUBE_SERVICES, C.KUBE_EXTERNAL_SERVICES, C.KUBE_FORWARD, C.KUBE_NODEPORTS, C.KUBE_PROXY_FIREWALL):
         filterChains.write_chain(chain)
-    for chain in (C.KUBE_SERVICES, C.KUBE_NODEPORTS, C.KUBE_POSTROUTING, C.KUBE_MARK_MASQ):
+    for chain in FIXED_NAT_CHAINS:
         natChains.write_chain(chain)
-    activeNATChains: set[str] = set(natChains.chains)
     natRules.write(
         C.KUBE_POSTROUTING,
         f"-m mark ! --mark {mark}/{mark} -j RETURN",
@@ -270,22 +277,8 @@ def sync_proxy_rules(
         # the rules they hold, but nothing of them is written (upstream writes them into a
         # discard buffer; here they are counted without being formatted).
         if tryPartialSync and svcInfo.name.service_key not in partial_services:  # type: ignore[operator]
-            skippedChains = 0
-            if usesExternalTrafficChain:
-                activeNATChains.add(externalTrafficChain)
-                skippedChains += 1
-            if usesFWChain:
-                activeNATChains.add(fwChain)
-                skippedChains += 1
-            if usesClusterPolicyChain:
-                activeNATChains.add(clusterPolicyChain)
-                skippedChains += 1
-            if usesLocalPolicyChain:
-                activeNATChains.add(localPolicyChain)
-                skippedChains += 1
-            for epInfo in allLocallyReachableEndpoints:
-                activeNATChains.add(epInfo.chain)
-            skippedNatChains += skippedChains + len(allLocallyReachableEndpoints)
+            skippedNatChains += (usesExternalTrafficChain + usesFWChain + usesClusterPolicyChain + usesLocalPolicyChain
+                                 + len(allLocallyReachableEndpoints))
             skippedNatRules += _service_chain_rule_count(
                 svcInfo, cfg.masquerade_all, bool(ifLocal), bool(ifNotLocal), hasInternalEndpoints, hasExternalEndpoints,
                 usesExternalTrafficChain, usesFWChain, allowFromNode,
@@ -306,7 +299,6 @@ def sync_proxy_rules(
             # Set up external traffic handling (if any "external" destinations are enabled).
             if usesExternalTrafficChain:
                 natChains.write_chain(externalTrafficChain)
-                activeNATChains.add(externalTrafficChain)
                 if not svcInfo.external_policy_local:
                     # If we are using non-local endpoints we need to masquerade, in case we cross nodes.
                     natRules.write(
@@ -338,7 +330,6 @@ def sync_proxy_rules(
             # Set up firewall chain, if needed.
             if usesFWChain:
                 natChains.write_chain(fwChain)
-                activeNATChains.add(fwChain)
                 args = f'-m comment --comment "{svcPortNameString} loadbalancer IP"'
                 natRules.write(fwChain, *[f"{args} -s {cidr} -j {externalTrafficChain}"
                                           for cidr in svcInfo.load_balancer_source_ranges])
@@ -355,14 +346,12 @@ def sync_proxy_rules(
             # clusterPolicyChain to the clusterEndpoints.
             if usesClusterPolicyChain:
                 natChains.write_chain(clusterPolicyChain)
-                activeNATChains.add(clusterPolicyChain)
                 write_service_to_endpoint_rules(natRules, svcPortNameString, svcInfo, clusterPolicyChain, clusterEndpoints, largeClusterMode)
 
             # If Local policy is in use, create the chain and create rules jumping from
             # localPolicyChain to the localEndpoints.
             if usesLocalPolicyChain:
                 natChains.write_chain(localPolicyChain)
-                activeNATChains.add(localPolicyChain)
                 write_service_to_endpoint_rules(natRules, svcPortNameString, svcInfo, localPolicyChain, localEndpoints, largeClusterMode)
 
             # Generate the per-endpoint chains.
@@ -372,7 +361,6 @@ def sync_proxy_rules(
             for epInfo in allLocallyReachableEndpoints:
                 endpointChain = epInfo.chain
                 natChains.write_chain(endpointChain)
-                activeNATChains.add(endpointChain)
                 # Handle traffic that loops back to the originator with SNAT; update
                 # client-affinity lists; DNAT to the final destination.
                 natRules.write(
@@ -428,7 +416,6 @@ def sync_proxy_rules(
         partial=tryPartialSync,
         skipped_nat_rules=skippedNatRules,
         skipped_nat_chains=skippedNatChains,
-        active_nat_chains=frozenset(activeNATChains),
     )
 
 

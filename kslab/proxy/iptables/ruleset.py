@@ -11,11 +11,14 @@ and the three text forms of the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from ..config import ProxyConfig
 from . import constants as C
+
+
+FIXED_NAT_CHAINS = (C.KUBE_SERVICES, C.KUBE_NODEPORTS, C.KUBE_POSTROUTING, C.KUBE_MARK_MASQ)
 
 
 class LineBuffer:
@@ -110,7 +113,18 @@ class RuleSet:
     partial: bool = False  # a partial sync's text (unchanged services' chains left out)
     skipped_nat_rules: int = 0  # rules of unchanged services a partial sync did not write
     skipped_nat_chains: int = 0
-    active_nat_chains: frozenset[str] = frozenset()  # every nat chain this sync keeps, written or not
+    _active_nat_chains: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def active_nat_chains(self) -> frozenset[str]:
+        """``activeNATChains``: every nat chain this sync keeps, written or not (computed when
+        first asked: a sync that deletes no stale chains never needs it)."""
+        if self._active_nat_chains is None:
+            active = set(FIXED_NAT_CHAINS)
+            for rules in self.service_ports:
+                active.update(rules.nat_chains())
+            self._active_nat_chains = frozenset(active)
+        return self._active_nat_chains
 
     @property
     def deleted_chains(self) -> list[str]:
