@@ -40,8 +40,9 @@ from .endpoints import MakeEndpointInfo
 from .serviceport import BaseServicePortInfo, MakeServiceInfo, ServicePortName
 
 
-class RuleSet(Protocol):
-    """What a proxy mode's sync produces, as the sync loop sees it."""
+class SyncedRules(Protocol):
+    """What a proxy mode's sync produces, as the sync loop sees it (the iptables mode's
+    :class:`kslab.proxy.iptables.RuleSet`)."""
 
     partial: bool
     large_cluster_mode: bool
@@ -81,7 +82,7 @@ class ProxyMode(Protocol):
         config: ProxyConfig,
         *,
         partial_services: Collection[str] | None = None,
-    ) -> RuleSet: ...
+    ) -> SyncedRules: ...
 
 
 @dataclass
@@ -91,7 +92,7 @@ class SyncResult:
     node: str
     full: bool
     reason: str  # why full or partial: "first sync", "forced", "after a failed sync", "hourly", "partial"
-    ruleset: RuleSet  # the mode's rules (an iptables RuleSet today)
+    ruleset: SyncedRules  # the mode's rules (an iptables RuleSet today)
     updated_services: frozenset[str]  # Services whose chains this sync rewrote (every one in a full sync)
     deleted_chains: list[str]
     render_seconds: float
@@ -181,7 +182,7 @@ class Proxier:
         self,
         services: Iterable[Service],
         slices: Iterable[EndpointSlice],
-        apply: Callable[[RuleSet], None],
+        apply: Callable[[SyncedRules], None],
         *,
         list_nat_chains: Callable[[], Iterable[str]] | None = None,
         now: float | None = None,
@@ -245,7 +246,7 @@ class Proxier:
         self,
         services: Iterable[Service],
         slices: Iterable[EndpointSlice],
-        apply: Callable[[RuleSet], None],
+        apply: Callable[[SyncedRules], None],
         *,
         list_nat_chains: Callable[[], Iterable[str]] | None = None,
         now: float | None = None,

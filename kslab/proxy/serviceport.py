@@ -151,13 +151,14 @@ def service_port_infos(svc: Service, family: int = 4,
 _service_order = attrgetter("namespace", "name")
 
 
-def build_service_port_map(services, family: int = 4,
-                           make_service_info: MakeServiceInfo = BaseServicePortInfo) -> dict[ServicePortName, BaseServicePortInfo]:
-    """``svcPortMap``: every service port of ``services``, in ServicePortName order."""
+def service_ports_of(services, family: int = 4,
+                     make_service_info: MakeServiceInfo = BaseServicePortInfo) -> list[BaseServicePortInfo]:
+    """Every service port of ``services``, Services in (namespace, name) order, ports in spec
+    order (the order kslab writes them in; kube-proxy walks its ``svcPortMap`` in Go map order)."""
     ports: list[BaseServicePortInfo] = []
     for svc in sorted(services, key=_service_order):
         ports.extend(service_port_infos(svc, family, make_service_info))
-    return {p.name: p for p in ports}
+    return ports
 
 
 def service_signature(svc: Service) -> tuple:

@@ -76,6 +76,8 @@ def categorize_endpoints(
         mode = topology_mode_from_hints(endpoints, node_name, node_zone, prefer_same_node)
         if not mode:
             cluster = [e for e in endpoints if e.ready]
+            if len(cluster) == len(endpoints):
+                cluster = endpoints  # all ready: the same list (one object less per service port)
         else:
             cluster = [e for e in endpoints if e.ready and _available_for_topology(e, mode, node_name, node_zone)]
         if not cluster:

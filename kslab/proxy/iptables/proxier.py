@@ -20,7 +20,7 @@ from typing import Collection, Iterable, Mapping, Sequence
 from ...model import ClusterState, EndpointSlice, Service
 from ..config import ProxyConfig
 from ..endpoints import build_endpoints_map
-from ..serviceport import ServicePortName, build_service_port_map
+from ..serviceport import ServicePortName, service_ports_of
 from ..topology import CategorizedEndpoints, categorize_endpoints
 from ..util import cidr_contains, nodeport_addresses_match_all, nodeport_ips, parse_ip_sloppy
 from . import constants as C
@@ -88,9 +88,9 @@ def render(
     ``:CHAIN - [0:0]`` line (flush) and a ``-X CHAIN`` line, in sorted order (kube-proxy
     walks a Go map). Decide full vs partial with :class:`kslab.proxy.proxier.Proxier`.
     """
-    svc_port_map = build_service_port_map(services, config.family, ServicePortInfo)
+    service_ports = service_ports_of(services, config.family, ServicePortInfo)
     endpoints_map = build_endpoints_map(endpoint_slices, config.node_name, config.family, new_endpoint_info)
-    ruleset = sync_proxy_rules(list(svc_port_map.values()), endpoints_map, config, partial_services=partial_services)
+    ruleset = sync_proxy_rules(service_ports, endpoints_map, config, partial_services=partial_services)
     if existing_nat_chains is not None:
         ruleset.delete_stale_chains(existing_nat_chains)
     return ruleset
