@@ -107,18 +107,18 @@ def service_port_infos(svc: Service, family: int = 4,
 
     ext_local = externally_accessible_service(svc) and svc.external_traffic_policy == "Local"
     int_local = svc.internal_traffic_policy == "Local"
-    external_ips = tuple(ip for ip in (parse_ip_sloppy(x) for x in svc.external_ips) if ip and ip_family(ip) == family)
-    vips = []
-    for ing in svc.load_balancer_ingress:
-        if ing.ip and (ing.ip_mode is None or ing.ip_mode == "VIP"):
-            ip = parse_ip_sloppy(ing.ip)
-            if ip and ip_family(ip) == family:
-                vips.append(ip)
-    ranges = []
-    for r in svc.load_balancer_source_ranges:
-        c = parse_cidr_sloppy(r)
-        if c and ip_family(c.split("/")[0]) == family:
-            ranges.append(c)
+    external_ips: tuple[str, ...] = ()
+    if svc.external_ips:
+        external_ips = tuple(ip for ip in (parse_ip_sloppy(x) for x in svc.external_ips) if ip and ip_family(ip) == family)
+    vips: tuple[str, ...] = ()
+    if svc.load_balancer_ingress:
+        vips = tuple(ip for ip in (parse_ip_sloppy(ing.ip) for ing in svc.load_balancer_ingress
+                                   if ing.ip and (ing.ip_mode is None or ing.ip_mode == "VIP"))
+                     if ip and ip_family(ip) == family)
+    ranges: tuple[str, ...] = ()
+    if svc.load_balancer_source_ranges:
+        ranges = tuple(c for c in (parse_cidr_sloppy(r) for r in svc.load_balancer_source_ranges)
+                       if c and ip_family(c.split("/")[0]) == family)
     affinity = svc.session_affinity == "ClientIP"
     sticky = svc.session_affinity_timeout if svc.session_affinity_timeout is not None else DEFAULT_AFFINITY_TIMEOUT
     needs_hc = svc.type == "LoadBalancer" and ext_local
@@ -134,8 +134,8 @@ def service_port_infos(svc: Service, family: int = 4,
                 proto.lower(),
                 int(p.node_port or 0),
                 external_ips,
-                tuple(vips),
-                tuple(ranges),
+                vips,
+                ranges,
                 int(svc.health_check_node_port or 0) if needs_hc else 0,
                 affinity,
                 int(sticky),
