@@ -79,11 +79,20 @@ def build_endpoints_map(
     """
     want_type = "IPv4" if family == 4 else "IPv6"
     v4 = family == 4
+    out: EndpointsMap = {}
+    # A Service's slices are next to each other in this order: its buckets are sorted into
+    # the map as soon as the next Service starts (short-lived buckets, less for the GC to see).
+    service: tuple[str, str] | None = None
     grouped: dict[ServicePortName, dict[str, BaseEndpointInfo]] = {}
     makers: dict[ServicePortName, Callable[..., BaseEndpointInfo]] = {}
     for sl in sorted(slices, key=_slice_order):
         if sl.address_type != want_type or not sl.service_name:
             continue
+        if (sl.namespace, sl.service_name) != service:
+            service = (sl.namespace, sl.service_name)
+            for spn, b in grouped.items():
+                out[spn] = [b[k] for k in sorted(b)]
+            grouped, makers = {}, {}
         for p in sl.ports:
             if p.port is None:
                 continue
@@ -134,7 +143,9 @@ def build_endpoints_map(
                     ep.target_pod,
                     key,
                 )
-    return {spn: [b[k] for k in sorted(b)] for spn, b in grouped.items()}
+    for spn, b in grouped.items():
+        out[spn] = [b[k] for k in sorted(b)]
+    return out
 
 
 _slice_order = attrgetter("namespace", "service_name", "name")

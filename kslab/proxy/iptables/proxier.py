@@ -56,16 +56,19 @@ def _probability(n: int) -> str:
     return "%0.10f" % (1.0 / n)
 
 
-# The statistic match of the rule that picks the i-th of n endpoints is the same for every
-# service port with n endpoints: kept per n (kube-proxy formats it per rule).
-_STATISTIC: dict[int, str] = {}
+# The statistic matches of a probability ladder over n endpoints are the same for every service
+# port with n endpoints: kept per n (kube-proxy formats them per rule).
+_LADDERS: dict[int, list[str]] = {}
 
 
-def _statistic(n: int) -> str:
-    s = _STATISTIC.get(n)
-    if s is None:
-        s = _STATISTIC[n] = f"-m statistic --mode random --probability {_probability(n)} -j "
-    return s
+def _ladder(n: int) -> list[str]:
+    """What precedes ``-j KUBE-SEP-...`` in each of the n rules of the ladder."""
+    ladder = _LADDERS.get(n)
+    if ladder is None:
+        ladder = [f"-m statistic --mode random --probability {_probability(n - i)} -j " for i in range(n - 1)] + ["-j "]
+        if n <= 1024:  # the common sizes; a huge one is not worth keeping
+            _LADDERS[n] = ladder
+    return ladder
 
 
 def render(
@@ -464,15 +467,12 @@ def write_service_to_endpoint_rules(
         ])
     # Now write loadbalancing rules: each rule but the last is a probabilistic match; the
     # final (or only if n == 1) rule is a guaranteed match.
-    numEndpoints = len(endpoints)
+    ladder = _ladder(len(endpoints))
     if largeClusterMode:
-        rules = [_statistic(numEndpoints - i) + epInfo.chain for i, epInfo in enumerate(endpoints)]
+        rules = [step + epInfo.chain for step, epInfo in zip(ladder, endpoints)]
     else:
-        rules = [f'-m comment --comment "{svcPortNameString} -> {epInfo.endpoint}" {_statistic(numEndpoints - i)}{epInfo.chain}'
-                 for i, epInfo in enumerate(endpoints)]
-    if rules:
-        last = endpoints[-1]
-        rules[-1] = ("" if largeClusterMode else f'-m comment --comment "{svcPortNameString} -> {last.endpoint}" ') + "-j " + last.chain
+        rules = [f'-m comment --comment "{svcPortNameString} -> {epInfo.endpoint}" {step}{epInfo.chain}'
+                 for step, epInfo in zip(ladder, endpoints)]
     natRules.write(svcChain, *rules)
 
 
