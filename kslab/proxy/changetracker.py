@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..model import EndpointSlice, Service
-from .endpoints import EndpointsMap, MakeEndpointInfo, _base_endpoint_info, build_endpoints_map, endpoint_slice_signature
+from .endpoints import EndpointsMap, MakeEndpointInfo, base_endpoint_info, build_endpoints_map, endpoint_slice_signature
 from .serviceport import BaseServicePortInfo, MakeServiceInfo, ServicePortName, service_port_infos, service_signature
 
 
@@ -74,7 +74,7 @@ class ServiceChangeTracker:
 class EndpointsChangeTracker:
     """Per service port, its endpoints on this node (``endpointsMap``), built from EndpointSlices."""
 
-    def __init__(self, node_name: str, family: int = 4, make_endpoint_info: MakeEndpointInfo = _base_endpoint_info) -> None:
+    def __init__(self, node_name: str, family: int = 4, make_endpoint_info: MakeEndpointInfo = base_endpoint_info) -> None:
         self.node_name = node_name
         self.family = family
         self.make_endpoint_info = make_endpoint_info

@@ -58,7 +58,7 @@ MakeEndpointInfo = Callable[[ServicePortName], Callable[..., BaseEndpointInfo]]
 of its endpoints from :class:`BaseEndpointInfo`'s fields (a mode adds its own, e.g. a chain name)."""
 
 
-def _base_endpoint_info(svc_port_name: ServicePortName) -> Callable[..., BaseEndpointInfo]:
+def base_endpoint_info(svc_port_name: ServicePortName) -> Callable[..., BaseEndpointInfo]:
     return BaseEndpointInfo
 
 
@@ -69,7 +69,7 @@ def build_endpoints_map(
     slices: Iterable[EndpointSlice],
     node_name: str,
     family: int = 4,
-    make_endpoint_info: MakeEndpointInfo = _base_endpoint_info,
+    make_endpoint_info: MakeEndpointInfo = base_endpoint_info,
 ) -> EndpointsMap:
     """EndpointSliceCache: merge all slices of each service into per-port endpoint lists.
 
