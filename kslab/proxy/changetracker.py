@@ -33,16 +33,17 @@ class ServiceChangeTracker:
     def update(self, services: Iterable[Service]) -> set[str]:
         """Take the current Services; return those whose service ports changed (added,
         removed or different)."""
-        seen: dict[str, tuple] = {}
+        seen: set[str] = set()
         changed: set[str] = set()
-        old_signatures = self._signatures
+        signatures = self._signatures
         dirty = False
         for svc in services:
             key = f"{svc.namespace}/{svc.name}"
+            seen.add(key)
             sig = service_signature(svc)
-            seen[key] = sig
-            if old_signatures.get(key) == sig:
+            if signatures.get(key) == sig:  # (the equal signature is dropped at once: nothing new to keep)
                 continue
+            signatures[key] = sig
             dirty = True
             infos = service_port_infos(svc, self.family, self.make_service_info)
             if infos != self.service_ports.get(key, []):
@@ -53,12 +54,12 @@ class ServiceChangeTracker:
             else:
                 self.service_ports.pop(key, None)
                 self._order.pop(key, None)
-        for key in old_signatures.keys() - seen.keys():
+        for key in signatures.keys() - seen:
+            del signatures[key]
             dirty = True
             if self.service_ports.pop(key, None):
                 changed.add(key)
             self._order.pop(key, None)
-        self._signatures = seen
         if dirty:
             self._sorted = None
         return changed
@@ -79,28 +80,30 @@ class EndpointsChangeTracker:
         self.family = family
         self.make_endpoint_info = make_endpoint_info
         self.endpoints_map: EndpointsMap = {}
-        self._slices: dict[tuple[str, str, str], tuple[tuple, EndpointSlice]] = {}  # key -> (signature, slice)
+        self._signatures: dict[tuple[str, str, str], tuple] = {}  # slice key -> its signature
+        self._slices: dict[tuple[str, str, str], EndpointSlice] = {}  # slice key -> the slice last seen
         self._by_service: dict[str, list[ServicePortName]] = {}  # namespace/name -> its service ports in the map
 
     def update(self, slices: Iterable[EndpointSlice]) -> set[str]:
         """Take the current EndpointSlices; return the Services whose endpoints changed."""
-        seen: dict[tuple[str, str, str], tuple[tuple, EndpointSlice]] = {}
+        seen: dict[tuple[str, str, str], EndpointSlice] = {}
         touched: set[str] = set()
-        old = self._slices
+        signatures = self._signatures
         for sl in slices:
             key = (sl.namespace, sl.service_name, sl.name)
+            seen[key] = sl
             sig = endpoint_slice_signature(sl)
-            seen[key] = (sig, sl)
-            prev = old.get(key)
-            if prev is None or prev[0] != sig:
+            if signatures.get(key) != sig:  # (an equal signature is dropped at once: nothing new to keep)
+                signatures[key] = sig
                 touched.add(f"{sl.namespace}/{sl.service_name}")
-        for key in old.keys() - seen.keys():
+        for key in self._slices.keys() - seen.keys():
+            del signatures[key]
             touched.add(f"{key[0]}/{key[1]}")
         self._slices = seen
         if not touched:
             return set()
         by_service: dict[str, list[EndpointSlice]] = {}
-        for (ns, svc_name, _), (_, sl) in seen.items():
+        for (ns, svc_name, _), sl in seen.items():
             skey = f"{ns}/{svc_name}"
             if skey in touched:
                 by_service.setdefault(skey, []).append(sl)
