@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kslab.controlplane import load_cluster  # noqa: E402
 from kslab.model import Endpoint, EndpointPort, EndpointSlice, Service, ServicePort  # noqa: E402
-from kslab.proxy.iptables import ProxyConfig, render, render_node  # noqa: E402
+from kslab.proxy.config import ProxyConfig  # noqa: E402
+from kslab.proxy.iptables import render, render_node  # noqa: E402
 from kslab.sim.netfilter import Netfilter  # noqa: E402
 from kslab.sim.packet import HookContext, NamespaceState, Packet  # noqa: E402
 

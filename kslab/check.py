@@ -55,7 +55,7 @@ def _close(a: Sequence[float], b: Sequence[float], tol: float = 1e-3) -> bool:
 
 
 def _ladder(answer: Any, n: int = 4) -> Feedback:
-    from .proxy.iptables import _probability
+    from .proxy.iptables.proxier import _probability
 
     if answer is None:
         return _pending(f"the probabilities of the {n}-endpoint ladder")
@@ -72,7 +72,7 @@ def _ladder(answer: Any, n: int = 4) -> Feedback:
 
 
 def _chain_name(answer: Any, service_port: str = "default/svc-nodeport:svc-webport", protocol: str = "tcp") -> Feedback:
-    from .proxy.serviceport import chain_hash
+    from .proxy.iptables.chains import chain_hash
 
     if answer is None:
         return _pending(f"the KUBE-SVC chain of {service_port}")
@@ -80,7 +80,7 @@ def _chain_name(answer: Any, service_port: str = "default/svc-nodeport:svc-webpo
     if str(answer).strip() == expected:
         return _ok(f"{expected} = KUBE-SVC- + base32(sha256('{service_port}{protocol}'))[:16]")
     raise WrongAnswer(f"{answer!r} is not it. Hint: hash the service port name and the lower-case protocol with no "
-                      "separator, e.g. kslab.proxy.serviceport.chain_hash('ns/name:port' + 'tcp')")
+                      "separator, e.g. kslab.proxy.iptables.chains.chain_hash('ns/name:port' + 'tcp')")
 
 
 def _node_masquerade(answer: Any, lab=None) -> Feedback:

@@ -58,8 +58,9 @@ def _add_render(sub) -> None:
 
 def cmd_render(args) -> int:
     from .controlplane import load_cluster, parse_port_range
-    from .proxy.iptables import ProxyConfig, render
-    from .proxy.serviceport import parse_cidr_sloppy, parse_ip_sloppy
+    from .proxy.config import ProxyConfig
+    from .proxy.iptables import render
+    from .proxy.util import parse_cidr_sloppy, parse_ip_sloppy
 
     from .resources import study_lab
 

@@ -56,7 +56,7 @@ from .model import (
     Service,
     ServicePort,
 )
-from .proxy.serviceport import parse_ip_sloppy
+from .proxy.util import parse_ip_sloppy
 
 NODE_SUBNET = "172.18.0.0/16"  # kind's "docker network"
 MAX_ENDPOINTS_PER_SLICE = 100

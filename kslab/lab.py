@@ -13,7 +13,6 @@ clock carry over, as they do in a kernel.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 import re
@@ -27,54 +26,13 @@ from .dataplane import Dataplane, Trace, factory
 from .errors import EnvironmentProblem, InputError
 from .manifests import load_documents
 from .model import ClusterState
-from .proxy.iptables import ProxyConfig, RuleSet, render
+from .proxy.config import ProxyConfig, check_options as check_proxy_options
+from .proxy.iptables import RuleSet, render
 from .proxy.proxier import Proxier, SyncResult
 from .resources import study_lab
 from .sim.network import Client, resolve_client, resolve_destination
 
 HAIRPIN_RULES = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # each SEP chain's first rule (iptables-save form)
-
-# kube-proxy's flags a learner may change with Lab(proxy=...) / set_proxy (ProxyConfig fields;
-# the node's own facts - name, IPs, pod CIDR, zone - come from the cluster)
-_PER_NODE = {"node_name", "node_ips", "node_pod_cidr", "node_zone", "family"}
-PROXY_OPTIONS = {f.name: f for f in dataclasses.fields(ProxyConfig) if f.name not in _PER_NODE}
-_DETECT_LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix")
-
-
-def check_proxy_options(options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` checked as kube-proxy flags (:class:`ProxyConfig` fields): a one-line
-    InputError naming the first unknown option (with the valid ones) or bad value."""
-    for name, value in options.items():
-        field = PROXY_OPTIONS.get(name)
-        if field is None:
-            raise InputError(f"proxy option {name!r}", "is not a kube-proxy option kslab knows",
-                             "use one of: " + ", ".join(sorted(PROXY_OPTIONS)))
-        default = field.default
-        if value is None:
-            continue  # None: kube-proxy's default
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 31
-        elif isinstance(default, tuple):
-            ok = isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value)
-        else:
-            ok = isinstance(value, str)
-        if not ok:
-            want = {bool: "True or False", int: "an integer 0..31", tuple: "a list of strings"}.get(type(default), "a string")
-            raise InputError(f"proxy option {name}={value!r}", "has the wrong type", f"give {want}")
-        if name == "cluster_cidr" or name == "nodeport_addresses":
-            for cidr in [value] if isinstance(value, str) else value:
-                if cidr == "primary" and name == "nodeport_addresses":
-                    continue
-                try:
-                    ipaddress.ip_network(cidr, strict=False)
-                except ValueError:
-                    raise InputError(f"proxy option {name}={value!r}", f"{cidr!r} is not a CIDR", "write it like 10.10.0.0/16") from None
-        if name == "detect_local_mode" and value not in _DETECT_LOCAL_MODES:
-            raise InputError(f"proxy option {name}={value!r}", "is not a detect-local mode", "use one of: " + ", ".join(_DETECT_LOCAL_MODES))
-    return dict(options)
-
 
 class Lab:
     """The study's lab (or any manifests) on a backend: the cluster, its control plane, one

@@ -2,7 +2,7 @@
 
 :func:`restore_cases` is what ``tests/test_kernel_roundtrip.py`` checks: each text is loaded
 into a scratch network namespace the way kube-proxy loads it, and the real ``iptables-save``
-must equal :func:`kslab.proxy.iptables_node.restore_to_save` of it. The texts come from the
+must equal :func:`kslab.proxy.iptables.node.restore_to_save` of it. The texts come from the
 upstream expected dumps in ``tests/data/kube-proxy/`` (sources in its SOURCES.md); the renderer (:mod:`kslab.proxy.iptables`)
 will add the lab and the other test scenarios here, so keep this function the one list.
 """
@@ -49,7 +49,8 @@ def rendered_cases() -> list[tuple[str, str]]:
     both externalTrafficPolicy values); and one scenario per renderer feature from test_render.
     """
     from kslab.controlplane import load_cluster
-    from kslab.proxy.iptables import ProxyConfig, render, render_node
+    from kslab.proxy.config import ProxyConfig
+    from kslab.proxy.iptables import render, render_node
 
     cases: list[tuple[str, str]] = []
     test_cfg = ProxyConfig(node_name="test-node", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8")

@@ -1,4 +1,4 @@
-"""Unit tests of kslab.proxy.iptables_node: kube-proxy's full sync on kslab's model of a node.
+"""Unit tests of kslab.proxy.iptables.node: kube-proxy's full sync on kslab's model of a node.
 
 The expected texts were printed by the real ``iptables-save`` v1.8.9 after the same full sync in
 a scratch network namespace; ``tests/test_kernel_roundtrip.py`` keeps checking them as root.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from render_cases import restore_cases
 
-from kslab.proxy.constants import JUMP_CHAINS, KUBELET_JUMP_CHAINS
-from kslab.proxy.iptables_node import NodeIptables, full_sync_jump_chains, jump_rule, restore_to_save
+from kslab.proxy.iptables.constants import JUMP_CHAINS, KUBELET_JUMP_CHAINS
+from kslab.proxy.iptables.node import NodeIptables, full_sync_jump_chains, jump_rule, restore_to_save
 from kslab.xtables import parse_restore, parse_rule
 
 

@@ -1,4 +1,4 @@
-"""The real kernel agrees with kslab.xtables (and kslab.proxy.iptables_node's full sync).
+"""The real kernel agrees with kslab.xtables (and kslab.proxy.iptables.node's full sync).
 
 As root, with ``ip``, ``iptables`` and ``nfacct`` installed, each test loads rules into a
 scratch network namespace with kslab.xtables.kernel (the way kube-proxy loads them) and compares
@@ -25,9 +25,9 @@ from render_cases import restore_cases
 from test_xtables import KERNEL_REFUSES, PRINT_CASES, REFUSED_TEXTS, STATE_CASES, VERBATIM_CASES
 
 from kslab.errors import EnvironmentProblem
-from kslab.proxy import iptables_node
-from kslab.proxy.constants import NFACCT_COUNTERS
-from kslab.proxy.iptables_node import restore_to_save
+from kslab.proxy.iptables import node as iptables_node
+from kslab.proxy.iptables.constants import NFACCT_COUNTERS
+from kslab.proxy.iptables.node import restore_to_save
 from kslab.xtables import SAVE_TABLE_ORDER, IptablesState, kernel, parse_restore, parse_rule
 
 pytestmark = pytest.mark.netns

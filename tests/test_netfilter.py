@@ -10,7 +10,8 @@ import pytest
 from kslab.errors import InputError
 from kslab.model import Endpoint, EndpointPort, EndpointSlice, Service, ServicePort
 from kslab.xtables import BUILTIN_CHAINS
-from kslab.proxy.iptables import ProxyConfig, render
+from kslab.proxy.config import ProxyConfig
+from kslab.proxy.iptables import render
 from kslab.sim.netfilter import HOOK_TABLES, Netfilter
 from kslab.sim.packet import HookContext, NamespaceState, Packet
 

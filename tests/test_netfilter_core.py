@@ -208,7 +208,8 @@ COMMIT
 
 def test_indexed_chain_equals_linear_scan_and_counts_like_the_kernel():
     from kslab.model import Endpoint, EndpointPort, EndpointSlice, Service, ServicePort
-    from kslab.proxy.iptables import ProxyConfig, render
+    from kslab.proxy.config import ProxyConfig
+    from kslab.proxy.iptables import render
 
     services, slices = [], []
     for i in range(300):

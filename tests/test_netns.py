@@ -39,7 +39,7 @@ from kslab.netns.client import parse_answer
 from kslab.netns.lab import NetnsLab
 from kslab.xtables import kernel
 from kslab.proxy.iptables import render_node
-from kslab.proxy.iptables_node import restore_to_save
+from kslab.proxy.iptables.node import restore_to_save
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "myk8s"

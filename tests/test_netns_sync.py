@@ -14,7 +14,7 @@ import pytest
 from test_netns import skip_reason
 from test_proxier import SimKernel, replay_sync_repeated
 
-from kslab.proxy import iptables_node
+from kslab.proxy.iptables import node as iptables_node
 from kslab.xtables import kernel
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from kslab.manifests import Document, parse_endpoint_slice, parse_service
-from kslab.proxy.iptables import ProxyConfig, render
-from kslab.proxy.iptables_node import NodeIptables
+from kslab.proxy.config import ProxyConfig
+from kslab.proxy.iptables import render
+from kslab.proxy.iptables.node import NodeIptables
 from kslab.proxy.proxier import Proxier
 from kslab.xtables import parse_rule
 

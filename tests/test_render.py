@@ -13,8 +13,10 @@ import hashlib
 import pytest
 
 from kslab.model import Endpoint, EndpointPort, EndpointSlice, LoadBalancerIngress, Service, ServicePort
-from kslab.proxy.iptables import ProxyConfig, render
-from kslab.proxy.serviceport import chain_hash, parse_cidr_sloppy, parse_ip_sloppy
+from kslab.proxy.config import ProxyConfig
+from kslab.proxy.iptables import render
+from kslab.proxy.iptables.chains import chain_hash
+from kslab.proxy.util import parse_cidr_sloppy, parse_ip_sloppy
 
 CFG = ProxyConfig(node_name="test-node", node_ips=("192.168.0.2",), cluster_cidr="10.0.0.0/8", random_fully=False)
 
@@ -84,7 +86,7 @@ def test_lab_service_chain_name():
     "n,text", [(2, "0.5000000000"), (3, "0.3333333333"), (4, "0.2500000000"), (6, "0.1666666667"), (7, "0.1428571429"), (100001, "0.0000099999")]
 )
 def test_probability_strings(n, text):
-    from kslab.proxy.iptables import _probability
+    from kslab.proxy.iptables.proxier import _probability
 
     assert _probability(n) == text
 
@@ -362,3 +364,20 @@ def test_feature_scenarios_render(case_id):
     services, slices, cfg = feature_scenarios()[case_id]
     text = render(services, slices, cfg).raw_text()
     assert text.startswith("*filter\n") and text.endswith("COMMIT\n")
+
+
+@pytest.mark.parametrize("case_id", list(feature_scenarios()))
+def test_partial_sync_counts_the_chains_it_leaves_out(case_id):
+    """A partial sync formats nothing of an unchanged Service's chains, yet keeps them active and
+    counts their rules exactly as a full sync writes them (the iptables_total metric)."""
+    services, slices, cfg = feature_scenarios()[case_id]
+    full = render(services, slices, cfg)
+    partial = render(services, slices, cfg, partial_services=set())
+    assert full.active_nat_chains == set(full.nat.chains)  # a full sync declares every chain it keeps
+    assert partial.active_nat_chains == full.active_nat_chains
+    assert partial.skipped_nat_chains == len(full.nat.chains) - len(partial.nat.chains)
+    assert partial.skipped_nat_rules == len(full.nat) - len(partial.nat)
+    assert partial.iptables_total() == full.iptables_total()
+    assert not [c for c in partial.nat.chains if c.startswith(("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-"))]
+    assert partial.nat.rules_in("KUBE-SERVICES") == full.nat.rules_in("KUBE-SERVICES")
+    assert partial.filter.lines == full.filter.lines

@@ -44,7 +44,7 @@ class Dataplane(ABC):
 
     # ---- kube-proxy's rules --------------------------------------------------------------------------
     def kernel_features(self) -> dict[str, Any]:
-        """:class:`~kslab.proxy.iptables.ProxyConfig` overrides that this machine imposes on every
+        """:class:`~kslab.proxy.config.ProxyConfig` overrides that this machine imposes on every
         node's kube-proxy, as kube-proxy detects them at start (e.g. ``{"nfacct": False}`` where the
         nfacct counters cannot be created). They win over the user's options. Default: none."""
         return {}
@@ -54,7 +54,7 @@ class Dataplane(ABC):
         """Load one kube-proxy sync into ``node``'s kernel, as kube-proxy does. A full sync
         (``ruleset.partial`` False) first ensures kube-proxy's canary chains and the jump rules from
         the built-in chains (``iptables -N`` / ``-C`` / ``-I``; see
-        :func:`kslab.proxy.iptables_node.full_sync_jump_chains`), then restores the text; a partial sync
+        :func:`kslab.proxy.iptables.node.full_sync_jump_chains`), then restores the text; a partial sync
         (``ruleset.partial`` True) is the restore alone. Both restore with ``--noflush``: the
         chains the text declares are rewritten, every other chain and rule (a hand edit too)
         stays. Raise :class:`~kslab.errors.EnvironmentProblem` or ``ValueError`` when the kernel

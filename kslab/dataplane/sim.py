@@ -1,6 +1,6 @@
 """The ``sim`` dataplane: the netfilter simulator (:mod:`kslab.sim`) as the cluster's kernel.
 
-Each node's iptables is an :class:`~kslab.proxy.iptables_node.NodeIptables` (kube-proxy's restores
+Each node's iptables is an :class:`~kslab.proxy.iptables.node.NodeIptables` (kube-proxy's restores
 and hand deletions edit it, as they would a kernel's tables); the simulated
 :class:`~kslab.sim.network.Network` interprets what the tables hold. The clock is simulated:
 ``advance`` jumps, and equal seeds repeat every random choice.
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .. import experiments
 from ..errors import InputError
-from ..proxy.iptables_node import NodeIptables
+from ..proxy.iptables.node import NodeIptables
 from ..sim.network import Network
 from ..sim.trace import trace_of
 from .base import Dataplane

@@ -61,7 +61,7 @@ from ..dataplane.trace import Trace
 from ..errors import EnvironmentProblem, InputError
 from ..model import ClusterState
 from ..xtables import kernel
-from ..proxy import iptables_node
+from ..proxy.iptables import node as iptables_node
 from . import client as _client
 from . import records
 from .ktrace import kernel_trace
@@ -480,7 +480,7 @@ class NetnsLab:
 
     def restore(self, node: str, text: str, *, full: bool) -> float:
         """Load one kube-proxy sync into ``node``: ``full`` as kube-proxy's full sync
-        (:func:`kslab.proxy.iptables_node.full_sync`: jump rules ensured, nfacct counters created, the
+        (:func:`kslab.proxy.iptables.node.full_sync`: jump rules ensured, nfacct counters created, the
         tables restored), else ``iptables-restore --noflush`` of a partial sync. Returns the
         seconds it took (kept in the lab's record for ``status``)."""
         if self._record is None:

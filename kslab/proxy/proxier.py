@@ -1,13 +1,14 @@
 """kube-proxy's sync loop state: when a sync is full or partial, and what a partial sync rewrites.
 
-:func:`kslab.proxy.iptables.render` is a pure function of Services, EndpointSlices and a
-:class:`~kslab.proxy.iptables.ProxyConfig`. kube-proxy's ``Proxier`` adds state across syncs
-(``pkg/proxy/iptables/proxier.go``; reference ``kube-proxy.md`` §8):
+A proxy mode (:class:`ProxyMode`; today :data:`kslab.proxy.iptables.MODE`) turns a service
+port map and an endpoints map into rules, as a pure function. The ``Proxier`` adds what
+kube-proxy keeps across syncs, whatever the mode (``pkg/proxy/iptables/proxier.go``'s sync
+loop; reference ``kube-proxy.md`` §8):
 
 - **change tracking**: the ServiceChangeTracker and EndpointsChangeTracker keep, per Service
   (``namespace/name``), the previous and current service ports and endpoints, and drop the
-  entry when both are equal; what is left are ``UpdatedServices``. Here that is a diff of
-  snapshots taken at the last successful sync (:meth:`Proxier.changes`);
+  entry when both are equal; what is left are ``UpdatedServices``
+  (:mod:`kslab.proxy.changetracker`, which rebuilds only what changed);
 - **full or partial** (KEP-3453 ``MinimizeIPTablesRestore``, GA in v1.28): a full sync at
   start-up, after any failed sync, when forced (the canary chain vanished, node labels
   changed) and at least once per ``FullSyncPeriod`` (1 hour); otherwise a partial sync that
@@ -20,8 +21,8 @@
   ``syncPeriod``.
 
 Applying the text to a kernel is not this module's business: :meth:`Proxier.sync` takes an
-``apply`` callable (:func:`kslab.proxy.iptables_node.full_sync` for a network namespace, a
-:class:`~kslab.proxy.iptables_node.NodeIptables` for the simulator) and times it. Time is a
+``apply`` callable (:func:`kslab.proxy.iptables.node.full_sync` for a network namespace, a
+:class:`~kslab.proxy.iptables.node.NodeIptables` for the simulator) and times it. Time is a
 parameter (``now``, in seconds) so that simulated clocks work.
 """
 
@@ -30,12 +31,58 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable, Mapping, Protocol, Sequence
 
 from ..model import EndpointSlice, Service
-from . import constants as C
-from .iptables import ProxyConfig, RuleSet, render
-from .serviceport import EndpointInfo, ServicePortInfo, build_endpoints_map, service_port_infos
+from .changetracker import EndpointsChangeTracker, ServiceChangeTracker
+from .config import DEFAULT_SYNC_PERIOD, FULL_SYNC_PERIOD, ProxyConfig
+from .endpoints import MakeEndpointInfo
+from .serviceport import BaseServicePortInfo, MakeServiceInfo, ServicePortName
+
+
+class SyncedRules(Protocol):
+    """What a proxy mode's sync produces, as the sync loop sees it (the iptables mode's
+    :class:`kslab.proxy.iptables.RuleSet`)."""
+
+    partial: bool
+    large_cluster_mode: bool
+
+    @property
+    def deleted_chains(self) -> list[str]: ...
+
+    def delete_stale_chains(self, existing_chains: Iterable[str]) -> list[str]:
+        """Add the deletion of every chain of ``existing_chains`` this sync does not keep."""
+
+    def raw_text(self) -> str:
+        """The input the mode's tool loads (iptables-restore, nft -f)."""
+
+    def iptables_last(self) -> dict[str, int]: ...
+
+    def iptables_total(self) -> dict[str, int]: ...
+
+
+class ProxyMode(Protocol):
+    """A kube-proxy mode (iptables today, nftables next) as the mode-agnostic sync loop drives it.
+
+    ``make_service_info`` and ``make_endpoint_info`` extend the base service port and endpoint
+    with what the mode needs (chain names); ``sync_rules`` is the mode's ``syncProxyRules``: a
+    pure function of the service ports (in order), the endpoints map and the configuration. With
+    ``partial_services`` (``namespace/name`` keys) it writes the per-service rules of those
+    Services only (the mode's top-level chains always in full).
+    """
+
+    name: str
+    make_service_info: MakeServiceInfo
+    make_endpoint_info: MakeEndpointInfo
+
+    def sync_rules(
+        self,
+        service_ports: Sequence[BaseServicePortInfo],
+        endpoints_map: Mapping[ServicePortName, list],
+        config: ProxyConfig,
+        *,
+        partial_services: Collection[str] | None = None,
+    ) -> SyncedRules: ...
 
 
 @dataclass
@@ -45,7 +92,7 @@ class SyncResult:
     node: str
     full: bool
     reason: str  # why full or partial: "first sync", "forced", "after a failed sync", "hourly", "partial"
-    ruleset: RuleSet
+    ruleset: SyncedRules  # the mode's rules (an iptables RuleSet today)
     updated_services: frozenset[str]  # Services whose chains this sync rewrote (every one in a full sync)
     deleted_chains: list[str]
     render_seconds: float
@@ -92,17 +139,8 @@ class ProxierMetrics:
         return self.sync_full_proxy_rules_duration_seconds + self.sync_partial_proxy_rules_duration_seconds
 
 
-ServiceSnapshot = dict[str, list[ServicePortInfo]]
-EndpointsSnapshot = dict[str, list[tuple[str, list[tuple]]]]
-
-
-def _endpoint_key(e: EndpointInfo) -> tuple:
-    """What BaseEndpointInfo compares (reflect.DeepEqual in the change tracker)."""
-    return (e.ip, e.port, e.is_local, e.ready, e.serving, e.terminating, e.zone_hints, e.node_hints, e.node_name, e.zone)
-
-
 class Proxier:
-    """One node's kube-proxy (iptables mode) across syncs.
+    """One node's kube-proxy across syncs, in one proxy mode (iptables by default).
 
     ``minimize_restore=False`` behaves like kube-proxy before v1.26 (every sync is full).
     ``sync_period`` only matters for the stale-chain cleanup in large-cluster mode (and for
@@ -113,11 +151,15 @@ class Proxier:
         self,
         config: ProxyConfig,
         *,
+        mode: ProxyMode | None = None,
         minimize_restore: bool = True,
-        sync_period: float = C.DEFAULT_SYNC_PERIOD,
-        full_sync_period: float = C.FULL_SYNC_PERIOD,
+        sync_period: float = DEFAULT_SYNC_PERIOD,
+        full_sync_period: float = FULL_SYNC_PERIOD,
     ) -> None:
+        if mode is None:
+            from .iptables import MODE as mode  # the default mode, as kube-proxy's
         self.config = config
+        self.mode = mode
         self.minimize_restore = minimize_restore
         self.sync_period = sync_period
         self.full_sync_period = full_sync_period
@@ -127,27 +169,8 @@ class Proxier:
         self.last_cleanup = -math.inf
         self.metrics = ProxierMetrics()
         self.history: list[SyncResult] = []
-        self._services: ServiceSnapshot = {}
-        self._endpoints: EndpointsSnapshot = {}
-
-    # ---- change tracking -------------------------------------------------------------------
-    def _snapshot(self, services: Iterable[Service], slices: Iterable[EndpointSlice]) -> tuple[ServiceSnapshot, EndpointsSnapshot]:
-        svc_snap: ServiceSnapshot = {}
-        for svc in services:
-            infos = service_port_infos(svc, self.config.family)
-            if infos:
-                svc_snap[f"{svc.namespace}/{svc.name}"] = infos
-        ep_snap: EndpointsSnapshot = {}
-        for spn, eps in build_endpoints_map(list(slices), self.config.node_name, self.config.family).items():
-            ep_snap.setdefault(spn.service_key, []).append((str(spn), [_endpoint_key(e) for e in eps]))
-        for v in ep_snap.values():
-            v.sort(key=lambda item: item[0])
-        return svc_snap, ep_snap
-
-    def changes(self, services: Iterable[Service], slices: Iterable[EndpointSlice]) -> frozenset[str]:
-        """``UpdatedServices`` (service and endpoint changes) since the last successful sync."""
-        svc_snap, ep_snap = self._snapshot(services, slices)
-        return _diff(self._services, svc_snap) | _diff(self._endpoints, ep_snap)
+        self.service_changes = ServiceChangeTracker(config.family, mode.make_service_info)
+        self.endpoints_changes = EndpointsChangeTracker(config.node_name, config.family, mode.make_endpoint_info)
 
     def force_full_sync(self, reason: str = "forced") -> None:
         """``forceSyncProxyRules``: the next sync is full (canary gone, node labels changed...)."""
@@ -159,7 +182,7 @@ class Proxier:
         self,
         services: Iterable[Service],
         slices: Iterable[EndpointSlice],
-        apply: Callable[[RuleSet], None],
+        apply: Callable[[SyncedRules], None],
         *,
         list_nat_chains: Callable[[], Iterable[str]] | None = None,
         now: float | None = None,
@@ -171,11 +194,9 @@ class Proxier:
         sync (recorded in the result and the metrics, never raised): the next sync is full.
         """
         now = time.monotonic() if now is None else now
-        services = list(services)
-        slices = list(slices)
         t0 = time.perf_counter()
-        svc_snap, ep_snap = self._snapshot(services, slices)
-        updated = _diff(self._services, svc_snap) | _diff(self._endpoints, ep_snap)
+        # UpdatedServices: service and endpoint changes since the last sync
+        updated = self.service_changes.update(services) | self.endpoints_changes.update(slices)
         if not self.minimize_restore:
             full, reason = True, "MinimizeIPTablesRestore off"
         elif self.need_full_sync:
@@ -184,7 +205,8 @@ class Proxier:
             full, reason = True, "hourly"
         else:
             full, reason = False, "partial"
-        ruleset = render(services, slices, self.config, partial_services=None if full else updated)
+        ruleset = self.mode.sync_rules(self.service_changes.ordered(), self.endpoints_changes.endpoints_map, self.config,
+                                       partial_services=None if full else updated)
         # stale chains: every sync, or at most once per syncPeriod in large-cluster mode
         cleanup = list_nat_chains is not None and (not ruleset.large_cluster_mode or now - self.last_cleanup > self.sync_period)
         if cleanup:
@@ -196,15 +218,15 @@ class Proxier:
         except Exception as exc:  # the restore failed: the kernel kept its old rules
             error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         t2 = time.perf_counter()
-        rewritten = frozenset(svc_snap) if full else frozenset(updated & set(svc_snap))
+        services_now = self.service_changes.service_ports
+        rewritten = frozenset(services_now) if full else frozenset(k for k in updated if k in services_now)
         result = SyncResult(
             node=self.config.node_name, full=full, reason=reason, ruleset=ruleset, updated_services=rewritten,
-            deleted_chains=list(ruleset.nat.deleted), render_seconds=t1 - t0, apply_seconds=t2 - t1, at=now, error=error,
+            deleted_chains=list(ruleset.deleted_chains), render_seconds=t1 - t0, apply_seconds=t2 - t1, at=now, error=error,
         )
         m = self.metrics
         (m.sync_full_proxy_rules_duration_seconds if full else m.sync_partial_proxy_rules_duration_seconds).append(result.seconds)
         if error is None:
-            self._services, self._endpoints = svc_snap, ep_snap
             self.need_full_sync = False
             if full:
                 self.last_full_sync = now
@@ -220,12 +242,11 @@ class Proxier:
         self.history.append(result)
         return result
 
-
     def sync_and_retry(
         self,
         services: Iterable[Service],
         slices: Iterable[EndpointSlice],
-        apply: Callable[[RuleSet], None],
+        apply: Callable[[SyncedRules], None],
         *,
         list_nat_chains: Callable[[], Iterable[str]] | None = None,
         now: float | None = None,
@@ -237,8 +258,4 @@ class Proxier:
         if not results[-1].ok:
             results.append(self.sync(services, slices, apply, list_nat_chains=list_nat_chains, now=now))
         return results
-
-
-def _diff(old: dict, new: dict) -> frozenset[str]:
-    return frozenset(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 

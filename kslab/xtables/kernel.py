@@ -3,7 +3,7 @@
 This is the only module of :mod:`kslab.xtables` that runs commands. It exists so that what
 kslab renders can be checked against the Linux kernel itself: load it with the real
 ``iptables``/``iptables-restore`` (the way kube-proxy does it is
-:mod:`kslab.proxy.iptables_node`), then read it back with the real ``iptables-save``.
+:mod:`kslab.proxy.iptables.node`), then read it back with the real ``iptables-save``.
 
 Rules it keeps:
 
@@ -306,7 +306,7 @@ def iptables_save(ns: str, tables: Sequence[str] = ("mangle", "filter", "nat"), 
     table rather than running ``iptables-save -t TABLE``, because iptables-nft's ``-t TABLE``
     prints a table that does not exist as if it existed (empty built-in chains); this way a
     table appears only if something created it, as in
-    :func:`kslab.proxy.iptables_node.restore_to_save`.
+    :func:`kslab.proxy.iptables.node.restore_to_save`.
     """
     tools = iptables_tools(backend)
     result = _check(_in_ns(ns, [tools.save]), f"iptables-save in {ns}")

@@ -81,7 +81,7 @@ class IptablesState:
 
     Operations mirror the commands kube-proxy runs (``-N``, ``-C``, ``-I``,
     ``iptables-restore --noflush``; kube-proxy's sequence of them is
-    :class:`kslab.proxy.iptables_node.NodeIptables`) and raise ValueError where those commands
+    :class:`kslab.proxy.iptables.node.NodeIptables`) and raise ValueError where those commands
     would fail. A
     table exists once anything touched it (iptables-nft does not create a table for an empty
     ``*filter ... COMMIT``); :meth:`save_text` prints existing tables in

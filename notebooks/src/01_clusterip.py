@@ -130,7 +130,7 @@ kslab.check.ch01.ladder(answer)
 # EXERCISE-START
 answer = None
 # EXERCISE-END
-from kslab.proxy.serviceport import chain_hash
+from kslab.proxy.iptables.chains import chain_hash
 
 answer = "KUBE-SVC-" + chain_hash("default/svc-nodeport:svc-webport" + "tcp")
 kslab.check.ch01.chain_name(answer)

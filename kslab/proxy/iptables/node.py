@@ -3,7 +3,7 @@ the full-sync sequence, on kslab's model (:class:`NodeIptables`) and in a kernel
 
 A full sync is (``pkg/proxy/iptables/proxier.go``, ``reference/kube-proxy.md`` section 2):
 nfacct counters (proxier creation, kernel only), ``-N KUBE-PROXY-CANARY`` in each of
-:data:`~kslab.proxy.constants.CANARY_TABLES` (``ipt.Monitor``), EnsureChain +
+:data:`~kslab.proxy.iptables.constants.CANARY_TABLES` (``ipt.Monitor``), EnsureChain +
 EnsureRule(Prepend) for each jump of :func:`full_sync_jump_chains`, then one
 ``iptables-restore --noflush --counters``. A partial sync is the restore alone. The generic
 iptables parts (rules, tables, the real tools) are :mod:`kslab.xtables`.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ..xtables import IptablesState, Rule, kernel, parse_argv
+from ...xtables import IptablesState, Rule, kernel, parse_argv
 from .constants import (
     CANARY_TABLES,
     JUMP_CHAINS,

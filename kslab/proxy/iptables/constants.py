@@ -1,4 +1,6 @@
-"""Fixed names and jump rules of kube-proxy's iptables mode (``pkg/proxy/iptables/proxier.go``)."""
+"""Fixed names and jump rules of kube-proxy's iptables mode (``pkg/proxy/iptables/proxier.go``).
+
+Mode-agnostic settings (sync periods, the masquerade bit's default) are in :mod:`kslab.proxy.config`."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ KUBE_PROXY_CANARY = "KUBE-PROXY-CANARY"
 KUBE_FIREWALL = "KUBE-FIREWALL"
 
 LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000
-DEFAULT_MASQUERADE_BIT = 14
 
 NFACCT_CT_STATE_INVALID = "ct_state_invalid_dropped_pkts"
 NFACCT_LOCALHOST_NODEPORTS = "localhost_nps_accepted_pkts"
@@ -70,9 +71,3 @@ NODEPORTS_TAIL_COMMENT = "kubernetes service nodeports; NOTE: this must be the l
 
 # isServiceChainName: the chains a sync may find stale and delete (flush + -X)
 SERVICE_CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-")
-
-# proxyutil.FullSyncPeriod: a partial-sync proxier still does a full sync this often (seconds)
-FULL_SYNC_PERIOD = 3600.0
-# iptables.syncPeriod and minSyncPeriod defaults (seconds)
-DEFAULT_SYNC_PERIOD = 30.0
-DEFAULT_MIN_SYNC_PERIOD = 1.0

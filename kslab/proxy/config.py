@@ -1,0 +1,145 @@
+"""What one kube-proxy knows, whatever its mode: its node, its flags and facts about its kernel
+(``KubeProxyConfiguration`` and the node information ``cmd/kube-proxy`` hands a proxier)."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InputError
+from ..model import ClusterState
+
+DETECT_LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None")
+DEFAULT_MASQUERADE_BIT = 14  # iptables.masqueradeBit
+
+# proxyutil.FullSyncPeriod: a partial-sync proxier still does a full sync this often (seconds)
+FULL_SYNC_PERIOD = 3600.0
+# iptables.syncPeriod and minSyncPeriod defaults (seconds)
+DEFAULT_SYNC_PERIOD = 30.0
+DEFAULT_MIN_SYNC_PERIOD = 1.0
+
+_BOOL_FIELDS = ("masquerade_all", "random_fully", "localhost_nodeports", "conntrack_tcp_liberal", "nfacct",
+                "prefer_same_node")
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """What one kube-proxy knows: its node, its flags, and facts about its kernel."""
+
+    node_name: str
+    node_ips: tuple[str, ...] = ()  # primary first; used for FW allow-from-node and nodePortAddresses
+    cluster_cidr: str | None = None  # --cluster-cidr (DetectLocalByCIDR); None: no local detector
+    detect_local_mode: str = "ClusterCIDR"
+    node_pod_cidr: str | None = None  # for detect-local-mode NodeCIDR
+    bridge_interface: str = ""  # for BridgeInterface
+    interface_name_prefix: str = ""  # for InterfaceNamePrefix
+    masquerade_all: bool = False
+    masquerade_bit: int = DEFAULT_MASQUERADE_BIT
+    random_fully: bool = True  # iptables >= 1.6.2 (HasRandomFully)
+    localhost_nodeports: bool = True  # --iptables-localhost-nodeports
+    nodeport_addresses: tuple[str, ...] = ()  # () = match all; CIDRs or "primary"
+    conntrack_tcp_liberal: bool = False  # net.netfilter.nf_conntrack_tcp_be_liberal
+    nfacct: bool = True  # the nfacct counters could be created
+    node_zone: str = ""  # the node's topology.kubernetes.io/zone label
+    prefer_same_node: bool = True  # feature gate PreferSameTrafficDistribution
+    family: int = 4
+
+    def __post_init__(self) -> None:
+        for name in _BOOL_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"proxy option {name}", f"{getattr(self, name)!r} is not a boolean", "use True or False")
+        if self.detect_local_mode not in DETECT_LOCAL_MODES:
+            raise InputError("proxy option detect_local_mode", f"unknown mode {self.detect_local_mode!r}",
+                             "use one of " + ", ".join(DETECT_LOCAL_MODES))
+        if isinstance(self.masquerade_bit, bool) or not isinstance(self.masquerade_bit, int) or not 0 <= self.masquerade_bit <= 31:
+            raise InputError("proxy option masquerade_bit", f"{self.masquerade_bit!r} is out of range", "use 0-31 (default 14)")
+        if self.family not in (4, 6):
+            raise InputError("proxy option family", f"{self.family!r} is not an IP family", "use 4 or 6")
+
+    @property
+    def mark(self) -> str:
+        """The masquerade mark as kube-proxy writes it (Go ``%#08x``): ``0x00004000``."""
+        return "0x%08x" % (1 << self.masquerade_bit)
+
+    # LocalTrafficDetector (pkg/proxy/util/localdetector.go)
+    def if_local(self) -> list[str] | None:
+        m = self.detect_local_mode
+        if m == "ClusterCIDR" and self.cluster_cidr:
+            return ["-s", self.cluster_cidr]
+        if m == "NodeCIDR" and self.node_pod_cidr:
+            return ["-s", self.node_pod_cidr]
+        if m == "BridgeInterface" and self.bridge_interface:
+            return ["-i", self.bridge_interface]
+        if m == "InterfaceNamePrefix" and self.interface_name_prefix:
+            return ["-i", self.interface_name_prefix + "+"]
+        return None
+
+    def if_not_local(self) -> list[str] | None:
+        loc = self.if_local()
+        return None if loc is None else ["!"] + loc
+
+    @classmethod
+    def options(cls) -> tuple[str, ...]:
+        """The options a lab may override (every field but the node's own facts)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("node_name",))
+
+    @classmethod
+    def for_node(cls, state: ClusterState, node_name: str, **overrides) -> "ProxyConfig":
+        """The configuration a kind node's kube-proxy runs with (``--cluster-cidr`` = podSubnet)."""
+        unknown = sorted(set(overrides) - set(cls.options()))
+        if unknown:
+            raise InputError(f"proxy option {unknown[0]}", "is not a kube-proxy option kslab knows",
+                             "use one of " + ", ".join(cls.options()))
+        node = state.node(node_name)
+        kw: dict = dict(
+            node_name=node.name,
+            node_ips=(node.internal_ip,) if node.internal_ip else (),
+            cluster_cidr=state.config.pod_subnet or None,
+            node_pod_cidr=node.pod_cidr or None,
+            node_zone=node.zone or "",
+        )
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**kw)
+
+
+# kube-proxy's flags a lab may change (Lab(proxy=...), Lab.set_proxy): every ProxyConfig field but
+# the node's own facts (name, IPs, pod CIDR, zone, family), which come from the cluster
+NODE_FACTS = frozenset({"node_name", "node_ips", "node_pod_cidr", "node_zone", "family"})
+FLAGS = {f.name: f for f in dataclasses.fields(ProxyConfig) if f.name not in NODE_FACTS}
+
+
+def check_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` checked as kube-proxy flags (:class:`ProxyConfig` fields): a one-line
+    InputError naming the first unknown option (with the valid ones) or bad value."""
+    for name, value in options.items():
+        field = FLAGS.get(name)
+        if field is None:
+            raise InputError(f"proxy option {name!r}", "is not a kube-proxy option kslab knows",
+                             "use one of: " + ", ".join(sorted(FLAGS)))
+        default = field.default
+        if value is None:
+            continue  # None: kube-proxy's default
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 31
+        elif isinstance(default, tuple):
+            ok = isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            want = {bool: "True or False", int: "an integer 0..31", tuple: "a list of strings"}.get(type(default), "a string")
+            raise InputError(f"proxy option {name}={value!r}", "has the wrong type", f"give {want}")
+        if name == "cluster_cidr" or name == "nodeport_addresses":
+            for cidr in [value] if isinstance(value, str) else value:
+                if cidr == "primary" and name == "nodeport_addresses":
+                    continue
+                try:
+                    ipaddress.ip_network(cidr, strict=False)
+                except ValueError:
+                    raise InputError(f"proxy option {name}={value!r}", f"{cidr!r} is not a CIDR", "write it like 10.10.0.0/16") from None
+        if name == "detect_local_mode" and value not in DETECT_LOCAL_MODES:
+            raise InputError(f"proxy option {name}={value!r}", "is not a detect-local mode", "use one of: " + ", ".join(DETECT_LOCAL_MODES))
+    return dict(options)

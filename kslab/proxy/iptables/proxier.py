@@ -1,0 +1,502 @@
+"""kube-proxy's iptables mode: ``syncProxyRules`` for one node, as a pure function.
+
+:func:`render` takes Services, EndpointSlices and a :class:`~kslab.proxy.config.ProxyConfig`
+(what kube-proxy knows about its node and its flags) and returns a
+:class:`~kslab.proxy.iptables.ruleset.RuleSet`: the lines kube-proxy would write with
+``iptables-restore``, with their chains. :func:`sync_proxy_rules` does the same from a service
+port map and an endpoints map (what :class:`kslab.proxy.proxier.Proxier` keeps across syncs).
+The rule templates, their order, every string and the local names follow
+``pkg/proxy/iptables/proxier.go`` (see ``../shared/reference/kube-proxy.md`` §2-§4).
+Applying the result to a kernel, and how ``iptables-save`` prints it afterwards, is
+:mod:`kslab.proxy.iptables.node` (with :mod:`kslab.xtables`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Collection, Iterable, Mapping, Sequence
+
+from ...model import ClusterState, EndpointSlice, Service
+from ..config import ProxyConfig
+from ..endpoints import build_endpoints_map
+from ..serviceport import ServicePortName, service_ports_of
+from ..topology import CategorizedEndpoints, categorize_endpoints
+from ..util import cidr_contains, nodeport_addresses_match_all, nodeport_ips, parse_ip_sloppy
+from . import constants as C
+from .chains import EndpointInfo, ServicePortInfo, new_endpoint_info
+from .ruleset import FIXED_NAT_CHAINS, LineBuffer, RuleSet
+
+
+@dataclass(slots=True)
+class ServicePortRules:
+    """What the renderer decided for one service port (for traces, notebooks and tests)."""
+
+    info: ServicePortInfo
+    endpoints: list[EndpointInfo]
+    categorized: CategorizedEndpoints
+    has_internal_endpoints: bool
+    has_external_endpoints: bool
+    uses_external_chain: bool
+    uses_fw_chain: bool
+    uses_cluster_chain: bool
+    uses_local_chain: bool
+
+    def nat_chains(self) -> list[str]:
+        """The service port's chains a sync keeps (``activeNATChains``), written or not."""
+        info = self.info
+        chains = [chain for chain, used in ((info.ext_chain, self.uses_external_chain), (info.fw_chain, self.uses_fw_chain),
+                                            (info.svc_chain, self.uses_cluster_chain), (info.svl_chain, self.uses_local_chain))
+                  if used]
+        return chains + [ep.chain for ep in self.categorized.all_reachable]
+
+
+def _probability(n: int) -> str:
+    """``computeProbability``: 1/n with exactly ten decimals."""
+    return "%0.10f" % (1.0 / n)
+
+
+# The statistic matches of a probability ladder over n endpoints are the same for every service
+# port with n endpoints: kept per n (kube-proxy formats them per rule).
+_LADDERS: dict[int, list[str]] = {}
+
+
+def _ladder(n: int) -> list[str]:
+    """What precedes ``-j KUBE-SEP-...`` in each of the n rules of the ladder."""
+    ladder = _LADDERS.get(n)
+    if ladder is None:
+        ladder = [f"-m statistic --mode random --probability {_probability(n - i)} -j " for i in range(n - 1)] + ["-j "]
+        if n <= 1024:  # the common sizes; a huge one is not worth keeping
+            _LADDERS[n] = ladder
+    return ladder
+
+
+def render(
+    services: Iterable[Service],
+    endpoint_slices: Iterable[EndpointSlice],
+    config: ProxyConfig,
+    *,
+    partial_services: Collection[str] | None = None,
+    existing_nat_chains: Iterable[str] | None = None,
+) -> RuleSet:
+    """Render the ruleset kube-proxy (iptables mode) writes on ``config.node_name``.
+
+    By default this is a full sync's text. ``partial_services`` (``namespace/name`` keys)
+    makes it a partial sync (KEP-3453, ``MinimizeIPTablesRestore``): the top-level chains
+    and every Service's KUBE-SERVICES / KUBE-NODEPORTS / filter rules are written as always,
+    but the SVC/SVL/EXT/FW/SEP chains only for the Services named there (those whose spec or
+    EndpointSlices changed since the last sync); ``iptables-restore --noflush`` leaves the
+    others as they are in the kernel. ``existing_nat_chains`` is what ``iptables-save -t nat``
+    lists on the node: every service chain there that is no longer active gets a
+    ``:CHAIN - [0:0]`` line (flush) and a ``-X CHAIN`` line, in sorted order (kube-proxy
+    walks a Go map). Decide full vs partial with :class:`kslab.proxy.proxier.Proxier`.
+    """
+    service_ports = service_ports_of(services, config.family, ServicePortInfo)
+    endpoints_map = build_endpoints_map(endpoint_slices, config.node_name, config.family, new_endpoint_info)
+    ruleset = sync_proxy_rules(service_ports, endpoints_map, config, partial_services=partial_services)
+    if existing_nat_chains is not None:
+        ruleset.delete_stale_chains(existing_nat_chains)
+    return ruleset
+
+
+def sync_proxy_rules(
+    service_ports: Sequence[ServicePortInfo],
+    endpoints_map: Mapping[ServicePortName, list[EndpointInfo]],
+    config: ProxyConfig,
+    *,
+    partial_services: Collection[str] | None = None,
+) -> RuleSet:
+    """``syncProxyRules``: the restore input for ``service_ports`` (in the order given) and
+    their endpoints; ``partial_services`` as in :func:`render`."""
+    cfg = config
+    fam = cfg.family
+    mark = cfg.mark
+    filterChains = filterRules = LineBuffer("filter")
+    natChains = natRules = LineBuffer("nat")
+    skippedNatChains = skippedNatRules = 0  # what NewDiscardLineBuffer would count
+    tryPartialSync = partial_services is not None
+
+    totalEndpoints = 0
+    for svcInfo in service_ports:
+        totalEndpoints += len(endpoints_map.get(svcInfo.name, ()))
+    largeClusterMode = totalEndpoints > C.LARGE_CLUSTER_ENDPOINTS_THRESHOLD
+
+    # ---- fixed chains and rules --------------------------------------------------------------
+    for chain in (C.KUBE_SERVICES, C.KUBE_EXTERNAL_SERVICES, C.KUBE_FORWARD, C.KUBE_NODEPORTS, C.KUBE_PROXY_FIREWALL):
+        filterChains.write_chain(chain)
+    for chain in FIXED_NAT_CHAINS:
+        natChains.write_chain(chain)
+    natRules.write(
+        C.KUBE_POSTROUTING,
+        f"-m mark ! --mark {mark}/{mark} -j RETURN",
+        f"-j MARK --xor-mark {mark}",
+        '-m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE'
+        + (" --random-fully" if cfg.random_fully else ""),
+    )
+    natRules.write(C.KUBE_MARK_MASQ, f"-j MARK --or-mark {mark}")
+    if fam == 4 and cfg.localhost_nodeports:
+        filterChains.write_chain(C.KUBE_FIREWALL)
+        filterRules.write(
+            C.KUBE_FIREWALL,
+            '-m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
+            "! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
+        )
+
+    ifLocal = cfg.if_local()
+    ifNotLocal = cfg.if_not_local()
+    ifLocalArgs = " ".join(ifLocal) if ifLocal else ""
+    ifNotLocalArgs = " ".join(ifNotLocal) if ifNotLocal else ""
+    nodeIP = parse_ip_sloppy(cfg.node_ips[0]) if cfg.node_ips else None
+    localhostNodePortsNFAcct = cfg.localhost_nodeports and fam == 4 and cfg.nfacct
+
+    rendered: list[ServicePortRules] = []
+    for svcInfo in service_ports:
+        protocol = svcInfo.protocol
+        svcPortNameString = svcInfo.name_string
+        allEndpoints = endpoints_map.get(svcInfo.name, [])
+        categorized = categorize_endpoints(allEndpoints, svcInfo, cfg.node_name, cfg.node_zone, cfg.prefer_same_node)
+        clusterEndpoints = categorized.cluster
+        localEndpoints = categorized.local
+        allLocallyReachableEndpoints = categorized.all_reachable
+        hasEndpoints = categorized.has_any
+
+        clusterPolicyChain = svcInfo.svc_chain
+        usesClusterPolicyChain = bool(clusterEndpoints) and svcInfo.uses_cluster_endpoints()
+        localPolicyChain = svcInfo.svl_chain
+        usesLocalPolicyChain = bool(localEndpoints) and svcInfo.uses_local_endpoints()
+
+        internalPolicyChain = clusterPolicyChain
+        hasInternalEndpoints = hasEndpoints
+        if svcInfo.internal_policy_local:
+            internalPolicyChain = localPolicyChain
+            if not localEndpoints:
+                hasInternalEndpoints = False
+        internalTrafficChain = internalPolicyChain
+
+        externalPolicyChain = clusterPolicyChain
+        hasExternalEndpoints = hasEndpoints
+        if svcInfo.external_policy_local:
+            externalPolicyChain = localPolicyChain
+            if not localEndpoints:
+                hasExternalEndpoints = False
+        externalTrafficChain = svcInfo.ext_chain  # eventually jumps to externalPolicyChain
+        usesExternalTrafficChain = hasEndpoints and svcInfo.externally_accessible()
+
+        fwChain = svcInfo.fw_chain
+        usesFWChain = hasEndpoints and bool(svcInfo.load_balancer_vips) and bool(svcInfo.load_balancer_source_ranges)
+        loadBalancerTrafficChain = fwChain if usesFWChain else externalTrafficChain
+
+        if not hasEndpoints:
+            internalTrafficFilterTarget = externalTrafficFilterTarget = "REJECT"
+            internalTrafficFilterComment = externalTrafficFilterComment = f'"{svcPortNameString} has no endpoints"'
+        else:
+            internalTrafficFilterTarget = externalTrafficFilterTarget = "DROP"
+            internalTrafficFilterComment = externalTrafficFilterComment = f'"{svcPortNameString} has no local endpoints"'
+        proto = f"-m {protocol} -p {protocol}"
+        dport = f"--dport {svcInfo.port}"
+        clusterIP = svcInfo.cluster_ip
+
+        # Capture the clusterIP.
+        if hasInternalEndpoints:
+            natRules.write(
+                C.KUBE_SERVICES,
+                f'-m comment --comment "{svcPortNameString} cluster IP" {proto} -d {clusterIP} {dport} -j {internalTrafficChain}',
+            )
+        else:
+            filterRules.write(
+                C.KUBE_SERVICES,
+                f"-m comment --comment {internalTrafficFilterComment} {proto} -d {clusterIP} {dport} -j {internalTrafficFilterTarget}",
+            )
+
+        # Capture externalIPs.
+        for externalIP in svcInfo.external_ips:
+            if hasEndpoints:
+                natRules.write(
+                    C.KUBE_SERVICES,
+                    f'-m comment --comment "{svcPortNameString} external IP" {proto} -d {externalIP} {dport} -j {externalTrafficChain}',
+                )
+            if not hasExternalEndpoints:
+                filterRules.write(
+                    C.KUBE_EXTERNAL_SERVICES,
+                    f"-m comment --comment {externalTrafficFilterComment} {proto} -d {externalIP} {dport} -j {externalTrafficFilterTarget}",
+                )
+
+        # Capture load-balancer ingress.
+        for lbip in svcInfo.load_balancer_vips:
+            if hasEndpoints:
+                natRules.write(
+                    C.KUBE_SERVICES,
+                    f'-m comment --comment "{svcPortNameString} loadbalancer IP" {proto} -d {lbip} {dport} -j {loadBalancerTrafficChain}',
+                )
+            if usesFWChain:
+                filterRules.write(
+                    C.KUBE_PROXY_FIREWALL,
+                    f'-m comment --comment "{svcPortNameString} traffic not accepted by {fwChain}" {proto} -d {lbip} {dport} -j DROP',
+                )
+        if not hasExternalEndpoints:
+            # Either no endpoints at all (REJECT) or no endpoints for external traffic (DROP).
+            for lbip in svcInfo.load_balancer_vips:
+                filterRules.write(
+                    C.KUBE_EXTERNAL_SERVICES,
+                    f"-m comment --comment {externalTrafficFilterComment} {proto} -d {lbip} {dport} -j {externalTrafficFilterTarget}",
+                )
+
+        # Capture nodeports.
+        if svcInfo.node_port:
+            nodePort = svcInfo.node_port
+            if hasEndpoints:
+                # Jump to the external destination chain; for better or for worse, nodeports are
+                # not subject to loadBalancerSourceRanges.
+                if localhostNodePortsNFAcct:
+                    natRules.write(
+                        C.KUBE_NODEPORTS,
+                        f"-m comment --comment {svcPortNameString} {proto} -d 127.0.0.0/8 --dport {nodePort} "
+                        f"-m nfacct --nfacct-name {C.NFACCT_LOCALHOST_NODEPORTS} -j {externalTrafficChain}",
+                    )
+                natRules.write(
+                    C.KUBE_NODEPORTS,
+                    f"-m comment --comment {svcPortNameString} {proto} --dport {nodePort} -j {externalTrafficChain}",
+                )
+            if not hasExternalEndpoints:
+                filterRules.write(
+                    C.KUBE_EXTERNAL_SERVICES,
+                    f"-m comment --comment {externalTrafficFilterComment} -m addrtype --dst-type LOCAL "
+                    f"{proto} --dport {nodePort} -j {externalTrafficFilterTarget}",
+                )
+
+        # Capture healthCheckNodePorts.
+        if svcInfo.health_check_node_port:
+            filterRules.write(
+                C.KUBE_NODEPORTS,
+                f'-m comment --comment "{svcPortNameString} health check node port" -m tcp -p tcp '
+                f"--dport {svcInfo.health_check_node_port} -j ACCEPT",
+            )
+
+        allowFromNode = usesFWChain and nodeIP is not None and any(
+            cidr_contains(cidr, nodeIP) for cidr in svcInfo.load_balancer_source_ranges)
+
+        # If the SVC/SVL/EXT/FW/SEP chains have not changed since the last sync then we can
+        # omit them from the restore input. Their chains stay active, and the metrics count
+        # the rules they hold, but nothing of them is written (upstream writes them into a
+        # discard buffer; here they are counted without being formatted).
+        if tryPartialSync and svcInfo.name.service_key not in partial_services:  # type: ignore[operator]
+            skippedNatChains += (usesExternalTrafficChain + usesFWChain + usesClusterPolicyChain + usesLocalPolicyChain
+                                 + len(allLocallyReachableEndpoints))
+            skippedNatRules += _service_chain_rule_count(
+                svcInfo, cfg.masquerade_all, bool(ifLocal), bool(ifNotLocal), hasInternalEndpoints, hasExternalEndpoints,
+                usesExternalTrafficChain, usesFWChain, allowFromNode,
+                len(clusterEndpoints) if usesClusterPolicyChain else 0, len(localEndpoints) if usesLocalPolicyChain else 0,
+                len(allLocallyReachableEndpoints),
+            )
+        else:
+            # Set up internal traffic handling.
+            if hasInternalEndpoints:
+                args = f'-m comment --comment "{svcPortNameString} cluster IP" {proto} -d {clusterIP} {dport}'
+                if cfg.masquerade_all:
+                    natRules.write(internalTrafficChain, f"{args} -j {C.KUBE_MARK_MASQ}")
+                elif ifNotLocal:
+                    # This masquerades off-cluster traffic to a service VIP: pods' own traffic
+                    # does not need it.
+                    natRules.write(internalTrafficChain, f"{args} {ifNotLocalArgs} -j {C.KUBE_MARK_MASQ}")
+
+            # Set up external traffic handling (if any "external" destinations are enabled).
+            if usesExternalTrafficChain:
+                natChains.write_chain(externalTrafficChain)
+                if not svcInfo.external_policy_local:
+                    # If we are using non-local endpoints we need to masquerade, in case we cross nodes.
+                    natRules.write(
+                        externalTrafficChain,
+                        f'-m comment --comment "masquerade traffic for {svcPortNameString} external destinations" -j {C.KUBE_MARK_MASQ}',
+                    )
+                else:
+                    # If we are only using same-node endpoints, we can retain the source IP in most cases.
+                    if ifLocal:
+                        # Treat all locally-originated pod -> external destination traffic as a
+                        # special-case: it is subject to neither form of traffic policy.
+                        natRules.write(
+                            externalTrafficChain,
+                            f'-m comment --comment "pod traffic for {svcPortNameString} external destinations" '
+                            f"{ifLocalArgs} -j {clusterPolicyChain}",
+                        )
+                    # Locally originated traffic (not a pod, but the host node) still needs masquerade.
+                    natRules.write(
+                        externalTrafficChain,
+                        f'-m comment --comment "masquerade LOCAL traffic for {svcPortNameString} external destinations" '
+                        f"-m addrtype --src-type LOCAL -j {C.KUBE_MARK_MASQ}",
+                        f'-m comment --comment "route LOCAL traffic for {svcPortNameString} external destinations" '
+                        f"-m addrtype --src-type LOCAL -j {clusterPolicyChain}",
+                    )
+                # Anything else falls thru to the appropriate policy chain.
+                if hasExternalEndpoints:
+                    natRules.write(externalTrafficChain, f"-j {externalPolicyChain}")
+
+            # Set up firewall chain, if needed.
+            if usesFWChain:
+                natChains.write_chain(fwChain)
+                args = f'-m comment --comment "{svcPortNameString} loadbalancer IP"'
+                natRules.write(fwChain, *[f"{args} -s {cidr} -j {externalTrafficChain}"
+                                          for cidr in svcInfo.load_balancer_source_ranges])
+                # For VIP-like LBs, the VIP is often added as a local address (via an IP route
+                # rule); traffic from the node to the VIP then has the VIP as its source.
+                if allowFromNode:
+                    natRules.write(fwChain, *[f"{args} -s {lbip} -j {externalTrafficChain}"
+                                              for lbip in svcInfo.load_balancer_vips])
+                # If the packet was able to reach the end of firewall chain, then it did not get
+                # DNATed, so it will match the corresponding KUBE-PROXY-FIREWALL rule.
+                natRules.write(fwChain, f'-m comment --comment "other traffic to {svcPortNameString} will be dropped by KUBE-PROXY-FIREWALL"')
+
+            # If Cluster policy is in use, create the chain and create rules jumping from
+            # clusterPolicyChain to the clusterEndpoints.
+            if usesClusterPolicyChain:
+                natChains.write_chain(clusterPolicyChain)
+                write_service_to_endpoint_rules(natRules, svcPortNameString, svcInfo, clusterPolicyChain, clusterEndpoints, largeClusterMode)
+
+            # If Local policy is in use, create the chain and create rules jumping from
+            # localPolicyChain to the localEndpoints.
+            if usesLocalPolicyChain:
+                natChains.write_chain(localPolicyChain)
+                write_service_to_endpoint_rules(natRules, svcPortNameString, svcInfo, localPolicyChain, localEndpoints, largeClusterMode)
+
+            # Generate the per-endpoint chains.
+            comment = "" if largeClusterMode else f"-m comment --comment {svcPortNameString} "
+            dnat = f"{comment}{proto} -j DNAT --to-destination "
+            affinity = svcInfo.session_affinity_client_ip
+            for epInfo in allLocallyReachableEndpoints:
+                endpointChain = epInfo.chain
+                natChains.write_chain(endpointChain)
+                # Handle traffic that loops back to the originator with SNAT; update
+                # client-affinity lists; DNAT to the final destination.
+                natRules.write(
+                    endpointChain,
+                    f"{comment}-s {epInfo.ip} -j {C.KUBE_MARK_MASQ}",
+                    f"{comment}-m recent --name {endpointChain} --set {proto} -j DNAT --to-destination {epInfo.endpoint}"
+                    if affinity else dnat + epInfo.endpoint,
+                )
+
+        rendered.append(
+            ServicePortRules(
+                info=svcInfo,
+                endpoints=allEndpoints,
+                categorized=categorized,
+                has_internal_endpoints=hasInternalEndpoints,
+                has_external_endpoints=hasExternalEndpoints,
+                uses_external_chain=usesExternalTrafficChain,
+                uses_fw_chain=usesFWChain,
+                uses_cluster_chain=usesClusterPolicyChain,
+                uses_local_chain=usesLocalPolicyChain,
+            )
+        )
+
+    # ---- tail rules ---------------------------------------------------------------------------
+    # Finally, tail-call to the nodePorts chain. This needs to be after all other service
+    # portal rules.
+    tail = f'-m comment --comment "{C.NODEPORTS_TAIL_COMMENT}"'
+    if nodeport_addresses_match_all(cfg.nodeport_addresses):
+        destinations = "-m addrtype --dst-type LOCAL"
+        if fam == 6:
+            destinations += " ! -d ::1/128"
+        elif not cfg.localhost_nodeports:
+            destinations += " ! -d 127.0.0.0/8"
+        natRules.write(C.KUBE_SERVICES, f"{tail} {destinations} -j {C.KUBE_NODEPORTS}")
+    else:
+        for ip in nodeport_ips(cfg.nodeport_addresses, cfg.node_ips, fam):
+            if ipaddress.ip_address(ip).is_loopback and (fam == 6 or not cfg.localhost_nodeports):
+                continue
+            natRules.write(C.KUBE_SERVICES, f"{tail} -d {ip} -j {C.KUBE_NODEPORTS}")
+
+    # Drop the packets in INVALID state, which would potentially cause unexpected connection
+    # reset if nf_conntrack_tcp_be_liberal is not set.
+    if not cfg.conntrack_tcp_liberal:
+        nfacct = f" -m nfacct --nfacct-name {C.NFACCT_CT_STATE_INVALID}" if cfg.nfacct else ""
+        filterRules.write(C.KUBE_FORWARD, f"-m conntrack --ctstate INVALID{nfacct} -j DROP")
+    filterRules.write(
+        C.KUBE_FORWARD,
+        f'-m comment --comment "kubernetes forwarding rules" -m mark --mark {mark}/{mark} -j ACCEPT',
+        '-m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+    )
+    return RuleSet(
+        cfg, filterRules, natRules, largeClusterMode, totalEndpoints, rendered,
+        partial=tryPartialSync,
+        skipped_nat_rules=skippedNatRules,
+        skipped_nat_chains=skippedNatChains,
+    )
+
+
+def _service_chain_rule_count(
+    svcInfo: ServicePortInfo,
+    masqueradeAll: bool,
+    hasLocalDetector: bool,
+    hasNotLocalDetector: bool,
+    hasInternalEndpoints: bool,
+    hasExternalEndpoints: bool,
+    usesExternalTrafficChain: bool,
+    usesFWChain: bool,
+    allowFromNode: bool,
+    clusterPolicyEndpoints: int,
+    localPolicyEndpoints: int,
+    endpointChains: int,
+) -> int:
+    """How many rules :func:`sync_proxy_rules` writes into one service port's SVC/SVL/EXT/FW/SEP
+    chains (what a partial sync counts for a Service it leaves alone); mirrors the writing."""
+    n = 1 if hasInternalEndpoints and (masqueradeAll or hasNotLocalDetector) else 0
+    if usesExternalTrafficChain:
+        n += 1 if not svcInfo.external_policy_local else 2 + (1 if hasLocalDetector else 0)
+        n += 1 if hasExternalEndpoints else 0
+    if usesFWChain:
+        n += len(svcInfo.load_balancer_source_ranges) + (len(svcInfo.load_balancer_vips) if allowFromNode else 0) + 1
+    per_endpoint = 2 if svcInfo.session_affinity_client_ip else 1  # affinity rcheck + the ladder
+    n += per_endpoint * (clusterPolicyEndpoints + localPolicyEndpoints)
+    return n + 2 * endpointChains
+
+
+def write_service_to_endpoint_rules(
+    natRules: LineBuffer,
+    svcPortNameString: str,
+    svcInfo: ServicePortInfo,
+    svcChain: str,
+    endpoints: list[EndpointInfo],
+    largeClusterMode: bool,
+) -> None:
+    """``writeServiceToEndpointRules``: affinity rcheck rules, then the probability ladder."""
+    if svcInfo.session_affinity_client_ip:
+        # First write session affinity rules, if applicable.
+        natRules.write(svcChain, *[
+            ("" if largeClusterMode else f'-m comment --comment "{svcPortNameString} -> {epInfo.endpoint}" ')
+            + f"-m recent --name {epInfo.chain} --rcheck --seconds {svcInfo.sticky_seconds} --reap -j {epInfo.chain}"
+            for epInfo in endpoints
+        ])
+    # Now write loadbalancing rules: each rule but the last is a probabilistic match; the
+    # final (or only if n == 1) rule is a guaranteed match.
+    ladder = _ladder(len(endpoints))
+    if largeClusterMode:
+        rules = [step + epInfo.chain for step, epInfo in zip(ladder, endpoints)]
+    else:
+        rules = [f'-m comment --comment "{svcPortNameString} -> {epInfo.endpoint}" {step}{epInfo.chain}'
+                 for step, epInfo in zip(ladder, endpoints)]
+    natRules.write(svcChain, *rules)
+
+
+def render_node(state: ClusterState, node_name: str, **config_overrides) -> RuleSet:
+    """Render the ruleset of one node of ``state`` (kind's kube-proxy configuration by default)."""
+    return render(state.services, state.endpoint_slices, ProxyConfig.for_node(state, node_name, **config_overrides))
+
+
+class IptablesMode:
+    """The iptables mode as :class:`kslab.proxy.proxier.Proxier` drives it (a ``ProxyMode``)."""
+
+    name = "iptables"
+    make_service_info = ServicePortInfo
+    make_endpoint_info = staticmethod(new_endpoint_info)
+
+    @staticmethod
+    def sync_rules(
+        service_ports: Sequence[ServicePortInfo],
+        endpoints_map: Mapping[ServicePortName, list[EndpointInfo]],
+        config: ProxyConfig,
+        *,
+        partial_services: Collection[str] | None = None,
+    ) -> RuleSet:
+        return sync_proxy_rules(service_ports, endpoints_map, config, partial_services=partial_services)
+
+
+MODE = IptablesMode()

@@ -1,0 +1,238 @@
+"""What one iptables-mode sync writes: per table, the chains it declares and the rules it
+appends (upstream's ``natChains``/``natRules``/``filterChains``/``filterRules`` LineBuffers),
+and the three text forms of the result.
+
+- :meth:`RuleSet.raw_text`: kube-proxy's restore input in emission order (services visited in
+  ServicePortName order, where kube-proxy's Go map order would be random);
+- :meth:`RuleSet.restore_text`: the same lines normalised like the upstream tests
+  (``sortIPTablesRules``), i.e. the form of the expected dumps in ``tests/data``;
+- :meth:`RuleSet.save_text`: what ``iptables-save`` prints once kube-proxy has synced it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ..config import ProxyConfig
+from . import constants as C
+
+
+FIXED_NAT_CHAINS = (C.KUBE_SERVICES, C.KUBE_NODEPORTS, C.KUBE_POSTROUTING, C.KUBE_MARK_MASQ)
+
+
+class LineBuffer:
+    """One table's restore input: ``:CHAIN - [0:0]`` declarations, ``-A`` rules, ``-X`` lines.
+
+    Rules are written like upstream's ``proxier.natRules.Write("-A", chain, args...)``: the
+    chain once, then the rest of the rule; :meth:`write` takes several rules of one chain at
+    once. The buffer keeps the rules in emission order (the raw restore input) and, per chain,
+    where its rules are in that list (the sorted form), so neither text parses a rule again.
+    A chain written in one run (every per-service chain) costs no container of its own.
+    """
+
+    __slots__ = ("name", "chains", "deleted", "_lines", "_start", "_stop", "_runs")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.chains: list[str] = []  # declared with ':CHAIN - [0:0]', in order
+        self.deleted: list[str] = []  # '-X CHAIN'
+        self._lines: list[str] = []  # every '-A ...' line, in emission order
+        self._start: dict[str, int] = {}  # chain -> index of its first rule
+        self._stop: dict[str, int] = {}  # chain -> index after its last rule
+        self._runs: dict[str, list[tuple[int, int]]] = {}  # chains written in several runs
+
+    def write_chain(self, chain: str) -> None:
+        """``natChains.Write(utiliptables.MakeChainLine(chain))``."""
+        self.chains.append(chain)
+
+    def write(self, chain: str, *rules: str) -> None:
+        """Append ``-A chain rule`` for each rule (the rule's arguments after the chain)."""
+        lines = self._lines
+        start = len(lines)
+        head = "-A " + chain + " "
+        for rule in rules:
+            lines.append(head + rule)
+        end = len(lines)
+        stop = self._stop.get(chain)
+        if stop is None:
+            self._start[chain] = start
+        elif stop != start or chain in self._runs:  # apart from its previous rules, or already in runs
+            runs = self._runs.get(chain)
+            if runs is None:
+                runs = self._runs[chain] = [(self._start[chain], stop)]
+            if runs[-1][1] == start:
+                runs[-1] = (runs[-1][0], end)
+            else:
+                runs.append((start, end))
+        self._stop[chain] = end
+
+    def __len__(self) -> int:
+        """``LineBuffer.Lines()`` of the rules buffer: the rules written."""
+        return len(self._lines)
+
+    @property
+    def lines(self) -> list[str]:
+        """The ``-A`` lines in emission order."""
+        return self._lines
+
+    @property
+    def rules(self) -> list[tuple[str, str]]:
+        """``(chain, line)`` of every rule, in emission order."""
+        return [(line.split(" ", 2)[1], line) for line in self._lines]
+
+    def rules_of(self, chains: list[str]) -> list[str]:
+        """The rules of ``chains``, chain after chain."""
+        out: list[str] = []
+        lines, start, stop, runs = self._lines, self._start, self._stop, self._runs
+        for c in chains:
+            if c in runs:
+                out += self.rules_in(c)
+            elif c in start:
+                out += lines[start[c]:stop[c]]
+        return out
+
+    def rules_in(self, chain: str) -> list[str]:
+        """The rules of ``chain``, in order."""
+        runs = self._runs.get(chain)
+        if runs is not None:
+            return [line for a, b in runs for line in self._lines[a:b]]
+        if chain not in self._start:
+            return []
+        return self._lines[self._start[chain]:self._stop[chain]]
+
+
+@dataclass
+class RuleSet:
+    config: ProxyConfig
+    filter: LineBuffer
+    nat: LineBuffer
+    large_cluster_mode: bool
+    total_endpoints: int
+    service_ports: list  # list[ServicePortRules]
+    partial: bool = False  # a partial sync's text (unchanged services' chains left out)
+    skipped_nat_rules: int = 0  # rules of unchanged services a partial sync did not write
+    skipped_nat_chains: int = 0
+    _active_nat_chains: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def active_nat_chains(self) -> frozenset[str]:
+        """``activeNATChains``: every nat chain this sync keeps, written or not (computed when
+        first asked: a sync that deletes no stale chains never needs it)."""
+        if self._active_nat_chains is None:
+            active = set(FIXED_NAT_CHAINS)
+            for rules in self.service_ports:
+                active.update(rules.nat_chains())
+            self._active_nat_chains = frozenset(active)
+        return self._active_nat_chains
+
+    @property
+    def deleted_chains(self) -> list[str]:
+        return list(self.nat.deleted)
+
+    def delete_stale_chains(self, existing_nat_chains: Iterable[str]) -> list[str]:
+        """Flush (``:CHAIN``) and delete (``-X``) every service chain of the kernel's nat table
+        (``iptables-save -t nat``) that this sync does not keep, in sorted order (kube-proxy
+        walks a Go map). Returns the chains added."""
+        stale = sorted({c for c in existing_nat_chains
+                        if c.startswith(C.SERVICE_CHAIN_PREFIXES) and c not in self.active_nat_chains})
+        self.nat.chains.extend(stale)
+        self.nat.deleted.extend(stale)
+        return stale
+
+    def iptables_last(self) -> dict[str, int]:
+        """``sync_proxy_rules_iptables_last``: rules written by this sync (nat: minus the ``-X`` lines)."""
+        return {"filter": len(self.filter), "nat": len(self.nat)}
+
+    def iptables_total(self) -> dict[str, int]:
+        """``sync_proxy_rules_iptables_total``: rules kube-proxy owns after this sync. proxier.go
+        computes nat as lines written + skipped − deleted chains, its written lines counting
+        the ``-X`` lines; the rules buffer holds no ``-X`` lines, so here it is written + skipped."""
+        return {"filter": len(self.filter), "nat": len(self.nat) + self.skipped_nat_rules}
+
+    @property
+    def tables(self) -> tuple[LineBuffer, LineBuffer]:
+        return (self.filter, self.nat)
+
+    def rule_count(self) -> int:
+        return len(self.filter) + len(self.nat)
+
+    def raw_text(self) -> str:
+        """kube-proxy's iptables-restore input, in the order kube-proxy writes it."""
+        out: list[str] = []
+        for t in self.tables:
+            out.append("*" + t.name)
+            out.extend([f":{c} - [0:0]" for c in t.chains])
+            body = t.lines
+            if t.name == "nat" and body and C.NODEPORTS_TAIL_COMMENT in body[-1]:
+                # the nodeports tail rule comes after the -X lines
+                out.extend(body[:-1])
+                out.extend([f"-X {c}" for c in t.deleted])
+                out.append(body[-1])
+            else:
+                out.extend(body)
+                out.extend([f"-X {c}" for c in t.deleted])
+            out.append("COMMIT")
+        return "\n".join(out) + "\n"
+
+    def restore_text(self) -> str:
+        """The restore input normalised like ``sortIPTablesRules`` in ``proxier_test.go``."""
+        out: list[str] = []
+        for t in sorted(self.tables, key=lambda t: t.name):
+            head, rest = _sorted_chains(t.chains)
+            out.append("*" + t.name)
+            out += [f":{c} - [0:0]" for c in head]
+            out += [f":{c} - [0:0]" for c in rest]
+            for c in head:  # KUBE-NODEPORTS, KUBE-SERVICES: rules sorted by service name
+                last_rule = t.name == "nat" and c == C.KUBE_SERVICES
+                out += sorted(t.rules_in(c), key=lambda line, lr=last_rule: _service_sort_key(line, lr))
+            out += t.rules_of(rest)
+            out.extend([f"-X {c}" for c in t.deleted])
+            out.append("COMMIT")
+        return "\n".join(out) + "\n"
+
+    def save_text(self) -> str:
+        """What ``iptables-save`` prints on the node after kube-proxy's full sync of this ruleset."""
+        from .node import restore_to_save
+
+        return restore_to_save(self.raw_text())
+
+    def text(self, fmt: str) -> str:
+        if fmt == "restore":
+            return self.restore_text()
+        if fmt == "raw":
+            return self.raw_text()
+        if fmt == "save":
+            return self.save_text()
+        raise ValueError(f"unknown format {fmt!r}: use restore, raw or save")
+
+
+def _sorted_chains(chains: list[str]) -> tuple[list[str], list[str]]:
+    """``sortIPTablesRules``' chain order: KUBE-NODEPORTS and KUBE-SERVICES (if declared), then
+    the other KUBE-* chains sorted, then the rest sorted."""
+    head = [c for c in (C.KUBE_NODEPORTS, C.KUBE_SERVICES) if c in chains]
+    rest = sorted(chains)
+    kube = [c for c in rest if c.startswith("KUBE-") and c != C.KUBE_NODEPORTS and c != C.KUBE_SERVICES]
+    if len(kube) + len(head) != len(rest):
+        kube += [c for c in rest if not c.startswith("KUBE-")]
+    return head, kube
+
+
+def _comment_value(line: str) -> str | None:
+    i = line.find("--comment ")
+    if i < 0:
+        return None
+    rest = line[i + 10 :]
+    if rest.startswith('"'):
+        return rest[1 : rest.index('"', 1)]
+    return rest.split(" ", 1)[0]
+
+
+def _service_sort_key(line: str, last_rule_last: bool) -> tuple[int, str]:
+    """``getServiceName``: the comment up to the first space or ':'."""
+    v = _comment_value(line)
+    if v is None:
+        return (0, "")
+    if last_rule_last and "must be the last rule" in v:
+        return (1, "")
+    return (0, v.split(" ", 1)[0].split(":", 1)[0])

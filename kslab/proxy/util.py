@@ -1,0 +1,131 @@
+"""Helpers every proxy mode uses (``pkg/proxy/util``, ``k8s.io/utils/net``): IP parsing the way
+kube-proxy does it, and which node addresses ``--nodeport-addresses`` selects."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from functools import lru_cache
+
+# ---------------------------------------------------------------------------------------------
+# IP parsing the way kube-proxy does it (k8s.io/utils/net ParseIPSloppy / ParseCIDRSloppy)
+# ---------------------------------------------------------------------------------------------
+
+_CANONICAL_V4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
+_inet_pton = socket.inet_pton
+_AF_INET = socket.AF_INET
+
+
+def _sloppy_v4(s: str) -> str | None:
+    if _CANONICAL_V4.fullmatch(s):
+        return s
+    parts = s.split(".")
+    if len(parts) != 4:
+        return None
+    out = []
+    for p in parts:
+        # Go's pre-1.17 parser: decimal digits, leading zeros allowed and read as decimal.
+        if not p or not p.isascii() or not p.isdigit():
+            return None
+        v = int(p)
+        if v > 255:
+            return None
+        out.append(str(v))
+    return ".".join(out)
+
+
+@lru_cache(maxsize=65536)
+def _parse_ip_sloppy(s: str) -> str | None:
+    if ":" not in s:
+        return _sloppy_v4(s)
+    try:
+        ip = ipaddress.IPv6Address(s)
+    except ValueError:
+        return None
+    if ip.ipv4_mapped is not None:  # Go prints ::ffff:a.b.c.d as a.b.c.d
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def parse_ip_sloppy(s: str) -> str | None:
+    """``netutils.ParseIPSloppy(s).String()``, or None if ``s`` is not an IP.
+
+    Leading zeros are decimal (``10.180.00.001`` is ``10.180.0.1``), as in the legacy parser
+    that kube-proxy keeps for objects created before the API server became strict.
+    """
+    if not isinstance(s, str) or not s:
+        return None
+    try:
+        # glibc's inet_pton takes exactly the canonical dotted quad (no leading zeros, no
+        # spaces): such a string is already what Go prints.
+        _inet_pton(_AF_INET, s)
+        return s
+    except OSError:
+        return _parse_ip_sloppy(s)
+
+
+def parse_cidr_sloppy(s: str) -> str | None:
+    """``netutils.ParseCIDRSloppy(strings.TrimSpace(s))`` printed canonically (network address)."""
+    if not isinstance(s, str):
+        return None
+    s = s.strip()
+    if "/" not in s:
+        return None
+    addr, _, plen = s.partition("/")
+    ip = parse_ip_sloppy(addr)
+    if ip is None or not plen.isdigit():
+        return None
+    try:
+        net = ipaddress.ip_network(f"{ip}/{int(plen)}", strict=False)
+    except ValueError:
+        return None
+    return str(net)
+
+
+def ip_family(ip: str) -> int:
+    return 6 if ":" in ip else 4
+
+
+def cidr_contains(cidr: str, ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# NodePortAddresses (pkg/proxy/util/nodeport_addresses.go)
+# ---------------------------------------------------------------------------------------------
+
+
+def nodeport_addresses_match_all(nodeport_addresses: tuple[str, ...]) -> bool:
+    """``NodePortAddresses.MatchAll``: unset, ``all``, or a 0.0.0.0/0 (::/0) CIDR."""
+    if not nodeport_addresses:
+        return True
+    for spec in nodeport_addresses:
+        if spec == "all":
+            return True
+        c = parse_cidr_sloppy(spec)
+        if c and c.endswith("/0"):
+            return True
+    return False
+
+
+def nodeport_ips(nodeport_addresses: tuple[str, ...], node_ips: tuple[str, ...], family: int) -> list[str]:
+    """``NodePortAddresses.GetNodeIPs``: the node's addresses inside the given CIDRs.
+
+    Upstream collects them in a Go map (random order); kslab lists them in interface order,
+    ``lo`` first, then the node IPs.
+    """
+    addrs = (["127.0.0.1"] if family == 4 else ["::1"]) + [ip for ip in (parse_ip_sloppy(x) for x in node_ips) if ip]
+    primary = addrs[1:2]
+    cidrs = [parse_cidr_sloppy(spec) for spec in nodeport_addresses if spec not in ("primary", "localhost")]
+    out: list[str] = []
+    for a in addrs:
+        hit = (a in primary and "primary" in nodeport_addresses) or (
+            "localhost" in nodeport_addresses and ipaddress.ip_address(a).is_loopback
+        ) or any(c and cidr_contains(c, a) for c in cidrs)
+        if hit and a not in out:
+            out.append(a)
+    return out
