@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import pytest
 from scipy.stats import chi2_contingency
-from test_netns import skip_reason
 
 from kslab.lab import Lab
 
-pytestmark = [pytest.mark.netns, pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))]
+pytestmark = pytest.mark.netns
 N = 2000
 
 

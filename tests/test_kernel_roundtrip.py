@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from render_cases import restore_cases
-from test_xtables import KERNEL_REFUSES, PRINT_CASES, REFUSED_TEXTS, STATE_CASES, VERBATIM_CASES
+from xtables_cases import KERNEL_REFUSES, PRINT_CASES, REFUSED_TEXTS, STATE_CASES, VERBATIM_CASES
 
 from kslab.errors import EnvironmentProblem
 from kslab.proxy.iptables import node as iptables_node

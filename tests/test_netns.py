@@ -48,18 +48,6 @@ OK = 2.0  # per-connection timeout where success is expected (the machine may be
 WEBPODS = {"webpod1": "10.10.1.2", "webpod2": "10.10.2.2", "webpod3": "10.10.3.2"}
 
 
-@functools.cache
-def skip_reason() -> str | None:
-    """Why the kernel tests cannot run here, or None."""
-    try:
-        NetnsLab.check_environment()
-    except EnvironmentProblem as err:
-        return str(err)
-    return None
-
-
-needs_netns = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
-netns = [pytest.mark.netns, needs_netns]
 
 
 @functools.cache
@@ -106,10 +94,10 @@ def nodeport(state: ClusterState) -> int:
 
 
 @pytest.fixture(scope="module")
-def kslab_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def kslab_lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None) -> Iterator[Lab]:
     """The study's lab on the netns backend: the Lab's kube-proxy writes the kernel's rules."""
-    if skip_reason():
-        pytest.skip(str(skip_reason()))
+    if netns_unavailable:
+        pytest.skip(netns_unavailable)
     previous = os.environ.get("KSLAB_RUN_DIR")
     os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))  # the lab records itself there
     try:
@@ -131,7 +119,6 @@ def lab(kslab_lab: Lab) -> NetnsLab:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_up_builds_every_namespace_and_server(lab: NetnsLab, kslab_lab: Lab) -> None:
     status = lab.status()
     assert all(status.namespaces.values()), status.text()
@@ -147,7 +134,6 @@ def test_up_builds_every_namespace_and_server(lab: NetnsLab, kslab_lab: Lab) -> 
 
 
 @pytest.mark.netns
-@needs_netns
 def test_layout_names_and_addresses(lab: NetnsLab) -> None:
     lay = lab.layout
     assert all(ns.startswith(lab.prefix) and ns.startswith("kslab-") for ns in lay.namespaces())
@@ -172,7 +158,6 @@ def test_layout_names_and_addresses(lab: NetnsLab) -> None:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_pod_to_each_webpod_directly(lab: NetnsLab) -> None:
     for name, ip in WEBPODS.items():
         run = lab.connect("net-pod", ip, 80, n=3, timeout=OK)
@@ -183,7 +168,6 @@ def test_pod_to_each_webpod_directly(lab: NetnsLab) -> None:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_whoami_and_echo_answer_like_the_study_images(lab: NetnsLab) -> None:
     get = "import urllib.request, sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
     text = lab.exec("net-pod", [sys.executable, "-c", get, "http://10.10.1.2/"]).stdout
@@ -198,7 +182,6 @@ def test_whoami_and_echo_answer_like_the_study_images(lab: NetnsLab) -> None:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_clusterip_reaches_every_webpod_without_snat(lab: NetnsLab) -> None:
     cip = lab.state.service("svc-clusterip").cluster_ip
     run = lab.connect("net-pod", cip, 9000, n=150, timeout=OK)
@@ -209,7 +192,6 @@ def test_clusterip_reaches_every_webpod_without_snat(lab: NetnsLab) -> None:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_nodeport_from_mypc_is_snat_to_the_ingress_node(lab: NetnsLab) -> None:
     port = nodeport(lab.state)
     echo_node = {p.name: p.node for p in lab.layout.pods if p.server == "echo"}
@@ -224,7 +206,6 @@ def test_nodeport_from_mypc_is_snat_to_the_ingress_node(lab: NetnsLab) -> None:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_mypc_cannot_reach_a_clusterip(lab: NetnsLab) -> None:
     run = lab.connect("mypc", lab.state.service("svc-clusterip").cluster_ip, 9000, n=2, timeout=0.3)
     assert run.ok == 0
@@ -232,7 +213,6 @@ def test_mypc_cannot_reach_a_clusterip(lab: NetnsLab) -> None:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_kernel_iptables_save_equals_kslab_model(lab: NetnsLab) -> None:
     overrides = {} if lab._nfacct else {"nfacct": False}
     for node in lab.layout.nodes:
@@ -243,7 +223,6 @@ def test_kernel_iptables_save_equals_kslab_model(lab: NetnsLab) -> None:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_hairpin_needs_kube_proxys_masquerade_rule(lab: NetnsLab, kslab_lab: Lab) -> None:
     cip = lab.state.service("svc-clusterip").cluster_ip
     run = lab.connect("webpod1", cip, 9000, n=60, timeout=OK)
@@ -272,7 +251,6 @@ def test_hairpin_needs_kube_proxys_masquerade_rule(lab: NetnsLab, kslab_lab: Lab
 
 
 @pytest.mark.netns
-@needs_netns
 def test_resync_removes_stale_service_chains(lab: NetnsLab, kslab_lab: Lab) -> None:
     cluster = kslab_lab.cluster
     services, slices = cluster.services, cluster.endpoint_slices
@@ -300,7 +278,6 @@ def test_resync_removes_stale_service_chains(lab: NetnsLab, kslab_lab: Lab) -> N
 
 
 @pytest.mark.netns
-@needs_netns
 def test_update_follows_scaling(lab: NetnsLab, kslab_lab: Lab) -> None:
     port = nodeport(kslab_lab.cluster)
 
@@ -328,7 +305,6 @@ def test_update_follows_scaling(lab: NetnsLab, kslab_lab: Lab) -> None:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_unknown_client_is_an_input_error(lab: NetnsLab) -> None:
     from kslab.errors import InputError
 
@@ -339,7 +315,6 @@ def test_unknown_client_is_an_input_error(lab: NetnsLab) -> None:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_set_proxy_typo_leaves_the_kernel_alone(lab: NetnsLab, kslab_lab: Lab) -> None:
     """On netns too: a bad kube-proxy option is one line, and the kernel's rules stay as they were."""
     from kslab.errors import InputError
@@ -360,7 +335,6 @@ def test_set_proxy_typo_leaves_the_kernel_alone(lab: NetnsLab, kslab_lab: Lab) -
 
 
 @pytest.mark.netns
-@needs_netns
 def test_root_namespace_identical_before_up_and_after_down(tmp_path: Path) -> None:
     before = rootcheck.snapshot()
     lab = NetnsLab(study_state(), directory=tmp_path)
@@ -410,7 +384,6 @@ def record_of(run_dir: Path, lab_id: str) -> dict:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_kill9_after_up_then_down_removes_everything(tmp_path: Path) -> None:
     child = start_child(tmp_path, "full", "sleep")
     try:
@@ -432,7 +405,6 @@ def test_kill9_after_up_then_down_removes_everything(tmp_path: Path) -> None:
 
 
 @pytest.mark.netns
-@needs_netns
 @pytest.mark.parametrize("delay", [0.05, 0.3])
 def test_kill9_during_up_then_down_removes_everything(tmp_path: Path, delay: float) -> None:
     child = start_child(tmp_path, "full", "sleep")
@@ -455,7 +427,6 @@ def test_kill9_during_up_then_down_removes_everything(tmp_path: Path, delay: flo
 
 
 @pytest.mark.netns
-@needs_netns
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "exit"])
 def test_signals_and_exit_take_the_lab_down(tmp_path: Path, how: str) -> None:
     child = start_child(tmp_path, "small", "exit" if how == "exit" else "sleep")
@@ -475,7 +446,6 @@ def test_signals_and_exit_take_the_lab_down(tmp_path: Path, how: str) -> None:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_signal_handlers_installed_and_restored(tmp_path: Path) -> None:
     before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
     with NetnsLab(small_state(), directory=tmp_path, handle_signals=False):
@@ -490,7 +460,6 @@ CYCLES = 50
 
 
 @pytest.mark.netns
-@needs_netns
 def test_fifty_up_down_cycles_leave_nothing(tmp_path: Path) -> None:
     before = rootcheck.snapshot()
     prefixes, pids = [], []
@@ -510,7 +479,6 @@ def test_fifty_up_down_cycles_leave_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.netns
-@needs_netns
 def test_failed_health_check_is_one_line_and_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lab = NetnsLab(small_state(), directory=tmp_path, health_timeout=0.3)
     monkeypatch.setattr(lab, "_launch_servers", lambda pods: None)  # nobody will answer
@@ -522,7 +490,6 @@ def test_failed_health_check_is_one_line_and_cleans_up(tmp_path: Path, monkeypat
 
 
 @pytest.mark.netns
-@needs_netns
 def test_cli_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("KSLAB_RUN_DIR", str(tmp_path))
     assert netns_cli.netns_up(None, seed=1) == 0

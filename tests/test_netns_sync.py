@@ -1,5 +1,5 @@
 """Partial syncs in a real kernel: kube-proxy's TestSyncProxyRulesRepeated replayed in a network
-namespace, step by step, against kslab's model of the same node (tests/test_proxier.py).
+namespace, step by step, against kslab's model of the same node (tests/sync_repeated.py).
 
 After every sync the kernel's iptables-save must equal the model's, including the partial
 restore that fails on a dangling jump (the kernel keeps that table's old rules, as the model
@@ -11,8 +11,7 @@ from __future__ import annotations
 import difflib
 
 import pytest
-from test_netns import skip_reason
-from test_proxier import SimKernel, replay_sync_repeated
+from sync_repeated import SimKernel, replay_sync_repeated
 
 from kslab.proxy.iptables import node as iptables_node
 from kslab.xtables import kernel
@@ -50,7 +49,6 @@ class NetnsKernel:
 
 
 @pytest.mark.netns
-@pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 @pytest.mark.parametrize("backend", [None, "legacy"])
 def test_sync_repeated_in_the_kernel_equals_the_model(backend):
     model = replay_sync_repeated(SimKernel())

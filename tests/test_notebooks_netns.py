@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_netns import skip_reason
 
 from kslab.netns.records import lab_namespaces
 
@@ -20,7 +19,6 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "noteb
 
 
 @pytest.mark.netns
-@pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
 def test_every_notebook_passes_nbval_on_netns(tmp_path):
     assert len(NOTEBOOKS) == 10
     before = set(lab_namespaces("kslab-"))
