@@ -32,6 +32,7 @@ from .proxy.proxier import Proxier, SyncResult
 from .resources import study_lab
 from .sim.network import Client, resolve_client, resolve_destination
 
+SYNC_HISTORY = 1000  # syncs a Lab remembers: a slider moved all afternoon must not grow the heap
 HAIRPIN_RULES = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # each SEP chain's first rule (iptables-save form)
 
 class Lab:
@@ -65,7 +66,7 @@ class Lab:
         self.cluster: ClusterState = load_cluster(paths, seed=seed)
         self.control = ControlPlane.of(self.cluster, seed)
         self._rules: dict[str, RuleSet] = {}
-        self.syncs: list[SyncResult] = []  # every kube-proxy sync, per node, timed
+        self.syncs: list[SyncResult] = []  # the last SYNC_HISTORY kube-proxy syncs, per node, timed (oldest first)
         self._proxiers: dict[str, Proxier] = {}  # each node's kube-proxy across syncs
         self.generation = 0  # +1 on every change a connection could see (a sync, a hand edit, a broken pod)
         self.dataplane: Dataplane = factory.create(backend, self.cluster, seed=seed)
@@ -116,6 +117,7 @@ class Lab:
         self.generation += 1
         for name, results in zip(names, per_node):
             self.syncs += results
+            del self.syncs[:-SYNC_HISTORY]
             if results[-1].error:  # even the full sync failed: the node's rules are not what kslab rendered
                 raise EnvironmentProblem(f"kube-proxy's sync failed on {name}: {results[-1].error}")
             if not results[-1].ruleset.partial:

@@ -153,17 +153,23 @@ class AffinityPanel:
         display(self.widget)
 
 
-def compute_cross_node(lab: Lab, client: str, replicas: int, *, n: int = 2000, seed: int = 1,
-                       deployment: str = "deploy-echo", to: str = "svc-nodeport") -> dict:
-    """Share of ``client``'s connections whose endpoint runs on another node, with ``replicas``."""
+def compute_cross_node(lab: Lab, clients: tuple[str, ...], replicas: int, *, n: int = 1500, seed: int = 1,
+                       deployment: str = "deploy-echo", to: str = "svc-nodeport") -> dict[str, dict]:
+    """For each of ``clients``: the share of its ``n`` connections whose endpoint runs on another
+    node, with ``replicas`` pods. One run opens every client's connections (the clients in turn;
+    on netns their helper processes run side by side), so all clients see the same placement."""
     if sum(1 for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}") != replicas:
         lab.scale(deployment, replicas)
-    df = lab.run(client, to, n=n, seed=seed, interval=0)
-    node = lab.client(client).node
+    df = lab.run(list(clients), to, n=n * len(clients), seed=seed, interval=0)
     pods = [p for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}"]
-    local = sum(1 for p in pods if p.node_name == node)
-    return {"replicas": replicas, "client_node": node, "local_pods": local, "expected": 1 - local / len(pods),
-            "observed": experiments.cross_node_share(df)}
+    out = {}
+    for client in clients:
+        node = lab.client(client).node
+        local = sum(1 for p in pods if p.node_name == node)
+        mine = df[df["client"] == lab.client(client).name]
+        out[client] = {"replicas": replicas, "client_node": node, "local_pods": local, "expected": 1 - local / len(pods),
+                       "observed": experiments.cross_node_share(mine)}
+    return out
 
 
 class CrossNodePanel:
@@ -201,7 +207,7 @@ class CrossNodePanel:
         if _lab_state(self.lab) != self._grown_lab:  # first time, or the lab changed since the last step
             self.growth = []
         for r in range(len(self.growth) + 1, self.max_replicas.value + 1):
-            self.growth.append({c: compute_cross_node(self.lab, c, r, seed=self.seed) for c in self.clients})
+            self.growth.append(compute_cross_node(self.lab, self.clients, r, seed=self.seed))
         self._grown_lab = _lab_state(self.lab)
         self.rows = [step[self.client.value] for step in self.growth[:self.max_replicas.value]]
         x = [r["replicas"] for r in self.rows]

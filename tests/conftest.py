@@ -38,3 +38,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def netns_unavailable() -> str | None:
     """:func:`netns_skip_reason` for fixtures that must decide before a test is set up."""
     return netns_skip_reason()
+
+
+# ---- parallel workers (pytest-xdist, ``--dist loadgroup``) ---------------------------------------
+# Tests that make network namespaces run in one worker, one after another: several of them sweep
+# every kslab- namespace they did not expect (crash cleanup is what they test), and the kernel's
+# timing-sensitive checks should not compete with each other. A notebook's cells run in order in
+# one kernel, so each notebook is one group. Everything else is spread over the workers.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("netns") is not None:
+            item.add_marker(pytest.mark.xdist_group("kernel"))
+        elif item.get_closest_marker("install") is not None:
+            item.add_marker(pytest.mark.xdist_group("install"))
+        elif item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.xdist_group(f"notebook-{item.path.name}-{item.path.parent.name}"))

@@ -7,6 +7,8 @@ import re
 from argparse import Namespace
 from pathlib import Path
 
+import pytest
+
 from kslab.doctor import Probe, diagnose, format_report, iptables_backend, main_doctor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,6 +181,7 @@ def test_report_lines_are_short(tmp_path):
 # -- this machine -------------------------------------------------------------------------------
 
 
+@pytest.mark.xdist_group("kernel")  # as root it makes a throwaway kslab- namespace: not beside the netns tests
 def test_on_this_machine(capsys):
     statuses = diagnose()
     assert [s.backend for s in statuses] == ["sim", "netns", "kind", "browser"]
@@ -188,6 +191,7 @@ def test_on_this_machine(capsys):
     assert {s["backend"] for s in json.loads(capsys.readouterr().out)} == {"sim", "netns", "kind", "browser"}
 
 
+@pytest.mark.xdist_group("kernel")  # as root it makes a throwaway kslab- namespace: not beside the netns tests
 def test_cli_doctor_exits_zero(capsys):
     from kslab import cli
 

@@ -294,3 +294,14 @@ def test_set_proxy_checks_before_changing_anything(options, names):
 def test_lab_proxy_options_are_checked_too():
     with pytest.raises(InputError, match="masqurade_all"):
         Lab(proxy={"masqurade_all": True})
+
+
+def test_the_sync_history_is_bounded(monkeypatch):
+    import kslab.lab
+
+    monkeypatch.setattr(kslab.lab, "SYNC_HISTORY", 10)
+    lab = Lab(seed=0)
+    for replicas in (4, 5, 6, 7, 8):
+        lab.scale("deploy-echo", replicas)
+    assert len(lab.syncs) == 10  # 4 nodes x 6 syncs made, the oldest forgotten
+    assert [s.full for s in lab.syncs] == [False] * 10 and lab.syncs[-1].updated_services

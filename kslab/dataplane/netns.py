@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
@@ -69,21 +70,24 @@ class NetnsDataplane(Dataplane):
     # ---- traffic -------------------------------------------------------------------------------
     def connect(self, clients: Sequence[str], dst: str, port: int, proto: str, n: int, *,
                 seed: int | None, interval: float, timeout: float) -> pd.DataFrame:
-        """Real TCP connections (``seed`` and ``interval`` do not apply to the kernel): each client's
-        share in turn, one helper process per client (:func:`kslab.netns.client.run_client`)."""
+        """Real TCP connections (``seed`` and ``interval`` do not apply to the kernel): one helper
+        process per client (:func:`kslab.netns.client.run_client`), the clients' processes side by
+        side, each opening its share one connection after another; rows in client order."""
         if proto != "tcp":
             raise InputError("--to", f"the netns backend opens TCP connections, not {proto}", "use a TCP port")
         pods = {p.name: p for p in self.cluster.pods}
         node_by_ip = {node.internal_ip: node.name for node in self.cluster.nodes}
         rows = []
         share, extra = divmod(n, len(clients))
+        counts = [share + (1 if k < extra else 0) for k in range(len(clients))]
+        jobs = [(src, count) for src, count in zip(clients, counts) if count]
+        for src, _count in jobs:  # a client IP's namespace is made on first use: one at a time
+            self.kernel.namespace_of(src)
+        with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+            runs = list(pool.map(lambda job: self.kernel.connect(job[0], dst, port, job[1], timeout=timeout), jobs))
         i = 0
-        for k, src in enumerate(clients):
-            count = share + (1 if k < extra else 0)
-            if not count:
-                continue
+        for (src, _count), run in zip(jobs, runs):
             client = resolve_client(self.cluster, src)
-            run = self.kernel.connect(src, dst, port, count, timeout=timeout)
             ingress = node_by_ip.get(dst) or client.node or ""
             for r in run.results:
                 pod = pods.get(r.pod or "")

@@ -6,7 +6,7 @@
 ``iptables-restore``, with their chains. :func:`sync_proxy_rules` does the same from a service
 port map and an endpoints map (what :class:`kslab.proxy.proxier.Proxier` keeps across syncs).
 The rule templates, their order, every string and the local names follow
-``pkg/proxy/iptables/proxier.go`` (see ``../shared/reference/kube-proxy.md`` §2-§4).
+``pkg/proxy/iptables/proxier.go`` (upstream cases and their sources: ``tests/data/kube-proxy/``).
 Applying the result to a kernel, and how ``iptables-save`` prints it afterwards, is
 :mod:`kslab.proxy.iptables.node` (with :mod:`kslab.xtables`).
 """
