@@ -149,6 +149,8 @@ def sync_proxy_rules(
     nodeIP = parse_ip_sloppy(cfg.node_ips[0]) if cfg.node_ips else None
     localhostNodePortsNFAcct = cfg.localhost_nodeports and fam == 4 and cfg.nfacct
 
+    writeChain = natChains.chains.append
+    writeBlock = natRules.write_block
     rendered: list[ServicePortRules] = []
     for svcInfo in service_ports:
         protocol = svcInfo.protocol
@@ -358,20 +360,25 @@ def sync_proxy_rules(
                 write_service_to_endpoint_rules(natRules, svcPortNameString, svcInfo, localPolicyChain, localEndpoints, largeClusterMode)
 
             # Generate the per-endpoint chains.
+            # Each chain is one block of two rules: handle traffic that loops back to the
+            # originator with SNAT; update client-affinity lists; DNAT to the final destination.
             comment = "" if largeClusterMode else f"-m comment --comment {svcPortNameString} "
-            dnat = f"{comment}{proto} -j DNAT --to-destination "
-            affinity = svcInfo.session_affinity_client_ip
-            for epInfo in allLocallyReachableEndpoints:
-                endpointChain = epInfo.chain
-                natChains.write_chain(endpointChain)
-                # Handle traffic that loops back to the originator with SNAT; update
-                # client-affinity lists; DNAT to the final destination.
-                natRules.write(
-                    endpointChain,
-                    f"{comment}-s {epInfo.ip} -j {C.KUBE_MARK_MASQ}",
-                    f"{comment}-m recent --name {endpointChain} --set {proto} -j DNAT --to-destination {epInfo.endpoint}"
-                    if affinity else dnat + epInfo.endpoint,
-                )
+            masq = f" {comment}-s "
+            if svcInfo.session_affinity_client_ip:
+                for epInfo in allLocallyReachableEndpoints:
+                    endpointChain = epInfo.chain
+                    writeChain(endpointChain)
+                    writeBlock(endpointChain,
+                               f"-A {endpointChain}{masq}{epInfo.ip} -j {C.KUBE_MARK_MASQ}\n-A {endpointChain} {comment}"
+                               f"-m recent --name {endpointChain} --set {proto} -j DNAT --to-destination {epInfo.endpoint}", 2)
+            else:
+                masqJump = f" -j {C.KUBE_MARK_MASQ}\n-A "
+                dnat = f" {comment}{proto} -j DNAT --to-destination "
+                for epInfo in allLocallyReachableEndpoints:
+                    endpointChain = epInfo.chain
+                    writeChain(endpointChain)
+                    writeBlock(endpointChain,
+                               "".join(("-A ", endpointChain, masq, epInfo.ip, masqJump, endpointChain, dnat, epInfo.endpoint)), 2)
 
         rendered.append(
             ServicePortRules(
@@ -468,12 +475,13 @@ def write_service_to_endpoint_rules(
     # Now write loadbalancing rules: each rule but the last is a probabilistic match; the
     # final (or only if n == 1) rule is a guaranteed match.
     ladder = _ladder(len(endpoints))
+    head = "-A " + svcChain + " "
     if largeClusterMode:
-        rules = [step + epInfo.chain for step, epInfo in zip(ladder, endpoints)]
+        rules = [head + step + epInfo.chain for step, epInfo in zip(ladder, endpoints)]
     else:
-        rules = [f'-m comment --comment "{svcPortNameString} -> {epInfo.endpoint}" {step}{epInfo.chain}'
+        rules = [f'{head}-m comment --comment "{svcPortNameString} -> {epInfo.endpoint}" {step}{epInfo.chain}'
                  for step, epInfo in zip(ladder, endpoints)]
-    natRules.write(svcChain, *rules)
+    natRules.write_block(svcChain, "\n".join(rules), len(rules))
 
 
 def render_node(state: ClusterState, node_name: str, **config_overrides) -> RuleSet:
