@@ -105,10 +105,11 @@ def build_endpoints_map(
                 bucket = grouped[spn] = {}
             port = int(p.port)
             suffix = f":{port}"
-            for ep in sl.endpoints:
-                if not ep.addresses:
+            for addresses, ready, serving, terminating, node, zone, zone_hints, node_hints, pod in map(
+                    _endpoint_fields, sl.endpoints):
+                if not addresses:
                     continue
-                ip = ep.addresses[0]
+                ip = addresses[0]
                 if v4:
                     try:
                         _inet_pton(_AF_INET, ip)  # canonical dotted quad: as Go prints it
@@ -122,25 +123,24 @@ def build_endpoints_map(
                     if ip is None or ":" not in ip:
                         continue
                     key = f"[{ip}]{suffix}"
-                node = ep.node_name
                 is_local = node == node_name and bool(node)
                 old = bucket.get(key)
                 if old is not None and not (
-                    (is_local and not old.is_local) or (old.terminating and not ep.terminating)
+                    (is_local and not old.is_local) or (old.terminating and not terminating)
                 ):
                     continue
                 bucket[key] = make(
                     ip,
                     port,
                     is_local,
-                    ep.ready is None or bool(ep.ready),
-                    ep.serving is None or bool(ep.serving),
-                    bool(ep.terminating),
-                    frozenset(ep.hints_for_zones) if ep.hints_for_zones else _EMPTY,
-                    frozenset(ep.hints_for_nodes) if ep.hints_for_nodes else _EMPTY,
+                    ready is None or bool(ready),
+                    serving is None or bool(serving),
+                    bool(terminating),
+                    frozenset(zone_hints) if zone_hints else _EMPTY,
+                    frozenset(node_hints) if node_hints else _EMPTY,
                     node,
-                    ep.zone,
-                    ep.target_pod,
+                    zone,
+                    pod,
                     key,
                 )
     for spn, b in grouped.items():
@@ -151,6 +151,7 @@ def build_endpoints_map(
 _slice_order = attrgetter("namespace", "service_name", "name")
 _endpoint_fields = attrgetter("addresses", "ready", "serving", "terminating", "node_name", "zone",
                               "hints_for_zones", "hints_for_nodes", "target_pod")
+"""An Endpoint's fields that count, in :func:`build_endpoints_map`'s order."""
 
 
 def endpoint_slice_signature(sl: EndpointSlice) -> tuple:

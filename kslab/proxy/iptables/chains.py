@@ -84,11 +84,21 @@ class EndpointInfo(BaseEndpointInfo):
 
 
 def new_endpoint_info(svc_port_name: ServicePortName) -> Callable[..., EndpointInfo]:
-    """``newEndpointInfo`` for the endpoints of one service port (its name hashed once)."""
-    prefix = str(svc_port_name) + svc_port_name.protocol.lower()
+    """``newEndpointInfo`` for the endpoints of one service port: the service port's part of
+    every KUBE-SEP hash is hashed once, each endpoint adds its ``ip:port`` (:func:`chain_hash`
+    inlined: the renderer makes one per endpoint)."""
+    base = _sha256((str(svc_port_name) + svc_port_name.protocol.lower()).encode())
+    copy = base.copy
+    p = _B32_PAIRS
+    from_bytes = int.from_bytes
 
     def make(ip, port, is_local, ready, serving, terminating, zone_hints, node_hints, node_name, zone, target_pod, endpoint):
+        h = copy()
+        h.update(endpoint.encode())
+        n = from_bytes(h.digest()[:10], "big")
         return EndpointInfo(ip, port, is_local, ready, serving, terminating, zone_hints, node_hints, node_name, zone,
-                            target_pod, endpoint, "KUBE-SEP-" + chain_hash(prefix + endpoint))
+                            target_pod, endpoint,
+                            "".join(("KUBE-SEP-", p[n >> 70], p[(n >> 60) & 1023], p[(n >> 50) & 1023], p[(n >> 40) & 1023],
+                                     p[(n >> 30) & 1023], p[(n >> 20) & 1023], p[(n >> 10) & 1023], p[n & 1023])))
 
     return make

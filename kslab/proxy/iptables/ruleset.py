@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from ..config import ProxyConfig
 from . import constants as C
@@ -90,22 +90,23 @@ class LineBuffer:
         """``(chain, line)`` of every rule, in emission order."""
         return [(line.split(" ", 2)[1], line) for line in self.lines]
 
-    def blocks_of(self, chains: Iterable[str]) -> list[str]:
+    def blocks_of(self, chains: Sequence[str]) -> list[str]:
         """The rules of ``chains``, chain after chain, as blocks of ``\n``-joined lines."""
-        out: list[str] = []
         blocks, at, runs = self._blocks, self._at.get, self._runs
-        append = out.append
-        for c in chains:
-            i = at(c)
+        first = list(map(at, chains))
+        if None not in first and runs.keys().isdisjoint(chains):
+            return list(map(blocks.__getitem__, first))  # each chain one block
+        out: list[str] = []
+        for c, i in zip(chains, first):
             if i is None:
                 continue
             if c in runs:
                 out += [blocks[j] for j in runs[c]]
             else:
-                append(blocks[i])
+                out.append(blocks[i])
         return out
 
-    def rules_of(self, chains: Iterable[str]) -> list[str]:
+    def rules_of(self, chains: Sequence[str]) -> list[str]:
         """The rules of ``chains``, chain after chain."""
         blocks = self.blocks_of(chains)
         return "\n".join(blocks).split("\n") if blocks else []
@@ -194,8 +195,9 @@ class RuleSet:
         for t in sorted(self.tables, key=lambda t: t.name):
             head, rest = _sorted_chains(t.chains)
             out.append("*" + t.name)
-            out += [f":{c} - [0:0]" for c in head]
-            out += [f":{c} - [0:0]" for c in rest]
+            chains = head + rest
+            if chains:
+                out.append(":" + " - [0:0]\n:".join(chains) + " - [0:0]")
             for c in head:  # KUBE-NODEPORTS, KUBE-SERVICES: rules sorted by service name
                 last_rule = t.name == "nat" and c == C.KUBE_SERVICES
                 out += sorted(t.rules_in(c), key=lambda line, lr=last_rule: _service_sort_key(line, lr))
