@@ -173,8 +173,7 @@ def sync_proxy_rules(
     nodeIP = parse_ip_sloppy(cfg.node_ips[0]) if cfg.node_ips else None
     localhostNodePortsNFAcct = cfg.localhost_nodeports and fam == 4 and cfg.nfacct
 
-    writeChain = natChains.chains.append
-    writeBlock = natRules.write_block
+    writeChainBlocks = natRules.write_chain_blocks
     ladders: dict[int, list[str]] = {}
     rendered: list[ServicePortRules] = []
     for svcInfo in service_ports:
@@ -414,21 +413,19 @@ def sync_proxy_rules(
             if columns is not None:
                 epRows = zip(epChains, columns.ips, columns.endpoints)
             else:
+                epChains = [e.chain for e in allLocallyReachableEndpoints]
                 epRows = ((e.chain, e.ip, e.endpoint) for e in allLocallyReachableEndpoints)
             comment = "" if largeClusterMode else f"-m comment --comment {svcPortNameString} "
             masq = f" {comment}-s "
             if svcInfo.session_affinity_client_ip:
-                for endpointChain, ip, endpoint in epRows:
-                    writeChain(endpointChain)
-                    writeBlock(endpointChain,
-                               f"-A {endpointChain}{masq}{ip} -j {C.KUBE_MARK_MASQ}\n-A {endpointChain} {comment}"
-                               f"-m recent --name {endpointChain} --set {proto} -j DNAT --to-destination {endpoint}", 2)
+                rest = f" {comment}-m recent --name "
+                dnat = f" --set {proto} -j DNAT --to-destination "
+                writeChainBlocks(epChains, [f"-A {c}{masq}{ip} -j {C.KUBE_MARK_MASQ}\n-A {c}{rest}{c}{dnat}{endpoint}"
+                                            for c, ip, endpoint in epRows], 2)
             else:
                 masqJump = f" -j {C.KUBE_MARK_MASQ}\n-A "
                 dnat = f" {comment}{proto} -j DNAT --to-destination "
-                for endpointChain, ip, endpoint in epRows:
-                    writeChain(endpointChain)
-                    writeBlock(endpointChain, "".join(("-A ", endpointChain, masq, ip, masqJump, endpointChain, dnat, endpoint)), 2)
+                writeChainBlocks(epChains, [f"-A {c}{masq}{ip}{masqJump}{c}{dnat}{endpoint}" for c, ip, endpoint in epRows], 2)
 
         rendered.append(
             ServicePortRules(

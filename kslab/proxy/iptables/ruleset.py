@@ -76,6 +76,24 @@ class LineBuffer:
             else:
                 runs.append(i)
 
+    def write_chain_blocks(self, chains: list[str], blocks: list[str], n: int) -> None:
+        """Declare ``chains`` and append ``blocks[i]`` (``n`` whole ``-A chains[i] ...`` lines)
+        to each: one block per chain (every endpoint's KUBE-SEP chain)."""
+        at = self._at
+        if at.keys().isdisjoint(chains) and len(set(chains)) == len(chains):
+            self.chains += chains
+            mine = self._blocks
+            i = len(mine)
+            mine += blocks
+            at.update(zip(chains, range(i, i + len(chains))))
+            self._count += n * len(chains)
+            if chains:
+                self._last = chains[-1]
+        else:  # a chain written before (not by kube-proxy's templates): one at a time
+            for chain, block in zip(chains, blocks):
+                self.chains.append(chain)
+                self.write_block(chain, block, n)
+
     def __len__(self) -> int:
         """``LineBuffer.Lines()`` of the rules buffer: the rules written."""
         return self._count
