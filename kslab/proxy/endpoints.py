@@ -9,6 +9,7 @@ endpoint with what it needs (the iptables mode adds its KUBE-SEP chain name:
 from __future__ import annotations
 
 import socket
+from itertools import chain as _chain
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Callable, Iterable
@@ -140,7 +141,7 @@ def build_endpoints_map(
             keys = sorted(b)
             if columns and plain[spn]:
                 out[spn] = EndpointColumns(spn, port, node_name, make_endpoint_info,
-                                           tuple([x for k in keys for x in _plain_fields(b[k])]))
+                                           tuple(_chain(*map(_plain_fields, map(b.__getitem__, keys)))))
             else:
                 make = make_endpoint_info(spn)
                 out[spn] = [make(*b[k]) for k in keys]
@@ -188,23 +189,25 @@ def build_endpoints_map(
                     (is_local and not old[2]) or (old[5] and not terminating)
                 ):
                     continue
-                row = (
-                    ip,
-                    port,
-                    is_local,
-                    ready is None or bool(ready),
-                    serving is None or bool(serving),
-                    bool(terminating),
-                    frozenset(zone_hints) if zone_hints else _EMPTY,
-                    frozenset(node_hints) if node_hints else _EMPTY,
-                    node,
-                    zone,
-                    pod,
-                    key,
-                )
-                bucket[key] = row
-                if all_plain and not (row[3] and row[4] and not terminating and not zone_hints and not node_hints):
+                if (ready is True or ready is None) and (serving is True or serving is None) and not terminating \
+                        and not zone_hints and not node_hints:
+                    bucket[key] = (ip, port, is_local, True, True, False, _EMPTY, _EMPTY, node, zone, pod, key)
+                else:
                     all_plain = False
+                    bucket[key] = (
+                        ip,
+                        port,
+                        is_local,
+                        ready is None or bool(ready),
+                        serving is None or bool(serving),
+                        bool(terminating),
+                        frozenset(zone_hints) if zone_hints else _EMPTY,
+                        frozenset(node_hints) if node_hints else _EMPTY,
+                        node,
+                        zone,
+                        pod,
+                        key,
+                    )
             plain[spn] = all_plain
     flush()
     return out
