@@ -28,7 +28,7 @@ class LineBuffer:
     Rules are written like upstream's ``proxier.natRules.Write("-A", chain, args...)``: the
     chain once, then the rest of the rule; :meth:`write` takes several rules of one chain at
     once, :meth:`write_block` rules already formatted as ``-A chain ...`` lines. The buffer
-    keeps the rules as blocks of lines (``\n``-joined) in emission order, consecutive writes
+    keeps the rules as blocks of lines (newline-joined) in emission order, consecutive writes
     to one chain in one block, and per chain which blocks are its own: neither text parses a
     rule again, and a chain written in one go (every per-service chain) is one string.
     """
@@ -42,7 +42,7 @@ class LineBuffer:
         self._blocks: list[str] = []  # '-A ...' lines joined by newlines, in emission order
         self._count = 0  # rules written
         self._last: str | None = None  # the chain of the last block
-        self._at: dict[str, int] = {}  # chain -> index of its first block
+        self._at: dict[str, int] = {}  # chain -> index of its block, -1 if it has several (in _runs)
         self._runs: dict[str, list[int]] = {}  # chain -> its blocks, for chains of several blocks
 
     def write_chain(self, chain: str) -> None:
@@ -69,12 +69,11 @@ class LineBuffer:
         at = self._at.get(chain)
         if at is None:
             self._at[chain] = i
+        elif at >= 0:
+            self._runs[chain] = [at, i]
+            self._at[chain] = -1  # in _runs
         else:
-            runs = self._runs.get(chain)
-            if runs is None:
-                self._runs[chain] = [at, i]
-            else:
-                runs.append(i)
+            self._runs[chain].append(i)
 
     def write_chain_blocks(self, chains: list[str], blocks: list[str], n: int) -> None:
         """Declare ``chains`` and append ``blocks[i]`` (``n`` whole ``-A chains[i] ...`` lines)
@@ -109,16 +108,16 @@ class LineBuffer:
         return [(line.split(" ", 2)[1], line) for line in self.lines]
 
     def blocks_of(self, chains: Sequence[str]) -> list[str]:
-        """The rules of ``chains``, chain after chain, as blocks of ``\n``-joined lines."""
+        """The rules of ``chains``, chain after chain, as blocks of newline-joined lines."""
         blocks, at, runs = self._blocks, self._at.get, self._runs
         first = list(map(at, chains))
-        if None not in first and runs.keys().isdisjoint(chains):
+        if None not in first and min(first, default=0) >= 0:
             return list(map(blocks.__getitem__, first))  # each chain one block
         out: list[str] = []
         for c, i in zip(chains, first):
             if i is None:
                 continue
-            if c in runs:
+            if i < 0:
                 out += [blocks[j] for j in runs[c]]
             else:
                 out.append(blocks[i])
