@@ -22,6 +22,11 @@ from . import constants as C
 FIXED_NAT_CHAINS = (C.KUBE_SERVICES, C.KUBE_NODEPORTS, C.KUBE_POSTROUTING, C.KUBE_MARK_MASQ)
 
 
+_MERGE_BELOW = 512
+"""A write to the chain of the last block joins that block while it is shorter than this (a
+service chain's rules stay one block; a long chain is not copied again at every write)."""
+
+
 class LineBuffer:
     """One table's restore input: ``:CHAIN - [0:0]`` declarations, ``-A`` rules, ``-X`` lines.
 
@@ -60,7 +65,7 @@ class LineBuffer:
         joined by newlines."""
         self._count += n
         blocks = self._blocks
-        if chain == self._last:
+        if chain == self._last and len(blocks[-1]) < _MERGE_BELOW:
             blocks[-1] += "\n" + block
             return
         self._last = chain
