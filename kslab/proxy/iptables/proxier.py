@@ -173,6 +173,7 @@ def sync_proxy_rules(
     nodeIP = parse_ip_sloppy(cfg.node_ips[0]) if cfg.node_ips else None
     localhostNodePortsNFAcct = cfg.localhost_nodeports and fam == 4 and cfg.nfacct
 
+    writeBlock = natRules.write_block
     writeChainBlocks = natRules.write_chain_blocks
     ladders: dict[int, list[str]] = {}
     rendered: list[ServicePortRules] = []
@@ -236,9 +237,11 @@ def sync_proxy_rules(
 
         # Capture the clusterIP.
         if hasInternalEndpoints:
-            natRules.write(
+            writeBlock(  # natRules.write(KUBE-SERVICES, ...), one rule per service port: its line written whole
                 C.KUBE_SERVICES,
-                f'-m comment --comment "{svcPortNameString} cluster IP" {proto} -d {clusterIP} {dport} -j {internalTrafficChain}',
+                f'-A {C.KUBE_SERVICES} -m comment --comment "{svcPortNameString} cluster IP" {proto} -d {clusterIP} {dport} '
+                f"-j {internalTrafficChain}",
+                1,
             )
         else:
             filterRules.write(
@@ -335,7 +338,7 @@ def sync_proxy_rules(
                 elif ifNotLocal:
                     # This masquerades off-cluster traffic to a service VIP: pods' own traffic
                     # does not need it.
-                    natRules.write(internalTrafficChain, f"{args} {ifNotLocalArgs} -j {C.KUBE_MARK_MASQ}")
+                    writeBlock(internalTrafficChain, f"-A {internalTrafficChain} {args} {ifNotLocalArgs} -j {C.KUBE_MARK_MASQ}", 1)
 
             # Set up external traffic handling (if any "external" destinations are enabled).
             if usesExternalTrafficChain:
