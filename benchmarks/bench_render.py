@@ -1,6 +1,10 @@
 """Benchmark: render N ClusterIP Services x M endpoints for one node (issue 9 target: 10,000 x 10,
 render + restore text, in at most 0.6 s on one unloaded core).
 
+Every run renders the same input from scratch: kslab keeps nothing from one render to the next
+(its one cache, of non-canonical IP strings, is never reached by this input's canonical
+addresses), so the best run and the first (cold) one, both printed, measure the same work.
+
 Prints, all measured in this one process (so ratios compare across machines and loads):
 
 - kslab's full render and restore text, against the 0.6 s target;
@@ -161,6 +165,7 @@ def main() -> int:
 
     # kslab and the baseline, interleaved so that both see the same machine
     best_render = best_text = best_base = float("inf")
+    first: tuple[float, float] | None = None  # the first run: nothing of kslab's warmed by an earlier render
     text = base_text = None
     stats = ""
     for _ in range(a.repeat):
@@ -178,13 +183,17 @@ def main() -> int:
         base_text = baseline_render(services, slices, cfg.node_name, cfg.cluster_cidr)
         t4 = time.perf_counter()
         best_render, best_text, best_base = min(best_render, t1 - t0), min(best_text, t2 - t1), min(best_base, t4 - t3)
+        if first is None:
+            first = (t1 - t0, t2 - t1)
     if base_text != text:
         print("baseline and kslab disagree: the baseline is not a fair comparison", file=sys.stderr)
         return 2
+    assert first is not None
     total = best_render + best_text
     print(f"services={a.services} endpoints/service={a.endpoints} {stats}")
     print(f"full render={best_render:.3f}s restore_text={best_text:.3f}s total={total:.3f}s "
-          f"per_service={total / a.services * 1e6:.1f}us")
+          f"per_service={total / a.services * 1e6:.1f}us (best of {a.repeat}; every run renders from scratch)")
+    print(f"first run (cold): render={first[0]:.3f}s restore_text={first[1]:.3f}s total={sum(first):.3f}s")
     print(f"baseline (plain re-implementation, identical text)={best_base:.3f}s  "
           f"ratio kslab/baseline={total / best_base:.2f} (must be < 1)")
     print(f"ratio total/target({TARGET_SECONDS}s)={total / TARGET_SECONDS:.2f} (target <= 1 on one unloaded core)")

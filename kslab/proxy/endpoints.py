@@ -9,8 +9,9 @@ endpoint with what it needs (the iptables mode adds its KUBE-SEP chain name:
 from __future__ import annotations
 
 import socket
+from itertools import chain as _chain
 from dataclasses import dataclass
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Callable, Iterable
 
 from ..model import EndpointSlice
@@ -62,6 +63,49 @@ def base_endpoint_info(svc_port_name: ServicePortName) -> Callable[..., BaseEndp
     return BaseEndpointInfo
 
 
+class EndpointColumns:
+    """One service port's endpoints when all of them are ready, serving, not terminating and
+    without topology hints (what a large cluster mostly has), kept as one flat tuple of strings
+    instead of an endpoint info each; :meth:`infos` makes the endpoint infos when they are
+    asked for (a renderer writes rules from :attr:`ips` and :attr:`endpoints` without them).
+    :func:`build_endpoints_map` returns these only when asked to (``columns=True``)."""
+
+    __slots__ = ("svc_port_name", "port", "node_name", "make_endpoint_info", "_flat", "_infos")
+
+    def __init__(self, svc_port_name: ServicePortName, port: int, node_name: str,
+                 make_endpoint_info: MakeEndpointInfo, flat: tuple) -> None:
+        self.svc_port_name = svc_port_name
+        self.port = port
+        self.node_name = node_name  # the node rendered for (is_local)
+        self.make_endpoint_info = make_endpoint_info
+        self._flat = flat  # (ip, "ip:port", node, zone, target_pod) per endpoint, sorted on "ip:port"
+        self._infos: list[BaseEndpointInfo] | None = None
+
+    def __len__(self) -> int:
+        return len(self._flat) // 5
+
+    def __bool__(self) -> bool:
+        return bool(self._flat)
+
+    @property
+    def ips(self) -> tuple[str, ...]:
+        return self._flat[0::5]
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        """``ip:port`` of each endpoint, in order."""
+        return self._flat[1::5]
+
+    def infos(self) -> list[BaseEndpointInfo]:
+        """The endpoint infos (made once)."""
+        if self._infos is None:
+            make = self.make_endpoint_info(self.svc_port_name)
+            f, port, here = self._flat, self.port, self.node_name
+            self._infos = [make(f[i], port, f[i + 2] == here and bool(f[i + 2]), True, True, False, _EMPTY, _EMPTY,
+                                f[i + 2], f[i + 3], f[i + 4], f[i + 1]) for i in range(0, len(f), 5)]
+        return self._infos
+
+
 EndpointsMap = dict[ServicePortName, list[BaseEndpointInfo]]
 
 
@@ -70,45 +114,62 @@ def build_endpoints_map(
     node_name: str,
     family: int = 4,
     make_endpoint_info: MakeEndpointInfo = base_endpoint_info,
+    *,
+    columns: bool = False,
 ) -> EndpointsMap:
     """EndpointSliceCache: merge all slices of each service into per-port endpoint lists.
 
     Only ``addresses[0]`` of each endpoint counts; duplicates (same ``ip:port``) are merged,
     preferring a local copy, then a non-terminating one; the list is sorted as strings on
-    ``ip:port`` (so ``10.1.1.11:11`` sorts before ``10.1.1.1:11``).
+    ``ip:port`` (so ``10.1.1.11:11`` sorts before ``10.1.1.1:11``). With ``columns``, a
+    service port whose endpoints are all plain (ready, serving, no hints) gets an
+    :class:`EndpointColumns` instead of a list (no object per endpoint).
     """
     want_type = "IPv4" if family == 4 else "IPv6"
     v4 = family == 4
     out: EndpointsMap = {}
     # A Service's slices are next to each other in this order: its buckets are sorted into
     # the map as soon as the next Service starts (short-lived buckets, less for the GC to see).
+    # A bucket holds, per "ip:port", the endpoint's fields as a row: made into endpoint infos
+    # (or columns) once the service port's endpoints are known.
     service: tuple[str, str] | None = None
-    grouped: dict[ServicePortName, dict[str, BaseEndpointInfo]] = {}
-    makers: dict[ServicePortName, Callable[..., BaseEndpointInfo]] = {}
+    grouped: dict[ServicePortName, tuple[int, dict[str, tuple]]] = {}
+    plain: dict[ServicePortName, bool] = {}
+
+    def flush() -> None:
+        for spn, (port, b) in grouped.items():
+            keys = sorted(b)
+            if columns and plain[spn]:
+                out[spn] = EndpointColumns(spn, port, node_name, make_endpoint_info,
+                                           tuple(_chain(*map(_plain_fields, map(b.__getitem__, keys)))))
+            else:
+                make = make_endpoint_info(spn)
+                out[spn] = [make(*b[k]) for k in keys]
+
     for sl in sorted(slices, key=_slice_order):
         if sl.address_type != want_type or not sl.service_name:
             continue
         if (sl.namespace, sl.service_name) != service:
             service = (sl.namespace, sl.service_name)
-            for spn, b in grouped.items():
-                out[spn] = [b[k] for k in sorted(b)]
-            grouped, makers = {}, {}
+            flush()
+            grouped, plain = {}, {}
         for p in sl.ports:
             if p.port is None:
                 continue
             spn = ServicePortName(sl.namespace, sl.service_name, p.name or "", (p.protocol or "TCP").upper())
-            make = makers.get(spn)
-            if make is None:
-                make = makers[spn] = make_endpoint_info(spn)
-            bucket = grouped.get(spn)
-            if bucket is None:
-                bucket = grouped[spn] = {}
             port = int(p.port)
+            group = grouped.get(spn)
+            if group is None:
+                group = grouped[spn] = (port, {})
+                plain[spn] = True
+            bucket = group[1]
+            all_plain = plain[spn]
             suffix = f":{port}"
-            for ep in sl.endpoints:
-                if not ep.addresses:
+            for addresses, ready, serving, terminating, node, zone, zone_hints, node_hints, pod in map(
+                    _endpoint_fields, sl.endpoints):
+                if not addresses:
                     continue
-                ip = ep.addresses[0]
+                ip = addresses[0]
                 if v4:
                     try:
                         _inet_pton(_AF_INET, ip)  # canonical dotted quad: as Go prints it
@@ -122,35 +183,41 @@ def build_endpoints_map(
                     if ip is None or ":" not in ip:
                         continue
                     key = f"[{ip}]{suffix}"
-                node = ep.node_name
                 is_local = node == node_name and bool(node)
                 old = bucket.get(key)
                 if old is not None and not (
-                    (is_local and not old.is_local) or (old.terminating and not ep.terminating)
+                    (is_local and not old[2]) or (old[5] and not terminating)
                 ):
                     continue
-                bucket[key] = make(
-                    ip,
-                    port,
-                    is_local,
-                    ep.ready is None or bool(ep.ready),
-                    ep.serving is None or bool(ep.serving),
-                    bool(ep.terminating),
-                    frozenset(ep.hints_for_zones) if ep.hints_for_zones else _EMPTY,
-                    frozenset(ep.hints_for_nodes) if ep.hints_for_nodes else _EMPTY,
-                    node,
-                    ep.zone,
-                    ep.target_pod,
-                    key,
-                )
-    for spn, b in grouped.items():
-        out[spn] = [b[k] for k in sorted(b)]
+                if (ready is True or ready is None) and (serving is True or serving is None) and not terminating \
+                        and not zone_hints and not node_hints:
+                    bucket[key] = (ip, port, is_local, True, True, False, _EMPTY, _EMPTY, node, zone, pod, key)
+                else:
+                    all_plain = False
+                    bucket[key] = (
+                        ip,
+                        port,
+                        is_local,
+                        ready is None or bool(ready),
+                        serving is None or bool(serving),
+                        bool(terminating),
+                        frozenset(zone_hints) if zone_hints else _EMPTY,
+                        frozenset(node_hints) if node_hints else _EMPTY,
+                        node,
+                        zone,
+                        pod,
+                        key,
+                    )
+            plain[spn] = all_plain
+    flush()
     return out
 
 
+_plain_fields = itemgetter(0, 11, 8, 9, 10)  # a row's ip, "ip:port", node, zone, target pod (EndpointColumns)
 _slice_order = attrgetter("namespace", "service_name", "name")
 _endpoint_fields = attrgetter("addresses", "ready", "serving", "terminating", "node_name", "zone",
                               "hints_for_zones", "hints_for_nodes", "target_pod")
+"""An Endpoint's fields that count, in :func:`build_endpoints_map`'s order."""
 
 
 def endpoint_slice_signature(sl: EndpointSlice) -> tuple:

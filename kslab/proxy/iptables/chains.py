@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hashlib import sha256 as _sha256
-from typing import Callable
+from typing import Callable, Iterable
 
 from ..endpoints import BaseEndpointInfo
 from ..serviceport import BaseServicePortInfo, ServicePortName
@@ -83,12 +83,35 @@ class EndpointInfo(BaseEndpointInfo):
     chain: str = ""  # ChainName
 
 
+def endpoint_chain_namer(svc_port_name: str, protocol: str) -> Callable[[str], str]:
+    """``servicePortEndpointChainName`` for the endpoints (``ip:port``) of one service port: the
+    service port's part of the hashed string is hashed once, each endpoint adds its own
+    (:func:`chain_hash` inlined: a render names every endpoint's chain)."""
+    copy = _sha256((svc_port_name + protocol).encode()).copy
+    p = _B32_PAIRS
+    from_bytes = int.from_bytes
+
+    def name(endpoint: str) -> str:
+        h = copy()
+        h.update(endpoint.encode())
+        n = from_bytes(h.digest()[:10], "big")
+        return "".join(("KUBE-SEP-", p[n >> 70], p[(n >> 60) & 1023], p[(n >> 50) & 1023], p[(n >> 40) & 1023],
+                        p[(n >> 30) & 1023], p[(n >> 20) & 1023], p[(n >> 10) & 1023], p[n & 1023]))
+
+    return name
+
+
+def endpoint_chain_names(svc_port_name: str, protocol: str, endpoints: Iterable[str]) -> list[str]:
+    """The KUBE-SEP chain of each endpoint (``ip:port``) of one service port."""
+    return list(map(endpoint_chain_namer(svc_port_name, protocol), endpoints))
+
+
 def new_endpoint_info(svc_port_name: ServicePortName) -> Callable[..., EndpointInfo]:
-    """``newEndpointInfo`` for the endpoints of one service port (its name hashed once)."""
-    prefix = str(svc_port_name) + svc_port_name.protocol.lower()
+    """``newEndpointInfo`` for the endpoints of one service port."""
+    chain_name = endpoint_chain_namer(str(svc_port_name), svc_port_name.protocol.lower())
 
     def make(ip, port, is_local, ready, serving, terminating, zone_hints, node_hints, node_name, zone, target_pod, endpoint):
         return EndpointInfo(ip, port, is_local, ready, serving, terminating, zone_hints, node_hints, node_name, zone,
-                            target_pod, endpoint, "KUBE-SEP-" + chain_hash(prefix + endpoint))
+                            target_pod, endpoint, chain_name(endpoint))
 
     return make

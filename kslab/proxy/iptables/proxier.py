@@ -14,33 +14,55 @@ Applying the result to a kernel, and how ``iptables-save`` prints it afterwards,
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Collection, Iterable, Mapping, Sequence
 
 from ...model import ClusterState, EndpointSlice, Service
 from ..config import ProxyConfig
-from ..endpoints import build_endpoints_map
+from ..endpoints import EndpointColumns, build_endpoints_map
 from ..serviceport import ServicePortName, service_ports_of
 from ..topology import CategorizedEndpoints, categorize_endpoints
 from ..util import cidr_contains, nodeport_addresses_match_all, nodeport_ips, parse_ip_sloppy
 from . import constants as C
-from .chains import EndpointInfo, ServicePortInfo, new_endpoint_info
+from .chains import EndpointInfo, ServicePortInfo, endpoint_chain_names, new_endpoint_info
 from .ruleset import FIXED_NAT_CHAINS, LineBuffer, RuleSet
 
 
-@dataclass(slots=True)
 class ServicePortRules:
-    """What the renderer decided for one service port (for traces, notebooks and tests)."""
+    """What the renderer decided for one service port (for traces, notebooks and tests).
 
-    info: ServicePortInfo
-    endpoints: list[EndpointInfo]
-    categorized: CategorizedEndpoints
-    has_internal_endpoints: bool
-    has_external_endpoints: bool
-    uses_external_chain: bool
-    uses_fw_chain: bool
-    uses_cluster_chain: bool
-    uses_local_chain: bool
+    A service port whose endpoints came as :class:`~kslab.proxy.endpoints.EndpointColumns`
+    gets its endpoint infos (``endpoints``, ``categorized``) made when first asked for."""
+
+    __slots__ = ("info", "_endpoints", "_categorized", "has_internal_endpoints", "has_external_endpoints",
+                 "uses_external_chain", "uses_fw_chain", "uses_cluster_chain", "uses_local_chain")
+
+    def __init__(self, info: ServicePortInfo, endpoints: list[EndpointInfo] | EndpointColumns,
+                 categorized: CategorizedEndpoints | None, has_internal_endpoints: bool, has_external_endpoints: bool,
+                 uses_external_chain: bool, uses_fw_chain: bool, uses_cluster_chain: bool, uses_local_chain: bool) -> None:
+        self.info = info
+        self._endpoints = endpoints
+        self._categorized = categorized  # None: all of the columns' endpoints, for the cluster policy
+        self.has_internal_endpoints = has_internal_endpoints
+        self.has_external_endpoints = has_external_endpoints
+        self.uses_external_chain = uses_external_chain
+        self.uses_fw_chain = uses_fw_chain
+        self.uses_cluster_chain = uses_cluster_chain
+        self.uses_local_chain = uses_local_chain
+
+    def __repr__(self) -> str:
+        return f"ServicePortRules({self.info.name_string}, endpoints={len(self._endpoints)})"
+
+    @property
+    def endpoints(self) -> list[EndpointInfo]:
+        eps = self._endpoints
+        return eps.infos() if isinstance(eps, EndpointColumns) else eps  # type: ignore[return-value]
+
+    @property
+    def categorized(self) -> CategorizedEndpoints:
+        if self._categorized is None:
+            infos = self.endpoints
+            self._categorized = CategorizedEndpoints(infos, _NO_ENDPOINTS, infos, bool(infos))
+        return self._categorized
 
     def nat_chains(self) -> list[str]:
         """The service port's chains a sync keeps (``activeNATChains``), written or not."""
@@ -48,7 +70,13 @@ class ServicePortRules:
         chains = [chain for chain, used in ((info.ext_chain, self.uses_external_chain), (info.fw_chain, self.uses_fw_chain),
                                             (info.svc_chain, self.uses_cluster_chain), (info.svl_chain, self.uses_local_chain))
                   if used]
+        eps = self._endpoints
+        if self._categorized is None and isinstance(eps, EndpointColumns):
+            return chains + endpoint_chain_names(info.name_string, info.protocol, eps.endpoints)
         return chains + [ep.chain for ep in self.categorized.all_reachable]
+
+
+_NO_ENDPOINTS: tuple = ()
 
 
 def _probability(n: int) -> str:
@@ -56,18 +84,14 @@ def _probability(n: int) -> str:
     return "%0.10f" % (1.0 / n)
 
 
-# The statistic matches of a probability ladder over n endpoints are the same for every service
-# port with n endpoints: kept per n (kube-proxy formats them per rule).
-_LADDERS: dict[int, list[str]] = {}
-
-
-def _ladder(n: int) -> list[str]:
-    """What precedes ``-j KUBE-SEP-...`` in each of the n rules of the ladder."""
-    ladder = _LADDERS.get(n)
+def _ladder(n: int, ladders: dict[int, list[str]]) -> list[str]:
+    """What precedes ``-j KUBE-SEP-...`` in each of the n rules of the ladder. The statistic
+    matches of a ladder over n endpoints are the same for every service port with n
+    endpoints: one sync formats them once per n, in ``ladders`` (kube-proxy formats them per rule)."""
+    ladder = ladders.get(n)
     if ladder is None:
-        ladder = [f"-m statistic --mode random --probability {_probability(n - i)} -j " for i in range(n - 1)] + ["-j "]
-        if n <= 1024:  # the common sizes; a huge one is not worth keeping
-            _LADDERS[n] = ladder
+        ladder = ladders[n] = [f"-m statistic --mode random --probability {_probability(n - i)} -j "
+                               for i in range(n - 1)] + ["-j "]
     return ladder
 
 
@@ -92,7 +116,7 @@ def render(
     walks a Go map). Decide full vs partial with :class:`kslab.proxy.proxier.Proxier`.
     """
     service_ports = service_ports_of(services, config.family, ServicePortInfo)
-    endpoints_map = build_endpoints_map(endpoint_slices, config.node_name, config.family, new_endpoint_info)
+    endpoints_map = build_endpoints_map(endpoint_slices, config.node_name, config.family, new_endpoint_info, columns=True)
     ruleset = sync_proxy_rules(service_ports, endpoints_map, config, partial_services=partial_services)
     if existing_nat_chains is not None:
         ruleset.delete_stale_chains(existing_nat_chains)
@@ -149,16 +173,31 @@ def sync_proxy_rules(
     nodeIP = parse_ip_sloppy(cfg.node_ips[0]) if cfg.node_ips else None
     localhostNodePortsNFAcct = cfg.localhost_nodeports and fam == 4 and cfg.nfacct
 
+    writeBlock = natRules.write_block
+    writeChainBlocks = natRules.write_chain_blocks
+    ladders: dict[int, list[str]] = {}
     rendered: list[ServicePortRules] = []
     for svcInfo in service_ports:
         protocol = svcInfo.protocol
         svcPortNameString = svcInfo.name_string
         allEndpoints = endpoints_map.get(svcInfo.name, [])
-        categorized = categorize_endpoints(allEndpoints, svcInfo, cfg.node_name, cfg.node_zone, cfg.prefer_same_node)
-        clusterEndpoints = categorized.cluster
-        localEndpoints = categorized.local
-        allLocallyReachableEndpoints = categorized.all_reachable
-        hasEndpoints = categorized.has_any
+        columns = None
+        if type(allEndpoints) is EndpointColumns:
+            if svcInfo.uses_local_endpoints():
+                allEndpoints = allEndpoints.infos()
+            else:
+                columns = allEndpoints  # all ready, no hints: every endpoint is a cluster endpoint
+        if columns is None:
+            categorized = categorize_endpoints(allEndpoints, svcInfo, cfg.node_name, cfg.node_zone, cfg.prefer_same_node)
+            clusterEndpoints = categorized.cluster
+            localEndpoints = categorized.local
+            allLocallyReachableEndpoints = categorized.all_reachable
+            hasEndpoints = categorized.has_any
+        else:
+            categorized = None  # ServicePortRules makes it when asked
+            clusterEndpoints = allLocallyReachableEndpoints = columns
+            localEndpoints = _NO_ENDPOINTS
+            hasEndpoints = bool(columns)
 
         clusterPolicyChain = svcInfo.svc_chain
         usesClusterPolicyChain = bool(clusterEndpoints) and svcInfo.uses_cluster_endpoints()
@@ -198,9 +237,11 @@ def sync_proxy_rules(
 
         # Capture the clusterIP.
         if hasInternalEndpoints:
-            natRules.write(
+            writeBlock(  # natRules.write(KUBE-SERVICES, ...), one rule per service port: its line written whole
                 C.KUBE_SERVICES,
-                f'-m comment --comment "{svcPortNameString} cluster IP" {proto} -d {clusterIP} {dport} -j {internalTrafficChain}',
+                f'-A {C.KUBE_SERVICES} -m comment --comment "{svcPortNameString} cluster IP" {proto} -d {clusterIP} {dport} '
+                f"-j {internalTrafficChain}",
+                1,
             )
         else:
             filterRules.write(
@@ -297,7 +338,7 @@ def sync_proxy_rules(
                 elif ifNotLocal:
                     # This masquerades off-cluster traffic to a service VIP: pods' own traffic
                     # does not need it.
-                    natRules.write(internalTrafficChain, f"{args} {ifNotLocalArgs} -j {C.KUBE_MARK_MASQ}")
+                    writeBlock(internalTrafficChain, f"-A {internalTrafficChain} {args} {ifNotLocalArgs} -j {C.KUBE_MARK_MASQ}", 1)
 
             # Set up external traffic handling (if any "external" destinations are enabled).
             if usesExternalTrafficChain:
@@ -345,33 +386,49 @@ def sync_proxy_rules(
                 # DNATed, so it will match the corresponding KUBE-PROXY-FIREWALL rule.
                 natRules.write(fwChain, f'-m comment --comment "other traffic to {svcPortNameString} will be dropped by KUBE-PROXY-FIREWALL"')
 
+            # The endpoints' chain names, each computed once.
+            if columns is not None:
+                epChains = endpoint_chain_names(svcPortNameString, protocol, columns.endpoints)
+
             # If Cluster policy is in use, create the chain and create rules jumping from
             # clusterPolicyChain to the clusterEndpoints.
             if usesClusterPolicyChain:
                 natChains.write_chain(clusterPolicyChain)
-                write_service_to_endpoint_rules(natRules, svcPortNameString, svcInfo, clusterPolicyChain, clusterEndpoints, largeClusterMode)
+                if columns is not None:
+                    write_service_to_endpoint_rules(natRules, svcPortNameString, svcInfo, clusterPolicyChain, epChains,
+                                                    columns.endpoints, largeClusterMode, ladders)
+                else:
+                    write_service_to_endpoint_rules(natRules, svcPortNameString, svcInfo, clusterPolicyChain,
+                                                    [e.chain for e in clusterEndpoints], [e.endpoint for e in clusterEndpoints],
+                                                    largeClusterMode, ladders)
 
             # If Local policy is in use, create the chain and create rules jumping from
             # localPolicyChain to the localEndpoints.
             if usesLocalPolicyChain:
                 natChains.write_chain(localPolicyChain)
-                write_service_to_endpoint_rules(natRules, svcPortNameString, svcInfo, localPolicyChain, localEndpoints, largeClusterMode)
+                write_service_to_endpoint_rules(natRules, svcPortNameString, svcInfo, localPolicyChain,
+                                                [e.chain for e in localEndpoints], [e.endpoint for e in localEndpoints],
+                                                largeClusterMode, ladders)
 
-            # Generate the per-endpoint chains.
+            # Generate the per-endpoint chains, each one block of two rules: handle traffic that
+            # loops back to the originator with SNAT; update client-affinity lists; DNAT to the
+            # final destination.
+            if columns is not None:
+                epRows = zip(epChains, columns.ips, columns.endpoints)
+            else:
+                epChains = [e.chain for e in allLocallyReachableEndpoints]
+                epRows = ((e.chain, e.ip, e.endpoint) for e in allLocallyReachableEndpoints)
             comment = "" if largeClusterMode else f"-m comment --comment {svcPortNameString} "
-            dnat = f"{comment}{proto} -j DNAT --to-destination "
-            affinity = svcInfo.session_affinity_client_ip
-            for epInfo in allLocallyReachableEndpoints:
-                endpointChain = epInfo.chain
-                natChains.write_chain(endpointChain)
-                # Handle traffic that loops back to the originator with SNAT; update
-                # client-affinity lists; DNAT to the final destination.
-                natRules.write(
-                    endpointChain,
-                    f"{comment}-s {epInfo.ip} -j {C.KUBE_MARK_MASQ}",
-                    f"{comment}-m recent --name {endpointChain} --set {proto} -j DNAT --to-destination {epInfo.endpoint}"
-                    if affinity else dnat + epInfo.endpoint,
-                )
+            masq = f" {comment}-s "
+            if svcInfo.session_affinity_client_ip:
+                rest = f" {comment}-m recent --name "
+                dnat = f" --set {proto} -j DNAT --to-destination "
+                writeChainBlocks(epChains, [f"-A {c}{masq}{ip} -j {C.KUBE_MARK_MASQ}\n-A {c}{rest}{c}{dnat}{endpoint}"
+                                            for c, ip, endpoint in epRows], 2)
+            else:
+                masqJump = f" -j {C.KUBE_MARK_MASQ}\n-A "
+                dnat = f" {comment}{proto} -j DNAT --to-destination "
+                writeChainBlocks(epChains, [f"-A {c}{masq}{ip}{masqJump}{c}{dnat}{endpoint}" for c, ip, endpoint in epRows], 2)
 
         rendered.append(
             ServicePortRules(
@@ -454,26 +511,31 @@ def write_service_to_endpoint_rules(
     svcPortNameString: str,
     svcInfo: ServicePortInfo,
     svcChain: str,
-    endpoints: list[EndpointInfo],
+    endpointChains: Sequence[str],
+    endpoints: Sequence[str],
     largeClusterMode: bool,
+    ladders: dict[int, list[str]],
 ) -> None:
-    """``writeServiceToEndpointRules``: affinity rcheck rules, then the probability ladder."""
+    """``writeServiceToEndpointRules``: affinity rcheck rules, then the probability ladder, for
+    the endpoints (``ip:port``) and their KUBE-SEP chains; one block of rules."""
+    head = "-A " + svcChain + " "
+    rules = []
     if svcInfo.session_affinity_client_ip:
         # First write session affinity rules, if applicable.
-        natRules.write(svcChain, *[
-            ("" if largeClusterMode else f'-m comment --comment "{svcPortNameString} -> {epInfo.endpoint}" ')
-            + f"-m recent --name {epInfo.chain} --rcheck --seconds {svcInfo.sticky_seconds} --reap -j {epInfo.chain}"
-            for epInfo in endpoints
-        ])
+        rules += [
+            head + ("" if largeClusterMode else f'-m comment --comment "{svcPortNameString} -> {endpoint}" ')
+            + f"-m recent --name {chain} --rcheck --seconds {svcInfo.sticky_seconds} --reap -j {chain}"
+            for chain, endpoint in zip(endpointChains, endpoints)
+        ]
     # Now write loadbalancing rules: each rule but the last is a probabilistic match; the
     # final (or only if n == 1) rule is a guaranteed match.
-    ladder = _ladder(len(endpoints))
+    ladder = _ladder(len(endpoints), ladders)
     if largeClusterMode:
-        rules = [step + epInfo.chain for step, epInfo in zip(ladder, endpoints)]
+        rules += [head + step + chain for step, chain in zip(ladder, endpointChains)]
     else:
-        rules = [f'-m comment --comment "{svcPortNameString} -> {epInfo.endpoint}" {step}{epInfo.chain}'
-                 for step, epInfo in zip(ladder, endpoints)]
-    natRules.write(svcChain, *rules)
+        rules += [f'{head}-m comment --comment "{svcPortNameString} -> {endpoint}" {step}{chain}'
+                  for step, chain, endpoint in zip(ladder, endpointChains, endpoints)]
+    natRules.write_block(svcChain, "\n".join(rules), len(rules))
 
 
 def render_node(state: ClusterState, node_name: str, **config_overrides) -> RuleSet:

@@ -11,8 +11,9 @@ and the three text forms of the result.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from ..config import ProxyConfig
 from . import constants as C
@@ -21,26 +22,33 @@ from . import constants as C
 FIXED_NAT_CHAINS = (C.KUBE_SERVICES, C.KUBE_NODEPORTS, C.KUBE_POSTROUTING, C.KUBE_MARK_MASQ)
 
 
+_MERGE_BELOW = 512
+"""A write to the chain of the last block joins that block while it is shorter than this (a
+service chain's rules stay one block; a long chain is not copied again at every write)."""
+
+
 class LineBuffer:
     """One table's restore input: ``:CHAIN - [0:0]`` declarations, ``-A`` rules, ``-X`` lines.
 
     Rules are written like upstream's ``proxier.natRules.Write("-A", chain, args...)``: the
     chain once, then the rest of the rule; :meth:`write` takes several rules of one chain at
-    once. The buffer keeps the rules in emission order (the raw restore input) and, per chain,
-    where its rules are in that list (the sorted form), so neither text parses a rule again.
-    A chain written in one run (every per-service chain) costs no container of its own.
+    once, :meth:`write_block` rules already formatted as ``-A chain ...`` lines. The buffer
+    keeps the rules as blocks of lines (newline-joined) in emission order, consecutive writes
+    to one chain in one block, and per chain which blocks are its own: neither text parses a
+    rule again, and a chain written in one go (every per-service chain) is one string.
     """
 
-    __slots__ = ("name", "chains", "deleted", "_lines", "_start", "_stop", "_runs")
+    __slots__ = ("name", "chains", "deleted", "_blocks", "_count", "_last", "_at", "_runs")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.chains: list[str] = []  # declared with ':CHAIN - [0:0]', in order
         self.deleted: list[str] = []  # '-X CHAIN'
-        self._lines: list[str] = []  # every '-A ...' line, in emission order
-        self._start: dict[str, int] = {}  # chain -> index of its first rule
-        self._stop: dict[str, int] = {}  # chain -> index after its last rule
-        self._runs: dict[str, list[tuple[int, int]]] = {}  # chains written in several runs
+        self._blocks: list[str] = []  # '-A ...' lines joined by newlines, in emission order
+        self._count = 0  # rules written
+        self._last: str | None = None  # the chain of the last block
+        self._at: dict[str, int] = {}  # chain -> index of its block, -1 if it has several (in _runs)
+        self._runs: dict[str, list[int]] = {}  # chain -> its blocks, for chains of several blocks
 
     def write_chain(self, chain: str) -> None:
         """``natChains.Write(utiliptables.MakeChainLine(chain))``."""
@@ -48,58 +56,86 @@ class LineBuffer:
 
     def write(self, chain: str, *rules: str) -> None:
         """Append ``-A chain rule`` for each rule (the rule's arguments after the chain)."""
-        lines = self._lines
-        start = len(lines)
-        head = "-A " + chain + " "
-        for rule in rules:
-            lines.append(head + rule)
-        end = len(lines)
-        stop = self._stop.get(chain)
-        if stop is None:
-            self._start[chain] = start
-        elif stop != start or chain in self._runs:  # apart from its previous rules, or already in runs
-            runs = self._runs.get(chain)
-            if runs is None:
-                runs = self._runs[chain] = [(self._start[chain], stop)]
-            if runs[-1][1] == start:
-                runs[-1] = (runs[-1][0], end)
-            else:
-                runs.append((start, end))
-        self._stop[chain] = end
+        if rules:
+            head = "-A " + chain + " "
+            self.write_block(chain, head + ("\n" + head).join(rules), len(rules))
+
+    def write_block(self, chain: str, block: str, n: int) -> None:
+        """Append ``block``: ``n`` rules of ``chain``, each a whole ``-A chain ...`` line,
+        joined by newlines."""
+        self._count += n
+        blocks = self._blocks
+        if chain == self._last and len(blocks[-1]) < _MERGE_BELOW:
+            blocks[-1] += "\n" + block
+            return
+        self._last = chain
+        i = len(blocks)
+        blocks.append(block)
+        at = self._at.get(chain)
+        if at is None:
+            self._at[chain] = i
+        elif at >= 0:
+            self._runs[chain] = [at, i]
+            self._at[chain] = -1  # in _runs
+        else:
+            self._runs[chain].append(i)
+
+    def write_chain_blocks(self, chains: list[str], blocks: list[str], n: int) -> None:
+        """Declare ``chains`` and append ``blocks[i]`` (``n`` whole ``-A chains[i] ...`` lines)
+        to each: one block per chain (every endpoint's KUBE-SEP chain)."""
+        at = self._at
+        if at.keys().isdisjoint(chains) and len(set(chains)) == len(chains):
+            self.chains += chains
+            mine = self._blocks
+            i = len(mine)
+            mine += blocks
+            at.update(zip(chains, range(i, i + len(chains))))
+            self._count += n * len(chains)
+            if chains:
+                self._last = chains[-1]
+        else:  # a chain written before (not by kube-proxy's templates): one at a time
+            for chain, block in zip(chains, blocks):
+                self.chains.append(chain)
+                self.write_block(chain, block, n)
 
     def __len__(self) -> int:
         """``LineBuffer.Lines()`` of the rules buffer: the rules written."""
-        return len(self._lines)
+        return self._count
 
     @property
     def lines(self) -> list[str]:
         """The ``-A`` lines in emission order."""
-        return self._lines
+        return "\n".join(self._blocks).split("\n") if self._blocks else []
 
     @property
     def rules(self) -> list[tuple[str, str]]:
         """``(chain, line)`` of every rule, in emission order."""
-        return [(line.split(" ", 2)[1], line) for line in self._lines]
+        return [(line.split(" ", 2)[1], line) for line in self.lines]
 
-    def rules_of(self, chains: list[str]) -> list[str]:
-        """The rules of ``chains``, chain after chain."""
+    def blocks_of(self, chains: Sequence[str]) -> list[str]:
+        """The rules of ``chains``, chain after chain, as blocks of newline-joined lines."""
+        blocks, at, runs = self._blocks, self._at.get, self._runs
+        first = list(map(at, chains))
+        if None not in first and min(first, default=0) >= 0:
+            return list(map(blocks.__getitem__, first))  # each chain one block
         out: list[str] = []
-        lines, start, stop, runs = self._lines, self._start, self._stop, self._runs
-        for c in chains:
-            if c in runs:
-                out += self.rules_in(c)
-            elif c in start:
-                out += lines[start[c]:stop[c]]
+        for c, i in zip(chains, first):
+            if i is None:
+                continue
+            if i < 0:
+                out += [blocks[j] for j in runs[c]]
+            else:
+                out.append(blocks[i])
         return out
+
+    def rules_of(self, chains: Sequence[str]) -> list[str]:
+        """The rules of ``chains``, chain after chain."""
+        blocks = self.blocks_of(chains)
+        return "\n".join(blocks).split("\n") if blocks else []
 
     def rules_in(self, chain: str) -> list[str]:
         """The rules of ``chain``, in order."""
-        runs = self._runs.get(chain)
-        if runs is not None:
-            return [line for a, b in runs for line in self._lines[a:b]]
-        if chain not in self._start:
-            return []
-        return self._lines[self._start[chain]:self._stop[chain]]
+        return self.rules_of((chain,))
 
 
 @dataclass
@@ -181,12 +217,13 @@ class RuleSet:
         for t in sorted(self.tables, key=lambda t: t.name):
             head, rest = _sorted_chains(t.chains)
             out.append("*" + t.name)
-            out += [f":{c} - [0:0]" for c in head]
-            out += [f":{c} - [0:0]" for c in rest]
+            chains = head + rest
+            if chains:
+                out.append(":" + " - [0:0]\n:".join(chains) + " - [0:0]")
             for c in head:  # KUBE-NODEPORTS, KUBE-SERVICES: rules sorted by service name
                 last_rule = t.name == "nat" and c == C.KUBE_SERVICES
                 out += sorted(t.rules_in(c), key=lambda line, lr=last_rule: _service_sort_key(line, lr))
-            out += t.rules_of(rest)
+            out += t.blocks_of(rest)
             out.extend([f"-X {c}" for c in t.deleted])
             out.append("COMMIT")
         return "\n".join(out) + "\n"
@@ -212,9 +249,14 @@ def _sorted_chains(chains: list[str]) -> tuple[list[str], list[str]]:
     the other KUBE-* chains sorted, then the rest sorted."""
     head = [c for c in (C.KUBE_NODEPORTS, C.KUBE_SERVICES) if c in chains]
     rest = sorted(chains)
-    kube = [c for c in rest if c.startswith("KUBE-") and c != C.KUBE_NODEPORTS and c != C.KUBE_SERVICES]
+    # the KUBE-* chains are one run of the sorted list
+    lo = bisect_left(rest, "KUBE-")
+    hi = bisect_left(rest, "KUBE.", lo)  # "." follows "-"
+    kube = rest[lo:hi]
+    for c in head:
+        del kube[bisect_left(kube, c):bisect_right(kube, c)]
     if len(kube) + len(head) != len(rest):
-        kube += [c for c in rest if not c.startswith("KUBE-")]
+        kube += rest[:lo] + rest[hi:]
     return head, kube
 
 
