@@ -45,12 +45,11 @@ def netns_unavailable() -> str | None:
 # every kslab- namespace they did not expect (crash cleanup is what they test), and the kernel's
 # timing-sensitive checks should not compete with each other. A notebook's cells run in order in
 # one kernel, so each notebook is one group. Everything else is spread over the workers.
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("netns") is not None:
-            item.add_marker(pytest.mark.xdist_group("kernel"))
-        elif item.get_closest_marker("install") is not None:
-            item.add_marker(pytest.mark.xdist_group("install"))
-        elif item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group(f"notebook-{item.path.name}-{item.path.parent.name}"))
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # at collection, before any pytest_collection_modifyitems (xdist reads the mark in its own)
+    if item.get_closest_marker("netns") is not None:
+        item.add_marker(pytest.mark.xdist_group("kernel"))
+    elif item.get_closest_marker("install") is not None:
+        item.add_marker(pytest.mark.xdist_group("install"))
+    elif item.path.suffix == ".ipynb":
+        item.add_marker(pytest.mark.xdist_group(f"notebook-{item.path.parent.name}-{item.path.name}"))
