@@ -61,3 +61,12 @@ def test_sync_repeated_in_the_kernel_equals_the_model(backend):
     assert not failed.ok and "iptables-restore" in failed.error
     if backend is None:  # nf_tables names the chain; legacy says only "line N failed"
         assert "KUBE-SEP-AYCN5HPXMIRJNJXU" in failed.error
+
+
+@pytest.mark.netns
+def test_kernel_tests_run_in_one_xdist_group(request):
+    """Under ``--dist loadgroup`` the kernel tests must share one worker (tests/conftest.py): a
+    pytest or xdist that drops the group would spread them over both workers silently."""
+    if getattr(request.config, "workerinput", None) is None or not request.config.getoption("loadgroup", False):
+        pytest.skip("not running under xdist --dist loadgroup")
+    assert request.node.nodeid.endswith("@kernel")
