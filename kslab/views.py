@@ -164,9 +164,10 @@ def compute_cross_node(lab: Lab, clients: tuple[str, ...], replicas: int, *, n: 
     pods = [p for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}"]
     out = {}
     for client in clients:
-        node = lab.client(client).node
+        who = lab.client(client)
+        node = who.node
         local = sum(1 for p in pods if p.node_name == node)
-        mine = df[df["client"] == lab.client(client).name]
+        mine = df[df["client"] == who.name]
         out[client] = {"replicas": replicas, "client_node": node, "local_pods": local, "expected": 1 - local / len(pods),
                        "observed": experiments.cross_node_share(mine)}
     return out
@@ -197,18 +198,18 @@ class CrossNodePanel:
                         yaxis_range=[0, 1.05], template="plotly_white", height=360))
         self.rows: list[dict] = []
         self.growth: list[dict[str, dict]] = []  # step r-1: client -> compute_cross_node row with r replicas
-        self._grown_lab: tuple | None = None  # the lab's state after the last step (see _lab_state)
+        self._grown_at: int | None = None  # lab.generation after the last step (every sync, hand edit, broken pod)
         self.client.observe(lambda _c: self.update(), names="value")
         self.max_replicas.observe(lambda _c: self.update(), names="value")
         self.update()
         self.widget = w.VBox([w.HBox([self.client, self.max_replicas]), self.figure])
 
     def update(self) -> list[dict]:
-        if _lab_state(self.lab) != self._grown_lab:  # first time, or the lab changed since the last step
+        if self.lab.generation != self._grown_at:  # first time, or the lab changed since the last step
             self.growth = []
         for r in range(len(self.growth) + 1, self.max_replicas.value + 1):
             self.growth.append(compute_cross_node(self.lab, self.clients, r, seed=self.seed))
-        self._grown_lab = _lab_state(self.lab)
+        self._grown_at = self.lab.generation
         self.rows = [step[self.client.value] for step in self.growth[:self.max_replicas.value]]
         x = [r["replicas"] for r in self.rows]
         observed, expected = self.figure.data
@@ -223,14 +224,6 @@ class CrossNodePanel:
         from IPython.display import display
 
         display(self.widget)
-
-
-def _lab_state(lab: Lab) -> tuple:
-    """What a cross-node measurement depends on: the pods (names, addresses, nodes, readiness)
-    and the lab's generation (every sync, hand edit and broken pod counts one), whatever the
-    dataplane."""
-    pods = tuple((p.name, p.pod_ip, p.node_name, p.ready, p.phase) for p in lab.cluster.pods)
-    return pods, lab.generation
 
 
 @dataclass(frozen=True)

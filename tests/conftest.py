@@ -5,8 +5,11 @@ files use. Test files import nothing from one another; they take these fixtures 
 - ``@pytest.mark.netns``: the test needs root, ``ip`` and ``iptables`` (network namespaces and
   the real kernel). On a machine without them it is skipped with the one-line reason
   (:func:`netns_skip_reason`), so the same suite runs everywhere.
-- ``sync_repeated``: upstream's TestSyncProxyRulesRepeated, replayed against any kernel
-  (kslab's model or a real namespace): see :mod:`sync_repeated`.
+- upstream's TestSyncProxyRulesRepeated, replayable against any kernel, is the helper module
+  :mod:`sync_repeated`; the xtables cases are :mod:`xtables_cases`.
+
+The xdist groups (which tests share a worker) are set in the repository's top-level conftest.py,
+which covers the notebooks too.
 """
 
 from __future__ import annotations
@@ -39,17 +42,3 @@ def netns_unavailable() -> str | None:
     """:func:`netns_skip_reason` for fixtures that must decide before a test is set up."""
     return netns_skip_reason()
 
-
-# ---- parallel workers (pytest-xdist, ``--dist loadgroup``) ---------------------------------------
-# Tests that make network namespaces run in one worker, one after another: several of them sweep
-# every kslab- namespace they did not expect (crash cleanup is what they test), and the kernel's
-# timing-sensitive checks should not compete with each other. A notebook's cells run in order in
-# one kernel, so each notebook is one group. Everything else is spread over the workers.
-def pytest_itemcollected(item: pytest.Item) -> None:
-    # at collection, before any pytest_collection_modifyitems (xdist reads the mark in its own)
-    if item.get_closest_marker("netns") is not None:
-        item.add_marker(pytest.mark.xdist_group("kernel"))
-    elif item.get_closest_marker("install") is not None:
-        item.add_marker(pytest.mark.xdist_group("install"))
-    elif item.path.suffix == ".ipynb":
-        item.add_marker(pytest.mark.xdist_group(f"notebook-{item.path.parent.name}-{item.path.name}"))
