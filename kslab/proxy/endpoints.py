@@ -9,7 +9,6 @@ endpoint with what it needs (the iptables mode adds its KUBE-SEP chain name:
 from __future__ import annotations
 
 import socket
-from itertools import chain as _chain
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 from typing import Callable, Iterable
@@ -65,44 +64,42 @@ def base_endpoint_info(svc_port_name: ServicePortName) -> Callable[..., BaseEndp
 
 class EndpointColumns:
     """One service port's endpoints when all of them are ready, serving, not terminating and
-    without topology hints (what a large cluster mostly has), kept as one flat tuple of strings
-    instead of an endpoint info each; :meth:`infos` makes the endpoint infos when they are
-    asked for (a renderer writes rules from :attr:`ips` and :attr:`endpoints` without them).
+    without topology hints (what a large cluster mostly has), kept as columns (tuples of
+    strings) instead of an endpoint info each; :meth:`infos` makes the endpoint infos when they
+    are asked for (a renderer writes rules from :attr:`ips` and :attr:`endpoints` without them).
     :func:`build_endpoints_map` returns these only when asked to (``columns=True``)."""
 
-    __slots__ = ("svc_port_name", "port", "node_name", "make_endpoint_info", "_flat", "_infos")
+    __slots__ = ("svc_port_name", "port", "node_name", "make_endpoint_info", "ips", "endpoints", "nodes", "zones",
+                 "pods", "_infos")
 
-    def __init__(self, svc_port_name: ServicePortName, port: int, node_name: str,
-                 make_endpoint_info: MakeEndpointInfo, flat: tuple) -> None:
+    def __init__(self, svc_port_name: ServicePortName, port: int, node_name: str, make_endpoint_info: MakeEndpointInfo,
+                 ips: tuple[str, ...], endpoints: tuple[str, ...], nodes: tuple, zones: tuple, pods: tuple) -> None:
         self.svc_port_name = svc_port_name
         self.port = port
         self.node_name = node_name  # the node rendered for (is_local)
         self.make_endpoint_info = make_endpoint_info
-        self._flat = flat  # (ip, "ip:port", node, zone, target_pod) per endpoint, sorted on "ip:port"
+        # per endpoint, sorted on "ip:port": the IP, "ip:port", its node, zone and target pod
+        self.ips = ips
+        self.endpoints = endpoints
+        self.nodes = nodes
+        self.zones = zones
+        self.pods = pods
         self._infos: list[BaseEndpointInfo] | None = None
 
     def __len__(self) -> int:
-        return len(self._flat) // 5
+        return len(self.ips)
 
     def __bool__(self) -> bool:
-        return bool(self._flat)
-
-    @property
-    def ips(self) -> tuple[str, ...]:
-        return self._flat[0::5]
-
-    @property
-    def endpoints(self) -> tuple[str, ...]:
-        """``ip:port`` of each endpoint, in order."""
-        return self._flat[1::5]
+        return bool(self.ips)
 
     def infos(self) -> list[BaseEndpointInfo]:
         """The endpoint infos (made once)."""
         if self._infos is None:
             make = self.make_endpoint_info(self.svc_port_name)
-            f, port, here = self._flat, self.port, self.node_name
-            self._infos = [make(f[i], port, f[i + 2] == here and bool(f[i + 2]), True, True, False, _EMPTY, _EMPTY,
-                                f[i + 2], f[i + 3], f[i + 4], f[i + 1]) for i in range(0, len(f), 5)]
+            port, here = self.port, self.node_name
+            self._infos = [make(ip, port, node == here and bool(node), True, True, False, _EMPTY, _EMPTY, node, zone, pod,
+                                endpoint)
+                           for ip, endpoint, node, zone, pod in zip(self.ips, self.endpoints, self.nodes, self.zones, self.pods)]
         return self._infos
 
 
@@ -138,13 +135,12 @@ def build_endpoints_map(
 
     def flush() -> None:
         for spn, (port, b) in grouped.items():
-            keys = sorted(b)
             if columns and plain[spn]:
-                out[spn] = EndpointColumns(spn, port, node_name, make_endpoint_info,
-                                           tuple(_chain(*map(_plain_fields, map(b.__getitem__, keys)))))
+                ips, _, _, _, _, _, _, _, nodes, zones, pods, keys = zip(*sorted(b.values(), key=_row_key)) if b else _NO_ROWS
+                out[spn] = EndpointColumns(spn, port, node_name, make_endpoint_info, ips, keys, nodes, zones, pods)
             else:
                 make = make_endpoint_info(spn)
-                out[spn] = [make(*b[k]) for k in keys]
+                out[spn] = [make(*b[k]) for k in sorted(b)]
 
     for sl in sorted(slices, key=_slice_order):
         if sl.address_type != want_type or not sl.service_name:
@@ -213,7 +209,8 @@ def build_endpoints_map(
     return out
 
 
-_plain_fields = itemgetter(0, 11, 8, 9, 10)  # a row's ip, "ip:port", node, zone, target pod (EndpointColumns)
+_row_key = itemgetter(11)  # a row's "ip:port"
+_NO_ROWS: tuple = ((),) * 12
 _slice_order = attrgetter("namespace", "service_name", "name")
 _endpoint_fields = attrgetter("addresses", "ready", "serving", "terminating", "node_name", "zone",
                               "hints_for_zones", "hints_for_nodes", "target_pod")

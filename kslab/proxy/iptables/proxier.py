@@ -23,7 +23,7 @@ from ..serviceport import ServicePortName, service_ports_of
 from ..topology import CategorizedEndpoints, categorize_endpoints
 from ..util import cidr_contains, nodeport_addresses_match_all, nodeport_ips, parse_ip_sloppy
 from . import constants as C
-from .chains import EndpointInfo, ServicePortInfo, endpoint_chain_names, new_endpoint_info
+from .chains import EndpointInfo, ServicePortInfo, endpoint_chain_names, endpoint_chain_names_of, new_endpoint_info
 from .ruleset import FIXED_NAT_CHAINS, LineBuffer, RuleSet
 
 
@@ -34,11 +34,12 @@ class ServicePortRules:
     gets its endpoint infos (``endpoints``, ``categorized``) made when first asked for."""
 
     __slots__ = ("info", "_endpoints", "_categorized", "has_internal_endpoints", "has_external_endpoints",
-                 "uses_external_chain", "uses_fw_chain", "uses_cluster_chain", "uses_local_chain")
+                 "uses_external_chain", "uses_fw_chain", "uses_cluster_chain", "uses_local_chain", "_endpoint_chains")
 
     def __init__(self, info: ServicePortInfo, endpoints: list[EndpointInfo] | EndpointColumns,
                  categorized: CategorizedEndpoints | None, has_internal_endpoints: bool, has_external_endpoints: bool,
-                 uses_external_chain: bool, uses_fw_chain: bool, uses_cluster_chain: bool, uses_local_chain: bool) -> None:
+                 uses_external_chain: bool, uses_fw_chain: bool, uses_cluster_chain: bool, uses_local_chain: bool,
+                 endpoint_chains: list[str] | None = None) -> None:
         self.info = info
         self._endpoints = endpoints
         self._categorized = categorized  # None: all of the columns' endpoints, for the cluster policy
@@ -48,6 +49,7 @@ class ServicePortRules:
         self.uses_fw_chain = uses_fw_chain
         self.uses_cluster_chain = uses_cluster_chain
         self.uses_local_chain = uses_local_chain
+        self._endpoint_chains = endpoint_chains  # the columns' endpoints' KUBE-SEP chains, if the sync named them
 
     def __repr__(self) -> str:
         return f"ServicePortRules({self.info.name_string}, endpoints={len(self._endpoints)})"
@@ -72,7 +74,9 @@ class ServicePortRules:
                   if used]
         eps = self._endpoints
         if self._categorized is None and isinstance(eps, EndpointColumns):
-            return chains + endpoint_chain_names(info.name_string, info.protocol, eps.endpoints)
+            if self._endpoint_chains is None:
+                self._endpoint_chains = endpoint_chain_names(info.name_string, info.protocol, eps.endpoints)
+            return chains + self._endpoint_chains
         return chains + [ep.chain for ep in self.categorized.all_reachable]
 
 
@@ -141,9 +145,19 @@ def sync_proxy_rules(
     tryPartialSync = partial_services is not None
 
     totalEndpoints = 0
+    fromColumns: list[tuple[ServicePortInfo, EndpointColumns]] = []  # all endpoints ready, no hints, policy Cluster
     for svcInfo in service_ports:
-        totalEndpoints += len(endpoints_map.get(svcInfo.name, ()))
+        eps = endpoints_map.get(svcInfo.name, ())
+        totalEndpoints += len(eps)
+        if type(eps) is EndpointColumns and not svcInfo.uses_local_endpoints() and (
+                not tryPartialSync or svcInfo.name.service_key in partial_services):  # type: ignore[operator]
+            fromColumns.append((svcInfo, eps))
     largeClusterMode = totalEndpoints > C.LARGE_CLUSTER_ENDPOINTS_THRESHOLD
+    # The KUBE-SEP chains of those service ports' endpoints, named in one batch (kube-proxy names
+    # each endpoint's chain when it first sees the endpoint, in newEndpointInfo).
+    sepChainsOf = dict(zip([svcInfo.name for svcInfo, _ in fromColumns], endpoint_chain_names_of(
+        [(svcInfo.name_string, svcInfo.protocol, eps.endpoints) for svcInfo, eps in fromColumns])))
+    del fromColumns
 
     # ---- fixed chains and rules --------------------------------------------------------------
     for chain in (C.KUBE_SERVICES, C.KUBE_EXTERNAL_SERVICES, C.KUBE_FORWARD, C.KUBE_NODEPORTS, C.KUBE_PROXY_FIREWALL):
@@ -176,7 +190,7 @@ def sync_proxy_rules(
     writeBlock = natRules.write_block
     writeChainBlocks = natRules.write_chain_blocks
     ladders: dict[int, list[str]] = {}
-    rendered: list[ServicePortRules] = []
+    rendered: list[tuple] = []  # ServicePortRules' arguments, per service port (made into objects when asked)
     for svcInfo in service_ports:
         protocol = svcInfo.protocol
         svcPortNameString = svcInfo.name_string
@@ -320,7 +334,8 @@ def sync_proxy_rules(
         # omit them from the restore input. Their chains stay active, and the metrics count
         # the rules they hold, but nothing of them is written (upstream writes them into a
         # discard buffer; here they are counted without being formatted).
-        if tryPartialSync and svcInfo.name.service_key not in partial_services:  # type: ignore[operator]
+        skipped = tryPartialSync and svcInfo.name.service_key not in partial_services  # type: ignore[operator]
+        if skipped:
             skippedNatChains += (usesExternalTrafficChain + usesFWChain + usesClusterPolicyChain + usesLocalPolicyChain
                                  + len(allLocallyReachableEndpoints))
             skippedNatRules += _service_chain_rule_count(
@@ -388,7 +403,7 @@ def sync_proxy_rules(
 
             # The endpoints' chain names, each computed once.
             if columns is not None:
-                epChains = endpoint_chain_names(svcPortNameString, protocol, columns.endpoints)
+                epChains = sepChainsOf[svcInfo.name]
 
             # If Cluster policy is in use, create the chain and create rules jumping from
             # clusterPolicyChain to the clusterEndpoints.
@@ -430,19 +445,9 @@ def sync_proxy_rules(
                 dnat = f" {comment}{proto} -j DNAT --to-destination "
                 writeChainBlocks(epChains, [f"-A {c}{masq}{ip}{masqJump}{c}{dnat}{endpoint}" for c, ip, endpoint in epRows], 2)
 
-        rendered.append(
-            ServicePortRules(
-                info=svcInfo,
-                endpoints=allEndpoints,
-                categorized=categorized,
-                has_internal_endpoints=hasInternalEndpoints,
-                has_external_endpoints=hasExternalEndpoints,
-                uses_external_chain=usesExternalTrafficChain,
-                uses_fw_chain=usesFWChain,
-                uses_cluster_chain=usesClusterPolicyChain,
-                uses_local_chain=usesLocalPolicyChain,
-            )
-        )
+        rendered.append((svcInfo, allEndpoints, categorized, hasInternalEndpoints, hasExternalEndpoints,
+                         usesExternalTrafficChain, usesFWChain, usesClusterPolicyChain, usesLocalPolicyChain,
+                         epChains if columns is not None and not skipped else None))
 
     # ---- tail rules ---------------------------------------------------------------------------
     # Finally, tail-call to the nodePorts chain. This needs to be after all other service
@@ -472,7 +477,7 @@ def sync_proxy_rules(
         '-m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
     )
     return RuleSet(
-        cfg, filterRules, natRules, largeClusterMode, totalEndpoints, rendered,
+        cfg, filterRules, natRules, largeClusterMode, totalEndpoints, rendered, ServicePortRules,
         partial=tryPartialSync,
         skipped_nat_rules=skippedNatRules,
         skipped_nat_chains=skippedNatChains,

@@ -11,6 +11,7 @@ and the three text forms of the result.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -47,7 +48,7 @@ class LineBuffer:
         self._blocks: list[str] = []  # '-A ...' lines joined by newlines, in emission order
         self._count = 0  # rules written
         self._last: str | None = None  # the chain of the last block
-        self._at: dict[str, int] = {}  # chain -> index of its block, -1 if it has several (in _runs)
+        self._at: dict[str, int | None] = {}  # chain -> index of its block, None if it has several (in _runs)
         self._runs: dict[str, list[int]] = {}  # chain -> its blocks, for chains of several blocks
 
     def write_chain(self, chain: str) -> None:
@@ -71,14 +72,14 @@ class LineBuffer:
         self._last = chain
         i = len(blocks)
         blocks.append(block)
-        at = self._at.get(chain)
-        if at is None:
+        at = self._at.get(chain, -1)
+        if at == -1:
             self._at[chain] = i
-        elif at >= 0:
-            self._runs[chain] = [at, i]
-            self._at[chain] = -1  # in _runs
-        else:
+        elif at is None:
             self._runs[chain].append(i)
+        else:
+            self._runs[chain] = [at, i]
+            self._at[chain] = None  # in _runs
 
     def write_chain_blocks(self, chains: list[str], blocks: list[str], n: int) -> None:
         """Declare ``chains`` and append ``blocks[i]`` (``n`` whole ``-A chains[i] ...`` lines)
@@ -114,17 +115,17 @@ class LineBuffer:
 
     def blocks_of(self, chains: Sequence[str]) -> list[str]:
         """The rules of ``chains``, chain after chain, as blocks of newline-joined lines."""
-        blocks, at, runs = self._blocks, self._at.get, self._runs
-        first = list(map(at, chains))
-        if None not in first and min(first, default=0) >= 0:
-            return list(map(blocks.__getitem__, first))  # each chain one block
+        blocks, at, runs = self._blocks, self._at, self._runs
+        try:  # each chain one block (a chain without rules: KeyError; several blocks: None, a TypeError)
+            return list(map(blocks.__getitem__, map(at.__getitem__, chains)))
+        except (KeyError, TypeError):
+            pass
         out: list[str] = []
-        for c, i in zip(chains, first):
+        for c in chains:
+            i = at.get(c, -1)
             if i is None:
-                continue
-            if i < 0:
                 out += [blocks[j] for j in runs[c]]
-            else:
+            elif i >= 0:
                 out.append(blocks[i])
         return out
 
@@ -145,11 +146,21 @@ class RuleSet:
     nat: LineBuffer
     large_cluster_mode: bool
     total_endpoints: int
-    service_ports: list  # list[ServicePortRules]
+    service_port_rows: list[tuple] = field(repr=False)  # per service port, the arguments of ...
+    service_port_type: type = field(repr=False)  # ... this type (ServicePortRules), made when asked for
     partial: bool = False  # a partial sync's text (unchanged services' chains left out)
     skipped_nat_rules: int = 0  # rules of unchanged services a partial sync did not write
     skipped_nat_chains: int = 0
     _active_nat_chains: frozenset[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _service_ports: list | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def service_ports(self) -> list:
+        """What the sync decided per service port (``ServicePortRules``), in the order written."""
+        if self._service_ports is None:
+            make = self.service_port_type
+            self._service_ports = [make(*row) for row in self.service_port_rows]
+        return self._service_ports
 
     @property
     def active_nat_chains(self) -> frozenset[str]:
@@ -221,12 +232,12 @@ class RuleSet:
             if chains:
                 out.append(":" + " - [0:0]\n:".join(chains) + " - [0:0]")
             for c in head:  # KUBE-NODEPORTS, KUBE-SERVICES: rules sorted by service name
-                last_rule = t.name == "nat" and c == C.KUBE_SERVICES
-                out += sorted(t.rules_in(c), key=lambda line, lr=last_rule: _service_sort_key(line, lr))
+                out += _sorted_by_service(t.rules_in(c), t.name == "nat" and c == C.KUBE_SERVICES)
             out += t.blocks_of(rest)
             out.extend([f"-X {c}" for c in t.deleted])
             out.append("COMMIT")
-        return "\n".join(out) + "\n"
+        out.append("")  # the text ends with a newline
+        return "\n".join(out)
 
     def save_text(self) -> str:
         """What ``iptables-save`` prints on the node after kube-proxy's full sync of this ruleset."""
@@ -258,6 +269,25 @@ def _sorted_chains(chains: list[str]) -> tuple[list[str], list[str]]:
     if len(kube) + len(head) != len(rest):
         kube += rest[:lo] + rest[hi:]
     return head, kube
+
+
+_SERVICE_NAME = re.compile(r'^(?:[^\n]*?--comment "?([^ ":\n]*))?[^\n]*$', re.M)
+"""Per line of a text: ``getServiceName``'s answer ('' for a line without a comment)."""
+
+
+def _sorted_by_service(lines: list[str], last_rule_last: bool) -> list[str]:
+    """``lines`` stably sorted on :func:`_service_sort_key` (the service names found by one regex
+    over the lines, not a Python call per line)."""
+    names = _SERVICE_NAME.findall("\n".join(lines))
+    if len(names) != len(lines):  # (a line with a newline inside: never written by the renderer)
+        return sorted(lines, key=lambda line: _service_sort_key(line, last_rule_last))
+    order = sorted(range(len(lines)), key=names.__getitem__)
+    out = [lines[i] for i in order]
+    if last_rule_last:
+        last = [line for line in out if "must be the last rule" in line and _service_sort_key(line, True)[0]]
+        if last:
+            out = [line for line in out if line not in last] + last
+    return out
 
 
 def _comment_value(line: str) -> str | None:
