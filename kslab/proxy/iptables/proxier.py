@@ -213,8 +213,11 @@ def sync_proxy_rules(
             localEndpoints = _NO_ENDPOINTS
             hasEndpoints = bool(columns)
 
+        # externally accessible: a nodePort, externalIPs or load-balancer VIPs (without any, the
+        # external captures below have nothing to write, and the service port uses its cluster chain)
+        externallyAccessible = svcInfo.externally_accessible()
         clusterPolicyChain = svcInfo.svc_chain
-        usesClusterPolicyChain = bool(clusterEndpoints) and svcInfo.uses_cluster_endpoints()
+        usesClusterPolicyChain = bool(clusterEndpoints) and (externallyAccessible or not svcInfo.internal_policy_local)
         localPolicyChain = svcInfo.svl_chain
         usesLocalPolicyChain = bool(localEndpoints) and svcInfo.uses_local_endpoints()
 
@@ -233,7 +236,7 @@ def sync_proxy_rules(
             if not localEndpoints:
                 hasExternalEndpoints = False
         externalTrafficChain = svcInfo.ext_chain  # eventually jumps to externalPolicyChain
-        usesExternalTrafficChain = hasEndpoints and svcInfo.externally_accessible()
+        usesExternalTrafficChain = hasEndpoints and externallyAccessible
 
         fwChain = svcInfo.fw_chain
         usesFWChain = hasEndpoints and bool(svcInfo.load_balancer_vips) and bool(svcInfo.load_balancer_source_ranges)
@@ -242,9 +245,10 @@ def sync_proxy_rules(
         if not hasEndpoints:
             internalTrafficFilterTarget = externalTrafficFilterTarget = "REJECT"
             internalTrafficFilterComment = externalTrafficFilterComment = f'"{svcPortNameString} has no endpoints"'
-        else:
+        elif not hasInternalEndpoints or externallyAccessible:
             internalTrafficFilterTarget = externalTrafficFilterTarget = "DROP"
             internalTrafficFilterComment = externalTrafficFilterComment = f'"{svcPortNameString} has no local endpoints"'
+        # (else no filter rule is written: neither is needed)
         proto = f"-m {protocol} -p {protocol}"
         dport = f"--dport {svcInfo.port}"
         clusterIP = svcInfo.cluster_ip
@@ -263,61 +267,62 @@ def sync_proxy_rules(
                 f"-m comment --comment {internalTrafficFilterComment} {proto} -d {clusterIP} {dport} -j {internalTrafficFilterTarget}",
             )
 
-        # Capture externalIPs.
-        for externalIP in svcInfo.external_ips:
-            if hasEndpoints:
-                natRules.write(
-                    C.KUBE_SERVICES,
-                    f'-m comment --comment "{svcPortNameString} external IP" {proto} -d {externalIP} {dport} -j {externalTrafficChain}',
-                )
-            if not hasExternalEndpoints:
-                filterRules.write(
-                    C.KUBE_EXTERNAL_SERVICES,
-                    f"-m comment --comment {externalTrafficFilterComment} {proto} -d {externalIP} {dport} -j {externalTrafficFilterTarget}",
-                )
+        if externallyAccessible:
+            # Capture externalIPs.
+            for externalIP in svcInfo.external_ips:
+                if hasEndpoints:
+                    natRules.write(
+                        C.KUBE_SERVICES,
+                        f'-m comment --comment "{svcPortNameString} external IP" {proto} -d {externalIP} {dport} -j {externalTrafficChain}',
+                    )
+                if not hasExternalEndpoints:
+                    filterRules.write(
+                        C.KUBE_EXTERNAL_SERVICES,
+                        f"-m comment --comment {externalTrafficFilterComment} {proto} -d {externalIP} {dport} -j {externalTrafficFilterTarget}",
+                    )
 
-        # Capture load-balancer ingress.
-        for lbip in svcInfo.load_balancer_vips:
-            if hasEndpoints:
-                natRules.write(
-                    C.KUBE_SERVICES,
-                    f'-m comment --comment "{svcPortNameString} loadbalancer IP" {proto} -d {lbip} {dport} -j {loadBalancerTrafficChain}',
-                )
-            if usesFWChain:
-                filterRules.write(
-                    C.KUBE_PROXY_FIREWALL,
-                    f'-m comment --comment "{svcPortNameString} traffic not accepted by {fwChain}" {proto} -d {lbip} {dport} -j DROP',
-                )
-        if not hasExternalEndpoints:
-            # Either no endpoints at all (REJECT) or no endpoints for external traffic (DROP).
+            # Capture load-balancer ingress.
             for lbip in svcInfo.load_balancer_vips:
-                filterRules.write(
-                    C.KUBE_EXTERNAL_SERVICES,
-                    f"-m comment --comment {externalTrafficFilterComment} {proto} -d {lbip} {dport} -j {externalTrafficFilterTarget}",
-                )
+                if hasEndpoints:
+                    natRules.write(
+                        C.KUBE_SERVICES,
+                        f'-m comment --comment "{svcPortNameString} loadbalancer IP" {proto} -d {lbip} {dport} -j {loadBalancerTrafficChain}',
+                    )
+                if usesFWChain:
+                    filterRules.write(
+                        C.KUBE_PROXY_FIREWALL,
+                        f'-m comment --comment "{svcPortNameString} traffic not accepted by {fwChain}" {proto} -d {lbip} {dport} -j DROP',
+                    )
+            if not hasExternalEndpoints:
+                # Either no endpoints at all (REJECT) or no endpoints for external traffic (DROP).
+                for lbip in svcInfo.load_balancer_vips:
+                    filterRules.write(
+                        C.KUBE_EXTERNAL_SERVICES,
+                        f"-m comment --comment {externalTrafficFilterComment} {proto} -d {lbip} {dport} -j {externalTrafficFilterTarget}",
+                    )
 
-        # Capture nodeports.
-        if svcInfo.node_port:
-            nodePort = svcInfo.node_port
-            if hasEndpoints:
-                # Jump to the external destination chain; for better or for worse, nodeports are
-                # not subject to loadBalancerSourceRanges.
-                if localhostNodePortsNFAcct:
+            # Capture nodeports.
+            if svcInfo.node_port:
+                nodePort = svcInfo.node_port
+                if hasEndpoints:
+                    # Jump to the external destination chain; for better or for worse, nodeports are
+                    # not subject to loadBalancerSourceRanges.
+                    if localhostNodePortsNFAcct:
+                        natRules.write(
+                            C.KUBE_NODEPORTS,
+                            f"-m comment --comment {svcPortNameString} {proto} -d 127.0.0.0/8 --dport {nodePort} "
+                            f"-m nfacct --nfacct-name {C.NFACCT_LOCALHOST_NODEPORTS} -j {externalTrafficChain}",
+                        )
                     natRules.write(
                         C.KUBE_NODEPORTS,
-                        f"-m comment --comment {svcPortNameString} {proto} -d 127.0.0.0/8 --dport {nodePort} "
-                        f"-m nfacct --nfacct-name {C.NFACCT_LOCALHOST_NODEPORTS} -j {externalTrafficChain}",
+                        f"-m comment --comment {svcPortNameString} {proto} --dport {nodePort} -j {externalTrafficChain}",
                     )
-                natRules.write(
-                    C.KUBE_NODEPORTS,
-                    f"-m comment --comment {svcPortNameString} {proto} --dport {nodePort} -j {externalTrafficChain}",
-                )
-            if not hasExternalEndpoints:
-                filterRules.write(
-                    C.KUBE_EXTERNAL_SERVICES,
-                    f"-m comment --comment {externalTrafficFilterComment} -m addrtype --dst-type LOCAL "
-                    f"{proto} --dport {nodePort} -j {externalTrafficFilterTarget}",
-                )
+                if not hasExternalEndpoints:
+                    filterRules.write(
+                        C.KUBE_EXTERNAL_SERVICES,
+                        f"-m comment --comment {externalTrafficFilterComment} -m addrtype --dst-type LOCAL "
+                        f"{proto} --dport {nodePort} -j {externalTrafficFilterTarget}",
+                    )
 
         # Capture healthCheckNodePorts.
         if svcInfo.health_check_node_port:
