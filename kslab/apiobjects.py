@@ -214,7 +214,7 @@ def _repack_subsets(cluster: ClusterState, s: Service, slices: list[EndpointSlic
     one subset per set of addresses offering the same ports; addresses sorted by IP
     (``LessEndpointAddress``). Terminating pods are left out unless the Service publishes not-ready
     addresses (``shouldPodBeInEndpoints``). Upstream orders ports and subsets by a hash of the Go
-    structs; kslab orders them by port name and first address."""
+    structs (``portsByHash``, ``subsetsByHash``); kslab keeps the Service's port order."""
     per_port: dict[tuple, dict[str, tuple[dict, bool]]] = {}
     for sl in slices:
         for ep in sl.endpoints:
@@ -237,8 +237,10 @@ def _repack_subsets(cluster: ClusterState, s: Service, slices: list[EndpointSlic
         key = tuple(sorted((ip, ready) for ip, (_, ready) in addrs.items()))
         groups.setdefault(key, []).append(port)
         addr_sets[key] = addrs
+    order = {p.name: i for i, p in enumerate(s.ports)}
     subsets = []
     for key, ports in groups.items():
+        ports.sort(key=lambda p: (order.get(p[0], len(order)), p))
         addrs = addr_sets[key]
         ready = [a for ip, (a, r) in sorted(addrs.items()) if r]
         not_ready = [a for ip, (a, r) in sorted(addrs.items()) if not r]
@@ -248,10 +250,11 @@ def _repack_subsets(cluster: ClusterState, s: Service, slices: list[EndpointSlic
         if not_ready:
             subset["notReadyAddresses"] = not_ready
         subset["ports"] = [
-            ({"name": n} if n else {}) | {"port": num, "protocol": proto} for n, num, proto in sorted(ports)
+            ({"name": n} if n else {}) | {"port": num, "protocol": proto} for n, num, proto in ports
         ]
         subsets.append(subset)
-    subsets.sort(key=lambda ss: (ss["ports"][0].get("name", ""), (ss.get("addresses") or ss.get("notReadyAddresses"))[0]["ip"]))
+    subsets.sort(key=lambda ss: (order.get(ss["ports"][0].get("name", ""), len(order)),
+                                 (ss.get("addresses") or ss.get("notReadyAddresses"))[0]["ip"]))
     return subsets
 
 

@@ -871,10 +871,11 @@ def go_yaml_tag(s: str) -> str:
     return _STR
 
 
-class _GoYamlDumper(yaml.SafeDumper):
-    """PyYAML's emitter (a port of libyaml, as go-yaml's is) with go-yaml v2's scalar resolution:
-    a string go-yaml would read as another type is double-quoted, a multi-line one is a literal
-    block, any other left to the emitter (plain when it can be)."""
+class _GoYamlDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """libyaml's emitter (go-yaml's is a port of it; PyYAML's pure-Python one when PyYAML was built
+    without libyaml, same output, slower) with go-yaml v2's scalar resolution: a string go-yaml
+    would read as another type is double-quoted, a multi-line one is a literal block, any other
+    left to the emitter (plain when it can be)."""
 
     def resolve(self, kind, value, implicit):  # type: ignore[override]
         if kind is yaml.ScalarNode and implicit[0]:
