@@ -583,7 +583,7 @@ SHORT_FLAGS = {"n": "namespace", "A": "all-namespaces", "l": "selector", "o": "o
 OUTPUTS = ("wide", "yaml", "json", "name")
 KUBECTL_OUTPUTS = ("custom-columns", "custom-columns-file", "go-template", "go-template-file", "json", "jsonpath",
                    "jsonpath-as-json", "jsonpath-file", "kyaml", "name", "template", "templatefile", "wide", "yaml")
-SUPPORTED_FLAGS = "-n NS, -A, -l SELECTOR, -o wide|yaml|json|name, --show-labels, --no-headers"
+SUPPORTED_FLAGS = "-n NS, -A, -l SELECTOR, -o wide|yaml|json|name|jsonpath=TEMPLATE, --show-labels, --no-headers"
 
 
 def _bool(value: str, flag: str) -> bool:
@@ -634,10 +634,10 @@ def parse_args(args: Sequence[str]) -> Options:
                 raise _Failure(f"flag {a} is not supported by kslab's kubectl", f"supported: {SUPPORTED_FLAGS}")
             setattr(o, attr, _bool(value, f"--{name}") if eq else True)
         i += 1
-    if o.output and o.output not in OUTPUTS:
+    if o.output and o.output not in OUTPUTS and not o.output.startswith("jsonpath="):
         fmt = o.output.split("=", 1)[0]
         if fmt in KUBECTL_OUTPUTS:
-            raise _Failure(f"output format {fmt!r} is not supported by kslab's kubectl", "use -o wide, yaml, json or name")
+            raise _Failure(f"output format {fmt!r} is not supported by kslab's kubectl", "use -o wide, yaml, json, name or jsonpath=...")
         raise _Failure(f'error: unable to match a printer suitable for the output format "{o.output}", allowed formats are: '
                        + ",".join(KUBECTL_OUTPUTS))
     if not o.namespace:
@@ -781,10 +781,11 @@ def _print_tables(cluster: ClusterState, o: Options, infos: list[_Info]) -> str:
 # ---- output: json, yaml, name ----------------------------------------------------------------
 
 
-def to_json(obj: Any) -> str:
+def to_json(obj: Any, indent: int | None = 4) -> str:
     """Go's ``json.MarshalIndent(obj, "", "    ")`` of an unstructured object, plus the newline
-    kubectl's JSONPrinter adds: keys sorted, ``<``, ``>``, ``&``, U+2028 and U+2029 escaped."""
-    text = json.dumps(obj, indent=4, sort_keys=True, ensure_ascii=False, separators=(",", ": "))
+    kubectl's JSONPrinter adds: keys sorted, ``<``, ``>``, ``&``, U+2028 and U+2029 escaped
+    (``indent=None``: ``json.Marshal``'s compact form)."""
+    text = json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False, separators=(",", ": ") if indent else (",", ":"))
     for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(ch, esc)  # these characters only occur inside strings
     return text + "\n"
@@ -880,7 +881,7 @@ class _GoYamlDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ign
     def resolve(self, kind, value, implicit):  # type: ignore[override]
         if kind is yaml.ScalarNode and implicit[0]:
             return go_yaml_tag(value)
-        return super().resolve(kind, value, implicit)
+        return yaml.resolver.BaseResolver.resolve(self, kind, value, implicit)
 
 
 def _represent_str(dumper: yaml.SafeDumper, s: str) -> yaml.ScalarNode:
@@ -903,6 +904,162 @@ def to_yaml(obj: Any) -> str:
                      default_flow_style=False, allow_unicode=True, width=80, indent=2)
 
 
+# ---- output: jsonpath (k8s.io/client-go/util/jsonpath, as kubectl's JSONPathPrinter runs it) ----
+
+_JP_STEP = re.compile(
+    r"\.\.|\.(?P<field>(?:\\.|[^.\[\]\\])+)|\[(?P<index>[^\]\[]*(?:\[[^\]]*\][^\]\[]*)*)\]"
+)
+
+
+def _jp_steps(path: str, template: str) -> list[tuple[str, str]]:
+    steps, pos = [], 0
+    path = path.strip()
+    if path.startswith(("$", "@")):
+        pos = 1
+    while pos < len(path):
+        m = _JP_STEP.match(path, pos)
+        if not m or m.group(0) == "..":
+            raise _Failure(f"error: error parsing jsonpath {template}, unrecognized character in action: {path[pos:]!r}")
+        steps.append(("field", m.group("field").replace("\\.", ".")) if m.group("field") is not None else ("index", m.group("index").strip()))
+        pos = m.end()
+    return steps
+
+
+_JP_FILTER = re.compile(r"\?\(\s*(?P<left>@[^=!<>\s]*)\s*(?:(?P<op>==|!=)\s*(?P<right>.+?))?\s*\)")
+
+
+def _jp_unquote(text: str) -> str:
+    """``UnquoteExtend``: a double- or single-quoted string, escapes as Go's strconv.Unquote reads them."""
+    inner = text[1:-1]
+    if text[0] == "'":
+        inner = inner.replace("\\'", "'").replace('"', '\\"')
+    return json.loads(f'"{inner}"')
+
+
+def _jp_literal(text: str) -> Any:
+    text = text.strip()
+    try:
+        if text[:1] in "\"'" and text[-1:] == text[:1]:
+            return _jp_unquote(text)
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _jp_eval(values: list[Any], steps: list[tuple[str, str]], template: str) -> list[Any]:
+    for kind, arg in steps:
+        out: list[Any] = []
+        for v in values:
+            if kind == "field":
+                if arg == "*":
+                    out += list(v.values()) if isinstance(v, dict) else (list(v) if isinstance(v, list) else [])
+                elif isinstance(v, dict) and arg in v:
+                    out.append(v[arg])
+            elif arg.startswith("?"):
+                m = _JP_FILTER.fullmatch(arg)
+                if not m:
+                    raise _Failure(f"error: error parsing jsonpath {template}, unrecognized filter: [{arg}]")
+                for item in v if isinstance(v, list) else []:
+                    found = _jp_eval([item], _jp_steps(m.group("left"), template), template)
+                    if m.group("op") is None:
+                        keep = bool(found)
+                    else:
+                        equal = bool(found) and found[0] == _jp_literal(m.group("right"))
+                        keep = equal if m.group("op") == "==" else (bool(found) and not equal)
+                    if keep:
+                        out.append(item)
+            elif isinstance(v, list):
+                if arg == "*":
+                    out += v
+                elif ":" in arg:
+                    a, _, b = arg.partition(":")
+                    out += v[int(a) if a.strip() else None: int(b) if b.strip() else None]
+                else:
+                    try:
+                        i = int(arg)
+                    except ValueError:
+                        raise _Failure(f"error: error parsing jsonpath {template}, unrecognized index: [{arg}]") from None
+                    if -len(v) <= i < len(v):
+                        out.append(v[i])
+                    else:
+                        raise _Failure(f"error: error executing jsonpath {template!r}: array index out of bounds: index {i}, length {len(v)}")
+            elif isinstance(v, dict) and arg[:1] in "'\"":
+                key = arg[1:-1]
+                if key in v:
+                    out.append(v[key])
+        values = out
+    return values
+
+
+def _jp_text(value: Any) -> str:
+    """``JSONPath.PrintResults``: maps and lists as compact JSON, anything else as Go's fmt prints it."""
+    if isinstance(value, (dict, list)):
+        return to_json(value, indent=None).rstrip("\n")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "<nil>"
+    return str(value)
+
+
+def jsonpath(template: str, doc: Any) -> str:
+    r"""A kubectl ``-o jsonpath=TEMPLATE`` over ``doc``: text outside braces as is; in braces a path
+    (``.a.b``, ``[0]``, ``[*]``, ``[a:b]``, ``['k']``, ``[?(@.k=="v")]``, ``\.`` in a key), a quoted
+    string, or ``range PATH`` ... ``end``; several results joined by spaces; missing keys print
+    nothing (``--allow-missing-template-keys``)."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(template):
+        start = template.find("{", pos)
+        if start < 0:
+            tokens.append(("text", template[pos:]))
+            break
+        if start > pos:
+            tokens.append(("text", template[pos:start]))
+        end = template.find("}", start)
+        if end < 0:
+            raise _Failure(f"error: error parsing jsonpath {template}, unclosed action")
+        tokens.append(("action", template[start + 1:end].strip()))
+        pos = end + 1
+
+    def run_block(i: int, data: Any) -> tuple[str, int]:
+        out: list[str] = []
+        while i < len(tokens):
+            kind, text = tokens[i]
+            if kind == "text":
+                out.append(text)
+            elif text == "end":
+                return "".join(out), i
+            elif text.startswith("range ") or text == "range":
+                items = _jp_eval([data], _jp_steps(text[5:], template), template)
+                depth, j = 0, i + 1
+                while j < len(tokens) and not (tokens[j] == ("action", "end") and depth == 0):
+                    if tokens[j][0] == "action" and tokens[j][1].startswith("range"):
+                        depth += 1
+                    elif tokens[j] == ("action", "end"):
+                        depth -= 1
+                    j += 1
+                if j >= len(tokens):
+                    raise _Failure(f"error: error parsing jsonpath {template}, unclosed range")
+                for item in items:
+                    out.append(run_block(i + 1, item)[0])
+                i = j
+            elif text[:1] in "\"'":
+                try:
+                    out.append(_jp_unquote(text))
+                except ValueError:
+                    raise _Failure(f"error: error parsing jsonpath {template}, invalid string {text}") from None
+            elif text:
+                out.append(" ".join(_jp_text(v) for v in _jp_eval([data], _jp_steps(text, template), template)))
+            i += 1
+        return "".join(out), i
+
+    text, i = run_block(0, doc)
+    if i < len(tokens):
+        raise _Failure(f"error: error parsing jsonpath {template}, unexpected end")
+    return text
+
+
 def _print_generic(cluster: ClusterState, o: Options, infos: list[_Info], single: bool) -> str:
     """``GetOptions.printGeneric``: one named object alone, anything else as a ``List``."""
     objs = [(info.rtype, it) for info in infos for it in info.items]
@@ -913,6 +1070,8 @@ def _print_generic(cluster: ClusterState, o: Options, infos: list[_Info], single
         doc: Any = dicts[0]
     else:
         doc = {"apiVersion": "v1", "items": dicts, "kind": "List", "metadata": {"resourceVersion": ""}}
+    if o.output.startswith("jsonpath="):
+        return jsonpath(o.output.split("=", 1)[1], doc)
     return to_json(doc) if o.output == "json" else to_yaml(doc)
 
 
@@ -929,11 +1088,11 @@ def _get(cluster: ClusterState, o: Options, words: list[str]) -> Result:
     stderr = ENDPOINTS_WARNING + "\n" if any(t.rtype.plural == "endpoints" for t in targets) else ""
     if single and errors:  # IntoSingleItemImplied: the error alone
         return Result("", stderr + "\n".join(errors) + "\n", 1)
-    if o.output in ("yaml", "json", "name"):
+    if o.output in ("yaml", "json", "name") or o.output.startswith("jsonpath="):
         stdout = _print_generic(cluster, o, infos, single)
     else:
         stdout = _print_tables(cluster, o, infos)
-    if not stdout and not errors and o.output not in ("yaml", "json", "name"):
+    if not stdout and not errors and o.output in ("", "wide"):
         namespaced = all(t.rtype.namespaced for t in targets) and not o.all_namespaces
         stderr += f"No resources found in {o.namespace} namespace.\n" if namespaced else "No resources found\n"
     if errors:

@@ -481,6 +481,44 @@ def test_json_escapes_like_go_and_lists_mix_kinds(many):
     assert [(it["kind"], it["metadata"]["name"]) for it in doc["items"]] == [("Service", "svc-many"), ("Deployment", "many")]
 
 
+def test_jsonpath(study):
+    # client-go's jsonpath as kubectl's JSONPathPrinter runs it: the study's way to read a NodePort
+    c = study.cluster
+
+    def jp(cmd: str, template: str) -> str:
+        return kubectl.run(c, [*cmd.split(), "-o", f"jsonpath={template}"])
+
+    assert jp("get svc svc-nodeport", "{.spec.ports[0].nodePort}") == "31808"
+    assert jp("get svc svc-nodeport", "{.spec.clusterIP}{'\\n'}") == "10.200.1.115\n"
+    # maps and lists print as compact JSON (PrintResults), several results joined by a space
+    assert jp("get svc svc-clusterip", "{.spec.selector} {.spec.clusterIPs}") == '{"app":"webpod"} ["10.200.1.233"]'
+    assert jp("get pods -l app=webpod", "{.items[*].metadata.name}") == "webpod1 webpod2 webpod3"
+    assert jp("get nodes", '{.items[*].status.addresses[?(@.type=="InternalIP")].address}') == "172.18.0.2 172.18.0.3 172.18.0.4 172.18.0.5"
+    assert jp("get pods -l app=webpod", '{range .items[*]}{.metadata.name}{"\\t"}{.spec.nodeName}{"\\n"}{end}') == (
+        "webpod1\tmyk8s-worker\nwebpod2\tmyk8s-worker2\nwebpod3\tmyk8s-worker3\n")
+    assert jp("get nodes myk8s-worker2", r"{.metadata.labels.topology\.kubernetes\.io/zone}") == "ap-northeast-2b"
+    assert jp("get endpointslices svc-clusterip-w58zg", "{.endpoints[*].conditions.ready} {.missing}{.endpoints[-1].zone}") == (
+        "true true true ap-northeast-2c")
+
+
+def test_yaml_without_libyaml_is_the_same():
+    # PyYAML's pure-Python emitter (a libyaml port too) gives the same text as libyaml's
+    from kslab import kubectl as kc
+
+    class PyDumper(yaml.SafeDumper):
+        resolve = kc._GoYamlDumper.resolve
+
+    PyDumper.add_representer(str, kc._represent_str)
+    lab = kslab.Lab(backend="sim")
+    try:
+        for kind in ("svc", "endpointslices", "pods", "nodes", "deploy", "ep"):
+            doc = kc._go_yaml_ordered(json.loads(k(lab, f"get {kind} -o json")))
+            assert yaml.dump(doc, Dumper=PyDumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                             width=80, indent=2) == k(lab, f"get {kind} -o yaml")
+    finally:
+        lab.close()
+
+
 # ---- truncation ------------------------------------------------------------------------------
 
 
@@ -717,7 +755,8 @@ def test_run_changes_nothing_and_is_deterministic(study):
     ("exec net-pod -- ls", "kubectl exec net-pod -- ls: kslab's kubectl does not emulate 'exec'; it emulates: get ("),
     ("get pods -w", "kubectl get pods -w: flag -w is not supported by kslab's kubectl; supported: -n NS, -A"),
     ("get pods --sort-by=.metadata.name", "kubectl get pods --sort-by=.metadata.name: flag --sort-by is not supported"),
-    ("get pods -o jsonpath={.items}", "kubectl get pods -o jsonpath={.items}: output format 'jsonpath' is not supported"),
+    ("get pods -o custom-columns=N:.metadata.name", "kubectl get pods -o custom-columns=N:.metadata.name: output format 'custom-columns' is not supported"),
+    ("get pods -o jsonpath={.items", "kubectl get pods -o jsonpath={.items: error: error parsing jsonpath {.items, unclosed action"),
     ("describe pod net-pod", "kubectl describe pod net-pod: kslab's kubectl describes services, endpoints and endpointslices, not pods"),
     ("get pods -n", "kubectl get pods -n: error: flag needs an argument: -n"),
 ])
