@@ -485,7 +485,8 @@ def _qos_class(spec: dict[str, Any]) -> str:
     if not any(r.get("requests") or r.get("limits") for r in resources):
         return "BestEffort"
     for r in resources:
-        limits, requests = r.get("limits") or {}, r.get("requests") or limits
+        limits = r.get("limits") or {}
+        requests = r.get("requests") or limits  # requests default to the limits
         if not all(k in limits and str(requests.get(k)) == str(limits[k]) for k in ("cpu", "memory")):
             return "Burstable"
     return "Guaranteed"

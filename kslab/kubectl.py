@@ -699,6 +699,12 @@ class _Info:
 
 
 def _collect(cluster: ClusterState, o: Options, targets: list[Target]) -> tuple[list[_Info], list[str]]:
+    """The resource builder's visit: the objects of each target, or kubectl's NotFound lines."""
+    named = any(t.names is not None for t in targets)
+    if named and o.selector is not None:
+        raise _Failure("error: name cannot be provided when a selector is specified")
+    if named and o.all_namespaces:
+        raise _Failure("error: a resource cannot be retrieved by name across all namespaces")
     match = parse_selector(o.selector) if o.selector is not None else None
     infos: list[_Info] = []
     errors: list[str] = []
@@ -747,7 +753,7 @@ def _print_tables(cluster: ClusterState, o: Options, infos: list[_Info]) -> str:
         rt = info.rtype
         if last is None or rt is not last:  # shouldGetNewPrinterForMapping
             flush()
-            if last is not None and not o.no_headers and "".join(out):
+            if last is not None and not o.no_headers and any(out):  # trackingWriter.Written > 0
                 separator_ready = True
             last, printed_headers = rt, False
         with_ns = o.all_namespaces and rt.namespaced
@@ -1082,8 +1088,6 @@ def _get(cluster: ClusterState, o: Options, words: list[str]) -> Result:
     if not words:
         raise _Failure("error: Required resource not specified.", f"name a resource type: {_supported_types()}")
     targets, single = _targets(words, "get")
-    if o.selector is not None and any(t.names is not None for t in targets):
-        raise _Failure("error: name cannot be provided when a selector is specified")
     infos, errors = _collect(cluster, o, targets)
     stderr = ENDPOINTS_WARNING + "\n" if any(t.rtype.plural == "endpoints" for t in targets) else ""
     if single and errors:  # IntoSingleItemImplied: the error alone
@@ -1317,8 +1321,6 @@ def _describe(cluster: ClusterState, o: Options, words: list[str]) -> Result:
         if t.rtype.plural not in DESCRIBERS:
             raise _Failure(f"kslab's kubectl describes services, endpoints and endpointslices, not {t.rtype.plural}",
                            f"use kubectl get {t.rtype.plural} -o yaml")
-    if o.selector is not None and any(t.names is not None for t in targets):
-        raise _Failure("error: name cannot be provided when a selector is specified")
     infos, errors = _collect(cluster, o, targets)
     if errors and len(words) == 2 and "/" not in words[0] and len(targets) == 1:
         rt = targets[0].rtype

@@ -501,6 +501,23 @@ def test_jsonpath(study):
         "true true true ap-northeast-2c")
 
 
+def test_pod_qos_class():
+    # GetPodQOS: no requests or limits -> BestEffort; cpu and memory limited to the requests in
+    # every container (requests default to limits) -> Guaranteed; anything else -> Burstable
+    from kslab.apiobjects import _qos_class
+
+    def spec(*resources):
+        return {"containers": [{"name": f"c{i}", "resources": r} for i, r in enumerate(resources)]}
+
+    full = {"cpu": "100m", "memory": "64Mi"}
+    assert _qos_class(spec({})) == "BestEffort"
+    assert _qos_class(spec({"limits": full})) == "Guaranteed"
+    assert _qos_class(spec({"limits": full, "requests": full}, {"limits": full})) == "Guaranteed"
+    assert _qos_class(spec({"requests": full})) == "Burstable"
+    assert _qos_class(spec({"limits": full}, {})) == "Burstable"
+    assert _qos_class(spec({"limits": full, "requests": {"cpu": "50m", "memory": "64Mi"}})) == "Burstable"
+
+
 def test_yaml_without_libyaml_is_the_same():
     # PyYAML's pure-Python emitter (a libyaml port too) gives the same text as libyaml's
     from kslab import kubectl as kc
@@ -748,6 +765,7 @@ def test_run_changes_nothing_and_is_deterministic(study):
     ("get deploy nope", 'kubectl get deploy nope: Error from server (NotFound): deployments.apps "nope" not found'),
     ("describe svc nope", 'kubectl describe svc nope: Error from server (NotFound): services "nope" not found'),
     ("get svc kubernetes -l a=b", "kubectl get svc kubernetes -l a=b: error: name cannot be provided when a selector is specified"),
+    ("get pod net-pod -A", "kubectl get pod net-pod -A: error: a resource cannot be retrieved by name across all namespaces"),
     ("get svc svc/kubernetes", "kubectl get svc svc/kubernetes: error: there is no need to specify a resource type as a separate argument"),
     ("get svc -o foo", 'kubectl get svc -o foo: error: unable to match a printer suitable for the output format "foo"'),
     ("get", "kubectl get: error: Required resource not specified.; name a resource type: svc, ep, endpointslices, pods, nodes, deployments"),
