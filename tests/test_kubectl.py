@@ -740,6 +740,12 @@ def test_not_ready_pods(fresh):
     pod = json.loads(k(fresh, "get pod webpod2 -o json"))
     ready = next(x for x in pod["status"]["conditions"] if x["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "ContainersNotReady")
+    # none ready: Endpoints has a subset of notReadyAddresses only, which formatEndpoints prints as
+    # an empty cell (not <none>, which means no subsets at all)
+    fresh.set_ready("webpod1", False)
+    fresh.set_ready("webpod3", False)
+    assert k(fresh, "get ep svc-clusterip") == "NAME            ENDPOINTS   AGE\nsvc-clusterip               0s\n"
+    assert "Endpoints:                \n" in k(fresh, "describe svc svc-clusterip")
 
 
 def test_run_changes_nothing_and_is_deterministic(study):
