@@ -21,6 +21,7 @@ import hashlib
 import ipaddress
 import random
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -52,6 +53,7 @@ from .model import (
     EndpointPort,
     EndpointSlice,
     Node,
+    ObjectRecord,
     Pod,
     Service,
     ServicePort,
@@ -65,6 +67,13 @@ DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 VALID_PROTOCOLS = ("TCP", "UDP", "SCTP")
+
+# The cluster's history on its clock (ClusterState.clock, seconds since `kind create cluster`):
+# kind registers the control-plane node at 0 s and the workers when they have joined; the study
+# applies its manifests once the cluster is up. Everything a change makes later is created at
+# the clock's time then (Lab.advance moves it). kubectl's AGE and creationTimestamp read these.
+KIND_WORKERS_JOIN_AT = 15.0
+MANIFESTS_APPLIED_AT = 120.0
 
 
 def parse_port_range(text: str) -> tuple[int, int]:
@@ -186,13 +195,18 @@ def build_state(docs: list[Document], opts: BuildOptions | None = None) -> Clust
 
     # ---- admission -----------------------------------------------------------------------------
     cp = ControlPlane(state, rng)
+    for n in state.nodes:  # registered when kind brings the cluster up
+        record(state, "Node", "", n, at=KIND_WORKERS_JOIN_AT if clusters and not n.is_control_plane else 0.0)
     if state.nodes and not any(s.namespace == "default" and s.name == "kubernetes" for _, s in services):
         state.services.append(cp.allocator.kubernetes_service())
+        record(state, "Service", "default", state.services[-1], at=0.0)
+    state.clock = MANIFESTS_APPLIED_AT
     cp.admit(services, pods, deployments)
     if state.nodes:
         cpn = next((n for n in state.nodes if n.is_control_plane), state.nodes[0])
         if not any(s.service_name == "kubernetes" and s.namespace == "default" for s in state.endpoint_slices):
             state.endpoint_slices.append(kubernetes_endpoint_slice(cpn))
+            record(state, "EndpointSlice", "default", state.endpoint_slices[-1], at=0.0)
     cp.reconcile()
     state.control_plane = cp  # type: ignore[attr-defined]
     return state
@@ -347,6 +361,62 @@ class ControlPlane:
 
     def reconcile(self) -> None:
         reconcile_endpoint_slices(self.state, self.rng)
+        record_writes(self.state)
+
+    def advance(self, seconds: float) -> None:
+        """Move the control plane's clock (what kubectl's AGE counts from)."""
+        if seconds < 0:
+            raise InputError("seconds", f"{seconds} is negative", "the clock only moves forward")
+        self.state.clock += seconds
+
+
+# ---- the API server's bookkeeping ----------------------------------------------------------------
+
+RECORDED_KINDS = ("Node", "Service", "EndpointSlice", "Pod", "Deployment")
+
+
+def _stored(state: ClusterState):
+    """Every stored object as (kind, namespace, object); cluster-scoped kinds have namespace ""."""
+    for n in state.nodes:
+        yield "Node", "", n
+    for kind, objs in (("Service", state.services), ("EndpointSlice", state.endpoint_slices), ("Pod", state.pods), ("Deployment", state.deployments)):
+        for o in objs:
+            yield kind, o.namespace, o
+
+
+def _fingerprint(obj) -> bytes:
+    return hashlib.blake2b(repr(obj).encode(), digest_size=16).digest()
+
+
+def record(state: ClusterState, kind: str, namespace: str, obj, at: float | None = None) -> ObjectRecord:
+    """The API server stores ``obj``: a new object gets its creation time (``at``, default the
+    clock), a uid and the next revision; a changed one the next revision and generation."""
+    key = (kind, namespace, obj.name)
+    fp = _fingerprint(obj)
+    rec = state.records.get(key)
+    if rec is None:
+        state.revision += 1
+        created = state.clock if at is None else at
+        seed = f"{state.config.name}/{kind}/{namespace}/{obj.name}/{created}/{state.revision}".encode()
+        uid = str(uuid.UUID(bytes=hashlib.sha256(seed).digest()[:16], version=4))
+        rec = state.records[key] = ObjectRecord(created=created, uid=uid, resource_version=state.revision, fingerprint=fp)
+    elif rec.fingerprint != fp:
+        state.revision += 1
+        rec.resource_version = state.revision
+        rec.generation += 1
+        rec.fingerprint = fp
+    return rec
+
+
+def record_writes(state: ClusterState) -> None:
+    """After a change: record every new or changed object (see :func:`record`) and forget the
+    deleted ones. Deterministic: the same changes give the same uids and resourceVersions."""
+    seen = set()
+    for kind, ns, obj in _stored(state):
+        record(state, kind, ns, obj)
+        seen.add((kind, ns, obj.name))
+    for key in [k for k in state.records if k not in seen]:
+        del state.records[key]
 
 
 # ---- nodes ---------------------------------------------------------------------------------------

@@ -214,6 +214,7 @@ class Lab:
         if seconds < 0:
             raise InputError("seconds", f"{seconds} is negative", "the clock only moves forward")
         self.dataplane.advance(seconds)
+        self.control.advance(seconds)  # the control plane's clock too (kubectl's AGE)
 
     def reset(self) -> None:
         """Fresh kernel state on every node: conntrack, ``recent`` lists (ClientIP affinity) and

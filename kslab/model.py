@@ -206,6 +206,25 @@ class ClusterConfig:
 
 
 @dataclass
+class ObjectRecord:
+    """What the API server keeps about a stored object besides the object itself: when it was
+    created (seconds on :attr:`ClusterState.clock`), its ``metadata.uid``, the etcd revision of
+    its last write (``metadata.resourceVersion``) and how many times it was written
+    (``metadata.generation`` for the kinds that have one). Kept by
+    :func:`kslab.controlplane.record_writes`; read by :mod:`kslab.apiobjects`."""
+
+    created: float
+    uid: str
+    resource_version: int
+    generation: int = 1
+    fingerprint: bytes = b""  # of the object as last recorded: a write is a change of it
+
+
+# (kind, namespace or "" for cluster-scoped kinds, name)
+ObjectKey = tuple[str, str, str]
+
+
+@dataclass
 class ClusterState:
     config: ClusterConfig = field(default_factory=ClusterConfig)
     nodes: list[Node] = field(default_factory=list)
@@ -214,6 +233,11 @@ class ClusterState:
     services: list[Service] = field(default_factory=list)
     endpoint_slices: list[EndpointSlice] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # the control plane's clock (seconds since the cluster was created) and its bookkeeping of
+    # every stored object; see kslab.controlplane.record_writes
+    clock: float = 0.0
+    revision: int = 0  # etcd's revision: +1 on every write
+    records: dict[ObjectKey, ObjectRecord] = field(default_factory=dict)
 
     # ---- lookups -------------------------------------------------------------------------
     def node(self, name: str) -> Node:
