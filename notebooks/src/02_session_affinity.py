@@ -174,7 +174,7 @@ kslab.check.ch02.may_move(answer)
 # `svc-nodeport` with ClientIP affinity. How many different pods do they reach?
 
 # %% [markdown] lang="ko"
-# **3.** 사용자 20명이 NAT 하나 뒤에 있고(그들의 패킷은 모두 `mypc`의 주소에서 옵니다), ClientIP 세션
+# **3.** 사용자 20명이 NAT 하나 뒤에 있고(이들의 패킷은 모두 `mypc`의 주소에서 옵니다), ClientIP 세션
 # 어피니티가 설정된 `svc-nodeport`를 사용합니다. 이들은 서로 다른 파드 몇 개에 도달합니까?
 
 # %% tags=["solution"]
