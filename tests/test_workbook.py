@@ -263,3 +263,16 @@ def test_glossary_in_chapter_00_covers_the_course_in_both_editions():
     for term in ("서비스", "엔드포인트", "엔드포인트슬라이스", "파드", "노드", "디플로이먼트", "준비성 프로브", "세션 어피니티",
                  "컨트롤 플레인", "레이블", "셀렉터", "토폴로지 인지 라우팅", "외부 트래픽 정책"):
         assert term in korean, term
+
+
+@pytest.mark.parametrize("src", workbook.sources(), ids=lambda p: p.stem)
+def test_sources_round_trip_through_jupytext(src):
+    """lang="ko"/"en" is jupytext's own cell metadata: opening a source in Jupyter (jupytext) and
+    saving it keeps every cell as written (jupytext only adds its version to the YAML header)."""
+    import jupytext
+
+    text = src.read_text(encoding="utf-8")
+    again = jupytext.writes(jupytext.reads(text, fmt="py:percent"), fmt="py:percent")
+    def cells(t: str) -> str:
+        return t[t.index("# %%"):]
+    assert cells(again) == cells(text)
