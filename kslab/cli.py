@@ -139,7 +139,7 @@ def _add_lab(sub) -> None:
                    help="backend for the notebooks (default: $KSLAB_BACKEND or sim)")
     p.add_argument("--lang", default=None, metavar="ko|en",
                    help="the edition: ko (한국어) or en (English); default: ko when the locale "
-                        "(LC_ALL, LC_MESSAGES or LANG, the first one set) starts with ko, else en")
+                        "(LC_ALL, LC_MESSAGES or LANG, the first one set) is Korean (ko, ko_KR.UTF-8...), else en")
     p.add_argument("--dir", default=None, metavar="PATH",
                    help=f"outside a checkout: the working copy of the workbook (default: ./{WORKBOOK_COPY})")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
