@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .errors import InputError, KslabError
 
@@ -131,11 +131,15 @@ def _add_lab(sub) -> None:
     p = sub.add_parser(
         "lab",
         help="open JupyterLab on the workbook",
-        description="Open JupyterLab on the workbook: notebooks/ in a checkout; otherwise a working copy "
-                    "of the course that kslab creates (./kslab-workbook, or --dir) and never overwrites.",
+        description="Open JupyterLab on one edition of the workbook (Korean or English): notebooks/LANG in a "
+                    "checkout; otherwise LANG in a working copy of the course that kslab creates "
+                    "(./kslab-workbook, or --dir) and never overwrites.",
     )
     p.add_argument("--backend", choices=["sim", "netns", "kind"], default=None,
                    help="backend for the notebooks (default: $KSLAB_BACKEND or sim)")
+    p.add_argument("--lang", default=None, metavar="ko|en",
+                   help="the edition: ko (한국어) or en (English); default: ko when the locale "
+                        "(LC_ALL, LC_MESSAGES or LANG, the first one set) is Korean (ko, ko_KR.UTF-8...), else en")
     p.add_argument("--dir", default=None, metavar="PATH",
                    help=f"outside a checkout: the working copy of the workbook (default: ./{WORKBOOK_COPY})")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
@@ -147,9 +151,22 @@ def _add_lab(sub) -> None:
 WORKBOOK_COPY = "kslab-workbook"
 
 
+def choose_edition(lang: str | None, environ: Mapping[str, str]) -> str:
+    """The edition ``kslab lab`` opens: ``--lang`` if given (``ko`` or ``en``, else a one-line
+    error), otherwise the locale's (:func:`kslab.resources.edition_for_locale`)."""
+    from .resources import EDITIONS, edition_for_locale
+
+    if lang is None:
+        return edition_for_locale(environ)
+    if lang not in EDITIONS:
+        raise InputError("--lang", f"{lang!r} is not an edition of the workbook", "use --lang ko (한국어) or --lang en (English)")
+    return lang
+
+
 def copy_workbook(source: Path, target: Path) -> tuple[list[str], list[str]]:
-    """Copy the course's notebooks (learner chapters and ``solutions/``, not the ``src/`` they are
-    generated from) into ``target``; a file that is already there is never overwritten.
+    """Copy the course's notebooks (both editions, ``ko/`` and ``en/``, each with its learner
+    chapters and ``solutions/``; not the ``src/`` they are generated from) into ``target``; a
+    file that is already there is never overwritten.
     Returns (copied, kept): the relative paths written, and those kept because they differ."""
     copied: list[str] = []
     kept: list[str] = []
@@ -174,21 +191,25 @@ def cmd_lab(args) -> int:
     from . import resources
     from .errors import EnvironmentProblem
 
+    lang = choose_edition(args.lang, os.environ)
     if importlib.util.find_spec("jupyterlab") is None:
         raise EnvironmentProblem(f"kslab lab: JupyterLab is not installed in {sys.executable}; run: {sys.executable} -m pip install jupyterlab")
     if resources.checkout() is not None:
         if args.dir:
             raise InputError("--dir", "kslab runs from a checkout, which opens its own notebooks/", "drop --dir, or run kslab from an installed copy")
-        nb = resources.notebooks()
+        workbook = resources.notebooks()
     else:
-        nb = Path(args.dir or WORKBOOK_COPY).resolve()
-        if nb.exists() and not nb.is_dir():
-            raise InputError("--dir", f"{nb} is a file", "give a folder for the workbook's working copy")
-        copied, kept = copy_workbook(resources.notebooks(), nb)
+        workbook = Path(args.dir or WORKBOOK_COPY).resolve()
+        if workbook.exists() and not workbook.is_dir():
+            raise InputError("--dir", f"{workbook} is a file", "give a folder for the workbook's working copy")
+        copied, kept = copy_workbook(resources.notebooks(), workbook)
         if copied:
-            print(f"kslab: copied {len(copied)} notebook{'s' * (len(copied) != 1)} of the course into {nb}", file=sys.stderr)
+            print(f"kslab: copied {len(copied)} notebook{'s' * (len(copied) != 1)} of the course into {workbook}", file=sys.stderr)
         if kept:
-            print(f"kslab: kept your edited {', '.join(kept)} in {nb} (delete a file to get the course's version back)", file=sys.stderr)
+            print(f"kslab: kept your edited {', '.join(kept)} in {workbook} (delete a file to get the course's version back)", file=sys.stderr)
+    nb = workbook / lang
+    if not nb.is_dir():
+        raise EnvironmentProblem(f"kslab lab: the {lang} edition is missing ({nb}); reinstall kslab, or in a checkout run: python3 -m kslab.workbook")
     env = dict(os.environ)
     env["KSLAB_BACKEND"] = args.backend or env.get("KSLAB_BACKEND") or "sim"
     cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={nb}"]
@@ -198,8 +219,8 @@ def cmd_lab(args) -> int:
         cmd.append(f"--port={args.port}")
     if os.geteuid() == 0:
         cmd.append("--allow-root")
-    print(f"kslab: opening the workbook on the {env['KSLAB_BACKEND']} backend: KSLAB_BACKEND={env['KSLAB_BACKEND']} {shlex.join(cmd)}",
-          file=sys.stderr)
+    print(f"kslab: opening the {lang} edition of the workbook on the {env['KSLAB_BACKEND']} backend: "
+          f"KSLAB_BACKEND={env['KSLAB_BACKEND']} {shlex.join(cmd)}", file=sys.stderr)
     if args.dry_run:
         return 0
     sys.stderr.flush()

@@ -1,4 +1,5 @@
-"""Where the course's files are: the study's lab manifests (``data/``) and the notebooks.
+"""Where the course's files are: the study's lab manifests (``data/``) and the notebooks, in two
+editions (``notebooks/ko``, ``notebooks/en``: the same chapters in Korean and in English).
 
 One place answers it for every caller. In a checkout (or an editable install of one) they are
 the repository's top-level ``data/`` and ``notebooks/`` folders, the very files kubectl applies
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Mapping
 
 from .errors import EnvironmentProblem
 
 STUDY_LAB = "myk8s"  # data/myk8s: the study's kind lab
+EDITIONS = ("ko", "en")  # the workbook's languages: notebooks/<lang>/, generated from notebooks/src
+LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # POSIX: the first one set decides the messages' language
 
 
 def _package() -> Path:
@@ -51,5 +55,19 @@ def study_lab() -> Path:
 
 
 def notebooks() -> Path:
-    """The chapters: learner notebooks, ``solutions/`` and the jupytext sources ``src/``."""
+    """The chapters: one folder per edition (``ko/``, ``en/``: learner notebooks and their
+    ``solutions/``) and the jupytext sources ``src/`` both are generated from."""
     return _folder("notebooks")
+
+
+def edition_for_locale(environ: Mapping[str, str]) -> str:
+    """The edition a locale asks for: ``ko`` when the first of ``LC_ALL``, ``LC_MESSAGES``,
+    ``LANG`` that is set and not empty (POSIX's order for messages) names the Korean language
+    (``ko``, ``ko_KR.UTF-8``, ``ko_KR.eucKR``, ``ko_KR@...``), else ``en`` (also for no locale,
+    ``C`` or ``POSIX``)."""
+    for name in LOCALE_VARIABLES:
+        value = environ.get(name, "")
+        if value:
+            language = value.split("@")[0].split(".")[0].split("_")[0]
+            return "ko" if language.lower() == "ko" else "en"
+    return "en"

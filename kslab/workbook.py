@@ -1,12 +1,21 @@
-"""Chapters from sources: ``notebooks/src/NN_topic.py`` (jupytext percent scripts) become
+"""Chapters from sources: one jupytext percent script per chapter, ``notebooks/src/NN_topic.py``,
+whose markdown cells carry both languages (code cells are shared), becomes four notebooks, two
+per edition (``resources.EDITIONS``: ``ko``, ``en``):
 
-- ``notebooks/NN_topic.ipynb``: the learner's notebook: every cell tagged ``solution`` is replaced
-  by its exercise form (the lines between ``# EXERCISE-START`` and ``# EXERCISE-END`` comments in
-  the cell, or ``answer = None``), so ``kslab.check`` says "not answered yet";
-- ``notebooks/solutions/NN_topic.ipynb``: the same chapter with the solutions, which must pass.
+- ``notebooks/<lang>/NN_topic.ipynb``: the learner's notebook: every cell tagged ``solution`` is
+  replaced by its exercise form (the lines between ``# EXERCISE-START`` and ``# EXERCISE-END``
+  comments in the cell, or ``answer = None``), so ``kslab.check`` says "not answered yet";
+- ``notebooks/<lang>/solutions/NN_topic.ipynb``: the same chapter with the solutions, which must pass.
+
+The bilingual convention (docs/writing-chapters.md): every markdown cell names its language in
+its header, ``# %% [markdown] lang="ko"`` or ``lang="en"`` (``lang="any"``: a cell without words,
+in both editions). Each run of markdown cells between two code cells holds as many ``ko`` cells
+as ``en`` cells, so the two editions have the same cells in the same places. A markdown cell
+without a language, or a run missing a translation, is an error naming the source line.
 
 Notebooks are written without outputs and with a normalised ``python3`` kernelspec, so diffs
-stay reviewable; ``python3 -m kslab.workbook --check`` fails if a generated notebook is stale.
+stay reviewable; ``python3 -m kslab.workbook --check`` fails if a generated notebook is stale or
+a chapter notebook is no longer generated (the generator deletes those).
 """
 
 from __future__ import annotations
@@ -14,15 +23,30 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
 from . import resources
-from .errors import EnvironmentProblem, KslabError
+from .errors import EnvironmentProblem, InputError, KslabError
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+ANY = "any"  # lang="any": a markdown cell that is in both editions (no words to translate)
+LANG_FIX = f'start the cell with # %% [markdown] lang="ko" or lang="en" (lang="{ANY}" for a cell without words)'
 _EXERCISE = re.compile(r"^[ \t]*# EXERCISE-START\n(.*?)^[ \t]*# EXERCISE-END\n?", re.S | re.M)
+_CELL_MARKER = re.compile(r"^# %%")
+_CHAPTER = "[0-9][0-9]_*.ipynb"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One edition of one chapter: its source and the two notebooks generated from it."""
+
+    src: Path
+    lang: str
+    learner: Path
+    solution: Path
 
 
 def _normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -65,14 +89,77 @@ def _checkout() -> Path:
     return root
 
 
-def build(src: Path) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
-    """(learner notebook, solution notebook) for one chapter source."""
+def _display(src: Path) -> str:
+    root = resources.checkout()
+    try:
+        return src.resolve().relative_to(root).as_posix() if root else str(src)
+    except ValueError:
+        return str(src)
+
+
+def _cell_lines(src: Path, text: str, cells: int) -> list[str]:
+    """Where each cell starts, for error messages: ``path:line`` (``path, cell N`` if the source
+    has cells without a ``# %%`` header, which jupytext allows before the first one)."""
+    name = _display(src)
+    lines = [i for i, line in enumerate(text.splitlines(), 1) if _CELL_MARKER.match(line)]
+    if len(lines) == cells:
+        return [f"{name}:{n}" for n in lines]
+    return [f"{name}, cell {i + 1}" for i in range(cells)]
+
+
+def cell_languages(src: Path, nb: nbformat.NotebookNode, text: str) -> list[str | None]:
+    """Each cell's language (``ko``, ``en``, ``any``; None for a code cell), after checking the
+    bilingual convention: raises a one-line InputError at the first cell that breaks it."""
+    where = _cell_lines(src, text, len(nb.cells))
+    allowed = (*resources.EDITIONS, ANY)
+    langs: list[str | None] = []
+    for i, cell in enumerate(nb.cells):
+        lang = cell.metadata.get("lang")
+        bad = cell.metadata.get("incorrectly_encoded_metadata", "")
+        if "lang" in bad:
+            raise InputError(where[i], f"cell header option {bad!r} is not valid jupytext metadata", 'quote the value: lang="ko"')
+        if cell.cell_type != "markdown":
+            if lang is not None:
+                raise InputError(where[i], f"a {cell.cell_type} cell has lang={lang!r}; code is shared by both editions",
+                                 "drop lang= (only markdown cells have a language)")
+            langs.append(None)
+            continue
+        if lang is None:
+            raise InputError(where[i], "markdown cell without a language", LANG_FIX)
+        if lang not in allowed:
+            raise InputError(where[i], f"lang={lang!r} is not an edition", f"use one of {', '.join(allowed)}")
+        langs.append(lang)
+    # each run of markdown cells between code cells: as many ko cells as en cells
+    start = 0
+    while start < len(nb.cells):
+        end = start
+        while end < len(nb.cells) and langs[end] is not None:
+            end += 1
+        run = langs[start:end]
+        counts = {lang: run.count(lang) + run.count(ANY) for lang in resources.EDITIONS}
+        if len(set(counts.values())) > 1:
+            parts = " and ".join(f"{n} {lang}" for lang, n in counts.items())
+            raise InputError(where[start], f"these {len(run)} markdown cells have {parts} parts",
+                             "add the missing translation: every run of markdown cells between two code cells "
+                             "needs as many lang=\"ko\" cells as lang=\"en\" cells")
+        start = end + 1 if end > start else start + 1
+    return langs
+
+
+def build(src: Path, lang: str) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
+    """(learner notebook, solution notebook) of one chapter source in one edition."""
+    if lang not in resources.EDITIONS:
+        raise InputError("lang", f"{lang!r} is not an edition of the workbook", f"use one of {', '.join(resources.EDITIONS)}")
     jupytext = _jupytext()
-    solution = _normalise(jupytext.read(src, fmt="py:percent"))
+    text = src.read_text(encoding="utf-8")
+    source = jupytext.reads(text, fmt="py:percent")
+    langs = cell_languages(src, source, text)
+    source.cells = [c for c, cell_lang in zip(source.cells, langs) if cell_lang in (None, lang, ANY)]
+    solution = _normalise(nbformat.from_dict(source))
     for cell in solution.cells:  # the solution keeps its code, minus the exercise block
         if "solution" in cell.metadata.get("tags", []):
             cell.source = _EXERCISE.sub("", cell.source).strip("\n")
-    learner = _normalise(jupytext.read(src, fmt="py:percent"))
+    learner = _normalise(nbformat.from_dict(source))
     for cell in learner.cells:
         if "solution" in cell.metadata.get("tags", []):
             cell.source = exercise_source(cell.source)
@@ -84,15 +171,32 @@ def _text(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb) + "\n"
 
 
-def targets() -> list[tuple[Path, Path, Path]]:
-    """(source, learner notebook, solution notebook) of every chapter of the checkout."""
+def sources() -> list[Path]:
+    """The chapter sources of the checkout, in chapter order."""
+    return sorted((_checkout() / "notebooks" / "src").glob("[0-9][0-9]_*.py"))
+
+
+def targets() -> list[Target]:
+    """Every edition of every chapter of the checkout: chapter by chapter, editions in
+    ``resources.EDITIONS`` order."""
     notebooks = _checkout() / "notebooks"
-    return [(src, notebooks / f"{src.stem}.ipynb", notebooks / "solutions" / f"{src.stem}.ipynb")
-            for src in sorted((notebooks / "src").glob("[0-9][0-9]_*.py"))]
+    return [Target(src, lang, notebooks / lang / f"{src.stem}.ipynb", notebooks / lang / "solutions" / f"{src.stem}.ipynb")
+            for src in sources() for lang in resources.EDITIONS]
+
+
+def orphans(wanted: set[Path]) -> list[Path]:
+    """Chapter notebooks in the generated places (``notebooks/``, ``notebooks/solutions/``, each
+    edition's folder and its ``solutions/``) that no source generates any more: a renamed
+    chapter, or the single-edition layout before the editions. Other notebooks are left alone."""
+    notebooks = _checkout() / "notebooks"
+    places = [notebooks, notebooks / "solutions"]
+    places += [notebooks / lang / sub for lang in resources.EDITIONS for sub in ("", "solutions")]
+    return sorted(p for place in places for p in place.glob(_CHAPTER) if p not in wanted)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python3 -m kslab.workbook", description="generate the chapter notebooks from notebooks/src")
+    ap = argparse.ArgumentParser(prog="python3 -m kslab.workbook",
+                                 description="generate both editions (ko, en) of the chapter notebooks from notebooks/src")
     ap.add_argument("--check", action="store_true", help="only check that the generated notebooks are up to date")
     args = ap.parse_args(argv)
     try:
@@ -105,20 +209,32 @@ def main(argv: list[str] | None = None) -> int:
 def _generate(check: bool) -> int:
     root = _checkout()
     chapters = targets()
-    stale = []
-    for src, learner_path, solution_path in chapters:
-        learner, solution = build(src)
-        for path, nb in ((learner_path, learner), (solution_path, solution)):
-            text = _text(nb)
-            if not path.exists() or path.read_text() != text:
-                stale.append(str(path.relative_to(root)))
-                if not check:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(text)
-    if check and stale:
-        print(f"stale notebooks (run python3 -m kslab.workbook): {', '.join(stale)}", file=sys.stderr)
-        return 1
-    print(f"{len(chapters)} chapters, {'checked' if check else 'written'}: {len(stale)} changed")
+    writes: list[tuple[Path, str]] = []
+    for t in chapters:  # everything is built (and checked) before anything is written
+        learner, solution = build(t.src, t.lang)
+        writes += [(t.learner, _text(learner)), (t.solution, _text(solution))]
+    stale = [path for path, text in writes if not path.exists() or path.read_text(encoding="utf-8") != text]
+    extra = orphans({path for path, _ in writes})
+    if check:
+        problems = [f"stale: {', '.join(str(p.relative_to(root)) for p in stale)}"] if stale else []
+        if extra:
+            problems.append(f"no longer generated: {', '.join(str(p.relative_to(root)) for p in extra)}")
+        if problems:
+            print(f"notebooks out of date (run python3 -m kslab.workbook): {'; '.join(problems)}", file=sys.stderr)
+            return 1
+    else:
+        for path, text in writes:
+            if path in stale:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding="utf-8")
+        for path in extra:
+            path.unlink()
+        for folder in {p.parent for p in extra}:
+            if folder != root / "notebooks" and not any(folder.iterdir()):
+                folder.rmdir()
+    sources_ = len({t.src for t in chapters})
+    print(f"{sources_} chapters x {len(resources.EDITIONS)} editions, {'checked' if check else 'written'}: "
+          f"{len(stale)} changed, {len(extra)} removed")
     return 0
 
 

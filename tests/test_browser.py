@@ -1,7 +1,8 @@
 """The workbook in a real browser: JupyterLab on loopback, Debian's chromium driven by Playwright.
 
-Opens chapter 01, runs every cell, moves the replica slider from 3 to 5 with the keyboard, and
-checks that the chart now has 5 bars; saves a screenshot. Skips (with the reason) when chromium
+Opens chapter 01 of the Korean edition (the study group's; the widgets and charts are the same
+in both), runs every cell, moves the replica slider from 3 to 5 with the keyboard, and checks
+that the chart now has 5 bars; saves a screenshot. Skips (with the reason) when chromium
 or the playwright package is missing.
 """
 
@@ -42,7 +43,7 @@ def jupyter(tmp_path_factory):
                KSLAB_BACKEND="sim")
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1", "--allow-root",
            "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-           f"--ServerApp.root_dir={REPO / 'notebooks'}", "--LabApp.expose_app_in_browser=True"]
+           f"--ServerApp.root_dir={REPO / 'notebooks' / 'ko'}", "--LabApp.expose_app_in_browser=True"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

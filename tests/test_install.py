@@ -1,14 +1,16 @@
 """The base install works everywhere (issue 9, deliverable 4).
 
 Fast, in this process: declared dependencies equal the imports (deptry); ``import kslab.cli``
-stays light; ``kslab lab`` opens the checkout's notebooks, or a working copy it never
-overwrites; the workbook generator says in one line that it needs jupytext.
+stays light; ``kslab lab`` opens one edition (``--lang ko|en``, else the locale's) of the
+checkout's notebooks, or of a working copy it never overwrites; the workbook generator says in
+one line that it needs jupytext.
 
 Slow (marked ``install``: ``-m "not install"`` skips them while developing), in one venv per
 session built from a copy of this checkout:
 
-(a) the README's first install step, exactly as written, then every learner notebook executed
-    there (nbclient, sim backend) with nothing but the base dependencies;
+(a) the README's first install step, exactly as written, then every learner notebook of one
+    edition (the editions share their code) executed there (nbclient, sim backend) with nothing
+    but the base dependencies;
 (b) a non-editable install of the same tree (the wheel hatchling builds, with the lab's data and
     notebooks inside) builds ``kslab.Lab()`` from another directory, ``kslab render`` works
     there, and ``kslab lab`` creates its working copy and really starts JupyterLab.
@@ -33,6 +35,8 @@ import pytest
 from kslab import cli, resources, workbook
 
 REPO = Path(__file__).resolve().parents[1]
+EDITION = "ko"  # the edition the fresh venv runs (the study group's)
+NO_LOCALE = {"LC_ALL": "", "LC_MESSAGES": "", "LANG": "C.UTF-8"}  # kslab lab's default edition: en
 HEAVY = ("pandas", "plotly", "numpy", "scipy", "kubernetes", "kubernetes_validate", "jsonschema", "jupytext")
 
 
@@ -87,25 +91,81 @@ def exec_calls(monkeypatch):
     return calls
 
 
-def test_lab_in_a_checkout_opens_its_notebooks_with_this_interpreter(exec_calls, capsys, monkeypatch):
+@pytest.fixture
+def locale(monkeypatch):
+    """Set the locale variables (all three, so the machine's own never leak in)."""
+    def set_(**values: str) -> None:
+        for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+            monkeypatch.setenv(name, values.get(name, ""))
+    set_(**NO_LOCALE)
+    return set_
+
+
+def test_lab_in_a_checkout_opens_its_notebooks_with_this_interpreter(exec_calls, capsys, monkeypatch, locale):
     monkeypatch.delenv("KSLAB_BACKEND", raising=False)
     assert cli.main(["lab", "--no-browser", "--port", "8899"]) == 0
     [(exe, argv, env)] = exec_calls
     assert exe == sys.executable and argv[:3] == [sys.executable, "-m", "jupyterlab"]
-    assert f"--notebook-dir={REPO / 'notebooks'}" in argv and "--no-browser" in argv and "--port=8899" in argv
+    assert f"--notebook-dir={REPO / 'notebooks' / 'en'}" in argv and "--no-browser" in argv and "--port=8899" in argv
     assert env["KSLAB_BACKEND"] == "sim"
-    assert "on the sim backend" in capsys.readouterr().err
+    assert "opening the en edition of the workbook on the sim backend" in capsys.readouterr().err
     assert cli.main(["lab", "--backend", "netns"]) == 0
     assert exec_calls[-1][2]["KSLAB_BACKEND"] == "netns"
     monkeypatch.setenv("KSLAB_BACKEND", "netns")
     assert cli.main(["lab"]) == 0 and exec_calls[-1][2]["KSLAB_BACKEND"] == "netns"
 
 
-def test_lab_dry_run_does_not_start(exec_calls, capsys):
+def test_lab_dry_run_does_not_start(exec_calls, capsys, locale):
     assert cli.main(["lab", "--dry-run"]) == 0
     assert exec_calls == []
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and " -m jupyterlab --notebook-dir=" in err[0]
+
+
+@pytest.mark.parametrize("environ, lang", [
+    ({}, "en"),
+    ({"LANG": "ko_KR.UTF-8"}, "ko"),
+    ({"LANG": "ko"}, "ko"),
+    ({"LANG": "en_US.UTF-8"}, "en"),
+    ({"LANG": "C.UTF-8"}, "en"),
+    ({"LANG": "ko_KR@euro"}, "ko"),
+    ({"LANG": "kok_IN"}, "en"),  # Konkani: its code starts with "ko", but it is not Korean
+    ({"LC_MESSAGES": "ko_KR.UTF-8", "LANG": "en_US.UTF-8"}, "ko"),
+    ({"LC_ALL": "ko_KR.UTF-8", "LANG": "en_US.UTF-8"}, "ko"),
+    ({"LC_ALL": "C", "LANG": "ko_KR.UTF-8"}, "en"),  # LC_ALL overrides everything (POSIX)
+    ({"LC_ALL": "", "LC_MESSAGES": "", "LANG": "ko_KR.eucKR"}, "ko"),  # empty means unset
+    ({"LC_ALL": "KO_KR"}, "ko"),
+])
+def test_the_edition_follows_the_locale(environ, lang):
+    assert resources.edition_for_locale(environ) == lang
+    assert cli.choose_edition(None, environ) == lang
+    assert cli.choose_edition("en", environ) == "en" and cli.choose_edition("ko", environ) == "ko"  # --lang wins
+
+
+def test_lab_lang_flag_picks_the_edition(exec_calls, capsys, locale):
+    assert cli.main(["lab", "--lang", "ko"]) == 0
+    assert exec_calls[-1][1][3] == f"--notebook-dir={REPO / 'notebooks' / 'ko'}"
+    assert "opening the ko edition" in capsys.readouterr().err
+    locale(LANG="ko_KR.UTF-8")
+    assert cli.main(["lab"]) == 0 and exec_calls[-1][1][3] == f"--notebook-dir={REPO / 'notebooks' / 'ko'}"
+    assert cli.main(["lab", "--lang", "en"]) == 0 and exec_calls[-1][1][3] == f"--notebook-dir={REPO / 'notebooks' / 'en'}"
+    assert cli.main(["lab", "--lang=en", "--dry-run"]) == 0 and len(exec_calls) == 3
+
+
+@pytest.mark.parametrize("value", ["fr", "KO", "ko_KR", ""])
+def test_lab_lang_refuses_another_value_in_one_line(exec_calls, capsys, value):
+    assert cli.main(["lab", "--lang", value]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"kslab: error: --lang: {value!r} is not an edition of the workbook; use --lang ko (한국어) or --lang en (English)"]
+    assert exec_calls == []
+
+
+def test_lab_lang_without_a_value_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as err:
+        cli.main(["lab", "--lang"])
+    assert err.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "kslab lab: error: argument --lang: expected one argument; see 'kslab lab --help'"]
 
 
 def test_lab_dir_is_refused_in_a_checkout(exec_calls, capsys, tmp_path):
@@ -115,7 +175,7 @@ def test_lab_dir_is_refused_in_a_checkout(exec_calls, capsys, tmp_path):
     assert exec_calls == []
 
 
-def test_lab_outside_a_checkout_makes_a_working_copy_and_keeps_edits(exec_calls, capsys, monkeypatch, tmp_path):
+def test_lab_outside_a_checkout_makes_a_working_copy_and_keeps_edits(exec_calls, capsys, monkeypatch, tmp_path, locale):
     monkeypatch.setattr(resources, "checkout", lambda: None)
     shipped = tmp_path / "site-packages" / "kslab" / "notebooks"
     shutil.copytree(REPO / "notebooks", shipped)
@@ -124,28 +184,32 @@ def test_lab_outside_a_checkout_makes_a_working_copy_and_keeps_edits(exec_calls,
     work.mkdir()
     monkeypatch.chdir(work)
 
-    assert cli.main(["lab", "--no-browser"]) == 0
+    assert cli.main(["lab", "--no-browser", "--lang", "ko"]) == 0
     copy = work / "kslab-workbook"
-    chapters = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
-    assert sorted(p.name for p in copy.glob("*.ipynb")) == chapters
-    assert sorted(p.name for p in (copy / "solutions").glob("*.ipynb")) == chapters
+    chapters = sorted(p.name for p in (REPO / "notebooks" / "src").glob("[0-9][0-9]_*.py"))
+    chapters = [name.replace(".py", ".ipynb") for name in chapters]
+    assert len(chapters) >= 5 and list(copy.glob("*.ipynb")) == []
+    for lang in ("ko", "en"):  # both editions, so --lang can change later without a new copy
+        assert sorted(p.name for p in (copy / lang).glob("*.ipynb")) == chapters
+        assert sorted(p.name for p in (copy / lang / "solutions").glob("*.ipynb")) == chapters
     assert not (copy / "src").exists()
-    assert exec_calls[-1][1][3] == f"--notebook-dir={copy}"
-    assert f"copied {2 * len(chapters)} notebooks of the course into {copy}" in capsys.readouterr().err
+    assert exec_calls[-1][1][3] == f"--notebook-dir={copy / 'ko'}"
+    assert f"copied {4 * len(chapters)} notebooks of the course into {copy}" in capsys.readouterr().err
 
-    edited = copy / chapters[1]
+    edited = copy / "ko" / chapters[1]
     edited.write_text(edited.read_text().replace("kslab", "KSLAB", 1))
     mine = edited.read_text()
-    (copy / chapters[0]).unlink()  # deleted: the course's version comes back
-    assert cli.main(["lab", "--no-browser"]) == 0
+    (copy / "en" / chapters[0]).unlink()  # deleted: the course's version comes back
+    assert cli.main(["lab", "--no-browser"]) == 0  # the locale's edition: en
     err = capsys.readouterr().err
+    assert exec_calls[-1][1][3] == f"--notebook-dir={copy / 'en'}"
     assert edited.read_text() == mine
-    assert f"kept your edited {chapters[1]} in {copy}" in err and f"copied 1 notebook of the course into {copy}" in err
-    assert (copy / chapters[0]).read_bytes() == (shipped / chapters[0]).read_bytes()
+    assert f"kept your edited ko/{chapters[1]} in {copy}" in err and f"copied 1 notebook of the course into {copy}" in err
+    assert (copy / "en" / chapters[0]).read_bytes() == (shipped / "en" / chapters[0]).read_bytes()
 
     other = tmp_path / "elsewhere"
     assert cli.main(["lab", "--dir", str(other)]) == 0
-    assert exec_calls[-1][1][3] == f"--notebook-dir={other}" and (other / chapters[0]).is_file()
+    assert exec_calls[-1][1][3] == f"--notebook-dir={other / 'en'}" and (other / "ko" / chapters[0]).is_file()
 
 
 def test_workbook_says_it_needs_jupytext(monkeypatch, capsys):
@@ -230,15 +294,16 @@ for path in sys.argv[1:]:
 @pytest.mark.install
 def test_readme_install_runs_every_learner_notebook(fresh_checkout):
     root, python, _ = fresh_checkout
-    chapters = sorted(str(p) for p in (root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    assert len(chapters) >= 5
+    edition = root / "notebooks" / EDITION
+    chapters = sorted(str(p) for p in edition.glob("[0-9][0-9]_*.ipynb"))
+    assert len(chapters) == len(list((root / "notebooks" / "src").glob("[0-9][0-9]_*.py"))) >= 5
     t0 = time.perf_counter()
-    r = subprocess.run([str(python), "-c", NOTEBOOK_RUNNER, *chapters], cwd=root / "notebooks",
+    r = subprocess.run([str(python), "-c", NOTEBOOK_RUNNER, *chapters], cwd=edition,
                        env=_clean_env(KSLAB_BACKEND="sim"), capture_output=True, text=True, timeout=3600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     assert f"kslab from {root / 'kslab' / '__init__.py'}" in r.stdout  # the venv's editable install, not this one
     assert r.stdout.count("\nok ") == len(chapters), r.stdout
-    print(f"\nlearner notebooks in the fresh venv: {time.perf_counter() - t0:.0f} s\n{r.stdout}")
+    print(f"\nlearner notebooks ({EDITION} edition) in the fresh venv: {time.perf_counter() - t0:.0f} s\n{r.stdout}")
 
 
 @pytest.fixture(scope="session")
@@ -289,14 +354,18 @@ def _free_port() -> int:
 @pytest.mark.install
 def test_non_editable_kslab_lab_copies_the_course_and_starts(wheel_install, tmp_path):
     site, python = wheel_install
-    env = _clean_env(PYTHONPATH=str(site), HOME=str(tmp_path), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    env = _clean_env(PYTHONPATH=str(site), HOME=str(tmp_path), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+                     LC_ALL="", LC_MESSAGES="", LANG="ko_KR.UTF-8")  # a Korean locale: the ko edition
     kslab_cmd = str(site / "bin" / "kslab")
     r = subprocess.run([kslab_cmd, "lab", "--dry-run", "--backend", "sim"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     copy = tmp_path / "kslab-workbook"
-    assert sorted(p.name for p in copy.glob("*.ipynb")) == sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
-    assert f"{python} -m jupyterlab --notebook-dir={copy}" in r.stderr
+    for lang in ("ko", "en"):
+        for sub in ("", "solutions"):
+            assert sorted(p.name for p in (copy / lang / sub).glob("*.ipynb")) == \
+                sorted(p.name for p in (REPO / "notebooks" / lang / sub).glob("*.ipynb")), (lang, sub)
+    assert f"{python} -m jupyterlab --notebook-dir={copy / 'ko'}" in r.stderr
 
     port = _free_port()
     proc = subprocess.Popen([kslab_cmd, "lab", "--no-browser", "--port", str(port)], cwd=tmp_path, env=env,
@@ -319,5 +388,5 @@ def test_non_editable_kslab_lab_copies_the_course_and_starts(wheel_install, tmp_
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
-    assert f"--notebook-dir={copy}" in out and "KSLAB_BACKEND=sim" in out, out[-2000:]
+    assert f"--notebook-dir={copy / 'ko'}" in out and "KSLAB_BACKEND=sim" in out, out[-2000:]
     assert "kept your edited" not in out  # the dry run's copy was the course's own

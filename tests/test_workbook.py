@@ -1,30 +1,69 @@
-"""The workbook's sources and generated notebooks agree; notebooks are committed clean."""
+"""The workbook's sources and generated notebooks agree; notebooks are committed clean; the two
+editions (ko, en) come from one bilingual source and share every code cell."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
-from kslab import workbook
+from kslab import resources, workbook
+from kslab.errors import InputError
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def test_generated_notebooks_are_up_to_date():
     assert workbook.main(["--check"]) == 0, "run: python3 -m kslab.workbook"
 
 
-@pytest.mark.parametrize("path", [p for _, a, b in workbook.targets() for p in (a, b)], ids=lambda p: p.name + "@" + p.parent.name)
+def test_every_chapter_has_both_editions_and_nothing_else_is_left():
+    chapters = workbook.sources()
+    assert len(chapters) >= 5
+    expected = {NOTEBOOKS / lang / sub / f"{src.stem}.ipynb" for src in chapters for lang in ("ko", "en") for sub in ("", "solutions")}
+    assert {p for t in workbook.targets() for p in (t.learner, t.solution)} == expected
+    assert all(p.is_file() for p in expected)
+    assert sorted(NOTEBOOKS.rglob("*.ipynb")) == sorted(expected)  # the single-edition notebooks are gone
+    assert workbook.orphans(expected) == []
+
+
+@pytest.mark.parametrize("path", [p for t in workbook.targets() for p in (t.learner, t.solution)],
+                         ids=lambda p: p.relative_to(NOTEBOOKS).as_posix())
 def test_notebook_is_clean(path):
-    nb = json.loads(path.read_text())
+    nb = json.loads(path.read_text(encoding="utf-8"))
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None
+        assert "lang" not in cell["metadata"]
+
+
+def _cells(path: Path) -> list[tuple[str, str]]:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    return [(c["cell_type"], "".join(c["source"])) for c in nb["cells"]]
+
+
+@pytest.mark.parametrize("src", workbook.sources(), ids=lambda p: p.stem)
+def test_editions_share_every_code_cell(src):
+    """Learner vs learner and solution vs solution, read from the committed notebooks: the same
+    cells in the same places, identical code, and markdown in each edition's own language."""
+    ko, en = (next(t for t in workbook.targets() if t.src == src and t.lang == lang) for lang in ("ko", "en"))
+    for kind in ("learner", "solution"):
+        a, b = _cells(getattr(ko, kind)), _cells(getattr(en, kind))
+        assert [t for t, _ in a] == [t for t, _ in b], f"{src.name} {kind}: the editions' cells differ in kind or number"
+        code = [(x, y) for (t, x), (_, y) in zip(a, b) if t == "code"]
+        assert code and all(x == y for x, y in code), f"{src.name} {kind}: a code cell differs between the editions"
+        markdown = [(x, y) for (t, x), (_, y) in zip(a, b) if t == "markdown"]
+        hangul = re.compile("[\uac00-\ud7a3]")
+        assert all(len(hangul.findall(x)) > len(hangul.findall(y)) or x == y for x, y in markdown), src.name
+        assert sum(x != y for x, y in markdown) >= len(markdown) - 1, f"{src.name} {kind}: untranslated markdown"
 
 
 def test_learner_and_solution_versions_differ_only_in_exercises():
-    for src, learner_path, solution_path in workbook.targets():
-        learner, solution = workbook.build(src)
+    for t in workbook.targets():
+        learner, solution = workbook.build(t.src, t.lang)
         assert len(learner.cells) == len(solution.cells)
         exercises = 0
         for a, b in zip(learner.cells, solution.cells):
@@ -35,7 +74,7 @@ def test_learner_and_solution_versions_differ_only_in_exercises():
                        [l for l in b.source.splitlines() if l.startswith("kslab.check.")]
             else:
                 assert a.source == b.source
-        assert 2 <= exercises <= 4, src.name
+        assert 2 <= exercises <= 4, t.src.name
 
 
 def test_checks_give_feedback():
@@ -103,3 +142,137 @@ def test_feedback_shows_nothing_more_in_a_notebook():
 
     result = ch02.may_move(True)
     assert result and hasattr(result, "_ipython_display_") and result._ipython_display_() is None
+
+
+# ---- the bilingual source convention -----------------------------------------------------------------
+
+HEADER = "# ---\n# jupyter:\n#   jupytext:\n#     formats: py:percent\n# ---\n\n"
+
+
+def _source(tmp_path, body: str) -> Path:
+    path = tmp_path / "99_probe.py"
+    path.write_text(HEADER + body, encoding="utf-8")
+    return path
+
+
+GOOD = """# %% [markdown] lang="en"
+# # Title
+
+# %% [markdown] lang="ko"
+# # 제목
+
+# %%
+x = 1
+
+# %% [markdown] lang="any"
+# `x`
+
+# %% [markdown] lang="ko"
+# 연습 문제
+
+# %% [markdown] lang="en"
+# Exercise
+
+# %% tags=["solution"]
+# EXERCISE-START
+answer = None
+# EXERCISE-END
+answer = x
+"""
+
+
+def test_each_edition_keeps_its_language_and_the_neutral_cells(tmp_path):
+    src = _source(tmp_path, GOOD)
+    ko, ko_solution = workbook.build(src, "ko")
+    en, _ = workbook.build(src, "en")
+    assert [c.source for c in ko.cells] == ["# 제목", "x = 1", "`x`", "연습 문제", "answer = None"]
+    assert [c.source for c in en.cells] == ["# Title", "x = 1", "`x`", "Exercise", "answer = None"]
+    assert ko_solution.cells[-1].source == "answer = x"
+    assert all(c.metadata == {} for c in ko.cells[:-1]) and ko.cells[-1].metadata == {"tags": ["exercise"]}
+
+
+@pytest.mark.parametrize("body, line, message", [
+    ('# %% [markdown] lang="en"\n# Title\n\n# %% [markdown]\n# 제목\n', 10, "markdown cell without a language"),
+    ('# %% [markdown] lang="en"\n# Title\n\n# %%\nx = 1\n', 7, "have 0 ko and 1 en parts"),
+    ('# %% [markdown] lang="en"\n# A\n\n# %% [markdown] lang="en"\n# B\n\n# %% [markdown] lang="ko"\n# 가\n', 7,
+     "have 1 ko and 2 en parts"),
+    ('# %% [markdown] lang=ko\n# 제목\n', 7, "'lang=ko' is not valid jupytext metadata"),
+    ('# %% [markdown] lang="fr"\n# Titre\n', 7, "lang='fr' is not an edition"),
+    ('# %% lang="ko"\nx = 1\n', 7, "a code cell has lang='ko'"),
+])
+def test_a_source_breaking_the_convention_is_a_one_line_error_at_its_line(tmp_path, body, line, message):
+    src = _source(tmp_path, body)
+    with pytest.raises(InputError) as err:
+        workbook.build(src, "en")
+    text = str(err.value)
+    assert "\n" not in text and f"99_probe.py:{line}: " in text and message in text, text
+
+
+def test_the_generator_reports_a_broken_source_without_writing(tmp_path, monkeypatch, capsys):
+    src = _source(tmp_path, '# %% [markdown]\n# untranslated\n')
+    monkeypatch.setattr(workbook, "sources", lambda: [src])
+    monkeypatch.setattr(workbook, "_checkout", lambda: tmp_path)
+    assert workbook.main([]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kslab.workbook: error: ") and "markdown cell without a language" in err[0]
+    assert "lang=\"ko\" or lang=\"en\"" in err[0]
+    assert not (tmp_path / "notebooks").exists()
+
+
+def test_the_generator_writes_both_editions_and_removes_what_it_no_longer_makes(tmp_path, monkeypatch, capsys):
+    (tmp_path / "notebooks" / "src").mkdir(parents=True)
+    src = tmp_path / "notebooks" / "src" / "99_probe.py"
+    src.write_text(HEADER + GOOD, encoding="utf-8")
+    old = [tmp_path / "notebooks" / "99_probe.ipynb", tmp_path / "notebooks" / "solutions" / "99_probe.ipynb"]
+    for p in old:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("{}")
+    mine = tmp_path / "notebooks" / "ko" / "scratch.ipynb"  # not a chapter name: never touched
+    mine.parent.mkdir(parents=True)
+    mine.write_text("{}")
+    monkeypatch.setattr(workbook, "_checkout", lambda: tmp_path)
+    assert workbook.main(["--check"]) == 1
+    assert "no longer generated: notebooks/99_probe.ipynb" in capsys.readouterr().err
+    assert workbook.main([]) == 0
+    assert "1 chapters x 2 editions, written: 4 changed, 2 removed" in capsys.readouterr().out
+    assert not any(p.exists() for p in old) and not (tmp_path / "notebooks" / "solutions").exists() and mine.exists()
+    for lang in resources.EDITIONS:
+        assert (tmp_path / "notebooks" / lang / "99_probe.ipynb").is_file()
+        assert (tmp_path / "notebooks" / lang / "solutions" / "99_probe.ipynb").is_file()
+    assert workbook.main(["--check"]) == 0
+
+
+def test_glossary_in_chapter_00_covers_the_course_in_both_editions():
+    tables = {}
+    for lang in ("ko", "en"):
+        nb = json.loads((NOTEBOOKS / lang / "00_lab_tour.ipynb").read_text(encoding="utf-8"))
+        header = {"ko": "| 한국어 | English | 뜻 | 장 |", "en": "| English | 한국어 | meaning | chapter |"}[lang]
+        [cell] = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown" and header in "".join(c["source"])]
+        rows = [line for line in cell.splitlines() if line.startswith("| ") and not line.startswith("| 한국어 |")
+                and not line.startswith("| English |")]
+        tables[lang] = [[x.strip() for x in row.strip("|").split("|")] for row in rows]
+    ko, en = tables["ko"], tables["en"]
+    assert len(ko) == len(en) >= 40 and all(len(r) == 4 for r in ko + en)
+    assert [(r[0], r[1], r[3]) for r in ko] == [(r[1], r[0], r[3]) for r in en]  # same terms, same chapters
+    english = " ".join(r[1] for r in ko)
+    for term in ("NodePort", "externalTrafficPolicy", "readiness probe", "EndpointSlice", "topology aware routing", "iperf3",
+                 "Service", "Pod", "endpoint", "session affinity", "control plane", "label", "selector", "Deployment",
+                 "hairpin NAT", "masquerade", "conntrack"):
+        assert term in english, term
+    korean = {r[0] for r in ko}
+    for term in ("서비스", "엔드포인트", "엔드포인트슬라이스", "파드", "노드", "디플로이먼트", "준비성 프로브", "세션 어피니티",
+                 "컨트롤 플레인", "레이블", "셀렉터", "토폴로지 인지 라우팅", "외부 트래픽 정책"):
+        assert term in korean, term
+
+
+@pytest.mark.parametrize("src", workbook.sources(), ids=lambda p: p.stem)
+def test_sources_round_trip_through_jupytext(src):
+    """lang="ko"/"en" is jupytext's own cell metadata: opening a source in Jupyter (jupytext) and
+    saving it keeps every cell as written (jupytext only adds its version to the YAML header)."""
+    import jupytext
+
+    text = src.read_text(encoding="utf-8")
+    again = jupytext.writes(jupytext.reads(text, fmt="py:percent"), fmt="py:percent")
+    def cells(t: str) -> str:
+        return t[t.index("# %%"):]
+    assert cells(again) == cells(text)

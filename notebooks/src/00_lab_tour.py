@@ -8,7 +8,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # # 00 · Lab tour (실습 환경 둘러보기)
 #
 # The study builds a kind cluster `myk8s` (1 control plane, 3 workers) and a few pods and
@@ -17,6 +17,23 @@
 # 1. name the nodes, pods and Services of the lab and their addresses;
 # 2. pick a backend (`sim`, `netns`, `kind`) and see which ones work on your machine;
 # 3. read a trace: hooks, chains, matched rules, NAT, verdict.
+#
+# This is the English edition; `kslab lab --lang ko` opens the Korean one (한국어판). The glossary
+# at the end of this chapter lists the course's terms in Korean and English.
+
+# %% [markdown] lang="ko"
+# # 00 · 실습 환경 둘러보기 (Lab tour)
+#
+# 스터디에서는 kind 클러스터(cluster) `myk8s`(컨트롤 플레인(control plane) 1대, 워커 노드(worker node)
+# 3대)를 만들고 그 위에 파드(Pod)와 서비스(Service)를 몇 개 배포합니다. 이 장에서는 kslab이 그 실습
+# 환경을 어떻게 담고 있는지 살펴봅니다. 이 장을 마치면 다음을 할 수 있습니다.
+#
+# 1. 실습 환경의 노드(node), 파드, 서비스와 각각의 주소를 말할 수 있습니다.
+# 2. 백엔드(backend: `sim`, `netns`, `kind`)를 고르고, 내 컴퓨터에서 어느 백엔드가 동작하는지 확인할 수 있습니다.
+# 3. 추적(trace) 결과를 읽을 수 있습니다. 훅(hook), 체인(chain), 일치한 규칙(rule), NAT, 판정(verdict)이 나옵니다.
+#
+# 이 노트북은 한국어판입니다. 영어판(English edition)은 `kslab lab --lang en`으로 엽니다. 과정 전체에서
+# 쓰는 용어의 한국어·영어 대응은 이 장 끝의 용어집(glossary)에 모아 두었습니다.
 
 # %%
 import subprocess
@@ -29,11 +46,17 @@ lab = kslab.Lab(seed=1)
 print(f"backend: {lab.backend}")
 charts.topology_figure(lab.cluster).show()
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # Nodes sit on kind's "docker network" 172.18.0.0/16 (the control plane is .2, the workers .3-.5);
 # `mypc` (172.18.0.100) is a machine outside the cluster on the same network. Each node owns a
 # /24 of the pod network 10.10.0.0/16 (파드 네트워크), and Services get addresses from
 # 10.200.1.0/24 (서비스 네트워크), which exist only in kube-proxy's rules.
+
+# %% [markdown] lang="ko"
+# 노드는 kind의 "docker 네트워크" 172.18.0.0/16에 연결되어 있습니다(컨트롤 플레인은 .2, 워커는 .3-.5).
+# `mypc`(172.18.0.100)는 같은 네트워크에 있지만 클러스터에 속하지 않는 외부 머신입니다. 노드마다 파드
+# 네트워크(pod network) 10.10.0.0/16에서 /24 하나(podCIDR)를 맡고, 서비스는 서비스 네트워크(Service CIDR)
+# 10.200.1.0/24에서 주소를 받습니다. 서비스 주소는 kube-proxy의 규칙 안에만 존재합니다.
 
 # %%
 for n in lab.cluster.nodes:
@@ -47,7 +70,7 @@ experiments.claim(
     "the lab no longer matches the study's layout",
 )
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # ## Three backends, one notebook
 #
 # | backend | what runs the rules |
@@ -59,10 +82,22 @@ experiments.claim(
 # Set `KSLAB_BACKEND` before starting Jupyter (`KSLAB_BACKEND=netns kslab lab`); `kslab doctor`
 # says which backends this machine can run:
 
+# %% [markdown] lang="ko"
+# ## 백엔드 셋, 노트북 하나
+#
+# | 백엔드 | 규칙을 실행하는 것 |
+# |---|---|
+# | `sim` | kube-proxy가 쓰는 바로 그 규칙을 해석해 실행하는 kslab의 인터프리터 (어디서나 실행) |
+# | `netns` | 리눅스 커널: 노드와 파드마다 네트워크 네임스페이스(network namespace) 하나, 실제 TCP (root 필요) |
+# | `kind` | kubernetes 클라이언트로 접속하는 실제 kind 클러스터 |
+#
+# 백엔드는 Jupyter를 시작하기 전에 `KSLAB_BACKEND`로 정합니다(`KSLAB_BACKEND=netns kslab lab`).
+# 이 컴퓨터에서 어느 백엔드를 실행할 수 있는지는 `kslab doctor`가 알려 줍니다.
+
 # %%
 print(subprocess.run([sys.executable, "-m", "kslab.cli", "doctor"], capture_output=True, text=True).stdout)
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # ## Reading a trace
 #
 # A trace follows one new connection. `[node HOOK]` headers are netfilter hooks on that node;
@@ -70,16 +105,29 @@ print(subprocess.run([sys.executable, "-m", "kslab.cli", "doctor"], capture_outp
 # `*` lines show the packet before and after a NAT; the last lines give the verdict, the pod that
 # answered and the source address it saw.
 
+# %% [markdown] lang="ko"
+# ## 추적 결과 읽기
+#
+# 추적은 새 연결 하나를 따라갑니다. `[node HOOK]` 머리줄은 그 노드의 넷필터 훅(netfilter hook)입니다.
+# `nat KUBE-SERVICES #3: …`는 그 체인의 세 번째 규칙이 일치했다는 뜻이고, `->`는 다른 체인으로의
+# 점프(jump)입니다. `*`로 시작하는 줄은 NAT 전과 후의 패킷입니다. 마지막 줄들은 판정, 응답한 파드,
+# 그리고 그 파드가 본 출발지 주소(source address)를 보여 줍니다.
+
 # %%
 t = lab.trace("net-pod", "svc-clusterip")
 print(t)
 experiments.claim(t.outcome == "ok" and t.endpoint_pod.startswith("webpod"),
                   f"net-pod reached {t.endpoint_pod} through svc-clusterip", f"the connection failed: {t.reason}")
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # ## Exercises
 #
 # **1.** How many nodes carry kube-proxy rules for `svc-clusterip`? (Hint: `lab.render(node)`.)
+
+# %% [markdown] lang="ko"
+# ## 연습 문제
+#
+# **1.** `svc-clusterip`에 대한 kube-proxy 규칙을 가진 노드는 몇 개입니까? (힌트: `lab.render(node)`)
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -88,8 +136,11 @@ answer = None
 answer = sum(any(p.info.name.name == "svc-clusterip" for p in lab.render(n.name).service_ports) for n in lab.cluster.nodes)
 kslab.check.ch00.nodes_with_rules(answer, lab)
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # **2.** Which node's `PREROUTING` do `net-pod`'s packets enter first?
+
+# %% [markdown] lang="ko"
+# **2.** `net-pod`의 패킷은 어느 노드의 `PREROUTING`에 가장 먼저 들어갑니까?
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -98,7 +149,7 @@ answer = None
 answer = lab.trace("net-pod", "svc-clusterip").path[0]
 kslab.check.ch00.client_node(answer, lab)
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # ## Summary (요약)
 #
 # - The lab: 4 nodes (노드), pods (파드) with addresses from their node's podCIDR, Services
@@ -107,3 +158,131 @@ kslab.check.ch00.client_node(answer, lab)
 # - A trace shows every hook, chain and rule a connection meets.
 #
 # Next: chapter 01 reads the ClusterIP rules line by line.
+
+# %% [markdown] lang="ko"
+# ## 요약 (Summary)
+#
+# - 실습 환경: 노드 4대, 자기 노드의 podCIDR에서 주소를 받는 파드, 그리고 kube-proxy의 iptables 규칙
+#   안에만 존재하는 가상 IP(virtual IP)를 가진 서비스.
+# - 노트북 하나, 백엔드 셋: `sim`은 어디서나, `netns`는 root 권한으로, `kind`는 클러스터가 있을 때 실행합니다.
+# - 추적 결과에는 연결이 거치는 모든 훅, 체인, 규칙이 나옵니다.
+#
+# 다음 장: 01장에서는 ClusterIP 규칙을 한 줄씩 읽습니다.
+
+# %% [markdown] lang="en"
+# ## Glossary (용어집)
+#
+# The course's terms. The Korean follows the Korean Kubernetes documentation (kubernetes.io/ko).
+# "Chapter" is where the term is taught; chapters 05 and later are still to come.
+#
+# | English | 한국어 | meaning | chapter |
+# |---|---|---|---|
+# | cluster | 클러스터 | the set of nodes that run containerised applications | 00 |
+# | control plane | 컨트롤 플레인 | the components that manage the cluster: API server, scheduler, controllers (the lab's `myk8s-control-plane`) | 00 |
+# | node | 노드 | a machine that runs pods; each node's kube-proxy writes its own rules | 00 |
+# | worker node | 워커 노드 | a node that is not the control plane (`myk8s-worker`, `-worker2`, `-worker3`) | 00 |
+# | Pod | 파드 | the smallest deployable unit: one or more containers sharing one IP address | 00 |
+# | Service | 서비스 | exposes a set of pods behind one virtual IP and port | 00 |
+# | label | 레이블 | a key-value pair attached to an object (the webpods' `app: webpod`) | 00 |
+# | selector | 셀렉터 | picks pods by their labels; decides a Service's backend pods | 00 |
+# | pod network, podCIDR | 파드 네트워크, podCIDR | the pods' address range 10.10.0.0/16, and the /24 one node hands out to its pods | 00 |
+# | Service CIDR | 서비스 CIDR | the range ClusterIPs are allocated from (10.200.1.0/24) | 00 |
+# | virtual IP | 가상 IP | an address on no interface, existing only in rules (a ClusterIP) | 00 |
+# | kube-proxy | kube-proxy | the network proxy on every node that implements Services as iptables (or IPVS, nftables) rules | 00 |
+# | backend | 백엔드 | where kslab runs the rules: `sim`, `netns`, `kind` | 00 |
+# | network namespace | 네트워크 네임스페이스 | a Linux kernel network space with its own interfaces, routes and iptables | 00 |
+# | netfilter hook | 넷필터 훅 | where the kernel hands a packet to the rules (PREROUTING, OUTPUT, POSTROUTING ...) | 00 |
+# | chain, rule | 체인, 규칙 | a list of iptables rules, and one line of it: matches and a target | 00, 01 |
+# | trace | 추적 | the hooks, chains, rules and NAT one new connection went through, in order | 00 |
+# | verdict | 판정 | the final decision on a packet (ACCEPT, DROP ...) | 00 |
+# | ClusterIP | 클러스터 IP | a Service's virtual IP, and the default Service type; reachable only inside the cluster | 01 |
+# | endpoint | 엔드포인트 | the pod IP:port behind a Service that really takes the connection | 01 |
+# | DNAT (destination NAT) | 목적지 NAT | rewriting a packet's destination: the ClusterIP becomes a pod IP | 01 |
+# | masquerade (SNAT) | 마스커레이드 | rewriting a packet's source to the outgoing interface's address | 01, 03 |
+# | probability ladder | 확률 사다리 | the rules with probabilities 1/n, 1/(n−1), …, 1/2, (none) that give every endpoint 1/n | 01 |
+# | random load balancing | 랜덤 부하 분산 | iptables mode's only algorithm: each new connection picks an endpoint at random | 01 |
+# | chi-square test, p-value | 카이제곱 검정, p-값 | how far counts are from an even split, and the chance of straying that far by luck | 01 |
+# | Deployment | 디플로이먼트 | a workload resource that keeps a given number of pod replicas (`deploy-echo`) | 01 |
+# | replica | 레플리카 | one copy of a Deployment's pod | 01 |
+# | session affinity (`sessionAffinity: ClientIP`) | 세션 어피니티 | a Service setting that sends new connections from one client IP to the same pod | 02 |
+# | `recent` match (xt_recent) | `recent` 매치 | an iptables extension keeping lists of recently seen sources in the kernel; implements session affinity | 02 |
+# | timeoutSeconds | 타임아웃 | how long session affinity lasts (default 10800 s = 3 h) | 02 |
+# | hairpin NAT | 헤어핀 NAT | masquerading a pod's connection to itself through its own Service | 03 |
+# | conntrack (connection tracking) | 연결 추적 | the kernel's table that remembers each connection's NAT and reverses it on replies | 03 |
+# | veth pair | veth 쌍 | the virtual Ethernet cable between a pod and its node | 03 |
+# | partial sync, full sync | 부분 동기화, 전체 동기화 | kube-proxy rewriting only the changed Services' chains, or every chain | 03 |
+# | hairpin mode, promiscuous mode | 헤어핀 모드, 무차별 모드 | bridge settings that let a packet leave by the port it came in (kubelet `--hairpin-mode`) | 03 |
+# | external access | 외부 접속 | reaching a Service from outside the cluster; a ClusterIP cannot be reached | 04 |
+# | health check | 헬스 체크 | checking that a backend works; kube-proxy's iptables mode does none | 04 |
+# | readiness probe | 준비성 프로브 | the kubelet's check that a container can take requests; when it fails the pod leaves the endpoints | 04, 08 |
+# | EndpointSlice | 엔드포인트슬라이스 | the API object listing a Service's endpoints and their conditions (ready, serving, terminating); what kube-proxy reads | 04, 08 |
+# | IPVS (IP Virtual Server) | IPVS | the Linux kernel's layer-4 load balancer, used by kube-proxy's `ipvs` mode | 04 |
+# | scheduler (IPVS) | 스케줄러 (IPVS) | the algorithm IPVS picks a real server with (rr, wrr, lc, wlc, sh, dh, sed, nq, mh) | 04 |
+# | weight | 가중치 | a real server's share in IPVS; iptables mode has none | 04 |
+# | variance | 분산 | how far values spread around their mean | 04 |
+# | cross-node hop | 노드 간 홉 | a connection crossing to a pod on another node | 04 |
+# | NodePort | NodePort | the Service type that opens one port (30000-32767) on every node's own address | 05 |
+# | externalTrafficPolicy | 외부 트래픽 정책 | whether external traffic goes to any endpoint (`Cluster`) or only to the receiving node's (`Local`) | 06 |
+# | LoadBalancer | 로드밸런서 | the Service type exposed through an external load balancer | 07 |
+# | topology aware routing | 토폴로지 인지 라우팅 | keeping traffic on endpoints in the client's zone (topology aware hints, `trafficDistribution`) | 09 |
+# | zone | 존 | a node's failure domain (the `topology.kubernetes.io/zone` label) | 09 |
+# | bandwidth (iperf3) | 대역폭 (iperf3) | how much data per second a path carries; measured between pods with iperf3 | 10 |
+
+# %% [markdown] lang="ko"
+# ## 용어집 (Glossary)
+#
+# 과정 전체에서 쓰는 용어입니다. 한국어는 쿠버네티스 한국어 문서(kubernetes.io/ko)의 용어를 따릅니다.
+# "장"은 그 용어를 가르치는 장이며, 05장 이후는 앞으로 나올 장입니다.
+#
+# | 한국어 | English | 뜻 | 장 |
+# |---|---|---|---|
+# | 클러스터 | cluster | 컨테이너화된 애플리케이션을 실행하는 노드의 집합 | 00 |
+# | 컨트롤 플레인 | control plane | API 서버, 스케줄러, 컨트롤러처럼 클러스터를 관리하는 구성 요소 (실습의 `myk8s-control-plane`) | 00 |
+# | 노드 | node | 파드가 실행되는 머신; 노드마다 kube-proxy가 자기 규칙을 씁니다 | 00 |
+# | 워커 노드 | worker node | 컨트롤 플레인이 아닌 노드 (`myk8s-worker`, `-worker2`, `-worker3`) | 00 |
+# | 파드 | Pod | 컨테이너 하나 이상과 IP 주소 하나를 가진, 가장 작은 배포 단위 | 00 |
+# | 서비스 | Service | 파드 집합을 가상 IP 하나와 포트로 노출하는 추상화 | 00 |
+# | 레이블 | label | 오브젝트에 붙이는 키-값 쌍 (webpod의 `app: webpod`) | 00 |
+# | 셀렉터 | selector | 레이블로 파드를 고르는 조건; 서비스의 백엔드 파드를 정합니다 | 00 |
+# | 파드 네트워크, podCIDR | pod network, podCIDR | 파드 주소 범위 10.10.0.0/16과, 노드 하나가 자기 파드에 나눠 주는 /24 | 00 |
+# | 서비스 CIDR | Service CIDR | 클러스터 IP를 할당하는 범위 (10.200.1.0/24) | 00 |
+# | 가상 IP | virtual IP | 어떤 인터페이스에도 없고 규칙 안에만 존재하는 주소 (클러스터 IP) | 00 |
+# | kube-proxy | kube-proxy | 노드마다 실행되며 서비스를 iptables(또는 IPVS, nftables) 규칙으로 구현하는 네트워크 프록시 | 00 |
+# | 백엔드 | backend | kslab에서 규칙을 실행하는 곳: `sim`, `netns`, `kind` | 00 |
+# | 네트워크 네임스페이스 | network namespace | 자기만의 인터페이스, 경로, iptables를 가진 리눅스 커널의 네트워크 공간 | 00 |
+# | 넷필터 훅 | netfilter hook | 커널이 패킷을 규칙에 넘기는 지점 (PREROUTING, OUTPUT, POSTROUTING ...) | 00 |
+# | 체인, 규칙 | chain, rule | iptables 규칙의 목록과 그 한 줄; 규칙은 매치(match)와 타깃(target)으로 이루어집니다 | 00, 01 |
+# | 추적 | trace | 새 연결 하나가 거친 훅, 체인, 규칙, NAT를 차례로 보여 주는 기록 | 00 |
+# | 판정 | verdict | 패킷에 대한 최종 결정 (ACCEPT, DROP ...) | 00 |
+# | 클러스터 IP | ClusterIP | 서비스의 가상 IP이자 기본 서비스 유형; 클러스터 안에서만 도달할 수 있습니다 | 01 |
+# | 엔드포인트 | endpoint | 서비스 뒤에서 실제로 연결을 받는 파드의 IP:포트 | 01 |
+# | 목적지 NAT | DNAT (destination NAT) | 패킷의 목적지 주소를 바꾸는 것; 클러스터 IP를 파드 IP로 바꿉니다 | 01 |
+# | 마스커레이드 | masquerade (SNAT) | 패킷의 출발지 주소를 나가는 인터페이스의 주소로 바꾸는 것 | 01, 03 |
+# | 확률 사다리 | probability ladder | 확률 1/n, 1/(n−1), …, 1/2, (없음)으로 모든 엔드포인트에 1/n씩 나누는 규칙 배열 | 01 |
+# | 랜덤 부하 분산 | random load balancing | iptables 모드의 유일한 분산 방식: 새 연결마다 엔드포인트를 무작위로 고릅니다 | 01 |
+# | 카이제곱 검정, p-값 | chi-square test, p-value | 관측한 횟수가 고른 분배에서 얼마나 벗어났는지와, 우연히 그만큼 벗어날 확률 | 01 |
+# | 디플로이먼트 | Deployment | 지정한 수의 파드 레플리카를 유지하는 워크로드 리소스 (`deploy-echo`) | 01 |
+# | 레플리카 | replica | 디플로이먼트가 만드는 같은 파드의 복제본 하나 | 01 |
+# | 세션 어피니티 | session affinity (`sessionAffinity: ClientIP`) | 같은 클라이언트 IP의 새 연결을 같은 파드로 보내는 서비스 설정 | 02 |
+# | `recent` 매치 | `recent` match (xt_recent) | 최근에 본 출발지 주소 목록을 커널에 두는 iptables 확장; 세션 어피니티를 구현합니다 | 02 |
+# | 타임아웃 | timeoutSeconds | 세션 어피니티가 유지되는 시간 (기본값 10800초 = 3시간) | 02 |
+# | 헤어핀 NAT | hairpin NAT | 파드가 자기 서비스를 거쳐 자기 자신에게 연결할 때 출발지를 마스커레이드하는 것 | 03 |
+# | 연결 추적 | conntrack (connection tracking) | 커널이 연결마다 NAT를 기억해 응답 패킷을 되돌리는 표 | 03 |
+# | veth 쌍 | veth pair | 파드와 노드를 잇는 가상 이더넷 케이블 | 03 |
+# | 부분 동기화, 전체 동기화 | partial sync, full sync | kube-proxy가 바뀐 서비스의 체인만 다시 쓰는지, 모든 체인을 다시 쓰는지 | 03 |
+# | 헤어핀 모드, 무차별 모드 | hairpin mode, promiscuous mode | 브리지가 패킷을 들어온 포트로 되돌려 보낼 수 있게 하는 설정 (kubelet `--hairpin-mode`) | 03 |
+# | 외부 접속 | external access | 클러스터 밖에서 서비스에 연결하는 것; 클러스터 IP로는 안 됩니다 | 04 |
+# | 헬스 체크 | health check | 백엔드가 정상인지 확인하는 것; iptables 모드의 kube-proxy는 하지 않습니다 | 04 |
+# | 준비성 프로브 | readiness probe | kubelet이 컨테이너가 요청을 받을 준비가 됐는지 보는 검사; 실패하면 파드가 엔드포인트에서 빠집니다 | 04, 08 |
+# | 엔드포인트슬라이스 | EndpointSlice | 서비스의 엔드포인트와 그 상태(ready, serving, terminating)를 담는 API 오브젝트; kube-proxy가 읽습니다 | 04, 08 |
+# | IPVS | IPVS (IP Virtual Server) | 리눅스 커널의 L4 부하 분산기; kube-proxy의 `ipvs` 모드가 씁니다 | 04 |
+# | 스케줄러 (IPVS) | scheduler (IPVS) | IPVS가 실제 서버를 고르는 알고리즘 (rr, wrr, lc, wlc, sh, dh, sed, nq, mh) | 04 |
+# | 가중치 | weight | IPVS 실제 서버마다 주는 몫의 비율; iptables 모드에는 없습니다 | 04 |
+# | 분산 | variance | 값들이 평균에서 얼마나 흩어져 있는지 나타내는 통계량 | 04 |
+# | 노드 간 홉 | cross-node hop | 연결이 다른 노드의 파드로 건너가는 것 | 04 |
+# | NodePort | NodePort | 모든 노드 자신의 주소에서 같은 포트(30000-32767)로 서비스를 여는 서비스 유형 | 05 |
+# | 외부 트래픽 정책 | externalTrafficPolicy | 밖에서 온 트래픽을 모든 엔드포인트(`Cluster`)로 보낼지, 받은 노드의 엔드포인트(`Local`)로만 보낼지 | 06 |
+# | 로드밸런서 | LoadBalancer | 외부 로드 밸런서로 서비스를 노출하는 서비스 유형 | 07 |
+# | 토폴로지 인지 라우팅 | topology aware routing | 트래픽을 같은 존(zone)의 엔드포인트로 보내는 것 (토폴로지 인지 힌트, `trafficDistribution`) | 09 |
+# | 존 | zone | 노드의 장애 영역 (`topology.kubernetes.io/zone` 레이블) | 09 |
+# | 대역폭 (iperf3) | bandwidth (iperf3) | 초당 보낼 수 있는 데이터 양; iperf3로 파드 사이에서 잽니다 | 10 |

@@ -8,7 +8,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # # 04 · What ClusterIP cannot do (서비스(ClusterIP)의 부족한 점)
 #
 # Study notes 1.8 list four limits of a ClusterIP Service. By the end you will be able to show
@@ -21,6 +21,21 @@
 # 4. **cross-node hops** (다른 노드로의 홉): the ladder ignores where pods run → topology aware
 #    routing (chapter 09).
 
+# %% [markdown] lang="ko"
+# # 04 · 서비스(ClusterIP)의 부족한 점 (What ClusterIP cannot do)
+#
+# 스터디 노트 1.8은 ClusterIP 서비스(Service)의 한계 네 가지를 꼽습니다. 이 장을 마치면 각 한계를 측정으로
+# 보여 줄 수 있습니다.
+#
+# 1. 클러스터 **밖에서 접속할 수 없음**(외부 접속 불가, no access from outside): `mypc`에서 추적(trace) →
+#    NodePort(05장)
+# 2. **헬스 체크 없음**(no health checks): 고장 난 파드(Pod)도 자기 몫을 계속 받음 → 준비성 프로브(readiness
+#    probe, 08장)
+# 3. **랜덤 분산만**(random only): iptables의 사다리와 IPVS 스케줄러(scheduler: rr, wrr, lc, wlc, sh, dh, sed,
+#    nq, mh)를 나란히 비교
+# 4. **다른 노드로의 홉**(cross-node hops): 사다리는 파드가 어느 노드(node)에서 실행되는지 모름 → 토폴로지
+#    인지 라우팅(topology aware routing, 09장)
+
 # %%
 import pandas as pd
 import plotly.graph_objects as go
@@ -31,12 +46,19 @@ from kslab import experiments, ipvs
 lab = kslab.Lab(seed=4)
 print(f"backend: {lab.backend}")
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # ## 1. No access from outside (외부 접속 불가)
 #
 # `mypc` sits on the same "docker network" as the nodes (172.18.0.0/16), but it is not a node:
 # no kube-proxy runs there, and nothing routes 10.200.1.0/24 (the Service CIDR) anywhere.
 # **Predict** before running: does `mypc` reach `svc-clusterip`? Which rules does its SYN meet?
+
+# %% [markdown] lang="ko"
+# ## 1. 외부 접속 불가 (No access from outside)
+#
+# `mypc`는 노드와 같은 "docker 네트워크"(172.18.0.0/16)에 있지만 노드가 아닙니다. 그곳에서는 kube-proxy가
+# 실행되지 않고, 10.200.1.0/24(서비스 CIDR)를 어디로든 라우팅해 주는 것도 없습니다. 실행하기 전에
+# **예측**해 보세요. `mypc`는 `svc-clusterip`에 도달할까요? 그 SYN 패킷은 어떤 규칙을 만날까요?
 
 # %%
 t = lab.trace("mypc", "svc-clusterip")
@@ -45,18 +67,31 @@ experiments.claim(t.outcome != "ok" and not t.endpoint_pod and not t.dnat_to,
                   f"mypc cannot reach the ClusterIP ({t.outcome}): no kube-proxy rule ever sees its packet",
                   "mypc reached a ClusterIP: the lesson is wrong")
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # The same Service from a pod works, because the pod's node runs kube-proxy's rules. A ClusterIP
 # is a *virtual* address that exists only inside the nodes' netfilter tables: that is the gap a
 # NodePort Service fills (it opens a port on every node's own address).
 
-# %% [markdown]
+# %% [markdown] lang="ko"
+# 같은 서비스도 파드에서는 동작합니다. 파드의 노드가 kube-proxy의 규칙을 실행하기 때문입니다. 클러스터
+# IP(ClusterIP)는 노드의 넷필터 테이블 안에만 존재하는 *가상* 주소입니다. 이 빈틈을 메우는 것이 NodePort
+# 서비스입니다(모든 노드 자신의 주소에 포트를 엽니다).
+
+# %% [markdown] lang="en"
 # ## 2. No health checks (헬스체크 없음)
 #
 # webpod2's app breaks: the process still accepts TCP connections, but answers HTTP 500.
 # kube-proxy never looks at pods, only at EndpointSlices; without a readiness probe, nothing
 # changes there. **Predict** the error rate with one of three pods broken, then with a failing
 # readiness probe (the pod becomes *not ready* in the EndpointSlice).
+
+# %% [markdown] lang="ko"
+# ## 2. 헬스 체크 없음 (No health checks)
+#
+# webpod2의 앱이 고장 났습니다. 프로세스는 여전히 TCP 연결을 받지만 HTTP 500으로 응답합니다. kube-proxy는
+# 파드를 직접 보지 않고 엔드포인트슬라이스(EndpointSlice)만 봅니다. 준비성 프로브가 없으면 거기에는 아무
+# 변화도 없습니다. 세 파드 중 하나가 고장 났을 때의 오류율을 **예측**하고, 이어서 준비성 프로브가 실패할
+# 때(파드가 엔드포인트슬라이스에서 *준비되지 않음(not ready)* 상태가 될 때)의 오류율도 예측해 보세요.
 
 # %%
 lab.break_pod("webpod2")
@@ -75,7 +110,7 @@ experiments.claim(abs(rates[0] - 1 / 3) < 0.03 and rates[1] == 0,
                   f"without a probe {rates[0]:.1%} of connections hit the broken pod; once it is unready, none do",
                   f"error rates {rates} differ from the lesson")
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # ## 3. Random only (랜덤 분산만): iptables vs IPVS
 #
 # iptables mode has one algorithm: each **new connection** independently picks an endpoint with
@@ -86,6 +121,18 @@ experiments.claim(abs(rates[0] - 1 / 3) < 0.03 and rates[1] == 0,
 # cannot), 12 clients, 3,000 connections arriving at 2 per second and lasting 2 s on average.
 #
 # **Predict**: which schedulers give each client a single server? Which one gives webpod3 half?
+
+# %% [markdown] lang="ko"
+# ## 3. 랜덤 분산만 (Random only): iptables 대 IPVS
+#
+# iptables 모드에는 알고리즘이 하나뿐입니다. **새 연결**마다 독립적으로 확률 1/n로 엔드포인트(endpoint)를
+# 고릅니다(01장의 사다리). IPVS 모드(`kube-proxy --proxy-mode ipvs --ipvs-scheduler NAME`)는 이 선택을 커널의
+# 스케줄러에 맡깁니다. `kslab.ipvs`는 각 스케줄러를 리눅스 소스(`net/netfilter/ipvs/ip_vs_*.c`)대로 다시 구현한
+# 것입니다. 여기서는 모든 스케줄러에 같은 작업 부하를 줍니다. 실제 서버 3대(webpod3은 가중치(weight) 2: IPVS는
+# 서버에 가중치를 줄 수 있지만 iptables는 못 합니다), 클라이언트 12개, 초당 2개씩 도착해 평균 2초 동안 유지되는
+# 연결 3,000개입니다.
+#
+# **예측**: 어떤 스케줄러가 클라이언트마다 서버 하나만 줄까요? 어떤 스케줄러가 webpod3에 절반을 줄까요?
 
 # %%
 servers = [ipvs.RealServer(name=f"webpod{i}", ip=f"10.10.{i}.2", weight=w) for i, w in ((1, 1), (2, 1), (3, 2))]
@@ -103,12 +150,13 @@ experiments.claim(
     "wrr gives webpod3 (weight 2) half, lc/wlc keep the open connections more even than random",
     f"the scheduler comparison changed:\n{table}")
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # Read the table:
 #
 # - `rr` / `wrr` rotate deterministically (wrr respects weights: webpod3 gets 2 of every 4);
 # - `lc`, `wlc`, `sed`, `nq` look at the **active connections** of each server and send the new
-#   one to the least loaded (weighted for wlc/sed/nq): lower variance of open connections;
+#   one to the least loaded (weighted for wlc/sed/nq): lower variance of open connections (the
+#   variance measures how far the servers' counts spread around their mean);
 # - `sh`, `dh`, `mh` **hash an address** (source for sh/mh, destination for dh): a client keeps its
 #   server, which is how IPVS offers stickiness without `recent`; dh sends everything for one VIP
 #   to one server;
@@ -118,6 +166,22 @@ experiments.claim(
 # Explore one scheduler at a time: the heatmap shows which server each client reached. Raise the
 # load to see how the "active-count variance" of the weighted schedulers grows (they load
 # webpod3 twice as much on purpose).
+
+# %% [markdown] lang="ko"
+# 표 읽는 법:
+#
+# - `rr` / `wrr`는 정해진 순서로 돌아가며 고릅니다(wrr는 가중치를 따르므로 webpod3이 4번 중 2번을 받습니다).
+# - `lc`, `wlc`, `sed`, `nq`는 각 서버의 **활성 연결** 수를 보고 새 연결을 가장 한가한 서버에 보냅니다
+#   (wlc/sed/nq는 가중치 반영). 그래서 열린 연결 수의 분산(variance)이 작습니다. 분산은 서버별 값이 평균에서
+#   얼마나 흩어져 있는지를 나타냅니다.
+# - `sh`, `dh`, `mh`는 **주소를 해시**합니다(sh/mh는 출발지, dh는 목적지). 클라이언트가 자기 서버를 유지하므로,
+#   IPVS는 `recent` 없이도 고정을 제공합니다. dh는 VIP 하나로 오는 모든 것을 서버 하나로 보냅니다.
+# - iptables의 무작위 선택은 가중치와 부하를 무시합니다. 연결이 많으면 고르게 나뉘지만, 어느 순간에는 한
+#   서버가 다른 서버보다 열린 연결을 더 많이 가질 수 있습니다.
+#
+# 스케줄러를 하나씩 탐색해 보세요. 히트맵은 각 클라이언트가 어느 서버에 도달했는지 보여 줍니다. 부하를 높여
+# 가중치 스케줄러의 "active-count variance"(활성 연결 수의 분산)가 어떻게 커지는지 보세요(이 스케줄러들은
+# 일부러 webpod3에 두 배의 부하를 줍니다).
 
 # %%
 import gc
@@ -133,13 +197,21 @@ experiments.claim(all(sum(1 for v in row if v) == 1 for row in scheduler_panel.f
                   "in the heatmap every client row has exactly one server under sh",
                   "sh sent a client to two servers")
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # ## 4. Cross-node hops (다른 노드로의 홉)
 #
 # The ladder does not know where pods run. A client on node *N* reaches a pod on its own node only
 # with probability (pods on N)/(replicas); every other connection crosses to another node (one
 # more hop, another node's bandwidth). **Predict** the cross-node share for webpod1 as
 # `deploy-echo` grows from 1 to 8 replicas.
+
+# %% [markdown] lang="ko"
+# ## 4. 다른 노드로의 홉 (Cross-node hops)
+#
+# 사다리는 파드가 어디서 실행되는지 모릅니다. 노드 *N*의 클라이언트가 자기 노드의 파드에 도달할 확률은
+# (N에 있는 파드 수)/(레플리카 수)뿐이고, 나머지 연결은 모두 다른 노드로 건너갑니다(홉 하나가 더 생기고, 다른
+# 노드의 대역폭을 씁니다). `deploy-echo`가 레플리카(replica) 1개에서 8개로 늘어날 때 webpod1의 노드 간 연결
+# 비율을 **예측**해 보세요.
 
 # %%
 from kslab.views import CrossNodePanel
@@ -152,11 +224,17 @@ worst = max(abs(r["observed"] - r["expected"]) for r in panel.rows)
 experiments.claim(worst < 0.05, f"the cross-node share follows 1 − local/replicas within {worst:.1%}",
                   f"cross-node share deviates by {worst:.1%}")
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # ## Exercises (연습 문제)
 #
 # **1.** One of three webpods is broken and has no readiness probe. What share of connections
 # fail? (Answer with a number between 0 and 1.)
+
+# %% [markdown] lang="ko"
+# ## 연습 문제 (Exercises)
+#
+# **1.** webpod 세 개 중 하나가 고장 났고 준비성 프로브가 없습니다. 연결 중 몇 분의 몇이 실패합니까?
+# (0과 1 사이의 수로 답하세요.)
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -165,9 +243,13 @@ answer = None
 answer = 1 / 3
 kslab.check.ch04.error_rate(answer, lab)
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # **2.** Which IPVS scheduler sends a client to the same server every time because it hashes the
 # client's address with a 256-bucket table?
+
+# %% [markdown] lang="ko"
+# **2.** 256개 버킷의 표로 클라이언트 주소를 해시하기 때문에 클라이언트를 매번 같은 서버로 보내는 IPVS
+# 스케줄러는 무엇입니까?
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -176,9 +258,13 @@ answer = None
 answer = "sh"
 kslab.check.ch04.sticky_scheduler(answer)
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # **3.** With 6 `deploy-echo` replicas, what share of webpod1's connections to `svc-nodeport`
 # leave its node? Count the pods on webpod1's node.
+
+# %% [markdown] lang="ko"
+# **3.** `deploy-echo` 레플리카가 6개일 때, webpod1이 `svc-nodeport`로 여는 연결 중 몇 분의 몇이 자기 노드를
+# 떠납니까? webpod1의 노드에 있는 파드 수를 세어 보세요.
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -189,7 +275,7 @@ local = sum(p.node_name == lab.cluster.pod("webpod1").node_name for p in lab.clu
 answer = 1 - local / 6
 kslab.check.ch04.cross_node(answer, lab=lab)
 
-# %% [markdown]
+# %% [markdown] lang="en"
 # ## Summary (요약)
 #
 # - A ClusterIP is reachable only where kube-proxy's rules run: inside the nodes. From outside,
@@ -203,3 +289,18 @@ kslab.check.ch04.cross_node(answer, lab=lab)
 #
 # Key terms: 외부 접속 (external access), 헬스체크 (health check), 준비성 프로브 (readiness probe),
 # 스케줄러 (scheduler), 가중치 (weight), 노드 간 홉 (cross-node hop).
+
+# %% [markdown] lang="ko"
+# ## 요약 (Summary)
+#
+# - 클러스터 IP는 kube-proxy의 규칙이 실행되는 곳, 즉 노드 안에서만 도달할 수 있습니다. 밖에서는 NodePort
+#   (다음 장)나 LoadBalancer를 씁니다.
+# - kube-proxy는 정상인 앱이 아니라 엔드포인트슬라이스를 기준으로 분산합니다. 준비성 프로브를 추가하면(08장)
+#   고장 난 파드가 슬라이스에서 빠집니다.
+# - iptables 모드는 랜덤 분산만 합니다(가중치와 부하를 무시). IPVS는 rr, wrr, lc, wlc, sh, dh, sed, nq, mh를
+#   제공합니다.
+# - 무작위 선택은 토폴로지를 무시하므로 연결 대부분이 노드를 건너갑니다(토폴로지 인지 라우팅, 09장, 그리고
+#   `trafficDistribution`).
+#
+# 핵심 용어: 외부 접속(external access), 헬스 체크(health check), 준비성 프로브(readiness probe),
+# 스케줄러(scheduler), 가중치(weight), 노드 간 홉(cross-node hop).
