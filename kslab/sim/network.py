@@ -806,15 +806,50 @@ def resolve_client(state: ClusterState, spec: str) -> Client:
     return Client(s, s, "external")
 
 
+def _node_port(state: ClusterState, spec: str, service: str, proto: str | None) -> tuple[int, str]:
+    """``service[:port]`` after ``NODE:``: the nodePort of that Service port (and its protocol)."""
+    name, _, port_s = service.partition(":")
+    svc = next((sv for sv in state.services if sv.name == name), None)
+    exposed = sorted({sv.name for sv in state.services if any(p.node_port for p in sv.ports)})
+    if svc is None:
+        raise InputError(f"--to {spec}", f"no Service named {name!r} (after the node comes a nodePort or a Service's name)",
+                         f"use one of: {', '.join(exposed) or 'none has a nodePort'}, or NODE:<nodePort>")
+    if port_s:
+        sp = svc.port_named(port_s) or next((p for p in svc.ports if port_s.isdigit() and p.port == int(port_s)), None)
+        if sp is None:
+            raise InputError(f"--to {spec}", f"Service {svc.name} has no port {port_s!r}",
+                             f"ports: {', '.join(p.name or str(p.port) for p in svc.ports)}")
+        ports = [sp]
+    else:
+        ports = [p for p in svc.ports if p.node_port] or svc.ports
+    if not any(p.node_port for p in ports):
+        raise InputError(f"--to {spec}", f"Service {svc.name} (type {svc.type}) has no nodePort",
+                         f"use its ClusterIP (--to {svc.name}) or a Service with a nodePort: {', '.join(exposed) or 'none here'}")
+    if len(ports) > 1:
+        raise InputError(f"--to {spec}", f"Service {svc.name} has {len(ports)} ports with a nodePort",
+                         f"name one: {spec.split(':')[0]}:{svc.name}:<{'|'.join(p.name or str(p.port) for p in ports)}>")
+    sp = ports[0]
+    if proto is not None and proto != sp.protocol.lower():
+        raise InputError(f"--to {spec}", f"Service {svc.name}'s nodePort {sp.node_port} is {sp.protocol}, not {proto}",
+                         f"drop /{proto} or write /{sp.protocol.lower()}")
+    return sp.node_port, sp.protocol.lower()
+
+
 def resolve_destination(state: ClusterState, spec: str) -> tuple[str, int, str]:
-    """``IP:PORT[/proto]``, ``service[:port]`` (ClusterIP), or ``NODE:nodePort`` -> (ip, port, proto)."""
+    """``IP:PORT[/proto]``, ``service[:port]`` (ClusterIP), ``NODE:nodePort`` or
+    ``NODE:service[:port]`` (that Service's nodePort on the node) -> (ip, port, proto)."""
     proto = "tcp"
     s = spec
-    if "/" in s:
+    explicit_proto = "/" in s
+    if explicit_proto:
         s, proto = s.rsplit("/", 1)
         proto = proto.lower()
         if proto not in ("tcp", "udp", "sctp"):
             raise InputError(f"--to {spec}", f"unknown protocol {proto!r}", "use tcp, udp or sctp")
+    node_name, _, rest = s.partition(":")
+    if rest and not rest.isdigit() and state.has_node(node_name):
+        port, proto = _node_port(state, spec, rest, proto if explicit_proto else None)
+        return state.node(node_name).internal_ip, port, proto
     host, sep, port_s = s.rpartition(":")
     if not sep:
         host, port_s = s, ""
@@ -831,7 +866,7 @@ def resolve_destination(state: ClusterState, spec: str) -> tuple[str, int, str]:
     for n in state.nodes:
         if n.name == host:
             if port is None:
-                raise InputError(f"--to {spec}", "a node destination needs the nodePort", f"write {host}:<nodePort>")
+                raise InputError(f"--to {spec}", "a node destination needs the nodePort", f"write {host}:<nodePort> or {host}:<service>")
             return n.internal_ip, port, proto
     # a service
     svc = None
