@@ -4,6 +4,10 @@ A check prints one line: "not answered yet" for ``None`` (so a learner's noteboo
 bottom), a confirmation for a right answer, and raises :class:`WrongAnswer` with a hint for a
 wrong one. The right answers are computed from kslab itself (the renderer, the sim), never
 typed in, so a check stays true if the behaviour it asks about is true.
+
+A check given the learner's ``lab`` runs its experiments on ``lab.copy()`` (a simulated copy of
+the lab as it is now, see :meth:`kslab.Lab.copy`), never on the lab itself: checking an answer
+changes nothing the learner sees. Without a lab, it uses a new study's lab on sim.
 """
 
 from __future__ import annotations
@@ -47,6 +51,13 @@ def _ok(msg: str) -> Feedback:
     return Feedback(True, msg)
 
 
+def _private_lab(lab=None):
+    """A lab the check may change: a copy of the learner's ``lab``, or the study's lab on sim."""
+    from .lab import Lab
+
+    return lab.copy() if lab is not None else Lab(backend="sim")
+
+
 def _close(a: Sequence[float], b: Sequence[float], tol: float = 1e-3) -> bool:
     return len(a) == len(b) and all(math.isclose(float(x), float(y), abs_tol=tol) for x, y in zip(a, b))
 
@@ -84,11 +95,9 @@ def _chain_name(answer: Any, service_port: str = "default/svc-nodeport:svc-webpo
 
 
 def _node_masquerade(answer: Any, lab=None) -> Feedback:
-    from .lab import Lab
-
     if answer is None:
         return _pending("is a connection from myk8s-worker (the node itself) to svc-clusterip masqueraded")
-    lab = lab or Lab(seed=0)
+    lab = _private_lab(lab)
     expected = lab.trace("myk8s-worker", "svc-clusterip").masquerade
     if bool(answer) == expected:
         return _ok("yes: the node's own address is outside --cluster-cidr (10.10.0.0/16), so the SVC chain's first rule "
@@ -104,11 +113,9 @@ ch01 = SimpleNamespace(ladder=_ladder, chain_name=_chain_name, node_masquerade=_
 
 
 def _nodes_with_rules(answer: Any, lab=None) -> Feedback:
-    from .lab import Lab
-
     if answer is None:
         return _pending("how many nodes carry kube-proxy rules for svc-clusterip")
-    lab = lab or Lab(seed=0)
+    lab = _private_lab(lab)
     expected = sum(1 for n in lab.cluster.nodes
                    if any(p.info.name.name == "svc-clusterip" for p in lab.render(n.name).service_ports))
     if int(answer) == expected:
@@ -117,11 +124,9 @@ def _nodes_with_rules(answer: Any, lab=None) -> Feedback:
 
 
 def _client_node(answer: Any, lab=None) -> Feedback:
-    from .lab import Lab
-
     if answer is None:
         return _pending("the node whose PREROUTING chain net-pod's packets enter")
-    lab = lab or Lab(seed=0)
+    lab = _private_lab(lab)
     expected = lab.trace("net-pod", "svc-clusterip").ingress_node
     if str(answer) == expected:
         return _ok(f"{expected}: a pod's packets leave by its veth and enter its own node's PREROUTING")
@@ -154,13 +159,11 @@ def _may_move(answer: Any, timeout: int = 30, gap: int = 45) -> Feedback:
 
 
 def _behind_nat(answer: Any, lab=None, users: int = 20) -> Feedback:
-    from .lab import Lab
-
     if answer is None:
         return _pending(f"how many webpods {users} users behind one NAT address reach with ClientIP affinity")
-    lab = lab or Lab(seed=0)
+    lab = _private_lab(lab)
     lab.patch_service("svc-nodeport", session_affinity="ClientIP", session_affinity_timeout=10800)
-    lab.reset()
+    lab.clear_kernel_state()
     np = lab.cluster.service("svc-nodeport").ports[0].node_port
     df = lab.run("mypc", f"myk8s-worker:{np}", n=users, seed=3)
     expected = int(df["endpoint_pod"].nunique())
@@ -176,11 +179,9 @@ ch02 = SimpleNamespace(affinity_match=_affinity_match, may_move=_may_move, behin
 
 
 def _hairpin_source(answer: Any, lab=None) -> Feedback:
-    from .lab import Lab
-
     if answer is None:
         return _pending("the source address webpod1 sees when it reaches itself through svc-clusterip")
-    lab = lab or Lab(seed=0)
+    lab = _private_lab(lab)
     df = lab.run("webpod1", "svc-clusterip", n=200, seed=5)
     seen = set(df[df["endpoint_pod"] == "webpod1"]["source_ip_seen"])
     expected = seen.pop() if len(seen) == 1 else None
@@ -191,12 +192,12 @@ def _hairpin_source(answer: Any, lab=None) -> Feedback:
 
 
 def _hairpin_failures(answer: Any, lab=None) -> Feedback:
-    from .lab import HAIRPIN_RULES, Lab
+    from .lab import HAIRPIN_RULES
 
     if answer is None:
         return _pending("the share of webpod1's connections to svc-clusterip that fail without the hairpin rule")
-    # measured on a fresh simulated lab (quick on every backend; the kernel agrees, see tests/test_fidelity.py)
-    sim = Lab(seed=0, backend="sim")
+    # measured on a simulated copy (quick on every backend; the kernel agrees, see tests/test_fidelity.py)
+    sim = _private_lab(lab)
     sim.delete_rules(HAIRPIN_RULES)
     df = sim.run("webpod1", "svc-clusterip", n=3000, seed=6)
     expected = float((df["outcome"] != "ok").mean())
@@ -212,14 +213,11 @@ ch03 = SimpleNamespace(hairpin_source=_hairpin_source, hairpin_failures=_hairpin
 
 
 def _error_rate(answer: Any, lab=None) -> Feedback:
-    from .lab import Lab
-
     if answer is None:
         return _pending("the error rate with one of three webpods broken and no readiness probe")
-    lab = lab or Lab(seed=0)
+    lab = _private_lab(lab)
     lab.break_pod("webpod2")
     df = lab.run("net-pod", "svc-clusterip", n=3000, seed=8)
-    lab.break_pod("webpod2", False)
     expected = float((df["outcome"] == "error").mean())
     if abs(float(answer) - expected) <= 0.05:
         return _ok(f"about {expected:.0%}: iptables keeps sending 1/3 of new connections to the broken pod; only a "
@@ -240,11 +238,9 @@ def _sticky_scheduler(answer: Any) -> Feedback:
 
 
 def _cross_node(answer: Any, replicas: int = 6, lab=None) -> Feedback:
-    from .lab import Lab
-
     if answer is None:
         return _pending(f"the share of webpod1's connections to svc-nodeport that leave its node with {replicas} replicas")
-    lab = lab or Lab(seed=0)
+    lab = _private_lab(lab)
     lab.scale("deploy-echo", replicas)
     df = lab.run("webpod1", "svc-nodeport", n=3000, seed=9)
     expected = float(df["cross_node"].mean())

@@ -24,6 +24,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
 
 
+SEED_HELP = ("seed of the traffic (client ports, kube-proxy's random choices; the simulator's, a kernel's cannot be seeded); "
+             "the cluster (ClusterIPs, nodePorts, pods) is the same whatever it says")
+
+
 def _add_render(sub) -> None:
     p = sub.add_parser(
         "render",
@@ -52,7 +56,9 @@ def _add_render(sub) -> None:
     p.add_argument("--as-is", action="store_true",
                    help="take Services and EndpointSlices exactly as given (no allocation, defaults or admission)")
     p.add_argument("--service-node-port-range", default="30000-32767", help="the API server's NodePort range")
-    p.add_argument("--seed", type=int, default=0, help="seed of the control-plane emulation's random choices")
+    p.add_argument("--seed", type=int, default=0,
+                   help="an experiment's seed, as trace and simulate take it: render opens no connection, and the cluster "
+                        "(ClusterIPs, nodePorts, pods) is the same whatever it says")
     p.set_defaults(func=cmd_render)
 
 
@@ -66,7 +72,7 @@ def cmd_render(args) -> int:
 
     files = [f for group in args.files for f in group] if args.files else [str(study_lab())]
     npr = parse_port_range(args.service_node_port_range)
-    state = load_cluster(files, as_is=args.as_is, seed=args.seed, node_port_range=npr)
+    state = load_cluster(files, as_is=args.as_is, node_port_range=npr)  # the one cluster: not moved by --seed
     node = None
     if state.nodes:
         node = state.node(args.node)  # raises a one-line error naming the known nodes
@@ -242,8 +248,8 @@ def _add_trace(sub) -> None:
     p.add_argument("--node-ip", help="with --iptables-save: the node's IP")
     p.add_argument("--node", help="the node where an IP client's packet enters (default: where the client is)")
     p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP")
-    p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port] or NODE:nodePort")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port], NODE:nodePort or NODE:service")
+    p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     p.add_argument("--backend", choices=["sim", "netns"], default="sim",
                    help="netns: bring the lab up in the kernel (root), open one real connection, print the kernel's own trace")
     p.add_argument("--json", action="store_true")
@@ -283,9 +289,9 @@ def _add_simulate(sub) -> None:
     p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
                    help="the lab's manifests (default: the study's lab in data/myk8s)")
     p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP (comma-separated for several)")
-    p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port] or NODE:nodePort")
+    p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port], NODE:nodePort or NODE:service")
     p.add_argument("-n", type=int, default=1000, help="connections (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     p.add_argument("--backend", choices=["sim", "netns"], default="sim")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_simulate)
@@ -340,7 +346,7 @@ def _add_netns(sub) -> None:
     up = nsub.add_parser("up", help="build the lab from manifests and leave it running")
     up.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
                     help="manifests (default: the study's lab in data/myk8s)")
-    up.add_argument("--seed", type=int, default=0)
+    up.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     nsub.add_parser("down", help="remove the lab and any leftovers of crashed runs")
     nsub.add_parser("status", help="list what the lab has running")
     p.set_defaults(func=cmd_netns)

@@ -11,8 +11,11 @@
 - the **EndpointSlice controller** for Services with selectors (EndpointSlices given in the input
   are used exactly as given).
 
-Every random choice comes from one ``random.Random(seed)``, so a given input and seed always
-produce the same cluster.
+Every random choice (ClusterIPs, nodePorts, pods' name suffixes, scheduling, hence pod IPs) comes
+from one ``random.Random(seed)``, so a given input and seed always produce the same cluster. The
+seed is the *cluster's* (:data:`CLUSTER_SEED` unless asked), never an experiment's: the study's
+lab is one cluster, the same in every chapter and every ``kslab`` command, whatever traffic
+seed an experiment uses.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 VALID_PROTOCOLS = ("TCP", "UDP", "SCTP")
+CLUSTER_SEED = 0  # the allocation seed of every lab kslab builds, unless one asks for another
 
 # The cluster's history on its clock (ClusterState.clock, seconds since `kind create cluster`):
 # kind registers the control-plane node at 0 s and the workers when they have joined; the study
@@ -130,7 +134,7 @@ class _BandAllocator:
 @dataclass
 class BuildOptions:
     as_is: bool = False
-    seed: int = 0
+    seed: int = CLUSTER_SEED  # the cluster's allocation seed (not an experiment's)
     node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE
     validate: bool = True
 
@@ -139,10 +143,11 @@ def load_cluster(
     paths: Iterable[str],
     *,
     as_is: bool = False,
-    seed: int = 0,
+    seed: int = CLUSTER_SEED,
     node_port_range: tuple[int, int] | str | None = None,
 ) -> ClusterState:
-    """Read manifests (files or folders) and build the cluster state (see module docstring)."""
+    """Read manifests (files or folders) and build the cluster state (see module docstring);
+    ``seed`` is the cluster's allocation seed."""
     if isinstance(node_port_range, str):
         node_port_range = parse_port_range(node_port_range)
     opts = BuildOptions(as_is=as_is, seed=seed, node_port_range=node_port_range or DEFAULT_NODE_PORT_RANGE)
@@ -228,7 +233,9 @@ class ControlPlane:
             self.allocator.mark_used(s)
 
     @classmethod
-    def of(cls, state: ClusterState, seed: int = 0) -> "ControlPlane":
+    def of(cls, state: ClusterState, seed: int = CLUSTER_SEED) -> "ControlPlane":
+        """The control plane that built ``state`` (it goes on with the same random sequence), or a
+        new one seeded with the cluster's ``seed`` for a state built without one (``as_is``)."""
         cp = getattr(state, "control_plane", None)
         if cp is None:
             cp = cls(state, random.Random(f"{seed}/changes"))

@@ -4,15 +4,25 @@
     lab.render("myk8s-worker")              # the node's rules (RuleSet; .restore_text(), .save_text())
     print(lab.trace("net-pod", "svc-clusterip"))
     df = lab.run("net-pod", "svc-clusterip", n=1000, seed=1)
+    lab.run("mypc", "myk8s-worker:svc-nodeport")   # a Service's nodePort by the Service's name
     lab.scale("deploy-echo", 5); lab.patch_service("svc-clusterip", session_affinity="ClientIP")
+    lab.reset()                             # back to the study's lab, exactly as it was made
+    twin = lab.copy()                       # an independent copy on the simulator (what checks use)
 
 Every change re-renders the nodes' rules and re-applies them to the dataplane, the way
 kube-proxy re-syncs after a Service or EndpointSlice event; xt_recent lists and the simulated
 clock carry over, as they do in a kernel.
+
+**One cluster, many experiments.** The cluster's allocations (ClusterIPs, nodePorts, pods' name
+suffixes, scheduling and so pod IPs) come from ``cluster_seed``, fixed by default
+(:data:`kslab.controlplane.CLUSTER_SEED`): every ``Lab()`` of the study's manifests, in every
+chapter and every ``kslab`` command, is the same cluster. ``seed`` (and ``run(..., seed=)``)
+only moves traffic: client ports and kube-proxy's random choices.
 """
 
 from __future__ import annotations
 
+import copy as _copy
 import ipaddress
 import os
 import re
@@ -21,10 +31,10 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from .controlplane import ControlPlane, load_cluster
+from .controlplane import CLUSTER_SEED, BuildOptions, ControlPlane, build_state
 from .dataplane import Dataplane, Trace, factory
 from .errors import EnvironmentProblem, InputError
-from .manifests import load_documents
+from .manifests import Document, load_documents
 from .model import ClusterState
 from .proxy.config import ProxyConfig, check_options as check_proxy_options
 from .proxy.iptables import RuleSet, render
@@ -34,12 +44,18 @@ from .sim.network import Client, resolve_client, resolve_destination
 
 SYNC_HISTORY = 1000  # syncs a Lab remembers: a slider moved all afternoon must not grow the heap
 HAIRPIN_RULES = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # each SEP chain's first rule (iptables-save form)
+# every rule of a built-in chain: on a lab's node only kube-proxy's jumps, which its full sync puts back in its own order
+BUILTIN_CHAIN_RULES = r"^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) "
 
 class Lab:
     """The study's lab (or any manifests) on a backend: the cluster, its control plane, one
     kube-proxy (:class:`~kslab.proxy.proxier.Proxier`) per node, and one
     :class:`~kslab.dataplane.Dataplane` the rules run on (``sim``: the simulator, ``netns``: the
-    kernel). Every verb works the same on every backend."""
+    kernel). Every verb works the same on every backend.
+
+    ``seed`` seeds the traffic (client ports, ``statistic`` draws) where the backend can be
+    seeded; ``cluster_seed`` seeds the cluster's allocations and is best left alone: with the
+    default every lab of the same manifests is the same cluster (see the module docstring)."""
 
     def __init__(
         self,
@@ -48,6 +64,7 @@ class Lab:
         backend: str | None = None,
         seed: int = 0,
         proxy: dict | None = None,
+        cluster_seed: int = CLUSTER_SEED,
     ) -> None:
         from_env = backend is None
         backend = backend or os.environ.get("KSLAB_BACKEND") or "sim"
@@ -59,15 +76,19 @@ class Lab:
             # a notebook asked through KSLAB_BACKEND: say why in one line and run on sim
             print(f"kslab: {backend} backend unavailable ({e}); running on sim")
             backend = "sim"
-        self.proxy_options = check_proxy_options(dict(proxy or {}))
+        self._proxy_at_start = check_proxy_options(dict(proxy or {}))
+        self.proxy_options = dict(self._proxy_at_start)
         self.backend = backend
-        self.seed = seed
+        self.seed = seed  # the traffic's
+        self.cluster_seed = cluster_seed  # the cluster's allocations'
         paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests or [study_lab()])
-        self.cluster: ClusterState = load_cluster(paths, seed=seed)
-        self.control = ControlPlane.of(self.cluster, seed)
+        self._documents: list[Document] = load_documents(paths)  # read once: reset() rebuilds the same cluster from them
+        self.cluster: ClusterState = self._build_cluster()
+        self.control = ControlPlane.of(self.cluster, cluster_seed)
         self._rules: dict[str, RuleSet] = {}
         self.syncs: list[SyncResult] = []  # the last SYNC_HISTORY kube-proxy syncs, per node, timed (oldest first)
         self._proxiers: dict[str, Proxier] = {}  # each node's kube-proxy across syncs
+        self._broken: set[str] = set()  # pods whose app break_pod broke
         self.generation = 0  # +1 on every change a connection could see (a sync, a hand edit, a broken pod)
         self.dataplane: Dataplane = factory.create(backend, self.cluster, seed=seed)
         try:
@@ -75,6 +96,10 @@ class Lab:
         except BaseException:
             self.dataplane.close()
             raise
+
+    def _build_cluster(self) -> ClusterState:
+        """The cluster the lab's manifests make with its ``cluster_seed`` (the same every time)."""
+        return build_state(_copy.deepcopy(self._documents), BuildOptions(seed=self.cluster_seed))
 
     # ---- rules ---------------------------------------------------------------------------------
     def proxy_config(self, node: str, options: dict[str, Any] | None = None) -> ProxyConfig:
@@ -125,6 +150,10 @@ class Lab:
 
     def _changed(self) -> None:
         """After a control-plane change: pods first (new ones answer), then kube-proxy's sync."""
+        for gone in sorted(self._broken - {p.name for p in self.cluster.pods}):
+            # repaired while its app still runs: a pod made later under the same name starts healthy
+            self.dataplane.break_pod(gone, False)
+            self._broken.discard(gone)
         self.dataplane.update_pods(self.cluster)
         self._sync()
 
@@ -160,6 +189,7 @@ class Lab:
         """Make a pod's app answer with errors (it still accepts connections: TCP is fine, HTTP is not)."""
         self.cluster.pod(name)
         self.dataplane.break_pod(name, broken)
+        (self._broken.add if broken else self._broken.discard)(name)
         self.generation += 1
 
     def patch_service(self, name: str, namespace: str = "default", **spec) -> None:
@@ -216,10 +246,60 @@ class Lab:
         self.dataplane.advance(seconds)
         self.control.advance(seconds)  # the control plane's clock too (kubectl's AGE)
 
-    def reset(self) -> None:
+    def clear_kernel_state(self) -> None:
         """Fresh kernel state on every node: conntrack, ``recent`` lists (ClientIP affinity) and
-        counters forgotten, the simulated clock back to 0. The rules stay."""
+        counters forgotten, the simulated clock back to 0. The cluster and the rules stay."""
         self.dataplane.reset()
+
+    def reset(self) -> None:
+        """Back to the lab exactly as it was made: the same cluster (pods, names, IPs, ClusterIPs,
+        nodePorts), kube-proxy's options from ``Lab(proxy=...)``, every node's rules as a
+        fresh kube-proxy writes them (hand deletions undone), no broken pod, empty conntrack and
+        ``recent`` lists, the clock at 0 and the traffic's random choices restarted from ``seed``.
+        The backend stays up (on netns only the pods that differ are remade)."""
+        dp = self.dataplane
+        for name in sorted(self._broken):
+            dp.break_pod(name, False)
+        self._broken.clear()
+        self.cluster = self._build_cluster()
+        self.control = ControlPlane.of(self.cluster, self.cluster_seed)
+        self.proxy_options = dict(self._proxy_at_start)
+        dp.update_pods(self.cluster)
+        names = [n.name for n in self.cluster.nodes]
+        dp.delete_rules(re.compile(BUILTIN_CHAIN_RULES), names)  # the full sync below puts kube-proxy's jumps back, in order
+        dp.reset()  # the clock at 0 before kube-proxy's first sync, as in a new lab
+        self._proxiers = {}  # a restarted kube-proxy on every node: its first sync is a full one
+        self._sync()
+        dp.reseed(self.seed)
+
+    def copy(self) -> "Lab":
+        """An independent copy of this lab, always on the ``sim`` backend (a second kernel lab
+        would take seconds and root; the simulator matches the kernel, see
+        tests/test_fidelity.py). It has this lab's cluster (with the control plane's random
+        state, so a later ``scale`` makes the same pods), kube-proxy's options and per-node
+        state, every node's tables exactly as they are now (hand edits and all), the broken
+        pods, the clock's time and ``seed``. Connection state starts empty (no conntrack
+        entries, empty ``recent`` lists), as after :meth:`clear_kernel_state`. Nothing done
+        to the copy changes this lab: ``kslab.check`` runs its experiments on one."""
+        twin = object.__new__(Lab)
+        twin.backend = "sim"
+        twin.seed, twin.cluster_seed = self.seed, self.cluster_seed
+        twin._documents = self._documents  # read only: _build_cluster copies them
+        twin._proxy_at_start = dict(self._proxy_at_start)
+        twin.proxy_options = dict(self.proxy_options)
+        twin.cluster = _copy.deepcopy(self.cluster)  # with its control plane (ControlPlane.of finds it)
+        twin.control = ControlPlane.of(twin.cluster, self.cluster_seed)
+        twin._proxiers = _copy.deepcopy(self._proxiers)
+        twin._rules = {}
+        twin.syncs = []
+        twin._broken = set(self._broken)
+        twin.generation = self.generation
+        tables = {n.name: self.dataplane.save_text(n.name) for n in self.cluster.nodes}
+        twin.dataplane = factory.create("sim", twin.cluster, seed=self.seed, tables=tables)
+        for name in sorted(twin._broken):
+            twin.dataplane.break_pod(name, True)
+        twin.dataplane.advance(max(0.0, self.now))
+        return twin
 
     def reseed(self, seed: int) -> None:
         """Restart the dataplane's random choices from ``seed`` (the simulator's; a kernel's cannot be seeded)."""

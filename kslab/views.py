@@ -104,7 +104,7 @@ def compute_affinity(lab: Lab, affinity: bool, clients: int, per_client: int = 1
     svc = lab.cluster.service(to)
     if (svc.session_affinity, svc.session_affinity_timeout) != tuple(spec.values()):  # else kube-proxy would sync nothing
         lab.patch_service(to, **spec)
-    lab.reset()
+    lab.clear_kernel_state()
     ips = [f"10.10.1.{100 + i}" for i in range(clients)]
     return lab.run(ips, to, n=clients * per_client, seed=seed, interval=0.01)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 from ..errors import EnvironmentProblem, InputError
 from .base import Dataplane
@@ -29,13 +29,21 @@ def check_environment(backend: str) -> None:
         NetnsDataplane.check_environment()
 
 
-def create(backend: str, cluster: ClusterState, *, seed: int = 0) -> Dataplane:
-    """The dataplane named ``backend`` for ``cluster``, up and with no kube-proxy rules yet."""
+def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mapping[str, str] | None = None) -> Dataplane:
+    """The dataplane named ``backend`` for ``cluster``, up and with no kube-proxy rules yet, or
+    (``tables``, sim only: :meth:`kslab.Lab.copy`) with each named node's tables loaded from
+    the ``iptables-save`` text given for it, exactly as another lab's kernel held them."""
     _check_name(backend)
+    if tables and backend != "sim":
+        raise InputError("tables", f"only the sim backend starts from given tables, not {backend}", "copy a lab onto sim")
     if backend == "netns":
         from .netns import NetnsDataplane
 
         return NetnsDataplane(cluster, seed=seed)
     from .sim import SimDataplane
 
-    return SimDataplane(cluster, seed=seed)
+    dp = SimDataplane(cluster, seed=seed)
+    for node, text in (tables or {}).items():
+        dp.tables[node].restore(text)  # into empty tables: iptables-restore of a save gives the same tables
+        dp.network.update_tables({node: dp.tables[node].tables})
+    return dp

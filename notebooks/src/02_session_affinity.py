@@ -71,10 +71,10 @@ for line in rules:
 # %%
 lab.patch_service("svc-clusterip", session_affinity="None", session_affinity_timeout=None)
 clients = [f"10.10.1.{100 + i}" for i in range(8)]
-lab.reset()
+lab.clear_kernel_state()
 free = lab.run(clients, "svc-clusterip", n=80, seed=1)
 lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=30)
-lab.reset()
+lab.clear_kernel_state()
 sticky = lab.run(clients, "svc-clusterip", n=80, seed=1, interval=0.01)
 charts.stickiness_figure(free, title="sessionAffinity None: 8 clients x 10 connections").show()
 charts.stickiness_figure(sticky, title="sessionAffinity ClientIP: 8 clients x 10 connections").show()
@@ -103,7 +103,7 @@ experiments.claim((s_sticky["endpoints"] == 1).all() and s_free["endpoints"].mea
 window = 30 if lab.backend == "sim" else 3
 tries = 30 if lab.backend == "sim" else 10
 lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=window)
-lab.reset()
+lab.clear_kernel_state()
 first = lab.run("net-pod", "svc-clusterip", n=1, seed=11).loc[0, "endpoint_pod"]
 lab.advance(window - 1)
 within = lab.run("net-pod", "svc-clusterip", n=20, seed=12, interval=0)["endpoint_pod"].unique().tolist()
@@ -183,7 +183,7 @@ answer = None
 # EXERCISE-END
 np = lab.cluster.service("svc-nodeport").ports[0].node_port
 lab.patch_service("svc-nodeport", session_affinity="ClientIP", session_affinity_timeout=10800)
-lab.reset()
+lab.clear_kernel_state()
 answer = lab.run("mypc", f"myk8s-worker:{np}", n=20, seed=3)["endpoint_pod"].nunique()
 kslab.check.ch02.behind_nat(answer, lab)
 
