@@ -37,6 +37,7 @@ def cluster_of(lab: Lab) -> dict:
         "slices": sorted((s.name, s.service_name, [(e.addresses, e.ready, e.node_name, e.target_pod) for e in s.endpoints])
                          for s in c.endpoint_slices),
         "deployments": [(d.key, d.replicas) for d in c.deployments],
+        "api": (c.clock, c.revision, sorted((k, r.created, r.uid, r.resource_version, r.generation) for k, r in c.records.items())),
     }
 
 
