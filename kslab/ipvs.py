@@ -1212,7 +1212,8 @@ def service_servers(cluster: object, service: str, *, namespace: str = "default"
     does for cluster traffic policy), weight 0 for the other terminating endpoints, which kube-proxy
     keeps quiesced while they have connections (graceful deletion). Names are the endpoints' pods.
     ``port`` (name or number) picks the service port when there are several. Topology hints and
-    ``internalTrafficPolicy: Local`` are not applied.
+    ``internalTrafficPolicy: Local`` are not applied. (kube-proxy adds real servers in a Go set's
+    order, so a node's list order, which rr, sh and the others walk, may differ from this one.)
     """
     from .proxy.endpoints import build_endpoints_map  # kube-proxy's own view of the slices
 
@@ -1428,13 +1429,17 @@ def compare(
     seed: int = 1,
     duration: float = 2.0,
     rate: float = DEFAULT_RATE,
+    flags: Iterable[str] | None = None,
+    persistence: float | None = None,
 ) -> pd.DataFrame:
     """The same workload under each scheduler in ``names``: one row per scheduler with each
     server's share, the mean number of servers per client, and the active-count variance (raw
-    and per unit of weight)."""
+    and per unit of weight). ``flags`` (default: kube-proxy's for each scheduler) and
+    ``persistence`` are :func:`simulate`'s."""
     rows = []
     for name in names:
-        df = simulate(name, servers, clients, n, seed=seed, duration=duration, rate=rate)
+        fl = flags if flags is None or name in SCHED_FLAGS else ()
+        df = simulate(name, servers, clients, n, seed=seed, duration=duration, rate=rate, flags=fl, persistence=persistence)
         rows.append({"scheduler": name,
                      **{k: round(float(v), 3) for k, v in spread(df).items()},
                      "endpoints per client": float(per_client_endpoints(df).mean()),

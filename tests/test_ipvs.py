@@ -665,6 +665,15 @@ def test_with_kube_proxys_weights_wrr_is_rr_and_wlc_is_lc_exactly(terminating, s
         assert a.attrs["scheduler"] == weighted and b.attrs["scheduler"] == plain
 
 
+def test_compare_defaults_to_kube_proxy_and_takes_plain_flags_and_persistence():
+    kube = ipvs.compare(endpoints(3), CLIENTS, 600, names=("wrr", "rr", "mh", "sh"))
+    assert kube.loc["wrr"].equals(kube.loc["rr"]) and kube.loc["mh", "endpoints per client"] > 2
+    plain = ipvs.compare(webpods(1, 1, 2), CLIENTS, 600, names=("wrr", "mh", "sh"), flags=())
+    assert plain.loc["mh", "endpoints per client"] == 1 and abs(plain.loc["wrr", "webpod3"] - 0.5) < 0.01
+    sticky = ipvs.compare(endpoints(3), CLIENTS, 600, names=("rr", "lc", "mh"), persistence=10800)
+    assert (sticky["endpoints per client"] == 1).all()
+
+
 def test_with_plain_weights_wrr_and_wlc_differ_from_rr_and_lc():
     for weighted, plain in (("wrr", "rr"), ("wlc", "lc")):
         a = ipvs.simulate(weighted, webpods(1, 1, 2), CLIENTS, 600, seed=1, rate=10.0)
