@@ -226,15 +226,54 @@ def _error_rate(answer: Any, lab=None) -> Feedback:
 
 
 def _sticky_scheduler(answer: Any) -> Feedback:
+    from .ipvs import MH_TAB_SIZE, SH_TAB_SIZE
+
     if answer is None:
         return _pending("the IPVS scheduler that always sends one client to the same server")
     a = str(answer).strip().lower()
     if a in ("sh", "source hashing", "source-hashing"):
-        return _ok("sh (source hashing): the client address picks the server from a 256-bucket hash table")
+        return _ok(f"sh (source hashing): the client address picks the server from a {SH_TAB_SIZE}-bucket hash table "
+                   "(as long as the servers do not change; kube-proxy's sessionAffinity uses IPVS persistence instead)")
     if a in ("mh", "maglev", "maglev hashing"):
-        raise WrongAnswer("mh also pins a client by its address, but with a 251-entry Maglev table; "
-                          "which one uses 256 buckets?")
+        raise WrongAnswer(f"mh hashes into a {MH_TAB_SIZE}-entry Maglev table, and kube-proxy adds the mh-port flag, so "
+                          f"one client's connections spread by source port; which one uses {SH_TAB_SIZE} buckets?")
     raise WrongAnswer(f"not {answer!r}. Hint: which scheduler looks at the client's address?")
+
+
+def _ipvs_affinity(answer: Any) -> Feedback:
+    from . import ipvs
+
+    if answer is None:
+        return _pending("what keeps a ClientIP-affinity client on one server in IPVS mode")
+    a = str(answer).strip().lower()
+    if a in ("persistence", "persistent", "-p", "ipvsadm -p", "--persistent", "template", "templates",
+             "connection template", "connection templates", "ipvs persistence"):
+        servers = [ipvs.RealServer.endpoint(f"webpod{i}", f"10.10.{i}.2") for i in (1, 2, 3)]
+        clients = [f"10.10.0.{10 + i}" for i in range(6)]
+        df = ipvs.simulate("rr", servers, clients, 300, seed=1, persistence=ipvs.DEFAULT_AFFINITY_TIMEOUT)
+        per_client = int(ipvs.per_client_endpoints(df).max())
+        return _ok(f"IPVS persistence: kube-proxy marks the virtual service persistent with timeoutSeconds (ipvsadm -p), "
+                   f"and a connection template per client address keeps it on one server whatever the scheduler "
+                   f"(rr here: {per_client} server per client)")
+    if a in ("sh", "mh", "dh", "source hashing", "maglev"):
+        raise WrongAnswer(f"{answer!r} is a scheduler, and kube-proxy keeps its scheduler for affinity. Hint: which ipvsadm "
+                          "option does kube-proxy set from sessionAffinityConfig.clientIP.timeoutSeconds?")
+    raise WrongAnswer(f"not {answer!r}. Hint: look for 'persistent' in ipvsadm -Ln for a ClientIP Service")
+
+
+def _wrr_share(answer: Any) -> Feedback:
+    from . import ipvs
+    from .lab import Lab
+
+    if answer is None:
+        return _pending("webpod3's share of svc-clusterip's connections under kube-proxy's IPVS mode with wrr")
+    servers = ipvs.service_servers(Lab(seed=0).cluster, "svc-clusterip")  # what kube-proxy programs
+    df = ipvs.simulate("wrr", servers, [f"10.10.0.{10 + i}" for i in range(12)], 3000, seed=1)
+    expected = ipvs.spread(df)["webpod3"]
+    if abs(float(answer) - expected) <= 0.02:
+        return _ok(f"{expected:.0%}: kube-proxy gives every endpoint weight 1 (Kubernetes has no per-endpoint weight), "
+                   "so wrr is plain round robin")
+    raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: what weight does kube-proxy give each endpoint?")
 
 
 def _cross_node(answer: Any, replicas: int = 6, lab=None) -> Feedback:
@@ -249,4 +288,5 @@ def _cross_node(answer: Any, replicas: int = 6, lab=None) -> Feedback:
     raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: how many deploy-echo pods run on webpod1's node?")
 
 
-ch04 = SimpleNamespace(error_rate=_error_rate, sticky_scheduler=_sticky_scheduler, cross_node=_cross_node)
+ch04 = SimpleNamespace(error_rate=_error_rate, sticky_scheduler=_sticky_scheduler, cross_node=_cross_node,
+                       ipvs_affinity=_ipvs_affinity, wrr_share=_wrr_share)

@@ -1,10 +1,11 @@
-"""The IPVS schedulers kube-proxy's IPVS mode can use, and iptables mode's random ladder, in pure Python.
+"""The IPVS schedulers kube-proxy's IPVS mode can use, IPVS persistence, and iptables mode's random
+ladder, in pure Python.
 
 ``kube-proxy --proxy-mode ipvs --ipvs-scheduler NAME`` creates one IPVS virtual service per
-ClusterIP:port with the Service's endpoints as real servers (weight 1, or 0 while an endpoint is
-terminating), and the kernel's scheduler module picks a real server for each *new* connection.
-This module re-implements those modules line by line from the Linux sources, so that a learner can
-compare them with iptables mode on the same workload:
+ClusterIP:port with the Service's endpoints as real servers, and the kernel's scheduler module
+picks a real server for each *new* connection. This module re-implements those modules line by
+line from the Linux sources, so that a learner can compare them with iptables mode on the same
+workload:
 
 =========  ==========================================  ===========================================
 name       follows                                     picks
@@ -15,29 +16,54 @@ rr         ``net/netfilter/ipvs/ip_vs_rr.c``            next server in list orde
 wrr        ``net/netfilter/ipvs/ip_vs_wrr.c``           round robin in passes of decreasing weight
 lc         ``net/netfilter/ipvs/ip_vs_lc.c``            least ``activeconns<<8 + inactconns``
 wlc        ``net/netfilter/ipvs/ip_vs_wlc.c``           least overhead / weight
-sed        ``net/netfilter/ipvs/ip_vs_sed.c``           least (activeconns + 1) / weight
-nq         ``net/netfilter/ipvs/ip_vs_nq.c``            an idle server, else as sed
+lblc       ``net/netfilter/ipvs/ip_vs_lblc.c``          the server cached for the destination IP,
+                                                       until it is overloaded; else as wlc
+lblcr      ``net/netfilter/ipvs/ip_vs_lblcr.c``         least loaded of the destination IP's server
+                                                       set, which grows under overload
 sh         ``net/netfilter/ipvs/ip_vs_sh.c``            256-bucket table indexed by the source address
 dh         ``net/netfilter/ipvs/ip_vs_dh.c``            256-bucket table indexed by the destination
-mh         ``net/netfilter/ipvs/ip_vs_mh.c``            Maglev table of 251 entries, source address
+sed        ``net/netfilter/ipvs/ip_vs_sed.c``           least (activeconns + 1) / weight
+nq         ``net/netfilter/ipvs/ip_vs_nq.c``            an idle server, else as sed
+mh         ``net/netfilter/ipvs/ip_vs_mh.c``            Maglev table of 4093 entries, source address
+                                                       (and, as kube-proxy sets it, source port)
 =========  ==========================================  ===========================================
 
-The overhead used by lc and wlc is ``ip_vs_dest_conn_overhead()`` in ``include/net/ip_vs.h``.
-The hashes are the kernel's: ``hash_32()`` (``include/linux/hash.h``, multiply by
-``GOLDEN_RATIO_32`` and keep the top bits) for sh/dh, and ``hsiphash()`` (``lib/siphash.c``) for
-mh. Mainline's ``ip_vs_mh.c`` does *not* use a random key: ``generate_hash_secret()`` sets the
-fixed keys ``{2654435761, 2654435761}`` and ``{2654446892, 2654446892}``, so the Maglev table is
-reproduced exactly here (as a 64-bit kernel computes it, where ``hsiphash`` is SipHash-1-3
-truncated to 32 bits; a 32-bit kernel uses HalfSipHash-1-3 and builds a different table). Scheduler
-``seed`` therefore only matters for ``iptables``.
+**What kube-proxy programs is the default here.** Kubernetes has no per-endpoint weight: kube-proxy
+(``pkg/proxy/ipvs/proxier.go`` ``syncEndpoint``) adds every endpoint as a real server with weight 1,
+and its graceful deletion (``graceful_termination.go`` ``GracefulDeleteRS``) sets weight 0 on an
+endpoint that left the Service (a terminating pod) until its connections are gone. So under
+kube-proxy wrr behaves exactly like rr and wlc exactly like lc. :class:`RealServer` therefore takes
+weight 1 (or 0) unless it is explicitly a plain IPVS server with a hand-set weight
+(``ipvsadm -a ... -w WEIGHT``: :meth:`RealServer.plain`); :func:`service_servers` builds the real
+servers of a lab Service from its EndpointSlices. kube-proxy also sets one scheduler flag: ``mh-port``
+for mh (``FlagSourceHash``, 0x10 = ``IP_VS_SVC_F_SCHED2``, Kubernetes PR #115527, v1.27), so kube-proxy's
+mh hashes the source address *and port* and does not pin a client; :data:`KUBE_PROXY_SCHED_FLAGS` is
+the default of ``flags`` (pass ``flags=()`` for a plain ipvsadm service without flags).
+
+**Stickiness is persistence, whatever the scheduler.** ``sessionAffinity: ClientIP`` makes kube-proxy
+mark the virtual service persistent with the affinity's ``timeoutSeconds`` (``ipvsadm -p TIMEOUT``;
+``serv.Flags |= FlagPersistent; serv.Timeout = StickyMaxAgeSeconds()``), and the kernel's
+``ip_vs_sched_persist()`` (``ip_vs_core.c``) keeps a connection template per client address that
+sends the client's new connections to the same real server: :class:`Persistence`, and
+``simulate(..., persistence=TIMEOUT)``.
+
+The overhead used by lc, wlc, lblc and lblcr is ``ip_vs_dest_conn_overhead()`` in
+``include/net/ip_vs.h``. The hashes are the kernel's: ``hash_32()`` (``include/linux/hash.h``,
+multiply by ``GOLDEN_RATIO_32`` and keep the top bits) for sh/dh/lblc/lblcr, and ``hsiphash()``
+(``lib/siphash.c``) for mh. Mainline's ``ip_vs_mh.c`` does *not* use a random key:
+``generate_hash_secret()`` sets the fixed keys ``{2654435761, 2654435761}`` and
+``{2654446892, 2654446892}``, so the Maglev table is reproduced exactly here (as a 64-bit kernel
+computes it, where ``hsiphash`` is SipHash-1-3 truncated to 32 bits; a 32-bit kernel uses
+HalfSipHash-1-3 and builds a different table). Scheduler ``seed`` therefore only matters for
+``iptables``.
 
 What is *not* modelled (kube-proxy sets none of it): the ``IP_VS_DEST_F_OVERLOAD`` flag (upper/lower
-connection thresholds), persistence templates (``--persistent``, used by kube-proxy only for
-``sessionAffinity: ClientIP``), IPv6 address folding, and adding or deleting real servers after
-the scheduler is built (``Scheduler.set_weight`` does model ``ipvsadm -e`` weight changes, with each
-module's ``upd_dest`` hook). Weight 0 means *quiesced*: the kernel keeps serving existing
-connections but gives the server no new ones; kube-proxy sets it on terminating endpoints. In
-iptables mode the equivalent is an endpoint left out of the ladder.
+connection thresholds), persistence netmasks other than /32 with their FTP and firewall-mark
+variants, IPv6 address folding, and adding or deleting real servers after the scheduler is built
+(``Scheduler.set_weight`` does model ``ipvsadm -e`` weight changes, with each module's
+``upd_dest`` hook). Weight 0 means *quiesced*: the kernel keeps serving existing connections but
+gives the server no new ones. In iptables mode the equivalent is an endpoint left out of the
+ladder.
 
 :func:`simulate` runs a scheduler on a Poisson stream of connections with exponential lifetimes and
 returns one row per connection; :func:`spread`, :func:`per_client_endpoints` and
@@ -61,16 +87,32 @@ import pandas as pd
 from .errors import InputError
 
 __all__ = [
-    "SCHEDULERS", "SCHED_FLAGS", "DEFAULT_RATE", "DEFAULT_VIP", "EPHEMERAL_PORTS", "SH_TAB_SIZE",
-    "DH_TAB_SIZE", "MH_TAB_SIZE", "RealServer", "Connection", "Scheduler", "scheduler", "simulate",
-    "spread", "per_client_endpoints", "active_variance", "compare", "client_matrix", "hash_32", "hsiphash", "iptables_thresholds",
+    "SCHEDULERS", "SCHED_FLAGS", "KUBE_PROXY_SCHED_FLAGS", "KUBE_PROXY_WEIGHTS", "DEFAULT_RATE", "DEFAULT_VIP",
+    "EPHEMERAL_PORTS", "SH_TAB_SIZE", "DH_TAB_SIZE", "MH_PRIMES", "MH_TAB_INDEX", "MH_TAB_SIZE",
+    "DEFAULT_LBLC_EXPIRATION", "DEFAULT_AFFINITY_TIMEOUT", "RealServer", "Connection", "Scheduler", "Template",
+    "Persistence", "scheduler", "service_servers", "simulate", "spread", "per_client_endpoints", "active_variance",
+    "compare", "client_matrix", "hash_32", "hsiphash", "iptables_thresholds",
 ]
 
-SCHEDULERS: tuple[str, ...] = ("iptables", "rr", "wrr", "lc", "wlc", "sh", "dh", "sed", "nq", "mh")
-"""Every name :func:`scheduler` and :func:`simulate` accept, in the chapter's order."""
+SCHEDULERS: tuple[str, ...] = ("iptables", "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "sh", "dh", "sed", "nq", "mh")
+"""Every name :func:`scheduler` and :func:`simulate` accept: iptables' ladder, then the schedulers
+kube-proxy's ``--ipvs-scheduler`` accepts, in ipvsadm's order."""
 
 SCHED_FLAGS: dict[str, tuple[str, ...]] = {"sh": ("sh-fallback", "sh-port"), "mh": ("mh-fallback", "mh-port")}
-"""``ipvsadm --sched-flags`` each hashing scheduler understands (kube-proxy sets none)."""
+"""``ipvsadm --sched-flags`` each hashing scheduler understands."""
+
+KUBE_PROXY_SCHED_FLAGS: dict[str, tuple[str, ...]] = {"mh": ("mh-port",)}
+"""The scheduler flags kube-proxy sets (the default of ``flags``): ``mh-port`` for mh only
+(``pkg/proxy/ipvs/proxier.go``: "Set the source hash flag needed for the distribution method mh",
+``FlagSourceHash = 0x10``, which is ``IP_VS_SVC_F_SCHED2`` = ``IP_VS_SVC_F_SCHED_MH_PORT``; since
+Kubernetes v1.27, PR #115527). It never sets ``mh-fallback``, nor any flag for sh."""
+
+KUBE_PROXY_WEIGHTS: tuple[int, ...] = (0, 1)
+"""The only weights kube-proxy programs: 1 for every endpoint, 0 for one that is terminating."""
+
+DEFAULT_AFFINITY_TIMEOUT = 10800
+"""``sessionAffinityConfig.clientIP.timeoutSeconds``' default (3 hours): the persistence timeout
+kube-proxy gives a ``sessionAffinity: ClientIP`` Service."""
 
 DEFAULT_RATE = 2.0
 """New connections per second in :func:`simulate`: with the default 2 s lifetime, about 4 are open
@@ -83,8 +125,16 @@ EPHEMERAL_PORTS = (32768, 60999)
 
 SH_TAB_SIZE = 1 << 8  # CONFIG_IP_VS_SH_TAB_BITS = 8
 DH_TAB_SIZE = 1 << 8  # CONFIG_IP_VS_DH_TAB_BITS = 8
-MH_TAB_SIZE = 251  # primes[CONFIG_IP_VS_MH_TAB_INDEX - 8] with the default index 12
-_MH_TAB_BITS = 12 // 2  # IP_VS_MH_TAB_BITS
+MH_PRIMES: tuple[int, ...] = (251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071)
+"""``primes[]`` in net/netfilter/ipvs/ip_vs_mh.c: the Maglev table sizes ``CONFIG_IP_VS_MH_TAB_INDEX``
+8..17 choose (251 is the smallest, index 8)."""
+MH_TAB_INDEX = 12
+"""``CONFIG_IP_VS_MH_TAB_INDEX``: 12 is the default in net/netfilter/ipvs/Kconfig (range 8..17) and
+in ip_vs_mh.c's ``#ifndef`` fallback."""
+MH_TAB_SIZE = MH_PRIMES[MH_TAB_INDEX - 8]
+"""``IP_VS_MH_TAB_SIZE = primes[IP_VS_MH_TAB_INDEX]`` with ``IP_VS_MH_TAB_INDEX = CONFIG_IP_VS_MH_TAB_INDEX - 8``:
+primes[4] = 4093 entries with the default configuration."""
+_MH_TAB_BITS = MH_TAB_INDEX // 2  # IP_VS_MH_TAB_BITS = CONFIG_IP_VS_MH_TAB_INDEX / 2 = 6
 _MAX_WEIGHT = 65535  # ipvsadm refuses weights outside 0..65535
 
 _U32 = 0xFFFFFFFF
@@ -93,6 +143,19 @@ GOLDEN_RATIO_32 = 0x61C88647  # include/linux/hash.h
 # ip_vs_mh.c generate_hash_secret(): hash1 gives the lookup slot and each server's offset, hash2 its skip
 _MH_KEY1 = (2654435761, 2654435761)
 _MH_KEY2 = (2654446892, 2654446892)
+
+# ip_vs_lblc.c / ip_vs_lblcr.c: the destination-address tables and their garbage collection
+_LBLC_TAB_BITS = 10  # CONFIG_IP_VS_LBLC_TAB_BITS / CONFIG_IP_VS_LBLCR_TAB_BITS default
+_LBLC_TAB_SIZE = 1 << _LBLC_TAB_BITS
+_LBLC_MAX_SIZE = _LBLC_TAB_SIZE * 16  # tbl->max_size
+_CHECK_EXPIRE_INTERVAL = 60.0  # CHECK_EXPIRE_INTERVAL (60*HZ): the periodic timer
+_ENTRY_TIMEOUT = 6 * 60.0  # ENTRY_TIMEOUT: idle time after which an entry may go when the table is full
+_COUNT_FOR_FULL_EXPIRATION = 30  # a full expiration check every 30 ticks
+DEFAULT_LBLC_EXPIRATION = 24 * 60 * 60.0
+"""``DEFAULT_EXPIRATION`` (24 hours), the default of the sysctls ``net.ipv4.vs.lblc_expiration`` and
+``lblcr_expiration``: how long lblc/lblcr keep an unused destination entry, and after how long
+without change lblcr drops the most loaded server of a set."""
+_EXPIRE_LATER = 60.0  # ip_vs_conn_expire(): a template that still controls connections retries every 60 s
 
 
 # ---- input ----------------------------------------------------------------------------------------
@@ -144,27 +207,49 @@ def _float(value: object, where: str, *, positive: bool) -> float:
 class RealServer:
     """One IPVS real server (``ipvsadm -a -t VIP:PORT -r IP:PORT -w WEIGHT``): one endpoint.
 
-    ``weight`` is 0..65535 (ipvsadm's range); 0 quiesces the server: existing connections go on,
-    new ones never go there. ``port`` is the real server's port (the Service's targetPort); only mh
-    hashes it.
+    ``weight`` is what kube-proxy programs, 1, or 0 for a terminating endpoint (quiesced: existing
+    connections go on, new ones never go there); Kubernetes has no per-endpoint weight. Any other
+    weight (ipvsadm's 0..65535) needs ``plain_ipvs=True``: a plain IPVS service configured by hand,
+    which :meth:`plain` builds. ``port`` is the real server's port (the Service's targetPort); only
+    mh hashes it.
     """
 
     name: str
     ip: str
     weight: int = 1
     port: int = 80
+    plain_ipvs: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise InputError("RealServer.name", f"{self.name!r} is not a name", "give a non-empty string like 'webpod1'")
         _ipv4(self.ip, f"RealServer {self.name}: ip")
-        _int(self.weight, f"RealServer {self.name}: weight", 0, _MAX_WEIGHT)
+        w = _int(self.weight, f"RealServer {self.name}: weight", 0, _MAX_WEIGHT)
         _int(self.port, f"RealServer {self.name}: port", 1, 65535)
+        if not isinstance(self.plain_ipvs, bool):
+            raise InputError(f"RealServer {self.name}: plain_ipvs", f"{self.plain_ipvs!r} is not True or False", "pass a bool")
+        if not self.plain_ipvs and w not in KUBE_PROXY_WEIGHTS:
+            raise InputError(f"RealServer {self.name}: weight", _NOT_KUBE_PROXY_WEIGHT.format(w=w), _PLAIN_FIX)
+
+    @classmethod
+    def endpoint(cls, name: str, ip: str, port: int = 80, *, terminating: bool = False) -> RealServer:
+        """A Service endpoint as kube-proxy programs it: weight 1, or 0 while it is terminating."""
+        return cls(name=name, ip=ip, weight=0 if terminating else 1, port=port)
+
+    @classmethod
+    def plain(cls, name: str, ip: str, weight: int, port: int = 80) -> RealServer:
+        """A real server of a plain IPVS service with a hand-set weight (``ipvsadm -a ... -w WEIGHT``),
+        something kube-proxy never programs."""
+        return cls(name=name, ip=ip, weight=weight, port=port, plain_ipvs=True)
 
     @property
     def addr(self) -> int:
         """``ntohl(dest->addr.ip)``."""
         return _ipv4(self.ip, "RealServer.ip")
+
+
+_NOT_KUBE_PROXY_WEIGHT = "{w} is not a weight kube-proxy programs (1 per endpoint, 0 while terminating: Kubernetes has no per-endpoint weight)"
+_PLAIN_FIX = "for a weight set by hand with ipvsadm -w, build the server with ipvs.RealServer.plain(name, ip, weight)"
 
 
 @dataclass(frozen=True)
@@ -279,8 +364,10 @@ class Scheduler:
     """A scheduler bound to one virtual service's real servers (the kernel's ``svc->sched_data``).
 
     Besides the algorithm's own state it keeps each server's ``activeconns`` and ``inactconns``, the
-    counters the kernel's connection table maintains and lc/wlc/sed/nq read. :func:`simulate` moves
-    them with :meth:`bind`, :meth:`finish` and :meth:`expire`; tests set them with :meth:`set_conns`.
+    counters the kernel's connection table maintains and lc/wlc/lblc/lblcr/sed/nq read. :func:`simulate`
+    moves them with :meth:`bind`, :meth:`finish` and :meth:`expire`; tests set them with
+    :meth:`set_conns`. It also keeps a clock, :attr:`now` (seconds since the service was created),
+    that :meth:`schedule` moves forward; lblc and lblcr age their tables by it.
     """
 
     name: ClassVar[str] = ""
@@ -295,6 +382,7 @@ class Scheduler:
                 ok = ", ".join(self.flags_allowed) if self.flags_allowed else "none"
                 raise InputError("flags", f"{self.name} does not understand sched flag {f!r}", f"valid for {self.name}: {ok}")
         self.flags: frozenset[str] = frozenset(fl)
+        self.now: float = 0.0
         self._index: dict[str, int] = {s.name: i for i, s in enumerate(self.servers)}
         self._weight: list[int] = [s.weight for s in self.servers]
         self._last_weight: list[int] = list(self._weight)  # dest->last_weight: the latest non-0 weight
@@ -349,26 +437,71 @@ class Scheduler:
         """``ip_vs_dest_conn_overhead()``: ``(activeconns << 8) + inactconns``."""
         return (self._active[i] << 8) + self._inactive[i]
 
+    def _weighted_least(self, candidates: Iterable[int]) -> int | None:
+        """The loop of ip_vs_wlc.c (and lblc/lblcr's ``__ip_vs_lblc*_schedule``): the first candidate
+        with weight > 0 starts; a later one replaces it if ``loh * w_dest > doh * w_least``, so ties
+        keep the earlier server and a weight-0 server never wins."""
+        least: int | None = None
+        loh = 0
+        for i in candidates:
+            if least is None:
+                if self._weight[i] > 0:
+                    least, loh = i, self.overhead(i)
+                continue
+            doh = self.overhead(i)
+            if loh * self._weight[i] > doh * self._weight[least]:
+                least, loh = i, doh
+        return least
+
     # -- weights
     def set_weight(self, server: RealServer | str, weight: int) -> None:
-        """Change a server's weight (``ipvsadm -e``, what kube-proxy does to quiesce a terminating
-        endpoint with weight 0), then run the scheduler's ``upd_dest`` hook."""
+        """Change a server's weight (``ipvsadm -e``), then run the scheduler's ``upd_dest`` hook.
+
+        kube-proxy only ever sets 0 (graceful deletion of a terminating endpoint, :meth:`terminate`)
+        or 1; other weights are for servers built with :meth:`RealServer.plain`.
+        """
         i = self._i(server)
         w = _int(weight, f"{self.servers[i].name}: weight", 0, _MAX_WEIGHT)
+        if not self.servers[i].plain_ipvs and w not in KUBE_PROXY_WEIGHTS:
+            raise InputError(f"{self.servers[i].name}: weight", _NOT_KUBE_PROXY_WEIGHT.format(w=w), _PLAIN_FIX)
         self._weight[i] = w
         if w != 0:  # __ip_vs_update_dest keeps the last non-zero weight
             self._last_weight[i] = w
         self.servers = tuple(replace(s, weight=w) if j == i else s for j, s in enumerate(self.servers))
         self._dest_changed()
 
+    def terminate(self, server: RealServer | str) -> None:
+        """kube-proxy's graceful deletion of an endpoint that left the Service (a terminating pod):
+        weight 0, so it keeps its connections but gets no new one (``GracefulDeleteRS``)."""
+        self.set_weight(server, 0)
+
     def _dest_changed(self) -> None:
-        """The ``add_dest``/``del_dest``/``upd_dest`` hook; rr, lc, wlc, sed and nq have none."""
+        """The ``add_dest``/``del_dest``/``upd_dest`` hook; rr, lc, wlc, lblc, lblcr, sed and nq have none."""
+
+    # -- the clock
+    def advance(self, now: float) -> None:
+        """Move the clock to ``now`` (seconds, never backwards), running what the kernel's timers
+        do meanwhile (lblc/lblcr's periodic garbage collection)."""
+        t = _float(now, "now", positive=False)
+        if t < self.now:
+            raise InputError("now", f"{t} is before the scheduler's clock ({self.now})", "give times in increasing order")
+        self._tick(t)
+        self.now = t
+
+    def _tick(self, now: float) -> None:
+        """The timers up to ``now``; only lblc and lblcr have one."""
 
     # -- the algorithm
-    def schedule(self, conn: Connection) -> RealServer | None:
-        """The real server for a new connection, or None (the kernel's "no destination available")."""
+    def schedule(self, conn: Connection, now: float | None = None) -> RealServer | None:
+        """The real server for a new connection, or None (the kernel's "no destination available").
+
+        ``now`` (seconds) first moves the clock (:meth:`advance`); without it the connection
+        arrives at the current :attr:`now`.
+        """
         if not isinstance(conn, Connection):
             raise InputError("conn", f"{conn!r} is not a Connection", "build it with ipvs.Connection(client=..., client_port=...)")
+        if now is not None:
+            self.advance(now)
         i = self._pick(conn)
         return None if i is None else self.servers[i]
 
@@ -437,7 +570,11 @@ class WeightedRoundRobin(Scheduler):
     """ip_vs_wrr.c: ``di`` = gcd of the positive weights, ``mw`` = max weight - (di - 1), ``cw``
     starts at ``mw``; pick the next server with weight >= ``cw``, lowering ``cw`` by ``di`` at the
     end of each pass and wrapping to ``mw`` after ``cw`` reaches 0 (with the kernel's ``last_pass``
-    / ``stop`` guards for servers below ``di``)."""
+    / ``stop`` guards for servers below ``di``).
+
+    With kube-proxy's weights (all 1, or 0) every pass has ``cw = 1``: the same sequence as rr. One
+    difference remains: a weight change (kube-proxy quiescing a terminating endpoint) restarts wrr
+    at the head of the list (``ip_vs_wrr_dest_changed``), while rr carries on where it was."""
 
     name = "wrr"
 
@@ -494,7 +631,8 @@ class WeightedRoundRobin(Scheduler):
 
 class LeastConnection(Scheduler):
     """ip_vs_lc.c: the first server (list order) with the least ``activeconns<<8 + inactconns``
-    among those with weight > 0; weights otherwise do not count."""
+    among those with weight > 0; weights otherwise do not count (so under kube-proxy, whose
+    weights are all 1 or 0, lc and wlc choose alike)."""
 
     name = "lc"
 
@@ -512,7 +650,8 @@ class LeastConnection(Scheduler):
 
 class WeightedLeastConnection(Scheduler):
     """ip_vs_wlc.c: least overhead/weight, compared as ``loh * w_dest > doh * w_least`` (no floats);
-    the first server with weight > 0 starts, later ties keep the earlier server."""
+    the first server with weight > 0 starts, later ties keep the earlier server. With kube-proxy's
+    weights (1, or 0) this is exactly lc."""
 
     name = "wlc"
 
@@ -550,6 +689,170 @@ class NeverQueue(ShortestExpectedDelay):
     def _pick(self, conn: Connection) -> int | None:
         idle = next((i for i, w in enumerate(self._weight) if w > 0 and self._active[i] == 0), None)
         return idle if idle is not None else super()._pick(conn)
+
+
+@dataclass
+class _LocalityEntry:
+    """``struct ip_vs_lblc_entry`` / ``ip_vs_lblcr_entry``: one destination address's cache."""
+
+    daddr: int
+    lastuse: float
+    dests: list[int]  # lblc: the one cached server; lblcr: the server set, newest first (list_add_rcu)
+    lastmod: float = 0.0  # lblcr: set->lastmod
+
+
+class _Locality(Scheduler):
+    """What ip_vs_lblc.c and ip_vs_lblcr.c share: a table of destination addresses (``iph->daddr``,
+    the VIP for a Service), the overload rule and the periodic garbage collection.
+
+    ``is_overloaded(dest)``: ``dest->activeconns > dest->weight`` *and* some server of the service
+    has ``activeconns * 2 < weight`` (it is under half its weight). The new server is always the
+    weighted least-connection one over the whole service (``__ip_vs_lblc_schedule``, wlc's loop).
+
+    The table's timer runs every 60 s from the service's creation (``CHECK_EXPIRE_INTERVAL``):
+    every 30th run removes the entries unused for ``expiration`` seconds (the ``lblc_expiration`` /
+    ``lblcr_expiration`` sysctl, 24 hours by default); in between, only a table over
+    ``16 * 1024`` entries drops entries idle for 6 minutes, bucket by bucket from ``rover``.
+    """
+
+    def __init__(self, servers: Sequence[RealServer], seed: int = 0, flags: Iterable[str] = (),
+                 expiration: float = DEFAULT_LBLC_EXPIRATION) -> None:
+        super().__init__(servers, seed, flags)
+        self.expiration: float = _float(expiration, "expiration", positive=True)
+        self._table: dict[int, _LocalityEntry] = {}
+        self._counter = 1  # tbl->counter
+        self._rover = 0  # tbl->rover
+        self._next_check = _CHECK_EXPIRE_INTERVAL
+
+    def entries(self) -> dict[str, tuple[str, ...]]:
+        """The cache: destination address -> its server (lblc) or server set, newest first (lblcr)."""
+        return {str(ipaddress.IPv4Address(e.daddr)): tuple(self.servers[d].name for d in e.dests) for e in self._table.values()}
+
+    def _is_overloaded(self, d: int) -> bool:
+        if self._active[d] > self._weight[d]:
+            return any(a * 2 < w for a, w in zip(self._active, self._weight))
+        return False
+
+    def _tick(self, now: float) -> None:
+        while self._next_check <= now:  # ip_vs_lblc{,r}_check_expire
+            t = self._next_check
+            if self._counter % _COUNT_FOR_FULL_EXPIRATION == 0:
+                self._collect(t, self.expiration, goal=None)  # ip_vs_lblc{,r}_full_check
+                self._counter = 1
+            elif len(self._table) <= _LBLC_MAX_SIZE:
+                self._counter += 1
+            else:
+                goal = min((len(self._table) - _LBLC_MAX_SIZE) * 4 // 3, _LBLC_MAX_SIZE // 2)
+                self._collect(t, _ENTRY_TIMEOUT, goal=goal)
+            self._next_check += _CHECK_EXPIRE_INTERVAL
+
+    def _collect(self, now: float, idle: float, goal: int | None) -> None:
+        """Walk the buckets from ``rover + 1``, dropping entries unused for ``idle`` seconds
+        (``!time_before(now, lastuse + idle)``); a partial check stops after the bucket that
+        reached its goal."""
+        buckets: dict[int, list[int]] = {}
+        for daddr in self._table:
+            buckets.setdefault(hash_32(daddr, _LBLC_TAB_BITS), []).append(daddr)
+        j = self._rover
+        for _ in range(_LBLC_TAB_SIZE):
+            j = (j + 1) & (_LBLC_TAB_SIZE - 1)
+            for daddr in buckets.get(j, ()):
+                if now >= self._table[daddr].lastuse + idle:
+                    del self._table[daddr]
+                    if goal is not None:
+                        goal -= 1
+            if goal is not None and goal <= 0:
+                break
+        self._rover = j
+
+
+class LocalityBasedLeastConnection(_Locality):
+    """ip_vs_lblc.c: the destination address's cached server, if it has weight > 0 and is not
+    overloaded; otherwise the weighted least-connection server, which replaces the cache entry.
+
+    For a Service every connection has the same destination, the VIP, so lblc sends all of them to
+    one server until that server is overloaded: with kube-proxy's weight 1, until it holds two or
+    more active connections while another server is idle.
+    """
+
+    name = "lblc"
+
+    def _pick(self, conn: Connection) -> int | None:
+        daddr = _ipv4(conn.vip, "Connection.vip")
+        en = self._table.get(daddr)
+        if en is not None:
+            en.lastuse = self.now
+            d = en.dests[0]
+            if self._weight[d] > 0 and not self._is_overloaded(d):
+                return d
+        d = self._weighted_least(range(len(self.servers)))
+        if d is None:
+            return None
+        if en is None or en.dests[0] != d:  # ip_vs_lblc_new: a new entry replaces the old one
+            self._table.pop(daddr, None)
+            self._table[daddr] = _LocalityEntry(daddr, self.now, [d])
+        return d
+
+
+class LocalityBasedLeastConnectionReplication(_Locality):
+    """ip_vs_lblcr.c: each destination address has a *set* of servers. A connection goes to the
+    weighted least-connection server of the set; if there is none (all weight 0) or it is
+    overloaded, to the weighted least-connection server of the whole service, which joins the set
+    (at its head). A set of more than one server that has not changed for ``expiration`` seconds
+    loses its most loaded server (weighted, ``ip_vs_dest_set_max``) when the next connection comes.
+
+    For a Service (one destination, the VIP) the set starts with one server and grows only while
+    its servers are overloaded.
+    """
+
+    name = "lblcr"
+
+    def _set_min(self, en: _LocalityEntry) -> int | None:  # ip_vs_dest_set_min
+        return self._weighted_least(en.dests)
+
+    def _set_max(self, en: _LocalityEntry) -> int | None:  # ip_vs_dest_set_max
+        most: int | None = None
+        moh = 0
+        for d in en.dests:
+            if most is None:
+                if self._weight[d] > 0:
+                    most, moh = d, self.overhead(d)
+                continue
+            doh = self.overhead(d)
+            if moh * self._weight[d] < doh * self._weight[most] and self._weight[d] > 0:
+                most, moh = d, doh
+        return most
+
+    def server_set(self, vip: str) -> tuple[str, ...]:
+        """The server set of a destination address, newest first (empty if none)."""
+        en = self._table.get(_ipv4(vip, "vip"))
+        return () if en is None else tuple(self.servers[d].name for d in en.dests)
+
+    def _pick(self, conn: Connection) -> int | None:
+        daddr = _ipv4(conn.vip, "Connection.vip")
+        en = self._table.get(daddr)
+        if en is not None:
+            en.lastuse = self.now
+            dest = self._set_min(en)
+            if len(en.dests) > 1 and self.now > en.lastmod + self.expiration:  # time_after(jiffies, lastmod + expiration)
+                m = self._set_max(en)
+                if m is not None:
+                    en.dests.remove(m)  # ip_vs_dest_set_erase
+                    en.lastmod = self.now
+            if dest is not None and not self._is_overloaded(dest):
+                return dest
+            dest = self._weighted_least(range(len(self.servers)))
+            if dest is None:
+                return None
+            if dest not in en.dests:  # ip_vs_dest_set_insert(check=true)
+                en.dests.insert(0, dest)
+                en.lastmod = self.now
+            return dest
+        dest = self._weighted_least(range(len(self.servers)))
+        if dest is None:
+            return None
+        self._table[daddr] = _LocalityEntry(daddr, self.now, [dest], lastmod=self.now)  # ip_vs_lblcr_new
+        return dest
 
 
 class _BucketHash(Scheduler):
@@ -642,15 +945,18 @@ class DestinationHashing(_BucketHash):
 
 
 class MaglevHashing(Scheduler):
-    """ip_vs_mh.c: a 251-entry Maglev lookup table.
+    """ip_vs_mh.c: a Maglev lookup table of :data:`MH_TAB_SIZE` = 4093 entries (``primes[]`` at the
+    default ``CONFIG_IP_VS_MH_TAB_INDEX`` 12).
 
-    Each server with weight > 0 gets ``offset = hsiphash(port + addr, key1) % 251`` and
-    ``skip = hsiphash(port + addr, key2) % 250 + 1``; servers take turns (``weight / gcd``, shifted
-    right so the largest fits in 6 bits) claiming their next free preferred slot until the table is
-    full. A connection looks up ``hsiphash(ntohl(saddr) [+ sport with mh-port], key1) % 251``; a
-    weight-0 server there gives no server unless ``mh-fallback`` (then slots ``hsiphash(offset +
-    ...)`` for offset = ihash, ihash+1, ...). The keys are the kernel's fixed ones, so the table is
-    the one a 64-bit kernel builds; ``seed`` is not used.
+    Each server with weight > 0 gets ``offset = hsiphash(port + addr, key1) % 4093`` and
+    ``skip = hsiphash(port + addr, key2) % 4092 + 1``; servers take turns (``weight / gcd``, shifted
+    right so the largest fits in ``IP_VS_MH_TAB_BITS`` = 6 bits) claiming their next free preferred
+    slot until the table is full. A connection looks up ``hsiphash(ntohl(saddr) [+ sport with
+    mh-port], key1) % 4093``; a weight-0 server there gives no server unless ``mh-fallback`` (then
+    slots ``hsiphash(offset + ...)`` for offset = ihash, ihash+1, ...). kube-proxy sets ``mh-port``
+    (:data:`KUBE_PROXY_SCHED_FLAGS`), so under kube-proxy one client's connections spread over the
+    servers by source port. The keys are the kernel's fixed ones, so the table is the one a 64-bit
+    kernel builds; ``seed`` is not used.
     """
 
     name = "mh"
@@ -741,19 +1047,198 @@ class MaglevHashing(Scheduler):
 
 _CLASSES: dict[str, type[Scheduler]] = {
     "iptables": IptablesRandom, "rr": RoundRobin, "wrr": WeightedRoundRobin, "lc": LeastConnection,
-    "wlc": WeightedLeastConnection, "sh": SourceHashing, "dh": DestinationHashing,
+    "wlc": WeightedLeastConnection, "lblc": LocalityBasedLeastConnection,
+    "lblcr": LocalityBasedLeastConnectionReplication, "sh": SourceHashing, "dh": DestinationHashing,
     "sed": ShortestExpectedDelay, "nq": NeverQueue, "mh": MaglevHashing,
 }
 
 
-def scheduler(name: str, servers: Sequence[RealServer], seed: int = 0, flags: Iterable[str] = ()) -> Scheduler:
+def scheduler(name: str, servers: Sequence[RealServer], seed: int = 0, flags: Iterable[str] | None = None, *,
+              expiration: float | None = None) -> Scheduler:
     """A fresh scheduler ``name`` (one of :data:`SCHEDULERS`) over ``servers``, in list order.
 
     ``seed`` drives iptables' random choice (the IPVS schedulers are deterministic); ``flags`` are
     ipvsadm ``--sched-flags`` (:data:`SCHED_FLAGS`: ``sh-fallback``, ``sh-port``, ``mh-fallback``,
-    ``mh-port``).
+    ``mh-port``), by default the ones kube-proxy sets (:data:`KUBE_PROXY_SCHED_FLAGS`: ``mh-port`` for
+    mh); ``flags=()`` is a plain ipvsadm service without flags. ``expiration`` is lblc/lblcr's
+    ``lblc_expiration``/``lblcr_expiration`` sysctl in seconds (default 24 hours).
     """
-    return _CLASSES[_check_name(name)](servers, seed, flags)
+    name = _check_name(name)
+    cls = _CLASSES[name]
+    fl = KUBE_PROXY_SCHED_FLAGS.get(name, ()) if flags is None else flags
+    if expiration is not None:
+        if not issubclass(cls, _Locality):
+            raise InputError("expiration", f"{name} has no expiration", "only lblc and lblcr keep a destination table")
+        return cls(servers, seed, fl, expiration=expiration)  # type: ignore[call-arg]
+    return cls(servers, seed, fl)
+
+
+# ---- persistence (sessionAffinity: ClientIP) ------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Template:
+    """An IPVS connection template (``IP_VS_CONN_F_TEMPLATE``): client network -> real server.
+
+    ``expires`` is when its timer fires; ``timeout`` what the next use re-arms it with (the
+    service's persistence timeout, or 60 s once the timer has found it still controlling
+    connections); ``n_control`` the connections it controls that are still in the connection table.
+    """
+
+    client: str  # the client's address & the service's netmask
+    vip: str
+    port: int
+    server: RealServer
+    created: float
+    expires: float
+    timeout: float
+    n_control: int = 0
+    valid: bool = True  # False once ip_vs_check_template() invalidated it (no longer found)
+
+
+class Persistence:
+    """A persistent virtual service (``ipvsadm -A ... -p TIMEOUT``, what kube-proxy programs for
+    ``sessionAffinity: ClientIP`` with ``timeoutSeconds``): ``ip_vs_sched_persist()`` in ip_vs_core.c
+    in front of any :class:`Scheduler`.
+
+    A new connection from a client whose template exists goes to the template's server and re-arms
+    the template's timer (``ip_vs_conn_put(ct)``: now + its timeout); the scheduler is not asked.
+    Without a template the scheduler picks a server and a template ``<client & netmask, VIP, port>``
+    is created with the service's timeout (none is created if the scheduler finds no server). When
+    the timer fires, a template that still controls connections in the connection table lives on
+    and is checked again every 60 s (``ip_vs_conn_expire``: ``cp->timeout = 60*HZ``, which later
+    uses re-arm with too); otherwise it is gone. A template whose server has weight 0 is invalidated
+    when next used if ``expire_quiescent_template`` is set (``ip_vs_check_template``; kube-proxy sets
+    ``net.ipv4.vs.expire_quiescent_template=1``, the kernel's default is 0), so the client is
+    scheduled again. kube-proxy's netmask is /32 (one template per client address).
+
+    Stickiness is therefore the same whatever the scheduler: rr, lc, ... only choose a client's
+    first server. The caller reports when a connection leaves the IPVS connection table
+    (:meth:`release`); :func:`simulate` does it.
+    """
+
+    def __init__(self, sched: Scheduler, timeout: float = DEFAULT_AFFINITY_TIMEOUT, *,
+                 netmask: str = "255.255.255.255", expire_quiescent_template: bool = True) -> None:
+        if not isinstance(sched, Scheduler):
+            raise InputError("scheduler", f"{sched!r} is not an ipvs scheduler", "build one with ipvs.scheduler(name, servers)")
+        self.scheduler = sched
+        self.timeout: float = _float(timeout, "persistence timeout", positive=True)
+        self.netmask: int = _ipv4(netmask, "netmask")
+        if not isinstance(expire_quiescent_template, bool):
+            raise InputError("expire_quiescent_template", f"{expire_quiescent_template!r} is not True or False", "pass a bool")
+        self.expire_quiescent_template = expire_quiescent_template
+        self._templates: dict[tuple[int, int, int], Template] = {}
+        self._timers: list[tuple[float, int, Template]] = []  # (expires, seq, template); stale entries skipped
+        self._seq = 0
+
+    @property
+    def now(self) -> float:
+        return self.scheduler.now
+
+    def templates(self) -> list[Template]:
+        """The templates a new connection can find now (valid and not expired)."""
+        return [t for t in self._templates.values() if t.valid]
+
+    def advance(self, now: float) -> None:
+        """Move the clock to ``now``, firing the templates' timers due by then in order."""
+        t = _float(now, "now", positive=False)
+        while self._timers and self._timers[0][0] <= t:
+            when, _, tmpl = heapq.heappop(self._timers)
+            if when != tmpl.expires:
+                continue  # re-armed since
+            self.scheduler.advance(when)
+            if tmpl.n_control > 0:  # "do I control anybody?": expire_later
+                tmpl.timeout = _EXPIRE_LATER
+                self._arm(tmpl, when)
+            else:
+                key = self._key_of(tmpl)
+                if self._templates.get(key) is tmpl:
+                    del self._templates[key]
+                tmpl.valid = False
+                tmpl.expires = when
+        self.scheduler.advance(t)
+
+    def _key_of(self, tmpl: Template) -> tuple[int, int, int]:
+        return (_ipv4(tmpl.client, "client"), _ipv4(tmpl.vip, "vip"), tmpl.port)
+
+    def _arm(self, tmpl: Template, now: float) -> None:
+        tmpl.expires = now + tmpl.timeout
+        self._seq += 1
+        heapq.heappush(self._timers, (tmpl.expires, self._seq, tmpl))
+
+    def schedule(self, conn: Connection, now: float | None = None) -> tuple[RealServer | None, Template | None]:
+        """The real server of a new connection and the template that controls it (``None, None``
+        when the scheduler finds no server). The connection counts in the template's ``n_control``
+        until :meth:`release`."""
+        if not isinstance(conn, Connection):
+            raise InputError("conn", f"{conn!r} is not a Connection", "build it with ipvs.Connection(client=..., client_port=...)")
+        if now is not None:
+            self.advance(now)
+        now = self.now
+        snet = _ipv4(conn.client, "Connection.client") & self.netmask
+        key = (snet, _ipv4(conn.vip, "Connection.vip"), conn.port)
+        tmpl = self._templates.get(key)
+        if tmpl is not None:
+            i = self.scheduler._i(tmpl.server)
+            if self.expire_quiescent_template and self.scheduler._weight[i] == 0:  # ip_vs_check_template
+                tmpl.valid = False
+                del self._templates[key]
+                tmpl = None
+        if tmpl is None:
+            dest = self.scheduler.schedule(conn)
+            if dest is None:
+                return None, None
+            tmpl = Template(client=str(ipaddress.IPv4Address(snet)), vip=conn.vip, port=conn.port, server=dest,
+                            created=now, expires=now, timeout=self.timeout)
+            self._templates[key] = tmpl
+        tmpl.n_control += 1  # ip_vs_control_add
+        self._arm(tmpl, now)  # ip_vs_conn_put(ct)
+        return self.scheduler.servers[self.scheduler._i(tmpl.server)], tmpl
+
+    def release(self, tmpl: Template) -> None:
+        """A connection ``tmpl`` controls left the IPVS connection table (``ip_vs_control_del``)."""
+        if not isinstance(tmpl, Template) or tmpl.n_control <= 0:
+            raise InputError("template", f"{tmpl!r} controls no connection", "release the template schedule() returned, once per connection")
+        tmpl.n_control -= 1
+
+
+# ---- a lab Service's real servers -----------------------------------------------------------------
+
+
+def service_servers(cluster: object, service: str, *, namespace: str = "default", port: str | int | None = None) -> list[RealServer]:
+    """The real servers kube-proxy programs for a Service of a lab (``Lab.cluster``), from its
+    EndpointSlices as kube-proxy reads them (sorted on ``ip:port``): weight 1 for each endpoint it
+    uses (the ready ones; the serving terminating ones if none is ready, as ``CategorizeEndpoints``
+    does for cluster traffic policy), weight 0 for the other terminating endpoints, which kube-proxy
+    keeps quiesced while they have connections (graceful deletion). Names are the endpoints' pods.
+    ``port`` (name or number) picks the service port when there are several. Topology hints and
+    ``internalTrafficPolicy: Local`` are not applied. (kube-proxy adds real servers in a Go set's
+    order, so a node's list order, which rr, sh and the others walk, may differ from this one.)
+    """
+    from .proxy.endpoints import build_endpoints_map  # kube-proxy's own view of the slices
+
+    services = getattr(cluster, "services", None)
+    slices = getattr(cluster, "endpoint_slices", None)
+    if services is None or slices is None:
+        raise InputError("cluster", f"{cluster!r} is not a cluster state", "pass lab.cluster")
+    svc = next((s for s in services if s.name == service and s.namespace == namespace), None)
+    if svc is None:
+        names = ", ".join(sorted(f"{s.namespace}/{s.name}" for s in services))
+        raise InputError("service", f"no Service {namespace}/{service}", f"use one of: {names}")
+    ports = svc.ports if port is None else [p for p in svc.ports if port in (p.name, p.port)]
+    if len(ports) != 1:
+        which = ", ".join(f"{p.name or '-'} ({p.port})" for p in svc.ports)
+        raise InputError("port", f"Service {service} has ports {which}" if ports else f"Service {service} has no port {port!r}",
+                         "pick one with port=NAME or port=NUMBER")
+    sp = ports[0]
+    eps = [e for k, v in build_endpoints_map([sl for sl in slices if sl.namespace == namespace], "").items()
+           if k.name == service and k.port == sp.name and k.protocol == sp.protocol for e in v]
+    used = [e for e in eps if e.ready] or [e for e in eps if e.serving and e.terminating]
+    out = []
+    for e in eps:
+        if e in used or e.terminating:
+            out.append(RealServer.endpoint(e.target_pod or e.ip, e.ip, e.port, terminating=e not in used))
+    return out
 
 
 # ---- the experiment -------------------------------------------------------------------------------
@@ -770,33 +1255,42 @@ def simulate(
     vip: str = DEFAULT_VIP,
     port: int = 80,
     *,
-    flags: Iterable[str] = (),
+    flags: Iterable[str] | None = None,
     inactive_timeout: float = 0.0,
+    persistence: float | None = None,
+    expiration: float | None = None,
 ) -> pd.DataFrame:
     """Schedule ``n`` new connections to ``vip:port`` with scheduler ``name``; one row per connection.
 
     The workload (from ``numpy.random.default_rng(seed)``): arrivals are a Poisson process of
     ``rate`` per second; each connection comes from a client drawn uniformly from ``clients``, from a
     source port uniform in :data:`EPHEMERAL_PORTS`, and stays established for an exponential time of
-    mean ``duration`` seconds. The scheduler gets the same ``seed``. Before each arrival, connections
-    that ended by then are closed (``activeconns--``). A closed connection lingers in ``inactconns``
-    for ``inactive_timeout`` seconds (IPVS keeps FIN_WAIT/TIME_WAIT entries; its default TCP timeouts
-    are 120 s): the default 0 drops it at once, so ``inactconns`` stays 0 and lc/wlc compare active
-    connections only. (In the kernel a new TCP connection counts in ``inactconns`` until its
-    handshake completes; here it is active at once.) A connection the scheduler refuses (None) has
-    ``server == ""``.
+    mean ``duration`` seconds. The scheduler gets the same ``seed``, and the arrival times as its
+    clock. Before each arrival, connections that ended by then are closed (``activeconns--``). A
+    closed connection lingers in ``inactconns`` for ``inactive_timeout`` seconds (IPVS keeps
+    FIN_WAIT/TIME_WAIT entries; its default TCP timeouts are 120 s): the default 0 drops it at once,
+    so ``inactconns`` stays 0 and lc/wlc compare active connections only. (In the kernel a new TCP
+    connection counts in ``inactconns`` until its handshake completes; here it is active at once.)
+    A connection the scheduler refuses (None) has ``server == ""``.
+
+    ``flags`` default to kube-proxy's (:data:`KUBE_PROXY_SCHED_FLAGS`). ``persistence`` makes the
+    virtual service persistent with that timeout in seconds (kube-proxy's ``sessionAffinity:
+    ClientIP``, :data:`DEFAULT_AFFINITY_TIMEOUT` by default there; :class:`Persistence`): a
+    connection leaves the connection table when it closes, or ``inactive_timeout`` later.
+    ``expiration`` is lblc/lblcr's table expiration (seconds).
 
     Columns: ``conn``, ``time`` (s), ``client``, ``client_port``, ``vip``, ``vip_port``, ``server``
     (name or ""), ``server_ip`` (or ""), ``lifetime`` (s), and ``active:<server>`` for every server
     in list order: its ``activeconns`` just before this connection was scheduled. ``df.attrs`` holds
-    the scheduler name and the servers' weights.
+    the scheduler name, its flags, the servers' weights and the persistence timeout (or None).
     """
     name = _check_name(name)
-    sched = scheduler(name, servers, seed, flags)
+    sched = scheduler(name, servers, seed, flags, expiration=expiration)
     n = _int(n, "n", 0)
     duration = _float(duration, "duration", positive=False)
     rate = _float(rate, "rate", positive=True)
     inactive_timeout = _float(inactive_timeout, "inactive_timeout", positive=False)
+    pers = None if persistence is None else Persistence(sched, persistence)
     _ipv4(vip, "vip")
     port = _int(port, "port", 1, 65535)
     if isinstance(clients, str):
@@ -817,21 +1311,31 @@ def simulate(
     active = np.zeros((n, len(names)), dtype=np.int64)
     chosen: list[str] = []
     chosen_ip: list[str] = []
-    events: list[tuple[float, int, bool, int]] = []  # (when, tie-break, lingering-ends, server index)
+    # (when, tie-break, lingering-ends, server index, template): a connection closes, then (lingering) leaves the table
+    events: list[tuple[float, int, bool, int, Template | None]] = []
     seq = 0
     for k in range(n):
         now = float(times[k])
         while events and events[0][0] <= now:
-            when, _, lingering, i = heapq.heappop(events)
+            when, _, lingering, i, tmpl = heapq.heappop(events)
+            if pers is not None:
+                pers.advance(when)
             if lingering:
                 sched.expire(names[i])
             else:
                 sched.finish(names[i], linger=inactive_timeout > 0)
                 if inactive_timeout > 0:
-                    heapq.heappush(events, (when + inactive_timeout, seq, True, i))
+                    heapq.heappush(events, (when + inactive_timeout, seq, True, i, tmpl))
                     seq += 1
+                    continue
+            if tmpl is not None:
+                pers.release(tmpl)  # type: ignore[union-attr]
         active[k] = sched._active
-        dest = sched.schedule(Connection(clients[who[k]], int(sports[k]), vip, port))
+        conn = Connection(clients[who[k]], int(sports[k]), vip, port)
+        if pers is None:
+            dest, tmpl = sched.schedule(conn, now), None
+        else:
+            dest, tmpl = pers.schedule(conn, now)
         if dest is None:
             chosen.append("")
             chosen_ip.append("")
@@ -839,7 +1343,7 @@ def simulate(
         chosen.append(dest.name)
         chosen_ip.append(dest.ip)
         sched.bind(dest)
-        heapq.heappush(events, (now + float(lifetimes[k]), seq, False, sched._index[dest.name]))
+        heapq.heappush(events, (now + float(lifetimes[k]), seq, False, sched._index[dest.name], tmpl))
         seq += 1
 
     df = pd.DataFrame({
@@ -855,7 +1359,9 @@ def simulate(
         **{f"active:{s}": active[:, j] for j, s in enumerate(names)},
     })
     df.attrs["scheduler"] = name
+    df.attrs["flags"] = tuple(sorted(sched.flags))
     df.attrs["weights"] = {s.name: s.weight for s in sched.servers}
+    df.attrs["persistence"] = None if pers is None else pers.timeout
     return df
 
 
@@ -923,13 +1429,17 @@ def compare(
     seed: int = 1,
     duration: float = 2.0,
     rate: float = DEFAULT_RATE,
+    flags: Iterable[str] | None = None,
+    persistence: float | None = None,
 ) -> pd.DataFrame:
     """The same workload under each scheduler in ``names``: one row per scheduler with each
     server's share, the mean number of servers per client, and the active-count variance (raw
-    and per unit of weight)."""
+    and per unit of weight). ``flags`` (default: kube-proxy's for each scheduler) and
+    ``persistence`` are :func:`simulate`'s."""
     rows = []
     for name in names:
-        df = simulate(name, servers, clients, n, seed=seed, duration=duration, rate=rate)
+        fl = flags if flags is None or name in SCHED_FLAGS else ()
+        df = simulate(name, servers, clients, n, seed=seed, duration=duration, rate=rate, flags=fl, persistence=persistence)
         rows.append({"scheduler": name,
                      **{k: round(float(v), 3) for k, v in spread(df).items()},
                      "endpoints per client": float(per_client_endpoints(df).mean()),

@@ -238,22 +238,25 @@ class SchedulerResult:
 
 
 def compute_scheduler(name: str, rate: float, *, servers=None, clients=None, n: int = 3000, seed: int = 1,
-                      duration: float = 2.0) -> SchedulerResult:
-    """One IPVS scheduler (or iptables' random ladder) on the chapter's workload."""
+                      duration: float = 2.0, persistence: float | None = None) -> SchedulerResult:
+    """One IPVS scheduler (or iptables' random ladder) on the chapter's workload, with kube-proxy's
+    real servers (weight 1 each) and scheduler flags unless told otherwise; ``persistence`` is the
+    ClientIP affinity timeout in seconds (IPVS persistence), None for no affinity."""
     from . import ipvs
 
     servers = servers or default_servers()
     clients = clients or default_clients()
-    df = ipvs.simulate(name, servers, clients, n, seed=seed, duration=duration, rate=rate)
+    df = ipvs.simulate(name, servers, clients, n, seed=seed, duration=duration, rate=rate, persistence=persistence)
     return SchedulerResult(name, rate, df, ipvs.client_matrix(df), ipvs.spread(df),
                            float(ipvs.per_client_endpoints(df).mean()), ipvs.active_variance(df))
 
 
 def default_servers():
-    """The chapter's real servers: webpod1..3, webpod3 with weight 2."""
+    """The chapter's real servers as kube-proxy programs them: webpod1..3, weight 1 each
+    (Kubernetes has no per-endpoint weight)."""
     from . import ipvs
 
-    return [ipvs.RealServer(name=f"webpod{i}", ip=f"10.10.{i}.2", weight=w) for i, w in ((1, 1), (2, 1), (3, 2))]
+    return [ipvs.RealServer.endpoint(f"webpod{i}", f"10.10.{i}.2") for i in (1, 2, 3)]
 
 
 def default_clients() -> list[str]:
@@ -274,7 +277,7 @@ class SchedulerPanel:
                                      continuous_update=False)
         self.summary = w.HTML()
         self.figure = go.FigureWidget(go.Figure(go.Heatmap(z=[[0]], colorscale="Blues"), layout=dict(
-            xaxis_title="real server (webpod3 has weight 2)", yaxis_title="client", height=420, template="plotly_white")))
+            xaxis_title="real server (weight 1 each, as kube-proxy sets it)", yaxis_title="client", height=420, template="plotly_white")))
         self.result: SchedulerResult | None = None
         self.scheduler.observe(lambda _c: self.update(), names="value")
         self.rate.observe(lambda _c: self.update(), names="value")

@@ -22,7 +22,13 @@ CLIENTS = [f"10.10.0.{10 + i}" for i in range(12)]
 
 
 def webpods(*weights: int) -> list[ipvs.RealServer]:
-    return [ipvs.RealServer(name=f"webpod{i}", ip=f"10.10.{i}.2", weight=w) for i, w in enumerate(weights, 1)]
+    """Plain IPVS real servers with hand-set weights (``ipvsadm -w``)."""
+    return [ipvs.RealServer.plain(f"webpod{i}", f"10.10.{i}.2", w) for i, w in enumerate(weights, 1)]
+
+
+def endpoints(n: int = 3, terminating: tuple[int, ...] = ()) -> list[ipvs.RealServer]:
+    """The real servers kube-proxy programs for n endpoints: weight 1, 0 for the terminating ones (1-based)."""
+    return [ipvs.RealServer.endpoint(f"webpod{i}", f"10.10.{i}.2", terminating=i in terminating) for i in range(1, n + 1)]
 
 
 def conn(client: str = "10.10.0.10", port: int = 40000, vip: str = ipvs.DEFAULT_VIP) -> ipvs.Connection:
@@ -45,8 +51,9 @@ def random_clients(k: int, seed: int = 5) -> list[str]:
 # ---- names and input errors -----------------------------------------------------------------------
 
 
-def test_scheduler_names_are_the_chapters():
-    assert ipvs.SCHEDULERS == ("iptables", "rr", "wrr", "lc", "wlc", "sh", "dh", "sed", "nq", "mh")
+def test_scheduler_names_are_kube_proxys_and_iptables():
+    # kube-proxy's validation accepts rr, wrr, lc, wlc, lblc, lblcr, sh, dh, sed, nq and mh
+    assert ipvs.SCHEDULERS == ("iptables", "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "sh", "dh", "sed", "nq", "mh")
     for name in ipvs.SCHEDULERS:
         assert ipvs.scheduler(name, webpods(1, 1, 2)).name == name
 
@@ -89,6 +96,16 @@ def test_unknown_scheduler_is_an_input_error_naming_the_field_and_the_choices(ca
     (lambda: ipvs.simulate("rr", webpods(1), ["10.0.0.1", "x"], 10), "clients"),
     (lambda: ipvs.simulate("rr", webpods(1), CLIENTS, 10, vip="10.200.1"), "vip"),
     (lambda: ipvs.simulate("rr", webpods(1), CLIENTS, 10, port=70000), "port"),
+    (lambda: ipvs.RealServer(name="a", ip="10.0.0.1", weight=2), "weight"),  # kube-proxy never programs 2
+    (lambda: ipvs.RealServer(name="a", ip="10.0.0.1", plain_ipvs="yes"), "plain_ipvs"),
+    (lambda: ipvs.scheduler("rr", endpoints(2)).set_weight("webpod1", 3), "weight"),
+    (lambda: ipvs.scheduler("rr", webpods(1), expiration=60), "expiration"),
+    (lambda: ipvs.scheduler("lblc", webpods(1), expiration=0), "expiration"),
+    (lambda: ipvs.scheduler("lblc", webpods(1)).advance(-1), "now"),
+    (lambda: ipvs.simulate("rr", webpods(1), CLIENTS, 10, persistence=0), "persistence"),
+    (lambda: ipvs.Persistence("rr"), "scheduler"),  # type: ignore[arg-type]
+    (lambda: ipvs.Persistence(ipvs.scheduler("rr", webpods(1)), netmask="255.255.255"), "netmask"),
+    (lambda: ipvs.service_servers(object(), "svc-clusterip"), "cluster"),
 ])
 def test_bad_input_is_a_one_line_input_error_naming_the_field(call, field):
     with pytest.raises(InputError) as e:
@@ -320,19 +337,53 @@ def test_dh_sends_every_connection_to_one_vip_to_one_server():
 # ---- mh -------------------------------------------------------------------------------------------
 
 
-def test_mh_table_has_251_slots_shared_by_weight():
+def test_mh_table_size_is_the_kernels_default_prime_4093():
+    # net/netfilter/ipvs/ip_vs_mh.c: primes[] = {251, 509, 1021, 2039, 4093, ...};
+    # IP_VS_MH_TAB_SIZE = primes[CONFIG_IP_VS_MH_TAB_INDEX - 8], Kconfig default index 12
+    assert ipvs.MH_PRIMES[:5] == (251, 509, 1021, 2039, 4093) and len(ipvs.MH_PRIMES) == 10
+    assert ipvs.MH_TAB_INDEX == 12 and ipvs.MH_TAB_SIZE == ipvs.MH_PRIMES[12 - 8] == 4093
+    assert ipvs._MH_TAB_BITS == 6  # IP_VS_MH_TAB_BITS = CONFIG_IP_VS_MH_TAB_INDEX / 2
+    assert all(p > 1 and all(p % q for q in range(2, int(p ** 0.5) + 1)) for p in ipvs.MH_PRIMES)
+
+
+def test_mh_table_has_4093_slots_shared_by_weight():
     t = ipvs.scheduler("mh", webpods(1, 1, 2)).table()
-    assert len(t) == ipvs.MH_TAB_SIZE == 251 and None not in t
+    assert len(t) == ipvs.MH_TAB_SIZE == 4093 and None not in t
     c = Counter(t)
-    assert 1.8 <= c["webpod3"] / c["webpod1"] <= 2.2 and abs(c["webpod1"] - c["webpod2"]) <= 3
+    assert 1.95 <= c["webpod3"] / c["webpod1"] <= 2.05 and abs(c["webpod1"] - c["webpod2"]) <= 3
+    assert Counter(ipvs.scheduler("mh", endpoints(3)).table()) == {"webpod1": 1365, "webpod2": 1364, "webpod3": 1364}
     # a server added with weight 0 gets no slot at all (turns = 0)
     assert "webpod2" not in ipvs.scheduler("mh", webpods(1, 0, 1)).table()
     assert set(ipvs.scheduler("mh", webpods(0, 0)).table()) == {None}
 
 
+def test_mh_shifts_large_weights_to_its_6_table_bits():
+    # ip_vs_mh_shift_weight: shift = fls(max weight / gcd) - IP_VS_MH_TAB_BITS; fls(100) = 7 -> 1,
+    # turns = (weight / gcd) >> 1, at least 1 for a non-zero weight: 1 -> 1 turn, 100 -> 50 turns
+    s = ipvs.scheduler("mh", webpods(1, 100))
+    assert (s.gcd, s.rshift) == (1, 1)
+    c = Counter(s.table())
+    assert c["webpod2"] + c["webpod1"] == 4093 and 48 <= c["webpod2"] / c["webpod1"] <= 52
+    assert ipvs.scheduler("mh", webpods(1, 63)).rshift == 0  # fls(63) = 6: fits
+
+
 def test_mh_is_the_same_table_whatever_the_seed():
     # the kernel's keys are fixed constants (generate_hash_secret), not random
     assert ipvs.scheduler("mh", webpods(1, 1, 2), seed=0).table() == ipvs.scheduler("mh", webpods(1, 1, 2), seed=99).table()
+
+
+def test_kube_proxy_sets_mh_port_so_mh_does_not_pin_a_client():
+    # pkg/proxy/ipvs/proxier.go sets FlagSourceHash (0x10 = IP_VS_SVC_F_SCHED2 = mh-port) for mh
+    assert ipvs.KUBE_PROXY_SCHED_FLAGS == {"mh": ("mh-port",)}
+    kube, plain = ipvs.scheduler("mh", endpoints(3)), ipvs.scheduler("mh", endpoints(3), flags=())
+    assert kube.flags == {"mh-port"} and plain.flags == frozenset() and ipvs.scheduler("sh", endpoints(3)).flags == frozenset()
+    ports = range(40000, 40060)
+    assert len({kube.schedule(conn("10.10.0.10", p)).name for p in ports}) == 3  # spread by source port
+    assert len({plain.schedule(conn("10.10.0.10", p)).name for p in ports}) == 1  # plain mh: one server per address
+    for p in ports:  # the slot is the hash of address + port, as ip_vs_mh_hashkey adds them
+        assert kube.schedule(conn("10.10.0.10", p)).name == kube.table()[kube.slot("10.10.0.10", p)]
+    df = ipvs.simulate("mh", endpoints(3), CLIENTS, 600, seed=1)
+    assert df.attrs["flags"] == ("mh-port",) and ipvs.per_client_endpoints(df).min() >= 2
 
 
 @pytest.mark.parametrize("k, drop", [(3, 0), (3, 2), (5, 2), (10, 9)])
@@ -356,11 +407,11 @@ def test_mh_removing_a_server_remaps_few_other_keys_unlike_sh(k, drop):
 
 def test_mh_quiesced_slot_gives_nothing_unless_mh_fallback():
     # kube-proxy quiesces a terminating endpoint with weight 0: it keeps its slots (last_weight)
-    plain = ipvs.scheduler("mh", webpods(1, 1, 1))
-    fb = ipvs.scheduler("mh", webpods(1, 1, 1), flags=["mh-fallback"])
+    plain = ipvs.scheduler("mh", endpoints(3), flags=())
+    fb = ipvs.scheduler("mh", endpoints(3), flags=["mh-fallback"])
     table = plain.table()
     for s in (plain, fb):
-        s.set_weight("webpod2", 0)
+        s.terminate("webpod2")
         assert s.table() == table
     hit = [c for c in random_clients(500) if table[plain.slot(c)] == "webpod2"]
     assert hit
@@ -370,7 +421,7 @@ def test_mh_quiesced_slot_gives_nothing_unless_mh_fallback():
     others = [c for c in random_clients(500) if table[plain.slot(c)] != "webpod2"]
     assert all(fb.schedule(conn(c)).name == table[plain.slot(c)] for c in others)
     # a server added with weight 0 gets no slot at all
-    assert "webpod2" not in ipvs.scheduler("mh", webpods(1, 0, 1)).table()
+    assert "webpod2" not in ipvs.scheduler("mh", endpoints(3, terminating=(2,))).table()
 
 
 def test_set_weight_runs_each_modules_update_hook():
@@ -521,14 +572,14 @@ def test_spread_sums_to_one_and_lists_every_server(name):
     assert ipvs.per_client_endpoints(df).index.tolist() == sorted(CLIENTS)
 
 
-# ---- the chapter's claims (notebooks/drafts/04_clusterip_limits.py, section 3) --------------------
+# ---- the old chapter's claims, for plain IPVS (hand-set weights, no scheduler flags) --------------
 
 
 @pytest.fixture(scope="module")
-def chapter_table() -> pd.DataFrame:
+def plain_table() -> pd.DataFrame:
     rows = []
     for name in ipvs.SCHEDULERS:
-        df = ipvs.simulate(name, webpods(1, 1, 2), CLIENTS, 3000, seed=1, duration=2.0)
+        df = ipvs.simulate(name, webpods(1, 1, 2), CLIENTS, 3000, seed=1, duration=2.0, flags=())
         rows.append({"scheduler": name, **ipvs.spread(df),
                      "endpoints per client": float(ipvs.per_client_endpoints(df).mean()),
                      "active-count variance": ipvs.active_variance(df),
@@ -536,18 +587,18 @@ def chapter_table() -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("scheduler")
 
 
-def test_chapter_claim_sh_pins_iptables_spreads_wrr_halves(chapter_table):
-    t = chapter_table
+def test_plain_ipvs_sh_and_mh_pin_iptables_spreads_wrr_halves(plain_table):
+    t = plain_table
     assert t.loc["sh", "endpoints per client"] == 1
     assert t.loc["iptables", "endpoints per client"] > 2
     assert abs(t.loc["wrr", "webpod3"] - 0.5) < 0.02
     assert t.loc["dh", "webpod1"] + t.loc["dh", "webpod2"] + t.loc["dh", "webpod3"] == pytest.approx(1.0)
     assert sorted(t.loc["dh", ["webpod1", "webpod2", "webpod3"]]) == [0.0, 0.0, 1.0]
-    assert t.loc["mh", "endpoints per client"] == 1
+    assert t.loc["mh", "endpoints per client"] == 1  # without mh-port
 
 
-def test_chapter_claim_load_aware_schedulers_flatten_active_counts(chapter_table):
-    t = chapter_table
+def test_plain_ipvs_load_aware_schedulers_flatten_active_counts(plain_table):
+    t = plain_table
     for name in ("lc", "wlc", "sed", "nq"):
         assert t.loc[name, "active-count variance"] < t.loc["iptables", "active-count variance"], t
         assert t.loc[name, "per-weight variance"] < t.loc["iptables", "per-weight variance"], t
@@ -561,7 +612,276 @@ def test_weighted_schedulers_equalise_load_per_weight_at_higher_concurrency():
     assert all(var[n] < var["iptables"] / 10 for n in ("wlc", "sed", "nq")), var
 
 
-def maglev_reference(servers: list[ipvs.RealServer], size: int = 251) -> list[str]:
+# ---- what kube-proxy programs: weight 1 (0 while terminating), mh-port -----------------------------
+
+
+def test_real_servers_default_to_kube_proxys_weight():
+    assert ipvs.RealServer("a", "10.0.0.1").weight == 1
+    assert ipvs.RealServer.endpoint("a", "10.0.0.1").weight == 1
+    assert ipvs.RealServer.endpoint("a", "10.0.0.1", 8080, terminating=True) == ipvs.RealServer("a", "10.0.0.1", 0, 8080)
+    p = ipvs.RealServer.plain("a", "10.0.0.1", 7)
+    assert p.weight == 7 and p.plain_ipvs
+    with pytest.raises(InputError, match="plain"):
+        ipvs.RealServer("a", "10.0.0.1", weight=7)
+    s = ipvs.scheduler("wrr", [p, ipvs.RealServer("b", "10.0.0.2")])
+    s.set_weight("a", 3)  # ipvsadm -e on a plain server
+    with pytest.raises(InputError, match="kube-proxy"):
+        s.set_weight("b", 2)
+    s.terminate("b")
+    assert [x.weight for x in s.servers] == [3, 0]
+
+
+def test_service_servers_are_the_lab_services_endpoints_with_weight_1_and_0_while_terminating():
+    from kslab.lab import Lab
+
+    lab = Lab(seed=0)
+    got = ipvs.service_servers(lab.cluster, "svc-clusterip")
+    pods = {p: lab.cluster.pod(p).pod_ip for p in ("webpod1", "webpod2", "webpod3")}
+    assert got == [ipvs.RealServer.endpoint(p, ip, 80) for p, ip in sorted(pods.items(), key=lambda kv: kv[1] + ":80")]
+    assert [s.port for s in ipvs.service_servers(lab.cluster, "svc-nodeport", port="svc-webport")] == [8080] * 3
+    lab.cluster.pod("webpod2").terminating = True  # a deleted pod inside its grace period
+    lab.control.reconcile()
+    got = {s.name: s.weight for s in ipvs.service_servers(lab.cluster, "svc-clusterip")}
+    assert got == {"webpod1": 1, "webpod2": 0, "webpod3": 1}
+    for p in ("webpod1", "webpod3"):  # none ready: kube-proxy falls back to the serving terminating ones
+        lab.cluster.pod(p).terminating = True
+    lab.control.reconcile()
+    assert {s.weight for s in ipvs.service_servers(lab.cluster, "svc-clusterip")} == {1}
+    with pytest.raises(InputError, match="service"):
+        ipvs.service_servers(lab.cluster, "svc-nope")
+    with pytest.raises(InputError, match="port"):
+        ipvs.service_servers(lab.cluster, "svc-clusterip", port="http")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=5), st.integers(0, 2**16), st.sampled_from([0.0, 30.0]),
+       st.sampled_from([2.0, 25.0]))
+def test_with_kube_proxys_weights_wrr_is_rr_and_wlc_is_lc_exactly(terminating, seed, linger, rate):
+    servers = endpoints(len(terminating), tuple(i for i, t in enumerate(terminating, 1) if t))
+    for weighted, plain in (("wrr", "rr"), ("wlc", "lc")):
+        a = ipvs.simulate(weighted, servers, CLIENTS, 300, seed=seed, rate=rate, inactive_timeout=linger)
+        b = ipvs.simulate(plain, servers, CLIENTS, 300, seed=seed, rate=rate, inactive_timeout=linger)
+        pd.testing.assert_frame_equal(a, b, check_flags=False)  # every row, every column, the same
+        assert a.attrs["scheduler"] == weighted and b.attrs["scheduler"] == plain
+
+
+def test_compare_defaults_to_kube_proxy_and_takes_plain_flags_and_persistence():
+    kube = ipvs.compare(endpoints(3), CLIENTS, 600, names=("wrr", "rr", "mh", "sh"))
+    assert kube.loc["wrr"].equals(kube.loc["rr"]) and kube.loc["mh", "endpoints per client"] > 2
+    plain = ipvs.compare(webpods(1, 1, 2), CLIENTS, 600, names=("wrr", "mh", "sh"), flags=())
+    assert plain.loc["mh", "endpoints per client"] == 1 and abs(plain.loc["wrr", "webpod3"] - 0.5) < 0.01
+    sticky = ipvs.compare(endpoints(3), CLIENTS, 600, names=("rr", "lc", "mh"), persistence=10800)
+    assert (sticky["endpoints per client"] == 1).all()
+
+
+def test_with_plain_weights_wrr_and_wlc_differ_from_rr_and_lc():
+    for weighted, plain in (("wrr", "rr"), ("wlc", "lc")):
+        a = ipvs.simulate(weighted, webpods(1, 1, 2), CLIENTS, 600, seed=1, rate=10.0)
+        b = ipvs.simulate(plain, webpods(1, 1, 2), CLIENTS, 600, seed=1, rate=10.0)
+        assert list(a["server"]) != list(b["server"])
+
+
+def test_kube_proxy_table_sh_pins_mh_does_not_wrr_is_even():
+    rows = {name: ipvs.simulate(name, endpoints(3), CLIENTS, 3000, seed=1) for name in ipvs.SCHEDULERS}
+    per_client = {name: ipvs.per_client_endpoints(df).mean() for name, df in rows.items()}
+    assert per_client["sh"] == 1 and per_client["mh"] > 2 and per_client["iptables"] > 2
+    assert ipvs.spread(rows["wrr"]) == ipvs.spread(rows["rr"]) == {f"webpod{i}": pytest.approx(1 / 3, abs=1e-3) for i in (1, 2, 3)}
+    assert list(rows["wlc"]["server"]) == list(rows["lc"]["server"])
+
+
+# ---- persistence (sessionAffinity: ClientIP) -------------------------------------------------------
+
+
+def test_persistence_keeps_each_client_on_its_first_rr_server():
+    p = ipvs.Persistence(ipvs.scheduler("rr", endpoints(3)), timeout=10800)
+    first = {}
+    for k, c in enumerate(["10.10.0.1", "10.10.0.2", "10.10.0.3", "10.10.0.4"] * 5):
+        server, tmpl = p.schedule(conn(c, 40000 + k), now=float(k))
+        first.setdefault(c, server.name)
+        assert server.name == first[c] and tmpl.server.name == server.name and tmpl.client == c
+    # rr is asked once per client, in arrival order: webpod1, webpod2, webpod3, webpod1
+    assert first == {"10.10.0.1": "webpod1", "10.10.0.2": "webpod2", "10.10.0.3": "webpod3", "10.10.0.4": "webpod1"}
+    assert {t.client: t.n_control for t in p.templates()} == {c: 5 for c in first}
+
+
+def test_persistence_template_expires_timeout_after_its_last_use_when_it_controls_nothing():
+    p = ipvs.Persistence(ipvs.scheduler("rr", endpoints(3)), timeout=30)
+    s, t = p.schedule(conn("10.10.0.1"), now=0)
+    p.release(t)  # the connection left the table at once
+    assert p.schedule(conn("10.10.0.1"), now=20)[0] == s  # re-armed: expires at 50
+    p.release(t)
+    assert t.expires == 50 and p.schedule(conn("10.10.0.1"), now=49.5)[0] == s
+    p.release(t)
+    assert p.schedule(conn("10.10.0.2"), now=60)[0].name == "webpod2"  # another client, meanwhile
+    again, t2 = p.schedule(conn("10.10.0.1"), now=80)  # 30 s after 49.5: the template is gone
+    assert t2 is not t and not t.valid and again.name == "webpod3"  # rr was asked again
+
+
+def test_persistence_template_outlives_its_timeout_while_it_controls_a_connection():
+    # ip_vs_conn_expire(): "do I control anybody?" -> timeout = 60 s, try again
+    p = ipvs.Persistence(ipvs.scheduler("rr", endpoints(3)), timeout=10)
+    s, t = p.schedule(conn("10.10.0.1"), now=0)  # this connection stays open
+    p.advance(10)
+    assert t.valid and t.timeout == 60 and t.expires == 70
+    assert p.schedule(conn("10.10.0.1"), now=65)[0] == s  # still sticky, and re-armed with 60 s
+    assert t.expires == 125
+    p.release(t)
+    p.release(t)  # both connections gone
+    p.advance(124.9)
+    assert t.valid
+    p.advance(125)
+    assert not t.valid and p.templates() == []
+
+
+def test_persistence_moves_clients_of_a_quiesced_server_as_kube_proxy_sets_it():
+    for expire_quiescent, moves in ((True, True), (False, False)):
+        p = ipvs.Persistence(ipvs.scheduler("rr", endpoints(3)), timeout=10800, expire_quiescent_template=expire_quiescent)
+        s, _ = p.schedule(conn("10.10.0.1"), now=0)
+        p.scheduler.terminate(s.name)
+        s2, _ = p.schedule(conn("10.10.0.1"), now=1)
+        assert (s2.name != s.name) is moves and s2.name in {"webpod1", "webpod2", "webpod3"}
+
+
+def test_persistence_netmask_groups_clients_and_no_server_makes_no_template():
+    p = ipvs.Persistence(ipvs.scheduler("rr", endpoints(3)), timeout=60, netmask="255.255.255.0")
+    assert {p.schedule(conn(f"10.10.0.{i}"), now=i)[0].name for i in range(1, 9)} == {"webpod1"}
+    assert p.templates()[0].client == "10.10.0.0"
+    empty = ipvs.Persistence(ipvs.scheduler("rr", endpoints(2, terminating=(1, 2))), timeout=60)
+    assert empty.schedule(conn(), now=0) == (None, None) and empty.templates() == []
+    t = p.templates()[0]
+    assert t.n_control == 8
+    for _ in range(8):
+        p.release(t)
+    with pytest.raises(InputError):
+        p.release(t)  # it controls nothing any more
+
+
+@pytest.mark.parametrize("name", ipvs.SCHEDULERS)
+def test_simulated_client_ip_affinity_pins_every_client_whatever_the_scheduler(name):
+    free = ipvs.simulate(name, endpoints(3), CLIENTS, 600, seed=2)
+    sticky = ipvs.simulate(name, endpoints(3), CLIENTS, 600, seed=2, persistence=ipvs.DEFAULT_AFFINITY_TIMEOUT)
+    assert (ipvs.per_client_endpoints(sticky) == 1).all() and sticky.attrs["persistence"] == 10800
+    assert list(free["time"]) == list(sticky["time"])  # the same workload
+    if name not in ("sh", "dh"):  # the others send a client to several servers without affinity
+        assert ipvs.per_client_endpoints(free).mean() > 1.5
+
+
+def test_short_persistence_lets_idle_clients_move_unless_a_connection_outlives_it():
+    # 12 clients, one connection each every 6 s on average. Short connections: a 1 s template is
+    # gone before the client comes back, so rr places it again.
+    short = ipvs.simulate("rr", endpoints(3), CLIENTS, 600, seed=2, persistence=1, duration=0.01)
+    assert ipvs.per_client_endpoints(short).mean() > 2
+    # Connections of 2 s on average usually outlive a 1 s template: its timer finds it controlling
+    # one, so it lives on with 60 s timeouts (ip_vs_conn_expire), and the client mostly stays.
+    long = ipvs.simulate("rr", endpoints(3), CLIENTS, 600, seed=2, persistence=1, duration=2.0)
+    assert ipvs.per_client_endpoints(long).mean() < 1.8
+
+
+# ---- lblc, lblcr -----------------------------------------------------------------------------------
+
+
+def test_lblc_keeps_the_destination_on_one_server_until_it_is_overloaded():
+    s = ipvs.scheduler("lblc", endpoints(3))
+    first = s.schedule(conn(), now=1)
+    assert first.name == "webpod1" and s.entries() == {ipvs.DEFAULT_VIP: ("webpod1",)}
+    s.bind(first)
+    assert s.schedule(conn("10.10.0.99", 50000), now=2).name == "webpod1"  # 1 active, not > weight 1
+    s.bind("webpod1")
+    # 2 active > weight 1, and webpod2 is under half its weight (0 * 2 < 1): overloaded -> wlc -> webpod2
+    assert s.schedule(conn(), now=3).name == "webpod2" and s.entries() == {ipvs.DEFAULT_VIP: ("webpod2",)}
+
+
+def test_lblc_overload_needs_a_server_under_half_its_weight():
+    # dest->activeconns > dest->weight, and some d with d->activeconns * 2 < d->weight
+    for active2, overloaded in ((2, False), (1, True)):
+        s = ipvs.scheduler("lblc", webpods(4, 4))
+        s.schedule(conn())
+        s.set_conns("webpod1", 5)
+        s.set_conns("webpod2", active2)  # 2 * 2 < 4 is False, 1 * 2 < 4 is True
+        assert s.schedule(conn()).name == ("webpod2" if overloaded else "webpod1")
+
+
+def test_lblc_and_lblcr_go_by_destination_address():
+    for name in ("lblc", "lblcr"):
+        s = ipvs.scheduler(name, endpoints(3))
+        got = {}
+        for i in range(6):
+            vip = f"10.200.1.{10 + i}"
+            got[vip] = s.schedule(conn(vip=vip)).name
+            s.bind(got[vip])
+        assert list(got.values()) == ["webpod1", "webpod2", "webpod3"] * 2  # a new destination: the least loaded
+        for vip, server in got.items():
+            assert s.schedule(conn("10.10.0.77", 41000, vip=vip)).name == server  # cached per destination
+
+
+def test_lblc_reschedules_when_its_server_is_quiesced():
+    s = ipvs.scheduler("lblc", endpoints(3))
+    assert s.schedule(conn()).name == "webpod1"
+    s.terminate("webpod1")
+    assert s.schedule(conn()).name == "webpod2" and s.entries() == {ipvs.DEFAULT_VIP: ("webpod2",)}
+
+
+def test_lblc_forgets_a_destination_at_the_full_check_after_expiration():
+    # the timer runs every 60 s; every 30th run (t = 1800 s) drops entries unused for `expiration`
+    s = ipvs.scheduler("lblc", endpoints(3), expiration=100)
+    s.schedule(conn(), now=0)
+    s.advance(1799)
+    assert s.entries() == {ipvs.DEFAULT_VIP: ("webpod1",)}
+    s.advance(1800)
+    assert s.entries() == {}
+    s.schedule(conn(), now=1801)
+    s.advance(3599)
+    assert s.entries() != {}
+    s.advance(3600)  # the next full check, 30 runs later
+    assert s.entries() == {}
+    kept = ipvs.scheduler("lblc", endpoints(3))  # the default: 24 hours
+    kept.schedule(conn(), now=0)
+    kept.advance(86399)
+    assert kept.entries() != {}
+    kept.advance(86400 + 1800)
+    assert kept.entries() == {}
+
+
+def test_lblcr_server_set_grows_under_overload_and_shrinks_after_expiration():
+    s = ipvs.scheduler("lblcr", endpoints(3), expiration=100)
+    vip = ipvs.DEFAULT_VIP
+    assert s.schedule(conn(), now=0).name == "webpod1" and s.server_set(vip) == ("webpod1",)
+    s.set_conns("webpod1", 2)  # overloaded (2 > 1, and webpod2 is idle): the least loaded joins the set
+    assert s.schedule(conn(), now=1).name == "webpod2" and s.server_set(vip) == ("webpod2", "webpod1")
+    s.set_conns("webpod2", 1)
+    assert s.schedule(conn(), now=2).name == "webpod2"  # the set's least loaded (256 < 512), not overloaded
+    s.set_conns("webpod2", 2)
+    s.set_conns("webpod1", 3)  # both overloaded, webpod3 idle
+    assert s.schedule(conn(), now=3).name == "webpod3" and s.server_set(vip) == ("webpod3", "webpod2", "webpod1")
+    # lastmod = 3: at now > 103 the most loaded member (webpod1) leaves, one per connection
+    s.set_conns("webpod3", 1)
+    assert s.schedule(conn(), now=103).name == "webpod3" and len(s.server_set(vip)) == 3
+    assert s.schedule(conn(), now=103.5).name == "webpod3" and s.server_set(vip) == ("webpod3", "webpod2")
+    assert s.schedule(conn(), now=104).name == "webpod3" and s.server_set(vip) == ("webpod3", "webpod2")  # lastmod moved
+    assert s.schedule(conn(), now=204).name == "webpod3" and s.server_set(vip) == ("webpod3",)
+
+
+@pytest.mark.parametrize("name", ["lblc", "lblcr"])
+def test_for_a_service_vip_lblc_and_lblcr_are_one_server_until_it_is_overloaded(name):
+    # every connection to a Service has the same destination, the VIP: one cache entry, one server
+    quiet = ipvs.simulate(name, endpoints(3), CLIENTS, 500, seed=3, rate=0.2, duration=0.01)
+    assert set(quiet["server"]) == {"webpod1"}  # connections never overlap: never overloaded
+    busy = ipvs.simulate(name, endpoints(3), CLIENTS, 500, seed=3, rate=5.0, duration=2.0)
+    assert len(set(busy["server"])) == 3
+    # the server changes only when the one in use holds more than its weight (1) and another is idle
+    prev = None
+    for _, row in busy.iterrows():
+        if prev is not None and row["server"] != prev:
+            active = {s: row[f"active:{s}"] for s in ("webpod1", "webpod2", "webpod3")}
+            if name == "lblc":
+                assert active[prev] > 1 and min(active.values()) == 0, (prev, dict(row))
+        prev = row["server"]
+
+
+# ---- Maglev against an independent formulation -------------------------------------------------------
+
+
+def maglev_reference(servers: list[ipvs.RealServer], size: int = ipvs.MH_TAB_SIZE) -> list[str]:
     """Maglev's population (NSDI'16, Algorithm 1) with the kernel's offset/skip hashes and keys; a
     server of weight w (gcd 1, all below 64) claims w slots per turn, as ip_vs_mh_populate does."""
     key1, key2 = (2654435761, 2654435761), (2654446892, 2654446892)
@@ -570,17 +890,18 @@ def maglev_reference(servers: list[ipvs.RealServer], size: int = 251) -> list[st
         v = (s.port + int(ipaddress.IPv4Address(s.ip))) & 0xFFFFFFFF
         return ipvs.hsiphash(v.to_bytes(4, "little"), key)
 
-    perm = [[(h(s, key1) % size + j * (h(s, key2) % (size - 1) + 1)) % size for j in range(size)] for s in servers]
+    offset = [h(s, key1) % size for s in servers]
+    skip = [h(s, key2) % (size - 1) + 1 for s in servers]
     nxt = [0] * len(servers)
     entry: list[str | None] = [None] * size
     n = 0
     while True:
         for i, s in enumerate(servers):
             for _ in range(s.weight):
-                c = perm[i][nxt[i]]
+                c = (offset[i] + nxt[i] * skip[i]) % size  # permutation[i][j]
                 while entry[c] is not None:
                     nxt[i] += 1
-                    c = perm[i][nxt[i]]
+                    c = (offset[i] + nxt[i] * skip[i]) % size
                 entry[c] = s.name
                 nxt[i] += 1
                 n += 1

@@ -250,6 +250,52 @@ def test_hairpin_needs_kube_proxys_masquerade_rule(lab: NetnsLab, kslab_lab: Lab
     assert run.failed == 0 and "webpod1" in run.by_pod(), (run.by_pod(), [r for r in run.results if not r.ok][:3])
 
 
+def _ip_counters(ns: str) -> dict[str, int]:
+    """The IPv4 counters of a namespace's own stack (``Ip:`` in /proc/net/snmp, per namespace)."""
+    r = kernel.run_in_namespace(ns, ["cat", "/proc/net/snmp"])
+    header, values = [line.split() for line in r.stdout.splitlines() if line.startswith("Ip:")][:2]
+    return dict(zip(header[1:], map(int, values[1:])))
+
+
+@pytest.mark.netns
+def test_hairpin_without_masquerade_is_a_martian_drop_in_the_pod_as_the_sim_says(lab: NetnsLab, kslab_lab: Lab) -> None:
+    from kslab.dataplane.reasons import hairpin_without_masquerade
+
+    web1 = next(p for p in lab.layout.pods if p.name == "webpod1")
+    ns = lab.layout.node(web1.node).ns
+    rule = next(line for line in kernel.iptables_save(ns, ("nat",)).splitlines() if line.startswith("-A KUBE-SEP-") and f"-s {web1.ip}/32" in line)
+    assert kernel.run_in_namespace(ns, ["iptables", "-t", "nat", "-D", *shlex.split(rule)[1:]]).returncode == 0
+    sysctl = ["sh", "-c", "echo $0 > /proc/sys/net/ipv4/conf/all/accept_local; echo $0 > /proc/sys/net/ipv4/conf/eth0/accept_local"]
+    try:
+        before = _ip_counters(web1.ns)
+        df = kslab_lab.run("webpod1", "svc-clusterip", n=60, timeout=0.3)
+        after = _ip_counters(web1.ns)
+        failed = df[df["outcome"] != "ok"]
+        assert len(failed) > 0 and (df["outcome"] == "ok").sum() > 0
+        # the same sentence the sim gives, derived from the kernel's conntrack (DNATed to itself, source unchanged)
+        assert set(failed["reason"]) == {hairpin_without_masquerade("webpod1", web1.ip)}
+        # webpod1's IP layer received each failed SYN and delivered none of them: dropped on input, before any socket
+        undelivered = (after["InReceives"] - before["InReceives"]) - (after["InDelivers"] - before["InDelivers"])
+        assert undelivered == len(failed), (undelivered, len(failed))
+        t = next(t for _ in range(30) if not (t := kslab_lab.trace("webpod1", "svc-clusterip")).ok)
+        assert t.reason == hairpin_without_masquerade("webpod1", web1.ip)
+        # control: with accept_local=1 webpod1 takes those packets (delivered), and the connections still fail
+        assert kernel.run_in_namespace(web1.ns, [*sysctl, "1"]).returncode == 0
+        lab.flush_conntrack([web1.node])  # no old SYN_SENT entry for a reused port
+        before = _ip_counters(web1.ns)
+        df = kslab_lab.run("webpod1", "svc-clusterip", n=60, timeout=0.3)
+        after = _ip_counters(web1.ns)
+        failed = df[df["outcome"] != "ok"]
+        assert len(failed) > 0
+        assert set(failed["reason"]) == {hairpin_without_masquerade("webpod1", web1.ip, accept_local=True)}
+        assert (after["InReceives"] - before["InReceives"]) == (after["InDelivers"] - before["InDelivers"])
+    finally:
+        kernel.run_in_namespace(web1.ns, [*sysctl, "0"])
+        kslab_lab.resync(full=True, nodes=[web1.node])
+        lab.flush_conntrack([web1.node])
+    assert (kslab_lab.run("webpod1", "svc-clusterip", n=30, timeout=OK)["outcome"] == "ok").all()
+
+
 @pytest.mark.netns
 def test_resync_removes_stale_service_chains(lab: NetnsLab, kslab_lab: Lab) -> None:
     cluster = kslab_lab.cluster
@@ -549,6 +595,20 @@ def test_plan_rejects_nodes_off_the_node_network() -> None:
     state.nodes[0].internal_ip = "192.168.9.9"
     with pytest.raises(InputError, match="not a free address"):
         layout.plan(state, "kslab-x-")
+
+
+def test_parse_conntrack_reads_both_directions() -> None:
+    from kslab.netns.lab import ConntrackEntry, parse_conntrack
+
+    text = ("tcp      6 117 SYN_SENT src=10.10.1.2 dst=10.200.1.233 sport=45678 dport=9000 [UNREPLIED] "
+            "src=10.10.1.2 dst=10.10.1.2 sport=80 dport=45678 mark=0 use=1\n"
+            "tcp      6 431999 ESTABLISHED src=10.10.0.2 dst=10.200.1.233 sport=40000 dport=9000 src=10.10.2.2 "
+            "dst=10.10.0.2 sport=80 dport=40000 [ASSURED] mark=0 use=1\n"
+            "conntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.\n")
+    assert parse_conntrack(text) == [
+        ConntrackEntry("tcp", "SYN_SENT", ("10.10.1.2", "10.200.1.233", 45678, 9000), ("10.10.1.2", "10.10.1.2", 80, 45678)),
+        ConntrackEntry("tcp", "ESTABLISHED", ("10.10.0.2", "10.200.1.233", 40000, 9000), ("10.10.2.2", "10.10.0.2", 80, 40000)),
+    ]
 
 
 def test_parse_answer_reads_whoami_and_echo() -> None:

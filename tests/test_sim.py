@@ -193,9 +193,27 @@ def test_hairpin_without_the_rule_fails_and_says_why():
     lab.dataplane.network.update_rules(stripped)
     df = lab.run("webpod1", "svc-clusterip", n=200, seed=4)
     bad = df[df["endpoint_pod"] == "webpod1"]
-    assert len(bad) > 30 and (bad["outcome"] == "reply-mismatch").all()
-    assert bad["reason"].str.contains("hairpin").all()
+    assert len(bad) > 30 and (bad["outcome"] == "dropped").all() and bad["source_ip_seen"].isna().all()
+    ip = lab.cluster.pod("webpod1").pod_ip
+    # the pod drops it (accept_local=0): it does not keep a reply inside
+    assert set(bad["reason"]) == {
+        f"hairpin without masquerade: the node DNATed the connection back to webpod1 with its own address {ip} as "
+        f"source, and webpod1 drops a packet whose source is its own address as a martian (accept_local=0), "
+        f"so the client never gets an answer"}
     assert (df[df["endpoint_pod"] != "webpod1"]["outcome"] == "ok").all()
+    t = next(t for seed in range(50) if (lab.reseed(seed), t := lab.trace("webpod1", "svc-clusterip"))[1].endpoint_pod == "webpod1")
+    assert t.outcome == "dropped" and "martian" in t.reason and t.reason in str(t)
+
+
+def test_a_pod_reaching_its_own_address_stays_inside_the_pod():
+    lab = Lab(seed=11)
+    web1 = lab.cluster.pod("webpod1")
+    df = lab.run("webpod1", f"{web1.pod_ip}:80", n=20, seed=4)
+    assert (df["outcome"] == "ok").all() and set(df["endpoint_pod"]) == {"webpod1"}
+    assert set(df["source_ip_seen"]) == {web1.pod_ip} and not df["masquerade"].any()
+    assert (lab.run("webpod1", f"{web1.pod_ip}:81", n=2)["outcome"] == "refused").all()
+    t = lab.trace("webpod1", f"{web1.pod_ip}:80")
+    assert t.outcome == "ok" and t.chains == [] and "stays in the pod" in str(t)
 
 
 def test_load_balancer_ip_from_outside(tmp_path):

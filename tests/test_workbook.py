@@ -107,6 +107,8 @@ def _right_and_wrong():
         (check.ch03.hairpin_failures, 1 / 3, 0.0),
         (lambda a: check.ch04.error_rate(a, Lab(seed=0)), 1 / 3, 0.0),
         (check.ch04.sticky_scheduler, "sh", "rr"),
+        (check.ch04.ipvs_affinity, "persistence", "sh"),
+        (check.ch04.wrr_share, 1 / 3, 0.5),
         (lambda a: check.ch04.cross_node(a, lab=Lab(seed=0)), None, 1.0),  # right answer computed below
     ]
 
@@ -133,8 +135,30 @@ def test_every_exercise_check_accepts_the_right_answer_and_hints_on_a_wrong_one(
 def test_mh_is_not_the_256_bucket_scheduler():
     from kslab.check import WrongAnswer, ch04
 
-    with pytest.raises(WrongAnswer, match="256"):
+    with pytest.raises(WrongAnswer, match="256") as err:
         ch04.sticky_scheduler("mh")
+    assert "4093-entry" in str(err.value) and "mh-port" in str(err.value) and "251" not in str(err.value)
+    assert "256-bucket" in ch04.sticky_scheduler("sh").message
+
+
+def test_ipvs_affinity_is_persistence_whatever_the_scheduler():
+    from kslab.check import WrongAnswer, ch04
+
+    for right in ("persistence", "ipvsadm -p", " Persistent ", "connection template"):
+        fb = ch04.ipvs_affinity(right)
+        assert fb and "1 server per client" in fb.message
+    for wrong in ("sh", "mh", "recent"):
+        with pytest.raises(WrongAnswer, match="Hint"):
+            ch04.ipvs_affinity(wrong)
+
+
+def test_wrr_share_is_a_third_because_kube_proxy_weights_every_endpoint_1():
+    from kslab.check import WrongAnswer, ch04
+
+    assert ch04.wrr_share(0.33) and ch04.wrr_share(1 / 3)
+    for wrong in (0.5, 0.25, 0.0):  # 0.5 was webpod3's share with a hand-set weight 2
+        with pytest.raises(WrongAnswer, match="weight"):
+            ch04.wrr_share(wrong)
 
 
 def test_feedback_shows_nothing_more_in_a_notebook():

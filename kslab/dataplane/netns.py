@@ -89,6 +89,8 @@ class NetnsDataplane(Dataplane):
         for (src, _count), run in zip(jobs, runs):
             client = resolve_client(self.cluster, src)
             ingress = node_by_ip.get(dst) or client.node or ""
+            unanswered = [r.local for r in run.results if not r.ok and r.pod is None]
+            why = self.kernel.explain_failures(client.name, dst, port, unanswered) if unanswered and client.kind == "pod" else {}
             for r in run.results:
                 pod = pods.get(r.pod or "")
                 answered = r.ok or (r.error == "http" and r.pod is not None)  # a broken app still identifies itself
@@ -100,7 +102,8 @@ class NetnsDataplane(Dataplane):
                     "cross_node": bool(pod and answered and ingress and pod.node_name != ingress),
                     "masquerade": bool(answered and r.seen_ip != client.ip),
                     "outcome": "ok" if r.ok else ("error" if r.error == "http" else (r.error or "error")),
-                    "reason": r.detail or "" if not r.ok else "", "t": float(i), "rules_evaluated": None, "latency_ms": r.ms,
+                    "reason": (why.get(r.local or "") or r.detail or "") if not r.ok else "", "t": float(i),
+                    "rules_evaluated": None, "latency_ms": r.ms,
                 })
                 i += 1
         return pd.DataFrame(rows, columns=COLUMNS)

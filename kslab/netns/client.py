@@ -15,8 +15,9 @@ connections, not requests) and printing one JSON line per connection, then a sum
   ``remote_addr`` are what the server reported (whoami's ``Hostname``/``RemoteAddr``, the echo
   server's ``os.hostname``/``ip``); ``local`` is the client's own socket address, so a
   difference from ``remote_addr`` shows SNAT;
-- ``{"i": 1, "ok": false, "error": "timeout", "detail": "...", "ms": 500.2}`` with ``error``
-  one of ``timeout``, ``refused``, ``reset``, ``unreachable``, ``closed``, ``http``, ``error``;
+- ``{"i": 1, "ok": false, "error": "timeout", "detail": "...", "local": "10.10.0.2:40313", "ms": 500.2}``
+  with ``error`` one of ``timeout``, ``refused``, ``reset``, ``unreachable``, ``closed``, ``http``,
+  ``error`` (``local`` when the socket got a port, so a failed attempt can be found in conntrack);
 - ``{"summary": true, "n": 1000, "ok": 998, "seconds": 0.71, "rate": 1408.5}``.
 
 ``--health IP:PORT ...`` is the lab's readiness check: poll every target until it answers 200
@@ -89,9 +90,14 @@ def http_get(ip: str, port: int, timeout: float, path: str = "/") -> dict[str, o
     t0 = time.perf_counter()
     out: dict[str, object] = {}
     try:
-        with socket.create_connection((ip, port), timeout=timeout) as s:
-            local = s.getsockname()
-            out["local"] = f"{local[0]}:{local[1]}"
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            try:
+                s.connect((ip, port))
+            finally:  # connect() bound the socket: its address names the attempt in conntrack even if no answer came
+                local = s.getsockname()
+                if local[1]:
+                    out["local"] = f"{local[0]}:{local[1]}"
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: kslab\r\nConnection: close\r\n\r\n".encode())
             chunks = []
             deadline = t0 + timeout

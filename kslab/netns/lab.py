@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from ..dataplane.reasons import hairpin_without_masquerade
 from ..dataplane.trace import Trace
 from ..errors import EnvironmentProblem, InputError
 from ..model import ClusterState
@@ -111,6 +112,41 @@ def _parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
     with ThreadPoolExecutor(max_workers=min(len(items), _PODS_PER_WORKER)) as pool:
         futures = [pool.submit(fn, i) for i in items]
         return [f.result() for f in futures]
+
+@dataclass(frozen=True)
+class ConntrackEntry:
+    """One line of ``conntrack -L``: the original direction's tuple and the reply's (after NAT)."""
+
+    proto: str
+    state: str  # SYN_SENT, ESTABLISHED, TIME_WAIT ... ("" for udp)
+    orig: tuple[str, str, int, int]  # src, dst, sport, dport
+    reply: tuple[str, str, int, int]
+
+
+def parse_conntrack(text: str) -> list[ConntrackEntry]:
+    """``conntrack -L`` output (``tcp 6 117 SYN_SENT src=.. dst=.. sport=.. dport=.. [UNREPLIED] src=..``):
+    the first ``src/dst/sport/dport`` group is the original tuple, the second the reply."""
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 4 or not words[1].isdigit():
+            continue  # the "conntrack vX: N flow entries" summary, or noise
+        state = words[3] if "=" not in words[3] else ""
+        groups: list[dict[str, str]] = [{}]
+        for w in words:
+            key, eq, value = w.partition("=")
+            if not eq or key not in ("src", "dst", "sport", "dport"):
+                continue
+            if key in groups[-1]:
+                groups.append({})
+            groups[-1][key] = value
+        if len(groups) < 2 or any(len(g) < 4 for g in groups[:2]):
+            continue
+        o, r = groups[0], groups[1]
+        out.append(ConntrackEntry(words[0], state, (o["src"], o["dst"], int(o["sport"]), int(o["dport"])),
+                                  (r["src"], r["dst"], int(r["sport"]), int(r["dport"]))))
+    return out
+
 
 # --------------------------------------------------------------------------------------------
 # The lab
@@ -663,6 +699,44 @@ class NetnsLab:
             total += int(count.stdout.strip() or 0)
         return total
 
+    def conntrack_entries(self, node: str, *, orig_src: str | None = None) -> list[ConntrackEntry]:
+        """``conntrack -L -p tcp [-s ORIG_SRC]`` in a node's namespace, parsed."""
+        exe = kernel.require_tool("conntrack")
+        argv = [exe, "-L", "-p", "tcp", *(["-s", orig_src] if orig_src else [])]
+        r = kernel.run_in_namespace(self.layout.node(node).ns, argv)
+        if r.returncode != 0:
+            raise EnvironmentProblem(f"conntrack -L on {node} failed: {kernel.one_line(r.stderr)}")
+        return parse_conntrack(r.stdout)
+
+    def accept_local(self, pod: str) -> bool:
+        """Whether a pod accepts packets from its own addresses on eth0 (``IN_DEV_ACCEPT_LOCAL``:
+        ``conf/all/accept_local`` or ``conf/eth0/accept_local``; both 0 by default)."""
+        r = kernel.run_in_namespace(self.namespace_of(pod), ["cat", "/proc/sys/net/ipv4/conf/all/accept_local",
+                                                             "/proc/sys/net/ipv4/conf/eth0/accept_local"])
+        if r.returncode != 0:
+            raise EnvironmentProblem(f"reading accept_local in {pod} failed: {kernel.one_line(r.stderr)}")
+        return any(v.strip() == "1" for v in r.stdout.split())
+
+    def explain_failures(self, client: str, dst: str, port: int, locals_: Iterable[str | None]) -> dict[str, str]:
+        """Why connections from the pod ``client`` to ``dst:port`` that got no answer failed, by the
+        kernel's own state: for each one's local ``ip:port``, the reason its node's conntrack entry
+        shows. A hairpin without masquerade is an entry DNATed to the client itself with the source
+        unchanged (``reply src == reply dst == the pod``): the pod dropped it as a martian (or, with
+        ``accept_local`` on, answered itself). Connections with no such entry are left out."""
+        pod = next((p for p in self.layout.pods if p.name == client), None)
+        ports = {int(loc.rpartition(":")[2]) for loc in locals_ if loc and loc.rpartition(":")[2].isdigit()}
+        if pod is None or not ports:
+            return {}
+        out: dict[str, str] = {}
+        accept: bool | None = None
+        for e in self.conntrack_entries(pod.node, orig_src=pod.ip):
+            if e.orig[2] in ports and e.orig[1] == dst and e.orig[3] == port and dst != pod.ip \
+                    and e.reply[0] == e.reply[1] == pod.ip:
+                if accept is None:
+                    accept = self.accept_local(client)
+                out[f"{pod.ip}:{e.orig[2]}"] = hairpin_without_masquerade(pod.name, pod.ip, accept_local=accept)
+        return out
+
     def clear_recent(self, nodes: Iterable[str] | None = None) -> None:
         """Empty every xt_recent list (``echo / > /proc/net/xt_recent/NAME``) in the nodes' namespaces."""
         for name in (list(nodes) if nodes is not None else [n.name for n in self.layout.nodes]):
@@ -692,6 +766,10 @@ class NetnsLab:
         pod = next((p for p in self.layout.pods if p.name == trace.endpoint_pod), None)
         if pod is not None:
             trace.endpoint_node, trace.endpoint_ip = pod.node, pod.ip
+        client_pod = next((p for p in self.layout.pods if p.name == src), None)
+        if (not trace.ok and client_pod is not None and trace.dnat_to and not trace.masquerade
+                and trace.dnat_to.rpartition(":")[0] == client_pod.ip):  # the kernel DNATed it back to the client, unmasqueraded
+            trace.reason = hairpin_without_masquerade(src, client_pod.ip, accept_local=self.accept_local(src))
         return trace
 
     def address_of(self, name: str) -> str:

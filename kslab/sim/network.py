@@ -15,9 +15,11 @@ connection (:meth:`Network.connect`) is walked the way the kernel walks it:
 - routing sends the packet to a local pod's veth, another node (its pod CIDR, like kindnet's
   routes), the node itself (INPUT), or the fabric; a node that receives a packet for another
   node's pod forwards it, with its own rules and conntrack;
+- a pod drops a packet whose source is its own address as a martian (``accept_local=0``, the
+  kernel's default): that is what a hairpin without masquerade delivers; a pod that connects to
+  its own address never leaves its namespace (local route);
 - the reply leaves the endpoint pod toward the source it saw and walks back hop by hop through
-  the conntrack of each node it crosses. A reply to the endpoint's own address never leaves the
-  pod (hairpin without masquerade): it bypasses the node's conntrack and the client drops it.
+  the conntrack of each node it crosses.
 
 The result, :class:`Connection`, carries the outcome, the endpoint reached, the source address
 the endpoint saw, the nodes crossed both ways, and the full trace (:class:`TraceStep` list).
@@ -30,6 +32,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from ..dataplane.reasons import hairpin_without_masquerade
 from ..errors import InputError
 from ..model import ClusterState, Pod
 from ..xtables import TableDump
@@ -551,6 +554,8 @@ class Network:
                 return
             node, hook, in_iface = target, "PREROUTING", "eth0"
         elif c.kind == "pod":
+            if pkt.dst == c.ip and c.ip in self.pods_by_ip:
+                return self._deliver_to_itself(conn, pkt, trace)
             node, hook, in_iface = self.nodes[c.node], "PREROUTING", f"veth-{c.name}"[:15]
             self._note(conn, c.name, "OUTPUT", f"the packet leaves {c.name}'s own namespace (OUTPUT, POSTROUTING: no rules "
                        f"there) by its default route to {node.gateway_ip} on {node.name}", trace)
@@ -684,10 +689,29 @@ class Network:
         why = f" by rule {last.rule!r}" if last else ""
         conn.reason = f"{res.verdict} in {hook} on {node.name}{why}"
 
+    def _deliver_to_itself(self, conn: Connection, pkt: Packet, trace: bool) -> None:
+        """A pod connecting to its own address: the local route (lo) keeps it inside the pod."""
+        pod = self.pods_by_ip[pkt.dst]
+        conn.endpoint_pod, conn.endpoint_node = pod.name, pod.node_name
+        conn.endpoint_ip, conn.endpoint_port = pkt.dst, pkt.dport
+        conn.source_ip_seen = pkt.src
+        self._note(conn, pod.name, "OUTPUT", f"{pkt.dst} is {pod.name}'s own address: the packet stays in the pod (lo), "
+                   "no node and none of kube-proxy's rules see it", trace)
+        if (pkt.proto, pkt.dport) not in self.listening.get(pkt.dst, set()):
+            conn.outcome, conn.reason = "refused", f"pod {pod.name} does not listen on {pkt.proto}/{pkt.dport}"
+        elif pod.name in self.broken:
+            conn.outcome, conn.reason = "error", f"{pod.name} accepted the connection but answered HTTP 500 (its app is broken)"
+        else:
+            conn.outcome = "ok"
+
     def _deliver(self, conn: Connection, node: NodeNS, pkt: Packet, created: list, trace: bool) -> None:
         pod = self.pods_by_ip[pkt.dst]
         conn.endpoint_pod, conn.endpoint_node = pod.name, pod.node_name
         conn.endpoint_ip, conn.endpoint_port = pkt.dst, pkt.dport
+        if pkt.src == pod.pod_ip:  # fib_validate_source(): a local source address arriving from outside is a martian
+            conn.outcome, conn.reason = "dropped", hairpin_without_masquerade(pod.name, pod.pod_ip)
+            self._note(conn, pod.name, "", conn.reason, trace)
+            return
         conn.source_ip_seen = pkt.src
         self._note(conn, node.name, "", f"delivered to pod {pod.name} ({pkt.dst}:{pkt.dport}), which sees the client as {pkt.src}", trace)
         if (pkt.proto, pkt.dport) not in self.listening.get(pkt.dst, set()):
@@ -710,15 +734,6 @@ class Network:
         """The reply, from the endpoint pod (through its node) or from a node's own process."""
         c = conn.client
         reply = Packet(src=fwd.dst, dst=fwd.src, proto=fwd.proto, sport=fwd.dport, dport=fwd.sport)
-        if pod is not None and reply.dst == pod.pod_ip:
-            conn.outcome = "reply-mismatch"
-            conn.reason = (
-                f"hairpin without masquerade: {pod.name} sees a connection from its own address {fwd.src}, so its reply "
-                f"stays inside the pod and never passes the node's conntrack to be un-DNATed; the client, waiting for "
-                f"{conn.dst}:{conn.dport}, never gets an answer"
-            )
-            self._note(conn, pod.name, "", conn.reason, trace)
-            return
         from_node = pod is None
         if pod is not None:
             node = self.nodes[pod.node_name]
