@@ -83,6 +83,10 @@ class ShellOutput(str):
     def __repr__(self) -> str:
         return f"ShellOutput({str(self)!r}, stderr={self.stderr!r}, returncode={self.returncode})"
 
+    def _repr_pretty_(self, p, cycle: bool) -> None:
+        """In a notebook, a cell ending in ``lab.sh(...)`` shows what a terminal would: stdout, then stderr."""
+        p.text(str(self) + self.stderr)
+
 
 # --------------------------------------------------------------------------------------------
 # The commands
@@ -265,11 +269,11 @@ class _Args:
 
     def __init__(self, tool: str, args: Sequence[str]) -> None:
         self.tool = tool
-        self.items: list[tuple[str, str | None]] = []  # (option or "", value) in order; "" = positional
         self._args = list(args)
 
     def scan(self, short_values: str, short_optional: str, short_flags: str, long_values: set[str],
              long_optional: set[str], long_flags: set[str]) -> list[tuple[str, str | None]]:
+        """(option as ``-x``/``--name``, value or None) in order; a positional argument is ("", value)."""
         args, i, out = self._args, 0, []
         while i < len(args):
             a = args[i]

@@ -237,9 +237,13 @@ def test_conntrack_lists_what_the_connections_left(lab: Lab) -> None:
     assert lab.sh("myk8s-control-plane", "conntrack -L -n") == ""  # nothing SNATed
     assert lab.sh("myk8s-control-plane", "conntrack -C") == f"{len(lines)}\n"
     assert lab.sh("net-pod", "conntrack -L") == ""  # a pod's namespace tracks nothing
-    # the endpoint's node forwarded the connections without NAT: its entries have the pod's address both ways
-    worker = lab.sh("myk8s-worker", "conntrack -L").splitlines()
-    assert all(f"src={net_pod} dst={web1} " in line and f"src={web1} dst={net_pod} " in line for line in worker)
+    # each endpoint's node forwarded its connections without NAT: the pod's address both ways, the same ports
+    for m in parsed:
+        if m["state"] == "TIME_WAIT":
+            node = next(p.node_name for p in lab.cluster.pods if p.pod_ip == m["rsrc"])
+            there = lab.sh(node, f"conntrack -L -p tcp --sport {m['sport']}").splitlines()
+            assert there == [f"tcp      6 119 TIME_WAIT src={net_pod} dst={m['rsrc']} sport={m['sport']} dport=80 "
+                             f"src={m['rsrc']} dst={net_pod} sport=80 dport={m['sport']} [ASSURED] mark=0 use=1"]
     lab.advance(10)
     assert "109 TIME_WAIT" in lab.sh("myk8s-control-plane", "conntrack -L")
     lab.advance(110)
@@ -320,6 +324,14 @@ def test_ip_route_and_hostname(lab: Lab) -> None:
                    "10.10.0.1 dev eth0 scope link src 10.10.0.2 "]
     assert lab.sh("net-pod", "hostname") == "net-pod\n" and lab.sh("myk8s-worker3", "hostname") == "myk8s-worker3\n"
     assert lab.sh("mypc", "ip route | grep -c default") == "1\n"
+
+
+def test_output_is_a_str_with_stderr_and_status(lab: Lab) -> None:
+    out = lab.sh("myk8s-worker", "conntrack -L")
+    assert isinstance(out, str) and out.returncode == 0 and out.stderr.endswith("flow entries have been shown.\n")
+    shown = []
+    out._repr_pretty_(types.SimpleNamespace(text=shown.append), False)  # a notebook cell shows it as a terminal would
+    assert shown == [str(out) + out.stderr]
 
 
 def test_kubectl_goes_to_kslab_kubectl(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:

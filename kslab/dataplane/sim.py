@@ -30,7 +30,6 @@ class SimDataplane(Dataplane):
     backend = "sim"
 
     def __init__(self, cluster: ClusterState, *, seed: int = 0) -> None:
-        self.cluster = cluster
         self.tables: dict[str, NodeIptables] = {n.name: NodeIptables() for n in cluster.nodes}
         self.network = Network(cluster, {name: "" for name in self.tables}, seed=seed)
 
@@ -60,7 +59,6 @@ class SimDataplane(Dataplane):
 
     # ---- pods ----------------------------------------------------------------------------------
     def update_pods(self, cluster: ClusterState) -> None:
-        self.cluster = cluster
         self.network.update_pods(cluster)
 
     def break_pod(self, pod: str, broken: bool = True) -> None:

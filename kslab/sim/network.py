@@ -502,8 +502,8 @@ class Network:
             times.append(self.now)
             if interval:
                 self.now += interval  # advance(): what recent --seconds and affinity timeouts read
-        for k, times in hits.items():
-            _add_counts(results[k].counted, times)
+        for k, count in hits.items():
+            _add_counts(results[k].counted, count)
         self.closed.add_batch(batch)
         return batch
 
