@@ -339,6 +339,48 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def _add_sh(sub) -> None:
+    p = sub.add_parser(
+        "sh",
+        help="run one of the study's commands (curl, iptables, conntrack, ip, kubectl) in a node or pod",
+        description="Run one of the study's commands in a node, a pod or mypc of the lab: for real in its network "
+                    "namespace on netns, emulated in the real tool's output format on sim. Examples: "
+                    "kslab sh net-pod -- curl -s svc-clusterip:9000; "
+                    "kslab sh myk8s-worker -- iptables -t nat -S KUBE-SERVICES; "
+                    "kslab sh myk8s-worker -- 'iptables -t nat -S | grep KUBE-SVC'",
+    )
+    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
+                   help="the lab's manifests (default: the study's lab in data/myk8s)")
+    p.add_argument("--backend", choices=["sim", "netns"], default="sim",
+                   help="netns: bring the lab up in the kernel (root) for the command and remove it after")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("where", metavar="WHERE", help="a node, a pod or mypc")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
+                   help="the command, after --: one quoted string (pipes to grep/head/tail/wc allowed) or its words")
+    p.set_defaults(func=cmd_sh)
+
+
+def cmd_sh(args) -> int:
+    words = list(args.command)
+    if words and words[0] == "--":
+        words = words[1:]
+    if not words:
+        raise InputError("COMMAND", "no command given", "write e.g. kslab sh net-pod -- curl -s svc-clusterip:9000")
+    # one word is a whole command line; several are its words (a bare | between them is a pipe)
+    line = words[0] if len(words) == 1 else " ".join("|" if w == "|" else shlex.quote(w) for w in words)
+    from . import shell
+    from .lab import Lab
+
+    shell.parse(line)  # a bad command fails before any lab is built
+    files = [f for group in args.files for f in group] if args.files else None
+    with Lab(files, backend=args.backend, seed=args.seed) as lab:
+        out = lab.sh(args.where, line)
+    sys.stdout.write(out)
+    sys.stdout.flush()
+    sys.stderr.write(out.stderr)
+    return out.returncode
+
+
 def _add_netns(sub) -> None:
     p = sub.add_parser("netns", help="the real-kernel lab in network namespaces (root)")
     nsub = p.add_subparsers(dest="netns_command", metavar="up|down|status", parser_class=_Parser)
@@ -370,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render(sub)
     _add_trace(sub)
     _add_simulate(sub)
+    _add_sh(sub)
     _add_netns(sub)
     _add_doctor(sub)
     _add_lab(sub)

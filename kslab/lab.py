@@ -40,6 +40,7 @@ from .proxy.config import ProxyConfig, check_options as check_proxy_options
 from .proxy.iptables import RuleSet, render
 from .proxy.proxier import Proxier, SyncResult
 from .resources import study_lab
+from .shell import ShellOutput
 from .sim.network import Client, resolve_client, resolve_destination
 
 SYNC_HISTORY = 1000  # syncs a Lab remembers: a slider moved all afternoon must not grow the heap
@@ -232,6 +233,27 @@ class Lab:
             self.cluster.node(name)
         self.generation += 1
         return self.dataplane.delete_rules(pattern, names)
+
+    def sh(self, where: str, command: str) -> ShellOutput:
+        """Run one of the study's commands in ``where`` (a node, a pod or ``mypc``) and return what
+        it printed, a ``str`` (:class:`kslab.shell.ShellOutput`, with ``.stderr`` and
+        ``.returncode``)::
+
+            print(lab.sh("net-pod", "curl -s svc-clusterip:9000"))
+            print(lab.sh("myk8s-worker", "iptables -t nat -S | grep KUBE-SVC"))
+            print(lab.sh("myk8s-worker", "iptables -v --numeric --table nat --list KUBE-SERVICES"))
+            print(lab.sh("myk8s-control-plane", "conntrack -L -p tcp --dport 9000"))
+
+        The real tools in the node's or pod's network namespace on netns; on sim, their output
+        formats emulated from the simulated lab (rule counters, conntrack entries, routes, the
+        pods' servers). Supported commands, flags and the ``| grep``/``head``/``tail``/``wc -l``
+        tail: :data:`kslab.shell.SUPPORTED`; anything else is a one-line InputError. A ``curl``
+        opens a real (or simulated) connection, like ``run(..., n=1)``."""
+        from . import shell
+
+        parsed, stages = shell.parse(command)
+        bound = shell.bind(self.cluster, where, parsed)
+        return shell.run_pipeline(self.dataplane.sh(where, bound, self.cluster), stages)
 
     def save_text(self, node: str) -> str:
         """What ``node``'s kernel holds now, as ``iptables-save`` prints it (hand edits included)."""

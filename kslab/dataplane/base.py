@@ -24,11 +24,14 @@ import re
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ..errors import EnvironmentProblem
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from ..model import ClusterState
     from ..proxy.iptables import RuleSet
+    from ..shell import Command, ShellOutput
     from .trace import Trace
 
 
@@ -111,12 +114,40 @@ class Dataplane(ABC):
 
     @abstractmethod
     def reset(self) -> None:
-        """Fresh kernel state on every node: conntrack, ``recent`` lists and counters forgotten
-        (a simulated clock goes back to 0). The rules stay."""
+        """Fresh kernel state on every node: conntrack, ``recent`` lists and counters (nfacct's and
+        every rule's, ``iptables -Z``) forgotten (a simulated clock goes back to 0). The rules stay."""
 
     def reseed(self, seed: int) -> None:
         """Restart the dataplane's random choices (client ports, ``statistic`` draws) from ``seed``.
         A kernel's randomness cannot be seeded: such backends keep the default, which does nothing."""
+
+    # ---- the study's commands ------------------------------------------------------------------------
+    def sh(self, where: str, command: Command, cluster: ClusterState) -> ShellOutput:
+        """Run one of the study's commands in ``where`` (a node, a pod or ``mypc``), parsed and
+        checked by :mod:`kslab.shell` (``command.argv`` is what a real machine runs, names already
+        resolved by the lab's DNS): what it prints, and its exit status. A non-zero exit status
+        is an answer (a refused ``curl``), not an error.
+
+        ``kubectl`` is answered here from ``cluster`` on every backend (:mod:`kslab.kubectl`; a
+        live cluster's backend overrides this to ask its API server); every other tool runs on
+        the machine: :meth:`run_tool`."""
+        from ..shell import Kubectl, ShellOutput
+
+        if isinstance(command, Kubectl):
+            try:
+                from .. import kubectl
+            except ModuleNotFoundError as e:
+                if e.name != "kslab.kubectl":
+                    raise
+                raise EnvironmentProblem("kubectl: this kslab has no kubectl emulation (kslab/kubectl.py)") from None
+            return ShellOutput(kubectl.run(cluster, command.args))
+        return self.run_tool(where, command, cluster)
+
+    def run_tool(self, where: str, command: Command, cluster: ClusterState) -> ShellOutput:
+        """Run a tool (``iptables``, ``conntrack``, ``ip``, ``curl``, ``hostname``) in ``where``:
+        for real in the node's or pod's network namespace (with a timeout), or emulated in the
+        real tool's output format. A backend that cannot says so (this default)."""
+        raise EnvironmentProblem(f"the {self.backend or type(self).__name__} backend cannot run {command.tool}")
 
     # ---- time and lifetime ---------------------------------------------------------------------------
     @property

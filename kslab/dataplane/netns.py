@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import EnvironmentProblem, InputError
 from ..netns.lab import NetnsLab
 from ..sim.network import resolve_client
+from ..xtables import kernel as xtables_kernel
 from .base import Dataplane
 from .rows import COLUMNS
 
 if TYPE_CHECKING:
     from ..model import ClusterState
     from ..proxy.iptables import RuleSet
+    from ..shell import Command, ShellOutput
     from .trace import Trace
 
 
@@ -119,7 +121,66 @@ class NetnsDataplane(Dataplane):
     def reset(self) -> None:
         self.kernel.flush_conntrack()
         self.kernel.clear_recent()
+        self._zero_counters()
         self._t0 = time.monotonic()
+
+    def _zero_counters(self) -> None:
+        """Every rule's counters back to 0 in every node, by ``iptables-restore --noflush`` of ``-Z``
+        lines: ``-Z CHAIN`` for a user chain, ``-Z CHAIN N`` for each rule of a built-in chain.
+        Not a plain ``iptables -Z``: on nf_tables that also turns on the built-in chains' policy
+        counters, which a node (kube-proxy never zeroes) does not keep."""
+        restore = xtables_kernel.iptables_tools(self.kernel.backend).restore
+
+        def zero(node) -> None:
+            lines: list[str] = []
+            rules: dict[str, int] = {}
+            for line in xtables_kernel.iptables_save(node.ns, ("raw", "mangle", "filter", "nat"), backend=self.kernel.backend).splitlines():
+                if line.startswith("*"):
+                    lines.append(line)
+                    rules = {}
+                elif line.startswith(":"):
+                    name, policy = line[1:].split()[:2]
+                    rules[name] = 0 if policy != "-" else -1
+                elif line.startswith("-A "):
+                    chain = line.split()[1]
+                    rules[chain] += 1 if rules[chain] >= 0 else 0
+                elif line == "COMMIT":
+                    for name, count in rules.items():
+                        lines += [f"-Z {name}"] if count < 0 else [f"-Z {name} {i}" for i in range(1, count + 1)]
+                    lines.append(line)
+            r = xtables_kernel.run_in_namespace(node.ns, [restore, "-w", "5", "--noflush"], stdin="\n".join(lines) + "\n")
+            if r.returncode != 0:
+                raise EnvironmentProblem(f"zeroing the counters on {node.name} failed: {xtables_kernel.one_line(r.stderr)}")
+
+        with ThreadPoolExecutor(max_workers=len(self.kernel.layout.nodes) or 1) as pool:
+            list(pool.map(zero, self.kernel.layout.nodes))
+
+    # ---- the study's commands ------------------------------------------------------------------
+    def run_tool(self, where: str, command: Command, cluster: ClusterState) -> ShellOutput:
+        """The real tool inside ``where``'s network namespace (``ip netns exec``), with a timeout.
+        ``iptables``/``iptables-save`` are the lab's iptables backend; a ``curl`` to a name gets
+        the address the lab's DNS gave (``--resolve``, so the Host header keeps the name), a name
+        it cannot resolve gets curl's own answer (exit 6) without running; ``hostname`` runs in a
+        UTS namespace named like the container (a kind pod's or node's hostname is its name)."""
+        from ..shell import Curl, Hostname, IptablesList, IptablesRules, IptablesSave, ShellOutput, hostname_of
+
+        argv = list(command.argv)
+        if isinstance(command, (IptablesList, IptablesRules)):
+            argv[0] = xtables_kernel.iptables_tools(self.kernel.backend).iptables
+        elif isinstance(command, IptablesSave):
+            argv[0] = xtables_kernel.iptables_tools(self.kernel.backend).save
+        elif isinstance(command, Hostname):
+            argv = [xtables_kernel.require_tool("unshare"), "--uts", "sh", "-c", 'hostname "$1" && exec hostname', "sh",
+                    hostname_of(cluster, where)]
+        else:
+            argv[0] = xtables_kernel.require_tool(argv[0])
+        if isinstance(command, Curl):
+            if command.address is None:
+                return command.error(6, f"Could not resolve host: {command.host}")
+            if command.address != command.host:
+                argv[1:1] = ["--resolve", f"{command.host}:{command.port}:{command.address}"]
+        r = self.kernel.exec(where, argv, timeout=command.timeout)
+        return ShellOutput(r.stdout, r.stderr, r.returncode)
 
     @property
     def now(self) -> float:

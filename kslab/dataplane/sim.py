@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from ..model import ClusterState
     from ..proxy.iptables import RuleSet
+    from ..shell import Command, ShellOutput
     from .trace import Trace
 
 
@@ -49,9 +50,10 @@ class SimDataplane(Dataplane):
         for name in nodes:
             for dump in self.tables[name].tables.values():
                 for chain in dump.chains.values():
-                    keep = [r for r in chain.rules if not pattern.search(r.save_text())]
+                    keep = [(r, c) for r, c in zip(chain.rules, chain.counters) if not pattern.search(r.save_text())]
                     deleted += len(chain.rules) - len(keep)
-                    chain.rules[:] = keep
+                    chain.rules[:] = [r for r, _ in keep]
+                    chain.counters[:] = [c for _, c in keep]  # the rules left keep their counters
         self.network.update_tables({name: self.tables[name].tables for name in nodes})
         return deleted
 
@@ -75,7 +77,7 @@ class SimDataplane(Dataplane):
         return trace_of(self.network.connect(src, dst, port, proto, trace=True), self.backend)
 
     def flush_conntrack(self) -> int:
-        total = 0
+        total = self.network.closed.clear(self.network.now)  # what finished connections left (TIME_WAIT ...)
         for node in self.network.nodes.values():
             total += len(node.conntrack)
             node.conntrack.clear()
@@ -83,6 +85,15 @@ class SimDataplane(Dataplane):
 
     def reset(self) -> None:
         self.network.reset()
+        for table in self.tables.values():
+            table.zero_counters()
+
+    # ---- the study's commands ------------------------------------------------------------------
+    def run_tool(self, where: str, command: Command, cluster: ClusterState) -> ShellOutput:
+        """The tool's output emulated from the simulator's state (:mod:`kslab.sim.tools`)."""
+        from ..sim import tools
+
+        return tools.run(command, where, cluster, {name: t.tables for name, t in self.tables.items()}, self.network)
 
     def reseed(self, seed: int) -> None:
         self.network.reseed(seed)

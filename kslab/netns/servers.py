@@ -47,6 +47,39 @@ from urllib.parse import parse_qsl, urlsplit
 KINDS = ("whoami", "echo")
 
 
+def response_body(kind: str, pod_name: str, pod_ips: list[str], method: str, path: str, version: str,
+                  headers: list[tuple[str, str]], remote_ip: str, remote_port: int, body: str = "") -> tuple[bytes, str]:
+    """What the pod's server answers to one request (the body and its Content-Type): the whoami
+    text or the echo JSON. ``headers`` as the client sent them, in order. The simulator answers
+    its ``curl`` with the same function (:mod:`kslab.sim.tools`)."""
+    if kind == "whoami":
+        lines = [f"Hostname: {pod_name}"]
+        lines += [f"IP: {ip}" for ip in ["127.0.0.1", *pod_ips]]
+        lines.append(f"RemoteAddr: {remote_ip}:{remote_port}")
+        lines.append(f"{method} {path} {version}")
+        lines += [f"{k}: {v}" for k, v in headers]
+        return ("\n".join(lines) + "\n\n").encode(), "text/plain; charset=utf-8"
+    url = urlsplit(path)
+    host = next((v for k, v in headers if k.lower() == "host"), "").rsplit(":", 1)[0]
+    doc = {
+        "path": url.path,
+        "headers": {k.lower(): v for k, v in headers},
+        "method": method,
+        "body": body,
+        "fresh": False,
+        "hostname": host,
+        "ip": f"::ffff:{remote_ip}",  # Express on a dual-stack socket prints IPv4 clients so
+        "ips": [],
+        "protocol": "http",
+        "query": dict(parse_qsl(url.query)),
+        "subdomains": [],
+        "xhr": False,
+        "os": {"hostname": pod_name},
+        "connection": {"remoteAddress": remote_ip, "remotePort": remote_port},
+    }
+    return (json.dumps(doc, indent=2) + "\n").encode(), "application/json; charset=utf-8"
+
+
 class _Server(ThreadingHTTPServer):
     """A ThreadingHTTPServer that knows the pod it runs in."""
 
@@ -78,35 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
         """No request log: experiments make thousands of connections."""
 
     def _body(self) -> tuple[bytes, str]:
-        remote_ip, remote_port = self.client_address[0], self.client_address[1]
-        if self.server.kind == "whoami":
-            lines = [f"Hostname: {self.server.pod_name}"]
-            lines += [f"IP: {ip}" for ip in ["127.0.0.1", *self.server.pod_ips]]
-            lines.append(f"RemoteAddr: {remote_ip}:{remote_port}")
-            lines.append(f"{self.command} {self.path} {self.request_version}")
-            lines += [f"{k}: {v}" for k, v in self.headers.items()]
-            return ("\n".join(lines) + "\n\n").encode(), "text/plain; charset=utf-8"
-        length = int(self.headers.get("Content-Length") or 0)
+        length = int(self.headers.get("Content-Length") or 0) if self.server.kind != "whoami" else 0
         body = self.rfile.read(length).decode(errors="replace") if length else ""
-        url = urlsplit(self.path)
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-        doc = {
-            "path": url.path,
-            "headers": {k.lower(): v for k, v in self.headers.items()},
-            "method": self.command,
-            "body": body,
-            "fresh": False,
-            "hostname": host,
-            "ip": f"::ffff:{remote_ip}",  # Express on a dual-stack socket prints IPv4 clients so
-            "ips": [],
-            "protocol": "http",
-            "query": dict(parse_qsl(url.query)),
-            "subdomains": [],
-            "xhr": False,
-            "os": {"hostname": self.server.pod_name},
-            "connection": {"remoteAddress": remote_ip, "remotePort": remote_port},
-        }
-        return (json.dumps(doc, indent=2) + "\n").encode(), "application/json; charset=utf-8"
+        return response_body(self.server.kind, self.server.pod_name, self.server.pod_ips, self.command, self.path,
+                             self.request_version, list(self.headers.items()), self.client_address[0],
+                             self.client_address[1], body)
 
     def _answer(self) -> None:
         data, ctype = self._body()

@@ -48,7 +48,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import InputError
-from ..xtables import SAVE_TABLE_ORDER, Chain, Match, Option, Rule, TableDump, Target, parse_restore
+from ..xtables import SAVE_TABLE_ORDER, Counters, Match, Option, Rule, TableDump, Target, parse_restore
 from .packet import HookContext, HookResult, NatAction, Packet, RecentEntry, TraceStep
 
 HOOK_TABLES: dict[str, tuple[str, ...]] = {
@@ -514,6 +514,7 @@ class CompiledRule:
     index_key: tuple[int | None, str, int] | None = None  # (dst /32 or None, proto, dport) selecting the rule
     _text: str = ""
     reusable: bool = True  # a later load may copy it (not if it failed to compile or keeps per-rule state)
+    counter: Counters | None = None  # the rule's counters in the namespace's tables (set by Netfilter)
 
     @property
     def text(self) -> str:
@@ -603,6 +604,8 @@ class Netfilter:
             for cname, chain in dump.chains.items():
                 cc = self.chains[tname][cname]
                 cc.rules = [self._compile_reusing(tname, r, i + 1, strict, known) for i, r in enumerate(chain.rules)]
+                for cr, counter in zip(cc.rules, chain.counters):
+                    cr.counter = counter
                 if len(cc.rules) >= INDEX_MIN_RULES:
                     cc.index = ChainIndex.build(cc.rules)
             self._check_loops(tname)
@@ -640,8 +643,7 @@ class Netfilter:
         for tname in SAVE_TABLE_ORDER:
             dump = tables.get(tname)
             if dump is not None:
-                snapshot[tname] = TableDump(tname, {c: Chain(c, dump.chains[c].policy, list(dump.chains[c].rules))
-                                                    for c in dump.chain_order()})
+                snapshot[tname] = TableDump(tname, {c: dump.chains[c].copy() for c in dump.chain_order()})
         return cls(snapshot, name, strict=strict, previous=previous)
 
     def chain_rules(self, table: str, chain: str) -> list[str]:
@@ -830,6 +832,7 @@ class Netfilter:
         pos = 0  # rules of ``chain`` already evaluated
         s, d = _IP[pkt.src], _IP[pkt.dst]
         steps = result.steps
+        count = result.counted.append  # the counters of the rules the packet matched (the caller adds to them)
         evaluated = 0
         while True:
             rules = chain.rules
@@ -844,6 +847,7 @@ class Netfilter:
                 if test is None or test(pkt, ctx, s, d):
                     evaluated += r.number - pos
                     op = r.op
+                    count(r.counter)
                     if trace:
                         steps.append(TraceStep(self.name, hook, tname, chain.name, "rule", r.text, r.number))
                     break

@@ -36,8 +36,9 @@ from ..dataplane.reasons import hairpin_without_masquerade
 from ..errors import InputError
 from ..model import ClusterState, Pod
 from ..xtables import TableDump
+from .conntrack import ConntrackLog
 from .netfilter import Netfilter
-from .packet import STATISTIC_MASK, HookContext, HookResult, NamespaceState, Packet, TraceStep
+from .packet import PACKET_BYTES, STATISTIC_MASK, HookContext, HookResult, NamespaceState, Packet, TraceStep
 
 FABRIC = ipaddress.ip_network("172.18.0.0/16")  # kind's "docker network"
 FABRIC_GATEWAY = "172.18.0.1"  # the docker host
@@ -127,10 +128,23 @@ class Connection:
     chains: list[str] = field(default_factory=list)  # chains entered, in order
     rules_evaluated: int = 0
     steps: list[TraceStep] = field(default_factory=list)
+    # the conntrack entries the connection made, node by node in path order (they leave the live
+    # tables when it is done; Network.closed keeps what conntrack -L would still list)
+    conntrack: tuple[tuple[str, ConntrackEntry], ...] = ()
+    # the rule counters its packets added to: (the matched rules' Counters, bytes) per hook walk
+    counted: list[tuple[list, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.outcome == "ok"
+
+
+def _add_counts(counted: list[tuple[list, int]], times: int = 1) -> None:
+    """Add ``times`` connections' packets to the counters of the rules they matched."""
+    for counters, size in counted:
+        for c in counters:
+            c.packets += times
+            c.bytes += size * times
 
 
 _PORT_SPAN = EPHEMERAL[1] - EPHEMERAL[0] + 1
@@ -241,6 +255,7 @@ class Network:
         self.memo_hits = 0  # connections answered from the memo
         self._recorder: list | None = None
         self._lb_replay: list = []
+        self.closed = ConntrackLog()  # the entries finished connections leave, for conntrack -L
         self.clear_memo()
 
     # ---- topology ----------------------------------------------------------------------------
@@ -288,6 +303,7 @@ class Network:
             node.state.nfacct.clear()
             node.state.nth_counters.clear()
             node.conntrack = Conntrack()
+        self.closed = ConntrackLog()
         self.clear_memo()
 
     def advance(self, seconds: float) -> None:
@@ -466,12 +482,14 @@ class Network:
         getrandbits, follow = self.rng.getrandbits, self._memo_follow
         memo = self.memo and self._memo_usable()  # constant during the batch: its connections leave no conntrack entries
         keys = [_flow_key(c, dst, dport, proto) for c in clients]
+        hits: dict[int, int] = {}  # result -> connections the memo answered with it (their rule counters are added at the end)
         for i in range(n):
             j = i % len(clients)
             c = clients[j]
             sport = _ephemeral_port(getrandbits)
+            hit = False
             if memo:
-                conn, _, port = follow(keys[j], c, dst, dport, proto, sport)
+                conn, hit, port = follow(keys[j], c, dst, dport, proto, sport)
                 if port is not None and conn.snat_to:
                     snat_ports[i] = port
             else:
@@ -480,11 +498,16 @@ class Network:
             if k is None:
                 k = position[id(conn)] = len(results)
                 results.append(conn)
+            if hit:
+                hits[k] = hits.get(k, 0) + 1
             index.append(k)
             sports.append(sport)
             times.append(self.now)
             if interval:
                 self.now += interval  # advance(): what recent --seconds and affinity timeouts read
+        for k, count in hits.items():
+            _add_counts(results[k].counted, count)
+        self.closed.add_batch(batch)
         return batch
 
     # ---- one connection ------------------------------------------------------------------------
@@ -502,10 +525,17 @@ class Network:
         proto = proto.lower()
         if sport is None:
             sport = _ephemeral_port(self.rng.getrandbits)
+        opened = self.now
         if not trace and self.memo:
             conn, leaf, port = self._memo_open(c, dst, dport, proto, sport)
-            return _with_ports(conn, sport, port) if leaf else conn
-        return self._interpret(c, dst, dport, proto, sport, trace)
+            if leaf:
+                _add_counts(conn.counted)
+                self.closed.add(conn, sport, port, opened)
+                return _with_ports(conn, sport, port)
+        else:
+            conn = self._interpret(c, dst, dport, proto, sport, trace)
+        self.closed.add(conn, sport, None, opened)
+        return conn
 
     def _interpret(self, c: Client, dst: str, dport: int, proto: str, sport: int, trace: bool) -> Connection:
         """One connection, hook by hook through the interpreter."""
@@ -517,6 +547,8 @@ class Network:
         finally:
             for node, entry in created:  # the connection is closed: its conntrack entries go
                 node.conntrack.remove(entry)  # type: ignore[arg-type]
+            conn.conntrack = tuple((node.name, entry) for node, entry in created)  # type: ignore[misc]
+            _add_counts(conn.counted)
         return conn
 
     def _note(self, conn: Connection, node: str, hook: str, detail: str, trace: bool) -> None:
@@ -528,6 +560,8 @@ class Network:
         ctx = HookContext(hook=hook, local_addresses=node.local_addresses, now=self.now, state=node.state,
                           ct_state=ct_state, ct_status=ct_status)
         res = node.netfilter.run_hook(hook, pkt, ctx, trace=trace)
+        if res.counted:
+            conn.counted.append((res.counted, PACKET_BYTES.get(pkt.proto, 40)))
         conn.rules_evaluated += res.rules_evaluated
         conn.chains.extend(res.chains)
         if trace:

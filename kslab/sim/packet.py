@@ -54,6 +54,13 @@ class RecentEntry:
     last_seen: float = 0.0
 
 
+PACKET_BYTES: dict[str, int] = {"tcp": 60, "udp": 28, "sctp": 52, "icmp": 84}
+"""The size (IP length, what rule counters add up) of the packets the simulator walks: a
+connection's first packet and its reply's first packet. TCP: 60, the SYN and SYN-ACK Linux sends
+(20 bytes of IP, 20 of TCP, 20 of options: MSS, SACK permitted, timestamps, window scale). The
+simulator carries no payloads: UDP counts 28 (the headers), SCTP 52 (an INIT chunk without
+parameters), ICMP 84 (ping's default echo request)."""
+
 STATISTIC_MASK = 0x7FFFFFFF  # xt_statistic compares prandom_u32() & this with the rule's threshold
 
 
@@ -138,3 +145,4 @@ class HookResult:
     rules_evaluated: int = 0  # how many rules the kernel would have evaluated (linear scan)
     reject_with: str = ""
     chains: list[str] = field(default_factory=list)  # chains jumped (or gone) to, in order, traced or not
+    counted: list = field(default_factory=list)  # the Counters of every rule the packet matched, in order

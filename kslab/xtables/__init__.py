@@ -44,7 +44,7 @@ from .constants import BUILTIN_CHAINS, STANDARD_TARGETS
 from .extensions import Option
 from .rule import Match, Rule, Target, parse_argv, parse_rule, split_args
 from .save import SAVE_TABLE_ORDER, listing_to_save, save_probability, save_string
-from .state import Chain, IptablesState, TableDump, parse_restore
+from .state import Chain, Counters, IptablesState, TableDump, parse_restore
 
 __all__ = [
     "BUILTIN_CHAINS",
@@ -55,6 +55,7 @@ __all__ = [
     "Target",
     "Rule",
     "Chain",
+    "Counters",
     "TableDump",
     "IptablesState",
     "split_args",

@@ -66,7 +66,7 @@ __all__ = [
 BACKENDS = ("nft", "legacy")
 
 # Which Debian package provides each command kslab runs here.
-_DEBIAN_PACKAGE = {"ip": "iproute2", "nfacct": "nfacct"}
+_DEBIAN_PACKAGE = {"ip": "iproute2", "nfacct": "nfacct", "unshare": "util-linux"}
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 _WAIT = ("-w", "5")  # kube-proxy waits for the xtables lock (legacy backend; nft ignores it)
 _TIMEOUT = 120.0  # seconds for one small command

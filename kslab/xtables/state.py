@@ -15,7 +15,7 @@ from .extensions import TARGET_BUILTINS
 from .rule import Rule, check_chain_name, parse_rule, split_args
 from .save import SAVE_TABLE_ORDER
 
-__all__ = ["Chain", "TableDump", "IptablesState", "parse_restore"]
+__all__ = ["Counters", "Chain", "TableDump", "IptablesState", "parse_restore"]
 
 _COUNTERS = re.compile(r"\[\d+:\d+\]\s+")  # a leading [packets:bytes]
 _APPEND_PREFIXES = ("-A ", "-A\t", "--append ", "--append\t")
@@ -25,17 +25,46 @@ _APPEND_PREFIXES = ("-A ", "-A\t", "--append ", "--append\t")
 # Tables and the state of one namespace
 
 
+@dataclass(slots=True)
+class Counters:
+    """One rule's packet and byte counters, as the kernel keeps them beside the rule (what
+    ``iptables -L -v`` and ``iptables-save -c`` print). A rule starts at 0; a restore that
+    declares the rule's chain replaces its rules, and so their counters; ``iptables -Z`` zeroes them."""
+
+    packets: int = 0
+    bytes: int = 0
+
+
 @dataclass
 class Chain:
-    """One chain: ``policy`` is ACCEPT/DROP for a built-in chain and None for a user chain."""
+    """One chain: ``policy`` is ACCEPT/DROP for a built-in chain and None for a user chain.
+
+    ``counters[i]`` are the counters of ``rules[i]`` (every change to ``rules`` keeps them side
+    by side; a chain built without them starts every rule at 0). The policy's own counters are
+    not kept: iptables-nft (Debian's default) prints them as 0 whatever passes.
+    """
 
     name: str
     policy: str | None = None
     rules: list[Rule] = field(default_factory=list)
+    counters: list[Counters] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.counters) != len(self.rules):
+            self.counters = [Counters() for _ in self.rules]
 
     @property
     def builtin(self) -> bool:
         return self.policy is not None
+
+    def copy(self) -> Chain:
+        """A copy with its own rule list, sharing the counters (the same rules, still counting)."""
+        return Chain(self.name, self.policy, list(self.rules), list(self.counters))
+
+    def zero(self) -> None:
+        """``iptables -Z CHAIN``."""
+        for c in self.counters:
+            c.packets = c.bytes = 0
 
 
 @dataclass
@@ -47,7 +76,7 @@ class TableDump:
 
     def snapshot(self) -> TableDump:
         """A copy to roll back to: new chain objects and rule lists (rules are immutable)."""
-        return TableDump(self.name, {n: Chain(c.name, c.policy, list(c.rules)) for n, c in self.chains.items()})
+        return TableDump(self.name, {n: c.copy() for n, c in self.chains.items()})
 
     @classmethod
     def empty(cls, name: str) -> TableDump:
@@ -66,12 +95,17 @@ class TableDump:
         for name in self.chain_order():
             yield from self.chains[name].rules
 
-    def save_text(self) -> str:
-        """The table as ``iptables-save -t TABLE`` prints it, without comment lines, counters 0."""
+    def save_text(self, counters: bool = False) -> str:
+        """The table as ``iptables-save -t TABLE`` prints it, without comment lines, counters 0;
+        ``counters=True``: as ``iptables-save -c`` prints it, each rule after its ``[packets:bytes]``."""
         order = self.chain_order()
         lines = [f"*{self.name}"]
         lines += [f":{c} {self.chains[c].policy or '-'} [0:0]" for c in order]
-        lines += [rule.save_text() for c in order for rule in self.chains[c].rules]
+        if counters:
+            lines += [f"[{n.packets}:{n.bytes}] {rule.save_text()}"
+                      for c in order for rule, n in zip(self.chains[c].rules, self.chains[c].counters)]
+        else:
+            lines += [rule.save_text() for c in order for rule in self.chains[c].rules]
         lines.append("COMMIT")
         return "\n".join(lines) + "\n"
 
@@ -111,6 +145,7 @@ class IptablesState:
             return True
         self._check_target(rule)
         chain.rules.insert(0, rule)
+        chain.counters.insert(0, Counters())
         self._check_hooks(rule.table)
         return False
 
@@ -230,6 +265,7 @@ class IptablesState:
             raise ValueError(f"user chain {name} cannot have a policy ({line!r})")
         elif name in t.chains:
             t.chains[name].rules.clear()
+            t.chains[name].counters.clear()
         else:
             t.chains[check_chain_name(name)] = Chain(name)
 
@@ -245,6 +281,7 @@ class IptablesState:
             if strict:
                 self._check_target(rule)
             chain.rules.append(rule)
+            chain.counters.append(Counters())
         elif args and args[0] in ("-X", "--delete-chain"):
             if len(args) != 2:
                 raise ValueError(f"{line!r}: -X takes exactly one chain")
@@ -265,6 +302,12 @@ class IptablesState:
         if users:
             raise ValueError(f"-X {name}: chain is still referenced by {users[0].save_text()!r}")
         del t.chains[name]
+
+    def zero_counters(self) -> None:
+        """``iptables -Z`` in every table: every rule's counters back to 0."""
+        for t in self.tables.values():
+            for chain in t.chains.values():
+                chain.zero()
 
     def chains(self, table: str) -> list[str]:
         """The chains of ``table`` (``iptables-save -t TABLE`` chain lines), [] if it does not exist."""

@@ -1,0 +1,173 @@
+"""The study's commands on the simulator: each tool's output, in the real tool's format, made
+from the simulated lab's state (:mod:`kslab.shell` parses them; the netns backend runs the real
+tools instead, and ``tests/test_shell.py`` checks that both print the same).
+
+- ``iptables -S``/``-L``, ``iptables-save``: the node's tables and rule counters
+  (:mod:`kslab.xtables.listing`); a pod or ``mypc`` has empty tables. Counters count what the
+  simulator walks: a connection's first packet in every table it crosses (exact for the nat
+  table, which a kernel also consults for the first packet only) and its reply's first packet;
+  the filter table of a kernel also counts every later packet, the simulator does not.
+- ``conntrack -L``/``-C``: the node's entries (:class:`kslab.sim.conntrack.ConntrackLog`), in
+  conntrack-tools' format, oldest first (a kernel lists them in its hash table's order);
+  the closing line goes to stderr, as conntrack prints it. Pods and ``mypc`` load no rules, so
+  their namespaces track nothing (as in the netns lab).
+- ``ip route``: the routes the netns lab configures (:mod:`kslab.netns.layout`), in the kernel's
+  dump order, as iproute2 prints them.
+- ``curl``: one connection through the simulator, answered by the endpoint's server exactly as
+  the netns lab's server answers (:func:`kslab.netns.servers.response_body`): whoami's text or
+  the echo JSON with the address and port the endpoint saw; curl's error and exit status for a
+  connection that fails (7: refused or rejected; 28: no answer within ``--max-time``).
+- ``hostname``: the pod's or node's name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ..errors import InputError
+from ..netns.layout import Layout, plan
+from ..netns.servers import response_body
+from ..shell import (
+    CONNTRACK_VERSION,
+    CURL_VERSION,
+    Command,
+    ConntrackCount,
+    ConntrackList,
+    Curl,
+    Hostname,
+    IpRoute,
+    IptablesList,
+    IptablesRules,
+    IptablesSave,
+    ShellOutput,
+    hostname_of,
+)
+from ..xtables import TableDump, listing
+from .conntrack import FlowEntry
+from .network import Network
+
+if TYPE_CHECKING:
+    from ..model import ClusterState
+
+__all__ = ["run", "conntrack_line", "routes"]
+
+_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}
+
+
+def run(command: Command, where: str, cluster: ClusterState, tables: Mapping[str, Mapping[str, TableDump]],
+        network: Network) -> ShellOutput:
+    """Run ``command`` (parsed and bound by :mod:`kslab.shell`) in ``where`` of the simulated lab.
+    ``tables``: each node's iptables tables (a pod's or mypc's namespace has none)."""
+    own = tables.get(where, {})
+    try:
+        if isinstance(command, IptablesRules):
+            return ShellOutput(listing.list_rules(own, command.table, command.chain, verbose=command.verbose))
+        if isinstance(command, IptablesList):
+            return ShellOutput(listing.list_table(own, command.table, command.chain, verbose=command.verbose,
+                                                  exact=command.exact, line_numbers=command.line_numbers))
+    except listing.NoSuchChain as e:
+        return ShellOutput("", f"{e}\n", 1)
+    if isinstance(command, IptablesSave):
+        names = [command.table] if command.table else None
+        return ShellOutput(listing.save(own, names, counters=command.counters, when=time.time()))
+    if isinstance(command, ConntrackList):
+        entries = [e for e in _entries(where, network) if _selected(e, command)]
+        return ShellOutput("".join(conntrack_line(e) + "\n" for e in entries),
+                           f"conntrack {CONNTRACK_VERSION} (conntrack-tools): {len(entries)} flow entries have been shown.\n")
+    if isinstance(command, ConntrackCount):
+        return ShellOutput(f"{len(_entries(where, network))}\n")
+    if isinstance(command, IpRoute):
+        return ShellOutput("".join(line + " \n" for line in routes(_layout(cluster), where)))
+    if isinstance(command, Curl):
+        return _curl(command, where, cluster, network)
+    if isinstance(command, Hostname):
+        return ShellOutput(hostname_of(cluster, where) + "\n")
+    raise InputError(command.tool, "the sim backend does not emulate it", "see kslab.shell.SUPPORTED")
+
+
+# ---- conntrack -------------------------------------------------------------------------------------
+
+
+def _entries(where: str, network: Network) -> list[FlowEntry]:
+    if where not in network.nodes:
+        return []  # a pod's or mypc's namespace loads no rules, so conntrack is not tracking there
+    return [e for e in network.closed.entries(network.now) if e.node == where]
+
+
+def _selected(e: FlowEntry, c: ConntrackList) -> bool:
+    checks = (
+        (c.proto, e.proto), (c.src, e.orig[0]), (c.sport, e.orig[1]), (c.dst, e.orig[2]), (c.dport, e.orig[3]),
+        (c.reply_src, e.reply[0]), (c.reply_sport, e.reply[1]), (c.reply_dst, e.reply[2]), (c.reply_dport, e.reply[3]),
+        (c.state, e.state),
+    )
+    if any(want is not None and want != have for want, have in checks):
+        return False
+    return (not c.src_nat or e.src_nat) and (not c.dst_nat or e.dst_nat)
+
+
+def conntrack_line(e: FlowEntry) -> str:
+    """One entry as ``conntrack -L`` (conntrack-tools 1.4.7) prints it."""
+    state = f"{e.state} " if e.state else ""
+    orig = f"src={e.orig[0]} dst={e.orig[2]} sport={e.orig[1]} dport={e.orig[3]} "
+    reply = f"src={e.reply[0]} dst={e.reply[2]} sport={e.reply[1]} dport={e.reply[3]} "
+    return (f"{e.proto:<8} {_PROTO_NUMBERS.get(e.proto, 0)} {e.timeout} {state}{orig}{'[UNREPLIED] ' if e.unreplied else ''}"
+            f"{reply}{'[ASSURED] ' if e.assured else ''}mark=0 use=1")
+
+
+# ---- ip route --------------------------------------------------------------------------------------
+
+
+def _layout(cluster: ClusterState) -> Layout:
+    return plan(cluster, "")  # interface names and addresses do not depend on the namespaces' prefix
+
+
+def routes(layout: Layout, where: str) -> list[str]:
+    """``where``'s main routing table as ``ip route`` prints it (without iproute2's trailing space),
+    the routes the netns lab configures (:class:`kslab.netns.lab.NetnsLab`), in the kernel's
+    dump order (by destination address, the longer prefix first)."""
+    fabric = ipaddress.ip_network(layout.fabric_cidr)
+    table: list[tuple[ipaddress.IPv4Network, str]] = []
+    node = next((n for n in layout.nodes if n.name == where), None)
+    pod = next((p for p in layout.pods if where in (p.name, f"{p.namespace}/{p.name}")), None)
+    if node is not None:
+        table.append((ipaddress.ip_network("0.0.0.0/0"), f"default via {layout.gateway} dev eth0"))
+        table += [(ipaddress.ip_network(o.pod_cidr), f"{o.pod_cidr} via {o.ip} dev eth0") for o in layout.nodes if o is not node]
+        table += [(ipaddress.ip_network(p.ip), f"{p.ip} dev {p.host_if} scope host") for p in layout.pods if p.node == node.name]
+        table.append((fabric, f"{fabric} dev eth0 proto kernel scope link src {node.ip}"))
+    elif pod is not None:
+        net = ipaddress.ip_network(f"{pod.ip}/{pod.prefix_len}", strict=False)
+        table.append((ipaddress.ip_network("0.0.0.0/0"), f"default via {pod.gateway} dev eth0"))
+        table.append((net, f"{net} via {pod.gateway} dev eth0 src {pod.ip}"))
+        table.append((ipaddress.ip_network(pod.gateway), f"{pod.gateway} dev eth0 scope link src {pod.ip}"))
+    elif where == "mypc":
+        table.append((ipaddress.ip_network("0.0.0.0/0"), f"default via {layout.gateway} dev eth0"))
+        table.append((fabric, f"{fabric} dev eth0 proto kernel scope link src {layout.mypc_ip}"))
+    else:
+        raise InputError(f"where {where!r}", "has no network namespace in the lab's layout", "use a node, a scheduled pod or mypc")
+    table.sort(key=lambda r: (int(r[0].network_address), -r[0].prefixlen))
+    return [line for _, line in table]
+
+
+# ---- curl ------------------------------------------------------------------------------------------
+
+
+def _curl(command: Curl, where: str, cluster: ClusterState, network: Network) -> ShellOutput:
+    if command.address is None:
+        return command.error(6, f"Could not resolve host: {command.host}")
+    conn = network.connect(where, command.address, command.port, "tcp", trace=False)
+    if conn.outcome in ("ok", "error"):
+        if not conn.endpoint_pod:
+            raise InputError(f"curl {command.host_header}", f"is answered by a process of node {conn.endpoint_node}, "
+                             "which the sim does not emulate (kubelet, kube-proxy)", "curl a Service, a pod or a NodePort")
+        pod = next(p for p in _layout(cluster).pods if p.name == conn.endpoint_pod)
+        seen_port = int(conn.snat_to.rsplit(":", 1)[1]) if conn.snat_to else conn.sport
+        headers = [("Host", command.host_header), ("User-Agent", f"curl/{CURL_VERSION}"), ("Accept", "*/*")]
+        body, _ = response_body(pod.server or "whoami", pod.name, [pod.ip], "GET", command.path, "HTTP/1.1", headers,
+                                conn.source_ip_seen, seen_port)
+        return ShellOutput(body.decode())
+    if conn.outcome in ("refused", "rejected"):
+        return command.error(7, f"Failed to connect to {command.host} port {command.port} after 0 ms: Couldn't connect to server")
+    return command.error(28, f"Connection timed out after {int(command.max_time * 1000) + 1} milliseconds")
