@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ShellOutput", "Command", "IptablesList", "IptablesRules", "IptablesSave", "ConntrackList", "ConntrackCount",
-    "IpRoute", "Curl", "Hostname", "Kubectl", "Stage", "parse", "bind", "run_pipeline", "resolve_host",
+    "IpRoute", "Curl", "Hostname", "Kubectl", "Cat", "ListRecent", "Stage", "parse", "bind", "run_pipeline", "resolve_host",
     "SUPPORTED", "TABLES", "CURL_MAX_TIME", "CONNTRACK_VERSION", "CURL_VERSION",
 ]  # fmt: skip
 
@@ -56,6 +56,7 @@ SUPPORTED = (
     "iptables [-t TABLE] -S [CHAIN] [-v]; iptables [-t TABLE] -L [CHAIN] -n [-v] [-x] [--line-numbers]; "
     "iptables-save [-t TABLE] [-c]; conntrack -L [-p PROTO] [-s IP] [-d IP] [-r IP] [-q IP] [--sport P] [--dport P] "
     "[--state S] [-n] [-g]; conntrack -C; ip [-c] route; curl [-s] [-S] [-m SECONDS] URL; hostname; kubectl ...; "
+    "cat /proc/net/xt_recent/LIST; cat /sys/module/xt_recent/parameters/PARAM; ls /proc/net/xt_recent; "
     "piped to grep [-v] [-i] [-E] [-F] [-w] [-c] PATTERN, head -n N, tail -n N, wc -l, sort [-r] [-n] [-u], uniq [-c]"
 )
 
@@ -194,6 +195,35 @@ class Curl(Command):
 @dataclass(frozen=True)
 class Hostname(Command):
     """``hostname``: the pod's or node's name (a container's UTS name)."""
+
+
+RECENT_DIR = "/proc/net/xt_recent"  # one file per xt_recent list in a network namespace
+RECENT_PARAMETERS = "/sys/module/xt_recent/parameters"
+RECENT_PARAMETER_NAMES = ("ip_list_tot", "ip_list_hash_size", "ip_list_perms", "ip_list_uid", "ip_list_gid", "ip_pkt_list_tot")
+
+
+@dataclass(frozen=True)
+class Cat(Command):
+    """``cat FILE`` for the kernel files behind ClientIP affinity: an xt_recent list
+    (``/proc/net/xt_recent/LIST``, one line per address) or one of the module's parameters
+    (``/sys/module/xt_recent/parameters/ip_list_tot``: addresses per list)."""
+
+    path: str = ""
+
+    @property
+    def recent_list(self) -> str | None:
+        """The list's name for ``/proc/net/xt_recent/LIST``, else None."""
+        head, _, name = self.path.rpartition("/")
+        return name if head == RECENT_DIR else None
+
+    def missing(self) -> ShellOutput:
+        """cat's answer for a file that does not exist."""
+        return ShellOutput("", f"cat: {self.path}: No such file or directory\n", 1)
+
+
+@dataclass(frozen=True)
+class ListRecent(Command):
+    """``ls /proc/net/xt_recent``: the namespace's xt_recent lists, one name a line."""
 
 
 @dataclass(frozen=True)
@@ -560,7 +590,32 @@ def _parse_hostname(argv: list[str]) -> Command:
     return Hostname(tuple(argv))
 
 
+def _parse_cat(argv: list[str]) -> Command:
+    paths = [a for a in argv[1:] if a != "--"]
+    if len(paths) != 1 or paths[0].startswith("-"):
+        raise InputError("cat", "give exactly one file" if len(paths) != 1 else f"option {paths[0]} is not supported",
+                         f"supported here: {_supported('cat')}")
+    path = paths[0].rstrip("/")
+    head, _, name = path.rpartition("/")
+    if head == RECENT_DIR and name:
+        return Cat(("cat", path), path)
+    if head == RECENT_PARAMETERS and name in RECENT_PARAMETER_NAMES:
+        return Cat(("cat", path), path)
+    raise InputError("cat", f"{paths[0]} is not a file the lab reads",
+                     f"read an xt_recent list ({RECENT_DIR}/KUBE-SEP-...; ls {RECENT_DIR} names them) "
+                     f"or {RECENT_PARAMETERS}/ip_list_tot")
+
+
+def _parse_ls(argv: list[str]) -> Command:
+    args = [a.rstrip("/") for a in argv[1:]]
+    if args != [RECENT_DIR]:
+        raise InputError("ls", f"ls {' '.join(argv[1:])} is not supported", f"write ls {RECENT_DIR}")
+    return ListRecent(("ls", RECENT_DIR))
+
+
 _TOOLS: dict[str, Callable[[list[str]], Command]] = {
+    "cat": _parse_cat,
+    "ls": _parse_ls,
     "iptables": _parse_iptables,
     "iptables-save": _parse_iptables_save,
     "conntrack": _parse_conntrack,

@@ -481,9 +481,9 @@ def test_recent_update_hitcount_remove_and_stamp_limit(recent):
     recent("set", "2.2.2.2", 32)
     assert recent("hitcount3", "2.2.2.2", 33)
     assert recent("remove", "2.2.2.2", 34) and not recent("remove", "2.2.2.2", 35)
-    for t in range(25):
+    for t in range(40):
         recent("set", "3.3.3.3", t)
-    assert recent.state.recent["L"]["3.3.3.3"].stamps == list(range(5, 25))  # the last 20
+    assert recent.state.recent["L"]["3.3.3.3"].stamps == list(range(8, 40))  # the last 32 (ip_pkt_list_tot=0: a ring of 32)
 
 
 def test_recent_reap_drops_the_stale_least_recently_updated_address(recent):

@@ -162,13 +162,15 @@ class NetnsDataplane(Dataplane):
         the address the lab's DNS gave (``--resolve``, so the Host header keeps the name), a name
         it cannot resolve gets curl's own answer (exit 6) without running; ``hostname`` runs in a
         UTS namespace named like the container (a kind pod's or node's hostname is its name)."""
-        from ..shell import Curl, Hostname, IptablesList, IptablesRules, IptablesSave, ShellOutput, hostname_of
+        from ..shell import Cat, Curl, Hostname, IptablesList, IptablesRules, IptablesSave, ListRecent, ShellOutput, hostname_of
 
         argv = list(command.argv)
         if isinstance(command, (IptablesList, IptablesRules)):
             argv[0] = xtables_kernel.iptables_tools(self.kernel.backend).iptables
         elif isinstance(command, IptablesSave):
             argv[0] = xtables_kernel.iptables_tools(self.kernel.backend).save
+        elif isinstance(command, (Cat, ListRecent)):
+            xtables_kernel.require_tool(argv[0])  # run by name: cat's and ls's messages start with it
         elif isinstance(command, Hostname):
             argv = [xtables_kernel.require_tool("unshare"), "--uts", "sh", "-c", 'hostname "$1" && exec hostname', "sh",
                     hostname_of(cluster, where)]

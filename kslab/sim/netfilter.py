@@ -60,7 +60,10 @@ HOOK_TABLES: dict[str, tuple[str, ...]] = {
 }
 INDEX_MIN_RULES = 16  # shorter chains are scanned: an index would not pay for itself
 RECENT_LIST_TOTAL = 100  # xt_recent ip_list_tot: addresses per list
-RECENT_PKT_TOTAL = 20  # xt_recent ip_pkt_list_tot: time stamps per address
+RECENT_STAMPS = 32  # time stamps per address: ip_pkt_list_tot=0 (Linux >= 4.14's default) gives a ring of 32
+RECENT_HZ = 250  # jiffies per second (CONFIG_HZ of Debian's and Ubuntu's kernels): xt_recent's clock
+RECENT_INITIAL_JIFFIES = (1 << 32) - 300 * RECENT_HZ  # the kernel's INITIAL_JIFFIES: jiffies at boot (sim clock 0)
+SENDER_TTL = 64  # net.ipv4.ip_default_ttl: what a recent list records (see _match_recent)
 # Targets that do not change the packet's path in the sim: noted in the trace, then the next rule.
 NOTE_TARGETS = frozenset({"LOG", "NFLOG", "ULOG", "TRACE", "AUDIT", "CHECKSUM", "TCPMSS"})
 TCP_FLAGS = frozenset({"SYN", "ACK", "FIN", "RST", "URG", "PSH"})
@@ -363,15 +366,44 @@ def _match_statistic(opts: dict[str, Option]) -> list[Fragment]:
     raise _Unsupported(f"-m statistic --mode {mode}")
 
 
-def _match_recent(opts: dict[str, Option]) -> list[Fragment]:
-    """xt_recent (``recent_mt``), with ctx.now for jiffies and ctx.state.recent for /proc/net/xt_recent.
+def recent_list_names(tables: Mapping[str, TableDump]) -> set[str]:
+    """The xt_recent lists the rules in ``tables`` name (each is a file in /proc/net/xt_recent)."""
+    names = set()
+    for t in tables.values():
+        for rule in t.rules():
+            for m in rule.matches:
+                if m.name == "recent":
+                    o = m.option("name")
+                    names.add(o.args[0] if o and o.args else "DEFAULT")
+    return names
 
-    A list maps an address to its time stamps (the last 20) and is kept in least-recently-updated
-    order (at most 100 addresses: a new one evicts the oldest). --set adds a stamp and matches;
-    --rcheck matches if the address is listed (with --seconds S, if a stamp is at most S old;
-    with --hitcount H, if H such stamps); --update is --rcheck plus a new stamp when it matches;
-    --remove deletes and matches if listed. --reap (with --seconds) is the kernel's: after a
-    check, the list's least recently updated address goes if its newest stamp is older than S.
+
+def jiffies(t: float) -> int:
+    """The kernel's ``jiffies`` at simulated time ``t`` (seconds): the sim's clock 0 is a boot."""
+    return RECENT_INITIAL_JIFFIES + int(t * RECENT_HZ + 1e-6)
+
+
+def _ring(hitcount: int) -> int:
+    """Stamps kept per address (``nstamps_max_mask + 1``): 32, or a larger power of two for a
+    ``--hitcount`` above 32 (``recent_mt_check`` with ip_pkt_list_tot=0)."""
+    return max(RECENT_STAMPS, 1 << max(hitcount - 1, 0).bit_length())
+
+
+def _match_recent(opts: dict[str, Option]) -> list[Fragment]:
+    """xt_recent (``recent_mt`` of net/netfilter/xt_recent.c), with ctx.now for jiffies and
+    ctx.state.recent for /proc/net/xt_recent.
+
+    A list maps an address to its time stamps (a ring of the last 32) and is kept in
+    least-recently-updated order (at most ``ip_list_tot`` = 100 addresses: adding one more
+    evicts the least recently updated, whatever its age). --set adds a stamp and matches;
+    --rcheck matches if the address is listed (with --seconds S, if a stamp is at most S*HZ
+    jiffies old; with --hitcount H, if H such stamps); --update is --rcheck plus a new stamp
+    when it matches; --remove deletes and matches if listed. --reap (with --seconds) is the
+    kernel's: after a check of a listed address, the list's least recently updated address
+    goes if its newest stamp is older than S. Times compare in jiffies (HZ = 250), as the
+    kernel's do. The TTL recorded is the sender's (64): kube-proxy's rules stamp a connection's
+    first packet in PREROUTING or in OUTPUT from a local socket, where the kernel records the
+    TTL unchanged.
     """
     allowed = {"set", "rcheck", "update", "remove", "seconds", "reap", "hitcount", "name", "mask", "rsource", "rdest"}
     _only(opts, allowed, "-m recent")
@@ -385,6 +417,7 @@ def _match_recent(opts: dict[str, Option]) -> list[Fragment]:
     hitcount = int(opts["hitcount"].args[0]) if "hitcount" in opts else 0
     reap = "reap" in opts and seconds > 0
     invert = opts[command].negated
+    ring = _ring(hitcount)
 
     def recent(p: Packet, c: HookContext) -> bool:
         c.state.stateful = True
@@ -402,7 +435,7 @@ def _match_recent(opts: dict[str, Option]) -> list[Fragment]:
                 return ret
             if len(table) >= RECENT_LIST_TOTAL:
                 del table[next(iter(table))]  # the least recently updated address
-            table[addr] = RecentEntry([now], now)
+            table[addr] = RecentEntry([now], now, 1, SENDER_TTL)
             return not ret
         if command == "set":
             ret = not ret
@@ -410,10 +443,10 @@ def _match_recent(opts: dict[str, Option]) -> list[Fragment]:
             del table[addr]
             return not ret
         else:
-            horizon = now - seconds
+            horizon = jiffies(now) - seconds * RECENT_HZ  # the kernel's: time = jiffies - seconds * HZ
             hits = 0
             for stamp in e.stamps:
-                if seconds and stamp < horizon:
+                if seconds and jiffies(stamp) < horizon:
                     continue
                 hits += 1
                 if hits >= hitcount:
@@ -422,12 +455,14 @@ def _match_recent(opts: dict[str, Option]) -> list[Fragment]:
             if reap:
                 oldest_addr = next(iter(table))
                 oldest = table[oldest_addr]
-                if not (oldest is e and command == "update" and ret) and oldest.stamps[-1] < horizon:
+                if not (oldest is e and command == "update" and ret) and jiffies(oldest.stamps[-1]) < horizon:
                     del table[oldest_addr]
         if command == "set" or (command == "update" and ret):
             e.stamps.append(now)
-            del e.stamps[:-RECENT_PKT_TOTAL]
+            del e.stamps[:-ring]
             e.last_seen = now
+            e.updates += 1
+            e.ttl = SENDER_TTL
             table[addr] = table.pop(addr, e)  # now the most recently updated
         return ret
 

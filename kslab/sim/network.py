@@ -37,7 +37,7 @@ from ..errors import InputError
 from ..model import ClusterState, Pod
 from ..xtables import TableDump
 from .conntrack import ConntrackLog
-from .netfilter import Netfilter
+from .netfilter import Netfilter, recent_list_names
 from .packet import PACKET_BYTES, STATISTIC_MASK, HookContext, HookResult, NamespaceState, Packet, TraceStep
 
 FABRIC = ipaddress.ip_network("172.18.0.0/16")  # kind's "docker network"
@@ -267,10 +267,20 @@ class Network:
         return out
 
     def update_rules(self, rulesets: dict[str, str]) -> None:
-        """Load new rulesets (an iptables-restore); xt_recent lists, counters and conntrack stay."""
+        """Load new rulesets (an iptables-restore); xt_recent lists, counters and conntrack stay
+        (a list no loaded rule names any more goes, as the kernel frees it)."""
         for name, text in rulesets.items():
             self.nodes[name].netfilter = Netfilter.from_text(text, name=name)
+            self._drop_unnamed_lists(self.nodes[name])
         self.clear_memo()
+
+    @staticmethod
+    def _drop_unnamed_lists(node: NodeNS) -> None:
+        """xt_recent frees a list with the last rule that names it (``recent_mt_destroy``); a
+        restore that keeps such a rule keeps the list and its addresses."""
+        names = recent_list_names(node.netfilter.tables)
+        for gone in [k for k in node.state.recent if k not in names]:
+            del node.state.recent[gone]
 
     def update_tables(self, tables: Mapping[str, Mapping[str, TableDump]]) -> None:
         """Load each named node's tables as held in memory (an ``IptablesState``'s ``tables``):
@@ -279,6 +289,7 @@ class Network:
         for name, t in tables.items():
             node = self.nodes[name]
             node.netfilter = Netfilter.from_tables(t, name=name, previous=node.netfilter)
+            self._drop_unnamed_lists(node)
         self.clear_memo()
 
     def update_pods(self, state: ClusterState) -> None:

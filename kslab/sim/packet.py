@@ -50,8 +50,12 @@ class NatAction:
 
 @dataclass
 class RecentEntry:
-    stamps: list[float] = field(default_factory=list)  # simulated-clock seconds, oldest first
+    """One address in an xt_recent list (``struct recent_entry``)."""
+
+    stamps: list[float] = field(default_factory=list)  # simulated-clock seconds, oldest first (the ring's last ``nstamps``)
     last_seen: float = 0.0
+    updates: int = 1  # stamps ever written: places the newest in the kernel's ring (its ``index``)
+    ttl: int = 64  # the TTL of the packet that last stamped it
 
 
 PACKET_BYTES: dict[str, int] = {"tcp": 60, "udp": 28, "sctp": 52, "icmp": 84}

@@ -18,6 +18,13 @@ tools instead, and ``tests/test_shell.py`` checks that both print the same).
   the echo JSON with the address and port the endpoint saw; curl's error and exit status for a
   connection that fails (7: refused or rejected; 28: no answer within ``--max-time``).
 - ``hostname``: the pod's or node's name.
+- ``cat /proc/net/xt_recent/LIST``: a node's xt_recent list (ClientIP affinity) as the kernel's
+  ``recent_seq_show`` prints it: ``src=ADDR ttl: T last_seen: J oldest_pkt: I J0, J1, ...``
+  with the stamps in jiffies (HZ 250, the simulated clock's 0 at the kernel's INITIAL_JIFFIES)
+  in the order of the kernel's ring. The kernel walks its hash buckets (keyed by a random
+  seed), so its order is arbitrary; the simulator lists the least recently updated address
+  first. A list exists while a loaded rule names it (``ls /proc/net/xt_recent``).
+  ``cat /sys/module/xt_recent/parameters/PARAM``: the module's defaults (``ip_list_tot`` 100).
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from ..netns.layout import Layout, plan
 from ..netns.servers import response_body
 from ..shell import (
     CONNTRACK_VERSION,
+    Cat,
+    ListRecent,
     CURL_VERSION,
     Command,
     ConntrackCount,
@@ -47,12 +56,23 @@ from ..shell import (
 )
 from ..xtables import TableDump, listing
 from .conntrack import FlowEntry
+from .netfilter import RECENT_LIST_TOTAL, RECENT_STAMPS, jiffies, recent_list_names
 from .network import Network
+from .packet import RecentEntry
 
 if TYPE_CHECKING:
     from ..model import ClusterState
 
-__all__ = ["run", "conntrack_line", "routes"]
+__all__ = ["run", "conntrack_line", "routes", "recent_line", "RECENT_PARAMETER_VALUES"]
+
+RECENT_PARAMETER_VALUES = {  # xt_recent's module parameters as a kernel loads it without options
+    "ip_list_tot": RECENT_LIST_TOTAL,
+    "ip_list_hash_size": 1 << RECENT_LIST_TOTAL.bit_length(),  # 1 << fls(ip_list_tot)
+    "ip_list_perms": 0o644,
+    "ip_list_uid": 0,
+    "ip_list_gid": 0,
+    "ip_pkt_list_tot": 0,
+}
 
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}
 
@@ -85,6 +105,8 @@ def run(command: Command, where: str, cluster: ClusterState, tables: Mapping[str
         return _curl(command, where, cluster, network)
     if isinstance(command, Hostname):
         return ShellOutput(hostname_of(cluster, where) + "\n")
+    if isinstance(command, (Cat, ListRecent)):
+        return _recent(command, where, own, network)
     raise InputError(command.tool, "the sim backend does not emulate it", "see kslab.shell.SUPPORTED")
 
 
@@ -115,6 +137,38 @@ def conntrack_line(e: FlowEntry) -> str:
     reply = f"src={e.reply[0]} dst={e.reply[2]} sport={e.reply[1]} dport={e.reply[3]} "
     return (f"{e.proto:<8} {_PROTO_NUMBERS.get(e.proto, 0)} {e.timeout} {state}{orig}{'[UNREPLIED] ' if e.unreplied else ''}"
             f"{reply}{'[ASSURED] ' if e.assured else ''}mark=0 use=1")
+
+
+# ---- xt_recent -------------------------------------------------------------------------------------
+
+
+def _recent(command: Cat | ListRecent, where: str, own: Mapping[str, TableDump], network: Network) -> ShellOutput:
+    names = recent_list_names(own)
+    if isinstance(command, ListRecent):
+        return ShellOutput("".join(f"{n}\n" for n in sorted(names)))
+    name = command.recent_list
+    if name is None:
+        return ShellOutput(f"{RECENT_PARAMETER_VALUES[command.path.rsplit('/', 1)[1]]}\n")
+    if name not in names:
+        return command.missing()
+    node = network.nodes.get(where)
+    table = node.state.recent.get(name, {}) if node is not None else {}
+    return ShellOutput("".join(recent_line(addr, e) + "\n" for addr, e in table.items()))
+
+
+def recent_line(addr: str, e: RecentEntry, stamps: int = RECENT_STAMPS) -> str:
+    """One address of an xt_recent list as ``/proc/net/xt_recent/LIST`` shows it
+    (``recent_seq_show``): ``oldest_pkt`` is the ring's next slot (the kernel's ``index``), the
+    stamps follow in ring order, the newest at slot ``index - 1``."""
+    n = len(e.stamps)
+    stamps = max(stamps, n)  # a --hitcount above 32 widens the ring
+    index = (e.updates - 1) % stamps + 1
+    ring = [0] * n
+    first = e.updates - n  # the number of the oldest stamp kept
+    for k, t in enumerate(e.stamps, start=first):
+        ring[k % stamps] = jiffies(t)
+    return (f"src={addr} ttl: {e.ttl} last_seen: {jiffies(e.stamps[-1])} oldest_pkt: {index} "
+            + ", ".join(str(j) for j in ring))
 
 
 # ---- ip route --------------------------------------------------------------------------------------
