@@ -6,12 +6,15 @@ the same colour across a chapter (:func:`pod_colors`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from .model import ClusterState
+
+if TYPE_CHECKING:
+    from .views import AffinityResult
 
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC"]
 
@@ -112,4 +115,55 @@ def stickiness_figure(df: pd.DataFrame, title: str | None = None) -> go.Figure:
     d = stickiness_data(df)
     fig = go.Figure([go.Bar(name=pod, x=d["clients"], y=d["counts"][pod], marker_color=d["colors"][pod]) for pod in d["pods"]])
     fig.update_layout(**STICKINESS_LAYOUT, title=title or f"Which endpoint each client reached ({d['backend']} backend)")
+    return fig
+
+
+# ---- chapter 02: ClientIP affinity over rounds ---------------------------------------------------
+
+AFFINITY_ROUNDS_LAYOUT = dict(template="plotly_white", height=300, margin=dict(t=60, b=50, l=80, r=20),
+                              xaxis=dict(title="client (number)", showgrid=False),
+                              yaxis=dict(title="round", autorange="reversed", showgrid=False))
+
+
+def affinity_rounds_data(r: AffinityResult) -> dict:
+    """The heatmap of :class:`kslab.views.AffinityResult`: one column per client, one row per
+    round, coloured by the endpoint pod reached (a failed connection is blank), the hover text
+    naming client, round, time and pod, and a title with the settings."""
+    pods = sorted(r.endpoints)
+    colors = pod_colors(pods)
+    index = {p: i for i, p in enumerate(pods)}
+    wide = r.rows.pivot_table(index="round", columns="client_ip", values="endpoint_pod", aggfunc="first")
+    wide = wide.reindex(columns=list(r.clients))
+    z, text = [], []
+    for rnd in range(1, r.rounds + 1):
+        row = wide.loc[rnd] if rnd in wide.index else pd.Series(index=list(r.clients), dtype=object)
+        z.append([index.get(p) if isinstance(p, str) else None for p in row])
+        text.append([f"client {i + 1} ({ip}), round {rnd} at t={(rnd - 1) * r.pause:g} s: {p if isinstance(p, str) else 'failed'}"
+                     for i, (ip, p) in enumerate(row.items())])
+    n = max(len(pods), 1)
+    scale = []
+    for i, p in enumerate(pods):  # a step per pod: value i maps to the pod's colour
+        scale += [[i / n, colors[p]], [(i + 1) / n, colors[p]]]
+    setting = f"ClientIP, timeoutSeconds {r.timeout}" if r.affinity else "None"
+    title = (f"sessionAffinity {setting}: {len(r.clients)} clients, {r.rounds} rounds {r.pause:g} s apart, "
+             f"{len(pods)} endpoints ({r.backend} copy of the lab)")
+    return {"z": z, "x": list(range(1, len(r.clients) + 1)), "y": [f"round {k}" for k in range(1, r.rounds + 1)],
+            "text": text, "colorscale": scale or [[0, "#ccc"], [1, "#ccc"]], "zmin": -0.5, "zmax": n - 0.5,
+            "pods": pods, "colors": colors, "title": title,
+            "colorbar": dict(title="pod", tickvals=list(range(len(pods))), ticktext=pods, len=0.9, thickness=14)}
+
+
+def affinity_summary(r: AffinityResult) -> str:
+    """One line: who kept their pod, and how full each xt_recent list is (100 at most)."""
+    full = ", ".join(f"{name}: {size}" for name, size in sorted(r.lists.items())) or "none (no ClientIP rules)"
+    return (f"clients that kept their first pod in all {r.rounds} rounds: {r.kept} of {len(r.clients)} "
+            f"({r.kept_share:.0%}); xt_recent lists on {r.node} (addresses, at most 100 each): {full}")
+
+
+def affinity_rounds_figure(r: AffinityResult) -> go.Figure:
+    """A static heatmap of :func:`affinity_rounds_data` (the panel updates the same trace in place)."""
+    d = affinity_rounds_data(r)
+    fig = go.Figure(go.Heatmap(z=d["z"], x=d["x"], y=d["y"], text=d["text"], colorscale=d["colorscale"], zmin=d["zmin"],
+                               zmax=d["zmax"], colorbar=d["colorbar"], ygap=2, hovertemplate="%{text}<extra></extra>"))
+    fig.update_layout(**AFFINITY_ROUNDS_LAYOUT, title=d["title"])
     return fig

@@ -96,56 +96,141 @@ class DistributionPanel:
         display(self.widget)
 
 
-def compute_affinity(lab: Lab, affinity: bool, clients: int, per_client: int = 10, *, timeout: int = 10800,
-                     to: str = "svc-clusterip", seed: int = 1) -> pd.DataFrame:
-    """``clients`` pod-like clients on myk8s-worker, ``per_client`` connections each, with or
-    without ``sessionAffinity: ClientIP``; the xt_recent lists start empty."""
+AFFINITY_MAX_CLIENTS = 250  # addresses of one node's /24 pod CIDR the clients can take
+
+
+def affinity_clients(lab: Lab, n: int, node: str = "myk8s-worker") -> list[str]:
+    """``n`` pod-like client addresses on ``node`` (its pod CIDR from the top down, skipping its
+    pods and its gateway): clients whose connections all meet the same node's xt_recent lists."""
+    import ipaddress
+
+    cidr = ipaddress.ip_network(next(x for x in lab.cluster.nodes if x.name == node).pod_cidr)
+    taken = {p.pod_ip for p in lab.cluster.pods if p.pod_ip} | {str(cidr.network_address + 1)}
+    free = [str(a) for a in reversed(list(cidr.hosts())) if str(a) not in taken]
+    if not 1 <= n <= min(len(free), AFFINITY_MAX_CLIENTS):
+        from .errors import InputError
+
+        raise InputError("clients", f"{n} is out of range", f"use 1-{min(len(free), AFFINITY_MAX_CLIENTS)} (one node's pod CIDR)")
+    return free[:n]
+
+
+@dataclass(frozen=True)
+class AffinityResult:
+    """Clients reconnecting in rounds to a Service, with or without ClientIP affinity.
+
+    ``rows``: one row per connection (:data:`kslab.dataplane.rows.COLUMNS` plus ``round``);
+    ``kept``: clients whose every round reached the pod of their first round; ``lists``: each
+    xt_recent list on the clients' node after the run and how many addresses it holds, read with
+    the study's ``ls``/``cat /proc/net/xt_recent/...``."""
+
+    affinity: bool
+    clients: tuple[str, ...]
+    rounds: int
+    timeout: int | None
+    pause: float
+    endpoints: tuple[str, ...]
+    rows: pd.DataFrame
+    kept: int
+    lists: dict[str, int]
+    node: str
+    backend: str
+
+    @property
+    def kept_share(self) -> float:
+        return self.kept / len(self.clients)
+
+
+def compute_affinity(lab: Lab, affinity: bool, clients: int, *, rounds: int = 4, timeout: int = 10800, pause: float = 10.0,
+                     endpoints: int | None = None, to: str = "svc-clusterip", node: str = "myk8s-worker",
+                     seed: int = 1) -> AffinityResult:
+    """On a simulated copy of ``lab`` (``lab.copy()``: the learner's lab is not changed, and a
+    pause costs no real time): ``to`` with or without ``sessionAffinity: ClientIP`` and
+    ``timeoutSeconds`` = ``timeout``, only its first ``endpoints`` pods ready (all if None);
+    ``clients`` addresses on ``node`` connect once each, in the same order, ``rounds`` times,
+    ``pause`` seconds apart. The copy starts with empty conntrack and xt_recent lists."""
+    if rounds < 1 or pause < 0 or (affinity and not 1 <= timeout <= 86400):
+        from .errors import InputError
+
+        raise InputError("rounds/pause/timeout", f"rounds={rounds}, pause={pause}, timeout={timeout}",
+                         "use rounds >= 1, pause >= 0 and 1 <= timeout <= 86400 (the API server's range)")
+    twin = lab.copy()
+    svc = twin.cluster.service(to)
     spec = {"session_affinity": "ClientIP" if affinity else "None", "session_affinity_timeout": timeout if affinity else None}
-    svc = lab.cluster.service(to)
     if (svc.session_affinity, svc.session_affinity_timeout) != tuple(spec.values()):  # else kube-proxy would sync nothing
-        lab.patch_service(to, **spec)
-    lab.clear_kernel_state()
-    ips = [f"10.10.1.{100 + i}" for i in range(clients)]
-    return lab.run(ips, to, n=clients * per_client, seed=seed, interval=0.01)
+        twin.patch_service(to, **spec)
+    backing = sorted({e.target_pod for sl in twin.cluster.slices_for(svc) for e in sl.endpoints
+                      if e.target_pod and e.ready is not False})
+    keep = backing if endpoints is None else backing[:max(endpoints, 1)]
+    for pod in backing[len(keep):]:
+        twin.set_ready(pod, False)
+    twin.clear_kernel_state()
+    ips = affinity_clients(twin, clients, node)
+    frames = []
+    for r in range(rounds):
+        if r:
+            twin.advance(pause)
+        df = twin.run(ips, to, n=len(ips), seed=seed * 1000 + r, interval=0)
+        frames.append(df.assign(round=r + 1))
+    rows = pd.concat(frames, ignore_index=True)
+    wide = rows.pivot_table(index="client_ip", columns="round", values="endpoint_pod", aggfunc="first")
+    kept = int((wide.nunique(axis=1, dropna=False) == 1).sum())
+    names = str(twin.sh(node, "ls /proc/net/xt_recent")).split()
+    lists = {n: len(str(twin.sh(node, f"cat /proc/net/xt_recent/{n}")).splitlines()) for n in names}
+    return AffinityResult(affinity, tuple(ips), rounds, timeout if affinity else None, pause, tuple(keep), rows, kept, lists,
+                          node, twin.backend)
 
 
 class AffinityPanel:
-    """A sessionAffinity toggle and a clients slider over a per-client stacked bar chart."""
+    """What a static chart cannot show about ClientIP affinity: a ``timeoutSeconds`` slider
+    against the pause between a client's connections, and up to 250 clients on one node, past
+    the 100 addresses an xt_recent list holds (``ip_list_tot``). A heatmap shows which pod each
+    client reached in each round; the summary counts who kept their pod and how full the lists are.
+    Every change reruns :func:`compute_affinity` on a fresh simulated copy of the lab."""
 
-    def __init__(self, lab: Lab, *, clients: int = 8, per_client: int = 10, to: str = "svc-clusterip", seed: int = 1) -> None:
+    def __init__(self, lab: Lab, *, clients: int = 8, timeout: int = 30, pause: float = 10.0, rounds: int = 4,
+                 endpoints: int = 3, affinity: str = "ClientIP", to: str = "svc-clusterip", seed: int = 1) -> None:
         import ipywidgets as w
 
-        self.lab, self.per_client, self.to, self.seed = lab, per_client, to, seed
-        self.affinity = w.ToggleButtons(options=["None", "ClientIP"], value="None", description="affinity")
-        self.clients = w.IntSlider(value=clients, min=1, max=30, description="clients", continuous_update=False)
+        self.lab, self.rounds, self.to, self.seed = lab, rounds, to, seed
+        style = {"description_width": "initial"}
+        self.affinity = w.ToggleButtons(options=["None", "ClientIP"], value=affinity, description="affinity")
+        self.clients = w.IntSlider(value=clients, min=1, max=AFFINITY_MAX_CLIENTS, description="clients",
+                                   continuous_update=False)
+        self.timeout = w.IntSlider(value=timeout, min=1, max=120, description="timeoutSeconds", style=style,
+                                   continuous_update=False)
+        self.pause = w.IntSlider(value=int(pause), min=0, max=120, description="pause between rounds (s)", style=style,
+                                 continuous_update=False)
+        self.endpoints = w.IntSlider(value=endpoints, min=1, max=3, description="ready endpoints", style=style,
+                                     continuous_update=False)
         self.summary = w.HTML()
-        self.figure = go.FigureWidget(layout=charts.STICKINESS_LAYOUT)
-        self.df: pd.DataFrame | None = None
-        self.affinity.observe(lambda _c: self.update(), names="value")
-        self.clients.observe(lambda _c: self.update(), names="value")
+        self.figure = go.FigureWidget(go.Figure(go.Heatmap(z=[], ygap=2,
+                                                           hovertemplate="%{text}<extra></extra>"),
+                                                layout=charts.AFFINITY_ROUNDS_LAYOUT))
+        self.result: AffinityResult | None = None
+        for control in (self.affinity, self.clients, self.timeout, self.pause, self.endpoints):
+            control.observe(lambda _c: self.update(), names="value")
         self.update()
-        self.widget = w.VBox([w.HBox([self.affinity, self.clients]), self.figure, self.summary])
+        self.widget = w.VBox([w.HBox([self.affinity, self.clients]), w.HBox([self.timeout, self.pause]), self.endpoints,
+                              self.figure, self.summary])
 
-    def update(self) -> pd.DataFrame:
-        df = compute_affinity(self.lab, self.affinity.value == "ClientIP", self.clients.value, self.per_client,
-                              to=self.to, seed=self.seed)
-        d = charts.stickiness_data(df)
-        fig = self.figure
-        with fig.batch_update():
-            if [t.name for t in fig.data] == d["pods"]:  # the same endpoints: new numbers in the same bars
-                for bar in fig.data:
-                    bar.x, bar.y = d["clients"], d["counts"][bar.name]
-            else:
-                fig.data = []
-                fig.add_traces([go.Bar(name=pod, x=d["clients"], y=d["counts"][pod], marker_color=d["colors"][pod])
-                                for pod in d["pods"]])
-            fig.layout.title.text = (f"sessionAffinity {self.affinity.value}: {self.clients.value} clients x "
-                                     f"{self.per_client} connections ({self.lab.backend} backend)")
-        st = experiments.stickiness(df)
-        self.summary.value = (f"clients that stayed on one endpoint: {(st['endpoints'] == 1).sum()} of {len(st)}; "
-                              f"mean endpoints per client {st['endpoints'].mean():.2f}")
-        self.df = df
-        return df
+    @property
+    def df(self) -> pd.DataFrame | None:
+        """The last run's rows."""
+        return self.result.rows if self.result is not None else None
+
+    def update(self) -> AffinityResult:
+        r = compute_affinity(self.lab, self.affinity.value == "ClientIP", self.clients.value, rounds=self.rounds,
+                             timeout=self.timeout.value, pause=self.pause.value, endpoints=self.endpoints.value,
+                             to=self.to, seed=self.seed)
+        d = charts.affinity_rounds_data(r)
+        with self.figure.batch_update():
+            hm = self.figure.data[0]
+            hm.z, hm.x, hm.y, hm.text = d["z"], d["x"], d["y"], d["text"]
+            hm.colorscale, hm.zmin, hm.zmax, hm.colorbar = d["colorscale"], d["zmin"], d["zmax"], d["colorbar"]
+            self.figure.layout.title.text = d["title"]
+        self.summary.value = charts.affinity_summary(r)
+        self.result = r
+        return r
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

@@ -25,18 +25,44 @@ def test_panel_slider_redraws_in_place():
     assert "600 connections" in fig.layout.title.text and "1/5" in panel.summary.value
 
 
-def test_affinity_panel_toggle():
+def test_affinity_panel_toggle_timeout_and_list_size():
+    from kslab import experiments
     from kslab.views import AffinityPanel
 
-    panel = AffinityPanel(Lab(seed=2), clients=6, per_client=12)
-    from kslab import experiments
+    lab = Lab(seed=2)
+    before = lab.cluster.service("svc-clusterip").session_affinity
+    panel = AffinityPanel(lab, clients=6, affinity="None")
+    fig = panel.figure
+    assert experiments.stickiness(panel.df)["endpoints"].max() > 1 and panel.result.lists == {}  # no affinity: no lists
+    panel.affinity.value = "ClientIP"  # timeoutSeconds 30 > the 10 s pause: every client keeps its pod
+    assert panel.result.kept == 6 and (experiments.stickiness(panel.df)["endpoints"] == 1).all()
+    assert panel.figure is fig and "ClientIP, timeoutSeconds 30" in fig.layout.title.text
+    assert len(fig.data[0].z) == 4 and len(fig.data[0].z[0]) == 6 and "6 of 6" in panel.summary.value
+    panel.timeout.value = 5  # shorter than the pause: each round picks again
+    assert panel.result.kept < 6 and sum(panel.result.lists.values()) == 6
+    panel.timeout.value = 30
+    panel.endpoints.value = 2
+    panel.clients.value = 250  # ~125 clients per list, 100 fit: the lists evict the clients due next
+    r = panel.result
+    assert sorted(r.lists.values()) == [100, 100] and r.kept_share < 0.3
+    assert len(fig.data[0].z[0]) == 250 and fig.data[0].colorbar.ticktext == tuple(r.endpoints)
+    panel.clients.value = 150  # 75 per list: all fit
+    assert panel.result.kept == 150
+    assert lab.cluster.service("svc-clusterip").session_affinity == before  # the panel ran on copies
 
-    assert experiments.stickiness(panel.df)["endpoints"].max() > 1  # no affinity: clients spread
-    panel.affinity.value = "ClientIP"
-    st = experiments.stickiness(panel.df)
-    assert (st["endpoints"] == 1).all() and "ClientIP" in panel.figure.layout.title.text
-    panel.clients.value = 10
-    assert len(experiments.stickiness(panel.df)) == 10
+
+def test_compute_affinity_is_seeded_and_refuses_bad_settings():
+    import pytest
+
+    from kslab.errors import InputError
+    from kslab.views import compute_affinity
+
+    lab = Lab()
+    a, b = compute_affinity(lab, True, 40, timeout=5, pause=10), compute_affinity(lab, True, 40, timeout=5, pause=10)
+    assert a.rows["endpoint_pod"].tolist() == b.rows["endpoint_pod"].tolist() and a.kept == b.kept
+    for kw in (dict(clients=0), dict(clients=251), dict(clients=3, timeout=0), dict(clients=3, rounds=0)):
+        with pytest.raises(InputError):
+            compute_affinity(lab, True, **kw)
 
 
 def test_cross_node_panel_matches_the_expectation():
