@@ -164,15 +164,64 @@ def _behind_nat(answer: Any, lab=None, users: int = 20) -> Feedback:
     lab = _private_lab(lab)
     lab.patch_service("svc-nodeport", session_affinity="ClientIP", session_affinity_timeout=10800)
     lab.clear_kernel_state()
-    np = lab.cluster.service("svc-nodeport").ports[0].node_port
-    df = lab.run("mypc", f"myk8s-worker:{np}", n=users, seed=3)
+    df = lab.run("mypc", "myk8s-worker:svc-nodeport", n=users, seed=3)
     expected = int(df["endpoint_pod"].nunique())
     if int(answer) == expected:
         return _ok(f"{expected}: behind one NAT address every user is the same client to xt_recent, so all stick together")
     raise WrongAnswer(f"not {answer}. Hint: what source address does the node see for each user?")
 
 
-ch02 = SimpleNamespace(affinity_match=_affinity_match, may_move=_may_move, behind_nat=_behind_nat)
+LIST_SIZE_CHOICES = {
+    "a": "all of them keep their pod",
+    "b": "most keep it: only the clients beyond 2 x 100 lose it",
+    "c": "only a few keep it: most clients lose their entry before they come back",
+}
+
+
+def _list_size(answer: Any, lab=None, clients: int = 240, endpoints: int = 2) -> Feedback:
+    """Predict: ``clients`` clients on one node, ``endpoints`` ready endpoints, ClientIP with the
+    default timeout, four rounds 10 s apart in the same order. The right choice is read from the
+    experiment (on a copy of the lab): a = all kept, b = at least 60 % kept, c = fewer."""
+    if answer is None:
+        return _pending(f"how many of {clients} clients keep their pod with {endpoints} endpoints")
+    from .views import compute_affinity
+
+    choice = str(answer).strip().lower().strip("()")
+    if choice not in LIST_SIZE_CHOICES:
+        raise WrongAnswer(f"{answer!r} is not one of {', '.join(LIST_SIZE_CHOICES)}. Hint: answer with the letter")
+    r = compute_affinity(_private_lab(lab), True, clients, endpoints=endpoints, timeout=10800, pause=10)
+    expected = "a" if r.kept == clients else "b" if r.kept >= 0.6 * clients else "c"
+    full = ", ".join(str(v) for v in sorted(r.lists.values()))
+    if choice == expected:
+        return _ok(f"({expected}) {r.kept} of {clients} kept their pod; the lists hold {full} addresses: xt_recent keeps "
+                   f"100 per list and evicts the least recently updated, which is the client due next")
+    raise WrongAnswer(f"not ({choice}). Hint: each endpoint's list on the node holds at most 100 addresses; who is the "
+                      f"least recently updated address when clients come back in the same order?")
+
+
+def _recording_node(answer: Any, lab=None, client: str = "10.10.2.200", timeout: int = 45) -> Feedback:
+    """New case: which node's xt_recent lists record ``client`` (a pod address on some node)
+    when it connects to svc-clusterip with ClientIP affinity? Found by looking, on a copy."""
+    if answer is None:
+        return _pending(f"which node records {client} in its xt_recent lists")
+    lab = _private_lab(lab)
+    lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=timeout)
+    lab.clear_kernel_state()
+    pod = lab.run(client, "svc-clusterip", n=1, seed=5).loc[0, "endpoint_pod"]
+    holders = [n.name for n in lab.cluster.nodes
+               if any(f"src={client} " in lab.sh(n.name, f"cat /proc/net/xt_recent/{name}")
+                      for name in str(lab.sh(n.name, "ls /proc/net/xt_recent")).split())]
+    if len(holders) != 1:
+        raise AssertionError(f"kslab: {client} is listed on {holders}, expected exactly one node")
+    if str(answer) == holders[0]:
+        return _ok(f"{holders[0]}: the client's own node DNATs its connections (KUBE-SVC in PREROUTING) and keeps its "
+                   f"lists; {client} reached {pod}, wherever that pod runs")
+    raise WrongAnswer(f"not {answer}. Hint: the lists live where the SVC chain runs: which node's PREROUTING sees the "
+                      f"client's first packet? (lab.client('{client}') tells its node)")
+
+
+ch02 = SimpleNamespace(affinity_match=_affinity_match, may_move=_may_move, behind_nat=_behind_nat, list_size=_list_size,
+                       recording_node=_recording_node)
 
 
 # ---- chapter 03: hairpin NAT -------------------------------------------------------------------------
