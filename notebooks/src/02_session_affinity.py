@@ -14,10 +14,12 @@
 # Study notes 1.6: with `sessionAffinity: ClientIP` a client keeps reaching the same pod. You will
 # be able to:
 #
-# 1. show what the setting changes in kube-proxy's rules (`-m recent --rcheck` / `--set`);
-# 2. measure stickiness per client, with and without affinity;
-# 3. predict when a client may move (`timeoutSeconds`, on the simulated clock);
-# 4. explain why clients behind one NAT all stick to one pod.
+# 1. turn it on and read it back with the study's commands (`kubectl describe svc`, `iptables -t nat -S`,
+#    `curl` from `net-pod`, `conntrack -L`, `cat /proc/net/xt_recent/...`);
+# 2. explain each rule it adds: `-m recent --rcheck` in the SVC chain, `-m recent --set` in each SEP chain;
+# 3. predict when a client moves: after `timeoutSeconds` of silence, and when more than 100 clients
+#    share one endpoint's list on a node (xt_recent's `ip_list_tot`);
+# 4. say which node remembers a client, and why clients behind one NAT all stick to one pod.
 
 # %% [markdown] lang="ko"
 # # 02 · sessionAffinity: ClientIP (세션 어피니티)
@@ -25,79 +27,225 @@
 # 스터디 노트 1.6: `sessionAffinity: ClientIP`를 설정하면 클라이언트는 계속 같은 파드(Pod)에 연결됩니다.
 # 이 장을 마치면 다음을 할 수 있습니다.
 #
-# 1. 이 설정이 kube-proxy의 규칙(rule)에서 무엇을 바꾸는지(`-m recent --rcheck` / `--set`) 보여 줄 수 있습니다.
-# 2. 세션 어피니티(session affinity)가 있을 때와 없을 때, 클라이언트가 한 파드에 얼마나 고정되는지 측정할 수 있습니다.
-# 3. 클라이언트가 다른 파드로 옮겨 갈 수 있는 때(`timeoutSeconds`, 시뮬레이션 시계 기준)를 예측할 수 있습니다.
-# 4. NAT 하나 뒤에 있는 클라이언트들이 모두 한 파드에 고정되는 이유를 설명할 수 있습니다.
+# 1. 스터디의 명령(`kubectl describe svc`, `iptables -t nat -S`, `net-pod`에서의 `curl`, `conntrack -L`,
+#    `cat /proc/net/xt_recent/...`)으로 이 설정을 켜고 확인할 수 있습니다.
+# 2. 이 설정이 추가하는 규칙(rule)을 하나씩 설명할 수 있습니다. SVC 체인(chain)의 `-m recent --rcheck`,
+#    각 SEP 체인의 `-m recent --set`입니다.
+# 3. 클라이언트가 다른 파드로 옮겨 가는 때를 예측할 수 있습니다. `timeoutSeconds`보다 오래 조용했을 때, 그리고
+#    한 노드(node)에서 엔드포인트(endpoint) 하나의 목록을 100개가 넘는 클라이언트가 함께 쓸 때(xt_recent의
+#    `ip_list_tot`)입니다.
+# 4. 어느 노드가 클라이언트를 기억하는지, 그리고 NAT 하나 뒤의 클라이언트들이 왜 모두 한 파드에 고정되는지
+#    설명할 수 있습니다.
+
+# %% [markdown] lang="en"
+# **What this chapter uses.** `lab = kslab.Lab()` is the study's lab (the same cluster in every
+# chapter; `KSLAB_BACKEND` picks sim or netns). `lab.patch_service(name, session_affinity=...,
+# session_affinity_timeout=...)` changes a Service as `kubectl patch` would, and kube-proxy re-syncs.
+# `lab.sh(where, command)` runs one of the study's commands in a node or a pod (real tools on netns,
+# their output formats on sim). `lab.run(clients, service, n=..., seed=..., interval=...)` opens
+# connections and returns one row per connection (`endpoint_pod`, `client_ip`, ...).
+# `lab.advance(seconds)` lets time pass. `lab.clear_kernel_state()` empties conntrack, the
+# xt_recent lists and the counters and sets the clock to 0 (the Services stay as patched);
+# `lab.reset()` puts the whole lab back as made (use it at the end, or whenever you want the study's
+# lab again). `kslab.views.compute_affinity` and `AffinityPanel` run their experiments on `lab.copy()`,
+# a simulated twin, so they never change your lab. `kslab.check.ch02.*` checks your answers.
+
+# %% [markdown] lang="ko"
+# **이 장에서 쓰는 것.** `lab = kslab.Lab()`은 스터디의 실습 환경입니다(모든 장에서 같은 클러스터이며,
+# `KSLAB_BACKEND`로 sim 또는 netns를 고릅니다). `lab.patch_service(name, session_affinity=...,
+# session_affinity_timeout=...)`는 `kubectl patch`처럼 서비스(Service)를 바꾸고, kube-proxy가 다시 동기화합니다.
+# `lab.sh(where, command)`는 노드나 파드에서 스터디의 명령 하나를 실행합니다(netns에서는 실제 도구,
+# sim에서는 같은 출력 형식). `lab.run(clients, service, n=..., seed=..., interval=...)`은 연결을 열고 연결마다
+# 한 행(`endpoint_pod`, `client_ip`, ...)을 돌려줍니다. `lab.advance(seconds)`는 시간을 흐르게 합니다.
+# `lab.clear_kernel_state()`는 conntrack, xt_recent 목록, 카운터를 비우고 시계를 0으로 되돌립니다(서비스는
+# 바꾼 그대로 둡니다). `lab.reset()`은 실습 환경 전체를 처음 만든 상태로 되돌립니다(이 장의 끝에서, 또는
+# 스터디의 실습 환경이 다시 필요할 때 쓰세요). `kslab.views.compute_affinity`와 `AffinityPanel`은 실험을
+# 시뮬레이션 복제본인 `lab.copy()`에서 돌리므로 여러분의 실습 환경을 바꾸지 않습니다.
+# `kslab.check.ch02.*`는 답을 확인합니다.
 
 # %%
+import collections
+
 import kslab
 from kslab import charts, experiments
+from kslab.views import compute_affinity
 
-lab = kslab.Lab(seed=2)
+lab = kslab.Lab()
 print(f"backend: {lab.backend}")
-lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=30)
-rules = lab.render("myk8s-control-plane").save_text().splitlines()
-for line in rules:
-    if "KUBE-SVC-KBDEBIL6IU6WL7RF" in line and line.startswith("-A") or ("svc-clusterip" in line and "recent" in line and "KUBE-SEP" in line.split()[1]):
-        print(line)
+client_node = lab.client("net-pod").node
+print(f"net-pod runs on {client_node}")
 
 # %% [markdown] lang="en"
-# The SVC chain now starts with one `--rcheck` rule per endpoint: "if this source address is in
-# the list `KUBE-SEP-X` and was seen in the last 30 s, go to `KUBE-SEP-X`". Only a client not
-# seen recently falls through to the usual probability ladder. Each SEP chain's DNAT rule carries
-# `-m recent --set`, which records (or refreshes) the client's address in its list. xt_recent
-# keeps the lists in the kernel of **each node**, up to 100 addresses each.
+# ## Turn it on, read it back
+#
+# The study types `kubectl patch svc svc-clusterip -p '{"spec":{"sessionAffinity":"ClientIP"}}'`.
+# `lab.sh` only runs commands that read, so the patch is `lab.patch_service`; the API server fills
+# in the default `sessionAffinityConfig.clientIP.timeoutSeconds: 10800` (3 hours), as a real one does.
+# Then the study's `kubectl describe` and `kubectl get -o yaml` show the setting.
 
 # %% [markdown] lang="ko"
-# 이제 서비스(Service)의 SVC 체인(chain)은 엔드포인트(endpoint)마다 `--rcheck` 규칙 하나로 시작합니다.
-# "이 출발지 주소가 `KUBE-SEP-X` 목록에 있고 최근 30초 안에 보였다면 `KUBE-SEP-X`로 간다"는 뜻입니다.
-# 최근에 보이지 않은 클라이언트만 평소의 확률 사다리로 내려갑니다. 각 SEP 체인의 DNAT 규칙에는
-# `-m recent --set`이 붙어 클라이언트 주소를 목록에 기록(또는 갱신)합니다. xt_recent는 이 목록을
-# **노드(node)마다** 커널에 두며, 목록 하나에 주소를 최대 100개까지 담습니다.
-
-# %% [markdown] lang="en"
-# ## Predict, then run
+# ## 켜고 확인하기
 #
-# Eight clients each open 10 connections. Without affinity, how many different webpods will a
-# client reach? With it?
-
-# %% [markdown] lang="ko"
-# ## 예측한 다음 실행하기
-#
-# 클라이언트 8개가 각각 연결을 10개씩 엽니다. 세션 어피니티가 없으면 클라이언트 하나가 서로 다른 webpod
-# 몇 개에 도달할까요? 세션 어피니티가 있으면요?
+# 스터디에서는 `kubectl patch svc svc-clusterip -p '{"spec":{"sessionAffinity":"ClientIP"}}'`를 입력합니다.
+# `lab.sh`는 읽기만 하는 명령을 실행하므로 패치는 `lab.patch_service`로 합니다. API 서버는 실제와 같이
+# 기본값 `sessionAffinityConfig.clientIP.timeoutSeconds: 10800`(3시간)을 채웁니다. 그다음 스터디의
+# `kubectl describe`와 `kubectl get -o yaml`이 설정을 보여 줍니다.
 
 # %%
+lab.patch_service("svc-clusterip", session_affinity="ClientIP")
+described = lab.sh("myk8s-control-plane", "kubectl describe svc svc-clusterip | grep -i affinity")
+spec = lab.sh("myk8s-control-plane", "kubectl get svc svc-clusterip -o yaml | grep -i -E 'affinity|timeoutSeconds'")
+print(described + spec)
+experiments.claim("ClientIP" in described and "timeoutSeconds: 10800" in spec,
+                  "describe shows Session Affinity ClientIP; the API server defaulted timeoutSeconds to 10800",
+                  f"the Service does not read back as patched: {described!r} {spec!r}")
+
+# %% [markdown] lang="en"
+# ## The rules it adds
+#
+# The study's `iptables -t nat -S | grep recent` on net-pod's node, then the whole SVC chain of
+# `svc-clusterip` (its name is the target of the Service's rule in `KUBE-SERVICES`, chapter 01).
+
+# %% [markdown] lang="ko"
+# ## 이 설정이 추가하는 규칙
+#
+# net-pod의 노드에서 스터디의 `iptables -t nat -S | grep recent`를 실행하고, 이어서 `svc-clusterip`의 SVC
+# 체인 전체를 봅니다(체인 이름은 `KUBE-SERVICES`에 있는 이 서비스 규칙의 대상입니다. 01장).
+
+# %%
+print(lab.sh(client_node, "iptables -t nat -S | grep recent"))
+services = lab.sh(client_node, "iptables -t nat -S KUBE-SERVICES | grep svc-clusterip")
+svc_chain = services.split("-j ")[-1].split()[0]
+chain = lab.sh(client_node, f"iptables -t nat -S {svc_chain}")
+print(chain)
+rules = [line for line in chain.splitlines() if line.startswith("-A")]
+kinds = ["masq" if "KUBE-MARK-MASQ" in r else "rcheck" if "--rcheck" in r else "ladder" for r in rules]
+ready = lab.sh("myk8s-control-plane", "kubectl describe svc svc-clusterip | grep Endpoints")
+n_ep = len(ready.split()[-1].split(","))  # Endpoints: 10.10.1.2:80,10.10.2.2:80,...
+experiments.claim(kinds == ["masq"] + ["rcheck"] * n_ep + ["ladder"] * n_ep and "--seconds 10800 --reap" in chain,
+                  f"{svc_chain}: the masquerade rule first, then {n_ep} --rcheck rules (one per endpoint), then the ladder",
+                  f"the SVC chain has another shape: {kinds}")
+
+# %% [markdown] lang="en"
+# Read the chain top to bottom. **First the masquerade rule** (`! -s 10.10.0.0/16 ... -j
+# KUBE-MARK-MASQ`, chapter 01): a packet from outside the pod network gets marked, as without affinity.
+# **Then one `--rcheck` rule per endpoint**: "if this source address is in the list `KUBE-SEP-X` and
+# one of its time stamps is at most 10800 s old, go to `KUBE-SEP-X`". `--reap` lets the check drop the
+# list's stalest address. **Then the usual probability ladder**, which only a client no list
+# remembers reaches. Each SEP chain's DNAT rule carries `-m recent --set`, which records (or
+# refreshes) the client's address in that endpoint's list:
+
+# %% [markdown] lang="ko"
+# 체인을 위에서 아래로 읽습니다. **먼저 마스커레이드 규칙**(`! -s 10.10.0.0/16 ... -j KUBE-MARK-MASQ`, 01장)이
+# 있습니다. 파드 네트워크 밖에서 온 패킷은 세션 어피니티가 없을 때와 같이 표시(mark)됩니다. **그다음 엔드포인트마다
+# `--rcheck` 규칙이 하나씩** 옵니다. "이 출발지 주소가 `KUBE-SEP-X` 목록에 있고 그 시각 기록(time stamp) 하나가
+# 10800초 이내라면 `KUBE-SEP-X`로 간다"는 뜻입니다. `--reap`은 검사하면서 목록에서 가장 오래된 주소를 지울 수
+# 있게 합니다. **그다음이 평소의 확률 사다리**이며, 어느 목록에도 없는 클라이언트만 여기에 도달합니다. 각 SEP
+# 체인의 DNAT 규칙에는 `-m recent --set`이 붙어 클라이언트 주소를 그 엔드포인트의 목록에 기록(또는 갱신)합니다.
+
+# %%
+sep_chain = rules[1].split("-j ")[-1].split()[0]
+sep = lab.sh(client_node, f"iptables -t nat -S {sep_chain}")
+print(sep)
+experiments.claim(f"--set --name {sep_chain}" in sep and "-j DNAT" in sep,
+                  f"{sep_chain}: --set records the client in the list named after the chain, in the DNAT rule",
+                  f"no --set in {sep_chain}: {sep!r}")
+
+# %% [markdown] lang="en"
+# ## Predict, then run: one client, twenty curls
+#
+# The study runs `curl -s svc-clusterip:9000 | grep Hostname` from `net-pod` in a shell loop and
+# counts the answers (`| sort | uniq -c`). Predict: with affinity, how many different hostnames? Without?
+# After the run, the study's `conntrack -L` on net-pod's node shows where each connection was
+# DNATed (the reply's source), and the kernel's own list, `/proc/net/xt_recent/KUBE-SEP-...`, shows
+# net-pod's address with one time stamp per connection. The stamps are in **jiffies**, the kernel's
+# tick counter (250 ticks a second on Debian's kernels); `oldest_pkt` is, despite its name, where
+# the next stamp goes in a ring of 32.
+
+# %% [markdown] lang="ko"
+# ## 예측한 다음 실행하기: 클라이언트 하나, curl 스무 번
+#
+# 스터디에서는 `net-pod`에서 셸 반복문으로 `curl -s svc-clusterip:9000 | grep Hostname`을 실행하고 답을 셉니다
+# (`| sort | uniq -c`). 예측해 보세요. 세션 어피니티가 있으면 서로 다른 호스트 이름이 몇 개 나올까요? 없으면요?
+# 실행한 뒤 net-pod의 노드에서 스터디의 `conntrack -L`을 보면 각 연결이 어디로 DNAT되었는지(응답의 출발지)
+# 알 수 있고, 커널의 목록 `/proc/net/xt_recent/KUBE-SEP-...`에는 net-pod의 주소가 연결마다 시각 기록 하나씩과
+# 함께 있습니다. 시각은 커널의 틱(tick) 카운터인 **jiffies** 단위입니다(데비안 커널은 초당 250틱).
+# `oldest_pkt`는 이름과 달리 크기 32인 링에서 다음 기록이 들어갈 자리입니다.
+
+# %%
+def hostnames(times: int) -> collections.Counter:
+    """The study's loop: `curl -s svc-clusterip:9000 | grep Hostname` from net-pod, counted."""
+    return collections.Counter(str(lab.sh("net-pod", "curl -s svc-clusterip:9000 | grep Hostname")).strip()
+                               for _ in range(times))
+
+
 lab.patch_service("svc-clusterip", session_affinity="None", session_affinity_timeout=None)
-clients = [f"10.10.1.{100 + i}" for i in range(8)]
 lab.clear_kernel_state()
-free = lab.run(clients, "svc-clusterip", n=80, seed=1)
+free = hostnames(20)
+lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=10800)
+lab.clear_kernel_state()
+sticky = hostnames(20)
+print("None:    ", dict(free))
+print("ClientIP:", dict(sticky))
+experiments.claim(len(sticky) == 1 and len(free) > 1,
+                  f"with ClientIP all 20 answers came from one pod; without, from {len(free)}",
+                  f"stickiness did not change as taught: None {dict(free)}, ClientIP {dict(sticky)}")
+
+# %%
+cluster_ip = lab.cluster.service("svc-clusterip").cluster_ip
+pod = next(iter(sticky)).split()[-1]
+pod_ip = lab.cluster.pod(pod).pod_ip
+ct = lab.sh(client_node, f"conntrack -L -p tcp -d {cluster_ip} --dport 9000")
+print(lab.sh(client_node, f"conntrack -L -p tcp -d {cluster_ip} --dport 9000 | head -n 3"), "...", ct.stderr)
+lists = str(lab.sh(client_node, "ls /proc/net/xt_recent")).split()
+listed = {name: str(lab.sh(client_node, f"cat /proc/net/xt_recent/{name}")) for name in lists}
+for name, text in listed.items():
+    print(f"{name}: {text or '(empty)'}")
+me = lab.cluster.pod("net-pod").pod_ip
+mine = [line for text in listed.values() for line in text.splitlines() if line.startswith(f"src={me} ")]
+replies = {line.split("src=")[2].split()[0] for line in ct.splitlines()}
+experiments.claim(replies == {pod_ip} and len(ct.splitlines()) == 20 and len(mine) == 1 and " oldest_pkt: 20 " in mine[0],
+                  f"20 conntrack entries all DNATed to {pod} ({pod_ip}); net-pod is in one list, with 20 stamps",
+                  f"conntrack or the lists disagree: replies from {replies}, net-pod's lines {mine}")
+
+# %% [markdown] lang="en"
+# The same with eight clients and ten connections each, as a chart (`lab.run` with addresses of
+# myk8s-worker's pod network as clients):
+
+# %% [markdown] lang="ko"
+# 같은 실험을 클라이언트 8개가 각각 연결 10개씩으로 하고 차트로 봅니다(`lab.run`의 클라이언트로 myk8s-worker의
+# 파드 네트워크 주소를 씁니다).
+
+# %%
+clients = [f"10.10.1.{100 + i}" for i in range(8)]
+lab.patch_service("svc-clusterip", session_affinity="None", session_affinity_timeout=None)
+lab.clear_kernel_state()
+free_runs = lab.run(clients, "svc-clusterip", n=80, seed=1)
 lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=30)
 lab.clear_kernel_state()
-sticky = lab.run(clients, "svc-clusterip", n=80, seed=1, interval=0.01)
-charts.stickiness_figure(free, title="sessionAffinity None: 8 clients x 10 connections").show()
-charts.stickiness_figure(sticky, title="sessionAffinity ClientIP: 8 clients x 10 connections").show()
-s_free, s_sticky = experiments.stickiness(free), experiments.stickiness(sticky)
+sticky_runs = lab.run(clients, "svc-clusterip", n=80, seed=1, interval=0.01)
+charts.stickiness_figure(free_runs, title=f"sessionAffinity None: 8 clients x 10 connections ({lab.backend})").show()
+charts.stickiness_figure(sticky_runs, title=f"sessionAffinity ClientIP: 8 clients x 10 connections ({lab.backend})").show()
+s_free, s_sticky = experiments.stickiness(free_runs), experiments.stickiness(sticky_runs)
 experiments.claim((s_sticky["endpoints"] == 1).all() and s_free["endpoints"].mean() > 2,
                   f"with ClientIP every client stayed on one pod; without, a client reached {s_free['endpoints'].mean():.1f} pods on average",
                   f"stickiness did not change as taught: {s_sticky['endpoints'].to_dict()}")
 
 # %% [markdown] lang="en"
-# ## Expiry on the simulated clock
+# ## Expiry: `timeoutSeconds`
 #
-# `timeoutSeconds: 30`. A client that stays silent for longer is a stranger again. The sim's clock
-# moves only when told (`lab.advance(seconds)`), so the experiment is exact and instant. The
-# kernel's clock (netns backend) runs in real time: there `lab.advance` really waits, so the
-# window is shortened to 3 s.
+# A client silent for longer than `timeoutSeconds` is a stranger again: every stamp it has is too
+# old for `--rcheck --seconds`, so it goes down the ladder. The sim's clock moves only when told
+# (`lab.advance(seconds)`), so the experiment is exact and instant. The kernel's clock (netns
+# backend) runs in real time: there `lab.advance` really waits, so the window is shortened to 3 s.
 
 # %% [markdown] lang="ko"
-# ## 시뮬레이션 시계에서의 만료
+# ## 만료: `timeoutSeconds`
 #
-# `timeoutSeconds: 30`입니다. 이보다 오래 조용했던 클라이언트는 다시 처음 보는 클라이언트가 됩니다. sim의
-# 시계는 지시할 때만 움직이므로(`lab.advance(seconds)`) 실험은 정확하고 즉시 끝납니다. 커널의 시계(netns
-# 백엔드)는 실제 시간으로 흐르므로 그곳에서는 `lab.advance`가 정말로 기다립니다. 그래서 netns에서는 창을
-# 3초로 줄입니다.
+# `timeoutSeconds`보다 오래 조용했던 클라이언트는 다시 처음 보는 클라이언트가 됩니다. 가진 시각 기록이 모두
+# `--rcheck --seconds`에 비해 너무 오래되었으므로 사다리로 내려갑니다. sim의 시계는 지시할 때만
+# 움직이므로(`lab.advance(seconds)`) 실험은 정확하고 즉시 끝납니다. 커널의 시계(netns 백엔드)는 실제 시간으로
+# 흐르므로 그곳에서는 `lab.advance`가 정말로 기다립니다. 그래서 netns에서는 창을 3초로 줄입니다.
 
 # %%
 window = 30 if lab.backend == "sim" else 3
@@ -119,21 +267,117 @@ experiments.claim(within == [first] and moves >= tries / 3,
                   f"expiry behaved differently: within={within}, moves={moves}")
 
 # %% [markdown] lang="en"
+# ## More than 100 clients: the list is full
+#
+# Each list holds at most **100 addresses**: xt_recent's module parameter `ip_list_tot`, the same
+# for every list of every node (read it with the study's `cat`). A new address in a full list
+# evicts the **least recently updated** one, however fresh its stamp; that client is a stranger at
+# its next connection. The lists are per endpoint and per node: with two ready endpoints, the
+# clients of one node fit in 2 x 100 places.
+
+# %% [markdown] lang="ko"
+# ## 클라이언트가 100개보다 많을 때: 목록이 가득 찹니다
+#
+# 목록 하나는 주소를 최대 **100개** 담습니다. xt_recent 모듈 파라미터 `ip_list_tot`이며, 모든 노드의 모든
+# 목록에 같습니다(스터디의 `cat`으로 읽어 보세요). 가득 찬 목록에 새 주소가 들어오면 시각 기록이 아무리
+# 최근이어도 **가장 오래전에 갱신된** 주소가 밀려납니다. 그 클라이언트는 다음 연결에서 처음 보는 클라이언트가
+# 됩니다. 목록은 엔드포인트별, 노드별입니다. 준비된(ready) 엔드포인트가 둘이면 한 노드의 클라이언트는 2 x 100
+# 자리에 들어갑니다.
+
+# %%
+limit = lab.sh(client_node, "cat /sys/module/xt_recent/parameters/ip_list_tot")
+print(f"ip_list_tot = {limit}")
+experiments.claim(int(limit) == 100, "xt_recent keeps at most 100 addresses per list",
+                  f"this kernel's ip_list_tot is {limit}")
+
+# %% [markdown] lang="en"
+# **Predict before you run.** 240 clients on myk8s-worker use `svc-clusterip` with ClientIP (timeout
+# 10800 s) and only **two** ready endpoints. They connect in four rounds, 10 s apart, in the same
+# order each round. How many keep their first pod in all four rounds?
+#
+# - (a) all of them keep their pod
+# - (b) most keep it: only the clients beyond 2 x 100 lose it
+# - (c) only a few keep it: most clients lose their entry before they come back
+#
+# Answer with the letter.
+
+# %% [markdown] lang="ko"
+# **실행하기 전에 예측하기.** myk8s-worker의 클라이언트 240개가 ClientIP(타임아웃 10800초)인 `svc-clusterip`를
+# 사용하는데, 준비된 엔드포인트는 **둘**뿐입니다. 클라이언트들은 10초 간격으로 네 번, 매번 같은 순서로 연결합니다.
+# 네 번 모두 처음 파드에 연결되는 클라이언트는 몇 개일까요?
+#
+# - (a) 모두 자기 파드를 유지합니다
+# - (b) 대부분 유지합니다: 2 x 100을 넘는 클라이언트만 잃습니다
+# - (c) 몇 개만 유지합니다: 대부분의 클라이언트는 돌아오기 전에 목록에서 밀려납니다
+#
+# 글자로 답하세요.
+
+# %% tags=["solution"]
+# EXERCISE-START
+answer = None
+# EXERCISE-END
+answer = "c"
+kslab.check.ch02.list_size(answer, lab)
+
+# %% [markdown] lang="en"
+# Now run it. `compute_affinity` runs on a simulated copy of the lab (`lab.copy()`), whatever the
+# backend: on the kernel, 240 clients would be 240 network namespaces and the pauses real waits.
+# The simulator's lists follow the kernel's code (net/netfilter/xt_recent.c), and kslab's tests
+# compare them with the kernel's on netns. Each column of the chart is a client, each row a round,
+# the colour the pod reached.
+
+# %% [markdown] lang="ko"
+# 이제 실행합니다. `compute_affinity`는 백엔드와 상관없이 실습 환경의 시뮬레이션 복제본(`lab.copy()`)에서
+# 실행됩니다. 커널에서는 클라이언트 240개가 네트워크 네임스페이스 240개가 되고 쉬는 시간도 실제로 기다려야
+# 하기 때문입니다. 시뮬레이터의 목록은 커널 코드(net/netfilter/xt_recent.c)를 따르며, kslab의 테스트가 netns에서
+# 커널의 목록과 비교합니다. 차트의 열은 클라이언트, 행은 회차, 색은 도달한 파드입니다.
+
+# %%
+crowd = compute_affinity(lab, True, 240, endpoints=2, timeout=10800, pause=10)
+fits = compute_affinity(lab, True, 150, endpoints=2, timeout=10800, pause=10)
+charts.affinity_rounds_figure(crowd).show()
+print(charts.affinity_summary(crowd))
+print(charts.affinity_summary(fits))
+experiments.claim(sorted(crowd.lists.values()) == [100, 100] and crowd.kept_share < 0.5 and fits.kept == 150,
+                  f"150 clients fit in two lists and all kept their pod; with 240 both lists are full (100 each) and only "
+                  f"{crowd.kept} kept theirs",
+                  f"the list size did not bite as taught: 240 -> {crowd.kept} kept, lists {crowd.lists}; 150 -> {fits.kept}")
+
+# %% [markdown] lang="en"
+# Why so few, and not "all but 40"? The clients come back in the order they came, so the least
+# recently updated address, the one a newcomer evicts, is always the client due next: each
+# eviction makes the next client a stranger, which evicts the one after it. The few that keep their
+# pod are those the ladder happened to send back to the same pod (about 1 in 8 over three rounds
+# with two pods). Real clients arrive less regularly, but once a node's clients outnumber 100 per
+# endpoint, affinity quietly stops being a guarantee.
+
+# %% [markdown] lang="ko"
+# 왜 "40개만 빼고 모두"가 아니라 이렇게 적을까요? 클라이언트가 왔던 순서대로 돌아오므로, 새로 온 주소가 밀어내는
+# 가장 오래전에 갱신된 주소는 언제나 다음 차례의 클라이언트입니다. 밀려날 때마다 다음 클라이언트가 처음 보는
+# 클라이언트가 되고, 그 클라이언트가 또 그다음을 밀어냅니다. 파드를 유지한 몇 개는 사다리가 우연히 같은 파드로
+# 다시 보낸 클라이언트입니다(파드 둘, 세 번의 회차에서 약 8분의 1). 실제 클라이언트는 이보다 불규칙하게 오지만,
+# 한 노드의 클라이언트가 엔드포인트당 100개를 넘으면 세션 어피니티는 조용히 보장이 아니게 됩니다.
+
+# %% [markdown] lang="en"
 # ## Explore
 #
-# Toggle affinity and change the number of clients.
+# The panel reruns the rounds on a fresh copy at each change. Try: `timeoutSeconds` below the pause
+# (every round picks again); 2 ready endpoints and 200, then 220 clients (the cliff); 3 endpoints
+# and 250 clients (3 x 100 places: it still fits); 1 endpoint (losing the entry costs nothing).
 
 # %% [markdown] lang="ko"
 # ## 탐색
 #
-# 세션 어피니티를 켜고 끄면서 클라이언트 수를 바꿔 보세요.
+# 패널은 값을 바꿀 때마다 새 복제본에서 회차를 다시 실행합니다. 해 볼 것: `timeoutSeconds`를 쉬는 시간보다 짧게
+# (회차마다 다시 고릅니다), 준비된 엔드포인트 2개에서 클라이언트 200개, 다음에 220개(절벽), 엔드포인트 3개에서
+# 클라이언트 250개(3 x 100 자리: 아직 들어갑니다), 엔드포인트 1개(목록에서 밀려나도 잃는 것이 없습니다).
 
 # %%
 import gc
 
 from kslab.views import AffinityPanel
 
-panel = AffinityPanel(lab, clients=8)
+panel = AffinityPanel(lab, clients=8, timeout=30, pause=10)
 gc.freeze()  # keeps the sliders responsive: Python's collector stops rescanning everything loaded so far
 panel
 
@@ -170,30 +414,80 @@ answer = True
 kslab.check.ch02.may_move(answer)
 
 # %% [markdown] lang="en"
-# **3.** Twenty users sit behind one NAT (all their packets come from `mypc`'s address) and use
-# `svc-nodeport` with ClientIP affinity. How many different pods do they reach?
+# **3. A new case.** Set `svc-clusterip`'s `timeoutSeconds` to 45 and let a client at `10.10.2.200`
+# (an address of myk8s-worker2's pod network) connect once. On which node is its address recorded?
+# Find it with the study's commands: `ls /proc/net/xt_recent` and `cat /proc/net/xt_recent/LIST` on
+# each node (`lab.cluster.nodes` lists them).
 
 # %% [markdown] lang="ko"
-# **3.** 사용자 20명이 NAT 하나 뒤에 있고(이들의 패킷은 모두 `mypc`의 주소에서 옵니다), ClientIP 세션
-# 어피니티가 설정된 `svc-nodeport`를 사용합니다. 이들은 서로 다른 파드 몇 개에 도달합니까?
+# **3. 새로운 경우.** `svc-clusterip`의 `timeoutSeconds`를 45로 바꾸고 `10.10.2.200`(myk8s-worker2의 파드 네트워크
+# 주소)의 클라이언트가 한 번 연결하게 합니다. 이 주소는 어느 노드에 기록됩니까? 스터디의 명령으로 찾아보세요.
+# 노드마다 `ls /proc/net/xt_recent`와 `cat /proc/net/xt_recent/LIST`를 실행합니다(`lab.cluster.nodes`에 노드가
+# 있습니다).
 
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None
 # EXERCISE-END
-np = lab.cluster.service("svc-nodeport").ports[0].node_port
+lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=45)
+lab.clear_kernel_state()
+lab.run("10.10.2.200", "svc-clusterip", n=1, seed=5)
+answer = [node.name for node in lab.cluster.nodes
+          if any("src=10.10.2.200 " in lab.sh(node.name, f"cat /proc/net/xt_recent/{name}")
+                 for name in str(lab.sh(node.name, "ls /proc/net/xt_recent")).split())][0]
+kslab.check.ch02.recording_node(answer, lab)
+
+# %% [markdown] lang="en"
+# **4.** A **NodePort** Service (chapter 06 teaches it) opens one port on every node; `mypc`, outside
+# the cluster, reaches `svc-nodeport`'s pods through `myk8s-worker:svc-nodeport`. Twenty users sit
+# behind one NAT (all their packets come from `mypc`'s address). With ClientIP affinity on
+# `svc-nodeport`, how many different pods do they reach?
+
+# %% [markdown] lang="ko"
+# **4.** **NodePort** 서비스(06장에서 배웁니다)는 모든 노드에 포트 하나를 엽니다. 클러스터 밖의 `mypc`는
+# `myk8s-worker:svc-nodeport`를 통해 `svc-nodeport`의 파드에 도달합니다. 사용자 20명이 NAT 하나 뒤에 있습니다
+# (이들의 패킷은 모두 `mypc`의 주소에서 옵니다). `svc-nodeport`에 ClientIP 세션 어피니티를 설정하면 이들은
+# 서로 다른 파드 몇 개에 도달합니까?
+
+# %% tags=["solution"]
+# EXERCISE-START
+answer = None
+# EXERCISE-END
 lab.patch_service("svc-nodeport", session_affinity="ClientIP", session_affinity_timeout=10800)
 lab.clear_kernel_state()
-answer = lab.run("mypc", f"myk8s-worker:{np}", n=20, seed=3)["endpoint_pod"].nunique()
+answer = lab.run("mypc", "myk8s-worker:svc-nodeport", n=20, seed=3)["endpoint_pod"].nunique()
 kslab.check.ch02.behind_nat(answer, lab)
+
+# %% [markdown] lang="en"
+# ## Back to the study's lab
+#
+# This chapter patched `svc-clusterip` (and, in the solutions, `svc-nodeport`). `lab.reset()` puts
+# the lab back as made: both Services without affinity, empty lists, the clock at 0.
+
+# %% [markdown] lang="ko"
+# ## 스터디의 실습 환경으로 돌아가기
+#
+# 이 장에서는 `svc-clusterip`(풀이에서는 `svc-nodeport`도)를 바꾸었습니다. `lab.reset()`은 실습 환경을 처음 만든
+# 상태로 되돌립니다. 두 서비스 모두 세션 어피니티가 없고, 목록은 비어 있으며, 시계는 0입니다.
+
+# %%
+lab.reset()
+back = lab.sh("myk8s-control-plane", "kubectl describe svc svc-clusterip | grep -i affinity")
+print(back)
+experiments.claim("None" in back and lab.sh(client_node, "ls /proc/net/xt_recent") == "",
+                  "after lab.reset(): Session Affinity None and no xt_recent list on the node",
+                  f"reset left affinity behind: {back!r}")
 
 # %% [markdown] lang="en"
 # ## Summary (요약)
 #
-# - `sessionAffinity: ClientIP` (세션 어피니티) adds `-m recent --rcheck --seconds T --reap` rules
-#   before the ladder and `-m recent --set` to each DNAT rule.
+# - `sessionAffinity: ClientIP` (세션 어피니티) adds, after the SVC chain's masquerade rule, one
+#   `-m recent --rcheck --seconds T --reap` rule per endpoint before the ladder, and `-m recent --set`
+#   to each SEP chain's DNAT rule. The lists are in `/proc/net/xt_recent/KUBE-SEP-...` of the
+#   client's node.
 # - Stickiness is per source address and per node, and lasts `timeoutSeconds` (default 10800 s)
-#   after the client's last new connection.
+#   after the client's last new connection; a list keeps at most 100 addresses (`ip_list_tot`), and
+#   a new one evicts the least recently updated.
 # - Behind a NAT every user has the same address: all of them stick to one pod.
 #
 # Next: chapter 03, a pod that reaches itself through its own Service (hairpin NAT).
@@ -201,10 +495,12 @@ kslab.check.ch02.behind_nat(answer, lab)
 # %% [markdown] lang="ko"
 # ## 요약 (Summary)
 #
-# - `sessionAffinity: ClientIP`(세션 어피니티)는 사다리 앞에 `-m recent --rcheck --seconds T --reap` 규칙을,
-#   각 DNAT 규칙에 `-m recent --set`을 추가합니다.
+# - `sessionAffinity: ClientIP`(세션 어피니티)는 SVC 체인의 마스커레이드 규칙 다음, 사다리 앞에 엔드포인트마다
+#   `-m recent --rcheck --seconds T --reap` 규칙을 하나씩, 각 SEP 체인의 DNAT 규칙에 `-m recent --set`을
+#   추가합니다. 목록은 클라이언트 노드의 `/proc/net/xt_recent/KUBE-SEP-...`에 있습니다.
 # - 고정은 출발지 주소별, 노드별로 이루어지며, 클라이언트의 마지막 새 연결 이후 `timeoutSeconds`(기본값
-#   10800초) 동안 유지됩니다.
+#   10800초) 동안 유지됩니다. 목록 하나는 주소를 최대 100개(`ip_list_tot`) 담고, 새 주소는 가장 오래전에
+#   갱신된 주소를 밀어냅니다.
 # - NAT 뒤에서는 모든 사용자가 같은 주소를 가지므로 모두 한 파드에 고정됩니다.
 #
 # 다음 장: 03장, 자기 서비스를 거쳐 자기 자신에게 연결하는 파드(헤어핀 NAT).
