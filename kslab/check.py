@@ -184,12 +184,15 @@ def _list_size(answer: Any, lab=None, clients: int = 240, endpoints: int = 2) ->
     experiment (on a copy of the lab): a = all kept, b = at least 60 % kept, c = fewer."""
     if answer is None:
         return _pending(f"how many of {clients} clients keep their pod with {endpoints} endpoints")
+    from .lab import Lab
     from .views import compute_affinity
 
+    # compute_affinity runs on lab.copy() itself
+    r = compute_affinity(lab if lab is not None else Lab(backend="sim"), True, clients, endpoints=endpoints, timeout=10800,
+                         pause=10)
     choice = str(answer).strip().lower().strip("()")
     if choice not in LIST_SIZE_CHOICES:
         raise WrongAnswer(f"{answer!r} is not one of {', '.join(LIST_SIZE_CHOICES)}. Hint: answer with the letter")
-    r = compute_affinity(_private_lab(lab), True, clients, endpoints=endpoints, timeout=10800, pause=10)
     expected = "a" if r.kept == clients else "b" if r.kept >= 0.6 * clients else "c"
     full = ", ".join(str(v) for v in sorted(r.lists.values()))
     if choice == expected:

@@ -384,26 +384,13 @@ panel
 # %% [markdown] lang="en"
 # ## Exercises
 #
-# **1.** Which iptables match implements ClientIP affinity?
+# **1.** `timeoutSeconds: 30`. A client connects at t = 0 s and again at t = 45 s. May the second
+# connection land on another pod? (`True`/`False`)
 
 # %% [markdown] lang="ko"
 # ## 연습 문제
 #
-# **1.** ClientIP 세션 어피니티를 구현하는 iptables 매치(match)는 무엇입니까?
-
-# %% tags=["solution"]
-# EXERCISE-START
-answer = None
-# EXERCISE-END
-answer = "recent"
-kslab.check.ch02.affinity_match(answer)
-
-# %% [markdown] lang="en"
-# **2.** `timeoutSeconds: 30`. A client connects at t = 0 s and again at t = 45 s. May the second
-# connection land on another pod? (`True`/`False`)
-
-# %% [markdown] lang="ko"
-# **2.** `timeoutSeconds: 30`입니다. 클라이언트가 t = 0초에 연결하고 t = 45초에 다시 연결합니다. 두 번째
+# **1.** `timeoutSeconds: 30`입니다. 클라이언트가 t = 0초에 연결하고 t = 45초에 다시 연결합니다. 두 번째
 # 연결이 다른 파드에 도착할 수 있습니까? (`True`/`False`)
 
 # %% tags=["solution"]
@@ -414,13 +401,13 @@ answer = True
 kslab.check.ch02.may_move(answer)
 
 # %% [markdown] lang="en"
-# **3. A new case.** Set `svc-clusterip`'s `timeoutSeconds` to 45 and let a client at `10.10.2.200`
+# **2. A new case.** Set `svc-clusterip`'s `timeoutSeconds` to 45 and let a client at `10.10.2.200`
 # (an address of myk8s-worker2's pod network) connect once. On which node is its address recorded?
 # Find it with the study's commands: `ls /proc/net/xt_recent` and `cat /proc/net/xt_recent/LIST` on
 # each node (`lab.cluster.nodes` lists them).
 
 # %% [markdown] lang="ko"
-# **3. 새로운 경우.** `svc-clusterip`의 `timeoutSeconds`를 45로 바꾸고 `10.10.2.200`(myk8s-worker2의 파드 네트워크
+# **2. 새로운 경우.** `svc-clusterip`의 `timeoutSeconds`를 45로 바꾸고 `10.10.2.200`(myk8s-worker2의 파드 네트워크
 # 주소)의 클라이언트가 한 번 연결하게 합니다. 이 주소는 어느 노드에 기록됩니까? 스터디의 명령으로 찾아보세요.
 # 노드마다 `ls /proc/net/xt_recent`와 `cat /proc/net/xt_recent/LIST`를 실행합니다(`lab.cluster.nodes`에 노드가
 # 있습니다).
@@ -438,13 +425,13 @@ answer = [node.name for node in lab.cluster.nodes
 kslab.check.ch02.recording_node(answer, lab)
 
 # %% [markdown] lang="en"
-# **4.** A **NodePort** Service (chapter 06 teaches it) opens one port on every node; `mypc`, outside
+# **3.** A **NodePort** Service (chapter 06 teaches it) opens one port on every node; `mypc`, outside
 # the cluster, reaches `svc-nodeport`'s pods through `myk8s-worker:svc-nodeport`. Twenty users sit
 # behind one NAT (all their packets come from `mypc`'s address). With ClientIP affinity on
 # `svc-nodeport`, how many different pods do they reach?
 
 # %% [markdown] lang="ko"
-# **4.** **NodePort** 서비스(06장에서 배웁니다)는 모든 노드에 포트 하나를 엽니다. 클러스터 밖의 `mypc`는
+# **3.** **NodePort** 서비스(06장에서 배웁니다)는 모든 노드에 포트 하나를 엽니다. 클러스터 밖의 `mypc`는
 # `myk8s-worker:svc-nodeport`를 통해 `svc-nodeport`의 파드에 도달합니다. 사용자 20명이 NAT 하나 뒤에 있습니다
 # (이들의 패킷은 모두 `mypc`의 주소에서 옵니다). `svc-nodeport`에 ClientIP 세션 어피니티를 설정하면 이들은
 # 서로 다른 파드 몇 개에 도달합니까?
