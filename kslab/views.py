@@ -120,8 +120,8 @@ class AffinityResult:
 
     ``rows``: one row per connection (:data:`kslab.dataplane.rows.COLUMNS` plus ``round``);
     ``kept``: clients whose every round reached the pod of their first round; ``lists``: each
-    xt_recent list on the clients' node after the run and how many addresses it holds, read with
-    the study's ``ls``/``cat /proc/net/xt_recent/...``."""
+    xt_recent list of the Service on the clients' node after the run (named by its ``--rcheck``
+    rules) and how many addresses it holds, read with the study's ``cat /proc/net/xt_recent/...``."""
 
     affinity: bool
     clients: tuple[str, ...]
@@ -174,7 +174,8 @@ def compute_affinity(lab: Lab, affinity: bool, clients: int, *, rounds: int = 4,
     rows = pd.concat(frames, ignore_index=True)
     wide = rows.pivot_table(index="client_ip", columns="round", values="endpoint_pod", aggfunc="first")
     kept = int((wide.nunique(axis=1, dropna=False) == 1).sum())
-    names = str(twin.sh(node, "ls /proc/net/xt_recent")).split()
+    mine = twin.sh(node, f"iptables -t nat -S | grep -- --rcheck | grep -F '\"{svc.namespace}/{svc.name}:'")
+    names = sorted({line.split("--name ")[1].split()[0] for line in mine.splitlines()})  # this Service's lists only
     lists = {n: len(str(twin.sh(node, f"cat /proc/net/xt_recent/{n}")).splitlines()) for n in names}
     return AffinityResult(affinity, tuple(ips), rounds, timeout if affinity else None, pause, tuple(keep), rows, kept, lists,
                           node, twin.backend)

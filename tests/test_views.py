@@ -60,6 +60,9 @@ def test_compute_affinity_is_seeded_and_refuses_bad_settings():
     lab = Lab()
     a, b = compute_affinity(lab, True, 40, timeout=5, pause=10), compute_affinity(lab, True, 40, timeout=5, pause=10)
     assert a.rows["endpoint_pod"].tolist() == b.rows["endpoint_pod"].tolist() and a.kept == b.kept
+    lab.patch_service("svc-nodeport", session_affinity="ClientIP")  # another Service's lists are not counted
+    r = compute_affinity(lab, True, 5)
+    assert len(r.lists) == 3 and sum(r.lists.values()) == 5 and r.kept == 5
     for kw in (dict(clients=0), dict(clients=251), dict(clients=3, timeout=0), dict(clients=3, rounds=0)):
         with pytest.raises(InputError):
             compute_affinity(lab, True, **kw)

@@ -43,7 +43,9 @@
 # session_affinity_timeout=...)` changes a Service as `kubectl patch` would, and kube-proxy re-syncs.
 # `lab.sh(where, command)` runs one of the study's commands in a node or a pod (real tools on netns,
 # their output formats on sim). `lab.run(clients, service, n=..., seed=..., interval=...)` opens
-# connections and returns one row per connection (`endpoint_pod`, `client_ip`, ...).
+# connections and returns one row per connection (`endpoint_pod`, `client_ip`, ...). `lab.client(name)`
+# tells a client's address and node; `lab.cluster` holds the objects (`lab.cluster.pod("net-pod").pod_ip`,
+# `lab.cluster.service("svc-clusterip").cluster_ip`, `lab.cluster.nodes`).
 # `lab.advance(seconds)` lets time pass. `lab.clear_kernel_state()` empties conntrack, the
 # xt_recent lists and the counters and sets the clock to 0 (the Services stay as patched);
 # `lab.reset()` puts the whole lab back as made (use it at the end, or whenever you want the study's
@@ -56,7 +58,9 @@
 # session_affinity_timeout=...)`는 `kubectl patch`처럼 서비스(Service)를 바꾸고, kube-proxy가 다시 동기화합니다.
 # `lab.sh(where, command)`는 노드나 파드에서 스터디의 명령 하나를 실행합니다(netns에서는 실제 도구,
 # sim에서는 같은 출력 형식). `lab.run(clients, service, n=..., seed=..., interval=...)`은 연결을 열고 연결마다
-# 한 행(`endpoint_pod`, `client_ip`, ...)을 돌려줍니다. `lab.advance(seconds)`는 시간을 흐르게 합니다.
+# 한 행(`endpoint_pod`, `client_ip`, ...)을 돌려줍니다. `lab.client(name)`은 클라이언트의 주소와 노드를 알려 주고,
+# `lab.cluster`에는 오브젝트가 있습니다(`lab.cluster.pod("net-pod").pod_ip`,
+# `lab.cluster.service("svc-clusterip").cluster_ip`, `lab.cluster.nodes`). `lab.advance(seconds)`는 시간을 흐르게 합니다.
 # `lab.clear_kernel_state()`는 conntrack, xt_recent 목록, 카운터를 비우고 시계를 0으로 되돌립니다(서비스는
 # 바꾼 그대로 둡니다). `lab.reset()`은 실습 환경 전체를 처음 만든 상태로 되돌립니다(이 장의 끝에서, 또는
 # 스터디의 실습 환경이 다시 필요할 때 쓰세요). `kslab.views.compute_affinity`와 `AffinityPanel`은 실험을
@@ -74,6 +78,12 @@ lab = kslab.Lab()
 print(f"backend: {lab.backend}")
 client_node = lab.client("net-pod").node
 print(f"net-pod runs on {client_node}")
+
+
+def hostnames(times: int) -> collections.Counter:
+    """The study's loop: `curl -s svc-clusterip:9000 | grep Hostname` from net-pod, counted (`| sort | uniq -c`)."""
+    return collections.Counter(str(lab.sh("net-pod", "curl -s svc-clusterip:9000 | grep Hostname")).strip()
+                               for _ in range(times))
 
 # %% [markdown] lang="en"
 # ## Turn it on, read it back
@@ -113,6 +123,7 @@ experiments.claim("ClientIP" in described and "timeoutSeconds: 10800" in spec,
 # 체인 전체를 봅니다(체인 이름은 `KUBE-SERVICES`에 있는 이 서비스 규칙의 대상입니다. 01장).
 
 # %%
+lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=10800)  # as above (rerunnable)
 print(lab.sh(client_node, "iptables -t nat -S | grep recent"))
 services = lab.sh(client_node, "iptables -t nat -S KUBE-SERVICES | grep svc-clusterip")
 svc_chain = services.split("-j ")[-1].split()[0]
@@ -144,7 +155,9 @@ experiments.claim(kinds == ["masq"] + ["rcheck"] * n_ep + ["ladder"] * n_ep and 
 # 체인의 DNAT 규칙에는 `-m recent --set`이 붙어 클라이언트 주소를 그 엔드포인트의 목록에 기록(또는 갱신)합니다.
 
 # %%
-sep_chain = rules[1].split("-j ")[-1].split()[0]
+lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=10800)
+rcheck = str(lab.sh(client_node, "iptables -t nat -S | grep rcheck")).splitlines()
+sep_chain = rcheck[0].split("-j ")[-1].split()[0]  # where the first --rcheck rule jumps
 sep = lab.sh(client_node, f"iptables -t nat -S {sep_chain}")
 print(sep)
 experiments.claim(f"--set --name {sep_chain}" in sep and "-j DNAT" in sep,
@@ -160,7 +173,7 @@ experiments.claim(f"--set --name {sep_chain}" in sep and "-j DNAT" in sep,
 # DNATed (the reply's source), and the kernel's own list, `/proc/net/xt_recent/KUBE-SEP-...`, shows
 # net-pod's address with one time stamp per connection. The stamps are in **jiffies**, the kernel's
 # tick counter (250 ticks a second on Debian's kernels); `oldest_pkt` is, despite its name, where
-# the next stamp goes in a ring of 32.
+# the next stamp goes in a ring of 32 (the 33rd stamp overwrites the first).
 
 # %% [markdown] lang="ko"
 # ## 예측한 다음 실행하기: 클라이언트 하나, curl 스무 번
@@ -170,15 +183,9 @@ experiments.claim(f"--set --name {sep_chain}" in sep and "-j DNAT" in sep,
 # 실행한 뒤 net-pod의 노드에서 스터디의 `conntrack -L`을 보면 각 연결이 어디로 DNAT되었는지(응답의 출발지)
 # 알 수 있고, 커널의 목록 `/proc/net/xt_recent/KUBE-SEP-...`에는 net-pod의 주소가 연결마다 시각 기록 하나씩과
 # 함께 있습니다. 시각은 커널의 틱(tick) 카운터인 **jiffies** 단위입니다(데비안 커널은 초당 250틱).
-# `oldest_pkt`는 이름과 달리 크기 32인 링에서 다음 기록이 들어갈 자리입니다.
+# `oldest_pkt`는 이름과 달리 크기 32인 링에서 다음 기록이 들어갈 자리입니다(33번째 기록이 첫 번째를 덮어씁니다).
 
 # %%
-def hostnames(times: int) -> collections.Counter:
-    """The study's loop: `curl -s svc-clusterip:9000 | grep Hostname` from net-pod, counted."""
-    return collections.Counter(str(lab.sh("net-pod", "curl -s svc-clusterip:9000 | grep Hostname")).strip()
-                               for _ in range(times))
-
-
 lab.patch_service("svc-clusterip", session_affinity="None", session_affinity_timeout=None)
 lab.clear_kernel_state()
 free = hostnames(20)
@@ -192,8 +199,11 @@ experiments.claim(len(sticky) == 1 and len(free) > 1,
                   f"stickiness did not change as taught: None {dict(free)}, ClientIP {dict(sticky)}")
 
 # %%
+lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=10800)
+lab.clear_kernel_state()
+answers = hostnames(20)  # the same 20 curls, then what they left in the kernel
 cluster_ip = lab.cluster.service("svc-clusterip").cluster_ip
-pod = next(iter(sticky)).split()[-1]
+pod = next(iter(answers)).split()[-1]
 pod_ip = lab.cluster.pod(pod).pod_ip
 ct = lab.sh(client_node, f"conntrack -L -p tcp -d {cluster_ip} --dport 9000")
 print(lab.sh(client_node, f"conntrack -L -p tcp -d {cluster_ip} --dport 9000 | head -n 3"), "...", ct.stderr)
@@ -204,7 +214,7 @@ for name, text in listed.items():
 me = lab.cluster.pod("net-pod").pod_ip
 mine = [line for text in listed.values() for line in text.splitlines() if line.startswith(f"src={me} ")]
 replies = {line.split("src=")[2].split()[0] for line in ct.splitlines()}
-experiments.claim(replies == {pod_ip} and len(ct.splitlines()) == 20 and len(mine) == 1 and " oldest_pkt: 20 " in mine[0],
+experiments.claim(len(answers) == 1 and replies == {pod_ip} and len(ct.splitlines()) == 20 and len(mine) == 1 and " oldest_pkt: 20 " in mine[0],
                   f"20 conntrack entries all DNATed to {pod} ({pod_ip}); net-pod is in one list, with 20 stamps",
                   f"conntrack or the lists disagree: replies from {replies}, net-pod's lines {mine}")
 
