@@ -120,7 +120,7 @@ def stickiness_figure(df: pd.DataFrame, title: str | None = None) -> go.Figure:
 
 # ---- chapter 02: ClientIP affinity over rounds ---------------------------------------------------
 
-AFFINITY_ROUNDS_LAYOUT = dict(template="plotly_white", height=300, margin=dict(t=60, b=50, l=80, r=20),
+AFFINITY_ROUNDS_LAYOUT = dict(template="plotly_white", height=320, margin=dict(t=80, b=50, l=80, r=20),
                               xaxis=dict(title="client (number)", showgrid=False),
                               yaxis=dict(title="round", autorange="reversed", showgrid=False))
 
@@ -145,10 +145,10 @@ def affinity_rounds_data(r: AffinityResult) -> dict:
     for i, p in enumerate(pods):  # a step per pod: value i maps to the pod's colour
         scale += [[i / n, colors[p]], [(i + 1) / n, colors[p]]]
     setting = f"ClientIP, timeoutSeconds {r.timeout}" if r.affinity else "None"
-    title = (f"sessionAffinity {setting}: {len(r.clients)} clients, {r.rounds} rounds {r.pause:g} s apart, "
-             f"{len(pods)} endpoints ({r.backend} copy of the lab)")
+    title = (f"sessionAffinity {setting}<br><sup>{len(r.clients)} clients x {r.rounds} rounds, {r.pause:g} s apart; "
+             f"{len(pods)} ready endpoints; {r.backend} copy of the lab</sup>")
     return {"z": z, "x": list(range(1, len(r.clients) + 1)), "y": [f"round {k}" for k in range(1, r.rounds + 1)],
-            "text": text, "colorscale": scale or [[0, "#ccc"], [1, "#ccc"]], "zmin": -0.5, "zmax": n - 0.5,
+            "text": text, "xgap": 1 if len(r.clients) <= 60 else 0, "colorscale": scale or [[0, "#ccc"], [1, "#ccc"]], "zmin": -0.5, "zmax": n - 0.5,
             "pods": pods, "colors": colors, "title": title,
             "colorbar": dict(title="pod", tickvals=list(range(len(pods))), ticktext=pods, len=0.9, thickness=14)}
 
@@ -164,6 +164,6 @@ def affinity_rounds_figure(r: AffinityResult) -> go.Figure:
     """A static heatmap of :func:`affinity_rounds_data` (the panel updates the same trace in place)."""
     d = affinity_rounds_data(r)
     fig = go.Figure(go.Heatmap(z=d["z"], x=d["x"], y=d["y"], text=d["text"], colorscale=d["colorscale"], zmin=d["zmin"],
-                               zmax=d["zmax"], colorbar=d["colorbar"], ygap=2, hovertemplate="%{text}<extra></extra>"))
+                               zmax=d["zmax"], colorbar=d["colorbar"], xgap=d["xgap"], ygap=2, hovertemplate="%{text}<extra></extra>"))
     fig.update_layout(**AFFINITY_ROUNDS_LAYOUT, title=d["title"])
     return fig

@@ -226,7 +226,7 @@ class AffinityPanel:
         d = charts.affinity_rounds_data(r)
         with self.figure.batch_update():
             hm = self.figure.data[0]
-            hm.z, hm.x, hm.y, hm.text = d["z"], d["x"], d["y"], d["text"]
+            hm.z, hm.x, hm.y, hm.text, hm.xgap = d["z"], d["x"], d["y"], d["text"], d["xgap"]
             hm.colorscale, hm.zmin, hm.zmax, hm.colorbar = d["colorscale"], d["zmin"], d["zmax"], d["colorbar"]
             self.figure.layout.title.text = d["title"]
         self.summary.value = charts.affinity_summary(r)

@@ -118,3 +118,27 @@ def test_cross_node_panel_compares_clients_on_one_growth_and_extends_it():
     assert [r["replicas"] for r in panel.rows] == [1, 2, 3, 4]
     assert sum(1 for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo") == 4
     assert all(abs(r["observed"] - r["expected"]) < 0.05 for r in panel.rows)
+
+
+def test_affinity_rounds_chart_is_the_runs_pods_per_client_and_round():
+    import pandas as pd
+
+    from kslab import charts
+    from kslab.views import AffinityResult
+
+    rows = pd.DataFrame({"client_ip": ["10.0.0.9", "10.0.0.10"] * 2, "round": [1, 1, 2, 2],
+                         "endpoint_pod": ["webpod2", "webpod1", "webpod2", None], "outcome": ["ok", "ok", "ok", "timeout"]})
+    r = AffinityResult(True, ("10.0.0.9", "10.0.0.10"), 2, 30, 10.0, ("webpod1", "webpod2"), rows, 1,
+                       {"KUBE-SEP-A": 1, "KUBE-SEP-B": 1}, "myk8s-worker", "sim")
+    d = charts.affinity_rounds_data(r)
+    assert d["z"] == [[1, 0], [1, None]] and d["x"] == [1, 2] and d["y"] == ["round 1", "round 2"]
+    assert "client 2 (10.0.0.10), round 2 at t=10 s: failed" == d["text"][1][1]
+    colors = charts.pod_colors(["webpod1", "webpod2"])
+    # each pod's value (0, 1 on zmin -0.5 .. zmax 1.5) falls in the middle of its colour's step
+    for value, pod in enumerate(d["pods"]):
+        mid = (value - d["zmin"]) / (d["zmax"] - d["zmin"])
+        step = [c for (lo, c), (hi, _) in zip(d["colorscale"][::2], d["colorscale"][1::2]) if lo <= mid <= hi]
+        assert step == [colors[pod]]
+    assert d["colorbar"]["ticktext"] == ["webpod1", "webpod2"] and "timeoutSeconds 30" in d["title"]
+    assert "1 of 2 (50%)" in charts.affinity_summary(r) and "KUBE-SEP-A: 1" in charts.affinity_summary(r)
+    assert len(charts.affinity_rounds_figure(r).data) == 1
