@@ -175,3 +175,57 @@ def test_the_labs_lists_on_the_kernel_and_the_sim() -> None:
         assert out["sim"][0] == out["netns"][0] and len(out["sim"][0]) == 3
         shapes = {b: sorted((a, v[:3]) for lst in lists for a, v in lst.items()) for b, (_, lists) in out.items()}
         assert shapes["sim"] == shapes["netns"] == [(sim.cluster.pod("net-pod").pod_ip, (64, 3, 3))]
+
+
+REAP_RULES = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A OUTPUT -d 10.99.0.0/16 -p udp -m udp --dport 1 -m recent --set --name R --mask 255.255.255.255 --rdest -j DROP
+-A OUTPUT -d 10.99.0.0/16 -p udp -m udp --dport 2 -m recent --rcheck --seconds 1 --reap --name R --mask 255.255.255.255 --rdest -j DROP
+COMMIT
+"""
+REAP_STEPS = [(0.0, 1, "10.99.0.1"), (0.0, 1, "10.99.0.2"), (1.6, 1, "10.99.0.3"), (1.6, 2, "10.99.0.2"), (1.6, 2, "10.99.0.3"),
+              (1.6, 2, "10.99.0.1")]
+SEND_TIMED = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+start = time.monotonic()
+for step in sys.argv[1:]:
+    at, port, addr = step.split(",")
+    time.sleep(max(0.0, float(at) - (time.monotonic() - start)))
+    try:
+        s.sendto(b"x", (addr, int(port)))
+        print("sent")
+    except OSError:
+        print("dropped")
+"""
+
+
+@pytest.mark.netns
+def test_kernel_rcheck_seconds_and_reap_as_the_sim() -> None:
+    """--rcheck --seconds 1 --reap after 1.6 s: a stale address does not match, and the check
+    reaps the list's least recently updated address if it is stale too (one per check)."""
+    import sys
+
+    nf, state = Netfilter.from_text(REAP_RULES), NamespaceState()
+    mine = []
+    for at, port, addr in REAP_STEPS:
+        res = nf.run_hook("OUTPUT", Packet(src="10.99.255.254", dst=addr, proto="udp", sport=5000, dport=port),
+                          HookContext(hook="OUTPUT", local_addresses=frozenset({"10.99.255.254"}), now=at, state=state,
+                                      ct_state="NEW"), trace=False)
+        mine.append("dropped" if res.verdict == "DROP" else "sent")
+    with kernel.scratch_namespace("kslab-test") as ns:
+        for line in ("link add v0 type veth peer name v1", "addr add 10.99.255.254/16 dev v0", "link set v1 up",
+                     "link set v0 up", "link set lo up"):
+            assert kernel.run_in_namespace(ns, ["ip", *line.split()]).returncode == 0
+        r = kernel.run_in_namespace(ns, [kernel.iptables_tools().restore], stdin=REAP_RULES)
+        assert r.returncode == 0, r.stderr
+        r = kernel.run_in_namespace(ns, [sys.executable, "-c", SEND_TIMED, *(f"{a},{p},{d}" for a, p, d in REAP_STEPS)])
+        assert r.returncode == 0, r.stderr
+        theirs = r.stdout.split()
+        real = kernel.run_in_namespace(ns, ["cat", "/proc/net/xt_recent/R"]).stdout
+    # set, set, set; rcheck of .2 (stale: sent; it reaps .1), of .3 (fresh: dropped; it reaps the now oldest, stale
+    # .2), of .1 (gone: sent, and nothing is reaped for an address not listed)
+    assert theirs == mine == ["dropped", "dropped", "dropped", "sent", "dropped", "sent"]
+    assert set(parsed(real)) == set(state.recent["R"]) == {"10.99.0.3"}
