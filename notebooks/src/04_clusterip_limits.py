@@ -14,10 +14,10 @@
 # Study notes 1.8 list four limits of a ClusterIP Service. By the end you will be able to show
 # each one with a measurement:
 #
-# 1. **no access from outside** the cluster (외부 접속 불가): a trace from `mypc` → NodePort (chapter 05);
+# 1. **no access from outside** the cluster (외부 접속 불가): a trace from `mypc` → NodePort (chapter 06);
 # 2. **no health checks** (헬스체크 없음): a broken pod keeps its share → readiness probes (chapter 08);
-# 3. **random only** (랜덤 분산만): iptables' ladder vs the IPVS schedulers (rr, wrr, lc, wlc, sh, dh,
-#    sed, nq, mh), side by side;
+# 3. **random only** (랜덤 분산만): iptables' ladder vs the IPVS schedulers (rr, wrr, lc, wlc, lblc,
+#    lblcr, sh, dh, sed, nq, mh), side by side;
 # 4. **cross-node hops** (다른 노드로의 홉): the ladder ignores where pods run → topology aware
 #    routing (chapter 09).
 
@@ -28,11 +28,11 @@
 # 보여 줄 수 있습니다.
 #
 # 1. 클러스터 **밖에서 접속할 수 없음**(외부 접속 불가, no access from outside): `mypc`에서 추적(trace) →
-#    NodePort(05장)
+#    NodePort(06장)
 # 2. **헬스 체크 없음**(no health checks): 고장 난 파드(Pod)도 자기 몫을 계속 받음 → 준비성 프로브(readiness
 #    probe, 08장)
-# 3. **랜덤 분산만**(random only): iptables의 사다리와 IPVS 스케줄러(scheduler: rr, wrr, lc, wlc, sh, dh, sed,
-#    nq, mh)를 나란히 비교
+# 3. **랜덤 분산만**(random only): iptables의 사다리와 IPVS 스케줄러(scheduler: rr, wrr, lc, wlc, lblc, lblcr,
+#    sh, dh, sed, nq, mh)를 나란히 비교
 # 4. **다른 노드로의 홉**(cross-node hops): 사다리는 파드가 어느 노드(node)에서 실행되는지 모름 → 토폴로지
 #    인지 라우팅(topology aware routing, 09장)
 
@@ -117,71 +117,148 @@ experiments.claim(abs(rates[0] - 1 / 3) < 0.03 and rates[1] == 0,
 # probability 1/n (the ladder of chapter 01). IPVS mode (`kube-proxy --proxy-mode ipvs
 # --ipvs-scheduler NAME`) hands the choice to a kernel scheduler. `kslab.ipvs` re-implements
 # each scheduler from the Linux sources (`net/netfilter/ipvs/ip_vs_*.c`). Here they all get the
-# same workload: 3 real servers (webpod3 with weight 2: IPVS can weigh servers, iptables
-# cannot), 12 clients, 3,000 connections arriving at 2 per second and lasting 2 s on average.
+# same workload: `svc-clusterip`'s three endpoints as kube-proxy programs them
+# (`ipvs.service_servers(lab.cluster, "svc-clusterip")`), 12 clients, 3,000 connections arriving
+# at 2 per second and lasting 2 s on average.
 #
-# **Predict**: which schedulers give each client a single server? Which one gives webpod3 half?
+# kube-proxy gives **every endpoint weight 1** (0 while the pod is terminating): Kubernetes has
+# no per-endpoint weight. So the weighted schedulers have nothing to weigh.
+#
+# **Predict**: which schedulers give each client a single server? Which rows of the table are
+# identical to another row?
 
 # %% [markdown] lang="ko"
 # ## 3. 랜덤 분산만 (Random only): iptables 대 IPVS
 #
 # iptables 모드에는 알고리즘이 하나뿐입니다. **새 연결**마다 독립적으로 확률 1/n로 엔드포인트(endpoint)를
 # 고릅니다(01장의 사다리). IPVS 모드(`kube-proxy --proxy-mode ipvs --ipvs-scheduler NAME`)는 이 선택을 커널의
-# 스케줄러에 맡깁니다. `kslab.ipvs`는 각 스케줄러를 리눅스 소스(`net/netfilter/ipvs/ip_vs_*.c`)대로 다시 구현한
-# 것입니다. 여기서는 모든 스케줄러에 같은 작업 부하를 줍니다. 실제 서버 3대(webpod3은 가중치(weight) 2: IPVS는
-# 서버에 가중치를 줄 수 있지만 iptables는 못 합니다), 클라이언트 12개, 초당 2개씩 도착해 평균 2초 동안 유지되는
-# 연결 3,000개입니다.
+# 스케줄러(scheduler)에 맡깁니다. `kslab.ipvs`는 각 스케줄러를 리눅스 소스(`net/netfilter/ipvs/ip_vs_*.c`)대로
+# 다시 구현한 것입니다. 여기서는 모든 스케줄러에 같은 작업 부하를 줍니다. kube-proxy가 프로그래밍하는 그대로의
+# `svc-clusterip` 엔드포인트 세 개(`ipvs.service_servers(lab.cluster, "svc-clusterip")`), 클라이언트 12개,
+# 초당 2개씩 도착해 평균 2초 동안 유지되는 연결 3,000개입니다.
 #
-# **예측**: 어떤 스케줄러가 클라이언트마다 서버 하나만 줄까요? 어떤 스케줄러가 webpod3에 절반을 줄까요?
+# kube-proxy는 **모든 엔드포인트에 가중치(weight) 1**을 줍니다(파드가 종료 중일 때는 0). 쿠버네티스에는
+# 엔드포인트별 가중치가 없습니다. 그래서 가중치 스케줄러는 가중할 것이 없습니다.
+#
+# **예측**: 어떤 스케줄러가 클라이언트마다 서버 하나만 줄까요? 표의 어떤 행이 다른 행과 똑같을까요?
 
 # %%
-servers = [ipvs.RealServer(name=f"webpod{i}", ip=f"10.10.{i}.2", weight=w) for i, w in ((1, 1), (2, 1), (3, 2))]
+servers = ipvs.service_servers(lab.cluster, "svc-clusterip")  # what kube-proxy programs: weight 1 each
 clients = [f"10.10.0.{10 + i}" for i in range(12)]
 table = ipvs.compare(servers, clients, 3000, seed=1)
 table
 
 # %%
+same = lambda a, b: table.loc[a].equals(table.loc[b])
 experiments.claim(
-    table.loc["sh", "endpoints per client"] == 1 and table.loc["mh", "endpoints per client"] == 1
-    and table.loc["iptables", "endpoints per client"] > 2 and abs(table.loc["wrr", "webpod3"] - 0.5) < 0.02
-    and abs(table.loc["iptables", "webpod3"] - 1 / 3) < 0.03
+    all(s.weight == 1 for s in servers)
+    and table.loc["sh", "endpoints per client"] == 1 and table.loc["mh", "endpoints per client"] > 2
+    and table.loc["iptables", "endpoints per client"] > 2
+    and same("wrr", "rr") and same("wlc", "lc")
     and max(table.loc[s, "active-count variance"] for s in ("lc", "wlc")) < table.loc["iptables", "active-count variance"],
-    "sh/mh pin each client to one server, iptables spreads every client over all three and ignores the weight, "
-    "wrr gives webpod3 (weight 2) half, lc/wlc keep the open connections more even than random",
+    "kube-proxy programs weight 1 for every endpoint: wrr is rr and wlc is lc; sh pins each client to one server, "
+    "mh does not (kube-proxy sets mh-port, so the source port counts), iptables spreads every client over all three; "
+    "lc/wlc keep the open connections more even than random",
     f"the scheduler comparison changed:\n{table}")
 
 # %% [markdown] lang="en"
-# Read the table:
+# Weights exist only in **plain IPVS**, a virtual service an administrator builds by hand with
+# `ipvsadm -a -t VIP:PORT -r IP:PORT -w WEIGHT` (no kube-proxy involved).
+# `ipvs.RealServer.plain(name, ip, weight)` builds such a server, and `flags=()` leaves out the
+# scheduler flag kube-proxy adds. With webpod3 at weight 2, wrr and wlc finally differ from rr and
+# lc, while iptables' ladder (which has no weights at all) stays at 1/3 each:
+
+# %% [markdown] lang="ko"
+# 가중치는 **일반 IPVS**(plain IPVS)에만 있습니다. 관리자가 `ipvsadm -a -t VIP:PORT -r IP:PORT -w WEIGHT`로
+# 직접 만든 가상 서비스(virtual service)이며 kube-proxy는 관여하지 않습니다. `ipvs.RealServer.plain(name, ip,
+# weight)`가 그런 서버를 만들고, `flags=()`는 kube-proxy가 붙이는 스케줄러 플래그를 뺍니다. webpod3의 가중치를
+# 2로 하면 비로소 wrr와 wlc가 rr, lc와 달라집니다. 반면 가중치라는 개념이 없는 iptables의 사다리는 여전히
+# 1/3씩 나눕니다.
+
+# %%
+plain = [ipvs.RealServer.plain(s.name, s.ip, 2 if s.name == "webpod3" else 1) for s in servers]  # ipvsadm -w, by hand
+plain_table = ipvs.compare(plain, clients, 3000, seed=1, names=("iptables", "rr", "wrr", "lc", "wlc"), flags=())
+experiments.claim(
+    abs(plain_table.loc["wrr", "webpod3"] - 0.5) < 0.02 and abs(plain_table.loc["rr", "webpod3"] - 1 / 3) < 0.02
+    and abs(plain_table.loc["iptables", "webpod3"] - 1 / 3) < 0.03 and plain_table.loc["wlc", "webpod3"] > 0.37,
+    "plain IPVS only: with webpod3 at weight 2, wrr gives it half and wlc about 2/5; rr and iptables still give it 1/3",
+    f"the plain-IPVS comparison changed:\n{plain_table}")
+plain_table
+
+# %% [markdown] lang="en"
+# Read the tables:
 #
-# - `rr` / `wrr` rotate deterministically (wrr respects weights: webpod3 gets 2 of every 4);
+# - `rr` / `wrr` rotate through the servers in list order. Under kube-proxy every weight is 1,
+#   so wrr is exactly rr; only the plain IPVS service above gives webpod3 2 of every 4.
 # - `lc`, `wlc`, `sed`, `nq` look at the **active connections** of each server and send the new
-#   one to the least loaded (weighted for wlc/sed/nq): lower variance of open connections (the
-#   variance measures how far the servers' counts spread around their mean);
-# - `sh`, `dh`, `mh` **hash an address** (source for sh/mh, destination for dh): a client keeps its
-#   server, which is how IPVS offers stickiness without `recent`; dh sends everything for one VIP
-#   to one server;
+#   one to the least loaded. With weight 1 everywhere, wlc is exactly lc (and sed and nq choose
+#   the same servers here). The **active-count variance** measures how even the load is: just
+#   before each new connection, count the open connections of each server and take the variance
+#   (the mean squared distance from their mean); then average over all connections. 0 means the
+#   servers always held the same number; the load-aware schedulers score lower than random.
+# - `lblc` and `lblcr` (locality-based least connection, with replication) were made for caches:
+#   they keep one server per **destination** address. A ClusterIP is one destination, so they
+#   send everything to one server until it is overloaded (more active connections than its
+#   weight, here 1), then move on to the least loaded one.
+# - `sh`, `dh`, `mh` **hash an address**: sh the client's address into a 256-bucket table, so a
+#   client keeps its server as long as the list of servers does not change; dh the destination,
+#   so every connection to the ClusterIP goes to one server; mh into a Maglev table of 4,093
+#   entries (the kernel's default size, `CONFIG_IP_VS_MH_TAB_INDEX=12`), but kube-proxy turns on
+#   the `mh-port` flag, which hashes the client's port too, so one client's connections spread.
 # - iptables' random choice ignores weights and load: over many connections it is even, but at
 #   any moment one server may hold more open connections than another.
 #
-# Explore one scheduler at a time: the heatmap shows which server each client reached. Raise the
-# load to see how the "active-count variance" of the weighted schedulers grows (they load
-# webpod3 twice as much on purpose).
+# **Stickiness is not a scheduler's job.** `sessionAffinity: ClientIP` in IPVS mode turns on IPVS
+# **persistence** (`ipvsadm -p timeoutSeconds`), whatever the scheduler: the kernel keeps a
+# connection template per client address that sends the client's new connections to the same
+# server until the timeout. `ipvs.compare(..., persistence=10800)` shows it (10,800 s is the
+# affinity's default timeout):
 
 # %% [markdown] lang="ko"
 # 표 읽는 법:
 #
-# - `rr` / `wrr`는 정해진 순서로 돌아가며 고릅니다(wrr는 가중치를 따르므로 webpod3이 4번 중 2번을 받습니다).
-# - `lc`, `wlc`, `sed`, `nq`는 각 서버의 **활성 연결** 수를 보고 새 연결을 가장 한가한 서버에 보냅니다
-#   (wlc/sed/nq는 가중치 반영). 그래서 열린 연결 수의 분산(variance)이 작습니다. 분산은 서버별 값이 평균에서
-#   얼마나 흩어져 있는지를 나타냅니다.
-# - `sh`, `dh`, `mh`는 **주소를 해시**합니다(sh/mh는 출발지, dh는 목적지). 클라이언트가 자기 서버를 유지하므로,
-#   IPVS는 `recent` 없이도 고정을 제공합니다. dh는 VIP 하나로 오는 모든 것을 서버 하나로 보냅니다.
+# - `rr` / `wrr`는 목록 순서대로 서버를 돌아가며 고릅니다. kube-proxy 아래에서는 가중치가 모두 1이므로 wrr는
+#   rr와 똑같습니다. webpod3이 4번 중 2번을 받는 것은 위의 일반 IPVS 서비스뿐입니다.
+# - `lc`, `wlc`, `sed`, `nq`는 각 서버의 **활성 연결**(active connection) 수를 보고 새 연결을 가장 한가한
+#   서버에 보냅니다. 가중치가 모두 1이면 wlc는 lc와 똑같습니다(여기서는 sed와 nq도 같은 서버를 고릅니다).
+#   **활성 연결 수의 분산**(active-count variance)은 부하가 얼마나 고른지를 잽니다. 새 연결이 올 때마다 직전에
+#   서버별 열린 연결 수를 세어 분산(평균에서 떨어진 거리의 제곱의 평균)을 구하고, 이를 모든 연결에 대해
+#   평균합니다. 0이면 서버들이 항상 같은 수의 연결을 가졌다는 뜻이며, 부하를 보는 스케줄러가 무작위보다 낮게
+#   나옵니다.
+# - `lblc`와 `lblcr`(locality-based least connection, 복제 포함)는 캐시 서버용으로 만들어졌습니다. **목적지**
+#   주소마다 서버 하나를 유지합니다. 클러스터 IP는 목적지 하나이므로, 서버 하나가 과부하(가중치, 여기서는 1보다
+#   많은 활성 연결)가 될 때까지 모든 연결을 그 서버로 보내고, 그다음 가장 한가한 서버로 옮겨 갑니다.
+# - `sh`, `dh`, `mh`는 **주소를 해시**합니다. sh는 클라이언트 주소를 256개 버킷의 표로 해시하므로, 서버 목록이
+#   바뀌지 않는 한 클라이언트가 자기 서버를 유지합니다. dh는 목적지를 해시하므로 클러스터 IP로 가는 모든 연결이
+#   서버 하나로 갑니다. mh는 항목 4,093개짜리 Maglev 표(커널 기본 크기, `CONFIG_IP_VS_MH_TAB_INDEX=12`)로
+#   해시하지만, kube-proxy가 `mh-port` 플래그를 켜서 클라이언트의 포트도 해시하므로 한 클라이언트의 연결이
+#   여러 서버로 흩어집니다.
 # - iptables의 무작위 선택은 가중치와 부하를 무시합니다. 연결이 많으면 고르게 나뉘지만, 어느 순간에는 한
 #   서버가 다른 서버보다 열린 연결을 더 많이 가질 수 있습니다.
 #
-# 스케줄러를 하나씩 탐색해 보세요. 히트맵은 각 클라이언트가 어느 서버에 도달했는지 보여 줍니다. 부하를 높여
-# 가중치 스케줄러의 "active-count variance"(활성 연결 수의 분산)가 어떻게 커지는지 보세요(이 스케줄러들은
-# 일부러 webpod3에 두 배의 부하를 줍니다).
+# **고정(stickiness)은 스케줄러가 하는 일이 아닙니다.** IPVS 모드에서 `sessionAffinity: ClientIP`(세션
+# 어피니티, session affinity)는 스케줄러와 상관없이 IPVS **지속성**(persistence, `ipvsadm -p timeoutSeconds`)을
+# 켭니다. 커널은 클라이언트 주소마다 연결 템플릿(connection template)을 두고, 시간 제한이 지날 때까지 그
+# 클라이언트의 새 연결을 같은 서버로 보냅니다. `ipvs.compare(..., persistence=10800)`로 확인합니다(10,800초는
+# 어피니티의 기본 시간 제한입니다).
+
+# %%
+sticky = ipvs.compare(servers, clients, 3000, seed=1, names=("rr", "wrr", "lc", "mh"), persistence=10800)
+experiments.claim(
+    (sticky["endpoints per client"] == 1).all() and (table.loc[list(sticky.index), "endpoints per client"] > 2).all(),
+    "with persistence (ClientIP affinity) every scheduler keeps each client on one server; without it none of these does",
+    f"persistence no longer pins clients:\n{sticky}")
+sticky
+
+# %% [markdown] lang="en"
+# Explore one scheduler at a time (kube-proxy's servers, weight 1 each, no affinity): the heatmap
+# shows which server each client reached. Raise the load to see how the active-count variance
+# of each scheduler grows as more connections are open at once.
+
+# %% [markdown] lang="ko"
+# 스케줄러를 하나씩 탐색해 보세요(kube-proxy의 서버, 가중치는 모두 1, 어피니티 없음). 히트맵은 각
+# 클라이언트가 어느 서버에 도달했는지 보여 줍니다. 부하를 높여 동시에 열린 연결이 많아질수록 각 스케줄러의
+# 활성 연결 수 분산이 어떻게 커지는지 보세요.
 
 # %%
 import gc
@@ -193,9 +270,11 @@ gc.freeze()  # keeps the sliders responsive: Python's collector stops rescanning
 scheduler_panel
 
 # %%
-experiments.claim(all(sum(1 for v in row if v) == 1 for row in scheduler_panel.figure.data[0].z),
-                  "in the heatmap every client row has exactly one server under sh",
-                  "sh sent a client to two servers")
+servers_per_client = {name: (ipvs.client_matrix(ipvs.simulate(name, servers, clients, 3000, seed=1)) > 0).sum(axis=1)
+                      for name in ("sh", "mh")}  # the heatmap's rows, computed afresh
+experiments.claim((servers_per_client["sh"] == 1).all() and (servers_per_client["mh"] > 1).all(),
+                  "every client row of sh's heatmap has exactly one server; under kube-proxy's mh (mh-port) every row has several",
+                  f"sh or mh changed: {servers_per_client}")
 
 # %% [markdown] lang="en"
 # ## 4. Cross-node hops (다른 노드로의 홉)
@@ -279,11 +358,12 @@ kslab.check.ch04.cross_node(answer, lab=lab)
 # ## Summary (요약)
 #
 # - A ClusterIP is reachable only where kube-proxy's rules run: inside the nodes. From outside,
-#   use a NodePort (next chapter) or a LoadBalancer.
+#   use a NodePort (chapter 06) or a LoadBalancer.
 # - kube-proxy balances over EndpointSlices, not over healthy apps: add readiness probes
 #   (chapter 08) so a broken pod leaves the slice.
-# - iptables mode is random only (ignores weights and load); IPVS offers rr, wrr, lc, wlc, sh,
-#   dh, sed, nq and mh.
+# - iptables mode is random only (ignores load); IPVS offers rr, wrr, lc, wlc, lblc, lblcr, sh,
+#   dh, sed, nq and mh. kube-proxy gives every endpoint weight 1, so wrr is rr and wlc is lc;
+#   ClientIP affinity in IPVS mode is persistence (`ipvsadm -p`), whatever the scheduler.
 # - Random choice ignores topology: most connections cross nodes (topology aware routing,
 #   chapter 09, and `trafficDistribution`).
 #
@@ -294,11 +374,12 @@ kslab.check.ch04.cross_node(answer, lab=lab)
 # ## 요약 (Summary)
 #
 # - 클러스터 IP는 kube-proxy의 규칙이 실행되는 곳, 즉 노드 안에서만 도달할 수 있습니다. 밖에서는 NodePort
-#   (다음 장)나 LoadBalancer를 씁니다.
+#   (06장)나 LoadBalancer를 씁니다.
 # - kube-proxy는 정상인 앱이 아니라 엔드포인트슬라이스를 기준으로 분산합니다. 준비성 프로브를 추가하면(08장)
 #   고장 난 파드가 슬라이스에서 빠집니다.
-# - iptables 모드는 랜덤 분산만 합니다(가중치와 부하를 무시). IPVS는 rr, wrr, lc, wlc, sh, dh, sed, nq, mh를
-#   제공합니다.
+# - iptables 모드는 랜덤 분산만 합니다(부하를 무시). IPVS는 rr, wrr, lc, wlc, lblc, lblcr, sh, dh, sed, nq, mh를
+#   제공합니다. kube-proxy는 모든 엔드포인트에 가중치 1을 주므로 wrr는 rr, wlc는 lc와 같습니다. IPVS 모드의
+#   ClientIP 어피니티는 스케줄러와 상관없이 지속성(`ipvsadm -p`)입니다.
 # - 무작위 선택은 토폴로지를 무시하므로 연결 대부분이 노드를 건너갑니다(토폴로지 인지 라우팅, 09장, 그리고
 #   `trafficDistribution`).
 #
