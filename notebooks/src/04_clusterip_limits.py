@@ -20,6 +20,11 @@
 #    lblcr, sh, dh, sed, nq, mh), side by side;
 # 4. **cross-node hops** (다른 노드로의 홉): the ladder ignores where pods run → topology aware
 #    routing (chapter 09).
+#
+# Each section runs the study's own commands with `lab.sh(WHERE, COMMAND)` (WHERE is a node or a
+# pod; `kslab sh WHERE -- COMMAND` does the same from a terminal) next to what kslab measures.
+# The cells put the lab back as they found it; if a cell stops halfway, or after the exercises
+# (they scale `deploy-echo`), run `lab.reset()` to get the study's lab back as it was made.
 
 # %% [markdown] lang="ko"
 # # 04 · 서비스(ClusterIP)의 부족한 점 (What ClusterIP cannot do)
@@ -35,6 +40,11 @@
 #    sh, dh, sed, nq, mh)를 나란히 비교
 # 4. **다른 노드로의 홉**(cross-node hops): 사다리는 파드가 어느 노드(node)에서 실행되는지 모름 → 토폴로지
 #    인지 라우팅(topology aware routing, 09장)
+#
+# 각 절은 스터디에서 쓰는 명령을 `lab.sh(WHERE, COMMAND)`로 그대로 실행하고(WHERE는 노드나 파드 이름이며,
+# 터미널에서는 `kslab sh WHERE -- COMMAND`가 같은 일을 합니다), 그 옆에 kslab이 측정한 것을 놓습니다. 셀은
+# 실습 환경을 처음 상태로 되돌려 놓습니다. 셀이 중간에 멈췄거나 연습 문제(`deploy-echo`의 레플리카 수를
+# 바꿉니다)를 푼 뒤에는 `lab.reset()`을 실행해 처음 만든 그대로의 실습 환경으로 돌아가세요.
 
 # %%
 import pandas as pd
@@ -68,14 +78,38 @@ experiments.claim(t.outcome != "ok" and not t.endpoint_pod and not t.dnat_to,
                   "mypc reached a ClusterIP: the lesson is wrong")
 
 # %% [markdown] lang="en"
+# The study's commands show the same. `mypc`'s routing table (`ip -c route`) has no route for
+# 10.200.1.0/24: the packet goes to its default gateway, which knows nothing of Services, and
+# `curl` gives up (exit code 28: timeout). `curl` from `net-pod`, a pod, gets an answer.
+
+# %% [markdown] lang="ko"
+# 스터디의 명령으로도 같은 것을 볼 수 있습니다. `mypc`의 라우팅 테이블(`ip -c route`)에는 10.200.1.0/24로
+# 가는 경로가 없습니다. 패킷은 기본 게이트웨이로 가는데, 그곳은 서비스를 전혀 모르므로 `curl`은 포기합니다
+# (종료 코드 28: 시간 초과). 파드인 `net-pod`에서 실행한 `curl`은 응답을 받습니다.
+
+# %%
+cluster_ip = lab.cluster.service("svc-clusterip").cluster_ip
+mypc_routes = lab.sh("mypc", "ip -c route")
+outside = lab.sh("mypc", f"curl -s -m 2 {cluster_ip}:9000")
+inside = lab.sh("net-pod", "curl -s svc-clusterip:9000")
+print(f"$ ip -c route   (on mypc)\n{mypc_routes}")
+print(f"$ curl -s -m 2 {cluster_ip}:9000   (on mypc)  -> exit code {outside.returncode}")
+print(f"$ curl -s svc-clusterip:9000   (on net-pod)\n{inside}")
+experiments.claim(
+    not any(line.startswith("10.200.") for line in mypc_routes.splitlines()) and outside.returncode != 0
+    and not outside and inside.startswith("Hostname: webpod"),
+    f"mypc has no route to the Service CIDR and its curl fails (exit {outside.returncode}); net-pod's curl is answered by a webpod",
+    "mypc reached the ClusterIP, or net-pod did not")
+
+# %% [markdown] lang="en"
 # The same Service from a pod works, because the pod's node runs kube-proxy's rules. A ClusterIP
 # is a *virtual* address that exists only inside the nodes' netfilter tables: that is the gap a
-# NodePort Service fills (it opens a port on every node's own address).
+# NodePort Service fills (chapter 06: it opens a port on every node's own address).
 
 # %% [markdown] lang="ko"
 # 같은 서비스도 파드에서는 동작합니다. 파드의 노드가 kube-proxy의 규칙을 실행하기 때문입니다. 클러스터
 # IP(ClusterIP)는 노드의 넷필터 테이블 안에만 존재하는 *가상* 주소입니다. 이 빈틈을 메우는 것이 NodePort
-# 서비스입니다(모든 노드 자신의 주소에 포트를 엽니다).
+# 서비스입니다(06장: 모든 노드 자신의 주소에 포트를 엽니다).
 
 # %% [markdown] lang="en"
 # ## 2. No health checks (헬스체크 없음)
@@ -84,6 +118,10 @@ experiments.claim(t.outcome != "ok" and not t.endpoint_pod and not t.dnat_to,
 # kube-proxy never looks at pods, only at EndpointSlices; without a readiness probe, nothing
 # changes there. **Predict** the error rate with one of three pods broken, then with a failing
 # readiness probe (the pod becomes *not ready* in the EndpointSlice).
+#
+# Write your first prediction (a number between 0 and 1) in the next cell before running the
+# experiment. The experiment cell also runs the study's check, `kubectl get endpointslices ...
+# -o yaml`, filtered to each endpoint's `ready:` condition and pod name.
 
 # %% [markdown] lang="ko"
 # ## 2. 헬스 체크 없음 (No health checks)
@@ -92,30 +130,85 @@ experiments.claim(t.outcome != "ok" and not t.endpoint_pod and not t.dnat_to,
 # 파드를 직접 보지 않고 엔드포인트슬라이스(EndpointSlice)만 봅니다. 준비성 프로브가 없으면 거기에는 아무
 # 변화도 없습니다. 세 파드 중 하나가 고장 났을 때의 오류율을 **예측**하고, 이어서 준비성 프로브가 실패할
 # 때(파드가 엔드포인트슬라이스에서 *준비되지 않음(not ready)* 상태가 될 때)의 오류율도 예측해 보세요.
+#
+# 실험을 실행하기 전에 첫 번째 예측(0과 1 사이의 수)을 다음 셀에 적으세요. 실험 셀은 스터디의 확인 명령
+# `kubectl get endpointslices ... -o yaml`도 실행하고, 엔드포인트마다 `ready:` 조건과 파드 이름만 골라
+# 보여 줍니다.
+
+# %% tags=["solution"]
+# EXERCISE-START
+answer = None  # the share of connections answered with an error, one of three webpods broken, no probe
+# EXERCISE-END
+answer = 1 / 3  # kube-proxy knows nothing of the app: webpod2 keeps its third
+kslab.check.ch04.error_rate(answer, lab)
 
 # %%
-lab.break_pod("webpod2")
-before = lab.run("net-pod", "svc-clusterip", n=3000, seed=1)
-lab.set_ready("webpod2", False)  # what the kubelet does when a readiness probe fails
-after = lab.run("net-pod", "svc-clusterip", n=3000, seed=1)
-lab.set_ready("webpod2", True)
-lab.break_pod("webpod2", False)
+slices = "kubectl get endpointslices -l kubernetes.io/service-name=svc-clusterip -o yaml | grep -E 'ready:|name: webpod'"
+lab.break_pod("webpod2")  # the app answers HTTP 500; the pod stays Running and ready
+try:
+    listed_broken = lab.sh("myk8s-control-plane", slices)
+    before = lab.run("net-pod", "svc-clusterip", n=3000, seed=1)
+    lab.set_ready("webpod2", False)  # what the kubelet does when a readiness probe fails
+    listed_unready = lab.sh("myk8s-control-plane", slices)
+    after = lab.run("net-pod", "svc-clusterip", n=3000, seed=1)
+finally:  # back to the study's lab, even if a step failed
+    lab.set_ready("webpod2", True)
+    lab.break_pod("webpod2", False)
+print(f"$ {slices}\n--- webpod2 broken, no probe:\n{listed_broken}--- readiness probe failing:\n{listed_unready}")
 
 rates = [float((d["outcome"] == "error").mean()) for d in (before, after)]
 go.Figure(go.Bar(x=["no readiness probe", "readiness probe failing"], y=rates, text=[f"{r:.1%}" for r in rates],
                  marker_color=["#d62728", "#2ca02c"]),
           layout=dict(title=f"Error rate with webpod2 broken ({lab.backend} backend)", yaxis_tickformat=".0%",
                       yaxis_title="connections answered with HTTP 500", template="plotly_white", height=340)).show()
-experiments.claim(abs(rates[0] - 1 / 3) < 0.03 and rates[1] == 0,
-                  f"without a probe {rates[0]:.1%} of connections hit the broken pod; once it is unready, none do",
-                  f"error rates {rates} differ from the lesson")
+experiments.claim(abs(rates[0] - 1 / 3) < 0.03 and rates[1] == 0
+                  and listed_broken.count("ready: true") == 3 and listed_unready.count("ready: false") == 1,
+                  f"without a probe webpod2 stays ready in the EndpointSlice and {rates[0]:.1%} of connections hit it; "
+                  "once its probe fails it is ready: false and none do",
+                  f"error rates {rates} or the EndpointSlice conditions differ from the lesson")
 
 # %% [markdown] lang="en"
 # ## 3. Random only (랜덤 분산만): iptables vs IPVS
 #
 # iptables mode has one algorithm: each **new connection** independently picks an endpoint with
-# probability 1/n (the ladder of chapter 01). IPVS mode (`kube-proxy --proxy-mode ipvs
-# --ipvs-scheduler NAME`) hands the choice to a kernel scheduler. `kslab.ipvs` re-implements
+# probability 1/n (the ladder of chapter 01). The study reads it in the Service's KUBE-SVC chain
+# on the client's node: `iptables -t nat -S` lists the rules (every one `--mode random`, nothing
+# else), and `iptables -v --numeric --table nat --list KUBE-SVC-...` counts, in `pkts`, the
+# connections each rule sent to its endpoint (the nat table sees only a connection's first
+# packet). `lab.clear_kernel_state()` zeroes the counters first (it also empties conntrack).
+
+# %% [markdown] lang="ko"
+# ## 3. 랜덤 분산만 (Random only): iptables 대 IPVS
+#
+# iptables 모드에는 알고리즘이 하나뿐입니다. **새 연결**마다 독립적으로 확률 1/n로 엔드포인트(endpoint)를
+# 고릅니다(01장의 사다리). 스터디는 이것을 클라이언트 노드의 서비스 KUBE-SVC 체인에서 읽습니다.
+# `iptables -t nat -S`는 규칙을 보여 주고(모두 `--mode random`이며 다른 방식은 없습니다),
+# `iptables -v --numeric --table nat --list KUBE-SVC-...`의 `pkts`는 각 규칙이 자기 엔드포인트로 보낸 연결
+# 수를 셉니다(nat 테이블은 연결의 첫 패킷만 봅니다). 먼저 `lab.clear_kernel_state()`로 카운터를
+# 0으로 만듭니다(conntrack도 비웁니다).
+
+# %%
+import re
+
+node = lab.cluster.pod("net-pod").node_name
+ladder = lab.sh(node, 'iptables -t nat -S | grep "default/svc-clusterip:svc-webport -> "')
+chain = re.search(r"-A (KUBE-SVC-\w+)", ladder)[1]
+lab.clear_kernel_state()
+lab.run("net-pod", "svc-clusterip", n=3000, seed=2)
+counted = lab.sh(node, f"iptables -v --numeric --table nat --list {chain}")
+print(f"$ iptables -t nat -S | grep ...   (on {node})\n{ladder}\n$ iptables -v --numeric --table nat --list {chain}\n{counted}")
+probabilities = [float(p) for p in re.findall(r"--probability (\S+)", ladder)]
+sent = [int(line.split()[0]) for line in counted.splitlines() if "KUBE-SEP-" in line]
+experiments.claim(
+    len(sent) == 3 and sum(sent) == 3000 and all(abs(k / 3000 - 1 / 3) < 0.03 for k in sent)
+    and [round(p, 4) for p in probabilities] == [0.3333, 0.5] and ladder.count("--mode random") == 2
+    and "--mode nth" not in ladder,
+    f"the ladder is random only (1/3, then 1/2, then the rest) and its counters split 3000 connections as {sent}",
+    f"the ladder or its counters changed: {probabilities}, {sent}")
+
+# %% [markdown] lang="en"
+# IPVS mode (`kube-proxy --proxy-mode ipvs --ipvs-scheduler NAME`) hands the choice to a kernel
+# scheduler. `kslab.ipvs` re-implements
 # each scheduler from the Linux sources (`net/netfilter/ipvs/ip_vs_*.c`). Here they all get the
 # same workload: `svc-clusterip`'s three endpoints as kube-proxy programs them
 # (`ipvs.service_servers(lab.cluster, "svc-clusterip")`), 12 clients, 3,000 connections arriving
@@ -124,14 +217,13 @@ experiments.claim(abs(rates[0] - 1 / 3) < 0.03 and rates[1] == 0,
 # kube-proxy gives **every endpoint weight 1** (0 while the pod is terminating): Kubernetes has
 # no per-endpoint weight. So the weighted schedulers have nothing to weigh.
 #
-# **Predict**: which schedulers give each client a single server? Which rows of the table are
-# identical to another row?
+# **Predict** before running: with `--ipvs-scheduler wrr` (weighted round robin), what share of
+# `svc-clusterip`'s connections does webpod3 get? Answer with a number between 0 and 1 in the
+# next cell. Then, from the table: which schedulers give each client a single server? Which rows
+# are identical to another row?
 
 # %% [markdown] lang="ko"
-# ## 3. 랜덤 분산만 (Random only): iptables 대 IPVS
-#
-# iptables 모드에는 알고리즘이 하나뿐입니다. **새 연결**마다 독립적으로 확률 1/n로 엔드포인트(endpoint)를
-# 고릅니다(01장의 사다리). IPVS 모드(`kube-proxy --proxy-mode ipvs --ipvs-scheduler NAME`)는 이 선택을 커널의
+# IPVS 모드(`kube-proxy --proxy-mode ipvs --ipvs-scheduler NAME`)는 이 선택을 커널의
 # 스케줄러(scheduler)에 맡깁니다. `kslab.ipvs`는 각 스케줄러를 리눅스 소스(`net/netfilter/ipvs/ip_vs_*.c`)대로
 # 다시 구현한 것입니다. 여기서는 모든 스케줄러에 같은 작업 부하를 줍니다. kube-proxy가 프로그래밍하는 그대로의
 # `svc-clusterip` 엔드포인트 세 개(`ipvs.service_servers(lab.cluster, "svc-clusterip")`), 클라이언트 12개,
@@ -140,7 +232,16 @@ experiments.claim(abs(rates[0] - 1 / 3) < 0.03 and rates[1] == 0,
 # kube-proxy는 **모든 엔드포인트에 가중치(weight) 1**을 줍니다(파드가 종료 중일 때는 0). 쿠버네티스에는
 # 엔드포인트별 가중치가 없습니다. 그래서 가중치 스케줄러는 가중할 것이 없습니다.
 #
-# **예측**: 어떤 스케줄러가 클라이언트마다 서버 하나만 줄까요? 표의 어떤 행이 다른 행과 똑같을까요?
+# 실행하기 전에 **예측**해 보세요. `--ipvs-scheduler wrr`(가중 라운드 로빈, weighted round robin)일 때
+# webpod3은 `svc-clusterip` 연결 중 몇 분의 몇을 받을까요? 다음 셀에 0과 1 사이의 수로 답하세요. 그다음 표를
+# 보고 답해 보세요. 어떤 스케줄러가 클라이언트마다 서버 하나만 줄까요? 표의 어떤 행이 다른 행과 똑같을까요?
+
+# %% tags=["solution"]
+# EXERCISE-START
+answer = None  # webpod3's share under kube-proxy's IPVS mode with wrr
+# EXERCISE-END
+answer = 1 / 3  # kube-proxy programs weight 1 for every endpoint: wrr rotates like rr
+kslab.check.ch04.wrr_share(answer)
 
 # %%
 servers = ipvs.service_servers(lab.cluster, "svc-clusterip")  # what kube-proxy programs: weight 1 each
@@ -202,8 +303,10 @@ plain_table
 #   weight, here 1), then move on to the least loaded one.
 # - `sh`, `dh`, `mh` **hash an address**: sh the client's address into a 256-bucket table, so a
 #   client keeps its server as long as the list of servers does not change; dh the destination,
-#   so every connection to the ClusterIP goes to one server; mh into a Maglev table of 4,093
-#   entries (the kernel's default size, `CONFIG_IP_VS_MH_TAB_INDEX=12`), but kube-proxy turns on
+#   so every connection to the ClusterIP goes to one server; mh (Maglev hashing, a consistent
+#   hash: each server owns a fair share of a lookup table, and removing one server moves only its
+#   own clients) into a table of 4,093 entries (the kernel's default size,
+#   `CONFIG_IP_VS_MH_TAB_INDEX=12`), but kube-proxy turns on
 #   the `mh-port` flag, which hashes the client's port too, so one client's connections spread.
 # - iptables' random choice ignores weights and load: over many connections it is even, but at
 #   any moment one server may hold more open connections than another.
@@ -230,8 +333,9 @@ plain_table
 #   많은 활성 연결)가 될 때까지 모든 연결을 그 서버로 보내고, 그다음 가장 한가한 서버로 옮겨 갑니다.
 # - `sh`, `dh`, `mh`는 **주소를 해시**합니다. sh는 클라이언트 주소를 256개 버킷의 표로 해시하므로, 서버 목록이
 #   바뀌지 않는 한 클라이언트가 자기 서버를 유지합니다. dh는 목적지를 해시하므로 클러스터 IP로 가는 모든 연결이
-#   서버 하나로 갑니다. mh는 항목 4,093개짜리 Maglev 표(커널 기본 크기, `CONFIG_IP_VS_MH_TAB_INDEX=12`)로
-#   해시하지만, kube-proxy가 `mh-port` 플래그를 켜서 클라이언트의 포트도 해시하므로 한 클라이언트의 연결이
+#   서버 하나로 갑니다. mh(Maglev 해싱, 일관된 해시(consistent hash)의 하나로, 서버마다 조회 표의 공평한 몫을
+#   가지며 서버 하나를 빼도 그 서버의 클라이언트만 옮겨 갑니다)는 항목 4,093개짜리 표(커널 기본 크기,
+#   `CONFIG_IP_VS_MH_TAB_INDEX=12`)로 해시하지만, kube-proxy가 `mh-port` 플래그를 켜서 클라이언트의 포트도 해시하므로 한 클라이언트의 연결이
 #   여러 서버로 흩어집니다.
 # - iptables의 무작위 선택은 가중치와 부하를 무시합니다. 연결이 많으면 고르게 나뉘지만, 어느 순간에는 한
 #   서버가 다른 서버보다 열린 연결을 더 많이 가질 수 있습니다.
@@ -281,16 +385,42 @@ experiments.claim((servers_per_client["sh"] == 1).all() and (servers_per_client[
 #
 # The ladder does not know where pods run. A client on node *N* reaches a pod on its own node only
 # with probability (pods on N)/(replicas); every other connection crosses to another node (one
-# more hop, another node's bandwidth). **Predict** the cross-node share for webpod1 as
-# `deploy-echo` grows from 1 to 8 replicas.
+# more hop, another node's bandwidth). The study sees the hop in the routing tables (`ip -c
+# route`): a pod's only way out is its node (`default via 10.10.1.1`), and the node sends
+# another node's pod range (podCIDR) to that node's address over the docker network.
 
 # %% [markdown] lang="ko"
 # ## 4. 다른 노드로의 홉 (Cross-node hops)
 #
 # 사다리는 파드가 어디서 실행되는지 모릅니다. 노드 *N*의 클라이언트가 자기 노드의 파드에 도달할 확률은
 # (N에 있는 파드 수)/(레플리카 수)뿐이고, 나머지 연결은 모두 다른 노드로 건너갑니다(홉 하나가 더 생기고, 다른
-# 노드의 대역폭을 씁니다). `deploy-echo`가 레플리카(replica) 1개에서 8개로 늘어날 때 webpod1의 노드 간 연결
-# 비율을 **예측**해 보세요.
+# 노드의 대역폭을 씁니다). 스터디는 이 홉을 라우팅 테이블(`ip -c route`)에서 봅니다. 파드가 밖으로 나가는 길은
+# 자기 노드뿐이고(`default via 10.10.1.1`), 노드는 다른 노드의 파드 대역(podCIDR)을 docker 네트워크를 거쳐 그
+# 노드의 주소로 보냅니다.
+
+# %%
+pod_routes = lab.sh("webpod1", "ip -c route")
+here = lab.cluster.pod("webpod1").node_name
+node_routes = lab.sh(here, "ip -c route")
+print(f"$ ip -c route   (on webpod1)\n{pod_routes}\n$ ip -c route   (on {here})\n{node_routes}")
+hops = [f"{n.pod_cidr} via {n.internal_ip} dev eth0" for n in lab.cluster.nodes if n.name != here]
+experiments.claim(pod_routes.startswith("default via 10.10.1.1 ") and all(h in node_routes for h in hops),
+                  f"webpod1 leaves through its node {here}, which sends each other node's podCIDR to that node: {hops}",
+                  "the pod's or the node's routes changed")
+
+# %% [markdown] lang="en"
+# The panel below uses `svc-nodeport`, the study's other Service, whose endpoints are the
+# `deploy-echo` pods. It is a NodePort Service (chapter 06 teaches that part); like every NodePort
+# Service it also has a ClusterIP, and that ClusterIP is all this chapter uses. **Predict** the
+# cross-node share for webpod1 as `deploy-echo` grows from 1 to 8 replicas. (The panel scales
+# `deploy-echo` in your lab; `lab.reset()` puts it back to 3.)
+
+# %% [markdown] lang="ko"
+# 아래 패널은 스터디의 다른 서비스인 `svc-nodeport`를 씁니다. 그 엔드포인트는 `deploy-echo` 파드입니다.
+# 이 서비스는 NodePort 서비스이지만(그 부분은 06장에서 배웁니다), 모든 NodePort 서비스처럼 클러스터 IP도
+# 가지고 있고, 이 장은 그 클러스터 IP만 씁니다. `deploy-echo`가 레플리카(replica) 1개에서 8개로 늘어날 때
+# webpod1의 노드 간 연결 비율을 **예측**해 보세요. (패널은 여러분의 실습 환경에서 `deploy-echo`의 레플리카
+# 수를 바꿉니다. `lab.reset()`을 실행하면 3개로 돌아갑니다.)
 
 # %%
 from kslab.views import CrossNodePanel
@@ -299,35 +429,25 @@ panel = CrossNodePanel(lab, max_replicas=8)
 panel
 
 # %%
-worst = max(abs(r["observed"] - r["expected"]) for r in panel.rows)
-experiments.claim(worst < 0.05, f"the cross-node share follows 1 − local/replicas within {worst:.1%}",
-                  f"cross-node share deviates by {worst:.1%}")
+from kslab.views import compute_cross_node
+
+fresh = compute_cross_node(lab, ("webpod1", "net-pod"), 5, seed=2)  # a new run with 5 replicas, not the panel's state
+worst = max(abs(r["observed"] - r["expected"]) for r in fresh.values())
+experiments.claim(worst < 0.05 and fresh["net-pod"]["local_pods"] == 0 and fresh["net-pod"]["observed"] == 1,
+                  f"with 5 replicas the cross-node share follows 1 − local pods/replicas within {worst:.1%}; net-pod's node "
+                  "(the control plane) runs no deploy-echo pod, so all its connections cross",
+                  f"cross-node share deviates by {worst:.1%}: {fresh}")
 
 # %% [markdown] lang="en"
 # ## Exercises (연습 문제)
 #
-# **1.** One of three webpods is broken and has no readiness probe. What share of connections
-# fail? (Answer with a number between 0 and 1.)
+# **1.** Which IPVS scheduler sends a client to the same server every time because it hashes the
+# client's address with a 256-bucket table?
 
 # %% [markdown] lang="ko"
 # ## 연습 문제 (Exercises)
 #
-# **1.** webpod 세 개 중 하나가 고장 났고 준비성 프로브가 없습니다. 연결 중 몇 분의 몇이 실패합니까?
-# (0과 1 사이의 수로 답하세요.)
-
-# %% tags=["solution"]
-# EXERCISE-START
-answer = None
-# EXERCISE-END
-answer = 1 / 3
-kslab.check.ch04.error_rate(answer, lab)
-
-# %% [markdown] lang="en"
-# **2.** Which IPVS scheduler sends a client to the same server every time because it hashes the
-# client's address with a 256-bucket table?
-
-# %% [markdown] lang="ko"
-# **2.** 256개 버킷의 표로 클라이언트 주소를 해시하기 때문에 클라이언트를 매번 같은 서버로 보내는 IPVS
+# **1.** 256개 버킷의 표로 클라이언트 주소를 해시하기 때문에 클라이언트를 매번 같은 서버로 보내는 IPVS
 # 스케줄러는 무엇입니까?
 
 # %% tags=["solution"]
@@ -338,11 +458,11 @@ answer = "sh"
 kslab.check.ch04.sticky_scheduler(answer)
 
 # %% [markdown] lang="en"
-# **3.** With 6 `deploy-echo` replicas, what share of webpod1's connections to `svc-nodeport`
+# **2.** With 6 `deploy-echo` replicas, what share of webpod1's connections to `svc-nodeport`
 # leave its node? Count the pods on webpod1's node.
 
 # %% [markdown] lang="ko"
-# **3.** `deploy-echo` 레플리카가 6개일 때, webpod1이 `svc-nodeport`로 여는 연결 중 몇 분의 몇이 자기 노드를
+# **2.** `deploy-echo` 레플리카가 6개일 때, webpod1이 `svc-nodeport`로 여는 연결 중 몇 분의 몇이 자기 노드를
 # 떠납니까? webpod1의 노드에 있는 파드 수를 세어 보세요.
 
 # %% tags=["solution"]
@@ -353,6 +473,53 @@ lab.scale("deploy-echo", 6)
 local = sum(p.node_name == lab.cluster.pod("webpod1").node_name for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo")
 answer = 1 - local / 6
 kslab.check.ch04.cross_node(answer, lab=lab)
+
+# %% [markdown] lang="en"
+# **3.** A new case: another Service. Scale `deploy-echo` to 5 replicas. Under kube-proxy's IPVS
+# mode with `--ipvs-scheduler wrr`, what share of `svc-nodeport`'s new connections does each of
+# its endpoints get? Build its real servers as kube-proxy would
+# (`ipvs.service_servers(lab.cluster, "svc-nodeport")`) and simulate, or reason from the weights.
+
+# %% [markdown] lang="ko"
+# **3.** 새로운 경우, 다른 서비스입니다. `deploy-echo`를 레플리카 5개로 늘리세요. kube-proxy의 IPVS 모드에서
+# `--ipvs-scheduler wrr`일 때, `svc-nodeport`의 엔드포인트 하나하나는 새 연결 중 몇 분의 몇을 받습니까?
+# kube-proxy처럼 실제 서버(real server)를 만들어(`ipvs.service_servers(lab.cluster, "svc-nodeport")`)
+# 시뮬레이션하거나, 가중치로부터 추론하세요.
+
+# %% tags=["solution"]
+# EXERCISE-START
+answer = None
+# EXERCISE-END
+lab.scale("deploy-echo", 5)
+echo_servers = ipvs.service_servers(lab.cluster, "svc-nodeport")
+answer = ipvs.spread(ipvs.simulate("wrr", echo_servers, clients, 3000, seed=1))[echo_servers[0].name]
+kslab.check.ch04.ipvs_share(answer, lab=lab)
+
+# %% [markdown] lang="en"
+# **4.** A Service in IPVS mode gets `sessionAffinity: ClientIP`. What keeps a client on one server:
+# the scheduler (`sh`, `mh`, ...) or something else? Name it (one word).
+
+# %% [markdown] lang="ko"
+# **4.** IPVS 모드의 서비스에 `sessionAffinity: ClientIP`를 설정합니다. 클라이언트를 한 서버에 묶어 두는 것은
+# 스케줄러(`sh`, `mh`, ...)일까요, 다른 무엇일까요? 영어 한 단어로 답하세요.
+
+# %% tags=["solution"]
+# EXERCISE-START
+answer = None
+# EXERCISE-END
+answer = "persistence"
+kslab.check.ch04.ipvs_affinity(answer)
+
+# %% [markdown] lang="en"
+# When you are done, `lab.reset()` brings the study's lab back (3 `deploy-echo` replicas).
+
+# %% [markdown] lang="ko"
+# 다 풀었으면 `lab.reset()`으로 스터디의 실습 환경을 되돌리세요(`deploy-echo` 레플리카 3개).
+
+# %%
+lab.reset()
+experiments.claim(sum(1 for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo") == 3,
+                  "the lab is the study's again: 3 deploy-echo replicas", "lab.reset() did not restore deploy-echo")
 
 # %% [markdown] lang="en"
 # ## Summary (요약)
@@ -368,7 +535,7 @@ kslab.check.ch04.cross_node(answer, lab=lab)
 #   chapter 09, and `trafficDistribution`).
 #
 # Key terms: 외부 접속 (external access), 헬스체크 (health check), 준비성 프로브 (readiness probe),
-# 스케줄러 (scheduler), 가중치 (weight), 노드 간 홉 (cross-node hop).
+# 스케줄러 (scheduler), 가중치 (weight), 지속성 (persistence), 노드 간 홉 (cross-node hop).
 
 # %% [markdown] lang="ko"
 # ## 요약 (Summary)
@@ -384,4 +551,4 @@ kslab.check.ch04.cross_node(answer, lab=lab)
 #   `trafficDistribution`).
 #
 # 핵심 용어: 외부 접속(external access), 헬스 체크(health check), 준비성 프로브(readiness probe),
-# 스케줄러(scheduler), 가중치(weight), 노드 간 홉(cross-node hop).
+# 스케줄러(scheduler), 가중치(weight), 지속성(persistence), 노드 간 홉(cross-node hop).
