@@ -25,6 +25,21 @@
 # pod; `kslab sh WHERE -- COMMAND` does the same from a terminal) next to what kslab measures.
 # The cells put the lab back as they found it; if a cell stops halfway, or after the exercises
 # (they scale `deploy-echo`), run `lab.reset()` to get the study's lab back as it was made.
+#
+# What this chapter uses, besides `lab.trace`, `lab.run` and `lab.cluster` (chapters 00-01):
+#
+# - `lab.sh(where, command)`: a study command in a node or pod; the text it printed, with
+#   `.returncode` (`curl`'s exit code, for example);
+# - `lab.break_pod(pod)` / `lab.break_pod(pod, False)`: the app answers HTTP 500 (or is fixed);
+#   `lab.set_ready(pod, False)`: what the kubelet does when a readiness probe fails;
+#   `lab.scale(deployment, n)`; `lab.clear_kernel_state()`: empty conntrack, zero the rule counters;
+#   `lab.reset()`: the study's lab as made;
+# - `kslab.ipvs`: `service_servers(lab.cluster, service)` (the real servers kube-proxy programs),
+#   `RealServer.plain(name, ip, weight)` (a hand-set weight, plain IPVS only), `simulate(scheduler,
+#   servers, clients, n)` (one row per connection), `spread(df)` (each server's share),
+#   `compare(servers, clients, n)` (one row per scheduler), `client_matrix(df)`;
+# - `kslab.views`: `SchedulerPanel`, `CrossNodePanel` and `compute_cross_node(lab, clients,
+#   replicas)` (the panel's measurement as a function).
 
 # %% [markdown] lang="ko"
 # # 04 · 서비스(ClusterIP)의 부족한 점 (What ClusterIP cannot do)
@@ -45,6 +60,21 @@
 # 터미널에서는 `kslab sh WHERE -- COMMAND`가 같은 일을 합니다), 그 옆에 kslab이 측정한 것을 놓습니다. 셀은
 # 실습 환경을 처음 상태로 되돌려 놓습니다. 셀이 중간에 멈췄거나 연습 문제(`deploy-echo`의 레플리카 수를
 # 바꿉니다)를 푼 뒤에는 `lab.reset()`을 실행해 처음 만든 그대로의 실습 환경으로 돌아가세요.
+#
+# 이 장에서 쓰는 것(`lab.trace`, `lab.run`, `lab.cluster`는 00-01장에서 다뤘습니다):
+#
+# - `lab.sh(where, command)`: 노드나 파드에서 스터디의 명령을 실행합니다. 출력된 텍스트를 돌려주며
+#   `.returncode`(예: `curl`의 종료 코드)도 함께 있습니다.
+# - `lab.break_pod(pod)` / `lab.break_pod(pod, False)`: 앱이 HTTP 500으로 응답하게 합니다(또는 고칩니다).
+#   `lab.set_ready(pod, False)`: 준비성 프로브가 실패할 때 kubelet이 하는 일입니다. `lab.scale(deployment, n)`,
+#   `lab.clear_kernel_state()`: conntrack을 비우고 규칙 카운터를 0으로 만듭니다. `lab.reset()`: 처음 만든
+#   그대로의 실습 환경입니다.
+# - `kslab.ipvs`: `service_servers(lab.cluster, service)`(kube-proxy가 프로그래밍하는 실제 서버),
+#   `RealServer.plain(name, ip, weight)`(직접 정한 가중치, 일반 IPVS 전용), `simulate(scheduler, servers,
+#   clients, n)`(연결마다 한 행), `spread(df)`(서버별 몫), `compare(servers, clients, n)`(스케줄러마다 한 행),
+#   `client_matrix(df)`.
+# - `kslab.views`: `SchedulerPanel`, `CrossNodePanel`, `compute_cross_node(lab, clients, replicas)`(패널의
+#   측정을 함수로 부른 것).
 
 # %%
 import pandas as pd
@@ -355,14 +385,16 @@ experiments.claim(
 sticky
 
 # %% [markdown] lang="en"
-# Explore one scheduler at a time (kube-proxy's servers, weight 1 each, no affinity): the heatmap
-# shows which server each client reached. Raise the load to see how the active-count variance
-# of each scheduler grows as more connections are open at once.
+# Explore one scheduler at a time (kube-proxy's servers, weight 1 each): the heatmap shows which
+# server each client reached. Raise the load to see how the active-count variance of each
+# scheduler grows as more connections are open at once. Switch affinity to `ClientIP`: every row
+# keeps one server, whatever the scheduler (persistence; for `iptables`, chapter 02's `recent` list).
 
 # %% [markdown] lang="ko"
-# 스케줄러를 하나씩 탐색해 보세요(kube-proxy의 서버, 가중치는 모두 1, 어피니티 없음). 히트맵은 각
-# 클라이언트가 어느 서버에 도달했는지 보여 줍니다. 부하를 높여 동시에 열린 연결이 많아질수록 각 스케줄러의
-# 활성 연결 수 분산이 어떻게 커지는지 보세요.
+# 스케줄러를 하나씩 탐색해 보세요(kube-proxy의 서버, 가중치는 모두 1). 히트맵은 각 클라이언트가 어느 서버에
+# 도달했는지 보여 줍니다. 부하를 높여 동시에 열린 연결이 많아질수록 각 스케줄러의 활성 연결 수 분산이 어떻게
+# 커지는지 보세요. affinity를 `ClientIP`로 바꾸면 스케줄러와 상관없이 모든 행이 서버 하나를 유지합니다
+# (지속성, `iptables`라면 02장의 `recent` 목록).
 
 # %%
 import gc
