@@ -221,7 +221,7 @@ def _error_rate(answer: Any, lab=None) -> Feedback:
     expected = float((df["outcome"] == "error").mean())
     if abs(float(answer) - expected) <= 0.05:
         return _ok(f"about {expected:.0%}: iptables keeps sending 1/3 of new connections to the broken pod; only a "
-                   "readiness probe (chapter 08) takes it out of the EndpointSlice")
+                   "failing readiness probe (chapter 08) marks it not ready in the EndpointSlice, and kube-proxy leaves it out")
     raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: does kube-proxy know the pod is broken?")
 
 

@@ -566,7 +566,8 @@ experiments.claim(sum(1 for p in lab.cluster.pods if p.owner == "Deployment/depl
 # - A ClusterIP is reachable only where kube-proxy's rules run: inside the nodes. From outside,
 #   use a NodePort (chapter 06) or a LoadBalancer.
 # - kube-proxy balances over EndpointSlices, not over healthy apps: add readiness probes
-#   (chapter 08) so a broken pod leaves the slice.
+#   (chapter 08): a broken pod is then marked `ready: false` in the slice, and kube-proxy leaves
+#   it out of its rules.
 # - iptables mode is random only (ignores load); IPVS offers rr, wrr, lc, wlc, lblc, lblcr, sh,
 #   dh, sed, nq and mh. kube-proxy gives every endpoint weight 1, so wrr is rr and wlc is lc;
 #   ClientIP affinity in IPVS mode is persistence (`ipvsadm -p`), whatever the scheduler.
@@ -582,7 +583,7 @@ experiments.claim(sum(1 for p in lab.cluster.pods if p.owner == "Deployment/depl
 # - 클러스터 IP는 kube-proxy의 규칙이 실행되는 곳, 즉 노드 안에서만 도달할 수 있습니다. 밖에서는 NodePort
 #   (06장)나 LoadBalancer를 씁니다.
 # - kube-proxy는 정상인 앱이 아니라 엔드포인트슬라이스를 기준으로 분산합니다. 준비성 프로브를 추가하면(08장)
-#   고장 난 파드가 슬라이스에서 빠집니다.
+#   고장 난 파드가 슬라이스에서 `ready: false`로 표시되고, kube-proxy는 그 파드를 규칙에서 뺍니다.
 # - iptables 모드는 랜덤 분산만 합니다(부하를 무시). IPVS는 rr, wrr, lc, wlc, lblc, lblcr, sh, dh, sed, nq, mh를
 #   제공합니다. kube-proxy는 모든 엔드포인트에 가중치 1을 주므로 wrr는 rr, wlc는 lc와 같습니다. IPVS 모드의
 #   ClientIP 어피니티는 스케줄러와 상관없이 지속성(`ipvsadm -p`)입니다.
