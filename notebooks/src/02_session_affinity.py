@@ -141,8 +141,8 @@ experiments.claim(kinds == ["masq"] + ["rcheck"] * n_ep + ["ladder"] * n_ep and 
 # Read the chain top to bottom. **First the masquerade rule** (`! -s 10.10.0.0/16 ... -j
 # KUBE-MARK-MASQ`, chapter 01): a packet from outside the pod network gets marked, as without affinity.
 # **Then one `--rcheck` rule per endpoint**: "if this source address is in the list `KUBE-SEP-X` and
-# one of its time stamps is at most 10800 s old, go to `KUBE-SEP-X`". `--reap` lets the check drop the
-# list's stalest address. **Then the usual probability ladder**, which only a client no list
+# one of its time stamps is at most 10800 s old, go to `KUBE-SEP-X`". `--reap` lets each check drop the
+# list's least recently updated address if its newest stamp is older than the timeout. **Then the usual probability ladder**, which only a client no list
 # remembers reaches. Each SEP chain's DNAT rule carries `-m recent --set`, which records (or
 # refreshes) the client's address in that endpoint's list:
 
@@ -150,8 +150,8 @@ experiments.claim(kinds == ["masq"] + ["rcheck"] * n_ep + ["ladder"] * n_ep and 
 # 체인을 위에서 아래로 읽습니다. **먼저 마스커레이드 규칙**(`! -s 10.10.0.0/16 ... -j KUBE-MARK-MASQ`, 01장)이
 # 있습니다. 파드 네트워크 밖에서 온 패킷은 세션 어피니티가 없을 때와 같이 표시(mark)됩니다. **그다음 엔드포인트마다
 # `--rcheck` 규칙이 하나씩** 옵니다. "이 출발지 주소가 `KUBE-SEP-X` 목록에 있고 그 시각 기록(time stamp) 하나가
-# 10800초 이내라면 `KUBE-SEP-X`로 간다"는 뜻입니다. `--reap`은 검사하면서 목록에서 가장 오래된 주소를 지울 수
-# 있게 합니다. **그다음이 평소의 확률 사다리**이며, 어느 목록에도 없는 클라이언트만 여기에 도달합니다. 각 SEP
+# 10800초 이내라면 `KUBE-SEP-X`로 간다"는 뜻입니다. `--reap`은 검사할 때마다 목록에서 가장 오래전에 갱신된 주소를,
+# 그 최신 기록이 타임아웃보다 오래되었다면 지우게 합니다. **그다음이 평소의 확률 사다리**이며, 어느 목록에도 없는 클라이언트만 여기에 도달합니다. 각 SEP
 # 체인의 DNAT 규칙에는 `-m recent --set`이 붙어 클라이언트 주소를 그 엔드포인트의 목록에 기록(또는 갱신)합니다.
 
 # %%
