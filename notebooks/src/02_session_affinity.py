@@ -171,7 +171,9 @@ experiments.claim(f"--set --name {sep_chain}" in sep and "-j DNAT" in sep,
 # counts the answers (`| sort | uniq -c`). Predict: with affinity, how many different hostnames? Without?
 # After the run, the study's `conntrack -L` on net-pod's node shows where each connection was
 # DNATed (the reply's source), and the kernel's own list, `/proc/net/xt_recent/KUBE-SEP-...`, shows
-# net-pod's address with one time stamp per connection. The stamps are in **jiffies**, the kernel's
+# net-pod's address with one time stamp per connection. The study's `iptables -v --numeric --table nat
+# --list KUBE-SVC-...` counts what each rule matched (the first packet of each connection): only the
+# first connection went down the ladder, the 19 others matched an `--rcheck` rule. The stamps are in **jiffies**, the kernel's
 # tick counter (250 ticks a second on Debian's kernels); `oldest_pkt` is, despite its name, where
 # the next stamp goes in a ring of 32 (the 33rd stamp overwrites the first).
 
@@ -182,7 +184,8 @@ experiments.claim(f"--set --name {sep_chain}" in sep and "-j DNAT" in sep,
 # (`| sort | uniq -c`). 예측해 보세요. 세션 어피니티가 있으면 서로 다른 호스트 이름이 몇 개 나올까요? 없으면요?
 # 실행한 뒤 net-pod의 노드에서 스터디의 `conntrack -L`을 보면 각 연결이 어디로 DNAT되었는지(응답의 출발지)
 # 알 수 있고, 커널의 목록 `/proc/net/xt_recent/KUBE-SEP-...`에는 net-pod의 주소가 연결마다 시각 기록 하나씩과
-# 함께 있습니다. 시각은 커널의 틱(tick) 카운터인 **jiffies** 단위입니다(데비안 커널은 초당 250틱).
+# 함께 있습니다. 스터디의 `iptables -v --numeric --table nat --list KUBE-SVC-...`는 각 규칙이 일치시킨 것(연결마다
+# 첫 패킷)을 셉니다. 첫 연결만 사다리로 내려갔고 나머지 19개는 `--rcheck` 규칙에 일치했습니다. 시각은 커널의 틱(tick) 카운터인 **jiffies** 단위입니다(데비안 커널은 초당 250틱).
 # `oldest_pkt`는 이름과 달리 크기 32인 링에서 다음 기록이 들어갈 자리입니다(33번째 기록이 첫 번째를 덮어씁니다).
 
 # %%
@@ -214,9 +217,18 @@ for name, text in listed.items():
 me = lab.cluster.pod("net-pod").pod_ip
 mine = [line for text in listed.values() for line in text.splitlines() if line.startswith(f"src={me} ")]
 replies = {line.split("src=")[2].split()[0] for line in ct.splitlines()}
-experiments.claim(len(answers) == 1 and replies == {pod_ip} and len(ct.splitlines()) == 20 and len(mine) == 1 and " oldest_pkt: 20 " in mine[0],
-                  f"20 conntrack entries all DNATed to {pod} ({pod_ip}); net-pod is in one list, with 20 stamps",
-                  f"conntrack or the lists disagree: replies from {replies}, net-pod's lines {mine}")
+svc_chain = lab.sh(client_node, "iptables -t nat -S KUBE-SERVICES | grep svc-clusterip").split("-j ")[-1].split()[0]
+counters = lab.sh(client_node, f"iptables -v --numeric --table nat --list {svc_chain}")
+print(counters)
+counted = [(int(line.split()[0]), line) for line in counters.splitlines()[2:]]
+by_rcheck = sum(n for n, line in counted if "recent: CHECK" in line)
+by_ladder = sum(n for n, line in counted if "recent: CHECK" not in line and "KUBE-MARK-MASQ" not in line)
+experiments.claim(len(answers) == 1 and replies == {pod_ip} and len(ct.splitlines()) == 20 and len(mine) == 1
+                  and " oldest_pkt: 20 " in mine[0] and (by_ladder, by_rcheck) == (1, 19),
+                  f"20 conntrack entries all DNATed to {pod} ({pod_ip}); net-pod is in one list, with 20 stamps; "
+                  f"the counters: 1 connection down the ladder, 19 by --rcheck",
+                  f"conntrack, lists or counters disagree: replies from {replies}, net-pod's lines {mine}, "
+                  f"ladder {by_ladder}, rcheck {by_rcheck}")
 
 # %% [markdown] lang="en"
 # The same with eight clients and ten connections each, as a chart (`lab.run` with addresses of
