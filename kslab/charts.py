@@ -21,8 +21,30 @@ def pod_colors(pods: Sequence[str]) -> dict[str, str]:
     return {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(sorted(pods))}
 
 
+def short_pod_names(pods: Sequence[str]) -> tuple[list[str], str]:
+    """Bar labels for pod names: a Deployment's pods share ``<deployment>-<pod-template-hash>-``,
+    which says nothing about which pod is which, so it is shown once (returned as the prefix)
+    and each pod is labelled by what follows it. Names without such a common prefix (webpod1,
+    webpod2, ...) come back unchanged with an empty prefix."""
+    names = list(pods)
+    if not names:
+        return [], ""
+    common = names[0]
+    for n in names[1:]:
+        i = 0
+        while i < min(len(common), len(n)) and common[i] == n[i]:
+            i += 1
+        common = common[:i]
+    prefix = common[: common.rfind("-") + 1] if "-" in common else ""
+    if not prefix or any(len(n) == len(prefix) for n in names):
+        return names, ""
+    return [n[len(prefix):] for n in names], prefix
+
+
 def distribution_data(df: pd.DataFrame, by: str = "endpoint_pod", categories: Sequence[str] | None = None) -> dict:
-    """What the distribution chart shows: categories, shares, bar labels, colours, axis top."""
+    """What the distribution chart shows: categories (``x``, full names) and their bar labels
+    (``labels``: a Deployment's shared name prefix shown once, in ``axis_title``), shares, the
+    text over each bar, colours, the uniform share and axis top."""
     ok = df[df["outcome"] == "ok"]
     counts = ok[by].value_counts()
     cats = list(categories) if categories is not None else sorted(counts.index)
@@ -30,29 +52,49 @@ def distribution_data(df: pd.DataFrame, by: str = "endpoint_pod", categories: Se
     total = int(counts.sum())
     shares = (counts / total if total else counts.astype(float)).to_list()
     colors = pod_colors(cats)
+    labels, prefix = short_pod_names(cats) if by == "endpoint_pod" else ([str(c) for c in cats], "")
+    axis = by.replace("_", " ")
     return {
-        "x": cats, "y": shares, "colors": [colors[c] for c in cats],
+        "x": cats, "labels": labels, "prefix": prefix,
+        "axis_title": f"{axis} ({prefix}…)" if prefix else axis,
+        "y": shares, "colors": [colors[c] for c in cats],
         "text": [f"{s:.1%}<br>({n})" for s, n in zip(shares, counts.to_list())],
         "uniform": 1 / len(cats) if cats else None,
-        "ymax": max(0.5, max(shares) * 1.25 if total else 0.5),
+        "uniform_label": f"uniform<br>1/{len(cats)}" if cats else "",
+        "ymax": max(0.5, max(shares) * 1.3 if total else 0.5),
         "backend": df["backend"].iloc[0] if len(df) else "sim",
     }
+
+
+# The uniform share's label sits in the right margin, beside the dotted line and outside the plot
+# area, so it never lands on a bar's count label (which sits just above a bar, near that line).
+DISTRIBUTION_MARGIN = dict(l=60, r=90, t=60, b=60)
+
+
+def uniform_marks(d: dict) -> tuple[list[dict], list[dict]]:
+    """The dotted uniform line across the plot and its label in the right margin (layout shapes, annotations)."""
+    if d["uniform"] is None:
+        return [], []
+    line = dict(type="line", xref="paper", x0=0, x1=1, y0=d["uniform"], y1=d["uniform"], line=dict(dash="dot", color="#444"))
+    label = dict(xref="paper", x=1.01, xanchor="left", y=d["uniform"], yanchor="middle", showarrow=False, align="left",
+                 text=d["uniform_label"], font=dict(size=11, color="#444"))
+    return [line], [label]
 
 
 def distribution_figure(df: pd.DataFrame, by: str = "endpoint_pod", categories: Sequence[str] | None = None,
                         title: str | None = None) -> go.Figure:
     """Bar chart: share of successful connections per ``by`` value, with the uniform share marked."""
     d = distribution_data(df, by, categories)
+    shapes, annotations = uniform_marks(d)
     fig = go.Figure(go.Bar(
-        x=d["x"], y=d["y"], marker_color=d["colors"], text=d["text"], textposition="outside",
-        hovertemplate="%{x}: %{y:.2%}<extra></extra>",
+        x=d["labels"], y=d["y"], customdata=d["x"], marker_color=d["colors"], text=d["text"], textposition="outside",
+        cliponaxis=False, hovertemplate="%{customdata}: %{y:.2%}<extra></extra>",
     ))
-    if d["uniform"] is not None:
-        fig.add_hline(y=d["uniform"], line_dash="dot", annotation_text=f"uniform 1/{len(d['x'])}", annotation_position="top left")
     fig.update_layout(
         title=title or f"Where {len(df)} connections landed ({d['backend']} backend)",
-        xaxis_title=by.replace("_", " "), yaxis_title="share of connections", yaxis_tickformat=".0%",
-        yaxis_range=[0, d["ymax"]], template="plotly_white", height=380,
+        xaxis_title=d["axis_title"], yaxis_title="share of connections", yaxis_tickformat=".0%",
+        yaxis_range=[0, d["ymax"]], template="plotly_white", height=380, margin=DISTRIBUTION_MARGIN,
+        shapes=shapes, annotations=annotations,
     )
     return fig
 

@@ -90,8 +90,44 @@ def _chain_name(answer: Any, service_port: str = "default/svc-nodeport:svc-webpo
     expected = "KUBE-SVC-" + chain_hash(service_port + protocol)
     if str(answer).strip() == expected:
         return _ok(f"{expected} = KUBE-SVC- + base32(sha256('{service_port}{protocol}'))[:16]")
-    raise WrongAnswer(f"{answer!r} is not it. Hint: hash the service port name and the lower-case protocol with no "
-                      "separator, e.g. kslab.proxy.iptables.chains.chain_hash('ns/name:port' + 'tcp')")
+    raise WrongAnswer(f"{answer!r} is not it. Hint: hash the service port name 'namespace/service:port-name' followed by "
+                      "the lower-case protocol, with no separator: "
+                      "base64.b32encode(hashlib.sha256(b'default/svc-clusterip:svc-webporttcp').digest()).decode()[:16] "
+                      "gives svc-clusterip's")
+
+
+def _middle_rule_share(lab=None, n: int = 3000, seed: int = 11) -> float:
+    """The share of ``n`` new connections net-pod -> svc-clusterip that the ladder's
+    ``--probability 0.5`` rule counts, read from the copy's ``iptables -L -v -x`` counters."""
+    import re
+
+    lab = _private_lab(lab)
+    lab.clear_kernel_state()  # counters from 0
+    lab.run("net-pod", "svc-clusterip", n=n, seed=seed)
+    svc = next(line.split()[-1] for line in lab.sh("myk8s-control-plane", "iptables -t nat -S KUBE-SERVICES").splitlines()
+               if "svc-clusterip" in line)
+    listing = lab.sh("myk8s-control-plane", f"iptables -t nat -L {svc} -n -v -x")
+    half = [int(line.split()[0]) for line in listing.splitlines() if re.search(r"probability 0\.5\d*$", line.strip())]
+    if len(half) != 1:
+        raise RuntimeError(f"expected one 'probability 0.5' rule in {svc}, found {len(half)}")
+    return half[0] / n
+
+
+MIDDLE_RULE_OPTIONS = {"a": 1 / 2, "b": 1 / 3, "c": 1 / 6}
+
+
+def _middle_rule(answer: Any, lab=None) -> Feedback:
+    if answer is None:
+        return _pending("the share of all connections counted by the rule with --probability 0.5 (a, b or c)")
+    share = _middle_rule_share(lab)
+    expected = min(MIDDLE_RULE_OPTIONS, key=lambda k: abs(MIDDLE_RULE_OPTIONS[k] - share))
+    got = str(answer).strip().lower().strip("()")
+    if got not in MIDDLE_RULE_OPTIONS:
+        raise WrongAnswer(f"answer 'a', 'b' or 'c', not {answer!r}. Hint: which connections does the second rule ever see?")
+    if got == expected:
+        return _ok(f"({expected}) about {MIDDLE_RULE_OPTIONS[expected]:.0%} (measured {share:.1%}): the 0.5 rule only sees "
+                   "the connections rule 1 left, and keeps half of them; a counter counts matches, not rules tried")
+    raise WrongAnswer(f"not ({got}). Hint: rule 1 keeps 1/3 first; the 0.5 rule sees only what is left (how much?) and keeps half")
 
 
 def _node_masquerade(answer: Any, lab=None) -> Feedback:
@@ -106,7 +142,7 @@ def _node_masquerade(answer: Any, lab=None) -> Feedback:
     raise WrongAnswer("not quite. Hint: look at the first rule of KUBE-SVC-KBDEBIL6IU6WL7RF and at the node's source address")
 
 
-ch01 = SimpleNamespace(ladder=_ladder, chain_name=_chain_name, node_masquerade=_node_masquerade)
+ch01 = SimpleNamespace(ladder=_ladder, chain_name=_chain_name, node_masquerade=_node_masquerade, middle_rule=_middle_rule)
 
 
 # ---- chapter 00: the lab -----------------------------------------------------------------------------
@@ -123,17 +159,38 @@ def _nodes_with_rules(answer: Any, lab=None) -> Feedback:
     raise WrongAnswer(f"not {answer}. Hint: does kube-proxy on the control plane know about svc-clusterip?")
 
 
-def _client_node(answer: Any, lab=None) -> Feedback:
+def _client_node(answer: Any, lab=None, client: str = "net-pod") -> Feedback:
     if answer is None:
-        return _pending("the node whose PREROUTING chain net-pod's packets enter")
+        return _pending(f"the node whose PREROUTING chain {client}'s packets enter")
     lab = _private_lab(lab)
-    expected = lab.trace("net-pod", "svc-clusterip").ingress_node
+    expected = lab.trace(client, "svc-clusterip").ingress_node
     if str(answer) == expected:
         return _ok(f"{expected}: a pod's packets leave by its veth and enter its own node's PREROUTING")
-    raise WrongAnswer(f"not {answer}. Hint: look at the first [node HOOK] header of the trace")
+    raise WrongAnswer(f"not {answer}. Hint: look at the first [node HOOK] header of lab.trace({client!r}, 'svc-clusterip'), "
+                      "or at the NODE column of kubectl get pods -o wide")
 
 
-ch00 = SimpleNamespace(nodes_with_rules=_nodes_with_rules, client_node=_client_node)
+SOURCE_SEEN_OPTIONS = ("a", "b", "c")  # net-pod's own IP, its node's IP, the ClusterIP
+
+
+def _source_seen(answer: Any, lab=None) -> Feedback:
+    if answer is None:
+        return _pending("the source address the webpod sees for net-pod's connection to svc-clusterip (a, b or c)")
+    lab = _private_lab(lab)
+    t = lab.trace("net-pod", "svc-clusterip")
+    node = lab.cluster.node(lab.client("net-pod").node)
+    options = dict(zip(SOURCE_SEEN_OPTIONS, (lab.client("net-pod").ip, node.internal_ip,
+                                             lab.cluster.service("svc-clusterip").cluster_ip)))
+    expected = next((k for k, ip in options.items() if ip == t.source_ip_seen), None)
+    got = str(answer).strip().lower().strip("()")
+    got = next((k for k, ip in options.items() if ip == got), got)  # the address itself is an answer too
+    if expected is not None and got == expected:
+        return _ok(f"({expected}) {t.source_ip_seen}: DNAT changes only the destination; net-pod's address is inside "
+                   "the pod network, so nothing masquerades the source")
+    raise WrongAnswer(f"not {answer!r}. Hint: which of the two addresses in the connection does a DNAT rule rewrite?")
+
+
+ch00 = SimpleNamespace(nodes_with_rules=_nodes_with_rules, client_node=_client_node, source_seen=_source_seen)
 
 
 # ---- chapter 02: sessionAffinity ClientIP ------------------------------------------------------------

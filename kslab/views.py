@@ -55,9 +55,9 @@ class DistributionPanel:
                                        continuous_update=False)
         self.summary = w.HTML()
         self.figure = go.FigureWidget(go.Figure(
-            go.Bar(x=[], y=[], textposition="outside", hovertemplate="%{x}: %{y:.2%}<extra></extra>"),
+            go.Bar(x=[], y=[], textposition="outside", cliponaxis=False, hovertemplate="%{customdata}: %{y:.2%}<extra></extra>"),
             layout=dict(template="plotly_white", height=380, xaxis_title="endpoint pod", yaxis_title="share of connections",
-                        yaxis_tickformat=".0%")))
+                        yaxis_tickformat=".0%", margin=charts.DISTRIBUTION_MARGIN)))
         self.result: DistributionResult | None = None
         self.replicas.observe(self._on_change, names="value")
         self.connections.observe(self._on_change, names="value")
@@ -75,18 +75,17 @@ class DistributionPanel:
         layout = self.figure.layout
         with self.figure.batch_update():
             bar = self.figure.data[0]
-            bar.x, bar.y, bar.text, bar.marker.color = d["x"], d["y"], d["text"], d["colors"]
+            bar.x, bar.customdata, bar.y, bar.text, bar.marker.color = d["labels"], d["x"], d["y"], d["text"], d["colors"]
             if not layout.shapes or layout.shapes[0].y0 != d["uniform"]:  # the uniform line moves with the replicas
-                layout.shapes = [dict(type="line", xref="paper", x0=0, x1=1, y0=d["uniform"], y1=d["uniform"],
-                                      line=dict(dash="dot", color="#444"))]
-                layout.annotations = [dict(xref="paper", x=0, y=d["uniform"], yanchor="bottom", xanchor="left",
-                                           showarrow=False, text=f"uniform 1/{len(d['x'])}")]
+                layout.shapes, layout.annotations = charts.uniform_marks(d)
             layout.title.text = title
+            layout.xaxis.title.text = d["axis_title"]
             layout.yaxis.range = [0, d["ymax"]]
-        verdict = "consistent with" if r.p_value > 0.01 else "NOT consistent with"
+        verdict = ("no evidence against an even split" if r.p_value > 0.01
+                   else "evidence against an even split (p ≤ 0.01)")
         self.summary.value = (f"each pod should get 1/{r.replicas} = {1 / r.replicas:.1%}; observed "
                               f"{r.shares.min():.1%}–{r.shares.max():.1%}; chi-square {r.chi2:.2f}, p = {r.p_value:.3f}: "
-                              f"{verdict} a uniform split")
+                              f"{verdict}")
         self.result = r
         return r
 
