@@ -318,8 +318,8 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | DNAT (destination NAT) | 목적지 NAT | rewriting a packet's destination: the ClusterIP becomes a pod IP | 01 |
 # | masquerade (SNAT) | 마스커레이드 | rewriting a packet's source to the outgoing interface's address | 01, 03 |
 # | rule counter | 규칙 카운터 | packets and bytes that matched an iptables rule (`iptables -v -L`); `nat` rules count each new connection once | 01 |
-| service port name | 서비스 포트 이름 | `namespace/service:port-name`; with the protocol it names the `KUBE-SVC-…` chain | 01 |
-| probability ladder | 확률 사다리 | the rules with probabilities 1/n, 1/(n−1), …, 1/2, (none) that give every endpoint 1/n | 01 |
+# | service port name | 서비스 포트 이름 | `namespace/service:port-name`; with the protocol it names the `KUBE-SVC-…` chain | 01 |
+# | probability ladder | 확률 사다리 | the rules with probabilities 1/n, 1/(n−1), …, 1/2, (none) that give every endpoint 1/n | 01 |
 # | random load balancing | 랜덤 부하 분산 | iptables mode's only algorithm: each new connection picks an endpoint at random | 01 |
 # | chi-square test, p-value | 카이제곱 검정, p-값 | how far counts are from an even split, and the chance that an even split strays that far by luck (above 0.01: no evidence against an even split) | 01 |
 # | Deployment | 디플로이먼트 | a workload resource that keeps a given number of pod replicas (`deploy-echo`) | 01 |
@@ -379,8 +379,8 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | 목적지 NAT | DNAT (destination NAT) | 패킷의 목적지 주소를 바꾸는 것; 클러스터 IP를 파드 IP로 바꿉니다 | 01 |
 # | 마스커레이드 | masquerade (SNAT) | 패킷의 출발지 주소를 나가는 인터페이스의 주소로 바꾸는 것 | 01, 03 |
 # | 규칙 카운터 | rule counter | iptables 규칙과 일치한 패킷과 바이트 수 (`iptables -v -L`); `nat` 규칙은 새 연결마다 한 번 셉니다 | 01 |
-| 서비스 포트 이름 | service port name | `네임스페이스/서비스:포트-이름`; 프로토콜과 함께 `KUBE-SVC-…` 체인의 이름을 정합니다 | 01 |
-| 확률 사다리 | probability ladder | 확률 1/n, 1/(n−1), …, 1/2, (없음)으로 모든 엔드포인트에 1/n씩 나누는 규칙 배열 | 01 |
+# | 서비스 포트 이름 | service port name | `네임스페이스/서비스:포트-이름`; 프로토콜과 함께 `KUBE-SVC-…` 체인의 이름을 정합니다 | 01 |
+# | 확률 사다리 | probability ladder | 확률 1/n, 1/(n−1), …, 1/2, (없음)으로 모든 엔드포인트에 1/n씩 나누는 규칙 배열 | 01 |
 # | 랜덤 부하 분산 | random load balancing | iptables 모드의 유일한 분산 방식: 새 연결마다 엔드포인트를 무작위로 고릅니다 | 01 |
 # | 카이제곱 검정, p-값 | chi-square test, p-value | 관측한 횟수가 고른 분배에서 얼마나 벗어났는지와, 고른 분배가 우연히 그만큼 벗어날 확률 (0.01보다 크면 고른 분배에 반하는 증거가 없음) | 01 |
 # | 디플로이먼트 | Deployment | 지정한 수의 파드 레플리카를 유지하는 워크로드 리소스 (`deploy-echo`) | 01 |
