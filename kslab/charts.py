@@ -99,36 +99,46 @@ def distribution_figure(df: pd.DataFrame, by: str = "endpoint_pod", categories: 
     return fig
 
 
+def _topology_label(pod) -> str:
+    """A pod's label in the topology: a Deployment's pods as ``<deployment>-…-<suffix>`` (the
+    pod-template hash, the same for all of them, elided; the hover text has the full name)."""
+    owner = getattr(pod, "owner", "") or ""
+    if owner.startswith("Deployment/") and pod.name.startswith(owner.split("/", 1)[1] + "-") and pod.name.count("-") >= 2:
+        return f"{owner.split('/', 1)[1]}-…-{pod.name.rsplit('-', 1)[1]}"
+    return pod.name
+
+
 def topology_figure(cluster: ClusterState, title: str = "The lab: nodes, pods and their addresses") -> go.Figure:
-    """Nodes as columns on the "docker network", their pods stacked inside, plus mypc outside."""
+    """Nodes as columns on the "docker network", their pods stacked inside (labels inside their
+    node's box), mypc to the right, the Services underneath."""
     nodes = cluster.nodes
     xs, ys, labels, colors, hover = [], [], [], [], []
     fig = go.Figure()
     for i, n in enumerate(nodes):
-        fig.add_shape(type="rect", x0=i - 0.42, x1=i + 0.42, y0=-0.6, y1=6.4, line=dict(color="#888"), fillcolor="#F4F6F8",
+        fig.add_shape(type="rect", x0=i - 0.45, x1=i + 0.45, y0=-0.6, y1=6.4, line=dict(color="#888"), fillcolor="#F4F6F8",
                       layer="below")
-        fig.add_annotation(x=i, y=6.9, text=f"<b>{n.name}</b><br>{n.internal_ip} · pods {n.pod_cidr}"
+        fig.add_annotation(x=i, y=6.5, yanchor="bottom", text=f"<b>{n.name}</b><br>{n.internal_ip}<br>pods {n.pod_cidr}"
                            + (f"<br>zone {n.zone}" if n.zone else ""), showarrow=False, font=dict(size=10))
         pods = [p for p in cluster.pods if p.node_name == n.name]
         for j, p in enumerate(pods[:6]):
-            xs.append(i)
+            xs.append(i - 0.38)
             ys.append(5.5 - j)
-            labels.append(f"{p.name}<br>{p.pod_ip}")
+            labels.append(f"{_topology_label(p)}<br>{p.pod_ip}")
             colors.append("#54A24B" if p.ready else "#E45756")
             hover.append(f"{p.name} ({p.pod_ip}) on {n.name}; labels {p.labels}")
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+text", text=labels, textposition="middle right",
-                             marker=dict(size=14, color=colors, symbol="square"), hovertext=hover, hoverinfo="text",
+                             marker=dict(size=12, color=colors, symbol="square"), hovertext=hover, hoverinfo="text",
                              textfont=dict(size=9), showlegend=False))
-    fig.add_trace(go.Scatter(x=[len(nodes)], y=[2.5], mode="markers+text", text=["mypc<br>172.18.0.100"], textposition="bottom center",
-                             marker=dict(size=18, color="#4C78A8", symbol="diamond"), showlegend=False, hoverinfo="text",
-                             hovertext=["external client on the docker network"]))
+    fig.add_trace(go.Scatter(x=[len(nodes) - 0.1], y=[3.5], mode="markers+text", text=["mypc<br>172.18.0.100"],
+                             textposition="bottom center", marker=dict(size=18, color="#4C78A8", symbol="diamond"),
+                             showlegend=False, hoverinfo="text", hovertext=["external client on the docker network"]))
     svc_lines = [f"{s.name}: {s.cluster_ip}:{','.join(str(p.port) for p in s.ports)}"
                  + (f" nodePort {','.join(str(p.node_port) for p in s.ports if p.node_port)}" if s.type == "NodePort" else "")
                  for s in cluster.services]
-    fig.add_annotation(x=len(nodes), y=5.5, text="<b>Services</b><br>" + "<br>".join(svc_lines), showarrow=False, align="left",
-                       font=dict(size=9))
-    fig.update_layout(title=title, xaxis=dict(visible=False, range=[-0.6, len(nodes) + 0.9]),
-                      yaxis=dict(visible=False, range=[-1, 7.6]), template="plotly_white", height=460,
+    fig.add_annotation(x=-0.45, xanchor="left", y=-0.8, yanchor="top", text="<b>Services</b>  " + "  ·  ".join(svc_lines),
+                       showarrow=False, align="left", font=dict(size=10))
+    fig.update_layout(title=title, xaxis=dict(visible=False, range=[-0.6, len(nodes) + 0.4]),
+                      yaxis=dict(visible=False, range=[-1.6, 8.4]), template="plotly_white", height=480,
                       margin=dict(l=10, r=10, t=50, b=10))
     return fig
 

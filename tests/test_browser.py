@@ -101,6 +101,34 @@ def test_overlaps_finds_text_on_text():
     assert overlaps([a, b, c, d]) == [("'uniform 1/5' (annotation-text)", "'20.1% (603)' (bartext)")]
 
 
+@pytest.mark.parametrize("width", [800, 1100])
+def test_chapter00_topology_text_apart_in_chromium(tmp_path, width):
+    """Chapter 00's topology figure drawn by chromium: no text on another, every pod's label inside its node's box."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="python3 -m pip install playwright")
+    from playwright.sync_api import sync_playwright
+
+    from kslab import charts
+    from kslab.lab import Lab
+
+    page_file = tmp_path / "topology.html"
+    charts.topology_figure(Lab().cluster).write_html(page_file, include_plotlyjs=True, default_width=f"{width}px")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": width + 60, "height": 700})
+        page.goto(page_file.as_uri())
+        page.wait_for_selector(".js-plotly-plot .textpoint text", timeout=30_000)
+        boxes = page.evaluate(TEXT_BOXES.replace(".jp-Notebook ", ""))
+        nodes = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot .shapelayer path')].map(p => {"
+                              " const r = p.getBoundingClientRect(); return {x0: r.left, x1: r.right, y0: r.top, y1: r.bottom}; })")
+        browser.close()
+    pods = [b for b in boxes if "textpoint" in b["cls"] and "10.10." in b["text"]]
+    assert len(pods) == 7 and not overlaps(boxes), overlaps(boxes)
+    for b in pods:
+        assert any(n["x0"] <= b["x0"] and b["x1"] <= n["x1"] and n["y0"] <= b["y0"] and b["y1"] <= n["y1"] for n in nodes), b
+
+
 def dismiss_news_prompt(page) -> bool:
     """JupyterLab 4 asks once whether to fetch official Jupyter news (a toast with Yes/No); say
     No, as a learner would, so it covers nothing. True if it was there."""

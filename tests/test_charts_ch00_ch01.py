@@ -1,4 +1,4 @@
-"""Chapter 01's distribution chart and replica panel: readable pod names, the uniform label
+"""Chapters 00 and 01's charts: the lab's topology and chapter 01's distribution chart and replica panel: readable pod names, the uniform label
 apart from the bars' count labels, the p-value worded as the chapter words it. (Where the text
 lands on screen is checked in a real browser, tests/test_browser.py.)"""
 
@@ -54,3 +54,19 @@ def test_panel_redraws_short_labels_and_words_the_p_value() -> None:
     assert "no evidence against an even split" in panel.summary.value and "consistent" not in panel.summary.value
     panel.replicas.value = 1
     assert len(fig.data[0].x) == 1 and "1/1" in _uniform_labels(fig)[0].text
+
+
+def test_topology_elides_the_pod_template_hash_and_keeps_full_names_in_hover() -> None:
+    lab = Lab()
+    fig = charts.topology_figure(lab.cluster)
+    pods = fig.data[0]
+    echo = [p for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo"]
+    for p in echo:
+        suffix = p.name.rsplit("-", 1)[1]
+        assert f"deploy-echo-…-{suffix}<br>{p.pod_ip}" in pods.text
+        assert any(h.startswith(f"{p.name} ({p.pod_ip})") for h in pods.hovertext)
+    assert "webpod1<br>" + lab.cluster.pod("webpod1").pod_ip in pods.text  # bare pods keep their names
+    # each pod's marker sits at the left of its node's box, so its label has the box's width
+    boxes = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(boxes) == len(lab.cluster.nodes)
+    assert all(any(b.x0 < x < b.x0 + 0.1 for b in boxes) for x in pods.x)
