@@ -20,8 +20,13 @@
 # 4. derive why the probabilities are 1/3, 1/2 and then nothing (the "ladder"), and read the rules'
 #    counters (`iptables -v --numeric --table nat --list KUBE-SVC-…`) after a run of connections.
 #
-# The API used here (`lab.sh`, `lab.trace`, `lab.run`, `lab.clear_kernel_state`, `lab.reset`,
-# `kslab.check`) is introduced in chapter 00.
+# The API used here (`lab.sh`, `lab.trace`, `lab.run`, `lab.scale`, `lab.clear_kernel_state`,
+# `lab.reset`, `kslab.check`, `experiments.claim`) is on chapter 00's API card. New here:
+# `charts.distribution_figure(runs, categories=pods)` (where connections landed),
+# `experiments.chi_square_uniform(runs, categories=pods)` (the chi-square statistic and p-value,
+# explained below), `experiments.claim_uniform(runs, pods, tolerance=…)` (a checked claim that every
+# pod got 1/n), and `views.DistributionPanel(lab)` / `views.compute_distribution(lab, replicas,
+# connections)` (the replica panel and the experiment behind it).
 
 # %% [markdown] lang="ko"
 # # 01 · 클러스터 IP와 kube-proxy의 iptables 체인 (ClusterIP and kube-proxy's iptables chains)
@@ -35,8 +40,13 @@
 # 4. 확률이 왜 1/3, 1/2, 그리고 없음으로 이어지는지("사다리") 유도하고, 연결을 연 뒤 규칙의 카운터를
 #    (`iptables -v --numeric --table nat --list KUBE-SVC-…`) 읽을 수 있습니다.
 #
-# 여기서 쓰는 API(`lab.sh`, `lab.trace`, `lab.run`, `lab.clear_kernel_state`, `lab.reset`, `kslab.check`)는
-# 00장에서 소개했습니다.
+# 여기서 쓰는 API(`lab.sh`, `lab.trace`, `lab.run`, `lab.scale`, `lab.clear_kernel_state`, `lab.reset`,
+# `kslab.check`, `experiments.claim`)는 00장의 API 카드에 있습니다. 이 장에서 새로 쓰는 것은
+# `charts.distribution_figure(runs, categories=pods)`(연결이 도착한 곳),
+# `experiments.chi_square_uniform(runs, categories=pods)`(아래에서 설명하는 카이제곱 통계량과 p-값),
+# `experiments.claim_uniform(runs, pods, tolerance=…)`(모든 파드가 1/n을 받았다는 확인된 주장),
+# 그리고 `views.DistributionPanel(lab)` / `views.compute_distribution(lab, replicas, connections)`(레플리카 패널과
+# 그 뒤의 실험)입니다.
 
 # %%
 import base64
@@ -295,12 +305,14 @@ panel
 
 # %% [markdown] lang="en"
 # The claim below does not read the panel (whose sliders you may have moved): it runs its own
-# experiment with 5 replicas. Then `lab.reset()` puts the lab back as it was made (3 replicas, the
+# experiment with 5 replicas, `compute_distribution(lab, replicas=5, connections=3000)`, the function
+# the panel calls on each move. Then `lab.reset()` puts the lab back as it was made (3 replicas, the
 # same pod names, counters at zero). Use `lab.reset()` whenever you want to start over after
 # exploring.
 
 # %% [markdown] lang="ko"
-# 아래의 확인은 (슬라이더를 움직였을 수도 있는) 패널을 읽지 않고, 레플리카 5개로 자기 실험을 따로 실행합니다.
+# 아래의 확인은 (슬라이더를 움직였을 수도 있는) 패널을 읽지 않고, 패널이 슬라이더를 움직일 때마다 부르는 함수
+# `compute_distribution(lab, replicas=5, connections=3000)`으로 레플리카 5개 실험을 따로 실행합니다.
 # 그다음 `lab.reset()`이 실습 환경을 처음 만든 상태(레플리카 3개, 같은 파드 이름, 카운터 0)로 되돌립니다. 탐색한
 # 뒤 처음부터 다시 하고 싶을 때마다 `lab.reset()`을 쓰세요.
 
