@@ -278,7 +278,7 @@ def _error_rate(answer: Any, lab=None) -> Feedback:
     expected = float((df["outcome"] == "error").mean())
     if abs(float(answer) - expected) <= 0.05:
         return _ok(f"about {expected:.0%}: iptables keeps sending 1/3 of new connections to the broken pod; only a "
-                   "readiness probe (chapter 08) takes it out of the EndpointSlice")
+                   "failing readiness probe (chapter 08) marks it not ready in the EndpointSlice, and kube-proxy leaves it out")
     raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: does kube-proxy know the pod is broken?")
 
 
@@ -345,5 +345,31 @@ def _cross_node(answer: Any, replicas: int = 6, lab=None) -> Feedback:
     raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: how many deploy-echo pods run on webpod1's node?")
 
 
+def _ipvs_share(answer: Any, lab=None, service: str = "svc-nodeport", replicas: int = 5, scheduler: str = "wrr",
+                deployment: str = "deploy-echo") -> Feedback:
+    """Each endpoint's share of ``service``'s new connections under kube-proxy's IPVS mode with
+    ``scheduler``, once ``deployment`` has ``replicas`` pods: measured on a copy of the lab with
+    the real servers kube-proxy would program (:func:`kslab.ipvs.service_servers`)."""
+    from . import ipvs
+
+    if answer is None:
+        return _pending(f"each endpoint's share of {service} under IPVS {scheduler} with {replicas} {deployment} replicas")
+    lab = _private_lab(lab)
+    lab.scale(deployment, replicas)
+    servers = ipvs.service_servers(lab.cluster, service)
+    df = ipvs.simulate(scheduler, servers, [f"10.10.0.{10 + i}" for i in range(12)], 3000, seed=3)
+    shares = ipvs.spread(df)
+    try:
+        got = float(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give one number between 0 and 1 (the share of one endpoint), not {answer!r}") from None
+    if all(abs(got - v) <= 0.02 for v in shares.values()):
+        return _ok(f"{got:.0%} each: kube-proxy programs {len(servers)} real servers with weight "
+                   f"{'/'.join(sorted({str(s.weight) for s in servers}))}, so {scheduler} splits evenly over them")
+    measured = ", ".join(f"{k} {v:.0%}" for k, v in shares.items())
+    raise WrongAnswer(f"{answer} is off (measured {measured}). Hint: how many endpoints does {service} have with "
+                      f"{replicas} replicas, and what weight does kube-proxy give each?")
+
+
 ch04 = SimpleNamespace(error_rate=_error_rate, sticky_scheduler=_sticky_scheduler, cross_node=_cross_node,
-                       ipvs_affinity=_ipvs_affinity, wrr_share=_wrr_share)
+                       ipvs_affinity=_ipvs_affinity, wrr_share=_wrr_share, ipvs_share=_ipvs_share)

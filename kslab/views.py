@@ -263,9 +263,12 @@ def default_clients() -> list[str]:
 
 
 class SchedulerPanel:
-    """A scheduler dropdown and a load slider over a clients x servers heatmap."""
+    """A scheduler dropdown, a load slider and a sessionAffinity toggle over a clients x servers
+    heatmap. ``ClientIP`` affinity is what kube-proxy's IPVS mode makes of it: IPVS persistence
+    with the affinity's default timeout (``ipvsadm -p 10800``), on top of whichever scheduler."""
 
-    def __init__(self, *, scheduler: str = "iptables", rate: float = 2.0, n: int = 3000, seed: int = 1) -> None:
+    def __init__(self, *, scheduler: str = "iptables", rate: float = 2.0, n: int = 3000, seed: int = 1,
+                 affinity: str = "None") -> None:
         import ipywidgets as w
 
         from . import ipvs
@@ -274,17 +277,23 @@ class SchedulerPanel:
         self.scheduler = w.Dropdown(options=list(ipvs.SCHEDULERS), value=scheduler, description="scheduler")
         self.rate = w.FloatLogSlider(value=rate, base=10, min=-0.5, max=1.7, step=0.1, description="conn/s",
                                      continuous_update=False)
+        self.affinity = w.ToggleButtons(options=["None", "ClientIP"], value=affinity, description="affinity",
+                                        tooltips=["no sessionAffinity", "sessionAffinity: ClientIP = IPVS persistence (-p 10800)"])
         self.summary = w.HTML()
         self.figure = go.FigureWidget(go.Figure(go.Heatmap(z=[[0]], colorscale="Blues"), layout=dict(
             xaxis_title="real server (weight 1 each, as kube-proxy sets it)", yaxis_title="client", height=420, template="plotly_white")))
         self.result: SchedulerResult | None = None
         self.scheduler.observe(lambda _c: self.update(), names="value")
         self.rate.observe(lambda _c: self.update(), names="value")
+        self.affinity.observe(lambda _c: self.update(), names="value")
         self.update()
-        self.widget = w.VBox([w.HBox([self.scheduler, self.rate]), self.figure, self.summary])
+        self.widget = w.VBox([w.HBox([self.scheduler, self.rate]), self.affinity, self.figure, self.summary])
 
     def update(self) -> SchedulerResult:
-        r = compute_scheduler(self.scheduler.value, float(self.rate.value), n=self.n, seed=self.seed)
+        from . import ipvs
+
+        persistence = ipvs.DEFAULT_AFFINITY_TIMEOUT if self.affinity.value == "ClientIP" else None
+        r = compute_scheduler(self.scheduler.value, float(self.rate.value), n=self.n, seed=self.seed, persistence=persistence)
         self.result = r
         m = r.matrix
         with self.figure.batch_update():
@@ -292,10 +301,13 @@ class SchedulerPanel:
             heat.z = m.to_numpy().tolist()
             heat.x = list(m.columns)
             heat.y = list(m.index)
-            self.figure.layout.title.text = f"Connections per client and server: {r.scheduler} at {r.rate:.1f} new connections/s"
+            how = "xt_recent list, chapter 02" if r.scheduler == "iptables" else "persistence"
+            sticky = f", ClientIP affinity ({how} {persistence} s)" if persistence else ""
+            self.figure.layout.title.text = f"Connections per client and server: {r.scheduler} at {r.rate:.1f} new connections/s{sticky}"
         shares = ", ".join(f"{k} {v:.0%}" for k, v in r.shares.items())
-        self.summary.value = (f"<b>{r.scheduler}</b>: {shares}; {r.endpoints_per_client:.1f} servers per client; "
-                              f"active-count variance {r.variance:.2f}")
+        self.summary.value = (f"<b>{r.scheduler}</b>{sticky}: {shares}; {r.endpoints_per_client:.1f} servers per client; "
+                              f"active-count variance {r.variance:.2f} (how unevenly the servers' open connections "
+                              "spread around their mean, averaged over arrivals; 0 = always even)")
         return r
 
     def _ipython_display_(self) -> None:

@@ -67,6 +67,25 @@ def test_scheduler_panel_switches_scheduler_and_load():
     assert panel.result.rate == 20.0 and panel.result.variance > low  # more open connections, more spread
 
 
+def test_scheduler_panel_clientip_affinity_is_persistence_whatever_the_scheduler():
+    from kslab import ipvs
+    from kslab.views import SchedulerPanel
+
+    panel = SchedulerPanel(scheduler="rr", n=1200)
+    assert panel.result.endpoints_per_client == 3.0 and "ClientIP" not in panel.figure.layout.title.text
+    for name in ("rr", "lc", "mh", "iptables"):
+        panel.scheduler.value = name
+        panel.affinity.value = "ClientIP"
+        assert panel.result.endpoints_per_client == 1.0, name  # every client on one server
+        assert panel.result.df.attrs["persistence"] == ipvs.DEFAULT_AFFINITY_TIMEOUT
+        how = "xt_recent list, chapter 02" if name == "iptables" else "persistence"
+        assert f"({how} {ipvs.DEFAULT_AFFINITY_TIMEOUT} s)" in panel.figure.layout.title.text
+        assert all(sum(1 for v in row if v) == 1 for row in panel.figure.data[0].z)
+        panel.affinity.value = "None"
+        assert panel.result.endpoints_per_client > 1.0 and panel.result.df.attrs["persistence"] is None, name
+    assert "0 = always even" in panel.summary.value
+
+
 def test_cross_node_panel_compares_clients_on_one_growth_and_extends_it():
     from kslab.views import CrossNodePanel
 

@@ -25,7 +25,8 @@ def test_every_chapter_has_both_editions_and_nothing_else_is_left():
     expected = {NOTEBOOKS / lang / sub / f"{src.stem}.ipynb" for src in chapters for lang in ("ko", "en") for sub in ("", "solutions")}
     assert {p for t in workbook.targets() for p in (t.learner, t.solution)} == expected
     assert all(p.is_file() for p in expected)
-    assert sorted(NOTEBOOKS.rglob("*.ipynb")) == sorted(expected)  # the single-edition notebooks are gone
+    # the single-edition notebooks are gone (JupyterLab's own checkpoints are not chapters)
+    assert sorted(p for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts) == sorted(expected)
     assert workbook.orphans(expected) == []
 
 
@@ -74,7 +75,7 @@ def test_learner_and_solution_versions_differ_only_in_exercises():
                        [l for l in b.source.splitlines() if l.startswith("kslab.check.")]
             else:
                 assert a.source == b.source
-        assert 2 <= exercises <= 4, t.src.name
+        assert 2 <= exercises <= 6, t.src.name  # exercises and predict-before-you-run questions
 
 
 def test_checks_give_feedback():
@@ -110,6 +111,7 @@ def _right_and_wrong():
         (check.ch04.ipvs_affinity, "persistence", "sh"),
         (check.ch04.wrr_share, 1 / 3, 0.5),
         (lambda a: check.ch04.cross_node(a, lab=Lab(seed=0)), None, 1.0),  # right answer computed below
+        (lambda a: check.ch04.ipvs_share(a, lab=Lab(seed=0)), 1 / 5, 1 / 3),  # 5 deploy-echo endpoints, weight 1 each
     ]
 
 
@@ -159,6 +161,24 @@ def test_wrr_share_is_a_third_because_kube_proxy_weights_every_endpoint_1():
     for wrong in (0.5, 0.25, 0.0):  # 0.5 was webpod3's share with a hand-set weight 2
         with pytest.raises(WrongAnswer, match="weight"):
             ch04.wrr_share(wrong)
+
+
+def test_ipvs_share_follows_the_lab_and_leaves_it_unchanged():
+    """ch04 exercise 4: the answer is computed from the lab's EndpointSlices (kube-proxy's real
+    servers, weight 1 each), on a copy: other replica counts give other answers, and the learner's
+    lab keeps its 3 replicas."""
+    from kslab.check import WrongAnswer, ch04
+    from kslab.lab import Lab
+
+    lab = Lab(seed=0)
+    echo = [p.name for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo"]
+    assert ch04.ipvs_share(1 / 4, lab=lab, replicas=4) and ch04.ipvs_share(1 / 2, lab=lab, replicas=2)
+    assert ch04.ipvs_share(1 / 3, lab=lab, replicas=3, scheduler="rr")
+    with pytest.raises(WrongAnswer, match="5 replicas"):
+        ch04.ipvs_share(1 / 4, lab=lab)
+    with pytest.raises(WrongAnswer, match="one number"):
+        ch04.ipvs_share("a fifth", lab=lab)
+    assert [p.name for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo"] == echo
 
 
 def test_feedback_shows_nothing_more_in_a_notebook():
