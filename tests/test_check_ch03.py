@@ -72,3 +72,10 @@ def test_ch03_checks_leave_the_learners_lab_unchanged(lab):
     check.ch03.affected_pods({"webpod1", "deploy-echo-gtc48pc688-clvtq"}, lab, node="myk8s-worker")
     check.ch03.hairpin_failures(1 / 3, lab)
     assert {n.name: lab.save_text(n.name) for n in lab.cluster.nodes} == before and lab.now == 0
+
+
+def test_hairpin_source_asks_about_kube_proxys_rules_even_after_a_hand_edit(lab):
+    lab.delete_rules(HAIRPIN_RULES)
+    assert check.ch03.hairpin_source("10.10.1.1", lab)
+    with pytest.raises(WrongAnswer):
+        check.ch03.hairpin_source("10.10.1.2", lab)

@@ -43,7 +43,7 @@
 # ClusterIPs in every chapter; `seed` only moves the traffic's random choices). Then:
 #
 # - `lab.sh(where, command)`: one of the study's commands (`curl`, `iptables`, `conntrack`) run
-#   in a pod or node; it returns what the command printed;
+#   in a pod or node; it returns what the command printed (`.stderr`: what it printed on stderr);
 # - `lab.run(src, to, n, seed=...)`: `n` connections, one row each (`endpoint_pod`,
 #   `source_ip_seen`: the client address the endpoint saw, `outcome`, `reason`, ...);
 #   `lab.trace(src, to)`: one connection explained rule by rule;
@@ -64,7 +64,7 @@
 # 클러스터 IP(ClusterIP)이며, `seed`는 트래픽의 무작위 선택만 바꿉니다). 그리고 다음을 씁니다.
 #
 # - `lab.sh(where, command)`: 스터디의 명령(`curl`, `iptables`, `conntrack`)을 파드나 노드에서 실행하고
-#   출력을 돌려줍니다.
+#   출력을 돌려줍니다(`.stderr`: 표준 오류로 출력한 내용).
 # - `lab.run(src, to, n, seed=...)`: 연결 `n`개를 열고 연결마다 한 행을 돌려줍니다(`endpoint_pod`,
 #   엔드포인트가 본 클라이언트 주소인 `source_ip_seen`, `outcome`, `reason` 등). `lab.trace(src, to)`:
 #   연결 하나를 규칙 단위로 설명합니다.
@@ -107,6 +107,7 @@ print(f"webpod1 {web1.pod_ip} on {node1}; svc-clusterip {cluster_ip}:9000; "
 # 체인까지 따라갑니다(`iptables -t nat -S CHAIN`은 체인 하나를 `iptables-save` 형식으로 보여 줍니다).
 
 # %%
+lab.reset()  # kube-proxy's rules as it writes them (in case a later cell deleted some)
 jump = lab.sh(node1, "iptables -t nat -S KUBE-SERVICES | grep svc-clusterip")
 print(jump)
 svc_chain = jump.split("-j ")[-1].strip()
@@ -159,13 +160,22 @@ experiments.claim(
 # `nat` 테이블은 연결의 첫 패킷만 평가하므로 여기서 패킷 수는 연결 수입니다)를 읽습니다.
 
 # %%
-lab.reset()  # kube-proxy's rules, empty conntrack, counters at 0: what follows counts only these curls
+def curl_from_webpod1(n: int = 30) -> list[str]:
+    """A fresh lab (kube-proxy's rules, empty conntrack, counters at 0), then the study's curl from
+    webpod1 n times: what each curl printed. The next cells call it again, so each counts only its own curls."""
+    lab.reset()
+    return [lab.sh("webpod1", "curl -s svc-clusterip:9000") for _ in range(n)]
+
+
+def whoami(body: str) -> tuple[str, str]:
+    """(Hostname, the IP of RemoteAddr) from a whoami answer."""
+    return re.search(r"Hostname: (\S+)", body)[1], re.search(r"RemoteAddr: (\S+):\d+", body)[1]
+
+
 gateway = lab.pod_gateway(node1)
-answers = []
-for _ in range(30):
-    body = lab.sh("webpod1", "curl -s svc-clusterip:9000")
-    answers.append((re.search(r"Hostname: (\S+)", body)[1], re.search(r"RemoteAddr: (\S+):\d+", body)[1]))
-print(body)
+bodies = curl_from_webpod1()
+print(bodies[-1])
+answers = [whoami(b) for b in bodies]
 for host in sorted({h for h, _ in answers}):
     print(f"{host}: answered {sum(h == host for h, _ in answers)} times, saw {sorted({r for h, r in answers if h == host})}")
 hairpins = sum(h == "webpod1" for h, _ in answers)
@@ -187,6 +197,7 @@ experiments.claim(
 # 되돌립니다. 다른 항목의 응답은 `10.10.1.2` 자신에게 갑니다. SNAT가 없습니다.
 
 # %%
+hairpins = sum(whoami(b)[0] == "webpod1" for b in curl_from_webpod1())
 table = lab.sh(node1, f"conntrack -L -d {cluster_ip}")  # every entry, read below; printed: the first few and the hairpins
 print(lab.sh(node1, f"conntrack -L -d {cluster_ip} | head -n 4"))
 print(lab.sh(node1, f"conntrack -L -d {cluster_ip} | grep dst={gateway}"), table.stderr, sep="")
@@ -212,6 +223,7 @@ def packets(listing: str) -> dict[str, int]:
     return {row.split()[2]: int(row.split()[0]) for row in listing.splitlines()[2:] if row.strip()}
 
 
+hairpins = sum(whoami(b)[0] == "webpod1" for b in curl_from_webpod1())
 sep_counts = lab.sh(node1, f"iptables -v -x --numeric --table nat --list {sep_chain}")
 post_counts = lab.sh(node1, "iptables -v -x --numeric --table nat --list KUBE-POSTROUTING")
 print(sep_counts, post_counts, sep="\n")
