@@ -189,7 +189,7 @@ def test_counters_follow_the_kernels_lifecycle(lab: Lab) -> None:
     assert svc_packets() == 0
     lab.run("net-pod", "svc-clusterip", n=7, seed=1)
     assert svc_packets() == 7
-    lab.reset()  # iptables -Z with the rest of the kernel state
+    lab.clear_kernel_state()  # iptables -Z with the rest of the kernel state
     assert svc_packets() == 0
 
 
@@ -611,7 +611,7 @@ def test_sim_equals_kernel_counters_with_three_endpoints(both) -> None:
     sim, kern = both
     n = 120
     for lab in (sim, kern):
-        lab.reset()
+        lab.clear_kernel_state()
         df = lab.run("net-pod", "svc-clusterip", n=n, seed=1)
         assert (df["outcome"] == "ok").all()
     a, b = same(sim, kern, "myk8s-control-plane", f"iptables -t nat -L {SVC} -n -v -x --line-numbers")
@@ -639,7 +639,7 @@ def test_sim_equals_kernel_after_the_same_connections(both) -> None:
     web1 = sim.cluster.pod("webpod1").pod_ip
     answers = {}
     for lab in (sim, kern):
-        lab.reset()
+        lab.clear_kernel_state()
         out = lab.sh("net-pod", f"curl -s {cip}:9001")  # nobody answers: SYN_SENT [UNREPLIED]
         assert out.returncode == 28, out.stderr
         answers[lab.backend] = [lab.sh("net-pod", "curl -s svc-clusterip:9000") for _ in range(3)]

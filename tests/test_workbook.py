@@ -25,7 +25,8 @@ def test_every_chapter_has_both_editions_and_nothing_else_is_left():
     expected = {NOTEBOOKS / lang / sub / f"{src.stem}.ipynb" for src in chapters for lang in ("ko", "en") for sub in ("", "solutions")}
     assert {p for t in workbook.targets() for p in (t.learner, t.solution)} == expected
     assert all(p.is_file() for p in expected)
-    assert sorted(NOTEBOOKS.rglob("*.ipynb")) == sorted(expected)  # the single-edition notebooks are gone
+    # the single-edition notebooks are gone (JupyterLab's own checkpoints are not chapters)
+    assert sorted(p for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts) == sorted(expected)
     assert workbook.orphans(expected) == []
 
 
