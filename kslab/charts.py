@@ -154,11 +154,13 @@ def hairpin_figure(df: pd.DataFrame, title: str | None = None) -> go.Figure:
     """Grouped bars: for each client, the share of its connections that succeed with kube-proxy's
     hairpin rule and without it."""
     d = hairpin_data(df)
+    ticks = [label.replace("-…-", "<br>…-") for label in d["labels"]]  # two short lines: no tilted, overlapping names
     fig = go.Figure([go.Bar(name=c["name"], x=d["labels"], y=c["y"], marker_color=c["color"], text=c["text"],
                             textposition="outside", textangle=0, textfont=dict(size=10), cliponaxis=False,
                             hovertext=c["hover"], hoverinfo="text") for c in d["cases"].values()])
     fig.update_layout(barmode="group", template="plotly_white", height=400, yaxis_tickformat=".0%", yaxis_range=[0, 1.12],
-                      xaxis_title="client pod", yaxis_title="connections that succeed",
+                      xaxis=dict(title="client pod", tickangle=0, tickvals=d["labels"], ticktext=ticks, tickfont=dict(size=10)),
+                      yaxis_title="connections that succeed",
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                       title=title or f"Success per client, with and without the hairpin rule ({d['backend']} backend)",
                       margin=dict(t=90))

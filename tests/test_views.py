@@ -176,3 +176,37 @@ def test_short_pod_name_cuts_only_a_replicasets_hash():
     assert short_pod_name("deploy-echo-gtc48pc688-clvtq") == "deploy-echo-…-clvtq"
     for name in ("webpod1", "net-pod", "my-app-abc", "deploy-echo-GTC48PC688-clvtq"):
         assert short_pod_name(name) == name
+
+
+def test_hairpin_figure_texts_do_not_overlap_in_chromium(tmp_path):
+    """The chart drawn by plotly.js in Debian's chromium at three widths: no two texts (title,
+    legend, bar labels, client names, axis titles) overlap (bounding boxes, 1 px slack)."""
+    import itertools
+    import os
+
+    import pytest
+
+    from kslab import charts
+    from kslab.views import compute_hairpin
+
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="python3 -m pip install playwright")
+    df = compute_hairpin(Lab(seed=3), n=150)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--headless"])
+        try:
+            for width in (600, 800, 1000):
+                page = tmp_path / f"hairpin{width}.html"
+                charts.hairpin_figure(df).update_layout(width=width).write_html(page, include_plotlyjs=True)
+                tab = browser.new_page(viewport={"width": width + 50, "height": 500})
+                tab.goto(page.as_uri())
+                tab.wait_for_selector(".main-svg")
+                boxes = tab.evaluate("""() => [...document.querySelectorAll('text')].filter(t => t.textContent.trim())
+                    .map(t => { const r = t.getBoundingClientRect(); return [t.textContent, r.x, r.y, r.width, r.height]; })""")
+                assert sum("webpod1" == b[0] for b in boxes) == 1 and len(boxes) > 20
+                overlaps = [(a[0], b[0]) for a, b in itertools.combinations(boxes, 2)
+                            if min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]) > 1 and min(a[2] + a[4], b[2] + b[4]) - max(a[2], b[2]) > 1]
+                assert not overlaps, f"{width}px: {overlaps}"
+        finally:
+            browser.close()
