@@ -182,10 +182,13 @@ def _hairpin_source(answer: Any, lab=None, pod: str = "webpod1") -> Feedback:
     if answer is None:
         return _pending(f"the source address {pod} sees when it reaches itself through svc-clusterip")
     lab = _private_lab(lab)
-    lab.resync(full=True)  # kube-proxy's rules, whatever the learner deleted by hand
     df = lab.run(pod, "svc-clusterip", n=200, seed=5)
     seen = set(df[(df["endpoint_pod"] == pod) & (df["outcome"] == "ok")]["source_ip_seen"])
     expected = seen.pop() if len(seen) == 1 else None
+    if expected is None:
+        raise WrongAnswer(f"in your lab as it is now, {pod} never reaches itself through svc-clusterip (hairpin rules "
+                          "deleted? run lab.reset() and this cell again); which one, then? Hint: MASQUERADE takes the "
+                          "address of the interface the packet leaves by")
     if str(answer).strip() == expected:
         return _ok(f"{expected}: KUBE-MARK-MASQ in the SEP chain, then MASQUERADE out of {pod}'s veth, whose address is "
                    "the node side of the pod's link (kindnet/ptp puts the pod CIDR's .1 there)")
@@ -242,12 +245,18 @@ def _without_masquerade(answer: Any, lab=None) -> Feedback:
 
     if answer is None:
         return _pending("what happens to webpod1's connection to itself without the hairpin rule (a, b, c or d)")
+    sim = _private_lab(lab)
+    sim.delete_rules(HAIRPIN_RULES)
+    # a day between connections: a ClientIP affinity in the lab cannot keep webpod1 away from itself
+    df = sim.run("webpod1", "svc-clusterip", n=60, seed=7, interval=86401)
+    if not (df["endpoint_pod"] == "webpod1").any():  # webpod1 is no endpoint in this lab (broken, scaled away...)
+        sim = _private_lab()
+        sim.delete_rules(HAIRPIN_RULES)
+        df = sim.run("webpod1", "svc-clusterip", n=60, seed=7)
+    expected = _hairpin_choice(df)
     choice = str(answer).strip().lower().strip("()")
     if choice not in HAIRPIN_CHOICES:
         raise WrongAnswer(f"answer with one letter: {', '.join(HAIRPIN_CHOICES)} (which one?)")
-    sim = _private_lab(lab)
-    sim.delete_rules(HAIRPIN_RULES)
-    expected = _hairpin_choice(sim.run("webpod1", "svc-clusterip", n=60, seed=7))
     if choice == expected:
         return _ok(f"({expected}) {HAIRPIN_CHOICES[expected]}")
     hints = {"a": "the reply would have to leave the pod, but does the SYN even get to a socket?",
@@ -262,9 +271,6 @@ def _affected_pods(answer: Any, lab=None, node: str = "myk8s-worker2") -> Feedba
 
     if answer is None:
         return _pending(f"the pods that lose connections to some Service when only {node} lacks the hairpin rules")
-    if isinstance(answer, str) or not hasattr(answer, "__iter__"):
-        raise WrongAnswer("give a collection of pod names, for example {\"webpod1\"} (which ones?)")
-    got = {str(a) for a in answer}
     base = lab if lab is not None else _private_lab()
     expected: set[str] = set()
     for svc in base.cluster.services:
@@ -274,6 +280,9 @@ def _affected_pods(answer: Any, lab=None, node: str = "myk8s-worker2") -> Feedba
         with_rule = df[df["hairpin_rule"] == "with"].set_index("client")["success_share"]
         without = df[df["hairpin_rule"] == "without"].set_index("client")["success_share"]
         expected |= set(without.index[without < with_rule])
+    if isinstance(answer, str) or not hasattr(answer, "__iter__"):
+        raise WrongAnswer("give a collection of pod names, for example {\"webpod1\"} (which ones?)")
+    got = {str(a) for a in answer}
     if got == expected:
         return _ok(f"{', '.join(sorted(expected))}: a hairpin needs a pod that backs the Service it calls, and the DNAT "
                    f"happens on the client's own node, so only {node}'s endpoint pods lose their self-connections")

@@ -99,12 +99,18 @@ print(f"webpod1 {web1.pod_ip} on {node1}; svc-clusterip {cluster_ip}:9000; "
 #
 # Follow svc-clusterip from `KUBE-SERVICES` to its `KUBE-SVC` chain, to webpod1's `KUBE-SEP`
 # chain, on webpod1's node (`iptables -t nat -S CHAIN` lists one chain as `iptables-save` does).
+# The `KUBE-SVC` chain is chapter 01's **ladder**: one `-m statistic --mode random` rule per
+# endpoint, so each of the three webpods gets a third of the new connections, whoever the client
+# is; when the client is webpod1 itself, a third of its connections come back to it.
 
 # %% [markdown] lang="ko"
 # ## 스터디의 명령으로 보는 헤어핀 규칙
 #
 # webpod1의 노드에서 svc-clusterip를 `KUBE-SERVICES`부터 `KUBE-SVC` 체인을 거쳐 webpod1의 `KUBE-SEP`
 # 체인까지 따라갑니다(`iptables -t nat -S CHAIN`은 체인 하나를 `iptables-save` 형식으로 보여 줍니다).
+# `KUBE-SVC` 체인은 01장의 **사다리**입니다. 엔드포인트마다 `-m statistic --mode random` 규칙이 하나씩 있어,
+# 클라이언트가 누구든 세 webpod가 새 연결을 3분의 1씩 받습니다. 클라이언트가 webpod1 자신이면 그 연결의
+# 3분의 1이 자기에게 돌아옵니다.
 
 # %%
 lab.reset()  # kube-proxy's rules as it writes them (in case a later cell deleted some)
