@@ -6,6 +6,7 @@ the same colour across a chapter (:func:`pod_colors`).
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import pandas as pd
@@ -164,4 +165,55 @@ def stickiness_figure(df: pd.DataFrame, title: str | None = None) -> go.Figure:
     d = stickiness_data(df)
     fig = go.Figure([go.Bar(name=pod, x=d["clients"], y=d["counts"][pod], marker_color=d["colors"][pod]) for pod in d["pods"]])
     fig.update_layout(**STICKINESS_LAYOUT, title=title or f"Which endpoint each client reached ({d['backend']} backend)")
+    return fig
+
+
+# ---- chapter 03: hairpin NAT -------------------------------------------------------------------------
+
+# a ReplicaSet's pod: NAME-<pod-template-hash>-<5 characters>, both from Kubernetes' "safe" alphabet
+_REPLICASET_POD = re.compile(r"^(?P<base>.+)-[bcdfghjklmnpqrstvwxz2456789]{6,10}-(?P<suffix>[bcdfghjklmnpqrstvwxz2456789]{5})$")
+
+
+def short_pod_name(name: str) -> str:
+    """A Deployment's pod name with its pod-template hash cut out (``deploy-echo-gtc48pc688-clvtq``
+    -> ``deploy-echo-…-clvtq``), so chart labels stay readable; other names unchanged."""
+    m = _REPLICASET_POD.match(name)
+    return f"{m['base']}-…-{m['suffix']}" if m else name
+
+
+HAIRPIN_CASES = {"with": ("with the hairpin rule", "#4C78A8"), "without": ("without it (rules deleted)", "#E45756")}
+
+
+def hairpin_data(df: pd.DataFrame) -> dict:
+    """What the hairpin chart shows, from :func:`kslab.views.compute_hairpin`'s frame: the clients
+    (in the frame's order, names shortened), per case the success shares, bar labels and hover
+    lines, and the backend."""
+    clients = list(dict.fromkeys(df["client"]))
+    labels = [short_pod_name(c) for c in clients]
+    cases = {}
+    for case, (name, color) in HAIRPIN_CASES.items():
+        part = df[df["hairpin_rule"] == case].set_index("client").reindex(clients)
+        cases[case] = {"name": name, "color": color, "y": part["success_share"].to_list(),
+                       "text": [f"{s:.0%}" for s in part["success_share"]],
+                       "hover": [f"{c} on {node}: {ok}/{total} ok; {me:.0%} of its connections reached itself"
+                                 for c, node, ok, total, me in zip(clients, part["client_node"], part["ok"],
+                                                                   part["connections"], part["to_itself"])]}
+    return {"clients": clients, "labels": labels, "cases": cases,
+            "backend": df["backend"].iloc[0] if len(df) else "sim"}
+
+
+def hairpin_figure(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Grouped bars: for each client, the share of its connections that succeed with kube-proxy's
+    hairpin rule and without it."""
+    d = hairpin_data(df)
+    ticks = [label.replace("-…-", "<br>…-") for label in d["labels"]]  # two short lines: no tilted, overlapping names
+    fig = go.Figure([go.Bar(name=c["name"], x=d["labels"], y=c["y"], marker_color=c["color"], text=c["text"],
+                            textposition="outside", textangle=0, textfont=dict(size=10), cliponaxis=False,
+                            hovertext=c["hover"], hoverinfo="text") for c in d["cases"].values()])
+    fig.update_layout(barmode="group", template="plotly_white", height=400, yaxis_tickformat=".0%", yaxis_range=[0, 1.12],
+                      xaxis=dict(title="client pod", tickangle=0, tickvals=d["labels"], ticktext=ticks, tickfont=dict(size=10)),
+                      yaxis_title="connections that succeed",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      title=title or f"Success per client, with and without the hairpin rule ({d['backend']} backend)",
+                      margin=dict(t=90))
     return fig

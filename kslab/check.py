@@ -235,17 +235,22 @@ ch02 = SimpleNamespace(affinity_match=_affinity_match, may_move=_may_move, behin
 # ---- chapter 03: hairpin NAT -------------------------------------------------------------------------
 
 
-def _hairpin_source(answer: Any, lab=None) -> Feedback:
+def _hairpin_source(answer: Any, lab=None, pod: str = "webpod1") -> Feedback:
     if answer is None:
-        return _pending("the source address webpod1 sees when it reaches itself through svc-clusterip")
+        return _pending(f"the source address {pod} sees when it reaches itself through svc-clusterip")
     lab = _private_lab(lab)
-    df = lab.run("webpod1", "svc-clusterip", n=200, seed=5)
-    seen = set(df[df["endpoint_pod"] == "webpod1"]["source_ip_seen"])
+    df = lab.run(pod, "svc-clusterip", n=200, seed=5)
+    seen = set(df[(df["endpoint_pod"] == pod) & (df["outcome"] == "ok")]["source_ip_seen"])
     expected = seen.pop() if len(seen) == 1 else None
-    if str(answer) == expected:
-        return _ok(f"{expected}: KUBE-MARK-MASQ in the SEP chain, then MASQUERADE out of webpod1's veth, whose address is "
+    if expected is None:
+        raise WrongAnswer(f"in your lab as it is now, {pod} never reaches itself through svc-clusterip (hairpin rules "
+                          "deleted? run lab.reset() and this cell again); which one, then? Hint: MASQUERADE takes the "
+                          "address of the interface the packet leaves by")
+    if str(answer).strip() == expected:
+        return _ok(f"{expected}: KUBE-MARK-MASQ in the SEP chain, then MASQUERADE out of {pod}'s veth, whose address is "
                    "the node side of the pod's link (kindnet/ptp puts the pod CIDR's .1 there)")
-    raise WrongAnswer(f"not {answer}. Hint: MASQUERADE takes the address of the interface the packet leaves by")
+    raise WrongAnswer(f"not {answer}. Hint: MASQUERADE takes the address of the interface the packet leaves by, "
+                      f"on the node {pod} runs on")
 
 
 def _hairpin_failures(answer: Any, lab=None) -> Feedback:
@@ -258,12 +263,93 @@ def _hairpin_failures(answer: Any, lab=None) -> Feedback:
     sim.delete_rules(HAIRPIN_RULES)
     df = sim.run("webpod1", "svc-clusterip", n=3000, seed=6)
     expected = float((df["outcome"] != "ok").mean())
-    if abs(float(answer) - expected) <= 0.05:
+    try:
+        got = float(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer("give a number between 0 and 1, for example 0.25") from None
+    if abs(got - expected) <= 0.05:
         return _ok(f"about {expected:.0%}: exactly the connections the ladder sends back to webpod1 itself (1/3)")
     raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: which connections need the hairpin rule at all?")
 
 
-ch03 = SimpleNamespace(hairpin_source=_hairpin_source, hairpin_failures=_hairpin_failures)
+# the choices of chapter 03's "what happens without masquerade" question, as the chapter prints them
+HAIRPIN_CHOICES = {
+    "a": "webpod1 answers through the node; conntrack un-DNATs the reply and the connection works",
+    "b": "webpod1 accepts the SYN and answers itself inside the pod; the reply never reaches the node's conntrack",
+    "c": "webpod1 drops the SYN as a martian (its source is webpod1's own address); the client times out",
+    "d": "the node refuses the connection with a TCP RST",
+}
+
+
+def _hairpin_choice(df) -> str:
+    """Which of :data:`HAIRPIN_CHOICES` a run of webpod1's connections shows for those it sent to itself."""
+    mine = df[df["endpoint_pod"] == "webpod1"]
+    if len(mine) and (mine["outcome"] == "ok").all():
+        return "a"
+    failed = mine[mine["outcome"] != "ok"]
+    reasons = " ".join(failed["reason"])
+    if "refused" in set(failed["outcome"]):
+        return "d"
+    if "accept_local=1" in reasons:
+        return "b"
+    if "martian" in reasons:
+        return "c"
+    raise AssertionError(f"webpod1's connections to itself failed in an unexpected way: {reasons[:200]}")
+
+
+def _without_masquerade(answer: Any, lab=None) -> Feedback:
+    from .lab import HAIRPIN_RULES
+
+    if answer is None:
+        return _pending("what happens to webpod1's connection to itself without the hairpin rule (a, b, c or d)")
+    sim = _private_lab(lab)
+    sim.delete_rules(HAIRPIN_RULES)
+    # a day between connections: a ClientIP affinity in the lab cannot keep webpod1 away from itself
+    df = sim.run("webpod1", "svc-clusterip", n=60, seed=7, interval=86401)
+    if not (df["endpoint_pod"] == "webpod1").any():  # webpod1 is no endpoint in this lab (broken, scaled away...)
+        sim = _private_lab()
+        sim.delete_rules(HAIRPIN_RULES)
+        df = sim.run("webpod1", "svc-clusterip", n=60, seed=7)
+    expected = _hairpin_choice(df)
+    choice = str(answer).strip().lower().strip("()")
+    if choice not in HAIRPIN_CHOICES:
+        raise WrongAnswer(f"answer with one letter: {', '.join(HAIRPIN_CHOICES)} (which one?)")
+    if choice == expected:
+        return _ok(f"({expected}) {HAIRPIN_CHOICES[expected]}")
+    hints = {"a": "the reply would have to leave the pod, but does the SYN even get to a socket?",
+             "b": "that is what happens with net.ipv4.conf.*.accept_local=1; the kernel's default is 0",
+             "c": "look at the reason of a failed row",
+             "d": "nothing on the path sends a RST; what does the client see, an error or silence?"}
+    raise WrongAnswer(f"not ({choice}). Hint: {hints[choice]}")
+
+
+def _affected_pods(answer: Any, lab=None, node: str = "myk8s-worker2") -> Feedback:
+    from .views import compute_hairpin
+
+    if answer is None:
+        return _pending(f"the pods that lose connections to some Service when only {node} lacks the hairpin rules")
+    base = lab if lab is not None else _private_lab()
+    expected: set[str] = set()
+    for svc in base.cluster.services:
+        if not svc.selector:  # no pod behind it (the API server's `kubernetes` Service)
+            continue
+        df = compute_hairpin(base, svc.name, nodes=[node], n=120, seed=8)  # on copies of the lab
+        with_rule = df[df["hairpin_rule"] == "with"].set_index("client")["success_share"]
+        without = df[df["hairpin_rule"] == "without"].set_index("client")["success_share"]
+        expected |= set(without.index[without < with_rule])
+    if isinstance(answer, str) or not hasattr(answer, "__iter__"):
+        raise WrongAnswer("give a collection of pod names, for example {\"webpod1\"} (which ones?)")
+    got = {str(a) for a in answer}
+    if got == expected:
+        return _ok(f"{', '.join(sorted(expected))}: a hairpin needs a pod that backs the Service it calls, and the DNAT "
+                   f"happens on the client's own node, so only {node}'s endpoint pods lose their self-connections")
+    missing, extra = sorted(expected - got), sorted(got - expected)
+    raise WrongAnswer(f"not quite ({len(missing)} missing, {len(extra)} too many). Hint: which node DNATs a pod's "
+                      f"connection, and which pods can the ladder send back to themselves?")
+
+
+ch03 = SimpleNamespace(hairpin_source=_hairpin_source, hairpin_failures=_hairpin_failures,
+                       without_masquerade=_without_masquerade, affected_pods=_affected_pods)
 
 
 # ---- chapter 04: what ClusterIP cannot do ------------------------------------------------------------

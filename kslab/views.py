@@ -314,3 +314,49 @@ class SchedulerPanel:
         from IPython.display import display
 
         display(self.widget)
+
+
+# ---- chapter 03: hairpin NAT -------------------------------------------------------------------------
+
+HAIRPIN_COLUMNS = ["client", "client_node", "hairpin_rule", "connections", "ok", "success_share", "to_itself", "backend"]
+
+
+def compute_hairpin(lab: Lab, to: str = "svc-clusterip", clients=None, *, nodes=None, n: int = 300,
+                    seed: int = 1) -> pd.DataFrame:
+    """The share of each client's connections to ``to`` that succeed with and without kube-proxy's
+    hairpin rule (``-s POD_IP -j KUBE-MARK-MASQ``, the first rule of every ``KUBE-SEP`` chain).
+
+    One row per client and case (columns :data:`HAIRPIN_COLUMNS`; ``hairpin_rule`` is ``"with"``
+    or ``"without"``, ``to_itself`` the share of the client's connections whose endpoint was the
+    client itself). ``clients`` defaults to every pod of the lab.
+
+    Pure: it runs on two copies of ``lab`` (:meth:`Lab.copy`, the simulator), never on ``lab``.
+    Both copies first get kube-proxy's own rules back (a full sync, so a hand edit made in ``lab``
+    does not leak into the "with" case); the "without" copy then loses the hairpin rules on
+    ``nodes`` (default: every node), as ``lab.delete_rules(HAIRPIN_RULES)`` does. Each copy runs
+    the same seeded traffic: the clients in turn, ``n`` connections each."""
+    from .errors import InputError
+    from .lab import HAIRPIN_RULES
+
+    if n < 1:
+        raise InputError("n", f"{n} connections per client", "give at least 1")
+    names = [p.name for p in lab.cluster.pods] if clients is None else ([clients] if isinstance(clients, str) else list(clients))
+    if not names:
+        raise InputError("clients", "no clients given", "name pods (or nodes, mypc, IPs), or leave clients=None for every pod")
+    who = {c: lab.client(c) for c in names}  # unknown names fail here, before any traffic
+    lab.destination(to)
+    rows = []
+    for case in ("with", "without"):
+        twin = lab.copy()
+        twin.resync(full=True)
+        if case == "without":
+            twin.delete_rules(HAIRPIN_RULES, nodes=nodes)
+        df = twin.run(names, to, n=n * len(names), seed=seed, interval=0.001, timeout=0.2)
+        for c in names:
+            mine = df[df["client"] == who[c].name]
+            ok = int((mine["outcome"] == "ok").sum())
+            rows.append({"client": who[c].name, "client_node": who[c].node, "hairpin_rule": case,
+                         "connections": len(mine), "ok": ok, "success_share": ok / len(mine) if len(mine) else float("nan"),
+                         "to_itself": float((mine["endpoint_pod"] == who[c].name).mean()) if len(mine) else float("nan"),
+                         "backend": twin.backend})
+    return pd.DataFrame(rows, columns=HAIRPIN_COLUMNS)
