@@ -101,12 +101,8 @@ def distribution_figure(df: pd.DataFrame, by: str = "endpoint_pod", categories: 
 
 
 def _topology_label(pod) -> str:
-    """A pod's label in the topology: a Deployment's pods as ``<deployment>-…-<suffix>`` (the
-    pod-template hash, the same for all of them, elided; the hover text has the full name)."""
-    owner = getattr(pod, "owner", "") or ""
-    if owner.startswith("Deployment/") and pod.name.startswith(owner.split("/", 1)[1] + "-") and pod.name.count("-") >= 2:
-        return f"{owner.split('/', 1)[1]}-…-{pod.name.rsplit('-', 1)[1]}"
-    return pod.name
+    """A pod's label in the topology: :func:`short_pod_name` (the hover text has the full name)."""
+    return short_pod_name(pod.name)
 
 
 def topology_figure(cluster: ClusterState, title: str = "The lab: nodes, pods and their addresses") -> go.Figure:

@@ -337,8 +337,10 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | readiness probe | 준비성 프로브 | the kubelet's check that a container can take requests; when it fails the pod leaves the endpoints | 04, 08 |
 # | EndpointSlice | 엔드포인트슬라이스 | the API object listing a Service's endpoints and their conditions (ready, serving, terminating); what kube-proxy reads | 04, 08 |
 # | IPVS (IP Virtual Server) | IPVS | the Linux kernel's layer-4 load balancer, used by kube-proxy's `ipvs` mode | 04 |
-# | scheduler (IPVS) | 스케줄러 (IPVS) | the algorithm IPVS picks a real server with (rr, wrr, lc, wlc, sh, dh, sed, nq, mh) | 04 |
-# | weight | 가중치 | a real server's share in IPVS; iptables mode has none | 04 |
+# | scheduler (IPVS) | 스케줄러 (IPVS) | the algorithm IPVS picks a real server with (rr, wrr, lc, wlc, sh, dh, sed, nq, mh, lblc, lblcr) | 04 |
+# | weight | 가중치 | a real server's share in plain IPVS (`ipvsadm -w`); kube-proxy gives every endpoint weight 1 (0 while terminating), and iptables mode has none | 04 |
+# | persistence (IPVS) | 지속성 (IPVS) | IPVS keeping a client on one real server for a timeout (`ipvsadm -p`): sessionAffinity ClientIP in IPVS mode, whatever the scheduler | 04 |
+# | martian packet | 마션 패킷 | a packet the kernel drops because its source cannot be right, e.g. a pod's own address arriving from outside (`accept_local=0`): hairpin without masquerade | 03 |
 # | variance | 분산 | how far values spread around their mean | 04 |
 # | cross-node hop | 노드 간 홉 | a connection crossing to a pod on another node | 04 |
 # | NodePort | NodePort | the Service type that opens one port (30000-32767) on every node's own address | 06 |
@@ -398,8 +400,10 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | 준비성 프로브 | readiness probe | kubelet이 컨테이너가 요청을 받을 준비가 됐는지 보는 검사; 실패하면 파드가 엔드포인트에서 빠집니다 | 04, 08 |
 # | 엔드포인트슬라이스 | EndpointSlice | 서비스의 엔드포인트와 그 상태(ready, serving, terminating)를 담는 API 오브젝트; kube-proxy가 읽습니다 | 04, 08 |
 # | IPVS | IPVS (IP Virtual Server) | 리눅스 커널의 L4 부하 분산기; kube-proxy의 `ipvs` 모드가 씁니다 | 04 |
-# | 스케줄러 (IPVS) | scheduler (IPVS) | IPVS가 실제 서버를 고르는 알고리즘 (rr, wrr, lc, wlc, sh, dh, sed, nq, mh) | 04 |
-# | 가중치 | weight | IPVS 실제 서버마다 주는 몫의 비율; iptables 모드에는 없습니다 | 04 |
+# | 스케줄러 (IPVS) | scheduler (IPVS) | IPVS가 실제 서버를 고르는 알고리즘 (rr, wrr, lc, wlc, sh, dh, sed, nq, mh, lblc, lblcr) | 04 |
+# | 가중치 | weight | 일반 IPVS(`ipvsadm -w`)에서 실제 서버마다 주는 몫의 비율; kube-proxy는 모든 엔드포인트에 가중치 1(종료 중이면 0)을 주고, iptables 모드에는 없습니다 | 04 |
+# | 지속성 (IPVS) | persistence (IPVS) | IPVS가 한 클라이언트를 제한 시간 동안 같은 실제 서버에 붙여 두는 기능(`ipvsadm -p`): IPVS 모드의 세션 어피니티(ClientIP)이며 스케줄러와 상관없습니다 | 04 |
+# | 마션 패킷 | martian packet | 출발지가 맞을 수 없어 커널이 버리는 패킷, 예를 들어 밖에서 들어온 파드 자신의 주소(`accept_local=0`): 마스커레이드 없는 헤어핀 | 03 |
 # | 분산 | variance | 값들이 평균에서 얼마나 흩어져 있는지 나타내는 통계량 | 04 |
 # | 노드 간 홉 | cross-node hop | 연결이 다른 노드의 파드로 건너가는 것 | 04 |
 # | NodePort | NodePort | 모든 노드 자신의 주소에서 같은 포트(30000-32767)로 서비스를 여는 서비스 유형 | 06 |
