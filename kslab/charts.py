@@ -6,6 +6,7 @@ the same colour across a chapter (:func:`pod_colors`).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
@@ -24,8 +25,30 @@ def pod_colors(pods: Sequence[str]) -> dict[str, str]:
     return {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(sorted(pods))}
 
 
+def short_pod_names(pods: Sequence[str]) -> tuple[list[str], str]:
+    """Bar labels for pod names: a Deployment's pods share ``<deployment>-<pod-template-hash>-``,
+    which says nothing about which pod is which, so it is shown once (returned as the prefix)
+    and each pod is labelled by what follows it. Names without such a common prefix (webpod1,
+    webpod2, ...) come back unchanged with an empty prefix."""
+    names = list(pods)
+    if not names:
+        return [], ""
+    common = names[0]
+    for n in names[1:]:
+        i = 0
+        while i < min(len(common), len(n)) and common[i] == n[i]:
+            i += 1
+        common = common[:i]
+    prefix = common[: common.rfind("-") + 1] if "-" in common else ""
+    if not prefix or any(len(n) == len(prefix) for n in names):
+        return names, ""
+    return [n[len(prefix):] for n in names], prefix
+
+
 def distribution_data(df: pd.DataFrame, by: str = "endpoint_pod", categories: Sequence[str] | None = None) -> dict:
-    """What the distribution chart shows: categories, shares, bar labels, colours, axis top."""
+    """What the distribution chart shows: categories (``x``, full names) and their bar labels
+    (``labels``: a Deployment's shared name prefix shown once, in ``axis_title``), shares, the
+    text over each bar, colours, the uniform share and axis top."""
     ok = df[df["outcome"] == "ok"]
     counts = ok[by].value_counts()
     cats = list(categories) if categories is not None else sorted(counts.index)
@@ -33,63 +56,89 @@ def distribution_data(df: pd.DataFrame, by: str = "endpoint_pod", categories: Se
     total = int(counts.sum())
     shares = (counts / total if total else counts.astype(float)).to_list()
     colors = pod_colors(cats)
+    labels, prefix = short_pod_names(cats) if by == "endpoint_pod" else ([str(c) for c in cats], "")
+    axis = by.replace("_", " ")
     return {
-        "x": cats, "y": shares, "colors": [colors[c] for c in cats],
+        "x": cats, "labels": labels, "prefix": prefix,
+        "axis_title": f"{axis} ({prefix}…)" if prefix else axis,
+        "y": shares, "colors": [colors[c] for c in cats],
         "text": [f"{s:.1%}<br>({n})" for s, n in zip(shares, counts.to_list())],
         "uniform": 1 / len(cats) if cats else None,
-        "ymax": max(0.5, max(shares) * 1.25 if total else 0.5),
+        "uniform_label": f"uniform<br>1/{len(cats)}" if cats else "",
+        "ymax": max(0.5, max(shares) * 1.3 if total else 0.5),
         "backend": df["backend"].iloc[0] if len(df) else "sim",
     }
+
+
+# The uniform share's label sits in the right margin, beside the dotted line and outside the plot
+# area, so it never lands on a bar's count label (which sits just above a bar, near that line).
+DISTRIBUTION_MARGIN = dict(l=60, r=90, t=60, b=60)
+
+
+def uniform_marks(d: dict) -> tuple[list[dict], list[dict]]:
+    """The dotted uniform line across the plot and its label in the right margin (layout shapes, annotations)."""
+    if d["uniform"] is None:
+        return [], []
+    line = dict(type="line", xref="paper", x0=0, x1=1, y0=d["uniform"], y1=d["uniform"], line=dict(dash="dot", color="#444"))
+    label = dict(xref="paper", x=1.01, xanchor="left", y=d["uniform"], yanchor="middle", showarrow=False, align="left",
+                 text=d["uniform_label"], font=dict(size=11, color="#444"))
+    return [line], [label]
 
 
 def distribution_figure(df: pd.DataFrame, by: str = "endpoint_pod", categories: Sequence[str] | None = None,
                         title: str | None = None) -> go.Figure:
     """Bar chart: share of successful connections per ``by`` value, with the uniform share marked."""
     d = distribution_data(df, by, categories)
+    shapes, annotations = uniform_marks(d)
     fig = go.Figure(go.Bar(
-        x=d["x"], y=d["y"], marker_color=d["colors"], text=d["text"], textposition="outside",
-        hovertemplate="%{x}: %{y:.2%}<extra></extra>",
+        x=d["labels"], y=d["y"], customdata=d["x"], marker_color=d["colors"], text=d["text"], textposition="outside",
+        cliponaxis=False, hovertemplate="%{customdata}: %{y:.2%}<extra></extra>",
     ))
-    if d["uniform"] is not None:
-        fig.add_hline(y=d["uniform"], line_dash="dot", annotation_text=f"uniform 1/{len(d['x'])}", annotation_position="top left")
     fig.update_layout(
         title=title or f"Where {len(df)} connections landed ({d['backend']} backend)",
-        xaxis_title=by.replace("_", " "), yaxis_title="share of connections", yaxis_tickformat=".0%",
-        yaxis_range=[0, d["ymax"]], template="plotly_white", height=380,
+        xaxis_title=d["axis_title"], yaxis_title="share of connections", yaxis_tickformat=".0%",
+        yaxis_range=[0, d["ymax"]], template="plotly_white", height=380, margin=DISTRIBUTION_MARGIN,
+        shapes=shapes, annotations=annotations,
     )
     return fig
 
 
+def _topology_label(pod) -> str:
+    """A pod's label in the topology: :func:`short_pod_name` (the hover text has the full name)."""
+    return short_pod_name(pod.name)
+
+
 def topology_figure(cluster: ClusterState, title: str = "The lab: nodes, pods and their addresses") -> go.Figure:
-    """Nodes as columns on the "docker network", their pods stacked inside, plus mypc outside."""
+    """Nodes as columns on the "docker network", their pods stacked inside (labels inside their
+    node's box), mypc to the right, the Services underneath."""
     nodes = cluster.nodes
     xs, ys, labels, colors, hover = [], [], [], [], []
     fig = go.Figure()
     for i, n in enumerate(nodes):
-        fig.add_shape(type="rect", x0=i - 0.42, x1=i + 0.42, y0=-0.6, y1=6.4, line=dict(color="#888"), fillcolor="#F4F6F8",
+        fig.add_shape(type="rect", x0=i - 0.45, x1=i + 0.45, y0=-0.6, y1=6.4, line=dict(color="#888"), fillcolor="#F4F6F8",
                       layer="below")
-        fig.add_annotation(x=i, y=6.9, text=f"<b>{n.name}</b><br>{n.internal_ip} · pods {n.pod_cidr}"
+        fig.add_annotation(x=i, y=6.5, yanchor="bottom", text=f"<b>{n.name}</b><br>{n.internal_ip}<br>pods {n.pod_cidr}"
                            + (f"<br>zone {n.zone}" if n.zone else ""), showarrow=False, font=dict(size=10))
         pods = [p for p in cluster.pods if p.node_name == n.name]
         for j, p in enumerate(pods[:6]):
-            xs.append(i)
+            xs.append(i - 0.38)
             ys.append(5.5 - j)
-            labels.append(f"{p.name}<br>{p.pod_ip}")
+            labels.append(f"{_topology_label(p)}<br>{p.pod_ip}")
             colors.append("#54A24B" if p.ready else "#E45756")
             hover.append(f"{p.name} ({p.pod_ip}) on {n.name}; labels {p.labels}")
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers+text", text=labels, textposition="middle right",
-                             marker=dict(size=14, color=colors, symbol="square"), hovertext=hover, hoverinfo="text",
+                             marker=dict(size=12, color=colors, symbol="square"), hovertext=hover, hoverinfo="text",
                              textfont=dict(size=9), showlegend=False))
-    fig.add_trace(go.Scatter(x=[len(nodes)], y=[2.5], mode="markers+text", text=["mypc<br>172.18.0.100"], textposition="bottom center",
-                             marker=dict(size=18, color="#4C78A8", symbol="diamond"), showlegend=False, hoverinfo="text",
-                             hovertext=["external client on the docker network"]))
+    fig.add_trace(go.Scatter(x=[len(nodes) - 0.1], y=[3.5], mode="markers+text", text=["mypc<br>172.18.0.100"],
+                             textposition="bottom center", marker=dict(size=18, color="#4C78A8", symbol="diamond"),
+                             showlegend=False, hoverinfo="text", hovertext=["external client on the docker network"]))
     svc_lines = [f"{s.name}: {s.cluster_ip}:{','.join(str(p.port) for p in s.ports)}"
                  + (f" nodePort {','.join(str(p.node_port) for p in s.ports if p.node_port)}" if s.type == "NodePort" else "")
                  for s in cluster.services]
-    fig.add_annotation(x=len(nodes), y=5.5, text="<b>Services</b><br>" + "<br>".join(svc_lines), showarrow=False, align="left",
-                       font=dict(size=9))
-    fig.update_layout(title=title, xaxis=dict(visible=False, range=[-0.6, len(nodes) + 0.9]),
-                      yaxis=dict(visible=False, range=[-1, 7.6]), template="plotly_white", height=460,
+    fig.add_annotation(x=-0.45, xanchor="left", y=-0.8, yanchor="top", text="<b>Services</b>  " + "  ·  ".join(svc_lines),
+                       showarrow=False, align="left", font=dict(size=10))
+    fig.update_layout(title=title, xaxis=dict(visible=False, range=[-0.6, len(nodes) + 0.4]),
+                      yaxis=dict(visible=False, range=[-1.6, 8.4]), template="plotly_white", height=480,
                       margin=dict(l=10, r=10, t=50, b=10))
     return fig
 
@@ -166,4 +215,55 @@ def affinity_rounds_figure(r: AffinityResult) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=d["z"], x=d["x"], y=d["y"], text=d["text"], colorscale=d["colorscale"], zmin=d["zmin"],
                                zmax=d["zmax"], colorbar=d["colorbar"], xgap=d["xgap"], ygap=2, hovertemplate="%{text}<extra></extra>"))
     fig.update_layout(**AFFINITY_ROUNDS_LAYOUT, title=d["title"])
+    return fig
+
+
+# ---- chapter 03: hairpin NAT -------------------------------------------------------------------------
+
+# a ReplicaSet's pod: NAME-<pod-template-hash>-<5 characters>, both from Kubernetes' "safe" alphabet
+_REPLICASET_POD = re.compile(r"^(?P<base>.+)-[bcdfghjklmnpqrstvwxz2456789]{6,10}-(?P<suffix>[bcdfghjklmnpqrstvwxz2456789]{5})$")
+
+
+def short_pod_name(name: str) -> str:
+    """A Deployment's pod name with its pod-template hash cut out (``deploy-echo-gtc48pc688-clvtq``
+    -> ``deploy-echo-…-clvtq``), so chart labels stay readable; other names unchanged."""
+    m = _REPLICASET_POD.match(name)
+    return f"{m['base']}-…-{m['suffix']}" if m else name
+
+
+HAIRPIN_CASES = {"with": ("with the hairpin rule", "#4C78A8"), "without": ("without it (rules deleted)", "#E45756")}
+
+
+def hairpin_data(df: pd.DataFrame) -> dict:
+    """What the hairpin chart shows, from :func:`kslab.views.compute_hairpin`'s frame: the clients
+    (in the frame's order, names shortened), per case the success shares, bar labels and hover
+    lines, and the backend."""
+    clients = list(dict.fromkeys(df["client"]))
+    labels = [short_pod_name(c) for c in clients]
+    cases = {}
+    for case, (name, color) in HAIRPIN_CASES.items():
+        part = df[df["hairpin_rule"] == case].set_index("client").reindex(clients)
+        cases[case] = {"name": name, "color": color, "y": part["success_share"].to_list(),
+                       "text": [f"{s:.0%}" for s in part["success_share"]],
+                       "hover": [f"{c} on {node}: {ok}/{total} ok; {me:.0%} of its connections reached itself"
+                                 for c, node, ok, total, me in zip(clients, part["client_node"], part["ok"],
+                                                                   part["connections"], part["to_itself"])]}
+    return {"clients": clients, "labels": labels, "cases": cases,
+            "backend": df["backend"].iloc[0] if len(df) else "sim"}
+
+
+def hairpin_figure(df: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Grouped bars: for each client, the share of its connections that succeed with kube-proxy's
+    hairpin rule and without it."""
+    d = hairpin_data(df)
+    ticks = [label.replace("-…-", "<br>…-") for label in d["labels"]]  # two short lines: no tilted, overlapping names
+    fig = go.Figure([go.Bar(name=c["name"], x=d["labels"], y=c["y"], marker_color=c["color"], text=c["text"],
+                            textposition="outside", textangle=0, textfont=dict(size=10), cliponaxis=False,
+                            hovertext=c["hover"], hoverinfo="text") for c in d["cases"].values()])
+    fig.update_layout(barmode="group", template="plotly_white", height=400, yaxis_tickformat=".0%", yaxis_range=[0, 1.12],
+                      xaxis=dict(title="client pod", tickangle=0, tickvals=d["labels"], ticktext=ticks, tickfont=dict(size=10)),
+                      yaxis_title="connections that succeed",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      title=title or f"Success per client, with and without the hairpin rule ({d['backend']} backend)",
+                      margin=dict(t=90))
     return fig

@@ -90,8 +90,44 @@ def _chain_name(answer: Any, service_port: str = "default/svc-nodeport:svc-webpo
     expected = "KUBE-SVC-" + chain_hash(service_port + protocol)
     if str(answer).strip() == expected:
         return _ok(f"{expected} = KUBE-SVC- + base32(sha256('{service_port}{protocol}'))[:16]")
-    raise WrongAnswer(f"{answer!r} is not it. Hint: hash the service port name and the lower-case protocol with no "
-                      "separator, e.g. kslab.proxy.iptables.chains.chain_hash('ns/name:port' + 'tcp')")
+    raise WrongAnswer(f"{answer!r} is not it. Hint: hash the service port name 'namespace/service:port-name' followed by "
+                      "the lower-case protocol, with no separator: "
+                      "base64.b32encode(hashlib.sha256(b'default/svc-clusterip:svc-webporttcp').digest()).decode()[:16] "
+                      "gives svc-clusterip's")
+
+
+def _middle_rule_share(lab=None, n: int = 3000, seed: int = 11) -> float:
+    """The share of ``n`` new connections net-pod -> svc-clusterip that the ladder's
+    ``--probability 0.5`` rule counts, read from the copy's ``iptables -L -v -x`` counters."""
+    import re
+
+    lab = _private_lab(lab)
+    lab.clear_kernel_state()  # counters from 0
+    lab.run("net-pod", "svc-clusterip", n=n, seed=seed)
+    svc = next(line.split()[-1] for line in lab.sh("myk8s-control-plane", "iptables -t nat -S KUBE-SERVICES").splitlines()
+               if "svc-clusterip" in line)
+    listing = lab.sh("myk8s-control-plane", f"iptables -t nat -L {svc} -n -v -x")
+    half = [int(line.split()[0]) for line in listing.splitlines() if re.search(r"probability 0\.5\d*$", line.strip())]
+    if len(half) != 1:
+        raise RuntimeError(f"expected one 'probability 0.5' rule in {svc}, found {len(half)}")
+    return half[0] / n
+
+
+MIDDLE_RULE_OPTIONS = {"a": 1 / 2, "b": 1 / 3, "c": 1 / 6}
+
+
+def _middle_rule(answer: Any, lab=None) -> Feedback:
+    if answer is None:
+        return _pending("the share of all connections counted by the rule with --probability 0.5 (a, b or c)")
+    share = _middle_rule_share(lab)
+    expected = min(MIDDLE_RULE_OPTIONS, key=lambda k: abs(MIDDLE_RULE_OPTIONS[k] - share))
+    got = str(answer).strip().lower().strip("()")
+    if got not in MIDDLE_RULE_OPTIONS:
+        raise WrongAnswer(f"answer 'a', 'b' or 'c', not {answer!r}. Hint: which connections does the second rule ever see?")
+    if got == expected:
+        return _ok(f"({expected}) about {MIDDLE_RULE_OPTIONS[expected]:.0%} (measured {share:.1%}): the 0.5 rule only sees "
+                   "the connections rule 1 left, and keeps half of them; a counter counts matches, not rules tried")
+    raise WrongAnswer(f"not ({got}). Hint: rule 1 keeps 1/3 first; the 0.5 rule sees only what is left (how much?) and keeps half")
 
 
 def _node_masquerade(answer: Any, lab=None) -> Feedback:
@@ -106,7 +142,7 @@ def _node_masquerade(answer: Any, lab=None) -> Feedback:
     raise WrongAnswer("not quite. Hint: look at the first rule of KUBE-SVC-KBDEBIL6IU6WL7RF and at the node's source address")
 
 
-ch01 = SimpleNamespace(ladder=_ladder, chain_name=_chain_name, node_masquerade=_node_masquerade)
+ch01 = SimpleNamespace(ladder=_ladder, chain_name=_chain_name, node_masquerade=_node_masquerade, middle_rule=_middle_rule)
 
 
 # ---- chapter 00: the lab -----------------------------------------------------------------------------
@@ -123,17 +159,38 @@ def _nodes_with_rules(answer: Any, lab=None) -> Feedback:
     raise WrongAnswer(f"not {answer}. Hint: does kube-proxy on the control plane know about svc-clusterip?")
 
 
-def _client_node(answer: Any, lab=None) -> Feedback:
+def _client_node(answer: Any, lab=None, client: str = "net-pod") -> Feedback:
     if answer is None:
-        return _pending("the node whose PREROUTING chain net-pod's packets enter")
+        return _pending(f"the node whose PREROUTING chain {client}'s packets enter")
     lab = _private_lab(lab)
-    expected = lab.trace("net-pod", "svc-clusterip").ingress_node
+    expected = lab.trace(client, "svc-clusterip").ingress_node
     if str(answer) == expected:
         return _ok(f"{expected}: a pod's packets leave by its veth and enter its own node's PREROUTING")
-    raise WrongAnswer(f"not {answer}. Hint: look at the first [node HOOK] header of the trace")
+    raise WrongAnswer(f"not {answer}. Hint: look at the first [node HOOK] header of lab.trace({client!r}, 'svc-clusterip'), "
+                      "or at the NODE column of kubectl get pods -o wide")
 
 
-ch00 = SimpleNamespace(nodes_with_rules=_nodes_with_rules, client_node=_client_node)
+SOURCE_SEEN_OPTIONS = ("a", "b", "c")  # net-pod's own IP, its node's IP, the ClusterIP
+
+
+def _source_seen(answer: Any, lab=None) -> Feedback:
+    if answer is None:
+        return _pending("the source address the webpod sees for net-pod's connection to svc-clusterip (a, b or c)")
+    lab = _private_lab(lab)
+    t = lab.trace("net-pod", "svc-clusterip")
+    node = lab.cluster.node(lab.client("net-pod").node)
+    options = dict(zip(SOURCE_SEEN_OPTIONS, (lab.client("net-pod").ip, node.internal_ip,
+                                             lab.cluster.service("svc-clusterip").cluster_ip)))
+    expected = next((k for k, ip in options.items() if ip == t.source_ip_seen), None)
+    got = str(answer).strip().lower().strip("()")
+    got = next((k for k, ip in options.items() if ip == got), got)  # the address itself is an answer too
+    if expected is not None and got == expected:
+        return _ok(f"({expected}) {t.source_ip_seen}: DNAT changes only the destination; net-pod's address is inside "
+                   "the pod network, so nothing masquerades the source")
+    raise WrongAnswer(f"not {answer!r}. Hint: which of the two addresses in the connection does a DNAT rule rewrite?")
+
+
+ch00 = SimpleNamespace(nodes_with_rules=_nodes_with_rules, client_node=_client_node, source_seen=_source_seen)
 
 
 # ---- chapter 02: sessionAffinity ClientIP ------------------------------------------------------------
@@ -230,17 +287,22 @@ ch02 = SimpleNamespace(affinity_match=_affinity_match, may_move=_may_move, behin
 # ---- chapter 03: hairpin NAT -------------------------------------------------------------------------
 
 
-def _hairpin_source(answer: Any, lab=None) -> Feedback:
+def _hairpin_source(answer: Any, lab=None, pod: str = "webpod1") -> Feedback:
     if answer is None:
-        return _pending("the source address webpod1 sees when it reaches itself through svc-clusterip")
+        return _pending(f"the source address {pod} sees when it reaches itself through svc-clusterip")
     lab = _private_lab(lab)
-    df = lab.run("webpod1", "svc-clusterip", n=200, seed=5)
-    seen = set(df[df["endpoint_pod"] == "webpod1"]["source_ip_seen"])
+    df = lab.run(pod, "svc-clusterip", n=200, seed=5)
+    seen = set(df[(df["endpoint_pod"] == pod) & (df["outcome"] == "ok")]["source_ip_seen"])
     expected = seen.pop() if len(seen) == 1 else None
-    if str(answer) == expected:
-        return _ok(f"{expected}: KUBE-MARK-MASQ in the SEP chain, then MASQUERADE out of webpod1's veth, whose address is "
+    if expected is None:
+        raise WrongAnswer(f"in your lab as it is now, {pod} never reaches itself through svc-clusterip (hairpin rules "
+                          "deleted? run lab.reset() and this cell again); which one, then? Hint: MASQUERADE takes the "
+                          "address of the interface the packet leaves by")
+    if str(answer).strip() == expected:
+        return _ok(f"{expected}: KUBE-MARK-MASQ in the SEP chain, then MASQUERADE out of {pod}'s veth, whose address is "
                    "the node side of the pod's link (kindnet/ptp puts the pod CIDR's .1 there)")
-    raise WrongAnswer(f"not {answer}. Hint: MASQUERADE takes the address of the interface the packet leaves by")
+    raise WrongAnswer(f"not {answer}. Hint: MASQUERADE takes the address of the interface the packet leaves by, "
+                      f"on the node {pod} runs on")
 
 
 def _hairpin_failures(answer: Any, lab=None) -> Feedback:
@@ -253,12 +315,93 @@ def _hairpin_failures(answer: Any, lab=None) -> Feedback:
     sim.delete_rules(HAIRPIN_RULES)
     df = sim.run("webpod1", "svc-clusterip", n=3000, seed=6)
     expected = float((df["outcome"] != "ok").mean())
-    if abs(float(answer) - expected) <= 0.05:
+    try:
+        got = float(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer("give a number between 0 and 1, for example 0.25") from None
+    if abs(got - expected) <= 0.05:
         return _ok(f"about {expected:.0%}: exactly the connections the ladder sends back to webpod1 itself (1/3)")
     raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: which connections need the hairpin rule at all?")
 
 
-ch03 = SimpleNamespace(hairpin_source=_hairpin_source, hairpin_failures=_hairpin_failures)
+# the choices of chapter 03's "what happens without masquerade" question, as the chapter prints them
+HAIRPIN_CHOICES = {
+    "a": "webpod1 answers through the node; conntrack un-DNATs the reply and the connection works",
+    "b": "webpod1 accepts the SYN and answers itself inside the pod; the reply never reaches the node's conntrack",
+    "c": "webpod1 drops the SYN as a martian (its source is webpod1's own address); the client times out",
+    "d": "the node refuses the connection with a TCP RST",
+}
+
+
+def _hairpin_choice(df) -> str:
+    """Which of :data:`HAIRPIN_CHOICES` a run of webpod1's connections shows for those it sent to itself."""
+    mine = df[df["endpoint_pod"] == "webpod1"]
+    if len(mine) and (mine["outcome"] == "ok").all():
+        return "a"
+    failed = mine[mine["outcome"] != "ok"]
+    reasons = " ".join(failed["reason"])
+    if "refused" in set(failed["outcome"]):
+        return "d"
+    if "accept_local=1" in reasons:
+        return "b"
+    if "martian" in reasons:
+        return "c"
+    raise AssertionError(f"webpod1's connections to itself failed in an unexpected way: {reasons[:200]}")
+
+
+def _without_masquerade(answer: Any, lab=None) -> Feedback:
+    from .lab import HAIRPIN_RULES
+
+    if answer is None:
+        return _pending("what happens to webpod1's connection to itself without the hairpin rule (a, b, c or d)")
+    sim = _private_lab(lab)
+    sim.delete_rules(HAIRPIN_RULES)
+    # a day between connections: a ClientIP affinity in the lab cannot keep webpod1 away from itself
+    df = sim.run("webpod1", "svc-clusterip", n=60, seed=7, interval=86401)
+    if not (df["endpoint_pod"] == "webpod1").any():  # webpod1 is no endpoint in this lab (broken, scaled away...)
+        sim = _private_lab()
+        sim.delete_rules(HAIRPIN_RULES)
+        df = sim.run("webpod1", "svc-clusterip", n=60, seed=7)
+    expected = _hairpin_choice(df)
+    choice = str(answer).strip().lower().strip("()")
+    if choice not in HAIRPIN_CHOICES:
+        raise WrongAnswer(f"answer with one letter: {', '.join(HAIRPIN_CHOICES)} (which one?)")
+    if choice == expected:
+        return _ok(f"({expected}) {HAIRPIN_CHOICES[expected]}")
+    hints = {"a": "the reply would have to leave the pod, but does the SYN even get to a socket?",
+             "b": "that is what happens with net.ipv4.conf.*.accept_local=1; the kernel's default is 0",
+             "c": "look at the reason of a failed row",
+             "d": "nothing on the path sends a RST; what does the client see, an error or silence?"}
+    raise WrongAnswer(f"not ({choice}). Hint: {hints[choice]}")
+
+
+def _affected_pods(answer: Any, lab=None, node: str = "myk8s-worker2") -> Feedback:
+    from .views import compute_hairpin
+
+    if answer is None:
+        return _pending(f"the pods that lose connections to some Service when only {node} lacks the hairpin rules")
+    base = lab if lab is not None else _private_lab()
+    expected: set[str] = set()
+    for svc in base.cluster.services:
+        if not svc.selector:  # no pod behind it (the API server's `kubernetes` Service)
+            continue
+        df = compute_hairpin(base, svc.name, nodes=[node], n=120, seed=8)  # on copies of the lab
+        with_rule = df[df["hairpin_rule"] == "with"].set_index("client")["success_share"]
+        without = df[df["hairpin_rule"] == "without"].set_index("client")["success_share"]
+        expected |= set(without.index[without < with_rule])
+    if isinstance(answer, str) or not hasattr(answer, "__iter__"):
+        raise WrongAnswer("give a collection of pod names, for example {\"webpod1\"} (which ones?)")
+    got = {str(a) for a in answer}
+    if got == expected:
+        return _ok(f"{', '.join(sorted(expected))}: a hairpin needs a pod that backs the Service it calls, and the DNAT "
+                   f"happens on the client's own node, so only {node}'s endpoint pods lose their self-connections")
+    missing, extra = sorted(expected - got), sorted(got - expected)
+    raise WrongAnswer(f"not quite ({len(missing)} missing, {len(extra)} too many). Hint: which node DNATs a pod's "
+                      f"connection, and which pods can the ladder send back to themselves?")
+
+
+ch03 = SimpleNamespace(hairpin_source=_hairpin_source, hairpin_failures=_hairpin_failures,
+                       without_masquerade=_without_masquerade, affected_pods=_affected_pods)
 
 
 # ---- chapter 04: what ClusterIP cannot do ------------------------------------------------------------

@@ -55,9 +55,9 @@ class DistributionPanel:
                                        continuous_update=False)
         self.summary = w.HTML()
         self.figure = go.FigureWidget(go.Figure(
-            go.Bar(x=[], y=[], textposition="outside", hovertemplate="%{x}: %{y:.2%}<extra></extra>"),
+            go.Bar(x=[], y=[], textposition="outside", cliponaxis=False, hovertemplate="%{customdata}: %{y:.2%}<extra></extra>"),
             layout=dict(template="plotly_white", height=380, xaxis_title="endpoint pod", yaxis_title="share of connections",
-                        yaxis_tickformat=".0%")))
+                        yaxis_tickformat=".0%", margin=charts.DISTRIBUTION_MARGIN)))
         self.result: DistributionResult | None = None
         self.replicas.observe(self._on_change, names="value")
         self.connections.observe(self._on_change, names="value")
@@ -75,18 +75,17 @@ class DistributionPanel:
         layout = self.figure.layout
         with self.figure.batch_update():
             bar = self.figure.data[0]
-            bar.x, bar.y, bar.text, bar.marker.color = d["x"], d["y"], d["text"], d["colors"]
+            bar.x, bar.customdata, bar.y, bar.text, bar.marker.color = d["labels"], d["x"], d["y"], d["text"], d["colors"]
             if not layout.shapes or layout.shapes[0].y0 != d["uniform"]:  # the uniform line moves with the replicas
-                layout.shapes = [dict(type="line", xref="paper", x0=0, x1=1, y0=d["uniform"], y1=d["uniform"],
-                                      line=dict(dash="dot", color="#444"))]
-                layout.annotations = [dict(xref="paper", x=0, y=d["uniform"], yanchor="bottom", xanchor="left",
-                                           showarrow=False, text=f"uniform 1/{len(d['x'])}")]
+                layout.shapes, layout.annotations = charts.uniform_marks(d)
             layout.title.text = title
+            layout.xaxis.title.text = d["axis_title"]
             layout.yaxis.range = [0, d["ymax"]]
-        verdict = "consistent with" if r.p_value > 0.01 else "NOT consistent with"
+        verdict = ("no evidence against an even split" if r.p_value > 0.01
+                   else "evidence against an even split (p ≤ 0.01)")
         self.summary.value = (f"each pod should get 1/{r.replicas} = {1 / r.replicas:.1%}; observed "
                               f"{r.shares.min():.1%}–{r.shares.max():.1%}; chi-square {r.chi2:.2f}, p = {r.p_value:.3f}: "
-                              f"{verdict} a uniform split")
+                              f"{verdict}")
         self.result = r
         return r
 
@@ -401,3 +400,49 @@ class SchedulerPanel:
         from IPython.display import display
 
         display(self.widget)
+
+
+# ---- chapter 03: hairpin NAT -------------------------------------------------------------------------
+
+HAIRPIN_COLUMNS = ["client", "client_node", "hairpin_rule", "connections", "ok", "success_share", "to_itself", "backend"]
+
+
+def compute_hairpin(lab: Lab, to: str = "svc-clusterip", clients=None, *, nodes=None, n: int = 300,
+                    seed: int = 1) -> pd.DataFrame:
+    """The share of each client's connections to ``to`` that succeed with and without kube-proxy's
+    hairpin rule (``-s POD_IP -j KUBE-MARK-MASQ``, the first rule of every ``KUBE-SEP`` chain).
+
+    One row per client and case (columns :data:`HAIRPIN_COLUMNS`; ``hairpin_rule`` is ``"with"``
+    or ``"without"``, ``to_itself`` the share of the client's connections whose endpoint was the
+    client itself). ``clients`` defaults to every pod of the lab.
+
+    Pure: it runs on two copies of ``lab`` (:meth:`Lab.copy`, the simulator), never on ``lab``.
+    Both copies first get kube-proxy's own rules back (a full sync, so a hand edit made in ``lab``
+    does not leak into the "with" case); the "without" copy then loses the hairpin rules on
+    ``nodes`` (default: every node), as ``lab.delete_rules(HAIRPIN_RULES)`` does. Each copy runs
+    the same seeded traffic: the clients in turn, ``n`` connections each."""
+    from .errors import InputError
+    from .lab import HAIRPIN_RULES
+
+    if n < 1:
+        raise InputError("n", f"{n} connections per client", "give at least 1")
+    names = [p.name for p in lab.cluster.pods] if clients is None else ([clients] if isinstance(clients, str) else list(clients))
+    if not names:
+        raise InputError("clients", "no clients given", "name pods (or nodes, mypc, IPs), or leave clients=None for every pod")
+    who = {c: lab.client(c) for c in names}  # unknown names fail here, before any traffic
+    lab.destination(to)
+    rows = []
+    for case in ("with", "without"):
+        twin = lab.copy()
+        twin.resync(full=True)
+        if case == "without":
+            twin.delete_rules(HAIRPIN_RULES, nodes=nodes)
+        df = twin.run(names, to, n=n * len(names), seed=seed, interval=0.001, timeout=0.2)
+        for c in names:
+            mine = df[df["client"] == who[c].name]
+            ok = int((mine["outcome"] == "ok").sum())
+            rows.append({"client": who[c].name, "client_node": who[c].node, "hairpin_rule": case,
+                         "connections": len(mine), "ok": ok, "success_share": ok / len(mine) if len(mine) else float("nan"),
+                         "to_itself": float((mine["endpoint_pod"] == who[c].name).mean()) if len(mine) else float("nan"),
+                         "backend": twin.backend})
+    return pd.DataFrame(rows, columns=HAIRPIN_COLUMNS)

@@ -161,3 +161,124 @@ def test_affinity_rounds_chart_is_the_runs_pods_per_client_and_round():
     assert d["colorbar"]["ticktext"] == ["webpod1", "webpod2"] and "timeoutSeconds 30" in d["title"]
     assert "1 of 2 (50%)" in charts.affinity_summary(r) and "KUBE-SEP-A: 1" in charts.affinity_summary(r)
     assert len(charts.affinity_rounds_figure(r).data) == 1
+
+
+# ---- chapter 03: the hairpin chart -------------------------------------------------------------------
+
+
+def test_compute_hairpin_fails_exactly_the_self_connections_without_the_rule():
+    from kslab.views import HAIRPIN_COLUMNS, compute_hairpin
+
+    lab = Lab(seed=3)
+    df = compute_hairpin(lab, n=300)
+    assert list(df.columns) == HAIRPIN_COLUMNS and len(df) == 2 * len(lab.cluster.pods)
+    with_rule = df[df["hairpin_rule"] == "with"].set_index("client")
+    without = df[df["hairpin_rule"] == "without"].set_index("client")
+    assert (with_rule["success_share"] == 1.0).all() and (with_rule["connections"] == 300).all()
+    webpods = ["webpod1", "webpod2", "webpod3"]  # the endpoints of svc-clusterip: the only clients with a hairpin
+    for c in without.index:
+        if c in webpods:
+            assert 0.25 < without.loc[c, "to_itself"] < 0.42
+            assert without.loc[c, "ok"] == without.loc[c, "connections"] - round(without.loc[c, "to_itself"] * 300)
+        else:
+            assert without.loc[c, "to_itself"] == 0 and without.loc[c, "success_share"] == 1.0
+    assert without.loc["webpod2", "client_node"] == "myk8s-worker2" and set(df["backend"]) == {"sim"}
+
+
+def test_compute_hairpin_is_pure_seeded_and_starts_from_kube_proxys_rules():
+    from kslab.lab import HAIRPIN_RULES
+    from kslab.views import compute_hairpin
+
+    lab = Lab(seed=3)
+    lab.delete_rules(HAIRPIN_RULES, nodes=["myk8s-worker"])  # a hand edit in the learner's lab
+    before = {n.name: lab.save_text(n.name) for n in lab.cluster.nodes}
+    a = compute_hairpin(lab, clients=["webpod1", "net-pod"], n=200, seed=4)
+    b = compute_hairpin(lab, clients=["webpod1", "net-pod"], n=200, seed=4)
+    assert a.equals(b)
+    assert {n.name: lab.save_text(n.name) for n in lab.cluster.nodes} == before and lab.now == 0
+    assert (a[a["hairpin_rule"] == "with"]["success_share"] == 1.0).all()  # the copy got the rules back
+    assert a.set_index(["client", "hairpin_rule"]).loc[("webpod1", "without"), "success_share"] < 0.8
+
+
+def test_compute_hairpin_on_one_node_and_another_service():
+    from kslab.views import compute_hairpin
+
+    lab = Lab(seed=3)
+    df = compute_hairpin(lab, "svc-nodeport", nodes=["myk8s-worker2"], n=200)
+    without = df[df["hairpin_rule"] == "without"].set_index("client")["success_share"]
+    echo2 = next(p.name for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo" and p.node_name == "myk8s-worker2")
+    assert set(without.index[without < 1]) == {echo2}
+
+
+def test_compute_hairpin_refuses_bad_input_before_any_traffic():
+    import pytest
+
+    from kslab.errors import InputError
+    from kslab.views import compute_hairpin
+
+    lab = Lab(seed=3)
+    for kwargs, field in (({"n": 0}, "n"), ({"clients": []}, "clients")):
+        with pytest.raises(InputError) as err:
+            compute_hairpin(lab, **kwargs)
+        assert err.value.where == field
+    with pytest.raises(InputError):
+        compute_hairpin(lab, clients=["no-such-pod"])
+    with pytest.raises(InputError):
+        compute_hairpin(lab, "no-such-service")
+
+
+def test_hairpin_figure_groups_both_cases_per_client_with_short_names():
+    from kslab import charts
+    from kslab.views import compute_hairpin
+
+    df = compute_hairpin(Lab(seed=3), n=150)
+    d = charts.hairpin_data(df)
+    assert d["clients"] == list(dict.fromkeys(df["client"])) and d["backend"] == "sim"
+    assert "deploy-echo-…-clvtq" in d["labels"] and all(len(x) <= 20 for x in d["labels"])
+    fig = charts.hairpin_figure(df)
+    assert fig.layout.barmode == "group" and [t.name for t in fig.data] == [c["name"] for c in d["cases"].values()]
+    without = df[df["hairpin_rule"] == "without"]["success_share"].to_list()
+    assert list(fig.data[1].y) == without and fig.data[1].text[1] == f"{without[1]:.0%}"
+    assert "sim backend" in fig.layout.title.text and fig.layout.yaxis.range[1] > 1
+
+
+def test_short_pod_name_cuts_only_a_replicasets_hash():
+    from kslab.charts import short_pod_name
+
+    assert short_pod_name("deploy-echo-gtc48pc688-clvtq") == "deploy-echo-…-clvtq"
+    for name in ("webpod1", "net-pod", "my-app-abc", "deploy-echo-GTC48PC688-clvtq"):
+        assert short_pod_name(name) == name
+
+
+def test_hairpin_figure_texts_do_not_overlap_in_chromium(tmp_path):
+    """The chart drawn by plotly.js in Debian's chromium at three widths: no two texts (title,
+    legend, bar labels, client names, axis titles) overlap (bounding boxes, 1 px slack)."""
+    import itertools
+    import os
+
+    import pytest
+
+    from kslab import charts
+    from kslab.views import compute_hairpin
+
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="python3 -m pip install playwright")
+    df = compute_hairpin(Lab(seed=3), n=150)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--headless"])
+        try:
+            for width in (600, 800, 1000):
+                page = tmp_path / f"hairpin{width}.html"
+                charts.hairpin_figure(df).update_layout(width=width).write_html(page, include_plotlyjs=True)
+                tab = browser.new_page(viewport={"width": width + 50, "height": 500})
+                tab.goto(page.as_uri())
+                tab.wait_for_selector(".main-svg")
+                boxes = tab.evaluate("""() => [...document.querySelectorAll('text')].filter(t => t.textContent.trim())
+                    .map(t => { const r = t.getBoundingClientRect(); return [t.textContent, r.x, r.y, r.width, r.height]; })""")
+                assert sum("webpod1" == b[0] for b in boxes) == 1 and len(boxes) > 20
+                overlaps = [(a[0], b[0]) for a, b in itertools.combinations(boxes, 2)
+                            if min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]) > 1 and min(a[2] + a[4], b[2] + b[4]) - max(a[2], b[2]) > 1]
+                assert not overlaps, f"{width}px: {overlaps}"
+        finally:
+            browser.close()
