@@ -129,13 +129,17 @@ def bench_sliders(repeat: int, freeze: bool = True) -> list[tuple[str, float, fl
     lab2 = kslab.Lab(seed=2)  # chapter 02
     aff = AffinityPanel(lab2, clients=8)
     chapter_freeze()
-    report("ch02 affinity toggle", _changes(_browser_sets(aff.affinity), ["ClientIP", "None"], repeat))
-    report("ch02 clients (1 .. 30)", _changes(_browser_sets(aff.clients), [30, 1, 20, 8, 29], repeat))
+    report("ch02 affinity toggle", _changes(_browser_sets(aff.affinity), ["None", "ClientIP"], repeat))
+    report("ch02 clients (1 .. 250)", _changes(_browser_sets(aff.clients), [250, 1, 120, 8, 240], repeat))
+    report("ch02 timeoutSeconds (5 .. 120)", _changes(_browser_sets(aff.timeout), [5, 120, 30], repeat))
+    report("ch02 pause between rounds (0 .. 60 s)", _changes(_browser_sets(aff.pause), [0, 60, 10], repeat))
+    report("ch02 ready endpoints (1 .. 3)", _changes(_browser_sets(aff.endpoints), [1, 3, 2], repeat))
     sched = SchedulerPanel(scheduler="sh")  # chapter 04
     chapter_freeze()
     report("ch04 IPVS scheduler (3,000 connections)", _changes(_browser_sets(sched.scheduler),
                                                               ["wrr", "lc", "iptables", "mh", "sh"], repeat))
     report("ch04 IPVS load (conn/s)", _changes(_browser_sets(sched.rate), [50.1, 0.32, 5.0, 2.0], repeat))
+    report("ch04 IPVS affinity (persistence)", _changes(_browser_sets(sched.affinity), ["ClientIP", "None"], repeat))
     lab4 = kslab.Lab(seed=1)
     cross = CrossNodePanel(lab4, max_replicas=8)
     report("ch04 cross-node client", _changes(_browser_sets(cross.client),

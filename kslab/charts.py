@@ -181,14 +181,15 @@ def affinity_rounds_data(r: AffinityResult) -> dict:
     pods = sorted(r.endpoints)
     colors = pod_colors(pods)
     index = {p: i for i, p in enumerate(pods)}
-    wide = r.rows.pivot_table(index="round", columns="client_ip", values="endpoint_pod", aggfunc="first")
-    wide = wide.reindex(columns=list(r.clients))
+    first: dict[tuple, object] = {}  # (round, client) -> the pod its first connection of the round reached
+    for key in zip(r.rows["round"], r.rows["client_ip"], r.rows["endpoint_pod"]):
+        first.setdefault(key[:2], key[2])
     z, text = [], []
     for rnd in range(1, r.rounds + 1):
-        row = wide.loc[rnd] if rnd in wide.index else pd.Series(index=list(r.clients), dtype=object)
-        z.append([index.get(p) if isinstance(p, str) else None for p in row])
+        row = [(ip, first.get((rnd, ip))) for ip in r.clients]
+        z.append([index.get(p) if isinstance(p, str) else None for _, p in row])
         text.append([f"client {i + 1} ({ip}), round {rnd} at t={(rnd - 1) * r.pause:g} s: {p if isinstance(p, str) else 'failed'}"
-                     for i, (ip, p) in enumerate(row.items())])
+                     for i, (ip, p) in enumerate(row)])
     n = max(len(pods), 1)
     scale = []
     for i, p in enumerate(pods):  # a step per pod: value i maps to the pod's colour

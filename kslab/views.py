@@ -171,8 +171,10 @@ def compute_affinity(lab: Lab, affinity: bool, clients: int, *, rounds: int = 4,
         df = twin.run(ips, to, n=len(ips), seed=seed * 1000 + r, interval=0)
         frames.append(df.assign(round=r + 1))
     rows = pd.concat(frames, ignore_index=True)
-    wide = rows.pivot_table(index="client_ip", columns="round", values="endpoint_pod", aggfunc="first")
-    kept = int((wide.nunique(axis=1, dropna=False) == 1).sum())
+    reached: dict[str, set] = {}  # client -> the pods it reached (None: a failed connection)
+    for ip, pod in zip(rows["client_ip"], rows["endpoint_pod"]):
+        reached.setdefault(ip, set()).add(pod if isinstance(pod, str) else None)
+    kept = sum(1 for pods in reached.values() if len(pods) == 1 and None not in pods)
     mine = twin.sh(node, f"iptables -t nat -S | grep -- --rcheck | grep -F '\"{svc.namespace}/{svc.name}:'")
     names = sorted({line.split("--name ")[1].split()[0] for line in mine.splitlines()})  # this Service's lists only
     lists = {n: len(str(twin.sh(node, f"cat /proc/net/xt_recent/{n}")).splitlines()) for n in names}

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from functools import lru_cache
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -849,7 +850,7 @@ def resolve_client(state: ClusterState, spec: str) -> Client:
                 raise InputError(f"--from {spec}", "the pod has no IP (it is not running)", "pick a running pod")
             return Client(p.name, p.pod_ip, "pod", p.node_name)
     try:
-        ip = ipaddress.ip_address(spec)
+        ip = _ip_address(spec)
     except ValueError:
         known = ", ".join(["mypc", *(n.name for n in state.nodes), *(p.name for p in state.pods)])
         raise InputError(f"--from {spec}", "no pod, node or IP by that name", f"use one of: {known}, or an IP")
@@ -861,9 +862,13 @@ def resolve_client(state: ClusterState, spec: str) -> Client:
         if p.pod_ip == s and p.phase == "Running":
             return Client(p.name, s, "pod", p.node_name)
     for n in state.nodes:
-        if n.pod_cidr and ip in ipaddress.ip_network(n.pod_cidr):
+        if n.pod_cidr and ip in _ip_network(n.pod_cidr):
             return Client(s, s, "pod", n.name)
     return Client(s, s, "external")
+
+
+_ip_address = lru_cache(maxsize=4096)(ipaddress.ip_address)  # clients named by IP come back round after round
+_ip_network = lru_cache(maxsize=256)(ipaddress.ip_network)
 
 
 def _node_port(state: ClusterState, spec: str, service: str, proto: str | None) -> tuple[int, str]:
