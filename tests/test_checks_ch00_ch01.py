@@ -97,3 +97,57 @@ def test_checks_leave_the_learners_lab_unchanged(lab: Lab) -> None:
     after = (lab.sh("myk8s-control-plane", "iptables -t nat -L KUBE-SVC-KBDEBIL6IU6WL7RF -n -v -x"),
              lab.sh("myk8s-control-plane", "conntrack -L"), lab.now)
     assert before == after
+
+
+def all_third_ladder_shares(n: int = 27_000, seed: int = 1) -> tuple[list[float], float]:
+    """Chapter 01's "what if all three rules said 1/3?": the control plane's rules as kube-proxy
+    renders them, with svc-clusterip's three endpoint rules rewritten by hand to
+    ``--probability 0.3333333333`` each (iptables-restore text), loaded into the simulator's
+    netfilter, and ``n`` new connections from net-pod sent through PREROUTING. Returns the share
+    each rule matched (in order) and the share no rule matched (no DNAT)."""
+    import random
+    import re
+
+    from kslab.controlplane import load_cluster
+    from kslab.proxy.iptables import render_node
+    from kslab.sim.netfilter import Netfilter
+    from kslab.sim.packet import HookContext, NamespaceState, Packet
+
+    st = load_cluster(["data/myk8s"], seed=1)
+    cp = "myk8s-control-plane"
+    svc_chain = "KUBE-SVC-" + _b32("default/svc-clusterip:svc-webporttcp")
+    lines = render_node(st, cp).save_text().splitlines()
+    jumps = [i for i, line in enumerate(lines) if line.startswith(f"-A {svc_chain} ") and "-j KUBE-SEP-" in line]
+    assert len(jumps) == 3
+    for i in jumps:  # the ladder 1/3, 1/2, (none) becomes 1/3, 1/3, 1/3
+        line = re.sub(r" -m statistic --mode random --probability [\d.]+", "", lines[i])
+        lines[i] = line.replace(" -j KUBE-SEP-", " -m statistic --mode random --probability 0.3333333333 -j KUBE-SEP-")
+    nf = Netfilter.from_text("\n".join(lines) + "\n", name=cp, strict=True)
+    assert [r.count("--probability 0.33333333349") for r in nf.chain_rules("nat", svc_chain)[1:]] == [1, 1, 1]
+    pods = [st.pod(f"webpod{i}").pod_ip for i in (1, 2, 3)]
+    net_pod, svc = st.pod("net-pod"), st.service("svc-clusterip")
+    state = NamespaceState(rng=random.Random(seed))
+    local = frozenset({st.node(cp).internal_ip})
+    landed = {ip: 0 for ip in pods}
+    missed = 0
+    for k in range(n):
+        p = Packet(src=net_pod.pod_ip, dst=svc.cluster_ip, proto="tcp", sport=1024 + k % 60000, dport=9000, in_iface="veth-net-pod")
+        res = nf.run_hook("PREROUTING", p, HookContext(hook="PREROUTING", local_addresses=local, now=0.0, state=state, ct_state="NEW"),
+                          trace=False)
+        if res.nat is None:
+            assert p.dst == svc.cluster_ip  # no rule matched: the packet still heads for the ClusterIP
+            missed += 1
+        else:
+            landed[p.dst] += 1
+    return [landed[ip] / n for ip in pods], missed / n
+
+
+def test_an_all_third_ladder_leaves_8_27_unmatched() -> None:
+    """Measured, not computed: 1/3, 2/9, 4/27 to the three rules and 8/27 to none (chapter 01
+    states these numbers from this run)."""
+    shares, missed = all_third_ladder_shares()
+    expected = [1 / 3, 2 / 9, 4 / 27]
+    assert all(abs(got - want) < 0.01 for got, want in zip(shares, expected)), shares
+    assert abs(missed - 8 / 27) < 0.01, missed
+    assert abs(sum(shares) + missed - 1) < 1e-12
+    print(f"all-1/3 ladder over 27,000 connections: rules {[f'{s:.2%}' for s in shares]}, unmatched {missed:.2%}")

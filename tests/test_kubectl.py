@@ -805,3 +805,87 @@ def test_execute_reports_kubectls_errors_without_raising(study):
     with pytest.raises(InputError, match="list of words"):
         kubectl.run(study.cluster, "get svc")  # type: ignore[arg-type]
     assert kubectl.run(study.cluster, ["kubectl", "get", "svc"]) == k(study, "get svc")
+
+
+HINTED = """\
+apiVersion: v1
+kind: Service
+metadata: {name: svc-hinted}
+spec:
+  ports:
+  - {name: web, port: 9000, targetPort: 80}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: svc-hinted-1
+  labels: {kubernetes.io/service-name: svc-hinted}
+addressType: IPv4
+ports:
+- {name: web, port: 80, protocol: TCP}
+endpoints:
+- addresses: [10.10.1.2]
+  conditions: {ready: true}
+  nodeName: myk8s-worker
+  zone: ap-northeast-2a
+  hints:
+    forZones: [{name: ap-northeast-2a}]
+- addresses: [10.10.2.2]
+  conditions: {ready: true}
+  nodeName: myk8s-worker2
+  zone: ap-northeast-2b
+  hints:
+    forZones: [{name: ap-northeast-2b}, {name: "on"}]
+"""
+
+
+def test_yaml_of_a_slice_with_zone_hints(tmp_path):
+    """Topology aware hints as kubectl prints them: ``hints`` sorts between ``conditions`` and
+    ``nodeName`` (go-yaml v2's key order), ``forZones`` is a sequence of ``{name: ...}`` not
+    indented under its key (sigs.k8s.io/yaml), and a zone go-yaml v2 would read as a boolean
+    (``on``) is double-quoted."""
+    (tmp_path / "hinted.yaml").write_text(HINTED)
+    lab = kslab.Lab([study_lab(), tmp_path], backend="sim")
+    try:
+        sl = lab.cluster.records[("EndpointSlice", "default", "svc-hinted-1")]
+        out = k(lab, "get endpointslices svc-hinted-1 -o yaml")
+        assert out.startswith("""\
+addressType: IPv4
+apiVersion: discovery.k8s.io/v1
+endpoints:
+- addresses:
+  - 10.10.1.2
+  conditions:
+    ready: true
+  hints:
+    forZones:
+    - name: ap-northeast-2a
+  nodeName: myk8s-worker
+  zone: ap-northeast-2a
+- addresses:
+  - 10.10.2.2
+  conditions:
+    ready: true
+  hints:
+    forZones:
+    - name: ap-northeast-2b
+    - name: "on"
+  nodeName: myk8s-worker2
+  zone: ap-northeast-2b
+kind: EndpointSlice
+metadata:
+"""), out
+        assert out.endswith(f"""\
+  name: svc-hinted-1
+  namespace: default
+  resourceVersion: "{sl.resource_version}"
+  uid: {sl.uid}
+ports:
+- name: web
+  port: 80
+  protocol: TCP
+"""), out
+        doc = yaml.safe_load(out)
+        assert [e["hints"]["forZones"] for e in doc["endpoints"]] == [[{"name": "ap-northeast-2a"}], [{"name": "ap-northeast-2b"}, {"name": "on"}]]
+    finally:
+        lab.close()

@@ -154,7 +154,10 @@ experiments.claim(not kind_usable, "the kind backend is planned, not usable yet"
 # | call | what it does |
 # |---|---|
 # | `lab = kslab.Lab(seed=1)` | the study's lab on the backend `KSLAB_BACKEND` names; the same nodes, pods, IPs and ClusterIPs in every chapter, `seed` moves only the traffic |
-# | `lab.cluster` | the cluster as data: `.nodes`, `.pods`, `.services`, `.pod("webpod1").pod_ip`, `.service("svc-clusterip").cluster_ip` |
+# | `lab.backend` | the backend the lab runs on: `"sim"` or `"netns"` |
+# | `lab.cluster` | the cluster as data: `.nodes`, `.pods`, `.services`, `.node("myk8s-worker").internal_ip`, `.pod("webpod1").pod_ip`, `.pod("webpod1").node_name`, `.service("svc-clusterip").cluster_ip` |
+# | `pod.owner` | the workload that made a pod, e.g. `"Deployment/deploy-echo"` (`""` for a bare pod) |
+# | `lab.client(name)`, `lab.pod_gateway(node)` | a client's address, kind and node; the node's end of its pods' veths (chapters 02, 03) |
 # | `lab.sh(where, command)` | one of the study's commands in a node or pod; returns its output (a string) |
 # | `lab.trace(src, to)` | one new connection, hook by hook: `.chains`, `.dnat_to`, `.masquerade`, `.endpoint_pod`, `.source_ip_seen`, `.ingress_node`, `.outcome` |
 # | `lab.run(src, to, n=…, seed=…)` | `n` connections, one row each (a pandas DataFrame: `endpoint_pod`, `source_ip_seen`, `cross_node`, `outcome` …) |
@@ -166,8 +169,14 @@ experiments.claim(not kind_usable, "the kind backend is planned, not usable yet"
 # | `lab.copy()` | an independent copy on `sim`; the checks run their experiments on one, so they never change your lab |
 # | `kslab.check.chNN.name(answer, lab)` | feedback on an exercise: ✓ and why, or a hint |
 # | `experiments.claim(condition, ok, failure)` | a checked claim: prints ✓ or stops the notebook with the reason |
+# | `experiments.claim_uniform`, `experiments.chi_square_uniform` (01), `experiments.stickiness` (02), `experiments.outcomes` (03) | checked claims and statistics over `lab.run`'s rows: an even split, the chi-square test, endpoints per client, connections per outcome |
+# | `charts.topology_figure(lab.cluster)` (00), `charts.distribution_figure` (01), `charts.stickiness_figure`, `charts.affinity_rounds_figure`, `charts.affinity_summary` (02), `charts.hairpin_figure` (03) | the charts; each takes a run's rows or a view's result |
+# | `views.DistributionPanel`, `views.compute_distribution` (01), `views.AffinityPanel`, `views.compute_affinity` (02), `views.compute_hairpin` (03), `views.CrossNodePanel`, `views.compute_cross_node`, `views.SchedulerPanel` (04) | the interactive panels, and the function each panel calls on a slider move (on `lab.copy()`) |
+# | `ipvs.service_servers`, `ipvs.RealServer.plain`, `ipvs.simulate`, `ipvs.compare`, `ipvs.spread`, `ipvs.client_matrix` (04) | kube-proxy's IPVS real servers for a Service, and IPVS's schedulers run on them |
 #
-# `src` is a pod, a node, `mypc` or an IP; `to` is a Service name (`svc-clusterip`) or `IP:port`.
+# `src` is a pod, a node, `mypc` or an IP; `to` is a Service name (`svc-clusterip`), `IP:port`, or
+# `NODE:service` (`myk8s-worker:svc-nodeport`: the Service's NodePort on that node's own address,
+# chapter 06). Each chapter explains the calls it uses where it first uses them.
 
 # %% [markdown] lang="ko"
 # ## API 카드
@@ -177,7 +186,10 @@ experiments.claim(not kind_usable, "the kind backend is planned, not usable yet"
 # | 호출 | 하는 일 |
 # |---|---|
 # | `lab = kslab.Lab(seed=1)` | `KSLAB_BACKEND`가 가리키는 백엔드 위의 스터디 실습 환경; 모든 장에서 노드, 파드, IP, 클러스터 IP가 같고, `seed`는 트래픽만 바꿉니다 |
-# | `lab.cluster` | 데이터로 된 클러스터: `.nodes`, `.pods`, `.services`, `.pod("webpod1").pod_ip`, `.service("svc-clusterip").cluster_ip` |
+# | `lab.backend` | 실습 환경이 실행되는 백엔드: `"sim"` 또는 `"netns"` |
+# | `lab.cluster` | 데이터로 된 클러스터: `.nodes`, `.pods`, `.services`, `.node("myk8s-worker").internal_ip`, `.pod("webpod1").pod_ip`, `.pod("webpod1").node_name`, `.service("svc-clusterip").cluster_ip` |
+# | `pod.owner` | 파드를 만든 워크로드, 예: `"Deployment/deploy-echo"` (단독 파드는 `""`) |
+# | `lab.client(name)`, `lab.pod_gateway(node)` | 클라이언트의 주소, 종류, 노드; 노드 쪽 파드 veth의 주소 (02장, 03장) |
 # | `lab.sh(where, command)` | 노드나 파드에서 스터디의 명령 하나를 실행하고 출력(문자열)을 돌려줍니다 |
 # | `lab.trace(src, to)` | 새 연결 하나를 훅마다 보여 줍니다: `.chains`, `.dnat_to`, `.masquerade`, `.endpoint_pod`, `.source_ip_seen`, `.ingress_node`, `.outcome` |
 # | `lab.run(src, to, n=…, seed=…)` | 연결 `n`개, 연결마다 한 행 (pandas DataFrame: `endpoint_pod`, `source_ip_seen`, `cross_node`, `outcome` …) |
@@ -189,8 +201,14 @@ experiments.claim(not kind_usable, "the kind backend is planned, not usable yet"
 # | `lab.copy()` | `sim` 위의 독립된 복사본; 확인(check)은 복사본에서 실험하므로 여러분의 실습 환경을 바꾸지 않습니다 |
 # | `kslab.check.chNN.name(answer, lab)` | 연습 문제 피드백: ✓와 이유, 또는 힌트 |
 # | `experiments.claim(condition, ok, failure)` | 확인된 주장: ✓를 출력하거나, 이유와 함께 노트북을 멈춥니다 |
+# | `experiments.claim_uniform`, `experiments.chi_square_uniform` (01), `experiments.stickiness` (02), `experiments.outcomes` (03) | `lab.run` 결과 행에 대한 확인된 주장과 통계: 고른 분배, 카이제곱 검정, 클라이언트마다 도달한 엔드포인트, 결과별 연결 수 |
+# | `charts.topology_figure(lab.cluster)` (00), `charts.distribution_figure` (01), `charts.stickiness_figure`, `charts.affinity_rounds_figure`, `charts.affinity_summary` (02), `charts.hairpin_figure` (03) | 차트; 실행 결과 행이나 뷰의 결과를 받습니다 |
+# | `views.DistributionPanel`, `views.compute_distribution` (01), `views.AffinityPanel`, `views.compute_affinity` (02), `views.compute_hairpin` (03), `views.CrossNodePanel`, `views.compute_cross_node`, `views.SchedulerPanel` (04) | 대화형 패널과, 슬라이더를 움직일 때마다 패널이 (`lab.copy()` 위에서) 부르는 함수 |
+# | `ipvs.service_servers`, `ipvs.RealServer.plain`, `ipvs.simulate`, `ipvs.compare`, `ipvs.spread`, `ipvs.client_matrix` (04) | 서비스에 대해 kube-proxy가 만드는 IPVS 실제 서버(real server)와, 그 위에서 실행하는 IPVS 스케줄러 |
 #
-# `src`는 파드, 노드, `mypc` 또는 IP이고, `to`는 서비스 이름(`svc-clusterip`)이나 `IP:포트`입니다.
+# `src`는 파드, 노드, `mypc` 또는 IP이고, `to`는 서비스 이름(`svc-clusterip`), `IP:포트`, 또는 `NODE:서비스`
+# (`myk8s-worker:svc-nodeport`: 그 노드 자신의 주소에 열린 서비스의 NodePort, 06장)입니다. 각 장은 자기가 쓰는 호출을
+# 처음 쓰는 곳에서 설명합니다.
 
 # %% [markdown] lang="en"
 # ## Reading a trace
@@ -262,7 +280,8 @@ kslab.check.ch00.nodes_with_rules(answer, lab)
 # EXERCISE-START
 answer = None
 # EXERCISE-END
-answer = lab.trace("webpod2", "svc-clusterip").path[0]
+answer = "myk8s-worker2"  # kubectl get pods -o wide: webpod2 runs on myk8s-worker2; a pod's packets enter its own node first
+print(f"lab.trace confirms: {lab.trace('webpod2', 'svc-clusterip').ingress_node}")
 kslab.check.ch00.client_node(answer, lab, client="webpod2")
 
 # %% [markdown] lang="en"
