@@ -169,7 +169,7 @@ experiments.claim(not kind_usable, "the kind backend is planned, not usable yet"
 # | `lab.copy()` | an independent copy on `sim`; the checks run their experiments on one, so they never change your lab |
 # | `kslab.check.chNN.name(answer, lab)` | feedback on an exercise: ✓ and why, or a hint |
 # | `experiments.claim(condition, ok, failure)` | a checked claim: prints ✓ or stops the notebook with the reason |
-# | `experiments.claim_uniform`, `experiments.chi_square_uniform` (01), `experiments.stickiness` (02), `experiments.outcomes` (03) | checked claims and statistics over `lab.run`'s rows: an even split, the chi-square test, endpoints per client, connections per outcome |
+# | `experiments.claim_uniform`, `experiments.chi_square_uniform` (01), `experiments.stickiness` (02), `experiments.outcomes` (01, 03) | checked claims and statistics over `lab.run`'s rows: an even split, the chi-square test, endpoints per client, connections per outcome |
 # | `charts.topology_figure(lab.cluster)` (00), `charts.distribution_figure` (01), `charts.stickiness_figure`, `charts.affinity_rounds_figure`, `charts.affinity_summary` (02), `charts.hairpin_figure` (03) | the charts; each takes a run's rows or a view's result |
 # | `views.DistributionPanel`, `views.compute_distribution` (01), `views.AffinityPanel`, `views.compute_affinity` (02), `views.compute_hairpin` (03), `views.CrossNodePanel`, `views.compute_cross_node`, `views.SchedulerPanel` (04) | the interactive panels, and the function each panel calls on a slider move (on `lab.copy()`) |
 # | `ipvs.service_servers`, `ipvs.RealServer.plain`, `ipvs.simulate`, `ipvs.compare`, `ipvs.spread`, `ipvs.client_matrix` (04) | kube-proxy's IPVS real servers for a Service, and IPVS's schedulers run on them |
@@ -201,7 +201,7 @@ experiments.claim(not kind_usable, "the kind backend is planned, not usable yet"
 # | `lab.copy()` | `sim` 위의 독립된 복사본; 확인(check)은 복사본에서 실험하므로 여러분의 실습 환경을 바꾸지 않습니다 |
 # | `kslab.check.chNN.name(answer, lab)` | 연습 문제 피드백: ✓와 이유, 또는 힌트 |
 # | `experiments.claim(condition, ok, failure)` | 확인된 주장: ✓를 출력하거나, 이유와 함께 노트북을 멈춥니다 |
-# | `experiments.claim_uniform`, `experiments.chi_square_uniform` (01), `experiments.stickiness` (02), `experiments.outcomes` (03) | `lab.run` 결과 행에 대한 확인된 주장과 통계: 고른 분배, 카이제곱 검정, 클라이언트마다 도달한 엔드포인트, 결과별 연결 수 |
+# | `experiments.claim_uniform`, `experiments.chi_square_uniform` (01), `experiments.stickiness` (02), `experiments.outcomes` (01, 03) | `lab.run` 결과 행에 대한 확인된 주장과 통계: 고른 분배, 카이제곱 검정, 클라이언트마다 도달한 엔드포인트, 결과별 연결 수 |
 # | `charts.topology_figure(lab.cluster)` (00), `charts.distribution_figure` (01), `charts.stickiness_figure`, `charts.affinity_rounds_figure`, `charts.affinity_summary` (02), `charts.hairpin_figure` (03) | 차트; 실행 결과 행이나 뷰의 결과를 받습니다 |
 # | `views.DistributionPanel`, `views.compute_distribution` (01), `views.AffinityPanel`, `views.compute_affinity` (02), `views.compute_hairpin` (03), `views.CrossNodePanel`, `views.compute_cross_node`, `views.SchedulerPanel` (04) | 대화형 패널과, 슬라이더를 움직일 때마다 패널이 (`lab.copy()` 위에서) 부르는 함수 |
 # | `ipvs.service_servers`, `ipvs.RealServer.plain`, `ipvs.simulate`, `ipvs.compare`, `ipvs.spread`, `ipvs.client_matrix` (04) | 서비스에 대해 kube-proxy가 만드는 IPVS 실제 서버(real server)와, 그 위에서 실행하는 IPVS 스케줄러 |

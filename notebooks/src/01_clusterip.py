@@ -21,7 +21,8 @@
 #    counters (`iptables -v --numeric --table nat --list KUBE-SVC-…`) after a run of connections.
 #
 # The API used here (`lab.sh`, `lab.trace`, `lab.run`, `lab.scale`, `lab.clear_kernel_state`,
-# `lab.reset`, `kslab.check`, `experiments.claim`) is on chapter 00's API card. New here:
+# `lab.reset`, `lab.copy`, `lab.delete_rules`, `kslab.check`, `experiments.claim`, `experiments.outcomes`)
+# is on chapter 00's API card. New here:
 # `charts.distribution_figure(runs, categories=pods)` (where connections landed),
 # `experiments.chi_square_uniform(runs, categories=pods)` (the chi-square statistic and p-value,
 # explained below), `experiments.claim_uniform(runs, pods, tolerance=…)` (a checked claim that every
@@ -41,7 +42,7 @@
 #    (`iptables -v --numeric --table nat --list KUBE-SVC-…`) 읽을 수 있습니다.
 #
 # 여기서 쓰는 API(`lab.sh`, `lab.trace`, `lab.run`, `lab.scale`, `lab.clear_kernel_state`, `lab.reset`,
-# `kslab.check`, `experiments.claim`)는 00장의 API 카드에 있습니다. 이 장에서 새로 쓰는 것은
+# `lab.copy`, `lab.delete_rules`, `kslab.check`, `experiments.claim`, `experiments.outcomes`)는 00장의 API 카드에 있습니다. 이 장에서 새로 쓰는 것은
 # `charts.distribution_figure(runs, categories=pods)`(연결이 도착한 곳),
 # `experiments.chi_square_uniform(runs, categories=pods)`(아래에서 설명하는 카이제곱 통계량과 p-값),
 # `experiments.claim_uniform(runs, pods, tolerance=…)`(모든 파드가 1/n을 받았다는 확인된 주장),
@@ -282,6 +283,35 @@ experiments.claim_uniform(runs, webpods, tolerance=0.02)
 # 우연으로 그만큼 이상 벗어날 확률입니다. p-값이 0.01보다 크다는 것은 관측한 횟수가 고른 분배에 **반하는 증거가
 # 없다**는 뜻이지, 분배가 고르다는 증명은 아닙니다(작은 치우침은 연결이 더 많아야 드러납니다). p-값이 0.01보다
 # 작다면 치우침이 있다는 증거가 됩니다.
+
+# %% [markdown] lang="en"
+# What happens to a connection no rule matches can be seen on the lab itself. On a copy (`lab.copy()`,
+# so your lab keeps its rules), delete the ladder's last rule, the one without a probability, on
+# every node with `lab.delete_rules` (`iptables -D` on a real node). The first two rules still take 1/3
+# and 1/2 of the remaining 2/3; the last third of the connections matches nothing: no DNAT, so the
+# packet heads for the ClusterIP, which no route leads to (`no-route`).
+
+# %% [markdown] lang="ko"
+# 어떤 규칙과도 일치하지 않는 연결이 어떻게 되는지는 실습 환경에서 직접 볼 수 있습니다. 복사본(`lab.copy()`, 여러분의
+# 실습 환경은 규칙을 그대로 유지합니다)에서 `lab.delete_rules`(실제 노드에서는 `iptables -D`)로 모든 노드에서 사다리의 마지막
+# 규칙, 곧 확률이 없는 규칙을 지웁니다. 처음 두 규칙은 여전히 1/3과 남은 2/3의 1/2을 가져가고, 나머지 1/3의 연결은
+# 어떤 규칙과도 일치하지 않습니다. DNAT가 없으므로 패킷은 어떤 경로(route)도 없는 클러스터 IP로 향합니다(`no-route`).
+
+# %%
+cut = lab.copy()
+last = rf'^-A {SVC_CHAIN} .*-> {lab.cluster.pod("webpod3").pod_ip}:80" -j KUBE-SEP-'
+deleted = cut.delete_rules(last)
+cut_runs = cut.run("net-pod", "svc-clusterip", n=3000, seed=1)
+outcomes = experiments.outcomes(cut_runs)
+print(f"deleted {deleted} rules (one per node); outcomes: {outcomes.to_dict()}")
+lost = int((cut_runs["outcome"] != "ok").sum()) / len(cut_runs)
+experiments.claim(
+    deleted == len(lab.cluster.nodes) and abs(lost - 1 / 3) < 0.03
+    and "webpod3" not in set(cut_runs["endpoint_pod"].dropna())
+    and set(cut_runs.loc[cut_runs["outcome"] != "ok", "outcome"]) == {"no-route"},
+    f"without the last rule {lost:.1%} of the connections matched no rule and failed (no-route); webpod3 got none",
+    f"deleting the last rule gave {outcomes.to_dict()}, not 1/3 unmatched",
+)
 
 # %% [markdown] lang="en"
 # ## Explore: replicas and connections
