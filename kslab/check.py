@@ -420,40 +420,77 @@ def _error_rate(answer: Any, lab=None) -> Feedback:
     raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: does kube-proxy know the pod is broken?")
 
 
-def _sticky_scheduler(answer: Any) -> Feedback:
-    from .ipvs import MH_TAB_SIZE, SH_TAB_SIZE
-
-    if answer is None:
-        return _pending("the IPVS scheduler that always sends one client to the same server")
-    a = str(answer).strip().lower()
-    if a in ("sh", "source hashing", "source-hashing"):
-        return _ok(f"sh (source hashing): the client address picks the server from a {SH_TAB_SIZE}-bucket hash table "
-                   "(as long as the servers do not change; kube-proxy's sessionAffinity uses IPVS persistence instead)")
-    if a in ("mh", "maglev", "maglev hashing"):
-        raise WrongAnswer(f"mh hashes into a {MH_TAB_SIZE}-entry Maglev table, and kube-proxy adds the mh-port flag, so "
-                          f"one client's connections spread by source port; which one uses {SH_TAB_SIZE} buckets?")
-    raise WrongAnswer(f"not {answer!r}. Hint: which scheduler looks at the client's address?")
+CH04_CLIENTS = tuple(f"10.10.0.{10 + i}" for i in range(12))  # chapter 04's twelve IPVS clients
 
 
-def _ipvs_affinity(answer: Any) -> Feedback:
+def _sh_servers(sched, clients) -> dict[str, str]:
+    from . import ipvs
+
+    return {c: sched.schedule(ipvs.Connection(c)).name for c in clients}
+
+
+def _sticky_scheduler(answer: Any, lab=None, gone: str = "webpod2", service: str = "svc-clusterip") -> Feedback:
+    """How many of chapter 04's 12 clients keep their server under ``sh`` when ``gone``'s readiness
+    probe fails (kube-proxy removes its real server): computed on a copy of the lab, from the real
+    servers kube-proxy programs before and after, each client's first connection scheduled by a
+    fresh sh scheduler (sh's choice depends only on the client's address and the server list)."""
     from . import ipvs
 
     if answer is None:
-        return _pending("what keeps a ClientIP-affinity client on one server in IPVS mode")
-    a = str(answer).strip().lower()
-    if a in ("persistence", "persistent", "-p", "ipvsadm -p", "--persistent", "template", "templates",
-             "connection template", "connection templates", "ipvs persistence"):
-        servers = [ipvs.RealServer.endpoint(f"webpod{i}", f"10.10.{i}.2") for i in (1, 2, 3)]
-        clients = [f"10.10.0.{10 + i}" for i in range(6)]
-        df = ipvs.simulate("rr", servers, clients, 300, seed=1, persistence=ipvs.DEFAULT_AFFINITY_TIMEOUT)
-        per_client = int(ipvs.per_client_endpoints(df).max())
-        return _ok(f"IPVS persistence: kube-proxy marks the virtual service persistent with timeoutSeconds (ipvsadm -p), "
-                   f"and a connection template per client address keeps it on one server whatever the scheduler "
-                   f"(rr here: {per_client} server per client)")
-    if a in ("sh", "mh", "dh", "source hashing", "maglev"):
-        raise WrongAnswer(f"{answer!r} is a scheduler, and kube-proxy keeps its scheduler for affinity. Hint: which ipvsadm "
-                          "option does kube-proxy set from sessionAffinityConfig.clientIP.timeoutSeconds?")
-    raise WrongAnswer(f"not {answer!r}. Hint: look for 'persistent' in ipvsadm -Ln for a ClientIP Service")
+        return _pending(f"how many of the 12 clients keep their server under sh once {gone} leaves")
+    lab = _private_lab(lab)
+    before_servers = ipvs.service_servers(lab.cluster, service)
+    before = _sh_servers(ipvs.scheduler("sh", before_servers), CH04_CLIENTS)
+    lab.set_ready(gone, False)
+    after_servers = ipvs.service_servers(lab.cluster, service)
+    after = _sh_servers(ipvs.scheduler("sh", after_servers), CH04_CLIENTS)
+    kept = sum(before[c] == after[c] for c in CH04_CLIENTS)
+    others = sum(before[c] != gone for c in CH04_CLIENTS)
+    maglev = ipvs.scheduler("mh", after_servers, flags=())
+    plain_before = ipvs.scheduler("mh", before_servers, flags=())
+    mh_kept = sum(plain_before.schedule(ipvs.Connection(c)).name == maglev.schedule(ipvs.Connection(c)).name
+                  for c in CH04_CLIENTS)
+    try:
+        got = int(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give a number of clients (0 to 12), not {answer!r}. Hint: compare each client's server "
+                          "before and after") from None
+    if got == kept and float(answer) == got:
+        return _ok(f"{kept} of 12: sh deals its {ipvs.SH_TAB_SIZE} buckets to the servers in turn, so with one server "
+                   f"fewer most buckets change hands, and only {kept} of the {others} clients not on {gone} keep their "
+                   f"server; Maglev (mh without kube-proxy's mh-port flag) would keep {mh_kept}: it moves only {gone}'s")
+    if got == others:
+        raise WrongAnswer(f"{answer} would be a consistent hash (only {gone}'s clients move). Hint: sh rebuilds its "
+                          f"{ipvs.SH_TAB_SIZE}-bucket table round robin over the servers left; simulate sh before and after")
+    raise WrongAnswer(f"not {answer!r}. Hint: simulate sh with and without {gone}'s real server and compare each "
+                      "client's server (ipvs.client_matrix)")
+
+
+def _ipvs_affinity(answer: Any, lab=None, clients: int = 4, scheduler: str = "rr", service: str = "svc-clusterip") -> Feedback:
+    """The largest server's share of ``service``'s connections in IPVS mode with ``sessionAffinity:
+    ClientIP`` (persistence, default timeout) and ``scheduler``, when only ``clients`` client
+    addresses connect: simulated on the real servers kube-proxy programs from (a copy of) the lab."""
+    from . import ipvs
+
+    if answer is None:
+        return _pending(f"the busiest server's share with ClientIP affinity, {scheduler} and only {clients} clients")
+    lab = _private_lab(lab)
+    servers = ipvs.service_servers(lab.cluster, service)
+    df = ipvs.simulate(scheduler, servers, list(CH04_CLIENTS[:clients]), 3000, seed=7,
+                       persistence=ipvs.DEFAULT_AFFINITY_TIMEOUT)
+    shares = ipvs.spread(df)
+    expected = max(shares.values())
+    per_client = int(ipvs.per_client_endpoints(df).max())
+    try:
+        got = float(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give one number between 0 and 1 (a share), not {answer!r}") from None
+    if abs(got - expected) <= 0.05:
+        return _ok(f"about {expected:.0%}: persistence keeps each client on {per_client} server (a connection template "
+                   f"per client address, whatever the scheduler), so {scheduler} balances clients, not connections: "
+                   f"{clients} clients over {len(servers)} servers leave one server with more clients than another")
+    raise WrongAnswer(f"{answer} is off (simulated {expected:.0%}). Hint: with ClientIP affinity, how many servers "
+                      f"does one client use, and how does {scheduler} hand {clients} clients to {len(servers)} servers?")
 
 
 def _wrr_share(answer: Any) -> Feedback:

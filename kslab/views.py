@@ -240,18 +240,16 @@ class AffinityPanel:
         display(self.widget)
 
 
-def compute_cross_node(lab: Lab, clients: tuple[str, ...], replicas: int, *, n: int = 1500, seed: int = 1,
-                       deployment: str = "deploy-echo", to: str = "svc-nodeport") -> dict[str, dict]:
-    """For each of ``clients``: the share of its ``n`` connections whose endpoint runs on another
-    node, with ``replicas`` pods. One run opens every client's connections (the clients in turn;
-    on netns their helper processes run side by side), so all clients see the same placement."""
-    if sum(1 for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}") != replicas:
-        lab.scale(deployment, replicas)
-    df = lab.run(list(clients), to, n=n * len(clients), seed=seed, interval=0)
-    pods = [p for p in lab.cluster.pods if p.owner == f"Deployment/{deployment}"]
+def _cross_node_step(twin: Lab, clients: tuple[str, ...], replicas: int, *, n: int, seed: int,
+                     deployment: str, to: str) -> dict[str, dict]:
+    """compute_cross_node's measurement on ``twin`` itself (a copy the caller owns: it is scaled)."""
+    if sum(1 for p in twin.cluster.pods if p.owner == f"Deployment/{deployment}") != replicas:
+        twin.scale(deployment, replicas)
+    df = twin.run(list(clients), to, n=n * len(clients), seed=seed, interval=0)
+    pods = [p for p in twin.cluster.pods if p.owner == f"Deployment/{deployment}"]
     out = {}
     for client in clients:
-        who = lab.client(client)
+        who = twin.client(client)
         node = who.node
         local = sum(1 for p in pods if p.node_name == node)
         mine = df[df["client"] == who.name]
@@ -260,15 +258,24 @@ def compute_cross_node(lab: Lab, clients: tuple[str, ...], replicas: int, *, n: 
     return out
 
 
+def compute_cross_node(lab: Lab, clients: tuple[str, ...], replicas: int, *, n: int = 1500, seed: int = 1,
+                       deployment: str = "deploy-echo", to: str = "svc-nodeport") -> dict[str, dict]:
+    """On a simulated copy of ``lab`` (``lab.copy()``: the learner's lab is not changed), with
+    ``deployment`` scaled to ``replicas`` pods: for each of ``clients``, the share of its ``n``
+    connections whose endpoint runs on another node. One run opens every client's connections
+    (the clients in turn), so all clients see the same placement."""
+    return _cross_node_step(lab.copy(), tuple(clients), replicas, n=n, seed=seed, deployment=deployment, to=to)
+
+
 class CrossNodePanel:
     """Client and replicas controls over the share of connections that cross to another node.
 
-    The panel grows ``deploy-echo`` one replica at a time from 1 (kube-proxy re-syncs at each
-    step) and measures every client at every step, so all clients are compared on the same
-    placements. Choosing another client redraws that growth; raising "up to" past the replicas
-    grown so far continues it (from the lab as the last step left it), lowering it shows a
-    prefix. If the lab changed meanwhile (another cell scaled, patched or broke something), the
-    next change starts a new growth from 1 replica.
+    The panel works on a simulated copy of the lab (``lab.copy()``), never on the lab itself. On
+    that copy it grows ``deploy-echo`` one replica at a time from 1 to the slider's maximum
+    (kube-proxy re-syncs at each step) and measures every client at every step, so all clients
+    are compared on the same placements and moving a control only redraws (choosing another
+    client, or "up to", shows that part of the growth). If the lab changed meanwhile (another
+    cell scaled, patched or broke something), the next change copies it again and grows anew.
     """
 
     def __init__(self, lab: Lab, *, clients: tuple[str, ...] = ("webpod1", "webpod2", "webpod3", "net-pod"),
@@ -285,18 +292,17 @@ class CrossNodePanel:
                         yaxis_range=[0, 1.05], template="plotly_white", height=360))
         self.rows: list[dict] = []
         self.growth: list[dict[str, dict]] = []  # step r-1: client -> compute_cross_node row with r replicas
-        self._grown_at: int | None = None  # lab.generation after the last step (every sync, hand edit, broken pod)
+        self._copied_at: int | None = None  # lab.generation when the copy was made (every sync, hand edit, broken pod)
         self.client.observe(lambda _c: self.update(), names="value")
         self.max_replicas.observe(lambda _c: self.update(), names="value")
         self.update()
         self.widget = w.VBox([w.HBox([self.client, self.max_replicas]), self.figure])
 
     def update(self) -> list[dict]:
-        if self.lab.generation != self._grown_at:  # first time, or the lab changed since the last step
-            self.growth = []
-        for r in range(len(self.growth) + 1, self.max_replicas.value + 1):
-            self.growth.append(compute_cross_node(self.lab, self.clients, r, seed=self.seed))
-        self._grown_at = self.lab.generation
+        if self.lab.generation != self._copied_at:  # first time, or the lab changed since the copy
+            twin, self._copied_at = self.lab.copy(), self.lab.generation
+            self.growth = [_cross_node_step(twin, self.clients, r, n=1500, seed=self.seed, deployment="deploy-echo",
+                                            to="svc-nodeport") for r in range(1, self.max_replicas.max + 1)]
         self.rows = [step[self.client.value] for step in self.growth[:self.max_replicas.value]]
         x = [r["replicas"] for r in self.rows]
         observed, expected = self.figure.data
@@ -304,7 +310,7 @@ class CrossNodePanel:
             observed.x, observed.y = x, [r["observed"] for r in self.rows]
             expected.x, expected.y = x, [r["expected"] for r in self.rows]
             self.figure.layout.title.text = (f"Connections from {self.client.value} that leave its node "
-                                             f"({self.rows[0]['client_node']}), {self.lab.backend} backend")
+                                             f"({self.rows[0]['client_node']}), on a sim copy of the lab")
         return self.rows
 
     def _ipython_display_(self) -> None:

@@ -115,28 +115,46 @@ def test_scheduler_panel_clientip_affinity_is_persistence_whatever_the_scheduler
     assert "0 = always even" in panel.summary.value
 
 
-def test_cross_node_panel_compares_clients_on_one_growth_and_extends_it():
+def _echo_pods(lab):
+    return [(p.name, p.node_name) for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo"]
+
+
+def test_cross_node_panel_compares_clients_on_one_growth_and_leaves_the_lab_unchanged():
     from kslab.views import CrossNodePanel
 
     lab = Lab(seed=1)
+    before = (_echo_pods(lab), lab.generation, len(lab.syncs), lab.dataplane.save_text("myk8s-worker"))
     panel = CrossNodePanel(lab, max_replicas=4)
     first = list(panel.rows)
-    generation, syncs = lab.generation, len(lab.syncs)
+    assert [r["replicas"] for r in first] == [1, 2, 3, 4]
     panel.client.value = "webpod2"
     assert [r["client_node"] for r in panel.rows] == [lab.cluster.pod("webpod2").node_name] * 4
     panel.client.value = "webpod1"
     assert panel.rows == first  # the same growth, redrawn: nothing re-synced or re-run
-    assert (lab.generation, len(lab.syncs)) == (generation, syncs)  # no sync, no hand edit
-    panel.max_replicas.value = 6  # continues the growth from 4 replicas
-    assert panel.rows[:4] == first and [r["replicas"] for r in panel.rows] == [1, 2, 3, 4, 5, 6]
-    assert sum(1 for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo") == 6
+    panel.max_replicas.value = 12  # the growth already covers the slider's range
+    assert panel.rows[:4] == first and [r["replicas"] for r in panel.rows] == list(range(1, 13))
     panel.max_replicas.value = 3
     assert panel.rows == first[:3]
-    lab.scale("deploy-echo", 2)  # the lab changed elsewhere: the next change grows anew from 1
+    # the learner's lab: the same pods, no sync, no hand edit, the same rules
+    assert (_echo_pods(lab), lab.generation, len(lab.syncs), lab.dataplane.save_text("myk8s-worker")) == before
+    lab.scale("deploy-echo", 2)  # the lab changed elsewhere: the next change copies it again and grows anew
+    scaled = _echo_pods(lab)
     panel.max_replicas.value = 4
-    assert [r["replicas"] for r in panel.rows] == [1, 2, 3, 4]
-    assert sum(1 for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo") == 4
+    assert [r["replicas"] for r in panel.rows] == [1, 2, 3, 4] and _echo_pods(lab) == scaled
     assert all(abs(r["observed"] - r["expected"]) < 0.05 for r in panel.rows)
+
+
+def test_compute_cross_node_runs_on_a_copy():
+    from kslab.views import compute_cross_node
+
+    lab = Lab(seed=2)
+    before = (_echo_pods(lab), lab.generation, lab.dataplane.save_text("myk8s-worker2"))
+    rows = compute_cross_node(lab, ("webpod1", "net-pod"), 6, seed=3)
+    assert rows["webpod1"]["replicas"] == 6 and rows["net-pod"]["observed"] == 1.0 and rows["net-pod"]["local_pods"] == 0
+    assert abs(rows["webpod1"]["observed"] - rows["webpod1"]["expected"]) < 0.05
+    assert 0 < rows["webpod1"]["local_pods"] < 6
+    assert (_echo_pods(lab), lab.generation, lab.dataplane.save_text("myk8s-worker2")) == before
+    assert rows == compute_cross_node(lab, ("webpod1", "net-pod"), 6, seed=3)  # seeded: the same twice
 
 
 def test_affinity_rounds_chart_is_the_runs_pods_per_client_and_round():

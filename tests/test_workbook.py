@@ -111,8 +111,8 @@ def _right_and_wrong():
         (lambda a: check.ch03.hairpin_source(a, Lab(seed=0)), "10.10.1.1", web1.pod_ip),
         (check.ch03.hairpin_failures, 1 / 3, 0.0),
         (lambda a: check.ch04.error_rate(a, Lab(seed=0)), 1 / 3, 0.0),
-        (check.ch04.sticky_scheduler, "sh", "rr"),
-        (check.ch04.ipvs_affinity, "persistence", "sh"),
+        (lambda a: check.ch04.sticky_scheduler(a, Lab(seed=0)), _sh_kept(), _sh_kept() + 3),
+        (lambda a: check.ch04.ipvs_affinity(a, Lab(seed=0)), 1 / 2, 1 / 3),  # rr hands 4 clients to 3 servers: 2-1-1
         (check.ch04.wrr_share, 1 / 3, 0.5),
         (lambda a: check.ch04.cross_node(a, lab=Lab(seed=0)), None, 1.0),  # right answer computed below
         (lambda a: check.ch04.ipvs_share(a, lab=Lab(seed=0)), 1 / 5, 1 / 3),  # 5 deploy-echo endpoints, weight 1 each
@@ -138,24 +138,51 @@ def test_every_exercise_check_accepts_the_right_answer_and_hints_on_a_wrong_one(
         assert "Hint" in str(err.value) or "which one" in str(err.value), f"case {i}: {err.value}"
 
 
-def test_mh_is_not_the_256_bucket_scheduler():
+def _sh_kept(gone: str = "webpod2") -> int:
+    """Chapter 04 exercise 1 worked out as the chapter does: sh simulated with and without
+    ``gone``'s real server, each client's server read from ipvs.client_matrix."""
+    from kslab import ipvs
+    from kslab.lab import Lab
+
+    servers = ipvs.service_servers(Lab(seed=0).cluster, "svc-clusterip")
+    clients = [f"10.10.0.{10 + i}" for i in range(12)]
+    first, second = (ipvs.client_matrix(ipvs.simulate("sh", s, clients, 3000, seed=1)).idxmax(axis=1)
+                     for s in (servers, [s for s in servers if s.name != gone]))
+    return int((first == second).sum())
+
+
+def test_sh_keeps_fewer_clients_than_a_consistent_hash_when_a_server_leaves():
     from kslab.check import WrongAnswer, ch04
+    from kslab.lab import Lab
 
-    with pytest.raises(WrongAnswer, match="256") as err:
-        ch04.sticky_scheduler("mh")
-    assert "4093-entry" in str(err.value) and "mh-port" in str(err.value) and "251" not in str(err.value)
-    assert "256-bucket" in ch04.sticky_scheduler("sh").message
+    lab = Lab(seed=0)
+    kept = _sh_kept()
+    assert 0 < kept < 8  # not every client of webpod1/webpod3 keeps its server
+    fb = ch04.sticky_scheduler(kept, lab)
+    assert fb and "256 buckets" in fb.message and "would keep 8" in fb.message
+    with pytest.raises(WrongAnswer, match="consistent hash"):
+        ch04.sticky_scheduler(8, lab)  # only webpod2's 4 clients moving would be Maglev's answer
+    with pytest.raises(WrongAnswer, match="number of clients"):
+        ch04.sticky_scheduler("sh", lab)
+    assert [e.ready for sl in lab.cluster.slices_for(lab.cluster.service("svc-clusterip")) for e in sl.endpoints] \
+        == [True, True, True]  # the learner's lab: webpod2 still ready
+    for gone in ("webpod1", "webpod3"):  # another pod leaving: the answer follows the lab
+        assert ch04.sticky_scheduler(_sh_kept(gone), lab, gone=gone)
 
 
-def test_ipvs_affinity_is_persistence_whatever_the_scheduler():
+def test_ipvs_affinity_balances_clients_not_connections():
     from kslab.check import WrongAnswer, ch04
+    from kslab.lab import Lab
 
-    for right in ("persistence", "ipvsadm -p", " Persistent ", "connection template"):
-        fb = ch04.ipvs_affinity(right)
-        assert fb and "1 server per client" in fb.message
-    for wrong in ("sh", "mh", "recent"):
+    lab = Lab(seed=0)
+    fb = ch04.ipvs_affinity(0.5, lab)
+    assert fb and "1 server" in fb.message
+    assert ch04.ipvs_affinity(1 / 3, lab, clients=12) and ch04.ipvs_affinity(1 / 2, lab, clients=2, scheduler="lc")
+    for wrong in (1 / 3, 1 / 4, 1.0):
         with pytest.raises(WrongAnswer, match="Hint"):
-            ch04.ipvs_affinity(wrong)
+            ch04.ipvs_affinity(wrong, lab)
+    with pytest.raises(WrongAnswer, match="one number"):
+        ch04.ipvs_affinity("persistence", lab)
 
 
 def test_wrr_share_is_a_third_because_kube_proxy_weights_every_endpoint_1():

@@ -23,8 +23,9 @@
 #
 # Each section runs the study's own commands with `lab.sh(WHERE, COMMAND)` (WHERE is a node or a
 # pod; `kslab sh WHERE -- COMMAND` does the same from a terminal) next to what kslab measures.
-# The cells put the lab back as they found it; if a cell stops halfway, or after the exercises
-# (they scale `deploy-echo`), run `lab.reset()` to get the study's lab back as it was made.
+# The cells put the lab back as they found it, and the panels, the checks and the exercises work
+# on copies of it (`lab.copy()`); if a cell stops halfway, run `lab.reset()` to get the study's lab
+# back as it was made.
 #
 # What this chapter uses, besides `lab.trace`, `lab.run` and `lab.cluster` (chapters 00-01):
 #
@@ -33,13 +34,14 @@
 # - `lab.break_pod(pod)` / `lab.break_pod(pod, False)`: the app answers HTTP 500 (or is fixed);
 #   `lab.set_ready(pod, False)`: what the kubelet does when a readiness probe fails;
 #   `lab.scale(deployment, n)`; `lab.clear_kernel_state()`: empty conntrack, zero the rule counters;
-#   `lab.reset()`: the study's lab as made;
+#   `lab.reset()`: the study's lab as made; `lab.copy()`: a copy on sim to experiment on (your lab
+#   stays as it is);
 # - `kslab.ipvs`: `service_servers(lab.cluster, service)` (the real servers kube-proxy programs),
 #   `RealServer.plain(name, ip, weight)` (a hand-set weight, plain IPVS only), `simulate(scheduler,
 #   servers, clients, n)` (one row per connection), `spread(df)` (each server's share),
 #   `compare(servers, clients, n)` (one row per scheduler), `client_matrix(df)`;
 # - `kslab.views`: `SchedulerPanel`, `CrossNodePanel` and `compute_cross_node(lab, clients,
-#   replicas)` (the panel's measurement as a function).
+#   replicas)` (the panel's measurement as a function; both work on `lab.copy()`).
 
 # %% [markdown] lang="ko"
 # # 04 · 서비스(ClusterIP)의 부족한 점 (What ClusterIP cannot do)
@@ -58,8 +60,8 @@
 #
 # 각 절은 스터디에서 쓰는 명령을 `lab.sh(WHERE, COMMAND)`로 그대로 실행하고(WHERE는 노드나 파드 이름이며,
 # 터미널에서는 `kslab sh WHERE -- COMMAND`가 같은 일을 합니다), 그 옆에 kslab이 측정한 것을 놓습니다. 셀은
-# 실습 환경을 처음 상태로 되돌려 놓습니다. 셀이 중간에 멈췄거나 연습 문제(`deploy-echo`의 레플리카 수를
-# 바꿉니다)를 푼 뒤에는 `lab.reset()`을 실행해 처음 만든 그대로의 실습 환경으로 돌아가세요.
+# 실습 환경을 처음 상태로 되돌려 놓고, 패널과 확인(check), 연습 문제는 실습 환경의 복사본(`lab.copy()`)에서
+# 실험합니다. 셀이 중간에 멈췄다면 `lab.reset()`을 실행해 처음 만든 그대로의 실습 환경으로 돌아가세요.
 #
 # 이 장에서 쓰는 것(`lab.trace`, `lab.run`, `lab.cluster`는 00-01장에서 다뤘습니다):
 #
@@ -68,13 +70,13 @@
 # - `lab.break_pod(pod)` / `lab.break_pod(pod, False)`: 앱이 HTTP 500으로 응답하게 합니다(또는 고칩니다).
 #   `lab.set_ready(pod, False)`: 준비성 프로브가 실패할 때 kubelet이 하는 일입니다. `lab.scale(deployment, n)`,
 #   `lab.clear_kernel_state()`: conntrack을 비우고 규칙 카운터를 0으로 만듭니다. `lab.reset()`: 처음 만든
-#   그대로의 실습 환경입니다.
+#   그대로의 실습 환경입니다. `lab.copy()`: 실험에 쓰는 sim 위의 복사본입니다(여러분의 실습 환경은 그대로입니다).
 # - `kslab.ipvs`: `service_servers(lab.cluster, service)`(kube-proxy가 프로그래밍하는 실제 서버),
 #   `RealServer.plain(name, ip, weight)`(직접 정한 가중치, 일반 IPVS 전용), `simulate(scheduler, servers,
 #   clients, n)`(연결마다 한 행), `spread(df)`(서버별 몫), `compare(servers, clients, n)`(스케줄러마다 한 행),
 #   `client_matrix(df)`.
 # - `kslab.views`: `SchedulerPanel`, `CrossNodePanel`, `compute_cross_node(lab, clients, replicas)`(패널의
-#   측정을 함수로 부른 것).
+#   측정을 함수로 부른 것. 둘 다 `lab.copy()`에서 실험합니다).
 
 # %%
 import pandas as pd
@@ -247,6 +249,11 @@ experiments.claim(
 # kube-proxy gives **every endpoint weight 1** (0 while the pod is terminating): Kubernetes has
 # no per-endpoint weight. So the weighted schedulers have nothing to weigh.
 #
+# The table's **active-count variance** measures how even the load is: just before each new
+# connection, count the open connections of each server and take the variance (the mean squared
+# distance from their mean); then average over all connections. 0 means the servers always held
+# the same number. **variance per weight** first divides each server's count by its weight.
+#
 # **Predict** before running: with `--ipvs-scheduler wrr` (weighted round robin), what share of
 # `svc-clusterip`'s connections does webpod3 get? Answer with a number between 0 and 1 in the
 # next cell. Then, from the table: which schedulers give each client a single server? Which rows
@@ -261,6 +268,11 @@ experiments.claim(
 #
 # kube-proxy는 **모든 엔드포인트에 가중치(weight) 1**을 줍니다(파드가 종료 중일 때는 0). 쿠버네티스에는
 # 엔드포인트별 가중치가 없습니다. 그래서 가중치 스케줄러는 가중할 것이 없습니다.
+#
+# 표의 **활성 연결 수의 분산**(active-count variance)은 부하가 얼마나 고른지를 잽니다. 새 연결이 올 때마다
+# 직전에 서버별 열린 연결 수를 세어 분산(평균에서 떨어진 거리의 제곱의 평균)을 구하고, 이를 모든 연결에 대해
+# 평균합니다. 0이면 서버들이 항상 같은 수의 연결을 가졌다는 뜻입니다. **가중치당 분산**(variance per
+# weight)은 먼저 서버별 연결 수를 가중치로 나눈 뒤 구합니다.
 #
 # 실행하기 전에 **예측**해 보세요. `--ipvs-scheduler wrr`(가중 라운드 로빈, weighted round robin)일 때
 # webpod3은 `svc-clusterip` 연결 중 몇 분의 몇을 받을까요? 다음 셀에 0과 1 사이의 수로 답하세요. 그다음 표를
@@ -277,9 +289,6 @@ kslab.check.ch04.wrr_share(answer)
 servers = ipvs.service_servers(lab.cluster, "svc-clusterip")  # what kube-proxy programs: weight 1 each
 clients = [f"10.10.0.{10 + i}" for i in range(12)]
 table = ipvs.compare(servers, clients, 3000, seed=1)
-table
-
-# %%
 same = lambda a, b: table.loc[a].equals(table.loc[b])
 experiments.claim(
     all(s.weight == 1 for s in servers)
@@ -291,6 +300,7 @@ experiments.claim(
     "mh does not (kube-proxy sets mh-port, so the source port counts), iptables spreads every client over all three; "
     "lc/wlc keep the open connections more even than random",
     f"the scheduler comparison changed:\n{table}")
+table
 
 # %% [markdown] lang="en"
 # Weights exist only in **plain IPVS**, a virtual service an administrator builds by hand with
@@ -307,6 +317,8 @@ experiments.claim(
 # 1/3씩 나눕니다.
 
 # %%
+servers = ipvs.service_servers(lab.cluster, "svc-clusterip")  # as in the table above
+clients = [f"10.10.0.{10 + i}" for i in range(12)]
 plain = [ipvs.RealServer.plain(s.name, s.ip, 2 if s.name == "webpod3" else 1) for s in servers]  # ipvsadm -w, by hand
 plain_table = ipvs.compare(plain, clients, 3000, seed=1, names=("iptables", "rr", "wrr", "lc", "wlc"), flags=())
 experiments.claim(
@@ -323,19 +335,19 @@ plain_table
 #
 # - `rr` / `wrr` rotate through the servers in list order. Under kube-proxy every weight is 1,
 #   so wrr is exactly rr; only the plain IPVS service above gives webpod3 2 of every 4.
-# - `lc`, `wlc`, `sed`, `nq` look at the **active connections** of each server and send the new
-#   one to the least loaded. With weight 1 everywhere, wlc is exactly lc (and sed and nq choose
-#   the same servers here). The **active-count variance** measures how even the load is: just
-#   before each new connection, count the open connections of each server and take the variance
-#   (the mean squared distance from their mean); then average over all connections. 0 means the
-#   servers always held the same number; the load-aware schedulers score lower than random.
-#   **variance per weight** first divides each server's count by its weight, the load the
-#   weighted schedulers even out: the same column under kube-proxy, lowest for wlc in the plain
-#   IPVS table.
+# - `lc`, `wlc`, `sed`, `nq` look at each server's connections and send the new one to the least
+#   loaded. lc and wlc count **active connections** (established) and **inactive** ones too (closed
+#   connections IPVS still remembers, e.g. in TIME_WAIT): overhead = active × 256 + inactive. sed
+#   and nq count only active ones. This simulation forgets a closed connection at once
+#   (`inactive_timeout=0`), so there are no inactive ones here: with weight 1 everywhere, wlc is
+#   exactly lc, and sed and nq choose the same servers. The load-aware schedulers score a lower
+#   active-count variance than random; variance per weight is the load the weighted schedulers even
+#   out: the same column under kube-proxy, lowest for wlc in the plain IPVS table.
 # - `lblc` and `lblcr` (locality-based least connection, with replication) were made for caches:
 #   they keep one server per **destination** address. A ClusterIP is one destination, so they
-#   send everything to one server until it is overloaded (more active connections than its
-#   weight, here 1), then move on to the least loaded one.
+#   send everything to one server until it is overloaded: more active connections than its
+#   weight (here 1) *and* some server under half its weight (with weight 1: an idle server).
+#   Only then do they move on, to the weighted least-connection server.
 # - `sh`, `dh`, `mh` **hash an address**: sh the client's address into a 256-bucket table, so a
 #   client keeps its server as long as the list of servers does not change; dh the destination,
 #   so every connection to the ClusterIP goes to one server; mh (Maglev hashing, a consistent
@@ -357,17 +369,18 @@ plain_table
 #
 # - `rr` / `wrr`는 목록 순서대로 서버를 돌아가며 고릅니다. kube-proxy 아래에서는 가중치가 모두 1이므로 wrr는
 #   rr와 똑같습니다. webpod3이 4번 중 2번을 받는 것은 위의 일반 IPVS 서비스뿐입니다.
-# - `lc`, `wlc`, `sed`, `nq`는 각 서버의 **활성 연결**(active connection) 수를 보고 새 연결을 가장 한가한
-#   서버에 보냅니다. 가중치가 모두 1이면 wlc는 lc와 똑같습니다(여기서는 sed와 nq도 같은 서버를 고릅니다).
-#   **활성 연결 수의 분산**(active-count variance)은 부하가 얼마나 고른지를 잽니다. 새 연결이 올 때마다 직전에
-#   서버별 열린 연결 수를 세어 분산(평균에서 떨어진 거리의 제곱의 평균)을 구하고, 이를 모든 연결에 대해
-#   평균합니다. 0이면 서버들이 항상 같은 수의 연결을 가졌다는 뜻이며, 부하를 보는 스케줄러가 무작위보다 낮게
-#   나옵니다. **가중치당 분산**(variance per weight)은 먼저 서버별 연결 수를 가중치로 나눈 뒤 구하며, 가중치
-#   스케줄러가 고르게 맞추는 부하입니다. kube-proxy 아래에서는 앞 열과 같고, 일반 IPVS 표에서는 wlc가 가장
-#   낮습니다.
+# - `lc`, `wlc`, `sed`, `nq`는 각 서버의 연결 수를 보고 새 연결을 가장 한가한 서버에 보냅니다. lc와 wlc는
+#   **활성 연결**(active connection, 수립된 연결)과 **비활성 연결**(inactive connection, IPVS가 아직 기억하는
+#   닫힌 연결, 예: TIME_WAIT)을 함께 셉니다. 부하(overhead) = 활성 × 256 + 비활성입니다. sed와 nq는 활성 연결만
+#   셉니다. 이 시뮬레이션은 닫힌 연결을 바로 잊으므로(`inactive_timeout=0`) 여기에는 비활성 연결이 없습니다.
+#   가중치가 모두 1이면 wlc는 lc와 똑같고, sed와 nq도 같은 서버를 고릅니다. 부하를 보는 스케줄러는 무작위보다
+#   활성 연결 수의 분산이 낮습니다. 가중치당 분산은 가중치 스케줄러가 고르게 맞추는 부하입니다. kube-proxy
+#   아래에서는 앞 열과 같고, 일반 IPVS 표에서는 wlc가 가장 낮습니다.
 # - `lblc`와 `lblcr`(locality-based least connection, 복제 포함)는 캐시 서버용으로 만들어졌습니다. **목적지**
-#   주소마다 서버 하나를 유지합니다. 클러스터 IP는 목적지 하나이므로, 서버 하나가 과부하(가중치, 여기서는 1보다
-#   많은 활성 연결)가 될 때까지 모든 연결을 그 서버로 보내고, 그다음 가장 한가한 서버로 옮겨 갑니다.
+#   주소마다 서버 하나를 유지합니다. 클러스터 IP는 목적지 하나이므로, 서버 하나가 과부하가 될 때까지 모든
+#   연결을 그 서버로 보냅니다. 과부하란 활성 연결이 가중치(여기서는 1)보다 많고, *동시에* 가중치의 절반에 못
+#   미치는 서버가 있다는 뜻입니다(가중치 1이면 연결이 하나도 없는 서버). 그때에만 가중 최소 연결 서버로 옮겨
+#   갑니다.
 # - `sh`, `dh`, `mh`는 **주소를 해시**합니다. sh는 클라이언트 주소를 256개 버킷의 표로 해시하므로, 서버 목록이
 #   바뀌지 않는 한 클라이언트가 자기 서버를 유지합니다. dh는 목적지를 해시하므로 클러스터 IP로 가는 모든 연결이
 #   서버 하나로 갑니다. mh(Maglev 해싱, 일관된 해시(consistent hash)의 하나로, 서버마다 조회 표의 공평한 몫을
@@ -384,9 +397,13 @@ plain_table
 # 어피니티의 기본 시간 제한입니다).
 
 # %%
-sticky = ipvs.compare(servers, clients, 3000, seed=1, names=("rr", "wrr", "lc", "mh"), persistence=10800)
+servers = ipvs.service_servers(lab.cluster, "svc-clusterip")  # as in the table above
+clients = [f"10.10.0.{10 + i}" for i in range(12)]
+names = ("rr", "wrr", "lc", "mh")
+sticky = ipvs.compare(servers, clients, 3000, seed=1, names=names, persistence=10800)
+loose = ipvs.compare(servers, clients, 3000, seed=1, names=names)  # the same without affinity
 experiments.claim(
-    (sticky["endpoints per client"] == 1).all() and (table.loc[list(sticky.index), "endpoints per client"] > 2).all(),
+    (sticky["endpoints per client"] == 1).all() and (loose["endpoints per client"] > 2).all(),
     "with persistence (ClientIP affinity) every scheduler keeps each client on one server; without it none of these does",
     f"persistence no longer pins clients:\n{sticky}")
 sticky
@@ -413,6 +430,8 @@ gc.freeze()  # keeps the sliders responsive: Python's collector stops rescanning
 scheduler_panel
 
 # %%
+servers = ipvs.service_servers(lab.cluster, "svc-clusterip")  # as in the table above
+clients = [f"10.10.0.{10 + i}" for i in range(12)]
 servers_per_client = {name: (ipvs.client_matrix(ipvs.simulate(name, servers, clients, 3000, seed=1)) > 0).sum(axis=1)
                       for name in ("sh", "mh")}  # the heatmap's rows, computed afresh
 experiments.claim((servers_per_client["sh"] == 1).all() and (servers_per_client["mh"] > 1).all(),
@@ -452,14 +471,14 @@ experiments.claim(pod_routes.startswith("default via 10.10.1.1 ") and all(h in n
 # `deploy-echo` pods. It is a NodePort Service (chapter 06 teaches that part); like every NodePort
 # Service it also has a ClusterIP, and that ClusterIP is all this chapter uses. **Predict** the
 # cross-node share for webpod1 as `deploy-echo` grows from 1 to 8 replicas. (The panel scales
-# `deploy-echo` in your lab; `lab.reset()` puts it back to 3.)
+# `deploy-echo` on a copy of your lab, `lab.copy()`: your lab keeps its 3 replicas.)
 
 # %% [markdown] lang="ko"
 # 아래 패널은 스터디의 다른 서비스인 `svc-nodeport`를 씁니다. 그 엔드포인트는 `deploy-echo` 파드입니다.
 # 이 서비스는 NodePort 서비스이지만(그 부분은 06장에서 배웁니다), 모든 NodePort 서비스처럼 클러스터 IP도
 # 가지고 있고, 이 장은 그 클러스터 IP만 씁니다. `deploy-echo`가 레플리카(replica) 1개에서 8개로 늘어날 때
-# webpod1의 노드 간 연결 비율을 **예측**해 보세요. (패널은 여러분의 실습 환경에서 `deploy-echo`의 레플리카
-# 수를 바꿉니다. `lab.reset()`을 실행하면 3개로 돌아갑니다.)
+# webpod1의 노드 간 연결 비율을 **예측**해 보세요. (패널은 여러분의 실습 환경의 복사본 `lab.copy()`에서
+# `deploy-echo`의 레플리카 수를 바꿉니다. 여러분의 실습 환경은 레플리카 3개를 그대로 유지합니다.)
 
 # %%
 from kslab.views import CrossNodePanel
@@ -470,7 +489,7 @@ panel
 # %%
 from kslab.views import compute_cross_node
 
-fresh = compute_cross_node(lab, ("webpod1", "net-pod"), 5, seed=2)  # a new run with 5 replicas, not the panel's state
+fresh = compute_cross_node(lab, ("webpod1", "net-pod"), 5, seed=2)  # a new run on a copy with 5 replicas, not the panel's state
 worst = max(abs(r["observed"] - r["expected"]) for r in fresh.values())
 experiments.claim(worst < 0.05 and fresh["net-pod"]["local_pods"] == 0 and fresh["net-pod"]["observed"] == 1,
                   f"with 5 replicas the cross-node share follows 1 − local pods/replicas within {worst:.1%}; net-pod's node "
@@ -480,21 +499,36 @@ experiments.claim(worst < 0.05 and fresh["net-pod"]["local_pods"] == 0 and fresh
 # %% [markdown] lang="en"
 # ## Exercises (연습 문제)
 #
-# **1.** Which IPVS scheduler sends a client to the same server every time because it hashes the
-# client's address with a 256-bucket table?
+# The exercises work on copies of the lab (`twin = lab.copy()`), so your lab stays as it is.
+#
+# **1.** A new case for `sh`: webpod2's readiness probe fails, so kube-proxy removes its real
+# server from `svc-clusterip`. Of the chapter's 12 clients (`10.10.0.10` to `10.10.0.21`), how
+# many keep the server they had? **Predict** first (only webpod2's clients must move; do the
+# others stay?), then simulate `sh` before and after (`ipvs.client_matrix(...).idxmax(axis=1)` is
+# each client's server) and count.
 
 # %% [markdown] lang="ko"
 # ## 연습 문제 (Exercises)
 #
-# **1.** 256개 버킷의 표로 클라이언트 주소를 해시하기 때문에 클라이언트를 매번 같은 서버로 보내는 IPVS
-# 스케줄러는 무엇입니까?
+# 연습 문제는 실습 환경의 복사본(`twin = lab.copy()`)에서 풀므로 여러분의 실습 환경은 그대로입니다.
+#
+# **1.** `sh`의 새로운 경우입니다. webpod2의 준비성 프로브가 실패해 kube-proxy가 `svc-clusterip`에서 그 실제
+# 서버를 뺍니다. 이 장의 클라이언트 12개(`10.10.0.10`부터 `10.10.0.21`까지) 중 몇 개가 원래 서버를 유지합니까?
+# 먼저 **예측**해 보세요(webpod2의 클라이언트는 옮겨 가야 합니다. 나머지는 그대로일까요?). 그다음 `sh`를 전후로
+# 시뮬레이션하고(`ipvs.client_matrix(...).idxmax(axis=1)`가 클라이언트마다의 서버입니다) 세어 보세요.
 
 # %% tags=["solution"]
 # EXERCISE-START
-answer = None
+answer = None  # a number of clients, 0 to 12
 # EXERCISE-END
-answer = "sh"
-kslab.check.ch04.sticky_scheduler(answer)
+twin = lab.copy()
+clients = [f"10.10.0.{10 + i}" for i in range(12)]
+before = ipvs.client_matrix(ipvs.simulate("sh", ipvs.service_servers(twin.cluster, "svc-clusterip"), clients, 3000)).idxmax(axis=1)
+twin.set_ready("webpod2", False)  # the failing probe: kube-proxy programs two real servers
+after = ipvs.client_matrix(ipvs.simulate("sh", ipvs.service_servers(twin.cluster, "svc-clusterip"), clients, 3000)).idxmax(axis=1)
+answer = int((before == after).sum())  # sh re-deals its 256 buckets over the servers left: not only webpod2's clients move
+print(f"{answer} of 12 keep their server; {int((before != 'webpod2').sum())} were not on webpod2")
+kslab.check.ch04.sticky_scheduler(answer, lab)
 
 # %% [markdown] lang="en"
 # **2.** With 6 `deploy-echo` replicas, what share of webpod1's connections to `svc-nodeport`
@@ -508,52 +542,64 @@ kslab.check.ch04.sticky_scheduler(answer)
 # EXERCISE-START
 answer = None
 # EXERCISE-END
-lab.scale("deploy-echo", 6)
-local = sum(p.node_name == lab.cluster.pod("webpod1").node_name for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo")
+twin = lab.copy()
+twin.scale("deploy-echo", 6)
+local = sum(p.node_name == twin.cluster.pod("webpod1").node_name for p in twin.cluster.pods if p.owner == "Deployment/deploy-echo")
 answer = 1 - local / 6
 kslab.check.ch04.cross_node(answer, lab=lab)
 
 # %% [markdown] lang="en"
-# **3.** A new case: another Service. Scale `deploy-echo` to 5 replicas. Under kube-proxy's IPVS
-# mode with `--ipvs-scheduler wrr`, what share of `svc-nodeport`'s new connections does each of
-# its endpoints get? Build its real servers as kube-proxy would
-# (`ipvs.service_servers(lab.cluster, "svc-nodeport")`) and simulate, or reason from the weights.
+# **3.** A new case: another Service. On a copy of the lab, scale `deploy-echo` to 5 replicas.
+# Under kube-proxy's IPVS mode with `--ipvs-scheduler wrr`, what share of `svc-nodeport`'s new
+# connections does each of its endpoints get? Build its real servers as kube-proxy would
+# (`ipvs.service_servers(twin.cluster, "svc-nodeport")`) and simulate, or reason from the weights.
 
 # %% [markdown] lang="ko"
-# **3.** 새로운 경우, 다른 서비스입니다. `deploy-echo`를 레플리카 5개로 늘리세요. kube-proxy의 IPVS 모드에서
-# `--ipvs-scheduler wrr`일 때, `svc-nodeport`의 엔드포인트 하나하나는 새 연결 중 몇 분의 몇을 받습니까?
-# kube-proxy처럼 실제 서버(real server)를 만들어(`ipvs.service_servers(lab.cluster, "svc-nodeport")`)
-# 시뮬레이션하거나, 가중치로부터 추론하세요.
+# **3.** 새로운 경우, 다른 서비스입니다. 실습 환경의 복사본에서 `deploy-echo`를 레플리카 5개로 늘리세요.
+# kube-proxy의 IPVS 모드에서 `--ipvs-scheduler wrr`일 때, `svc-nodeport`의 엔드포인트 하나하나는 새 연결 중
+# 몇 분의 몇을 받습니까? kube-proxy처럼 실제 서버(real server)를 만들어(`ipvs.service_servers(twin.cluster,
+# "svc-nodeport")`) 시뮬레이션하거나, 가중치로부터 추론하세요.
 
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None
 # EXERCISE-END
-lab.scale("deploy-echo", 5)
-echo_servers = ipvs.service_servers(lab.cluster, "svc-nodeport")
-answer = ipvs.spread(ipvs.simulate("wrr", echo_servers, clients, 3000, seed=1))[echo_servers[0].name]
+twin = lab.copy()
+twin.scale("deploy-echo", 5)
+echo_servers = ipvs.service_servers(twin.cluster, "svc-nodeport")
+answer = 1 / len(echo_servers)  # weight 1 each: wrr is round robin over 5 servers
+print(ipvs.spread(ipvs.simulate("wrr", echo_servers, [f"10.10.0.{10 + i}" for i in range(12)], 3000, seed=1)))
 kslab.check.ch04.ipvs_share(answer, lab=lab)
 
 # %% [markdown] lang="en"
-# **4.** A Service in IPVS mode gets `sessionAffinity: ClientIP`. What keeps a client on one server:
-# the scheduler (`sh`, `mh`, ...) or something else? Name it (one word).
+# **4.** A new case for ClientIP affinity: only 4 client addresses reach `svc-clusterip`
+# (`10.10.0.10` to `10.10.0.13`; four offices, each behind one NAT address). In IPVS mode with
+# `sessionAffinity: ClientIP` and `--ipvs-scheduler rr`, what share of the connections does the
+# busiest server get? **Predict** it, then check with `ipvs.simulate(..., persistence=10800)`.
 
 # %% [markdown] lang="ko"
-# **4.** IPVS 모드의 서비스에 `sessionAffinity: ClientIP`를 설정합니다. 클라이언트를 한 서버에 묶어 두는 것은
-# 스케줄러(`sh`, `mh`, ...)일까요, 다른 무엇일까요? 영어 한 단어로 답하세요.
+# **4.** ClientIP 어피니티의 새로운 경우입니다. `svc-clusterip`에 클라이언트 주소 4개만 도달합니다
+# (`10.10.0.10`부터 `10.10.0.13`까지. 사무실 네 곳이 각각 NAT 주소 하나 뒤에 있습니다). IPVS 모드에서
+# `sessionAffinity: ClientIP`와 `--ipvs-scheduler rr`일 때, 가장 바쁜 서버는 연결 중 몇 분의 몇을 받습니까?
+# **예측**한 다음 `ipvs.simulate(..., persistence=10800)`로 확인하세요.
 
 # %% tags=["solution"]
 # EXERCISE-START
-answer = None
+answer = None  # a share between 0 and 1
 # EXERCISE-END
-answer = "persistence"
-kslab.check.ch04.ipvs_affinity(answer)
+answer = 2 / 4  # persistence pins each client; rr hands the 4 clients out in turn: one server gets two of them
+offices = ipvs.simulate("rr", ipvs.service_servers(lab.cluster, "svc-clusterip"), [f"10.10.0.{10 + i}" for i in range(4)],
+                        3000, persistence=10800)
+print(ipvs.spread(offices))  # the confirmation: about 1/2, 1/4, 1/4
+kslab.check.ch04.ipvs_affinity(answer, lab)
 
 # %% [markdown] lang="en"
-# When you are done, `lab.reset()` brings the study's lab back (3 `deploy-echo` replicas).
+# The exercises changed only copies: your lab still has 3 `deploy-echo` replicas. Whenever a cell
+# stopped halfway, `lab.reset()` brings the study's lab back as it was made.
 
 # %% [markdown] lang="ko"
-# 다 풀었으면 `lab.reset()`으로 스터디의 실습 환경을 되돌리세요(`deploy-echo` 레플리카 3개).
+# 연습 문제는 복사본만 바꿨으므로 여러분의 실습 환경에는 여전히 `deploy-echo` 레플리카가 3개 있습니다. 셀이
+# 중간에 멈췄을 때는 언제든 `lab.reset()`으로 처음 만든 그대로의 실습 환경을 되돌리세요.
 
 # %%
 lab.reset()
