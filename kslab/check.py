@@ -205,13 +205,24 @@ def _affinity_match(answer: Any) -> Feedback:
     raise WrongAnswer(f"not {answer!r}. Hint: grep the SVC chain for 'rcheck'")
 
 
-def _may_move(answer: Any, timeout: int = 30, gap: int = 45) -> Feedback:
+def _may_move(answer: Any, lab=None, timeout: int = 30, gap: int = 45, client: str = "net-pod") -> Feedback:
+    """May ``client``'s second connection, ``gap`` s after its first, reach another pod of svc-clusterip
+    with ClientIP affinity and ``timeoutSeconds`` = ``timeout``? Found by trying, on a copy of the lab:
+    eight first-then-second pairs (fixed seeds); the answer is True if any second connection moved."""
     if answer is None:
         return _pending(f"may a client move after {gap} s with timeoutSeconds {timeout}")
-    expected = gap > timeout
-    if bool(answer) == expected:
-        return _ok(f"{'yes' if expected else 'no'}: the rcheck looks back {timeout} s; after {gap} s of silence the stamp is "
-                   f"{'stale' if expected else 'fresh'}, so the ladder {'chooses again' if expected else 'is skipped'}")
+    lab = _private_lab(lab)
+    lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=timeout)
+    moved = False
+    for seed in range(8):
+        lab.clear_kernel_state()
+        first = lab.run(client, "svc-clusterip", n=1, seed=seed).loc[0, "endpoint_pod"]
+        lab.advance(gap)
+        second = lab.run(client, "svc-clusterip", n=1, seed=1000 + seed).loc[0, "endpoint_pod"]
+        moved = moved or second != first
+    if bool(answer) == moved:
+        return _ok(f"{'yes' if moved else 'no'}: the rcheck looks back {timeout} s; after {gap} s of silence the stamp is "
+                   f"{'stale, so the ladder chooses again' if moved else 'fresh, so the ladder is skipped'}")
     raise WrongAnswer("not quite. Hint: --rcheck --seconds T matches only if the client was seen in the last T seconds")
 
 

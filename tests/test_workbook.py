@@ -102,7 +102,8 @@ def _right_and_wrong():
         (check.ch01.chain_name, "KUBE-SVC-VTR7MTHHNMFZ3OFS", "KUBE-SVC-KBDEBIL6IU6WL7RF"),
         (lambda a: check.ch01.node_masquerade(a, lab), True, False),
         (check.ch02.affinity_match, "recent", "statistic"),
-        (check.ch02.may_move, True, False),
+        (lambda a: check.ch02.may_move(a, Lab(seed=0)), True, False),
+        (lambda a: check.ch02.may_move(a, Lab(seed=0), gap=20), False, True),  # still inside the timeout: stays
         (lambda a: check.ch02.behind_nat(a, Lab(seed=0)), 1, 3),
         (lambda a: check.ch02.list_size(a, Lab(seed=0)), "c", "b"),
         (lambda a: check.ch02.list_size(a, Lab(seed=0), clients=150), "a", "c"),

@@ -64,6 +64,17 @@ print(f"backend: {lab.backend}; nodes: {', '.join(n.name for n in lab.cluster.no
 svc = lab.cluster.service("svc-clusterip")
 webpods = ["webpod1", "webpod2", "webpod3"]
 pod_of_ip = {lab.cluster.pod(w).pod_ip: w for w in webpods}
+
+
+def chain_name(prefix: str, *parts: str) -> str:
+    """kube-proxy's chain name (explained in "The rules, as kube-proxy writes them"): prefix + the first 16 characters of base32(sha256(parts joined))."""
+    digest = hashlib.sha256("".join(parts).encode()).digest()
+    return prefix + base64.b32encode(digest).decode()[:16]
+
+
+SVC_CHAIN = chain_name("KUBE-SVC-", "default/svc-clusterip:svc-webport", "tcp")
+seps = {chain_name("KUBE-SEP-", "default/svc-clusterip:svc-webport", "tcp", f"{ip}:80"): ip for ip in pod_of_ip}
+
 print(f"svc-clusterip: ClusterIP {svc.cluster_ip}, port {svc.ports[0].port} -> targetPort {svc.ports[0].target_port}")
 
 # %% [markdown] lang="en"
@@ -122,17 +133,10 @@ experiments.claim(
 # 이름을 만듭니다. 이름은 변하지 않습니다. 같은 서비스는 어느 노드, 어느 클러스터에서나 같은 체인 이름을 얻습니다.
 
 # %%
-def chain_name(prefix: str, *parts: str) -> str:
-    """kube-proxy's chain name: prefix + the first 16 characters of base32(sha256(parts joined))."""
-    digest = hashlib.sha256("".join(parts).encode()).digest()
-    return prefix + base64.b32encode(digest).decode()[:16]
-
-
-SVC_CHAIN = chain_name("KUBE-SVC-", "default/svc-clusterip:svc-webport", "tcp")
+# chain_name, SVC_CHAIN and seps are set in the first code cell: kube-proxy's formula, explained above
 print(SVC_CHAIN, "\n")
 rules = lab.sh(CP, "iptables -t nat -S | grep svc-clusterip")
 print(rules)
-seps = {chain_name("KUBE-SEP-", "default/svc-clusterip:svc-webport", "tcp", f"{ip}:80"): ip for ip in pod_of_ip}
 experiments.claim(
     f"--dport 9000 -j {SVC_CHAIN}" in rules
     and all(f"-A {sep} " in rules and f"-j DNAT --to-destination {ip}:80" in rules for sep, ip in seps.items())
@@ -265,6 +269,7 @@ experiments.claim(
 )
 
 # %%
+runs = lab.run("net-pod", "svc-clusterip", n=10_000, seed=1)  # the same 10 000 connections as above
 charts.distribution_figure(runs, categories=webpods).show()
 chi2, p = experiments.chi_square_uniform(runs, categories=webpods)
 print(f"chi-square vs uniform: {chi2:.2f}, p = {p:.3f}")
@@ -357,6 +362,8 @@ panel
 # 뒤 처음부터 다시 하고 싶을 때마다 `lab.reset()`을 쓰세요.
 
 # %%
+from kslab.views import compute_distribution
+
 r = compute_distribution(lab, replicas=5, connections=3000, seed=2)
 experiments.claim(abs(r.shares - 1 / 5).max() < 0.05 and r.p_value > 0.001,
                   f"with 5 replicas every pod got 1/5 ± 5% ({r.shares.min():.1%}–{r.shares.max():.1%}), p = {r.p_value:.3f}",
@@ -400,7 +407,7 @@ kslab.check.ch01.ladder(answer)
 # EXERCISE-START
 answer = None
 # EXERCISE-END
-answer = chain_name("KUBE-SVC-", "default/svc-nodeport:svc-webport", "tcp")
+answer = "KUBE-SVC-" + base64.b32encode(hashlib.sha256(b"default/svc-nodeport:svc-webporttcp").digest()).decode()[:16]
 print(lab.sh("myk8s-worker", "iptables -t nat -S KUBE-SERVICES | grep svc-nodeport"))
 kslab.check.ch01.chain_name(answer)
 

@@ -50,7 +50,12 @@
 # xt_recent lists and the counters and sets the clock to 0 (the Services stay as patched);
 # `lab.reset()` puts the whole lab back as made (use it at the end, or whenever you want the study's
 # lab again). `kslab.views.compute_affinity` and `AffinityPanel` run their experiments on `lab.copy()`,
-# a simulated twin, so they never change your lab. `kslab.check.ch02.*` checks your answers.
+# a simulated twin, so they never change your lab. `experiments.claim(ok, said, otherwise)` ends each
+# experiment: it prints `said` if `ok` holds and raises with `otherwise` if not.
+# `experiments.stickiness(rows)` counts, per client, the connections and the different pods they reached
+# (`endpoints`). `charts.stickiness_figure(rows, title=...)` draws which pod each connection reached;
+# `charts.affinity_rounds_figure(result)` and `charts.affinity_summary(result)` draw and sum up a
+# `compute_affinity` result (`.kept`, `.kept_share`, `.lists`). `kslab.check.ch02.*` checks your answers.
 
 # %% [markdown] lang="ko"
 # **이 장에서 쓰는 것.** `lab = kslab.Lab()`은 스터디의 실습 환경입니다(모든 장에서 같은 클러스터이며,
@@ -65,7 +70,11 @@
 # 바꾼 그대로 둡니다). `lab.reset()`은 실습 환경 전체를 처음 만든 상태로 되돌립니다(이 장의 끝에서, 또는
 # 스터디의 실습 환경이 다시 필요할 때 쓰세요). `kslab.views.compute_affinity`와 `AffinityPanel`은 실험을
 # 시뮬레이션 복제본인 `lab.copy()`에서 돌리므로 여러분의 실습 환경을 바꾸지 않습니다.
-# `kslab.check.ch02.*`는 답을 확인합니다.
+# `experiments.claim(ok, said, otherwise)`는 각 실험을 마무리합니다. `ok`가 참이면 `said`를 출력하고, 아니면
+# `otherwise`와 함께 예외를 일으킵니다. `experiments.stickiness(rows)`는 클라이언트마다 연결 수와 도달한 서로 다른
+# 파드 수(`endpoints`)를 셉니다. `charts.stickiness_figure(rows, title=...)`는 연결마다 도달한 파드를 그리고,
+# `charts.affinity_rounds_figure(result)`와 `charts.affinity_summary(result)`는 `compute_affinity`의 결과
+# (`.kept`, `.kept_share`, `.lists`)를 그리고 요약합니다. `kslab.check.ch02.*`는 답을 확인합니다.
 
 # %%
 import collections
@@ -141,18 +150,22 @@ experiments.claim(kinds == ["masq"] + ["rcheck"] * n_ep + ["ladder"] * n_ep and 
 # Read the chain top to bottom. **First the masquerade rule** (`! -s 10.10.0.0/16 ... -j
 # KUBE-MARK-MASQ`, chapter 01): a packet from outside the pod network gets marked, as without affinity.
 # **Then one `--rcheck` rule per endpoint**: "if this source address is in the list `KUBE-SEP-X` and
-# one of its time stamps is at most 10800 s old, go to `KUBE-SEP-X`". `--reap` lets each check drop the
-# list's least recently updated address if its newest stamp is older than the timeout. **Then the usual probability ladder**, which only a client no list
-# remembers reaches. Each SEP chain's DNAT rule carries `-m recent --set`, which records (or
-# refreshes) the client's address in that endpoint's list:
+# one of its time stamps is at most 10800 s old, go to `KUBE-SEP-X`". `--reap`: when a check finds
+# the source in the list, the kernel also drops the list's least recently updated address if its newest
+# stamp is older than the timeout (xt_recent's `recent_entry_reap`); a check that finds
+# nothing reaps nothing. **Then the usual probability ladder**, which only a client no list remembers
+# reaches. Each SEP chain's DNAT rule carries `-m recent --set`, which records (or refreshes) the
+# client's address in that endpoint's list:
 
 # %% [markdown] lang="ko"
 # 체인을 위에서 아래로 읽습니다. **먼저 마스커레이드 규칙**(`! -s 10.10.0.0/16 ... -j KUBE-MARK-MASQ`, 01장)이
 # 있습니다. 파드 네트워크 밖에서 온 패킷은 세션 어피니티가 없을 때와 같이 표시(mark)됩니다. **그다음 엔드포인트마다
 # `--rcheck` 규칙이 하나씩** 옵니다. "이 출발지 주소가 `KUBE-SEP-X` 목록에 있고 그 시각 기록(time stamp) 하나가
-# 10800초 이내라면 `KUBE-SEP-X`로 간다"는 뜻입니다. `--reap`은 검사할 때마다 목록에서 가장 오래전에 갱신된 주소를,
-# 그 최신 기록이 타임아웃보다 오래되었다면 지우게 합니다. **그다음이 평소의 확률 사다리**이며, 어느 목록에도 없는 클라이언트만 여기에 도달합니다. 각 SEP
-# 체인의 DNAT 규칙에는 `-m recent --set`이 붙어 클라이언트 주소를 그 엔드포인트의 목록에 기록(또는 갱신)합니다.
+# 10800초 이내라면 `KUBE-SEP-X`로 간다"는 뜻입니다. `--reap`: 검사가 목록에서 출발지를 찾았을 때에만, 커널은
+# 목록에서 가장 오래전에 갱신된 주소를, 그 최신 기록이 타임아웃보다 오래되었다면 함께 지웁니다(xt_recent의
+# `recent_entry_reap`). 아무것도 찾지 못한 검사는 아무것도 지우지 않습니다.
+# **그다음이 평소의 확률 사다리**이며, 어느 목록에도 없는 클라이언트만 여기에 도달합니다. 각 SEP 체인의 DNAT
+# 규칙에는 `-m recent --set`이 붙어 클라이언트 주소를 그 엔드포인트의 목록에 기록(또는 갱신)합니다.
 
 # %%
 lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=10800)
@@ -420,7 +433,7 @@ panel
 answer = None
 # EXERCISE-END
 answer = True
-kslab.check.ch02.may_move(answer)
+kslab.check.ch02.may_move(answer, lab)
 
 # %% [markdown] lang="en"
 # **2. A new case.** Set `svc-clusterip`'s `timeoutSeconds` to 45 and let a client at `10.10.2.200`
@@ -438,12 +451,14 @@ kslab.check.ch02.may_move(answer)
 # EXERCISE-START
 answer = None
 # EXERCISE-END
+# the lists live where the --rcheck/--set rules run: in the client's own node, the one that owns 10.10.2.0/24
+answer = "myk8s-worker2"
 lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=45)
 lab.clear_kernel_state()
 lab.run("10.10.2.200", "svc-clusterip", n=1, seed=5)
-answer = [node.name for node in lab.cluster.nodes
-          if any("src=10.10.2.200 " in lab.sh(node.name, f"cat /proc/net/xt_recent/{name}")
-                 for name in str(lab.sh(node.name, "ls /proc/net/xt_recent")).split())][0]
+print({node.name: [name for name in str(lab.sh(node.name, "ls /proc/net/xt_recent")).split()
+                   if "src=10.10.2.200 " in lab.sh(node.name, f"cat /proc/net/xt_recent/{name}")]
+       for node in lab.cluster.nodes})  # a confirmation: the node(s) whose lists hold the client
 kslab.check.ch02.recording_node(answer, lab)
 
 # %% [markdown] lang="en"
@@ -462,9 +477,11 @@ kslab.check.ch02.recording_node(answer, lab)
 # EXERCISE-START
 answer = None
 # EXERCISE-END
+# one source address = one client to xt_recent: the first connection picks a pod, the 19 others follow it
+answer = 1
 lab.patch_service("svc-nodeport", session_affinity="ClientIP", session_affinity_timeout=10800)
 lab.clear_kernel_state()
-answer = lab.run("mypc", "myk8s-worker:svc-nodeport", n=20, seed=3)["endpoint_pod"].nunique()
+print(lab.run("mypc", "myk8s-worker:svc-nodeport", n=20, seed=3)["endpoint_pod"].value_counts())  # a confirmation
 kslab.check.ch02.behind_nat(answer, lab)
 
 # %% [markdown] lang="en"

@@ -57,6 +57,9 @@
 #   yourself after your own experiments;
 # - `views.compute_hairpin(lab, to, nodes=...)` and `charts.hairpin_figure(df)`: the chart of
 #   this chapter (on copies of the lab, so it changes nothing);
+# - `experiments.outcomes(rows)`: how many connections ended in each outcome (`ok`, `timeout`, ...);
+#   `experiments.claim(ok, said, otherwise)`: ends each experiment, printing `said` if `ok` holds and
+#   raising with `otherwise` if not;
 # - `kslab.check.ch03.<question>(answer, lab)`: checks an exercise's answer on a copy of the lab.
 
 # %% [markdown] lang="ko"
@@ -78,6 +81,9 @@
 #   실행하세요.
 # - `views.compute_hairpin(lab, to, nodes=...)`와 `charts.hairpin_figure(df)`: 이 장의 차트입니다(실습
 #   환경의 복사본에서 실행하므로 아무것도 바꾸지 않습니다).
+# - `experiments.outcomes(rows)`: 결과(`ok`, `timeout` 등)별 연결 수를 셉니다. `experiments.claim(ok, said,
+#   otherwise)`: 각 실험을 마무리합니다. `ok`가 참이면 `said`를 출력하고, 아니면 `otherwise`와 함께 예외를
+#   일으킵니다.
 # - `kslab.check.ch03.<question>(answer, lab)`: 연습 문제의 답을 실습 환경의 복사본에서 확인합니다.
 
 # %%
@@ -87,12 +93,33 @@ import kslab
 from kslab import charts, experiments, views
 
 lab = kslab.Lab(seed=3)
+HAIRPIN = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # the hairpin rules, iptables-save form (used below)
 print(f"backend: {lab.backend}")
 web1 = lab.cluster.pod("webpod1")
 node1 = web1.node_name
 cluster_ip = lab.cluster.service("svc-clusterip").cluster_ip
-print(f"webpod1 {web1.pod_ip} on {node1}; svc-clusterip {cluster_ip}:9000; "
-      f"the node side of webpod1's veth: {lab.pod_gateway(node1)}")
+gateway = lab.pod_gateway(node1)  # the node side of webpod1's veth
+print(f"webpod1 {web1.pod_ip} on {node1}; svc-clusterip {cluster_ip}:9000; the node side of webpod1's veth: {gateway}")
+
+
+# three helpers the experiments below share
+def curl_from_webpod1(n: int = 30) -> list[str]:
+    """A fresh lab (kube-proxy's rules, empty conntrack, counters at 0), then the study's curl from
+    webpod1 n times: what each curl printed. The next cells call it again, so each counts only its own curls."""
+    lab.reset()
+    return [lab.sh("webpod1", "curl -s svc-clusterip:9000") for _ in range(n)]
+
+
+def whoami(body: str) -> tuple[str, str]:
+    """(Hostname, the IP of RemoteAddr) from a whoami answer."""
+    return re.search(r"Hostname: (\S+)", body)[1], re.search(r"RemoteAddr: (\S+):\d+", body)[1]
+
+
+
+
+def packets(listing: str) -> dict[str, int]:
+    """target -> packets, from an `iptables -L -v -x` listing (rows after the two header lines)."""
+    return {row.split()[2]: int(row.split()[0]) for row in listing.splitlines()[2:] if row.strip()}
 
 # %% [markdown] lang="en"
 # ## The hairpin rule, with the study's commands
@@ -101,7 +128,7 @@ print(f"webpod1 {web1.pod_ip} on {node1}; svc-clusterip {cluster_ip}:9000; "
 # chain, on webpod1's node (`iptables -t nat -S CHAIN` lists one chain as `iptables-save` does).
 # The `KUBE-SVC` chain is chapter 01's **ladder**: one `-m statistic --mode random` rule per
 # endpoint, so each of the three webpods gets a third of the new connections, whoever the client
-# is; when the client is webpod1 itself, a third of its connections come back to it.
+# is.
 
 # %% [markdown] lang="ko"
 # ## 스터디의 명령으로 보는 헤어핀 규칙
@@ -109,8 +136,7 @@ print(f"webpod1 {web1.pod_ip} on {node1}; svc-clusterip {cluster_ip}:9000; "
 # webpod1의 노드에서 svc-clusterip를 `KUBE-SERVICES`부터 `KUBE-SVC` 체인을 거쳐 webpod1의 `KUBE-SEP`
 # 체인까지 따라갑니다(`iptables -t nat -S CHAIN`은 체인 하나를 `iptables-save` 형식으로 보여 줍니다).
 # `KUBE-SVC` 체인은 01장의 **사다리**입니다. 엔드포인트마다 `-m statistic --mode random` 규칙이 하나씩 있어,
-# 클라이언트가 누구든 세 webpod가 새 연결을 3분의 1씩 받습니다. 클라이언트가 webpod1 자신이면 그 연결의
-# 3분의 1이 자기에게 돌아옵니다.
+# 클라이언트가 누구든 세 webpod가 새 연결을 3분의 1씩 받습니다.
 
 # %%
 lab.reset()  # kube-proxy's rules as it writes them (in case a later cell deleted some)
@@ -166,19 +192,6 @@ experiments.claim(
 # `nat` 테이블은 연결의 첫 패킷만 평가하므로 여기서 패킷 수는 연결 수입니다)를 읽습니다.
 
 # %%
-def curl_from_webpod1(n: int = 30) -> list[str]:
-    """A fresh lab (kube-proxy's rules, empty conntrack, counters at 0), then the study's curl from
-    webpod1 n times: what each curl printed. The next cells call it again, so each counts only its own curls."""
-    lab.reset()
-    return [lab.sh("webpod1", "curl -s svc-clusterip:9000") for _ in range(n)]
-
-
-def whoami(body: str) -> tuple[str, str]:
-    """(Hostname, the IP of RemoteAddr) from a whoami answer."""
-    return re.search(r"Hostname: (\S+)", body)[1], re.search(r"RemoteAddr: (\S+):\d+", body)[1]
-
-
-gateway = lab.pod_gateway(node1)
 bodies = curl_from_webpod1()
 print(bodies[-1])
 answers = [whoami(b) for b in bodies]
@@ -224,12 +237,9 @@ experiments.claim(
 # `KUBE-POSTROUTING`의 `RETURN`은 표시가 없는 연결을 세었습니다.
 
 # %%
-def packets(listing: str) -> dict[str, int]:
-    """target -> packets, from an `iptables -L -v -x` listing (rows after the two header lines)."""
-    return {row.split()[2]: int(row.split()[0]) for row in listing.splitlines()[2:] if row.strip()}
-
-
 hairpins = sum(whoami(b)[0] == "webpod1" for b in curl_from_webpod1())
+# webpod1's SEP chain of svc-clusterip (as found above): the chain of the rule that DNATs to webpod1
+sep_chain = lab.sh(node1, f"iptables -t nat -S | grep svc-clusterip | grep DNAT | grep {web1.pod_ip}:80").split()[1]
 sep_counts = lab.sh(node1, f"iptables -v -x --numeric --table nat --list {sep_chain}")
 post_counts = lab.sh(node1, "iptables -v -x --numeric --table nat --list KUBE-POSTROUTING")
 print(sep_counts, post_counts, sep="\n")
@@ -333,13 +343,16 @@ answer = 1 / 3
 kslab.check.ch03.hairpin_failures(answer, lab)
 
 # %% [markdown] lang="en"
-# Now run it. `HAIRPIN` is the regular expression of the hairpin rules in `iptables-save` form.
+# Now run it. The ladder does not know who the client is: when the client is webpod1 itself, a third of
+# its connections come back to it. `HAIRPIN` (set in the first code cell) is the regular expression of
+# the hairpin rules in `iptables-save` form.
 
 # %% [markdown] lang="ko"
-# 이제 실행합니다. `HAIRPIN`은 `iptables-save` 형식의 헤어핀 규칙에 맞는 정규 표현식입니다.
+# 이제 실행합니다. 사다리는 클라이언트가 누구인지 모릅니다. 클라이언트가 webpod1 자신이면 그 연결의 3분의 1이
+# 자기에게 돌아옵니다. `HAIRPIN`(첫 코드 셀에서 정했습니다)은 `iptables-save` 형식의 헤어핀 규칙에
+# 맞는 정규 표현식입니다.
 
 # %%
-HAIRPIN = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"
 lab.reset()
 print(f"deleted {lab.delete_rules(HAIRPIN)} hairpin rules")
 broken = lab.run("webpod1", "svc-clusterip", n=600 if lab.backend == "sim" else 300, seed=4, timeout=0.2)
@@ -507,6 +520,7 @@ experiments.claim((still["outcome"] != "ok").any() and (repaired["outcome"] == "
 answer = None
 # EXERCISE-END
 answer = lab.pod_gateway(lab.cluster.pod("webpod2").node_name)
+lab.reset()  # kube-proxy's hairpin rules back, if an experiment above deleted them
 kslab.check.ch03.hairpin_source(answer, lab, pod="webpod2")
 
 # %% [markdown] lang="en"
