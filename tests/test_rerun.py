@@ -25,10 +25,7 @@ SEEDS = (2, 7)
 
 
 def _param(path: Path):
-    marks = []
-    if path.name.startswith("04_"):
-        marks.append(pytest.mark.xfail(strict=False, reason="ch04 rerun fix lands separately"))
-    return pytest.param(path, id=path.stem, marks=marks)
+    return pytest.param(path, id=path.stem)
 
 
 def _orders(n: int) -> list[tuple[str, list[int]]]:
