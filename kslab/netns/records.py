@@ -17,6 +17,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -124,9 +125,22 @@ def remove_lab(prefix: str, record_dir: Path | None = None) -> list[str]:
     then its record directory. Returns the namespaces deleted. Idempotent."""
     if not prefix.startswith(PREFIX_ROOT) or len(prefix) <= len(PREFIX_ROOT):
         raise ValueError(f"refusing to remove namespaces by the prefix {prefix!r}")
-    names = lab_namespaces(prefix)
-    kill_namespace_processes(names)
-    delete_namespaces(names)
+    names: list[str] = []
+    # A crashed owner's last command (an `ip netns add` it had started) can still create a
+    # namespace after the first listing: list again until two listings, a moment apart, find
+    # nothing left (at most a few seconds).
+    quiet, deadline = 0, time.monotonic() + 3.0
+    while quiet < 2 and time.monotonic() < deadline:
+        found = lab_namespaces(prefix)
+        if found:
+            kill_namespace_processes(found)
+            delete_namespaces(found)
+            names += [n for n in found if n not in names]
+            quiet = 0
+        else:
+            quiet += 1
+            if quiet < 2:
+                time.sleep(0.05)
     if record_dir is not None:
         shutil.rmtree(record_dir, ignore_errors=True)
     return names
