@@ -228,3 +228,22 @@ def test_cli_trace_on_the_kernel():
     assert doc["verdict"] == "ok" and doc["source"].startswith("kernel") and doc["dnat_to"].endswith(":80")
     assert doc["chains"][:2] == ["KUBE-SERVICES", "KUBE-SVC-KBDEBIL6IU6WL7RF"] and doc["chains"][2].startswith("KUBE-SEP-")
     assert set(lab_namespaces("kslab-")) <= before
+
+
+def test_kernel_trace_path_starts_where_the_client_is(pair):
+    """A pod's connection to a Service enters its own node first, whatever the nodes' names: with
+    only webpod1 (myk8s-worker) ready, webpod2's (myk8s-worker2) trace goes worker2 -> worker,
+    as the sim says (the kernel's path was once ordered by node name: pod-to-Service traffic
+    keeps its source port on both nodes)."""
+    sim, kernel = pair
+    for lab in pair:
+        lab.set_ready("webpod2", False)
+        lab.set_ready("webpod3", False)
+    try:
+        kt, st = kernel.trace("webpod2", "svc-clusterip"), sim.trace("webpod2", "svc-clusterip")
+        assert kt.endpoint_pod == st.endpoint_pod == "webpod1"
+        assert kt.path == st.path[:2] == ["myk8s-worker2", "myk8s-worker"] and kt.ingress_node == "myk8s-worker2"
+    finally:
+        for lab in pair:
+            lab.set_ready("webpod2", True)
+            lab.set_ready("webpod3", True)

@@ -249,8 +249,16 @@ def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: 
                 chosen = steps
                 break
         per_node.append((name, chosen or next(iter(packets.values()))))
-    # path order: the node the client's SYN entered first (its own port, unchanged), then the rest
-    per_node.sort(key=lambda item: 0 if sport and item[1][0].packet.get("SPORT") == sport else 1)
+    # path order: the node the client's SYN entered first, then the rest. That node saw the SYN
+    # before any DNAT (the destination the client asked for), with the client's own port, and from
+    # a pod's veth when the client is a pod; a node after it sees the DNATed destination (a pod
+    # connecting to a Service keeps its port, so the port alone does not tell them apart).
+    def entered_first(item: tuple[str, list[KernelStep]]) -> tuple[int, int, int]:
+        packet = item[1][0].packet
+        return (0 if packet.get("DST") == dst else 1, 0 if sport and packet.get("SPORT") == sport else 1,
+                0 if packet.get("IN", "").startswith("veth") else 1)
+
+    per_node.sort(key=entered_first)
     if src_ns in {ns for _, ns in nodes}:
         ns_of = dict(nodes)
         per_node.sort(key=lambda item: 0 if ns_of[item[0]] == src_ns else 1)
