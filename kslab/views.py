@@ -189,7 +189,7 @@ class AffinityPanel:
     client reached in each round; the summary counts who kept their pod and how full the lists are.
     Every change reruns :func:`compute_affinity` on a fresh simulated copy of the lab."""
 
-    def __init__(self, lab: Lab, *, clients: int = 8, timeout: int = 30, pause: float = 10.0, rounds: int = 4,
+    def __init__(self, lab: Lab, *, clients: int = 8, timeout: int = 30, pause: float = 10.0, rounds: int = 3,
                  endpoints: int = 3, affinity: str = "ClientIP", to: str = "svc-clusterip", seed: int = 1) -> None:
         import ipywidgets as w
 

@@ -37,7 +37,7 @@ def test_affinity_panel_toggle_timeout_and_list_size():
     panel.affinity.value = "ClientIP"  # timeoutSeconds 30 > the 10 s pause: every client keeps its pod
     assert panel.result.kept == 6 and (experiments.stickiness(panel.df)["endpoints"] == 1).all()
     assert panel.figure is fig and "ClientIP, timeoutSeconds 30" in fig.layout.title.text
-    assert len(fig.data[0].z) == 4 and len(fig.data[0].z[0]) == 6 and "6 of 6" in panel.summary.value
+    assert len(fig.data[0].z) == panel.rounds == 3 and len(fig.data[0].z[0]) == 6 and "6 of 6" in panel.summary.value
     panel.timeout.value = 5  # shorter than the pause: each round picks again
     assert panel.result.kept < 6 and sum(panel.result.lists.values()) == 6
     panel.timeout.value = 30
