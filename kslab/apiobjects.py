@@ -79,6 +79,11 @@ def record_of(cluster: ClusterState, kind: str, namespace: str, name: str) -> Ob
     return rec
 
 
+
+def _pod_ref(cluster: ClusterState, namespace: str, pod: str) -> dict[str, Any]:
+    """An endpoint's ``targetRef`` to its Pod (Endpoints and EndpointSlices alike)."""
+    return {"kind": "Pod", "name": pod, "namespace": namespace, "uid": record_of(cluster, "Pod", namespace, pod).uid}
+
 def _metadata(cluster: ClusterState, kind: str, namespace: str, name: str, *, labels=None, annotations=None,
               generation: bool = False, rec: ObjectRecord | None = None) -> dict[str, Any]:
     rec = rec or record_of(cluster, kind, namespace, name)
@@ -225,10 +230,7 @@ def _repack_subsets(cluster: ClusterState, s: Service, slices: list[EndpointSlic
             if ep.node_name:
                 addr["nodeName"] = ep.node_name
             if ep.target_pod:
-                addr["targetRef"] = {
-                    "kind": "Pod", "name": ep.target_pod, "namespace": sl.namespace,
-                    "uid": record_of(cluster, "Pod", sl.namespace, ep.target_pod).uid,
-                }
+                addr["targetRef"] = _pod_ref(cluster, sl.namespace, ep.target_pod)
             for p in sl.ports or []:
                 per_port.setdefault((p.name or "", p.port, p.protocol or "TCP"), {})[addr["ip"]] = (addr, ready)
     groups: dict[tuple, list[tuple]] = {}
@@ -288,10 +290,7 @@ def endpoint_slice_object(cluster: ClusterState, sl: EndpointSlice) -> dict[str,
         if ep.node_name:
             e["nodeName"] = ep.node_name
         if ep.target_pod:
-            e["targetRef"] = {
-                "kind": "Pod", "name": ep.target_pod, "namespace": sl.namespace,
-                "uid": record_of(cluster, "Pod", sl.namespace, ep.target_pod).uid,
-            }
+            e["targetRef"] = _pod_ref(cluster, sl.namespace, ep.target_pod)
         if ep.zone:
             e["zone"] = ep.zone
         endpoints.append(e)

@@ -28,14 +28,26 @@ SEED_HELP = ("seed of the traffic (client ports, kube-proxy's random choices; th
              "the cluster (ClusterIPs, nodePorts, pods) is the same whatever it says")
 
 
+
+_FILES_HELP = "the lab's manifests (default: the study's lab in data/myk8s)"
+
+
+def _add_files(p, help: str = _FILES_HELP) -> None:
+    """``-f PATH...``, repeatable: the lab's manifests."""
+    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH", help=help)
+
+
+def _files(args) -> list[str] | None:
+    """The ``-f`` paths in order, or None for the study's lab."""
+    return [f for group in args.files for f in group] if args.files else None
+
 def _add_render(sub) -> None:
     p = sub.add_parser(
         "render",
         help="print the iptables rules kube-proxy writes on one node",
         description="Render, for one node, the ruleset kube-proxy (iptables mode) would program.",
     )
-    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
-                   help="YAML files or folders (multi-document allowed); repeatable (default: the study's lab, data/myk8s)")
+    _add_files(p, "YAML files or folders (multi-document allowed); repeatable (default: the study's lab, data/myk8s)")
     p.add_argument("--node", required=True, help="the node whose kube-proxy to emulate")
     p.add_argument("--node-ip", help="the node's IP (default: its InternalIP)")
     p.add_argument("--cluster-cidr", help="kube-proxy --cluster-cidr (default: the kind podSubnet; none with --as-is)")
@@ -70,7 +82,7 @@ def cmd_render(args) -> int:
 
     from .resources import study_lab
 
-    files = [f for group in args.files for f in group] if args.files else [str(study_lab())]
+    files = _files(args) or [str(study_lab())]
     npr = parse_port_range(args.service_node_port_range)
     state = load_cluster(files, as_is=args.as_is, node_port_range=npr)  # the one cluster: not moved by --seed
     node = None
@@ -241,8 +253,7 @@ def _add_trace(sub) -> None:
         help="walk one new connection through the rules and routing",
         description="Walk one new connection hook by hook: chains, matched rules, NAT, verdict, endpoint.",
     )
-    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
-                   help="the lab's manifests (default: the study's lab in data/myk8s)")
+    _add_files(p)
     p.add_argument("--iptables-save", metavar="FILE", nargs="+",
                    help="trace through a real node's rules instead: iptables-save output, or iptables -S listings")
     p.add_argument("--node-ip", help="with --iptables-save: the node's IP")
@@ -269,7 +280,7 @@ def cmd_trace(args) -> int:
     else:
         from .lab import Lab
 
-        files = [f for group in args.files for f in group] if args.files else None
+        files = _files(args)
         if args.node and args.backend != "sim":
             raise InputError("--node", "only applies to the sim backend", "drop --node")
         with Lab(files, backend=args.backend, seed=args.seed) as lab:
@@ -286,8 +297,7 @@ def cmd_trace(args) -> int:
 
 def _add_simulate(sub) -> None:
     p = sub.add_parser("simulate", help="open N connections and report where they landed")
-    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
-                   help="the lab's manifests (default: the study's lab in data/myk8s)")
+    _add_files(p)
     p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP (comma-separated for several)")
     p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port], NODE:nodePort or NODE:service")
     p.add_argument("-n", type=int, default=1000, help="connections (default 1000)")
@@ -305,7 +315,7 @@ def cmd_simulate(args) -> int:
 
     if args.n < 0 or args.n > 10_000_000:
         raise InputError("-n", f"{args.n} is out of range", "use 0 to 10,000,000 connections")
-    files = [f for group in args.files for f in group] if args.files else None
+    files = _files(args)
     lab = Lab(files, backend=args.backend, seed=args.seed)
     clients = [c.strip() for c in args.src.split(",") if c.strip()]
     df = lab.run(clients, args.dst, n=args.n, seed=args.seed)
@@ -349,8 +359,7 @@ def _add_sh(sub) -> None:
                     "kslab sh myk8s-worker -- iptables -t nat -S KUBE-SERVICES; "
                     "kslab sh myk8s-worker -- 'iptables -t nat -S | grep KUBE-SVC'",
     )
-    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
-                   help="the lab's manifests (default: the study's lab in data/myk8s)")
+    _add_files(p)
     p.add_argument("--backend", choices=["sim", "netns"], default="sim",
                    help="netns: bring the lab up in the kernel (root) for the command and remove it after")
     p.add_argument("--seed", type=int, default=0)
@@ -372,7 +381,7 @@ def cmd_sh(args) -> int:
     from .lab import Lab
 
     shell.parse(line)  # a bad command fails before any lab is built
-    files = [f for group in args.files for f in group] if args.files else None
+    files = _files(args)
     with Lab(files, backend=args.backend, seed=args.seed) as lab:
         out = lab.sh(args.where, line)
     sys.stdout.write(out)
@@ -386,8 +395,7 @@ def _add_netns(sub) -> None:
     nsub = p.add_subparsers(dest="netns_command", metavar="up|down|status", parser_class=_Parser)
     nsub.required = True
     up = nsub.add_parser("up", help="build the lab from manifests and leave it running")
-    up.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH",
-                    help="manifests (default: the study's lab in data/myk8s)")
+    _add_files(up, "manifests (default: the study's lab in data/myk8s)")
     up.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     nsub.add_parser("down", help="remove the lab and any leftovers of crashed runs")
     nsub.add_parser("status", help="list what the lab has running")
@@ -398,7 +406,7 @@ def cmd_netns(args) -> int:
     from .netns import cli as netns_cli
 
     if args.netns_command == "up":
-        files = [f for group in args.files for f in group] if args.files else None
+        files = _files(args)
         return netns_cli.netns_up(files, args.seed)
     if args.netns_command == "down":
         return netns_cli.netns_down()

@@ -1193,6 +1193,14 @@ def _format_endpoint_slices(slices: list[dict[str, Any]], port_name: str) -> str
     return f"{ret} + {count - max_} more..." if more else ret
 
 
+def _describe_metadata(w: "_PrefixWriter", md: dict[str, Any]) -> None:
+    """The lines every describer starts with: Name, Namespace, Labels, Annotations."""
+    w.write(0, f"Name:\t{md['name']}\n")
+    w.write(0, f"Namespace:\t{md['namespace']}\n")
+    _print_labels_multiline(w, "Labels", md.get("labels"))
+    _print_annotations_multiline(w, "Annotations", md.get("annotations"))
+
+
 def describe_service(cluster: ClusterState, svc, events: bool = True) -> str:
     """``describeService`` (kubectl 1.33), Endpoints from the Service's EndpointSlices."""
     o = service_object(cluster, svc)
@@ -1200,10 +1208,7 @@ def describe_service(cluster: ClusterState, svc, events: bool = True) -> str:
     slices = [endpoint_slice_object(cluster, sl) for sl in sorted(cluster.endpoint_slices, key=lambda s: s.name)
               if sl.namespace == svc.namespace and sl.labels.get(LABEL_SERVICE_NAME) == svc.name]
     w = _PrefixWriter()
-    w.write(0, f"Name:\t{md['name']}\n")
-    w.write(0, f"Namespace:\t{md['namespace']}\n")
-    _print_labels_multiline(w, "Labels", md.get("labels"))
-    _print_annotations_multiline(w, "Annotations", md.get("annotations"))
+    _describe_metadata(w, md)
     w.write(0, f"Selector:\t{format_labels(spec.get('selector'))}\n")
     w.write(0, f"Type:\t{spec['type']}\n")
     if spec.get("ipFamilyPolicy"):
@@ -1247,10 +1252,7 @@ def describe_endpoint_slice(cluster: ClusterState, sl, events: bool = True) -> s
     o = endpoint_slice_object(cluster, sl)
     md = o["metadata"]
     w = _PrefixWriter()
-    w.write(0, f"Name:\t{md['name']}\n")
-    w.write(0, f"Namespace:\t{md['namespace']}\n")
-    _print_labels_multiline(w, "Labels", md.get("labels"))
-    _print_annotations_multiline(w, "Annotations", md.get("annotations"))
+    _describe_metadata(w, md)
     w.write(0, f"AddressType:\t{o['addressType']}\n")
     if not o["ports"]:
         w.write(0, "Ports: <unset>\n")
@@ -1283,10 +1285,7 @@ def describe_endpoints(cluster: ClusterState, ep: dict[str, Any], events: bool =
     """``describeEndpoints``."""
     md = ep["metadata"]
     w = _PrefixWriter()
-    w.write(0, f"Name:\t{md['name']}\n")
-    w.write(0, f"Namespace:\t{md['namespace']}\n")
-    _print_labels_multiline(w, "Labels", md.get("labels"))
-    _print_annotations_multiline(w, "Annotations", md.get("annotations"))
+    _describe_metadata(w, md)
     w.write(0, "Subsets:\n")
     for ss in ep.get("subsets") or []:
         w.write(1, f"Addresses:\t{','.join(a['ip'] for a in ss.get('addresses') or []) or '<none>'}\n")

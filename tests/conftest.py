@@ -14,6 +14,7 @@ which covers the notebooks too.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import pytest
@@ -42,3 +43,22 @@ def netns_unavailable() -> str | None:
     """:func:`netns_skip_reason` for fixtures that must decide before a test is set up."""
     return netns_skip_reason()
 
+
+
+@contextlib.contextmanager
+def _sim_and_kernel(seed: int):
+    """The study's lab twice from one seed, on the simulator and on the kernel (netns), checked
+    to be the same cluster; the kernel's lab comes down on exit. For module fixtures of tests
+    that compare the two backends."""
+    from kslab.lab import Lab
+
+    sim = Lab(seed=seed)
+    with Lab(backend="netns", seed=seed) as kernel:
+        assert [(p.name, p.pod_ip) for p in sim.cluster.pods] == [(p.name, p.pod_ip) for p in kernel.cluster.pods]
+        yield sim, kernel
+
+
+@pytest.fixture(scope="session")
+def sim_and_kernel():
+    """``with sim_and_kernel(seed) as (sim, kernel):`` (see :func:`_sim_and_kernel`)."""
+    return _sim_and_kernel

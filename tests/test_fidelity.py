@@ -14,11 +14,9 @@ N = 2000
 
 
 @pytest.fixture(scope="module")
-def labs():
+def labs(sim_and_kernel):
     """The same lab on the simulator and on the kernel (the latter's NetnsLab, to open connections directly)."""
-    sim = Lab(seed=21)
-    with Lab(backend="netns", seed=21) as on_kernel:
-        assert [(p.name, p.pod_ip) for p in sim.cluster.pods] == [(p.name, p.pod_ip) for p in on_kernel.cluster.pods]
+    with sim_and_kernel(21) as (sim, on_kernel):
         yield sim, on_kernel.dataplane.kernel
 
 
@@ -101,12 +99,10 @@ def test_lab_runs_on_the_kernel_with_the_same_columns():
 
 
 @pytest.fixture(scope="module")
-def pair():
+def pair(sim_and_kernel):
     """The same lab twice, from the same seed: once on the simulator, once on the kernel."""
-    sim = Lab(seed=31)
-    with Lab(backend="netns", seed=31) as kernel:
-        assert [(p.name, p.pod_ip) for p in sim.cluster.pods] == [(p.name, p.pod_ip) for p in kernel.cluster.pods]
-        yield sim, kernel
+    with sim_and_kernel(31) as labs:
+        yield labs
 
 
 def test_clusterip_five_endpoints(pair):

@@ -381,3 +381,40 @@ def test_partial_sync_counts_the_chains_it_leaves_out(case_id):
     assert not [c for c in partial.nat.chains if c.startswith(("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-"))]
     assert partial.nat.rules_in("KUBE-SERVICES") == full.nat.rules_in("KUBE-SERVICES")
     assert partial.filter.lines == full.filter.lines
+
+
+def test_batch_chain_names_equal_one_at_a_time():
+    """The renderer names a sync's KUBE-SEP chains in one batch (hashes one by one, base32 column
+    by column); each name is base32(sha256(...))[:16] of its own string, as upstream computes it."""
+    import random
+
+    from kslab.proxy.iptables.chains import chain_names, endpoint_chain_names, endpoint_chain_names_of
+
+    rnd = random.Random(7)
+    ports = [(f"ns{rnd.randrange(9)}/s{rnd.randrange(999)}:p{i}", rnd.choice(["tcp", "udp", "sctp"]),
+              [f"10.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(256)}:{rnd.randrange(65536)}"
+               for _ in range(rnd.randrange(0, 7))]) for i in range(300)]
+    ports.append(("odd\nname", "tcp", ["1.2.3.4:5"]))  # a newline in a name: still one name per endpoint
+    expected = [["KUBE-SEP-" + base64.b32encode(hashlib.sha256((n + p + e).encode()).digest()).decode()[:16] for e in eps]
+                for n, p, eps in ports]
+    assert endpoint_chain_names_of(ports) == expected
+    assert [endpoint_chain_names(n, p, eps) for n, p, eps in ports] == expected
+    assert chain_names("X-", []) == [] and endpoint_chain_names_of([]) == []
+    assert chain_names("", [b"\xff" * 40]) == [base64.b32encode(hashlib.sha256(b"\xff" * 40).digest()).decode()[:16]]
+
+
+def test_kube_services_sort_by_one_regex_equals_get_service_name():
+    from kslab.proxy.iptables.ruleset import _service_sort_key, _sorted_by_service
+
+    lines = [
+        '-A KUBE-SERVICES -m comment --comment "ns2/b:p cluster IP" -m tcp -p tcp -d 10.0.0.2 --dport 80 -j KUBE-SVC-B',
+        '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in '
+        'this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS',
+        "-A KUBE-SERVICES -m comment --comment ns1/a:p -m tcp -p tcp --dport 30001 -j KUBE-EXT-A",
+        "-A KUBE-SERVICES -d 10.0.0.9 -j ACCEPT",
+        '-A KUBE-SERVICES -m comment --comment "a-b/x:p external IP" -m tcp -p tcp -d 1.2.3.4 --dport 80 -j KUBE-EXT-X',
+        '-A KUBE-SERVICES -m comment --comment "ns1/a:q cluster IP" -m udp -p udp -d 10.0.0.1 --dport 53 -j KUBE-SVC-Q',
+        '-A KUBE-SERVICES -m comment --comment "" -j RETURN',
+    ]
+    for last in (True, False):
+        assert _sorted_by_service(lines, last) == sorted(lines, key=lambda line: _service_sort_key(line, last))

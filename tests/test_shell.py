@@ -567,12 +567,10 @@ def _sep_sums(text: str) -> tuple[str, int]:
 
 
 @pytest.fixture(scope="module")
-def both():
+def both(sim_and_kernel):
     """The study's lab on the simulator and on the kernel, the same cluster state."""
-    sim = Lab(seed=11)
-    with Lab(backend="netns", seed=11) as kern:
-        assert [(p.name, p.pod_ip) for p in sim.cluster.pods] == [(p.name, p.pod_ip) for p in kern.cluster.pods]
-        yield sim, kern
+    with sim_and_kernel(11) as labs:
+        yield labs
 
 
 def same(sim: Lab, kern: Lab, where: str, command: str) -> tuple[str, str]:
