@@ -397,7 +397,7 @@ def test_batch_chain_names_equal_one_at_a_time():
     ports.append(("odd\nname", "tcp", ["1.2.3.4:5"]))  # a newline in a name: still one name per endpoint
     expected = [["KUBE-SEP-" + base64.b32encode(hashlib.sha256((n + p + e).encode()).digest()).decode()[:16] for e in eps]
                 for n, p, eps in ports]
-    assert endpoint_chain_names_of(ports) == expected
+    assert [list(names) for names in endpoint_chain_names_of(ports)] == expected
     assert [endpoint_chain_names(n, p, eps) for n, p, eps in ports] == expected
     assert chain_names("X-", []) == [] and endpoint_chain_names_of([]) == []
     assert chain_names("", [b"\xff" * 40]) == [base64.b32encode(hashlib.sha256(b"\xff" * 40).digest()).decode()[:16]]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
+from itertools import repeat
 from operator import attrgetter, itemgetter
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from ..model import EndpointSlice
 from .serviceport import ServicePortName
@@ -64,26 +65,29 @@ def base_endpoint_info(svc_port_name: ServicePortName) -> Callable[..., BaseEndp
 
 class EndpointColumns:
     """One service port's endpoints when all of them are ready, serving, not terminating and
-    without topology hints (what a large cluster mostly has), kept as columns (tuples of
-    strings) instead of an endpoint info each; :meth:`infos` makes the endpoint infos when they
-    are asked for (a renderer writes rules from :attr:`ips` and :attr:`endpoints` without them).
-    :func:`build_endpoints_map` returns these only when asked to (``columns=True``)."""
+    without topology hints (what a large cluster mostly has), kept as columns (sequences of
+    strings, sorted on "ip:port") instead of an endpoint info each; :meth:`infos` makes the
+    endpoint infos when they are asked for (a renderer writes rules from :attr:`ips` and
+    :attr:`endpoints` without them). :func:`build_endpoints_map` returns these only when asked to
+    (``columns=True``).
 
-    __slots__ = ("svc_port_name", "port", "node_name", "make_endpoint_info", "ips", "endpoints", "nodes", "zones",
-                 "pods", "_infos")
+    ``details`` gives each endpoint's node, zone and target pod (what only the infos need):
+    ``(nodes, zones, pods)`` in the columns' order, or ``(keys, endpoints)``: the
+    :class:`~kslab.model.Endpoint` of each "ip:port" in ``keys``, in any order (looked up when
+    the infos are made)."""
+
+    __slots__ = ("svc_port_name", "port", "node_name", "make_endpoint_info", "ips", "endpoints", "_details",
+                 "_infos")
 
     def __init__(self, svc_port_name: ServicePortName, port: int, node_name: str, make_endpoint_info: MakeEndpointInfo,
-                 ips: tuple[str, ...], endpoints: tuple[str, ...], nodes: tuple, zones: tuple, pods: tuple) -> None:
+                 ips: Sequence[str], endpoints: Sequence[str], details: tuple) -> None:
         self.svc_port_name = svc_port_name
         self.port = port
         self.node_name = node_name  # the node rendered for (is_local)
         self.make_endpoint_info = make_endpoint_info
-        # per endpoint, sorted on "ip:port": the IP, "ip:port", its node, zone and target pod
-        self.ips = ips
-        self.endpoints = endpoints
-        self.nodes = nodes
-        self.zones = zones
-        self.pods = pods
+        self.ips = ips  # per endpoint, sorted on "ip:port": the IP
+        self.endpoints = endpoints  # and "ip:port"
+        self._details = details
         self._infos: list[BaseEndpointInfo] | None = None
 
     def __len__(self) -> int:
@@ -92,14 +96,24 @@ class EndpointColumns:
     def __bool__(self) -> bool:
         return bool(self.ips)
 
+    def details(self) -> tuple[Sequence, Sequence, Sequence]:
+        """Each endpoint's node, zone and target pod, in the columns' order."""
+        d = self._details
+        if len(d) == 2:  # (keys, Endpoint objects)
+            by_key = dict(zip(*d))
+            eps = [by_key[k] for k in self.endpoints]
+            d = self._details = ([e.node_name for e in eps], [e.zone for e in eps], [e.target_pod for e in eps])
+        return d
+
     def infos(self) -> list[BaseEndpointInfo]:
         """The endpoint infos (made once)."""
         if self._infos is None:
             make = self.make_endpoint_info(self.svc_port_name)
             port, here = self.port, self.node_name
+            nodes, zones, pods = self.details()
             self._infos = [make(ip, port, node == here and bool(node), True, True, False, _EMPTY, _EMPTY, node, zone, pod,
                                 endpoint)
-                           for ip, endpoint, node, zone, pod in zip(self.ips, self.endpoints, self.nodes, self.zones, self.pods)]
+                           for ip, endpoint, node, zone, pod in zip(self.ips, self.endpoints, nodes, zones, pods)]
         return self._infos
 
 
@@ -129,15 +143,24 @@ def build_endpoints_map(
     # the map as soon as the next Service starts (short-lived buckets, less for the GC to see).
     # A bucket holds, per "ip:port", the endpoint's fields as a row: made into endpoint infos
     # (or columns) once the service port's endpoints are known.
+    # With ``columns``, a service port first seen in a slice whose endpoints are all plain, with
+    # canonical IPv4 addresses and no duplicate, is kept as that slice's columns (no row per
+    # endpoint: what a large cluster mostly has); a second slice for it makes the columns rows.
     service: tuple[str, str] | None = None
-    grouped: dict[ServicePortName, tuple[int, dict[str, tuple]]] = {}
+    grouped: dict[ServicePortName, tuple[int, dict[str, tuple] | _SliceColumns]] = {}
     plain: dict[ServicePortName, bool] = {}
 
     def flush() -> None:
         for spn, (port, b) in grouped.items():
-            if columns and plain[spn]:
+            if type(b) is _SliceColumns:
+                # (tuples: of strings only, the garbage collector stops tracking them)
+                keys = sorted(b.keys)
+                ips = b.ips if keys == b.keys else [k[:b.cut] for k in keys]
+                out[spn] = EndpointColumns(spn, port, node_name, make_endpoint_info, tuple(ips), tuple(keys),
+                                           (b.keys, b.endpoints))
+            elif columns and plain[spn]:
                 ips, _, _, _, _, _, _, _, nodes, zones, pods, keys = zip(*sorted(b.values(), key=_row_key)) if b else _NO_ROWS
-                out[spn] = EndpointColumns(spn, port, node_name, make_endpoint_info, ips, keys, nodes, zones, pods)
+                out[spn] = EndpointColumns(spn, port, node_name, make_endpoint_info, ips, keys, (nodes, zones, pods))
             else:
                 make = make_endpoint_info(spn)
                 out[spn] = [make(*b[k]) for k in sorted(b)]
@@ -149,18 +172,30 @@ def build_endpoints_map(
             service = (sl.namespace, sl.service_name)
             flush()
             grouped, plain = {}, {}
+        slice_ips: list[str] | None = None  # the slice's columns, once found plain (None: not looked at)
         for p in sl.ports:
             if p.port is None:
                 continue
             spn = ServicePortName(sl.namespace, sl.service_name, p.name or "", (p.protocol or "TCP").upper())
             port = int(p.port)
             group = grouped.get(spn)
+            suffix = f":{port}"
+            if group is None and columns and v4:
+                if slice_ips is None:
+                    slice_ips = _plain_ipv4_columns(sl.endpoints)
+                if slice_ips:
+                    keys = [ip + suffix for ip in slice_ips]
+                    if len(set(keys)) == len(keys):
+                        grouped[spn] = (port, _SliceColumns(slice_ips, keys, sl.endpoints, -len(suffix)))
+                        plain[spn] = True
+                        continue
             if group is None:
                 group = grouped[spn] = (port, {})
                 plain[spn] = True
+            elif type(group[1]) is _SliceColumns:  # a second slice for this service port: rows after all
+                group = grouped[spn] = (group[0], group[1].rows(group[0], node_name))
             bucket = group[1]
-            all_plain = plain[spn]
-            suffix = f":{port}"
+            all_plain = plain[spn] and port == group[0]  # (columns have one port: two ports of one name are rows)
             for addresses, ready, serving, terminating, node, zone, zone_hints, node_hints, pod in map(
                     _endpoint_fields, sl.endpoints):
                 if not addresses:
@@ -207,6 +242,38 @@ def build_endpoints_map(
             plain[spn] = all_plain
     flush()
     return out
+
+
+class _SliceColumns:
+    """A service port's endpoints as one slice gave them, all plain (see :func:`build_endpoints_map`):
+    IPs and "ip:port" keys in the slice's order, the slice's endpoints, and where a key's IP ends."""
+
+    __slots__ = ("ips", "keys", "endpoints", "cut")
+
+    def __init__(self, ips: list[str], keys: list[str], endpoints: list, cut: int) -> None:
+        self.ips, self.keys, self.endpoints, self.cut = ips, keys, endpoints, cut
+
+    def rows(self, port: int, node_name: str) -> dict[str, tuple]:
+        """The bucket :func:`build_endpoints_map` would have made of them."""
+        return {key: (ip, port, e.node_name == node_name and bool(e.node_name), True, True, False, _EMPTY, _EMPTY,
+                      e.node_name, e.zone, e.target_pod, key)
+                for ip, key, e in zip(self.ips, self.keys, self.endpoints)}
+
+
+def _plain_ipv4_columns(endpoints: list) -> list[str] | bool:
+    """The first address of each endpoint, if every endpoint is plain (ready or unset, serving or
+    unset, not terminating, no hints) and has a canonical IPv4 address first; else False."""
+    try:
+        ips = [e.addresses[0] for e in endpoints]
+        if [e for e in endpoints if (e.ready is not True and e.ready is not None) or (
+                e.serving is not True and e.serving is not None) or e.terminating or e.hints_for_zones
+                or e.hints_for_nodes]:
+            return False
+        for _ in map(_inet_pton, repeat(_AF_INET, len(ips)), ips):  # raises on anything but a canonical dotted quad
+            pass
+    except (IndexError, TypeError, OSError):
+        return False
+    return ips
 
 
 _row_key = itemgetter(11)  # a row's "ip:port"

@@ -80,7 +80,7 @@ def chain_names(prefix: str, inputs: Iterable[bytes]) -> list[str]:
     return [text[k:k + size] for k in range(0, n * size, size)]
 
 
-def endpoint_chain_names_of(service_ports: Sequence[tuple[str, str, Sequence[str]]]) -> list[list[str]]:
+def endpoint_chain_names_of(service_ports: Sequence[tuple[str, str, Sequence[str]]]) -> list[tuple[str, ...]]:
     """:func:`endpoint_chain_names` of many service ports at once: ``(svc_port_name, protocol,
     endpoints)`` each, the chains of each one's endpoints in the same order."""
     counts = [len(eps) for _, _, eps in service_ports]
@@ -89,7 +89,7 @@ def endpoint_chain_names_of(service_ports: Sequence[tuple[str, str, Sequence[str
                         for name, protocol, eps in service_ports if eps]).encode().split(b"\n")
     if len(lines) != sum(counts):  # a newline inside a name (never from the API): one at a time
         lines = [(name + protocol + ep).encode() for name, protocol, eps in service_ports for ep in eps]
-    names = chain_names("KUBE-SEP-", lines)
+    names = tuple(chain_names("KUBE-SEP-", lines))  # tuples of strings: the garbage collector stops tracking them
     return [names[i:j] for i, j in pairwise(accumulate(counts, initial=0))]
 
 

@@ -76,7 +76,7 @@ class ServicePortRules:
         if self._categorized is None and isinstance(eps, EndpointColumns):
             if self._endpoint_chains is None:
                 self._endpoint_chains = endpoint_chain_names(info.name_string, info.protocol, eps.endpoints)
-            return chains + self._endpoint_chains
+            return chains + list(self._endpoint_chains)
         return chains + [ep.chain for ep in self.categorized.all_reachable]
 
 

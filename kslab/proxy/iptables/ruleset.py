@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from itertools import islice
+from operator import eq
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -35,11 +37,17 @@ class LineBuffer:
     chain once, then the rest of the rule; :meth:`write` takes several rules of one chain at
     once, :meth:`write_block` rules already formatted as ``-A chain ...`` lines. The buffer
     keeps the rules as blocks of lines (newline-joined) in emission order, consecutive writes
-    to one chain in one block, and per chain which blocks are its own: neither text parses a
-    rule again, and a chain written in one go (every per-service chain) is one string.
+    to one chain in one block: neither text parses a rule again, and a chain written in one go
+    (every per-service chain) is one string.
+
+    Which blocks belong to which chain: :meth:`write_block` indexes its chain at once;
+    :meth:`write_chain_blocks` (a batch of new chains declared with one block each, every
+    endpoint's KUBE-SEP chain) keeps each chain's block beside its declaration instead, and
+    the whole index is made only when a chain's rules are asked for (:meth:`blocks_of`).
     """
 
-    __slots__ = ("name", "chains", "deleted", "_blocks", "_count", "_last", "_at", "_runs")
+    __slots__ = ("name", "chains", "deleted", "_blocks", "_count", "_last", "_at", "_runs", "_own", "_batches",
+                 "_index", "_declared")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -47,13 +55,19 @@ class LineBuffer:
         self.deleted: list[str] = []  # '-X CHAIN'
         self._blocks: list[str] = []  # '-A ...' lines joined by newlines, in emission order
         self._count = 0  # rules written
-        self._last: str | None = None  # the chain of the last block
-        self._at: dict[str, int | None] = {}  # chain -> index of its block, None if it has several (in _runs)
+        self._last: str | None = None  # the chain of the last block (write_block's)
+        self._at: dict[str, int | None] = {}  # write_block's chains -> index of its block, None if several (in _runs)
         self._runs: dict[str, list[int]] = {}  # chain -> its blocks, for chains of several blocks
+        self._own: list[str | None] = []  # per declared chain: its block, if write_chain_blocks wrote it
+        self._batches: list[tuple[list[str], int]] = []  # write_chain_blocks' chains and the index of their first block
+        self._index: tuple[dict[str, int | None], dict[str, list[int]]] | None = None  # every chain's blocks
+        self._declared: set[str] = set()  # write_chain's chains
 
     def write_chain(self, chain: str) -> None:
         """``natChains.Write(utiliptables.MakeChainLine(chain))``."""
         self.chains.append(chain)
+        self._own.append(None)
+        self._declared.add(chain)
 
     def write(self, chain: str, *rules: str) -> None:
         """Append ``-A chain rule`` for each rule (the rule's arguments after the chain)."""
@@ -70,6 +84,7 @@ class LineBuffer:
             blocks[-1] += "\n" + block
             return
         self._last = chain
+        self._index = None
         i = len(blocks)
         blocks.append(block)
         at = self._at.get(chain, -1)
@@ -83,21 +98,17 @@ class LineBuffer:
 
     def write_chain_blocks(self, chains: list[str], blocks: list[str], n: int) -> None:
         """Declare ``chains`` and append ``blocks[i]`` (``n`` whole ``-A chains[i] ...`` lines)
-        to each: one block per chain (every endpoint's KUBE-SEP chain)."""
-        at = self._at
-        if at.keys().isdisjoint(chains) and len(set(chains)) == len(chains):
-            self.chains += chains
-            mine = self._blocks
-            i = len(mine)
-            mine += blocks
-            at.update(zip(chains, range(i, i + len(chains))))
-            self._count += n * len(chains)
-            if chains:
-                self._last = chains[-1]
-        else:  # a chain written before (not by kube-proxy's templates): one at a time
-            for chain, block in zip(chains, blocks):
-                self.chains.append(chain)
-                self.write_block(chain, block, n)
+        to each: one block per chain (every endpoint's KUBE-SEP chain). The chains are new:
+        a chain declared twice, or written by :meth:`write_block` too, is still listed right
+        (its blocks in emission order), only more slowly."""
+        mine = self._blocks
+        self._batches.append((chains, len(mine)))
+        self.chains += chains
+        self._own += blocks
+        mine += blocks
+        self._count += n * len(chains)
+        self._last = None
+        self._index = None
 
     def __len__(self) -> int:
         """``LineBuffer.Lines()`` of the rules buffer: the rules written."""
@@ -113,9 +124,29 @@ class LineBuffer:
         """``(chain, line)`` of every rule, in emission order."""
         return [(line.split(" ", 2)[1], line) for line in self.lines]
 
+    def _chain_index(self) -> tuple[dict[str, int | None], dict[str, list[int]]]:
+        """Every chain's blocks: chain -> its block's index, or None with its indices in the runs."""
+        if self._index is None:
+            at, runs = dict(self._at), {c: list(r) for c, r in self._runs.items()}
+            for chains, first in self._batches:
+                for i, c in enumerate(chains, first):
+                    j = at.get(c, -1)
+                    if j == -1:
+                        at[c] = i
+                    elif j is None:
+                        runs[c].append(i)
+                    else:
+                        runs[c] = [j, i]
+                        at[c] = None
+            for r in runs.values():
+                r.sort()  # emission order
+            self._index = (at, runs)
+        return self._index
+
     def blocks_of(self, chains: Sequence[str]) -> list[str]:
         """The rules of ``chains``, chain after chain, as blocks of newline-joined lines."""
-        blocks, at, runs = self._blocks, self._at, self._runs
+        blocks = self._blocks
+        at, runs = self._chain_index()
         try:  # each chain one block (a chain without rules: KeyError; several blocks: None, a TypeError)
             return list(map(blocks.__getitem__, map(at.__getitem__, chains)))
         except (KeyError, TypeError):
@@ -137,6 +168,34 @@ class LineBuffer:
     def rules_in(self, chain: str) -> list[str]:
         """The rules of ``chain``, in order."""
         return self.rules_of((chain,))
+
+    def sorted_blocks(self) -> tuple[list[str], list[list[str]], list[str], list[str]]:
+        """``sortIPTablesRules``' order of the declared chains: ``(head, head_rules, rest, blocks)``:
+        head the declared ones of KUBE-NODEPORTS and KUBE-SERVICES and the rules of each (sorted
+        by service by the caller), rest the other chains as :func:`_sorted_chains` orders them,
+        blocks the rules of the rest, chain after chain.
+
+        The blocks are put in order by sorting them, not by looking each chain up: each chain of
+        the rest is one block (its blocks joined) starting ``-A CHAIN ``, and a space sorts before
+        any character of a chain name, so the blocks sort as their chains do."""
+        chains, at, runs, blocks, declared = self.chains, self._at, self._runs, self._blocks, self._declared
+        head, rest = _sorted_chains(chains)
+        if any(map(eq, rest, islice(rest, 1, None))) or not declared.issuperset(at) or any(
+                c not in declared or chains.count(c) > 1 for c in head):
+            # a chain declared twice, written by write_block without write_chain (a batch's chain?),
+            # or KUBE-NODEPORTS / KUBE-SERVICES in a batch: the general way
+            return head, [self.rules_in(c) for c in head], rest, self.blocks_of(rest)
+
+        def blocks_of(c: str) -> list[str]:  # write_block's chain
+            i = at.get(c, -1)
+            return [blocks[j] for j in runs[c]] if i is None else [blocks[i]] if i >= 0 else []
+
+        head_rules = [("\n".join(b).split("\n") if b else []) for b in map(blocks_of, head)]
+        mine = [b for b in self._own if b is not None]  # the batches' chains: one block each
+        mine += ["\n".join(map(blocks.__getitem__, runs[c])) if i is None else blocks[i]
+                 for c, i in at.items() if c not in head]  # write_block's: its blocks joined
+        mine.sort()
+        return head, head_rules, rest, _kube_first(mine, (), "-A ")
 
 
 @dataclass
@@ -226,14 +285,14 @@ class RuleSet:
         """The restore input normalised like ``sortIPTablesRules`` in ``proxier_test.go``."""
         out: list[str] = []
         for t in sorted(self.tables, key=lambda t: t.name):
-            head, rest = _sorted_chains(t.chains)
+            head, head_rules, rest, blocks = t.sorted_blocks()
             out.append("*" + t.name)
             chains = head + rest
             if chains:
                 out.append(":" + " - [0:0]\n:".join(chains) + " - [0:0]")
-            for c in head:  # KUBE-NODEPORTS, KUBE-SERVICES: rules sorted by service name
-                out += _sorted_by_service(t.rules_in(c), t.name == "nat" and c == C.KUBE_SERVICES)
-            out += t.blocks_of(rest)
+            for c, rules in zip(head, head_rules):  # KUBE-NODEPORTS, KUBE-SERVICES: rules sorted by service name
+                out += _sorted_by_service(rules, t.name == "nat" and c == C.KUBE_SERVICES)
+            out += blocks
             out.extend([f"-X {c}" for c in t.deleted])
             out.append("COMMIT")
         out.append("")  # the text ends with a newline
@@ -259,16 +318,21 @@ def _sorted_chains(chains: list[str]) -> tuple[list[str], list[str]]:
     """``sortIPTablesRules``' chain order: KUBE-NODEPORTS and KUBE-SERVICES (if declared), then
     the other KUBE-* chains sorted, then the rest sorted."""
     head = [c for c in (C.KUBE_NODEPORTS, C.KUBE_SERVICES) if c in chains]
-    rest = sorted(chains)
-    # the KUBE-* chains are one run of the sorted list
-    lo = bisect_left(rest, "KUBE-")
-    hi = bisect_left(rest, "KUBE.", lo)  # "." follows "-"
-    kube = rest[lo:hi]
+    return head, _kube_first(sorted(chains), head)
+
+
+def _kube_first(items: list[str], head: Sequence[str], prefix: str = "") -> list[str]:
+    """``items`` (sorted; chain names, or blocks starting ``prefix`` + chain) with the KUBE-* ones
+    first, without those of the chains in ``head``, then the others, each part still sorted."""
+    # the KUBE-* items are one run of the sorted list
+    lo = bisect_left(items, prefix + "KUBE-")
+    hi = bisect_left(items, prefix + "KUBE.", lo)  # "." follows "-"
+    kube = items[lo:hi]
     for c in head:
         del kube[bisect_left(kube, c):bisect_right(kube, c)]
-    if len(kube) + len(head) != len(rest):
-        kube += rest[:lo] + rest[hi:]
-    return head, kube
+    if len(kube) + len(head) != len(items):
+        kube += items[:lo] + items[hi:]
+    return kube
 
 
 _SERVICE_NAME = re.compile(r'^(?:[^\n]*?--comment "?([^ ":\n]*))?[^\n]*$', re.M)
