@@ -72,15 +72,14 @@ class EndpointColumns:
     (``columns=True``).
 
     ``details`` gives each endpoint's node, zone and target pod (what only the infos need):
-    ``(nodes, zones, pods)`` in the columns' order, or ``(keys, endpoints)``: the
-    :class:`~kslab.model.Endpoint` of each "ip:port" in ``keys``, in any order (looked up when
-    the infos are made)."""
+    ``(nodes, zones, pods)`` in the columns' order, or the one EndpointSlice that gave every
+    endpoint (they are looked up in it when the infos are made)."""
 
     __slots__ = ("svc_port_name", "port", "node_name", "make_endpoint_info", "ips", "endpoints", "_details",
                  "_infos")
 
     def __init__(self, svc_port_name: ServicePortName, port: int, node_name: str, make_endpoint_info: MakeEndpointInfo,
-                 ips: Sequence[str], endpoints: Sequence[str], details: tuple) -> None:
+                 ips: Sequence[str], endpoints: Sequence[str], details: tuple | EndpointSlice) -> None:
         self.svc_port_name = svc_port_name
         self.port = port
         self.node_name = node_name  # the node rendered for (is_local)
@@ -99,8 +98,9 @@ class EndpointColumns:
     def details(self) -> tuple[Sequence, Sequence, Sequence]:
         """Each endpoint's node, zone and target pod, in the columns' order."""
         d = self._details
-        if len(d) == 2:  # (keys, Endpoint objects)
-            by_key = dict(zip(*d))
+        if type(d) is not tuple:  # the slice: its endpoints by "ip:port"
+            suffix = f":{self.port}"
+            by_key = {e.addresses[0] + suffix: e for e in d.endpoints}
             eps = [by_key[k] for k in self.endpoints]
             d = self._details = ([e.node_name for e in eps], [e.zone for e in eps], [e.target_pod for e in eps])
         return d
@@ -156,8 +156,7 @@ def build_endpoints_map(
                 # (tuples: of strings only, the garbage collector stops tracking them)
                 keys = sorted(b.keys)
                 ips = b.ips if keys == b.keys else [k[:b.cut] for k in keys]
-                out[spn] = EndpointColumns(spn, port, node_name, make_endpoint_info, tuple(ips), tuple(keys),
-                                           (b.keys, b.endpoints))
+                out[spn] = EndpointColumns(spn, port, node_name, make_endpoint_info, tuple(ips), tuple(keys), b.slice)
             elif columns and plain[spn]:
                 ips, _, _, _, _, _, _, _, nodes, zones, pods, keys = zip(*sorted(b.values(), key=_row_key)) if b else _NO_ROWS
                 out[spn] = EndpointColumns(spn, port, node_name, make_endpoint_info, ips, keys, (nodes, zones, pods))
@@ -186,7 +185,7 @@ def build_endpoints_map(
                 if slice_ips:
                     keys = [ip + suffix for ip in slice_ips]
                     if len(set(keys)) == len(keys):
-                        grouped[spn] = (port, _SliceColumns(slice_ips, keys, sl.endpoints, -len(suffix)))
+                        grouped[spn] = (port, _SliceColumns(slice_ips, keys, sl, -len(suffix)))
                         plain[spn] = True
                         continue
             if group is None:
@@ -246,18 +245,18 @@ def build_endpoints_map(
 
 class _SliceColumns:
     """A service port's endpoints as one slice gave them, all plain (see :func:`build_endpoints_map`):
-    IPs and "ip:port" keys in the slice's order, the slice's endpoints, and where a key's IP ends."""
+    IPs and "ip:port" keys in the slice's order, the slice, and where a key's IP ends."""
 
-    __slots__ = ("ips", "keys", "endpoints", "cut")
+    __slots__ = ("ips", "keys", "slice", "cut")
 
-    def __init__(self, ips: list[str], keys: list[str], endpoints: list, cut: int) -> None:
-        self.ips, self.keys, self.endpoints, self.cut = ips, keys, endpoints, cut
+    def __init__(self, ips: list[str], keys: list[str], sl: EndpointSlice, cut: int) -> None:
+        self.ips, self.keys, self.slice, self.cut = ips, keys, sl, cut
 
     def rows(self, port: int, node_name: str) -> dict[str, tuple]:
         """The bucket :func:`build_endpoints_map` would have made of them."""
         return {key: (ip, port, e.node_name == node_name and bool(e.node_name), True, True, False, _EMPTY, _EMPTY,
                       e.node_name, e.zone, e.target_pod, key)
-                for ip, key, e in zip(self.ips, self.keys, self.endpoints)}
+                for ip, key, e in zip(self.ips, self.keys, self.slice.endpoints)}
 
 
 def _plain_ipv4_columns(endpoints: list) -> list[str] | bool:

@@ -62,8 +62,8 @@ def chain_names(prefix: str, inputs: Iterable[bytes]) -> list[str]:
     n = len(digests) // 32
     if not n:
         return []
-    size = len(prefix) + 16
-    out = bytearray((prefix.encode() + bytes(16)) * n)  # each name's prefix; its 16 characters below
+    size = len(prefix) + 17
+    out = bytearray((prefix.encode() + bytes(16) + b"\n") * n)  # each name's prefix; its 16 characters below
     column = len(prefix)
     for first in (0, 5):  # the 80 bits: two groups of 5 bytes
         for parts in _B32_GROUPS:
@@ -76,8 +76,9 @@ def chain_names(prefix: str, inputs: Iterable[bytes]) -> list[str]:
                           | int.from_bytes(digests[first + j::32].translate(t2), "little")).to_bytes(n, "little")
             out[column::size] = values.translate(_B32_ALPHABET)
             column += 1
-    text = out.decode()
-    return [text[k:k + size] for k in range(0, n * size, size)]
+    names = out.decode().split("\n")
+    names.pop()  # (after the last newline)
+    return names
 
 
 def endpoint_chain_names_of(service_ports: Sequence[tuple[str, str, Sequence[str]]]) -> list[tuple[str, ...]]:

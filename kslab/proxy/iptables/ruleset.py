@@ -46,7 +46,7 @@ class LineBuffer:
     the whole index is made only when a chain's rules are asked for (:meth:`blocks_of`).
     """
 
-    __slots__ = ("name", "chains", "deleted", "_blocks", "_count", "_last", "_at", "_runs", "_own", "_batches",
+    __slots__ = ("name", "chains", "deleted", "_blocks", "_count", "_last", "_at", "_runs", "_own", "_batch_chains", "_batch_first",
                  "_index", "_declared")
 
     def __init__(self, name: str) -> None:
@@ -59,7 +59,8 @@ class LineBuffer:
         self._at: dict[str, int | None] = {}  # write_block's chains -> index of its block, None if several (in _runs)
         self._runs: dict[str, list[int]] = {}  # chain -> its blocks, for chains of several blocks
         self._own: list[str | None] = []  # per declared chain: its block, if write_chain_blocks wrote it
-        self._batches: list[tuple[list[str], int]] = []  # write_chain_blocks' chains and the index of their first block
+        self._batch_chains: list[Sequence[str]] = []  # write_chain_blocks' chains, per call
+        self._batch_first: list[int] = []  # and the index of their first block
         self._index: tuple[dict[str, int | None], dict[str, list[int]]] | None = None  # every chain's blocks
         self._declared: set[str] = set()  # write_chain's chains
 
@@ -102,7 +103,8 @@ class LineBuffer:
         a chain declared twice, or written by :meth:`write_block` too, is still listed right
         (its blocks in emission order), only more slowly."""
         mine = self._blocks
-        self._batches.append((chains, len(mine)))
+        self._batch_chains.append(chains)
+        self._batch_first.append(len(mine))
         self.chains += chains
         self._own += blocks
         mine += blocks
@@ -128,7 +130,7 @@ class LineBuffer:
         """Every chain's blocks: chain -> its block's index, or None with its indices in the runs."""
         if self._index is None:
             at, runs = dict(self._at), {c: list(r) for c, r in self._runs.items()}
-            for chains, first in self._batches:
+            for chains, first in zip(self._batch_chains, self._batch_first):
                 for i, c in enumerate(chains, first):
                     j = at.get(c, -1)
                     if j == -1:
