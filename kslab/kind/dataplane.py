@@ -52,10 +52,59 @@ def _client_type():
 
 
 def read_cluster(client: Any) -> ClusterState:
-    """The live cluster's state, read through the API server."""
+    """The live cluster's state, read through the API server (with kube-proxy's ConfigMap, whose
+    clusterCIDR is the pod subnet), and the cluster-wide facts the API does not state as such
+    (:func:`fill_config`)."""
     from ..observed import cluster_from_objects
 
-    return cluster_from_objects(client.list_objects(), source=f"context {client.context}")
+    objects = client.list_objects()
+    cm = client.kube_proxy_configmap()
+    state = cluster_from_objects(objects + ([cm] if cm else []), source=f"context {client.context}")
+    fill_config(state, objects, client.context)
+    return state
+
+
+def _flag(objects: Sequence[dict], pod_prefix: str, flag: str) -> str:
+    """A ``--flag=value`` of a kube-system static pod's command (kubeadm and kind start the control
+    plane's components as static pods whose command carries their flags), or ""."""
+    for obj in objects:
+        md = obj.get("metadata") or {}
+        if obj.get("kind") != "Pod" or md.get("namespace") != "kube-system" or not str(md.get("name", "")).startswith(pod_prefix):
+            continue
+        for c in (obj.get("spec") or {}).get("containers") or []:
+            for arg in [*(c.get("command") or []), *(c.get("args") or [])]:
+                if str(arg).startswith(f"--{flag}="):
+                    return str(arg).split("=", 1)[1].split(",")[0]
+    return ""
+
+
+def _covering(addresses: Sequence[str], widest: int, narrowest: int) -> str:
+    """The smallest network (a prefix between ``widest`` and ``narrowest`` bits) holding every address, or ""."""
+    import ipaddress
+
+    ips = [ipaddress.ip_address(a) for a in addresses if a and a != "None"]
+    if not ips:
+        return ""
+    for bits in range(narrowest, widest - 1, -1):
+        net = ipaddress.ip_network(f"{ips[0]}/{bits}", strict=False)
+        if all(ip in net for ip in ips):
+            return str(net)
+    return ""
+
+
+def fill_config(state: ClusterState, objects: Sequence[dict], context: str) -> None:
+    """The cluster's name (``kind-NAME`` -> NAME), Service subnet (the API server's
+    ``--service-cluster-ip-range``, else the smallest /24 or wider network holding every
+    ClusterIP), pod subnet (kube-proxy's clusterCIDR, else the controller manager's
+    ``--cluster-cidr``, else what holds every podCIDR) and node subnet (the smallest /16 or
+    wider network holding the nodes: kind's docker network)."""
+    cfg = state.config
+    cfg.name = context[len("kind-"):] if context.startswith("kind-") else context
+    cfg.service_subnet = (_flag(objects, "kube-apiserver", "service-cluster-ip-range")
+                          or _covering([s.cluster_ip for s in state.services], 8, 24) or cfg.service_subnet)
+    cfg.pod_subnet = (cfg.pod_subnet or _flag(objects, "kube-controller-manager", "cluster-cidr")
+                      or _covering([n.pod_cidr.split("/")[0] for n in state.nodes if n.pod_cidr], 8, 16))
+    cfg.node_subnet = _covering([n.internal_ip for n in state.nodes], 8, 16) or cfg.node_subnet
 
 
 def read_proxy_options(client: Any) -> dict[str, Any]:
@@ -118,12 +167,14 @@ class LiveControlPlane:
         return self.state
 
     def _wait(self, deployments: Sequence[tuple[str, str]]) -> None:
+        """Wait for the ``(namespace, name)`` Deployments' rollouts, with a progress bar (ready replicas)."""
         if not deployments:
             return
         bar = Progress(len(deployments), "rollout")
 
-        def progress(done: int, total: int | None = None, *_: Any) -> None:
-            bar.update(done)
+        def progress(states: list[Any]) -> None:
+            bar.total = sum(s.desired for s in states) or len(states)
+            bar.update(sum(min(s.available, s.desired) for s in states))
 
         try:
             self.client.wait_rollout(list(deployments), timeout=self.rollout_timeout, progress=progress)
@@ -136,7 +187,7 @@ class LiveControlPlane:
         objects = [d.obj for d in docs if d.kind not in ("Cluster",)]  # a kind Cluster config is not an API object
         changed = self.client.apply(objects)
         self.changed = True
-        self._wait([(d.name, (d.obj.get("metadata") or {}).get("namespace") or "default") for d in docs if d.kind == "Deployment"])
+        self._wait([((d.obj.get("metadata") or {}).get("namespace") or "default", d.name) for d in docs if d.kind == "Deployment"])
         self.refresh()
         return changed
 
@@ -145,7 +196,7 @@ class LiveControlPlane:
             raise InputError("replicas", f"{replicas} is negative", "use 0 or more")
         self.client.scale(name, namespace, replicas)
         self.changed = True
-        self._wait([(name, namespace)])
+        self._wait([(namespace, name)])
         self.refresh()
 
     def delete_pod(self, name: str, namespace: str = "default") -> None:
@@ -154,7 +205,7 @@ class LiveControlPlane:
         self.changed = True
         owner = (pod.owner or "").partition("/")
         if owner[0] == "Deployment":
-            self._wait([(owner[2], namespace)])
+            self._wait([(namespace, owner[2])])
         self.refresh()
 
     def set_pod_ready(self, name: str, ready: bool, namespace: str = "default") -> None:
