@@ -32,10 +32,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-NODES = Path(os.environ.get("KSLAB_FAKE_DOCKER_NODES") or ROOT / "tests" / "data" / "kind-nodes")
+RECORDED = ROOT / "tests" / "data" / "kind-nodes"
+NODES = Path(os.environ.get("KSLAB_FAKE_DOCKER_NODES") or RECORDED)
 STATE = Path(os.environ.get("KSLAB_FAKE_DOCKER_STATE") or "/tmp/kslab-fake-docker")
 FAIL = {f for f in (os.environ.get("KSLAB_FAKE_DOCKER_FAIL") or "").split(",") if f}
 LOOP_NAME = "kslab-curl-loop"
+TOOLS = ("iptables", "iptables-save", "conntrack", "curl", "hostname", "ip", "cat", "ls")
 
 
 def out(text: str = "", err: str = "", code: int = 0) -> int:
@@ -84,6 +86,32 @@ class Sim:
                 seen[m[3]] = i + 1
                 chain.counters[i].packets, chain.counters[i].bytes = int(m[1]), int(m[2])
 
+    def persist(self, directory: Path | None = None) -> None:
+        """Write every node's tables, counters included, where the fake docker reads them (its
+        nodes directory): connections made through this simulator move the counters a later
+        ``docker exec NODE iptables -L -v`` prints, as on a live node."""
+        from kslab.xtables import listing
+
+        directory = directory or NODES
+        if directory == RECORDED:
+            return  # the recorded dumps stay as recorded: a run that wants moving counters works on a copy
+        for node, t in self.dp.tables.items():
+            tmp = directory / f".{node}.iptables-save.tmp"
+            tmp.write_text(listing.save(t.tables, counters=True, when=0.0))
+            tmp.replace(directory / f"{node}.iptables-save")  # atomic: a reader sees the old or the new dump
+
+    def answer(self, where: str, argv: list[str]) -> tuple[str, str, int]:
+        """What ``argv`` prints in ``where`` (a pod, a node, mypc): the curl loop or one tool."""
+        if argv[:2] == ["sh", "-c"] and len(argv) == 5 and argv[3] == LOOP_NAME:
+            m = re.search(r'-lt (\d+) \].*curl -s -m ([\d.]+) ', argv[2])
+            return self.curl_loop(where, int(m[1]), float(m[2]), argv[4]), "", 0
+        if argv[:1] == ["conntrack"] and argv[1:] == ["-F"]:
+            return "", "conntrack v1.4.7 (conntrack-tools): connection tracking table has been emptied.\n", 0
+        if argv[:1] and argv[0] in TOOLS:
+            return self.sh(where, argv)
+        return "", (f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{argv[0] if argv else ""}": '
+                    'executable file not found in $PATH: unknown\n'), 127
+
     def sh(self, where: str, argv: list[str]) -> tuple[str, str, int]:
         from kslab import shell
         from kslab.errors import InputError
@@ -127,17 +155,14 @@ class Sim:
 def exec_in(name: str, argv: list[str]) -> int:
     if not running(name):
         return out(err=f"Error response from daemon: No such container: {name}\n", code=1)
-    if argv[:2] == ["sh", "-c"] and len(argv) == 5 and argv[3] == LOOP_NAME:
-        m = re.search(r'-lt (\d+) \].*curl -s -m ([\d.]+) ', argv[2])
-        return out(Sim().curl_loop(name, int(m[1]), float(m[2]), argv[4]))
-    tool = argv[0] if argv else ""
-    if tool == "conntrack" and argv[1:] == ["-F"]:
-        return out(err="conntrack v1.4.7 (conntrack-tools): connection tracking table has been emptied.\n")
-    if tool in ("iptables", "iptables-save", "conntrack", "curl", "hostname", "ip", "cat", "ls"):
-        stdout, stderr, code = Sim().sh(name, argv)
-        return out(stdout, stderr, code)
-    return out(err=f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{tool}": '
-                   'executable file not found in $PATH: unknown\n', code=127)
+    if argv[:1] == ["iptables-save"] and set(argv[1:]) <= {"-c"}:  # the recorded dump itself (no simulator needed)
+        text = (NODES / f"{name}.iptables-save").read_text()
+        return out(text if "-c" in argv else re.sub(r"^\[\d+:\d+\] ", "", text, flags=re.M))
+    sim = Sim()
+    stdout, stderr, code = sim.answer(name, argv)
+    if argv[:1] == ["curl"] or argv[:2] == ["sh", "-c"]:
+        sim.persist()  # the connections moved the nodes' counters
+    return out(stdout, stderr, code)
 
 
 def main(argv: list[str]) -> int:
