@@ -172,15 +172,34 @@ def test_copy_is_a_sim_twin_of_the_live_rules(live):
 def test_changes_go_to_the_api_server_and_only_to_labelled_objects(live):
     server, _ = live
     with kslab.Lab(backend="kind") as lab:
-        labelled = "kslab.io/managed-by" in (lab.cluster.deployments[0].labels if hasattr(lab.cluster.deployments[0], "labels") else {})
-        if not labelled:
-            with pytest.raises((InputError, EnvironmentProblem), match="deploy-echo"):
-                lab.scale("deploy-echo", 4)  # read-only: the study's objects were not applied by kslab
-        changed = lab.apply()  # the lab's manifests, live: creates or configures (labelled), waits for rollouts
-        assert changed and all(" " in line for line in changed)
-        lab.scale("deploy-echo", 4)
-        assert len([p for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo"]) == 4 or server is not None
-        lab.reset()
+        assert not [m for m, _ in server.requests if m not in ("GET",)]  # read-only until asked
+        with pytest.raises((InputError, EnvironmentProblem), match="coredns"):
+            lab.scale("coredns", 3, namespace="kube-system")  # not kslab's: never changed
+        lab.scale("deploy-echo", 4)  # the fixture's deploy-echo carries kslab's label (applied by kslab)
+        dep = next(o for o in server.objects("Deployment") if o["metadata"]["name"] == "deploy-echo")
+        assert dep["spec"]["replicas"] == 4
+        assert any(m in ("PATCH", "PUT") and "deployments/deploy-echo/scale" in p for m, p in server.requests)
+        assert [d.replicas for d in lab.cluster.deployments if d.name == "deploy-echo"] == [4]  # re-read after the rollout
+        lab.patch_service("svc-clusterip", session_affinity="ClientIP")
+        svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-clusterip")
+        assert svc["spec"]["sessionAffinity"] == "ClientIP" and lab.cluster.service("svc-clusterip").session_affinity == "ClientIP"
+        with pytest.raises(InputError, match="cannot be patched on a live cluster"):
+            lab.patch_service("svc-clusterip", cluster_ip="10.200.1.9")
+        lab.reset()  # kslab changed the cluster: the lab's manifests are applied again
+        dep = next(o for o in server.objects("Deployment") if o["metadata"]["name"] == "deploy-echo")
+        svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-clusterip")
+        assert dep["spec"]["replicas"] == 3 and svc["spec"].get("sessionAffinity", "None") == "None"
+
+
+def test_apply_is_the_lab_manifests_live_with_the_label(live):
+    server, _ = live
+    server.load([o for o in server.objects() if o["metadata"]["name"] not in ("svc-clusterip",)])  # as if never applied
+    with kslab.Lab(backend="kind") as lab:
+        changed = lab.apply()
+        assert "Service/default/svc-clusterip created" in changed or any("svc-clusterip" in c and "created" in c for c in changed)
+        svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-clusterip")
+        assert svc["metadata"]["labels"]["kslab.io/managed-by"] == "kslab"
+        assert lab.cluster.service("svc-clusterip")
 
 
 # ---- fallback and errors -------------------------------------------------------------------------
