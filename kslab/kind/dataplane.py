@@ -64,10 +64,39 @@ def read_cluster(client: Any) -> ClusterState:
     state = cluster_from_objects(objects + deployments + ([cm] if cm else []), source=f"context {client.context}")
     fill_config(state, objects, client.context)
     link_owners(state, objects, replica_sets)
+    fill_records(state, [*objects, *deployments])
     for sl in state.endpoint_slices:  # the controller's slices: a sim copy's controller keeps them up to date
         if sl.labels.get("endpointslice.kubernetes.io/managed-by") == "endpointslice-controller.k8s.io":
             sl.managed = True
     return state
+
+
+def fill_records(state: ClusterState, objects: Sequence[dict]) -> None:
+    """The API server's bookkeeping of each object (creation time, uid, resourceVersion,
+    generation) from its metadata, and the control plane's clock at now, so kslab's kubectl
+    prints a live object's real AGE and metadata. An Endpoints object kslab derives from the
+    slices counts from its Service's creation."""
+    from datetime import datetime
+
+    from ..apiobjects import CLUSTER_EPOCH
+    from ..model import ObjectRecord
+
+    state.clock = max(0.0, time.time() - CLUSTER_EPOCH.timestamp())
+    for obj in objects:
+        md = obj.get("metadata") or {}
+        kind = str(obj.get("kind") or "")
+        try:
+            created = datetime.fromisoformat(str(md.get("creationTimestamp")).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            continue
+        ns = "" if kind == "Node" else str(md.get("namespace") or "default")
+        rv = str(md.get("resourceVersion") or "1")
+        rec = ObjectRecord(created=max(0.0, created - CLUSTER_EPOCH.timestamp()), uid=str(md.get("uid") or ""),
+                           resource_version=int(rv) if rv.isdigit() else 1, generation=int(md.get("generation") or 1))
+        state.records[(kind, ns, str(md.get("name")))] = rec
+        if kind == "Service":
+            state.records.setdefault(("Endpoints", ns, str(md.get("name"))), rec)
+    state.revision = max([r.resource_version for r in state.records.values()] or [0])
 
 
 def link_owners(state: ClusterState, objects: Sequence[dict], replica_sets: Sequence[dict]) -> None:
