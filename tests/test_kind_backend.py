@@ -263,3 +263,27 @@ def test_exec_forbidden_is_one_line(live):
         with pytest.raises(EnvironmentProblem) as e:
             lab.run("net-pod", "svc-clusterip", n=5)
         assert "\n" not in str(e.value)
+
+
+def test_a_node_dump_the_simulator_cannot_read_is_one_line(live):
+    """Another CNI's rule (EKS's CONNMARK) in a node's nat table: trace says so in one line."""
+    nodes = Path(os.environ["KSLAB_FAKE_DOCKER_NODES"])
+    dump = nodes / "myk8s-worker.iptables-save"
+    text = dump.read_text()
+    nat_start = text.index("*nat")
+    commit = text.index("COMMIT", nat_start)
+    dump.write_text(text[:commit] + '[0:0] -A PREROUTING -j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80\n' + text[commit:])
+    with kslab.Lab(backend="kind") as lab:
+        with pytest.raises(EnvironmentProblem, match="myk8s-worker's tables: kslab's simulator cannot load them") as e:
+            lab.trace("net-pod", "svc-clusterip")
+        assert "\n" not in str(e.value)
+
+
+def test_api_unreachable_falls_back_in_one_line(live, monkeypatch, capsys):
+    server, _ = live
+    server.stop()  # the port is closed: connection refused
+    monkeypatch.setenv("KSLAB_BACKEND", "kind")
+    lab = kslab.Lab()
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert lab.backend == "sim" and len(printed) == 1 and "kind backend unavailable" in printed[0]
+    assert "kind-myk8s" in lab.fallback or "127.0.0.1" in lab.fallback
