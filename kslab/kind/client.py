@@ -493,7 +493,7 @@ class KindClient:
         except Exception as e:  # the socket broke mid-stream
             raise EnvironmentProblem(f"exec in pod {namespace}/{pod} broke off: {' '.join(str(e).split())[:160]}") from None
         finally:
-            ws.close()
+            ws.close(timeout=0)  # no waiting for the server's close frame (a hung command never sends it)
         return ExecResult("".join(stdout), "".join(stderr), _exit_code(status_text, pod, namespace))
 
     def _exec_problem(self, reason: str, pod: str, namespace: str, what: str) -> Exception:
