@@ -192,7 +192,7 @@ def test_exec_handshake_that_hangs_times_out(client, kind_fake):
     with pytest.raises(EnvironmentProblem) as e:
         client.exec("net-pod", "default", ["hostname"], timeout=0.5)
     assert time.monotonic() - t < 2
-    assert "did not answer within" in one_line(e.value)
+    assert "did not answer within 0.5 s (to create pods/exec in namespace default)" in one_line(e.value)
 
 
 def test_exec_forbidden(client, kind_fake):
