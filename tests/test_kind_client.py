@@ -172,6 +172,27 @@ def test_exec_stdout_stderr_and_exit_code(client, kind_fake):
     assert client.exec("webpod1", "default", ["cat", "big"], timeout=5).stdout == big
 
 
+def test_execs_side_by_side_with_rest_calls(client, kind_fake):
+    """Execs in threads (as the backend runs clients side by side) next to list calls: each
+    exec gets its own answer and the client's REST calls keep working afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    kind_fake.exec_handler = lambda req: ExecAnswer(f"{req.pod} {' '.join(req.argv)}\n", "", 0, delay=0.05)
+    pods = ["webpod1", "webpod2", "webpod3", "net-pod"] * 3
+
+    def run(i_pod):
+        i, pod = i_pod
+        if i % 3 == 2:
+            return len(client.list_kind("Node"))
+        return client.exec(pod, "default", ["echo", str(i)], timeout=10).stdout
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(run, enumerate(pods)))
+    for i, (pod, got) in enumerate(zip(pods, results)):
+        assert got == (4 if i % 3 == 2 else f"{pod} echo {i}\n")
+    assert len(client.list_kind("Service")) == 4  # REST still goes over HTTP, not the websocket
+
+
 def test_exec_recorded_timeout_exit_code(client):
     r = client.exec("net-pod", "default", ["curl", "-s", "-m", "1", "10.200.1.99:9000"], timeout=5)
     assert (r.stdout, r.exit_code) == ("", 28)
