@@ -472,6 +472,22 @@ def test_https_with_the_clusters_ca(tmp_path):
         assert (r.stdout, r.exit_code) == ("net-pod\n", 0)
 
 
+def test_https_with_a_client_certificate_as_kind_writes_it(tmp_path):
+    """kind's kubeconfig: the cluster's CA, and the admin's client certificate and key as data."""
+    with server_for(client_certs=True) as fake:
+        path = fake.write_kubeconfig(tmp_path / "kc")
+        user = yaml.safe_load(path.read_text())["users"][0]["user"]
+        assert sorted(user) == ["client-certificate-data", "client-key-data"]
+        c = KindClient.connect(kubeconfig=str(path))
+        assert len(c.list_kind("EndpointSlice")) == 4
+        assert c.exec("net-pod", "default", ["hostname"], timeout=5).stdout == "net-pod\n"
+        doc = yaml.safe_load(path.read_text())
+        doc["users"][0]["user"] = {}  # no certificate: the TLS handshake fails
+        path.write_text(yaml.safe_dump(doc))
+        with pytest.raises(EnvironmentProblem, match=r"TLS with the API server https://127.0.0.1:\d+ \(context 'kind-myk8s'\) failed .*certificate required"):
+            KindClient.connect(kubeconfig=str(path))
+
+
 def test_https_with_an_unknown_ca_is_refused(tmp_path):
     with server_for(tls=True) as fake:
         path = fake.write_kubeconfig(tmp_path / "kc")
