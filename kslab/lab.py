@@ -66,32 +66,39 @@ class Lab:
         seed: int = 0,
         proxy: dict | None = None,
         cluster_seed: int = CLUSTER_SEED,
+        context: str | None = None,
+        allow_any_context: bool = False,
     ) -> None:
         from_env = backend is None
         backend = backend or os.environ.get("KSLAB_BACKEND") or "sim"
+        self.fallback: str | None = None  # why the backend asked for by KSLAB_BACKEND could not run (then on sim)
+        live = None  # a live cluster (kind): its state, its API server, its dataplane
         try:
             factory.check_environment(backend)
+            live = factory.open_live(backend, context=context, allow_any_context=allow_any_context, seed=seed)
         except EnvironmentProblem as e:
-            if not from_env or os.environ.get("KSLAB_STRICT_BACKEND") or backend == "kind":
+            if not from_env or os.environ.get("KSLAB_STRICT_BACKEND"):
                 raise
             # a notebook asked through KSLAB_BACKEND: say why in one line and run on sim
-            print(f"kslab: {backend} backend unavailable ({e}); running on sim")
+            self.fallback = f"{backend} backend unavailable ({e})"
+            print(f"kslab: {self.fallback}; running on sim")
             backend = "sim"
-        self._proxy_at_start = check_proxy_options(dict(proxy or {}))
+        self._proxy_at_start = check_proxy_options({**(live.proxy_options if live else {}), **(proxy or {})})
         self.proxy_options = dict(self._proxy_at_start)
         self.backend = backend
         self.seed = seed  # the traffic's
         self.cluster_seed = cluster_seed  # the cluster's allocations'
         paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests or [study_lab()])
         self._documents: list[Document] = load_documents(paths)  # read once: reset() rebuilds the same cluster from them
-        self.cluster: ClusterState = self._build_cluster()
-        self.control = ControlPlane.of(self.cluster, cluster_seed)
+        # on kind the cluster is the live one and its API server is the control plane (read-only until lab.apply())
+        self.cluster: ClusterState = live.cluster if live else self._build_cluster()
+        self.control = live.control if live else ControlPlane.of(self.cluster, cluster_seed)
         self._rules: dict[str, RuleSet] = {}
         self.syncs: list[SyncResult] = []  # the last SYNC_HISTORY kube-proxy syncs, per node, timed (oldest first)
         self._proxiers: dict[str, Proxier] = {}  # each node's kube-proxy across syncs
         self._broken: set[str] = set()  # pods whose app break_pod broke
         self.generation = 0  # +1 on every change a connection could see (a sync, a hand edit, a broken pod)
-        self.dataplane: Dataplane = factory.create(backend, self.cluster, seed=seed)
+        self.dataplane: Dataplane = live.dataplane if live else factory.create(backend, self.cluster, seed=seed)
         try:
             self._sync()
         except BaseException:
@@ -151,6 +158,7 @@ class Lab:
 
     def _changed(self) -> None:
         """After a control-plane change: pods first (new ones answer), then kube-proxy's sync."""
+        self.cluster = self.control.state  # a live control plane re-reads the cluster after a change
         for gone in sorted(self._broken - {p.name for p in self.cluster.pods}):
             # repaired while its app still runs: a pod made later under the same name starts healthy
             self.dataplane.break_pod(gone, False)
@@ -170,7 +178,12 @@ class Lab:
 
     # ---- changes ---------------------------------------------------------------------------------
     def apply(self, *paths: str | os.PathLike) -> list[str]:
-        changed = self.control.apply(load_documents(paths))
+        """``kubectl apply`` of ``paths`` (default: the lab's own manifests). On kind this is the one
+        verb that writes to the live cluster first: objects kslab creates carry its label, existing
+        ones without it are never changed, and it waits for the Deployments' rollouts."""
+        live = getattr(self.control, "live", False)
+        docs = load_documents(paths) if paths else (_copy.deepcopy(self._documents) if live else [])
+        changed = self.control.apply(docs)
         self._changed()
         return changed
 
@@ -283,12 +296,16 @@ class Lab:
         for name in sorted(self._broken):
             dp.break_pod(name, False)
         self._broken.clear()
-        self.cluster = self._build_cluster()
-        self.control = ControlPlane.of(self.cluster, self.cluster_seed)
+        if getattr(self.control, "live", False):  # a live cluster: its API server re-applies what kslab changed
+            self.cluster = self.control.reset(_copy.deepcopy(self._documents))
+        else:
+            self.cluster = self._build_cluster()
+            self.control = ControlPlane.of(self.cluster, self.cluster_seed)
         self.proxy_options = dict(self._proxy_at_start)
         dp.update_pods(self.cluster)
         names = [n.name for n in self.cluster.nodes]
-        dp.delete_rules(re.compile(BUILTIN_CHAIN_RULES), names)  # the full sync below puts kube-proxy's jumps back, in order
+        if dp.loads_rules:
+            dp.delete_rules(re.compile(BUILTIN_CHAIN_RULES), names)  # the full sync below puts kube-proxy's jumps back, in order
         dp.reset()  # the clock at 0 before kube-proxy's first sync, as in a new lab
         self._proxiers = {}  # a restarted kube-proxy on every node: its first sync is a full one
         self._sync()

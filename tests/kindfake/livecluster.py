@@ -1,0 +1,91 @@
+"""The fake live cluster for the kind backend's tests: kindapi's fake API server (fixture
+``myk8s``) with pods' exec answered by the same simulated machine the fake ``docker`` answers for
+nodes (:class:`dockerfake.Sim`: the recorded node dumps in kslab's simulator).
+
+- :func:`start` (in-process, for tests): the server started, a kubeconfig written, the fake
+  docker's environment (PATH, state and nodes directories) returned for the test to set;
+- ``python tests/kindfake/livecluster.py DIR`` (a subprocess, for the notebooks): the same, then
+  ``DIR/env.json`` (the environment a notebook needs: KUBECONFIG, PATH, ...) and it serves until
+  killed.
+
+A pod's exec (``kubectl exec net-pod -- curl ...``, kslab's curl loop) runs through the simulator,
+which then writes the nodes' tables back to the fake docker's nodes directory (a copy of the
+recorded dumps): the counters a later ``docker exec NODE iptables -L -v`` prints have moved by
+the connections made, as on a live node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def environment(state: Path) -> dict[str, str]:
+    """The fake docker's environment for a run whose state lives in ``state``."""
+    return {
+        "PATH": f"{HERE}{os.pathsep}{os.environ.get('PATH', '')}",
+        "KSLAB_FAKE_DOCKER_STATE": str(state / "docker"),
+        "KSLAB_FAKE_DOCKER_NODES": str(state / "nodes"),
+    }
+
+
+def start(state: Path, *, fixture: str = "myk8s", context: str = "kind-myk8s", **server_kw: Any):
+    """Start the fake cluster; returns (server, env): ``env`` has KUBECONFIG and the fake docker's variables."""
+    sys.path.insert(0, str(ROOT))
+    state = Path(state)
+    env = environment(state)
+    nodes = Path(env["KSLAB_FAKE_DOCKER_NODES"])
+    if not nodes.exists():
+        shutil.copytree(ROOT / "tests" / "data" / "kind-nodes", nodes, ignore=shutil.ignore_patterns("*.md"))
+    Path(env["KSLAB_FAKE_DOCKER_STATE"]).mkdir(parents=True, exist_ok=True)
+    os.environ["KSLAB_FAKE_DOCKER_NODES"] = str(nodes)  # dockerfake reads it at import
+    import dockerfake
+    from kindfake.fixtures import server_for
+    from kindfake.server import ExecAnswer
+
+    dockerfake.NODES = nodes
+    sim = dockerfake.Sim()
+    lock = threading.Lock()
+
+    def handler(req) -> ExecAnswer:
+        where = req.pod if req.namespace == "default" else f"{req.namespace}/{req.pod}"
+        with lock:
+            stdout, stderr, code = sim.answer(where, list(req.argv))
+            if req.argv[:1] == ("curl",) or req.argv[:2] == ("sh", "-c"):
+                sim.persist(nodes)
+        return ExecAnswer(stdout, stderr, code)
+
+    server = server_for(fixture, **server_kw)
+    server.exec_handler = handler
+    server.start()
+    env["KUBECONFIG"] = str(server.write_kubeconfig(state / "kubeconfig", context=context))
+    return server, env
+
+
+def main(argv: list[str]) -> int:
+    state = Path(argv[0])
+    state.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(HERE.parent))  # the kindfake package
+    server, env = start(state)
+    (state / "env.json").write_text(json.dumps(env))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
