@@ -48,7 +48,8 @@ from .proxy.iptables.node import NodeIptables
 from .xtables import BUILTIN_CHAINS, SAVE_TABLE_ORDER, TableDump, listing_to_save, parse_restore
 
 __all__ = ["ChainDiff", "VerifyReport", "verify_node", "expected_tables", "node_tables", "proxy_config_for",
-           "KUBE_PROXY_CHAINS", "UNORDERED_CHAINS"]
+           "KUBE_PROXY_CHAINS", "UNORDERED_CHAINS", "verify_live",
+           "fetch_node_dump", "describe_config"]
 
 # kube-proxy's fixed chains (per table); a chain of these in the dump is compared even when the
 # rendering has no such chain (then it is unexpected)
@@ -118,6 +119,8 @@ class VerifyReport:
     ignored_rules: list[str] = field(default_factory=list)
     not_compared: list[str] = field(default_factory=list)
     compared: tuple[int, int] = (0, 0)
+    rendered_for: str = ""  # the kube-proxy configuration the rendering used (one line)
+    source: str = ""  # where the node's rules were read (a file, docker exec, a pod's exec)
 
     def ok(self) -> bool:
         return not self.diffs
@@ -133,6 +136,10 @@ class VerifyReport:
             out = [f"{self.node}: kube-proxy's rules differ from what it should have written in {len(self.diffs)} "
                    f"of {chains} chains{tables}"]
             out += [d.text() for d in self.diffs]
+        if self.rendered_for:
+            out.append(f"rendered for: {self.rendered_for}")
+        if self.source:
+            out.append(f"node's rules from: {self.source}")
         if self.ignored_chains:
             out.append(f"ignored (not kube-proxy's): {len(self.ignored_chains)} chains: {', '.join(self.ignored_chains)}")
         if self.ignored_rules:
@@ -163,6 +170,23 @@ def proxy_config_for(cluster: ClusterState, node: str, proxy: dict | None = None
                 raise InputError(f"--node-ip {ip}", "is not an IP address", "write it like 172.18.0.2") from None
         cfg = dataclasses.replace(cfg, node_ips=tuple(node_ips))
     return cfg
+
+
+def describe_config(cfg: ProxyConfig) -> str:
+    """One line: the options of ``cfg`` that change what kube-proxy writes."""
+    local = cfg.if_local()
+    parts = [f"node IP{'s' if len(cfg.node_ips) != 1 else ''} {', '.join(cfg.node_ips) or 'none'}",
+             f"clusterCIDR {cfg.cluster_cidr or 'none'}",
+             f"detect-local {cfg.detect_local_mode}" + ("" if local else " (no local-traffic detector)"),
+             f"masqueradeAll {str(cfg.masquerade_all).lower()}",
+             f"nodePortAddresses {','.join(cfg.nodeport_addresses) or 'all'}",
+             f"localhostNodePorts {str(cfg.localhost_nodeports).lower()}",
+             f"nfacct {'on' if cfg.nfacct else 'off'}"]
+    if cfg.masquerade_bit != 14:
+        parts.append(f"masqueradeBit {cfg.masquerade_bit}")
+    if not cfg.random_fully:
+        parts.append("no --random-fully")
+    return ", ".join(parts)
 
 
 def expected_tables(cluster: ClusterState, node: str, *, proxy: dict | None = None,
@@ -286,4 +310,89 @@ def verify_node(cluster: ClusterState, node: str, save_text: str, *, proxy: dict
     one-line InputError."""
     expected = expected_tables(cluster, node, proxy=proxy, node_ips=node_ips)
     actual = node_tables(save_text, where=f"the iptables-save of {node}")
-    return compare_tables(node, expected, actual)
+    report = compare_tables(node, expected, actual)
+    report.rendered_for = describe_config(proxy_config_for(cluster, node, proxy, node_ips))
+    return report
+
+
+# ---- a live cluster -----------------------------------------------------------------------------------
+
+SAVE_TIMEOUT = 30.0  # seconds for one iptables-save on a node
+KUBE_PROXY_LABEL = ("k8s-app", "kube-proxy")  # kubeadm's, kind's and EKS's kube-proxy DaemonSet pods
+
+
+def kube_proxy_pod(cluster: ClusterState, node: str):
+    """The kube-proxy pod running on ``node`` (kube-system, ``k8s-app=kube-proxy``), or None."""
+    key, value = KUBE_PROXY_LABEL
+    for p in cluster.pods:
+        if p.namespace == "kube-system" and p.node_name == node and p.labels.get(key) == value and not p.terminating:
+            return p
+    return None
+
+
+def fetch_node_dump(node: str, cluster: ClusterState, *, client=None, docker=None, allow_debug_pod: bool = False,
+                    timeout: float = SAVE_TIMEOUT) -> tuple[str, str]:
+    """``node``'s ``iptables-save`` and how it was read: ``docker exec NODE iptables-save`` when
+    the node is a kind container on this machine's Docker; otherwise, only with
+    ``allow_debug_pod``, ``iptables-save`` in the node's kube-proxy pod (privileged, on the
+    node's network: it sees the node's tables) by the API server's exec. A node that is not a
+    kind container, without ``allow_debug_pod``: one-line EnvironmentProblem saying so."""
+    from .errors import EnvironmentProblem
+    from .kind.traffic import Docker
+
+    try:
+        docker = docker or Docker.find()
+        if docker.running([node]).get(node):
+            r = docker.exec(node, ["iptables-save"], timeout=timeout)
+            if r.exit_code != 0:
+                raise EnvironmentProblem(f"docker exec {node} iptables-save failed (exit {r.exit_code}): "
+                                         f"{' '.join(r.stderr.split())[:200] or 'no message'}")
+            return r.stdout, f"docker exec {node} iptables-save"
+        problem = f"node {node} is not a kind node container on this machine (docker has no running container {node})"
+    except EnvironmentProblem as e:
+        if not allow_debug_pod:
+            raise
+        problem = str(e)
+    if not allow_debug_pod:
+        raise EnvironmentProblem(f"{problem}; kslab reads a non-kind node's rules only from a privileged pod on it: "
+                                 "pass --allow-debug-pod (allow_debug_pod=True) to run iptables-save in its kube-proxy pod")
+    pod = kube_proxy_pod(cluster, node)
+    if pod is None or client is None:
+        raise EnvironmentProblem(f"{problem}, and no kube-proxy pod (kube-system, k8s-app=kube-proxy) runs on {node} "
+                                 "to run iptables-save in")
+    r = client.exec(pod.name, pod.namespace, ["iptables-save"], timeout=timeout)
+    if r.exit_code != 0:
+        raise EnvironmentProblem(f"iptables-save in pod kube-system/{pod.name} failed (exit {r.exit_code}): "
+                                 f"{' '.join(r.stderr.split())[:200] or 'no message'}")
+    return r.stdout, f"iptables-save in pod kube-system/{pod.name} (on {node}), by the API server's exec"
+
+
+def verify_live(node: str, *, context: str | None = None, kubeconfig: str | None = None, allow_any_context: bool = False,
+                allow_debug_pod: bool = False, timeout: float = 10.0, client=None, docker=None) -> VerifyReport:
+    """``kslab verify --context CTX --node NODE``: the live objects and kube-proxy ConfigMap
+    (through :class:`kslab.kind.client.KindClient`, refusing a context not named ``kind-*``
+    unless ``allow_any_context``), the node's real rules (:func:`fetch_node_dump`), compared by
+    :func:`verify_node`. Without a kube-proxy ConfigMap, kube-proxy's defaults are assumed (the
+    report says so). ``client``/``docker`` are for tests."""
+    from .kind.dataplane import read_cluster
+    from .observed import proxy_options_from_configmap
+
+    own = client is None
+    if own:
+        from .kind.client import KindClient
+
+        client = KindClient.connect(context, kubeconfig=kubeconfig, allow_any_context=allow_any_context, timeout=timeout)
+    try:
+        cluster = read_cluster(client)
+        cluster.node(node)
+        cm = client.kube_proxy_configmap()
+        proxy = proxy_options_from_configmap(cm) if cm else {"cluster_cidr": None}
+        text, source = fetch_node_dump(node, cluster, client=client, docker=docker, allow_debug_pod=allow_debug_pod)
+    finally:
+        if own:
+            client.close()
+    report = verify_node(cluster, node, text, proxy=proxy)
+    report.source = f"{source} (context {client.context})"
+    if cm is None:
+        report.rendered_for += " (no kube-proxy ConfigMap in kube-system: kube-proxy's defaults)"
+    return report
