@@ -438,6 +438,9 @@ def _add_verify(sub) -> None:
     p.add_argument("--no-nfacct", action="store_true",
                    help="kube-proxy without nfacct counters: no -m nfacct matches (what kube-proxy before 1.30 wrote "
                         "in KUBE-FORWARD, and before 1.31 in KUBE-NODEPORTS)")
+    p.add_argument("--no-random-fully", action="store_true",
+                   help="MASQUERADE without --random-fully: a kube-proxy whose iptables is older than 1.6.2, or a "
+                        "dump printed by an iptables-save older than 1.6.2 (which does not print the flag)")
     p.add_argument("--context", help="live: the kubeconfig context of the cluster (kind-*)")
     p.add_argument("--kubeconfig", help="live: the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
     p.add_argument("--context-any", action="store_true", help="live: allow a context not named kind-*")
@@ -460,8 +463,9 @@ def cmd_verify(args) -> int:
         if files or args.iptables_save or args.proxy_config:
             raise InputError("--context", "the live form reads the objects, kube-proxy's ConfigMap and the node's rules "
                              "itself", "drop -f, --iptables-save and --proxy-config, or drop --context")
-        if args.node_ip or args.no_nfacct:
-            raise InputError("--node-ip/--no-nfacct", "only apply to the offline form", "drop them with --context")
+        if args.node_ip or args.no_nfacct or args.no_random_fully:
+            raise InputError("--node-ip/--no-nfacct/--no-random-fully", "only apply to the offline form",
+                             "drop them with --context")
         if not args.context:
             raise InputError("--context", "is required for the live form", "give --context kind-NAME")
         report = verify_live(args.node, context=args.context, kubeconfig=args.kubeconfig,
@@ -489,6 +493,8 @@ def cmd_verify(args) -> int:
             proxy = proxy_options_from_configmap(cms[0].obj, source=cms[0].source)
         if args.no_nfacct:
             proxy["nfacct"] = False
+        if args.no_random_fully:
+            proxy["random_fully"] = False
         text = read_dumps(args.iptables_save)
         report = verify_node(cluster, args.node, text, proxy=proxy, node_ips=args.node_ip)
         report.source = " ".join(args.iptables_save)
