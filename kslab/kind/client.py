@@ -54,6 +54,7 @@ MANAGED_LABEL = {MANAGED_LABEL_KEY: MANAGED_LABEL_VALUE}
 
 KIND_CONTEXT_PREFIX = "kind-"
 LIST_PAGE_SIZE = 500  # kubectl's --chunk-size
+FIELD_MANAGER = (("fieldManager", "kslab"),)  # managedFields name kslab as the writer
 
 # ---- resources ------------------------------------------------------------------------------------
 
@@ -562,18 +563,18 @@ class KindClient:
             if not exists:
                 body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": dict(MANAGED_LABEL)}}
                 nres = RESOURCES["Namespace"]
-                self._request("POST", nres.path(), body=body, content_type="application/json",
+                self._request("POST", nres.path(), body=body, content_type="application/json", query=FIELD_MANAGER,
                               what=f"create namespaces {ns}", resource=nres, name=ns)
                 done.append(f"namespace/{ns} created")
         for action, res, body, ns in plan:
             name = body["metadata"]["name"]
             scope = self._scope(res, ns)
             if action == "created":
-                self._request("POST", res.path(ns), body=body, content_type="application/json",
+                self._request("POST", res.path(ns), body=body, content_type="application/json", query=FIELD_MANAGER,
                               what=f"create {res.qualified}{scope}", resource=res, namespace=ns, name=name)
             else:
                 self._request("PATCH", res.path(ns, name), body=body, content_type="application/strategic-merge-patch+json",
-                              what=f"patch {res.qualified} {name}{scope}", resource=res, namespace=ns, name=name)
+                              query=FIELD_MANAGER, what=f"patch {res.qualified} {name}{scope}", resource=res, namespace=ns, name=name)
             done.append(f"{res.kind.lower()}/{ns + '/' if ns else ''}{name} {action}")
         return done
 
@@ -584,7 +585,7 @@ class KindClient:
         res = RESOURCES["Deployment"]
         self._check_managed(self.get_object("Deployment", deployment, namespace), res, "scale")
         self._request("PATCH", res.path(namespace, deployment, "scale"), body={"spec": {"replicas": replicas}},
-                      content_type="application/merge-patch+json",
+                      content_type="application/merge-patch+json", query=FIELD_MANAGER,
                       what=f"patch deployments.apps/scale {deployment} in namespace {namespace}",
                       resource=res, namespace=namespace, name=deployment)
 
@@ -595,6 +596,7 @@ class KindClient:
         res = RESOURCES["Service"]
         self._check_managed(self.get_object("Service", name, namespace), res, "patch")
         self._request("PATCH", res.path(namespace, name), body=patch, content_type="application/strategic-merge-patch+json",
+                      query=FIELD_MANAGER,
                       what=f"patch services {name} in namespace {namespace}", resource=res, namespace=namespace, name=name)
 
     def delete_pod(self, name: str, namespace: str) -> None:

@@ -59,9 +59,36 @@ def read_cluster(client: Any) -> ClusterState:
 
     objects = client.list_objects()
     cm = client.kube_proxy_configmap()
-    state = cluster_from_objects(objects + ([cm] if cm else []), source=f"context {client.context}")
+    deployments = client.list_kind("Deployment")  # what lab.scale and the panels count pods by
+    replica_sets = client.list_kind("ReplicaSet")
+    state = cluster_from_objects(objects + deployments + ([cm] if cm else []), source=f"context {client.context}")
     fill_config(state, objects, client.context)
+    link_owners(state, objects, replica_sets)
+    for sl in state.endpoint_slices:  # the controller's slices: a sim copy's controller keeps them up to date
+        if sl.labels.get("endpointslice.kubernetes.io/managed-by") == "endpointslice-controller.k8s.io":
+            sl.managed = True
     return state
+
+
+def link_owners(state: ClusterState, objects: Sequence[dict], replica_sets: Sequence[dict]) -> None:
+    """Each pod's ``owner`` (``Deployment/NAME``, as the control-plane emulation sets it) from the
+    live ownerReferences: pod -> its controlling ReplicaSet -> that ReplicaSet's Deployment."""
+    def controller(obj: dict) -> tuple[str, str] | None:
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+            if ref.get("controller"):
+                return str(ref.get("kind")), str(ref.get("name"))
+        return None
+
+    rs_owner = {((rs.get("metadata") or {}).get("namespace"), (rs.get("metadata") or {}).get("name")): controller(rs)
+                for rs in replica_sets}
+    pod_rs = {((o.get("metadata") or {}).get("namespace") or "default", (o.get("metadata") or {}).get("name")): controller(o)
+              for o in objects if o.get("kind") == "Pod"}
+    for pod in state.pods:
+        ref = pod_rs.get((pod.namespace, pod.name))
+        if ref and ref[0] == "ReplicaSet":
+            dep = rs_owner.get((pod.namespace, ref[1]))
+            if dep and dep[0] == "Deployment":
+                pod.owner = f"Deployment/{dep[1]}"
 
 
 def _flag(objects: Sequence[dict], pod_prefix: str, flag: str) -> str:
@@ -161,6 +188,7 @@ class LiveControlPlane:
         self.client = client
         self.rollout_timeout = rollout_timeout
         self.changed = False  # True once kslab changed the cluster (reset re-applies the lab's manifests)
+        self._undo: dict[tuple[str, str], dict[str, Any]] = {}  # (namespace, name) -> the Service spec fields before kslab's patches
 
     def refresh(self) -> ClusterState:
         self.state = read_cluster(self.client)
@@ -223,6 +251,10 @@ class LiveControlPlane:
                 raise InputError(f"service {name}: {key}", "cannot be patched on a live cluster",
                                  "use one of: " + ", ".join(sorted(_SERVICE_FIELDS)))
             body[api] = value
+        spec = (self.client.get_object("Service", name, namespace).get("spec") or {})
+        undo = self._undo.setdefault((namespace, name), {})
+        for api in body:
+            undo.setdefault(api, spec.get(api))  # None: the field was not set (a merge patch's null removes it)
         self.client.patch_service(name, namespace, {"spec": body})
         self.changed = True
         self.refresh()
@@ -233,9 +265,13 @@ class LiveControlPlane:
             raise InputError("seconds", f"{seconds} is negative", "the clock only moves forward")
 
     def reset(self, docs: list[Document]) -> ClusterState:
-        """Back to the lab's manifests: if kslab changed the cluster, apply them again (replicas,
+        """Back to the lab's manifests: if kslab changed the cluster, undo its Service patches (a
+        field the manifests do not set survives an apply), apply the manifests again (replicas,
         Service specs) and wait; then re-read. A lab that only read the cluster just re-reads it."""
         if self.changed:
+            for (namespace, name), spec in self._undo.items():  # apply keeps fields the manifests do not set
+                self.client.patch_service(name, namespace, {"spec": spec})
+            self._undo.clear()
             self.apply(docs)
         return self.refresh()
 
