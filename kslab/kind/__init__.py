@@ -18,7 +18,9 @@ from .client import (
     ExecResult,
     KindClient,
     KubeconfigInfo,
+    RolloutProgress,
     check_context,
+    context_is_safe,
     default_kubeconfig_path,
     read_kubeconfig,
 )
@@ -30,7 +32,9 @@ __all__ = [
     "ExecResult",
     "KindClient",
     "KubeconfigInfo",
+    "RolloutProgress",
     "check_context",
+    "context_is_safe",
     "default_kubeconfig_path",
     "read_kubeconfig",
 ]

@@ -339,12 +339,12 @@ class KindClient:
             raise EnvironmentProblem(f"the API server of context {self.context!r} answered {what} with "
                                      f"something that is not JSON ({data[:60]!r})") from None
 
-    def _transport_problem(self, err: Any, what: str) -> EnvironmentProblem:
+    def _transport_problem(self, err: Any, what: str, timeout: float | None = None) -> EnvironmentProblem:
         text = " ".join(str(err).split())
         low = text.lower()
         if "timed out" in low or "timeout" in low:
             return EnvironmentProblem(f"the API server {self.server} (context {self.context!r}) did not answer "
-                                      f"within {self.timeout:g} s (to {what}): is the cluster overloaded or paused? "
+                                      f"within {timeout or self.timeout:g} s (to {what}): is the cluster overloaded or paused? "
                                       "(docker ps; kind get clusters)")
         if "refused" in low or "errno 111" in low:
             return EnvironmentProblem(f"the API server {self.server} (context {self.context!r}) refused the connection "
@@ -466,11 +466,12 @@ class KindClient:
                                   "_preload_content": False, "_request_timeout": timeout}
         if container:
             kwargs["container"] = container
-        _ws_timeout.value = min(timeout, self.timeout)
+        handshake = min(timeout, self.timeout)
+        _ws_timeout.value = handshake
         try:
             ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, **kwargs)
         except ApiException as e:
-            raise self._exec_problem(str(e.reason or e), pod, namespace, what) from None
+            raise self._exec_problem(str(e.reason or e), pod, namespace, what, handshake) from None
         finally:
             _ws_timeout.value = None
         stdout: list[str] = []
@@ -493,10 +494,10 @@ class KindClient:
         except Exception as e:  # the socket broke mid-stream
             raise EnvironmentProblem(f"exec in pod {namespace}/{pod} broke off: {' '.join(str(e).split())[:160]}") from None
         finally:
-            ws.close()
+            ws.close(timeout=0)  # no waiting for the server's close frame (a hung command never sends it)
         return ExecResult("".join(stdout), "".join(stderr), _exit_code(status_text, pod, namespace))
 
-    def _exec_problem(self, reason: str, pod: str, namespace: str, what: str) -> Exception:
+    def _exec_problem(self, reason: str, pod: str, namespace: str, what: str, timeout: float) -> Exception:
         m = re.search(r"Handshake status (\d+)", reason)
         if m:
             status = int(m.group(1))
@@ -513,7 +514,7 @@ class KindClient:
             if status == 403:
                 return EnvironmentProblem(f"exec not allowed: {err}")
             return err
-        return self._transport_problem(reason, what)
+        return self._transport_problem(reason, what, timeout)
 
     # -- writing (label-checked) ------------------------------------------------------------------
 

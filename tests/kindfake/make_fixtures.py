@@ -49,6 +49,7 @@ NODES = [CP, f"{CLUSTER}-worker", f"{CLUSTER}-worker2", f"{CLUSTER}-worker3"]
 KUBE_DNS_IP = "10.200.1.10"  # kubeadm: the 10th address of the service range
 COREDNS_IPS = ["10.10.0.3", "10.10.0.4"]  # the sim gives net-pod 10.10.0.2 (it does not model kube-system)
 LOCAL_PATH_IP = "10.10.0.5"
+NODE_KERNEL = "6.8.0-1029-aws"  # the host kernel the fixture's kind nodes report (a cloud VM's)
 SYSTEM_RV = 300  # kube-system objects' revisions start here (the study's come from the sim)
 
 KUBE_PROXY_CONF = """\
@@ -239,6 +240,7 @@ def node_extras(node: dict) -> dict:
         {"names": ["registry.k8s.io/pause:3.10"], "sizeBytes": 320368},
     ]
     info = st["nodeInfo"]
+    info["kernelVersion"] = NODE_KERNEL  # recorded, not this machine's (the sim reports the host's)
     info["bootID"] = uid("boot", CLUSTER)
     info["machineID"] = hashlib.sha256(f"machine/{name}".encode()).hexdigest()[:32]
     info["systemUUID"] = uid("system", name)
