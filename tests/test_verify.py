@@ -353,6 +353,9 @@ class LabClient:
     def list_objects(self):
         return self.objects
 
+    def list_kind(self, kind, namespace=None, *, label_selector=None):
+        return []  # Deployments and ReplicaSets: pods' owners, which verify does not use
+
     def kube_proxy_configmap(self):
         conf = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.10.0.0/16\nmode: iptables\n"
         return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
@@ -412,3 +415,55 @@ def test_live_without_docker_and_no_kube_proxy_pod(monkeypatch):
         fetch_node_dump("myk8s-worker", lab.cluster, client=LabClient(lab))
     with pytest.raises(EnvironmentProblem, match="and no kube-proxy pod .* runs on myk8s-worker"):
         fetch_node_dump("myk8s-worker", lab.cluster, client=LabClient(lab), allow_debug_pod=True)
+
+
+# ---- the live form end to end: the real kubernetes client against the fake API server ----------------------
+
+
+@pytest.fixture
+def live(tmp_path, monkeypatch):
+    """tests/kindfake's API server (fixture myk8s) and fake docker, KUBECONFIG pointing at it."""
+    sys.path.insert(0, str(REPO / "tests"))
+    sys.path.insert(0, str(REPO / "tests" / "kindfake"))
+    livecluster = pytest.importorskip("kindfake.livecluster", reason="the fake API server (tests/kindfake) is not here")
+    server, env = livecluster.start(tmp_path)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    yield server, env
+    server.stop()
+
+
+def test_live_cli_against_the_fake_api_server(live, capsys):
+    """The real client reads the fake server's objects and kube-proxy ConfigMap, the fake docker
+    replays the node's recorded dump. The two fixtures disagree on one Service: the fake server
+    serves kube-system/kube-dns (CoreDNS 10.10.0.3/.4), the recorded dumps
+    (tests/data/kind-nodes, rendered from kslab's own lab) have no kube-dns rules. verify reports
+    exactly that, and nothing else; once the recorded dumps carry kube-dns the node matches."""
+    from kslab.cli import main
+
+    code = main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == (0 if report["ok"] else 1)
+    assert all(d["status"] in ("", "missing") and not d["unexpected"] and d["missing"]
+               and all("kube-system/kube-dns:" in line for line in d["missing"]) for d in report["diffs"])
+    assert code == 0 or {d["chain"] for d in report["diffs"]} >= {
+        "KUBE-SERVICES", "KUBE-SVC-TCOU7JCQXEZGVUNU", "KUBE-SVC-ERIFXISQEP7F7OF4", "KUBE-SVC-JD5MR3NA4I4DYORP"}
+    main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker"])
+    out = capsys.readouterr().out
+    assert "node's rules from: docker exec myk8s-worker iptables-save (context kind-myk8s)" in out
+    assert "clusterCIDR 10.10.0.0/16" in out  # from the live kube-proxy ConfigMap
+    assert "ignored (not kube-proxy's): 3 chains: nat DOCKER_OUTPUT, nat DOCKER_POSTROUTING, nat KIND-MASQ-AGENT" in out
+
+
+def test_live_cli_errors_are_one_line(live, capsys):
+    from kslab.cli import main
+
+    server, _ = live
+    assert main(["verify", "--context", "kind-nope", "--node", "myk8s-worker"]) == 1
+    assert capsys.readouterr().err.startswith("kslab: error: context 'kind-nope' is not in kubeconfig")
+    assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker9"]) == 2
+    assert capsys.readouterr().err.startswith("kslab: error: node 'myk8s-worker9': no such node in the cluster")
+    server.forbid("list", "endpointslices")
+    assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kslab: error: forbidden: context 'kind-myk8s' cannot list endpointslices.discovery.k8s.io") and err.count("\n") == 1
