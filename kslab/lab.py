@@ -280,8 +280,9 @@ class Lab:
         ignored. Returns a :class:`kslab.verify.VerifyReport` (``.ok()``, ``.text()``)."""
         from .verify import verify_node
 
-        return verify_node(self.cluster, node, self.save_text(node),
-                           proxy={**self.proxy_options, **self.dataplane.kernel_features()})
+        options = {**self.proxy_options, **self.dataplane.kernel_features()}
+        # the lab's own prediction: an option left at None means the lab's default, as in proxy_config()
+        return verify_node(self.cluster, node, self.save_text(node), proxy={k: v for k, v in options.items() if v is not None})
 
     def advance(self, seconds: float) -> None:
         """Move the clock: the simulator's jumps at once; on netns the kernel's clock is real, so

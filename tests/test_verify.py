@@ -330,6 +330,24 @@ def test_lab_verify_on_sim_and_a_hand_edit():
     r = lab.verify("myk8s-worker")
     assert [(d.table, d.chain, len(d.missing), d.unexpected) for d in r.diffs] == [("nat", sep, 1, [])]
     assert lab.verify("myk8s-worker2").ok()  # the other nodes keep their rules
+    # the lab's own options are the prediction (None: the lab's default, the cluster's pod subnet)
+    lab.set_proxy(cluster_cidr=None, masquerade_all=True)
+    r = lab.verify("myk8s-worker2")
+    assert r.ok() and "clusterCIDR 10.10.0.0/16" in r.rendered_for and "masqueradeAll true" in r.rendered_for
+
+
+@pytest.mark.netns
+def test_lab_verify_on_the_real_kernel():
+    """The kernel's own iptables-save of a netns node equals the rendering; a hand edit shows."""
+    import kslab
+
+    with kslab.Lab(backend="netns") as lab:
+        assert lab.verify("myk8s-worker").ok()
+        assert lab.delete_rules(r"^-A KUBE-SVC-\S+ .*statistic", nodes=["myk8s-worker"]) == 4  # two ladders of three
+        r = lab.verify("myk8s-worker")
+        assert [(d.chain, len(d.missing), len(d.unexpected)) for d in r.diffs] == [
+            ("KUBE-SVC-KBDEBIL6IU6WL7RF", 2, 0), ("KUBE-SVC-VTR7MTHHNMFZ3OFS", 2, 0)]
+        assert all("--probability" in line for d in r.diffs for line in d.missing)
 
 
 # ---- the live form, against the fake docker (tests/kindfake) and a client serving the lab's objects --------
