@@ -273,6 +273,17 @@ class Lab:
         self.cluster.node(node)
         return self.dataplane.save_text(node)
 
+    def verify(self, node: str):
+        """Prediction vs reality on ``node``: what kube-proxy should have written for this lab's
+        cluster and kube-proxy options, compared per chain with what the node holds now
+        (:meth:`save_text`: on kind the node's real ``iptables-save``), other software's chains
+        ignored. Returns a :class:`kslab.verify.VerifyReport` (``.ok()``, ``.text()``)."""
+        from .verify import verify_node
+
+        options = {**self.proxy_options, **self.dataplane.kernel_features()}
+        # the lab's own prediction: an option left at None means the lab's default, as in proxy_config()
+        return verify_node(self.cluster, node, self.save_text(node), proxy={k: v for k, v in options.items() if v is not None})
+
     def advance(self, seconds: float) -> None:
         """Move the clock: the simulator's jumps at once; on netns the kernel's clock is real, so
         this waits ``seconds`` (conntrack and ``recent`` entries age in real time)."""

@@ -38,7 +38,7 @@ from .manifests import (
 from .model import ClusterConfig, ClusterState
 from .proxy.config import DETECT_LOCAL_MODES, check_options
 
-__all__ = ["cluster_from_objects", "proxy_options_from_configmap", "proxy_mode", "kube_proxy_configuration",
+__all__ = ["cluster_from_objects", "cluster_from_documents", "proxy_options_from_configmap", "proxy_mode", "kube_proxy_configuration",
            "is_kube_proxy_configmap", "OBSERVED_KINDS"]
 
 # kinds read into the cluster; every other kind (ConfigMap but kube-proxy's, Namespace, ...) is skipped
@@ -90,7 +90,12 @@ def cluster_from_objects(objects: list[dict], *, source: str = "objects") -> Clu
     object twice) is a one-line InputError naming it and the field."""
     if not isinstance(objects, (list, tuple)):
         raise InputError(source, f"expected a list of API objects, got {type(objects).__name__}", "give a list (or a kind: List)")
-    docs = _flatten(objects, source)
+    return cluster_from_documents(_flatten(objects, source), source=source)
+
+
+def cluster_from_documents(docs: list[Document], *, source: str = "objects") -> ClusterState:
+    """:func:`cluster_from_objects` of documents read from files
+    (:func:`kslab.manifests.load_documents`: errors then name the file and the item)."""
     state = ClusterState(config=ClusterConfig(name=source, pod_subnet="", service_subnet="", node_subnet=""))
     seen: dict[tuple[str, str, str], str] = {}
     proxy_cm: Document | None = None
