@@ -287,3 +287,15 @@ def test_api_unreachable_falls_back_in_one_line(live, monkeypatch, capsys):
     printed = capsys.readouterr().out.strip().splitlines()
     assert lab.backend == "sim" and len(printed) == 1 and "kind backend unavailable" in printed[0]
     assert "kind-myk8s" in lab.fallback or "127.0.0.1" in lab.fallback
+
+
+def test_verify_compares_the_prediction_with_the_nodes_real_rules(live):
+    """lab.verify(node) on kind: the live objects' prediction against the node's iptables-save by
+    docker exec, kind's own chains ignored. The recorded dumps were made for the study's lab, which
+    has no coredns: the fixture's kube-system/kube-dns is exactly what differs, on every node."""
+    with kslab.Lab(backend="kind") as lab:
+        for node in lab.cluster.nodes:
+            r = lab.verify(node.name)
+            assert r.ignored_chains == ["nat DOCKER_OUTPUT", "nat DOCKER_POSTROUTING", "nat KIND-MASQ-AGENT"]
+            assert r.diffs and not any(d.unexpected for d in r.diffs)
+            assert all("kube-system/kube-dns:" in line for d in r.diffs for line in d.missing), r.text()
