@@ -299,3 +299,19 @@ def test_verify_compares_the_prediction_with_the_nodes_real_rules(live):
             assert r.ignored_chains == ["nat DOCKER_OUTPUT", "nat DOCKER_POSTROUTING", "nat KIND-MASQ-AGENT"]
             assert r.diffs and not any(d.unexpected for d in r.diffs)
             assert all("kube-system/kube-dns:" in line for d in r.diffs for line in d.missing), r.text()
+
+
+def test_cli_sh_and_simulate_on_kind(live):
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "sh", "--backend", "kind", "net-pod", "--",
+                        "curl -s svc-clusterip:9000 | grep Hostname"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split()[1] in WEBPODS, r.stderr
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "simulate", "--backend", "kind", "--from", "net-pod",
+                        "--to", "svc-clusterip", "-n", "60", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    doc = json.loads(r.stdout)
+    assert doc["backend"] == "kind" and doc["connections"] == 60 and set(doc["by_endpoint"]) <= set(WEBPODS)
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "sh", "--backend", "kind", "net-pod", "--", "hostname"],
+                       env=dict(env, KUBECONFIG=str(ROOT / "no-such-kubeconfig")), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
