@@ -315,3 +315,23 @@ def test_cli_sh_and_simulate_on_kind(live):
     r = subprocess.run([sys.executable, "-m", "kslab.cli", "sh", "--backend", "kind", "net-pod", "--", "hostname"],
                        env=dict(env, KUBECONFIG=str(ROOT / "no-such-kubeconfig")), capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_delete_pod_goes_to_the_api_server_for_kslabs_pods_only(live):
+    server, _ = live
+    with kslab.Lab(backend="kind") as lab:
+        coredns = next(p.name for p in lab.cluster.pods if p.name.startswith("coredns-"))
+        with pytest.raises((InputError, EnvironmentProblem), match=coredns):
+            lab.delete_pod(coredns, namespace="kube-system")
+        echo = sorted(p.name for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo")
+        lab.delete_pod(echo[0])  # owned by the labelled deploy-echo (through its ReplicaSet)
+        assert any(m == "DELETE" and f"/pods/{echo[0]}" in p for m, p in server.requests)
+        assert echo[0] not in {p.name for p in lab.cluster.pods}  # re-read (the fake runs no ReplicaSet controller)
+        with pytest.raises(EnvironmentProblem, match="readiness"):
+            lab.set_ready("webpod1", False)
+
+
+def test_a_missing_context_is_one_line(live):
+    with pytest.raises(EnvironmentProblem, match="kind-nope") as e:
+        kslab.Lab(backend="kind", context="kind-nope")
+    assert "\n" not in str(e.value)
