@@ -180,15 +180,18 @@ def test_changes_go_to_the_api_server_and_only_to_labelled_objects(live):
         assert dep["spec"]["replicas"] == 4
         assert any(m in ("PATCH", "PUT") and "deployments/deploy-echo/scale" in p for m, p in server.requests)
         assert [d.replicas for d in lab.cluster.deployments if d.name == "deploy-echo"] == [4]  # re-read after the rollout
-        lab.patch_service("svc-clusterip", session_affinity="ClientIP")
+        lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=45)
         svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-clusterip")
         assert svc["spec"]["sessionAffinity"] == "ClientIP" and lab.cluster.service("svc-clusterip").session_affinity == "ClientIP"
+        assert svc["spec"]["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 45}}
+        assert lab.cluster.service("svc-clusterip").session_affinity_timeout == 45
         with pytest.raises(InputError, match="cannot be patched on a live cluster"):
             lab.patch_service("svc-clusterip", cluster_ip="10.200.1.9")
         lab.reset()  # kslab changed the cluster: the lab's manifests are applied again
         dep = next(o for o in server.objects("Deployment") if o["metadata"]["name"] == "deploy-echo")
         svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-clusterip")
         assert dep["spec"]["replicas"] == 3 and svc["spec"].get("sessionAffinity", "None") == "None"
+        assert "sessionAffinityConfig" not in svc["spec"]
 
 
 def test_apply_is_the_lab_manifests_live_with_the_label(live):
