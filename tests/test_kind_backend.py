@@ -338,3 +338,16 @@ def test_a_missing_context_is_one_line(live):
     with pytest.raises(EnvironmentProblem, match="kind-nope") as e:
         kslab.Lab(backend="kind", context="kind-nope")
     assert "\n" not in str(e.value)
+
+
+def test_a_live_patch_reaches_the_nodes_rules_through_their_kube_proxy(live):
+    """The fake cluster's kube-proxy (tests/kindfake/livecluster.py) follows the API: after
+    patch_service, the node's real rules hold the --rcheck rules that the Lab's prediction has."""
+    with kslab.Lab(backend="kind") as lab:
+        assert "--rcheck" not in lab.save_text("myk8s-worker")
+        lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=10800)
+        real = lab.sh("myk8s-worker", f"iptables -t nat -S {SVC_CHAIN}")
+        assert real.count("--rcheck --seconds 10800 --reap") == 3
+        assert all(line in lab.render("myk8s-worker").save_text() for line in real.splitlines() if line.startswith("-A"))
+        df = lab.run("net-pod", "svc-clusterip", n=50)
+        assert df["endpoint_pod"].nunique() == 1  # ClientIP affinity: one client, one endpoint

@@ -8,7 +8,9 @@ nodes (:class:`dockerfake.Sim`: the recorded node dumps in kslab's simulator).
   ``DIR/env.json`` (the environment a notebook needs: KUBECONFIG, PATH, ...) and it serves until
   killed.
 
-A pod's exec (``kubectl exec net-pod -- curl ...``, kslab's curl loop) runs through the simulator,
+A write to a Service or an EndpointSlice is followed by every node's kube-proxy (kslab's Proxier,
+a partial sync into the same simulator: :func:`kube_proxy`), so the nodes' rules follow the API
+as on a live cluster. A pod's exec (``kubectl exec net-pod -- curl ...``, kslab's curl loop) runs through the simulator,
 which then writes the nodes' tables back to the fake docker's nodes directory (a copy of the
 recorded dumps): the counters a later ``docker exec NODE iptables -L -v`` prints have moved by
 the connections made, as on a live node.
@@ -36,6 +38,51 @@ def environment(state: Path) -> dict[str, str]:
         "KSLAB_FAKE_DOCKER_STATE": str(state / "docker"),
         "KSLAB_FAKE_DOCKER_NODES": str(state / "nodes"),
     }
+
+
+def kube_proxy(sim, nodes: Path, lock: threading.Lock):
+    """A write hook playing every node's kube-proxy: after a write to a Service or an EndpointSlice,
+    each node's Proxier syncs (partially, as kube-proxy does after a change: only the changed
+    Services' chains are rewritten, the other rules keep their counters) from the objects the
+    server now stores, into the simulator the fake docker reads. Each Proxier starts primed with
+    the cluster the recorded dumps were made for."""
+    from kslab.kind.dataplane import read_cluster
+    from kslab.proxy.config import ProxyConfig
+    from kslab.proxy.proxier import Proxier
+
+    base = sim.lab.cluster
+    proxiers = {}
+    for node in base.nodes:
+        proxiers[node.name] = Proxier(ProxyConfig.for_node(base, node.name))
+        proxiers[node.name].sync_and_retry(base.services, base.endpoint_slices, lambda rs: None, now=0.0)  # what the dumps hold
+
+    class Objects:  # the reading side of a KindClient, over the server's store
+        context = "kind-myk8s"
+
+        def __init__(self, server):
+            self.server = server
+
+        def list_objects(self):
+            return [o for o in self.server.objects() if o["kind"] in ("Node", "Pod", "Service", "EndpointSlice")]
+
+        def list_kind(self, kind):
+            return self.server.objects(kind)
+
+        def kube_proxy_configmap(self):
+            return next((o for o in self.server.objects("ConfigMap") if o["metadata"]["name"] == "kube-proxy"), None)
+
+    def hook(server, verb: str, obj: dict) -> None:
+        if obj.get("kind") not in ("Service", "EndpointSlice"):
+            return
+        cluster = read_cluster(Objects(server))
+        with lock:
+            for name, proxier in proxiers.items():
+                proxier.sync_and_retry(cluster.services, cluster.endpoint_slices,
+                                       lambda rs, n=name: sim.dp.sync_rules(n, rs), list_nat_chains=lambda n=name: sim.dp.nat_chains(n),
+                                       now=0.0)
+            sim.persist(nodes)
+
+    return hook
 
 
 def start(state: Path, *, fixture: str = "myk8s", context: str = "kind-myk8s", **server_kw: Any):
@@ -66,6 +113,7 @@ def start(state: Path, *, fixture: str = "myk8s", context: str = "kind-myk8s", *
 
     server = server_for(fixture, **server_kw)
     server.exec_handler = handler
+    server.on_write.append(kube_proxy(sim, nodes, lock))
     server.start()
     env["KUBECONFIG"] = str(server.write_kubeconfig(state / "kubeconfig", context=context))
     return server, env
