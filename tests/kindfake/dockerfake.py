@@ -20,7 +20,9 @@ were made: tests/data/kind-nodes/SOURCES.md), counters included. Commands:
 Environment: ``KSLAB_FAKE_DOCKER_STATE`` (a writable directory: ``mypc`` and ``calls.log``, one
 JSON argv a line, so tests can count execs), ``KSLAB_FAKE_DOCKER_NODES`` (the dumps' directory),
 ``KSLAB_FAKE_DOCKER_FAIL`` (comma-separated: ``daemon`` (the daemon does not answer),
-``missing:NAME`` (no such container), ``slow`` (every call sleeps 5 s)).
+``missing:NAME`` (no such container), ``slow`` (every call sleeps 5 s)), ``KSLAB_FAKE_DOCKER_MACHINE``
+(the URL of the fake live cluster's simulator, tests/kindfake/livecluster.py: ``docker exec`` runs
+there, sharing conntrack, ``recent`` lists and counters with the pods' exec).
 """
 
 from __future__ import annotations
@@ -214,6 +216,14 @@ def exec_in(name: str, argv: list[str]) -> int:
     if argv[:1] == ["iptables-save"] and set(argv[1:]) <= {"-c"}:  # the recorded dump itself (no simulator needed)
         text = (NODES / f"{name}.iptables-save").read_text()
         return out(text if "-c" in argv else re.sub(r"^\[\d+:\d+\] ", "", text, flags=re.M))
+    machine = os.environ.get("KSLAB_FAKE_DOCKER_MACHINE")
+    if machine:  # the fake live cluster's own simulator (tests/kindfake/livecluster.py): one kernel state for all
+        import urllib.request
+
+        req = urllib.request.Request(machine, data=json.dumps({"where": name, "argv": argv}).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=600) as r:
+            doc = json.loads(r.read())
+        return out(doc["stdout"], doc["stderr"], doc["code"])
     sim = Sim()
     stdout, stderr, code = sim.answer(name, argv)
     if argv[:1] == ["curl"] or argv[:2] == ["sh", "-c"]:

@@ -85,6 +85,34 @@ def kube_proxy(sim, nodes: Path, lock: threading.Lock):
     return hook
 
 
+def serve_machine(sim, nodes: Path, lock: threading.Lock) -> str:
+    """The simulator as the fake docker's machine: a tiny HTTP endpoint on 127.0.0.1 that runs
+    ``docker exec CONTAINER ARGV`` in this process's simulator (POST JSON ``{"where", "argv"}`` ->
+    ``{"stdout", "stderr", "code"}``), so nodes and pods share one kernel state (conntrack,
+    ``recent`` lists, counters), as on one live cluster. Returns its URL."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with lock:
+                stdout, stderr, code = sim.answer(req["where"], req["argv"])
+                if req["argv"][:1] == ["curl"] or req["argv"][:2] == ["sh", "-c"]:
+                    sim.persist(nodes)
+            body = json.dumps({"stdout": stdout, "stderr": stderr, "code": code}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+
 def start(state: Path, *, fixture: str = "myk8s", context: str = "kind-myk8s", **server_kw: Any):
     """Start the fake cluster; returns (server, env): ``env`` has KUBECONFIG and the fake docker's variables."""
     sys.path.insert(0, str(ROOT))
@@ -111,6 +139,7 @@ def start(state: Path, *, fixture: str = "myk8s", context: str = "kind-myk8s", *
                 sim.persist(nodes)
         return ExecAnswer(stdout, stderr, code)
 
+    env["KSLAB_FAKE_DOCKER_MACHINE"] = serve_machine(sim, nodes, lock)
     server = server_for(fixture, **server_kw)
     server.exec_handler = handler
     server.on_write.append(kube_proxy(sim, nodes, lock))
