@@ -122,12 +122,11 @@ def start(state: Path, *, fixture: str = "myk8s", context: str = "kind-myk8s", *
     if not nodes.exists():
         shutil.copytree(ROOT / "tests" / "data" / "kind-nodes", nodes, ignore=shutil.ignore_patterns("*.md"))
     Path(env["KSLAB_FAKE_DOCKER_STATE"]).mkdir(parents=True, exist_ok=True)
-    os.environ["KSLAB_FAKE_DOCKER_NODES"] = str(nodes)  # dockerfake reads it at import
     import dockerfake
     from kindfake.fixtures import server_for
     from kindfake.server import ExecAnswer
 
-    dockerfake.NODES = nodes
+    dockerfake.NODES = nodes  # this process's simulator reads and writes the run's copy of the dumps
     sim = dockerfake.Sim()
     lock = threading.Lock()
 
