@@ -10,8 +10,11 @@ place of :class:`kslab.controlplane.ControlPlane`) and a :class:`KindDataplane`.
 its Proxiers on kind: they are the *prediction* of what the node's kube-proxy wrote
 (``lab.render(node)``), compared with the node's real tables by ``lab.verify(node)``.
 
-Read-only unless asked: nothing in the cluster changes until ``lab.apply()`` (then scale, patch,
-delete, readiness go to the API server, on objects carrying kslab's label only; KindClient checks).
+Read-only unless asked: nothing in the cluster changes until ``lab.apply()``; then scale, patch
+and delete go to the API server, on objects carrying kslab's label only (KindClient checks). A
+pod's readiness is its kubelet's, a pod's app and a node's rules are not kslab's to break or edit:
+those verbs say so in one line (try them on ``lab.copy()``, a sim twin holding the nodes' real
+dumps).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
