@@ -374,6 +374,31 @@ def test_connect_uses_KUBECONFIG_and_its_current_context(kind_fake, kind_kubecon
     assert (c.context, c.server, c.version["gitVersion"]) == ("kind-myk8s", kind_fake.url, "v1.33.1")
 
 
+def test_KUBECONFIG_lists_several_files(kind_fake, tmp_path, monkeypatch):  # noqa: F811
+    other = FakeApiServer()
+    other.port = free_port()
+    first = other.write_kubeconfig(tmp_path / "work", context="prod-admin")  # its current context wins
+    second = kind_fake.write_kubeconfig(tmp_path / "kind")
+    monkeypatch.setenv("KUBECONFIG", f"{first}:{tmp_path / 'missing'}:{second}")
+    info = kc.read_kubeconfig()
+    assert (sorted(info.contexts), info.current_context) == (["kind-myk8s", "prod-admin"], "prod-admin")
+    with pytest.raises(EnvironmentProblem, match="context 'prod-admin' is not a kind cluster"):
+        KindClient.connect()
+    c = KindClient.connect("kind-myk8s")
+    assert c.server == kind_fake.url and len(c.list_kind("Node")) == 4
+
+
+def test_broken_kubeconfig(tmp_path):
+    path = tmp_path / "kc"
+    path.write_text("clusters: [\n")
+    with pytest.raises(EnvironmentProblem, match=f"kubeconfig {path} cannot be read: "):
+        KindClient.connect("kind-myk8s", kubeconfig=str(path))
+    path.write_text(yaml.safe_dump({"contexts": [{"name": "kind-myk8s", "context": {"cluster": "gone", "user": "gone"}}],
+                                    "current-context": "kind-myk8s"}))
+    with pytest.raises(EnvironmentProblem, match="context 'kind-myk8s' cannot be used: "):
+        KindClient.connect(kubeconfig=str(path))
+
+
 def test_no_kubeconfig(tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
     with pytest.raises(EnvironmentProblem) as e:
