@@ -234,6 +234,18 @@ def test_exec_forbidden(client, kind_fake):
     assert 'User "kubernetes-admin" cannot create resource "pods/exec" in API group "" in the namespace "default"' in msg
 
 
+def test_exec_in_a_pod_that_is_not_running(client, kind_fake):
+    pod = next(o for o in kind_fake.objects("Pod") if o["metadata"]["name"] == "webpod3")
+    pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+    kind_fake.store.put(pod)
+    with pytest.raises(EnvironmentProblem) as e:
+        client.exec("webpod3", "default", ["hostname"], timeout=5)
+    assert one_line(e.value) == ('exec in pod default/webpod3 refused (400): unable to upgrade connection: container not '
+                                 'found ("container"); is the pod running? (kubectl get pod -o wide)')
+    with pytest.raises(EnvironmentProblem, match=r"refused \(400\): container sidecar is not valid for pod webpod1"):
+        client.exec("webpod1", "default", ["hostname"], timeout=5, container="sidecar")
+
+
 def test_exec_in_a_missing_pod(client):
     with pytest.raises(InputError) as e:
         client.exec("nope", "default", ["hostname"], timeout=5)
