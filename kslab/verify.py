@@ -351,7 +351,8 @@ def fetch_node_dump(node: str, cluster: ClusterState, *, client=None, docker=Non
         problem = f"node {node} is not a kind node container on this machine (docker has no running container {node})"
     except EnvironmentProblem as e:
         if not allow_debug_pod:
-            raise
+            raise EnvironmentProblem(f"{e}; a node that is not a kind container: pass --allow-debug-pod "
+                                     "(allow_debug_pod=True)") from None
         problem = str(e)
     if not allow_debug_pod:
         raise EnvironmentProblem(f"{problem}; kslab reads a non-kind node's rules only from a privileged pod on it: "

@@ -429,7 +429,7 @@ def test_live_without_docker_and_no_kube_proxy_pod(monkeypatch):
 
     monkeypatch.setenv("PATH", "/nonexistent")
     lab = kslab.Lab()
-    with pytest.raises(EnvironmentProblem, match="^docker: not found on PATH"):
+    with pytest.raises(EnvironmentProblem, match="^docker: not found on PATH.*; a node that is not a kind container: pass --allow-debug-pod"):
         fetch_node_dump("myk8s-worker", lab.cluster, client=LabClient(lab))
     with pytest.raises(EnvironmentProblem, match="and no kube-proxy pod .* runs on myk8s-worker"):
         fetch_node_dump("myk8s-worker", lab.cluster, client=LabClient(lab), allow_debug_pod=True)
