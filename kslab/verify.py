@@ -234,10 +234,31 @@ def node_tables(save_text: str, *, where: str = "the node's dump") -> dict[str, 
     (several listings may follow each other): the same reading ``kslab trace --iptables-save``
     does (:func:`kslab.xtables.listing_to_save`, then :func:`kslab.xtables.parse_restore`,
     lenient about extensions kslab does not model). A one-line InputError if it cannot be read."""
+    return _node_tables(save_text, where)[0]
+
+
+def _node_tables(save_text: str, where: str) -> tuple[dict[str, TableDump], list[str]]:
+    """:func:`node_tables`, and the tables of the dump kslab does not read (``security``: other
+    software's, left out before parsing)."""
     if not save_text.strip():
         raise InputError(where, "is empty", "give the output of iptables-save (or iptables -t nat -S) on the node")
     try:
-        return parse_restore(listing_to_save(save_text), strict=False)
+        text = listing_to_save(save_text)
+    except ValueError as err:
+        raise InputError(where, str(err), "give iptables-save output, or iptables -S listings") from None
+    kept, skipped, table = [], [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("*"):
+            table = stripped[1:]
+            if table not in BUILTIN_CHAINS and table not in skipped:
+                skipped.append(table)
+        if table is None or table in BUILTIN_CHAINS:
+            kept.append(line)
+        if stripped == "COMMIT":
+            table = None
+    try:
+        return parse_restore("\n".join(kept) + "\n", strict=False), skipped
     except ValueError as err:
         raise InputError(where, str(err), "give iptables-save output, or iptables -S listings") from None
 
@@ -337,8 +358,9 @@ def verify_node(cluster: ClusterState, node: str, save_text: str, *, proxy: dict
     node's InternalIP). Bad input (an unknown node, a dump that cannot be read, a bad option):
     one-line InputError."""
     expected = expected_tables(cluster, node, proxy=proxy, node_ips=node_ips)
-    actual = node_tables(save_text, where=f"the iptables-save of {node}")
+    actual, skipped = _node_tables(save_text, f"the iptables-save of {node}")
     report = compare_tables(node, expected, actual)
+    report.ignored_chains += [f"{t} (the whole table)" for t in skipped]
     cfg = proxy_config_for(cluster, node, proxy, node_ips)
     report.rendered_for = describe_config(cfg)
     if report.diffs and cfg.node_ips:
