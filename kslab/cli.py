@@ -261,8 +261,9 @@ def _add_trace(sub) -> None:
     p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP")
     p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port], NODE:nodePort or NODE:service")
     p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
-    p.add_argument("--backend", choices=["sim", "netns"], default="sim",
-                   help="netns: bring the lab up in the kernel (root), open one real connection, print the kernel's own trace")
+    p.add_argument("--backend", choices=["sim", "netns", "kind"], default="sim",
+                   help="netns: bring the lab up in the kernel (root), open one real connection, print the kernel's own trace; "
+                        "kind: the current kube context's live cluster, traced through its nodes' real iptables-save")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_trace)
 
@@ -302,7 +303,8 @@ def _add_simulate(sub) -> None:
     p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port], NODE:nodePort or NODE:service")
     p.add_argument("-n", type=int, default=1000, help="connections (default 1000)")
     p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
-    p.add_argument("--backend", choices=["sim", "netns"], default="sim")
+    p.add_argument("--backend", choices=["sim", "netns", "kind"], default="sim",
+                   help="kind: real connections in the current kube context's live cluster (read-only)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_simulate)
 
@@ -360,8 +362,9 @@ def _add_sh(sub) -> None:
                     "kslab sh myk8s-worker -- 'iptables -t nat -S | grep KUBE-SVC'",
     )
     _add_files(p)
-    p.add_argument("--backend", choices=["sim", "netns"], default="sim",
-                   help="netns: bring the lab up in the kernel (root) for the command and remove it after")
+    p.add_argument("--backend", choices=["sim", "netns", "kind"], default="sim",
+                   help="netns: bring the lab up in the kernel (root) for the command and remove it after; "
+                        "kind: in the current kube context's live cluster (pods by exec, nodes by docker exec)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("where", metavar="WHERE", help="a node, a pod or mypc")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND",

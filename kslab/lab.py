@@ -52,7 +52,15 @@ class Lab:
     """The study's lab (or any manifests) on a backend: the cluster, its control plane, one
     kube-proxy (:class:`~kslab.proxy.proxier.Proxier`) per node, and one
     :class:`~kslab.dataplane.Dataplane` the rules run on (``sim``: the simulator, ``netns``: the
-    kernel). Every verb works the same on every backend.
+    kernel, ``kind``: a live kind cluster). Every verb works the same on every backend.
+
+    ``backend="kind"`` reads the cluster of kube context ``context`` (default: the current one;
+    a context not named ``kind-*`` only with ``allow_any_context=True``) instead of building it
+    from ``manifests``, which :meth:`apply` then applies live when asked (read-only until then);
+    its own kube-proxy writes the rules and the Lab's Proxiers are the prediction
+    (:mod:`kslab.kind.dataplane`). A backend named by ``KSLAB_BACKEND`` that cannot run here
+    prints one line and runs on sim (:attr:`fallback` keeps why; ``KSLAB_STRICT_BACKEND=1`` makes
+    it an error, as naming the backend as an argument does).
 
     ``seed`` seeds the traffic (client ports, ``statistic`` draws) where the backend can be
     seeded; ``cluster_seed`` seeds the cluster's allocations and is best left alone: with the

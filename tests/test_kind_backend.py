@@ -180,15 +180,18 @@ def test_changes_go_to_the_api_server_and_only_to_labelled_objects(live):
         assert dep["spec"]["replicas"] == 4
         assert any(m in ("PATCH", "PUT") and "deployments/deploy-echo/scale" in p for m, p in server.requests)
         assert [d.replicas for d in lab.cluster.deployments if d.name == "deploy-echo"] == [4]  # re-read after the rollout
-        lab.patch_service("svc-clusterip", session_affinity="ClientIP")
+        lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=45)
         svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-clusterip")
         assert svc["spec"]["sessionAffinity"] == "ClientIP" and lab.cluster.service("svc-clusterip").session_affinity == "ClientIP"
+        assert svc["spec"]["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 45}}
+        assert lab.cluster.service("svc-clusterip").session_affinity_timeout == 45
         with pytest.raises(InputError, match="cannot be patched on a live cluster"):
             lab.patch_service("svc-clusterip", cluster_ip="10.200.1.9")
         lab.reset()  # kslab changed the cluster: the lab's manifests are applied again
         dep = next(o for o in server.objects("Deployment") if o["metadata"]["name"] == "deploy-echo")
         svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-clusterip")
         assert dep["spec"]["replicas"] == 3 and svc["spec"].get("sessionAffinity", "None") == "None"
+        assert "sessionAffinityConfig" not in svc["spec"]
 
 
 def test_apply_is_the_lab_manifests_live_with_the_label(live):
@@ -263,3 +266,75 @@ def test_exec_forbidden_is_one_line(live):
         with pytest.raises(EnvironmentProblem) as e:
             lab.run("net-pod", "svc-clusterip", n=5)
         assert "\n" not in str(e.value)
+
+
+def test_a_node_dump_the_simulator_cannot_read_is_one_line(live):
+    """Another CNI's rule (EKS's CONNMARK) in a node's nat table: trace says so in one line."""
+    nodes = Path(os.environ["KSLAB_FAKE_DOCKER_NODES"])
+    dump = nodes / "myk8s-worker.iptables-save"
+    text = dump.read_text()
+    nat_start = text.index("*nat")
+    commit = text.index("COMMIT", nat_start)
+    dump.write_text(text[:commit] + '[0:0] -A PREROUTING -j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80\n' + text[commit:])
+    with kslab.Lab(backend="kind") as lab:
+        with pytest.raises(EnvironmentProblem, match="myk8s-worker's tables: kslab's simulator cannot load them") as e:
+            lab.trace("net-pod", "svc-clusterip")
+        assert "\n" not in str(e.value)
+
+
+def test_api_unreachable_falls_back_in_one_line(live, monkeypatch, capsys):
+    server, _ = live
+    server.stop()  # the port is closed: connection refused
+    monkeypatch.setenv("KSLAB_BACKEND", "kind")
+    lab = kslab.Lab()
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert lab.backend == "sim" and len(printed) == 1 and "kind backend unavailable" in printed[0]
+    assert "kind-myk8s" in lab.fallback or "127.0.0.1" in lab.fallback
+
+
+def test_verify_compares_the_prediction_with_the_nodes_real_rules(live):
+    """lab.verify(node) on kind: the live objects' prediction against the node's iptables-save by
+    docker exec, kind's own chains ignored. The recorded dumps were made for the study's lab, which
+    has no coredns: the fixture's kube-system/kube-dns is exactly what differs, on every node."""
+    with kslab.Lab(backend="kind") as lab:
+        for node in lab.cluster.nodes:
+            r = lab.verify(node.name)
+            assert r.ignored_chains == ["nat DOCKER_OUTPUT", "nat DOCKER_POSTROUTING", "nat KIND-MASQ-AGENT"]
+            assert r.diffs and not any(d.unexpected for d in r.diffs)
+            assert all("kube-system/kube-dns:" in line for d in r.diffs for line in d.missing), r.text()
+
+
+def test_cli_sh_and_simulate_on_kind(live):
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "sh", "--backend", "kind", "net-pod", "--",
+                        "curl -s svc-clusterip:9000 | grep Hostname"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split()[1] in WEBPODS, r.stderr
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "simulate", "--backend", "kind", "--from", "net-pod",
+                        "--to", "svc-clusterip", "-n", "60", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    doc = json.loads(r.stdout)
+    assert doc["backend"] == "kind" and doc["connections"] == 60 and set(doc["by_endpoint"]) <= set(WEBPODS)
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "sh", "--backend", "kind", "net-pod", "--", "hostname"],
+                       env=dict(env, KUBECONFIG=str(ROOT / "no-such-kubeconfig")), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_delete_pod_goes_to_the_api_server_for_kslabs_pods_only(live):
+    server, _ = live
+    with kslab.Lab(backend="kind") as lab:
+        coredns = next(p.name for p in lab.cluster.pods if p.name.startswith("coredns-"))
+        with pytest.raises((InputError, EnvironmentProblem), match=coredns):
+            lab.delete_pod(coredns, namespace="kube-system")
+        echo = sorted(p.name for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo")
+        lab.delete_pod(echo[0])  # owned by the labelled deploy-echo (through its ReplicaSet)
+        assert any(m == "DELETE" and f"/pods/{echo[0]}" in p for m, p in server.requests)
+        assert echo[0] not in {p.name for p in lab.cluster.pods}  # re-read (the fake runs no ReplicaSet controller)
+        with pytest.raises(EnvironmentProblem, match="readiness"):
+            lab.set_ready("webpod1", False)
+
+
+def test_a_missing_context_is_one_line(live):
+    with pytest.raises(EnvironmentProblem, match="kind-nope") as e:
+        kslab.Lab(backend="kind", context="kind-nope")
+    assert "\n" not in str(e.value)

@@ -172,6 +172,27 @@ def test_exec_stdout_stderr_and_exit_code(client, kind_fake):
     assert client.exec("webpod1", "default", ["cat", "big"], timeout=5).stdout == big
 
 
+def test_execs_side_by_side_with_rest_calls(client, kind_fake):
+    """Execs in threads (as the backend runs clients side by side) next to list calls: each
+    exec gets its own answer and the client's REST calls keep working afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    kind_fake.exec_handler = lambda req: ExecAnswer(f"{req.pod} {' '.join(req.argv)}\n", "", 0, delay=0.05)
+    pods = ["webpod1", "webpod2", "webpod3", "net-pod"] * 3
+
+    def run(i_pod):
+        i, pod = i_pod
+        if i % 3 == 2:
+            return len(client.list_kind("Node"))
+        return client.exec(pod, "default", ["echo", str(i)], timeout=10).stdout
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(run, enumerate(pods)))
+    for i, (pod, got) in enumerate(zip(pods, results)):
+        assert got == (4 if i % 3 == 2 else f"{pod} echo {i}\n")
+    assert len(client.list_kind("Service")) == 4  # REST still goes over HTTP, not the websocket
+
+
 def test_exec_recorded_timeout_exit_code(client):
     r = client.exec("net-pod", "default", ["curl", "-s", "-m", "1", "10.200.1.99:9000"], timeout=5)
     assert (r.stdout, r.exit_code) == ("", 28)
@@ -449,6 +470,22 @@ def test_https_with_the_clusters_ca(tmp_path):
         assert len(c.list_kind("Node")) == 4
         r = c.exec("net-pod", "default", ["hostname"], timeout=5)  # wss://
         assert (r.stdout, r.exit_code) == ("net-pod\n", 0)
+
+
+def test_https_with_a_client_certificate_as_kind_writes_it(tmp_path):
+    """kind's kubeconfig: the cluster's CA, and the admin's client certificate and key as data."""
+    with server_for(client_certs=True) as fake:
+        path = fake.write_kubeconfig(tmp_path / "kc")
+        user = yaml.safe_load(path.read_text())["users"][0]["user"]
+        assert sorted(user) == ["client-certificate-data", "client-key-data"]
+        c = KindClient.connect(kubeconfig=str(path))
+        assert len(c.list_kind("EndpointSlice")) == 4
+        assert c.exec("net-pod", "default", ["hostname"], timeout=5).stdout == "net-pod\n"
+        doc = yaml.safe_load(path.read_text())
+        doc["users"][0]["user"] = {}  # no certificate: the TLS handshake fails
+        path.write_text(yaml.safe_dump(doc))
+        with pytest.raises(EnvironmentProblem, match=r"TLS with the API server https://127.0.0.1:\d+ \(context 'kind-myk8s'\) failed .*certificate required"):
+            KindClient.connect(kubeconfig=str(path))
 
 
 def test_https_with_an_unknown_ca_is_refused(tmp_path):

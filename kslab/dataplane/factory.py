@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Mapping
 
-from ..errors import InputError
+from ..errors import EnvironmentProblem, InputError
 from .base import Dataplane
 
 if TYPE_CHECKING:
@@ -61,6 +61,9 @@ def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mappin
 
     dp = SimDataplane(cluster, seed=seed)
     for node, text in (tables or {}).items():
-        dp.tables[node].restore(text)  # into empty tables: iptables-restore of a save gives the same tables
+        try:
+            dp.tables[node].restore(text)  # into empty tables: iptables-restore of a save gives the same tables
+        except ValueError as e:  # a live node's rules may use what the simulator does not execute (another CNI's)
+            raise EnvironmentProblem(f"{node}'s tables: kslab's simulator cannot load them ({e})") from None
         dp.network.update_tables({node: dp.tables[node].tables})
     return dp

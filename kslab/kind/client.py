@@ -461,7 +461,10 @@ class KindClient:
 
         _install_websocket_timeout()
         what = f"create pods/exec in namespace {namespace}"
-        core = k8s.CoreV1Api(self.api)
+        # the client's stream() swaps call_api on the ApiClient it is given for the handshake:
+        # an ApiClient of its own per exec keeps concurrent execs and REST calls apart
+        exec_api = k8s.ApiClient(self.api.configuration)
+        core = k8s.CoreV1Api(exec_api)
         kwargs: dict[str, Any] = {"command": list(argv), "stderr": True, "stdin": False, "stdout": True, "tty": False,
                                   "_preload_content": False, "_request_timeout": timeout}
         if container:
@@ -474,6 +477,7 @@ class KindClient:
             raise self._exec_problem(str(e.reason or e), pod, namespace, what, handshake) from None
         finally:
             _ws_timeout.value = None
+            exec_api.close()
         stdout: list[str] = []
         stderr: list[str] = []
         deadline = time.monotonic() + timeout

@@ -64,10 +64,39 @@ def read_cluster(client: Any) -> ClusterState:
     state = cluster_from_objects(objects + deployments + ([cm] if cm else []), source=f"context {client.context}")
     fill_config(state, objects, client.context)
     link_owners(state, objects, replica_sets)
+    fill_records(state, [*objects, *deployments])
     for sl in state.endpoint_slices:  # the controller's slices: a sim copy's controller keeps them up to date
         if sl.labels.get("endpointslice.kubernetes.io/managed-by") == "endpointslice-controller.k8s.io":
             sl.managed = True
     return state
+
+
+def fill_records(state: ClusterState, objects: Sequence[dict]) -> None:
+    """The API server's bookkeeping of each object (creation time, uid, resourceVersion,
+    generation) from its metadata, and the control plane's clock at now, so kslab's kubectl
+    prints a live object's real AGE and metadata. An Endpoints object kslab derives from the
+    slices counts from its Service's creation."""
+    from datetime import datetime
+
+    from ..apiobjects import CLUSTER_EPOCH
+    from ..model import ObjectRecord
+
+    state.clock = max(0.0, time.time() - CLUSTER_EPOCH.timestamp())
+    for obj in objects:
+        md = obj.get("metadata") or {}
+        kind = str(obj.get("kind") or "")
+        try:
+            created = datetime.fromisoformat(str(md.get("creationTimestamp")).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            continue
+        ns = "" if kind == "Node" else str(md.get("namespace") or "default")
+        rv = str(md.get("resourceVersion") or "1")
+        rec = ObjectRecord(created=max(0.0, created - CLUSTER_EPOCH.timestamp()), uid=str(md.get("uid") or ""),
+                           resource_version=int(rv) if rv.isdigit() else 1, generation=int(md.get("generation") or 1))
+        state.records[(kind, ns, str(md.get("name")))] = rec
+        if kind == "Service":
+            state.records.setdefault(("Endpoints", ns, str(md.get("name"))), rec)
+    state.revision = max([r.resource_version for r in state.records.values()] or [0])
 
 
 def link_owners(state: ClusterState, objects: Sequence[dict], replica_sets: Sequence[dict]) -> None:
@@ -188,7 +217,7 @@ class LiveControlPlane:
         self.client = client
         self.rollout_timeout = rollout_timeout
         self.changed = False  # True once kslab changed the cluster (reset re-applies the lab's manifests)
-        self._undo: dict[tuple[str, str], dict[str, Any]] = {}  # (namespace, name) -> the Service spec fields before kslab's patches
+        self._undo: dict[tuple[str, str], dict[tuple[str, ...], Any]] = {}  # (namespace, name) -> the Service spec fields before kslab's patches
 
     def refresh(self) -> ClusterState:
         self.state = read_cluster(self.client)
@@ -242,19 +271,23 @@ class LiveControlPlane:
 
     def patch_service(self, name: str, namespace: str = "default", **spec: Any) -> None:
         """Patch Service fields given as kslab.model.Service names (``session_affinity="ClientIP"``,
-        ``external_traffic_policy="Local"``, ``internal_traffic_policy=...``) with the API's names."""
+        ``session_affinity_timeout=10800``, ``external_traffic_policy="Local"`` ...) with the API's
+        names (a JSON merge patch of ``spec``; None removes a field)."""
         self.state.service(name, namespace)
         body: dict[str, Any] = {}
         for key, value in spec.items():
-            api = _SERVICE_FIELDS.get(key)
-            if api is None:
+            path = _SERVICE_FIELDS.get(key)
+            if path is None:
                 raise InputError(f"service {name}: {key}", "cannot be patched on a live cluster",
                                  "use one of: " + ", ".join(sorted(_SERVICE_FIELDS)))
-            body[api] = value
-        spec = (self.client.get_object("Service", name, namespace).get("spec") or {})
+            # no timeout: no sessionAffinityConfig at all (the API server refuses one with sessionAffinity None)
+            _put(body, path[:1] if value is None else path, value)
+        live = self.client.get_object("Service", name, namespace).get("spec") or {}
         undo = self._undo.setdefault((namespace, name), {})
-        for api in body:
-            undo.setdefault(api, spec.get(api))  # None: the field was not set (a merge patch's null removes it)
+        for key in spec:
+            path = _SERVICE_FIELDS[key][:1]  # the top spec field, restored whole
+            if path not in undo:
+                undo[path] = _get(live, path)  # None: the field was not set (a merge patch's null removes it)
         self.client.patch_service(name, namespace, {"spec": body})
         self.changed = True
         self.refresh()
@@ -269,21 +302,39 @@ class LiveControlPlane:
         field the manifests do not set survives an apply), apply the manifests again (replicas,
         Service specs) and wait; then re-read. A lab that only read the cluster just re-reads it."""
         if self.changed:
-            for (namespace, name), spec in self._undo.items():  # apply keeps fields the manifests do not set
-                self.client.patch_service(name, namespace, {"spec": spec})
+            for (namespace, name), fields in self._undo.items():  # apply keeps fields the manifests do not set
+                body: dict[str, Any] = {}
+                for path, value in fields.items():
+                    _put(body, path, value)
+                self.client.patch_service(name, namespace, {"spec": body})
             self._undo.clear()
             self.apply(docs)
         return self.refresh()
 
 
-# kslab.model.Service field -> the Service's spec field in the API
-_SERVICE_FIELDS = {
-    "session_affinity": "sessionAffinity",
-    "external_traffic_policy": "externalTrafficPolicy",
-    "internal_traffic_policy": "internalTrafficPolicy",
-    "traffic_distribution": "trafficDistribution",
-    "type": "type",
+# kslab.model.Service field -> the path of the Service's spec field in the API
+_SERVICE_FIELDS: dict[str, tuple[str, ...]] = {
+    "session_affinity": ("sessionAffinity",),
+    "session_affinity_timeout": ("sessionAffinityConfig", "clientIP", "timeoutSeconds"),
+    "external_traffic_policy": ("externalTrafficPolicy",),
+    "internal_traffic_policy": ("internalTrafficPolicy",),
+    "traffic_distribution": ("trafficDistribution",),
+    "type": ("type",),
 }
+
+
+def _put(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        doc = doc.setdefault(key, {})
+    doc[path[-1]] = value
+
+
+def _get(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(doc, dict) or key not in doc:
+            return None
+        doc = doc[key]
+    return doc
 
 
 # ---- the dataplane -------------------------------------------------------------------------------

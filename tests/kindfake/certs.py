@@ -41,7 +41,21 @@ def make_certs(directory: Path | None = None) -> dict[str, Path]:
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
-    paths = {"ca": d / "ca.crt", "cert": d / "apiserver.crt", "key": d / "apiserver.key"}
+    # kind's kubeconfig user: a client certificate of kubeadm's admin (RBAC group kubeadm:cluster-admins)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (x509.CertificateBuilder()
+              .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "kubeadm:cluster-admins"),
+                                       x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes-admin")]))
+              .issuer_name(ca_name).public_key(client_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+              .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+    paths = {"ca": d / "ca.crt", "cert": d / "apiserver.crt", "key": d / "apiserver.key",
+             "client_cert": d / "admin.crt", "client_key": d / "admin.key"}
+    paths["client_cert"].write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    paths["client_key"].write_bytes(client_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                             serialization.NoEncryption()))
     paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -49,7 +63,12 @@ def make_certs(directory: Path | None = None) -> dict[str, Path]:
     return paths
 
 
-def server_ssl_context(paths: dict[str, Path]) -> ssl.SSLContext:
+def server_ssl_context(paths: dict[str, Path], *, client_certs: bool = False) -> ssl.SSLContext:
+    """The API server's TLS; ``client_certs``: a client must show a certificate the CA signed
+    (kind's kubeconfig authenticates so)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(str(paths["cert"]), str(paths["key"]))
+    if client_certs:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(str(paths["ca"]))
     return ctx

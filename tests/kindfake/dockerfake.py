@@ -1,8 +1,10 @@
 """The fake ``docker`` behind tests/kindfake/docker: kind's node containers (and ``mypc``) replayed
 for the kind backend's tests, where there is no Docker.
 
-The cluster it stands for is the one the fake API server serves: the study's lab as kslab's
-control-plane emulation makes it (``kslab.Lab()``, so every IP agrees). What a node holds is
+The cluster it stands for is the study's lab as kslab's control-plane emulation makes it
+(``kslab.Lab()``): the cluster the fake API server serves, without kube-system's coredns
+(``KSLAB_FAKE_DOCKER_CLUSTER=fixture``: the fixture itself, for dumps made by ``record_nodes.py
+--fixture``). What a node holds is
 the recorded dump ``tests/data/kind-nodes/NODE.iptables-save`` (``iptables-save -c``; how those
 were made: tests/data/kind-nodes/SOURCES.md), counters included. Commands:
 
@@ -37,6 +39,7 @@ NODES = Path(os.environ.get("KSLAB_FAKE_DOCKER_NODES") or RECORDED)
 STATE = Path(os.environ.get("KSLAB_FAKE_DOCKER_STATE") or "/tmp/kslab-fake-docker")
 FAIL = {f for f in (os.environ.get("KSLAB_FAKE_DOCKER_FAIL") or "").split(",") if f}
 LOOP_NAME = "kslab-curl-loop"
+FROM_FIXTURE = os.environ.get("KSLAB_FAKE_DOCKER_CLUSTER") == "fixture"  # dumps made by record_nodes.py --fixture
 TOOLS = ("iptables", "iptables-save", "conntrack", "curl", "hostname", "ip", "cat", "ls")
 
 
@@ -58,17 +61,70 @@ def running(name: str) -> bool:
     return name in node_names()
 
 
+class FixtureClient:
+    """A KindClient's reading side over the fixture the fake API server serves (tests/data/kind/myk8s)."""
+
+    context = "kind-myk8s"
+
+    def __init__(self, fixture: str = "myk8s") -> None:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from kindfake.fixtures import load_objects
+
+        self.objects = load_objects(fixture)
+
+    def list_kind(self, kind: str) -> list[dict]:
+        return [o for o in self.objects if o["kind"] == kind]
+
+    def list_objects(self) -> list[dict]:
+        return [o for o in self.objects if o["kind"] in ("Node", "Pod", "Service", "EndpointSlice")]
+
+    def kube_proxy_configmap(self) -> dict | None:
+        return next((o for o in self.list_kind("ConfigMap") if o["metadata"]["name"] == "kube-proxy"), None)
+
+
+class FakeLab:
+    """The fake cluster as kslab reads it through the API (the fixture's objects, exactly as the
+    kind backend reads a live cluster: :func:`kslab.kind.dataplane.read_cluster`)."""
+
+    def __init__(self) -> None:
+        from kslab.kind.dataplane import read_cluster, read_proxy_options
+
+        client = FixtureClient()
+        self.cluster = read_cluster(client)
+        self.proxy_options = read_proxy_options(client)
+
+
+def kube_proxy_tables(seed: int = 11):
+    """A sim dataplane for the fixture's cluster with every node's tables as its kube-proxy writes
+    them (one Proxier per node, its first sync: full)."""
+    from kslab.dataplane.sim import SimDataplane
+    from kslab.proxy.config import ProxyConfig
+    from kslab.proxy.proxier import Proxier
+
+    fake = FakeLab()
+    dp = SimDataplane(fake.cluster, seed=seed)
+    for node in fake.cluster.nodes:
+        proxier = Proxier(ProxyConfig.for_node(fake.cluster, node.name, **fake.proxy_options))
+        result = proxier.sync_and_retry(fake.cluster.services, fake.cluster.endpoint_slices,
+                                        lambda rs, n=node.name: dp.sync_rules(n, rs), list_nat_chains=lambda n=node.name: dp.nat_chains(n), now=0.0)
+        assert not result[-1].error, result[-1].error
+    return fake, dp
+
+
 class Sim:
     """The fake cluster's machine: kslab's simulator with every node's recorded tables and counters."""
 
     def __init__(self) -> None:
         sys.path.insert(0, str(ROOT))
-        import kslab
         from kslab.dataplane import factory
 
-        self.lab = kslab.Lab(seed=int(time.time() * 1000) % 100000)  # a live cluster is not seeded
+        import kslab
+
+        # .cluster: the study's lab as kslab's control plane makes it, as the recorded dumps were made (the fake API
+        # server's fixture is the same cluster plus kube-system's coredns, whose rules the recorded dumps lack)
+        self.lab = FakeLab() if FROM_FIXTURE else kslab.Lab()
         dumps = {n: (NODES / f"{n}.iptables-save").read_text() for n in node_names()}
-        self.dp = factory.create("sim", self.lab.cluster, seed=self.lab.seed, tables=dumps)
+        self.dp = factory.create("sim", self.lab.cluster, seed=int(time.time() * 1000) % 100000, tables=dumps)  # a live cluster is not seeded
         for node, text in dumps.items():  # iptables-restore without --counters drops them: put them back
             self._counters(node, text)
 

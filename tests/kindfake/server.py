@@ -286,15 +286,17 @@ class FakeApiServer:
     port). ``url`` is what a kubeconfig's ``server:`` says; :meth:`write_kubeconfig` writes one."""
 
     def __init__(self, objects: list[dict] = (), *, exec_records: list[dict] = (), tls: bool = False,
-                 token: str | None = TOKEN, user: str = USER, rollout_step: int = 1):
+                 token: str | None = TOKEN, user: str = USER, rollout_step: int = 1, client_certs: bool = False):
         self.store = Store(objects)
         self.rules: list[Rule] = []
         self.exec_handler: Callable[[ExecRequest], ExecAnswer] = ExecRecordings(list(exec_records))
         self.exec_log: list[ExecRequest] = []
         self.requests: list[tuple[str, str]] = []  # (method, path?query), in order
         self.on_write: list[WriteHook] = []
-        self.tls = tls
-        self.token = token
+        self.tls = tls or client_certs
+        self.client_certs = client_certs  # kind's way: the kubeconfig's user is a client certificate
+        self.token = None if client_certs else token
+        self.cert_paths: dict[str, Path] = {}
         self.user = user
         self.rollout_step = rollout_step
         self.port = 0
@@ -317,8 +319,9 @@ class FakeApiServer:
 
             self._certdir = Path(certdir) if certdir else None
             paths = make_certs(self._certdir)
+            self.cert_paths = paths
             self.ca_file = str(paths["ca"])
-            ssl_ctx = server_ssl_context(paths)
+            ssl_ctx = server_ssl_context(paths, client_certs=self.client_certs)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
@@ -411,7 +414,11 @@ class FakeApiServer:
         server: dict[str, Any] = {"server": self.url}
         if self.tls and self.ca_file:
             server["certificate-authority-data"] = base64.b64encode(Path(self.ca_file).read_bytes()).decode()
-        users = [{"name": cluster, "user": {"token": self.token} if self.token else {}}]
+        user: dict[str, Any] = {"token": self.token} if self.token else {}
+        if self.client_certs and self.cert_paths:
+            user = {"client-certificate-data": base64.b64encode(self.cert_paths["client_cert"].read_bytes()).decode(),
+                    "client-key-data": base64.b64encode(self.cert_paths["client_key"].read_bytes()).decode()}
+        users = [{"name": cluster, "user": user}]
         contexts = [{"name": context, "context": {"cluster": cluster, "user": cluster}}]
         clusters = [{"name": cluster, "cluster": server}]
         for name in (extra_contexts or {}):
