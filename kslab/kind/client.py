@@ -517,6 +517,13 @@ class KindClient:
                                        namespace=namespace, name=pod)
             if status == 403:
                 return EnvironmentProblem(f"exec not allowed: {err}")
+            if status in (400, 409, 422, 500, 503):  # the pod or container cannot run commands now
+                try:
+                    message = " ".join(str(json.loads(body).get("message") or "").split())
+                except (ValueError, AttributeError):
+                    message = " ".join(body.split())[:200]
+                return EnvironmentProblem(f"exec in pod {namespace}/{pod} refused ({status}): {message or 'no reason given'}; "
+                                          "is the pod running? (kubectl get pod -o wide)")
             return err
         return self._transport_problem(reason, what, timeout)
 

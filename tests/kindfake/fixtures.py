@@ -23,6 +23,7 @@ LIST_FILES = {  # file -> kind of its items
     "pods.json": "Pod",
     "services.json": "Service",
     "endpointslices.json": "EndpointSlice",
+    "endpoints.json": "Endpoints",
     "deployments.json": "Deployment",
     "replicasets.json": "ReplicaSet",
     "daemonsets.json": "DaemonSet",

@@ -10,7 +10,8 @@ EndpointSlice controller copies a Service's labels onto its slices). Around them
 v0.29 cluster (``kindest/node:v1.33.1``) holds that the sim does not model: the kube-system
 workloads (coredns, etcd, the API server, controller manager, scheduler, kindnet and
 kube-proxy DaemonSets), local-path-storage, the kube-dns Service and its slice, kubeadm's
-kube-proxy ConfigMap, the namespaces; and on every object what the API server adds
+kube-proxy ConfigMap, the namespaces, the v1 Endpoints the endpoints controller still writes;
+and on every object what the API server adds
 (``managedFields``, ``ownerReferences``, ``status``). Written as the API server serves a list:
 ``{"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": ...}, "items": [...]}``.
 
@@ -446,6 +447,15 @@ def kube_system(cluster, rv: Revisions) -> list[dict]:
           "ports": [{"name": "dns-tcp", "port": 53, "protocol": "TCP"}, {"name": "dns", "port": 53, "protocol": "UDP"},
                     {"name": "metrics", "port": 9153, "protocol": "TCP"}]}
     out.append(with_managed_fields(sl, "kube-controller-manager"))
+    eps = {"apiVersion": "v1", "kind": "Endpoints",
+           "metadata": {"annotations": {"endpoints.kubernetes.io/last-change-trigger-time": ts(30)},
+                        "creationTimestamp": ts(3), "labels": dict(svc["metadata"]["labels"]), "name": "kube-dns",
+                        "namespace": "kube-system", "resourceVersion": rv(), "uid": uid("Endpoints", "kube-system", "kube-dns")},
+           "subsets": [{"addresses": [{"ip": e["addresses"][0], "nodeName": CP, "targetRef": e["targetRef"]}
+                                      for e in sorted(sl["endpoints"], key=lambda e: e["addresses"][0])],
+                        "ports": [{"name": "dns-tcp", "port": 53, "protocol": "TCP"}, {"name": "dns", "port": 53, "protocol": "UDP"},
+                                  {"name": "metrics", "port": 9153, "protocol": "TCP"}]}]}
+    out.append(with_managed_fields(eps, "kube-controller-manager"))
     cm = {"apiVersion": "v1", "kind": "ConfigMap",
           "data": {"config.conf": KUBE_PROXY_CONF, "kubeconfig.conf": KUBE_PROXY_KUBECONFIG},
           "metadata": {"annotations": {"kubeadm.kubernetes.io/component-config.hash":
@@ -472,6 +482,12 @@ def study_objects(lab: Lab) -> list[dict]:
             out.append(with_managed_fields(obj, "kslab"))
         else:
             out.append(with_managed_fields(obj, "kube-apiserver"))
+    for s in c.services:
+        ep = ao.endpoints_for(c, s)  # the endpoints controller's v1 Endpoints (deprecated, still written)
+        if ep is not None:
+            if (s.namespace, s.name) in labelled_services:
+                label(ep)  # it copies the Service's labels too
+            out.append(with_managed_fields(ep, "kube-controller-manager" if s.selector else "kube-apiserver"))
     for sl in c.endpoint_slices:
         obj = ao.endpoint_slice_object(c, sl)
         if (sl.namespace, sl.service_name) in labelled_services:

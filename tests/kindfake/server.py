@@ -835,6 +835,10 @@ class _ExecHandler(tornado.websocket.WebSocketHandler):
         if not argv:
             self._error(400, status_object(400, "BadRequest", "you must specify at least 1 command"))
             return
+        if (obj.get("status") or {}).get("phase") != "Running":
+            self._error(400, status_object(400, "BadRequest",
+                                           f'unable to upgrade connection: container not found ("{container}")'))
+            return
         req = ExecRequest(namespace, pod, container, argv)
         fake.exec_log.append(req)
         self.answer = fake.exec_handler(req)
