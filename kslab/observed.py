@@ -124,7 +124,9 @@ def cluster_from_documents(docs: list[Document], *, source: str = "objects") -> 
         elif kind == "Pod":
             state.pods.append(parse_pod(d))
         elif kind == "Service":
-            state.services.append(parse_service(d))
+            svc = parse_service(d)
+            _check_allocated(d, svc)
+            state.services.append(svc)
         elif kind == "EndpointSlice":
             state.endpoint_slices.append(parse_endpoint_slice(d))
         else:
@@ -133,6 +135,18 @@ def cluster_from_documents(docs: list[Document], *, source: str = "objects") -> 
         cidr = proxy_options_from_configmap(proxy_cm.obj, source=proxy_cm.source).get("cluster_cidr")
         state.config.pod_subnet = cidr or ""
     return state
+
+
+def _check_allocated(d: Document, svc) -> None:
+    """A Service the API server returned has its ClusterIP and nodePorts: without them the input
+    is a manifest, which kube-proxy never sees (the control-plane emulation allocates those)."""
+    fix = "give the objects as the API server returns them (kubectl get svc -o yaml), not manifests"
+    if svc.type != "ExternalName" and not svc.cluster_ip:
+        raise InputError(d.where("spec.clusterIP"), "is not set (the API server always sets it)", fix)
+    if svc.type in ("NodePort", "LoadBalancer") and svc.allocate_load_balancer_node_ports is not False:
+        for i, p in enumerate(svc.ports):
+            if not p.node_port:
+                raise InputError(d.where(f"spec.ports[{i}].nodePort"), f"is not set on a {svc.type} Service", fix)
 
 
 # ---- the kube-proxy ConfigMap ----------------------------------------------------------------------

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -49,7 +50,7 @@ from .xtables import BUILTIN_CHAINS, SAVE_TABLE_ORDER, TableDump, listing_to_sav
 
 __all__ = ["ChainDiff", "VerifyReport", "verify_node", "expected_tables", "node_tables", "proxy_config_for",
            "KUBE_PROXY_CHAINS", "UNORDERED_CHAINS", "verify_live",
-           "fetch_node_dump", "describe_config"]
+           "fetch_node_dump", "describe_config", "consequences", "Consequence"]
 
 # kube-proxy's fixed chains (per table); a chain of these in the dump is compared even when the
 # rendering has no such chain (then it is unexpected)
@@ -106,6 +107,27 @@ def _rules(n: int) -> str:
 
 
 @dataclass
+class Consequence:
+    """Where new connections to one differing service port go, by the simulator's interpreter
+    (:mod:`kslab.sim`) over the rendered tables (``expected``) and over the node's real tables
+    (``actual``): destination (``IP:PORT`` after DNAT, or the outcome when there is none) ->
+    connections, out of ``n`` opened from the node itself with seeds 0..n-1."""
+
+    service_port: str
+    destination: str
+    n: int
+    expected: dict[str, int]
+    actual: dict[str, int]
+
+    def text(self) -> str:
+        def share(counts: dict[str, int]) -> str:
+            return ", ".join(f"{k} {100 * v / self.n:.0f}%" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        same = " (the same)" if self.expected == self.actual else ""
+        return (f"  {self.service_port} {self.destination}: expected {share(self.expected)}; "
+                f"on the node {share(self.actual)}{same}")
+
+
+@dataclass
 class VerifyReport:
     """The difference between node ``node``'s kube-proxy rules and the rendering. ``diffs`` per
     chain (tables in iptables-save order, chains in its order); ``ignored_chains``: other
@@ -121,6 +143,7 @@ class VerifyReport:
     compared: tuple[int, int] = (0, 0)
     rendered_for: str = ""  # the kube-proxy configuration the rendering used (one line)
     source: str = ""  # where the node's rules were read (a file, docker exec, a pod's exec)
+    consequences: list[Consequence] = field(default_factory=list)  # traces of the differing service ports
 
     def ok(self) -> bool:
         return not self.diffs
@@ -136,6 +159,11 @@ class VerifyReport:
             out = [f"{self.node}: kube-proxy's rules differ from what it should have written in {len(self.diffs)} "
                    f"of {chains} chains{tables}"]
             out += [d.text() for d in self.diffs]
+        if self.consequences:
+            n = self.consequences[0].n
+            out.append(f"what new connections do (kslab's simulator over both rulesets, {n} connections each, seeds "
+                       f"0-{n - 1}; to a ClusterIP from the node itself):")
+            out += [c.text() for c in self.consequences]
         if self.rendered_for:
             out.append(f"rendered for: {self.rendered_for}")
         if self.source:
@@ -206,10 +234,31 @@ def node_tables(save_text: str, *, where: str = "the node's dump") -> dict[str, 
     (several listings may follow each other): the same reading ``kslab trace --iptables-save``
     does (:func:`kslab.xtables.listing_to_save`, then :func:`kslab.xtables.parse_restore`,
     lenient about extensions kslab does not model). A one-line InputError if it cannot be read."""
+    return _node_tables(save_text, where)[0]
+
+
+def _node_tables(save_text: str, where: str) -> tuple[dict[str, TableDump], list[str]]:
+    """:func:`node_tables`, and the tables of the dump kslab does not read (``security``: other
+    software's, left out before parsing)."""
     if not save_text.strip():
         raise InputError(where, "is empty", "give the output of iptables-save (or iptables -t nat -S) on the node")
     try:
-        return parse_restore(listing_to_save(save_text), strict=False)
+        text = listing_to_save(save_text)
+    except ValueError as err:
+        raise InputError(where, str(err), "give iptables-save output, or iptables -S listings") from None
+    kept, skipped, table = [], [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("*"):
+            table = stripped[1:]
+            if table not in BUILTIN_CHAINS and table not in skipped:
+                skipped.append(table)
+        if table is None or table in BUILTIN_CHAINS:
+            kept.append(line)
+        if stripped == "COMMIT":
+            table = None
+    try:
+        return parse_restore("\n".join(kept) + "\n", strict=False), skipped
     except ValueError as err:
         raise InputError(where, str(err), "give iptables-save output, or iptables -S listings") from None
 
@@ -309,10 +358,101 @@ def verify_node(cluster: ClusterState, node: str, save_text: str, *, proxy: dict
     node's InternalIP). Bad input (an unknown node, a dump that cannot be read, a bad option):
     one-line InputError."""
     expected = expected_tables(cluster, node, proxy=proxy, node_ips=node_ips)
-    actual = node_tables(save_text, where=f"the iptables-save of {node}")
+    actual, skipped = _node_tables(save_text, f"the iptables-save of {node}")
     report = compare_tables(node, expected, actual)
-    report.rendered_for = describe_config(proxy_config_for(cluster, node, proxy, node_ips))
+    report.ignored_chains += [f"{t} (the whole table)" for t in skipped]
+    cfg = proxy_config_for(cluster, node, proxy, node_ips)
+    report.rendered_for = describe_config(cfg)
+    if report.diffs and cfg.node_ips:
+        report.consequences = consequences(report.diffs, expected, actual, cfg.node_ips[0])
     return report
+
+
+# ---- what the differences do ---------------------------------------------------------------------------
+
+TRACE_CONNECTIONS = 100
+_SERVICE_PORT = re.compile(r'--comment "?(?:[^"]*? )?([a-z0-9][-a-z0-9.]*/[a-z0-9][-a-z0-9.]*(?::[-a-z0-9]+)?)[ ":]')
+
+
+def _cluster_ip_rule(nat: TableDump | None, service_port: str):
+    """KUBE-SERVICES' ``SERVICE-PORT cluster IP`` rule: the ClusterIP, port and protocol, or None."""
+    chain = nat.chains.get(C.KUBE_SERVICES) if nat else None
+    for r in chain.rules if chain else ():
+        if r.comment == f"{service_port} cluster IP" and r.dst and r.proto:
+            m = r.match(r.proto)
+            dport = m.option("dport") if m else None
+            if dport and dport.args:
+                return r.dst.split("/")[0], int(dport.args[0]), r.proto
+    return None
+
+
+EXTERNAL_CLIENT = "203.0.113.10"  # TEST-NET-3: a client outside the cluster, for nodePorts
+
+
+def _node_port_rule(nat: TableDump | None, service_port: str):
+    """KUBE-NODEPORTS' rule of ``service_port`` (not the localhost one): (port, protocol), or None."""
+    chain = nat.chains.get(C.KUBE_NODEPORTS) if nat else None
+    for r in chain.rules if chain else ():
+        if r.comment == service_port and r.dst is None and r.proto:
+            m = r.match(r.proto)
+            dport = m.option("dport") if m else None
+            if dport and dport.args:
+                return int(dport.args[0]), r.proto
+    return None
+
+
+def consequences(diffs: Sequence[ChainDiff], expected: dict[str, TableDump], actual: dict[str, TableDump], node_ip: str,
+                 n: int = TRACE_CONNECTIONS) -> list[Consequence]:
+    """For each service port a difference names (its comment), ``n`` new connections to its
+    ClusterIP traced from the node itself through the rendered tables and through the node's
+    real ones by kslab's netfilter interpreter (what ``kslab trace --iptables-save`` does)."""
+    from .sim.netfilter import Netfilter
+
+    names: list[str] = []
+    for d in diffs:
+        for line in [*d.missing, *d.unexpected, *(d.order[0] if d.order else [])]:
+            m = _SERVICE_PORT.search(line + " ")
+            if m and m.group(1) not in names:
+                names.append(m.group(1))
+    if not names:
+        return []
+    nets = {}
+    for side, tables in (("expected", expected), ("actual", actual)):
+        try:
+            nets[side] = Netfilter.from_tables(tables, name=node_ip)
+        except (ValueError, InputError):
+            return []
+    out = []
+    for name in names:
+        targets = []  # (source, destination IP, port, protocol, label)
+        cip = _cluster_ip_rule(expected.get("nat"), name) or _cluster_ip_rule(actual.get("nat"), name)
+        if cip:
+            targets.append((node_ip, *cip, f"{cip[0]}:{cip[1]}/{cip[2]}"))
+        npr = _node_port_rule(expected.get("nat"), name) or _node_port_rule(actual.get("nat"), name)
+        if npr:
+            targets.append((EXTERNAL_CLIENT, node_ip, *npr, f"{node_ip}:{npr[0]}/{npr[1]} (nodePort, from {EXTERNAL_CLIENT})"))
+        for src, dst, dport, proto, label in targets:
+            out.append(_trace_both(nets, name, label, node_ip, src, dst, dport, proto, n))
+    return out
+
+
+def _trace_both(nets: dict, name: str, label: str, node_ip: str, src: str, dst: str, dport: int, proto: str,
+                n: int) -> Consequence:
+    """``n`` new connections ``src`` -> ``dst:dport/proto`` through each side's tables."""
+    from .sim.single import trace_netfilter
+
+    counts: dict[str, dict[str, int]] = {}
+    for side, nf in nets.items():
+        seen: dict[str, int] = {}
+        for seed in range(n):
+            try:
+                conn = trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed)
+                key = conn.dnat_to or f"no DNAT ({conn.outcome})"
+            except (ValueError, InputError, NotImplementedError) as e:
+                key = f"cannot trace ({' '.join(str(e).split())[:80]})"
+            seen[key] = seen.get(key, 0) + 1
+        counts[side] = seen
+    return Consequence(name, label, n, counts["expected"], counts["actual"])
 
 
 # ---- a live cluster -----------------------------------------------------------------------------------
@@ -351,7 +491,8 @@ def fetch_node_dump(node: str, cluster: ClusterState, *, client=None, docker=Non
         problem = f"node {node} is not a kind node container on this machine (docker has no running container {node})"
     except EnvironmentProblem as e:
         if not allow_debug_pod:
-            raise
+            raise EnvironmentProblem(f"{e}; a node that is not a kind container: pass --allow-debug-pod "
+                                     "(allow_debug_pod=True)") from None
         problem = str(e)
     if not allow_debug_pod:
         raise EnvironmentProblem(f"{problem}; kslab reads a non-kind node's rules only from a privileged pod on it: "

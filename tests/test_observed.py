@@ -96,6 +96,21 @@ def test_bad_objects_are_one_line_errors(edit, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("path,edit,message", [
+    ("spec.clusterIP", lambda svc: svc["spec"].pop("clusterIP"), "Service my-nginx: spec.clusterIP: is not set"),
+    ("nodePort", lambda svc: svc["spec"].update(type="NodePort"), "Service my-nginx: spec.ports[0].nodePort: is not set on a NodePort Service"),
+])
+def test_manifests_are_not_api_objects(path, edit, message):
+    lst = kind_list()
+    edit(lst["items"][1])
+    with pytest.raises(InputError) as e:
+        cluster_from_objects([lst])
+    assert message in str(e.value) and "not manifests" in str(e.value)
+    lst["items"][1]["spec"]["type"] = "ExternalName"  # an ExternalName Service has neither
+    lst["items"][1]["spec"].pop("clusterIP", None)
+    assert cluster_from_objects([lst]).service("default/my-nginx").type == "ExternalName"
+
+
 def test_an_object_given_twice_and_not_a_list():
     lst = kind_list()
     with pytest.raises(InputError, match=r"Service default/kubernetes is given twice \(also objects\[0\]: items\[0\]\)"):

@@ -144,9 +144,16 @@ def kind_dump(edit) -> str:
 
 
 def diff_text(r: VerifyReport) -> list[str]:
-    """The report's lines from the headline to the first 'rendered for:'."""
+    """The report's lines from the headline to the traces (or to 'rendered for:')."""
     lines = r.text().splitlines()
-    return lines[: next(i for i, line in enumerate(lines) if line.startswith("rendered for:"))]
+    return lines[: next(i for i, line in enumerate(lines) if line.startswith(("what new connections do", "rendered for:")))]
+
+
+def trace_lines(r: VerifyReport) -> list[str]:
+    lines = r.text().splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("what new connections do"))
+    j = next(i for i, line in enumerate(lines) if line.startswith("rendered for:"))
+    return lines[i:j]
 
 
 def test_a_missing_sep_chain():
@@ -159,6 +166,13 @@ def test_a_missing_sep_chain():
         f'  - -A {SEP} -p tcp -m comment --comment "default/my-nginx" -m tcp -j DNAT --to-destination 10.244.3.3:80',
         f"nat {SVC}:",
         f'  - -A {SVC} -m comment --comment "default/my-nginx -> 10.244.3.3:80" -j {SEP}',
+    ]
+    # the simulator through both rulesets: half the connections are no longer DNATed at all
+    assert trace_lines(r) == [
+        "what new connections do (kslab's simulator over both rulesets, 100 connections each, seeds 0-99; "
+        "to a ClusterIP from the node itself):",
+        "  default/my-nginx 10.96.86.215:80/tcp: expected 10.244.2.3:80 51%, 10.244.3.3:80 49%; "
+        "on the node 10.244.2.3:80 51%, no DNAT (forwarded) 49%",
     ]
     assert r.diffs[0] == ChainDiff("nat", SEP, missing=[
         f'-A {SEP} -s 10.244.3.3/32 -m comment --comment "default/my-nginx" -j KUBE-MARK-MASQ',
@@ -179,6 +193,11 @@ def test_a_changed_probability():
         f'  + -A {SVC} -m comment --comment "default/my-nginx -> 10.244.2.3:80" -m statistic --mode random '
         "--probability 0.33333333349 -j KUBE-SEP-TIQJFJVSHRJZTTZW",
     ]
+    assert trace_lines(r)[1:] == [
+        "  default/my-nginx 10.96.86.215:80/tcp: expected 10.244.2.3:80 51%, 10.244.3.3:80 49%; "
+        "on the node 10.244.3.3:80 66%, 10.244.2.3:80 34%"]
+    c = r.consequences[0]
+    assert (c.service_port, c.destination, c.n, sum(c.actual.values())) == ("default/my-nginx", "10.96.86.215:80/tcp", 100, 100)
 
 
 def test_the_same_ladder_in_another_order_is_a_difference():
@@ -198,6 +217,9 @@ def test_the_same_ladder_in_another_order_is_a_difference():
         "  order on the node:", f"    {masq}", f"    {last}", f"    {first}",
     ]
     assert r.diffs[0].missing == r.diffs[0].unexpected == []
+    # the last rule (no probability) first: every connection takes it
+    assert trace_lines(r)[1:] == [
+        "  default/my-nginx 10.96.86.215:80/tcp: expected 10.244.2.3:80 51%, 10.244.3.3:80 49%; on the node 10.244.3.3:80 100%"]
 
 
 def test_go_map_order_is_not_a_difference_but_the_nodeports_rule_must_stay_last():
@@ -429,7 +451,7 @@ def test_live_without_docker_and_no_kube_proxy_pod(monkeypatch):
 
     monkeypatch.setenv("PATH", "/nonexistent")
     lab = kslab.Lab()
-    with pytest.raises(EnvironmentProblem, match="^docker: not found on PATH"):
+    with pytest.raises(EnvironmentProblem, match="^docker: not found on PATH.*; a node that is not a kind container: pass --allow-debug-pod"):
         fetch_node_dump("myk8s-worker", lab.cluster, client=LabClient(lab))
     with pytest.raises(EnvironmentProblem, match="and no kube-proxy pod .* runs on myk8s-worker"):
         fetch_node_dump("myk8s-worker", lab.cluster, client=LabClient(lab), allow_debug_pod=True)
@@ -485,3 +507,26 @@ def test_live_cli_errors_are_one_line(live, capsys):
     assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("kslab: error: forbidden: context 'kind-myk8s' cannot list endpointslices.discovery.k8s.io") and err.count("\n") == 1
+
+
+def test_what_the_difference_does_to_a_node_port():
+    """EKS's NodePort Service with its ladder edited to 10%: traced to the ClusterIP from the node and
+    to the nodePort from outside, through the rendering and through the edited dump."""
+    text = (D / "eks-node.nat.S").read_text().replace("--probability 0.50000000000 -j KUBE-SEP-6RLR7GMXHKSBV5ON",
+                                                      "--probability 0.10000000009 -j KUBE-SEP-6RLR7GMXHKSBV5ON")
+    r = report("eks", text)
+    assert [(d.chain, len(d.missing), len(d.unexpected)) for d in r.diffs] == [("KUBE-SVC-V7WHPSTR7G6YHTBY", 1, 1)]
+    assert trace_lines(r)[1:] == [
+        "  game-2048/service-2048 10.100.159.184:80/tcp: expected 192.168.2.92:80 51%, 192.168.4.161:80 49%; "
+        "on the node 192.168.4.161:80 89%, 192.168.2.92:80 11%",
+        "  game-2048/service-2048 192.168.0.174:31248/tcp (nodePort, from 203.0.113.10): expected 192.168.2.92:80 51%, "
+        "192.168.4.161:80 49%; on the node 192.168.4.161:80 89%, 192.168.2.92:80 11%",
+    ]
+
+
+def test_a_table_kslab_does_not_read_is_ignored_whole():
+    text = (D / "kubeadm-master-01.iptables-save").read_text() + (
+        "# Generated by iptables-save v1.4.21\n*security\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A OUTPUT -d 168.63.129.16/32 -p tcp -m owner --uid-owner 0 -j ACCEPT\nCOMMIT\n")
+    r = report("kubeadm", text)
+    assert r.ok() and r.ignored_chains[-1] == "security (the whole table)"

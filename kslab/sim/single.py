@@ -62,6 +62,13 @@ def trace_dump(path: str | list[str], *, node_ip: str, src: str, to: str, seed: 
         raise InputError("--from", f"{src!r} is not an IP address", "with --iptables-save, --from is an IP")
     nf = Netfilter.from_text(read_dumps(path), name=node_ip)
     dst, dport, proto = _parse_to(to)
+    return trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
+                           local_addresses=local_addresses)
+
+
+def trace_netfilter(nf: Netfilter, *, node_ip: str, src: str, dst: str, dport: int, proto: str, seed: int = 0,
+                    local_addresses: set[str] | None = None) -> Connection:
+    """One new connection through one node's tables (``nf``), as :func:`trace_dump` describes."""
     state = NamespaceState(rng=random.Random(seed))
     local = frozenset((local_addresses or set()) | {node_ip, "127.0.0.1"})
     origin_local = src in local or src.startswith("127.")
