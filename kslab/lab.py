@@ -302,7 +302,9 @@ class Lab:
 
     def clear_kernel_state(self) -> None:
         """Fresh kernel state on every node: conntrack, ``recent`` lists (ClientIP affinity) and
-        counters forgotten, the simulated clock back to 0. The cluster and the rules stay."""
+        counters forgotten, the simulated clock back to 0. The cluster and the rules stay. On kind
+        only the clock restarts: a live node's kernel state is not kslab's to clear (flushing its
+        conntrack would cut the cluster's own connections), so read its counters as differences."""
         self.dataplane.reset()
 
     def reset(self) -> None:
