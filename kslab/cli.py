@@ -261,8 +261,9 @@ def _add_trace(sub) -> None:
     p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP")
     p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port], NODE:nodePort or NODE:service")
     p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
-    p.add_argument("--backend", choices=["sim", "netns"], default="sim",
-                   help="netns: bring the lab up in the kernel (root), open one real connection, print the kernel's own trace")
+    p.add_argument("--backend", choices=["sim", "netns", "kind"], default="sim",
+                   help="netns: bring the lab up in the kernel (root), open one real connection, print the kernel's own trace; "
+                        "kind: the current kube context's live cluster, traced through its nodes' real iptables-save")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_trace)
 
@@ -302,7 +303,8 @@ def _add_simulate(sub) -> None:
     p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port], NODE:nodePort or NODE:service")
     p.add_argument("-n", type=int, default=1000, help="connections (default 1000)")
     p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
-    p.add_argument("--backend", choices=["sim", "netns"], default="sim")
+    p.add_argument("--backend", choices=["sim", "netns", "kind"], default="sim",
+                   help="kind: real connections in the current kube context's live cluster (read-only)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_simulate)
 
@@ -360,8 +362,9 @@ def _add_sh(sub) -> None:
                     "kslab sh myk8s-worker -- 'iptables -t nat -S | grep KUBE-SVC'",
     )
     _add_files(p)
-    p.add_argument("--backend", choices=["sim", "netns"], default="sim",
-                   help="netns: bring the lab up in the kernel (root) for the command and remove it after")
+    p.add_argument("--backend", choices=["sim", "netns", "kind"], default="sim",
+                   help="netns: bring the lab up in the kernel (root) for the command and remove it after; "
+                        "kind: in the current kube context's live cluster (pods by exec, nodes by docker exec)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("where", metavar="WHERE", help="a node, a pod or mypc")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
@@ -413,6 +416,100 @@ def cmd_netns(args) -> int:
     return netns_cli.netns_status()
 
 
+def _add_verify(sub) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="compare a node's real iptables rules with what kube-proxy should have written",
+        description="Render what kube-proxy (iptables mode) should have written on a node, from the cluster's "
+                    "objects and kube-proxy's options, and compare it per table and chain with the node's real "
+                    "rules, ignoring other software's chains (CNI, Docker, kubelet) and counters. Offline: "
+                    "kslab verify -f objects.yaml --iptables-save node.txt --node NAME (objects as `kubectl get "
+                    "svc,endpointslices,nodes -A -o yaml` prints them). Live: kslab verify --context kind-myk8s "
+                    "--node myk8s-worker. Exit status: 0 match, 1 differ (the report says where) or the "
+                    "cluster/machine cannot be reached, 2 bad input.",
+    )
+    _add_files(p, "offline: the cluster's objects (kubectl get svc,endpointslices,nodes -A -o yaml > objects.yaml); "
+                  "a kube-proxy ConfigMap among them is used as --proxy-config")
+    p.add_argument("--iptables-save", metavar="FILE", nargs="+",
+                   help="offline: the node's rules, iptables-save output or iptables [-t nat] -S listings")
+    p.add_argument("--node", required=True, help="the node whose rules these are")
+    p.add_argument("--node-ip", metavar="IP", nargs="+", action="extend",
+                   help="the node's IPs, primary first (default: its InternalIP)")
+    p.add_argument("--proxy-config", metavar="FILE",
+                   help="kube-proxy's ConfigMap (kubectl -n kube-system get configmap kube-proxy -o yaml) or a "
+                        "KubeProxyConfiguration; default: kube-proxy's defaults (no clusterCIDR)")
+    p.add_argument("--no-nfacct", action="store_true",
+                   help="kube-proxy without nfacct counters: no -m nfacct matches (what kube-proxy before 1.30 wrote "
+                        "in KUBE-FORWARD, and before 1.31 in KUBE-NODEPORTS)")
+    p.add_argument("--no-random-fully", action="store_true",
+                   help="MASQUERADE without --random-fully: a kube-proxy whose iptables is older than 1.6.2, or a "
+                        "dump printed by an iptables-save older than 1.6.2 (which does not print the flag)")
+    p.add_argument("--context", help="live: the kubeconfig context of the cluster (kind-*)")
+    p.add_argument("--kubeconfig", help="live: the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--context-any", action="store_true", help="live: allow a context not named kind-*")
+    p.add_argument("--allow-debug-pod", action="store_true",
+                   help="live, a node that is not a kind container: run iptables-save in the node's kube-proxy pod "
+                        "(privileged, host network) through the API server's exec")
+    p.add_argument("--timeout", type=float, default=10.0, help="live: seconds for each API call (default 10)")
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_verify(args) -> int:
+    import json
+    from dataclasses import asdict
+
+    from .verify import verify_live, verify_node
+
+    files = _files(args)
+    if args.context or args.kubeconfig or args.context_any or args.allow_debug_pod:
+        if files or args.iptables_save or args.proxy_config:
+            raise InputError("--context", "the live form reads the objects, kube-proxy's ConfigMap and the node's rules "
+                             "itself", "drop -f, --iptables-save and --proxy-config, or drop --context")
+        if args.node_ip or args.no_nfacct or args.no_random_fully:
+            raise InputError("--node-ip/--no-nfacct/--no-random-fully", "only apply to the offline form",
+                             "drop them with --context")
+        if not args.context:
+            raise InputError("--context", "is required for the live form", "give --context kind-NAME")
+        report = verify_live(args.node, context=args.context, kubeconfig=args.kubeconfig,
+                             allow_any_context=args.context_any, allow_debug_pod=args.allow_debug_pod,
+                             timeout=args.timeout)
+    else:
+        from .manifests import load_documents
+        from .observed import cluster_from_documents, is_kube_proxy_configmap, proxy_options_from_configmap
+        from .sim.single import read_dumps
+
+        if not files or not args.iptables_save:
+            raise InputError("-f/--iptables-save", "the offline form needs both the objects and the node's rules",
+                             "give -f objects.yaml --iptables-save node.txt (or --context for a live cluster)")
+        docs = load_documents(files)
+        cluster = cluster_from_documents(docs, source=", ".join(files))
+        proxy: dict = {"cluster_cidr": None}
+        cms = [d for d in docs if is_kube_proxy_configmap(d.obj)]
+        if args.proxy_config:
+            pdocs = load_documents([args.proxy_config])
+            if len(pdocs) != 1:
+                raise InputError(f"--proxy-config {args.proxy_config}", f"holds {len(pdocs)} objects",
+                                 "give the one kube-proxy ConfigMap")
+            proxy = proxy_options_from_configmap(pdocs[0].obj, source=pdocs[0].source)
+        elif cms:
+            proxy = proxy_options_from_configmap(cms[0].obj, source=cms[0].source)
+        if args.no_nfacct:
+            proxy["nfacct"] = False
+        if args.no_random_fully:
+            proxy["random_fully"] = False
+        text = read_dumps(args.iptables_save)
+        report = verify_node(cluster, args.node, text, proxy=proxy, node_ips=args.node_ip)
+        report.source = " ".join(args.iptables_save)
+        if not args.proxy_config and not cms:
+            report.rendered_for += " (kube-proxy's defaults: give --proxy-config for the node's kube-proxy ConfigMap)"
+    if args.json:
+        print(json.dumps({"ok": report.ok(), **asdict(report)}, indent=2))
+    else:
+        sys.stdout.write(report.text())
+    return 0 if report.ok() else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kslab", description="Kubernetes Service networking, the way kube-proxy does it.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -424,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_netns(sub)
     _add_doctor(sub)
     _add_lab(sub)
+    _add_verify(sub)
     return parser
 
 

@@ -196,47 +196,134 @@ def _kubeconfig_paths(probe: Probe) -> list[str]:
     return [str(Path(home) / ".kube" / "config")]
 
 
-def _kube_contexts(probe: Probe) -> tuple[list[str], str]:
-    """Context names in the kubeconfig files (read only; no server is contacted), and a note."""
-    paths = _kubeconfig_paths(probe)
-    found = [p for p in paths if probe.exists(p)]
-    if not found:
-        return [], f"no kubeconfig at {os.pathsep.join(paths)}"
-    from kubernetes import config
+KIND_LABEL = "io.x-k8s.kind.cluster"  # the label kind puts on its node containers (value: the cluster's name)
 
-    names: list[str] = []
-    problems: list[str] = []
-    for path in found:
-        try:
-            contexts, _active = config.list_kube_config_contexts(config_file=path)
-        except Exception as e:  # a broken or empty kubeconfig is a finding, not a crash
-            problems.append(f"cannot read {path}: {e.__class__.__name__}")
-            continue
-        names += [c["name"] for c in contexts or [] if c.get("name") not in names]
-    note = "; ".join(problems) if problems else f"in {os.pathsep.join(found)}"
-    return names, note
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _kind_containers(probe: Probe) -> tuple[dict[str, list[str]] | None, str]:
+    """kind's node containers on this machine's Docker, per cluster (``docker ps`` by kind's label),
+    or None and why not. Asks Docker, never the cluster."""
+    rc, out = probe.run(["docker", "ps", "--filter", f"label={KIND_LABEL}",
+                         "--format", '{{.Names}}\t{{.Label "%s"}}' % KIND_LABEL])
+    if rc != 0:
+        return None, _last_line(out) or f"docker ps failed (exit {rc})"
+    clusters: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        name, _, cluster = line.strip().partition("\t")
+        if name:
+            clusters.setdefault(cluster.strip() or "?", []).append(name)
+    return clusters, ""
 
 
 def check_kind(probe: Probe) -> BackendStatus:
+    """The live kind backend: what kslab needs on this machine, checked without contacting any
+    cluster. Usable only when the kubernetes client imports, Docker's daemon answers, the context
+    kslab would use is a kind one (kind-*, or any with KSLAB_ALLOW_ANY_CONTEXT=1) and that kind
+    cluster's node containers run on this Docker (``docker exec`` reads their rules). The API
+    server itself is not contacted: the report says so."""
+    from .kind.client import check_context, context_is_safe, read_kubeconfig
+    from .errors import EnvironmentProblem
+
     checks: list[Check] = [_module(probe, "kubernetes", f"{PIP} install -e .")]
-    kind_ctx: list[str] = []
-    if checks[0].ok:
-        contexts, note = _kube_contexts(probe)
-        create = "no kube context; create the lab: kind create cluster --config data/myk8s/kind-cluster.yaml"
-        checks.append(Check("kube contexts", bool(contexts),
-                            f"{', '.join(contexts)} ({note})" if contexts else note, "" if contexts else create))
-        if contexts:
-            allow_any = probe.env.get("KSLAB_ALLOW_ANY_CONTEXT") == "1"
-            kind_ctx = [c for c in contexts if c.startswith("kind-")] or (contexts if allow_any else [])
-            detail = ", ".join(kind_ctx) if kind_ctx else f"none named kind-* (have: {', '.join(contexts)})"
-            if allow_any:
-                detail += " [KSLAB_ALLOW_ANY_CONTEXT=1]"
-            checks.append(Check(
-                "kind-* context", bool(kind_ctx), detail,
-                "" if kind_ctx else "kslab only uses kind-* contexts; create one with kind, "
-                                    "or set KSLAB_ALLOW_ANY_CONTEXT=1 to allow others"))
-    usable, reason = _summary(checks, f"context {kind_ctx[0]} found (doctor does not contact the cluster)"
-                              if kind_ctx else "")
+    # the tools: docker is required (node rules by docker exec); kind creates the cluster; kubectl is the learner's
+    docker = probe.which("docker")
+    checks.append(Check("docker", docker is not None, docker or "not found",
+                        "" if docker else "install Docker (https://docs.docker.com/engine/install/); "
+                                          "the kind backend reads each node's rules by docker exec"))
+    daemon = False
+    if docker:
+        rc, out = probe.run(["docker", "version", "--format", "{{.Server.Version}}"])
+        daemon = rc == 0 and bool(out.strip())
+        checks.append(Check("docker daemon", daemon, f"answers (server {out.strip()})" if daemon
+                            else f"does not answer: {_last_line(out) or f'docker version failed (exit {rc})'}",
+                            "" if daemon else "start Docker (systemctl start docker), or check that you may use it "
+                                              "(the docker group)"))
+    kind = probe.which("kind")
+    if kind:
+        rc, out = probe.run(["kind", "version"])
+        checks.append(Check("kind", rc == 0, out.strip().splitlines()[0] if rc == 0 and out.strip() else
+                            f"{kind}: kind version failed", "", required=False))
+    else:
+        checks.append(Check("kind", False, "not found (needed to create the lab's cluster, not to use one)",
+                            "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation", required=False))
+    kubectl = probe.which("kubectl")
+    if kubectl:
+        rc, out = probe.run(["kubectl", "version", "--client"])
+        checks.append(Check("kubectl", rc == 0, out.strip().splitlines()[0] if rc == 0 and out.strip() else
+                            f"{kubectl}: kubectl version --client failed", "", required=False))
+    else:
+        checks.append(Check("kubectl", False, "not found (the study's commands use it; kslab itself does not)",
+                            "install kubectl: https://kubernetes.io/docs/tasks/tools/", required=False))
+
+    # the kubeconfig (read as YAML; no server is contacted)
+    create = "create the lab: kind create cluster --config data/myk8s/kind-cluster.yaml"
+    chosen = ""
+    allow_any = probe.env.get("KSLAB_ALLOW_ANY_CONTEXT") == "1"
+    spec = os.pathsep.join(_kubeconfig_paths(probe))
+    try:
+        info = read_kubeconfig(spec)
+    except EnvironmentProblem as e:
+        checks.append(Check("kubeconfig", False, str(e).split(":")[0] if str(e).startswith("no kubeconfig") else str(e), create))
+        info = None
+    if info is not None:
+        names = sorted(info.contexts)
+        checks.append(Check("kube contexts", bool(names), f"{', '.join(names)} (in {os.pathsep.join(info.paths)})" if names
+                            else f"none in {os.pathsep.join(info.paths)}", "" if names else create))
+        current = info.current_context or ""
+        if current:
+            safe = context_is_safe(current)
+            checks.append(Check("current context", safe or allow_any,
+                                f"{current}: " + ("a kind cluster's (kind-*): safe for the workbook to change" if safe else
+                                                  "not kind-*: kslab refuses it unless allow_any_context=True / --context-any"
+                                                  + (" [KSLAB_ALLOW_ANY_CONTEXT=1]" if allow_any else "")),
+                                "" if safe or allow_any else "kubectl config use-context kind-myk8s, or pass "
+                                                             "context='kind-myk8s' (--context kind-myk8s)",
+                                required=False))
+        kind_contexts = [c for c in names if context_is_safe(c)]
+        if current and (context_is_safe(current) or allow_any):
+            chosen = current
+        elif kind_contexts:
+            chosen = kind_contexts[0]
+        if names:
+            try:
+                check_context(info, chosen or current or None, allow_any_context=allow_any)
+                ok_ctx = bool(chosen)
+            except EnvironmentProblem:
+                ok_ctx = False
+            checks.append(Check("kind-* context", ok_ctx,
+                                f"{chosen} (the one kslab would use" + (")" if chosen == current else
+                                                                         f"; pass context='{chosen}')")
+                                if ok_ctx else f"none named kind-* (have: {', '.join(names)})",
+                                "" if ok_ctx else "kslab only uses kind-* contexts: " + create +
+                                                  ", or set KSLAB_ALLOW_ANY_CONTEXT=1 (--context-any) to allow others"))
+
+    # that context's cluster on this Docker (docker ps by kind's label; still no API server)
+    if chosen and daemon:
+        containers, why = _kind_containers(probe)
+        cluster = chosen[len("kind-"):] if context_is_safe(chosen) else ""
+        if containers is None:
+            checks.append(Check("kind node containers", False, f"docker ps failed: {why}", "check that Docker works"))
+        elif cluster and containers.get(cluster):
+            nodes = sorted(containers[cluster])
+            checks.append(Check("kind node containers", True, f"cluster {cluster}: {len(nodes)} running ({', '.join(nodes)})"))
+        else:
+            have = ", ".join(sorted(containers)) or "none"
+            checks.append(Check("kind node containers", False,
+                                f"no running container of kind cluster {cluster or chosen!r} here (kind clusters running: {have})",
+                                f"start it (docker start {cluster}-control-plane ...) or recreate it: {create}"
+                                if cluster else "kslab reads node rules by docker exec: use a kind cluster on this machine"))
+    checks.append(Check("API server", False, "not contacted (doctor never contacts a cluster): reachability, RBAC and "
+                        "exec are checked when kslab connects (kslab verify --context, Lab(backend='kind'))", "",
+                        required=False))
+    ok_reason = (f"context {chosen}: its kind cluster's node containers run on this Docker; the API server was not "
+                 "contacted (doctor never does), so RBAC and reachability are checked when kslab connects") if chosen else ""
+    usable, reason = _summary(checks, ok_reason)
+    if not chosen and usable:  # (every required check passed but there is no context to use)
+        usable, reason = False, create
     return BackendStatus("kind", usable, reason, tuple(checks))
 
 

@@ -52,7 +52,15 @@ class Lab:
     """The study's lab (or any manifests) on a backend: the cluster, its control plane, one
     kube-proxy (:class:`~kslab.proxy.proxier.Proxier`) per node, and one
     :class:`~kslab.dataplane.Dataplane` the rules run on (``sim``: the simulator, ``netns``: the
-    kernel). Every verb works the same on every backend.
+    kernel, ``kind``: a live kind cluster). Every verb works the same on every backend.
+
+    ``backend="kind"`` reads the cluster of kube context ``context`` (default: the current one;
+    a context not named ``kind-*`` only with ``allow_any_context=True``) instead of building it
+    from ``manifests``, which :meth:`apply` then applies live when asked (read-only until then);
+    its own kube-proxy writes the rules and the Lab's Proxiers are the prediction
+    (:mod:`kslab.kind.dataplane`). A backend named by ``KSLAB_BACKEND`` that cannot run here
+    prints one line and runs on sim (:attr:`fallback` keeps why; ``KSLAB_STRICT_BACKEND=1`` makes
+    it an error, as naming the backend as an argument does).
 
     ``seed`` seeds the traffic (client ports, ``statistic`` draws) where the backend can be
     seeded; ``cluster_seed`` seeds the cluster's allocations and is best left alone: with the
@@ -66,32 +74,39 @@ class Lab:
         seed: int = 0,
         proxy: dict | None = None,
         cluster_seed: int = CLUSTER_SEED,
+        context: str | None = None,
+        allow_any_context: bool = False,
     ) -> None:
         from_env = backend is None
         backend = backend or os.environ.get("KSLAB_BACKEND") or "sim"
+        self.fallback: str | None = None  # why the backend asked for by KSLAB_BACKEND could not run (then on sim)
+        live = None  # a live cluster (kind): its state, its API server, its dataplane
         try:
             factory.check_environment(backend)
+            live = factory.open_live(backend, context=context, allow_any_context=allow_any_context, seed=seed)
         except EnvironmentProblem as e:
-            if not from_env or os.environ.get("KSLAB_STRICT_BACKEND") or backend == "kind":
+            if not from_env or os.environ.get("KSLAB_STRICT_BACKEND"):
                 raise
             # a notebook asked through KSLAB_BACKEND: say why in one line and run on sim
-            print(f"kslab: {backend} backend unavailable ({e}); running on sim")
+            self.fallback = f"{backend} backend unavailable ({e})"
+            print(f"kslab: {self.fallback}; running on sim")
             backend = "sim"
-        self._proxy_at_start = check_proxy_options(dict(proxy or {}))
+        self._proxy_at_start = check_proxy_options({**(live.proxy_options if live else {}), **(proxy or {})})
         self.proxy_options = dict(self._proxy_at_start)
         self.backend = backend
         self.seed = seed  # the traffic's
         self.cluster_seed = cluster_seed  # the cluster's allocations'
         paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests or [study_lab()])
         self._documents: list[Document] = load_documents(paths)  # read once: reset() rebuilds the same cluster from them
-        self.cluster: ClusterState = self._build_cluster()
-        self.control = ControlPlane.of(self.cluster, cluster_seed)
+        # on kind the cluster is the live one and its API server is the control plane (read-only until lab.apply())
+        self.cluster: ClusterState = live.cluster if live else self._build_cluster()
+        self.control = live.control if live else ControlPlane.of(self.cluster, cluster_seed)
         self._rules: dict[str, RuleSet] = {}
         self.syncs: list[SyncResult] = []  # the last SYNC_HISTORY kube-proxy syncs, per node, timed (oldest first)
         self._proxiers: dict[str, Proxier] = {}  # each node's kube-proxy across syncs
         self._broken: set[str] = set()  # pods whose app break_pod broke
         self.generation = 0  # +1 on every change a connection could see (a sync, a hand edit, a broken pod)
-        self.dataplane: Dataplane = factory.create(backend, self.cluster, seed=seed)
+        self.dataplane: Dataplane = live.dataplane if live else factory.create(backend, self.cluster, seed=seed)
         try:
             self._sync()
         except BaseException:
@@ -151,6 +166,7 @@ class Lab:
 
     def _changed(self) -> None:
         """After a control-plane change: pods first (new ones answer), then kube-proxy's sync."""
+        self.cluster = self.control.state  # a live control plane re-reads the cluster after a change
         for gone in sorted(self._broken - {p.name for p in self.cluster.pods}):
             # repaired while its app still runs: a pod made later under the same name starts healthy
             self.dataplane.break_pod(gone, False)
@@ -170,7 +186,12 @@ class Lab:
 
     # ---- changes ---------------------------------------------------------------------------------
     def apply(self, *paths: str | os.PathLike) -> list[str]:
-        changed = self.control.apply(load_documents(paths))
+        """``kubectl apply`` of ``paths`` (default: the lab's own manifests). On kind this is the one
+        verb that writes to the live cluster first: objects kslab creates carry its label, existing
+        ones without it are never changed, and it waits for the Deployments' rollouts."""
+        live = getattr(self.control, "live", False)
+        docs = load_documents(paths) if paths else (_copy.deepcopy(self._documents) if live else [])
+        changed = self.control.apply(docs)
         self._changed()
         return changed
 
@@ -260,6 +281,17 @@ class Lab:
         self.cluster.node(node)
         return self.dataplane.save_text(node)
 
+    def verify(self, node: str):
+        """Prediction vs reality on ``node``: what kube-proxy should have written for this lab's
+        cluster and kube-proxy options, compared per chain with what the node holds now
+        (:meth:`save_text`: on kind the node's real ``iptables-save``), other software's chains
+        ignored. Returns a :class:`kslab.verify.VerifyReport` (``.ok()``, ``.text()``)."""
+        from .verify import verify_node
+
+        options = {**self.proxy_options, **self.dataplane.kernel_features()}
+        # the lab's own prediction: an option left at None means the lab's default, as in proxy_config()
+        return verify_node(self.cluster, node, self.save_text(node), proxy={k: v for k, v in options.items() if v is not None})
+
     def advance(self, seconds: float) -> None:
         """Move the clock: the simulator's jumps at once; on netns the kernel's clock is real, so
         this waits ``seconds`` (conntrack and ``recent`` entries age in real time)."""
@@ -270,7 +302,9 @@ class Lab:
 
     def clear_kernel_state(self) -> None:
         """Fresh kernel state on every node: conntrack, ``recent`` lists (ClientIP affinity) and
-        counters forgotten, the simulated clock back to 0. The cluster and the rules stay."""
+        counters forgotten, the simulated clock back to 0. The cluster and the rules stay. On kind
+        only the clock restarts: a live node's kernel state is not kslab's to clear (flushing its
+        conntrack would cut the cluster's own connections), so read its counters as differences."""
         self.dataplane.reset()
 
     def reset(self) -> None:
@@ -283,12 +317,16 @@ class Lab:
         for name in sorted(self._broken):
             dp.break_pod(name, False)
         self._broken.clear()
-        self.cluster = self._build_cluster()
-        self.control = ControlPlane.of(self.cluster, self.cluster_seed)
+        if getattr(self.control, "live", False):  # a live cluster: its API server re-applies what kslab changed
+            self.cluster = self.control.reset(_copy.deepcopy(self._documents))
+        else:
+            self.cluster = self._build_cluster()
+            self.control = ControlPlane.of(self.cluster, self.cluster_seed)
         self.proxy_options = dict(self._proxy_at_start)
         dp.update_pods(self.cluster)
         names = [n.name for n in self.cluster.nodes]
-        dp.delete_rules(re.compile(BUILTIN_CHAIN_RULES), names)  # the full sync below puts kube-proxy's jumps back, in order
+        if dp.loads_rules:
+            dp.delete_rules(re.compile(BUILTIN_CHAIN_RULES), names)  # the full sync below puts kube-proxy's jumps back, in order
         dp.reset()  # the clock at 0 before kube-proxy's first sync, as in a new lab
         self._proxiers = {}  # a restarted kube-proxy on every node: its first sync is a full one
         self._sync()

@@ -372,6 +372,8 @@ def parse_node(doc: Document) -> Node:
         pod_cidr=str(spec.get("podCIDR") or ""),
         labels=dict(md.get("labels") or {}),
         taints=list(spec.get("taints") or []),
+        # a recorded node: its Ready condition (a manifest without status is ready)
+        ready=all(c.get("status") == "True" for c in status.get("conditions") or [] if c.get("type") == "Ready"),
     )
 
 

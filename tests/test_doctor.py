@@ -17,19 +17,28 @@ ALL_TOOLS = frozenset({"ip", "iptables", "iptables-restore", "iptables-save", "i
 IPTABLES = {"iptables", "iptables-restore", "iptables-save", "iptables-legacy-restore"}
 
 
-def machine(tmp_path, root=True, tools=ALL_TOOLS, kubeconfig: str | None = None, version="iptables v1.8.9 (nf_tables)",
-            ran=None, **env) -> Probe:
-    """A described machine: which tools it has, whether we are root, its kubeconfig, its environment."""
+KIND_TOOLS = frozenset({"docker", "kind", "kubectl"})
+KIND_PS = "myk8s-control-plane\tmyk8s\nmyk8s-worker\tmyk8s\nmyk8s-worker2\tmyk8s\nmyk8s-worker3\tmyk8s\n"
+
+
+def machine(tmp_path, root=True, tools=ALL_TOOLS | KIND_TOOLS, kubeconfig: str | None = None,
+            version="iptables v1.8.9 (nf_tables)", ran=None, runs: dict | None = None, **env) -> Probe:
+    """A described machine: which tools it has, whether we are root, its kubeconfig, its environment,
+    and what its commands answer (``runs``: the first two words of a command -> (status, output);
+    by default Docker's daemon answers and kind's cluster myk8s runs four node containers)."""
     e = {"HOME": str(tmp_path), "PATH": "/usr/bin", **env}
     if kubeconfig is not None:
         p = tmp_path / "kubeconfig"
         p.write_text(kubeconfig)
         e["KUBECONFIG"] = str(p)
     ran = [] if ran is None else ran
+    answers = {("iptables", "-V"): (0, version), ("docker", "version"): (0, "28.1.1"), ("docker", "ps"): (0, KIND_PS),
+               ("kind", "version"): (0, "kind v0.29.0 go1.24.2 linux/amd64"),
+               ("kubectl", "version"): (0, "Client Version: v1.33.1\nKustomize Version: v5.6.0"), **(runs or {})}
 
     def run(cmd):
         ran.append(list(cmd))
-        return (0, version) if list(cmd) == ["iptables", "-V"] else (0, "")
+        return answers.get(tuple(cmd[:2]), (0, ""))
 
     return Probe(
         which=lambda t: f"/usr/sbin/{t}" if t in tools else None,
@@ -122,18 +131,71 @@ def test_namespaces_forbidden(tmp_path):
 # -- kind -------------------------------------------------------------------------------------
 
 
-def test_kind_context_found(tmp_path):
-    st = by_name(diagnose(machine(tmp_path, kubeconfig=kubeconfig("kind-myk8s", "prod"))))
-    assert st["kind"].usable and "kind-myk8s" in st["kind"].reason
-    assert "prod" not in check(st["kind"], "kind-* context").detail
+def test_kind_usable_says_what_it_checked_and_what_it_did_not(tmp_path):
+    ran = []
+    st = by_name(diagnose(machine(tmp_path, kubeconfig=kubeconfig("kind-myk8s", "prod"), ran=ran)))
+    kind = st["kind"]
+    assert kind.usable
+    assert kind.reason == ("context kind-myk8s: its kind cluster's node containers run on this Docker; the API server was "
+                           "not contacted (doctor never does), so RBAC and reachability are checked when kslab connects")
+    assert [c.name for c in kind.checks] == ["python: kubernetes", "docker", "docker daemon", "kind", "kubectl", "kube contexts",
+                                             "current context", "kind-* context", "kind node containers", "API server"]
+    assert check(kind, "kind node containers").detail == ("cluster myk8s: 4 running (myk8s-control-plane, myk8s-worker, "
+                                                          "myk8s-worker2, myk8s-worker3)")
+    assert "prod" not in check(kind, "kind-* context").detail
+    api = check(kind, "API server")
+    assert not api.ok and not api.required and api.detail.startswith("not contacted")
+    # what doctor ran: versions and docker ps, nothing that talks to a cluster
+    kube = [c for c in ran if c[0] in ("docker", "kind", "kubectl")]
+    assert kube == [["docker", "version", "--format", "{{.Server.Version}}"], ["kind", "version"], ["kubectl", "version", "--client"],
+                    ["docker", "ps", "--filter", "label=io.x-k8s.kind.cluster", "--format",
+                     '{{.Names}}\t{{.Label "io.x-k8s.kind.cluster"}}']]
+
+
+def test_a_kind_context_alone_is_not_enough(tmp_path):
+    """The old doctor said kind was usable because a kind-* context existed. Without Docker, or
+    without that cluster's containers, it is not."""
+    st = by_name(diagnose(machine(tmp_path, tools=ALL_TOOLS, kubeconfig=kubeconfig("kind-myk8s"))))
+    assert not st["kind"].usable and st["kind"].reason.startswith("install Docker")
+    assert check(st["kind"], "kind-* context").ok  # the context is there, and said so
+    assert not check(st["kind"], "kind").required and not check(st["kind"], "kubectl").required
+    st = by_name(diagnose(machine(tmp_path, kubeconfig=kubeconfig("kind-myk8s"), runs={("docker", "ps"): (0, "")})))
+    kind = st["kind"]
+    assert not kind.usable
+    assert check(kind, "kind node containers").detail == "no running container of kind cluster 'myk8s' here (kind clusters running: none)"
+    assert "kind create cluster --config data/myk8s/kind-cluster.yaml" in kind.reason
+    other = "other-control-plane\tother\n"
+    st = by_name(diagnose(machine(tmp_path, kubeconfig=kubeconfig("kind-myk8s"), runs={("docker", "ps"): (0, other)})))
+    assert "(kind clusters running: other)" in check(st["kind"], "kind node containers").detail
+
+
+def test_docker_daemon_down(tmp_path):
+    down = (1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+    st = by_name(diagnose(machine(tmp_path, kubeconfig=kubeconfig("kind-myk8s"), runs={("docker", "version"): down})))
+    c = check(st["kind"], "docker daemon")
+    assert not st["kind"].usable and not c.ok and c.detail.startswith("does not answer: Cannot connect to the Docker daemon")
+    assert st["kind"].reason.startswith("start Docker")
+    assert all(c.name != "kind node containers" for c in st["kind"].checks)  # not asked when the daemon is down
+
+
+def test_current_context_not_kind_but_a_kind_one_exists(tmp_path):
+    st = by_name(diagnose(machine(tmp_path, kubeconfig=kubeconfig("prod", "kind-myk8s"))))
+    kind = st["kind"]
+    assert kind.usable and "kind-myk8s" in kind.reason
+    cur = check(kind, "current context")
+    assert not cur.ok and not cur.required and cur.detail.startswith("prod: not kind-*: kslab refuses it")
+    assert check(kind, "kind-* context").detail == "kind-myk8s (the one kslab would use; pass context='kind-myk8s')"
 
 
 def test_only_other_contexts_are_refused(tmp_path):
     st = by_name(diagnose(machine(tmp_path, kubeconfig=kubeconfig("prod"))))
     assert not st["kind"].usable
     assert "kind-*" in st["kind"].reason and "KSLAB_ALLOW_ANY_CONTEXT=1" in st["kind"].reason
+    # allowed, but a cluster that is not kind's has no node containers to docker exec into
     st = by_name(diagnose(machine(tmp_path, kubeconfig=kubeconfig("prod"), KSLAB_ALLOW_ANY_CONTEXT="1")))
-    assert st["kind"].usable and "prod" in st["kind"].reason
+    assert not st["kind"].usable and check(st["kind"], "kind-* context").ok
+    assert check(st["kind"], "current context").detail.endswith("[KSLAB_ALLOW_ANY_CONTEXT=1]")
+    assert "use a kind cluster on this machine" in st["kind"].reason
 
 
 def test_kubeconfig_in_home(tmp_path):
@@ -148,16 +210,18 @@ def test_several_kubeconfig_files(tmp_path):
     (tmp_path / "b").write_text(kubeconfig("kind-myk8s"))
     st = by_name(diagnose(machine(tmp_path, KUBECONFIG=f"{tmp_path / 'a'}:{tmp_path / 'b'}")))
     assert st["kind"].usable and "kind-myk8s" in st["kind"].reason
+    assert check(st["kind"], "kube contexts").detail.startswith("kind-myk8s, prod (in ")
 
 
 def test_no_kubeconfig(tmp_path):
     st = by_name(diagnose(machine(tmp_path)))
     assert not st["kind"].usable and "kind create cluster" in st["kind"].reason
+    assert check(st["kind"], "kubeconfig").detail == f"no kubeconfig at {tmp_path}/.kube/config"
 
 
 def test_broken_kubeconfig_is_a_finding(tmp_path):
     st = by_name(diagnose(machine(tmp_path, kubeconfig="this: [is not a kubeconfig")))
-    assert not st["kind"].usable and "cannot read" in check(st["kind"], "kube contexts").detail
+    assert not st["kind"].usable and "cannot be read" in check(st["kind"], "kubeconfig").detail
 
 
 # -- browser and the report ---------------------------------------------------------------------

@@ -5,6 +5,7 @@
 - :mod:`kslab.dataplane.trace`: :class:`Trace`, the one trace type;
 - :mod:`kslab.dataplane.sim`: :class:`SimDataplane` (the netfilter simulator);
 - :mod:`kslab.dataplane.netns`: :class:`NetnsDataplane` (the kernel, in network namespaces);
+- :mod:`kslab.kind.dataplane`: :class:`KindDataplane` (a live kind cluster; its own kube-proxy);
 - :mod:`kslab.dataplane.factory`: the backend names, and the dataplane for a name.
 
 :func:`kslab.dataplane.factory.create` picks one by the backend's name; a new backend adds one line there.

@@ -44,6 +44,9 @@ class Dataplane(ABC):
     #: time in threads (each node's kube-proxy syncs on its own node, as in a cluster); the Lab
     #: then syncs the nodes in parallel. Calls for one node never overlap.
     concurrent_syncs: bool = False
+    #: False where the Lab's syncs load nothing because the machine runs its own kube-proxy (a live
+    #: cluster): the Lab's Proxiers are then the prediction, and it never hand-edits the node's rules
+    loads_rules: bool = True
 
     # ---- kube-proxy's rules --------------------------------------------------------------------------
     def kernel_features(self) -> dict[str, Any]:

@@ -16,17 +16,32 @@ BACKENDS = ("sim", "netns", "kind")
 def _check_name(backend: str) -> None:
     if backend not in BACKENDS:
         raise InputError("backend", f"{backend!r} is not a kslab backend", "use sim, netns or kind")
-    if backend == "kind":
-        raise EnvironmentProblem("the kind backend is not built yet; use backend='sim' or 'netns'")
 
 
 def check_environment(backend: str) -> None:
-    """Raise InputError for an unknown backend, EnvironmentProblem (one line) if this machine cannot run it."""
+    """Raise InputError for an unknown backend, EnvironmentProblem (one line) if this machine cannot run it
+    (kind: see :func:`open_live`, which connects; this checks only that docker is there)."""
     _check_name(backend)
     if backend == "netns":
         from .netns import NetnsDataplane
 
         NetnsDataplane.check_environment()
+    elif backend == "kind":
+        from ..kind.traffic import Docker
+
+        Docker.find()
+
+
+def open_live(backend: str, *, context: str | None = None, allow_any_context: bool = False, seed: int = 0):
+    """A live cluster's backend (``kind``): its cluster state, its API server as the control plane
+    and its dataplane, read from the cluster (:class:`kslab.kind.dataplane.LiveCluster`); None for
+    a backend whose cluster the Lab builds itself (sim, netns)."""
+    _check_name(backend)
+    if backend != "kind":
+        return None
+    from ..kind.dataplane import open_live as open_kind
+
+    return open_kind(context=context, allow_any_context=allow_any_context, seed=seed)
 
 
 def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mapping[str, str] | None = None) -> Dataplane:
@@ -34,6 +49,8 @@ def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mappin
     (``tables``, sim only: :meth:`kslab.Lab.copy`) with each named node's tables loaded from
     the ``iptables-save`` text given for it, exactly as another lab's kernel held them."""
     _check_name(backend)
+    if backend == "kind":
+        raise InputError("backend", "the kind backend's cluster is the live one", "open it with kslab.Lab(backend='kind')")
     if tables and backend != "sim":
         raise InputError("tables", f"only the sim backend starts from given tables, not {backend}", "copy a lab onto sim")
     if backend == "netns":
@@ -44,6 +61,9 @@ def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mappin
 
     dp = SimDataplane(cluster, seed=seed)
     for node, text in (tables or {}).items():
-        dp.tables[node].restore(text)  # into empty tables: iptables-restore of a save gives the same tables
+        try:
+            dp.tables[node].restore(text)  # into empty tables: iptables-restore of a save gives the same tables
+        except ValueError as e:  # a live node's rules may use what the simulator does not execute (another CNI's)
+            raise EnvironmentProblem(f"{node}'s tables: kslab's simulator cannot load them ({e})") from None
         dp.network.update_tables({node: dp.tables[node].tables})
     return dp

@@ -34,6 +34,23 @@ def _parse_to(spec: str) -> tuple[str, int, str]:
     return host, int(port), proto
 
 
+def read_dumps(paths: str | list[str], flag: str = "--iptables-save") -> str:
+    """Files of ``iptables-save`` output or ``iptables [-t T] -S`` listings, as one save text
+    (:func:`kslab.xtables.listing_to_save` on each). A one-line InputError naming ``flag`` and
+    the file for a missing file or a listing whose table cannot be told."""
+    texts = []
+    for one in [paths] if isinstance(paths, str) else paths:
+        p = Path(one)
+        if not p.is_file():
+            raise InputError(f"{flag} {one}", "no such file", "give the path of an iptables-save dump")
+        try:
+            texts.append(listing_to_save(p.read_text()))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise InputError(f"{flag} {one}", str(err).splitlines()[0] if str(err) else "cannot read it",
+                             "give iptables-save output, or iptables -S output") from None
+    return "".join(texts)
+
+
 def trace_dump(path: str | list[str], *, node_ip: str, src: str, to: str, seed: int = 0, local_addresses: set[str] | None = None) -> Connection:
     try:
         ipaddress.ip_address(node_ip)
@@ -43,17 +60,15 @@ def trace_dump(path: str | list[str], *, node_ip: str, src: str, to: str, seed: 
         ipaddress.ip_address(src)
     except ValueError:
         raise InputError("--from", f"{src!r} is not an IP address", "with --iptables-save, --from is an IP")
-    texts = []
-    for one in [path] if isinstance(path, str) else path:
-        p = Path(one)
-        if not p.is_file():
-            raise InputError(f"--iptables-save {one}", "no such file", "give the path of an iptables-save dump")
-        try:
-            texts.append(listing_to_save(p.read_text()))
-        except ValueError as err:
-            raise InputError(f"--iptables-save {one}", str(err), "give iptables-save output, or iptables -S output") from None
-    nf = Netfilter.from_text("".join(texts), name=node_ip)
+    nf = Netfilter.from_text(read_dumps(path), name=node_ip)
     dst, dport, proto = _parse_to(to)
+    return trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
+                           local_addresses=local_addresses)
+
+
+def trace_netfilter(nf: Netfilter, *, node_ip: str, src: str, dst: str, dport: int, proto: str, seed: int = 0,
+                    local_addresses: set[str] | None = None) -> Connection:
+    """One new connection through one node's tables (``nf``), as :func:`trace_dump` describes."""
     state = NamespaceState(rng=random.Random(seed))
     local = frozenset((local_addresses or set()) | {node_ip, "127.0.0.1"})
     origin_local = src in local or src.startswith("127.")

@@ -15,7 +15,7 @@
 # Services. This chapter shows that lab as kslab holds it. You will be able to:
 #
 # 1. name the nodes, pods and Services of the lab and their addresses, with the study's `kubectl`;
-# 2. pick a backend (`sim`, `netns`) and see which ones work on your machine;
+# 2. pick a backend (`sim`, `netns`, `kind`) and see which ones work on your machine;
 # 3. read a trace: hooks, chains, matched rules, NAT, verdict;
 # 4. use the few calls every chapter uses (the API card below).
 #
@@ -30,7 +30,7 @@
 # 환경을 어떻게 담고 있는지 살펴봅니다. 이 장을 마치면 다음을 할 수 있습니다.
 #
 # 1. 스터디의 `kubectl`로 실습 환경의 노드(node), 파드, 서비스와 각각의 주소를 말할 수 있습니다.
-# 2. 백엔드(backend: `sim`, `netns`)를 고르고, 내 컴퓨터에서 어느 백엔드가 동작하는지 확인할 수 있습니다.
+# 2. 백엔드(backend: `sim`, `netns`, `kind`)를 고르고, 내 컴퓨터에서 어느 백엔드가 동작하는지 확인할 수 있습니다.
 # 3. 추적(trace) 결과를 읽을 수 있습니다. 훅(hook), 체인(chain), 일치한 규칙(rule), NAT, 판정(verdict)이 나옵니다.
 # 4. 모든 장에서 쓰는 몇 가지 호출(아래의 API 카드)을 쓸 수 있습니다.
 #
@@ -45,7 +45,7 @@ import kslab
 from kslab import charts, experiments
 
 lab = kslab.Lab(seed=1)
-print(f"backend: {lab.backend}")
+print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else ""))
 charts.topology_figure(lab.cluster).show()
 
 # %% [markdown] lang="en"
@@ -113,25 +113,25 @@ experiments.claim(
 )
 
 # %% [markdown] lang="en"
-# ## Two backends now, a third planned
+# ## Three backends
 #
 # | backend | what runs the rules |
 # |---|---|
 # | `sim` | kslab's interpreter of the very rules kube-proxy writes (runs anywhere) |
 # | `netns` | the Linux kernel: one network namespace per node and pod, real TCP (root) |
-# | `kind` | planned, not usable yet: a live kind cluster through the kubernetes client (`Lab(backend="kind")` says so) |
+# | `kind` | a live kind cluster (Docker, a `kind-*` kube context): its own kube-proxy's rules, real connections from its pods by exec, read-only until `lab.apply()` |
 #
 # Set `KSLAB_BACKEND` before starting Jupyter (`KSLAB_BACKEND=netns kslab lab`); `kslab doctor`
 # says which backends this machine can run:
 
 # %% [markdown] lang="ko"
-# ## 지금은 백엔드 둘, 하나는 계획 중
+# ## 백엔드 셋
 #
 # | 백엔드 | 규칙을 실행하는 것 |
 # |---|---|
 # | `sim` | kube-proxy가 쓰는 바로 그 규칙을 해석해 실행하는 kslab의 인터프리터 (어디서나 실행) |
 # | `netns` | 리눅스 커널: 노드와 파드마다 네트워크 네임스페이스 하나, 실제 TCP (root 필요) |
-# | `kind` | 계획 중이며 아직 쓸 수 없습니다: kubernetes 클라이언트로 접속하는 실제 kind 클러스터 (`Lab(backend="kind")`가 그렇다고 알려 줍니다) |
+# | `kind` | 실제 kind 클러스터 (Docker와 `kind-*` kube 컨텍스트 필요): 클러스터 자신의 kube-proxy가 쓴 규칙, exec로 파드에서 여는 실제 연결, `lab.apply()` 전까지는 읽기 전용 |
 #
 # 백엔드는 Jupyter를 시작하기 전에 `KSLAB_BACKEND`로 정합니다(`KSLAB_BACKEND=netns kslab lab`).
 # 이 컴퓨터에서 어느 백엔드를 실행할 수 있는지는 `kslab doctor`가 알려 줍니다.
@@ -139,12 +139,14 @@ experiments.claim(
 # %%
 print(subprocess.run([sys.executable, "-m", "kslab.cli", "doctor"], capture_output=True, text=True).stdout)
 try:
-    kslab.Lab(backend="kind")
-    kind_usable = True
-except Exception as err:  # the backend is planned: one line says so
-    print(f"Lab(backend='kind'): {err}")
-    kind_usable = False
-experiments.claim(not kind_usable, "the kind backend is planned, not usable yet", "the kind backend opened: update this chapter")
+    with kslab.Lab(backend="kind") as live:  # the kube context's cluster (kind-* only), read-only
+        why_not = ""
+        print(f"Lab(backend='kind'): cluster {live.cluster.config.name}, {len(live.cluster.nodes)} nodes, {len(live.cluster.pods)} pods")
+except kslab.EnvironmentProblem as err:  # no kubeconfig, no kind-* context, API or docker unreachable ...
+    why_not = str(err)
+    print(f"Lab(backend='kind'): {why_not}")
+experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live cluster or says in one line why it cannot",
+                  "the kind backend's error is not one line")
 
 # %% [markdown] lang="en"
 # ## The API card
@@ -154,7 +156,7 @@ experiments.claim(not kind_usable, "the kind backend is planned, not usable yet"
 # | call | what it does |
 # |---|---|
 # | `lab = kslab.Lab(seed=1)` | the study's lab on the backend `KSLAB_BACKEND` names; the same nodes, pods, IPs and ClusterIPs in every chapter, `seed` moves only the traffic |
-# | `lab.backend` | the backend the lab runs on: `"sim"` or `"netns"` |
+# | `lab.backend`, `lab.fallback` | the backend the lab runs on: `"sim"`, `"netns"` or `"kind"`; why `KSLAB_BACKEND`'s backend could not run (then on sim), or None |
 # | `lab.cluster` | the cluster as data: `.nodes`, `.pods`, `.services`, `.node("myk8s-worker").internal_ip`, `.pod("webpod1").pod_ip`, `.pod("webpod1").node_name`, `.service("svc-clusterip").cluster_ip` |
 # | `pod.owner` | the workload that made a pod, e.g. `"Deployment/deploy-echo"` (`""` for a bare pod) |
 # | `lab.client(name)`, `lab.pod_gateway(node)` | a client's address, kind and node; the node's end of its pods' veths (chapters 02, 03) |
@@ -186,7 +188,7 @@ experiments.claim(not kind_usable, "the kind backend is planned, not usable yet"
 # | 호출 | 하는 일 |
 # |---|---|
 # | `lab = kslab.Lab(seed=1)` | `KSLAB_BACKEND`가 가리키는 백엔드 위의 스터디 실습 환경; 모든 장에서 노드, 파드, IP, 클러스터 IP가 같고, `seed`는 트래픽만 바꿉니다 |
-# | `lab.backend` | 실습 환경이 실행되는 백엔드: `"sim"` 또는 `"netns"` |
+# | `lab.backend`, `lab.fallback` | 실습 환경이 실행되는 백엔드: `"sim"`, `"netns"` 또는 `"kind"`; `KSLAB_BACKEND`의 백엔드를 실행할 수 없었던 이유(그때는 sim에서 실행), 없으면 None |
 # | `lab.cluster` | 데이터로 된 클러스터: `.nodes`, `.pods`, `.services`, `.node("myk8s-worker").internal_ip`, `.pod("webpod1").pod_ip`, `.pod("webpod1").node_name`, `.service("svc-clusterip").cluster_ip` |
 # | `pod.owner` | 파드를 만든 워크로드, 예: `"Deployment/deploy-echo"` (단독 파드는 `""`) |
 # | `lab.client(name)`, `lab.pod_gateway(node)` | 클라이언트의 주소, 종류, 노드; 노드 쪽 파드 veth의 주소 (02장, 03장) |
@@ -289,7 +291,7 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 #
 # - The lab: 4 nodes (노드), pods (파드) with addresses from their node's podCIDR, Services
 #   (서비스) with virtual IPs that exist only in kube-proxy's iptables rules.
-# - One notebook, two backends today: `sim` everywhere, `netns` with root; `kind` is planned.
+# - One notebook, three backends: `sim` everywhere, `netns` with root, `kind` with Docker and a kind cluster.
 # - `lab.sh(where, command)` runs the study's own commands (`kubectl`, `curl`, `iptables` ...) in the lab.
 # - A trace shows every hook, chain and rule a connection meets; `lab.reset()` starts the lab over.
 #
@@ -300,7 +302,7 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 #
 # - 실습 환경: 노드 4대, 자기 노드의 podCIDR에서 주소를 받는 파드, 그리고 kube-proxy의 iptables 규칙
 #   안에만 존재하는 가상 IP(virtual IP)를 가진 서비스.
-# - 노트북 하나, 지금은 백엔드 둘: `sim`은 어디서나, `netns`는 root 권한으로 실행합니다. `kind`는 계획 중입니다.
+# - 노트북 하나, 백엔드 셋: `sim`은 어디서나, `netns`는 root 권한으로, `kind`는 Docker와 kind 클러스터로 실행합니다.
 # - `lab.sh(where, command)`는 스터디의 명령(`kubectl`, `curl`, `iptables` ...)을 실습 환경 안에서 실행합니다.
 # - 추적 결과에는 연결이 거치는 모든 훅, 체인, 규칙이 나옵니다. `lab.reset()`은 실습 환경을 처음 상태로 되돌립니다.
 #

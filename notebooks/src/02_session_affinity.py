@@ -84,7 +84,7 @@ from kslab import charts, experiments
 from kslab.views import compute_affinity
 
 lab = kslab.Lab()
-print(f"backend: {lab.backend}")
+print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else ""))
 client_node = lab.client("net-pod").node
 print(f"net-pod runs on {client_node}")
 

@@ -94,7 +94,7 @@ from kslab import charts, experiments, views
 
 lab = kslab.Lab(seed=3)
 HAIRPIN = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # the hairpin rules, iptables-save form (used below)
-print(f"backend: {lab.backend}")
+print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else ""))
 web1 = lab.cluster.pod("webpod1")
 node1 = web1.node_name
 cluster_ip = lab.cluster.service("svc-clusterip").cluster_ip

@@ -86,7 +86,7 @@ import kslab
 from kslab import experiments, ipvs
 
 lab = kslab.Lab(seed=4)
-print(f"backend: {lab.backend}")
+print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else ""))
 
 # %% [markdown] lang="en"
 # ## 1. No access from outside (외부 접속 불가)

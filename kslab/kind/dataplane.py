@@ -1,0 +1,532 @@
+"""The ``kind`` dataplane: a live kind cluster, its own kube-proxy, real connections.
+
+:func:`open_live` connects (:class:`kslab.kind.client.KindClient`: a ``kind-*`` context, the
+API server answering, RBAC allowing), checks ``docker`` and the node containers, and reads the
+cluster: Nodes, Pods, Services and EndpointSlices through the kubernetes client into the same
+:class:`~kslab.model.ClusterState` the control-plane emulation builds
+(:func:`kslab.observed.cluster_from_objects`), and kube-proxy's options from its ConfigMap. It
+returns a :class:`LiveCluster`: that state, a :class:`LiveControlPlane` (the API server in the
+place of :class:`kslab.controlplane.ControlPlane`) and a :class:`KindDataplane`. The Lab keeps
+its Proxiers on kind: they are the *prediction* of what the node's kube-proxy wrote
+(``lab.render(node)``), compared with the node's real tables by ``lab.verify(node)``.
+
+Read-only unless asked: nothing in the cluster changes until ``lab.apply()``; then scale, patch
+and delete go to the API server, on objects carrying kslab's label only (KindClient checks). A
+pod's readiness is its kubelet's, a pod's app and a node's rules are not kslab's to break or edit:
+those verbs say so in one line (try them on ``lab.copy()``, a sim twin holding the nodes' real
+dumps).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+import pandas as pd
+
+from ..dataplane.base import Dataplane
+from ..dataplane.rows import COLUMNS
+from ..errors import EnvironmentProblem, InputError
+from ..sim.network import MYPC_IP, resolve_client
+from . import traffic
+from .traffic import MYPC, Docker, Progress
+
+if TYPE_CHECKING:
+    from ..manifests import Document
+    from ..model import ClusterState
+    from ..proxy.iptables import RuleSet
+    from ..shell import Command, ShellOutput
+    from ..dataplane.trace import Trace
+
+BATCH = 500  # connections per exec: one exec per batch, the progress bar moves between batches
+PROGRESS_FROM = 1000  # runs of more connections than this show a progress bar
+ROLLOUT_TIMEOUT = 300.0  # seconds lab.apply() waits for the Deployments to roll out
+SAVE_TIMEOUT = 30.0
+TRACE_SOURCE = "simulator over the nodes' live iptables-save (docker exec)"
+
+
+def _client_type():
+    from .client import KindClient  # the one module that imports kubernetes
+
+    return KindClient
+
+
+def read_cluster(client: Any) -> ClusterState:
+    """The live cluster's state, read through the API server (with kube-proxy's ConfigMap, whose
+    clusterCIDR is the pod subnet), and the cluster-wide facts the API does not state as such
+    (:func:`fill_config`)."""
+    from ..observed import cluster_from_objects
+
+    objects = client.list_objects()
+    cm = client.kube_proxy_configmap()
+    deployments = client.list_kind("Deployment")  # what lab.scale and the panels count pods by
+    replica_sets = client.list_kind("ReplicaSet")
+    state = cluster_from_objects(objects + deployments + ([cm] if cm else []), source=f"context {client.context}")
+    fill_config(state, objects, client.context)
+    link_owners(state, objects, replica_sets)
+    fill_records(state, [*objects, *deployments])
+    for sl in state.endpoint_slices:  # the controller's slices: a sim copy's controller keeps them up to date
+        if sl.labels.get("endpointslice.kubernetes.io/managed-by") == "endpointslice-controller.k8s.io":
+            sl.managed = True
+    return state
+
+
+def fill_records(state: ClusterState, objects: Sequence[dict]) -> None:
+    """The API server's bookkeeping of each object (creation time, uid, resourceVersion,
+    generation) from its metadata, and the control plane's clock at now, so kslab's kubectl
+    prints a live object's real AGE and metadata. An Endpoints object kslab derives from the
+    slices counts from its Service's creation."""
+    from datetime import datetime
+
+    from ..apiobjects import CLUSTER_EPOCH
+    from ..model import ObjectRecord
+
+    state.clock = max(0.0, time.time() - CLUSTER_EPOCH.timestamp())
+    for obj in objects:
+        md = obj.get("metadata") or {}
+        kind = str(obj.get("kind") or "")
+        try:
+            created = datetime.fromisoformat(str(md.get("creationTimestamp")).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            continue
+        ns = "" if kind == "Node" else str(md.get("namespace") or "default")
+        rv = str(md.get("resourceVersion") or "1")
+        rec = ObjectRecord(created=max(0.0, created - CLUSTER_EPOCH.timestamp()), uid=str(md.get("uid") or ""),
+                           resource_version=int(rv) if rv.isdigit() else 1, generation=int(md.get("generation") or 1))
+        state.records[(kind, ns, str(md.get("name")))] = rec
+        if kind == "Service":
+            state.records.setdefault(("Endpoints", ns, str(md.get("name"))), rec)
+    state.revision = max([r.resource_version for r in state.records.values()] or [0])
+
+
+def link_owners(state: ClusterState, objects: Sequence[dict], replica_sets: Sequence[dict]) -> None:
+    """Each pod's ``owner`` (``Deployment/NAME``, as the control-plane emulation sets it) from the
+    live ownerReferences: pod -> its controlling ReplicaSet -> that ReplicaSet's Deployment."""
+    def controller(obj: dict) -> tuple[str, str] | None:
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+            if ref.get("controller"):
+                return str(ref.get("kind")), str(ref.get("name"))
+        return None
+
+    rs_owner = {((rs.get("metadata") or {}).get("namespace"), (rs.get("metadata") or {}).get("name")): controller(rs)
+                for rs in replica_sets}
+    pod_rs = {((o.get("metadata") or {}).get("namespace") or "default", (o.get("metadata") or {}).get("name")): controller(o)
+              for o in objects if o.get("kind") == "Pod"}
+    for pod in state.pods:
+        ref = pod_rs.get((pod.namespace, pod.name))
+        if ref and ref[0] == "ReplicaSet":
+            dep = rs_owner.get((pod.namespace, ref[1]))
+            if dep and dep[0] == "Deployment":
+                pod.owner = f"Deployment/{dep[1]}"
+
+
+def _flag(objects: Sequence[dict], pod_prefix: str, flag: str) -> str:
+    """A ``--flag=value`` of a kube-system static pod's command (kubeadm and kind start the control
+    plane's components as static pods whose command carries their flags), or ""."""
+    for obj in objects:
+        md = obj.get("metadata") or {}
+        if obj.get("kind") != "Pod" or md.get("namespace") != "kube-system" or not str(md.get("name", "")).startswith(pod_prefix):
+            continue
+        for c in (obj.get("spec") or {}).get("containers") or []:
+            for arg in [*(c.get("command") or []), *(c.get("args") or [])]:
+                if str(arg).startswith(f"--{flag}="):
+                    return str(arg).split("=", 1)[1].split(",")[0]
+    return ""
+
+
+def _covering(addresses: Sequence[str], widest: int, narrowest: int) -> str:
+    """The smallest network (a prefix between ``widest`` and ``narrowest`` bits) holding every address, or ""."""
+    import ipaddress
+
+    ips = [ipaddress.ip_address(a) for a in addresses if a and a != "None"]
+    if not ips:
+        return ""
+    for bits in range(narrowest, widest - 1, -1):
+        net = ipaddress.ip_network(f"{ips[0]}/{bits}", strict=False)
+        if all(ip in net for ip in ips):
+            return str(net)
+    return ""
+
+
+def fill_config(state: ClusterState, objects: Sequence[dict], context: str) -> None:
+    """The cluster's name (``kind-NAME`` -> NAME), Service subnet (the API server's
+    ``--service-cluster-ip-range``, else the smallest /24 or wider network holding every
+    ClusterIP), pod subnet (kube-proxy's clusterCIDR, else the controller manager's
+    ``--cluster-cidr``, else what holds every podCIDR) and node subnet (the smallest /16 or
+    wider network holding the nodes: kind's docker network)."""
+    cfg = state.config
+    cfg.name = context[len("kind-"):] if context.startswith("kind-") else context
+    cfg.service_subnet = (_flag(objects, "kube-apiserver", "service-cluster-ip-range")
+                          or _covering([s.cluster_ip for s in state.services], 8, 24) or cfg.service_subnet)
+    cfg.pod_subnet = (cfg.pod_subnet or _flag(objects, "kube-controller-manager", "cluster-cidr")
+                      or _covering([n.pod_cidr.split("/")[0] for n in state.nodes if n.pod_cidr], 8, 16))
+    cfg.node_subnet = _covering([n.internal_ip for n in state.nodes], 8, 16) or cfg.node_subnet
+
+
+def read_proxy_options(client: Any) -> dict[str, Any]:
+    """kube-proxy's options from the live ``kube-system/kube-proxy`` ConfigMap ({} when absent)."""
+    from ..observed import proxy_options_from_configmap
+
+    cm = client.kube_proxy_configmap()
+    return proxy_options_from_configmap(cm) if cm else {}
+
+
+@dataclass
+class LiveCluster:
+    """What :func:`open_live` found: the cluster's state, the API server as a control plane, the dataplane."""
+
+    cluster: ClusterState
+    control: "LiveControlPlane"
+    dataplane: "KindDataplane"
+    proxy_options: dict[str, Any]
+
+
+def open_live(*, context: str | None = None, allow_any_context: bool = False, seed: int = 0,
+              client: Any = None, docker: Docker | None = None) -> LiveCluster:
+    """Connect to the kind cluster of ``context`` (default: the kubeconfig's current context) and read it.
+
+    Every way this can fail is one line (:class:`~kslab.errors.EnvironmentProblem`): no kubeconfig,
+    context missing or not ``kind-*`` (unless ``allow_any_context``), API unreachable or slow,
+    RBAC 403 (the verb and resource), docker missing, a node container missing. ``client`` and
+    ``docker`` are for tests (a KindClient and a Docker already made)."""
+    docker = docker or Docker.find()
+    client = client or _client_type().connect(context, allow_any_context=allow_any_context)
+    cluster = read_cluster(client)
+    if not cluster.nodes:
+        raise EnvironmentProblem(f"context {client.context}: the API server lists no nodes")
+    docker.check()
+    docker.check_nodes([n.name for n in cluster.nodes], client.context)
+    options = read_proxy_options(client)
+    dp = KindDataplane(cluster, client=client, docker=docker, seed=seed)
+    control = LiveControlPlane(cluster, client)
+    return LiveCluster(cluster, control, dp, options)
+
+
+# ---- the API server as the Lab's control plane ---------------------------------------------------
+class LiveControlPlane:
+    """The Lab's control plane on kind: the live API server (in the place of
+    :class:`kslab.controlplane.ControlPlane`, with the same verbs). Each change goes to the API
+    server through :class:`~kslab.kind.client.KindClient` (which changes only objects carrying
+    kslab's label), waits for the cluster to follow, and re-reads it into :attr:`state`
+    (the Lab takes its cluster from there)."""
+
+    live = True
+
+    def __init__(self, state: ClusterState, client: Any, *, rollout_timeout: float = ROLLOUT_TIMEOUT) -> None:
+        self.state = state
+        self.client = client
+        self.rollout_timeout = rollout_timeout
+        self.changed = False  # True once kslab changed the cluster (reset re-applies the lab's manifests)
+        self._undo: dict[tuple[str, str], dict[tuple[str, ...], Any]] = {}  # (namespace, name) -> the Service spec fields before kslab's patches
+
+    def refresh(self) -> ClusterState:
+        self.state = read_cluster(self.client)
+        return self.state
+
+    def _wait(self, deployments: Sequence[tuple[str, str]]) -> None:
+        """Wait for the ``(namespace, name)`` Deployments' rollouts, with a progress bar (ready replicas)."""
+        if not deployments:
+            return
+        bar = Progress(len(deployments), "rollout")
+
+        def progress(states: list[Any]) -> None:
+            bar.total = sum(s.desired for s in states) or len(states)
+            bar.update(sum(min(s.available, s.desired) for s in states))
+
+        try:
+            self.client.wait_rollout(list(deployments), timeout=self.rollout_timeout, progress=progress)
+        finally:
+            bar.close()
+
+    def apply(self, docs: list[Document]) -> list[str]:
+        """``kubectl apply`` of ``docs`` on the live cluster (created objects carry kslab's label;
+        an existing object without it is never changed), then the rollouts, then a re-read."""
+        objects = [d.obj for d in docs if d.kind not in ("Cluster",)]  # a kind Cluster config is not an API object
+        changed = self.client.apply(objects)
+        self.changed = True
+        self._wait([((d.obj.get("metadata") or {}).get("namespace") or "default", d.name) for d in docs if d.kind == "Deployment"])
+        self.refresh()
+        return changed
+
+    def scale(self, name: str, replicas: int, namespace: str = "default", reconcile: bool = True) -> None:
+        if replicas < 0:
+            raise InputError("replicas", f"{replicas} is negative", "use 0 or more")
+        self.client.scale(name, namespace, replicas)
+        self.changed = True
+        self._wait([(namespace, name)])
+        self.refresh()
+
+    def delete_pod(self, name: str, namespace: str = "default") -> None:
+        pod = self.state.pod(name, namespace)
+        self.client.delete_pod(name, namespace)
+        self.changed = True
+        owner = (pod.owner or "").partition("/")
+        if owner[0] == "Deployment":
+            self._wait([(namespace, owner[2])])
+        self.refresh()
+
+    def set_pod_ready(self, name: str, ready: bool, namespace: str = "default") -> None:
+        raise EnvironmentProblem("the kind backend cannot set a live pod's readiness (its kubelet's probe does); "
+                                 "try it on lab.copy()")
+
+    def patch_service(self, name: str, namespace: str = "default", **spec: Any) -> None:
+        """Patch Service fields given as kslab.model.Service names (``session_affinity="ClientIP"``,
+        ``session_affinity_timeout=10800``, ``external_traffic_policy="Local"`` ...) with the API's
+        names (a JSON merge patch of ``spec``; None removes a field)."""
+        self.state.service(name, namespace)
+        body: dict[str, Any] = {}
+        for key, value in spec.items():
+            path = _SERVICE_FIELDS.get(key)
+            if path is None:
+                raise InputError(f"service {name}: {key}", "cannot be patched on a live cluster",
+                                 "use one of: " + ", ".join(sorted(_SERVICE_FIELDS)))
+            # no timeout: no sessionAffinityConfig at all (the API server refuses one with sessionAffinity None)
+            _put(body, path[:1] if value is None else path, value)
+        live = self.client.get_object("Service", name, namespace).get("spec") or {}
+        undo = self._undo.setdefault((namespace, name), {})
+        for key in spec:
+            path = _SERVICE_FIELDS[key][:1]  # the top spec field, restored whole
+            if path not in undo:
+                undo[path] = _get(live, path)  # None: the field was not set (a merge patch's null removes it)
+        self.client.patch_service(name, namespace, {"spec": body})
+        self.changed = True
+        self.refresh()
+
+    def advance(self, seconds: float) -> None:
+        """The live cluster's clock is the real one (the dataplane waits)."""
+        if seconds < 0:
+            raise InputError("seconds", f"{seconds} is negative", "the clock only moves forward")
+
+    def reset(self, docs: list[Document]) -> ClusterState:
+        """Back to the lab's manifests: if kslab changed the cluster, undo its Service patches (a
+        field the manifests do not set survives an apply), apply the manifests again (replicas,
+        Service specs) and wait; then re-read. A lab that only read the cluster just re-reads it."""
+        if self.changed:
+            for (namespace, name), fields in self._undo.items():  # apply keeps fields the manifests do not set
+                body: dict[str, Any] = {}
+                for path, value in fields.items():
+                    _put(body, path, value)
+                self.client.patch_service(name, namespace, {"spec": body})
+            self._undo.clear()
+            self.apply(docs)
+        return self.refresh()
+
+
+# kslab.model.Service field -> the path of the Service's spec field in the API
+_SERVICE_FIELDS: dict[str, tuple[str, ...]] = {
+    "session_affinity": ("sessionAffinity",),
+    "session_affinity_timeout": ("sessionAffinityConfig", "clientIP", "timeoutSeconds"),
+    "external_traffic_policy": ("externalTrafficPolicy",),
+    "internal_traffic_policy": ("internalTrafficPolicy",),
+    "traffic_distribution": ("trafficDistribution",),
+    "type": ("type",),
+}
+
+
+def _put(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        doc = doc.setdefault(key, {})
+    doc[path[-1]] = value
+
+
+def _get(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(doc, dict) or key not in doc:
+            return None
+        doc = doc[key]
+    return doc
+
+
+# ---- the dataplane -------------------------------------------------------------------------------
+class KindDataplane(Dataplane):
+    """A live kind cluster as the dataplane. kube-proxy is the cluster's own: :meth:`sync_rules`
+    loads nothing (the Lab's Proxiers are the prediction of what the node's kube-proxy wrote),
+    :meth:`save_text` is the node's real ``iptables-save`` (``docker exec``), :meth:`connect`
+    runs curl loops in the client by exec (a pod: the API server's exec; ``mypc`` or a node:
+    ``docker exec``) against the Service's pods and reads who answered and the address they saw,
+    :meth:`trace` walks the nodes' real dumps with kslab's netfilter interpreter. The clock and
+    the kernel's randomness are real: runs repeat only statistically."""
+
+    backend = "kind"
+    loads_rules = False  # the Lab's syncs load nothing: the cluster's kube-proxy writes the rules
+
+    def __init__(self, cluster: ClusterState, *, client: Any, docker: Docker, seed: int = 0) -> None:
+        self.cluster = cluster
+        self.client = client
+        self.docker = docker
+        self.seed = seed
+        self._t0 = time.monotonic()
+        self._mypc_started = False
+
+    # ---- rules ---------------------------------------------------------------------------------
+    def sync_rules(self, node: str, ruleset: RuleSet) -> None:
+        """Nothing: the node's own kube-proxy writes its rules (kslab's render is the prediction)."""
+
+    def nat_chains(self, node: str) -> list[str]:
+        """[] (no docker exec per sync): the prediction deletes no stale chains, the real kube-proxy does."""
+        return []
+
+    def save_text(self, node: str) -> str:
+        """The node's real tables: ``docker exec NODE iptables-save``."""
+        self.cluster.node(node)
+        r = self.docker.exec(node, ["iptables-save"], timeout=SAVE_TIMEOUT)
+        if r.exit_code != 0:
+            raise EnvironmentProblem(f"iptables-save on {node} failed: {traffic._one_line(r.stderr) or r.exit_code}")
+        return r.stdout
+
+    def delete_rules(self, pattern: re.Pattern[str], nodes: Sequence[str]) -> int:
+        raise EnvironmentProblem("the kind backend does not edit a live node's rules by hand (its kube-proxy owns them); "
+                                 "try it on lab.copy()")
+
+    # ---- pods ----------------------------------------------------------------------------------
+    def update_pods(self, cluster: ClusterState) -> None:
+        self.cluster = cluster  # the live pods are the cluster's (the control plane re-read them)
+
+    def break_pod(self, pod: str, broken: bool = True) -> None:
+        if broken:
+            raise EnvironmentProblem("the kind backend cannot break a live pod's app; try it on lab.copy()")
+
+    # ---- traffic -------------------------------------------------------------------------------
+    def _run_in(self, where: str, argv: Sequence[str], timeout: float) -> traffic.Completed:
+        """Run ``argv`` in a pod (the API server's exec), ``mypc`` or a node (``docker exec``)."""
+        if where == MYPC:
+            self.ensure_mypc()
+            return self.docker.exec(MYPC, argv, timeout=timeout)
+        if self.cluster.has_node(where):
+            return self.docker.exec(where, argv, timeout=timeout)
+        pod = next((p for p in self.cluster.pods if where in (p.name, p.key)), None)
+        if pod is None:
+            raise InputError(f"client {where!r}", "is not a pod, a node or mypc of the live cluster",
+                             "kind clients are pods, nodes and mypc (not bare IPs)")
+        r = self.client.exec(pod.name, pod.namespace, list(argv), timeout=timeout)
+        return traffic.Completed(r.stdout, r.stderr, r.exit_code)
+
+    def ensure_mypc(self) -> None:
+        """Start ``mypc`` on kind's docker network (172.18.0.100) unless it runs; close() removes it if kslab started it."""
+        if not self._mypc_started and self.docker.ensure_mypc(MYPC_IP):
+            self._mypc_started = True
+            print(f"kslab: started the mypc container on docker network {traffic.KIND_NETWORK} ({MYPC_IP})")
+
+    def connect(self, clients: Sequence[str], dst: str, port: int, proto: str, n: int, *,
+                seed: int | None, interval: float, timeout: float) -> pd.DataFrame:
+        """Real HTTP connections (``seed`` and ``interval`` do not apply to a live cluster): each
+        client's share in batches of :data:`BATCH` curls per exec, the clients side by side; a
+        progress bar above :data:`PROGRESS_FROM` connections. Rows in client order."""
+        if proto != "tcp":
+            raise InputError("--to", f"the kind backend opens HTTP connections, not {proto}", "use a TCP port")
+        if n == 0:
+            return pd.DataFrame([], columns=COLUMNS)
+        resolved = [resolve_client(self.cluster, c) for c in clients]
+        for c in resolved:
+            if c.kind == "external" and c.name != MYPC:
+                raise InputError(f"client {c.name!r}", "is not a pod, a node or mypc of the live cluster",
+                                 "kind clients are pods, nodes and mypc")
+        share, extra = divmod(n, len(resolved))
+        counts = [share + (1 if k < extra else 0) for k in range(len(resolved))]
+        node_by_ip = {node.internal_ip: node.name for node in self.cluster.nodes}
+        url = f"http://{dst}:{port}/"
+        curl_timeout = max(timeout, 1.0)  # curl -m: a live cluster's first connection may need a DNS or ARP round trip
+        bar = Progress(n, "connections") if n > PROGRESS_FROM else None
+        done = [0]
+        if any(c.name == MYPC for c in resolved):
+            self.ensure_mypc()
+
+        def run_one(job: tuple[Any, int]) -> list[tuple[float, list[traffic.Reply]]]:
+            client, count = job
+            out = []
+            left = count
+            while left:
+                k = min(BATCH, left)
+                t0 = self.now
+                r = self._run_in(client.name, traffic.curl_loop(url, k, curl_timeout), timeout=k * (curl_timeout + 1) + 30)
+                replies = traffic.parse_curl_loop(r.stdout)
+                if len(replies) != k:
+                    raise EnvironmentProblem(f"the curl loop in {client.name} printed {len(replies)} of {k} answers "
+                                             f"(exit {r.exit_code}: {traffic._one_line(r.stderr) or 'no error'}); "
+                                             "does the image have sh and curl?")
+                out.append((t0, replies))
+                left -= k
+                done[0] += k
+                if bar:
+                    bar.update(done[0])
+            return out
+
+        jobs = [(c, k) for c, k in zip(resolved, counts) if k]
+        try:
+            with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+                results = list(pool.map(run_one, jobs))
+        finally:
+            if bar:
+                bar.close()
+        rows: list[dict[str, Any]] = []
+        for (client, _), batches in zip(jobs, results):
+            ingress = node_by_ip.get(dst) or client.node or ""
+            for t0, replies in batches:
+                rows += traffic.rows(replies, client=client, cluster=self.cluster, dst=dst, port=port, proto=proto,
+                                     ingress_node=ingress, first=len(rows), t0=t0, backend=self.backend)
+        return pd.DataFrame(rows, columns=COLUMNS)
+
+    def tables(self) -> dict[str, str]:
+        """Every node's real ``iptables-save``, read side by side."""
+        names = [n.name for n in self.cluster.nodes]
+        with ThreadPoolExecutor(max_workers=len(names) or 1) as pool:
+            return dict(zip(names, pool.map(self.save_text, names)))
+
+    def trace(self, src: str, dst: str, port: int, proto: str) -> Trace:
+        """The nodes' real ``iptables-save`` dumps, loaded into kslab's netfilter simulator with the
+        live cluster's routing, and one new connection walked through them (the interpreter of
+        ``kslab trace --iptables-save``). The rules are the node's own; the ``statistic`` draw
+        is the simulator's (seeded), not the kernel's."""
+        from ..dataplane import factory
+        from ..sim.trace import trace_of
+
+        sim = factory.create("sim", self.cluster, seed=self.seed, tables=self.tables())
+        t = trace_of(sim.network.connect(src, dst, port, proto, trace=True), self.backend)
+        t.source = TRACE_SOURCE
+        return t
+
+    def flush_conntrack(self) -> int:
+        """``conntrack -F`` on every node (``docker exec``); how many entries there were (``conntrack -C``)."""
+        total = 0
+        for node in self.cluster.nodes:
+            count = self.docker.exec(node.name, ["conntrack", "-C"], timeout=SAVE_TIMEOUT)
+            total += int(count.stdout.strip() or 0) if count.exit_code == 0 and count.stdout.strip().isdigit() else 0
+            r = self.docker.exec(node.name, ["conntrack", "-F"], timeout=SAVE_TIMEOUT)
+            if r.exit_code != 0:
+                raise EnvironmentProblem(f"conntrack -F on {node.name} failed: {traffic._one_line(r.stderr)}")
+        return total
+
+    def reset(self) -> None:
+        """The clock back to 0. A live cluster's kernel state is not kslab's to clear: rule counters
+        keep counting (read them as differences), conntrack keeps its entries
+        (:meth:`flush_conntrack` asks for it)."""
+        self._t0 = time.monotonic()
+
+    # ---- the study's commands ------------------------------------------------------------------
+    def run_tool(self, where: str, command: Command, cluster: ClusterState) -> ShellOutput:
+        """The real tool in ``where``: a pod by the API server's exec (its own DNS resolves Service
+        names), a node or ``mypc`` by ``docker exec`` (docker's DNS: node names, no Services).
+        ``kubectl`` is answered by the base class from the live objects kslab read."""
+        from ..shell import ShellOutput
+
+        r = self._run_in(where, list(command.argv), timeout=command.timeout)
+        return ShellOutput(r.stdout, r.stderr, r.exit_code)
+
+    @property
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def advance(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def close(self) -> None:
+        """Remove ``mypc`` if kslab started it; the cluster itself stays as it is."""
+        if self._mypc_started:
+            self._mypc_started = False
+            try:
+                self.docker.remove(MYPC)
+            except EnvironmentProblem:
+                pass

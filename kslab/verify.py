@@ -1,0 +1,539 @@
+"""Prediction vs reality: are a node's rules what kube-proxy should have written?
+
+:func:`verify_node` renders what kube-proxy (iptables mode) writes on ``node`` for the cluster's
+Services and EndpointSlices and its proxy options (:mod:`kslab.proxy.iptables`, loaded into a
+fresh node's tables the way a full sync loads them: canary chains, jump rules, restore), reads
+the node's real ``iptables-save`` (or ``iptables -S`` listings) with :mod:`kslab.xtables`, and
+compares the two per table and chain. Rules are compared as the kernel holds them
+(:class:`kslab.xtables.Rule`, what ``iptables -C`` compares): packet counters, dialect
+(``0.5`` vs ``0.50000000000``, ``-d 10.96.0.1`` vs ``10.96.0.1/32``) and chain declaration
+order do not matter.
+
+Only kube-proxy's part of the node is compared:
+
+- kube-proxy's chains: those it should have written, and any other service chain
+  (``KUBE-SVC-``, ``KUBE-SVL-``, ``KUBE-EXT-``, ``KUBE-FW-``, ``KUBE-SEP-``: a stale one is a
+  difference) or fixed chain of kube-proxy's (:data:`KUBE_PROXY_CHAINS`);
+- in the built-in chains, kube-proxy's jump rules (rules whose target is one of its chains).
+
+Everything else is other software's and is listed as ignored, not compared: CNI chains
+(``KIND-MASQ-AGENT``, ``AWS-SNAT-CHAIN-0``...), Docker's (``DOCKER_OUTPUT``...), kubelet's
+(``KUBE-KUBELET-CANARY``, an old kubelet's ``KUBE-MARK-DROP``), and their rules in built-in
+chains. A table the dump does not hold (an ``iptables -t nat -S`` listing alone) is not
+compared and the report says so.
+
+Order: in a chain where order decides what happens (a service's probability ladder, a SEP
+chain, KUBE-POSTROUTING, KUBE-FORWARD...) the same rules in another order are a difference. In
+chains kube-proxy fills by walking a Go map (KUBE-SERVICES, KUBE-NODEPORTS,
+KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL: :data:`UNORDERED_CHAINS`) the order of rules is
+random from sync to sync, so only the rules are compared, and that the nodeports rule is
+KUBE-SERVICES' last. In built-in chains kube-proxy prepends its jumps only when missing, so
+their order depends on the node's history: compared as a set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .errors import InputError
+from .model import ClusterState
+from .proxy.config import ProxyConfig, check_options
+from .proxy.iptables import constants as C
+from .proxy.iptables import render
+from .proxy.iptables.node import NodeIptables
+from .xtables import BUILTIN_CHAINS, SAVE_TABLE_ORDER, TableDump, listing_to_save, parse_restore
+
+__all__ = ["ChainDiff", "VerifyReport", "verify_node", "expected_tables", "node_tables", "proxy_config_for",
+           "KUBE_PROXY_CHAINS", "UNORDERED_CHAINS", "verify_live",
+           "fetch_node_dump", "describe_config", "consequences", "Consequence"]
+
+# kube-proxy's fixed chains (per table); a chain of these in the dump is compared even when the
+# rendering has no such chain (then it is unexpected)
+KUBE_PROXY_CHAINS: dict[str, frozenset[str]] = {
+    "nat": frozenset({C.KUBE_SERVICES, C.KUBE_NODEPORTS, C.KUBE_POSTROUTING, C.KUBE_MARK_MASQ, C.KUBE_PROXY_CANARY}),
+    "filter": frozenset({C.KUBE_SERVICES, C.KUBE_EXTERNAL_SERVICES, C.KUBE_NODEPORTS, C.KUBE_FORWARD,
+                         C.KUBE_PROXY_FIREWALL, C.KUBE_PROXY_CANARY}),
+    "mangle": frozenset({C.KUBE_PROXY_CANARY}),
+}
+# chains whose rules kube-proxy writes in Go map order (one service port after another)
+UNORDERED_CHAINS: dict[str, frozenset[str]] = {
+    "nat": frozenset({C.KUBE_SERVICES, C.KUBE_NODEPORTS}),
+    "filter": frozenset({C.KUBE_SERVICES, C.KUBE_EXTERNAL_SERVICES, C.KUBE_NODEPORTS, C.KUBE_PROXY_FIREWALL}),
+}
+
+
+@dataclass
+class ChainDiff:
+    """How one chain of the node differs from what kube-proxy should have written. ``missing``:
+    rules it should hold and does not; ``unexpected``: rules it holds and should not (both as
+    ``iptables-save`` lines, ``-A CHAIN ...``). ``status`` is ``"missing"`` (the whole chain
+    is not on the node), ``"unexpected"`` (a kube-proxy chain that should not be there, e.g. a
+    stale service chain) or ``""``. ``order`` is set when the rules are the same but their
+    order is not, in a chain where order matters: (expected order, order on the node)."""
+
+    table: str
+    chain: str
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    status: str = ""
+    order: tuple[list[str], list[str]] | None = None
+
+    def text(self) -> str:
+        head = f"{self.table} {self.chain}:"
+        if self.status == "missing":
+            head += f" chain missing ({_rules(len(self.missing))} expected)"
+        elif self.status == "unexpected":
+            head += f" unexpected chain ({_rules(len(self.unexpected))})"
+        lines = [head]
+        lines += [f"  - {r}" for r in self.missing]
+        lines += [f"  + {r}" for r in self.unexpected]
+        if self.order is not None:
+            expected, found = self.order
+            lines[0] += f" the same {_rules(len(expected))} in another order (order matters in this chain)"
+            lines.append("  expected order:")
+            lines += [f"    {r}" for r in expected]
+            lines.append("  order on the node:")
+            lines += [f"    {r}" for r in found]
+        return "\n".join(lines)
+
+
+def _rules(n: int) -> str:
+    return f"{n} rule" + ("s" if n != 1 else "")
+
+
+@dataclass
+class Consequence:
+    """Where new connections to one differing service port go, by the simulator's interpreter
+    (:mod:`kslab.sim`) over the rendered tables (``expected``) and over the node's real tables
+    (``actual``): destination (``IP:PORT`` after DNAT, or the outcome when there is none) ->
+    connections, out of ``n`` opened from the node itself with seeds 0..n-1."""
+
+    service_port: str
+    destination: str
+    n: int
+    expected: dict[str, int]
+    actual: dict[str, int]
+
+    def text(self) -> str:
+        def share(counts: dict[str, int]) -> str:
+            return ", ".join(f"{k} {100 * v / self.n:.0f}%" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        same = " (the same)" if self.expected == self.actual else ""
+        return (f"  {self.service_port} {self.destination}: expected {share(self.expected)}; "
+                f"on the node {share(self.actual)}{same}")
+
+
+@dataclass
+class VerifyReport:
+    """The difference between node ``node``'s kube-proxy rules and the rendering. ``diffs`` per
+    chain (tables in iptables-save order, chains in its order); ``ignored_chains``: other
+    software's chains on the node, ``"table CHAIN"``; ``ignored_rules``: other software's rules
+    in built-in chains (save lines, with their table); ``not_compared``: tables the rendering
+    has and the dump does not; ``compared``: (chains, rules) of kube-proxy's compared."""
+
+    node: str
+    diffs: list[ChainDiff]
+    ignored_chains: list[str]
+    ignored_rules: list[str] = field(default_factory=list)
+    not_compared: list[str] = field(default_factory=list)
+    compared: tuple[int, int] = (0, 0)
+    rendered_for: str = ""  # the kube-proxy configuration the rendering used (one line)
+    source: str = ""  # where the node's rules were read (a file, docker exec, a pod's exec)
+    consequences: list[Consequence] = field(default_factory=list)  # traces of the differing service ports
+
+    def ok(self) -> bool:
+        return not self.diffs
+
+    def text(self) -> str:
+        chains, rules = self.compared
+        tables = f"; table{'s' if len(self.not_compared) != 1 else ''} not in the dump, not compared: {', '.join(self.not_compared)}" \
+            if self.not_compared else ""
+        if self.ok():
+            out = [f"{self.node}: kube-proxy's rules match what it should have written "
+                   f"({chains} chains, {_rules(rules)} compared{tables})"]
+        else:
+            out = [f"{self.node}: kube-proxy's rules differ from what it should have written in {len(self.diffs)} "
+                   f"of {chains} chains{tables}"]
+            out += [d.text() for d in self.diffs]
+        if self.consequences:
+            n = self.consequences[0].n
+            out.append(f"what new connections do (kslab's simulator over both rulesets, {n} connections each, seeds "
+                       f"0-{n - 1}; to a ClusterIP from the node itself):")
+            out += [c.text() for c in self.consequences]
+        if self.rendered_for:
+            out.append(f"rendered for: {self.rendered_for}")
+        if self.source:
+            out.append(f"node's rules from: {self.source}")
+        if self.ignored_chains:
+            out.append(f"ignored (not kube-proxy's): {len(self.ignored_chains)} chains: {', '.join(self.ignored_chains)}")
+        if self.ignored_rules:
+            out.append(f"ignored (not kube-proxy's): {_rules(len(self.ignored_rules))} in built-in chains:")
+            out += [f"  {r}" for r in self.ignored_rules]
+        return "\n".join(out) + "\n"
+
+
+# ---- both sides ------------------------------------------------------------------------------------
+
+
+def proxy_config_for(cluster: ClusterState, node: str, proxy: dict | None = None,
+                     node_ips: Sequence[str] | None = None) -> ProxyConfig:
+    """The configuration ``node``'s kube-proxy runs with: the node's facts from the cluster
+    (name, InternalIP, podCIDR, zone), ``proxy`` options (:data:`kslab.proxy.config.FLAGS`
+    names, e.g. from :func:`kslab.observed.proxy_options_from_configmap`; ``cluster_cidr:
+    None`` means no clusterCIDR, kube-proxy's default) and ``node_ips`` (primary first) instead
+    of the InternalIP when given."""
+    opts = check_options(dict(proxy or {}))
+    cfg = ProxyConfig.for_node(cluster, node, **opts)
+    if "cluster_cidr" in opts and opts["cluster_cidr"] is None:
+        cfg = dataclasses.replace(cfg, cluster_cidr=None)
+    if node_ips:
+        for ip in node_ips:
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                raise InputError(f"--node-ip {ip}", "is not an IP address", "write it like 172.18.0.2") from None
+        cfg = dataclasses.replace(cfg, node_ips=tuple(node_ips))
+    return cfg
+
+
+def describe_config(cfg: ProxyConfig) -> str:
+    """One line: the options of ``cfg`` that change what kube-proxy writes."""
+    local = cfg.if_local()
+    parts = [f"node IP{'s' if len(cfg.node_ips) != 1 else ''} {', '.join(cfg.node_ips) or 'none'}",
+             f"clusterCIDR {cfg.cluster_cidr or 'none'}",
+             f"detect-local {cfg.detect_local_mode}" + ("" if local else " (no local-traffic detector)"),
+             f"masqueradeAll {str(cfg.masquerade_all).lower()}",
+             f"nodePortAddresses {','.join(cfg.nodeport_addresses) or 'all'}",
+             f"localhostNodePorts {str(cfg.localhost_nodeports).lower()}",
+             f"nfacct {'on' if cfg.nfacct else 'off'}"]
+    if cfg.masquerade_bit != 14:
+        parts.append(f"masqueradeBit {cfg.masquerade_bit}")
+    if not cfg.random_fully:
+        parts.append("no --random-fully")
+    return ", ".join(parts)
+
+
+def expected_tables(cluster: ClusterState, node: str, *, proxy: dict | None = None,
+                    node_ips: Sequence[str] | None = None) -> dict[str, TableDump]:
+    """What ``node``'s tables hold after kube-proxy's full sync on a clean node (canary chains,
+    jump rules, the restore of its rendering)."""
+    cluster.node(node)  # a one-line error naming the nodes there are
+    cfg = proxy_config_for(cluster, node, proxy, node_ips)
+    rules = render(cluster.services, cluster.endpoint_slices, cfg)
+    state = NodeIptables()
+    state.full_sync(rules.raw_text())
+    return dict(state.tables)
+
+
+def node_tables(save_text: str, *, where: str = "the node's dump") -> dict[str, TableDump]:
+    """A real node's tables from its ``iptables-save`` text or ``iptables [-t T] -S`` listings
+    (several listings may follow each other): the same reading ``kslab trace --iptables-save``
+    does (:func:`kslab.xtables.listing_to_save`, then :func:`kslab.xtables.parse_restore`,
+    lenient about extensions kslab does not model). A one-line InputError if it cannot be read."""
+    return _node_tables(save_text, where)[0]
+
+
+def _node_tables(save_text: str, where: str) -> tuple[dict[str, TableDump], list[str]]:
+    """:func:`node_tables`, and the tables of the dump kslab does not read (``security``: other
+    software's, left out before parsing)."""
+    if not save_text.strip():
+        raise InputError(where, "is empty", "give the output of iptables-save (or iptables -t nat -S) on the node")
+    try:
+        text = listing_to_save(save_text)
+    except ValueError as err:
+        raise InputError(where, str(err), "give iptables-save output, or iptables -S listings") from None
+    kept, skipped, table = [], [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("*"):
+            table = stripped[1:]
+            if table not in BUILTIN_CHAINS and table not in skipped:
+                skipped.append(table)
+        if table is None or table in BUILTIN_CHAINS:
+            kept.append(line)
+        if stripped == "COMMIT":
+            table = None
+    try:
+        return parse_restore("\n".join(kept) + "\n", strict=False), skipped
+    except ValueError as err:
+        raise InputError(where, str(err), "give iptables-save output, or iptables -S listings") from None
+
+
+# ---- the comparison ---------------------------------------------------------------------------------
+
+
+def _is_kube_proxys(table: str, chain: str, expected: TableDump) -> bool:
+    return chain in expected.chains or chain.startswith(C.SERVICE_CHAIN_PREFIXES) or chain in KUBE_PROXY_CHAINS.get(table, ())
+
+
+def _multiset_diff(want: list[str], have: list[str]) -> tuple[list[str], list[str]]:
+    w, h = Counter(want), Counter(have)
+    missing_left, unexpected_left = w - h, h - w
+    missing, unexpected = [], []
+    for r in want:
+        if missing_left[r] > 0:
+            missing.append(r)
+            missing_left[r] -= 1
+    for r in have:
+        if unexpected_left[r] > 0:
+            unexpected.append(r)
+            unexpected_left[r] -= 1
+    return missing, unexpected
+
+
+def _compare_chain(table: str, chain: str, want: list[str], have: list[str], builtin: bool) -> ChainDiff | None:
+    missing, unexpected = _multiset_diff(want, have)
+    if missing or unexpected:
+        return ChainDiff(table, chain, missing, unexpected)
+    if builtin or want == have:
+        return None
+    if chain in UNORDERED_CHAINS.get(table, ()):
+        # Go map order, but the nodeports jump must stay KUBE-SERVICES' last rule
+        tail = [r for r in want if C.NODEPORTS_TAIL_COMMENT in r]
+        if not tail or have[-1] == tail[-1]:
+            return None
+    return ChainDiff(table, chain, order=(want, have))
+
+
+def compare_tables(node: str, expected: dict[str, TableDump], actual: dict[str, TableDump]) -> VerifyReport:
+    """Compare the rendering with the node's tables (see the module docstring)."""
+    diffs: list[ChainDiff] = []
+    ignored_chains: list[str] = []
+    ignored_rules: list[str] = []
+    not_compared: list[str] = []
+    n_chains = n_rules = 0
+    for tname in SAVE_TABLE_ORDER:
+        exp = expected.get(tname)
+        act = actual.get(tname)
+        if exp is None and act is None:
+            continue
+        if act is None:
+            not_compared.append(tname)
+            continue
+        exp = exp or TableDump.empty(tname)
+        names = list(dict.fromkeys(list(BUILTIN_CHAINS[tname]) + sorted(set(exp.chains) | set(act.chains))))
+        for name in names:
+            e, a = exp.chains.get(name), act.chains.get(name)
+            builtin = name in BUILTIN_CHAINS[tname]
+            if builtin:
+                theirs = [r for r in (a.rules if a else []) if r.target is None or not _is_kube_proxys(tname, r.target.name, exp)]
+                ignored_rules += [f"{tname} {r.save_text()}" for r in theirs]
+                have = [r.save_text() for r in (a.rules if a else []) if r not in theirs]
+                want = [r.save_text() for r in (e.rules if e else [])]
+                if want or have:
+                    n_chains += 1
+                    n_rules += len(want)
+                    d = _compare_chain(tname, name, want, have, True)
+                    if d:
+                        diffs.append(d)
+                continue
+            if not _is_kube_proxys(tname, name, exp):
+                ignored_chains.append(f"{tname} {name}")
+                continue
+            n_chains += 1
+            want = [r.save_text() for r in (e.rules if e else [])]
+            n_rules += len(want)
+            have = [r.save_text() for r in (a.rules if a else [])]
+            if a is None:
+                diffs.append(ChainDiff(tname, name, missing=want, status="missing"))
+            elif e is None:
+                diffs.append(ChainDiff(tname, name, unexpected=have, status="unexpected"))
+            else:
+                d = _compare_chain(tname, name, want, have, False)
+                if d:
+                    diffs.append(d)
+    return VerifyReport(node, diffs, ignored_chains, ignored_rules, not_compared, (n_chains, n_rules))
+
+
+def verify_node(cluster: ClusterState, node: str, save_text: str, *, proxy: dict | None = None,
+                node_ips: Sequence[str] | None = None) -> VerifyReport:
+    """Compare node ``node``'s real rules (``save_text``: ``iptables-save`` output or ``iptables
+    -S`` listings) with what kube-proxy should have written there for ``cluster`` with the
+    ``proxy`` options (:data:`kslab.proxy.config.FLAGS` names; see
+    :func:`kslab.observed.proxy_options_from_configmap`) and ``node_ips`` (default: the
+    node's InternalIP). Bad input (an unknown node, a dump that cannot be read, a bad option):
+    one-line InputError."""
+    expected = expected_tables(cluster, node, proxy=proxy, node_ips=node_ips)
+    actual, skipped = _node_tables(save_text, f"the iptables-save of {node}")
+    report = compare_tables(node, expected, actual)
+    report.ignored_chains += [f"{t} (the whole table)" for t in skipped]
+    cfg = proxy_config_for(cluster, node, proxy, node_ips)
+    report.rendered_for = describe_config(cfg)
+    if report.diffs and cfg.node_ips:
+        report.consequences = consequences(report.diffs, expected, actual, cfg.node_ips[0])
+    return report
+
+
+# ---- what the differences do ---------------------------------------------------------------------------
+
+TRACE_CONNECTIONS = 100
+_SERVICE_PORT = re.compile(r'--comment "?(?:[^"]*? )?([a-z0-9][-a-z0-9.]*/[a-z0-9][-a-z0-9.]*(?::[-a-z0-9]+)?)[ ":]')
+
+
+def _cluster_ip_rule(nat: TableDump | None, service_port: str):
+    """KUBE-SERVICES' ``SERVICE-PORT cluster IP`` rule: the ClusterIP, port and protocol, or None."""
+    chain = nat.chains.get(C.KUBE_SERVICES) if nat else None
+    for r in chain.rules if chain else ():
+        if r.comment == f"{service_port} cluster IP" and r.dst and r.proto:
+            m = r.match(r.proto)
+            dport = m.option("dport") if m else None
+            if dport and dport.args:
+                return r.dst.split("/")[0], int(dport.args[0]), r.proto
+    return None
+
+
+EXTERNAL_CLIENT = "203.0.113.10"  # TEST-NET-3: a client outside the cluster, for nodePorts
+
+
+def _node_port_rule(nat: TableDump | None, service_port: str):
+    """KUBE-NODEPORTS' rule of ``service_port`` (not the localhost one): (port, protocol), or None."""
+    chain = nat.chains.get(C.KUBE_NODEPORTS) if nat else None
+    for r in chain.rules if chain else ():
+        if r.comment == service_port and r.dst is None and r.proto:
+            m = r.match(r.proto)
+            dport = m.option("dport") if m else None
+            if dport and dport.args:
+                return int(dport.args[0]), r.proto
+    return None
+
+
+def consequences(diffs: Sequence[ChainDiff], expected: dict[str, TableDump], actual: dict[str, TableDump], node_ip: str,
+                 n: int = TRACE_CONNECTIONS) -> list[Consequence]:
+    """For each service port a difference names (its comment), ``n`` new connections to its
+    ClusterIP traced from the node itself through the rendered tables and through the node's
+    real ones by kslab's netfilter interpreter (what ``kslab trace --iptables-save`` does)."""
+    from .sim.netfilter import Netfilter
+
+    names: list[str] = []
+    for d in diffs:
+        for line in [*d.missing, *d.unexpected, *(d.order[0] if d.order else [])]:
+            m = _SERVICE_PORT.search(line + " ")
+            if m and m.group(1) not in names:
+                names.append(m.group(1))
+    if not names:
+        return []
+    nets = {}
+    for side, tables in (("expected", expected), ("actual", actual)):
+        try:
+            nets[side] = Netfilter.from_tables(tables, name=node_ip)
+        except (ValueError, InputError):
+            return []
+    out = []
+    for name in names:
+        targets = []  # (source, destination IP, port, protocol, label)
+        cip = _cluster_ip_rule(expected.get("nat"), name) or _cluster_ip_rule(actual.get("nat"), name)
+        if cip:
+            targets.append((node_ip, *cip, f"{cip[0]}:{cip[1]}/{cip[2]}"))
+        npr = _node_port_rule(expected.get("nat"), name) or _node_port_rule(actual.get("nat"), name)
+        if npr:
+            targets.append((EXTERNAL_CLIENT, node_ip, *npr, f"{node_ip}:{npr[0]}/{npr[1]} (nodePort, from {EXTERNAL_CLIENT})"))
+        for src, dst, dport, proto, label in targets:
+            out.append(_trace_both(nets, name, label, node_ip, src, dst, dport, proto, n))
+    return out
+
+
+def _trace_both(nets: dict, name: str, label: str, node_ip: str, src: str, dst: str, dport: int, proto: str,
+                n: int) -> Consequence:
+    """``n`` new connections ``src`` -> ``dst:dport/proto`` through each side's tables."""
+    from .sim.single import trace_netfilter
+
+    counts: dict[str, dict[str, int]] = {}
+    for side, nf in nets.items():
+        seen: dict[str, int] = {}
+        for seed in range(n):
+            try:
+                conn = trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed)
+                key = conn.dnat_to or f"no DNAT ({conn.outcome})"
+            except (ValueError, InputError, NotImplementedError) as e:
+                key = f"cannot trace ({' '.join(str(e).split())[:80]})"
+            seen[key] = seen.get(key, 0) + 1
+        counts[side] = seen
+    return Consequence(name, label, n, counts["expected"], counts["actual"])
+
+
+# ---- a live cluster -----------------------------------------------------------------------------------
+
+SAVE_TIMEOUT = 30.0  # seconds for one iptables-save on a node
+KUBE_PROXY_LABEL = ("k8s-app", "kube-proxy")  # kubeadm's, kind's and EKS's kube-proxy DaemonSet pods
+
+
+def kube_proxy_pod(cluster: ClusterState, node: str):
+    """The kube-proxy pod running on ``node`` (kube-system, ``k8s-app=kube-proxy``), or None."""
+    key, value = KUBE_PROXY_LABEL
+    for p in cluster.pods:
+        if p.namespace == "kube-system" and p.node_name == node and p.labels.get(key) == value and not p.terminating:
+            return p
+    return None
+
+
+def fetch_node_dump(node: str, cluster: ClusterState, *, client=None, docker=None, allow_debug_pod: bool = False,
+                    timeout: float = SAVE_TIMEOUT) -> tuple[str, str]:
+    """``node``'s ``iptables-save`` and how it was read: ``docker exec NODE iptables-save`` when
+    the node is a kind container on this machine's Docker; otherwise, only with
+    ``allow_debug_pod``, ``iptables-save`` in the node's kube-proxy pod (privileged, on the
+    node's network: it sees the node's tables) by the API server's exec. A node that is not a
+    kind container, without ``allow_debug_pod``: one-line EnvironmentProblem saying so."""
+    from .errors import EnvironmentProblem
+    from .kind.traffic import Docker
+
+    try:
+        docker = docker or Docker.find()
+        if docker.running([node]).get(node):
+            r = docker.exec(node, ["iptables-save"], timeout=timeout)
+            if r.exit_code != 0:
+                raise EnvironmentProblem(f"docker exec {node} iptables-save failed (exit {r.exit_code}): "
+                                         f"{' '.join(r.stderr.split())[:200] or 'no message'}")
+            return r.stdout, f"docker exec {node} iptables-save"
+        problem = f"node {node} is not a kind node container on this machine (docker has no running container {node})"
+    except EnvironmentProblem as e:
+        if not allow_debug_pod:
+            raise EnvironmentProblem(f"{e}; a node that is not a kind container: pass --allow-debug-pod "
+                                     "(allow_debug_pod=True)") from None
+        problem = str(e)
+    if not allow_debug_pod:
+        raise EnvironmentProblem(f"{problem}; kslab reads a non-kind node's rules only from a privileged pod on it: "
+                                 "pass --allow-debug-pod (allow_debug_pod=True) to run iptables-save in its kube-proxy pod")
+    pod = kube_proxy_pod(cluster, node)
+    if pod is None or client is None:
+        raise EnvironmentProblem(f"{problem}, and no kube-proxy pod (kube-system, k8s-app=kube-proxy) runs on {node} "
+                                 "to run iptables-save in")
+    r = client.exec(pod.name, pod.namespace, ["iptables-save"], timeout=timeout)
+    if r.exit_code != 0:
+        raise EnvironmentProblem(f"iptables-save in pod kube-system/{pod.name} failed (exit {r.exit_code}): "
+                                 f"{' '.join(r.stderr.split())[:200] or 'no message'}")
+    return r.stdout, f"iptables-save in pod kube-system/{pod.name} (on {node}), by the API server's exec"
+
+
+def verify_live(node: str, *, context: str | None = None, kubeconfig: str | None = None, allow_any_context: bool = False,
+                allow_debug_pod: bool = False, timeout: float = 10.0, client=None, docker=None) -> VerifyReport:
+    """``kslab verify --context CTX --node NODE``: the live objects and kube-proxy ConfigMap
+    (through :class:`kslab.kind.client.KindClient`, refusing a context not named ``kind-*``
+    unless ``allow_any_context``), the node's real rules (:func:`fetch_node_dump`), compared by
+    :func:`verify_node`. Without a kube-proxy ConfigMap, kube-proxy's defaults are assumed (the
+    report says so). ``client``/``docker`` are for tests."""
+    from .kind.dataplane import read_cluster
+    from .observed import proxy_options_from_configmap
+
+    own = client is None
+    if own:
+        from .kind.client import KindClient
+
+        client = KindClient.connect(context, kubeconfig=kubeconfig, allow_any_context=allow_any_context, timeout=timeout)
+    try:
+        cluster = read_cluster(client)
+        cluster.node(node)
+        cm = client.kube_proxy_configmap()
+        proxy = proxy_options_from_configmap(cm) if cm else {"cluster_cidr": None}
+        text, source = fetch_node_dump(node, cluster, client=client, docker=docker, allow_debug_pod=allow_debug_pod)
+    finally:
+        if own:
+            client.close()
+    report = verify_node(cluster, node, text, proxy=proxy)
+    report.source = f"{source} (context {client.context})"
+    if cm is None:
+        report.rendered_for += " (no kube-proxy ConfigMap in kube-system: kube-proxy's defaults)"
+    return report

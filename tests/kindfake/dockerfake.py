@@ -1,0 +1,272 @@
+"""The fake ``docker`` behind tests/kindfake/docker: kind's node containers (and ``mypc``) replayed
+for the kind backend's tests, where there is no Docker.
+
+The cluster it stands for is the study's lab as kslab's control-plane emulation makes it
+(``kslab.Lab()``): the cluster the fake API server serves, without kube-system's coredns
+(``KSLAB_FAKE_DOCKER_CLUSTER=fixture``: the fixture itself, for dumps made by ``record_nodes.py
+--fixture``). What a node holds is
+the recorded dump ``tests/data/kind-nodes/NODE.iptables-save`` (``iptables-save -c``; how those
+were made: tests/data/kind-nodes/SOURCES.md), counters included. Commands:
+
+- ``docker version``, ``docker inspect --format {{.State.Running}} NAME``, ``docker run ... --name
+  mypc ...`` (remembered in the state directory), ``docker rm -f mypc``;
+- ``docker exec NODE iptables-save [-c] [-t T]``, ``iptables -S/-L ...``, ``conntrack -C/-F/-L``,
+  ``hostname``, ``ip route``: kslab's emulation of each tool (:mod:`kslab.sim.tools`, the real
+  tools' formats) over the recorded tables; ``curl`` and kslab's curl loop
+  (:func:`kslab.kind.traffic.curl_loop`, ``sh -c SCRIPT kslab-curl-loop URL``): connections
+  through the recorded rules in kslab's simulator, answered with whoami's/echo's text;
+- anything else: what docker prints for a missing executable (exit 127).
+
+Environment: ``KSLAB_FAKE_DOCKER_STATE`` (a writable directory: ``mypc`` and ``calls.log``, one
+JSON argv a line, so tests can count execs), ``KSLAB_FAKE_DOCKER_NODES`` (the dumps' directory),
+``KSLAB_FAKE_DOCKER_FAIL`` (comma-separated: ``daemon`` (the daemon does not answer),
+``missing:NAME`` (no such container), ``slow`` (every call sleeps 5 s)), ``KSLAB_FAKE_DOCKER_MACHINE``
+(the URL of the fake live cluster's simulator, tests/kindfake/livecluster.py: ``docker exec`` runs
+there, sharing conntrack, ``recent`` lists and counters with the pods' exec).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDED = ROOT / "tests" / "data" / "kind-nodes"
+NODES = Path(os.environ.get("KSLAB_FAKE_DOCKER_NODES") or RECORDED)
+STATE = Path(os.environ.get("KSLAB_FAKE_DOCKER_STATE") or "/tmp/kslab-fake-docker")
+FAIL = {f for f in (os.environ.get("KSLAB_FAKE_DOCKER_FAIL") or "").split(",") if f}
+LOOP_NAME = "kslab-curl-loop"
+FROM_FIXTURE = os.environ.get("KSLAB_FAKE_DOCKER_CLUSTER") == "fixture"  # dumps made by record_nodes.py --fixture
+TOOLS = ("iptables", "iptables-save", "conntrack", "curl", "hostname", "ip", "cat", "ls")
+
+
+def out(text: str = "", err: str = "", code: int = 0) -> int:
+    sys.stdout.write(text)
+    sys.stderr.write(err)
+    return code
+
+
+def node_names() -> list[str]:
+    return sorted(p.name[: -len(".iptables-save")] for p in NODES.glob("*.iptables-save"))
+
+
+def running(name: str) -> bool:
+    if f"missing:{name}" in FAIL:
+        return False
+    if name == "mypc":
+        return (STATE / "mypc").exists()
+    return name in node_names()
+
+
+class FixtureClient:
+    """A KindClient's reading side over the fixture the fake API server serves (tests/data/kind/myk8s)."""
+
+    context = "kind-myk8s"
+
+    def __init__(self, fixture: str = "myk8s") -> None:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from kindfake.fixtures import load_objects
+
+        self.objects = load_objects(fixture)
+
+    def list_kind(self, kind: str) -> list[dict]:
+        return [o for o in self.objects if o["kind"] == kind]
+
+    def list_objects(self) -> list[dict]:
+        return [o for o in self.objects if o["kind"] in ("Node", "Pod", "Service", "EndpointSlice")]
+
+    def kube_proxy_configmap(self) -> dict | None:
+        return next((o for o in self.list_kind("ConfigMap") if o["metadata"]["name"] == "kube-proxy"), None)
+
+
+class FakeLab:
+    """The fake cluster as kslab reads it through the API (the fixture's objects, exactly as the
+    kind backend reads a live cluster: :func:`kslab.kind.dataplane.read_cluster`)."""
+
+    def __init__(self) -> None:
+        from kslab.kind.dataplane import read_cluster, read_proxy_options
+
+        client = FixtureClient()
+        self.cluster = read_cluster(client)
+        self.proxy_options = read_proxy_options(client)
+
+
+def kube_proxy_tables(seed: int = 11):
+    """A sim dataplane for the fixture's cluster with every node's tables as its kube-proxy writes
+    them (one Proxier per node, its first sync: full)."""
+    from kslab.dataplane.sim import SimDataplane
+    from kslab.proxy.config import ProxyConfig
+    from kslab.proxy.proxier import Proxier
+
+    fake = FakeLab()
+    dp = SimDataplane(fake.cluster, seed=seed)
+    for node in fake.cluster.nodes:
+        proxier = Proxier(ProxyConfig.for_node(fake.cluster, node.name, **fake.proxy_options))
+        result = proxier.sync_and_retry(fake.cluster.services, fake.cluster.endpoint_slices,
+                                        lambda rs, n=node.name: dp.sync_rules(n, rs), list_nat_chains=lambda n=node.name: dp.nat_chains(n), now=0.0)
+        assert not result[-1].error, result[-1].error
+    return fake, dp
+
+
+class Sim:
+    """The fake cluster's machine: kslab's simulator with every node's recorded tables and counters."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(ROOT))
+        from kslab.dataplane import factory
+
+        import kslab
+
+        # .cluster: the study's lab as kslab's control plane makes it, as the recorded dumps were made (the fake API
+        # server's fixture is the same cluster plus kube-system's coredns, whose rules the recorded dumps lack)
+        self.lab = FakeLab() if FROM_FIXTURE else kslab.Lab()
+        dumps = {n: (NODES / f"{n}.iptables-save").read_text() for n in node_names()}
+        self.dp = factory.create("sim", self.lab.cluster, seed=int(time.time() * 1000) % 100000, tables=dumps)  # a live cluster is not seeded
+        for node, text in dumps.items():  # iptables-restore without --counters drops them: put them back
+            self._counters(node, text)
+
+    def _counters(self, node: str, text: str) -> None:
+        tables = self.dp.tables[node].tables
+        table = None
+        seen: dict[str, int] = {}
+        for line in text.splitlines():
+            if line.startswith("*"):
+                table, seen = tables[line[1:]], {}
+            m = re.match(r"^\[(\d+):(\d+)\] -A (\S+) ", line)
+            if m and table is not None:
+                chain = table.chains[m[3]]
+                i = seen.get(m[3], 0)
+                seen[m[3]] = i + 1
+                chain.counters[i].packets, chain.counters[i].bytes = int(m[1]), int(m[2])
+
+    def persist(self, directory: Path | None = None) -> None:
+        """Write every node's tables, counters included, where the fake docker reads them (its
+        nodes directory): connections made through this simulator move the counters a later
+        ``docker exec NODE iptables -L -v`` prints, as on a live node."""
+        from kslab.xtables import listing
+
+        directory = directory or NODES
+        if directory == RECORDED:
+            return  # the recorded dumps stay as recorded: a run that wants moving counters works on a copy
+        for node, t in self.dp.tables.items():
+            tmp = directory / f".{node}.iptables-save.tmp"
+            tmp.write_text(listing.save(t.tables, counters=True, when=0.0))
+            tmp.replace(directory / f"{node}.iptables-save")  # atomic: a reader sees the old or the new dump
+
+    def answer(self, where: str, argv: list[str]) -> tuple[str, str, int]:
+        """What ``argv`` prints in ``where`` (a pod, a node, mypc): the curl loop or one tool."""
+        if argv[:2] == ["sh", "-c"] and len(argv) == 5 and argv[3] == LOOP_NAME:
+            m = re.search(r'-lt (\d+) \].*curl -s -m ([\d.]+) ', argv[2])
+            return self.curl_loop(where, int(m[1]), float(m[2]), argv[4]), "", 0
+        if argv[:1] == ["conntrack"] and argv[1:] == ["-F"]:
+            return "", "conntrack v1.4.7 (conntrack-tools): connection tracking table has been emptied.\n", 0
+        if argv[:1] and argv[0] in TOOLS:
+            return self.sh(where, argv)
+        return "", (f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{argv[0] if argv else ""}": '
+                    'executable file not found in $PATH: unknown\n'), 127
+
+    def sh(self, where: str, argv: list[str]) -> tuple[str, str, int]:
+        from kslab import shell
+        from kslab.errors import InputError
+
+        try:
+            parsed, stages = shell.parse(shlex.join(argv))
+            bound = shell.bind(self.lab.cluster, where, parsed)
+            r = shell.run_pipeline(self.dp.sh(where, bound, self.lab.cluster), stages)
+        except InputError as e:
+            return "", f"{argv[0]}: {e}\n", 2
+        return str(r), r.stderr, r.returncode
+
+    def curl_loop(self, where: str, n: int, timeout: float, url: str) -> str:
+        from kslab.kind.traffic import MARK
+        from kslab.netns.servers import response_body
+        from kslab.shell import CURL_VERSION
+
+        m = re.fullmatch(r"http://([\d.]+):(\d+)(/.*)?", url)
+        dst, port, path = m[1], int(m[2]), m[3] or "/"
+        from kslab.sim.tools import _layout
+
+        pods = {p.name: p for p in _layout(self.lab.cluster).pods}  # the server each pod runs (whoami, echo)
+        chunks = []
+        for _ in range(n):
+            conn = self.dp.network.connect(where, dst, port, "tcp", trace=False)
+            local = f"{conn.client.ip}:{conn.sport}"
+            if conn.outcome in ("ok", "error") and conn.endpoint_pod:
+                pod = pods[conn.endpoint_pod]
+                seen_port = int(conn.snat_to.rsplit(":", 1)[1]) if conn.snat_to else conn.sport
+                headers = [("Host", f"{dst}:{port}"), ("User-Agent", f"curl/{CURL_VERSION}"), ("Accept", "*/*")]
+                body, _ = response_body(pod.server or "whoami", pod.name, [pod.ip], "GET", path, "HTTP/1.1", headers,
+                                        conn.source_ip_seen, seen_port)
+                code, exit_code, text = (200 if conn.outcome == "ok" else 500), 0, body.decode()
+            else:
+                code, exit_code, text = 0, 7 if conn.outcome in ("refused", "rejected") else 28, ""
+                local = ":0" if exit_code == 28 else local
+            chunks.append(f"{text}\n{MARK} code={code:03d} local={local} time=0.001{len(chunks) % 10} exit={exit_code}\n")
+        return "".join(chunks)
+
+
+def exec_in(name: str, argv: list[str]) -> int:
+    if not running(name):
+        return out(err=f"Error response from daemon: No such container: {name}\n", code=1)
+    if argv[:1] == ["iptables-save"] and set(argv[1:]) <= {"-c"}:  # the recorded dump itself (no simulator needed)
+        text = (NODES / f"{name}.iptables-save").read_text()
+        return out(text if "-c" in argv else re.sub(r"^\[\d+:\d+\] ", "", text, flags=re.M))
+    machine = os.environ.get("KSLAB_FAKE_DOCKER_MACHINE")
+    if machine:  # the fake live cluster's own simulator (tests/kindfake/livecluster.py): one kernel state for all
+        import urllib.request
+
+        req = urllib.request.Request(machine, data=json.dumps({"where": name, "argv": argv}).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=600) as r:
+            doc = json.loads(r.read())
+        return out(doc["stdout"], doc["stderr"], doc["code"])
+    sim = Sim()
+    stdout, stderr, code = sim.answer(name, argv)
+    if argv[:1] == ["curl"] or argv[:2] == ["sh", "-c"]:
+        sim.persist()  # the connections moved the nodes' counters
+    return out(stdout, stderr, code)
+
+
+def main(argv: list[str]) -> int:
+    STATE.mkdir(parents=True, exist_ok=True)
+    with open(STATE / "calls.log", "a") as log:
+        log.write(json.dumps(argv) + "\n")
+    if "slow" in FAIL:
+        time.sleep(5)
+    if not argv:
+        return out(err="Usage:  docker [OPTIONS] COMMAND\n", code=1)
+    cmd, rest = argv[0], argv[1:]
+    if "daemon" in FAIL:
+        return out(err="Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n", code=1)
+    if cmd == "version":
+        return out("27.3.1\n")
+    if cmd == "inspect":
+        name = rest[-1]
+        if not running(name):
+            return out("\n", f"Error: No such object: {name}\n", 1)
+        return out("true\n")
+    if cmd == "run":
+        name = rest[rest.index("--name") + 1]
+        if running(name):
+            return out(err=f'docker: Error response from daemon: Conflict. The container name "/{name}" is already in use.\n', code=125)
+        (STATE / name).write_text(json.dumps(rest))
+        return out("4f2c0de1a9b8" + "0" * 52 + "\n")
+    if cmd == "rm":
+        for name in [a for a in rest if not a.startswith("-")]:
+            (STATE / name).unlink(missing_ok=True)
+            sys.stdout.write(name + "\n")
+        return 0
+    if cmd == "exec":
+        args = [a for a in rest]
+        while args and args[0].startswith("-"):  # -i, -t
+            args.pop(0)
+        return exec_in(args[0], args[1:])
+    return out(err=f"docker: '{cmd}' is not a docker command (the fake answers version, inspect, run, rm, exec)\n", code=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,167 @@
+"""The fake live cluster for the kind backend's tests: kindapi's fake API server (fixture
+``myk8s``) with pods' exec answered by the same simulated machine the fake ``docker`` answers for
+nodes (:class:`dockerfake.Sim`: the recorded node dumps in kslab's simulator).
+
+- :func:`start` (in-process, for tests): the server started, a kubeconfig written, the fake
+  docker's environment (PATH, state and nodes directories) returned for the test to set;
+- ``python tests/kindfake/livecluster.py DIR`` (a subprocess, for the notebooks): the same, then
+  ``DIR/env.json`` (the environment a notebook needs: KUBECONFIG, PATH, ...) and it serves until
+  killed.
+
+A write to a Service or an EndpointSlice is followed by every node's kube-proxy (kslab's Proxier,
+a partial sync into the same simulator: :func:`kube_proxy`), so the nodes' rules follow the API
+as on a live cluster. A pod's exec (``kubectl exec net-pod -- curl ...``, kslab's curl loop) runs through the simulator,
+which then writes the nodes' tables back to the fake docker's nodes directory (a copy of the
+recorded dumps): the counters a later ``docker exec NODE iptables -L -v`` prints have moved by
+the connections made, as on a live node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def environment(state: Path) -> dict[str, str]:
+    """The fake docker's environment for a run whose state lives in ``state``."""
+    return {
+        "PATH": f"{HERE}{os.pathsep}{os.environ.get('PATH', '')}",
+        "KSLAB_FAKE_DOCKER_STATE": str(state / "docker"),
+        "KSLAB_FAKE_DOCKER_NODES": str(state / "nodes"),
+    }
+
+
+def kube_proxy(sim, nodes: Path, lock: threading.Lock):
+    """A write hook playing every node's kube-proxy: after a write to a Service or an EndpointSlice,
+    each node's Proxier syncs (partially, as kube-proxy does after a change: only the changed
+    Services' chains are rewritten, the other rules keep their counters) from the objects the
+    server now stores, into the simulator the fake docker reads. Each Proxier starts primed with
+    the cluster the recorded dumps were made for."""
+    from kslab.kind.dataplane import read_cluster
+    from kslab.proxy.config import ProxyConfig
+    from kslab.proxy.proxier import Proxier
+
+    base = sim.lab.cluster
+    proxiers = {}
+    for node in base.nodes:
+        proxiers[node.name] = Proxier(ProxyConfig.for_node(base, node.name))
+        proxiers[node.name].sync_and_retry(base.services, base.endpoint_slices, lambda rs: None, now=0.0)  # what the dumps hold
+
+    class Objects:  # the reading side of a KindClient, over the server's store
+        context = "kind-myk8s"
+
+        def __init__(self, server):
+            self.server = server
+
+        def list_objects(self):
+            return [o for o in self.server.objects() if o["kind"] in ("Node", "Pod", "Service", "EndpointSlice")]
+
+        def list_kind(self, kind):
+            return self.server.objects(kind)
+
+        def kube_proxy_configmap(self):
+            return next((o for o in self.server.objects("ConfigMap") if o["metadata"]["name"] == "kube-proxy"), None)
+
+    def hook(server, verb: str, obj: dict) -> None:
+        if obj.get("kind") not in ("Service", "EndpointSlice"):
+            return
+        cluster = read_cluster(Objects(server))
+        with lock:
+            for name, proxier in proxiers.items():
+                proxier.sync_and_retry(cluster.services, cluster.endpoint_slices,
+                                       lambda rs, n=name: sim.dp.sync_rules(n, rs), list_nat_chains=lambda n=name: sim.dp.nat_chains(n),
+                                       now=0.0)
+            sim.persist(nodes)
+
+    return hook
+
+
+def serve_machine(sim, nodes: Path, lock: threading.Lock) -> str:
+    """The simulator as the fake docker's machine: a tiny HTTP endpoint on 127.0.0.1 that runs
+    ``docker exec CONTAINER ARGV`` in this process's simulator (POST JSON ``{"where", "argv"}`` ->
+    ``{"stdout", "stderr", "code"}``), so nodes and pods share one kernel state (conntrack,
+    ``recent`` lists, counters), as on one live cluster. Returns its URL."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with lock:
+                stdout, stderr, code = sim.answer(req["where"], req["argv"])
+                if req["argv"][:1] == ["curl"] or req["argv"][:2] == ["sh", "-c"]:
+                    sim.persist(nodes)
+            body = json.dumps({"stdout": stdout, "stderr": stderr, "code": code}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+
+def start(state: Path, *, fixture: str = "myk8s", context: str = "kind-myk8s", **server_kw: Any):
+    """Start the fake cluster; returns (server, env): ``env`` has KUBECONFIG and the fake docker's variables."""
+    sys.path.insert(0, str(ROOT))
+    state = Path(state)
+    env = environment(state)
+    nodes = Path(env["KSLAB_FAKE_DOCKER_NODES"])
+    if not nodes.exists():
+        shutil.copytree(ROOT / "tests" / "data" / "kind-nodes", nodes, ignore=shutil.ignore_patterns("*.md"))
+    Path(env["KSLAB_FAKE_DOCKER_STATE"]).mkdir(parents=True, exist_ok=True)
+    import dockerfake
+    from kindfake.fixtures import server_for
+    from kindfake.server import ExecAnswer
+
+    dockerfake.NODES = nodes  # this process's simulator reads and writes the run's copy of the dumps
+    sim = dockerfake.Sim()
+    lock = threading.Lock()
+
+    def handler(req) -> ExecAnswer:
+        where = req.pod if req.namespace == "default" else f"{req.namespace}/{req.pod}"
+        with lock:
+            stdout, stderr, code = sim.answer(where, list(req.argv))
+            if req.argv[:1] == ("curl",) or req.argv[:2] == ("sh", "-c"):
+                sim.persist(nodes)
+        return ExecAnswer(stdout, stderr, code)
+
+    env["KSLAB_FAKE_DOCKER_MACHINE"] = serve_machine(sim, nodes, lock)
+    server = server_for(fixture, **server_kw)
+    server.exec_handler = handler
+    server.on_write.append(kube_proxy(sim, nodes, lock))
+    server.start()
+    env["KUBECONFIG"] = str(server.write_kubeconfig(state / "kubeconfig", context=context))
+    return server, env
+
+
+def main(argv: list[str]) -> int:
+    state = Path(argv[0])
+    state.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(HERE.parent))  # the kindfake package
+    server, env = start(state)
+    (state / "env.json").write_text(json.dumps(env))
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

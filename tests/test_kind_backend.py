@@ -1,0 +1,353 @@
+"""The kind backend end to end: ``kslab.Lab(backend="kind")`` with the real kubernetes client
+against the local fake API server (tests/kindfake, fixture ``myk8s``) and the fake ``docker``
+(tests/kindfake/docker: kind's node containers replayed from tests/data/kind-nodes, pods' and
+nodes' commands answered by kslab's simulator over those recorded dumps).
+
+What is real here: the kubernetes client (REST and the exec websocket), kslab's parsing of the
+live objects, the curl loop's text and its parsing, docker's command lines. What is not: the
+cluster (no Docker on this machine); README "The kind backend" says which paths were exercised
+only this way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import kslab
+from kslab.dataplane.rows import COLUMNS
+from kslab.errors import EnvironmentProblem, InputError
+from kslab.kind import traffic
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "kindfake"))
+
+livecluster = pytest.importorskip("kindfake.livecluster", reason="the fake API server (tests/kindfake) is not here")
+
+SVC_CHAIN = "KUBE-SVC-KBDEBIL6IU6WL7RF"
+WEBPODS = ["webpod1", "webpod2", "webpod3"]
+
+
+@pytest.fixture
+def live(tmp_path, monkeypatch):
+    """The fake cluster up, this process's environment pointing at it (KUBECONFIG, PATH with the fake docker)."""
+    server, env = livecluster.start(tmp_path)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("KSLAB_BACKEND", raising=False)
+    monkeypatch.delenv("KSLAB_STRICT_BACKEND", raising=False)
+    yield server, Path(env["KSLAB_FAKE_DOCKER_STATE"])
+    server.stop()
+
+
+def docker_calls(state: Path) -> list[list[str]]:
+    log = state / "calls.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+# ---- the curl loop (pure) ------------------------------------------------------------------------
+def test_parse_curl_loop_reads_whoami_echo_and_failures():
+    whoami = ("Hostname: webpod2\nIP: 127.0.0.1\nIP: 10.10.2.2\nRemoteAddr: 10.10.0.2:41234\nGET / HTTP/1.1\n"
+              "Host: 10.200.1.233:9000\n\n")
+    echo = json.dumps({"ip": "::ffff:172.18.0.3", "os": {"hostname": "deploy-echo-x-abcde"}}, indent=2)
+    out = (f"{whoami}\n{traffic.MARK} code=200 local=10.10.0.2:41234 time=0.004 exit=0\n"
+           f"{echo}\n{traffic.MARK} code=200 local=172.18.0.100:5000 time=0.010 exit=0\n"
+           f"\n{traffic.MARK} code=000 local=:0 time=1.001 exit=28\n"
+           f"\n{traffic.MARK} code=000 local=10.10.0.2:40000 time=0.001 exit=7\n")
+    r = traffic.parse_curl_loop(out)
+    assert [(x.hostname, x.seen_ip, x.outcome) for x in r] == [
+        ("webpod2", "10.10.0.2", "ok"), ("deploy-echo-x-abcde", "172.18.0.3", "ok"), (None, None, "timeout"), (None, None, "refused")]
+    assert r[0].local == "10.10.0.2:41234" and r[2].local == "" and r[3].reason == "curl exit 7 (refused)"
+
+
+def test_curl_loop_is_one_command_for_n_connections():
+    argv = traffic.curl_loop("http://10.200.1.233:9000/", 250, 2.0)
+    assert argv[:2] == ["sh", "-c"] and argv[-1] == "http://10.200.1.233:9000/" and "-lt 250 ]" in argv[2]
+    with pytest.raises(InputError):
+        traffic.curl_loop("http://x/", 0, 1)
+
+
+# ---- the live lab --------------------------------------------------------------------------------
+def test_lab_reads_the_live_cluster_and_predicts_the_real_rules(live):
+    _, state = live
+    with kslab.Lab(backend="kind") as lab:
+        sim = kslab.Lab()
+        assert lab.backend == "kind" and lab.fallback is None
+        assert {n.name for n in lab.cluster.nodes} == {n.name for n in sim.cluster.nodes}
+        assert lab.cluster.service("svc-clusterip").cluster_ip == sim.cluster.service("svc-clusterip").cluster_ip
+        assert lab.cluster.config.name == "myk8s" and lab.cluster.config.service_subnet
+        # the prediction (the Lab's Proxiers) loaded nothing: the node's rules are its own kube-proxy's
+        real = lab.save_text("myk8s-worker")
+        assert "KIND-MASQ-AGENT" in real and f"-j {SVC_CHAIN}" in real
+        predicted = lab.render("myk8s-worker").save_text()
+        assert f":{SVC_CHAIN}" in predicted and "KIND-MASQ-AGENT" not in predicted
+        assert ["exec", "myk8s-worker", "iptables-save"] in docker_calls(state)
+        assert not any(c[:1] == ["exec"] and "iptables-restore" in c for c in docker_calls(state))  # sync_rules loads nothing
+
+
+def test_run_is_one_exec_per_batch_with_rows_of_the_one_definition(live, monkeypatch):
+    server, _ = live
+    monkeypatch.setattr("kslab.kind.dataplane.BATCH", 400)
+    with kslab.Lab(backend="kind") as lab:
+        before = len(server.exec_log) if hasattr(server, "exec_log") else None
+        df = lab.run("net-pod", "svc-clusterip", n=1000)
+        assert list(df.columns) == COLUMNS and len(df) == 1000 and (df["backend"] == "kind").all()
+        assert (df["outcome"] == "ok").all() and list(df["conn"]) == list(range(1000))
+        shares = df["endpoint_pod"].value_counts(normalize=True)
+        assert set(shares.index) == set(WEBPODS) and (abs(shares - 1 / 3) < 0.06).all()  # random, so statistical
+        pod = lab.cluster.pod("net-pod")
+        assert (df["source_ip_seen"] == pod.pod_ip).all() and not df["masquerade"].any()
+        for w in WEBPODS:
+            rows = df[df["endpoint_pod"] == w]
+            assert (rows["endpoint_ip"] == lab.cluster.pod(w).pod_ip).all()
+            assert (rows["endpoint_node"] == lab.cluster.pod(w).node_name).all()
+        assert (df["ingress_node"] == "myk8s-control-plane").all()
+        if before is not None:
+            loops = [r for r in server.exec_log[before:] if r.argv[:2] == ("sh", "-c")]
+            assert len(loops) == 3  # 400 + 400 + 200: one exec per batch, not per connection
+
+
+def test_mypc_is_started_on_request_on_the_kind_network_and_removed(live):
+    _, state = live
+    with kslab.Lab(backend="kind") as lab:
+        assert not any(c[:1] == ["run"] for c in docker_calls(state))  # read-only and nothing started until asked
+        df = lab.run("mypc", "myk8s-worker:svc-nodeport", n=30)
+        run = next(c for c in docker_calls(state) if c[:1] == ["run"])
+        assert run[run.index("--network") + 1] == "kind" and run[run.index("--ip") + 1] == "172.18.0.100"
+        assert (df["outcome"] == "ok").all() and (df["client_ip"] == "172.18.0.100").all()
+        assert df["masquerade"].all() and (df["ingress_node"] == "myk8s-worker").all()  # a NodePort SNATs (Cluster policy)
+        assert df["endpoint_pod"].str.startswith("deploy-echo-").all()
+    assert ["rm", "-f", "mypc"] in docker_calls(state)
+
+
+def test_sh_runs_in_pods_by_exec_and_in_nodes_by_docker_exec(live):
+    server, state = live
+    with kslab.Lab(backend="kind") as lab:
+        out = lab.sh("net-pod", "curl -s svc-clusterip:9000 | grep Hostname")
+        assert out.split()[1] in WEBPODS
+        assert any(r.argv[0] == "curl" and r.pod == "net-pod" for r in server.exec_log)
+        rules = lab.sh("myk8s-control-plane", f"iptables -t nat -S {SVC_CHAIN}")
+        assert rules.count(f"-A {SVC_CHAIN} ") == 4
+        assert any(c[:3] == ["exec", "myk8s-control-plane", "iptables"] for c in docker_calls(state))
+        assert lab.sh("webpod1", "hostname").strip() == "webpod1"
+        # a live cluster's objects come from the API server: kubectl lists what it read
+        assert "svc-clusterip" in lab.sh("myk8s-control-plane", "kubectl get svc")
+
+
+def test_trace_walks_the_nodes_real_dumps(live):
+    with kslab.Lab(backend="kind") as lab:
+        t = lab.trace("net-pod", "svc-clusterip")
+        assert t.backend == "kind" and "live iptables-save" in t.source
+        assert t.chains[:2] == ["KUBE-SERVICES", SVC_CHAIN] and t.outcome == "ok" and not t.masquerade
+        assert t.endpoint_pod in WEBPODS and t.dnat_to == f"{lab.cluster.pod(t.endpoint_pod).pod_ip}:80"
+        t2 = lab.trace("myk8s-worker", "svc-clusterip")
+        assert t2.masquerade  # a node's own address is outside the cluster CIDR
+
+
+def test_counters_move_with_the_connections_made(live):
+    with kslab.Lab(backend="kind") as lab:
+        def counts() -> int:
+            listing = lab.sh("myk8s-control-plane", f"iptables -v -n -x -t nat -L {SVC_CHAIN}")
+            return sum(int(line.split()[0]) for line in listing.splitlines() if "KUBE-SEP-" in line)
+        before = counts()
+        lab.clear_kernel_state()  # a live node's counters are not kslab's to zero
+        lab.run("net-pod", "svc-clusterip", n=300)
+        assert counts() - before == 300
+
+
+def test_copy_is_a_sim_twin_of_the_live_rules(live):
+    with kslab.Lab(backend="kind") as lab:
+        twin = lab.copy()
+        assert twin.backend == "sim" and "KIND-MASQ-AGENT" in twin.save_text("myk8s-worker")
+        assert twin.delete_rules("KIND-MASQ-AGENT", nodes=["myk8s-worker"]) >= 1
+        with pytest.raises(EnvironmentProblem, match="kube-proxy owns them"):
+            lab.delete_rules("KIND-MASQ-AGENT")
+
+
+def test_changes_go_to_the_api_server_and_only_to_labelled_objects(live):
+    server, _ = live
+    with kslab.Lab(backend="kind") as lab:
+        assert not [m for m, _ in server.requests if m not in ("GET",)]  # read-only until asked
+        with pytest.raises((InputError, EnvironmentProblem), match="coredns"):
+            lab.scale("coredns", 3, namespace="kube-system")  # not kslab's: never changed
+        lab.scale("deploy-echo", 4)  # the fixture's deploy-echo carries kslab's label (applied by kslab)
+        dep = next(o for o in server.objects("Deployment") if o["metadata"]["name"] == "deploy-echo")
+        assert dep["spec"]["replicas"] == 4
+        assert any(m in ("PATCH", "PUT") and "deployments/deploy-echo/scale" in p for m, p in server.requests)
+        assert [d.replicas for d in lab.cluster.deployments if d.name == "deploy-echo"] == [4]  # re-read after the rollout
+        lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=45)
+        svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-clusterip")
+        assert svc["spec"]["sessionAffinity"] == "ClientIP" and lab.cluster.service("svc-clusterip").session_affinity == "ClientIP"
+        assert svc["spec"]["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 45}}
+        assert lab.cluster.service("svc-clusterip").session_affinity_timeout == 45
+        with pytest.raises(InputError, match="cannot be patched on a live cluster"):
+            lab.patch_service("svc-clusterip", cluster_ip="10.200.1.9")
+        lab.reset()  # kslab changed the cluster: the lab's manifests are applied again
+        dep = next(o for o in server.objects("Deployment") if o["metadata"]["name"] == "deploy-echo")
+        svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-clusterip")
+        assert dep["spec"]["replicas"] == 3 and svc["spec"].get("sessionAffinity", "None") == "None"
+        assert "sessionAffinityConfig" not in svc["spec"]
+
+
+def test_apply_is_the_lab_manifests_live_with_the_label(live):
+    server, _ = live
+    server.load([o for o in server.objects() if o["metadata"]["name"] not in ("svc-clusterip",)])  # as if never applied
+    with kslab.Lab(backend="kind") as lab:
+        changed = lab.apply()
+        assert "Service/default/svc-clusterip created" in changed or any("svc-clusterip" in c and "created" in c for c in changed)
+        svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-clusterip")
+        assert svc["metadata"]["labels"]["kslab.io/managed-by"] == "kslab"
+        assert lab.cluster.service("svc-clusterip")
+
+
+# ---- fallback and errors -------------------------------------------------------------------------
+def test_env_fallback_is_one_line_and_runs_on_sim(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KSLAB_BACKEND", "kind")
+    monkeypatch.delenv("KSLAB_STRICT_BACKEND", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    lab = kslab.Lab()
+    out = capsys.readouterr().out.strip().splitlines()
+    assert lab.backend == "sim" and lab.fallback and len(out) == 1 and out[0].startswith("kslab: kind backend unavailable")
+    monkeypatch.setenv("KSLAB_STRICT_BACKEND", "1")
+    with pytest.raises(EnvironmentProblem):
+        kslab.Lab()
+
+
+def test_asked_by_argument_it_is_strict(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    with pytest.raises(EnvironmentProblem):
+        kslab.Lab(backend="kind")
+
+
+@pytest.mark.parametrize("failure, message", [
+    ("daemon", "daemon does not answer"),
+    ("missing:myk8s-worker2", "myk8s-worker2 is not running"),
+])
+def test_docker_problems_fall_back_with_the_reason(live, monkeypatch, capsys, failure, message):
+    monkeypatch.setenv("KSLAB_FAKE_DOCKER_FAIL", failure)
+    monkeypatch.setenv("KSLAB_BACKEND", "kind")
+    lab = kslab.Lab()
+    assert lab.backend == "sim" and message in lab.fallback
+    assert message in capsys.readouterr().out
+
+
+def test_docker_missing(live, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(EnvironmentProblem, match="docker: not found"):
+        kslab.Lab(backend="kind")
+
+
+def test_api_403_names_the_verb_and_resource(live):
+    server, _ = live
+    server.forbid("list", "endpointslices")
+    with pytest.raises(EnvironmentProblem, match="endpointslices"):
+        kslab.Lab(backend="kind")
+
+
+def test_context_not_named_kind_is_refused_unless_allowed(live, tmp_path, monkeypatch):
+    server, _ = live
+    cfg = server.write_kubeconfig(tmp_path / "other", context="prod")
+    monkeypatch.setenv("KUBECONFIG", str(cfg))
+    with pytest.raises(EnvironmentProblem, match="kind-"):
+        kslab.Lab(backend="kind", context="prod")
+    with kslab.Lab(backend="kind", context="prod", allow_any_context=True) as lab:
+        assert lab.backend == "kind"
+
+
+def test_exec_forbidden_is_one_line(live):
+    server, _ = live
+    server.forbid("exec", "pods/exec")
+    with kslab.Lab(backend="kind") as lab:
+        with pytest.raises(EnvironmentProblem) as e:
+            lab.run("net-pod", "svc-clusterip", n=5)
+        assert "\n" not in str(e.value)
+
+
+def test_a_node_dump_the_simulator_cannot_read_is_one_line(live):
+    """Another CNI's rule (EKS's CONNMARK) in a node's nat table: trace says so in one line."""
+    nodes = Path(os.environ["KSLAB_FAKE_DOCKER_NODES"])
+    dump = nodes / "myk8s-worker.iptables-save"
+    text = dump.read_text()
+    nat_start = text.index("*nat")
+    commit = text.index("COMMIT", nat_start)
+    dump.write_text(text[:commit] + '[0:0] -A PREROUTING -j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80\n' + text[commit:])
+    with kslab.Lab(backend="kind") as lab:
+        with pytest.raises(EnvironmentProblem, match="myk8s-worker's tables: kslab's simulator cannot load them") as e:
+            lab.trace("net-pod", "svc-clusterip")
+        assert "\n" not in str(e.value)
+
+
+def test_api_unreachable_falls_back_in_one_line(live, monkeypatch, capsys):
+    server, _ = live
+    server.stop()  # the port is closed: connection refused
+    monkeypatch.setenv("KSLAB_BACKEND", "kind")
+    lab = kslab.Lab()
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert lab.backend == "sim" and len(printed) == 1 and "kind backend unavailable" in printed[0]
+    assert "kind-myk8s" in lab.fallback or "127.0.0.1" in lab.fallback
+
+
+def test_verify_compares_the_prediction_with_the_nodes_real_rules(live):
+    """lab.verify(node) on kind: the live objects' prediction against the node's iptables-save by
+    docker exec, kind's own chains ignored. The recorded dumps were made for the study's lab, which
+    has no coredns: the fixture's kube-system/kube-dns is exactly what differs, on every node."""
+    with kslab.Lab(backend="kind") as lab:
+        for node in lab.cluster.nodes:
+            r = lab.verify(node.name)
+            assert r.ignored_chains == ["nat DOCKER_OUTPUT", "nat DOCKER_POSTROUTING", "nat KIND-MASQ-AGENT"]
+            assert r.diffs and not any(d.unexpected for d in r.diffs)
+            assert all("kube-system/kube-dns:" in line for d in r.diffs for line in d.missing), r.text()
+
+
+def test_cli_sh_and_simulate_on_kind(live):
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "sh", "--backend", "kind", "net-pod", "--",
+                        "curl -s svc-clusterip:9000 | grep Hostname"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split()[1] in WEBPODS, r.stderr
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "simulate", "--backend", "kind", "--from", "net-pod",
+                        "--to", "svc-clusterip", "-n", "60", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    doc = json.loads(r.stdout)
+    assert doc["backend"] == "kind" and doc["connections"] == 60 and set(doc["by_endpoint"]) <= set(WEBPODS)
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "sh", "--backend", "kind", "net-pod", "--", "hostname"],
+                       env=dict(env, KUBECONFIG=str(ROOT / "no-such-kubeconfig")), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_delete_pod_goes_to_the_api_server_for_kslabs_pods_only(live):
+    server, _ = live
+    with kslab.Lab(backend="kind") as lab:
+        coredns = next(p.name for p in lab.cluster.pods if p.name.startswith("coredns-"))
+        with pytest.raises((InputError, EnvironmentProblem), match=coredns):
+            lab.delete_pod(coredns, namespace="kube-system")
+        echo = sorted(p.name for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo")
+        lab.delete_pod(echo[0])  # owned by the labelled deploy-echo (through its ReplicaSet)
+        assert any(m == "DELETE" and f"/pods/{echo[0]}" in p for m, p in server.requests)
+        assert echo[0] not in {p.name for p in lab.cluster.pods}  # re-read (the fake runs no ReplicaSet controller)
+        with pytest.raises(EnvironmentProblem, match="readiness"):
+            lab.set_ready("webpod1", False)
+
+
+def test_a_missing_context_is_one_line(live):
+    with pytest.raises(EnvironmentProblem, match="kind-nope") as e:
+        kslab.Lab(backend="kind", context="kind-nope")
+    assert "\n" not in str(e.value)
+
+
+def test_a_live_patch_reaches_the_nodes_rules_through_their_kube_proxy(live):
+    """The fake cluster's kube-proxy (tests/kindfake/livecluster.py) follows the API: after
+    patch_service, the node's real rules hold the --rcheck rules that the Lab's prediction has."""
+    with kslab.Lab(backend="kind") as lab:
+        assert "--rcheck" not in lab.save_text("myk8s-worker")
+        lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=10800)
+        real = lab.sh("myk8s-worker", f"iptables -t nat -S {SVC_CHAIN}")
+        assert real.count("--rcheck --seconds 10800 --reap") == 3
+        assert all(line in lab.render("myk8s-worker").save_text() for line in real.splitlines() if line.startswith("-A"))
+        df = lab.run("net-pod", "svc-clusterip", n=50)
+        assert df["endpoint_pod"].nunique() == 1  # ClientIP affinity: one client, one endpoint

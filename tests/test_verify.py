@@ -1,0 +1,532 @@
+"""kslab verify: what kube-proxy should have written on a node vs the node's real rules.
+
+On recorded real dumps (tests/data/node-dumps, sources and the reconstructed objects in
+SOURCES.md): a kind worker, an EKS node and a kubeadm node (healthy, and with no endpoints).
+Matching rules give an empty diff; edited dumps are reported exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kslab.errors import EnvironmentProblem, InputError
+from kslab.observed import cluster_from_objects, proxy_options_from_configmap
+from kslab.sim.single import read_dumps
+from kslab.verify import ChainDiff, VerifyReport, fetch_node_dump, verify_live, verify_node
+
+REPO = Path(__file__).resolve().parents[1]
+D = REPO / "tests" / "data" / "node-dumps"
+EKS_NODE = "ip-192-168-0-174.ap-southeast-1.compute.internal"
+
+# name: (objects, kube-proxy ConfigMap, dump files, node, options older templates need (SOURCES.md))
+CASES = {
+    "kind": ("kind-worker3.objects.yaml", "kind-worker3.kube-proxy.yaml", ["kind-worker3.filter.S", "kind-worker3.nat.S"],
+             "kind-worker3", {"nfacct": False}),
+    "eks": ("eks-node.objects.yaml", "eks-node.kube-proxy.yaml", ["eks-node.nat.S"], EKS_NODE, {}),
+    "kubeadm": ("kubeadm-master-01.objects.yaml", "kubeadm-master-01.kube-proxy.yaml", ["kubeadm-master-01.iptables-save"],
+                "master-01", {"nfacct": False, "random_fully": False}),
+    "kubeadm-no-endpoints": ("kubeadm-master-01.no-endpoints.objects.yaml", "kubeadm-master-01.kube-proxy.yaml",
+                             ["kubeadm-master-01.no-endpoints.iptables-save"], "master-01", {"nfacct": False, "random_fully": False}),
+}
+
+
+def load(case: str):
+    objects, cm, dumps, node, older = CASES[case]
+    cluster = cluster_from_objects([yaml.safe_load((D / objects).read_text())], source=objects)
+    proxy = proxy_options_from_configmap(yaml.safe_load((D / cm).read_text()))
+    return cluster, proxy, read_dumps([str(D / f) for f in dumps]), node, older
+
+
+def report(case: str, text: str | None = None, **extra) -> VerifyReport:
+    cluster, proxy, dump, node, older = load(case)
+    return verify_node(cluster, node, dump if text is None else text, proxy={**proxy, **older, **extra})
+
+
+# ---- matching rules: an empty diff --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case,first,ignored", [
+    ("kind", "kind-worker3: kube-proxy's rules match what it should have written (36 chains, 70 rules compared; "
+             "table not in the dump, not compared: mangle)",
+     ["filter KUBE-KUBELET-CANARY", "nat DOCKER_OUTPUT", "nat DOCKER_POSTROUTING", "nat KIND-MASQ-AGENT", "nat KUBE-KUBELET-CANARY"]),
+    ("eks", f"{EKS_NODE}: kube-proxy's rules match what it should have written (26 chains, 51 rules compared; "
+            "tables not in the dump, not compared: mangle, filter)",
+     ["nat AWS-CONNMARK-CHAIN-0", "nat AWS-SNAT-CHAIN-0", "nat KUBE-KUBELET-CANARY"]),
+    ("kubeadm", "master-01: kube-proxy's rules match what it should have written (43 chains, 86 rules compared)",
+     ["mangle KUBE-IPTABLES-HINT", "mangle KUBE-KUBELET-CANARY", "filter DOCKER", "filter DOCKER-ISOLATION-STAGE-1",
+      "filter DOCKER-ISOLATION-STAGE-2", "filter DOCKER-USER", "filter FLANNEL-FWD", "filter KUBE-KUBELET-CANARY",
+      "nat DOCKER", "nat FLANNEL-POSTRTG", "nat KUBE-KUBELET-CANARY"]),
+    ("kubeadm-no-endpoints", "master-01: kube-proxy's rules match what it should have written (21 chains, 39 rules compared)",
+     ["mangle KUBE-IPTABLES-HINT", "mangle KUBE-KUBELET-CANARY", "filter DOCKER", "filter DOCKER-ISOLATION-STAGE-1",
+      "filter DOCKER-ISOLATION-STAGE-2", "filter DOCKER-USER", "filter FLANNEL-FWD", "filter KUBE-KUBELET-CANARY",
+      "nat DOCKER", "nat FLANNEL-POSTRTG", "nat KUBE-KUBELET-CANARY"]),
+])
+def test_real_dumps_match(case, first, ignored):
+    r = report(case)
+    assert r.ok() and r.diffs == []
+    assert r.text().splitlines()[0] == first
+    assert r.ignored_chains == ignored
+
+
+def test_other_softwares_rules_in_builtin_chains_are_listed_not_compared():
+    r = report("kind")
+    assert r.ignored_rules == [
+        "nat -A PREROUTING -d 172.20.0.1/32 -j DOCKER_OUTPUT",
+        "nat -A OUTPUT -d 172.20.0.1/32 -j DOCKER_OUTPUT",
+        "nat -A POSTROUTING -d 172.20.0.1/32 -j DOCKER_POSTROUTING",
+        'nat -A POSTROUTING -m addrtype ! --dst-type LOCAL -m comment --comment "kind-masq-agent: ensure nat POSTROUTING '
+        'directs all non-LOCAL destination traffic to our custom KIND-MASQ-AGENT chain" -j KIND-MASQ-AGENT',
+    ]
+    eks = report("eks")  # a CONNMARK target kslab does not model: read, listed, not compared
+    assert 'nat -A PREROUTING -m comment --comment "AWS, CONNMARK" -j CONNMARK --restore-mark --nfmask 0x80 --ctmask 0x80' in eks.ignored_rules
+    # the no-endpoints node: kube-proxy's REJECT rules compared, libvirt's and Docker's built-in rules not
+    ne = report("kubeadm-no-endpoints")
+    assert len(ne.ignored_rules) == 33 and "filter -A INPUT -j REJECT --reject-with icmp-host-prohibited" in ne.ignored_rules
+
+
+# ---- older templates: exactly which lines, and why (SOURCES.md) --------------------------------------
+
+
+def test_kind_dump_without_no_nfacct_differs_by_the_invalid_drop_counter_only():
+    r = report("kind", nfacct=True)
+    assert [(d.table, d.chain, d.missing, d.unexpected, d.status) for d in r.diffs] == [(
+        "filter", "KUBE-FORWARD",
+        ["-A KUBE-FORWARD -m conntrack --ctstate INVALID -m nfacct --nfacct-name  ct_state_invalid_dropped_pkts -j DROP"],
+        ["-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP"], "")]
+
+
+def test_kubeadm_dump_with_current_templates():
+    r = report("kubeadm", nfacct=True, random_fully=True)
+    assert r.text().splitlines()[:11] == [
+        "master-01: kube-proxy's rules differ from what it should have written in 3 of 43 chains",
+        "filter KUBE-FORWARD:",
+        "  - -A KUBE-FORWARD -m conntrack --ctstate INVALID -m nfacct --nfacct-name  ct_state_invalid_dropped_pkts -j DROP",
+        "  + -A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
+        "nat KUBE-NODEPORTS:",
+        '  - -A KUBE-NODEPORTS -d 127.0.0.0/8 -p tcp -m comment --comment "ingress-nginx/ingress-nginx-controller:http" -m tcp '
+        "--dport 31674 -m nfacct --nfacct-name  localhost_nps_accepted_pkts -j KUBE-EXT-CG5I4G2RS3ZVWGLK",
+        '  - -A KUBE-NODEPORTS -d 127.0.0.0/8 -p tcp -m comment --comment "ingress-nginx/ingress-nginx-controller:https" -m tcp '
+        "--dport 31306 -m nfacct --nfacct-name  localhost_nps_accepted_pkts -j KUBE-EXT-EDNDUDH2C75GIR6O",
+        '  - -A KUBE-NODEPORTS -d 127.0.0.0/8 -p tcp -m comment --comment "jenkins/jenkins:http" -m tcp '
+        "--dport 32117 -m nfacct --nfacct-name  localhost_nps_accepted_pkts -j KUBE-EXT-KLKESZFIHQ5XX6FZ",
+        "nat KUBE-POSTROUTING:",
+        '  - -A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
+        '  + -A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE',
+    ]
+
+
+def test_the_wrong_kube_proxy_options_are_visible():
+    """Verifying the kind node without its ConfigMap (kube-proxy's defaults: no clusterCIDR): every
+    SVC chain has a masquerade rule kube-proxy would not have written."""
+    cluster, _, dump, node, older = load("kind")
+    r = verify_node(cluster, node, dump, proxy={"cluster_cidr": None, **older})
+    assert len(r.diffs) == 7 and all(d.chain.startswith("KUBE-SVC-") and not d.missing and len(d.unexpected) == 1
+                                     and "! -s 10.244.0.0/16" in d.unexpected[0] for d in r.diffs)
+    assert "clusterCIDR none, detect-local ClusterCIDR (no local-traffic detector)" in r.rendered_for
+
+
+# ---- edited dumps: reported exactly ---------------------------------------------------------------------
+
+SEP = "KUBE-SEP-MEZP33SDGZXSPSO5"  # default/my-nginx -> 10.244.3.3:80, the ladder's last
+SVC = "KUBE-SVC-L65ENXXZWWSAPRCR"  # default/my-nginx
+
+
+def kind_dump(edit) -> str:
+    nat = (D / "kind-worker3.nat.S").read_text().splitlines()
+    return (D / "kind-worker3.filter.S").read_text() + "\n".join(edit(nat)) + "\n"
+
+
+def diff_text(r: VerifyReport) -> list[str]:
+    """The report's lines from the headline to the traces (or to 'rendered for:')."""
+    lines = r.text().splitlines()
+    return lines[: next(i for i, line in enumerate(lines) if line.startswith(("what new connections do", "rendered for:")))]
+
+
+def trace_lines(r: VerifyReport) -> list[str]:
+    lines = r.text().splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("what new connections do"))
+    j = next(i for i, line in enumerate(lines) if line.startswith("rendered for:"))
+    return lines[i:j]
+
+
+def test_a_missing_sep_chain():
+    r = report("kind", kind_dump(lambda nat: [line for line in nat if SEP not in line]))
+    assert diff_text(r) == [
+        "kind-worker3: kube-proxy's rules differ from what it should have written in 2 of 36 chains; "
+        "table not in the dump, not compared: mangle",
+        f"nat {SEP}: chain missing (2 rules expected)",
+        f'  - -A {SEP} -s 10.244.3.3/32 -m comment --comment "default/my-nginx" -j KUBE-MARK-MASQ',
+        f'  - -A {SEP} -p tcp -m comment --comment "default/my-nginx" -m tcp -j DNAT --to-destination 10.244.3.3:80',
+        f"nat {SVC}:",
+        f'  - -A {SVC} -m comment --comment "default/my-nginx -> 10.244.3.3:80" -j {SEP}',
+    ]
+    # the simulator through both rulesets: half the connections are no longer DNATed at all
+    assert trace_lines(r) == [
+        "what new connections do (kslab's simulator over both rulesets, 100 connections each, seeds 0-99; "
+        "to a ClusterIP from the node itself):",
+        "  default/my-nginx 10.96.86.215:80/tcp: expected 10.244.2.3:80 51%, 10.244.3.3:80 49%; "
+        "on the node 10.244.2.3:80 51%, no DNAT (forwarded) 49%",
+    ]
+    assert r.diffs[0] == ChainDiff("nat", SEP, missing=[
+        f'-A {SEP} -s 10.244.3.3/32 -m comment --comment "default/my-nginx" -j KUBE-MARK-MASQ',
+        f'-A {SEP} -p tcp -m comment --comment "default/my-nginx" -m tcp -j DNAT --to-destination 10.244.3.3:80'],
+        status="missing")
+
+
+def test_a_changed_probability():
+    r = report("kind", kind_dump(lambda nat: [line.replace("--probability 0.50000000000 -j KUBE-SEP-TIQJFJVSHRJZTTZW",
+                                                           "--probability 0.33333333349 -j KUBE-SEP-TIQJFJVSHRJZTTZW")
+                                              for line in nat]))
+    assert diff_text(r) == [
+        "kind-worker3: kube-proxy's rules differ from what it should have written in 1 of 36 chains; "
+        "table not in the dump, not compared: mangle",
+        f"nat {SVC}:",
+        f'  - -A {SVC} -m comment --comment "default/my-nginx -> 10.244.2.3:80" -m statistic --mode random '
+        "--probability 0.50000000000 -j KUBE-SEP-TIQJFJVSHRJZTTZW",
+        f'  + -A {SVC} -m comment --comment "default/my-nginx -> 10.244.2.3:80" -m statistic --mode random '
+        "--probability 0.33333333349 -j KUBE-SEP-TIQJFJVSHRJZTTZW",
+    ]
+    assert trace_lines(r)[1:] == [
+        "  default/my-nginx 10.96.86.215:80/tcp: expected 10.244.2.3:80 51%, 10.244.3.3:80 49%; "
+        "on the node 10.244.3.3:80 66%, 10.244.2.3:80 34%"]
+    c = r.consequences[0]
+    assert (c.service_port, c.destination, c.n, sum(c.actual.values())) == ("default/my-nginx", "10.96.86.215:80/tcp", 100, 100)
+
+
+def test_the_same_ladder_in_another_order_is_a_difference():
+    def swap(nat):
+        i = next(i for i, line in enumerate(nat) if line.startswith(f"-A {SVC} -m comment"))
+        nat[i], nat[i + 1] = nat[i + 1], nat[i]
+        return nat
+    r = report("kind", kind_dump(swap))
+    masq = (f'-A {SVC} ! -s 10.244.0.0/16 -d 10.96.86.215/32 -p tcp -m comment --comment "default/my-nginx cluster IP" '
+            "-m tcp --dport 80 -j KUBE-MARK-MASQ")
+    first = (f'-A {SVC} -m comment --comment "default/my-nginx -> 10.244.2.3:80" -m statistic --mode random '
+             "--probability 0.50000000000 -j KUBE-SEP-TIQJFJVSHRJZTTZW")
+    last = f'-A {SVC} -m comment --comment "default/my-nginx -> 10.244.3.3:80" -j {SEP}'
+    assert diff_text(r)[1:] == [
+        f"nat {SVC}: the same 3 rules in another order (order matters in this chain)",
+        "  expected order:", f"    {masq}", f"    {first}", f"    {last}",
+        "  order on the node:", f"    {masq}", f"    {last}", f"    {first}",
+    ]
+    assert r.diffs[0].missing == r.diffs[0].unexpected == []
+    # the last rule (no probability) first: every connection takes it
+    assert trace_lines(r)[1:] == [
+        "  default/my-nginx 10.96.86.215:80/tcp: expected 10.244.2.3:80 51%, 10.244.3.3:80 49%; on the node 10.244.3.3:80 100%"]
+
+
+def test_go_map_order_is_not_a_difference_but_the_nodeports_rule_must_stay_last():
+    def shuffle(nat):
+        svcs = [line for line in nat if line.startswith("-A KUBE-SERVICES")]
+        rest = [line for line in nat if not line.startswith("-A KUBE-SERVICES")]
+        at = nat.index(svcs[0])
+        return rest[:at] + list(reversed(svcs[:-1])) + [svcs[-1]] + rest[at:]
+    assert report("kind", kind_dump(shuffle)).ok()
+
+    def tail_first(nat):
+        svcs = [line for line in nat if line.startswith("-A KUBE-SERVICES")]
+        rest = [line for line in nat if not line.startswith("-A KUBE-SERVICES")]
+        at = nat.index(svcs[0])
+        return rest[:at] + [svcs[-1]] + svcs[:-1] + rest[at:]
+    r = report("kind", kind_dump(tail_first))
+    assert [(d.table, d.chain, bool(d.order)) for d in r.diffs] == [("nat", "KUBE-SERVICES", True)]
+
+
+def test_a_stale_service_chain_and_a_missing_jump():
+    def edit(nat):
+        nat = [line for line in nat if line != '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES']
+        i = nat.index("-N KUBE-SVC-Z6GDYMWE5TV2NNJN")
+        nat.insert(i + 1, "-N KUBE-SVC-ZZZZZZZZZZZZZZZZ")
+        nat.append('-A KUBE-SVC-ZZZZZZZZZZZZZZZZ -m comment --comment "default/gone -> 10.244.9.9:80" -j KUBE-SEP-MEZP33SDGZXSPSO5')
+        return nat
+    r = report("kind", kind_dump(edit))
+    assert diff_text(r)[1:] == [
+        "nat PREROUTING:",
+        '  - -A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+        "nat KUBE-SVC-ZZZZZZZZZZZZZZZZ: unexpected chain (1 rule)",
+        '  + -A KUBE-SVC-ZZZZZZZZZZZZZZZZ -m comment --comment "default/gone -> 10.244.9.9:80" -j KUBE-SEP-MEZP33SDGZXSPSO5',
+    ]
+
+
+def test_counters_and_dialect_do_not_matter():
+    """iptables-save -c of the kubeadm node (every rule with its [packets:bytes]) is the same rules."""
+    text = (D / "kubeadm-master-01.iptables-save").read_text()
+    counted = re.sub(r"^-A ", "[7:420] -A ", text, flags=re.M)
+    assert report("kubeadm", counted).ok()
+    # restore dialect on one rule: kube-proxy's own words for the dns ladder's first rule
+    restore = text.replace(
+        '-A KUBE-SVC-TCOU7JCQXEZGVUNU -m comment --comment "kube-system/kube-dns:dns -> 10.1.0.64:53" -m statistic '
+        "--mode random --probability 0.50000000000 -j KUBE-SEP-TT4D5P4LY4YRBPNS",
+        '-A KUBE-SVC-TCOU7JCQXEZGVUNU -m comment --comment "kube-system/kube-dns:dns -> 10.1.0.64:53" -m statistic '
+        "--mode random --probability 0.5000000000 -j KUBE-SEP-TT4D5P4LY4YRBPNS")
+    assert restore != text and report("kubeadm", restore).ok()
+
+
+# ---- bad input -----------------------------------------------------------------------------------------
+
+
+def test_bad_input_is_one_line():
+    cluster, proxy, dump, node, _ = load("kind")
+    with pytest.raises(InputError, match="node 'kind-worker9': no such node in the cluster; nodes are: kind-control-plane"):
+        verify_node(cluster, "kind-worker9", dump, proxy=proxy)
+    with pytest.raises(InputError, match="the iptables-save of kind-worker3: is empty"):
+        verify_node(cluster, node, "  \n", proxy=proxy)
+    with pytest.raises(InputError, match="a listing must start with its -P"):
+        verify_node(cluster, node, "-A KUBE-SERVICES -j ACCEPT\n", proxy=proxy)
+    with pytest.raises(InputError, match=r"--node-ip 172\.20\.0\.400: is not an IP address"):
+        verify_node(cluster, node, dump, proxy=proxy, node_ips=["172.20.0.400"])
+    with pytest.raises(InputError, match="proxy option 'mode': is not a kube-proxy option"):
+        verify_node(cluster, node, dump, proxy={"mode": "iptables"})
+
+
+# ---- the command ---------------------------------------------------------------------------------------
+
+
+def kslab(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kslab.cli", "verify", *args], capture_output=True, text=True, timeout=120,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+
+
+def test_cli_offline_exit_codes(tmp_path):
+    base = ["-f", str(D / "kubeadm-master-01.objects.yaml"), "--iptables-save", str(D / "kubeadm-master-01.iptables-save"),
+            "--node", "master-01", "--proxy-config", str(D / "kubeadm-master-01.kube-proxy.yaml")]
+    r = kslab(*base, "--no-nfacct", "--no-random-fully")
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.startswith("master-01: kube-proxy's rules match what it should have written (43 chains, 86 rules compared)\n")
+    r = kslab(*base, "--no-nfacct", "--json")
+    j = json.loads(r.stdout)
+    assert r.returncode == 1 and j["ok"] is False and [(d["table"], d["chain"]) for d in j["diffs"]] == [("nat", "KUBE-POSTROUTING")]
+    # the kube-proxy ConfigMap may come among the objects instead
+    both = tmp_path / "objects.yaml"
+    both.write_text((D / "kubeadm-master-01.objects.yaml").read_text() + "\n---\n" + (D / "kubeadm-master-01.kube-proxy.yaml").read_text())
+    r = kslab("-f", str(both), "--iptables-save", str(D / "kubeadm-master-01.iptables-save"), "--node", "master-01",
+              "--no-nfacct", "--no-random-fully")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # iptables -S listings, several files, and --node-ip
+    r = kslab("-f", str(D / "kind-worker3.objects.yaml"), "--iptables-save", str(D / "kind-worker3.filter.S"), str(D / "kind-worker3.nat.S"),
+              "--node", "kind-worker3", "--node-ip", "172.20.0.4", "--proxy-config", str(D / "kind-worker3.kube-proxy.yaml"), "--no-nfacct")
+    assert r.returncode == 0 and "node IP 172.20.0.4," in r.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--node", "n"], "kslab: error: -f/--iptables-save: the offline form needs both the objects and the node's rules"),
+    (["-f", "nope.yaml", "--iptables-save", "x", "--node", "n"], "kslab: error: -f nope.yaml: no such file or folder"),
+    (["-f", str(D / "eks-node.objects.yaml"), "--iptables-save", "nope.txt", "--node", EKS_NODE],
+     "kslab: error: --iptables-save nope.txt: no such file"),
+    (["-f", str(D / "eks-node.objects.yaml"), "--iptables-save", str(D / "eks-node.nat.S"), "--node", "ip-1"],
+     "kslab: error: node 'ip-1': no such node in the cluster"),
+    (["-f", str(D / "eks-node.objects.yaml"), "--iptables-save", str(D / "eks-node.nat.S"), "--node", EKS_NODE,
+      "--proxy-config", str(D / "eks-node.objects.yaml")], "kslab: error: --proxy-config"),
+    (["--context", "kind-x", "-f", "a.yaml", "--node", "n"], "kslab: error: --context: the live form reads the objects"),
+    (["--allow-debug-pod", "--node", "n"], "kslab: error: --context: is required for the live form"),
+])
+def test_cli_bad_input_exits_2_with_one_line(args, message):
+    r = kslab(*args)
+    assert r.returncode == 2 and r.stdout == "" and r.stderr.startswith(message) and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_cli_live_without_a_kubeconfig_is_one_line(tmp_path):
+    r = kslab("--context", "kind-myk8s", "--node", "myk8s-worker", env={"KUBECONFIG": str(tmp_path / "none")})
+    assert r.returncode == 1 and r.stderr.startswith("kslab: error: no kubeconfig at ") and r.stderr.count("\n") == 1
+
+
+# ---- Lab.verify ---------------------------------------------------------------------------------------
+
+
+def test_lab_verify_on_sim_and_a_hand_edit():
+    import kslab
+
+    lab = kslab.Lab()
+    r = lab.verify("myk8s-worker")
+    assert r.ok() and r.ignored_chains == [] and r.text().startswith("myk8s-worker: kube-proxy's rules match")
+    sep = next(line.split()[1] for line in lab.save_text("myk8s-worker").splitlines()
+               if line.startswith("-A KUBE-SEP-") and "DNAT" in line and "svc-clusterip" in line)
+    assert lab.delete_rules(rf"^-A {sep} .*-j DNAT", nodes=["myk8s-worker"]) == 1
+    r = lab.verify("myk8s-worker")
+    assert [(d.table, d.chain, len(d.missing), d.unexpected) for d in r.diffs] == [("nat", sep, 1, [])]
+    assert lab.verify("myk8s-worker2").ok()  # the other nodes keep their rules
+    # the lab's own options are the prediction (None: the lab's default, the cluster's pod subnet)
+    lab.set_proxy(cluster_cidr=None, masquerade_all=True)
+    r = lab.verify("myk8s-worker2")
+    assert r.ok() and "clusterCIDR 10.10.0.0/16" in r.rendered_for and "masqueradeAll true" in r.rendered_for
+
+
+@pytest.mark.netns
+def test_lab_verify_on_the_real_kernel():
+    """The kernel's own iptables-save of a netns node equals the rendering; a hand edit shows."""
+    import kslab
+
+    with kslab.Lab(backend="netns") as lab:
+        assert lab.verify("myk8s-worker").ok()
+        assert lab.delete_rules(r"^-A KUBE-SVC-\S+ .*statistic", nodes=["myk8s-worker"]) == 4  # two ladders of three
+        r = lab.verify("myk8s-worker")
+        assert [(d.chain, len(d.missing), len(d.unexpected)) for d in r.diffs] == [
+            ("KUBE-SVC-KBDEBIL6IU6WL7RF", 2, 0), ("KUBE-SVC-VTR7MTHHNMFZ3OFS", 2, 0)]
+        assert all("--probability" in line for d in r.diffs for line in d.missing)
+
+
+# ---- the live form, against the fake docker (tests/kindfake) and a client serving the lab's objects --------
+
+
+class LabClient:
+    """What verify_live asks of a KindClient, answered from a kslab Lab's cluster as the API server
+    returns its objects (kslab.apiobjects), with a recorded exec."""
+
+    context = "kind-myk8s"
+
+    def __init__(self, lab, exec_answer=None):
+        from kslab import apiobjects as A
+
+        c = lab.cluster
+        self.objects = ([A.node_object(c, n) for n in c.nodes] + [A.pod_object(c, p) for p in c.pods]
+                        + [A.service_object(c, s) for s in c.services] + [A.endpoint_slice_object(c, s) for s in c.endpoint_slices])
+        self.exec_answer = exec_answer
+        self.execs: list[tuple] = []
+
+    def list_objects(self):
+        return self.objects
+
+    def list_kind(self, kind, namespace=None, *, label_selector=None):
+        return []  # Deployments and ReplicaSets: pods' owners, which verify does not use
+
+    def kube_proxy_configmap(self):
+        conf = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.10.0.0/16\nmode: iptables\n"
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+                "data": {"config.conf": conf}}
+
+    def exec(self, pod, namespace, argv, *, timeout):
+        from kslab.kind.client import ExecResult
+
+        self.execs.append((pod, namespace, tuple(argv)))
+        return ExecResult(self.exec_answer, "", 0)
+
+
+@pytest.fixture
+def fake_docker(tmp_path, monkeypatch):
+    from kslab.kind.traffic import Docker
+
+    monkeypatch.setenv("KSLAB_FAKE_DOCKER_STATE", str(tmp_path / "docker"))
+    monkeypatch.setenv("KSLAB_FAKE_DOCKER_NODES", str(REPO / "tests" / "data" / "kind-nodes"))
+    (tmp_path / "docker").mkdir()
+    return Docker(str(REPO / "tests" / "kindfake" / "docker"))
+
+
+def test_live_kind_node_by_docker_exec(fake_docker):
+    import kslab
+
+    r = verify_live("myk8s-worker", client=LabClient(kslab.Lab()), docker=fake_docker)
+    assert r.ok(), r.text()
+    assert r.ignored_chains == ["nat DOCKER_OUTPUT", "nat DOCKER_POSTROUTING", "nat KIND-MASQ-AGENT"]
+    assert r.source == "docker exec myk8s-worker iptables-save (context kind-myk8s)"
+
+
+def test_live_node_that_is_not_a_kind_container(fake_docker, monkeypatch):
+    import kslab
+
+    lab = kslab.Lab()
+    monkeypatch.setenv("KSLAB_FAKE_DOCKER_FAIL", "missing:myk8s-worker")
+    with pytest.raises(EnvironmentProblem) as e:
+        verify_live("myk8s-worker", client=LabClient(lab), docker=fake_docker)
+    assert str(e.value).startswith("node myk8s-worker is not a kind node container on this machine (docker has no running "
+                                   "container myk8s-worker); kslab reads a non-kind node's rules only from a privileged pod "
+                                   "on it: pass --allow-debug-pod")
+    # with --allow-debug-pod: iptables-save in the node's kube-proxy pod, by the API server's exec
+    lab.cluster.pods.append(kslab.model.Pod(name="kube-proxy-x7k2p", namespace="kube-system", labels={"k8s-app": "kube-proxy"},
+                                            node_name="myk8s-worker", pod_ip="172.18.0.3", phase="Running", ready=True))
+    client = LabClient(lab, exec_answer=(REPO / "tests" / "data" / "kind-nodes" / "myk8s-worker.iptables-save").read_text())
+    r = verify_live("myk8s-worker", client=client, docker=fake_docker, allow_debug_pod=True)
+    assert r.ok() and client.execs == [("kube-proxy-x7k2p", "kube-system", ("iptables-save",))]
+    assert r.source.startswith("iptables-save in pod kube-system/kube-proxy-x7k2p (on myk8s-worker)")
+
+
+def test_live_without_docker_and_no_kube_proxy_pod(monkeypatch):
+    import kslab
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    lab = kslab.Lab()
+    with pytest.raises(EnvironmentProblem, match="^docker: not found on PATH.*; a node that is not a kind container: pass --allow-debug-pod"):
+        fetch_node_dump("myk8s-worker", lab.cluster, client=LabClient(lab))
+    with pytest.raises(EnvironmentProblem, match="and no kube-proxy pod .* runs on myk8s-worker"):
+        fetch_node_dump("myk8s-worker", lab.cluster, client=LabClient(lab), allow_debug_pod=True)
+
+
+# ---- the live form end to end: the real kubernetes client against the fake API server ----------------------
+
+
+@pytest.fixture
+def live(tmp_path, monkeypatch):
+    """tests/kindfake's API server (fixture myk8s) and fake docker, KUBECONFIG pointing at it."""
+    sys.path.insert(0, str(REPO / "tests"))
+    sys.path.insert(0, str(REPO / "tests" / "kindfake"))
+    livecluster = pytest.importorskip("kindfake.livecluster", reason="the fake API server (tests/kindfake) is not here")
+    server, env = livecluster.start(tmp_path)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    yield server, env
+    server.stop()
+
+
+def test_live_cli_against_the_fake_api_server(live, capsys):
+    """The real client reads the fake server's objects and kube-proxy ConfigMap, the fake docker
+    replays the node's recorded dump. The two fixtures disagree on one Service: the fake server
+    serves kube-system/kube-dns (CoreDNS 10.10.0.3/.4), the recorded dumps
+    (tests/data/kind-nodes, rendered from kslab's own lab) have no kube-dns rules. verify reports
+    exactly that, and nothing else; once the recorded dumps carry kube-dns the node matches."""
+    from kslab.cli import main
+
+    code = main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == (0 if report["ok"] else 1)
+    assert all(d["status"] in ("", "missing") and not d["unexpected"] and d["missing"]
+               and all("kube-system/kube-dns:" in line for line in d["missing"]) for d in report["diffs"])
+    assert code == 0 or {d["chain"] for d in report["diffs"]} >= {
+        "KUBE-SERVICES", "KUBE-SVC-TCOU7JCQXEZGVUNU", "KUBE-SVC-ERIFXISQEP7F7OF4", "KUBE-SVC-JD5MR3NA4I4DYORP"}
+    main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker"])
+    out = capsys.readouterr().out
+    assert "node's rules from: docker exec myk8s-worker iptables-save (context kind-myk8s)" in out
+    assert "clusterCIDR 10.10.0.0/16" in out  # from the live kube-proxy ConfigMap
+    assert "ignored (not kube-proxy's): 3 chains: nat DOCKER_OUTPUT, nat DOCKER_POSTROUTING, nat KIND-MASQ-AGENT" in out
+
+
+def test_live_cli_errors_are_one_line(live, capsys):
+    from kslab.cli import main
+
+    server, _ = live
+    assert main(["verify", "--context", "kind-nope", "--node", "myk8s-worker"]) == 1
+    assert capsys.readouterr().err.startswith("kslab: error: context 'kind-nope' is not in kubeconfig")
+    assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker9"]) == 2
+    assert capsys.readouterr().err.startswith("kslab: error: node 'myk8s-worker9': no such node in the cluster")
+    server.forbid("list", "endpointslices")
+    assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kslab: error: forbidden: context 'kind-myk8s' cannot list endpointslices.discovery.k8s.io") and err.count("\n") == 1
+
+
+def test_what_the_difference_does_to_a_node_port():
+    """EKS's NodePort Service with its ladder edited to 10%: traced to the ClusterIP from the node and
+    to the nodePort from outside, through the rendering and through the edited dump."""
+    text = (D / "eks-node.nat.S").read_text().replace("--probability 0.50000000000 -j KUBE-SEP-6RLR7GMXHKSBV5ON",
+                                                      "--probability 0.10000000009 -j KUBE-SEP-6RLR7GMXHKSBV5ON")
+    r = report("eks", text)
+    assert [(d.chain, len(d.missing), len(d.unexpected)) for d in r.diffs] == [("KUBE-SVC-V7WHPSTR7G6YHTBY", 1, 1)]
+    assert trace_lines(r)[1:] == [
+        "  game-2048/service-2048 10.100.159.184:80/tcp: expected 192.168.2.92:80 51%, 192.168.4.161:80 49%; "
+        "on the node 192.168.4.161:80 89%, 192.168.2.92:80 11%",
+        "  game-2048/service-2048 192.168.0.174:31248/tcp (nodePort, from 203.0.113.10): expected 192.168.2.92:80 51%, "
+        "192.168.4.161:80 49%; on the node 192.168.4.161:80 89%, 192.168.2.92:80 11%",
+    ]
+
+
+def test_a_table_kslab_does_not_read_is_ignored_whole():
+    text = (D / "kubeadm-master-01.iptables-save").read_text() + (
+        "# Generated by iptables-save v1.4.21\n*security\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+        "-A OUTPUT -d 168.63.129.16/32 -p tcp -m owner --uid-owner 0 -j ACCEPT\nCOMMIT\n")
+    r = report("kubeadm", text)
+    assert r.ok() and r.ignored_chains[-1] == "security (the whole table)"
