@@ -79,7 +79,14 @@ MakeServiceInfo = Callable[..., BaseServicePortInfo]
 
 def service_port_infos(svc: Service, family: int = 4,
                        make_service_info: MakeServiceInfo = BaseServicePortInfo) -> list[BaseServicePortInfo]:
-    """``newBaseServiceInfo`` for every port of ``svc``; [] for services kube-proxy skips.
+    """``newBaseServiceInfo`` for every port of ``svc``; [] for services kube-proxy skips
+    (:func:`service_port_fields` made into ``make_service_info``'s)."""
+    return [make_service_info(*row) for row in service_port_fields(svc, family)]
+
+
+def service_port_fields(svc: Service, family: int = 4) -> list[tuple]:
+    """:class:`BaseServicePortInfo`'s fields, in order, for every port of ``svc``; [] for services
+    kube-proxy skips.
 
     Skipped: headless (clusterIP None or empty), ExternalName, a cluster IP of the other family.
     Values are parsed as kube-proxy parses them (sloppy IPs, trimmed CIDRs); unparseable
@@ -127,7 +134,7 @@ def service_port_infos(svc: Service, family: int = 4,
     for p in svc.ports:
         proto = p.protocol or "TCP"
         out.append(
-            make_service_info(
+            (
                 ServicePortName(svc.namespace, svc.name, p.name or "", proto.upper()),
                 cluster_ip,
                 int(p.port),
@@ -154,11 +161,14 @@ _service_order = attrgetter("namespace", "name")
 def service_ports_of(services, family: int = 4,
                      make_service_info: MakeServiceInfo = BaseServicePortInfo) -> list[BaseServicePortInfo]:
     """Every service port of ``services``, Services in (namespace, name) order, ports in spec
-    order (the order kslab writes them in; kube-proxy walks its ``svcPortMap`` in Go map order)."""
-    ports: list[BaseServicePortInfo] = []
+    order (the order kslab writes them in; kube-proxy walks its ``svcPortMap`` in Go map order).
+    A ``make_service_info`` with a ``make_many`` (a mode's class that names chains in a batch) makes
+    them all at once."""
+    rows: list[tuple] = []
     for svc in sorted(services, key=_service_order):
-        ports.extend(service_port_infos(svc, family, make_service_info))
-    return ports
+        rows += service_port_fields(svc, family)
+    make_many = getattr(make_service_info, "make_many", None)
+    return make_many(rows) if make_many is not None else [make_service_info(*row) for row in rows]
 
 
 def service_signature(svc: Service) -> tuple:

@@ -128,14 +128,22 @@ def service_port_endpoint_chain_name(svc_port_name: str, protocol: str, endpoint
 class ServicePortInfo(BaseServicePortInfo):
     """``servicePortInfo``: a service port plus the names of its chains."""
 
+    port_proto_hash: str = field(default="", repr=False, compare=False)  # computed if not given
     svc_chain: str = field(init=False, repr=False, compare=False)  # clusterPolicyChainName
     svl_chain: str = field(init=False, repr=False, compare=False)  # localPolicyChainName
     ext_chain: str = field(init=False, repr=False, compare=False)  # externalChainName
     fw_chain: str = field(init=False, repr=False, compare=False)  # firewallChainName
 
+    @classmethod
+    def make_many(cls, rows: Sequence[tuple]) -> list["ServicePortInfo"]:
+        """One per row of :class:`~kslab.proxy.serviceport.BaseServicePortInfo`'s fields, their
+        ``portProtoHash`` computed in one batch (:func:`chain_names`)."""
+        hashes = chain_names("", [(str(row[0]) + row[3]).encode() for row in rows])
+        return [cls(*row, port_proto_hash=h) for row, h in zip(rows, hashes)]
+
     def __post_init__(self) -> None:
         BaseServicePortInfo.__post_init__(self)
-        h = service_port_chain_hash(self.name_string, self.protocol)
+        h = self.port_proto_hash = self.port_proto_hash or service_port_chain_hash(self.name_string, self.protocol)
         self.svc_chain = "KUBE-SVC-" + h  # clusterPolicyChainName
         self.svl_chain = "KUBE-SVL-" + h  # localPolicyChainName
         self.ext_chain = "KUBE-EXT-" + h  # externalChainName

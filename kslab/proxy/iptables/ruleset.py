@@ -58,7 +58,7 @@ class LineBuffer:
         self._last: str | None = None  # the chain of the last block (write_block's)
         self._at: dict[str, int | None] = {}  # write_block's chains -> index of its block, None if several (in _runs)
         self._runs: dict[str, list[int]] = {}  # chain -> its blocks, for chains of several blocks
-        self._own: list[str | None] = []  # per declared chain: its block, if write_chain_blocks wrote it
+        self._own: list[str] = []  # write_chain_blocks' blocks (also in _blocks), one per batch chain
         self._batch_chains: list[Sequence[str]] = []  # write_chain_blocks' chains, per call
         self._batch_first: list[int] = []  # and the index of their first block
         self._index: tuple[dict[str, int | None], dict[str, list[int]]] | None = None  # every chain's blocks
@@ -67,7 +67,6 @@ class LineBuffer:
     def write_chain(self, chain: str) -> None:
         """``natChains.Write(utiliptables.MakeChainLine(chain))``."""
         self.chains.append(chain)
-        self._own.append(None)
         self._declared.add(chain)
 
     def write(self, chain: str, *rules: str) -> None:
@@ -193,7 +192,7 @@ class LineBuffer:
             return [blocks[j] for j in runs[c]] if i is None else [blocks[i]] if i >= 0 else []
 
         head_rules = [("\n".join(b).split("\n") if b else []) for b in map(blocks_of, head)]
-        mine = [b for b in self._own if b is not None]  # the batches' chains: one block each
+        mine = list(self._own)  # the batches' chains: one block each
         mine += ["\n".join(map(blocks.__getitem__, runs[c])) if i is None else blocks[i]
                  for c, i in at.items() if c not in head]  # write_block's: its blocks joined
         mine.sort()
