@@ -294,14 +294,30 @@ def test_api_unreachable_falls_back_in_one_line(live, monkeypatch, capsys):
 
 def test_verify_compares_the_prediction_with_the_nodes_real_rules(live):
     """lab.verify(node) on kind: the live objects' prediction against the node's iptables-save by
-    docker exec, kind's own chains ignored. The recorded dumps were made for the study's lab, which
-    has no coredns: the fixture's kube-system/kube-dns is exactly what differs, on every node."""
+    docker exec, kind's own chains ignored. The fake cluster agrees with itself (the recorded dumps
+    were made for the objects the fake API server serves): an empty diff on every node."""
     with kslab.Lab(backend="kind") as lab:
         for node in lab.cluster.nodes:
             r = lab.verify(node.name)
             assert r.ignored_chains == ["nat DOCKER_OUTPUT", "nat DOCKER_POSTROUTING", "nat KIND-MASQ-AGENT"]
-            assert r.diffs and not any(d.unexpected for d in r.diffs)
-            assert all("kube-system/kube-dns:" in line for d in r.diffs for line in d.missing), r.text()
+            assert r.ok() and r.diffs == [], r.text()
+
+
+def test_verify_reports_an_edited_node_exactly(live):
+    """A node whose dump lost svc-nodeport's SEP chain for one deploy-echo pod: lab.verify names
+    that chain (missing whole) and the jump to it, nothing else; the other nodes still match."""
+    nodes = Path(os.environ["KSLAB_FAKE_DOCKER_NODES"])
+    dump = nodes / "myk8s-worker2.iptables-save"
+    sep = "KUBE-SEP-XEXGJWEWSC2GPNPZ"  # default/svc-nodeport:svc-webport -> 10.10.1.3:8080
+    text = dump.read_text()
+    assert sep in text
+    dump.write_text("".join(line for line in text.splitlines(keepends=True) if sep not in line))
+    with kslab.Lab(backend="kind") as lab:
+        r = lab.verify("myk8s-worker2")
+        assert [(d.chain, d.status, len(d.missing), len(d.unexpected)) for d in r.diffs] == [
+            (sep, "missing", 2, 0), ("KUBE-SVC-VTR7MTHHNMFZ3OFS", "", 1, 0)], r.text()
+        assert r.diffs[1].missing[0].endswith(f"-j {sep}") and "10.10.1.3:8080" in r.diffs[1].missing[0]
+        assert lab.verify("myk8s-worker3").ok()
 
 
 def test_cli_sh_and_simulate_on_kind(live):

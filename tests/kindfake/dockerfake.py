@@ -1,11 +1,9 @@
 """The fake ``docker`` behind tests/kindfake/docker: kind's node containers (and ``mypc``) replayed
 for the kind backend's tests, where there is no Docker.
 
-The cluster it stands for is the study's lab as kslab's control-plane emulation makes it
-(``kslab.Lab()``): the cluster the fake API server serves, without kube-system's coredns
-(``KSLAB_FAKE_DOCKER_CLUSTER=fixture``: the fixture itself, for dumps made by ``record_nodes.py
---fixture``). What a node holds is
-the recorded dump ``tests/data/kind-nodes/NODE.iptables-save`` (``iptables-save -c``; how those
+The cluster it stands for is the one the fake API server serves (the fixture tests/data/kind/myk8s,
+read as the kind backend reads a live cluster: :class:`FakeLab`). What a node holds is the
+recorded dump ``tests/data/kind-nodes/NODE.iptables-save`` (``iptables-save -c``; how those
 were made: tests/data/kind-nodes/SOURCES.md), counters included. Commands:
 
 - ``docker version``, ``docker inspect --format {{.State.Running}} NAME``, ``docker run ... --name
@@ -41,7 +39,6 @@ NODES = Path(os.environ.get("KSLAB_FAKE_DOCKER_NODES") or RECORDED)
 STATE = Path(os.environ.get("KSLAB_FAKE_DOCKER_STATE") or "/tmp/kslab-fake-docker")
 FAIL = {f for f in (os.environ.get("KSLAB_FAKE_DOCKER_FAIL") or "").split(",") if f}
 LOOP_NAME = "kslab-curl-loop"
-FROM_FIXTURE = os.environ.get("KSLAB_FAKE_DOCKER_CLUSTER") == "fixture"  # dumps made by record_nodes.py --fixture
 TOOLS = ("iptables", "iptables-save", "conntrack", "curl", "hostname", "ip", "cat", "ls")
 
 
@@ -120,11 +117,7 @@ class Sim:
         sys.path.insert(0, str(ROOT))
         from kslab.dataplane import factory
 
-        import kslab
-
-        # .cluster: the study's lab as kslab's control plane makes it, as the recorded dumps were made (the fake API
-        # server's fixture is the same cluster plus kube-system's coredns, whose rules the recorded dumps lack)
-        self.lab = FakeLab() if FROM_FIXTURE else kslab.Lab()
+        self.lab = FakeLab()  # the fake API server's cluster, the one the recorded dumps were made for
         dumps = {n: (NODES / f"{n}.iptables-save").read_text() for n in node_names()}
         self.dp = factory.create("sim", self.lab.cluster, seed=int(time.time() * 1000) % 100000, tables=dumps)  # a live cluster is not seeded
         for node, text in dumps.items():  # iptables-restore without --counters drops them: put them back

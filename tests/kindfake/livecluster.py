@@ -50,10 +50,10 @@ def kube_proxy(sim, nodes: Path, lock: threading.Lock):
     from kslab.proxy.config import ProxyConfig
     from kslab.proxy.proxier import Proxier
 
-    base = sim.lab.cluster
+    base, options = sim.lab.cluster, sim.lab.proxy_options
     proxiers = {}
     for node in base.nodes:
-        proxiers[node.name] = Proxier(ProxyConfig.for_node(base, node.name))
+        proxiers[node.name] = Proxier(ProxyConfig.for_node(base, node.name, **options))
         proxiers[node.name].sync_and_retry(base.services, base.endpoint_slices, lambda rs: None, now=0.0)  # what the dumps hold
 
     class Objects:  # the reading side of a KindClient, over the server's store
