@@ -134,7 +134,10 @@ def test_sh_runs_in_pods_by_exec_and_in_nodes_by_docker_exec(live):
         rules = lab.sh("myk8s-control-plane", f"iptables -t nat -S {SVC_CHAIN}")
         assert rules.count(f"-A {SVC_CHAIN} ") == 4
         assert any(c[:3] == ["exec", "myk8s-control-plane", "iptables"] for c in docker_calls(state))
-        assert lab.sh("webpod1", "hostname").strip() == "webpod1"
+        assert lab.sh("net-pod", "hostname").strip() == "net-pod"
+        # webpod1's image (traefik/whoami) is the app's binary alone: nothing to exec, as on a live cluster
+        r = lab.sh("webpod1", "curl -s svc-clusterip:9000")
+        assert r.returncode == 127 and 'exec: "curl": executable file not found' in r.stderr and not str(r)
         # a live cluster's objects come from the API server: kubectl lists what it read
         assert "svc-clusterip" in lab.sh("myk8s-control-plane", "kubectl get svc")
 
@@ -367,3 +370,21 @@ def test_a_live_patch_reaches_the_nodes_rules_through_their_kube_proxy(live):
         assert all(line in lab.render("myk8s-worker").save_text() for line in real.splitlines() if line.startswith("-A"))
         df = lab.run("net-pod", "svc-clusterip", n=50)
         assert df["endpoint_pod"].nunique() == 1  # ClientIP affinity: one client, one endpoint
+
+
+def test_exact_is_the_lab_itself_where_kslab_sets_the_state_and_a_sim_twin_on_kind(live, capsys):
+    """Lab.exact: the one place a chapter's experiment that needs exact state (fresh conntrack,
+    counters from zero, a broken pod, a made-up client) decides where it runs, saying so in one line."""
+    sim = kslab.Lab()
+    assert sim.exact("fresh conntrack entries") is sim and capsys.readouterr().out == ""
+    with kslab.Lab(backend="kind") as lab:
+        capsys.readouterr()
+        twin = lab.exact("fresh conntrack entries, which a live node shares with the cluster")
+        assert capsys.readouterr().out == ("kind: this experiment needs fresh conntrack entries, which a live node shares "
+                                           "with the cluster; it runs on the simulator copy of this lab\n")
+        assert twin is not lab and twin.backend == "sim" and twin.dataplane.exact
+        assert "KIND-MASQ-AGENT" in twin.save_text("myk8s-worker")  # the nodes' real rules
+        twin.break_pod("webpod2")
+        df = twin.run("10.10.1.100", "svc-clusterip", n=300, seed=1)  # a made-up client: the sim has one
+        assert set(df[df["outcome"] == "error"]["endpoint_pod"]) == {"webpod2"}
+        assert twin.exact("anything") is twin
