@@ -1,6 +1,6 @@
 """Chapters 01-04 under nbval with ``KSLAB_BACKEND=kind`` against the fake live cluster (chapter 01:
-both editions, learner and solution versions; chapters 02-04: the Korean edition's solution
-version, as the netns notebook test runs one edition; the editions share every code cell): kindapi's fake API server in a subprocess
+both editions, learner and solution versions; chapters 02-04: both editions' solution versions,
+the Korean one also executed to read what it printed; the editions share every code cell): kindapi's fake API server in a subprocess
 (tests/kindfake/livecluster.py: the real kubernetes client talks to it over HTTP, pods' exec
 through its websocket) and the fake ``docker`` on PATH (tests/kindfake/docker: kind's node
 containers replayed from tests/data/kind-nodes). ``KSLAB_STRICT_BACKEND=1``: no silent fallback
@@ -64,9 +64,9 @@ def test_chapter_01_passes_nbval_on_the_kind_backend(fake_cluster, tmp_path):
     assert not any(c[:1] == ["run"] for c in calls)
 
 
-LATER = {ch: ROOT / "notebooks" / "ko" / "solutions" / f"{ch}.ipynb"
+LATER = {ch: [ROOT / "notebooks" / ed / "solutions" / f"{ch}.ipynb" for ed in ("ko", "en")]
          for ch in ("02_session_affinity", "03_hairpin_nat", "04_clusterip_limits")}
-# what each chapter says when it runs an experiment on the sim twin (Lab.exact), one line each: the exact texts
+# how many experiments of each chapter run on the sim twin on kind (Lab.exact prints one line for each); the rest run live
 TWIN_LINES = {
     "02_session_affinity": 3, "03_hairpin_nat": 7, "04_clusterip_limits": 3,
 }
@@ -79,12 +79,13 @@ def test_chapters_02_to_04_pass_nbval_on_the_kind_backend(fake_cluster, tmp_path
     env_vars, state = fake_cluster
     out = tmp_path / "run"
     out.mkdir()
-    executed = out / LATER[chapter].name
-    calls = run_nbval([LATER[chapter]], env_vars, out)
+    ko = LATER[chapter][0]
+    executed = out / ko.name
+    calls = run_nbval(LATER[chapter], env_vars, out)
     assert any(c[:1] == ["exec"] and c[1].startswith("myk8s-") for c in calls)  # nodes read live by docker exec
     env = dict(os.environ, **env_vars, KSLAB_BACKEND="kind", KSLAB_STRICT_BACKEND="1", PYTHONPATH=str(ROOT))
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--output",
-                    str(executed), str(LATER[chapter])], env=env, cwd=out, check=True, capture_output=True, timeout=1800)
+                    str(executed), str(ko)], env=env, cwd=out, check=True, capture_output=True, timeout=1800)
     nb = json.loads(executed.read_text())
     printed = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code"
                       for o in c.get("outputs", []) if o.get("output_type") == "stream")
