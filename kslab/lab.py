@@ -361,6 +361,22 @@ class Lab:
         twin.dataplane.advance(max(0.0, self.now))
         return twin
 
+    def exact(self, needs: str) -> "Lab":
+        """The lab an experiment that needs exact state runs on (fresh conntrack entries, ``recent``
+        lists or counters from zero, the clock moved by hand, a broken pod, a hand-edited rule, a
+        made-up client address): this lab where kslab sets that state (sim, netns); on a live
+        cluster (kind), whose state is the cluster's own, a fresh sim twin of it (:meth:`copy`:
+        the nodes' real rules, empty conntrack and lists), after one line saying so::
+
+            on = lab.exact("fresh conntrack entries, which a live node shares with the cluster")
+
+        prints, on kind, ``kind: this experiment needs fresh conntrack entries, which a live node
+        shares with the cluster; it runs on the simulator copy of this lab``."""
+        if self.dataplane.exact:
+            return self
+        print(f"{self.backend}: this experiment needs {needs}; it runs on the simulator copy of this lab")
+        return self.copy()
+
     def reseed(self, seed: int) -> None:
         """Restart the dataplane's random choices from ``seed`` (the simulator's; a kernel's cannot be seeded)."""
         self.dataplane.reseed(seed)

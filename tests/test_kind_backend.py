@@ -134,7 +134,10 @@ def test_sh_runs_in_pods_by_exec_and_in_nodes_by_docker_exec(live):
         rules = lab.sh("myk8s-control-plane", f"iptables -t nat -S {SVC_CHAIN}")
         assert rules.count(f"-A {SVC_CHAIN} ") == 4
         assert any(c[:3] == ["exec", "myk8s-control-plane", "iptables"] for c in docker_calls(state))
-        assert lab.sh("webpod1", "hostname").strip() == "webpod1"
+        assert lab.sh("net-pod", "hostname").strip() == "net-pod"
+        # webpod1's image (traefik/whoami) is the app's binary alone: nothing to exec, as on a live cluster
+        r = lab.sh("webpod1", "curl -s svc-clusterip:9000")
+        assert r.returncode == 127 and 'exec: "curl": executable file not found' in r.stderr and not str(r)
         # a live cluster's objects come from the API server: kubectl lists what it read
         assert "svc-clusterip" in lab.sh("myk8s-control-plane", "kubectl get svc")
 
@@ -294,14 +297,30 @@ def test_api_unreachable_falls_back_in_one_line(live, monkeypatch, capsys):
 
 def test_verify_compares_the_prediction_with_the_nodes_real_rules(live):
     """lab.verify(node) on kind: the live objects' prediction against the node's iptables-save by
-    docker exec, kind's own chains ignored. The recorded dumps were made for the study's lab, which
-    has no coredns: the fixture's kube-system/kube-dns is exactly what differs, on every node."""
+    docker exec, kind's own chains ignored. The fake cluster agrees with itself (the recorded dumps
+    were made for the objects the fake API server serves): an empty diff on every node."""
     with kslab.Lab(backend="kind") as lab:
         for node in lab.cluster.nodes:
             r = lab.verify(node.name)
             assert r.ignored_chains == ["nat DOCKER_OUTPUT", "nat DOCKER_POSTROUTING", "nat KIND-MASQ-AGENT"]
-            assert r.diffs and not any(d.unexpected for d in r.diffs)
-            assert all("kube-system/kube-dns:" in line for d in r.diffs for line in d.missing), r.text()
+            assert r.ok() and r.diffs == [], r.text()
+
+
+def test_verify_reports_an_edited_node_exactly(live):
+    """A node whose dump lost svc-nodeport's SEP chain for one deploy-echo pod: lab.verify names
+    that chain (missing whole) and the jump to it, nothing else; the other nodes still match."""
+    nodes = Path(os.environ["KSLAB_FAKE_DOCKER_NODES"])
+    dump = nodes / "myk8s-worker2.iptables-save"
+    sep = "KUBE-SEP-XEXGJWEWSC2GPNPZ"  # default/svc-nodeport:svc-webport -> 10.10.1.3:8080
+    text = dump.read_text()
+    assert sep in text
+    dump.write_text("".join(line for line in text.splitlines(keepends=True) if sep not in line))
+    with kslab.Lab(backend="kind") as lab:
+        r = lab.verify("myk8s-worker2")
+        assert [(d.chain, d.status, len(d.missing), len(d.unexpected)) for d in r.diffs] == [
+            (sep, "missing", 2, 0), ("KUBE-SVC-VTR7MTHHNMFZ3OFS", "", 1, 0)], r.text()
+        assert r.diffs[1].missing[0].endswith(f"-j {sep}") and "10.10.1.3:8080" in r.diffs[1].missing[0]
+        assert lab.verify("myk8s-worker3").ok()
 
 
 def test_cli_sh_and_simulate_on_kind(live):
@@ -351,3 +370,21 @@ def test_a_live_patch_reaches_the_nodes_rules_through_their_kube_proxy(live):
         assert all(line in lab.render("myk8s-worker").save_text() for line in real.splitlines() if line.startswith("-A"))
         df = lab.run("net-pod", "svc-clusterip", n=50)
         assert df["endpoint_pod"].nunique() == 1  # ClientIP affinity: one client, one endpoint
+
+
+def test_exact_is_the_lab_itself_where_kslab_sets_the_state_and_a_sim_twin_on_kind(live, capsys):
+    """Lab.exact: the one place a chapter's experiment that needs exact state (fresh conntrack,
+    counters from zero, a broken pod, a made-up client) decides where it runs, saying so in one line."""
+    sim = kslab.Lab()
+    assert sim.exact("fresh conntrack entries") is sim and capsys.readouterr().out == ""
+    with kslab.Lab(backend="kind") as lab:
+        capsys.readouterr()
+        twin = lab.exact("fresh conntrack entries, which a live node shares with the cluster")
+        assert capsys.readouterr().out == ("kind: this experiment needs fresh conntrack entries, which a live node shares "
+                                           "with the cluster; it runs on the simulator copy of this lab\n")
+        assert twin is not lab and twin.backend == "sim" and twin.dataplane.exact
+        assert "KIND-MASQ-AGENT" in twin.save_text("myk8s-worker")  # the nodes' real rules
+        twin.break_pod("webpod2")
+        df = twin.run("10.10.1.100", "svc-clusterip", n=300, seed=1)  # a made-up client: the sim has one
+        assert set(df[df["outcome"] == "error"]["endpoint_pod"]) == {"webpod2"}
+        assert twin.exact("anything") is twin

@@ -573,4 +573,6 @@ def test_fixtures_are_what_make_fixtures_writes(tmp_path, monkeypatch):
     mf.main()
     for name in ("myk8s", "myk8s-echo0"):
         for f in sorted((ROOT / "tests" / "data" / "kind" / name).iterdir()):
-            assert (tmp_path / name / f.name).read_text() == f.read_text(), f"{name}/{f.name} is stale: run python -m tests.kindfake.make_fixtures"
+            assert (tmp_path / name / f.name).read_text() == f.read_text(), (
+                f"{name}/{f.name} is stale: run python -m tests.kindfake.make_fixtures, then (the node dumps follow the "
+                "fixture) PYTHONPATH=. python tests/kindfake/record_nodes.py")

@@ -154,3 +154,21 @@ def test_sim_exec_handler_answers_as_the_sim(fake, tmp_path):
     assert hosts == {"Hostname: webpod1", "Hostname: webpod2", "Hostname: webpod3"}
     r = c.exec("net-pod", "default", ["curl", "-s", "-m", "1", "10.200.1.99:9000"], timeout=10)
     assert (r.stdout, r.exit_code) == ("", 28)
+
+
+def test_node_dumps_are_what_record_nodes_writes(tmp_path):
+    """The committed node dumps (tests/data/kind-nodes) are record_nodes.py's output for the
+    committed fixture: after make_fixtures changes the fixture, the dumps follow (run both)."""
+    import importlib
+
+    sys.path.insert(0, str(ROOT))
+    try:
+        rn = importlib.import_module("tests.kindfake.record_nodes")
+    finally:
+        sys.path.remove(str(ROOT))
+    rn.main(out=tmp_path)
+    committed = sorted((ROOT / "tests" / "data" / "kind-nodes").glob("*.iptables-save"))
+    assert [f.name for f in committed] == sorted(f.name for f in tmp_path.iterdir())
+    for f in committed:
+        assert (tmp_path / f.name).read_text() == f.read_text(), \
+            f"{f.name} is stale: run PYTHONPATH=. python tests/kindfake/record_nodes.py"

@@ -1,9 +1,11 @@
-"""Chapter 01 (both editions, learner and solution versions) under nbval with ``KSLAB_BACKEND=kind``
-against the fake live cluster: kindapi's fake API server in a subprocess
+"""Chapters 01-04 under nbval with ``KSLAB_BACKEND=kind`` against the fake live cluster (chapter 01:
+both editions, learner and solution versions; chapters 02-04: both editions' solution versions,
+the Korean one also executed to read what it printed; the editions share every code cell): kindapi's fake API server in a subprocess
 (tests/kindfake/livecluster.py: the real kubernetes client talks to it over HTTP, pods' exec
 through its websocket) and the fake ``docker`` on PATH (tests/kindfake/docker: kind's node
 containers replayed from tests/data/kind-nodes). ``KSLAB_STRICT_BACKEND=1``: no silent fallback
-to sim, so every cell ran on the kind backend (the first cell prints ``backend: kind``)."""
+to sim, so every cell ran on the kind backend (the first cell prints ``backend: kind``). Cells whose
+experiment needs exact state run on a sim twin and say so (``Lab.exact``); the rest ran live."""
 
 from __future__ import annotations
 
@@ -42,17 +44,51 @@ def fake_cluster(tmp_path):
         proc.kill()
 
 
-def test_chapter_01_passes_nbval_on_the_kind_backend(fake_cluster, tmp_path):
-    env_vars, state = fake_cluster
+def run_nbval(notebooks, env_vars, cwd):
     env = dict(os.environ, **env_vars, KSLAB_BACKEND="kind", KSLAB_STRICT_BACKEND="1", PYTHONPATH=str(ROOT))
     r = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
-         "-o", "addopts=", "-o", "testpaths=", "--rootdir", str(ROOT), *map(str, NOTEBOOKS)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800)
+         "-o", "addopts=", "-o", "testpaths=", "--rootdir", str(ROOT), *map(str, notebooks)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
     tail = "\n".join((r.stdout + r.stderr).splitlines()[-40:])
     assert r.returncode == 0, tail
     assert " passed" in r.stdout and " skipped" not in r.stdout
+    return [json.loads(line) for line in (Path(env_vars["KSLAB_FAKE_DOCKER_STATE"]) / "calls.log").read_text().splitlines()]
+
+
+def test_chapter_01_passes_nbval_on_the_kind_backend(fake_cluster, tmp_path):
+    env_vars, state = fake_cluster
+    calls = run_nbval(NOTEBOOKS, env_vars, tmp_path)
     # the notebooks did run on the live backend: docker exec on the nodes, mypc never started (chapter 01 has no mypc)
-    calls = [json.loads(line) for line in (Path(env_vars["KSLAB_FAKE_DOCKER_STATE"]) / "calls.log").read_text().splitlines()]
     assert any(c[:2] == ["exec", "myk8s-control-plane"] and "iptables" in c for c in calls)
     assert not any(c[:1] == ["run"] for c in calls)
+
+
+LATER = {ch: [ROOT / "notebooks" / ed / "solutions" / f"{ch}.ipynb" for ed in ("ko", "en")]
+         for ch in ("02_session_affinity", "03_hairpin_nat", "04_clusterip_limits")}
+# how many experiments of each chapter run on the sim twin on kind (Lab.exact prints one line for each); the rest run live
+TWIN_LINES = {
+    "02_session_affinity": 3, "03_hairpin_nat": 7, "04_clusterip_limits": 3,
+}
+
+
+@pytest.mark.parametrize("chapter", sorted(LATER))
+def test_chapters_02_to_04_pass_nbval_on_the_kind_backend(fake_cluster, tmp_path, chapter):
+    """Every cell runs, live where a live cluster can answer, on the sim twin where the experiment
+    needs exact state (one printed line each, counted in the executed notebook's outputs)."""
+    env_vars, state = fake_cluster
+    out = tmp_path / "run"
+    out.mkdir()
+    ko = LATER[chapter][0]
+    executed = out / ko.name
+    calls = run_nbval(LATER[chapter], env_vars, out)
+    assert any(c[:1] == ["exec"] and c[1].startswith("myk8s-") for c in calls)  # nodes read live by docker exec
+    env = dict(os.environ, **env_vars, KSLAB_BACKEND="kind", KSLAB_STRICT_BACKEND="1", PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--output",
+                    str(executed), str(ko)], env=env, cwd=out, check=True, capture_output=True, timeout=1800)
+    nb = json.loads(executed.read_text())
+    printed = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code"
+                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    twin = [line for line in printed.splitlines() if line.startswith("kind: this experiment needs ")]
+    assert len(twin) == TWIN_LINES[chapter] and all(line.endswith("; it runs on the simulator copy of this lab") for line in twin)
+    assert "backend: kind" in printed

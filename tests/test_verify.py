@@ -372,34 +372,31 @@ def test_lab_verify_on_the_real_kernel():
         assert all("--probability" in line for d in r.diffs for line in d.missing)
 
 
-# ---- the live form, against the fake docker (tests/kindfake) and a client serving the lab's objects --------
+# ---- the live form, against the fake docker (tests/kindfake) and a client serving the fake cluster's objects ----
 
 
-class LabClient:
-    """What verify_live asks of a KindClient, answered from a kslab Lab's cluster as the API server
-    returns its objects (kslab.apiobjects), with a recorded exec."""
+class FixtureClient:
+    """What verify_live asks of a KindClient, answered from the objects the fake API server serves
+    (tests/data/kind/myk8s: the study's lab plus what kind adds, kube-dns and the kube-proxy
+    ConfigMap included), with a recorded exec. ``drop``: leave out the objects it names."""
 
     context = "kind-myk8s"
 
-    def __init__(self, lab, exec_answer=None):
-        from kslab import apiobjects as A
+    def __init__(self, exec_answer=None, drop=lambda o: False):
+        from kindfake import load_objects
 
-        c = lab.cluster
-        self.objects = ([A.node_object(c, n) for n in c.nodes] + [A.pod_object(c, p) for p in c.pods]
-                        + [A.service_object(c, s) for s in c.services] + [A.endpoint_slice_object(c, s) for s in c.endpoint_slices])
+        self.objects = [o for o in load_objects("myk8s") if not drop(o)]
         self.exec_answer = exec_answer
         self.execs: list[tuple] = []
 
     def list_objects(self):
-        return self.objects
+        return [o for o in self.objects if o["kind"] in ("Node", "Pod", "Service", "EndpointSlice")]
 
     def list_kind(self, kind, namespace=None, *, label_selector=None):
-        return []  # Deployments and ReplicaSets: pods' owners, which verify does not use
+        return [o for o in self.objects if o["kind"] == kind]
 
     def kube_proxy_configmap(self):
-        conf = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nclusterCIDR: 10.10.0.0/16\nmode: iptables\n"
-        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
-                "data": {"config.conf": conf}}
+        return next(o for o in self.objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "kube-proxy")
 
     def exec(self, pod, namespace, argv, *, timeout):
         from kslab.kind.client import ExecResult
@@ -408,53 +405,93 @@ class LabClient:
         return ExecResult(self.exec_answer, "", 0)
 
 
+KIND_NODES = REPO / "tests" / "data" / "kind-nodes"
+
+
 @pytest.fixture
 def fake_docker(tmp_path, monkeypatch):
+    """The fake docker over a copy of the recorded node dumps (a test may edit its copy)."""
+    import shutil
+
     from kslab.kind.traffic import Docker
 
+    shutil.copytree(KIND_NODES, tmp_path / "nodes", ignore=shutil.ignore_patterns("*.md"))
     monkeypatch.setenv("KSLAB_FAKE_DOCKER_STATE", str(tmp_path / "docker"))
-    monkeypatch.setenv("KSLAB_FAKE_DOCKER_NODES", str(REPO / "tests" / "data" / "kind-nodes"))
+    monkeypatch.setenv("KSLAB_FAKE_DOCKER_NODES", str(tmp_path / "nodes"))
     (tmp_path / "docker").mkdir()
     return Docker(str(REPO / "tests" / "kindfake" / "docker"))
 
 
-def test_live_kind_node_by_docker_exec(fake_docker):
-    import kslab
-
-    r = verify_live("myk8s-worker", client=LabClient(kslab.Lab()), docker=fake_docker)
-    assert r.ok(), r.text()
+@pytest.mark.parametrize("node", ["myk8s-control-plane", "myk8s-worker", "myk8s-worker2", "myk8s-worker3"])
+def test_live_kind_node_by_docker_exec(fake_docker, node):
+    """The fake cluster agrees with itself: every node's recorded dump is what kube-proxy writes
+    for the objects the fake API server serves (kube-dns included), so the diff is empty."""
+    r = verify_live(node, client=FixtureClient(), docker=fake_docker)
+    assert r.ok() and r.diffs == [], r.text()
     assert r.ignored_chains == ["nat DOCKER_OUTPUT", "nat DOCKER_POSTROUTING", "nat KIND-MASQ-AGENT"]
-    assert r.source == "docker exec myk8s-worker iptables-save (context kind-myk8s)"
+    assert r.source == f"docker exec {node} iptables-save (context kind-myk8s)"
+    assert r.compared[0] > 30  # kube-proxy's chains were compared, kube-dns's among them
+
+
+def _edit_dump(tmp_path, node, edit):
+    dump = tmp_path / "nodes" / f"{node}.iptables-save"
+    text = dump.read_text()
+    edited = edit(text)
+    assert edited != text
+    dump.write_text(edited)
+
+
+def test_live_kind_node_with_a_sep_chain_removed_is_reported_exactly(fake_docker, tmp_path):
+    """kube-dns's endpoint 10.10.0.4:53/udp removed from myk8s-worker's dump (its SEP chain and
+    the ladder's jump to it): exactly those rules are missing, nothing else differs."""
+    sep, svc = "KUBE-SEP-OEOVYBFUDTUCKBZR", "KUBE-SVC-TCOU7JCQXEZGVUNU"
+    _edit_dump(tmp_path, "myk8s-worker", lambda t: "".join(
+        line for line in t.splitlines(keepends=True) if sep not in line))
+    r = verify_live("myk8s-worker", client=FixtureClient(), docker=fake_docker)
+    assert not r.ok()
+    assert [(d.table, d.chain, d.status, len(d.missing), len(d.unexpected)) for d in r.diffs] == [
+        ("nat", sep, "missing", 2, 0), ("nat", svc, "", 1, 0)]
+    assert r.diffs[1].missing == [
+        f'-A {svc} -m comment --comment "kube-system/kube-dns:dns -> 10.10.0.4:53" -j {sep}']
+    assert all("10.10.0.4" in line for line in r.diffs[0].missing)
+
+
+def test_live_kind_node_with_a_changed_probability_is_reported_exactly(fake_docker, tmp_path):
+    """svc-clusterip's first step edited to 10% on myk8s-control-plane: one rule missing, one
+    unexpected, in that Service's chain alone."""
+    old = "--probability 0.33333333349 -j KUBE-SEP-TBW2IYJKUCAC7GB3"
+    _edit_dump(tmp_path, "myk8s-control-plane", lambda t: t.replace(old, "--probability 0.10000000009 -j KUBE-SEP-TBW2IYJKUCAC7GB3"))
+    r = verify_live("myk8s-control-plane", client=FixtureClient(), docker=fake_docker)
+    assert [(d.chain, len(d.missing), len(d.unexpected)) for d in r.diffs] == [("KUBE-SVC-KBDEBIL6IU6WL7RF", 1, 1)]
+    assert "0.33333333349" in r.diffs[0].missing[0] and "0.10000000009" in r.diffs[0].unexpected[0]
 
 
 def test_live_node_that_is_not_a_kind_container(fake_docker, monkeypatch):
-    import kslab
-
-    lab = kslab.Lab()
     monkeypatch.setenv("KSLAB_FAKE_DOCKER_FAIL", "missing:myk8s-worker")
     with pytest.raises(EnvironmentProblem) as e:
-        verify_live("myk8s-worker", client=LabClient(lab), docker=fake_docker)
+        verify_live("myk8s-worker", client=FixtureClient(), docker=fake_docker)
     assert str(e.value).startswith("node myk8s-worker is not a kind node container on this machine (docker has no running "
                                    "container myk8s-worker); kslab reads a non-kind node's rules only from a privileged pod "
                                    "on it: pass --allow-debug-pod")
-    # with --allow-debug-pod: iptables-save in the node's kube-proxy pod, by the API server's exec
-    lab.cluster.pods.append(kslab.model.Pod(name="kube-proxy-x7k2p", namespace="kube-system", labels={"k8s-app": "kube-proxy"},
-                                            node_name="myk8s-worker", pod_ip="172.18.0.3", phase="Running", ready=True))
-    client = LabClient(lab, exec_answer=(REPO / "tests" / "data" / "kind-nodes" / "myk8s-worker.iptables-save").read_text())
+    # with --allow-debug-pod: iptables-save in the node's kube-proxy pod (the fixture's, on myk8s-worker), by the API server's exec
+    client = FixtureClient(exec_answer=(KIND_NODES / "myk8s-worker.iptables-save").read_text())
+    pod = next(o["metadata"]["name"] for o in client.objects if o["kind"] == "Pod"
+               and o["metadata"]["name"].startswith("kube-proxy-") and o["spec"]["nodeName"] == "myk8s-worker")
     r = verify_live("myk8s-worker", client=client, docker=fake_docker, allow_debug_pod=True)
-    assert r.ok() and client.execs == [("kube-proxy-x7k2p", "kube-system", ("iptables-save",))]
-    assert r.source.startswith("iptables-save in pod kube-system/kube-proxy-x7k2p (on myk8s-worker)")
+    assert r.ok() and r.diffs == [] and client.execs == [(pod, "kube-system", ("iptables-save",))]
+    assert r.source.startswith(f"iptables-save in pod kube-system/{pod} (on myk8s-worker)")
 
 
 def test_live_without_docker_and_no_kube_proxy_pod(monkeypatch):
-    import kslab
+    from kslab.kind.dataplane import read_cluster
 
     monkeypatch.setenv("PATH", "/nonexistent")
-    lab = kslab.Lab()
+    client = FixtureClient(drop=lambda o: o["kind"] == "Pod" and o["metadata"]["name"].startswith("kube-proxy-"))
+    cluster = read_cluster(client)
     with pytest.raises(EnvironmentProblem, match="^docker: not found on PATH.*; a node that is not a kind container: pass --allow-debug-pod"):
-        fetch_node_dump("myk8s-worker", lab.cluster, client=LabClient(lab))
+        fetch_node_dump("myk8s-worker", cluster, client=client)
     with pytest.raises(EnvironmentProblem, match="and no kube-proxy pod .* runs on myk8s-worker"):
-        fetch_node_dump("myk8s-worker", lab.cluster, client=LabClient(lab), allow_debug_pod=True)
+        fetch_node_dump("myk8s-worker", cluster, client=client, allow_debug_pod=True)
 
 
 # ---- the live form end to end: the real kubernetes client against the fake API server ----------------------
@@ -475,24 +512,31 @@ def live(tmp_path, monkeypatch):
 
 def test_live_cli_against_the_fake_api_server(live, capsys):
     """The real client reads the fake server's objects and kube-proxy ConfigMap, the fake docker
-    replays the node's recorded dump. The two fixtures disagree on one Service: the fake server
-    serves kube-system/kube-dns (CoreDNS 10.10.0.3/.4), the recorded dumps
-    (tests/data/kind-nodes, rendered from kslab's own lab) have no kube-dns rules. verify reports
-    exactly that, and nothing else; once the recorded dumps carry kube-dns the node matches."""
+    replays the node's recorded dump (made for those objects): the node matches, exit 0."""
     from kslab.cli import main
 
     code = main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker", "--json"])
     report = json.loads(capsys.readouterr().out)
-    assert code == (0 if report["ok"] else 1)
-    assert all(d["status"] in ("", "missing") and not d["unexpected"] and d["missing"]
-               and all("kube-system/kube-dns:" in line for line in d["missing"]) for d in report["diffs"])
-    assert code == 0 or {d["chain"] for d in report["diffs"]} >= {
-        "KUBE-SERVICES", "KUBE-SVC-TCOU7JCQXEZGVUNU", "KUBE-SVC-ERIFXISQEP7F7OF4", "KUBE-SVC-JD5MR3NA4I4DYORP"}
-    main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker"])
+    assert (code, report["ok"], report["diffs"]) == (0, True, [])
+    assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker"]) == 0
     out = capsys.readouterr().out
     assert "node's rules from: docker exec myk8s-worker iptables-save (context kind-myk8s)" in out
     assert "clusterCIDR 10.10.0.0/16" in out  # from the live kube-proxy ConfigMap
     assert "ignored (not kube-proxy's): 3 chains: nat DOCKER_OUTPUT, nat DOCKER_POSTROUTING, nat KIND-MASQ-AGENT" in out
+
+
+def test_live_cli_reports_an_edited_node_exactly(live, capsys):
+    """The node's dump with svc-clusterip's SEP chain for webpod1 gone: exit 1, exactly that."""
+    nodes = Path(live[1]["KSLAB_FAKE_DOCKER_NODES"])
+    dump = nodes / "myk8s-worker.iptables-save"
+    sep = "KUBE-SEP-TBW2IYJKUCAC7GB3"
+    dump.write_text("".join(line for line in dump.read_text().splitlines(keepends=True) if sep not in line))
+    from kslab.cli import main
+
+    assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(d["chain"], d["status"], len(d["missing"]), len(d["unexpected"])) for d in report["diffs"]] == [
+        (sep, "missing", 2, 0), ("KUBE-SVC-KBDEBIL6IU6WL7RF", "", 1, 0)]
 
 
 def test_live_cli_errors_are_one_line(live, capsys):

@@ -47,6 +47,11 @@ class Dataplane(ABC):
     #: False where the Lab's syncs load nothing because the machine runs its own kube-proxy (a live
     #: cluster): the Lab's Proxiers are then the prediction, and it never hand-edits the node's rules
     loads_rules: bool = True
+    #: False where the machine's state is not kslab's to set (a live cluster): conntrack, ``recent``
+    #: lists and rule counters are shared with the cluster's own traffic, the clock is real, pods'
+    #: apps and readiness are their images' and kubelets'. An experiment that needs them exact runs
+    #: on a sim twin instead (:meth:`kslab.Lab.exact`)
+    exact: bool = True
 
     # ---- kube-proxy's rules --------------------------------------------------------------------------
     def kernel_features(self) -> dict[str, Any]:

@@ -352,6 +352,7 @@ class KindDataplane(Dataplane):
 
     backend = "kind"
     loads_rules = False  # the Lab's syncs load nothing: the cluster's kube-proxy writes the rules
+    exact = False  # conntrack, recent lists, counters, the clock, pods' apps: the live cluster's, not kslab's
 
     def __init__(self, cluster: ClusterState, *, client: Any, docker: Docker, seed: int = 0) -> None:
         self.cluster = cluster
@@ -360,6 +361,7 @@ class KindDataplane(Dataplane):
         self.seed = seed
         self._t0 = time.monotonic()
         self._mypc_started = False
+        self._traces = 0  # each trace draws the ladder afresh (seed + traces so far), as new connections do
 
     # ---- rules ---------------------------------------------------------------------------------
     def sync_rules(self, node: str, ruleset: RuleSet) -> None:
@@ -479,11 +481,13 @@ class KindDataplane(Dataplane):
         """The nodes' real ``iptables-save`` dumps, loaded into kslab's netfilter simulator with the
         live cluster's routing, and one new connection walked through them (the interpreter of
         ``kslab trace --iptables-save``). The rules are the node's own; the ``statistic`` draw
-        is the simulator's (seeded), not the kernel's."""
+        is the simulator's (seeded; each trace draws afresh, so repeated traces spread over the
+        endpoints as connections do), not the kernel's."""
         from ..dataplane import factory
         from ..sim.trace import trace_of
 
-        sim = factory.create("sim", self.cluster, seed=self.seed, tables=self.tables())
+        sim = factory.create("sim", self.cluster, seed=self.seed + self._traces, tables=self.tables())
+        self._traces += 1
         t = trace_of(sim.network.connect(src, dst, port, proto, trace=True), self.backend)
         t.source = TRACE_SOURCE
         return t

@@ -169,6 +169,7 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `lab.clear_kernel_state()` | counters, conntrack, `recent` lists and clock back to zero; the cluster and rules stay |
 # | `lab.reset()` | back to the lab exactly as it was made: use it when you want to start a chapter over |
 # | `lab.copy()` | an independent copy on `sim`; the checks run their experiments on one, so they never change your lab |
+# | `lab.exact(needs)` | the lab an experiment that needs exact kernel state runs on: the lab itself on sim and netns; on a live kind cluster a `lab.copy()`, after one printed line saying what the experiment needs |
 # | `kslab.check.chNN.name(answer, lab)` | feedback on an exercise: ✓ and why, or a hint |
 # | `experiments.claim(condition, ok, failure)` | a checked claim: prints ✓ or stops the notebook with the reason |
 # | `experiments.claim_uniform`, `experiments.chi_square_uniform` (01), `experiments.stickiness` (02), `experiments.outcomes` (01, 03) | checked claims and statistics over `lab.run`'s rows: an even split, the chi-square test, endpoints per client, connections per outcome |
@@ -201,6 +202,7 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `lab.clear_kernel_state()` | 카운터, conntrack, `recent` 목록, 시계를 0으로 되돌립니다; 클러스터와 규칙은 그대로입니다 |
 # | `lab.reset()` | 처음 만든 상태 그대로의 실습 환경으로 되돌립니다: 장을 처음부터 다시 하고 싶을 때 쓰세요 |
 # | `lab.copy()` | `sim` 위의 독립된 복사본; 확인(check)은 복사본에서 실험하므로 여러분의 실습 환경을 바꾸지 않습니다 |
+# | `lab.exact(needs)` | 정확한 커널 상태가 필요한 실험을 실행할 실습 환경: sim과 netns에서는 실습 환경 자신, 실제 kind 클러스터에서는 `lab.copy()`이며 이때 실험에 무엇이 필요한지 한 줄로 출력합니다 |
 # | `kslab.check.chNN.name(answer, lab)` | 연습 문제 피드백: ✓와 이유, 또는 힌트 |
 # | `experiments.claim(condition, ok, failure)` | 확인된 주장: ✓를 출력하거나, 이유와 함께 노트북을 멈춥니다 |
 # | `experiments.claim_uniform`, `experiments.chi_square_uniform` (01), `experiments.stickiness` (02), `experiments.outcomes` (01, 03) | `lab.run` 결과 행에 대한 확인된 주장과 통계: 고른 분배, 카이제곱 검정, 클라이언트마다 도달한 엔드포인트, 결과별 연결 수 |

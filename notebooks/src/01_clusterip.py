@@ -59,7 +59,7 @@ import kslab
 from kslab import charts, experiments
 
 lab = kslab.Lab(seed=1)  # backend from KSLAB_BACKEND (sim by default); the study's lab from data/myk8s
-LIVE = lab.backend == "kind"  # a live cluster: real randomness, so its claims are statistical, not exact
+LIVE = not lab.dataplane.exact  # a live cluster (kind): real randomness and shared counters, so its claims are statistical
 CP = "myk8s-control-plane"  # net-pod's node
 print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else "")
       + f"; nodes: {', '.join(n.name for n in lab.cluster.nodes)}")
@@ -365,9 +365,9 @@ import gc
 
 from kslab.views import DistributionPanel, compute_distribution
 
-# on kind the panel explores a sim copy of the live lab (its nodes' real rules): a slider would otherwise scale the
-# live Deployment, wait for its rollout, and change only what kslab applied (lab.apply())
-panel = DistributionPanel(lab.copy() if LIVE else lab, replicas=3, connections=3000)
+# kind: a sim twin of the live lab (its nodes' real rules), see lab.exact
+panel = DistributionPanel(lab.exact("deploy-echo scaled at every slider move, which on a live cluster is a rollout each time"),
+                          replicas=3, connections=3000)
 gc.freeze()  # keeps the sliders responsive: Python's collector stops rescanning everything loaded so far
 panel
 
@@ -387,7 +387,8 @@ panel
 # %%
 from kslab.views import compute_distribution
 
-r = compute_distribution(lab.copy() if LIVE else lab, replicas=5, connections=3000, seed=2)  # kind: on a sim copy, as the panel
+r = compute_distribution(lab.exact("deploy-echo scaled to 5 replicas and back, which on a live cluster is two rollouts"),
+                         replicas=5, connections=3000, seed=2)
 experiments.claim(abs(r.shares - 1 / 5).max() < 0.05 and r.p_value > 0.001,
                   f"with 5 replicas every pod got 1/5 ± 5% ({r.shares.min():.1%}–{r.shares.max():.1%}), p = {r.p_value:.3f}",
                   f"uneven split with 5 replicas: {dict(r.shares.round(3))}")
@@ -465,7 +466,8 @@ kslab.check.ch01.node_masquerade(answer, lab)
 # `docker exec`), `curl` and `lab.run` run in `net-pod` by the API server's exec, `kubectl` prints the
 # objects read from the API server, and `lab.trace` walks the nodes' real `iptables-save` in kslab's
 # interpreter. Its randomness is the kernel's, so its claims are statistical; the panel and the
-# 5-replica claim use a sim copy of the live lab. When the cluster cannot be used, the first cell
+# 5-replica claim run on a sim copy of the live lab (`lab.exact(needs)`, which prints one line
+# saying what the experiment needs; on sim and netns it is the lab itself). When the cluster cannot be used, the first cell
 # printed why and everything ran on sim.
 
 # %% [markdown] lang="ko"
@@ -481,7 +483,8 @@ kslab.check.ch01.node_masquerade(answer, lab)
 # 실행됩니다. 규칙은 클러스터 자신의 kube-proxy가 썼고(`iptables`는 `docker exec`로 노드 컨테이너 안에서 실행됩니다),
 # `curl`과 `lab.run`은 API 서버의 exec로 `net-pod` 안에서 실행되며, `kubectl`은 API 서버에서 읽은 오브젝트를
 # 출력하고, `lab.trace`는 노드의 실제 `iptables-save`를 kslab의 인터프리터로 따라갑니다. 무작위성은 커널의 것이므로
-# 확인은 통계적이며, 패널과 레플리카 5개 확인은 실제 실습 환경의 sim 복사본에서 실행됩니다. 클러스터를 쓸 수 없으면
+# 확인은 통계적이며, 패널과 레플리카 5개 확인은 실제 실습 환경의 sim 복사본에서 실행됩니다(`lab.exact(needs)`가
+# 실험에 무엇이 필요한지 한 줄로 출력합니다. sim과 netns에서는 실습 환경 자신입니다). 클러스터를 쓸 수 없으면
 # 첫 셀이 그 이유를 출력했고, 모든 셀은 sim에서 실행된 것입니다.
 
 # %%

@@ -60,7 +60,13 @@
 # - `experiments.outcomes(rows)`: how many connections ended in each outcome (`ok`, `timeout`, ...);
 #   `experiments.claim(ok, said, otherwise)`: ends each experiment, printing `said` if `ok` holds and
 #   raising with `otherwise` if not;
-# - `kslab.check.ch03.<question>(answer, lab)`: checks an exercise's answer on a copy of the lab.
+# - `kslab.check.ch03.<question>(answer, lab)`: checks an exercise's answer on a copy of the lab;
+# - `lab.exact(needs)`: the lab an experiment that needs exact state runs on: the lab itself on sim
+#   and netns; on a live kind cluster (`KSLAB_BACKEND=kind`) a sim twin of it (`lab.copy()`: the
+#   nodes' real rules), after one printed line saying what the experiment needs. Here: webpod1 as a
+#   client (its `traefik/whoami` image has no `curl`), conntrack and counters from zero, and hand
+#   edits of rules a live node's kube-proxy owns. The rules, the trace and the chart read the live
+#   cluster.
 
 # %% [markdown] lang="ko"
 # **이 장에서 쓰는 것.** `lab = kslab.Lab(seed=3)`은 스터디의 실습 환경입니다(모든 장에서 같은 파드, IP,
@@ -85,6 +91,11 @@
 #   otherwise)`: 각 실험을 마무리합니다. `ok`가 참이면 `said`를 출력하고, 아니면 `otherwise`와 함께 예외를
 #   일으킵니다.
 # - `kslab.check.ch03.<question>(answer, lab)`: 연습 문제의 답을 실습 환경의 복사본에서 확인합니다.
+# - `lab.exact(needs)`: 정확한 상태가 필요한 실험을 실행할 실습 환경입니다. sim과 netns에서는 실습 환경
+#   자신이고, 실제 kind 클러스터(`KSLAB_BACKEND=kind`)에서는 그 sim 복제본(`lab.copy()`: 노드의 실제 규칙)이며,
+#   이때 실험에 무엇이 필요한지 한 줄로 출력합니다. 이 장에서는 클라이언트로서의 webpod1(`traefik/whoami`
+#   이미지에는 `curl`이 없습니다), 0에서 시작하는 conntrack과 카운터, 실제 노드의 kube-proxy가 관리하는 규칙을
+#   손으로 고치는 일이 그렇습니다. 규칙과 추적(trace), 차트는 실제 클러스터를 읽습니다.
 
 # %%
 import re
@@ -103,11 +114,16 @@ print(f"webpod1 {web1.pod_ip} on {node1}; svc-clusterip {cluster_ip}:9000; the n
 
 
 # three helpers the experiments below share
-def curl_from_webpod1(n: int = 30) -> list[str]:
-    """A fresh lab (kube-proxy's rules, empty conntrack, counters at 0), then the study's curl from
-    webpod1 n times: what each curl printed. The next cells call it again, so each counts only its own curls."""
+WEBPOD1_CLIENT = "webpod1 as a client (its image, traefik/whoami, has no curl)"  # what lab.exact says on kind
+
+
+def curl_from_webpod1(n: int = 30) -> tuple[kslab.Lab, list[str]]:
+    """A fresh lab (kube-proxy's rules, empty conntrack, counters at 0; on kind a sim twin of the live
+    lab, see lab.exact), then the study's curl from webpod1 n times: the lab they ran on and what each
+    curl printed. The next cells call it again, so each counts only its own curls."""
     lab.reset()
-    return [lab.sh("webpod1", "curl -s svc-clusterip:9000") for _ in range(n)]
+    on = lab.exact(f"{WEBPOD1_CLIENT}, fresh conntrack entries and counters from zero")
+    return on, [on.sh("webpod1", "curl -s svc-clusterip:9000") for _ in range(n)]
 
 
 def whoami(body: str) -> tuple[str, str]:
@@ -192,7 +208,7 @@ experiments.claim(
 # `nat` 테이블은 연결의 첫 패킷만 평가하므로 여기서 패킷 수는 연결 수입니다)를 읽습니다.
 
 # %%
-bodies = curl_from_webpod1()
+on, bodies = curl_from_webpod1()
 print(bodies[-1])
 answers = [whoami(b) for b in bodies]
 for host in sorted({h for h, _ in answers}):
@@ -216,10 +232,11 @@ experiments.claim(
 # 되돌립니다. 다른 항목의 응답은 `10.10.1.2` 자신에게 갑니다. SNAT가 없습니다.
 
 # %%
-hairpins = sum(whoami(b)[0] == "webpod1" for b in curl_from_webpod1())
-table = lab.sh(node1, f"conntrack -L -d {cluster_ip}")  # every entry, read below; printed: the first few and the hairpins
-print(lab.sh(node1, f"conntrack -L -d {cluster_ip} | head -n 4"))
-print(lab.sh(node1, f"conntrack -L -d {cluster_ip} | grep dst={gateway}"), table.stderr, sep="")
+on, bodies = curl_from_webpod1()
+hairpins = sum(whoami(b)[0] == "webpod1" for b in bodies)
+table = on.sh(node1, f"conntrack -L -d {cluster_ip}")  # every entry, read below; printed: the first few and the hairpins
+print(on.sh(node1, f"conntrack -L -d {cluster_ip} | head -n 4"))
+print(on.sh(node1, f"conntrack -L -d {cluster_ip} | grep dst={gateway}"), table.stderr, sep="")
 replies = re.findall(r"dport=9000 (?:\[UNREPLIED\] )?src=(\S+) dst=(\S+) ", table)
 snat = [r for r in replies if r == (web1.pod_ip, gateway)]
 experiments.claim(
@@ -237,11 +254,12 @@ experiments.claim(
 # `KUBE-POSTROUTING`의 `RETURN`은 표시가 없는 연결을 세었습니다.
 
 # %%
-hairpins = sum(whoami(b)[0] == "webpod1" for b in curl_from_webpod1())
+on, bodies = curl_from_webpod1()
+hairpins = sum(whoami(b)[0] == "webpod1" for b in bodies)
 # webpod1's SEP chain of svc-clusterip (as found above): the chain of the rule that DNATs to webpod1
-sep_chain = lab.sh(node1, f"iptables -t nat -S | grep svc-clusterip | grep DNAT | grep {web1.pod_ip}:80").split()[1]
-sep_counts = lab.sh(node1, f"iptables -v -x --numeric --table nat --list {sep_chain}")
-post_counts = lab.sh(node1, "iptables -v -x --numeric --table nat --list KUBE-POSTROUTING")
+sep_chain = on.sh(node1, f"iptables -t nat -S | grep svc-clusterip | grep DNAT | grep {web1.pod_ip}:80").split()[1]
+sep_counts = on.sh(node1, f"iptables -v -x --numeric --table nat --list {sep_chain}")
+post_counts = on.sh(node1, "iptables -v -x --numeric --table nat --list KUBE-POSTROUTING")
 print(sep_counts, post_counts, sep="\n")
 experiments.claim(
     packets(sep_counts)["KUBE-MARK-MASQ"] == packets(sep_counts)["DNAT"] == hairpins == packets(post_counts)["MASQUERADE"]
@@ -262,10 +280,11 @@ experiments.claim(
 
 # %%
 lab.reset()
-df = lab.run(["net-pod", "webpod1"], "svc-clusterip", n=600, seed=4)
+on = lab.exact(WEBPOD1_CLIENT)
+df = on.run(["net-pod", "webpod1"], "svc-clusterip", n=600, seed=4)
 print(df.groupby(["client", "endpoint_pod"])["source_ip_seen"].agg(lambda s: ", ".join(sorted(set(s)))).to_string())
 itself = df["endpoint_pod"] == df["client"]
-own_node_side = df["client"].map(lambda c: lab.pod_gateway(lab.cluster.pod(c).node_name))
+own_node_side = df["client"].map(lambda c: on.pod_gateway(on.cluster.pod(c).node_name))
 experiments.claim(
     (df["outcome"] == "ok").all() and (df[~itself]["source_ip_seen"] == df[~itself]["client_ip"]).all()
     and (df[itself]["source_ip_seen"] == own_node_side[itself]).all() and set(df[itself]["client"]) == {"webpod1"},
@@ -354,8 +373,9 @@ kslab.check.ch03.hairpin_failures(answer, lab)
 
 # %%
 lab.reset()
-print(f"deleted {lab.delete_rules(HAIRPIN)} hairpin rules")
-broken = lab.run("webpod1", "svc-clusterip", n=600 if lab.backend == "sim" else 300, seed=4, timeout=0.2)
+on = lab.exact(f"{WEBPOD1_CLIENT} and the hairpin rules deleted by hand, which a live node's kube-proxy owns")
+print(f"deleted {on.delete_rules(HAIRPIN)} hairpin rules")
+broken = on.run("webpod1", "svc-clusterip", n=600 if on.backend == "sim" else 300, seed=4, timeout=0.2)
 print(experiments.outcomes(broken))
 reasons = broken[broken["outcome"] != "ok"]["reason"]
 print(reasons.iloc[0])
@@ -399,9 +419,10 @@ experiments.claim(
 
 # %%
 lab.reset()
-lab.delete_rules(HAIRPIN)
-lab.run("webpod1", "svc-clusterip", n=30, seed=4, timeout=0.2)
-unreplied = lab.sh(node1, f"conntrack -L -d {cluster_ip} | grep UNREPLIED")
+on = lab.exact(f"{WEBPOD1_CLIENT} and the hairpin rules deleted by hand, which a live node's kube-proxy owns")
+on.delete_rules(HAIRPIN)
+on.run("webpod1", "svc-clusterip", n=30, seed=4, timeout=0.2)
+unreplied = on.sh(node1, f"conntrack -L -d {cluster_ip} | grep UNREPLIED")
 print(unreplied)
 lines = unreplied.splitlines()
 experiments.claim(
@@ -413,7 +434,8 @@ experiments.claim(
 # %% [markdown] lang="en"
 # ## For every client: the chart
 #
-# Which clients need the rule? `views.compute_hairpin` runs every pod of the lab against a Service
+# Which clients need the rule? `views.compute_hairpin` runs every pod of the study (namespace
+# `default`; a live cluster's `kube-system` pods are left out) against a Service
 # on two copies of the lab, one with kube-proxy's rules and one without the hairpin rules, and
 # `charts.hairpin_figure` draws the share of each client's connections that succeed. The copies
 # are simulated (`lab.copy()`), whatever backend the lab runs on: the cells above already ran the
@@ -424,13 +446,15 @@ experiments.claim(
 # ## 모든 클라이언트에 대해: 차트
 #
 # 어떤 클라이언트에 이 규칙이 필요할까요? `views.compute_hairpin`은 실습 환경의 복사본 두 개(kube-proxy의
-# 규칙 그대로인 것과 헤어핀 규칙을 지운 것)에서 모든 파드가 서비스에 연결하게 하고, `charts.hairpin_figure`는
+# 규칙 그대로인 것과 헤어핀 규칙을 지운 것)에서 스터디의 모든 파드(네임스페이스 `default`; 실제 클러스터의
+# `kube-system` 파드는 빼고)가 서비스에 연결하게 하고, `charts.hairpin_figure`는
 # 클라이언트마다 성공한 연결의 비율을 그립니다. 복사본은 실습 환경이 어느 백엔드에서 돌든 시뮬레이션입니다
 # (`lab.copy()`). 커널에서의 경우는 위의 셀들이 이미 실행했고, 차트는 여러분의 실습 환경을 바꾸지 않습니다.
 # (디플로이먼트(Deployment)의 파드 이름은 `deploy-echo-<해시>-<id>`이며, 차트는 해시 부분을 줄여 보여 줍니다.)
 
 # %%
-hp = views.compute_hairpin(lab, "svc-clusterip", n=300, seed=1)
+study_pods = [p.name for p in lab.cluster.pods if p.namespace == "default"]  # a live cluster also has kube-system's
+hp = views.compute_hairpin(lab, "svc-clusterip", study_pods, n=300, seed=1)
 charts.hairpin_figure(hp).show()
 with_rule, without = (hp[hp["hairpin_rule"] == case].set_index("client") for case in ("with", "without"))
 selector = lab.cluster.service("svc-clusterip").selector
@@ -469,12 +493,13 @@ experiments.claim(
 
 # %%
 lab.reset()
-lab.delete_rules(HAIRPIN)
-lab.resync(full=False)
-still = lab.run("webpod1", "svc-clusterip", n=60, seed=5, timeout=0.2)
-lab.resync(full=True)
-lab.flush_conntrack()  # the failed connections' conntrack entries would keep their old NAT (see below)
-repaired = lab.run("webpod1", "svc-clusterip", n=60, seed=5, timeout=0.2)
+on = lab.exact(f"{WEBPOD1_CLIENT} and the hairpin rules deleted by hand, which a live node's kube-proxy owns")
+on.delete_rules(HAIRPIN)
+on.resync(full=False)
+still = on.run("webpod1", "svc-clusterip", n=60, seed=5, timeout=0.2)
+on.resync(full=True)
+on.flush_conntrack()  # the failed connections' conntrack entries would keep their old NAT (see below)
+repaired = on.run("webpod1", "svc-clusterip", n=60, seed=5, timeout=0.2)
 print(f"after the partial sync: {experiments.outcomes(still).to_dict()}; after the full sync: {experiments.outcomes(repaired).to_dict()}")
 experiments.claim((still["outcome"] != "ok").any() and (repaired["outcome"] == "ok").all(),
                   "a partial sync leaves the hand edit in place; the full sync puts the hairpin rules back",

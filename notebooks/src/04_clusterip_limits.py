@@ -35,7 +35,10 @@
 #   `lab.set_ready(pod, False)`: what the kubelet does when a readiness probe fails;
 #   `lab.scale(deployment, n)`; `lab.clear_kernel_state()`: empty conntrack, zero the rule counters;
 #   `lab.reset()`: the study's lab as made; `lab.copy()`: a copy on sim to experiment on (your lab
-#   stays as it is);
+#   stays as it is); `lab.exact(needs)`: the lab an experiment that needs exact state runs on, the
+#   lab itself on sim and netns, a sim twin of a live kind cluster (`lab.copy()`: the nodes' real
+#   rules) after one printed line saying what the experiment needs (here: a broken app and a
+#   readiness set by hand, counters from zero, `ip` in webpod1, whose image has none);
 # - `kslab.ipvs`: `service_servers(lab.cluster, service)` (the real servers kube-proxy programs),
 #   `RealServer.plain(name, ip, weight)` (a hand-set weight, plain IPVS only), `simulate(scheduler,
 #   servers, clients, n)` (one row per connection), `spread(df)` (each server's share),
@@ -71,6 +74,10 @@
 #   `lab.set_ready(pod, False)`: 준비성 프로브가 실패할 때 kubelet이 하는 일입니다. `lab.scale(deployment, n)`,
 #   `lab.clear_kernel_state()`: conntrack을 비우고 규칙 카운터를 0으로 만듭니다. `lab.reset()`: 처음 만든
 #   그대로의 실습 환경입니다. `lab.copy()`: 실험에 쓰는 sim 위의 복사본입니다(여러분의 실습 환경은 그대로입니다).
+#   `lab.exact(needs)`: 정확한 상태가 필요한 실험을 실행할 실습 환경입니다. sim과 netns에서는 실습 환경
+#   자신이고, 실제 kind 클러스터에서는 그 sim 복제본(`lab.copy()`: 노드의 실제 규칙)이며, 이때 실험에 무엇이
+#   필요한지 한 줄로 출력합니다(이 장에서는 손으로 고장 낸 앱과 준비 상태, 0에서 시작하는 카운터, `ip`가 없는
+#   이미지를 쓰는 webpod1의 `ip`).
 # - `kslab.ipvs`: `service_servers(lab.cluster, service)`(kube-proxy가 프로그래밍하는 실제 서버),
 #   `RealServer.plain(name, ip, weight)`(직접 정한 가중치, 일반 IPVS 전용), `simulate(scheduler, servers,
 #   clients, n)`(연결마다 한 행), `spread(df)`(서버별 몫), `compare(servers, clients, n)`(스케줄러마다 한 행),
@@ -176,22 +183,23 @@ kslab.check.ch04.error_rate(answer, lab)
 
 # %%
 slices = "kubectl get endpointslices -l kubernetes.io/service-name=svc-clusterip -o yaml | grep -E 'ready:|name: webpod'"
-lab.break_pod("webpod2")  # the app answers HTTP 500; the pod stays Running and ready
+on = lab.exact("webpod2's app broken and its readiness set by hand, which on a live cluster are its image's and its kubelet's")
+on.break_pod("webpod2")  # the app answers HTTP 500; the pod stays Running and ready
 try:
-    listed_broken = lab.sh("myk8s-control-plane", slices)
-    before = lab.run("net-pod", "svc-clusterip", n=3000, seed=1)
-    lab.set_ready("webpod2", False)  # what the kubelet does when a readiness probe fails
-    listed_unready = lab.sh("myk8s-control-plane", slices)
-    after = lab.run("net-pod", "svc-clusterip", n=3000, seed=1)
+    listed_broken = on.sh("myk8s-control-plane", slices)
+    before = on.run("net-pod", "svc-clusterip", n=3000, seed=1)
+    on.set_ready("webpod2", False)  # what the kubelet does when a readiness probe fails
+    listed_unready = on.sh("myk8s-control-plane", slices)
+    after = on.run("net-pod", "svc-clusterip", n=3000, seed=1)
 finally:  # back to the study's lab, even if a step failed
-    lab.set_ready("webpod2", True)
-    lab.break_pod("webpod2", False)
+    on.set_ready("webpod2", True)
+    on.break_pod("webpod2", False)
 print(f"$ {slices}\n--- webpod2 broken, no probe:\n{listed_broken}--- readiness probe failing:\n{listed_unready}")
 
 rates = [float((d["outcome"] == "error").mean()) for d in (before, after)]
 go.Figure(go.Bar(x=["no readiness probe", "readiness probe failing"], y=rates, text=[f"{r:.1%}" for r in rates],
                  marker_color=["#d62728", "#2ca02c"]),
-          layout=dict(title=f"Error rate with webpod2 broken ({lab.backend} backend)", yaxis_tickformat=".0%",
+          layout=dict(title=f"Error rate with webpod2 broken ({on.backend} backend)", yaxis_tickformat=".0%",
                       yaxis_title="connections answered with HTTP 500", template="plotly_white", height=340)).show()
 experiments.claim(abs(rates[0] - 1 / 3) < 0.03 and rates[1] == 0
                   and listed_broken.count("ready: true") == 3 and listed_unready.count("ready: false") == 1,
@@ -225,9 +233,10 @@ import re
 node = lab.cluster.pod("net-pod").node_name
 ladder = lab.sh(node, 'iptables -t nat -S | grep "default/svc-clusterip:svc-webport -> "')
 chain = re.search(r"-A (KUBE-SVC-\w+)", ladder)[1]
-lab.clear_kernel_state()
-lab.run("net-pod", "svc-clusterip", n=3000, seed=2)
-counted = lab.sh(node, f"iptables -v --numeric --table nat --list {chain}")
+on = lab.exact("rule counters from zero, which a live node shares with the cluster's own traffic")  # the ladder above is live
+on.clear_kernel_state()
+on.run("net-pod", "svc-clusterip", n=3000, seed=2)
+counted = on.sh(node, f"iptables -v --numeric --table nat --list {chain}")
 print(f"$ iptables -t nat -S | grep ...   (on {node})\n{ladder}\n$ iptables -v --numeric --table nat --list {chain}\n{counted}")
 probabilities = [float(p) for p in re.findall(r"--probability (\S+)", ladder)]
 sent = [int(line.split()[0]) for line in counted.splitlines() if "KUBE-SEP-" in line]
@@ -457,7 +466,7 @@ experiments.claim((servers_per_client["sh"] == 1).all() and (servers_per_client[
 # 노드의 주소로 보냅니다.
 
 # %%
-pod_routes = lab.sh("webpod1", "ip -c route")
+pod_routes = lab.exact("ip in webpod1, whose image (traefik/whoami) has none").sh("webpod1", "ip -c route")
 here = lab.cluster.pod("webpod1").node_name
 node_routes = lab.sh(here, "ip -c route")
 print(f"$ ip -c route   (on webpod1)\n{pod_routes}\n$ ip -c route   (on {here})\n{node_routes}")

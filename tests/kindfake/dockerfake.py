@@ -1,11 +1,9 @@
 """The fake ``docker`` behind tests/kindfake/docker: kind's node containers (and ``mypc``) replayed
 for the kind backend's tests, where there is no Docker.
 
-The cluster it stands for is the study's lab as kslab's control-plane emulation makes it
-(``kslab.Lab()``): the cluster the fake API server serves, without kube-system's coredns
-(``KSLAB_FAKE_DOCKER_CLUSTER=fixture``: the fixture itself, for dumps made by ``record_nodes.py
---fixture``). What a node holds is
-the recorded dump ``tests/data/kind-nodes/NODE.iptables-save`` (``iptables-save -c``; how those
+The cluster it stands for is the one the fake API server serves (the fixture tests/data/kind/myk8s,
+read as the kind backend reads a live cluster: :class:`FakeLab`). What a node holds is the
+recorded dump ``tests/data/kind-nodes/NODE.iptables-save`` (``iptables-save -c``; how those
 were made: tests/data/kind-nodes/SOURCES.md), counters included. Commands:
 
 - ``docker version``, ``docker inspect --format {{.State.Running}} NAME``, ``docker run ... --name
@@ -41,7 +39,6 @@ NODES = Path(os.environ.get("KSLAB_FAKE_DOCKER_NODES") or RECORDED)
 STATE = Path(os.environ.get("KSLAB_FAKE_DOCKER_STATE") or "/tmp/kslab-fake-docker")
 FAIL = {f for f in (os.environ.get("KSLAB_FAKE_DOCKER_FAIL") or "").split(",") if f}
 LOOP_NAME = "kslab-curl-loop"
-FROM_FIXTURE = os.environ.get("KSLAB_FAKE_DOCKER_CLUSTER") == "fixture"  # dumps made by record_nodes.py --fixture
 TOOLS = ("iptables", "iptables-save", "conntrack", "curl", "hostname", "ip", "cat", "ls")
 
 
@@ -120,15 +117,18 @@ class Sim:
         sys.path.insert(0, str(ROOT))
         from kslab.dataplane import factory
 
-        import kslab
-
-        # .cluster: the study's lab as kslab's control plane makes it, as the recorded dumps were made (the fake API
-        # server's fixture is the same cluster plus kube-system's coredns, whose rules the recorded dumps lack)
-        self.lab = FakeLab() if FROM_FIXTURE else kslab.Lab()
+        self.lab = FakeLab()  # the fake API server's cluster, the one the recorded dumps were made for
         dumps = {n: (NODES / f"{n}.iptables-save").read_text() for n in node_names()}
         self.dp = factory.create("sim", self.lab.cluster, seed=int(time.time() * 1000) % 100000, tables=dumps)  # a live cluster is not seeded
         for node, text in dumps.items():  # iptables-restore without --counters drops them: put them back
             self._counters(node, text)
+        self._started = time.monotonic()  # a live cluster's clock is the real one: conntrack and recent entries age
+
+    def follow_the_clock(self) -> None:
+        """Move the simulator's clock to the wall clock's time since this machine started."""
+        behind = time.monotonic() - self._started - self.dp.now
+        if behind > 0:
+            self.dp.advance(behind)
 
     def _counters(self, node: str, text: str) -> None:
         tables = self.dp.tables[node].tables
@@ -160,6 +160,7 @@ class Sim:
 
     def answer(self, where: str, argv: list[str]) -> tuple[str, str, int]:
         """What ``argv`` prints in ``where`` (a pod, a node, mypc): the curl loop or one tool."""
+        self.follow_the_clock()
         if argv[:2] == ["sh", "-c"] and len(argv) == 5 and argv[3] == LOOP_NAME:
             m = re.search(r'-lt (\d+) \].*curl -s -m ([\d.]+) ', argv[2])
             return self.curl_loop(where, int(m[1]), float(m[2]), argv[4]), "", 0
@@ -167,8 +168,7 @@ class Sim:
             return "", "conntrack v1.4.7 (conntrack-tools): connection tracking table has been emptied.\n", 0
         if argv[:1] and argv[0] in TOOLS:
             return self.sh(where, argv)
-        return "", (f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{argv[0] if argv else ""}": '
-                    'executable file not found in $PATH: unknown\n'), 127
+        return "", missing_executable(argv[0] if argv else ""), 127
 
     def sh(self, where: str, argv: list[str]) -> tuple[str, str, int]:
         from kslab import shell
@@ -208,6 +208,12 @@ class Sim:
                 local = ":0" if exit_code == 28 else local
             chunks.append(f"{text}\n{MARK} code={code:03d} local={local} time=0.001{len(chunks) % 10} exit={exit_code}\n")
         return "".join(chunks)
+
+
+def missing_executable(name: str) -> str:
+    """What the container runtime prints for an exec of a program the image does not have."""
+    return (f'OCI runtime exec failed: exec failed: unable to start container process: exec: "{name}": '
+            'executable file not found in $PATH: unknown\n')
 
 
 def exec_in(name: str, argv: list[str]) -> int:

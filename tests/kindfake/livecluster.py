@@ -10,7 +10,9 @@ nodes (:class:`dockerfake.Sim`: the recorded node dumps in kslab's simulator).
 
 A write to a Service or an EndpointSlice is followed by every node's kube-proxy (kslab's Proxier,
 a partial sync into the same simulator: :func:`kube_proxy`), so the nodes' rules follow the API
-as on a live cluster. A pod's exec (``kubectl exec net-pod -- curl ...``, kslab's curl loop) runs through the simulator,
+as on a live cluster. A pod's exec (``kubectl exec net-pod -- curl ...``, kslab's curl loop) runs through the simulator
+(except in a pod whose image is the app's binary alone, traefik/whoami: there nothing can be exec'd, as on a live
+cluster),
 which then writes the nodes' tables back to the fake docker's nodes directory (a copy of the
 recorded dumps): the counters a later ``docker exec NODE iptables -L -v`` prints have moved by
 the connections made, as on a live node.
@@ -50,10 +52,10 @@ def kube_proxy(sim, nodes: Path, lock: threading.Lock):
     from kslab.proxy.config import ProxyConfig
     from kslab.proxy.proxier import Proxier
 
-    base = sim.lab.cluster
+    base, options = sim.lab.cluster, sim.lab.proxy_options
     proxiers = {}
     for node in base.nodes:
-        proxiers[node.name] = Proxier(ProxyConfig.for_node(base, node.name))
+        proxiers[node.name] = Proxier(ProxyConfig.for_node(base, node.name, **options))
         proxiers[node.name].sync_and_retry(base.services, base.endpoint_slices, lambda rs: None, now=0.0)  # what the dumps hold
 
     class Objects:  # the reading side of a KindClient, over the server's store
@@ -113,6 +115,17 @@ def serve_machine(sim, nodes: Path, lock: threading.Lock) -> str:
     return f"http://127.0.0.1:{httpd.server_address[1]}/"
 
 
+SCRATCH_IMAGES = ("traefik/whoami",)  # images with the app's binary alone: no sh, curl, ip or hostname to exec
+
+
+def _image(server, namespace: str, pod: str) -> str:
+    """The image of the pod's first container, as the server stores it ("" for no such pod)."""
+    for o in server.objects("Pod"):
+        if (o["metadata"].get("namespace"), o["metadata"]["name"]) == (namespace, pod):
+            return str(o["spec"]["containers"][0].get("image", ""))
+    return ""
+
+
 def start(state: Path, *, fixture: str = "myk8s", context: str = "kind-myk8s", **server_kw: Any):
     """Start the fake cluster; returns (server, env): ``env`` has KUBECONFIG and the fake docker's variables."""
     sys.path.insert(0, str(ROOT))
@@ -132,6 +145,8 @@ def start(state: Path, *, fixture: str = "myk8s", context: str = "kind-myk8s", *
 
     def handler(req) -> ExecAnswer:
         where = req.pod if req.namespace == "default" else f"{req.namespace}/{req.pod}"
+        if _image(server, req.namespace, req.pod).split(":")[0] in SCRATCH_IMAGES:  # nothing to run but the app
+            return ExecAnswer("", dockerfake.missing_executable(req.argv[0] if req.argv else ""), 127)
         with lock:
             stdout, stderr, code = sim.answer(where, list(req.argv))
             if req.argv[:1] == ("curl",) or req.argv[:2] == ("sh", "-c"):

@@ -1,15 +1,19 @@
 """Write tests/data/kind-nodes/NODE.iptables-save: what the fake ``docker`` (tests/kindfake/docker)
 answers for ``docker exec NODE iptables-save -c``. Not a capture of a live cluster (there is no
-Docker here): kslab's renderer for the study's lab (the cluster the fake API server serves, without
-kube-system's coredns; ``--fixture``: the fixture tests/data/kind/myk8s itself, read as the kind
-backend reads a live cluster, its kube-proxy ConfigMap included), loaded into kslab's simulator and driven with 10,100 connections from net-pod to svc-clusterip
-(so the rule counters are those of a node that carried chapter 01's traffic), plus the chains
-that kind's own software writes on every node (Docker's embedded DNS: DOCKER_OUTPUT and
-DOCKER_POSTROUTING; kindnet: KIND-MASQ-AGENT), copied from the real kind worker dump in
-tests/data/node-dumps/kind-worker3.nat.S with this cluster's addresses (docker network gateway
-172.18.0.1, pod subnet 10.10.0.0/16).
+Docker here): every node's kube-proxy (kslab's Proxier, its first sync) for the cluster the fake
+API server serves, the fixture tests/data/kind/myk8s read as the kind backend reads a live
+cluster (kube-system's coredns and the kube-proxy ConfigMap included, so ``lab.verify`` on the
+fake cluster is an empty diff), loaded into kslab's simulator and driven with 10,100 connections
+from net-pod to svc-clusterip (so the rule counters are those of a node that carried chapter
+01's traffic), plus the chains that kind's own software writes on every node (Docker's embedded
+DNS: DOCKER_OUTPUT and DOCKER_POSTROUTING; kindnet: KIND-MASQ-AGENT), copied from the real kind
+worker dump in tests/data/node-dumps/kind-worker3.nat.S with this cluster's addresses (docker
+network gateway 172.18.0.1, pod subnet 10.10.0.0/16).
 
-    PYTHONPATH=. python tests/kindfake/record_nodes.py [--fixture]
+    PYTHONPATH=. python tests/kindfake/record_nodes.py
+
+Run it after ``python -m tests.kindfake.make_fixtures`` (the dumps follow the fixture);
+tests/test_kindfake.py fails when the committed dumps are not what it writes.
 """
 
 from __future__ import annotations
@@ -76,29 +80,21 @@ def with_kind_chains(save: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def main(argv: list[str]) -> None:
-    if "--fixture" in argv:  # the fake API server's cluster itself (kube-system's coredns included)
-        sys.path.insert(0, str(ROOT / "tests" / "kindfake"))
-        from dockerfake import kube_proxy_tables
+def main(out: Path = OUT) -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "kindfake"))
+    from dockerfake import kube_proxy_tables
 
-        fake, dp = kube_proxy_tables(seed=11)
-        cluster, tables = fake.cluster, dp.tables
-        svc = cluster.service("svc-clusterip")
-        for _ in range(101):  # the chapter's 100 curls, then its 10,000 connections (here 101 x 100)
-            dp.connect(["net-pod"], svc.cluster_ip, 9000, "tcp", 100, seed=None, interval=0.001, timeout=1.0)
-    else:  # the study's lab (data/myk8s), what the committed dumps are
-        import kslab
-
-        lab = kslab.Lab(seed=11)
-        for _ in range(101):
-            lab.run("net-pod", "svc-clusterip", n=100)
-        cluster, tables = lab.cluster, lab.dataplane.tables
-    OUT.mkdir(parents=True, exist_ok=True)
+    fake, dp = kube_proxy_tables(seed=11)
+    cluster, tables = fake.cluster, dp.tables
+    svc = cluster.service("svc-clusterip")
+    for _ in range(101):  # the chapter's 100 curls, then its 10,000 connections (here 101 x 100)
+        dp.connect(["net-pod"], svc.cluster_ip, 9000, "tcp", 100, seed=None, interval=0.001, timeout=1.0)
+    out.mkdir(parents=True, exist_ok=True)
     for node in cluster.nodes:
         text = listing.save(tables[node.name].tables, counters=True, when=0.0)
-        (OUT / f"{node.name}.iptables-save").write_text(with_kind_chains(text))
-    print(f"wrote {len(cluster.nodes)} dumps to {OUT.relative_to(ROOT)}")
+        (out / f"{node.name}.iptables-save").write_text(with_kind_chains(text))
+    print(f"wrote {len(cluster.nodes)} dumps to {out}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
