@@ -112,7 +112,11 @@ def _read_file(f: Path) -> list[Document]:
         if not isinstance(obj, dict):
             raise InputError(src, "a YAML document must be a mapping (a Kubernetes object)", "check the file")
         if obj.get("kind") == "List" or (str(obj.get("kind", "")).endswith("List") and "items" in obj):
-            for i, item in enumerate(obj.get("items") or []):
+            items = obj.get("items")
+            if items is not None and not isinstance(items, list):
+                raise InputError(f"{src}: items", f"{_short(items)} is not a list of objects",
+                                 "give the List as kubectl prints it (kubectl get ... -o yaml)")
+            for i, item in enumerate(items or []):
                 if not isinstance(item, dict):
                     raise InputError(f"{src}: items[{i}]", "not an object", "each item must be a Kubernetes object")
                 out.append(Document(f"{src}: items[{i}]", item))
@@ -203,6 +207,69 @@ def _meta(doc: Document) -> dict[str, Any]:
     return md
 
 
+def _map(v: Any, where: str, what: str = "a mapping") -> dict[str, Any]:
+    """``v`` when it is a mapping (None: empty); else a one-line InputError naming ``where``."""
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise InputError(where, f"{_short(v)} is not {what}", "give the object as the API server returns it (kubectl get ... -o yaml)")
+    return v
+
+
+def _list(v: Any, where: str, what: str = "a list") -> list[Any]:
+    """``v`` when it is a list (None: empty); else a one-line InputError naming ``where``."""
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise InputError(where, f"{_short(v)} is not {what}", "give the object as the API server returns it (kubectl get ... -o yaml)")
+    return v
+
+
+def _maps(v: Any, where: str) -> list[dict[str, Any]]:
+    """A list of mappings (``where[i]`` named when an item is not one)."""
+    items = _list(v, where, "a list")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InputError(f"{where}[{i}]", f"{_short(item)} is not a mapping",
+                             "give the object as the API server returns it (kubectl get ... -o yaml)")
+    return items
+
+
+def _strs(v: Any, where: str) -> list[str]:
+    """A list of scalars, as strings."""
+    items = _list(v, where, "a list")
+    for i, item in enumerate(items):
+        if isinstance(item, (dict, list)):
+            raise InputError(f"{where}[{i}]", f"{_short(item)} is not a string", "give a list of strings")
+    return [str(x) for x in items]
+
+
+def _labels(v: Any, where: str) -> dict[str, str]:
+    """Labels, annotations, a selector: a mapping of strings (numbers written unquoted are read as text)."""
+    out = {}
+    for k, x in _map(v, where).items():
+        if isinstance(x, (dict, list)):
+            raise InputError(f"{where}.{k}", f"{_short(x)} is not a string", "quote the value")
+        out[str(k)] = "" if x is None else str(x)
+    return out
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+
+
+def _protocol(v: Any, where: str) -> str:
+    if v is None or v == "":
+        return "TCP"
+    if v not in PROTOCOLS:
+        raise InputError(where, f"{_short(v)} is not a protocol", "use TCP, UDP or SCTP")
+    return str(v)
+
+
 def _int_or(v: Any, where: str) -> int:
     if v is None:
         return 0
@@ -216,36 +283,38 @@ def _int_or(v: Any, where: str) -> int:
 
 def parse_service(doc: Document) -> Service:
     md = _meta(doc)
-    spec = doc.obj.get("spec") or {}
-    status = doc.obj.get("status") or {}
+    spec = _map(doc.obj.get("spec"), doc.where("spec"))
+    status = _map(doc.obj.get("status"), doc.where("status"))
     ports = []
-    for i, p in enumerate(spec.get("ports") or []):
+    for i, p in enumerate(_list(spec.get("ports"), doc.where("spec.ports"))):
         if not isinstance(p, dict) or p.get("port") is None:
             raise InputError(doc.where(f"spec.ports[{i}].port"), "every service port needs a port", "add port: <number>")
         ports.append(
             ServicePort(
                 port=_int_or(p.get("port"), doc.where(f"spec.ports[{i}].port")),
                 name=str(p.get("name") or ""),
-                protocol=str(p.get("protocol") or "TCP"),
+                protocol=_protocol(p.get("protocol"), doc.where(f"spec.ports[{i}].protocol")),
                 target_port=p.get("targetPort"),
                 node_port=_int_or(p.get("nodePort"), doc.where(f"spec.ports[{i}].nodePort")),
             )
         )
-    sac = ((spec.get("sessionAffinityConfig") or {}).get("clientIP") or {}).get("timeoutSeconds")
+    sac_cfg = _map(spec.get("sessionAffinityConfig"), doc.where("spec.sessionAffinityConfig"))
+    sac = _map(sac_cfg.get("clientIP"), doc.where("spec.sessionAffinityConfig.clientIP")).get("timeoutSeconds")
     lb = []
-    for ing in (status.get("loadBalancer") or {}).get("ingress") or []:
+    lb_status = _map(status.get("loadBalancer"), doc.where("status.loadBalancer"))
+    for ing in _maps(lb_status.get("ingress"), doc.where("status.loadBalancer.ingress")):
         lb.append(LoadBalancerIngress(ip=str(ing.get("ip") or ""), hostname=str(ing.get("hostname") or ""), ip_mode=ing.get("ipMode")))
     return Service(
         name=str(md["name"]),
         namespace=str(md.get("namespace") or "default"),
         type=str(spec.get("type") or "ClusterIP"),
         cluster_ip=str(spec.get("clusterIP") or ""),
-        cluster_ips=[str(x) for x in spec.get("clusterIPs") or []],
+        cluster_ips=_strs(spec.get("clusterIPs"), doc.where("spec.clusterIPs")),
         ports=ports,
-        selector=dict(spec["selector"]) if spec.get("selector") is not None else None,
-        external_ips=[str(x) for x in spec.get("externalIPs") or []],
+        selector=_labels(spec["selector"], doc.where("spec.selector")) if spec.get("selector") is not None else None,
+        external_ips=_strs(spec.get("externalIPs"), doc.where("spec.externalIPs")),
         load_balancer_ingress=lb,
-        load_balancer_source_ranges=[str(x) for x in spec.get("loadBalancerSourceRanges") or []],
+        load_balancer_source_ranges=_strs(spec.get("loadBalancerSourceRanges"), doc.where("spec.loadBalancerSourceRanges")),
         external_traffic_policy=str(spec.get("externalTrafficPolicy") or ""),
         internal_traffic_policy=str(spec.get("internalTrafficPolicy") or ""),
         health_check_node_port=_int_or(spec.get("healthCheckNodePort"), doc.where("spec.healthCheckNodePort")),
@@ -254,36 +323,41 @@ def parse_service(doc: Document) -> Service:
         publish_not_ready_addresses=bool(spec.get("publishNotReadyAddresses") or False),
         traffic_distribution=spec.get("trafficDistribution"),
         allocate_load_balancer_node_ports=spec.get("allocateLoadBalancerNodePorts"),
-        ip_families=[str(x) for x in spec.get("ipFamilies") or []],
-        annotations=dict(md.get("annotations") or {}),
-        labels=dict(md.get("labels") or {}),
+        ip_families=_strs(spec.get("ipFamilies"), doc.where("spec.ipFamilies")),
+        annotations=_labels(md.get("annotations"), doc.where("metadata.annotations")),
+        labels=_labels(md.get("labels"), doc.where("metadata.labels")),
         manifest=doc.obj,
     )
 
 
 def parse_endpoint_slice(doc: Document) -> EndpointSlice:
     md = _meta(doc)
-    labels = dict(md.get("labels") or {})
+    labels = _labels(md.get("labels"), doc.where("metadata.labels"))
     svc_name = labels.get(LABEL_SERVICE_NAME, "")
-    ports = [
-        EndpointPort(port=p.get("port"), name=p.get("name", ""), protocol=p.get("protocol", "TCP"))
-        for p in doc.obj.get("ports") or []
-    ]
+    ports = []
+    for i, p in enumerate(_maps(doc.obj.get("ports"), doc.where("ports"))):
+        port = p.get("port")
+        ports.append(EndpointPort(port=None if port is None else _int_or(port, doc.where(f"ports[{i}].port")),
+                                  name=str(p.get("name") or ""),
+                                  protocol=_protocol(p.get("protocol"), doc.where(f"ports[{i}].protocol"))))
     eps = []
-    for e in doc.obj.get("endpoints") or []:
-        cond = e.get("conditions") or {}
-        hints = e.get("hints") or {}
-        ref = e.get("targetRef") or {}
+    for i, e in enumerate(_maps(doc.obj.get("endpoints"), doc.where("endpoints"))):
+        at = f"endpoints[{i}]"
+        cond = _map(e.get("conditions"), doc.where(f"{at}.conditions"))
+        hints = _map(e.get("hints"), doc.where(f"{at}.hints"))
+        ref = _map(e.get("targetRef"), doc.where(f"{at}.targetRef"))
+        zones = [str(z.get("name")) for z in _maps(hints.get("forZones"), doc.where(f"{at}.hints.forZones"))]
+        nodes = [str(n.get("name")) for n in _maps(hints.get("forNodes"), doc.where(f"{at}.hints.forNodes"))]
         eps.append(
             Endpoint(
-                addresses=[str(a) for a in e.get("addresses") or []],
+                addresses=_strs(e.get("addresses"), doc.where(f"{at}.addresses")),
                 ready=cond.get("ready"),
                 serving=cond.get("serving"),
                 terminating=cond.get("terminating"),
                 node_name=e.get("nodeName"),
                 zone=e.get("zone"),
-                hints_for_zones=[z["name"] for z in hints.get("forZones") or []] or None,
-                hints_for_nodes=[n["name"] for n in hints.get("forNodes") or []] or None,
+                hints_for_zones=zones or None,
+                hints_for_nodes=nodes or None,
                 target_pod=ref.get("name") if ref.get("kind", "Pod") == "Pod" else None,
             )
         )
@@ -299,70 +373,77 @@ def parse_endpoint_slice(doc: Document) -> EndpointSlice:
     )
 
 
-def containers_from_spec(spec: dict[str, Any]) -> list[Container]:
+def containers_from_spec(spec: dict[str, Any], where: str = "spec") -> list[Container]:
     out = []
-    for c in spec.get("containers") or []:
+    for i, c in enumerate(_maps(spec.get("containers"), f"{where}.containers")):
+        at = f"{where}.containers[{i}]"
+        ports = []
+        for j, p in enumerate(_maps(c.get("ports"), f"{at}.ports")):
+            if p.get("containerPort") is not None:
+                ports.append(ContainerPort(_int_or(p["containerPort"], f"{at}.ports[{j}].containerPort"),
+                                           str(p.get("name") or ""), str(p.get("protocol") or "TCP")))
         out.append(
             Container(
                 name=str(c.get("name") or ""),
                 image=str(c.get("image") or ""),
-                ports=[
-                    ContainerPort(int(p["containerPort"]), str(p.get("name") or ""), str(p.get("protocol") or "TCP"))
-                    for p in c.get("ports") or []
-                    if p.get("containerPort") is not None
-                ],
+                ports=ports,
                 readiness_probe=c.get("readinessProbe"),
             )
         )
     return out
 
 
-def pod_from_template(name: str, namespace: str, meta: dict[str, Any], spec: dict[str, Any], manifest=None) -> Pod:
+def pod_from_template(name: str, namespace: str, meta: dict[str, Any], spec: dict[str, Any], manifest=None,
+                      where: str = "") -> Pod:
+    at = f"{where}: " if where else ""
+    meta = _map(meta, f"{at}metadata")
+    spec = _map(spec, f"{at}spec")
     return Pod(
         name=name,
         namespace=namespace,
-        labels=dict(meta.get("labels") or {}),
+        labels=_labels(meta.get("labels"), f"{at}metadata.labels"),
         node_name=str(spec.get("nodeName") or ""),
-        node_selector=dict(spec.get("nodeSelector") or {}),
-        tolerations=list(spec.get("tolerations") or []),
-        containers=containers_from_spec(spec),
+        node_selector=_labels(spec.get("nodeSelector"), f"{at}spec.nodeSelector"),
+        tolerations=list(_list(spec.get("tolerations"), f"{at}spec.tolerations")),
+        containers=containers_from_spec(spec, f"{at}spec"),
         manifest=manifest,
     )
 
 
 def parse_pod(doc: Document) -> Pod:
     md = _meta(doc)
-    spec = doc.obj.get("spec") or {}
-    pod = pod_from_template(str(md["name"]), str(md.get("namespace") or "default"), md, spec, doc.obj)
-    status = doc.obj.get("status") or {}
+    spec = _map(doc.obj.get("spec"), doc.where("spec"))
+    pod = pod_from_template(str(md["name"]), str(md.get("namespace") or "default"), md, spec, doc.obj, where=doc.where())
+    status = _map(doc.obj.get("status"), doc.where("status"))
     if status:  # a recorded pod: keep what the cluster said
         pod.pod_ip = str(status.get("podIP") or "")
         pod.phase = str(status.get("phase") or "Pending")
-        pod.ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        pod.ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in _maps(status.get("conditions"), doc.where("status.conditions")))
     pod.terminating = bool(md.get("deletionTimestamp"))
     return pod
 
 
 def parse_deployment(doc: Document) -> Deployment:
     md = _meta(doc)
-    spec = doc.obj.get("spec") or {}
-    sel = (spec.get("selector") or {}).get("matchLabels") or {}
+    spec = _map(doc.obj.get("spec"), doc.where("spec"))
+    sel = _map(_map(spec.get("selector"), doc.where("spec.selector")).get("matchLabels"), doc.where("spec.selector.matchLabels"))
     return Deployment(
         name=str(md["name"]),
         namespace=str(md.get("namespace") or "default"),
         replicas=_int_or(spec.get("replicas", 1), doc.where("spec.replicas")),
         selector=dict(sel),
-        template=dict(spec.get("template") or {}),
+        template=dict(_map(spec.get("template"), doc.where("spec.template"))),
         manifest=doc.obj,
     )
 
 
 def parse_node(doc: Document) -> Node:
     md = _meta(doc)
-    spec = doc.obj.get("spec") or {}
-    status = doc.obj.get("status") or {}
+    spec = _map(doc.obj.get("spec"), doc.where("spec"))
+    status = _map(doc.obj.get("status"), doc.where("status"))
     ip = ""
-    for a in status.get("addresses") or []:
+    for a in _maps(status.get("addresses"), doc.where("status.addresses")):
         if a.get("type") == "InternalIP":
             ip = str(a.get("address") or "")
             break
@@ -370,10 +451,11 @@ def parse_node(doc: Document) -> Node:
         name=str(md["name"]),
         internal_ip=ip,
         pod_cidr=str(spec.get("podCIDR") or ""),
-        labels=dict(md.get("labels") or {}),
-        taints=list(spec.get("taints") or []),
+        labels=_labels(md.get("labels"), doc.where("metadata.labels")),
+        taints=list(_list(spec.get("taints"), doc.where("spec.taints"))),
         # a recorded node: its Ready condition (a manifest without status is ready)
-        ready=all(c.get("status") == "True" for c in status.get("conditions") or [] if c.get("type") == "Ready"),
+        ready=all(c.get("status") == "True" for c in _maps(status.get("conditions"), doc.where("status.conditions"))
+                  if c.get("type") == "Ready"),
     )
 
 

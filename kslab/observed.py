@@ -57,13 +57,23 @@ def _flatten(objects: Iterable[Any], source: str) -> list[Document]:
         where = f"{source}[{i}]"
         if not isinstance(obj, dict):
             raise InputError(where, "not an object (a mapping with kind, apiVersion, metadata)", "give API objects")
+        if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
+            raise InputError(f"{where}: metadata", f"{obj.get('metadata')!r:.60} is not a mapping",
+                             "give objects as the API server returns them (kubectl get ... -o yaml)")
         kind = str(obj.get("kind") or "")
         if kind == "List" or (kind.endswith("List") and "items" in obj):
             item_kind = kind[: -len("List")] if kind != "List" else ""
-            for j, item in enumerate(obj.get("items") or []):
+            items = obj.get("items")
+            if items is not None and not isinstance(items, list):
+                raise InputError(f"{where}: items", f"{items!r:.60} is not a list of objects",
+                                 "give the List as kubectl prints it (kubectl get ... -o yaml)")
+            for j, item in enumerate(items or []):
                 w = f"{where}: items[{j}]"
                 if not isinstance(item, dict):
                     raise InputError(w, "not an object", "each item of a List must be a Kubernetes object")
+                if item.get("metadata") is not None and not isinstance(item.get("metadata"), dict):
+                    raise InputError(f"{w}: metadata", f"{item.get('metadata')!r:.60} is not a mapping",
+                                     "give objects as the API server returns them (kubectl get ... -o yaml)")
                 if item_kind and not item.get("kind"):  # the API server's lists leave the items' kind out
                     item = {**item, "kind": item_kind, "apiVersion": item.get("apiVersion") or
                             _LIST_ITEM_API.get(kind) or obj.get("apiVersion")}
@@ -76,7 +86,9 @@ def _flatten(objects: Iterable[Any], source: str) -> list[Document]:
 def is_kube_proxy_configmap(obj: dict) -> bool:
     """True for the ConfigMap kube-proxy reads: ``kube-system/kube-proxy`` (kubeadm, kind) or
     ``kube-system/kube-proxy-config`` (EKS)."""
-    md = obj.get("metadata") or {}
+    md = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(md, dict):
+        return False
     return (obj.get("kind") == "ConfigMap" and md.get("namespace", "kube-system") == "kube-system"
             and md.get("name") in ("kube-proxy", "kube-proxy-config"))
 
@@ -163,10 +175,16 @@ def kube_proxy_configuration(cm: dict, *, source: str = "kube-proxy ConfigMap") 
         raise InputError(f"{source}: kind", f"{cm.get('kind')!r} is not a ConfigMap",
                          "give kubectl -n kube-system get configmap kube-proxy -o yaml")
     data = cm.get("data") or {}
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: data", f"{data!r:.60} is not a mapping",
+                         "give kube-proxy's ConfigMap (kubectl -n kube-system get configmap kube-proxy -o yaml)")
     key = next((k for k in CONFIG_KEYS if k in data), None)
     if key is None:
         raise InputError(f"{source}: data", f"has no {' or '.join(CONFIG_KEYS)} key (keys: {', '.join(data) or 'none'})",
                          "give kube-proxy's ConfigMap (kubectl -n kube-system get configmap kube-proxy -o yaml)")
+    if not isinstance(data[key], str) and data[key] is not None:
+        raise InputError(f"{source}: data[{key!r}]", f"{data[key]!r:.60} is not text (a KubeProxyConfiguration in YAML)",
+                         "give the ConfigMap exactly as kubectl prints it")
     try:
         conf = yaml.safe_load(data[key] or "") or {}
     except yaml.YAMLError as e:
@@ -208,6 +226,17 @@ def _ipv4(cidrs: list[str]) -> list[str]:
     return [c for c in cidrs if c == "primary" or ipaddress.ip_network(c, strict=False).version == 4]
 
 
+def _section(conf: dict, key: str, source: str) -> dict:
+    """``conf[key]``, a mapping (absent: empty); a one-line InputError naming it otherwise."""
+    value = conf.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"{source}: {key}", f"{value!r:.60} is not a mapping",
+                         f"write {key}: as KubeProxyConfiguration does (e.g. {key}: {{}}), or leave it out")
+    return value
+
+
 def proxy_options_from_configmap(cm: dict, *, source: str = "kube-proxy ConfigMap") -> dict:
     """The kube-proxy options a node's kube-proxy runs with, from its ConfigMap (see
     :func:`kube_proxy_configuration`), as kslab proxy options (:data:`kslab.proxy.config.FLAGS`
@@ -226,9 +255,9 @@ def proxy_options_from_configmap(cm: dict, *, source: str = "kube-proxy ConfigMa
     if mode not in SUPPORTED_MODES:
         raise InputError(f"{source}: mode", f"kube-proxy runs in {mode!r} mode; kslab renders iptables mode only",
                          "verify a node whose kube-proxy runs mode: iptables (or the default, \"\")")
-    ipt = conf.get("iptables") or {}
-    detect = conf.get("detectLocal") or {}
-    ct = conf.get("conntrack") or {}
+    ipt = _section(conf, "iptables", source)
+    detect = _section(conf, "detectLocal", source)
+    ct = _section(conf, "conntrack", source)
     opts: dict[str, Any] = {}
     cluster = _ipv4(_cidrs(conf.get("clusterCIDR"), f"{source}: clusterCIDR"))
     opts["cluster_cidr"] = cluster[0] if cluster else None
