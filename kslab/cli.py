@@ -425,8 +425,9 @@ def _add_verify(sub) -> None:
                     "rules, ignoring other software's chains (CNI, Docker, kubelet) and counters. Offline: "
                     "kslab verify -f objects.yaml --iptables-save node.txt --node NAME (objects as `kubectl get "
                     "svc,endpointslices,nodes -A -o yaml` prints them). Live: kslab verify --context kind-myk8s "
-                    "--node myk8s-worker. Exit status: 0 match, 1 differ (the report says where) or the "
-                    "cluster/machine cannot be reached, 2 bad input.",
+                    "--node myk8s-worker. Exit status: 0 the rules match; 1 they differ (the report says where), and "
+                    "only then; 2 they could not be compared: bad input (a file, a flag, a dump with nothing of "
+                    "kube-proxy's in it), or the cluster, docker or the node cannot be reached (one line on stderr says which).",
     )
     _add_files(p, "offline: the cluster's objects (kubectl get svc,endpointslices,nodes -A -o yaml > objects.yaml); "
                   "a kube-proxy ConfigMap among them is used as --proxy-config")
@@ -450,12 +451,41 @@ def _add_verify(sub) -> None:
     p.add_argument("--allow-debug-pod", action="store_true",
                    help="live, a node that is not a kind container: run iptables-save in the node's kube-proxy pod "
                         "(privileged, host network) through the API server's exec")
-    p.add_argument("--timeout", type=float, default=10.0, help="live: seconds for each API call (default 10)")
+    p.add_argument("--timeout", type=_seconds, default=10.0,
+                   help="live: seconds for each API call, the kubeconfig's credential plugin and the node's iptables-save (default 10)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
     p.set_defaults(func=cmd_verify)
 
 
+def _seconds(text: str) -> float:
+    """``--timeout``: a finite number of seconds above zero (argparse turns the ValueError into a one-line usage error)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (write e.g. --timeout 10)") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive, finite number of seconds (write e.g. --timeout 10)")
+    return value
+
+
+VERIFY_CANNOT_COMPARE = 2  # kslab verify: the rules could not be compared (bad input, or unreachable)
+
+
 def cmd_verify(args) -> int:
+    """0 match, 1 differ, 2 could not compare: every error (bad input, or the cluster, docker or the
+    node cannot be reached) exits 2 here, so that 1 means only "the rules differ"."""
+    from .errors import KslabError
+
+    try:
+        return _verify(args)
+    except KslabError as e:
+        e.exit_code = VERIFY_CANNOT_COMPARE
+        raise
+
+
+def _verify(args) -> int:
     import json
     from dataclasses import asdict
 
@@ -503,6 +533,9 @@ def cmd_verify(args) -> int:
         report.source = " ".join(args.iptables_save)
         if not args.proxy_config and not cms:
             report.rendered_for += " (kube-proxy's defaults: give --proxy-config for the node's kube-proxy ConfigMap)"
+    if not report.comparable():
+        where = f"--iptables-save {' '.join(args.iptables_save)}" if args.iptables_save else f"the rules of node {args.node}"
+        raise InputError(where, report.not_comparable or "holds nothing of kube-proxy's to compare")
     if args.json:
         print(json.dumps({"ok": report.ok(), **asdict(report)}, indent=2))
     else:

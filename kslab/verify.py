@@ -144,15 +144,24 @@ class VerifyReport:
     rendered_for: str = ""  # the kube-proxy configuration the rendering used (one line)
     source: str = ""  # where the node's rules were read (a file, docker exec, a pod's exec)
     consequences: list[Consequence] = field(default_factory=list)  # traces of the differing service ports
+    # why nothing could be compared (then ok() is False and the rules neither match nor differ):
+    # a dump without nat and filter tables, or whose tables hold none of kube-proxy's chains
+    not_comparable: str = ""
 
     def ok(self) -> bool:
-        return not self.diffs
+        """True when kube-proxy's rules were compared (:attr:`compared` is not zero) and match."""
+        return not self.diffs and not self.not_comparable and self.compared[0] > 0
+
+    def comparable(self) -> bool:
+        return not self.not_comparable and self.compared[0] > 0
 
     def text(self) -> str:
         chains, rules = self.compared
         tables = f"; table{'s' if len(self.not_compared) != 1 else ''} not in the dump, not compared: {', '.join(self.not_compared)}" \
             if self.not_compared else ""
-        if self.ok():
+        if not self.comparable():
+            out = [f"{self.node}: nothing compared: {self.not_comparable or 'no kube-proxy chain in the rendering or the dump'}"]
+        elif self.ok():
             out = [f"{self.node}: kube-proxy's rules match what it should have written "
                    f"({chains} chains, {_rules(rules)} compared{tables})"]
         else:
@@ -346,7 +355,33 @@ def compare_tables(node: str, expected: dict[str, TableDump], actual: dict[str, 
                 d = _compare_chain(tname, name, want, have, False)
                 if d:
                     diffs.append(d)
-    return VerifyReport(node, diffs, ignored_chains, ignored_rules, not_compared, (n_chains, n_rules))
+    report = VerifyReport(node, diffs, ignored_chains, ignored_rules, not_compared, (n_chains, n_rules))
+    report.not_comparable = _not_comparable(expected, actual)
+    return report
+
+
+# the tables kube-proxy writes its service rules into; a dump without both cannot be compared
+SERVICE_TABLES = ("nat", "filter")
+
+
+def _not_comparable(expected: dict[str, TableDump], actual: dict[str, TableDump]) -> str:
+    """Why the node's dump cannot be compared with the rendering, or "": it holds neither a nat nor
+    a filter table (``iptables-save -t raw``, a ``*security`` table, an empty ``*nat``), or its
+    tables hold none of kube-proxy's chains where kube-proxy should have written some (saved with
+    another iptables backend than kube-proxy's, or on another machine)."""
+    present = [t for t in SERVICE_TABLES if t in actual]
+    if not present:
+        return ("the dump holds no nat or filter table (with rules): save it with `iptables-save` (all tables), "
+                "or `iptables -t nat -S` and `iptables -t filter -S`")
+    should = [t for t in present if any(n not in BUILTIN_CHAINS[t] for n in (expected.get(t) or TableDump.empty(t)).chains)]
+    has = [t for t in present
+           if any(n not in BUILTIN_CHAINS[t] and _is_kube_proxys(t, n, expected.get(t) or TableDump.empty(t))
+                  for n in actual[t].chains)]
+    if should and not has:
+        return (f"the dump's {' and '.join(present)} table{'s' if len(present) > 1 else ''} hold none of kube-proxy's "
+                "chains (KUBE-SERVICES...): save it on the node itself, with the iptables backend kube-proxy uses "
+                "(iptables-nft-save or iptables-legacy-save: try the other one)")
+    return ""
 
 
 def verify_node(cluster: ClusterState, node: str, save_text: str, *, proxy: dict | None = None,
@@ -470,13 +505,28 @@ def kube_proxy_pod(cluster: ClusterState, node: str):
     return None
 
 
-def fetch_node_dump(node: str, cluster: ClusterState, *, client=None, docker=None, allow_debug_pod: bool = False,
-                    timeout: float = SAVE_TIMEOUT) -> tuple[str, str]:
+def _kube_proxy_pod_on(client, node: str):
+    """The running kube-proxy pod on ``node`` as the API lists it (kube-system, ``k8s-app=kube-proxy``):
+    (name, namespace), or None. Only these pods are listed, not the cluster's."""
+    key, value = KUBE_PROXY_LABEL
+    for p in client.list_kind("Pod", "kube-system", label_selector=f"{key}={value}"):
+        md, spec, st = p.get("metadata") or {}, p.get("spec") or {}, p.get("status") or {}
+        if spec.get("nodeName") == node and not md.get("deletionTimestamp") and st.get("phase") == "Running":
+            return str(md.get("name")), "kube-system"
+    return None
+
+
+def fetch_node_dump(node: str, cluster: ClusterState | None = None, *, client=None, docker=None,
+                    allow_debug_pod: bool = False, timeout: float = SAVE_TIMEOUT) -> tuple[str, str]:
     """``node``'s ``iptables-save`` and how it was read: ``docker exec NODE iptables-save`` when
     the node is a kind container on this machine's Docker; otherwise, only with
-    ``allow_debug_pod``, ``iptables-save`` in the node's kube-proxy pod (privileged, on the
-    node's network: it sees the node's tables) by the API server's exec. A node that is not a
-    kind container, without ``allow_debug_pod``: one-line EnvironmentProblem saying so."""
+    ``allow_debug_pod`` (and ``client``, a :class:`~kslab.kind.client.KindClient`): by the API
+    server's exec in the node's kube-proxy pod when one runs there (privileged, host network:
+    it sees the node's tables, with kube-proxy's own iptables backend), else in a privileged pod
+    kslab creates on the node for the purpose (:meth:`KindClient.run_node_pod`: hostNetwork,
+    privileged, ``nodeName``, the kube-proxy DaemonSet's image or kube-proxy's image of the API
+    server's version, labelled ``kslab.io/managed-by=kslab``, deleted afterwards). A node that is
+    not a kind container, without ``allow_debug_pod``: one-line EnvironmentProblem saying so."""
     from .errors import EnvironmentProblem
     from .kind.traffic import Docker
 
@@ -496,39 +546,60 @@ def fetch_node_dump(node: str, cluster: ClusterState, *, client=None, docker=Non
         problem = str(e)
     if not allow_debug_pod:
         raise EnvironmentProblem(f"{problem}; kslab reads a non-kind node's rules only from a privileged pod on it: "
-                                 "pass --allow-debug-pod (allow_debug_pod=True) to run iptables-save in its kube-proxy pod")
-    pod = kube_proxy_pod(cluster, node)
-    if pod is None or client is None:
-        raise EnvironmentProblem(f"{problem}, and no kube-proxy pod (kube-system, k8s-app=kube-proxy) runs on {node} "
-                                 "to run iptables-save in")
-    r = client.exec(pod.name, pod.namespace, ["iptables-save"], timeout=timeout)
+                                 "pass --allow-debug-pod (allow_debug_pod=True) to run iptables-save in its kube-proxy "
+                                 "pod, or in a privileged pod kslab creates on the node and deletes afterwards")
+    if client is None:
+        raise EnvironmentProblem(f"{problem}, and no API server to run iptables-save on the node through")
+    found = _kube_proxy_pod_on(client, node)
+    if found is not None:
+        name, ns = found
+        r = client.exec(name, ns, ["iptables-save"], timeout=timeout)
+        if r.exit_code != 0:
+            raise EnvironmentProblem(f"iptables-save in pod {ns}/{name} failed (exit {r.exit_code}): "
+                                     f"{' '.join(r.stderr.split())[:200] or 'no message'}")
+        return r.stdout, f"iptables-save in pod {ns}/{name} (on {node}), by the API server's exec"
+    image, why = client.node_pod_image()
+    r, pod = client.run_node_pod(node, ["iptables-save"], image=image, timeout=timeout)
     if r.exit_code != 0:
-        raise EnvironmentProblem(f"iptables-save in pod kube-system/{pod.name} failed (exit {r.exit_code}): "
-                                 f"{' '.join(r.stderr.split())[:200] or 'no message'}")
-    return r.stdout, f"iptables-save in pod kube-system/{pod.name} (on {node}), by the API server's exec"
+        raise EnvironmentProblem(f"iptables-save in a privileged pod on node {node} (image {image}) failed "
+                                 f"(exit {r.exit_code}): {' '.join(r.stdout.split())[:200] or 'no message'}")
+    return r.stdout, (f"iptables-save in privileged pod kube-system/{pod} on {node} ({why}, {image}; "
+                      "created by kslab and deleted)")
+
+
+# the kinds verify reads from a live cluster: what kube-proxy watches to write a node's rules
+VERIFY_KINDS = ("Node", "Service", "EndpointSlice")
 
 
 def verify_live(node: str, *, context: str | None = None, kubeconfig: str | None = None, allow_any_context: bool = False,
                 allow_debug_pod: bool = False, timeout: float = 10.0, client=None, docker=None) -> VerifyReport:
-    """``kslab verify --context CTX --node NODE``: the live objects and kube-proxy ConfigMap
-    (through :class:`kslab.kind.client.KindClient`, refusing a context not named ``kind-*``
-    unless ``allow_any_context``), the node's real rules (:func:`fetch_node_dump`), compared by
+    """``kslab verify --context CTX --node NODE``: the live Nodes, Services, EndpointSlices and
+    kube-proxy ConfigMap (what kube-proxy itself reads; no Pods, Deployments or ReplicaSets:
+    verify needs no RBAC beyond kube-proxy's own, plus exec or pod creation with
+    ``allow_debug_pod``), read through :class:`kslab.kind.client.KindClient` (refusing a
+    context not named ``kind-*`` unless ``allow_any_context``), the node's real rules
+    (:func:`fetch_node_dump`, within ``timeout`` x 3 seconds), compared by
     :func:`verify_node`. Without a kube-proxy ConfigMap, kube-proxy's defaults are assumed (the
     report says so). ``client``/``docker`` are for tests."""
-    from .kind.dataplane import read_cluster
-    from .observed import proxy_options_from_configmap
+    from .kind.client import check_timeout
+    from .observed import cluster_from_objects, proxy_options_from_configmap
 
+    timeout = check_timeout(timeout)
     own = client is None
     if own:
         from .kind.client import KindClient
 
         client = KindClient.connect(context, kubeconfig=kubeconfig, allow_any_context=allow_any_context, timeout=timeout)
     try:
-        cluster = read_cluster(client)
-        cluster.node(node)
+        objects: list[dict] = []
+        for kind in VERIFY_KINDS:
+            objects += client.list_kind(kind)
         cm = client.kube_proxy_configmap()
+        cluster = cluster_from_objects(objects + ([cm] if cm else []), source=f"context {client.context}")
+        cluster.node(node)
         proxy = proxy_options_from_configmap(cm) if cm else {"cluster_cidr": None}
-        text, source = fetch_node_dump(node, cluster, client=client, docker=docker, allow_debug_pod=allow_debug_pod)
+        text, source = fetch_node_dump(node, cluster, client=client, docker=docker, allow_debug_pod=allow_debug_pod,
+                                       timeout=max(SAVE_TIMEOUT, 3 * timeout))
     finally:
         if own:
             client.close()

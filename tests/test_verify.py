@@ -334,7 +334,7 @@ def test_cli_bad_input_exits_2_with_one_line(args, message):
 
 def test_cli_live_without_a_kubeconfig_is_one_line(tmp_path):
     r = kslab("--context", "kind-myk8s", "--node", "myk8s-worker", env={"KUBECONFIG": str(tmp_path / "none")})
-    assert r.returncode == 1 and r.stderr.startswith("kslab: error: no kubeconfig at ") and r.stderr.count("\n") == 1
+    assert r.returncode == 2 and r.stderr.startswith("kslab: error: no kubeconfig at ") and r.stderr.count("\n") == 1
 
 
 # ---- Lab.verify ---------------------------------------------------------------------------------------
@@ -388,12 +388,28 @@ class FixtureClient:
         self.objects = [o for o in load_objects("myk8s") if not drop(o)]
         self.exec_answer = exec_answer
         self.execs: list[tuple] = []
+        self.listed: list[str] = []
+        self.node_pods: list[tuple] = []
 
     def list_objects(self):
         return [o for o in self.objects if o["kind"] in ("Node", "Pod", "Service", "EndpointSlice")]
 
     def list_kind(self, kind, namespace=None, *, label_selector=None):
-        return [o for o in self.objects if o["kind"] == kind]
+        from kindfake.server import label_selector_matches
+
+        self.listed.append(kind)
+        return [o for o in self.objects if o["kind"] == kind
+                and (namespace is None or o["metadata"].get("namespace") == namespace)
+                and (not label_selector or label_selector_matches(label_selector, o["metadata"].get("labels") or {}))]
+
+    def node_pod_image(self):
+        return "registry.k8s.io/kube-proxy:v1.33.1", "kslab's default image"
+
+    def run_node_pod(self, node, argv, *, image, timeout):
+        from kslab.kind.client import ExecResult
+
+        self.node_pods.append((node, tuple(argv), image))
+        return ExecResult(self.exec_answer or "", "", 0), "kslab-node-abcde"
 
     def kube_proxy_configmap(self):
         return next(o for o in self.objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "kube-proxy")
@@ -490,8 +506,12 @@ def test_live_without_docker_and_no_kube_proxy_pod(monkeypatch):
     cluster = read_cluster(client)
     with pytest.raises(EnvironmentProblem, match="^docker: not found on PATH.*; a node that is not a kind container: pass --allow-debug-pod"):
         fetch_node_dump("myk8s-worker", cluster, client=client)
-    with pytest.raises(EnvironmentProblem, match="and no kube-proxy pod .* runs on myk8s-worker"):
-        fetch_node_dump("myk8s-worker", cluster, client=client, allow_debug_pod=True)
+    # no kube-proxy pod on the node (GKE's static pods, another name): a privileged pod kslab makes there
+    client.exec_answer = (KIND_NODES / "myk8s-worker.iptables-save").read_text()
+    text, source = fetch_node_dump("myk8s-worker", cluster, client=client, allow_debug_pod=True)
+    assert text == client.exec_answer and client.execs == []
+    assert client.node_pods == [("myk8s-worker", ("iptables-save",), "registry.k8s.io/kube-proxy:v1.33.1")]
+    assert source.startswith("iptables-save in privileged pod kube-system/kslab-node-abcde on myk8s-worker")
 
 
 # ---- the live form end to end: the real kubernetes client against the fake API server ----------------------
@@ -543,12 +563,12 @@ def test_live_cli_errors_are_one_line(live, capsys):
     from kslab.cli import main
 
     server, _ = live
-    assert main(["verify", "--context", "kind-nope", "--node", "myk8s-worker"]) == 1
+    assert main(["verify", "--context", "kind-nope", "--node", "myk8s-worker"]) == 2
     assert capsys.readouterr().err.startswith("kslab: error: context 'kind-nope' is not in kubeconfig")
     assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker9"]) == 2
     assert capsys.readouterr().err.startswith("kslab: error: node 'myk8s-worker9': no such node in the cluster")
     server.forbid("list", "endpointslices")
-    assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker"]) == 1
+    assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("kslab: error: forbidden: context 'kind-myk8s' cannot list endpointslices.discovery.k8s.io") and err.count("\n") == 1
 

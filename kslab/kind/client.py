@@ -53,6 +53,12 @@ MANAGED_LABEL_VALUE = "kslab"
 MANAGED_LABEL = {MANAGED_LABEL_KEY: MANAGED_LABEL_VALUE}
 
 KIND_CONTEXT_PREFIX = "kind-"
+# kslab verify --allow-debug-pod on a node that is not a kind container: the pod's image when the
+# cluster has no kube-proxy DaemonSet (GKE's static kube-proxy pods...): kube-proxy's own image of
+# the API server's version, which holds iptables-save and picks nft or legacy as kube-proxy does
+DEBUG_POD_IMAGE = "registry.k8s.io/kube-proxy:{version}"
+DEBUG_POD_DEFAULT_VERSION = "v1.33.1"
+DEBUG_POD_NAMESPACE = "kube-system"
 LIST_PAGE_SIZE = 500  # kubectl's --chunk-size
 FIELD_MANAGER = (("fieldManager", "kslab"),)  # managedFields name kslab as the writer
 
@@ -173,7 +179,7 @@ def read_kubeconfig(kubeconfig: str | None = None) -> KubeconfigInfo:
     if not existing:
         raise EnvironmentProblem(
             f"no kubeconfig at {spec}: create the cluster first (kind create cluster --config "
-            "data/myk8s/kind-cluster.yaml writes one), or pass kubeconfig=PATH / set KUBECONFIG")
+            "data/myk8s/kind-cluster.yaml writes one), or pass kubeconfig=PATH (--kubeconfig PATH) / set KUBECONFIG")
     info = KubeconfigInfo(paths=existing)
     for p in existing:
         try:
@@ -182,15 +188,49 @@ def read_kubeconfig(kubeconfig: str | None = None) -> KubeconfigInfo:
             raise EnvironmentProblem(f"kubeconfig {p} cannot be read: {' '.join(str(e).split())}") from None
         if not isinstance(doc, dict):
             raise EnvironmentProblem(f"kubeconfig {p} is not a kubeconfig (a YAML mapping with contexts)")
-        for item in doc.get("contexts") or []:
-            if isinstance(item, dict) and item.get("name"):
-                info.contexts.setdefault(str(item["name"]), dict(item.get("context") or {}))
-        for item in doc.get("clusters") or []:
-            if isinstance(item, dict) and item.get("name"):
-                info.clusters.setdefault(str(item["name"]), dict(item.get("cluster") or {}))
+        for key, into in (("contexts", info.contexts), ("clusters", info.clusters), ("users", None)):
+            items = doc.get(key)
+            if items is None:
+                continue
+            if not isinstance(items, list):
+                raise InputError(f"kubeconfig {p}: {key}", f"{_short(items)} is not a list",
+                                 f"write {key}: as a list of '- name: ...' entries (kubectl config view shows the shape), "
+                                 "or let kind write the file (kind export kubeconfig --name CLUSTER)")
+            for i, item in enumerate(items):
+                if not isinstance(item, dict):
+                    raise InputError(f"kubeconfig {p}: {key}[{i}]", f"{_short(item)} is not a mapping",
+                                     "give each entry a name and its settings")
+                inner = item.get(key[:-1])
+                if inner is not None and not isinstance(inner, dict):
+                    raise InputError(f"kubeconfig {p}: {key}[{i}].{key[:-1]}", f"{_short(inner)} is not a mapping",
+                                     f"write {key[:-1]}: with its fields (kubectl config view shows the shape)")
+                if into is not None and item.get("name"):
+                    into.setdefault(str(item["name"]), dict(inner or {}))
+        if doc.get("current-context") is not None and not isinstance(doc.get("current-context"), str):
+            raise InputError(f"kubeconfig {p}: current-context", f"{_short(doc['current-context'])} is not a context name",
+                             "write current-context: kind-myk8s (or kubectl config use-context NAME)")
         if info.current_context is None and doc.get("current-context"):
             info.current_context = str(doc["current-context"])
     return info
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_timeout(timeout: Any, where: str = "timeout") -> float:
+    """A timeout in seconds: a finite number above zero (``nan``, ``inf``, 0, -1 are refused in one line)."""
+    import math
+
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(timeout, bool) or not math.isfinite(value) or value <= 0:
+        raise InputError(where, f"{timeout!r} is not a positive, finite number of seconds",
+                         "pass timeout=10 (--timeout 10 on the command line)")
+    return value
 
 
 def context_is_safe(context: str) -> bool:
@@ -205,7 +245,7 @@ def check_context(info: KubeconfigInfo, context: str | None, *, allow_any_contex
     name = context or info.current_context
     where = " or ".join(info.paths)
     if not name:
-        raise EnvironmentProblem(f"kubeconfig {where} has no current context: pass context='kind-myk8s' (--context)")
+        raise EnvironmentProblem(f"kubeconfig {where} has no current context: pass context='kind-myk8s' (--context kind-myk8s)")
     if name not in info.contexts:
         known = ", ".join(sorted(info.contexts)) or "none"
         raise EnvironmentProblem(f"context {name!r} is not in kubeconfig {where} (it has: {known}); "
@@ -217,6 +257,79 @@ def check_context(info: KubeconfigInfo, context: str | None, *, allow_any_contex
             "so it only uses throw-away kind clusters by default; pass allow_any_context=True "
             "(--context-any) if you mean this cluster")
     return name
+
+
+# ---- loading a context: one line on failure, and a timeout around credential plugins -------------
+
+
+def _quiet_urllib3() -> None:
+    """urllib3 warns (two lines, FutureWarning/InsecureRequestWarning...) about URLs and TLS the
+    kubeconfig names; kslab reports its own one-line errors instead, so silence urllib3's
+    warnings where the client is built (only urllib3's: other warnings still show)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", module=r"urllib3(\..*)?$")
+    warnings.filterwarnings("ignore", message=r".*urllib3.*")
+    try:
+        import urllib3
+
+        urllib3.disable_warnings()
+    except Exception:  # pragma: no cover - urllib3 always comes with kubernetes
+        pass
+
+
+def _load_kube_config(info: KubeconfigInfo, name: str, timeout: float) -> Any:
+    """The client's Configuration for context ``name``. ``load_kube_config`` runs the user's
+    credential plugin when the kubeconfig has one (``users[].user.exec``: aws eks get-token,
+    gke-gcloud-auth-plugin, kubelogin...), which the kubernetes client starts with no timeout and
+    which may wait forever (a browser login, a hung network). So the load runs in a daemon thread
+    joined with ``timeout``: past it, a one-line EnvironmentProblem names the plugin (the thread
+    is left behind, as a daemon; the plugin's process ends with kslab)."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
+    cfg = k8s.Configuration()
+    outcome: dict[str, Any] = {}
+
+    def load() -> None:
+        try:
+            k8s_config.load_kube_config(config_file=os.pathsep.join(info.paths), context=name,
+                                        client_configuration=cfg, persist_config=False)
+            outcome["ok"] = True
+        except BaseException as e:  # handed to the caller's thread
+            outcome["error"] = e
+
+    worker = threading.Thread(target=load, name=f"kslab-kubeconfig-{name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        plugin = _exec_plugin(info, name)
+        what = f"its credential plugin ({plugin})" if plugin else "loading its credentials"
+        raise EnvironmentProblem(f"context {name!r} cannot be used: {what} did not finish within {timeout:g} s; "
+                                 "run the plugin yourself to see what it waits for (a login?), or raise timeout= (--timeout)")
+    err = outcome.get("error")
+    if isinstance(err, (ConfigException, OSError, ValueError, TypeError, KeyError, AttributeError)):
+        raise EnvironmentProblem(f"context {name!r} cannot be used: {' '.join(str(err).split())}") from None
+    if err is not None:
+        raise err
+    return cfg
+
+
+def _exec_plugin(info: KubeconfigInfo, name: str) -> str:
+    """The command of context ``name``'s credential plugin (``users[].user.exec.command``), or ""."""
+    user = str(info.contexts.get(name, {}).get("user") or "")
+    for p in info.paths:
+        try:
+            doc = yaml.safe_load(Path(p).expanduser().read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        for item in (doc.get("users") or []) if isinstance(doc, dict) else []:
+            if isinstance(item, dict) and item.get("name") == user and isinstance(item.get("user"), dict):
+                ex = item["user"].get("exec")
+                if isinstance(ex, dict) and ex.get("command"):
+                    return " ".join([str(ex["command"]), *[str(a) for a in ex.get("args") or []]])[:120]
+    return ""
 
 
 # ---- the exec websocket's handshake gets a timeout too -------------------------------------------
@@ -269,21 +382,14 @@ class KindClient:
         EnvironmentProblem (one line) for no kubeconfig, a missing context, a context not named
         ``kind-*`` (unless ``allow_any_context``), an API server that refuses or does not answer
         within ``timeout`` seconds."""
-        if not timeout or timeout <= 0:
-            raise InputError("timeout", f"{timeout!r} is not a positive number of seconds", "pass timeout=10")
+        timeout = check_timeout(timeout)
         info = read_kubeconfig(kubeconfig)
         name = check_context(info, context, allow_any_context=allow_any_context)
+        _quiet_urllib3()
 
         from kubernetes import client as k8s
-        from kubernetes import config as k8s_config
-        from kubernetes.config.config_exception import ConfigException
 
-        cfg = k8s.Configuration()
-        try:
-            k8s_config.load_kube_config(config_file=os.pathsep.join(info.paths), context=name,
-                                        client_configuration=cfg, persist_config=False)
-        except (ConfigException, OSError, ValueError, TypeError) as e:
-            raise EnvironmentProblem(f"context {name!r} cannot be used: {' '.join(str(e).split())}") from None
+        cfg = _load_kube_config(info, name, timeout)
         cfg.retries = False  # one attempt per call: the timeout is the caller's, not 4 times it
         api = k8s.ApiClient(cfg)
         self = cls(api, context=name, server=cfg.host, timeout=timeout)
@@ -306,7 +412,7 @@ class KindClient:
 
     def _request(self, method: str, path: str, *, query: Sequence[tuple[str, Any]] = (), body: Any = None,
                  content_type: str | None = None, what: str, resource: Resource | None = None,
-                 namespace: str | None = None, name: str | None = None) -> Any:
+                 namespace: str | None = None, name: str | None = None, raw: bool = False) -> Any:
         """One REST call through the client's ApiClient (its auth, TLS and connection pool), with
         the timeout; the JSON answer, or the one-line error for what went wrong. ``what`` says
         the verb and resource for messages ("list endpointslices.discovery.k8s.io in all namespaces")."""
@@ -331,6 +437,8 @@ class KindClient:
             raise
         if not 200 <= status <= 299:
             raise self._status_problem(status, data, what, resource=resource, namespace=namespace, name=name)
+        if raw:
+            return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
         if not data:
             return {}
         try:
@@ -627,12 +735,90 @@ class KindClient:
             return True
         if depth >= 2:
             return False
-        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-            if ref.get("controller") and ref.get("kind") in ("ReplicaSet", "Deployment"):
+        refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+        for ref in refs if isinstance(refs, list) else []:
+            if isinstance(ref, dict) and ref.get("controller") and ref.get("kind") in ("ReplicaSet", "Deployment"):
                 owner = self._get_or_none(RESOURCES[ref["kind"]], str(ref.get("name")), namespace)
-                if owner is not None and self._owned_by_kslab(owner, namespace, depth + 1):
+                # the owner is the object the reference names by uid: one deleted and re-created
+                # under the same name (by someone else, unlabelled or labelled) is not it
+                if owner is None or not ref.get("uid") or (owner.get("metadata") or {}).get("uid") != ref.get("uid"):
+                    continue
+                if self._owned_by_kslab(owner, namespace, depth + 1):
                     return True
         return False
+
+    # -- a pod on a node, run to completion (kslab verify --allow-debug-pod) ------------------------
+
+    def node_pod_image(self) -> tuple[str, str]:
+        """The image for a privileged pod that reads a node's iptables (:meth:`run_node_pod`), and
+        where it came from: the kube-proxy DaemonSet's (kube-system/kube-proxy: its iptables
+        picks the same backend, nft or legacy, as kube-proxy's), else :data:`DEBUG_POD_IMAGE`
+        of the API server's version (``registry.k8s.io/kube-proxy:vX.Y.Z``, which holds
+        iptables-save and the same backend-choosing wrapper)."""
+        ds = self._get_or_none(RESOURCES["DaemonSet"], "kube-proxy", "kube-system")
+        containers = ((((ds or {}).get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        for c in containers if isinstance(containers, list) else []:
+            if isinstance(c, dict) and c.get("image"):
+                return str(c["image"]), "the kube-proxy DaemonSet's image"
+        version = str((getattr(self, "version", None) or {}).get("gitVersion") or "")
+        m = re.match(r"v\d+\.\d+\.\d+", version)
+        return DEBUG_POD_IMAGE.format(version=m.group(0) if m else DEBUG_POD_DEFAULT_VERSION), "kslab's default image"
+
+    def run_node_pod(self, node: str, argv: list[str], *, image: str, timeout: float,
+                     namespace: str = DEBUG_POD_NAMESPACE) -> tuple[ExecResult, str]:
+        """Run ``argv`` once on ``node`` in a privileged pod on the node's network (what ``kubectl
+        debug node/NODE --profile=sysadmin`` makes: ``hostNetwork``, ``privileged``, ``nodeName``,
+        every taint tolerated, ``restartPolicy: Never``), labelled :data:`MANAGED_LABEL`, in
+        ``namespace`` (kube-system: where Pod Security admission lets privileged pods run on
+        kubeadm, kind, EKS and GKE). Waits at most ``timeout`` seconds for it to end, reads its log
+        (the command's stdout and stderr, as the container runtime keeps them) and deletes it,
+        also when anything failed. Returns (the result, the pod's name)."""
+        body = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"generateName": "kslab-node-", "namespace": namespace, "labels": dict(MANAGED_LABEL)},
+            "spec": {
+                "nodeName": node, "hostNetwork": True, "hostPID": False, "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 0, "automountServiceAccountToken": False,
+                "tolerations": [{"operator": "Exists"}],
+                "containers": [{"name": "kslab", "image": image, "command": list(argv),
+                                "securityContext": {"privileged": True}}],
+            },
+        }
+        res = RESOURCES["Pod"]
+        pod = self._request("POST", res.path(namespace), body=body, content_type="application/json", query=FIELD_MANAGER,
+                            what=f"create pods in namespace {namespace}", resource=res, namespace=namespace)
+        name = str((pod.get("metadata") or {}).get("name") or "")
+        if not name:
+            raise EnvironmentProblem(f"the API server of context {self.context!r} created a pod without a name")
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                current = self.get_object("Pod", name, namespace)
+                status = current.get("status") or {}
+                phase = str(status.get("phase") or "")
+                if phase in ("Succeeded", "Failed"):
+                    break
+                if time.monotonic() >= deadline:
+                    raise EnvironmentProblem(
+                        f"pod {namespace}/{name} ({' '.join(argv)[:60]} on node {node}, image {image}) did not finish "
+                        f"within {timeout:g} s (phase {phase or 'unknown'}{_waiting_reason(status)}); "
+                        "can the node pull the image? (kubectl -n " + namespace + " describe pod)")
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+            log = self._request("GET", res.path(namespace, name, "log"), query=[("container", "kslab")], raw=True,
+                                what=f"get pods/log {name} in namespace {namespace}", resource=res,
+                                namespace=namespace, name=name)
+            code = 0 if phase == "Succeeded" else _terminated_exit_code(status)
+            return ExecResult(log, "", code), name
+        finally:
+            try:
+                got = self._get_or_none(res, name, namespace)
+                if got is not None:
+                    self._check_managed(got, res, "delete")
+                    self._request("DELETE", res.path(namespace, name), query=[("gracePeriodSeconds", 0)],
+                                  what=f"delete pods {name} in namespace {namespace}",
+                                  resource=res, namespace=namespace, name=name)
+            except (EnvironmentProblem, InputError):
+                pass  # the first error is the one to report; the pod carries kslab's label for a manual cleanup
 
     # -- rollouts ---------------------------------------------------------------------------------
 
@@ -684,6 +870,25 @@ def rollout_progress(dep: dict) -> RolloutProgress:
     else:
         return RolloutProgress(ns, name, desired, updated, available, True, "successfully rolled out")
     return RolloutProgress(ns, name, desired, updated, available, False, msg)
+
+
+def _waiting_reason(status: dict) -> str:
+    for cs in status.get("containerStatuses") or []:
+        waiting = ((cs or {}).get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            return f", {waiting['reason']}"
+    return ""
+
+
+def _terminated_exit_code(status: dict) -> int:
+    for cs in status.get("containerStatuses") or []:
+        term = ((cs or {}).get("state") or {}).get("terminated") or {}
+        if term.get("exitCode") is not None:
+            try:
+                return int(term["exitCode"])
+            except (TypeError, ValueError):
+                break
+    return 1
 
 
 def _exit_code(status_text: str, pod: str, namespace: str) -> int:
