@@ -226,7 +226,7 @@ def check_kind(probe: Probe) -> BackendStatus:
     cluster's node containers run on this Docker (``docker exec`` reads their rules). The API
     server itself is not contacted: the report says so."""
     from .kind.client import check_context, context_is_safe, read_kubeconfig
-    from .errors import EnvironmentProblem
+    from .errors import EnvironmentProblem, InputError
 
     checks: list[Check] = [_module(probe, "kubernetes", f"{PIP} install -e .")]
     # the tools: docker is required (node rules by docker exec); kind creates the cluster; kubectl is the learner's
@@ -261,12 +261,12 @@ def check_kind(probe: Probe) -> BackendStatus:
 
     # the kubeconfig (read as YAML; no server is contacted)
     create = "create the lab: kind create cluster --config data/myk8s/kind-cluster.yaml"
-    chosen = ""
+    chosen = current = ""
     allow_any = probe.env.get("KSLAB_ALLOW_ANY_CONTEXT") == "1"
     spec = os.pathsep.join(_kubeconfig_paths(probe))
     try:
         info = read_kubeconfig(spec)
-    except EnvironmentProblem as e:
+    except (EnvironmentProblem, InputError) as e:
         checks.append(Check("kubeconfig", False, str(e).split(":")[0] if str(e).startswith("no kubeconfig") else str(e), create))
         info = None
     if info is not None:
@@ -294,9 +294,15 @@ def check_kind(probe: Probe) -> BackendStatus:
                 ok_ctx = bool(chosen)
             except EnvironmentProblem:
                 ok_ctx = False
+            if chosen == current:
+                detail = f"{chosen} (the current context: kslab uses it when no context is given)"
+            else:  # the current context is refused; kslab never switches to another by itself
+                detail = (f"{', '.join(kind_contexts)}: kslab does not switch contexts"
+                          + (f" (the current one, {current}, is refused)" if current else " (there is no current one)")
+                          + f"; choose one with --context {chosen} (context='{chosen}') or "
+                          f"kubectl config use-context {chosen}")
             checks.append(Check("kind-* context", ok_ctx,
-                                f"{chosen} (the one kslab would use" + (")" if chosen == current else
-                                                                         f"; pass context='{chosen}')")
+                                detail
                                 if ok_ctx else f"none named kind-* (have: {', '.join(names)})",
                                 "" if ok_ctx else "kslab only uses kind-* contexts: " + create +
                                                   ", or set KSLAB_ALLOW_ANY_CONTEXT=1 (--context-any) to allow others"))
@@ -319,7 +325,8 @@ def check_kind(probe: Probe) -> BackendStatus:
     checks.append(Check("API server", False, "not contacted (doctor never contacts a cluster): reachability, RBAC and "
                         "exec are checked when kslab connects (kslab verify --context, Lab(backend='kind'))", "",
                         required=False))
-    ok_reason = (f"context {chosen}: its kind cluster's node containers run on this Docker; the API server was not "
+    ok_reason = (f"context {chosen}" + (f" (pass --context {chosen}: the current context is not it)" if chosen != current else "")
+                 + ": its kind cluster's node containers run on this Docker; the API server was not "
                  "contacted (doctor never does), so RBAC and reachability are checked when kslab connects") if chosen else ""
     usable, reason = _summary(checks, ok_reason)
     if not chosen and usable:  # (every required check passed but there is no context to use)

@@ -184,7 +184,24 @@ def test_current_context_not_kind_but_a_kind_one_exists(tmp_path):
     assert kind.usable and "kind-myk8s" in kind.reason
     cur = check(kind, "current context")
     assert not cur.ok and not cur.required and cur.detail.startswith("prod: not kind-*: kslab refuses it")
-    assert check(kind, "kind-* context").detail == "kind-myk8s (the one kslab would use; pass context='kind-myk8s')"
+    assert check(kind, "kind-* context").detail == (
+        "kind-myk8s: kslab does not switch contexts (the current one, prod, is refused); choose one with "
+        "--context kind-myk8s (context='kind-myk8s') or kubectl config use-context kind-myk8s")
+    assert kind.reason.startswith("context kind-myk8s (pass --context kind-myk8s: the current context is not it): ")
+
+
+@pytest.mark.parametrize("text,where", [
+    ("contexts: 5\n", "contexts"),
+    ("clusters: x\n", "clusters"),
+    ("users: {a: 1}\n", "users"),
+    ("contexts:\n- 5\n", "contexts[0]"),
+    ("contexts:\n- name: kind-a\n  context: 7\n", "contexts[0].context"),
+    ("current-context: [a]\n", "current-context"),
+])
+def test_a_malformed_kubeconfig_is_reported_not_a_crash(tmp_path, text, where):
+    st = by_name(diagnose(machine(tmp_path, kubeconfig=text)))
+    c = check(st["kind"], "kubeconfig")
+    assert not c.ok and f"/kubeconfig: {where}: " in c.detail and "\n" not in c.detail
 
 
 def test_only_other_contexts_are_refused(tmp_path):
