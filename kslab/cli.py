@@ -247,6 +247,23 @@ def cmd_lab(args) -> int:
     return 0  # not reached
 
 
+def _add_context(p) -> None:
+    """``--context``/``--context-any`` of a command with ``--backend kind``."""
+    p.add_argument("--context", help="with --backend kind: the kubeconfig context of the cluster (default: the current "
+                                     "one; kslab uses only kind-* contexts and never switches by itself)")
+    p.add_argument("--context-any", action="store_true",
+                   help="with --backend kind: allow a context not named kind-* (kslab may change objects it labelled there)")
+
+
+def _lab_context(args) -> dict:
+    """Lab(...)'s context arguments from ``--context``/``--context-any`` (only with --backend kind)."""
+    context, any_context = getattr(args, "context", None), getattr(args, "context_any", False)
+    if (context or any_context) and args.backend != "kind":
+        raise InputError("--context" if context else "--context-any", "only applies to --backend kind",
+                         "add --backend kind, or drop it")
+    return {"context": context, "allow_any_context": any_context} if args.backend == "kind" else {}
+
+
 def _add_trace(sub) -> None:
     p = sub.add_parser(
         "trace",
@@ -264,6 +281,7 @@ def _add_trace(sub) -> None:
     p.add_argument("--backend", choices=["sim", "netns", "kind"], default="sim",
                    help="netns: bring the lab up in the kernel (root), open one real connection, print the kernel's own trace; "
                         "kind: the current kube context's live cluster, traced through its nodes' real iptables-save")
+    _add_context(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_trace)
 
@@ -277,6 +295,8 @@ def cmd_trace(args) -> int:
             raise InputError("--iptables-save", "cannot be combined with -f", "give either a dump or manifests")
         if not args.node_ip:
             raise InputError("--node-ip", "required with --iptables-save", "give the IP of the node the dump came from")
+        if args.context or args.context_any:
+            raise InputError("--context", "does not apply to --iptables-save (the dump is the node's rules)", "drop it")
         trace = trace_of(trace_dump(args.iptables_save, node_ip=args.node_ip, src=args.src, to=args.dst, seed=args.seed))
     else:
         from .lab import Lab
@@ -284,7 +304,7 @@ def cmd_trace(args) -> int:
         files = _files(args)
         if args.node and args.backend != "sim":
             raise InputError("--node", "only applies to the sim backend", "drop --node")
-        with Lab(files, backend=args.backend, seed=args.seed) as lab:
+        with Lab(files, backend=args.backend, seed=args.seed, **_lab_context(args)) as lab:
             if args.node:
                 lab.cluster.node(args.node)
                 client = lab.client(args.src)
@@ -305,6 +325,7 @@ def _add_simulate(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     p.add_argument("--backend", choices=["sim", "netns", "kind"], default="sim",
                    help="kind: real connections in the current kube context's live cluster (read-only)")
+    _add_context(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_simulate)
 
@@ -318,7 +339,7 @@ def cmd_simulate(args) -> int:
     if args.n < 0 or args.n > 10_000_000:
         raise InputError("-n", f"{args.n} is out of range", "use 0 to 10,000,000 connections")
     files = _files(args)
-    lab = Lab(files, backend=args.backend, seed=args.seed)
+    lab = Lab(files, backend=args.backend, seed=args.seed, **_lab_context(args))
     clients = [c.strip() for c in args.src.split(",") if c.strip()]
     df = lab.run(clients, args.dst, n=args.n, seed=args.seed)
     ok = df[df["outcome"] == "ok"]
@@ -366,6 +387,7 @@ def _add_sh(sub) -> None:
                    help="netns: bring the lab up in the kernel (root) for the command and remove it after; "
                         "kind: in the current kube context's live cluster (pods by exec, nodes by docker exec)")
     p.add_argument("--seed", type=int, default=0)
+    _add_context(p)
     p.add_argument("where", metavar="WHERE", help="a node, a pod or mypc")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND",
                    help="the command, after --: one quoted string (pipes to grep/head/tail/wc allowed) or its words")
@@ -385,7 +407,7 @@ def cmd_sh(args) -> int:
 
     shell.parse(line)  # a bad command fails before any lab is built
     files = _files(args)
-    with Lab(files, backend=args.backend, seed=args.seed) as lab:
+    with Lab(files, backend=args.backend, seed=args.seed, **_lab_context(args)) as lab:
         out = lab.sh(args.where, line)
     sys.stdout.write(out)
     sys.stdout.flush()
@@ -483,6 +505,14 @@ def cmd_verify(args) -> int:
     except KslabError as e:
         e.exit_code = VERIFY_CANNOT_COMPARE
         raise
+    except (BrokenPipeError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # a bug: still "could not compare", in one line
+        if os.environ.get("KSLAB_DEBUG"):
+            raise
+        print(f"kslab: internal error: {e.__class__.__name__}: {' '.join(str(e).split())} (set KSLAB_DEBUG=1 for the "
+              "traceback, and please report it)", file=sys.stderr)
+        return VERIFY_CANNOT_COMPARE
 
 
 def _verify(args) -> int:

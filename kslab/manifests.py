@@ -61,7 +61,8 @@ class Document:
 
     @property
     def name(self) -> str:
-        md = self.obj.get("metadata") or {}
+        md = self.obj.get("metadata")
+        md = md if isinstance(md, dict) else {}
         return str(md.get("name") or self.obj.get("name") or "")
 
     def where(self, field_path: str = "") -> str:
@@ -202,6 +203,8 @@ def _schema_message(msg: str) -> str:
 
 def _meta(doc: Document) -> dict[str, Any]:
     md = doc.obj.get("metadata")
+    if md is not None and not isinstance(md, dict):
+        raise InputError(doc.where("metadata"), f"{_short(md)} is not a mapping", "give metadata: with a name")
     if not isinstance(md, dict) or not md.get("name"):
         raise InputError(doc.where("metadata.name"), "the object has no name", "add metadata.name")
     return md

@@ -123,6 +123,9 @@ def cluster_from_documents(docs: list[Document], *, source: str = "objects") -> 
             raise InputError(d.where("apiVersion"), f"{api!r} is not an apiVersion kslab reads for {kind}",
                              f"use {' or '.join(KNOWN_KINDS[kind])} (kubectl get ... -o yaml prints it)")
         md = d.obj.get("metadata")
+        if md is not None and not isinstance(md, dict):
+            raise InputError(d.where("metadata"), f"{md!r:.60} is not a mapping",
+                             "give objects as the API server returns them (kubectl get ... -o yaml)")
         if not isinstance(md, dict) or not md.get("name"):
             raise InputError(d.where("metadata.name"), "the object has no name", "give objects as the API server returns them")
         ns = "" if kind == "Node" else str(md.get("namespace") or "default")

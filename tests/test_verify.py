@@ -522,7 +522,7 @@ def live(tmp_path, monkeypatch):
     """tests/kindfake's API server (fixture myk8s) and fake docker, KUBECONFIG pointing at it."""
     sys.path.insert(0, str(REPO / "tests"))
     sys.path.insert(0, str(REPO / "tests" / "kindfake"))
-    livecluster = pytest.importorskip("kindfake.livecluster", reason="the fake API server (tests/kindfake) is not here")
+    from kindfake import livecluster
     server, env = livecluster.start(tmp_path)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -594,3 +594,202 @@ def test_a_table_kslab_does_not_read_is_ignored_whole():
         "-A OUTPUT -d 168.63.129.16/32 -p tcp -m owner --uid-owner 0 -j ACCEPT\nCOMMIT\n")
     r = report("kubeadm", text)
     assert r.ok() and r.ignored_chains[-1] == "security (the whole table)"
+
+
+# ---- every malformed input: exit 2, one line; exit 1 means only "the rules differ" (review of issue 11) ----------
+
+KIND_OBJ = D / "kind-worker3.objects.yaml"
+KIND_ARGS = ["--iptables-save", str(D / "kind-worker3.filter.S"), str(D / "kind-worker3.nat.S"), "--node", "kind-worker3",
+             "--no-nfacct"]
+
+
+def _edit_objects(edit):
+    doc = yaml.safe_load(KIND_OBJ.read_text())
+    edit(doc)
+    return doc
+
+
+def _item(doc, kind, i=0):
+    return [o for o in doc["items"] if o["kind"] == kind][i]
+
+
+@pytest.mark.parametrize("edit,where", [
+    (lambda d: d.__setitem__("items", 5), "items: 5 is not a list of objects"),
+    (lambda d: _item(d, "Node")["status"].__setitem__("addresses", 5), "status.addresses: 5 is not a list"),
+    (lambda d: _item(d, "Node")["status"].__setitem__("addresses", ["x"]), "status.addresses[0]: 'x' is not a mapping"),
+    (lambda d: _item(d, "EndpointSlice")["endpoints"][0].__setitem__("addresses", 5), "endpoints[0].addresses: 5 is not a list"),
+    (lambda d: _item(d, "EndpointSlice").__setitem__("ports", [None]), "ports[0]: None is not a mapping"),
+    (lambda d: _item(d, "Service")["spec"].__setitem__("ports", {"port": 80}), "spec.ports: {'port': 80} is not a list"),
+    (lambda d: _item(d, "Service")["spec"]["ports"][0].__setitem__("protocol", 5), "spec.ports[0].protocol: 5 is not a protocol"),
+    (lambda d: _item(d, "Service").__setitem__("metadata", "x"), "metadata: 'x' is not a mapping"),
+    (lambda d: _item(d, "Service")["metadata"].__setitem__("labels", {"a": [1]}), "metadata.labels.a: [1] is not a string"),
+])
+def test_cli_malformed_objects_exit_2_with_one_line(tmp_path, capsys, edit, where):
+    from kslab.cli import main
+
+    f = tmp_path / "objects.yaml"
+    f.write_text(yaml.safe_dump(_edit_objects(edit)))
+    assert main(["verify", "-f", str(f), *KIND_ARGS]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kslab: error: ") and err.count("\n") == 1 and where in err, err
+    assert "internal error" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("conf,where", [
+    ("iptables: 5\n", "iptables: 5 is not a mapping"),
+    ("conntrack: [1]\n", "conntrack: [1] is not a mapping"),
+    ("detectLocal: x\n", "detectLocal: 'x' is not a mapping"),
+    ("- a\n", "is not a KubeProxyConfiguration"),
+])
+def test_cli_malformed_proxy_config_exits_2(tmp_path, capsys, conf, where):
+    from kslab.cli import main
+
+    cm = tmp_path / "cm.yaml"
+    cm.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
+                                  "metadata": {"name": "kube-proxy", "namespace": "kube-system"}, "data": {"config.conf": conf}}))
+    assert main(["verify", "-f", str(KIND_OBJ), *KIND_ARGS, "--proxy-config", str(cm)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and where in err, err
+    cm.write_text(yaml.safe_dump({"kind": "ConfigMap", "metadata": {"name": "kube-proxy"}, "data": {"config.conf": 5}}))
+    assert main(["verify", "-f", str(KIND_OBJ), *KIND_ARGS, "--proxy-config", str(cm)]) == 2
+    assert "data['config.conf']: 5 is not text" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-1", "ten"])
+def test_cli_timeout_must_be_finite_and_positive(capsys, value):
+    from kslab.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["verify", "--context", "kind-myk8s", "--node", "n", f"--timeout={value}"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "--timeout" in err and "seconds" in err
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0, -1, "x", True])
+def test_verify_live_timeout_is_checked(value):
+    with pytest.raises(InputError, match="timeout: .* is not a positive, finite number of seconds; pass timeout=10 "
+                                         r"\(--timeout 10 on the command line\)"):
+        verify_live("n", client=FixtureClient(), timeout=value)
+
+
+@pytest.mark.parametrize("text", ["contexts: 5\n", "clusters: 5\n", "users: 5\n",
+                                  "contexts:\n- name: kind-myk8s\n  context: 5\n"])
+def test_cli_malformed_kubeconfig_exits_2(tmp_path, capsys, monkeypatch, text):
+    from kslab.cli import main
+
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(text)
+    assert main(["verify", "--context", "kind-myk8s", "--node", "n", "--kubeconfig", str(kc)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kslab: error: kubeconfig {kc}: ") and err.count("\n") == 1 and "is not a" in err, err
+
+
+@pytest.mark.parametrize("dump,why", [
+    ("*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n", "holds no nat or filter table"),
+    ("*security\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n", "holds no nat or filter table"),
+    ("*nat\nCOMMIT\n", "holds no nat or filter table"),
+    ("*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+     ":DOCKER_OUTPUT - [0:0]\n-A OUTPUT -d 172.20.0.1/32 -j DOCKER_OUTPUT\nCOMMIT\n", "hold none of kube-proxy's chains"),
+])
+def test_nothing_compared_is_not_a_match(tmp_path, capsys, dump, why):
+    """A dump holding nothing kube-proxy writes into (only raw, only security, an empty nat, or
+    nat without any KUBE- chain: another iptables backend's) is neither a match nor a difference."""
+    cluster, proxy, _, node, older = load("kind")
+    r = verify_node(cluster, node, dump, proxy={**proxy, **older})
+    assert not r.ok() and not r.comparable() and why in r.not_comparable
+    assert r.text().startswith(f"{node}: nothing compared: ")
+    from kslab.cli import main
+
+    f = tmp_path / "dump.txt"
+    f.write_text(dump)
+    assert main(["verify", "-f", str(KIND_OBJ), "--iptables-save", str(f), "--node", node,
+                 "--proxy-config", str(D / "kind-worker3.kube-proxy.yaml"), "--no-nfacct"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kslab: error: --iptables-save {f}: ") and why in err and err.count("\n") == 1
+    assert capsys.readouterr().out == ""
+
+
+def test_the_help_says_what_each_exit_status_means(capsys):
+    from kslab.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["verify", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0 the rules match; 1 they differ (the report says where), and only then; 2 they could not be compared" in out
+    assert "the cluster, docker or the node cannot be reached" in out
+
+
+# ---- the live form reads only what kube-proxy reads; a privileged pod on a non-kind node ----------------------
+
+
+def test_live_verify_reads_only_what_kube_proxy_reads(live, capsys):
+    from kslab.cli import main
+
+    server, _ = live
+    server.requests.clear()
+    assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker"]) == 0
+    paths = sorted({p.split("?")[0] for m, p in server.requests})
+    assert paths == ["/api/v1/namespaces/kube-system/configmaps/kube-proxy", "/api/v1/nodes", "/api/v1/services",
+                     "/apis/discovery.k8s.io/v1/endpointslices", "/version"]
+    assert all(m == "GET" for m, _ in server.requests)
+
+
+def _no_kube_proxy_pods(server):
+    server.load([o for o in server.objects() if not (o["kind"] == "Pod" and o["metadata"]["name"].startswith("kube-proxy-"))])
+
+
+def test_live_debug_pod_on_a_node_that_is_not_a_kind_container(live, capsys, monkeypatch):
+    """--allow-debug-pod where the node is no docker container and no kube-proxy pod runs on it (GKE's
+    static pods): a privileged pod on the node's network, with the kube-proxy DaemonSet's image, runs
+    iptables-save; its log is the dump; it is deleted afterwards."""
+    from kindfake.server import pod_runner
+
+    from kslab.cli import main
+
+    server, env = live
+    monkeypatch.setenv("KSLAB_FAKE_DOCKER_FAIL", "missing:myk8s-worker")
+    _no_kube_proxy_pods(server)
+    dump = (Path(env["KSLAB_FAKE_DOCKER_NODES"]) / "myk8s-worker.iptables-save").read_text()
+    server.on_write.append(pod_runner(lambda pod: (dump, 0) if pod["spec"]["containers"][0]["command"] == ["iptables-save"] else None))
+    assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker"]) == 2  # not without the flag
+    assert "pass --allow-debug-pod" in capsys.readouterr().err
+    assert main(["verify", "--context", "kind-myk8s", "--node", "myk8s-worker", "--allow-debug-pod"]) == 0
+    out = capsys.readouterr().out
+    (pod,) = server.pods_run
+    ds_image = next(o for o in server.objects("DaemonSet") if o["metadata"]["name"] == "kube-proxy")["spec"]["template"]["spec"][
+        "containers"][0]["image"]
+    spec = pod["spec"]
+    assert pod["metadata"]["namespace"] == "kube-system" and pod["metadata"]["labels"] == {"kslab.io/managed-by": "kslab"}
+    assert (spec["nodeName"], spec["hostNetwork"], spec["restartPolicy"]) == ("myk8s-worker", True, "Never")
+    (c,) = spec["containers"]
+    assert (c["image"], c["command"], c["securityContext"]) == (ds_image, ["iptables-save"], {"privileged": True})
+    assert f"node's rules from: iptables-save in privileged pod kube-system/{pod['metadata']['name']} on myk8s-worker " \
+           f"(the kube-proxy DaemonSet's image, {ds_image}; created by kslab and deleted)" in out
+    assert not [o for o in server.objects("Pod") if o["metadata"]["name"] == pod["metadata"]["name"]]  # deleted
+
+
+def test_live_debug_pod_default_image_timeout_and_cleanup(live, monkeypatch):
+    """No kube-proxy DaemonSet: kube-proxy's image of the API server's version. A pod that never
+    starts (image pull) is a one-line timeout, and it is deleted all the same."""
+    from kindfake.server import pod_runner
+
+    from kslab.kind.client import KindClient
+
+    server, _ = live
+    monkeypatch.setenv("KSLAB_FAKE_DOCKER_FAIL", "missing:myk8s-worker")
+    _no_kube_proxy_pods(server)
+    server.load([o for o in server.objects() if o["kind"] != "DaemonSet"])
+    server.on_write.append(pod_runner(lambda pod: None))
+    with KindClient.connect("kind-myk8s", timeout=5) as client:
+        with pytest.raises(EnvironmentProblem, match=r"^pod kube-system/kslab-node-\w+ \(iptables-save on node myk8s-worker, "
+                                                     r"image registry.k8s.io/kube-proxy:v1.33.1\) did not finish within 1 s "
+                                                     r"\(phase Pending, ImagePullBackOff\)"):
+            fetch_node_dump("myk8s-worker", client=client, allow_debug_pod=True, timeout=1)
+    assert [p["spec"]["containers"][0]["image"] for p in server.pods_run] == ["registry.k8s.io/kube-proxy:v1.33.1"]
+    assert not [o for o in server.objects("Pod") if o["metadata"]["name"].startswith("kslab-node-")]
+    # a failing iptables-save: its output in one line, the pod deleted
+    server.on_write[-1] = pod_runner(lambda pod: ("iptables-save: permission denied\n", 1))
+    with KindClient.connect("kind-myk8s", timeout=5) as client:
+        with pytest.raises(EnvironmentProblem, match=r"failed \(exit 1\): iptables-save: permission denied$"):
+            fetch_node_dump("myk8s-worker", client=client, allow_debug_pod=True, timeout=5)
+    assert not [o for o in server.objects("Pod") if o["metadata"]["name"].startswith("kslab-node-")]

@@ -884,3 +884,65 @@ def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return pred()
+
+
+# ---- pods that run to completion, and their logs (kslab verify --allow-debug-pod) -----------------
+
+
+class _PodLogHandler(_Base):
+    """``GET /api/v1/namespaces/NS/pods/NAME/log``: what :func:`pod_runner` recorded for the pod
+    (text/plain, as the API server streams the kubelet's container log); 404 for a pod not there,
+    400 for one that has not started (as the API server says ``container ... is waiting to start``)."""
+
+    def get(self, ns: str, name: str) -> None:
+        if not self.authorized():
+            return
+        pod = self.fake.store.get("Pod", ns, name)
+        if pod is None:
+            self.send_json(404, not_found(BY_KIND["Pod"], name))
+            return
+        logs = getattr(self.fake, "pod_logs", {})
+        if (ns, name) not in logs:
+            self.send_json(400, status_object(400, "BadRequest", f'container "kslab" in pod "{name}" is waiting to start: '
+                                                                  "ContainerCreating"))
+            return
+        self.set_status(200)
+        self.set_header("Content-Type", "text/plain")
+        self.finish(logs[(ns, name)])
+
+
+def pod_runner(run: Callable[[dict], tuple[str, int] | None]) -> WriteHook:
+    """A write hook (``fake.on_write.append(pod_runner(run))``) playing the kubelet for pods created
+    with a command: ``run(pod)`` returns (its output, its exit code), and the pod is then
+    ``Succeeded`` (exit 0) or ``Failed`` with that output as its log; None leaves it Pending (an
+    image that cannot be pulled). The pods' specs are kept in ``fake.pods_run``."""
+
+    def hook(fake: "FakeApiServer", verb: str, obj: dict) -> None:
+        if verb != "create" or obj.get("kind") != "Pod":
+            return
+        fake.__dict__.setdefault("pods_run", []).append(json.loads(json.dumps(obj)))
+        answer = run(obj)
+        md = obj["metadata"]
+        pod = fake.store.get("Pod", md["namespace"], md["name"])
+        if pod is None:
+            return
+        if answer is None:
+            pod["status"] = {"phase": "Pending", "containerStatuses": [
+                {"name": "kslab", "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}
+        else:
+            out, code = answer
+            fake.__dict__.setdefault("pod_logs", {})[(md["namespace"], md["name"])] = out
+            pod["status"] = {"phase": "Succeeded" if code == 0 else "Failed", "containerStatuses": [
+                {"name": "kslab", "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}}}]}
+        fake.store.put(pod)
+
+    return hook
+
+
+_application_without_pod_logs = _application
+
+
+def _application(fake: FakeApiServer) -> tornado.web.Application:  # noqa: F811 - the pods' log route added
+    app = _application_without_pod_logs(fake)
+    app.add_handlers(r".*", [(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/log", _PodLogHandler, {"fake": fake})])
+    return app
