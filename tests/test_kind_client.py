@@ -576,3 +576,80 @@ def test_fixtures_are_what_make_fixtures_writes(tmp_path, monkeypatch):
             assert (tmp_path / name / f.name).read_text() == f.read_text(), (
                 f"{name}/{f.name} is stale: run python -m tests.kindfake.make_fixtures, then (the node dumps follow the "
                 "fixture) PYTHONPATH=. python tests/kindfake/record_nodes.py")
+
+
+# ---- review of issue 11: malformed kubeconfigs, timeouts, credential plugins, warnings, owners by uid ----------
+
+
+@pytest.mark.parametrize("doc,where", [
+    ({"contexts": 5}, "contexts: 5 is not a list"),
+    ({"clusters": "x"}, "clusters: 'x' is not a list"),
+    ({"users": {"a": 1}}, "users: {'a': 1} is not a list"),
+    ({"contexts": [5]}, "contexts[0]: 5 is not a mapping"),
+    ({"users": [{"name": "u", "user": "token"}]}, "users[0].user: 'token' is not a mapping"),
+    ({"current-context": ["kind-myk8s"]}, "current-context: ['kind-myk8s'] is not a context name"),
+])
+def test_malformed_kubeconfig_is_one_input_error(tmp_path, doc, where):
+    path = tmp_path / "kc"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(InputError) as e:
+        KindClient.connect("kind-myk8s", kubeconfig=str(path))
+    assert one_line(e.value).startswith(f"kubeconfig {path}: {where}; ")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0, -2, None, "10s"])
+def test_timeout_must_be_finite_and_positive(kind_kubeconfig, value):  # noqa: F811
+    with pytest.raises(InputError, match=r"^timeout: .* is not a positive, finite number of seconds; pass timeout=10 "
+                                         r"\(--timeout 10 on the command line\)$"):
+        KindClient.connect("kind-myk8s", kubeconfig=str(kind_kubeconfig), timeout=value)
+
+
+def _with_exec_plugin(path: Path, command: str, args: list[str]) -> None:
+    doc = yaml.safe_load(path.read_text())
+    doc["users"][0]["user"] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": command,
+                                        "args": args, "interactiveMode": "Never"}}
+    path.write_text(yaml.safe_dump(doc))
+
+
+def test_a_credential_plugin_that_hangs_is_a_one_line_timeout(kind_fake, kind_kubeconfig):  # noqa: F811
+    _with_exec_plugin(kind_kubeconfig, "sleep", ["30"])
+    start = time.monotonic()
+    with pytest.raises(EnvironmentProblem) as e:
+        KindClient.connect("kind-myk8s", kubeconfig=str(kind_kubeconfig), timeout=1)
+    assert time.monotonic() - start < 10
+    assert one_line(e.value) == ("context 'kind-myk8s' cannot be used: its credential plugin (sleep 30) did not finish "
+                                 "within 1 s; run the plugin yourself to see what it waits for (a login?), or raise "
+                                 "timeout= (--timeout)")
+
+
+def test_a_credential_plugin_that_answers_gives_the_token(kind_fake, kind_kubeconfig):  # noqa: F811
+    cred = ('{"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential", '
+            f'"status": {{"token": "{kind_fake.token}"}}}}')
+    _with_exec_plugin(kind_kubeconfig, sys.executable, ["-c", f"print({cred!r})"])
+    with KindClient.connect("kind-myk8s", kubeconfig=str(kind_kubeconfig), timeout=10) as c:
+        assert len(c.list_kind("Node")) == 4
+
+
+def test_a_cluster_without_server_is_one_line_and_no_warning(kind_fake, kind_kubeconfig):  # noqa: F811
+    doc = yaml.safe_load(kind_kubeconfig.read_text())
+    doc["clusters"][0]["cluster"].pop("server")
+    kind_kubeconfig.write_text(yaml.safe_dump(doc))
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "verify", "--context", "kind-myk8s", "--node", "myk8s-worker",
+                        "--kubeconfig", str(kind_kubeconfig)], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                       env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(kind_kubeconfig.parent)})
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("kslab: error: "), r.stderr
+    assert "Warning" not in r.stderr
+
+
+def test_delete_pod_follows_owner_references_by_uid(client, kind_fake):
+    """A pod whose ReplicaSet reference names the labelled Deployment's ReplicaSet by name but not by
+    uid (the owner it meant was deleted; another object took its name) is not kslab's."""
+    echo = next(o for o in kind_fake.objects("Pod") if o["metadata"]["name"].startswith("deploy-echo-"))
+    rs_name = echo["metadata"]["ownerReferences"][0]["name"]
+    rs = next(o for o in kind_fake.objects("ReplicaSet") if o["metadata"]["name"] == rs_name)
+    assert echo["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"]
+    echo["metadata"]["ownerReferences"][0]["uid"] = "00000000-0000-0000-0000-000000000000"
+    kind_fake.load([o for o in kind_fake.objects() if o["metadata"]["name"] != echo["metadata"]["name"]] + [echo])
+    with pytest.raises(InputError, match=f"pod default/{echo['metadata']['name']}: was not created by kslab"):
+        client.delete_pod(echo["metadata"]["name"], "default")
+    assert echo["metadata"]["name"] in {o["metadata"]["name"] for o in kind_fake.objects("Pod")}
