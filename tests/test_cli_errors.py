@@ -215,3 +215,29 @@ def test_as_is_skips_admission(run):
     # without --as-is the API server refuses the nodePort (and there is no cluster)
     r = run(text, "--node", "test-node")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+# ---- --context / --context-any with --backend kind (sh, simulate, trace) --------------------------------------
+
+
+LIVE_COMMANDS = [["sh", "net-pod", "--", "hostname"], ["simulate", "--from", "net-pod", "--to", "svc-clusterip", "-n", "2"],
+                 ["trace", "--from", "net-pod", "--to", "svc-clusterip"]]
+
+
+@pytest.mark.parametrize("command", LIVE_COMMANDS, ids=lambda c: c[0])
+def test_kind_commands_take_a_context(kslab, command, tmp_path, monkeypatch):
+    """--context names the kubeconfig context (missing here: one line naming it); --context-any is
+    what lets a context not named kind-* through; either without --backend kind is refused."""
+    from kindfake.server import FakeApiServer
+
+    kc = FakeApiServer().write_kubeconfig(tmp_path / "kubeconfig", extra_contexts={"prod": ""})
+    monkeypatch.setenv("KUBECONFIG", str(kc))
+    head, rest = command[:1], command[1:]
+    r = kslab(*head, "--backend", "kind", "--context", "kind-nope", *rest)
+    assert r.returncode == 1 and r.stderr.startswith("kslab: error: context 'kind-nope' is not in kubeconfig") and r.stderr.count("\n") == 1
+    r = kslab(*head, "--backend", "kind", "--context", "prod", *rest)
+    assert r.returncode == 1 and "context 'prod' is not a kind cluster (kind-*)" in r.stderr and "(--context-any)" in r.stderr
+    r = kslab(*head, "--context", "kind-myk8s", *rest)
+    assert r.returncode == 2 and r.stderr.startswith("kslab: error: --context: only applies to --backend kind")
+    r = kslab(*head, "--context-any", *rest)
+    assert r.returncode == 2 and r.stderr.startswith("kslab: error: --context-any: only applies to --backend kind")
