@@ -653,3 +653,19 @@ def test_delete_pod_follows_owner_references_by_uid(client, kind_fake):
     with pytest.raises(InputError, match=f"pod default/{echo['metadata']['name']}: was not created by kslab"):
         client.delete_pod(echo["metadata"]["name"], "default")
     assert echo["metadata"]["name"] in {o["metadata"]["name"] for o in kind_fake.objects("Pod")}
+
+
+def test_a_token_refresh_that_hangs_is_a_one_line_timeout(kind_fake, kind_kubeconfig, tmp_path):  # noqa: F811
+    """The client runs the plugin again before a request once the token's expiry passed: a plugin
+    that answered the first time and then hangs is a one-line timeout too."""
+    marker = tmp_path / "answered"
+    cred = ('{"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential", '
+            f'"status": {{"token": "{kind_fake.token}", "expirationTimestamp": "2000-01-01T00:00:00Z"}}}}')
+    script = (f"import os, time, pathlib\np = pathlib.Path({str(marker)!r})\n"
+              f"if p.exists(): time.sleep(30)\np.write_text('1')\nprint({cred!r})\n")
+    _with_exec_plugin(kind_kubeconfig, sys.executable, ["-c", script])
+    start = time.monotonic()
+    with pytest.raises(EnvironmentProblem) as e:
+        KindClient.connect("kind-myk8s", kubeconfig=str(kind_kubeconfig), timeout=1)
+    assert time.monotonic() - start < 10
+    assert one_line(e.value).startswith("context 'kind-myk8s': refreshing its token (") and "did not finish within 1 s" in str(e.value)

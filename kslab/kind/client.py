@@ -284,7 +284,10 @@ def _load_kube_config(info: KubeconfigInfo, name: str, timeout: float) -> Any:
     gke-gcloud-auth-plugin, kubelogin...), which the kubernetes client starts with no timeout and
     which may wait forever (a browser login, a hung network). So the load runs in a daemon thread
     joined with ``timeout``: past it, a one-line EnvironmentProblem names the plugin (the thread
-    is left behind, as a daemon; the plugin's process ends with kslab)."""
+    is left behind, as a daemon, with the plugin's process: the client gives no handle to kill it;
+    it ends when the plugin does, or with kslab). The client runs the plugin again before a request
+    when the token it returned has expired (its ``refresh_api_key_hook``): that call is timed the
+    same way (:func:`_timed_refresh`)."""
     from kubernetes import client as k8s
     from kubernetes import config as k8s_config
     from kubernetes.config.config_exception import ConfigException
@@ -313,7 +316,37 @@ def _load_kube_config(info: KubeconfigInfo, name: str, timeout: float) -> Any:
         raise EnvironmentProblem(f"context {name!r} cannot be used: {' '.join(str(err).split())}") from None
     if err is not None:
         raise err
+    hook = getattr(cfg, "refresh_api_key_hook", None)
+    if hook is not None:  # the client re-runs the plugin before a request once its token expired: timed too
+        cfg.refresh_api_key_hook = _timed_refresh(hook, info, name, timeout)
     return cfg
+
+
+def _timed_refresh(hook: Callable[[Any], None], info: KubeconfigInfo, name: str, timeout: float) -> Callable[[Any], None]:
+    """The client's token refresh (``refresh_api_key_hook``: the credential plugin again, when the
+    token it gave has expired) under the same timeout as the first load."""
+
+    def refresh(configuration: Any) -> None:
+        outcome: dict[str, BaseException] = {}
+
+        def run() -> None:
+            try:
+                hook(configuration)
+            except BaseException as e:
+                outcome["error"] = e
+
+        worker = threading.Thread(target=run, name=f"kslab-refresh-{name}", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            plugin = _exec_plugin(info, name) or "the credential plugin"
+            raise EnvironmentProblem(f"context {name!r}: refreshing its token ({plugin}) did not finish within "
+                                     f"{timeout:g} s; run the plugin yourself to see what it waits for, or raise timeout= (--timeout)")
+        if "error" in outcome:
+            raise EnvironmentProblem(f"context {name!r}: refreshing its token failed: "
+                                     f"{' '.join(str(outcome['error']).split())[:200]}") from None
+
+    return refresh
 
 
 def _exec_plugin(info: KubeconfigInfo, name: str) -> str:
