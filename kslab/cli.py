@@ -472,7 +472,10 @@ def _add_verify(sub) -> None:
     p.add_argument("--context-any", action="store_true", help="live: allow a context not named kind-*")
     p.add_argument("--allow-debug-pod", action="store_true",
                    help="live, a node that is not a kind container: run iptables-save in the node's kube-proxy pod "
-                        "(privileged, host network) through the API server's exec")
+                        "(privileged, host network) through the API server's exec or, when none runs there, in a "
+                        "privileged host-network pod kslab creates on the node (kube-system, labelled "
+                        "kslab.io/managed-by=kslab, the kube-proxy DaemonSet's image or registry.k8s.io/kube-proxy of "
+                        "the API server's version) and deletes afterwards")
     p.add_argument("--timeout", type=_seconds, default=10.0,
                    help="live: seconds for each API call, the kubeconfig's credential plugin and the node's iptables-save (default 10)")
     p.add_argument("--json", action="store_true", help="the report as JSON")
