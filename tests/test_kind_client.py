@@ -669,3 +669,13 @@ def test_a_token_refresh_that_hangs_is_a_one_line_timeout(kind_fake, kind_kubeco
         KindClient.connect("kind-myk8s", kubeconfig=str(kind_kubeconfig), timeout=1)
     assert time.monotonic() - start < 10
     assert one_line(e.value).startswith("context 'kind-myk8s': refreshing its token (") and "did not finish within 1 s" in str(e.value)
+
+
+def test_a_malformed_kubeconfig_is_also_an_environment_problem(tmp_path):
+    """Bad input (exit 2, naming the field) that Lab(backend='kind') under KSLAB_BACKEND=kind treats as
+    the backend being unavailable here (it catches EnvironmentProblem and runs on sim)."""
+    path = tmp_path / "kc"
+    path.write_text("contexts: 5\n")
+    with pytest.raises(EnvironmentProblem) as e:
+        KindClient.connect("kind-myk8s", kubeconfig=str(path))
+    assert isinstance(e.value, InputError) and e.value.exit_code == 2 and e.value.where == f"kubeconfig {path}: contexts"

@@ -150,6 +150,12 @@ class RolloutProgress:
 # ---- kubeconfig (plain YAML: no kubernetes import) ----------------------------------------------
 
 
+class KubeconfigError(InputError, EnvironmentProblem):
+    """A kubeconfig kslab cannot read (a list that is not a list...): bad input, one line naming the
+    field (exit 2), and also a reason the live backend cannot run here, so ``Lab()`` under
+    ``KSLAB_BACKEND=kind`` falls back to sim on it as on any other :class:`EnvironmentProblem`."""
+
+
 def default_kubeconfig_path() -> str:
     """``$KUBECONFIG`` (possibly several files, ``:``-separated) or ``~/.kube/config``, read now
     (not at import time, unlike the client's own default)."""
@@ -193,21 +199,21 @@ def read_kubeconfig(kubeconfig: str | None = None) -> KubeconfigInfo:
             if items is None:
                 continue
             if not isinstance(items, list):
-                raise InputError(f"kubeconfig {p}: {key}", f"{_short(items)} is not a list",
+                raise KubeconfigError(f"kubeconfig {p}: {key}", f"{_short(items)} is not a list",
                                  f"write {key}: as a list of '- name: ...' entries (kubectl config view shows the shape), "
                                  "or let kind write the file (kind export kubeconfig --name CLUSTER)")
             for i, item in enumerate(items):
                 if not isinstance(item, dict):
-                    raise InputError(f"kubeconfig {p}: {key}[{i}]", f"{_short(item)} is not a mapping",
+                    raise KubeconfigError(f"kubeconfig {p}: {key}[{i}]", f"{_short(item)} is not a mapping",
                                      "give each entry a name and its settings")
                 inner = item.get(key[:-1])
                 if inner is not None and not isinstance(inner, dict):
-                    raise InputError(f"kubeconfig {p}: {key}[{i}].{key[:-1]}", f"{_short(inner)} is not a mapping",
+                    raise KubeconfigError(f"kubeconfig {p}: {key}[{i}].{key[:-1]}", f"{_short(inner)} is not a mapping",
                                      f"write {key[:-1]}: with its fields (kubectl config view shows the shape)")
                 if into is not None and item.get("name"):
                     into.setdefault(str(item["name"]), dict(inner or {}))
         if doc.get("current-context") is not None and not isinstance(doc.get("current-context"), str):
-            raise InputError(f"kubeconfig {p}: current-context", f"{_short(doc['current-context'])} is not a context name",
+            raise KubeconfigError(f"kubeconfig {p}: current-context", f"{_short(doc['current-context'])} is not a context name",
                              "write current-context: kind-myk8s (or kubectl config use-context NAME)")
         if info.current_context is None and doc.get("current-context"):
             info.current_context = str(doc["current-context"])
