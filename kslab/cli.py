@@ -524,6 +524,9 @@ def _add_apply(sub) -> None:
     p.add_argument("--context", help="the kubeconfig context of the cluster (default: the current one; kind-* only)")
     p.add_argument("--context-any", action="store_true", help="allow a context not named kind-*")
     p.add_argument("--kubeconfig", help="the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--adopt", action="store_true",
+                   help="the lab's objects made outside kslab (kubectl apply) get kslab's label, and nothing else, "
+                        "when every field their manifest sets is the same; one that differs stops before any change")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the rollouts (default 300)")
     p.set_defaults(func=cmd_apply)
 
@@ -541,7 +544,7 @@ def cmd_apply(args) -> int:
     docs = load_documents(_files(args) or [study_lab()])
     with KindClient.connect(args.context, kubeconfig=args.kubeconfig, allow_any_context=args.context_any) as client:
         print(f"kslab: applying {sum(d.kind != 'Cluster' for d in docs)} objects to context {client.context}", file=sys.stderr)
-        changed = apply_documents(client, docs, timeout=args.timeout,
+        changed = apply_documents(client, docs, timeout=args.timeout, adopt=args.adopt,
                                   say=lambda line: print(f"kslab: {line}", file=sys.stderr, flush=True))
     for line in changed:
         print(line)

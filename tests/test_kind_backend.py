@@ -284,7 +284,7 @@ def test_objects_made_outside_kslab_fall_back_saying_how_to_hand_them_over(live,
     change the chapters make: the lab falls back at open, saying to delete them and kslab apply."""
     server, _ = live
     for o in server.objects():
-        if o["metadata"]["name"] in STUDY_OBJECTS:
+        if o["metadata"]["name"] in STUDY_OBJECTS and o["kind"] in ("Pod", "Service", "Deployment"):  # the manifests' objects
             o["metadata"]["labels"].pop("kslab.io/managed-by", None)
             server.store.put(o)
     monkeypatch.setenv("KSLAB_BACKEND", "kind")
@@ -298,13 +298,48 @@ def test_objects_made_outside_kslab_fall_back_saying_how_to_hand_them_over(live,
         "changes what it did not create: delete them (kubectl --context kind-myk8s delete "
         f"-f {data}/clusterip/netpod.yaml -f {data}/clusterip/svc-clusterip.yaml -f {data}/clusterip/webpods.yaml "
         f"-f {data}/nodeport/deploy-echo.yaml -f {data}/nodeport/svc-nodeport.yaml) and create them with "
-        "`kslab apply --context kind-myk8s`)")
+        "`kslab apply --context kind-myk8s`, or hand them over unchanged with `kslab apply --context kind-myk8s --adopt`)")
     import subprocess
 
-    r = subprocess.run([sys.executable, "-m", "kslab.cli", "apply"], env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                       capture_output=True, text=True, timeout=120)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "apply"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "was not created by kslab" in r.stderr and len(r.stderr.splitlines()) == 2  # refused, nothing changed
     assert not [p for m, p in server.requests if m in ("POST", "PATCH", "PUT", "DELETE") and "selfsubjectaccessreviews" not in p]
+
+    # --adopt: an object that is not what its manifest says stops the adoption before any label is added
+    svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-nodeport")
+    svc["spec"]["ports"][0]["targetPort"] = 8081
+    server.store.put(svc)
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "apply", "--adopt"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
+        f"kslab: error: service default/svc-nodeport: differs from the lab's manifest ({data}/nodeport/svc-nodeport.yaml) at "
+        "spec.ports[0].targetPort, so kslab will not adopt it; delete it (kubectl delete services svc-nodeport -n default) "
+        "and run kslab apply without --adopt")
+    assert not any("kslab.io/managed-by" in (o["metadata"].get("labels") or {}) for o in server.objects()
+                   if o["metadata"]["name"] in STUDY_OBJECTS and o["kind"] in ("Pod", "Service", "Deployment"))
+    # as kubectl apply made them: adopted, only the label added, then the lab opens live
+    svc["spec"]["ports"][0]["targetPort"] = 8080
+    server.store.put(svc)
+    before = {(o["kind"], o["metadata"]["name"]): o for o in server.objects()
+              if o["metadata"]["name"] in STUDY_OBJECTS and o["kind"] in ("Pod", "Service", "Deployment")}
+    writes: list[dict] = []
+    server.on_write.append(lambda _server, verb, obj: writes.append(obj))
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "apply", "--adopt"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert sorted(line for line in r.stdout.splitlines() if line.endswith(" adopted")) == sorted(
+        f"{k.lower()}/default/{n} adopted" for k, n in before)
+    first = {}
+    for o in writes:  # each object's first write is the adoption's: the label added, nothing else
+        first.setdefault((o["kind"], o["metadata"]["name"]), o)
+    assert set(first) == set(before)
+    for key, o in first.items():
+        was = before[key]
+        assert o["metadata"]["labels"] == {**was["metadata"]["labels"], "kslab.io/managed-by": "kslab"}
+        same = ("spec",) if o["kind"] == "Deployment" else tuple(k for k in {*o, *was} if k != "metadata")  # (a read moves a fake Deployment's status)
+        assert {k: o.get(k) for k in same} == {k: was.get(k) for k in same}, key
+    monkeypatch.delenv("KSLAB_BACKEND")
+    with kslab.Lab(backend="kind") as lab:
+        assert lab.backend == "kind"
 
 
 def test_lab_apply_applies_the_lab_manifests_live_with_the_label(live):

@@ -277,7 +277,8 @@ def check_lab_objects(client: Any, documents: Sequence[Document], live: Sequence
     the cluster, created by kslab (:data:`~kslab.kind.client.MANAGED_LABEL`), so the chapters can
     read and change them. Otherwise one EnvironmentProblem saying what to run: none or some of them
     missing: ``kslab apply``; some made outside kslab (``kubectl apply``): delete them and
-    ``kslab apply`` (kslab never changes an object it did not create)."""
+    ``kslab apply``, or ``kslab apply --adopt`` (kslab never changes an object it did not create,
+    beyond adding its label to one that is exactly what the manifest says)."""
     from .client import APPLY_KINDS, MANAGED_LABEL_KEY, MANAGED_LABEL_VALUE, RESOURCES
 
     by_key = {(str(o.get("kind")), str((o.get("metadata") or {}).get("namespace") or ""),
@@ -309,7 +310,8 @@ def check_lab_objects(client: Any, documents: Sequence[Document], live: Sequence
         raise EnvironmentProblem(
             f"{ctx}: the lab's objects were made outside kslab ({listed(refs)} have no label "
             f"{MANAGED_LABEL_KEY}={MANAGED_LABEL_VALUE}), and kslab never changes what it did not create: "
-            f"delete them (kubectl --context {ctx} delete -f {' -f '.join(sources)}) and create them with {apply_cmd}")
+            f"delete them (kubectl --context {ctx} delete -f {' -f '.join(sources)}) and create them with {apply_cmd}, "
+            f"or hand them over unchanged with `kslab apply{flags}{files} --adopt`")
     if missing and len(missing) == len(wanted):
         raise EnvironmentProblem(f"{ctx} has none of the lab's objects yet (kslab changes nothing until asked): "
                                  f"create them with {apply_cmd}")
@@ -347,14 +349,80 @@ def wait_rollouts(client: Any, deployments: Sequence[tuple[str, str]], *, timeou
             bar.close()
 
 
+def _first_difference(want: Any, have: Any, path: str) -> str | None:
+    """The first field ``want`` (a manifest's) sets that ``have`` (the live object's) does not hold
+    with the same value, as a path (``spec.ports[0].targetPort``); None when every field the
+    manifest sets is there, equal (the API server's defaults, fields the manifest leaves out, do
+    not count). Lists must have the same length, element by element."""
+    if want is None:
+        return None
+    if isinstance(want, dict):
+        if not isinstance(have, dict):
+            return path
+        for key, value in want.items():
+            found = _first_difference(value, have.get(key), f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    if isinstance(want, list):
+        if not isinstance(have, list) or len(want) != len(have):
+            return path
+        for i, (a, b) in enumerate(zip(want, have)):
+            found = _first_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if want == have else path
+
+
+def adopt_objects(client: Any, documents: Sequence[Document]) -> list[str]:
+    """``kslab apply --adopt``: the lab's objects that exist without kslab's label (made by
+    ``kubectl apply -f data/myk8s/...``) get the label, and nothing else, when they are what the
+    manifest says (every field it sets, the same; :func:`_first_difference`). One that differs
+    stops the adoption before any label is added (InputError naming the object and the field).
+    Returns ``kind/namespace/name adopted``."""
+    from .client import APPLY_KINDS, FIELD_MANAGER, MANAGED_LABEL, MANAGED_LABEL_KEY, MANAGED_LABEL_VALUE, RESOURCES
+
+    plan: list[tuple[Any, str | None, str]] = []
+    for d in documents:
+        if d.kind not in APPLY_KINDS or d.kind == "Namespace":
+            continue
+        res, ns = RESOURCES[d.kind], _namespace_of(d)
+        live = client._get_or_none(res, d.name, ns)
+        md = (live or {}).get("metadata") or {}
+        if live is None or (md.get("labels") or {}).get(MANAGED_LABEL_KEY) == MANAGED_LABEL_VALUE:
+            continue
+        want = {k: v for k, v in d.obj.items() if k not in ("apiVersion", "kind", "metadata", "status")}
+        want_md = d.obj.get("metadata") or {}
+        want["metadata"] = {k: want_md[k] for k in ("labels", "annotations") if want_md.get(k)}
+        diff = _first_difference(want, live, "")
+        if diff:
+            raise InputError(_ref(d.kind, ns, d.name), f"differs from the lab's manifest ({d.source}) at {diff}, "
+                             "so kslab will not adopt it",
+                             f"delete it (kubectl delete {res.qualified} {d.name}{' -n ' + ns if ns else ''}) "
+                             "and run kslab apply without --adopt")
+        plan.append((res, ns, d.name))
+    done = []
+    for res, ns, name in plan:
+        client._request("PATCH", res.path(ns, name), body={"metadata": {"labels": dict(MANAGED_LABEL)}},
+                        content_type="application/merge-patch+json", query=FIELD_MANAGER,
+                        what=f"patch {res.qualified} {name}{' in namespace ' + ns if ns else ''}",
+                        resource=res, namespace=ns, name=name)
+        done.append(f"{res.kind.lower()}/{ns + '/' if ns else ''}{name} adopted")
+    return done
+
+
 def apply_documents(client: Any, documents: Sequence[Document], *, timeout: float = ROLLOUT_TIMEOUT,
-                    say: Any = None) -> list[str]:
+                    say: Any = None, adopt: bool = False) -> list[str]:
     """``kubectl apply`` of the lab's manifests on a live cluster (what ``kslab apply`` and
     ``lab.apply()`` do): created objects carry kslab's label, an existing object without it stops
-    the whole apply before anything changes (:meth:`~kslab.kind.client.KindClient.apply`); then
-    the Deployments' rollouts (:func:`wait_rollouts`). Returns ``kind/namespace/name created|configured``."""
+    the whole apply before anything changes (:meth:`~kslab.kind.client.KindClient.apply`), unless
+    ``adopt`` and it is what its manifest says (:func:`adopt_objects`: then it only gets the
+    label); then the Deployments' rollouts (:func:`wait_rollouts`). Returns
+    ``kind/namespace/name created|configured|adopted``."""
+    adopted = adopt_objects(client, documents) if adopt else []
     objects = [d.obj for d in documents if d.kind not in ("Cluster",)]  # a kind Cluster config is not an API object
-    changed = client.apply(objects)
+    changed = adopted + client.apply(objects)
     wait_rollouts(client, [(_namespace_of(d) or "default", d.name) for d in documents if d.kind == "Deployment"],
                   timeout=timeout, say=say)
     return changed
