@@ -209,16 +209,22 @@ def open_live(*, context: str | None = None, allow_any_context: bool = False, se
     whose line names the ``kslab apply`` that fixes it). ``client`` and ``docker`` are for tests
     (a KindClient and a Docker already made)."""
     docker = docker or Docker.find()
+    made = client is None
     client = client or _client_type().connect(context, allow_any_context=allow_any_context)
-    cluster, raw = read_live(client)
-    if not cluster.nodes:
-        raise EnvironmentProblem(f"context {client.context}: the API server lists no nodes")
-    docker.check()
-    docker.check_nodes([n.name for n in cluster.nodes], client.context)
-    if documents is not None:
-        check_permissions(client, documents)
-        check_lab_objects(client, documents, raw, paths=paths)
-    options = read_proxy_options(client)
+    try:
+        cluster, raw = read_live(client)
+        if not cluster.nodes:
+            raise EnvironmentProblem(f"context {client.context}: the API server lists no nodes")
+        docker.check()
+        docker.check_nodes([n.name for n in cluster.nodes], client.context)
+        if documents is not None:
+            check_permissions(client, documents)
+            check_lab_objects(client, documents, raw, paths=paths)
+        options = read_proxy_options(client)
+    except BaseException:
+        if made:
+            client.close()  # the connection pool of a lab that will not open
+        raise
     dp = KindDataplane(cluster, client=client, docker=docker, seed=seed)
     control = LiveControlPlane(cluster, client)
     return LiveCluster(cluster, control, dp, options)
