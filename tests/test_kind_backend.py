@@ -563,3 +563,16 @@ def test_exact_is_the_lab_itself_where_kslab_sets_the_state_and_a_sim_twin_on_ki
         df = twin.run("10.10.1.100", "svc-clusterip", n=300, seed=1)  # a made-up client: the sim has one
         assert set(df[df["outcome"] == "error"]["endpoint_pod"]) == {"webpod2"}
         assert twin.exact("anything") is twin
+
+
+def test_kslab_apply_bad_input_and_no_cluster_are_one_line(tmp_path, monkeypatch, capsys):
+    from kslab.cli import main
+
+    assert main(["apply", "--timeout", "nan"]) == 2
+    assert capsys.readouterr().err == "kslab: error: --timeout: nan is not a positive number of seconds; give e.g. --timeout 300\n"
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    assert main(["apply", "--context", "kind-myk8s"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kslab: error: no kubeconfig at ") and len(err.splitlines()) == 1
+    assert main(["apply", "-f", str(tmp_path / "nope.yaml")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
