@@ -576,6 +576,47 @@ def _verify(args) -> int:
     return 0 if report.ok() else 1
 
 
+def _add_apply(sub) -> None:
+    p = sub.add_parser(
+        "apply",
+        help="create the lab's objects on a live kind cluster (labelled as kslab's), and wait for the rollouts",
+        description="kubectl apply of the lab's manifests on a live cluster, the one step before the kind backend "
+                    "can open it: every object kslab creates carries the label kslab.io/managed-by=kslab (kslab "
+                    "changes only those); an existing object without it stops the apply before anything changes. "
+                    "Then waits for the Deployments' rollouts, progress on stderr. "
+                    "Example: kind create cluster --config data/myk8s/kind-cluster.yaml; kslab apply --context kind-myk8s",
+    )
+    _add_files(p)
+    p.add_argument("--context", help="the kubeconfig context of the cluster (default: the current one; kind-* only)")
+    p.add_argument("--context-any", action="store_true", help="allow a context not named kind-*")
+    p.add_argument("--kubeconfig", help="the kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--adopt", action="store_true",
+                   help="the lab's objects made outside kslab (kubectl apply) get kslab's label, and nothing else, "
+                        "when every field their manifest sets is the same; one that differs stops before any change")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the rollouts (default 300)")
+    p.set_defaults(func=cmd_apply)
+
+
+def cmd_apply(args) -> int:
+    import math
+
+    from .kind.client import KindClient
+    from .kind.dataplane import apply_documents
+    from .manifests import load_documents
+    from .resources import study_lab
+
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise InputError("--timeout", f"{args.timeout:g} is not a positive number of seconds", "give e.g. --timeout 300")
+    docs = load_documents(_files(args) or [study_lab()])
+    with KindClient.connect(args.context, kubeconfig=args.kubeconfig, allow_any_context=args.context_any) as client:
+        print(f"kslab: applying {sum(d.kind != 'Cluster' for d in docs)} objects to context {client.context}", file=sys.stderr)
+        changed = apply_documents(client, docs, timeout=args.timeout, adopt=args.adopt,
+                                  say=lambda line: print(f"kslab: {line}", file=sys.stderr, flush=True))
+    for line in changed:
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kslab", description="Kubernetes Service networking, the way kube-proxy does it.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -588,6 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(sub)
     _add_lab(sub)
     _add_verify(sub)
+    _add_apply(sub)
     return parser
 
 

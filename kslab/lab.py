@@ -56,7 +56,8 @@ class Lab:
 
     ``backend="kind"`` reads the cluster of kube context ``context`` (default: the current one;
     a context not named ``kind-*`` only with ``allow_any_context=True``) instead of building it
-    from ``manifests``, which :meth:`apply` then applies live when asked (read-only until then);
+    from ``manifests``, whose objects must be there, made by kslab (``kslab apply``: the line
+    that refuses a cluster without them says so); read-only until a verb changes it;
     its own kube-proxy writes the rules and the Lab's Proxiers are the prediction
     (:mod:`kslab.kind.dataplane`). A backend named by ``KSLAB_BACKEND`` that cannot run here
     prints one line and runs on sim (:attr:`fallback` keeps why; ``KSLAB_STRICT_BACKEND=1`` makes
@@ -81,9 +82,12 @@ class Lab:
         backend = backend or os.environ.get("KSLAB_BACKEND") or "sim"
         self.fallback: str | None = None  # why the backend asked for by KSLAB_BACKEND could not run (then on sim)
         live = None  # a live cluster (kind): its state, its API server, its dataplane
+        paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests or [study_lab()])
+        self._documents: list[Document] = load_documents(paths)  # read once: reset() rebuilds the same cluster from them
         try:
             factory.check_environment(backend)
-            live = factory.open_live(backend, context=context, allow_any_context=allow_any_context, seed=seed)
+            live = factory.open_live(backend, context=context, allow_any_context=allow_any_context, seed=seed,
+                                     documents=self._documents, paths=[str(p) for p in paths] if manifests else None)
         except EnvironmentProblem as e:
             if not from_env or os.environ.get("KSLAB_STRICT_BACKEND"):
                 raise
@@ -96,9 +100,7 @@ class Lab:
         self.backend = backend
         self.seed = seed  # the traffic's
         self.cluster_seed = cluster_seed  # the cluster's allocations'
-        paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests or [study_lab()])
-        self._documents: list[Document] = load_documents(paths)  # read once: reset() rebuilds the same cluster from them
-        # on kind the cluster is the live one and its API server is the control plane (read-only until lab.apply())
+        # on kind the cluster is the live one and its API server is the control plane (read-only until a verb changes it)
         self.cluster: ClusterState = live.cluster if live else self._build_cluster()
         self.control = live.control if live else ControlPlane.of(self.cluster, cluster_seed)
         self._rules: dict[str, RuleSet] = {}
@@ -186,9 +188,9 @@ class Lab:
 
     # ---- changes ---------------------------------------------------------------------------------
     def apply(self, *paths: str | os.PathLike) -> list[str]:
-        """``kubectl apply`` of ``paths`` (default: the lab's own manifests). On kind this is the one
-        verb that writes to the live cluster first: objects kslab creates carry its label, existing
-        ones without it are never changed, and it waits for the Deployments' rollouts."""
+        """``kubectl apply`` of ``paths`` (default: the lab's own manifests). On kind (as ``kslab
+        apply``): objects kslab creates carry its label, existing ones without it are never
+        changed, and it waits for the Deployments' rollouts."""
         live = getattr(self.control, "live", False)
         docs = load_documents(paths) if paths else (_copy.deepcopy(self._documents) if live else [])
         changed = self.control.apply(docs)

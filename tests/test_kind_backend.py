@@ -125,6 +125,29 @@ def test_mypc_is_started_on_request_on_the_kind_network_and_removed(live):
     assert ["rm", "-f", "mypc"] in docker_calls(state)
 
 
+def test_mypc_is_host_100_of_the_kind_networks_subnet():
+    assert traffic.mypc_address(["172.18.0.0/16", "fc00:f853:ccd:e793::/64"]) == "172.18.0.100"
+    assert traffic.mypc_address(["fc00:f853:ccd:e793::/64", "172.19.0.0/16"]) == "172.19.0.100"
+    assert traffic.mypc_address(["10.89.3.0/24"], taken=["10.89.3.100"]) == "10.89.3.101"  # a node holds .100
+    with pytest.raises(EnvironmentProblem, match="no IPv4 subnet"):
+        traffic.mypc_address(["fc00:f853:ccd:e793::/64"])
+
+
+def test_mypc_takes_its_address_from_dockers_kind_network(live, monkeypatch):
+    """Docker gave kind another subnet than the study's 172.18.0.0/16: mypc is started at that
+    network's .100 (docker network inspect kind), and the rows name that address."""
+    _, state = live
+    monkeypatch.setenv("KSLAB_FAKE_DOCKER_SUBNET", "172.16.0.0/12")
+    with kslab.Lab(backend="kind") as lab:
+        df = lab.run("mypc", "myk8s-worker:svc-nodeport", n=10)
+        run = next(c for c in docker_calls(state) if c[:1] == ["run"])
+        assert run[run.index("--ip") + 1] == "172.16.0.100" and (df["client_ip"] == "172.16.0.100").all()
+        assert ["network", "inspect", "kind", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"] in docker_calls(state)
+        assert (df["outcome"] == "ok").all() and df["masquerade"].all()
+        t = lab.trace("mypc", "myk8s-worker:svc-nodeport")
+        assert t.outcome == "ok" and t.masquerade
+
+
 def test_sh_runs_in_pods_by_exec_and_in_nodes_by_docker_exec(live):
     server, state = live
     with kslab.Lab(backend="kind") as lab:
@@ -175,7 +198,8 @@ def test_copy_is_a_sim_twin_of_the_live_rules(live):
 def test_changes_go_to_the_api_server_and_only_to_labelled_objects(live):
     server, _ = live
     with kslab.Lab(backend="kind") as lab:
-        assert not [m for m, _ in server.requests if m not in ("GET",)]  # read-only until asked
+        writes = [(m, p) for m, p in server.requests if m != "GET"]
+        assert writes and all(p.startswith("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") for _, p in writes)  # read-only until asked (reviews change nothing)
         with pytest.raises((InputError, EnvironmentProblem), match="coredns"):
             lab.scale("coredns", 3, namespace="kube-system")  # not kslab's: never changed
         lab.scale("deploy-echo", 4)  # the fixture's deploy-echo carries kslab's label (applied by kslab)
@@ -197,10 +221,131 @@ def test_changes_go_to_the_api_server_and_only_to_labelled_objects(live):
         assert "sessionAffinityConfig" not in svc["spec"]
 
 
-def test_apply_is_the_lab_manifests_live_with_the_label(live):
+STUDY_OBJECTS = {"webpod1", "webpod2", "webpod3", "net-pod", "svc-clusterip", "svc-nodeport", "deploy-echo"}
+
+
+def _without_the_lab(server, keep=()):
+    """The fake cluster as kind creates it: none of the lab's objects (their slices and deploy-echo's pods gone too)."""
+    gone = STUDY_OBJECTS - set(keep)
+    server.load([o for o in server.objects()
+                 if o["metadata"]["name"] not in gone
+                 and (o["metadata"].get("labels") or {}).get("kubernetes.io/service-name") not in gone
+                 and not o["metadata"]["name"].startswith("deploy-echo-")])
+
+
+def test_a_cluster_without_the_labs_objects_falls_back_naming_kslab_apply(live, monkeypatch, capsys):
     server, _ = live
-    server.load([o for o in server.objects() if o["metadata"]["name"] not in ("svc-clusterip",)])  # as if never applied
+    _without_the_lab(server)
+    monkeypatch.setenv("KSLAB_BACKEND", "kind")
+    lab = kslab.Lab()
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert lab.backend == "sim" and len(printed) == 1
+    assert printed[0] == ("kslab: kind backend unavailable (kind-myk8s has none of the lab's objects yet (kslab changes "
+                          "nothing until asked): create them with `kslab apply --context kind-myk8s`); running on sim")
+    assert not [m for m, p in server.requests if m != "GET" and "selfsubjectaccessreviews" not in p]  # nothing written
+    with pytest.raises(EnvironmentProblem, match="kslab apply --context kind-myk8s"):
+        kslab.Lab(backend="kind")  # asked by argument: the same line, as an error
+
+
+def test_some_objects_missing_are_named(live):
+    server, _ = live
+    _without_the_lab(server, keep=STUDY_OBJECTS - {"svc-nodeport", "deploy-echo"})
+    with pytest.raises(EnvironmentProblem) as e:
+        kslab.Lab(backend="kind")
+    assert str(e.value) == ("kind-myk8s lacks 2 of the lab's 7 objects (deployment default/deploy-echo, service "
+                            "default/svc-nodeport): create them with `kslab apply --context kind-myk8s`")
+
+
+def test_kslab_apply_creates_the_objects_labelled_then_the_lab_opens_live(live):
+    import subprocess
+
+    server, _ = live
+    _without_the_lab(server)
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "apply", "--context", "kind-myk8s"], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"{k}/default/{n} created" for k, n in [
+        ("pod", "net-pod"), ("service", "svc-clusterip"), ("pod", "webpod1"), ("pod", "webpod2"), ("pod", "webpod3"),
+        ("deployment", "deploy-echo"), ("service", "svc-nodeport")]]
+    assert "rollout: 3/3 replicas available (deployment default/deploy-echo: successfully rolled out)" in r.stderr
+    assert "Traceback" not in r.stderr
+    made = [o for o in server.objects() if o["metadata"]["name"] in STUDY_OBJECTS]
+    assert len(made) == 7 and all(o["metadata"]["labels"]["kslab.io/managed-by"] == "kslab" for o in made)
+    with kslab.Lab(backend="kind") as lab:  # the lab's objects are there, kslab's: it opens live
+        assert lab.backend == "kind" and lab.cluster.service("svc-clusterip")
+        lab.patch_service("svc-clusterip", session_affinity="ClientIP")  # and kslab may change them
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "apply"], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                       capture_output=True, text=True, timeout=120)  # again: every object configured, nothing refused
+    assert r.returncode == 0 and all(line.endswith(" configured") for line in r.stdout.splitlines()), r.stderr
+
+
+def test_objects_made_outside_kslab_fall_back_saying_how_to_hand_them_over(live, monkeypatch, capsys):
+    """kubectl apply -f data/myk8s/...: the objects have no kslab label, so kslab would refuse every
+    change the chapters make: the lab falls back at open, saying to delete them and kslab apply."""
+    server, _ = live
+    for o in server.objects():
+        if o["metadata"]["name"] in STUDY_OBJECTS and o["kind"] in ("Pod", "Service", "Deployment"):  # the manifests' objects
+            o["metadata"]["labels"].pop("kslab.io/managed-by", None)
+            server.store.put(o)
+    monkeypatch.setenv("KSLAB_BACKEND", "kind")
+    lab = kslab.Lab()
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert lab.backend == "sim" and len(printed) == 1
+    data = kslab.resources.study_lab()
+    assert lab.fallback == (
+        "kind backend unavailable (kind-myk8s: the lab's objects were made outside kslab (pod default/net-pod, service "
+        "default/svc-clusterip, pod default/webpod1 and 4 more have no label kslab.io/managed-by=kslab), and kslab never "
+        "changes what it did not create: delete them (kubectl --context kind-myk8s delete "
+        f"-f {data}/clusterip/netpod.yaml -f {data}/clusterip/svc-clusterip.yaml -f {data}/clusterip/webpods.yaml "
+        f"-f {data}/nodeport/deploy-echo.yaml -f {data}/nodeport/svc-nodeport.yaml) and create them with "
+        "`kslab apply --context kind-myk8s`, or hand them over unchanged with `kslab apply --context kind-myk8s --adopt`)")
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "apply"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "was not created by kslab" in r.stderr and len(r.stderr.splitlines()) == 2  # refused, nothing changed
+    assert not [p for m, p in server.requests if m in ("POST", "PATCH", "PUT", "DELETE") and "selfsubjectaccessreviews" not in p]
+
+    # --adopt: an object that is not what its manifest says stops the adoption before any label is added
+    svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-nodeport")
+    svc["spec"]["ports"][0]["targetPort"] = 8081
+    server.store.put(svc)
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "apply", "--adopt"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.splitlines()[-1] == (
+        f"kslab: error: service default/svc-nodeport: differs from the lab's manifest ({data}/nodeport/svc-nodeport.yaml) at "
+        "spec.ports[0].targetPort, so kslab will not adopt it; delete it (kubectl delete services svc-nodeport -n default) "
+        "and run kslab apply without --adopt")
+    assert not any("kslab.io/managed-by" in (o["metadata"].get("labels") or {}) for o in server.objects()
+                   if o["metadata"]["name"] in STUDY_OBJECTS and o["kind"] in ("Pod", "Service", "Deployment"))
+    # as kubectl apply made them: adopted, only the label added, then the lab opens live
+    svc["spec"]["ports"][0]["targetPort"] = 8080
+    server.store.put(svc)
+    before = {(o["kind"], o["metadata"]["name"]): o for o in server.objects()
+              if o["metadata"]["name"] in STUDY_OBJECTS and o["kind"] in ("Pod", "Service", "Deployment")}
+    writes: list[dict] = []
+    server.on_write.append(lambda _server, verb, obj: writes.append(obj))
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "apply", "--adopt"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert sorted(line for line in r.stdout.splitlines() if line.endswith(" adopted")) == sorted(
+        f"{k.lower()}/default/{n} adopted" for k, n in before)
+    first = {}
+    for o in writes:  # each object's first write is the adoption's: the label added, nothing else
+        first.setdefault((o["kind"], o["metadata"]["name"]), o)
+    assert set(first) == set(before)
+    for key, o in first.items():
+        was = before[key]
+        assert o["metadata"]["labels"] == {**was["metadata"]["labels"], "kslab.io/managed-by": "kslab"}
+        same = ("spec",) if o["kind"] == "Deployment" else tuple(k for k in {*o, *was} if k != "metadata")  # (a read moves a fake Deployment's status)
+        assert {k: o.get(k) for k in same} == {k: was.get(k) for k in same}, key
+    monkeypatch.delenv("KSLAB_BACKEND")
     with kslab.Lab(backend="kind") as lab:
+        assert lab.backend == "kind"
+
+
+def test_lab_apply_applies_the_lab_manifests_live_with_the_label(live):
+    server, _ = live
+    with kslab.Lab(backend="kind") as lab:
+        server.load([o for o in server.objects() if o["metadata"]["name"] != "svc-clusterip"])  # deleted under the lab
         changed = lab.apply()
         assert "service/default/svc-clusterip created" in changed
         svc = next(o for o in server.objects("Service") if o["metadata"]["name"] == "svc-clusterip")
@@ -262,13 +407,43 @@ def test_context_not_named_kind_is_refused_unless_allowed(live, tmp_path, monkey
         assert lab.backend == "kind"
 
 
-def test_exec_forbidden_is_one_line(live):
+@pytest.mark.parametrize("verb", ["exec", "create"])
+def test_exec_forbidden_falls_back_at_open_in_one_line(live, monkeypatch, capsys, verb):
+    """Exec not allowed (RBAC: no create on pods/exec): asked by the API's SelfSubjectAccessReview
+    when the lab opens, so a notebook runs on sim from its first cell instead of failing at lab.run."""
     server, _ = live
-    server.forbid("exec", "pods/exec")
+    server.forbid(verb, "pods/exec")
+    monkeypatch.setenv("KSLAB_BACKEND", "kind")
+    lab = kslab.Lab()
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert lab.backend == "sim" and len(printed) == 1
+    assert printed[0].startswith("kslab: kind backend unavailable (exec not allowed: forbidden: context 'kind-myk8s' "
+                                 "cannot create pods/exec in namespace default (the API server said: no RBAC rule allows it")
+    assert "kubectl auth can-i create pods/exec -n default" in printed[0] and printed[0].endswith("; running on sim")
+    monkeypatch.setenv("KSLAB_STRICT_BACKEND", "1")
+    with pytest.raises(EnvironmentProblem, match=r"^exec not allowed: forbidden") as e:
+        kslab.Lab()
+    assert "\n" not in str(e.value)
+    assert not any(r.argv for r in server.exec_log)  # refused before any exec was tried
+
+
+def test_a_patch_the_chapters_need_forbidden_falls_back_at_open(live, monkeypatch):
+    server, _ = live
+    server.forbid("patch", "services", namespace="default")
+    monkeypatch.setenv("KSLAB_BACKEND", "kind")
+    lab = kslab.Lab()
+    assert lab.backend == "sim" and "cannot patch services in namespace default" in lab.fallback
+
+
+def test_exec_refused_after_open_is_still_one_line(live):
+    """A refusal the review did not foresee (the handshake itself refused): one line at lab.run."""
+    server, _ = live
     with kslab.Lab(backend="kind") as lab:
+        server.fail(403, verb="exec", resource="pods/exec", body={"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                                                  "message": "denied by a webhook", "reason": "Forbidden", "code": 403})
         with pytest.raises(EnvironmentProblem) as e:
             lab.run("net-pod", "svc-clusterip", n=5)
-        assert "\n" not in str(e.value)
+        assert "\n" not in str(e.value) and "exec not allowed" in str(e.value)
 
 
 def test_a_node_dump_the_simulator_cannot_read_is_one_line(live):
@@ -388,3 +563,16 @@ def test_exact_is_the_lab_itself_where_kslab_sets_the_state_and_a_sim_twin_on_ki
         df = twin.run("10.10.1.100", "svc-clusterip", n=300, seed=1)  # a made-up client: the sim has one
         assert set(df[df["outcome"] == "error"]["endpoint_pod"]) == {"webpod2"}
         assert twin.exact("anything") is twin
+
+
+def test_kslab_apply_bad_input_and_no_cluster_are_one_line(tmp_path, monkeypatch, capsys):
+    from kslab.cli import main
+
+    assert main(["apply", "--timeout", "nan"]) == 2
+    assert capsys.readouterr().err == "kslab: error: --timeout: nan is not a positive number of seconds; give e.g. --timeout 300\n"
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    assert main(["apply", "--context", "kind-myk8s"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kslab: error: no kubeconfig at ") and len(err.splitlines()) == 1
+    assert main(["apply", "-f", str(tmp_path / "nope.yaml")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err

@@ -32,16 +32,18 @@ def check_environment(backend: str) -> None:
         Docker.find()
 
 
-def open_live(backend: str, *, context: str | None = None, allow_any_context: bool = False, seed: int = 0):
+def open_live(backend: str, *, context: str | None = None, allow_any_context: bool = False, seed: int = 0,
+              documents=None, paths=None):
     """A live cluster's backend (``kind``): its cluster state, its API server as the control plane
-    and its dataplane, read from the cluster (:class:`kslab.kind.dataplane.LiveCluster`); None for
-    a backend whose cluster the Lab builds itself (sim, netns)."""
+    and its dataplane, read from the cluster (:class:`kslab.kind.dataplane.LiveCluster`), checked
+    to hold the lab's objects (``documents``, read from ``paths``; None: the study's lab); None
+    for a backend whose cluster the Lab builds itself (sim, netns)."""
     _check_name(backend)
     if backend != "kind":
         return None
     from ..kind.dataplane import open_live as open_kind
 
-    return open_kind(context=context, allow_any_context=allow_any_context, seed=seed)
+    return open_kind(context=context, allow_any_context=allow_any_context, seed=seed, documents=documents, paths=paths)
 
 
 def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mapping[str, str] | None = None) -> Dataplane:

@@ -884,6 +884,25 @@ class KindClient:
                     timeout, "; ".join(f"deployment {s.namespace}/{s.name}: {s.message}" for s in pending)))
             time.sleep(poll)
 
+    # -- permissions ------------------------------------------------------------------------------
+
+    def can_i(self, verb: str, resource: str, *, namespace: str | None = None, group: str = "",
+              subresource: str = "") -> tuple[bool, str]:
+        """``kubectl auth can-i``: a SelfSubjectAccessReview (authorization.k8s.io/v1) of ``verb``
+        on ``resource`` (``/subresource``) in ``namespace``; (allowed, the authorizer's reason)."""
+        attrs: dict[str, Any] = {"verb": verb, "resource": resource, "group": group}
+        if subresource:
+            attrs["subresource"] = subresource
+        if namespace:
+            attrs["namespace"] = namespace
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": attrs}}
+        doc = self._request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body,
+                            content_type="application/json", what="create selfsubjectaccessreviews.authorization.k8s.io")
+        status = doc.get("status") if isinstance(doc, dict) else None
+        status = status if isinstance(status, dict) else {}
+        return bool(status.get("allowed")), str(status.get("reason") or status.get("evaluationError") or "")
+
 
 def rollout_progress(dep: dict) -> RolloutProgress:
     """``DeploymentStatusViewer.Status`` (kubectl rollout status) for one Deployment object."""

@@ -10,8 +10,13 @@ place of :class:`kslab.controlplane.ControlPlane`) and a :class:`KindDataplane`.
 its Proxiers on kind: they are the *prediction* of what the node's kube-proxy wrote
 (``lab.render(node)``), compared with the node's real tables by ``lab.verify(node)``.
 
-Read-only unless asked: nothing in the cluster changes until ``lab.apply()``; then scale, patch
-and delete go to the API server, on objects carrying kslab's label only (KindClient checks). A
+The lab's objects are made once with ``kslab apply`` (:func:`apply_documents`: labelled as
+kslab's); :func:`open_live` refuses, in one line naming that command, a cluster that lacks them or
+whose copies were made outside kslab, and a context not allowed to do what the chapters do (exec,
+patch: :func:`check_permissions`), so a notebook falls back to sim at once. Read-only unless
+asked: nothing in the cluster changes until a verb that changes it (``lab.apply()``, ``scale``,
+``patch_service``, ``delete_pod``, ``reset``), which goes to the API server, on objects carrying
+kslab's label only (KindClient checks). A
 pod's readiness is its kubelet's, a pod's app and a node's rules are not kslab's to break or edit:
 those verbs say so in one line (try them on ``lab.copy()``, a sim twin holding the nodes' real
 dumps).
@@ -22,7 +27,7 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
@@ -58,6 +63,12 @@ def read_cluster(client: Any) -> ClusterState:
     """The live cluster's state, read through the API server (with kube-proxy's ConfigMap, whose
     clusterCIDR is the pod subnet), and the cluster-wide facts the API does not state as such
     (:func:`fill_config`)."""
+    return read_live(client)[0]
+
+
+def read_live(client: Any) -> tuple[ClusterState, list[dict]]:
+    """:func:`read_cluster`, and the objects as the API server sent them (Nodes, Pods, Services,
+    EndpointSlices, Deployments: what :func:`check_lab_objects` looks for the lab's objects in)."""
     from ..observed import cluster_from_objects
 
     objects = client.list_objects()
@@ -71,7 +82,7 @@ def read_cluster(client: Any) -> ClusterState:
     for sl in state.endpoint_slices:  # the controller's slices: a sim copy's controller keeps them up to date
         if sl.labels.get("endpointslice.kubernetes.io/managed-by") == "endpointslice-controller.k8s.io":
             sl.managed = True
-    return state
+    return state, [*objects, *deployments]
 
 
 def fill_records(state: ClusterState, objects: Sequence[dict]) -> None:
@@ -185,24 +196,242 @@ class LiveCluster:
 
 
 def open_live(*, context: str | None = None, allow_any_context: bool = False, seed: int = 0,
-              client: Any = None, docker: Docker | None = None) -> LiveCluster:
+              client: Any = None, docker: Docker | None = None, documents: Sequence[Document] | None = None,
+              paths: Sequence[str] | None = None) -> LiveCluster:
     """Connect to the kind cluster of ``context`` (default: the kubeconfig's current context) and read it.
 
     Every way this can fail is one line (:class:`~kslab.errors.EnvironmentProblem`): no kubeconfig,
     context missing or not ``kind-*`` (unless ``allow_any_context``), API unreachable or slow,
-    RBAC 403 (the verb and resource), docker missing, a node container missing. ``client`` and
-    ``docker`` are for tests (a KindClient and a Docker already made)."""
+    RBAC 403 (the verb and resource), docker missing, a node container missing, what the chapters
+    do after opening not allowed (:func:`check_permissions`: exec in the client pods, the patches
+    of the lab's objects), and the lab's objects (``documents``: the Lab's manifests, read from
+    ``paths``, None for the study's lab) missing or made outside kslab (:func:`check_lab_objects`,
+    whose line names the ``kslab apply`` that fixes it). ``client`` and ``docker`` are for tests
+    (a KindClient and a Docker already made)."""
     docker = docker or Docker.find()
+    made = client is None
     client = client or _client_type().connect(context, allow_any_context=allow_any_context)
-    cluster = read_cluster(client)
-    if not cluster.nodes:
-        raise EnvironmentProblem(f"context {client.context}: the API server lists no nodes")
-    docker.check()
-    docker.check_nodes([n.name for n in cluster.nodes], client.context)
-    options = read_proxy_options(client)
+    try:
+        cluster, raw = read_live(client)
+        if not cluster.nodes:
+            raise EnvironmentProblem(f"context {client.context}: the API server lists no nodes")
+        docker.check()
+        docker.check_nodes([n.name for n in cluster.nodes], client.context)
+        if documents is not None:
+            check_permissions(client, documents)
+            check_lab_objects(client, documents, raw, paths=paths)
+        options = read_proxy_options(client)
+    except BaseException:
+        if made:
+            client.close()  # the connection pool of a lab that will not open
+        raise
     dp = KindDataplane(cluster, client=client, docker=docker, seed=seed)
     control = LiveControlPlane(cluster, client)
     return LiveCluster(cluster, control, dp, options)
+
+
+def _ref(kind: str, namespace: str | None, name: str) -> str:
+    return f"{kind.lower()} {namespace + '/' if namespace else ''}{name}"
+
+
+def _namespace_of(doc: Document) -> str | None:
+    from .client import RESOURCES
+
+    res = RESOURCES.get(doc.kind)
+    if res is None or not res.namespaced:
+        return None
+    return str((doc.obj.get("metadata") or {}).get("namespace") or "default")
+
+
+def check_permissions(client: Any, documents: Sequence[Document]) -> None:
+    """What the chapters do on the live cluster after it opened, asked of the API server's
+    authorizer up front (``kubectl auth can-i``, :meth:`~kslab.kind.client.KindClient.can_i`), so
+    that a notebook falls back to sim at once instead of failing half-way: exec in the lab's pods'
+    namespaces (``get`` and ``create`` on ``pods/exec``: the client's websocket handshake is a GET,
+    authorized as ``get`` up to Kubernetes 1.34 and also as ``create`` from 1.35), and ``patch``
+    of each kind of the lab's objects (``lab.patch_service``, ``lab.reset``) and of a Deployment's
+    scale (``lab.scale``). The first refusal is one EnvironmentProblem naming the verb and resource."""
+    from .client import APPLY_KINDS, RESOURCES
+
+    checks: list[tuple[str, str, str, str, str | None]] = []  # (verb, resource, group, subresource, namespace)
+    for ns in sorted({_namespace_of(d) or "default" for d in documents if d.kind == "Pod"}):
+        checks += [("create", "pods", "", "exec", ns), ("get", "pods", "", "exec", ns)]
+    for d in documents:
+        if d.kind in APPLY_KINDS and d.kind != "Namespace":
+            res = RESOURCES[d.kind]
+            checks.append(("patch", res.plural, res.group, "", _namespace_of(d)))
+            if d.kind == "Deployment":
+                checks.append(("patch", res.plural, res.group, "scale", _namespace_of(d)))
+    seen = set()
+    for verb, resource, group, sub, ns in checks:
+        if (verb, resource, group, sub, ns) in seen:
+            continue
+        seen.add((verb, resource, group, sub, ns))
+        allowed, reason = client.can_i(verb, resource, namespace=ns, group=group, subresource=sub)
+        if not allowed:
+            what = f"{resource}{'/' + sub if sub else ''}{'.' + group if group else ''}"
+            also = "exec not allowed: " if sub == "exec" else ""
+            said = f" (the API server said: {' '.join(reason.split())})" if reason else ""
+            raise EnvironmentProblem(f"{also}forbidden: context {client.context!r} cannot {verb} {what} in namespace {ns}{said}, "
+                                     "which the chapters do on a live cluster; ask for RBAC permission (kubectl auth can-i "
+                                     f"{verb} {what} -n {ns}) or use a context that has it")
+
+
+def check_lab_objects(client: Any, documents: Sequence[Document], live: Sequence[dict], *,
+                      paths: Sequence[str] | None = None) -> None:
+    """The lab's objects (``documents``: Pods, Services, Deployments ... of its manifests) are on
+    the cluster, created by kslab (:data:`~kslab.kind.client.MANAGED_LABEL`), so the chapters can
+    read and change them. Otherwise one EnvironmentProblem saying what to run: none or some of them
+    missing: ``kslab apply``; some made outside kslab (``kubectl apply``): delete them and
+    ``kslab apply``, or ``kslab apply --adopt`` (kslab never changes an object it did not create,
+    beyond adding its label to one that is exactly what the manifest says)."""
+    from .client import APPLY_KINDS, MANAGED_LABEL_KEY, MANAGED_LABEL_VALUE, RESOURCES
+
+    by_key = {(str(o.get("kind")), str((o.get("metadata") or {}).get("namespace") or ""),
+               str((o.get("metadata") or {}).get("name"))): o for o in live}
+    wanted = [d for d in documents if d.kind in APPLY_KINDS and d.kind != "Namespace"]
+    missing: list[str] = []
+    foreign: list[Document] = []
+    for d in wanted:
+        ns = _namespace_of(d)
+        obj = by_key.get((d.kind, ns or "", d.name))
+        if obj is None and d.kind not in ("Pod", "Service", "EndpointSlice", "Deployment"):  # not listed at open: ask
+            res = RESOURCES[d.kind]
+            obj = client._get_or_none(res, d.name, ns)
+        if obj is None:
+            missing.append(_ref(d.kind, ns, d.name))
+        elif ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_LABEL_KEY) != MANAGED_LABEL_VALUE:
+            foreign.append(d)
+    ctx = client.context
+    flags = f" --context {ctx}" + ("" if ctx.startswith("kind-") else " --context-any")
+    files = "".join(f" -f {p}" for p in paths or ())
+    apply_cmd = f"`kslab apply{flags}{files}`"
+
+    def listed(refs: list[str]) -> str:
+        return ", ".join(refs[:3]) + (f" and {len(refs) - 3} more" if len(refs) > 3 else "")
+
+    if foreign:
+        refs = [_ref(d.kind, _namespace_of(d), d.name) for d in foreign]
+        sources = sorted({d.source.split("#")[0] for d in foreign})
+        raise EnvironmentProblem(
+            f"{ctx}: the lab's objects were made outside kslab ({listed(refs)} have no label "
+            f"{MANAGED_LABEL_KEY}={MANAGED_LABEL_VALUE}), and kslab never changes what it did not create: "
+            f"delete them (kubectl --context {ctx} delete -f {' -f '.join(sources)}) and create them with {apply_cmd}, "
+            f"or hand them over unchanged with `kslab apply{flags}{files} --adopt`")
+    if missing and len(missing) == len(wanted):
+        raise EnvironmentProblem(f"{ctx} has none of the lab's objects yet (kslab changes nothing until asked): "
+                                 f"create them with {apply_cmd}")
+    if missing:
+        raise EnvironmentProblem(f"{ctx} lacks {len(missing)} of the lab's {len(wanted)} objects ({listed(missing)}): "
+                                 f"create them with {apply_cmd}")
+
+
+def wait_rollouts(client: Any, deployments: Sequence[tuple[str, str]], *, timeout: float = ROLLOUT_TIMEOUT,
+                  say: Any = None) -> None:
+    """Wait for the ``(namespace, name)`` Deployments' rollouts: a progress bar (a widget in a
+    notebook, a line on a terminal's stderr), or ``say(line)`` each time the count moves (the CLI)."""
+    if not deployments:
+        return
+    bar = None if say else Progress(len(deployments), "rollout")
+    last = [""]
+
+    def progress(states: list[Any]) -> None:
+        total = sum(s.desired for s in states) or len(states)
+        ready = sum(min(s.available, s.desired) for s in states)
+        if bar is not None:
+            bar.total = total
+            bar.update(ready)
+            return
+        line = f"rollout: {ready}/{total} replicas available (" + ", ".join(
+            f"deployment {s.namespace}/{s.name}: {s.message}" for s in states) + ")"
+        if line != last[0]:
+            last[0] = line
+            say(line)
+
+    try:
+        client.wait_rollout(list(deployments), timeout=timeout, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _first_difference(want: Any, have: Any, path: str) -> str | None:
+    """The first field ``want`` (a manifest's) sets that ``have`` (the live object's) does not hold
+    with the same value, as a path (``spec.ports[0].targetPort``); None when every field the
+    manifest sets is there, equal (the API server's defaults, fields the manifest leaves out, do
+    not count). Lists must have the same length, element by element."""
+    if want is None:
+        return None
+    if isinstance(want, dict):
+        if not isinstance(have, dict):
+            return path
+        for key, value in want.items():
+            found = _first_difference(value, have.get(key), f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    if isinstance(want, list):
+        if not isinstance(have, list) or len(want) != len(have):
+            return path
+        for i, (a, b) in enumerate(zip(want, have)):
+            found = _first_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if want == have else path
+
+
+def adopt_objects(client: Any, documents: Sequence[Document]) -> list[str]:
+    """``kslab apply --adopt``: the lab's objects that exist without kslab's label (made by
+    ``kubectl apply -f data/myk8s/...``) get the label, and nothing else, when they are what the
+    manifest says (every field it sets, the same; :func:`_first_difference`). One that differs
+    stops the adoption before any label is added (InputError naming the object and the field).
+    Returns ``kind/namespace/name adopted``."""
+    from .client import APPLY_KINDS, FIELD_MANAGER, MANAGED_LABEL, MANAGED_LABEL_KEY, MANAGED_LABEL_VALUE, RESOURCES
+
+    plan: list[tuple[Any, str | None, str]] = []
+    for d in documents:
+        if d.kind not in APPLY_KINDS or d.kind == "Namespace":
+            continue
+        res, ns = RESOURCES[d.kind], _namespace_of(d)
+        live = client._get_or_none(res, d.name, ns)
+        md = (live or {}).get("metadata") or {}
+        if live is None or (md.get("labels") or {}).get(MANAGED_LABEL_KEY) == MANAGED_LABEL_VALUE:
+            continue
+        want = {k: v for k, v in d.obj.items() if k not in ("apiVersion", "kind", "metadata", "status")}
+        want_md = d.obj.get("metadata") or {}
+        want["metadata"] = {k: want_md[k] for k in ("labels", "annotations") if want_md.get(k)}
+        diff = _first_difference(want, live, "")
+        if diff:
+            raise InputError(_ref(d.kind, ns, d.name), f"differs from the lab's manifest ({d.source}) at {diff}, "
+                             "so kslab will not adopt it",
+                             f"delete it (kubectl delete {res.qualified} {d.name}{' -n ' + ns if ns else ''}) "
+                             "and run kslab apply without --adopt")
+        plan.append((res, ns, d.name))
+    done = []
+    for res, ns, name in plan:
+        client._request("PATCH", res.path(ns, name), body={"metadata": {"labels": dict(MANAGED_LABEL)}},
+                        content_type="application/merge-patch+json", query=FIELD_MANAGER,
+                        what=f"patch {res.qualified} {name}{' in namespace ' + ns if ns else ''}",
+                        resource=res, namespace=ns, name=name)
+        done.append(f"{res.kind.lower()}/{ns + '/' if ns else ''}{name} adopted")
+    return done
+
+
+def apply_documents(client: Any, documents: Sequence[Document], *, timeout: float = ROLLOUT_TIMEOUT,
+                    say: Any = None, adopt: bool = False) -> list[str]:
+    """``kubectl apply`` of the lab's manifests on a live cluster (what ``kslab apply`` and
+    ``lab.apply()`` do): created objects carry kslab's label, an existing object without it stops
+    the whole apply before anything changes (:meth:`~kslab.kind.client.KindClient.apply`), unless
+    ``adopt`` and it is what its manifest says (:func:`adopt_objects`: then it only gets the
+    label); then the Deployments' rollouts (:func:`wait_rollouts`). Returns
+    ``kind/namespace/name created|configured|adopted``."""
+    adopted = adopt_objects(client, documents) if adopt else []
+    objects = [d.obj for d in documents if d.kind not in ("Cluster",)]  # a kind Cluster config is not an API object
+    changed = adopted + client.apply(objects)
+    wait_rollouts(client, [(_namespace_of(d) or "default", d.name) for d in documents if d.kind == "Deployment"],
+                  timeout=timeout, say=say)
+    return changed
 
 
 # ---- the API server as the Lab's control plane ---------------------------------------------------
@@ -228,26 +457,13 @@ class LiveControlPlane:
 
     def _wait(self, deployments: Sequence[tuple[str, str]]) -> None:
         """Wait for the ``(namespace, name)`` Deployments' rollouts, with a progress bar (ready replicas)."""
-        if not deployments:
-            return
-        bar = Progress(len(deployments), "rollout")
-
-        def progress(states: list[Any]) -> None:
-            bar.total = sum(s.desired for s in states) or len(states)
-            bar.update(sum(min(s.available, s.desired) for s in states))
-
-        try:
-            self.client.wait_rollout(list(deployments), timeout=self.rollout_timeout, progress=progress)
-        finally:
-            bar.close()
+        wait_rollouts(self.client, deployments, timeout=self.rollout_timeout)
 
     def apply(self, docs: list[Document]) -> list[str]:
-        """``kubectl apply`` of ``docs`` on the live cluster (created objects carry kslab's label;
-        an existing object without it is never changed), then the rollouts, then a re-read."""
-        objects = [d.obj for d in docs if d.kind not in ("Cluster",)]  # a kind Cluster config is not an API object
-        changed = self.client.apply(objects)
-        self.changed = True
-        self._wait([((d.obj.get("metadata") or {}).get("namespace") or "default", d.name) for d in docs if d.kind == "Deployment"])
+        """``kubectl apply`` of ``docs`` on the live cluster (:func:`apply_documents`: created objects
+        carry kslab's label; an existing object without it is never changed), then a re-read."""
+        self.changed = True  # reset() applies the manifests again, even after a rollout that timed out
+        changed = apply_documents(self.client, docs, timeout=self.rollout_timeout)
         self.refresh()
         return changed
 
@@ -361,6 +577,7 @@ class KindDataplane(Dataplane):
         self.seed = seed
         self._t0 = time.monotonic()
         self._mypc_started = False
+        self._mypc_ip: str | None = None  # read from docker's kind network when mypc is first used
         self._traces = 0  # each trace draws the ladder afresh (seed + traces so far), as new connections do
 
     # ---- rules ---------------------------------------------------------------------------------
@@ -406,11 +623,21 @@ class KindDataplane(Dataplane):
         r = self.client.exec(pod.name, pod.namespace, list(argv), timeout=timeout)
         return traffic.Completed(r.stdout, r.stderr, r.exit_code)
 
+    @property
+    def mypc_ip(self) -> str:
+        """mypc's address: host .100 of kind's docker network as ``docker network inspect kind``
+        gives it (172.18.0.100 on kind's usual 172.18.0.0/16, the study's address; another subnet
+        when Docker gave kind another one), read once."""
+        if self._mypc_ip is None:
+            self._mypc_ip = traffic.mypc_address(self.docker.network_subnets(traffic.KIND_NETWORK),
+                                                 [n.internal_ip for n in self.cluster.nodes])
+        return self._mypc_ip
+
     def ensure_mypc(self) -> None:
-        """Start ``mypc`` on kind's docker network (172.18.0.100) unless it runs; close() removes it if kslab started it."""
-        if not self._mypc_started and self.docker.ensure_mypc(MYPC_IP):
+        """Start ``mypc`` on kind's docker network (at :attr:`mypc_ip`) unless it runs; close() removes it if kslab started it."""
+        if not self._mypc_started and self.docker.ensure_mypc(self.mypc_ip):
             self._mypc_started = True
-            print(f"kslab: started the mypc container on docker network {traffic.KIND_NETWORK} ({MYPC_IP})")
+            print(f"kslab: started the mypc container on docker network {traffic.KIND_NETWORK} ({self.mypc_ip})")
 
     def connect(self, clients: Sequence[str], dst: str, port: int, proto: str, n: int, *,
                 seed: int | None, interval: float, timeout: float) -> pd.DataFrame:
@@ -426,6 +653,7 @@ class KindDataplane(Dataplane):
             if c.kind == "external" and c.name != MYPC:
                 raise InputError(f"client {c.name!r}", "is not a pod, a node or mypc of the live cluster",
                                  "kind clients are pods, nodes and mypc")
+        resolved = [replace(c, ip=self.mypc_ip) if c.name == MYPC else c for c in resolved]  # on kind's real network
         share, extra = divmod(n, len(resolved))
         counts = [share + (1 if k < extra else 0) for k in range(len(resolved))]
         node_by_ip = {node.internal_ip: node.name for node in self.cluster.nodes}
@@ -488,6 +716,8 @@ class KindDataplane(Dataplane):
 
         sim = factory.create("sim", self.cluster, seed=self.seed + self._traces, tables=self.tables())
         self._traces += 1
+        if src == MYPC and self.mypc_ip != MYPC_IP:  # the simulator's mypc is the study's; the live one is elsewhere
+            src = self.mypc_ip
         t = trace_of(sim.network.connect(src, dst, port, proto, trace=True), self.backend)
         t.source = TRACE_SOURCE
         return t

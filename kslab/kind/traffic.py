@@ -40,6 +40,7 @@ CURL_OUTCOMES = {6: "unresolved", 7: "refused", 28: "timeout", 52: "error", 56: 
 MYPC = "mypc"
 MYPC_IMAGE = "nicolaka/netshoot"  # the study's client image (net-pod runs it too)
 KIND_NETWORK = "kind"  # the docker network kind puts its node containers on
+MYPC_HOST = 100  # mypc is host .100 of kind's docker network (the study's 172.18.0.100 on 172.18.0.0/16)
 DOCKER_TIMEOUT = 30.0  # seconds for one docker command that is not a batch of connections
 
 
@@ -234,6 +235,14 @@ class Docker:
             raise EnvironmentProblem(f"docker exec {container}: {_one_line(r.stderr)}")
         return r
 
+    def network_subnets(self, network: str = KIND_NETWORK) -> list[str]:
+        """The subnets of docker network ``network`` (``docker network inspect``), IPv4 and IPv6."""
+        r = self.run(["network", "inspect", network, "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"])
+        if r.exit_code != 0:
+            raise EnvironmentProblem(f"docker network {network}: {_one_line(r.stderr) or 'cannot be inspected'} "
+                                     "(kind creates it with the cluster: kind get clusters)")
+        return r.stdout.split()
+
     def ensure_mypc(self, ip: str, *, network: str = KIND_NETWORK, image: str = MYPC_IMAGE) -> bool:
         """Start the external client ``mypc`` on kind's docker network at ``ip`` unless it runs
         (the study's ``docker run -d --rm --name mypc --network kind --ip IP nicolaka/netshoot sleep
@@ -248,6 +257,30 @@ class Docker:
 
     def remove(self, container: str) -> None:
         self.run(["rm", "-f", container])
+
+
+def mypc_address(subnets: Sequence[str], taken: Sequence[str] = ()) -> str:
+    """mypc's address on kind's docker network: host .100 (:data:`MYPC_HOST`) of its IPv4 subnet
+    (172.18.0.100 on 172.18.0.0/16, as in the study), or the next host after it that no node
+    holds (``taken``)."""
+    nets = []
+    for s in subnets:
+        try:
+            net = ipaddress.ip_network(s, strict=False)
+        except ValueError:
+            continue
+        if net.version == 4 and net.num_addresses > MYPC_HOST + 2:
+            nets.append(net)
+    if not nets:
+        raise EnvironmentProblem(f"docker network {KIND_NETWORK} has no IPv4 subnet with room for mypc "
+                                 f"(subnets: {', '.join(subnets) or 'none'})")
+    net = nets[0]
+    used = set(taken)
+    for k in range(MYPC_HOST, net.num_addresses - 1):
+        ip = str(net.network_address + k)
+        if ip not in used:
+            return ip
+    raise EnvironmentProblem(f"docker network {KIND_NETWORK} ({net}) has no free address for mypc")
 
 
 def _one_line(text: str) -> str:

@@ -119,10 +119,20 @@ experiments.claim(
 # |---|---|
 # | `sim` | kslab's interpreter of the very rules kube-proxy writes (runs anywhere) |
 # | `netns` | the Linux kernel: one network namespace per node and pod, real TCP (root) |
-# | `kind` | a live kind cluster (Docker, a `kind-*` kube context): its own kube-proxy's rules, real connections from its pods by exec, read-only until `lab.apply()` |
+# | `kind` | a live kind cluster (Docker, a `kind-*` kube context): its own kube-proxy's rules, real connections from its pods by exec; the lab's objects made once by `kslab apply`, read-only until a chapter changes them |
 #
 # Set `KSLAB_BACKEND` before starting Jupyter (`KSLAB_BACKEND=netns kslab lab`); `kslab doctor`
-# says which backends this machine can run:
+# says which backends this machine can run. For `kind`, make the study's cluster and the lab's
+# objects first, in a terminal:
+#
+# ```bash
+# kind create cluster --config data/myk8s/kind-cluster.yaml   # context kind-myk8s
+# kslab apply --context kind-myk8s                            # the lab's pods and Services, labelled as kslab's
+# KSLAB_BACKEND=kind kslab lab
+# ```
+#
+# Without `kslab apply` the cell below says, in one line, that the cluster has none of the lab's
+# objects yet and which command creates them (and the chapters run on sim):
 
 # %% [markdown] lang="ko"
 # ## 백엔드 셋
@@ -131,10 +141,20 @@ experiments.claim(
 # |---|---|
 # | `sim` | kube-proxy가 쓰는 바로 그 규칙을 해석해 실행하는 kslab의 인터프리터 (어디서나 실행) |
 # | `netns` | 리눅스 커널: 노드와 파드마다 네트워크 네임스페이스 하나, 실제 TCP (root 필요) |
-# | `kind` | 실제 kind 클러스터 (Docker와 `kind-*` kube 컨텍스트 필요): 클러스터 자신의 kube-proxy가 쓴 규칙, exec로 파드에서 여는 실제 연결, `lab.apply()` 전까지는 읽기 전용 |
+# | `kind` | 실제 kind 클러스터 (Docker와 `kind-*` kube 컨텍스트 필요): 클러스터 자신의 kube-proxy가 쓴 규칙, exec로 파드에서 여는 실제 연결. 실습 오브젝트는 `kslab apply`로 한 번 만들며, 장에서 바꾸기 전까지는 읽기 전용 |
 #
 # 백엔드는 Jupyter를 시작하기 전에 `KSLAB_BACKEND`로 정합니다(`KSLAB_BACKEND=netns kslab lab`).
-# 이 컴퓨터에서 어느 백엔드를 실행할 수 있는지는 `kslab doctor`가 알려 줍니다.
+# 이 컴퓨터에서 어느 백엔드를 실행할 수 있는지는 `kslab doctor`가 알려 줍니다. `kind`를 쓰려면 먼저
+# 터미널에서 스터디의 클러스터와 실습 오브젝트를 만드세요.
+#
+# ```bash
+# kind create cluster --config data/myk8s/kind-cluster.yaml   # 컨텍스트 kind-myk8s
+# kslab apply --context kind-myk8s                            # 실습 파드와 서비스 (kslab 레이블이 붙습니다)
+# KSLAB_BACKEND=kind kslab lab
+# ```
+#
+# `kslab apply`를 하지 않았다면 아래 셀은 클러스터에 실습 오브젝트가 아직 없다는 것과 그것을 만드는 명령을
+# 한 줄로 알려 줍니다(그리고 각 장은 sim에서 실행됩니다).
 
 # %%
 print(subprocess.run([sys.executable, "-m", "kslab.cli", "doctor"], capture_output=True, text=True).stdout)
@@ -142,7 +162,7 @@ try:
     with kslab.Lab(backend="kind") as live:  # the kube context's cluster (kind-* only), read-only
         why_not = ""
         print(f"Lab(backend='kind'): cluster {live.cluster.config.name}, {len(live.cluster.nodes)} nodes, {len(live.cluster.pods)} pods")
-except kslab.EnvironmentProblem as err:  # no kubeconfig, no kind-* context, API or docker unreachable ...
+except kslab.EnvironmentProblem as err:  # no kubeconfig, no kind-* context, API or docker unreachable, no `kslab apply` yet ...
     why_not = str(err)
     print(f"Lab(backend='kind'): {why_not}")
 experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live cluster or says in one line why it cannot",

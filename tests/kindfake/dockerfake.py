@@ -6,7 +6,8 @@ read as the kind backend reads a live cluster: :class:`FakeLab`). What a node ho
 recorded dump ``tests/data/kind-nodes/NODE.iptables-save`` (``iptables-save -c``; how those
 were made: tests/data/kind-nodes/SOURCES.md), counters included. Commands:
 
-- ``docker version``, ``docker inspect --format {{.State.Running}} NAME``, ``docker run ... --name
+- ``docker version``, ``docker inspect --format {{.State.Running}} NAME``, ``docker network inspect
+  kind`` (subnet: ``KSLAB_FAKE_DOCKER_SUBNET``, default 172.18.0.0/16), ``docker run ... --name
   mypc ...`` (remembered in the state directory), ``docker rm -f mypc``;
 - ``docker exec NODE iptables-save [-c] [-t T]``, ``iptables -S/-L ...``, ``conntrack -C/-F/-L``,
   ``hostname``, ``ip route``: kslab's emulation of each tool (:mod:`kslab.sim.tools`, the real
@@ -237,6 +238,28 @@ def exec_in(name: str, argv: list[str]) -> int:
     return out(stdout, stderr, code)
 
 
+def network_inspect(args: list[str]) -> int:
+    """``docker network inspect NAME [--format TEMPLATE]``: kind's network, IPv4 subnet from
+    ``KSLAB_FAKE_DOCKER_SUBNET`` (default 172.18.0.0/16, Docker's usual first choice) and kind's
+    fixed IPv6 subnet; ``--format '{{range .IPAM.Config}}{{.Subnet}} {{end}}'`` prints the subnets."""
+    import ipaddress
+
+    fmt = args[args.index("--format") + 1] if "--format" in args else None
+    names = [a for i, a in enumerate(args) if not a.startswith("-") and (i == 0 or args[i - 1] != "--format")]
+    if names != ["kind"]:
+        return out("[]\n", f"Error response from daemon: network {' '.join(names)} not found\n", 1)
+    v4 = ipaddress.ip_network(os.environ.get("KSLAB_FAKE_DOCKER_SUBNET") or "172.18.0.0/16")
+    config = [{"Subnet": str(v4), "Gateway": str(v4.network_address + 1)},
+              {"Subnet": "fc00:f853:ccd:e793::/64", "Gateway": "fc00:f853:ccd:e793::1"}]
+    if fmt == "{{range .IPAM.Config}}{{.Subnet}} {{end}}":
+        return out("".join(f"{c['Subnet']} " for c in config) + "\n")
+    if fmt is not None:
+        return out(err=f"kindfake: template {fmt!r} is not answered (only the subnets' range)\n", code=1)
+    doc = [{"Name": "kind", "Driver": "bridge", "EnableIPv6": True, "IPAM": {"Driver": "default", "Options": {}, "Config": config},
+            "Options": {"com.docker.network.bridge.enable_ip_masquerade": "true", "com.docker.network.driver.mtu": "1500"}}]
+    return out(json.dumps(doc, indent=4) + "\n")
+
+
 def main(argv: list[str]) -> int:
     STATE.mkdir(parents=True, exist_ok=True)
     with open(STATE / "calls.log", "a") as log:
@@ -255,6 +278,8 @@ def main(argv: list[str]) -> int:
         if not running(name):
             return out("\n", f"Error: No such object: {name}\n", 1)
         return out("true\n")
+    if cmd == "network" and rest[:1] == ["inspect"]:
+        return network_inspect(rest[1:])
     if cmd == "run":
         name = rest[rest.index("--name") + 1]
         if running(name):
@@ -271,7 +296,7 @@ def main(argv: list[str]) -> int:
         while args and args[0].startswith("-"):  # -i, -t
             args.pop(0)
         return exec_in(args[0], args[1:])
-    return out(err=f"docker: '{cmd}' is not a docker command (the fake answers version, inspect, run, rm, exec)\n", code=1)
+    return out(err=f"docker: '{cmd}' is not a docker command (the fake answers version, inspect, network inspect, run, rm, exec)\n", code=1)
 
 
 if __name__ == "__main__":

@@ -491,6 +491,7 @@ def _application(fake: FakeApiServer) -> tornado.web.Application:
         (r"/api/?", _ApiVersionsHandler, kw),
         (r"/apis/?", _ApiGroupsHandler, kw),
         (r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec", _ExecHandler, kw),
+        (r"/apis/authorization.k8s.io/v1/selfsubjectaccessreviews/?", _AccessReviewHandler, kw),
         (r"/api/(v1)/(.*)", _RestHandler, {**kw, "group": ""}),
         (r"/apis/([^/]+)/([^/]+)/(.*)", _RestHandler, kw),
     ])
@@ -556,6 +557,36 @@ class _ApiGroupsHandler(_Base):
         self.send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
             {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
              "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}} for g, v in groups]})
+
+
+class _AccessReviewHandler(_Base):
+    """``kubectl auth can-i``'s SelfSubjectAccessReview: allowed, unless a 403 rule the test set
+    (:meth:`FakeApiServer.forbid`) matches the verb and resource asked about (a rule on verb
+    ``exec`` matches ``get`` and ``create`` on ``pods/exec``, as the exec handshake does); the
+    answer is the review with ``status`` filled in, as the API server returns it (201)."""
+
+    async def post(self) -> None:
+        if not self.authorized():
+            return
+        rule = self.fake._rule_for("create", "selfsubjectaccessreviews", None, None)
+        if rule is not None and rule.status:
+            self.send_json(rule.status, rule.body or status_object(rule.status, "InternalError", f"injected {rule.status}"))
+            return
+        try:
+            review = json.loads(self.request.body or b"{}")
+            attrs = review["spec"]["resourceAttributes"]
+        except (ValueError, KeyError, TypeError):
+            self.send_json(400, status_object(400, "BadRequest", "a SelfSubjectAccessReview needs spec.resourceAttributes"))
+            return
+        verb, sub = str(attrs.get("verb") or ""), str(attrs.get("subresource") or "")
+        resource = f"{attrs.get('resource')}/{sub}" if sub else str(attrs.get("resource"))
+        ns, name = attrs.get("namespace") or None, attrs.get("name") or None
+        verbs = {verb, "exec"} if resource == "pods/exec" and verb in ("get", "create") else {verb}
+        denied = any(r.status == 403 and any(r.matches(v, resource, ns, name) for v in verbs) for r in list(self.fake.rules))
+        review["status"] = {"allowed": False, "denied": True, "reason": "no RBAC rule allows it (kindfake)"} if denied \
+            else {"allowed": True, "reason": 'RBAC: allowed by ClusterRoleBinding "kubeadm:cluster-admins" (kindfake)'}
+        review.setdefault("metadata", {})["creationTimestamp"] = None
+        self.send_json(201, review)
 
 
 class _RestHandler(_Base):
