@@ -683,7 +683,7 @@ class KindClient:
             ref = f"{res.kind.lower()} {md.get('namespace') + '/' if md.get('namespace') else ''}{md.get('name')}"
             raise InputError(ref, f"was not created by kslab (no label {MANAGED_LABEL_KEY}={MANAGED_LABEL_VALUE}), "
                                   f"so kslab will not {action} it",
-                             "change it yourself with kubectl, or delete it and let lab.apply() create it")
+                             "change it yourself with kubectl, or delete it and let `kslab apply` (lab.apply()) create it")
 
     def apply(self, objects: Iterable[dict]) -> list[str]:
         """Create each object (labelled :data:`MANAGED_LABEL`), or update it when it exists and
