@@ -274,14 +274,9 @@ def _quiet_urllib3() -> None:
     warnings where the client is built (only urllib3's: other warnings still show)."""
     import warnings
 
+    # (by module and message, without importing urllib3: it is the kubernetes client's dependency, not kslab's)
     warnings.filterwarnings("ignore", module=r"urllib3(\..*)?$")
     warnings.filterwarnings("ignore", message=r".*urllib3.*")
-    try:
-        import urllib3
-
-        urllib3.disable_warnings()
-    except Exception:  # pragma: no cover - urllib3 always comes with kubernetes
-        pass
 
 
 def _load_kube_config(info: KubeconfigInfo, name: str, timeout: float) -> Any:
