@@ -1,0 +1,142 @@
+"""kube-proxy's service health check server: what a node answers on a Service's healthCheckNodePort.
+
+A ``type: LoadBalancer`` Service with ``externalTrafficPolicy: Local`` gets a healthCheckNodePort;
+kube-proxy listens on it on every node and a cloud load balancer probes it to send traffic only
+to nodes that have a local endpoint. Everything here is pure (no sockets, no files): the sim,
+the netns server and the charts all call these functions.
+
+Upstream, kubernetes/kubernetes (read with the project's search tools):
+
+* ``pkg/proxy/healthcheck/service_health.go`` at 124526cf4904abf16a60f7cfb3404f1bfd3d8e5e,
+  ``hcHandler.ServeHTTP``: the three headers, 200 only if ``count != 0 && kubeProxyHealthy``
+  else 503, and the body ``strings.Trim(dedent.Dedent(fmt.Sprintf(`...`)), "\\n")``: one tab
+  per level, no trailing newline, names through Go's ``%q``. Any path and any method get the
+  same answer (the handler never looks at the request). :func:`service_health` is that handler.
+* ``pkg/proxy/healthcheck/healthcheck_test.go`` at 02f8803abc6620715c52992335334ea7278122b5,
+  ``TestServer`` and ``tHandler``: the cases tests/test_healthcheck.py repeats (0 -> 503,
+  18 -> 200, 0 -> 503 again, an unhealthy proxy -> 503 with the count kept) and the header
+  assertions.
+* ``pkg/proxy/endpointschangetracker.go`` at f2963eff6352cb5e4fc986d54e642f3fead7ff2b,
+  ``EndpointsMap.LocalReadyEndpoints`` / ``getLocalReadyEndpointIPs``: the count the proxier
+  hands to ``SyncEndpoints`` is, per Service (namespace/name, over all its ports), the number of
+  distinct IPs of endpoints that are local and ready. Terminating endpoints are left out because
+  they are not ready ("the health check signal should fail if there are only terminating
+  endpoints on a node"), serving or not. :func:`local_endpoints` counts the same way, on the
+  endpoints map :func:`kslab.proxy.endpoints.build_endpoints_map` builds as
+  ``endpointslicecache.go`` does.
+* ``apiservice.NeedsHealthCheck`` (LoadBalancer and external policy Local) through
+  ``newBaseServiceInfo``'s ``healthCheckNodePort``, collected by the service change tracker into
+  ``HCServiceNodePorts`` for ``SyncServices``: :func:`hc_targets`, read from
+  :func:`kslab.proxy.serviceport.service_port_infos`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import ClusterState, Service
+from .proxy.endpoints import build_endpoints_map
+from .proxy.serviceport import service_port_infos
+
+HEALTHZ_PATH = "/healthz"
+"""The path load balancers probe (the server answers any path the same)."""
+
+
+@dataclass(frozen=True)
+class HealthResponse:
+    """One answer of the health check server: the status code, the headers the handler sets (in
+    the order it sets them; Go's server adds ``Date`` and ``Content-Length`` on the wire) and the
+    body, byte for byte."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: str
+
+    @property
+    def reason(self) -> str:
+        """The status line's reason phrase (Go's ``http.StatusText``)."""
+        return _REASONS[self.status]
+
+    def header(self, name: str) -> str | None:
+        """A header's value, the name matched case-insensitively as HTTP does."""
+        low = name.lower()
+        return next((v for k, v in self.headers if k.lower() == low), None)
+
+
+_REASONS = {200: "OK", 503: "Service Unavailable"}
+
+
+def service_health(namespace: str, name: str, local_endpoints: int, proxy_healthy: bool = True) -> HealthResponse:
+    """What ``hcHandler.ServeHTTP`` answers for the Service ``namespace/name`` when the node has
+    ``local_endpoints`` local ready endpoints and kube-proxy's own health is ``proxy_healthy``."""
+    count = int(local_endpoints)
+    if count < 0:
+        from .errors import InputError
+
+        raise InputError("local_endpoints", f"{count} is negative", "give the number of local ready endpoints (0 or more)")
+    healthy = bool(proxy_healthy)
+    headers = (
+        ("Content-Type", "application/json"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Load-Balancing-Endpoint-Weight", str(count)),  # strconv.Itoa(count)
+    )
+    status = 200 if count != 0 and healthy else 503
+    body = (
+        "{\n"
+        '\t"service": {\n'
+        f'\t\t"namespace": {go_quote(namespace)},\n'
+        f'\t\t"name": {go_quote(name)}\n'
+        "\t},\n"
+        f'\t"localEndpoints": {count},\n'
+        f'\t"serviceProxyHealthy": {"true" if healthy else "false"}\n'
+        "}"
+    )
+    return HealthResponse(status, headers, body)
+
+
+def go_quote(s: str) -> str:
+    """Go's ``%q`` of a string (``strconv.Quote``): double quotes, ``\\"`` and ``\\\\``, the C
+    escapes, ``\\xNN`` for other control bytes, printable Unicode kept as is. Namespaces and
+    Service names are DNS labels, for which this is just ``"name"``."""
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch in _C_ESCAPES:
+            out.append(_C_ESCAPES[ch])
+        elif o < 0x20 or o == 0x7F:
+            out.append(f"\\x{o:02x}")
+        elif ch.isprintable():
+            out.append(ch)
+        elif o < 0x10000:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(f"\\U{o:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_C_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def local_endpoints(cluster: ClusterState, service: Service, node: str, family: int = 4) -> int:
+    """How many local endpoints kube-proxy on ``node`` reports for ``service``
+    (``LocalReadyEndpoints``): distinct IPs, over all of the Service's ports, of the endpoints of
+    its EndpointSlices that are on ``node`` and ready (terminating ones are not ready)."""
+    endpoints_map = build_endpoints_map(cluster.slices_for(service), node, family)
+    ips = {e.ip for eps in endpoints_map.values() for e in eps if e.is_local and e.ready}
+    return len(ips)
+
+
+def hc_targets(cluster: ClusterState, family: int = 4) -> dict[int, Service]:
+    """healthCheckNodePort -> Service, for every Service kube-proxy opens a health check for
+    (``type: LoadBalancer`` with ``externalTrafficPolicy: Local`` and a healthCheckNodePort, and a
+    cluster IP of the proxy's family), in (namespace, name) order."""
+    out: dict[int, Service] = {}
+    for svc in sorted(cluster.services, key=lambda s: (s.namespace, s.name)):
+        ports = {p.health_check_node_port for p in service_port_infos(svc, family)}
+        port = max(ports, default=0)
+        if port:
+            out[port] = svc
+    return out
