@@ -19,10 +19,12 @@ Upstream, kubernetes/kubernetes (read with the project's search tools):
 * ``pkg/proxy/endpointschangetracker.go`` at f2963eff6352cb5e4fc986d54e642f3fead7ff2b,
   ``EndpointsMap.LocalReadyEndpoints`` / ``getLocalReadyEndpointIPs``: the count the proxier
   hands to ``SyncEndpoints`` is, per Service (namespace/name, over all its ports), the number of
-  distinct IPs of endpoints that are local and ready. Terminating endpoints are left out because
-  they are not ready ("the health check signal should fail if there are only terminating
-  endpoints on a node"), serving or not. :func:`local_endpoints` counts the same way, on the
-  endpoints map :func:`kslab.proxy.endpoints.build_endpoints_map` builds as
+  distinct IPs of endpoints that are local and ready (an unset Ready counts as ready, as
+  ``pkg/proxy/endpointslicecache.go`` at c2c7d507620b919d8c6cd5d43e689e7656186df5 reads it). Terminating endpoints are left out because the
+  EndpointSlice controller marks them not ready ("the health check signal should fail if there
+  are only terminating endpoints on a node"), serving or not; upstream tests Ready only, so a
+  hand-written endpoint both ready and terminating is counted. :func:`local_endpoints` counts
+  the same way, on the endpoints map :func:`kslab.proxy.endpoints.build_endpoints_map` builds as
   ``endpointslicecache.go`` does.
 * ``apiservice.NeedsHealthCheck`` (LoadBalancer and external policy Local) through
   ``newBaseServiceInfo``'s ``healthCheckNodePort``, collected by the service change tracker into
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import InputError
 from .model import ClusterState, Service
 from .proxy.endpoints import build_endpoints_map
 from .proxy.serviceport import service_port_infos
@@ -71,9 +74,8 @@ def service_health(namespace: str, name: str, local_endpoints: int, proxy_health
     ``local_endpoints`` local ready endpoints and kube-proxy's own health is ``proxy_healthy``."""
     count = int(local_endpoints)
     if count < 0:
-        from .errors import InputError
-
-        raise InputError("local_endpoints", f"{count} is negative", "give the number of local ready endpoints (0 or more)")
+        raise InputError("local_endpoints", f"{count} is negative",
+                         "give the number of local ready endpoints (0 or more)")
     healthy = bool(proxy_healthy)
     headers = (
         ("Content-Type", "application/json"),
