@@ -51,15 +51,21 @@ CONFIG_KEYS = ("config.conf", "config")
 SUPPORTED_MODES = ("", "iptables")
 
 
+def _check_metadata(obj: dict, where: str) -> None:
+    """An object's metadata, when given, is a mapping."""
+    meta = obj.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise InputError(f"{where}: metadata", f"{meta!r:.60} is not a mapping",
+                         "give objects as the API server returns them (kubectl get ... -o yaml)")
+
+
 def _flatten(objects: Iterable[Any], source: str) -> list[Document]:
     docs: list[Document] = []
     for i, obj in enumerate(objects):
         where = f"{source}[{i}]"
         if not isinstance(obj, dict):
             raise InputError(where, "not an object (a mapping with kind, apiVersion, metadata)", "give API objects")
-        if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
-            raise InputError(f"{where}: metadata", f"{obj.get('metadata')!r:.60} is not a mapping",
-                             "give objects as the API server returns them (kubectl get ... -o yaml)")
+        _check_metadata(obj, where)
         kind = str(obj.get("kind") or "")
         if kind == "List" or (kind.endswith("List") and "items" in obj):
             item_kind = kind[: -len("List")] if kind != "List" else ""
@@ -71,9 +77,7 @@ def _flatten(objects: Iterable[Any], source: str) -> list[Document]:
                 w = f"{where}: items[{j}]"
                 if not isinstance(item, dict):
                     raise InputError(w, "not an object", "each item of a List must be a Kubernetes object")
-                if item.get("metadata") is not None and not isinstance(item.get("metadata"), dict):
-                    raise InputError(f"{w}: metadata", f"{item.get('metadata')!r:.60} is not a mapping",
-                                     "give objects as the API server returns them (kubectl get ... -o yaml)")
+                _check_metadata(item, w)
                 if item_kind and not item.get("kind"):  # the API server's lists leave the items' kind out
                     item = {**item, "kind": item_kind, "apiVersion": item.get("apiVersion") or
                             _LIST_ITEM_API.get(kind) or obj.get("apiVersion")}

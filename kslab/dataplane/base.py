@@ -21,6 +21,7 @@ client names of the Lab's :class:`~kslab.model.ClusterState`):
 from __future__ import annotations
 
 import re
+import time
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -171,3 +172,18 @@ class Dataplane(ABC):
     def close(self) -> None:
         """Release what the dataplane made (namespaces, processes); idempotent. Default: nothing."""
 
+
+
+class RealClock:
+    """The clock of a dataplane whose kernel keeps real time (netns, a live cluster): ``now`` is
+    the seconds since the dataplane started or was last reset (``self._t0``, set by both), and
+    ``advance`` waits, so conntrack and ``recent`` entries age as they really do."""
+
+    _t0: float
+
+    @property
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def advance(self, seconds: float) -> None:
+        time.sleep(seconds)

@@ -19,7 +19,7 @@ from ..errors import EnvironmentProblem, InputError
 from ..netns.lab import NetnsLab
 from ..sim.network import resolve_client
 from ..xtables import kernel as xtables_kernel
-from .base import Dataplane
+from .base import Dataplane, RealClock
 from .rows import COLUMNS
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .trace import Trace
 
 
-class NetnsDataplane(Dataplane):
+class NetnsDataplane(RealClock, Dataplane):
     backend = "netns"
     concurrent_syncs = True  # each node's restore is its own iptables-restore in its own namespace
 
@@ -183,13 +183,6 @@ class NetnsDataplane(Dataplane):
                 argv[1:1] = ["--resolve", f"{command.host}:{command.port}:{command.address}"]
         r = self.kernel.exec(where, argv, timeout=command.timeout)
         return ShellOutput(r.stdout, r.stderr, r.returncode)
-
-    @property
-    def now(self) -> float:
-        return time.monotonic() - self._t0
-
-    def advance(self, seconds: float) -> None:
-        time.sleep(seconds)
 
     def close(self) -> None:
         self.kernel.close()  # down, unless the lab was detached (kslab netns up)

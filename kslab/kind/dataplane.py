@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import pandas as pd
 
-from ..dataplane.base import Dataplane
+from ..dataplane.base import Dataplane, RealClock
 from ..dataplane.rows import COLUMNS
 from ..errors import EnvironmentProblem, InputError
 from ..sim.network import MYPC_IP, resolve_client
@@ -557,7 +557,7 @@ def _get(doc: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 
 # ---- the dataplane -------------------------------------------------------------------------------
-class KindDataplane(Dataplane):
+class KindDataplane(RealClock, Dataplane):
     """A live kind cluster as the dataplane. kube-proxy is the cluster's own: :meth:`sync_rules`
     loads nothing (the Lab's Proxiers are the prediction of what the node's kube-proxy wrote),
     :meth:`save_text` is the node's real ``iptables-save`` (``docker exec``), :meth:`connect`
@@ -748,13 +748,6 @@ class KindDataplane(Dataplane):
 
         r = self._run_in(where, list(command.argv), timeout=command.timeout)
         return ShellOutput(r.stdout, r.stderr, r.exit_code)
-
-    @property
-    def now(self) -> float:
-        return time.monotonic() - self._t0
-
-    def advance(self, seconds: float) -> None:
-        time.sleep(seconds)
 
     def close(self) -> None:
         """Remove ``mypc`` if kslab started it; the cluster itself stays as it is."""
