@@ -34,6 +34,7 @@ import pandas as pd
 from .controlplane import CLUSTER_SEED, BuildOptions, ControlPlane, build_state
 from .dataplane import Dataplane, Trace, factory
 from .errors import EnvironmentProblem, InputError
+from .loadbalancer import LBState
 from .manifests import Document, load_documents
 from .model import ClusterState
 from .proxy.config import ProxyConfig, check_options as check_proxy_options
@@ -219,6 +220,12 @@ class Lab:
     def patch_service(self, name: str, namespace: str = "default", **spec) -> None:
         self.control.patch_service(name, namespace, **spec)
         self._changed()
+
+    def lb_status(self, service: str, namespace: str = "default") -> LBState:
+        """The cloud load balancer in front of the LoadBalancer Service ``service``: the status
+        its last health probe got from every node and the nodes it sends connections to
+        (:class:`kslab.loadbalancer.LBState`)."""
+        return self.dataplane.lb_status(self.cluster.service(service, namespace), self.cluster)
 
     def set_proxy(self, **options) -> None:
         """Change kube-proxy's configuration on every node (``masquerade_all=True`` ...): a

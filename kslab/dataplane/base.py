@@ -30,7 +30,8 @@ from ..errors import EnvironmentProblem
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..model import ClusterState
+    from ..loadbalancer import LBState
+    from ..model import ClusterState, Service
     from ..proxy.iptables import RuleSet
     from ..shell import Command, ShellOutput
     from .trace import Trace
@@ -157,6 +158,13 @@ class Dataplane(ABC):
         for real in the node's or pod's network namespace (with a timeout), or emulated in the
         real tool's output format. A backend that cannot says so (this default)."""
         raise EnvironmentProblem(f"the {self.backend or type(self).__name__} backend cannot run {command.tool}")
+
+    # ---- the cloud load balancer ----------------------------------------------------------------------
+    def lb_status(self, service: Service, cluster: ClusterState) -> LBState:
+        """The load balancer of ``service`` (a ``type: LoadBalancer`` Service with an ingress IP)
+        as it stands now: its last probe of every node and the nodes it sends to
+        (:mod:`kslab.loadbalancer`). A backend without a load balancer says so (this default)."""
+        raise EnvironmentProblem(f"the {self.backend or type(self).__name__} backend has no load balancer for {service.key}")
 
     # ---- time and lifetime ---------------------------------------------------------------------------
     @property
