@@ -314,6 +314,25 @@ def test_nodeport_addresses_and_localhost_nodeports():
     assert "KUBE-FIREWALL" not in rs.filter.chains
 
 
+def test_nodeport_addresses_without_loopback_turn_localhost_nodeports_off():
+    """NewProxier: ``if !nodePortAddresses.ContainsIPv4Loopback() { localhostNodePorts = false }``,
+    so no localhost NodePort rule (nor its nfacct counter) and no localnet guard."""
+    from kslab.proxy.util import nodeport_addresses_contain_ipv4_loopback as has_lo
+
+    assert has_lo(()) and has_lo(("0.0.0.0/0",)) and has_lo(("127.0.0.1/32",)) and has_lo(("126.0.0.0/7",))
+    assert has_lo(("fd00::/64",))  # no IPv4 entry: upstream reads it as 0.0.0.0/0
+    assert not has_lo(("172.18.0.0/16",)) and not has_lo(("primary",)) and not has_lo(("172.18.0.0/16", "fd00::/64"))
+    s = svc(type="NodePort", port_kw={"node_port": 30080})
+    endpoints = [eps("svc1", "ns1", ep("10.180.0.1"))]
+    cfg = ProxyConfig(node_name="n", node_ips=("172.18.0.3",), nodeport_addresses=("172.18.0.0/16",))
+    rs = render([s], endpoints, cfg)
+    assert nat(rs, "KUBE-NODEPORTS") == ["-A KUBE-NODEPORTS -m comment --comment ns1/svc1:p80 -m tcp -p tcp --dport 30080 -j KUBE-EXT-XPGD46QRK7WJZT7O"]
+    assert "KUBE-FIREWALL" not in rs.filter.chains
+    with_lo = render([s], endpoints, ProxyConfig(node_name="n", node_ips=("172.18.0.3",), nodeport_addresses=("172.18.0.0/16", "127.0.0.0/8")))
+    assert any("-d 127.0.0.0/8" in r and "localhost_nps_accepted_pkts" in r for r in nat(with_lo, "KUBE-NODEPORTS"))
+    assert "KUBE-FIREWALL" in with_lo.filter.chains
+
+
 def test_localhost_nodeport_rule_needs_nfacct_and_conntrack_liberal():
     s = svc(type="NodePort", port_kw={"node_port": 30080})
     rs = render([s], [eps("svc1", "ns1", ep("10.180.0.1"))], ProxyConfig(node_name="n", nfacct=False, conntrack_tcp_liberal=True))

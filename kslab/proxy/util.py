@@ -112,6 +112,25 @@ def nodeport_addresses_match_all(nodeport_addresses: tuple[str, ...]) -> bool:
     return False
 
 
+def nodeport_addresses_contain_ipv4_loopback(nodeport_addresses: tuple[str, ...]) -> bool:
+    """``NodePortAddresses.ContainsIPv4Loopback``: unset (or no IPv4 entry, which upstream reads as
+    0.0.0.0/0), or an IPv4 CIDR holding a loopback address. ``NewProxier`` turns
+    ``localhostNodePorts`` off when this is false: no localhost NodePort rule, no
+    "block incoming localnet connections" rule, no ``route_localnet``. ``primary`` is the node's
+    own IP (cmd/kube-proxy makes it ``IP/32``), so it holds no loopback."""
+    v4 = [spec for spec in nodeport_addresses
+          if spec in ("primary", "localhost") or ((c := parse_cidr_sloppy(spec)) and ":" not in c)]
+    if not v4:
+        return True
+    for spec in v4:
+        if spec == "localhost":
+            return True
+        c = parse_cidr_sloppy(spec) if spec != "primary" else None
+        if c and ipaddress.ip_network(c, strict=False).overlaps(ipaddress.ip_network("127.0.0.0/8")):
+            return True
+    return False
+
+
 def nodeport_ips(nodeport_addresses: tuple[str, ...], node_ips: tuple[str, ...], family: int) -> list[str]:
     """``NodePortAddresses.GetNodeIPs``: the node's addresses inside the given CIDRs.
 
