@@ -661,3 +661,20 @@ def test_sim_equals_kernel_after_the_same_connections(both) -> None:
     for where in ("myk8s-worker", "net-pod", "mypc"):
         a, b = same(sim, kern, where, "ip route")
         assert a == b
+
+
+def test_route_localnet_is_read_with_cat(lab: Lab) -> None:
+    """kube-proxy sets net.ipv4.conf.all.route_localnet=1 on a node for localhost NodePorts; a pod
+    keeps the kernel's default 0. Only that sysctl file is read; others are a one-line error."""
+    assert lab.sh("myk8s-worker", "cat /proc/sys/net/ipv4/conf/all/route_localnet") == "1\n"
+    assert lab.sh("net-pod", "cat /proc/sys/net/ipv4/conf/all/route_localnet") == "0\n"
+    with pytest.raises(InputError, match="route_localnet"):
+        lab.sh("myk8s-worker", "cat /proc/sys/net/ipv4/conf/all/rp_filter")
+
+
+@pytest.mark.netns
+def test_sim_equals_kernel_route_localnet(both) -> None:
+    sim, kern = both
+    for where in ("myk8s-worker", "net-pod"):
+        a, b = same(sim, kern, where, "cat /proc/sys/net/ipv4/conf/all/route_localnet")
+        assert a == b

@@ -51,6 +51,7 @@ from ..shell import (
     IptablesList,
     IptablesRules,
     IptablesSave,
+    ROUTE_LOCALNET,
     ShellOutput,
     hostname_of,
 )
@@ -105,6 +106,9 @@ def run(command: Command, where: str, cluster: ClusterState, tables: Mapping[str
         return _curl(command, where, cluster, network)
     if isinstance(command, Hostname):
         return ShellOutput(hostname_of(cluster, where) + "\n")
+    if isinstance(command, Cat) and command.path == ROUTE_LOCALNET:  # set on every node (kube-proxy, localhost NodePorts)
+        node = network.nodes.get(where)
+        return ShellOutput(f"{int(node is not None and node.route_localnet)}\n")
     if isinstance(command, (Cat, ListRecent)):
         return _recent(command, where, own, network)
     raise InputError(command.tool, "the sim backend does not emulate it", "see kslab.shell.SUPPORTED")
