@@ -559,3 +559,109 @@ def _ipvs_share(answer: Any, lab=None, service: str = "svc-nodeport", replicas: 
 
 ch04 = SimpleNamespace(error_rate=_error_rate, sticky_scheduler=_sticky_scheduler, cross_node=_cross_node,
                        ipvs_affinity=_ipvs_affinity, wrr_share=_wrr_share, ipvs_share=_ipvs_share)
+
+
+# ---- chapter 06: NodePort ----------------------------------------------------------------------------
+
+# the choices of chapter 06's "mypc -> the control plane's IP:nodePort" question, as the chapter prints them
+CONTROL_PLANE_CHOICES = {
+    "a": "refused: no echo pod runs on the control plane",
+    "b": "answered by an echo pod on a worker",
+    "c": "no answer (timeout)",
+}
+
+
+def _control_plane_choice(t) -> str:
+    """Which of :data:`CONTROL_PLANE_CHOICES` a trace of mypc -> control plane:nodePort shows."""
+    if t.outcome == "ok":
+        return "b"
+    return "a" if t.outcome == "refused" else "c"
+
+
+def _control_plane(answer: Any, lab=None, service: str = "svc-nodeport", node: str = "myk8s-control-plane") -> Feedback:
+    if answer is None:
+        return _pending(f"what mypc gets from {node}'s IP on {service}'s nodePort (a, b or c)")
+    sim = _private_lab(lab)
+    t = sim.trace("mypc", f"{node}:{service}")
+    expected = _control_plane_choice(t)
+    got = str(answer).strip().lower().strip("()")
+    if got not in CONTROL_PLANE_CHOICES:
+        raise WrongAnswer(f"answer with one letter: {', '.join(CONTROL_PLANE_CHOICES)} (which one?)")
+    if got == expected:
+        where = f" ({t.endpoint_pod} on {t.endpoint_node})" if t.endpoint_pod else ""
+        return _ok(f"({expected}) {CONTROL_PLANE_CHOICES[expected]}{where}: every node's kube-proxy writes the same "
+                   "KUBE-NODEPORTS rules, whether or not an endpoint runs there, and DNATs to any endpoint")
+    hints = {"a": "does the nodePort need a process listening on the node, or do the nat rules handle the packet first?",
+             "b": "look at the reason of lab.trace('mypc', ...)",
+             "c": "is anything on the path dropping the SYN? Which node's rules see it?"}
+    raise WrongAnswer(f"not ({got}). Hint: {hints[got]}")
+
+
+def _seen_ip(answer: Any, lab=None, pod_node: str = "myk8s-worker2", ingress: str = "myk8s-worker3",
+             service: str = "svc-nodeport") -> Feedback:
+    if answer is None:
+        return _pending(f"the client address a pod on {pod_node} sees when mypc enters through {ingress}'s nodePort")
+    sim = _private_lab(lab)
+    df = sim.run("mypc", f"{ingress}:{service}", n=300, seed=12)
+    seen = set(df[(df["endpoint_node"] == pod_node) & (df["outcome"] == "ok")]["source_ip_seen"])
+    if len(seen) != 1:
+        raise WrongAnswer(f"in your lab as it is now, no pod of {service} on {pod_node} answers through {ingress} "
+                          "(scaled or patched? run lab.reset() and this cell again)")
+    expected = seen.pop()
+    if str(answer).strip() == expected:
+        return _ok(f"{expected}: {ingress}'s own address. KUBE-EXT marked the connection, and MASQUERADE on {ingress} "
+                   f"(the node that DNATed it) rewrote mypc's address to the one it sends from towards {pod_node}")
+    hints = {"172.18.0.100": "that is mypc: would the reply then come back through the node that holds the NAT?",
+             sim.cluster.node(pod_node).internal_ip: f"which node masquerades: the one the pod runs on, or the one that DNATed?"}
+    raise WrongAnswer(f"not {answer}. Hint: {hints.get(str(answer).strip(), 'MASQUERADE takes the address of the interface the packet leaves by, on the node that DNATed it')}")
+
+
+def _masq_chain(answer: Any, lab=None, service: str = "svc-clusterip", node: str = "myk8s-worker") -> Feedback:
+    if answer is None:
+        return _pending(f"the chain that marks mypc's connections to {service}'s nodePort for masquerade")
+    sim = _private_lab(lab)
+    svc = sim.cluster.service(service)
+    if svc.type == "ClusterIP":
+        sim.patch_service(service, type="NodePort")
+    t = sim.trace("mypc", f"{node}:{service}")
+    marking = [s.chain for s in t.steps if s.event == "rule" and s.rule.endswith("-j KUBE-MARK-MASQ")]
+    if t.outcome != "ok" or len(marking) != 1:
+        raise WrongAnswer(f"in your lab as it is now, mypc's connection to {service}'s nodePort is not marked once "
+                          f"({t.outcome}); run lab.reset() and this cell again")
+    expected = marking[0]
+    got = str(answer).strip()
+    if got == expected:
+        return _ok(f"{expected}: KUBE-NODEPORTS jumps to the Service port's KUBE-EXT chain (named like its KUBE-SVC chain), "
+                   "which jumps to KUBE-MARK-MASQ before the KUBE-SVC ladder")
+    if got.startswith("KUBE-SVC-"):
+        hint = "the KUBE-SVC chain marks only traffic from outside the pod network to the ClusterIP; which chain comes before it from a nodePort?"
+    elif got == "KUBE-MARK-MASQ":
+        hint = "KUBE-MARK-MASQ sets the mark; which chain jumps to it?"
+    elif got.startswith("KUBE-EXT-"):
+        hint = f"right prefix, wrong hash: hash the service port name of {service} (chapter 01's formula)"
+    else:
+        hint = "the chain is KUBE-EXT- followed by the same 16 characters as the Service port's KUBE-SVC chain"
+    raise WrongAnswer(f"not {answer!r}. Hint: {hint}")
+
+
+def _bands(answer: Any, node_port_range: str = "30000-30999") -> Feedback:
+    from .controlplane import node_port_bands, parse_port_range
+
+    if answer is None:
+        return _pending(f"the static band of --service-node-port-range={node_port_range}, as [first, last]")
+    static, dynamic = node_port_bands(parse_port_range(node_port_range))
+    expected = [static.start, static.stop - 1] if len(static) else []
+    try:
+        got = [int(x) for x in answer]
+    except (TypeError, ValueError):
+        raise WrongAnswer("give the first and the last port of the static band, e.g. [30000, 30010]") from None
+    size = dynamic.stop - static.start
+    if got == expected:
+        return _ok(f"{expected[0]}-{expected[1]}: min(max(16, {size} // 32), 128) = {len(static)} ports; the API server "
+                   f"hands out ports at random from {dynamic.start}-{dynamic.stop - 1} first, so the lower band stays free "
+                   "for ports you pick yourself")
+    raise WrongAnswer(f"not {got}. Hint: the static band has min(max(16, size // 32), 128) ports, where size is the number "
+                      "of ports in the range, and starts at its first port")
+
+
+ch06 = SimpleNamespace(control_plane=_control_plane, seen_ip=_seen_ip, masq_chain=_masq_chain, bands=_bands)
