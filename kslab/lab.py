@@ -194,6 +194,9 @@ class Lab:
         changed, and it waits for the Deployments' rollouts."""
         live = getattr(self.control, "live", False)
         docs = load_documents(paths) if paths else (_copy.deepcopy(self._documents) if live else [])
+        if not live:  # all or nothing: admission runs on a copy first, so a refused object changes nothing
+            trial = _copy.deepcopy(self.cluster)  # with its control plane (ControlPlane.of finds it)
+            ControlPlane.of(trial, self.cluster_seed).apply(_copy.deepcopy(docs))
         changed = self.control.apply(docs)
         self._changed()
         return changed
