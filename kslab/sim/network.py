@@ -341,6 +341,7 @@ class Network:
         for node in self.nodes.values():
             node.state.recent.clear()
             node.state.nfacct.clear()
+            node.state.nfacct_bytes.clear()
             node.state.nth_counters.clear()
             node.conntrack = Conntrack()
         self.closed = ConntrackLog()
@@ -581,7 +582,7 @@ class Network:
     def _interpret(self, c: Client, dst: str, dport: int, proto: str, sport: int, trace: bool) -> Connection:
         """One connection, hook by hook through the interpreter."""
         conn = Connection(client=c, dst=dst, dport=dport, proto=proto, outcome="", sport=sport)
-        pkt = Packet(src=c.ip, dst=dst, proto=proto, sport=sport, dport=dport)
+        pkt = Packet(src=_source_address(c, dst), dst=dst, proto=proto, sport=sport, dport=dport)
         created: list[tuple[NodeNS, object]] = []
         try:
             self._forward_path(conn, pkt, created, trace)
@@ -941,8 +942,9 @@ class Network:
 
     def _check_reply(self, conn: Connection, reply: Packet, trace: bool) -> None:
         c = conn.client
-        if reply.dst != c.ip or reply.dport != conn.sport:
-            conn.outcome, conn.reason = "reply-mismatch", f"the reply went to {reply.dst}:{reply.dport}, not to {c.ip}:{conn.sport}"
+        src = _source_address(c, conn.dst)
+        if reply.dst != src or reply.dport != conn.sport:
+            conn.outcome, conn.reason = "reply-mismatch", f"the reply went to {reply.dst}:{reply.dport}, not to {src}:{conn.sport}"
         elif reply.src != conn.dst or reply.sport != conn.dport:
             conn.outcome = "reply-mismatch"
             conn.reason = (f"the reply comes from {reply.src}:{reply.sport} but {c.name} talked to {conn.dst}:{conn.dport}; "
@@ -950,6 +952,12 @@ class Network:
         else:
             conn.outcome = "ok"
         self._note(conn, c.name, "", f"reply reaches {c.name}: {reply.src}:{reply.sport} -> {reply.dst}:{reply.dport} ({conn.outcome})", trace)
+
+
+def _source_address(c: Client, dst: str) -> str:
+    """The source address of a client's first packet: its own, except a node's connection to
+    127.0.0.0/8, which the kernel sends from 127.0.0.1 (the loopback route's preferred source)."""
+    return "127.0.0.1" if c.kind == "node" and dst.startswith("127.") else c.ip
 
 
 def resolve_client(state: ClusterState, spec: str) -> Client:
