@@ -236,3 +236,17 @@ def test_nfacct_and_health_answers_equal_the_kernel(sim_and_kernel, tmp_path):
         assert a == b
         nope = kern.sh("myk8s-worker", "nfacct get nope")
         assert (nope.stderr, nope.returncode) == (sim.sh("myk8s-worker", "nfacct get nope").stderr, 1)
+
+
+def test_synced_health_equals_local_endpoints_of_the_synced_cluster(tmp_path):
+    from kslab.healthcheck import hc_targets, local_endpoints, synced_health
+
+    lab = lb_lab(tmp_path)
+    lab.scale("deploy-echo", 5)
+    lab.set_ready(echo_pods(lab)["myk8s-worker"][0], False)
+    hc = lab.cluster.service("svc-lb").health_check_node_port
+    for node in lab.cluster.nodes:
+        rows = lab.render(node.name).service_port_rows
+        got = synced_health((r[0], r[1]) for r in rows)
+        want = {port: (svc.namespace, svc.name, local_endpoints(lab.cluster, svc, node.name)) for port, svc in hc_targets(lab.cluster).items()}
+        assert got == want and got[hc][2] == lab.dataplane.network.health[node.name].services[hc][2]
