@@ -94,11 +94,14 @@ def test_the_count_follows_kube_proxy_syncs_and_node_port_addresses(tmp_path):
     assert f'"localEndpoints": {n1},' in lab.sh("mypc", f"curl -s {w1}:{hc}")
     lab.set_ready(echo_pods(lab)["myk8s-worker"][0], False)
     assert f'"localEndpoints": {n1 - 1},' in lab.sh("mypc", f"curl -s {w1}:{hc}")
-    # the servers' count is what the node's kube-proxy synced: a failed sync keeps the old one
+    # the servers' count is what the node's kube-proxy synced: a hand edit of the rules leaves it,
+    # the next sync sets it
     net = lab.dataplane.network
     before = dict(net.health["myk8s-worker"].services)
+    lab.delete_rules("KUBE-SEP", nodes=["myk8s-worker"])
+    assert net.health["myk8s-worker"].services == before
     lab.set_ready(echo_pods(lab)["myk8s-worker"][0], True)
-    assert net.health["myk8s-worker"].services != before
+    assert net.health["myk8s-worker"].services[hc][2] == n1
     # nodePortAddresses: the servers listen on the node IPs inside them only (newServiceHealthServer)
     lab.set_proxy(nodeport_addresses=("172.18.0.0/16",))
     assert lab.sh("mypc", f"curl -s -o /dev/null -w '%{{http_code}}' {w1}:{hc}") == "200"
