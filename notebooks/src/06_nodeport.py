@@ -61,8 +61,11 @@
 #   on a live kind cluster a sim twin, announced in one line); `lab.clear_kernel_state()`: empty
 #   conntrack, counters at zero; `lab.set_proxy(nodeport_addresses=...)`: restart kube-proxy with
 #   another `nodePortAddresses`; `lab.copy()`, `lab.reset()`;
-# - `kslab.controlplane.node_port_bands(range)`: the API server's static and dynamic bands of a
-#   NodePort range;
+# - `kslab.controlplane.node_port_bands(range)`, `controlplane.band_of(port, range)`: the API server's
+#   static and dynamic bands of a NodePort range, and which one a port is in;
+#   `kslab.Lab(node_port_range="30000-30100")`: a lab whose API server has another
+#   `--service-node-port-range`; `lab.set_node_port_range(...)`: the API server restarted with one
+#   (the ports each Service holds, with their bands; `lab.cluster.warnings`: what it warned);
 # - `views.DistributionPanel`, `views.compute_distribution` (chapter 01), `experiments.claim`,
 #   `experiments.shares`, `charts.distribution_figure`, `kslab.check.ch06.<question>(answer, lab)`.
 
@@ -81,7 +84,11 @@
 #   실제 kind 클러스터에서는 sim 복제본이며 한 줄로 알려 줍니다). `lab.clear_kernel_state()`: conntrack을 비우고
 #   카운터를 0으로 만듭니다. `lab.set_proxy(nodeport_addresses=...)`: 다른 `nodePortAddresses`로 kube-proxy를
 #   다시 시작합니다. `lab.copy()`, `lab.reset()`.
-# - `kslab.controlplane.node_port_bands(range)`: NodePort 범위에 대한 API 서버의 정적 대역과 동적 대역입니다.
+# - `kslab.controlplane.node_port_bands(range)`, `controlplane.band_of(port, range)`: NodePort 범위에 대한 API
+#   서버의 정적 대역과 동적 대역, 그리고 포트가 어느 대역에 있는지 알려 줍니다.
+#   `kslab.Lab(node_port_range="30000-30100")`: API 서버의 `--service-node-port-range`가 다른 실습 환경입니다.
+#   `lab.set_node_port_range(...)`: 그 범위로 API 서버를 다시 시작합니다(서비스마다 가진 포트와 대역을 돌려주며,
+#   `lab.cluster.warnings`에 API 서버의 경고가 남습니다).
 # - `views.DistributionPanel`, `views.compute_distribution`(01장), `experiments.claim`, `experiments.shares`,
 #   `charts.distribution_figure`, `kslab.check.ch06.<question>(answer, lab)`.
 
@@ -142,7 +149,7 @@ print(listing)
 static, dynamic = controlplane.node_port_bands((30000, 32767))  # the API server's default --service-node-port-range
 print(f"static band {static.start}-{static.stop - 1}, dynamic band {dynamic.start}-{dynamic.stop - 1}")
 experiments.claim(
-    f"9000:{NP}/TCP" in listing and 30000 <= NP <= 32767 and (LIVE or NP in dynamic),
+    f"9000:{NP}/TCP" in listing and 30000 <= NP <= 32767 and (LIVE or controlplane.band_of(NP, (30000, 32767)) == "dynamic"),
     f"svc-nodeport: 9000:{NP}/TCP; {NP} is in 30000-32767" + ("" if LIVE else f", in the dynamic band {dynamic.start}-32767"),
     f"kubectl does not show nodePort {NP} in the NodePort range: {listing!r}",
 )
@@ -476,7 +483,8 @@ kslab.check.ch06.seen_ip(answer, lab)
 #   whose source or destination is in 127.0.0.0/8 off the loopback interface (here: DNATed to a pod);
 # - a `KUBE-NODEPORTS` rule for `-d 127.0.0.0/8`, with `-m nfacct --nfacct-name localhost_nps_accepted_pkts`
 #   (the study's 2.4 note): an **nfacct** counter, a named packet and byte counter in the kernel
-#   (`nfacct list` reads it), so an operator can see whether anyone still uses localhost NodePorts.
+#   (`nfacct list` prints them all, `nfacct get NAME` one), so an operator can see whether anyone
+#   still uses localhost NodePorts.
 #
 # Three curls from `myk8s-worker` to its own `127.0.0.1`, the counters before and after. The rule's
 # counters and conntrack are exact only where kslab owns the node: on kind this runs on the sim twin.
@@ -490,7 +498,8 @@ kslab.check.ch06.seen_ip(answer, lab)
 # - sysctl `net.ipv4.conf.all.route_localnet=1`: 이것이 없으면 커널은 출발지나 목적지가 127.0.0.0/8인 패킷을
 #   루프백 인터페이스 밖으로(여기서는 파드로 DNAT된 패킷을) 라우팅하지 않습니다.
 # - `-d 127.0.0.0/8`에 대한 `KUBE-NODEPORTS` 규칙. 여기에 `-m nfacct --nfacct-name localhost_nps_accepted_pkts`가
-#   붙습니다(스터디 2.4의 메모). **nfacct**는 커널 안에 이름 붙인 패킷·바이트 카운터이며(`nfacct list`로 읽습니다),
+#   붙습니다(스터디 2.4의 메모). **nfacct**는 커널 안에 이름 붙인 패킷·바이트 카운터이며(`nfacct list`는 전부,
+#   `nfacct get NAME`은 하나를 출력합니다),
 #   운영자는 이것으로 아직 localhost NodePort를 쓰는 곳이 있는지 알 수 있습니다.
 #
 # `myk8s-worker`에서 자기 `127.0.0.1`로 `curl`을 세 번 보내고, 전후의 카운터를 읽습니다. 규칙의 카운터와
@@ -502,24 +511,31 @@ print(f"$ cat /proc/sys/net/ipv4/conf/all/route_localnet   (on {W1})\n{on.sh(W1,
 print(on.sh(W1, "iptables -t nat -S KUBE-NODEPORTS | grep 127.0.0.0"))
 
 
-def localhost_rule_packets(lab_) -> int:
-    """The packet counter of KUBE-NODEPORTS' 127.0.0.0/8 rule (the rule that also counts into the nfacct object)."""
+def localhost_counters(lab_) -> tuple[int, int, int]:
+    """(packets, bytes) of the nfacct object localhost_nps_accepted_pkts, and the packet counter of the
+    KUBE-NODEPORTS rule that counts into it (the 127.0.0.0/8 rule)."""
+    nfacct = lab_.sh(W1, "nfacct get localhost_nps_accepted_pkts")
+    pkts, nbytes = (int(x) for x in re.search(r"pkts = (\d+), bytes = (\d+)", nfacct).groups())
     listing = lab_.sh(W1, "iptables -t nat -L KUBE-NODEPORTS -n -v -x")
-    return sum(int(line.split()[0]) for line in listing.splitlines() if "localhost_nps_accepted_pkts" in line)
+    return pkts, nbytes, sum(int(line.split()[0]) for line in listing.splitlines() if "localhost_nps_accepted_pkts" in line)
 
 
 on.clear_kernel_state()
-before = localhost_rule_packets(on)
+print(on.sh(W1, "nfacct list"))
+before = localhost_counters(on)
 curls = [on.sh(W1, f"curl -s 127.0.0.1:{NP}") for _ in range(3)]
-after = localhost_rule_packets(on)
+after = localhost_counters(on)
+print(on.sh(W1, "nfacct get localhost_nps_accepted_pkts"))
 print(f"3 x curl -s 127.0.0.1:{NP}: exit codes {[c.returncode for c in curls]}, answered by "
       f"{[json.loads(c)['os']['hostname'] for c in curls]}")
 print(on.sh(W1, f"conntrack -L -p tcp -d 127.0.0.1 --dport {NP}"))
+grew = [a - b for a, b in zip(after, before)]
 experiments.claim(
-    all(c.returncode == 0 for c in curls) and after - before == 3
+    all(c.returncode == 0 for c in curls) and grew[0] == grew[2] == 3 and grew[1] > 0
     and on.sh(W1, "cat /proc/sys/net/ipv4/conf/all/route_localnet").strip() == "1",
-    f"127.0.0.1:{NP} on {W1} answered 3 times; the localhost rule counted exactly those 3 connections; route_localnet = 1",
-    f"the localhost NodePort did not behave as described: exits {[c.returncode for c in curls]}, counted {after - before}",
+    f"127.0.0.1:{NP} on {W1} answered 3 times; localhost_nps_accepted_pkts grew by exactly 3 packets ({grew[1]} bytes): "
+    "one per connection, its first packet (the nat table sees no other), as did the rule's own counter; route_localnet = 1",
+    f"the localhost NodePort did not behave as described: exits {[c.returncode for c in curls]}, counters grew by {grew}",
 )
 
 # %% [markdown] lang="en"
@@ -594,28 +610,31 @@ experiments.claim(
 # %% [markdown] lang="en"
 # ## Which ports: 30000-32767, in two bands
 #
-# The API server allocates nodePorts from `--service-node-port-range` (default `30000-32767`). Since
-# Kubernetes v1.29 (KEP-3668) the range is split in two **bands**: a small **static** band at the
-# bottom, `min(max(16, size/32), 128)` ports (86 of the default 2768: 30000-30085), and the
-# **dynamic** rest. A Service without a `nodePort` gets a random free port from the dynamic band
-# first (the static band only when the dynamic one is full), so a port you pick yourself in the
-# static band is unlikely to be taken already.
+# The API server allocates nodePorts from its flag `--service-node-port-range` (default
+# `30000-32767`). Since Kubernetes v1.28 (KEP-3668; beta and on by default, GA in v1.29) the range is
+# split in two **bands**: a small **static** band at the bottom, `min(max(16, size/32), 128)` ports
+# (86 of the default 2768: 30000-30085), and the **dynamic** rest. A Service without a `nodePort`
+# gets a random free port from the dynamic band first (the static band only when the dynamic one is
+# full), so a port you pick yourself in the static band is unlikely to be taken already
+# (`controlplane.band_of(port, range)` says which band a port is in).
 #
-# A port outside the range is refused at admission. The cell below applies a copy of
-# `svc-nodeport` asking for `nodePort: 40000`, on a copy of the lab (`lab.copy()`, always sim: your
-# lab, and a live cluster, are not changed).
+# A port outside the range is refused at admission, in the API server's words. The cell below
+# applies a copy of `svc-nodeport` asking for `nodePort: 40000`, on a copy of the lab (`lab.copy()`,
+# always sim: your lab, and a live cluster, are not changed; the refused change changes nothing).
 
 # %% [markdown] lang="ko"
 # ## 어떤 포트인가: 30000-32767, 두 대역
 #
-# API 서버는 `--service-node-port-range`(기본값 `30000-32767`)에서 nodePort를 할당합니다. 쿠버네티스 v1.29부터
-# (KEP-3668) 이 범위는 두 **대역**(band)으로 나뉩니다. 아래쪽의 작은 **정적**(static) 대역은
-# `min(max(16, 크기/32), 128)`개 포트(기본 범위 2768개 중 86개: 30000-30085)이고, 나머지가 **동적**(dynamic)
-# 대역입니다. `nodePort`를 적지 않은 서비스는 먼저 동적 대역의 비어 있는 포트 중 하나를 무작위로 받고(동적
-# 대역이 가득 찼을 때만 정적 대역), 그래서 정적 대역에서 직접 고른 포트는 이미 쓰이고 있을 가능성이 낮습니다.
+# API 서버는 플래그 `--service-node-port-range`(기본값 `30000-32767`)에서 nodePort를 할당합니다. 쿠버네티스
+# v1.28부터(KEP-3668, 베타이면서 기본으로 켜짐, v1.29에서 GA) 이 범위는 두 **대역**(band)으로 나뉩니다. 아래쪽의
+# 작은 **정적**(static) 대역은 `min(max(16, 크기/32), 128)`개 포트(기본 범위 2768개 중 86개: 30000-30085)이고,
+# 나머지가 **동적**(dynamic) 대역입니다. `nodePort`를 적지 않은 서비스는 먼저 동적 대역의 비어 있는 포트 중 하나를
+# 무작위로 받고(동적 대역이 가득 찼을 때만 정적 대역), 그래서 정적 대역에서 직접 고른 포트는 이미 쓰이고 있을
+# 가능성이 낮습니다(`controlplane.band_of(port, range)`가 포트가 어느 대역에 있는지 알려 줍니다).
 #
-# 범위 밖의 포트는 승인(admission) 단계에서 거부됩니다. 아래 셀은 `nodePort: 40000`을 요청하는 `svc-nodeport`를
-# 실습 환경의 복사본(`lab.copy()`, 언제나 sim: 여러분의 실습 환경과 실제 클러스터는 바뀌지 않습니다)에 적용합니다.
+# 범위 밖의 포트는 승인(admission) 단계에서 API 서버의 문구 그대로 거부됩니다. 아래 셀은 `nodePort: 40000`을
+# 요청하는 `svc-nodeport`를 실습 환경의 복사본(`lab.copy()`, 언제나 sim: 여러분의 실습 환경과 실제 클러스터는
+# 바뀌지 않고, 거부된 변경은 아무것도 바꾸지 않습니다)에 적용합니다.
 
 # %%
 import tempfile
@@ -638,14 +657,51 @@ with tempfile.TemporaryDirectory() as tmp:
     try:
         twin.apply(path)
         refused = ""
-    except kslab.AdmissionError as err:  # the API server's admission refuses it
+    except kslab.AdmissionError as err:  # the API server's admission refuses it (kubectl prints this line)
         refused = str(err)
 print(refused)
+API_SERVER = ('The Service "svc-nodeport" is invalid: spec.ports[0].nodePort: Invalid value: 40000: '
+              "provided port is not in the valid range. The range of valid ports is 30000-32767")
 experiments.claim(
-    "spec.ports[0].nodePort" in refused and "40000" in refused and "30000-32767" in refused
-    and twin.cluster.service("svc-nodeport").ports[0].node_port == NP,
-    f"nodePort 40000 is refused, naming the field and the range 30000-32767; svc-nodeport keeps {NP}",
-    f"a nodePort outside the range was not refused as described: {refused!r}",
+    refused == API_SERVER and twin.cluster.service("svc-nodeport").ports[0].node_port == NP,
+    f"nodePort 40000 is refused with the API server's own error; svc-nodeport keeps {NP}",
+    f"a nodePort outside the range was not refused as the API server words it: {refused!r}",
+)
+
+# %% [markdown] lang="en"
+# The study's other step (2.1): **changing** the range. It is the API server's flag, so it takes a
+# restart of the API server (on kind, the `kubeadmConfigPatches` of the cluster's config before
+# `kind create cluster`; kslab does not change a live API server). Two things follow, shown below on
+# sim labs: a new lab made with `--service-node-port-range=30000-30100` allocates from that range's
+# dynamic band; and an existing lab whose range is narrowed **keeps** its ports: the API server's
+# repair controller only warns (`PortOutOfRange`) and never moves a Service's port.
+
+# %% [markdown] lang="ko"
+# 스터디의 다른 단계(2.1): 범위 **바꾸기**. 이것은 API 서버의 플래그이므로 API 서버를 다시 시작해야 합니다(kind에서는
+# `kind create cluster` 전에 클러스터 설정의 `kubeadmConfigPatches`로 바꾸며, kslab은 실제 API 서버를 바꾸지
+# 않습니다). 그 결과 두 가지가 일어나며, 아래에서 sim 실습 환경으로 보입니다. `--service-node-port-range=30000-30100`으로
+# 만든 새 실습 환경은 그 범위의 동적 대역에서 할당합니다. 그리고 이미 있는 실습 환경의 범위를 좁히면 포트는 **그대로**
+# 남습니다. API 서버의 복구 컨트롤러(repair controller)는 경고(`PortOutOfRange`)만 남기고 서비스의 포트를 옮기지
+# 않습니다.
+
+# %%
+narrow = kslab.Lab(backend="sim", node_port_range="30000-30100")  # a new API server with a 101-port range
+small_static, small_dynamic = controlplane.node_port_bands((30000, 30100))
+allocated = narrow.cluster.service("svc-nodeport").ports[0].node_port
+print(f"30000-30100: static {small_static.start}-{small_static.stop - 1}, dynamic {small_dynamic.start}-{small_dynamic.stop - 1}; "
+      f"svc-nodeport got {allocated} ({controlplane.band_of(allocated, (30000, 30100))} band)")
+narrowed = lab.copy()
+uses = narrowed.set_node_port_range("30000-30100")  # the same API server, restarted with the narrower range
+print(uses)
+print(*narrowed.cluster.warnings, sep="\n")
+experiments.claim(
+    (small_static.start, small_static.stop - 1, small_dynamic.start) == (30000, 30015, 30016)
+    and controlplane.band_of(allocated, (30000, 30100)) == "dynamic"
+    and narrowed.cluster.service("svc-nodeport").ports[0].node_port == NP
+    and any(u.port == NP and u.band == "outside" for u in uses),
+    f"with 30000-30100 the static band is the minimum 16 ports (30000-30015) and svc-nodeport got {allocated}, "
+    f"from the dynamic band; narrowing a running cluster's range leaves it {NP}, outside the range, with a warning",
+    f"the node port range did not behave as described: got {allocated}, uses {uses}",
 )
 
 # %% [markdown] lang="en"
