@@ -211,14 +211,14 @@ experiments.claim(
 #
 # The study's notes (2.1): "the NodePort listens on every node, control plane included, and
 # connections are spread by the rules". Here are 800 connections from `mypc` through each node's
-# address. `ingress_node` is the node the client entered by; `cross_node` is True when the pod that
+# address. `ingress_node` is the node the client entered by (인입 노드); `cross_node` is True when the pod that
 # answered runs on another node than the one that received the connection (a second hop).
 
 # %% [markdown] lang="ko"
 # ## 모든 노드가 응답하고, 어디로든 보냅니다
 #
 # 스터디 노트(2.1): "노드포트는 마스터를 포함한 모든 노드에 Listen 되고, iptables 규칙에 의해 분산 접속된다."
-# 각 노드의 주소로 `mypc`에서 연결을 800개씩 엽니다. `ingress_node`는 클라이언트가 들어온 노드이고,
+# 각 노드의 주소로 `mypc`에서 연결을 800개씩 엽니다. `ingress_node`는 클라이언트가 들어온 노드(인입 노드, ingress node)이고,
 # `cross_node`는 응답한 파드가 연결을 받은 노드와 다른 노드에서 실행될 때(두 번째 홉) True입니다.
 
 # %%
