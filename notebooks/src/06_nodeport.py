@@ -330,7 +330,7 @@ experiments.claim(
 # is the layout since Kubernetes v1.24 (kubernetes/kubernetes PR #109060, "Kube proxy rule reorg
 # XLB->EXT"). Before it there was no `KUBE-EXT` chain: the masquerade mark was set from
 # `KUBE-NODEPORTS` or `KUBE-SVC-…`, and `externalTrafficPolicy: Local` went through a `KUBE-XLB-…` chain.
-# Notes and blog posts written before 2022 show `KUBE-XLB`; today's kube-proxy writes `KUBE-EXT-…`
+# Notes and blog posts about clusters older than v1.24 show `KUBE-XLB`; today's kube-proxy writes `KUBE-EXT-…`
 # and, under Local, `KUBE-SVL-…` (chapter 07). The chain names keep the same 16-character hash as
 # the Service's `KUBE-SVC-…` chain (chapter 01's formula).
 
@@ -338,7 +338,7 @@ experiments.claim(
 # **스터디 노트가 오래된 부분.** 스터디가 보여 주는(그리고 "추가됨"이라고 적은) `KUBE-EXT-…` 체인은 쿠버네티스
 # v1.24부터의 구성입니다(kubernetes/kubernetes PR #109060, "Kube proxy rule reorg XLB->EXT"). 그 전에는 `KUBE-EXT`
 # 체인이 없었습니다. 마스커레이드 표시는 `KUBE-NODEPORTS`나 `KUBE-SVC-…`에서 했고, `externalTrafficPolicy: Local`은
-# `KUBE-XLB-…` 체인을 거쳤습니다. 2022년 이전에 쓰인 노트와 블로그 글에는 `KUBE-XLB`가 나오지만, 지금의
+# `KUBE-XLB-…` 체인을 거쳤습니다. v1.24보다 오래된 클러스터를 다룬 노트와 블로그 글에는 `KUBE-XLB`가 나오지만, 지금의
 # kube-proxy는 `KUBE-EXT-…`를 쓰고, Local에서는 `KUBE-SVL-…`을 씁니다(07장). 체인 이름에는 서비스의 `KUBE-SVC-…`
 # 체인과 같은 16글자 해시가 붙습니다(01장의 공식).
 
