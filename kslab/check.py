@@ -612,8 +612,10 @@ def _seen_ip(answer: Any, lab=None, pod_node: str = "myk8s-worker2", ingress: st
         return _ok(f"{expected}: {ingress}'s own address. KUBE-EXT marked the connection, and MASQUERADE on {ingress} "
                    f"(the node that DNATed it) rewrote mypc's address to the one it sends from towards {pod_node}")
     hints = {"172.18.0.100": "that is mypc: would the reply then come back through the node that holds the NAT?",
-             sim.cluster.node(pod_node).internal_ip: f"which node masquerades: the one the pod runs on, or the one that DNATed?"}
-    raise WrongAnswer(f"not {answer}. Hint: {hints.get(str(answer).strip(), 'MASQUERADE takes the address of the interface the packet leaves by, on the node that DNATed it')}")
+             sim.cluster.node(pod_node).internal_ip: "which node masquerades: the one the pod runs on, or the one that DNATed?"}
+    hint = hints.get(str(answer).strip(), "MASQUERADE takes the address of the interface the packet leaves by, "
+                                          "on the node that DNATed it")
+    raise WrongAnswer(f"not {answer}. Hint: {hint}")
 
 
 def _masq_chain(answer: Any, lab=None, service: str = "svc-clusterip", node: str = "myk8s-worker") -> Feedback:
@@ -634,7 +636,8 @@ def _masq_chain(answer: Any, lab=None, service: str = "svc-clusterip", node: str
         return _ok(f"{expected}: KUBE-NODEPORTS jumps to the Service port's KUBE-EXT chain (named like its KUBE-SVC chain), "
                    "which jumps to KUBE-MARK-MASQ before the KUBE-SVC ladder")
     if got.startswith("KUBE-SVC-"):
-        hint = "the KUBE-SVC chain marks only traffic from outside the pod network to the ClusterIP; which chain comes before it from a nodePort?"
+        hint = ("the KUBE-SVC chain marks only traffic from outside the pod network to the ClusterIP; "
+                "which chain comes before it from a nodePort?")
     elif got == "KUBE-MARK-MASQ":
         hint = "KUBE-MARK-MASQ sets the mark; which chain jumps to it?"
     elif got.startswith("KUBE-EXT-"):
