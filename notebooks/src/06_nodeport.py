@@ -60,14 +60,17 @@
 # - `lab.exact(needs)`: the lab an experiment that needs exact state runs on (itself on sim and netns;
 #   on a live kind cluster a sim twin, announced in one line); `lab.clear_kernel_state()`: empty
 #   conntrack, counters at zero; `lab.set_proxy(nodeport_addresses=...)`: restart kube-proxy with
-#   another `nodePortAddresses`; `lab.copy()`, `lab.reset()`;
+#   another `nodePortAddresses`; `lab.copy()`: a sim copy to experiment on; `lab.reset()`: the study's
+#   lab as it was made (run it if a cell stopped halfway, or after your own experiments);
 # - `kslab.controlplane.node_port_bands(range)`, `controlplane.band_of(port, range)`: the API server's
 #   static and dynamic bands of a NodePort range, and which one a port is in;
 #   `kslab.Lab(node_port_range="30000-30100")`: a lab whose API server has another
 #   `--service-node-port-range`; `lab.set_node_port_range(...)`: the API server restarted with one
 #   (the ports each Service holds, with their bands; `lab.cluster.warnings`: what it warned);
+# - `lab.apply(path)`: `kubectl apply -f path`; a Service the API server refuses raises
+#   `kslab.AdmissionError` with the API server's message, and changes nothing;
 # - `views.DistributionPanel`, `views.compute_distribution` (chapter 01), `experiments.claim`,
-#   `experiments.shares`, `charts.distribution_figure`, `kslab.check.ch06.<question>(answer, lab)`.
+#   `charts.distribution_figure`, `kslab.check.ch06.<question>(answer, lab)`.
 
 # %% [markdown] lang="ko"
 # **이 장에서 쓰는 것**(나머지는 00장의 API 카드에 있습니다):
@@ -83,13 +86,16 @@
 # - `lab.exact(needs)`: 정확한 상태가 필요한 실험을 실행할 실습 환경입니다(sim과 netns에서는 실습 환경 자신,
 #   실제 kind 클러스터에서는 sim 복제본이며 한 줄로 알려 줍니다). `lab.clear_kernel_state()`: conntrack을 비우고
 #   카운터를 0으로 만듭니다. `lab.set_proxy(nodeport_addresses=...)`: 다른 `nodePortAddresses`로 kube-proxy를
-#   다시 시작합니다. `lab.copy()`, `lab.reset()`.
+#   다시 시작합니다. `lab.copy()`: 실험에 쓰는 sim 복사본입니다. `lab.reset()`: 처음 만든 그대로의 스터디 실습
+#   환경입니다(셀이 중간에 멈췄거나 직접 실험한 다음에 실행하세요).
 # - `kslab.controlplane.node_port_bands(range)`, `controlplane.band_of(port, range)`: NodePort 범위에 대한 API
 #   서버의 정적 대역과 동적 대역, 그리고 포트가 어느 대역에 있는지 알려 줍니다.
 #   `kslab.Lab(node_port_range="30000-30100")`: API 서버의 `--service-node-port-range`가 다른 실습 환경입니다.
 #   `lab.set_node_port_range(...)`: 그 범위로 API 서버를 다시 시작합니다(서비스마다 가진 포트와 대역을 돌려주며,
 #   `lab.cluster.warnings`에 API 서버의 경고가 남습니다).
-# - `views.DistributionPanel`, `views.compute_distribution`(01장), `experiments.claim`, `experiments.shares`,
+# - `lab.apply(path)`: `kubectl apply -f path`입니다. API 서버가 거부하는 서비스는 API 서버의 메시지와 함께
+#   `kslab.AdmissionError`를 일으키고, 아무것도 바꾸지 않습니다.
+# - `views.DistributionPanel`, `views.compute_distribution`(01장), `experiments.claim`,
 #   `charts.distribution_figure`, `kslab.check.ch06.<question>(answer, lab)`.
 
 # %%
