@@ -69,7 +69,7 @@ LATER = {ch: [ROOT / "notebooks" / ed / "solutions" / f"{ch}.ipynb" for ed in ("
 # how many experiments of each chapter run on the sim twin on kind (Lab.exact prints one line for each); the rest run live
 TWIN_LINES = {
     "02_session_affinity": 3, "03_hairpin_nat": 7, "04_clusterip_limits": 3,
-    "06_nodeport": 5,  # conntrack, localhost counters, nodePortAddresses, the panel and its claim
+    "06_nodeport": 6,  # KUBE-NODEPORTS deleted by hand, conntrack, localhost counters, nodePortAddresses, the panel and its claim
 }
 
 

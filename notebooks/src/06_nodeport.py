@@ -349,6 +349,40 @@ experiments.claim(
 # 체인과 같은 16글자 해시가 붙습니다(01장의 공식).
 
 # %% [markdown] lang="en"
+# The notes (2.1) also say the NodePort "listens" on every node. That too is history: before v1.24
+# kube-proxy held each nodePort open with a socket (`ss -tlnp` showed kube-proxy on it) so that no
+# other program could take the port; since v1.24 (kubernetes/kubernetes PR #108496, "kube-proxy:
+# remove port opener") no process listens on a nodePort. Only the `nat` rules catch the packets, in
+# PREROUTING, before any socket could see them. Delete the `KUBE-NODEPORTS` rules by hand and the
+# node refuses the connection; kube-proxy's next full sync puts them back. (Hand edits of a live
+# node's rules are kube-proxy's business, so on kind this runs on the sim twin.)
+
+# %% [markdown] lang="ko"
+# 스터디 노트(2.1)는 NodePort가 모든 노드에 "Listen 된다"고도 적습니다. 이것도 지난 이야기입니다. v1.24 전에는
+# kube-proxy가 nodePort마다 소켓을 열어 두어(`ss -tlnp`에 kube-proxy가 보였습니다) 다른 프로그램이 그 포트를 쓰지
+# 못하게 했지만, v1.24부터(kubernetes/kubernetes PR #108496, "kube-proxy: remove port opener") nodePort에서 듣는
+# 프로세스는 없습니다. 어떤 소켓이 보기도 전에 PREROUTING에서 `nat` 규칙이 패킷을 가로챌 뿐입니다.
+# `KUBE-NODEPORTS` 규칙을 손으로 지우면 노드는 연결을 거부하고, kube-proxy의 다음 전체 동기화가 규칙을 되돌려
+# 놓습니다. (실제 노드의 규칙을 손으로 고치는 것은 kube-proxy의 일이므로 kind에서는 sim 복제본에서 실행합니다.)
+
+# %%
+on = lab.exact("the KUBE-NODEPORTS rules deleted by hand, which a live node's kube-proxy owns")
+deleted = on.delete_rules(r"^-A KUBE-NODEPORTS ", nodes=[W1])
+without = on.sh("mypc", f"curl -s {IP[W1]}:{NP}")
+t_without = on.trace("mypc", f"{W1}:{NP}")
+on.resync(full=True, nodes=[W1])  # kube-proxy's full sync: its rules back
+again = on.sh("mypc", f"curl -s {IP[W1]}:{NP}")
+print(f"deleted {deleted} rules on {W1}; curl -> exit {without.returncode} ({t_without.outcome}: {t_without.reason}); "
+      f"after the full sync -> exit {again.returncode}")
+experiments.claim(
+    deleted >= 1 and without.returncode == 7 and t_without.outcome == "refused" and not t_without.dnat_to
+    and again.returncode == 0,
+    f"without KUBE-NODEPORTS nothing DNATs the SYN and nothing listens on {IP[W1]}:{NP}: refused (curl exit 7); "
+    "the full sync puts the rules back and it answers again",
+    f"the node without its NodePort rules did not refuse: exit {without.returncode}, {t_without.outcome}",
+)
+
+# %% [markdown] lang="en"
 # ## The reply goes back through the ingress node
 #
 # The study's summary (2.1): "the reply returns through the node the client first entered by". Why
