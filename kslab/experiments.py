@@ -159,16 +159,16 @@ def ingress_summary(df: pd.DataFrame) -> pd.DataFrame:
     ``ingress_node`` None. Rows sorted by node, then pod (None last)."""
     if not len(df):
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(INGRESS_COLUMNS, (object, object, "int64", "float64"))})
-    nodes = df["ingress_node"].where(df["ingress_node"].notna() & (df["ingress_node"] != ""), None)
-    pods = df["endpoint_pod"].where((df["outcome"] == "ok") & df["endpoint_pod"].notna(), None)
     counts: dict[tuple, int] = {}
-    for key in zip(nodes, pods):
+    for node, pod, outcome in zip(df["ingress_node"], df["endpoint_pod"], df["outcome"]):
+        key = (node if isinstance(node, str) and node else None, pod if outcome == "ok" and isinstance(pod, str) else None)
         counts[key] = counts.get(key, 0) + 1
     totals: dict[object, int] = {}
     for (node, _), n in counts.items():
         totals[node] = totals.get(node, 0) + n
     keys = sorted(counts, key=lambda k: (k[0] is None, k[0] or "", k[1] is None, k[1] or ""))
-    return pd.DataFrame({"ingress_node": [k[0] for k in keys], "endpoint_pod": [k[1] for k in keys],
+    return pd.DataFrame({"ingress_node": pd.Series([k[0] for k in keys], dtype=object),
+                         "endpoint_pod": pd.Series([k[1] for k in keys], dtype=object),
                          "n": np.array([counts[k] for k in keys], dtype=np.int64),
                          "share": np.array([counts[k] / totals[k[0]] for k in keys], dtype=np.float64)},
                         columns=INGRESS_COLUMNS)
