@@ -155,7 +155,7 @@ def bench_sliders(repeat: int, freeze: bool = True) -> list[tuple[str, float, fl
         sets = _browser_sets(widget)
         return lambda v: (policy._cache.clear(), sets(v))
 
-    report("ch07 externalTrafficPolicy toggle (600 conn.)", _changes(cold(policy.policy), ["Local", "Cluster"], repeat))
+    report("ch07 externalTrafficPolicy toggle (600 conn.)", _changes(cold(policy.policy), ["Cluster", "Local"], repeat))
     for node, slider in policy.sliders.items():
         report(f"ch07 pods on {node} (0 .. 3)", _changes(cold(slider), [0, 3, 2, 1], repeat))
     report("ch07 entry (4 nodes, load balancer)", _changes(cold(policy.entry), [
