@@ -286,7 +286,8 @@ def _rgba(hex_color: str, alpha: float) -> str:
 def ingress_sankey_data(df: pd.DataFrame, nodes: Sequence[str] | None = None, pods: Sequence[str] | None = None) -> dict:
     """What the ingress Sankey shows (:func:`kslab.experiments.ingress_summary` of ``df``): on the
     left the ingress nodes (``nodes``, default those in ``df``, in that order), on the right the
-    endpoint pods (``pods``, default those reached, sorted; coloured by :func:`pod_colors`) and,
+    endpoint pods (``pods`` and those reached, grouped by the node they run on in the nodes'
+    order, then by name; coloured by :func:`pod_colors`) and,
     when a connection failed, a sink :data:`FAILED_SINK`; one link per (node, pod) with its
     connection count, coloured like its pod, hover text with the share of the node's connections."""
     from .experiments import NO_NODE, ingress_summary
@@ -298,8 +299,11 @@ def ingress_sankey_data(df: pd.DataFrame, nodes: Sequence[str] | None = None, po
     if any(n is None for n in summary["ingress_node"]):
         node_list.append(NO_NODE)
     reached = sorted(p for p in set(summary["endpoint_pod"]) if p is not None)
-    pod_list = sorted(pods) if pods is not None else reached
-    pod_list += [p for p in reached if p not in pod_list]
+    pod_list = list(dict.fromkeys([*(pods if pods is not None else ()), *reached]))
+    ok = df[df["outcome"] == "ok"]
+    runs_on = dict(zip(ok["endpoint_pod"], ok["endpoint_node"]))
+    rank = {n: i for i, n in enumerate(node_list)}
+    pod_list.sort(key=lambda p: (rank.get(runs_on.get(p), len(rank)), p))  # facing their node: fewer crossings
     failed = bool(summary["endpoint_pod"].isna().any())
     colors = pod_colors(pod_list)
     labels = [n for n in node_list] + [short_pod_name(p) for p in pod_list] + ([FAILED_SINK] if failed else [])
@@ -314,7 +318,18 @@ def ingress_sankey_data(df: pd.DataFrame, nodes: Sequence[str] | None = None, po
         value.append(int(n))
         link_colors.append(_rgba(colors[pod] if pod is not None else FAILED_COLOR, 0.45))
         hover.append(f"{node} → {pod if pod is not None else FAILED_SINK}: {int(n)} connections ({share:.1%} of {node}'s)")
-    return {"labels": labels, "colors": box_colors, "nodes": node_list, "pods": pod_list, "failed": failed,
+    # fixed columns (ingress nodes left, pods and the sink right), each in its given order, top down
+    size = [0] * len(labels)
+    for src, dst, n in zip(source, target, value):
+        size[src] += n
+        size[dst] += n
+    x, y = [0.001] * len(node_list) + [0.999] * (len(labels) - len(node_list)), [0.0] * len(labels)
+    for column in (range(len(node_list)), range(len(node_list), len(labels))):
+        total, above = sum(size[i] for i in column) or 1, 0
+        for i in column:
+            y[i] = min(max((above + size[i] / 2) / total, 0.001), 0.999)
+            above += size[i]
+    return {"labels": labels, "colors": box_colors, "nodes": node_list, "pods": pod_list, "failed": failed, "x": x, "y": y,
             "source": source, "target": target, "value": value, "link_colors": link_colors, "hover": hover,
             "total": int(len(df)), "backend": df["backend"].iloc[0] if len(df) else "sim"}
 
@@ -325,7 +340,7 @@ def ingress_sankey(df: pd.DataFrame, nodes: Sequence[str] | None = None, pods: S
     d = ingress_sankey_data(df, nodes, pods)
     fig = go.Figure(go.Sankey(
         arrangement="snap", valueformat="d",
-        node=dict(label=d["labels"], color=d["colors"], pad=14, thickness=16, line=dict(width=0)),
+        node=dict(label=d["labels"], color=d["colors"], x=d["x"], y=d["y"], pad=14, thickness=16, line=dict(width=0)),
         link=dict(source=d["source"], target=d["target"], value=d["value"], color=d["link_colors"],
                   customdata=d["hover"], hovertemplate="%{customdata}<extra></extra>")))
     fig.update_layout(title=title or f"Where the {d['total']} connections entering each node went ({d['backend']} backend)",
@@ -351,7 +366,8 @@ def policy_bars_data(r: TrafficPolicyResult) -> dict:
 
     nodes = list(r.nodes) + ([NO_NODE] if NO_NODE in r.per_node.index else [])
     per_node = r.per_node.reindex(nodes, fill_value=0)
-    pods = list(r.pods)
+    rank = {n: i for i, n in enumerate(r.nodes)}
+    pods = sorted(r.pods, key=lambda p: (rank.get(r.pods[p], len(rank)), p))  # a node's pods side by side
     colors = pod_colors(pods)
     shares = [float(r.per_pod.get(p, 0.0)) for p in pods]
     answered = int(per_node["ok"].sum())
@@ -448,8 +464,8 @@ def health_table_data(lb: LBState) -> dict:
     fill = ["#E3F1DF" if n in lb.healthy else "#F9DEDE" for n in nodes]
     return {"header": ["node", f"probe GET :{lb.probe_port}{lb.probe_path}", "gets connections"],
             "cells": [nodes, status, healthy], "fill": fill,
-            "title": (f"Load balancer {lb.vip}:{lb.port} for {lb.service} (externalTrafficPolicy {lb.policy}): "
-                      f"{len(lb.healthy)} of {len(nodes)} nodes healthy")}
+            "title": (f"Load balancer {lb.vip}:{lb.port} for {lb.service}<br><sup>externalTrafficPolicy {lb.policy}: "
+                      f"{len(lb.healthy)} of {len(nodes)} nodes healthy</sup>")}
 
 
 def health_table(lb: LBState) -> go.Figure:
@@ -457,5 +473,5 @@ def health_table(lb: LBState) -> go.Figure:
     d = health_table_data(lb)
     fig = go.Figure(go.Table(header=dict(values=[f"<b>{h}</b>" for h in d["header"]], fill_color="#DDE3EA", align="left"),
                              cells=dict(values=d["cells"], fill_color=[d["fill"]] * 3, align="left", height=26)))
-    fig.update_layout(title=d["title"], height=120 + 28 * len(d["cells"][0]), margin=dict(l=10, r=10, t=50, b=10))
+    fig.update_layout(title=d["title"], height=130 + 28 * len(d["cells"][0]), margin=dict(l=10, r=10, t=70, b=10))
     return fig

@@ -645,7 +645,7 @@ class TrafficPolicyPanel:
         for control in (self.policy, self.entry, *self.sliders.values()):
             control.observe(self._on_change, names="value")
         self.widget = w.VBox([w.HBox([self.policy, self.entry]), w.HBox(list(self.sliders.values())),
-                              w.HBox([self.node_figure, self.pod_figure]), self.summary])
+                              self.node_figure, self.pod_figure, self.summary])
 
     @property
     def placement(self) -> dict[str, int]:

@@ -16,7 +16,8 @@ NODES = ["myk8s-control-plane", "myk8s-worker", "myk8s-worker2", "myk8s-worker3"
 
 def _rows(spec):
     """(ingress_node, endpoint_pod, source_ip_seen, outcome) tuples -> a frame with the columns used."""
-    return pd.DataFrame([{"ingress_node": n, "endpoint_pod": p, "source_ip_seen": ip, "outcome": o, "backend": "sim",
+    return pd.DataFrame([{"ingress_node": n, "endpoint_pod": p, "endpoint_node": None, "source_ip_seen": ip, "outcome": o,
+                          "backend": "sim",
                           "reason": "" if o == "ok" else "DROP"} for n, p, ip, o in spec])
 
 
@@ -72,10 +73,12 @@ def test_ingress_sankey_links_nodes_to_pods_and_failures_to_their_own_sink():
     runs = _nodeport_runs(lab, 200)
     pods = sorted(p.name for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo")
     d = charts.ingress_sankey_data(runs, nodes=NODES, pods=pods)
-    assert d["labels"][:4] == NODES and d["labels"][4:7] == [charts.short_pod_name(p) for p in pods]
+    by_node = sorted(pods, key=lambda p: NODES.index(lab.cluster.pod(p).node_name))  # each pod faces its node
+    assert d["labels"][:4] == NODES and d["labels"][4:7] == [charts.short_pod_name(p) for p in by_node]
+    assert d["x"] == [0.001] * 4 + [0.999] * 4 and d["y"][:4] == sorted(d["y"][:4]) and d["y"][4:] == sorted(d["y"][4:])
     assert d["failed"] and d["labels"][-1] == charts.FAILED_SINK and d["colors"][-1] == charts.FAILED_COLOR
     colors = charts.pod_colors(pods)
-    assert d["colors"][4:7] == [colors[p] for p in pods]
+    assert d["colors"][4:7] == [colors[p] for p in by_node]
     assert sum(d["value"]) == len(runs) == 800
     links = {(d["labels"][s], d["labels"][t]): v for s, t, v in zip(d["source"], d["target"], d["value"])}
     # Local: each worker sends everything to its own pod, the control plane drops everything
@@ -99,7 +102,7 @@ def test_ingress_sankey_defaults_and_a_load_balancer_without_a_healthy_node():
     assert d["nodes"] == ["A", "B", experiments.NO_NODE] and d["pods"] == ["p1", "p2"] and d["failed"]
     assert d["labels"] == ["A", "B", experiments.NO_NODE, "p1", "p2", charts.FAILED_SINK]
     d2 = charts.ingress_sankey_data(df, nodes=["B"], pods=["p2", "p9"])  # forgotten nodes and pods still get boxes
-    assert d2["nodes"] == ["B", "A", experiments.NO_NODE] and d2["pods"] == ["p2", "p9", "p1"]
+    assert d2["nodes"] == ["B", "A", experiments.NO_NODE] and d2["pods"] == ["p1", "p2", "p9"]
 
 
 def _lb(probes, healthy, policy="Local", port=31234):
