@@ -414,6 +414,7 @@ def test_traffic_policy_refuses_bad_input_in_one_line():
 
 
 def test_traffic_policy_panel_redraws_in_place_and_caches(lb_lab):
+    from kslab import charts
     from kslab.views import TrafficPolicyPanel, compute_traffic_policy
 
     lab = lb_lab
@@ -437,7 +438,9 @@ def test_traffic_policy_panel_redraws_in_place_and_caches(lb_lab):
     r = panel.set(policy="Cluster", placement={"myk8s-worker": 1, "myk8s-worker3": 1}, entry="myk8s-worker2")
     assert panel.result is r and panel.placement == {w: 1 for w in WORKERS} and r.entry == "myk8s-worker2"
     fresh = compute_traffic_policy(lab, "Cluster", {w: 1 for w in WORKERS}, "myk8s-worker2", 300)
-    assert r.df.equals(fresh.df) and list(bars.y) == [fresh.per_pod[p] for p in fresh.pods]
+    shown = charts.policy_bars_data(fresh)
+    assert r.df.equals(fresh.df) and list(bars.y) == shown["shares"] and list(bars.customdata) == shown["pods"]
+    assert [fresh.pods[p] for p in shown["pods"]] == sorted(fresh.pods.values())  # a node's pods side by side
     assert panel.set(policy="Local", entry="lb") is panel.set(policy="Local", entry="lb")  # the cache: a redraw
     assert _state(lab) == before  # every run was on a copy
     lab.scale("deploy-echo", 2)  # the lab changed: results are computed anew from it
