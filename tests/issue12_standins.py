@@ -1,10 +1,9 @@
-"""Temporary stand-ins for names other helpers of issue 12 are adding (tests only).
+"""Temporary stand-in for a name helper cp of issue 12 is adding (tests and the slider bench only).
 
-``Lab.place`` (helper cp) and ``SimDataplane.lb_status`` (helper simlb) are installed by
-:func:`install` only while main lacks them; delete this module once both are merged. They
-follow the shared interface: ``lab.place(deployment, per_node)`` leaves exactly ``per_node[node]``
-pods per node; the sim LB probes the healthCheckNodePort under Local (200 where a local ready
-endpoint exists) and 10256 under Cluster (200 everywhere).
+``Lab.place`` is installed by :func:`install` only while main lacks it, and ``svc-lb`` written
+out while ``data/myk8s/loadbalancer`` is missing; delete this module once cp is merged. It
+follows the shared interface: ``lab.place(deployment, per_node)`` leaves exactly
+``per_node[node]`` pods per node (a node left out gets none).
 """
 
 from __future__ import annotations
@@ -69,30 +68,15 @@ def _place(self, deployment, per_node, namespace="default"):
     return sorted(p.name for p in self.cluster.pods if p.owner == f"Deployment/{dep.name}")
 
 
-def _lb_status(self, service, cluster):
-    from kslab.healthcheck import local_endpoints
-    from kslab.loadbalancer import LBState, eligible, probe_target
-
-    port, path = probe_target(service)
-    local = (service.external_traffic_policy or "Cluster") == "Local"
-    probes = {n.name: (200 if not local or local_endpoints(cluster, service, n.name) else 503) for n in cluster.nodes}
-    return LBState(service.key, service.load_balancer_ingress[0].ip, service.ports[0].port,
-                   service.external_traffic_policy or "Cluster", port, path, probes, tuple(eligible(probes)))
-
-
 def install(monkeypatch=None) -> list[str]:
     """Install the stand-ins main still lacks (with pytest's ``monkeypatch``: undone after the
     test); returns their names."""
-    from kslab.dataplane.base import Dataplane
-    from kslab.dataplane.sim import SimDataplane
     from kslab.lab import Lab
 
-    put = monkeypatch.setattr if monkeypatch is not None else setattr
-    done = []
-    if not hasattr(Lab, "place"):
-        put(Lab, "place", _place, raising=False) if monkeypatch is not None else put(Lab, "place", _place)
-        done.append("Lab.place")
-    if SimDataplane.lb_status is Dataplane.lb_status:
-        put(SimDataplane, "lb_status", _lb_status)
-        done.append("SimDataplane.lb_status")
-    return done
+    if hasattr(Lab, "place"):
+        return []
+    if monkeypatch is not None:
+        monkeypatch.setattr(Lab, "place", _place, raising=False)
+    else:
+        Lab.place = _place
+    return ["Lab.place"]

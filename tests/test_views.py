@@ -312,8 +312,8 @@ CP = "myk8s-control-plane"
 
 @pytest.fixture
 def lb_lab(monkeypatch, tmp_path):
-    """The study's lab with svc-lb (chapter 07's LoadBalancer Service). Until helpers cp and simlb
-    are merged, issue12_standins supplies Lab.place and the sim LB's lb_status for this test only."""
+    """The study's lab with svc-lb (chapter 07's LoadBalancer Service). Until helper cp is merged,
+    issue12_standins supplies Lab.place and svc-lb.yaml for this test only."""
     import issue12_standins
 
     issue12_standins.install(monkeypatch)
