@@ -165,8 +165,8 @@ def bench_sliders(repeat: int, freeze: bool = True) -> list[tuple[str, float, fl
 
 def _traffic_policy_panel():
     """Chapter 07's panel on the study's lab with svc-lb, behind its load balancer, Local.
-    While ``Lab.place``/the sim LB (issue 12, helpers cp and simlb) are not on main, the tests'
-    stand-ins supply them (said in one line)."""
+    While ``Lab.place`` and data/myk8s/loadbalancer (issue 12, helper cp) are not on main, the
+    tests' stand-in supplies them (said in one line)."""
     import kslab
     from kslab.views import TrafficPolicyPanel
 
