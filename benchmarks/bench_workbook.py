@@ -164,22 +164,13 @@ def bench_sliders(repeat: int, freeze: bool = True) -> list[tuple[str, float, fl
 
 
 def _traffic_policy_panel():
-    """Chapter 07's panel on the study's lab with svc-lb, behind its load balancer, Local.
-    While ``Lab.place`` and data/myk8s/loadbalancer (issue 12, helper cp) are not on main, the
-    tests' stand-in supplies them (said in one line)."""
+    """Chapter 07's panel on the study's lab with svc-lb, behind its load balancer, Local."""
     import kslab
+    from kslab.resources import study_lab
     from kslab.views import TrafficPolicyPanel
 
-    import tempfile
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    import issue12_standins  # temporary (issue 12): installs only what main lacks
-
-    missing = issue12_standins.install()
-    if missing:
-        print(f"(stand-ins from tests/issue12_standins.py for: {', '.join(missing)})")
     lab = kslab.Lab(seed=1)
-    lab.apply(issue12_standins.lb_manifest(Path(tempfile.mkdtemp())))  # data/myk8s/loadbalancer once it exists
+    lab.apply(study_lab() / "loadbalancer")
     return TrafficPolicyPanel(lab, policy="Local", entry="lb")
 
 

@@ -558,11 +558,8 @@ def compute_traffic_policy(lab: Lab, policy: str, placement: Mapping[str, int], 
 
     twin = lab.copy()
     svc = twin.cluster.service(name)
-    if (svc.external_traffic_policy or "Cluster") != policy:
-        spec: dict = {"external_traffic_policy": policy}
-        if policy == "Cluster" and svc.health_check_node_port:
-            spec["health_check_node_port"] = 0  # the API server releases it with Local
-        twin.patch_service(name, **spec)
+    if (svc.external_traffic_policy or "Cluster") != policy:  # the API server releases or allocates the HCNP
+        twin.patch_service(name, external_traffic_policy=policy)
     owner = f"Deployment/{deployment}"
     now = {}
     for p in twin.cluster.pods:

@@ -311,14 +311,12 @@ CP = "myk8s-control-plane"
 
 
 @pytest.fixture
-def lb_lab(monkeypatch, tmp_path):
-    """The study's lab with svc-lb (chapter 07's LoadBalancer Service). Until helper cp is merged,
-    issue12_standins supplies Lab.place and svc-lb.yaml for this test only."""
-    import issue12_standins
+def lb_lab():
+    """The study's lab with svc-lb (chapter 07's LoadBalancer Service, an add-on folder)."""
+    from kslab.resources import study_lab
 
-    issue12_standins.install(monkeypatch)
     lab = Lab(seed=1)
-    lab.apply(issue12_standins.lb_manifest(tmp_path))
+    lab.apply(study_lab() / "loadbalancer")
     return lab
 
 
