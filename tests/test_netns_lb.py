@@ -102,11 +102,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None)
             the_lab.apply(manifests / "svc-lb.yaml")
             the_lab.dataplane.wait_lb()
             yield the_lab
+            prefix, pids = _lab_pids(the_lab.dataplane.kernel.directory)
     finally:
         if previous is None:
             os.environ.pop("KSLAB_RUN_DIR", None)
         else:
             os.environ["KSLAB_RUN_DIR"] = previous
+    # close() took it all down: namespaces (the LB's too), pods' servers, kube-proxy's listeners, the prober
+    assert [n for n in kernel.netns_list() if n.startswith(prefix)] == []
+    assert [p for p in pids if processes.proc_start(p) is not None] == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,6 +205,10 @@ def test_lb_sends_only_to_nodes_answering_200_and_keeps_the_client_ip(lab: Lab):
     assert set(df["source_ip_seen"]) == {"172.18.0.100"} and not df["masquerade"].any()
     shares = df["ingress_node"].value_counts(normalize=True)
     assert shares.min() > 0.2, shares  # a hash over the flows: about 1/3 each
+    t = lab.trace("mypc", f"{VIP}:9000")  # the kernel's trace: the LB's health probes are not part of it
+    assert t.outcome == "ok" and t.path == [t.ingress_node] and t.ingress_node in st.healthy
+    assert t.chains[:2] == ["KUBE-SERVICES", f"KUBE-EXT-{t.chains[1][len('KUBE-EXT-'):]}"] and not t.masquerade
+    assert t.source_ip_seen == "172.18.0.100" and t.endpoint_node == t.ingress_node
 
 
 def test_lb_stops_sending_to_a_node_that_lost_its_last_ready_pod(lab: Lab):
@@ -266,39 +274,45 @@ def _lab_pids(run_dir: Path) -> tuple[str, list[int]]:
     return rec.prefix, pids
 
 
-def test_teardown_and_crash_cleanup_leave_nothing(tmp_path: Path):
+def test_a_killed_owners_lab_is_cleaned_up_with_its_lb_and_daemons(tmp_path: Path):
+    """The owner SIGKILLed with the LB up: the next cleanup (any lab's ``up``, ``kslab netns down``)
+    removes its namespaces and kills the pods' servers, kube-proxy's listeners and the prober
+    (they live in the lab's namespaces). Closing normally is checked by the module's fixture."""
     script = textwrap.dedent(f"""
-        import sys, time
+        import time
         from kslab.lab import Lab
         lab = Lab(backend="netns", seed=1)
         lab.apply({str(tmp_path / 'svc-lb.yaml')!r})
         lab.dataplane.wait_lb()
         print("ready", flush=True)
-        if sys.argv[1] == "close":
-            lab.close()
-            print("closed", flush=True)
-        else:
-            time.sleep(600)
+        time.sleep(600)
     """)
     (tmp_path / "svc-lb.yaml").write_text(LB_YAML.format(name="svc-lb", policy="Local", vip=VIP))
     env = {**os.environ, "KSLAB_RUN_DIR": str(tmp_path / "run"), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    for how in ("close", "kill"):
-        proc = subprocess.Popen([sys.executable, "-c", script, how], stdout=subprocess.PIPE, text=True, env=env)
-        try:
-            assert proc.stdout.readline().strip() == "ready"
-            prefix, pids = _lab_pids(tmp_path / "run")
-            assert f"{prefix}lb" in kernel.netns_list()
-            if how == "close":
-                assert proc.stdout.readline().strip() == "closed"
-                proc.wait(30)
-            else:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(30)
-                assert records.cleanup_crashed(tmp_path / "run")
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert [n for n in kernel.netns_list() if n.startswith(prefix)] == []
-        assert [p for p in pids if processes.proc_start(p) is not None] == []
-        assert records.read_records(tmp_path / "run") == []
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        prefix, pids = _lab_pids(tmp_path / "run")
+        assert f"{prefix}lb" in kernel.netns_list()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        assert records.cleanup_crashed(tmp_path / "run") == [prefix.rstrip("-")]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert [n for n in kernel.netns_list() if n.startswith(prefix)] == []
+    assert [p for p in pids if processes.proc_start(p) is not None] == []
+    assert records.read_records(tmp_path / "run") == []
+
+
+def test_reset_removes_the_vip_and_a_new_apply_brings_it_back(tmp_path_factory, lab: Lab):
+    lab.reset()  # the study's lab as made: no LoadBalancer Service
+    assert f"{VIP} via" not in lab.sh("mypc", "ip route").stdout
+    assert (lab.run("mypc", f"{VIP}:9000", n=3, timeout=0.3)["outcome"] != "ok").all()
+    path = tmp_path_factory.mktemp("again") / "svc-lb.yaml"
+    path.write_text(LB_YAML.format(name="svc-lb", policy="Local", vip=VIP))
+    lab.apply(path)
+    st = lab.lb_status("svc-lb")  # after a probe round that saw the new Service's first sync
+    assert st.healthy == ("myk8s-worker", "myk8s-worker2", "myk8s-worker3") and st.probes["myk8s-control-plane"] == 503
+    assert (lab.run("mypc", f"{VIP}:9000", n=20, timeout=OK)["outcome"] == "ok").all()
