@@ -29,7 +29,7 @@ import pytest
 
 from kslab.healthcheck import local_endpoints, service_health
 from kslab.lab import Lab
-from kslab.netns import processes, records
+from kslab.netns import processes, records, rootcheck
 from kslab.netns.lbprober import LBConfig, LBNode, LBSpec, lb_rules, parse_lb_conntrack
 from kslab.netns.servers import go_time, proxy_healthz_body
 from kslab.xtables import kernel
@@ -97,10 +97,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None)
     os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
     manifests = tmp_path_factory.mktemp("lb")
     (manifests / "svc-lb.yaml").write_text(LB_YAML.format(name="svc-lb", policy="Local", vip=VIP))
+    before = rootcheck.snapshot()
     try:
         with Lab(backend="netns", seed=1) as the_lab:
             the_lab.apply(manifests / "svc-lb.yaml")
             the_lab.dataplane.wait_lb()
+            assert rootcheck.diff(before, rootcheck.snapshot()) == []  # the LB, its routes and rules: none in the root namespace
             yield the_lab
             prefix, pids = _lab_pids(the_lab.dataplane.kernel.directory)
     finally:
@@ -111,6 +113,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None)
     # close() took it all down: namespaces (the LB's too), pods' servers, kube-proxy's listeners, the prober
     assert [n for n in kernel.netns_list() if n.startswith(prefix)] == []
     assert [p for p in pids if processes.proc_start(p) is not None] == []
+    assert rootcheck.diff(before, rootcheck.snapshot()) == [] and rootcheck.root_veths() == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,7 +149,11 @@ def test_lb_rules_and_conntrack_parsing():
           f"src={VIP} dst=172.18.0.100 sport=9000 dport=40001 mark=258 use=1\n"
           f"tcp      6 118 SYN_SENT src=172.18.0.101 dst={VIP} sport=40002 dport=9000 [UNREPLIED] "
           f"src={VIP} dst=172.18.0.101 sport=9000 dport=40002 mark=0 use=1\n")
-    assert parse_lb_conntrack(ct, nodes) == {("172.18.0.100", 40001): "w2"}
+    ct += (f"tcp      6 118 SYN_SENT src=172.18.0.100 dst={VIP_CLUSTER} sport=40001 dport=9000 [UNREPLIED] "
+           f"src={VIP_CLUSTER} dst=172.18.0.100 sport=9000 dport=40001 mark=257 use=1\n")
+    assert parse_lb_conntrack(ct, nodes, VIP, 9000) == {("172.18.0.100", 40001): "w2"}
+    assert parse_lb_conntrack(ct, nodes, VIP_CLUSTER, 9000) == {("172.18.0.100", 40001): "w1"}
+    assert parse_lb_conntrack(ct, nodes, VIP, 80) == {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,7 +250,8 @@ def test_lb_under_cluster_policy_probes_10256_and_uses_every_node(lab: Lab, tmp_
     ip = {n.name: n.internal_ip for n in lab.cluster.nodes}
     # SNAT on the ingress node: the pod sees its IP (its pod-CIDR gateway when the pod is local)
     seen_ok = [row.source_ip_seen in (ip[row.ingress_node], lab.pod_gateway(row.ingress_node)) for row in df.itertuples()]
-    assert all(seen_ok) and df["masquerade"].all()
+    assert all(seen_ok), df[[not ok for ok in seen_ok]][["ingress_node", "endpoint_node", "source_ip_seen"]]
+    assert df["masquerade"].all()
     assert lab.lb_status("svc-lb").policy == "Local"  # the other LB is unchanged
 
 

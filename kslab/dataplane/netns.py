@@ -131,7 +131,7 @@ class NetnsDataplane(RealClock, Dataplane):
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             runs = list(pool.map(lambda job: self.kernel.connect(job[0], dst, port, job[1], timeout=timeout), jobs))
         vip = any(s.vip == dst and port in s.ports for s in lb_specs(self.cluster))
-        chosen = self.kernel.lb_choices() if vip else {}  # the LB's conntrack: client ip:port -> node
+        chosen = self.kernel.lb_choices(dst, port) if vip else {}  # the LB's conntrack: client ip:port -> node
         i = 0
         for (src, _count), run in zip(jobs, runs):
             client = resolve_client(self.cluster, src)

@@ -733,16 +733,16 @@ class NetnsLab:
                 raise EnvironmentProblem(f"the load balancer's prober has not probed {service} within {timeout:g} s")
             time.sleep(0.02)
 
-    def lb_choices(self) -> dict[tuple[str, int], str]:
-        """(client ip, client port) -> the node the load balancer sent that connection to, from the
-        LB namespace's conntrack (the mark of each connection's entry)."""
+    def lb_choices(self, vip: str, port: int) -> dict[tuple[str, int], str]:
+        """(client ip, client port) -> the node the load balancer sent that client's connection to
+        ``vip:port``, from the LB namespace's conntrack (the mark of each connection's entry)."""
         if not self.load_balancer:
             return {}
         exe = kernel.require_tool("conntrack")
         r = kernel.run_in_namespace(self.layout.lb_ns, [exe, "-L", "-p", "tcp"])
         if r.returncode != 0:
             raise EnvironmentProblem(f"conntrack -L in the load balancer failed: {kernel.one_line(r.stderr)}")
-        return lbprober.parse_lb_conntrack(r.stdout, self._lb_nodes())
+        return lbprober.parse_lb_conntrack(r.stdout, self._lb_nodes(), vip, port)
 
     def lb_rules(self) -> str:
         """``iptables-save -t mangle`` of the load balancer (what the prober loaded)."""
