@@ -9,7 +9,8 @@
 - under Cluster every node is eligible (10256); loadBalancerSourceRanges drops other clients
   (KUBE-FW); teardown, and the cleanup after the owner is SIGKILLed, leave no namespace or process.
 
-The Service comes from an inline manifest (the chapter's data file comes with the chapter).
+``svc-lb`` is the study's add-on (data/myk8s/loadbalancer); a Cluster twin of it comes from an
+inline manifest.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pytest
 
 from kslab.healthcheck import local_endpoints, service_health
 from kslab.lab import Lab
+from kslab.resources import study_lab
 from kslab.netns import processes, records, rootcheck
 from kslab.netns.lbprober import LBConfig, LBNode, LBSpec, lb_rules, parse_lb_conntrack
 from kslab.netns.servers import go_time, proxy_healthz_body
@@ -95,12 +97,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None)
         pytest.skip(netns_unavailable)
     previous = os.environ.get("KSLAB_RUN_DIR")
     os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
-    manifests = tmp_path_factory.mktemp("lb")
-    (manifests / "svc-lb.yaml").write_text(LB_YAML.format(name="svc-lb", policy="Local", vip=VIP))
     before = rootcheck.snapshot()
     try:
         with Lab(backend="netns", seed=1) as the_lab:
-            the_lab.apply(manifests / "svc-lb.yaml")
+            the_lab.apply(study_lab() / "loadbalancer")
             the_lab.dataplane.wait_lb()
             assert rootcheck.diff(before, rootcheck.snapshot()) == []  # the LB, its routes and rules: none in the root namespace
             yield the_lab
@@ -163,12 +163,13 @@ def test_lb_rules_and_conntrack_parsing():
 def test_health_check_answers_are_upstreams_bytes(lab: Lab):
     svc = lab.cluster.service("svc-lb")
     hc = svc.health_check_node_port
-    for scale in (3, 6):  # 0 and 1, then 0 and 2 local endpoints
-        lab.scale("deploy-echo", scale)
-        counts = set()
+    placement = {"myk8s-worker": 2, "myk8s-worker2": 1, "myk8s-worker3": 0}
+    lab.place("deploy-echo", placement)
+    try:
+        twin = lab.copy()  # the simulator's answers to the same commands
         for node in lab.cluster.nodes:
             n = local_endpoints(lab.cluster, svc, node.name)
-            counts.add(n)
+            assert n == placement.get(node.name, 0)
             answer = service_health("default", "svc-lb", n)
             url = f"http://{node.internal_ip}:{hc}/healthz"
             assert no_date(curl(lab, "mypc", "-i", url)) == wire(answer), node.name
@@ -176,8 +177,12 @@ def test_health_check_answers_are_upstreams_bytes(lab: Lab):
             assert no_date(curl(lab, "mypc", "-i", "-X", "POST", f"http://{node.internal_ip}:{hc}/x")) == wire(answer)
             code = curl(lab, "mypc", "-o", "/dev/null", "-w", "%{http_code}", url)
             assert code == str(answer.status).encode()
-        assert counts == ({0, 1} if scale == 3 else {0, 2})
-    lab.scale("deploy-echo", 3)
+            # the study's commands print the same on the kernel and on the simulator
+            for cmd in (f"curl -i -s {node.internal_ip}:{hc}/healthz", f"curl -s -o /dev/null -w '%{{http_code}}' {node.internal_ip}:{hc}"):
+                real, sim = lab.sh("mypc", cmd).stdout, twin.sh("mypc", cmd).stdout
+                assert re.sub(r"Date: .*", "Date: -", real) == re.sub(r"Date: .*", "Date: -", sim), cmd
+    finally:
+        lab.place("deploy-echo", {"myk8s-worker": 1, "myk8s-worker2": 1, "myk8s-worker3": 1})
 
 
 def test_kube_proxy_healthz_on_every_node(lab: Lab):
@@ -289,13 +294,13 @@ def test_a_killed_owners_lab_is_cleaned_up_with_its_lb_and_daemons(tmp_path: Pat
     script = textwrap.dedent(f"""
         import time
         from kslab.lab import Lab
+        from kslab.resources import study_lab
         lab = Lab(backend="netns", seed=1)
-        lab.apply({str(tmp_path / 'svc-lb.yaml')!r})
+        lab.apply(study_lab() / "loadbalancer")
         lab.dataplane.wait_lb()
         print("ready", flush=True)
         time.sleep(600)
     """)
-    (tmp_path / "svc-lb.yaml").write_text(LB_YAML.format(name="svc-lb", policy="Local", vip=VIP))
     env = {**os.environ, "KSLAB_RUN_DIR": str(tmp_path / "run"), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -314,13 +319,11 @@ def test_a_killed_owners_lab_is_cleaned_up_with_its_lb_and_daemons(tmp_path: Pat
     assert records.read_records(tmp_path / "run") == []
 
 
-def test_reset_removes_the_vip_and_a_new_apply_brings_it_back(tmp_path_factory, lab: Lab):
+def test_reset_removes_the_vip_and_a_new_apply_brings_it_back(lab: Lab):
     lab.reset()  # the study's lab as made: no LoadBalancer Service
     assert f"{VIP} via" not in lab.sh("mypc", "ip route").stdout
     assert (lab.run("mypc", f"{VIP}:9000", n=3, timeout=0.3)["outcome"] != "ok").all()
-    path = tmp_path_factory.mktemp("again") / "svc-lb.yaml"
-    path.write_text(LB_YAML.format(name="svc-lb", policy="Local", vip=VIP))
-    lab.apply(path)
+    lab.apply(study_lab() / "loadbalancer")
     st = lab.lb_status("svc-lb")  # after a probe round that saw the new Service's first sync
     assert st.healthy == ("myk8s-worker", "myk8s-worker2", "myk8s-worker3") and st.probes["myk8s-control-plane"] == 503
     assert (lab.run("mypc", f"{VIP}:9000", n=20, timeout=OK)["outcome"] == "ok").all()

@@ -1029,9 +1029,17 @@ class NetnsLab:
         except ValueError:
             return self.pod_ip(name)
 
-    def exec(self, where: str, argv: Sequence[str], *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """Run a command inside the namespace of ``where`` (pod, node, mypc)."""
-        return kernel.run_in_namespace(self.namespace_of(where), argv, timeout=timeout)
+    def exec(self, where: str, argv: Sequence[str], *, timeout: float = 60.0, keep_cr: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the namespace of ``where`` (pod, node, mypc). ``keep_cr``: its
+        output exactly as printed (``curl -i``'s CRLFs kept; text mode would turn them into LFs)."""
+        if not keep_cr:
+            return kernel.run_in_namespace(self.namespace_of(where), argv, timeout=timeout)
+        argv = [kernel.require_tool("ip"), "netns", "exec", self.namespace_of(where), *argv]
+        try:
+            r = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise EnvironmentProblem(f"{argv[4]} in {where} did not finish within {timeout:g} s") from None
+        return subprocess.CompletedProcess(argv, r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
 
     # ---- status ----------------------------------------------------------------------------------
     def status(self) -> LabStatus:
