@@ -208,7 +208,7 @@ class LabStatus:
             lines.append(f"  node {node:<22} rules filter {counts.get('filter', 0):>4} nat {counts.get('nat', 0):>4}"
                          + (f"  (last sync {sync * 1000:.0f} ms)" if sync is not None else ""))
         if self.daemons:
-            lines.append("  daemons: " + ", ".join(f"{k} {'alive' if ok else 'DEAD'}" for k, ok in self.daemons.items()))
+            lines.append("  daemons: " + ", ".join(f"{k} ({'running' if ok else 'STOPPED'})" for k, ok in self.daemons.items()))
         for p in self.pods:
             server = f"{p.server} :{','.join(map(str, p.ports))} pid {p.pid} {'alive' if p.alive else 'DEAD'}" if p.server else "no server"
             lines.append(f"  pod  {p.name:<30} {p.ip:<12} on {p.node:<20} {server}")
