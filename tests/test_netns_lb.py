@@ -291,7 +291,7 @@ def test_a_killed_owners_lab_is_cleaned_up_with_its_lb_and_daemons(tmp_path: Pat
     """The owner SIGKILLed with the LB up: the next cleanup (any lab's ``up``, ``kslab netns down``)
     removes its namespaces and kills the pods' servers, kube-proxy's listeners and the prober
     (they live in the lab's namespaces). Closing normally is checked by the module's fixture."""
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import time
         from kslab.lab import Lab
         from kslab.resources import study_lab
