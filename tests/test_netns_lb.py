@@ -36,8 +36,6 @@ from kslab.netns.lbprober import LBConfig, LBNode, LBSpec, lb_rules, parse_lb_co
 from kslab.netns.servers import go_time, proxy_healthz_body
 from kslab.xtables import kernel
 
-pytestmark = pytest.mark.netns
-
 VIP = "172.18.0.200"
 VIP_CLUSTER = "172.18.0.201"
 LB_YAML = """\
@@ -117,7 +115,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None)
 
 
 # --------------------------------------------------------------------------------------------
-# Pure parts (no kernel)
+# Pure parts (no kernel, no root)
 
 
 @pytest.mark.parametrize("ns,expected", [
@@ -160,6 +158,7 @@ def test_lb_rules_and_conntrack_parsing():
 # kube-proxy's listeners on the nodes
 
 
+@pytest.mark.netns
 def test_health_check_answers_are_upstreams_bytes(lab: Lab):
     svc = lab.cluster.service("svc-lb")
     hc = svc.health_check_node_port
@@ -185,6 +184,7 @@ def test_health_check_answers_are_upstreams_bytes(lab: Lab):
         lab.place("deploy-echo", {"myk8s-worker": 1, "myk8s-worker2": 1, "myk8s-worker3": 1})
 
 
+@pytest.mark.netns
 def test_kube_proxy_healthz_on_every_node(lab: Lab):
     for node in lab.cluster.nodes:
         raw = curl(lab, "mypc", "-i", f"http://{node.internal_ip}:10256/healthz")
@@ -203,6 +203,7 @@ def test_kube_proxy_healthz_on_every_node(lab: Lab):
 # The load balancer
 
 
+@pytest.mark.netns
 def test_lb_sends_only_to_nodes_answering_200_and_keeps_the_client_ip(lab: Lab):
     st = lab.lb_status("svc-lb")
     with_pod = set(echo_pods(lab))
@@ -223,6 +224,7 @@ def test_lb_sends_only_to_nodes_answering_200_and_keeps_the_client_ip(lab: Lab):
     assert t.source_ip_seen == "172.18.0.100" and t.endpoint_node == t.ingress_node
 
 
+@pytest.mark.netns
 def test_lb_stops_sending_to_a_node_that_lost_its_last_ready_pod(lab: Lab):
     pod = echo_pods(lab)["myk8s-worker3"][0]
     lab.set_ready(pod, False)
@@ -241,6 +243,7 @@ def test_lb_stops_sending_to_a_node_that_lost_its_last_ready_pod(lab: Lab):
     assert lab.lb_status("svc-lb").healthy == ("myk8s-worker", "myk8s-worker2", "myk8s-worker3")
 
 
+@pytest.mark.netns
 def test_lb_under_cluster_policy_probes_10256_and_uses_every_node(lab: Lab, tmp_path: Path):
     (tmp_path / "svc-lb-cluster.yaml").write_text(LB_YAML.format(name="svc-lb-cluster", policy="Cluster", vip=VIP_CLUSTER))
     lab.apply(tmp_path / "svc-lb-cluster.yaml")
@@ -260,6 +263,7 @@ def test_lb_under_cluster_policy_probes_10256_and_uses_every_node(lab: Lab, tmp_
     assert lab.lb_status("svc-lb").policy == "Local"  # the other LB is unchanged
 
 
+@pytest.mark.netns
 def test_source_ranges_drop_other_clients(lab: Lab):
     lab.patch_service("svc-lb", load_balancer_source_ranges=["172.18.0.100/32"])
     try:
@@ -287,6 +291,7 @@ def _lab_pids(run_dir: Path) -> tuple[str, list[int]]:
     return rec.prefix, pids
 
 
+@pytest.mark.netns
 def test_a_killed_owners_lab_is_cleaned_up_with_its_lb_and_daemons(tmp_path: Path):
     """The owner SIGKILLed with the LB up: the next cleanup (any lab's ``up``, ``kslab netns down``)
     removes its namespaces and kills the pods' servers, kube-proxy's listeners and the prober
@@ -319,6 +324,7 @@ def test_a_killed_owners_lab_is_cleaned_up_with_its_lb_and_daemons(tmp_path: Pat
     assert records.read_records(tmp_path / "run") == []
 
 
+@pytest.mark.netns
 def test_reset_removes_the_vip_and_a_new_apply_brings_it_back(lab: Lab):
     lab.reset()  # the study's lab as made: no LoadBalancer Service
     assert f"{VIP} via" not in lab.sh("mypc", "ip route").stdout
