@@ -185,6 +185,28 @@ def test_health_check_answers_are_upstreams_bytes(lab: Lab):
 
 
 @pytest.mark.netns
+def test_health_check_listens_on_the_nodeport_addresses_only(lab: Lab):
+    """nodePortAddresses: the health check servers listen on the node IPs inside them only
+    (``newServiceHealthServer``), as on sim; kube-proxy's healthz (10256) stays on every address."""
+    hc = lab.cluster.service("svc-lb").health_check_node_port
+    worker = lab.cluster.node("myk8s-worker").internal_ip
+    code = "curl -s -o /dev/null -w '%{{http_code}}' {}"
+    expected = {f"{worker}:{hc}": ("200", 0), f"127.0.0.1:{hc}": ("000", 7)}  # refused: nothing listens there
+    twin = lab.copy()
+    for on in (lab, twin):
+        on.set_proxy(nodeport_addresses=("172.18.0.0/16",))
+    try:
+        for target, want in expected.items():
+            for on in (lab, twin):
+                out = on.sh("myk8s-worker", code.format(target))
+                assert (out.stdout, out.returncode) == want, (on.backend, target)
+        assert lab.sh("myk8s-worker", code.format("127.0.0.1:10256/healthz")).stdout == "200"
+    finally:
+        lab.set_proxy(nodeport_addresses=())
+    assert lab.sh("myk8s-worker", code.format(f"127.0.0.1:{hc}")).stdout == "200"
+
+
+@pytest.mark.netns
 def test_kube_proxy_healthz_on_every_node(lab: Lab):
     for node in lab.cluster.nodes:
         raw = curl(lab, "mypc", "-i", f"http://{node.internal_ip}:10256/healthz")

@@ -26,6 +26,7 @@ from ..healthcheck import HealthResponse, service_health, synced_health
 from ..loadbalancer import LBState, probe_target
 from ..netns.lab import NetnsLab
 from ..netns.lbprober import LBSpec
+from ..proxy.util import nodeport_addresses_match_all, nodeport_ips
 from ..sim.network import resolve_client
 from ..xtables import kernel as xtables_kernel
 from .base import Dataplane, RealClock
@@ -66,7 +67,10 @@ class NetnsDataplane(RealClock, Dataplane):
     def sync_rules(self, node: str, ruleset: RuleSet) -> None:
         self.kernel.restore(node, ruleset.raw_text(), full=not ruleset.partial)
         # as kube-proxy after a successful restore: SyncServices + SyncEndpoints of its health check server
-        self.kernel.set_health(node, health_answers(ruleset))
+        cfg = ruleset.config
+        addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses) else nodeport_ips(
+            cfg.nodeport_addresses, cfg.node_ips, cfg.family)
+        self.kernel.set_health(node, health_answers(ruleset), addresses=addresses)
 
     def nat_chains(self, node: str) -> list[str]:
         return self.kernel.nat_chains(node)

@@ -261,7 +261,7 @@ class NetnsLab:
 
     def _init_lb_state(self) -> None:
         self._hosts: set[str] = set()  # namespaces of extra clients on the bridge (they route VIPs via the LB)
-        self._hc_ports: dict[str, tuple[int, ...]] = {}  # node -> healthCheckNodePorts its kube-proxy listens on
+        self._hc_ports: dict[str, tuple[Any, ...]] = {}  # node -> (healthCheckNodePorts, addresses) its kube-proxy listens on
         self._hc_generation = 0
         self._hc_changed = 0.0  # CLOCK_MONOTONIC of the last health answer change (a sync)
         self._lb_specs: list[LBSpec] = []
@@ -562,16 +562,18 @@ class NetnsLab:
         for n in self.layout.nodes:
             path = self._hc_state_path(n.name)
             lbprober._write_json(str(path), {"generation": 0, "proxy_healthy": True, "ports": {}})
-            self._hc_ports[n.name] = ()
+            self._hc_ports[n.name] = ((), None)
             self._spawn(f"kube-proxy/{n.name}", n.ns, [sys.executable, "-m", "kslab.netns.servers", "--kind", "kube-proxy",
                                                        "--name", n.name, "--port", str(PROXY_HEALTHZ_PORT), "--state", str(path)],
                         self.record_dir / f"kube-proxy-{n.name}.log")
 
-    def set_health(self, node: str, answers: dict[int, Any], *, proxy_healthy: bool = True, timeout: float = 5.0) -> None:
+    def set_health(self, node: str, answers: dict[int, Any], *, addresses: Iterable[str] | None = None,
+                   proxy_healthy: bool = True, timeout: float = 5.0) -> None:
         """What ``node``'s kube-proxy answers on its healthCheckNodePorts after a sync: hcnp ->
-        :class:`kslab.healthcheck.HealthResponse`. Written where the node's listener reads it per
-        request; when the set of ports changes the listener opens and closes ports (SIGHUP) and
-        this returns once it did (``SyncServices``)."""
+        :class:`kslab.healthcheck.HealthResponse`, listening on ``addresses`` (None: every
+        address, upstream's default; else the node IPs inside nodePortAddresses). Written where
+        the node's listener reads it per request; when the ports or addresses change the listener
+        opens and closes them (SIGHUP) and this returns once it did (``SyncServices``)."""
         if self._record is None or not self.start_servers:
             return
         key = f"kube-proxy/{node}"
@@ -581,11 +583,12 @@ class NetnsLab:
         path = self._hc_state_path(node)
         ports = {str(port): {"status": a.status, "headers": [list(h) for h in a.headers], "body": a.body}
                  for port, a in sorted(answers.items())}
+        listen = sorted(addresses) if addresses is not None else None
         lbprober._write_json(str(path), {"generation": generation, "proxy_healthy": proxy_healthy, "ports": ports,
-                                         "last_updated_ns": time.time_ns()})
+                                         "addresses": listen, "last_updated_ns": time.time_ns()})
         self._hc_changed = time.monotonic()
-        wanted = tuple(sorted(answers))
-        if wanted == self._hc_ports.get(node, ()) or key not in self._record.daemons:
+        wanted = (tuple(sorted(answers)), tuple(listen) if listen is not None else None)
+        if wanted == self._hc_ports.get(node, ((), None)) or key not in self._record.daemons:
             return
         ack_path = Path(f"{path}.ack")
         deadline = time.monotonic() + timeout
@@ -596,10 +599,9 @@ class NetnsLab:
             except (OSError, ValueError):
                 ack = None
             if ack is not None and ack.get("generation") is not None and ack["generation"] >= generation:
-                missing = [p for p in wanted if p not in ack.get("ports", [])]
-                if missing:
-                    raise EnvironmentProblem(f"kube-proxy's health check server on {node} could not listen on "
-                                             f"{missing[0]}: {ack.get('errors', {}).get(str(missing[0]), 'unknown')}")
+                if ack.get("errors"):
+                    where, why = next(iter(ack["errors"].items()))
+                    raise EnvironmentProblem(f"kube-proxy's health check server on {node} could not listen on {where}: {why}")
                 self._hc_ports[node] = wanted
                 return
             if ack is not None and not signalled:  # the listener is up (its first ack): ask it to re-read
@@ -607,7 +609,7 @@ class NetnsLab:
                 signalled = True
             if time.monotonic() > deadline:
                 raise EnvironmentProblem(f"kube-proxy's health check server on {node} did not take the new ports "
-                                         f"{list(wanted)} within {timeout:g} s (log: {self.record_dir / f'kube-proxy-{node}.log'})")
+                                         f"{list(wanted[0])} within {timeout:g} s (log: {self.record_dir / f'kube-proxy-{node}.log'})")
             time.sleep(0.01)
 
     @property

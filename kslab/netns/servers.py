@@ -42,7 +42,7 @@ The third kind, ``kube-proxy``, is not a pod's server but kube-proxy's own liste
   ``404 page not found``;
 - every healthCheckNodePort in ``--state`` (a JSON file the lab rewrites after each of the node's
   kube-proxy syncs: ``{"generation": g, "proxy_healthy": true, "ports": {"32000": {"status": 200,
-  "headers": [[k, v], ...], "body": "..."}}}``, the answers :func:`kslab.healthcheck.service_health`
+  "headers": [[k, v], ...], "body": "..."}}, "addresses": null}``, the answers :func:`kslab.healthcheck.service_health`
   computed from that sync): the stored answer, for any path and any method, read from the file
   per request, so the count follows kube-proxy's syncs. On SIGHUP the server re-reads the file,
   opens the listeners of new ports and closes the ones gone (``SyncServices``), then writes
@@ -211,12 +211,12 @@ class _ProxyServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, port: int, state_path: str, healthz: bool, started_ns: int):
+    def __init__(self, address: str, port: int, state_path: str, healthz: bool, started_ns: int):
         self.port = port
         self.state_path = state_path
         self.healthz = healthz
         self.started_ns = started_ns
-        super().__init__(("0.0.0.0", port), _ProxyHandler)
+        super().__init__((address, port), _ProxyHandler)
 
     def state(self) -> dict:
         try:
@@ -295,14 +295,16 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
 
 def serve_kube_proxy(node: str, healthz_port: int, state_path: str) -> None:
-    """kube-proxy's listeners on one node, until SIGTERM/SIGINT (see the module docstring)."""
+    """kube-proxy's listeners on one node, until SIGTERM/SIGINT (see the module docstring). The
+    healthCheckNodePorts listen on ``0.0.0.0`` or, when the state names ``addresses`` (the node
+    IPs inside kube-proxy's nodePortAddresses), on each of those (``newServiceHealthServer``)."""
     started_ns = time.monotonic_ns()
-    servers: dict[int, _ProxyServer] = {}
+    servers: dict[tuple[str, int], _ProxyServer] = {}
 
-    def start(port: int, healthz: bool) -> None:
-        srv = _ProxyServer(port, state_path, healthz, started_ns)
+    def start(address: str, port: int, healthz: bool) -> None:
+        srv = _ProxyServer(address, port, state_path, healthz, started_ns)
         threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-        servers[port] = srv
+        servers[(address, port)] = srv
 
     def reconcile() -> None:
         try:
@@ -310,18 +312,22 @@ def serve_kube_proxy(node: str, healthz_port: int, state_path: str) -> None:
                 state = json.load(f)
         except (OSError, ValueError):
             state = {}
-        wanted = {int(p) for p in (state.get("ports") or {})}
+        addresses = state.get("addresses")
+        addresses = ["0.0.0.0"] if addresses is None else addresses  # [] (no node IP in nodePortAddresses): none
+        wanted = {(a, int(p)) for p in (state.get("ports") or {}) for a in addresses}
         errors: dict[str, str] = {}
-        for port in sorted(set(servers) - wanted - {healthz_port}):
-            srv = servers.pop(port)
+        healthz = ("0.0.0.0", healthz_port)
+        for key in sorted(set(servers) - wanted - {healthz}):
+            srv = servers.pop(key)
             srv.shutdown()
             srv.server_close()
-        for port in sorted(wanted - set(servers)):
+        for address, port in sorted(wanted - set(servers)):
             try:
-                start(port, False)
+                start(address, port, False)
             except OSError as err:  # upstream logs an event ("FailedToStartServiceHealthcheck") and goes on
-                errors[str(port)] = str(err)
-        ack = {"generation": state.get("generation"), "ports": sorted(servers), "errors": errors}
+                errors[f"{address}:{port}"] = str(err)
+        ack = {"generation": state.get("generation"), "ports": sorted({p for _, p in servers}),
+               "listeners": sorted(f"{a}:{p}" for a, p in servers), "errors": errors}
         tmp = state_path + ".ack.tmp"
         with open(tmp, "w") as f:
             json.dump(ack, f)
@@ -332,9 +338,9 @@ def serve_kube_proxy(node: str, healthz_port: int, state_path: str) -> None:
     signal.signal(signal.SIGHUP, lambda *_: wake.set())  # before the first ack: the lab signals only after it
     signal.signal(signal.SIGTERM, lambda *_: (stop.set(), wake.set()))
     signal.signal(signal.SIGINT, lambda *_: (stop.set(), wake.set()))
-    start(healthz_port, True)
+    start("0.0.0.0", healthz_port, True)
     reconcile()
-    print(f"listening kube-proxy {node} on {' '.join(str(p) for p in sorted(servers))}", flush=True)
+    print(f"listening kube-proxy {node} on {' '.join(f'{a}:{p}' for a, p in sorted(servers))}", flush=True)
     while not stop.is_set():
         wake.wait(3600)
         wake.clear()
