@@ -283,6 +283,16 @@ def test_lb_under_cluster_policy_probes_10256_and_uses_every_node(lab: Lab, tmp_
     assert all(seen_ok), df[[not ok for ok in seen_ok]][["ingress_node", "endpoint_node", "source_ip_seen"]]
     assert df["masquerade"].all()
     assert lab.lb_status("svc-lb").policy == "Local"  # the other LB is unchanged
+    # the chapter's way: patch svc-lb itself (Local -> Cluster releases its healthCheckNodePort)
+    lab.patch_service("svc-lb", external_traffic_policy="Cluster")
+    try:
+        st = lab.lb_status("svc-lb")
+        assert (st.policy, st.probe_port, st.healthy) == ("Cluster", 10256, tuple(nodes))
+    finally:
+        lab.patch_service("svc-lb", external_traffic_policy="Local")
+    st = lab.lb_status("svc-lb")
+    hc = lab.cluster.service("svc-lb").health_check_node_port
+    assert (st.policy, st.probe_port) == ("Local", hc) and hc and st.healthy == tuple(n for n in nodes if n in echo_pods(lab))
 
 
 @pytest.mark.netns
