@@ -142,3 +142,23 @@ def hc_targets(cluster: ClusterState, family: int = 4) -> dict[int, Service]:
         if port:
             out[port] = svc
     return out
+
+
+def synced_health(service_ports) -> dict[int, tuple[str, str, int]]:
+    """What one kube-proxy sync hands its health check servers, from the sync's own decisions
+    (``RuleSet.service_ports``: every service port with its endpoints, full or partial sync):
+    healthCheckNodePort -> (namespace, name, local ready endpoints), as upstream's
+    ``syncProxyRules`` calls ``SyncServices(svcPortMap.HealthCheckNodePorts())`` and
+    ``SyncEndpoints(endpointsMap.LocalReadyEndpoints())`` after a successful restore. The count is
+    :func:`local_endpoints`' (distinct local ready IPs over all of the Service's ports), read from
+    what kube-proxy synced rather than from the cluster now."""
+    ports: dict[tuple[str, str], int] = {}
+    ips: dict[tuple[str, str], set[str]] = {}
+    for rules in service_ports:
+        info = rules.info
+        if not info.health_check_node_port:  # the servers drop the counts of Services without one
+            continue
+        key = (info.name.namespace, info.name.name)
+        ports[key] = info.health_check_node_port
+        ips.setdefault(key, set()).update(e.ip for e in rules.endpoints if e.is_local and e.ready)
+    return {port: (ns, name, len(ips.get((ns, name), ()))) for (ns, name), port in sorted(ports.items())}
