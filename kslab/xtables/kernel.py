@@ -127,15 +127,17 @@ def _run(
     argv: Sequence[str], *, stdin: str | None = None, timeout: float = _TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(
+        r = subprocess.run(
             list(argv),
-            input=stdin,
+            input=None if stdin is None else stdin.encode("utf-8", "surrogateescape"),
             capture_output=True,
-            text=True,
-            errors="surrogateescape",
             timeout=timeout,
             check=False,
         )
+        # decoded by hand, not text=True: its universal newlines would turn a tool's "\r\n"
+        # (curl -i's status line and headers) into "\n"
+        return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode("utf-8", "surrogateescape"),
+                                           r.stderr.decode("utf-8", "surrogateescape"))
     except subprocess.TimeoutExpired:
         raise EnvironmentProblem(f"{' '.join(argv[:6])} ... did not finish within {timeout:.0f} s") from None
 
