@@ -451,6 +451,7 @@ def test_health_check_answers(lb_pair):
     finally:
         for lab in lb_pair:
             lab.set_ready(pod, True)
+        settle(lb_pair)
 
 
 def lb_consistent(kernel: Lab, sim_df, column: str, n: int, first) -> None:
@@ -508,8 +509,7 @@ def test_load_balancer_source_ranges(lb_pair):
     sim, kernel = lb_pair
     try:
         for lab in lb_pair:
-            lab.patch_service("svc-lb", load_balancer_source_ranges=["172.18.0.100/32"])
-        settle(lb_pair)
+            lab.patch_service("svc-lb", load_balancer_source_ranges=["172.18.0.100/32"])  # the probes do not change
         for lab in lb_pair:
             assert (lab.run("mypc", VIP, n=30, seed=11)["outcome"] == "ok").all()
         s = sim.run(OTHER_HOST, VIP, n=30, seed=12)
