@@ -311,7 +311,31 @@ class ControlPlane:
         schedule(self.state, docs_by_pod, self.rng, only=new_pods)
 
     def apply(self, docs: list[Document]) -> list[str]:
-        """``kubectl apply``: create new objects, update Services and Deployments in place."""
+        """``kubectl apply``: create new objects, update Services and Deployments in place. All
+        or nothing: an object refused (say a nodePort out of range) leaves the cluster as it was."""
+        saved = self._save()
+        try:
+            return self._apply(docs)
+        except InputError:
+            self._restore(saved)
+            raise
+
+    def _save(self) -> tuple:
+        """What a change may touch before it is refused: the objects, the allocators' books and
+        the random sequence (a refused change draws nothing, as in the API server)."""
+        st, al = self.state, self.allocator
+        return (_copy.deepcopy((st.services, st.pods, st.deployments, st.endpoint_slices)), list(st.warnings),
+                (set(al.ips.used), set(al.ports.used), dict(al.ip_owner), dict(al.port_owner)), self.rng.getstate())
+
+    def _restore(self, saved: tuple) -> None:
+        (services, pods, deployments, slices), warnings, books, rng_state = saved
+        st, al = self.state, self.allocator
+        st.services[:], st.pods[:], st.deployments[:], st.endpoint_slices[:] = services, pods, deployments, slices
+        st.warnings[:] = warnings
+        al.ips.used, al.ports.used, al.ip_owner, al.port_owner = books
+        self.rng.setstate(rng_state)
+
+    def _apply(self, docs: list[Document]) -> list[str]:
         changed: list[str] = []
         services, pods, deployments = [], [], []
         replacing: dict[int, Service] = {}  # id(new Service) -> the stored one it updates

@@ -145,8 +145,9 @@ def hc_targets(cluster: ClusterState, family: int = 4) -> dict[int, Service]:
 
 
 def synced_health(service_ports) -> dict[int, tuple[str, str, int]]:
-    """What one kube-proxy sync hands its health check servers, from the sync's own decisions
-    (``RuleSet.service_ports``: every service port with its endpoints, full or partial sync):
+    """What one kube-proxy sync hands its health check servers, from the sync's own decisions:
+    ``service_ports`` are ``(service port info, its endpoints)`` pairs of every service port the
+    sync saw, full or partial (a ``RuleSet``'s ``service_port_rows`` start so). Returns
     healthCheckNodePort -> (namespace, name, local ready endpoints), as upstream's
     ``syncProxyRules`` calls ``SyncServices(svcPortMap.HealthCheckNodePorts())`` and
     ``SyncEndpoints(endpointsMap.LocalReadyEndpoints())`` after a successful restore. The count is
@@ -154,11 +155,11 @@ def synced_health(service_ports) -> dict[int, tuple[str, str, int]]:
     what kube-proxy synced rather than from the cluster now."""
     ports: dict[tuple[str, str], int] = {}
     ips: dict[tuple[str, str], set[str]] = {}
-    for rules in service_ports:
-        info = rules.info
+    for info, endpoints in service_ports:
         if not info.health_check_node_port:  # the servers drop the counts of Services without one
             continue
         key = (info.name.namespace, info.name.name)
         ports[key] = info.health_check_node_port
-        ips.setdefault(key, set()).update(e.ip for e in rules.endpoints if e.is_local and e.ready)
+        infos = endpoints.infos() if hasattr(endpoints, "infos") else endpoints  # EndpointColumns or a list
+        ips.setdefault(key, set()).update(e.ip for e in infos if e.is_local and e.ready)
     return {port: (ns, name, len(ips.get((ns, name), ()))) for (ns, name), port in sorted(ports.items())}

@@ -92,6 +92,7 @@ class NetnsDataplane(RealClock, Dataplane):
             raise InputError(f"service {service.key}", "has no load balancer (not type LoadBalancer, or no ingress IP)",
                              "give it type: LoadBalancer and status.loadBalancer.ingress: [{ip: ...}]")
         self.kernel.set_load_balancers(list(specs.values()))
+        self.kernel.wait_lb()  # a probe round that saw the last sync and the last Service change
         got = self.kernel.lb_status(service.key)
         spec: LBSpec = got["spec"]
         nodes = [n.name for n in cluster.nodes]

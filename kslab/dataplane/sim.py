@@ -53,7 +53,9 @@ class SimDataplane(Dataplane):
         cfg = ruleset.config
         addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses) else frozenset(
             nodeport_ips(cfg.nodeport_addresses, cfg.node_ips, cfg.family))
-        self.network.set_health(node, HealthServers(synced_health(ruleset.service_ports), addresses))
+        rows = ruleset.service_port_rows  # (service port info, endpoints, ...) per service port: no objects made
+        self.network.set_health(node, HealthServers(synced_health((r[0], r[1]) for r in rows if r[0].health_check_node_port),
+                                                    addresses))
         self.network.update_tables({node: table.tables})  # the simulator interprets what the table holds (no text round trip)
 
     def nat_chains(self, node: str) -> list[str]:

@@ -59,7 +59,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -192,6 +192,7 @@ class LabStatus:
     sync_seconds: dict[str, float]
     up_seconds: float | None
     unexpected: list[str]  # namespaces with the lab's prefix it did not plan
+    daemons: dict[str, bool] = field(default_factory=dict)  # kube-proxy/NODE, lb-prober -> running
 
     def text(self) -> str:
         owner = "detached" if self.detached else f"owned by pid {self.owner_pid}"
@@ -206,6 +207,8 @@ class LabStatus:
             sync = self.sync_seconds.get(node)
             lines.append(f"  node {node:<22} rules filter {counts.get('filter', 0):>4} nat {counts.get('nat', 0):>4}"
                          + (f"  (last sync {sync * 1000:.0f} ms)" if sync is not None else ""))
+        if self.daemons:
+            lines.append("  daemons: " + ", ".join(f"{k} {'alive' if ok else 'DEAD'}" for k, ok in self.daemons.items()))
         for p in self.pods:
             server = f"{p.server} :{','.join(map(str, p.ports))} pid {p.pid} {'alive' if p.alive else 'DEAD'}" if p.server else "no server"
             lines.append(f"  pod  {p.name:<30} {p.ip:<12} on {p.node:<20} {server}")
@@ -1003,7 +1006,8 @@ class NetnsLab:
             raise EnvironmentProblem("the lab is not up")
         trace = kernel_trace([(n.name, n.ns) for n in self.layout.nodes], self.namespace_of(src), ip, port,
                              client=src, client_ip=self.address_of(src), client_kind=client_kind,
-                             iptables_backend=self.backend, timeout=timeout)
+                             iptables_backend=self.backend, timeout=timeout,
+                             ignore_sources=(self.layout.lb_ip,) if self.load_balancer else ())
         pod = next((p for p in self.layout.pods if p.name == trace.endpoint_pod), None)
         if pod is not None:
             trace.endpoint_node, trace.endpoint_ip = pod.node, pod.ip
@@ -1050,6 +1054,7 @@ class NetnsLab:
             detached=bool(rec and rec.detached), namespaces={ns: ns in existing for ns in expected}, pods=pods, rules=rules,
             sync_seconds=dict(rec.sync_seconds) if rec else {}, up_seconds=self.up_seconds,
             unexpected=sorted(n for n in existing if n.startswith(self.prefix) and n not in expected),
+            daemons={k: proc_start(int(i["pid"])) == i.get("start") for k, i in sorted((rec.daemons if rec else {}).items())},
         )
 
 

@@ -19,7 +19,22 @@ connection (:meth:`Network.connect`) is walked the way the kernel walks it:
   kernel's default): that is what a hairpin without masquerade delivers; a pod that connects to
   its own address never leaves its namespace (local route);
 - the reply leaves the endpoint pod toward the source it saw and walks back hop by hop through
-  the conntrack of each node it crosses.
+  the conntrack of each node it crosses;
+- a node's own processes answer on their ports: kubelet, kube-proxy's healthz (10256), the API
+  server, and kube-proxy's service health check servers on every healthCheckNodePort
+  (:class:`HealthServers`: the count the node's last kube-proxy sync gave, on every address or
+  on the ``nodePortAddresses`` ones), reached through the node's INPUT rules;
+- a ``type: LoadBalancer`` Service's ingress IP is a cloud load balancer on the docker network
+  (VIP mode: it hands the unchanged packet to a node). It probes every node for the Service
+  (:func:`kslab.loadbalancer.probe_target`: the healthCheckNodePort under Local, 10256 under
+  Cluster) from its own address, through the node's rules, and balances each new connection
+  uniformly (the network's seeded RNG) over the nodes that answered 200
+  (:func:`kslab.loadbalancer.eligible`). **Probe timing**: it probes once after every change of
+  the lab (rules, pods, readiness, a hand edit) and before the next connection it balances, and
+  keeps the answers until the next change: never stale, like a probe interval of 0 with
+  thresholds of 1, so one connection after ``set_ready`` already follows (``lab.advance(2)`` is
+  more than enough). Probes add to the rule counters once per round and leave nothing for
+  ``conntrack -L``.
 
 The result, :class:`Connection`, carries the outcome, the endpoint reached, the source address
 the endpoint saw, the nodes crossed both ways, and the full trace (:class:`TraceStep` list).
