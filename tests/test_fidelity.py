@@ -550,10 +550,9 @@ def sim_trace_entering(sim: Lab, src: str, to: str, node: str, pod: str | None):
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "netns (kslab/netns/ktrace.py): the kernel trace also reports the load balancer prober's health checks "
-    "(172.18.255.254 -> every node:HCNP), so path = all four nodes and rules() has their INPUT rules; and a "
-    "connection the kernel's own trace shows DROPped by KUBE-PROXY-FIREWALL is explained as 'timeout: no rule "
-    "DNATed 172.18.0.200:9000; nothing listens there'. Restricted to the ingress node, the rules equal the sim's"))
+    "netns (kslab/netns/ktrace.py): a connection the kernel's own trace shows DROPped by KUBE-PROXY-FIREWALL "
+    "(its last rule) is explained as 'timeout: no rule DNATed 172.18.0.200:9000; nothing listens there'; "
+    "path and rules equal the sim's"))
 def test_kernel_trace_of_a_vip_connection_equals_the_sim_trace(lb_pair):
     """A connection to the VIP, traced by the kernel: one node (the one the LB chose) and the
     rules the sim lists for a connection entering there: mypc (allowed by
