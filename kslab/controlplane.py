@@ -677,6 +677,10 @@ def admit_service(d: Document, s: Service, cfg: ClusterConfig) -> None:
     for i, ip in enumerate(s.external_ips):
         if parse_ip_sloppy(ip) is None or ip != parse_ip_sloppy(ip):
             raise AdmissionError(d.where(f"spec.externalIPs[{i}]"), f"{ip!r} is not a valid IP address", "write it like 192.168.99.22 (no leading zeros)")
+    if s.type == "LoadBalancer":  # SetDefaults_Service (LoadBalancerIPMode, GA in 1.32): an ingress IP is a VIP
+        for ing in s.load_balancer_ingress:
+            if ing.ip and ing.ip_mode is None:
+                ing.ip_mode = "VIP"
     if s.health_check_node_port and not (s.type == "LoadBalancer" and s.external_traffic_policy == "Local"):
         raise AdmissionError(
             d.where("spec.healthCheckNodePort"), "only allowed for type LoadBalancer with externalTrafficPolicy Local", "remove it"

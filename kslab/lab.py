@@ -6,6 +6,9 @@
     df = lab.run("net-pod", "svc-clusterip", n=1000, seed=1)
     lab.run("mypc", "myk8s-worker:svc-nodeport")   # a Service's nodePort by the Service's name
     lab.scale("deploy-echo", 5); lab.patch_service("svc-clusterip", session_affinity="ClientIP")
+    lab.place("deploy-echo", {"myk8s-worker": 2, "myk8s-worker2": 1})   # pods per node, exactly
+    lab.apply(kslab.resources.study_lab() / "loadbalancer")   # chapter 07's svc-lb (data/myk8s/loadbalancer)
+    kslab.Lab(node_port_range="30000-30100"); lab.set_node_port_range("30000-30100")
     lab.reset()                             # back to the study's lab, exactly as it was made
     twin = lab.copy()                       # an independent copy on the simulator (what checks use)
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kslab.controlplane import load_cluster, node_port_bands, parse_port_range
-from kslab.errors import InputError
+import kslab
+from kslab.controlplane import band_of, load_cluster, node_port_bands, node_port_uses, parse_port_range
+from kslab.errors import AdmissionError, InputError
+from kslab.resources import study_lab
 
 CLUSTER = """\
 kind: Cluster
@@ -242,10 +244,6 @@ def test_bad_service_subnet_is_one_line(tmp_path):
 
 # ---- the API server's nodePort errors, the range and its bands ------------------------------------
 
-import kslab  # noqa: E402
-from kslab.controlplane import band_of, node_port_uses  # noqa: E402
-from kslab.errors import AdmissionError  # noqa: E402
-from kslab.resources import study_lab  # noqa: E402
 
 SVC_NODEPORT_40000 = """\
 apiVersion: v1

@@ -9,7 +9,8 @@
 - under Cluster every node is eligible (10256); loadBalancerSourceRanges drops other clients
   (KUBE-FW); teardown, and the cleanup after the owner is SIGKILLed, leave no namespace or process.
 
-The Service comes from an inline manifest (the chapter's data file comes with the chapter).
+``svc-lb`` is the study's add-on (data/myk8s/loadbalancer); a Cluster twin of it comes from an
+inline manifest.
 """
 
 from __future__ import annotations
@@ -29,12 +30,11 @@ import pytest
 
 from kslab.healthcheck import local_endpoints, service_health
 from kslab.lab import Lab
-from kslab.netns import processes, records
+from kslab.resources import study_lab
+from kslab.netns import processes, records, rootcheck
 from kslab.netns.lbprober import LBConfig, LBNode, LBSpec, lb_rules, parse_lb_conntrack
 from kslab.netns.servers import go_time, proxy_healthz_body
 from kslab.xtables import kernel
-
-pytestmark = pytest.mark.netns
 
 VIP = "172.18.0.200"
 VIP_CLUSTER = "172.18.0.201"
@@ -95,12 +95,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None)
         pytest.skip(netns_unavailable)
     previous = os.environ.get("KSLAB_RUN_DIR")
     os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
-    manifests = tmp_path_factory.mktemp("lb")
-    (manifests / "svc-lb.yaml").write_text(LB_YAML.format(name="svc-lb", policy="Local", vip=VIP))
+    before = rootcheck.snapshot()
     try:
         with Lab(backend="netns", seed=1) as the_lab:
-            the_lab.apply(manifests / "svc-lb.yaml")
+            the_lab.apply(study_lab() / "loadbalancer")
             the_lab.dataplane.wait_lb()
+            assert rootcheck.diff(before, rootcheck.snapshot()) == []  # the LB, its routes and rules: none in the root namespace
             yield the_lab
             prefix, pids = _lab_pids(the_lab.dataplane.kernel.directory)
     finally:
@@ -111,10 +111,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None)
     # close() took it all down: namespaces (the LB's too), pods' servers, kube-proxy's listeners, the prober
     assert [n for n in kernel.netns_list() if n.startswith(prefix)] == []
     assert [p for p in pids if processes.proc_start(p) is not None] == []
+    assert rootcheck.diff(before, rootcheck.snapshot()) == [] and rootcheck.root_veths() == []
 
 
 # --------------------------------------------------------------------------------------------
-# Pure parts (no kernel)
+# Pure parts (no kernel, no root)
 
 
 @pytest.mark.parametrize("ns,expected", [
@@ -146,22 +147,28 @@ def test_lb_rules_and_conntrack_parsing():
           f"src={VIP} dst=172.18.0.100 sport=9000 dport=40001 mark=258 use=1\n"
           f"tcp      6 118 SYN_SENT src=172.18.0.101 dst={VIP} sport=40002 dport=9000 [UNREPLIED] "
           f"src={VIP} dst=172.18.0.101 sport=9000 dport=40002 mark=0 use=1\n")
-    assert parse_lb_conntrack(ct, nodes) == {("172.18.0.100", 40001): "w2"}
+    ct += (f"tcp      6 118 SYN_SENT src=172.18.0.100 dst={VIP_CLUSTER} sport=40001 dport=9000 [UNREPLIED] "
+           f"src={VIP_CLUSTER} dst=172.18.0.100 sport=9000 dport=40001 mark=257 use=1\n")
+    assert parse_lb_conntrack(ct, nodes, VIP, 9000) == {("172.18.0.100", 40001): "w2"}
+    assert parse_lb_conntrack(ct, nodes, VIP_CLUSTER, 9000) == {("172.18.0.100", 40001): "w1"}
+    assert parse_lb_conntrack(ct, nodes, VIP, 80) == {}
 
 
 # --------------------------------------------------------------------------------------------
 # kube-proxy's listeners on the nodes
 
 
+@pytest.mark.netns
 def test_health_check_answers_are_upstreams_bytes(lab: Lab):
     svc = lab.cluster.service("svc-lb")
     hc = svc.health_check_node_port
-    for scale in (3, 6):  # 0 and 1, then 0 and 2 local endpoints
-        lab.scale("deploy-echo", scale)
-        counts = set()
+    placement = {"myk8s-worker": 2, "myk8s-worker2": 1, "myk8s-worker3": 0}
+    lab.place("deploy-echo", placement)
+    try:
+        twin = lab.copy()  # the simulator's answers to the same commands
         for node in lab.cluster.nodes:
             n = local_endpoints(lab.cluster, svc, node.name)
-            counts.add(n)
+            assert n == placement.get(node.name, 0)
             answer = service_health("default", "svc-lb", n)
             url = f"http://{node.internal_ip}:{hc}/healthz"
             assert no_date(curl(lab, "mypc", "-i", url)) == wire(answer), node.name
@@ -169,10 +176,15 @@ def test_health_check_answers_are_upstreams_bytes(lab: Lab):
             assert no_date(curl(lab, "mypc", "-i", "-X", "POST", f"http://{node.internal_ip}:{hc}/x")) == wire(answer)
             code = curl(lab, "mypc", "-o", "/dev/null", "-w", "%{http_code}", url)
             assert code == str(answer.status).encode()
-        assert counts == ({0, 1} if scale == 3 else {0, 2})
-    lab.scale("deploy-echo", 3)
+            # the study's commands print the same on the kernel and on the simulator
+            for cmd in (f"curl -i -s {node.internal_ip}:{hc}/healthz", f"curl -s -o /dev/null -w '%{{http_code}}' {node.internal_ip}:{hc}"):
+                real, sim = lab.sh("mypc", cmd).stdout, twin.sh("mypc", cmd).stdout
+                assert re.sub(r"Date: .*", "Date: -", real) == re.sub(r"Date: .*", "Date: -", sim), cmd
+    finally:
+        lab.place("deploy-echo", {"myk8s-worker": 1, "myk8s-worker2": 1, "myk8s-worker3": 1})
 
 
+@pytest.mark.netns
 def test_kube_proxy_healthz_on_every_node(lab: Lab):
     for node in lab.cluster.nodes:
         raw = curl(lab, "mypc", "-i", f"http://{node.internal_ip}:10256/healthz")
@@ -191,6 +203,7 @@ def test_kube_proxy_healthz_on_every_node(lab: Lab):
 # The load balancer
 
 
+@pytest.mark.netns
 def test_lb_sends_only_to_nodes_answering_200_and_keeps_the_client_ip(lab: Lab):
     st = lab.lb_status("svc-lb")
     with_pod = set(echo_pods(lab))
@@ -211,6 +224,7 @@ def test_lb_sends_only_to_nodes_answering_200_and_keeps_the_client_ip(lab: Lab):
     assert t.source_ip_seen == "172.18.0.100" and t.endpoint_node == t.ingress_node
 
 
+@pytest.mark.netns
 def test_lb_stops_sending_to_a_node_that_lost_its_last_ready_pod(lab: Lab):
     pod = echo_pods(lab)["myk8s-worker3"][0]
     lab.set_ready(pod, False)
@@ -229,6 +243,7 @@ def test_lb_stops_sending_to_a_node_that_lost_its_last_ready_pod(lab: Lab):
     assert lab.lb_status("svc-lb").healthy == ("myk8s-worker", "myk8s-worker2", "myk8s-worker3")
 
 
+@pytest.mark.netns
 def test_lb_under_cluster_policy_probes_10256_and_uses_every_node(lab: Lab, tmp_path: Path):
     (tmp_path / "svc-lb-cluster.yaml").write_text(LB_YAML.format(name="svc-lb-cluster", policy="Cluster", vip=VIP_CLUSTER))
     lab.apply(tmp_path / "svc-lb-cluster.yaml")
@@ -243,10 +258,12 @@ def test_lb_under_cluster_policy_probes_10256_and_uses_every_node(lab: Lab, tmp_
     ip = {n.name: n.internal_ip for n in lab.cluster.nodes}
     # SNAT on the ingress node: the pod sees its IP (its pod-CIDR gateway when the pod is local)
     seen_ok = [row.source_ip_seen in (ip[row.ingress_node], lab.pod_gateway(row.ingress_node)) for row in df.itertuples()]
-    assert all(seen_ok) and df["masquerade"].all()
+    assert all(seen_ok), df[[not ok for ok in seen_ok]][["ingress_node", "endpoint_node", "source_ip_seen"]]
+    assert df["masquerade"].all()
     assert lab.lb_status("svc-lb").policy == "Local"  # the other LB is unchanged
 
 
+@pytest.mark.netns
 def test_source_ranges_drop_other_clients(lab: Lab):
     lab.patch_service("svc-lb", load_balancer_source_ranges=["172.18.0.100/32"])
     try:
@@ -274,20 +291,21 @@ def _lab_pids(run_dir: Path) -> tuple[str, list[int]]:
     return rec.prefix, pids
 
 
+@pytest.mark.netns
 def test_a_killed_owners_lab_is_cleaned_up_with_its_lb_and_daemons(tmp_path: Path):
     """The owner SIGKILLed with the LB up: the next cleanup (any lab's ``up``, ``kslab netns down``)
     removes its namespaces and kills the pods' servers, kube-proxy's listeners and the prober
     (they live in the lab's namespaces). Closing normally is checked by the module's fixture."""
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import time
         from kslab.lab import Lab
+        from kslab.resources import study_lab
         lab = Lab(backend="netns", seed=1)
-        lab.apply({str(tmp_path / 'svc-lb.yaml')!r})
+        lab.apply(study_lab() / "loadbalancer")
         lab.dataplane.wait_lb()
         print("ready", flush=True)
         time.sleep(600)
     """)
-    (tmp_path / "svc-lb.yaml").write_text(LB_YAML.format(name="svc-lb", policy="Local", vip=VIP))
     env = {**os.environ, "KSLAB_RUN_DIR": str(tmp_path / "run"), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -306,13 +324,12 @@ def test_a_killed_owners_lab_is_cleaned_up_with_its_lb_and_daemons(tmp_path: Pat
     assert records.read_records(tmp_path / "run") == []
 
 
-def test_reset_removes_the_vip_and_a_new_apply_brings_it_back(tmp_path_factory, lab: Lab):
+@pytest.mark.netns
+def test_reset_removes_the_vip_and_a_new_apply_brings_it_back(lab: Lab):
     lab.reset()  # the study's lab as made: no LoadBalancer Service
     assert f"{VIP} via" not in lab.sh("mypc", "ip route").stdout
     assert (lab.run("mypc", f"{VIP}:9000", n=3, timeout=0.3)["outcome"] != "ok").all()
-    path = tmp_path_factory.mktemp("again") / "svc-lb.yaml"
-    path.write_text(LB_YAML.format(name="svc-lb", policy="Local", vip=VIP))
-    lab.apply(path)
+    lab.apply(study_lab() / "loadbalancer")
     st = lab.lb_status("svc-lb")  # after a probe round that saw the new Service's first sync
     assert st.healthy == ("myk8s-worker", "myk8s-worker2", "myk8s-worker3") and st.probes["myk8s-control-plane"] == 503
     assert (lab.run("mypc", f"{VIP}:9000", n=20, timeout=OK)["outcome"] == "ok").all()

@@ -143,8 +143,9 @@ def test_chapter_07_adds_it_to_the_running_lab():
     hc, np_ = svc.health_check_node_port, svc.ports[0].node_port
     assert hc and np_ and hc != np_ and lab.control.allocator.port_owner[hc] == "default/svc-lb"
     out = lab.sh(CP, "kubectl describe svc svc-lb")
-    assert f"HealthCheck NodePort:     {hc}\n" in out and "LoadBalancer Ingress:     172.18.0.200" in out
+    assert f"HealthCheck NodePort:     {hc}\n" in out and "LoadBalancer Ingress:     172.18.0.200 (VIP)\n" in out
     assert "172.18.0.200   9000:" in lab.sh(CP, "kubectl get svc svc-lb")
+    assert "- ip: 172.18.0.200\n      ipMode: VIP" in lab.sh(CP, "kubectl get svc svc-lb -o yaml")  # the API server's default
     assert all(lab.verify(n).ok() for n in (CP, W1))
     # reset: the lab as made (without svc-lb); applied again it gets the very same allocations
     lab.reset()

@@ -94,11 +94,14 @@ def test_the_count_follows_kube_proxy_syncs_and_node_port_addresses(tmp_path):
     assert f'"localEndpoints": {n1},' in lab.sh("mypc", f"curl -s {w1}:{hc}")
     lab.set_ready(echo_pods(lab)["myk8s-worker"][0], False)
     assert f'"localEndpoints": {n1 - 1},' in lab.sh("mypc", f"curl -s {w1}:{hc}")
-    # the servers' count is what the node's kube-proxy synced: a failed sync keeps the old one
+    # the servers' count is what the node's kube-proxy synced: a hand edit of the rules leaves it,
+    # the next sync sets it
     net = lab.dataplane.network
     before = dict(net.health["myk8s-worker"].services)
+    lab.delete_rules("KUBE-SEP", nodes=["myk8s-worker"])
+    assert net.health["myk8s-worker"].services == before
     lab.set_ready(echo_pods(lab)["myk8s-worker"][0], True)
-    assert net.health["myk8s-worker"].services != before
+    assert net.health["myk8s-worker"].services[hc][2] == n1
     # nodePortAddresses: the servers listen on the node IPs inside them only (newServiceHealthServer)
     lab.set_proxy(nodeport_addresses=("172.18.0.0/16",))
     assert lab.sh("mypc", f"curl -s -o /dev/null -w '%{{http_code}}' {w1}:{hc}") == "200"
@@ -236,3 +239,17 @@ def test_nfacct_and_health_answers_equal_the_kernel(sim_and_kernel, tmp_path):
         assert a == b
         nope = kern.sh("myk8s-worker", "nfacct get nope")
         assert (nope.stderr, nope.returncode) == (sim.sh("myk8s-worker", "nfacct get nope").stderr, 1)
+
+
+def test_synced_health_equals_local_endpoints_of_the_synced_cluster(tmp_path):
+    from kslab.healthcheck import hc_targets, local_endpoints, synced_health
+
+    lab = lb_lab(tmp_path)
+    lab.scale("deploy-echo", 5)
+    lab.set_ready(echo_pods(lab)["myk8s-worker"][0], False)
+    hc = lab.cluster.service("svc-lb").health_check_node_port
+    for node in lab.cluster.nodes:
+        rows = lab.render(node.name).service_port_rows
+        got = synced_health((r[0], r[1]) for r in rows)
+        want = {port: (svc.namespace, svc.name, local_endpoints(lab.cluster, svc, node.name)) for port, svc in hc_targets(lab.cluster).items()}
+        assert got == want and got[hc][2] == lab.dataplane.network.health[node.name].services[hc][2]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import pandas as pd
 
 from ..errors import EnvironmentProblem, InputError
-from ..healthcheck import HealthResponse, service_health
+from ..healthcheck import HealthResponse, service_health, synced_health
 from ..loadbalancer import LBState, probe_target
 from ..netns.lab import NetnsLab
 from ..netns.lbprober import LBSpec
@@ -131,7 +131,7 @@ class NetnsDataplane(RealClock, Dataplane):
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             runs = list(pool.map(lambda job: self.kernel.connect(job[0], dst, port, job[1], timeout=timeout), jobs))
         vip = any(s.vip == dst and port in s.ports for s in lb_specs(self.cluster))
-        chosen = self.kernel.lb_choices() if vip else {}  # the LB's conntrack: client ip:port -> node
+        chosen = self.kernel.lb_choices(dst, port) if vip else {}  # the LB's conntrack: client ip:port -> node
         i = 0
         for (src, _count), run in zip(jobs, runs):
             client = resolve_client(self.cluster, src)
@@ -229,7 +229,7 @@ class NetnsDataplane(RealClock, Dataplane):
                 return command.error(6, f"Could not resolve host: {command.host}")
             if command.address != command.host:
                 argv[1:1] = ["--resolve", f"{command.host}:{command.port}:{command.address}"]
-        r = self.kernel.exec(where, argv, timeout=command.timeout)
+        r = self.kernel.exec(where, argv, timeout=command.timeout, keep_cr=isinstance(command, Curl))  # curl -i: CRLF as printed
         return ShellOutput(r.stdout, r.stderr, r.returncode)
 
     def close(self) -> None:
@@ -238,22 +238,12 @@ class NetnsDataplane(RealClock, Dataplane):
 
 def health_answers(ruleset: RuleSet) -> dict[int, HealthResponse]:
     """What a node's kube-proxy answers on each healthCheckNodePort after the sync that made
-    ``ruleset``: per Service with a healthCheckNodePort (every one the sync saw, partial or full),
-    the distinct local ready endpoint IPs over all its ports (``LocalReadyEndpoints``), as
-    :func:`kslab.healthcheck.service_health` answers them. Read from the sync's own endpoint
-    infos, not from the cluster: the count changes when kube-proxy syncs, as upstream's."""
-    ips: dict[tuple[int, str, str], set[str]] = {}
-    for row in getattr(ruleset, "service_port_rows", ()):
-        info, endpoints = row[0], row[1]
-        hcnp = getattr(info, "health_check_node_port", 0)
-        if not hcnp:
-            continue
-        key = (int(hcnp), info.name.namespace, info.name.name)
-        local = ips.setdefault(key, set())
-        for e in (endpoints.infos() if hasattr(endpoints, "infos") else endpoints):
-            if e.is_local and e.ready:
-                local.add(e.ip)
-    return {hcnp: service_health(ns, name, len(local)) for (hcnp, ns, name), local in sorted(ips.items())}
+    ``ruleset``: :func:`kslab.healthcheck.synced_health` of the sync's own service ports and
+    endpoints (every one the sync saw, partial or full), answered as
+    :func:`kslab.healthcheck.service_health`. Not from the cluster: the count changes when
+    kube-proxy syncs, as upstream's."""
+    rows = ((row[0], row[1]) for row in getattr(ruleset, "service_port_rows", ()))
+    return {port: service_health(ns, name, n) for port, (ns, name, n) in synced_health(rows).items()}
 
 
 def lb_specs(cluster: ClusterState) -> list[LBSpec]:

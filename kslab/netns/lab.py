@@ -208,7 +208,7 @@ class LabStatus:
             lines.append(f"  node {node:<22} rules filter {counts.get('filter', 0):>4} nat {counts.get('nat', 0):>4}"
                          + (f"  (last sync {sync * 1000:.0f} ms)" if sync is not None else ""))
         if self.daemons:
-            lines.append("  daemons: " + ", ".join(f"{k} {'alive' if ok else 'DEAD'}" for k, ok in self.daemons.items()))
+            lines.append("  daemons: " + ", ".join(f"{k} ({'running' if ok else 'STOPPED'})" for k, ok in self.daemons.items()))
         for p in self.pods:
             server = f"{p.server} :{','.join(map(str, p.ports))} pid {p.pid} {'alive' if p.alive else 'DEAD'}" if p.server else "no server"
             lines.append(f"  pod  {p.name:<30} {p.ip:<12} on {p.node:<20} {server}")
@@ -733,16 +733,16 @@ class NetnsLab:
                 raise EnvironmentProblem(f"the load balancer's prober has not probed {service} within {timeout:g} s")
             time.sleep(0.02)
 
-    def lb_choices(self) -> dict[tuple[str, int], str]:
-        """(client ip, client port) -> the node the load balancer sent that connection to, from the
-        LB namespace's conntrack (the mark of each connection's entry)."""
+    def lb_choices(self, vip: str, port: int) -> dict[tuple[str, int], str]:
+        """(client ip, client port) -> the node the load balancer sent that client's connection to
+        ``vip:port``, from the LB namespace's conntrack (the mark of each connection's entry)."""
         if not self.load_balancer:
             return {}
         exe = kernel.require_tool("conntrack")
         r = kernel.run_in_namespace(self.layout.lb_ns, [exe, "-L", "-p", "tcp"])
         if r.returncode != 0:
             raise EnvironmentProblem(f"conntrack -L in the load balancer failed: {kernel.one_line(r.stderr)}")
-        return lbprober.parse_lb_conntrack(r.stdout, self._lb_nodes())
+        return lbprober.parse_lb_conntrack(r.stdout, self._lb_nodes(), vip, port)
 
     def lb_rules(self) -> str:
         """``iptables-save -t mangle`` of the load balancer (what the prober loaded)."""
@@ -1029,9 +1029,17 @@ class NetnsLab:
         except ValueError:
             return self.pod_ip(name)
 
-    def exec(self, where: str, argv: Sequence[str], *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """Run a command inside the namespace of ``where`` (pod, node, mypc)."""
-        return kernel.run_in_namespace(self.namespace_of(where), argv, timeout=timeout)
+    def exec(self, where: str, argv: Sequence[str], *, timeout: float = 60.0, keep_cr: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the namespace of ``where`` (pod, node, mypc). ``keep_cr``: its
+        output exactly as printed (``curl -i``'s CRLFs kept; text mode would turn them into LFs)."""
+        if not keep_cr:
+            return kernel.run_in_namespace(self.namespace_of(where), argv, timeout=timeout)
+        argv = [kernel.require_tool("ip"), "netns", "exec", self.namespace_of(where), *argv]
+        try:
+            r = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise EnvironmentProblem(f"{argv[4]} in {where} did not finish within {timeout:g} s") from None
+        return subprocess.CompletedProcess(argv, r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
 
     # ---- status ----------------------------------------------------------------------------------
     def status(self) -> LabStatus:

@@ -40,8 +40,11 @@ answer within ``timeout``), computes the healthy nodes of every LB, and when the
 state (``round_started``/``round_finished`` on CLOCK_MONOTONIC, the probes and the healthy
 nodes per LB) so the lab can read it (``NetnsLab.lb_status``) and wait for it (``wait_lb``).
 It re-reads ``--config`` when the file changes (the lab rewrites it when a LoadBalancer Service
-appears, goes or changes policy) or on SIGHUP. A healthy or unhealthy verdict takes one probe
-(no thresholds), so the LB follows a change within one round.
+appears, goes or changes policy) or on SIGHUP. An answer counts at once (a 503 takes the node
+out within one round, about 0.3 s, a 200 puts it back), so the LB follows a readiness change
+within a round; silence (refused, or no answer within ``timeout``, 1 s) counts only after
+``misses`` (2) probes in a row, as cloud LBs' unhealthy thresholds do, so one slow answer on a
+busy machine does not take a node out. ``probes`` reports the status each node counts as.
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ class LBConfig:
     lbs: list[LBSpec]
     iptables_restore: str = "iptables-restore"
     interval: float = 0.3
-    timeout: float = 0.25
+    timeout: float = 1.0
+    misses: int = 2  # consecutive probes without an answer before a node counts as not answering
     rnd: int = 0x6B736C62  # the hash's seed ("kslb")
 
     def to_json(self) -> dict[str, Any]:
@@ -169,21 +173,27 @@ def route_lines(nodes: Sequence[LBNode]) -> list[str]:
     return out
 
 
-def parse_lb_conntrack(text: str, nodes: Sequence[LBNode]) -> dict[tuple[str, int], str]:
+def parse_lb_conntrack(text: str, nodes: Sequence[LBNode], vip: str, port: int) -> dict[tuple[str, int], str]:
     """``conntrack -L -p tcp`` of the LB namespace -> (client ip, client port) -> the node its
-    connection was sent to (the entry's mark)."""
+    connection to ``vip:port`` was sent to (the entry's mark; the original direction's tuple)."""
     by_mark = {n.mark: n.name for n in nodes}
     out: dict[tuple[str, int], str] = {}
     for line in text.splitlines():
-        fields = dict(w.split("=", 1) for w in line.split() if "=" in w)
-        words = [w for w in line.split() if "=" in w]
-        src = next((w.split("=", 1)[1] for w in words if w.startswith("src=")), None)
-        sport = next((w.split("=", 1)[1] for w in words if w.startswith("sport=")), None)
-        mark = fields.get("mark")
-        if src and sport and sport.isdigit() and mark is not None:
-            node = by_mark.get(int(mark, 0))
-            if node:
-                out[(src, int(sport))] = node
+        orig: dict[str, str] = {}
+        mark = None
+        for w in line.split():
+            key, eq, value = w.partition("=")
+            if not eq:
+                continue
+            if key == "mark":
+                mark = value
+            elif key in ("src", "dst", "sport", "dport") and key not in orig:
+                orig[key] = value
+        if mark is None or len(orig) < 4 or orig["dst"] != vip or orig["dport"] != str(port) or not orig["sport"].isdigit():
+            continue
+        node = by_mark.get(int(mark, 0))
+        if node:
+            out[(orig["src"], int(orig["sport"]))] = node
     return out
 
 
@@ -239,6 +249,8 @@ def run(config_path: str, state_path: str) -> None:
     mtime = None
     applied: str | None = None
     state = ProberState()
+    answered: dict[tuple[str, str, int, str], int] = {}  # probe target -> the status it counts as
+    silent: dict[tuple[str, str, int, str], int] = {}  # probe target -> consecutive probes without an answer
     pool = ThreadPoolExecutor(max_workers=8)
     while not stop.is_set():
         try:
@@ -258,8 +270,15 @@ def run(config_path: str, state_path: str) -> None:
         codes = dict(zip(targets, pool.map(lambda t: probe(t[1], t[2], t[3], config.timeout), targets)))
         order = [n.name for n in config.nodes]
         lbs: dict[str, dict[str, Any]] = {}
+        for target, code in codes.items():  # an answer counts at once; silence only after `misses` probes
+            if code:
+                answered[target], silent[target] = code, 0
+            else:
+                silent[target] = silent.get(target, 0) + 1
+                if silent[target] >= config.misses or target not in answered:
+                    answered[target] = 0
         for s in config.lbs:
-            probes = {n.name: codes[(n.name, n.ip, s.probe_port, s.probe_path)] for n in config.nodes}
+            probes = {n.name: answered[(n.name, n.ip, s.probe_port, s.probe_path)] for n in config.nodes}
             lbs[s.service] = {"probes": probes, "healthy": eligible(probes, order)}
         text = lb_rules(config, {k: v["healthy"] for k, v in lbs.items()})
         if text != applied:
