@@ -127,17 +127,15 @@ def _run(
     argv: Sequence[str], *, stdin: str | None = None, timeout: float = _TIMEOUT
 ) -> subprocess.CompletedProcess[str]:
     try:
-        r = subprocess.run(
+        return subprocess.run(
             list(argv),
-            input=None if stdin is None else stdin.encode("utf-8", "surrogateescape"),
+            input=stdin,
             capture_output=True,
+            text=True,
+            errors="surrogateescape",
             timeout=timeout,
             check=False,
         )
-        # decoded by hand, not text=True: its universal newlines would turn a tool's "\r\n"
-        # (curl -i's status line and headers) into "\n"
-        return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode("utf-8", "surrogateescape"),
-                                           r.stderr.decode("utf-8", "surrogateescape"))
     except subprocess.TimeoutExpired:
         raise EnvironmentProblem(f"{' '.join(argv[:6])} ... did not finish within {timeout:.0f} s") from None
 
