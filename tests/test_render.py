@@ -314,23 +314,22 @@ def test_nodeport_addresses_and_localhost_nodeports():
     assert "KUBE-FIREWALL" not in rs.filter.chains
 
 
-def test_nodeport_addresses_without_loopback_turn_localhost_nodeports_off():
-    """NewProxier: ``if !nodePortAddresses.ContainsIPv4Loopback() { localhostNodePorts = false }``,
-    so no localhost NodePort rule (nor its nfacct counter) and no localnet guard."""
-    from kslab.proxy.util import nodeport_addresses_contain_ipv4_loopback as has_lo
+@pytest.mark.parametrize("addresses,localhost", [
+    ((), True), (("172.18.0.0/16",), False), (("primary",), False), (("172.18.0.0/16", "127.0.0.0/8"), True),
+    (("127.0.0.1/32",), True), (("64.0.0.0/2",), True), (("fd00::/64",), True),  # no IPv4 CIDR: 0.0.0.0/0
+])
+def test_nodeport_addresses_without_loopback_turn_localhost_nodeports_off(addresses, localhost):
+    """NewProxier: "If the nodePortAddresses doesn't contain loopback, disable localhostNodePorts":
+    no 127.0.0.0/8 NodePort rule, no nfacct counter, no "block incoming localnet" rule."""
+    from kslab.controlplane import load_cluster
+    from kslab.resources import study_lab
 
-    assert has_lo(()) and has_lo(("0.0.0.0/0",)) and has_lo(("127.0.0.1/32",)) and has_lo(("126.0.0.0/7",))
-    assert has_lo(("fd00::/64",))  # no IPv4 entry: upstream reads it as 0.0.0.0/0
-    assert not has_lo(("172.18.0.0/16",)) and not has_lo(("primary",)) and not has_lo(("172.18.0.0/16", "fd00::/64"))
-    s = svc(type="NodePort", port_kw={"node_port": 30080})
-    endpoints = [eps("svc1", "ns1", ep("10.180.0.1"))]
-    cfg = ProxyConfig(node_name="n", node_ips=("172.18.0.3",), nodeport_addresses=("172.18.0.0/16",))
-    rs = render([s], endpoints, cfg)
-    assert nat(rs, "KUBE-NODEPORTS") == ["-A KUBE-NODEPORTS -m comment --comment ns1/svc1:p80 -m tcp -p tcp --dport 30080 -j KUBE-EXT-XPGD46QRK7WJZT7O"]
-    assert "KUBE-FIREWALL" not in rs.filter.chains
-    with_lo = render([s], endpoints, ProxyConfig(node_name="n", node_ips=("172.18.0.3",), nodeport_addresses=("172.18.0.0/16", "127.0.0.0/8")))
-    assert any("-d 127.0.0.0/8" in r and "localhost_nps_accepted_pkts" in r for r in nat(with_lo, "KUBE-NODEPORTS"))
-    assert "KUBE-FIREWALL" in with_lo.filter.chains
+    state = load_cluster([study_lab()], seed=1)
+    cfg = ProxyConfig.for_node(state, "myk8s-worker", nodeport_addresses=addresses)
+    assert cfg.localhost_nodeports is localhost
+    text = render(state.services, state.endpoint_slices, cfg).raw_text()
+    assert ("-d 127.0.0.0/8" in text) is localhost and ("localhost_nps_accepted_pkts" in text) is localhost
+    assert ("block incoming localnet connections" in text) is localhost
 
 
 def test_localhost_nodeport_rule_needs_nfacct_and_conntrack_liberal():

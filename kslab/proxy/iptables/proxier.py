@@ -21,8 +21,7 @@ from ..config import ProxyConfig
 from ..endpoints import EndpointColumns, build_endpoints_map
 from ..serviceport import ServicePortName, service_ports_of
 from ..topology import CategorizedEndpoints, categorize_endpoints
-from ..util import (cidr_contains, nodeport_addresses_contain_ipv4_loopback, nodeport_addresses_match_all, nodeport_ips,
-                    parse_ip_sloppy)
+from ..util import cidr_contains, nodeport_addresses_match_all, nodeport_ips, parse_ip_sloppy
 from . import constants as C
 from .chains import EndpointInfo, ServicePortInfo, endpoint_chain_names, endpoint_chain_names_of, new_endpoint_info
 from .ruleset import FIXED_NAT_CHAINS, LineBuffer, RuleSet
@@ -173,9 +172,7 @@ def sync_proxy_rules(
         + (" --random-fully" if cfg.random_fully else ""),
     )
     natRules.write(C.KUBE_MARK_MASQ, f"-j MARK --or-mark {mark}")
-    # NewProxier: localhostNodePorts only if nodePortAddresses holds an IPv4 loopback address
-    localhostNodePorts = cfg.localhost_nodeports and fam == 4 and nodeport_addresses_contain_ipv4_loopback(cfg.nodeport_addresses)
-    if localhostNodePorts:
+    if fam == 4 and cfg.localhost_nodeports:
         filterChains.write_chain(C.KUBE_FIREWALL)
         filterRules.write(
             C.KUBE_FIREWALL,
@@ -188,7 +185,7 @@ def sync_proxy_rules(
     ifLocalArgs = " ".join(ifLocal) if ifLocal else ""
     ifNotLocalArgs = " ".join(ifNotLocal) if ifNotLocal else ""
     nodeIP = parse_ip_sloppy(cfg.node_ips[0]) if cfg.node_ips else None
-    localhostNodePortsNFAcct = localhostNodePorts and cfg.nfacct
+    localhostNodePortsNFAcct = cfg.localhost_nodeports and fam == 4 and cfg.nfacct
 
     writeBlock = natRules.write_block
     writeChainBlocks = natRules.write_chain_blocks
@@ -465,12 +462,12 @@ def sync_proxy_rules(
         destinations = "-m addrtype --dst-type LOCAL"
         if fam == 6:
             destinations += " ! -d ::1/128"
-        elif not localhostNodePorts:
+        elif not cfg.localhost_nodeports:
             destinations += " ! -d 127.0.0.0/8"
         natRules.write(C.KUBE_SERVICES, f"{tail} {destinations} -j {C.KUBE_NODEPORTS}")
     else:
         for ip in nodeport_ips(cfg.nodeport_addresses, cfg.node_ips, fam):
-            if ipaddress.ip_address(ip).is_loopback and (fam == 6 or not localhostNodePorts):
+            if ipaddress.ip_address(ip).is_loopback and (fam == 6 or not cfg.localhost_nodeports):
                 continue
             natRules.write(C.KUBE_SERVICES, f"{tail} -d {ip} -j {C.KUBE_NODEPORTS}")
 
