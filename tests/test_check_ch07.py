@@ -74,3 +74,48 @@ def test_ch07_checks_leave_the_learners_lab_unchanged(lab):
     check.ch07.from_node(False, lab)
     assert {n.name: lab.save_text(n.name) for n in lab.cluster.nodes} == before
     assert lab.cluster.service("svc-nodeport").external_traffic_policy == policy and lab.now == 0
+
+
+def test_sep_count_is_read_from_kube_svl_after_the_placement(lab):
+    fb = check.ch07.sep_count(2, lab)
+    assert fb and "myk8s-worker2" in fb.message
+    assert check.ch07.sep_count(1, lab, node="myk8s-worker3")  # a new case: the other node of the placement
+    assert check.ch07.sep_count(0, lab, per_node={"myk8s-worker": 3}, node="myk8s-worker2")
+    with pytest.raises(WrongAnswer, match="KUBE-SVC's ladder"):
+        check.ch07.sep_count(3, lab)  # every endpoint: the SVC chain, not SVL
+    with pytest.raises(WrongAnswer, match="Hint"):
+        check.ch07.sep_count(1, lab)
+    with pytest.raises(WrongAnswer, match="number"):
+        check.ch07.sep_count("two", lab)
+
+
+def test_source_ranges_are_tried_on_the_lab(lab):
+    assert check.ch07.source_ranges({"172.18.0.100", "172.18.0.101"}, lab)
+    assert check.ch07.source_ranges(["mypc", "172.18.0.101"], lab)  # mypc is 172.18.0.100
+    # a new range: a /24 lets the third candidate in as well, not the 192.168 host
+    assert check.ch07.source_ranges({"172.18.0.100", "172.18.0.101", "172.18.0.120"}, lab, ranges=("172.18.0.0/24",))
+    for wrong in ({"172.18.0.100"}, {"172.18.0.100", "172.18.0.101", "172.18.0.120"}, set()):
+        with pytest.raises(WrongAnswer, match="Hint"):
+            check.ch07.source_ranges(wrong, lab)
+    with pytest.raises(WrongAnswer, match="list or set"):
+        check.ch07.source_ranges("172.18.0.100", lab)
+
+
+def test_share_of_the_lone_pod_behind_the_lb_is_half(lab):
+    fb = check.ch07.share(0.5, lab)
+    assert fb and "2 nodes" in fb.message
+    assert check.ch07.share(50, lab)  # a percentage
+    with pytest.raises(WrongAnswer, match="even split per pod"):
+        check.ch07.share(0.25, lab)  # 1 of 4 pods: what Cluster would give
+    with pytest.raises(WrongAnswer, match="Hint"):
+        check.ch07.share(1 / 3, lab)
+    # a new placement: 1/1/1 -> a third each
+    assert check.ch07.share(1 / 3, lab, per_node={"myk8s-worker": 1, "myk8s-worker2": 1, "myk8s-worker3": 1})
+
+
+def test_lb_checks_leave_the_learners_lab_unchanged(lab):
+    services = sorted(s.name for s in lab.cluster.services)
+    pods = sorted(lab.pods())
+    check.ch07.sep_count(2, lab)
+    check.ch07.source_ranges({"172.18.0.100", "172.18.0.101"}, lab)
+    assert sorted(s.name for s in lab.cluster.services) == services and sorted(lab.pods()) == pods
