@@ -20,13 +20,14 @@ seed an experiment uses.
 
 from __future__ import annotations
 
+import copy as _copy
 import hashlib
 import ipaddress
 import random
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from .errors import AdmissionError, InputError
 from .manifests import (
@@ -80,15 +81,19 @@ KIND_WORKERS_JOIN_AT = 15.0
 MANIFESTS_APPLIED_AT = 120.0
 
 
-def parse_port_range(text: str) -> tuple[int, int]:
-    """``--service-node-port-range`` as the API server parses it: ``A-B`` (or ``A+N``)."""
-    m = re.fullmatch(r"\s*(\d+)\s*([-+])\s*(\d+)\s*", text or "")
-    if not m:
-        raise InputError("--service-node-port-range", f"{text!r} is not a port range", "write it as A-B, e.g. 30000-32767")
-    a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
-    lo, hi = (a, b) if op == "-" else (a, a + b - 1)
+def parse_port_range(text: str | tuple[int, int], field: str = "--service-node-port-range") -> tuple[int, int]:
+    """``--service-node-port-range`` as the API server parses it: ``A-B`` (or ``A+N``); a
+    ``(lo, hi)`` pair is checked the same way. ``field`` names the input in the error."""
+    if isinstance(text, tuple) and len(text) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in text):
+        lo, hi = text
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*([-+])\s*(\d+)\s*", text if isinstance(text, str) else "")
+        if not m:
+            raise InputError(field, f"{text!r} is not a port range", "write it as A-B, e.g. 30000-32767")
+        a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+        lo, hi = (a, b) if op == "-" else (a, a + b - 1)
     if not (1 <= lo <= hi <= 65535):
-        raise InputError("--service-node-port-range", f"{text!r} is not a valid range", "use 1 <= A <= B <= 65535, e.g. 30000-32767")
+        raise InputError(field, f"{text!r} is not a valid range", "use 1 <= A <= B <= 65535, e.g. 30000-32767")
     return lo, hi
 
 
@@ -100,10 +105,51 @@ def band_offset(size: int, lo_min: int, lo_max: int, divisor: int) -> int:
 
 
 def node_port_bands(rng_: tuple[int, int]) -> tuple[range, range]:
+    """The (static, dynamic) bands of a NodePort range (KEP-3668): the static band, the first
+    min(max(16, size/32), 128) ports, is where automatic allocation goes only when the dynamic
+    band is full, so it is the band to pick ports from by hand."""
     lo, hi = rng_
     size = hi - lo + 1
     off = band_offset(size, 16, 128, 32)
     return range(lo, lo + off), range(lo + off, hi + 1)
+
+
+def band_of(port: int, rng_: tuple[int, int]) -> str:
+    """``"static"`` or ``"dynamic"``: the band of ``rng_`` (a NodePort range) that ``port`` is in
+    (:func:`node_port_bands`). A port outside the range is a one-line InputError."""
+    static, dynamic = node_port_bands(rng_)
+    if port in static:
+        return "static"
+    if port in dynamic:
+        return "dynamic"
+    raise InputError("port", f"{port} is not in the NodePort range {rng_[0]}-{rng_[1]}", f"give a port from {rng_[0]} to {rng_[1]}")
+
+
+@dataclass(frozen=True)
+class NodePortUse:
+    """One node port a Service holds: ``field`` is ``spec.ports[i].nodePort`` or
+    ``spec.healthCheckNodePort``; ``band`` is ``"static"``, ``"dynamic"`` or ``"outside"`` (a port
+    allocated under an earlier, wider range: the Service keeps it, see
+    :meth:`ControlPlane.set_node_port_range`)."""
+
+    service: str  # namespace/name
+    field: str
+    port: int
+    band: str
+
+
+def node_port_uses(state: ClusterState) -> list[NodePortUse]:
+    """Every node port the cluster's Services hold, with its band in the cluster's range."""
+    rng_ = state.config.node_port_range
+    out = []
+    for s in state.services:
+        held = [(f"spec.ports[{i}].nodePort", p.node_port) for i, p in enumerate(s.ports) if p.node_port]
+        if s.health_check_node_port:
+            held.append(("spec.healthCheckNodePort", s.health_check_node_port))
+        for field, port in held:
+            band = band_of(port, rng_) if rng_[0] <= port <= rng_[1] else "outside"
+            out.append(NodePortUse(s.key, field, port, band))
+    return out
 
 
 class _BandAllocator:
@@ -242,10 +288,12 @@ class ControlPlane:
             state.control_plane = cp  # type: ignore[attr-defined]
         return cp
 
-    def admit(self, services, pods, deployments) -> None:
+    def admit(self, services, pods, deployments, replacing: dict[int, Service] | None = None) -> None:
+        """Create ``services`` (or update: ``replacing`` maps ``id(service)`` to the stored
+        Service it replaces), ``pods`` and ``deployments``, then schedule the new pods."""
         for d, s in services:
             admit_service(d, s, self.state.config)
-            self.allocator.allocate(d, s)
+            self.allocator.allocate(d, s, (replacing or {}).get(id(s)))
             self.state.services.append(s)
         new_pods: list[Pod] = []
         for d, dep in deployments:
@@ -263,25 +311,44 @@ class ControlPlane:
         schedule(self.state, docs_by_pod, self.rng, only=new_pods)
 
     def apply(self, docs: list[Document]) -> list[str]:
-        """``kubectl apply``: create new objects, update Services and Deployments in place."""
+        """``kubectl apply``: create new objects, update Services and Deployments in place. All
+        or nothing: an object refused (say a nodePort out of range) leaves the cluster as it was."""
+        saved = self._save()
+        try:
+            return self._apply(docs)
+        except InputError:
+            self._restore(saved)
+            raise
+
+    def _save(self) -> tuple:
+        """What a change may touch before it is refused: the objects, the allocators' books and
+        the random sequence (a refused change draws nothing, as in the API server)."""
+        st, al = self.state, self.allocator
+        return (_copy.deepcopy((st.services, st.pods, st.deployments, st.endpoint_slices)), list(st.warnings),
+                (set(al.ips.used), set(al.ports.used), dict(al.ip_owner), dict(al.port_owner)), self.rng.getstate())
+
+    def _restore(self, saved: tuple) -> None:
+        (services, pods, deployments, slices), warnings, books, rng_state = saved
+        st, al = self.state, self.allocator
+        st.services[:], st.pods[:], st.deployments[:], st.endpoint_slices[:] = services, pods, deployments, slices
+        st.warnings[:] = warnings
+        al.ips.used, al.ports.used, al.ip_owner, al.port_owner = books
+        self.rng.setstate(rng_state)
+
+    def _apply(self, docs: list[Document]) -> list[str]:
         changed: list[str] = []
         services, pods, deployments = [], [], []
+        replacing: dict[int, Service] = {}  # id(new Service) -> the stored one it updates
         for d in docs:
             check_kind(d)
             validate(d)
             if d.kind == "Service":
                 new = parse_service(d)
                 old = next((x for x in self.state.services if x.key == new.key), None)
-                if old is not None:  # keep allocations the new spec does not set
-                    new.cluster_ip = new.cluster_ip or old.cluster_ip
-                    for p in new.ports:
-                        op = old.port_named(p.name) if p.name else (old.ports[0] if old.ports else None)
-                        if op and not p.node_port and new.type in ("NodePort", "LoadBalancer"):
-                            p.node_port = op.node_port
-                    if new.type == "LoadBalancer" and not new.health_check_node_port:
-                        new.health_check_node_port = old.health_check_node_port
+                if old is not None:  # keep allocations the new spec does not set, drop what no longer applies
+                    drop_type_dependent_fields(new, old)
                     self.state.services.remove(old)
-                    self.allocator.release(old)
+                    replacing[id(new)] = old
                 services.append((d, new))
                 changed.append(f"service/{new.name}")
             elif d.kind == "Pod":
@@ -306,7 +373,7 @@ class ControlPlane:
                 continue
             else:
                 raise InputError(d.where("kind"), f"{d.kind} cannot be applied to a running lab", "apply Services, Pods, Deployments")
-        self.admit(services, pods, deployments)
+        self.admit(services, pods, deployments, replacing)
         self.reconcile()
         return changed
 
@@ -352,19 +419,89 @@ class ControlPlane:
         self.reconcile()
 
     def patch_service(self, name: str, namespace: str = "default", **spec) -> None:
-        """Change Service fields (``session_affinity="ClientIP"``, ``external_traffic_policy="Local"``...)."""
-        svc = self.state.service(name, namespace)
-        for k, v in spec.items():
-            if not hasattr(svc, k):
+        """Change Service fields (``session_affinity="ClientIP"``, ``external_traffic_policy="Local"``...)
+        as an update through the API server: fields that no longer apply are dropped
+        (:func:`drop_type_dependent_fields`), then admission and allocation (a LoadBalancer
+        switched to Local gets a healthCheckNodePort, switched back to Cluster it loses it).
+        All or nothing: a refused patch leaves the Service as it was."""
+        old = self.state.service(name, namespace)
+        for k in spec:
+            if not hasattr(old, k):
                 raise InputError(f"service {name}: {k}", "no such field", "use a kslab.model.Service field name")
-            setattr(svc, k, v)
-        d = Document(f"patch of service {svc.key}", svc.manifest or {"kind": "Service", "metadata": {"name": name}})
-        admit_service(d, svc, self.state.config)
-        if svc.type in ("NodePort", "LoadBalancer"):
-            for i, p in enumerate(svc.ports):
-                if not p.node_port:
-                    p.node_port = self.allocator._next(d, f"spec.ports[{i}].nodePort", svc.key)
+        new = _copy.deepcopy(old)
+        for k, v in spec.items():
+            setattr(new, k, v)
+        drop_type_dependent_fields(new, old)
+        d = Document(f"patch of service {old.key}", old.manifest or {"kind": "Service", "metadata": {"name": name}})
+        admit_service(d, new, self.state.config)
+        self.allocator.allocate(d, new, old)
+        self.state.services[next(i for i, x in enumerate(self.state.services) if x is old)] = new
         self.reconcile()
+
+    def set_node_port_range(self, rng_: tuple[int, int]) -> list[NodePortUse]:
+        """The API server restarted with ``--service-node-port-range`` = ``rng_``: its allocator
+        is rebuilt from the stored Services (upstream's portallocator repair controller). Every
+        Service keeps its node ports, also one outside the new range: the repair controller only
+        records a ``PortOutOfRange`` warning event ("Port N is not within the port range A-B;
+        please recreate service", kept here in ``state.warnings``), and an update that keeps the
+        port is not checked again. New requests are checked against the new range, and automatic
+        allocation uses its bands. Returns every node port held, with its band."""
+        lo, hi = parse_port_range(rng_, "node_port_range")
+        self.state.config.node_port_range = (lo, hi)
+        self.allocator = ServiceAllocator(self.state.config, self.rng)
+        for s in self.state.services:
+            self.allocator.mark_used(s)
+        uses = node_port_uses(self.state)
+        for u in uses:
+            if u.band == "outside":
+                self.state.warnings.append(
+                    f"Service {u.service}: Port {u.port} is not within the port range {lo}-{hi}; please recreate service "
+                    f"(PortOutOfRange, {u.field}: the Service keeps the port)")
+        return uses
+
+    def place(self, name: str, per_node: Mapping[str, int], namespace: str = "default") -> list[str]:
+        """Deployment ``name`` ends up with exactly ``per_node[node]`` pods on each node (a node
+        left out gets none): scaled to the sum, its pods bound to those nodes. Pods already on a
+        node stay (the oldest first), the extra ones are deleted (the newest first), the missing
+        ones are made from the ReplicaSet's template (its name suffixes from the cluster's random
+        sequence) and bound to their node (``spec.nodeName``, as the scheduler's binding writes
+        it), with the node's next free pod IP. Checked first: nothing changes on a bad input.
+        Returns the Deployment's pods in node order."""
+        dep = next((d for d in self.state.deployments if d.name == name and d.namespace == namespace), None)
+        if dep is None:
+            known = ", ".join(d.name for d in self.state.deployments if d.namespace == namespace) or "none"
+            raise InputError(f"deployment {name!r}", "no such deployment", f"deployments are: {known}")
+        if not isinstance(per_node, Mapping):
+            raise InputError("per_node", f"{per_node!r} is not a mapping", 'give {node: pods}, e.g. {"myk8s-worker": 2, "myk8s-worker2": 1}')
+        nodes = [n.name for n in self.state.nodes]
+        for node, count in per_node.items():
+            if node not in nodes:
+                raise InputError(f"per_node[{node!r}]", "there is no such node", f"nodes are: {', '.join(nodes)}")
+            if not isinstance(count, int) or isinstance(count, bool):
+                raise InputError(f"per_node[{node!r}]", f"{count!r} is not a number of pods", "give a whole number, 0 or more")
+            if count < 0:
+                raise InputError(f"per_node[{node!r}]", f"{count} is negative", "give 0 or more pods")
+        mine = [p for p in self.state.pods if p.owner == f"Deployment/{dep.name}" and p.namespace == dep.namespace]
+        made: list[Pod] = []
+        for node in nodes:
+            here = [p for p in mine if p.node_name == node]
+            want = per_node.get(node, 0)
+            for victim in here[want:]:
+                self.state.pods.remove(victim)
+            if want > len(here):
+                new = pods_for_deployment(Deployment(dep.name, dep.namespace, want - len(here), dep.selector, dep.template), self.rng)
+                for p in new:
+                    p.node_name = node
+                made += new
+        for p in mine:  # pods on no node (Pending) are not part of a placement
+            if p.node_name not in nodes and p in self.state.pods:
+                self.state.pods.remove(p)
+        self.state.pods.extend(made)
+        schedule(self.state, {}, self.rng, only=made)
+        dep.replicas = sum(per_node.values())
+        self.reconcile()
+        placed = [p for p in self.state.pods if p.owner == f"Deployment/{dep.name}" and p.namespace == dep.namespace]
+        return [p.name for node in nodes for p in placed if p.node_name == node]
 
     def reconcile(self) -> None:
         reconcile_endpoint_slices(self.state, self.rng)
@@ -476,6 +613,7 @@ def admit_service(d: Document, s: Service, cfg: ClusterConfig) -> None:
         raise AdmissionError(d.where("spec.ports"), "a Service needs at least one port", "add spec.ports")
     names: dict[str, int] = {}
     seen_pp: dict[tuple[int, str], int] = {}
+    seen_np: set[tuple[int, str]] = set()
     for i, p in enumerate(s.ports):
         f = f"spec.ports[{i}]"
         p.protocol = p.protocol or "TCP"
@@ -504,6 +642,10 @@ def admit_service(d: Document, s: Service, cfg: ClusterConfig) -> None:
             raise AdmissionError(d.where(f + ".targetPort"), f"{p.target_port} is not a valid port", "use 1-65535")
         if p.node_port and s.type not in ("NodePort", "LoadBalancer"):
             raise AdmissionError(d.where(f + ".nodePort"), f"nodePort may not be set on a {s.type} Service", "remove it, or use type NodePort")
+        if p.node_port:  # ValidateService: duplicate NodePorts, considering (protocol, port) pairs
+            if (p.node_port, p.protocol) in seen_np:
+                raise api_invalid(s, f + ".nodePort", f"Duplicate value: {p.node_port}")
+            seen_np.add((p.node_port, p.protocol))
     if s.type in ("NodePort", "LoadBalancer") and s.cluster_ip == "None":
         raise AdmissionError(d.where("spec.clusterIP"), f"may not be None for type {s.type}", "remove clusterIP: None")
     ext = s.type in ("NodePort", "LoadBalancer") or bool(s.external_ips)
@@ -535,6 +677,10 @@ def admit_service(d: Document, s: Service, cfg: ClusterConfig) -> None:
     for i, ip in enumerate(s.external_ips):
         if parse_ip_sloppy(ip) is None or ip != parse_ip_sloppy(ip):
             raise AdmissionError(d.where(f"spec.externalIPs[{i}]"), f"{ip!r} is not a valid IP address", "write it like 192.168.99.22 (no leading zeros)")
+    if s.type == "LoadBalancer":  # SetDefaults_Service (LoadBalancerIPMode, GA in 1.32): an ingress IP is a VIP
+        for ing in s.load_balancer_ingress:
+            if ing.ip and ing.ip_mode is None:
+                ing.ip_mode = "VIP"
     if s.health_check_node_port and not (s.type == "LoadBalancer" and s.external_traffic_policy == "Local"):
         raise AdmissionError(
             d.where("spec.healthCheckNodePort"), "only allowed for type LoadBalancer with externalTrafficPolicy Local", "remove it"
@@ -576,29 +722,46 @@ class ServiceAllocator:
     def _ip(self, offset: int) -> str:
         return str(ipaddress.ip_address(self._first_host + offset))
 
-    def _port_offset(self, port: int) -> int:
-        return port - self.cfg.node_port_range[0]
+    def _port_offset(self, port: int) -> int | None:
+        """The offset of a node port in the range's bitmap, or None outside the range."""
+        lo, hi = self.cfg.node_port_range
+        return port - lo if lo <= port <= hi else None
+
+    def _take_port(self, port: int, owner: str) -> None:
+        off = self._port_offset(port)
+        if off is not None:
+            self.ports.used.add(off)
+        self.port_owner[port] = owner
+
+    def _free_port(self, port: int, owner: str) -> None:
+        if port and self.port_owner.get(port) == owner:
+            del self.port_owner[port]
+            off = self._port_offset(port)
+            if off is not None:
+                self.ports.used.discard(off)
+
+    def _free_ip(self, ip: str, owner: str) -> None:
+        if ip and self.ip_owner.get(ip) == owner:
+            del self.ip_owner[ip]
+            off = self._ip_offset(ip)
+            if off is not None:
+                self.ips.used.discard(off)
 
     def mark_used(self, s: Service) -> None:
+        """``s``'s allocations are taken (what the repair controller rebuilds after a restart; a
+        port outside the range stays the Service's, it is just not in the range's bitmap)."""
         if s.cluster_ip and s.cluster_ip != "None":
             i = self._ip_offset(s.cluster_ip)
             if i is not None:
                 self.ips.used.add(i)
             self.ip_owner[s.cluster_ip] = s.key
-        for port in [p.node_port for p in s.ports] + [s.health_check_node_port]:
-            if port:
-                self.ports.used.add(self._port_offset(port))
-                self.port_owner[port] = s.key
+        for port in held_node_ports(s):
+            self._take_port(port, s.key)
 
     def release(self, s: Service) -> None:
-        for ip in [s.cluster_ip]:
-            if self.ip_owner.get(ip) == s.key:
-                del self.ip_owner[ip]
-                self.ips.used.discard(self._ip_offset(ip))
-        for port in [p.node_port for p in s.ports] + [s.health_check_node_port]:
-            if port and self.port_owner.get(port) == s.key:
-                del self.port_owner[port]
-                self.ports.used.discard(self._port_offset(port))
+        self._free_ip(s.cluster_ip, s.key)
+        for port in held_node_ports(s):
+            self._free_port(port, s.key)
 
     def kubernetes_service(self) -> Service:
         """``default/kubernetes``, which the API server creates with the first service IP."""
@@ -615,10 +778,39 @@ class ServiceAllocator:
             labels={"component": "apiserver", "provider": "kubernetes"},
         )
 
-    def allocate(self, d: Document, s: Service) -> None:
+    def allocate(self, d: Document, s: Service, old: Service | None = None) -> None:
+        """The API server's allocation for a created Service (``old`` None) or an updated one
+        (``old``: the stored Service, whose allocations ``s`` may keep: a kept nodePort is not
+        checked against the range again, as upstream's ``updateNodePorts``). All or nothing: on
+        an error nothing stays taken; on success what ``old`` held and ``s`` does not is freed."""
+        taken_ports: list[int] = []
+        taken_ip: str | None = None
+        try:
+            taken_ip = self._allocate_cluster_ip(d, s, old)
+            self._allocate_node_ports(d, s, old, taken_ports)
+        except AdmissionError:
+            for port in taken_ports:
+                self._free_port(port, s.key)
+            if taken_ip:
+                self._free_ip(taken_ip, s.key)
+            raise
+        if old is not None:
+            keep_ports = set(held_node_ports(s))
+            for port in held_node_ports(old):
+                if port not in keep_ports:
+                    self._free_port(port, old.key)
+            if old.cluster_ip != s.cluster_ip:
+                self._free_ip(old.cluster_ip, old.key)
+
+    def _allocate_cluster_ip(self, d: Document, s: Service, old: Service | None) -> str | None:
+        """The cluster IP (``None`` when nothing new was taken)."""
         if s.type == "ExternalName":
-            return
-        # --- cluster IP
+            return None
+        if old is not None and s.cluster_ip and s.cluster_ip == old.cluster_ip:
+            if s.cluster_ip != "None":
+                s.cluster_ips = s.cluster_ips or [s.cluster_ip]
+                s.ip_families = s.ip_families or ["IPv4"]
+            return None
         if s.cluster_ip and s.cluster_ip != "None":
             ip = parse_ip_sloppy(s.cluster_ip)
             if ip is None or ip != s.cluster_ip:
@@ -638,45 +830,130 @@ class ServiceAllocator:
             if offset is None:
                 raise AdmissionError(d.where("spec.clusterIP"), f"the service CIDR {self.net} is full", "use a larger serviceSubnet")
             s.cluster_ip = self._ip(offset)
-        if s.cluster_ip != "None":
-            self.ip_owner[s.cluster_ip] = s.key
-            s.cluster_ips = [s.cluster_ip]
-            s.ip_families = s.ip_families or ["IPv4"]
-        # --- node ports
-        lo, hi = self.cfg.node_port_range
-        wants_node_ports = s.type == "NodePort" or (s.type == "LoadBalancer" and s.allocate_load_balancer_node_ports is not False)
-        for i, p in enumerate(s.ports):
-            if p.node_port:
-                self._claim(d, f"spec.ports[{i}].nodePort", p.node_port, s.key)
-            elif wants_node_ports:
-                p.node_port = self._next(d, f"spec.ports[{i}].nodePort", s.key)
-        if s.type == "LoadBalancer" and s.external_traffic_policy == "Local":
-            if s.health_check_node_port:
-                self._claim(d, "spec.healthCheckNodePort", s.health_check_node_port, s.key)
-            else:
-                s.health_check_node_port = self._next(d, "spec.healthCheckNodePort", s.key)
+        if s.cluster_ip == "None":
+            return None
+        self.ip_owner[s.cluster_ip] = s.key
+        s.cluster_ips = [s.cluster_ip]
+        s.ip_families = s.ip_families or ["IPv4"]
+        return s.cluster_ip
 
-    def _claim(self, d: Document, field: str, port: int, owner: str) -> None:
+    def _allocate_node_ports(self, d: Document, s: Service, old: Service | None, taken: list[int]) -> None:
+        """``initNodePorts``/``updateNodePorts`` and the health check node port
+        (``allocHealthCheckNodePort``/``updateHealthCheckNodePort``), with the API server's errors."""
+        kept = set(held_node_ports(old)) if old is not None else set()
+        if needs_node_ports(s):
+            wants = s.type == "NodePort" or s.allocate_load_balancer_node_ports is not False  # shouldAllocateNodePorts
+            for i, p in enumerate(s.ports):
+                field = f"spec.ports[{i}].nodePort"
+                if p.node_port:
+                    if p.node_port in kept or p.node_port in taken:
+                        continue  # the Service's own port (kept from before, or the same nodePort for another protocol)
+                    self._claim(s, field, p.node_port)
+                    taken.append(p.node_port)
+                elif wants:
+                    p.node_port = self._next(s, "failed to allocate a nodePort")
+                    taken.append(p.node_port)
+        if needs_health_check(s):
+            hc = s.health_check_node_port
+            if hc and old is not None and needs_health_check(old) and hc == old.health_check_node_port:
+                return  # kept
+            if hc:
+                problem = self._port_problem(hc)
+                if problem:  # allocHealthCheckNodePort's error is an internal one, not a field's
+                    raise AdmissionError("Internal error occurred", f"failed to allocate requested HealthCheck NodePort {hc}: {problem}")
+                self._take_port(hc, s.key)
+                taken.append(hc)
+            else:
+                # upstream prints the (shadowed, zero) port in this message
+                s.health_check_node_port = self._next(s, "failed to allocate a HealthCheck NodePort 0")
+                taken.append(s.health_check_node_port)
+
+    def _port_problem(self, port: int) -> str | None:
+        """Why ``portallocator.Allocate(port)`` fails, in its words (``ErrNotInRange``,
+        ``ErrAllocated``; upstream ``pkg/registry/core/service/portallocator``), or None."""
         lo, hi = self.cfg.node_port_range
         if not lo <= port <= hi:
-            raise AdmissionError(
-                d.where(field),
-                f"{port} is outside the NodePort range {lo}-{hi}",
-                "pick a port in that range, leave it out to have one allocated, or widen --service-node-port-range",
-            )
+            return f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}"
         if port in self.port_owner:
-            raise AdmissionError(d.where(field), f"{port} is already allocated to {self.port_owner[port]}", "pick another port or leave it out")
-        self.ports.used.add(self._port_offset(port))
-        self.port_owner[port] = owner
+            return "provided port is already allocated"
+        return None
 
-    def _next(self, d: Document, field: str, owner: str) -> int:
+    def _claim(self, s: Service, field: str, port: int) -> None:
+        """A requested nodePort, as the Service REST storage reports a refusal (``initNodePorts``:
+        ``field.Invalid(spec.ports[i].nodePort, port, err)`` in a 422)."""
+        problem = self._port_problem(port)
+        if problem:
+            raise api_invalid(s, field, f"Invalid value: {port}: {problem}")
+        self._take_port(port, s.key)
+
+    def _next(self, s: Service, what: str) -> int:
+        """``AllocateNext``: a free port, the dynamic band first; a full range is the API server's
+        internal error."""
         offset = self.ports.allocate_next()
-        lo, hi = self.cfg.node_port_range
         if offset is None:
-            raise AdmissionError(d.where(field), f"the NodePort range {lo}-{hi} is full", "widen --service-node-port-range")
-        port = lo + offset
-        self.port_owner[port] = owner
+            raise AdmissionError("Internal error occurred", f"{what}: range is full")
+        port = self.cfg.node_port_range[0] + offset
+        self.port_owner[port] = s.key
         return port
+
+
+def api_invalid(s: Service, field: str, detail: str) -> AdmissionError:
+    """The API server's 422 as kubectl prints it: ``The Service "NAME" is invalid: FIELD: DETAIL``."""
+    return AdmissionError(f'The Service "{s.name}" is invalid: {field}', detail)
+
+
+def held_node_ports(s: Service | None) -> list[int]:
+    """The node ports ``s`` holds (its ports' nodePorts, then its healthCheckNodePort)."""
+    if s is None:
+        return []
+    return [p.node_port for p in s.ports if p.node_port] + ([s.health_check_node_port] if s.health_check_node_port else [])
+
+
+def needs_node_ports(s: Service) -> bool:
+    return s.type in ("NodePort", "LoadBalancer")
+
+
+def needs_health_check(s: Service) -> bool:
+    """``needsHCNodePort``: only a LoadBalancer Service with externalTrafficPolicy Local."""
+    return s.type == "LoadBalancer" and s.external_traffic_policy == "Local"
+
+
+def externally_accessible(s: Service) -> bool:
+    return s.type in ("NodePort", "LoadBalancer") or (s.type == "ClusterIP" and bool(s.external_ips))
+
+
+def drop_type_dependent_fields(new: Service, old: Service) -> None:
+    """What the API server does to an updated Service before validation (upstream
+    ``pkg/registry/core/service/strategy.go`` ``dropTypeDependentFields``, then the REST
+    storage's ``patchAllocatedValues``): a field that no longer applies and that the update left
+    as it was is cleared, and released by the allocation that follows (a LoadBalancer switched to
+    externalTrafficPolicy Cluster loses its healthCheckNodePort; a NodePort Service switched to
+    ClusterIP its nodePorts); allocations that still apply and that the update left out are kept."""
+    if old.type != "ExternalName" and new.type == "ExternalName" and new.cluster_ip == old.cluster_ip:
+        new.cluster_ip, new.cluster_ips, new.ip_families = "", [], []
+    old_ports = {p.node_port for p in old.ports if p.node_port}
+    if needs_node_ports(old) and not needs_node_ports(new) and {p.node_port for p in new.ports if p.node_port} <= old_ports:
+        for p in new.ports:
+            p.node_port = 0
+    if needs_health_check(old) and not needs_health_check(new) and new.health_check_node_port == old.health_check_node_port:
+        new.health_check_node_port = 0
+    if old.type == "LoadBalancer" and new.type != "LoadBalancer" and new.allocate_load_balancer_node_ports == old.allocate_load_balancer_node_ports:
+        new.allocate_load_balancer_node_ports = None
+    if externally_accessible(old) and not externally_accessible(new) and new.external_traffic_policy == old.external_traffic_policy:
+        new.external_traffic_policy = ""
+    if new.type != "LoadBalancer":
+        new.load_balancer_ingress = []
+    # patchAllocatedValues: what the update left out keeps its allocation
+    if needs_node_ports(old) and needs_node_ports(new):
+        by_name = {p.name: p.node_port for p in old.ports}
+        used = old_ports & {p.node_port for p in new.ports if p.node_port}
+        for p in new.ports:
+            if not p.node_port and by_name.get(p.name) and by_name[p.name] not in used:
+                p.node_port = by_name[p.name]
+    if needs_health_check(old) and needs_health_check(new) and not new.health_check_node_port:
+        new.health_check_node_port = old.health_check_node_port
+    if old.type != "ExternalName" and new.type != "ExternalName" and not new.cluster_ip:
+        new.cluster_ip, new.cluster_ips = old.cluster_ip, list(old.cluster_ips)
 
 
 # ---- workloads -----------------------------------------------------------------------------------

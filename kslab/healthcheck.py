@@ -142,3 +142,24 @@ def hc_targets(cluster: ClusterState, family: int = 4) -> dict[int, Service]:
         if port:
             out[port] = svc
     return out
+
+
+def synced_health(service_ports) -> dict[int, tuple[str, str, int]]:
+    """What one kube-proxy sync hands its health check servers, from the sync's own decisions:
+    ``service_ports`` are ``(service port info, its endpoints)`` pairs of every service port the
+    sync saw, full or partial (a ``RuleSet``'s ``service_port_rows`` start so). Returns
+    healthCheckNodePort -> (namespace, name, local ready endpoints), as upstream's
+    ``syncProxyRules`` calls ``SyncServices(svcPortMap.HealthCheckNodePorts())`` and
+    ``SyncEndpoints(endpointsMap.LocalReadyEndpoints())`` after a successful restore. The count is
+    :func:`local_endpoints`' (distinct local ready IPs over all of the Service's ports), read from
+    what kube-proxy synced rather than from the cluster now."""
+    ports: dict[tuple[str, str], int] = {}
+    ips: dict[tuple[str, str], set[str]] = {}
+    for info, endpoints in service_ports:
+        if not info.health_check_node_port:  # the servers drop the counts of Services without one
+            continue
+        key = (info.name.namespace, info.name.name)
+        ports[key] = info.health_check_node_port
+        infos = endpoints.infos() if hasattr(endpoints, "infos") else endpoints  # EndpointColumns or a list
+        ips.setdefault(key, set()).update(e.ip for e in infos if e.is_local and e.ready)
+    return {port: (ns, name, len(ips.get((ns, name), ()))) for (ns, name), port in sorted(ports.items())}

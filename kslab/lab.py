@@ -6,6 +6,9 @@
     df = lab.run("net-pod", "svc-clusterip", n=1000, seed=1)
     lab.run("mypc", "myk8s-worker:svc-nodeport")   # a Service's nodePort by the Service's name
     lab.scale("deploy-echo", 5); lab.patch_service("svc-clusterip", session_affinity="ClientIP")
+    lab.place("deploy-echo", {"myk8s-worker": 2, "myk8s-worker2": 1})   # pods per node, exactly
+    lab.apply(kslab.resources.study_lab() / "loadbalancer")   # chapter 07's svc-lb (data/myk8s/loadbalancer)
+    kslab.Lab(node_port_range="30000-30100"); lab.set_node_port_range("30000-30100")
     lab.reset()                             # back to the study's lab, exactly as it was made
     twin = lab.copy()                       # an independent copy on the simulator (what checks use)
 
@@ -27,16 +30,16 @@ import ipaddress
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .controlplane import CLUSTER_SEED, BuildOptions, ControlPlane, build_state
+from .controlplane import CLUSTER_SEED, BuildOptions, ControlPlane, NodePortUse, build_state, parse_port_range
 from .dataplane import Dataplane, Trace, factory
 from .errors import EnvironmentProblem, InputError
 from .loadbalancer import LBState
 from .manifests import Document, load_documents
-from .model import ClusterState
+from .model import DEFAULT_NODE_PORT_RANGE, ClusterState
 from .proxy.config import ProxyConfig, check_options as check_proxy_options
 from .proxy.iptables import RuleSet, render
 from .proxy.proxier import Proxier, SyncResult
@@ -66,7 +69,11 @@ class Lab:
 
     ``seed`` seeds the traffic (client ports, ``statistic`` draws) where the backend can be
     seeded; ``cluster_seed`` seeds the cluster's allocations and is best left alone: with the
-    default every lab of the same manifests is the same cluster (see the module docstring)."""
+    default every lab of the same manifests is the same cluster (see the module docstring).
+
+    ``node_port_range`` (``"30000-30100"``) is the API server's ``--service-node-port-range``
+    (default 30000-32767; :meth:`set_node_port_range` changes it later); not on a live cluster,
+    whose API server's flag it is."""
 
     def __init__(
         self,
@@ -78,7 +85,10 @@ class Lab:
         cluster_seed: int = CLUSTER_SEED,
         context: str | None = None,
         allow_any_context: bool = False,
+        node_port_range: str | tuple[int, int] | None = None,
     ) -> None:
+        # the API server's --service-node-port-range (default 30000-32767); checked before anything starts
+        self._node_port_range = parse_port_range(node_port_range, "node_port_range") if node_port_range is not None else DEFAULT_NODE_PORT_RANGE
         from_env = backend is None
         backend = backend or os.environ.get("KSLAB_BACKEND") or "sim"
         self.fallback: str | None = None  # why the backend asked for by KSLAB_BACKEND could not run (then on sim)
@@ -96,6 +106,9 @@ class Lab:
             self.fallback = f"{backend} backend unavailable ({e})"
             print(f"kslab: {self.fallback}; running on sim")
             backend = "sim"
+        if live and node_port_range is not None:
+            live.dataplane.close()
+            raise _live_range_error()
         self._proxy_at_start = check_proxy_options({**(live.proxy_options if live else {}), **(proxy or {})})
         self.proxy_options = dict(self._proxy_at_start)
         self.backend = backend
@@ -118,7 +131,7 @@ class Lab:
 
     def _build_cluster(self) -> ClusterState:
         """The cluster the lab's manifests make with its ``cluster_seed`` (the same every time)."""
-        return build_state(_copy.deepcopy(self._documents), BuildOptions(seed=self.cluster_seed))
+        return build_state(_copy.deepcopy(self._documents), BuildOptions(seed=self.cluster_seed, node_port_range=self._node_port_range))
 
     # ---- rules ---------------------------------------------------------------------------------
     def proxy_config(self, node: str, options: dict[str, Any] | None = None) -> ProxyConfig:
@@ -221,6 +234,52 @@ class Lab:
         self.control.patch_service(name, namespace, **spec)
         self._changed()
 
+    def set_node_port_range(self, node_port_range: str | tuple[int, int]) -> list[NodePortUse]:
+        """Restart the API server with ``--service-node-port-range`` = ``node_port_range``
+        (``"30000-30100"``): as kube-apiserver does, every Service keeps the node ports it has,
+        also one outside the new range (its repair controller only warns: ``PortOutOfRange``,
+        kept in ``lab.cluster.warnings``); Services created or given a new nodePort later are
+        checked against the new range, and automatic allocation uses its static/dynamic bands
+        (:func:`kslab.controlplane.band_of`). Returns every node port held, with its band in
+        the new range (``"outside"`` for a kept one). kube-proxy's rules do not depend on the
+        range, so they stay. ``reset()`` goes back to the range the lab was made with. A bad
+        range is a one-line InputError; on a live cluster (kind) the range is its API server's
+        flag, which kslab does not change: an InputError too."""
+        if getattr(self.control, "live", False):
+            raise _live_range_error()
+        rng = parse_port_range(node_port_range, "node_port_range")
+        uses = self.control.set_node_port_range(rng)
+        self.cluster = self.control.state
+        return uses
+
+    def place(self, deployment: str, per_node: Mapping[str, int], namespace: str = "default") -> list[str]:
+        """Put exactly ``per_node[node]`` pods of ``deployment`` on each node (a node left out gets
+        none), e.g. ``lab.place("deploy-echo", {"myk8s-worker": 2, "myk8s-worker2": 1,
+        "myk8s-worker3": 0})``; returns the Deployment's pods in node order. The Deployment is
+        scaled to the sum; pods already on a node stay, extra ones are deleted, missing ones are
+        made from its template and bound to their node (``spec.nodeName``, which is what the
+        scheduler's binding writes), so names and pod IPs are deterministic, like every other
+        change. Every backend the Lab builds follows (the netns pods are started and stopped);
+        ``reset()`` undoes it.
+
+        The study does not do this: it scales and lets the scheduler spread the pods. A real
+        user who wants an uneven placement would make one Deployment per node with a
+        ``nodeSelector`` (``kubernetes.io/hostname: <node>``, the same ``app`` label, so one
+        Service selects them all), or steer the scheduler with node affinity or
+        ``topologySpreadConstraints`` (those spread evenly, they do not give 2/1/0), or cordon
+        nodes while scaling. kslab forces the scheduler's decision instead, so the Deployment
+        stays the study's one. On a live cluster (kind) its scheduler places the pods: a
+        one-line InputError saying to run the experiment on ``lab.exact(...)``'s twin. Bad input
+        (unknown deployment or node, a negative count) is a one-line InputError and changes
+        nothing."""
+        if getattr(self.control, "live", False):
+            raise InputError(
+                "lab.place", "a live cluster's scheduler places its pods; kslab does not bind them by hand",
+                'run it on the simulator twin: on = lab.exact("pods pinned per node"); on.place(...)')
+        names = self.control.place(deployment, per_node, namespace)
+        self._changed()
+        return names
+
     def lb_status(self, service: str, namespace: str = "default") -> LBState:
         """The cloud load balancer in front of the LoadBalancer Service ``service``: the status
         its last health probe got from every node and the nodes it sends connections to
@@ -321,7 +380,14 @@ class Lab:
         nodePorts), kube-proxy's options from ``Lab(proxy=...)``, every node's rules as a
         fresh kube-proxy writes them (hand deletions undone), no broken pod, empty conntrack and
         ``recent`` lists, the clock at 0 and the traffic's random choices restarted from ``seed``.
-        The backend stays up (on netns only the pods that differ are remade)."""
+        The backend stays up (on netns only the pods that differ are remade).
+
+        Every change since is undone: ``place``, ``set_node_port_range`` (back to
+        ``Lab(node_port_range=...)``), and objects ``apply`` added, such as chapter 07's
+        ``svc-lb`` (``lab.apply(kslab.resources.study_lab() / "loadbalancer")``): apply it again
+        after a reset, and it gets the very same ClusterIP, nodePort and healthCheckNodePort
+        (the control plane's random sequence restarts too). On a live cluster (kind), whose
+        objects kslab never deletes, an added object stays; applying it again is harmless."""
         dp = self.dataplane
         for name in sorted(self._broken):
             dp.break_pod(name, False)
@@ -353,6 +419,7 @@ class Lab:
         twin = object.__new__(Lab)
         twin.backend = "sim"
         twin.seed, twin.cluster_seed = self.seed, self.cluster_seed
+        twin._node_port_range = self._node_port_range
         twin._documents = self._documents  # read only: _build_cluster copies them
         twin._proxy_at_start = dict(self._proxy_at_start)
         twin.proxy_options = dict(self.proxy_options)
@@ -448,3 +515,9 @@ class Lab:
             raise InputError("src", "no clients given", "name a pod, a node, mypc or an IP")
         dst, port, proto = self.destination(to)
         return self.dataplane.connect(clients, dst, port, proto, n, seed=seed, interval=interval, timeout=timeout)
+
+
+def _live_range_error() -> InputError:
+    return InputError(
+        "node_port_range", "a live cluster's NodePort range is its API server's --service-node-port-range, which kslab does not change",
+        "try ranges on the simulator: kslab.Lab(backend=\"sim\", node_port_range=\"30000-30100\")")

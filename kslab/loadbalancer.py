@@ -33,7 +33,12 @@ class LBState:
     """One load balancer as it stands now: which nodes answered its probes, and how.
 
     ``probes`` maps node name -> HTTP status of the last probe (0: no answer, refused or timed
-    out), in node order; ``healthy`` the nodes it sends new connections to (:func:`eligible`)."""
+    out), in node order; ``healthy`` the nodes it sends new connections to (:func:`eligible`).
+
+    When the last probe was depends on the backend: the sim's LB probes every node once after
+    each change of the lab and before the next connection it balances (never stale: a probe
+    interval of 0, thresholds of 1; :mod:`kslab.sim.network`); a real prober polls on its own
+    clock, so after a change wait (``lab.advance(2)`` is enough on every backend)."""
 
     service: str  # namespace/name
     vip: str  # status.loadBalancer.ingress[0].ip

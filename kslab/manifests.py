@@ -70,14 +70,23 @@ class Document:
         return f"{self.source}: {label}" + (f": {field_path}" if field_path else "")
 
 
+ADDON_MARKER = "ADDON.md"  # a folder holding it is an add-on (data/myk8s/loadbalancer): loaded only when named itself
+
+
 def _yaml_files(path: Path) -> list[Path]:
+    """The YAML files of a file or folder (recursively, in name order). A subfolder holding
+    :data:`ADDON_MARKER` is an add-on of the folder above it and is skipped; naming the
+    subfolder itself loads it."""
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        addons = [m.parent for m in path.rglob(ADDON_MARKER) if m.parent != path]
+        return sorted(p for p in path.rglob("*")
+                      if p.suffix in (".yaml", ".yml") and p.is_file() and not any(a in p.parents for a in addons))
     return [path]
 
 
 def load_documents(paths: Iterable[str | os.PathLike]) -> list[Document]:
-    """Read YAML files or folders (recursively, in name order) into documents."""
+    """Read YAML files or folders (recursively, in name order, add-on subfolders skipped: see
+    :func:`_yaml_files`) into documents."""
     docs: list[Document] = []
     for raw in paths:
         path = Path(raw)

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ShellOutput", "Command", "IptablesList", "IptablesRules", "IptablesSave", "ConntrackList", "ConntrackCount",
-    "IpRoute", "Curl", "Hostname", "Kubectl", "Cat", "ListRecent", "Stage", "parse", "bind", "run_pipeline", "resolve_host",
+    "IpRoute", "Curl", "Hostname", "Kubectl", "Cat", "ListRecent", "Nfacct", "Stage", "parse", "bind", "run_pipeline", "resolve_host",
     "SUPPORTED", "TABLES", "CURL_MAX_TIME", "CONNTRACK_VERSION", "CURL_VERSION",
 ]  # fmt: skip
 
@@ -52,12 +52,15 @@ CURL_MAX_TIME = 3.0  # seconds a curl may take when the command line sets no --m
 COMMAND_TIMEOUT = 30.0  # seconds any command may run on a real machine
 CONNTRACK_VERSION = "v1.4.7"  # conntrack-tools, as Debian 12 (and kind's node image) ship it
 CURL_VERSION = "7.88.1"  # the curl whose User-Agent the lab's servers see (Debian 12's)
+NFACCT_VERSION = "v1.0.2"  # the nfacct tool (Debian 12's)
 CLUSTER_DOMAIN = "cluster.local"
 
 SUPPORTED = (
     "iptables [-t TABLE] -S [CHAIN] [-v]; iptables [-t TABLE] -L [CHAIN] -n [-v] [-x] [--line-numbers]; "
     "iptables-save [-t TABLE] [-c]; conntrack -L [-p PROTO] [-s IP] [-d IP] [-r IP] [-q IP] [--sport P] [--dport P] "
-    "[--state S] [-n] [-g]; conntrack -C; ip [-c] route; curl [-s] [-S] [-m SECONDS] URL; hostname; kubectl ...; "
+    "[--state S] [-n] [-g]; conntrack -C; ip [-c] route; "
+    "curl [-s] [-S] [-i] [-I] [-m SECONDS] [-o /dev/null] [-w '%{http_code}'] URL; hostname; kubectl ...; "
+    "nfacct list; nfacct get NAME; "
     "cat /proc/net/xt_recent/LIST; cat /sys/module/xt_recent/parameters/PARAM; ls /proc/net/xt_recent; "
     "piped to grep [-v] [-i] [-E] [-F] [-w] [-c] PATTERN, head -n N, tail -n N, wc -l, sort [-r] [-n] [-u], uniq [-c]"
 )
@@ -179,6 +182,10 @@ class Curl(Command):
     show_error: bool = False
     max_time: float = CURL_MAX_TIME
     address: str | None = None
+    include: bool = False  # -i: the status line and headers before the body, as received (CRLF)
+    head: bool = False  # -I: a HEAD request, the status line and headers only
+    discard: bool = False  # -o /dev/null: the response (headers too) is not printed
+    write_out: str | None = None  # -w FORMAT: printed after the transfer (%{http_code} ...)
 
     @property
     def timeout(self) -> float:
@@ -188,10 +195,56 @@ class Curl(Command):
     def host_header(self) -> str:
         return self.host if self.port == 80 else f"{self.host}:{self.port}"
 
+    @property
+    def method(self) -> str:
+        return "HEAD" if self.head else "GET"
+
     def error(self, code: int, message: str) -> ShellOutput:
-        """curl's exit status ``code`` with its message (on stderr unless ``-s`` without ``-S``)."""
+        """curl's exit status ``code`` with its message (on stderr unless ``-s`` without ``-S``);
+        ``-w`` still prints, with ``%{http_code}`` 000 (no response)."""
         shown = not self.silent or self.show_error
-        return ShellOutput("", f"curl: ({code}) {message}\n" if shown else "", code)
+        return ShellOutput(self.written(0), f"curl: ({code}) {message}\n" if shown else "", code)
+
+    def response(self, status: int, reason: str, headers: Sequence[tuple[str, str]], body: str,
+                 remote: tuple[str, int] = ("", 0)) -> ShellOutput:
+        """What curl prints for an HTTP response: the status line and the headers as received
+        (``HTTP/1.1 200 OK``, each line ending in CRLF, then an empty line) with ``-i`` or ``-I``,
+        the body (none for HEAD), nothing of either with ``-o /dev/null``, then ``-w``'s text.
+        curl exits 0 whatever the status (no ``--fail``)."""
+        out = ""
+        if not self.discard:
+            if self.include or self.head:
+                out += f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+            if not self.head:
+                out += body
+        return ShellOutput(out + self.written(status, remote), "", 0)
+
+    def written(self, status: int, remote: tuple[str, int] = ("", 0)) -> str:
+        """``-w FORMAT`` expanded (``%{http_code}``/``%{response_code}``, ``%{remote_ip}``,
+        ``%{remote_port}``, ``%%``, and the backslash escapes ``\\n``, ``\\t``, ``\\r``), or ""."""
+        if self.write_out is None:
+            return ""
+        values = {"http_code": f"{status:03d}", "response_code": f"{status:03d}", "remote_ip": remote[0],
+                  "remote_port": str(remote[1]) if remote[1] else "0"}
+        return _WRITE_OUT.sub(lambda m: values[m[1]] if m[1] else {"%%": "%", "\\n": "\n", "\\t": "\t", "\\r": "\r"}[m[0]],
+                              self.write_out)
+
+
+_WRITE_OUT = re.compile(r"%\{(http_code|response_code|remote_ip|remote_port)\}|%%|\\[ntr]")
+_WRITE_OUT_VARIABLE = re.compile(r"%\{([^}]*)\}")
+
+
+@dataclass(frozen=True)
+class Nfacct(Command):
+    """``nfacct list`` (every counter of the namespace, in creation order) or ``nfacct get NAME``
+    (one counter): ``{ pkts = %.20llu, bytes = %.20llu } = NAME;`` per counter, as nfacct's
+    ``nfacct_snprintf`` prints them."""
+
+    name: str | None = None  # get's counter; None: list
+
+    def missing(self) -> ShellOutput:
+        """nfacct's answer for a counter that does not exist (ENOENT)."""
+        return ShellOutput("", f"nfacct {NFACCT_VERSION}: error: No such file or directory\n", 1)
 
 
 @dataclass(frozen=True)
@@ -548,10 +601,11 @@ _URL = re.compile(r"(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?(?P<host>[^/:?#]+
 
 def _parse_curl(argv: list[str]) -> Command:
     tool = "curl"
-    items = _Args(tool, argv[1:]).scan(short_values="m", short_optional="", short_flags="sS",
-                                       long_values={"max-time", "connect-timeout"}, long_optional=set(),
-                                       long_flags={"silent", "show-error"})
-    silent = show_error = False
+    items = _Args(tool, argv[1:]).scan(short_values="mow", short_optional="", short_flags="sSiI",
+                                       long_values={"max-time", "connect-timeout", "output", "write-out"}, long_optional=set(),
+                                       long_flags={"silent", "show-error", "include", "head"})
+    silent = show_error = include = head = discard = False
+    write_out: str | None = None
     max_time: float | None = None
     urls = []
     for opt, value in items:
@@ -559,6 +613,20 @@ def _parse_curl(argv: list[str]) -> Command:
             silent = True
         elif opt in ("-S", "--show-error"):
             show_error = True
+        elif opt in ("-i", "--include"):
+            include = True
+        elif opt in ("-I", "--head"):
+            head = True
+        elif opt in ("-o", "--output"):
+            if value != "/dev/null":
+                raise InputError(tool, f"{opt} {value}: the lab writes no files", "write -o /dev/null (or leave -o out)")
+            discard = True
+        elif opt in ("-w", "--write-out"):
+            unknown = [v for v in _WRITE_OUT_VARIABLE.findall(value or "") if v not in ("http_code", "response_code", "remote_ip", "remote_port")]
+            if unknown or (value or "").startswith("@"):
+                raise InputError(tool, f"{opt} {value!r}: the lab knows %{{http_code}}, %{{response_code}}, %{{remote_ip}} "
+                                 "and %{remote_port}", "write e.g. -w '%{http_code}'")
+            write_out = value or ""
         elif opt in ("-m", "--max-time", "--connect-timeout"):
             try:
                 seconds = float(value or "")
@@ -583,7 +651,20 @@ def _parse_curl(argv: list[str]) -> Command:
     out = list(argv)
     if max_time is None:
         out[1:1] = ["--max-time", f"{CURL_MAX_TIME:g}"]  # the lab answers in ms or never: do not wait curl's 5 minutes
-    return Curl(tuple(out), m["host"], port, path, silent, show_error, max_time or CURL_MAX_TIME)
+    return Curl(tuple(out), m["host"], port, path, silent, show_error, max_time or CURL_MAX_TIME, None, include, head, discard,
+                write_out)
+
+
+def _parse_nfacct(argv: list[str]) -> Command:
+    args = argv[1:]
+    if args == ["list"]:
+        return Nfacct(tuple(argv))
+    if len(args) == 2 and args[0] == "get" and not args[1].startswith("-"):
+        return Nfacct(tuple(argv), args[1])
+    if args[:1] == ["list"]:  # the real tool: "nfacct v1.0.2: unknown argument" (list takes no name)
+        raise InputError("nfacct", f"nfacct list takes no counter name ({' '.join(args[1:])!r})",
+                         f"write nfacct get {args[1]} (one counter) or nfacct list (all)")
+    raise InputError("nfacct", f"nfacct {' '.join(args)} is not supported", "write nfacct list or nfacct get NAME")
 
 
 def _parse_hostname(argv: list[str]) -> Command:
@@ -623,6 +704,7 @@ _TOOLS: dict[str, Callable[[list[str]], Command]] = {
     "conntrack": _parse_conntrack,
     "ip": _parse_ip,
     "curl": _parse_curl,
+    "nfacct": _parse_nfacct,
     "hostname": _parse_hostname,
     "kubectl": lambda argv: Kubectl(tuple(argv)),
 }

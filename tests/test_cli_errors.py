@@ -117,7 +117,9 @@ def test_node_port_out_of_default_range(run, port):
         run(CLUSTER + "---\n" + POD + "---\n" + service(f", nodePort: {port}", type="NodePort")),
         "spec.ports[0].nodePort", str(port), "30000-32767",
     )
-    assert "--service-node-port-range" in msg
+    # the API server's own words (portallocator ErrNotInRange in a 422), as kubectl prints them
+    assert msg.endswith(f'is invalid: spec.ports[0].nodePort: Invalid value: {port}: provided port is not in the valid range. '
+                        "The range of valid ports is 30000-32767")
 
 
 def test_node_port_range_flag_admits_it(run):

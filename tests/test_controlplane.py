@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kslab.controlplane import load_cluster, node_port_bands, parse_port_range
-from kslab.errors import InputError
+import kslab
+from kslab.controlplane import band_of, load_cluster, node_port_bands, node_port_uses, parse_port_range
+from kslab.errors import AdmissionError, InputError
+from kslab.resources import study_lab
 
 CLUSTER = """\
 kind: Cluster
@@ -238,3 +240,189 @@ def test_explicit_cluster_ip_at_the_edges_of_a_large_cidr(tmp_path):
 def test_bad_service_subnet_is_one_line(tmp_path):
     with pytest.raises(InputError, match=r"networking.serviceSubnet: '10.96.0.0/33' is not a CIDR; write it like 10.96.0.0/16"):
         load_cluster([_cluster_with_services(tmp_path, "10.96.0.0/33", 1)])
+
+
+# ---- the API server's nodePort errors, the range and its bands ------------------------------------
+
+
+SVC_NODEPORT_40000 = """\
+apiVersion: v1
+kind: Service
+metadata: {name: svc-nodeport}
+spec:
+  type: NodePort
+  selector: {app: deploy-websrv}
+  ports: [{name: svc-webport, port: 9000, targetPort: 8080, nodePort: 40000}]
+"""
+API_OUT_OF_RANGE = ('The Service "svc-nodeport" is invalid: spec.ports[0].nodePort: Invalid value: 40000: '
+                    "provided port is not in the valid range. The range of valid ports is 30000-32767")
+
+
+def one_line(err: BaseException) -> str:
+    text = str(err)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+def _service(name: str, ports: str, type_: str = "NodePort", extra: str = "") -> str:
+    return f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n  type: {type_}\n  selector: {{app: echo}}\n  ports: {ports}\n{extra}"
+
+
+def test_node_port_outside_the_range_is_the_api_servers_422(tmp_path):
+    # pkg/registry/core/service/portallocator ErrNotInRange, reported by the REST storage's
+    # initNodePorts as field.Invalid(spec.ports[i].nodePort, ...) in a 422; kubectl prints this line
+    (tmp_path / "svc.yaml").write_text(SVC_NODEPORT_40000)
+    lab = kslab.Lab()
+    before = (_copy_services(lab), [p.name for p in lab.cluster.pods], lab.control.rng.getstate())
+    with pytest.raises(AdmissionError) as e:
+        lab.apply(tmp_path / "svc.yaml")  # an update of the study's svc-nodeport: refused, nothing changed
+    assert one_line(e.value) == API_OUT_OF_RANGE
+    assert (_copy_services(lab), [p.name for p in lab.cluster.pods], lab.control.rng.getstate()) == before
+    # and a later change draws the same allocations as in a lab that never saw the refusal
+    fresh = kslab.Lab()
+    for x in (lab, fresh):
+        x.scale("deploy-echo", 5)
+    assert [p.name for p in lab.cluster.pods] == [p.name for p in fresh.cluster.pods]
+
+
+def _copy_services(lab):
+    return [(s.name, s.cluster_ip, [p.node_port for p in s.ports], s.health_check_node_port) for s in lab.cluster.services]
+
+
+def test_the_index_names_the_port_that_is_refused(lab):
+    (lab / "two.yaml").write_text(_service("svc-two", "[{name: a, port: 80, nodePort: 30010}, {name: b, port: 81, nodePort: 40000}]"))
+    with pytest.raises(AdmissionError) as e:
+        load_cluster([lab])
+    assert one_line(e.value) == ('The Service "svc-two" is invalid: spec.ports[1].nodePort: Invalid value: 40000: '
+                                 "provided port is not in the valid range. The range of valid ports is 30000-32767")
+
+
+def test_a_taken_node_port_is_already_allocated(lab):
+    # svc-fixed holds 30001 (WORKLOAD); zz-: read after workload.yaml
+    (lab / "zz-taken.yaml").write_text(_service("svc-taken", "[{name: a, port: 80, nodePort: 30002}, {name: b, port: 81, nodePort: 30001}]"))
+    with pytest.raises(AdmissionError) as e:
+        load_cluster([lab])
+    assert one_line(e.value) == 'The Service "svc-taken" is invalid: spec.ports[1].nodePort: Invalid value: 30001: provided port is already allocated'
+
+
+def test_duplicate_node_ports_per_protocol(lab):
+    (lab / "dup.yaml").write_text(_service("svc-dup", "[{name: a, port: 80, nodePort: 30020}, {name: b, port: 81, nodePort: 30020}]"))
+    with pytest.raises(AdmissionError) as e:
+        load_cluster([lab])
+    assert one_line(e.value) == 'The Service "svc-dup" is invalid: spec.ports[1].nodePort: Duplicate value: 30020'
+    # the same nodePort for TCP and UDP is one allocation (ValidateService keys on (protocol, nodePort))
+    (lab / "dup.yaml").write_text(_service("svc-dup", "[{name: a, port: 53, nodePort: 30020}, {name: b, port: 53, protocol: UDP, nodePort: 30020}]"))
+    st = load_cluster([lab])
+    assert [p.node_port for p in st.service("svc-dup").ports] == [30020, 30020]
+
+
+def test_a_requested_health_check_node_port_out_of_range_is_an_internal_error(lab):
+    # allocHealthCheckNodePort's failure goes back as errors.NewInternalError (not a field error)
+    (lab / "lb.yaml").write_text(_service("svc-lb", "[{port: 80}]", "LoadBalancer", "  externalTrafficPolicy: Local\n  healthCheckNodePort: 40000\n"))
+    with pytest.raises(AdmissionError) as e:
+        load_cluster([lab])
+    assert one_line(e.value) == ("Internal error occurred: failed to allocate requested HealthCheck NodePort 40000: "
+                                 "provided port is not in the valid range. The range of valid ports is 30000-32767")
+
+
+def test_a_full_range_is_the_api_servers_internal_error(lab):
+    (lab / "many.yaml").write_text("---\n".join(_service(f"s{i}", "[{port: 80}]") for i in range(3)))
+    with pytest.raises(AdmissionError) as e:
+        load_cluster([lab], node_port_range="30000-30002")  # svc-nodeport, svc-fixed (30001) and s0 take all three
+    assert one_line(e.value) == "Internal error occurred: failed to allocate a nodePort: range is full"
+
+
+def test_band_of():
+    assert [band_of(p, (30000, 32767)) for p in (30000, 30085, 30086, 32767)] == ["static", "static", "dynamic", "dynamic"]
+    assert [band_of(p, (30000, 30100)) for p in (30015, 30016, 30100)] == ["static", "dynamic", "dynamic"]
+    assert band_of(30005, (30000, 30010)) == "dynamic"  # 11 ports: too small to split, all dynamic
+    with pytest.raises(InputError) as e:
+        band_of(40000, (30000, 32767))
+    assert one_line(e.value) == "port: 40000 is not in the NodePort range 30000-32767; give a port from 30000 to 32767"
+
+
+def test_lab_with_a_node_port_range_allocates_in_its_bands():
+    lab = kslab.Lab(node_port_range="30000-30100")
+    static, dynamic = node_port_bands(lab.cluster.config.node_port_range)
+    assert (static.start, static.stop - 1, dynamic.start, dynamic.stop - 1) == (30000, 30015, 30016, 30100)
+    np_ = lab.cluster.service("svc-nodeport").ports[0].node_port
+    assert band_of(np_, (30000, 30100)) == "dynamic"
+    assert [(u.service, u.field, u.band) for u in node_port_uses(lab.cluster)] == [("default/svc-nodeport", "spec.ports[0].nodePort", "dynamic")]
+    lab.apply(study_lab() / "loadbalancer")  # nodePort and healthCheckNodePort, both from the dynamic band
+    assert all(30016 <= p <= 30100 for p in (lab.cluster.service("svc-lb").ports[0].node_port, lab.cluster.service("svc-lb").health_check_node_port))
+    with pytest.raises(AdmissionError, match=r"The range of valid ports is 30000-30100$"):
+        lab.patch_service("svc-lb", ports=[kslab.model.ServicePort(port=9000, name="svc-webport", target_port=8080, node_port=30200)])
+    lab.reset()  # the range the lab was made with
+    assert lab.cluster.config.node_port_range == (30000, 30100) and lab.cluster.service("svc-nodeport").ports[0].node_port == np_
+
+
+@pytest.mark.parametrize("bad", ["30100-30000", "abc", "30000", "0-100", "30000-70000", ""])
+def test_bad_node_port_ranges_are_one_line(bad):
+    with pytest.raises(InputError) as e:
+        kslab.Lab(node_port_range=bad)
+    assert one_line(e.value).startswith("node_port_range: ")
+    assert "30000-32767" in str(e.value)  # the fix shows the form
+    lab = kslab.Lab()
+    with pytest.raises(InputError) as e:
+        lab.set_node_port_range(bad)
+    assert one_line(e.value).startswith("node_port_range: ") and lab.cluster.config.node_port_range == (30000, 32767)
+
+
+def test_set_node_port_range_keeps_existing_ports_and_checks_new_ones(tmp_path):
+    """As kube-apiserver restarted with a narrower --service-node-port-range: Services keep their
+    ports (the repair controller's PortOutOfRange warning), new requests are checked."""
+    lab = kslab.Lab()
+    lab.apply(study_lab() / "loadbalancer")
+    held = _copy_services(lab)
+    rules = lab.render("myk8s-worker").restore_text()
+    uses = lab.set_node_port_range("30000-30100")
+    assert {u.band for u in uses} == {"outside"} and len(uses) == 3  # svc-nodeport, svc-lb's nodePort and HCNP
+    assert _copy_services(lab) == held and lab.render("myk8s-worker").restore_text() == rules
+    np_ = lab.cluster.service("svc-nodeport").ports[0].node_port
+    assert f"Service default/svc-nodeport: Port {np_} is not within the port range 30000-30100; please recreate service" in lab.cluster.warnings[-3]
+    # an update that keeps the out-of-range port is not checked again; a new one is
+    lab.patch_service("svc-nodeport", session_affinity="ClientIP")
+    assert lab.cluster.service("svc-nodeport").ports[0].node_port == np_
+    (tmp_path / "svc.yaml").write_text(SVC_NODEPORT_40000.replace("svc-nodeport", "svc-new").replace("40000", "30200"))
+    with pytest.raises(AdmissionError) as e:
+        lab.apply(tmp_path / "svc.yaml")
+    assert one_line(e.value).endswith("Invalid value: 30200: provided port is not in the valid range. The range of valid ports is 30000-30100")
+    (tmp_path / "svc.yaml").write_text(SVC_NODEPORT_40000.replace("svc-nodeport", "svc-new").replace(", nodePort: 40000", ""))
+    lab.apply(tmp_path / "svc.yaml")
+    assert band_of(lab.cluster.service("svc-new").ports[0].node_port, (30000, 30100)) == "dynamic"
+    assert lab.set_node_port_range((30000, 32767))[0].band == "dynamic"
+
+
+# ---- updates: the API server drops what no longer applies (dropTypeDependentFields) ----------------
+
+
+def test_local_to_cluster_releases_the_health_check_node_port():
+    lab = kslab.Lab()
+    lab.apply(study_lab() / "loadbalancer")
+    svc = lab.cluster.service("svc-lb")
+    hc, np_, ip = svc.health_check_node_port, svc.ports[0].node_port, svc.cluster_ip
+    assert hc and "HealthCheck NodePort:     " + str(hc) in lab.sh("myk8s-control-plane", "kubectl describe svc svc-lb")
+    assert f"--dport {hc} -j ACCEPT" in lab.render("myk8s-worker").restore_text()
+    lab.patch_service("svc-lb", external_traffic_policy="Cluster")
+    svc = lab.cluster.service("svc-lb")
+    assert svc.health_check_node_port == 0 and (svc.ports[0].node_port, svc.cluster_ip) == (np_, ip)
+    assert hc not in lab.control.allocator.port_owner  # released: another Service may take it
+    assert "HealthCheck NodePort" not in lab.sh("myk8s-control-plane", "kubectl describe svc svc-lb")
+    assert f"--dport {hc} " not in lab.render("myk8s-worker").restore_text()
+    lab.patch_service("svc-lb", external_traffic_policy="Local")  # needs one again: a new allocation
+    assert lab.cluster.service("svc-lb").health_check_node_port
+    lab.patch_service("svc-lb", type="ClusterIP")  # nodePorts, HCNP, ETP and the LB status go
+    svc = lab.cluster.service("svc-lb")
+    assert ([p.node_port for p in svc.ports], svc.health_check_node_port, svc.external_traffic_policy, svc.load_balancer_ingress) == ([0], 0, "", [])
+    assert svc.cluster_ip == ip and np_ not in lab.control.allocator.port_owner
+
+
+def test_a_refused_patch_changes_nothing():
+    lab = kslab.Lab()
+    lab.apply(study_lab() / "loadbalancer")
+    before = _copy_services(lab)
+    taken = lab.cluster.service("svc-nodeport").ports[0].node_port
+    with pytest.raises(AdmissionError) as e:
+        lab.patch_service("svc-lb", ports=[kslab.model.ServicePort(port=9000, name="svc-webport", target_port=8080, node_port=taken)])
+    assert one_line(e.value) == f'The Service "svc-lb" is invalid: spec.ports[0].nodePort: Invalid value: {taken}: provided port is already allocated'
+    assert _copy_services(lab) == before

@@ -25,6 +25,7 @@ from kindfake.pytest_fixtures import kind_fake, kind_kubeconfig  # noqa: F401
 from kslab.errors import EnvironmentProblem, InputError
 from kslab.kind import client as kc
 from kslab.kind.client import MANAGED_LABEL_KEY, KindClient
+from kslab.manifests import ADDON_MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +55,7 @@ def client(kind_fake, kind_kubeconfig):  # noqa: F811
 def study_manifests() -> list[dict]:
     docs = []
     for path in sorted((ROOT / "data" / "myk8s").rglob("*.yaml")):
-        if path.name == "kind-cluster.yaml":
+        if path.name == "kind-cluster.yaml" or (path.parent / ADDON_MARKER).exists():  # add-ons: not the study's lab
             continue
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
     return docs

@@ -310,6 +310,42 @@ def test_curl_failures_are_curls_own(lab: Lab) -> None:
     assert lab.sh("net-pod", f"curl -s {svc.cluster_ip}:9000").returncode == 0
 
 
+def test_curl_include_head_and_write_out(lab: Lab) -> None:
+    out = lab.sh("net-pod", "curl -i -s svc-clusterip:9000/x")
+    head, _, body = out.partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    assert lines[0] == "HTTP/1.1 200 OK" and [h.split(": ")[0] for h in lines[1:]] == ["Server", "Date", "Content-Type", "Content-Length"]
+    assert lines[3] == "Content-Type: text/plain; charset=utf-8" and lines[4] == f"Content-Length: {len(body.encode())}"
+    assert body.startswith("Hostname: webpod") and "GET /x HTTP/1.1" in body
+    out = lab.sh("net-pod", "curl -sI svc-clusterip:9000/x")
+    assert out.startswith("HTTP/1.1 200 OK\r\n") and out.endswith("\r\n\r\n") and "Content-Length: " in out  # HEAD: no body
+    assert lab.sh("net-pod", "curl -s -o /dev/null -w '%{http_code}' svc-clusterip:9000") == "200"
+    assert lab.sh("net-pod", "curl -s -o /dev/null -w '%{http_code}\\n' svc-clusterip:9000") == "200\n"
+    assert lab.sh("net-pod", "curl -si -o /dev/null svc-clusterip:9000") == ""
+    lab.break_pod("webpod1")
+    lab.break_pod("webpod2")
+    lab.break_pod("webpod3")
+    assert lab.sh("net-pod", "curl -s -w '%{http_code}' -o /dev/null svc-clusterip:9000") == "500"
+    assert lab.sh("net-pod", "curl -s -i svc-clusterip:9000").startswith("HTTP/1.1 500 Internal Server Error\r\n")
+    web1 = lab.cluster.pod("webpod1").pod_ip
+    out = lab.sh("net-pod", f"curl -s -o /dev/null -w '%{{http_code}} %{{remote_ip}}' {web1}:81")
+    assert (str(out), out.returncode) == ("000 ", 7)  # curl 7.88: no remote_ip without a connection
+
+
+@pytest.mark.parametrize("command, problem", [
+    ("curl -o out.txt svc:80", "the lab writes no files"),
+    ("curl -w '%{time_total}' svc:80", "%{http_code}"),
+    ("curl -w @fmt svc:80", "%{http_code}"),
+    ("curl --data x svc:80", "--data is not supported"),
+    ("nfacct list localhost_nps_accepted_pkts", "nfacct list takes no counter name"),
+    ("nfacct add x", "not supported"),
+    ("nfacct", "not supported"),
+])
+def test_curl_and_nfacct_refuse_what_they_do_not_emulate(command: str, problem: str) -> None:
+    with pytest.raises(InputError, match=re.escape(problem)):
+        shell.parse(command)
+
+
 def test_ip_route_and_hostname(lab: Lab) -> None:
     node = lab.sh("myk8s-worker", "ip -c route")
     assert all(line.endswith(" ") for line in node.splitlines())  # iproute2's trailing space, no colour codes
@@ -658,6 +694,19 @@ def test_sim_equals_kernel_after_the_same_connections(both) -> None:
         assert same(sim, kern, node, "conntrack -C")[0].strip() == str(len(a.splitlines()))
     a, b = same(sim, kern, "myk8s-control-plane", f"conntrack -L -p tcp -d {cip} --dport 9000")
     assert _normal_ct(a) == _normal_ct(b) and len(a.splitlines()) == 3
+    # curl -i: the status line and headers the server sent. The sim prints curl's CRLFs; the netns
+    # lab reads the real curl's output as text (kernel.run_in_namespace: universal newlines), so
+    # its CRLFs arrive as LFs: compared line by line
+    date = re.compile(r"^Date: .*$", re.M)
+    for command in ("curl -s -i svc-clusterip:9000/i", "curl -s -I svc-clusterip:9000", f"curl -si myk8s-worker2:{np}"):
+        where = "mypc" if "myk8s" in command else "net-pod"
+        a, b = same(sim, kern, where, command)
+        assert "\r\n" in a
+        a, b = (re.sub(r"Content-Length: \d+", "Content-Length: N", _normal_curl(date.sub("Date: D", x.replace("\r\n", "\n"))))
+                for x in (a, b))  # the body's length varies with the client port's digits
+        assert a == b, command
+    assert same(sim, kern, "net-pod", "curl -s -o /dev/null -w '%{http_code}' svc-clusterip:9000") == ("200", "200")
+    assert same(sim, kern, "net-pod", f"curl -s -o /dev/null -w '%{{http_code}}' {web1}:81") == ("000", "000")
     for where in ("myk8s-worker", "net-pod", "mypc"):
         a, b = same(sim, kern, where, "ip route")
         assert a == b

@@ -4,6 +4,14 @@ Each node's iptables is an :class:`~kslab.proxy.iptables.node.NodeIptables` (kub
 and hand deletions edit it, as they would a kernel's tables); the simulated
 :class:`~kslab.sim.network.Network` interprets what the tables hold. The clock is simulated:
 ``advance`` jumps, and equal seeds repeat every random choice.
+
+kube-proxy's service health check servers follow each node's syncs: after a sync loads, the
+node's servers get what that sync decided (:func:`kslab.healthcheck.synced_health`; listening on
+every address, or on the node IPs of ``nodePortAddresses``). The cloud load balancer of a
+``type: LoadBalancer`` Service probes them through the simulated network (so hand-broken rules
+count), once after every change of the lab and before the next connection it balances: its
+view is never stale (see :mod:`kslab.sim.network`, "Probe timing"), and :meth:`lb_status`
+reports that view.
 """
 
 from __future__ import annotations
@@ -12,15 +20,19 @@ import re
 from typing import TYPE_CHECKING, Sequence
 
 from .. import experiments
+from ..errors import InputError
+from ..healthcheck import synced_health
 from ..proxy.iptables.node import NodeIptables
-from ..sim.network import Network
+from ..proxy.util import nodeport_addresses_match_all, nodeport_ips
+from ..sim.network import HealthServers, Network
 from ..sim.trace import trace_of
 from .base import Dataplane
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..model import ClusterState
+    from ..loadbalancer import LBState
+    from ..model import ClusterState, Service
     from ..proxy.iptables import RuleSet
     from ..shell import Command, ShellOutput
     from .trace import Trace
@@ -37,6 +49,13 @@ class SimDataplane(Dataplane):
     def sync_rules(self, node: str, ruleset: RuleSet) -> None:
         table = self.tables[node]
         (table.partial_sync if ruleset.partial else table.full_sync)(ruleset.raw_text())
+        # loaded: kube-proxy hands its health check servers what this sync decided (SyncServices, SyncEndpoints)
+        cfg = ruleset.config
+        addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses) else frozenset(
+            nodeport_ips(cfg.nodeport_addresses, cfg.node_ips, cfg.family))
+        rows = ruleset.service_port_rows  # (service port info, endpoints, ...) per service port: no objects made
+        self.network.set_health(node, HealthServers(synced_health((r[0], r[1]) for r in rows if r[0].health_check_node_port),
+                                                    addresses))
         self.network.update_tables({node: table.tables})  # the simulator interprets what the table holds (no text round trip)
 
     def nat_chains(self, node: str) -> list[str]:
@@ -87,6 +106,18 @@ class SimDataplane(Dataplane):
         self.network.reset()
         for table in self.tables.values():
             table.zero_counters()
+
+    # ---- the cloud load balancer ---------------------------------------------------------------
+    def lb_status(self, service: Service, cluster: ClusterState) -> LBState:
+        """The simulated load balancer's last probe of every node for ``service`` (made now if the
+        lab changed since), and the nodes it sends new connections to."""
+        if service.type != "LoadBalancer":
+            raise InputError(f"service {service.key}", f"is type {service.type}, so no load balancer fronts it",
+                             "ask for a type: LoadBalancer Service")
+        if not any(i.ip for i in service.load_balancer_ingress):
+            raise InputError(f"service {service.key}", "has no status.loadBalancer.ingress IP (its load balancer is pending)",
+                             "set status.loadBalancer.ingress[0].ip in its manifest")
+        return self.network.lb_state(service)
 
     # ---- the study's commands ------------------------------------------------------------------
     def run_tool(self, where: str, command: Command, cluster: ClusterState) -> ShellOutput:

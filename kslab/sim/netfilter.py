@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 from ..errors import InputError
 from ..xtables import SAVE_TABLE_ORDER, Counters, Match, Option, Rule, TableDump, Target, parse_restore
-from .packet import HookContext, HookResult, NatAction, Packet, RecentEntry, TraceStep
+from .packet import PACKET_BYTES, HookContext, HookResult, NatAction, Packet, RecentEntry, TraceStep
 
 HOOK_TABLES: dict[str, tuple[str, ...]] = {
     "PREROUTING": ("raw", "mangle", "nat"),
@@ -475,6 +475,7 @@ def _match_nfacct(opts: dict[str, Option]) -> list[Fragment]:
     def count(p: Packet, c: HookContext) -> bool:
         c.state.stateful = True
         c.state.nfacct[counter] = c.state.nfacct.get(counter, 0) + 1
+        c.state.nfacct_bytes[counter] = c.state.nfacct_bytes.get(counter, 0) + PACKET_BYTES.get(p.proto, 40)
         return True
 
     return [_opaque(count)]

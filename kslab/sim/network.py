@@ -19,7 +19,22 @@ connection (:meth:`Network.connect`) is walked the way the kernel walks it:
   kernel's default): that is what a hairpin without masquerade delivers; a pod that connects to
   its own address never leaves its namespace (local route);
 - the reply leaves the endpoint pod toward the source it saw and walks back hop by hop through
-  the conntrack of each node it crosses.
+  the conntrack of each node it crosses;
+- a node's own processes answer on their ports: kubelet, kube-proxy's healthz (10256), the API
+  server, and kube-proxy's service health check servers on every healthCheckNodePort
+  (:class:`HealthServers`: the count the node's last kube-proxy sync gave, on every address or
+  on the ``nodePortAddresses`` ones), reached through the node's INPUT rules;
+- a ``type: LoadBalancer`` Service's ingress IP is a cloud load balancer on the docker network
+  (VIP mode: it hands the unchanged packet to a node). It probes every node for the Service
+  (:func:`kslab.loadbalancer.probe_target`: the healthCheckNodePort under Local, 10256 under
+  Cluster) from its own address, through the node's rules, and balances each new connection
+  uniformly (the network's seeded RNG) over the nodes that answered 200
+  (:func:`kslab.loadbalancer.eligible`). **Probe timing**: it probes once after every change of
+  the lab (rules, pods, readiness, a hand edit) and before the next connection it balances, and
+  keeps the answers until the next change: never stale, like a probe interval of 0 with
+  thresholds of 1, so one connection after ``set_ready`` already follows (``lab.advance(2)`` is
+  more than enough). Probes add to the rule counters once per round and leave nothing for
+  ``conntrack -L``.
 
 The result, :class:`Connection`, carries the outcome, the endpoint reached, the source address
 the endpoint saw, the nodes crossed both ways, and the full trace (:class:`TraceStep` list).
@@ -35,7 +50,9 @@ from dataclasses import dataclass, field, replace
 
 from ..dataplane.reasons import hairpin_without_masquerade
 from ..errors import InputError
-from ..model import ClusterState, Pod
+from ..healthcheck import HealthResponse, hc_targets, local_endpoints, service_health
+from ..loadbalancer import PROXY_HEALTHZ_PORT, LBState, eligible, probe_target
+from ..model import ClusterState, Pod, Service
 from ..xtables import TableDump
 from .conntrack import ConntrackLog
 from .netfilter import Netfilter, recent_list_names
@@ -94,6 +111,29 @@ class NodeNS:
 
     def __post_init__(self) -> None:
         self.local_addresses = frozenset(a for a in (self.ip, "127.0.0.1", self.gateway_ip) if a)
+
+
+@dataclass(frozen=True)
+class HealthServers:
+    """kube-proxy's service health check servers on one node, as its last successful sync left
+    them (upstream ``SyncServices`` + ``SyncEndpoints``, called after the restore succeeded).
+
+    ``services``: healthCheckNodePort -> (namespace, name, local ready endpoints);
+    ``addresses``: the node addresses they listen on, None for every address (``0.0.0.0``,
+    upstream's default) or the node IPs inside ``nodePortAddresses`` (``newServiceHealthServer``)."""
+
+    services: Mapping[int, tuple[str, str, int]] = field(default_factory=dict)
+    addresses: frozenset[str] | None = None
+
+    def answer(self, port: int, address: str) -> HealthResponse | None:
+        """What the server on ``address:port`` answers (any path, any method), None if none listens."""
+        hit = self.services.get(port)
+        if hit is None or (self.addresses is not None and address not in self.addresses):
+            return None
+        return service_health(*hit)
+
+
+LB_PROBE_PORT = 40000  # the source port of the simulated load balancer's probes (fixed: probes draw nothing)
 
 
 @dataclass
@@ -257,6 +297,8 @@ class Network:
         self._recorder: list | None = None
         self._lb_replay: list = []
         self.closed = ConntrackLog()  # the entries finished connections leave, for conntrack -L
+        self.health: dict[str, HealthServers] = {}  # per node, as its kube-proxy's last sync left them (set_health)
+        self._health_fallback: dict[str, HealthServers] = {}
         self.clear_memo()
 
     # ---- topology ----------------------------------------------------------------------------
@@ -295,6 +337,7 @@ class Network:
 
     def update_pods(self, state: ClusterState) -> None:
         self.state = state
+        self._health_fallback.clear()
         self.pods_by_ip = {p.pod_ip: p for p in state.pods if p.pod_ip and p.phase == "Running"}
         self.listening = self._default_listening()
         self._routes.clear()
@@ -313,6 +356,7 @@ class Network:
         for node in self.nodes.values():
             node.state.recent.clear()
             node.state.nfacct.clear()
+            node.state.nfacct_bytes.clear()
             node.state.nth_counters.clear()
             node.conntrack = Conntrack()
         self.closed = ConntrackLog()
@@ -376,6 +420,7 @@ class Network:
         return value
 
     def clear_memo(self) -> None:
+        self._lb_states: dict[tuple[str, str], LBState] = {}  # the load balancers' probes, made again after any change
         self._memo: dict[tuple, _MemoNode] = {}
         self._memo_off: set[tuple] = set()
         self._memo_broken = frozenset(self.broken)
@@ -552,7 +597,7 @@ class Network:
     def _interpret(self, c: Client, dst: str, dport: int, proto: str, sport: int, trace: bool) -> Connection:
         """One connection, hook by hook through the interpreter."""
         conn = Connection(client=c, dst=dst, dport=dport, proto=proto, outcome="", sport=sport)
-        pkt = Packet(src=c.ip, dst=dst, proto=proto, sport=sport, dport=dport)
+        pkt = Packet(src=_source_address(c, dst), dst=dst, proto=proto, sport=sport, dport=dport)
         created: list[tuple[NodeNS, object]] = []
         try:
             self._forward_path(conn, pkt, created, trace)
@@ -589,6 +634,9 @@ class Network:
         if c.kind == "external":
             target = self.node_by_ip.get(pkt.dst) or self._load_balancer_node(pkt.dst, conn, trace)
             if target is None:
+                if conn.outcome:  # the load balancer had no healthy node
+                    self._note(conn, "load balancer", "", conn.reason, trace)
+                    return
                 if ipaddress.ip_address(pkt.dst) in FABRIC:
                     conn.outcome, conn.reason = "unreachable", f"{pkt.dst} is on the docker network but nothing answers there"
                 else:
@@ -640,7 +688,7 @@ class Network:
                 if res.verdict != "ACCEPT":
                     self._verdict(conn, node, "INPUT", res)
                     return
-                if (pkt.proto, pkt.dport) not in self.node_listening(node.name):
+                if not self._node_listens(node.name, pkt.proto, pkt.dport, pkt.dst):
                     conn.outcome, conn.reason = "refused", f"{pkt.dst}:{pkt.dport} is the node {node.name} itself and nothing listens there"
                     self._note(conn, node.name, "INPUT", conn.reason, trace)
                     return
@@ -707,27 +755,107 @@ class Network:
             return
 
     def _load_balancer_node(self, ip: str, conn: Connection, trace: bool) -> NodeNS | None:
-        """The node a cloud load balancer hands a packet for one of its ingress IPs to.
+        """The node a cloud load balancer hands a packet for one of its ingress IPs to (VIP mode:
+        the packet arrives unchanged, its source the client's).
 
-        Like cloud LBs (and cloud-provider-kind) it balances per node: with
-        externalTrafficPolicy Local only nodes whose health check node port answers 200 (a local
-        ready endpoint) are eligible; with Cluster every node is. None if ``ip`` is no LB IP.
+        Like cloud LBs (and cloud-provider-kind) it balances per node, uniformly (the network's
+        seeded RNG) over the nodes whose probe answered 200 (:meth:`lb_state`,
+        :func:`kslab.loadbalancer.eligible`). None if ``ip`` is no LB IP; a connection to an LB
+        with no healthy node is dropped (``conn.outcome`` set).
         """
-        for svc in self.state.services:
-            if svc.type != "LoadBalancer" or not any(i.ip == ip for i in svc.load_balancer_ingress):
-                continue
-            eligible = list(self.nodes.values())
-            if svc.external_traffic_policy == "Local":
-                ready_nodes = {e.node_name for sl in self.state.slices_for(svc) for e in sl.endpoints
-                               if (e.ready is None or e.ready) and not e.terminating}
-                eligible = [n for n in eligible if n.name in ready_nodes]
-            if not eligible:
-                return None
-            node = eligible[self._lb_choice(len(eligible))]
-            self._note(conn, "load balancer", "", f"the load balancer for {ip} sends the connection to {node.name} "
-                       f"({len(eligible)} healthy node(s), externalTrafficPolicy {svc.external_traffic_policy or 'Cluster'})", trace)
-            return node
-        return None
+        svc = self.lb_services().get(ip)
+        if svc is None:
+            return None
+        st = self.lb_state(svc)
+        if trace:
+            probes = ", ".join(f"{n} {code or 'no answer'}" for n, code in st.probes.items())
+            self._note(conn, "load balancer", "", f"the load balancer for {ip} probes http://NODE:{st.probe_port}{st.probe_path} "
+                       f"on every node from {st.vip}, through each node's rules (externalTrafficPolicy {st.policy}): {probes}", trace)
+        if not st.healthy:
+            conn.outcome = "dropped"
+            conn.reason = f"the load balancer for {ip} has no healthy node (no probe of port {st.probe_port} answered 200)"
+            return None
+        node = self.nodes[st.healthy[self._lb_choice(len(st.healthy))]]
+        self._note(conn, "load balancer", "", f"the load balancer for {ip} sends the connection to {node.name} "
+                   f"({len(st.healthy)} healthy node(s), externalTrafficPolicy {st.policy})", trace)
+        return node
+
+    # ---- kube-proxy's health check servers, the cloud load balancer ------------------------------
+    # Probe timing: the simulated LB probes every node once after each change of the lab (rules,
+    # pods, readiness, a hand edit: whatever empties the flow memo) and before the next connection
+    # it balances, and keeps those answers until the next change. So its view is never stale (a
+    # probe interval of 0, thresholds of 1): after set_ready(...) the very next connection already
+    # follows, and lab.advance(2) is more than enough. The probes' packets walk the node's rules and
+    # add to their counters once per round; they leave no entry for conntrack -L.
+
+    def set_health(self, node: str, servers: HealthServers) -> None:
+        """What ``node``'s kube-proxy hands its health check servers after a successful sync."""
+        self.health[node] = servers
+        self.clear_memo()
+
+    def health_servers(self, node: str) -> HealthServers:
+        """``node``'s health check servers: as its kube-proxy's last sync left them
+        (:meth:`set_health`); for a node no sync reached (a lab copied from another's tables),
+        from the cluster state the network last got, listening on every address."""
+        hs = self.health.get(node)
+        if hs is None:
+            hs = self._health_fallback.get(node)
+            if hs is None:
+                hs = self._health_fallback[node] = HealthServers(
+                    {port: (svc.namespace, svc.name, local_endpoints(self.state, svc, node)) for port, svc in hc_targets(self.state).items()})
+        return hs
+
+    def _node_listens(self, node: str, proto: str, port: int, address: str) -> bool:
+        if (proto, port) in self.node_listening(node, health=False):
+            return True
+        hs = self.health_servers(node)
+        return proto == "tcp" and port in hs.services and (hs.addresses is None or address in hs.addresses)
+
+    def lb_services(self) -> dict[str, Service]:
+        """Every ingress IP of a ``type: LoadBalancer`` Service -> the Service."""
+        return {i.ip: svc for svc in self.state.services if svc.type == "LoadBalancer" for i in svc.load_balancer_ingress if i.ip}
+
+    def lb_state(self, service: Service) -> LBState:
+        """The load balancer of ``service`` now: its probe of every node (``probe_target``: the
+        healthCheckNodePort under Local, 10256 under Cluster) and the nodes answering 200. Made by
+        real probes through the simulated network, so hand-broken rules count."""
+        key = (service.namespace, service.name)
+        st = self._lb_states.get(key)
+        if st is None:
+            port, path = probe_target(service)
+            vip = next((i.ip for i in service.load_balancer_ingress if i.ip), "")
+            probes = {name: self._probe(vip, node, port) for name, node in self.nodes.items()}
+            st = self._lb_states[key] = LBState(
+                service=service.key, vip=vip, port=service.ports[0].port if service.ports else 0,
+                policy=service.external_traffic_policy or "Cluster", probe_port=port, probe_path=path, probes=probes,
+                healthy=tuple(eligible(probes, self.nodes)))
+        return st
+
+    def _probe(self, vip: str, node: NodeNS, port: int) -> int:
+        """One HTTP probe of ``node.ip:port`` from the load balancer's address: the status, 0 for
+        no answer. It walks the node's rules like any connection, outside the flow memo's
+        bookkeeping (it draws nothing)."""
+        states = [n.state for n in self.nodes.values()]
+        saved = [(st.recorder, st.replay, st.stateful) for st in states]
+        saved_lb = (self._recorder, self._lb_replay)
+        for st in states:
+            st.recorder, st.replay = None, []
+        self._recorder, self._lb_replay = None, []
+        try:
+            conn = self._interpret(Client("load balancer", vip or FABRIC_GATEWAY, "external"), node.ip, port, "tcp",
+                                   LB_PROBE_PORT, False)
+        finally:
+            for st, (rec, rep, stateful) in zip(states, saved):
+                st.recorder, st.replay, st.stateful = rec, rep, stateful
+            self._recorder, self._lb_replay = saved_lb
+        if conn.outcome not in ("ok", "error"):
+            return 0
+        if conn.endpoint_pod:  # a rule sent the probe to a pod: its server answers any path
+            return 500 if conn.outcome == "error" else 200
+        answer = self.health_servers(conn.endpoint_node).answer(conn.endpoint_port, conn.endpoint_ip)
+        if answer is not None:
+            return answer.status
+        return 200 if conn.endpoint_port == PROXY_HEALTHZ_PORT else 0  # kube-proxy's own healthz: healthy
 
     def _verdict(self, conn: Connection, node: NodeNS, hook: str, res: HookResult) -> None:
         conn.outcome = "rejected" if res.verdict == "REJECT" else "dropped"
@@ -767,13 +895,17 @@ class Network:
         if conn.outcome == "ok" and pod.name in self.broken:
             conn.outcome, conn.reason = "error", f"{pod.name} accepted the connection but answered HTTP 500 (its app is broken)"
 
-    def node_listening(self, node: str) -> set[tuple[str, int]]:
+    def node_listening(self, node: str, health: bool = True) -> set[tuple[str, int]]:
         """What a node's own processes listen on: kubelet (10250), kube-proxy's healthz (10256),
-        and the API server (6443) on control-plane nodes."""
-        ports = {("tcp", 10250), ("tcp", 10256)}
+        the API server (6443) on control-plane nodes and, with ``health``, kube-proxy's service
+        health check servers (every healthCheckNodePort; on the addresses
+        :meth:`health_servers` says)."""
+        ports = {("tcp", 10250), ("tcp", PROXY_HEALTHZ_PORT)}
         n = next((x for x in self.state.nodes if x.name == node), None)
         if n is not None and n.is_control_plane:
             ports.add(("tcp", 6443))
+        if health:
+            ports |= {("tcp", p) for p in self.health_servers(node).services}
         return ports
 
     def _reply_path(self, conn: Connection, fwd: Packet, trace: bool, pod: Pod | None = None, node: NodeNS | None = None) -> None:
@@ -825,8 +957,9 @@ class Network:
 
     def _check_reply(self, conn: Connection, reply: Packet, trace: bool) -> None:
         c = conn.client
-        if reply.dst != c.ip or reply.dport != conn.sport:
-            conn.outcome, conn.reason = "reply-mismatch", f"the reply went to {reply.dst}:{reply.dport}, not to {c.ip}:{conn.sport}"
+        src = _source_address(c, conn.dst)
+        if reply.dst != src or reply.dport != conn.sport:
+            conn.outcome, conn.reason = "reply-mismatch", f"the reply went to {reply.dst}:{reply.dport}, not to {src}:{conn.sport}"
         elif reply.src != conn.dst or reply.sport != conn.dport:
             conn.outcome = "reply-mismatch"
             conn.reason = (f"the reply comes from {reply.src}:{reply.sport} but {c.name} talked to {conn.dst}:{conn.dport}; "
@@ -834,6 +967,12 @@ class Network:
         else:
             conn.outcome = "ok"
         self._note(conn, c.name, "", f"reply reaches {c.name}: {reply.src}:{reply.sport} -> {reply.dst}:{reply.dport} ({conn.outcome})", trace)
+
+
+def _source_address(c: Client, dst: str) -> str:
+    """The source address of a client's first packet: its own, except a node's connection to
+    127.0.0.0/8, which the kernel sends from 127.0.0.1 (the loopback route's preferred source)."""
+    return "127.0.0.1" if c.kind == "node" and dst.startswith("127.") else c.ip
 
 
 def resolve_client(state: ClusterState, spec: str) -> Client:

@@ -76,6 +76,7 @@ class NamespaceState:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     recent: dict[str, dict[str, RecentEntry]] = field(default_factory=dict)  # list name -> address -> entry
     nfacct: dict[str, int] = field(default_factory=dict)  # counter name -> packets
+    nfacct_bytes: dict[str, int] = field(default_factory=dict)  # counter name -> bytes (PACKET_BYTES per packet)
     nth_counters: dict[int, int] = field(default_factory=dict)  # statistic --mode nth, per rule id
     # For the simulator's flow memo (kslab.sim.network): every random draw is logged to
     # ``recorder`` while one is set, served from ``replay`` while it is not empty, and any

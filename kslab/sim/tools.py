@@ -15,8 +15,19 @@ tools instead, and ``tests/test_shell.py`` checks that both print the same).
   dump order, as iproute2 prints them.
 - ``curl``: one connection through the simulator, answered by the endpoint's server exactly as
   the netns lab's server answers (:func:`kslab.netns.servers.response_body`): whoami's text or
-  the echo JSON with the address and port the endpoint saw; curl's error and exit status for a
-  connection that fails (7: refused or rejected; 28: no answer within ``--max-time``).
+  the echo JSON with the address and port the endpoint saw, with ``-i``/``-I`` the status line
+  and the headers that server sends (Python's ``http.server``: ``Server``, ``Date``,
+  ``Content-Type``, ``Content-Length``); a node's healthCheckNodePort is answered by kube-proxy's
+  health check server (:func:`kslab.healthcheck.service_health`, the count its last sync gave,
+  headers in Go's order: the handler's three, then ``Date`` and ``Content-Length``); curl's
+  error and exit status for a connection that fails (7: refused or rejected; 28: no answer
+  within ``--max-time``); ``-w '%{http_code}'`` prints ``000`` then.
+- ``nfacct list``/``nfacct get NAME``: the node's nfacct counters (kube-proxy creates
+  ``ct_state_invalid_dropped_pkts`` and ``localhost_nps_accepted_pkts`` at start when the rules
+  use them) in nfacct's format. A counter counts what the simulator walks through its rule:
+  ``localhost_nps_accepted_pkts`` sits in a nat rule, which a kernel also consults for a
+  connection's first packet only, so one packet of 60 bytes (the SYN) per connection, as on
+  the kernel.
 - ``hostname``: the pod's or node's name.
 - ``cat /proc/net/xt_recent/LIST``: a node's xt_recent list (ClientIP affinity) as the kernel's
   ``recent_seq_show`` prints it: ``src=ADDR ttl: T last_seen: J oldest_pkt: I J0, J1, ...``
@@ -29,12 +40,14 @@ tools instead, and ``tests/test_shell.py`` checks that both print the same).
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from ..healthcheck import HealthResponse
 from ..netns.layout import Layout, plan
 from ..netns.servers import response_body
 from ..shell import (
@@ -51,6 +64,7 @@ from ..shell import (
     IptablesList,
     IptablesRules,
     IptablesSave,
+    Nfacct,
     ShellOutput,
     hostname_of,
 )
@@ -105,6 +119,8 @@ def run(command: Command, where: str, cluster: ClusterState, tables: Mapping[str
         return _curl(command, where, cluster, network)
     if isinstance(command, Hostname):
         return ShellOutput(hostname_of(cluster, where) + "\n")
+    if isinstance(command, Nfacct):
+        return _nfacct(command, where, own, network)
     if isinstance(command, (Cat, ListRecent)):
         return _recent(command, where, own, network)
     raise InputError(command.tool, "the sim backend does not emulate it", "see kslab.shell.SUPPORTED")
@@ -213,15 +229,74 @@ def _curl(command: Curl, where: str, cluster: ClusterState, network: Network) ->
         return command.error(6, f"Could not resolve host: {command.host}")
     conn = network.connect(where, command.address, command.port, "tcp", trace=False)
     if conn.outcome in ("ok", "error"):
+        remote = (command.address, command.port)
         if not conn.endpoint_pod:
-            raise InputError(f"curl {command.host_header}", f"is answered by a process of node {conn.endpoint_node}, "
-                             "which the sim does not emulate (kubelet, kube-proxy)", "curl a Service, a pod or a NodePort")
+            answer = network.health_servers(conn.endpoint_node).answer(conn.endpoint_port, conn.endpoint_ip)
+            if answer is None:
+                raise InputError(f"curl {command.host_header}", f"is answered by a process of node {conn.endpoint_node}, "
+                                 "which the sim does not emulate (kubelet, kube-proxy's 10256)",
+                                 "curl a Service, a pod, a NodePort or a healthCheckNodePort")
+            return command.response(answer.status, answer.reason, go_headers(answer), answer.body, remote)
         pod = next(p for p in _layout(cluster).pods if p.name == conn.endpoint_pod)
         seen_port = int(conn.snat_to.rsplit(":", 1)[1]) if conn.snat_to else conn.sport
         headers = [("Host", command.host_header), ("User-Agent", f"curl/{CURL_VERSION}"), ("Accept", "*/*")]
-        body, _ = response_body(pod.server or "whoami", pod.name, [pod.ip], "GET", command.path, "HTTP/1.1", headers,
-                                conn.source_ip_seen, seen_port)
-        return ShellOutput(body.decode())
+        body, ctype = response_body(pod.server or "whoami", pod.name, [pod.ip], command.method, command.path, "HTTP/1.1",
+                                    headers, conn.source_ip_seen, seen_port)
+        status, reason = (500, "Internal Server Error") if conn.outcome == "error" else (200, "OK")
+        # what the lab's server (kslab.netns.servers, Python's http.server) sends, in its order
+        sent = [("Server", "kslab-netns "), ("Date", http_date()), ("Content-Type", ctype), ("Content-Length", str(len(body)))]
+        return command.response(status, reason, sent, body.decode(), remote)
     if conn.outcome in ("refused", "rejected"):
         return command.error(7, f"Failed to connect to {command.host} port {command.port} after 0 ms: Couldn't connect to server")
     return command.error(28, f"Connection timed out after {int(command.max_time * 1000) + 1} milliseconds")
+
+
+def http_date(when: float | None = None) -> str:
+    """An HTTP ``Date`` header's value (``http.TimeFormat``, e.g. ``Wed, 02 Dec 2026 02:18:50 GMT``)."""
+    return email.utils.formatdate(time.time() if when is None else when, usegmt=True)
+
+
+def go_headers(answer: HealthResponse, when: float | None = None) -> list[tuple[str, str]]:
+    """The headers of a health check answer as Go's server writes them: the handler's
+    (``Header.WriteSubset``: sorted by name, which is the order the handler sets them), then
+    ``extraHeader.Write``'s ``Date`` and ``Content-Length``."""
+    return [*sorted(answer.headers), ("Date", http_date(when)), ("Content-Length", str(len(answer.body.encode())))]
+
+
+# ---- nfacct ----------------------------------------------------------------------------------------
+
+
+def nfacct_line(name: str, pkts: int, nbytes: int) -> str:
+    """One counter as ``nfacct list`` prints it (``nfacct_snprintf``, plain, full)."""
+    return f"{{ pkts = {pkts:020d}, bytes = {nbytes:020d} }} = {name};"
+
+
+def _nfacct(command: Nfacct, where: str, own: Mapping[str, TableDump], network: Network) -> ShellOutput:
+    node = network.nodes.get(where)
+    names = _nfacct_names(own) if node is not None else []
+    if command.name is not None:
+        names = [n for n in names if n == command.name]
+        if not names:
+            return command.missing()
+    state = node.state if node is not None else None
+    return ShellOutput("".join(nfacct_line(n, state.nfacct.get(n, 0), state.nfacct_bytes.get(n, 0)) + "\n"
+                               for n in names) if state else "")
+
+
+def _nfacct_names(own: Mapping[str, TableDump]) -> list[str]:
+    """The counters a node has: kube-proxy creates its two (in this order) when its rules use
+    nfacct; a rule naming another counter needs it to exist too."""
+    from ..proxy.iptables.constants import NFACCT_COUNTERS
+
+    named = []
+    for dump in own.values():
+        for chain in dump.chains.values():
+            for rule in chain.rules:
+                for m in rule.matches:
+                    if m.name == "nfacct":
+                        opt = next(o for o in m.options if o.name == "nfacct-name")
+                        if opt.args[0] not in named:
+                            named.append(opt.args[0])
+    if not named:
+        return []
+    return [*NFACCT_COUNTERS, *(n for n in named if n not in NFACCT_COUNTERS)]

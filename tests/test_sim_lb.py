@@ -1,0 +1,255 @@
+"""The simulator's cloud load balancer and kube-proxy's health check servers (issue 12, WP2/WP3).
+
+- every node listens on every healthCheckNodePort and answers :func:`kslab.healthcheck.service_health`
+  with the count its kube-proxy's last sync gave (``curl -i`` byte for byte, ``Date`` aside);
+- the load balancer probes each node through the simulated network and balances uniformly over
+  the nodes answering 200 (:func:`kslab.loadbalancer.eligible`), never a 503 one, also after
+  hand-broken rules;
+- ``nfacct`` counts the localhost NodePort connections as the kernel does (one SYN of 60 bytes per
+  connection), checked once against the real kernel (netns).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from kslab.healthcheck import service_health
+from kslab.lab import Lab
+from kslab.loadbalancer import PROXY_HEALTHZ_PORT, eligible
+from kslab.sim.tools import go_headers
+
+VIP = "172.18.0.200"
+SVC_LB = """\
+apiVersion: v1
+kind: Service
+metadata: {name: svc-lb}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: deploy-websrv}
+  ports: [{name: http, port: 9000, targetPort: 8080}]
+status:
+  loadBalancer:
+    ingress: [{ip: 172.18.0.200}]
+"""
+DATE = re.compile(r"\r\nDate: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\r\n")
+
+
+def lb_lab(tmp_path, seed: int = 1, **kw) -> Lab:
+    """The study's lab plus svc-lb (inline until data/myk8s/loadbalancer/svc-lb.yaml is on main)."""
+    (tmp_path / "svc-lb.yaml").write_text(SVC_LB)
+    lab = Lab(seed=seed, **kw)
+    lab.apply(tmp_path / "svc-lb.yaml")
+    return lab
+
+
+def echo_pods(lab: Lab) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for p in lab.cluster.pods:
+        if p.labels.get("app") == "deploy-websrv":
+            out.setdefault(p.node_name, []).append(p.name)
+    return out
+
+
+def expected_curl_i(count: int, head: bool = False) -> str:
+    """What curl -i prints for the health check answer, Date blanked."""
+    r = service_health("default", "svc-lb", count)
+    lines = [f"HTTP/1.1 {r.status} {r.reason}", *(f"{k}: {v}" for k, v in go_headers(r, 0))]
+    text = "".join(line + "\r\n" for line in lines) + "\r\n" + ("" if head else r.body)
+    return DATE.sub("\r\nDate: D\r\n", text)
+
+
+def test_every_node_answers_its_health_check_node_port(tmp_path):
+    lab = lb_lab(tmp_path)
+    hc = lab.cluster.service("svc-lb").health_check_node_port
+    per_node = echo_pods(lab)
+    for node in lab.cluster.nodes:
+        count = len(per_node.get(node.name, []))
+        for where in ("mypc", "net-pod", node.name, "myk8s-worker2"):
+            out = lab.sh(where, f"curl -i -s {node.internal_ip}:{hc}/healthz")
+            assert out.returncode == 0 and DATE.search(out)
+            assert DATE.sub("\r\nDate: D\r\n", out) == expected_curl_i(count), (where, node.name)
+            code = lab.sh(where, f"curl -s -o /dev/null -w '%{{http_code}}' {node.internal_ip}:{hc}/healthz")
+            assert code == ("200" if count else "503") and code.returncode == 0
+        # any path, and HEAD: the same status and headers, no body
+        out = lab.sh("mypc", f"curl -s -I {node.internal_ip}:{hc}/anything")
+        assert DATE.sub("\r\nDate: D\r\n", out) == expected_curl_i(count, head=True)
+    # the node's own loopback and its pods' gateway address: kube-proxy listens on 0.0.0.0
+    assert lab.sh("myk8s-worker", f"curl -s 127.0.0.1:{hc}/healthz") == service_health("default", "svc-lb", 1).body
+    assert lab.sh("net-pod", f"curl -s -o /dev/null -w '%{{http_code}}' {lab.pod_gateway('myk8s-control-plane')}:{hc}") == "503"
+    # nothing else on a node answers: a closed port is refused, curl prints 000 and exits 7
+    out = lab.sh("mypc", f"curl -s -o /dev/null -w '%{{http_code}}' {lab.cluster.node('myk8s-worker').internal_ip}:1")
+    assert (str(out), out.returncode) == ("000", 7)
+
+
+def test_the_count_follows_kube_proxy_syncs_and_node_port_addresses(tmp_path):
+    lab = lb_lab(tmp_path)
+    hc = lab.cluster.service("svc-lb").health_check_node_port
+    w1 = lab.cluster.node("myk8s-worker").internal_ip
+    lab.scale("deploy-echo", 6)
+    n1 = len(echo_pods(lab)["myk8s-worker"])
+    assert n1 >= 2
+    assert f'"localEndpoints": {n1},' in lab.sh("mypc", f"curl -s {w1}:{hc}")
+    lab.set_ready(echo_pods(lab)["myk8s-worker"][0], False)
+    assert f'"localEndpoints": {n1 - 1},' in lab.sh("mypc", f"curl -s {w1}:{hc}")
+    # the servers' count is what the node's kube-proxy synced: a hand edit of the rules leaves it,
+    # the next sync sets it
+    net = lab.dataplane.network
+    before = dict(net.health["myk8s-worker"].services)
+    lab.delete_rules("KUBE-SEP", nodes=["myk8s-worker"])
+    assert net.health["myk8s-worker"].services == before
+    lab.set_ready(echo_pods(lab)["myk8s-worker"][0], True)
+    assert net.health["myk8s-worker"].services[hc][2] == n1
+    # nodePortAddresses: the servers listen on the node IPs inside them only (newServiceHealthServer)
+    lab.set_proxy(nodeport_addresses=("172.18.0.0/16",))
+    assert lab.sh("mypc", f"curl -s -o /dev/null -w '%{{http_code}}' {w1}:{hc}") == "200"
+    out = lab.sh("myk8s-worker", f"curl -s -o /dev/null -w '%{{http_code}}' 127.0.0.1:{hc}")
+    assert (str(out), out.returncode) == ("000", 7)
+
+
+def test_lb_status_and_the_lb_never_picks_a_503_node(tmp_path):
+    lab = lb_lab(tmp_path)
+    st = lab.lb_status("svc-lb")
+    svc = lab.cluster.service("svc-lb")
+    assert (st.service, st.vip, st.port, st.policy, st.probe_path) == ("default/svc-lb", VIP, 9000, "Local", "/healthz")
+    assert st.probe_port == svc.health_check_node_port
+    per_node = echo_pods(lab)
+    assert st.probes == {n.name: 200 if per_node.get(n.name) else 503 for n in lab.cluster.nodes}
+    assert list(st.healthy) == eligible(st.probes) == ["myk8s-worker", "myk8s-worker2", "myk8s-worker3"]
+    df = lab.run("mypc", f"{VIP}:9000", n=600, seed=1)
+    assert (df["outcome"] == "ok").all() and set(df["source_ip_seen"]) == {"172.18.0.100"}
+    shares = df["ingress_node"].value_counts(normalize=True)
+    assert set(shares.index) == set(st.healthy) and (abs(shares - 1 / 3) < 0.06).all()
+    # the pod on worker2 stops being ready: its probe turns 503 at once, the LB leaves the node
+    lab.set_ready(per_node["myk8s-worker2"][0], False)
+    lab.advance(2)
+    st = lab.lb_status("svc-lb")
+    assert st.probes["myk8s-worker2"] == 503 and st.healthy == ("myk8s-worker", "myk8s-worker3")
+    df = lab.run("mypc", f"{VIP}:9000", n=400, seed=2)
+    assert set(df["ingress_node"]) == {"myk8s-worker", "myk8s-worker3"} and (df["outcome"] == "ok").all()
+    # the trace shows the probes
+    t = lab.trace("mypc", f"{VIP}:9000")
+    assert f"probes http://NODE:{svc.health_check_node_port}/healthz" in str(t) and "myk8s-worker2 503" in str(t)
+    # equal seeds repeat, with and without the flow memo
+    a = lab.run("mypc", f"{VIP}:9000", n=300, seed=5)
+    lab.dataplane.network.memo = False
+    b = lab.run("mypc", f"{VIP}:9000", n=300, seed=5)
+    assert a["ingress_node"].tolist() == b["ingress_node"].tolist() and a["endpoint_pod"].tolist() == b["endpoint_pod"].tolist()
+
+
+def test_hand_broken_rules_and_the_probes(tmp_path):
+    lab = lb_lab(tmp_path)
+    hc = lab.cluster.service("svc-lb").health_check_node_port
+    # the health check port's ACCEPT in filter KUBE-NODEPORTS: with INPUT's policy ACCEPT (a kind
+    # node's), deleting it changes nothing; it matters on a host whose INPUT drops by default
+    assert lab.delete_rules("health check node port", nodes=["myk8s-worker"]) == 1
+    assert lab.lb_status("svc-lb").probes["myk8s-worker"] == 200
+    lab.resync()
+    net = lab.dataplane.network
+    for node in ("myk8s-worker", "myk8s-worker2"):
+        lab.dataplane.tables[node].tables["filter"].chains["INPUT"].policy = "DROP"
+        net.update_tables({node: lab.dataplane.tables[node].tables})
+    lab.delete_rules("health check node port", nodes=["myk8s-worker"])
+    st = lab.lb_status("svc-lb")
+    assert st.probes["myk8s-worker"] == 0 and st.probes["myk8s-worker2"] == 200  # dropped in INPUT: no answer
+    assert "myk8s-worker" not in st.healthy
+    df = lab.run("mypc", f"{VIP}:9000", n=300, seed=3)
+    assert set(df["ingress_node"]) == {"myk8s-worker2", "myk8s-worker3"}
+    assert lab.sh("mypc", f"curl -s -m 1 {lab.cluster.node('myk8s-worker').internal_ip}:{hc}").returncode == 28
+    # a node whose service rules are gone still answers 200 (kube-proxy's servers know nothing of
+    # hand edits): the LB keeps sending there, and those connections fail; never to a 503 node
+    lab.resync()
+    lab.delete_rules("KUBE-SVL", nodes=["myk8s-worker3"])
+    st = lab.lb_status("svc-lb")
+    assert st.probes == {"myk8s-control-plane": 503, "myk8s-worker": 200, "myk8s-worker2": 200, "myk8s-worker3": 200}
+    df = lab.run("mypc", f"{VIP}:9000", n=300, seed=4)
+    assert "myk8s-control-plane" not in set(df["ingress_node"])
+    assert (df[df["ingress_node"] == "myk8s-worker3"]["outcome"] != "ok").all()
+    assert (df[df["ingress_node"] != "myk8s-worker3"]["outcome"] == "ok").all()
+
+
+def test_no_healthy_node_and_cluster_policy(tmp_path):
+    lab = lb_lab(tmp_path)
+    lab.scale("deploy-echo", 0)
+    st = lab.lb_status("svc-lb")
+    assert st.healthy == () and set(st.probes.values()) == {503}
+    df = lab.run("mypc", f"{VIP}:9000", n=10)
+    assert (df["outcome"] == "dropped").all() and "no healthy node" in df["reason"].iloc[0]
+    lab.scale("deploy-echo", 3)
+    lab.patch_service("svc-lb", external_traffic_policy="Cluster", health_check_node_port=0)  # kslab keeps it otherwise
+    st = lab.lb_status("svc-lb")
+    assert (st.probe_port, st.policy) == (PROXY_HEALTHZ_PORT, "Cluster")
+    assert set(st.probes.values()) == {200} and len(st.healthy) == 4
+    df = lab.run("mypc", f"{VIP}:9000", n=400, seed=1)
+    assert set(df["ingress_node"]) == set(st.healthy) and (df["outcome"] == "ok").all()
+
+
+def test_lb_status_refuses_what_has_no_load_balancer(tmp_path):
+    from kslab.errors import InputError
+
+    lab = Lab()
+    with pytest.raises(InputError, match="no load balancer"):
+        lab.lb_status("svc-nodeport")
+
+
+def test_lab_copy_answers_from_the_cluster(tmp_path):
+    lab = lb_lab(tmp_path)
+    twin = lab.copy()
+    assert twin.lb_status("svc-lb").probes == lab.lb_status("svc-lb").probes
+
+
+# ---- nfacct -------------------------------------------------------------------------------------
+
+
+NFACCT_LINE = re.compile(r"\{ pkts = (\d{20}), bytes = (\d{20}) \} = (\S+);")
+
+
+def localhost_curls(lab: Lab, node: str, times: int) -> str:
+    np_ = lab.cluster.service("svc-nodeport").ports[0].node_port
+    for _ in range(times):
+        assert lab.sh(node, f"curl -s 127.0.0.1:{np_}").returncode == 0
+    return lab.sh(node, "nfacct get localhost_nps_accepted_pkts")
+
+
+def test_nfacct_format_and_the_localhost_nodeport_counter():
+    lab = Lab(seed=2)
+    listed = lab.sh("myk8s-worker", "nfacct list")
+    assert [NFACCT_LINE.fullmatch(line).groups() for line in listed.splitlines()] == [
+        ("0" * 20, "0" * 20, "ct_state_invalid_dropped_pkts"), ("0" * 20, "0" * 20, "localhost_nps_accepted_pkts")]
+    assert localhost_curls(lab, "myk8s-worker", 3) == \
+        "{ pkts = 00000000000000000003, bytes = 00000000000000000180 } = localhost_nps_accepted_pkts;\n"
+    assert "pkts = 00000000000000000000" in lab.sh("myk8s-worker2", "nfacct get localhost_nps_accepted_pkts")
+    missing = lab.sh("myk8s-worker", "nfacct get nope")
+    assert (str(missing), missing.stderr, missing.returncode) == ("", "nfacct v1.0.2: error: No such file or directory\n", 1)
+    lab.clear_kernel_state()
+    assert "pkts = 00000000000000000000, bytes = 00000000000000000000" in lab.sh("myk8s-worker", "nfacct get localhost_nps_accepted_pkts")
+    lab.set_proxy(nfacct=False)
+    assert lab.sh("myk8s-worker", "nfacct list") == ""
+
+
+@pytest.mark.netns
+def test_nfacct_and_health_answers_equal_the_kernel(sim_and_kernel, tmp_path):
+    with sim_and_kernel(5) as (sim, kern):
+        kern.clear_kernel_state()
+        a, b = localhost_curls(sim, "myk8s-worker", 3), localhost_curls(kern, "myk8s-worker", 3)
+        assert a == b == "{ pkts = 00000000000000000003, bytes = 00000000000000000180 } = localhost_nps_accepted_pkts;\n"
+        a, b = sim.sh("myk8s-worker", "nfacct list"), kern.sh("myk8s-worker", "nfacct list")
+        assert a == b
+        nope = kern.sh("myk8s-worker", "nfacct get nope")
+        assert (nope.stderr, nope.returncode) == (sim.sh("myk8s-worker", "nfacct get nope").stderr, 1)
+
+
+def test_synced_health_equals_local_endpoints_of_the_synced_cluster(tmp_path):
+    from kslab.healthcheck import hc_targets, local_endpoints, synced_health
+
+    lab = lb_lab(tmp_path)
+    lab.scale("deploy-echo", 5)
+    lab.set_ready(echo_pods(lab)["myk8s-worker"][0], False)
+    hc = lab.cluster.service("svc-lb").health_check_node_port
+    for node in lab.cluster.nodes:
+        rows = lab.render(node.name).service_port_rows
+        got = synced_health((r[0], r[1]) for r in rows)
+        want = {port: (svc.namespace, svc.name, local_endpoints(lab.cluster, svc, node.name)) for port, svc in hc_targets(lab.cluster).items()}
+        assert got == want and got[hc][2] == lab.dataplane.network.health[node.name].services[hc][2]
