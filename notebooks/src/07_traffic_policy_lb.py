@@ -29,8 +29,10 @@
 #
 # - `lab.patch_service(name, external_traffic_policy="Local")` (and `load_balancer_source_ranges=[...]`):
 #   `kubectl patch` of the Service; the cells patch it back when they finish;
-# - `lab.place(deployment, {node: n, ...})`: the Deployment's pods, exactly `n` on each node (the study
-#   moves pods with `nodeName`/affinity; here it is one verb), undone by `lab.reset()`;
+# - `lab.place(deployment, {node: n, ...})`: the Deployment's pods, exactly `n` on each node, undone by
+#   `lab.reset()`. The study never does this (it scales and lets the scheduler spread the pods); kslab
+#   binds the pods to their nodes (`spec.nodeName`) to make an uneven placement in one step. On a real
+#   cluster you would get it with one Deployment per node and a `nodeSelector`, or with node affinity;
 # - `lab.set_ready(pod, False)`: what the kubelet does when a readiness probe fails (chapter 04);
 # - `lab.lb_status("svc-lb")`: the load balancer in front of `svc-lb`: the status each node's health
 #   check answered and the nodes it sends to; `lab.advance(seconds)`: time passes (the LB probes again);
@@ -64,8 +66,10 @@
 #
 # - `lab.patch_service(name, external_traffic_policy="Local")`(그리고 `load_balancer_source_ranges=[...]`):
 #   서비스의 `kubectl patch`입니다. 셀은 끝날 때 서비스를 원래대로 되돌립니다.
-# - `lab.place(deployment, {node: n, ...})`: 디플로이먼트(Deployment)의 파드를 노드마다 정확히 `n`개 둡니다(스터디는
-#   `nodeName`이나 어피니티로 파드를 옮기지만, 여기서는 동사 하나입니다). `lab.reset()`이 되돌립니다.
+# - `lab.place(deployment, {node: n, ...})`: 디플로이먼트(Deployment)의 파드를 노드마다 정확히 `n`개 두며,
+#   `lab.reset()`이 되돌립니다. 스터디는 이렇게 하지 않습니다(레플리카 수만 정하고 배치는 스케줄러에 맡깁니다).
+#   kslab은 고르지 않은 배치를 한 번에 만들기 위해 파드를 노드에 직접 묶습니다(`spec.nodeName`). 실제 클러스터에서는
+#   노드마다 `nodeSelector`를 준 디플로이먼트를 하나씩 만들거나 노드 어피니티를 써서 같은 배치를 얻습니다.
 # - `lab.set_ready(pod, False)`: 준비성 프로브(readiness probe)가 실패할 때 kubelet이 하는 일입니다(04장).
 # - `lab.lb_status("svc-lb")`: `svc-lb` 앞의 로드밸런서입니다. 노드마다 헬스 체크가 돌려준 상태 코드와 로드밸런서가
 #   연결을 보내는 노드를 알려 줍니다. `lab.advance(seconds)`: 시간이 흐릅니다(로드밸런서가 다시 프로브합니다).
@@ -573,8 +577,8 @@ experiments.claim(
 # `Local` each node keeps its share on its own pods. With two pods on `myk8s-worker`, one on
 # `myk8s-worker2` and none on `myk8s-worker3`, **predict** each pod's share before you run the cell.
 # The chart's dotted line is the even per-pod split, 1/3, that `Cluster` would give (with one more
-# hop and SNAT). The Kubernetes documentation ("Create an External Load Balancer", *Caveats and
-# limitations when preserving source IPs*) describes exactly this.
+# hop and SNAT). The Kubernetes documentation describes exactly this ("Create an External Load
+# Balancer", section *Preserving the client source IP*).
 
 # %% [markdown] lang="ko"
 # ## 불균형: 로드밸런서는 파드가 아니라 노드에 나눕니다
@@ -582,8 +586,8 @@ experiments.claim(
 # 로드밸런서는 파드가 아니라 노드를 압니다. 건강한 노드마다 같은 몫을 주고, `Local`에서는 각 노드가 자기 몫을 자기
 # 파드에만 줍니다. `myk8s-worker`에 파드 두 개, `myk8s-worker2`에 하나, `myk8s-worker3`에 없을 때 각 파드의 몫을
 # 셀을 실행하기 전에 **예측**해 보세요. 차트의 점선은 `Cluster`가 줄 고른 파드별 몫 1/3입니다(대신 홉이 하나 더
-# 있고 SNAT됩니다). 쿠버네티스 문서("외부 로드밸런서 생성하기", *소스 IP 보존 시의 주의 사항과 제약*)가 바로 이
-# 현상을 설명합니다.
+# 있고 SNAT됩니다). 쿠버네티스 문서("외부 로드밸런서 생성하기"의 *클라이언트 소스 IP 보존* 절)가 바로 이 현상을
+# 설명합니다.
 
 # %%
 on = lab.exact("deploy-echo's pods placed 2/1/0 and a load balancer, neither of which a kind cluster gives")
@@ -602,10 +606,10 @@ charts.distribution_figure(spread, categories=pods,
 share = experiments.shares(spread, categories=pods)
 print({f"{p} ({node_of[p]})": f"{s:.1%}" for p, s in share.items()})
 experiments.claim(
-    set(healthy) == {W1, W2} and all(abs(share[p] - (0.25 if node_of[p] == W1 else 0.5)) < 0.05 for p in pods)
+    set(healthy) == {W1, W2} and all(abs(share[p] - (0.25 if node_of[p] == W1 else 0.5)) < 0.06 for p in pods)
     and (spread["outcome"] == "ok").all() and W3 not in set(spread["ingress_node"]),
     f"the LB split per node: {W1}'s two pods got {', '.join(f'{share[p]:.1%}' for p in pods if node_of[p] == W1)} "
-    f"(1/4 each ± 5%), {W2}'s one pod {sum(share[p] for p in pods if node_of[p] == W2):.1%} (1/2 ± 5%); {W3} (503) none",
+    f"(1/4 each ± 6%), {W2}'s one pod {sum(share[p] for p in pods if node_of[p] == W2):.1%} (1/2 ± 6%); {W3} (503) none",
     f"the per-pod shares changed: {share.round(3).to_dict()}, healthy {healthy}",
 )
 
