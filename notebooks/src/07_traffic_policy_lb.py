@@ -42,8 +42,9 @@
 #   connections)`: the panel of this chapter and the experiment behind it (on a copy of the lab);
 #   `charts.health_table`, `charts.ingress_sankey`, `charts.policy_bars`: its charts.
 #
-# The cells leave the lab as they found it (they patch the Service back or end with `lab.reset()`).
-# If a cell stops halfway, run `lab.reset()` and then the set-up cell again.
+# The set-up cell below adds `svc-lb` and defines `fresh(lab)`: `lab.reset()` (the study's lab as
+# made), then `svc-lb` again. The cells leave the lab as they found it (they patch the Service back or
+# end with `fresh`); if a cell stops halfway, run `fresh(lab)` yourself.
 
 # %% [markdown] lang="ko"
 # # 07 · 외부 트래픽 정책과 로드밸런서 (externalTrafficPolicy and LoadBalancer)
@@ -79,8 +80,9 @@
 #   이 장의 패널과 그 뒤의 실험입니다(실습 환경의 복사본에서 실행). `charts.health_table`, `charts.ingress_sankey`,
 #   `charts.policy_bars`: 그 차트입니다.
 #
-# 셀은 실습 환경을 찾은 그대로 두고 끝납니다(서비스를 되돌리거나 `lab.reset()`으로 끝납니다). 셀이 중간에
-# 멈췄다면 `lab.reset()`을 실행한 다음 설정 셀을 다시 실행하세요.
+# 아래의 설정 셀은 `svc-lb`를 추가하고 `fresh(lab)`를 정의합니다. `fresh`는 `lab.reset()`(처음 만든 그대로의
+# 스터디 실습 환경) 다음 `svc-lb`를 다시 적용합니다. 셀은 실습 환경을 찾은 그대로 두고 끝납니다(서비스를 되돌리거나
+# `fresh`로 끝납니다). 셀이 중간에 멈췄다면 `fresh(lab)`를 직접 실행하세요.
 
 # %%
 import base64
