@@ -228,7 +228,8 @@ experiments.claim(
     and t_cp.outcome != "ok" and "KUBE-EXTERNAL-SERVICES" in t_cp.chains and "has no local endpoints" in str(t_cp),
     f"under Local every worker answered 200/200 from its own pod, which saw mypc's address {MYPC} (no SNAT); "
     f"the control plane, without a pod, answered none of 20 (KUBE-EXTERNAL-SERVICES: 'has no local endpoints' DROP on --dport {NP}); "
-    f"under Cluster the same entry's pods saw {sorted(set(cluster_seen['source_ip_seen']))}, never {MYPC}",
+    f"under Cluster the same entry's pods saw {W1}'s addresses {sorted(set(cluster_seen['source_ip_seen']))} "
+    f"(its IP, or its pods' gateway for its own pod), never {MYPC}",
     f"the Local experiment changed: { {n: experiments.outcomes(r).to_dict() for n, r in runs.items()} }, "
     f"seen {sorted(set(runs[W1]['source_ip_seen'].dropna()))}",
 )
