@@ -681,7 +681,8 @@ def _share(answer: Any, lab=None, per_node: dict[str, int] | None = None, node: 
                    f"evenly per node, and Local keeps each connection on its node's pods, however many there are")
     pods = sum(placement.values())
     if abs(got - placement.get(node, 0) / pods) <= 0.02:
-        raise WrongAnswer(f"{answer} would be an even split per pod (Cluster). Hint: what does the LB spread over, nodes or pods?")
+        raise WrongAnswer(f"{answer} would be an even split per pod (Cluster). "
+                          "Hint: what does the LB spread over, nodes or pods?")
     raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: which nodes answer the LB's health check, and "
                       "how does it split between them?")
 
@@ -702,7 +703,12 @@ def _source_ranges(answer: Any, lab=None, ranges: Sequence[str] = ("172.18.0.96/
     lab.advance(2)
     vip = _ch07_vip(lab)
     expected = {c for c in candidates if (lab.run(c, vip, n=6, seed=4)["outcome"] == "ok").all()}
-    got = {lab.client(str(a).strip()).ip for a in answer}  # "mypc" is 172.18.0.100
+    from .errors import InputError
+
+    try:
+        got = {lab.client(str(a).strip()).ip for a in answer}  # "mypc" is 172.18.0.100
+    except InputError:
+        raise WrongAnswer(f"give IP addresses (or mypc), e.g. {{'{candidates[0]}'}}, not {answer!r}") from None
     if got == expected:
         return _ok(f"{', '.join(sorted(expected))}: KUBE-FW-… jumps on only for sources in {list(ranges)}; the rest fall "
                    "through to KUBE-PROXY-FIREWALL's DROP")

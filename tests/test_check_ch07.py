@@ -99,6 +99,8 @@ def test_source_ranges_are_tried_on_the_lab(lab):
             check.ch07.source_ranges(wrong, lab)
     with pytest.raises(WrongAnswer, match="list or set"):
         check.ch07.source_ranges("172.18.0.100", lab)
+    with pytest.raises(WrongAnswer, match="IP addresses"):
+        check.ch07.source_ranges({"my laptop"}, lab)
 
 
 def test_share_of_the_lone_pod_behind_the_lb_is_half(lab):

@@ -283,7 +283,7 @@ experiments.claim(
     t.chains[:5] == ["KUBE-SERVICES", "KUBE-NODEPORTS", EXT, SVL, own_sep] and "KUBE-MARK-MASQ" not in t.chains
     and not t.masquerade and t.endpoint_node == W1 and t.source_ip_seen == MYPC
     and svl.count("-j KUBE-SEP-") == 1 and f"-j {own_sep}" in svl and svc_chain.count("-j KUBE-SEP-") == 3
-    and f"-j KUBE-MARK-MASQ" in ext_cluster and f"-j {SVL}" in ext_local and f"-j {SVL}" not in ext_cluster,
+    and "-j KUBE-MARK-MASQ" in ext_cluster and f"-j {SVL}" in ext_local and f"-j {SVL}" not in ext_cluster,
     f"under Local: KUBE-SERVICES -> KUBE-NODEPORTS -> {EXT} -> {SVL} -> {own_sep} (worker's own pod), no KUBE-MARK-MASQ, "
     f"no masquerade; {SVL} has 1 SEP jump where {SVC} has 3: the other nodes' pods have none",
     f"the Local rules or trace changed: chains {t.chains[:6]}, masquerade {t.masquerade}, "
