@@ -48,7 +48,7 @@ from functools import lru_cache
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from ..dataplane.reasons import hairpin_without_masquerade
+from ..dataplane.reasons import hairpin_without_masquerade, netfilter_verdict
 from ..errors import InputError
 from ..healthcheck import HealthResponse, hc_targets, local_endpoints, service_health
 from ..loadbalancer import PROXY_HEALTHZ_PORT, LBState, eligible, probe_target
@@ -859,9 +859,9 @@ class Network:
 
     def _verdict(self, conn: Connection, node: NodeNS, hook: str, res: HookResult) -> None:
         conn.outcome = "rejected" if res.verdict == "REJECT" else "dropped"
-        last = next((s for s in reversed(res.steps) if s.event == "rule"), None)
-        why = f" by rule {last.rule!r}" if last else ""
-        conn.reason = f"{res.verdict} in {hook} on {node.name}{why}"
+        last = next((s for s in reversed(res.steps) if s.event in ("rule", "policy")), None)
+        conn.reason = netfilter_verdict(res.verdict, hook, node.name, rule=last.rule if last and last.event == "rule" else "",
+                                        policy_of=last.chain if last and last.event == "policy" else "")
 
     def _deliver_to_itself(self, conn: Connection, pkt: Packet, trace: bool) -> None:
         """A pod connecting to its own address: the local route (lo) keeps it inside the pod."""
