@@ -7,7 +7,9 @@ Chapters: every generated notebook of one edition (``--lang``, default ko: learn
 versions; the editions share their code) executed top to bottom by nbclient in a fresh kernel on
 the sim backend, wall time including the kernel's start.
 Sliders: every control of the chapters' panels (01 replicas and connections, 02 affinity and
-clients, 04 IPVS scheduler and load, 04 cross-node client and replicas), driven in this process
+clients, 04 IPVS scheduler and load, 04 cross-node client and replicas, 07 externalTrafficPolicy
+toggle, pods per worker and entry; 07's cache is emptied before each change, so every change
+there is a cold one: copy, patch, place, 600 connections, redraw), driven in this process
 the way a browser drives them: the frontend's comm message is applied with ``Widget.set_state``,
 which runs the observer (the pure compute function, then the FigureWidget update), and every
 widget message the kernel would send is serialised to JSON as a kernel does. Median and worst
@@ -146,7 +148,30 @@ def bench_sliders(repeat: int, freeze: bool = True) -> list[tuple[str, float, fl
                                               ["webpod2", "net-pod", "webpod3", "webpod1"], repeat))
     report("ch04 cross-node replicas (up to 2 .. 12)", _changes(_browser_sets(cross.max_replicas),
                                                                [12, 2, 10, 8, 11], repeat))
+    policy = _traffic_policy_panel()  # chapter 07
+    chapter_freeze()
+
+    def cold(widget):  # every change computes: the panel's results from earlier changes are forgotten first
+        sets = _browser_sets(widget)
+        return lambda v: (policy._cache.clear(), sets(v))
+
+    report("ch07 externalTrafficPolicy toggle (600 conn.)", _changes(cold(policy.policy), ["Cluster", "Local"], repeat))
+    for node, slider in policy.sliders.items():
+        report(f"ch07 pods on {node} (0 .. 3)", _changes(cold(slider), [0, 3, 2, 1], repeat))
+    report("ch07 entry (4 nodes, load balancer)", _changes(cold(policy.entry), [
+        "myk8s-worker", "load balancer", "myk8s-control-plane", "myk8s-worker3", "myk8s-worker2"], repeat))
     return rows
+
+
+def _traffic_policy_panel():
+    """Chapter 07's panel on the study's lab with svc-lb, behind its load balancer, Local."""
+    import kslab
+    from kslab.resources import study_lab
+    from kslab.views import TrafficPolicyPanel
+
+    lab = kslab.Lab(seed=1)
+    lab.apply(study_lab() / "loadbalancer")
+    return TrafficPolicyPanel(lab, policy="Local", entry="lb")
 
 
 def main() -> int:

@@ -15,7 +15,8 @@ import plotly.graph_objects as go
 from .model import ClusterState
 
 if TYPE_CHECKING:
-    from .views import AffinityResult
+    from .loadbalancer import LBState
+    from .views import AffinityResult, TrafficPolicyResult
 
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC"]
 
@@ -267,4 +268,210 @@ def hairpin_figure(df: pd.DataFrame, title: str | None = None) -> go.Figure:
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                       title=title or f"Success per client, with and without the hairpin rule ({d['backend']} backend)",
                       margin=dict(t=90))
+    return fig
+
+
+# ---- chapters 06 and 07: NodePort, externalTrafficPolicy, the load balancer ------------------------
+
+FAILED_SINK = "dropped / failed"
+FAILED_COLOR = "#E45756"
+INGRESS_COLOR = "#8C8C8C"
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    return f"rgba({int(h[0:2], 16)}, {int(h[2:4], 16)}, {int(h[4:6], 16)}, {alpha})"
+
+
+def ingress_sankey_data(df: pd.DataFrame, nodes: Sequence[str] | None = None, pods: Sequence[str] | None = None) -> dict:
+    """What the ingress Sankey shows (:func:`kslab.experiments.ingress_summary` of ``df``): on the
+    left the ingress nodes (``nodes``, default those in ``df``, in that order), on the right the
+    endpoint pods (``pods`` and those reached, grouped by the node they run on in the nodes'
+    order, then by name; coloured by :func:`pod_colors`) and,
+    when a connection failed, a sink :data:`FAILED_SINK`; one link per (node, pod) with its
+    connection count, coloured like its pod, hover text with the share of the node's connections."""
+    from .experiments import NO_NODE, ingress_summary
+
+    summary = ingress_summary(df)
+    seen_nodes = [n for n in dict.fromkeys(summary["ingress_node"]) if n is not None]
+    node_list = list(nodes) if nodes is not None else seen_nodes
+    node_list += [n for n in seen_nodes if n not in node_list]  # a node the caller forgot still gets its box
+    if any(n is None for n in summary["ingress_node"]):
+        node_list.append(NO_NODE)
+    reached = sorted(p for p in set(summary["endpoint_pod"]) if p is not None)
+    pod_list = list(dict.fromkeys([*(pods if pods is not None else ()), *reached]))
+    ok = df[df["outcome"] == "ok"]
+    runs_on = dict(zip(ok["endpoint_pod"], ok["endpoint_node"]))
+    rank = {n: i for i, n in enumerate(node_list)}
+    pod_list.sort(key=lambda p: (rank.get(runs_on.get(p), len(rank)), p))  # facing their node: fewer crossings
+    failed = bool(summary["endpoint_pod"].isna().any())
+    colors = pod_colors(pod_list)
+    labels = [n for n in node_list] + [short_pod_name(p) for p in pod_list] + ([FAILED_SINK] if failed else [])
+    box_colors = [INGRESS_COLOR] * len(node_list) + [colors[p] for p in pod_list] + ([FAILED_COLOR] if failed else [])
+    index = {("node", n): i for i, n in enumerate(node_list)}
+    index.update({("pod", p): len(node_list) + i for i, p in enumerate(pod_list)})
+    source, target, value, link_colors, hover = [], [], [], [], []
+    for node, pod, n, share in zip(summary["ingress_node"], summary["endpoint_pod"], summary["n"], summary["share"]):
+        node = NO_NODE if node is None else node
+        source.append(index[("node", node)])
+        target.append(index[("pod", pod)] if pod is not None else len(labels) - 1)
+        value.append(int(n))
+        link_colors.append(_rgba(colors[pod] if pod is not None else FAILED_COLOR, 0.45))
+        hover.append(f"{node} → {pod if pod is not None else FAILED_SINK}: {int(n)} connections ({share:.1%} of {node}'s)")
+    # fixed columns (ingress nodes left, pods and the sink right), each in its given order, top down
+    size = [0] * len(labels)
+    for src, dst, n in zip(source, target, value):
+        size[src] += n
+        size[dst] += n
+    x, y = [0.001] * len(node_list) + [0.999] * (len(labels) - len(node_list)), [0.0] * len(labels)
+    for column in (range(len(node_list)), range(len(node_list), len(labels))):
+        total, above = sum(size[i] for i in column) or 1, 0
+        for i in column:
+            y[i] = min(max((above + size[i] / 2) / total, 0.001), 0.999)
+            above += size[i]
+    return {"labels": labels, "colors": box_colors, "nodes": node_list, "pods": pod_list, "failed": failed, "x": x, "y": y,
+            "source": source, "target": target, "value": value, "link_colors": link_colors, "hover": hover,
+            "total": int(len(df)), "backend": df["backend"].iloc[0] if len(df) else "sim"}
+
+
+def ingress_sankey(df: pd.DataFrame, nodes: Sequence[str] | None = None, pods: Sequence[str] | None = None,
+                   title: str | None = None) -> go.Figure:
+    """Sankey diagram: ingress node -> endpoint pod (failed connections to their own sink)."""
+    d = ingress_sankey_data(df, nodes, pods)
+    fig = go.Figure(go.Sankey(
+        arrangement="snap", valueformat="d",
+        node=dict(label=d["labels"], color=d["colors"], x=d["x"], y=d["y"], pad=14, thickness=16, line=dict(width=0)),
+        link=dict(source=d["source"], target=d["target"], value=d["value"], color=d["link_colors"],
+                  customdata=d["hover"], hovertemplate="%{customdata}<extra></extra>")))
+    fig.update_layout(title=title or f"Where the {d['total']} connections entering each node went ({d['backend']} backend)",
+                      template="plotly_white", height=420, margin=dict(l=20, r=20, t=60, b=20), font=dict(size=12))
+    return fig
+
+
+POLICY_NODE_LAYOUT = dict(barmode="stack", template="plotly_white", height=340, xaxis_title="ingress node",
+                          yaxis_title="connections", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                          margin=dict(l=60, r=20, t=80, b=60))
+POLICY_POD_LAYOUT = dict(template="plotly_white", height=340, xaxis_title="endpoint pod (node)",
+                         yaxis_title="share of answered connections", yaxis_tickformat=".0%",
+                         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), margin=dict(l=60, r=20, t=80, b=60))
+OK_COLOR = "#54A24B"
+
+
+def policy_bars_data(r: TrafficPolicyResult) -> dict:
+    """What the traffic policy charts show, from :class:`kslab.views.TrafficPolicyResult`: per
+    ingress node (every node of the lab, in order) the connections answered and dropped/failed;
+    per endpoint pod (labelled with its node) its share of the answered connections, its colour,
+    and the share a per-node split predicts (``expected``); the titles."""
+    from .experiments import NO_NODE
+
+    nodes = list(r.nodes) + ([NO_NODE] if NO_NODE in r.per_node.index else [])
+    per_node = r.per_node.reindex(nodes, fill_value=0)
+    rank = {n: i for i, n in enumerate(r.nodes)}
+    pods = sorted(r.pods, key=lambda p: (rank.get(r.pods[p], len(rank)), p))  # a node's pods side by side
+    colors = pod_colors(pods)
+    shares = [float(r.per_pod.get(p, 0.0)) for p in pods]
+    answered = int(per_node["ok"].sum())
+    labels = [f"{short_pod_name(p)}<br>({r.pods[p]})" for p in pods]
+    where = "the load balancer" if r.entry == "lb" else r.entry
+    return {
+        "nodes": nodes, "ok": per_node["ok"].astype(int).to_list(), "dropped": per_node["dropped"].astype(int).to_list(),
+        "pods": pods, "labels": labels, "shares": shares, "colors": [colors[p] for p in pods],
+        "text": [f"{s:.0%}" for s in shares], "expected": [r.expected.get(p, 0.0) for p in pods],
+        "ymax": max([0.5] + [s * 1.25 for s in shares] + [e * 1.25 for e in r.expected.values()]),
+        "node_title": (f"{r.connections} connections from mypc via {where}, externalTrafficPolicy {r.policy}: "
+                       f"{r.dropped_share:.0%} dropped"),
+        "pod_title": f"Share per pod of the {answered} answered connections ({r.backend} copy of the lab)",
+    }
+
+
+def _policy_node_traces(d: dict) -> list[go.Bar]:
+    return [go.Bar(name="answered", x=d["nodes"], y=d["ok"], marker_color=OK_COLOR),
+            go.Bar(name="dropped / failed", x=d["nodes"], y=d["dropped"], marker_color=FAILED_COLOR)]
+
+
+def _policy_pod_traces(d: dict) -> list:
+    return [go.Bar(name="observed", x=d["labels"], y=d["shares"], customdata=d["pods"], marker_color=d["colors"],
+                   text=d["text"], textposition="outside", cliponaxis=False, showlegend=False,
+                   hovertemplate="%{customdata}: %{y:.1%}<extra></extra>"),
+            go.Scatter(name="per-node split (expected)", x=d["labels"], y=d["expected"], mode="markers",
+                       marker=dict(symbol="line-ew", size=36, line=dict(width=3, color="#333")),
+                       hovertemplate="expected %{y:.1%}<extra></extra>")]
+
+
+def policy_node_figure(r: TrafficPolicyResult) -> go.Figure:
+    """Stacked bars: connections answered and dropped per ingress node."""
+    d = policy_bars_data(r)
+    fig = go.Figure(_policy_node_traces(d))
+    fig.update_layout(**POLICY_NODE_LAYOUT, title=d["node_title"])
+    return fig
+
+
+def policy_pod_figure(r: TrafficPolicyResult) -> go.Figure:
+    """Bars: each pod's share of the answered connections, the per-node split marked."""
+    d = policy_bars_data(r)
+    fig = go.Figure(_policy_pod_traces(d))
+    fig.update_layout(**POLICY_POD_LAYOUT, title=d["pod_title"], yaxis_range=[0, d["ymax"]])
+    return fig
+
+
+def policy_bars(r: TrafficPolicyResult) -> go.Figure:
+    """Both charts of :class:`kslab.views.TrafficPolicyResult` side by side: connections answered
+    and dropped per ingress node, and each pod's share with the per-node split marked."""
+    from plotly.subplots import make_subplots
+
+    d = policy_bars_data(r)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("per ingress node", "per endpoint pod"), horizontal_spacing=0.12)
+    for t in _policy_node_traces(d):
+        fig.add_trace(t, row=1, col=1)
+    for t in _policy_pod_traces(d):
+        fig.add_trace(t, row=1, col=2)
+    fig.update_layout(barmode="stack", template="plotly_white", height=380, title=d["node_title"],
+                      legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0), margin=dict(l=60, r=20, t=100, b=60))
+    fig.update_yaxes(title_text="connections", row=1, col=1)
+    fig.update_yaxes(title_text="share of answered", tickformat=".0%", range=[0, d["ymax"]], row=1, col=2)
+    return fig
+
+
+def seen_line(r: TrafficPolicyResult) -> str:
+    """One HTML line: the client address each pod saw, named (mypc's own, a node's IP, a node's
+    pod gateway), and what was dropped."""
+    parts = []
+    for pod, ips in r.seen_ips.items():
+        named = ", ".join(f"{ip} ({r.addresses.get(ip, 'another address')})" for ip in ips)
+        parts.append(f"<code>{short_pod_name(pod)}</code> on {r.pods.get(pod, '?')}: {named}")
+    line = "the pod saw: " + ("; ".join(parts) if parts else "nothing (no connection was answered)")
+    if r.lb is not None:
+        probes = ", ".join(f"{n} {c or 'no answer'}" for n, c in r.lb.probes.items())
+        line += (f"<br>the load balancer probes :{r.lb.probe_port}{r.lb.probe_path}: {probes}; it sends to "
+                 f"{', '.join(r.lb.healthy) or 'no node'}")
+    if r.dropped_share:
+        line += f"<br>dropped or failed: {r.dropped_share:.0%} of {r.connections}"
+        reasons = r.df.loc[r.df["outcome"] != "ok", "reason"]
+        if len(reasons):
+            line += f" ({reasons.iloc[0]})"
+    return line
+
+
+def health_table_data(lb: LBState) -> dict:
+    """What the health table shows for a :class:`kslab.loadbalancer.LBState`: per node (probe
+    order) the status its last probe got (0: no answer) and whether the LB sends it connections."""
+    from http import HTTPStatus
+
+    nodes = list(lb.probes)
+    phrase = {s.value: s.phrase for s in HTTPStatus}
+    status = [f"{c} {phrase.get(c, '')}".strip() if c else "no answer" for c in lb.probes.values()]
+    healthy = ["yes" if n in lb.healthy else "no" for n in nodes]
+    fill = ["#E3F1DF" if n in lb.healthy else "#F9DEDE" for n in nodes]
+    return {"header": ["node", f"probe GET :{lb.probe_port}{lb.probe_path}", "gets connections"],
+            "cells": [nodes, status, healthy], "fill": fill,
+            "title": (f"Load balancer {lb.vip}:{lb.port} for {lb.service}<br><sup>externalTrafficPolicy {lb.policy}: "
+                      f"{len(lb.healthy)} of {len(nodes)} nodes healthy</sup>")}
+
+
+def health_table(lb: LBState) -> go.Figure:
+    """A table: node, the status of the LB's last health probe, whether it is healthy."""
+    d = health_table_data(lb)
+    fig = go.Figure(go.Table(header=dict(values=[f"<b>{h}</b>" for h in d["header"]], fill_color="#DDE3EA", align="left"),
+                             cells=dict(values=d["cells"], fill_color=[d["fill"]] * 3, align="left", height=26)))
+    fig.update_layout(title=d["title"], height=130 + 28 * len(d["cells"][0]), margin=dict(l=10, r=10, t=70, b=10))
     return fig

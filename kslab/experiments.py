@@ -136,6 +136,64 @@ def outcomes(df: pd.DataFrame) -> pd.Series:
     return df["outcome"].value_counts()
 
 
+
+def seen_ips(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Endpoint pod -> the distinct client IPs it saw (``source_ip_seen`` of its successful
+    connections), pods and IPs sorted; the shape of the netns runner's ``RunResult.seen_ips()``."""
+    ok = df[(df["outcome"] == "ok") & df["endpoint_pod"].notna() & df["source_ip_seen"].notna()]
+    out: dict[str, set[str]] = {}
+    for pod, ip in zip(ok["endpoint_pod"], ok["source_ip_seen"]):
+        out.setdefault(pod, set()).add(ip)
+    return {pod: sorted(ips) for pod, ips in sorted(out.items())}
+
+
+INGRESS_COLUMNS = ["ingress_node", "endpoint_pod", "n", "share"]
+
+
+def ingress_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Where the connections that entered each node went: one row per (``ingress_node``,
+    ``endpoint_pod``) with ``n`` connections and ``share``, their fraction of all connections
+    that entered that node (so each node's shares add up to 1). Failed connections count too,
+    as ``endpoint_pod`` None (under ``externalTrafficPolicy: Local`` a node without a local pod
+    drops them); a connection that entered no node (a load balancer with no healthy node) has
+    ``ingress_node`` None. Rows sorted by node, then pod (None last)."""
+    if not len(df):
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(INGRESS_COLUMNS, (object, object, "int64", "float64"))})
+    counts: dict[tuple, int] = {}
+    for node, pod, outcome in zip(df["ingress_node"], df["endpoint_pod"], df["outcome"]):
+        key = (node if isinstance(node, str) and node else None, pod if outcome == "ok" and isinstance(pod, str) else None)
+        counts[key] = counts.get(key, 0) + 1
+    totals: dict[object, int] = {}
+    for (node, _), n in counts.items():
+        totals[node] = totals.get(node, 0) + n
+    keys = sorted(counts, key=lambda k: (k[0] is None, k[0] or "", k[1] is None, k[1] or ""))
+    return pd.DataFrame({"ingress_node": pd.Series([k[0] for k in keys], dtype=object),
+                         "endpoint_pod": pd.Series([k[1] for k in keys], dtype=object),
+                         "n": np.array([counts[k] for k in keys], dtype=np.int64),
+                         "share": np.array([counts[k] / totals[k[0]] for k in keys], dtype=np.float64)},
+                        columns=INGRESS_COLUMNS)
+
+
+NO_NODE = "(no node)"
+"""The ingress node of a connection that entered none (a load balancer without a healthy node)."""
+
+
+def per_ingress_node(df: pd.DataFrame, nodes: Sequence[str] = ()) -> pd.DataFrame:
+    """Connections per ingress node: ``ok`` (answered) and ``dropped`` (every other outcome: under
+    ``externalTrafficPolicy: Local`` a node without a local ready pod drops them). Indexed by
+    ``nodes`` first (0 where none entered), then any other ingress node, then :data:`NO_NODE`."""
+    ok: dict[str, int] = {}
+    dropped: dict[str, int] = {}
+    for node, outcome in zip(df["ingress_node"], df["outcome"]):
+        node = node if isinstance(node, str) and node else NO_NODE
+        counter = ok if outcome == "ok" else dropped
+        counter[node] = counter.get(node, 0) + 1
+    seen = set(ok) | set(dropped)
+    order = list(nodes) + sorted(seen - set(nodes) - {NO_NODE}) + ([NO_NODE] if NO_NODE in seen else [])
+    return pd.DataFrame({"ok": np.array([ok.get(n, 0) for n in order], dtype=np.int64),
+                         "dropped": np.array([dropped.get(n, 0) for n in order], dtype=np.int64)},
+                        index=pd.Index(order, name="ingress_node"))
+
 # ---- checked claims (a chapter can never silently teach something false) ----------------------------
 
 

@@ -8,13 +8,16 @@ process, without a kernel or a browser.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from . import charts, experiments
 from .lab import Lab
+from .loadbalancer import LBState
 
 
 @dataclass(frozen=True)
@@ -454,3 +457,260 @@ def compute_hairpin(lab: Lab, to: str = "svc-clusterip", clients=None, *, nodes=
                          "to_itself": float((mine["endpoint_pod"] == who[c].name).mean()) if len(mine) else float("nan"),
                          "backend": twin.backend})
     return pd.DataFrame(rows, columns=HAIRPIN_COLUMNS)
+
+
+# ---- chapter 07: externalTrafficPolicy and the load balancer -----------------------------------------
+
+TRAFFIC_POLICIES = ("Cluster", "Local")
+LB_ENTRY = "lb"  # compute_traffic_policy's entry for the LoadBalancer's VIP
+LB_SETTLE_S = 2.0  # seconds the load balancer needs to follow a change (its probes): lab.advance(2)
+
+
+@dataclass(frozen=True)
+class TrafficPolicyResult:
+    """Connections from outside (``mypc``) to the echo pods under one externalTrafficPolicy, one
+    placement of the pods and one entry (a node's nodePort, or the load balancer's VIP).
+
+    ``df``: one row per connection (:data:`kslab.dataplane.rows.COLUMNS`); ``per_node``: per
+    ingress node (every node of the lab, then :data:`kslab.experiments.NO_NODE` if the LB had no
+    healthy node) the connections ``ok`` (answered) and ``dropped`` (not answered); ``per_pod``:
+    each pod of the deployment -> its share of the answered connections; ``seen_ips``: pod -> the
+    client addresses it saw; ``dropped_share``: the share of all connections not answered;
+    ``lb``: the load balancer's probes and healthy nodes when ``entry`` is the LB, else None.
+    ``pods``: pod -> node; ``expected``: pod -> the share a per-node split predicts (the LB
+    or the entry node spreads evenly over its choices, then over the pods the policy allows);
+    ``addresses``: the client addresses a pod may see, named."""
+
+    df: pd.DataFrame
+    per_node: pd.DataFrame
+    per_pod: pd.Series
+    seen_ips: dict[str, list[str]]
+    dropped_share: float
+    lb: LBState | None
+    policy: str = "Cluster"
+    placement: dict[str, int] = field(default_factory=dict)
+    entry: str = ""
+    connections: int = 0
+    service: str = ""
+    nodes: tuple[str, ...] = ()
+    pods: dict[str, str] = field(default_factory=dict)
+    expected: dict[str, float] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)
+    backend: str = "sim"
+
+
+def expected_pod_shares(policy: str, pods: Mapping[str, str], entry_nodes: list[str]) -> dict[str, float]:
+    """Each pod's share of the answered connections when the connections are spread evenly over
+    ``entry_nodes`` (one node: a nodePort; the load balancer's healthy nodes) and each node then
+    spreads its share evenly over every pod (``Cluster``) or over its own pods (``Local``, a node
+    without one answers nothing). ``pods``: pod -> node."""
+    if policy == "Cluster":
+        return {p: (1 / len(pods) if entry_nodes else 0.0) for p in pods}
+    local = {n: [p for p, at in pods.items() if at == n] for n in entry_nodes}
+    serving = [n for n in entry_nodes if local[n]]
+    out = {p: 0.0 for p in pods}
+    for n in serving:
+        for p in local[n]:
+            out[p] = 1 / len(serving) / len(local[n])
+    return out
+
+
+def _lb_service(lab: Lab, name: str):
+    svc = next((s for s in lab.cluster.services if s.name == name and s.type == "LoadBalancer"
+                and any(i.ip for i in s.load_balancer_ingress)), None)
+    return svc
+
+
+def compute_traffic_policy(lab: Lab, policy: str, placement: Mapping[str, int], entry: str, connections: int, *,
+                           seed: int = 1, service: str = "svc-nodeport", lb_service: str = "svc-lb",
+                           deployment: str = "deploy-echo", client: str = "mypc") -> TrafficPolicyResult:
+    """``connections`` connections from ``client`` (outside the cluster) under
+    ``externalTrafficPolicy: policy`` with ``deployment``'s pods placed ``placement`` (node ->
+    pods; a node left out keeps none), entering at ``entry``: a node's name (its nodePort of
+    ``service``) or ``"lb"`` (the VIP and port of the LoadBalancer Service ``lb_service``, whose
+    policy is then the one set; the load balancer gets :data:`LB_SETTLE_S` seconds to probe).
+
+    Pure: it runs on a simulated copy of ``lab`` (:meth:`Lab.copy`), never on ``lab``, and is
+    seeded. Bad input is a one-line InputError before anything runs."""
+    from .errors import InputError
+
+    if policy not in TRAFFIC_POLICIES:
+        raise InputError("policy", f"{policy!r} is no externalTrafficPolicy", "use Cluster or Local")
+    if not isinstance(connections, int) or connections < 1:
+        raise InputError("connections", f"{connections!r}", "open at least 1 connection")
+    nodes = [n.name for n in lab.cluster.nodes]
+    for node, count in placement.items():
+        if node not in nodes:
+            raise InputError(f"placement[{node!r}]", "no such node", f"nodes are: {', '.join(nodes)}")
+        if not isinstance(count, int) or count < 0:
+            raise InputError(f"placement[{node!r}]", f"{count!r} pods", "give a whole number, 0 or more")
+    if entry == LB_ENTRY:
+        target = _lb_service(lab, lb_service)
+        if target is None:
+            raise InputError("entry", f"'lb': the lab has no LoadBalancer Service {lb_service!r} with an ingress IP",
+                             "apply data/myk8s/loadbalancer first, or enter at a node")
+        name = lb_service
+    elif entry in nodes:
+        lab.destination(f"{entry}:{service}")  # a Service with one nodePort, or a one-line InputError
+        name = service
+    else:
+        raise InputError("entry", f"{entry!r} is neither a node nor 'lb'", f"use one of: {', '.join(nodes)}, lb")
+
+    twin = lab.copy()
+    svc = twin.cluster.service(name)
+    if (svc.external_traffic_policy or "Cluster") != policy:  # the API server releases or allocates the HCNP
+        twin.patch_service(name, external_traffic_policy=policy)
+    owner = f"Deployment/{deployment}"
+    now = {}
+    for p in twin.cluster.pods:
+        if p.owner == owner:
+            now[p.node_name] = now.get(p.node_name, 0) + 1
+    want = {**{n: 0 for n in now}, **dict(placement)}
+    if {n: c for n, c in want.items() if c} != {n: c for n, c in now.items() if c}:
+        twin.place(deployment, want)
+    lb = None
+    if entry == LB_ENTRY:
+        twin.advance(LB_SETTLE_S)
+        lb = twin.lb_status(name)
+        svc = twin.cluster.service(name)
+        dst = f"{svc.load_balancer_ingress[0].ip}:{svc.ports[0].port}"
+    else:
+        dst = f"{entry}:{service}"
+    df = twin.run(client, dst, n=connections, seed=seed, interval=0)
+
+    pods = {p.name: p.node_name for p in sorted(twin.cluster.pods, key=lambda p: p.name) if p.owner == owner}
+    entry_nodes = list(lb.healthy) if lb is not None else [entry]
+    addresses = {twin.client(client).ip: f"{client}, the client: its address kept"}
+    for n in twin.cluster.nodes:
+        addresses[n.internal_ip] = f"{n.name}'s IP: SNAT"
+        if n.pod_cidr:
+            addresses[twin.pod_gateway(n.name)] = f"{n.name}'s pod gateway: SNAT by the pod's own node"
+    return TrafficPolicyResult(
+        df=df, per_node=experiments.per_ingress_node(df, nodes), per_pod=experiments.shares(df, categories=list(pods)),
+        seen_ips=experiments.seen_ips(df), dropped_share=float((df["outcome"] != "ok").mean()) if len(df) else 0.0,
+        lb=lb, policy=policy, placement=dict(placement), entry=entry, connections=connections, service=name,
+        nodes=tuple(nodes), pods=pods, expected=expected_pod_shares(policy, pods, entry_nodes), addresses=addresses,
+        backend=twin.backend)
+
+
+class TrafficPolicyPanel:
+    """externalTrafficPolicy, where the echo pods run and where mypc enters, over two charts:
+    connections answered and dropped per ingress node, and each pod's share (the per-node split
+    marked), and a line naming the client address each pod saw.
+
+    Controls: ``policy`` (ToggleButtons Cluster/Local), ``sliders`` (node -> IntSlider: pods on
+    each worker, 0-3), ``entry`` (Dropdown: the nodes, and "load balancer" when the lab has the
+    LoadBalancer Service). Every change runs :func:`compute_traffic_policy` on a fresh simulated
+    copy of the lab (never the lab itself); results are kept per (policy, placement, entry) until
+    the lab changes, so going back is a redraw. ``set(policy=..., placement=..., entry=...)``
+    changes several controls with one update (tests drive the panel with it or the widgets)."""
+
+    LB_LABEL = "load balancer"
+    CACHE = 128  # results kept (a result is ~600 rows)
+
+    def __init__(self, lab: Lab, *, policy: str = "Cluster", placement: Mapping[str, int] | None = None,
+                 entry: str | None = None, connections: int = 600, service: str = "svc-nodeport",
+                 lb_service: str = "svc-lb", deployment: str = "deploy-echo", max_pods: int = 3, seed: int = 1) -> None:
+        import ipywidgets as w
+
+        self.lab, self.connections, self.service, self.lb_service = lab, connections, service, lb_service
+        self.deployment, self.seed = deployment, seed
+        workers = [n.name for n in lab.cluster.nodes if not n.is_control_plane]
+        now = {n: 0 for n in workers}
+        for p in lab.cluster.pods:
+            if p.owner == f"Deployment/{deployment}" and p.node_name in now:
+                now[p.node_name] += 1
+        start = {**now, **dict(placement or {})}
+        style = {"description_width": "initial"}
+        self.policy = w.ToggleButtons(options=list(TRAFFIC_POLICIES), value=policy, description="externalTrafficPolicy",
+                                      style=style)
+        self.sliders = {n: w.IntSlider(value=start[n], min=0, max=max(max_pods, start[n]), description=f"pods on {n}",
+                                       style=style, continuous_update=False) for n in workers}
+        entries = [n.name for n in lab.cluster.nodes] + ([self.LB_LABEL] if _lb_service(lab, lb_service) else [])
+        first = entry if entry is not None else (self.LB_LABEL if self.LB_LABEL in entries else entries[0])
+        self.entry = w.Dropdown(options=entries, value=self.LB_LABEL if first == LB_ENTRY else first,
+                                description="mypc enters at", style=style)
+        self.summary = w.HTML()
+        self._cache: OrderedDict[tuple, TrafficPolicyResult] = OrderedDict()
+        self._cached_at: int | None = None
+        self._quiet = False
+        r = self._compute()
+        self.node_figure = go.FigureWidget(charts.policy_node_figure(r))
+        self.pod_figure = go.FigureWidget(charts.policy_pod_figure(r))
+        self.result: TrafficPolicyResult | None = None
+        self._draw(r)
+        for control in (self.policy, self.entry, *self.sliders.values()):
+            control.observe(self._on_change, names="value")
+        self.widget = w.VBox([w.HBox([self.policy, self.entry]), w.HBox(list(self.sliders.values())),
+                              self.node_figure, self.pod_figure, self.summary])
+
+    @property
+    def placement(self) -> dict[str, int]:
+        return {n: s.value for n, s in self.sliders.items()}
+
+    def _key(self) -> tuple:
+        entry = LB_ENTRY if self.entry.value == self.LB_LABEL else self.entry.value
+        return self.policy.value, tuple(sorted(self.placement.items())), entry
+
+    def _compute(self) -> TrafficPolicyResult:
+        if self.lab.generation != self._cached_at:  # the lab changed: earlier results may be stale
+            self._cache.clear()
+            self._cached_at = self.lab.generation
+        key = self._key()
+        r = self._cache.get(key)
+        if r is None:
+            policy, placement, entry = key
+            r = compute_traffic_policy(self.lab, policy, dict(placement), entry, self.connections, seed=self.seed,
+                                       service=self.service, lb_service=self.lb_service, deployment=self.deployment)
+            self._cache[key] = r
+            if len(self._cache) > self.CACHE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return r
+
+    def _on_change(self, _change=None) -> None:
+        if not self._quiet:
+            self.update()
+
+    def set(self, *, policy: str | None = None, placement: Mapping[str, int] | None = None,
+            entry: str | None = None) -> TrafficPolicyResult:
+        """Change any of the controls (``entry``: a node, ``"lb"`` or "load balancer") with one update."""
+        self._quiet = True
+        try:
+            if policy is not None:
+                self.policy.value = policy
+            for node, count in (placement or {}).items():
+                self.sliders[node].value = count
+            if entry is not None:
+                self.entry.value = self.LB_LABEL if entry == LB_ENTRY else entry
+        finally:
+            self._quiet = False
+        return self.update()
+
+    def update(self) -> TrafficPolicyResult:
+        r = self._compute()
+        self._draw(r)
+        return r
+
+    def _draw(self, r: TrafficPolicyResult) -> None:
+        d = charts.policy_bars_data(r)
+        with self.node_figure.batch_update():
+            ok, dropped = self.node_figure.data
+            ok.x, ok.y = d["nodes"], d["ok"]
+            dropped.x, dropped.y = d["nodes"], d["dropped"]
+            self.node_figure.layout.title.text = d["node_title"]
+        with self.pod_figure.batch_update():
+            bars, marks = self.pod_figure.data
+            bars.x, bars.y, bars.customdata, bars.text, bars.marker.color = (d["labels"], d["shares"], d["pods"], d["text"],
+                                                                            d["colors"])
+            marks.x, marks.y = d["labels"], d["expected"]
+            self.pod_figure.layout.title.text = d["pod_title"]
+            self.pod_figure.layout.yaxis.range = [0, d["ymax"]]
+        self.summary.value = charts.seen_line(r)
+        self.result = r
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

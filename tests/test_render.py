@@ -314,6 +314,24 @@ def test_nodeport_addresses_and_localhost_nodeports():
     assert "KUBE-FIREWALL" not in rs.filter.chains
 
 
+@pytest.mark.parametrize("addresses,localhost", [
+    ((), True), (("172.18.0.0/16",), False), (("primary",), False), (("172.18.0.0/16", "127.0.0.0/8"), True),
+    (("127.0.0.1/32",), True), (("64.0.0.0/2",), True), (("fd00::/64",), True),  # no IPv4 CIDR: 0.0.0.0/0
+])
+def test_nodeport_addresses_without_loopback_turn_localhost_nodeports_off(addresses, localhost):
+    """NewProxier: "If the nodePortAddresses doesn't contain loopback, disable localhostNodePorts":
+    no 127.0.0.0/8 NodePort rule, no nfacct counter, no "block incoming localnet" rule."""
+    from kslab.controlplane import load_cluster
+    from kslab.resources import study_lab
+
+    state = load_cluster([study_lab()], seed=1)
+    cfg = ProxyConfig.for_node(state, "myk8s-worker", nodeport_addresses=addresses)
+    assert cfg.localhost_nodeports is localhost
+    text = render(state.services, state.endpoint_slices, cfg).raw_text()
+    assert ("-d 127.0.0.0/8" in text) is localhost and ("localhost_nps_accepted_pkts" in text) is localhost
+    assert ("block incoming localnet connections" in text) is localhost
+
+
 def test_localhost_nodeport_rule_needs_nfacct_and_conntrack_liberal():
     s = svc(type="NodePort", port_kw={"node_port": 30080})
     rs = render([s], [eps("svc1", "ns1", ep("10.180.0.1"))], ProxyConfig(node_name="n", nfacct=False, conntrack_tcp_liberal=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kslab.lab import Lab
 from kslab.views import DistributionPanel, compute_distribution
 
@@ -300,3 +302,157 @@ def test_hairpin_figure_texts_do_not_overlap_in_chromium(tmp_path):
                 assert not overlaps, f"{width}px: {overlaps}"
         finally:
             browser.close()
+
+
+# ---- chapter 07: externalTrafficPolicy, placement and the load balancer ---------------------------------
+
+WORKERS = ("myk8s-worker", "myk8s-worker2", "myk8s-worker3")
+CP = "myk8s-control-plane"
+
+
+@pytest.fixture
+def lb_lab():
+    """The study's lab with svc-lb (chapter 07's LoadBalancer Service, an add-on folder)."""
+    from kslab.resources import study_lab
+
+    lab = Lab(seed=1)
+    lab.apply(study_lab() / "loadbalancer")
+    return lab
+
+
+def _state(lab):
+    return (_echo_pods(lab), lab.generation, [s.external_traffic_policy for s in lab.cluster.services],
+            lab.dataplane.save_text("myk8s-worker"))
+
+
+def test_traffic_policy_local_drops_at_a_node_without_a_local_pod(lb_lab):
+    from kslab.views import compute_traffic_policy
+
+    r = compute_traffic_policy(lb_lab, "Local", {w: 1 for w in WORKERS}, CP, 300)
+    assert r.dropped_share == 1 and r.seen_ips == {} and r.lb is None and r.backend == "sim"
+    assert r.per_node.loc[CP].to_dict() == {"ok": 0, "dropped": 300} and int(r.per_node.to_numpy().sum()) == 300
+    assert list(r.per_node.index) == [CP, *WORKERS] and (r.per_pod == 0).all() and len(r.per_pod) == 3
+    assert set(r.df["outcome"]) == {"dropped"} and r.service == "svc-nodeport"
+
+
+def test_traffic_policy_cluster_spreads_over_every_pod_and_hides_the_client(lb_lab):
+    from kslab.views import compute_traffic_policy
+
+    lab = lb_lab
+    r = compute_traffic_policy(lab, "Cluster", {w: 1 for w in WORKERS}, CP, 600)
+    assert r.dropped_share == 0 and len(r.per_pod) == 3 and ((r.per_pod - 1 / 3).abs() < 0.05).all()
+    assert r.expected == {p: pytest.approx(1 / 3) for p in r.pods}
+    cp_ip = lab.cluster.node(CP).internal_ip
+    assert r.seen_ips == {p: [cp_ip] for p in r.pods} and r.addresses[cp_ip] == f"{CP}'s IP: SNAT"
+    w = compute_traffic_policy(lab, "Cluster", {w: 1 for w in WORKERS}, "myk8s-worker", 600)
+    for pod, node in w.pods.items():  # the ingress node's IP, or its pod gateway for its own pod
+        want = lab.pod_gateway(node) if node == "myk8s-worker" else lab.cluster.node("myk8s-worker").internal_ip
+        assert w.seen_ips[pod] == [want]
+    assert "172.18.0.100" not in {ip for ips in w.seen_ips.values() for ip in ips}
+
+
+def test_traffic_policy_local_on_a_node_with_pods_keeps_the_client_ip(lb_lab):
+    from kslab.views import compute_traffic_policy
+
+    r = compute_traffic_policy(lb_lab, "Local", {"myk8s-worker": 2, "myk8s-worker2": 1, "myk8s-worker3": 0},
+                               "myk8s-worker", 400)
+    mine = [p for p, n in r.pods.items() if n == "myk8s-worker"]
+    assert len(mine) == 2 and len(r.pods) == 3 and r.dropped_share == 0
+    assert r.seen_ips == {p: ["172.18.0.100"] for p in mine}  # only the node's own pods, mypc's address kept
+    assert set(r.df["endpoint_node"]) == {"myk8s-worker"} and not r.df["masquerade"].any()
+    assert all(abs(r.per_pod[p] - 0.5) < 0.07 for p in mine) and r.expected == {
+        p: (0.5 if p in mine else 0.0) for p in r.pods}
+
+
+def test_traffic_policy_behind_the_load_balancer_splits_per_node_not_per_pod(lb_lab):
+    from kslab.views import compute_traffic_policy
+
+    r = compute_traffic_policy(lb_lab, "Local", {"myk8s-worker": 2, "myk8s-worker2": 1, "myk8s-worker3": 0}, "lb", 800)
+    assert r.lb is not None and r.lb.healthy == ("myk8s-worker", "myk8s-worker2") and r.service == "svc-lb"
+    assert r.lb.probes["myk8s-worker3"] == 503 and r.lb.probes[CP] == 503 and r.lb.policy == "Local"
+    assert set(r.df["ingress_node"]) == set(r.lb.healthy) and r.per_node.loc["myk8s-worker3"].sum() == 0
+    for pod, node in r.pods.items():  # two pods on worker: a quarter each; the lone pod on worker2: half
+        assert abs(r.per_pod[pod] - (0.25 if node == "myk8s-worker" else 0.5)) < 0.05
+        assert r.expected[pod] == pytest.approx(0.25 if node == "myk8s-worker" else 0.5)
+    assert set(r.df["source_ip_seen"]) == {"172.18.0.100"}
+    c = compute_traffic_policy(lb_lab, "Cluster", {"myk8s-worker": 2, "myk8s-worker2": 1, "myk8s-worker3": 0}, "lb", 800)
+    assert c.lb.probe_port == 10256 and set(c.lb.healthy) == {CP, *WORKERS} and set(c.df["ingress_node"]) == set(c.lb.healthy)
+    assert ((c.per_pod - 1 / 3).abs() < 0.06).all() and "172.18.0.100" not in set(c.df["source_ip_seen"])
+
+
+def test_traffic_policy_is_seeded_and_leaves_the_lab_alone(lb_lab):
+    from kslab.views import compute_traffic_policy
+
+    before = _state(lb_lab)
+    a = compute_traffic_policy(lb_lab, "Local", {"myk8s-worker": 3, "myk8s-worker2": 0, "myk8s-worker3": 1}, "lb", 300)
+    b = compute_traffic_policy(lb_lab, "Local", {"myk8s-worker": 3, "myk8s-worker2": 0, "myk8s-worker3": 1}, "lb", 300)
+    assert a.df.equals(b.df) and a.pods == b.pods and a.lb == b.lb
+    assert _state(lb_lab) == before
+    c = compute_traffic_policy(lb_lab, "Local", {"myk8s-worker": 3, "myk8s-worker2": 0, "myk8s-worker3": 1}, "lb", 300, seed=2)
+    assert not a.df["endpoint_pod"].equals(c.df["endpoint_pod"])
+
+
+def test_traffic_policy_refuses_bad_input_in_one_line():
+    from kslab.errors import InputError
+    from kslab.views import compute_traffic_policy
+
+    lab = Lab(seed=1)  # no LoadBalancer Service
+    cases = [(("Locall", {}, CP, 10), "policy"), (("Local", {}, "lb", 10), "entry"), (("Local", {}, "nowhere", 10), "entry"),
+             (("Local", {"nowhere": 1}, CP, 10), "placement['nowhere']"),
+             (("Local", {"myk8s-worker": -1}, CP, 10), "placement['myk8s-worker']"), (("Local", {}, CP, 0), "connections")]
+    for args, where in cases:
+        with pytest.raises(InputError) as err:
+            compute_traffic_policy(lab, *args)
+        assert err.value.where == where and "\n" not in str(err.value), args
+    with pytest.raises(InputError) as err:
+        compute_traffic_policy(lab, "Local", {}, "lb", 10)
+    assert "svc-lb" in str(err.value) and "loadbalancer" in str(err.value)
+    with pytest.raises(InputError):
+        compute_traffic_policy(lab, "Local", {}, CP, 10, service="svc-clusterip")  # no nodePort
+
+
+def test_traffic_policy_panel_redraws_in_place_and_caches(lb_lab):
+    from kslab import charts
+    from kslab.views import TrafficPolicyPanel, compute_traffic_policy
+
+    lab = lb_lab
+    before = _state(lab)
+    panel = TrafficPolicyPanel(lab, connections=300)
+    assert panel.entry.options == (CP, *WORKERS, "load balancer") and panel.entry.value == "load balancer"
+    assert panel.placement == {w: 1 for w in WORKERS} and panel.policy.value == "Cluster"
+    nodes_fig, pods_fig = panel.node_figure, panel.pod_figure
+    ok_trace, bars = nodes_fig.data[0], pods_fig.data[0]
+    assert list(ok_trace.x) == [CP, *WORKERS] and all(v > 0 for v in ok_trace.y)  # Cluster: the LB uses every node
+    panel.policy.value = "Local"  # what a click does: the observer recomputes and redraws the same traces
+    assert panel.node_figure is nodes_fig and nodes_fig.data[0] is ok_trace and pods_fig.data[0] is bars
+    assert ok_trace.y[0] == 0 and "Local" in nodes_fig.layout.title.text and "172.18.0.100" in panel.summary.value
+    panel.sliders["myk8s-worker3"].value = 0
+    assert len(bars.x) == 2 and panel.result.lb.healthy == ("myk8s-worker", "myk8s-worker2")
+    assert ok_trace.y[3] == 0 and "myk8s-worker3 503" in panel.summary.value
+    panel.sliders["myk8s-worker"].value = 2
+    assert len(bars.x) == 3 and sorted(round(y, 2) for y in pods_fig.data[1].y) == [0.25, 0.25, 0.5]
+    panel.entry.value = CP
+    assert list(nodes_fig.data[1].y) == [300, 0, 0, 0] and list(bars.y) == [0, 0, 0] and "dropped or failed: 100%" in panel.summary.value
+    r = panel.set(policy="Cluster", placement={"myk8s-worker": 1, "myk8s-worker3": 1}, entry="myk8s-worker2")
+    assert panel.result is r and panel.placement == {w: 1 for w in WORKERS} and r.entry == "myk8s-worker2"
+    fresh = compute_traffic_policy(lab, "Cluster", {w: 1 for w in WORKERS}, "myk8s-worker2", 300)
+    shown = charts.policy_bars_data(fresh)
+    assert r.df.equals(fresh.df) and list(bars.y) == shown["shares"] and list(bars.customdata) == shown["pods"]
+    assert [fresh.pods[p] for p in shown["pods"]] == sorted(fresh.pods.values())  # a node's pods side by side
+    assert panel.set(policy="Local", entry="lb") is panel.set(policy="Local", entry="lb")  # the cache: a redraw
+    assert _state(lab) == before  # every run was on a copy
+    lab.scale("deploy-echo", 2)  # the lab changed: results are computed anew from it
+    assert panel.set(policy="Cluster") is not r
+    assert TrafficPolicyPanel(Lab(seed=1)).entry.options == (CP, *WORKERS)  # no LoadBalancer Service: no LB entry
+
+
+def test_traffic_policy_without_any_pod(lb_lab):
+    from kslab import experiments
+    from kslab.views import compute_traffic_policy
+
+    none = {w: 0 for w in WORKERS}
+    r = compute_traffic_policy(lb_lab, "Local", none, "lb", 50)  # every probe 503: the LB sends nowhere
+    assert r.lb.healthy == () and set(r.lb.probes.values()) == {503} and r.pods == {} and r.dropped_share == 1
+    assert list(r.per_node.index) == [CP, *WORKERS, experiments.NO_NODE] and r.per_node.loc[experiments.NO_NODE, "dropped"] == 50
+    c = compute_traffic_policy(lb_lab, "Cluster", none, "myk8s-worker", 50)  # no endpoint anywhere: rejected
+    assert set(c.df["outcome"]) == {"rejected"} and c.per_node.loc["myk8s-worker"].to_dict() == {"ok": 0, "dropped": 50}

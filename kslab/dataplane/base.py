@@ -108,7 +108,9 @@ class Dataplane(ABC):
         (``backend`` = :attr:`backend`). ``seed`` restarts the dataplane's randomness where it
         can be seeded (equal seeds repeat exactly); ``interval`` is the time between connections
         on a simulated clock; ``timeout`` is how long a real connection may take before it counts
-        as failed. A protocol the backend cannot open is an InputError."""
+        as failed. A protocol the backend cannot open is an InputError. ``ingress_node`` is the
+        node the connection entered: the node addressed (a NodePort), the client's own node, or,
+        for a LoadBalancer ingress IP, the node the load balancer chose (:meth:`lb_status`)."""
 
     @abstractmethod
     def trace(self, src: str, dst: str, port: int, proto: str) -> Trace:

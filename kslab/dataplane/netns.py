@@ -4,6 +4,12 @@
 ``iptables-save``, conntrack, real clients and the kernel's own traces. It runs no kube-proxy:
 it loads the rulesets the Lab's Proxiers produce. The clock is the real one (``advance``
 waits); the kernel's randomness cannot be seeded, so runs repeat only statistically.
+
+kube-proxy's health check servers follow its syncs: after each node's sync is loaded, the answers
+of that node's healthCheckNodePorts (:func:`health_answers`: the local ready endpoints the sync
+saw, :func:`kslab.healthcheck.service_health`) go to the node's listener. The cloud load balancer
+(:mod:`kslab.netns.lbprober`) follows the cluster's LoadBalancer Services (:func:`lb_specs`); a
+connection to a VIP is reported with the node the LB chose as ``ingress_node``.
 """
 
 from __future__ import annotations
@@ -16,14 +22,18 @@ from typing import TYPE_CHECKING, Any, Sequence
 import pandas as pd
 
 from ..errors import EnvironmentProblem, InputError
+from ..healthcheck import HealthResponse, service_health, synced_health
+from ..loadbalancer import LBState, probe_target
 from ..netns.lab import NetnsLab
+from ..netns.lbprober import LBSpec
+from ..proxy.util import nodeport_addresses_match_all, nodeport_ips
 from ..sim.network import resolve_client
 from ..xtables import kernel as xtables_kernel
 from .base import Dataplane, RealClock
 from .rows import COLUMNS
 
 if TYPE_CHECKING:
-    from ..model import ClusterState
+    from ..model import ClusterState, Service
     from ..proxy.iptables import RuleSet
     from ..shell import Command, ShellOutput
     from .trace import Trace
@@ -39,6 +49,11 @@ class NetnsDataplane(RealClock, Dataplane):
         self.kernel = NetnsLab(cluster, handle_signals=False, seed=seed)
         self.kernel.up()
         self._t0 = time.monotonic()
+        try:
+            self.kernel.set_load_balancers(lb_specs(cluster))
+        except BaseException:
+            self.kernel.close()
+            raise
 
     @staticmethod
     def check_environment() -> None:
@@ -51,6 +66,11 @@ class NetnsDataplane(RealClock, Dataplane):
 
     def sync_rules(self, node: str, ruleset: RuleSet) -> None:
         self.kernel.restore(node, ruleset.raw_text(), full=not ruleset.partial)
+        # as kube-proxy after a successful restore: SyncServices + SyncEndpoints of its health check server
+        cfg = ruleset.config
+        addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses) else nodeport_ips(
+            cfg.nodeport_addresses, cfg.node_ips, cfg.family)
+        self.kernel.set_health(node, health_answers(ruleset), addresses=addresses)
 
     def nat_chains(self, node: str) -> list[str]:
         return self.kernel.nat_chains(node)
@@ -65,6 +85,33 @@ class NetnsDataplane(RealClock, Dataplane):
     def update_pods(self, cluster: ClusterState) -> None:
         self.cluster = cluster
         self.kernel.update(cluster)
+        self.kernel.set_load_balancers(lb_specs(cluster))
+
+    # ---- the cloud load balancer ---------------------------------------------------------------
+    def lb_status(self, service: Service, cluster: ClusterState) -> LBState:
+        """The LB namespace's prober, as it stands: its last probe of every node (real HTTP) and
+        the nodes its rules send new connections to."""
+        specs = {s.service: s for s in lb_specs(cluster)}
+        if service.key not in specs:
+            raise InputError(f"service {service.key}", "has no load balancer (not type LoadBalancer, or no ingress IP)",
+                             "give it type: LoadBalancer and status.loadBalancer.ingress: [{ip: ...}]")
+        self.kernel.set_load_balancers(list(specs.values()))
+        self.kernel.wait_lb()  # a probe round that saw the last sync and the last Service change
+        got = self.kernel.lb_status(service.key)
+        spec: LBSpec = got["spec"]
+        nodes = [n.name for n in cluster.nodes]
+        probes = {n: int(got["probes"].get(n, 0)) for n in nodes}
+        return LBState(service=spec.service, vip=spec.vip, port=spec.ports[0], policy=spec.policy, probe_port=spec.probe_port,
+                       probe_path=spec.probe_path, probes=probes, healthy=tuple(n for n in nodes if n in got["healthy"]))
+
+    def wait_lb(self, timeout: float = 5.0) -> float:
+        return self.kernel.wait_lb(timeout)
+
+    def advance(self, seconds: float) -> None:
+        """Wait ``seconds`` (real time), then until the load balancer's prober has seen the last
+        change (a sync after ``set_ready``, ``scale``, ``place``): a probe round takes about 0.3 s."""
+        time.sleep(seconds)
+        self.kernel.wait_lb()
 
     def break_pod(self, pod: str, broken: bool = True) -> None:
         self.kernel.break_pod(pod, broken)
@@ -87,6 +134,8 @@ class NetnsDataplane(RealClock, Dataplane):
             self.kernel.namespace_of(src)
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             runs = list(pool.map(lambda job: self.kernel.connect(job[0], dst, port, job[1], timeout=timeout), jobs))
+        vip = any(s.vip == dst and port in s.ports for s in lb_specs(self.cluster))
+        chosen = self.kernel.lb_choices(dst, port) if vip else {}  # the LB's conntrack: client ip:port -> node
         i = 0
         for (src, _count), run in zip(jobs, runs):
             client = resolve_client(self.cluster, src)
@@ -94,6 +143,9 @@ class NetnsDataplane(RealClock, Dataplane):
             unanswered = [r.local for r in run.results if not r.ok and r.pod is None]
             why = self.kernel.explain_failures(client.name, dst, port, unanswered) if unanswered and client.kind == "pod" else {}
             for r in run.results:
+                if vip:
+                    ip_, _, sport = (r.local or "").rpartition(":")
+                    ingress = chosen.get((ip_, int(sport)), "") if sport.isdigit() else ""
                 pod = pods.get(r.pod or "")
                 answered = r.ok or (r.error == "http" and r.pod is not None)  # a broken app still identifies itself
                 rows.append({
@@ -181,8 +233,33 @@ class NetnsDataplane(RealClock, Dataplane):
                 return command.error(6, f"Could not resolve host: {command.host}")
             if command.address != command.host:
                 argv[1:1] = ["--resolve", f"{command.host}:{command.port}:{command.address}"]
-        r = self.kernel.exec(where, argv, timeout=command.timeout)
+        r = self.kernel.exec(where, argv, timeout=command.timeout, keep_cr=isinstance(command, Curl))  # curl -i: CRLF as printed
         return ShellOutput(r.stdout, r.stderr, r.returncode)
 
     def close(self) -> None:
         self.kernel.close()  # down, unless the lab was detached (kslab netns up)
+
+
+def health_answers(ruleset: RuleSet) -> dict[int, HealthResponse]:
+    """What a node's kube-proxy answers on each healthCheckNodePort after the sync that made
+    ``ruleset``: :func:`kslab.healthcheck.synced_health` of the sync's own service ports and
+    endpoints (every one the sync saw, partial or full), answered as
+    :func:`kslab.healthcheck.service_health`. Not from the cluster: the count changes when
+    kube-proxy syncs, as upstream's."""
+    rows = ((row[0], row[1]) for row in getattr(ruleset, "service_port_rows", ()))
+    return {port: service_health(ns, name, n) for port, (ns, name, n) in synced_health(rows).items()}
+
+
+def lb_specs(cluster: ClusterState) -> list[LBSpec]:
+    """The load balancers the cluster's LoadBalancer Services get (one per Service with an
+    ingress IP: its first one; TCP ports; probe as :func:`kslab.loadbalancer.probe_target`)."""
+    out = []
+    for svc in sorted(cluster.services, key=lambda s: (s.namespace, s.name)):
+        ip = next((i.ip for i in svc.load_balancer_ingress if i.ip), "") if svc.type == "LoadBalancer" else ""
+        ports = tuple(p.port for p in svc.ports if (p.protocol or "TCP").upper() == "TCP")
+        if not ip or not ports:
+            continue
+        probe_port, probe_path = probe_target(svc)
+        out.append(LBSpec(service=svc.key, vip=ip, ports=ports, policy=svc.external_traffic_policy or "Cluster",
+                          probe_port=probe_port, probe_path=probe_path))
+    return out

@@ -198,10 +198,11 @@ def _wait(condition, deadline: float, step: float = 0.02) -> bool:
 
 
 def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: int, *, client: str, client_ip: str,
-                 client_kind: str = "", iptables_backend: str | None = None, timeout: float = 1.0) -> Trace:
+                 client_kind: str = "", iptables_backend: str | None = None, timeout: float = 1.0,
+                 ignore_sources: Sequence[str] = ()) -> Trace:
     """Open one real TCP connection from the namespace ``src_ns`` (the client ``client``) to
     ``dst:port`` and return the kernel's trace; ``nodes`` are the (node name, namespace) pairs
-    to trace in.
+    to trace in. SYNs from ``ignore_sources`` (the load balancer's health probes) are left out.
 
     Every monitor is proven to listen first (a probe SYN it must report), and the trace is read
     until the client's own SYN shows up, so a busy machine delays the trace but does not lose it.
@@ -240,7 +241,8 @@ def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: 
     per_node: list[tuple[str, list[KernelStep]]] = []
     for name, _ in nodes:
         packets = {pid: steps for pid, steps in parse_monitor(outputs.get(name, ""), name).items()
-                   if steps[0].packet.get("DST") != "127.0.0.1"}  # not the readiness probes
+                   if steps[0].packet.get("DST") != "127.0.0.1"  # not the readiness probes
+                   and steps[0].packet.get("SRC") not in ignore_sources}  # nor the load balancer's
         if not packets:
             continue
         chosen = None

@@ -21,7 +21,12 @@ Layout (mirrors ``data/myk8s``; see DESIGN.md section 3)::
       eth0     POD_IP/24 (noprefixroute); routes as kindnet's ptp leaves them in a kind pod:
                POD_CIDR.1 dev eth0 scope link; POD_CIDR via .1; default via .1
       server   whoami (port 80) or echo (8080) from :mod:`kslab.netns.servers`
-    mypc ns    172.18.0.100/16 on the bridge, default via 172.18.0.1 (the external client)
+    mypc ns    172.18.0.100/16 on the bridge, default via 172.18.0.1 (the external client);
+               VIP/32 via the LB for every LoadBalancer ingress IP
+    node ns    also kube-proxy's listeners (:mod:`kslab.netns.servers` ``--kind kube-proxy``):
+               healthz on 10256 and every healthCheckNodePort, answering from the node's last sync
+    lb ns      (once a LoadBalancer Service has an ingress IP) 172.18.255.254/16 on the bridge:
+               the cloud load balancer and its prober (:mod:`kslab.netns.lbprober`)
 
 Hairpin: with ptp there is no pod bridge, so a pod that reaches itself through a ClusterIP
 goes pod -> node -> back out the same veth. It only works because kube-proxy's
@@ -44,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import os
 import secrets
 import signal
@@ -53,7 +59,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -64,9 +70,10 @@ from ..model import ClusterState
 from ..xtables import kernel
 from ..proxy.iptables import node as iptables_node
 from . import client as _client
-from . import records
+from . import lbprober, records
 from .ktrace import kernel_trace
 from .layout import BRIDGE, PREFIX_ROOT, Layout, NodeLayout, PodLayout, _hash, plan
+from .lbprober import LBConfig, LBNode, LBSpec
 from .processes import kill_namespace_processes, proc_start
 from .records import LabRecord, cleanup_crashed, delete_namespaces, read_records, remove_lab, run_dir
 
@@ -85,6 +92,13 @@ FABRIC_SYSCTLS = {
     "net/bridge/bridge-nf-call-arptables": "0",
 }
 OTHER_SYSCTLS = {"net/ipv4/conf/all/rp_filter": "0", "net/ipv4/conf/default/rp_filter": "0"}
+LB_SYSCTLS = {
+    **OTHER_SYSCTLS,
+    "net/ipv4/ip_forward": "1",  # it forwards the VIP's packets to the nodes, unchanged
+    "net/ipv4/conf/all/send_redirects": "0",  # in and out on eth0: no ICMP redirect to the client
+    "net/ipv4/conf/default/send_redirects": "0",
+}
+PROXY_HEALTHZ_PORT = 10256  # kube-proxy's healthz (kslab.loadbalancer.PROXY_HEALTHZ_PORT)
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,6 +192,7 @@ class LabStatus:
     sync_seconds: dict[str, float]
     up_seconds: float | None
     unexpected: list[str]  # namespaces with the lab's prefix it did not plan
+    daemons: dict[str, bool] = field(default_factory=dict)  # kube-proxy/NODE, lb-prober -> running
 
     def text(self) -> str:
         owner = "detached" if self.detached else f"owned by pid {self.owner_pid}"
@@ -192,6 +207,8 @@ class LabStatus:
             sync = self.sync_seconds.get(node)
             lines.append(f"  node {node:<22} rules filter {counts.get('filter', 0):>4} nat {counts.get('nat', 0):>4}"
                          + (f"  (last sync {sync * 1000:.0f} ms)" if sync is not None else ""))
+        if self.daemons:
+            lines.append("  daemons: " + ", ".join(f"{k} ({'running' if ok else 'STOPPED'})" for k, ok in self.daemons.items()))
         for p in self.pods:
             server = f"{p.server} :{','.join(map(str, p.ports))} pid {p.pid} {'alive' if p.alive else 'DEAD'}" if p.server else "no server"
             lines.append(f"  pod  {p.name:<30} {p.ip:<12} on {p.node:<20} {server}")
@@ -240,6 +257,18 @@ class NetnsLab:
         self._seed = seed
         self._clients: dict[str, str] = {}  # extra client IP -> its namespace
         self._record_lock = threading.Lock()
+        self._init_lb_state()
+
+    def _init_lb_state(self) -> None:
+        self._hosts: set[str] = set()  # namespaces of extra clients on the bridge (they route VIPs via the LB)
+        self._hc_ports: dict[str, tuple[Any, ...]] = {}  # node -> (healthCheckNodePorts, addresses) its kube-proxy listens on
+        self._hc_generation = 0
+        self._hc_changed = 0.0  # CLOCK_MONOTONIC of the last health answer change (a sync)
+        self._lb_specs: list[LBSpec] = []
+        self._lb_generation = 0
+        self._lb_changed = 0.0
+        self._vip_routes: set[str] = set()
+        self._lb_lock = threading.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -288,6 +317,7 @@ class NetnsLab:
             self._build()
             if self.start_servers:
                 self._launch_servers(self.layout.pods)
+                self._launch_kube_proxies()
             if self.start_servers:
                 self._check_servers(self.layout.pods)
         except BaseException:
@@ -358,6 +388,7 @@ class NetnsLab:
         lab._record, lab._procs, lab._nfacct = rec, {}, kernel.nfacct_problem(rec.backend) is None
         lab._manifests, lab._seed = rec.manifests, rec.seed
         lab._clients, lab._record_lock = {}, threading.Lock()
+        lab._init_lb_state()
         return lab
 
     # ---- building ------------------------------------------------------------------------------
@@ -508,6 +539,219 @@ class NetnsLab:
             out[name] = start is not None and (info.get("start") is None or start == info["start"])
         return out
 
+    # ---- kube-proxy's listeners and the cloud load balancer ------------------------------------
+    def _spawn(self, key: str, ns: str, argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+        """Start a daemon (not a pod's server) inside ``ns``, recorded before it can outlive us."""
+        assert self._record is not None
+        ip = kernel.require_tool("ip")
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([ip, "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True, env=_client.helper_env(), close_fds=True)
+        self._procs[key] = proc
+        with self._record_lock:
+            self._record.daemons[key] = {"pid": proc.pid, "ns": ns, "log": str(log), "start": proc_start(proc.pid)}
+            self._record.save()
+        return proc
+
+    def _hc_state_path(self, node: str) -> Path:
+        return self.record_dir / f"kube-proxy-{node}.json"
+
+    def _launch_kube_proxies(self) -> None:
+        """kube-proxy's listeners on every node: healthz on 10256 now, healthCheckNodePorts as the
+        node's syncs add them (:meth:`set_health`)."""
+        for n in self.layout.nodes:
+            path = self._hc_state_path(n.name)
+            lbprober._write_json(str(path), {"generation": 0, "proxy_healthy": True, "ports": {}})
+            self._hc_ports[n.name] = ((), None)
+            self._spawn(f"kube-proxy/{n.name}", n.ns, [sys.executable, "-m", "kslab.netns.servers", "--kind", "kube-proxy",
+                                                       "--name", n.name, "--port", str(PROXY_HEALTHZ_PORT), "--state", str(path)],
+                        self.record_dir / f"kube-proxy-{n.name}.log")
+
+    def set_health(self, node: str, answers: dict[int, Any], *, addresses: Iterable[str] | None = None,
+                   proxy_healthy: bool = True, timeout: float = 5.0) -> None:
+        """What ``node``'s kube-proxy answers on its healthCheckNodePorts after a sync: hcnp ->
+        :class:`kslab.healthcheck.HealthResponse`, listening on ``addresses`` (None: every
+        address, upstream's default; else the node IPs inside nodePortAddresses). Written where
+        the node's listener reads it per request; when the ports or addresses change the listener
+        opens and closes them (SIGHUP) and this returns once it did (``SyncServices``)."""
+        if self._record is None or not self.start_servers:
+            return
+        key = f"kube-proxy/{node}"
+        with self._lb_lock:
+            self._hc_generation += 1
+            generation = self._hc_generation
+        path = self._hc_state_path(node)
+        ports = {str(port): {"status": a.status, "headers": [list(h) for h in a.headers], "body": a.body}
+                 for port, a in sorted(answers.items())}
+        listen = sorted(addresses) if addresses is not None else None
+        lbprober._write_json(str(path), {"generation": generation, "proxy_healthy": proxy_healthy, "ports": ports,
+                                         "addresses": listen, "last_updated_ns": time.time_ns()})
+        self._hc_changed = time.monotonic()
+        wanted = (tuple(sorted(answers)), tuple(listen) if listen is not None else None)
+        if wanted == self._hc_ports.get(node, ((), None)) or key not in self._record.daemons:
+            return
+        ack_path = Path(f"{path}.ack")
+        deadline = time.monotonic() + timeout
+        signalled = False
+        while True:
+            try:
+                ack = json.loads(ack_path.read_text())
+            except (OSError, ValueError):
+                ack = None
+            if ack is not None and ack.get("generation") is not None and ack["generation"] >= generation:
+                if ack.get("errors"):
+                    where, why = next(iter(ack["errors"].items()))
+                    raise EnvironmentProblem(f"kube-proxy's health check server on {node} could not listen on {where}: {why}")
+                self._hc_ports[node] = wanted
+                return
+            if ack is not None and not signalled:  # the listener is up (its first ack): ask it to re-read
+                os.kill(int(self._record.daemons[key]["pid"]), signal.SIGHUP)
+                signalled = True
+            if time.monotonic() > deadline:
+                raise EnvironmentProblem(f"kube-proxy's health check server on {node} did not take the new ports "
+                                         f"{list(wanted[0])} within {timeout:g} s (log: {self.record_dir / f'kube-proxy-{node}.log'})")
+            time.sleep(0.01)
+
+    @property
+    def load_balancer(self) -> bool:
+        """Whether the load balancer namespace exists."""
+        return bool(self._record and self._record.load_balancer)
+
+    def _build_lb(self) -> None:
+        """The load balancer's namespace on the bridge, its per-node tables, and its prober."""
+        assert self._record is not None
+        lay = self.layout
+        prefix_len = ipaddress.ip_network(lay.fabric_cidr).prefixlen
+        nodes = self._lb_nodes()
+        kernel.netns_add(lay.lb_ns)
+        self._record.load_balancer = True
+        self._record.save()
+        _configure(lay.lb_ns, [
+            "link set lo up",
+            f"link add eth0 type veth peer name {lay.lb_if} netns {lay.fabric_ns}",
+            f"addr add {lay.lb_ip}/{prefix_len} dev eth0",
+            "link set eth0 up",
+            f"route add default via {lay.gateway} dev eth0",
+            *lbprober.route_lines(nodes),
+        ], LB_SYSCTLS, "the load balancer")
+        _configure(lay.fabric_ns, [f"link set {lay.lb_if} master {BRIDGE}", f"link set {lay.lb_if} up"], None, "the bridge")
+        self._write_lb_config()
+        self._spawn("lb-prober", lay.lb_ns, [sys.executable, "-m", "kslab.netns.lbprober", "--config", str(self._lb_config_path),
+                                             "--state", str(self._lb_state_path)], self.record_dir / "lb-prober.log")
+
+    @property
+    def _lb_config_path(self) -> Path:
+        return self.record_dir / "lb-config.json"
+
+    @property
+    def _lb_state_path(self) -> Path:
+        return self.record_dir / "lb-state.json"
+
+    def _lb_nodes(self) -> list[LBNode]:
+        return [LBNode(n.name, n.ip, i) for i, n in enumerate(self.layout.nodes)]
+
+    def _write_lb_config(self) -> None:
+        config = LBConfig(generation=self._lb_generation, nodes=self._lb_nodes(), lbs=list(self._lb_specs),
+                          iptables_restore=kernel.iptables_tools(self.backend).restore)
+        lbprober._write_json(str(self._lb_config_path), config.to_json())
+
+    def set_load_balancers(self, specs: Sequence[LBSpec]) -> None:
+        """The cloud load balancer's listeners: one :class:`~kslab.netns.lbprober.LBSpec` per
+        LoadBalancer Service with an ingress IP. The first one makes the LB namespace and starts
+        its prober; every client on the bridge (mypc, the docker host, extra hosts) routes each
+        VIP via the LB. No-op when nothing changed."""
+        if self._record is None:
+            raise EnvironmentProblem("the lab is not up")
+        specs = sorted(specs, key=lambda s: s.service)
+        if specs == self._lb_specs:
+            return
+        self._lb_specs = specs
+        self._lb_generation += 1
+        self._lb_changed = time.monotonic()
+        if specs and not self.load_balancer:
+            self._build_lb()
+        elif self.load_balancer:
+            self._write_lb_config()
+            info = self._record.daemons.get("lb-prober")
+            if info and proc_start(int(info["pid"])) == info.get("start"):
+                os.kill(int(info["pid"]), signal.SIGHUP)
+        self._route_vips()
+
+    def _route_vips(self, hosts: Iterable[str] | None = None) -> None:
+        """``VIP/32 via LB_IP`` in mypc, the docker host and the extra hosts on the bridge (only
+        ``hosts`` if given: a host just made gets every current VIP)."""
+        vips = {s.vip for s in self._lb_specs}
+        lay = self.layout
+        targets = list(hosts) if hosts is not None else [lay.mypc_ns, lay.fabric_ns, *sorted(self._hosts)]
+        gone = set() if hosts is not None else self._vip_routes - vips
+        lines = [f"route replace {v}/32 via {lay.lb_ip}" for v in sorted(vips)] + [f"route del {v}/32" for v in sorted(gone)]
+        if lines and self.load_balancer:
+            for ns in targets:
+                _configure(ns, lines, None, f"the routes to the load balancer in {ns}")
+        if hosts is None:
+            self._vip_routes = vips
+
+    def _lb_state(self) -> dict[str, Any]:
+        try:
+            return json.loads(self._lb_state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def wait_lb(self, timeout: float = 5.0) -> float:
+        """Wait until the prober has finished a round that began after the last change (a
+        kube-proxy sync, a new or changed LoadBalancer Service) and loaded its rules; returns
+        the seconds waited (0 without a load balancer). One line if it does not within ``timeout``."""
+        if not self.load_balancer or not self._lb_specs:
+            return 0.0
+        t0 = time.monotonic()
+        since = max(self._hc_changed, self._lb_changed)
+        while True:
+            st = self._lb_state()
+            if st.get("config_generation") == self._lb_generation and st.get("round_started", 0.0) >= since:
+                if st.get("error"):
+                    raise EnvironmentProblem(f"the load balancer's prober: {st['error']}")
+                return time.monotonic() - t0
+            if time.monotonic() - t0 > timeout:
+                info = (self._record.daemons if self._record else {}).get("lb-prober") or {}
+                alive = bool(info) and proc_start(int(info["pid"])) == info.get("start")
+                raise EnvironmentProblem(f"the load balancer's prober did not finish a round within {timeout:g} s"
+                                         + ("" if alive else f" (it is not running; log: {self.record_dir / 'lb-prober.log'})"))
+            time.sleep(0.02)
+
+    def lb_status(self, service: str, *, timeout: float = 5.0) -> dict[str, Any]:
+        """The prober's last verdict for ``service`` (``namespace/name``): ``{"probes": {node:
+        status}, "healthy": [...], "spec": LBSpec}``, after its first round with the current
+        configuration."""
+        spec = next((s for s in self._lb_specs if s.service == service), None)
+        if spec is None:
+            raise InputError(f"service {service!r}", "has no load balancer in the lab",
+                             "give it type LoadBalancer and status.loadBalancer.ingress[0].ip")
+        t0 = time.monotonic()
+        while True:
+            st = self._lb_state()
+            if st.get("config_generation") == self._lb_generation and service in (st.get("lbs") or {}):
+                return {**st["lbs"][service], "spec": spec}
+            if time.monotonic() - t0 > timeout:
+                raise EnvironmentProblem(f"the load balancer's prober has not probed {service} within {timeout:g} s")
+            time.sleep(0.02)
+
+    def lb_choices(self, vip: str, port: int) -> dict[tuple[str, int], str]:
+        """(client ip, client port) -> the node the load balancer sent that client's connection to
+        ``vip:port``, from the LB namespace's conntrack (the mark of each connection's entry)."""
+        if not self.load_balancer:
+            return {}
+        exe = kernel.require_tool("conntrack")
+        r = kernel.run_in_namespace(self.layout.lb_ns, [exe, "-L", "-p", "tcp"])
+        if r.returncode != 0:
+            raise EnvironmentProblem(f"conntrack -L in the load balancer failed: {kernel.one_line(r.stderr)}")
+        return lbprober.parse_lb_conntrack(r.stdout, self._lb_nodes(), vip, port)
+
+    def lb_rules(self) -> str:
+        """``iptables-save -t mangle`` of the load balancer (what the prober loaded)."""
+        if not self.load_balancer:
+            return ""
+        return kernel.iptables_save(self.layout.lb_ns, ("mangle",), backend=self.backend)
+
     # ---- iptables in the nodes (kube-proxy's rules are written by the Lab's Proxiers) ----------
     @property
     def nfacct(self) -> bool:
@@ -657,6 +901,8 @@ class NetnsLab:
                             f"addr add {ip}/{fabric.prefixlen} dev eth0", "link set eth0 up",
                             f"route add default via {self.layout.gateway} dev eth0"], OTHER_SYSCTLS, f"client {ip}")
             _configure(self.layout.fabric_ns, [f"link set {port} master {BRIDGE}", f"link set {port} up"], None, "the bridge")
+            self._hosts.add(ns)
+            self._route_vips([ns])
         else:
             raise InputError(f"client {ip!r}", "is neither in a node's pod CIDR nor on the node network",
                              "use a pod, a node, mypc, or an address of 10.10.N.0/24 or 172.18.0.0/16")
@@ -762,7 +1008,8 @@ class NetnsLab:
             raise EnvironmentProblem("the lab is not up")
         trace = kernel_trace([(n.name, n.ns) for n in self.layout.nodes], self.namespace_of(src), ip, port,
                              client=src, client_ip=self.address_of(src), client_kind=client_kind,
-                             iptables_backend=self.backend, timeout=timeout)
+                             iptables_backend=self.backend, timeout=timeout,
+                             ignore_sources=(self.layout.lb_ip,) if self.load_balancer else ())
         pod = next((p for p in self.layout.pods if p.name == trace.endpoint_pod), None)
         if pod is not None:
             trace.endpoint_node, trace.endpoint_ip = pod.node, pod.ip
@@ -784,15 +1031,23 @@ class NetnsLab:
         except ValueError:
             return self.pod_ip(name)
 
-    def exec(self, where: str, argv: Sequence[str], *, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        """Run a command inside the namespace of ``where`` (pod, node, mypc)."""
-        return kernel.run_in_namespace(self.namespace_of(where), argv, timeout=timeout)
+    def exec(self, where: str, argv: Sequence[str], *, timeout: float = 60.0, keep_cr: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the namespace of ``where`` (pod, node, mypc). ``keep_cr``: its
+        output exactly as printed (``curl -i``'s CRLFs kept; text mode would turn them into LFs)."""
+        if not keep_cr:
+            return kernel.run_in_namespace(self.namespace_of(where), argv, timeout=timeout)
+        argv = [kernel.require_tool("ip"), "netns", "exec", self.namespace_of(where), *argv]
+        try:
+            r = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise EnvironmentProblem(f"{argv[4]} in {where} did not finish within {timeout:g} s") from None
+        return subprocess.CompletedProcess(argv, r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace"))
 
     # ---- status ----------------------------------------------------------------------------------
     def status(self) -> LabStatus:
         """What exists now: namespaces, servers alive, rules per node in the kernel."""
         existing = set(kernel.netns_list())
-        expected = self.layout.namespaces()
+        expected = self.layout.namespaces() + ([self.layout.lb_ns] if self.load_balancer else [])
         alive = self.servers_alive()
         servers = self._record.servers if self._record else {}
         pods = [PodStatus(name=p.name, node=p.node, ip=p.ip, ns=p.ns, server=p.server, ports=p.ports,
@@ -809,6 +1064,7 @@ class NetnsLab:
             detached=bool(rec and rec.detached), namespaces={ns: ns in existing for ns in expected}, pods=pods, rules=rules,
             sync_seconds=dict(rec.sync_seconds) if rec else {}, up_seconds=self.up_seconds,
             unexpected=sorted(n for n in existing if n.startswith(self.prefix) and n not in expected),
+            daemons={k: proc_start(int(i["pid"])) == i.get("start") for k, i in sorted((rec.daemons if rec else {}).items())},
         )
 
 

@@ -1,7 +1,8 @@
 """The lab's plan: namespace names and addresses, a pure function of the cluster state.
 
 Every namespace is ``kslab-<8 hex>-<role>`` (``fabric``, ``mypc``, ``node-<name>``,
-``pod-<name>`` or ``pod-<k8s ns>.<name>``); see :mod:`kslab.netns.lab` for what each holds.
+``pod-<name>`` or ``pod-<k8s ns>.<name>``, ``lb`` for the load balancer, ``cli-<hash>`` for extra
+clients); see :mod:`kslab.netns.lab` for what each holds.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ class Layout:
     nodes: tuple[NodeLayout, ...]
     pods: tuple[PodLayout, ...]
     skipped: tuple[str, ...] = ()  # pods that get no namespace, with the reason
+    # the cloud load balancer (kslab.netns.lbprober), made when a LoadBalancer Service has an
+    # ingress IP: its namespace, its address on the node network, its port on the bridge
+    lb_ns: str = ""
+    lb_ip: str = ""
+    lb_if: str = ""
 
     def namespaces(self) -> list[str]:
         """Every namespace of the lab, in creation order."""
@@ -137,4 +143,5 @@ def plan(state: ClusterState, prefix: str) -> Layout:
         prefix=prefix, fabric_ns=f"{prefix}fabric", fabric_cidr=str(fabric), gateway=gateway,
         mypc_ns=f"{prefix}mypc", mypc_ip=MYPC_IP, mypc_if="veth" + _hash("mypc", 7),
         nodes=tuple(nodes), pods=tuple(pods), skipped=tuple(skipped),
+        lb_ns=f"{prefix}lb", lb_ip=str(fabric.broadcast_address - 1), lb_if="veth" + _hash("lb", 7),
     )

@@ -73,6 +73,10 @@ class LabRecord:
     path: Path
     layout: dict[str, Any] | None = None
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # processes that are not a pod's server: kube-proxy's listeners per node ("kube-proxy/NODE"),
+    # the load balancer's prober ("lb-prober"); pid, ns, start, log (all in the lab's namespaces)
+    daemons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    load_balancer: bool = False  # the LB namespace was made
     sync_seconds: dict[str, float] = field(default_factory=dict)
     up_seconds: float | None = None
     manifests: list[str] | None = None

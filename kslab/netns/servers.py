@@ -30,6 +30,28 @@ without a readiness probe does when its app fails), SIGUSR2 repairs it. The serv
 binds ``0.0.0.0`` like a container does; it writes one ``listening`` line to stdout once every
 port is bound, and logs no requests (thousands of connections per experiment).
 
+The third kind, ``kube-proxy``, is not a pod's server but kube-proxy's own listeners on a node
+(one process per node namespace, started by :class:`kslab.netns.lab.NetnsLab`)::
+
+    ip netns exec kslab-1a2b3c4d-node-myk8s-worker \\
+        python3 -m kslab.netns.servers --kind kube-proxy --name myk8s-worker --port 10256 --state FILE
+
+- ``--port`` (10256): kube-proxy's healthz server (``pkg/proxy/healthcheck/proxy_health.go``):
+  ``/healthz`` and ``/livez`` answer 200 with ``{"lastUpdated": "...","currentTime": "...",
+  "nodeEligible": true}`` (Go's ``time.Time`` strings, :func:`go_time`), any other path Go's
+  ``404 page not found``;
+- every healthCheckNodePort in ``--state`` (a JSON file the lab rewrites after each of the node's
+  kube-proxy syncs: ``{"generation": g, "proxy_healthy": true, "ports": {"32000": {"status": 200,
+  "headers": [[k, v], ...], "body": "..."}}, "addresses": null}``, the answers :func:`kslab.healthcheck.service_health`
+  computed from that sync): the stored answer, for any path and any method, read from the file
+  per request, so the count follows kube-proxy's syncs. On SIGHUP the server re-reads the file,
+  opens the listeners of new ports and closes the ones gone (``SyncServices``), then writes
+  ``FILE.ack`` (``{"generation": g, "ports": [...], "errors": {...}}``).
+
+The answers go out as Go's net/http writes them: the status line (``HTTP/1.0`` to a 1.0 client),
+the handler's headers sorted by name, then ``Date`` and ``Content-Length`` (and ``Connection:
+close`` when an HTTP/1.1 client asked to close); a HEAD request gets the same headers and no body.
+
 This module imports nothing from kslab: it starts in every pod, so it has to start fast.
 """
 
@@ -37,14 +59,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-KINDS = ("whoami", "echo")
+KINDS = ("whoami", "echo", "kube-proxy")
+PROXY_HEALTHZ_PORT = 10256
 
 
 def response_body(kind: str, pod_name: str, pod_ips: list[str], method: str, path: str, version: str,
@@ -151,6 +176,180 @@ def serve(kind: str, name: str, ports: list[int], ips: list[str]) -> None:
         s.server_close()
 
 
+# --------------------------------------------------------------------------------------------
+# kube-proxy's listeners on a node: healthz (10256) and the service health checks (healthCheckNodePorts)
+
+
+def go_time(epoch_ns: int, monotonic_ns: int | None = None) -> str:
+    """Go's ``time.Time.String()`` of a UTC time (kube-proxy's container runs in UTC):
+    ``2006-01-02 15:04:05.999999999 +0000 UTC`` (trailing zeros of the fraction dropped) and, for
+    a time read from the clock, its monotonic reading `` m=+SECONDS.NNNNNNNNN``."""
+    secs, frac = divmod(int(epoch_ns), 1_000_000_000)
+    t = time.gmtime(secs)
+    digits = f"{frac:09d}".rstrip("0")
+    out = time.strftime("%Y-%m-%d %H:%M:%S", t) + (f".{digits}" if digits else "") + " +0000 UTC"
+    if monotonic_ns is not None:
+        sign = "+" if monotonic_ns >= 0 else "-"
+        m_s, m_ns = divmod(abs(int(monotonic_ns)), 1_000_000_000)
+        out += f" m={sign}{m_s}.{m_ns:09d}"
+    return out
+
+
+def proxy_healthz_body(last_updated: str, current: str, node_eligible: bool) -> str:
+    """``healthzHandler.ServeHTTP``'s body (no trailing newline):
+    ``{"lastUpdated": %q,"currentTime": %q, "nodeEligible": %v}``."""
+    return f'{{"lastUpdated": "{last_updated}","currentTime": "{current}", "nodeEligible": {"true" if node_eligible else "false"}}}'
+
+
+_GO_REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    """One listener of the node's kube-proxy: its healthz port, or one healthCheckNodePort."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: str, port: int, state_path: str, healthz: bool, started_ns: int):
+        self.port = port
+        self.state_path = state_path
+        self.healthz = healthz
+        self.started_ns = started_ns
+        super().__init__((address, port), _ProxyHandler)
+
+    def state(self) -> dict:
+        try:
+            with open(self.state_path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """Answers as Go's net/http server writes a handler's answer (see the module docstring)."""
+
+    protocol_version = "HTTP/1.1"
+    wbufsize = 65536
+    disable_nagle_algorithm = True
+    server: _ProxyServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        """No request log (a load balancer probes every 0.3 s)."""
+
+    def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        one_one = self.request_version not in ("HTTP/0.9", "HTTP/1.0")
+        lines = [f"{'HTTP/1.1' if one_one else 'HTTP/1.0'} {status} {_GO_REASONS.get(status, '')}"]
+        lines += [f"{k}: {v}" for k, v in sorted(headers, key=lambda kv: kv[0])]  # Header.WriteSubset: sorted keys
+        lines.append(f"Date: {self.date_time_string()}")
+        lines.append(f"Content-Length: {len(body)}")
+        if one_one and self.close_connection and "close" in (self.headers.get("Connection") or "").lower():
+            lines.append("Connection: close")
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
+        if self.command != "HEAD":
+            data += body
+        self.wfile.write(data)
+
+    def _answer(self) -> None:
+        server = self.server
+        state = server.state()
+        if server.healthz:
+            path = self.path.split("?", 1)[0]
+            if path in ("/healthz", "/livez"):
+                now_ns = time.time_ns()
+                current = go_time(now_ns, time.monotonic_ns() - server.started_ns)
+                healthy = bool(state.get("proxy_healthy", True))
+                eligible = bool(state.get("node_eligible", True))
+                if path == "/healthz":
+                    healthy = healthy and eligible
+                last = current if healthy else go_time(int(state.get("last_updated_ns") or now_ns))
+                body = (proxy_healthz_body(last, current, eligible) if path == "/healthz"
+                        else f'{{"lastUpdated": "{last}","currentTime": "{current}"}}')
+                self._reply(200 if healthy else 503, [("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")],
+                            body.encode())
+            else:  # http.NotFound
+                self._reply(404, [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")],
+                            b"404 page not found\n")
+            return
+        answer = (state.get("ports") or {}).get(str(server.port))
+        if answer is None:  # the Service is gone and the listener is closing: no answer
+            self.close_connection = True
+            return
+        self._reply(int(answer["status"]), [(str(k), str(v)) for k, v in answer["headers"]], str(answer["body"]).encode())
+
+    def handle_one_request(self) -> None:
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            self._answer()
+            self.wfile.flush()
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True
+
+
+def serve_kube_proxy(node: str, healthz_port: int, state_path: str) -> None:
+    """kube-proxy's listeners on one node, until SIGTERM/SIGINT (see the module docstring). The
+    healthCheckNodePorts listen on ``0.0.0.0`` or, when the state names ``addresses`` (the node
+    IPs inside kube-proxy's nodePortAddresses), on each of those (``newServiceHealthServer``)."""
+    started_ns = time.monotonic_ns()
+    servers: dict[tuple[str, int], _ProxyServer] = {}
+
+    def start(address: str, port: int, healthz: bool) -> None:
+        srv = _ProxyServer(address, port, state_path, healthz, started_ns)
+        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        servers[(address, port)] = srv
+
+    def reconcile() -> None:
+        try:
+            with open(state_path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            state = {}
+        addresses = state.get("addresses")
+        addresses = ["0.0.0.0"] if addresses is None else addresses  # [] (no node IP in nodePortAddresses): none
+        wanted = {(a, int(p)) for p in (state.get("ports") or {}) for a in addresses}
+        errors: dict[str, str] = {}
+        healthz = ("0.0.0.0", healthz_port)
+        for key in sorted(set(servers) - wanted - {healthz}):
+            srv = servers.pop(key)
+            srv.shutdown()
+            srv.server_close()
+        for address, port in sorted(wanted - set(servers)):
+            try:
+                start(address, port, False)
+            except OSError as err:  # upstream logs an event ("FailedToStartServiceHealthcheck") and goes on
+                errors[f"{address}:{port}"] = str(err)
+        ack = {"generation": state.get("generation"), "ports": sorted({p for _, p in servers}),
+               "listeners": sorted(f"{a}:{p}" for a, p in servers), "errors": errors}
+        tmp = state_path + ".ack.tmp"
+        with open(tmp, "w") as f:
+            json.dump(ack, f)
+        os.replace(tmp, state_path + ".ack")
+
+    wake = threading.Event()
+    stop = threading.Event()
+    signal.signal(signal.SIGHUP, lambda *_: wake.set())  # before the first ack: the lab signals only after it
+    signal.signal(signal.SIGTERM, lambda *_: (stop.set(), wake.set()))
+    signal.signal(signal.SIGINT, lambda *_: (stop.set(), wake.set()))
+    start("0.0.0.0", healthz_port, True)
+    reconcile()
+    print(f"listening kube-proxy {node} on {' '.join(f'{a}:{p}' for a, p in sorted(servers))}", flush=True)
+    while not stop.is_set():
+        wake.wait(3600)
+        wake.clear()
+        if not stop.is_set():
+            reconcile()
+    for srv in servers.values():
+        srv.server_close()
+
+
 def _own_ips() -> list[str]:
     """The pod's addresses when ``--ip`` is not given (best effort: the address of the default route)."""
     try:
@@ -167,7 +366,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", required=True, help="the pod name the server reports (Hostname / os.hostname)")
     ap.add_argument("--port", type=int, action="append", required=True, help="TCP port to listen on (repeatable)")
     ap.add_argument("--ip", action="append", default=None, help="the pod's IP, reported as 'IP:' (repeatable)")
+    ap.add_argument("--state", help="kube-proxy: the health check answers the lab writes after each sync")
     a = ap.parse_args(argv)
+    if a.kind == "kube-proxy":
+        if not a.state:
+            ap.error("--kind kube-proxy needs --state FILE")
+        try:
+            serve_kube_proxy(a.name, a.port[0], a.state)
+        except OSError as err:
+            print(f"cannot serve kube-proxy for {a.name} on {a.port[0]}: {err}", file=sys.stderr, flush=True)
+            return 1
+        return 0
     try:
         serve(a.kind, a.name, a.port, a.ip if a.ip is not None else _own_ips())
     except OSError as err:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..model import ClusterState
+from .util import nodeport_addresses_contain_ipv4_loopback
 
 DETECT_LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None")
 DEFAULT_MASQUERADE_BIT = 14  # iptables.masqueradeBit
@@ -101,6 +102,9 @@ class ProxyConfig:
             node_zone=node.zone or "",
         )
         kw.update({k: v for k, v in overrides.items() if v is not None})
+        if not nodeport_addresses_contain_ipv4_loopback(tuple(kw.get("nodeport_addresses") or ())):
+            # NewProxier: "If the nodePortAddresses doesn't contain loopback, disable localhostNodePorts"
+            kw["localhost_nodeports"] = False
         return cls(**kw)
 
 

@@ -99,6 +99,17 @@ def cidr_contains(cidr: str, ip: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+def nodeport_addresses_contain_ipv4_loopback(nodeport_addresses: tuple[str, ...]) -> bool:
+    """``NodePortAddresses.ContainsIPv4Loopback`` for the IPv4 proxier: no IPv4 CIDR given means
+    0.0.0.0/0 (which contains 127.0.0.0); otherwise some IPv4 CIDR is loopback or contains
+    127.0.0.0 (``primary`` is the node's own IP, never loopback)."""
+    v4 = [c for c in (parse_cidr_sloppy(spec) for spec in nodeport_addresses if spec != "primary") if c and ip_family(c) == 4]
+    if not v4 and "primary" not in nodeport_addresses:
+        return True
+    start = ipaddress.ip_address("127.0.0.0")
+    return any(ipaddress.ip_network(c).network_address.is_loopback or start in ipaddress.ip_network(c) for c in v4)
+
+
 def nodeport_addresses_match_all(nodeport_addresses: tuple[str, ...]) -> bool:
     """``NodePortAddresses.MatchAll``: unset, ``all``, or a 0.0.0.0/0 (::/0) CIDR."""
     if not nodeport_addresses:
