@@ -559,3 +559,270 @@ def _ipvs_share(answer: Any, lab=None, service: str = "svc-nodeport", replicas: 
 
 ch04 = SimpleNamespace(error_rate=_error_rate, sticky_scheduler=_sticky_scheduler, cross_node=_cross_node,
                        ipvs_affinity=_ipvs_affinity, wrr_share=_wrr_share, ipvs_share=_ipvs_share)
+
+
+# ---- chapter 06: NodePort ----------------------------------------------------------------------------
+
+# the choices of chapter 06's "mypc -> the control plane's IP:nodePort" question, as the chapter prints them
+CONTROL_PLANE_CHOICES = {
+    "a": "refused: no echo pod runs on the control plane",
+    "b": "answered by an echo pod on a worker",
+    "c": "no answer (timeout)",
+}
+
+
+def _control_plane_choice(t) -> str:
+    """Which of :data:`CONTROL_PLANE_CHOICES` a trace of mypc -> control plane:nodePort shows."""
+    if t.outcome == "ok":
+        return "b"
+    return "a" if t.outcome == "refused" else "c"
+
+
+def _control_plane(answer: Any, lab=None, service: str = "svc-nodeport", node: str = "myk8s-control-plane") -> Feedback:
+    if answer is None:
+        return _pending(f"what mypc gets from {node}'s IP on {service}'s nodePort (a, b or c)")
+    sim = _private_lab(lab)
+    t = sim.trace("mypc", f"{node}:{service}")
+    expected = _control_plane_choice(t)
+    got = str(answer).strip().lower().strip("()")
+    if got not in CONTROL_PLANE_CHOICES:
+        raise WrongAnswer(f"answer with one letter: {', '.join(CONTROL_PLANE_CHOICES)} (which one?)")
+    if got == expected:
+        where = f" ({t.endpoint_pod} on {t.endpoint_node})" if t.endpoint_pod else ""
+        return _ok(f"({expected}) {CONTROL_PLANE_CHOICES[expected]}{where}: every node's kube-proxy writes the same "
+                   "KUBE-NODEPORTS rules, whether or not an endpoint runs there, and DNATs to any endpoint")
+    hints = {"a": "does the nodePort need a process listening on the node, or do the nat rules handle the packet first?",
+             "b": "look at the reason of lab.trace('mypc', ...)",
+             "c": "is anything on the path dropping the SYN? Which node's rules see it?"}
+    raise WrongAnswer(f"not ({got}). Hint: {hints[got]}")
+
+
+def _seen_ip(answer: Any, lab=None, pod_node: str = "myk8s-worker2", ingress: str = "myk8s-worker3",
+             service: str = "svc-nodeport") -> Feedback:
+    if answer is None:
+        return _pending(f"the client address a pod on {pod_node} sees when mypc enters through {ingress}'s nodePort")
+    sim = _private_lab(lab)
+    df = sim.run("mypc", f"{ingress}:{service}", n=300, seed=12)
+    seen = set(df[(df["endpoint_node"] == pod_node) & (df["outcome"] == "ok")]["source_ip_seen"])
+    if len(seen) != 1:
+        raise WrongAnswer(f"in your lab as it is now, no pod of {service} on {pod_node} answers through {ingress} "
+                          "(scaled or patched? run lab.reset() and this cell again)")
+    expected = seen.pop()
+    if str(answer).strip() == expected:
+        return _ok(f"{expected}: {ingress}'s own address. KUBE-EXT marked the connection, and MASQUERADE on {ingress} "
+                   f"(the node that DNATed it) rewrote mypc's address to the one it sends from towards {pod_node}")
+    hints = {"172.18.0.100": "that is mypc: would the reply then come back through the node that holds the NAT?",
+             sim.cluster.node(pod_node).internal_ip: "which node masquerades: the one the pod runs on, or the one that DNATed?"}
+    hint = hints.get(str(answer).strip(), "MASQUERADE takes the address of the interface the packet leaves by, "
+                                          "on the node that DNATed it")
+    raise WrongAnswer(f"not {answer}. Hint: {hint}")
+
+
+def _masq_chain(answer: Any, lab=None, service: str = "svc-clusterip", node: str = "myk8s-worker") -> Feedback:
+    if answer is None:
+        return _pending(f"the chain that marks mypc's connections to {service}'s nodePort for masquerade")
+    sim = _private_lab(lab)
+    svc = sim.cluster.service(service)
+    if svc.type == "ClusterIP":
+        sim.patch_service(service, type="NodePort")
+    t = sim.trace("mypc", f"{node}:{service}")
+    marking = [s.chain for s in t.steps if s.event == "rule" and s.rule.endswith("-j KUBE-MARK-MASQ")]
+    if t.outcome != "ok" or len(marking) != 1:
+        raise WrongAnswer(f"in your lab as it is now, mypc's connection to {service}'s nodePort is not marked once "
+                          f"({t.outcome}); run lab.reset() and this cell again")
+    expected = marking[0]
+    got = str(answer).strip()
+    if got == expected:
+        return _ok(f"{expected}: KUBE-NODEPORTS jumps to the Service port's KUBE-EXT chain (named like its KUBE-SVC chain), "
+                   "which jumps to KUBE-MARK-MASQ before the KUBE-SVC ladder")
+    if got.startswith("KUBE-SVC-"):
+        hint = ("the KUBE-SVC chain marks only traffic from outside the pod network to the ClusterIP; "
+                "which chain comes before it from a nodePort?")
+    elif got == "KUBE-MARK-MASQ":
+        hint = "KUBE-MARK-MASQ sets the mark; which chain jumps to it?"
+    elif got.startswith("KUBE-EXT-"):
+        hint = f"right prefix, wrong hash: hash the service port name of {service} (chapter 01's formula)"
+    else:
+        hint = "the chain is KUBE-EXT- followed by the same 16 characters as the Service port's KUBE-SVC chain"
+    raise WrongAnswer(f"not {answer!r}. Hint: {hint}")
+
+
+def _bands(answer: Any, node_port_range: str = "30000-30999") -> Feedback:
+    from .controlplane import node_port_bands, parse_port_range
+
+    if answer is None:
+        return _pending(f"the static band of --service-node-port-range={node_port_range}, as [first, last]")
+    static, dynamic = node_port_bands(parse_port_range(node_port_range))
+    expected = [static.start, static.stop - 1] if len(static) else []
+    try:
+        got = [int(x) for x in answer]
+    except (TypeError, ValueError):
+        raise WrongAnswer("give the first and the last port of the static band, e.g. [30000, 30010]") from None
+    size = dynamic.stop - static.start
+    if got == expected:
+        return _ok(f"{expected[0]}-{expected[1]}: min(max(16, {size} // 32), 128) = {len(static)} ports; the API server "
+                   f"hands out ports at random from {dynamic.start}-{dynamic.stop - 1} first, so the lower band stays free "
+                   "for ports you pick yourself")
+    raise WrongAnswer(f"not {got}. Hint: the static band has min(max(16, size // 32), 128) ports, where size is the number "
+                      "of ports in the range, and starts at its first port")
+
+
+ch06 = SimpleNamespace(control_plane=_control_plane, seen_ip=_seen_ip, masq_chain=_masq_chain, bands=_bands)
+
+
+# ---- chapter 07: externalTrafficPolicy and LoadBalancer ----------------------------------------------
+
+CH07_SERVICE = "svc-nodeport"  # the NodePort Service chapter 07 patches to Local
+CH07_LB = "svc-lb"  # its LoadBalancer Service (data/myk8s/loadbalancer)
+LOCAL_DROP_OPTIONS = ("a", "b", "c")  # a worker's pod answers and sees the node / sees mypc; (c) dropped
+
+
+def _ch07_lb(lab):
+    """``lab`` with chapter 07's LoadBalancer Service applied (once)."""
+    from .resources import study_lab
+
+    if not any(s.name == CH07_LB for s in lab.cluster.services):
+        lab.apply(study_lab() / "loadbalancer")
+    return lab
+
+
+def _ch07_vip(lab) -> str:
+    svc = lab.cluster.service(CH07_LB)
+    return f"{svc.load_balancer_ingress[0].ip}:{svc.ports[0].port}"
+
+
+def _local_drop_choice(outcome: str, source_ip_seen: str | None, client_ip: str) -> str:
+    """The option a connection's result matches: (c) no answer, (b) answered with the client's
+    address kept, (a) answered with it replaced (SNAT)."""
+    if outcome != "ok":
+        return "c"
+    return "b" if source_ip_seen == client_ip else "a"
+
+
+def _local_drop(answer: Any, lab=None, node: str = "myk8s-control-plane") -> Feedback:
+    if answer is None:
+        return _pending(f"what happens to mypc -> {node}:nodePort under externalTrafficPolicy Local (a, b or c)")
+    lab = _private_lab(lab)
+    lab.patch_service(CH07_SERVICE, external_traffic_policy="Local")
+    nodeport = lab.cluster.service(CH07_SERVICE).ports[0].node_port
+    t = lab.trace("mypc", f"{node}:{nodeport}")
+    expected = _local_drop_choice(t.outcome, t.source_ip_seen, lab.client("mypc").ip)
+    got = str(answer).strip().lower().strip("()")
+    if got not in LOCAL_DROP_OPTIONS:
+        raise WrongAnswer(f"answer 'a', 'b' or 'c', not {answer!r}. Hint: which endpoints may {node} use under Local?")
+    if got == expected:
+        why = {"c": f"{node} has no local endpoint, so kube-proxy writes the filter rule '... has no local endpoints' "
+                    f"-j DROP for --dport {nodeport}: the SYN is dropped and the client times out",
+               "b": "a pod answers and sees the client's own address",
+               "a": "a pod answers and sees the ingress node's address"}[expected]
+        return _ok(f"({expected}) {why}")
+    raise WrongAnswer(f"not ({got}). Hint: under Local a node sends external traffic only to pods on that node; "
+                      f"how many deploy-echo pods run on {node}?")
+
+
+def _sep_count(answer: Any, lab=None, per_node: dict[str, int] | None = None, node: str = "myk8s-worker2") -> Feedback:
+    """The number of KUBE-SEP jumps in svc-nodeport's KUBE-SVL chain on ``node`` once deploy-echo is
+    placed ``per_node`` and the Service is Local: read from the chain on a copy of the lab."""
+    placement = dict(per_node or {"myk8s-worker2": 2, "myk8s-worker3": 1})
+    if answer is None:
+        return _pending(f"how many KUBE-SEP jumps KUBE-SVL has on {node} with deploy-echo placed {placement}")
+    from .proxy.iptables.chains import chain_hash
+
+    lab = _private_lab(lab)
+    lab.place("deploy-echo", placement)
+    lab.patch_service(CH07_SERVICE, external_traffic_policy="Local")
+    svl = "KUBE-SVL-" + chain_hash(f"default/{CH07_SERVICE}:svc-webporttcp")
+    expected = lab.sh(node, f"iptables -t nat -S {svl}").count("-j KUBE-SEP-")
+    try:
+        got = int(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give a number of rules, not {answer!r}") from None
+    if got == expected and float(answer) == got:
+        return _ok(f"{expected}: KUBE-SVL lists only {node}'s own ready endpoints; the other nodes' pods get no SEP jump there")
+    total = sum(placement.values())
+    if got == total:
+        raise WrongAnswer(f"{answer} is every endpoint: that is KUBE-SVC's ladder. Hint: KUBE-SVL = service, Local endpoints")
+    raise WrongAnswer(f"not {answer!r}. Hint: how many deploy-echo pods does the placement put on {node}?")
+
+
+def _from_node(answer: Any, lab=None, node: str = "myk8s-worker3", n: int = 300) -> Feedback:
+    """Whether every connection from ``node`` itself to its own IP:nodePort lands on its own pods
+    under Local: measured on a copy (n connections)."""
+    if answer is None:
+        return _pending(f"do all connections from {node} itself to its own IP:nodePort land on its own pod under Local")
+    if not isinstance(answer, bool):
+        raise WrongAnswer(f"answer True or False, not {answer!r}")
+    lab = _private_lab(lab)
+    lab.patch_service(CH07_SERVICE, external_traffic_policy="Local")
+    nodeport = lab.cluster.service(CH07_SERVICE).ports[0].node_port
+    df = lab.run(node, f"{lab.cluster.node(node).internal_ip}:{nodeport}", n=n, seed=5)
+    expected = bool((df["outcome"] == "ok").all() and (df["endpoint_node"] == node).all())
+    if answer == expected:
+        if expected:
+            return _ok(f"yes: all {n} stayed on {node}")
+        away = float((df["endpoint_node"] != node).mean())
+        return _ok(f"no: {away:.0%} went to pods on other nodes. The node's own traffic (--src-type LOCAL) is masqueraded "
+                   "and routed to KUBE-SVC (\"route LOCAL traffic\"), the ladder over all endpoints, not to KUBE-SVL")
+    raise WrongAnswer("not quite. Hint: read the rules of KUBE-EXT-… under Local with the comment 'LOCAL traffic'")
+
+
+def _share(answer: Any, lab=None, per_node: dict[str, int] | None = None, node: str = "myk8s-worker2",
+           n: int = 3000) -> Feedback:
+    """The share of svc-lb's connections through its load balancer that the pods on ``node`` get,
+    deploy-echo placed ``per_node``: measured on a copy (the LB probes, then ``n`` connections)."""
+    placement = dict(per_node or {"myk8s-worker": 3, "myk8s-worker2": 1})
+    if answer is None:
+        return _pending(f"the share of the LB's connections the pod on {node} gets, deploy-echo placed {placement}")
+    lab = _ch07_lb(_private_lab(lab))
+    lab.place("deploy-echo", placement)
+    lab.advance(2)  # the LB probes again
+    df = lab.run("mypc", _ch07_vip(lab), n=n, seed=6)
+    expected = float((df["endpoint_node"] == node).mean())
+    try:
+        got = float(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give one number between 0 and 1 (a share), not {answer!r}") from None
+    if got > 1:  # a percentage
+        got /= 100
+    if abs(got - expected) <= 0.05:
+        healthy = lab.lb_status(CH07_LB).healthy
+        return _ok(f"about {expected:.0%}: the LB spreads over the {len(healthy)} nodes that answer 200 ({', '.join(healthy)}), "
+                   f"evenly per node, and Local keeps each connection on its node's pods, however many there are")
+    pods = sum(placement.values())
+    if abs(got - placement.get(node, 0) / pods) <= 0.02:
+        raise WrongAnswer(f"{answer} would be an even split per pod (Cluster). "
+                          "Hint: what does the LB spread over, nodes or pods?")
+    raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: which nodes answer the LB's health check, and "
+                      "how does it split between them?")
+
+
+SOURCE_RANGES_CANDIDATES = ("172.18.0.100", "172.18.0.101", "172.18.0.120", "192.168.1.10")
+
+
+def _source_ranges(answer: Any, lab=None, ranges: Sequence[str] = ("172.18.0.96/29",),
+                   candidates: Sequence[str] = SOURCE_RANGES_CANDIDATES) -> Feedback:
+    """Which of ``candidates`` reach svc-lb's VIP once its loadBalancerSourceRanges are ``ranges``:
+    each tried on a copy of the lab (every connection answered)."""
+    if answer is None:
+        return _pending(f"which of {', '.join(candidates)} get through loadBalancerSourceRanges {list(ranges)}")
+    if isinstance(answer, str) or not hasattr(answer, "__iter__"):
+        raise WrongAnswer(f"give a list or set of addresses, e.g. {{'{candidates[0]}'}}, not {answer!r}")
+    lab = _ch07_lb(_private_lab(lab))
+    lab.patch_service(CH07_LB, load_balancer_source_ranges=list(ranges))
+    lab.advance(2)
+    vip = _ch07_vip(lab)
+    expected = {c for c in candidates if (lab.run(c, vip, n=6, seed=4)["outcome"] == "ok").all()}
+    from .errors import InputError
+
+    try:
+        got = {lab.client(str(a).strip()).ip for a in answer}  # "mypc" is 172.18.0.100
+    except InputError:
+        raise WrongAnswer(f"give IP addresses (or mypc), e.g. {{'{candidates[0]}'}}, not {answer!r}") from None
+    if got == expected:
+        return _ok(f"{', '.join(sorted(expected))}: KUBE-FW-… jumps on only for sources in {list(ranges)}; the rest fall "
+                   "through to KUBE-PROXY-FIREWALL's DROP")
+    raise WrongAnswer(f"not {sorted(got)}. Hint: write each range's first and last address (a /29 holds 8 addresses)")
+
+
+ch07 = SimpleNamespace(local_drop=_local_drop, sep_count=_sep_count, from_node=_from_node, share=_share,
+                       source_ranges=_source_ranges)

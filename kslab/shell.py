@@ -62,6 +62,7 @@ SUPPORTED = (
     "curl [-s] [-S] [-i] [-I] [-m SECONDS] [-o /dev/null] [-w '%{http_code}'] URL; hostname; kubectl ...; "
     "nfacct list; nfacct get NAME; "
     "cat /proc/net/xt_recent/LIST; cat /sys/module/xt_recent/parameters/PARAM; ls /proc/net/xt_recent; "
+    "cat /proc/sys/net/ipv4/conf/all/route_localnet; "
     "piped to grep [-v] [-i] [-E] [-F] [-w] [-c] PATTERN, head -n N, tail -n N, wc -l, sort [-r] [-n] [-u], uniq [-c]"
 )
 
@@ -254,6 +255,7 @@ class Hostname(Command):
 
 RECENT_DIR = "/proc/net/xt_recent"  # one file per xt_recent list in a network namespace
 RECENT_PARAMETERS = "/sys/module/xt_recent/parameters"
+ROUTE_LOCALNET = "/proc/sys/net/ipv4/conf/all/route_localnet"  # the sysctl kube-proxy sets for localhost NodePorts
 RECENT_PARAMETER_NAMES = ("ip_list_tot", "ip_list_hash_size", "ip_list_perms", "ip_list_uid", "ip_list_gid", "ip_pkt_list_tot")
 
 
@@ -261,7 +263,8 @@ RECENT_PARAMETER_NAMES = ("ip_list_tot", "ip_list_hash_size", "ip_list_perms", "
 class Cat(Command):
     """``cat FILE`` for the kernel files behind ClientIP affinity: an xt_recent list
     (``/proc/net/xt_recent/LIST``, one line per address) or one of the module's parameters
-    (``/sys/module/xt_recent/parameters/ip_list_tot``: addresses per list)."""
+    (``/sys/module/xt_recent/parameters/ip_list_tot``: addresses per list); and the
+    ``route_localnet`` sysctl behind localhost NodePorts (:data:`ROUTE_LOCALNET`)."""
 
     path: str = ""
 
@@ -684,9 +687,11 @@ def _parse_cat(argv: list[str]) -> Command:
         return Cat(("cat", path), path)
     if head == RECENT_PARAMETERS and name in RECENT_PARAMETER_NAMES:
         return Cat(("cat", path), path)
+    if path == ROUTE_LOCALNET:
+        return Cat(("cat", path), path)
     raise InputError("cat", f"{paths[0]} is not a file the lab reads",
                      f"read an xt_recent list ({RECENT_DIR}/KUBE-SEP-...; ls {RECENT_DIR} names them) "
-                     f"or {RECENT_PARAMETERS}/ip_list_tot")
+                     f"or {RECENT_PARAMETERS}/ip_list_tot, or {ROUTE_LOCALNET}")
 
 
 def _parse_ls(argv: list[str]) -> Command:

@@ -20,7 +20,7 @@ import pytest
 import kslab
 from kslab import check
 from kslab.check import WrongAnswer
-from kslab.errors import InputError
+from kslab.errors import AdmissionError, InputError
 from kslab.lab import HAIRPIN_RULES, Lab
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -342,3 +342,17 @@ def test_checks_judge_answers_on_the_learners_lab_as_it_is():
     lab.scale("deploy-echo", 6)  # the copy scales nothing more: the learner's 6 pods are the check's
     local = sum(p.node_name == "myk8s-worker" for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo")
     assert kslab.check.ch04.cross_node(1 - local / 6, lab=lab)
+
+
+def test_a_refused_apply_changes_nothing(tmp_path):
+    """kubectl apply of a Service the API server refuses (a nodePort outside the range) leaves the
+    lab as it was: the old Service, its ports and rules stay; nothing is half-applied."""
+    lab = Lab()
+    before = (lab.cluster.service("svc-nodeport").ports[0].node_port, lab.save_text("myk8s-worker"))
+    bad = tmp_path / "svc.yaml"
+    bad.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: svc-nodeport}\nspec:\n  type: NodePort\n"
+                   "  selector: {app: deploy-websrv}\n  ports: [{name: svc-webport, port: 9000, targetPort: 8080, nodePort: 40000}]\n")
+    with pytest.raises(AdmissionError, match="40000"):
+        lab.apply(bad)
+    assert (lab.cluster.service("svc-nodeport").ports[0].node_port, lab.save_text("myk8s-worker")) == before
+    assert lab.trace("mypc", "myk8s-worker:svc-nodeport").outcome == "ok"

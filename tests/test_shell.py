@@ -710,3 +710,50 @@ def test_sim_equals_kernel_after_the_same_connections(both) -> None:
     for where in ("myk8s-worker", "net-pod", "mypc"):
         a, b = same(sim, kern, where, "ip route")
         assert a == b
+
+
+def test_route_localnet_is_read_with_cat(lab: Lab) -> None:
+    """kube-proxy sets net.ipv4.conf.all.route_localnet=1 on a node for localhost NodePorts; a pod
+    keeps the kernel's default 0. Only that sysctl file is read; others are a one-line error."""
+    assert lab.sh("myk8s-worker", "cat /proc/sys/net/ipv4/conf/all/route_localnet") == "1\n"
+    assert lab.sh("net-pod", "cat /proc/sys/net/ipv4/conf/all/route_localnet") == "0\n"
+    with pytest.raises(InputError, match="route_localnet"):
+        lab.sh("myk8s-worker", "cat /proc/sys/net/ipv4/conf/all/rp_filter")
+
+
+@pytest.mark.netns
+def test_sim_equals_kernel_route_localnet(both) -> None:
+    sim, kern = both
+    for where in ("myk8s-worker", "net-pod"):
+        a, b = same(sim, kern, where, "cat /proc/sys/net/ipv4/conf/all/route_localnet")
+        assert a == b
+
+
+@pytest.mark.netns
+def test_sim_equals_kernel_localhost_nodeport_and_nodeport_addresses(both) -> None:
+    """A node's curl to 127.0.0.1:nodePort: answered on both, the localhost_nps_accepted_pkts counter
+    grows by one packet per connection on both; with nodePortAddresses 172.18.0.0/16 kube-proxy
+    drops the localhost rule (ContainsIPv4Loopback) and the curl is refused on both."""
+    sim, kern = both
+    np_ = sim.cluster.service("svc-nodeport").ports[0].node_port
+
+    def pkts(lab: Lab) -> int:
+        return int(re.search(r"pkts = (\d+)", lab.sh("myk8s-worker", "nfacct get localhost_nps_accepted_pkts"))[1])
+
+    before = {lab.backend: pkts(lab) for lab in (sim, kern)}
+    for _ in range(2):
+        a, b = same(sim, kern, "myk8s-worker", f"curl -s 127.0.0.1:{np_}")
+        assert json.loads(a)["path"] == json.loads(b)["path"] == "/"
+    assert {lab.backend: pkts(lab) - before[lab.backend] for lab in (sim, kern)} == {"sim": 2, "netns": 2}
+    try:
+        for lab in (sim, kern):
+            lab.set_proxy(nodeport_addresses=("172.18.0.0/16",))
+        a, b = same(sim, kern, "myk8s-worker", f"curl -s 127.0.0.1:{np_}")
+        assert sim.sh("myk8s-worker", f"curl -s 127.0.0.1:{np_}").returncode == 7
+        a, b = same(sim, kern, "myk8s-worker", "iptables -t nat -S KUBE-NODEPORTS")
+        assert a == b and "127.0.0.0/8" not in a
+        a, b = same(sim, kern, "myk8s-worker", "iptables -t nat -S KUBE-SERVICES")
+        assert a == b and "-d 172.18.0.3/32" in a
+    finally:
+        for lab in (sim, kern):
+            lab.set_proxy(nodeport_addresses=())

@@ -323,3 +323,21 @@ def test_the_sync_history_is_bounded(monkeypatch):
         lab.scale("deploy-echo", replicas)
     assert len(lab.syncs) == 10  # 4 nodes x 6 syncs made, the oldest forgotten
     assert [s.full for s in lab.syncs] == [False] * 10 and lab.syncs[-1].updated_services
+
+
+def test_a_node_reaching_its_localhost_nodeport_sends_from_127_0_0_1():
+    """Source address selection: the route to 127.x is by lo, so a node's curl to 127.0.0.1:NP
+    starts from 127.0.0.1 (route_localnet lets it be DNATed away, MASQUERADE rewrites it); with
+    nodePortAddresses holding no loopback nothing is DNATed and nothing listens: refused, as on a
+    kernel, not dropped by the localnet guard (which spares sources in 127.0.0.0/8)."""
+    lab = Lab(seed=1)
+    np_ = lab.cluster.service("svc-nodeport").ports[0].node_port
+    t = lab.trace("myk8s-worker", f"127.0.0.1:{np_}")
+    assert t.outcome == "ok" and t.masquerade and t.steps[-1].detail.startswith("reply reaches myk8s-worker: 127.0.0.1:")
+    lab.clear_kernel_state()
+    lab.sh("myk8s-worker", f"curl -s 127.0.0.1:{np_}")
+    assert lab.sh("myk8s-worker", "conntrack -L").startswith("tcp      6 119 TIME_WAIT src=127.0.0.1 dst=127.0.0.1 ")
+    lab.set_proxy(nodeport_addresses=("172.18.0.0/16",))
+    t = lab.trace("myk8s-worker", f"127.0.0.1:{np_}")
+    assert t.outcome == "refused" and not t.dnat_to
+    assert lab.trace("mypc", f"myk8s-worker:{np_}").outcome == "ok"

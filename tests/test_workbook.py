@@ -117,6 +117,10 @@ def _right_and_wrong():
         (check.ch04.wrr_share, 1 / 3, 0.5),
         (lambda a: check.ch04.cross_node(a, lab=Lab(seed=0)), None, 1.0),  # right answer computed below
         (lambda a: check.ch04.ipvs_share(a, lab=Lab(seed=0)), 1 / 5, 1 / 3),  # 5 deploy-echo endpoints, weight 1 each
+        (lambda a: check.ch06.control_plane(a, lab), "b", "a"),
+        (lambda a: check.ch06.seen_ip(a, lab), lab.cluster.node("myk8s-worker3").internal_ip, "172.18.0.100"),
+        (lambda a: check.ch06.masq_chain(a, lab), "KUBE-EXT-KBDEBIL6IU6WL7RF", "KUBE-SVC-KBDEBIL6IU6WL7RF"),
+        (check.ch06.bands, [30000, 30030], [30000, 30085]),
     ]
 
 

@@ -65,6 +65,7 @@ from ..shell import (
     IptablesRules,
     IptablesSave,
     Nfacct,
+    ROUTE_LOCALNET,
     ShellOutput,
     hostname_of,
 )
@@ -121,6 +122,9 @@ def run(command: Command, where: str, cluster: ClusterState, tables: Mapping[str
         return ShellOutput(hostname_of(cluster, where) + "\n")
     if isinstance(command, Nfacct):
         return _nfacct(command, where, own, network)
+    if isinstance(command, Cat) and command.path == ROUTE_LOCALNET:  # set on every node (kube-proxy, localhost NodePorts)
+        node = network.nodes.get(where)
+        return ShellOutput(f"{int(node is not None and node.route_localnet)}\n")
     if isinstance(command, (Cat, ListRecent)):
         return _recent(command, where, own, network)
     raise InputError(command.tool, "the sim backend does not emulate it", "see kslab.shell.SUPPORTED")

@@ -386,6 +386,12 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | martian packet | 마션 패킷 | a packet the kernel drops because its source cannot be right, e.g. a pod's own address arriving from outside (`accept_local=0`): hairpin without masquerade | 03 |
 # | variance | 분산 | how far values spread around their mean | 04 |
 # | cross-node hop | 노드 간 홉 | a connection crossing to a pod on another node | 04 |
+# | ingress node | 인입 노드 | the node whose address (or whose rules, for a load balancer's choice) a client's connection entered by (`ingress_node`) | 06 |
+# | client IP | 클라이언트 IP | the address a connection comes from; behind a NodePort with `externalTrafficPolicy: Cluster` the pod sees the ingress node's address instead (SNAT) | 06 |
+# | NodePort range, static and dynamic band | NodePort 범위, 정적 대역과 동적 대역 | the API server's `--service-node-port-range` (30000-32767); automatic allocation takes the upper (dynamic) band first, leaving the lower (static) band for ports picked by hand | 06 |
+# | nodePortAddresses | nodePortAddresses | kube-proxy's list of CIDRs whose node addresses accept NodePorts (default: every local address, 127.0.0.1 included) | 06 |
+# | route_localnet | route_localnet | the sysctl that lets the kernel route packets to or from 127.0.0.0/8 off the loopback interface; kube-proxy sets it for NodePorts on 127.0.0.1 | 06 |
+# | nfacct | nfacct | a named packet and byte counter in the kernel that an iptables rule counts into (`-m nfacct`); `localhost_nps_accepted_pkts` counts localhost NodePort connections | 06 |
 # | NodePort | NodePort | the Service type that opens one port (30000-32767) on every node's own address | 06 |
 # | externalTrafficPolicy | 외부 트래픽 정책 | whether external traffic goes to any endpoint (`Cluster`) or only to the receiving node's (`Local`) | 06 |
 # | LoadBalancer | 로드밸런서 | the Service type exposed through an external load balancer | 07 |
@@ -449,6 +455,12 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | 마션 패킷 | martian packet | 출발지가 맞을 수 없어 커널이 버리는 패킷, 예를 들어 밖에서 들어온 파드 자신의 주소(`accept_local=0`): 마스커레이드 없는 헤어핀 | 03 |
 # | 분산 | variance | 값들이 평균에서 얼마나 흩어져 있는지 나타내는 통계량 | 04 |
 # | 노드 간 홉 | cross-node hop | 연결이 다른 노드의 파드로 건너가는 것 | 04 |
+# | 인입 노드 | ingress node | 클라이언트의 연결이 들어온 노드: 그 주소로 접속한 노드(로드밸런서라면 그것이 고른 노드) (`ingress_node`) | 06 |
+# | 클라이언트 IP | client IP | 연결이 온 주소; `externalTrafficPolicy: Cluster`인 NodePort 뒤에서는 파드가 대신 인입 노드의 주소를 봅니다(SNAT) | 06 |
+# | NodePort 범위, 정적 대역과 동적 대역 | NodePort range, static and dynamic band | API 서버의 `--service-node-port-range`(30000-32767); 자동 할당은 위쪽(동적) 대역을 먼저 써서, 아래쪽(정적) 대역을 직접 고르는 포트에 남겨 둡니다 | 06 |
+# | nodePortAddresses | nodePortAddresses | NodePort를 받을 노드 주소의 CIDR을 적은 kube-proxy 설정 (기본값: 127.0.0.1을 포함한 모든 로컬 주소) | 06 |
+# | route_localnet | route_localnet | 127.0.0.0/8로 가거나 거기서 오는 패킷을 루프백 인터페이스 밖으로 라우팅하게 하는 sysctl; kube-proxy가 127.0.0.1의 NodePort를 위해 켭니다 | 06 |
+# | nfacct | nfacct | iptables 규칙이 세어 넣는(`-m nfacct`), 커널 안의 이름 붙은 패킷·바이트 카운터; `localhost_nps_accepted_pkts`는 localhost NodePort 연결을 셉니다 | 06 |
 # | NodePort | NodePort | 모든 노드 자신의 주소에서 같은 포트(30000-32767)로 서비스를 여는 서비스 유형 | 06 |
 # | 외부 트래픽 정책 | externalTrafficPolicy | 밖에서 온 트래픽을 모든 엔드포인트(`Cluster`)로 보낼지, 받은 노드의 엔드포인트(`Local`)로만 보낼지 | 06 |
 # | 로드밸런서 | LoadBalancer | 외부 로드 밸런서로 서비스를 노출하는 서비스 유형 | 07 |
