@@ -69,8 +69,11 @@
 #   (the ports each Service holds, with their bands; `lab.cluster.warnings`: what it warned);
 # - `lab.apply(path)`: `kubectl apply -f path`; a Service the API server refuses raises
 #   `kslab.AdmissionError` with the API server's message, and changes nothing;
+# - `experiments.ingress_summary(rows)`: one row per (ingress node, pod) with `n` connections and
+#   `share`, the fraction of that node's connections; `charts.ingress_sankey(rows, nodes=..., pods=...)`:
+#   the same as a Sankey diagram, ingress nodes on the left, pods on the right;
 # - `views.DistributionPanel`, `views.compute_distribution` (chapter 01), `experiments.claim`,
-#   `charts.distribution_figure`, `kslab.check.ch06.<question>(answer, lab)`.
+#   `kslab.check.ch06.<question>(answer, lab)`.
 
 # %% [markdown] lang="ko"
 # **이 장에서 쓰는 것**(나머지는 00장의 API 카드에 있습니다):
@@ -95,8 +98,11 @@
 #   `lab.cluster.warnings`에 API 서버의 경고가 남습니다).
 # - `lab.apply(path)`: `kubectl apply -f path`입니다. API 서버가 거부하는 서비스는 API 서버의 메시지와 함께
 #   `kslab.AdmissionError`를 일으키고, 아무것도 바꾸지 않습니다.
+# - `experiments.ingress_summary(rows)`: (인입 노드, 파드)마다 한 행이며, 연결 수 `n`과 그 노드로 들어온 연결 중의
+#   비율 `share`를 담습니다. `charts.ingress_sankey(rows, nodes=..., pods=...)`: 같은 것을 생키(Sankey) 다이어그램으로
+#   그립니다. 왼쪽은 인입 노드, 오른쪽은 파드입니다.
 # - `views.DistributionPanel`, `views.compute_distribution`(01장), `experiments.claim`,
-#   `charts.distribution_figure`, `kslab.check.ch06.<question>(answer, lab)`.
+#   `kslab.check.ch06.<question>(answer, lab)`.
 
 # %%
 import json
@@ -233,11 +239,12 @@ for node in NODES:  # the study's loop: curl from mypc, keep the line naming the
     hosts = [lab.sh("mypc", f"curl -s {IP[node]}:{NP} | grep '\"hostname\": \"deploy'").split('"')[3] for _ in range(10)]
     print(f"10 x curl -s {IP[node]}:{NP}  ({node}):", dict(sorted(pd.Series(hosts).value_counts().items())))
 runs = pd.concat([lab.run("mypc", f"{node}:{NP}", n=800, seed=10 + i) for i, node in enumerate(NODES)], ignore_index=True)
-table = pd.crosstab(runs["ingress_node"], runs["endpoint_pod"], normalize="index").reindex(index=NODES, columns=ECHO)
+summary = experiments.ingress_summary(runs)  # one row per (ingress node, pod): n connections, share of the node's
+table = summary.pivot(index="ingress_node", columns="endpoint_pod", values="share").reindex(index=NODES, columns=ECHO)
 print(table.round(3).to_string())
-charts.distribution_figure(runs, categories=ECHO,
-                           title=f"mypc -> every node:{NP}, {len(runs)} connections ({lab.backend} backend)").show()
-worst = float((table - 1 / 3).abs().max().max())
+charts.ingress_sankey(runs, nodes=NODES, pods=ECHO,
+                      title=f"mypc -> every node:{NP}: where each node sent its 800 connections ({lab.backend} backend)").show()
+worst = float((table.fillna(0) - 1 / 3).abs().max().max())
 hops = runs.groupby("ingress_node")["cross_node"].mean()
 expected_hops = {n: 1.0 if n == CP else 2 / 3 for n in NODES}  # one echo pod per worker, none on the control plane
 experiments.claim(
@@ -250,12 +257,15 @@ experiments.claim(
 )
 
 # %% [markdown] lang="en"
-# Every node runs the same ladder (chapter 01) over all three pods: the node you enter by does not
-# prefer its own pod. Through a worker, 2/3 of the connections take a second hop to another node;
+# In the Sankey diagram each band is the connections one node (left) sent to one pod (right), its
+# width their number (hover for the share). Every node runs the same ladder (chapter 01) over all
+# three pods: the node you enter by does not prefer its own pod. Through a worker, 2/3 of the connections take a second hop to another node;
 # through the control plane, all of them. Chapter 07's `externalTrafficPolicy: Local` changes that.
 
 # %% [markdown] lang="ko"
-# 모든 노드가 세 파드 모두에 대해 같은 사다리(01장)를 실행합니다. 들어온 노드가 자기 파드를 더 고르지 않습니다.
+# 생키 다이어그램의 띠 하나는 노드 하나(왼쪽)가 파드 하나(오른쪽)로 보낸 연결이고, 띠의 폭이 그 수입니다(마우스를
+# 올리면 비율이 보입니다). 모든 노드가 세 파드 모두에 대해 같은 사다리(01장)를 실행합니다. 들어온 노드가 자기 파드를
+# 더 고르지 않습니다.
 # 워커로 들어오면 연결의 2/3이 다른 노드로 두 번째 홉을 하고, 컨트롤 플레인으로 들어오면 모두 그렇습니다.
 # 07장의 `externalTrafficPolicy: Local`이 이것을 바꿉니다.
 
