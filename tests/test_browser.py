@@ -1,15 +1,20 @@
 """The workbook in a real browser: JupyterLab on loopback, Debian's chromium driven by Playwright.
 
-Opens chapter 01 of the Korean edition (the study group's; the widgets and charts are the same
-in both), dismisses JupyterLab's "official Jupyter news" prompt, runs every cell, moves the
-replica slider from 3 to 5 with the keyboard, and checks that the chart now has 5 bars and that
-no text of the chapter's charts lies on another text (the bounding boxes the browser drew: bar
-labels, the uniform label, tick labels, titles); saves a screenshot. Skips (with the reason)
-when chromium or the playwright package is missing.
+One JupyterLab server for the module (the Korean edition: the study group's; the widgets and
+charts are the same in both). Chapter 01: dismisses JupyterLab's "official Jupyter news" prompt,
+runs every cell, moves the replica slider from 3 to 5 with the keyboard, and checks that the
+chart now has 5 bars and that no text of the chapter's charts lies on another text (the bounding
+boxes the browser drew: bar labels, the uniform label, tick labels, titles); saves a screenshot.
+Chapter 07: runs every cell, clicks "Local" on the traffic policy panel and sees both charts
+redrawn (the load balancer stops sending to the control plane, the pods see mypc's own
+address), enters at the control plane and sees every connection drawn as dropped; no text on
+another text; saves a screenshot. Skips (with the reason) when chromium or the playwright
+package is missing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -26,6 +31,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 SHOT = REPO / "tests" / "artifacts" / "chapter01-replicas5.png"
+SHOT07 = REPO / "tests" / "artifacts" / "chapter07-local.png"
 
 
 def _free_port() -> int:
@@ -68,15 +74,17 @@ def jupyter(tmp_path_factory):
             proc.kill()
 
 
-# Every drawn <text> of every plotly chart in the notebook: what it says, where, and its box.
-TEXT_BOXES = """() => [...document.querySelectorAll('.jp-Notebook .js-plotly-plot')].flatMap((plot, i) =>
-  [...plot.querySelectorAll('svg text')].filter(t => {
+# Every drawn <text> of every plotly chart in the notebook: what it says, where, its box and
+# the box of its chart's drawing (the svg that clips it).
+TEXT_BOXES = """() => [...document.querySelectorAll('.jp-Notebook .js-plotly-plot')].flatMap((plot, i) => {
+  const svg = plot.querySelector('svg.main-svg').getBoundingClientRect();
+  return [...plot.querySelectorAll('svg text')].filter(t => {
     const st = getComputedStyle(t), r = t.getBoundingClientRect();
     return t.textContent.trim() && r.width > 0 && r.height > 0 && st.visibility !== 'hidden' && st.display !== 'none'
       && parseFloat(st.opacity || '1') > 0 && parseFloat(t.getAttribute('opacity') ?? '1') > 0;
   }).map(t => { const r = t.getBoundingClientRect();
     return {plot: i, text: t.textContent.trim(), cls: t.getAttribute('class') || t.parentNode.getAttribute('class') || '',
-            x0: r.left, y0: r.top, x1: r.right, y1: r.bottom}; }))"""
+            x0: r.left, y0: r.top, x1: r.right, y1: r.bottom, sx0: svg.left, sy0: svg.top, sx1: svg.right, sy1: svg.bottom}; }); })"""
 
 
 def overlaps(boxes: list[dict], slack: float = 1.0) -> list[tuple[str, str]]:
@@ -91,6 +99,20 @@ def overlaps(boxes: list[dict], slack: float = 1.0) -> list[tuple[str, str]]:
             if w > slack and h > slack:
                 out.append((f"{a['text']!r} ({a['cls']})", f"{b['text']!r} ({b['cls']})"))
     return out
+
+
+def clipped(boxes: list[dict], slack: float = 1.0) -> list[str]:
+    """Texts that stick out of their chart's drawing by more than ``slack`` px (the svg cuts them off)."""
+    return [f"{b['text']!r} ({b['cls']})" for b in boxes
+            if b["x0"] < b["sx0"] - slack or b["x1"] > b["sx1"] + slack or b["y0"] < b["sy0"] - slack or b["y1"] > b["sy1"] + slack]
+
+
+def test_clipped_finds_text_cut_off():
+    chart = dict(sx0=0, sy0=0, sx1=700, sy1=340)
+    inside = dict(chart, plot=0, text="600 connections", cls="gtitle", x0=35, y0=10, x1=690, y1=30)
+    cut = dict(chart, plot=0, text="600 connections ... 100% dropped", cls="gtitle", x0=35, y0=10, x1=760, y1=30)
+    edge = dict(chart, plot=0, text="0", cls="ytick", x0=0.5, y0=320, x1=10, y1=340.5)  # within the slack
+    assert clipped([inside, cut, edge]) == ["'600 connections ... 100% dropped' (gtitle)"]
 
 
 def test_overlaps_finds_text_on_text():
@@ -142,23 +164,52 @@ def dismiss_news_prompt(page) -> bool:
     return True
 
 
+def news_answered(url: str) -> bool:
+    """True when this JupyterLab profile has answered the news question already (an earlier test
+    of the module said No), so the toast will not come and waiting for it would only cost time."""
+    with urllib.request.urlopen(f"{url}/lab/api/settings/@jupyterlab/apputils-extension:notification", timeout=10) as r:
+        return json.load(r).get("settings", {}).get("fetchNews", "none") != "none"
+
+
+# The notebook (path) is the current tab and its kernel is connected and idle.
+KERNEL_IDLE = """(path) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.context && w.context.path === path && w.sessionContext && w.sessionContext.session
+    && w.sessionContext.session.kernel;
+  return !!k && w.sessionContext.isReady && k.connectionStatus === 'connected' && k.status === 'idle'; }"""
+
+# After run-all: "done" when every code cell of the open notebook has run (an execution count,
+# not running), the text of the first error output if one stopped the run, else null (running).
+RUN_STATE = """() => { const cells = window.jupyterapp.shell.currentWidget.content.model.cells;
+  let done = true;
+  for (let i = 0; i < cells.length; i++) { const c = cells.get(i);
+    if (c.type !== 'code') continue;
+    const err = c.outputs.toJSON().find(o => o.output_type === 'error');
+    if (err) return 'error in cell ' + i + ': ' + err.ename + ': ' + err.evalue;
+    if (c.executionCount === null || c.executionState === 'running') done = false; }
+  return done ? 'done' : null; }"""
+
+
+def open_and_run_all(page, url: str, notebook: str) -> bool:
+    """Open ``notebook`` in JupyterLab, answer the news prompt if asked (True if it was), wait for
+    the kernel and run every cell (returns at once: callers wait for what they need)."""
+    known = news_answered(url)
+    page.goto(f"{url}/lab/tree/{notebook}?reset", timeout=90_000)  # reset: not the tabs an earlier test left open
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
+    asked = False if known else dismiss_news_prompt(page)
+    assert page.locator(".Toastify__toast", has_text="news").count() == 0, "the news prompt is still shown"
+    page.wait_for_function(KERNEL_IDLE, arg=notebook, timeout=120_000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    return asked
+
+
 def test_chapter01_replica_slider_in_chromium(jupyter, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{jupyter}/lab/tree/01_clusterip.ipynb", timeout=90_000)
-        page.wait_for_selector(".jp-Notebook", timeout=90_000)
-        page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        page.wait_for_function(
-            "document.querySelector('.jp-Notebook') && !document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"busy\"]')",
-            timeout=60_000)
-        asked = dismiss_news_prompt(page)
-        assert page.locator(".Toastify__toast", has_text="news").count() == 0, "the news prompt is still shown"
-        time.sleep(3)  # let the kernel come up
-        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        asked = open_and_run_all(page, jupyter, "01_clusterip.ipynb")
         slider = page.locator(".widget-slider:has(label:text-is('replicas'))").first
         slider.wait_for(timeout=180_000)
         bars = ".widget-slider:has(label:text-is('replicas')) >> xpath=ancestor::div[contains(@class,'widget-vbox')][1] >> .js-plotly-plot .bars .point"
@@ -200,3 +251,87 @@ def test_chapter01_replica_slider_in_chromium(jupyter, tmp_path):
     assert SHOT.stat().st_size > 10_000
     print(f"news prompt {'dismissed' if asked else 'not shown'}; {len(boxes)} and {len(crowded)} chart texts "
           "(5 and 10 replicas), none overlapping")
+
+
+# Chapter 07's traffic policy panel as the browser holds it: the pressed policy button, the
+# entry, per ingress node the answered and dropped counts (the node chart's data) and the drawn
+# height of each dropped bar, each pod's share (the pod chart's data), both titles as drawn and
+# the summary line. null until the panel and both its charts are drawn.
+PANEL_STATE = """() => {
+  const toggle = [...document.querySelectorAll('.jp-Notebook .widget-toggle-buttons')]
+    .find(e => e.textContent.includes('externalTrafficPolicy'));
+  const box = toggle && toggle.closest('.widget-vbox');
+  if (!box) return null;
+  const plots = [...box.querySelectorAll('.js-plotly-plot')];
+  if (plots.length !== 2 || !plots.every(p => p.data && p.data.length === 2 && p.querySelector('.gtitle'))) return null;
+  const [nodes, pods] = plots;
+  const heights = [...nodes.querySelectorAll('.barlayer .trace')].map(t =>
+    [...t.querySelectorAll('.point')].map(pt => pt.getBoundingClientRect().height));
+  return {policy: [...toggle.querySelectorAll('button.mod-active')].map(b => b.textContent.trim()),
+          entry: box.querySelector('.widget-dropdown select').value,
+          nodes: Array.from(nodes.data[0].x), ok: Array.from(nodes.data[0].y), dropped: Array.from(nodes.data[1].y),
+          dropped_heights: heights[1] || [], node_title: nodes.querySelector('.gtitle').textContent,
+          pods: Array.from(pods.data[0].x), shares: Array.from(pods.data[0].y),
+          pod_title: pods.querySelector('.gtitle').textContent,
+          summary: (box.querySelector('.widget-html-content') || {}).textContent || ''};
+}"""
+
+
+def _panel_when(page, condition: str, timeout: int = 60_000) -> dict:
+    """The panel's state once ``condition`` (a JS expression over ``s``, the state) holds."""
+    handle = page.wait_for_function(f"() => {{ const s = ({PANEL_STATE})(); return s && ({condition}) ? s : null; }}",
+                                    timeout=timeout)
+    return handle.json_value()
+
+
+def test_chapter07_traffic_policy_toggle_in_chromium(jupyter):
+    from playwright.sync_api import sync_playwright
+
+    cp, mypc = "myk8s-control-plane", "172.18.0.100"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        open_and_run_all(page, jupyter, "07_traffic_policy_lb.ipynb")
+        state = page.wait_for_function(f"() => ({RUN_STATE})()", timeout=240_000).json_value()
+        assert state == "done", state
+        # as the chapter leaves it: Cluster, one pod per worker, mypc entering through the load balancer
+        before = _panel_when(page, "s.node_title.includes('Cluster')")
+        assert before["policy"] == ["Cluster"] and before["entry"] == "load balancer", before
+        assert "load balancer" in before["node_title"] and "0% dropped" in before["node_title"], before
+        ok = dict(zip(before["nodes"], before["ok"]))
+        assert ok[cp] > 0 and sum(ok.values()) == 600 and not any(before["dropped"]), before  # every node healthy on 10256
+        assert "SNAT" in before["summary"] and len(before["pods"]) == 3, before
+
+        panel = page.locator(".jp-Notebook .widget-vbox", has=page.locator(".widget-toggle-buttons",
+                                                                          has_text="externalTrafficPolicy")).last
+        panel.scroll_into_view_if_needed()
+        panel.locator(".widget-toggle-buttons").get_by_role("button", name="Local", exact=True).click()
+        # each chart and the summary is its own widget: wait until all three were redrawn
+        local = _panel_when(page, "s.node_title.includes('Local') && s.policy[0] === 'Local' && s.summary.includes('(mypc')"
+                                  f" && JSON.stringify(s.shares) !== {json.dumps(json.dumps(before['shares']))}")
+        ok = dict(zip(local["nodes"], local["ok"]))
+        # the LB probes healthCheckNodePort now: the control plane (no pod) gets nothing, the workers all 600
+        assert ok[cp] == 0 and sum(ok.values()) == 600 and not any(local["dropped"]), local
+        assert local["shares"] != before["shares"], (before["shares"], local["shares"])  # the pod chart was redrawn
+        assert f"{mypc} (mypc" in local["summary"] and "SNAT" not in local["summary"].split("load balancer")[0], local
+
+        panel.locator(".widget-dropdown select").select_option(label=cp)
+        at_cp = _panel_when(page, f"s.entry === '{cp}' && s.node_title.includes('via {cp}') && s.shares.every(x => x === 0)"
+                                  " && s.summary.includes('no connection was answered')")
+        dropped, heights = dict(zip(at_cp["nodes"], at_cp["dropped"])), dict(zip(at_cp["nodes"], at_cp["dropped_heights"]))
+        # Local, entering at a node without a pod: all 600 dropped there, and the browser drew that bar
+        assert "100% dropped" in at_cp["node_title"] and dropped[cp] == 600 and not any(at_cp["ok"]), at_cp
+        assert heights[cp] > 50 and all(h < 1 for n, h in heights.items() if n != cp), heights
+        assert "no connection was answered" in at_cp["summary"], at_cp
+
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        boxes = page.evaluate(TEXT_BOXES)
+        texts = [b["text"] for b in boxes]
+        assert any(f"via {cp}" in t for t in texts) and any("Share per pod" in t for t in texts), texts  # the panel's, drawn
+        assert not overlaps(boxes), overlaps(boxes)
+        assert not clipped(boxes), clipped(boxes)
+        SHOT07.parent.mkdir(parents=True, exist_ok=True)
+        panel.screenshot(path=str(SHOT07))
+        browser.close()
+    assert SHOT07.stat().st_size > 10_000
+    print(f"chapter 07: Cluster -> Local -> entering at {cp}; {len(boxes)} chart texts, none overlapping")
