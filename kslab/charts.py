@@ -348,9 +348,9 @@ def ingress_sankey(df: pd.DataFrame, nodes: Sequence[str] | None = None, pods: S
     return fig
 
 
-POLICY_NODE_LAYOUT = dict(barmode="stack", template="plotly_white", height=340, xaxis_title="ingress node",
+POLICY_NODE_LAYOUT = dict(barmode="stack", template="plotly_white", height=370, xaxis_title="ingress node",
                           yaxis_title="connections", legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-                          margin=dict(l=60, r=20, t=80, b=60))
+                          margin=dict(l=60, r=20, t=110, b=60))  # t: the two-line title above the legend
 POLICY_POD_LAYOUT = dict(template="plotly_white", height=340, xaxis_title="endpoint pod (node)",
                          yaxis_title="share of answered connections", yaxis_tickformat=".0%",
                          legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), margin=dict(l=60, r=20, t=80, b=60))
@@ -378,8 +378,8 @@ def policy_bars_data(r: TrafficPolicyResult) -> dict:
         "pods": pods, "labels": labels, "shares": shares, "colors": [colors[p] for p in pods],
         "text": [f"{s:.0%}" for s in shares], "expected": [r.expected.get(p, 0.0) for p in pods],
         "ymax": max([0.5] + [s * 1.25 for s in shares] + [e * 1.25 for e in r.expected.values()]),
-        "node_title": (f"{r.connections} connections from mypc via {where}, externalTrafficPolicy {r.policy}: "
-                       f"{r.dropped_share:.0%} dropped"),
+        "node_title": (f"{r.connections} connections from mypc via {where}<br>externalTrafficPolicy {r.policy}: "
+                       f"{r.dropped_share:.0%} dropped"),  # two lines: one is wider than a 700 px chart
         "pod_title": f"Share per pod of the {answered} answered connections ({r.backend} copy of the lab)",
     }
 
