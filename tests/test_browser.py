@@ -244,13 +244,14 @@ def test_chapter01_replica_slider_in_chromium(jupyter, tmp_path):
         time.sleep(1)
         crowded = page.evaluate(TEXT_BOXES)
         assert sum(1 for b in crowded if "bartext" in b["cls"]) >= 3 + 10 and not overlaps(crowded), overlaps(crowded)
+        assert not clipped(boxes) and not clipped(crowded), clipped(boxes) + clipped(crowded)
         SHOT.parent.mkdir(parents=True, exist_ok=True)
         page.locator(bars).first.scroll_into_view_if_needed()
         page.screenshot(path=str(SHOT), full_page=False)
         browser.close()
     assert SHOT.stat().st_size > 10_000
     print(f"news prompt {'dismissed' if asked else 'not shown'}; {len(boxes)} and {len(crowded)} chart texts "
-          "(5 and 10 replicas), none overlapping")
+          "(5 and 10 replicas), none overlapping or cut off")
 
 
 # Chapter 07's traffic policy panel as the browser holds it: the pressed policy button, the
@@ -334,4 +335,4 @@ def test_chapter07_traffic_policy_toggle_in_chromium(jupyter):
         panel.screenshot(path=str(SHOT07))
         browser.close()
     assert SHOT07.stat().st_size > 10_000
-    print(f"chapter 07: Cluster -> Local -> entering at {cp}; {len(boxes)} chart texts, none overlapping")
+    print(f"chapter 07: Cluster -> Local -> entering at {cp}; {len(boxes)} chart texts, none overlapping or cut off")
