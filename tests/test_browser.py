@@ -3,12 +3,12 @@
 One JupyterLab server for the module (the Korean edition: the study group's; the widgets and
 charts are the same in both). Chapter 01: dismisses JupyterLab's "official Jupyter news" prompt,
 runs every cell, moves the replica slider from 3 to 5 with the keyboard, and checks that the
-chart now has 5 bars and that no text of the chapter's charts lies on another text (the bounding
-boxes the browser drew: bar labels, the uniform label, tick labels, titles); saves a screenshot.
-Chapter 07: runs every cell, clicks "Local" on the traffic policy panel and sees both charts
-redrawn (the load balancer stops sending to the control plane, the pods see mypc's own
-address), enters at the control plane and sees every connection drawn as dropped; no text on
-another text; saves a screenshot. Skips (with the reason) when chromium or the playwright
+chart now has 5 bars and that no text of the chapter's charts lies on another text or sticks out
+of its chart (the bounding boxes the browser drew: bar labels, the uniform label, tick labels,
+titles); saves a screenshot. Chapter 07: runs every cell, clicks "Local" on the traffic policy
+panel and sees both charts redrawn (the load balancer stops sending to the control plane, the
+pods see mypc's own address), enters at the control plane and sees every connection drawn as
+dropped; the same text checks; saves a screenshot of the panel. Skips (with the reason) when chromium or the playwright
 package is missing.
 """
 
