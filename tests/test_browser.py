@@ -171,22 +171,30 @@ def news_answered(url: str) -> bool:
         return json.load(r).get("settings", {}).get("fetchNews", "none") != "none"
 
 
-# The notebook (path) is the current tab and its kernel is connected and idle.
-KERNEL_IDLE = """(path) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  const k = w && w.context && w.context.path === path && w.sessionContext && w.sessionContext.session
-    && w.sessionContext.session.kernel;
-  return !!k && w.sessionContext.isReady && k.connectionStatus === 'connected' && k.status === 'idle'; }"""
+# The notebook panel open on ``path`` (by path: the shell's current widget follows the focus,
+# which a headless browser need not give it).
+NOTEBOOK = """(path) => { for (const w of window.jupyterapp.shell.widgets('main'))
+    if (w.context && w.context.path === path && w.content && w.sessionContext) return w;
+  return null; }"""
 
-# After run-all: "done" when every code cell of the open notebook has run (an execution count,
-# not running), the text of the first error output if one stopped the run, else null (running).
-RUN_STATE = """() => { const cells = window.jupyterapp.shell.currentWidget.content.model.cells;
+# That notebook is the current tab (what run-all acts on) and its kernel is connected and idle.
+KERNEL_IDLE = f"""(path) => {{ const w = ({NOTEBOOK})(path);
+  if (!w) return false;
+  if (window.jupyterapp.shell.currentWidget !== w) window.jupyterapp.shell.activateById(w.id);
+  const k = w.sessionContext.session && w.sessionContext.session.kernel;
+  return window.jupyterapp.shell.currentWidget === w && !!k && w.sessionContext.isReady
+    && k.connectionStatus === 'connected' && k.status === 'idle'; }}"""
+
+# After run-all: "done" when every code cell of the notebook has run (an execution count, not
+# running), the text of the first error output if one stopped the run, else null (running).
+RUN_STATE = f"""(path) => {{ const cells = ({NOTEBOOK})(path).content.model.cells;
   let done = true;
-  for (let i = 0; i < cells.length; i++) { const c = cells.get(i);
+  for (let i = 0; i < cells.length; i++) {{ const c = cells.get(i);
     if (c.type !== 'code') continue;
     const err = c.outputs.toJSON().find(o => o.output_type === 'error');
     if (err) return 'error in cell ' + i + ': ' + err.ename + ': ' + err.evalue;
-    if (c.executionCount === null || c.executionState === 'running') done = false; }
-  return done ? 'done' : null; }"""
+    if (c.executionCount === null || c.executionState === 'running') done = false; }}
+  return done ? 'done' : null; }}"""
 
 
 def open_and_run_all(page, url: str, notebook: str) -> bool:
@@ -293,7 +301,7 @@ def test_chapter07_traffic_policy_toggle_in_chromium(jupyter):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         open_and_run_all(page, jupyter, "07_traffic_policy_lb.ipynb")
-        state = page.wait_for_function(f"() => ({RUN_STATE})()", timeout=240_000).json_value()
+        state = page.wait_for_function(RUN_STATE, arg="07_traffic_policy_lb.ipynb", timeout=240_000).json_value()
         assert state == "done", state
         # as the chapter leaves it: Cluster, one pod per worker, mypc entering through the load balancer
         before = _panel_when(page, "s.node_title.includes('Cluster')")
