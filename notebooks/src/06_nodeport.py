@@ -274,8 +274,9 @@ experiments.claim(
 # %% [markdown] lang="en"
 # In the Sankey diagram each band is the connections one node (left) sent to one pod (right), its
 # width their number (hover for the share). Every node runs the same ladder (chapter 01) over all
-# three pods: the node you enter by does not prefer its own pod. Through a worker, 2/3 of the connections take a second hop to another node;
-# through the control plane, all of them. Chapter 07's `externalTrafficPolicy: Local` changes that.
+# three pods: the node you enter by does not prefer its own pod. Through a worker, 2/3 of the
+# connections take a second hop to another node; through the control plane, all of them. Chapter
+# 07's `externalTrafficPolicy: Local` changes that.
 
 # %% [markdown] lang="ko"
 # 생키 다이어그램의 띠 하나는 노드 하나(왼쪽)가 파드 하나(오른쪽)로 보낸 연결이고, 띠의 폭이 그 수입니다(마우스를
@@ -359,10 +360,10 @@ experiments.claim(
 # **Where the notes are out of date.** The `KUBE-EXT-…` chain the study shows (and notes as "added")
 # is the layout since Kubernetes v1.24 (kubernetes/kubernetes PR #109060, "Kube proxy rule reorg
 # XLB->EXT"). Before it there was no `KUBE-EXT` chain: the masquerade mark was set from
-# `KUBE-NODEPORTS` or `KUBE-SVC-…`, and `externalTrafficPolicy: Local` went through a `KUBE-XLB-…` chain.
-# Notes and blog posts about clusters older than v1.24 show `KUBE-XLB`; today's kube-proxy writes `KUBE-EXT-…`
-# and, under Local, `KUBE-SVL-…` (chapter 07). The chain names keep the same 16-character hash as
-# the Service's `KUBE-SVC-…` chain (chapter 01's formula).
+# `KUBE-NODEPORTS` or `KUBE-SVC-…`, and `externalTrafficPolicy: Local` went through a `KUBE-XLB-…`
+# chain. Notes and blog posts about clusters older than v1.24 show `KUBE-XLB`; today's kube-proxy
+# writes `KUBE-EXT-…` and, under Local, `KUBE-SVL-…` (chapter 07). The chain names keep the same
+# 16-character hash as the Service's `KUBE-SVC-…` chain (chapter 01's formula).
 
 # %% [markdown] lang="ko"
 # **스터디 노트가 오래된 부분.** 스터디가 보여 주는(그리고 "추가됨"이라고 적은) `KUBE-EXT-…` 체인은 쿠버네티스
@@ -896,8 +897,9 @@ print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab
 # ## Summary (요약)
 #
 # - A NodePort Service (NodePort 서비스) opens the same port (30000-32767; allocated from the dynamic
-#   band unless you pick one) on every node's addresses, control plane included: `KUBE-SERVICES → KUBE-NODEPORTS →
-#   KUBE-EXT-… (KUBE-MARK-MASQ) → KUBE-SVC-… → KUBE-SEP-… (DNAT)`, then `KUBE-POSTROUTING (MASQUERADE)`.
+#   band unless you pick one) on every node's addresses, control plane included:
+#   `KUBE-SERVICES → KUBE-NODEPORTS → KUBE-EXT-… (KUBE-MARK-MASQ) → KUBE-SVC-… → KUBE-SEP-… (DNAT)`,
+#   then `KUBE-POSTROUTING (MASQUERADE)`.
 #   Any node sends to any pod (a second hop 2/3 of the time from a worker).
 # - The masquerade (마스커레이드) is what makes the reply come back through the ingress node
 #   (`conntrack -L` there shows the reply expected from the pod to the node), and what hides the
