@@ -122,8 +122,10 @@ LB_ADDON = resources.study_lab() / "loadbalancer"  # svc-lb, the LoadBalancer Se
 
 
 def with_lb(l):
-    """``l`` with svc-lb applied: ``lab.reset()`` goes back to the lab as made, which has no svc-lb."""
-    if not any(s.name == "svc-lb" for s in l.cluster.services):
+    """``l`` with svc-lb applied: ``lab.reset()`` goes back to the lab as made, which has no svc-lb. On a
+    live cluster without a load balancer controller (its status pending) it is applied again, which
+    changes nothing there and lets ``lab.copy()`` give the twin the manifest's VIP."""
+    if not any(s.name == "svc-lb" and s.load_balancer_ingress for s in l.cluster.services):
         l.apply(LB_ADDON)
     return l
 
@@ -137,7 +139,9 @@ def fresh(l) -> None:
 with_lb(lab)
 lb_svc = lab.cluster.service("svc-lb")
 HC = lb_svc.health_check_node_port  # the healthCheckNodePort
-VIP = f"{lb_svc.load_balancer_ingress[0].ip}:{lb_svc.ports[0].port}"  # 172.18.0.200:9000, the load balancer's address
+PENDING = not lb_svc.load_balancer_ingress  # kind without a load balancer controller: EXTERNAL-IP stays <pending>
+lb_side = lab.exact("a cloud load balancer, which kind does not have: EXTERNAL-IP stays <pending>") if PENDING else lab
+VIP = f"{lb_side.cluster.service('svc-lb').load_balancer_ingress[0].ip}:{lb_svc.ports[0].port}"  # 172.18.0.200:9000, the VIP
 print(f"svc-nodeport: nodePort {NP}; svc-lb: VIP {VIP}, healthCheckNodePort {HC}; nodes {NODE_IP}; echo pods per node: "
       + ", ".join(f"{n}: {len(echo_pods(lab, n))}" for n in NODES))
 
@@ -422,6 +426,17 @@ kslab.check.ch07.from_node(answer, lab)
 # "loadbalancer")` adds it (it is not part of the lab of chapters 00-06). The set-up cell applied it
 # with `with_lb(lab)`, which applies it only when it is missing, for example after `lab.reset()`.
 # The study's `kubectl` shows the VIP and the health check port.
+#
+# **On kind** there is no load balancer controller (unless you run cloud-provider-kind or MetalLB):
+# the API server drops the manifest's `status`, so `EXTERNAL-IP` stays `<pending>` and `kubectl
+# describe` has no `LoadBalancer Ingress` line. The API server still allocates the
+# `healthCheckNodePort`, and every node's kube-proxy still serves it and writes the Service's rules:
+# those parts are live. The VIP is not: the set-up cell took it from the simulator twin
+# (`lab.exact(...)`, one printed line), whose `svc-lb` carries the manifest's
+# `status.loadBalancer.ingress`, what a cloud load balancer would write (`lab.copy()` does that for
+# a LoadBalancer Service the lab applied whose live status is pending). Every cell that sends to the
+# VIP runs on such a twin. With a controller running, the live status has the address and the
+# listing shows it.
 
 # %% [markdown] lang="ko"
 # ## NodePort에 아직 부족한 점, 그리고 로드밸런서 (스터디 2.6)
@@ -438,17 +453,28 @@ kslab.check.ch07.from_node(answer, lab)
 # "loadbalancer")`가 이를 추가합니다(00-06장의 실습 환경에는 없습니다). 설정 셀이 `with_lb(lab)`로 이미
 # 적용했습니다. `with_lb`는 예를 들어 `lab.reset()` 뒤처럼 서비스가 없을 때만 적용합니다. 스터디의 `kubectl`로 VIP와
 # 헬스 체크 포트를 봅니다.
+#
+# **kind에서는** (cloud-provider-kind나 MetalLB를 실행하지 않는 한) 로드밸런서 컨트롤러가 없습니다. API 서버가
+# 매니페스트의 `status`를 버리므로 `EXTERNAL-IP`는 `<pending>`으로 남고 `kubectl describe`에는 `LoadBalancer
+# Ingress` 줄이 없습니다. 그래도 API 서버는 `healthCheckNodePort`를 할당하고, 모든 노드의 kube-proxy는 그 포트에서
+# 응답하며 서비스의 규칙을 씁니다. 이 부분은 실제 클러스터의 것입니다. VIP는 그렇지 않습니다. 설정 셀은 VIP를
+# 시뮬레이터 복제본(`lab.exact(...)`, 한 줄로 알려 줌)에서 가져왔습니다. 복제본의 `svc-lb`에는 클라우드
+# 로드밸런서가 썼을 매니페스트의 `status.loadBalancer.ingress`가 있습니다(`lab.copy()`는 실습 환경이 적용한
+# 로드밸런서 서비스의 실제 상태가 pending이면 그렇게 합니다). VIP로 보내는 셀은 모두 그런 복제본에서 실행됩니다.
+# 컨트롤러가 실행 중이면 실제 상태에 주소가 있고 목록에도 나옵니다.
 
 # %%
 with_lb(lab)  # again, in case lab.reset() removed it
 listing = lab.sh(CP, "kubectl get svc svc-lb -o wide")
 described = lab.sh(CP, "kubectl describe svc svc-lb | grep -E 'Type|LoadBalancer Ingress|External Traffic|HealthCheck'")
 print(f"$ kubectl get svc svc-lb -o wide\n{listing}\n$ kubectl describe svc svc-lb | grep ...\n{described}")
+external_ip = listing.splitlines()[1].split()[3]  # the EXTERNAL-IP column
 experiments.claim(
     re.search(rf"HealthCheck NodePort:\s+{HC}\n", described) and re.search(r"External Traffic Policy:\s+Local", described)
-    and VIP.startswith("172.18.0.200:") and 30000 <= HC <= 32767,
-    f"svc-lb: type LoadBalancer, Local, nodePort {lb_svc.ports[0].node_port}, healthCheckNodePort {HC}, VIP {VIP}",
-    f"svc-lb's listing changed: {described!r}",
+    and VIP.startswith("172.18.0.200:") and 30000 <= HC <= 32767 and external_ip == ("<pending>" if PENDING else VIP.split(":")[0]),
+    f"svc-lb: type LoadBalancer, Local, nodePort {lb_svc.ports[0].node_port}, healthCheckNodePort {HC}, EXTERNAL-IP {external_ip}"
+    + (f" (no load balancer controller; the sim twin's VIP is {VIP})" if PENDING else f", VIP {VIP}"),
+    f"svc-lb's listing changed: {listing!r} {described!r}",
 )
 
 # %% [markdown] lang="en"
@@ -462,10 +488,13 @@ experiments.claim(
 # from upstream's template, so the cell can compare it with what each node said, byte for byte
 # (only the `Date` header, the time of the answer, is left out).
 #
-# To see 0, 1 and 2 local endpoints at once, the cell places `deploy-echo`'s pods two on
-# `myk8s-worker`, one on `myk8s-worker2` and none on `myk8s-worker3` (`lab.place`); it ends with
-# `fresh(lab)` (`lab.reset()`, then `svc-lb` again). On kind this runs on the simulator twin: a live
-# cluster's scheduler places its pods.
+# The cell first curls every node's health check port from `mypc` as the lab is (one echo pod per
+# worker, none on the control plane). On kind these answers are live: kube-proxy opens the
+# `healthCheckNodePort` on every node for a LoadBalancer Service with `Local`, load balancer
+# controller or not. To see 0, 1 and 2 local endpoints at once, it then places `deploy-echo`'s pods
+# two on `myk8s-worker`, one on `myk8s-worker2` and none on `myk8s-worker3` (`lab.place`) and curls
+# again; it ends with `fresh(lab)` (`lab.reset()`, then `svc-lb` again). On kind that second part
+# runs on the simulator twin: a live cluster's scheduler places its pods.
 
 # %% [markdown] lang="ko"
 # ## 노드의 헬스 체크 응답
@@ -477,10 +506,13 @@ experiments.claim(
 # `healthcheck.service_health(namespace, name, n)`은 업스트림의 템플릿으로 같은 응답을 파이썬에서 만듭니다. 그래서
 # 셀은 각 노드의 응답과 바이트 단위로 비교할 수 있습니다(응답한 시각인 `Date` 헤더만 뺍니다).
 #
-# 로컬 엔드포인트 0, 1, 2개를 한 번에 보기 위해, 셀은 `deploy-echo`의 파드를 `myk8s-worker`에 두 개,
-# `myk8s-worker2`에 하나, `myk8s-worker3`에는 두지 않습니다(`lab.place`). 셀은 `fresh(lab)`(`lab.reset()` 다음
-# `svc-lb`를 다시 적용)으로 끝납니다. kind에서는 시뮬레이터 복제본에서 실행됩니다. 실제 클러스터에서는 스케줄러가
-# 파드를 배치하기 때문입니다.
+# 셀은 먼저 실습 환경 그대로(워커마다 에코 파드 하나, 컨트롤 플레인에는 없음) `mypc`에서 모든 노드의 헬스 체크
+# 포트로 `curl`합니다. kind에서는 이 응답이 실제 클러스터의 것입니다. kube-proxy는 로드밸런서 컨트롤러가 있든 없든
+# `Local`인 로드밸런서 서비스에 대해 모든 노드에서 `healthCheckNodePort`를 엽니다. 이어서 로컬 엔드포인트 0, 1,
+# 2개를 한 번에 보기 위해 `deploy-echo`의 파드를 `myk8s-worker`에 두 개, `myk8s-worker2`에 하나,
+# `myk8s-worker3`에는 두지 않고(`lab.place`) 다시 `curl`합니다. 셀은 `fresh(lab)`(`lab.reset()` 다음 `svc-lb`를
+# 다시 적용)으로 끝납니다. kind에서는 이 두 번째 부분이 시뮬레이터 복제본에서 실행됩니다. 실제 클러스터에서는
+# 스케줄러가 파드를 배치하기 때문입니다.
 
 # %%
 def http_answer(text: str) -> tuple[int, list[tuple[str, str]], str]:
@@ -490,31 +522,42 @@ def http_answer(text: str) -> tuple[int, list[tuple[str, str]], str]:
     return int(status_line.split()[1]), [tuple(line.split(": ", 1)) for line in lines], body
 
 
+def upstream_said(text: str, local_endpoints: int) -> bool:
+    """Whether a node's answer is service_health's, byte for byte, with exactly one Date header (left out)."""
+    status, headers, body = http_answer(text)
+    expected = healthcheck.service_health("default", "svc-lb", local_endpoints)
+    want = [*expected.headers, ("Content-Length", str(len(expected.body.encode())))]
+    return (status == expected.status and body == expected.body
+            and [h for h in headers if h[0] != "Date"] == want and [h[0] for h in headers].count("Date") == 1)
+
+
+# the lab as it is: kube-proxy's own health check server on every node (live on kind)
+local = {node: len(echo_pods(lab, node)) for node in NODES}
+said = {node: lab.sh("mypc", f"curl -i -s {NODE_IP[node]}:{HC}/healthz") for node in NODES}
 on = lab.exact("deploy-echo's pods placed 2/1/0 on the workers, which a live cluster's scheduler decides")
 with_lb(on)
 on.place("deploy-echo", {W1: 2, W2: 1, W3: 0})
 try:
-    local = {node: len(echo_pods(on, node)) for node in NODES}
-    said = {node: on.sh("mypc", f"curl -i -s {NODE_IP[node]}:{HC}/healthz") for node in NODES}
+    placed_local = {node: len(echo_pods(on, node)) for node in NODES}
+    placed_said = {node: on.sh("mypc", f"curl -i -s {NODE_IP[node]}:{HC}/healthz") for node in NODES}
 finally:
     fresh(on)
-for node in (W1, CP):
-    print(f"$ curl -i -s {NODE_IP[node]}:{HC}/healthz   (on mypc; {node}, {local[node]} local endpoints)\n{said[node]}\n")
+for node, text, n in ((CP, said[CP], local[CP]), (W1, placed_said[W1], placed_local[W1])):
+    print(f"$ curl -i -s {NODE_IP[node]}:{HC}/healthz   (on mypc; {node}, {n} local endpoints)\n{text}\n")
 
-matches = {}
-for node in NODES:
-    status, headers, body = http_answer(said[node])
-    expected = healthcheck.service_health("default", "svc-lb", local[node])
-    want = [*expected.headers, ("Content-Length", str(len(expected.body.encode())))]
-    matches[node] = (status == expected.status and body == expected.body
-                     and [h for h in headers if h[0] != "Date"] == want and [h[0] for h in headers].count("Date") == 1)
+matches = {node: upstream_said(said[node], local[node]) for node in NODES}
+placed_matches = {node: upstream_said(placed_said[node], placed_local[node]) for node in NODES}
 codes = {node: http_answer(said[node])[0] for node in NODES}
-print("local endpoints:", local, " status:", codes)
+placed_codes = {node: http_answer(placed_said[node])[0] for node in NODES}
+print("as made: local endpoints", local, "status", codes)
+print("placed 2/1/0: local endpoints", placed_local, "status", placed_codes)
 experiments.claim(
-    all(matches.values()) and codes == {CP: 503, W1: 200, W2: 200, W3: 503} and local[W1] == 2 and local[CP] == 0,
-    f"every node's answer equals service_health('default', 'svc-lb', n) byte for byte (Date aside): "
-    f"503 with localEndpoints 0 ({CP}, {W3}), 200 with 1 ({W2}) and with 2 ({W1})",
-    f"the health check answers differ from upstream's: {matches}, status {codes}",
+    all(matches.values()) and codes == {CP: 503, W1: 200, W2: 200, W3: 200} and local == {CP: 0, W1: 1, W2: 1, W3: 1}
+    and all(placed_matches.values()) and placed_codes == {CP: 503, W1: 200, W2: 200, W3: 503} and placed_local[W1] == 2,
+    f"every node's answer equals service_health('default', 'svc-lb', n) byte for byte (Date aside): as made, "
+    f"503 with localEndpoints 0 ({CP}) and 200 with 1 (each worker); placed 2/1/0, 503 with 0 ({CP}, {W3}), "
+    f"200 with 1 ({W2}) and with 2 ({W1})",
+    f"the health check answers differ from upstream's: as made {matches} {codes}, placed {placed_matches} {placed_codes}",
 )
 
 # %% [markdown] lang="en"
@@ -783,8 +826,10 @@ experiments.claim(
 # `curl` and `iptables`, each node namespace runs a real HTTP health check server on the
 # `healthCheckNodePort` serving kube-proxy's answer, and the load balancer is a namespace of its
 # own that probes every node over real HTTP and forwards real connections only to the nodes that
-# answered 200. On kind the Local patch, the rules and the health check answers are live (kube-proxy's
-# own server); the cells that need placed pods or a load balancer run on a simulator twin and say so.
+# answered 200. On kind the Local patch, the rules and the health check answers of the lab as made
+# are live (kube-proxy's own server on each node); kind has no load balancer (`EXTERNAL-IP`
+# `<pending>`), so the VIP, placed pods, a pod made not ready and a second external client run on a
+# simulator twin and say so in one line each.
 
 # %% [markdown] lang="ko"
 # ## 실제 커널에서
@@ -792,8 +837,10 @@ experiments.claim(
 # `KSLAB_BACKEND=netns`(root)로 실행하면 같은 셀이 실제 네임스페이스에서 실행됩니다. `lab.sh`는 실제 `curl`과
 # `iptables`를 실행하고, 노드 네임스페이스마다 실제 HTTP 헬스 체크 서버가 `healthCheckNodePort`에서 kube-proxy의
 # 응답을 주며, 로드밸런서는 별도의 네임스페이스로서 모든 노드를 실제 HTTP로 프로브하고 200으로 응답한 노드에만 실제
-# 연결을 전달합니다. kind에서는 Local 패치와 규칙이 실제 클러스터의 것입니다. 파드 배치나 로드밸런서가 필요한
-# 셀은 시뮬레이터 복제본에서 실행되며, 그렇다고 한 줄로 알려 줍니다.
+# 연결을 전달합니다. kind에서는 Local 패치와 규칙, 그리고 처음 만든 그대로의 실습 환경에서 받은 헬스 체크 응답이
+# 실제 클러스터의 것입니다(각 노드의 kube-proxy 자신의 서버). kind에는 로드밸런서가 없으므로(`EXTERNAL-IP`가
+# `<pending>`) VIP, 파드 배치, 준비되지 않은 파드, 두 번째 외부 클라이언트는 시뮬레이터 복제본에서 실행되며, 각각
+# 한 줄로 그렇다고 알려 줍니다.
 
 # %%
 print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab.fallback}" if lab.fallback else ""))
