@@ -26,6 +26,15 @@ Upstream, kubernetes/kubernetes (read with the project's search tools):
   hand-written endpoint both ready and terminating is counted. :func:`local_endpoints` counts
   the same way, on the endpoints map :func:`kslab.proxy.endpoints.build_endpoints_map` builds as
   ``endpointslicecache.go`` does.
+* ``pkg/proxy/healthcheck/proxy_health.go`` at 0645f0e50ec848af731c8f5a33b86f9e1aa39879:
+  kube-proxy's own health server (``--healthz-bind-address``, port 10256 on every address), a
+  ``ServeMux`` of ``healthzHandler`` and ``livezHandler``: ``/healthz`` answers
+  ``{"lastUpdated": %q,"currentTime": %q, "nodeEligible": %v}`` (200 when the proxy is healthy and
+  the node eligible, ``lastUpdated`` then the current time; 503 otherwise), ``/livez`` the same
+  without ``nodeEligible`` (the node's eligibility aside), the times Go's ``time.Time`` strings;
+  any other path Go's ``http.NotFound``. :func:`proxy_health` is that server's mux, with
+  :func:`go_time` and :func:`proxy_healthz_body`; the netns node servers and the sim both answer
+  with it.
 * ``apiservice.NeedsHealthCheck`` (LoadBalancer and external policy Local) through
   ``newBaseServiceInfo``'s ``healthCheckNodePort``, collected by the service change tracker into
   ``HCServiceNodePorts`` for ``SyncServices``: :func:`hc_targets`, read from
@@ -34,6 +43,7 @@ Upstream, kubernetes/kubernetes (read with the project's search tools):
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -66,7 +76,10 @@ class HealthResponse:
         return next((v for k, v in self.headers if k.lower() == low), None)
 
 
-_REASONS = {200: "OK", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
+
+PROXY_HEALTHZ_PATHS = ("/healthz", "/livez")
+"""The paths kube-proxy's own health server (10256) serves; any other gets Go's 404."""
 
 
 def service_health(namespace: str, name: str, local_endpoints: int, proxy_healthy: bool = True) -> HealthResponse:
@@ -94,6 +107,45 @@ def service_health(namespace: str, name: str, local_endpoints: int, proxy_health
         "}"
     )
     return HealthResponse(status, headers, body)
+
+
+def go_time(epoch_ns: int, monotonic_ns: int | None = None) -> str:
+    """Go's ``time.Time.String()`` of a UTC time (kube-proxy's container runs in UTC):
+    ``2006-01-02 15:04:05.999999999 +0000 UTC`` (trailing zeros of the fraction dropped) and, for
+    a time read from the clock, its monotonic reading `` m=+SECONDS.NNNNNNNNN``."""
+    secs, frac = divmod(int(epoch_ns), 1_000_000_000)
+    t = time.gmtime(secs)
+    digits = f"{frac:09d}".rstrip("0")
+    out = time.strftime("%Y-%m-%d %H:%M:%S", t) + (f".{digits}" if digits else "") + " +0000 UTC"
+    if monotonic_ns is not None:
+        sign = "+" if monotonic_ns >= 0 else "-"
+        m_s, m_ns = divmod(abs(int(monotonic_ns)), 1_000_000_000)
+        out += f" m={sign}{m_s}.{m_ns:09d}"
+    return out
+
+
+def proxy_healthz_body(last_updated: str, current: str, node_eligible: bool) -> str:
+    """``healthzHandler.ServeHTTP``'s body (no trailing newline):
+    ``{"lastUpdated": %q,"currentTime": %q, "nodeEligible": %v}``."""
+    return f'{{"lastUpdated": "{last_updated}","currentTime": "{current}", "nodeEligible": {"true" if node_eligible else "false"}}}'
+
+
+def proxy_health(path: str, current: str, last_updated: str | None = None, *, proxy_healthy: bool = True,
+                 node_eligible: bool = True) -> HealthResponse:
+    """What kube-proxy's own health server (10256) answers a request for ``path`` (a query
+    string is ignored) at the time ``current`` (a :func:`go_time` string); ``last_updated`` is
+    the time of the proxy's last sync (shown only when unhealthy: a healthy proxy reports the
+    current time, as upstream keeps for compatibility)."""
+    route = path.split("?", 1)[0]
+    if route not in PROXY_HEALTHZ_PATHS:  # http.NotFound -> http.Error
+        return HealthResponse(404, (("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")),
+                              "404 page not found\n")
+    healthy = bool(proxy_healthy) and (bool(node_eligible) or route == "/livez")
+    last = current if healthy else (last_updated or current)
+    body = (proxy_healthz_body(last, current, node_eligible) if route == "/healthz"
+            else f'{{"lastUpdated": "{last}","currentTime": "{current}"}}')
+    return HealthResponse(200 if healthy else 503, (("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")),
+                          body)
 
 
 def go_quote(s: str) -> str:

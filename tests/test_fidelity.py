@@ -411,10 +411,6 @@ def test_node_originated_nodeport_under_local(np_pair):
             lab.patch_service("svc-nodeport", external_traffic_policy="Cluster")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "netns (kslab/netns/ktrace.py kernel_trace): packets to 127.0.0.1 are dropped from the trace as the monitors' "
-    "readiness probes, so a node's own localhost NodePort connection is traced as whatever else passed "
-    "(path, rules and masquerade wrong); the sim traces it from 127.0.0.1 through KUBE-NODEPORTS' 127.0.0.0/8 rule"))
 def test_kernel_trace_of_a_localhost_nodeport(np_pair):
     sim, kernel = np_pair
     to = f"127.0.0.1:{sim.cluster.service('svc-nodeport').ports[0].node_port}"
@@ -422,6 +418,35 @@ def test_kernel_trace_of_a_localhost_nodeport(np_pair):
     assert kt.path[:1] == [W1] and kt.outcome == "ok" and kt.masquerade, str(kt)
     st = sim_trace_to(sim, W1, to, kt.endpoint_pod)
     assert kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)
+
+
+def test_kernel_trace_explains_filter_drops_and_rejects_like_the_sim(np_pair):
+    """The filter table's verdicts, traced by the kernel, explained in the sim's words: under
+    externalTrafficPolicy Local, mypc -> the control plane's NodePort (no local endpoint) is
+    DROPped by KUBE-EXTERNAL-SERVICES' "has no local endpoints" rule; with no ready endpoint at
+    all, REJECTed by its "has no endpoints" rule (the kernel reports a REJECT rule's verdict as DROP)."""
+    sim, kernel = np_pair
+    np_ = sim.cluster.service("svc-nodeport").ports[0].node_port
+    to = f"{node_ip(sim, CP)}:{np_}"
+    try:
+        for lab in np_pair:
+            lab.patch_service("svc-nodeport", external_traffic_policy="Local")
+        kt, st = kernel.trace("mypc", to), sim.trace("mypc", to)
+        assert not kt.ok and st.outcome == "dropped" and kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)
+        assert "has no local endpoints" in kt.reason and kt.reason.startswith("DROP in ") and kt.reason == st.reason
+        pods = [p for ps in echo_pods_on(sim).values() for p in ps]
+        for lab in np_pair:
+            for pod in pods:
+                lab.set_ready(pod, False)
+        kt, st = kernel.trace("mypc", to), sim.trace("mypc", to)
+        assert not kt.ok and st.outcome == "rejected" and kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)
+        assert "has no endpoints" in kt.reason and kt.reason.startswith("REJECT in ") and kt.reason == st.reason
+    finally:
+        for lab in np_pair:
+            lab.patch_service("svc-nodeport", external_traffic_policy="Cluster")
+            for pod in echo_pods_on(lab)[W1] + echo_pods_on(lab)[W2] + echo_pods_on(lab)[W3]:
+                lab.set_ready(pod, True)
+        kernel.flush_conntrack()
 
 
 def expected_hc(lab: Lab, node: str) -> str:
@@ -550,10 +575,6 @@ def sim_trace_entering(sim: Lab, src: str, to: str, node: str, pod: str | None):
     raise AssertionError(f"the sim never sent {src} -> {to} through {node} to {pod!r}")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "netns (kslab/netns/ktrace.py): a connection the kernel's own trace shows DROPped by KUBE-PROXY-FIREWALL "
-    "(its last rule) is explained as 'timeout: no rule DNATed 172.18.0.200:9000; nothing listens there'; "
-    "path and rules equal the sim's"))
 def test_kernel_trace_of_a_vip_connection_equals_the_sim_trace(lb_pair):
     """A connection to the VIP, traced by the kernel: one node (the one the LB chose) and the
     rules the sim lists for a connection entering there: mypc (allowed by
@@ -569,8 +590,8 @@ def test_kernel_trace_of_a_vip_connection_equals_the_sim_trace(lb_pair):
             assert (kt.outcome == "ok") is ok and (st.outcome == "ok") is ok
             assert kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)
             assert kt.masquerade is st.masquerade is False
-            if not ok:
-                assert "KUBE-PROXY-FIREWALL" in kt.reason and "KUBE-PROXY-FIREWALL" in st.reason
+            if not ok:  # the same words: DROP in FORWARD on the node by filter KUBE-PROXY-FIREWALL's rule
+                assert "KUBE-PROXY-FIREWALL" in kt.reason and kt.reason == st.reason, (kt.reason, st.reason)
     finally:
         for lab in lb_pair:
             lab.patch_service("svc-lb", load_balancer_source_ranges=[])

@@ -17,7 +17,8 @@ import pytest
 
 from kslab import healthcheck
 from kslab.errors import InputError
-from kslab.healthcheck import HealthResponse, go_quote, hc_targets, local_endpoints, service_health
+from kslab.healthcheck import (HealthResponse, go_quote, go_time, hc_targets, local_endpoints, proxy_health,
+                               proxy_healthz_body, service_health)
 from kslab.lab import Lab
 from kslab.model import ClusterState, Endpoint, EndpointPort, EndpointSlice, Service, ServicePort
 
@@ -291,5 +292,62 @@ def test_hc_targets_skips_what_kube_proxy_skips():
 def test_module_cites_upstream():
     doc = healthcheck.__doc__ or ""
     for ref in ("pkg/proxy/healthcheck/service_health.go", "124526cf4904abf16a60f7cfb3404f1bfd3d8e5e",
+                "pkg/proxy/healthcheck/proxy_health.go", "0645f0e50ec848af731c8f5a33b86f9e1aa39879",
                 "healthcheck_test.go", "02f8803abc6620715c52992335334ea7278122b5", "LocalReadyEndpoints"):
         assert ref in doc
+
+
+# --------------------------------------------------------------------------------------------
+# kube-proxy's own health server (10256): pkg/proxy/healthcheck/proxy_health.go
+
+
+@pytest.mark.parametrize("ns,expected", [
+    (1_764_641_776_609_607_481, "2025-12-02 02:16:16.609607481 +0000 UTC"),
+    (1_764_641_776_500_000_000, "2025-12-02 02:16:16.5 +0000 UTC"),
+    (1_764_641_776_000_000_000, "2025-12-02 02:16:16 +0000 UTC"),
+])
+def test_go_time_strings(ns, expected):
+    assert go_time(ns) == expected
+    assert go_time(ns, 1_592_836_095) == expected + " m=+1.592836095"
+    assert go_time(ns, 12_000_000_001) == expected + " m=+12.000000001"
+
+
+def test_proxy_healthz_body_is_upstreams_format():
+    t = "2025-12-02 02:16:16.5 +0000 UTC m=+1.000000000"
+    assert proxy_healthz_body(t, t, True) == f'{{"lastUpdated": "{t}","currentTime": "{t}", "nodeEligible": true}}'
+
+
+T0 = "2025-06-02 09:02:00 +0000 UTC m=+0.000000000"
+T1 = "2025-06-02 09:02:02.5 +0000 UTC m=+2.500000000"
+JSON_HEADERS = (("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff"))
+
+
+def test_proxy_health_healthz_and_livez():
+    """healthzHandler / livezHandler: 200 with lastUpdated = currentTime when healthy; the query
+    string does not matter (ServeMux matches the path)."""
+    for path in ("/healthz", "/healthz?verbose=1"):
+        r = proxy_health(path, T1, T0)
+        assert (r.status, r.reason, r.headers) == (200, "OK", JSON_HEADERS)
+        assert r.body == f'{{"lastUpdated": "{T1}","currentTime": "{T1}", "nodeEligible": true}}' == proxy_healthz_body(T1, T1, True)
+        assert json.loads(r.body) == {"lastUpdated": T1, "currentTime": T1, "nodeEligible": True}
+    r = proxy_health("/livez", T1, T0)
+    assert (r.status, r.headers, r.body) == (200, JSON_HEADERS, f'{{"lastUpdated": "{T1}","currentTime": "{T1}"}}')
+
+
+def test_proxy_health_unhealthy_and_not_eligible():
+    """An unhealthy proxy: 503 on both, lastUpdated its last sync. A node not eligible (being
+    deleted, ToBeDeletedByClusterAutoscaler): /healthz 503 with nodeEligible false, /livez 200."""
+    r = proxy_health("/healthz", T1, T0, proxy_healthy=False)
+    assert r.status == 503 and r.reason == "Service Unavailable" and json.loads(r.body)["lastUpdated"] == T0
+    assert proxy_health("/livez", T1, T0, proxy_healthy=False).body == f'{{"lastUpdated": "{T0}","currentTime": "{T1}"}}'
+    r = proxy_health("/healthz", T1, T0, node_eligible=False)
+    assert r.status == 503 and r.body == proxy_healthz_body(T0, T1, False)
+    r = proxy_health("/livez", T1, T0, node_eligible=False)
+    assert r.status == 200 and r.body == f'{{"lastUpdated": "{T1}","currentTime": "{T1}"}}'
+
+
+@pytest.mark.parametrize("path", ["/", "/metrics", "/healthz/", "/livez/x", "/HEALTHZ"])
+def test_proxy_health_other_paths_get_gos_404(path):
+    r = proxy_health(path, T1)
+    assert (r.status, r.reason, r.body) == (404, "Not Found", "404 page not found\n")
+    assert r.headers == (("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff"))

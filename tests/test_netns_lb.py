@@ -33,7 +33,6 @@ from kslab.lab import Lab
 from kslab.resources import study_lab
 from kslab.netns import processes, records, rootcheck
 from kslab.netns.lbprober import LBConfig, LBNode, LBSpec, lb_rules, parse_lb_conntrack
-from kslab.netns.servers import go_time, proxy_healthz_body
 from kslab.xtables import kernel
 
 VIP = "172.18.0.200"
@@ -116,22 +115,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None)
 
 # --------------------------------------------------------------------------------------------
 # Pure parts (no kernel, no root)
-
-
-@pytest.mark.parametrize("ns,expected", [
-    (1_764_641_776_609_607_481, "2025-12-02 02:16:16.609607481 +0000 UTC"),
-    (1_764_641_776_500_000_000, "2025-12-02 02:16:16.5 +0000 UTC"),
-    (1_764_641_776_000_000_000, "2025-12-02 02:16:16 +0000 UTC"),
-])
-def test_go_time_strings(ns, expected):
-    assert go_time(ns) == expected
-    assert go_time(ns, 1_592_836_095) == expected + " m=+1.592836095"
-    assert go_time(ns, 12_000_000_001) == expected + " m=+12.000000001"
-
-
-def test_proxy_healthz_body_is_upstreams_format():
-    t = "2025-12-02 02:16:16.5 +0000 UTC m=+1.000000000"
-    assert proxy_healthz_body(t, t, True) == f'{{"lastUpdated": "{t}","currentTime": "{t}", "nodeEligible": true}}'
 
 
 def test_lb_rules_and_conntrack_parsing():

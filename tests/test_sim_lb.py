@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
+from kslab.errors import InputError
 from kslab.healthcheck import service_health
 from kslab.lab import Lab
 from kslab.loadbalancer import PROXY_HEALTHZ_PORT, eligible
@@ -239,6 +241,71 @@ def test_nfacct_and_health_answers_equal_the_kernel(sim_and_kernel, tmp_path):
         assert a == b
         nope = kern.sh("myk8s-worker", "nfacct get nope")
         assert (nope.stderr, nope.returncode) == (sim.sh("myk8s-worker", "nfacct get nope").stderr, 1)
+
+
+GO_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,9})? \+0000 UTC m=\+\d+\.\d{9}")
+
+
+def proxy_answers(lab: Lab) -> dict[str, str]:
+    """``curl -i`` of kube-proxy's 10256 on every node (``/healthz``, ``/livez``, a 404 path,
+    ``-w %{http_code}``), from mypc and from the node itself, with the times masked: each
+    answer's Date, its Go time strings (lastUpdated equal to currentTime, both checked) and its
+    Content-Length (checked against the body first)."""
+    out = {}
+    for node in lab.cluster.nodes:
+        for where, ip in (("mypc", node.internal_ip), (node.name, "127.0.0.1")):
+            for path in ("/healthz", "/livez", "/metrics"):
+                text = str(lab.sh(where, f"curl -i -s {ip}:{PROXY_HEALTHZ_PORT}{path}"))
+                head, _, body = text.partition("\r\n\r\n")
+                assert f"\r\nContent-Length: {len(body.encode())}" in head and DATE.search(head + "\r\n"), text
+                if path != "/metrics":
+                    doc = json.loads(body)
+                    assert doc["lastUpdated"] == doc["currentTime"] and GO_TIME.fullmatch(doc["currentTime"]), body
+                masked = re.sub(r"Content-Length: \d+", "Content-Length: N", DATE.sub("\r\nDate: D\r\n", head + "\r\n"))
+                out[f"{where} -> {node.name}{path}"] = masked + GO_TIME.sub("<time>", body)
+            code = lab.sh(where, f"curl -s -o /dev/null -w '%{{http_code}}' {ip}:{PROXY_HEALTHZ_PORT}/nope")
+            out[f"{where} -> {node.name} code"] = f"{code} {code.returncode}"
+    return out
+
+
+def test_kube_proxy_healthz_on_the_sim(tmp_path):
+    """The sim's nodes answer kube-proxy's 10256 as upstream's proxy_health.go does (what netns
+    runs too), the times from the sim's clock: the wall time on the control plane's clock, the
+    monotonic reading since the nodes started; lab.advance moves both."""
+    from kslab.apiobjects import CLUSTER_EPOCH
+    from kslab.healthcheck import go_time, proxy_health
+
+    lab = lb_lab(tmp_path)
+    ip = lab.cluster.node("myk8s-worker").internal_ip
+    lab.advance(2.5)
+    wall = round((CLUSTER_EPOCH.timestamp() + lab.cluster.clock) * 1e9)
+    now = go_time(wall, round(lab.now * 1e9))
+    assert now.endswith(" m=+2.500000000")
+    for path in ("/healthz", "/livez", "/metrics", "/healthz?x=1"):
+        want = proxy_health(path, now)
+        for where, to in (("mypc", ip), ("net-pod", ip), ("myk8s-worker", "127.0.0.1")):
+            out = lab.sh(where, f"curl -i -s {to}:{PROXY_HEALTHZ_PORT}{path}")
+            lines = [f"HTTP/1.1 {want.status} {want.reason}", *(f"{k}: {v}" for k, v in go_headers(want, wall / 1e9))]
+            assert str(out) == "".join(line + "\r\n" for line in lines) + "\r\n" + want.body, (where, path)
+    assert "Date: Mon, 02 Jun 2025 09:02:02 GMT\r\n" in str(lab.sh("mypc", f"curl -i -s {ip}:{PROXY_HEALTHZ_PORT}/healthz"))
+    assert lab.sh("mypc", f"curl -s {ip}:{PROXY_HEALTHZ_PORT}/livez") == f'{{"lastUpdated": "{now}","currentTime": "{now}"}}'
+    code = lab.sh("mypc", f"curl -s -o /dev/null -w '%{{http_code}}' {ip}:{PROXY_HEALTHZ_PORT}/metrics")
+    assert (str(code), code.returncode) == ("404", 0)
+    with pytest.raises(InputError, match="kubelet"):  # a node process the sim does not emulate says so
+        lab.sh("mypc", f"curl -s {ip}:10250/healthz")
+    lab.patch_service("svc-lb", external_traffic_policy="Cluster")  # the LB probes 10256/healthz now: 200 everywhere
+    st = lab.lb_status("svc-lb")
+    assert st.probe_port == PROXY_HEALTHZ_PORT and set(st.probes.values()) == {200}
+
+
+@pytest.mark.netns
+def test_kube_proxy_healthz_equals_the_kernel(sim_and_kernel):
+    """``curl -i`` of every node's 10256 (/healthz, /livez, a 404 path, the code) from mypc and
+    from the node: the sim's answers equal the real servers' on netns, times masked."""
+    with sim_and_kernel(7) as (sim, kern):
+        a, b = proxy_answers(sim), proxy_answers(kern)
+        assert a == b
+        assert a["mypc -> myk8s-worker code"] == "404 0" and a["mypc -> myk8s-worker/healthz"].startswith("HTTP/1.1 200 OK\r\n")
 
 
 def test_synced_health_equals_local_endpoints_of_the_synced_cluster(tmp_path):

@@ -27,3 +27,11 @@ def hairpin_without_masquerade(pod: str, ip: str, *, accept_local: bool = False)
     return (f"hairpin without masquerade: the node DNATed the connection back to {pod} with its own address {ip} as "
             f"source, and {pod} drops a packet whose source is its own address as a martian (accept_local=0), "
             f"so the client never gets an answer")
+
+
+def netfilter_verdict(verdict: str, hook: str, node: str, *, rule: str = "", policy_of: str = "") -> str:
+    """A packet ended by netfilter on a node: ``verdict`` (DROP or REJECT) in ``hook``, by the rule
+    that said so (as iptables-save prints it) or by a built-in chain's policy (``policy_of``),
+    e.g. ``DROP in FORWARD on myk8s-worker by rule '-A KUBE-PROXY-FIREWALL ... -j DROP'``."""
+    why = f" by rule {rule!r}" if rule else (f" by the policy of chain {policy_of}" if policy_of else "")
+    return f"{verdict} in {hook} on {node}{why}"

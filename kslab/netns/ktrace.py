@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from collections.abc import Sequence
 
+from ..dataplane.reasons import netfilter_verdict
 from ..dataplane.trace import Trace, TraceStep
 from ..errors import EnvironmentProblem
 from ..xtables import kernel
@@ -125,8 +126,13 @@ def build_trace(*, client: str, client_ip: str, client_kind: str, dst: str, dpor
                 steps: Sequence[KernelStep], nodes: Sequence[str], backend: str = "netns") -> Trace:
     """A real connection and the rules its SYN matched, node by node, as a :class:`Trace`."""
     dnat_to = next((m.group(1) for s in steps if (m := re.search(r"-j DNAT --to-destination (\S+)", s.rule))), None)
+    dropped = next((s for s in steps if s.event in ("rule", "policy") and s.verdict == "DROP"), None)
     if result.ok:
         reason = ""
+    elif dropped is not None:  # the kernel's own DROP (a REJECT rule's verdict is reported as DROP)
+        verdict = "REJECT" if re.search(r"-j REJECT\b", dropped.rule) else "DROP"
+        reason = netfilter_verdict(verdict, dropped.hook, dropped.node, rule=dropped.rule if dropped.event == "rule" else "",
+                                   policy_of=dropped.chain if dropped.event == "policy" else "")
     elif not steps:
         reason = f"{result.error}: the SYN never reached a node's netfilter hooks (no route to {dst} from {client})"
     elif not dnat_to:
@@ -151,6 +157,16 @@ def _iptables(backend: str | None, ns: str, *args: str) -> None:
 
 
 PROBE_PORT = 9  # discard: nothing listens in a node namespace, so a probe SYN gets an RST
+_PROBE = ("import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1], flush=True); "
+          f"s.settimeout(0.2); s.connect_ex(('127.0.0.1', {PROBE_PORT}))")
+
+
+def probe_packet(packet: dict[str, str], sports: set[str]) -> bool:
+    """Whether a traced packet is one of a monitor's own readiness probes: 127.0.0.1 ->
+    127.0.0.1:PROBE_PORT from a source port a probe printed (a connection the lab traces to
+    127.0.0.1, e.g. a node's localhost NodePort, is not)."""
+    return (packet.get("SRC") == packet.get("DST") == "127.0.0.1" and packet.get("DPORT") == str(PROBE_PORT)
+            and packet.get("SPORT") in sports)
 
 
 class _Monitor:
@@ -159,6 +175,7 @@ class _Monitor:
     def __init__(self, node: str, ns: str, exe: str) -> None:
         self.node, self.ns = node, ns
         self.lines: list[str] = []
+        self.probe_sports: set[str] = set()  # the source ports of this monitor's probes
         self.proc = subprocess.Popen(["ip", "netns", "exec", ns, exe, "--trace"], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True, bufsize=1)
         self.thread = threading.Thread(target=self._read, daemon=True)
@@ -172,11 +189,18 @@ class _Monitor:
     def saw(self, needle: str) -> bool:
         return any(needle in line for line in list(self.lines))
 
+    def saw_probe(self) -> bool:
+        """Whether the monitor reported one of its own probes' SYNs."""
+        sports = set(self.probe_sports)
+        return any(probe_packet(dict(f.split("=", 1) for f in m.group(2).split() if "=" in f), sports)
+                   for line in list(self.lines) if (m := _PACKET.match(line)))
+
     def probe(self) -> None:
-        """A SYN from the node to its own 127.0.0.1:PROBE_PORT: traced once the monitor listens."""
-        kernel.run_in_namespace(self.ns, [sys.executable, "-c",
-                                         "import socket; s = socket.socket(); s.settimeout(0.2); "
-                                         f"s.connect_ex(('127.0.0.1', {PROBE_PORT}))"], timeout=10)
+        """A SYN from the node to its own 127.0.0.1:PROBE_PORT, from a source port it records:
+        traced once the monitor listens."""
+        r = kernel.run_in_namespace(self.ns, [sys.executable, "-c", _PROBE], timeout=10)
+        if r.stdout.strip().isdigit():
+            self.probe_sports.add(r.stdout.strip())
 
     def stop(self) -> str:
         self.proc.terminate()
@@ -212,7 +236,6 @@ def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: 
     exe = kernel.require_tool("xtables-monitor")
     added: list[tuple[str, str]] = []
     monitors: list[_Monitor] = []
-    probe_mark = "DST=127.0.0.1 "
     try:
         for _, ns in nodes:
             for chain in ("PREROUTING", "OUTPUT"):
@@ -224,8 +247,8 @@ def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: 
         while waiting and time.monotonic() < deadline:
             for m in waiting:
                 m.probe()
-            _wait(lambda: all(m.saw(probe_mark) for m in waiting), time.monotonic() + 0.3)
-            waiting = [m for m in waiting if not m.saw(probe_mark)]
+            _wait(lambda: all(m.saw_probe() for m in waiting), time.monotonic() + 0.3)
+            waiting = [m for m in waiting if not m.saw_probe()]
         if waiting:
             raise EnvironmentProblem(f"xtables-monitor did not start tracing in {waiting[0].ns}")
         run = _client.run_client(src_ns, dst, port, 1, timeout=timeout)
@@ -239,9 +262,10 @@ def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: 
             _iptables(iptables_backend, ns, "-D", chain, *TRACE_RULE)
     result = run.results[0]
     per_node: list[tuple[str, list[KernelStep]]] = []
+    probes = {m.node: m.probe_sports for m in monitors}
     for name, _ in nodes:
         packets = {pid: steps for pid, steps in parse_monitor(outputs.get(name, ""), name).items()
-                   if steps[0].packet.get("DST") != "127.0.0.1"  # not the readiness probes
+                   if not probe_packet(steps[0].packet, probes.get(name, set()))  # not the readiness probes
                    and steps[0].packet.get("SRC") not in ignore_sources}  # nor the load balancer's
         if not packets:
             continue

@@ -38,8 +38,8 @@ The third kind, ``kube-proxy``, is not a pod's server but kube-proxy's own liste
 
 - ``--port`` (10256): kube-proxy's healthz server (``pkg/proxy/healthcheck/proxy_health.go``):
   ``/healthz`` and ``/livez`` answer 200 with ``{"lastUpdated": "...","currentTime": "...",
-  "nodeEligible": true}`` (Go's ``time.Time`` strings, :func:`go_time`), any other path Go's
-  ``404 page not found``;
+  "nodeEligible": true}`` (Go's ``time.Time`` strings), any other path Go's ``404 page not
+  found``: :func:`kslab.healthcheck.proxy_health`, which the sim answers with too;
 - every healthCheckNodePort in ``--state`` (a JSON file the lab rewrites after each of the node's
   kube-proxy syncs: ``{"generation": g, "proxy_healthy": true, "ports": {"32000": {"status": 200,
   "headers": [[k, v], ...], "body": "..."}}, "addresses": null}``, the answers :func:`kslab.healthcheck.service_health`
@@ -52,7 +52,8 @@ The answers go out as Go's net/http writes them: the status line (``HTTP/1.0`` t
 the handler's headers sorted by name, then ``Date`` and ``Content-Length`` (and ``Connection:
 close`` when an HTTP/1.1 client asked to close); a HEAD request gets the same headers and no body.
 
-This module imports nothing from kslab: it starts in every pod, so it has to start fast.
+This module imports nothing from kslab at import time: it starts in every pod, so it has to
+start fast (the ``kube-proxy`` kind, one per node, loads :mod:`kslab.healthcheck` when it starts).
 """
 
 from __future__ import annotations
@@ -180,27 +181,6 @@ def serve(kind: str, name: str, ports: list[int], ips: list[str]) -> None:
 # kube-proxy's listeners on a node: healthz (10256) and the service health checks (healthCheckNodePorts)
 
 
-def go_time(epoch_ns: int, monotonic_ns: int | None = None) -> str:
-    """Go's ``time.Time.String()`` of a UTC time (kube-proxy's container runs in UTC):
-    ``2006-01-02 15:04:05.999999999 +0000 UTC`` (trailing zeros of the fraction dropped) and, for
-    a time read from the clock, its monotonic reading `` m=+SECONDS.NNNNNNNNN``."""
-    secs, frac = divmod(int(epoch_ns), 1_000_000_000)
-    t = time.gmtime(secs)
-    digits = f"{frac:09d}".rstrip("0")
-    out = time.strftime("%Y-%m-%d %H:%M:%S", t) + (f".{digits}" if digits else "") + " +0000 UTC"
-    if monotonic_ns is not None:
-        sign = "+" if monotonic_ns >= 0 else "-"
-        m_s, m_ns = divmod(abs(int(monotonic_ns)), 1_000_000_000)
-        out += f" m={sign}{m_s}.{m_ns:09d}"
-    return out
-
-
-def proxy_healthz_body(last_updated: str, current: str, node_eligible: bool) -> str:
-    """``healthzHandler.ServeHTTP``'s body (no trailing newline):
-    ``{"lastUpdated": %q,"currentTime": %q, "nodeEligible": %v}``."""
-    return f'{{"lastUpdated": "{last_updated}","currentTime": "{current}", "nodeEligible": {"true" if node_eligible else "false"}}}'
-
-
 _GO_REASONS = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}
 
 
@@ -254,22 +234,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         server = self.server
         state = server.state()
         if server.healthz:
-            path = self.path.split("?", 1)[0]
-            if path in ("/healthz", "/livez"):
-                now_ns = time.time_ns()
-                current = go_time(now_ns, time.monotonic_ns() - server.started_ns)
-                healthy = bool(state.get("proxy_healthy", True))
-                eligible = bool(state.get("node_eligible", True))
-                if path == "/healthz":
-                    healthy = healthy and eligible
-                last = current if healthy else go_time(int(state.get("last_updated_ns") or now_ns))
-                body = (proxy_healthz_body(last, current, eligible) if path == "/healthz"
-                        else f'{{"lastUpdated": "{last}","currentTime": "{current}"}}')
-                self._reply(200 if healthy else 503, [("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")],
-                            body.encode())
-            else:  # http.NotFound
-                self._reply(404, [("Content-Type", "text/plain; charset=utf-8"), ("X-Content-Type-Options", "nosniff")],
-                            b"404 page not found\n")
+            from ..healthcheck import go_time, proxy_health  # imported when kube-proxy's server starts (serve_kube_proxy)
+
+            now_ns = time.time_ns()
+            current = go_time(now_ns, time.monotonic_ns() - server.started_ns)
+            r = proxy_health(self.path, current, go_time(int(state.get("last_updated_ns") or now_ns)),
+                             proxy_healthy=bool(state.get("proxy_healthy", True)),
+                             node_eligible=bool(state.get("node_eligible", True)))
+            self._reply(r.status, list(r.headers), r.body.encode())
             return
         answer = (state.get("ports") or {}).get(str(server.port))
         if answer is None:  # the Service is gone and the listener is closing: no answer
@@ -298,6 +270,10 @@ def serve_kube_proxy(node: str, healthz_port: int, state_path: str) -> None:
     """kube-proxy's listeners on one node, until SIGTERM/SIGINT (see the module docstring). The
     healthCheckNodePorts listen on ``0.0.0.0`` or, when the state names ``addresses`` (the node
     IPs inside kube-proxy's nodePortAddresses), on each of those (``newServiceHealthServer``)."""
+    import importlib
+
+    importlib.import_module("..healthcheck", __package__)  # kube-proxy's answers: loaded before the first request (not in pods)
+
     started_ns = time.monotonic_ns()
     servers: dict[tuple[str, int], _ProxyServer] = {}
 

@@ -48,9 +48,10 @@ from functools import lru_cache
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from ..dataplane.reasons import hairpin_without_masquerade
+from ..dataplane.reasons import hairpin_without_masquerade, netfilter_verdict
 from ..errors import InputError
-from ..healthcheck import HealthResponse, hc_targets, local_endpoints, service_health
+from ..apiobjects import CLUSTER_EPOCH
+from ..healthcheck import HEALTHZ_PATH, HealthResponse, go_time, hc_targets, local_endpoints, proxy_health, service_health
 from ..loadbalancer import PROXY_HEALTHZ_PORT, LBState, eligible, probe_target
 from ..model import ClusterState, Pod, Service
 from ..xtables import TableDump
@@ -805,6 +806,23 @@ class Network:
                     {port: (svc.namespace, svc.name, local_endpoints(self.state, svc, node)) for port, svc in hc_targets(self.state).items()})
         return hs
 
+    def node_answer(self, node: str, port: int, address: str, path: str = "/") -> HealthResponse | None:
+        """What a node's own HTTP server on ``address:port`` answers a request for ``path``: a
+        service health check server (:meth:`health_servers`) or kube-proxy's own health server
+        (10256, every address: :func:`kslab.healthcheck.proxy_health`); None for a process the sim
+        does not emulate (kubelet, the API server)."""
+        answer = self.health_servers(node).answer(port, address)
+        if answer is None and port == PROXY_HEALTHZ_PORT:
+            answer = proxy_health(path, go_time(*self.proxy_clock()))
+        return answer
+
+    def proxy_clock(self) -> tuple[int, int]:
+        """kube-proxy's clock on the simulated nodes, in nanoseconds: the wall time (the control
+        plane's clock from :data:`~kslab.apiobjects.CLUSTER_EPOCH`, what creationTimestamps read)
+        and the monotonic reading since kube-proxy started (the network's clock, 0 on fresh nodes)."""
+        wall = CLUSTER_EPOCH.timestamp() + float(getattr(self.state, "clock", 0.0))
+        return round(wall * 1e9), round(self.now * 1e9)
+
     def _node_listens(self, node: str, proto: str, port: int, address: str) -> bool:
         if (proto, port) in self.node_listening(node, health=False):
             return True
@@ -852,16 +870,14 @@ class Network:
             return 0
         if conn.endpoint_pod:  # a rule sent the probe to a pod: its server answers any path
             return 500 if conn.outcome == "error" else 200
-        answer = self.health_servers(conn.endpoint_node).answer(conn.endpoint_port, conn.endpoint_ip)
-        if answer is not None:
-            return answer.status
-        return 200 if conn.endpoint_port == PROXY_HEALTHZ_PORT else 0  # kube-proxy's own healthz: healthy
+        answer = self.node_answer(conn.endpoint_node, conn.endpoint_port, conn.endpoint_ip, HEALTHZ_PATH)
+        return answer.status if answer is not None else 0
 
     def _verdict(self, conn: Connection, node: NodeNS, hook: str, res: HookResult) -> None:
         conn.outcome = "rejected" if res.verdict == "REJECT" else "dropped"
-        last = next((s for s in reversed(res.steps) if s.event == "rule"), None)
-        why = f" by rule {last.rule!r}" if last else ""
-        conn.reason = f"{res.verdict} in {hook} on {node.name}{why}"
+        last = next((s for s in reversed(res.steps) if s.event in ("rule", "policy")), None)
+        conn.reason = netfilter_verdict(res.verdict, hook, node.name, rule=last.rule if last and last.event == "rule" else "",
+                                        policy_of=last.chain if last and last.event == "policy" else "")
 
     def _deliver_to_itself(self, conn: Connection, pkt: Packet, trace: bool) -> None:
         """A pod connecting to its own address: the local route (lo) keeps it inside the pod."""

@@ -235,12 +235,13 @@ def _curl(command: Curl, where: str, cluster: ClusterState, network: Network) ->
     if conn.outcome in ("ok", "error"):
         remote = (command.address, command.port)
         if not conn.endpoint_pod:
-            answer = network.health_servers(conn.endpoint_node).answer(conn.endpoint_port, conn.endpoint_ip)
+            answer = network.node_answer(conn.endpoint_node, conn.endpoint_port, conn.endpoint_ip, command.path)
             if answer is None:
                 raise InputError(f"curl {command.host_header}", f"is answered by a process of node {conn.endpoint_node}, "
-                                 "which the sim does not emulate (kubelet, kube-proxy's 10256)",
-                                 "curl a Service, a pod, a NodePort or a healthCheckNodePort")
-            return command.response(answer.status, answer.reason, go_headers(answer), answer.body, remote)
+                                 "which the sim does not emulate (kubelet, the API server)",
+                                 "curl a Service, a pod, a NodePort, a healthCheckNodePort or kube-proxy's 10256")
+            when = network.proxy_clock()[0] / 1e9  # kube-proxy's Date: the simulated node's clock, as its 10256 body
+            return command.response(answer.status, answer.reason, go_headers(answer, when), answer.body, remote)
         pod = next(p for p in _layout(cluster).pods if p.name == conn.endpoint_pod)
         seen_port = int(conn.snat_to.rsplit(":", 1)[1]) if conn.snat_to else conn.sport
         headers = [("Host", command.host_header), ("User-Agent", f"curl/{CURL_VERSION}"), ("Accept", "*/*")]
