@@ -8,6 +8,8 @@ nodes (:class:`dockerfake.Sim`: the recorded node dumps in kslab's simulator).
   ``DIR/env.json`` (the environment a notebook needs: KUBECONFIG, PATH, ...) and it serves until
   killed.
 
+A Service created through the API gets its EndpointSlice (:func:`endpointslice_controller`, the
+pods its selector matches, as the EndpointSlice controller writes it; chapter 07's ``svc-lb``).
 A write to a Service or an EndpointSlice is followed by every node's kube-proxy (kslab's Proxier,
 a partial sync into the same simulator: :func:`kube_proxy`), so the nodes' rules follow the API
 as on a live cluster. A pod's exec (``kubectl exec net-pod -- curl ...``, kslab's curl loop) runs through the simulator
