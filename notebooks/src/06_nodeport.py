@@ -923,4 +923,4 @@ print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab
 #   "block incoming localnet connections"로 보호). `nodePortAddresses`는 주소를 제한합니다.
 #
 # 다음 장: 07장에서는 `externalTrafficPolicy: Local`(외부 트래픽 정책)로 클라이언트 주소를 지키고, 헬스 체크를 하는
-# 로드밸런서를 노드 앞에 둡니다.
+# 로드 밸런서를 노드 앞에 둡니다.

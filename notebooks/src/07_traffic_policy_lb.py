@@ -269,7 +269,7 @@ experiments.claim(
 # %% [markdown] lang="ko"
 # ## 규칙의 변화: KUBE-EXT → KUBE-SVL
 #
-# 체인 이름은 01장의 공식에 다른 접두사를 붙여 만듭니다. `KUBE-EXT-…`(서비스의 외부 목적지: 노드포트, 로드 밸런서
+# 체인 이름은 01장의 공식에 다른 접두사를 붙여 만듭니다. `KUBE-EXT-…`(서비스의 외부 목적지: 노드 포트, 로드 밸런서
 # IP)와 `KUBE-SVL-…`(서비스의 **로컬** 엔드포인트만)는 `KUBE-SVC-…`와 같은 해시를 씁니다. 셀은 `myk8s-worker`에서
 # 두 정책의 `KUBE-EXT-…`를 보여 주고, 이어서 `Local`에서의 `KUBE-SVL-…`와 `KUBE-SVC-…`를 보여 준 다음, 연결 하나를
 # 추적합니다.
@@ -322,7 +322,7 @@ experiments.claim(
 # `Cluster`에서 `KUBE-EXT-…`는 먼저 모든 연결에 마스커레이드(masquerade) 표시를 하고(`-j KUBE-MARK-MASQ`), 그다음
 # **모든** 엔드포인트에 대한 사다리인 `KUBE-SVC-…`로 점프합니다(06장). `Local`에서는 다음과 같습니다.
 #
-# - 파드 트래픽(`-s 10.10.0.0/16`)은 여전히 `KUBE-SVC-…`로 갑니다. 노드포트를 부르는 파드는 외부가 아닙니다.
+# - 파드 트래픽(`-s 10.10.0.0/16`)은 여전히 `KUBE-SVC-…`로 갑니다. 노드 포트를 부르는 파드는 외부가 아닙니다.
 # - 노드 자신에서 온 트래픽(`--src-type LOCAL`)은 마스커레이드되어 `KUBE-SVC-…`로 갑니다(다음 절).
 # - 나머지는 표시 **없이** `KUBE-SVL-…`로 점프합니다. SNAT가 없으므로 파드는 클라이언트를 봅니다.
 #
@@ -372,7 +372,7 @@ kslab.check.ch07.sep_count(answer, lab)
 # %% [markdown] lang="ko"
 # ## Local에서 노드 자신이 접속할 때
 #
-# 노드의 프로세스가(노드 자신의 주소나 `127.0.0.1`에서) 노드포트로 접속하는 것은 밖에서 노드로 들어온 트래픽이
+# 노드의 프로세스가(노드 자신의 주소나 `127.0.0.1`에서) 노드 포트로 접속하는 것은 밖에서 노드로 들어온 트래픽이
 # 아니라 그 노드에서 시작된 트래픽입니다. `Local`에서 `KUBE-EXT-…`는 이 트래픽을 **클러스터 전체** 체인인
 # `KUBE-SVC-…`로 보내고("route LOCAL traffic"), 마스커레이드합니다("masquerade LOCAL traffic"). 그래서 파드가 없는
 # 노드에서도 동작합니다. 그렇지 않으면 노드의 프로세스(모니터링 에이전트, `hostNetwork` 파드)가 파드 없는 노드에서
@@ -481,12 +481,12 @@ kslab.check.ch07.from_node(answer, lab)
 # 프록시는 노드로 자기 연결을 새로 열므로 `Local`에서도 파드는 프록시의 주소를 봅니다. 프록시 방식의 로드 밸런서,
 # 그리고 `status.loadBalancer.ingress[].ipMode`가 `Proxy`인 VIP도 마찬가지입니다.
 #
-# **주의 사항: 노드포트는 열려 있습니다.** `svc-lb`도 모든 노드에서 노드포트를 받고
+# **주의 사항: 노드 포트는 열려 있습니다.** `svc-lb`도 모든 노드에서 노드 포트를 받고
 # (`spec.allocateLoadBalancerNodePorts`의 기본값이 `true`입니다. 패스스루가 아닌 로드 밸런서는 이 포트로 보냅니다),
 # `loadBalancerSourceRanges`(아래)는 이 포트를 막지 않습니다. 업스트림 프록시어의 주석 그대로 "nodeports are not
 # subject to loadBalancerSourceRanges"입니다. 그래서 로드 밸런서 서비스가 외부 공개를 줄이는 것(스터디 2.6:
 # "LoadBalancer 서비스 타입으로 외부 공개 최소화")은 밖에서 노드의 주소에 닿을 수 없을 때, 또는
-# `allocateLoadBalancerNodePorts: false`(노드포트가 필요 없는 패스스루 로드 밸런서라면)나 노드 방화벽이 노드포트를
+# `allocateLoadBalancerNodePorts: false`(노드 포트가 필요 없는 패스스루 로드 밸런서라면)나 노드 방화벽이 노드 포트를
 # 닫을 때뿐입니다.
 #
 # 실습 환경의 `svc-lb`가 바로 그 서비스이며, 같은 에코 파드를 씁니다. `lab.apply(kslab.resources.study_lab() /
@@ -777,8 +777,8 @@ kslab.check.ch07.share(answer, lab)
 # 출발지가 대역 안에 있을 때만 `KUBE-EXT-…`로 넘깁니다. 나머지는 그대로 지나가고, `filter` 테이블의
 # `KUBE-PROXY-FIREWALL`이 버립니다("traffic not accepted by KUBE-FW-…"). 셀은 `mypc`(172.18.0.100/32)만 허용한
 # 다음(이것이 대신하는 `kubectl patch` 명령을 출력합니다), `mypc`와 두 번째 외부 호스트 172.18.0.101에서 VIP로
-# 접속합니다. 그리고 172.18.0.101에서 `myk8s-worker`에 있는 `svc-lb` 자신의 노드포트로 접속합니다. 위의 주의
-# 사항입니다. 소스 범위는 VIP만 지키고, 노드포트로는 172.18.0.101도 들어옵니다(`Local`이므로 로컬 엔드포인트가
+# 접속합니다. 그리고 172.18.0.101에서 `myk8s-worker`에 있는 `svc-lb` 자신의 노드 포트로 접속합니다. 위의 주의
+# 사항입니다. 소스 범위는 VIP만 지키고, 노드 포트로는 172.18.0.101도 들어옵니다(`Local`이므로 로컬 엔드포인트가
 # 있는 노드에서). 이 포트를 닫으려면 `allocateLoadBalancerNodePorts: false`나 노드 앞의 방화벽이 필요합니다.
 
 # %%
@@ -974,7 +974,7 @@ print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab
 #   나누므로 파드가 고르지 않으면 몫도 고르지 않습니다. L2 모드의 MetalLB는 모두 한 노드로 보내고, 프록시 방식의
 #   로드 밸런서(cloud-provider-kind의 Envoy)는 `Local`에서도 클라이언트의 주소를 가립니다.
 # - `loadBalancerSourceRanges`는 모든 노드가 VIP에 대해 지킵니다. `KUBE-FW-…`가 나열된 출발지만 넘기고,
-#   `KUBE-PROXY-FIREWALL`이 나머지를 버립니다. 서비스의 노드포트는 막지 않으므로, `allocateLoadBalancerNodePorts:
+#   `KUBE-PROXY-FIREWALL`이 나머지를 버립니다. 서비스의 노드 포트는 막지 않으므로, `allocateLoadBalancerNodePorts:
 #   false`나 방화벽으로 닫지 않는 한 모든 노드에서 열려 있습니다.
 #
 # 다음 장: 08장은 헬스 체크가 세는 준비성 프로브(readiness probe)와 그 뒤의 엔드포인트슬라이스(EndpointSlice)
