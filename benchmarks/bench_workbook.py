@@ -7,7 +7,8 @@ Chapters: every generated notebook of one edition (``--lang``, default ko: learn
 versions; the editions share their code) executed top to bottom by nbclient in a fresh kernel on
 the sim backend, wall time including the kernel's start.
 Sliders: every control of the chapters' panels (01 replicas and connections, 02 affinity and
-clients, 04 IPVS scheduler and load, 04 cross-node client and replicas, 07 externalTrafficPolicy
+clients, 04 IPVS scheduler and load, 04 cross-node client and replicas, 06 replicas through
+mypc -> myk8s-worker:NodePort, 07 externalTrafficPolicy
 toggle, pods per worker and entry; 07's cache is emptied before each change, so every change
 there is a cold one: copy, patch, place, 600 connections, redraw), driven in this process
 the way a browser drives them: the frontend's comm message is applied with ``Widget.set_state``,
@@ -128,6 +129,13 @@ def bench_sliders(repeat: int, freeze: bool = True) -> list[tuple[str, float, fl
     report("ch01 replicas (10,000 connections)", _changes(_browser_sets(panel.replicas), [4, 5, 6, 7, 3], repeat))
     assert len(panel.figure.data[0].x) == panel.replicas.value
     report("ch01 connections (10,000 <-> 9,000)", _changes(_browser_sets(panel.connections), [9000, 10000], repeat))
+    lab6 = kslab.Lab(seed=1)  # chapter 06: the same panel, entered from mypc through a worker's nodePort
+    nodeport = DistributionPanel(lab6, src="mypc", to=f"myk8s-worker:{lab6.cluster.service('svc-nodeport').ports[0].node_port}",
+                                 replicas=3, connections=3000)
+    chapter_freeze()
+    nodeport.connections.value = 10000
+    report("ch06 replicas, mypc -> myk8s-worker:NodePort", _changes(_browser_sets(nodeport.replicas), [4, 5, 6, 7, 3], repeat))
+    assert len(nodeport.figure.data[0].x) == nodeport.replicas.value
     lab2 = kslab.Lab(seed=2)  # chapter 02
     aff = AffinityPanel(lab2, clients=8)
     chapter_freeze()

@@ -654,10 +654,13 @@ def _bands(answer: Any, node_port_range: str = "30000-30999") -> Feedback:
         return _pending(f"the static band of --service-node-port-range={node_port_range}, as [first, last]")
     static, dynamic = node_port_bands(parse_port_range(node_port_range))
     expected = [static.start, static.stop - 1] if len(static) else []
+    ask = "give the first and the last port of the static band as a list of two numbers, [first, last], e.g. [30000, 30010]"
+    if isinstance(answer, (str, bytes, set, frozenset, dict)) or not hasattr(answer, "__len__") or len(answer) != 2:
+        raise WrongAnswer(f"not {answer!r}: {ask}")
     try:
         got = [int(x) for x in answer]
     except (TypeError, ValueError):
-        raise WrongAnswer("give the first and the last port of the static band, e.g. [30000, 30010]") from None
+        raise WrongAnswer(f"not {answer!r}: {ask}") from None
     size = dynamic.stop - static.start
     if got == expected:
         return _ok(f"{expected[0]}-{expected[1]}: min(max(16, {size} // 32), 128) = {len(static)} ports; the API server "

@@ -21,8 +21,10 @@ seed an experiment uses.
 from __future__ import annotations
 
 import copy as _copy
+import dataclasses
 import hashlib
 import ipaddress
+import json
 import random
 import re
 import uuid
@@ -62,7 +64,7 @@ from .model import (
     Service,
     ServicePort,
 )
-from .proxy.util import parse_ip_sloppy
+from .proxy.util import parse_cidr_sloppy, parse_ip_sloppy
 
 NODE_SUBNET = "172.18.0.0/16"  # kind's "docker network"
 MAX_ENDPOINTS_PER_SLICE = 100
@@ -81,19 +83,46 @@ KIND_WORKERS_JOIN_AT = 15.0
 MANIFESTS_APPLIED_AT = 120.0
 
 
+def _atoi(text: str) -> int:
+    """Go's ``strconv.Atoi`` (an optional sign, then decimal digits), its error as a ValueError."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise ValueError(f'strconv.Atoi: parsing "{text}": invalid syntax')
+    return int(text)
+
+
 def parse_port_range(text: str | tuple[int, int], field: str = "--service-node-port-range") -> tuple[int, int]:
-    """``--service-node-port-range`` as the API server parses it: ``A-B`` (or ``A+N``); a
-    ``(lo, hi)`` pair is checked the same way. ``field`` names the input in the error."""
-    if isinstance(text, tuple) and len(text) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in text):
+    """``--service-node-port-range`` as the API server parses it (``utilnet.ParsePortRange``):
+    ``A-B``, ``A+N`` (``A`` to ``A+N``) or one port ``A``, spaces around it ignored; a ``(lo,
+    hi)`` pair is checked the same way. A bad range is a one-line InputError naming ``field``
+    with upstream's words ("end port cannot be less than start port: 32767-30000"); a range
+    starting at port 0 is refused too (0 is no port a Service can be given)."""
+    fix = "write it as A-B, e.g. 30000-32767"
+    if isinstance(text, (tuple, list)) and len(text) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in text):
         lo, hi = text
+        shown = f"{lo}-{hi}"
+    elif isinstance(text, str) and text.strip():
+        shown = value = text.strip()
+        hyphen, plus = value.find("-"), value.find("+")
+        try:
+            if hyphen == -1 and plus == -1:
+                lo = hi = _atoi(value)
+            elif hyphen != -1 and plus == -1:
+                lo, hi = _atoi(value[:hyphen]), _atoi(value[hyphen + 1:])
+            elif plus != -1 and hyphen == -1:
+                lo = _atoi(value[:plus])
+                hi = lo + _atoi(value[plus + 1:])
+            else:
+                raise ValueError(f"unable to parse port range: {value}")
+        except ValueError as e:
+            raise InputError(field, f"invalid argument {text!r}: {e}", fix) from None
     else:
-        m = re.fullmatch(r"\s*(\d+)\s*([-+])\s*(\d+)\s*", text if isinstance(text, str) else "")
-        if not m:
-            raise InputError(field, f"{text!r} is not a port range", "write it as A-B, e.g. 30000-32767")
-        a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
-        lo, hi = (a, b) if op == "-" else (a, a + b - 1)
-    if not (1 <= lo <= hi <= 65535):
-        raise InputError(field, f"{text!r} is not a valid range", "use 1 <= A <= B <= 65535, e.g. 30000-32767")
+        raise InputError(field, f"{text!r} is not a port range", fix)
+    if lo > 65535 or hi > 65535:
+        raise InputError(field, f"the port range cannot be greater than 65535: {shown}", "ports end at 65535, e.g. 30000-32767")
+    if hi < lo:
+        raise InputError(field, f"end port cannot be less than start port: {shown}", "write the lower port first, e.g. 30000-32767")
+    if lo < 1:
+        raise InputError(field, f"{shown} starts below port 1", "use 1 <= A <= B <= 65535, e.g. 30000-32767")
     return lo, hi
 
 
@@ -107,8 +136,10 @@ def band_offset(size: int, lo_min: int, lo_max: int, divisor: int) -> int:
 def node_port_bands(rng_: tuple[int, int]) -> tuple[range, range]:
     """The (static, dynamic) bands of a NodePort range (KEP-3668): the static band, the first
     min(max(16, size/32), 128) ports, is where automatic allocation goes only when the dynamic
-    band is full, so it is the band to pick ports from by hand."""
-    lo, hi = rng_
+    band is full, so it is the band to pick ports from by hand. ``rng_``: ``(lo, hi)`` or a
+    range as :func:`parse_port_range` reads it; a reversed or out-of-bounds one is a one-line
+    InputError."""
+    lo, hi = parse_port_range(rng_, "node_port_range")
     size = hi - lo + 1
     off = band_offset(size, 16, 128, 32)
     return range(lo, lo + off), range(lo + off, hi + 1)
@@ -428,6 +459,7 @@ class ControlPlane:
         for k in spec:
             if not hasattr(old, k):
                 raise InputError(f"service {name}: {k}", "no such field", "use a kslab.model.Service field name")
+        spec = check_service_patch(name, spec)
         new = _copy.deepcopy(old)
         for k, v in spec.items():
             setattr(new, k, v)
@@ -603,6 +635,43 @@ def kind_nodes_to_nodes(cfg: ClusterConfig, kind_nodes, doc: Document) -> list[N
 # ---- services ------------------------------------------------------------------------------------
 
 
+LB_SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
+"""``core.AnnotationLoadBalancerSourceRangesKey``: the annotation that came before
+``spec.loadBalancerSourceRanges`` (comma-separated CIDRs); validated only when the field is empty."""
+
+INVALID_CIDR = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"  # validation.IsValidCIDR
+
+
+def validate_source_ranges(s: Service) -> list[tuple[str, str]]:
+    """``ValidateService``'s check of ``spec.loadBalancerSourceRanges`` (or, when that is empty,
+    of the :data:`LB_SOURCE_RANGES_ANNOTATION` annotation): (field path, error) pairs in the API
+    server's words, the path spelled as upstream spells it (``specPath.Child("LoadBalancerSourceRanges")``).
+    Only a LoadBalancer Service may have them (Forbidden), and each value, spaces trimmed, must
+    parse as a CIDR (``netutils.ParseCIDRSloppy``: ``172.18.0.100`` without a prefix length is
+    refused, host bits after the prefix are allowed)."""
+    errs: list[tuple[str, str]] = []
+    forbidden = "Forbidden: may only be used when `type` is 'LoadBalancer'"
+    if s.load_balancer_source_ranges:
+        path = "spec.LoadBalancerSourceRanges"
+        if s.type != "LoadBalancer":
+            errs.append((path, forbidden))
+        for i, value in enumerate(s.load_balancer_source_ranges):
+            value = str(value).strip()
+            if parse_cidr_sloppy(value) is None:
+                errs.append((f"{path}[{i}]", f"Invalid value: {json.dumps(value)}: {INVALID_CIDR}"))
+    elif LB_SOURCE_RANGES_ANNOTATION in (s.annotations or {}):
+        path = f"metadata.annotations[{LB_SOURCE_RANGES_ANNOTATION}]"
+        if s.type != "LoadBalancer":
+            errs.append((path, forbidden))
+        value = str(s.annotations[LB_SOURCE_RANGES_ANNOTATION]).strip()
+        if value:
+            for cidr in value.split(","):
+                cidr = cidr.strip()
+                if parse_cidr_sloppy(cidr) is None:
+                    errs.append((path, f"Invalid value: {json.dumps(cidr)}: {INVALID_CIDR}"))
+    return errs
+
+
 def admit_service(d: Document, s: Service, cfg: ClusterConfig) -> None:
     """Defaults and the validation errors the API server would give (``ValidateService``)."""
     if s.type not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
@@ -646,6 +715,11 @@ def admit_service(d: Document, s: Service, cfg: ClusterConfig) -> None:
             if (p.node_port, p.protocol) in seen_np:
                 raise api_invalid(s, f + ".nodePort", f"Duplicate value: {p.node_port}")
             seen_np.add((p.node_port, p.protocol))
+    source_range_errors = validate_source_ranges(s)
+    if len(source_range_errors) == 1:
+        raise api_invalid(s, *source_range_errors[0])
+    if source_range_errors:  # the API server lists every error of the field: kubectl prints them as one list
+        raise AdmissionError(f'The Service "{s.name}" is invalid', "[" + ", ".join(f"{f}: {e}" for f, e in source_range_errors) + "]")
     if s.type in ("NodePort", "LoadBalancer") and s.cluster_ip == "None":
         raise AdmissionError(d.where("spec.clusterIP"), f"may not be None for type {s.type}", "remove clusterIP: None")
     ext = s.type in ("NodePort", "LoadBalancer") or bool(s.external_ips)
@@ -895,6 +969,32 @@ class ServiceAllocator:
         port = self.cfg.node_port_range[0] + offset
         self.port_owner[port] = s.key
         return port
+
+
+_STRING_LIST_FIELDS = ("cluster_ips", "external_ips", "load_balancer_source_ranges", "ip_families")
+
+
+def check_service_patch(name: str, spec: Mapping[str, object]) -> dict[str, object]:
+    """The shapes of :meth:`ControlPlane.patch_service`'s fields before anything changes: a list
+    field (``load_balancer_source_ranges``, ``external_ips``, ``ports``...) takes a list (a tuple
+    is read as one; a string is refused, not read letter by letter), the address lists take
+    strings, a mapping field (``selector``, ``annotations``, ``labels``) a mapping. Returns the
+    patch with tuples made lists; else a one-line InputError naming the field."""
+    kinds = {f.name: f.default_factory for f in dataclasses.fields(Service)}
+    out = dict(spec)
+    for k, v in spec.items():
+        if kinds.get(k) is list:
+            if not isinstance(v, (list, tuple)):
+                example = ' e.g. ["172.18.0.0/24"]' if k in _STRING_LIST_FIELDS else ""
+                raise InputError(f"service {name}: {k}", f"{v!r} is not a list", f"give a list,{example}" if example else "give a list")
+            if k in _STRING_LIST_FIELDS:
+                for i, item in enumerate(v):
+                    if not isinstance(item, str):
+                        raise InputError(f"service {name}: {k}[{i}]", f"{item!r} is not a string", 'write each one as text, e.g. "172.18.0.0/24"')
+            out[k] = list(v)
+        elif (kinds.get(k) is dict or k == "selector") and v is not None and not isinstance(v, Mapping):
+            raise InputError(f"service {name}: {k}", f"{v!r} is not a mapping", 'give {key: value}, e.g. {"app": "deploy-websrv"}')
+    return out
 
 
 def api_invalid(s: Service, field: str, detail: str) -> AdmissionError:

@@ -43,6 +43,7 @@ Upstream, kubernetes/kubernetes (read with the project's search tools):
 
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass
 
@@ -85,10 +86,16 @@ PROXY_HEALTHZ_PATHS = ("/healthz", "/livez")
 def service_health(namespace: str, name: str, local_endpoints: int, proxy_healthy: bool = True) -> HealthResponse:
     """What ``hcHandler.ServeHTTP`` answers for the Service ``namespace/name`` when the node has
     ``local_endpoints`` local ready endpoints and kube-proxy's own health is ``proxy_healthy``."""
+    if not isinstance(local_endpoints, numbers.Integral) or isinstance(local_endpoints, bool):
+        raise InputError("local_endpoints", f"{local_endpoints!r} is not a number of endpoints",
+                         "give the number of local ready endpoints as a whole number, e.g. 2")
     count = int(local_endpoints)
     if count < 0:
         raise InputError("local_endpoints", f"{count} is negative",
                          "give the number of local ready endpoints (0 or more)")
+    if isinstance(proxy_healthy, str) or proxy_healthy not in (True, False):
+        raise InputError("proxy_healthy", f"{proxy_healthy!r} is not True or False",
+                         "give True (kube-proxy is healthy) or False")
     healthy = bool(proxy_healthy)
     headers = (
         ("Content-Type", "application/json"),

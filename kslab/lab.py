@@ -38,8 +38,8 @@ from .controlplane import CLUSTER_SEED, BuildOptions, ControlPlane, NodePortUse,
 from .dataplane import Dataplane, Trace, factory
 from .errors import EnvironmentProblem, InputError
 from .loadbalancer import LBState
-from .manifests import Document, load_documents
-from .model import DEFAULT_NODE_PORT_RANGE, ClusterState
+from .manifests import Document, load_documents, parse_service
+from .model import DEFAULT_NODE_PORT_RANGE, ClusterState, LoadBalancerIngress
 from .proxy.config import ProxyConfig, check_options as check_proxy_options
 from .proxy.iptables import RuleSet, render
 from .proxy.proxier import Proxier, SyncResult
@@ -121,6 +121,8 @@ class Lab:
         self.syncs: list[SyncResult] = []  # the last SYNC_HISTORY kube-proxy syncs, per node, timed (oldest first)
         self._proxiers: dict[str, Proxier] = {}  # each node's kube-proxy across syncs
         self._broken: set[str] = set()  # pods whose app break_pod broke
+        # (namespace, name) -> the status.loadBalancer.ingress a manifest applied to a live cluster asked for (copy())
+        self._lb_asked: dict[tuple[str, str], list[LoadBalancerIngress]] = {}
         self.generation = 0  # +1 on every change a connection could see (a sync, a hand edit, a broken pod)
         self.dataplane: Dataplane = live.dataplane if live else factory.create(backend, self.cluster, seed=seed)
         try:
@@ -208,6 +210,12 @@ class Lab:
         live = getattr(self.control, "live", False)
         docs = load_documents(paths) if paths else (_copy.deepcopy(self._documents) if live else [])
         changed = self.control.apply(docs)
+        if live:  # the API server drops a manifest's status: remembered for the sim twin (copy())
+            for d in docs:
+                if d.kind == "Service":
+                    svc = parse_service(d)
+                    if svc.load_balancer_ingress:
+                        self._lb_asked[(svc.namespace, svc.name)] = svc.load_balancer_ingress
         self._changed()
         return changed
 
@@ -415,7 +423,14 @@ class Lab:
         state, every node's tables exactly as they are now (hand edits and all), the broken
         pods, the clock's time and ``seed``. Connection state starts empty (no conntrack
         entries, empty ``recent`` lists), as after :meth:`clear_kernel_state`. Nothing done
-        to the copy changes this lab: ``kslab.check`` runs its experiments on one."""
+        to the copy changes this lab: ``kslab.check`` runs its experiments on one.
+
+        A live cluster (kind) without a load balancer controller leaves a LoadBalancer Service's
+        ``EXTERNAL-IP`` ``<pending>``: the API server drops the ``status`` of the manifest
+        ``lab.apply`` sent. The copy's Service gets that manifest's ``status.loadBalancer.ingress``
+        (what a cloud load balancer, cloud-provider-kind or MetalLB would write), and its
+        kube-proxies sync the VIP's rules, so the twin has the load balancer the cluster lacks.
+        A status the live cluster has (a controller wrote it) is copied as it is."""
         twin = object.__new__(Lab)
         twin.backend = "sim"
         twin.seed, twin.cluster_seed = self.seed, self.cluster_seed
@@ -424,6 +439,12 @@ class Lab:
         twin._proxy_at_start = dict(self._proxy_at_start)
         twin.proxy_options = dict(self.proxy_options)
         twin.cluster = _copy.deepcopy(self.cluster)  # with its control plane (ControlPlane.of finds it)
+        twin._lb_asked = dict(self._lb_asked)
+        pending = [s for s in twin.cluster.services if s.type == "LoadBalancer" and not s.load_balancer_ingress
+                   and (s.namespace, s.name) in self._lb_asked]
+        for s in pending:  # the manifest's status, as a load balancer controller would write it (ipMode VIP by default)
+            s.load_balancer_ingress = [LoadBalancerIngress(i.ip, i.hostname, i.ip_mode or ("VIP" if i.ip else None))
+                                       for i in self._lb_asked[(s.namespace, s.name)]]
         twin.control = ControlPlane.of(twin.cluster, self.cluster_seed)
         twin._proxiers = _copy.deepcopy(self._proxiers)
         twin._rules = {}
@@ -435,6 +456,8 @@ class Lab:
         for name in sorted(twin._broken):
             twin.dataplane.break_pod(name, True)
         twin.dataplane.advance(max(0.0, self.now))
+        if pending:
+            twin._changed()  # the twin's kube-proxies write the VIP's rules (KUBE-FW-..., the VIP in KUBE-SERVICES)
         return twin
 
     def exact(self, needs: str) -> "Lab":

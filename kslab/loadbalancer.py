@@ -1,7 +1,10 @@
 """The cloud load balancer in front of a ``type: LoadBalancer`` Service, as every backend models it.
 
-A cloud LB (and cloud-provider-kind, MetalLB in L2 mode) spreads connections over *nodes*, not
-pods, and asks each node whether it should get traffic:
+What it models: a *passthrough network load balancer* (a cloud's NLB, GCE's external passthrough
+load balancer, MetalLB in BGP mode, whose routers spread flows over the nodes by ECMP). It spreads
+connections over *nodes*, not pods, weighting every healthy node the same; it forwards the packet
+unchanged (the client's address reaches the node, so under ``externalTrafficPolicy: Local`` the pod
+sees it); and it asks each node whether it should get traffic:
 
 * ``externalTrafficPolicy: Local``: it probes the Service's ``healthCheckNodePort`` at
   ``/healthz`` on every node; kube-proxy's health check server answers 200 only where the node
@@ -11,9 +14,35 @@ pods, and asks each node whether it should get traffic:
   ``/healthz``), which answers 200 on every node whose kube-proxy is healthy: every node is
   eligible, and a node without a local pod forwards (with SNAT) to one elsewhere.
 
+What it does not model: MetalLB in L2 mode does not spread at all (one elected node answers ARP for
+the VIP and takes all of its traffic; under ``Local`` it announces from a node with a local
+endpoint). cloud-provider-kind runs one Envoy proxy container per load balancer (its health checks
+are these: ``/healthz`` on the healthCheckNodePort under Local, 10256 under Cluster), and a proxy
+opens its own connection to the node, so the source address is rewritten; every proxy-type LB, and
+a VIP whose ``status.loadBalancer.ingress[].ipMode`` is ``Proxy``, replaces the client's address
+even under ``Local``. An LB that weights nodes (kube-proxy's ``X-Load-Balancing-Endpoint-Weight``
+header carries the local endpoint count for that) is not modelled either.
+
 Pure: :class:`LBState` is what a backend's LB reports (``Dataplane.lb_status``), :func:`probe_target`
 and :func:`eligible` are the rules every backend's LB follows. The sim probes through its own
 netfilter, netns with real HTTP from a load balancer namespace.
+
+Fidelity, backend by backend:
+
+* **Probe source.** The sim's probe comes from the VIP itself (source port 40000,
+  ``kslab.sim.network.LB_PROBE_PORT``) and walks each node's rules; netns's prober sends real HTTP
+  from the LB namespace's own address, 172.18.255.254 (ephemeral ports). A real cloud LB probes from
+  its own ranges (which a node firewall must let in); none of these sources is in a Service's
+  ``loadBalancerSourceRanges`` unless listed, and kube-proxy does not filter the healthCheckNodePort
+  by them.
+* **Live flows when the healthy set changes.** netns's LB picks a node by ``HMARK`` over the
+  5-tuple *mod N* healthy nodes, without per-flow state on the forward path: when N changes, most
+  established flows hash to another node mid-connection, which has no state for them (the
+  connection breaks). Real LBs keep established flows on their node (connection tracking, consistent
+  hashing as in Maglev) or drain them, and only new connections avoid an unhealthy node. The sim
+  chooses the node once per connection, when it opens (its connections are not long-lived), so
+  a flow never moves there. The chapters
+  measure new connections after a change, where the backends agree.
 """
 
 from __future__ import annotations

@@ -521,6 +521,28 @@ def _lb_service(lab: Lab, name: str):
     return svc
 
 
+def _check_policy(policy: object) -> None:
+    from .errors import InputError
+
+    if not isinstance(policy, str) or policy not in TRAFFIC_POLICIES:
+        raise InputError("policy", f"{policy!r} is no externalTrafficPolicy", "use Cluster or Local")
+
+
+def _check_placement(placement: object, nodes: list[str]) -> None:
+    """``placement`` is a mapping node -> pods (a whole number, 0 or more) over ``nodes``, or a
+    one-line InputError naming the entry that is not."""
+    from .errors import InputError
+
+    if not isinstance(placement, Mapping):
+        raise InputError("placement", f"{placement!r} is not a mapping of node -> pods",
+                         f'give e.g. {{"{nodes[-1]}": 2}} (a node left out keeps no pod)')
+    for node, count in placement.items():
+        if node not in nodes:
+            raise InputError(f"placement[{node!r}]", "no such node", f"nodes are: {', '.join(nodes)}")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise InputError(f"placement[{node!r}]", f"{count!r} pods", "give a whole number, 0 or more")
+
+
 def compute_traffic_policy(lab: Lab, policy: str, placement: Mapping[str, int], entry: str, connections: int, *,
                            seed: int = 1, service: str = "svc-nodeport", lb_service: str = "svc-lb",
                            deployment: str = "deploy-echo", client: str = "mypc") -> TrafficPolicyResult:
@@ -534,16 +556,11 @@ def compute_traffic_policy(lab: Lab, policy: str, placement: Mapping[str, int], 
     seeded. Bad input is a one-line InputError before anything runs."""
     from .errors import InputError
 
-    if policy not in TRAFFIC_POLICIES:
-        raise InputError("policy", f"{policy!r} is no externalTrafficPolicy", "use Cluster or Local")
-    if not isinstance(connections, int) or connections < 1:
+    _check_policy(policy)
+    if not isinstance(connections, int) or isinstance(connections, bool) or connections < 1:
         raise InputError("connections", f"{connections!r}", "open at least 1 connection")
     nodes = [n.name for n in lab.cluster.nodes]
-    for node, count in placement.items():
-        if node not in nodes:
-            raise InputError(f"placement[{node!r}]", "no such node", f"nodes are: {', '.join(nodes)}")
-        if not isinstance(count, int) or count < 0:
-            raise InputError(f"placement[{node!r}]", f"{count!r} pods", "give a whole number, 0 or more")
+    _check_placement(placement, nodes)
     if entry == LB_ENTRY:
         target = _lb_service(lab, lb_service)
         if target is None:
@@ -616,6 +633,8 @@ class TrafficPolicyPanel:
         self.lab, self.connections, self.service, self.lb_service = lab, connections, service, lb_service
         self.deployment, self.seed = deployment, seed
         workers = [n.name for n in lab.cluster.nodes if not n.is_control_plane]
+        entries = [n.name for n in lab.cluster.nodes] + ([self.LB_LABEL] if _lb_service(lab, lb_service) else [])
+        self._check_controls(policy, placement, entry, [n.name for n in lab.cluster.nodes], workers, entries, None)
         now = {n: 0 for n in workers}
         for p in lab.cluster.pods:
             if p.owner == f"Deployment/{deployment}" and p.node_name in now:
@@ -626,7 +645,6 @@ class TrafficPolicyPanel:
                                       style=style)
         self.sliders = {n: w.IntSlider(value=start[n], min=0, max=max(max_pods, start[n]), description=f"pods on {n}",
                                        style=style, continuous_update=False) for n in workers}
-        entries = [n.name for n in lab.cluster.nodes] + ([self.LB_LABEL] if _lb_service(lab, lb_service) else [])
         first = entry if entry is not None else (self.LB_LABEL if self.LB_LABEL in entries else entries[0])
         self.entry = w.Dropdown(options=entries, value=self.LB_LABEL if first == LB_ENTRY else first,
                                 description="mypc enters at", style=style)
@@ -647,6 +665,33 @@ class TrafficPolicyPanel:
     @property
     def placement(self) -> dict[str, int]:
         return {n: s.value for n, s in self.sliders.items()}
+
+    def _check_controls(self, policy: str | None, placement: Mapping[str, int] | None, entry: str | None,
+                        nodes: list[str], workers: list[str], entries: list[str], most: Mapping[str, int] | None) -> None:
+        """What the controls can show, or a one-line InputError before any control changes:
+        ``policy`` Cluster/Local, ``placement`` pods on workers (at most ``most[node]``, a
+        slider's maximum), ``entry`` a node, ``"lb"`` or :attr:`LB_LABEL` when the lab has the
+        LoadBalancer Service."""
+        from .errors import InputError
+
+        if policy is not None:
+            _check_policy(policy)
+        if placement is not None:
+            _check_placement(placement, nodes)
+            for node, count in placement.items():
+                if node not in workers:
+                    raise InputError(f"placement[{node!r}]", "the panel places pods on the workers only",
+                                     f"workers are: {', '.join(workers)}")
+                if most is not None and count > most[node]:
+                    raise InputError(f"placement[{node!r}]", f"{count} pods is more than the slider's maximum {most[node]}",
+                                     f"give 0-{most[node]}, or make the panel with max_pods={count}")
+        if entry is not None:
+            shown = self.LB_LABEL if entry == LB_ENTRY else entry
+            if shown == self.LB_LABEL and shown not in entries:
+                raise InputError("entry", f"{entry!r}: the lab has no LoadBalancer Service {self.lb_service!r} with an ingress IP",
+                                 "apply data/myk8s/loadbalancer first, or enter at a node")
+            if not isinstance(shown, str) or shown not in entries:
+                raise InputError("entry", f"{entry!r} is neither a node nor 'lb'", f"use one of: {', '.join(nodes)}, lb")
 
     def _key(self) -> tuple:
         entry = LB_ENTRY if self.entry.value == self.LB_LABEL else self.entry.value
@@ -675,7 +720,10 @@ class TrafficPolicyPanel:
 
     def set(self, *, policy: str | None = None, placement: Mapping[str, int] | None = None,
             entry: str | None = None) -> TrafficPolicyResult:
-        """Change any of the controls (``entry``: a node, ``"lb"`` or "load balancer") with one update."""
+        """Change any of the controls (``entry``: a node, ``"lb"`` or "load balancer") with one update.
+        Checked first: a bad value is a one-line InputError and no control changes."""
+        self._check_controls(policy, placement, entry, [n.name for n in self.lab.cluster.nodes], list(self.sliders),
+                             list(self.entry.options), {n: s.max for n, s in self.sliders.items()})
         self._quiet = True
         try:
             if policy is not None:

@@ -88,3 +88,18 @@ def test_bands_follow_the_api_servers_formula():
             check.ch06.bands(wrong)
     with pytest.raises(WrongAnswer, match="first and the last"):
         check.ch06.bands("30000-30030")
+
+
+@pytest.mark.parametrize("answer", ["30000", "30000-30030", 30000, 30000.0, [30000], [30000, 30030, 30999],
+                                    {30000, 30030}, ["30000", "last"]])
+def test_bands_asks_for_first_and_last_when_the_answer_is_not_a_pair(answer):
+    """A string is not read character by character, a number or a set is not a [first, last] pair."""
+    with pytest.raises(WrongAnswer, match=r"\[first, last\]"):
+        check.ch06.bands(answer)
+
+
+def test_bands_accepts_any_pair_of_whole_numbers():
+    import numpy as np
+
+    assert check.ch06.bands(np.array([30000, 30030]))
+    assert check.ch06.bands(["30000", "30030"])  # numbers typed as text, one each, are read as numbers

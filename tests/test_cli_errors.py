@@ -129,6 +129,21 @@ def test_node_port_range_flag_admits_it(run):
     assert "--dport 40000" in r.stdout
 
 
+def test_load_balancer_source_ranges_in_the_api_servers_words(run):
+    msg = assert_one_line_error(run(CLUSTER + "---\n" + POD + "---\n" + service(type="LoadBalancer", loadBalancerSourceRanges="[not-a-cidr]")))
+    assert msg.endswith('The Service "web" is invalid: spec.LoadBalancerSourceRanges[0]: Invalid value: "not-a-cidr": '
+                        "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")
+    msg = assert_one_line_error(run(CLUSTER + "---\n" + POD + "---\n" + service(type="NodePort", loadBalancerSourceRanges="[10.0.0.0/8]")))
+    assert msg.endswith("The Service \"web\" is invalid: spec.LoadBalancerSourceRanges: Forbidden: may only be used when `type` is 'LoadBalancer'")
+    assert_one_line_error(run(CLUSTER + "---\n" + POD + "---\n" + service(type="LoadBalancer", loadBalancerSourceRanges="10.0.0.0/8")),
+                          "spec.loadBalancerSourceRanges", "array")  # a string: the schema names the field
+
+
+def test_reversed_node_port_range_flag(run):
+    assert_one_line_error(run(CLUSTER + "---\n" + service(), "--service-node-port-range", "32767-30000"),
+                          "--service-node-port-range", "end port cannot be less than start port: 32767-30000")
+
+
 def test_duplicate_port_names(run):
     text = CLUSTER + "---\n" + service().rstrip("\n") + "\n  - {name: http, port: 81, targetPort: 8081}\n"
     assert_one_line_error(run(text), "spec.ports[1].name", "duplicate", "http")

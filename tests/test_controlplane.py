@@ -170,11 +170,40 @@ def test_errors_name_field_and_fix(lab):
 
 def test_port_range_parsing():
     assert parse_port_range("30000-32767") == (30000, 32767)
-    assert parse_port_range("20000+100") == (20000, 20099)
+    assert parse_port_range("20000+100") == (20000, 20100)  # utilnet.PortRange: high = low + offset
+    assert parse_port_range("30000") == (30000, 30000) and parse_port_range(" 30000-30100 ") == (30000, 30100)  # one port; TrimSpace
     with pytest.raises(InputError, match="--service-node-port-range"):
         parse_port_range("32767-30000")
     static, dynamic = node_port_bands((20000, 32767))
     assert len(static) == 128
+
+
+@pytest.mark.parametrize("text,words", [
+    ("32767-30000", "end port cannot be less than start port: 32767-30000"),  # utilnet.ParsePortRange's own errors
+    ("30000-70000", "the port range cannot be greater than 65535: 30000-70000"),
+    ("abc", 'strconv.Atoi: parsing "abc": invalid syntax'),
+    ("30000-x", 'strconv.Atoi: parsing "x": invalid syntax'),
+    ("1-2+3", "unable to parse port range: 1-2+3"),
+])
+def test_port_range_errors_are_the_flag_parsers(text, words):
+    with pytest.raises(InputError) as e:
+        parse_port_range(text)
+    assert one_line(e.value).startswith("--service-node-port-range: ") and words in str(e.value) and "e.g. 30000-32767" in str(e.value)
+
+
+def test_node_port_bands_refuse_a_reversed_range():
+    for bad in ((32767, 30000), (30000, 70000), (0, 100)):
+        with pytest.raises(InputError) as e:
+            node_port_bands(bad)
+        assert one_line(e.value).startswith("node_port_range: ")
+    with pytest.raises(InputError, match="end port cannot be less than start port: 32767-30000"):
+        band_of(30001, (32767, 30000))
+    assert node_port_bands("30000-30999") == (range(30000, 30031), range(30031, 31000))  # read as the flag is
+
+
+def test_a_one_port_range_is_the_flag_parsers_single_port():
+    lab = kslab.Lab(node_port_range="30000")  # the study's one NodePort Service takes it
+    assert lab.cluster.config.node_port_range == (30000, 30000) and lab.cluster.service("svc-nodeport").ports[0].node_port == 30000
 
 
 # ---- ClusterIP allocation by integer offsets (any size of service CIDR) ---------------------------
@@ -356,7 +385,7 @@ def test_lab_with_a_node_port_range_allocates_in_its_bands():
     assert lab.cluster.config.node_port_range == (30000, 30100) and lab.cluster.service("svc-nodeport").ports[0].node_port == np_
 
 
-@pytest.mark.parametrize("bad", ["30100-30000", "abc", "30000", "0-100", "30000-70000", ""])
+@pytest.mark.parametrize("bad", ["30100-30000", "abc", "0-100", "30000-70000", "", "30000+40000"])
 def test_bad_node_port_ranges_are_one_line(bad):
     with pytest.raises(InputError) as e:
         kslab.Lab(node_port_range=bad)
@@ -426,3 +455,79 @@ def test_a_refused_patch_changes_nothing():
         lab.patch_service("svc-lb", ports=[kslab.model.ServicePort(port=9000, name="svc-webport", target_port=8080, node_port=taken)])
     assert one_line(e.value) == f'The Service "svc-lb" is invalid: spec.ports[0].nodePort: Invalid value: {taken}: provided port is already allocated'
     assert _copy_services(lab) == before
+
+
+# ---- loadBalancerSourceRanges: ValidateService, in the API server's words -----------------------
+
+CIDR_WORDS = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"  # validation.IsValidCIDR
+FORBIDDEN_WORDS = "Forbidden: may only be used when `type` is 'LoadBalancer'"
+ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
+
+
+def _fw_chains(lab) -> list[str]:
+    return [line for line in lab.render("myk8s-worker").restore_text().splitlines() if line.startswith(":KUBE-FW-")]
+
+
+@pytest.mark.parametrize("patch,message", [
+    ({"load_balancer_source_ranges": ["not-a-cidr"]},
+     f'The Service "svc-lb" is invalid: spec.LoadBalancerSourceRanges[0]: Invalid value: "not-a-cidr": {CIDR_WORDS}'),
+    ({"load_balancer_source_ranges": ["172.18.0.0/24", "172.18.0.100"]},  # an address is no range: /32
+     f'The Service "svc-lb" is invalid: spec.LoadBalancerSourceRanges[1]: Invalid value: "172.18.0.100": {CIDR_WORDS}'),
+    ({"annotations": {ANNOTATION: "10.0.0.0/8, bad"}},
+     f'The Service "svc-lb" is invalid: metadata.annotations[{ANNOTATION}]: Invalid value: "bad": {CIDR_WORDS}'),
+])
+def test_invalid_source_ranges_are_refused_as_the_api_server_does(patch, message):
+    lab = kslab.Lab()
+    lab.apply(study_lab() / "loadbalancer")
+    before = (_copy_services(lab), lab.cluster.service("svc-lb").load_balancer_source_ranges, lab.render("myk8s-worker").restore_text())
+    with pytest.raises(AdmissionError) as e:
+        lab.patch_service("svc-lb", **patch)
+    assert one_line(e.value) == message
+    after = (_copy_services(lab), lab.cluster.service("svc-lb").load_balancer_source_ranges, lab.render("myk8s-worker").restore_text())
+    assert after == before  # nothing half-applied
+
+
+def test_source_ranges_only_on_a_load_balancer():
+    lab = kslab.Lab()
+    with pytest.raises(AdmissionError) as e:
+        lab.patch_service("svc-nodeport", load_balancer_source_ranges=["172.18.0.0/24"])
+    assert one_line(e.value) == f'The Service "svc-nodeport" is invalid: spec.LoadBalancerSourceRanges: {FORBIDDEN_WORDS}'
+    with pytest.raises(AdmissionError) as e:  # both errors of the field, as kubectl prints an aggregate
+        lab.patch_service("svc-nodeport", load_balancer_source_ranges=["x"])
+    assert one_line(e.value) == (f'The Service "svc-nodeport" is invalid: [spec.LoadBalancerSourceRanges: {FORBIDDEN_WORDS}, '
+                                 f'spec.LoadBalancerSourceRanges[0]: Invalid value: "x": {CIDR_WORDS}]')
+    with pytest.raises(AdmissionError) as e:
+        lab.patch_service("svc-nodeport", annotations={ANNOTATION: "10.0.0.0/8"})
+    assert one_line(e.value) == f'The Service "svc-nodeport" is invalid: metadata.annotations[{ANNOTATION}]: {FORBIDDEN_WORDS}'
+    assert lab.cluster.service("svc-nodeport").load_balancer_source_ranges == [] and not lab.cluster.service("svc-nodeport").annotations
+
+
+def test_source_ranges_given_as_a_string_are_no_list():
+    lab = kslab.Lab()
+    lab.apply(study_lab() / "loadbalancer")
+    for bad, where in (("172.18.0.0/24", "service svc-lb: load_balancer_source_ranges"),
+                       ([172], "service svc-lb: load_balancer_source_ranges[0]")):
+        with pytest.raises(InputError) as e:
+            lab.patch_service("svc-lb", load_balancer_source_ranges=bad)
+        assert e.value.where == where and "172.18.0.0/24" in one_line(e.value)
+    with pytest.raises(InputError, match="not a mapping"):
+        lab.patch_service("svc-lb", selector="app=deploy-websrv")
+    assert lab.cluster.service("svc-lb").load_balancer_source_ranges == [] and not _fw_chains(lab)
+    lab.patch_service("svc-lb", load_balancer_source_ranges=(" 172.18.0.96/29 ",))  # space-padded: allowed; a tuple is a list
+    assert lab.cluster.service("svc-lb").load_balancer_source_ranges == [" 172.18.0.96/29 "]
+    assert len(_fw_chains(lab)) == 1 and "-s 172.18.0.96/29 " in lab.render("myk8s-worker").restore_text()
+
+
+def test_manifest_source_ranges_are_admitted(tmp_path):
+    lb = "  loadBalancerSourceRanges: [{}]\n"
+    (tmp_path / "a.yaml").write_text(_service("svc-a", "[{port: 80}]", "LoadBalancer", lb.format("not-a-cidr")))
+    with pytest.raises(AdmissionError) as e:
+        kslab.Lab().apply(tmp_path / "a.yaml")
+    assert one_line(e.value) == f'The Service "svc-a" is invalid: spec.LoadBalancerSourceRanges[0]: Invalid value: "not-a-cidr": {CIDR_WORDS}'
+    (tmp_path / "a.yaml").write_text(_service("svc-a", "[{port: 80}]", "NodePort", lb.format("10.0.0.0/8")))
+    with pytest.raises(AdmissionError, match="Forbidden"):
+        kslab.Lab().apply(tmp_path / "a.yaml")
+    (tmp_path / "a.yaml").write_text(_service("svc-a", "[{port: 80}]", "LoadBalancer", "  loadBalancerSourceRanges: 10.0.0.0/8\n"))
+    with pytest.raises(InputError) as e:  # the manifest parser: a string is no list
+        kslab.Lab().apply(tmp_path / "a.yaml")
+    assert "spec.loadBalancerSourceRanges" in one_line(e.value) and "10.0.0.0/8" in str(e.value)

@@ -137,6 +137,22 @@ def test_negative_count_is_an_input_error():
         service_health("default", "svc-lb", -1)
 
 
+@pytest.mark.parametrize("count", ["two", "2", 1.5, None, True])
+def test_a_count_that_is_no_whole_number_is_one_line(count):
+    with pytest.raises(InputError) as e:
+        service_health("default", "svc-lb", count)
+    assert e.value.where == "local_endpoints" and repr(count) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_proxy_health_must_be_true_or_false():
+    import numpy as np
+
+    with pytest.raises(InputError) as e:
+        service_health("default", "svc-lb", 1, proxy_healthy="false")  # a string would read as True
+    assert e.value.where == "proxy_healthy" and "True" in str(e.value)
+    assert service_health("default", "svc-lb", np.int64(2), proxy_healthy=np.bool_(True)).status == 200
+
+
 def test_go_quote_is_strconv_quote():
     # strconv.Quote's documented example (pkg.go.dev/strconv#Quote)
     assert go_quote('"Fran & Freddie\'s Diner\t☺"') == '"\\"Fran & Freddie\'s Diner\\t☺\\""'

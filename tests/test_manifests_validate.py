@@ -59,6 +59,7 @@ def test_lab_facts_match_the_study():
     [
         ({"sessionAfinity": "ClientIP"}, "sessionAfinity"),
         ({"ports": [{"port": "eighty"}]}, "spec.ports[0].port"),
+        ({"loadBalancerSourceRanges": "172.18.0.0/24"}, "spec.loadBalancerSourceRanges"),  # a string, not a list
     ],
 )
 def test_broken_manifests_are_rejected(patch, field):
@@ -67,6 +68,16 @@ def test_broken_manifests_are_rejected(patch, field):
     with pytest.raises(InputError) as e:
         validate(Document("broken.yaml", obj))
     assert field in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_source_range_string_is_no_list_for_the_parser_either():
+    from kslab.manifests import parse_service
+
+    obj = yaml.safe_load((DATA / "myk8s" / "clusterip" / "svc-clusterip.yaml").read_text())
+    obj["spec"]["loadBalancerSourceRanges"] = "172.18.0.0/24"
+    with pytest.raises(InputError) as e:
+        parse_service(Document("broken.yaml", obj))
+    assert "spec.loadBalancerSourceRanges" in str(e.value) and "not a list" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_kind_config_typo_is_rejected():

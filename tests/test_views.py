@@ -411,6 +411,46 @@ def test_traffic_policy_refuses_bad_input_in_one_line():
         compute_traffic_policy(lab, "Local", {}, CP, 10, service="svc-clusterip")  # no nodePort
 
 
+def test_traffic_policy_refuses_a_placement_that_is_no_mapping():
+    from kslab.errors import InputError
+    from kslab.views import compute_traffic_policy
+
+    lab = Lab(seed=1)
+    for bad in (None, [1, 2, 1], "myk8s-worker=2"):
+        with pytest.raises(InputError) as err:
+            compute_traffic_policy(lab, "Local", bad, CP, 10)
+        assert err.value.where == "placement" and "mapping" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(InputError) as err:
+        compute_traffic_policy(lab, "Local", {"myk8s-worker": True}, CP, 10)
+    assert err.value.where == "placement['myk8s-worker']"
+
+
+def test_traffic_policy_panel_refuses_bad_controls_in_one_line(lb_lab):
+    from kslab.errors import InputError
+    from kslab.views import TrafficPolicyPanel
+
+    cases = [({"policy": "Locall"}, "policy"), ({"entry": "nowhere"}, "entry"), ({"placement": {"nowhere": 1}}, "placement['nowhere']"),
+             ({"placement": {CP: 1}}, f"placement['{CP}']"), ({"placement": {"myk8s-worker": "2"}}, "placement['myk8s-worker']"),
+             ({"placement": [1, 1, 1]}, "placement")]
+    for kwargs, where in cases:
+        with pytest.raises(InputError) as err:  # not a traitlets TraitError, not silently ignored
+            TrafficPolicyPanel(lb_lab, connections=20, **kwargs)
+        assert err.value.where == where and "\n" not in str(err.value), kwargs
+    with pytest.raises(InputError) as err:
+        TrafficPolicyPanel(Lab(seed=1), connections=20, entry="lb")
+    assert err.value.where == "entry" and "svc-lb" in str(err.value)
+    panel = TrafficPolicyPanel(lb_lab, connections=20)
+    shown = (panel.policy.value, panel.placement, panel.entry.value, panel.result)
+    for kwargs, where in cases + [({"placement": {"myk8s-worker": 7}}, "placement['myk8s-worker']"),
+                                  ({"policy": "Local", "entry": "nowhere"}, "entry")]:
+        with pytest.raises(InputError) as err:
+            panel.set(**kwargs)
+        assert err.value.where == where, kwargs
+        assert (panel.policy.value, panel.placement, panel.entry.value, panel.result) == shown  # no control changed
+    with pytest.raises(InputError, match="max_pods=7"):
+        panel.set(placement={"myk8s-worker": 7})  # a slider would clamp it to 3 silently
+
+
 def test_traffic_policy_panel_redraws_in_place_and_caches(lb_lab):
     from kslab import charts
     from kslab.views import TrafficPolicyPanel, compute_traffic_policy

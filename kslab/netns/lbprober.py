@@ -2,8 +2,10 @@
 LoadBalancer ingress IP (VIP) to a healthy node, and the prober that decides which nodes are healthy.
 
 What it models: a passthrough network load balancer in front of a ``type: LoadBalancer``
-Service (a cloud's NLB, MetalLB in L2 mode, cloud-provider-kind), as
-``create-external-load-balancer.md`` describes it. It spreads *connections* over *nodes* (not
+Service (a cloud's NLB, GCE's external passthrough LB, MetalLB in BGP mode with ECMP), as
+``create-external-load-balancer.md`` describes it; not MetalLB's L2 mode (one node takes all of a
+VIP's traffic) nor a proxy LB such as cloud-provider-kind's Envoy (which rewrites the source; see
+:mod:`kslab.loadbalancer`). It spreads *connections* over *nodes* (not
 pods), it never rewrites the packet (the VIP stays the destination and the client's address the
 source: kube-proxy on the node matches the VIP in KUBE-SERVICES and DNATs it), and it sends only
 to nodes whose health probe answered 200 (:func:`kslab.loadbalancer.probe_target`: the

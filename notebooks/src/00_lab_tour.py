@@ -196,6 +196,9 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `charts.topology_figure(lab.cluster)` (00), `charts.distribution_figure` (01), `charts.stickiness_figure`, `charts.affinity_rounds_figure`, `charts.affinity_summary` (02), `charts.hairpin_figure` (03) | the charts; each takes a run's rows or a view's result |
 # | `views.DistributionPanel`, `views.compute_distribution` (01), `views.AffinityPanel`, `views.compute_affinity` (02), `views.compute_hairpin` (03), `views.CrossNodePanel`, `views.compute_cross_node`, `views.SchedulerPanel` (04) | the interactive panels, and the function each panel calls on a slider move (on `lab.copy()`) |
 # | `ipvs.service_servers`, `ipvs.RealServer.plain`, `ipvs.simulate`, `ipvs.compare`, `ipvs.spread`, `ipvs.client_matrix` (04) | kube-proxy's IPVS real servers for a Service, and IPVS's schedulers run on them |
+# | `lab.place(deployment, {node: n, …})` (07) | a Deployment's pods, exactly `n` on each node (bound to their nodes); `lab.reset()` undoes it; on kind, only on `lab.exact(...)`'s twin |
+# | `lab.lb_status(service)` (07) | the load balancer in front of a LoadBalancer Service: each node's last health probe status and the nodes it sends to |
+# | `healthcheck.service_health(namespace, name, local_endpoints)` (07) | kube-proxy's health check answer (status, headers, body) byte for byte, as upstream writes it |
 #
 # `src` is a pod, a node, `mypc` or an IP; `to` is a Service name (`svc-clusterip`), `IP:port`, or
 # `NODE:service` (`myk8s-worker:svc-nodeport`: the Service's NodePort on that node's own address,
@@ -229,6 +232,9 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `charts.topology_figure(lab.cluster)` (00), `charts.distribution_figure` (01), `charts.stickiness_figure`, `charts.affinity_rounds_figure`, `charts.affinity_summary` (02), `charts.hairpin_figure` (03) | 차트; 실행 결과 행이나 뷰의 결과를 받습니다 |
 # | `views.DistributionPanel`, `views.compute_distribution` (01), `views.AffinityPanel`, `views.compute_affinity` (02), `views.compute_hairpin` (03), `views.CrossNodePanel`, `views.compute_cross_node`, `views.SchedulerPanel` (04) | 대화형 패널과, 슬라이더를 움직일 때마다 패널이 (`lab.copy()` 위에서) 부르는 함수 |
 # | `ipvs.service_servers`, `ipvs.RealServer.plain`, `ipvs.simulate`, `ipvs.compare`, `ipvs.spread`, `ipvs.client_matrix` (04) | 서비스에 대해 kube-proxy가 만드는 IPVS 실제 서버(real server)와, 그 위에서 실행하는 IPVS 스케줄러 |
+# | `lab.place(deployment, {node: n, …})` (07) | 디플로이먼트의 파드를 노드마다 정확히 `n`개 둡니다(노드에 직접 묶음); `lab.reset()`이 되돌립니다; kind에서는 `lab.exact(...)`의 복제본에서만 |
+# | `lab.lb_status(service)` (07) | 로드 밸런서 서비스 앞의 로드 밸런서: 노드마다 마지막 헬스 프로브의 상태 코드와, 연결을 보내는 노드 |
+# | `healthcheck.service_health(namespace, name, local_endpoints)` (07) | kube-proxy의 헬스 체크 응답(상태 코드, 헤더, 본문)을 업스트림이 쓰는 그대로, 바이트 단위로 만듭니다 |
 #
 # `src`는 파드, 노드, `mypc` 또는 IP이고, `to`는 서비스 이름(`svc-clusterip`), `IP:포트`, 또는 `NODE:서비스`
 # (`myk8s-worker:svc-nodeport`: 그 노드 자신의 주소에 열린 서비스의 NodePort, 06장)입니다. 각 장은 자기가 쓰는 호출을
@@ -393,8 +399,10 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | route_localnet | route_localnet | the sysctl that lets the kernel route packets to or from 127.0.0.0/8 off the loopback interface; kube-proxy sets it for NodePorts on 127.0.0.1 | 06 |
 # | nfacct | nfacct | a named packet and byte counter in the kernel that an iptables rule counts into (`-m nfacct`); `localhost_nps_accepted_pkts` counts localhost NodePort connections | 06 |
 # | NodePort | NodePort | the Service type that opens one port (30000-32767) on every node's own address | 06 |
-# | externalTrafficPolicy | 외부 트래픽 정책 | whether external traffic goes to any endpoint (`Cluster`) or only to the receiving node's (`Local`) | 06 |
-# | LoadBalancer | 로드밸런서 | the Service type exposed through an external load balancer | 07 |
+# | externalTrafficPolicy | 외부 트래픽 정책 | whether external traffic goes to any endpoint (`Cluster`) or only to the receiving node's (`Local`) | 06, 07 |
+# | LoadBalancer | 로드 밸런서 | the Service type exposed through an external load balancer, whose address (the VIP) is in `status.loadBalancer.ingress` | 07 |
+# | healthCheckNodePort | 헬스 체크 노드 포트 | the port the API server gives a LoadBalancer Service with `externalTrafficPolicy: Local`; kube-proxy on every node answers HTTP there, 200 with `localEndpoints: n` where the node has a ready local endpoint, 503 where it has none | 07 |
+# | loadBalancerSourceRanges | 소스 범위 | the client CIDRs allowed to reach a LoadBalancer Service's VIP; every node's kube-proxy drops the others (`KUBE-FW-…`, `KUBE-PROXY-FIREWALL`) | 07 |
 # | topology aware routing | 토폴로지 인지 라우팅 | keeping traffic on endpoints in the client's zone (topology aware hints, `trafficDistribution`) | 09 |
 # | zone | 존 | a node's failure domain (the `topology.kubernetes.io/zone` label) | 09 |
 # | bandwidth (iperf3) | 대역폭 (iperf3) | how much data per second a path carries; measured between pods with iperf3 | 10 |
@@ -455,15 +463,17 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | 마션 패킷 | martian packet | 출발지가 맞을 수 없어 커널이 버리는 패킷, 예를 들어 밖에서 들어온 파드 자신의 주소(`accept_local=0`): 마스커레이드 없는 헤어핀 | 03 |
 # | 분산 | variance | 값들이 평균에서 얼마나 흩어져 있는지 나타내는 통계량 | 04 |
 # | 노드 간 홉 | cross-node hop | 연결이 다른 노드의 파드로 건너가는 것 | 04 |
-# | 인입 노드 | ingress node | 클라이언트의 연결이 들어온 노드: 그 주소로 접속한 노드(로드밸런서라면 그것이 고른 노드) (`ingress_node`) | 06 |
+# | 인입 노드 | ingress node | 클라이언트의 연결이 들어온 노드: 그 주소로 접속한 노드(로드 밸런서라면 그것이 고른 노드) (`ingress_node`) | 06 |
 # | 클라이언트 IP | client IP | 연결이 온 주소; `externalTrafficPolicy: Cluster`인 NodePort 뒤에서는 파드가 대신 인입 노드의 주소를 봅니다(SNAT) | 06 |
 # | NodePort 범위, 정적 대역과 동적 대역 | NodePort range, static and dynamic band | API 서버의 `--service-node-port-range`(30000-32767); 자동 할당은 위쪽(동적) 대역을 먼저 써서, 아래쪽(정적) 대역을 직접 고르는 포트에 남겨 둡니다 | 06 |
 # | nodePortAddresses | nodePortAddresses | NodePort를 받을 노드 주소의 CIDR을 적은 kube-proxy 설정 (기본값: 127.0.0.1을 포함한 모든 로컬 주소) | 06 |
 # | route_localnet | route_localnet | 127.0.0.0/8로 가거나 거기서 오는 패킷을 루프백 인터페이스 밖으로 라우팅하게 하는 sysctl; kube-proxy가 127.0.0.1의 NodePort를 위해 켭니다 | 06 |
 # | nfacct | nfacct | iptables 규칙이 세어 넣는(`-m nfacct`), 커널 안의 이름 붙은 패킷·바이트 카운터; `localhost_nps_accepted_pkts`는 localhost NodePort 연결을 셉니다 | 06 |
 # | NodePort | NodePort | 모든 노드 자신의 주소에서 같은 포트(30000-32767)로 서비스를 여는 서비스 유형 | 06 |
-# | 외부 트래픽 정책 | externalTrafficPolicy | 밖에서 온 트래픽을 모든 엔드포인트(`Cluster`)로 보낼지, 받은 노드의 엔드포인트(`Local`)로만 보낼지 | 06 |
-# | 로드밸런서 | LoadBalancer | 외부 로드 밸런서로 서비스를 노출하는 서비스 유형 | 07 |
+# | 외부 트래픽 정책 | externalTrafficPolicy | 밖에서 온 트래픽을 모든 엔드포인트(`Cluster`)로 보낼지, 받은 노드의 엔드포인트(`Local`)로만 보낼지 | 06, 07 |
+# | 로드 밸런서 | LoadBalancer | 외부 로드 밸런서로 서비스를 노출하는 서비스 유형; 로드 밸런서의 주소(VIP)는 `status.loadBalancer.ingress`에 있습니다 | 07 |
+# | 헬스 체크 노드 포트 | healthCheckNodePort | API 서버가 `externalTrafficPolicy: Local`인 로드 밸런서 서비스에 주는 포트; 모든 노드의 kube-proxy가 거기서 HTTP로 응답합니다. 준비된 로컬 엔드포인트가 있으면 `localEndpoints: n`과 함께 200, 없으면 503 | 07 |
+# | 소스 범위 | loadBalancerSourceRanges | 로드 밸런서 서비스의 VIP에 닿을 수 있는 클라이언트 CIDR; 나머지는 모든 노드의 kube-proxy가 버립니다(`KUBE-FW-…`, `KUBE-PROXY-FIREWALL`) | 07 |
 # | 토폴로지 인지 라우팅 | topology aware routing | 트래픽을 같은 존(zone)의 엔드포인트로 보내는 것 (토폴로지 인지 힌트, `trafficDistribution`) | 09 |
 # | 존 | zone | 노드의 장애 영역 (`topology.kubernetes.io/zone` 레이블) | 09 |
 # | 대역폭 (iperf3) | bandwidth (iperf3) | 초당 보낼 수 있는 데이터 양; iperf3로 파드 사이에서 잽니다 | 10 |

@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown] lang="en"
-# # 06 · NodePort (서비스 NodePort)
+# # 06 · NodePort Services (NodePort 서비스)
 #
 # Study notes 2.1-2.4 and the first half of 2.6. A NodePort Service opens one port, the same on
 # every node, on the nodes' own addresses, so a client outside the cluster can reach the Service.
@@ -27,7 +27,7 @@
 #    dynamic bands), and what it answers for a port outside the range.
 
 # %% [markdown] lang="ko"
-# # 06 · 서비스 NodePort (NodePort)
+# # 06 · NodePort 서비스 (NodePort Services)
 #
 # 스터디 노트 2.1-2.4와 2.6의 앞부분에 해당합니다. NodePort 서비스(Service)는 모든 노드(node)의 자기 주소에 같은
 # 포트 하나를 열어, 클러스터 밖의 클라이언트도 서비스에 접속할 수 있게 합니다. 이 장을 마치면 다음을 할 수
@@ -80,7 +80,7 @@
 #
 # - `lab.sh(where, command)`: 노드, 파드, `mypc`에서 스터디의 명령(`kubectl`, `curl`, `iptables`, `conntrack`,
 #   `cat`, `nfacct`)을 실행하고 출력을 돌려줍니다(`.returncode`: 종료 코드, 예를 들어 "연결 거부"면 `curl`의 7).
-# - `lab.run(src, to, n, seed=...)`: 연결 `n`개, 연결마다 한 행(`ingress_node`: 첫 패킷을 처음 본 규칙의 노드,
+# - `lab.run(src, to, n, seed=...)`: 연결 `n`개, 연결마다 한 행(`ingress_node`: 규칙이 첫 패킷을 본 노드,
 #   `endpoint_pod`, `endpoint_node`, `source_ip_seen`: 파드가 본 클라이언트 주소, `cross_node`, `outcome`).
 #   `lab.trace(src, to)`: 연결 하나를 규칙 단위로 보여 줍니다(`.chains`, `.steps`, `.masquerade`, `.dnat_to`,
 #   `.endpoint_pod`, `.reply_path`). `to`에는 `NODE:PORT`나 `NODE:svc-nodeport`(그 노드 주소의 서비스
@@ -105,13 +105,19 @@
 #   `kslab.check.ch06.<question>(answer, lab)`.
 
 # %%
+import base64
+import gc
+import hashlib
 import json
 import re
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 
 import kslab
 from kslab import charts, controlplane, experiments
+from kslab.views import DistributionPanel, compute_distribution
 
 lab = kslab.Lab(seed=1)  # backend from KSLAB_BACKEND (sim by default); the study's lab from data/myk8s
 LIVE = not lab.dataplane.exact  # a live cluster (kind): real randomness and shared counters, so its claims are statistical
@@ -120,6 +126,7 @@ svc = lab.cluster.service("svc-nodeport")
 NP = svc.ports[0].node_port  # the nodePort the API server allocated
 NODES = [n.name for n in lab.cluster.nodes]
 CP = NODES[0]  # myk8s-control-plane
+W1, W2, W3 = "myk8s-worker", "myk8s-worker2", "myk8s-worker3"
 IP = {n.name: n.internal_ip for n in lab.cluster.nodes}  # each node's own address on the docker network
 MYPC = lab.client("mypc").ip  # 172.18.0.100, outside the cluster
 ECHO = sorted(p.name for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo")  # svc-nodeport's pods
@@ -140,6 +147,13 @@ def study_order(t, node: str) -> list[str]:
             if name not in seen:
                 seen.append(name)
     return seen
+
+
+def nodeport_chains(lab_, node: str) -> tuple[str, str]:
+    """The KUBE-EXT-… chain KUBE-NODEPORTS jumps to for svc-nodeport's nodePort on ``node`` (as the
+    node's rules hold it), and the KUBE-SVC-… chain of the same Service port (the same hash)."""
+    ext = re.search(rf"--dport {NP} -j (KUBE-EXT-\S+)$", lab_.sh(node, "iptables -t nat -S KUBE-NODEPORTS"), re.M)[1]
+    return ext, "KUBE-SVC-" + ext.removeprefix("KUBE-EXT-")
 
 # %% [markdown] lang="en"
 # ## The Service, as the study lists it
@@ -223,8 +237,9 @@ experiments.claim(
 #
 # The study's notes (2.1): "the NodePort listens on every node, control plane included, and
 # connections are spread by the rules". First the study's loop, ten `curl`s from `mypc` through each
-# node, counted by the pod that answered; then 800 connections through each node's address. `ingress_node` is the node the client entered by (인입 노드); `cross_node` is True when the pod that
-# answered runs on another node than the one that received the connection (a second hop).
+# node, counted by the pod that answered; then 800 connections through each node's address.
+# `ingress_node` is the node the client entered by (인입 노드); `cross_node` is True when the pod
+# that answered runs on another node than the one that received the connection (a second hop).
 
 # %% [markdown] lang="ko"
 # ## 모든 노드가 응답하고, 어디로든 보냅니다
@@ -259,8 +274,9 @@ experiments.claim(
 # %% [markdown] lang="en"
 # In the Sankey diagram each band is the connections one node (left) sent to one pod (right), its
 # width their number (hover for the share). Every node runs the same ladder (chapter 01) over all
-# three pods: the node you enter by does not prefer its own pod. Through a worker, 2/3 of the connections take a second hop to another node;
-# through the control plane, all of them. Chapter 07's `externalTrafficPolicy: Local` changes that.
+# three pods: the node you enter by does not prefer its own pod. Through a worker, 2/3 of the
+# connections take a second hop to another node; through the control plane, all of them. Chapter
+# 07's `externalTrafficPolicy: Local` changes that.
 
 # %% [markdown] lang="ko"
 # 생키 다이어그램의 띠 하나는 노드 하나(왼쪽)가 파드 하나(오른쪽)로 보낸 연결이고, 띠의 폭이 그 수입니다(마우스를
@@ -301,14 +317,12 @@ experiments.claim(
 #   NAT(SNAT)입니다(03장).
 
 # %%
-W1 = "myk8s-worker"
 tail = lab.sh(W1, "iptables -t nat -S KUBE-SERVICES | grep NODEPORTS")
 nodeports = lab.sh(W1, "iptables -t nat -S KUBE-NODEPORTS")
-EXT = re.search(rf"--dport {NP} -j (KUBE-EXT-\S+)$", nodeports, re.M)[1]
+EXT, SVC_CHAIN = nodeport_chains(lab, W1)  # the chain the --dport NODEPORT rule above jumps to
 ext = lab.sh(W1, f"iptables -t nat -S {EXT}")
 post = lab.sh(W1, "iptables -t nat -S KUBE-POSTROUTING")
 print(tail, nodeports, ext, post, sep="\n")
-SVC_CHAIN = "KUBE-SVC-" + EXT.removeprefix("KUBE-EXT-")
 experiments.claim(
     "--dst-type LOCAL -j KUBE-NODEPORTS" in tail and f"-A {EXT} " in ext
     and ext.index("-j KUBE-MARK-MASQ") < ext.index(f"-j {SVC_CHAIN}") and "-j MASQUERADE" in post,
@@ -330,6 +344,7 @@ experiments.claim(
 t = lab.trace("mypc", f"{W1}:{NP}")
 print(t)
 order = study_order(t, W1)
+EXT, SVC_CHAIN = nodeport_chains(lab, W1)
 print(" -> ".join(order))
 expected = ["PREROUTING", "KUBE-SERVICES", "KUBE-NODEPORTS", EXT, "KUBE-MARK-MASQ", SVC_CHAIN]
 experiments.claim(
@@ -345,10 +360,10 @@ experiments.claim(
 # **Where the notes are out of date.** The `KUBE-EXT-…` chain the study shows (and notes as "added")
 # is the layout since Kubernetes v1.24 (kubernetes/kubernetes PR #109060, "Kube proxy rule reorg
 # XLB->EXT"). Before it there was no `KUBE-EXT` chain: the masquerade mark was set from
-# `KUBE-NODEPORTS` or `KUBE-SVC-…`, and `externalTrafficPolicy: Local` went through a `KUBE-XLB-…` chain.
-# Notes and blog posts about clusters older than v1.24 show `KUBE-XLB`; today's kube-proxy writes `KUBE-EXT-…`
-# and, under Local, `KUBE-SVL-…` (chapter 07). The chain names keep the same 16-character hash as
-# the Service's `KUBE-SVC-…` chain (chapter 01's formula).
+# `KUBE-NODEPORTS` or `KUBE-SVC-…`, and `externalTrafficPolicy: Local` went through a `KUBE-XLB-…`
+# chain. Notes and blog posts about clusters older than v1.24 show `KUBE-XLB`; today's kube-proxy
+# writes `KUBE-EXT-…` and, under Local, `KUBE-SVL-…` (chapter 07). The chain names keep the same
+# 16-character hash as the Service's `KUBE-SVC-…` chain (chapter 01's formula).
 
 # %% [markdown] lang="ko"
 # **스터디 노트가 오래된 부분.** 스터디가 보여 주는(그리고 "추가됨"이라고 적은) `KUBE-EXT-…` 체인은 쿠버네티스
@@ -415,45 +430,60 @@ experiments.claim(
 
 # %%
 on = lab.exact("an empty conntrack table, which a live node shares with the whole cluster")
-W3 = "myk8s-worker3"
 on.clear_kernel_state()
 for _ in range(20):  # until a pod on another node answers (a third of the time it is worker3's own)
-    pod = json.loads(on.sh("mypc", f"curl -s {IP[W3]}:{NP}"))["os"]["hostname"]
+    echoed = json.loads(on.sh("mypc", f"curl -s {IP[W3]}:{NP}"))
+    pod = echoed["os"]["hostname"]
     if NODE_OF[pod] != W3:
         break
-pod_ip = lab.cluster.pod(pod).pod_ip
+pod_ip, pod_node = on.cluster.pod(pod).pod_ip, NODE_OF[pod]
+snat_port = echoed["connection"]["remotePort"]  # the source port the pod saw: worker3's, after the SNAT
 ingress_ct = on.sh(W3, f"conntrack -L -p tcp -d {IP[W3]} --dport {NP}")
-endpoint_ct = on.sh(NODE_OF[pod], f"conntrack -L -p tcp -d {pod_ip}")
+endpoint_ct = on.sh(pod_node, f"conntrack -L -p tcp -d {pod_ip}")
 print(f"$ conntrack -L -p tcp -d {IP[W3]} --dport {NP}   (on {W3})", ingress_ct, sep="\n")
-print(f"$ conntrack -L -p tcp -d {pod_ip}   (on {NODE_OF[pod]}, where {pod} runs)", endpoint_ct, sep="\n")
-mine = [line for line in ingress_ct.splitlines() if f" src={pod_ip} " in line]
-t3 = on.trace("mypc", f"{W3}:{NP}")
+print(f"$ conntrack -L -p tcp -d {pod_ip}   (on {pod_node}, where {pod} runs)", endpoint_ct, sep="\n")
+# this curl's connection in each node's table, found by the port the pod saw
+at_ingress = [line for line in ingress_ct.splitlines()
+              if re.search(rf"src={MYPC} dst={IP[W3]} sport=\d+ dport={NP} src={pod_ip} dst={IP[W3]} sport=\d+ dport={snat_port} ", line)]
+at_endpoint = [line for line in endpoint_ct.splitlines()
+               if re.search(rf"src={IP[W3]} dst={pod_ip} sport={snat_port} dport=\d+ src={pod_ip} dst={IP[W3]} ", line)]
+print(f"this curl (the pod saw {IP[W3]}:{snat_port}): {len(at_ingress)} entry on {W3}, {len(at_endpoint)} on {pod_node}")
+for _ in range(20):  # one traced connection that also lands on another node, to follow its reply
+    t3 = on.trace("mypc", f"{W3}:{NP}")
+    if t3.endpoint_node != W3:
+        break
+if t3.reply_path:  # the simulator follows the reply packet node by node
+    reply_ok = t3.reply_path[0] == t3.endpoint_node and t3.reply_path[-1] == W3
+    reply_said = f"; a traced connection to {t3.endpoint_pod} shows its reply crossing {' -> '.join(t3.reply_path)}"
+else:  # the kernel's trace (netns) follows the first packet only: the conntrack entries are the evidence
+    reply_ok = on.backend == "netns"
+    reply_said = "; the kernel's trace follows only the first packet, so the reply's way is read from conntrack alone"
 experiments.claim(
-    NODE_OF[pod] != W3 and len(mine) >= 1
-    and all(re.search(rf"src={MYPC} dst={IP[W3]} sport=\d+ dport={NP} src={pod_ip} dst={IP[W3]} ", line) for line in mine)
-    and all(f"src={IP[W3]} dst={pod_ip} " in line for line in endpoint_ct.splitlines())
-    and (not t3.reply_path or t3.reply_path[-1] == W3),
+    pod_node != W3 and len(at_ingress) == 1 and len(at_endpoint) == 1
+    and t3.outcome == "ok" and t3.endpoint_node != W3 and reply_ok,
     f"{W3} keeps mypc {MYPC} -> {IP[W3]}:{NP}, expecting the reply from {pod_ip} to its own address {IP[W3]}; "
-    f"{NODE_OF[pod]} only knows {IP[W3]} as the client, so the reply goes back to {W3}, which un-NATs it for mypc",
-    "the conntrack entries do not show the SNAT to the ingress node",
+    f"{pod_node} only knows {IP[W3]} as the client, so the reply goes back to {W3}, which un-NATs it for mypc" + reply_said,
+    f"the conntrack entries do not show the SNAT to the ingress node ({len(at_ingress)} entry on {W3}, "
+    f"{len(at_endpoint)} on {pod_node}), or the reply did not come back through {W3} ({t3.reply_path})",
 )
 
 # %% [markdown] lang="en"
-# Read the entry on `myk8s-worker3`: the original direction is what `mypc` sent (`src=172.18.0.100
-# dst=172.18.0.5 dport=NODEPORT`); the reply direction is what the node expects back
-# (`src=<pod> dst=172.18.0.5`): from the pod to the node itself. That is the SNAT. The pod answers
-# the address it saw, worker3; worker3 finds the entry, rewrites the reply to
-# `172.18.0.5:NODEPORT -> 172.18.0.100`, and `mypc` gets an answer from the address it called. Without
-# the SNAT the pod would answer `mypc` directly, from its own address, by its own node, and `mypc` would
-# drop that reply: it talked to `172.18.0.5:NODEPORT`, not to the pod.
+# Read this curl's entry on `myk8s-worker3` (the cell printed both tables). The original direction
+# is what `mypc` sent: `src=<mypc> dst=<worker3> dport=<nodePort>`. The reply direction is what the
+# node expects back: `src=<pod> dst=<worker3> dport=<the port the pod saw>`, from the pod to the
+# node itself. That is the SNAT. The pod answers the address it saw, worker3's; worker3 finds the
+# entry, rewrites the reply to `<worker3>:<nodePort> -> <mypc>`, and `mypc` gets an answer from the
+# address it called. Without the SNAT the pod would answer `mypc` directly, from its own address, by
+# its own node, and `mypc` would drop that reply: it talked to worker3's nodePort, not to the pod.
 
 # %% [markdown] lang="ko"
-# `myk8s-worker3`의 항목을 읽어 봅니다. 원래 방향은 `mypc`가 보낸 것(`src=172.18.0.100 dst=172.18.0.5
-# dport=NODEPORT`)이고, 응답 방향은 노드가 돌아오기를 기다리는 것(`src=<파드> dst=172.18.0.5`), 곧 파드에서 노드
-# 자신으로 가는 패킷입니다. 이것이 SNAT입니다. 파드는 자기가 본 주소인 worker3에 응답하고, worker3는 그 항목을
-# 찾아 응답을 `172.18.0.5:NODEPORT -> 172.18.0.100`으로 바꾸므로, `mypc`는 자기가 호출한 주소에서 응답을 받습니다.
-# SNAT가 없다면 파드는 자기 주소에서, 자기 노드를 거쳐 `mypc`에 곧바로 응답할 것이고, `mypc`는 그 응답을 버립니다.
-# `mypc`가 대화한 상대는 `172.18.0.5:NODEPORT`이지 파드가 아니기 때문입니다.
+# 이 `curl`이 `myk8s-worker3`에 남긴 항목을 읽어 봅니다(셀이 두 표를 모두 출력했습니다). 원래 방향은 `mypc`가
+# 보낸 것, `src=<mypc> dst=<worker3> dport=<nodePort>`입니다. 응답 방향은 노드가 돌아오기를 기다리는 것,
+# `src=<파드> dst=<worker3> dport=<파드가 본 포트>`이며, 곧 파드에서 노드 자신으로 가는 패킷입니다. 이것이
+# SNAT입니다. 파드는 자기가 본 주소인 worker3의 주소로 응답하고, worker3는 그 항목을 찾아 응답을
+# `<worker3>:<nodePort> -> <mypc>`로 바꾸므로, `mypc`는 자기가 호출한 주소에서 응답을 받습니다. SNAT가 없다면
+# 파드는 자기 주소에서, 자기 노드를 거쳐 `mypc`에 곧바로 응답할 것이고, `mypc`는 그 응답을 버립니다. `mypc`가
+# 대화한 상대는 worker3의 nodePort이지 파드가 아니기 때문입니다.
 
 # %% [markdown] lang="en"
 # ## The client's address is lost
@@ -469,7 +499,6 @@ experiments.claim(
 # 온 주소입니다. `mypc`에서 `myk8s-worker2`를 거쳐 `curl`을 여섯 번 보냅니다.
 
 # %%
-W2 = "myk8s-worker2"
 gateway2 = lab.pod_gateway(W2)  # the node side of worker2's pods' veths
 answers = [json.loads(lab.sh("mypc", f"curl -s {IP[W2]}:{NP}")) for _ in range(6)]
 seen = [(a["os"]["hostname"], a["connection"]["remoteAddress"], a["ip"]) for a in answers]
@@ -613,11 +642,12 @@ experiments.claim(
 
 # %%
 guard = lab.sh(W1, "iptables -S KUBE-FIREWALL")
-print(guard)
-print(lab.sh(W1, "iptables -S | grep -- '-j KUBE-FIREWALL'"))
+jumps = lab.sh(W1, "iptables -S | grep -- '-j KUBE-FIREWALL'")
+print(guard, jumps, sep="\n")
 experiments.claim(
     re.search(r"! -s 127\.0\.0\.0/8 -d 127\.0\.0\.0/8 .*block incoming localnet connections.*"
-              r"! --ctstate RELATED,ESTABLISHED,DNAT -j DROP", guard) is not None,
+              r"! --ctstate RELATED,ESTABLISHED,DNAT -j DROP", guard) is not None
+    and all(re.search(rf"^-A {hook} (.* )?-j KUBE-FIREWALL$", jumps, re.M) for hook in ("INPUT", "OUTPUT")),
     "KUBE-FIREWALL drops new connections to 127.0.0.0/8 from outside 127.0.0.0/8 unless DNATed; INPUT and OUTPUT jump to it",
     "the localnet guard is not what the text describes",
 )
@@ -695,9 +725,6 @@ experiments.claim(
 # 바뀌지 않고, 거부된 변경은 아무것도 바꾸지 않습니다)에 적용합니다.
 
 # %%
-import tempfile
-from pathlib import Path
-
 manifest = f"""apiVersion: v1
 kind: Service
 metadata:
@@ -793,10 +820,6 @@ kslab.check.ch06.bands(answer)
 # 롤아웃이므로, kind에서는 패널이 sim 복제본에서 실행됩니다.
 
 # %%
-import gc
-
-from kslab.views import DistributionPanel, compute_distribution
-
 panel = DistributionPanel(lab.exact("deploy-echo scaled at every slider move, which on a live cluster is a rollout each time"),
                           src="mypc", to=f"{W1}:{NP}", replicas=3, connections=3000)
 gc.freeze()  # keeps the sliders responsive: Python's collector stops rescanning everything loaded so far
@@ -838,9 +861,6 @@ experiments.claim(sorted(p.name for p in lab.cluster.pods if p.owner == "Deploym
 # EXERCISE-START
 answer = None  # a chain name
 # EXERCISE-END
-import base64
-import hashlib
-
 answer = "KUBE-EXT-" + base64.b32encode(hashlib.sha256(b"default/svc-clusterip:svc-webporttcp").digest()).decode()[:16]
 kslab.check.ch06.masq_chain(answer, lab)
 
@@ -876,9 +896,10 @@ print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab
 # %% [markdown] lang="en"
 # ## Summary (요약)
 #
-# - A NodePort (노드포트) opens the same port (30000-32767; allocated from the dynamic band unless you
-#   pick one) on every node's addresses, control plane included: `KUBE-SERVICES → KUBE-NODEPORTS →
-#   KUBE-EXT-… (KUBE-MARK-MASQ) → KUBE-SVC-… → KUBE-SEP-… (DNAT)`, then `KUBE-POSTROUTING (MASQUERADE)`.
+# - A NodePort Service (NodePort 서비스) opens the same port (30000-32767; allocated from the dynamic
+#   band unless you pick one) on every node's addresses, control plane included:
+#   `KUBE-SERVICES → KUBE-NODEPORTS → KUBE-EXT-… (KUBE-MARK-MASQ) → KUBE-SVC-… → KUBE-SEP-… (DNAT)`,
+#   then `KUBE-POSTROUTING (MASQUERADE)`.
 #   Any node sends to any pod (a second hop 2/3 of the time from a worker).
 # - The masquerade (마스커레이드) is what makes the reply come back through the ingress node
 #   (`conntrack -L` there shows the reply expected from the pod to the node), and what hides the
@@ -892,7 +913,7 @@ print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab
 # %% [markdown] lang="ko"
 # ## 요약 (Summary)
 #
-# - NodePort(노드포트)는 컨트롤 플레인을 포함한 모든 노드의 주소에 같은 포트(30000-32767, 직접 고르지 않으면 동적
+# - NodePort 서비스는 컨트롤 플레인을 포함한 모든 노드의 주소에 같은 포트(30000-32767, 직접 고르지 않으면 동적
 #   대역에서 할당)를 엽니다: `KUBE-SERVICES → KUBE-NODEPORTS → KUBE-EXT-… (KUBE-MARK-MASQ) → KUBE-SVC-… →
 #   KUBE-SEP-… (DNAT)`, 그다음 `KUBE-POSTROUTING (MASQUERADE)`. 어느 노드든 어느 파드로든 보냅니다(워커로 들어오면
 #   2/3은 두 번째 홉).
@@ -902,4 +923,4 @@ print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab
 #   "block incoming localnet connections"로 보호). `nodePortAddresses`는 주소를 제한합니다.
 #
 # 다음 장: 07장에서는 `externalTrafficPolicy: Local`(외부 트래픽 정책)로 클라이언트 주소를 지키고, 헬스 체크를 하는
-# 로드밸런서를 노드 앞에 둡니다.
+# 로드 밸런서를 노드 앞에 둡니다.

@@ -9,7 +9,7 @@
 # ---
 
 # %% [markdown] lang="en"
-# # 07 · externalTrafficPolicy and LoadBalancer (외부 트래픽 정책과 로드밸런서)
+# # 07 · externalTrafficPolicy and LoadBalancer (외부 트래픽 정책과 로드 밸런서)
 #
 # Study notes 2.5 (`externalTrafficPolicy: Local`) and 2.6 (what NodePort still lacks, and how a
 # LoadBalancer's health checks answer it). By the end you will be able to:
@@ -47,17 +47,17 @@
 # end with `fresh`); if a cell stops halfway, run `fresh(lab)` yourself.
 
 # %% [markdown] lang="ko"
-# # 07 · 외부 트래픽 정책과 로드밸런서 (externalTrafficPolicy and LoadBalancer)
+# # 07 · 외부 트래픽 정책과 로드 밸런서 (externalTrafficPolicy and LoadBalancer)
 #
-# 스터디 노트 2.5(`externalTrafficPolicy: Local`)와 2.6(NodePort에 아직 부족한 점과, 로드밸런서(LoadBalancer)의
+# 스터디 노트 2.5(`externalTrafficPolicy: Local`)와 2.6(NodePort에 아직 부족한 점과, 로드 밸런서(LoadBalancer)의
 # 헬스 체크(health check)가 그것을 어떻게 메우는지)에 해당합니다. 이 장을 마치면 다음을 할 수 있습니다.
 #
 # 1. 외부 트래픽 정책(externalTrafficPolicy)이 `Local`일 때 밖에서 온 연결이 어디로 가는지, 파드(Pod)가 어떤
 #    클라이언트 주소를 보는지(클라이언트 자신의 주소: SNAT 없음) 예측할 수 있습니다.
 # 2. 규칙의 변화를 읽을 수 있습니다. `KUBE-EXT-…`가 `KUBE-SVL-…`로 점프하고, 이 체인에는 노드(node) **자신의**
 #    파드로 가는 `KUBE-SEP-…` 점프만 있으며, 로컬 파드가 없는 노드에는 "has no local endpoints" DROP 규칙이 있습니다.
-# 3. 서비스(Service)의 헬스 체크 노드포트(`healthCheckNodePort`)에서 노드가 주는 응답(200 또는 503, 그리고
-#    `localEndpoints`)을 읽고, 로드밸런서가 그것으로 파드가 있는 노드에만 트래픽을 보내는 방법을 설명할 수 있습니다.
+# 3. 서비스(Service)의 헬스 체크 노드 포트(`healthCheckNodePort`)에서 노드가 주는 응답(200 또는 503, 그리고
+#    `localEndpoints`)을 읽고, 로드 밸런서가 그것으로 파드가 있는 노드에만 트래픽을 보내는 방법을 설명할 수 있습니다.
 # 4. 파드가 노드에 고르지 않게 퍼져 있을 때 생기는 불균형을 설명하고, `loadBalancerSourceRanges`로 클라이언트를
 #    제한할 수 있습니다.
 # 5. `Cluster`와 `Local` 중 하나를 고를 수 있습니다.
@@ -72,8 +72,8 @@
 #   kslab은 고르지 않은 배치를 한 번에 만들기 위해 파드를 노드에 직접 묶습니다(`spec.nodeName`). 실제 클러스터에서는
 #   노드마다 `nodeSelector`를 준 디플로이먼트를 하나씩 만들거나 노드 어피니티를 써서 같은 배치를 얻습니다.
 # - `lab.set_ready(pod, False)`: 준비성 프로브(readiness probe)가 실패할 때 kubelet이 하는 일입니다(04장).
-# - `lab.lb_status("svc-lb")`: `svc-lb` 앞의 로드밸런서입니다. 노드마다 헬스 체크가 돌려준 상태 코드와 로드밸런서가
-#   연결을 보내는 노드를 알려 줍니다. `lab.advance(seconds)`: 시간이 흐릅니다(로드밸런서가 다시 프로브합니다).
+# - `lab.lb_status("svc-lb")`: `svc-lb` 앞의 로드 밸런서입니다. 노드마다 헬스 체크가 돌려준 상태 코드와 로드 밸런서가
+#   연결을 보내는 노드를 알려 줍니다. `lab.advance(seconds)`: 시간이 흐릅니다(로드 밸런서가 다시 프로브합니다).
 # - `kslab.healthcheck.service_health(namespace, name, local_endpoints)`: kube-proxy의 헬스 체크 응답을 업스트림
 #   `pkg/proxy/healthcheck`이 쓰는 그대로, 바이트 단위로 만듭니다.
 # - `views.TrafficPolicyPanel`과 `views.compute_traffic_policy(lab, policy, placement, entry, connections)`:
@@ -122,8 +122,10 @@ LB_ADDON = resources.study_lab() / "loadbalancer"  # svc-lb, the LoadBalancer Se
 
 
 def with_lb(l):
-    """``l`` with svc-lb applied: ``lab.reset()`` goes back to the lab as made, which has no svc-lb."""
-    if not any(s.name == "svc-lb" for s in l.cluster.services):
+    """``l`` with svc-lb applied: ``lab.reset()`` goes back to the lab as made, which has no svc-lb. On a
+    live cluster without a load balancer controller (its status pending) it is applied again, which
+    changes nothing there and lets ``lab.copy()`` give the twin the manifest's VIP."""
+    if not any(s.name == "svc-lb" and s.load_balancer_ingress for s in l.cluster.services):
         l.apply(LB_ADDON)
     return l
 
@@ -137,7 +139,9 @@ def fresh(l) -> None:
 with_lb(lab)
 lb_svc = lab.cluster.service("svc-lb")
 HC = lb_svc.health_check_node_port  # the healthCheckNodePort
-VIP = f"{lb_svc.load_balancer_ingress[0].ip}:{lb_svc.ports[0].port}"  # 172.18.0.200:9000, the load balancer's address
+PENDING = not lb_svc.load_balancer_ingress  # kind without a load balancer controller: EXTERNAL-IP stays <pending>
+lb_side = lab.exact("a cloud load balancer, which kind does not have: EXTERNAL-IP stays <pending>") if PENDING else lab
+VIP = f"{lb_side.cluster.service('svc-lb').load_balancer_ingress[0].ip}:{lb_svc.ports[0].port}"  # 172.18.0.200:9000, the VIP
 print(f"svc-nodeport: nodePort {NP}; svc-lb: VIP {VIP}, healthCheckNodePort {HC}; nodes {NODE_IP}; echo pods per node: "
       + ", ".join(f"{n}: {len(echo_pods(lab, n))}" for n in NODES))
 
@@ -183,15 +187,18 @@ answer = "c"
 kslab.check.ch07.local_drop(answer, lab)
 
 # %% [markdown] lang="en"
-# The experiment: `kubectl patch` the Service to `Local` (`lab.patch_service`), then 200 connections
-# from `mypc` through each node's `IP:nodePort`, and the study's `curl` through a worker: the echo
-# server prints the address it saw (`ip`, `connection.remoteAddress`), as the study reads the web
-# pod's log. The cell patches the Service back to `Cluster` at the end.
+# The experiment: `kubectl patch` the Service to `Local` (`lab.patch_service`; the cell prints the
+# `kubectl patch` command it stands for), then 200 connections from `mypc` through each node's
+# `IP:nodePort`, and the study's `curl` through a worker. The study reads the client address in the
+# web pod's log (`kubectl logs`), which `lab.sh` does not run; the chapter reads the echo server's
+# answer instead, which carries the same address (`ip`, `connection.remoteAddress`). The cell patches
+# the Service back to `Cluster` at the end.
 
 # %% [markdown] lang="ko"
-# 실험입니다. 서비스를 `Local`로 `kubectl patch`한 다음(`lab.patch_service`), `mypc`에서 각 노드의
-# `IP:nodePort`로 연결을 200개씩 열고, 스터디처럼 워커를 거쳐 `curl`합니다. 에코 서버는 자기가 본 주소
-# (`ip`, `connection.remoteAddress`)를 출력합니다. 스터디가 웹 파드의 로그에서 읽는 바로 그 주소입니다.
+# 실험입니다. 서비스를 `Local`로 `kubectl patch`한 다음(`lab.patch_service`. 셀은 이것이 대신하는 `kubectl
+# patch` 명령을 출력합니다), `mypc`에서 각 노드의 `IP:nodePort`로 연결을 200개씩 열고, 스터디처럼 워커를 거쳐
+# `curl`합니다. 스터디는 클라이언트 주소를 웹 파드의 로그(`kubectl logs`)에서 읽지만, `lab.sh`는 이 명령을
+# 실행하지 않습니다. 이 장은 대신 같은 주소(`ip`, `connection.remoteAddress`)를 담은 에코 서버의 응답을 읽습니다.
 # 셀은 끝날 때 서비스를 `Cluster`로 되돌립니다.
 
 # %%
@@ -208,6 +215,7 @@ finally:
     lab.patch_service("svc-nodeport", external_traffic_policy="Cluster")
 cluster_seen = lab.run("mypc", f"{W1}:{NP}", n=50, seed=2)  # the same entry under Cluster, for comparison
 
+print("""$ kubectl patch svc svc-nodeport -p '{"spec":{"externalTrafficPolicy":"Local"}}'   (what lab.patch_service did; '...:"Cluster"...' patched it back)""")
 print(f"$ curl -s {NODE_IP[W1]}:{NP}   (on mypc)  -> pod {echo['os']['hostname']} saw ip {echo['ip']}, "
       f"remoteAddress {echo['connection']['remoteAddress']}")
 print(f"$ iptables -S KUBE-EXTERNAL-SERVICES | grep 'has no local endpoints'   (on {CP})\n{dropper}")
@@ -261,7 +269,7 @@ experiments.claim(
 # %% [markdown] lang="ko"
 # ## 규칙의 변화: KUBE-EXT → KUBE-SVL
 #
-# 체인 이름은 01장의 공식에 다른 접두사를 붙여 만듭니다. `KUBE-EXT-…`(서비스의 외부 목적지: 노드포트, 로드밸런서
+# 체인 이름은 01장의 공식에 다른 접두사를 붙여 만듭니다. `KUBE-EXT-…`(서비스의 외부 목적지: 노드 포트, 로드 밸런서
 # IP)와 `KUBE-SVL-…`(서비스의 **로컬** 엔드포인트만)는 `KUBE-SVC-…`와 같은 해시를 씁니다. 셀은 `myk8s-worker`에서
 # 두 정책의 `KUBE-EXT-…`를 보여 주고, 이어서 `Local`에서의 `KUBE-SVL-…`와 `KUBE-SVC-…`를 보여 준 다음, 연결 하나를
 # 추적합니다.
@@ -314,7 +322,7 @@ experiments.claim(
 # `Cluster`에서 `KUBE-EXT-…`는 먼저 모든 연결에 마스커레이드(masquerade) 표시를 하고(`-j KUBE-MARK-MASQ`), 그다음
 # **모든** 엔드포인트에 대한 사다리인 `KUBE-SVC-…`로 점프합니다(06장). `Local`에서는 다음과 같습니다.
 #
-# - 파드 트래픽(`-s 10.10.0.0/16`)은 여전히 `KUBE-SVC-…`로 갑니다. 노드포트를 부르는 파드는 외부가 아닙니다.
+# - 파드 트래픽(`-s 10.10.0.0/16`)은 여전히 `KUBE-SVC-…`로 갑니다. 노드 포트를 부르는 파드는 외부가 아닙니다.
 # - 노드 자신에서 온 트래픽(`--src-type LOCAL`)은 마스커레이드되어 `KUBE-SVC-…`로 갑니다(다음 절).
 # - 나머지는 표시 **없이** `KUBE-SVL-…`로 점프합니다. SNAT가 없으므로 파드는 클라이언트를 봅니다.
 #
@@ -364,7 +372,7 @@ kslab.check.ch07.sep_count(answer, lab)
 # %% [markdown] lang="ko"
 # ## Local에서 노드 자신이 접속할 때
 #
-# 노드의 프로세스가(노드 자신의 주소나 `127.0.0.1`에서) 노드포트로 접속하는 것은 밖에서 노드로 들어온 트래픽이
+# 노드의 프로세스가(노드 자신의 주소나 `127.0.0.1`에서) 노드 포트로 접속하는 것은 밖에서 노드로 들어온 트래픽이
 # 아니라 그 노드에서 시작된 트래픽입니다. `Local`에서 `KUBE-EXT-…`는 이 트래픽을 **클러스터 전체** 체인인
 # `KUBE-SVC-…`로 보내고("route LOCAL traffic"), 마스커레이드합니다("masquerade LOCAL traffic"). 그래서 파드가 없는
 # 노드에서도 동작합니다. 그렇지 않으면 노드의 프로세스(모니터링 에이전트, `hostNetwork` 파드)가 파드 없는 노드에서
@@ -411,44 +419,103 @@ kslab.check.ch07.from_node(answer, lab)
 #
 # The study lists two gaps: clients must know and reach every node's own address (the nodes'
 # network is exposed), and under `Local` a client that picks a node without a pod fails. A
-# Service of `type: LoadBalancer` answers both. A load balancer outside the cluster (a cloud's,
-# MetalLB, cloud-provider-kind) owns one address, the VIP (`status.loadBalancer.ingress`, here
-# 172.18.0.200), and spreads connections over the **nodes**. Under `Local` it must not pick a node
-# without a pod, so it asks each node first: the API server gives a `Local` LoadBalancer Service a
-# `healthCheckNodePort` (헬스 체크 노드포트), and kube-proxy on **every** node answers HTTP there
-# (`/healthz`, any path): 200 where the node has a ready local endpoint, 503 where it has none.
+# Service of `type: LoadBalancer` answers both, with one caveat below. A load balancer outside the
+# cluster owns one address, the VIP (`status.loadBalancer.ingress`, here 172.18.0.200), and hands
+# connections to the nodes. Under `Local` it must not pick a node without a pod, so it asks each
+# node first: the API server gives a `Local` LoadBalancer Service a `healthCheckNodePort` (헬스 체크
+# 노드 포트), and kube-proxy on **every** node answers HTTP there (`/healthz`, any path): 200 where
+# the node has a ready local endpoint, 503 where it has none.
+#
+# **Which load balancer.** kslab's is a *passthrough network load balancer*, like a cloud's NLB,
+# GCE's external passthrough load balancer or MetalLB in BGP mode (the routers spread flows over the
+# nodes by ECMP): it probes every node, spreads connections over the healthy ones and forwards the
+# packet unchanged, so under `Local` the pod sees the client's own address. Others differ. MetalLB in
+# L2 mode does not spread at all: one elected node answers ARP for the VIP and takes all of its
+# traffic (under `Local`, a node with a local endpoint). cloud-provider-kind runs one Envoy proxy
+# container per load balancer (its health checks are the same: `/healthz` on the
+# `healthCheckNodePort`), and a proxy opens its own connection to the node, so the pod sees the
+# proxy's address even under `Local`; so does any proxy-type load balancer, and a VIP whose
+# `status.loadBalancer.ingress[].ipMode` is `Proxy`.
+#
+# **The caveat: the nodePort stays open.** `svc-lb` still gets a nodePort on every node
+# (`spec.allocateLoadBalancerNodePorts` defaults to `true`; the load balancer sends to it when it
+# is not passthrough), and `loadBalancerSourceRanges` (below) does not cover it: upstream's proxier
+# says "nodeports are not subject to loadBalancerSourceRanges". So a LoadBalancer Service reduces
+# what is exposed (the study's 2.6: "LoadBalancer 서비스 타입으로 외부 공개 최소화") only if the
+# nodes' addresses are not reachable from outside, or `allocateLoadBalancerNodePorts: false` (for a
+# passthrough LB that does not need one) or a node firewall closes the nodePort.
 #
 # The lab's `svc-lb` is that Service, on the same echo pods: `lab.apply(kslab.resources.study_lab() /
 # "loadbalancer")` adds it (it is not part of the lab of chapters 00-06). The set-up cell applied it
 # with `with_lb(lab)`, which applies it only when it is missing, for example after `lab.reset()`.
 # The study's `kubectl` shows the VIP and the health check port.
+#
+# **On kind** there is no load balancer controller (unless you run cloud-provider-kind or MetalLB):
+# the API server drops the manifest's `status`, so `EXTERNAL-IP` stays `<pending>` and `kubectl
+# describe` has no `LoadBalancer Ingress` line. The API server still allocates the
+# `healthCheckNodePort`, and every node's kube-proxy still serves it and writes the Service's rules:
+# those parts are live. The VIP is not: the set-up cell took it from the simulator twin
+# (`lab.exact(...)`, one printed line), whose `svc-lb` carries the manifest's
+# `status.loadBalancer.ingress`, what a cloud load balancer would write (`lab.copy()` does that for
+# a LoadBalancer Service the lab applied whose live status is pending). Every cell that sends to the
+# VIP runs on such a twin. With a controller running, the live status has the address and the
+# listing shows it.
 
 # %% [markdown] lang="ko"
-# ## NodePort에 아직 부족한 점, 그리고 로드밸런서 (스터디 2.6)
+# ## NodePort에 아직 부족한 점, 그리고 로드 밸런서 (스터디 2.6)
 #
 # 스터디는 빈틈 두 가지를 꼽습니다. 클라이언트가 모든 노드 자신의 주소를 알고 거기에 닿아야 하고(노드의 네트워크가
 # 드러납니다), `Local`에서는 파드가 없는 노드를 고른 클라이언트가 실패합니다. `type: LoadBalancer` 서비스가 둘 다
-# 메웁니다. 클러스터 밖의 로드밸런서(클라우드의 것, MetalLB, cloud-provider-kind)가 주소 하나, 곧 VIP
-# (`status.loadBalancer.ingress`, 여기서는 172.18.0.200)를 갖고 연결을 **노드**에 나눠 줍니다. `Local`에서는 파드가
-# 없는 노드를 고르면 안 되므로 먼저 노드마다 물어봅니다. API 서버는 `Local` 로드밸런서 서비스에 헬스 체크
-# 노드포트(`healthCheckNodePort`)를 할당하고, **모든** 노드의 kube-proxy가 그 포트에서 HTTP로 응답합니다(`/healthz`,
+# 메웁니다(아래의 주의 사항 하나가 있습니다). 클러스터 밖의 로드 밸런서가 주소 하나, 곧 VIP
+# (`status.loadBalancer.ingress`, 여기서는 172.18.0.200)를 갖고 연결을 노드에 넘깁니다. `Local`에서는 파드가
+# 없는 노드를 고르면 안 되므로 먼저 노드마다 물어봅니다. API 서버는 `Local` 로드 밸런서 서비스에 헬스 체크
+# 노드 포트(`healthCheckNodePort`)를 할당하고, **모든** 노드의 kube-proxy가 그 포트에서 HTTP로 응답합니다(`/healthz`,
 # 경로는 무엇이든 같습니다). 노드에 준비된 로컬 엔드포인트가 있으면 200, 없으면 503입니다.
+#
+# **어떤 로드 밸런서인가.** kslab의 로드 밸런서는 *패스스루 네트워크 로드 밸런서*입니다. 클라우드의 NLB, GCE의
+# 외부 패스스루 로드 밸런서, BGP 모드의 MetalLB(라우터가 ECMP로 흐름을 노드에 나눕니다)와 같습니다. 모든 노드를
+# 프로브하고, 건강한 노드에 연결을 나누며, 패킷을 바꾸지 않고 넘깁니다. 그래서 `Local`에서 파드는 클라이언트 자신의
+# 주소를 봅니다. 다른 로드 밸런서는 다릅니다. L2 모드의 MetalLB는 아예 나누지 않습니다. 선출된 노드 하나가 VIP의
+# ARP에 응답하고 그 트래픽을 모두 받습니다(`Local`이면 로컬 엔드포인트가 있는 노드). cloud-provider-kind는 로드
+# 밸런서마다 Envoy 프록시 컨테이너를 하나씩 실행합니다(헬스 체크는 같습니다: 헬스 체크 노드 포트의 `/healthz`).
+# 프록시는 노드로 자기 연결을 새로 열므로 `Local`에서도 파드는 프록시의 주소를 봅니다. 프록시 방식의 로드 밸런서,
+# 그리고 `status.loadBalancer.ingress[].ipMode`가 `Proxy`인 VIP도 마찬가지입니다.
+#
+# **주의 사항: 노드 포트는 열려 있습니다.** `svc-lb`도 모든 노드에서 노드 포트를 받고
+# (`spec.allocateLoadBalancerNodePorts`의 기본값이 `true`입니다. 패스스루가 아닌 로드 밸런서는 이 포트로 보냅니다),
+# `loadBalancerSourceRanges`(아래)는 이 포트를 막지 않습니다. 업스트림 프록시어의 주석 그대로 "nodeports are not
+# subject to loadBalancerSourceRanges"입니다. 그래서 로드 밸런서 서비스가 외부 공개를 줄이는 것(스터디 2.6:
+# "LoadBalancer 서비스 타입으로 외부 공개 최소화")은 밖에서 노드의 주소에 닿을 수 없을 때, 또는
+# `allocateLoadBalancerNodePorts: false`(노드 포트가 필요 없는 패스스루 로드 밸런서라면)나 노드 방화벽이 노드 포트를
+# 닫을 때뿐입니다.
 #
 # 실습 환경의 `svc-lb`가 바로 그 서비스이며, 같은 에코 파드를 씁니다. `lab.apply(kslab.resources.study_lab() /
 # "loadbalancer")`가 이를 추가합니다(00-06장의 실습 환경에는 없습니다). 설정 셀이 `with_lb(lab)`로 이미
 # 적용했습니다. `with_lb`는 예를 들어 `lab.reset()` 뒤처럼 서비스가 없을 때만 적용합니다. 스터디의 `kubectl`로 VIP와
 # 헬스 체크 포트를 봅니다.
+#
+# **kind에서는** (cloud-provider-kind나 MetalLB를 실행하지 않는 한) 로드 밸런서 컨트롤러가 없습니다. API 서버가
+# 매니페스트의 `status`를 버리므로 `EXTERNAL-IP`는 `<pending>`으로 남고 `kubectl describe`에는 `LoadBalancer
+# Ingress` 줄이 없습니다. 그래도 API 서버는 `healthCheckNodePort`를 할당하고, 모든 노드의 kube-proxy는 그 포트에서
+# 응답하며 서비스의 규칙을 씁니다. 이 부분은 실제 클러스터의 것입니다. VIP는 그렇지 않습니다. 설정 셀은 VIP를
+# sim 복제본(`lab.exact(...)`, 한 줄로 알려 줌)에서 가져왔습니다. 복제본의 `svc-lb`에는 클라우드
+# 로드 밸런서가 썼을 매니페스트의 `status.loadBalancer.ingress`가 있습니다(`lab.copy()`는 실습 환경이 적용한
+# 로드 밸런서 서비스의 실제 상태가 pending이면 그렇게 합니다). VIP로 보내는 셀은 모두 그런 복제본에서 실행됩니다.
+# 컨트롤러가 실행 중이면 실제 상태에 주소가 있고 목록에도 나옵니다.
 
 # %%
 with_lb(lab)  # again, in case lab.reset() removed it
 listing = lab.sh(CP, "kubectl get svc svc-lb -o wide")
 described = lab.sh(CP, "kubectl describe svc svc-lb | grep -E 'Type|LoadBalancer Ingress|External Traffic|HealthCheck'")
 print(f"$ kubectl get svc svc-lb -o wide\n{listing}\n$ kubectl describe svc svc-lb | grep ...\n{described}")
+external_ip = listing.splitlines()[1].split()[3]  # the EXTERNAL-IP column
 experiments.claim(
     re.search(rf"HealthCheck NodePort:\s+{HC}\n", described) and re.search(r"External Traffic Policy:\s+Local", described)
-    and VIP.startswith("172.18.0.200:") and 30000 <= HC <= 32767,
-    f"svc-lb: type LoadBalancer, Local, nodePort {lb_svc.ports[0].node_port}, healthCheckNodePort {HC}, VIP {VIP}",
-    f"svc-lb's listing changed: {described!r}",
+    and (VIP.startswith("172.18.0.200:") or LIVE) and 30000 <= HC <= 32767  # a live controller picks its own address
+    and external_ip == ("<pending>" if PENDING else VIP.split(":")[0]),
+    f"svc-lb: type LoadBalancer, Local, nodePort {lb_svc.ports[0].node_port}, healthCheckNodePort {HC}, EXTERNAL-IP {external_ip}"
+    + (f" (no load balancer controller; the sim twin's VIP is {VIP})" if PENDING else f", VIP {VIP}"),
+    f"svc-lb's listing changed: {listing!r} {described!r}",
 )
 
 # %% [markdown] lang="en"
@@ -458,14 +525,25 @@ experiments.claim(
 # `pkg/proxy/healthcheck/service_health.go`) answers with three headers (`Content-Type:
 # application/json`, `X-Content-Type-Options: nosniff`, `X-Load-Balancing-Endpoint-Weight: <n>`) and
 # a tab-indented JSON body naming the Service and its `localEndpoints`, the node's count of ready
-# local endpoints. `healthcheck.service_health(namespace, name, n)` builds the same answer in Python
-# from upstream's template, so the cell can compare it with what each node said, byte for byte
-# (only the `Date` header, the time of the answer, is left out).
+# local endpoints. The status is 200 only if `count != 0 && kubeProxyHealthy`: a node also answers
+# 503 when kube-proxy itself is unhealthy (it has not synced its rules in time), and the body's
+# `serviceProxyHealthy` says which. The `X-Load-Balancing-Endpoint-Weight` header (since Kubernetes
+# 1.28, PR #118999) repeats the count so that a load balancer can weight each node by its number of
+# local endpoints ("weighted load balancing") without parsing the JSON.
 #
-# To see 0, 1 and 2 local endpoints at once, the cell places `deploy-echo`'s pods two on
-# `myk8s-worker`, one on `myk8s-worker2` and none on `myk8s-worker3` (`lab.place`); it ends with
-# `fresh(lab)` (`lab.reset()`, then `svc-lb` again). On kind this runs on the simulator twin: a live
-# cluster's scheduler places its pods.
+# The cell compares what each node said with upstream's template filled in for `default/svc-lb`,
+# written out literally in the cell for 0 and 2 local endpoints (status, weight header and body; only
+# the `Date` header, the time of the answer, is left out), and every answer with
+# `healthcheck.service_health(namespace, name, n)`, kslab's Python copy of that template (the one the
+# sim and netns servers answer with).
+#
+# The cell first curls every node's health check port from `mypc` as the lab is (one echo pod per
+# worker, none on the control plane). On kind these answers are live: kube-proxy opens the
+# `healthCheckNodePort` on every node for a LoadBalancer Service with `Local`, load balancer
+# controller or not. To see 0, 1 and 2 local endpoints at once, it then places `deploy-echo`'s pods
+# two on `myk8s-worker`, one on `myk8s-worker2` and none on `myk8s-worker3` (`lab.place`) and curls
+# again; it ends with `fresh(lab)` (`lab.reset()`, then `svc-lb` again). On kind that second part
+# runs on the simulator twin: a live cluster's scheduler places its pods.
 
 # %% [markdown] lang="ko"
 # ## 노드의 헬스 체크 응답
@@ -474,13 +552,24 @@ experiments.claim(
 # `pkg/proxy/healthcheck/service_health.go`)는 헤더 세 개(`Content-Type: application/json`,
 # `X-Content-Type-Options: nosniff`, `X-Load-Balancing-Endpoint-Weight: <n>`)와, 서비스 이름과 `localEndpoints`
 # (그 노드의 준비된 로컬 엔드포인트 수)를 담은 탭으로 들여 쓴 JSON 본문으로 응답합니다.
-# `healthcheck.service_health(namespace, name, n)`은 업스트림의 템플릿으로 같은 응답을 파이썬에서 만듭니다. 그래서
-# 셀은 각 노드의 응답과 바이트 단위로 비교할 수 있습니다(응답한 시각인 `Date` 헤더만 뺍니다).
+# 상태 코드는 `count != 0 && kubeProxyHealthy`일 때만 200입니다. kube-proxy 자신이 건강하지 않을 때(제때 규칙을
+# 동기화하지 못했을 때)도 노드는 503으로 응답하며, 본문의 `serviceProxyHealthy`가 어느 쪽인지 알려 줍니다.
+# `X-Load-Balancing-Endpoint-Weight` 헤더(쿠버네티스 1.28부터, PR #118999)는 같은 수를 한 번 더 알려 줍니다.
+# 로드 밸런서가 JSON을 해석하지 않고도 노드마다 로컬 엔드포인트 수로 가중치를 줄 수 있게 하려는 것입니다("weighted
+# load balancing").
 #
-# 로컬 엔드포인트 0, 1, 2개를 한 번에 보기 위해, 셀은 `deploy-echo`의 파드를 `myk8s-worker`에 두 개,
-# `myk8s-worker2`에 하나, `myk8s-worker3`에는 두지 않습니다(`lab.place`). 셀은 `fresh(lab)`(`lab.reset()` 다음
-# `svc-lb`를 다시 적용)으로 끝납니다. kind에서는 시뮬레이터 복제본에서 실행됩니다. 실제 클러스터에서는 스케줄러가
-# 파드를 배치하기 때문입니다.
+# 셀은 각 노드의 응답을 `default/svc-lb`로 채운 업스트림 템플릿과 비교합니다. 로컬 엔드포인트 0개와 2개일 때의
+# 응답(상태 코드, 가중치 헤더, 본문)은 셀에 글자 그대로 적혀 있습니다(응답한 시각인 `Date` 헤더만 뺍니다). 그리고
+# 모든 응답을 `healthcheck.service_health(namespace, name, n)`과도 비교합니다. 이 함수는 그 템플릿을 파이썬으로
+# 옮긴 것이며, sim과 netns의 서버가 이것으로 응답합니다.
+#
+# 셀은 먼저 실습 환경 그대로(워커마다 에코 파드 하나, 컨트롤 플레인에는 없음) `mypc`에서 모든 노드의 헬스 체크
+# 포트로 `curl`합니다. kind에서는 이 응답이 실제 클러스터의 것입니다. kube-proxy는 로드 밸런서 컨트롤러가 있든 없든
+# `Local`인 로드 밸런서 서비스에 대해 모든 노드에서 `healthCheckNodePort`를 엽니다. 이어서 로컬 엔드포인트 0, 1,
+# 2개를 한 번에 보기 위해 `deploy-echo`의 파드를 `myk8s-worker`에 두 개, `myk8s-worker2`에 하나,
+# `myk8s-worker3`에는 두지 않고(`lab.place`) 다시 `curl`합니다. 셀은 `fresh(lab)`(`lab.reset()` 다음 `svc-lb`를
+# 다시 적용)으로 끝납니다. kind에서는 이 두 번째 부분이 sim 복제본에서 실행됩니다. 실제 클러스터에서는
+# 스케줄러가 파드를 배치하기 때문입니다.
 
 # %%
 def http_answer(text: str) -> tuple[int, list[tuple[str, str]], str]:
@@ -490,31 +579,60 @@ def http_answer(text: str) -> tuple[int, list[tuple[str, str]], str]:
     return int(status_line.split()[1]), [tuple(line.split(": ", 1)) for line in lines], body
 
 
+def upstream_said(text: str, local_endpoints: int) -> bool:
+    """Whether a node's answer is service_health's, byte for byte, with exactly one Date header (left out)."""
+    status, headers, body = http_answer(text)
+    expected = healthcheck.service_health("default", "svc-lb", local_endpoints)
+    want = [*expected.headers, ("Content-Length", str(len(expected.body.encode())))]
+    return (status == expected.status and body == expected.body
+            and [h for h in headers if h[0] != "Date"] == want and [h[0] for h in headers].count("Date") == 1)
+
+
+# the lab as it is: kube-proxy's own health check server on every node (live on kind)
+local = {node: len(echo_pods(lab, node)) for node in NODES}
+said = {node: lab.sh("mypc", f"curl -i -s {NODE_IP[node]}:{HC}/healthz") for node in NODES}
 on = lab.exact("deploy-echo's pods placed 2/1/0 on the workers, which a live cluster's scheduler decides")
 with_lb(on)
 on.place("deploy-echo", {W1: 2, W2: 1, W3: 0})
 try:
-    local = {node: len(echo_pods(on, node)) for node in NODES}
-    said = {node: on.sh("mypc", f"curl -i -s {NODE_IP[node]}:{HC}/healthz") for node in NODES}
+    placed_local = {node: len(echo_pods(on, node)) for node in NODES}
+    placed_said = {node: on.sh("mypc", f"curl -i -s {NODE_IP[node]}:{HC}/healthz") for node in NODES}
 finally:
     fresh(on)
-for node in (W1, CP):
-    print(f"$ curl -i -s {NODE_IP[node]}:{HC}/healthz   (on mypc; {node}, {local[node]} local endpoints)\n{said[node]}\n")
+for node, text, n in ((CP, said[CP], local[CP]), (W1, placed_said[W1], placed_local[W1])):
+    print(f"$ curl -i -s {NODE_IP[node]}:{HC}/healthz   (on mypc; {node}, {n} local endpoints)\n{text}\n")
 
-matches = {}
-for node in NODES:
-    status, headers, body = http_answer(said[node])
-    expected = healthcheck.service_health("default", "svc-lb", local[node])
-    want = [*expected.headers, ("Content-Length", str(len(expected.body.encode())))]
-    matches[node] = (status == expected.status and body == expected.body
-                     and [h for h in headers if h[0] != "Date"] == want and [h[0] for h in headers].count("Date") == 1)
+# upstream's template (pkg/proxy/healthcheck/service_health.go, hcHandler.ServeHTTP) filled in for default/svc-lb
+# with 0 and 2 local endpoints and a healthy kube-proxy: (status, X-Load-Balancing-Endpoint-Weight, body); tabs, no final newline
+UPSTREAM = {
+    0: (503, "0", '{\n\t"service": {\n\t\t"namespace": "default",\n\t\t"name": "svc-lb"\n\t},\n\t"localEndpoints": 0,\n\t"serviceProxyHealthy": true\n}'),
+    2: (200, "2", '{\n\t"service": {\n\t\t"namespace": "default",\n\t\t"name": "svc-lb"\n\t},\n\t"localEndpoints": 2,\n\t"serviceProxyHealthy": true\n}'),
+}
+
+
+def literally_upstream(text: str, local_endpoints: int) -> bool:
+    status, headers, body = http_answer(text)
+    return (status, dict(headers).get("X-Load-Balancing-Endpoint-Weight"), body) == UPSTREAM[local_endpoints]
+
+
+literal = {CP: literally_upstream(said[CP], 0), f"{W3} (placed)": literally_upstream(placed_said[W3], 0),
+           f"{W1} (placed)": literally_upstream(placed_said[W1], 2)}
+matches = {node: upstream_said(said[node], local[node]) for node in NODES}
+placed_matches = {node: upstream_said(placed_said[node], placed_local[node]) for node in NODES}
 codes = {node: http_answer(said[node])[0] for node in NODES}
-print("local endpoints:", local, " status:", codes)
+placed_codes = {node: http_answer(placed_said[node])[0] for node in NODES}
+print("as made: local endpoints", local, "status", codes)
+print("placed 2/1/0: local endpoints", placed_local, "status", placed_codes)
 experiments.claim(
-    all(matches.values()) and codes == {CP: 503, W1: 200, W2: 200, W3: 503} and local[W1] == 2 and local[CP] == 0,
-    f"every node's answer equals service_health('default', 'svc-lb', n) byte for byte (Date aside): "
-    f"503 with localEndpoints 0 ({CP}, {W3}), 200 with 1 ({W2}) and with 2 ({W1})",
-    f"the health check answers differ from upstream's: {matches}, status {codes}",
+    all(literal.values()) and placed_local[W3] == 0
+    and all(matches.values()) and codes == {CP: 503, W1: 200, W2: 200, W3: 200} and local == {CP: 0, W1: 1, W2: 1, W3: 1}
+    and all(placed_matches.values()) and placed_codes == {CP: 503, W1: 200, W2: 200, W3: 503} and placed_local[W1] == 2,
+    f"{CP} and {W3} (0 local endpoints) said upstream's 503 answer and {W1} (2) its 200 answer, byte for byte (Date aside); "
+    f"every node's answer equals service_health('default', 'svc-lb', n): as made, "
+    f"503 with localEndpoints 0 ({CP}) and 200 with 1 (each worker); placed 2/1/0, 503 with 0 ({CP}, {W3}), "
+    f"200 with 1 ({W2}) and with 2 ({W1})",
+    f"the health check answers differ from upstream's: literal {literal}, as made {matches} {codes}, "
+    f"placed {placed_matches} {placed_codes}",
 )
 
 # %% [markdown] lang="en"
@@ -532,16 +650,16 @@ experiments.claim(
 # `<pending>`), so there it runs on the simulator twin.
 
 # %% [markdown] lang="ko"
-# ## 로드밸런서는 모든 노드를 프로브하고 건강한 노드에만 보냅니다
+# ## 로드 밸런서는 모든 노드를 프로브하고 건강한 노드에만 보냅니다
 #
-# `lab.lb_status("svc-lb")`는 로드밸런서가 마지막으로 각 노드를 프로브했을 때 본 상태 코드(0: 응답 없음)와 새 연결을
+# `lab.lb_status("svc-lb")`는 로드 밸런서가 마지막으로 각 노드를 프로브했을 때 본 상태 코드(0: 응답 없음)와 새 연결을
 # 보내는 노드입니다. `charts.health_table`이 이를 그립니다. 이어서 `mypc`에서 VIP로 연결 600개를 엽니다.
-# `ingress_node`는 로드밸런서가 각 연결에 고른 노드입니다. 그다음 `myk8s-worker2`의 파드가 준비성 프로브에
+# `ingress_node`는 로드 밸런서가 각 연결에 고른 노드입니다. 그다음 `myk8s-worker2`의 파드가 준비성 프로브에
 # 실패합니다(`lab.set_ready`). worker2의 kube-proxy는 이제 로컬 엔드포인트를 0개로 세고 503으로 응답하며,
-# 로드밸런서가 다시 프로브한 뒤에는(`lab.advance(2)`: 2초가 흐릅니다) worker2는 아무 연결도 받지 않습니다.
+# 로드 밸런서가 다시 프로브한 뒤에는(`lab.advance(2)`: 2초가 흐릅니다) worker2는 아무 연결도 받지 않습니다.
 #
-# sim에서는 로드밸런서가 각 노드의 규칙을 거쳐 프로브합니다. netns에서는 실제 HTTP 프로버와 실제 전달을 하는 실제
-# 네임스페이스입니다. kind에는 로드밸런서 컨트롤러가 없으므로(`EXTERNAL-IP`가 `<pending>`으로 남습니다) 시뮬레이터
+# sim에서는 로드 밸런서가 각 노드의 규칙을 거쳐 프로브합니다. netns에서는 실제 HTTP 프로버와 실제 전달을 하는 실제
+# 네임스페이스입니다. kind에는 로드 밸런서 컨트롤러가 없으므로(`EXTERNAL-IP`가 `<pending>`으로 남습니다) 시뮬레이터
 # 복제본에서 실행됩니다.
 
 # %%
@@ -577,20 +695,25 @@ experiments.claim(
 # ## The imbalance: an LB spreads over nodes, not pods
 #
 # The load balancer knows nodes, not pods: it gives each healthy node the same share, and under
-# `Local` each node keeps its share on its own pods. With two pods on `myk8s-worker`, one on
-# `myk8s-worker2` and none on `myk8s-worker3`, **predict** each pod's share before you run the cell.
-# The chart's dotted line is the even per-pod split, 1/3, that `Cluster` would give (with one more
-# hop and SNAT). The Kubernetes documentation describes exactly this ("Create an External Load
-# Balancer", section *Preserving the client source IP*).
+# `Local` each node keeps its share on its own pods. (A load balancer that supports weights could
+# read each node's `X-Load-Balancing-Endpoint-Weight` and weight it by its local endpoints; kslab's,
+# like many cloud load balancers, weights every healthy node the same.) With two pods on
+# `myk8s-worker`, one on `myk8s-worker2` and none on `myk8s-worker3`, **predict** each pod's share
+# before you run the cell. The chart's dotted line is the even per-pod split, 1/3, that `Cluster`
+# would give (with one more hop and SNAT). The Kubernetes documentation describes exactly this
+# ("Create an External Load Balancer", section *Preserving the client source IP*, "Caveats and
+# limitations when preserving source IPs").
 
 # %% [markdown] lang="ko"
-# ## 불균형: 로드밸런서는 파드가 아니라 노드에 나눕니다
+# ## 불균형: 로드 밸런서는 파드가 아니라 노드에 나눕니다
 #
-# 로드밸런서는 파드가 아니라 노드를 압니다. 건강한 노드마다 같은 몫을 주고, `Local`에서는 각 노드가 자기 몫을 자기
-# 파드에만 줍니다. `myk8s-worker`에 파드 두 개, `myk8s-worker2`에 하나, `myk8s-worker3`에 없을 때 각 파드의 몫을
-# 셀을 실행하기 전에 **예측**해 보세요. 차트의 점선은 `Cluster`가 줄 고른 파드별 몫 1/3입니다(대신 홉이 하나 더
-# 있고 SNAT됩니다). 쿠버네티스 문서("외부 로드밸런서 생성하기"의 *클라이언트 소스 IP 보존* 절)가 바로 이 현상을
-# 설명합니다.
+# 로드 밸런서는 파드가 아니라 노드를 압니다. 건강한 노드마다 같은 몫을 주고, `Local`에서는 각 노드가 자기 몫을 자기
+# 파드에만 줍니다. (가중치를 지원하는 로드 밸런서라면 노드마다 `X-Load-Balancing-Endpoint-Weight`를 읽어 로컬
+# 엔드포인트 수로 가중치를 줄 수 있습니다. kslab의 로드 밸런서는 많은 클라우드 로드 밸런서처럼 건강한 노드에 모두
+# 같은 가중치를 줍니다.) `myk8s-worker`에 파드 두 개, `myk8s-worker2`에 하나, `myk8s-worker3`에 없을 때 각 파드의
+# 몫을 셀을 실행하기 전에 **예측**해 보세요. 차트의 점선은 `Cluster`가 줄 고른 파드별 몫 1/3입니다(대신 홉이 하나 더
+# 있고 SNAT됩니다). 쿠버네티스 문서 "외부 로드 밸런서 생성하기"의 "클라이언트 소스 IP 보존하기" 절, 그 아래
+# "소스 IP를 보존할 때 주의사항 및 제한 사항"이 바로 이 현상을 설명합니다.
 
 # %%
 on = lab.exact("deploy-echo's pods placed 2/1/0 and a load balancer, neither of which a kind cluster gives")
@@ -623,7 +746,7 @@ experiments.claim(
 
 # %% [markdown] lang="ko"
 # **연습 문제(새로운 경우).** `myk8s-worker`에 파드 세 개, `myk8s-worker2`에 하나, 다른 곳에는 없고, `svc-lb`는
-# 로드밸런서 뒤에 있습니다. `myk8s-worker2`의 파드는 연결의 몇 분의 몇을 받을까요? (0과 1 사이의 수)
+# 로드 밸런서 뒤에 있습니다. `myk8s-worker2`의 파드는 연결의 몇 분의 몇을 받을까요? (0과 1 사이의 수)
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -639,17 +762,24 @@ kslab.check.ch07.share(answer, lab)
 # itself, but kube-proxy filters too, on every node: `KUBE-SERVICES` sends the VIP to a
 # `KUBE-FW-…` chain, which jumps on to `KUBE-EXT-…` only for sources in a range; everything else
 # falls through, and the `filter` table's `KUBE-PROXY-FIREWALL` drops it ("traffic not accepted by
-# KUBE-FW-…"). The cell allows `mypc` (172.18.0.100/32) only, then connects from `mypc` and from a
-# second external host, 172.18.0.101.
+# KUBE-FW-…"). The cell allows `mypc` (172.18.0.100/32) only (the `kubectl patch` it stands for is
+# printed), then connects from `mypc` and from a second external host, 172.18.0.101, to the VIP; and
+# from 172.18.0.101 to `svc-lb`'s own nodePort on `myk8s-worker`, the caveat above: the source
+# ranges guard the VIP only, the nodePort lets 172.18.0.101 in (under `Local`, on a node with a local
+# endpoint). Closing it takes `allocateLoadBalancerNodePorts: false` or a firewall in front of the
+# nodes.
 
 # %% [markdown] lang="ko"
 # ## loadBalancerSourceRanges: 누가 VIP를 쓸 수 있는가
 #
-# `spec.loadBalancerSourceRanges`는 허용할 클라이언트 대역을 나열합니다. 클라우드 로드밸런서가 직접 거를 수도
+# `spec.loadBalancerSourceRanges`는 허용할 클라이언트 대역을 나열합니다. 클라우드 로드 밸런서가 직접 거를 수도
 # 있지만, kube-proxy도 모든 노드에서 거릅니다. `KUBE-SERVICES`는 VIP를 `KUBE-FW-…` 체인으로 보내고, 이 체인은
 # 출발지가 대역 안에 있을 때만 `KUBE-EXT-…`로 넘깁니다. 나머지는 그대로 지나가고, `filter` 테이블의
 # `KUBE-PROXY-FIREWALL`이 버립니다("traffic not accepted by KUBE-FW-…"). 셀은 `mypc`(172.18.0.100/32)만 허용한
-# 다음, `mypc`와 두 번째 외부 호스트 172.18.0.101에서 접속합니다.
+# 다음(이것이 대신하는 `kubectl patch` 명령을 출력합니다), `mypc`와 두 번째 외부 호스트 172.18.0.101에서 VIP로
+# 접속합니다. 그리고 172.18.0.101에서 `myk8s-worker`에 있는 `svc-lb` 자신의 노드 포트로 접속합니다. 위의 주의
+# 사항입니다. 소스 범위는 VIP만 지키고, 노드 포트로는 172.18.0.101도 들어옵니다(`Local`이므로 로컬 엔드포인트가
+# 있는 노드에서). 이 포트를 닫으려면 `allocateLoadBalancerNodePorts: false`나 노드 앞의 방화벽이 필요합니다.
 
 # %%
 FW = chain_name("KUBE-FW-", "default/svc-lb:svc-webport", "tcp")
@@ -663,19 +793,27 @@ try:
     allowed = on.run("mypc", VIP, n=100, seed=7)
     refused = on.run(OTHER, VIP, n=10, seed=7, timeout=0.3)  # a dropped SYN: a real client waits for its timeout
     t_other = on.trace(OTHER, VIP)
+    lb_np = on.cluster.service("svc-lb").ports[0].node_port  # svc-lb's own nodePort (allocateLoadBalancerNodePorts: true)
+    side_door = on.run(OTHER, f"{W1}:{lb_np}", n=20, seed=7, timeout=0.3)  # the same client, the same node's nodePort
 finally:
     fresh(on)
+print(f"""$ kubectl patch svc svc-lb -p '{{"spec":{{"loadBalancerSourceRanges":["{MYPC}/32"]}}}}'   (what on.patch_service did)""")
 print(f"$ iptables -t nat -S {FW}   (on {W1})\n{fw}\n$ iptables -S KUBE-PROXY-FIREWALL | grep {FW}\n{firewall}")
-print("mypc:", experiments.outcomes(allowed).to_dict(), f" {OTHER}:", experiments.outcomes(refused).to_dict())
-print(f"trace {OTHER} -> {VIP}: {' -> '.join(t_other.chains[:3])}; {t_other.outcome}")
+print("mypc -> VIP:", experiments.outcomes(allowed).to_dict(), f" {OTHER} -> VIP:", experiments.outcomes(refused).to_dict(),
+      f" {OTHER} -> {W1}:{lb_np}:", experiments.outcomes(side_door).to_dict())
+print(f"trace {OTHER} -> {VIP}: {' -> '.join(t_other.chains[:3])}; {t_other.outcome}: {t_other.reason}")
 experiments.claim(
     f"-s {MYPC}/32" in fw and "-j DROP" in firewall and (allowed["outcome"] == "ok").all()
     and not (refused["outcome"] == "ok").any()
-    and t_other.chains[:3] == ["KUBE-SERVICES", FW, "KUBE-PROXY-FIREWALL"] and f"traffic not accepted by {FW}" in str(t_other),
-    f"loadBalancerSourceRanges [{MYPC}/32]: mypc 100/100 answered; {OTHER} 0/10: {FW} let it fall through and "
-    f"KUBE-PROXY-FIREWALL dropped it ('traffic not accepted by {FW}')",
+    and t_other.chains[:3] == ["KUBE-SERVICES", FW, "KUBE-PROXY-FIREWALL"] and f"traffic not accepted by {FW}" in str(t_other)
+    and "KUBE-PROXY-FIREWALL" in t_other.reason and f"traffic not accepted by {FW}" in t_other.reason
+    and (side_door["outcome"] == "ok").all() and set(side_door["source_ip_seen"]) == {OTHER}
+    and set(side_door["endpoint_node"]) == {W1},
+    f"loadBalancerSourceRanges [{MYPC}/32]: mypc 100/100 answered through the VIP; {OTHER} 0/10: {FW} let it fall through "
+    f"and KUBE-PROXY-FIREWALL dropped it (the trace's reason names the rule 'traffic not accepted by {FW}'); "
+    f"yet {OTHER} got 20/20 answers through svc-lb's nodePort {W1}:{lb_np}: the source ranges do not cover the nodePort",
     f"source ranges: mypc {experiments.outcomes(allowed).to_dict()}, {OTHER} {experiments.outcomes(refused).to_dict()}, "
-    f"trace {t_other.chains[:3]}",
+    f"trace {t_other.chains[:3]} reason {t_other.reason!r}, nodePort {experiments.outcomes(side_door).to_dict()}",
 )
 
 # %% [markdown] lang="en"
@@ -709,9 +847,9 @@ kslab.check.ch07.source_ranges(answer, lab)
 # ## 탐색: 트래픽 정책 패널
 #
 # **Cluster / Local**을 바꾸고, 워커마다 파드 수를 정하고, 클라이언트가 들어갈 곳을 고르세요. 한 노드의
-# `IP:nodePort`이거나 로드밸런서의 VIP입니다. 왼쪽 차트는 연결이 들어온 노드마다 응답된 연결과 버려진 연결을 세고,
+# `IP:nodePort`이거나 로드 밸런서의 VIP입니다. 왼쪽 차트는 연결이 들어온 노드마다 응답된 연결과 버려진 연결을 세고,
 # 오른쪽 차트는 파드마다 몫을 보여 주며, 그 아래 줄은 파드가 본 클라이언트 주소입니다. 해 볼 것: 컨트롤 플레인으로
-# 들어가는 `Local`(모두 버려짐), 3/1/0 배치로 로드밸런서 뒤의 `Local`(불균형), 같은 배치의 `Cluster`(고르지만 파드가
+# 들어가는 `Local`(모두 버려짐), 3/1/0 배치로 로드 밸런서 뒤의 `Local`(불균형), 같은 배치의 `Cluster`(고르지만 파드가
 # 노드 주소를 봄), 파드가 0개인 워커로 들어가는 `Local`. 패널은 자기만의 실습 환경 복사본에서 동작하므로 여러분의
 # 실습 환경은 바뀌지 않습니다.
 
@@ -770,9 +908,9 @@ experiments.claim(
 # |---|---|---|
 # | 홉 | 고른 파드가 없는 노드는 다른 노드로 전달: 두 번째 홉이 생길 수 있음 | 없음: 파드가 연결이 들어온 노드에 있음 |
 # | 파드가 보는 클라이언트 주소 | 연결이 들어온 노드의 주소(SNAT, `KUBE-EXT-…`의 `KUBE-MARK-MASQ`) | 클라이언트 자신의 주소(SNAT 없음) |
-# | 균형 | 파드마다 고르게(모든 엔드포인트에 대한 사다리) | 로드밸런서 뒤에서 **노드**마다 고르게: 파드가 고르지 않게 퍼지면 치우침 |
-# | 파드가 없는 노드 | 전달하므로 동작함 | 버림("has no local endpoints"). 로드밸런서가 `healthCheckNodePort`를 프로브해야 함 |
-# | 로드밸런서의 헬스 프로브 | kube-proxy 자신의 `:10256/healthz`: 건강한 모든 노드가 대상 | `healthCheckNodePort`의 `/healthz`: 준비된 로컬 파드가 있는 노드만 |
+# | 균형 | 파드마다 고르게(모든 엔드포인트에 대한 사다리) | 로드 밸런서 뒤에서 **노드**마다 고르게: 파드가 고르지 않게 퍼지면 치우침 |
+# | 파드가 없는 노드 | 전달하므로 동작함 | 버림("has no local endpoints"). 로드 밸런서가 `healthCheckNodePort`를 프로브해야 함 |
+# | 로드 밸런서의 헬스 프로브 | kube-proxy 자신의 `:10256/healthz`: 건강한 모든 노드가 대상 | `healthCheckNodePort`의 `/healthz`: 준비된 로컬 파드가 있는 노드만 |
 # | 노드 자신의 트래픽 | `KUBE-SVC-…`로, 마스커레이드됨 | 같음(`route LOCAL traffic`) |
 # | 고를 때 | 클라이언트 주소보다 균형과 단순함이 중요할 때 | 앱이 클라이언트 주소를 봐야 할 때(기록, 필터링), 또는 추가 홉의 비용이 클 때. 파드를 고르게 퍼뜨리세요(안티 어피니티, 토폴로지 분배) |
 
@@ -783,17 +921,21 @@ experiments.claim(
 # `curl` and `iptables`, each node namespace runs a real HTTP health check server on the
 # `healthCheckNodePort` serving kube-proxy's answer, and the load balancer is a namespace of its
 # own that probes every node over real HTTP and forwards real connections only to the nodes that
-# answered 200. On kind the Local patch, the rules and the health check answers are live (kube-proxy's
-# own server); the cells that need placed pods or a load balancer run on a simulator twin and say so.
+# answered 200. On kind the Local patch, the rules and the health check answers of the lab as made
+# are live (kube-proxy's own server on each node); kind has no load balancer (`EXTERNAL-IP`
+# `<pending>`), so the VIP, placed pods, a pod made not ready and a second external client run on a
+# simulator twin and say so in one line each.
 
 # %% [markdown] lang="ko"
 # ## 실제 커널에서
 #
 # `KSLAB_BACKEND=netns`(root)로 실행하면 같은 셀이 실제 네임스페이스에서 실행됩니다. `lab.sh`는 실제 `curl`과
 # `iptables`를 실행하고, 노드 네임스페이스마다 실제 HTTP 헬스 체크 서버가 `healthCheckNodePort`에서 kube-proxy의
-# 응답을 주며, 로드밸런서는 별도의 네임스페이스로서 모든 노드를 실제 HTTP로 프로브하고 200으로 응답한 노드에만 실제
-# 연결을 전달합니다. kind에서는 Local 패치와 규칙이 실제 클러스터의 것입니다. 파드 배치나 로드밸런서가 필요한
-# 셀은 시뮬레이터 복제본에서 실행되며, 그렇다고 한 줄로 알려 줍니다.
+# 응답을 주며, 로드 밸런서는 별도의 네임스페이스로서 모든 노드를 실제 HTTP로 프로브하고 200으로 응답한 노드에만 실제
+# 연결을 전달합니다. kind에서는 Local 패치와 규칙, 그리고 처음 만든 그대로의 실습 환경에서 받은 헬스 체크 응답이
+# 실제 클러스터의 것입니다(각 노드의 kube-proxy 자신의 서버). kind에는 로드 밸런서가 없으므로(`EXTERNAL-IP`가
+# `<pending>`) VIP, 파드 배치, 준비되지 않은 파드, 두 번째 외부 클라이언트는 sim 복제본에서 실행되며, 각각
+# 한 줄로 그렇다고 알려 줍니다.
 
 # %%
 print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab.fallback}" if lab.fallback else ""))
@@ -805,11 +947,16 @@ print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab
 #   `KUBE-SVL-…`, the node's own endpoints only, with no masquerade mark; a node without a ready local
 #   pod drops the connection (`KUBE-EXTERNAL-SERVICES`: "has no local endpoints"). The node's own
 #   traffic still goes cluster-wide, masqueraded. (`KUBE-XLB-…` in the study notes is the pre-1.24 name.)
-# - A LoadBalancer (로드밸런서) Service with `Local` gets a `healthCheckNodePort` (헬스 체크 노드포트):
-#   every node's kube-proxy answers 200 with `localEndpoints: n` or 503 with 0, and the load balancer
-#   sends only to nodes answering 200. It spreads per node, so uneven pods get uneven shares.
-# - `loadBalancerSourceRanges` is enforced by every node: `KUBE-FW-…` lets listed sources on,
-#   `KUBE-PROXY-FIREWALL` drops the rest.
+# - A LoadBalancer (로드 밸런서) Service with `Local` gets a `healthCheckNodePort` (헬스 체크 노드 포트):
+#   every node's kube-proxy answers 200 with `localEndpoints: n`, or 503 with 0 (or when kube-proxy
+#   itself is unhealthy), and the load balancer sends only to nodes answering 200. A passthrough
+#   load balancer like kslab's spreads per node, so uneven pods get uneven shares; MetalLB's L2
+#   mode sends everything to one node, and a proxy load balancer (cloud-provider-kind's Envoy)
+#   hides the client's address even under `Local`.
+# - `loadBalancerSourceRanges` is enforced by every node for the VIP: `KUBE-FW-…` lets listed
+#   sources on, `KUBE-PROXY-FIREWALL` drops the rest. It does not cover the Service's nodePort,
+#   which stays open on every node unless `allocateLoadBalancerNodePorts: false` or a firewall
+#   closes it.
 #
 # Next: chapter 08 takes the readiness probes (준비성 프로브) the health check counts, and the
 # EndpointSlice conditions behind them (study 2.7).
@@ -821,11 +968,14 @@ print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab
 #   엔드포인트만 있는 `KUBE-SVL-…`로 마스커레이드 표시 없이 점프합니다. 준비된 로컬 파드가 없는 노드는 연결을
 #   버립니다(`KUBE-EXTERNAL-SERVICES`: "has no local endpoints"). 노드 자신의 트래픽은 여전히 클러스터 전체로
 #   마스커레이드되어 갑니다. (스터디 노트의 `KUBE-XLB-…`는 1.24 이전의 이름입니다.)
-# - `Local`인 로드밸런서(LoadBalancer) 서비스는 헬스 체크 노드포트(`healthCheckNodePort`)를 받습니다. 모든 노드의
-#   kube-proxy가 `localEndpoints: n`과 함께 200, 또는 0과 함께 503으로 응답하고, 로드밸런서는 200으로 응답한 노드에만
-#   보냅니다. 노드마다 나누므로 파드가 고르지 않으면 몫도 고르지 않습니다.
-# - `loadBalancerSourceRanges`는 모든 노드가 지킵니다. `KUBE-FW-…`가 나열된 출발지만 넘기고, `KUBE-PROXY-FIREWALL`이
-#   나머지를 버립니다.
+# - `Local`인 로드 밸런서(LoadBalancer) 서비스는 헬스 체크 노드 포트(`healthCheckNodePort`)를 받습니다. 모든 노드의
+#   kube-proxy가 `localEndpoints: n`과 함께 200, 또는 0과 함께(또는 kube-proxy 자신이 건강하지 않으면) 503으로
+#   응답하고, 로드 밸런서는 200으로 응답한 노드에만 보냅니다. kslab의 것 같은 패스스루 로드 밸런서는 노드마다
+#   나누므로 파드가 고르지 않으면 몫도 고르지 않습니다. L2 모드의 MetalLB는 모두 한 노드로 보내고, 프록시 방식의
+#   로드 밸런서(cloud-provider-kind의 Envoy)는 `Local`에서도 클라이언트의 주소를 가립니다.
+# - `loadBalancerSourceRanges`는 모든 노드가 VIP에 대해 지킵니다. `KUBE-FW-…`가 나열된 출발지만 넘기고,
+#   `KUBE-PROXY-FIREWALL`이 나머지를 버립니다. 서비스의 노드 포트는 막지 않으므로, `allocateLoadBalancerNodePorts:
+#   false`나 방화벽으로 닫지 않는 한 모든 노드에서 열려 있습니다.
 #
 # 다음 장: 08장은 헬스 체크가 세는 준비성 프로브(readiness probe)와 그 뒤의 엔드포인트슬라이스(EndpointSlice)
 # 조건을 다룹니다(스터디 2.7).

@@ -8,6 +8,8 @@ nodes (:class:`dockerfake.Sim`: the recorded node dumps in kslab's simulator).
   ``DIR/env.json`` (the environment a notebook needs: KUBECONFIG, PATH, ...) and it serves until
   killed.
 
+A Service created through the API gets its EndpointSlice (:func:`endpointslice_controller`, the
+pods its selector matches, as the EndpointSlice controller writes it; chapter 07's ``svc-lb``).
 A write to a Service or an EndpointSlice is followed by every node's kube-proxy (kslab's Proxier,
 a partial sync into the same simulator: :func:`kube_proxy`), so the nodes' rules follow the API
 as on a live cluster. A pod's exec (``kubectl exec net-pod -- curl ...``, kslab's curl loop) runs through the simulator
@@ -87,6 +89,55 @@ def kube_proxy(sim, nodes: Path, lock: threading.Lock):
     return hook
 
 
+def endpointslice_controller():
+    """A write hook playing the EndpointSlice controller for a Service created through the API (the
+    recorded Services have their slices already): one slice, ``<service>-<5 letters>``, with every
+    pod its selector matches (``ready`` as the pod's Ready condition) and the Service's ports by
+    their target port, labelled ``kubernetes.io/service-name``; a deleted Service's slices go with
+    it. Written with the server's own write path, so the kube-proxy hook follows."""
+    import uuid
+
+    def hook(server, verb: str, obj: dict) -> None:
+        if obj.get("kind") != "Service":
+            return
+        md, spec = obj["metadata"], obj.get("spec") or {}
+        ns, name = md.get("namespace", "default"), md["name"]
+        mine = [o for o in server.objects("EndpointSlice")
+                if o["metadata"].get("namespace") == ns and (o["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == name]
+        if verb == "delete":
+            for o in mine:
+                server.store.delete("EndpointSlice", ns, o["metadata"]["name"])
+                server._written("delete", o)
+            return
+        selector = spec.get("selector")
+        if verb != "create" or mine or not selector:
+            return
+        pods = [o for o in server.objects("Pod") if o["metadata"].get("namespace") == ns
+                and all((o["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+                and (o.get("status") or {}).get("podIP")]
+        ready = {o["metadata"]["name"]: any(c.get("type") == "Ready" and c.get("status") == "True"
+                                           for c in (o.get("status") or {}).get("conditions") or []) for o in pods}
+        slice_name = f"{name}-{uuid.uuid4().hex[:5]}"
+        sl = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+              "metadata": {"name": slice_name, "namespace": ns, "generateName": f"{name}-", "generation": 1,
+                           "uid": str(uuid.uuid4()),
+                           "labels": {"kubernetes.io/service-name": name,
+                                      "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+                           "ownerReferences": [{"apiVersion": "v1", "blockOwnerDeletion": True, "controller": True,
+                                                "kind": "Service", "name": name, "uid": md.get("uid")}]},
+              "endpoints": [{"addresses": [o["status"]["podIP"]],
+                             "conditions": {"ready": ready[o["metadata"]["name"]], "serving": ready[o["metadata"]["name"]],
+                                            "terminating": False},
+                             "nodeName": o["spec"].get("nodeName"),
+                             "targetRef": {"kind": "Pod", "name": o["metadata"]["name"], "namespace": ns,
+                                           "uid": o["metadata"].get("uid")}} for o in sorted(pods, key=lambda o: o["metadata"]["name"])],
+              "ports": [{"name": p.get("name", ""), "port": p.get("targetPort", p.get("port")), "protocol": p.get("protocol", "TCP")}
+                        for p in spec.get("ports") or []]}
+        server._written("create", server.store.put(sl))
+
+    return hook
+
+
 def serve_machine(sim, nodes: Path, lock: threading.Lock) -> str:
     """The simulator as the fake docker's machine: a tiny HTTP endpoint on 127.0.0.1 that runs
     ``docker exec CONTAINER ARGV`` in this process's simulator (POST JSON ``{"where", "argv"}`` ->
@@ -156,6 +207,7 @@ def start(state: Path, *, fixture: str = "myk8s", context: str = "kind-myk8s", *
     env["KSLAB_FAKE_DOCKER_MACHINE"] = serve_machine(sim, nodes, lock)
     server = server_for(fixture, **server_kw)
     server.exec_handler = handler
+    server.on_write.append(endpointslice_controller())
     server.on_write.append(kube_proxy(sim, nodes, lock))
     server.start()
     env["KUBECONFIG"] = str(server.write_kubeconfig(state / "kubeconfig", context=context))

@@ -730,6 +730,7 @@ class _RestHandler(_Base):
                 new["metadata"]["namespace"] = key_ns
             if res.kind == "Service":
                 _keep_allocated(current, new)
+                _health_check_node_port(store, new["spec"], keep=int((current.get("spec") or {}).get("healthCheckNodePort") or 0))
             if (new.get("spec") != current.get("spec")) and "generation" in current["metadata"]:
                 new["metadata"]["generation"] = int(current["metadata"]["generation"]) + 1
             if new == current:  # a no-op patch writes nothing
@@ -793,7 +794,8 @@ def _defaults_on_create(store: Store, obj: dict) -> None:
                 used_np.add(p["nodePort"])
         if stype in ("NodePort", "LoadBalancer"):
             spec.setdefault("externalTrafficPolicy", "Cluster")
-        obj["status"] = {"loadBalancer": {}}
+        _health_check_node_port(store, spec)
+        obj["status"] = {"loadBalancer": {}}  # a manifest's status is dropped: no load balancer controller writes one
     elif kind == "Pod":
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
     elif kind == "Deployment" and spec is not None:
@@ -801,9 +803,26 @@ def _defaults_on_create(store: Store, obj: dict) -> None:
         obj["status"] = {}
 
 
+def _health_check_node_port(store: Store, spec: dict, keep: int = 0) -> None:
+    """The API server's healthCheckNodePort: allocated (the first free port of the range, as the
+    fake's nodePorts) for ``type: LoadBalancer`` with ``externalTrafficPolicy: Local`` when none
+    is set (``keep``: the one the Service already holds), released otherwise."""
+    if spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local":
+        if not spec.get("healthCheckNodePort"):
+            used = {p.get("nodePort") for s in store.list("Service") for p in s["spec"].get("ports") or []}
+            used |= {s["spec"].get("healthCheckNodePort") for s in store.list("Service")}
+            used |= {p.get("nodePort") for p in spec.get("ports") or []}
+            spec["healthCheckNodePort"] = keep or next(n for n in range(30000, 32768) if n not in used)
+    else:
+        spec.pop("healthCheckNodePort", None)
+
+
 def _keep_allocated(current: dict, new: dict) -> None:
     """``patchAllocatedValues``: an update that leaves clusterIP or a nodePort empty keeps the
-    allocated one."""
+    allocated one (the healthCheckNodePort too, while the Service needs one). A write to the
+    Service itself never changes its status (a subresource: only a load balancer controller's
+    ``/status`` write does, and kind has none)."""
+    new["status"] = copy.deepcopy(current.get("status") or {"loadBalancer": {}})
     cur, nxt = current.get("spec") or {}, new.setdefault("spec", {})
     for key in ("clusterIP", "clusterIPs"):
         if not nxt.get(key) and cur.get(key):
