@@ -287,9 +287,15 @@ PANEL_STATE = """() => {
 
 
 def _panel_when(page, condition: str, timeout: int = 60_000) -> dict:
-    """The panel's state once ``condition`` (a JS expression over ``s``, the state) holds."""
-    handle = page.wait_for_function(f"() => {{ const s = ({PANEL_STATE})(); return s && ({condition}) ? s : null; }}",
-                                    timeout=timeout)
+    """The panel's state once ``condition`` (a JS expression over ``s``, the state) holds; on a
+    timeout, an assertion naming the condition and the state the browser last had."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        handle = page.wait_for_function(f"() => {{ const s = ({PANEL_STATE})(); return s && ({condition}) ? s : null; }}",
+                                        timeout=timeout)
+    except PlaywrightTimeout:
+        raise AssertionError(f"the panel never showed {condition}: {page.evaluate(PANEL_STATE)}") from None
     return handle.json_value()
 
 
@@ -303,6 +309,9 @@ def test_chapter07_traffic_policy_toggle_in_chromium(jupyter):
         open_and_run_all(page, jupyter, "07_traffic_policy_lb.ipynb")
         state = page.wait_for_function(RUN_STATE, arg="07_traffic_policy_lb.ipynb", timeout=240_000).json_value()
         assert state == "done", state
+        panel = page.locator(".jp-Notebook .widget-vbox", has=page.locator(".widget-toggle-buttons",
+                                                                          has_text="externalTrafficPolicy")).last
+        panel.scroll_into_view_if_needed()  # the notebook skips drawing cells out of view (content-visibility)
         # as the chapter leaves it: Cluster, one pod per worker, mypc entering through the load balancer
         before = _panel_when(page, "s.node_title.includes('Cluster')")
         assert before["policy"] == ["Cluster"] and before["entry"] == "load balancer", before
@@ -311,9 +320,6 @@ def test_chapter07_traffic_policy_toggle_in_chromium(jupyter):
         assert ok[cp] > 0 and sum(ok.values()) == 600 and not any(before["dropped"]), before  # every node healthy on 10256
         assert "SNAT" in before["summary"] and len(before["pods"]) == 3, before
 
-        panel = page.locator(".jp-Notebook .widget-vbox", has=page.locator(".widget-toggle-buttons",
-                                                                          has_text="externalTrafficPolicy")).last
-        panel.scroll_into_view_if_needed()
         panel.locator(".widget-toggle-buttons").get_by_role("button", name="Local", exact=True).click()
         # each chart and the summary is its own widget: wait until all three were redrawn
         local = _panel_when(page, "s.node_title.includes('Local') && s.policy[0] === 'Local' && s.summary.includes('(mypc')"
