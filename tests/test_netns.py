@@ -482,7 +482,11 @@ def test_signals_and_exit_take_the_lab_down(tmp_path: Path, how: str) -> None:
         pids = [int(s["pid"]) for s in rec["servers"].values()]
         if how != "exit":
             os.kill(child.pid, getattr(signal, how))
-        code = child.wait(30)
+        try:
+            code = child.wait(90)  # a teardown takes about a second; a loaded 2-core CI machine once took over 30 s
+        except subprocess.TimeoutExpired:
+            child.kill()
+            pytest.fail(f"the lab's process did not exit within 90 s of {how}: {child.communicate()[1][-2000:]}")
         assert code == {"SIGTERM": -signal.SIGTERM, "SIGINT": -signal.SIGINT, "exit": 0}[how], child.stderr.read() if child.stderr else ""
         assert_lab_gone(rec["prefix"], pids, tmp_path / lab_id)
     finally:

@@ -39,7 +39,10 @@ def _orders(n: int) -> list[tuple[str, list[int]]]:
 
 
 def test_every_chapter_has_a_solution_notebook():
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(len(NOTEBOOKS))] and len(NOTEBOOKS) >= 5
+    """One solution notebook per chapter source (the course's numbering has gaps while chapters are
+    written: 05 comes after 06-07), so this test reruns every chapter there is."""
+    sources = sorted(p.stem for p in (SOLUTIONS.parents[1] / "src").glob("[0-9][0-9]_*.py"))
+    assert [p.stem for p in NOTEBOOKS] == sources and len(NOTEBOOKS) >= 7
 
 
 @pytest.mark.parametrize("notebook", [_param(p) for p in NOTEBOOKS])

@@ -270,9 +270,7 @@ def serve_kube_proxy(node: str, healthz_port: int, state_path: str) -> None:
     """kube-proxy's listeners on one node, until SIGTERM/SIGINT (see the module docstring). The
     healthCheckNodePorts listen on ``0.0.0.0`` or, when the state names ``addresses`` (the node
     IPs inside kube-proxy's nodePortAddresses), on each of those (``newServiceHealthServer``)."""
-    import importlib
-
-    importlib.import_module("..healthcheck", __package__)  # kube-proxy's answers: loaded before the first request (not in pods)
+    from .. import healthcheck  # noqa: F401  kube-proxy's answers: loaded before the first request (not in pods)
 
     started_ns = time.monotonic_ns()
     servers: dict[tuple[str, int], _ProxyServer] = {}
