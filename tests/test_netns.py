@@ -414,8 +414,11 @@ time.sleep(600)
 
 def start_child(run_dir: Path, size: str, mode: str) -> subprocess.Popen[str]:
     env = {**os.environ, "KSLAB_RUN_DIR": str(run_dir), "PYTHONPATH": str(ROOT)}
+    # the child starts with SIGINT at its default whatever this test runner ignores (a background job
+    # of a non-interactive shell ignores SIGINT, and a Python child would inherit that)
     return subprocess.Popen([sys.executable, "-c", CHILD, str(DATA), size, mode], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_up(child: subprocess.Popen[str]) -> str:
@@ -483,7 +486,7 @@ def test_signals_and_exit_take_the_lab_down(tmp_path: Path, how: str) -> None:
         if how != "exit":
             os.kill(child.pid, getattr(signal, how))
         try:
-            code = child.wait(90)  # a teardown takes about a second; a loaded 2-core CI machine once took over 30 s
+            code = child.wait(90)  # a teardown takes about a second
         except subprocess.TimeoutExpired:
             child.kill()
             pytest.fail(f"the lab's process did not exit within 90 s of {how}: {child.communicate()[1][-2000:]}")
@@ -496,14 +499,32 @@ def test_signals_and_exit_take_the_lab_down(tmp_path: Path, how: str) -> None:
 
 
 @pytest.mark.netns
+def test_an_ignored_signal_stays_ignored(tmp_path: Path) -> None:
+    """A process that ignores SIGINT (``nohup``, a script's background job) keeps ignoring it: the
+    lab must not take itself down on a signal that would not have stopped the process."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with NetnsLab(small_state(), directory=tmp_path):
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is records._on_signal
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.netns
 def test_signal_handlers_installed_and_restored(tmp_path: Path) -> None:
-    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
-    with NetnsLab(small_state(), directory=tmp_path, handle_signals=False):
-        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # notebooks
-    with NetnsLab(small_state(), directory=tmp_path):
-        assert signal.getsignal(signal.SIGINT) is records._on_signal is signal.getsignal(signal.SIGTERM)
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
-    assert records._LIVE == []
+    runner = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever the runner ignores
+    try:
+        before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+        with NetnsLab(small_state(), directory=tmp_path, handle_signals=False):
+            assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # notebooks
+        with NetnsLab(small_state(), directory=tmp_path):
+            assert signal.getsignal(signal.SIGINT) is records._on_signal is signal.getsignal(signal.SIGTERM)
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+        assert records._LIVE == []
+    finally:
+        signal.signal(signal.SIGINT, runner)
 
 
 CYCLES = 50

@@ -232,6 +232,8 @@ def _install_hooks(signals: bool) -> None:
         return  # signal handlers can only be set from the main thread; atexit still covers exit
     for sig in _SIGNALS:
         current = signal.getsignal(sig)
+        if current == signal.SIG_IGN:
+            continue  # the process was told to ignore it (nohup, a background job of a script): it keeps ignoring it
         if current is not _on_signal:
             _PREVIOUS[sig] = current
             signal.signal(sig, _on_signal)
