@@ -197,6 +197,23 @@ def per_ingress_node(df: pd.DataFrame, nodes: Sequence[str] = ()) -> pd.DataFram
 # ---- checked claims (a chapter can never silently teach something false) ----------------------------
 
 
+def noise(p: float, n: int, z: float = 5.0) -> float:
+    """How far a share can stray from ``p`` by chance alone in ``n`` independent draws.
+
+    ``z`` standard deviations of a binomial share, ``z * sqrt(p * (1 - p) / n)``. The kernel's
+    ``--mode random`` is truly random (the simulator is seeded), so a chapter's claim about a split
+    uses this bound rather than a fixed percentage: at the default ``z = 5`` a correct kernel fails
+    one check in about 1.7 million, while a real change of the split (1/2 instead of 1/3 over a
+    few hundred connections) still fails it.
+
+    >>> round(noise(1 / 3, 800), 3)
+    0.083
+    """
+    if n <= 0:
+        raise ValueError(f"noise(): n must be a positive number of draws, got {n}")
+    return z * float(np.sqrt(p * (1 - p) / n))
+
+
 class ClaimFailed(AssertionError):
     """The behaviour a chapter teaches did not happen."""
 

@@ -341,3 +341,17 @@ def test_a_node_reaching_its_localhost_nodeport_sends_from_127_0_0_1():
     t = lab.trace("myk8s-worker", f"127.0.0.1:{np_}")
     assert t.outcome == "refused" and not t.dnat_to
     assert lab.trace("mypc", f"myk8s-worker:{np_}").outcome == "ok"
+
+
+def test_the_noise_bound_holds_a_fair_split_and_catches_a_wrong_one():
+    import numpy as np
+
+    band = experiments.noise(1 / 3, 800)
+    assert abs(band - 5 * (2 / 9 / 800) ** 0.5) < 1e-12
+    fair = np.random.default_rng(0).binomial(800, 1 / 3, size=20_000) / 800
+    assert (abs(fair - 1 / 3) < band).all()  # 20,000 fair kernels, none fails the claim
+    assert (abs(fair - 1 / 3) >= 0.06).any()  # the fixed 6% it replaced failed some of them
+    assert abs(1 / 2 - 1 / 3) > band  # a ladder of two (1/2 each) still fails it at 800
+    assert abs(1 / 4 - 1 / 3) > experiments.noise(1 / 3, 3000)  # one of four, at 3000
+    with pytest.raises(ValueError, match="n must be a positive"):
+        experiments.noise(1 / 3, 0)

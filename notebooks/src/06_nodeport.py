@@ -262,10 +262,11 @@ charts.ingress_sankey(runs, nodes=NODES, pods=ECHO,
 worst = float((table.fillna(0) - 1 / 3).abs().max().max())
 hops = runs.groupby("ingress_node")["cross_node"].mean()
 expected_hops = {n: 1.0 if n == CP else 2 / 3 for n in NODES}  # one echo pod per worker, none on the control plane
+band = experiments.noise(1 / 3, 800)  # the kernel draws for real: 5 standard deviations of a share of 800, about 8%
 experiments.claim(
-    (runs["outcome"] == "ok").all() and set(runs["ingress_node"]) == set(NODES) and worst < 0.06
-    and all(abs(hops[n] - expected_hops[n]) < 0.06 for n in NODES),
-    f"all {len(NODES)} nodes answered every connection; through each node every echo pod got 1/3 ± 6% "
+    (runs["outcome"] == "ok").all() and set(runs["ingress_node"]) == set(NODES) and worst < band
+    and all(abs(hops[n] - expected_hops[n]) < band for n in NODES),
+    f"all {len(NODES)} nodes answered every connection; through each node every echo pod got 1/3 ± {band:.0%} "
     f"(largest deviation {worst:.1%}); second hops: {', '.join(f'{n} {hops[n]:.0%}' for n in NODES)} "
     "(2/3 through a worker, all through the control plane)",
     f"the NodePort did not spread evenly from every node: {table.round(3).to_dict()}, cross-node {hops.round(3).to_dict()}",
