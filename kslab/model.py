@@ -36,6 +36,8 @@ class Node:
     labels: dict[str, str] = field(default_factory=dict)
     taints: list[dict[str, str]] = field(default_factory=list)
     ready: bool = True
+    # status.allocatable.cpu in millicores; 0 = not known (the topology cache then disables hints)
+    allocatable_cpu: int = 0
 
     @property
     def zone(self) -> str | None:
@@ -75,6 +77,9 @@ class Pod:
     ready: bool = False
     terminating: bool = False
     owner: str = ""  # "Deployment/<name>" for pods made from a Deployment
+    # when the container started and (if terminating) when the pod was deleted, on ClusterState.clock
+    started_at: float = 0.0
+    deleted_at: float | None = None
     manifest: dict[str, Any] | None = None
 
     @property
@@ -195,6 +200,23 @@ class EndpointSlice:
 
 
 @dataclass
+class Event:
+    """A Kubernetes Event (``kubectl get events``, the Events of ``kubectl describe``): what a
+    controller reported about an object, e.g. the EndpointSlice controller's
+    ``TopologyAwareHintsDisabled`` warning on a Service."""
+
+    involved_kind: str  # "Service", "Pod", ...
+    namespace: str
+    name: str
+    type: str  # "Normal" or "Warning"
+    reason: str
+    message: str
+    source: str = "endpoint-slice-controller"
+    at: float = 0.0  # ClusterState.clock when it was (last) emitted
+    count: int = 1
+
+
+@dataclass
 class ClusterConfig:
     """What a kind ``Cluster`` config (or a live cluster) says about the cluster as a whole."""
 
@@ -233,6 +255,7 @@ class ClusterState:
     services: list[Service] = field(default_factory=list)
     endpoint_slices: list[EndpointSlice] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     # the control plane's clock (seconds since the cluster was created) and its bookkeeping of
     # every stored object; see kslab.controlplane.record_writes
     clock: float = 0.0
