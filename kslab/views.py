@@ -929,13 +929,10 @@ def compute_topology(lab: Lab, mode: str, placement: Mapping[str, int] | None = 
     twin = lab.copy()
     if zones is not None and any((twin.cluster.node(n).zone or "") != z for n, z in zones.items()):
         twin.set_zones(dict(zones))
+    selector = _deployment_selector(twin, deployment)
     if placement is not None:
-        owner = f"Deployment/{deployment}"
-        now: dict[str, int] = {}
-        for p in twin.cluster.pods:
-            if p.owner == owner:
-                now[p.node_name] = now.get(p.node_name, 0) + 1
-        if {n: c for n, c in placement.items() if c} != {n: c for n, c in now.items() if c}:
+        now = {n: len(ps) for n, ps in twin.pods_per_node(selector).items() if ps}
+        if {n: c for n, c in placement.items() if c} != now:
             twin.place(deployment, {**{n: 0 for n in now}, **dict(placement)})
     patch = topology_patch(svc, mode)
     if patch["annotations"] != (svc.annotations or {}) or patch["traffic_distribution"] != svc.traffic_distribution:
@@ -952,10 +949,8 @@ def compute_topology(lab: Lab, mode: str, placement: Mapping[str, int] | None = 
         allocations = topology.allocations_table(cpu, n_ready)
     ok = df[df["outcome"] == "ok"]
     matrix = pd.crosstab(ok["client_zone"], ok["endpoint_zone"], normalize="index") if len(ok) else pd.DataFrame()
-    placed = {n.name: 0 for n in twin.cluster.nodes if not n.is_control_plane}
-    for p in twin.cluster.pods:
-        if p.owner == f"Deployment/{deployment}" and p.node_name in placed:
-            placed[p.node_name] += 1
+    workers = {n.name for n in twin.cluster.nodes if not n.is_control_plane}
+    placed = {n: len(ps) for n, ps in twin.pods_per_node(selector).items() if n in workers}
     return TopologyResult(
         df=df, hints=hints, events=service_events(twin.cluster, service), cross_zone=cross_zone_shares(df),
         matrix=matrix, zone_cpu=cpu, allocations=allocations, mode=mode, placement=placed,
@@ -987,11 +982,8 @@ class TopologyPanel:
         workers = [n.name for n in lab.cluster.nodes if not n.is_control_plane]
         self.zone_names = sorted({n.zone for n in lab.cluster.nodes if n.zone} | set((zones or {}).values()) - {""})
         self._check(mode, placement, zones, workers, {n: max_pods for n in workers})
-        now = {n: 0 for n in workers}
-        for p in lab.cluster.pods:
-            if p.owner == f"Deployment/{deployment}" and p.node_name in now:
-                now[p.node_name] += 1
-        start = {**now, **dict(placement or {})}
+        per_node = lab.pods_per_node(_deployment_selector(lab, deployment))
+        start = {**{n: len(per_node[n]) for n in workers}, **dict(placement or {})}
         start_zones = {n: lab.cluster.node(n).zone or "" for n in workers} | dict(zones or {})
         style = {"description_width": "initial"}
         self.mode = w.ToggleButtons(options=list(self.MODES), value=mode, description="topology", style=style)

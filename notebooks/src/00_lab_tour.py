@@ -199,6 +199,9 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `lab.place(deployment, {node: n, …})` (07) | a Deployment's pods, exactly `n` on each node (bound to their nodes); `lab.reset()` undoes it; on kind, only on `lab.exact(...)`'s twin |
 # | `lab.lb_status(service)` (07) | the load balancer in front of a LoadBalancer Service: each node's last health probe status and the nodes it sends to |
 # | `healthcheck.service_health(namespace, name, local_endpoints)` (07) | kube-proxy's health check answer (status, headers, body) byte for byte, as upstream writes it |
+# | `lab.set_zones({node: zone})` (09) | label nodes with `topology.kubernetes.io/zone` (`kubectl label node`); `lab.reset()` undoes it; on kind, only on `lab.exact(...)`'s twin |
+# | `topology.TopologyCache`, `topology.allocations_table`, `topology.feasibility`, `topology.hints_enabled` (09) | the EndpointSlice controller's topology arithmetic as upstream's `topologycache`: CPU ratios per zone, each zone's minimum and maximum endpoints, which endpoint counts get hints, whether a Service's annotations ask for them |
+# | `views.hints_table`, `views.with_zones`, `views.cross_zone_shares`, `views.topology_patch`, `views.TopologyPanel`, `views.compute_topology` (09) | each endpoint's zone and hints; the zone columns of `lab.run`'s rows and the share that crossed zones; the Service patch for a topology mode; chapter 09's panel and its experiment |
 #
 # `src` is a pod, a node, `mypc` or an IP; `to` is a Service name (`svc-clusterip`), `IP:port`, or
 # `NODE:service` (`myk8s-worker:svc-nodeport`: the Service's NodePort on that node's own address,
@@ -235,6 +238,9 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `lab.place(deployment, {node: n, …})` (07) | 디플로이먼트의 파드를 노드마다 정확히 `n`개 둡니다(노드에 직접 묶음); `lab.reset()`이 되돌립니다; kind에서는 `lab.exact(...)`의 복제본에서만 |
 # | `lab.lb_status(service)` (07) | 로드 밸런서 서비스 앞의 로드 밸런서: 노드마다 마지막 헬스 프로브의 상태 코드와, 연결을 보내는 노드 |
 # | `healthcheck.service_health(namespace, name, local_endpoints)` (07) | kube-proxy의 헬스 체크 응답(상태 코드, 헤더, 본문)을 업스트림이 쓰는 그대로, 바이트 단위로 만듭니다 |
+# | `lab.set_zones({node: zone})` (09) | 노드에 `topology.kubernetes.io/zone` 레이블을 붙입니다(`kubectl label node`); `lab.reset()`이 되돌립니다; kind에서는 `lab.exact(...)`의 복제본에서만 |
+# | `topology.TopologyCache`, `topology.allocations_table`, `topology.feasibility`, `topology.hints_enabled` (09) | 업스트림 `topologycache`와 같은 엔드포인트슬라이스 컨트롤러의 토폴로지 계산: 존마다 CPU 비율, 존마다 엔드포인트의 최솟값과 최댓값, 어떤 엔드포인트 수가 힌트를 받는지, 서비스의 어노테이션이 힌트를 요청하는지 |
+# | `views.hints_table`, `views.with_zones`, `views.cross_zone_shares`, `views.topology_patch`, `views.TopologyPanel`, `views.compute_topology` (09) | 엔드포인트마다 존과 힌트; `lab.run` 행의 존 열과 존을 건넌 비율; 토폴로지 모드에 맞는 서비스 패치; 09장의 패널과 그 실험 |
 #
 # `src`는 파드, 노드, `mypc` 또는 IP이고, `to`는 서비스 이름(`svc-clusterip`), `IP:포트`, 또는 `NODE:서비스`
 # (`myk8s-worker:svc-nodeport`: 그 노드 자신의 주소에 열린 서비스의 NodePort, 06장)입니다. 각 장은 자기가 쓰는 호출을
@@ -405,6 +411,9 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | loadBalancerSourceRanges | 소스 범위 | the client CIDRs allowed to reach a LoadBalancer Service's VIP; every node's kube-proxy drops the others (`KUBE-FW-…`, `KUBE-PROXY-FIREWALL`) | 07 |
 # | topology aware routing | 토폴로지 인지 라우팅 | keeping traffic on endpoints in the client's zone (topology aware hints, `trafficDistribution`) | 09 |
 # | zone | 존 | a node's failure domain (the `topology.kubernetes.io/zone` label) | 09 |
+# | topology aware hints | 토폴로지 인지 힌트 | `hints.forZones` (and `forNodes`) on an EndpointSlice endpoint: the zones (nodes) whose kube-proxy should use it | 09 |
+# | allocatable CPU | 할당 가능한 CPU | the CPU a node offers to pods (`status.allocatable.cpu`, in millicores); the controller shares endpoints between zones in proportion to it | 09 |
+# | trafficDistribution | 트래픽 분배 | the Service field asking for endpoints close to the client: `PreferClose`/`PreferSameZone` (own zone), `PreferSameNode` (own node) | 09 |
 # | bandwidth (iperf3) | 대역폭 (iperf3) | how much data per second a path carries; measured between pods with iperf3 | 10 |
 
 # %% [markdown] lang="ko"
@@ -476,4 +485,7 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | 소스 범위 | loadBalancerSourceRanges | 로드 밸런서 서비스의 VIP에 닿을 수 있는 클라이언트 CIDR; 나머지는 모든 노드의 kube-proxy가 버립니다(`KUBE-FW-…`, `KUBE-PROXY-FIREWALL`) | 07 |
 # | 토폴로지 인지 라우팅 | topology aware routing | 트래픽을 같은 존(zone)의 엔드포인트로 보내는 것 (토폴로지 인지 힌트, `trafficDistribution`) | 09 |
 # | 존 | zone | 노드의 장애 영역 (`topology.kubernetes.io/zone` 레이블) | 09 |
+# | 토폴로지 인지 힌트 | topology aware hints | 엔드포인트슬라이스 엔드포인트의 `hints.forZones`(와 `forNodes`): 그 엔드포인트를 써야 하는 존(노드)의 kube-proxy | 09 |
+# | 할당 가능한 CPU | allocatable CPU | 노드가 파드에 내줄 수 있는 CPU(`status.allocatable.cpu`, 밀리코어); 컨트롤러는 이에 비례해 존 사이에 엔드포인트를 나눕니다 | 09 |
+# | 트래픽 분배 | trafficDistribution | 클라이언트에 가까운 엔드포인트를 요청하는 서비스 필드: `PreferClose`/`PreferSameZone`(같은 존), `PreferSameNode`(같은 노드) | 09 |
 # | 대역폭 (iperf3) | bandwidth (iperf3) | 초당 보낼 수 있는 데이터 양; iperf3로 파드 사이에서 잽니다 | 10 |

@@ -46,8 +46,9 @@
 
 # %% [markdown] lang="en"
 # **What this chapter uses** (besides chapter 00's API card: `lab.sh`, `lab.run`, `lab.cluster`,
-# `lab.reset`, `lab.copy`, `lab.exact`, `lab.scale`, `experiments.claim`, `kslab.check`, and chapter
-# 07's `lab.place` and `lab.patch_service`):
+# `lab.reset`, `lab.copy`, `lab.exact`, `lab.scale`, `lab.patch_service`, `lab.break_pod`, `lab.set_ready`,
+# `experiments.claim`, `kslab.check`, and chapter
+# 07's `lab.place` and `lab.pods_per_node`):
 #
 # - `lab.apply(kslab.resources.study_lab() / "topology")`: this chapter's add-on (`data/myk8s/topology`):
 #   Service `svc-zone` (ClusterIP, 9000 → 8080, `topology-mode: Auto`), Deployment `deploy-zone` (3 echo
@@ -73,7 +74,8 @@
 
 # %% [markdown] lang="ko"
 # **이 장에서 쓰는 것**(00장의 API 카드에 있는 `lab.sh`, `lab.run`, `lab.cluster`, `lab.reset`, `lab.copy`,
-# `lab.exact`, `lab.scale`, `experiments.claim`, `kslab.check`와 07장의 `lab.place`, `lab.patch_service` 외에):
+# `lab.exact`, `lab.scale`, `lab.patch_service`, `lab.break_pod`, `lab.set_ready`, `experiments.claim`,
+# `kslab.check`와 07장의 `lab.place`, `lab.pods_per_node` 외에):
 #
 # - `lab.apply(kslab.resources.study_lab() / "topology")`: 이 장의 추가 구성(`data/myk8s/topology`)입니다.
 #   서비스 `svc-zone`(ClusterIP, 9000 → 8080, `topology-mode: Auto`), 디플로이먼트(Deployment) `deploy-zone`(존마다
@@ -113,6 +115,7 @@ print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallba
 CP, W1, W2, W3 = (n.name for n in lab.cluster.nodes)  # myk8s-control-plane, myk8s-worker, -worker2, -worker3
 WORKERS = [W1, W2, W3]
 TOPOLOGY_ADDON = resources.study_lab() / "topology"  # svc-zone, deploy-zone, net-2a/2b/2c (not in chapters 00-08)
+PODS = "app=zone-websrv"  # deploy-zone's pods: lab.pods(PODS), or lab.pods_per_node(PODS) (node -> pods)
 
 
 def with_topology(l):
@@ -133,18 +136,14 @@ def chain_name(prefix: str, *parts: str) -> str:
     return prefix + base64.b32encode(hashlib.sha256("".join(parts).encode()).digest()).decode()[:16]
 
 
-def zone_pods(l, node: str | None = None) -> list[str]:
-    """deploy-zone's pods (label app=zone-websrv), only those on ``node`` if given."""
-    return sorted(p for p in l.pods("app=zone-websrv") if node is None or l.cluster.pod(p).node_name == node)
-
-
 with_topology(lab)
 SVC = chain_name("KUBE-SVC-", "default/svc-zone:svc-webport", "tcp")
 ZONE = {n.name: n.zone for n in lab.cluster.nodes}  # node -> its topology.kubernetes.io/zone label
 ZONES = sorted({ZONE[w] for w in WORKERS})  # ap-northeast-2a, -2b, -2c
 CLIENT = {ZONE[lab.cluster.pod(c).node_name]: c for c in views.ZONE_CLIENTS}  # zone -> its client pod
 print(f"svc-zone {lab.cluster.service('svc-zone').cluster_ip}:9000; zones {ZONE}; clients {CLIENT}; "
-      f"deploy-zone pods per worker: " + ", ".join(f"{w}: {len(zone_pods(lab, w))}" for w in WORKERS))
+      f"deploy-zone pods per worker: " + ", ".join(f"{w}: {len(ps)}" for w, ps in lab.pods_per_node(PODS).items()
+                                                      if w in WORKERS))
 
 # %% [markdown] lang="en"
 # ## Zones are node labels; the controller counts CPU
@@ -252,7 +251,7 @@ experiments.claim(
 rules = {node: lab.sh(node, f"iptables -t nat -S {SVC}") for node in [CP, *WORKERS]}
 print(f"$ iptables -t nat -S {SVC}   (on {W2})\n{rules[W2]}")
 own_sep = {node: chain_name("KUBE-SEP-", "default/svc-zone:svc-webport", "tcp",
-                            f"{lab.cluster.pod(zone_pods(lab, w)[0]).pod_ip}:8080")
+                            f"{lab.cluster.pod(lab.pods_per_node(PODS)[w][0]).pod_ip}:8080")
            for node, w in ((CP, W1), (W1, W1), (W2, W2), (W3, W3))}  # the control plane's zone has W1's pod
 jumps = {node: str(text).count("-j KUBE-SEP-") for node, text in rules.items()}
 print("KUBE-SEP jumps per node:", jumps)
@@ -708,8 +707,8 @@ experiments.claim(
 #   zones per byte, and each such connection pays the longer round trip between data centres. (In this
 #   lab all nodes share one bridge, so a cross-zone connection is not slower here: the count is what
 #   carries over.)
-# - **reliability**: `deploy-zone`'s pod in zone `-2b` breaks (its app fails, the pod still looks
-#   ready: `lab.break_pod`). With hints, zone b's clients lose everything and the other zones nothing;
+# - **reliability**: `deploy-zone`'s pod in zone `-2b` breaks (its app answers HTTP 500, the pod still
+#   looks ready: `lab.break_pod`). With hints, zone b's clients lose everything and the other zones nothing;
 #   without, every zone loses about a third. Then the pod is marked not ready, as its readiness probe
 #   would (`lab.set_ready`, chapter 08): 2 endpoints for 3 zones, so the controller removes the hints
 #   and zone b's clients are served from the other zones.
@@ -724,15 +723,15 @@ experiments.claim(
 #   하나와 응답)입니다. 클라우드는 존 사이의 트래픽에 바이트 단위로 요금을 매기고, 그런 연결은 데이터 센터 사이의
 #   더 긴 왕복 시간을 치릅니다. (이 실습 환경에서는 모든 노드가 브리지 하나를 나눠 쓰므로 존을 건너는 연결이
 #   더 느리지 않습니다. 옮겨 갈 수 있는 것은 개수입니다.)
-# - **안전성**: 존 `-2b`에 있는 `deploy-zone`의 파드가 고장 납니다(앱은 실패하지만 파드는 여전히 준비된 것처럼
-#   보입니다: `lab.break_pod`). 힌트가 있으면 존 b의 클라이언트는 모두 잃고 다른 존은 아무것도 잃지 않습니다.
+# - **안전성**: 존 `-2b`에 있는 `deploy-zone`의 파드가 고장 납니다(앱은 HTTP 500으로 응답하지만 파드는 여전히
+#   준비된 것처럼 보입니다: `lab.break_pod`). 힌트가 있으면 존 b의 클라이언트는 모두 잃고 다른 존은 아무것도 잃지 않습니다.
 #   힌트가 없으면 모든 존이 약 1/3을 잃습니다. 그다음 준비성 프로브가 하듯 파드를 준비되지 않음으로 표시하면
 #   (`lab.set_ready`, 08장) 존 세 개에 엔드포인트 2개이므로 컨트롤러가 힌트를 지우고, 존 b의 클라이언트는 다른
 #   존에서 응답을 받습니다.
 
 # %%
 said = lab.sh(CLIENT[ZONES[1]], "curl -s -i svc-zone:9000")
-echo = json.loads(str(said).split("\n\n", 1)[1] if "\r\n\r\n" not in str(said) else str(said).split("\r\n\r\n", 1)[1])
+echo = json.loads(str(said).replace("\r\n", "\n").split("\n\n", 1)[1])  # the body after curl -i's headers
 request = ("GET / HTTP/1.1\r\n" + "".join(f"{k}: {echo['headers'][k.lower()]}\r\n" for k in ("Host", "User-Agent", "Accept"))
            + "\r\n")
 per_request = len(request.encode()) + len(str(said).encode())  # bytes of HTTP, both ways (TCP/IP headers not counted)
@@ -751,7 +750,7 @@ for label, k in per_1000.items():
 
 on = lab.exact("a broken pod and a readiness flipped by hand, which a live cluster's kubelet decides")
 lost = {}
-gone = zone_pods(on, W2)[0]
+gone = on.pods_per_node(PODS)[W2][0]
 try:
     on.break_pod(gone)
     for mode in ("Auto", "off"):
