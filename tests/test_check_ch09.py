@@ -35,17 +35,6 @@ def test_the_hint_letter_follows_the_slice():
     assert _hint_choice(table("a", "", "c")) == "c"
 
 
-def test_four_endpoints_lose_every_hint(lab):
-    fb = check.ch09.four_endpoints("b", lab)
-    assert fb and "Unable to allocate minimum required endpoints" in fb.message
-    assert check.ch09.four_endpoints(" (B) ", lab)
-    for wrong in ("a", "c"):
-        with pytest.raises(WrongAnswer, match="Hint"):
-            check.ch09.four_endpoints(wrong, lab)
-    with pytest.raises(WrongAnswer, match="'a', 'b' or 'c'"):
-        check.ch09.four_endpoints("d", lab)
-
-
 def test_four_endpoints_follows_the_lab_not_a_typed_answer(lab):
     """Six endpoints fit three equal zones (minimum 2 each): (a) is then right, (b) is not."""
     assert check.ch09.four_endpoints("a", lab, replicas=6)
