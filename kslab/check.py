@@ -863,16 +863,17 @@ def _four_endpoints(answer: Any, lab=None, replicas: int = 4) -> Feedback:
     ``replicas`` pods over three equal zones: read from the slices on a copy of the lab."""
     if answer is None:
         return _pending(f"what happens to svc-zone's hints with {replicas} endpoints in three zones (a, b or c)")
-    from .views import hints_table, service_events
+    from .views import event_counts, hints_table, new_events
 
     got = str(answer).strip().lower().strip("()")
     if got not in FOUR_OPTIONS:
         raise WrongAnswer(f"answer 'a', 'b' or 'c', not {answer!r}. Hint: compute each zone's minimum, ceil(n/3 / 1.2)")
     lab = _ch09_lab(lab)
+    seen = event_counts(lab.cluster, CH09_SERVICE)
     lab.scale(CH09_DEPLOYMENT, replicas)
     expected = _hint_choice(hints_table(lab.cluster, CH09_SERVICE))
     if got == expected:
-        events = service_events(lab.cluster, CH09_SERVICE)
+        events = new_events(lab.cluster, CH09_SERVICE, seen)
         said = f" The controller's event: {events[-1][1]}: {events[-1][2]}" if events else ""
         why = {"b": f"each zone needs at least ceil({replicas}/3 / 1.2) endpoints, and three such minimums exceed "
                     f"{replicas}: the controller removes every hint and kube-proxy uses all endpoints everywhere.",

@@ -838,7 +838,8 @@ class TopologyResult:
     """One experiment of chapter 09: where ``deployment``'s pods run (``placement``: worker -> pods),
     which zone each node is in (``zones``: node -> zone, "" = no label), which topology mode the
     Service uses, and what follows: the controller's ``hints`` (:func:`hints_table`), its
-    ``events`` on the Service (reason, message), the zones' CPU (``zone_cpu``: the zones of the
+    ``events`` on the Service ((type, reason, message); ``said``: those the changes made it
+    report, :func:`new_events`), the zones' CPU (``zone_cpu``: the zones of the
     nodes the controller counts, ready workers, in millicores), the ``allocations`` (per zone the
     minimum and maximum endpoints, ``kslab.topology.allocations_table``; empty when hints are
     off), and ``connections`` connections from each of ``clients``: ``df`` (rows of
@@ -855,6 +856,7 @@ class TopologyResult:
     mode: str = "Auto"
     placement: dict[str, int] = field(default_factory=dict)
     zones: dict[str, str] = field(default_factory=dict)
+    said: list[tuple[str, str, str]] = field(default_factory=list)
     service: str = "svc-zone"
     connections: int = 0
     backend: str = "sim"
@@ -867,8 +869,10 @@ class TopologyResult:
 
     @property
     def message(self) -> str:
-        """The Service's last topology event, "reason: message" (or "" if it has none)."""
-        return f"{self.events[-1][1]}: {self.events[-1][2]}" if self.events else ""
+        """What the controller said about this setting, "reason: message": the last event the
+        changes made it report (``said``), else the Service's last event ("" if it has none)."""
+        last = self.said[-1] if self.said else self.events[-1] if self.events else None
+        return f"{last[1]}: {last[2]}" if last else ""
 
 
 def _check_zones(zones: object, nodes: list[str]) -> None:
@@ -887,6 +891,25 @@ def service_events(cluster, service: str, namespace: str = "default") -> list[tu
     """The Events on Service ``service`` (``kubectl describe svc`` shows them): (type, reason, message), oldest first."""
     evs = [e for e in cluster.events if e.involved_kind == "Service" and e.name == service and e.namespace == namespace]
     return [(e.type, e.reason, e.message) for e in sorted(evs, key=lambda e: e.at)]
+
+
+def event_counts(cluster, service: str, namespace: str = "default") -> dict[tuple[str, str, str], int]:
+    """How many times each (type, reason, message) was reported on Service ``service`` so far
+    (an Event's ``count``: the API server folds a repeated event into one object)."""
+    return {(e.type, e.reason, e.message): e.count for e in cluster.events
+            if e.involved_kind == "Service" and e.name == service and e.namespace == namespace}
+
+
+def new_events(cluster, service: str, before: Mapping[tuple[str, str, str], int],
+               namespace: str = "default") -> list[tuple[str, str, str]]:
+    """The (type, reason, message) reported on ``service`` since ``before`` (:func:`event_counts`
+    taken earlier): those new or counted again. What the controller said about a change::
+
+        seen = views.event_counts(lab.cluster, "svc-zone")
+        lab.scale("deploy-zone", 4)
+        views.new_events(lab.cluster, "svc-zone", seen)   # [("Warning", "TopologyAwareHintsDisabled", "...")]
+    """
+    return [k for k, n in event_counts(cluster, service, namespace).items() if n > before.get(k, 0)]
 
 
 def zone_cpu(cluster) -> dict[str, int]:
@@ -927,6 +950,7 @@ def compute_topology(lab: Lab, mode: str, placement: Mapping[str, int] | None = 
         lab.client(c)
 
     twin = lab.copy()
+    seen = event_counts(twin.cluster, service)
     if zones is not None and any((twin.cluster.node(n).zone or "") != z for n, z in zones.items()):
         twin.set_zones(dict(zones))
     selector = _deployment_selector(twin, deployment)
@@ -954,6 +978,7 @@ def compute_topology(lab: Lab, mode: str, placement: Mapping[str, int] | None = 
     return TopologyResult(
         df=df, hints=hints, events=service_events(twin.cluster, service), cross_zone=cross_zone_shares(df),
         matrix=matrix, zone_cpu=cpu, allocations=allocations, mode=mode, placement=placed,
+        said=new_events(twin.cluster, service, seen),
         zones={n.name: n.zone or "" for n in twin.cluster.nodes}, service=service, connections=connections,
         backend=twin.backend)
 

@@ -63,7 +63,9 @@
 #   `views.with_zones(rows, cluster)` adds `client_zone`, `endpoint_zone` and `cross_zone` to
 #   `lab.run`'s rows and `views.cross_zone_shares(rows)` gives the share that crossed zones per client
 #   zone; `views.topology_patch(service, mode)`: the `patch_service` arguments for a mode (`off`, `Auto`,
-#   `PreferClose`, `PreferSameZone`, `PreferSameNode`); `views.service_events(cluster, service)`;
+#   `PreferClose`, `PreferSameZone`, `PreferSameNode`); `views.event_counts(cluster, service)` and
+#   `views.new_events(cluster, service, before)`: the Events on a Service (`kubectl describe svc`), and
+#   those a change made the controller report;
 # - `views.TopologyPanel` and `views.compute_topology(lab, mode, placement, zones, connections)`: the
 #   panel of this chapter and the experiment behind it (on a copy of the lab); `charts.cross_zone_bars`,
 #   `charts.hints_figure`, `charts.zone_matrix_figure`: its charts.
@@ -89,7 +91,8 @@
 #   `views.with_zones(rows, cluster)`는 `lab.run`의 행에 `client_zone`, `endpoint_zone`, `cross_zone`을 더하고,
 #   `views.cross_zone_shares(rows)`는 클라이언트 존마다 존을 건넌 비율을 줍니다. `views.topology_patch(service,
 #   mode)`: 모드(`off`, `Auto`, `PreferClose`, `PreferSameZone`, `PreferSameNode`)에 맞는 `patch_service` 인자입니다.
-#   `views.service_events(cluster, service)`.
+#   `views.event_counts(cluster, service)`와 `views.new_events(cluster, service, before)`: 서비스의 이벤트(`kubectl
+#   describe svc`)와, 변경 하나가 컨트롤러에게 보고하게 한 이벤트입니다.
 # - `views.TopologyPanel`과 `views.compute_topology(lab, mode, placement, zones, connections)`: 이 장의 패널과 그
 #   뒤의 실험입니다(실습 환경의 복사본에서 실행). `charts.cross_zone_bars`, `charts.hints_figure`,
 #   `charts.zone_matrix_figure`: 그 차트입니다.
@@ -345,26 +348,30 @@ kslab.check.ch09.four_endpoints(answer, lab)
 # `TopologyAwareHintsEnabled`입니다.
 
 # %%
+seen = views.event_counts(lab.cluster, "svc-zone")
 lab.scale("deploy-zone", 4)
 try:
     four = views.hints_table(lab.cluster, "svc-zone")
     four_rules = lab.sh(W2, f"iptables -t nat -S {SVC}")
-    four_events = views.service_events(lab.cluster, "svc-zone")
+    four_said = views.new_events(lab.cluster, "svc-zone", seen)  # what the controller reported on the change
+    seen = views.event_counts(lab.cluster, "svc-zone")
 finally:
     lab.scale("deploy-zone", 3)
 events = lab.sh(CP, "kubectl get events")
 back = views.hints_table(lab.cluster, "svc-zone")
+back_said = views.new_events(lab.cluster, "svc-zone", seen)
 print(f"$ kubectl get events\n{events}")
 print("4 endpoints:", four[["zone", "for_zones"]].to_dict("records"), f"; {W2}'s chain:",
       str(four_rules).count("-j KUBE-SEP-"), "KUBE-SEP jumps")
 disabled = "Unable to allocate minimum required endpoints to each zone without exceeding overload threshold (4 endpoints, 3 zones)"
 experiments.claim(
     len(four) == 4 and (four["for_zones"] == "").all() and str(four_rules).count("-j KUBE-SEP-") == 4
-    and four_events[-1][:2] == ("Warning", "TopologyAwareHintsDisabled") and disabled in four_events[-1][2]
-    and "TopologyAwareHintsDisabled" in str(events) and len(back) == 3 and (back["for_zones"] == back["zone"]).all(),
+    and four_said == [("Warning", "TopologyAwareHintsDisabled", f"{disabled}, addressType: IPv4")]
+    and "TopologyAwareHintsDisabled" in str(events) and len(back) == 3 and (back["for_zones"] == back["zone"]).all()
+    and back_said == [("Normal", "TopologyAwareHintsEnabled", "Topology Aware Hints has been enabled, addressType: IPv4")],
     f"with 4 endpoints the controller removed every hint ({W2}'s chain: 4 KUBE-SEP jumps) and warned "
-    f"'{four_events[-1][2]}'; back at 3, every endpoint is hinted for its own zone again",
-    f"the 4-endpoint case changed: hints {four['for_zones'].tolist()}, events {four_events}",
+    f"'{four_said[0][2]}'; back at 3, every endpoint is hinted for its own zone again (TopologyAwareHintsEnabled)",
+    f"the 4-endpoint case changed: hints {four['for_zones'].tolist()}, events {four_said} then {back_said}",
 )
 
 # %% [markdown] lang="en"
@@ -402,7 +409,7 @@ experiments.claim(
 # %%
 print(f"allocations for 6 endpoints, zones {cpu}:\n{topology.allocations_table(cpu, 6)}\n")
 table = topology.feasibility(cpu, range(1, 16))
-print(table.to_string(index=False))
+print(table[["n", "hinted", f"{ZONES[0]} min", f"{ZONES[0]} max", "reason"]].to_string(index=False))  # equal zones: one's columns
 twin = with_topology(lab.copy())
 seen = {}
 for n in range(1, 16):
@@ -634,13 +641,20 @@ experiments.claim(
 # | cause | event message |
 # |---|---|
 # | a counted node has no zone label (or no allocatable CPU) | Insufficient Node information: allocatable CPU or zone not specified on one or more nodes |
-# | all counted nodes are in one zone | Nodes only ready in one zone |
+# | all counted nodes are in one zone | the same message |
 # | fewer ready endpoints than zones | Insufficient number of endpoints (N endpoints, Z zones) |
 # | the minimums do not fit | Unable to allocate minimum required endpoints to each zone without exceeding overload threshold (N endpoints, Z zones) |
 #
-# The cell makes each happen in turn (relabelling nodes with `lab.set_zones`, which on kind would
-# change the live nodes for everyone: a sim twin there), reads the hints and the last event, and
-# prints `kubectl get events`.
+# `event.go` also has "Nodes only ready in one zone", but once the controller has counted the nodes
+# it never says it: counting them (`SetNodes`) already drops the CPU ratios for fewer than two zones,
+# and the first check of `getAllocations` then reports insufficient node information (only a new
+# cache, before any node, has the empty ratios that message is for). A node the controller
+# skips changes nothing: the control plane may lose its zone label and the hints stay.
+#
+# When a node's labels change, the controller recounts the zones and re-checks the Services whose
+# hints it holds, so the hints go at once. The cell tries each cause on a fresh copy of the lab
+# (`lab.copy()`, so your lab and, on kind, the live nodes stay as they are), reads the hints and the
+# last event, and prints one copy's `kubectl get events`.
 
 # %% [markdown] lang="ko"
 # ## 힌트가 지워질 때, 그리고 컨트롤러가 하는 말
@@ -652,48 +666,48 @@ experiments.claim(
 # | 원인 | 이벤트 메시지 |
 # |---|---|
 # | 세는 노드에 존 레이블(또는 할당 가능한 CPU)이 없음 | Insufficient Node information: allocatable CPU or zone not specified on one or more nodes |
-# | 세는 노드가 모두 한 존에 있음 | Nodes only ready in one zone |
+# | 세는 노드가 모두 한 존에 있음 | 같은 메시지 |
 # | 준비된 엔드포인트가 존보다 적음 | Insufficient number of endpoints (N endpoints, Z zones) |
 # | 최솟값들이 들어가지 않음 | Unable to allocate minimum required endpoints to each zone without exceeding overload threshold (N endpoints, Z zones) |
 #
-# 셀은 하나씩 차례로 일으키고(`lab.set_zones`로 노드의 레이블을 바꿉니다. kind에서는 모두가 쓰는 실제 노드를
-# 바꾸므로 sim 복제본에서 실행합니다), 힌트와 마지막 이벤트를 읽고, `kubectl get events`를 출력합니다.
+# `event.go`에는 "Nodes only ready in one zone"도 있지만, 컨트롤러가 노드를 한 번 센 뒤로는 이 말을 하지 않습니다.
+# 노드를 셀 때(`SetNodes`) 존이 둘보다 적으면 이미 CPU 비율을 버리고, 그러면 `getAllocations`의 첫 검사가 노드 정보가
+# 부족하다고 보고합니다(그 메시지가 쓰이는 빈 비율은 노드를 하나도 보지 않은 새 캐시에만 있습니다).
+# 컨트롤러가 세지 않는 노드는 아무것도 바꾸지 않습니다. 컨트롤 플레인의 존 레이블이 없어져도 힌트는 남습니다.
+#
+# 노드의 레이블이 바뀌면 컨트롤러는 존을 다시 세고, 힌트를 가진 서비스를 다시 검사하므로 힌트는 바로 사라집니다.
+# 셀은 원인마다 실습 환경의 새 복사본(`lab.copy()`. 여러분의 실습 환경과, kind에서는 실제 노드가 그대로 남습니다)에서
+# 시험하고, 힌트와 마지막 이벤트를 읽고, 복사본 하나의 `kubectl get events`를 출력합니다.
 
 # %%
-on = lab.exact("nodes relabelled, which on a live cluster would change the nodes for everyone")
-after = {}
+def hinted_after(change) -> tuple[bool, list[str], object]:
+    """On a fresh copy of the lab: ``change(copy)``, then whether svc-zone has hints, the messages the
+    controller reported on it for the change, and the copy."""
+    c = lab.copy()
+    seen = views.event_counts(c.cluster, "svc-zone")
+    change(c)
+    h = views.hints_table(c.cluster, "svc-zone")
+    said = [message for _, _, message in views.new_events(c.cluster, "svc-zone", seen)]
+    return bool(len(h)) and bool((h["for_zones"] != "").all()), said, c
 
 
-def last_word(l) -> tuple[bool, str]:
-    h = views.hints_table(l.cluster, "svc-zone")
-    return bool(len(h)) and bool((h["for_zones"] != "").all()), views.service_events(l.cluster, "svc-zone")[-1][2]
-
-
-try:
-    on.set_zones({W3: ""})
-    after["a node without a zone"] = last_word(on)
-    on.set_zones({W2: ZONES[0], W3: ZONES[0]})
-    after["all workers in one zone"] = last_word(on)
-    on.set_zones({W2: ZONES[1], W3: ZONES[2]})
-    after["zones back"] = last_word(on)
-    on.scale("deploy-zone", 2)
-    after["2 endpoints, 3 zones"] = last_word(on)
-    listed_events = on.sh(CP, "kubectl get events")
-finally:
-    fresh(on)
-print(f"$ kubectl get events\n{listed_events}")
-for label, (hinted, message) in after.items():
-    print(f"{label:24} hints {hinted!s:5}  {message}")
+after = {
+    "a worker without a zone": hinted_after(lambda c: c.set_zones({W3: ""})),
+    "all workers in one zone": hinted_after(lambda c: c.set_zones({W2: ZONES[0], W3: ZONES[0]})),
+    "2 endpoints, 3 zones": hinted_after(lambda c: c.scale("deploy-zone", 2)),
+    "the control plane without a zone": hinted_after(lambda c: c.set_zones({CP: ""})),
+}
+print(f"$ kubectl get events   (the copy with a worker without a zone)\n{after['a worker without a zone'][2].sh(CP, 'kubectl get events')}")
+for label, (hinted, said, _) in after.items():
+    print(f"{label:34} hints {hinted!s:5}  the controller said: {said}")
+no_info = "Insufficient Node information: allocatable CPU or zone not specified on one or more nodes, addressType: IPv4"
 experiments.claim(
-    after["a node without a zone"] == (False, "Insufficient Node information: allocatable CPU or zone not specified on one "
-                                              "or more nodes, addressType: IPv4")
-    and after["all workers in one zone"] == (False, "Nodes only ready in one zone, addressType: IPv4")
-    and after["zones back"] == (True, "Topology Aware Hints has been enabled, addressType: IPv4")
-    and after["2 endpoints, 3 zones"] == (False, "Insufficient number of endpoints (2 endpoints, 3 zones), addressType: IPv4")
-    and str(listed_events).count("TopologyAwareHintsDisabled") >= 1,
-    "each safeguard removed the hints with upstream's message: no zone on a node, one zone, 2 endpoints for 3 zones; "
-    "with the zones back, hints again",
-    f"the safeguards changed: {after}",
+    after["a worker without a zone"][:2] == (False, [no_info]) and after["all workers in one zone"][:2] == (False, [no_info])
+    and after["2 endpoints, 3 zones"][:2] == (False, ["Insufficient number of endpoints (2 endpoints, 3 zones), addressType: IPv4"])
+    and after["the control plane without a zone"][:2] == (True, []),
+    "a worker without a zone and one zone for all workers: no hints, 'Insufficient Node information'; 2 endpoints for "
+    "3 zones: 'Insufficient number of endpoints'; the control plane without a zone changed nothing",
+    f"the safeguards changed: { {k: v[:2] for k, v in after.items()} }",
 )
 
 # %% [markdown] lang="en"
@@ -758,10 +772,11 @@ try:
         df = views.with_zones(on.run(clients, "svc-zone", n=3 * M, seed=7, timeout=0.3), on.cluster)
         lost[f"broken, {mode}"] = (df["outcome"] != "ok").groupby(df["client_zone"]).mean().to_dict()
     on.patch_service("svc-zone", **views.topology_patch(on.cluster.service("svc-zone"), "Auto"))
+    seen = views.event_counts(on.cluster, "svc-zone")
     on.set_ready(gone, False)
     df = views.with_zones(on.run(clients, "svc-zone", n=3 * M, seed=8, timeout=0.3), on.cluster)
     lost["not ready, Auto"] = (df["outcome"] != "ok").groupby(df["client_zone"]).mean().to_dict()
-    ready_event = views.service_events(on.cluster, "svc-zone")[-1][2]
+    ready_event = " / ".join(message for _, _, message in views.new_events(on.cluster, "svc-zone", seen))
 finally:
     fresh(on)
 for label, by_zone in lost.items():
