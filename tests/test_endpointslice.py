@@ -436,3 +436,163 @@ def test_record_event_counts_repeats():
     st.clock = 5.0
     record_event(st, ev)
     assert len(st.events) == 1 and st.events[0].count == 2 and st.events[0].at == 5.0
+
+
+# ---- the lab: ControlPlane, Lab(max_endpoints_per_slice), legacy Endpoints, kubectl ------------------
+
+import yaml  # noqa: E402
+
+import kslab  # noqa: E402
+from kslab import kubectl  # noqa: E402
+from kslab.apiobjects import ENDPOINTS_OVER_CAPACITY, endpoints_for, truncate_endpoints  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lab40():
+    """The study's lab with --max-endpoints-per-slice 40 (read-only use below, then scaled)."""
+    return kslab.Lab(backend="sim", max_endpoints_per_slice=40)
+
+
+def _svc_slices(lab, name):
+    return [s for s in lab.cluster.endpoint_slices if s.service_name == name]
+
+
+def test_lab_max_endpoints_per_slice_scale_and_reset(lab40):
+    """Scaling to 250 packs as the reconciler does with N=40: the existing slice is kept and
+    filled (closest to full), new ones made for the rest; nothing is rebuilt; reset keeps N."""
+    c = lab40.cluster
+    before = {s.name for s in _svc_slices(lab40, "svc-nodeport")}
+    dep = next(p.owner.split("/", 1)[1] for p in c.pods if p.labels.get("app") and p.owner.startswith("Deployment/")
+               and p.name in {e.target_pod for s in _svc_slices(lab40, "svc-nodeport") for e in s.endpoints})
+    lab40.scale(dep, 250)
+    sl = _svc_slices(lab40, "svc-nodeport")
+    assert sorted(len(s.endpoints) for s in sl) == [10] + [40] * 6
+    assert before <= {s.name for s in sl}  # the slice that existed is still there (updated, not recreated)
+    assert sum(len(s.endpoints) for s in sl) == 250
+    lab40.reset()
+    assert lab40._max_endpoints_per_slice == 40 and lab40.copy()._max_endpoints_per_slice == 40
+    lab40.scale(dep, 100)
+    assert sorted(len(s.endpoints) for s in _svc_slices(lab40, "svc-nodeport")) == [20, 40, 40]
+
+
+@pytest.mark.parametrize("bad", [0, 1001, "x"])
+def test_lab_max_endpoints_per_slice_refused(bad):
+    with pytest.raises(InputError, match=r"^max_endpoints_per_slice: .*1\.\.1000"):
+        kslab.Lab(backend="sim", max_endpoints_per_slice=bad)
+
+
+def test_kubectl_prints_conditions_and_hints_like_kubectl():
+    """kubectl get endpointslices -o yaml|json: conditions ready/serving/terminating and
+    hints.forZones / forNodes as [{name: ...}] (keys sorted, as kubectl prints unstructured)."""
+    lab = kslab.Lab(backend="sim")
+    c = lab.cluster
+    sl = next(s for s in c.endpoint_slices if s.service_name == "svc-clusterip")
+    sl.endpoints[0].hints_for_zones = ["ap-northeast-2a"]
+    sl.endpoints[1].hints_for_zones, sl.endpoints[1].hints_for_nodes = ["ap-northeast-2b"], ["myk8s-worker2"]
+    sl.endpoints[2].ready, sl.endpoints[2].terminating = False, True
+    text = kubectl.run(c, ["get", "endpointslices", sl.name, "-o", "yaml"])
+    assert "  hints:\n    forZones:\n    - name: ap-northeast-2a\n" in text
+    assert "  hints:\n    forNodes:\n    - name: myk8s-worker2\n    forZones:\n    - name: ap-northeast-2b\n" in text
+    assert "- addresses:\n  - " in text and "  conditions:\n    ready: false\n    serving: true\n    terminating: true\n" in text
+    doc = yaml.safe_load(text)
+    assert [e.get("hints") for e in doc["endpoints"]] == [
+        {"forZones": [{"name": "ap-northeast-2a"}]},
+        {"forNodes": [{"name": "myk8s-worker2"}], "forZones": [{"name": "ap-northeast-2b"}]}, None]
+    js = kubectl.run(c, ["get", "endpointslices", sl.name, "-o", "json"])
+    assert '"hints": {\n                "forZones": [\n                    {\n                        "name": "ap-northeast-2a"' in js
+
+
+def test_legacy_endpoints_not_ready_and_terminating():
+    """endpoints_controller: a not-ready pod is in notReadyAddresses; a terminating one is
+    dropped unless publishNotReadyAddresses (then it is an address)."""
+    lab = kslab.Lab(backend="sim")
+    c = lab.cluster
+    svc = c.service("svc-clusterip")
+    pods = sorted(e.target_pod for s in c.slices_for(svc) for e in s.endpoints)
+    lab.set_ready(pods[0], False)
+    c = lab.cluster
+    c.pod(pods[1]).terminating = True
+    lab.control.reconcile()
+    ep = endpoints_for(c, svc)
+    ips = {p: c.pod(p).pod_ip for p in pods}
+    (ss,) = ep["subsets"]
+    assert [a["ip"] for a in ss["notReadyAddresses"]] == [ips[pods[0]]]
+    assert [a["ip"] for a in ss["addresses"]] == [ips[pods[2]]]
+    svc.publish_not_ready_addresses = True
+    lab.control.reconcile()
+    (ss,) = endpoints_for(c, svc)["subsets"]
+    assert sorted(a["ip"] for a in ss["addresses"]) == sorted(ips.values()) and "notReadyAddresses" not in ss
+    assert ENDPOINTS_OVER_CAPACITY not in endpoints_for(c, svc)["metadata"].get("annotations", {})
+
+
+@pytest.mark.parametrize("ready, not_ready, want_ready, want_not_ready", [
+    ([], [], [], []),  # "empty"
+    ([50, 100, 100, 100, 100], [50, 100, 100, 100, 100], [50, 100, 100, 100, 100], [50, 100, 100, 100, 100]),  # "total endpoints < max capacity"
+    ([100] * 5, [100] * 5, [100] * 5, [100] * 5),  # "total endpoints = max capacity"
+    ([90, 110, 50, 10, 20], [101, 200, 200, 201, 298], [90, 110, 50, 10, 20], [73, 144, 144, 145, 214]),  # "total ready endpoints < max capacity, but total endpoints > max capacity"
+    ([205, 400, 402, 400, 693], [100, 200, 200, 200, 300], [98, 191, 192, 191, 328], [0, 0, 0, 0, 0]),  # "total ready endpoints > max capacity"
+])
+def test_truncate_endpoints(ready, not_ready, want_ready, want_not_ready):
+    """endpoints_controller_test.go TestTruncateEndpoints (its table, verbatim)."""
+    subsets = []
+    for k, (r, n) in enumerate(zip(ready, not_ready)):
+        ss = {"ports": [{"port": 80, "protocol": "TCP"}]}
+        if r:
+            ss["addresses"] = [{"ip": f"10.{k}.{i // 250}.{i % 250}"} for i in range(r)]
+        if n:
+            ss["notReadyAddresses"] = [{"ip": f"11.{k}.{i // 250}.{i % 250}"} for i in range(n)]
+        subsets.append(ss)
+    over = truncate_endpoints(subsets)
+    assert over is (sum(ready) + sum(not_ready) > 1000)
+    assert [len(ss.get("addresses", [])) for ss in subsets] == want_ready
+    assert [len(ss.get("notReadyAddresses", [])) for ss in subsets] == want_not_ready
+
+
+@pytest.mark.parametrize("phase, ready, terminating, publish, want", [
+    ("Running", True, False, False, (1, 0)),   # "pod running phase"
+    ("Running", True, True, False, (0, 0)),    # "pod running phase being deleted"
+    ("Unknown", True, False, False, (1, 0)),   # "pod unknown phase container ready"
+    ("Pending", True, True, False, (0, 0)),    # "pod pending phase container ready being deleted"
+    ("Pending", False, False, False, (0, 1)),  # "pod pending phase container not ready"
+    ("Failed", False, False, False, (0, 0)),   # "pod failed phase"
+    ("Succeeded", False, False, False, (0, 0)),  # "pod succeeded phase"
+    ("Running", False, False, True, (1, 0)),   # "pod running phase and tolerate unready"
+    ("Running", False, True, True, (1, 0)),    # "pod running phase and tolerate unready being deleted"
+    ("Failed", False, False, True, (0, 0)),    # "pod failed phase and tolerate unready"
+])
+def test_sync_service_addresses(phase, ready, terminating, publish, want):
+    """endpoints_controller_test.go TestSyncServiceAddresses: ready / notReady addresses of the
+    legacy Endpoints for one pod (the kslab Endpoints are computed from the controller's slices)."""
+    from kslab.controlplane import record_writes, reconcile_endpoint_slices
+    st = ClusterState(nodes=[Node("node-1")])
+    svc = Service(name="foo", namespace="ns", cluster_ip="1.1.1.1", ip_families=["IPv4"], selector={"foo": "bar"},
+                  ports=[ServicePort(80, target_port=8080)], publish_not_ready_addresses=publish)
+    st.services.append(svc)
+    st.pods.append(Pod(name="fakepod", namespace="ns", labels={"foo": "bar"}, node_name="node-1", pod_ip="10.1.1.1",
+                       phase=phase, ready=ready, terminating=terminating, containers=[Container("c", ports=[ContainerPort(8080, name="port1")])]))
+    reconcile_endpoint_slices(st, random.Random(0))
+    record_writes(st)
+    ep = endpoints_for(st, svc)
+    got = (sum(len(ss.get("addresses", [])) for ss in ep.get("subsets", [])),
+           sum(len(ss.get("notReadyAddresses", [])) for ss in ep.get("subsets", [])))
+    assert got == want
+
+
+def test_legacy_endpoints_over_capacity_annotation():
+    """endpoints_controller: over 1000 addresses the Endpoints are truncated to 1000 and carry
+    endpoints.kubernetes.io/over-capacity: truncated (the slices keep all 1001, 11 slices)."""
+    from kslab.controlplane import record_writes, reconcile_endpoint_slices
+    st = ClusterState(nodes=[Node("node-1")])
+    svc = new_service()
+    st.services.append(svc)
+    st.pods += [new_pod(i) for i in range(1001)]
+    reconcile_endpoint_slices(st, random.Random(0))
+    record_writes(st)
+    assert lengths(st, svc) == [100] * 10 + [1]
+    ep = endpoints_for(st, svc)
+    assert ep["metadata"]["annotations"] == {ENDPOINTS_OVER_CAPACITY: "truncated"}
+    assert sum(len(ss.get("addresses", [])) for ss in ep["subsets"]) == 1000
+    st.pods.pop()
+    reconcile_endpoint_slices(st, random.Random(0))
+    record_writes(st)
+    assert "annotations" not in endpoints_for(st, svc)["metadata"]
