@@ -596,3 +596,113 @@ def test_legacy_endpoints_over_capacity_annotation():
     reconcile_endpoint_slices(st, random.Random(0))
     record_writes(st)
     assert "annotations" not in endpoints_for(st, svc)["metadata"]
+
+
+# ---- hints: the reconciler hands every Service's SliceInfo to kslab.topology.apply_hints ------------
+
+
+def test_reconciler_hands_slice_info_to_apply_hints_and_records_its_events(monkeypatch):
+    """The wiring of reconcileByAddressType's hint step: the SliceInfo (ToCreate, ToUpdate,
+    Unchanged of one address type) goes to ``kslab.topology.apply_hints`` with the Service, the
+    cache and the rng; what it returns is written; its Events are recorded on the Service."""
+    import dataclasses as dc
+    import sys
+    import types
+
+    import kslab.controlplane as cpmod
+
+    calls = []
+
+    @dc.dataclass
+    class SliceInfo:
+        service_key: str
+        address_type: str
+        to_create: list
+        to_update: list
+        unchanged: list
+
+    def apply_hints(svc, si, cache, rng):
+        calls.append((svc.name, si.address_type, [len(s.endpoints) for s in si.to_create],
+                      [s.name for s in si.to_update], [s.name for s in si.unchanged], cache))
+        for s in si.to_create + si.to_update:
+            for ep in s.endpoints:
+                ep.hints_for_zones = [ep.zone]
+        return si.to_create, si.to_update, [Event("Service", svc.namespace, svc.name, "Normal", "TopologyAwareHintsEnabled",
+                                                   "Topology Aware Hints has been enabled, addressType: IPv4")]
+
+    fake = types.ModuleType("kslab.topology")
+    fake.SliceInfo, fake.apply_hints = SliceInfo, apply_hints
+    monkeypatch.setitem(sys.modules, "kslab.topology", fake)
+    cache = object()
+    st = ClusterState(nodes=[Node("node-1", labels={"topology.kubernetes.io/zone": "zone-a"})])
+    svc = new_service()
+    st.services.append(svc)
+    st.pods += [new_pod(i) for i in range(150)]
+    r = Reconciler(topology=cache)
+    cpmod.reconcile_endpoint_slices(st, random.Random(0), r)
+    assert calls == [("foo", "IPv4", [100, 50], [], [], cache)]
+    assert all(ep.hints_for_zones == ["zone-a"] for s in slices(st, svc) for ep in s.endpoints)
+    assert [(e.reason, e.count) for e in st.events] == [("TopologyAwareHintsEnabled", 1)]
+    st.pods.pop()
+    cpmod.reconcile_endpoint_slices(st, random.Random(0), r)
+    small = next(s.name for s in slices(st, svc) if len(s.endpoints) == 49)
+    big = next(s.name for s in slices(st, svc) if len(s.endpoints) == 100)
+    assert calls[-1] == ("foo", "IPv4", [], [small], [big], cache)
+    assert [(e.reason, e.count) for e in st.events] == [("TopologyAwareHintsEnabled", 2)]
+
+
+def _topology_lab():
+    """TestReconcileTopology's cluster: 3 zones x 10 Ready nodes of 100m, one pod per node."""
+    topology = pytest.importorskip("kslab.topology")
+    zones = ["zone-a", "zone-b", "zone-c"]
+    nodes, pods = [], []
+    for i, zone in enumerate(zones):
+        for j in range(10):
+            n = Node(f"node-{zone}-{j}", labels={"topology.kubernetes.io/zone": zone}, allocatable_cpu=100)
+            nodes.append(n)
+            p = new_pod(i * 100 + j, node=n.name)
+            pods.append(p)
+    st = ClusterState(nodes=nodes)
+    svc = new_service()
+
+    def make(name, members):
+        sl = new_endpoint_slice(svc, [EndpointPort(80, name="", protocol="TCP")], "IPv4")
+        sl.name = name
+        sl.endpoints = [pod_to_endpoint(p, st.node(p.node_name), svc, "IPv4") for p in members]
+        return sl
+
+    slice_pods = {"zone-a-b": [pods[7], pods[8], pods[16], pods[17], pods[18]],
+                  "zone-a-c": [pods[5], pods[6], pods[25], pods[26]],
+                  "zone-c": [pods[27], pods[28], pods[29]]}
+    return topology, st, svc, make, slice_pods
+
+
+@pytest.mark.parametrize("name, cache_on, annotation, slice_names, want_hints, want_cross, want_updated", [
+    ("no change, topologyCache disabled, annotation == auto", False, "auto", ["zone-c"], None, 0, 0),
+    ("enabling topologyCache, hintsAnnotation == auto", True, "auto", ["zone-c"], {"zone-a": 1, "zone-b": 1, "zone-c": 1}, 2, 1),
+    ("topology enabled,  hintsAnnotation==auto, ratio beyond threshold", True, "auto", ["zone-a-c"], None, 0, 0),
+    ("topology enabled, hintsAnnotation==Auto, more slices and endpoints", True, "Auto", ["zone-a-c", "zone-a-b"],
+     {"zone-a": 3, "zone-b": 3, "zone-c": 3}, 1, 2),
+    ("topology enabled, hintsAnnotation==disabled, more slices and endpoints", True, "disabled", ["zone-a-c", "zone-a-b"], None, 0, 0),
+])
+def test_reconcile_topology(name, cache_on, annotation, slice_names, want_hints, want_cross, want_updated):
+    """reconciler_test.go TestReconcileTopology (cases/topology-reconcile.txt): hints per zone,
+    cross-zone hints and the number of slices updated."""
+    topology, st, svc, make, slice_pods = _topology_lab()
+    svc.annotations = {"service.kubernetes.io/topology-aware-hints": annotation}
+    cache = None
+    if cache_on:
+        cache = topology.TopologyCache()
+        cache.set_nodes(st.nodes)
+    st.endpoint_slices = [make(n, slice_pods[n]) for n in slice_names]
+    pods = [p for n in slice_names for p in slice_pods[n]]
+    res = sync(Reconciler(topology=cache), st, svc, pods)
+    assert (len(res.to_create), len(res.to_update), len(res.to_delete)) == (0, want_updated, 0)
+    hints: dict[str, int] = {}
+    cross = 0
+    for s in slices(st, svc):
+        for ep in s.endpoints:
+            for z in ep.hints_for_zones or []:
+                hints[z] = hints.get(z, 0) + 1
+                cross += z != ep.zone
+    assert (hints or None) == want_hints and cross == want_cross
