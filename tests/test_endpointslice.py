@@ -133,17 +133,21 @@ def test_reconcile_1_pod_no_family_uses_the_cluster_ip_and_headless_gets_both():
 
 
 def test_reconcile_1_endpoint_slice_placeholder_kept():
-    """TestReconcile1EndpointSlice / TestPlaceHolderSliceCompare: an existing placeholder that
-    is the same is kept (no actions); one with other labels is replaced."""
+    """TestReconcile1EndpointSlice ("No existing placeholder": 1 create; "Existing placeholder
+    that's the same": no action; "Existing placeholder that's different", labels bar=baz: 1
+    update) and TestPlaceHolderSliceCompare (labels are compared)."""
     st, svc = new_state(), new_service()
     r = Reconciler()
     sync(r, st, svc, [])
     name = slices(st, svc)[0].name
     assert counts(sync(r, st, svc, [])) == (0, 0, 0)
-    slices(st, svc)[0].labels["foo"] = "bar"  # not the Service's labels: a different placeholder
-    res = sync(r, st, svc, [])
+    slices(st, svc)[0].labels = {"bar": "baz"}  # newEmptyEndpointSlice with other labels: a different placeholder
+    existing = [s for s in st.endpoint_slices if s.name == name]
+    res = r.reconcile(st, svc, [], existing, random.Random(1))
+    apply_result(st, res)
     # finalize turns the new placeholder's create into an update of the one it replaces
-    assert counts(res) == (0, 1, 0) and slices(st, svc)[0].name == name and "foo" not in slices(st, svc)[0].labels
+    assert counts(res) == (0, 1, 0) and [s.name for s in st.endpoint_slices] == [name]
+    assert st.endpoint_slices[0].labels == {LABEL_SERVICE_NAME: "foo", LABEL_MANAGED_BY: CONTROLLER_NAME}
 
 
 def test_placeholder_becomes_the_first_slice():
@@ -331,7 +335,8 @@ def test_unchanged_endpoints_keep_their_slice_and_nothing_is_written():
 
 
 def test_get_slice_to_fill():
-    """utils_test.go TestGetSliceToFill: the slice that ends closest to full, none that overflows."""
+    """getSliceToFill (utils.go; upstream tests it through the packing tests above): the slice
+    that ends closest to full, none that would overflow, the first exact fit."""
     def sl(n):
         return EndpointSlice(name=f"s{n}", endpoints=[Endpoint(addresses=[f"10.0.0.{i}"]) for i in range(n)])
     assert get_slice_to_fill([], 1, 100) is None
