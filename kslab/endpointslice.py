@@ -33,8 +33,6 @@ were created, every time. Only new slices' names are random: ``<service>-`` plus
 from __future__ import annotations
 
 import copy as _copy
-import dataclasses
-import inspect
 import ipaddress
 import random
 from dataclasses import dataclass, field
@@ -382,22 +380,15 @@ class Reconciler:
         result.events += events
 
     def _hints(self, svc, address_type, to_create, to_update, unchanged, rng, events):
+        """The hints step: :func:`kslab.topology.apply_hints` (the annotation with the cache,
+        else ``trafficDistribution``, else no hints)."""
         topo = _topology_module()
         if topo is None:
             return _remove_hints_from_slices(to_create, to_update, unchanged)
         si = topo.SliceInfo(service_key=svc.key, address_type=address_type, to_create=to_create, to_update=to_update, unchanged=unchanged)
-        if self.topology is not None:
-            kwargs = {}
-            if "prefer_same" in inspect.signature(topo.apply_hints).parameters:
-                kwargs["prefer_same"] = self.prefer_same_traffic_distribution
-            c, u, ev = topo.apply_hints(svc, si, self.topology, rng, **kwargs)
-            events += ev
-            return list(c), list(u)
-        # no topology cache: the annotation does nothing; trafficDistribution still writes hints
-        if self.valid_traffic_distribution(svc.traffic_distribution) and not topo.hints_enabled(svc.annotations):
-            c, u = topo.trafficdist_hints(si, svc.traffic_distribution, self.prefer_same_traffic_distribution)
-            return list(c), list(u)
-        return _remove_hints_from_slices(to_create, to_update, unchanged)
+        c, u, ev = topo.apply_hints(svc, si, self.topology, rng, prefer_same=self.prefer_same_traffic_distribution)
+        events += ev
+        return list(c), list(u)
 
     # ---- reconcileByPortMapping -----------------------------------------------------------------
     def _reconcile_by_port_mapping(self, svc: Service, existing: list[EndpointSlice], want: dict[tuple, Endpoint],
@@ -509,16 +500,3 @@ def apply_result(state: ClusterState, result: ReconcileResult) -> None:
     kept += list(by_key.values())  # (an update of a slice that is not stored: stored now)
     kept += result.to_create
     state.endpoint_slices[:] = kept
-
-
-def record_event(state: ClusterState, ev: Event) -> None:
-    """Record an Event as the event recorder does: the same event again (same object, type,
-    reason, message) bumps ``count`` and its time instead of adding a row."""
-    ev = dataclasses.replace(ev, at=state.clock)
-    for old in state.events:
-        if (old.involved_kind, old.namespace, old.name, old.type, old.reason, old.message, old.source) == (
-                ev.involved_kind, ev.namespace, ev.name, ev.type, ev.reason, ev.message, ev.source):
-            old.count += 1
-            old.at = ev.at
-            return
-    state.events.append(ev)

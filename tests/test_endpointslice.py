@@ -20,7 +20,6 @@ from kslab.endpointslice import (
     get_slice_to_fill,
     new_endpoint_slice,
     pod_to_endpoint,
-    record_event,
 )
 from kslab.errors import InputError
 from kslab.model import (
@@ -434,15 +433,6 @@ def test_names_are_random_from_the_seed_and_unique():
     assert a.to_create[0].name not in {s.name for s in c.to_create}
 
 
-def test_record_event_counts_repeats():
-    st = ClusterState()
-    ev = Event("Service", NS, "foo", "Warning", "TopologyAwareHintsDisabled", "Nodes only ready in one zone, addressType: IPv4")
-    record_event(st, ev)
-    st.clock = 5.0
-    record_event(st, ev)
-    assert len(st.events) == 1 and st.events[0].count == 2 and st.events[0].at == 5.0
-
-
 # ---- the lab: ControlPlane, Lab(max_endpoints_per_slice), legacy Endpoints, kubectl ------------------
 
 import yaml  # noqa: E402
@@ -609,7 +599,9 @@ def test_legacy_endpoints_over_capacity_annotation():
 def test_reconciler_hands_slice_info_to_apply_hints_and_records_its_events(monkeypatch):
     """The wiring of reconcileByAddressType's hint step: the SliceInfo (ToCreate, ToUpdate,
     Unchanged of one address type) goes to ``kslab.topology.apply_hints`` with the Service, the
-    cache and the rng; what it returns is written; its Events are recorded on the Service."""
+    cache, the rng and preferSameTrafficDistribution; what it returns is written; its Events go
+    to ``kslab.topology.record_events``. (A stand-in module records the calls; the real one is
+    tested end to end in test_reconcile_topology.)"""
     import dataclasses as dc
     import sys
     import types
@@ -626,17 +618,25 @@ def test_reconciler_hands_slice_info_to_apply_hints_and_records_its_events(monke
         to_update: list
         unchanged: list
 
-    def apply_hints(svc, si, cache, rng):
+    def apply_hints(svc, si, cache, rng, *, prefer_same=True):
         calls.append((svc.name, si.address_type, [len(s.endpoints) for s in si.to_create],
-                      [s.name for s in si.to_update], [s.name for s in si.unchanged], cache))
+                      [s.name for s in si.to_update], [s.name for s in si.unchanged], cache, prefer_same))
         for s in si.to_create + si.to_update:
             for ep in s.endpoints:
                 ep.hints_for_zones = [ep.zone]
         return si.to_create, si.to_update, [Event("Service", svc.namespace, svc.name, "Normal", "TopologyAwareHintsEnabled",
                                                    "Topology Aware Hints has been enabled, addressType: IPv4")]
 
+    def record_events(state, events):
+        for ev in events:
+            old = next((o for o in state.events if o.reason == ev.reason), None)
+            if old:
+                old.count += 1
+            else:
+                state.events.append(ev)
+
     fake = types.ModuleType("kslab.topology")
-    fake.SliceInfo, fake.apply_hints = SliceInfo, apply_hints
+    fake.SliceInfo, fake.apply_hints, fake.record_events = SliceInfo, apply_hints, record_events
     monkeypatch.setitem(sys.modules, "kslab.topology", fake)
     cache = object()
     st = ClusterState(nodes=[Node("node-1", labels={"topology.kubernetes.io/zone": "zone-a"})])
@@ -645,14 +645,14 @@ def test_reconciler_hands_slice_info_to_apply_hints_and_records_its_events(monke
     st.pods += [new_pod(i) for i in range(150)]
     r = Reconciler(topology=cache)
     cpmod.reconcile_endpoint_slices(st, random.Random(0), r)
-    assert calls == [("foo", "IPv4", [100, 50], [], [], cache)]
+    assert calls == [("foo", "IPv4", [100, 50], [], [], cache, True)]
     assert all(ep.hints_for_zones == ["zone-a"] for s in slices(st, svc) for ep in s.endpoints)
     assert [(e.reason, e.count) for e in st.events] == [("TopologyAwareHintsEnabled", 1)]
     st.pods.pop()
     cpmod.reconcile_endpoint_slices(st, random.Random(0), r)
     small = next(s.name for s in slices(st, svc) if len(s.endpoints) == 49)
     big = next(s.name for s in slices(st, svc) if len(s.endpoints) == 100)
-    assert calls[-1] == ("foo", "IPv4", [], [small], [big], cache)
+    assert calls[-1] == ("foo", "IPv4", [], [small], [big], cache, True)
     assert [(e.reason, e.count) for e in st.events] == [("TopologyAwareHintsEnabled", 2)]
 
 
