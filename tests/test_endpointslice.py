@@ -638,6 +638,7 @@ def test_reconciler_hands_slice_info_to_apply_hints_and_records_its_events(monke
     fake = types.ModuleType("kslab.topology")
     fake.SliceInfo, fake.apply_hints, fake.record_events = SliceInfo, apply_hints, record_events
     monkeypatch.setitem(sys.modules, "kslab.topology", fake)
+    monkeypatch.setattr(kslab, "topology", fake, raising=False)  # the package attribute `from . import topology` reads first
     cache = object()
     st = ClusterState(nodes=[Node("node-1", labels={"topology.kubernetes.io/zone": "zone-a"})])
     svc = new_service()
