@@ -3,9 +3,7 @@ and the LoadBalancer add-on of chapter 07 (``data/myk8s/loadbalancer``)."""
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -17,7 +15,6 @@ from kslab.manifests import load_documents
 from kslab.model import KUBERNETES_MINOR
 from kslab.resources import study_lab
 
-ROOT = Path(__file__).resolve().parents[1]
 W1, W2, W3, CP = "myk8s-worker", "myk8s-worker2", "myk8s-worker3", "myk8s-control-plane"
 PLACEMENT = {W1: 2, W2: 1, W3: 0}
 LB = study_lab() / "loadbalancer"
@@ -192,18 +189,8 @@ def test_chapter_07_adds_it_to_the_running_lab():
 
 
 @pytest.fixture
-def live(tmp_path, monkeypatch):
-    sys.path.insert(0, str(ROOT / "tests"))
-    sys.path.insert(0, str(ROOT / "tests" / "kindfake"))
-    from kindfake import livecluster
-
-    server, env = livecluster.start(tmp_path)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("KSLAB_BACKEND", raising=False)
-    monkeypatch.delenv("KSLAB_STRICT_BACKEND", raising=False)
-    yield server
-    server.stop()
+def live(live_cluster):
+    return live_cluster[0]
 
 
 def test_a_live_cluster_refuses_place_and_ranges(live):
