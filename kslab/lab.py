@@ -175,8 +175,8 @@ class Lab:
             if name not in self._proxiers:
                 self._proxiers[name] = Proxier(self.proxy_config(name))
             elif self._proxiers[name].config.node_zone != (self.cluster.node(name).zone or ""):
-                # kube-proxy's OnNodeUpdate: the node's topology labels changed, so it uses the new zone
-                # for hints from now on, in a full sync (upstream sets needFullSync)
+                # kube-proxy's OnTopologyChange (OnNodeUpdate before 1.33): the node's zone label changed,
+                # so it filters hints by the new zone from now on, in a full sync (upstream sets needFullSync)
                 proxier = self._proxiers[name]
                 proxier.config = dataclasses.replace(proxier.config, node_zone=self.cluster.node(name).zone or "")
                 proxier.force_full_sync("node labels changed")
