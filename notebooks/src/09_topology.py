@@ -668,7 +668,8 @@ experiments.claim(
 # When a node's labels change, the controller recounts the zones and re-checks the Services whose
 # hints it holds, so the hints go at once. The cell tries each cause on a fresh copy of the lab
 # (`lab.copy()`, so your lab and, on kind, the live nodes stay as they are), reads the hints and the
-# last event, and prints one copy's `kubectl get events`.
+# events the change made the controller report (`views.event_counts` before, `views.new_events` after),
+# and prints one copy's `kubectl get events`.
 
 # %% [markdown] lang="ko"
 # ## 힌트가 지워질 때, 그리고 컨트롤러가 하는 말
@@ -691,7 +692,8 @@ experiments.claim(
 #
 # 노드의 레이블이 바뀌면 컨트롤러는 존을 다시 세고, 힌트를 가진 서비스를 다시 검사하므로 힌트는 바로 사라집니다.
 # 셀은 원인마다 실습 환경의 새 복사본(`lab.copy()`. 여러분의 실습 환경과, kind에서는 실제 노드가 그대로 남습니다)에서
-# 시험하고, 힌트와 마지막 이벤트를 읽고, 복사본 하나의 `kubectl get events`를 출력합니다.
+# 시험하고, 힌트와 그 변경 때문에 컨트롤러가 보고한 이벤트(전에 `views.event_counts`, 후에 `views.new_events`)를
+# 읽고, 복사본 하나의 `kubectl get events`를 출력합니다.
 
 # %%
 def hinted_after(change) -> tuple[bool, list[str], object]:
