@@ -139,12 +139,11 @@ def chain_name(prefix: str, *parts: str) -> str:
     return prefix + base64.b32encode(hashlib.sha256("".join(parts).encode()).digest()).decode()[:16]
 
 
-before = lab.copy() if LIVE else None  # kind: a sim twin of the live lab before the add-on, in case its pods do not start
 with_topology(lab)
-if LIVE and not all(lab.cluster.pod(c).pod_ip for c in views.ZONE_CLIENTS):
+if LIVE and not all(lab.cluster.pod(c).pod_ip for c in views.ZONE_CLIENTS):  # kind pulls images in its own time
     print(f"{lab.backend}: the add-on's pods are not running on this live cluster (yet); the chapter runs on the "
-          "simulator copy of this lab, the add-on applied there")
-    lab = with_topology(before)
+          "study's lab on the simulator, the add-on applied there (run it again once kubectl get pods shows them Running)")
+    lab = with_topology(kslab.Lab(backend="sim", seed=9))
 SVC = chain_name("KUBE-SVC-", "default/svc-zone:svc-webport", "tcp")
 ZONE = {n.name: n.zone for n in lab.cluster.nodes}  # node -> its topology.kubernetes.io/zone label
 ZONES = sorted({ZONE[w] for w in WORKERS})  # ap-northeast-2a, -2b, -2c
