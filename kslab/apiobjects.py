@@ -18,7 +18,7 @@ builds those dictionaries from the model, as a kind cluster running Kubernetes
   of the object's history: the same lab and the same changes print the same objects.
 
 Not modelled, so left out rather than invented: fields the kubelet and the runtime report from
-the machine (a node's capacity, allocatable, images, system UUIDs; a container's imageID),
+the machine (a node's capacity and allocatable beyond its CPU, images, system UUIDs; a container's imageID),
 ``managedFields`` (kubectl hides them), the ``endpoints.kubernetes.io/last-change-trigger-time``
 annotation, events, and the kube-system workloads of a real cluster.
 """
@@ -521,8 +521,11 @@ def node_object(cluster: ClusterState, n: Node) -> dict[str, Any]:
              "kubelet is posting ready status" if n.ready else "container runtime network not ready"),
     ]
     addresses = ([{"address": n.internal_ip, "type": "InternalIP"}] if n.internal_ip else []) + [{"address": n.name, "type": "Hostname"}]
-    status = {
-        "addresses": addresses,
+    status: dict[str, Any] = {"addresses": addresses}
+    if n.allocatable_cpu:  # the one resource kslab models (the topology cache weighs zones by it)
+        status["allocatable"] = {"cpu": cpu_quantity(n.allocatable_cpu)}
+        status["capacity"] = {"cpu": cpu_quantity(n.allocatable_cpu)}
+    status |= {
         "conditions": conditions,
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         "nodeInfo": {
@@ -536,6 +539,11 @@ def node_object(cluster: ClusterState, n: Node) -> dict[str, Any]:
         },
     }
     return {"apiVersion": "v1", "kind": "Node", "metadata": md, "spec": spec, "status": status}
+
+
+def cpu_quantity(milli: int) -> str:
+    """Millicores as resource.Quantity prints them: ``"4"`` for 4000, ``"3500m"``."""
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
 
 
 def node_kernel_version() -> str:

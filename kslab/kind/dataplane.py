@@ -484,6 +484,16 @@ class LiveControlPlane:
             self._wait([(namespace, owner[2])])
         self.refresh()
 
+    def set_zones(self, zones: Any) -> None:
+        """kslab changes only objects it created, and a live cluster's Nodes are kind's: the zones
+        are set on the simulator twin (or in the kind Cluster config's node ``labels``)."""
+        from ..controlplane import check_zones
+
+        check_zones(self.state, zones)
+        raise InputError("lab.set_zones", "kslab does not relabel a live cluster's Nodes (it changes only objects it created)",
+                         'run it on the simulator twin: on = lab.exact("node zones"); on.set_zones(...), or give the '
+                         "nodes topology.kubernetes.io/zone labels in the kind Cluster config")
+
     def set_pod_ready(self, name: str, ready: bool, namespace: str = "default") -> None:
         raise EnvironmentProblem("the kind backend cannot set a live pod's readiness (its kubelet's probe does); "
                                  "try it on lab.copy()")
