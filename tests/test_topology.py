@@ -709,3 +709,17 @@ def test_record_events_aggregates():
     t.record_events(state, [mk(), Event("Service", "default", "web", "Normal", "TopologyAwareHintsEnabled", "x")])
     assert [(e.reason, e.count, e.first_at, e.at) for e in state.events] == [
         ("TopologyAwareHintsDisabled", 2, 5.0, 9.0), ("TopologyAwareHintsEnabled", 1, 9.0, 9.0)]
+
+
+def test_add_hints_leaves_not_ready_endpoints_hints_alone():
+    """AddHints and redistributeHints set ``endpoint.Hints = nil`` on the loop's copy of a
+    not-ready endpoint (``for i, endpoint := range slice.Endpoints``), which changes nothing:
+    a not-ready endpoint keeps whatever hint it had and gets no new one (derived from
+    topologycache.go/utils.go)."""
+    cache = t.TopologyCache()
+    cache.cpu_ratios = {"zone-a": 0.5, "zone-b": 0.5}
+    si = t.SliceInfo("ns/svc", IPV4, [sl(ep("10.1.2.3", "zone-a"), ep("10.1.2.4", "zone-b"),
+                                         ep("10.1.2.5", "zone-a", ready=False, hints=["zone-b"]),
+                                         ep("10.1.2.6", "zone-b", ready=False))])
+    create, _, _ = cache.add_hints(si)
+    assert [e.hints_for_zones for e in create[0].endpoints] == [["zone-a"], ["zone-b"], ["zone-b"], None]
