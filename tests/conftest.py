@@ -62,3 +62,19 @@ def _sim_and_kernel(seed: int):
 def sim_and_kernel():
     """``with sim_and_kernel(seed) as (sim, kernel):`` (see :func:`_sim_and_kernel`)."""
     return _sim_and_kernel
+
+
+@pytest.fixture(scope="session")
+def curl_i():
+    """``curl_i(answer, date=..., head=False)``: what ``curl -i`` prints for a kube-proxy health
+    answer (:class:`kslab.healthcheck.HealthResponse`): the status line, the headers in the order
+    Go's server writes them (:func:`kslab.sim.tools.go_headers`), the ``Date`` value given (a
+    mask, or the expected date), a blank line, the body (none for ``-I``, a HEAD)."""
+    from kslab.sim.tools import go_headers
+
+    def render(answer, *, date: str, head: bool = False) -> str:
+        lines = [f"HTTP/1.1 {answer.status} {answer.reason}",
+                 *(f"{k}: {date if k == 'Date' else v}" for k, v in go_headers(answer, 0))]
+        return "".join(line + "\r\n" for line in lines) + "\r\n" + ("" if head else answer.body)
+
+    return render
