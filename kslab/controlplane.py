@@ -69,13 +69,6 @@ from .proxy.util import parse_cidr_sloppy, parse_ip_sloppy
 
 NODE_SUBNET = "172.18.0.0/16"  # kind's "docker network"
 MAX_ENDPOINTS_PER_SLICE = 100
-# status.allocatable.cpu of a node made from a kind Cluster config, in millicores. A real kind node
-# is a container on the host and reports the host's CPUs (kind reserves none: allocatable =
-# capacity = the host's CPU count), so it depends on the machine; kslab fixes it at 2 CPUs, what
-# the kind cluster recorded in tests/data/kind reports (a 2-core host), so every lab is the same
-# everywhere. All kind nodes share the host, so they weigh the same in the topology cache's zone
-# ratios whatever the value. Node objects given with -f DIR keep theirs.
-KIND_NODE_ALLOCATABLE_CPU = 2000
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -619,6 +612,14 @@ def record_writes(state: ClusterState) -> None:
 
 # ---- nodes ---------------------------------------------------------------------------------------
 
+
+# status.allocatable.cpu of a node made from a kind Cluster config, in millicores. A real kind node
+# is a container on the host and reports the host's CPUs (kind reserves none: allocatable =
+# capacity = the host's CPU count), so it depends on the machine; kslab fixes it at 2 CPUs, what
+# the kind cluster recorded in tests/data/kind reports (a 2-core host), so every lab is the same
+# everywhere. All kind nodes share the host, so they weigh the same in the topology cache's zone
+# ratios whatever the value. Node objects given with -f DIR keep theirs.
+KIND_NODE_ALLOCATABLE_CPU = 2000
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
