@@ -124,7 +124,10 @@ def event_first_seen(ev: Event) -> float:
 
 
 def event_name(ev: Event) -> str:
-    """client-go's recorder names an event ``<object name>.<first time in Unix nanoseconds, hex>``."""
+    """client-go's recorder names an event ``<object name>.<first time in Unix nanoseconds, hex>``
+    (a live cluster's event keeps the name it has)."""
+    if ev.event_name:
+        return ev.event_name
     nanos = int(round((CLUSTER_EPOCH.timestamp() + event_first_seen(ev)) * 1e9))
     return f"{ev.name}.{nanos:x}"
 

@@ -215,6 +215,7 @@ class Event:
     at: float = 0.0  # ClusterState.clock when it was (last) emitted
     count: int = 1
     first_at: float | None = None  # when it was first emitted (kubectl's FIRST SEEN); None = at
+    event_name: str = ""  # metadata.name as the API server holds it; "" = client-go's <object>.<first time, hex ns>
 
 
 @dataclass

@@ -192,3 +192,36 @@ def test_describe_service_events(lab):
         "  Normal   TopologyAwareHintsEnabled   30s                 endpoint-slice-controller  "
         "Topology Aware Hints has been enabled, addressType: IPv4\n")
     assert kubectl.run(st, ["describe", "svc", "svc-clusterip"]).endswith("Events:                   <none>\n")
+
+
+# ---- a live cluster's Events (kind backend, against the fake API server) ----------------------
+
+from kindfake.pytest_fixtures import kind_fake, kind_kubeconfig  # noqa: E402,F401
+
+
+def test_live_events_are_read_and_printed(kind_fake, kind_kubeconfig):  # noqa: F811
+    """read_live reads the API server's core/v1 Events: kubectl get events and describe svc
+    print them (name, times and count as the server holds them)."""
+    from kslab.kind.client import KindClient
+    from kslab.kind.dataplane import live_events, read_cluster
+
+    kind_fake.store.put({
+        "apiVersion": "v1", "kind": "Event", "count": 3, "type": "Warning", "reason": t.REASON_DISABLED,
+        "message": MSG, "firstTimestamp": "2025-06-02T09:10:00Z", "lastTimestamp": "2025-06-02T09:12:00Z",
+        "involvedObject": {"apiVersion": "v1", "kind": "Service", "name": "svc-nodeport", "namespace": "default"},
+        "metadata": {"name": "svc-nodeport.1845aaaabbbbcccc", "namespace": "default"},
+        "source": {"component": "endpoint-slice-controller"},
+    })
+    client = KindClient.connect("kind-myk8s", kubeconfig=str(kind_kubeconfig), timeout=5)
+    try:
+        (ev,) = live_events(client)
+        assert (ev.involved_kind, ev.name, ev.count, ev.first_at, ev.at) == ("Service", "svc-nodeport", 3, 600.0, 720.0)
+        state = read_cluster(client)
+    finally:
+        client.close()
+    state.clock = 780.0
+    rows = kubectl.run(state, ["get", "events", "-o", "wide"]).splitlines()
+    assert rows[1].split()[:4] == ["60s", "Warning", t.REASON_DISABLED, "service/svc-nodeport"]
+    assert rows[1].split()[-3:] == ["3m", "3", "svc-nodeport.1845aaaabbbbcccc"]
+    assert f"Warning  {t.REASON_DISABLED}  60s (x3 over 3m)  endpoint-slice-controller  {MSG}\n" in \
+        kubectl.run(state, ["describe", "svc", "svc-nodeport"])
