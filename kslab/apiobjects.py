@@ -18,9 +18,10 @@ builds those dictionaries from the model, as a kind cluster running Kubernetes
   of the object's history: the same lab and the same changes print the same objects.
 
 Not modelled, so left out rather than invented: fields the kubelet and the runtime report from
-the machine (a node's capacity, allocatable, images, system UUIDs; a container's imageID),
+the machine (a node's capacity and allocatable beyond its CPU, images, system UUIDs; a container's imageID),
 ``managedFields`` (kubectl hides them), the ``endpoints.kubernetes.io/last-change-trigger-time``
-annotation, events, and the kube-system workloads of a real cluster.
+annotation, events other than those kslab's controllers record (``ClusterState.events``), and the
+kube-system workloads of a real cluster.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .model import (
     ClusterState,
     Deployment,
     EndpointSlice,
+    Event,
     Node,
     ObjectRecord,
     Pod,
@@ -110,6 +112,55 @@ def _ip_family(ip: str) -> str:
         return "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
     except ValueError:
         return "IPv4"
+
+
+# ---- Event ------------------------------------------------------------------------------------
+
+EVENT_API_VERSION = {"Service": "v1", "Pod": "v1", "Node": "v1", "Endpoints": "v1", "Deployment": "apps/v1",
+                     "EndpointSlice": "discovery.k8s.io/v1"}
+
+
+def event_first_seen(ev: Event) -> float:
+    return ev.at if ev.first_at is None else ev.first_at
+
+
+def event_name(ev: Event) -> str:
+    """client-go's recorder names an event ``<object name>.<first time in Unix nanoseconds, hex>``
+    (a live cluster's event keeps the name it has)."""
+    if ev.event_name:
+        return ev.event_name
+    nanos = int(round((CLUSTER_EPOCH.timestamp() + event_first_seen(ev)) * 1e9))
+    return f"{ev.name}.{nanos:x}"
+
+
+def event_object(cluster: ClusterState, ev: Event) -> dict[str, Any]:
+    """A core/v1 Event as the recorder of kube-controller-manager writes it (``source.component``
+    and ``reportingComponent`` = the controller, no ``eventTime``)."""
+    ns = ev.namespace if ev.involved_kind != "Node" else "default"
+    rec = record_of(cluster, ev.involved_kind, "" if ev.involved_kind == "Node" else ev.namespace, ev.name)
+    involved: dict[str, Any] = {"apiVersion": EVENT_API_VERSION.get(ev.involved_kind, "v1"), "kind": ev.involved_kind,
+                                "name": ev.name}
+    if ev.involved_kind != "Node":
+        involved["namespace"] = ev.namespace
+    involved |= {"resourceVersion": str(rec.resource_version), "uid": rec.uid}
+    name = event_name(ev)
+    return {
+        "apiVersion": "v1",
+        "count": ev.count,
+        "eventTime": None,
+        "firstTimestamp": timestamp(event_first_seen(ev)),
+        "involvedObject": involved,
+        "kind": "Event",
+        "lastTimestamp": timestamp(ev.at),
+        "message": ev.message,
+        "metadata": {"creationTimestamp": timestamp(event_first_seen(ev)), "name": name, "namespace": ns,
+                     "resourceVersion": str(rec.resource_version), "uid": _derived_uid(cluster.config.name, "Event", ns, name)},
+        "reason": ev.reason,
+        "reportingComponent": ev.source,
+        "reportingInstance": "",
+        "source": {"component": ev.source},
+        "type": ev.type,
+    }
 
 
 # ---- Service ----------------------------------------------------------------------------------
@@ -554,8 +605,11 @@ def node_object(cluster: ClusterState, n: Node) -> dict[str, Any]:
              "kubelet is posting ready status" if n.ready else "container runtime network not ready"),
     ]
     addresses = ([{"address": n.internal_ip, "type": "InternalIP"}] if n.internal_ip else []) + [{"address": n.name, "type": "Hostname"}]
-    status = {
-        "addresses": addresses,
+    status: dict[str, Any] = {"addresses": addresses}
+    if n.allocatable_cpu:  # the one resource kslab models (the topology cache weighs zones by it)
+        status["allocatable"] = {"cpu": cpu_quantity(n.allocatable_cpu)}
+        status["capacity"] = {"cpu": cpu_quantity(n.allocatable_cpu)}
+    status |= {
         "conditions": conditions,
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         "nodeInfo": {
@@ -569,6 +623,11 @@ def node_object(cluster: ClusterState, n: Node) -> dict[str, Any]:
         },
     }
     return {"apiVersion": "v1", "kind": "Node", "metadata": md, "spec": spec, "status": status}
+
+
+def cpu_quantity(milli: int) -> str:
+    """Millicores as resource.Quantity prints them: ``"4"`` for 4000, ``"3500m"``."""
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
 
 
 def node_kernel_version() -> str:

@@ -52,6 +52,7 @@ from .model import (
     LABEL_HOSTNAME,
     LABEL_MANAGED_BY,
     LABEL_SERVICE_NAME,
+    LABEL_ZONE,
     ClusterConfig,
     ClusterState,
     Deployment,
@@ -452,6 +453,20 @@ class ControlPlane:
             schedule(self.state, {}, self.rng, only=made)
         self.reconcile()
 
+    def set_zones(self, zones: Mapping[str, str | None]) -> None:
+        """Label nodes ``topology.kubernetes.io/zone`` (``kubectl label node N
+        topology.kubernetes.io/zone=Z --overwrite``; None or "" removes the label), then
+        reconcile: the endpoints' ``zone`` and the topology cache follow. Checked first (unknown
+        node, bad label value): one InputError, nothing changed."""
+        check_zones(self.state, zones)
+        for name, zone in zones.items():
+            node = self.state.node(name)
+            if zone:
+                node.labels[LABEL_ZONE] = zone
+            else:
+                node.labels.pop(LABEL_ZONE, None)
+        self.reconcile()
+
     def set_pod_ready(self, name: str, ready: bool, namespace: str = "default") -> None:
         self.state.pod(name, namespace).ready = ready
         self.reconcile()
@@ -616,6 +631,32 @@ def record_writes(state: ClusterState) -> None:
 # ---- nodes ---------------------------------------------------------------------------------------
 
 
+# status.allocatable.cpu of a node made from a kind Cluster config, in millicores. A real kind node
+# is a container on the host and reports the host's CPUs (kind reserves none: allocatable =
+# capacity = the host's CPU count), so it depends on the machine; kslab fixes it at 2 CPUs, what
+# the kind cluster recorded in tests/data/kind reports (a 2-core host), so every lab is the same
+# everywhere. All kind nodes share the host, so they weigh the same in the topology cache's zone
+# ratios whatever the value. Node objects given with -f DIR keep theirs.
+KIND_NODE_ALLOCATABLE_CPU = 2000
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def check_zones(state: ClusterState, zones: Mapping[str, str | None]) -> None:
+    """The nodes exist and each zone is a valid label value (at most 63 characters: letters,
+    digits, '-', '_', '.', beginning and ending with a letter or digit), as the API server checks
+    a label; else one InputError naming the node."""
+    if not isinstance(zones, Mapping):
+        raise InputError("zones", f"{zones!r} is not a mapping", 'give {node: zone}, e.g. {"myk8s-worker": "zone-a"}')
+    for name, zone in zones.items():
+        state.node(str(name))
+        if zone is None or zone == "":
+            continue
+        if not isinstance(zone, str) or len(zone) > 63 or not _LABEL_VALUE.match(zone):
+            raise InputError(f"zones[{name!r}]", f"{zone!r} is not a valid label value",
+                             "use at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit")
+
+
 def kind_nodes_to_nodes(cfg: ClusterConfig, kind_nodes, doc: Document) -> list[Node]:
     """Name, address and label nodes as kind does: ``<name>-control-plane``, ``<name>-worker2`` ..."""
     pod_net = ipaddress.ip_network(cfg.pod_subnet, strict=False)
@@ -645,7 +686,8 @@ def kind_nodes_to_nodes(cfg: ClusterConfig, kind_nodes, doc: Document) -> list[N
         if i >= len(pod_cidrs):
             raise InputError(doc.where("networking.podSubnet"), f"{cfg.pod_subnet} has no /24 left for node {name}", "use a larger podSubnet")
         nodes.append(
-            Node(name=name, internal_ip=str(node_net.network_address + 2 + i), pod_cidr=str(pod_cidrs[i]), labels=labels, taints=taints)
+            Node(name=name, internal_ip=str(node_net.network_address + 2 + i), pod_cidr=str(pod_cidrs[i]), labels=labels,
+                 taints=taints, allocatable_cpu=KIND_NODE_ALLOCATABLE_CPU)
         )
     return nodes
 

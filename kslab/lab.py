@@ -244,6 +244,17 @@ class Lab:
         self.control.set_pod_ready(pod, ready, namespace)
         self._changed()
 
+    def set_zones(self, zones: Mapping[str, str | None]) -> None:
+        """Put nodes in zones: label them ``topology.kubernetes.io/zone`` (``{node: zone}``; None
+        or "" removes the label), as ``kubectl label node`` would. The EndpointSlice controller
+        then writes each endpoint's ``zone`` (and hints, for a Service that asks for them) and
+        kube-proxy reads its node's zone. kind's nodes have no zone label by default. On a live
+        cluster (kind) kslab does not relabel kind's Nodes: a one-line InputError pointing to
+        ``lab.exact(...)``. An unknown node or a bad zone is a one-line InputError, nothing
+        changed."""
+        self.control.set_zones(zones)
+        self._changed()
+
     def break_pod(self, name: str, broken: bool = True) -> None:
         """Make a pod's app answer with errors (it still accepts connections: TCP is fine, HTTP is not)."""
         self.cluster.pod(name)
