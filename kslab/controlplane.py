@@ -565,8 +565,8 @@ class ControlPlane:
         done: list[str] = []
         for dep in list(self.state.deployments):
             for _ in range(1000):
+                steps = self._sync_deployment(dep)  # the Deployment controller first: it owns the ReplicaSets' sizes
                 made = self._manage_replicas(dep)
-                steps = self._sync_deployment(dep)
                 done += steps
                 if not made and not steps:
                     break

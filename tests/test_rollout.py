@@ -306,3 +306,13 @@ def test_copy_keeps_the_pending_terminations(lab):
     assert len(web_pods(twin)) == 2 and len(web_pods(lab)) == 4
     lab.advance(30)
     assert len(web_pods(lab)) == 2
+
+
+def test_place_and_scale_go_through_the_replica_set_without_extra_pods(lab):
+    """The Deployment controller sizes the ReplicaSet before the ReplicaSet controller acts: a
+    placement makes no pod it then has to delete."""
+    lab.place("web", {"myk8s-worker": 1, "myk8s-worker2": 1})
+    assert len(web_pods(lab)) == 2 and not any(p.terminating for p in web_pods(lab))
+    assert lab.control.replica_sets(lab.cluster.deployments[-1])[0].replicas == 2
+    lab.scale("web", 3)
+    assert len([p for p in web_pods(lab) if not p.terminating]) == 3
