@@ -384,7 +384,7 @@ def _pod_source_spec(cluster: ClusterState, pod: Pod) -> dict[str, Any]:
     if dep is not None:
         h = pod.labels.get("pod-template-hash")
         rs = next((r for r in cluster.replica_sets if r.namespace == pod.namespace and r.deployment == dep.name
-                   and r.template_hash == h), None)
+                   and r.template_hash == h), None)  # the template the pod was made from
         return dict(((rs.template if rs else dep.template).get("spec")) or {})
     if pod.manifest:
         return dict(pod.manifest.get("spec") or {})
@@ -566,9 +566,10 @@ def node_roles(n: Node) -> list[str]:
 
 def _revision(cluster: ClusterState, dep: Deployment) -> int:
     """``deployment.kubernetes.io/revision``: the new ReplicaSet's revision (1 before any rollout)."""
-    h = pod_template_hash(dep)
-    return next((r.revision for r in cluster.replica_sets if r.namespace == dep.namespace and r.deployment == dep.name
-                 and r.template_hash == h), 1)
+    from .controlplane import new_replica_set
+
+    rs = new_replica_set(cluster, dep)
+    return rs.revision if rs else 1
 
 
 def deployment_pods(cluster: ClusterState, dep: Deployment) -> list[Pod]:
@@ -594,8 +595,10 @@ def deployment_object(cluster: ClusterState, dep: Deployment) -> dict[str, Any]:
     pods = deployment_pods(cluster, dep)
     ready = sum(1 for p in pods if p.ready and not p.terminating)
     current = sum(1 for p in pods if not p.terminating)
-    new_hash = pod_template_hash(dep)
-    updated = sum(1 for p in pods if not p.terminating and p.labels.get("pod-template-hash", new_hash) == new_hash)
+    from .controlplane import new_replica_set
+
+    new_rs = new_replica_set(cluster, dep)  # none recorded (a live cluster's): every pod is up to date
+    updated = sum(1 for p in pods if not p.terminating and (new_rs is None or p.labels.get("pod-template-hash") == new_rs.template_hash))
     status: dict[str, Any] = {"observedGeneration": rec.generation}
     for key, value in (("availableReplicas", ready), ("readyReplicas", ready), ("replicas", current), ("updatedReplicas", updated)):
         if value:

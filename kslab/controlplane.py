@@ -479,7 +479,10 @@ class ControlPlane:
         the ReplicaSet that made its pods (adopted: its template, ``replicas``, revision 1)."""
         mine = [r for r in self.state.replica_sets if r.deployment == dep.name and r.namespace == dep.namespace]
         if not mine:
-            h = pod_template_hash(dep)
+            # the hash the pods carry (a live cluster's own ComputeHash), else kslab's
+            seen = {p.labels.get("pod-template-hash") for p in self.state.pods
+                    if p.owner == f"Deployment/{dep.name}" and p.namespace == dep.namespace} - {None, ""}
+            h = seen.pop() if len(seen) == 1 else pod_template_hash(dep)
             rec = self.state.records.get(("Deployment", dep.namespace, dep.name))
             rs = ReplicaSet(f"{dep.name}-{h}", dep.namespace, dep.name, h, _copy.deepcopy(dep.template), dep.replicas,
                             rec.created if rec else self.state.clock, 1)
@@ -500,7 +503,8 @@ class ControlPlane:
         for rs in self.replica_sets(dep):
             pods = self._rs_pods(rs)
             if len(pods) < rs.replicas:
-                made = pods_for_deployment(Deployment(dep.name, dep.namespace, rs.replicas - len(pods), dep.selector, rs.template), self.rng)
+                made = pods_for_deployment(Deployment(dep.name, dep.namespace, rs.replicas - len(pods), dep.selector, rs.template), self.rng,
+                                           template_hash=rs.template_hash)
                 self.state.pods.extend(made)
                 schedule(self.state, {}, self.rng, only=made)
                 for p in made:
@@ -529,10 +533,10 @@ class ControlPlane:
 
         strategy = strategy_of((dep.manifest or {}).get("spec"), f"deployment {dep.key}: spec")
         rss = self.replica_sets(dep)
-        h = pod_template_hash(dep)
-        new = next((r for r in rss if r.template_hash == h), None)
+        new = new_replica_set(self.state, dep)  # FindNewReplicaSet: the one whose template is the Deployment's
         top = max(r.revision for r in rss)
         if new is None:
+            h = pod_template_hash(dep)
             new = ReplicaSet(f"{dep.name}-{h}", dep.namespace, dep.name, h, _copy.deepcopy(dep.template), 0, self.state.clock, top + 1)
             self.state.replica_sets.append(new)
         elif new.revision < top:  # a rollback: the old ReplicaSet becomes the newest revision
@@ -570,8 +574,8 @@ class ControlPlane:
                 done += steps
                 if not made and not steps:
                     break
-            old = [r for r in self.replica_sets(dep) if r.replicas == 0 and r.template_hash != pod_template_hash(dep)
-                   and not self._rs_pods(r, active=False)]
+            current = new_replica_set(self.state, dep)
+            old = [r for r in self.replica_sets(dep) if r.replicas == 0 and r is not current and not self._rs_pods(r, active=False)]
             limit = ((dep.manifest or {}).get("spec") or {}).get("revisionHistoryLimit", 10)
             if isinstance(limit, int) and len(old) > limit:  # cleanupDeployment: the oldest go
                 for r in old[: len(old) - limit]:
@@ -630,9 +634,9 @@ class ControlPlane:
         if dep is None:
             known = ", ".join(d.name for d in self.state.deployments if d.namespace == namespace) or "none"
             raise InputError(f"deployment {name!r}", "no such deployment", f"deployments are: {known}")
-        h = pod_template_hash(dep)
         rss = self.replica_sets(dep)
-        updated = sum(len(self._rs_pods(r)) for r in rss if r.template_hash == h)
+        new = new_replica_set(self.state, dep)
+        updated = sum(len(self._rs_pods(r)) for r in rss if r is new)
         current = sum(len(self._rs_pods(r)) for r in rss)
         available = sum(1 for r in rss for p in self._rs_pods(r) if p.ready)
         return rollout_status(name, dep.replicas, updated, current, available)
@@ -705,6 +709,8 @@ class ControlPlane:
                 raise InputError(f"per_node[{node!r}]", f"{count!r} is not a number of pods", "give a whole number, 0 or more")
             if count < 0:
                 raise InputError(f"per_node[{node!r}]", f"{count} is negative", "give 0 or more pods")
+        self.replica_sets(dep)  # adopted before the pods change (the hash they carry)
+        current = new_replica_set(self.state, dep)
         mine = [p for p in self.state.pods if p.owner == f"Deployment/{dep.name}" and p.namespace == dep.namespace]
         made: list[Pod] = []
         for node in nodes:
@@ -713,7 +719,8 @@ class ControlPlane:
             for victim in here[want:]:
                 self.state.pods.remove(victim)
             if want > len(here):
-                new = pods_for_deployment(Deployment(dep.name, dep.namespace, want - len(here), dep.selector, dep.template), self.rng)
+                new = pods_for_deployment(Deployment(dep.name, dep.namespace, want - len(here), dep.selector, dep.template), self.rng,
+                                          template_hash=current.template_hash if current else None)
                 for p in new:
                     p.node_name = node
                 made += new
@@ -1280,9 +1287,23 @@ def pod_template_hash(dep: Deployment) -> str:
     return _safe_encode(hashlib.sha256(json.dumps(dep.template, sort_keys=True).encode()).digest(), 10)
 
 
-def pods_for_deployment(dep: Deployment, rng: random.Random, start: int = 0) -> list[Pod]:
-    """ReplicaSet ``<deploy>-<hash>`` and its pods ``<deploy>-<hash>-<5 random>``."""
-    h = pod_template_hash(dep)
+def new_replica_set(state: ClusterState, dep: Deployment) -> ReplicaSet | None:
+    """``FindNewReplicaSet``: the Deployment's ReplicaSet whose template is the Deployment's (the
+    pod-template-hash label aside), if it has one yet."""
+    def bare(t):
+        t = _copy.deepcopy(t or {})
+        ((t.get("metadata") or {}).get("labels") or {}).pop("pod-template-hash", None)
+        return t
+
+    want = bare(dep.template)
+    return next((r for r in state.replica_sets if r.deployment == dep.name and r.namespace == dep.namespace
+                 and bare(r.template) == want), None)
+
+
+def pods_for_deployment(dep: Deployment, rng: random.Random, start: int = 0, template_hash: str | None = None) -> list[Pod]:
+    """ReplicaSet ``<deploy>-<hash>`` and its pods ``<deploy>-<hash>-<5 random>`` (``template_hash``:
+    the ReplicaSet's, when it is not kslab's hash of the template: a live cluster's)."""
+    h = template_hash or pod_template_hash(dep)
     meta = dict(dep.template.get("metadata") or {})
     spec = dict(dep.template.get("spec") or {})
     pods = []
