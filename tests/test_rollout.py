@@ -316,3 +316,19 @@ def test_place_and_scale_go_through_the_replica_set_without_extra_pods(lab):
     assert lab.control.replica_sets(lab.cluster.deployments[-1])[0].replicas == 2
     lab.scale("web", 3)
     assert len([p for p in web_pods(lab) if not p.terminating]) == 3
+
+
+@pytest.mark.netns
+def test_rollout_on_the_kernel():
+    """The same rolling update on netns: the new pods' servers answer, the old ones keep running
+    (terminating) until their grace period is over, then their namespaces' servers are gone."""
+    with Lab(backend="netns", seed=7) as k:
+        k.apply(WEB)
+        old = {p.name for p in web_pods(k)}
+        k.rollout("web", image="mendhak/http-https-echo:v2")
+        assert {p.name for p in web_pods(k) if p.terminating} == old
+        df = k.run("net-pod", "svc-web", n=40, seed=1)
+        assert set(df["outcome"]) == {"ok"} and not set(df["endpoint_pod"]) & old and len(set(df["endpoint_pod"])) == 4
+        k.advance(30)
+        assert {p.name for p in web_pods(k)}.isdisjoint(old)
+        assert k.rollout_status("web") == 'deployment "web" successfully rolled out'
