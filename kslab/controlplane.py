@@ -313,6 +313,9 @@ class ControlPlane:
         for s in state.services:  # what is already allocated stays allocated
             self.allocator.mark_used(s)
         self.scalings: list[str] = []  # every ScalingReplicaSet message so far (kslab.rollout)
+        # +1 whenever the controllers make or remove pods by themselves (a rollout step, a grace
+        # period over): whoever runs the timers then updates the dataplane's pods and the kubelets
+        self.pod_changes = 0
         # the EndpointSlice controller: its reconciler and its TopologyCache (kslab.topology,
         # when that part of kslab is there), fed the nodes whenever they change
         self.topology = _new_topology_cache()
@@ -464,6 +467,7 @@ class ControlPlane:
         if pod is None:
             return False
         self.state.pods.remove(pod)
+        self.pod_changes += 1
         self.reconcile()
         return True
 
@@ -517,6 +521,7 @@ class ControlPlane:
                 for p in made:
                     p.started_at = self.state.clock
                 changed = True
+                self.pod_changes += 1
             elif len(pods) > rs.replicas:
                 related = [p for r in self.replica_sets(dep) for p in self._rs_pods(r)]
                 order = {id(p): i for i, p in enumerate(self.state.pods)}
@@ -530,6 +535,7 @@ class ControlPlane:
                     related.remove(victim)
                     self.terminate_pod(victim)
                 changed = True
+                self.pod_changes += 1
         return changed
 
     def _sync_deployment(self, dep: Deployment) -> list[str]:
