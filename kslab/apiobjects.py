@@ -18,9 +18,10 @@ builds those dictionaries from the model, as a kind cluster running Kubernetes
   of the object's history: the same lab and the same changes print the same objects.
 
 Not modelled, so left out rather than invented: fields the kubelet and the runtime report from
-the machine (a node's capacity, allocatable, images, system UUIDs; a container's imageID),
+the machine (a node's capacity and allocatable beyond its CPU, images, system UUIDs; a container's imageID),
 ``managedFields`` (kubectl hides them), the ``endpoints.kubernetes.io/last-change-trigger-time``
-annotation, events, and the kube-system workloads of a real cluster.
+annotation, events other than those kslab's controllers record (``ClusterState.events``), and the
+kube-system workloads of a real cluster.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from .model import (
     ClusterState,
     Deployment,
     EndpointSlice,
+    Event,
     Node,
     ObjectRecord,
     Pod,
@@ -110,6 +112,55 @@ def _ip_family(ip: str) -> str:
         return "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
     except ValueError:
         return "IPv4"
+
+
+# ---- Event ------------------------------------------------------------------------------------
+
+EVENT_API_VERSION = {"Service": "v1", "Pod": "v1", "Node": "v1", "Endpoints": "v1", "Deployment": "apps/v1",
+                     "EndpointSlice": "discovery.k8s.io/v1"}
+
+
+def event_first_seen(ev: Event) -> float:
+    return ev.at if ev.first_at is None else ev.first_at
+
+
+def event_name(ev: Event) -> str:
+    """client-go's recorder names an event ``<object name>.<first time in Unix nanoseconds, hex>``
+    (a live cluster's event keeps the name it has)."""
+    if ev.event_name:
+        return ev.event_name
+    nanos = int(round((CLUSTER_EPOCH.timestamp() + event_first_seen(ev)) * 1e9))
+    return f"{ev.name}.{nanos:x}"
+
+
+def event_object(cluster: ClusterState, ev: Event) -> dict[str, Any]:
+    """A core/v1 Event as the recorder of kube-controller-manager writes it (``source.component``
+    and ``reportingComponent`` = the controller, no ``eventTime``)."""
+    ns = ev.namespace if ev.involved_kind != "Node" else "default"
+    rec = record_of(cluster, ev.involved_kind, "" if ev.involved_kind == "Node" else ev.namespace, ev.name)
+    involved: dict[str, Any] = {"apiVersion": EVENT_API_VERSION.get(ev.involved_kind, "v1"), "kind": ev.involved_kind,
+                                "name": ev.name}
+    if ev.involved_kind != "Node":
+        involved["namespace"] = ev.namespace
+    involved |= {"resourceVersion": str(rec.resource_version), "uid": rec.uid}
+    name = event_name(ev)
+    return {
+        "apiVersion": "v1",
+        "count": ev.count,
+        "eventTime": None,
+        "firstTimestamp": timestamp(event_first_seen(ev)),
+        "involvedObject": involved,
+        "kind": "Event",
+        "lastTimestamp": timestamp(ev.at),
+        "message": ev.message,
+        "metadata": {"creationTimestamp": timestamp(event_first_seen(ev)), "name": name, "namespace": ns,
+                     "resourceVersion": str(rec.resource_version), "uid": _derived_uid(cluster.config.name, "Event", ns, name)},
+        "reason": ev.reason,
+        "reportingComponent": ev.source,
+        "reportingInstance": "",
+        "source": {"component": ev.source},
+        "type": ev.type,
+    }
 
 
 # ---- Service ----------------------------------------------------------------------------------
@@ -415,7 +466,10 @@ def pod_spec_defaults(spec: dict[str, Any]) -> dict[str, Any]:
 def _pod_source_spec(cluster: ClusterState, pod: Pod) -> dict[str, Any]:
     dep = _owner_deployment(cluster, pod)
     if dep is not None:
-        return dict(dep.template.get("spec") or {})
+        h = pod.labels.get("pod-template-hash")
+        rs = next((r for r in cluster.replica_sets if r.namespace == pod.namespace and r.deployment == dep.name
+                   and r.template_hash == h), None)  # the template the pod was made from
+        return dict(((rs.template if rs else dep.template).get("spec")) or {})
     if pod.manifest:
         return dict(pod.manifest.get("spec") or {})
     return {"containers": [
@@ -434,15 +488,19 @@ def pod_object(cluster: ClusterState, pod: Pod) -> dict[str, Any]:
         md["annotations"] = dict(given_md["annotations"])
     dep = _owner_deployment(cluster, pod)
     if dep is not None:
-        rs = replica_set_name(dep)
+        h = pod.labels.get("pod-template-hash")  # the ReplicaSet that made it (an old one during a rollout)
+        rs = f"{dep.name}-{h}" if h else replica_set_name(dep)
         md["generateName"] = rs + "-"
+        uid = _derived_uid("ReplicaSet", record_of(cluster, "Deployment", dep.namespace, dep.name).uid, rs)
         md["ownerReferences"] = [{"apiVersion": "apps/v1", "blockOwnerDeletion": True, "controller": True,
-                                  "kind": "ReplicaSet", "name": rs, "uid": _replica_set_uid(cluster, dep)}]
+                                  "kind": "ReplicaSet", "name": rs, "uid": uid}]
     spec = pod_spec_defaults(_pod_source_spec(cluster, pod))
     token = "kube-api-access-" + "".join(SAFE_ALPHABET[b % len(SAFE_ALPHABET)] for b in hashlib.sha256(rec.uid.encode()).digest()[:5])
     if pod.terminating:
         md["deletionGracePeriodSeconds"] = spec["terminationGracePeriodSeconds"]
-        md["deletionTimestamp"] = timestamp(cluster.clock)
+        # when it will be gone: deleted at + the grace period
+        deleted = pod.deleted_at if pod.deleted_at is not None else cluster.clock
+        md["deletionTimestamp"] = timestamp(deleted + spec["terminationGracePeriodSeconds"])
     for c in spec.get("containers") or []:
         c.setdefault("volumeMounts", []).append({"mountPath": SERVICE_ACCOUNT_MOUNT, "name": token, "readOnly": True})
     for k, v in (("enableServiceLinks", True), ("preemptionPolicy", "PreemptLowerPriority"), ("priority", 0),
@@ -554,8 +612,11 @@ def node_object(cluster: ClusterState, n: Node) -> dict[str, Any]:
              "kubelet is posting ready status" if n.ready else "container runtime network not ready"),
     ]
     addresses = ([{"address": n.internal_ip, "type": "InternalIP"}] if n.internal_ip else []) + [{"address": n.name, "type": "Hostname"}]
-    status = {
-        "addresses": addresses,
+    status: dict[str, Any] = {"addresses": addresses}
+    if n.allocatable_cpu:  # the one resource kslab models (the topology cache weighs zones by it)
+        status["allocatable"] = {"cpu": cpu_quantity(n.allocatable_cpu)}
+        status["capacity"] = {"cpu": cpu_quantity(n.allocatable_cpu)}
+    status |= {
         "conditions": conditions,
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         "nodeInfo": {
@@ -569,6 +630,11 @@ def node_object(cluster: ClusterState, n: Node) -> dict[str, Any]:
         },
     }
     return {"apiVersion": "v1", "kind": "Node", "metadata": md, "spec": spec, "status": status}
+
+
+def cpu_quantity(milli: int) -> str:
+    """Millicores as resource.Quantity prints them: ``"4"`` for 4000, ``"3500m"``."""
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
 
 
 def node_kernel_version() -> str:
@@ -590,6 +656,14 @@ def node_roles(n: Node) -> list[str]:
 # ---- Deployment -------------------------------------------------------------------------------
 
 
+def _revision(cluster: ClusterState, dep: Deployment) -> int:
+    """``deployment.kubernetes.io/revision``: the new ReplicaSet's revision (1 before any rollout)."""
+    from .controlplane import new_replica_set
+
+    rs = new_replica_set(cluster, dep)
+    return rs.revision if rs else 1
+
+
 def deployment_pods(cluster: ClusterState, dep: Deployment) -> list[Pod]:
     return [p for p in cluster.pods if p.owner == f"Deployment/{dep.name}" and p.namespace == dep.namespace]
 
@@ -599,7 +673,7 @@ def deployment_object(cluster: ClusterState, dep: Deployment) -> dict[str, Any]:
     given = dep.manifest or {}
     given_md = given.get("metadata") or {}
     md = _metadata(cluster, "Deployment", dep.namespace, dep.name, labels=given_md.get("labels"), rec=rec, generation=True,
-                   annotations={**(given_md.get("annotations") or {}), "deployment.kubernetes.io/revision": "1"})
+                   annotations={**(given_md.get("annotations") or {}), "deployment.kubernetes.io/revision": str(_revision(cluster, dep))})
     spec = copy.deepcopy(given.get("spec") or {})
     spec["replicas"] = dep.replicas
     spec["selector"] = {"matchLabels": dict(dep.selector)}
@@ -613,13 +687,19 @@ def deployment_object(cluster: ClusterState, dep: Deployment) -> dict[str, Any]:
     pods = deployment_pods(cluster, dep)
     ready = sum(1 for p in pods if p.ready and not p.terminating)
     current = sum(1 for p in pods if not p.terminating)
+    from .controlplane import new_replica_set
+
+    new_rs = new_replica_set(cluster, dep)  # none recorded (a live cluster's): every pod is up to date
+    updated = sum(1 for p in pods if not p.terminating and (new_rs is None or p.labels.get("pod-template-hash") == new_rs.template_hash))
     status: dict[str, Any] = {"observedGeneration": rec.generation}
-    for key, value in (("availableReplicas", ready), ("readyReplicas", ready), ("replicas", current), ("updatedReplicas", current)):
+    for key, value in (("availableReplicas", ready), ("readyReplicas", ready), ("replicas", current), ("updatedReplicas", updated)):
         if value:
             status[key] = value
     if current > ready:
         status["unavailableReplicas"] = current - ready
-    max_unavailable = dep.replicas // 4  # the default 25%, rounded down
+    from .rollout import max_unavailable as _max_unavailable, strategy_of
+
+    max_unavailable = _max_unavailable(strategy_of(given.get("spec")), dep.replicas)  # default 25%, rounded down
     available = ready >= dep.replicas - max_unavailable
     since = timestamp(rec.created)
     status["conditions"] = [
