@@ -865,10 +865,10 @@ def _four_endpoints(answer: Any, lab=None, replicas: int = 4) -> Feedback:
         return _pending(f"what happens to svc-zone's hints with {replicas} endpoints in three zones (a, b or c)")
     from .views import event_counts, hints_table, new_events
 
+    lab = _ch09_lab(lab)
     got = str(answer).strip().lower().strip("()")
     if got not in FOUR_OPTIONS:
         raise WrongAnswer(f"answer 'a', 'b' or 'c', not {answer!r}. Hint: compute each zone's minimum, ceil(n/3 / 1.2)")
-    lab = _ch09_lab(lab)
     seen = event_counts(lab.cluster, CH09_SERVICE)
     lab.scale(CH09_DEPLOYMENT, replicas)
     expected = _hint_choice(hints_table(lab.cluster, CH09_SERVICE))
@@ -921,7 +921,7 @@ def _cross_zone_share(answer: Any, lab=None, placement: dict[str, int] | None = 
     placement = dict(placement or {"myk8s-worker": 1, "myk8s-worker2": 1, "myk8s-worker3": 4})
     if answer is None:
         return _pending(f"the share of {client}'s connections answered in another zone, deploy-zone placed {placement}")
-    from .views import compute_topology
+    from .views import run_topology
 
     try:
         got = float(answer)
@@ -929,8 +929,7 @@ def _cross_zone_share(answer: Any, lab=None, placement: dict[str, int] | None = 
         raise WrongAnswer(f"give one number between 0 and 1 (a share), not {answer!r}") from None
     if got > 1:
         got /= 100
-    lab = _ch09_lab(lab)
-    r = compute_topology(lab, "Auto", placement, connections=n, seed=3, clients=(client,))
+    r = run_topology(_ch09_lab(lab), "Auto", placement, connections=n, seed=3, clients=(client,))
     zone = r.df["client_zone"].iloc[0]
     expected = float(r.cross_zone.get(zone, 0.0))
     if abs(got - expected) <= 0.06:

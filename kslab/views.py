@@ -945,11 +945,21 @@ def compute_topology(lab: Lab, mode: str, placement: Mapping[str, int] | None = 
         _check_placement(placement, nodes)
     if zones is not None:
         _check_zones(zones, nodes)
-    svc = lab.cluster.service(service)  # a one-line InputError when the add-on is not applied
+    lab.cluster.service(service)  # a one-line InputError when the add-on is not applied
     for c in clients:
         lab.client(c)
+    return run_topology(lab.copy(), mode, placement, zones, connections, seed=seed, service=service,
+                        deployment=deployment, clients=clients)
 
-    twin = lab.copy()
+
+def run_topology(twin: Lab, mode: str, placement: Mapping[str, int] | None = None,
+                 zones: Mapping[str, str] | None = None, connections: int = 300, *, seed: int = 1,
+                 service: str = "svc-zone", deployment: str = "deploy-zone",
+                 clients: tuple[str, ...] = ZONE_CLIENTS) -> TopologyResult:
+    """:func:`compute_topology`'s experiment on ``twin`` itself, which it changes: for a caller
+    that already holds a copy of the lab of its own (a check). Inputs as compute_topology's,
+    unchecked."""
+    svc = twin.cluster.service(service)
     seen = event_counts(twin.cluster, service)
     if zones is not None and any((twin.cluster.node(n).zone or "") != z for n, z in zones.items()):
         twin.set_zones(dict(zones))
