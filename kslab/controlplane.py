@@ -29,7 +29,7 @@ import random
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from .errors import AdmissionError, InputError
 from .manifests import (
@@ -539,11 +539,71 @@ class ControlPlane:
         reconcile_endpoint_slices(self.state, self.rng)
         record_writes(self.state)
 
+    # ---- time: what happens later (kubelet probes, rollout steps, kube-proxy's delayed syncs) ----
+    @property
+    def timers(self) -> list["Timer"]:
+        """The pending timers, soonest first (ties in the order they were scheduled)."""
+        return sorted(self.__dict__.setdefault("_timers", []), key=lambda t: (t.at, t.seq))
+
+    def schedule(self, at: float, what: str, fire: Callable[[], bool]) -> "Timer":
+        """Call ``fire`` when the clock reaches ``at`` (seconds on :attr:`ClusterState.clock`; a
+        time already past fires at the next :meth:`run_due`). ``what`` names it
+        (``"kubelet/probe/default/web-x/web"``: :meth:`cancel` takes a prefix of it); ``fire``
+        returns whether it changed the cluster."""
+        timers = self.__dict__.setdefault("_timers", [])
+        self._timer_seq = getattr(self, "_timer_seq", 0) + 1
+        timer = Timer(float(at), what, fire, self._timer_seq)
+        timers.append(timer)
+        return timer
+
+    def cancel(self, what_prefix: str) -> int:
+        """Drop every pending timer whose name starts with ``what_prefix``; returns how many."""
+        timers = self.__dict__.setdefault("_timers", [])
+        keep = [t for t in timers if not t.what.startswith(what_prefix)]
+        gone = len(timers) - len(keep)
+        timers[:] = keep
+        return gone
+
+    def next_due(self) -> float | None:
+        """When the soonest pending timer is due (None: nothing is pending)."""
+        timers = self.__dict__.get("_timers") or []
+        return min((t.at for t in timers), default=None)
+
+    def run_due(self, until: float) -> bool:
+        """Fire every timer due at or before ``until`` in time order (ties: the order they were
+        scheduled), the clock set to each timer's time first (never backwards); a timer a fire
+        schedules within ``until`` fires too. Returns whether any changed the cluster."""
+        timers = self.__dict__.setdefault("_timers", [])
+        changed = False
+        while True:
+            due = [t for t in timers if t.at <= until]
+            if not due:
+                return changed
+            timer = min(due, key=lambda t: (t.at, t.seq))
+            timers.remove(timer)
+            self.state.clock = max(self.state.clock, timer.at)
+            changed = bool(timer.fire()) or changed
+
     def advance(self, seconds: float) -> None:
         """Move the control plane's clock (what kubectl's AGE counts from)."""
         if seconds < 0:
             raise InputError("seconds", f"{seconds} is negative", "the clock only moves forward")
         self.state.clock += seconds
+
+
+@dataclass
+class Timer:
+    """Something the cluster does later (:meth:`ControlPlane.schedule`): at ``at`` seconds on
+    the cluster's clock, ``fire()`` runs (it returns whether it changed the cluster)."""
+
+    at: float
+    what: str
+    fire: Callable[[], bool]
+    seq: int = 0
+
+    def __deepcopy__(self, memo) -> "Timer":
+        # a copied cluster keeps the same callback (it belongs to whoever scheduled it, who re-schedules on a copy)
+        return Timer(self.at, self.what, self.fire, self.seq)
 
 
 # ---- the API server's bookkeeping ----------------------------------------------------------------
@@ -1115,7 +1175,8 @@ def _tolerates(pod: Pod, node: Node) -> bool:
 
 
 def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.Random, only: list[Pod] | None = None) -> None:
-    """Bind pods to nodes and give them IPs; pods run and are Ready (no probes modelled here).
+    """Bind pods to nodes and give them IPs; pods run and are Ready, except a pod made after the
+    cluster was built that has a readinessProbe: the kubelet (:mod:`kslab.kubelet`) makes it Ready.
 
     ``only``: the pods to place (default: every pod without an IP); the others count as load.
     """
@@ -1153,7 +1214,10 @@ def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.
         per_node_count[node.name] = per_node_count.get(node.name, 0) + 1
         pod.pod_ip = _next_pod_ip(node, next_host, used_ips)
         pod.phase = "Running"
-        pod.ready = True
+        pod.started_at = state.clock
+        # a pod of the cluster as built (state.control_plane not yet set) is up before the lab's clock
+        # starts; a pod made later with a readinessProbe is not ready until its probes pass (kslab.kubelet)
+        pod.ready = getattr(state, "control_plane", None) is None or not any(c.readiness_probe for c in pod.containers)
 
 
 def _next_pod_ip(node: Node, next_host: dict[str, int], used: set[str]) -> str:
