@@ -27,7 +27,7 @@ namespace, one persistent prober thread per node.
   ``AddPod``); its first ``doProbe`` at once finds the container not yet running (the runtime
   has not reported it: upstream returns "wait for more information"), so probes run at
   ``created + k·periodSeconds`` for k >= 1, those before ``initialDelaySeconds`` skipped: Ready
-  after ``ready_window`` (``max(P, ceil(D/P)·P) + (S-1)·P``);
+  after :func:`sim_ready_after` (``max(1, ceil(D/P))·P + (S-1)·P``, within :func:`ready_window`);
 - a pod of the lab as built (chapters' manifests): it started before the lab's clock did, so it
   is Ready at the lab's start with its result at ``Success``; its worker's ticks are phased by
   the random sleep upstream does when the kubelet has just started (``rand.Float64() *
@@ -172,7 +172,7 @@ class ProbeSpec:
         elif self.handler == "tcpSocket":
             what = f"tcp-socket {self.host}:{self.port}"
         else:
-            what = "exec " + str(list(self.command)).replace("'", "")
+            what = "exec [" + " ".join(self.command) + "]"  # Go's %v of a []string
         return (f"{what} delay={self.initial_delay_seconds}s timeout={self.timeout_seconds}s period={self.period_seconds}s "
                 f"#success={self.success_threshold} #failure={self.failure_threshold}")
 
@@ -217,14 +217,19 @@ def detection_window(spec: ProbeSpec, *, probes_time_out: bool = False) -> tuple
 
 
 def ready_window(spec: ProbeSpec) -> tuple[float, float]:
-    """Seconds from container start to Ready=True on kslab's kubelet (see the module docstring):
-    the first probe at the first tick ``k·P`` (k >= 1) with ``k·P >= D``, then ``S-1`` more
-    successes; ``(earliest, latest)``: the latest adds one period (a real kubelet's ticker phase
-    against the container's start is anywhere within a period)."""
+    """Seconds from container start to Ready=True: ``(earliest, latest)``. A real kubelet's
+    ticker runs at any phase against the container's start, so the first probe that is not
+    skipped for ``initialDelaySeconds`` comes ``D`` to ``D+P`` after the start, then ``S-1`` more
+    successes a period apart. kslab's kubelet (:func:`sim_ready_after`) is at one fixed point of it."""
     P, D, S = spec.period_seconds, spec.initial_delay_seconds, spec.success_threshold
-    first = max(P, math.ceil(D / P) * P) if D > 0 else P
-    earliest = max(float(D), float(first - P)) + (S - 1) * P
-    return float(earliest), float(first + (S - 1) * P)
+    return float(D + (S - 1) * P), float(D + P + (S - 1) * P)
+
+
+def sim_ready_after(spec: ProbeSpec) -> float:
+    """When kslab's kubelet makes a new pod Ready, seconds after it started (module docstring):
+    the first tick ``k·P`` (k >= 1) with ``int(k·P) >= D``, then ``S-1`` more periods."""
+    P, D, S = spec.period_seconds, spec.initial_delay_seconds, spec.success_threshold
+    return float(max(1, math.ceil(D / P)) * P + (S - 1) * P)
 
 
 # ---- the worker (worker.go) ------------------------------------------------------------------
@@ -548,13 +553,17 @@ class Kubelet:
         self.on_ready_change(pod, self.state.clock)
         return True
 
-    def reschedule(self) -> None:
-        """Put every worker's next tick back on the control plane's timers (a copied lab's)."""
+    def reschedule(self, pending: Mapping[str, float] | None = None) -> None:
+        """Put every worker's next tick on the control plane's timers (a copied lab's): at the
+        time ``pending`` (timer name -> time, the original's timers) says, else the next tick of
+        its ticker after now."""
         now = self.state.clock
         for w in self.workers.values():
-            P = w.spec.period_seconds
-            k = max(0, math.ceil((now - w.first_tick) / P))
-            self._schedule(w, w.first_tick + k * P)
+            at = (pending or {}).get(PROBE_TIMER + w.key)
+            if at is None:
+                P = w.spec.period_seconds
+                at = w.first_tick + max(0, math.floor((now - w.first_tick) / P) + 1) * P
+            self._schedule(w, at)
 
 
 def _slice_conditions(state: "ClusterState", pod: "Pod") -> dict[str, str]:

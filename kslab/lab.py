@@ -661,12 +661,13 @@ class Lab:
         twin.kubelet = None
         if self.kubelet is not None:
             pending_sync = [t for t in twin.control.timers if t.what == PROXY_SYNC_TIMER]
+            ticks = {t.what: t.at for t in twin.control.timers if t.what.startswith("kubelet/")}
             twin.control.cancel("kubelet/")
             twin.control.cancel(PROXY_SYNC_TIMER)
             twin.kubelet = Kubelet(twin.control, SimProber(lambda: twin._broken), seed=self.cluster_seed,
                                    on_ready_change=twin._probe_changed, record=twin._record,
                                    workers=_copy.deepcopy(self.kubelet.workers))
-            twin.kubelet.reschedule()
+            twin.kubelet.reschedule(ticks)
             for t in pending_sync:
                 twin.control.schedule(t.at, PROXY_SYNC_TIMER, twin._timed_sync)
         if pending:
