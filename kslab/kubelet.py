@@ -328,7 +328,7 @@ def http_probe(ip: str, port: int, path: str, timeout: float, host: str = "") ->
     except (socket.timeout, TimeoutError):
         return ProbeResult(FAILURE, f'Get "http://{ip}:{port}{path}": context deadline exceeded (Client.Timeout exceeded while awaiting headers)')
     except OSError as e:
-        return ProbeResult(FAILURE, f'Get "http://{ip}:{port}{path}": {e.strerror or e}')
+        return ProbeResult(FAILURE, f'Get "http://{ip}:{port}{path}": dial tcp {ip}:{port}: connect: {_errno_text(e)}')
     except http.client.HTTPException as e:
         return ProbeResult(FAILURE, f'Get "http://{ip}:{port}{path}": {type(e).__name__}')
     finally:
@@ -345,7 +345,12 @@ def tcp_probe(ip: str, port: int, timeout: float) -> ProbeResult:
     except (socket.timeout, TimeoutError):
         return ProbeResult(FAILURE, f"dial tcp {ip}:{port}: i/o timeout")
     except OSError as e:
-        return ProbeResult(FAILURE, f"dial tcp {ip}:{port}: connect: {e.strerror or e}")
+        return ProbeResult(FAILURE, f"dial tcp {ip}:{port}: connect: {_errno_text(e)}")
+
+
+def _errno_text(e: OSError) -> str:
+    """The error as Go's syscall.Errno prints it ("connection refused": lower case)."""
+    return (e.strerror or str(e)).lower()
 
 
 CLONE_NEWNET = 0x40000000
