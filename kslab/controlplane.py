@@ -332,6 +332,8 @@ class ControlPlane:
             self.state.deployments.append(dep)
         docs_by_pod = {}
         for d, p in pods:
+            check_probes(d, "spec", d.obj.get("spec") or {})
+        for d, p in pods:
             self.state.pods.append(p)
             new_pods.append(p)
             docs_by_pod[id(p)] = d
@@ -1130,6 +1132,17 @@ def admit_deployment(d: Document, dep: Deployment) -> None:
             )
     if dep.replicas < 0:
         raise AdmissionError(d.where("spec.replicas"), "must be >= 0", "set replicas to 0 or more")
+    check_probes(d, "spec.template.spec", dep.template.get("spec") or {})
+
+
+def check_probes(d: Document, at: str, spec: Mapping) -> None:
+    """The API server's validation of every container's readinessProbe (kslab.kubelet.ProbeSpec):
+    a bad one is refused with the field named, before anything is created."""
+    from .kubelet import ProbeSpec
+
+    for i, c in enumerate(spec.get("containers") or []):
+        if isinstance(c, Mapping):
+            ProbeSpec.from_container(c, d.where(f"{at}.containers[{i}]"))
 
 
 def _safe_encode(data: bytes, n: int) -> str:

@@ -670,6 +670,10 @@ class Lab:
             twin.kubelet.reschedule(ticks)
             for t in pending_sync:
                 twin.control.schedule(t.at, PROXY_SYNC_TIMER, twin._timed_sync)
+        else:  # a live cluster's twin: simulated kubelets take over its probed pods, as they stand
+            twin.kubelet = Kubelet(twin.control, SimProber(lambda: twin._broken), seed=self.cluster_seed,
+                                   on_ready_change=twin._probe_changed, record=twin._record)
+            twin.kubelet.sync_pods(initial=True)
         if pending:
             twin._changed()  # the twin's kube-proxies write the VIP's rules (KUBE-FW-..., the VIP in KUBE-SERVICES)
         return twin

@@ -327,3 +327,14 @@ def test_initial_lab_pods_with_probes_are_ready_at_start(tmp_path):
     assert all(0 <= x < 10 for x in ticks) and len(set(ticks)) == 3  # phased by the kubelet's start-up sleep
     again = kslab.Lab(tmp_path / "lab")
     assert sorted(t.at for t in again.control.timers) == sorted(t.at for t in lab.control.timers)
+
+
+def test_a_bad_probe_is_refused_at_apply_and_nothing_changes(tmp_path):
+    lab = kslab.Lab()
+    before = [p.name for p in lab.cluster.pods]
+    (tmp_path / "web.yaml").write_text(PROBED.format(extra="          periodSeconds: -5\n"))
+    with pytest.raises(InputError) as e:
+        lab.apply(tmp_path)
+    assert e.value.where.endswith("Deployment web: spec.template.spec.containers[0].readinessProbe.periodSeconds")
+    assert [p.name for p in lab.cluster.pods] == before and lab.kubelet.workers == {}
+    assert not any(s.name == "svc-web" for s in lab.cluster.services)
