@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy as _copy
 import dataclasses
 import hashlib
+import heapq
 import ipaddress
 import json
 import random
@@ -555,7 +556,7 @@ class ControlPlane:
         timers = self.__dict__.setdefault("_timers", [])
         self._timer_seq = getattr(self, "_timer_seq", 0) + 1
         timer = Timer(float(at), what, fire, self._timer_seq)
-        timers.append(timer)
+        heapq.heappush(timers, timer)
         return timer
 
     def cancel(self, what_prefix: str) -> int:
@@ -563,13 +564,14 @@ class ControlPlane:
         timers = self.__dict__.setdefault("_timers", [])
         keep = [t for t in timers if not t.what.startswith(what_prefix)]
         gone = len(timers) - len(keep)
+        heapq.heapify(keep)
         timers[:] = keep
         return gone
 
     def next_due(self) -> float | None:
         """When the soonest pending timer is due (None: nothing is pending)."""
         timers = self.__dict__.get("_timers") or []
-        return min((t.at for t in timers), default=None)
+        return timers[0].at if timers else None
 
     def run_due(self, until: float) -> bool:
         """Fire every timer due at or before ``until`` in time order (ties: the order they were
@@ -577,14 +579,11 @@ class ControlPlane:
         schedules within ``until`` fires too. Returns whether any changed the cluster."""
         timers = self.__dict__.setdefault("_timers", [])
         changed = False
-        while True:
-            due = [t for t in timers if t.at <= until]
-            if not due:
-                return changed
-            timer = min(due, key=lambda t: (t.at, t.seq))
-            timers.remove(timer)
+        while timers and timers[0].at <= until:
+            timer = heapq.heappop(timers)
             self.state.clock = max(self.state.clock, timer.at)
             changed = bool(timer.fire()) or changed
+        return changed
 
     def advance(self, seconds: float) -> None:
         """Move the control plane's clock (what kubectl's AGE counts from)."""
@@ -602,6 +601,9 @@ class Timer:
     what: str
     fire: Callable[[], bool]
     seq: int = 0
+
+    def __lt__(self, other: "Timer") -> bool:  # the control plane's heap: soonest first, then scheduling order
+        return (self.at, self.seq) < (other.at, other.seq)
 
     def __deepcopy__(self, memo) -> "Timer":
         # a copied cluster keeps the same callback (it belongs to whoever scheduled it, who re-schedules on a copy)

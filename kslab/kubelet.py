@@ -473,6 +473,7 @@ def lifecycle_frame(events: Sequence[LifecycleEvent], since: float | None = None
 # ---- the kubelets of the cluster ---------------------------------------------------------------
 
 PROBE_TIMER = "kubelet/probe/"
+ENDPOINTSLICE_TIMER = "kubelet/endpointslice-sync"  # the EndpointSlice controller's sync after pod status writes
 
 
 @dataclass
@@ -488,6 +489,7 @@ class Kubelet:
     on_ready_change: Callable[["Pod", float], None] = lambda pod, t: None
     record: Callable[[LifecycleEvent], None] = lambda e: None
     workers: dict[str, ProbeWorker] = field(default_factory=dict)
+    pending: dict[str, Any] = field(default_factory=dict)  # pods whose Ready changed, not yet reconciled
 
     @property
     def state(self) -> "ClusterState":
@@ -544,18 +546,28 @@ class Kubelet:
         ready = all(x.result == SUCCESS for x in self.workers.values() if x.pod == pod.name and x.namespace == pod.namespace)
         if ready == pod.ready:
             return False
-        before = _slice_conditions(self.state, pod)
         pod.ready = ready
         self.record(LifecycleEvent(self.state.clock, "ready" if ready else "not-ready", pod.name, pod.node_name,
                                    f"Ready={'True' if ready else 'False'} (readiness probe {w.result.lower()}, "
                                    f"{w.result_run} in a row)"))
-        self.control.reconcile()  # the EndpointSlice controller (batch period 0)
-        after = _slice_conditions(self.state, pod)
-        for name in sorted(after):
-            if after[name] != before.get(name):
-                self.record(LifecycleEvent(self.state.clock, "slice", pod.name, pod.node_name,
-                                           f"endpointslice {name}: {pod.pod_ip} {after[name]}"))
-        self.on_ready_change(pod, self.state.clock)
+        # the EndpointSlice controller (batch period 0): once for every pod status written at this instant
+        if not self.pending:
+            self.control.schedule(self.state.clock, ENDPOINTSLICE_TIMER, self._reconcile)
+        self.pending[pod.key] = pod
+        return True
+
+    def _reconcile(self) -> bool:
+        pods, self.pending = list(self.pending.values()), {}
+        before = _slice_conditions(self.state)
+        self.control.reconcile()
+        after = _slice_conditions(self.state)
+        for pod in pods:
+            for (name, ip), cond in sorted(after.items()):
+                if ip == pod.pod_ip and cond != before.get((name, ip)):
+                    self.record(LifecycleEvent(self.state.clock, "slice", pod.name, pod.node_name,
+                                               f"endpointslice {name}: {ip} {cond}"))
+        for pod in pods:
+            self.on_ready_change(pod, self.state.clock)
         return True
 
     def reschedule(self, pending: Mapping[str, float] | None = None) -> None:
@@ -571,10 +583,12 @@ class Kubelet:
             self._schedule(w, at)
 
 
-def _slice_conditions(state: "ClusterState", pod: "Pod") -> dict[str, str]:
+def _slice_conditions(state: "ClusterState") -> dict[tuple[str, str], str]:
+    """(slice name, endpoint address) -> its conditions, for every endpoint of every slice."""
     out = {}
     for s in state.endpoint_slices:
         for ep in s.endpoints:
-            if pod.pod_ip in ep.addresses:
-                out[s.name] = f"ready={str(ep.ready).lower()} serving={str(ep.serving).lower()} terminating={str(ep.terminating).lower()}"
+            cond = f"ready={str(ep.ready).lower()} serving={str(ep.serving).lower()} terminating={str(ep.terminating).lower()}"
+            for ip in ep.addresses:
+                out[(s.name, ip)] = cond
     return out

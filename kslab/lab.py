@@ -39,7 +39,7 @@ import pandas as pd
 from .controlplane import CLUSTER_SEED, BuildOptions, ControlPlane, NodePortUse, build_state, parse_port_range
 from .dataplane import Dataplane, Trace, factory
 from .dataplane.base import RealClock
-from .kubelet import Kubelet, LifecycleEvent, NetnsProber, SimProber, lifecycle_frame
+from .kubelet import ENDPOINTSLICE_TIMER, Kubelet, LifecycleEvent, NetnsProber, SimProber, lifecycle_frame
 from .errors import EnvironmentProblem, InputError
 from .loadbalancer import LBState
 from .manifests import Document, load_documents, parse_service
@@ -668,6 +668,10 @@ class Lab:
                                    on_ready_change=twin._probe_changed, record=twin._record,
                                    workers=_copy.deepcopy(self.kubelet.workers))
             twin.kubelet.reschedule(ticks)
+            if self.kubelet.pending:  # pod statuses written this instant, the EndpointSlice controller's sync still due
+                twin.kubelet.pending = {k: twin.cluster.pod(p.name, p.namespace) for k, p in self.kubelet.pending.items()
+                                        if any(x.key == k for x in twin.cluster.pods)}
+                twin.control.schedule(twin.control.state.clock, ENDPOINTSLICE_TIMER, twin.kubelet._reconcile)
             for t in pending_sync:
                 twin.control.schedule(t.at, PROXY_SYNC_TIMER, twin._timed_sync)
         else:  # a live cluster's twin: simulated kubelets take over its probed pods, as they stand
