@@ -338,3 +338,32 @@ def test_a_bad_probe_is_refused_at_apply_and_nothing_changes(tmp_path):
     assert e.value.where.endswith("Deployment web: spec.template.spec.containers[0].readinessProbe.periodSeconds")
     assert [p.name for p in lab.cluster.pods] == before and lab.kubelet.workers == {}
     assert not any(s.name == "svc-web" for s in lab.cluster.services)
+
+
+def test_timeline_on_a_live_cluster_runs_in_real_time(tmp_path, monkeypatch):
+    """kind: the live cluster's own kubelets probe; the Lab only keeps real time and connects
+    (the fake API server and docker of tests/kindfake)."""
+    import sys
+    import time as _time
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "tests"))
+    sys.path.insert(0, str(root / "tests" / "kindfake"))
+    from kindfake import livecluster
+
+    server, env = livecluster.start(tmp_path)
+    try:
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.delenv("KSLAB_BACKEND", raising=False)
+        with kslab.Lab(backend="kind") as lab:
+            assert lab.kubelet is None
+            marks = []
+            t = _time.monotonic()
+            df = lab.timeline("net-pod", "svc-clusterip", seconds=1.0, rate=4, actions=[(0.5, lambda l: marks.append(_time.monotonic() - t))])
+            assert _time.monotonic() - t >= 1.0 and marks[0] >= 0.5  # real time (the fake docker exec is slow: no upper bound)
+            assert len(df) == 4 and list(df.t) == [0.0, 0.25, 0.5, 0.75] and df.outcome.eq("ok").all()
+            twin = lab.copy()  # the sim twin gets simulated kubelets
+            assert twin.kubelet is not None
+    finally:
+        server.stop()
