@@ -490,6 +490,9 @@ class Kubelet:
     record: Callable[[LifecycleEvent], None] = lambda e: None
     workers: dict[str, ProbeWorker] = field(default_factory=dict)
     pending: dict[str, Any] = field(default_factory=dict)  # pods whose Ready changed, not yet reconciled
+    # called as watch(pod, t) after a probe changed a pod's Ready and the slices were reconciled
+    # (a Deployment rollout waits on them); a copied lab's kubelet starts without any
+    watchers: list[Callable[["Pod", float], None]] = field(default_factory=list)
 
     @property
     def state(self) -> "ClusterState":
@@ -568,6 +571,8 @@ class Kubelet:
                                                f"endpointslice {name}: {ip} {cond}"))
         for pod in pods:
             self.on_ready_change(pod, self.state.clock)
+            for watch in list(self.watchers):
+                watch(pod, self.state.clock)
         return True
 
     def reschedule(self, pending: Mapping[str, float] | None = None) -> None:

@@ -503,7 +503,9 @@ class Lab:
         ``(t, fn)`` pairs, ``fn(lab)`` run at ``t`` (``(5, lambda l: l.break_pod("mario-x"))``),
         before the connections of that instant. sim: simulated time (fast, ``seed`` repeats it);
         netns: real time and real probes; kind: real time, the live cluster's own kubelets.
-        What happened meanwhile: :meth:`lifecycle_frame` (``since=`` the start's clock)."""
+        What happened meanwhile: :meth:`lifecycle_frame` (``since=`` the start's clock). On a
+        real clock the connections due within ``REAL_BATCH`` (0.2 s) go out together in one
+        client run (a process start per connection would cap the rate); ``t`` is when each was due."""
         for name, value in (("seconds", seconds), ("rate", rate)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
                 raise InputError(name, f"{value!r} is not a positive number", f"give {name} > 0, e.g. timeline(..., seconds=40, rate=5)")

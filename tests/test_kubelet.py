@@ -367,3 +367,13 @@ def test_timeline_on_a_live_cluster_runs_in_real_time(tmp_path, monkeypatch):
             assert twin.kubelet is not None
     finally:
         server.stop()
+
+
+def test_watchers_hear_probe_driven_ready_changes(tmp_path):
+    lab = kslab.Lab()
+    lab.apply(probed_dir(tmp_path))
+    heard = []
+    lab.kubelet.watchers.append(lambda pod, t: heard.append((pod.name, pod.ready, t)))
+    t0 = lab.control.state.clock
+    lab.advance(10)
+    assert sorted(heard) == sorted((p, True, t0 + 10) for p in lab.pods("app=web"))
