@@ -47,7 +47,6 @@ import re
 import socket
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 import kslab
-from kslab.controlplane import ControlPlane
 from kslab.errors import InputError
 from kslab.kubelet import (FAILURE, SUCCESS, ProbeResult, ProbeSpec, ProbeWorker, detection_window, ready_window,
                            sim_ready_after)
