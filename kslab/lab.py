@@ -269,6 +269,7 @@ class Lab:
         changed, and it waits for the Deployments' rollouts."""
         live = getattr(self.control, "live", False)
         docs = load_documents(paths) if paths else (_copy.deepcopy(self._documents) if live else [])
+        self._catch_up()  # netns: the probes due while idle run first
         changed = self.control.apply(docs)
         if live:  # the API server drops a manifest's status: remembered for the sim twin (copy())
             for d in docs:
@@ -280,14 +281,17 @@ class Lab:
         return changed
 
     def scale(self, deployment: str, replicas: int, namespace: str = "default") -> None:
+        self._catch_up()  # netns: the probes due while idle run first
         self.control.scale(deployment, replicas, namespace)
         self._changed()
 
     def delete_pod(self, name: str, namespace: str = "default") -> None:
+        self._catch_up()  # netns: the probes due while idle run first
         self.control.delete_pod(name, namespace)
         self._changed()
 
     def set_ready(self, pod: str, ready: bool, namespace: str = "default") -> None:
+        self._catch_up()  # netns: the probes due while idle run first
         self.control.set_pod_ready(pod, ready, namespace)
         self._changed()
 
