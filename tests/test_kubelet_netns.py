@@ -131,3 +131,16 @@ def test_missed_ticks_are_caught_up_after_idle_time(lab: Lab):
     lab.break_pod(victim, False)
     lab.advance(1.5)
     assert lab.cluster.pod(victim).ready
+
+
+@pytest.mark.netns
+def test_exec_probes_run_in_the_pods_namespace_with_the_timeout(lab: Lab):
+    pod = lab.cluster.pod(lab.pods("app=web")[0])
+    prober = lab.kubelet.prober
+    assert prober.probe(pod, ProbeSpec("exec", command=("true",))).result == "Success"
+    assert prober.probe(pod, ProbeSpec("exec", command=("false",))).detail == "command exited 1"
+    # the pod's own address is in the namespace the command runs in
+    assert prober.probe(pod, ProbeSpec("exec", command=("sh", "-c", f"ip -4 addr | grep -q {pod.pod_ip}"))).result == "Success"
+    t = time.monotonic()
+    got = prober.probe(pod, ProbeSpec("exec", command=("sleep", "5"), timeout_seconds=1))
+    assert got.result == "Failure" and "timed out" in got.detail and time.monotonic() - t < 3
