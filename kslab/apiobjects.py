@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import ipaddress
+import math
 import platform
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -209,9 +210,41 @@ def endpoints_for(cluster: ClusterState, s: Service) -> dict[str, Any] | None:
         "kind": "Endpoints",
         "metadata": _metadata(cluster, "Endpoints", s.namespace, s.name, labels=labels, rec=rec),
     }
+    if truncate_endpoints(subsets):
+        obj["metadata"]["annotations"] = {**obj["metadata"].get("annotations", {}), ENDPOINTS_OVER_CAPACITY: "truncated"}
     if subsets:
         obj["subsets"] = subsets
     return obj
+
+
+ENDPOINTS_MAX_CAPACITY = 1000  # pkg/controller/endpoint: maxCapacity
+ENDPOINTS_OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"  # v1.EndpointsOverCapacity
+
+
+def truncate_endpoints(subsets: list[dict[str, Any]]) -> bool:
+    """The endpoints controller's ``truncateEndpoints``: over 1000 addresses, keep 1000, shared
+    over the subsets in proportion (rounded up, the last subset gets what is left), ready ones
+    first (when the ready ones alone are over, every not-ready one goes). Truncates in place;
+    True when it did (the Endpoints then carry ``endpoints.kubernetes.io/over-capacity: truncated``)."""
+    total_ready = sum(len(ss.get("addresses") or []) for ss in subsets)
+    total_not_ready = sum(len(ss.get("notReadyAddresses") or []) for ss in subsets)
+    if total_ready + total_not_ready <= ENDPOINTS_MAX_CAPACITY:
+        return False
+    truncate_ready = total_ready > ENDPOINTS_MAX_CAPACITY
+    most = ENDPOINTS_MAX_CAPACITY if truncate_ready else ENDPOINTS_MAX_CAPACITY - total_ready
+    num_total = total_ready if truncate_ready else total_not_ready
+    can_be_added = most
+    for ss in subsets:
+        key = "addresses" if truncate_ready else "notReadyAddresses"
+        in_subset = len(ss.get(key) or [])
+        to_add = min(math.ceil(in_subset / num_total * most), can_be_added)
+        ss[key] = (ss.get(key) or [])[:to_add]
+        if truncate_ready:
+            ss.pop("notReadyAddresses", None)
+        can_be_added -= len(ss[key])
+        if not ss[key]:
+            del ss[key]  # an empty list is omitted (omitempty); the subset keeps its ports
+    return True
 
 
 def _repack_subsets(cluster: ClusterState, s: Service, slices: list[EndpointSlice]) -> list[dict[str, Any]]:

@@ -36,10 +36,11 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .controlplane import CLUSTER_SEED, BuildOptions, ControlPlane, NodePortUse, build_state, parse_port_range
+from .controlplane import CLUSTER_SEED, MAX_ENDPOINTS_PER_SLICE, BuildOptions, ControlPlane, NodePortUse, build_state, parse_port_range
 from .dataplane import Dataplane, Trace, factory
 from .dataplane.base import RealClock
 from .kubelet import ENDPOINTSLICE_TIMER, Kubelet, LifecycleEvent, NetnsProber, SimProber, lifecycle_frame
+from .endpointslice import check_max_endpoints_per_slice
 from .errors import EnvironmentProblem, InputError
 from .loadbalancer import LBState
 from .manifests import Document, load_documents, parse_service
@@ -80,7 +81,11 @@ class Lab:
 
     ``node_port_range`` (``"30000-30100"``) is the API server's ``--service-node-port-range``
     (default 30000-32767; :meth:`set_node_port_range` changes it later); not on a live cluster,
-    whose API server's flag it is."""
+    whose API server's flag it is.
+
+    ``max_endpoints_per_slice`` (1..1000, default 100) is kube-controller-manager's
+    ``--max-endpoints-per-slice``: how many endpoints the EndpointSlice controller puts in one
+    slice (:mod:`kslab.endpointslice`); on a live cluster only its own value, 100 on kind."""
 
     def __init__(
         self,
@@ -93,7 +98,9 @@ class Lab:
         context: str | None = None,
         allow_any_context: bool = False,
         node_port_range: str | tuple[int, int] | None = None,
+        max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE,
     ) -> None:
+        self._max_endpoints_per_slice = check_max_endpoints_per_slice(max_endpoints_per_slice)
         # the API server's --service-node-port-range (default 30000-32767); checked before anything starts
         self._node_port_range = parse_port_range(node_port_range, "node_port_range") if node_port_range is not None else DEFAULT_NODE_PORT_RANGE
         from_env = backend is None
@@ -116,6 +123,11 @@ class Lab:
         if live and node_port_range is not None:
             live.dataplane.close()
             raise _live_range_error()
+        if live and max_endpoints_per_slice != MAX_ENDPOINTS_PER_SLICE:
+            live.dataplane.close()
+            raise InputError(
+                "max_endpoints_per_slice", "a live cluster's slice size is its kube-controller-manager's --max-endpoints-per-slice, which kslab does not change",
+                f"try it on the simulator: kslab.Lab(backend=\"sim\", max_endpoints_per_slice={max_endpoints_per_slice})")
         self._proxy_at_start = check_proxy_options({**(live.proxy_options if live else {}), **(proxy or {})})
         self.proxy_options = dict(self._proxy_at_start)
         self.backend = backend
@@ -183,7 +195,8 @@ class Lab:
 
     def _build_cluster(self) -> ClusterState:
         """The cluster the lab's manifests make with its ``cluster_seed`` (the same every time)."""
-        return build_state(_copy.deepcopy(self._documents), BuildOptions(seed=self.cluster_seed, node_port_range=self._node_port_range))
+        return build_state(_copy.deepcopy(self._documents), BuildOptions(seed=self.cluster_seed, node_port_range=self._node_port_range,
+                                                                     max_endpoints_per_slice=self._max_endpoints_per_slice))
 
     # ---- rules ---------------------------------------------------------------------------------
     def proxy_config(self, node: str, options: dict[str, Any] | None = None) -> ProxyConfig:
@@ -637,6 +650,7 @@ class Lab:
         twin.backend = "sim"
         twin.seed, twin.cluster_seed = self.seed, self.cluster_seed
         twin._node_port_range = self._node_port_range
+        twin._max_endpoints_per_slice = self._max_endpoints_per_slice
         twin._documents = self._documents  # read only: _build_cluster copies them
         twin._proxy_at_start = dict(self._proxy_at_start)
         twin.proxy_options = dict(self.proxy_options)
@@ -722,6 +736,33 @@ class Lab:
                 if p.labels.get(k) != v:
                     continue
             out.append(p.name)
+        return out
+
+    def pods_per_node(self, selector: str, namespace: str = "default") -> dict[str, list[str]]:
+        """The pods a label selector picks, grouped by the node they run on, as
+        ``kubectl get pods -l SELECTOR -o wide`` would list them: e.g.
+        ``lab.pods_per_node("app=deploy-websrv")`` -> ``{"myk8s-control-plane": [],
+        "myk8s-worker": ["deploy-echo-..."], ...}``.
+
+        ``selector``: a label selector in kubectl's syntax (``k=v``, ``k!=v``, ``k in (a,b)``,
+        ``k``, ``!k``, comma-separated; see :func:`kslab.kubectl.parse_selector`). Every node of
+        the cluster is a key, in the cluster's node order, with an empty list when no selected pod
+        runs there; each list is sorted by pod name. Ready or not, terminating or not: every
+        selected pod bound to a node (a pod not bound to any node runs nowhere and is left out).
+        A selector that does not parse is a one-line InputError."""
+        from .kubectl import _Failure, parse_selector
+
+        if not isinstance(selector, str):
+            raise InputError("selector", f"{selector!r} is not a label selector", 'give e.g. "app=deploy-websrv"')
+        try:
+            match = parse_selector(selector)
+        except _Failure as err:
+            raise InputError("selector", f"{selector!r}: {err.message.removeprefix('error: ')}",
+                             'give a label selector as for kubectl get pods -l, e.g. "app=deploy-websrv"') from None
+        out: dict[str, list[str]] = {n.name: [] for n in self.cluster.nodes}
+        for p in sorted(self.cluster.pods, key=lambda p: p.name):
+            if p.namespace == namespace and p.node_name in out and match(p.labels):
+                out[p.node_name].append(p.name)
         return out
 
     def client(self, name: str) -> Client:
