@@ -148,6 +148,10 @@ SVC = chain_name("KUBE-SVC-", "default/svc-zone:svc-webport", "tcp")
 ZONE = {n.name: n.zone for n in lab.cluster.nodes}  # node -> its topology.kubernetes.io/zone label
 ZONES = sorted({ZONE[w] for w in WORKERS})  # ap-northeast-2a, -2b, -2c
 CLIENT = {ZONE[lab.cluster.pod(c).node_name]: c for c in views.ZONE_CLIENTS}  # zone -> its client pod
+CPU = views.zone_cpu(lab.cluster)  # per zone, the allocatable CPU of the nodes the controller counts (millicores)
+N = 600  # connections per client pod in the traffic experiments
+UNEVEN = {W1: 4, W2: 1, W3: 1}  # deploy-zone placed 4/1/1: zone -2a crowded, the others with one pod each
+OLD, NEW = views.ANNOTATION_TOPOLOGY_HINTS, views.ANNOTATION_TOPOLOGY_MODE  # the study's annotation and today's
 print(f"svc-zone {lab.cluster.service('svc-zone').cluster_ip}:9000; zones {ZONE}; clients {CLIENT}; "
       f"deploy-zone pods per worker: " + ", ".join(f"{w}: {len(ps)}" for w, ps in lab.pods_per_node(PODS).items()
                                                       if w in WORKERS))
@@ -290,19 +294,17 @@ experiments.claim(
 # 선택의 비율은 2/3에서 `experiments.noise(2/3, 600)`(표준 편차의 다섯 배, 10%)까지 벗어날 수 있습니다.
 
 # %%
-N = 600  # connections per client
-svc = lab.cluster.service("svc-zone")
 lab.clear_kernel_state()
 with_hints = views.with_zones(lab.run([CLIENT[z] for z in ZONES], "svc-zone", n=3 * N, seed=1), lab.cluster)
 counters = lab.sh(W2, f"iptables -v --numeric --table nat --list {SVC}")
 sent = {line.split()[2]: int(line.split()[0]) for line in str(counters).splitlines() if "KUBE-SEP-" in line}
-lab.patch_service("svc-zone", **views.topology_patch(svc, "off"))
+lab.patch_service("svc-zone", **views.topology_patch(lab.cluster.service("svc-zone"), "off"))
 try:
     off_hints = views.hints_table(lab.cluster, "svc-zone")
     off_rules = lab.sh(W2, f"iptables -t nat -S {SVC}")
     without = views.with_zones(lab.run([CLIENT[z] for z in ZONES], "svc-zone", n=3 * N, seed=1), lab.cluster)
 finally:
-    lab.patch_service("svc-zone", **views.topology_patch(svc, "Auto"))
+    lab.patch_service("svc-zone", **views.topology_patch(lab.cluster.service("svc-zone"), "Auto"))
 shares = {"hints off": views.cross_zone_shares(without), "topology-mode: Auto": views.cross_zone_shares(with_hints)}
 charts.cross_zone_bars(shares, title=f"svc-zone: connections answered in another zone, per client zone ({lab.backend} backend)").show()
 print(f"$ iptables -v --numeric --table nat --list {SVC}   (on {W2}, after the hinted run)\n{counters}")
@@ -425,8 +427,8 @@ experiments.claim(
 # 스케일하고 슬라이스가 힌트를 받았는지 읽습니다.
 
 # %%
-print(f"allocations for 6 endpoints, zones {cpu}:\n{topology.allocations_table(cpu, 6)}\n")
-table = topology.feasibility(cpu, range(1, 16))
+print(f"allocations for 6 endpoints, zones {CPU}:\n{topology.allocations_table(CPU, 6)}\n")
+table = topology.feasibility(CPU, range(1, 16))
 print(table[["n", "hinted", f"{ZONES[0]} min", f"{ZONES[0]} max", "reason"]].to_string(index=False))  # equal zones: one's columns
 twin = with_topology(lab.copy())
 seen = {}
@@ -479,7 +481,6 @@ kslab.check.ch09.smallest_hinted(answer, lab, above=7)
 # 스케줄러가 정하므로 sim 복제본에서 실행합니다(`lab.exact`).
 
 # %%
-UNEVEN = {W1: 4, W2: 1, W3: 1}
 on = lab.exact("deploy-zone's pods placed 4/1/1 over the zones, which a live cluster's scheduler decides")
 on.place("deploy-zone", UNEVEN)
 try:
@@ -488,7 +489,7 @@ try:
     runs = views.with_zones(on.run([CLIENT[z] for z in ZONES], "svc-zone", n=3 * N, seed=2), on.cluster)
 finally:
     fresh(on)
-print(f"allocations for 6 endpoints:\n{topology.allocations_table(cpu, 6)}")
+print(f"allocations for 6 endpoints:\n{topology.allocations_table(CPU, 6)}")
 print(uneven[["pod", "zone", "for_zones"]].to_string(index=False))
 charts.hints_figure(uneven, ZONES, title=f"svc-zone, pods placed 4/1/1: endpoints per zone by hinted zone ({on.backend} backend)").show()
 ok = runs[runs["outcome"] == "ok"]
@@ -548,7 +549,6 @@ kslab.check.ch09.cross_zone_share(answer, lab)
 # `topology.hints_enabled(annotations)`와 비교합니다.
 
 # %%
-OLD, NEW = views.ANNOTATION_TOPOLOGY_HINTS, views.ANNOTATION_TOPOLOGY_MODE
 tried = {"the study's": {OLD: "auto"}, "today's": {NEW: "Auto"}, "lower case": {NEW: "auto"}, "another value": {NEW: "Enabled"}}
 did = {}
 try:
@@ -557,7 +557,7 @@ try:
         h = views.hints_table(lab.cluster, "svc-zone")
         did[label] = bool((h["for_zones"] != "").all())
 finally:
-    lab.patch_service("svc-zone", **views.topology_patch(svc, "Auto"))
+    lab.patch_service("svc-zone", **views.topology_patch(lab.cluster.service("svc-zone"), "Auto"))
 for label, annotations in tried.items():
     print(f"{label:14} {annotations}: hints {did[label]}, hints_enabled {topology.hints_enabled(annotations)}")
 experiments.claim(
@@ -772,11 +772,11 @@ per_request = len(request.encode()) + len(str(said).encode())  # bytes of HTTP, 
 M = 400  # connections per client and setting
 clients = [CLIENT[z] for z in ZONES]
 away = {"topology-mode: Auto": views.with_zones(lab.run(clients, "svc-zone", n=3 * M, seed=6), lab.cluster)}
-lab.patch_service("svc-zone", **views.topology_patch(svc, "off"))
+lab.patch_service("svc-zone", **views.topology_patch(lab.cluster.service("svc-zone"), "off"))
 try:
     away["hints off"] = views.with_zones(lab.run(clients, "svc-zone", n=3 * M, seed=6), lab.cluster)
 finally:
-    lab.patch_service("svc-zone", **views.topology_patch(svc, "Auto"))
+    lab.patch_service("svc-zone", **views.topology_patch(lab.cluster.service("svc-zone"), "Auto"))
 per_1000 = {label: 1000 * float(df["cross_zone"].mean()) for label, df in away.items()}
 for label, k in per_1000.items():
     print(f"{label:20} {k:5.0f} of 1000 connections leave their zone: {k * per_request / 1e3:6.1f} kB of HTTP per 1000 "
