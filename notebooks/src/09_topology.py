@@ -210,7 +210,9 @@ experiments.claim(
 # one endpoint, and the simplest way is its own: each endpoint's `hints.forZones` names the zone it runs
 # in. The study's command shows them; `views.hints_table` reads the same slice into a table. The
 # controller also reports on the Service: `kubectl describe svc` lists a Normal event
-# `TopologyAwareHintsEnabled`.
+# `TopologyAwareHintsEnabled`. (The study quotes the docs: the hints are metadata for consumers of
+# EndpointSlice or Endpoints objects. Only EndpointSlices carry them: the legacy Endpoints object has no
+# `hints` field, and kube-proxy reads EndpointSlices.)
 
 # %% [markdown] lang="ko"
 # ## 엔드포인트슬라이스 안의 힌트
@@ -219,7 +221,10 @@ experiments.claim(
 # 씁니다. 엔드포인트가 존마다 하나씩 셋이고 존 세 개의 CPU가 같으므로 존마다 엔드포인트 하나씩을 받아야 하고,
 # 가장 간단한 방법은 자기 존의 것입니다. 엔드포인트마다 `hints.forZones`에 그것이 도는 존이 적힙니다. 스터디의
 # 명령이 힌트를 보여 주고, `views.hints_table`은 같은 슬라이스를 표로 읽습니다. 컨트롤러는 서비스에도 보고합니다.
-# `kubectl describe svc`가 Normal 이벤트 `TopologyAwareHintsEnabled`를 보여 줍니다.
+# `kubectl describe svc`가 Normal 이벤트 `TopologyAwareHintsEnabled`를 보여 줍니다. (스터디는 힌트가
+# 엔드포인트슬라이스 또는 엔드포인트(Endpoints) 오브젝트의 소비자를 위한 메타데이터라는 문서를 인용합니다. 힌트를
+# 담는 것은 엔드포인트슬라이스뿐입니다. 옛 엔드포인트 오브젝트에는 `hints` 필드가 없고, kube-proxy는
+# 엔드포인트슬라이스를 읽습니다.)
 
 # %%
 slices = lab.sh(CP, "kubectl get endpointslices -l kubernetes.io/service-name=svc-zone -o yaml")
