@@ -1529,8 +1529,13 @@ def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.
         pod.phase = "Running"
         pod.started_at = state.clock
         # a pod of the cluster as built (state.control_plane not yet set) is up before the lab's clock
-        # starts; a pod made later with a readinessProbe is not ready until its probes pass (kslab.kubelet)
-        pod.ready = getattr(state, "control_plane", None) is None or not any(c.readiness_probe for c in pod.containers)
+        # starts; a pod made later with a readinessProbe is not ready until its probes pass (kslab.kubelet);
+        # a probe whose named port no container has never passes (the prober errs), so never ready
+        from .kubelet import probe_of
+
+        probes = [spec for _, spec in probe_of(pod)]
+        pod.ready = not probes or (getattr(state, "control_plane", None) is None
+                                   and not any(spec.port_error(pod) for spec in probes))
 
 
 def _next_pod_ip(node: Node, next_host: dict[str, int], used: set[str]) -> str:
