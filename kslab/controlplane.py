@@ -70,15 +70,21 @@ from .model import (
     Service,
     ServicePort,
 )
-from .endpointslice import DEFAULT_MAX_ENDPOINTS_PER_SLICE, Reconciler, apply_result, check_max_endpoints_per_slice
+from .endpointslice import (DEFAULT_MAX_ENDPOINTS_PER_SLICE, SAFE_ALPHABET, Reconciler, apply_result,
+                            check_max_endpoints_per_slice, generate_name)
 from .proxy.util import parse_cidr_sloppy, parse_ip_sloppy
 
 NODE_SUBNET = "172.18.0.0/16"  # kind's "docker network"
 MAX_ENDPOINTS_PER_SLICE = DEFAULT_MAX_ENDPOINTS_PER_SLICE  # kube-controller-manager --max-endpoints-per-slice
-SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+
+def is_port_name(text: str) -> bool:
+    """``validation.IsValidPortName``: 1-15 characters, lower-case letters, digits and '-', at
+    least one letter, no '--', not beginning or ending with '-' (a Service's targetPort, a probe's port)."""
+    return len(text) <= 15 and bool(IANA_SVC_NAME.match(text)) and "--" not in text
 VALID_PROTOCOLS = ("TCP", "UDP", "SCTP")
 CLUSTER_SEED = 0  # the allocation seed of every lab kslab builds, unless one asks for another
 
@@ -1049,7 +1055,7 @@ def admit_service(d: Document, s: Service, cfg: ClusterConfig) -> None:
         seen_pp[(p.port, p.protocol)] = i
         if p.target_port in (None, "", 0):
             p.target_port = p.port
-        elif isinstance(p.target_port, str) and not IANA_SVC_NAME.match(p.target_port):
+        elif isinstance(p.target_port, str) and not is_port_name(p.target_port):
             raise AdmissionError(d.where(f + ".targetPort"), f"{p.target_port!r} is neither a number nor a port name", "use a container port number or name")
         elif isinstance(p.target_port, int) and not 1 <= p.target_port <= 65535:
             raise AdmissionError(d.where(f + ".targetPort"), f"{p.target_port} is not a valid port", "use 1-65535")
@@ -1463,8 +1469,7 @@ def pods_for_deployment(dep: Deployment, rng: random.Random, start: int = 0, tem
     spec = dict(dep.template.get("spec") or {})
     pods = []
     for _ in range(dep.replicas):
-        suffix = "".join(rng.choice(SAFE_ALPHABET) for _ in range(5))
-        p = pod_from_template(f"{dep.name}-{h}-{suffix}", dep.namespace, meta, spec)
+        p = pod_from_template(generate_name(f"{dep.name}-{h}-", rng), dep.namespace, meta, spec)  # the ReplicaSet's generateName
         p.labels["pod-template-hash"] = h
         p.owner = f"Deployment/{dep.name}"
         pods.append(p)

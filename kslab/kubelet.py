@@ -43,7 +43,6 @@ import math
 import os
 import queue
 import random
-import re
 import socket
 import subprocess
 import threading
@@ -64,7 +63,6 @@ DEFAULT_PERIOD = 10
 DEFAULT_TIMEOUT = 1
 DEFAULT_SUCCESS_THRESHOLD = 1
 DEFAULT_FAILURE_THRESHOLD = 3
-IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 HANDLERS = ("httpGet", "tcpSocket", "exec", "grpc")
 # results.Result
 SUCCESS, FAILURE, UNKNOWN = "Success", "Failure", "Unknown"
@@ -197,7 +195,9 @@ def _probe_port(value: Any, where: str) -> int | str:
     text = str(value)
     if text.isdigit():
         return _probe_port(int(text), where)
-    if len(text) > 15 or not IANA_SVC_NAME.match(text) or "--" in text:
+    from .controlplane import is_port_name  # the API server's validation, one place
+
+    if not is_port_name(text):
         raise InputError(where, f"{text!r} is not a valid port name", "a port name is at most 15 lower-case letters, digits and '-'")
     return text
 

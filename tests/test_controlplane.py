@@ -531,3 +531,19 @@ def test_manifest_source_ranges_are_admitted(tmp_path):
     with pytest.raises(InputError) as e:  # the manifest parser: a string is no list
         kslab.Lab().apply(tmp_path / "a.yaml")
     assert "spec.loadBalancerSourceRanges" in one_line(e.value) and "10.0.0.0/8" in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["a--b", "http-web-server-1", "-web", "8080x-"])
+def test_a_target_port_name_is_validated_as_the_probes_port_name(lab, name):
+    """One IsValidPortName (controlplane.is_port_name) for a Service's targetPort and a probe's
+    port: at most 15 characters, no '--' (both were accepted for targetPort before)."""
+    from kslab.controlplane import is_port_name
+    from kslab.kubelet import ProbeSpec
+
+    assert not is_port_name(name)
+    (lab / "tp.yaml").write_text(_service("svc-tp", f"[{{name: a, port: 80, targetPort: {name}}}]", type_="ClusterIP"))
+    with pytest.raises(AdmissionError, match=r"spec\.ports\[0\]\.targetPort: .* is neither a number nor a port name"):
+        load_cluster([lab])
+    with pytest.raises(InputError, match=r"readinessProbe\.httpGet\.port: .* is not a valid port name"):
+        ProbeSpec.from_container({"name": "c", "readinessProbe": {"httpGet": {"port": name}}}, "spec.containers[0]")
+    assert is_port_name("http") and is_port_name("web-8080")
