@@ -413,3 +413,39 @@ def test_watchers_hear_probe_driven_ready_changes(tmp_path):
     t0 = lab.control.state.clock
     lab.advance(10)
     assert sorted(heard) == sorted((p, True, t0 + 10) for p in lab.pods("app=web"))
+
+
+def test_sync_tokens_is_the_runners_token_bucket():
+    """flowcontrol.NewTokenBucketRateLimiter(1/minSyncPeriod, burstSyncs=2): full at start, one
+    token per minSyncPeriod, never more than 2."""
+    from kslab.lab import sync_tokens
+
+    assert sync_tokens(0.0, None, 5.0, 1.0) == 2.0
+    assert sync_tokens(0.0, 10.0, 10.5, 1.0) == 0.5
+    assert sync_tokens(0.5, 10.0, 11.0, 1.0) == 1.5
+    assert sync_tokens(1.0, 10.0, 30.0, 1.0) == 2.0
+    assert sync_tokens(0.0, 10.0, 10.0, 0.0) == 2.0  # minSyncPeriod 0: no limit
+
+
+def test_probe_driven_syncs_burst_two_then_wait_min_sync_period(tmp_path):
+    """kube-proxy's BoundedFrequencyRunner (burstSyncs 2): after a quiet spell, two pods turning
+    not-ready within a second are synced at once each; a third is synced minSyncPeriod after the
+    second sync (tryRun: nextPossible = minInterval - elapsed)."""
+    import shutil
+
+    import kslab.resources
+
+    shutil.copytree(kslab.resources.study_lab(), tmp_path / "lab")
+    (tmp_path / "lab" / "probed").mkdir()
+    probed_dir(tmp_path / "lab" / "probed", periodSeconds=1, failureThreshold=1)
+    lab = kslab.Lab(tmp_path / "lab")  # the pods' probe ticks phased apart by the kubelet's start-up sleep
+    lab.advance(10)  # quiet: the runner's bucket is full again
+    t0 = lab.control.state.clock
+    for p in lab.pods("app=web"):
+        lab.break_pod(p)
+    lab.advance(3)
+    f = lab.lifecycle_frame(since=t0)
+    not_ready = sorted(f[f.kind == "not-ready"].t)
+    synced = sorted(set(f[f.kind == "synced"].t))
+    assert len(not_ready) == 3 and not_ready[2] - not_ready[0] < 1.0
+    assert synced == [not_ready[0], not_ready[1], not_ready[1] + lab.min_sync_period]
