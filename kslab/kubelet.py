@@ -16,7 +16,8 @@ successes) in a row. A probe that takes longer than ``timeoutSeconds`` is a fail
 The :class:`Kubelet` keeps the workers of every node's pods, schedules their ticks as timers on
 the control plane (:meth:`kslab.controlplane.ControlPlane.schedule`), sets each pod's Ready
 condition (all of its containers ready), then the EndpointSlice controller reconciles at once
-(its batch period defaults to 0) and kube-proxy syncs after ``minSyncPeriod`` (the Lab does).
+(its batch period defaults to 0) and kube-proxy syncs as its runner's ``minSyncPeriod`` limiter allows
+(burst 2: :func:`kslab.lab.sync_tokens`; the Lab does).
 What the probes hit is a :class:`Prober`: :class:`SimProber` answers from the simulated pod
 (its app broken or not), :class:`NetnsProber` probes for real from the node's network
 namespace, one persistent prober thread per node.
