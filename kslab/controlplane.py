@@ -633,7 +633,7 @@ class ControlPlane:
             known = ", ".join(d.name for d in self.state.deployments if d.namespace == namespace) or "none"
             raise InputError(f"deployment {name!r}", "no such deployment", f"deployments are: {known}")
         if (image is None) == (template is None):
-            raise InputError("rollout", "give exactly one of image= and template=", 'e.g. lab.rollout("deploy-echo", image="whoami:v2")')
+            raise InputError("rollout", "give exactly one of image= and template=", f'e.g. lab.rollout("{name}", image="traefik/whoami:v1.10")')
         if image is not None:
             if not isinstance(image, str) or not image.strip():
                 raise InputError("image", f"{image!r} is not an image name", 'give e.g. "traefik/whoami:v1.10"')
@@ -1492,6 +1492,9 @@ def _tolerates(pod: Pod, node: Node) -> bool:
     return True
 
 
+MAX_PODS_PER_NODE = 110  # kubelet --max-pods default (kind keeps it): a node's allocatable pods
+
+
 def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.Random, only: list[Pod] | None = None) -> None:
     """Bind pods to nodes and give them IPs; pods run and are Ready, except a pod made after the
     cluster was built that has a readinessProbe: the kubelet (:mod:`kslab.kubelet`) makes it Ready.
@@ -1526,6 +1529,13 @@ def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.
                     f"Pod {pod.key}: no node fits (nodeSelector {pod.node_selector or '{}'}, taints); it stays Pending and gets no IP"
                 )
                 continue
+            # the scheduler's NodeResourcesFit: a node holds at most its allocatable pods (kubelet maxPods)
+            roomy = [n for n in cands if per_node_count[n.name] < MAX_PODS_PER_NODE]
+            if not roomy:
+                state.warnings.append(f"Pod {pod.key}: every node that fits holds {MAX_PODS_PER_NODE} pods already "
+                                      "(Too many pods: kubelet maxPods); it stays Pending and gets no IP")
+                continue
+            cands = roomy
             least = min(per_node_count[n.name] for n in cands)
             node = rng.choice([n for n in cands if per_node_count[n.name] == least])
             pod.node_name = node.name
