@@ -32,9 +32,11 @@ SEED_HELP = ("seed of the traffic (client ports, kube-proxy's random choices; th
 _FILES_HELP = "the lab's manifests (default: the study's lab in data/myk8s)"
 
 
-def _add_files(p, help: str = _FILES_HELP) -> None:
-    """``-f PATH...``, repeatable: the lab's manifests."""
-    p.add_argument("-f", "--filename", dest="files", action="append", nargs="+", metavar="PATH", help=help)
+def _add_files(p, help: str = _FILES_HELP, *, one_per_flag: bool = False) -> None:
+    """``-f PATH...``, repeatable: the lab's manifests. ``one_per_flag``: ``-f PATH`` takes one path
+    (as kubectl's does), for a command whose positional arguments follow it (``sh -f DIR WHERE``)."""
+    p.add_argument("-f", "--filename", dest="files", action="append", nargs=1 if one_per_flag else "+",
+                   metavar="PATH", help=help)
 
 
 def _files(args) -> list[str] | None:
@@ -380,9 +382,10 @@ def _add_sh(sub) -> None:
                     "namespace on netns, emulated in the real tool's output format on sim. Examples: "
                     "kslab sh net-pod -- curl -s svc-clusterip:9000; "
                     "kslab sh myk8s-worker -- iptables -t nat -S KUBE-SERVICES; "
-                    "kslab sh myk8s-worker -- 'iptables -t nat -S | grep KUBE-SVC'",
+                    "kslab sh myk8s-worker -- 'iptables -t nat -S | grep KUBE-SVC'; "
+                    "kslab sh -f DIR myk8s-control-plane -- kubectl get endpointslices -o json",
     )
-    _add_files(p)
+    _add_files(p, _FILES_HELP + "; one path per -f, repeatable", one_per_flag=True)
     p.add_argument("--backend", choices=["sim", "netns", "kind"], default="sim",
                    help="netns: bring the lab up in the kernel (root) for the command and remove it after; "
                         "kind: in the current kube context's live cluster (pods by exec, nodes by docker exec)")

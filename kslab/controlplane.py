@@ -70,15 +70,21 @@ from .model import (
     Service,
     ServicePort,
 )
-from .endpointslice import DEFAULT_MAX_ENDPOINTS_PER_SLICE, Reconciler, apply_result, check_max_endpoints_per_slice
+from .endpointslice import (DEFAULT_MAX_ENDPOINTS_PER_SLICE, SAFE_ALPHABET, Reconciler, apply_result,
+                            check_max_endpoints_per_slice, generate_name)
 from .proxy.util import parse_cidr_sloppy, parse_ip_sloppy
 
 NODE_SUBNET = "172.18.0.0/16"  # kind's "docker network"
 MAX_ENDPOINTS_PER_SLICE = DEFAULT_MAX_ENDPOINTS_PER_SLICE  # kube-controller-manager --max-endpoints-per-slice
-SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+
+def is_port_name(text: str) -> bool:
+    """``validation.IsValidPortName``: 1-15 characters, lower-case letters, digits and '-', at
+    least one letter, no '--', not beginning or ending with '-' (a Service's targetPort, a probe's port)."""
+    return len(text) <= 15 and bool(IANA_SVC_NAME.match(text)) and "--" not in text
 VALID_PROTOCOLS = ("TCP", "UDP", "SCTP")
 CLUSTER_SEED = 0  # the allocation seed of every lab kslab builds, unless one asks for another
 
@@ -627,7 +633,7 @@ class ControlPlane:
             known = ", ".join(d.name for d in self.state.deployments if d.namespace == namespace) or "none"
             raise InputError(f"deployment {name!r}", "no such deployment", f"deployments are: {known}")
         if (image is None) == (template is None):
-            raise InputError("rollout", "give exactly one of image= and template=", 'e.g. lab.rollout("deploy-echo", image="whoami:v2")')
+            raise InputError("rollout", "give exactly one of image= and template=", f'e.g. lab.rollout("{name}", image="traefik/whoami:v1.10")')
         if image is not None:
             if not isinstance(image, str) or not image.strip():
                 raise InputError("image", f"{image!r} is not an image name", 'give e.g. "traefik/whoami:v1.10"')
@@ -1049,7 +1055,7 @@ def admit_service(d: Document, s: Service, cfg: ClusterConfig) -> None:
         seen_pp[(p.port, p.protocol)] = i
         if p.target_port in (None, "", 0):
             p.target_port = p.port
-        elif isinstance(p.target_port, str) and not IANA_SVC_NAME.match(p.target_port):
+        elif isinstance(p.target_port, str) and not is_port_name(p.target_port):
             raise AdmissionError(d.where(f + ".targetPort"), f"{p.target_port!r} is neither a number nor a port name", "use a container port number or name")
         elif isinstance(p.target_port, int) and not 1 <= p.target_port <= 65535:
             raise AdmissionError(d.where(f + ".targetPort"), f"{p.target_port} is not a valid port", "use 1-65535")
@@ -1463,8 +1469,7 @@ def pods_for_deployment(dep: Deployment, rng: random.Random, start: int = 0, tem
     spec = dict(dep.template.get("spec") or {})
     pods = []
     for _ in range(dep.replicas):
-        suffix = "".join(rng.choice(SAFE_ALPHABET) for _ in range(5))
-        p = pod_from_template(f"{dep.name}-{h}-{suffix}", dep.namespace, meta, spec)
+        p = pod_from_template(generate_name(f"{dep.name}-{h}-", rng), dep.namespace, meta, spec)  # the ReplicaSet's generateName
         p.labels["pod-template-hash"] = h
         p.owner = f"Deployment/{dep.name}"
         pods.append(p)
@@ -1485,6 +1490,9 @@ def _tolerates(pod: Pod, node: Node) -> bool:
         if not ok:
             return False
     return True
+
+
+MAX_PODS_PER_NODE = 110  # kubelet --max-pods default (kind keeps it): a node's allocatable pods
 
 
 def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.Random, only: list[Pod] | None = None) -> None:
@@ -1521,6 +1529,13 @@ def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.
                     f"Pod {pod.key}: no node fits (nodeSelector {pod.node_selector or '{}'}, taints); it stays Pending and gets no IP"
                 )
                 continue
+            # the scheduler's NodeResourcesFit: a node holds at most its allocatable pods (kubelet maxPods)
+            roomy = [n for n in cands if per_node_count[n.name] < MAX_PODS_PER_NODE]
+            if not roomy:
+                state.warnings.append(f"Pod {pod.key}: every node that fits holds {MAX_PODS_PER_NODE} pods already "
+                                      "(Too many pods: kubelet maxPods); it stays Pending and gets no IP")
+                continue
+            cands = roomy
             least = min(per_node_count[n.name] for n in cands)
             node = rng.choice([n for n in cands if per_node_count[n.name] == least])
             pod.node_name = node.name
@@ -1529,8 +1544,13 @@ def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.
         pod.phase = "Running"
         pod.started_at = state.clock
         # a pod of the cluster as built (state.control_plane not yet set) is up before the lab's clock
-        # starts; a pod made later with a readinessProbe is not ready until its probes pass (kslab.kubelet)
-        pod.ready = getattr(state, "control_plane", None) is None or not any(c.readiness_probe for c in pod.containers)
+        # starts; a pod made later with a readinessProbe is not ready until its probes pass (kslab.kubelet);
+        # a probe whose named port no container has never passes (the prober errs), so never ready
+        from .kubelet import probe_of
+
+        probes = [spec for _, spec in probe_of(pod)]
+        pod.ready = not probes or (getattr(state, "control_plane", None) is None
+                                   and not any(spec.port_error(pod) for spec in probes))
 
 
 def _next_pod_ip(node: Node, next_host: dict[str, int], used: set[str]) -> str:

@@ -80,6 +80,12 @@ class _Failure(Exception):
 def run(cluster: ClusterState, args: Sequence[str]) -> str:
     """What ``kubectl ARGS`` prints on stdout for this cluster; an :class:`InputError` naming the
     command and kubectl's error where kubectl would fail (or kslab does not emulate the command)."""
+    return run_result(cluster, args).stdout
+
+
+def run_result(cluster: ClusterState, args: Sequence[str]) -> Result:
+    """Like :func:`run` (kubectl's errors raise), but the :class:`Result`: stdout and the warnings
+    kubectl prints on stderr on success (``get endpoints``' deprecation warning, as 1.33 prints it)."""
     args = _check_args(args)
     try:
         res = _execute(cluster, args)
@@ -88,7 +94,7 @@ def run(cluster: ClusterState, args: Sequence[str]) -> str:
     if res.exit_code:
         errors = [line for line in res.stderr.splitlines() if not line.startswith("Warning:")]
         raise InputError(_command(args), "; ".join(errors))
-    return res.stdout
+    return res
 
 
 def execute(cluster: ClusterState, args: Sequence[str]) -> Result:

@@ -16,7 +16,8 @@ successes) in a row. A probe that takes longer than ``timeoutSeconds`` is a fail
 The :class:`Kubelet` keeps the workers of every node's pods, schedules their ticks as timers on
 the control plane (:meth:`kslab.controlplane.ControlPlane.schedule`), sets each pod's Ready
 condition (all of its containers ready), then the EndpointSlice controller reconciles at once
-(its batch period defaults to 0) and kube-proxy syncs after ``minSyncPeriod`` (the Lab does).
+(its batch period defaults to 0) and kube-proxy syncs as its runner's ``minSyncPeriod`` limiter allows
+(burst 2: :func:`kslab.lab.sync_tokens`; the Lab does).
 What the probes hit is a :class:`Prober`: :class:`SimProber` answers from the simulated pod
 (its app broken or not), :class:`NetnsProber` probes for real from the node's network
 namespace, one persistent prober thread per node.
@@ -43,7 +44,6 @@ import math
 import os
 import queue
 import random
-import re
 import socket
 import subprocess
 import threading
@@ -64,10 +64,13 @@ DEFAULT_PERIOD = 10
 DEFAULT_TIMEOUT = 1
 DEFAULT_SUCCESS_THRESHOLD = 1
 DEFAULT_FAILURE_THRESHOLD = 3
-IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 HANDLERS = ("httpGet", "tcpSocket", "exec", "grpc")
 # results.Result
 SUCCESS, FAILURE, UNKNOWN = "Success", "Failure", "Unknown"
+# a prober error (``prober.go`` returns ``probe.Unknown`` with an error, e.g. a named port the
+# container does not have): ``worker.doProbe`` throws the result away ("Prober error, throw away
+# the result"): no count in a row, the worker's result unchanged
+ERROR = "Error"
 LIFECYCLE_KINDS = ("app-broken", "app-healed", "probe", "ready", "not-ready", "slice", "synced")
 LIFECYCLE_COLUMNS = ["t", "kind", "pod", "node", "detail"]
 
@@ -164,6 +167,13 @@ class ProbeSpec:
         named = pod.container_port_named(self.port)
         return named.container_port if named else None
 
+    def port_error(self, pod: "Pod") -> ProbeResult | None:
+        """The prober's error when the probe's port cannot be resolved on ``pod`` (a named port no
+        container port has: ``probe.ResolveContainerPort``'s "couldn't find port"), else None."""
+        if self.handler == "exec" or self.target_port(pod) is not None:
+            return None
+        return ProbeResult(ERROR, f"couldn't find port: {self.port} in pod {pod.name}")
+
     def describe(self) -> str:
         """kubectl describe's ``Readiness:`` line (``http-get http://:8080/ delay=0s timeout=1s period=10s #success=1 #failure=3``)."""
         if self.handler == "httpGet":
@@ -186,7 +196,9 @@ def _probe_port(value: Any, where: str) -> int | str:
     text = str(value)
     if text.isdigit():
         return _probe_port(int(text), where)
-    if len(text) > 15 or not IANA_SVC_NAME.match(text) or "--" in text:
+    from .controlplane import is_port_name  # the API server's validation, one place
+
+    if not is_port_name(text):
         raise InputError(where, f"{text!r} is not a valid port name", "a port name is at most 15 lower-case letters, digits and '-'")
     return text
 
@@ -235,7 +247,7 @@ def sim_ready_after(spec: ProbeSpec) -> float:
 
 @dataclass
 class ProbeResult:
-    result: str  # SUCCESS or FAILURE
+    result: str  # SUCCESS, FAILURE or ERROR (thrown away by the worker)
     detail: str  # "HTTP probe succeeded: 200", "HTTP probe failed with statuscode: 500", "timeout", ...
 
 
@@ -268,6 +280,8 @@ class ProbeWorker:
         if int(now - self.started_at) < self.spec.initial_delay_seconds:  # int32(time.Since(StartedAt).Seconds())
             return None, False
         got = probe()
+        if got.result == ERROR:  # "Prober error, throw away the result."
+            return got, False
         if self.last_result == got.result:
             self.result_run += 1
         else:
@@ -306,9 +320,12 @@ class SimProber(Prober):
         broken = pod.name in self._broken()
         if spec.handler == "exec":
             return ProbeResult(FAILURE, "command exited 1") if broken else ProbeResult(SUCCESS, "command exited 0")
+        error = spec.port_error(pod)
+        if error is not None:
+            return error
         port = spec.target_port(pod)
         listening = {p.container_port for c in pod.containers for p in c.ports if p.protocol == "TCP"}
-        if port is None or port not in listening:
+        if port not in listening:
             return ProbeResult(FAILURE, f"dial tcp {pod.pod_ip}:{port}: connect: connection refused")
         if spec.handler == "tcpSocket":
             return ProbeResult(SUCCESS, "tcp connect succeeded")
@@ -435,9 +452,10 @@ class NetnsProber(Prober):
             except OSError as e:
                 return ProbeResult(FAILURE, f"command failed: {e}")
             return ProbeResult(SUCCESS if r.returncode == 0 else FAILURE, f"command exited {r.returncode}")
+        error = spec.port_error(pod)
+        if error is not None:
+            return error
         port = spec.target_port(pod)
-        if port is None:
-            return ProbeResult(FAILURE, f"cannot find port {spec.port!r} in pod {pod.name}")
         if spec.handler == "tcpSocket":
             fn = lambda: tcp_probe(pod.pod_ip, port, timeout)  # noqa: E731
         else:
@@ -542,7 +560,8 @@ class Kubelet:
         if got is None:
             return False
         self.record(LifecycleEvent(self.state.clock, "probe", pod.name, pod.node_name,
-                                   f"{w.container}: {got.result} ({got.detail}); {w.result_run} in a row"))
+                                   f"{w.container}: {got.result} ({got.detail}); "
+                                   + ("result thrown away" if got.result == ERROR else f"{w.result_run} in a row")))
         if not changed:
             return False
         ready = all(x.result == SUCCESS for x in self.workers.values() if x.pod == pod.name and x.namespace == pod.namespace)

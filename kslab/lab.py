@@ -57,6 +57,17 @@ SYNC_HISTORY = 1000  # syncs a Lab remembers: a slider moved all afternoon must 
 LIFECYCLE_HISTORY = 10000  # lifecycle events a Lab remembers (lab.lifecycle)
 PROXY_SYNC_TIMER = "kube-proxy/sync"  # a probe-driven change's kube-proxy sync, minSyncPeriod after the last one
 REAL_BATCH = 0.2  # timeline on a real clock: connections due within this many seconds go out in one client run
+BURST_SYNCS = 2  # pkg/proxy/iptables (1.33): burstSyncs, the burst of the sync runner's token bucket
+
+
+def sync_tokens(tokens: float, since: float | None, now: float, min_interval: float, burst: int = BURST_SYNCS) -> float:
+    """The tokens kube-proxy's ``BoundedFrequencyRunner`` limiter holds at ``now``: a token bucket
+    (``flowcontrol.NewTokenBucketRateLimiter(1/minSyncPeriod, burstSyncs)``), full at start
+    (``since`` None), ``tokens`` left at ``since``, refilled at one per ``min_interval``. A sync
+    runs at once when a token is there (``TryAccept``), else at last sync + ``min_interval``."""
+    if since is None or min_interval <= 0:
+        return float(burst)
+    return min(float(burst), tokens + (now - since) / min_interval)
 HAIRPIN_RULES = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # each SEP chain's first rule (iptables-save form)
 # every rule of a built-in chain: on a lab's node only kube-proxy's jumps, which its full sync puts back in its own order
 BUILTIN_CHAIN_RULES = r"^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) "
@@ -146,9 +157,11 @@ class Lab:
         self.generation = 0  # +1 on every change a connection could see (a sync, a hand edit, a broken pod)
         self.dataplane: Dataplane = live.dataplane if live else factory.create(backend, self.cluster, seed=seed)
         self.lifecycle: list[LifecycleEvent] = []  # the lifecycle timeline (lifecycle_frame())
-        # kube-proxy's minSyncPeriod: a probe-driven change is synced at max(change, last sync + this)
+        # kube-proxy's minSyncPeriod: a probe-driven change is synced at once while the sync runner
+        # has a token (burst 2), else at last sync + this (sync_tokens)
         self.min_sync_period = DEFAULT_MIN_SYNC_PERIOD
         self._last_sync_at: float | None = None  # the cluster clock at kube-proxy's last sync
+        self._sync_tokens = float(BURST_SYNCS)  # the runner's tokens left at its last sync
         self.kubelet: Kubelet | None = None
         try:
             self._sync()
@@ -176,9 +189,11 @@ class Lab:
         del self.lifecycle[:-LIFECYCLE_HISTORY]
 
     def _probe_changed(self, pod, at: float) -> None:
-        """A probe changed a pod's readiness (the slices are reconciled): kube-proxy syncs at
-        max(now, last sync + minSyncPeriod) (its BoundedFrequencyRunner), not at once."""
-        when = at if self._last_sync_at is None else max(at, self._last_sync_at + self.min_sync_period)
+        """A probe changed a pod's readiness (the slices are reconciled): kube-proxy's
+        BoundedFrequencyRunner syncs at once if its limiter has a token (a burst of 2 after a quiet
+        spell), else when ``minSyncPeriod`` has passed since the last sync (``tryRun``)."""
+        tokens = sync_tokens(self._sync_tokens, self._last_sync_at, at, self.min_sync_period)
+        when = at if self._last_sync_at is None or tokens >= 1 else max(at, self._last_sync_at + self.min_sync_period)
         pending = [t for t in self.control.timers if t.what == PROXY_SYNC_TIMER]
         if pending and pending[0].at <= when:
             return
@@ -245,6 +260,7 @@ class Lab:
             per_node = [sync(name) for name in names]
         self.generation += 1
         clock = getattr(self.control, "state", self.cluster).clock
+        self._sync_tokens = max(0.0, sync_tokens(self._sync_tokens, self._last_sync_at, clock, self.min_sync_period) - 1)
         self._last_sync_at = clock
         for name, results in zip(names, per_node):
             if hasattr(self, "lifecycle"):
@@ -673,6 +689,7 @@ class Lab:
             self.kubelet.prober.close()
         self.lifecycle = []
         self._last_sync_at = None
+        self._sync_tokens = float(BURST_SYNCS)
         self._sync()
         self._start_kubelet()
         dp.reseed(self.seed)
@@ -724,6 +741,7 @@ class Lab:
         twin.lifecycle = list(self.lifecycle)
         twin.min_sync_period = self.min_sync_period
         twin._last_sync_at = self._last_sync_at
+        twin._sync_tokens = self._sync_tokens
         twin._real_anchor = (time.monotonic(), twin.control.state.clock)
         twin.kubelet = None
         if self.kubelet is not None:

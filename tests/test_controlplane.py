@@ -531,3 +531,40 @@ def test_manifest_source_ranges_are_admitted(tmp_path):
     with pytest.raises(InputError) as e:  # the manifest parser: a string is no list
         kslab.Lab().apply(tmp_path / "a.yaml")
     assert "spec.loadBalancerSourceRanges" in one_line(e.value) and "10.0.0.0/8" in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["a--b", "http-web-server-1", "-web", "8080x-"])
+def test_a_target_port_name_is_validated_as_the_probes_port_name(lab, name):
+    """One IsValidPortName (controlplane.is_port_name) for a Service's targetPort and a probe's
+    port: at most 15 characters, no '--' (both were accepted for targetPort before)."""
+    from kslab.controlplane import is_port_name
+    from kslab.kubelet import ProbeSpec
+
+    assert not is_port_name(name)
+    (lab / "tp.yaml").write_text(_service("svc-tp", f"[{{name: a, port: 80, targetPort: {name}}}]", type_="ClusterIP"))
+    with pytest.raises(AdmissionError, match=r"spec\.ports\[0\]\.targetPort: .* is neither a number nor a port name"):
+        load_cluster([lab])
+    with pytest.raises(InputError, match=r"readinessProbe\.httpGet\.port: .* is not a valid port name"):
+        ProbeSpec.from_container({"name": "c", "readinessProbe": {"httpGet": {"port": name}}}, "spec.containers[0]")
+    assert is_port_name("http") and is_port_name("web-8080")
+
+
+def test_scale_past_the_nodes_max_pods_leaves_pods_pending_and_changes_nothing_else():
+    """kubelet maxPods (110) bounds what the scheduler puts on a node: a Deployment scaled past
+    the workers' room gets Pending pods without IPs (no endpoints), not an error half-way
+    (the podCIDR /24 would run out at 254); scaling back removes the Pending ones first."""
+    from collections import Counter
+
+    from kslab.controlplane import MAX_PODS_PER_NODE
+
+    lab = kslab.Lab()
+    lab.scale("deploy-echo", 400)
+    pods = [p for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo"]
+    per_node = Counter(p.node_name for p in lab.cluster.pods if p.pod_ip and p.node_name != "myk8s-control-plane")
+    assert len(pods) == 400 and set(per_node.values()) == {MAX_PODS_PER_NODE}
+    pending = [p for p in pods if not p.pod_ip]
+    assert pending and all(p.phase == "Pending" for p in pending)
+    assert sum(len(s.endpoints) for s in lab.cluster.endpoint_slices if s.service_name == "svc-nodeport") == 400 - len(pending)
+    assert "Too many pods" in lab.cluster.warnings[-1]
+    lab.scale("deploy-echo", 3)
+    assert all(p.pod_ip for p in lab.cluster.pods if p.owner == "Deployment/deploy-echo")

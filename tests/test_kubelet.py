@@ -10,7 +10,7 @@ import pytest
 
 import kslab
 from kslab.errors import InputError
-from kslab.kubelet import (FAILURE, SUCCESS, ProbeResult, ProbeSpec, ProbeWorker, detection_window, ready_window,
+from kslab.kubelet import (ERROR, FAILURE, SUCCESS, ProbeResult, ProbeSpec, ProbeWorker, detection_window, ready_window,
                            sim_ready_after)
 
 PROBED = """\
@@ -158,6 +158,43 @@ def test_worker_success_threshold():  # TestSuccessThreshold (SuccessThreshold 3
             assert w.result == SUCCESS
         run(w, FAILURE)  # the prober flakes
         assert w.result == FAILURE
+
+
+def test_worker_throws_prober_errors_away():  # worker.go doProbe: "Prober error, throw away the result."
+    w = worker(success_threshold=1, failure_threshold=2)
+    run(w, SUCCESS)
+    run(w, FAILURE)
+    assert run(w, ERROR) == (ProbeResult(ERROR, ""), False)
+    assert (w.result, w.last_result, w.result_run) == (SUCCESS, FAILURE, 1)  # the error did not count
+    run(w, FAILURE)
+    assert w.result == FAILURE  # two failures in a row, the error between them ignored
+
+
+def test_a_probe_on_a_port_the_pod_does_not_have_never_makes_it_ready(tmp_path):
+    """httpGet.port names a port no container has (the API server accepts any IANA_SVC_NAME):
+    the prober errs ("couldn't find port"), the worker throws each result away, the pod is never
+    Ready, in the lab as built and when made later; its endpoint stays ready=false."""
+    import shutil
+
+    import kslab.resources
+
+    shutil.copytree(kslab.resources.study_lab(), tmp_path / "lab")
+    (tmp_path / "lab" / "probed").mkdir()
+    d = probed_dir(tmp_path / "lab" / "probed")
+    (d / "web.yaml").write_text((d / "web.yaml").read_text().replace("port: http\n", "port: htp\n"))
+    lab = kslab.Lab(tmp_path / "lab")
+    pods = lab.pods("app=web")
+    assert pods and not any(lab.cluster.pod(p).ready for p in pods)
+    lab.advance(35)
+    lab.scale("web", 4)
+    lab.advance(35)
+    assert len(lab.pods("app=web")) == 4 and not any(lab.cluster.pod(p).ready for p in lab.pods("app=web"))
+    probes = [e for e in lab.lifecycle if e.kind == "probe"]
+    assert probes and all(e.detail == f"web: Error (couldn't find port: htp in pod {e.pod}); result thrown away"
+                          for e in probes)
+    assert not [e for e in lab.lifecycle if e.kind in ("ready", "not-ready")]
+    eps = [ep for s in lab.cluster.endpoint_slices if s.service_name == "svc-web" for ep in s.endpoints]
+    assert len(eps) == 4 and not any(ep.ready for ep in eps)
 
 
 # ---- the control plane's timers -------------------------------------------------------------------
@@ -376,3 +413,39 @@ def test_watchers_hear_probe_driven_ready_changes(tmp_path):
     t0 = lab.control.state.clock
     lab.advance(10)
     assert sorted(heard) == sorted((p, True, t0 + 10) for p in lab.pods("app=web"))
+
+
+def test_sync_tokens_is_the_runners_token_bucket():
+    """flowcontrol.NewTokenBucketRateLimiter(1/minSyncPeriod, burstSyncs=2): full at start, one
+    token per minSyncPeriod, never more than 2."""
+    from kslab.lab import sync_tokens
+
+    assert sync_tokens(0.0, None, 5.0, 1.0) == 2.0
+    assert sync_tokens(0.0, 10.0, 10.5, 1.0) == 0.5
+    assert sync_tokens(0.5, 10.0, 11.0, 1.0) == 1.5
+    assert sync_tokens(1.0, 10.0, 30.0, 1.0) == 2.0
+    assert sync_tokens(0.0, 10.0, 10.0, 0.0) == 2.0  # minSyncPeriod 0: no limit
+
+
+def test_probe_driven_syncs_burst_two_then_wait_min_sync_period(tmp_path):
+    """kube-proxy's BoundedFrequencyRunner (burstSyncs 2): after a quiet spell, two pods turning
+    not-ready within a second are synced at once each; a third is synced minSyncPeriod after the
+    second sync (tryRun: nextPossible = minInterval - elapsed)."""
+    import shutil
+
+    import kslab.resources
+
+    shutil.copytree(kslab.resources.study_lab(), tmp_path / "lab")
+    (tmp_path / "lab" / "probed").mkdir()
+    probed_dir(tmp_path / "lab" / "probed", periodSeconds=1, failureThreshold=1)
+    lab = kslab.Lab(tmp_path / "lab")  # the pods' probe ticks phased apart by the kubelet's start-up sleep
+    lab.advance(10)  # quiet: the runner's bucket is full again
+    t0 = lab.control.state.clock
+    for p in lab.pods("app=web"):
+        lab.break_pod(p)
+    lab.advance(3)
+    f = lab.lifecycle_frame(since=t0)
+    not_ready = sorted(f[f.kind == "not-ready"].t)
+    synced = sorted(set(f[f.kind == "synced"].t))
+    assert len(not_ready) == 3 and not_ready[2] - not_ready[0] < 1.0
+    assert synced == [not_ready[0], not_ready[1], not_ready[1] + lab.min_sync_period]

@@ -281,6 +281,8 @@ def test_bad_rollouts_are_one_line_and_change_nothing(lab):
         assert field in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(InputError, match="no such deployment"):
         lab.rollout("nope", image="x")
+    with pytest.raises(InputError, match=r'e\.g\. lab\.rollout\("web", image='):  # the fix names this Deployment
+        lab.rollout("web")
     assert [(p.name, p.terminating) for p in lab.cluster.pods] == before
     assert lab.rollout("web", image="mendhak/http-https-echo") == []  # the same template: nothing to do
 

@@ -375,11 +375,13 @@ def test_output_is_a_str_with_stderr_and_status(lab: Lab) -> None:
 def test_kubectl_goes_to_kslab_kubectl(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     seen = []
     fake = types.ModuleType("kslab.kubectl")
-    fake.run = lambda cluster, args: seen.append((cluster, tuple(args))) or "NAME      READY\nnet-pod   1/1\nwebpod1   1/1\n"
+    fake.run_result = lambda cluster, args: seen.append((cluster, tuple(args))) or types.SimpleNamespace(
+        stdout="NAME      READY\nnet-pod   1/1\nwebpod1   1/1\n", stderr="Warning: a kubectl warning\n")
     monkeypatch.setitem(sys.modules, "kslab.kubectl", fake)
     monkeypatch.delattr("kslab.kubectl", raising=False)
     out = lab.sh("net-pod", "kubectl get pod -o wide | grep net")
     assert out == "net-pod   1/1\n" and seen == [(lab.cluster, ("get", "pod", "-o", "wide"))]
+    assert out.stderr == "Warning: a kubectl warning\n"  # kubectl's stderr is not piped to grep
 
 
 def test_where_is_checked(lab: Lab) -> None:

@@ -152,7 +152,8 @@ class Dataplane(ABC):
                 if e.name != "kslab.kubectl":
                     raise
                 raise EnvironmentProblem("kubectl: this kslab has no kubectl emulation (kslab/kubectl.py)") from None
-            return ShellOutput(kubectl.run(cluster, command.args))
+            res = kubectl.run_result(cluster, command.args)  # stderr: kubectl's warnings, as it prints them
+            return ShellOutput(res.stdout, res.stderr)
         return self.run_tool(where, command, cluster)
 
     def run_tool(self, where: str, command: Command, cluster: ClusterState) -> ShellOutput:
