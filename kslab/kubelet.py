@@ -50,12 +50,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-import pandas as pd
 
 from .errors import InputError
 
 if TYPE_CHECKING:
     from .controlplane import ControlPlane
+    import pandas as pd
     from .model import ClusterState, Pod
 
 # pkg/apis/core/v1/defaults.go SetDefaults_Probe (a field left out, or 0, gets the default)
@@ -484,6 +484,8 @@ class LifecycleEvent:
 
 def lifecycle_frame(events: Sequence[LifecycleEvent], since: float | None = None) -> pd.DataFrame:
     rows = [e.__dict__ for e in events if since is None or e.t >= since]
+    import pandas as pd  # only here: the render path (controlplane -> kubelet) stays free of pandas
+
     return pd.DataFrame(rows, columns=LIFECYCLE_COLUMNS)
 
 
