@@ -901,19 +901,13 @@ def _after_failure(answer: Any, lab=None) -> Feedback:
 
 
 def _watch_change(lab, deployment: str, service: str, replicas: int) -> tuple[str, int, int, list[str]]:
-    """Scale ``deployment`` to ``replicas`` on ``lab`` (a copy), make its first pod (by name) not ready
-    and return (pod, entries in the Endpoints object, entries in the EndpointSlices that changed,
-    their names): what one change sends to every watcher of each API."""
-    lab.scale(deployment, replicas)
-    label = ",".join(f"{k}={v}" for k, v in lab.cluster.service(service).selector.items())
-    pod = sorted(lab.pods(label))[0]
-    before = {s["metadata"]["name"]: s.get("endpoints") or [] for s in _service_slices(lab, service)}
-    lab.set_ready(pod, False)
-    after = {s["metadata"]["name"]: s.get("endpoints") or [] for s in _service_slices(lab, service)}
-    changed = sorted(n for n in after if before.get(n) != after[n])
-    ep = _kubectl_json(lab, f"kubectl get endpoints {service}")
-    entries = sum(len(s.get(k) or []) for s in ep.get("subsets") or [] for k in ("addresses", "notReadyAddresses"))
-    return pod, entries, sum(len(after[n]) for n in changed), changed
+    """(pod, entries of the Endpoints object, entries of the changed EndpointSlices, their names) when
+    ``deployment`` runs ``replicas`` pods on ``lab`` (a copy) and its first pod becomes not ready
+    (:func:`kslab.views.watch_change`)."""
+    from .views import watch_change
+
+    w = watch_change(lab, deployment, service, replicas)
+    return w.pod, w.endpoints_entries, w.slice_entries, list(w.changed)
 
 
 def _watch_entries(answer: Any, lab=None, deployment: str = "deploy-echo", service: str = "svc-nodeport",
