@@ -495,9 +495,9 @@ READINESS_LAYOUT = dict(template="plotly_white", height=420, xaxis_title="time (
 
 
 def _is_probe_failure(row) -> bool:
-    """A probe event that reports a failure (kslab.kubelet writes the probe's result in ``detail``)."""
+    """A probe event that reports a failure: kslab.kubelet writes ``"<container>: Failure (why); n in a row"``."""
     detail = str(row.get("detail", "")).lower()
-    return "fail" in detail or "500" in detail or "timeout" in detail or "refused" in detail
+    return detail.startswith("failure") or re.search(r":\s*failure\b", detail) is not None
 
 
 def readiness_timeline_data(df: pd.DataFrame, lifecycle: pd.DataFrame | None = None, *, bin_s: float = 1.0,

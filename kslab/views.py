@@ -960,10 +960,9 @@ def compute_readiness(lab: Lab, *, broken: int = 1, probe: bool = True, period_s
         return lambda l: [l.break_pod(p, value) for p in victims]
 
     actions = [(break_at, set_broken(True))] + ([(heal_at, set_broken(False))] if heal_at is not None else [])
-    start = float(twin.now)
-    seen = len(twin.lifecycle)
+    start = float(twin.cluster.clock)  # the lifecycle's clock (the cluster's); the timeline's t counts from here
     df = twin.timeline("mypc", f"{entry}:{service}", seconds, rate, actions=actions, seed=seed)
-    lifecycle = twin.lifecycle_frame().iloc[seen:].copy()
+    lifecycle = twin.lifecycle_frame(since=start).copy()
     lifecycle["t"] = lifecycle["t"].astype(float) - start
     spec_doc = template["spec"]["containers"][0].get("readinessProbe")
     window = detection_window(ProbeSpec.from_container(template["spec"]["containers"][0], "template")) if spec_doc else None

@@ -1,5 +1,5 @@
-"""Chapters 01-04, 06 and 07 under nbval with ``KSLAB_BACKEND=kind`` against the fake live cluster (chapter 01:
-both editions, learner and solution versions; chapters 02-07: both editions' solution versions,
+"""Chapters 01-04 and 06-08 under nbval with ``KSLAB_BACKEND=kind`` against the fake live cluster (chapter 01:
+both editions, learner and solution versions; chapters 02-08: both editions' solution versions,
 the Korean one also executed to read what it printed; the editions share every code cell): kindapi's fake API server in a subprocess
 (tests/kindfake/livecluster.py: the real kubernetes client talks to it over HTTP, pods' exec
 through its websocket) and the fake ``docker`` on PATH (tests/kindfake/docker: kind's node
@@ -65,7 +65,8 @@ def test_chapter_01_passes_nbval_on_the_kind_backend(fake_cluster, tmp_path):
 
 
 LATER = {ch: [ROOT / "notebooks" / ed / "solutions" / f"{ch}.ipynb" for ed in ("ko", "en")]
-         for ch in ("02_session_affinity", "03_hairpin_nat", "04_clusterip_limits", "06_nodeport", "07_traffic_policy_lb")}
+         for ch in ("02_session_affinity", "03_hairpin_nat", "04_clusterip_limits", "06_nodeport", "07_traffic_policy_lb",
+                    "08_readiness_endpointslices")}
 # how many experiments of each chapter run on the sim twin on kind (Lab.exact prints one line for each); the rest run live
 TWIN_LINES = {
     "02_session_affinity": 3, "03_hairpin_nat": 7, "04_clusterip_limits": 3,
@@ -73,6 +74,7 @@ TWIN_LINES = {
     # the VIP (EXTERNAL-IP <pending>: no cloud LB), pods placed 2/1/0 for the health checks, the LB's probes and set_ready,
     # the 2/1/0 imbalance behind the LB, source ranges with a second client, the panel
     "07_traffic_policy_lb": 6,
+    "08_readiness_endpointslices": 2,  # a pod made not ready by hand, a broken app's exact error count
 }
 
 

@@ -199,6 +199,7 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `lab.place(deployment, {node: n, …})` (07) | a Deployment's pods, exactly `n` on each node (bound to their nodes); `lab.reset()` undoes it; on kind, only on `lab.exact(...)`'s twin |
 # | `lab.lb_status(service)` (07) | the load balancer in front of a LoadBalancer Service: each node's last health probe status and the nodes it sends to |
 # | `healthcheck.service_health(namespace, name, local_endpoints)` (07) | kube-proxy's health check answer (status, headers, body) byte for byte, as upstream writes it |
+# | `lab.apply(resources.study_lab() / "readiness")`, `views.compute_watch_cost`, `views.watch_change`, `charts.watch_cost` (08) | the Super Mario Deployment with a readiness probe behind `svc-mario`; what one pod's readiness change sends to every kube-proxy, watching Endpoints vs EndpointSlices (on copies) |
 #
 # `src` is a pod, a node, `mypc` or an IP; `to` is a Service name (`svc-clusterip`), `IP:port`, or
 # `NODE:service` (`myk8s-worker:svc-nodeport`: the Service's NodePort on that node's own address,
@@ -235,6 +236,7 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `lab.place(deployment, {node: n, …})` (07) | 디플로이먼트의 파드를 노드마다 정확히 `n`개 둡니다(노드에 직접 묶음); `lab.reset()`이 되돌립니다; kind에서는 `lab.exact(...)`의 복제본에서만 |
 # | `lab.lb_status(service)` (07) | 로드 밸런서 서비스 앞의 로드 밸런서: 노드마다 마지막 헬스 프로브의 상태 코드와, 연결을 보내는 노드 |
 # | `healthcheck.service_health(namespace, name, local_endpoints)` (07) | kube-proxy의 헬스 체크 응답(상태 코드, 헤더, 본문)을 업스트림이 쓰는 그대로, 바이트 단위로 만듭니다 |
+# | `lab.apply(resources.study_lab() / "readiness")`, `views.compute_watch_cost`, `views.watch_change`, `charts.watch_cost` (08) | 준비성 프로브가 있는 수퍼마리오 디플로이먼트와 그 앞의 `svc-mario`; 파드 하나의 준비 상태 변경이 모든 kube-proxy에게 보내는 양을 엔드포인트와 엔드포인트슬라이스를 감시할 때로 나누어 잽니다(복사본에서) |
 #
 # `src`는 파드, 노드, `mypc` 또는 IP이고, `to`는 서비스 이름(`svc-clusterip`), `IP:포트`, 또는 `NODE:서비스`
 # (`myk8s-worker:svc-nodeport`: 그 노드 자신의 주소에 열린 서비스의 NodePort, 06장)입니다. 각 장은 자기가 쓰는 호출을
@@ -385,6 +387,7 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | health check | 헬스 체크 | checking that a backend works; kube-proxy's iptables mode does none | 04 |
 # | readiness probe | 준비성 프로브 | the kubelet's check that a container can take requests; when it fails the pod leaves the endpoints | 04, 08 |
 # | EndpointSlice | 엔드포인트슬라이스 | the API object listing a Service's endpoints and their conditions (ready, serving, terminating); what kube-proxy reads | 04, 08 |
+# | Endpoints (object) | 엔드포인트 (오브젝트) | the legacy API object with all of a Service's addresses in one object (`addresses`, `notReadyAddresses`); deprecated since 1.33, kube-proxy reads EndpointSlices | 08 |
 # | IPVS (IP Virtual Server) | IPVS | the Linux kernel's layer-4 load balancer, used by kube-proxy's `ipvs` mode | 04 |
 # | scheduler (IPVS) | 스케줄러 (IPVS) | the algorithm IPVS picks a real server with (rr, wrr, lc, wlc, sh, dh, sed, nq, mh, lblc, lblcr) | 04 |
 # | weight | 가중치 | a real server's share in plain IPVS (`ipvsadm -w`); kube-proxy gives every endpoint weight 1 (0 while terminating), and iptables mode has none | 04 |
@@ -456,6 +459,7 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | 헬스 체크 | health check | 백엔드가 정상인지 확인하는 것; iptables 모드의 kube-proxy는 하지 않습니다 | 04 |
 # | 준비성 프로브 | readiness probe | kubelet이 컨테이너가 요청을 받을 준비가 됐는지 보는 검사; 실패하면 파드가 엔드포인트에서 빠집니다 | 04, 08 |
 # | 엔드포인트슬라이스 | EndpointSlice | 서비스의 엔드포인트와 그 상태(ready, serving, terminating)를 담는 API 오브젝트; kube-proxy가 읽습니다 | 04, 08 |
+# | 엔드포인트 (오브젝트) | Endpoints (object) | 서비스의 모든 주소를 오브젝트 하나에 담는 예전 방식의 API 오브젝트(`addresses`, `notReadyAddresses`); 1.33부터 더 이상 사용되지 않으며, kube-proxy는 엔드포인트슬라이스를 읽습니다 | 08 |
 # | IPVS | IPVS (IP Virtual Server) | 리눅스 커널의 L4 부하 분산기; kube-proxy의 `ipvs` 모드가 씁니다 | 04 |
 # | 스케줄러 (IPVS) | scheduler (IPVS) | IPVS가 실제 서버를 고르는 알고리즘 (rr, wrr, lc, wlc, sh, dh, sed, nq, mh, lblc, lblcr) | 04 |
 # | 가중치 | weight | 일반 IPVS(`ipvsadm -w`)에서 실제 서버마다 주는 몫의 비율; kube-proxy는 모든 엔드포인트에 가중치 1(종료 중이면 0)을 주고, iptables 모드에는 없습니다 | 04 |
