@@ -496,6 +496,33 @@ class Lab:
             out.append(p.name)
         return out
 
+    def pods_per_node(self, selector: str, namespace: str = "default") -> dict[str, list[str]]:
+        """The pods a label selector picks, grouped by the node they run on, as
+        ``kubectl get pods -l SELECTOR -o wide`` would list them: e.g.
+        ``lab.pods_per_node("app=deploy-websrv")`` -> ``{"myk8s-control-plane": [],
+        "myk8s-worker": ["deploy-echo-..."], ...}``.
+
+        ``selector``: a label selector in kubectl's syntax (``k=v``, ``k!=v``, ``k in (a,b)``,
+        ``k``, ``!k``, comma-separated; see :func:`kslab.kubectl.parse_selector`). Every node of
+        the cluster is a key, in the cluster's node order, with an empty list when no selected pod
+        runs there; each list is sorted by pod name. Ready or not, terminating or not: every
+        selected pod bound to a node (a pod not bound to any node runs nowhere and is left out).
+        A selector that does not parse is a one-line InputError."""
+        from .kubectl import _Failure, parse_selector
+
+        if not isinstance(selector, str):
+            raise InputError("selector", f"{selector!r} is not a label selector", 'give e.g. "app=deploy-websrv"')
+        try:
+            match = parse_selector(selector)
+        except _Failure as err:
+            raise InputError("selector", f"{selector!r}: {err.message.removeprefix('error: ')}",
+                             'give a label selector as for kubectl get pods -l, e.g. "app=deploy-websrv"') from None
+        out: dict[str, list[str]] = {n.name: [] for n in self.cluster.nodes}
+        for p in sorted(self.cluster.pods, key=lambda p: p.name):
+            if p.namespace == namespace and p.node_name in out and match(p.labels):
+                out[p.node_name].append(p.name)
+        return out
+
     def client(self, name: str) -> Client:
         """The client ``name`` stands for: a pod, a node, ``mypc`` or an IP (its address, kind and node)."""
         return resolve_client(self.cluster, name)

@@ -56,6 +56,11 @@ from .model import Service
 PROXY_HEALTHZ_PORT = 10256
 """kube-proxy's own health server (``--healthz-bind-address``, default ``0.0.0.0:10256``)."""
 
+LB_SETTLE_S = 2.0
+"""Seconds a load balancer needs to follow a change of the lab (its next probes):
+``lab.advance(LB_SETTLE_S)`` after ``set_ready``, ``scale``, ``place`` or a policy change is
+enough on every backend (the sim's LB is never stale, netns's prober polls every 0.3 s)."""
+
 
 @dataclass(frozen=True)
 class LBState:
@@ -67,7 +72,7 @@ class LBState:
     When the last probe was depends on the backend: the sim's LB probes every node once after
     each change of the lab and before the next connection it balances (never stale: a probe
     interval of 0, thresholds of 1; :mod:`kslab.sim.network`); a real prober polls on its own
-    clock, so after a change wait (``lab.advance(2)`` is enough on every backend)."""
+    clock, so after a change wait (``lab.advance(LB_SETTLE_S)``, 2 s, is enough on every backend)."""
 
     service: str  # namespace/name
     vip: str  # status.loadBalancer.ingress[0].ip

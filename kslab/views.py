@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 
 from . import charts, experiments
 from .lab import Lab
-from .loadbalancer import LBState
+from .loadbalancer import LB_SETTLE_S, LBState
 
 
 @dataclass(frozen=True)
@@ -463,7 +463,6 @@ def compute_hairpin(lab: Lab, to: str = "svc-clusterip", clients=None, *, nodes=
 
 TRAFFIC_POLICIES = ("Cluster", "Local")
 LB_ENTRY = "lb"  # compute_traffic_policy's entry for the LoadBalancer's VIP
-LB_SETTLE_S = 2.0  # seconds the load balancer needs to follow a change (its probes): lab.advance(2)
 
 
 @dataclass(frozen=True)
@@ -519,6 +518,18 @@ def _lb_service(lab: Lab, name: str):
     svc = next((s for s in lab.cluster.services if s.name == name and s.type == "LoadBalancer"
                 and any(i.ip for i in s.load_balancer_ingress)), None)
     return svc
+
+
+def _deployment_selector(lab: Lab, deployment: str) -> str:
+    """``deployment``'s ``spec.selector.matchLabels`` as a label selector (``app=deploy-websrv``),
+    for :meth:`Lab.pods_per_node`; an unknown Deployment is a one-line InputError."""
+    from .errors import InputError
+
+    dep = next((d for d in lab.cluster.deployments if d.name == deployment and d.namespace == "default"), None)
+    if dep is None:
+        names = ", ".join(d.name for d in lab.cluster.deployments) or "none"
+        raise InputError("deployment", f"{deployment!r}: no such Deployment in namespace default", f"deployments are: {names}")
+    return ",".join(f"{k}={v}" for k, v in sorted(dep.selector.items()))
 
 
 def _check_policy(policy: object) -> None:
@@ -577,13 +588,10 @@ def compute_traffic_policy(lab: Lab, policy: str, placement: Mapping[str, int], 
     svc = twin.cluster.service(name)
     if (svc.external_traffic_policy or "Cluster") != policy:  # the API server releases or allocates the HCNP
         twin.patch_service(name, external_traffic_policy=policy)
-    owner = f"Deployment/{deployment}"
-    now = {}
-    for p in twin.cluster.pods:
-        if p.owner == owner:
-            now[p.node_name] = now.get(p.node_name, 0) + 1
+    selector = _deployment_selector(twin, deployment)
+    now = {n: len(ps) for n, ps in twin.pods_per_node(selector).items() if ps}
     want = {**{n: 0 for n in now}, **dict(placement)}
-    if {n: c for n, c in want.items() if c} != {n: c for n, c in now.items() if c}:
+    if {n: c for n, c in want.items() if c} != now:
         twin.place(deployment, want)
     lb = None
     if entry == LB_ENTRY:
@@ -595,7 +603,7 @@ def compute_traffic_policy(lab: Lab, policy: str, placement: Mapping[str, int], 
         dst = f"{entry}:{service}"
     df = twin.run(client, dst, n=connections, seed=seed, interval=0)
 
-    pods = {p.name: p.node_name for p in sorted(twin.cluster.pods, key=lambda p: p.name) if p.owner == owner}
+    pods = dict(sorted((p, n) for n, ps in twin.pods_per_node(selector).items() for p in ps))  # pod -> node, by name
     entry_nodes = list(lb.healthy) if lb is not None else [entry]
     addresses = {twin.client(client).ip: f"{client}, the client: its address kept"}
     for n in twin.cluster.nodes:
@@ -635,11 +643,8 @@ class TrafficPolicyPanel:
         workers = [n.name for n in lab.cluster.nodes if not n.is_control_plane]
         entries = [n.name for n in lab.cluster.nodes] + ([self.LB_LABEL] if _lb_service(lab, lb_service) else [])
         self._check_controls(policy, placement, entry, [n.name for n in lab.cluster.nodes], workers, entries, None)
-        now = {n: 0 for n in workers}
-        for p in lab.cluster.pods:
-            if p.owner == f"Deployment/{deployment}" and p.node_name in now:
-                now[p.node_name] += 1
-        start = {**now, **dict(placement or {})}
+        per_node = lab.pods_per_node(_deployment_selector(lab, deployment))
+        start = {**{n: len(per_node[n]) for n in workers}, **dict(placement or {})}
         style = {"description_width": "initial"}
         self.policy = w.ToggleButtons(options=list(TRAFFIC_POLICIES), value=policy, description="externalTrafficPolicy",
                                       style=style)

@@ -5,6 +5,9 @@ files use. Test files import nothing from one another; they take these fixtures 
 - ``@pytest.mark.netns``: the test needs root, ``ip`` and ``iptables`` (network namespaces and
   the real kernel). On a machine without them it is skipped with the one-line reason
   (:func:`netns_skip_reason`), so the same suite runs everywhere.
+- ``live_cluster``: tests/kindfake's API server (fixture myk8s) and fake ``docker`` up, this
+  process's environment pointing at them (KUBECONFIG, PATH), no backend forced; yields
+  ``(server, env)``.
 - upstream's TestSyncProxyRulesRepeated, replayable against any kernel, is the helper module
   :mod:`sync_repeated`; the xtables cases are :mod:`xtables_cases`.
 
@@ -16,8 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
+from pathlib import Path
 
 import pytest
+
+TESTS = Path(__file__).resolve().parent
 
 
 @functools.cache
@@ -62,3 +69,37 @@ def _sim_and_kernel(seed: int):
 def sim_and_kernel():
     """``with sim_and_kernel(seed) as (sim, kernel):`` (see :func:`_sim_and_kernel`)."""
     return _sim_and_kernel
+
+
+@pytest.fixture(scope="session")
+def curl_i():
+    """``curl_i(answer, date=..., head=False)``: what ``curl -i`` prints for a kube-proxy health
+    answer (:class:`kslab.healthcheck.HealthResponse`): the status line, the headers in the order
+    Go's server writes them (:func:`kslab.sim.tools.go_headers`), the ``Date`` value given (a
+    mask, or the expected date), a blank line, the body (none for ``-I``, a HEAD)."""
+    from kslab.sim.tools import go_headers
+
+    def render(answer, *, date: str, head: bool = False) -> str:
+        lines = [f"HTTP/1.1 {answer.status} {answer.reason}",
+                 *(f"{k}: {date if k == 'Date' else v}" for k, v in go_headers(answer, 0))]
+        return "".join(line + "\r\n" for line in lines) + "\r\n" + ("" if head else answer.body)
+
+    return render
+
+
+@pytest.fixture
+def live_cluster(tmp_path, monkeypatch):
+    """The fake kind cluster up (tests/kindfake: API server + fake docker) and the environment
+    pointing at it; KSLAB_BACKEND and KSLAB_STRICT_BACKEND unset, so ``Lab(backend="kind")`` decides."""
+    for folder in (TESTS, TESTS / "kindfake"):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    from kindfake import livecluster
+
+    server, env = livecluster.start(tmp_path)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("KSLAB_BACKEND", raising=False)
+    monkeypatch.delenv("KSLAB_STRICT_BACKEND", raising=False)
+    yield server, env
+    server.stop()

@@ -24,16 +24,6 @@ def test_every_ch06_check_is_pending_on_none(lab):
     assert not check.ch06.bands(None)
 
 
-def test_control_plane_is_answered_by_a_worker_pod(lab):
-    assert "worker" in check.ch06.control_plane("b", lab).message
-    assert check.ch06.control_plane(" (B) ", lab)
-    for wrong in ("a", "c"):
-        with pytest.raises(WrongAnswer, match="Hint"):
-            check.ch06.control_plane(wrong, lab)
-    with pytest.raises(WrongAnswer, match="which one"):
-        check.ch06.control_plane("d", lab)
-
-
 def test_the_expected_choice_follows_the_trace():
     """The letter is read from the trace, so the check would follow the lab if the behaviour changed."""
     from kslab.check import _control_plane_choice

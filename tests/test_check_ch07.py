@@ -23,17 +23,6 @@ def test_every_ch07_check_is_pending_on_none(lab):
         assert not fb and "not answered" in fb.message
 
 
-def test_local_drop_is_the_has_no_local_endpoints_drop(lab):
-    fb = check.ch07.local_drop("c", lab)
-    assert fb and "has no local endpoints" in fb.message
-    assert check.ch07.local_drop(" (C) ", lab)
-    for wrong in ("a", "b"):
-        with pytest.raises(WrongAnswer, match="Hint"):
-            check.ch07.local_drop(wrong, lab)
-    with pytest.raises(WrongAnswer, match="'a', 'b' or 'c'"):
-        check.ch07.local_drop("d", lab)
-
-
 def test_local_drop_for_a_node_with_a_pod_is_the_client_address(lab):
     """The same question for a worker (one echo pod each): answered, mypc's address kept."""
     assert check.ch07.local_drop("b", lab, node="myk8s-worker2")

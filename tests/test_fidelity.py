@@ -4,6 +4,7 @@ source address seen, distributions consistent (chi-square test of homogeneity, p
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -256,7 +257,7 @@ CP, W1, W2, W3 = "myk8s-control-plane", "myk8s-worker", "myk8s-worker2", "myk8s-
 NODES = (CP, W1, W2, W3)
 MYPC, OTHER_HOST = "172.18.0.100", "172.18.0.101"
 VIP = "172.18.0.200:9000"
-ECHO = "Deployment/deploy-echo"
+ECHO = "app=deploy-websrv"  # deploy-echo's pods (svc-nodeport's and svc-lb's endpoints)
 CT_TUPLE = re.compile(r"src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)")
 NFACCT_LINE = re.compile(r"\{ pkts = (\d{20}), bytes = (\d{20}) \} = localhost_nps_accepted_pkts;")
 GO_DATE = re.compile(r"Date: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT\r\n")
@@ -285,20 +286,39 @@ def lb_pair(np_pair):
 
 def settle(pair) -> None:
     """Let both load balancers follow a change (the kernel's prober polls in real time)."""
+    from kslab.loadbalancer import LB_SETTLE_S
+
     for lab in pair:
-        lab.advance(2)
+        lab.advance(LB_SETTLE_S)
 
 
 def node_ip(lab: Lab, node: str) -> str:
     return lab.cluster.node(node).internal_ip
 
 
-def echo_pods_on(lab: Lab) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {n: [] for n in NODES}
-    for p in lab.cluster.pods:
-        if p.owner == ECHO:
-            out[p.node_name].append(p.name)
-    return out
+@contextlib.contextmanager
+def policy(pair, service: str, external_traffic_policy: str):
+    """``service`` under ``external_traffic_policy`` on both labs for the block, Cluster again after."""
+    try:
+        for lab in pair:
+            lab.patch_service(service, external_traffic_policy=external_traffic_policy)
+        yield
+    finally:
+        for lab in pair:
+            lab.patch_service(service, external_traffic_policy="Cluster")
+
+
+@contextlib.contextmanager
+def not_ready(pair, pod: str):
+    """``pod`` not ready on both labs for the block; ready again after, the load balancers settled."""
+    try:
+        for lab in pair:
+            lab.set_ready(pod, False)
+        yield
+    finally:
+        for lab in pair:
+            lab.set_ready(pod, True)
+        settle(pair)
 
 
 def conntrack_entries(lab: Lab, node: str, dst: str, port: int) -> list[str]:
@@ -394,21 +414,17 @@ def test_node_originated_nodeport_under_local(np_pair):
     sim, kernel = np_pair
     np_ = sim.cluster.service("svc-nodeport").ports[0].node_port
     to = f"{node_ip(sim, CP)}:{np_}"
-    try:
-        for lab in np_pair:
-            lab.patch_service("svc-nodeport", external_traffic_policy="Local")
+    with policy(np_pair, "svc-nodeport", "Local"):
         k, s = kernel.run(CP, to, n=90), sim.run(CP, to, n=90, seed=8)
         assert (k["outcome"] == "ok").all() and (s["outcome"] == "ok").all()
-        pods = set(echo_pods_on(sim)[W1] + echo_pods_on(sim)[W2] + echo_pods_on(sim)[W3])
+        per_node = sim.pods_per_node(ECHO)
+        pods = set(per_node[W1] + per_node[W2] + per_node[W3])
         assert set(k["endpoint_pod"]) == set(s["endpoint_pod"]) == pods  # every pod, none local
         assert set(k["source_ip_seen"]) == set(s["source_ip_seen"]) == {node_ip(sim, CP)}
         kt = kernel.trace(CP, to)
         st = sim_trace_to(sim, CP, to, kt.endpoint_pod)
         assert kt.outcome == st.outcome == "ok" and kt.masquerade and st.masquerade
         assert kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)
-    finally:
-        for lab in np_pair:
-            lab.patch_service("svc-nodeport", external_traffic_policy="Cluster")
 
 
 def test_kernel_trace_of_a_localhost_nodeport(np_pair):
@@ -429,36 +445,33 @@ def test_kernel_trace_explains_filter_drops_and_rejects_like_the_sim(np_pair):
     np_ = sim.cluster.service("svc-nodeport").ports[0].node_port
     to = f"{node_ip(sim, CP)}:{np_}"
     try:
-        for lab in np_pair:
-            lab.patch_service("svc-nodeport", external_traffic_policy="Local")
-        kt, st = kernel.trace("mypc", to), sim.trace("mypc", to)
-        assert not kt.ok and st.outcome == "dropped" and kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)
-        assert "has no local endpoints" in kt.reason and kt.reason.startswith("DROP in ") and kt.reason == st.reason
-        pods = [p for ps in echo_pods_on(sim).values() for p in ps]
-        for lab in np_pair:
-            for pod in pods:
-                lab.set_ready(pod, False)
-        kt, st = kernel.trace("mypc", to), sim.trace("mypc", to)
-        assert not kt.ok and st.outcome == "rejected" and kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)
-        assert "has no endpoints" in kt.reason and kt.reason.startswith("REJECT in ") and kt.reason == st.reason
+        with policy(np_pair, "svc-nodeport", "Local"):
+            kt, st = kernel.trace("mypc", to), sim.trace("mypc", to)
+            assert not kt.ok and st.outcome == "dropped" and kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)
+            assert "has no local endpoints" in kt.reason and kt.reason.startswith("DROP in ") and kt.reason == st.reason
+            pods = [p for ps in sim.pods_per_node(ECHO).values() for p in ps]
+            for lab in np_pair:
+                for pod in pods:
+                    lab.set_ready(pod, False)
+            kt, st = kernel.trace("mypc", to), sim.trace("mypc", to)
+            assert not kt.ok and st.outcome == "rejected" and kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)
+            assert "has no endpoints" in kt.reason and kt.reason.startswith("REJECT in ") and kt.reason == st.reason
     finally:
         for lab in np_pair:
-            lab.patch_service("svc-nodeport", external_traffic_policy="Cluster")
-            for pod in echo_pods_on(lab)[W1] + echo_pods_on(lab)[W2] + echo_pods_on(lab)[W3]:
+            per_node = lab.pods_per_node(ECHO)
+            for pod in per_node[W1] + per_node[W2] + per_node[W3]:
                 lab.set_ready(pod, True)
         kernel.flush_conntrack()
 
 
-def expected_hc(lab: Lab, node: str) -> str:
-    """What ``curl -i -s node:HC/healthz`` prints from kube-proxy's health check server (Go's
-    net/http: the handler's headers, then Date and Content-Length; the Date masked)."""
+def expected_hc(curl_i, lab: Lab) -> dict[str, str]:
+    """Per node, what ``curl -i -s node:HC/healthz`` prints from kube-proxy's health check server
+    (Go's net/http: the handler's headers, then Date and Content-Length; the Date masked)."""
     from kslab.healthcheck import local_endpoints, service_health
 
     svc = lab.cluster.service("svc-lb")
-    r = service_health("default", "svc-lb", local_endpoints(lab.cluster, svc, node))
-    head = [f"HTTP/1.1 {r.status} {r.reason}", *(f"{k}: {v}" for k, v in r.headers), "Date: <date>",
-            f"Content-Length: {len(r.body.encode())}"]
-    return "".join(f"{line}\r\n" for line in head) + "\r\n" + r.body
+    return {node: curl_i(service_health("default", "svc-lb", local_endpoints(lab.cluster, svc, node)), date="<date>")
+            for node in NODES}
 
 
 def hc_answers(lab: Lab) -> dict[str, str]:
@@ -471,26 +484,19 @@ def hc_answers(lab: Lab) -> dict[str, str]:
     return out
 
 
-def test_health_check_answers(lb_pair):
+def test_health_check_answers(lb_pair, curl_i):
     """``curl -i`` from mypc to every node's healthCheckNodePort: the same bytes on both backends
     (Date aside), equal to kube-proxy's answer: 503 with 0 local endpoints on the control plane,
     200 with 1 on each worker; after one pod turns not ready, its node answers 503 with 0."""
     sim, kernel = lb_pair
     s, k = hc_answers(sim), hc_answers(kernel)
     assert s == k
-    assert s == {n: expected_hc(sim, n) for n in NODES}
+    assert s == expected_hc(curl_i, sim)
     assert [a.split("\r\n", 1)[0] for a in s.values()] == ["HTTP/1.1 503 Service Unavailable"] + ["HTTP/1.1 200 OK"] * 3
-    pod = echo_pods_on(sim)[W2][0]
-    try:
-        for lab in lb_pair:
-            lab.set_ready(pod, False)
+    with not_ready(lb_pair, sim.pods_per_node(ECHO)[W2][0]):
         s, k = hc_answers(sim), hc_answers(kernel)
-        assert s == k == {n: expected_hc(sim, n) for n in NODES}
+        assert s == k == expected_hc(curl_i, sim)
         assert s[W2].startswith("HTTP/1.1 503 ") and '"localEndpoints": 0' in s[W2]
-    finally:
-        for lab in lb_pair:
-            lab.set_ready(pod, True)
-        settle(lb_pair)
 
 
 def lb_consistent(kernel: Lab, sim_df, column: str, n: int, first) -> None:
@@ -511,7 +517,7 @@ def check_lb_local(sim: Lab, kernel: Lab, n: int, seed: int):
     states = [lab.lb_status("svc-lb") for lab in (sim, kernel)]
     assert states[0] == states[1], states
     st = states[0]
-    with_pods = tuple(node for node, pods in echo_pods_on(sim).items()
+    with_pods = tuple(node for node, pods in sim.pods_per_node(ECHO).items()
                       if any(sim.cluster.pod(p).ready for p in pods))
     assert st.policy == "Local" and st.probe_port == sim.cluster.service("svc-lb").health_check_node_port
     assert st.healthy == with_pods and st.probes == {node: 200 if node in with_pods else 503 for node in NODES}
@@ -529,17 +535,10 @@ def test_load_balancer_under_local(lb_pair):
     consistent between sim and kernel; after worker2's pod turns not ready, worker2 gets none."""
     sim, kernel = lb_pair
     check_lb_local(sim, kernel, 600, seed=9)
-    pod = echo_pods_on(sim)[W2][0]
-    try:
-        for lab in lb_pair:
-            lab.set_ready(pod, False)
+    with not_ready(lb_pair, sim.pods_per_node(ECHO)[W2][0]):
         settle(lb_pair)
         k, s = check_lb_local(sim, kernel, 600, seed=10)
         assert W2 not in set(k["ingress_node"]) | set(s["ingress_node"])
-    finally:
-        for lab in lb_pair:
-            lab.set_ready(pod, True)
-        settle(lb_pair)
 
 
 def test_load_balancer_source_ranges(lb_pair):
@@ -598,7 +597,7 @@ def test_kernel_trace_of_a_vip_connection_equals_the_sim_trace(lb_pair):
         kernel.flush_conntrack()
 
 
-def test_load_balancer_local_imbalance(lb_pair):
+def test_load_balancer_local_imbalance(lb_pair, curl_i):
     """Pods placed 2/1/0 on the workers behind the LB: the LB spreads per node, so the lone pod
     on worker2 gets about half, each of worker's two about a quarter, worker3 (503) nothing;
     per-pod shares consistent between sim and kernel."""
@@ -607,14 +606,15 @@ def test_load_balancer_local_imbalance(lb_pair):
     names = [lab.place("deploy-echo", placement) for lab in lb_pair]
     assert names[0] == names[1] and len(names[0]) == 3
     settle(lb_pair)
-    per_node = [{n: len(p) for n, p in echo_pods_on(lab).items()} for lab in lb_pair]
+    per_node = [{n: len(p) for n, p in lab.pods_per_node(ECHO).items()} for lab in lb_pair]
     assert per_node[0] == per_node[1] == {CP: 0, **placement}
-    assert hc_answers(sim) == hc_answers(kernel) == {n: expected_hc(sim, n) for n in NODES}
+    assert hc_answers(sim) == hc_answers(kernel) == expected_hc(curl_i, sim)
     assert "X-Load-Balancing-Endpoint-Weight: 2\r\n" in hc_answers(sim)[W1]
     k, s = check_lb_local(sim, kernel, 900, seed=14)
     shares = s["endpoint_pod"].value_counts(normalize=True)
-    lone = echo_pods_on(sim)[W2][0]
-    assert abs(shares[lone] - 0.5) < 0.05 and all(abs(shares[p] - 0.25) < 0.05 for p in echo_pods_on(sim)[W1])
+    placed = sim.pods_per_node(ECHO)
+    (lone,) = placed[W2]
+    assert abs(shares[lone] - 0.5) < 0.05 and all(abs(shares[p] - 0.25) < 0.05 for p in placed[W1])
     lb_consistent(kernel, s, "endpoint_pod", 900, k)
 
 
@@ -636,6 +636,6 @@ def test_load_balancer_under_cluster(lb_pair):
         assert set(df["ingress_node"]) == set(NODES)
         seen = [node_ip(sim, i) if e != i else sim.pod_gateway(i) for i, e in zip(df["ingress_node"], df["endpoint_node"])]
         assert list(df["source_ip_seen"]) == seen
-    assert set(k["endpoint_pod"]) == set(s["endpoint_pod"]) == {p for pods in echo_pods_on(sim).values() for p in pods}
+    assert set(k["endpoint_pod"]) == set(s["endpoint_pod"]) == {p for pods in sim.pods_per_node(ECHO).values() for p in pods}
     lb_consistent(kernel, s, "ingress_node", 600, k)
     lb_consistent(kernel, s, "endpoint_pod", 600, k)

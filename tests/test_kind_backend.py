@@ -24,25 +24,16 @@ from kslab.errors import EnvironmentProblem, InputError
 from kslab.kind import traffic
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "tests" / "kindfake"))
-
-from kindfake import livecluster  # noqa: E402 - in-repo: an import error fails, it is not a skip
 
 SVC_CHAIN = "KUBE-SVC-KBDEBIL6IU6WL7RF"
 WEBPODS = ["webpod1", "webpod2", "webpod3"]
 
 
 @pytest.fixture
-def live(tmp_path, monkeypatch):
-    """The fake cluster up, this process's environment pointing at it (KUBECONFIG, PATH with the fake docker)."""
-    server, env = livecluster.start(tmp_path)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("KSLAB_BACKEND", raising=False)
-    monkeypatch.delenv("KSLAB_STRICT_BACKEND", raising=False)
-    yield server, Path(env["KSLAB_FAKE_DOCKER_STATE"])
-    server.stop()
+def live(live_cluster):
+    """The fake cluster (conftest's ``live_cluster``) and the fake docker's state folder."""
+    server, env = live_cluster
+    return server, Path(env["KSLAB_FAKE_DOCKER_STATE"])
 
 
 def docker_calls(state: Path) -> list[list[str]]:

@@ -5,35 +5,19 @@ on it, EXTERNAL-IP ``<pending>``), and the sim twin that gets the VIP kind lacks
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 import kslab
 from kslab import healthcheck, resources
 from kslab.errors import EnvironmentProblem, InputError
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "tests" / "kindfake"))
-
-from kindfake import livecluster  # noqa: E402 - in-repo: an import error fails, it is not a skip
-
 LB_ADDON = resources.study_lab() / "loadbalancer"
 CP, W1, W2, W3 = "myk8s-control-plane", "myk8s-worker", "myk8s-worker2", "myk8s-worker3"
 
 
 @pytest.fixture
-def live(tmp_path, monkeypatch):
-    """The fake cluster up, this process's environment pointing at it (KUBECONFIG, PATH with the fake docker)."""
-    server, env = livecluster.start(tmp_path)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("KSLAB_BACKEND", raising=False)
-    monkeypatch.delenv("KSLAB_STRICT_BACKEND", raising=False)
-    yield server
-    server.stop()
+def live(live_cluster):
+    return live_cluster[0]
 
 
 def test_svc_lb_on_kind_is_pending_but_kube_proxy_serves_its_health_check_live(live):

@@ -5,16 +5,17 @@
   count of the node's last sync;
 - the load balancer namespace forwards a VIP's connections unchanged to the nodes its real HTTP
   prober found healthy (never a node answering 503), the pods see the client's address under
-  Local, and it follows a readiness change within ``advance(2)``;
+  Local, and it follows a readiness change within ``advance(LB_SETTLE_S)`` (2 s);
 - under Cluster every node is eligible (10256); loadBalancerSourceRanges drops other clients
   (KUBE-FW); teardown, and the cleanup after the owner is SIGKILLed, leave no namespace or process.
 
-``svc-lb`` is the study's add-on (data/myk8s/loadbalancer); a Cluster twin of it comes from an
-inline manifest.
+``svc-lb`` is the study's add-on (data/myk8s/loadbalancer); a Cluster twin of it is the add-on's
+manifest under another name, policy and VIP.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -27,9 +28,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kslab.healthcheck import local_endpoints, service_health
 from kslab.lab import Lab
+from kslab.loadbalancer import LB_SETTLE_S
+from kslab.manifests import load_documents
 from kslab.resources import study_lab
 from kslab.netns import processes, records, rootcheck
 from kslab.netns.lbprober import LBConfig, LBNode, LBSpec, lb_rules, parse_lb_conntrack
@@ -37,49 +41,31 @@ from kslab.xtables import kernel
 
 VIP = "172.18.0.200"
 VIP_CLUSTER = "172.18.0.201"
-LB_YAML = """\
-apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-spec:
-  type: LoadBalancer
-  externalTrafficPolicy: {policy}
-  selector:
-    app: deploy-websrv
-  ports:
-  - name: svc-webport
-    port: 9000
-    targetPort: 8080
-    protocol: TCP
-status:
-  loadBalancer:
-    ingress:
-    - ip: {vip}
-"""
 OK = 2.0  # per-connection timeout where success is expected (the machine may be busy)
+ECHO = "app=deploy-websrv"  # deploy-echo's pods, svc-lb's endpoints
 
 
-def echo_pods(lab: Lab) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for p in lab.cluster.pods:
-        if p.labels.get("app") == "deploy-websrv":
-            out.setdefault(p.node_name, []).append(p.name)
-    return out
+def nodes_with_pods(lab: Lab) -> set[str]:
+    return {node for node, pods in lab.pods_per_node(ECHO).items() if pods}
+
+
+def svc_lb_as(tmp_path: Path, name: str, policy: str, vip: str) -> Path:
+    """The add-on's svc-lb (data/myk8s/loadbalancer/svc-lb.yaml) as another Service: ``name``,
+    ``externalTrafficPolicy: policy``, its load balancer's ingress IP ``vip``."""
+    (doc,) = load_documents([study_lab() / "loadbalancer"])
+    obj = copy.deepcopy(doc.obj)
+    obj["metadata"]["name"] = name
+    obj["spec"]["externalTrafficPolicy"] = policy
+    obj["status"]["loadBalancer"]["ingress"] = [{"ip": vip}]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(obj))
+    return path
 
 
 def curl(lab: Lab, where: str, *args: str) -> bytes:
     """The real curl in ``where``'s namespace, its raw output (CR LF kept)."""
     argv = ["ip", "netns", "exec", lab.dataplane.kernel.namespace_of(where), "curl", "-s", "-m", "3", *args]
     return subprocess.run(argv, capture_output=True, check=False, timeout=10).stdout
-
-
-def wire(answer, *, head: bool = False) -> bytes:
-    """What Go's net/http sends for a handler answer, the Date value blanked."""
-    body = answer.body.encode()
-    lines = [f"HTTP/1.1 {answer.status} {answer.reason}", *(f"{k}: {v}" for k, v in answer.headers),
-             "Date: -", f"Content-Length: {len(body)}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (b"" if head else body)
 
 
 def no_date(raw: bytes) -> bytes:
@@ -142,7 +128,7 @@ def test_lb_rules_and_conntrack_parsing():
 
 
 @pytest.mark.netns
-def test_health_check_answers_are_upstreams_bytes(lab: Lab):
+def test_health_check_answers_are_upstreams_bytes(lab: Lab, curl_i):
     svc = lab.cluster.service("svc-lb")
     hc = svc.health_check_node_port
     placement = {"myk8s-worker": 2, "myk8s-worker2": 1, "myk8s-worker3": 0}
@@ -154,9 +140,10 @@ def test_health_check_answers_are_upstreams_bytes(lab: Lab):
             assert n == placement.get(node.name, 0)
             answer = service_health("default", "svc-lb", n)
             url = f"http://{node.internal_ip}:{hc}/healthz"
-            assert no_date(curl(lab, "mypc", "-i", url)) == wire(answer), node.name
-            assert no_date(curl(lab, "mypc", "-I", f"http://{node.internal_ip}:{hc}/any/path")) == wire(answer, head=True)
-            assert no_date(curl(lab, "mypc", "-i", "-X", "POST", f"http://{node.internal_ip}:{hc}/x")) == wire(answer)
+            wire, head = curl_i(answer, date="-").encode(), curl_i(answer, date="-", head=True).encode()  # what Go's net/http sends
+            assert no_date(curl(lab, "mypc", "-i", url)) == wire, node.name
+            assert no_date(curl(lab, "mypc", "-I", f"http://{node.internal_ip}:{hc}/any/path")) == head
+            assert no_date(curl(lab, "mypc", "-i", "-X", "POST", f"http://{node.internal_ip}:{hc}/x")) == wire
             code = curl(lab, "mypc", "-o", "/dev/null", "-w", "%{http_code}", url)
             assert code == str(answer.status).encode()
             # the study's commands print the same on the kernel and on the simulator
@@ -211,7 +198,7 @@ def test_kube_proxy_healthz_on_every_node(lab: Lab):
 @pytest.mark.netns
 def test_lb_sends_only_to_nodes_answering_200_and_keeps_the_client_ip(lab: Lab):
     st = lab.lb_status("svc-lb")
-    with_pod = set(echo_pods(lab))
+    with_pod = nodes_with_pods(lab)
     assert st.vip == VIP and st.port == 9000 and st.policy == "Local"
     assert st.probe_port == lab.cluster.service("svc-lb").health_check_node_port and st.probe_path == "/healthz"
     assert {n for n, code in st.probes.items() if code == 200} == set(st.healthy) == with_pod
@@ -231,10 +218,10 @@ def test_lb_sends_only_to_nodes_answering_200_and_keeps_the_client_ip(lab: Lab):
 
 @pytest.mark.netns
 def test_lb_stops_sending_to_a_node_that_lost_its_last_ready_pod(lab: Lab):
-    pod = echo_pods(lab)["myk8s-worker3"][0]
+    pod = lab.pods_per_node(ECHO)["myk8s-worker3"][0]
     lab.set_ready(pod, False)
     try:
-        lab.advance(2)
+        lab.advance(LB_SETTLE_S)
         st = lab.lb_status("svc-lb")
         assert st.probes["myk8s-worker3"] == 503 and "myk8s-worker3" not in st.healthy
         df = lab.run("mypc", f"{VIP}:9000", n=150, timeout=OK)
@@ -250,8 +237,7 @@ def test_lb_stops_sending_to_a_node_that_lost_its_last_ready_pod(lab: Lab):
 
 @pytest.mark.netns
 def test_lb_under_cluster_policy_probes_10256_and_uses_every_node(lab: Lab, tmp_path: Path):
-    (tmp_path / "svc-lb-cluster.yaml").write_text(LB_YAML.format(name="svc-lb-cluster", policy="Cluster", vip=VIP_CLUSTER))
-    lab.apply(tmp_path / "svc-lb-cluster.yaml")
+    lab.apply(svc_lb_as(tmp_path, "svc-lb-cluster", "Cluster", VIP_CLUSTER))
     lab.dataplane.wait_lb()
     st = lab.lb_status("svc-lb-cluster")
     nodes = [n.name for n in lab.cluster.nodes]
@@ -273,9 +259,9 @@ def test_lb_under_cluster_policy_probes_10256_and_uses_every_node(lab: Lab, tmp_
         assert (st.policy, st.probe_port, st.healthy) == ("Cluster", 10256, tuple(nodes))
     finally:
         lab.patch_service("svc-lb", external_traffic_policy="Local")
-    st = lab.lb_status("svc-lb")
+    st, with_pods = lab.lb_status("svc-lb"), nodes_with_pods(lab)
     hc = lab.cluster.service("svc-lb").health_check_node_port
-    assert (st.policy, st.probe_port) == ("Local", hc) and hc and st.healthy == tuple(n for n in nodes if n in echo_pods(lab))
+    assert (st.policy, st.probe_port) == ("Local", hc) and hc and st.healthy == tuple(n for n in nodes if n in with_pods)
 
 
 @pytest.mark.netns

@@ -3,9 +3,7 @@ and the LoadBalancer add-on of chapter 07 (``data/myk8s/loadbalancer``)."""
 
 from __future__ import annotations
 
-import sys
 from collections import Counter
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -17,7 +15,6 @@ from kslab.manifests import load_documents
 from kslab.model import KUBERNETES_MINOR
 from kslab.resources import study_lab
 
-ROOT = Path(__file__).resolve().parents[1]
 W1, W2, W3, CP = "myk8s-worker", "myk8s-worker2", "myk8s-worker3", "myk8s-control-plane"
 PLACEMENT = {W1: 2, W2: 1, W3: 0}
 LB = study_lab() / "loadbalancer"
@@ -57,6 +54,39 @@ def test_place_pins_exactly_and_keeps_the_pods_already_there():
     # a second placement moves only what differs
     again = lab.place("deploy-echo", {W1: 1, W3: 2})
     assert echo_per_node(lab) == {W1: 1, W3: 2} and names[0] in again
+
+
+def kubectl_wide(lab, selector: str) -> dict[str, str]:
+    """pod -> node, read from ``kubectl get pods -l SELECTOR -o wide`` (the NAME and NODE columns)."""
+    lines = str(lab.sh("mypc", f"kubectl get pods -l {selector} -o wide")).splitlines()
+    node_col = lines[0].split().index("NODE")
+    return {line.split()[0]: line.split()[node_col] for line in lines[1:]}
+
+
+def test_pods_per_node_groups_the_selected_pods_by_node():
+    lab = kslab.Lab()
+    nodes = [n.name for n in lab.cluster.nodes]
+    for selector in ("app=deploy-websrv", "app in (deploy-websrv, webpod)", "app!=deploy-websrv", "app", "!app"):
+        got = lab.pods_per_node(selector)
+        assert list(got) == nodes and all(ps == sorted(ps) for ps in got.values())  # every node, in order; names sorted
+        assert {p: n for n, ps in got.items() for p in ps} == kubectl_wide(lab, f"'{selector}'"), selector
+    assert lab.pods_per_node("app=nothing") == {n: [] for n in nodes}
+    # the echo pods (by their owner, the oracle) after a placement; a pod not ready is still there
+    names = lab.place("deploy-echo", PLACEMENT)
+    got = lab.pods_per_node("app=deploy-websrv")
+    assert {n: len(ps) for n, ps in got.items() if ps} == echo_per_node(lab) == {W1: 2, W2: 1}
+    assert sorted(p for ps in got.values() for p in ps) == sorted(names) and got[CP] == got[W3] == []
+    lab.set_ready(got[W1][0], False)
+    assert lab.pods_per_node("app=deploy-websrv") == got
+    assert lab.pods_per_node("app=deploy-websrv", namespace="kube-system") == {n: [] for n in nodes}
+
+
+@pytest.mark.parametrize("selector", ["app=(x", "app in deploy-websrv", "a b", None, {"app": "deploy-websrv"}])
+def test_pods_per_node_refuses_a_bad_selector_in_one_line(selector):
+    lab = kslab.Lab()
+    with pytest.raises(InputError) as e:
+        lab.pods_per_node(selector)
+    assert e.value.where == "selector" and "app=deploy-websrv" in one_line(e.value)
 
 
 def test_place_on_the_control_plane_binds_past_its_taint():
@@ -159,18 +189,8 @@ def test_chapter_07_adds_it_to_the_running_lab():
 
 
 @pytest.fixture
-def live(tmp_path, monkeypatch):
-    sys.path.insert(0, str(ROOT / "tests"))
-    sys.path.insert(0, str(ROOT / "tests" / "kindfake"))
-    from kindfake import livecluster
-
-    server, env = livecluster.start(tmp_path)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("KSLAB_BACKEND", raising=False)
-    monkeypatch.delenv("KSLAB_STRICT_BACKEND", raising=False)
-    yield server
-    server.stop()
+def live(live_cluster):
+    return live_cluster[0]
 
 
 def test_a_live_cluster_refuses_place_and_ranges(live):

@@ -19,65 +19,38 @@ import pytest
 from kslab.errors import InputError
 from kslab.healthcheck import service_health
 from kslab.lab import Lab
-from kslab.loadbalancer import PROXY_HEALTHZ_PORT, eligible
-from kslab.sim.tools import go_headers
+from kslab.loadbalancer import LB_SETTLE_S, PROXY_HEALTHZ_PORT, eligible
+from kslab.resources import study_lab
+from kslab.sim.tools import http_date
 
 VIP = "172.18.0.200"
-SVC_LB = """\
-apiVersion: v1
-kind: Service
-metadata: {name: svc-lb}
-spec:
-  type: LoadBalancer
-  externalTrafficPolicy: Local
-  selector: {app: deploy-websrv}
-  ports: [{name: http, port: 9000, targetPort: 8080}]
-status:
-  loadBalancer:
-    ingress: [{ip: 172.18.0.200}]
-"""
+ECHO = "app=deploy-websrv"  # deploy-echo's pods, svc-lb's endpoints
 DATE = re.compile(r"\r\nDate: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\r\n")
 
 
-def lb_lab(tmp_path, seed: int = 1, **kw) -> Lab:
-    """The study's lab plus svc-lb (inline until data/myk8s/loadbalancer/svc-lb.yaml is on main)."""
-    (tmp_path / "svc-lb.yaml").write_text(SVC_LB)
-    lab = Lab(seed=seed, **kw)
-    lab.apply(tmp_path / "svc-lb.yaml")
+def lb_lab(seed: int = 1) -> Lab:
+    """The study's lab plus chapter 07's svc-lb (the add-on data/myk8s/loadbalancer)."""
+    lab = Lab(seed=seed)
+    lab.apply(study_lab() / "loadbalancer")
     return lab
 
 
-def echo_pods(lab: Lab) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for p in lab.cluster.pods:
-        if p.labels.get("app") == "deploy-websrv":
-            out.setdefault(p.node_name, []).append(p.name)
-    return out
-
-
-def expected_curl_i(count: int, head: bool = False) -> str:
-    """What curl -i prints for the health check answer, Date blanked."""
-    r = service_health("default", "svc-lb", count)
-    lines = [f"HTTP/1.1 {r.status} {r.reason}", *(f"{k}: {v}" for k, v in go_headers(r, 0))]
-    text = "".join(line + "\r\n" for line in lines) + "\r\n" + ("" if head else r.body)
-    return DATE.sub("\r\nDate: D\r\n", text)
-
-
-def test_every_node_answers_its_health_check_node_port(tmp_path):
-    lab = lb_lab(tmp_path)
+def test_every_node_answers_its_health_check_node_port(curl_i):
+    lab = lb_lab()
     hc = lab.cluster.service("svc-lb").health_check_node_port
-    per_node = echo_pods(lab)
+    per_node = lab.pods_per_node(ECHO)
     for node in lab.cluster.nodes:
-        count = len(per_node.get(node.name, []))
+        count = len(per_node[node.name])
+        answer = service_health("default", "svc-lb", count)
         for where in ("mypc", "net-pod", node.name, "myk8s-worker2"):
             out = lab.sh(where, f"curl -i -s {node.internal_ip}:{hc}/healthz")
             assert out.returncode == 0 and DATE.search(out)
-            assert DATE.sub("\r\nDate: D\r\n", out) == expected_curl_i(count), (where, node.name)
+            assert DATE.sub("\r\nDate: D\r\n", out) == curl_i(answer, date="D"), (where, node.name)
             code = lab.sh(where, f"curl -s -o /dev/null -w '%{{http_code}}' {node.internal_ip}:{hc}/healthz")
             assert code == ("200" if count else "503") and code.returncode == 0
         # any path, and HEAD: the same status and headers, no body
         out = lab.sh("mypc", f"curl -s -I {node.internal_ip}:{hc}/anything")
-        assert DATE.sub("\r\nDate: D\r\n", out) == expected_curl_i(count, head=True)
+        assert DATE.sub("\r\nDate: D\r\n", out) == curl_i(answer, date="D", head=True)
     # the node's own loopback and its pods' gateway address: kube-proxy listens on 0.0.0.0
     assert lab.sh("myk8s-worker", f"curl -s 127.0.0.1:{hc}/healthz") == service_health("default", "svc-lb", 1).body
     assert lab.sh("net-pod", f"curl -s -o /dev/null -w '%{{http_code}}' {lab.pod_gateway('myk8s-control-plane')}:{hc}") == "503"
@@ -86,15 +59,15 @@ def test_every_node_answers_its_health_check_node_port(tmp_path):
     assert (str(out), out.returncode) == ("000", 7)
 
 
-def test_the_count_follows_kube_proxy_syncs_and_node_port_addresses(tmp_path):
-    lab = lb_lab(tmp_path)
+def test_the_count_follows_kube_proxy_syncs_and_node_port_addresses():
+    lab = lb_lab()
     hc = lab.cluster.service("svc-lb").health_check_node_port
     w1 = lab.cluster.node("myk8s-worker").internal_ip
     lab.scale("deploy-echo", 6)
-    n1 = len(echo_pods(lab)["myk8s-worker"])
+    n1 = len(lab.pods_per_node(ECHO)["myk8s-worker"])
     assert n1 >= 2
     assert f'"localEndpoints": {n1},' in lab.sh("mypc", f"curl -s {w1}:{hc}")
-    lab.set_ready(echo_pods(lab)["myk8s-worker"][0], False)
+    lab.set_ready(lab.pods_per_node(ECHO)["myk8s-worker"][0], False)
     assert f'"localEndpoints": {n1 - 1},' in lab.sh("mypc", f"curl -s {w1}:{hc}")
     # the servers' count is what the node's kube-proxy synced: a hand edit of the rules leaves it,
     # the next sync sets it
@@ -102,7 +75,7 @@ def test_the_count_follows_kube_proxy_syncs_and_node_port_addresses(tmp_path):
     before = dict(net.health["myk8s-worker"].services)
     lab.delete_rules("KUBE-SEP", nodes=["myk8s-worker"])
     assert net.health["myk8s-worker"].services == before
-    lab.set_ready(echo_pods(lab)["myk8s-worker"][0], True)
+    lab.set_ready(lab.pods_per_node(ECHO)["myk8s-worker"][0], True)
     assert net.health["myk8s-worker"].services[hc][2] == n1
     # nodePortAddresses: the servers listen on the node IPs inside them only (newServiceHealthServer)
     lab.set_proxy(nodeport_addresses=("172.18.0.0/16",))
@@ -111,13 +84,13 @@ def test_the_count_follows_kube_proxy_syncs_and_node_port_addresses(tmp_path):
     assert (str(out), out.returncode) == ("000", 7)
 
 
-def test_lb_status_and_the_lb_never_picks_a_503_node(tmp_path):
-    lab = lb_lab(tmp_path)
+def test_lb_status_and_the_lb_never_picks_a_503_node():
+    lab = lb_lab()
     st = lab.lb_status("svc-lb")
     svc = lab.cluster.service("svc-lb")
     assert (st.service, st.vip, st.port, st.policy, st.probe_path) == ("default/svc-lb", VIP, 9000, "Local", "/healthz")
     assert st.probe_port == svc.health_check_node_port
-    per_node = echo_pods(lab)
+    per_node = lab.pods_per_node(ECHO)
     assert st.probes == {n.name: 200 if per_node.get(n.name) else 503 for n in lab.cluster.nodes}
     assert list(st.healthy) == eligible(st.probes) == ["myk8s-worker", "myk8s-worker2", "myk8s-worker3"]
     df = lab.run("mypc", f"{VIP}:9000", n=600, seed=1)
@@ -126,7 +99,7 @@ def test_lb_status_and_the_lb_never_picks_a_503_node(tmp_path):
     assert set(shares.index) == set(st.healthy) and (abs(shares - 1 / 3) < 0.06).all()
     # the pod on worker2 stops being ready: its probe turns 503 at once, the LB leaves the node
     lab.set_ready(per_node["myk8s-worker2"][0], False)
-    lab.advance(2)
+    lab.advance(LB_SETTLE_S)
     st = lab.lb_status("svc-lb")
     assert st.probes["myk8s-worker2"] == 503 and st.healthy == ("myk8s-worker", "myk8s-worker3")
     df = lab.run("mypc", f"{VIP}:9000", n=400, seed=2)
@@ -141,8 +114,8 @@ def test_lb_status_and_the_lb_never_picks_a_503_node(tmp_path):
     assert a["ingress_node"].tolist() == b["ingress_node"].tolist() and a["endpoint_pod"].tolist() == b["endpoint_pod"].tolist()
 
 
-def test_hand_broken_rules_and_the_probes(tmp_path):
-    lab = lb_lab(tmp_path)
+def test_hand_broken_rules_and_the_probes():
+    lab = lb_lab()
     hc = lab.cluster.service("svc-lb").health_check_node_port
     # the health check port's ACCEPT in filter KUBE-NODEPORTS: with INPUT's policy ACCEPT (a kind
     # node's), deleting it changes nothing; it matters on a host whose INPUT drops by default
@@ -172,8 +145,8 @@ def test_hand_broken_rules_and_the_probes(tmp_path):
     assert (df[df["ingress_node"] != "myk8s-worker3"]["outcome"] == "ok").all()
 
 
-def test_no_healthy_node_and_cluster_policy(tmp_path):
-    lab = lb_lab(tmp_path)
+def test_no_healthy_node_and_cluster_policy():
+    lab = lb_lab()
     lab.scale("deploy-echo", 0)
     st = lab.lb_status("svc-lb")
     assert st.healthy == () and set(st.probes.values()) == {503}
@@ -188,7 +161,7 @@ def test_no_healthy_node_and_cluster_policy(tmp_path):
     assert set(df["ingress_node"]) == set(st.healthy) and (df["outcome"] == "ok").all()
 
 
-def test_lb_status_refuses_what_has_no_load_balancer(tmp_path):
+def test_lb_status_refuses_what_has_no_load_balancer():
     from kslab.errors import InputError
 
     lab = Lab()
@@ -196,8 +169,8 @@ def test_lb_status_refuses_what_has_no_load_balancer(tmp_path):
         lab.lb_status("svc-nodeport")
 
 
-def test_lab_copy_answers_from_the_cluster(tmp_path):
-    lab = lb_lab(tmp_path)
+def test_lab_copy_answers_from_the_cluster():
+    lab = lb_lab()
     twin = lab.copy()
     assert twin.lb_status("svc-lb").probes == lab.lb_status("svc-lb").probes
 
@@ -232,7 +205,7 @@ def test_nfacct_format_and_the_localhost_nodeport_counter():
 
 
 @pytest.mark.netns
-def test_nfacct_and_health_answers_equal_the_kernel(sim_and_kernel, tmp_path):
+def test_nfacct_and_health_answers_equal_the_kernel(sim_and_kernel):
     with sim_and_kernel(5) as (sim, kern):
         kern.clear_kernel_state()
         a, b = localhost_curls(sim, "myk8s-worker", 3), localhost_curls(kern, "myk8s-worker", 3)
@@ -268,14 +241,14 @@ def proxy_answers(lab: Lab) -> dict[str, str]:
     return out
 
 
-def test_kube_proxy_healthz_on_the_sim(tmp_path):
+def test_kube_proxy_healthz_on_the_sim(curl_i):
     """The sim's nodes answer kube-proxy's 10256 as upstream's proxy_health.go does (what netns
     runs too), the times from the sim's clock: the wall time on the control plane's clock, the
     monotonic reading since the nodes started; lab.advance moves both."""
     from kslab.apiobjects import CLUSTER_EPOCH
     from kslab.healthcheck import go_time, proxy_health
 
-    lab = lb_lab(tmp_path)
+    lab = lb_lab()
     ip = lab.cluster.node("myk8s-worker").internal_ip
     lab.advance(2.5)
     wall = round((CLUSTER_EPOCH.timestamp() + lab.cluster.clock) * 1e9)
@@ -285,8 +258,7 @@ def test_kube_proxy_healthz_on_the_sim(tmp_path):
         want = proxy_health(path, now)
         for where, to in (("mypc", ip), ("net-pod", ip), ("myk8s-worker", "127.0.0.1")):
             out = lab.sh(where, f"curl -i -s {to}:{PROXY_HEALTHZ_PORT}{path}")
-            lines = [f"HTTP/1.1 {want.status} {want.reason}", *(f"{k}: {v}" for k, v in go_headers(want, wall / 1e9))]
-            assert str(out) == "".join(line + "\r\n" for line in lines) + "\r\n" + want.body, (where, path)
+            assert str(out) == curl_i(want, date=http_date(wall / 1e9)), (where, path)
     assert "Date: Mon, 02 Jun 2025 09:02:02 GMT\r\n" in str(lab.sh("mypc", f"curl -i -s {ip}:{PROXY_HEALTHZ_PORT}/healthz"))
     assert lab.sh("mypc", f"curl -s {ip}:{PROXY_HEALTHZ_PORT}/livez") == f'{{"lastUpdated": "{now}","currentTime": "{now}"}}'
     code = lab.sh("mypc", f"curl -s -o /dev/null -w '%{{http_code}}' {ip}:{PROXY_HEALTHZ_PORT}/metrics")
@@ -308,12 +280,12 @@ def test_kube_proxy_healthz_equals_the_kernel(sim_and_kernel):
         assert a["mypc -> myk8s-worker code"] == "404 0" and a["mypc -> myk8s-worker/healthz"].startswith("HTTP/1.1 200 OK\r\n")
 
 
-def test_synced_health_equals_local_endpoints_of_the_synced_cluster(tmp_path):
+def test_synced_health_equals_local_endpoints_of_the_synced_cluster():
     from kslab.healthcheck import hc_targets, local_endpoints, synced_health
 
-    lab = lb_lab(tmp_path)
+    lab = lb_lab()
     lab.scale("deploy-echo", 5)
-    lab.set_ready(echo_pods(lab)["myk8s-worker"][0], False)
+    lab.set_ready(lab.pods_per_node(ECHO)["myk8s-worker"][0], False)
     hc = lab.cluster.service("svc-lb").health_check_node_port
     for node in lab.cluster.nodes:
         rows = lab.render(node.name).service_port_rows

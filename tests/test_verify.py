@@ -518,16 +518,9 @@ def test_live_without_docker_and_no_kube_proxy_pod(monkeypatch):
 
 
 @pytest.fixture
-def live(tmp_path, monkeypatch):
+def live(live_cluster):
     """tests/kindfake's API server (fixture myk8s) and fake docker, KUBECONFIG pointing at it."""
-    sys.path.insert(0, str(REPO / "tests"))
-    sys.path.insert(0, str(REPO / "tests" / "kindfake"))
-    from kindfake import livecluster
-    server, env = livecluster.start(tmp_path)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    yield server, env
-    server.stop()
+    return live_cluster
 
 
 def test_live_cli_against_the_fake_api_server(live, capsys):

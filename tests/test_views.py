@@ -486,6 +486,23 @@ def test_traffic_policy_panel_redraws_in_place_and_caches(lb_lab):
     assert TrafficPolicyPanel(Lab(seed=1)).entry.options == (CP, *WORKERS)  # no LoadBalancer Service: no LB entry
 
 
+def test_traffic_policy_panel_starts_from_the_labs_placement(lb_lab):
+    """The sliders start where deploy-echo's pods run (Lab.pods_per_node of its selector), and a
+    result's pods are those the placement made."""
+    from kslab.errors import InputError
+    from kslab.views import TrafficPolicyPanel
+
+    lb_lab.place("deploy-echo", {"myk8s-worker": 2, "myk8s-worker3": 1})
+    owned = {w: sum(p.owner == "Deployment/deploy-echo" and p.node_name == w for p in lb_lab.cluster.pods) for w in WORKERS}
+    panel = TrafficPolicyPanel(lb_lab, connections=20)
+    per_node = lb_lab.pods_per_node("app=deploy-websrv")
+    assert panel.placement == {w: len(per_node[w]) for w in WORKERS} == owned == {"myk8s-worker": 2, "myk8s-worker2": 0, "myk8s-worker3": 1}
+    assert panel.result.pods == {p: n for n, ps in per_node.items() for p in ps} and list(panel.result.pods) == sorted(panel.result.pods)
+    with pytest.raises(InputError) as err:
+        TrafficPolicyPanel(lb_lab, connections=20, deployment="deploy-nope")
+    assert err.value.where == "deployment" and "deploy-echo" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_traffic_policy_without_any_pod(lb_lab):
     from kslab import experiments
     from kslab.views import compute_traffic_policy

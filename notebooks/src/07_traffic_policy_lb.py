@@ -93,6 +93,7 @@ import plotly.graph_objects as go
 
 import kslab
 from kslab import charts, experiments, healthcheck, resources
+from kslab.loadbalancer import LB_SETTLE_S
 
 lab = kslab.Lab(seed=7)  # backend from KSLAB_BACKEND (sim by default); the study's lab from data/myk8s
 LIVE = not lab.dataplane.exact  # a live cluster (kind): real randomness, shared state, so its claims are statistical
@@ -113,9 +114,7 @@ def chain_name(prefix: str, *parts: str) -> str:
 SVC, SVL, EXT = (chain_name(p, "default/svc-nodeport:svc-webport", "tcp") for p in ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-"))
 
 
-def echo_pods(l, node: str | None = None) -> list[str]:
-    """deploy-echo's pods (label app=deploy-websrv), only those on ``node`` if given."""
-    return sorted(p for p in l.pods("app=deploy-websrv") if node is None or l.cluster.pod(p).node_name == node)
+ECHO = "app=deploy-websrv"  # deploy-echo's pods: lab.pods(ECHO), or lab.pods_per_node(ECHO) (node -> pods)
 
 
 LB_ADDON = resources.study_lab() / "loadbalancer"  # svc-lb, the LoadBalancer Service of this chapter (not in chapters 00-06)
@@ -143,7 +142,7 @@ PENDING = not lb_svc.load_balancer_ingress  # kind without a load balancer contr
 lb_side = lab.exact("a cloud load balancer, which kind does not have: EXTERNAL-IP stays <pending>") if PENDING else lab
 VIP = f"{lb_side.cluster.service('svc-lb').load_balancer_ingress[0].ip}:{lb_svc.ports[0].port}"  # 172.18.0.200:9000, the VIP
 print(f"svc-nodeport: nodePort {NP}; svc-lb: VIP {VIP}, healthCheckNodePort {HC}; nodes {NODE_IP}; echo pods per node: "
-      + ", ".join(f"{n}: {len(echo_pods(lab, n))}" for n in NODES))
+      + ", ".join(f"{n}: {len(pods)}" for n, pods in lab.pods_per_node(ECHO).items()))
 
 # %% [markdown] lang="en"
 # ## Local: only the node's own pods, and the client's own address
@@ -286,7 +285,7 @@ finally:
     lab.patch_service("svc-nodeport", external_traffic_policy="Cluster")
 print(f"--- Cluster: {EXT}\n{ext_cluster}--- Local: {EXT}\n{ext_local}--- Local: {SVL}\n{svl}--- Local: {SVC}\n{svc_chain}")
 print(t)
-own_sep = chain_name("KUBE-SEP-", "default/svc-nodeport:svc-webport", "tcp", f"{lab.cluster.pod(echo_pods(lab, W1)[0]).pod_ip}:8080")
+own_sep = chain_name("KUBE-SEP-", "default/svc-nodeport:svc-webport", "tcp", f"{lab.cluster.pod(lab.pods_per_node(ECHO)[W1][0]).pod_ip}:8080")
 experiments.claim(
     t.chains[:5] == ["KUBE-SERVICES", "KUBE-NODEPORTS", EXT, SVL, own_sep] and "KUBE-MARK-MASQ" not in t.chains
     and not t.masquerade and t.endpoint_node == W1 and t.source_ip_seen == MYPC
@@ -391,7 +390,7 @@ print(f"trace {CP} -> {NODE_IP[CP]}:{NP}: {' -> '.join(t_own.chains[:6])}; masqu
 print("300 connections:", experiments.outcomes(own).to_dict(), "pods:", own["endpoint_pod"].value_counts().to_dict())
 experiments.claim(
     t_own.outcome == "ok" and t_own.masquerade and t_own.chains[:5] == ["KUBE-SERVICES", "KUBE-NODEPORTS", EXT, "KUBE-MARK-MASQ", SVC]
-    and (own["outcome"] == "ok").all() and set(own["endpoint_pod"]) == set(echo_pods(lab)) and "route LOCAL traffic" in rules,
+    and (own["outcome"] == "ok").all() and set(own["endpoint_pod"]) == set(lab.pods(ECHO)) and "route LOCAL traffic" in rules,
     f"{CP}, without a pod, reaches its own IP:{NP} under Local: {EXT} -> KUBE-MARK-MASQ -> {SVC} (all 3 pods, masqueraded)",
     f"the node's own connection under Local changed: {t_own.outcome}, chains {t_own.chains[:5]}, "
     f"outcomes {experiments.outcomes(own).to_dict()}",
@@ -589,13 +588,13 @@ def upstream_said(text: str, local_endpoints: int) -> bool:
 
 
 # the lab as it is: kube-proxy's own health check server on every node (live on kind)
-local = {node: len(echo_pods(lab, node)) for node in NODES}
+local = {node: len(pods) for node, pods in lab.pods_per_node(ECHO).items()}
 said = {node: lab.sh("mypc", f"curl -i -s {NODE_IP[node]}:{HC}/healthz") for node in NODES}
 on = lab.exact("deploy-echo's pods placed 2/1/0 on the workers, which a live cluster's scheduler decides")
 with_lb(on)
 on.place("deploy-echo", {W1: 2, W2: 1, W3: 0})
 try:
-    placed_local = {node: len(echo_pods(on, node)) for node in NODES}
+    placed_local = {node: len(pods) for node, pods in on.pods_per_node(ECHO).items()}
     placed_said = {node: on.sh("mypc", f"curl -i -s {NODE_IP[node]}:{HC}/healthz") for node in NODES}
 finally:
     fresh(on)
@@ -642,8 +641,8 @@ experiments.claim(
 # no answer) and the nodes it sends new connections to; `charts.health_table` draws it. Then 600
 # connections from `mypc` to the VIP: `ingress_node` is the node the LB chose for each. Then
 # `myk8s-worker2`'s pod fails its readiness probe (`lab.set_ready`): kube-proxy on worker2 now
-# counts 0 local endpoints and answers 503, and after the LB's next probe (`lab.advance(2)`: two
-# seconds pass) worker2 gets nothing.
+# counts 0 local endpoints and answers 503, and after the LB's next probe (`lab.advance(LB_SETTLE_S)`:
+# two seconds pass) worker2 gets nothing.
 #
 # On sim the load balancer probes through each node's rules; on netns it is a real namespace with a
 # real HTTP prober and real forwarding; kind has no load balancer controller (`EXTERNAL-IP` stays
@@ -656,7 +655,7 @@ experiments.claim(
 # 보내는 노드입니다. `charts.health_table`이 이를 그립니다. 이어서 `mypc`에서 VIP로 연결 600개를 엽니다.
 # `ingress_node`는 로드 밸런서가 각 연결에 고른 노드입니다. 그다음 `myk8s-worker2`의 파드가 준비성 프로브에
 # 실패합니다(`lab.set_ready`). worker2의 kube-proxy는 이제 로컬 엔드포인트를 0개로 세고 503으로 응답하며,
-# 로드 밸런서가 다시 프로브한 뒤에는(`lab.advance(2)`: 2초가 흐릅니다) worker2는 아무 연결도 받지 않습니다.
+# 로드 밸런서가 다시 프로브한 뒤에는(`lab.advance(LB_SETTLE_S)`: 2초가 흐릅니다) worker2는 아무 연결도 받지 않습니다.
 #
 # sim에서는 로드 밸런서가 각 노드의 규칙을 거쳐 프로브합니다. netns에서는 실제 HTTP 프로버와 실제 전달을 하는 실제
 # 네임스페이스입니다. kind에는 로드 밸런서 컨트롤러가 없으므로(`EXTERNAL-IP`가 `<pending>`으로 남습니다) 시뮬레이터
@@ -666,12 +665,12 @@ experiments.claim(
 on = lab.exact("a load balancer in front of the nodes, which kind lacks (no load balancer controller)")
 with_lb(on)
 try:
-    on.advance(2)  # time for the load balancer to probe every node (a real prober polls)
+    on.advance(LB_SETTLE_S)  # time for the load balancer to probe every node (a real prober polls)
     status = on.lb_status("svc-lb")
     before = on.run("mypc", VIP, n=600, seed=4)
-    gone = echo_pods(on, W2)[0]
+    gone = on.pods_per_node(ECHO)[W2][0]
     on.set_ready(gone, False)  # what the kubelet does when the pod's readiness probe fails
-    on.advance(2)  # the load balancer probes again
+    on.advance(LB_SETTLE_S)  # the load balancer probes again
     status_after = on.lb_status("svc-lb")
     after = on.run("mypc", VIP, n=600, seed=5)
 finally:
@@ -720,11 +719,11 @@ on = lab.exact("deploy-echo's pods placed 2/1/0 and a load balancer, neither of 
 with_lb(on)
 on.place("deploy-echo", {W1: 2, W2: 1, W3: 0})
 try:
-    on.advance(2)  # the load balancer probes the new placement
+    on.advance(LB_SETTLE_S)  # the load balancer probes the new placement
     healthy = on.lb_status("svc-lb").healthy
     spread = on.run("mypc", VIP, n=1200, seed=6)
-    pods = echo_pods(on)
-    node_of = {p: on.cluster.pod(p).node_name for p in pods}
+    node_of = {p: node for node, on_node in on.pods_per_node(ECHO).items() for p in on_node}
+    pods = sorted(node_of)
 finally:
     fresh(on)
 charts.distribution_figure(spread, categories=pods,
