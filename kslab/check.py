@@ -839,12 +839,10 @@ AFTER_FAILURE_OPTIONS = ("a", "b", "c")  # gone from both / notReadyAddresses + 
 
 
 def _ch08_mario(lab):
-    """``lab`` with chapter 08's add-on (mario, svc-mario) applied (once)."""
-    from .resources import study_lab
+    """``lab`` with chapter 08's add-on (mario, svc-mario) applied once, its pods ready."""
+    from .views import readiness_addon
 
-    if not any(s.name == CH08_SERVICE for s in lab.cluster.services):
-        lab.apply(study_lab() / "readiness")
-    return lab
+    return readiness_addon(lab)
 
 
 def _kubectl_json(lab, command: str) -> dict:

@@ -776,14 +776,40 @@ READINESS_SERVICE = "svc-mario"
 SETTLE_LIMIT_S = 600.0  # how long compute_readiness lets a probe change roll out on its copy (simulated seconds)
 
 
-def _readiness_twin(lab: Lab) -> Lab:
-    """A simulated copy of ``lab`` with chapter 08's add-on applied (once)."""
+READY_LIMIT_S = 60  # how long readiness_addon waits for the new pods' readiness probes (seconds of the lab's clock)
+
+
+def readiness_addon(lab: Lab) -> Lab:
+    """``lab`` with chapter 08's add-on (``data/myk8s/readiness``: mario, svc-mario) applied once,
+    and its pods Ready: a new pod with a readiness probe starts not ready, so the clock advances
+    second by second (on netns in real time, the probes are real) until every mario pod passed
+    its probe. Returns ``lab``. ``lab.reset()`` removes the add-on; call this again after it."""
     from .resources import study_lab
 
-    twin = lab.copy()
-    if not any(s.name == READINESS_SERVICE for s in twin.cluster.services):
-        twin.apply(study_lab() / "readiness")
-    return twin
+    if not any(s.name == READINESS_SERVICE for s in lab.cluster.services):
+        lab.apply(study_lab() / "readiness")
+    return wait_ready(lab, f"app={READINESS_DEPLOYMENT}")
+
+
+def wait_ready(lab: Lab, label: str, limit: float = READY_LIMIT_S) -> Lab:
+    """Advance ``lab``'s clock second by second until every pod with ``label`` is Ready (their
+    readiness probes passed; pods without a probe are ready at once), at most ``limit`` seconds."""
+    from .errors import EnvironmentProblem
+
+    waited = 0
+    while not all(lab.cluster.pod(p).ready for p in lab.pods(label)):
+        if waited >= limit:
+            late = [p for p in lab.pods(label) if not lab.cluster.pod(p).ready]
+            raise EnvironmentProblem(f"{len(late)} pods with {label} were not ready {limit:g} s after they started, "
+                                     f"e.g. {late[0]}: does their readiness probe pass?")
+        lab.advance(1)
+        waited += 1
+    return lab
+
+
+def _readiness_twin(lab: Lab) -> Lab:
+    """A simulated copy of ``lab`` with chapter 08's add-on applied (once) and its pods ready."""
+    return readiness_addon(lab.copy())
 
 
 def _kubectl_json(lab: Lab, command: str) -> dict:
@@ -826,6 +852,7 @@ def watch_change(lab: Lab, deployment: str, service: str, replicas: int) -> Watc
     lab.scale(deployment, replicas)
     selector = lab.cluster.service(service).selector or {}
     label = ",".join(f"{k}={v}" for k, v in selector.items())
+    wait_ready(lab, label)  # the new pods pass their readiness probes first
     pod = sorted(lab.pods(label))[0]
     query = f"kubectl get endpointslices -l kubernetes.io/service-name={service}"
     before = {s["metadata"]["name"]: s.get("endpoints") or [] for s in _kubectl_json(lab, query)["items"]}
@@ -967,7 +994,8 @@ def compute_readiness(lab: Lab, *, broken: int = 1, probe: bool = True, period_s
     actions = [(break_at, set_broken(True))] + ([(heal_at, set_broken(False))] if heal_at is not None else [])
     start = float(twin.cluster.clock)  # the lifecycle's clock (the cluster's); the timeline's t counts from here
     df = twin.timeline("mypc", f"{entry}:{service}", seconds, rate, actions=actions, seed=seed)
-    lifecycle = twin.lifecycle_frame(since=start).copy()
+    lifecycle = twin.lifecycle_frame(since=start)
+    lifecycle = lifecycle[lifecycle["t"].astype(float) > start].copy()  # the copy's earlier events may share its first instant
     lifecycle["t"] = lifecycle["t"].astype(float) - start
     spec_doc = template["spec"]["containers"][0].get("readinessProbe")
     window = detection_window(ProbeSpec.from_container(template["spec"]["containers"][0], "template")) if spec_doc else None

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from kslab import check, resources
+from kslab import check, views
 from kslab.check import WrongAnswer, _after_failure_choice
 from kslab.lab import Lab
 
 
 @pytest.fixture(scope="module")
 def lab() -> Lab:
-    lab = Lab(seed=8)
-    lab.apply(resources.study_lab() / "readiness")
-    return lab
+    return views.readiness_addon(Lab(seed=8))
 
 
 def test_every_ch08_check_is_pending_on_none(lab):

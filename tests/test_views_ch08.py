@@ -7,16 +7,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kslab import charts, resources, views
+from kslab import charts, views
 from kslab.errors import InputError
 from kslab.lab import Lab
 
 
 @pytest.fixture(scope="module")
 def lab() -> Lab:
-    lab = Lab(seed=8)
-    lab.apply(resources.study_lab() / "readiness")
-    return lab
+    return views.readiness_addon(Lab(seed=8))
 
 
 def test_watch_change_sends_the_whole_endpoints_object_but_one_slice(lab):
@@ -108,20 +106,22 @@ def test_readiness_timeline_figure_has_a_line_per_pod_failures_and_marks():
     assert charts.readiness_timeline(df).data[-1].name.startswith("failed")  # no lifecycle: no marks
 
 
-def _has_timeline() -> bool:
+def _has_kubelet() -> bool:
     try:
         import kslab.kubelet  # noqa: F401
     except ImportError:
         return False
-    return hasattr(Lab, "timeline") and hasattr(Lab, "rollout")
+    return hasattr(Lab, "timeline")
 
 
-needs_kubelet = pytest.mark.skipif(not _has_timeline(), reason="kslab.kubelet, lab.timeline and lab.rollout are not merged yet")
+needs_kubelet = pytest.mark.skipif(not _has_kubelet(), reason="kslab.kubelet and lab.timeline (t-kubelet) are not merged yet")
+needs_rollout = pytest.mark.skipif(not (_has_kubelet() and hasattr(Lab, "rollout")),
+                                   reason="lab.rollout (t-rollout) is not merged yet: a changed probe rolls out")
 
 
 @needs_kubelet
 def test_compute_readiness_takes_the_broken_pod_out_within_the_window(lab):
-    r = views.compute_readiness(lab, broken=1, period_seconds=2, failure_threshold=2, seconds=20, rate=10, break_at=3)
+    r = views.compute_readiness(lab, broken=1, seconds=30, rate=10, break_at=3)  # the manifest's probe: 5 s, 3 failures
     best, worst = r.window
     (pod, t), = r.not_ready_at.items()
     assert best <= t - r.break_at <= worst + 0.001
@@ -131,7 +131,14 @@ def test_compute_readiness_takes_the_broken_pod_out_within_the_window(lab):
     assert len(lab.pods("app=mario")) == 3 and not any(lab.cluster.pod(p).terminating for p in lab.pods("app=mario"))
 
 
-@needs_kubelet
+@needs_rollout
+def test_a_faster_probe_detects_sooner(lab):
+    r = views.compute_readiness(lab, broken=1, period_seconds=2, failure_threshold=2, seconds=20, rate=10, break_at=3)
+    (pod, t), = r.not_ready_at.items()
+    assert r.window == (2.0, 5.0) and 2 <= t - r.break_at <= 5
+
+
+@needs_rollout
 def test_without_a_probe_the_broken_pod_keeps_failing(lab):
     r = views.compute_readiness(lab, broken=1, probe=False, seconds=20, rate=10, break_at=3)
     assert r.window is None and not r.not_ready_at and r.removed_at is None
@@ -141,6 +148,16 @@ def test_without_a_probe_the_broken_pod_keeps_failing(lab):
 
 @needs_kubelet
 def test_the_panel_recomputes_on_each_control(lab):
+    panel = views.ReadinessPanel(lab, seconds=20)
+    first = panel.result
+    r = panel.set(broken=2)
+    assert r is panel.result and r is not first and len(r.broken) == 2
+    with pytest.raises(InputError, match="broken"):
+        panel.set(broken=9)
+
+
+@needs_rollout
+def test_the_panel_rolls_out_a_changed_probe(lab):
     panel = views.ReadinessPanel(lab, seconds=20)
     first = panel.result
     r = panel.set(failure_threshold=1)

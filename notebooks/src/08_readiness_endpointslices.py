@@ -29,7 +29,7 @@
 #
 # - `lab.apply(kslab.resources.study_lab() / "readiness")`: the study's Super Mario Deployment
 #   (`mario`, 3 pods, a readiness probe) and its NodePort Service `svc-mario`, an add-on like chapter
-#   07's `svc-lb`;
+#   07's `svc-lb`; `views.readiness_addon(lab)` applies it once and waits until the pods are ready;
 # - `lab.set_ready(pod, False)`: what the kubelet does when the probe has failed `failureThreshold`
 #   times in a row (chapter 04); `lab.break_pod(pod)`: the app answers HTTP 500 (chapter 04);
 #   `lab.scale(deployment, n)`;
@@ -62,6 +62,7 @@
 #
 # - `lab.apply(kslab.resources.study_lab() / "readiness")`: 스터디의 수퍼마리오 디플로이먼트(`mario`, 파드 3개,
 #   준비성 프로브)와 NodePort 서비스 `svc-mario`입니다. 07장의 `svc-lb`처럼 추가 구성(add-on)입니다.
+#   `views.readiness_addon(lab)`은 이것을 한 번 적용하고 파드가 준비될 때까지 기다립니다.
 # - `lab.set_ready(pod, False)`: 프로브가 `failureThreshold`번 연속 실패했을 때 kubelet이 하는 일입니다(04장).
 #   `lab.break_pod(pod)`: 앱이 HTTP 500으로 응답합니다(04장). `lab.scale(deployment, n)`.
 # - `views.compute_watch_cost(lab, replicas)`와 `views.watch_change(lab, deployment, service, replicas)`: 파드 하나의
@@ -78,21 +79,20 @@ import hashlib
 import json
 
 import kslab
-from kslab import charts, experiments, resources, views
+from kslab import charts, experiments, views
 
 lab = kslab.Lab(seed=8)  # backend from KSLAB_BACKEND (sim by default); the study's lab from data/myk8s
 LIVE = not lab.dataplane.exact  # a live cluster (kind): real randomness, shared state, so its claims are statistical
 print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else ""))
 
 CP, W1, W2, W3 = (n.name for n in lab.cluster.nodes)  # myk8s-control-plane, myk8s-worker, -worker2, -worker3
-MARIO_ADDON = resources.study_lab() / "readiness"  # mario + svc-mario (not in chapters 00-07)
 
 
 def with_mario(l):
-    """``l`` with the Super Mario add-on applied (``lab.reset()`` goes back to the lab as made, without it)."""
-    if not any(s.name == "svc-mario" for s in l.cluster.services):
-        l.apply(MARIO_ADDON)
-    return l
+    """``l`` with the Super Mario add-on applied (``lab.reset()`` goes back to the lab as made, without it) and
+    its pods ready: ``views.readiness_addon`` applies data/myk8s/readiness once, then lets the clock run until every
+    mario pod passed its readiness probe (a new pod starts not ready)."""
+    return views.readiness_addon(l)
 
 
 def fresh(l) -> None:
