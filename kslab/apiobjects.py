@@ -18,9 +18,10 @@ builds those dictionaries from the model, as a kind cluster running Kubernetes
   of the object's history: the same lab and the same changes print the same objects.
 
 Not modelled, so left out rather than invented: fields the kubelet and the runtime report from
-the machine (a node's capacity, allocatable, images, system UUIDs; a container's imageID),
+the machine (a node's capacity and allocatable beyond its CPU, images, system UUIDs; a container's imageID),
 ``managedFields`` (kubectl hides them), the ``endpoints.kubernetes.io/last-change-trigger-time``
-annotation, events, and the kube-system workloads of a real cluster.
+annotation, events other than those kslab's controllers record (``ClusterState.events``), and the
+kube-system workloads of a real cluster.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import ipaddress
+import math
 import platform
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -39,6 +41,7 @@ from .model import (
     ClusterState,
     Deployment,
     EndpointSlice,
+    Event,
     Node,
     ObjectRecord,
     Pod,
@@ -109,6 +112,55 @@ def _ip_family(ip: str) -> str:
         return "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
     except ValueError:
         return "IPv4"
+
+
+# ---- Event ------------------------------------------------------------------------------------
+
+EVENT_API_VERSION = {"Service": "v1", "Pod": "v1", "Node": "v1", "Endpoints": "v1", "Deployment": "apps/v1",
+                     "EndpointSlice": "discovery.k8s.io/v1"}
+
+
+def event_first_seen(ev: Event) -> float:
+    return ev.at if ev.first_at is None else ev.first_at
+
+
+def event_name(ev: Event) -> str:
+    """client-go's recorder names an event ``<object name>.<first time in Unix nanoseconds, hex>``
+    (a live cluster's event keeps the name it has)."""
+    if ev.event_name:
+        return ev.event_name
+    nanos = int(round((CLUSTER_EPOCH.timestamp() + event_first_seen(ev)) * 1e9))
+    return f"{ev.name}.{nanos:x}"
+
+
+def event_object(cluster: ClusterState, ev: Event) -> dict[str, Any]:
+    """A core/v1 Event as the recorder of kube-controller-manager writes it (``source.component``
+    and ``reportingComponent`` = the controller, no ``eventTime``)."""
+    ns = ev.namespace if ev.involved_kind != "Node" else "default"
+    rec = record_of(cluster, ev.involved_kind, "" if ev.involved_kind == "Node" else ev.namespace, ev.name)
+    involved: dict[str, Any] = {"apiVersion": EVENT_API_VERSION.get(ev.involved_kind, "v1"), "kind": ev.involved_kind,
+                                "name": ev.name}
+    if ev.involved_kind != "Node":
+        involved["namespace"] = ev.namespace
+    involved |= {"resourceVersion": str(rec.resource_version), "uid": rec.uid}
+    name = event_name(ev)
+    return {
+        "apiVersion": "v1",
+        "count": ev.count,
+        "eventTime": None,
+        "firstTimestamp": timestamp(event_first_seen(ev)),
+        "involvedObject": involved,
+        "kind": "Event",
+        "lastTimestamp": timestamp(ev.at),
+        "message": ev.message,
+        "metadata": {"creationTimestamp": timestamp(event_first_seen(ev)), "name": name, "namespace": ns,
+                     "resourceVersion": str(rec.resource_version), "uid": _derived_uid(cluster.config.name, "Event", ns, name)},
+        "reason": ev.reason,
+        "reportingComponent": ev.source,
+        "reportingInstance": "",
+        "source": {"component": ev.source},
+        "type": ev.type,
+    }
 
 
 # ---- Service ----------------------------------------------------------------------------------
@@ -209,9 +261,41 @@ def endpoints_for(cluster: ClusterState, s: Service) -> dict[str, Any] | None:
         "kind": "Endpoints",
         "metadata": _metadata(cluster, "Endpoints", s.namespace, s.name, labels=labels, rec=rec),
     }
+    if truncate_endpoints(subsets):
+        obj["metadata"]["annotations"] = {**obj["metadata"].get("annotations", {}), ENDPOINTS_OVER_CAPACITY: "truncated"}
     if subsets:
         obj["subsets"] = subsets
     return obj
+
+
+ENDPOINTS_MAX_CAPACITY = 1000  # pkg/controller/endpoint: maxCapacity
+ENDPOINTS_OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"  # v1.EndpointsOverCapacity
+
+
+def truncate_endpoints(subsets: list[dict[str, Any]]) -> bool:
+    """The endpoints controller's ``truncateEndpoints``: over 1000 addresses, keep 1000, shared
+    over the subsets in proportion (rounded up, the last subset gets what is left), ready ones
+    first (when the ready ones alone are over, every not-ready one goes). Truncates in place;
+    True when it did (the Endpoints then carry ``endpoints.kubernetes.io/over-capacity: truncated``)."""
+    total_ready = sum(len(ss.get("addresses") or []) for ss in subsets)
+    total_not_ready = sum(len(ss.get("notReadyAddresses") or []) for ss in subsets)
+    if total_ready + total_not_ready <= ENDPOINTS_MAX_CAPACITY:
+        return False
+    truncate_ready = total_ready > ENDPOINTS_MAX_CAPACITY
+    most = ENDPOINTS_MAX_CAPACITY if truncate_ready else ENDPOINTS_MAX_CAPACITY - total_ready
+    num_total = total_ready if truncate_ready else total_not_ready
+    can_be_added = most
+    for ss in subsets:
+        key = "addresses" if truncate_ready else "notReadyAddresses"
+        in_subset = len(ss.get(key) or [])
+        to_add = min(math.ceil(in_subset / num_total * most), can_be_added)
+        ss[key] = (ss.get(key) or [])[:to_add]
+        if truncate_ready:
+            ss.pop("notReadyAddresses", None)
+        can_be_added -= len(ss[key])
+        if not ss[key]:
+            del ss[key]  # an empty list is omitted (omitempty); the subset keeps its ports
+    return True
 
 
 def _repack_subsets(cluster: ClusterState, s: Service, slices: list[EndpointSlice]) -> list[dict[str, Any]]:
@@ -521,8 +605,11 @@ def node_object(cluster: ClusterState, n: Node) -> dict[str, Any]:
              "kubelet is posting ready status" if n.ready else "container runtime network not ready"),
     ]
     addresses = ([{"address": n.internal_ip, "type": "InternalIP"}] if n.internal_ip else []) + [{"address": n.name, "type": "Hostname"}]
-    status = {
-        "addresses": addresses,
+    status: dict[str, Any] = {"addresses": addresses}
+    if n.allocatable_cpu:  # the one resource kslab models (the topology cache weighs zones by it)
+        status["allocatable"] = {"cpu": cpu_quantity(n.allocatable_cpu)}
+        status["capacity"] = {"cpu": cpu_quantity(n.allocatable_cpu)}
+    status |= {
         "conditions": conditions,
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         "nodeInfo": {
@@ -536,6 +623,11 @@ def node_object(cluster: ClusterState, n: Node) -> dict[str, Any]:
         },
     }
     return {"apiVersion": "v1", "kind": "Node", "metadata": md, "spec": spec, "status": status}
+
+
+def cpu_quantity(milli: int) -> str:
+    """Millicores as resource.Quantity prints them: ``"4"`` for 4000, ``"3500m"``."""
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
 
 
 def node_kernel_version() -> str:

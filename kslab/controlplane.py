@@ -52,6 +52,7 @@ from .model import (
     LABEL_HOSTNAME,
     LABEL_MANAGED_BY,
     LABEL_SERVICE_NAME,
+    LABEL_ZONE,
     ClusterConfig,
     ClusterState,
     Deployment,
@@ -64,10 +65,11 @@ from .model import (
     Service,
     ServicePort,
 )
+from .endpointslice import DEFAULT_MAX_ENDPOINTS_PER_SLICE, Reconciler, apply_result, check_max_endpoints_per_slice
 from .proxy.util import parse_cidr_sloppy, parse_ip_sloppy
 
 NODE_SUBNET = "172.18.0.0/16"  # kind's "docker network"
-MAX_ENDPOINTS_PER_SLICE = 100
+MAX_ENDPOINTS_PER_SLICE = DEFAULT_MAX_ENDPOINTS_PER_SLICE  # kube-controller-manager --max-endpoints-per-slice
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery/pkg/util/rand
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -214,6 +216,7 @@ class BuildOptions:
     seed: int = CLUSTER_SEED  # the cluster's allocation seed (not an experiment's)
     node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE
     validate: bool = True
+    max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE  # kube-controller-manager --max-endpoints-per-slice
 
 
 def load_cluster(
@@ -276,7 +279,7 @@ def build_state(docs: list[Document], opts: BuildOptions | None = None) -> Clust
         return state
 
     # ---- admission -----------------------------------------------------------------------------
-    cp = ControlPlane(state, rng)
+    cp = ControlPlane(state, rng, max_endpoints_per_slice=opts.max_endpoints_per_slice)
     for n in state.nodes:  # registered when kind brings the cluster up
         record(state, "Node", "", n, at=KIND_WORKERS_JOIN_AT if clusters and not n.is_control_plane else 0.0)
     if state.nodes and not any(s.namespace == "default" and s.name == "kubernetes" for _, s in services):
@@ -302,12 +305,17 @@ class ControlPlane:
     EndpointSlice controller's reconcile, so kube-proxy's view follows the way it would.
     """
 
-    def __init__(self, state: ClusterState, rng: random.Random):
+    def __init__(self, state: ClusterState, rng: random.Random, max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE):
         self.state = state
         self.rng = rng
         self.allocator = ServiceAllocator(state.config, rng)
         for s in state.services:  # what is already allocated stays allocated
             self.allocator.mark_used(s)
+        # the EndpointSlice controller: its reconciler and its TopologyCache (kslab.topology,
+        # when that part of kslab is there), fed the nodes whenever they change
+        self.topology = _new_topology_cache()
+        self._nodes_seen: tuple | None = None
+        self.endpoint_slices = Reconciler(check_max_endpoints_per_slice(max_endpoints_per_slice), topology=self.topology)
 
     @classmethod
     def of(cls, state: ClusterState, seed: int = CLUSTER_SEED) -> "ControlPlane":
@@ -445,6 +453,20 @@ class ControlPlane:
             schedule(self.state, {}, self.rng, only=made)
         self.reconcile()
 
+    def set_zones(self, zones: Mapping[str, str | None]) -> None:
+        """Label nodes ``topology.kubernetes.io/zone`` (``kubectl label node N
+        topology.kubernetes.io/zone=Z --overwrite``; None or "" removes the label), then
+        reconcile: the endpoints' ``zone`` and the topology cache follow. Checked first (unknown
+        node, bad label value): one InputError, nothing changed."""
+        check_zones(self.state, zones)
+        for name, zone in zones.items():
+            node = self.state.node(name)
+            if zone:
+                node.labels[LABEL_ZONE] = zone
+            else:
+                node.labels.pop(LABEL_ZONE, None)
+        self.reconcile()
+
     def set_pod_ready(self, name: str, ready: bool, namespace: str = "default") -> None:
         self.state.pod(name, namespace).ready = ready
         self.reconcile()
@@ -536,8 +558,19 @@ class ControlPlane:
         return [p.name for node in nodes for p in placed if p.node_name == node]
 
     def reconcile(self) -> None:
-        reconcile_endpoint_slices(self.state, self.rng)
+        self._sync_nodes()
+        reconcile_endpoint_slices(self.state, self.rng, self.endpoint_slices)
         record_writes(self.state)
+
+    def _sync_nodes(self) -> None:
+        """The controller's node handlers: ``TopologyCache.SetNodes`` when a node was added or
+        deleted, or its Ready status or zone label changed (a change of CPU alone does not call it)."""
+        if self.topology is None:
+            return
+        seen = tuple((n.name, n.ready, n.zone) for n in self.state.nodes)
+        if seen != self._nodes_seen:
+            self._nodes_seen = seen
+            self.topology.set_nodes(self.state.nodes)
 
     def advance(self, seconds: float) -> None:
         """Move the control plane's clock (what kubectl's AGE counts from)."""
@@ -598,6 +631,32 @@ def record_writes(state: ClusterState) -> None:
 # ---- nodes ---------------------------------------------------------------------------------------
 
 
+# status.allocatable.cpu of a node made from a kind Cluster config, in millicores. A real kind node
+# is a container on the host and reports the host's CPUs (kind reserves none: allocatable =
+# capacity = the host's CPU count), so it depends on the machine; kslab fixes it at 2 CPUs, what
+# the kind cluster recorded in tests/data/kind reports (a 2-core host), so every lab is the same
+# everywhere. All kind nodes share the host, so they weigh the same in the topology cache's zone
+# ratios whatever the value. Node objects given with -f DIR keep theirs.
+KIND_NODE_ALLOCATABLE_CPU = 2000
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def check_zones(state: ClusterState, zones: Mapping[str, str | None]) -> None:
+    """The nodes exist and each zone is a valid label value (at most 63 characters: letters,
+    digits, '-', '_', '.', beginning and ending with a letter or digit), as the API server checks
+    a label; else one InputError naming the node."""
+    if not isinstance(zones, Mapping):
+        raise InputError("zones", f"{zones!r} is not a mapping", 'give {node: zone}, e.g. {"myk8s-worker": "zone-a"}')
+    for name, zone in zones.items():
+        state.node(str(name))
+        if zone is None or zone == "":
+            continue
+        if not isinstance(zone, str) or len(zone) > 63 or not _LABEL_VALUE.match(zone):
+            raise InputError(f"zones[{name!r}]", f"{zone!r} is not a valid label value",
+                             "use at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit")
+
+
 def kind_nodes_to_nodes(cfg: ClusterConfig, kind_nodes, doc: Document) -> list[Node]:
     """Name, address and label nodes as kind does: ``<name>-control-plane``, ``<name>-worker2`` ..."""
     pod_net = ipaddress.ip_network(cfg.pod_subnet, strict=False)
@@ -627,7 +686,8 @@ def kind_nodes_to_nodes(cfg: ClusterConfig, kind_nodes, doc: Document) -> list[N
         if i >= len(pod_cidrs):
             raise InputError(doc.where("networking.podSubnet"), f"{cfg.pod_subnet} has no /24 left for node {name}", "use a larger podSubnet")
         nodes.append(
-            Node(name=name, internal_ip=str(node_net.network_address + 2 + i), pod_cidr=str(pod_cidrs[i]), labels=labels, taints=taints)
+            Node(name=name, internal_ip=str(node_net.network_address + 2 + i), pod_cidr=str(pod_cidrs[i]), labels=labels,
+                 taints=taints, allocatable_cpu=KIND_NODE_ALLOCATABLE_CPU)
         )
     return nodes
 
@@ -1174,6 +1234,17 @@ def _next_pod_ip(node: Node, next_host: dict[str, int], used: set[str]) -> str:
 # ---- EndpointSlice controller --------------------------------------------------------------------
 
 
+def _new_topology_cache():
+    """The EndpointSlice controller's ``TopologyCache`` (kube-controller-manager makes one when
+    the TopologyAwareHints gate is on, as it is by default), or None while kslab.topology is
+    not part of kslab."""
+    try:
+        from .topology import TopologyCache  # noqa: PLC0415
+    except ImportError:
+        return None
+    return TopologyCache()
+
+
 def kubernetes_endpoint_slice(cp: Node) -> EndpointSlice:
     return EndpointSlice(
         name="kubernetes",
@@ -1186,28 +1257,22 @@ def kubernetes_endpoint_slice(cp: Node) -> EndpointSlice:
     )
 
 
-def _resolve_target_port(svc_port: ServicePort, pod: Pod) -> int | None:
-    tp = svc_port.target_port
-    if tp is None or tp == "":
-        return svc_port.port
-    if isinstance(tp, int):
-        return tp
-    if isinstance(tp, str) and tp.isdigit():
-        return int(tp)
-    cp = pod.container_port_named(tp)
-    return cp.container_port if cp and cp.protocol == svc_port.protocol else None
-
-
-def reconcile_endpoint_slices(state: ClusterState, rng: random.Random) -> None:
-    """Rebuild the controller-managed EndpointSlices of every Service with a selector.
+def reconcile_endpoint_slices(state: ClusterState, rng: random.Random, reconciler: Reconciler | None = None) -> None:
+    """The EndpointSlice controller's sync of every Service with a selector
+    (:class:`kslab.endpointslice.Reconciler`, upstream's reconciler): each Service's managed slices
+    are updated in place, created and deleted as upstream decides, never rebuilt.
 
     Slices given in the input for a Service are left exactly as they are (and the controller
-    leaves that Service alone), the way kube-proxy sees whatever the API server holds.
+    leaves that Service alone), the way kube-proxy sees whatever the API server holds. Managed
+    slices of a Service that no longer exists go with it (the garbage collector follows their
+    ownerReference); a Service that lost its selector, or became ExternalName, keeps the slices
+    it had (upstream's ``syncService`` returns early for it and deletes nothing).
     """
+    r = reconciler or Reconciler()
     given = {(s.namespace, s.service_name) for s in state.endpoint_slices if not s.managed}
-    old = {s.key: s for s in state.endpoint_slices if s.managed}
-    state.endpoint_slices = [s for s in state.endpoint_slices if not s.managed or s.service_name == "kubernetes"]
-    nodes = {n.name: n for n in state.nodes}
+    services = {(s.namespace, s.name) for s in state.services}
+    state.endpoint_slices[:] = [s for s in state.endpoint_slices
+                                if not s.managed or s.service_name == "kubernetes" or (s.namespace, s.service_name) in services]
     for svc in state.services:
         if svc.selector is None or svc.type == "ExternalName" or (svc.namespace, svc.name) in given:
             continue
@@ -1221,55 +1286,11 @@ def reconcile_endpoint_slices(state: ClusterState, rng: random.Random) -> None:
             state.warnings.append(
                 f"Service {svc.key}: selector {sel} matches no pod, so it has no endpoints (kube-proxy renders REJECT for it)"
             )
-        # group endpoints by their resolved port set, as the reconciler does
-        groups: dict[tuple, list[Endpoint]] = {}
-        for pod in matching:
-            if pod.phase in ("Succeeded", "Failed") or not pod.pod_ip:
-                continue
-            if pod.node_name not in nodes and not svc.publish_not_ready_addresses:
-                continue
-            ports = []
-            for sp in svc.ports:
-                tp = _resolve_target_port(sp, pod)
-                if tp is not None:
-                    ports.append((sp.name, tp, sp.protocol))
-            if not ports:
-                continue
-            serving = pod.ready
-            node = nodes.get(pod.node_name)
-            ep = Endpoint(
-                addresses=[pod.pod_ip],
-                ready=svc.publish_not_ready_addresses or (serving and not pod.terminating),
-                serving=serving,
-                terminating=pod.terminating,
-                node_name=pod.node_name or None,
-                zone=node.zone if node else None,
-                target_pod=pod.name,
-            )
-            groups.setdefault(tuple(ports), []).append(ep)
-        if not groups:
-            groups[()] = []  # the placeholder slice
-        for ports, eps in groups.items():
-            for i in range(0, max(len(eps), 1), MAX_ENDPOINTS_PER_SLICE):
-                name = _slice_name(svc, old, rng)
-                state.endpoint_slices.append(
-                    EndpointSlice(
-                        name=name,
-                        namespace=svc.namespace,
-                        service_name=svc.name,
-                        address_type="IPv4",
-                        ports=[EndpointPort(port=tp, name=n, protocol=pr) for n, tp, pr in ports],
-                        endpoints=eps[i : i + MAX_ENDPOINTS_PER_SLICE],
-                        labels={LABEL_SERVICE_NAME: svc.name, LABEL_MANAGED_BY: CONTROLLER_NAME},
-                        managed=True,
-                    )
-                )
+        existing = [s for s in state.endpoint_slices if s.managed and s.namespace == svc.namespace and s.service_name == svc.name
+                    and s.labels.get(LABEL_MANAGED_BY) == CONTROLLER_NAME]
+        result = r.reconcile(state, svc, matching, existing, rng)
+        apply_result(state, result)
+        if result.events:  # only kslab.topology's hints step makes events
+            from .topology import record_events  # noqa: PLC0415
 
-
-def _slice_name(svc: Service, old: dict[str, EndpointSlice], rng: random.Random) -> str:
-    prefix = svc.name[:57] + "-" if len(svc.name) <= 57 else svc.name[:57] + "-"
-    for s in old.values():  # keep the names of slices that already existed (stable across re-syncs)
-        if s.namespace == svc.namespace and s.service_name == svc.name and s.name.startswith(prefix):
-            del old[s.key]
-            return s.name
-    return prefix + "".join(rng.choice(SAFE_ALPHABET) for _ in range(5))
+            record_events(state, result.events)

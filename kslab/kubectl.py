@@ -42,6 +42,9 @@ from .apiobjects import (
     deployment_object,
     endpoint_slice_object,
     endpoints_for,
+    event_first_seen,
+    event_name,
+    event_object,
     node_kernel_version,
     node_object,
     node_roles,
@@ -500,6 +503,21 @@ def _deployment_cells(cluster: ClusterState, it: Item, wide: bool) -> list[str]:
     return cells
 
 
+# Event: printEvent (core/v1 Events; the API server lists them by name)
+def _event_items(cluster: ClusterState) -> list[Item]:
+    return sorted((Item(e.namespace, event_name(e), {}, e) for e in cluster.events), key=lambda it: it.name)
+
+
+def _event_cells(cluster: ClusterState, it: Item, wide: bool) -> list[str]:
+    e = it.obj
+    last = human_duration(cluster.clock - e.at)
+    target = f"{e.involved_kind.lower()}/{e.name}" if e.name else e.involved_kind.lower()
+    if wide:
+        return [last, e.type, e.reason, target, "", e.source, e.message.strip(),
+                human_duration(cluster.clock - event_first_seen(e)), str(e.count or 1), it.name]
+    return [last, e.type, e.reason, target, e.message.strip()]
+
+
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType("services", "Service", "", True, ("services", "service", "svc"),
                  (("Name", 0), ("Type", 0), ("Cluster-IP", 0), ("External-IP", 0), ("Port(s)", 0), ("Age", 0), ("Selector", 1)),
@@ -522,13 +540,17 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
                  (("Name", 0), ("Ready", 0), ("Up-to-date", 0), ("Available", 0), ("Age", 0), ("Containers", 1), ("Images", 1),
                   ("Selector", 1)),
                  _deployment_items, _deployment_cells, lambda c, it: deployment_object(c, it.obj)),
+    ResourceType("events", "Event", "", True, ("events", "event", "ev"),
+                 (("Last Seen", 0), ("Type", 0), ("Reason", 0), ("Object", 0), ("Subobject", 1), ("Source", 1), ("Message", 0),
+                  ("First Seen", 1), ("Count", 1), ("Name", 1)),
+                 _event_items, _event_cells, lambda c, it: event_object(c, it.obj)),
 )
 
 # Resource types kubectl knows that kslab's lab does not hold (answered with "not modelled", not
 # with kubectl's "the server doesn't have a resource type").
 NOT_MODELLED = {
     "all", "replicasets", "replicaset", "rs", "namespaces", "namespace", "ns", "configmaps", "configmap", "cm", "secrets",
-    "secret", "events", "event", "ev", "ingresses", "ingress", "ing", "daemonsets", "daemonset", "ds", "statefulsets",
+    "secret", "ingresses", "ingress", "ing", "daemonsets", "daemonset", "ds", "statefulsets",
     "statefulset", "sts", "jobs", "job", "cronjobs", "cronjob", "cj", "serviceaccounts", "serviceaccount", "sa",
     "networkpolicies", "networkpolicy", "netpol", "persistentvolumes", "persistentvolume", "pv", "persistentvolumeclaims",
     "persistentvolumeclaim", "pvc", "replicationcontrollers", "replicationcontroller", "rc", "horizontalpodautoscalers",
@@ -539,7 +561,7 @@ NOT_MODELLED = {
 
 
 def _supported_types() -> str:
-    return "svc, ep, endpointslices, pods, nodes, deployments"
+    return "svc, ep, endpointslices, pods, nodes, deployments, events"
 
 
 def resolve_type(name: str) -> ResourceType:
@@ -1243,8 +1265,24 @@ def describe_service(cluster: ClusterState, svc, events: bool = True) -> str:
     if spec.get("loadBalancerSourceRanges"):
         w.write(0, f"LoadBalancer Source Ranges:\t{','.join(spec['loadBalancerSourceRanges'])}\n")
     if events:
-        w.write(0, "Events:\t<none>\n")  # DescribeEvents: kslab's lab records no events
+        _describe_events(w, cluster, "Service", svc.namespace, svc.name)
     return w.text()
+
+
+def _describe_events(w: "_PrefixWriter", cluster: ClusterState, kind: str, namespace: str, name: str) -> None:
+    """``DescribeEvents`` of the events whose involvedObject is the object, oldest last-seen first
+    (``SortableEvents``)."""
+    evs = sorted((e for e in cluster.events if (e.involved_kind, e.name) == (kind, name)
+                  and (kind == "Node" or e.namespace == namespace)), key=lambda e: e.at)
+    if not evs:
+        w.write(0, "Events:\t<none>\n")
+        return
+    w.write(0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n")
+    w.write(1, "----\t------\t----\t----\t-------\n")
+    for e in evs:
+        first = human_duration(cluster.clock - event_first_seen(e))
+        interval = f"{human_duration(cluster.clock - e.at)} (x{e.count} over {first})" if e.count > 1 else first
+        w.write(1, f"{e.type}\t{e.reason}\t{interval}\t{e.source}\t{e.message.strip()}\n")
 
 
 def describe_endpoint_slice(cluster: ClusterState, sl, events: bool = True) -> str:

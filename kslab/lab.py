@@ -34,8 +34,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .controlplane import CLUSTER_SEED, BuildOptions, ControlPlane, NodePortUse, build_state, parse_port_range
+from .controlplane import CLUSTER_SEED, MAX_ENDPOINTS_PER_SLICE, BuildOptions, ControlPlane, NodePortUse, build_state, parse_port_range
 from .dataplane import Dataplane, Trace, factory
+from .endpointslice import check_max_endpoints_per_slice
 from .errors import EnvironmentProblem, InputError
 from .loadbalancer import LBState
 from .manifests import Document, load_documents, parse_service
@@ -73,7 +74,11 @@ class Lab:
 
     ``node_port_range`` (``"30000-30100"``) is the API server's ``--service-node-port-range``
     (default 30000-32767; :meth:`set_node_port_range` changes it later); not on a live cluster,
-    whose API server's flag it is."""
+    whose API server's flag it is.
+
+    ``max_endpoints_per_slice`` (1..1000, default 100) is kube-controller-manager's
+    ``--max-endpoints-per-slice``: how many endpoints the EndpointSlice controller puts in one
+    slice (:mod:`kslab.endpointslice`); on a live cluster only its own value, 100 on kind."""
 
     def __init__(
         self,
@@ -86,7 +91,9 @@ class Lab:
         context: str | None = None,
         allow_any_context: bool = False,
         node_port_range: str | tuple[int, int] | None = None,
+        max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE,
     ) -> None:
+        self._max_endpoints_per_slice = check_max_endpoints_per_slice(max_endpoints_per_slice)
         # the API server's --service-node-port-range (default 30000-32767); checked before anything starts
         self._node_port_range = parse_port_range(node_port_range, "node_port_range") if node_port_range is not None else DEFAULT_NODE_PORT_RANGE
         from_env = backend is None
@@ -109,6 +116,11 @@ class Lab:
         if live and node_port_range is not None:
             live.dataplane.close()
             raise _live_range_error()
+        if live and max_endpoints_per_slice != MAX_ENDPOINTS_PER_SLICE:
+            live.dataplane.close()
+            raise InputError(
+                "max_endpoints_per_slice", "a live cluster's slice size is its kube-controller-manager's --max-endpoints-per-slice, which kslab does not change",
+                f"try it on the simulator: kslab.Lab(backend=\"sim\", max_endpoints_per_slice={max_endpoints_per_slice})")
         self._proxy_at_start = check_proxy_options({**(live.proxy_options if live else {}), **(proxy or {})})
         self.proxy_options = dict(self._proxy_at_start)
         self.backend = backend
@@ -133,7 +145,8 @@ class Lab:
 
     def _build_cluster(self) -> ClusterState:
         """The cluster the lab's manifests make with its ``cluster_seed`` (the same every time)."""
-        return build_state(_copy.deepcopy(self._documents), BuildOptions(seed=self.cluster_seed, node_port_range=self._node_port_range))
+        return build_state(_copy.deepcopy(self._documents), BuildOptions(seed=self.cluster_seed, node_port_range=self._node_port_range,
+                                                                     max_endpoints_per_slice=self._max_endpoints_per_slice))
 
     # ---- rules ---------------------------------------------------------------------------------
     def proxy_config(self, node: str, options: dict[str, Any] | None = None) -> ProxyConfig:
@@ -229,6 +242,17 @@ class Lab:
 
     def set_ready(self, pod: str, ready: bool, namespace: str = "default") -> None:
         self.control.set_pod_ready(pod, ready, namespace)
+        self._changed()
+
+    def set_zones(self, zones: Mapping[str, str | None]) -> None:
+        """Put nodes in zones: label them ``topology.kubernetes.io/zone`` (``{node: zone}``; None
+        or "" removes the label), as ``kubectl label node`` would. The EndpointSlice controller
+        then writes each endpoint's ``zone`` (and hints, for a Service that asks for them) and
+        kube-proxy reads its node's zone. kind's nodes have no zone label by default. On a live
+        cluster (kind) kslab does not relabel kind's Nodes: a one-line InputError pointing to
+        ``lab.exact(...)``. An unknown node or a bad zone is a one-line InputError, nothing
+        changed."""
+        self.control.set_zones(zones)
         self._changed()
 
     def break_pod(self, name: str, broken: bool = True) -> None:
@@ -435,6 +459,7 @@ class Lab:
         twin.backend = "sim"
         twin.seed, twin.cluster_seed = self.seed, self.cluster_seed
         twin._node_port_range = self._node_port_range
+        twin._max_endpoints_per_slice = self._max_endpoints_per_slice
         twin._documents = self._documents  # read only: _build_cluster copies them
         twin._proxy_at_start = dict(self._proxy_at_start)
         twin.proxy_options = dict(self.proxy_options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -468,7 +469,32 @@ def parse_node(doc: Document) -> Node:
         # a recorded node: its Ready condition (a manifest without status is ready)
         ready=all(c.get("status") == "True" for c in _maps(status.get("conditions"), doc.where("status.conditions"))
                   if c.get("type") == "Ready"),
+        # what the topology cache weighs zones by (0 = not given: it then disables hints)
+        allocatable_cpu=parse_cpu(_map(status.get("allocatable"), doc.where("status.allocatable")).get("cpu"),
+                                  doc.where("status.allocatable.cpu")),
     )
+
+
+_CPU_SUFFIX = {"": 1000, "m": 1, "k": 10**6, "M": 10**9, "G": 10**12, "T": 10**15, "P": 10**18, "E": 10**21,
+               "Ki": 1000 * 2**10, "Mi": 1000 * 2**20, "Gi": 1000 * 2**30, "Ti": 1000 * 2**40, "Pi": 1000 * 2**50,
+               "Ei": 1000 * 2**60}
+_CPU_RE = re.compile(r"^\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+
+
+def parse_cpu(value: Any, where: str) -> int:
+    """A CPU quantity (``"4"``, ``"3500m"``, ``"0.5"``, ``2``) in millicores, rounded up as
+    ``resource.Quantity.MilliValue`` does; None -> 0 (not known)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InputError(where, f"{value!r} is not a CPU quantity", 'write it like "4" (cores) or "3500m" (millicores)')
+    m = _CPU_RE.match(str(value).strip())
+    if not m or (m.group(2) and m.group(3)):
+        raise InputError(where, f"{value!r} is not a CPU quantity", 'write it like "4" (cores) or "3500m" (millicores)')
+    from decimal import ROUND_CEILING, Decimal
+
+    milli = Decimal(m.group(1)) * _CPU_SUFFIX[m.group(3) or ""] * (Decimal(10) ** int(m.group(2) or 0))
+    return int(milli.to_integral_value(rounding=ROUND_CEILING))
 
 
 @dataclass

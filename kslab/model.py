@@ -214,6 +214,8 @@ class Event:
     source: str = "endpoint-slice-controller"
     at: float = 0.0  # ClusterState.clock when it was (last) emitted
     count: int = 1
+    first_at: float | None = None  # when it was first emitted (kubectl's FIRST SEEN); None = at
+    event_name: str = ""  # metadata.name as the API server holds it; "" = client-go's <object>.<first time, hex ns>
 
 
 @dataclass

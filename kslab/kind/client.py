@@ -106,6 +106,7 @@ RESOURCES: dict[str, Resource] = {r.kind: r for r in (
     Resource("Deployment", "apps/v1", "deployments", True),
     Resource("ReplicaSet", "apps/v1", "replicasets", True),
     Resource("DaemonSet", "apps/v1", "daemonsets", True),
+    Resource("Event", "v1", "events", True),
 )}
 
 # what kube-proxy watches (and kslab.observed turns into a ClusterState), in this order

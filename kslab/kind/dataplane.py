@@ -79,10 +79,51 @@ def read_live(client: Any) -> tuple[ClusterState, list[dict]]:
     fill_config(state, objects, client.context)
     link_owners(state, objects, replica_sets)
     fill_records(state, [*objects, *deployments])
+    state.events = live_events(client)
     for sl in state.endpoint_slices:  # the controller's slices: a sim copy's controller keeps them up to date
         if sl.labels.get("endpointslice.kubernetes.io/managed-by") == "endpointslice-controller.k8s.io":
             sl.managed = True
     return state, [*objects, *deployments]
+
+
+def live_events(client: Any) -> list:
+    """The cluster's core/v1 Events as ``model.Event`` (times on the control plane's clock, like
+    :func:`fill_records`), so kslab's ``kubectl get events`` and describe's Events print what the
+    API server holds. A context not allowed to list events gets none, as kubectl describe then
+    prints no Events."""
+    from datetime import datetime
+
+    from ..apiobjects import CLUSTER_EPOCH
+    from ..model import Event
+
+    try:
+        objs = client.list_kind("Event")
+    except EnvironmentProblem as e:
+        if "forbidden" in str(e):
+            return []
+        raise
+
+    def seconds(value: Any) -> float | None:
+        if not value:
+            return None
+        try:
+            return max(0.0, datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() - CLUSTER_EPOCH.timestamp())
+        except ValueError:
+            return None
+
+    out = []
+    for o in objs:
+        md, inv = o.get("metadata") or {}, o.get("involvedObject") or {}
+        series = o.get("series") or {}
+        first = seconds(o.get("firstTimestamp")) or seconds(o.get("eventTime")) or 0.0
+        last = seconds(series.get("lastObservedTime")) or seconds(o.get("lastTimestamp")) or first
+        count = int(series.get("count") or o.get("count") or 1)
+        out.append(Event(involved_kind=str(inv.get("kind") or ""), namespace=str(inv.get("namespace") or md.get("namespace") or "default"),
+                         name=str(inv.get("name") or ""), type=str(o.get("type") or ""), reason=str(o.get("reason") or ""),
+                         message=str(o.get("message") or ""),
+                         source=str((o.get("source") or {}).get("component") or o.get("reportingComponent") or ""),
+                         at=last, count=count, first_at=first, event_name=str(md.get("name") or "")))
+    return out
 
 
 def fill_records(state: ClusterState, objects: Sequence[dict]) -> None:
@@ -483,6 +524,16 @@ class LiveControlPlane:
         if owner[0] == "Deployment":
             self._wait([(namespace, owner[2])])
         self.refresh()
+
+    def set_zones(self, zones: Any) -> None:
+        """kslab changes only objects it created, and a live cluster's Nodes are kind's: the zones
+        are set on the simulator twin (or in the kind Cluster config's node ``labels``)."""
+        from ..controlplane import check_zones
+
+        check_zones(self.state, zones)
+        raise InputError("lab.set_zones", "kslab does not relabel a live cluster's Nodes (it changes only objects it created)",
+                         'run it on the simulator twin: on = lab.exact("node zones"); on.set_zones(...), or give the '
+                         "nodes topology.kubernetes.io/zone labels in the kind Cluster config")
 
     def set_pod_ready(self, name: str, ready: bool, namespace: str = "default") -> None:
         raise EnvironmentProblem("the kind backend cannot set a live pod's readiness (its kubelet's probe does); "

@@ -82,6 +82,7 @@ RESOURCES = [
     Res("Deployment", "apps", "v1", "deployments", True),
     Res("ReplicaSet", "apps", "v1", "replicasets", True),
     Res("DaemonSet", "apps", "v1", "daemonsets", True),
+    Res("Event", "", "v1", "events", True),
 ]
 BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 BY_KIND = {r.kind: r for r in RESOURCES}
