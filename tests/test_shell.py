@@ -373,9 +373,12 @@ def test_output_is_a_str_with_stderr_and_status(lab: Lab) -> None:
 
 
 def test_kubectl_goes_to_kslab_kubectl(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kslab.kubectl import Result
+
     seen = []
     fake = types.ModuleType("kslab.kubectl")
     fake.run = lambda cluster, args: seen.append((cluster, tuple(args))) or "NAME      READY\nnet-pod   1/1\nwebpod1   1/1\n"
+    fake.execute = lambda cluster, args: Result(fake.run(cluster, args), "", 0)  # stdout, stderr (warnings), exit code
     monkeypatch.setitem(sys.modules, "kslab.kubectl", fake)
     monkeypatch.delattr("kslab.kubectl", raising=False)
     out = lab.sh("net-pod", "kubectl get pod -o wide | grep net")
@@ -757,3 +760,11 @@ def test_sim_equals_kernel_localhost_nodeport_and_nodeport_addresses(both) -> No
     finally:
         for lab in (sim, kern):
             lab.set_proxy(nodeport_addresses=())
+
+
+def test_kubectl_warnings_reach_stderr(lab: Lab) -> None:
+    """kubectl 1.33's deprecation warning for v1 Endpoints is on stderr, as a terminal shows it (chapter 08)."""
+    out = lab.sh("net-pod", "kubectl get svc,ep svc-clusterip")
+    assert out.stderr == "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\n"
+    assert "endpoints/svc-clusterip" in out and out.returncode == 0
+    assert lab.sh("net-pod", "kubectl get svc svc-clusterip").stderr == ""

@@ -152,7 +152,10 @@ class Dataplane(ABC):
                 if e.name != "kslab.kubectl":
                     raise
                 raise EnvironmentProblem("kubectl: this kslab has no kubectl emulation (kslab/kubectl.py)") from None
-            return ShellOutput(kubectl.run(cluster, command.args))
+            res = kubectl.execute(cluster, command.args)
+            if res.exit_code:  # kubectl's error: one line naming the command, as kubectl.run raises it
+                return ShellOutput(kubectl.run(cluster, command.args))
+            return ShellOutput(res.stdout, res.stderr)  # stderr: kubectl's warnings (v1 Endpoints is deprecated)
         return self.run_tool(where, command, cluster)
 
     def run_tool(self, where: str, command: Command, cluster: ClusterState) -> ShellOutput:
