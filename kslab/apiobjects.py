@@ -466,7 +466,10 @@ def pod_spec_defaults(spec: dict[str, Any]) -> dict[str, Any]:
 def _pod_source_spec(cluster: ClusterState, pod: Pod) -> dict[str, Any]:
     dep = _owner_deployment(cluster, pod)
     if dep is not None:
-        return dict(dep.template.get("spec") or {})
+        h = pod.labels.get("pod-template-hash")
+        rs = next((r for r in cluster.replica_sets if r.namespace == pod.namespace and r.deployment == dep.name
+                   and r.template_hash == h), None)  # the template the pod was made from
+        return dict(((rs.template if rs else dep.template).get("spec")) or {})
     if pod.manifest:
         return dict(pod.manifest.get("spec") or {})
     return {"containers": [
@@ -485,15 +488,19 @@ def pod_object(cluster: ClusterState, pod: Pod) -> dict[str, Any]:
         md["annotations"] = dict(given_md["annotations"])
     dep = _owner_deployment(cluster, pod)
     if dep is not None:
-        rs = replica_set_name(dep)
+        h = pod.labels.get("pod-template-hash")  # the ReplicaSet that made it (an old one during a rollout)
+        rs = f"{dep.name}-{h}" if h else replica_set_name(dep)
         md["generateName"] = rs + "-"
+        uid = _derived_uid("ReplicaSet", record_of(cluster, "Deployment", dep.namespace, dep.name).uid, rs)
         md["ownerReferences"] = [{"apiVersion": "apps/v1", "blockOwnerDeletion": True, "controller": True,
-                                  "kind": "ReplicaSet", "name": rs, "uid": _replica_set_uid(cluster, dep)}]
+                                  "kind": "ReplicaSet", "name": rs, "uid": uid}]
     spec = pod_spec_defaults(_pod_source_spec(cluster, pod))
     token = "kube-api-access-" + "".join(SAFE_ALPHABET[b % len(SAFE_ALPHABET)] for b in hashlib.sha256(rec.uid.encode()).digest()[:5])
     if pod.terminating:
         md["deletionGracePeriodSeconds"] = spec["terminationGracePeriodSeconds"]
-        md["deletionTimestamp"] = timestamp(cluster.clock)
+        # when it will be gone: deleted at + the grace period
+        deleted = pod.deleted_at if pod.deleted_at is not None else cluster.clock
+        md["deletionTimestamp"] = timestamp(deleted + spec["terminationGracePeriodSeconds"])
     for c in spec.get("containers") or []:
         c.setdefault("volumeMounts", []).append({"mountPath": SERVICE_ACCOUNT_MOUNT, "name": token, "readOnly": True})
     for k, v in (("enableServiceLinks", True), ("preemptionPolicy", "PreemptLowerPriority"), ("priority", 0),
@@ -649,6 +656,14 @@ def node_roles(n: Node) -> list[str]:
 # ---- Deployment -------------------------------------------------------------------------------
 
 
+def _revision(cluster: ClusterState, dep: Deployment) -> int:
+    """``deployment.kubernetes.io/revision``: the new ReplicaSet's revision (1 before any rollout)."""
+    from .controlplane import new_replica_set
+
+    rs = new_replica_set(cluster, dep)
+    return rs.revision if rs else 1
+
+
 def deployment_pods(cluster: ClusterState, dep: Deployment) -> list[Pod]:
     return [p for p in cluster.pods if p.owner == f"Deployment/{dep.name}" and p.namespace == dep.namespace]
 
@@ -658,7 +673,7 @@ def deployment_object(cluster: ClusterState, dep: Deployment) -> dict[str, Any]:
     given = dep.manifest or {}
     given_md = given.get("metadata") or {}
     md = _metadata(cluster, "Deployment", dep.namespace, dep.name, labels=given_md.get("labels"), rec=rec, generation=True,
-                   annotations={**(given_md.get("annotations") or {}), "deployment.kubernetes.io/revision": "1"})
+                   annotations={**(given_md.get("annotations") or {}), "deployment.kubernetes.io/revision": str(_revision(cluster, dep))})
     spec = copy.deepcopy(given.get("spec") or {})
     spec["replicas"] = dep.replicas
     spec["selector"] = {"matchLabels": dict(dep.selector)}
@@ -672,13 +687,19 @@ def deployment_object(cluster: ClusterState, dep: Deployment) -> dict[str, Any]:
     pods = deployment_pods(cluster, dep)
     ready = sum(1 for p in pods if p.ready and not p.terminating)
     current = sum(1 for p in pods if not p.terminating)
+    from .controlplane import new_replica_set
+
+    new_rs = new_replica_set(cluster, dep)  # none recorded (a live cluster's): every pod is up to date
+    updated = sum(1 for p in pods if not p.terminating and (new_rs is None or p.labels.get("pod-template-hash") == new_rs.template_hash))
     status: dict[str, Any] = {"observedGeneration": rec.generation}
-    for key, value in (("availableReplicas", ready), ("readyReplicas", ready), ("replicas", current), ("updatedReplicas", current)):
+    for key, value in (("availableReplicas", ready), ("readyReplicas", ready), ("replicas", current), ("updatedReplicas", updated)):
         if value:
             status[key] = value
     if current > ready:
         status["unavailableReplicas"] = current - ready
-    max_unavailable = dep.replicas // 4  # the default 25%, rounded down
+    from .rollout import max_unavailable as _max_unavailable, strategy_of
+
+    max_unavailable = _max_unavailable(strategy_of(given.get("spec")), dep.replicas)  # default 25%, rounded down
     available = ready >= dep.replicas - max_unavailable
     since = timestamp(rec.created)
     status["conditions"] = [

@@ -59,9 +59,11 @@ from .model import (
     Endpoint,
     EndpointPort,
     EndpointSlice,
+    Event,
     Node,
     ObjectRecord,
     Pod,
+    ReplicaSet,
     Service,
     ServicePort,
 )
@@ -311,6 +313,10 @@ class ControlPlane:
         self.allocator = ServiceAllocator(state.config, rng)
         for s in state.services:  # what is already allocated stays allocated
             self.allocator.mark_used(s)
+        self.scalings: list[str] = []  # every ScalingReplicaSet message so far (kslab.rollout)
+        # +1 whenever the controllers make or remove pods by themselves (a rollout step, a grace
+        # period over): whoever runs the timers then updates the dataplane's pods and the kubelets
+        self.pod_changes = 0
         # the EndpointSlice controller: its reconciler and its TopologyCache (kslab.topology,
         # when that part of kslab is there), fed the nodes whenever they change
         self.topology = _new_topology_cache()
@@ -363,13 +369,14 @@ class ControlPlane:
         """What a change may touch before it is refused: the objects, the allocators' books and
         the random sequence (a refused change draws nothing, as in the API server)."""
         st, al = self.state, self.allocator
-        return (_copy.deepcopy((st.services, st.pods, st.deployments, st.endpoint_slices)), list(st.warnings),
+        return (_copy.deepcopy((st.services, st.pods, st.deployments, st.endpoint_slices, st.replica_sets)), list(st.warnings),
                 (set(al.ips.used), set(al.ports.used), dict(al.ip_owner), dict(al.port_owner)), self.rng.getstate())
 
     def _restore(self, saved: tuple) -> None:
-        (services, pods, deployments, slices), warnings, books, rng_state = saved
+        (services, pods, deployments, slices, replica_sets), warnings, books, rng_state = saved
         st, al = self.state, self.allocator
         st.services[:], st.pods[:], st.deployments[:], st.endpoint_slices[:] = services, pods, deployments, slices
+        st.replica_sets[:] = replica_sets
         st.warnings[:] = warnings
         al.ips.used, al.ports.used, al.ip_owner, al.port_owner = books
         self.rng.setstate(rng_state)
@@ -401,9 +408,9 @@ class ControlPlane:
                 old = next((x for x in self.state.deployments if x.key == new.key), None)
                 if old is not None:
                     admit_deployment(d, new)
-                    if old.template != new.template:  # a new ReplicaSet replaces every pod
-                        self.state.pods = [p for p in self.state.pods if p.owner != f"Deployment/{old.name}" or p.namespace != old.namespace]
-                        old.template, old.selector, old.replicas = new.template, new.selector, 0
+                    # a new template is a new ReplicaSet, rolled out by the Deployment controller
+                    # (kslab.rollout) in the reconcile below; a new replica count scales
+                    old.template, old.selector, old.manifest = new.template, new.selector, new.manifest
                     self.scale(old.name, new.replicas, namespace=old.namespace, reconcile=False)
                 else:
                     deployments.append((d, new))
@@ -423,34 +430,18 @@ class ControlPlane:
             raise InputError(f"deployment {name!r}", "no such deployment", f"deployments are: {known}")
         if replicas < 0:
             raise InputError("replicas", f"{replicas} is negative", "use 0 or more")
-        mine = [p for p in self.state.pods if p.owner == f"Deployment/{dep.name}" and p.namespace == dep.namespace]
-        if replicas < len(mine):
-            # the ReplicaSet controller deletes from the nodes with the most replicas, newest first
-            for _ in range(len(mine) - replicas):
-                per_node: dict[str, int] = {}
-                for p in mine:
-                    per_node[p.node_name] = per_node.get(p.node_name, 0) + 1
-                victim = max(reversed(mine), key=lambda p: per_node.get(p.node_name, 0))
-                mine.remove(victim)
-                self.state.pods.remove(victim)
-        elif replicas > len(mine):
-            extra = replicas - len(mine)
-            template = Deployment(dep.name, dep.namespace, extra, dep.selector, dep.template)
-            made = pods_for_deployment(template, self.rng)
-            self.state.pods.extend(made)
-            schedule(self.state, {}, self.rng, only=made)
+        # the Deployment controller scales its ReplicaSet(s), the ReplicaSet controller makes or
+        # deletes (gracefully) the pods: both run in reconcile()
         dep.replicas = replicas
         if reconcile:
             self.reconcile()
 
     def delete_pod(self, name: str, namespace: str = "default") -> None:
+        """``kubectl delete pod``: graceful (:meth:`terminate_pod`); a Deployment's ReplicaSet
+        makes a replacement at once (a terminating pod is no longer one of its active pods)."""
         pod = self.state.pod(name, namespace)
-        self.state.pods.remove(pod)
-        dep = next((d for d in self.state.deployments if pod.owner == f"Deployment/{d.name}" and d.namespace == namespace), None)
-        if dep is not None:  # the ReplicaSet makes a replacement
-            made = pods_for_deployment(Deployment(dep.name, dep.namespace, 1, dep.selector, dep.template), self.rng)
-            self.state.pods.extend(made)
-            schedule(self.state, {}, self.rng, only=made)
+        if not pod.terminating:
+            self.terminate_pod(pod)
         self.reconcile()
 
     def set_zones(self, zones: Mapping[str, str | None]) -> None:
@@ -466,6 +457,217 @@ class ControlPlane:
             else:
                 node.labels.pop(LABEL_ZONE, None)
         self.reconcile()
+
+    # ---- Deployments: ReplicaSets, rolling updates, graceful termination (kslab.rollout) ---------
+    def terminate_pod(self, pod: Pod) -> None:
+        """Delete ``pod`` gracefully: with a grace period of 0 it is gone at once; otherwise it
+        gets its deletionTimestamp (``terminating``, ``deleted_at`` = now) and is removed
+        ``terminationGracePeriodSeconds`` later by a timer (its endpoint stays, terminating,
+        until then). The caller reconciles."""
+        grace = self.grace_period_of(pod)
+        if grace == 0:
+            self.state.pods.remove(pod)
+            return
+        pod.terminating = True
+        pod.deleted_at = self.state.clock
+        from functools import partial
+
+        from .rollout import timers_of
+
+        timers_of(self).schedule(self.state.clock + grace, f"pod-gone/{pod.key}", partial(self._pod_gone, pod.key))
+
+    def _pod_gone(self, key: str) -> bool:
+        """The grace period is over: the kubelet killed the containers and the pod object goes."""
+        pod = next((p for p in self.state.pods if p.key == key and p.terminating), None)
+        if pod is None:
+            return False
+        self.state.pods.remove(pod)
+        self.pod_changes += 1
+        self.reconcile()
+        return True
+
+    def grace_period_of(self, pod: Pod) -> int:
+        """``spec.terminationGracePeriodSeconds`` of the pod (its manifest, or its ReplicaSet's template)."""
+        from .rollout import grace_period
+
+        if pod.manifest:
+            return grace_period(pod.manifest.get("spec"), f"Pod {pod.key}: spec")
+        h = pod.labels.get("pod-template-hash")
+        rs = next((r for r in self.state.replica_sets if r.namespace == pod.namespace and r.template_hash == h
+                   and pod.owner == f"Deployment/{r.deployment}"), None)
+        if rs is not None:
+            return grace_period(rs.template.get("spec"), f"ReplicaSet {rs.key}: spec.template.spec")
+        dep = next((d for d in self.state.deployments if pod.owner == f"Deployment/{d.name}" and d.namespace == pod.namespace), None)
+        return grace_period((dep.template.get("spec") if dep else None), "spec")
+
+    def replica_sets(self, dep: Deployment) -> list[ReplicaSet]:
+        """The Deployment's ReplicaSets, oldest first. A Deployment made before any rollout gets
+        the ReplicaSet that made its pods (adopted: its template, ``replicas``, revision 1)."""
+        mine = [r for r in self.state.replica_sets if r.deployment == dep.name and r.namespace == dep.namespace]
+        if not mine:
+            # the hash the pods carry (a live cluster's own ComputeHash), else kslab's
+            seen = {p.labels.get("pod-template-hash") for p in self.state.pods
+                    if p.owner == f"Deployment/{dep.name}" and p.namespace == dep.namespace} - {None, ""}
+            h = seen.pop() if len(seen) == 1 else pod_template_hash(dep)
+            rec = self.state.records.get(("Deployment", dep.namespace, dep.name))
+            rs = ReplicaSet(f"{dep.name}-{h}", dep.namespace, dep.name, h, _copy.deepcopy(dep.template), dep.replicas,
+                            rec.created if rec else self.state.clock, 1)
+            self.state.replica_sets.append(rs)
+            mine = [rs]
+        return sorted(mine, key=lambda r: (r.created, r.revision))
+
+    def _rs_pods(self, rs: ReplicaSet, active: bool = True) -> list[Pod]:
+        return [p for p in self.state.pods if p.namespace == rs.namespace and p.owner == f"Deployment/{rs.deployment}"
+                and p.labels.get("pod-template-hash") == rs.template_hash
+                and (not active or (not p.terminating and p.phase not in ("Succeeded", "Failed")))]
+
+    def _manage_replicas(self, dep: Deployment) -> bool:
+        """The ReplicaSet controller (``manageReplicas``) for each of ``dep``'s ReplicaSets:
+        make the missing pods from its template, delete the extra ones gracefully. Victims: the
+        not-ready first, then those on the node with most of the Deployment's pods, newest first."""
+        changed = False
+        for rs in self.replica_sets(dep):
+            pods = self._rs_pods(rs)
+            if len(pods) < rs.replicas:
+                made = pods_for_deployment(Deployment(dep.name, dep.namespace, rs.replicas - len(pods), dep.selector, rs.template), self.rng,
+                                           template_hash=rs.template_hash)
+                self.state.pods.extend(made)
+                schedule(self.state, {}, self.rng, only=made)
+                for p in made:
+                    p.started_at = self.state.clock
+                changed = True
+                self.pod_changes += 1
+            elif len(pods) > rs.replicas:
+                related = [p for r in self.replica_sets(dep) for p in self._rs_pods(r)]
+                order = {id(p): i for i, p in enumerate(self.state.pods)}
+                for _ in range(len(pods) - rs.replicas):
+                    per_node: dict[str, int] = {}
+                    for p in related:
+                        per_node[p.node_name] = per_node.get(p.node_name, 0) + 1
+                    victim = min(pods, key=lambda p: (bool(p.node_name), p.phase == "Running", p.ready,
+                                                      -per_node.get(p.node_name, 0), -order[id(p)]))
+                    pods.remove(victim)
+                    related.remove(victim)
+                    self.terminate_pod(victim)
+                changed = True
+                self.pod_changes += 1
+        return changed
+
+    def _sync_deployment(self, dep: Deployment) -> list[str]:
+        """One sync of the Deployment controller (``rolloutRolling`` / ``rolloutRecreate``):
+        find or make the new ReplicaSet (the one of the current template), scale, record the
+        ``ScalingReplicaSet`` events. Returns their messages."""
+        from .rollout import RSCount, recreate_sync, rolling_sync, strategy_of
+
+        strategy = strategy_of((dep.manifest or {}).get("spec"), f"deployment {dep.key}: spec")
+        rss = self.replica_sets(dep)
+        new = new_replica_set(self.state, dep)  # FindNewReplicaSet: the one whose template is the Deployment's
+        top = max(r.revision for r in rss)
+        if new is None:
+            h = pod_template_hash(dep)
+            new = ReplicaSet(f"{dep.name}-{h}", dep.namespace, dep.name, h, _copy.deepcopy(dep.template), 0, self.state.clock, top + 1)
+            self.state.replica_sets.append(new)
+        elif new.revision < top:  # a rollback: the old ReplicaSet becomes the newest revision
+            new.revision = top + 1
+        olds = [r for r in self.replica_sets(dep) if r is not new]
+        counts = {r.name: RSCount(r.name, r.replicas, sum(1 for p in self._rs_pods(r) if p.ready), r.created) for r in [*olds, new]}
+        if strategy.type == "Recreate":
+            running = any(self._rs_pods(r, active=False) for r in olds)
+            steps = recreate_sync(dep.replicas, counts[new.name], [counts[r.name] for r in olds], running)
+        else:
+            steps = rolling_sync(dep.replicas, strategy, counts[new.name], [counts[r.name] for r in olds])
+        for r in [*olds, new]:
+            r.replicas = counts[r.name].replicas
+        for s in steps:
+            self._event(dep, "ScalingReplicaSet", s.message)
+        return [s.message for s in steps]
+
+    def _event(self, dep: Deployment, reason: str, message: str) -> None:
+        for e in self.state.events:
+            if (e.involved_kind, e.namespace, e.name, e.reason, e.message) == ("Deployment", dep.namespace, dep.name, reason, message):
+                e.count += 1
+                e.at = self.state.clock
+                return
+        self.state.events.append(Event("Deployment", dep.namespace, dep.name, "Normal", reason, message,
+                                       source="deployment-controller", at=self.state.clock))
+
+    def sync_deployments(self) -> list[str]:
+        """The Deployment and ReplicaSet controllers until nothing changes (each change
+        re-queues the Deployment, as their informers do). Returns the scaling messages."""
+        done: list[str] = []
+        for dep in list(self.state.deployments):
+            for _ in range(1000):
+                steps = self._sync_deployment(dep)  # the Deployment controller first: it owns the ReplicaSets' sizes
+                made = self._manage_replicas(dep)
+                done += steps
+                if not made and not steps:
+                    break
+            current = new_replica_set(self.state, dep)
+            old = [r for r in self.replica_sets(dep) if r.replicas == 0 and r is not current and not self._rs_pods(r, active=False)]
+            limit = ((dep.manifest or {}).get("spec") or {}).get("revisionHistoryLimit", 10)
+            if isinstance(limit, int) and len(old) > limit:  # cleanupDeployment: the oldest go
+                for r in old[: len(old) - limit]:
+                    self.state.replica_sets.remove(r)
+        self.scalings += done
+        return done
+
+    def rollout(self, name: str, namespace: str = "default", *, image: str | None = None,
+                template: Mapping | None = None) -> list[str]:
+        """A new pod template for Deployment ``name`` (``kubectl set image`` with ``image``, or the
+        whole ``template``): a new ReplicaSet, rolled out by :meth:`sync_deployments` as far as
+        it can go now (the rest as pods become ready and old ones finish terminating). Returns
+        the ``ScalingReplicaSet`` messages of this step; [] if the template is unchanged."""
+        dep = next((d for d in self.state.deployments if d.name == name and d.namespace == namespace), None)
+        if dep is None:
+            known = ", ".join(d.name for d in self.state.deployments if d.namespace == namespace) or "none"
+            raise InputError(f"deployment {name!r}", "no such deployment", f"deployments are: {known}")
+        if (image is None) == (template is None):
+            raise InputError("rollout", "give exactly one of image= and template=", 'e.g. lab.rollout("deploy-echo", image="whoami:v2")')
+        if image is not None:
+            if not isinstance(image, str) or not image.strip():
+                raise InputError("image", f"{image!r} is not an image name", 'give e.g. "traefik/whoami:v1.10"')
+            new = _copy.deepcopy(dep.template)
+            containers = (new.get("spec") or {}).get("containers") or []
+            if len(containers) != 1:
+                raise InputError("image", f"deployment {name} has {len(containers)} containers", "give the whole template= instead")
+            containers[0]["image"] = image
+        else:
+            if not isinstance(template, Mapping):
+                raise InputError("template", f"{template!r} is not a mapping", "give a pod template: {metadata: {labels: ...}, spec: {containers: [...]}}")
+            new = _copy.deepcopy(dict(template))
+            where = f"deployment {name}: spec.template"
+            pod_from_template("check", namespace, new.get("metadata") or {}, new.get("spec") or {}, where=where)
+            labels = (new.get("metadata") or {}).get("labels") or {}
+            if any(labels.get(k) != v for k, v in dep.selector.items()):
+                raise InputError(f"{where}.metadata.labels", "`selector` does not match template `labels`",
+                                 "keep every selector label in the template")
+        from .rollout import grace_period
+
+        grace_period(new.get("spec"), f"deployment {name}: spec.template.spec")
+        if new == dep.template:
+            return []
+        dep.template = new
+        if dep.manifest is not None:
+            dep.manifest = _copy.deepcopy(dep.manifest)
+            dep.manifest.setdefault("spec", {})["template"] = _copy.deepcopy(new)
+        n0 = len(self.scalings)
+        self.reconcile()
+        return self.scalings[n0:]
+
+    def rollout_status(self, name: str, namespace: str = "default") -> tuple[str, bool]:
+        """``kubectl rollout status deployment/NAME``'s line now, and whether it is done."""
+        from .rollout import rollout_status
+
+        dep = next((d for d in self.state.deployments if d.name == name and d.namespace == namespace), None)
+        if dep is None:
+            known = ", ".join(d.name for d in self.state.deployments if d.namespace == namespace) or "none"
+            raise InputError(f"deployment {name!r}", "no such deployment", f"deployments are: {known}")
+        rss = self.replica_sets(dep)
+        new = new_replica_set(self.state, dep)
+        updated = sum(len(self._rs_pods(r)) for r in rss if r is new)
+        current = sum(len(self._rs_pods(r)) for r in rss)
+        available = sum(1 for r in rss for p in self._rs_pods(r) if p.ready)
+        return rollout_status(name, dep.replicas, updated, current, available)
 
     def set_pod_ready(self, name: str, ready: bool, namespace: str = "default") -> None:
         self.state.pod(name, namespace).ready = ready
@@ -535,6 +737,8 @@ class ControlPlane:
                 raise InputError(f"per_node[{node!r}]", f"{count!r} is not a number of pods", "give a whole number, 0 or more")
             if count < 0:
                 raise InputError(f"per_node[{node!r}]", f"{count} is negative", "give 0 or more pods")
+        self.replica_sets(dep)  # adopted before the pods change (the hash they carry)
+        current = new_replica_set(self.state, dep)
         mine = [p for p in self.state.pods if p.owner == f"Deployment/{dep.name}" and p.namespace == dep.namespace]
         made: list[Pod] = []
         for node in nodes:
@@ -543,7 +747,8 @@ class ControlPlane:
             for victim in here[want:]:
                 self.state.pods.remove(victim)
             if want > len(here):
-                new = pods_for_deployment(Deployment(dep.name, dep.namespace, want - len(here), dep.selector, dep.template), self.rng)
+                new = pods_for_deployment(Deployment(dep.name, dep.namespace, want - len(here), dep.selector, dep.template), self.rng,
+                                          template_hash=current.template_hash if current else None)
                 for p in new:
                     p.node_name = node
                 made += new
@@ -558,6 +763,7 @@ class ControlPlane:
         return [p.name for node in nodes for p in placed if p.node_name == node]
 
     def reconcile(self) -> None:
+        self.sync_deployments()
         self._sync_nodes()
         reconcile_endpoint_slices(self.state, self.rng, self.endpoint_slices)
         record_writes(self.state)
@@ -1130,6 +1336,10 @@ def admit_deployment(d: Document, dep: Deployment) -> None:
             )
     if dep.replicas < 0:
         raise AdmissionError(d.where("spec.replicas"), "must be >= 0", "set replicas to 0 or more")
+    from .rollout import grace_period, strategy_of
+
+    strategy_of((dep.manifest or {}).get("spec"), d.where("spec"))
+    grace_period((dep.template or {}).get("spec"), d.where("spec.template.spec"))
 
 
 def _safe_encode(data: bytes, n: int) -> str:
@@ -1143,9 +1353,23 @@ def pod_template_hash(dep: Deployment) -> str:
     return _safe_encode(hashlib.sha256(json.dumps(dep.template, sort_keys=True).encode()).digest(), 10)
 
 
-def pods_for_deployment(dep: Deployment, rng: random.Random, start: int = 0) -> list[Pod]:
-    """ReplicaSet ``<deploy>-<hash>`` and its pods ``<deploy>-<hash>-<5 random>``."""
-    h = pod_template_hash(dep)
+def new_replica_set(state: ClusterState, dep: Deployment) -> ReplicaSet | None:
+    """``FindNewReplicaSet``: the Deployment's ReplicaSet whose template is the Deployment's (the
+    pod-template-hash label aside), if it has one yet."""
+    def bare(t):
+        t = _copy.deepcopy(t or {})
+        ((t.get("metadata") or {}).get("labels") or {}).pop("pod-template-hash", None)
+        return t
+
+    want = bare(dep.template)
+    return next((r for r in state.replica_sets if r.deployment == dep.name and r.namespace == dep.namespace
+                 and bare(r.template) == want), None)
+
+
+def pods_for_deployment(dep: Deployment, rng: random.Random, start: int = 0, template_hash: str | None = None) -> list[Pod]:
+    """ReplicaSet ``<deploy>-<hash>`` and its pods ``<deploy>-<hash>-<5 random>`` (``template_hash``:
+    the ReplicaSet's, when it is not kslab's hash of the template: a live cluster's)."""
+    h = template_hash or pod_template_hash(dep)
     meta = dict(dep.template.get("metadata") or {})
     spec = dict(dep.template.get("spec") or {})
     pods = []

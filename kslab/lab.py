@@ -240,6 +240,30 @@ class Lab:
         self.control.delete_pod(name, namespace)
         self._changed()
 
+    def rollout(self, deployment: str, *, image: str | None = None, template: Mapping | None = None,
+                namespace: str = "default") -> list[str]:
+        """A rolling update of ``deployment`` to a new pod template (``image=`` for its one
+        container, as ``kubectl set image``, or the whole ``template=``): a new ReplicaSet, scaled
+        up within ``maxSurge`` while old pods go within ``maxUnavailable`` (``spec.strategy``,
+        default 25%/25%: surge rounded up, unavailable down; :mod:`kslab.rollout`). What can happen
+        now happens now; the rest follows with :meth:`advance` as new pods become ready and old
+        ones finish terminating (``terminationGracePeriodSeconds``; their endpoints stay in the
+        slices, ``ready=false``, ``serving`` = readiness, ``terminating=true``). Returns the
+        Deployment controller's ``ScalingReplicaSet`` messages of this step ([] if the template is
+        the same). :meth:`rollout_status` says how far it is."""
+        if getattr(self.control, "live", False) or not hasattr(self.control, "rollout"):
+            raise InputError("rollout", f"not available on the {self.backend} backend yet",
+                             'run it on the simulator copy: lab.exact("a rolling update").rollout(...)')
+        done = self.control.rollout(deployment, namespace, image=image, template=template)
+        self._changed()
+        return done
+
+    def rollout_status(self, deployment: str, namespace: str = "default") -> str:
+        """``kubectl rollout status deployment/NAME``'s line now (without waiting)."""
+        if not hasattr(self.control, "rollout_status"):
+            raise InputError("rollout_status", f"not available on the {self.backend} backend yet", "use lab.sh(\"kubectl get pods\")")
+        return self.control.rollout_status(deployment, namespace)[0]
+
     def set_ready(self, pod: str, ready: bool, namespace: str = "default") -> None:
         self.control.set_pod_ready(pod, ready, namespace)
         self._changed()
@@ -397,6 +421,22 @@ class Lab:
         this waits ``seconds`` (conntrack and ``recent`` entries age in real time)."""
         if seconds < 0:
             raise InputError("seconds", f"{seconds} is negative", "the clock only moves forward")
+        from .rollout import timers_of
+
+        timers = timers_of(self.control) if hasattr(self.control, "sync_deployments") else None
+        if timers is not None and timers is not self.control:
+            # rollout's private stepping until the control plane's scheduler (ControlPlane.run_due) lands:
+            # each due timer (a terminating pod's end) fires at its time, then kube-proxy syncs
+            clock = self.control.state.clock
+            end = clock + seconds
+            while (due := timers.next_due()) is not None and due <= end:
+                step = max(0.0, due - clock)
+                self.dataplane.advance(step)
+                self.control.advance(step)
+                clock = due
+                if timers.run_due(due, self.control.state):
+                    self._changed()
+            seconds = end - clock
         self.dataplane.advance(seconds)
         self.control.advance(seconds)  # the control plane's clock too (kubectl's AGE)
 

@@ -109,6 +109,27 @@ class Deployment:
 
 
 @dataclass
+class ReplicaSet:
+    """A Deployment's ReplicaSet ``<deployment>-<pod-template-hash>``: the pods of one template.
+    ``replicas`` is ``spec.replicas`` (what the Deployment controller asks for; the ReplicaSet
+    controller makes or deletes pods to match); ``created`` orders old ReplicaSets (scaled down
+    oldest first); ``revision`` is the ``deployment.kubernetes.io/revision`` annotation."""
+
+    name: str
+    namespace: str
+    deployment: str
+    template_hash: str
+    template: dict[str, Any]
+    replicas: int = 0
+    created: float = 0.0
+    revision: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass
 class ServicePort:
     """One entry of ``spec.ports``: kube-proxy's unit of work (a "service port")."""
 
@@ -254,6 +275,7 @@ class ClusterState:
     nodes: list[Node] = field(default_factory=list)
     pods: list[Pod] = field(default_factory=list)
     deployments: list[Deployment] = field(default_factory=list)
+    replica_sets: list[ReplicaSet] = field(default_factory=list)  # see kslab.rollout
     services: list[Service] = field(default_factory=list)
     endpoint_slices: list[EndpointSlice] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

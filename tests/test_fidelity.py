@@ -639,3 +639,38 @@ def test_load_balancer_under_cluster(lb_pair):
     assert set(k["endpoint_pod"]) == set(s["endpoint_pod"]) == {p for pods in sim.pods_per_node(ECHO).values() for p in pods}
     lb_consistent(kernel, s, "ingress_node", 600, k)
     lb_consistent(kernel, s, "endpoint_pod", 600, k)
+
+
+# ---- terminating endpoints (kslab/rollout.py): kube-proxy's serving-terminating fallback -------------
+ROLLOUT_WEB = __import__("pathlib").Path(__file__).parent / "data" / "rollout"
+
+
+def test_serving_terminating_fallback_sim_equals_kernel(sim_and_kernel):
+    """All of a Service's endpoints terminating (scaled to 0, grace 30 s): Cluster policy still
+    reaches the serving terminating pods, on the simulator and on the kernel alike; a NodePort
+    under externalTrafficPolicy: Local on a node whose only local pod is terminating reaches
+    that pod; once the grace period is over, neither reaches anything."""
+    with sim_and_kernel(23) as (sim, kernel):
+        for lab in (sim, kernel):
+            lab.apply(ROLLOUT_WEB)
+            lab.place("web", {"myk8s-worker": 1, "myk8s-worker2": 1})
+            lab.scale("web", 1)
+        victim = next(p for p in sim.cluster.pods if p.labels.get("app") == "web" and p.terminating)
+        assert [(p.name, p.pod_ip, p.terminating) for p in sim.cluster.pods] == \
+               [(p.name, p.pod_ip, p.terminating) for p in kernel.cluster.pods]
+        np = sim.cluster.service("svc-web-local").ports[0].node_port
+        local = f"{victim.node_name}:{np}"
+        for lab in (sim, kernel):
+            df = lab.run("mypc", local, n=30, seed=4)
+            assert set(df["outcome"]) == {"ok"} and set(df["endpoint_pod"]) == {victim.name}, lab.backend
+        for lab in (sim, kernel):
+            lab.scale("web", 0)  # every endpoint terminating and serving
+        for lab in (sim, kernel):
+            df = lab.run("net-pod", "svc-web", n=60, seed=5)
+            assert set(df["outcome"]) == {"ok"} and len(set(df["endpoint_pod"])) == 2, lab.backend
+        for lab in (sim, kernel):
+            lab.advance(30)  # netns: 30 s of real time; the pods are gone
+        # the Service has no endpoint left: REJECT (the sim names it "rejected", the kernel's client "refused")
+        outcomes = [set(lab.run("net-pod", "svc-web", n=3, seed=6)["outcome"]) for lab in (sim, kernel)]
+        assert outcomes == [{"rejected"}, {"refused"}]
+        assert not any(p.labels.get("app") == "web" for lab in (sim, kernel) for p in lab.cluster.pods)
