@@ -116,7 +116,7 @@ def _has_kubelet() -> bool:
 
 needs_kubelet = pytest.mark.skipif(not _has_kubelet(), reason="kslab.kubelet and lab.timeline (t-kubelet) are not merged yet")
 needs_rollout = pytest.mark.skipif(not (_has_kubelet() and hasattr(Lab, "rollout")),
-                                   reason="lab.rollout (t-rollout) is not merged yet: a changed probe rolls out")
+                                   reason="a changed probe rolls out: needs kslab.kubelet (t-kubelet) and lab.rollout")
 
 
 @needs_kubelet

@@ -199,7 +199,8 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `lab.place(deployment, {node: n, …})` (07) | a Deployment's pods, exactly `n` on each node (bound to their nodes); `lab.reset()` undoes it; on kind, only on `lab.exact(...)`'s twin |
 # | `lab.lb_status(service)` (07) | the load balancer in front of a LoadBalancer Service: each node's last health probe status and the nodes it sends to |
 # | `healthcheck.service_health(namespace, name, local_endpoints)` (07) | kube-proxy's health check answer (status, headers, body) byte for byte, as upstream writes it |
-# | `lab.apply(resources.study_lab() / "readiness")`, `views.compute_watch_cost`, `views.watch_change`, `charts.watch_cost` (08) | the Super Mario Deployment with a readiness probe behind `svc-mario`; what one pod's readiness change sends to every kube-proxy, watching Endpoints vs EndpointSlices (on copies) |
+# | `lab.apply(resources.study_lab() / "readiness")`, `views.readiness_addon`, `views.compute_watch_cost`, `views.watch_change`, `charts.watch_cost` (08) | the Super Mario Deployment with a readiness probe behind `svc-mario` (applied once, its pods waited for); what one pod's readiness change sends to every kube-proxy, watching Endpoints vs EndpointSlices (on copies) |
+# | `lab.rollout(deployment, image=…)`, `lab.rollout_status(deployment)` (08) | a rolling update (`kubectl set image`), stepped by `lab.advance`; `kubectl rollout status`'s line |
 #
 # `src` is a pod, a node, `mypc` or an IP; `to` is a Service name (`svc-clusterip`), `IP:port`, or
 # `NODE:service` (`myk8s-worker:svc-nodeport`: the Service's NodePort on that node's own address,
@@ -236,7 +237,8 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `lab.place(deployment, {node: n, …})` (07) | 디플로이먼트의 파드를 노드마다 정확히 `n`개 둡니다(노드에 직접 묶음); `lab.reset()`이 되돌립니다; kind에서는 `lab.exact(...)`의 복제본에서만 |
 # | `lab.lb_status(service)` (07) | 로드 밸런서 서비스 앞의 로드 밸런서: 노드마다 마지막 헬스 프로브의 상태 코드와, 연결을 보내는 노드 |
 # | `healthcheck.service_health(namespace, name, local_endpoints)` (07) | kube-proxy의 헬스 체크 응답(상태 코드, 헤더, 본문)을 업스트림이 쓰는 그대로, 바이트 단위로 만듭니다 |
-# | `lab.apply(resources.study_lab() / "readiness")`, `views.compute_watch_cost`, `views.watch_change`, `charts.watch_cost` (08) | 준비성 프로브가 있는 수퍼마리오 디플로이먼트와 그 앞의 `svc-mario`; 파드 하나의 준비 상태 변경이 모든 kube-proxy에게 보내는 양을 엔드포인트와 엔드포인트슬라이스를 감시할 때로 나누어 잽니다(복사본에서) |
+# | `lab.apply(resources.study_lab() / "readiness")`, `views.readiness_addon`, `views.compute_watch_cost`, `views.watch_change`, `charts.watch_cost` (08) | 준비성 프로브가 있는 수퍼마리오 디플로이먼트와 그 앞의 `svc-mario`(한 번 적용하고 파드가 준비될 때까지 기다림); 파드 하나의 준비 상태 변경이 모든 kube-proxy에게 보내는 양을 엔드포인트와 엔드포인트슬라이스를 감시할 때로 나누어 잽니다(복사본에서) |
+# | `lab.rollout(deployment, image=…)`, `lab.rollout_status(deployment)` (08) | 롤링 업데이트(`kubectl set image`)이며 `lab.advance`로 진행됩니다; `kubectl rollout status`가 출력하는 줄 |
 #
 # `src`는 파드, 노드, `mypc` 또는 IP이고, `to`는 서비스 이름(`svc-clusterip`), `IP:포트`, 또는 `NODE:서비스`
 # (`myk8s-worker:svc-nodeport`: 그 노드 자신의 주소에 열린 서비스의 NodePort, 06장)입니다. 각 장은 자기가 쓰는 호출을

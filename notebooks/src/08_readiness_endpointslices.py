@@ -21,7 +21,9 @@
 #    `ready: false`), and what kube-proxy's rules do with it;
 # 3. explain what clients see while a broken app is still in the rules, and why a Service without a
 #    probe never stops sending to it;
-# 4. explain why kube-proxy watches EndpointSlices (at most 100 endpoints each) instead of the one
+# 4. read a rolling update in the slices: terminating endpoints (`ready: false`, `terminating: true`)
+#    that stay for the grace period and get no new connections;
+# 5. explain why kube-proxy watches EndpointSlices (at most 100 endpoints each) instead of the one
 #    Endpoints object per Service, with the bytes one change costs in each.
 #
 # **What this chapter uses** (besides chapter 00's API card: `lab.sh`, `lab.run`, `lab.cluster`,
@@ -32,7 +34,8 @@
 #   07's `svc-lb`; `views.readiness_addon(lab)` applies it once and waits until the pods are ready;
 # - `lab.set_ready(pod, False)`: what the kubelet does when the probe has failed `failureThreshold`
 #   times in a row (chapter 04); `lab.break_pod(pod)`: the app answers HTTP 500 (chapter 04);
-#   `lab.scale(deployment, n)`;
+#   `lab.scale(deployment, n)`; `lab.rollout(deployment, image=...)` (`kubectl set image`: a rolling
+#   update, stepped by `lab.advance(seconds)`) and `lab.rollout_status(deployment)` (`kubectl rollout status`);
 # - `views.compute_watch_cost(lab, replicas)` and `views.watch_change(lab, deployment, service,
 #   replicas)`: what one pod's readiness change sends to every kube-proxy, watching Endpoints vs
 #   EndpointSlices (on copies of the lab); `charts.watch_cost`: its chart.
@@ -54,7 +57,9 @@
 #    엔드포인트는 `ready: false`가 됩니다). 그리고 kube-proxy의 규칙이 그 파드를 어떻게 다루는지 말할 수 있습니다.
 # 3. 고장 난 앱이 아직 규칙에 남아 있는 동안 클라이언트가 무엇을 보는지, 그리고 프로브가 없는 서비스는 왜 그
 #    파드로 영영 보내기를 멈추지 않는지 설명할 수 있습니다.
-# 4. kube-proxy가 서비스마다 하나인 엔드포인트 오브젝트 대신 (하나에 최대 100개의 엔드포인트를 담는)
+# 4. 롤링 업데이트를 슬라이스에서 읽을 수 있습니다. 종료 중인 엔드포인트(`ready: false`, `terminating: true`)는
+#    유예 기간 동안 남아 있고 새 연결을 받지 않습니다.
+# 5. kube-proxy가 서비스마다 하나인 엔드포인트 오브젝트 대신 (하나에 최대 100개의 엔드포인트를 담는)
 #    엔드포인트슬라이스를 감시(watch)하는 이유를, 변경 하나가 각각에서 드는 바이트 수로 설명할 수 있습니다.
 #
 # **이 장에서 쓰는 것**(00장의 API 카드에 있는 `lab.sh`, `lab.run`, `lab.cluster`, `lab.reset`, `lab.copy`,
@@ -65,6 +70,8 @@
 #   `views.readiness_addon(lab)`은 이것을 한 번 적용하고 파드가 준비될 때까지 기다립니다.
 # - `lab.set_ready(pod, False)`: 프로브가 `failureThreshold`번 연속 실패했을 때 kubelet이 하는 일입니다(04장).
 #   `lab.break_pod(pod)`: 앱이 HTTP 500으로 응답합니다(04장). `lab.scale(deployment, n)`.
+#   `lab.rollout(deployment, image=...)`(`kubectl set image`: 롤링 업데이트이며 `lab.advance(seconds)`로 진행됩니다)와
+#   `lab.rollout_status(deployment)`(`kubectl rollout status`).
 # - `views.compute_watch_cost(lab, replicas)`와 `views.watch_change(lab, deployment, service, replicas)`: 파드 하나의
 #   준비 상태 변경이 모든 kube-proxy에게 보내는 양을, 엔드포인트를 감시할 때와 엔드포인트슬라이스를 감시할 때로
 #   나누어 잽니다(실습 환경의 복사본에서). `charts.watch_cost`: 그 차트입니다.
@@ -77,6 +84,8 @@
 import base64
 import hashlib
 import json
+
+import pandas as pd
 
 import kslab
 from kslab import charts, experiments, views
@@ -360,6 +369,68 @@ experiments.claim(
 )
 
 # %% [markdown] lang="en"
+# ## A rolling update: terminating endpoints
+#
+# `kubectl set image deployment/mario mario=pengbai/docker-supermario:v2` starts a rolling update
+# (`lab.rollout`): a new ReplicaSet's pods come up (at most `maxSurge` = 25% extra, rounded up: 1),
+# old ones go (at most `maxUnavailable` = 25%, rounded down: 0 may be missing). A deleted pod is not
+# gone at once: for `terminationGracePeriodSeconds` (10 s here) it is **terminating**, and its
+# endpoint stays in the slice with `ready: false`, `serving` = its readiness, `terminating: true`.
+# kube-proxy sends new connections only to `ready` endpoints; the terminating ones are its fallback
+# when no endpoint is ready at all.
+#
+# The cell starts the update, then every second reads the slices, `kubectl rollout status` and 50
+# connections through a worker's nodePort, until only the new pods are left.
+
+# %% [markdown] lang="ko"
+# ## 롤링 업데이트: 종료 중인 엔드포인트
+#
+# `kubectl set image deployment/mario mario=pengbai/docker-supermario:v2`는 롤링 업데이트를 시작합니다
+# (`lab.rollout`). 새 레플리카셋(ReplicaSet)의 파드가 올라오고(많아야 `maxSurge` = 25%, 올림해서 1개 더),
+# 옛 파드가 내려갑니다(많아야 `maxUnavailable` = 25%, 내림해서 0개가 빌 수 있음). 삭제된 파드는 바로 사라지지
+# 않습니다. `terminationGracePeriodSeconds`(여기서는 10초) 동안 **종료 중**(terminating)이며, 그 엔드포인트는
+# `ready: false`, `serving` = 준비 상태, `terminating: true`로 슬라이스에 남습니다. kube-proxy는 새 연결을
+# `ready`인 엔드포인트에만 보냅니다. 종료 중인 엔드포인트는 준비된 엔드포인트가 하나도 없을 때의 대비책입니다.
+#
+# 셀은 업데이트를 시작한 다음, 새 파드만 남을 때까지 1초마다 슬라이스, `kubectl rollout status`, 그리고 워커의
+# 노드 포트를 거친 연결 50개를 읽습니다.
+
+# %%
+on = with_mario(lab.exact("a rolling update stepped by kslab's Deployment controller, which a live cluster runs on its own"))
+old = set(mario_pods(on))
+try:
+    events = on.rollout("mario", image="pengbai/docker-supermario:v2")
+    snaps = []
+    for second in range(60):
+        conds = slice_conditions(on)
+        got = on.run("mypc", f"{W1}:{NP}", n=50, seed=second)
+        snaps.append(dict(t=second, ready=sum(c["ready"] for c in conds.values()),
+                          terminating=sum(bool(c.get("terminating")) for c in conds.values()),
+                          serving_terminating=sum(bool(c.get("terminating")) and bool(c["serving"]) for c in conds.values()),
+                          ok=int((got["outcome"] == "ok").sum()), to_terminating=int(got["endpoint_pod"].isin(
+                              [p for p, c in conds.items() if c.get("terminating")]).sum()),
+                          status=on.rollout_status("mario")))
+        if not old & set(conds) and all(c["ready"] for c in conds.values()) and len(conds) == 3:
+            break
+        on.advance(1)
+    final = slice_conditions(on)
+finally:
+    fresh(on)  # back to the lab as made (the old pods, the same names), the add-on again
+steps = pd.DataFrame(snaps)
+print("\n".join(events[:4]) + ("\n..." if len(events) > 4 else ""))
+print(steps.to_string(index=False))
+experiments.claim(
+    steps["terminating"].max() >= 1 and (steps["serving_terminating"] <= steps["terminating"]).all()
+    and (steps["ready"] >= 1).all() and (steps["ok"] == 50).all() and (steps["to_terminating"] == 0).all()
+    and len(final) == 3 and not old & set(final) and all(c["ready"] for c in final.values())
+    and "successfully rolled out" in steps["status"].iloc[-1],
+    f"during the update up to {steps['terminating'].max()} endpoints were terminating (ready: false, still in the slice) "
+    f"for the grace period; every connection was answered, none by a terminating pod; after {steps['t'].iloc[-1]} s "
+    f"only the 3 new pods are left, ready",
+    f"the rolling update changed:\n{steps.to_string()}",
+)
+
+# %% [markdown] lang="en"
 # ## Why kube-proxy watches EndpointSlices
 #
 # Every kube-proxy (one per node) **watches** the API server: it receives every changed object
@@ -502,7 +573,8 @@ print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab
 # - A not-ready pod stays in its EndpointSlice (엔드포인트슬라이스) with `ready: false, serving: false`,
 #   and moves to `notReadyAddresses` in the legacy Endpoints (엔드포인트) object; kube-proxy writes
 #   `KUBE-SEP-…` jumps only for ready endpoints. Slices are `discovery.k8s.io/v1` (the study's
-#   `v1beta1` was removed in 1.25); Endpoints are deprecated since 1.33.
+#   `v1beta1` was removed in 1.25); Endpoints are deprecated since 1.33. During a rolling update the
+#   old pods' endpoints stay for the grace period as `terminating: true`, `ready: false`.
 # - kube-proxy watches EndpointSlices: at most 100 endpoints each, so one pod's change sends one
 #   small slice to every node instead of the Service's whole Endpoints object.
 #
@@ -517,7 +589,8 @@ print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab
 # - 준비되지 않은 파드는 엔드포인트슬라이스(EndpointSlice)에 `ready: false, serving: false`로 남고, 예전 방식의
 #   엔드포인트(Endpoints) 오브젝트에서는 `notReadyAddresses`로 옮겨집니다. kube-proxy는 준비된 엔드포인트에
 #   대해서만 `KUBE-SEP-…` 점프를 씁니다. 슬라이스는 `discovery.k8s.io/v1`입니다(스터디의 `v1beta1`은 1.25에서
-#   제거되었습니다). 엔드포인트는 1.33부터 더 이상 사용되지 않습니다.
+#   제거되었습니다). 엔드포인트는 1.33부터 더 이상 사용되지 않습니다. 롤링 업데이트 중에 옛 파드의 엔드포인트는
+#   유예 기간 동안 `terminating: true`, `ready: false`로 남습니다.
 # - kube-proxy는 엔드포인트슬라이스를 감시합니다. 슬라이스 하나에 엔드포인트가 최대 100개이므로, 파드 하나의
 #   변경은 서비스의 엔드포인트 오브젝트 전체 대신 작은 슬라이스 하나만 모든 노드로 보냅니다.
 #
