@@ -23,13 +23,16 @@ from __future__ import annotations
 import copy as _copy
 import dataclasses
 import hashlib
+import functools
+import heapq
 import ipaddress
 import json
 import random
 import re
+import types
 import uuid
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from .errors import AdmissionError, InputError
 from .manifests import (
@@ -345,6 +348,8 @@ class ControlPlane:
             admit_deployment(d, dep)
             self.state.deployments.append(dep)
         docs_by_pod = {}
+        for d, p in pods:
+            check_probes(d, "spec", d.obj.get("spec") or {})
         for d, p in pods:
             self.state.pods.append(p)
             new_pods.append(p)
@@ -768,6 +773,49 @@ class ControlPlane:
         reconcile_endpoint_slices(self.state, self.rng, self.endpoint_slices)
         record_writes(self.state)
 
+    # ---- time: what happens later (kubelet probes, rollout steps, kube-proxy's delayed syncs) ----
+    @property
+    def timers(self) -> list["Timer"]:
+        """The pending timers, soonest first (ties in the order they were scheduled)."""
+        return sorted(self.__dict__.setdefault("_timers", []), key=lambda t: (t.at, t.seq))
+
+    def schedule(self, at: float, what: str, fire: Callable[[], bool]) -> "Timer":
+        """Call ``fire`` when the clock reaches ``at`` (seconds on :attr:`ClusterState.clock`; a
+        time already past fires at the next :meth:`run_due`). ``what`` names it
+        (``"kubelet/probe/default/web-x/web"``: :meth:`cancel` takes a prefix of it); ``fire``
+        returns whether it changed the cluster."""
+        timers = self.__dict__.setdefault("_timers", [])
+        self._timer_seq = getattr(self, "_timer_seq", 0) + 1
+        timer = Timer(float(at), what, fire, self._timer_seq)
+        heapq.heappush(timers, timer)
+        return timer
+
+    def cancel(self, what_prefix: str) -> int:
+        """Drop every pending timer whose name starts with ``what_prefix``; returns how many."""
+        timers = self.__dict__.setdefault("_timers", [])
+        keep = [t for t in timers if not t.what.startswith(what_prefix)]
+        gone = len(timers) - len(keep)
+        heapq.heapify(keep)
+        timers[:] = keep
+        return gone
+
+    def next_due(self) -> float | None:
+        """When the soonest pending timer is due (None: nothing is pending)."""
+        timers = self.__dict__.get("_timers") or []
+        return timers[0].at if timers else None
+
+    def run_due(self, until: float) -> bool:
+        """Fire every timer due at or before ``until`` in time order (ties: the order they were
+        scheduled), the clock set to each timer's time first (never backwards); a timer a fire
+        schedules within ``until`` fires too. Returns whether any changed the cluster."""
+        timers = self.__dict__.setdefault("_timers", [])
+        changed = False
+        while timers and timers[0].at <= until:
+            timer = heapq.heappop(timers)
+            self.state.clock = max(self.state.clock, timer.at)
+            changed = bool(timer.fire()) or changed
+        return changed
+
     def _sync_nodes(self) -> None:
         """The controller's node handlers: ``TopologyCache.SetNodes`` when a node was added or
         deleted, or its Ready status or zone label changed (a change of CPU alone does not call it)."""
@@ -783,6 +831,36 @@ class ControlPlane:
         if seconds < 0:
             raise InputError("seconds", f"{seconds} is negative", "the clock only moves forward")
         self.state.clock += seconds
+
+
+@dataclass
+class Timer:
+    """Something the cluster does later (:meth:`ControlPlane.schedule`): at ``at`` seconds on
+    the cluster's clock, ``fire()`` runs (it returns whether it changed the cluster)."""
+
+    at: float
+    what: str
+    fire: Callable[[], bool]
+    seq: int = 0
+
+    def __lt__(self, other: "Timer") -> bool:  # the control plane's heap: soonest first, then scheduling order
+        return (self.at, self.seq) < (other.at, other.seq)
+
+    def __deepcopy__(self, memo) -> "Timer":
+        # A copied cluster keeps the callback, bound to the copy when its owner is copied with it (the
+        # control plane's own timers: a terminating pod's end acts on the copy's pods); a callback of
+        # an owner outside the copy (the Lab's kubelet, kube-proxy) stays, and that owner re-schedules.
+        return Timer(self.at, self.what, _rebind(self.fire, memo), self.seq)
+
+
+def _rebind(fn: Callable, memo: dict) -> Callable:
+    """``fn`` with its bound object replaced by that object's copy in ``memo``, if it has one."""
+    if isinstance(fn, functools.partial):
+        return functools.partial(_rebind(fn.func, memo), *fn.args, **fn.keywords)
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and id(owner) in memo and hasattr(fn, "__func__"):
+        return types.MethodType(fn.__func__, memo[id(owner)])
+    return fn
 
 
 # ---- the API server's bookkeeping ----------------------------------------------------------------
@@ -1340,6 +1418,17 @@ def admit_deployment(d: Document, dep: Deployment) -> None:
 
     strategy_of((dep.manifest or {}).get("spec"), d.where("spec"))
     grace_period((dep.template or {}).get("spec"), d.where("spec.template.spec"))
+    check_probes(d, "spec.template.spec", dep.template.get("spec") or {})
+
+
+def check_probes(d: Document, at: str, spec: Mapping) -> None:
+    """The API server's validation of every container's readinessProbe (kslab.kubelet.ProbeSpec):
+    a bad one is refused with the field named, before anything is created."""
+    from .kubelet import ProbeSpec
+
+    for i, c in enumerate(spec.get("containers") or []):
+        if isinstance(c, Mapping):
+            ProbeSpec.from_container(c, d.where(f"{at}.containers[{i}]"))
 
 
 def _safe_encode(data: bytes, n: int) -> str:
@@ -1399,7 +1488,8 @@ def _tolerates(pod: Pod, node: Node) -> bool:
 
 
 def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.Random, only: list[Pod] | None = None) -> None:
-    """Bind pods to nodes and give them IPs; pods run and are Ready (no probes modelled here).
+    """Bind pods to nodes and give them IPs; pods run and are Ready, except a pod made after the
+    cluster was built that has a readinessProbe: the kubelet (:mod:`kslab.kubelet`) makes it Ready.
 
     ``only``: the pods to place (default: every pod without an IP); the others count as load.
     """
@@ -1437,7 +1527,10 @@ def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.
         per_node_count[node.name] = per_node_count.get(node.name, 0) + 1
         pod.pod_ip = _next_pod_ip(node, next_host, used_ips)
         pod.phase = "Running"
-        pod.ready = True
+        pod.started_at = state.clock
+        # a pod of the cluster as built (state.control_plane not yet set) is up before the lab's clock
+        # starts; a pod made later with a readinessProbe is not ready until its probes pass (kslab.kubelet)
+        pod.ready = getattr(state, "control_plane", None) is None or not any(c.readiness_probe for c in pod.containers)
 
 
 def _next_pod_ip(node: Node, next_host: dict[str, int], used: set[str]) -> str:

@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import copy as _copy
 import ipaddress
+import math
 import os
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -36,12 +38,14 @@ import pandas as pd
 
 from .controlplane import CLUSTER_SEED, MAX_ENDPOINTS_PER_SLICE, BuildOptions, ControlPlane, NodePortUse, build_state, parse_port_range
 from .dataplane import Dataplane, Trace, factory
+from .dataplane.base import RealClock
+from .kubelet import ENDPOINTSLICE_TIMER, Kubelet, LifecycleEvent, NetnsProber, SimProber, lifecycle_frame
 from .endpointslice import check_max_endpoints_per_slice
 from .errors import EnvironmentProblem, InputError
 from .loadbalancer import LBState
 from .manifests import Document, load_documents, parse_service
 from .model import DEFAULT_NODE_PORT_RANGE, ClusterState, LoadBalancerIngress
-from .proxy.config import ProxyConfig, check_options as check_proxy_options
+from .proxy.config import DEFAULT_MIN_SYNC_PERIOD, ProxyConfig, check_options as check_proxy_options
 from .proxy.iptables import RuleSet, render
 from .proxy.proxier import Proxier, SyncResult
 from .resources import study_lab
@@ -49,6 +53,9 @@ from .shell import ShellOutput
 from .sim.network import Client, resolve_client, resolve_destination
 
 SYNC_HISTORY = 1000  # syncs a Lab remembers: a slider moved all afternoon must not grow the heap
+LIFECYCLE_HISTORY = 10000  # lifecycle events a Lab remembers (lab.lifecycle)
+PROXY_SYNC_TIMER = "kube-proxy/sync"  # a probe-driven change's kube-proxy sync, minSyncPeriod after the last one
+REAL_BATCH = 0.2  # timeline on a real clock: connections due within this many seconds go out in one client run
 HAIRPIN_RULES = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # each SEP chain's first rule (iptables-save form)
 # every rule of a built-in chain: on a lab's node only kube-proxy's jumps, which its full sync puts back in its own order
 BUILTIN_CHAIN_RULES = r"^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) "
@@ -137,11 +144,54 @@ class Lab:
         self._lb_asked: dict[tuple[str, str], list[LoadBalancerIngress]] = {}
         self.generation = 0  # +1 on every change a connection could see (a sync, a hand edit, a broken pod)
         self.dataplane: Dataplane = live.dataplane if live else factory.create(backend, self.cluster, seed=seed)
+        self.lifecycle: list[LifecycleEvent] = []  # the lifecycle timeline (lifecycle_frame())
+        # kube-proxy's minSyncPeriod: a probe-driven change is synced at max(change, last sync + this)
+        self.min_sync_period = DEFAULT_MIN_SYNC_PERIOD
+        self._last_sync_at: float | None = None  # the cluster clock at kube-proxy's last sync
+        self.kubelet: Kubelet | None = None
         try:
             self._sync()
+            self._start_kubelet()
         except BaseException:
             self.dataplane.close()
             raise
+
+    # ---- the kubelets and time -------------------------------------------------------------------
+    def _start_kubelet(self) -> None:
+        """The nodes' kubelets (readiness probes, :mod:`kslab.kubelet`): none on a live cluster,
+        whose own kubelets probe; real probes on netns, simulated ones on sim."""
+        self._real_anchor = (time.monotonic(), self.control.state.clock)
+        if getattr(self.control, "live", False) or not hasattr(self.control, "schedule"):
+            self.kubelet = None
+            return
+        kernel = getattr(self.dataplane, "kernel", None)
+        prober = NetnsProber(kernel) if self.backend == "netns" and kernel is not None else SimProber(lambda: self._broken)
+        self.kubelet = Kubelet(self.control, prober, seed=self.cluster_seed, on_ready_change=self._probe_changed,
+                               record=self._record)
+        self.kubelet.sync_pods(initial=True)
+
+    def _record(self, event: LifecycleEvent) -> None:
+        self.lifecycle.append(event)
+        del self.lifecycle[:-LIFECYCLE_HISTORY]
+
+    def _probe_changed(self, pod, at: float) -> None:
+        """A probe changed a pod's readiness (the slices are reconciled): kube-proxy syncs at
+        max(now, last sync + minSyncPeriod) (its BoundedFrequencyRunner), not at once."""
+        when = at if self._last_sync_at is None else max(at, self._last_sync_at + self.min_sync_period)
+        pending = [t for t in self.control.timers if t.what == PROXY_SYNC_TIMER]
+        if pending and pending[0].at <= when:
+            return
+        self.control.cancel(PROXY_SYNC_TIMER)
+        self.control.schedule(when, PROXY_SYNC_TIMER, self._timed_sync)
+
+    def _timed_sync(self) -> bool:
+        self._sync()
+        return True
+
+    def lifecycle_frame(self, since: float | None = None):
+        """``lab.lifecycle`` as a DataFrame (columns t, kind, pod, node, detail; ``t`` on the
+        cluster's clock, like ``kubectl``'s AGE), the events at or after ``since``."""
+        return lifecycle_frame(self.lifecycle, since)
 
     def _build_cluster(self) -> ClusterState:
         """The cluster the lab's manifests make with its ``cluster_seed`` (the same every time)."""
@@ -187,7 +237,12 @@ class Lab:
         else:
             per_node = [sync(name) for name in names]
         self.generation += 1
+        clock = getattr(self.control, "state", self.cluster).clock
+        self._last_sync_at = clock
         for name, results in zip(names, per_node):
+            if hasattr(self, "lifecycle"):
+                last = results[-1]
+                self._record(LifecycleEvent(clock, "synced", "", name, f"kube-proxy {'partial' if last.ruleset.partial else 'full'} sync"))
             self.syncs += results
             del self.syncs[:-SYNC_HISTORY]
             if results[-1].error:  # even the full sync failed: the node's rules are not what kslab rendered
@@ -203,10 +258,15 @@ class Lab:
             self.dataplane.break_pod(gone, False)
             self._broken.discard(gone)
         self.dataplane.update_pods(self.cluster)
+        if getattr(self, "kubelet", None) is not None:
+            self.kubelet.sync_pods()
+            self.control.cancel(PROXY_SYNC_TIMER)  # this sync covers a pending probe-driven one
         self._sync()
 
     def close(self) -> None:
         """Release the dataplane (the netns lab's namespaces and servers; the sim needs nothing)."""
+        if getattr(self, "kubelet", None) is not None:
+            self.kubelet.prober.close()
         self.dataplane.close()
 
     def __enter__(self) -> "Lab":
@@ -222,6 +282,7 @@ class Lab:
         changed, and it waits for the Deployments' rollouts."""
         live = getattr(self.control, "live", False)
         docs = load_documents(paths) if paths else (_copy.deepcopy(self._documents) if live else [])
+        self._catch_up()  # netns: the probes due while idle run first
         changed = self.control.apply(docs)
         if live:  # the API server drops a manifest's status: remembered for the sim twin (copy())
             for d in docs:
@@ -233,10 +294,12 @@ class Lab:
         return changed
 
     def scale(self, deployment: str, replicas: int, namespace: str = "default") -> None:
+        self._catch_up()  # netns: the probes due while idle run first
         self.control.scale(deployment, replicas, namespace)
         self._changed()
 
     def delete_pod(self, name: str, namespace: str = "default") -> None:
+        self._catch_up()  # netns: the probes due while idle run first
         self.control.delete_pod(name, namespace)
         self._changed()
 
@@ -265,6 +328,7 @@ class Lab:
         return self.control.rollout_status(deployment, namespace)[0]
 
     def set_ready(self, pod: str, ready: bool, namespace: str = "default") -> None:
+        self._catch_up()  # netns: the probes due while idle run first
         self.control.set_pod_ready(pod, ready, namespace)
         self._changed()
 
@@ -281,10 +345,14 @@ class Lab:
 
     def break_pod(self, name: str, broken: bool = True) -> None:
         """Make a pod's app answer with errors (it still accepts connections: TCP is fine, HTTP is not)."""
-        self.cluster.pod(name)
+        pod = self.cluster.pod(name)
+        self._catch_up()
         self.dataplane.break_pod(name, broken)
         (self._broken.add if broken else self._broken.discard)(name)
         self.generation += 1
+        if hasattr(self, "lifecycle"):
+            self._record(LifecycleEvent(getattr(self.control, "state", self.cluster).clock, "app-broken" if broken else "app-healed",
+                                        name, pod.node_name, "its app answers HTTP 500" if broken else "its app answers 200 again"))
 
     def patch_service(self, name: str, namespace: str = "default", **spec) -> None:
         self.control.patch_service(name, namespace, **spec)
@@ -418,27 +486,145 @@ class Lab:
 
     def advance(self, seconds: float) -> None:
         """Move the clock: the simulator's jumps at once; on netns the kernel's clock is real, so
-        this waits ``seconds`` (conntrack and ``recent`` entries age in real time)."""
+        this waits ``seconds`` (conntrack and ``recent`` entries age in real time).
+
+        On the way, what is due happens at its time (:meth:`ControlPlane.run_due`): the kubelets'
+        readiness probes (real ones on netns), a pod's Ready flipping and the EndpointSlice
+        controller's reconcile, kube-proxy's sync ``min_sync_period`` after the last one, a
+        rollout's steps. On a live cluster (kind) its own kubelets do this; the Lab only waits."""
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds):
+            raise InputError("seconds", f"{seconds!r} is not a number of seconds", "give seconds as a number, 0 or more")
         if seconds < 0:
             raise InputError("seconds", f"{seconds} is negative", "the clock only moves forward")
-        from .rollout import timers_of
+        if not hasattr(self.control, "run_due"):  # a live cluster: its kubelets and kube-proxy keep their own time
+            self.dataplane.advance(seconds)
+            self.control.advance(seconds)  # the control plane's clock too (kubectl's AGE)
+            return
+        self._catch_up()
+        self._run_until(self.control.state.clock + seconds)
+        if isinstance(self.dataplane, RealClock):
+            self.dataplane.advance(0)  # netns: until the load balancer's prober saw the last sync
 
-        timers = timers_of(self.control) if hasattr(self.control, "sync_deployments") else None
-        if timers is not None and timers is not self.control:
-            # rollout's private stepping until the control plane's scheduler (ControlPlane.run_due) lands:
-            # each due timer (a terminating pod's end) fires at its time, then kube-proxy syncs
-            clock = self.control.state.clock
-            end = clock + seconds
-            while (due := timers.next_due()) is not None and due <= end:
-                step = max(0.0, due - clock)
-                self.dataplane.advance(step)
-                self.control.advance(step)
-                clock = due
-                if timers.run_due(due, self.control.state):
+    def _run_until(self, target: float, *, wait: bool = True) -> None:
+        """Step the cluster's clock to ``target`` through every timer due on the way, the
+        dataplane's clock kept in step (the simulator's jumps, a real one is waited for, unless
+        ``wait=False``: catching up time that already passed)."""
+        control = self.control
+        offset = self.dataplane.now - control.state.clock
+
+        def move(t: float) -> None:
+            need = (t + offset) - self.dataplane.now
+            if need > 0 and wait:
+                if isinstance(self.dataplane, RealClock):
+                    time.sleep(need)
+                else:
+                    self.dataplane.advance(need)
+            if t > control.state.clock:
+                control.advance(t - control.state.clock)
+
+        while (due := control.next_due()) is not None and due <= target:
+            move(due)
+            pods_before = getattr(control, "pod_changes", 0)
+            if control.run_due(due):
+                self.cluster = control.state
+                self.generation += 1
+                if getattr(control, "pod_changes", 0) != pods_before:
+                    # a controller made or removed pods at this instant (a rollout step, a terminating
+                    # pod's grace period ended): their servers and probes first, then kube-proxy
                     self._changed()
-            seconds = end - clock
-        self.dataplane.advance(seconds)
-        self.control.advance(seconds)  # the control plane's clock too (kubectl's AGE)
+        move(target)
+        self._real_anchor = (time.monotonic(), control.state.clock)
+
+    def _catch_up(self) -> None:
+        """On a real clock (netns): the cluster's clock moves only in :meth:`advance`, but the
+        kubelets probe in real time, also while a notebook sits idle. Before anything changes,
+        the ticks that fell due since the last step run now, in order, the clock set to each
+        (the pods' apps did not change meanwhile, so a probe now answers as it would have
+        then). Only while timers are pending: a lab without probes keeps its clock as before."""
+        anchor = getattr(self, "_real_anchor", None)
+        if not isinstance(self.dataplane, RealClock) or not hasattr(self.control, "next_due") or anchor is None:
+            return
+        if self.control.next_due() is None:
+            self._real_anchor = (time.monotonic(), self.control.state.clock)
+            return
+        target = anchor[1] + (time.monotonic() - anchor[0])
+        if target > self.control.state.clock:
+            self._run_until(target, wait=False)
+
+    def timeline(self, src: str | Iterable[str], to: str, seconds: float, rate: float, *,
+                 actions: Sequence[tuple[float, Any]] = (), seed: int | None = None,
+                 timeout: float = 0.5) -> pd.DataFrame:
+        """Connections from ``src`` to ``to`` at ``rate`` per second for ``seconds`` while time
+        advances (the kubelets probe, pods turn Ready or not, kube-proxy syncs), one row per
+        connection as :meth:`run` with ``t`` = seconds since the timeline began. ``actions``:
+        ``(t, fn)`` pairs, ``fn(lab)`` run at ``t`` (``(5, lambda l: l.break_pod("mario-x"))``),
+        before the connections of that instant. sim: simulated time (fast, ``seed`` repeats it);
+        netns: real time and real probes; kind: real time, the live cluster's own kubelets.
+        What happened meanwhile: :meth:`lifecycle_frame` (``since=`` the start's clock). On a
+        real clock the connections due within ``REAL_BATCH`` (0.2 s) go out together in one
+        client run (a process start per connection would cap the rate); ``t`` is when each was due."""
+        for name, value in (("seconds", seconds), ("rate", rate)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+                raise InputError(name, f"{value!r} is not a positive number", f"give {name} > 0, e.g. timeline(..., seconds=40, rate=5)")
+        n = int(round(seconds * rate))
+        if n > 100_000:
+            raise InputError("rate", f"{n} connections ({seconds} s at {rate}/s) are too many", "use at most 100000 connections")
+        acts = []
+        for i, item in enumerate(actions):
+            if not (isinstance(item, tuple) and len(item) == 2 and callable(item[1])):
+                raise InputError(f"actions[{i}]", f"{item!r} is not (seconds, function)", "give (5, lambda lab: lab.break_pod(\"web-x\"))")
+            if not isinstance(item[0], (int, float)) or not 0 <= item[0] <= seconds:
+                raise InputError(f"actions[{i}]", f"time {item[0]!r} is outside the timeline", f"give a time from 0 to {seconds}")
+            acts.append((float(item[0]), i, item[1]))
+        acts.sort(key=lambda a: (a[0], a[1]))
+        clients = [src] if isinstance(src, str) else list(src)
+        if not clients:
+            raise InputError("src", "no clients given", "name a pod, a node, mypc or an IP")
+        dst, port, proto = self.destination(to)
+        has_timers = hasattr(self.control, "run_due")
+        if has_timers:
+            self._catch_up()
+        clock = (lambda: self.control.state.clock) if has_timers else (lambda: self.dataplane.now)
+        t0 = clock()
+        real = isinstance(self.dataplane, RealClock)
+
+        def goto(t: float) -> None:
+            if has_timers:
+                self._run_until(t0 + t)
+            else:
+                need = t0 + t - self.dataplane.now
+                if need > 0:
+                    time.sleep(need)
+
+        frames: list[pd.DataFrame] = []
+        times = [i / rate for i in range(n)]
+        i = a = 0
+        first = True
+        while i < n or a < len(acts):
+            next_conn = times[i] if i < n else math.inf
+            next_act = acts[a][0] if a < len(acts) else math.inf
+            goto(min(next_conn, next_act))
+            if next_act <= next_conn:
+                acts[a][2](self)
+                a += 1
+                continue
+            due = self.control.next_due() if has_timers else None
+            limit = min(next_act, (due - t0) if due is not None else math.inf)
+            if real:
+                limit = min(limit, max(times[i], clock() - t0) + REAL_BATCH)
+            j = i + 1
+            while j < n and times[j] < limit:
+                j += 1
+            df = self.dataplane.connect(clients[i % len(clients):] + clients[:i % len(clients)], dst, port, proto, j - i,
+                                        seed=seed if first else None, interval=1.0 / rate, timeout=timeout)
+            first = False
+            df["t"] = times[i:j][:len(df)]
+            frames.append(df)
+            i = j
+        goto(float(seconds))
+        out = pd.concat(frames, ignore_index=True) if frames else self.run(clients, to, n=0)
+        out["conn"] = range(len(out))
+        return out
 
     def clear_kernel_state(self) -> None:
         """Fresh kernel state on every node: conntrack, ``recent`` lists (ClientIP affinity) and
@@ -476,7 +662,12 @@ class Lab:
             dp.delete_rules(re.compile(BUILTIN_CHAIN_RULES), names)  # the full sync below puts kube-proxy's jumps back, in order
         dp.reset()  # the clock at 0 before kube-proxy's first sync, as in a new lab
         self._proxiers = {}  # a restarted kube-proxy on every node: its first sync is a full one
+        if self.kubelet is not None:
+            self.kubelet.prober.close()
+        self.lifecycle = []
+        self._last_sync_at = None
         self._sync()
+        self._start_kubelet()
         dp.reseed(self.seed)
 
     def copy(self) -> "Lab":
@@ -521,6 +712,32 @@ class Lab:
         for name in sorted(twin._broken):
             twin.dataplane.break_pod(name, True)
         twin.dataplane.advance(max(0.0, self.now))
+        # the kubelets: the same workers (results, runs, ticker phases), simulated probes; timers of
+        # this lab's kubelet and kube-proxy re-scheduled on the twin's control plane
+        twin.lifecycle = list(self.lifecycle)
+        twin.min_sync_period = self.min_sync_period
+        twin._last_sync_at = self._last_sync_at
+        twin._real_anchor = (time.monotonic(), twin.control.state.clock)
+        twin.kubelet = None
+        if self.kubelet is not None:
+            pending_sync = [t for t in twin.control.timers if t.what == PROXY_SYNC_TIMER]
+            ticks = {t.what: t.at for t in twin.control.timers if t.what.startswith("kubelet/")}
+            twin.control.cancel("kubelet/")
+            twin.control.cancel(PROXY_SYNC_TIMER)
+            twin.kubelet = Kubelet(twin.control, SimProber(lambda: twin._broken), seed=self.cluster_seed,
+                                   on_ready_change=twin._probe_changed, record=twin._record,
+                                   workers=_copy.deepcopy(self.kubelet.workers))
+            twin.kubelet.reschedule(ticks)
+            if self.kubelet.pending:  # pod statuses written this instant, the EndpointSlice controller's sync still due
+                twin.kubelet.pending = {k: twin.cluster.pod(p.name, p.namespace) for k, p in self.kubelet.pending.items()
+                                        if any(x.key == k for x in twin.cluster.pods)}
+                twin.control.schedule(twin.control.state.clock, ENDPOINTSLICE_TIMER, twin.kubelet._reconcile)
+            for t in pending_sync:
+                twin.control.schedule(t.at, PROXY_SYNC_TIMER, twin._timed_sync)
+        else:  # a live cluster's twin: simulated kubelets take over its probed pods, as they stand
+            twin.kubelet = Kubelet(twin.control, SimProber(lambda: twin._broken), seed=self.cluster_seed,
+                                   on_ready_change=twin._probe_changed, record=twin._record)
+            twin.kubelet.sync_pods(initial=True)
         if pending:
             twin._changed()  # the twin's kube-proxies write the VIP's rules (KUBE-FW-..., the VIP in KUBE-SERVICES)
         return twin

@@ -332,3 +332,25 @@ def test_rollout_on_the_kernel():
         k.advance(30)
         assert {p.name for p in web_pods(k)}.isdisjoint(old)
         assert k.rollout_status("web") == 'deployment "web" successfully rolled out'
+
+
+def test_a_copy_ends_its_own_terminating_pods_and_leaves_the_originals():
+    """Lab.copy(): the control plane's pending pod-gone timers act on the twin's pods, not on
+    the lab it was copied from (the timers are rebound to the copied control plane)."""
+    import copy as _copy
+
+    lab = Lab()
+    tmpl = _copy.deepcopy(lab.cluster.deployments[0].template)
+    tmpl["spec"]["terminationGracePeriodSeconds"] = 30
+    lab.rollout("deploy-echo", template=tmpl)  # the study's pods have grace 0: gone at once; the new ones have 30
+    tmpl = _copy.deepcopy(tmpl)
+    tmpl["spec"]["containers"][0]["image"] = "mendhak/http-https-echo:32"
+    lab.rollout("deploy-echo", template=tmpl)
+    terminating = sorted(p.name for p in lab.cluster.pods if p.terminating)
+    assert len(terminating) == 3
+    twin = lab.copy()
+    twin.advance(31)
+    assert not any(p.terminating for p in twin.cluster.pods) and len(twin.cluster.pods) == len(lab.cluster.pods) - 3
+    assert sorted(p.name for p in lab.cluster.pods if p.terminating) == terminating  # the original still waits
+    lab.advance(31)
+    assert not any(p.terminating for p in lab.cluster.pods)
