@@ -529,7 +529,7 @@ def readiness_timeline_data(df: pd.DataFrame, lifecycle: pd.DataFrame | None = N
         for kind, (label, color, dash) in LIFECYCLE_MARKS.items():
             rows = lifecycle[lifecycle["kind"] == kind]
             if kind == "probe":
-                rows = rows[[_is_probe_failure(r) for _, r in rows.iterrows()]]
+                rows = rows.loc[[bool(_is_probe_failure(r)) for _, r in rows.iterrows()]] if len(rows) else rows
             times = []
             for _, r in rows.sort_values("t").iterrows():
                 t = round(float(r["t"]), 3)

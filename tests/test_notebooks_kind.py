@@ -74,7 +74,9 @@ TWIN_LINES = {
     # the VIP (EXTERNAL-IP <pending>: no cloud LB), pods placed 2/1/0 for the health checks, the LB's probes and set_ready,
     # the 2/1/0 imbalance behind the LB, source ranges with a second client, the panel
     "07_traffic_policy_lb": 6,
-    "08_readiness_endpointslices": 3,  # a pod made not ready by hand, a broken app's exact error count, the rolling update
+    # a pod made not ready by hand, a broken app's exact error count, the timeline (a broken app at a chosen instant),
+    # the rolling update, the panel
+    "08_readiness_endpointslices": 5,
 }
 
 

@@ -52,9 +52,26 @@ def test_the_mario_page_names_the_pod_and_the_client_as_whoami_does():
     assert parse_answer(body.decode()) == ("mario-x", "10.10.0.2")
 
 
-def test_curl_through_svc_mario_on_sim_gets_the_page_and_a_broken_pod_answers_500():
+def test_the_probed_pods_start_not_ready_and_readiness_addon_waits_for_them():
+    from kslab import views
+    from kslab.kubelet import ProbeSpec, ready_window
+
     lab = Lab(seed=8)
     lab.apply(ADDON)
+    pods = lab.pods("app=mario")
+    assert not any(lab.cluster.pod(p).ready for p in pods)  # readiness starts at Failure (worker.go)
+    start = lab.cluster.clock
+    views.readiness_addon(lab)
+    mario = next(d for d in lab.cluster.deployments if d.name == "mario")
+    spec = ProbeSpec.from_container(mario.template["spec"]["containers"][0], "mario")
+    assert all(lab.cluster.pod(p).ready for p in pods) and lab.cluster.clock - start <= ready_window(spec)[1]
+    assert views.readiness_addon(lab) is lab and lab.cluster.clock - start <= ready_window(spec)[1]  # once is enough
+
+
+def test_curl_through_svc_mario_on_sim_gets_the_page_and_a_broken_pod_answers_500():
+    from kslab import views
+
+    lab = views.readiness_addon(Lab(seed=8))
     out = str(lab.sh("net-pod", "curl -s svc-mario"))
     assert "<title>Super Mario</title>" in out and "Hostname: mario-" in out
     for p in lab.pods("app=mario"):

@@ -201,6 +201,9 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `healthcheck.service_health(namespace, name, local_endpoints)` (07) | kube-proxy's health check answer (status, headers, body) byte for byte, as upstream writes it |
 # | `lab.apply(resources.study_lab() / "readiness")`, `views.readiness_addon`, `views.compute_watch_cost`, `views.watch_change`, `charts.watch_cost` (08) | the Super Mario Deployment with a readiness probe behind `svc-mario` (applied once, its pods waited for); what one pod's readiness change sends to every kube-proxy, watching Endpoints vs EndpointSlices (on copies) |
 # | `lab.rollout(deployment, image=…)`, `lab.rollout_status(deployment)` (08) | a rolling update (`kubectl set image`), stepped by `lab.advance`; `kubectl rollout status`'s line |
+# | `lab.timeline(src, to, seconds, rate, actions=[(t, fn)])`, `lab.lifecycle_frame(since=)` (08) | connections at `rate`/s while the clock runs (probes fire, pods turn ready or not, kube-proxy syncs), `fn(lab)` at time `t`; what the kubelet, the EndpointSlice controller and kube-proxy did meanwhile |
+# | `kubelet.ProbeSpec.from_container(container, where)`, `kubelet.detection_window(spec)` (08) | a container's readiness probe with the API server's defaults; the best and worst seconds from a broken app to `Ready=False` |
+# | `views.ReadinessPanel`, `views.compute_readiness`, `views.readiness_summary`, `views.wait_ready`, `charts.readiness_timeline` (08) | break and heal pods, change the probe, watch the timeline (on copies); wait until pods passed their probes; the timeline chart |
 #
 # `src` is a pod, a node, `mypc` or an IP; `to` is a Service name (`svc-clusterip`), `IP:port`, or
 # `NODE:service` (`myk8s-worker:svc-nodeport`: the Service's NodePort on that node's own address,
@@ -239,6 +242,9 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `healthcheck.service_health(namespace, name, local_endpoints)` (07) | kube-proxy의 헬스 체크 응답(상태 코드, 헤더, 본문)을 업스트림이 쓰는 그대로, 바이트 단위로 만듭니다 |
 # | `lab.apply(resources.study_lab() / "readiness")`, `views.readiness_addon`, `views.compute_watch_cost`, `views.watch_change`, `charts.watch_cost` (08) | 준비성 프로브가 있는 수퍼마리오 디플로이먼트와 그 앞의 `svc-mario`(한 번 적용하고 파드가 준비될 때까지 기다림); 파드 하나의 준비 상태 변경이 모든 kube-proxy에게 보내는 양을 엔드포인트와 엔드포인트슬라이스를 감시할 때로 나누어 잽니다(복사본에서) |
 # | `lab.rollout(deployment, image=…)`, `lab.rollout_status(deployment)` (08) | 롤링 업데이트(`kubectl set image`)이며 `lab.advance`로 진행됩니다; `kubectl rollout status`가 출력하는 줄 |
+# | `lab.timeline(src, to, seconds, rate, actions=[(t, fn)])`, `lab.lifecycle_frame(since=)` (08) | 시계가 흐르는 동안(프로브가 실행되고, 파드가 준비되거나 준비되지 않고, kube-proxy가 동기화) 초당 `rate`개의 연결을 열고, 시각 `t`에 `fn(lab)`을 실행; 그사이 kubelet, 엔드포인트슬라이스 컨트롤러, kube-proxy가 한 일 |
+# | `kubelet.ProbeSpec.from_container(container, where)`, `kubelet.detection_window(spec)` (08) | API 서버의 기본값을 채운 컨테이너의 준비성 프로브; 앱이 고장 난 뒤 `Ready=False`까지의 최선과 최악의 초 |
+# | `views.ReadinessPanel`, `views.compute_readiness`, `views.readiness_summary`, `views.wait_ready`, `charts.readiness_timeline` (08) | 파드를 고장 내고 고치고, 프로브를 바꾸며 타임라인을 봅니다(복사본에서); 파드가 프로브를 통과할 때까지 기다림; 타임라인 차트 |
 #
 # `src`는 파드, 노드, `mypc` 또는 IP이고, `to`는 서비스 이름(`svc-clusterip`), `IP:포트`, 또는 `NODE:서비스`
 # (`myk8s-worker:svc-nodeport`: 그 노드 자신의 주소에 열린 서비스의 NodePort, 06장)입니다. 각 장은 자기가 쓰는 호출을

@@ -19,8 +19,9 @@
 # 2. predict what `kubectl get endpoints` and `kubectl get endpointslices -o yaml` show for a pod whose
 #    probe failed (it is not deleted: it moves to `notReadyAddresses`, and its slice endpoint says
 #    `ready: false`), and what kube-proxy's rules do with it;
-# 3. explain what clients see while a broken app is still in the rules, and why a Service without a
-#    probe never stops sending to it;
+# 3. predict when the kubelet takes a broken pod out (`failureThreshold` × `periodSeconds` + `timeoutSeconds`
+#    at worst), read the timeline from the broken app to kube-proxy's sync, and count the errors clients
+#    see meanwhile; a Service without a probe never stops sending to the broken pod;
 # 4. read a rolling update in the slices: terminating endpoints (`ready: false`, `terminating: true`)
 #    that stay for the grace period and get no new connections;
 # 5. explain why kube-proxy watches EndpointSlices (at most 100 endpoints each) instead of the one
@@ -36,6 +37,16 @@
 #   times in a row (chapter 04); `lab.break_pod(pod)`: the app answers HTTP 500 (chapter 04);
 #   `lab.scale(deployment, n)`; `lab.rollout(deployment, image=...)` (`kubectl set image`: a rolling
 #   update, stepped by `lab.advance(seconds)`) and `lab.rollout_status(deployment)` (`kubectl rollout status`);
+# - `lab.timeline(src, to, seconds, rate, actions=[(t, fn)])`: connections at `rate` per second while the
+#   clock runs (the kubelets probe, pods turn ready or not, kube-proxy syncs), `fn(lab)` run at time `t`;
+#   `lab.lifecycle_frame(since=clock)`: what happened meanwhile (columns `t`, `kind`, `pod`, `node`,
+#   `detail`; `t` on the cluster's clock, `lab.cluster.clock`); `views.wait_ready(lab, label)`: the clock
+#   runs until those pods passed their probes;
+# - `kslab.kubelet`: `ProbeSpec.from_container(container, where)` (a probe with the API server's
+#   defaults) and `detection_window(spec)` (best and worst seconds from a broken app to `Ready=False`);
+# - `views.ReadinessPanel`, `views.compute_readiness(lab, broken=, probe=, period_seconds=,
+#   failure_threshold=, ...)` and `views.readiness_summary(result)`: the panel of this chapter and the
+#   experiment behind it (on a copy of the lab); `charts.readiness_timeline(rows, lifecycle)`: its chart;
 # - `views.compute_watch_cost(lab, replicas)` and `views.watch_change(lab, deployment, service,
 #   replicas)`: what one pod's readiness change sends to every kube-proxy, watching Endpoints vs
 #   EndpointSlices (on copies of the lab); `charts.watch_cost`: its chart.
@@ -55,8 +66,9 @@
 # 2. 프로브가 실패한 파드(Pod)에 대해 `kubectl get endpoints`와 `kubectl get endpointslices -o yaml`이 무엇을
 #    보여 주는지 예측할 수 있습니다(파드는 지워지지 않습니다. `notReadyAddresses`로 옮겨지고, 슬라이스의
 #    엔드포인트는 `ready: false`가 됩니다). 그리고 kube-proxy의 규칙이 그 파드를 어떻게 다루는지 말할 수 있습니다.
-# 3. 고장 난 앱이 아직 규칙에 남아 있는 동안 클라이언트가 무엇을 보는지, 그리고 프로브가 없는 서비스는 왜 그
-#    파드로 영영 보내기를 멈추지 않는지 설명할 수 있습니다.
+# 3. kubelet이 고장 난 파드를 언제 빼는지 예측하고(최악의 경우 `failureThreshold` × `periodSeconds` +
+#    `timeoutSeconds`), 고장 난 앱에서 kube-proxy의 동기화까지의 타임라인을 읽고, 그사이 클라이언트가 보는 오류를 셀
+#    수 있습니다. 프로브가 없는 서비스는 고장 난 파드로 보내기를 영영 멈추지 않습니다.
 # 4. 롤링 업데이트를 슬라이스에서 읽을 수 있습니다. 종료 중인 엔드포인트(`ready: false`, `terminating: true`)는
 #    유예 기간 동안 남아 있고 새 연결을 받지 않습니다.
 # 5. kube-proxy가 서비스마다 하나인 엔드포인트 오브젝트 대신 (하나에 최대 100개의 엔드포인트를 담는)
@@ -72,6 +84,16 @@
 #   `lab.break_pod(pod)`: 앱이 HTTP 500으로 응답합니다(04장). `lab.scale(deployment, n)`.
 #   `lab.rollout(deployment, image=...)`(`kubectl set image`: 롤링 업데이트이며 `lab.advance(seconds)`로 진행됩니다)와
 #   `lab.rollout_status(deployment)`(`kubectl rollout status`).
+# - `lab.timeline(src, to, seconds, rate, actions=[(t, fn)])`: 시계가 흐르는 동안(kubelet이 프로브하고, 파드가 준비되거나
+#   준비되지 않고, kube-proxy가 동기화) 초당 `rate`개의 연결을 열고, 시각 `t`에 `fn(lab)`을 실행합니다.
+#   `lab.lifecycle_frame(since=clock)`: 그사이 일어난 일입니다(열 `t`, `kind`, `pod`, `node`, `detail`. `t`는
+#   클러스터의 시계 `lab.cluster.clock` 기준). `views.wait_ready(lab, label)`: 그 파드들이 프로브를 통과할 때까지
+#   시계를 흐르게 합니다.
+# - `kslab.kubelet`: `ProbeSpec.from_container(container, where)`(API 서버의 기본값을 채운 프로브)와
+#   `detection_window(spec)`(앱이 고장 난 뒤 `Ready=False`까지의 최선과 최악의 초).
+# - `views.ReadinessPanel`, `views.compute_readiness(lab, broken=, probe=, period_seconds=, failure_threshold=, ...)`,
+#   `views.readiness_summary(result)`: 이 장의 패널과 그 뒤의 실험입니다(실습 환경의 복사본에서 실행).
+#   `charts.readiness_timeline(rows, lifecycle)`: 그 차트입니다.
 # - `views.compute_watch_cost(lab, replicas)`와 `views.watch_change(lab, deployment, service, replicas)`: 파드 하나의
 #   준비 상태 변경이 모든 kube-proxy에게 보내는 양을, 엔드포인트를 감시할 때와 엔드포인트슬라이스를 감시할 때로
 #   나누어 잽니다(실습 환경의 복사본에서). `charts.watch_cost`: 그 차트입니다.
@@ -369,6 +391,192 @@ experiments.claim(
 )
 
 # %% [markdown] lang="en"
+# ## The timeline: from a broken app to kube-proxy's sync
+#
+# The chain of events the kubelet starts: the app breaks → the probe fails `failureThreshold` times,
+# `periodSeconds` apart → the kubelet sets the pod's `Ready` to `False` → the EndpointSlice
+# controller writes `ready: false` → every node's kube-proxy syncs (at most once per
+# `minSyncPeriod`, 1 s) and the pod's `KUBE-SEP-…` jump is gone.
+#
+# **Predict** before you run the next cell: with mario's probe (`periodSeconds: 5`,
+# `failureThreshold: 3`, `timeoutSeconds: 1`), at most how many seconds pass between the app
+# breaking and `Ready=False`? (`kslab.kubelet.detection_window(spec)` computes it; try by hand first.)
+
+# %% [markdown] lang="ko"
+# ## 타임라인: 고장 난 앱에서 kube-proxy의 동기화까지
+#
+# kubelet이 시작하는 사건의 사슬입니다. 앱이 고장 남 → 프로브가 `periodSeconds` 간격으로 `failureThreshold`번
+# 실패 → kubelet이 파드의 `Ready`를 `False`로 바꿈 → 엔드포인트슬라이스 컨트롤러가 `ready: false`를 씀 → 모든
+# 노드의 kube-proxy가 동기화하고(`minSyncPeriod`, 1초에 많아야 한 번) 그 파드의 `KUBE-SEP-…` 점프가 사라짐.
+#
+# 다음 셀을 실행하기 전에 **예측**해 보세요. mario의 프로브(`periodSeconds: 5`, `failureThreshold: 3`,
+# `timeoutSeconds: 1`)로는 앱이 고장 난 뒤 `Ready=False`가 될 때까지 최대 몇 초가 걸릴까요?
+# (`kslab.kubelet.detection_window(spec)`가 계산합니다. 먼저 손으로 해 보세요.)
+
+# %% tags=["solution"]
+# EXERCISE-START
+answer = None  # seconds
+# EXERCISE-END
+answer = 3 * 5 + 1  # the app breaks right after a passing probe: 3 failing probes 5 s apart, the last may take 1 s to time out
+kslab.check.ch08.detection(answer)
+
+# %% [markdown] lang="en"
+# The experiment: `mypc` opens 10 connections a second for 30 s through a worker's nodePort while
+# the clock runs (`lab.timeline`); at 5 s the cell breaks one pod's app. `lab.lifecycle_frame()`
+# lists what the kubelet, the EndpointSlice controller and each kube-proxy did meanwhile. The chart
+# shows the connections per pod per second, the failed ones in red, and each step as a vertical
+# line. On sim the clock is simulated; on netns it is real, the kubelet's probes are real HTTP GETs
+# from the node's namespace to the pod's server, and the cell takes 30 s. The cell heals the app at
+# the end and waits until the pod is ready again.
+
+# %% [markdown] lang="ko"
+# 실험입니다. 시계가 흐르는 동안(`lab.timeline`) `mypc`가 워커의 노드 포트로 1초에 10개씩 30초 동안 연결을 열고,
+# 5초에 셀이 파드 하나의 앱을 고장 냅니다. `lab.lifecycle_frame()`은 그사이 kubelet, 엔드포인트슬라이스
+# 컨트롤러, 각 kube-proxy가 한 일을 나열합니다. 차트는 파드별 초당 연결 수, 빨간색으로 실패한 연결, 그리고 각
+# 단계를 세로선으로 보여 줍니다. sim에서는 시계가 시뮬레이션이고, netns에서는 시계가 실제이며 kubelet의 프로브는
+# 노드의 네임스페이스에서 파드의 서버로 보내는 실제 HTTP GET이고, 셀은 30초가 걸립니다. 셀은 끝날 때 앱을 고치고
+# 파드가 다시 준비될 때까지 기다립니다.
+
+# %%
+from kslab import kubelet
+
+on = with_mario(lab.exact("a pod's app broken at a chosen instant, which kslab cannot do to a live cluster's pod"))
+spec = kubelet.ProbeSpec.from_container({"name": "mario", "readinessProbe": probe}, "mario")  # the probe read back above
+best, worst = kubelet.detection_window(spec)
+victim, BREAK = mario_pods(on)[0], 5.0
+start = on.cluster.clock
+try:
+    tl = on.timeline("mypc", f"{W1}:svc-mario", seconds=30, rate=10, actions=[(BREAK, lambda l: l.break_pod(victim))], seed=8)
+    life = on.lifecycle_frame(since=start)
+finally:
+    on.break_pod(victim, False)
+    views.wait_ready(on, "app=mario")
+life = life[life["t"] > start]  # what happened during the timeline (earlier cells' events may share its first instant)
+life = life.assign(t=life["t"] - start)  # seconds since the timeline began, as tl["t"]
+charts.readiness_timeline(tl, life).show()
+mine = life[(life["pod"] == victim) & (life["kind"] != "probe")]
+print(mine[["t", "kind", "detail"]].to_string(index=False))
+not_ready_t = float(life.loc[(life["kind"] == "not-ready") & (life["pod"] == victim), "t"].min())
+synced_t = float(life.loc[(life["kind"] == "synced") & (life["t"] >= not_ready_t), "t"].min())
+failed = tl[tl["outcome"] != "ok"]
+window = tl[(tl["t"] >= BREAK) & (tl["t"] < synced_t)]
+late = tl[tl["t"] > synced_t + 0.3]  # after the sync (a real clock's client batches 0.2 s of connections)
+share = len(failed) / max(len(window), 1)
+print(f"predicted Ready=False {best:g}-{worst:g} s after the break; measured {not_ready_t - BREAK:.1f} s; "
+      f"kube-proxy synced {synced_t - not_ready_t:.1f} s later; {len(failed)} of the {len(window)} connections in between "
+      f"failed ({share:.0%}), none after")
+experiments.claim(
+    best <= not_ready_t - BREAK <= worst + 0.5 and synced_t - not_ready_t <= 1.5
+    and set(failed["endpoint_pod"].dropna()) <= {victim} and (failed["t"] >= BREAK).all() and (failed["t"] <= synced_t + 0.3).all()
+    and victim not in set(late["endpoint_pod"]) and (late["outcome"] == "ok").all()
+    and abs(share - 1 / 3) <= experiments.noise(1 / 3, max(len(window), 1)),
+    f"{victim} went Ready=False {not_ready_t - BREAK:.1f} s after its app broke (the window is {best:g}-{worst:g} s), "
+    f"kube-proxy synced {synced_t - not_ready_t:.1f} s later (minSyncPeriod 1 s); until then 1 connection in 3 failed "
+    f"({share:.0%}), afterwards none reached it",
+    f"the timeline changed: Ready=False at {not_ready_t - BREAK:.1f} s after the break, synced at {synced_t:.1f}, "
+    f"failed {len(failed)} ({share:.0%}) from {sorted(set(failed['endpoint_pod'].dropna()))}, late to victim "
+    f"{int((late['endpoint_pod'] == victim).sum())}",
+)
+
+# %% [markdown] lang="en"
+# Read the lifecycle: the probe failures come `periodSeconds` apart; the third sets `Ready=False`;
+# the slice follows at once (the controller's batch period is 0) and kube-proxy at its next
+# allowed sync. On a real cluster the kubelet reports to the API server, and the controller and
+# kube-proxy learn it through their watches: about a second more.
+
+# %% [markdown] lang="ko"
+# 라이프사이클을 읽어 보세요. 프로브 실패는 `periodSeconds` 간격으로 옵니다. 세 번째 실패가 `Ready=False`를
+# 만듭니다. 슬라이스는 곧바로 따라오고(컨트롤러의 배치 기간은 0), kube-proxy는 허용된 다음 동기화에서 따라옵니다.
+# 실제 클러스터에서는 kubelet이 API 서버에 보고하고, 컨트롤러와 kube-proxy는 감시(watch)로 그것을 알게 되므로
+# 1초 정도가 더 걸립니다.
+
+# %% [markdown] lang="en"
+# ## Errors before detection: with and without a probe
+#
+# How many connections fail? Each new connection goes to the broken pod with probability 1/3 (one
+# of three ready endpoints) until kube-proxy has dropped it, so at `rate` connections per second
+# the prediction is rate × 1/3 × (detection time + sync), between the window's best and worst
+# case. Without a probe there is no end. `views.compute_readiness` runs the timeline on a copy of
+# the lab; `probe=False` first rolls out the Deployment without its probe (new pods).
+
+# %% [markdown] lang="ko"
+# ## 감지 전의 오류: 프로브가 있을 때와 없을 때
+#
+# 연결은 몇 개나 실패할까요? 새 연결은 kube-proxy가 고장 난 파드를 뺄 때까지 1/3의 확률로(준비된 엔드포인트 세 개 중
+# 하나) 그 파드로 갑니다. 그래서 초당 `rate`개의 연결이면 예측은 rate × 1/3 × (감지 시간 + 동기화)이고, 감지 시간
+# 범위의 최선과 최악 사이에 있습니다. 프로브가 없으면 끝이 없습니다. `views.compute_readiness`는 실습 환경의
+# 복사본에서 타임라인을 실행합니다. `probe=False`는 먼저 프로브 없는 디플로이먼트를 롤아웃합니다(새 파드).
+
+# %%
+RATE, SECONDS = 10, 40
+runs = {probe: views.compute_readiness(lab, broken=1, probe=probe, seconds=SECONDS, rate=RATE, break_at=BREAK, seed=8)
+        for probe in (True, False)}
+with_probe, without = runs[True], runs[False]
+low, high = (RATE / 3 * w for w in with_probe.window)
+in_window = with_probe.df[(with_probe.df["t"] >= BREAK) & (with_probe.df["t"] < with_probe.removed_at)]
+tail = without.df[without.df["t"] >= SECONDS - 5]  # the last 5 s without a probe
+print(f"with the probe: predicted {low:.0f}-{high:.0f} failed connections (10/s x 1/3 x {with_probe.window[0]:g}-"
+      f"{with_probe.window[1]:g} s), measured {with_probe.errors}; without: {without.errors} of the "
+      f"{int((without.df['t'] >= BREAK).sum())} connections after the break, still {int((tail['outcome'] != 'ok').sum())} "
+      f"in the last 5 s")
+experiments.claim(
+    with_probe.window is not None and without.window is None and not without.not_ready_at
+    and low - experiments.noise(1 / 3, len(in_window)) * len(in_window) <= with_probe.errors
+    <= high + experiments.noise(1 / 3, len(in_window)) * len(in_window)
+    and abs(without.errors / max(int((without.df["t"] >= BREAK).sum()), 1) - 1 / 3)
+    <= experiments.noise(1 / 3, int((without.df["t"] >= BREAK).sum()))
+    and (tail["outcome"] != "ok").any(),
+    f"with the probe {with_probe.errors} connections failed (predicted {low:.0f}-{high:.0f}), then none; without a probe "
+    f"{without.errors} failed, a third of all, and they never stop",
+    f"the error counts changed: with {views.readiness_summary(with_probe)}; without {views.readiness_summary(without)}",
+)
+
+# %% [markdown] lang="en"
+# ## Explore: the readiness panel
+#
+# Break 0-3 pods (and let them heal halfway), change the probe's `periodSeconds` and
+# `failureThreshold`, or remove the probe. Each move runs the timeline above on its own copy of the
+# lab (a changed probe rolls out there first: the Deployment gets new pods). The line under the
+# chart compares the predicted window with what happened. Try: `failureThreshold` 1 (fast, but one
+# slow answer takes a healthy pod out); all 3 pods broken (no ready endpoint left: every connection
+# fails); no probe (the errors never stop).
+
+# %% [markdown] lang="ko"
+# ## 탐색: 준비성 패널
+#
+# 파드를 0-3개 고장 내고(중간에 고쳐지게 할 수도 있습니다), 프로브의 `periodSeconds`와 `failureThreshold`를
+# 바꾸거나 프로브를 없애 보세요. 컨트롤을 움직일 때마다 패널은 자기만의 실습 환경 복사본에서 위의 타임라인을
+# 실행합니다(바뀐 프로브는 먼저 그곳에서 롤아웃됩니다. 디플로이먼트가 새 파드를 받습니다). 차트 아래의 줄은 예측한
+# 시간 범위와 실제로 일어난 일을 비교합니다. 해 볼 것: `failureThreshold` 1(빠르지만, 느린 응답 한 번에 건강한
+# 파드도 빠집니다), 파드 3개 모두 고장(준비된 엔드포인트가 없어 모든 연결이 실패), 프로브 없음(오류가 멈추지 않음).
+
+# %%
+import gc
+
+panel = views.ReadinessPanel(lab.exact("timelines on copies at every move, which a live cluster's own clock cannot give"))
+gc.freeze()  # keeps the controls responsive: Python's collector stops rescanning everything loaded so far
+panel
+
+# %% [markdown] lang="en"
+# The claim below does not read the panel: it runs `compute_readiness`, the function behind it,
+# with two pods broken.
+
+# %% [markdown] lang="ko"
+# 아래의 확인은 패널을 읽지 않습니다. 패널 뒤의 함수 `compute_readiness`를 파드 두 개를 고장 낸 채로 실행합니다.
+
+# %%
+two = views.compute_readiness(lab, broken=2, seconds=30, rate=10, break_at=5)
+print(views.readiness_summary(two))
+experiments.claim(
+    len(two.not_ready_at) == 2 and all(two.window[0] <= t - 5 <= two.window[1] + 0.5 for t in two.not_ready_at.values())
+    and two.removed_at is not None
+    and not (two.df[two.df["t"] > two.removed_at + 0.3]["endpoint_pod"].isin(two.broken)).any(),
+    f"two broken pods: both Ready=False within the window {two.window[0]:g}-{two.window[1]:g} s, kube-proxy synced at "
+    f"{two.removed_at:.1f} s, after which only the healthy pod answered",
+    f"compute_readiness changed: {views.readiness_summary(two)}",
+)
+
+# %% [markdown] lang="en"
 # ## A rolling update: terminating endpoints
 #
 # `kubectl set image deployment/mario mario=pengbai/docker-supermario:v2` starts a rolling update
@@ -547,18 +755,23 @@ kslab.check.ch08.watch_entries(answer, lab)
 #
 # With `KSLAB_BACKEND=netns` (root) the mario pods are real namespaces running kslab's stand-in for
 # the image (an HTTP server on 8080 that answers 500 once broken); `lab.sh` runs the real `iptables`
-# and `curl`, and the connections are real. The 250-pod slices and the watch cost run on simulator
-# copies everywhere. On kind the Deployment, the Service, the slices and kube-proxy's rules are the
-# cluster's own; a pod made not ready by hand and a broken app run on a simulator twin, and say so.
+# and `curl`, and the connections are real. The kubelet's readiness probes are real HTTP GETs from
+# each node's namespace to its pods, on the real clock: the timeline takes its 30 s, and its claim
+# compares the measured time to `Ready=False` with the predicted window. The panel, the error counts,
+# the 250-pod slices and the watch cost run on simulator copies everywhere. On kind the Deployment,
+# the Service, the slices and kube-proxy's rules are the cluster's own; a pod made not ready by hand,
+# a broken app, the timeline and the rolling update run on a simulator twin, and say so.
 
 # %% [markdown] lang="ko"
 # ## 실제 커널에서
 #
 # `KSLAB_BACKEND=netns`(root)로 실행하면 mario 파드는 이미지 대신 kslab의 대역 서버(8080에서 응답하고, 고장 나면
 # 500으로 응답하는 HTTP 서버)를 실행하는 실제 네임스페이스입니다. `lab.sh`는 실제 `iptables`와 `curl`을 실행하고,
-# 연결도 실제입니다. 파드 250개의 슬라이스와 감시 비용은 어디서나 시뮬레이터 복사본에서 실행됩니다. kind에서는
-# 디플로이먼트, 서비스, 슬라이스, kube-proxy의 규칙이 클러스터 자신의 것입니다. 직접 준비되지 않게 만든 파드와
-# 고장 난 앱은 시뮬레이터 복제본에서 실행되며, 그렇다고 알려 줍니다.
+# 연결도 실제입니다. kubelet의 준비성 프로브는 각 노드의 네임스페이스에서 그 파드로 보내는 실제 HTTP GET이며,
+# 실제 시계로 돌아갑니다. 타임라인은 30초가 걸리고, 그 확인은 측정한 `Ready=False`까지의 시간을 예측한 범위와
+# 비교합니다. 패널, 오류 수, 파드 250개의 슬라이스와 감시 비용은 어디서나 시뮬레이터 복사본에서 실행됩니다.
+# kind에서는 디플로이먼트, 서비스, 슬라이스, kube-proxy의 규칙이 클러스터 자신의 것입니다. 직접 준비되지 않게 만든
+# 파드, 고장 난 앱, 타임라인, 롤링 업데이트는 시뮬레이터 복제본에서 실행되며, 그렇다고 알려 줍니다.
 
 # %%
 print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab.fallback}" if lab.fallback else ""))
