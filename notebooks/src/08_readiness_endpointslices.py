@@ -352,7 +352,9 @@ experiments.claim(
 #
 # The cell breaks one pod's app (`lab.break_pod`: it answers HTTP 500, as a crashed backend behind a
 # web server would) and opens 600 connections within a fraction of a second, well inside one probe
-# period: what every client sees during the detection window, and forever without a probe.
+# period: what every client sees during the detection window, and forever without a probe. (The
+# claim's band, "± 10%", is how far a random one-in-three split of 600 connections strays by chance:
+# five standard deviations, `experiments.noise`, chapter 04.)
 
 # %% [markdown] lang="ko"
 # ## kubelet이 알아차리기 전: 클라이언트가 보는 것
@@ -365,7 +367,8 @@ experiments.claim(
 #
 # 셀은 파드 하나의 앱을 고장 내고(`lab.break_pod`: 웹 서버 뒤의 백엔드가 죽었을 때처럼 HTTP 500으로 응답합니다),
 # 1초도 안 되는 동안, 즉 프로브 주기 하나 안에서 연결 600개를 엽니다. 감지 시간 동안, 그리고 프로브가 없으면
-# 영원히, 모든 클라이언트가 보는 것입니다.
+# 영원히, 모든 클라이언트가 보는 것입니다. (확인의 허용 범위 "± 10%"는 연결 600개를 3분의 1 확률로 무작위로 나눌
+# 때 우연만으로 벗어날 수 있는 폭입니다. 표준 편차의 다섯 배, `experiments.noise`, 04장.)
 
 # %%
 on = with_mario(lab.exact("a broken app and an exact error count, which a live cluster's shared traffic cannot give"))
@@ -441,7 +444,8 @@ kslab.check.ch08.detection(answer)
 from kslab import kubelet
 
 on = with_mario(lab.exact("a pod's app broken at a chosen instant, which kslab cannot do to a live cluster's pod"))
-spec = kubelet.ProbeSpec.from_container({"name": "mario", "readinessProbe": probe}, "mario")  # the probe read back above
+probe = json.loads(on.sh(CP, "kubectl get deploy mario -o jsonpath={.spec.template.spec.containers[0].readinessProbe}"))
+spec = kubelet.ProbeSpec.from_container({"name": "mario", "readinessProbe": probe}, "mario")  # with the API server's defaults
 best, worst = kubelet.detection_window(spec)
 victim, BREAK = mario_pods(on)[0], 5.0
 start = on.cluster.clock
@@ -508,7 +512,7 @@ experiments.claim(
 # 복사본에서 타임라인을 실행합니다. `probe=False`는 먼저 프로브 없는 디플로이먼트를 롤아웃합니다(새 파드).
 
 # %%
-RATE, SECONDS = 10, 40
+RATE, SECONDS, BREAK = 10, 40, 5.0
 runs = {probe: views.compute_readiness(lab, broken=1, probe=probe, seconds=SECONDS, rate=RATE, break_at=BREAK, seed=8)
         for probe in (True, False)}
 with_probe, without = runs[True], runs[False]
