@@ -16,7 +16,7 @@ from .model import ClusterState
 
 if TYPE_CHECKING:
     from .loadbalancer import LBState
-    from .views import AffinityResult, TrafficPolicyResult
+    from .views import AffinityResult, TopologyResult, TrafficPolicyResult
 
 PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC"]
 
@@ -475,6 +475,113 @@ def health_table(lb: LBState) -> go.Figure:
                              cells=dict(values=d["cells"], fill_color=[d["fill"]] * 3, align="left", height=26)))
     fig.update_layout(title=d["title"], height=130 + 28 * len(d["cells"][0]), margin=dict(l=10, r=10, t=70, b=10))
     return fig
+
+
+# ---- chapter 09: topology aware routing ----------------------------------------------------------------
+
+NO_HINT = "no hint"
+NO_HINT_COLOR = "#BAB0AC"
+
+
+def zone_colors(zones: Sequence[str]) -> dict[str, str]:
+    """The same colour for the same zone across chapter 09's charts (and grey for "no hint")."""
+    return {**{z: PALETTE[i % len(PALETTE)] for i, z in enumerate(zones)}, NO_HINT: NO_HINT_COLOR}
+
+
+def _short_zone(zone: str) -> str:
+    return zone or "(no zone)"
+
+
+def hints_data(hints: pd.DataFrame, zones: Sequence[str]) -> dict:
+    """What the hints chart shows for a :func:`kslab.views.hints_table`: per zone of an endpoint
+    (x), how many of its ready endpoints are hinted for each zone (one series per zone of
+    ``zones``, then "no hint"). An endpoint hinted for another zone is traffic that zone's
+    clients send across zones."""
+    ready = hints[hints["ready"]] if len(hints) else hints
+    x = [*zones, *sorted({z for z in ready["zone"]} - set(zones))] if len(ready) else list(zones)
+    names = [*zones, NO_HINT]
+    counts = []
+    for target in names:
+        row = []
+        for z in x:
+            here = ready[ready["zone"] == z] if len(ready) else ready
+            if target == NO_HINT:
+                row.append(int((here["for_zones"] == "").sum()) if len(here) else 0)
+            else:
+                row.append(int(here["for_zones"].map(lambda f, t=target: t in f.split(",")).sum()) if len(here) else 0)
+        counts.append(row)
+    return {"zones": [_short_zone(z) for z in x], "names": names, "counts": counts, "colors": zone_colors(zones)}
+
+
+def hints_title(r: "TopologyResult") -> str:
+    n = int(r.hints["ready"].sum()) if len(r.hints) else 0
+    state = "hints written" if r.hinted else "no hints"
+    return f"{r.service}: {n} ready endpoints per zone, by the zone they are hinted for ({r.mode}: {state}; {r.backend} backend)"
+
+
+def hints_figure(hints: pd.DataFrame, zones: Sequence[str], title: str = "Endpoints per zone, by hinted zone") -> go.Figure:
+    """Stacked bars: per zone, its ready endpoints coloured by the zone their ``hints.forZones`` names."""
+    d = hints_data(hints, zones)
+    fig = go.Figure(layout=dict(title=title, barmode="stack", template="plotly_white", height=360,
+                                xaxis_title="zone of the endpoint (its pod's node)", yaxis_title="ready endpoints",
+                                legend_title_text="hinted for"))
+    for name, y in zip(d["names"], d["counts"]):
+        fig.add_bar(name=name, x=d["zones"], y=y, marker_color=d["colors"][name])
+    return fig
+
+
+def zone_matrix_data(matrix: pd.DataFrame, zones: Sequence[str]) -> dict:
+    """A client zone x endpoint zone matrix of shares (:attr:`kslab.views.TopologyResult.matrix`)
+    on the zones given, in order (0 where nothing went), with percentages as text."""
+    rows = list(zones)
+    cols = list(zones)
+    z = [[float(matrix.loc[r, c]) if r in matrix.index and c in matrix.columns else 0.0 for c in cols] for r in rows]
+    return {"x": [_short_zone(c) for c in cols], "y": [_short_zone(r) for r in rows], "z": z,
+            "text": [[f"{v:.0%}" for v in row] for row in z]}
+
+
+def matrix_title(r: "TopologyResult") -> str:
+    cross = ", ".join(f"{z[-2:]} {s:.0%}" for z, s in r.cross_zone.items())
+    return f"Where each zone's client was answered ({r.connections} connections each); across zones: {cross}"
+
+
+def zone_matrix_figure(matrix: pd.DataFrame, zones: Sequence[str], title: str = "Client zone -> endpoint zone") -> go.Figure:
+    """A heatmap: rows the client's zone, columns the zone of the pod that answered, cells the share
+    of the client zone's answered connections (the diagonal stays in the zone)."""
+    d = zone_matrix_data(matrix, zones)
+    fig = go.Figure(go.Heatmap(z=d["z"], x=d["x"], y=d["y"], text=d["text"], texttemplate="%{text}", zmin=0, zmax=1,
+                               colorscale="Blues", colorbar=dict(title="share")))
+    fig.update_layout(title=title, template="plotly_white", height=360, xaxis_title="zone of the pod that answered",
+                      yaxis_title="zone of the client", yaxis_autorange="reversed")
+    return fig
+
+
+def cross_zone_data(runs: "dict[str, pd.Series]") -> dict:
+    """For :func:`cross_zone_bars`: per label (e.g. "hints off", "hints on"), the share of each
+    client zone's answered connections that crossed zones."""
+    zones = sorted({z for s in runs.values() for z in s.index})
+    return {"zones": zones, "series": {label: [float(s.get(z, 0.0)) for z in zones] for label, s in runs.items()}}
+
+
+def cross_zone_bars(runs: "dict[str, pd.Series]", title: str = "Share of connections answered in another zone") -> go.Figure:
+    """Grouped bars: per client zone, the cross-zone share under each setting (``runs``: label ->
+    :func:`kslab.views.cross_zone_shares`)."""
+    d = cross_zone_data(runs)
+    fig = go.Figure(layout=dict(title=title, barmode="group", template="plotly_white", height=360,
+                                xaxis_title="zone of the client", yaxis_title="answered in another zone",
+                                yaxis_tickformat=".0%", yaxis_range=[0, 1]))
+    for i, (label, y) in enumerate(d["series"].items()):
+        fig.add_bar(name=label, x=d["zones"], y=y, text=[f"{v:.0%}" for v in y], marker_color=PALETTE[i % len(PALETTE)])
+    return fig
+
+
+def topology_line(r: "TopologyResult") -> str:
+    """The line under the topology panel: the cross-zone share per client zone, the zones' CPU and
+    the controller's last event on the Service."""
+    cross = ", ".join(f"{z}: {s:.0%}" for z, s in r.cross_zone.items())
+    cpu = ", ".join(f"{_short_zone(z)} {c}m" for z, c in r.zone_cpu.items())
+    event = f"; last event: <i>{r.message}</i>" if r.message else ""
+    return f"<b>answered in another zone</b> {cross}. <b>CPU counted per zone</b> {cpu}{event}"
 
 
 # ---- chapter 08: readiness probes, Endpoints and EndpointSlices ------------------------------------

@@ -831,6 +831,139 @@ ch07 = SimpleNamespace(local_drop=_local_drop, sep_count=_sep_count, from_node=_
                        source_ranges=_source_ranges)
 
 
+# ---- chapter 09: topology aware routing ---------------------------------------------------------------
+
+CH09_SERVICE = "svc-zone"  # data/myk8s/topology: the Service with topology-mode: Auto
+CH09_DEPLOYMENT = "deploy-zone"
+FOUR_OPTIONS = ("a", "b", "c")  # (a) hints, one zone hinted twice; (b) no hints at all; (c) hints but one endpoint without
+
+
+def _ch09_lab(lab=None):
+    """A lab the check may change, with chapter 09's add-on (data/myk8s/topology) applied."""
+    from .resources import study_lab
+
+    lab = _private_lab(lab)
+    if not any(s.name == CH09_SERVICE for s in lab.cluster.services):
+        lab.apply(study_lab() / "topology")
+    return lab
+
+
+def _hint_choice(hints) -> str:
+    """The option a hints table (:func:`kslab.views.hints_table`) matches: (b) no ready endpoint has
+    a hint, (c) some have and some not, (a) every ready endpoint has one."""
+    ready = hints[hints["ready"]]
+    hinted = (ready["for_zones"] != "")
+    if not hinted.any():
+        return "b"
+    return "a" if hinted.all() else "c"
+
+
+def _four_endpoints(answer: Any, lab=None, replicas: int = 4) -> Feedback:
+    """What the EndpointSlice controller does with svc-zone's hints once deploy-zone has
+    ``replicas`` pods over three equal zones: read from the slices on a copy of the lab."""
+    if answer is None:
+        return _pending(f"what happens to svc-zone's hints with {replicas} endpoints in three zones (a, b or c)")
+    from .views import event_counts, hints_table, new_events
+
+    lab = _ch09_lab(lab)
+    got = str(answer).strip().lower().strip("()")
+    if got not in FOUR_OPTIONS:
+        raise WrongAnswer(f"answer 'a', 'b' or 'c', not {answer!r}. Hint: compute each zone's minimum, ceil(n/3 / 1.2)")
+    seen = event_counts(lab.cluster, CH09_SERVICE)
+    lab.scale(CH09_DEPLOYMENT, replicas)
+    expected = _hint_choice(hints_table(lab.cluster, CH09_SERVICE))
+    if got == expected:
+        events = new_events(lab.cluster, CH09_SERVICE, seen)
+        said = f" The controller's event: {events[-1][1]}: {events[-1][2]}" if events else ""
+        why = {"b": f"each zone needs at least ceil({replicas}/3 / 1.2) endpoints, and three such minimums exceed "
+                    f"{replicas}: the controller removes every hint and kube-proxy uses all endpoints everywhere.",
+               "a": "every ready endpoint is hinted for one zone.",
+               "c": "some endpoints are hinted, some not."}[expected]
+        return _ok(f"({expected}) {why}{said}")
+    raise WrongAnswer(f"not ({got}). Hint: with {replicas} endpoints and three equal zones, each zone should get "
+                      f"{replicas}/3; its minimum is that divided by 1.2, rounded up. Do three minimums fit in {replicas}?")
+
+
+def _smallest_hinted(answer: Any, lab=None, above: int = 7, most: int = 30) -> Feedback:
+    """The smallest number of replicas of deploy-zone above ``above`` for which svc-zone gets
+    hints again: tried on a copy of the lab, one count after the other."""
+    if answer is None:
+        return _pending(f"the smallest number of endpoints above {above} that gets hints in three equal zones")
+    from .views import hints_table
+
+    try:
+        got = int(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give a number of endpoints, not {answer!r}") from None
+    lab = _ch09_lab(lab)
+    expected, failed = None, []
+    for n in range(above + 1, most + 1):
+        lab.scale(CH09_DEPLOYMENT, n)
+        if _hint_choice(hints_table(lab.cluster, CH09_SERVICE)) == "a":
+            expected = n
+            break
+        failed.append(n)
+    if expected is None:
+        raise WrongAnswer(f"no count from {above + 1} to {most} got hints in this lab: are three zones still there?")
+    if got == expected and float(answer) == got:
+        skipped = f" ({', '.join(map(str, failed))} did not: the minimums did not fit)" if failed else ""
+        return _ok(f"{expected}: every zone's minimum ceil({expected}/3 / 1.2) fits{skipped}")
+    if got in failed:
+        raise WrongAnswer(f"{got} gets no hints: three times ceil({got}/3 / 1.2) is more than {got}. Try the next counts")
+    raise WrongAnswer(f"not {answer!r}. Hint: for n endpoints, each zone needs ceil(n/3 / 1.2); find the first n above "
+                      f"{above} where three of them fit in n")
+
+
+def _cross_zone_share(answer: Any, lab=None, placement: dict[str, int] | None = None, client: str = "net-2a",
+                      n: int = 1200) -> Feedback:
+    """The share of ``client``'s connections to svc-zone answered in another zone, deploy-zone
+    placed ``placement`` and the Service on ``topology-mode: Auto``: measured on a copy."""
+    placement = dict(placement or {"myk8s-worker": 1, "myk8s-worker2": 1, "myk8s-worker3": 4})
+    if answer is None:
+        return _pending(f"the share of {client}'s connections answered in another zone, deploy-zone placed {placement}")
+    from .views import run_topology
+
+    try:
+        got = float(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give one number between 0 and 1 (a share), not {answer!r}") from None
+    if got > 1:
+        got /= 100
+    r = run_topology(_ch09_lab(lab), "Auto", placement, connections=n, seed=3, clients=(client,))
+    zone = r.df["client_zone"].iloc[0]
+    expected = float(r.cross_zone.get(zone, 0.0))
+    if abs(got - expected) <= 0.06:
+        mine = r.hints[r.hints["for_zones"].map(lambda f: zone in f.split(","))]
+        away = int((mine["zone"] != zone).sum())
+        return _ok(f"about {expected:.0%}: {len(mine)} endpoints are hinted for {zone}, {away} of them in another zone "
+                   "(given by the zone with more endpoints than its share)")
+    raise WrongAnswer(f"{answer} is off (measured {expected:.0%}). Hint: each zone should get n/3 endpoints; the zone with "
+                      "more gives its surplus to the others. How many endpoints end up hinted for your zone, and where are they?")
+
+
+def _precedence(answer: Any, lab=None, old: str = "Disabled", new: str = "Auto") -> Feedback:
+    """Whether svc-zone gets hints with both annotations set, the old one (``topology-aware-hints``)
+    to ``old`` and the new one (``topology-mode``) to ``new``: read from the slices on a copy."""
+    if answer is None:
+        return _pending(f"hints with topology-aware-hints: {old} and topology-mode: {new} (True or False)")
+    if not isinstance(answer, bool):
+        raise WrongAnswer(f"answer True or False, not {answer!r}")
+    from .views import ANNOTATION_TOPOLOGY_HINTS, ANNOTATION_TOPOLOGY_MODE, hints_table
+
+    lab = _ch09_lab(lab)
+    lab.patch_service(CH09_SERVICE, annotations={ANNOTATION_TOPOLOGY_HINTS: old, ANNOTATION_TOPOLOGY_MODE: new},
+                      traffic_distribution=None)
+    expected = _hint_choice(hints_table(lab.cluster, CH09_SERVICE)) == "a"
+    if answer == expected:
+        return _ok(f"{expected}: the controller reads {ANNOTATION_TOPOLOGY_HINTS} first and looks at {ANNOTATION_TOPOLOGY_MODE} "
+                   f"only when the old key is absent; hints need the value Auto or auto")
+    raise WrongAnswer("not quite. Hint: which of the two keys does the EndpointSlice controller read first?")
+
+
+ch09 = SimpleNamespace(four_endpoints=_four_endpoints, smallest_hinted=_smallest_hinted,
+                       cross_zone_share=_cross_zone_share, precedence=_precedence)
+
+
 # ---- chapter 08: readiness probes, Endpoints and EndpointSlices -------------------------------------
 
 CH08_DEPLOYMENT = "mario"  # the Super Mario Deployment (data/myk8s/readiness)

@@ -26,6 +26,7 @@ only moves traffic: client ports and kube-proxy's random choices.
 from __future__ import annotations
 
 import copy as _copy
+import dataclasses
 import ipaddress
 import math
 import os
@@ -223,6 +224,12 @@ class Lab:
         for name in names:
             if name not in self._proxiers:
                 self._proxiers[name] = Proxier(self.proxy_config(name))
+            elif self._proxiers[name].config.node_zone != (self.cluster.node(name).zone or ""):
+                # kube-proxy's OnTopologyChange (OnNodeUpdate before 1.33): the node's zone label changed,
+                # so it filters hints by the new zone from now on, in a full sync (upstream sets needFullSync)
+                proxier = self._proxiers[name]
+                proxier.config = dataclasses.replace(proxier.config, node_zone=self.cluster.node(name).zone or "")
+                proxier.force_full_sync("node labels changed")
             if full:
                 self._proxiers[name].force_full_sync("forced")
 

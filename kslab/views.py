@@ -769,6 +769,377 @@ class TrafficPolicyPanel:
         display(self.widget)
 
 
+# ---- chapter 09: topology aware routing -----------------------------------------------------------------
+
+TOPOLOGY_MODES = ("off", "Auto", "PreferClose", "PreferSameZone", "PreferSameNode")
+"""What :func:`compute_topology` can switch on for a Service: nothing, the annotation
+``service.kubernetes.io/topology-mode: Auto`` (topology aware hints, proportional to each zone's
+CPU), or ``spec.trafficDistribution`` (hints for the endpoint's own zone, or node, and nothing else)."""
+ANNOTATION_TOPOLOGY_MODE = "service.kubernetes.io/topology-mode"  # v1.AnnotationTopologyMode (1.27+)
+ANNOTATION_TOPOLOGY_HINTS = "service.kubernetes.io/topology-aware-hints"  # v1.DeprecatedAnnotationTopologyAwareHints (1.23-1.26)
+ZONE_CLIENTS = ("net-2a", "net-2b", "net-2c")  # data/myk8s/topology: one netshoot pod per zone
+NO_ZONE = "(no zone)"
+
+
+def topology_patch(svc, mode: str) -> dict:
+    """The Service patch (``lab.patch_service`` keyword arguments) that switches ``svc`` to ``mode``
+    (one of :data:`TOPOLOGY_MODES`), keeping its other annotations. ``Auto`` sets the current
+    annotation and drops the old one (which would take precedence, see
+    :func:`kslab.topology.hints_enabled`); a trafficDistribution mode drops both annotations."""
+    from .errors import InputError
+
+    if mode not in TOPOLOGY_MODES:
+        raise InputError("mode", f"{mode!r} is not a topology mode", f"use one of: {', '.join(TOPOLOGY_MODES)}")
+    annotations = {k: v for k, v in (svc.annotations or {}).items()
+                   if k not in (ANNOTATION_TOPOLOGY_MODE, ANNOTATION_TOPOLOGY_HINTS)}
+    if mode == "Auto":
+        annotations[ANNOTATION_TOPOLOGY_MODE] = "Auto"
+    return {"annotations": annotations, "traffic_distribution": mode if mode.startswith("Prefer") else None}
+
+
+def hints_table(cluster, service: str, namespace: str = "default") -> pd.DataFrame:
+    """One row per endpoint of ``service``'s EndpointSlices, as ``kubectl get endpointslices -o yaml``
+    shows them: ``slice``, ``pod`` (targetRef), ``address``, ``node``, ``zone``, ``ready``,
+    ``for_zones`` and ``for_nodes`` (the hints, comma-joined; "" when the endpoint has none)."""
+    svc = cluster.service(service, namespace)
+    rows = []
+    for s in cluster.slices_for(svc):
+        for e in s.endpoints:
+            rows.append({"slice": s.name, "pod": e.target_pod or "", "address": e.addresses[0] if e.addresses else "",
+                         "node": e.node_name or "", "zone": e.zone or "", "ready": e.ready is not False,
+                         "for_zones": ",".join(e.hints_for_zones or []), "for_nodes": ",".join(e.hints_for_nodes or [])})
+    return pd.DataFrame(rows, columns=["slice", "pod", "address", "node", "zone", "ready", "for_zones", "for_nodes"])
+
+
+def with_zones(df: pd.DataFrame, cluster) -> pd.DataFrame:
+    """``lab.run``'s rows with three columns more: ``client_zone`` (the zone of the client's node),
+    ``endpoint_zone`` (the zone of the node of the pod that answered) and ``cross_zone`` (both known
+    and different); a node without a zone label gives :data:`NO_ZONE`."""
+    zone = {n.name: (n.zone or NO_ZONE) for n in cluster.nodes}
+    out = df.copy()
+    pods = {p.name: p.node_name for p in cluster.pods}
+    node_of = {c: pods.get(c, c if c in zone else "") for c in out["client"].unique()}
+    out["client_zone"] = [zone.get(node_of.get(c, ""), NO_ZONE) for c in out["client"]]
+    out["endpoint_zone"] = [zone.get(n, NO_ZONE) if isinstance(n, str) and n else "" for n in out["endpoint_node"]]
+    out["cross_zone"] = ((out["outcome"] == "ok") & (out["endpoint_zone"] != out["client_zone"])
+                         & (out["client_zone"] != NO_ZONE) & (out["endpoint_zone"] != NO_ZONE))
+    return out
+
+
+def cross_zone_shares(df: pd.DataFrame) -> pd.Series:
+    """Per client zone, the share of its answered connections that an endpoint in another zone
+    answered (``df`` from :func:`with_zones`)."""
+    ok = df[df["outcome"] == "ok"]
+    return ok.groupby("client_zone")["cross_zone"].mean().astype(float).rename("cross_zone_share")
+
+
+@dataclass(frozen=True)
+class TopologyResult:
+    """One experiment of chapter 09: where ``deployment``'s pods run (``placement``: worker -> pods),
+    which zone each node is in (``zones``: node -> zone, "" = no label), which topology mode the
+    Service uses, and what follows: the controller's ``hints`` (:func:`hints_table`), its
+    ``events`` on the Service ((type, reason, message); ``said``: those the changes made it
+    report, :func:`new_events`), the zones' CPU (``zone_cpu``: the zones of the
+    nodes the controller counts, ready workers, in millicores), the ``allocations`` (per zone the
+    minimum and maximum endpoints, ``kslab.topology.allocations_table``; empty when hints are
+    off), and ``connections`` connections from each of ``clients``: ``df`` (rows of
+    :func:`with_zones`), ``cross_zone`` (per client zone, the share answered in another zone) and
+    ``matrix`` (client zone x endpoint zone: shares of the client zone's answered connections)."""
+
+    df: pd.DataFrame
+    hints: pd.DataFrame
+    events: list[tuple[str, str, str]]
+    cross_zone: pd.Series
+    matrix: pd.DataFrame
+    zone_cpu: dict[str, int]
+    allocations: pd.DataFrame
+    mode: str = "Auto"
+    placement: dict[str, int] = field(default_factory=dict)
+    zones: dict[str, str] = field(default_factory=dict)
+    said: list[tuple[str, str, str]] = field(default_factory=list)
+    service: str = "svc-zone"
+    connections: int = 0
+    backend: str = "sim"
+
+    @property
+    def hinted(self) -> bool:
+        """Whether the controller wrote hints (every ready endpoint has a zone hint)."""
+        ready = self.hints[self.hints["ready"]]
+        return bool(len(ready)) and bool((ready["for_zones"] != "").all())
+
+    @property
+    def message(self) -> str:
+        """What the controller said about this setting, "reason: message": the last event the
+        changes made it report (``said``), else the Service's last event ("" if it has none)."""
+        last = self.said[-1] if self.said else self.events[-1] if self.events else None
+        return f"{last[1]}: {last[2]}" if last else ""
+
+
+def _check_zones(zones: object, nodes: list[str]) -> None:
+    from .errors import InputError
+
+    if not isinstance(zones, Mapping):
+        raise InputError("zones", f"{zones!r} is not a mapping of node -> zone", 'give e.g. {"myk8s-worker3": "ap-northeast-2b"}')
+    for node, zone in zones.items():
+        if node not in nodes:
+            raise InputError(f"zones[{node!r}]", "no such node", f"nodes are: {', '.join(nodes)}")
+        if not isinstance(zone, str):
+            raise InputError(f"zones[{node!r}]", f"{zone!r} is not a zone name", 'give a string, e.g. "ap-northeast-2a" ("" = no label)')
+
+
+def service_events(cluster, service: str, namespace: str = "default") -> list[tuple[str, str, str]]:
+    """The Events on Service ``service`` (``kubectl describe svc`` shows them): (type, reason, message), oldest first."""
+    evs = [e for e in cluster.events if e.involved_kind == "Service" and e.name == service and e.namespace == namespace]
+    return [(e.type, e.reason, e.message) for e in sorted(evs, key=lambda e: e.at)]
+
+
+def event_counts(cluster, service: str, namespace: str = "default") -> dict[tuple[str, str, str], int]:
+    """How many times each (type, reason, message) was reported on Service ``service`` so far
+    (an Event's ``count``: the API server folds a repeated event into one object)."""
+    return {(e.type, e.reason, e.message): e.count for e in cluster.events
+            if e.involved_kind == "Service" and e.name == service and e.namespace == namespace}
+
+
+def new_events(cluster, service: str, before: Mapping[tuple[str, str, str], int],
+               namespace: str = "default") -> list[tuple[str, str, str]]:
+    """The (type, reason, message) reported on ``service`` since ``before`` (:func:`event_counts`
+    taken earlier): those new or counted again. What the controller said about a change::
+
+        seen = views.event_counts(lab.cluster, "svc-zone")
+        lab.scale("deploy-zone", 4)
+        views.new_events(lab.cluster, "svc-zone", seen)   # [("Warning", "TopologyAwareHintsDisabled", "...")]
+    """
+    return [k for k, n in event_counts(cluster, service, namespace).items() if n > before.get(k, 0)]
+
+
+def zone_cpu(cluster) -> dict[str, int]:
+    """Each zone's allocatable CPU (millicores) over the nodes the EndpointSlice controller counts:
+    ready, not labelled control-plane, with a zone ("" collects the nodes without one)."""
+    out: dict[str, int] = {}
+    for n in cluster.nodes:
+        if n.is_control_plane or not n.ready:
+            continue
+        out[n.zone or ""] = out.get(n.zone or "", 0) + n.allocatable_cpu
+    return dict(sorted(out.items()))
+
+
+def compute_topology(lab: Lab, mode: str, placement: Mapping[str, int] | None = None,
+                     zones: Mapping[str, str] | None = None, connections: int = 300, *, seed: int = 1,
+                     service: str = "svc-zone", deployment: str = "deploy-zone",
+                     clients: tuple[str, ...] = ZONE_CLIENTS) -> TopologyResult:
+    """The Service ``service`` switched to ``mode`` (:data:`TOPOLOGY_MODES`), ``deployment``'s pods
+    placed ``placement`` (node -> pods; None = as they are), the nodes' zones changed to ``zones``
+    (node -> zone, "" removes the label; None = as they are), then ``connections`` connections
+    from each of ``clients`` (one client pod per zone: data/myk8s/topology).
+
+    Pure: it runs on a simulated copy of ``lab`` (:meth:`Lab.copy`), never on ``lab``, and is
+    seeded. Bad input is a one-line InputError before anything runs."""
+    from .errors import InputError
+
+    if mode not in TOPOLOGY_MODES:
+        raise InputError("mode", f"{mode!r} is not a topology mode", f"use one of: {', '.join(TOPOLOGY_MODES)}")
+    if not isinstance(connections, int) or isinstance(connections, bool) or connections < 1:
+        raise InputError("connections", f"{connections!r}", "open at least 1 connection per client")
+    nodes = [n.name for n in lab.cluster.nodes]
+    if placement is not None:
+        _check_placement(placement, nodes)
+    if zones is not None:
+        _check_zones(zones, nodes)
+    lab.cluster.service(service)  # a one-line InputError when the add-on is not applied
+    for c in clients:
+        lab.client(c)
+    return run_topology(lab.copy(), mode, placement, zones, connections, seed=seed, service=service,
+                        deployment=deployment, clients=clients)
+
+
+def run_topology(twin: Lab, mode: str, placement: Mapping[str, int] | None = None,
+                 zones: Mapping[str, str] | None = None, connections: int = 300, *, seed: int = 1,
+                 service: str = "svc-zone", deployment: str = "deploy-zone",
+                 clients: tuple[str, ...] = ZONE_CLIENTS) -> TopologyResult:
+    """:func:`compute_topology`'s experiment on ``twin`` itself, which it changes: for a caller
+    that already holds a copy of the lab of its own (a check). Inputs as compute_topology's,
+    unchecked."""
+    svc = twin.cluster.service(service)
+    seen = event_counts(twin.cluster, service)
+    if zones is not None and any((twin.cluster.node(n).zone or "") != z for n, z in zones.items()):
+        twin.set_zones(dict(zones))
+    selector = _deployment_selector(twin, deployment)
+    if placement is not None:
+        now = {n: len(ps) for n, ps in twin.pods_per_node(selector).items() if ps}
+        if {n: c for n, c in placement.items() if c} != now:
+            twin.place(deployment, {**{n: 0 for n in now}, **dict(placement)})
+    patch = topology_patch(svc, mode)
+    if patch["annotations"] != (svc.annotations or {}) or patch["traffic_distribution"] != svc.traffic_distribution:
+        twin.patch_service(service, **patch)
+
+    df = with_zones(twin.run(list(clients), service, n=connections * len(clients), seed=seed, interval=0), twin.cluster)
+    hints = hints_table(twin.cluster, service)
+    cpu = zone_cpu(twin.cluster)
+    n_ready = int(hints["ready"].sum())
+    allocations = pd.DataFrame()
+    if mode == "Auto" and "" not in cpu:
+        from . import topology
+
+        allocations = topology.allocations_table(cpu, n_ready)
+    ok = df[df["outcome"] == "ok"]
+    matrix = pd.crosstab(ok["client_zone"], ok["endpoint_zone"], normalize="index") if len(ok) else pd.DataFrame()
+    workers = {n.name for n in twin.cluster.nodes if not n.is_control_plane}
+    placed = {n: len(ps) for n, ps in twin.pods_per_node(selector).items() if n in workers}
+    return TopologyResult(
+        df=df, hints=hints, events=service_events(twin.cluster, service), cross_zone=cross_zone_shares(df),
+        matrix=matrix, zone_cpu=cpu, allocations=allocations, mode=mode, placement=placed,
+        said=new_events(twin.cluster, service, seen),
+        zones={n.name: n.zone or "" for n in twin.cluster.nodes}, service=service, connections=connections,
+        backend=twin.backend)
+
+
+class TopologyPanel:
+    """Topology aware routing, explored: the Service's mode (off, ``topology-mode: Auto``,
+    ``trafficDistribution: PreferClose``), how many pods run on each worker and which zone each
+    worker is in, over two charts: the endpoints per zone and the zone each is hinted for, and
+    where each zone's client pod's connections were answered (client zone x endpoint zone); a line
+    under them gives the share that crossed zones per client zone and the controller's last event.
+
+    Controls: ``mode`` (ToggleButtons), ``sliders`` (worker -> IntSlider, 0-``max_pods``),
+    ``zone_of`` (worker -> Dropdown of the lab's zones and "(no zone)"). Every change runs
+    :func:`compute_topology` on a fresh simulated copy of the lab (never the lab itself);
+    ``set(mode=..., placement=..., zones=...)`` changes several controls with one update."""
+
+    MODES = ("off", "Auto", "PreferClose")
+
+    def __init__(self, lab: Lab, *, mode: str = "Auto", placement: Mapping[str, int] | None = None,
+                 zones: Mapping[str, str] | None = None, connections: int = 300, max_pods: int = 6, seed: int = 1,
+                 service: str = "svc-zone", deployment: str = "deploy-zone", clients: tuple[str, ...] = ZONE_CLIENTS) -> None:
+        import ipywidgets as w
+
+        self.lab, self.connections, self.seed = lab, connections, seed
+        self.service, self.deployment, self.clients = service, deployment, clients
+        workers = [n.name for n in lab.cluster.nodes if not n.is_control_plane]
+        self.zone_names = sorted({n.zone for n in lab.cluster.nodes if n.zone} | set((zones or {}).values()) - {""})
+        self._check(mode, placement, zones, workers, {n: max_pods for n in workers})
+        per_node = lab.pods_per_node(_deployment_selector(lab, deployment))
+        start = {**{n: len(per_node[n]) for n in workers}, **dict(placement or {})}
+        start_zones = {n: lab.cluster.node(n).zone or "" for n in workers} | dict(zones or {})
+        style = {"description_width": "initial"}
+        self.mode = w.ToggleButtons(options=list(self.MODES), value=mode, description="topology", style=style)
+        self.sliders = {n: w.IntSlider(value=start[n], min=0, max=max(max_pods, start[n]), description=f"pods on {n}",
+                                       style=style, continuous_update=False) for n in workers}
+        self.zone_of = {n: w.Dropdown(options=[(z, z) for z in self.zone_names] + [(NO_ZONE, "")], value=start_zones[n],
+                                      description=f"zone of {n}", style=style) for n in workers}
+        self.summary = w.HTML()
+        self._cache: OrderedDict[tuple, TopologyResult] = OrderedDict()
+        self._cached_at: int | None = None
+        self._quiet = False
+        r = self._compute()
+        self.hints_figure = go.FigureWidget(charts.hints_figure(r.hints, self.zone_names, title=charts.hints_title(r)))
+        self.matrix_figure = go.FigureWidget(charts.zone_matrix_figure(r.matrix, self.zone_names, title=charts.matrix_title(r)))
+        self.result: TopologyResult | None = None
+        self._draw(r)
+        for control in (self.mode, *self.sliders.values(), *self.zone_of.values()):
+            control.observe(self._on_change, names="value")
+        self.widget = w.VBox([self.mode, w.HBox(list(self.sliders.values())), w.HBox(list(self.zone_of.values())),
+                              w.HBox([self.hints_figure, self.matrix_figure]), self.summary])
+
+    CACHE = 64
+
+    @property
+    def placement(self) -> dict[str, int]:
+        return {n: s.value for n, s in self.sliders.items()}
+
+    @property
+    def zones(self) -> dict[str, str]:
+        return {n: d.value for n, d in self.zone_of.items()}
+
+    def _check(self, mode, placement, zones, workers, most) -> None:
+        from .errors import InputError
+
+        if mode is not None and mode not in self.MODES:
+            raise InputError("mode", f"{mode!r} is not one of the panel's modes", f"use one of: {', '.join(self.MODES)}")
+        nodes = [n.name for n in self.lab.cluster.nodes]
+        if placement is not None:
+            _check_placement(placement, nodes)
+            for node, count in placement.items():
+                if node not in workers:
+                    raise InputError(f"placement[{node!r}]", "the panel places pods on the workers only",
+                                     f"workers are: {', '.join(workers)}")
+                if count > most[node]:
+                    raise InputError(f"placement[{node!r}]", f"{count} pods is more than the slider's maximum {most[node]}",
+                                     f"give 0-{most[node]}, or make the panel with max_pods={count}")
+        if zones is not None:
+            _check_zones(zones, nodes)
+            for node, zone in zones.items():
+                if node not in workers:
+                    raise InputError(f"zones[{node!r}]", "the panel sets the workers' zones only", f"workers are: {', '.join(workers)}")
+                if zone and zone not in self.zone_names:
+                    raise InputError(f"zones[{node!r}]", f"{zone!r} is not one of the panel's zones",
+                                     f"use one of: {', '.join(self.zone_names)}, or \"\" for no zone")
+
+    def _key(self) -> tuple:
+        return self.mode.value, tuple(sorted(self.placement.items())), tuple(sorted(self.zones.items()))
+
+    def _compute(self) -> TopologyResult:
+        if self.lab.generation != self._cached_at:
+            self._cache.clear()
+            self._cached_at = self.lab.generation
+        key = self._key()
+        r = self._cache.get(key)
+        if r is None:
+            mode, placement, zones = key
+            r = compute_topology(self.lab, mode, dict(placement), dict(zones), self.connections, seed=self.seed,
+                                 service=self.service, deployment=self.deployment, clients=self.clients)
+            self._cache[key] = r
+            if len(self._cache) > self.CACHE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return r
+
+    def _on_change(self, _change=None) -> None:
+        if not self._quiet:
+            self.update()
+
+    def set(self, *, mode: str | None = None, placement: Mapping[str, int] | None = None,
+            zones: Mapping[str, str] | None = None) -> TopologyResult:
+        """Change any of the controls with one update. Checked first: a bad value is a one-line
+        InputError and no control changes."""
+        self._check(mode, placement, zones, list(self.sliders), {n: s.max for n, s in self.sliders.items()})
+        self._quiet = True
+        try:
+            if mode is not None:
+                self.mode.value = mode
+            for node, count in (placement or {}).items():
+                self.sliders[node].value = count
+            for node, zone in (zones or {}).items():
+                self.zone_of[node].value = zone
+        finally:
+            self._quiet = False
+        return self.update()
+
+    def update(self) -> TopologyResult:
+        r = self._compute()
+        self._draw(r)
+        return r
+
+    def _draw(self, r: TopologyResult) -> None:
+        h = charts.hints_data(r.hints, self.zone_names)
+        with self.hints_figure.batch_update():
+            for trace, y in zip(self.hints_figure.data, h["counts"]):
+                trace.x, trace.y = h["zones"], y
+            self.hints_figure.layout.title.text = charts.hints_title(r)
+        m = charts.zone_matrix_data(r.matrix, self.zone_names)
+        with self.matrix_figure.batch_update():
+            heat = self.matrix_figure.data[0]
+            heat.z, heat.text, heat.x, heat.y = m["z"], m["text"], m["x"], m["y"]
+            self.matrix_figure.layout.title.text = charts.matrix_title(r)
+        self.summary.value = charts.topology_line(r)
+        self.result = r
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
 # ---- chapter 08: readiness probes, Endpoints and EndpointSlices -------------------------------------
 
 READINESS_DEPLOYMENT = "mario"  # chapter 08's Deployment (data/myk8s/readiness)

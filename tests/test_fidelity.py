@@ -454,7 +454,7 @@ def test_kernel_trace_explains_filter_drops_and_rejects_like_the_sim(np_pair):
                 for pod in pods:
                     lab.set_ready(pod, False)
             kt, st = kernel.trace("mypc", to), sim.trace("mypc", to)
-            assert not kt.ok and st.outcome == "rejected" and kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)
+            assert not kt.ok and st.outcome == "refused" and kt.rules() == st.rules(), "\n" + str(kt) + "\n" + str(st)
             assert "has no endpoints" in kt.reason and kt.reason.startswith("REJECT in ") and kt.reason == st.reason
     finally:
         for lab in np_pair:
@@ -670,7 +670,7 @@ def test_serving_terminating_fallback_sim_equals_kernel(sim_and_kernel):
             assert set(df["outcome"]) == {"ok"} and len(set(df["endpoint_pod"])) == 2, lab.backend
         for lab in (sim, kernel):
             lab.advance(30)  # netns: 30 s of real time; the pods are gone
-        # the Service has no endpoint left: REJECT (the sim names it "rejected", the kernel's client "refused")
+        # the Service has no endpoint left: REJECT, which a client sees as "connection refused" on both
         outcomes = [set(lab.run("net-pod", "svc-web", n=3, seed=6)["outcome"]) for lab in (sim, kernel)]
-        assert outcomes == [{"rejected"}, {"refused"}]
+        assert outcomes == [{"refused"}, {"refused"}]
         assert not any(p.labels.get("app") == "web" for lab in (sim, kernel) for p in lab.cluster.pods)

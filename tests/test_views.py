@@ -511,5 +511,5 @@ def test_traffic_policy_without_any_pod(lb_lab):
     r = compute_traffic_policy(lb_lab, "Local", none, "lb", 50)  # every probe 503: the LB sends nowhere
     assert r.lb.healthy == () and set(r.lb.probes.values()) == {503} and r.pods == {} and r.dropped_share == 1
     assert list(r.per_node.index) == [CP, *WORKERS, experiments.NO_NODE] and r.per_node.loc[experiments.NO_NODE, "dropped"] == 50
-    c = compute_traffic_policy(lb_lab, "Cluster", none, "myk8s-worker", 50)  # no endpoint anywhere: rejected
-    assert set(c.df["outcome"]) == {"rejected"} and c.per_node.loc["myk8s-worker"].to_dict() == {"ok": 0, "dropped": 50}
+    c = compute_traffic_policy(lb_lab, "Cluster", none, "myk8s-worker", 50)  # no endpoint anywhere: REJECT, refused
+    assert set(c.df["outcome"]) == {"refused"} and c.per_node.loc["myk8s-worker"].to_dict() == {"ok": 0, "dropped": 50}

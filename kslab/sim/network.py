@@ -874,7 +874,9 @@ class Network:
         return answer.status if answer is not None else 0
 
     def _verdict(self, conn: Connection, node: NodeNS, hook: str, res: HookResult) -> None:
-        conn.outcome = "rejected" if res.verdict == "REJECT" else "dropped"
+        # what the client sees: a REJECT (icmp-port-unreachable) is "connection refused", as on the
+        # kernel (the netns client's outcome); the reason names the rule
+        conn.outcome = "refused" if res.verdict == "REJECT" else "dropped"
         last = next((s for s in reversed(res.steps) if s.event in ("rule", "policy")), None)
         conn.reason = netfilter_verdict(res.verdict, hook, node.name, rule=last.rule if last and last.event == "rule" else "",
                                         policy_of=last.chain if last and last.event == "policy" else "")

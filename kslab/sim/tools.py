@@ -20,7 +20,7 @@ tools instead, and ``tests/test_shell.py`` checks that both print the same).
   ``Content-Type``, ``Content-Length``); a node's healthCheckNodePort is answered by kube-proxy's
   health check server (:func:`kslab.healthcheck.service_health`, the count its last sync gave,
   headers in Go's order: the handler's three, then ``Date`` and ``Content-Length``); curl's
-  error and exit status for a connection that fails (7: refused or rejected; 28: no answer
+  error and exit status for a connection that fails (7: refused, by an empty port or a REJECT rule; 28: no answer
   within ``--max-time``); ``-w '%{http_code}'`` prints ``000`` then.
 - ``nfacct list``/``nfacct get NAME``: the node's nfacct counters (kube-proxy creates
   ``ct_state_invalid_dropped_pkts`` and ``localhost_nps_accepted_pkts`` at start when the rules
@@ -251,7 +251,7 @@ def _curl(command: Curl, where: str, cluster: ClusterState, network: Network) ->
         # what the lab's server (kslab.netns.servers, Python's http.server) sends, in its order
         sent = [("Server", "kslab-netns "), ("Date", http_date()), ("Content-Type", ctype), ("Content-Length", str(len(body)))]
         return command.response(status, reason, sent, body.decode(), remote)
-    if conn.outcome in ("refused", "rejected"):
+    if conn.outcome == "refused":  # nothing listens, or a REJECT rule
         return command.error(7, f"Failed to connect to {command.host} port {command.port} after 0 ms: Couldn't connect to server")
     return command.error(28, f"Connection timed out after {int(command.max_time * 1000) + 1} milliseconds")
 

@@ -204,6 +204,9 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `lab.timeline(src, to, seconds, rate, actions=[(t, fn)])`, `lab.lifecycle_frame(since=)` (08) | connections at `rate`/s while the clock runs (probes fire, pods turn ready or not, kube-proxy syncs), `fn(lab)` at time `t`; what the kubelet, the EndpointSlice controller and kube-proxy did meanwhile |
 # | `kubelet.ProbeSpec.from_container(container, where)`, `kubelet.detection_window(spec)` (08) | a container's readiness probe with the API server's defaults; the best and worst seconds from a broken app to `Ready=False` |
 # | `views.ReadinessPanel`, `views.compute_readiness`, `views.readiness_summary`, `views.wait_ready`, `charts.readiness_timeline` (08) | break and heal pods, change the probe, watch the timeline (on copies); wait until pods passed their probes; the timeline chart |
+# | `lab.set_zones({node: zone})` (09) | label nodes with `topology.kubernetes.io/zone` (`kubectl label node`); `lab.reset()` undoes it; on kind, only on `lab.exact(...)`'s twin |
+# | `topology.TopologyCache`, `topology.allocations_table`, `topology.feasibility`, `topology.hints_enabled` (09) | the EndpointSlice controller's topology arithmetic as upstream's `topologycache`: CPU ratios per zone, each zone's minimum and maximum endpoints, which endpoint counts get hints, whether a Service's annotations ask for them |
+# | `views.hints_table`, `views.with_zones`, `views.cross_zone_shares`, `views.topology_patch`, `views.TopologyPanel`, `views.compute_topology` (09) | each endpoint's zone and hints; the zone columns of `lab.run`'s rows and the share that crossed zones; the Service patch for a topology mode; chapter 09's panel and its experiment |
 #
 # `src` is a pod, a node, `mypc` or an IP; `to` is a Service name (`svc-clusterip`), `IP:port`, or
 # `NODE:service` (`myk8s-worker:svc-nodeport`: the Service's NodePort on that node's own address,
@@ -245,6 +248,9 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `lab.timeline(src, to, seconds, rate, actions=[(t, fn)])`, `lab.lifecycle_frame(since=)` (08) | 시계가 흐르는 동안(프로브가 실행되고, 파드가 준비되거나 준비되지 않고, kube-proxy가 동기화) 초당 `rate`개의 연결을 열고, 시각 `t`에 `fn(lab)`을 실행; 그사이 kubelet, 엔드포인트슬라이스 컨트롤러, kube-proxy가 한 일 |
 # | `kubelet.ProbeSpec.from_container(container, where)`, `kubelet.detection_window(spec)` (08) | API 서버의 기본값을 채운 컨테이너의 준비성 프로브; 앱이 고장 난 뒤 `Ready=False`까지의 최선과 최악의 초 |
 # | `views.ReadinessPanel`, `views.compute_readiness`, `views.readiness_summary`, `views.wait_ready`, `charts.readiness_timeline` (08) | 파드를 고장 내고 고치고, 프로브를 바꾸며 타임라인을 봅니다(복사본에서); 파드가 프로브를 통과할 때까지 기다림; 타임라인 차트 |
+# | `lab.set_zones({node: zone})` (09) | 노드에 `topology.kubernetes.io/zone` 레이블을 붙입니다(`kubectl label node`); `lab.reset()`이 되돌립니다; kind에서는 `lab.exact(...)`의 복제본에서만 |
+# | `topology.TopologyCache`, `topology.allocations_table`, `topology.feasibility`, `topology.hints_enabled` (09) | 업스트림 `topologycache`와 같은 엔드포인트슬라이스 컨트롤러의 토폴로지 계산: 존마다 CPU 비율, 존마다 엔드포인트의 최솟값과 최댓값, 어떤 엔드포인트 수가 힌트를 받는지, 서비스의 어노테이션이 힌트를 요청하는지 |
+# | `views.hints_table`, `views.with_zones`, `views.cross_zone_shares`, `views.topology_patch`, `views.TopologyPanel`, `views.compute_topology` (09) | 엔드포인트마다 존과 힌트; `lab.run` 행의 존 열과 존을 건넌 비율; 토폴로지 모드에 맞는 서비스 패치; 09장의 패널과 그 실험 |
 #
 # `src`는 파드, 노드, `mypc` 또는 IP이고, `to`는 서비스 이름(`svc-clusterip`), `IP:포트`, 또는 `NODE:서비스`
 # (`myk8s-worker:svc-nodeport`: 그 노드 자신의 주소에 열린 서비스의 NodePort, 06장)입니다. 각 장은 자기가 쓰는 호출을
@@ -416,6 +422,9 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | loadBalancerSourceRanges | 소스 범위 | the client CIDRs allowed to reach a LoadBalancer Service's VIP; every node's kube-proxy drops the others (`KUBE-FW-…`, `KUBE-PROXY-FIREWALL`) | 07 |
 # | topology aware routing | 토폴로지 인지 라우팅 | keeping traffic on endpoints in the client's zone (topology aware hints, `trafficDistribution`) | 09 |
 # | zone | 존 | a node's failure domain (the `topology.kubernetes.io/zone` label) | 09 |
+# | topology aware hints | 토폴로지 인지 힌트 | `hints.forZones` (and `forNodes`) on an EndpointSlice endpoint: the zones (nodes) whose kube-proxy should use it | 09 |
+# | allocatable CPU | 할당 가능한 CPU | the CPU a node offers to pods (`status.allocatable.cpu`, in millicores); the controller shares endpoints between zones in proportion to it | 09 |
+# | trafficDistribution | 트래픽 분배 | the Service field asking for endpoints close to the client: `PreferClose`/`PreferSameZone` (own zone), `PreferSameNode` (own node) | 09 |
 # | bandwidth (iperf3) | 대역폭 (iperf3) | how much data per second a path carries; measured between pods with iperf3 | 10 |
 
 # %% [markdown] lang="ko"
@@ -488,4 +497,7 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | 소스 범위 | loadBalancerSourceRanges | 로드 밸런서 서비스의 VIP에 닿을 수 있는 클라이언트 CIDR; 나머지는 모든 노드의 kube-proxy가 버립니다(`KUBE-FW-…`, `KUBE-PROXY-FIREWALL`) | 07 |
 # | 토폴로지 인지 라우팅 | topology aware routing | 트래픽을 같은 존(zone)의 엔드포인트로 보내는 것 (토폴로지 인지 힌트, `trafficDistribution`) | 09 |
 # | 존 | zone | 노드의 장애 영역 (`topology.kubernetes.io/zone` 레이블) | 09 |
+# | 토폴로지 인지 힌트 | topology aware hints | 엔드포인트슬라이스 엔드포인트의 `hints.forZones`(와 `forNodes`): 그 엔드포인트를 써야 하는 존(노드)의 kube-proxy | 09 |
+# | 할당 가능한 CPU | allocatable CPU | 노드가 파드에 내줄 수 있는 CPU(`status.allocatable.cpu`, 밀리코어); 컨트롤러는 이에 비례해 존 사이에 엔드포인트를 나눕니다 | 09 |
+# | 트래픽 분배 | trafficDistribution | 클라이언트에 가까운 엔드포인트를 요청하는 서비스 필드: `PreferClose`/`PreferSameZone`(같은 존), `PreferSameNode`(같은 노드) | 09 |
 # | 대역폭 (iperf3) | bandwidth (iperf3) | 초당 보낼 수 있는 데이터 양; iperf3로 파드 사이에서 잽니다 | 10 |
