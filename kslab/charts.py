@@ -582,3 +582,111 @@ def topology_line(r: "TopologyResult") -> str:
     cpu = ", ".join(f"{_short_zone(z)} {c}m" for z, c in r.zone_cpu.items())
     event = f"; last event: <i>{r.message}</i>" if r.message else ""
     return f"<b>answered in another zone</b> {cross}. <b>CPU counted per zone</b> {cpu}{event}"
+
+
+# ---- chapter 08: readiness probes, Endpoints and EndpointSlices ------------------------------------
+
+# the lifecycle steps of a readiness failure (kslab.kubelet's LifecycleEvent kinds): label, colour, line dash
+LIFECYCLE_MARKS = {
+    "app-broken": ("app breaks", "#E45756", "solid"),
+    "app-healed": ("app healed", "#54A24B", "solid"),
+    "probe": ("probe failed", "#F58518", "dot"),
+    "not-ready": ("Pod Ready=False", "#B279A2", "dash"),
+    "ready": ("Pod Ready=True", "#72B7B2", "dash"),
+    "slice": ("EndpointSlice updated", "#4C78A8", "dashdot"),
+    "synced": ("kube-proxy synced", "#000000", "longdash"),
+}
+ERROR_COLOR = "#E45756"
+READINESS_LAYOUT = dict(template="plotly_white", height=420, xaxis_title="time (s)", yaxis_title="connections per bin",
+                        legend=dict(orientation="h", y=-0.2), margin=dict(t=70, b=90, l=60, r=20))
+
+
+def _is_probe_failure(row) -> bool:
+    """A probe event that reports a failure: kslab.kubelet writes ``"<container>: Failure (why); n in a row"``."""
+    detail = str(row.get("detail", "")).lower()
+    return detail.startswith("failure") or re.search(r":\s*failure\b", detail) is not None
+
+
+def readiness_timeline_data(df: pd.DataFrame, lifecycle: pd.DataFrame | None = None, *, bin_s: float = 1.0,
+                            pods: Sequence[str] | None = None) -> dict:
+    """What the readiness timeline shows: answered connections per pod and failed ones (status 500,
+    refused, dropped...) per ``bin_s`` seconds of ``df["t"]`` (the rows of ``lab.timeline``), and the
+    lifecycle marks: per kind (:data:`LIFECYCLE_MARKS`) the times, the first one of each kind
+    labelled. Probe events are marked only when they failed; a ``synced`` mark per node is kept once
+    (the first sync at that time)."""
+    ts = df["t"].astype(float) if len(df) else pd.Series(dtype=float)
+    end = float(ts.max()) if len(ts) else 0.0
+    edges = [i * bin_s for i in range(int(end // bin_s) + 2)]
+    centers = [e + bin_s / 2 for e in edges[:-1]]
+    bins = (ts // bin_s).astype(int) if len(ts) else pd.Series(dtype=int)
+    ok = df["outcome"] == "ok"
+    names = list(pods) if pods is not None else sorted(df.loc[ok, "endpoint_pod"].dropna().unique())
+    colors = pod_colors(names)
+    labels, prefix = short_pod_names(names)
+    series = []
+    for name, label in zip(names, labels):
+        counts = bins[ok & (df["endpoint_pod"] == name)].value_counts()
+        series.append(dict(name=label, pod=name, color=colors[name], x=centers, y=[int(counts.get(i, 0)) for i in range(len(centers))]))
+    failed = bins[~ok].value_counts()
+    errors = dict(name="failed (HTTP 500, refused, dropped)", color=ERROR_COLOR, x=centers,
+                  y=[int(failed.get(i, 0)) for i in range(len(centers))])
+    marks = []
+    if lifecycle is not None and len(lifecycle):
+        seen_sync: set[float] = set()
+        for kind, (label, color, dash) in LIFECYCLE_MARKS.items():
+            rows = lifecycle[lifecycle["kind"] == kind]
+            if kind == "probe":
+                rows = rows.loc[[bool(_is_probe_failure(r)) for _, r in rows.iterrows()]] if len(rows) else rows
+            times = []
+            for _, r in rows.sort_values("t").iterrows():
+                t = round(float(r["t"]), 3)
+                if kind == "synced":
+                    if t in seen_sync:
+                        continue
+                    seen_sync.add(t)
+                times.append(t)
+            if times:
+                marks.append(dict(kind=kind, label=label, color=color, dash=dash, times=times))
+    return dict(series=series, errors=errors, marks=marks, bin_s=bin_s, prefix=prefix, end=end)
+
+
+def readiness_timeline(df: pd.DataFrame, lifecycle: pd.DataFrame | None = None, *, title: str | None = None,
+                       backend: str | None = None, bin_s: float = 1.0, pods: Sequence[str] | None = None) -> go.Figure:
+    """Connections per pod over time (lines), the failed ones (red), and the lifecycle of a readiness
+    failure as vertical lines: app breaks, each failed probe, Pod Ready=False, the EndpointSlice
+    update, kube-proxy's sync (chapter 08)."""
+    d = readiness_timeline_data(df, lifecycle, bin_s=bin_s, pods=pods)
+    backend = backend or (str(df["backend"].iloc[0]) if len(df) and "backend" in df else "")
+    fig = go.Figure(layout=dict(READINESS_LAYOUT, title=title or f"Connections per pod, per {bin_s:g} s, and the readiness "
+                                f"lifecycle ({backend} backend)" + (f"; pods {d['prefix']}…" if d["prefix"] else "")))
+    for s in d["series"]:
+        fig.add_scatter(x=s["x"], y=s["y"], name=s["name"], mode="lines", line=dict(color=s["color"], shape="hv"))
+    e = d["errors"]
+    fig.add_scatter(x=e["x"], y=e["y"], name=e["name"], mode="lines", line=dict(color=e["color"], width=3, shape="hv"))
+    top = max([max(s["y"], default=0) for s in d["series"]] + [max(e["y"], default=0), 1])
+    for m in d["marks"]:
+        xs, ys = [], []
+        for t in m["times"]:
+            xs += [t, t, None]
+            ys += [0, top * 1.05, None]
+        fig.add_scatter(x=xs, y=ys, name=f"{m['label']} ({len(m['times'])})", mode="lines",
+                        line=dict(color=m["color"], dash=m["dash"], width=1.5))
+    return fig
+
+
+WATCH_COST_LAYOUT = dict(template="plotly_white", height=380, barmode="group", xaxis_title="pods behind the Service",
+                         yaxis_title="bytes sent to all watchers per change", yaxis_type="log",
+                         margin=dict(t=70, b=50, l=80, r=20))
+
+
+def watch_cost(df: pd.DataFrame, *, title: str | None = None) -> go.Figure:
+    """Bytes one pod's readiness change sends to every kube-proxy (the rows of
+    :func:`kslab.views.compute_watch_cost`): the whole Endpoints object vs the one EndpointSlice that
+    changed, per Service size (log scale)."""
+    fig = go.Figure(layout=dict(WATCH_COST_LAYOUT, title=title or "One endpoint changes: what every watcher receives"))
+    x = [str(r) for r in df["replicas"]]
+    fig.add_bar(x=x, y=df["endpoints_bytes_total"], name="watching Endpoints (the whole object)", marker_color="#E45756",
+                text=[f"{b / 1024:.0f} KiB" for b in df["endpoints_bytes_total"]], textposition="outside")
+    fig.add_bar(x=x, y=df["slice_bytes_total"], name="watching EndpointSlices (the changed slice)", marker_color="#4C78A8",
+                text=[f"{b / 1024:.0f} KiB" for b in df["slice_bytes_total"]], textposition="outside")
+    return fig

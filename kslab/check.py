@@ -962,3 +962,135 @@ def _precedence(answer: Any, lab=None, old: str = "Disabled", new: str = "Auto")
 
 ch09 = SimpleNamespace(four_endpoints=_four_endpoints, smallest_hinted=_smallest_hinted,
                        cross_zone_share=_cross_zone_share, precedence=_precedence)
+
+
+# ---- chapter 08: readiness probes, Endpoints and EndpointSlices -------------------------------------
+
+CH08_DEPLOYMENT = "mario"  # the Super Mario Deployment (data/myk8s/readiness)
+CH08_SERVICE = "svc-mario"
+AFTER_FAILURE_OPTIONS = ("a", "b", "c")  # gone from both / notReadyAddresses + ready:false / still ready in both
+
+
+def _ch08_mario(lab):
+    """``lab`` with chapter 08's add-on (mario, svc-mario) applied once, its pods ready."""
+    from .views import readiness_addon
+
+    return readiness_addon(lab)
+
+
+def _kubectl_json(lab, command: str) -> dict:
+    """What ``kubectl ... -o json`` prints in the lab, parsed (the objects as the API server returns them)."""
+    import json
+
+    return json.loads(str(lab.sh("net-pod", command + " -o json")))
+
+
+def _service_slices(lab, service: str) -> list[dict]:
+    return _kubectl_json(lab, f"kubectl get endpointslices -l kubernetes.io/service-name={service}")["items"]
+
+
+def _after_failure_choice(endpoints: dict, slices: Sequence[dict], ip: str) -> str:
+    """The option the objects match for the pod at ``ip``: (a) in neither object, (b) in the Endpoints'
+    ``notReadyAddresses`` and in a slice with ``ready: false``, (c) ready in both; "?" otherwise."""
+    ready = {a["ip"] for s in endpoints.get("subsets") or [] for a in s.get("addresses") or []}
+    not_ready = {a["ip"] for s in endpoints.get("subsets") or [] for a in s.get("notReadyAddresses") or []}
+    in_slice = [ep for sl in slices for ep in sl.get("endpoints") or [] if ip in ep["addresses"]]
+    if not in_slice and ip not in ready | not_ready:
+        return "a"
+    if ip in not_ready and ip not in ready and in_slice and all(ep["conditions"].get("ready") is False for ep in in_slice):
+        return "b"
+    if ip in ready and in_slice and all(ep["conditions"].get("ready", True) for ep in in_slice):
+        return "c"
+    return "?"
+
+
+def _after_failure(answer: Any, lab=None) -> Feedback:
+    """What ``kubectl get endpoints`` and the EndpointSlice show for a mario pod whose readiness probe
+    failed (the kubelet set its Ready condition to False): read from both objects on a copy."""
+    if answer is None:
+        return _pending("what Endpoints and the EndpointSlice show for a pod whose readiness probe failed (a, b or c)")
+    got = str(answer).strip().lower().strip("()")
+    if got not in AFTER_FAILURE_OPTIONS:
+        raise WrongAnswer(f"answer 'a', 'b' or 'c', not {answer!r}. Hint: does a failed readiness probe delete the pod?")
+    lab = _ch08_mario(_private_lab(lab))
+    pod = sorted(lab.pods("app=mario"))[0]
+    ip = lab.cluster.pod(pod).pod_ip
+    lab.set_ready(pod, False)  # what the kubelet does once failureThreshold probes in a row failed
+    expected = _after_failure_choice(_kubectl_json(lab, f"kubectl get endpoints {CH08_SERVICE}"),
+                                     _service_slices(lab, CH08_SERVICE), ip)
+    if got == expected:
+        why = {"b": "the pod still exists and still matches the selector: the endpoints controller moves its address to "
+                    "notReadyAddresses (the ENDPOINTS column no longer shows it), the EndpointSlice controller keeps the "
+                    "endpoint with ready: false and serving: false; kube-proxy writes rules only for ready endpoints",
+               "a": "the pod left both objects",
+               "c": "both objects still list the pod as ready"}[expected]
+        return _ok(f"({expected}) {why}")
+    hint = {"a": "a readiness probe does not delete or restart the pod: is it still selected by the Service?",
+            "c": "the kubelet sets the pod's Ready condition to False: which condition field of an endpoint follows it?",
+            "b": "look at both objects with lab.sh(... 'kubectl get endpoints ... -o yaml') after lab.set_ready(pod, False)"}[got]
+    raise WrongAnswer(f"not ({got}). Hint: {hint}")
+
+
+def _watch_change(lab, deployment: str, service: str, replicas: int) -> tuple[str, int, int, list[str]]:
+    """(pod, entries of the Endpoints object, entries of the changed EndpointSlices, their names) when
+    ``deployment`` runs ``replicas`` pods on ``lab`` (a copy) and its first pod becomes not ready
+    (:func:`kslab.views.watch_change`)."""
+    from .views import watch_change
+
+    w = watch_change(lab, deployment, service, replicas)
+    return w.pod, w.endpoints_entries, w.slice_entries, list(w.changed)
+
+
+def _watch_entries(answer: Any, lab=None, deployment: str = "deploy-echo", service: str = "svc-nodeport",
+                   replicas: int = 230) -> Feedback:
+    """(entries in the Endpoints object, entries in the changed EndpointSlice) when ``deployment`` runs
+    ``replicas`` pods and its first pod (by name) becomes not ready: computed on a copy of the lab."""
+    if answer is None:
+        return _pending(f"how many endpoint entries one not-ready pod sends to watchers of Endpoints and of EndpointSlices "
+                        f"({deployment} at {replicas} replicas)")
+    try:
+        got = tuple(int(x) for x in answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give two numbers (Endpoints, EndpointSlice), e.g. (10, 5), not {answer!r}") from None
+    if len(got) != 2:
+        raise WrongAnswer(f"give two numbers (Endpoints, EndpointSlice), not {answer!r}")
+    pod, entries, in_slices, changed = _watch_change(_private_lab(lab), deployment, service, replicas)
+    if got == (entries, in_slices):
+        return _ok(f"({entries}, {in_slices}): the Endpoints object is one object with all {entries} addresses, sent whole to "
+                   f"every watcher on each change; {pod} sits in {', '.join(changed)}, the only slice that changed, with "
+                   f"{in_slices} endpoints")
+    if got[0] != entries:
+        raise WrongAnswer(f"the first number is off. Hint: the Endpoints object lists every pod of the Service, ready or not "
+                          f"(addresses + notReadyAddresses); {replicas} replicas run")
+    raise WrongAnswer("the second number is off. Hint: find the slice that holds the pod (kubectl get endpointslices -o json, "
+                      "endpoints[].targetRef.name) and count its endpoints: at most 100 per slice")
+
+
+def _detection(answer: Any, period_seconds: int = 5, failure_threshold: int = 3, timeout_seconds: int = 1) -> Feedback:
+    """The worst-case seconds from an app breaking to its pod's Ready=False, for a readiness probe with
+    these settings: from the kubelet's worker (:func:`kslab.kubelet.detection_window`)."""
+    what = f"the worst-case detection time for periodSeconds {period_seconds}, failureThreshold {failure_threshold}, " \
+           f"timeoutSeconds {timeout_seconds}"
+    if answer is None:
+        return _pending(what)
+    from .kubelet import ProbeSpec, detection_window
+
+    probe = {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": period_seconds,
+             "failureThreshold": failure_threshold, "timeoutSeconds": timeout_seconds}
+    spec = ProbeSpec.from_container({"name": "app", "readinessProbe": probe}, "check.ch08.detection")
+    best, worst = detection_window(spec)
+    try:
+        got = float(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give a number of seconds, not {answer!r}") from None
+    if math.isclose(got, worst, abs_tol=0.01):
+        return _ok(f"{worst:g} s: the app breaks just after a passing probe; the {failure_threshold} failing probes come "
+                   f"{period_seconds} s apart, the first one period later, and the last may wait {timeout_seconds} s "
+                   f"for its timeout (best case {best:g} s)")
+    if math.isclose(got, best, abs_tol=0.01):
+        raise WrongAnswer(f"{answer} is the best case. Hint: the worst case starts right after a probe that passed")
+    raise WrongAnswer(f"not {answer!r}. Hint: count the probes that must fail in a row and the gaps between them, "
+                      "then add what a timing-out probe waits")
+
+
+ch08 = SimpleNamespace(after_failure=_after_failure, watch_entries=_watch_entries, detection=_detection)

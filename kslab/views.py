@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -1132,6 +1132,373 @@ class TopologyPanel:
             heat.z, heat.text, heat.x, heat.y = m["z"], m["text"], m["x"], m["y"]
             self.matrix_figure.layout.title.text = charts.matrix_title(r)
         self.summary.value = charts.topology_line(r)
+        self.result = r
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+# ---- chapter 08: readiness probes, Endpoints and EndpointSlices -------------------------------------
+
+READINESS_DEPLOYMENT = "mario"  # chapter 08's Deployment (data/myk8s/readiness)
+READINESS_SERVICE = "svc-mario"
+SETTLE_LIMIT_S = 600.0  # how long compute_readiness lets a probe change roll out on its copy (simulated seconds)
+
+
+READY_LIMIT_S = 60  # how long readiness_addon waits for the new pods' readiness probes (seconds of the lab's clock)
+
+
+def readiness_addon(lab: Lab) -> Lab:
+    """``lab`` with chapter 08's add-on (``data/myk8s/readiness``: mario, svc-mario) applied once,
+    and its pods Ready: a new pod with a readiness probe starts not ready, so the clock advances
+    second by second (on netns in real time, the probes are real) until every mario pod passed
+    its probe. Returns ``lab``. ``lab.reset()`` removes the add-on; call this again after it."""
+    from .resources import study_lab
+
+    if not any(s.name == READINESS_SERVICE for s in lab.cluster.services):
+        lab.apply(study_lab() / "readiness")
+    return wait_ready(lab, f"app={READINESS_DEPLOYMENT}")
+
+
+def wait_ready(lab: Lab, label: str, limit: float = READY_LIMIT_S) -> Lab:
+    """Advance ``lab``'s clock second by second until every pod with ``label`` is Ready (their
+    readiness probes passed; pods without a probe are ready at once), at most ``limit`` seconds."""
+    from .errors import EnvironmentProblem
+
+    waited = 0
+    while not all(lab.cluster.pod(p).ready for p in lab.pods(label)):
+        if waited >= limit:
+            late = [p for p in lab.pods(label) if not lab.cluster.pod(p).ready]
+            raise EnvironmentProblem(f"{len(late)} pods with {label} were not ready {limit:g} s after they started, "
+                                     f"e.g. {late[0]}: does their readiness probe pass?")
+        lab.advance(1)
+        waited += 1
+    return lab
+
+
+def _readiness_twin(lab: Lab) -> Lab:
+    """A simulated copy of ``lab`` with chapter 08's add-on applied (once) and its pods ready."""
+    return readiness_addon(lab.copy())
+
+
+def _kubectl_json(lab: Lab, command: str) -> dict:
+    import json
+
+    return json.loads(str(lab.sh("net-pod", command + " -o json")))
+
+
+def _compact_size(obj: object) -> int:
+    """Bytes of an object as one compact JSON document (what a watch event carries of it)."""
+    import json
+
+    return len(json.dumps(obj, separators=(",", ":")).encode())
+
+
+@dataclass(frozen=True)
+class WatchChange:
+    """One pod of a Service becoming not ready, seen by the watchers of each API: the Endpoints
+    object (one object, every address) and the EndpointSlices that changed (the pod's slice)."""
+
+    replicas: int
+    pod: str
+    slices: int  # the Service's EndpointSlices
+    endpoints_entries: int  # addresses + notReadyAddresses of the Endpoints object
+    slice_entries: int  # endpoints of the slices that changed
+    changed: tuple[str, ...]  # their names
+    endpoints_bytes: int  # the Endpoints object, compact JSON
+    slice_bytes: int  # the changed slices, compact JSON
+    watchers: int  # kube-proxies: one per node
+
+
+def watch_change(lab: Lab, deployment: str, service: str, replicas: int) -> WatchChange:
+    """Scale ``deployment`` to ``replicas`` **on** ``lab`` (give it a copy), make its first pod (by
+    name) not ready, and measure what that one change sends to every watcher: the objects as
+    ``kubectl get ... -o json`` prints them, compared before and after."""
+    from .errors import InputError
+
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
+        raise InputError("replicas", f"{replicas!r}", "give at least 1 replica")
+    lab.scale(deployment, replicas)
+    selector = lab.cluster.service(service).selector or {}
+    label = ",".join(f"{k}={v}" for k, v in selector.items())
+    wait_ready(lab, label)  # the new pods pass their readiness probes first
+    pod = sorted(lab.pods(label))[0]
+    query = f"kubectl get endpointslices -l kubernetes.io/service-name={service}"
+    before = {s["metadata"]["name"]: s.get("endpoints") or [] for s in _kubectl_json(lab, query)["items"]}
+    lab.set_ready(pod, False)
+    items = {s["metadata"]["name"]: s for s in _kubectl_json(lab, query)["items"]}
+    changed = tuple(sorted(n for n, s in items.items() if before.get(n) != (s.get("endpoints") or [])))
+    ep = _kubectl_json(lab, f"kubectl get endpoints {service}")
+    entries = sum(len(s.get(k) or []) for s in ep.get("subsets") or [] for k in ("addresses", "notReadyAddresses"))
+    return WatchChange(replicas=replicas, pod=pod, slices=len(items), endpoints_entries=entries,
+                       slice_entries=sum(len(items[n].get("endpoints") or []) for n in changed), changed=changed,
+                       endpoints_bytes=_compact_size(ep), slice_bytes=sum(_compact_size(items[n]) for n in changed),
+                       watchers=len(lab.cluster.nodes))
+
+
+def compute_watch_cost(lab: Lab, replicas: Sequence[int] = (3, 100, 250, 300), *, deployment: str = READINESS_DEPLOYMENT,
+                       service: str = READINESS_SERVICE) -> pd.DataFrame:
+    """Per Service size: what one pod's readiness change sends to the kube-proxy of every node,
+    watching Endpoints vs watching EndpointSlices (bytes of compact JSON; kube-proxy asks the API
+    server for protobuf, smaller per object but growing the same way). Pure: each size runs on its
+    own simulated copy of ``lab`` (with chapter 08's add-on for the default Deployment)."""
+    rows = []
+    for n in replicas:
+        twin = _readiness_twin(lab) if service == READINESS_SERVICE else lab.copy()
+        w = watch_change(twin, deployment, service, n)
+        rows.append(dict(replicas=w.replicas, slices=w.slices, endpoints_entries=w.endpoints_entries,
+                         slice_entries=w.slice_entries, endpoints_bytes=w.endpoints_bytes, slice_bytes=w.slice_bytes,
+                         watchers=w.watchers, endpoints_bytes_total=w.endpoints_bytes * w.watchers,
+                         slice_bytes_total=w.slice_bytes * w.watchers))
+    return pd.DataFrame(rows)
+
+
+def readiness_template(lab: Lab, deployment: str = READINESS_DEPLOYMENT, *, probe: bool = True,
+                       period_seconds: int | None = None, failure_threshold: int | None = None) -> dict:
+    """``deployment``'s pod template with its first container's readinessProbe changed: removed
+    (``probe=False``) or with ``periodSeconds`` / ``failureThreshold`` set (a deep copy; the lab is
+    not changed). What ``kubectl edit deployment`` would write; give it to ``lab.rollout(..., template=)``."""
+    import copy
+
+    from .errors import InputError
+
+    dep = next((d for d in lab.cluster.deployments if d.name == deployment), None)
+    if dep is None:
+        raise InputError("deployment", f"{deployment!r} is not in the lab", "apply data/myk8s/readiness first")
+    for name, v, lo in (("period_seconds", period_seconds, 1), ("failure_threshold", failure_threshold, 1)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
+            raise InputError(name, f"{v!r}", f"give a whole number of at least {lo} (the API server's minimum)")
+    template = copy.deepcopy(dep.template)
+    container = template["spec"]["containers"][0]
+    if not probe:
+        container.pop("readinessProbe", None)
+        return template
+    rp = container.setdefault("readinessProbe", {"httpGet": {"path": "/", "port": 8080}})
+    if period_seconds is not None:
+        rp["periodSeconds"] = period_seconds
+    if failure_threshold is not None:
+        rp["failureThreshold"] = failure_threshold
+    return template
+
+
+def _settle(twin: Lab, deployment: str, template: dict) -> None:
+    """Advance ``twin``'s clock until ``deployment`` runs only pods of ``template``, all ready and
+    none terminating (a rollout on the copy, in simulated time)."""
+    from .errors import InputError
+
+    owner = f"Deployment/{deployment}"
+    dep = next(d for d in twin.cluster.deployments if d.name == deployment)
+    waited = 0.0
+    while waited <= SETTLE_LIMIT_S:
+        pods = [p for p in twin.cluster.pods if p.owner == owner]
+        probe = template["spec"]["containers"][0].get("readinessProbe")
+        if (len(pods) == dep.replicas and all(p.ready and not p.terminating for p in pods)
+                and all(p.containers and p.containers[0].readiness_probe == probe for p in pods)):
+            return
+        twin.advance(1.0)
+        waited += 1.0
+    raise InputError("template", f"the rollout of {deployment} did not finish in {SETTLE_LIMIT_S:g} s",
+                     "check the probe: a probe that never passes keeps the new pods not ready")
+
+
+@dataclass(frozen=True)
+class ReadinessResult:
+    """Connections through ``svc-mario`` while some mario pods break (and maybe heal), and the
+    lifecycle of the failure as kslab's kubelet, EndpointSlice controller and kube-proxy lived it.
+
+    ``df``: the rows of ``lab.timeline`` (``t`` from the start of the run); ``lifecycle``: the
+    lifecycle events of the run (``t`` from the same start; kinds as :data:`kslab.charts.LIFECYCLE_MARKS`);
+    ``window``: the detection window (best, worst) the probe predicts, None without a probe;
+    ``not_ready_at``: broken pod -> when its Ready condition went False (absent: never);
+    ``removed_at``: the first kube-proxy sync after the last of them (None: never);
+    ``errors``: failed connections from ``break_at`` on."""
+
+    df: pd.DataFrame
+    lifecycle: pd.DataFrame
+    broken: tuple[str, ...]
+    break_at: float
+    heal_at: float | None
+    probe: dict | None
+    window: tuple[float, float] | None
+    not_ready_at: dict[str, float]
+    removed_at: float | None
+    errors: int
+    backend: str = "sim"
+
+
+def compute_readiness(lab: Lab, *, broken: int = 1, probe: bool = True, period_seconds: int = 5,
+                      failure_threshold: int = 3, break_at: float = 5.0, heal_at: float | None = None,
+                      seconds: float = 40.0, rate: float = 10.0, entry: str = "myk8s-worker", seed: int = 1,
+                      deployment: str = READINESS_DEPLOYMENT, service: str = READINESS_SERVICE) -> ReadinessResult:
+    """``broken`` mario pods break at ``break_at`` (and heal at ``heal_at``) while ``mypc`` opens
+    ``rate`` connections per second to ``entry``'s nodePort of ``service`` for ``seconds``, the pods'
+    readiness probe set to ``period_seconds`` / ``failure_threshold`` (or removed: ``probe=False``).
+
+    Pure: it runs on a simulated copy of ``lab`` (the probe change rolls out there first, in
+    simulated time), never on ``lab``, and is seeded. Needs kslab's kubelet (``lab.timeline``,
+    ``lab.lifecycle_frame``, ``kslab.kubelet``)."""
+    from .errors import InputError
+    from .kubelet import ProbeSpec, detection_window
+
+    for name, v, lo in (("broken", broken, 0), ("seconds", seconds, 1), ("rate", rate, 0.1), ("break_at", break_at, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < lo:
+            raise InputError(name, f"{v!r}", f"give a number of at least {lo}")
+    if heal_at is not None and heal_at <= break_at:
+        raise InputError("heal_at", f"{heal_at!r} is not after break_at {break_at!r}", "heal after the break, or None")
+    twin = _readiness_twin(lab)
+    template = readiness_template(twin, deployment, probe=probe, period_seconds=period_seconds,
+                                  failure_threshold=failure_threshold)
+    dep = next(d for d in twin.cluster.deployments if d.name == deployment)
+    if template != dep.template:
+        twin.rollout(deployment, template=template)
+        _settle(twin, deployment, template)
+    pods = sorted(p.name for p in twin.cluster.pods if p.owner == f"Deployment/{deployment}")
+    if broken > len(pods):
+        raise InputError("broken", f"{broken} pods, but {deployment} runs {len(pods)}", f"give 0-{len(pods)}")
+    victims = tuple(pods[:broken])
+
+    def set_broken(value: bool):
+        return lambda l: [l.break_pod(p, value) for p in victims]
+
+    actions = [(break_at, set_broken(True))] + ([(heal_at, set_broken(False))] if heal_at is not None else [])
+    start = float(twin.cluster.clock)  # the lifecycle's clock (the cluster's); the timeline's t counts from here
+    df = twin.timeline("mypc", f"{entry}:{service}", seconds, rate, actions=actions, seed=seed)
+    lifecycle = twin.lifecycle_frame(since=start)
+    lifecycle = lifecycle[lifecycle["t"].astype(float) > start].copy()  # the copy's earlier events may share its first instant
+    lifecycle["t"] = lifecycle["t"].astype(float) - start
+    spec_doc = template["spec"]["containers"][0].get("readinessProbe")
+    window = detection_window(ProbeSpec.from_container(template["spec"]["containers"][0], "template")) if spec_doc else None
+    not_ready = {}
+    for _, r in lifecycle[lifecycle["kind"] == "not-ready"].sort_values("t").iterrows():
+        if r["pod"] in victims and r["pod"] not in not_ready and r["t"] >= break_at:
+            not_ready[r["pod"]] = float(r["t"])
+    removed = None
+    if victims and len(not_ready) == len(victims):
+        last = max(not_ready.values())
+        synced = lifecycle[(lifecycle["kind"] == "synced") & (lifecycle["t"] >= last)]
+        removed = float(synced["t"].min()) if len(synced) else None
+    errors = int(((df["t"].astype(float) >= break_at) & (df["outcome"] != "ok")).sum()) if len(df) else 0
+    return ReadinessResult(df=df, lifecycle=lifecycle, broken=victims, break_at=break_at, heal_at=heal_at, probe=spec_doc,
+                           window=window, not_ready_at=not_ready, removed_at=removed, errors=errors, backend=twin.backend)
+
+
+def readiness_summary(r: ReadinessResult) -> str:
+    """One line under the timeline: what broke, the predicted window, what was measured."""
+    if not r.broken:
+        return f"no pod broken: {len(r.df)} connections, {r.errors} failed"
+    parts = [f"{len(r.broken)} pod(s) broke at {r.break_at:g} s"]
+    if r.window is None:
+        parts.append(f"no readiness probe: nothing takes them out, {r.errors} connections failed")
+    else:
+        best, worst = r.window
+        got = ", ".join(f"{t - r.break_at:.1f} s" for t in r.not_ready_at.values()) or "never"
+        parts.append(f"predicted Ready=False {best:g}-{worst:g} s later, measured {got}")
+        parts.append(f"kube-proxy synced at {r.removed_at:.1f} s" if r.removed_at is not None else "not yet synced")
+        parts.append(f"{r.errors} connections failed")
+    return "; ".join(parts)
+
+
+class ReadinessPanel:
+    """Break and heal mario pods, set the readiness probe's ``periodSeconds`` and
+    ``failureThreshold`` (or remove the probe), and watch the timeline: connections per pod, the
+    failed ones, and the lifecycle marks (app breaks, failed probes, Ready=False, the slice update,
+    kube-proxy's sync).
+
+    Controls: ``broken`` (IntSlider 0-3: pods that break), ``heal`` (Checkbox: they heal halfway),
+    ``probe`` (Checkbox), ``period`` (IntSlider 1-10), ``failure`` (IntSlider 1-5). Every change runs
+    :func:`compute_readiness` on a fresh simulated copy of the lab; results are cached per setting
+    until the lab changes. ``set(...)`` changes several controls with one update."""
+
+    CACHE = 32
+
+    def __init__(self, lab: Lab, *, broken: int = 1, heal: bool = False, probe: bool = True, period_seconds: int = 5,
+                 failure_threshold: int = 3, seconds: float = 40.0, rate: float = 10.0, seed: int = 1) -> None:
+        import ipywidgets as w
+
+        self.lab, self.seconds, self.rate, self.seed = lab, seconds, rate, seed
+        style = {"description_width": "initial"}
+        self.broken = w.IntSlider(value=broken, min=0, max=3, description="pods that break", style=style,
+                                  continuous_update=False)
+        self.heal = w.Checkbox(value=heal, description=f"they heal at {seconds / 2:g} s")
+        self.probe = w.Checkbox(value=probe, description="readinessProbe")
+        self.period = w.IntSlider(value=period_seconds, min=1, max=10, description="periodSeconds", style=style,
+                                  continuous_update=False)
+        self.failure = w.IntSlider(value=failure_threshold, min=1, max=5, description="failureThreshold", style=style,
+                                   continuous_update=False)
+        self.summary = w.HTML()
+        self._cache: OrderedDict[tuple, ReadinessResult] = OrderedDict()
+        self._cached_at: int | None = None
+        self._quiet = False
+        r = self._compute()
+        self.figure = go.FigureWidget(charts.readiness_timeline(r.df, r.lifecycle, backend=r.backend))
+        self.result: ReadinessResult | None = None
+        self._draw(r)
+        for control in (self.broken, self.heal, self.probe, self.period, self.failure):
+            control.observe(self._on_change, names="value")
+        self.widget = w.VBox([w.HBox([self.broken, self.heal]), w.HBox([self.probe, self.period, self.failure]),
+                              self.figure, self.summary])
+
+    def _key(self) -> tuple:
+        return self.broken.value, self.heal.value, self.probe.value, self.period.value, self.failure.value
+
+    def _compute(self) -> ReadinessResult:
+        if self.lab.generation != self._cached_at:
+            self._cache.clear()
+            self._cached_at = self.lab.generation
+        key = self._key()
+        r = self._cache.get(key)
+        if r is None:
+            broken, heal, probe, period, failure = key
+            r = compute_readiness(self.lab, broken=broken, probe=probe, period_seconds=period, failure_threshold=failure,
+                                  heal_at=self.seconds / 2 if heal else None, seconds=self.seconds, rate=self.rate,
+                                  seed=self.seed)
+            self._cache[key] = r
+            if len(self._cache) > self.CACHE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return r
+
+    def _on_change(self, _change=None) -> None:
+        if not self._quiet:
+            self.update()
+
+    def set(self, *, broken: int | None = None, heal: bool | None = None, probe: bool | None = None,
+            period_seconds: int | None = None, failure_threshold: int | None = None) -> ReadinessResult:
+        """Change any of the controls with one update; a value outside a control's range is a
+        one-line InputError and no control changes."""
+        from .errors import InputError
+
+        for name, v, control in (("broken", broken, self.broken), ("period_seconds", period_seconds, self.period),
+                                 ("failure_threshold", failure_threshold, self.failure)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not control.min <= v <= control.max):
+                raise InputError(name, f"{v!r}", f"give a whole number {control.min}-{control.max}")
+        self._quiet = True
+        try:
+            for v, control in ((broken, self.broken), (heal, self.heal), (probe, self.probe),
+                               (period_seconds, self.period), (failure_threshold, self.failure)):
+                if v is not None:
+                    control.value = v
+        finally:
+            self._quiet = False
+        return self.update()
+
+    def update(self) -> ReadinessResult:
+        r = self._compute()
+        self._draw(r)
+        return r
+
+    def _draw(self, r: ReadinessResult) -> None:
+        fresh = charts.readiness_timeline(r.df, r.lifecycle, backend=r.backend)
+        with self.figure.batch_update():
+            self.figure.data = ()
+            for trace in fresh.data:
+                self.figure.add_trace(trace)
+            self.figure.layout.title = fresh.layout.title
+        self.period.disabled = self.failure.disabled = not self.probe.value
+        self.summary.value = readiness_summary(r)
         self.result = r
 
     def _ipython_display_(self) -> None:

@@ -1,5 +1,5 @@
-"""Chapters 01-04, 06, 07 and 09 under nbval with ``KSLAB_BACKEND=kind`` against the fake live cluster (chapter 01:
-both editions, learner and solution versions; chapters 02-07: both editions' solution versions,
+"""Chapters 01-04 and 06-09 under nbval with ``KSLAB_BACKEND=kind`` against the fake live cluster (chapter 01:
+both editions, learner and solution versions; chapters 02-09: both editions' solution versions,
 the Korean one also executed to read what it printed; the editions share every code cell): kindapi's fake API server in a subprocess
 (tests/kindfake/livecluster.py: the real kubernetes client talks to it over HTTP, pods' exec
 through its websocket) and the fake ``docker`` on PATH (tests/kindfake/docker: kind's node
@@ -65,7 +65,8 @@ def test_chapter_01_passes_nbval_on_the_kind_backend(fake_cluster, tmp_path):
 
 
 LATER = {ch: [ROOT / "notebooks" / ed / "solutions" / f"{ch}.ipynb" for ed in ("ko", "en")]
-         for ch in ("02_session_affinity", "03_hairpin_nat", "04_clusterip_limits", "06_nodeport", "07_traffic_policy_lb")}
+         for ch in ("02_session_affinity", "03_hairpin_nat", "04_clusterip_limits", "06_nodeport", "07_traffic_policy_lb",
+                    "08_readiness_endpointslices")}
 # how many experiments of each chapter run on the sim twin on kind (Lab.exact prints one line for each); the rest run live
 TWIN_LINES = {
     "02_session_affinity": 3, "03_hairpin_nat": 7, "04_clusterip_limits": 3,
@@ -73,10 +74,21 @@ TWIN_LINES = {
     # the VIP (EXTERNAL-IP <pending>: no cloud LB), pods placed 2/1/0 for the health checks, the LB's probes and set_ready,
     # the 2/1/0 imbalance behind the LB, source ranges with a second client, the panel
     "07_traffic_policy_lb": 6,
+    # a pod made not ready by hand, a broken app's exact error count, the timeline (a broken app at a chosen instant),
+    # the rolling update, the panel
+    "08_readiness_endpointslices": 5,
 }
 
 
-@pytest.mark.parametrize("chapter", sorted(LATER))
+# a rolling update on the sim twin of a live lab does nothing yet (lab.exact(...).rollout("deploy-echo", image=...) returns
+# [] and no pod changes: the twin's Deployment controller does not act on Deployments read from the API server), so
+# chapter 08's rolling-update cell and its with/without-probe comparison (compute_readiness(probe=False) rolls out a
+# template without the probe) fail on kind; strict: this fails once the twin rolls out, to remove the mark
+KNOWN_TWIN_GAPS = {"08_readiness_endpointslices": "lab.rollout on a live lab's sim twin changes no pod"}
+
+
+@pytest.mark.parametrize("chapter", [pytest.param(ch, marks=pytest.mark.xfail(reason=KNOWN_TWIN_GAPS[ch], strict=True))
+                                     if ch in KNOWN_TWIN_GAPS else ch for ch in sorted(LATER)])
 def test_chapters_02_to_04_pass_nbval_on_the_kind_backend(fake_cluster, tmp_path, chapter):
     """Every cell runs, live where a live cluster can answer, on the sim twin where the experiment
     needs exact state (one printed line each, counted in the executed notebook's outputs)."""

@@ -759,3 +759,11 @@ def test_sim_equals_kernel_localhost_nodeport_and_nodeport_addresses(both) -> No
     finally:
         for lab in (sim, kern):
             lab.set_proxy(nodeport_addresses=())
+
+
+def test_kubectl_warnings_reach_stderr(lab: Lab) -> None:
+    """kubectl 1.33's deprecation warning for v1 Endpoints is on stderr, as a terminal shows it (chapter 08)."""
+    out = lab.sh("net-pod", "kubectl get svc,ep svc-clusterip")
+    assert out.stderr == "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice\n"
+    assert "endpoints/svc-clusterip" in out and out.returncode == 0
+    assert lab.sh("net-pod", "kubectl get svc svc-clusterip").stderr == ""

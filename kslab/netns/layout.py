@@ -46,7 +46,7 @@ class PodLayout:
     prefix_len: int  # of the node's pod CIDR
     gateway: str
     host_if: str  # veth<8 hex>, the node's end
-    server: str | None  # "whoami", "echo" or None (no TCP container port)
+    server: str | None  # "whoami", "echo", "mario" or None (no TCP container port)
     ports: tuple[int, ...]
 
 
@@ -91,12 +91,15 @@ class Layout:
 
 
 def _server_for(pod: Pod) -> tuple[str | None, tuple[int, ...]]:
-    """Which server a pod runs: echo for mendhak-like images, whoami for any other pod with a
-    TCP container port (so custom manifests get an answering pod too), none without ports."""
+    """Which server a pod runs: echo for mendhak-like images, mario for the Super Mario image
+    (chapter 08), whoami for any other pod with a TCP container port (so custom manifests get an
+    answering pod too), none without ports."""
     ports = tuple(sorted({p.container_port for c in pod.containers for p in c.ports if (p.protocol or "TCP").upper() == "TCP"}))
     if not ports:
         return None, ()
     images = " ".join(c.image for c in pod.containers).lower()
+    if "supermario" in images:
+        return "mario", ports
     return ("echo" if "echo" in images else "whoami"), ports
 
 

@@ -18,6 +18,9 @@ ways, with the standard library only:
 - ``echo``: JSON like mendhak/http-https-echo (``path``, ``headers``, ``method``, ``hostname``,
   ``ip`` as Express prints it, ``::ffff:10.10.0.2``, ``os.hostname``), plus ``connection``
   with the remote address and port.
+- ``mario``: the stand-in for ``pengbai/docker-supermario`` (chapter 08's Deployment, port 8080):
+  a small HTML page on every path (the real image serves the game's page), with the pod's
+  ``Hostname:`` and ``RemoteAddr:`` lines as whoami writes them, so experiments tell the pods apart.
 
 Run inside a pod's network namespace, in the foreground until killed::
 
@@ -69,7 +72,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-KINDS = ("whoami", "echo", "kube-proxy")
+KINDS = ("whoami", "echo", "mario", "kube-proxy")
 PROXY_HEALTHZ_PORT = 10256
 
 
@@ -85,6 +88,8 @@ def response_body(kind: str, pod_name: str, pod_ips: list[str], method: str, pat
         lines.append(f"{method} {path} {version}")
         lines += [f"{k}: {v}" for k, v in headers]
         return ("\n".join(lines) + "\n\n").encode(), "text/plain; charset=utf-8"
+    if kind == "mario":
+        return mario_page(pod_name, remote_ip, remote_port).encode(), "text/html; charset=utf-8"
     url = urlsplit(path)
     host = next((v for k, v in headers if k.lower() == "host"), "").rsplit(":", 1)[0]
     doc = {
@@ -104,6 +109,14 @@ def response_body(kind: str, pod_name: str, pod_ips: list[str], method: str, pat
         "connection": {"remoteAddress": remote_ip, "remotePort": remote_port},
     }
     return (json.dumps(doc, indent=2) + "\n").encode(), "application/json; charset=utf-8"
+
+
+def mario_page(pod_name: str, remote_ip: str, remote_port: int) -> str:
+    """The stand-in for the Super Mario image's page: HTML whose ``Hostname:`` and ``RemoteAddr:``
+    lines (each on a line of its own, as whoami writes them) name the pod and the client address it saw."""
+    return ("<!DOCTYPE html>\n<html>\n<head><title>Super Mario</title></head>\n<body>\n"
+            "<p>kslab's stand-in for pengbai/docker-supermario (the real image serves the game here)</p>\n<pre>\n"
+            f"Hostname: {pod_name}\nRemoteAddr: {remote_ip}:{remote_port}\n</pre>\n</body>\n</html>\n")
 
 
 class _Server(ThreadingHTTPServer):

@@ -199,6 +199,11 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `lab.place(deployment, {node: n, …})` (07) | a Deployment's pods, exactly `n` on each node (bound to their nodes); `lab.reset()` undoes it; on kind, only on `lab.exact(...)`'s twin |
 # | `lab.lb_status(service)` (07) | the load balancer in front of a LoadBalancer Service: each node's last health probe status and the nodes it sends to |
 # | `healthcheck.service_health(namespace, name, local_endpoints)` (07) | kube-proxy's health check answer (status, headers, body) byte for byte, as upstream writes it |
+# | `lab.apply(resources.study_lab() / "readiness")`, `views.readiness_addon`, `views.compute_watch_cost`, `views.watch_change`, `charts.watch_cost` (08) | the Super Mario Deployment with a readiness probe behind `svc-mario` (applied once, its pods waited for); what one pod's readiness change sends to every kube-proxy, watching Endpoints vs EndpointSlices (on copies) |
+# | `lab.rollout(deployment, image=…)`, `lab.rollout_status(deployment)` (08) | a rolling update (`kubectl set image`), stepped by `lab.advance`; `kubectl rollout status`'s line |
+# | `lab.timeline(src, to, seconds, rate, actions=[(t, fn)])`, `lab.lifecycle_frame(since=)` (08) | connections at `rate`/s while the clock runs (probes fire, pods turn ready or not, kube-proxy syncs), `fn(lab)` at time `t`; what the kubelet, the EndpointSlice controller and kube-proxy did meanwhile |
+# | `kubelet.ProbeSpec.from_container(container, where)`, `kubelet.detection_window(spec)` (08) | a container's readiness probe with the API server's defaults; the best and worst seconds from a broken app to `Ready=False` |
+# | `views.ReadinessPanel`, `views.compute_readiness`, `views.readiness_summary`, `views.wait_ready`, `charts.readiness_timeline` (08) | break and heal pods, change the probe, watch the timeline (on copies); wait until pods passed their probes; the timeline chart |
 # | `lab.set_zones({node: zone})` (09) | label nodes with `topology.kubernetes.io/zone` (`kubectl label node`); `lab.reset()` undoes it; on kind, only on `lab.exact(...)`'s twin |
 # | `topology.TopologyCache`, `topology.allocations_table`, `topology.feasibility`, `topology.hints_enabled` (09) | the EndpointSlice controller's topology arithmetic as upstream's `topologycache`: CPU ratios per zone, each zone's minimum and maximum endpoints, which endpoint counts get hints, whether a Service's annotations ask for them |
 # | `views.hints_table`, `views.with_zones`, `views.cross_zone_shares`, `views.topology_patch`, `views.TopologyPanel`, `views.compute_topology` (09) | each endpoint's zone and hints; the zone columns of `lab.run`'s rows and the share that crossed zones; the Service patch for a topology mode; chapter 09's panel and its experiment |
@@ -238,6 +243,11 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # | `lab.place(deployment, {node: n, …})` (07) | 디플로이먼트의 파드를 노드마다 정확히 `n`개 둡니다(노드에 직접 묶음); `lab.reset()`이 되돌립니다; kind에서는 `lab.exact(...)`의 복제본에서만 |
 # | `lab.lb_status(service)` (07) | 로드 밸런서 서비스 앞의 로드 밸런서: 노드마다 마지막 헬스 프로브의 상태 코드와, 연결을 보내는 노드 |
 # | `healthcheck.service_health(namespace, name, local_endpoints)` (07) | kube-proxy의 헬스 체크 응답(상태 코드, 헤더, 본문)을 업스트림이 쓰는 그대로, 바이트 단위로 만듭니다 |
+# | `lab.apply(resources.study_lab() / "readiness")`, `views.readiness_addon`, `views.compute_watch_cost`, `views.watch_change`, `charts.watch_cost` (08) | 준비성 프로브가 있는 수퍼마리오 디플로이먼트와 그 앞의 `svc-mario`(한 번 적용하고 파드가 준비될 때까지 기다림); 파드 하나의 준비 상태 변경이 모든 kube-proxy에게 보내는 양을 엔드포인트와 엔드포인트슬라이스를 감시할 때로 나누어 잽니다(복사본에서) |
+# | `lab.rollout(deployment, image=…)`, `lab.rollout_status(deployment)` (08) | 롤링 업데이트(`kubectl set image`)이며 `lab.advance`로 진행됩니다; `kubectl rollout status`가 출력하는 줄 |
+# | `lab.timeline(src, to, seconds, rate, actions=[(t, fn)])`, `lab.lifecycle_frame(since=)` (08) | 시계가 흐르는 동안(프로브가 실행되고, 파드가 준비되거나 준비되지 않고, kube-proxy가 동기화) 초당 `rate`개의 연결을 열고, 시각 `t`에 `fn(lab)`을 실행; 그사이 kubelet, 엔드포인트슬라이스 컨트롤러, kube-proxy가 한 일 |
+# | `kubelet.ProbeSpec.from_container(container, where)`, `kubelet.detection_window(spec)` (08) | API 서버의 기본값을 채운 컨테이너의 준비성 프로브; 앱이 고장 난 뒤 `Ready=False`까지의 최선과 최악의 초 |
+# | `views.ReadinessPanel`, `views.compute_readiness`, `views.readiness_summary`, `views.wait_ready`, `charts.readiness_timeline` (08) | 파드를 고장 내고 고치고, 프로브를 바꾸며 타임라인을 봅니다(복사본에서); 파드가 프로브를 통과할 때까지 기다림; 타임라인 차트 |
 # | `lab.set_zones({node: zone})` (09) | 노드에 `topology.kubernetes.io/zone` 레이블을 붙입니다(`kubectl label node`); `lab.reset()`이 되돌립니다; kind에서는 `lab.exact(...)`의 복제본에서만 |
 # | `topology.TopologyCache`, `topology.allocations_table`, `topology.feasibility`, `topology.hints_enabled` (09) | 업스트림 `topologycache`와 같은 엔드포인트슬라이스 컨트롤러의 토폴로지 계산: 존마다 CPU 비율, 존마다 엔드포인트의 최솟값과 최댓값, 어떤 엔드포인트 수가 힌트를 받는지, 서비스의 어노테이션이 힌트를 요청하는지 |
 # | `views.hints_table`, `views.with_zones`, `views.cross_zone_shares`, `views.topology_patch`, `views.TopologyPanel`, `views.compute_topology` (09) | 엔드포인트마다 존과 힌트; `lab.run` 행의 존 열과 존을 건넌 비율; 토폴로지 모드에 맞는 서비스 패치; 09장의 패널과 그 실험 |
@@ -391,6 +401,7 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | health check | 헬스 체크 | checking that a backend works; kube-proxy's iptables mode does none | 04 |
 # | readiness probe | 준비성 프로브 | the kubelet's check that a container can take requests; when it fails the pod leaves the endpoints | 04, 08 |
 # | EndpointSlice | 엔드포인트슬라이스 | the API object listing a Service's endpoints and their conditions (ready, serving, terminating); what kube-proxy reads | 04, 08 |
+# | Endpoints (object) | 엔드포인트 (오브젝트) | the legacy API object with all of a Service's addresses in one object (`addresses`, `notReadyAddresses`); deprecated since 1.33, kube-proxy reads EndpointSlices | 08 |
 # | IPVS (IP Virtual Server) | IPVS | the Linux kernel's layer-4 load balancer, used by kube-proxy's `ipvs` mode | 04 |
 # | scheduler (IPVS) | 스케줄러 (IPVS) | the algorithm IPVS picks a real server with (rr, wrr, lc, wlc, sh, dh, sed, nq, mh, lblc, lblcr) | 04 |
 # | weight | 가중치 | a real server's share in plain IPVS (`ipvsadm -w`); kube-proxy gives every endpoint weight 1 (0 while terminating), and iptables mode has none | 04 |
@@ -465,6 +476,7 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | 헬스 체크 | health check | 백엔드가 정상인지 확인하는 것; iptables 모드의 kube-proxy는 하지 않습니다 | 04 |
 # | 준비성 프로브 | readiness probe | kubelet이 컨테이너가 요청을 받을 준비가 됐는지 보는 검사; 실패하면 파드가 엔드포인트에서 빠집니다 | 04, 08 |
 # | 엔드포인트슬라이스 | EndpointSlice | 서비스의 엔드포인트와 그 상태(ready, serving, terminating)를 담는 API 오브젝트; kube-proxy가 읽습니다 | 04, 08 |
+# | 엔드포인트 (오브젝트) | Endpoints (object) | 서비스의 모든 주소를 오브젝트 하나에 담는 예전 방식의 API 오브젝트(`addresses`, `notReadyAddresses`); 1.33부터 더 이상 사용되지 않으며, kube-proxy는 엔드포인트슬라이스를 읽습니다 | 08 |
 # | IPVS | IPVS (IP Virtual Server) | 리눅스 커널의 L4 부하 분산기; kube-proxy의 `ipvs` 모드가 씁니다 | 04 |
 # | 스케줄러 (IPVS) | scheduler (IPVS) | IPVS가 실제 서버를 고르는 알고리즘 (rr, wrr, lc, wlc, sh, dh, sed, nq, mh, lblc, lblcr) | 04 |
 # | 가중치 | weight | 일반 IPVS(`ipvsadm -w`)에서 실제 서버마다 주는 몫의 비율; kube-proxy는 모든 엔드포인트에 가중치 1(종료 중이면 0)을 주고, iptables 모드에는 없습니다 | 04 |

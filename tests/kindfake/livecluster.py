@@ -8,7 +8,8 @@ nodes (:class:`dockerfake.Sim`: the recorded node dumps in kslab's simulator).
   ``DIR/env.json`` (the environment a notebook needs: KUBECONFIG, PATH, ...) and it serves until
   killed.
 
-A Service created through the API gets its EndpointSlice (:func:`endpointslice_controller`, the
+A Deployment created through the API gets its pods (:func:`deployment_controller`, chapter 08's
+``mario``), and a Service created through the API gets its EndpointSlice (:func:`endpointslice_controller`, the
 pods its selector matches, as the EndpointSlice controller writes it; chapter 07's ``svc-lb``).
 A write to a Service or an EndpointSlice is followed by every node's kube-proxy (kslab's Proxier,
 a partial sync into the same simulator: :func:`kube_proxy`), so the nodes' rules follow the API
@@ -22,6 +23,7 @@ the connections made, as on a live node.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -138,6 +140,58 @@ def endpointslice_controller():
     return hook
 
 
+def deployment_controller():
+    """A write hook playing the Deployment controller and the scheduler for a Deployment created
+    through the API (the recorded Deployments have their pods already; chapter 08's ``mario``):
+    its ReplicaSet ``<deployment>-<hash>`` and ``spec.replicas`` pods ``<deployment>-<hash>-<5 letters>`` from the template, spread over the
+    workers in turn, each with the next free address of its node's podCIDR, Running and Ready (as
+    once their readiness probes passed). Written before the add-on's Service, so its slice lists them."""
+    import ipaddress
+    import uuid
+
+    def hook(server, verb: str, obj: dict) -> None:
+        if obj.get("kind") != "Deployment" or verb != "create":
+            return
+        md, spec = obj["metadata"], obj.get("spec") or {}
+        ns, name = md.get("namespace", "default"), md["name"]
+        template = copy.deepcopy(spec.get("template") or {})
+        pth = uuid.uuid4().hex[:10]
+        workers = [n for n in sorted(server.objects("Node"), key=lambda n: n["metadata"]["name"])
+                   if "node-role.kubernetes.io/control-plane" not in (n["metadata"].get("labels") or {})]
+        used = {(o.get("status") or {}).get("podIP") for o in server.objects("Pod")}
+        labels = {**(template.get("metadata") or {}).get("labels", {}), "pod-template-hash": pth}
+        replicas = int(spec.get("replicas", 1))
+        rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+              "metadata": {"name": f"{name}-{pth}", "namespace": ns, "uid": str(uuid.uuid4()), "labels": labels,
+                           "ownerReferences": [{"apiVersion": "apps/v1", "blockOwnerDeletion": True, "controller": True,
+                                                "kind": "Deployment", "name": name, "uid": md.get("uid")}]},
+              "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": template},
+              "status": {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas}}
+        server._written("create", server.store.put(rs))
+        for i in range(replicas):
+            node = workers[i % len(workers)]
+            cidr = ipaddress.ip_network(node["spec"]["podCIDR"])
+            ip = next(str(a) for a in list(cidr.hosts())[1:] if str(a) not in used)
+            used.add(ip)
+            pod_name = f"{name}-{pth}-{uuid.uuid4().hex[:5]}"
+            containers = template.get("spec", {}).get("containers") or []
+            pod = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": pod_name, "namespace": ns, "uid": str(uuid.uuid4()), "generateName": f"{name}-{pth}-",
+                                "labels": dict(labels),
+                                "ownerReferences": [{"apiVersion": "apps/v1", "blockOwnerDeletion": True, "controller": True,
+                                                     "kind": "ReplicaSet", "name": f"{name}-{pth}", "uid": rs["metadata"]["uid"]}]},
+                   "spec": {**copy.deepcopy(template.get("spec") or {}), "nodeName": node["metadata"]["name"]},
+                   "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                              "hostIP": next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"),
+                              "conditions": [{"type": t, "status": "True"} for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
+                              "containerStatuses": [{"name": c["name"], "image": c.get("image", ""), "ready": True, "restartCount": 0,
+                                                     "started": True, "state": {"running": {"startedAt": "2025-06-02T09:02:00Z"}}}
+                                                    for c in containers]}}
+            server._written("create", server.store.put(pod))
+
+    return hook
+
+
 def serve_machine(sim, nodes: Path, lock: threading.Lock) -> str:
     """The simulator as the fake docker's machine: a tiny HTTP endpoint on 127.0.0.1 that runs
     ``docker exec CONTAINER ARGV`` in this process's simulator (POST JSON ``{"where", "argv"}`` ->
@@ -207,6 +261,7 @@ def start(state: Path, *, fixture: str = "myk8s", context: str = "kind-myk8s", *
     env["KSLAB_FAKE_DOCKER_MACHINE"] = serve_machine(sim, nodes, lock)
     server = server_for(fixture, **server_kw)
     server.exec_handler = handler
+    server.on_write.append(deployment_controller())
     server.on_write.append(endpointslice_controller())
     server.on_write.append(kube_proxy(sim, nodes, lock))
     server.start()
