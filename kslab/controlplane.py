@@ -657,6 +657,9 @@ class ControlPlane:
         grace_period(new.get("spec"), f"deployment {name}: spec.template.spec")
         if new == dep.template:
             return []
+        # the ReplicaSets of the template as it is, first: a cluster read from a live API server has
+        # pods but no ReplicaSets yet, and they must be adopted under the old template's hash
+        self.sync_deployments()
         dep.template = new
         if dep.manifest is not None:
             dep.manifest = _copy.deepcopy(dep.manifest)

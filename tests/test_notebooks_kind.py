@@ -80,15 +80,7 @@ TWIN_LINES = {
 }
 
 
-# a rolling update on the sim twin of a live lab does nothing yet (lab.exact(...).rollout("deploy-echo", image=...) returns
-# [] and no pod changes: the twin's Deployment controller does not act on Deployments read from the API server), so
-# chapter 08's rolling-update cell and its with/without-probe comparison (compute_readiness(probe=False) rolls out a
-# template without the probe) fail on kind; strict: this fails once the twin rolls out, to remove the mark
-KNOWN_TWIN_GAPS = {"08_readiness_endpointslices": "lab.rollout on a live lab's sim twin changes no pod"}
-
-
-@pytest.mark.parametrize("chapter", [pytest.param(ch, marks=pytest.mark.xfail(reason=KNOWN_TWIN_GAPS[ch], strict=True))
-                                     if ch in KNOWN_TWIN_GAPS else ch for ch in sorted(LATER)])
+@pytest.mark.parametrize("chapter", sorted(LATER))
 def test_chapters_02_to_04_pass_nbval_on_the_kind_backend(fake_cluster, tmp_path, chapter):
     """Every cell runs, live where a live cluster can answer, on the sim twin where the experiment
     needs exact state (one printed line each, counted in the executed notebook's outputs)."""
