@@ -220,7 +220,7 @@ experiments.claim(
 # `discovery.k8s.io/v1beta1`, which Kubernetes 1.25 removed: slices are `discovery.k8s.io/v1`.
 # And since 1.33 the Endpoints API is deprecated (kubectl warns "v1 Endpoints is deprecated in
 # v1.33+; use discovery.k8s.io/v1 EndpointSlice"); the control plane still writes it for old
-# clients, but kube-proxy has read only EndpointSlices since 1.19.
+# clients, but kube-proxy has read EndpointSlices by default since 1.19 (and only them since 1.22).
 
 # %% [markdown] lang="ko"
 # ## 이전: 건강한 서비스의 엔드포인트와 엔드포인트슬라이스
@@ -235,7 +235,7 @@ experiments.claim(
 # 쿠버네티스 1.25에서 제거되었습니다. 지금 슬라이스는 `discovery.k8s.io/v1`입니다. 그리고 1.33부터 엔드포인트
 # API는 더 이상 사용되지 않습니다(deprecated. kubectl이 "v1 Endpoints is deprecated in v1.33+; use
 # discovery.k8s.io/v1 EndpointSlice"라고 경고합니다). 컨트롤 플레인은 오래된 클라이언트를 위해 여전히 이것을
-# 쓰지만, kube-proxy는 1.19부터 엔드포인트슬라이스만 읽습니다.
+# 쓰지만, kube-proxy는 1.19부터 기본으로 엔드포인트슬라이스를 읽습니다(1.22부터는 엔드포인트슬라이스만 읽습니다).
 
 # %%
 pods = lab.sh(CP, "kubectl get pod -l app=mario -o wide")
@@ -516,11 +516,12 @@ RATE, SECONDS, BREAK = 10, 40, 5.0
 runs = {probe: views.compute_readiness(lab, broken=1, probe=probe, seconds=SECONDS, rate=RATE, break_at=BREAK, seed=8)
         for probe in (True, False)}
 with_probe, without = runs[True], runs[False]
-low, high = (RATE / 3 * w for w in with_probe.window)
+SYNC = 1.0  # kube-proxy's minSyncPeriod: the sync after Ready=False comes at most this much later
+low, high = RATE / 3 * with_probe.window[0], RATE / 3 * (with_probe.window[1] + SYNC)
 in_window = with_probe.df[(with_probe.df["t"] >= BREAK) & (with_probe.df["t"] < with_probe.removed_at)]
 tail = without.df[without.df["t"] >= SECONDS - 5]  # the last 5 s without a probe
 print(f"with the probe: predicted {low:.0f}-{high:.0f} failed connections (10/s x 1/3 x {with_probe.window[0]:g}-"
-      f"{with_probe.window[1]:g} s), measured {with_probe.errors}; without: {without.errors} of the "
+      f"{with_probe.window[1] + SYNC:g} s), measured {with_probe.errors}; without: {without.errors} of the "
       f"{int((without.df['t'] >= BREAK).sum())} connections after the break, still {int((tail['outcome'] != 'ok').sum())} "
       f"in the last 5 s")
 experiments.claim(
@@ -717,16 +718,19 @@ experiments.claim(
 # Scale that up to the cluster the EndpointSlice design was made for (KEP-752): 5,000 pods behind
 # one Service, 5,000 nodes. At about 170 bytes per address the Endpoints object is some 850 KB;
 # each pod change (a rolling update changes every pod, several times) sends it to 5,000 watchers:
-# over 4 GB per change. The slice that changed is at most ~28 KB: about 140 MB. Endpoints also
-# stop at 1000 addresses (the rest are cut, annotated `endpoints.kubernetes.io/over-capacity:
-# truncated`); slices have no such limit.
+# over 4 GB per change. The slice that changed is at most ~28 KB: about 140 MB. That was the
+# problem before slices; today the Endpoints controller stops at 1000 addresses (the rest are cut,
+# annotated `endpoints.kubernetes.io/over-capacity: truncated`), so for such a Service the Endpoints
+# object is incomplete as well as large. Slices have no such limit.
 
 # %% [markdown] lang="ko"
 # 이것을 엔드포인트슬라이스 설계(KEP-752)가 염두에 둔 클러스터로 키워 보겠습니다. 서비스 하나 뒤에 파드 5,000개,
 # 노드 5,000개입니다. 주소 하나에 약 170바이트이면 엔드포인트 오브젝트는 약 850KB입니다. 파드가 바뀔 때마다(롤링
 # 업데이트는 모든 파드를 여러 번 바꿉니다) 이것이 감시자 5,000개에게 갑니다. 변경 하나에 4GB가 넘습니다. 바뀐
-# 슬라이스는 많아야 약 28KB이므로 약 140MB입니다. 게다가 엔드포인트는 주소 1000개에서 멈춥니다(나머지는 잘리고
-# `endpoints.kubernetes.io/over-capacity: truncated` 어노테이션이 붙습니다). 슬라이스에는 그런 한계가 없습니다.
+# 슬라이스는 많아야 약 28KB이므로 약 140MB입니다. 이것이 슬라이스 이전의 문제였습니다. 지금은 엔드포인트
+# 컨트롤러가 주소 1000개에서 멈추므로(나머지는 잘리고 `endpoints.kubernetes.io/over-capacity: truncated`
+# 어노테이션이 붙습니다), 이런 서비스의 엔드포인트 오브젝트는 클 뿐 아니라 불완전하기도 합니다. 슬라이스에는 그런
+# 한계가 없습니다.
 
 # %% [markdown] lang="en"
 # **Exercise (a new case).** `deploy-echo` (chapter 06's Deployment behind `svc-nodeport`) is scaled

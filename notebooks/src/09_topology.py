@@ -535,7 +535,7 @@ kslab.check.ch09.cross_zone_share(answer, lab)
 # ## Two annotations: the study's and today's
 #
 # The study switches hints on with `service.kubernetes.io/topology-aware-hints: auto`, the annotation
-# of Kubernetes 1.23-1.26 (feature "Topology Aware Hints", KEP-2433). In 1.27 the feature became
+# of Kubernetes 1.21-1.26 (feature "Topology Aware Hints", KEP-2433: alpha in 1.21, beta in 1.23). In 1.27 the feature became
 # "Topology Aware Routing" and the annotation `service.kubernetes.io/topology-mode: Auto`. The old key
 # still works. The controller (`hintsEnabled` in upstream `endpointslice/utils.go`) reads the **old key
 # first** and looks at `topology-mode` only when the old key is absent; either way the value must be
@@ -545,8 +545,8 @@ kslab.check.ch09.cross_zone_share(answer, lab)
 # %% [markdown] lang="ko"
 # ## 두 어노테이션: 스터디의 것과 지금의 것
 #
-# 스터디는 `service.kubernetes.io/topology-aware-hints: auto`로 힌트를 켭니다. 쿠버네티스 1.23-1.26의
-# 어노테이션입니다(기능 이름 "Topology Aware Hints", KEP-2433). 1.27에서 기능 이름은 "Topology Aware
+# 스터디는 `service.kubernetes.io/topology-aware-hints: auto`로 힌트를 켭니다. 쿠버네티스 1.21-1.26의
+# 어노테이션입니다(기능 이름 "Topology Aware Hints", KEP-2433. 1.21에서 알파, 1.23에서 베타). 1.27에서 기능 이름은 "Topology Aware
 # Routing"(토폴로지 인지 라우팅)이 되었고 어노테이션은 `service.kubernetes.io/topology-mode: Auto`가 되었습니다.
 # 옛 키도 여전히 동작합니다. 컨트롤러(업스트림 `endpointslice/utils.go`의 `hintsEnabled`)는 **옛 키를 먼저**
 # 읽고, 옛 키가 없을 때만 `topology-mode`를 봅니다. 어느 쪽이든 값은 정확히 `Auto`나 `auto`여야 합니다. 셀은
