@@ -587,7 +587,8 @@ experiments.claim(
 # `kubectl set image deployment/mario mario=pengbai/docker-supermario:v2` starts a rolling update
 # (`lab.rollout`): a new ReplicaSet's pods come up (at most `maxSurge` = 25% extra, rounded up: 1),
 # old ones go (at most `maxUnavailable` = 25%, rounded down: 0 may be missing). A deleted pod is not
-# gone at once: for `terminationGracePeriodSeconds` (10 s here) it is **terminating**, and its
+# gone at once: until its containers have exited, at most `terminationGracePeriodSeconds` (10 s
+# here; kslab's pods use all of it, like an app that ignores SIGTERM), it is **terminating**, and its
 # endpoint stays in the slice with `ready: false`, `serving` = its readiness, `terminating: true`.
 # kube-proxy sends new connections only to `ready` endpoints; the terminating ones are its fallback
 # when no endpoint is ready at all.
@@ -601,7 +602,8 @@ experiments.claim(
 # `kubectl set image deployment/mario mario=pengbai/docker-supermario:v2`는 롤링 업데이트를 시작합니다
 # (`lab.rollout`). 새 레플리카셋(ReplicaSet)의 파드가 올라오고(많아야 `maxSurge` = 25%, 올림해서 1개 더),
 # 옛 파드가 내려갑니다(많아야 `maxUnavailable` = 25%, 내림해서 0개가 빌 수 있음). 삭제된 파드는 바로 사라지지
-# 않습니다. `terminationGracePeriodSeconds`(여기서는 10초) 동안 **종료 중**(terminating)이며, 그 엔드포인트는
+# 않습니다. 컨테이너가 끝날 때까지, 길어야 `terminationGracePeriodSeconds`(여기서는 10초. kslab의 파드는 SIGTERM을
+# 무시하는 앱처럼 이 시간을 다 씁니다) 동안 **종료 중**(terminating)이며, 그 엔드포인트는
 # `ready: false`, `serving` = 준비 상태, `terminating: true`로 슬라이스에 남습니다. kube-proxy는 새 연결을
 # `ready`인 엔드포인트에만 보냅니다. 종료 중인 엔드포인트는 준비된 엔드포인트가 하나도 없을 때의 대비책입니다.
 #
