@@ -322,7 +322,8 @@ def test_checks_run_on_a_copy_and_leave_the_learners_lab_as_it_was(fn, monkeypat
     copies = []
     real_copy = Lab.copy
     monkeypatch.setattr(Lab, "copy", lambda self: copies.append(self) or real_copy(self))
-    for answer in (0, False, ["172.18.0.100"]):  # a number, a truth value, a list: a shape each check reads, so its experiment runs
+    # a number, a truth value, a list, a letter, a pair: a shape each check reads, so its experiment runs
+    for answer in (0, False, ["172.18.0.100"], "a", (0, 0)):
         try:
             fn(answer, lab=lab)
         except WrongAnswer:
