@@ -469,6 +469,21 @@ class ControlPlane:
                 node.labels.pop(LABEL_ZONE, None)
         self.reconcile()
 
+    def set_allocatable_cpu(self, cpu: Mapping[str, int]) -> None:
+        """Nodes that report ``cpu[node]`` millicores as ``status.allocatable.cpu`` (what a node's
+        kubelet reports; a kind node reports the host's CPUs): the cluster as if its nodes had been
+        made with these CPUs, so the topology cache re-reads them at once. (Upstream's controller
+        re-reads nodes only when one is added or deleted or its Ready status or zone changes; on
+        a running cluster a CPU change alone reaches the hints at the next such event.) Checked
+        first: an unknown node or a count that is not a positive integer is one InputError."""
+        check_allocatable_cpu(self.state, cpu)
+        for name, milli in cpu.items():
+            self.state.node(name).allocatable_cpu = int(milli)
+        if self.topology is not None:
+            self._nodes_seen = tuple((n.name, n.ready, n.zone) for n in self.state.nodes)
+            self.topology.set_nodes(self.state.nodes)
+        self.reconcile()
+
     # ---- Deployments: ReplicaSets, rolling updates, graceful termination (kslab.rollout) ---------
     def terminate_pod(self, pod: Pod) -> None:
         """Delete ``pod`` gracefully: with a grace period of 0 it is gone at once; otherwise it
@@ -948,6 +963,18 @@ def check_zones(state: ClusterState, zones: Mapping[str, str | None]) -> None:
         if not isinstance(zone, str) or len(zone) > 63 or not _LABEL_VALUE.match(zone):
             raise InputError(f"zones[{name!r}]", f"{zone!r} is not a valid label value",
                              "use at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit")
+
+
+def check_allocatable_cpu(state: ClusterState, cpu: Mapping[str, int]) -> None:
+    """The nodes exist and each CPU is a whole number of millicores, 1 to 1,000,000 (1000 = one
+    core); else one InputError naming the node."""
+    if not isinstance(cpu, Mapping):
+        raise InputError("cpu", f"{cpu!r} is not a mapping", 'give {node: millicores}, e.g. {"myk8s-worker": 4000}')
+    for name, milli in cpu.items():
+        state.node(str(name))
+        if not isinstance(milli, int) or isinstance(milli, bool) or not 1 <= milli <= 1_000_000:
+            raise InputError(f"cpu[{name!r}]", f"{milli!r} is not a number of millicores",
+                             "give a whole number from 1 to 1000000 (4000 = 4 cores)")
 
 
 def kind_nodes_to_nodes(cfg: ClusterConfig, kind_nodes, doc: Document) -> list[Node]:

@@ -355,6 +355,19 @@ class Lab:
         self.control.set_pod_ready(pod, ready, namespace)
         self._changed()
 
+    def set_allocatable_cpu(self, cpu: Mapping[str, int]) -> None:
+        """Give nodes ``cpu[node]`` millicores of allocatable CPU (``status.allocatable.cpu``, 1000 =
+        one core), as if they had been made with them: the EndpointSlice controller's topology
+        cache re-reads the nodes and the hints follow (the zones' CPU ratios, chapter 09). On a
+        live cluster (kind) a node's CPU is what its kubelet reports: a one-line InputError pointing
+        to ``lab.exact(...)``. An unknown node or a bad count is a one-line InputError, nothing
+        changed."""
+        if getattr(self.control, "live", False) or not hasattr(self.control, "set_allocatable_cpu"):
+            raise InputError("cpu", "a live node's allocatable CPU is what its kubelet reports",
+                             'change it on the simulator copy: lab.exact("node CPUs").set_allocatable_cpu(...)')
+        self.control.set_allocatable_cpu(cpu)
+        self._changed()
+
     def set_zones(self, zones: Mapping[str, str | None]) -> None:
         """Put nodes in zones: label them ``topology.kubernetes.io/zone`` (``{node: zone}``; None
         or "" removes the label), as ``kubectl label node`` would. The EndpointSlice controller

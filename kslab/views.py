@@ -926,11 +926,12 @@ def zone_cpu(cluster) -> dict[str, int]:
 def compute_topology(lab: Lab, mode: str, placement: Mapping[str, int] | None = None,
                      zones: Mapping[str, str] | None = None, connections: int = 300, *, seed: int = 1,
                      service: str = "svc-zone", deployment: str = "deploy-zone",
-                     clients: tuple[str, ...] = ZONE_CLIENTS) -> TopologyResult:
+                     clients: tuple[str, ...] = ZONE_CLIENTS, cpu: Mapping[str, int] | None = None) -> TopologyResult:
     """The Service ``service`` switched to ``mode`` (:data:`TOPOLOGY_MODES`), ``deployment``'s pods
     placed ``placement`` (node -> pods; None = as they are), the nodes' zones changed to ``zones``
-    (node -> zone, "" removes the label; None = as they are), then ``connections`` connections
-    from each of ``clients`` (one client pod per zone: data/myk8s/topology).
+    (node -> zone, "" removes the label; None = as they are), the nodes' allocatable CPU set to
+    ``cpu`` (node -> millicores, :meth:`Lab.set_allocatable_cpu`; None = as they are), then
+    ``connections`` connections from each of ``clients`` (one client pod per zone: data/myk8s/topology).
 
     Pure: it runs on a simulated copy of ``lab`` (:meth:`Lab.copy`), never on ``lab``, and is
     seeded. Bad input is a one-line InputError before anything runs."""
@@ -945,17 +946,21 @@ def compute_topology(lab: Lab, mode: str, placement: Mapping[str, int] | None = 
         _check_placement(placement, nodes)
     if zones is not None:
         _check_zones(zones, nodes)
+    if cpu is not None:
+        from .controlplane import check_allocatable_cpu
+
+        check_allocatable_cpu(lab.cluster, cpu)
     lab.cluster.service(service)  # a one-line InputError when the add-on is not applied
     for c in clients:
         lab.client(c)
     return run_topology(lab.copy(), mode, placement, zones, connections, seed=seed, service=service,
-                        deployment=deployment, clients=clients)
+                        deployment=deployment, clients=clients, cpu=cpu)
 
 
 def run_topology(twin: Lab, mode: str, placement: Mapping[str, int] | None = None,
                  zones: Mapping[str, str] | None = None, connections: int = 300, *, seed: int = 1,
                  service: str = "svc-zone", deployment: str = "deploy-zone",
-                 clients: tuple[str, ...] = ZONE_CLIENTS) -> TopologyResult:
+                 clients: tuple[str, ...] = ZONE_CLIENTS, cpu: Mapping[str, int] | None = None) -> TopologyResult:
     """:func:`compute_topology`'s experiment on ``twin`` itself, which it changes: for a caller
     that already holds a copy of the lab of its own (a check). Inputs as compute_topology's,
     unchecked."""
@@ -963,6 +968,8 @@ def run_topology(twin: Lab, mode: str, placement: Mapping[str, int] | None = Non
     seen = event_counts(twin.cluster, service)
     if zones is not None and any((twin.cluster.node(n).zone or "") != z for n, z in zones.items()):
         twin.set_zones(dict(zones))
+    if cpu is not None and any(twin.cluster.node(n).allocatable_cpu != c for n, c in cpu.items()):
+        twin.set_allocatable_cpu(dict(cpu))
     selector = _deployment_selector(twin, deployment)
     if placement is not None:
         now = {n: len(ps) for n, ps in twin.pods_per_node(selector).items() if ps}
@@ -1001,15 +1008,18 @@ class TopologyPanel:
     under them gives the share that crossed zones per client zone and the controller's last event.
 
     Controls: ``mode`` (ToggleButtons), ``sliders`` (worker -> IntSlider, 0-``max_pods``),
-    ``zone_of`` (worker -> Dropdown of the lab's zones and "(no zone)"). Every change runs
-    :func:`compute_topology` on a fresh simulated copy of the lab (never the lab itself);
-    ``set(mode=..., placement=..., zones=...)`` changes several controls with one update."""
+    ``zone_of`` (worker -> Dropdown of the lab's zones and "(no zone)"), ``cpu_of`` (worker ->
+    IntSlider of allocatable cores, 1-``max_cores``: the zones' CPU ratios the controller
+    allocates hints by). Every change runs :func:`compute_topology` on a fresh simulated copy of
+    the lab (never the lab itself); ``set(mode=..., placement=..., zones=..., cpu=...)`` changes
+    several controls with one update (``cpu`` in millicores, whole cores)."""
 
     MODES = ("off", "Auto", "PreferClose")
 
     def __init__(self, lab: Lab, *, mode: str = "Auto", placement: Mapping[str, int] | None = None,
                  zones: Mapping[str, str] | None = None, connections: int = 300, max_pods: int = 6, seed: int = 1,
-                 service: str = "svc-zone", deployment: str = "deploy-zone", clients: tuple[str, ...] = ZONE_CLIENTS) -> None:
+                 service: str = "svc-zone", deployment: str = "deploy-zone", clients: tuple[str, ...] = ZONE_CLIENTS,
+                 cpu: Mapping[str, int] | None = None, max_cores: int = 8) -> None:
         import ipywidgets as w
 
         self.lab, self.connections, self.seed = lab, connections, seed
@@ -1017,6 +1027,8 @@ class TopologyPanel:
         workers = [n.name for n in lab.cluster.nodes if not n.is_control_plane]
         self.zone_names = sorted({n.zone for n in lab.cluster.nodes if n.zone} | set((zones or {}).values()) - {""})
         self._check(mode, placement, zones, workers, {n: max_pods for n in workers})
+        self.max_cores = max_cores
+        self._check_cpu(cpu, workers, max_cores)
         per_node = lab.pods_per_node(_deployment_selector(lab, deployment))
         start = {**{n: len(per_node[n]) for n in workers}, **dict(placement or {})}
         start_zones = {n: lab.cluster.node(n).zone or "" for n in workers} | dict(zones or {})
@@ -1026,6 +1038,9 @@ class TopologyPanel:
                                        style=style, continuous_update=False) for n in workers}
         self.zone_of = {n: w.Dropdown(options=[(z, z) for z in self.zone_names] + [(NO_ZONE, "")], value=start_zones[n],
                                       description=f"zone of {n}", style=style) for n in workers}
+        start_cpu = {n: lab.cluster.node(n).allocatable_cpu for n in workers} | dict(cpu or {})
+        self.cpu_of = {n: w.IntSlider(value=max(1, start_cpu[n] // 1000), min=1, max=max(max_cores, start_cpu[n] // 1000),
+                                      description=f"cores of {n}", style=style, continuous_update=False) for n in workers}
         self.summary = w.HTML()
         self._cache: OrderedDict[tuple, TopologyResult] = OrderedDict()
         self._cached_at: int | None = None
@@ -1035,9 +1050,10 @@ class TopologyPanel:
         self.matrix_figure = go.FigureWidget(charts.zone_matrix_figure(r.matrix, self.zone_names, title=charts.matrix_title(r)))
         self.result: TopologyResult | None = None
         self._draw(r)
-        for control in (self.mode, *self.sliders.values(), *self.zone_of.values()):
+        for control in (self.mode, *self.sliders.values(), *self.zone_of.values(), *self.cpu_of.values()):
             control.observe(self._on_change, names="value")
         self.widget = w.VBox([self.mode, w.HBox(list(self.sliders.values())), w.HBox(list(self.zone_of.values())),
+                              w.HBox(list(self.cpu_of.values())),
                               w.HBox([self.hints_figure, self.matrix_figure]), self.summary])
 
     CACHE = 64
@@ -1049,6 +1065,25 @@ class TopologyPanel:
     @property
     def zones(self) -> dict[str, str]:
         return {n: d.value for n, d in self.zone_of.items()}
+
+    @property
+    def cpu(self) -> dict[str, int]:
+        """Each worker's allocatable CPU as the panel sets it, in millicores."""
+        return {n: s.value * 1000 for n, s in getattr(self, "cpu_of", {}).items()}
+
+    def _check_cpu(self, cpu, workers, max_cores) -> None:
+        from .controlplane import check_allocatable_cpu
+        from .errors import InputError
+
+        if cpu is None:
+            return
+        check_allocatable_cpu(self.lab.cluster, cpu)
+        for node, milli in cpu.items():
+            if node not in workers:
+                raise InputError(f"cpu[{node!r}]", "the panel sets the workers' CPU only", f"workers are: {', '.join(workers)}")
+            if milli % 1000 or not 1 <= milli // 1000 <= max_cores:
+                raise InputError(f"cpu[{node!r}]", f"{milli} millicores is not 1-{max_cores} whole cores",
+                                 f"give 1000-{max_cores * 1000} in steps of 1000, or make the panel with max_cores=...")
 
     def _check(self, mode, placement, zones, workers, most) -> None:
         from .errors import InputError
@@ -1075,7 +1110,7 @@ class TopologyPanel:
                                      f"use one of: {', '.join(self.zone_names)}, or \"\" for no zone")
 
     def _key(self) -> tuple:
-        return self.mode.value, tuple(sorted(self.placement.items())), tuple(sorted(self.zones.items()))
+        return self.mode.value, tuple(sorted(self.placement.items())), tuple(sorted(self.zones.items())), tuple(sorted(self.cpu.items()))
 
     def _compute(self) -> TopologyResult:
         if self.lab.generation != self._cached_at:
@@ -1084,9 +1119,9 @@ class TopologyPanel:
         key = self._key()
         r = self._cache.get(key)
         if r is None:
-            mode, placement, zones = key
+            mode, placement, zones, cpu = key
             r = compute_topology(self.lab, mode, dict(placement), dict(zones), self.connections, seed=self.seed,
-                                 service=self.service, deployment=self.deployment, clients=self.clients)
+                                 service=self.service, deployment=self.deployment, clients=self.clients, cpu=dict(cpu))
             self._cache[key] = r
             if len(self._cache) > self.CACHE:
                 self._cache.popitem(last=False)
@@ -1099,10 +1134,11 @@ class TopologyPanel:
             self.update()
 
     def set(self, *, mode: str | None = None, placement: Mapping[str, int] | None = None,
-            zones: Mapping[str, str] | None = None) -> TopologyResult:
+            zones: Mapping[str, str] | None = None, cpu: Mapping[str, int] | None = None) -> TopologyResult:
         """Change any of the controls with one update. Checked first: a bad value is a one-line
         InputError and no control changes."""
         self._check(mode, placement, zones, list(self.sliders), {n: s.max for n, s in self.sliders.items()})
+        self._check_cpu(cpu, list(self.cpu_of), self.max_cores)
         self._quiet = True
         try:
             if mode is not None:
@@ -1111,6 +1147,8 @@ class TopologyPanel:
                 self.sliders[node].value = count
             for node, zone in (zones or {}).items():
                 self.zone_of[node].value = zone
+            for node, milli in (cpu or {}).items():
+                self.cpu_of[node].value = milli // 1000
         finally:
             self._quiet = False
         return self.update()

@@ -159,6 +159,35 @@ def test_panel_controls_redraw_in_place(lab):
         panel.set(zones={W1: "mars"})
 
 
+def test_zone_cpu_decides_whether_four_endpoints_get_hints(lab):
+    """Pods 2/1/1 in three zones: with equal CPU each zone's minimum is ceil(4/3/1.2) = 2, 6 > 4, so
+    no hints ("Unable to allocate minimum ..."); with zone a at twice the CPU (4/2/2 cores) the
+    minimums are 2/1/1 = 4: hints, each endpoint for its own zone (upstream getAllocations)."""
+    equal = views.compute_topology(lab, "Auto", {W1: 2, W2: 1, W3: 1}, connections=50, cpu={W1: 2000, W2: 2000, W3: 2000})
+    assert not equal.hinted and "Unable to allocate minimum required endpoints" in equal.message
+    heavy = views.compute_topology(lab, "Auto", {W1: 2, W2: 1, W3: 1}, connections=300, cpu={W1: 4000, W2: 2000, W3: 2000})
+    assert heavy.hinted and heavy.zone_cpu == {ZA: 4000, ZB: 2000, ZC: 2000}
+    assert (heavy.hints["for_zones"] == heavy.hints["zone"]).all() and (heavy.cross_zone == 0).all()
+    assert list(heavy.allocations["minimum"]) == [2, 1, 1]
+    assert lab.cluster.node(W1).allocatable_cpu == 2000  # on a copy: the lab keeps its CPUs
+    with pytest.raises(InputError, match=r"cpu\['myk8s-worker'\]"):
+        views.compute_topology(lab, "Auto", cpu={W1: 0})
+    with pytest.raises(InputError, match="no such node"):
+        views.compute_topology(lab, "Auto", cpu={"nope": 1000})
+
+
+def test_panel_cpu_sliders_change_the_allocation(lab):
+    panel = views.TopologyPanel(lab, mode="Auto", placement={W1: 2, W2: 1, W3: 1}, connections=100)
+    assert panel.cpu == {W1: 2000, W2: 2000, W3: 2000} and not panel.result.hinted
+    panel.cpu_of[W1].value = 4  # a learner's drag: 4 cores in zone a
+    assert panel.result.hinted and panel.result.zone_cpu[ZA] == 4000
+    r = panel.set(cpu={W1: 2000})
+    assert not r.hinted and panel.cpu_of[W1].value == 2
+    with pytest.raises(InputError, match="whole cores"):
+        panel.set(cpu={W1: 1500})
+    assert panel.cpu_of[W1].value == 2  # nothing changed
+
+
 def test_kube_proxy_follows_its_nodes_new_zone():
     """kube-proxy's OnNodeUpdate: once myk8s-worker3 is relabelled into zone b, its kube-proxy keeps
     zone b's endpoints (a full sync), as the node's own label says; before the fix it kept using its

@@ -66,7 +66,7 @@
 #   `PreferClose`, `PreferSameZone`, `PreferSameNode`); `views.event_counts(cluster, service)` and
 #   `views.new_events(cluster, service, before)`: the Events on a Service (`kubectl describe svc`), and
 #   those a change made the controller report;
-# - `views.TopologyPanel` and `views.compute_topology(lab, mode, placement, zones, connections)`: the
+# - `views.TopologyPanel` and `views.compute_topology(lab, mode, placement, zones, connections, cpu=...)`: the
 #   panel of this chapter and the experiment behind it (on a copy of the lab); `charts.cross_zone_bars`,
 #   `charts.hints_figure`, `charts.zone_matrix_figure`: its charts.
 #
@@ -93,7 +93,7 @@
 #   mode)`: 모드(`off`, `Auto`, `PreferClose`, `PreferSameZone`, `PreferSameNode`)에 맞는 `patch_service` 인자입니다.
 #   `views.event_counts(cluster, service)`와 `views.new_events(cluster, service, before)`: 서비스의 이벤트(`kubectl
 #   describe svc`)와, 변경 하나가 컨트롤러에게 보고하게 한 이벤트입니다.
-# - `views.TopologyPanel`과 `views.compute_topology(lab, mode, placement, zones, connections)`: 이 장의 패널과 그
+# - `views.TopologyPanel`과 `views.compute_topology(lab, mode, placement, zones, connections, cpu=...)`: 이 장의 패널과 그
 #   뒤의 실험입니다(실습 환경의 복사본에서 실행). `charts.cross_zone_bars`, `charts.hints_figure`,
 #   `charts.zone_matrix_figure`: 그 차트입니다.
 #
@@ -823,21 +823,26 @@ experiments.claim(
 # %% [markdown] lang="en"
 # ## Explore: the topology panel
 #
-# Pick the mode (`off`, `Auto`, `PreferClose`), how many `deploy-zone` pods each worker runs, and
-# which zone each worker is in. The left chart shows each zone's ready endpoints coloured by the zone
+# Pick the mode (`off`, `Auto`, `PreferClose`), how many `deploy-zone` pods each worker runs,
+# which zone each worker is in, and how many CPU cores each worker has (its allocatable CPU, from
+# which the controller computes the zones' ratios; `lab.set_allocatable_cpu` on a lab). The left chart shows each zone's ready endpoints coloured by the zone
 # they are hinted for; the right one where each zone's client was answered; the line under them the
 # cross-zone shares, the CPU the controller counted per zone and its last event. Try: 2/2/2 and 4/1/1
 # under `Auto` and `PreferClose`; 4 or 8 pods in all (no hints); `myk8s-worker3` moved into zone `-2b`
-# (two zones, CPU 1:2); a worker with "(no zone)". The panel works on its own copy of the lab.
+# (two zones, CPU 1:2); a worker with "(no zone)"; 2/1/1 pods with 2 cores everywhere (no hints),
+# then 4 cores on `myk8s-worker` (hints: zone a's minimum is now 2). The panel works on its own copy
+# of the lab.
 
 # %% [markdown] lang="ko"
 # ## 탐색: 토폴로지 패널
 #
-# 모드(`off`, `Auto`, `PreferClose`), 워커마다 `deploy-zone` 파드 수, 워커마다 존을 고르세요. 왼쪽 차트는 존마다
+# 모드(`off`, `Auto`, `PreferClose`), 워커마다 `deploy-zone` 파드 수, 워커마다 존, 워커마다 CPU 코어 수(할당
+# 가능한 CPU로, 컨트롤러가 존의 비율을 여기서 계산합니다. 실습 환경에서는 `lab.set_allocatable_cpu`)를 고르세요. 왼쪽 차트는 존마다
 # 준비된 엔드포인트를 힌트된 존의 색으로, 오른쪽 차트는 존마다 클라이언트가 어디서 응답을 받았는지 보여 주고,
 # 아래 줄은 존을 건넌 비율, 컨트롤러가 존마다 센 CPU, 마지막 이벤트를 보여 줍니다. 해 볼 것: `Auto`와
 # `PreferClose`에서 2/2/2와 4/1/1, 모두 합쳐 파드 4개나 8개(힌트 없음), `myk8s-worker3`를 존 `-2b`로 옮기기(존 두
-# 개, CPU 1:2), "(no zone)"인 워커. 패널은 자기만의 실습 환경 복사본에서 동작합니다.
+# 개, CPU 1:2), "(no zone)"인 워커, 모든 워커가 2코어일 때 파드 2/1/1(힌트 없음), 그다음 `myk8s-worker`를
+# 4코어로(힌트 있음: 존 a의 최소값이 이제 2입니다). 패널은 자기만의 실습 환경 복사본에서 동작합니다.
 
 # %%
 import gc
