@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -618,6 +618,28 @@ def compute_traffic_policy(lab: Lab, policy: str, placement: Mapping[str, int], 
         backend=twin.backend)
 
 
+class _ResultCache:
+    """A panel's experiment results per control setting: the ``size`` most recently used, all
+    dropped when the lab changes (its ``generation``: earlier results may be stale)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._results: OrderedDict[tuple, Any] = OrderedDict()
+        self._generation: int | None = None
+
+    def get(self, generation: int, key: tuple, make: Callable[[], Any]) -> Any:
+        if generation != self._generation:
+            self._results.clear()
+            self._generation = generation
+        r = self._results.get(key)
+        if r is None:
+            r = self._results[key] = make()
+            if len(self._results) > self.size:
+                self._results.popitem(last=False)
+        else:
+            self._results.move_to_end(key)
+        return r
+
 class TrafficPolicyPanel:
     """externalTrafficPolicy, where the echo pods run and where mypc enters, over two charts:
     connections answered and dropped per ingress node, and each pod's share (the per-node split
@@ -654,8 +676,7 @@ class TrafficPolicyPanel:
         self.entry = w.Dropdown(options=entries, value=self.LB_LABEL if first == LB_ENTRY else first,
                                 description="mypc enters at", style=style)
         self.summary = w.HTML()
-        self._cache: OrderedDict[tuple, TrafficPolicyResult] = OrderedDict()
-        self._cached_at: int | None = None
+        self._cache = _ResultCache(self.CACHE)
         self._quiet = False
         r = self._compute()
         self.node_figure = go.FigureWidget(charts.policy_node_figure(r))
@@ -703,21 +724,10 @@ class TrafficPolicyPanel:
         return self.policy.value, tuple(sorted(self.placement.items())), entry
 
     def _compute(self) -> TrafficPolicyResult:
-        if self.lab.generation != self._cached_at:  # the lab changed: earlier results may be stale
-            self._cache.clear()
-            self._cached_at = self.lab.generation
-        key = self._key()
-        r = self._cache.get(key)
-        if r is None:
-            policy, placement, entry = key
-            r = compute_traffic_policy(self.lab, policy, dict(placement), entry, self.connections, seed=self.seed,
-                                       service=self.service, lb_service=self.lb_service, deployment=self.deployment)
-            self._cache[key] = r
-            if len(self._cache) > self.CACHE:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        return r
+        policy, placement, entry = key = self._key()
+        return self._cache.get(self.lab.generation, key, lambda: compute_traffic_policy(
+            self.lab, policy, dict(placement), entry, self.connections, seed=self.seed,
+            service=self.service, lb_service=self.lb_service, deployment=self.deployment))
 
     def _on_change(self, _change=None) -> None:
         if not self._quiet:
@@ -1042,8 +1052,7 @@ class TopologyPanel:
         self.cpu_of = {n: w.IntSlider(value=max(1, start_cpu[n] // 1000), min=1, max=max(max_cores, start_cpu[n] // 1000),
                                       description=f"cores of {n}", style=style, continuous_update=False) for n in workers}
         self.summary = w.HTML()
-        self._cache: OrderedDict[tuple, TopologyResult] = OrderedDict()
-        self._cached_at: int | None = None
+        self._cache = _ResultCache(self.CACHE)
         self._quiet = False
         r = self._compute()
         self.hints_figure = go.FigureWidget(charts.hints_figure(r.hints, self.zone_names, title=charts.hints_title(r)))
@@ -1113,21 +1122,10 @@ class TopologyPanel:
         return self.mode.value, tuple(sorted(self.placement.items())), tuple(sorted(self.zones.items())), tuple(sorted(self.cpu.items()))
 
     def _compute(self) -> TopologyResult:
-        if self.lab.generation != self._cached_at:
-            self._cache.clear()
-            self._cached_at = self.lab.generation
-        key = self._key()
-        r = self._cache.get(key)
-        if r is None:
-            mode, placement, zones, cpu = key
-            r = compute_topology(self.lab, mode, dict(placement), dict(zones), self.connections, seed=self.seed,
-                                 service=self.service, deployment=self.deployment, clients=self.clients, cpu=dict(cpu))
-            self._cache[key] = r
-            if len(self._cache) > self.CACHE:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        return r
+        mode, placement, zones, cpu = key = self._key()
+        return self._cache.get(self.lab.generation, key, lambda: compute_topology(
+            self.lab, mode, dict(placement), dict(zones), self.connections, seed=self.seed,
+            service=self.service, deployment=self.deployment, clients=self.clients, cpu=dict(cpu)))
 
     def _on_change(self, _change=None) -> None:
         if not self._quiet:
@@ -1466,8 +1464,7 @@ class ReadinessPanel:
         self.failure = w.IntSlider(value=failure_threshold, min=1, max=5, description="failureThreshold", style=style,
                                    continuous_update=False)
         self.summary = w.HTML()
-        self._cache: OrderedDict[tuple, ReadinessResult] = OrderedDict()
-        self._cached_at: int | None = None
+        self._cache = _ResultCache(self.CACHE)
         self._quiet = False
         r = self._compute()
         self.figure = go.FigureWidget(charts.readiness_timeline(r.df, r.lifecycle, backend=r.backend))
@@ -1482,22 +1479,10 @@ class ReadinessPanel:
         return self.broken.value, self.heal.value, self.probe.value, self.period.value, self.failure.value
 
     def _compute(self) -> ReadinessResult:
-        if self.lab.generation != self._cached_at:
-            self._cache.clear()
-            self._cached_at = self.lab.generation
-        key = self._key()
-        r = self._cache.get(key)
-        if r is None:
-            broken, heal, probe, period, failure = key
-            r = compute_readiness(self.lab, broken=broken, probe=probe, period_seconds=period, failure_threshold=failure,
-                                  heal_at=self.seconds / 2 if heal else None, seconds=self.seconds, rate=self.rate,
-                                  seed=self.seed)
-            self._cache[key] = r
-            if len(self._cache) > self.CACHE:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        return r
+        broken, heal, probe, period, failure = key = self._key()
+        return self._cache.get(self.lab.generation, key, lambda: compute_readiness(
+            self.lab, broken=broken, probe=probe, period_seconds=period, failure_threshold=failure,
+            heal_at=self.seconds / 2 if heal else None, seconds=self.seconds, rate=self.rate, seed=self.seed))
 
     def _on_change(self, _change=None) -> None:
         if not self._quiet:
