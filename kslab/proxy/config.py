@@ -12,6 +12,7 @@ from ..errors import InputError
 from ..model import ClusterState
 from .util import nodeport_addresses_contain_ipv4_loopback
 
+PROXY_MODES = ("iptables", "nftables")  # kube-proxy --proxy-mode values kslab implements (ipvs: kslab.ipvs)
 DETECT_LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None")
 DEFAULT_MASQUERADE_BIT = 14  # iptables.masqueradeBit
 
@@ -46,6 +47,8 @@ class ProxyConfig:
     node_zone: str = ""  # the node's topology.kubernetes.io/zone label
     prefer_same_node: bool = True  # feature gate PreferSameTrafficDistribution
     family: int = 4
+    mode: str = "iptables"  # --proxy-mode: iptables or nftables
+    service_cidrs: tuple[str, ...] = ()  # the ServiceCIDRs (nftables mode drops traffic to unallocated ClusterIPs in them)
 
     def __post_init__(self) -> None:
         for name in _BOOL_FIELDS:
@@ -56,6 +59,8 @@ class ProxyConfig:
                              "use one of " + ", ".join(DETECT_LOCAL_MODES))
         if isinstance(self.masquerade_bit, bool) or not isinstance(self.masquerade_bit, int) or not 0 <= self.masquerade_bit <= 31:
             raise InputError("proxy option masquerade_bit", f"{self.masquerade_bit!r} is out of range", "use 0-31 (default 14)")
+        if self.mode not in PROXY_MODES:
+            raise InputError("proxy option mode", f"unknown proxy mode {self.mode!r}", "use one of " + ", ".join(PROXY_MODES))
         if self.family not in (4, 6):
             raise InputError("proxy option family", f"{self.family!r} is not an IP family", "use 4 or 6")
 
@@ -100,6 +105,7 @@ class ProxyConfig:
             cluster_cidr=state.config.pod_subnet or None,
             node_pod_cidr=node.pod_cidr or None,
             node_zone=node.zone or "",
+            service_cidrs=(state.config.service_subnet,) if state.config.service_subnet else (),
         )
         kw.update({k: v for k, v in overrides.items() if v is not None})
         if not nodeport_addresses_contain_ipv4_loopback(tuple(kw.get("nodeport_addresses") or ())):
@@ -136,7 +142,9 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
         if not ok:
             want = {bool: "True or False", int: "an integer 0..31", tuple: "a list of strings"}.get(type(default), "a string")
             raise InputError(f"proxy option {name}={value!r}", "has the wrong type", f"give {want}")
-        if name == "cluster_cidr" or name == "nodeport_addresses":
+        if name == "mode" and value not in PROXY_MODES:
+            raise InputError(f"proxy option {name}={value!r}", "is not a proxy mode kslab implements", "use one of: " + ", ".join(PROXY_MODES))
+        if name in ("cluster_cidr", "nodeport_addresses", "service_cidrs"):
             for cidr in [value] if isinstance(value, str) else value:
                 if cidr == "primary" and name == "nodeport_addresses":
                     continue

@@ -139,6 +139,17 @@ class ProxierMetrics:
         return self.sync_full_proxy_rules_duration_seconds + self.sync_partial_proxy_rules_duration_seconds
 
 
+def mode_named(name: str) -> ProxyMode:
+    """The :class:`ProxyMode` for kube-proxy's ``--proxy-mode`` value (imported lazily)."""
+    if name == "nftables":
+        from .nftables import MODE as nft_mode  # written by issue 14
+
+        return nft_mode
+    from .iptables import MODE as ipt_mode  # the default mode, as kube-proxy's
+
+    return ipt_mode
+
+
 class Proxier:
     """One node's kube-proxy across syncs, in one proxy mode (iptables by default).
 
@@ -157,7 +168,7 @@ class Proxier:
         full_sync_period: float = FULL_SYNC_PERIOD,
     ) -> None:
         if mode is None:
-            from .iptables import MODE as mode  # the default mode, as kube-proxy's
+            mode = mode_named(config.mode)
         self.config = config
         self.mode = mode
         self.minimize_restore = minimize_restore
