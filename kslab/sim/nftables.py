@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InputError
@@ -755,11 +755,21 @@ def format_duration(seconds: float) -> str:
 
 
 @dataclass
+class RuleSpec:
+    """A rule's text to compile (as written), the text traces show (nft list's form; "" = the
+    same) and the object it came from (identity lets a reload reuse the compiled rule)."""
+
+    text: str
+    listed: str = ""
+    origin: object = None
+
+
+@dataclass
 class ChainSpec:
     """A chain as the table holds it: base chains have type/hook/priority/policy."""
 
     name: str
-    rules: list[str] = field(default_factory=list)
+    rules: list[RuleSpec | str] = field(default_factory=list)
     type: str = ""
     hook: str = ""  # nft's name (prerouting ...) or ""
     priority: int | str = 0
@@ -775,8 +785,9 @@ class SetSpec:
     key_types: tuple[str, ...]
     is_map: bool = False
     flags: tuple[str, ...] = ()
-    timeout: float | None = None
+    timeout: float | None = None  # seconds
     elements: list[tuple[tuple[str, ...], str | None]] = field(default_factory=list)
+    origin: object = None  # the NftSet it came from (identity lets a reload reuse the compiled set)
 
 
 def priority_value(p: int | str) -> int:
@@ -808,14 +819,22 @@ class NftNetfilter:
     table_name = "kube-proxy"
 
     def __init__(self, chains: Iterable[ChainSpec], sets: Iterable[SetSpec], *, name: str = "", table: str = "kube-proxy",
-                 strict: bool = False, skipped: Sequence[str] = ()) -> None:
+                 strict: bool = False, skipped: Sequence[str] = (), previous: NftNetfilter | None = None) -> None:
         self.name = name
         self.table_name = table
         self.tables: dict = {}  # no iptables tables (Network's xt_recent bookkeeping reads this)
         self.skipped = tuple(skipped)  # other tables of a listing, not run ("table ip nat" ...)
+        known_sets = previous._set_cache if previous is not None else {}
+        self._set_cache: dict[int, tuple[object, CompiledSet]] = {}
         self.sets: dict[str, CompiledSet] = {}
         for s in sets:
-            self.sets[s.name] = self._compile_set(s, strict)
+            hit = known_sets.get(id(s.origin)) if s.origin is not None else None
+            cs = hit[1] if hit is not None and hit[0] is s.origin else self._compile_set(s, strict)
+            if s.origin is not None:
+                self._set_cache[id(s.origin)] = (s.origin, cs)
+            self.sets[s.name] = cs
+        self._known_rules = previous._rule_cache if previous is not None else {}
+        self._rule_cache: dict[int, tuple[object, CompiledRule]] = {}
         self.chains: dict[str, CompiledChain] = {}
         specs = list(chains)
         for order, spec in enumerate(specs):
@@ -847,22 +866,20 @@ class NftNetfilter:
     @classmethod
     def from_state(cls, state: Any, *, name: str = "", previous: NftNetfilter | None = None, family: str = "ip",
                    table: str = "kube-proxy", strict: bool = False) -> NftNetfilter:
-        """The table ``family table`` of a :class:`kslab.nft.NftState` (an empty ruleset if the
-        state has no such table). Other tables are listed in :attr:`skipped`. ``previous`` is
-        accepted for symmetry with :meth:`Netfilter.from_tables` (rules compile in microseconds)."""
-        from . import nftables_state
-
-        chains, sets, skipped = nftables_state.specs_of(state, family, table)
-        return cls(chains, sets, name=name, table=table, strict=strict, skipped=skipped)
+        """The table ``family table`` of a :class:`kslab.nft.NftState` (no chains at all if the
+        state has no such table: every hook accepts). Other tables are listed in
+        :attr:`skipped`. With ``previous`` (the ruleset this one replaces), a rule that is the
+        very NftRule object ``previous`` compiled (a chain a partial sync left alone) and names
+        no set is reused instead of compiled again; likewise an unchanged set."""
+        chains, sets, skipped = specs_of(state, family, table)
+        return cls(chains, sets, name=name, table=table, strict=strict, skipped=skipped, previous=previous)
 
     @classmethod
     def from_text(cls, text: str, *, name: str = "", strict: bool = False, family: str = "ip",
-                  table: str = "kube-proxy") -> NftNetfilter:
+                  table: str = "kube-proxy", where: str | None = None) -> NftNetfilter:
         """Load kube-proxy's transaction text (``nft -f`` input, in its own order or upstream's
         test layout) or ``nft list ruleset``/``nft list table`` output."""
-        from . import nftables_state
-
-        state = nftables_state.load_text(text, where=f"ruleset{' of ' + name if name else ''}")
+        state = load_text(text, where=where or f"ruleset{' of ' + name if name else ''}")
         return cls.from_state(state, name=name, family=family, table=table, strict=strict)
 
     def _where(self, what: str) -> str:
@@ -887,9 +904,21 @@ class NftNetfilter:
                                  "elements are keys of the set's types (and a verdict for a verdict map)") from None
         return cs
 
-    def _compile_rule(self, compiler: _RuleCompiler, chain: CompiledChain, text: str, number: int, strict: bool) -> CompiledRule:
+    def _compile_rule(self, compiler: _RuleCompiler, chain: CompiledChain, rule: RuleSpec | str, number: int,
+                      strict: bool) -> CompiledRule:
+        spec = rule if isinstance(rule, RuleSpec) else RuleSpec(rule)
+        origin = spec.origin
+        if origin is not None:
+            hit = self._known_rules.get(id(origin))
+            if hit is not None and hit[0] is origin and hit[1].error is None:
+                cr = hit[1] if hit[1].number == number else replace(hit[1], number=number)
+                self._rule_cache[id(origin)] = (origin, cr)
+                return cr
+        text = spec.text
         try:
             cr = compiler.compile(text, number)
+            if spec.listed:
+                cr.text = spec.listed
             if cr.target is not None and cr.target.code in (V_JUMP, V_GOTO):
                 self._check_target(cr.target.chain)
             if cr.vmap is not None:
@@ -898,13 +927,15 @@ class NftNetfilter:
                         self._check_target(value.chain)
             if cr.verdict in (V_DNAT, V_MASQ, V_SNAT) and chain.hook and chain.type != "nat":
                 raise _Unsupported(f"{cr.nat.kind.lower()} in a {chain.type or 'regular'} chain")  # type: ignore[union-attr]
+            if origin is not None and "@" not in text:  # a rule naming a set is bound to this load's sets
+                self._rule_cache[id(origin)] = (origin, cr)
             return cr
         except _Unsupported as e:
             err = InputError(self._where(f"chain {chain.name} rule {number} {text!r}"), f"kslab cannot execute {e}",
                              "the sim runs kube-proxy's nftables expressions (see kslab.sim.nftables); trace a packet that avoids this rule")
             if strict:
                 raise err from None
-            return CompiledRule(text, number, error=err)
+            return CompiledRule(spec.listed or text, number, error=err)
 
     def _check_target(self, chain: str) -> None:
         target = self.chains.get(chain)
@@ -1092,3 +1123,66 @@ class NftNetfilter:
         if step is not None:
             step.packet_before, step.packet_after = before, pkt.as_dict()
             step.detail = f"DNAT {old[0]}:{old[1]} -> {pkt.dst}:{pkt.dport}"
+
+
+# --------------------------------------------------------------------------------------------
+# kslab.nft's model -> the specs above
+
+
+def specs_of(state: Any, family: str = "ip", table: str = "kube-proxy") -> tuple[list[ChainSpec], list[SetSpec], list[str]]:
+    """The chains and sets of ``state``'s table ``family table`` (a :class:`kslab.nft.NftState`),
+    and the names of its other tables (``table ip nat`` ...)."""
+    tables = state.tables
+    skipped = [f"table {f} {n}" for (f, n) in tables if (f, n) != (family, table)]
+    t = tables.get((family, table))
+    if t is None:
+        return [], [], skipped
+    sets = []
+    for s in t.sets.values():
+        elements = [(e.key, e.value) for e in s.elements.values()]
+        sets.append(SetSpec(s.name, tuple(s.key_types), s.value_type is not None, tuple(s.flags),
+                            None if s.timeout is None else s.timeout / 1000.0, elements, origin=s))
+        if s.value_type is not None and s.value_type != "verdict":
+            sets[-1].is_map = False  # a data map (not a vmap): lookups only test membership
+    chains = []
+    for c in t.chains.values():
+        rules = [RuleSpec(r.text, r.listed, r) for r in c.rules]
+        chains.append(ChainSpec(c.name, rules, c.type or "", c.hook or "", c.priority or 0, c.policy or "accept"))
+    return chains, sets, skipped
+
+
+def _hoisted(text: str) -> str:
+    """Declarations first: upstream's test layout (not loadable as is: rules use chains and sets
+    declared further down) in the order ``nft -f`` accepts, the rest in its own order."""
+    lines = text.splitlines()
+    decl = [ln for ln in lines if ln.startswith(("add table ", "add chain ", "add set ", "add map "))]
+    rest = [ln for ln in lines if not ln.startswith(("add table ", "add chain ", "add set ", "add map "))]
+    return "\n".join(decl + rest) + "\n"
+
+
+def load_text(text: str, *, where: str = "ruleset") -> Any:
+    """An :class:`kslab.nft.NftState` from nftables text: ``nft list ruleset|table`` output
+    (blocks), or transaction text (``add table ...`` lines: kube-proxy's raw text, or upstream's
+    test layout, whose declarations are hoisted if it does not load as written)."""
+    from ..nft import NftState
+
+    state = NftState()
+    body = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not body:
+        return state
+    try:
+        if body[0].startswith("table "):
+            state.load_listing(text)
+        else:
+            try:
+                state.apply(text)
+            except ValueError as first:
+                state = NftState()
+                try:
+                    state.apply(_hoisted(text))
+                except ValueError:
+                    raise first from None
+    except ValueError as e:
+        first = str(e).splitlines()[0] if str(e) else "nft cannot read it"
+        raise InputError(where, first, "give `nft list ruleset` output or kube-proxy's nft text (add table/chain/rule/element lines)") from None
+    return state
