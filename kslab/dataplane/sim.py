@@ -81,10 +81,9 @@ class SimDataplane(Dataplane):
         state = self.nft.get(node)
         if state is None:  # this node's first nftables sync: kube-proxy cleans up iptables mode's chains
             state = NftState()
-        cleanup = "".join(op.text() + "\n" for op in getattr(ruleset, "cleanup_ops", ()))
-        if cleanup:
-            state.apply(cleanup)  # the separate "delete chain" transaction of stale chains (>= 1 s flushed)
-        state.apply(ruleset.raw_text())  # atomic: a refused transaction leaves the state as it was
+        # the "delete chain" transaction of chains stale for >= 1 s (a failure is only recorded),
+        # then the sync's transaction: each atomic, a refused one leaves the state as it was
+        ruleset.apply_with(state.apply)
         if node not in self.nft:
             self.tables[node] = NodeIptables()
             self.nft[node] = state
