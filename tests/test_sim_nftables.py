@@ -500,3 +500,30 @@ def test_upstream_packet_flow(test, yaml, cfg, case):
     name, src, to, output, masq = case
     got, got_masq = upstream_output(_flow_table(yaml, cfg), src, to)
     assert (got, got_masq) == (output, masq), f"{test} {name!r}"
+
+
+def test_lab_copy_keeps_the_nft_table_and_empties_affinity_sets(tmp_path):
+    """Lab.copy (what kslab.check experiments run on) starts from each node's nft listing;
+    dynamic sets are connection state, so a copy starts them empty."""
+    from kslab.dataplane.factory import create
+
+    st = load_cluster([write_yaml(tmp_path, service_doc("sticky", "172.30.0.20", endpoints=2, affinity=60))], as_is=True)
+    ruleset = render(st.services, st.endpoint_slices, upstream_config())
+    state, nf = loaded(ruleset)
+    name = "affinity-" + ruleset.raw_text().split("add set ip kube-proxy affinity-", 1)[1].split(" ", 1)[0]
+    state.apply(f"add element ip kube-proxy {name} {{ 10.0.0.7 }}\n")
+    assert "10.0.0.7" in state.list_table()
+    cluster = load_cluster([REPO / "data" / "myk8s"])
+    node = cluster.nodes[0].name
+    dp = create("sim", cluster, nft={node: state.list_table()})
+    assert dp.mode(node) == "nftables" and "10.0.0.7" not in dp.nft_list(node)
+    assert dp.nft_list(node).replace("\n\t\telements = { 10.0.0.7 }", "") == state.list_table().replace(
+        "\n\t\telements = { 10.0.0.7 }", "")
+
+
+def test_lab_copy_in_nftables_mode_traces_alike(nft_lab):
+    twin = nft_lab.copy()
+    node = "myk8s-worker"
+    assert twin.dataplane.nft_list(node) == nft_lab.dataplane.nft_list(node) != ""
+    a, b = nft_lab.trace("net-pod", "svc-clusterip"), twin.trace("net-pod", "svc-clusterip")
+    assert a.to_dict() == b.to_dict()

@@ -88,6 +88,21 @@ class SimDataplane(Dataplane):
             self.tables[node] = NodeIptables()
             self.nft[node] = state
 
+    def load_nft(self, node: str, listing: str) -> None:
+        """Make ``node`` hold the nftables tables of ``listing`` (``nft list`` output, e.g. another
+        lab's :meth:`nft_list`): its kube-proxy runs nftables mode from now on. Dynamic sets
+        (session affinity) start empty, as connection state does in a copied lab."""
+        from ..sim.nftables import load_text
+
+        state = load_text(listing, where=f"{node}'s nft list")
+        flush = "".join(f"flush set {t.family} {t.name} {s.name}\n" for t in state.tables.values()
+                        for s in t.sets.values() if ("dynamic" in s.flags or "timeout" in s.flags) and s.elements)
+        if flush:
+            state.apply(flush)
+        self.nft[node] = state
+        self.tables[node] = NodeIptables()
+        self.network.update_nft({node: state})
+
     def mode(self, node: str) -> str:
         """The proxy mode of ``node``'s last sync: "iptables" or "nftables"."""
         return "nftables" if node in self.nft else "iptables"
