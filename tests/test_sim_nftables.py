@@ -544,3 +544,95 @@ def test_lab_client_ip_affinity_sticks_across_syncs_and_goes_with_its_set():
     lab.patch_service("svc-clusterip", session_affinity="None", session_affinity_timeout=None)
     assert not any(k.startswith("affinity-") for n in nodes.values() for k in n.state.nft_sets)
     assert lab.run("net-pod", "svc-clusterip", n=60)["endpoint_pod"].nunique() == 3
+
+
+# TestInternalTrafficPolicy, TestTerminatingEndpointsTrafficPolicyLocal/Cluster: one Service
+# (ns1/svc1, 172.30.1.1:80, unnamed port) per case, its EndpointSlice written out here:
+# (address, nodeName, ready, serving, terminating); after each case upstream deletes the slice
+# and both flows must REJECT.
+
+def _svc1_docs(spec_extra: str, endpoints: list[tuple]) -> list[str]:
+    svc = ("apiVersion: v1\nkind: Service\nmetadata: {name: svc1, namespace: ns1}\nspec:\n  clusterIP: 172.30.1.1\n"
+           f"{spec_extra}  ports: [{{name: '', port: 80, protocol: TCP, targetPort: 80}}]")
+    if "LoadBalancer" in spec_extra:
+        svc += "\nstatus:\n  loadBalancer:\n    ingress: [{ip: 1.2.3.4}]"
+    if not endpoints:
+        return [svc]
+    eps = "".join(f"\n- addresses: [{ip}]\n  nodeName: {node}\n  conditions: {{ready: {str(r).lower()}, serving: "
+                  f"{str(s).lower()}, terminating: {str(t).lower()}}}" for ip, node, r, s, t in endpoints)
+    slc = ("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+           "metadata: {name: svc1-1, namespace: ns1, labels: {kubernetes.io/service-name: svc1}}\n"
+           f"addressType: IPv4\nendpoints:{eps}\nports: [{{name: '', port: 80, protocol: TCP}}]")
+    return [svc, slc]
+
+
+T, F = True, False
+ITP_CLUSTER, ITP_LOCAL = "  internalTrafficPolicy: Cluster\n", "  internalTrafficPolicy: Local\n"
+LB_LOCAL = "  type: LoadBalancer\n  externalTrafficPolicy: Local\n  healthCheckNodePort: 30000\n"
+LB_CLUSTER = "  type: LoadBalancer\n  externalTrafficPolicy: Cluster\n  healthCheckNodePort: 30000\n"
+TERMINATING_CASES = {
+    "ready endpoints exist": [("10.0.1.1", "test-node", T, T, F), ("10.0.1.2", "test-node", T, T, F),
+                              ("10.0.1.3", "another-node", F, T, T), ("10.0.1.4", "another-node", F, F, T),
+                              ("10.0.1.5", "another-node", T, T, F)],
+    "only terminating endpoints exist": [("10.0.1.2", "test-node", F, T, T), ("10.0.1.3", "test-node", F, T, T),
+                                         ("10.0.1.4", "another-node", F, F, T), ("10.0.1.5", "another-node", F, T, T)],
+    "terminating endpoints on remote node": [("10.0.1.5", "node-1", F, T, T)],
+    "no usable endpoints on any node": [("10.0.1.5", "test-node", F, F, T), ("10.0.1.5", "node-1", F, F, T)],
+}
+LOCAL_CASES = {
+    "ready endpoints exist": [("10.0.1.1", "test-node", T, T, F), ("10.0.1.2", "test-node", T, T, F),
+                              ("10.0.1.3", "test-node", F, T, T), ("10.0.1.4", "test-node", F, F, T),
+                              ("10.0.1.5", "node-1", T, T, F)],
+    "only terminating endpoints exist": [("10.0.1.2", "test-node", F, T, T), ("10.0.1.3", "test-node", F, T, T),
+                                         ("10.0.1.4", "test-node", F, F, T), ("10.0.1.5", "node-1", T, T, F)],
+    "terminating endpoints on remote node": TERMINATING_CASES["terminating endpoints on remote node"],
+    "no usable endpoints on any node": TERMINATING_CASES["no usable endpoints on any node"],
+}
+SVC1 = "172.30.1.1:80"
+LB1 = "1.2.3.4:80"
+ENDPOINT_FLOWS = [
+    # (upstream test / case, service spec, endpoints, [(source, destination, output, masq)])
+    ("TestInternalTrafficPolicy/internalTrafficPolicy is cluster", ITP_CLUSTER,
+     [("10.0.1.1", "test-node", T, None, None), ("10.0.1.2", "node1", T, None, None), ("10.0.1.3", "node2", T, None, None)],
+     [("10.0.0.2", SVC1, "10.0.1.1:80, 10.0.1.2:80, 10.0.1.3:80", False)]),
+    ("TestInternalTrafficPolicy/internalTrafficPolicy is local and there is one local endpoint", ITP_LOCAL,
+     [("10.0.1.1", "test-node", T, None, None), ("10.0.1.2", "node1", T, None, None), ("10.0.1.3", "node2", T, None, None)],
+     [("10.0.0.2", SVC1, "10.0.1.1:80", False)]),
+    ("TestInternalTrafficPolicy/internalTrafficPolicy is local and there are multiple local endpoints", ITP_LOCAL,
+     [("10.0.1.1", "test-node", T, None, None), ("10.0.1.2", "test-node", T, None, None), ("10.0.1.3", "node2", T, None, None)],
+     [("10.0.0.2", SVC1, "10.0.1.1:80, 10.0.1.2:80", False)]),
+    ("TestInternalTrafficPolicy/internalTrafficPolicy is local and there are no local endpoints", ITP_LOCAL,
+     [("10.0.1.1", "node0", T, None, None), ("10.0.1.2", "node1", T, None, None), ("10.0.1.3", "node2", T, None, None)],
+     [("10.0.0.2", SVC1, "DROP", False)]),
+    ("TestTerminatingEndpointsTrafficPolicyLocal/ready endpoints exist", LB_LOCAL, LOCAL_CASES["ready endpoints exist"],
+     [("10.0.0.2", SVC1, "10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80", False), (EXT, LB1, "10.0.1.1:80, 10.0.1.2:80", False)]),
+    ("TestTerminatingEndpointsTrafficPolicyLocal/only terminating endpoints exist", LB_LOCAL,
+     LOCAL_CASES["only terminating endpoints exist"],
+     [("10.0.0.2", SVC1, "10.0.1.5:80", False), (EXT, LB1, "10.0.1.2:80, 10.0.1.3:80", False)]),
+    ("TestTerminatingEndpointsTrafficPolicyLocal/terminating endpoints on remote node", LB_LOCAL,
+     LOCAL_CASES["terminating endpoints on remote node"], [("10.0.0.2", SVC1, "10.0.1.5:80", False), (EXT, LB1, "DROP", False)]),
+    ("TestTerminatingEndpointsTrafficPolicyLocal/no usable endpoints on any node", LB_LOCAL,
+     LOCAL_CASES["no usable endpoints on any node"], [("10.0.0.2", SVC1, "REJECT", False), (EXT, LB1, "REJECT", False)]),
+    ("TestTerminatingEndpointsTrafficPolicyCluster/ready endpoints exist", LB_CLUSTER, TERMINATING_CASES["ready endpoints exist"],
+     [("10.0.0.2", SVC1, "10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80", False), (EXT, LB1, "10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80", True)]),
+    ("TestTerminatingEndpointsTrafficPolicyCluster/only terminating endpoints exist", LB_CLUSTER,
+     TERMINATING_CASES["only terminating endpoints exist"],
+     [("10.0.0.2", SVC1, "10.0.1.2:80, 10.0.1.3:80, 10.0.1.5:80", False), (EXT, LB1, "10.0.1.2:80, 10.0.1.3:80, 10.0.1.5:80", True)]),
+    ("TestTerminatingEndpointsTrafficPolicyCluster/terminating endpoints on remote node", LB_CLUSTER,
+     TERMINATING_CASES["terminating endpoints on remote node"],
+     [("10.0.0.2", SVC1, "10.0.1.5:80", False), (EXT, LB1, "10.0.1.5:80", True)]),
+    ("TestTerminatingEndpointsTrafficPolicyCluster/no usable endpoints on any node", LB_CLUSTER,
+     TERMINATING_CASES["no usable endpoints on any node"], [("10.0.0.2", SVC1, "REJECT", False), (EXT, LB1, "REJECT", False)]),
+]
+
+
+@pytest.mark.parametrize("name, spec, endpoints, flows", ENDPOINT_FLOWS, ids=[c[0] for c in ENDPOINT_FLOWS])
+def test_upstream_endpoint_condition_flows(tmp_path, name, spec, endpoints, flows):
+    eps = [(ip, node, r, T if s is None else s, F if t is None else t) for ip, node, r, s, t in endpoints]
+    nf = rendered(write_yaml(tmp_path, _svc1_docs(spec, eps)))
+    for src, to, output, masq in flows:
+        assert upstream_output(nf, src, to) == (output, masq), (name, src, to)
+    # then upstream deletes the EndpointSlice: every flow is rejected
+    nf = rendered(write_yaml(tmp_path, _svc1_docs(spec, [])))
+    for src, to, _, _ in flows:
+        assert upstream_output(nf, src, to) == ("REJECT", False), (name, "after endpoints deleted", src, to)
