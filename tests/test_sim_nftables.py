@@ -636,3 +636,60 @@ def test_upstream_endpoint_condition_flows(tmp_path, name, spec, endpoints, flow
     nf = rendered(write_yaml(tmp_path, _svc1_docs(spec, [])))
     for src, to, _, _ in flows:
         assert upstream_output(nf, src, to) == ("REJECT", False), (name, "after endpoints deleted", src, to)
+
+
+# TestInternalExternalMasquerade: one table of flows (the normal case: a working local-traffic
+# detector, no masqueradeAll) and, per variant, the flows whose output or masquerade differ.
+IEM_ALL1, IEM_ALL2, IEM_ALL3 = "10.180.0.1:80, 10.180.1.1:80", "10.180.0.2:80, 10.180.1.2:80", "10.180.0.3:80, 10.180.1.3:80"
+IEM_FLOWS = [
+    ("pod to ClusterIP", "10.0.0.2", "172.30.0.41:80", IEM_ALL1, False),
+    ("pod to NodePort", "10.0.0.2", "192.168.0.2:3001", IEM_ALL1, True),
+    ("pod to LB", "10.0.0.2", "1.2.3.4:80", IEM_ALL1, True),
+    ("node to ClusterIP", NODE_IP, "172.30.0.41:80", IEM_ALL1, True),
+    ("node to NodePort", NODE_IP, "192.168.0.2:3001", IEM_ALL1, True),
+    ("node to LB", NODE_IP, "1.2.3.4:80", IEM_ALL1, True),
+    ("external to ClusterIP", EXT, "172.30.0.41:80", IEM_ALL1, True),
+    ("external to NodePort", EXT, "192.168.0.2:3001", IEM_ALL1, True),
+    ("external to LB", EXT, "1.2.3.4:80", IEM_ALL1, True),
+    ("pod to ClusterIP with eTP:Local", "10.0.0.2", "172.30.0.42:80", IEM_ALL2, False),
+    ("pod to NodePort with eTP:Local", "10.0.0.2", "192.168.0.2:3002", IEM_ALL2, False),
+    ("pod to LB with eTP:Local", "10.0.0.2", "5.6.7.8:80", IEM_ALL2, False),
+    ("node to ClusterIP with eTP:Local", NODE_IP, "172.30.0.42:80", IEM_ALL2, True),
+    ("node to NodePort with eTP:Local", NODE_IP, "192.168.0.2:3001", IEM_ALL1, True),
+    ("node to LB with eTP:Local", NODE_IP, "5.6.7.8:80", IEM_ALL2, True),
+    ("external to ClusterIP with eTP:Local", EXT, "172.30.0.42:80", IEM_ALL2, True),
+    ("external to NodePort with eTP:Local", EXT, "192.168.0.2:3002", "10.180.0.2:80", False),
+    ("external to LB with eTP:Local", EXT, "5.6.7.8:80", "10.180.0.2:80", False),
+    ("pod to ClusterIP with iTP:Local", "10.0.0.2", "172.30.0.43:80", "10.180.0.3:80", False),
+    ("pod to NodePort with iTP:Local", "10.0.0.2", "192.168.0.2:3003", IEM_ALL3, True),
+    ("pod to LB with iTP:Local", "10.0.0.2", "9.10.11.12:80", IEM_ALL3, True),
+    ("node to ClusterIP with iTP:Local", NODE_IP, "172.30.0.43:80", "10.180.0.3:80", True),
+    ("node to NodePort with iTP:Local", NODE_IP, "192.168.0.2:3003", IEM_ALL3, True),
+    ("node to LB with iTP:Local", NODE_IP, "9.10.11.12:80", IEM_ALL3, True),
+    ("external to ClusterIP with iTP:Local", EXT, "172.30.0.43:80", "10.180.0.3:80", True),
+    ("external to NodePort with iTP:Local", EXT, "192.168.0.2:3003", IEM_ALL3, True),
+    ("external to LB with iTP:Local", EXT, "9.10.11.12:80", IEM_ALL3, True),
+]
+_NO_DETECTOR = {"node to ClusterIP": (None, False), "node to ClusterIP with eTP:Local": (None, False),
+                "node to ClusterIP with iTP:Local": (None, False), "external to ClusterIP": (None, False),
+                "external to ClusterIP with eTP:Local": (None, False), "external to ClusterIP with iTP:Local": (None, False),
+                "pod to NodePort with eTP:Local": ("10.180.0.2:80", None), "pod to LB with eTP:Local": ("10.180.0.2:80", None)}
+_MASQ_ALL = {"pod to ClusterIP": (None, True), "pod to ClusterIP with eTP:Local": (None, True),
+             "pod to ClusterIP with iTP:Local": (None, True)}
+IEM_VARIANTS = [  # (name, config, overrides: flow -> (output or None, masq or None))
+    ("base", {}, {}),
+    ("no LocalTrafficDetector", {"cluster_cidr": None}, _NO_DETECTOR),
+    ("masqueradeAll", {"masquerade_all": True}, _MASQ_ALL),
+    ("masqueradeAll, no LocalTrafficDetector", {"cluster_cidr": None, "masquerade_all": True},
+     {**_MASQ_ALL, **{k: v for k, v in _NO_DETECTOR.items() if k.startswith("pod to")}}),
+]
+_IEM_CASES = [pytest.param(cfg, flow, overrides.get(flow[0], (None, None)), id=f"{variant}: {flow[0]}")
+              for variant, cfg, overrides in IEM_VARIANTS for flow in IEM_FLOWS]
+
+
+@pytest.mark.parametrize("cfg, flow, override", _IEM_CASES)
+def test_upstream_internal_external_masquerade(cfg, flow, override):
+    name, src, to, output, masq = flow
+    output = override[0] if override[0] is not None else output
+    masq = override[1] if override[1] is not None else masq
+    assert upstream_output(_flow_table("internal-external-masquerade.yaml", cfg), src, to) == (output, masq)
