@@ -693,3 +693,19 @@ def test_upstream_internal_external_masquerade(cfg, flow, override):
     output = override[0] if override[0] is not None else output
     masq = override[1] if override[1] is not None else masq
     assert upstream_output(_flow_table("internal-external-masquerade.yaml", cfg), src, to) == (output, masq)
+
+
+def test_statements_run_left_to_right_and_a_rule_is_traced_once_when_it_completes():
+    text = """add table ip kube-proxy
+add chain ip kube-proxy filter-input { type filter hook input priority 0 ; }
+add rule ip kube-proxy filter-input meta mark set 0x10 ip daddr 10.9.9.9 drop
+add rule ip kube-proxy filter-input mark set mark or 0x2 accept
+"""
+    nf = NftNetfilter.from_text(text, strict=True)
+    pkt = Packet("10.0.0.2", "192.168.0.2", "tcp", 40000, 22)
+    res = nf.run_hook("INPUT", pkt, HookContext("INPUT", LOCAL, 0.0, NamespaceState()))
+    # rule 1 set the mark, then its daddr did not match: the mark stays, the rule is not traced
+    assert res.verdict == "ACCEPT" and pkt.mark == 0x12 and res.rules_evaluated == 2
+    rules = [s for s in res.steps if s.event == "rule"]
+    assert [s.rule_number for s in rules] == [2] and rules[0].rule == "meta mark set meta mark | 0x00000002 accept"
+    assert rules[0].detail == "mark 0x10 -> 0x12" and rules[0].packet_after["mark"] == "0x12"

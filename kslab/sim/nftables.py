@@ -618,9 +618,7 @@ class _RuleCompiler:
             def apply(m: int, v: int = value) -> int: return v
 
         def run(p: Packet, c: HookContext, scratch: dict) -> None:
-            old = p.mark
             p.mark = apply(p.mark) & 0xFFFFFFFF
-            scratch["detail"] = f"mark {hex(old)} -> {hex(p.mark)}"
             scratch["mark"] = True
 
         cr.stmts.append(_Stmt("effect", run, "mark set"))
@@ -1036,25 +1034,24 @@ class NftNetfilter:
                 if r.error is not None:
                     raise r.error
                 scratch: dict = {}
+                before = None
                 for st in r.stmts:
                     if st.kind == "test":
                         if not st.run(pkt, ctx, scratch):
                             break
                     else:
-                        before = pkt.as_dict() if trace else None
+                        if trace and before is None:
+                            before = pkt.as_dict()
                         st.run(pkt, ctx, scratch)
-                        if trace and scratch.pop("mark", False):
-                            steps.append(TraceStep(name, hook, table, chain.name, "rule", r.text, r.number,
-                                                   detail=scratch.pop("detail", ""), packet_before=before,
-                                                   packet_after=pkt.as_dict()))
                 else:
-                    # every expression matched: the rule's verdict, if it has one
+                    # every expression matched (the kernel traces the rule only then): its verdict, if it has one
                     code = r.verdict
                     if code == V_NONE:
-                        if trace and "detail" in scratch:
-                            steps.append(TraceStep(name, hook, table, chain.name, "rule", r.text, r.number, detail=scratch["detail"]))
-                        elif trace and not any(st.kind == "effect" for st in r.stmts):
-                            steps.append(TraceStep(name, hook, table, chain.name, "rule", r.text, r.number))
+                        if trace:
+                            step = TraceStep(name, hook, table, chain.name, "rule", r.text, r.number, detail=scratch.get("detail", ""))
+                            if scratch.get("mark"):
+                                self._marked(step, before, pkt)
+                            steps.append(step)
                         continue
                     if code == V_VMAP:
                         getter, vmap, seltext = r.vmap  # type: ignore[misc]
@@ -1069,7 +1066,10 @@ class NftNetfilter:
                                                    detail=f"{seltext} = {_key_text(key, vmap.kinds)}: element {{ {hit[1]} }} of {where}"))
                     else:
                         if trace:
-                            steps.append(TraceStep(name, hook, table, chain.name, "rule", r.text, r.number, detail=scratch.get("detail", "")))
+                            step = TraceStep(name, hook, table, chain.name, "rule", r.text, r.number, detail=scratch.get("detail", ""))
+                            if scratch.get("mark"):
+                                self._marked(step, before, pkt)
+                            steps.append(step)
                         if code in (V_DNAT, V_MASQ, V_SNAT):
                             self._nat(r, pkt, ctx, result, steps[-1] if trace else None)
                             return "ACCEPT"
@@ -1106,6 +1106,14 @@ class NftNetfilter:
                 return "REJECT"
             assert matched is not None or code in (V_ACCEPT, V_DROP)
             return "ACCEPT" if code == V_ACCEPT else "DROP"
+
+    @staticmethod
+    def _marked(step: TraceStep, before: dict[str, Any] | None, pkt: Packet) -> None:
+        """A rule that set the mark: the packet before and after, and the change as its detail."""
+        step.packet_before, step.packet_after = before, pkt.as_dict()
+        if before is not None:
+            change = f"mark {before['mark']} -> {hex(pkt.mark)}"
+            step.detail = f"{step.detail}; {change}" if step.detail else change
 
     def _nat(self, r: CompiledRule, pkt: Packet, ctx: HookContext, result: HookResult, step: TraceStep | None) -> None:
         nat: NatAction = r.nat  # type: ignore[assignment]
