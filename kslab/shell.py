@@ -4,8 +4,9 @@ The study works with ``curl`` from ``net-pod``, ``iptables -t nat -S | grep ...`
 ``iptables -v --numeric --table nat --list KUBE-SVC-...``, ``conntrack -L``, ``ip -c route`` and
 ``kubectl ...``; a learner types the same lines here, and reads the kernel's xt_recent lists
 behind ClientIP affinity (``ls /proc/net/xt_recent``, ``cat /proc/net/xt_recent/KUBE-SEP-...``,
-``cat /sys/module/xt_recent/parameters/ip_list_tot``). This module is the language they are
-written in, the same on every backend:
+``cat /sys/module/xt_recent/parameters/ip_list_tot``); in kube-proxy's nftables mode, ``nft list
+ruleset`` and ``nft list table ip kube-proxy``. This module is the language they are written in,
+the same on every backend:
 
 - :func:`parse` reads a command line (shell words, as ``shlex``) into one :class:`Command` of a
   supported tool, checked, and a pipeline tail (``| grep [-v] PATTERN``, ``| head -n N``,
