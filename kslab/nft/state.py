@@ -57,11 +57,12 @@ class NftRule:
     text: str
     comment: str | None = None
     handle: int = 0
+    from_listing: bool = False     # text came from ``nft list``: print it as it is
 
     @property
     def listed(self) -> str:
         """The rule as ``nft list`` prints it (comment included)."""
-        s = normalize_rule(self.text)
+        s = self.text if self.from_listing else normalize_rule(self.text)
         if self.comment is not None:
             s += f" comment {_quote(self.comment)}"
         return s
@@ -156,6 +157,7 @@ class NftTable:
     sets: dict[str, NftSet] = field(default_factory=dict)
     chains: dict[str, NftChain] = field(default_factory=dict)
     handle_seq: int = 0
+    preamble: tuple[str, ...] = ()   # "# Warning: table ip nat is managed by iptables-nft, ..."
 
     @property
     def maps(self) -> dict[str, NftSet]:
@@ -194,7 +196,7 @@ class NftTable:
     # -- printing ----------------------------------------------------------------------------
     def listing(self) -> str:
         """``nft list table FAMILY NAME`` (nft v1.0.6), with the final newline."""
-        out = [f"table {self.family} {self.name} {{"]
+        out = list(self.preamble) + [f"table {self.family} {self.name} {{"]
         if self.comment is not None:
             out.append(f"\tcomment {_quote(self.comment)}")
         if self.flags:
@@ -334,8 +336,11 @@ class NftState:
     def load_listing(self, text: str) -> None:
         """Add the tables of an ``nft list ruleset|table`` output (replacing same-named ones)."""
         new = dict(self._tables)
-        for family, name, body in listing_blocks(text):
-            new[(family, name)] = _table_from_listing(family, name, body)
+        for family, name, body, preamble in listing_blocks(text):
+            new.pop((family, name), None)
+            t = _table_from_listing(family, name, body)
+            t.preamble = preamble
+            new[(family, name)] = t
         self._tables = new
 
 
@@ -698,7 +703,7 @@ def _chain_from_listing(name: str, inner: list[tuple[int, str]], t: NftTable) ->
             continue
         text, comment = split_rule_comment(s)
         t.handle_seq += 1
-        c.rules.append(NftRule(text, comment, t.handle_seq))
+        c.rules.append(NftRule(text, comment, t.handle_seq, from_listing=True))
     return c
 
 
