@@ -686,7 +686,57 @@ def _norm_anon_set(elems: list[str], is_map: bool, lhs: str) -> tuple[list[str],
     items.sort(key=lambda x: x[0])
     out = [t for _, t in items]
     collapsible = not is_map and len(out) == 1 and " : " not in out[0] and " comment " not in out[0]
+    if not is_map and all(len(sp.key) == 1 and sp.comment is None for sp in specs) and \
+            any(("/" in k or "-" in k) for sp in specs for k in sp.key):
+        t0 = lhs_types[0] if lhs_types and lhs_types[0] else guess_type(specs[0].key[0])
+        merged = _merge_intervals([sp.key[0] for sp in specs], t0)
+        if merged is not None:
+            out = merged
     return out, collapsible
+
+
+def _merge_intervals(values: list[str], type_: str) -> list[str] | None:
+    """An interval set as nft stores it: overlapping and adjacent ranges merged, each printed
+    as an address, a prefix (if it is one) or ``a-b``."""
+    ranges = []
+    for v in values:
+        if type_ in ("ipv4_addr", "ipv6_addr"):
+            if "/" in v:
+                net = ipaddress.ip_network(v, strict=False)
+                ranges.append((int(net.network_address), int(net.broadcast_address)))
+            elif "-" in v:
+                lo, hi = v.split("-", 1)
+                ranges.append((int(ipaddress.ip_address(lo)), int(ipaddress.ip_address(hi))))
+            else:
+                n = int(ipaddress.ip_address(v))
+                ranges.append((n, n))
+        elif type_ in ("inet_service", "integer"):
+            lo, _, hi = v.partition("-")
+            try:
+                ranges.append((int(normalize_value(lo, type_)), int(normalize_value(hi or lo, type_))))
+            except ValueError:
+                return None
+        else:
+            return None
+    ranges.sort()
+    merged: list[list[int]] = []
+    for lo, hi in ranges:
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    out = []
+    for lo, hi in merged:
+        if type_ in ("ipv4_addr", "ipv6_addr"):
+            cls = ipaddress.IPv4Address if type_ == "ipv4_addr" else ipaddress.IPv6Address
+            if lo == hi:
+                out.append(str(cls(lo)))
+                continue
+            nets = list(ipaddress.summarize_address_range(cls(lo), cls(hi)))
+            out.append(str(nets[0]) if len(nets) == 1 else f"{cls(lo)}-{cls(hi)}")
+        else:
+            out.append(str(lo) if lo == hi else f"{lo}-{hi}")
+    return out
 
 
 _LHS_TYPES = {
@@ -869,9 +919,9 @@ def parse_ruleset(text: str) -> "NftState":
     return state
 
 
-def listing_blocks(text: str) -> list[tuple[str, str, list[tuple[int, str]], tuple[str, ...]]]:
+def listing_blocks(text: str) -> list[tuple]:
     """Split a listing into tables: (family, name, [(line number, line)] of the body, the
-    ``#`` lines right before the table)."""
+    ``#`` lines right before the table, the table's ``# handle N`` or None)."""
     tables = []
     lines = text.splitlines()
     i = 0
@@ -886,7 +936,7 @@ def listing_blocks(text: str) -> list[tuple[str, str, list[tuple[int, str]], tup
         if s.startswith("#"):
             pre.append(raw.rstrip())
             continue
-        m = re.fullmatch(r"table\s+(?:(\w+)\s+)?(\S+)\s*\{(?:\s*#.*)?", s)
+        m = re.fullmatch(r"table\s+(?:(\w+)\s+)?(\S+)\s*\{(?:\s*#\s*(?:handle\s+(\d+))?.*)?", s)
         if not m:
             raise ValueError(f"line {i}: expected 'table FAMILY NAME {{', got {s[:80]!r}")
         family = m.group(1) or "ip"
@@ -902,7 +952,8 @@ def listing_blocks(text: str) -> list[tuple[str, str, list[tuple[int, str]], tup
             body.append((i, line))
         else:
             raise ValueError(f"table {family} {m.group(2)}: missing closing '}}'")
-        tables.append((family, m.group(2), body, tuple(pre)))
+        handle = int(m.group(3)) if m.group(3) else None
+        tables.append((family, m.group(2), body, tuple(pre), handle))
         pre = []
     return tables
 
