@@ -53,6 +53,10 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "objects-handles": (("objects.nft", "objects-2.nft"), "nft -a list table ip t", "objects-2.handles.txt"),
     "set-flags": (("set-flags.nft",), "nft list table ip t", "set-flags.list.txt"),
     "anonymous-sets": (("anonymous-sets.nft",), "nft list table ip t", "anonymous-sets.list.txt"),
+    "list-chain": (("objects.nft",), "nft list chain ip t b1", "objects-chain-b1.list.txt"),
+    "list-set": (("objects.nft",), "nft list set ip t cset", "objects-set-cset.list.txt"),
+    "list-map": (("objects.nft",), "nft -a list map ip t pm", "objects-map-pm.handles.txt"),
+    "list-chain-handles": (("objects.nft", "objects-2.nft"), "nft -a list chain ip t c1", "objects-2-chain-c1.handles.txt"),
 }
 
 DOCKER = r"""set -e

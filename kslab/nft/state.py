@@ -20,14 +20,15 @@ from dataclasses import dataclass, field, replace
 from kslab.nft.parse import (
     ElementSpec,
     NftCommand,
+    _parse_object_spec,
     _quote,
+    _strip_hash_comment,
     chain_refs,
     dynset_refs,
     key_sort_value,
     listing_blocks,
     normalize_rule,
     normalize_value,
-    parse_command,
     parse_commands,
     per_line,
     priority_text,
@@ -35,10 +36,6 @@ from kslab.nft.parse import (
     split_rule_comment,
     time_text,
     tokenize,
-    _brace_body,
-    _parse_object_spec,
-    _strip_hash_comment,
-    parse_elements,
 )
 
 ENOENT = "Could not process rule: No such file or directory"
@@ -291,7 +288,7 @@ class NftState:
         try:
             return self._tables[(family, name)]
         except KeyError:
-            raise ValueError(f"Error: No such file or directory: table {family} {name}") from None
+            raise ValueError(f"Error: No such file or directory: list table {family} {name}") from None
 
     def chains(self, family: str = "ip", name: str = "kube-proxy") -> list[str]:
         t = self._tables.get((family, name))
@@ -307,6 +304,25 @@ class NftState:
         """Exactly what ``nft list table FAMILY NAME`` prints (nft v1.0.6); ``handles=True``:
         ``nft -a list table``."""
         return self.table(family, name).listing(handles)
+
+    def list_chain(self, family: str, table: str, chain: str, *, handles: bool = False) -> str:
+        """``nft list chain FAMILY TABLE CHAIN``: the chain inside its table's braces."""
+        t = self._tables.get((family, table))
+        if t is None or chain not in t.chains:
+            raise ValueError(f"Error: No such file or directory: list chain {family} {table} {chain}")
+        h = (lambda n: f" # handle {n}") if handles else (lambda n: "")
+        return "\n".join([f"table {family} {table} {{"]      # (no table handle here, as nft)
+                         + _chain_lines(t.chains[chain], family, h) + ["}"]) + "\n"
+
+    def list_set(self, family: str, table: str, name: str, *, kind: str = "set",
+                 handles: bool = False) -> str:
+        """``nft list set|map FAMILY TABLE NAME`` (``kind`` must match, as nft insists)."""
+        t = self._tables.get((family, table))
+        s = t.sets.get(name) if t is not None else None
+        if s is None or s.kind != kind:
+            raise ValueError(f"Error: No such file or directory: list {kind} {family} {table} {name}")
+        h = (lambda n: f" # handle {n}") if handles else (lambda n: "")
+        return "\n".join([f"table {family} {table} {{"] + _set_lines(s, h) + ["}"]) + "\n"
 
     def list_ruleset(self, *, handles: bool = False) -> str:
         """``nft list ruleset``: every table, in creation order."""
@@ -751,5 +767,4 @@ def _chain_from_listing(name: str, inner: list[tuple[int, str]], t: NftTable) ->
     return c
 
 
-__all__ = ["NftState", "NftTable", "NftChain", "NftSet", "NftRule", "NftElement",
-           "parse_command", "parse_elements", "_brace_body"]
+__all__ = ["NftState", "NftTable", "NftChain", "NftSet", "NftRule", "NftElement"]
