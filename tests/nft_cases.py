@@ -36,10 +36,56 @@ def declaration_first(text: str) -> str:
 
 
 def transaction(name: str) -> str:
-    """A transaction file's text; ``@overall`` is the reference case made loadable."""
+    """A transaction file's text; ``@overall`` is the reference case made loadable,
+    ``@random:SEED`` is :func:`random_ruleset`."""
     if name == "@overall":
         return declaration_first(CASE.read_text())
+    if name.startswith("@random:"):
+        return random_ruleset(int(name.split(":", 1)[1]))
     return (DATA / name).read_text()
+
+
+def random_ruleset(seed: int) -> str:
+    """Table ``ip r`` with random addresses, ports, concatenated keys, comments, verdict maps
+    and anonymous sets (element order and line wrapping are what this exercises)."""
+    import random
+
+    rng = random.Random(seed)
+
+    def ip() -> str:
+        return ".".join(str(rng.randrange(256)) for _ in range(4))
+
+    def proto() -> str:
+        return rng.choice(["tcp", "udp", "sctp"])
+
+    def port() -> str:
+        return str(rng.randrange(1, 65536))
+
+    def some(make, lo: int, hi: int) -> list[str]:
+        return list(dict.fromkeys(make() for _ in range(rng.randrange(lo, hi))))
+
+    lines = ["add table ip r", "add chain ip r c", "add chain ip r d",
+             "add set ip r a { type ipv4_addr ; }",
+             "add element ip r a { %s }" % ", ".join(some(ip, 1, 30)),
+             "add set ip r p { type inet_service ; }",
+             "add element ip r p { %s }" % ", ".join(some(port, 1, 30)),
+             "add map ip r m { type ipv4_addr . inet_proto . inet_service : verdict ; }"]
+    for _ in range(rng.randrange(1, 25)):
+        comment = f' comment "x{rng.randrange(9)}"' if rng.random() < 0.3 else ""
+        verdict = rng.choice(["goto c", "jump d", "drop", "accept"])
+        lines.append(f"add element ip r m {{ {ip()} . {proto()} . {port()}{comment} : {verdict} }}")
+    lines += [
+        "add map ip r n { type inet_proto . inet_service : verdict ; }",
+        "add element ip r n { %s }" % ", ".join(f"{k} : drop" for k in some(lambda: f"{proto()} . {port()}", 1, 20)),
+        "add map ip r v { type ipv4_addr : verdict ; }",
+        "add element ip r v { %s }" % ", ".join(f"{k} : goto c" for k in some(ip, 1, 12)),
+        "add set ip r q { type ipv4_addr . inet_service ; }",
+        "add element ip r q { %s }" % ", ".join(some(lambda: f"{ip()} . {port()}", 1, 12)),
+        "add rule ip r c ip saddr != { %s } drop" % ", ".join(some(lambda: f"{ip()}/{rng.randrange(8, 33)}", 1, 8)),
+        "add rule ip r c tcp dport { %s } accept" % ", ".join(some(port, 1, 9)),
+        "add rule ip r c ip daddr { %s } accept" % ", ".join(some(ip, 1, 9)),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 KP = "nft list table ip kube-proxy"
@@ -53,6 +99,8 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "objects-handles": (("objects.nft", "objects-2.nft"), "nft -a list table ip t", "objects-2.handles.txt"),
     "set-flags": (("set-flags.nft",), "nft list table ip t", "set-flags.list.txt"),
     "anonymous-sets": (("anonymous-sets.nft",), "nft list table ip t", "anonymous-sets.list.txt"),
+    "random-7": (("@random:7",), "nft list table ip r", "random-7.list.txt"),
+    "random-11": (("@random:11",), "nft list table ip r", "random-11.list.txt"),
     "list-chain": (("objects.nft",), "nft list chain ip t b1", "objects-chain-b1.list.txt"),
     "list-set": (("objects.nft",), "nft list set ip t cset", "objects-set-cset.list.txt"),
     "list-map": (("objects.nft",), "nft -a list map ip t pm", "objects-map-pm.handles.txt"),
@@ -71,7 +119,7 @@ nft -f "$OVERALL"
 nft list ruleset
 """
 SHELL_SCENARIOS: dict[str, tuple[str, str]] = {
-    "docker-ruleset": (DOCKER, "docker-kube-proxy.ruleset.txt"),
+    "docker": (DOCKER, "docker-kube-proxy.ruleset.txt"),
 }
 
 _BASE = """add table ip t
@@ -206,6 +254,24 @@ def first_error(stderr: str) -> tuple[int, str] | None:
     return (int(m.group(1)), m.group(2).strip()) if m else None
 
 
+def sources_md(nft_version: str) -> str:
+    """tests/data/nft/SOURCES.md: which command printed each expected file."""
+    rows = ["# Real nft listings (test data for tests/test_nft_state.py)", "",
+            f"Printed by `{nft_version}` in a throw-away network namespace: each transaction "
+            "loaded with its own `nft -f FILE`, then the listing command, all inside one "
+            "`unshare -n sh -c '...'` (never the root namespace). Regenerate (root): "
+            "`python tests/nft_cases.py`. `@overall` = kube-proxy-nftables-overall.txt (upstream "
+            "TestOverallNFTablesRules) with its `#` lines dropped and every `add table|set|map|chain` "
+            "moved first (`nft_cases.declaration_first`); `@random:N` = `nft_cases.random_ruleset(N)`.",
+            "", "| file | transactions, in order | listing command |", "|---|---|---|"]
+    for files, cmd, expected in SCENARIOS.values():
+        rows.append(f"| {expected} | {', '.join(files)} | `{cmd}` |")
+    for name, (_, expected) in SHELL_SCENARIOS.items():
+        rows.append(f"| {expected} | `nft_cases.{name.upper().replace('-', '_')}` script "
+                    "(iptables-nft docker-style rules, then `nft -f @overall`) | `nft list ruleset` |")
+    return "\n".join(rows) + "\n"
+
+
 def regenerate(tmp: Path) -> None:
     for name, (files, cmd, expected) in SCENARIOS.items():
         r = run_real([transaction(f) for f in files], cmd, tmp / name)
@@ -219,6 +285,9 @@ def regenerate(tmp: Path) -> None:
             raise SystemExit(f"{name}: {r.stderr.strip()}")
         (DATA / expected).write_text(r.stdout)
         print(f"wrote {expected} ({len(r.stdout.splitlines())} lines)")
+    version = subprocess.run(["nft", "--version"], capture_output=True, text=True).stdout.strip()
+    (DATA / "SOURCES.md").write_text(sources_md(version))
+    print("wrote SOURCES.md")
 
 
 if __name__ == "__main__":

@@ -307,6 +307,20 @@ def test_live_listings_equal_real_nft(tmp_path):
 
 
 @pytest.mark.netns
+def test_live_random_rulesets_equal_real_nft(tmp_path):
+    """Element order and wrapping for random keys (addresses, ports, concatenations, comments,
+    verdict maps, anonymous sets with prefixes): 20 seeds against the real nft."""
+    _skip_unless_real()
+    for seed in range(20):
+        text = cases.random_ruleset(seed)
+        r = cases.run_real([text], "nft list table ip r", tmp_path / str(seed))
+        assert r.returncode == 0, r.stderr
+        st = NftState()
+        st.apply(text)
+        assert st.list_table("ip", "r") == r.stdout, seed
+
+
+@pytest.mark.netns
 def test_live_errors_and_rules_equal_real_nft(tmp_path):
     _skip_unless_real()
     r = cases.run_real([cases.CASE.read_text()], "true", tmp_path / "case-as-is")
