@@ -197,6 +197,13 @@ class NftRuleSet:
                 run(self.cleanup_text())
             except Exception as exc:  # noqa: BLE001 (any failure of the cleanup is only counted)
                 self.cleanup_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                # the chains are still there: as kube-proxy's listing after the cleanup would find
+                # them, they are flushed again and stale from now on (deleted a second later)
+                again = [op.name for op in self.cleanup_ops if op.name not in self.active_chains]
+                self._stale_ops += [NftOp("flush", "chain", c) for c in again]
+                self.stale_flushed += again
+                for c in again:
+                    self.state.stale_chains[c] = self.now
         if self.operations:
             run(self.raw_text())
 
@@ -297,7 +304,8 @@ class NftRuleSet:
         fixed_rules = len(_setup_rules(self.config))
         match_all = nodeport_addresses_match_all(self.config.nodeport_addresses)
         nodeport = [] if match_all else _nodeport_ips(self.config)
-        return {"chains": fixed_chains + svc_chains, "rules": fixed_rules + svc_rules,
+        stale = len(self.state.stale_chains)  # flushed, still in the table until deleted
+        return {"chains": fixed_chains + svc_chains + stale, "rules": fixed_rules + svc_rules,
                 "sets": len(CONTAINERS) + (0 if match_all else 1) + len(self.active_sets),
                 "elements": sum(len(v) for v in self.state.elements.values()) + len(nodeport)}
 
