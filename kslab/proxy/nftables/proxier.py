@@ -32,6 +32,7 @@ test dumps print them.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import Callable, Collection, Iterable, Mapping, Sequence
 
@@ -508,6 +509,18 @@ def sync_nft_rules(
     alone: kube-proxy's restart optimisation); a first full sync without it flushes the sets
     and maps and writes every element; ``{}`` means a fresh node.
     """
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a sync makes an object per operation and per endpoint: no collection halfway
+    try:
+        return _sync_nft_rules(service_ports, endpoints_map, config, partial_services, state, existing_chains,
+                               existing_sets, existing_elements, now)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _sync_nft_rules(service_ports, endpoints_map, config, partial_services, state, existing_chains, existing_sets,
+                    existing_elements, now) -> NftRuleSet:
     cfg = config
     st = state.copy() if state is not None else NftSyncState()
     ipx, addr = _ip(cfg)
