@@ -264,3 +264,19 @@ def test_random_changes_partial_syncs_converge_to_a_fresh_full_sync(seed):
         assert sort_nft_transaction(kept.dump()) == sort_nft_transaction(fresh.dump()), (seed, step)
         assert r.ruleset.rules_total()["elements"] == sum(len(s.elements) for s in got.sets.values())
         assert r.ruleset.rules_total()["rules"] == sum(len(c.rules) for c in got.chains.values())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rule_count_mirror_equals_what_a_full_sync_writes(seed):
+    """A partial sync that skips a service port it has no count for counts its rules by the
+    mirror (_rule_count): the totals equal a full sync's."""
+    import random
+
+    from kslab.proxy.nftables import NftSyncState
+
+    services, slices = _random_cluster(random.Random(seed), 12)
+    full = render(services, slices, CONFIG)
+    blind = render(services, slices, CONFIG, partial_services=set(), state=NftSyncState(flushed=True))
+    assert blind.partial and not any(op.kind == "rule" for op in blind.ops)
+    assert blind.rules_total()["rules"] == full.rules_total()["rules"]
+    assert blind.rules_total()["chains"] == full.rules_total()["chains"]
