@@ -537,8 +537,8 @@ def _sync_nft_rules(service_ports, endpoints_map, config, partial_services, stat
     # stale chains old enough are deleted first, in a transaction of their own
     cutoff = now - STALE_CHAIN_DELAY
     cleanup = [NftOp("delete", "chain", c) for c, t in sorted(st.stale_chains.items()) if t < cutoff]
-    for op in cleanup:
-        del st.stale_chains[op.name]
+    for gone in cleanup:
+        del st.stale_chains[gone.name]
 
     existing_chain_set = set(existing_chains) if existing_chains is not None else None
     existing_set_set = set(existing_sets) if existing_sets is not None else None
