@@ -249,3 +249,55 @@ def test_duration_model_fit_and_default():
     assert DurationModel().seconds("iptables", 43000, 0) == pytest.approx(0.225)
     with pytest.raises(InputError, match="two samples"):
         DurationModel.fit([1], [1.0])
+
+
+# ---- nftables mode ----------------------------------------------------------------------------------
+
+def test_nftables_partial_syncs_write_o_changes_iptables_o_services():
+    written = {}
+    for n in (10, 60):
+        c = synthetic_cluster(n, 3)
+        add_service(c, "web", 20)
+        events = delete_deployment(c, "bench/web", 10, over=2.0)
+        for mode in ("iptables", "nftables"):
+            r = simulate(c, events, SyncLoopConfig(mode=mode, min_sync_period=0.0))
+            s = runs(r)
+            assert len(s) == 10 and not s["full"].any() and s["ok"].all()
+            written[mode, n] = s["operations"].iloc[1:].mean()
+    assert written["iptables", 60] - written["iptables", 10] == 50  # every Service's KUBE-SERVICES rule, each time
+    assert written["nftables", 60] == written["nftables", 10]  # only the changed Service
+    assert written["nftables", 60] < written["iptables", 10]
+
+
+def test_nftables_quiet_runs_write_nothing_and_stale_chains_go_a_second_later(cluster):
+    from kslab.proxy.syncloop import _delete_service
+
+    events = [Event(1.0, "service_delete", "bench/svc00002", lambda st: _delete_service("bench", "svc00002", st)),
+              Event(1.5, "delete_pod", "bench/web", lambda st: st.endpoint_slices[-1].endpoints.pop()),
+              Event(3.0, "delete_pod", "bench/web", lambda st: st.endpoint_slices[-1].endpoints.pop())]
+    r = simulate(cluster, events, SyncLoopConfig(mode="nftables", min_sync_period=0.0))
+    s = runs(r)
+    # 1 s: svc00002's chains are flushed (stale); 1.5 s: not yet a second old (and the removed
+    # endpoint's chain is flushed); 3 s: all of them deleted, before the sync's own transaction
+    assert list(s["deleted_chains"])[:3] == [0, 0, 1 + 3 + 1]
+    # a quiet cluster: the runner's first hourly run (partial: the start-up full sync is not an
+    # hour old yet) finds nothing changed: an empty transaction; iptables still rewrites its top-level chains
+    for mode, empty in (("nftables", True), ("iptables", False)):
+        quiet = runs(simulate(cluster, [], SyncLoopConfig(mode=mode), until=3700))
+        assert list(quiet["trigger"]) == ["max interval"] and not quiet["full"].item()
+        assert (quiet["operations"].item() == 0) == empty
+    assert "kubeproxy_sync_proxy_rules_nftables_sync_failures_total" in r.metrics.prometheus_text()
+
+
+def test_nftables_outside_delete_has_no_canary(cluster):
+    events = delete_deployment(cluster, "bench/web", 1, over=1.0, start=15.0)
+    r = simulate(cluster, events, SyncLoopConfig(mode="nftables"), outside_edits=[12.0])
+    s = runs(r)
+    # no canary poll: the next change's partial transaction fails (the table is gone), the retry
+    # a syncPeriod later is a full sync
+    assert list(zip(s["trigger"], s["ok"], s["full"])) == [("changes", False, False), ("retry", True, True)]
+    assert s.iloc[1]["start"] == pytest.approx(s.iloc[0]["end"] + 30.0)
+    assert r.metrics.sync_proxy_rules_nftables_sync_failures_total == 1
+    # without a change nothing notices it before the hourly full sync
+    quiet = simulate(cluster, [], SyncLoopConfig(mode="nftables"), outside_edits=[12.0])
+    assert len(runs(quiet)) == 0 and quiet.summary()["unapplied"] == 1
