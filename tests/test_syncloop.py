@@ -251,6 +251,23 @@ def test_duration_model_fit_and_default():
         DurationModel.fit([1], [1.0])
 
 
+def test_duration_model_from_a_recording():
+    import pandas as pd
+
+    rows = pd.DataFrame([
+        {"measure": "restore", "backend": "iptables-legacy", "seconds": 0.01 + 5e-6 * n, "lines": n, "operations": None,
+         "timed_out": False} for n in (43_000, 215_000)] + [
+        {"measure": "restore", "backend": "nft", "seconds": 0.05 + 6e-5 * n, "lines": n, "operations": n,
+         "timed_out": False} for n in (35_000, 70_000)] + [
+        {"measure": "restore", "backend": "nft", "seconds": None, "lines": 175_000, "operations": 175_000, "timed_out": True},
+        {"measure": "latency", "backend": "nft", "seconds": None, "lines": None, "operations": None, "timed_out": False}])
+    m = DurationModel.from_recorded(rows)
+    assert m.per_line == pytest.approx(5e-6) and m.base == pytest.approx(0.01)
+    assert m.per_operation == pytest.approx(6e-5) and m.nft_base == pytest.approx(0.05)
+    only_nft = DurationModel.from_recorded(rows[rows["backend"] == "nft"])
+    assert only_nft.per_line == DurationModel().per_line
+
+
 # ---- nftables mode ----------------------------------------------------------------------------------
 
 def test_nftables_partial_syncs_write_o_changes_iptables_o_services():

@@ -220,6 +220,25 @@ class DurationModel:
             return cls(base.base, base.per_line, a, b)
         return cls(a, b, base.nft_base, base.per_operation)
 
+    @classmethod
+    def from_recorded(cls, rows: Any, *, iptables_backend: str = "iptables-legacy", nft_backend: str = "nft") -> "DurationModel":
+        """Fit both modes on a recording's ``restore`` rows (``kslab.scale.recorded()[0]``: columns
+        measure, backend, seconds, lines, operations, timed_out): iptables on ``iptables_backend``'s
+        loads against their lines, nftables on ``nft_backend``'s against their operations. The
+        loads alone: the render time (small next to them at scale) is not in the recording.
+        A mode without two usable sizes keeps the default coefficients."""
+        model = cls()
+        frame = rows[rows["measure"] == "restore"] if "measure" in rows else rows
+        for mode, backend, x in (("iptables", iptables_backend, "lines"), ("nftables", nft_backend, "operations")):
+            sel = frame[(frame["backend"] == backend) & frame["seconds"].notna()]
+            if "timed_out" in sel:
+                sel = sel[~sel["timed_out"].fillna(False).astype(bool)]
+            xs = sel[x] if x in sel and sel[x].notna().all() else sel.get("lines")
+            if xs is None or xs.isna().any() or xs.nunique() < 2:
+                continue
+            model = cls.fit(list(xs), list(sel["seconds"]), mode, start=model)
+        return model
+
 
 # ---- the simulation ----------------------------------------------------------------------------------
 
