@@ -233,6 +233,11 @@ def test_event_builders_are_deterministic_and_check_their_input(cluster):
         SyncLoopConfig(min_sync_period=-1)
     with pytest.raises(InputError, match="runner"):
         SyncLoopConfig(runner="1.20")
+    with pytest.raises(InputError, match="mode"):
+        simulate(cluster, [], SyncLoopConfig(), proxy={"mode": "nftables"})
+    with pytest.raises(InputError, match="not a kube-proxy option"):
+        simulate(cluster, [], SyncLoopConfig(), proxy={"sync_period": 3})
+    assert simulate(cluster, [], SyncLoopConfig(), proxy={"masquerade_all": True}).summary()["syncs"] == 0
     with pytest.raises(InputError, match="fail_at"):
         simulate(cluster, [], SyncLoopConfig(), fail_at=["soon"])
     before = [len(sl.endpoints) for sl in cluster.endpoint_slices]

@@ -341,7 +341,12 @@ def simulate(cluster: ClusterState, events: Sequence[Event], cfg: SyncLoopConfig
         if not state.nodes:
             raise InputError("cluster", "has no nodes", "build it with kslab.synthetic.synthetic_cluster or a Lab")
         node = state.nodes[0].name
-    config = ProxyConfig.for_node(state, node, mode=cfg.mode, **(proxy or {}))
+    options = dict(proxy or {})
+    if options.get("mode", cfg.mode) != cfg.mode:
+        raise InputError(f"proxy option mode={options['mode']!r}", f"differs from the config's mode {cfg.mode!r}",
+                         "set the mode in SyncLoopConfig(mode=...)")
+    options["mode"] = cfg.mode
+    config = ProxyConfig.for_node(state, node, **options)
     events = sorted(events, key=lambda e: e.t)
     for e in events:
         if not isinstance(e, Event):
