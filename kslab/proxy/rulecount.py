@@ -303,7 +303,14 @@ def count_rules(ruleset: Any) -> "Any":
                      "lines": 2 * stale, "endpoint_comments": 0})
     columns = ["service_port", "type", "internal_policy", "external_policy", "affinity", "source_ranges", "endpoints",
                "local_endpoints", "written", "filter", "nat", "chains", "lines", "endpoint_comments"]
-    return pd.DataFrame(rows, columns=columns)
+    return _int_columns(pd.DataFrame(rows, columns=columns))
+
+
+def _int_columns(df: "Any") -> "Any":
+    """The per-service-port counts as integers (pandas' nullable Int64 where the summary rows have none)."""
+    for c in ("source_ranges", "endpoints", "local_endpoints"):
+        df[c] = df[c].astype("Int64")
+    return df
 
 
 def _count_nft(ruleset: Any) -> "Any":
@@ -357,7 +364,7 @@ def _count_nft(ruleset: Any) -> "Any":
                          "sets": sum(op.kind in ("set", "map") and op.verb == "add" for op in ops), "operations": len(ops)})
     columns = ["service_port", "type", "internal_policy", "external_policy", "affinity", "source_ranges", "endpoints",
                "local_endpoints", "written", "chains", "rules", "elements", "sets", "operations"]
-    return pd.DataFrame(rows, columns=columns)
+    return _int_columns(pd.DataFrame(rows, columns=columns))
 
 
 # ---- growth ---------------------------------------------------------------------------------------
