@@ -280,3 +280,19 @@ def test_rule_count_mirror_equals_what_a_full_sync_writes(seed):
     assert blind.partial and not any(op.kind == "rule" for op in blind.ops)
     assert blind.rules_total()["rules"] == full.rules_total()["rules"]
     assert blind.rules_total()["chains"] == full.rules_total()["chains"]
+
+
+def test_a_full_sync_repairs_what_someone_else_changed_in_the_table():
+    """Elements kube-proxy believes are there but someone deleted (or a map flushed by hand):
+    a partial sync does not notice; the next full sync (forced, or the hourly one) writes every
+    element again."""
+    node = NftNode()
+    node.services = {"a": service("ns", "a", "172.30.0.1", 80), "b": service("ns", "b", "172.30.0.2", 80)}
+    node.slices = {"a": endpoint_slice("ns", "a", 80, "10.0.0.1"), "b": endpoint_slice("ns", "b", 80, "10.0.0.2")}
+    node.sync()
+    healthy = node.kernel.dump()
+    node.kernel.run("flush map ip kube-proxy service-ips\n")
+    assert node.sync().operations == 0 and node.kernel.dump() != healthy
+    node.now += 3600.0  # FullSyncPeriod
+    r = node.sync()
+    assert r.full and r.reason == "hourly" and node.kernel.dump() == healthy
