@@ -709,3 +709,24 @@ add rule ip kube-proxy filter-input mark set mark or 0x2 accept
     rules = [s for s in res.steps if s.event == "rule"]
     assert [s.rule_number for s in rules] == [2] and rules[0].rule == "meta mark set meta mark | 0x00000002 accept"
     assert rules[0].detail == "mark 0x10 -> 0x12" and rules[0].packet_after["mark"] == "0x12"
+
+
+def test_lab_shell_nft_list_chain_set_map_and_handles(nft_lab):
+    node = "myk8s-worker"
+    state = nft_lab.dataplane.nft[node]
+    assert nft_lab.sh(node, "nft list chain ip kube-proxy services") == state.list_chain("ip", "kube-proxy", "services")
+    assert nft_lab.sh(node, "nft list map kube-proxy service-ips") == state.list_set("ip", "kube-proxy", "service-ips", kind="map")
+    assert nft_lab.sh(node, "nft list set ip kube-proxy cluster-ips").startswith("table ip kube-proxy {\n\tset cluster-ips {")
+    assert "# handle" in nft_lab.sh(node, "nft -a list table ip kube-proxy")
+    # nft's own errors, caret under the missing name (as nft 1.0.6 prints them)
+    out = nft_lab.sh(node, "nft list chain ip kube-proxy nope")
+    assert out.returncode == 1 and out.stderr == ("Error: No such file or directory\nlist chain ip kube-proxy nope\n"
+                                                  "                         ^^^^\n")
+    out = nft_lab.sh(node, "nft list set ip kube-proxy service-ips")  # a map, not a set
+    assert out.returncode == 1 and out.stderr.endswith("list set ip kube-proxy service-ips\n                       ^^^^^^^^^^^\n")
+    out = nft_lab.sh(node, "nft list table kube-proxy-x")
+    assert out.stderr == "Error: No such file or directory\nlist table kube-proxy-x\n           ^^^^^^^^^^^^\n"
+    assert nft_lab.sh("net-pod", "nft list ruleset") == ""  # a pod's namespace has no tables
+    for bad in ("nft -s list ruleset", "nft list chain services", "nft list table inet6 kube-proxy"):
+        with pytest.raises(InputError):
+            nft_lab.sh(node, bad)
