@@ -816,8 +816,10 @@ class NftNetfilter:
     table_name = "kube-proxy"
 
     def __init__(self, chains: Iterable[ChainSpec], sets: Iterable[SetSpec], *, name: str = "", table: str = "kube-proxy",
-                 strict: bool = False, skipped: Sequence[str] = (), previous: NftNetfilter | None = None) -> None:
+                 strict: bool = False, skipped: Sequence[str] = (), previous: NftNetfilter | None = None,
+                 family: str = "ip") -> None:
         self.name = name
+        self.family = family
         self.table_name = table
         self.tables: dict = {}  # no iptables tables (Network's xt_recent bookkeeping reads this)
         self.skipped = tuple(skipped)  # other tables of a listing, not run ("table ip nat" ...)
@@ -872,7 +874,8 @@ class NftNetfilter:
         gc.disable()  # tens of thousands of small objects: the cyclic collector's passes would cost more than the load
         try:
             chains, sets, skipped = specs_of(state, family, table)
-            return cls(chains, sets, name=name, table=table, strict=strict, skipped=skipped, previous=previous)
+            return cls(chains, sets, name=name, table=table, strict=strict, skipped=skipped, previous=previous,
+                       family=family)
         finally:
             if paused:
                 gc.enable()
@@ -988,6 +991,22 @@ class NftNetfilter:
 
     def dynamic_sets(self) -> set[str]:
         return {name for name, s in self.sets.items() if s.dynamic}
+
+    def live_elements(self, state: Any, now: float) -> dict[str, list[tuple[str, int | None]]]:
+        """What the packet path put in this table's dynamic sets (``update @affinity-… { ip saddr
+        }``) and is still live at ``now``: set name -> [(key as nft prints it, milliseconds left,
+        None without a timeout)], as ``nft list`` shows them (``10.10.0.2 expires 2h59m58s768ms``)."""
+        out: dict[str, list[tuple[str, int | None]]] = {}
+        tick = jiffies(now)
+        for name, live in state.nft_sets.items():
+            cs = self.sets.get(name)
+            if cs is None:
+                continue
+            rows = [(_key_text(k, cs.kinds), None if exp is _NEVER else (exp - tick) * 1000 // RECENT_HZ)
+                    for k, exp in live.items() if exp is _NEVER or exp > tick]
+            if rows:
+                out[name] = rows
+        return out
 
     # ---- running ------------------------------------------------------------------------------
 
