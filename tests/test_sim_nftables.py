@@ -754,3 +754,22 @@ def test_nft_list_shows_the_affinity_sets_live_elements_with_their_time_left():
     lab.advance(600)  # past the timeout: gone from the listing as from the kernel's set
     assert client not in lab.sh(node, f"nft list set ip kube-proxy {name}")
     assert lab.dataplane.nft[node].list_set("ip", "kube-proxy", name, kind="set").count(client) == 0  # kube-proxy's state never held it
+
+
+def test_delete_rules_by_hand_in_nftables_mode():
+    from kslab.lab import Lab
+
+    lab = Lab(proxy={"mode": "nftables"}, seed=2)
+    node = lab.cluster.pod("webpod1").node_name
+    before = lab.dataplane.nft_list(node).count("jump mark-for-masquerade")
+    # the hairpin rules (an endpoint's own address jumps to mark-for-masquerade)
+    n = lab.delete_rules(r"^endpoint-\S+ ip saddr \S+ jump mark-for-masquerade$", nodes=[node])
+    assert n > 0 and lab.dataplane.nft_list(node).count("jump mark-for-masquerade") == before - n
+    for _ in range(30):  # without them a pod reaching itself through the Service is not masqueraded: the hairpin fails
+        t = lab.trace("webpod1", "svc-clusterip")
+        if t.endpoint_pod == "webpod1":
+            break
+        lab.reseed(lab.seed + 1)
+    assert t.endpoint_pod == "webpod1" and not t.masquerade and t.outcome == "dropped"
+    lab.resync(full=True, nodes=[node])  # kube-proxy's full sync writes them back
+    assert lab.dataplane.nft_list(node).count("jump mark-for-masquerade") == before

@@ -156,8 +156,24 @@ class SimDataplane(Dataplane):
         return self.tables[node].save_text()
 
     def delete_rules(self, pattern: re.Pattern[str], nodes: Sequence[str]) -> int:
+        """iptables mode: every rule whose ``iptables-save`` line matches. nftables mode: every
+        rule of ``table ip kube-proxy`` whose ``CHAIN RULE`` text (the chain's name, then the rule
+        as ``nft list`` prints it) matches, deleted as ``nft delete rule ip kube-proxy CHAIN
+        handle N`` would."""
         deleted = 0
         for name in nodes:
+            state = self.nft.get(name)
+            if state is not None and state.has_table():
+                table = state.table()
+                ops = [f"delete rule ip kube-proxy {chain.name} handle {rule.handle}\n"
+                       for chain in table.chains.values() for rule in chain.rules
+                       if pattern.search(f"{chain.name} {rule.listed}")]
+                if ops:
+                    state.apply("".join(ops))  # one transaction: all or none
+                    deleted += len(ops)
+                    self.network.update_nft({name: state})
+                continue
+
             for dump in self.tables[name].tables.values():
                 for chain in dump.chains.values():
                     keep = [(r, c) for r, c in zip(chain.rules, chain.counters) if not pattern.search(r.save_text())]
