@@ -68,6 +68,8 @@ KUBE_PROXY_TABLE = ("ip", "kube-proxy")
 TRANSPORT = frozenset({"tcp", "udp", "sctp", "udplite", "dccp"})  # protocols with a th dport
 PROTO_NUMBERS = {"6": "tcp", "17": "udp", "132": "sctp", "1": "icmp", "136": "udplite", "33": "dccp"}
 CT_STATES = frozenset({"new", "established", "related", "invalid", "untracked"})
+JUMP_STACK = 16  # NFT_JUMP_STACK_SIZE: jumps deeper than this are refused at load (ELOOP)
+MAX_CHAIN_ENTRIES = 10_000  # a walk entering chains more often than this is looping (gotos push nothing)
 REJECT_DEFAULT = "icmp-port-unreachable"  # nft's bare `reject` in the ip family (iptables' name for it)
 
 # what a compiled rule ends with (its verdict statement); V_NONE: the rule falls through to the next
@@ -461,6 +463,7 @@ class CompiledChain:
     priority: int = 0
     policy: str = "accept"
     order: int = 0  # creation order: ties in priority run in registration order
+    pending: list[RuleSpec | str] | None = None  # rules not compiled yet (compiled when a packet first enters)
 
     @property
     def is_base(self) -> bool:
@@ -848,11 +851,13 @@ class NftNetfilter:
             except _Unsupported as e:
                 raise InputError(self._where(f"chain {spec.name}"), str(e), "write a number or a name like dstnat - 10") from None
             self.chains[spec.name] = CompiledChain(spec.name, [], spec.type, hook, prio, (spec.policy or "accept").lower(), order)
-        compiler = _RuleCompiler(self.sets)
+        self._compiler = _RuleCompiler(self.sets)
         for spec in specs:
-            chain = self.chains[spec.name]
-            chain.rules = [self._compile_rule(compiler, chain, text, k + 1, strict) for k, text in enumerate(spec.rules)]
-        self._check_loops()
+            self.chains[spec.name].pending = list(spec.rules)
+        if strict:  # every rule now, and the kernel's load-time checks; else each chain when a packet first enters it
+            for chain in self.chains.values():
+                self._compile_chain(chain, strict=True)
+            self._check_loops()
         self._plan: dict[str, list[CompiledChain]] = {h: [] for h in HOOKS.values()}
         for c in self.chains.values():
             if c.hook:
@@ -909,6 +914,14 @@ class NftNetfilter:
                 raise InputError(self._where(f"set {s.name} element {text!r}"), f"kslab cannot read it: {e}",
                                  "elements are keys of the set's types (and a verdict for a verdict map)") from None
         return cs
+
+    def _compile_chain(self, chain: CompiledChain, strict: bool = False) -> list[CompiledRule]:
+        """``chain``'s rules, compiled now if they were not yet (a 10,000-Service table has
+        220,000 rules; a packet meets a dozen chains)."""
+        if chain.pending is not None:
+            specs, chain.pending = chain.pending, None
+            chain.rules = [self._compile_rule(self._compiler, chain, text, k + 1, strict) for k, text in enumerate(specs)]
+        return chain.rules
 
     def _compile_rule(self, compiler: _RuleCompiler, chain: CompiledChain, rule: RuleSpec | str, number: int,
                       strict: bool) -> CompiledRule:
@@ -979,11 +992,11 @@ class NftNetfilter:
     # ---- what Network and the tools read ----------------------------------------------------
 
     def rule_count(self) -> int:
-        return sum(len(c.rules) for c in self.chains.values())
+        return sum(len(c.pending) if c.pending is not None else len(c.rules) for c in self.chains.values())
 
     def chain_rules(self, chain: str) -> list[str]:
         c = self.chains.get(chain)
-        return [r.text for r in c.rules] if c else []
+        return [r.text for r in self._compile_chain(c)] if c else []
 
     def base_chains(self, hook: str) -> list[str]:
         """The base chains registered at ``hook`` (PREROUTING ...), in the order they run."""
@@ -1042,8 +1055,9 @@ class NftNetfilter:
         pos = 0
         steps = result.steps
         name, table = self.name, self.table_name
+        entered = 0
         while True:
-            rules = chain.rules
+            rules = chain.rules if chain.pending is None else self._compile_chain(chain)
             verdict: Verdict | None = None
             matched: CompiledRule | None = None
             while pos < len(rules):
@@ -1112,7 +1126,12 @@ class NftNetfilter:
                     steps.append(TraceStep(name, hook, table, base.name, "policy", detail=policy))
                 return policy
             if code in (V_JUMP, V_GOTO):
-                nxt = self.chains[verdict.chain]
+                nxt = self.chains.get(verdict.chain)
+                entered += 1
+                if nxt is None or entered > MAX_CHAIN_ENTRIES or len(stack) >= JUMP_STACK:
+                    why = (f"{verdict.text}: no such chain" if nxt is None else
+                           f"{verdict.text}: the chains jump in a loop (nft refuses such a ruleset: Too many levels of symbolic links)")
+                    raise InputError(self._where(f"chain {chain.name}"), why, "fix the ruleset (kslab checks it at load with strict=True)")
                 if code == V_JUMP:
                     stack.append((chain, pos))
                 result.chains.append(nxt.name)
