@@ -24,6 +24,7 @@ Rules it keeps (the same as :mod:`kslab.xtables.kernel`'s):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -145,9 +146,11 @@ def nft_version() -> str:
     return r.stdout.strip().splitlines()[0] if r.stdout.strip() else "nftables (unknown version)"
 
 
+@functools.cache
 def nft_problem() -> str | None:
     """Why kube-proxy's nftables mode cannot be loaded here (one line), or None if it can:
-    ``nft`` missing (names the Debian package), too old for knftables (< 1.0.1), or no root."""
+    ``nft`` missing (names the Debian package), too old for knftables (< 1.0.1), or no root.
+    Asked once per process."""
     try:
         version = nft_version()
     except EnvironmentProblem as err:
