@@ -74,6 +74,7 @@ from ..proxy.iptables import node as iptables_node
 from . import client as _client
 from . import lbprober, records
 from .ktrace import kernel_trace
+from .nfttrace import nft_kernel_trace
 from .layout import BRIDGE, PREFIX_ROOT, Layout, NodeLayout, PodLayout, _hash, plan
 from .lbprober import LBConfig, LBNode, LBSpec
 from .processes import kill_namespace_processes, proc_start
@@ -1083,13 +1084,19 @@ class NetnsLab:
         time.sleep(0.05)  # the handler runs between the server's waits
 
     def trace(self, src: str, ip: str, port: int, *, timeout: float = 1.0, client_kind: str = "") -> Trace:
-        """One real connection, traced by the kernel (see :mod:`kslab.netns.ktrace`)."""
+        """One real connection, traced by the kernel (see :mod:`kslab.netns.ktrace`; in kube-proxy's
+        nftables mode ``nft monitor trace``, :mod:`kslab.netns.nfttrace`)."""
         if self._record is None:
             raise EnvironmentProblem("the lab is not up")
-        trace = kernel_trace([(n.name, n.ns) for n in self.layout.nodes], self.namespace_of(src), ip, port,
-                             client=src, client_ip=self.address_of(src), client_kind=client_kind,
-                             iptables_backend=self.backend, timeout=timeout,
-                             ignore_sources=(self.layout.lb_ip,) if self.load_balancer else ())
+        nodes = [(n.name, n.ns) for n in self.layout.nodes]
+        ignore = (self.layout.lb_ip,) if self.load_balancer else ()
+        if any(self._proxy_modes.get(name) == "nftables" for name, _ in nodes):  # kube-proxy's nftables mode
+            trace = nft_kernel_trace(nodes, self.namespace_of(src), ip, port, client=src, client_ip=self.address_of(src),
+                                     client_kind=client_kind, timeout=timeout, ignore_sources=ignore)
+        else:
+            trace = kernel_trace(nodes, self.namespace_of(src), ip, port,
+                                 client=src, client_ip=self.address_of(src), client_kind=client_kind,
+                                 iptables_backend=self.backend, timeout=timeout, ignore_sources=ignore)
         pod = next((p for p in self.layout.pods if p.name == trace.endpoint_pod), None)
         if pod is not None:
             trace.endpoint_node, trace.endpoint_ip = pod.node, pod.ip

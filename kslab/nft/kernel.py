@@ -49,6 +49,8 @@ __all__ = [
     "nft_chains",
     "nft_sets",
     "delete_table",
+    "nft_monitor_trace",
+    "stop_process",
 ]
 
 DEBIAN_PACKAGE = "nftables"
@@ -231,3 +233,35 @@ def delete_table(ns: str, family: str = "ip", table: str = "kube-proxy") -> bool
             return False
         raise
     return True
+
+
+# --------------------------------------------------------------------------------------------
+# nft monitor trace
+
+
+def nft_monitor_trace(ns: str) -> subprocess.Popen[str]:
+    """``nft monitor trace`` inside ``ns``, running: its stdout (text, line-buffered) reports every
+    rule a packet with ``meta nftrace`` set matched, in every table of the namespace. In its own
+    process group: stop it with :func:`stop_process`."""
+    if not ns or not isinstance(ns, str):
+        raise AssertionError("refusing to run nft without a network namespace (it would watch the root namespace)")
+    return subprocess.Popen([_xt.require_tool("ip"), "netns", "exec", ns, nft_tool(), "monitor", "trace"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+                            bufsize=1, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen[str], timeout: float = 5.0) -> None:
+    """Stop a process started here and everything in its process group (SIGTERM, then SIGKILL)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
