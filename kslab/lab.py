@@ -278,7 +278,7 @@ class Lab:
         def sync(node: str) -> list[SyncResult]:
             return self._proxiers[node].sync_and_retry(
                 self.cluster.services, self.cluster.endpoint_slices, lambda rs: dp.sync_rules(node, rs),
-                list_nat_chains=lambda: dp.existing_chains(node, self._proxiers[node].mode.name), now=dp.now)
+                list_nat_chains=lambda: self._existing_chains(node), now=dp.now)
 
         if dp.concurrent_syncs and len(names) > 1:  # each node's kube-proxy on its own node
             with ThreadPoolExecutor(max_workers=len(names)) as pool:
@@ -299,6 +299,13 @@ class Lab:
                 raise EnvironmentProblem(f"kube-proxy's sync failed on {name}: {results[-1].error}")
             if not results[-1].ruleset.partial:
                 self._rules[name] = results[-1].ruleset  # a full sync's text is the node's whole ruleset
+
+    def _existing_chains(self, node: str) -> list[str]:
+        """What node ``node``'s kube-proxy lists before a sync to find what went stale: the nat
+        table's chains (iptables mode), the ``kube-proxy`` table's chains and sets (nftables)."""
+        mode = self._proxiers[node].mode.name
+        chains = self.dataplane.existing_chains(node, mode)
+        return chains + self.dataplane.existing_sets(node, mode) if mode == "nftables" else chains
 
     def _changed(self) -> None:
         """After a control-plane change: pods first (new ones answer), then kube-proxy's sync."""

@@ -122,7 +122,7 @@ def test_full_sync_loads_and_lists_back_as_the_model_lists_it(ns):
     assert listed.startswith("table ip kube-proxy {\n") and "numgen random mod 2 vmap" in listed
     assert listed == model_listing(FULL)
     chains = nft_kernel.nft_chains(ns)
-    assert chains[:3] == ["nat-prerouting", "nat-output", "nat-postrouting"] and STALE in chains and len(chains) == 11
+    assert chains[:3] == ["nat-prerouting", "nat-output", "nat-postrouting"] and STALE in chains and len(chains) == 10
     assert nft_kernel.nft_sets(ns) == ["cluster-ips", "affinity-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80",
                                        "affinity-SGOXE6O3-ns1/svc1/tcp/p80__10.180.0.2/80"]  # maps are not sets
 

@@ -806,14 +806,24 @@ class NetnsLab:
         t0 = time.perf_counter()
         if not ruleset.partial and self._proxy_modes.get(node) != "nftables":
             self._cleanup_iptables(ns)
-        cleanup = nft_cleanup_text(ruleset)
-        if cleanup:
-            try:
-                nft_kernel.nft_apply(ns, cleanup)
-            except (ValueError, EnvironmentProblem):
-                with self._record_lock:
-                    self.nft_cleanup_failures[node] = self.nft_cleanup_failures.get(node, 0) + 1
-        nft_kernel.nft_apply(ns, ruleset.raw_text())
+        def run(text: str) -> None:
+            nft_kernel.nft_apply(ns, text)
+
+        if hasattr(ruleset, "apply_with"):  # NftRuleSet: cleanup, then the sync; a cleanup failure lands in .cleanup_error
+            ruleset.apply_with(run)
+            failed = bool(getattr(ruleset, "cleanup_error", None))
+        else:
+            failed = False
+            if cleanup := nft_cleanup_text(ruleset):
+                try:
+                    run(cleanup)
+                except (ValueError, EnvironmentProblem):
+                    failed = True
+            if ruleset.raw_text():
+                run(ruleset.raw_text())
+        if failed:
+            with self._record_lock:
+                self.nft_cleanup_failures[node] = self.nft_cleanup_failures.get(node, 0) + 1
         self._proxy_modes[node] = "nftables"
         return self._timed(node, time.perf_counter() - t0)
 
