@@ -779,7 +779,8 @@ class Lab:
         twin._broken = set(self._broken)
         twin.generation = self.generation
         tables = {n.name: self.dataplane.save_text(n.name) for n in self.cluster.nodes}
-        twin.dataplane = factory.create("sim", twin.cluster, seed=self.seed, tables=tables)
+        nft = {name: self.dataplane.nft_list(name) for name, p in self._proxiers.items() if p.mode.name == "nftables"}
+        twin.dataplane = factory.create("sim", twin.cluster, seed=self.seed, tables=tables, nft=nft)
         for name in sorted(twin._broken):
             twin.dataplane.break_pod(name, True)
         twin.dataplane.advance(max(0.0, self.now))
