@@ -472,3 +472,15 @@ def test_lab_copy_onto_sim_holds_the_kernels_tables(nft_lab):
 def test_lab_shell_nft_list_ruleset(nft_lab):
     out = nft_lab.sh("myk8s-worker", "nft list table ip kube-proxy")
     assert out.returncode == 0 and str(out) == nft_lab.nft_list("myk8s-worker")
+
+
+def test_lab_status_counts_the_nft_rules(nft_lab):
+    """``kslab netns status``: per node, the rules of ``table ip kube-proxy`` (as the model counts them)."""
+    from kslab.nft.state import NftState
+
+    status = nft_lab.dataplane.kernel.status()
+    for node in (n.name for n in nft_lab.cluster.nodes):
+        model = NftState()
+        model.load_listing(nft_lab.nft_list(node))
+        assert status.rules[node]["nft"] == model.table().rule_count() > 20
+    assert " nft " in status.text()
