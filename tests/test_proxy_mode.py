@@ -79,3 +79,11 @@ def test_set_proxy_switches_the_mode(no_env):
     assert (lab.run("net-pod", "svc-clusterip", n=50, seed=1)["outcome"] == "ok").all()
     lab.set_proxy(mode="iptables")
     assert lab.nft_list("myk8s-worker") == "" and ":KUBE-SERVICES" in lab.save_text("myk8s-worker")
+
+
+def test_iptables_only_verbs_say_so_in_nftables_mode(no_env):
+    lab = Lab(proxy_mode="nftables")
+    with pytest.raises(InputError, match=r"^delete_rules: edits iptables rules, and this lab's kube-proxy runs nftables mode"):
+        lab.delete_rules("KUBE-SEP")
+    with pytest.raises(InputError, match=r"^verify: compares iptables-save"):
+        lab.verify("myk8s-worker")
