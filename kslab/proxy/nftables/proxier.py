@@ -32,7 +32,10 @@ test dumps print them.
 
 from __future__ import annotations
 
+import gc
+from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 from ...model import ClusterState, EndpointSlice, Service
@@ -89,6 +92,7 @@ CONTAINERS = (
     ("service-nodeports", "map"),
 )
 STALE_CHAIN_DELAY = 1.0  # seconds a flushed stale chain waits before it is deleted
+_KIND_VERB = itemgetter(1, 0)  # an NftOp's (kind, verb)
 
 
 @dataclass
@@ -197,6 +201,13 @@ class NftRuleSet:
                 run(self.cleanup_text())
             except Exception as exc:  # noqa: BLE001 (any failure of the cleanup is only counted)
                 self.cleanup_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                # the chains are still there: as kube-proxy's listing after the cleanup would find
+                # them, they are flushed again and stale from now on (deleted a second later)
+                again = [op.name for op in self.cleanup_ops if op.name not in self.active_chains]
+                self._stale_ops += [NftOp("flush", "chain", c) for c in again]
+                self.stale_flushed += again
+                for c in again:
+                    self.state.stale_chains[c] = self.now
         if self.operations:
             run(self.raw_text())
 
@@ -283,10 +294,9 @@ class NftRuleSet:
     def rules_last(self) -> dict[str, int]:
         """What this sync wrote: its operations, and of them the rules, elements added and chain
         operations (the nftables mode's ``..._last``)."""
-        ops = self.ops
-        return {"operations": len(ops), "rules": sum(op.kind == "rule" for op in ops),
-                "elements": sum(op.kind == "element" and op.verb == "add" for op in ops),
-                "chains": sum(op.kind == "chain" for op in ops)}
+        kinds = Counter(map(_KIND_VERB, self.ops))  # (kind, verb) of every operation
+        return {"operations": sum(kinds.values()), "rules": kinds["rule", "add"], "elements": kinds["element", "add"],
+                "chains": sum(n for (kind, _), n in kinds.items() if kind == "chain")}
 
     def rules_total(self) -> dict[str, int]:
         """What kube-proxy's table holds after this sync: chains, rules, sets and maps, elements."""
@@ -297,7 +307,8 @@ class NftRuleSet:
         fixed_rules = len(_setup_rules(self.config))
         match_all = nodeport_addresses_match_all(self.config.nodeport_addresses)
         nodeport = [] if match_all else _nodeport_ips(self.config)
-        return {"chains": fixed_chains + svc_chains, "rules": fixed_rules + svc_rules,
+        stale = len(self.state.stale_chains)  # flushed, still in the table until deleted
+        return {"chains": fixed_chains + svc_chains + stale, "rules": fixed_rules + svc_rules,
                 "sets": len(CONTAINERS) + (0 if match_all else 1) + len(self.active_sets),
                 "elements": sum(len(v) for v in self.state.elements.values()) + len(nodeport)}
 
@@ -445,6 +456,11 @@ def _setup_nftables(cfg: ProxyConfig, state: NftSyncState, flush_containers: boo
 
 # ---- syncProxyRules ------------------------------------------------------------------------------
 
+def _new_op(fields: tuple[str, str, str, str]) -> NftOp:
+    """``NftOp(*fields)`` without the named tuple's Python-level ``__new__`` (a sync makes millions)."""
+    return tuple.__new__(NftOp, fields)
+
+
 class _Storage:
     """``nftElementStorage`` of one set or map, within one sync."""
 
@@ -464,8 +480,8 @@ class _Storage:
             return
         spec = "{ " + key + (f' comment "{comment}"' if comment else "") + (f" : {value}" if value else "") + " }"
         if old is not None:
-            self.tx.append(NftOp("delete", "element", self.name, "{ " + key + " }"))
-        self.tx.append(NftOp("add", "element", self.name, spec))
+            self.tx.append(_new_op(("delete", "element", self.name, "{ " + key + " }")))
+        self.tx.append(_new_op(("add", "element", self.name, spec)))
         self.elements[key] = value
 
     def cleanup(self, tx: list[NftOp]) -> None:
@@ -500,6 +516,18 @@ def sync_nft_rules(
     alone: kube-proxy's restart optimisation); a first full sync without it flushes the sets
     and maps and writes every element; ``{}`` means a fresh node.
     """
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a sync makes an object per operation and per endpoint: no collection halfway
+    try:
+        return _sync_nft_rules(service_ports, endpoints_map, config, partial_services, state, existing_chains,
+                               existing_sets, existing_elements, now)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _sync_nft_rules(service_ports, endpoints_map, config, partial_services, state, existing_chains, existing_sets,
+                    existing_elements, now) -> NftRuleSet:
     cfg = config
     st = state.copy() if state is not None else NftSyncState()
     ipx, addr = _ip(cfg)
@@ -542,6 +570,7 @@ def sync_nft_rules(
     if_local = cfg.if_local_nft()
     if_not_local = cfg.if_not_local_nft()
     masq = "jump " + MARK_MASQ_CHAIN
+    op = _new_op
     counts = st.counts
     if not partial:
         counts.clear()
@@ -569,8 +598,8 @@ def sync_nft_rules(
             active_chains.add(chain)
             chain_count += 1
             if not skip_creation:
-                tx.append(NftOp("add", "chain", chain))
-                tx.append(NftOp("flush", "chain", chain))
+                tx.append(op(("add", "chain", chain, "")))
+                tx.append(op(("flush", "chain", chain, "")))
                 written.append(chain)
 
         skipped_eps: set[str] = set()
@@ -704,11 +733,11 @@ def sync_nft_rules(
             if ep.chain in skipped_eps:
                 continue
             chain = ep.chain
-            tx.append(NftOp("add", "rule", chain, f"{ipx} saddr {ep.ip} {masq}"))
+            tx.append(op(("add", "rule", chain, f"{ipx} saddr {ep.ip} {masq}")))
             if affinity:
-                tx.append(NftOp("add", "rule", chain, f"update @{ep.affinity_set} {{ {ipx} saddr }}"))
-            tx.append(NftOp("add", "rule", chain, f"meta l4proto {protocol} dnat to {ep}"))
-        rules_now = sum(op.kind == "rule" for op in tx[rules_start:])
+                tx.append(op(("add", "rule", chain, f"update @{ep.affinity_set} {{ {ipx} saddr }}")))
+            tx.append(op(("add", "rule", chain, f"meta l4proto {protocol} dnat to {ep}")))
+        rules_now = len(tx) - rules_start - (len(reachable) if affinity else 0)  # all rules but the affinity sets
         if skipped_eps:  # endpoint chains left as they are still hold their rules
             rules_now += len(skipped_eps) * (3 if affinity else 2)
         counts[name_string] = (chain_count, rules_now)
@@ -916,4 +945,4 @@ class NftablesMode:
 
 MODE = NftablesMode()
 
-__all__ = ["MODE", "NftRuleSet", "NftSyncState", "NftablesMode", "render", "render_node", "sync_nft_rules", "parse_ops"]
+__all__ = ["MODE", "NftRuleSet", "NftSyncState", "NftablesMode", "render", "render_node", "sync_nft_rules"]
