@@ -72,15 +72,10 @@ def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mappin
             raise EnvironmentProblem(f"{node}'s tables: kslab's simulator cannot load them ({e})") from None
         dp.network.update_tables({node: dp.tables[node].tables})
     for node, listing in (nft or {}).items():
-        if not listing:
+        if not listing.strip():
             continue
-        from ..nft import NftState
-
-        state = NftState()
         try:
-            state.load_listing(listing)
-        except ValueError as e:
+            dp.load_nft(node, listing)  # its dynamic (affinity) sets start empty, as other connection state
+        except (InputError, ValueError) as e:
             raise EnvironmentProblem(f"{node}'s nftables table: kslab's simulator cannot load it ({e})") from None
-        dp.nft[node] = state
-        dp.network.update_nft({node: state})
     return dp
