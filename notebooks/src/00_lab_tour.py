@@ -299,19 +299,24 @@ experiments.claim(t.outcome == "ok" and t.endpoint_pod.startswith("webpod")
 # ## Exercises
 #
 # **1.** How many nodes carry kube-proxy rules for `svc-clusterip`? Count the nodes whose
-# `KUBE-SERVICES` chain mentions it: `lab.sh(node, "iptables -t nat -S KUBE-SERVICES")`.
+# `KUBE-SERVICES` chain mentions it: `lab.sh(node, "iptables -t nat -S KUBE-SERVICES")`. (If the lab runs
+# kube-proxy's nftables mode, `lab.proxy_mode == "nftables"` — chapter 05, or `$KSLAB_PROXY_MODE` — its rules are in
+# `lab.sh(node, "nft list table ip kube-proxy")` instead.)
 
 # %% [markdown] lang="ko"
 # ## 연습 문제
 #
 # **1.** `svc-clusterip`에 대한 kube-proxy 규칙을 가진 노드는 몇 개입니까? `KUBE-SERVICES` 체인에 이 서비스가 나오는
-# 노드를 세어 보세요: `lab.sh(node, "iptables -t nat -S KUBE-SERVICES")`.
+# 노드를 세어 보세요: `lab.sh(node, "iptables -t nat -S KUBE-SERVICES")`. (실습 환경이 kube-proxy의 nftables
+# 모드로 실행 중이라면, 즉 `lab.proxy_mode == "nftables"`이면(05장, 또는 `$KSLAB_PROXY_MODE`) 규칙은
+# `lab.sh(node, "nft list table ip kube-proxy")`에 있습니다.)
 
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None
 # EXERCISE-END
-answer = sum("svc-clusterip" in lab.sh(n.name, "iptables -t nat -S KUBE-SERVICES") for n in lab.cluster.nodes)
+listing = "iptables -t nat -S KUBE-SERVICES" if lab.proxy_mode == "iptables" else "nft list table ip kube-proxy"
+answer = sum("svc-clusterip" in lab.sh(n.name, listing) for n in lab.cluster.nodes)
 kslab.check.ch00.nodes_with_rules(answer, lab)
 
 # %% [markdown] lang="en"

@@ -28,6 +28,11 @@
 # explained below), `experiments.claim_uniform(runs, pods, tolerance=…)` (a checked claim that every
 # pod got 1/n), and `views.DistributionPanel(lab)` / `views.compute_distribution(lab, replicas,
 # connections)` (the replica panel and the experiment behind it).
+#
+# This chapter reads kube-proxy's **iptables mode** (its `iptables -t nat -S` rules, `KUBE-SVC-…`/`KUBE-SEP-…`
+# chains and their counters), so its lab is made with `proxy_mode="iptables"`, whatever `$KSLAB_PROXY_MODE`
+# says. In kube-proxy's nftables mode (chapter 05) the same Services live in `table ip kube-proxy`
+# (`lab.sh(node, "nft list table ip kube-proxy")`, `lab.render(node)`), and the connections behave as they do here.
 
 # %% [markdown] lang="ko"
 # # 01 · 클러스터 IP와 kube-proxy의 iptables 체인 (ClusterIP and kube-proxy's iptables chains)
@@ -48,6 +53,11 @@
 # `experiments.claim_uniform(runs, pods, tolerance=…)`(모든 파드가 1/n을 받았다는 확인된 주장),
 # 그리고 `views.DistributionPanel(lab)` / `views.compute_distribution(lab, replicas, connections)`(레플리카 패널과
 # 그 뒤의 실험)입니다.
+#
+# 이 장은 kube-proxy의 **iptables 모드**(`iptables -t nat -S` 규칙, `KUBE-SVC-…`/`KUBE-SEP-…` 체인과 그 카운터)를
+# 읽으므로, 실습 환경을 `$KSLAB_PROXY_MODE`와 관계없이 `proxy_mode="iptables"`로 만듭니다. kube-proxy의 nftables
+# 모드(05장)에서는 같은 서비스가 `table ip kube-proxy`에 있고(`lab.sh(node, "nft list table ip kube-proxy")`,
+# `lab.render(node)`), 연결은 여기서와 같이 동작합니다.
 
 # %%
 import base64
@@ -58,7 +68,7 @@ from collections import Counter
 import kslab
 from kslab import charts, experiments
 
-lab = kslab.Lab(seed=1)  # backend from KSLAB_BACKEND (sim by default); the study's lab from data/myk8s
+lab = kslab.Lab(seed=1, proxy_mode="iptables")  # backend from KSLAB_BACKEND (sim by default); the study's lab from data/myk8s
 LIVE = not lab.dataplane.exact  # a live cluster (kind): real randomness and shared counters, so its claims are statistical
 CP = "myk8s-control-plane"  # net-pod's node
 print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else "")

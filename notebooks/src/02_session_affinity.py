@@ -60,6 +60,11 @@
 # (`endpoints`). `charts.stickiness_figure(rows, title=...)` draws which pod each connection reached;
 # `charts.affinity_rounds_figure(result)` and `charts.affinity_summary(result)` draw and sum up a
 # `compute_affinity` result (`.kept`, `.kept_share`, `.lists`). `kslab.check.ch02.*` checks your answers.
+#
+# This chapter reads kube-proxy's **iptables mode** (its `iptables -t nat -S` rules, `KUBE-SVC-…`/`KUBE-SEP-…`
+# chains and their counters), so its lab is made with `proxy_mode="iptables"`, whatever `$KSLAB_PROXY_MODE`
+# says. In kube-proxy's nftables mode (chapter 05) the same Services live in `table ip kube-proxy`
+# (`lab.sh(node, "nft list table ip kube-proxy")`, `lab.render(node)`), and the connections behave as they do here.
 
 # %% [markdown] lang="ko"
 # **이 장에서 쓰는 것.** `lab = kslab.Lab()`은 스터디의 실습 환경입니다(모든 장에서 같은 클러스터이며,
@@ -82,6 +87,11 @@
 # 파드 수(`endpoints`)를 셉니다. `charts.stickiness_figure(rows, title=...)`는 연결마다 도달한 파드를 그리고,
 # `charts.affinity_rounds_figure(result)`와 `charts.affinity_summary(result)`는 `compute_affinity`의 결과
 # (`.kept`, `.kept_share`, `.lists`)를 그리고 요약합니다. `kslab.check.ch02.*`는 답을 확인합니다.
+#
+# 이 장은 kube-proxy의 **iptables 모드**(`iptables -t nat -S` 규칙, `KUBE-SVC-…`/`KUBE-SEP-…` 체인과 그 카운터)를
+# 읽으므로, 실습 환경을 `$KSLAB_PROXY_MODE`와 관계없이 `proxy_mode="iptables"`로 만듭니다. kube-proxy의 nftables
+# 모드(05장)에서는 같은 서비스가 `table ip kube-proxy`에 있고(`lab.sh(node, "nft list table ip kube-proxy")`,
+# `lab.render(node)`), 연결은 여기서와 같이 동작합니다.
 
 # %%
 import collections
@@ -90,7 +100,7 @@ import kslab
 from kslab import charts, experiments
 from kslab.views import compute_affinity
 
-lab = kslab.Lab()
+lab = kslab.Lab(proxy_mode="iptables")
 print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else ""))
 client_node = lab.client("net-pod").node
 print(f"net-pod runs on {client_node}")

@@ -67,6 +67,11 @@
 #   client (its `traefik/whoami` image has no `curl`), conntrack and counters from zero, and hand
 #   edits of rules a live node's kube-proxy owns. The rules, the trace and the chart read the live
 #   cluster.
+#
+# This chapter reads kube-proxy's **iptables mode** (its `iptables -t nat -S` rules, `KUBE-SVC-…`/`KUBE-SEP-…`
+# chains and their counters), so its lab is made with `proxy_mode="iptables"`, whatever `$KSLAB_PROXY_MODE`
+# says. In kube-proxy's nftables mode (chapter 05) the same Services live in `table ip kube-proxy`
+# (`lab.sh(node, "nft list table ip kube-proxy")`, `lab.render(node)`), and the connections behave as they do here.
 
 # %% [markdown] lang="ko"
 # **이 장에서 쓰는 것.** `lab = kslab.Lab(seed=3)`은 스터디의 실습 환경입니다(모든 장에서 같은 파드, IP,
@@ -96,6 +101,11 @@
 #   이때 실험에 무엇이 필요한지 한 줄로 출력합니다. 이 장에서는 클라이언트로서의 webpod1(`traefik/whoami`
 #   이미지에는 `curl`이 없습니다), 0에서 시작하는 conntrack과 카운터, 실제 노드의 kube-proxy가 관리하는 규칙을
 #   손으로 고치는 일이 그렇습니다. 규칙과 추적(trace), 차트는 실제 클러스터를 읽습니다.
+#
+# 이 장은 kube-proxy의 **iptables 모드**(`iptables -t nat -S` 규칙, `KUBE-SVC-…`/`KUBE-SEP-…` 체인과 그 카운터)를
+# 읽으므로, 실습 환경을 `$KSLAB_PROXY_MODE`와 관계없이 `proxy_mode="iptables"`로 만듭니다. kube-proxy의 nftables
+# 모드(05장)에서는 같은 서비스가 `table ip kube-proxy`에 있고(`lab.sh(node, "nft list table ip kube-proxy")`,
+# `lab.render(node)`), 연결은 여기서와 같이 동작합니다.
 
 # %%
 import re
@@ -103,7 +113,7 @@ import re
 import kslab
 from kslab import charts, experiments, views
 
-lab = kslab.Lab(seed=3)
+lab = kslab.Lab(seed=3, proxy_mode="iptables")
 HAIRPIN = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # the hairpin rules, iptables-save form (used below)
 print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else ""))
 web1 = lab.cluster.pod("webpod1")

@@ -45,6 +45,11 @@
 #   `compare(servers, clients, n)` (one row per scheduler), `client_matrix(df)`;
 # - `kslab.views`: `SchedulerPanel`, `CrossNodePanel` and `compute_cross_node(lab, clients,
 #   replicas)` (the panel's measurement as a function; both work on `lab.copy()`).
+#
+# This chapter reads kube-proxy's **iptables mode** (its `iptables -t nat -S` rules, `KUBE-SVC-…`/`KUBE-SEP-…`
+# chains and their counters), so its lab is made with `proxy_mode="iptables"`, whatever `$KSLAB_PROXY_MODE`
+# says. In kube-proxy's nftables mode (chapter 05) the same Services live in `table ip kube-proxy`
+# (`lab.sh(node, "nft list table ip kube-proxy")`, `lab.render(node)`), and the connections behave as they do here.
 
 # %% [markdown] lang="ko"
 # # 04 · 서비스(ClusterIP)의 부족한 점 (What ClusterIP cannot do)
@@ -84,6 +89,11 @@
 #   `client_matrix(df)`.
 # - `kslab.views`: `SchedulerPanel`, `CrossNodePanel`, `compute_cross_node(lab, clients, replicas)`(패널의
 #   측정을 함수로 부른 것. 둘 다 `lab.copy()`에서 실험합니다).
+#
+# 이 장은 kube-proxy의 **iptables 모드**(`iptables -t nat -S` 규칙, `KUBE-SVC-…`/`KUBE-SEP-…` 체인과 그 카운터)를
+# 읽으므로, 실습 환경을 `$KSLAB_PROXY_MODE`와 관계없이 `proxy_mode="iptables"`로 만듭니다. kube-proxy의 nftables
+# 모드(05장)에서는 같은 서비스가 `table ip kube-proxy`에 있고(`lab.sh(node, "nft list table ip kube-proxy")`,
+# `lab.render(node)`), 연결은 여기서와 같이 동작합니다.
 
 # %%
 import pandas as pd
@@ -92,7 +102,7 @@ import plotly.graph_objects as go
 import kslab
 from kslab import experiments, ipvs
 
-lab = kslab.Lab(seed=4)
+lab = kslab.Lab(seed=4, proxy_mode="iptables")
 print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else ""))
 
 # %% [markdown] lang="en"

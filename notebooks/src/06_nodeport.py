@@ -74,6 +74,11 @@
 #   the same as a Sankey diagram, ingress nodes on the left, pods on the right;
 # - `views.DistributionPanel`, `views.compute_distribution` (chapter 01), `experiments.claim`,
 #   `kslab.check.ch06.<question>(answer, lab)`.
+#
+# This chapter reads kube-proxy's **iptables mode** (its `iptables -t nat -S` rules, `KUBE-SVC-…`/`KUBE-SEP-…`
+# chains and their counters), so its lab is made with `proxy_mode="iptables"`, whatever `$KSLAB_PROXY_MODE`
+# says. In kube-proxy's nftables mode (chapter 05) the same Services live in `table ip kube-proxy`
+# (`lab.sh(node, "nft list table ip kube-proxy")`, `lab.render(node)`), and the connections behave as they do here.
 
 # %% [markdown] lang="ko"
 # **이 장에서 쓰는 것**(나머지는 00장의 API 카드에 있습니다):
@@ -103,6 +108,11 @@
 #   그립니다. 왼쪽은 인입 노드, 오른쪽은 파드입니다.
 # - `views.DistributionPanel`, `views.compute_distribution`(01장), `experiments.claim`,
 #   `kslab.check.ch06.<question>(answer, lab)`.
+#
+# 이 장은 kube-proxy의 **iptables 모드**(`iptables -t nat -S` 규칙, `KUBE-SVC-…`/`KUBE-SEP-…` 체인과 그 카운터)를
+# 읽으므로, 실습 환경을 `$KSLAB_PROXY_MODE`와 관계없이 `proxy_mode="iptables"`로 만듭니다. kube-proxy의 nftables
+# 모드(05장)에서는 같은 서비스가 `table ip kube-proxy`에 있고(`lab.sh(node, "nft list table ip kube-proxy")`,
+# `lab.render(node)`), 연결은 여기서와 같이 동작합니다.
 
 # %%
 import base64
@@ -119,7 +129,7 @@ import kslab
 from kslab import charts, controlplane, experiments
 from kslab.views import DistributionPanel, compute_distribution
 
-lab = kslab.Lab(seed=1)  # backend from KSLAB_BACKEND (sim by default); the study's lab from data/myk8s
+lab = kslab.Lab(seed=1, proxy_mode="iptables")  # backend from KSLAB_BACKEND (sim by default); the study's lab from data/myk8s
 LIVE = not lab.dataplane.exact  # a live cluster (kind): real randomness and shared counters, so its claims are statistical
 print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else ""))
 svc = lab.cluster.service("svc-nodeport")

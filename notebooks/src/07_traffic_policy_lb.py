@@ -45,6 +45,11 @@
 # The set-up cell below adds `svc-lb` and defines `fresh(lab)`: `lab.reset()` (the study's lab as
 # made), then `svc-lb` again. The cells leave the lab as they found it (they patch the Service back or
 # end with `fresh`); if a cell stops halfway, run `fresh(lab)` yourself.
+#
+# This chapter reads kube-proxy's **iptables mode** (its `iptables -t nat -S` rules, `KUBE-SVC-…`/`KUBE-SEP-…`
+# chains and their counters), so its lab is made with `proxy_mode="iptables"`, whatever `$KSLAB_PROXY_MODE`
+# says. In kube-proxy's nftables mode (chapter 05) the same Services live in `table ip kube-proxy`
+# (`lab.sh(node, "nft list table ip kube-proxy")`, `lab.render(node)`), and the connections behave as they do here.
 
 # %% [markdown] lang="ko"
 # # 07 · 외부 트래픽 정책과 로드 밸런서 (externalTrafficPolicy and LoadBalancer)
@@ -83,6 +88,11 @@
 # 아래의 설정 셀은 `svc-lb`를 추가하고 `fresh(lab)`를 정의합니다. `fresh`는 `lab.reset()`(처음 만든 그대로의
 # 스터디 실습 환경) 다음 `svc-lb`를 다시 적용합니다. 셀은 실습 환경을 찾은 그대로 두고 끝납니다(서비스를 되돌리거나
 # `fresh`로 끝납니다). 셀이 중간에 멈췄다면 `fresh(lab)`를 직접 실행하세요.
+#
+# 이 장은 kube-proxy의 **iptables 모드**(`iptables -t nat -S` 규칙, `KUBE-SVC-…`/`KUBE-SEP-…` 체인과 그 카운터)를
+# 읽으므로, 실습 환경을 `$KSLAB_PROXY_MODE`와 관계없이 `proxy_mode="iptables"`로 만듭니다. kube-proxy의 nftables
+# 모드(05장)에서는 같은 서비스가 `table ip kube-proxy`에 있고(`lab.sh(node, "nft list table ip kube-proxy")`,
+# `lab.render(node)`), 연결은 여기서와 같이 동작합니다.
 
 # %%
 import base64
@@ -95,7 +105,7 @@ import kslab
 from kslab import charts, experiments, healthcheck, resources
 from kslab.loadbalancer import LB_SETTLE_S
 
-lab = kslab.Lab(seed=7)  # backend from KSLAB_BACKEND (sim by default); the study's lab from data/myk8s
+lab = kslab.Lab(seed=7, proxy_mode="iptables")  # backend from KSLAB_BACKEND (sim by default); the study's lab from data/myk8s
 LIVE = not lab.dataplane.exact  # a live cluster (kind): real randomness, shared state, so its claims are statistical
 print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else ""))
 
