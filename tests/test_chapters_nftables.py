@@ -158,3 +158,14 @@ def test_chapter_00_runs_in_nftables_mode(tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     tail = "\n".join((r.stdout + r.stderr).splitlines()[-30:])
     assert r.returncode == 0 and " passed" in r.stdout, tail
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ch06_localhost_nodeports_are_iptables_only(mode):
+    """Chapter 06's localhost NodePort (route_localnet, ``--dst-type LOCAL``) is one claim that does depend on the
+    mode: kube-proxy's nftables mode does not open NodePorts on 127.0.0.1 (upstream: no localhost nodeports)."""
+    lab = lab_in(mode)
+    np_ = lab.cluster.service("svc-nodeport").ports[0].node_port
+    w1 = nodes(lab)[1]
+    assert lab.sh(w1, f"curl -s 127.0.0.1:{np_}").returncode == (0 if mode == "iptables" else 7)
+    assert lab.sh("mypc", f"curl -s {lab.cluster.node(w1).internal_ip}:{np_}").returncode == 0

@@ -350,6 +350,45 @@ experiments.claim(
 )
 
 # %% [markdown] lang="en"
+# ## The same Service in kube-proxy's nftables mode
+#
+# kube-proxy has a second mode on Linux, `--proxy-mode=nftables` (chapter 05), which writes one nftables table,
+# `table ip kube-proxy`, instead of iptables chains. The cell restarts the kube-proxies of a simulator twin
+# (`lab.copy()`, on every backend) in that mode with `twin.set_proxy(mode="nftables")`: they remove their iptables
+# rules first. svc-clusterip's chain has no ladder there: one `numgen random mod 3` rule draws 0, 1 or 2 with
+# equal chances and a verdict map (`vmap`) sends each number to one endpoint's chain. The connections split
+# as they do with the ladder.
+
+# %% [markdown] lang="ko"
+# ## kube-proxy의 nftables 모드에서 본 같은 서비스
+#
+# 리눅스의 kube-proxy에는 두 번째 모드 `--proxy-mode=nftables`(05장)가 있어, iptables 체인 대신 nftables 테이블
+# 하나(`table ip kube-proxy`)를 씁니다. 이 셀은 시뮬레이터 쌍둥이(`lab.copy()`, 모든 백엔드에서)의 kube-proxy를
+# `twin.set_proxy(mode="nftables")`로 그 모드로 다시 시작합니다. kube-proxy는 먼저 자기 iptables 규칙을 지웁니다.
+# 그곳의 svc-clusterip 체인에는 사다리가 없습니다. `numgen random mod 3` 규칙 하나가 0, 1, 2를 같은 확률로 뽑고,
+# 판정 맵(verdict map, `vmap`)이 각 숫자를 엔드포인트 하나의 체인으로 보냅니다. 연결은 사다리와 똑같이 나뉩니다.
+
+# %%
+twin = lab.copy()  # a simulator twin: this lab stays in iptables mode
+twin.set_proxy(mode="nftables")  # every node's kube-proxy restarted with --proxy-mode=nftables
+table = twin.sh(CP, "nft list table ip kube-proxy")
+nft_chain = next(line.split()[1] for line in table.splitlines() if line.strip().startswith("chain service-") and "svc-clusterip" in line)
+nft_rules = twin.sh(CP, f"nft list chain ip kube-proxy {nft_chain}")
+print(f"$ nft list chain ip kube-proxy {nft_chain}   (on {CP}, nftables mode)\n{nft_rules}")
+nft_runs = twin.run("net-pod", "svc-clusterip", n=3000, seed=2)
+nft_split = nft_runs["endpoint_pod"].value_counts()
+print("3000 connections:", nft_split.to_dict())
+experiments.claim(
+    "numgen random mod 3 vmap" in nft_rules and nft_rules.count("goto endpoint-") == 3 and "probability" not in nft_rules
+    and "svc-clusterip" not in twin.sh(CP, "iptables -t nat -S") and (nft_runs["outcome"] == "ok").all()
+    and set(nft_split.index) == set(webpods)
+    and all(abs(k / 3000 - 1 / 3) < experiments.noise(1 / 3, 3000) for k in nft_split),
+    f"in nftables mode {nft_chain} picks an endpoint with one numgen rule (no ladder, no iptables rule left) "
+    f"and 3000 connections split {nft_split.to_dict()}, about 1/3 each",
+    f"nftables mode changed: {nft_rules!r}, split {nft_split.to_dict()}",
+)
+
+# %% [markdown] lang="en"
 # ## Explore: replicas and connections
 #
 # `deploy-echo` is a Deployment (디플로이먼트) whose pods sit behind `svc-nodeport`. That Service is
