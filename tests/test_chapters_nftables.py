@@ -1,6 +1,6 @@
 """The chapters' behaviour claims hold in kube-proxy's nftables mode too (issue 14).
 
-Chapters 01-04 and 06-09 read iptables mode's own text (``iptables -t nat -S``, ``KUBE-SVC-…``
+Chapters 01-04, 06, 07 and 09 read iptables mode's own text (``iptables -t nat -S``, ``KUBE-SVC-…``
 chains, rule counters), so their labs are made with ``proxy_mode="iptables"`` and the notebooks
 do not follow ``$KSLAB_PROXY_MODE``. What they teach about connections does not depend on the
 mode: where connections land, who is masqueraded, hairpin, session affinity, eTP Local,
@@ -8,8 +8,9 @@ loadBalancerSourceRanges, readiness, topology hints. Each claim below is one of 
 experiments, run in both modes on the simulator with the same seed: a regression of the nftables
 ruleset (kslab/proxy/nftables) or of its simulator (kslab/sim/nftables.py) fails here.
 
-Chapter 00 does not pin a mode: its notebooks (English learner and solution) run under nbval with
-``KSLAB_PROXY_MODE=nftables`` at the end (about 10 s)."""
+Chapters 00 and 08 do not pin a mode (where they read kube-proxy's rules they read the lab's mode's):
+their English notebooks, learner and solution, run under nbval with ``KSLAB_PROXY_MODE=nftables`` at
+the end (one subprocess, about 30 s)."""
 
 from __future__ import annotations
 
@@ -147,9 +148,16 @@ def test_ch09_topology_hints_keep_connections_in_their_zone(mode):
     assert (views.cross_zone_shares(off) > 0.4).all()  # 2/3 leave their zone without hints
 
 
-def test_chapter_00_runs_in_nftables_mode(tmp_path):
-    """Chapter 00 (both versions, English) under nbval with KSLAB_PROXY_MODE=nftables, as CI runs notebooks."""
-    books = [ROOT / "notebooks" / "en" / "00_lab_tour.ipynb", ROOT / "notebooks" / "en" / "solutions" / "00_lab_tour.ipynb"]
+MODE_AGNOSTIC = ("00_lab_tour", "08_readiness_endpointslices")  # the chapters whose labs follow $KSLAB_PROXY_MODE
+
+
+def test_mode_agnostic_chapters_run_in_nftables_mode(tmp_path):
+    """Chapters 00 and 08 (English, learner and solution) under nbval with KSLAB_PROXY_MODE=nftables, as CI runs
+    notebooks: every cell's claim holds with kube-proxy's nftables ruleset in the simulator."""
+    books = [ROOT / "notebooks" / "en" / sub / f"{name}.ipynb" for name in MODE_AGNOSTIC for sub in ("", "solutions")]
+    src = ROOT / "notebooks" / "src"
+    pinned = {f.stem for f in src.glob("[0-9][0-9]_*.py") if 'proxy_mode="iptables")' in f.read_text()}
+    assert not pinned & set(MODE_AGNOSTIC) and all(b.exists() for b in books)
     env = {k: v for k, v in os.environ.items() if k != "KSLAB_BACKEND"}
     env.update(KSLAB_PROXY_MODE="nftables", PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
     r = subprocess.run(

@@ -55,10 +55,10 @@
 # made), then the add-on again. The cells leave the lab as they found it; if a cell stops halfway,
 # run `fresh(lab)` yourself.
 #
-# This chapter reads kube-proxy's **iptables mode** (its `iptables -t nat -S` rules, `KUBE-SVC-…`/`KUBE-SEP-…`
-# chains and their counters), so its lab is made with `proxy_mode="iptables"`, whatever `$KSLAB_PROXY_MODE`
-# says. In kube-proxy's nftables mode (chapter 05) the same Services live in `table ip kube-proxy`
-# (`lab.sh(node, "nft list table ip kube-proxy")`, `lab.render(node)`), and the connections behave as they do here.
+# The chapter runs in either of kube-proxy's modes (`$KSLAB_PROXY_MODE`, iptables by default): where it reads
+# kube-proxy's chain for `svc-mario`, `service_rules(lab, node)` lists iptables mode's `KUBE-SVC-…` chain
+# (`iptables -t nat -S`; an endpoint is a `-j KUBE-SEP-…` jump) or nftables mode's `service-…` chain
+# (`nft list chain ip kube-proxy …`, chapter 05; an endpoint is a `goto endpoint-…`).
 
 # %% [markdown] lang="ko"
 # # 08 · 준비성 프로브와 엔드포인트슬라이스 (Readiness probes, Endpoints and EndpointSlices)
@@ -107,10 +107,10 @@
 # 스터디 실습 환경) 다음 추가 구성을 다시 적용합니다. 셀은 실습 환경을 찾은 그대로 두고 끝납니다. 셀이 중간에
 # 멈췄다면 `fresh(lab)`를 직접 실행하세요.
 #
-# 이 장은 kube-proxy의 **iptables 모드**(`iptables -t nat -S` 규칙, `KUBE-SVC-…`/`KUBE-SEP-…` 체인과 그 카운터)를
-# 읽으므로, 실습 환경을 `$KSLAB_PROXY_MODE`와 관계없이 `proxy_mode="iptables"`로 만듭니다. kube-proxy의 nftables
-# 모드(05장)에서는 같은 서비스가 `table ip kube-proxy`에 있고(`lab.sh(node, "nft list table ip kube-proxy")`,
-# `lab.render(node)`), 연결은 여기서와 같이 동작합니다.
+# 이 장은 kube-proxy의 두 모드 어느 쪽에서도 실행됩니다(`$KSLAB_PROXY_MODE`, 기본은 iptables). `svc-mario`에 대한
+# kube-proxy의 체인을 읽는 곳에서 `service_rules(lab, node)`는 iptables 모드의 `KUBE-SVC-…` 체인(`iptables -t nat -S`,
+# 엔드포인트 하나가 `-j KUBE-SEP-…` 점프 하나)이나 nftables 모드의 `service-…` 체인(`nft list chain ip kube-proxy …`,
+# 05장, 엔드포인트 하나가 `goto endpoint-…` 하나)을 보여 줍니다.
 
 # %%
 import base64
@@ -122,7 +122,7 @@ import pandas as pd
 import kslab
 from kslab import charts, experiments, views
 
-lab = kslab.Lab(seed=8, proxy_mode="iptables")  # backend from KSLAB_BACKEND (sim by default); the study's lab from data/myk8s
+lab = kslab.Lab(seed=8)  # backend from KSLAB_BACKEND (sim by default); the study's lab from data/myk8s
 LIVE = not lab.dataplane.exact  # a live cluster (kind): real randomness, shared state, so its claims are statistical
 print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else ""))
 
@@ -160,6 +160,22 @@ def chain_name(prefix: str, *parts: str) -> str:
 with_mario(lab)
 NP = lab.cluster.service("svc-mario").ports[0].node_port
 SVC = chain_name("KUBE-SVC-", "default/svc-mario:mario-webport", "tcp")
+
+
+def service_rules(l, node: str) -> tuple[str, str, int]:
+    """(the command, what it printed, how many endpoints it sends to) for svc-mario's chain on ``node``, in the
+    lab's kube-proxy mode: iptables mode's KUBE-SVC chain (``-j KUBE-SEP-…`` jumps) or nftables mode's service
+    chain (``goto endpoint-…``, chapter 05)."""
+    if l.proxy_mode == "iptables":
+        command = f"iptables -t nat -S {SVC}"
+        text = l.sh(node, command)
+        return command, text, str(text).count("-j KUBE-SEP-")
+    table = l.sh(node, "nft list table ip kube-proxy")
+    chain = next(line.split()[1] for line in table.splitlines()
+                 if line.strip().startswith("chain service-") and "/svc-mario/" in line)
+    command = f"nft list chain ip kube-proxy {chain}"
+    text = l.sh(node, command)
+    return command, text, str(text).count("goto endpoint-")
 print(f"svc-mario: nodePort {NP}, chain {SVC}; mario pods: "
       + ", ".join(f"{p} ({lab.cluster.pod(p).node_name})" for p in mario_pods(lab)))
 
@@ -296,7 +312,7 @@ kslab.check.ch08.after_failure(answer, lab)
 # The cell does what the kubelet does after the third failed probe: `set_ready(pod, False)` (on a
 # live cluster only the pod's own kubelet can, so there the cell runs on a simulator twin and says
 # so). Then the same commands again, kube-proxy's chain for `svc-mario` on a worker
-# (`iptables -t nat -S KUBE-SVC-…`), and 300 connections from `mypc` through a worker's nodePort.
+# (`iptables -t nat -S KUBE-SVC-…`, through `service_rules`), and 300 connections from `mypc` through a worker's nodePort.
 # The cell makes the pod ready again at the end.
 
 # %% [markdown] lang="ko"
@@ -305,7 +321,7 @@ kslab.check.ch08.after_failure(answer, lab)
 # 셀은 세 번째 프로브가 실패한 뒤 kubelet이 하는 일을 합니다. `set_ready(pod, False)`입니다(실제 클러스터에서는
 # 파드 자신의 kubelet만 할 수 있으므로, 그곳에서는 셀이 시뮬레이터 복제본에서 실행되며 그렇다고 알려 줍니다).
 # 그다음 같은 명령을 다시 실행하고, 워커에서 `svc-mario`에 대한 kube-proxy의 체인(`iptables -t nat -S
-# KUBE-SVC-…`)을 보고, `mypc`에서 워커의 노드 포트로 연결 300개를 엽니다. 셀은 끝날 때 파드를 다시 준비
+# KUBE-SVC-…`, `service_rules`로)을 보고, `mypc`에서 워커의 노드 포트로 연결 300개를 엽니다. 셀은 끝날 때 파드를 다시 준비
 # 상태로 되돌립니다.
 
 # %%
@@ -317,22 +333,22 @@ try:
     ep_after = on.sh(CP, "kubectl get endpoints svc-mario")
     ep_yaml = on.sh(CP, "kubectl get endpoints svc-mario -o yaml")
     after = slice_conditions(on)
-    chain = on.sh(W1, f"iptables -t nat -S {SVC}")
+    command, chain, jumps = service_rules(on, W1)
     runs = on.run("mypc", f"{W1}:{NP}", n=300, seed=8)
 finally:
     on.set_ready(victim, True)
 print(f"$ kubectl get endpoints svc-mario\n{ep_after}\n$ kubectl get endpoints svc-mario -o yaml\n{ep_yaml}")
 print(f"{victim} in the slice: {after[victim]}")
-print(f"$ iptables -t nat -S {SVC}   (on {W1})\n{chain}")
+print(f"$ {command}   (on {W1})\n{chain}")
 print("mypc -> worker nodePort:", experiments.outcomes(runs).to_dict(), runs["endpoint_pod"].value_counts().to_dict())
 experiments.claim(
     f"{ip}:8080" not in ep_after and f"notReadyAddresses:\n  - ip: {ip}" in ep_yaml
     and after[victim] == {"ready": False, "serving": False, "terminating": False}
     and all(after[p]["ready"] for p in after if p != victim)
-    and chain.count("-j KUBE-SEP-") == 2 and (runs["outcome"] == "ok").all() and victim not in set(runs["endpoint_pod"]),
+    and jumps == 2 and (runs["outcome"] == "ok").all() and victim not in set(runs["endpoint_pod"]),
     f"{victim} ({ip}) left the ENDPOINTS column for notReadyAddresses; its slice endpoint stayed, ready: false, "
-    f"serving: false; {SVC} kept 2 KUBE-SEP jumps, and none of 300 connections reached it",
-    f"the not-ready pod's objects changed: slice {after.get(victim)}, SEP jumps {chain.count('-j KUBE-SEP-')}, "
+    f"serving: false; svc-mario's chain kept 2 endpoints ({on.proxy_mode} mode), and none of 300 connections reached it",
+    f"the not-ready pod's objects changed: slice {after.get(victim)}, endpoints in the chain {jumps}, "
     f"pods reached {runs['endpoint_pod'].value_counts().to_dict()}",
 )
 
