@@ -69,6 +69,12 @@ def sync_tokens(tokens: float, since: float | None, now: float, min_interval: fl
         return float(burst)
     return min(float(burst), tokens + (now - since) / min_interval)
 HAIRPIN_RULES = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # each SEP chain's first rule (iptables-save form)
+HAIRPIN_RULES_NFT = r"^endpoint-\S+ ip saddr \S+ jump mark-for-masquerade$"  # the same rules in nftables mode (CHAIN RULE)
+
+
+def hairpin_rules(mode: str = "iptables") -> str:
+    """The :meth:`Lab.delete_rules` pattern of kube-proxy's hairpin rules in proxy ``mode``."""
+    return HAIRPIN_RULES_NFT if mode == "nftables" else HAIRPIN_RULES
 # every rule of a built-in chain: on a lab's node only kube-proxy's jumps, which its full sync puts back in its own order
 BUILTIN_CHAIN_RULES = r"^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) "
 
@@ -509,11 +515,16 @@ class Lab:
         """Delete by hand (``iptables -D``) every rule whose ``iptables-save`` line contains
         ``match`` (a substring or a regular expression) on ``nodes`` (default all). Returns how
         many rules were deleted on all nodes together. kube-proxy puts them back only with a
-        full sync (:meth:`resync`). iptables mode only: in nftables mode kube-proxy's rules are
-        not iptables rules (an InputError says so; :meth:`nft_list` shows them)."""
-        if self.proxy_mode == "nftables":
-            raise InputError("delete_rules", "edits iptables rules, and this lab's kube-proxy runs nftables mode",
-                             "read its rules with lab.nft_list(node), or switch with lab.set_proxy(mode=\"iptables\")")
+        full sync (:meth:`resync`).
+
+        In nftables mode the rules are those of ``table ip kube-proxy`` and each one's line is
+        ``CHAIN RULE``: the chain's name, then the rule as ``nft list`` prints it (the hairpin
+        rules: :data:`HAIRPIN_RULES_NFT`); they go in one ``nft delete rule ip kube-proxy CHAIN handle N``
+        transaction per node. An iptables-save pattern (``-A CHAIN ...``) there is an InputError."""
+        if self.proxy_mode == "nftables" and re.match(r"\^?-A\b", match):
+            raise InputError("delete_rules", f"{match!r} matches iptables-save lines, and this lab's kube-proxy runs nftables mode",
+                             "match 'CHAIN RULE' as nft list prints them (hairpin: kslab.lab.hairpin_rules(lab.proxy_mode)),"
+                             " or switch with lab.set_proxy(mode=\"iptables\")")
         pattern = re.compile(match)
         names = list(nodes) if nodes is not None else [n.name for n in self.cluster.nodes]
         for name in names:

@@ -169,6 +169,19 @@ class NftTable:
     def element_count(self) -> int:
         return sum(len(s.elements) for s in self.sets.values())
 
+    def rules_matching(self, pattern: re.Pattern[str]) -> list[tuple[str, int]]:
+        """``(chain, handle)`` of every rule whose line ``CHAIN RULE`` (the chain's name, then the
+        rule as ``nft list`` prints it, comment included) ``pattern`` finds (``re.search``), in
+        listing order: what a hand ``nft delete rule`` of kslab's ``delete_rules`` selects, as
+        an iptables-save line does in iptables mode."""
+        return [(c.name, r.handle) for c in self.chains.values() for r in c.rules
+                if pattern.search(f"{c.name} {r.listed}")]
+
+    def delete_rules_text(self, rules: list[tuple[str, int]]) -> str:
+        """One transaction deleting ``rules`` (``(chain, handle)``): ``delete rule FAMILY TABLE
+        CHAIN handle N`` lines, all or none."""
+        return "".join(f"delete rule {self.family} {self.name} {chain} handle {handle}\n" for chain, handle in rules)
+
     def _copy(self) -> "NftTable":
         return replace(self, sets=dict(self.sets), chains=dict(self.chains))
 
