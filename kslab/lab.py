@@ -48,6 +48,7 @@ from .manifests import Document, load_documents, parse_service
 from .model import DEFAULT_NODE_PORT_RANGE, ClusterState, LoadBalancerIngress
 from .proxy.config import DEFAULT_MIN_SYNC_PERIOD, PROXY_MODES, ProxyConfig, check_options as check_proxy_options
 from .proxy.iptables import RuleSet, render
+from .proxy.metrics import KubeProxyMetrics
 from .proxy.proxier import Proxier, SyncResult
 from .resources import study_lab
 from .shell import ShellOutput
@@ -260,6 +261,27 @@ class Lab:
         the kernel's own listing on netns, the simulator's (in nft's format) on sim."""
         self.cluster.node(node)
         return self.dataplane.nft_list(node)
+
+    def metrics(self, node: str) -> KubeProxyMetrics:
+        """``node``'s kube-proxy metrics (``curl NODE:10249/metrics``): what its Proxier recorded
+        since kube-proxy (re)started (a new lab, :meth:`reset`, :meth:`set_proxy`), as a
+        :class:`~kslab.proxy.metrics.KubeProxyMetrics`; ``print(lab.metrics(node).prometheus_text())``.
+        Syncs, their latency (render + load time on this machine), full/partial, failures,
+        rule counts, Services with a Local policy and no local endpoints; the change counters
+        stay 0 (the Lab syncs per change without counting informer events). On sim and netns.
+        On kind the node's real kube-proxy has the real ones and this Lab's Proxiers are only the
+        prediction: an InputError says so (``lab.copy()`` gives a sim twin whose metrics are the
+        prediction's)."""
+        self.cluster.node(node)
+        if not self.dataplane.loads_rules:
+            raise InputError("metrics", f"on {self.backend} the node's own kube-proxy serves the real metrics "
+                             "and this lab's kube-proxy is only the prediction",
+                             f"read them on the node (curl http://<node IP>:10249/metrics), or lab.copy().metrics({node!r}) "
+                             "for the prediction's")
+        proxier = self._proxiers.get(node)
+        if proxier is None:  # no sync yet on this node: a kube-proxy that registered its metrics
+            return KubeProxyMetrics(mode=self.proxy_mode, family=self.proxy_config(node).family)
+        return proxier.metrics
 
     def _sync(self, full: bool = False, nodes: Iterable[str] | None = None) -> None:
         """kube-proxy's sync on every node, as kube-proxy decides it (full the first time and

@@ -81,3 +81,22 @@ def test_delete_rules_in_nftables_mode_equal_on_sim_and_kernel(pair):
     finally:
         sim.set_proxy(mode="iptables")
         kernel.set_proxy(mode="iptables")
+
+
+def test_lab_metrics_on_the_kernel(pair):
+    """``lab.metrics(node)`` on netns: the node's Proxier's syncs (loaded with nft -f or
+    iptables-restore in the kernel), in Prometheus' text format."""
+    _, kernel = pair
+    node = "myk8s-worker"
+    m = kernel.metrics(node)
+    before, seen = m.sync_proxy_rules_duration_seconds.count, len(kernel.syncs)
+    assert before >= 1 and m.mode == kernel.proxy_mode
+    kernel.scale("deploy-echo", 4)
+    try:
+        new = [s for s in kernel.syncs[seen:] if s.node == node]
+        assert kernel.metrics(node).sync_proxy_rules_duration_seconds.count == before + len(new) > before
+        assert m.sync_proxy_rules_last_timestamp_seconds > 0 and m.partial_syncs >= len([s for s in new if not s.full])
+    finally:
+        kernel.scale("deploy-echo", 3)
+    text = m.prometheus_text()
+    assert f'kubeproxy_sync_proxy_rules_duration_seconds_count{{ip_family="IPv4"}} {m.sync_proxy_rules_duration_seconds.count}' in text
