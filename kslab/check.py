@@ -317,13 +317,13 @@ def _hairpin_source(answer: Any, lab=None, pod: str = "webpod1") -> Feedback:
 
 
 def _hairpin_failures(answer: Any, lab=None) -> Feedback:
-    from .lab import HAIRPIN_RULES
+    from .lab import hairpin_rules
 
     if answer is None:
         return _pending("the share of webpod1's connections to svc-clusterip that fail without the hairpin rule")
     # measured on a simulated copy (quick on every backend; the kernel agrees, see tests/test_fidelity.py)
     sim = _private_lab(lab)
-    sim.delete_rules(HAIRPIN_RULES)
+    sim.delete_rules(hairpin_rules(sim.proxy_mode))
     df = sim.run("webpod1", "svc-clusterip", n=3000, seed=6)
     expected = float((df["outcome"] != "ok").mean())
     try:
@@ -361,17 +361,17 @@ def _hairpin_choice(df) -> str:
 
 
 def _without_masquerade(answer: Any, lab=None) -> Feedback:
-    from .lab import HAIRPIN_RULES
+    from .lab import hairpin_rules
 
     if answer is None:
         return _pending("what happens to webpod1's connection to itself without the hairpin rule (a, b, c or d)")
     sim = _private_lab(lab)
-    sim.delete_rules(HAIRPIN_RULES)
+    sim.delete_rules(hairpin_rules(sim.proxy_mode))
     # a day between connections: a ClientIP affinity in the lab cannot keep webpod1 away from itself
     df = sim.run("webpod1", "svc-clusterip", n=60, seed=7, interval=86401)
     if not (df["endpoint_pod"] == "webpod1").any():  # webpod1 is no endpoint in this lab (broken, scaled away...)
         sim = _private_lab()
-        sim.delete_rules(HAIRPIN_RULES)
+        sim.delete_rules(hairpin_rules(sim.proxy_mode))
         df = sim.run("webpod1", "svc-clusterip", n=60, seed=7)
     expected = _hairpin_choice(df)
     choice = str(answer).strip().lower().strip("()")

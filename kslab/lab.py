@@ -48,6 +48,7 @@ from .manifests import Document, load_documents, parse_service
 from .model import DEFAULT_NODE_PORT_RANGE, ClusterState, LoadBalancerIngress
 from .proxy.config import DEFAULT_MIN_SYNC_PERIOD, PROXY_MODES, ProxyConfig, check_options as check_proxy_options
 from .proxy.iptables import RuleSet, render
+from .proxy.metrics import KubeProxyMetrics
 from .proxy.proxier import Proxier, SyncResult
 from .resources import study_lab
 from .shell import ShellOutput
@@ -69,6 +70,12 @@ def sync_tokens(tokens: float, since: float | None, now: float, min_interval: fl
         return float(burst)
     return min(float(burst), tokens + (now - since) / min_interval)
 HAIRPIN_RULES = r"^-A KUBE-SEP-\S+ -s \S+ .*-j KUBE-MARK-MASQ$"  # each SEP chain's first rule (iptables-save form)
+HAIRPIN_RULES_NFT = r"^endpoint-\S+ ip saddr \S+ jump mark-for-masquerade$"  # the same rules in nftables mode (CHAIN RULE)
+
+
+def hairpin_rules(mode: str = "iptables") -> str:
+    """The :meth:`Lab.delete_rules` pattern of kube-proxy's hairpin rules in proxy ``mode``."""
+    return HAIRPIN_RULES_NFT if mode == "nftables" else HAIRPIN_RULES
 # every rule of a built-in chain: on a lab's node only kube-proxy's jumps, which its full sync puts back in its own order
 BUILTIN_CHAIN_RULES = r"^-A (PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) "
 
@@ -254,6 +261,27 @@ class Lab:
         the kernel's own listing on netns, the simulator's (in nft's format) on sim."""
         self.cluster.node(node)
         return self.dataplane.nft_list(node)
+
+    def metrics(self, node: str) -> KubeProxyMetrics:
+        """``node``'s kube-proxy metrics (``curl NODE:10249/metrics``): what its Proxier recorded
+        since kube-proxy (re)started (a new lab, :meth:`reset`, :meth:`set_proxy`), as a
+        :class:`~kslab.proxy.metrics.KubeProxyMetrics`; ``print(lab.metrics(node).prometheus_text())``.
+        Syncs, their latency (render + load time on this machine), full/partial, failures,
+        rule counts, Services with a Local policy and no local endpoints; the change counters
+        stay 0 (the Lab syncs per change without counting informer events). On sim and netns.
+        On kind the node's real kube-proxy has the real ones and this Lab's Proxiers are only the
+        prediction: an InputError says so (``lab.copy()`` gives a sim twin whose metrics are the
+        prediction's)."""
+        self.cluster.node(node)
+        if not self.dataplane.loads_rules:
+            raise InputError("metrics", f"on {self.backend} the node's own kube-proxy serves the real metrics "
+                             "and this lab's kube-proxy is only the prediction",
+                             f"read them on the node (curl http://<node IP>:10249/metrics), or lab.copy().metrics({node!r}) "
+                             "for the prediction's")
+        proxier = self._proxiers.get(node)
+        if proxier is None:  # no sync yet on this node: a kube-proxy that registered its metrics
+            return KubeProxyMetrics(mode=self.proxy_mode, family=self.proxy_config(node).family)
+        return proxier.metrics
 
     def _sync(self, full: bool = False, nodes: Iterable[str] | None = None) -> None:
         """kube-proxy's sync on every node, as kube-proxy decides it (full the first time and
@@ -509,11 +537,16 @@ class Lab:
         """Delete by hand (``iptables -D``) every rule whose ``iptables-save`` line contains
         ``match`` (a substring or a regular expression) on ``nodes`` (default all). Returns how
         many rules were deleted on all nodes together. kube-proxy puts them back only with a
-        full sync (:meth:`resync`). iptables mode only: in nftables mode kube-proxy's rules are
-        not iptables rules (an InputError says so; :meth:`nft_list` shows them)."""
-        if self.proxy_mode == "nftables":
-            raise InputError("delete_rules", "edits iptables rules, and this lab's kube-proxy runs nftables mode",
-                             "read its rules with lab.nft_list(node), or switch with lab.set_proxy(mode=\"iptables\")")
+        full sync (:meth:`resync`).
+
+        In nftables mode the rules are those of ``table ip kube-proxy`` and each one's line is
+        ``CHAIN RULE``: the chain's name, then the rule as ``nft list`` prints it (the hairpin
+        rules: :data:`HAIRPIN_RULES_NFT`); they go in one ``nft delete rule ip kube-proxy CHAIN handle N``
+        transaction per node. An iptables-save pattern (``-A CHAIN ...``) there is an InputError."""
+        if self.proxy_mode == "nftables" and re.match(r"\^?-A\b", match):
+            raise InputError("delete_rules", f"{match!r} matches iptables-save lines, and this lab's kube-proxy runs nftables mode",
+                             "match 'CHAIN RULE' as nft list prints them (hairpin: kslab.lab.hairpin_rules(lab.proxy_mode)),"
+                             " or switch with lab.set_proxy(mode=\"iptables\")")
         pattern = re.compile(match)
         names = list(nodes) if nodes is not None else [n.name for n in self.cluster.nodes]
         for name in names:

@@ -433,7 +433,7 @@ def compute_hairpin(lab: Lab, to: str = "svc-clusterip", clients=None, *, nodes=
     ``nodes`` (default: every node), as ``lab.delete_rules(HAIRPIN_RULES)`` does. Each copy runs
     the same seeded traffic: the clients in turn, ``n`` connections each."""
     from .errors import InputError
-    from .lab import HAIRPIN_RULES
+    from .lab import hairpin_rules
 
     if n < 1:
         raise InputError("n", f"{n} connections per client", "give at least 1")
@@ -447,7 +447,7 @@ def compute_hairpin(lab: Lab, to: str = "svc-clusterip", clients=None, *, nodes=
         twin = lab.copy()
         twin.resync(full=True)
         if case == "without":
-            twin.delete_rules(HAIRPIN_RULES, nodes=nodes)
+            twin.delete_rules(hairpin_rules(twin.proxy_mode), nodes=nodes)
         df = twin.run(names, to, n=n * len(names), seed=seed, interval=0.001, timeout=0.2)
         for c in names:
             mine = df[df["client"] == who[c].name]

@@ -164,6 +164,6 @@ def replay_sync_repeated(kernel) -> Node:
     fresh = NodeIptables()
     fresh.full_sync(render(node.services.values(), node.slices.values(), CONFIG).raw_text())
     assert node.kernel.save() == fresh.save_text()
-    assert len(m.sync_full_proxy_rules_duration_seconds) == 2 and len(m.sync_partial_proxy_rules_duration_seconds) == 8
+    assert m.sync_full_proxy_rules_duration_seconds.count == 2 and m.sync_partial_proxy_rules_duration_seconds.count == 8
     assert all(x.seconds > 0 for x in results)
     return node

@@ -347,3 +347,35 @@ def test_live_errors_and_rules_equal_real_nft(tmp_path):
     assert r.returncode == 0, r.stderr
     printed = [ln.strip() for ln in r.stdout.splitlines()[2:-2]]
     assert printed == [listed for _, listed in cases.RULE_CASES]
+
+
+def test_element_expires_is_kept_and_checked_as_the_kernel_does():
+    """``add element … { IP expires T }`` keeps the time left (nft 1.0.6 lists ``10.0.0.7 expires
+    59m59s996ms`` right after ``expires 1h``; kslab.nft has no clock, so the value given), every
+    element of a set with a timeout expires, an element timeout equal to the set's is not listed,
+    and the kernel's refusals (measured in ``unshare -n``: EINVAL, EOPNOTSUPP, ERANGE) are nft's."""
+    s = NftState()
+    s.apply("add table ip t\n"
+            "add set ip t a { type ipv4_addr ; flags timeout ; timeout 1h ; }\n"
+            "add set ip t f { type ipv4_addr ; flags timeout ; }\n"
+            "add set ip t n { type ipv4_addr ; }\n"
+            'add element ip t a { 10.0.0.7 expires 1h comment "c" }\n'
+            'add element ip t a { 10.0.0.8 timeout 2h comment "d" }\n'
+            "add element ip t a { 10.0.0.9 timeout 1h, 10.0.0.10 expires 0s, 10.0.0.11 expires 59m59s996ms }\n"
+            "add element ip t f { 10.0.0.1 }\n"
+            "add element ip t f { 10.0.0.2 timeout 1m }\n")
+    listed = s.list_table("ip", "t")
+    assert ('elements = { 10.0.0.7 expires 1h comment "c", 10.0.0.8 timeout 2h expires 2h comment "d",\n'
+            "\t\t\t     10.0.0.9 expires 1h, 10.0.0.10 expires 1h,\n"
+            "\t\t\t     10.0.0.11 expires 59m59s996ms }") in listed
+    assert "elements = { 10.0.0.1, 10.0.0.2 timeout 1m expires 1m }" in listed
+    for element, error in (("n { 10.0.0.1 expires 1h }", "Invalid argument"),
+                           ("n { 10.0.0.1 timeout 1h }", "Invalid argument"),
+                           ("f { 10.0.0.3 expires 1m }", "Operation not supported"),
+                           ("a { 10.0.0.20 expires 3h }", "Numerical result out of range")):
+        with pytest.raises(ValueError, match=error):
+            s.apply(f"add element ip t {element}\n")
+    assert s.list_table("ip", "t") == listed
+    again = NftState()  # a listing read back keeps the time left
+    again.load_listing(listed)
+    assert again.list_table("ip", "t") == listed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from kslab.errors import InputError
+from kslab import lab as lab_module
 from kslab.lab import Lab, _with_proxy_mode
 
 
@@ -83,7 +84,32 @@ def test_set_proxy_switches_the_mode(no_env):
 
 def test_iptables_only_verbs_say_so_in_nftables_mode(no_env):
     lab = Lab(proxy_mode="nftables")
-    with pytest.raises(InputError, match=r"^delete_rules: edits iptables rules, and this lab's kube-proxy runs nftables mode"):
-        lab.delete_rules("KUBE-SEP")
+    with pytest.raises(InputError, match=r"^delete_rules: '\^-A KUBE-SEP' matches iptables-save lines, and this lab's kube-proxy runs nftables mode"):
+        lab.delete_rules("^-A KUBE-SEP")
     with pytest.raises(InputError, match=r"^verify: compares iptables-save"):
         lab.verify("myk8s-worker")
+
+
+def test_delete_rules_in_nftables_mode_selects_chain_and_listed_rule(no_env):
+    """``lab.delete_rules`` in nftables mode: each rule's line is ``CHAIN RULE`` as nft lists it;
+    the hairpin rules go (one per endpoint chain), the hairpin fails as in iptables mode
+    (chapter 03's check measures it on a copy), a full sync puts them back."""
+    from kslab import check
+    from kslab.lab import HAIRPIN_RULES_NFT, hairpin_rules
+
+    lab = Lab(proxy_mode="nftables", seed=2)
+    assert hairpin_rules(lab.proxy_mode) == HAIRPIN_RULES_NFT and hairpin_rules("iptables") == lab_module.HAIRPIN_RULES
+    nodes = [n.name for n in lab.cluster.nodes]
+    endpoint_chains = sum(lab.nft_list(n).count("\tchain endpoint-") for n in nodes)
+    before = {n: lab.nft_list(n) for n in nodes}
+    assert lab.delete_rules(HAIRPIN_RULES_NFT, nodes=["myk8s-worker"]) == lab.nft_list("myk8s-worker").count("\tchain endpoint-")
+    assert lab.delete_rules(HAIRPIN_RULES_NFT) == endpoint_chains - before["myk8s-worker"].count("\tchain endpoint-")
+    for n in nodes:
+        assert "jump mark-for-masquerade" not in "".join(l for l in lab.nft_list(n).splitlines(True) if "ip saddr 10." in l and "@" not in l)
+    assert lab.delete_rules(HAIRPIN_RULES_NFT) == 0
+    df = lab.run("webpod1", "svc-clusterip", n=300, seed=6)
+    assert 0.2 < (df["outcome"] != "ok").mean() < 0.45  # the connections sent back to webpod1 itself
+    lab.resync(full=True)
+    assert {n: lab.nft_list(n) for n in nodes} == before
+    expected = float((df["outcome"] != "ok").mean())
+    check.ch03.hairpin_failures(round(expected, 2), lab=lab)  # chapter 03's check, on an nftables-mode copy: no WrongAnswer

@@ -147,3 +147,18 @@ def test_cli_subprocess(files):
     r = subprocess.run([sys.executable, "-m", "kslab.cli", "trace", "--nft", "/nonexistent.nft", "--node-ip", NODE_IP,
                         "--from", "1.2.3.4", "--to", "1.2.3.4:80"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--nft /nonexistent.nft" in r.stderr
+
+
+def test_text_verdict_lines_name_the_base_chain(capsys, files):
+    """Several base chains of ``table ip kube-proxy`` run at one hook: each verdict line names the
+    one that gave it (the iptables lines keep naming the table alone: ``nat    verdict ACCEPT``)."""
+    code, out, _ = run(capsys, "--nft", str(files["list"]), "--node-ip", NODE_IP, "--from", "203.0.113.130",
+                       "--to", "5.6.7.8:80")
+    assert code == 0 and "    kube-proxy filter-prerouting-pre-dnat verdict DROP\n" in out
+    code, out, _ = run(capsys, "--nft", str(files["list"]), "--node-ip", NODE_IP, "--from", "10.0.0.2", "--to", "172.30.0.41:80")
+    verdicts = [line for line in out.splitlines() if " verdict " in line and line.startswith("    ")]
+    assert verdicts[:2] == ["    kube-proxy filter-prerouting-pre-dnat verdict ACCEPT", "    kube-proxy nat-prerouting verdict ACCEPT"]
+    assert "kube-proxy verdict" not in out
+    code, out, _ = run(capsys, "--iptables-save", str(files["iptables"]), "--node-ip", NODE_IP, "--from", "10.0.0.2",
+                       "--to", "172.30.0.41:80")
+    assert code == 0 and "    nat    verdict ACCEPT\n" in out and "    filter verdict ACCEPT\n" in out

@@ -113,7 +113,10 @@ class Dataplane(ABC):
     @abstractmethod
     def delete_rules(self, pattern: re.Pattern[str], nodes: Sequence[str]) -> int:
         """Delete by hand (``iptables -t TABLE -D``) every rule of ``nodes`` whose ``iptables-save``
-        line (``-A CHAIN ...``) matches ``pattern`` (``pattern.search``); return how many."""
+        line (``-A CHAIN ...``) matches ``pattern`` (``pattern.search``); on a node in nftables
+        mode also every rule of ``table ip kube-proxy`` whose ``CHAIN RULE`` line (as ``nft list``
+        prints the rule, :meth:`kslab.nft.state.NftTable.rules_matching`) matches, in one ``nft
+        delete rule ... handle N`` transaction; return how many."""
 
     # ---- pods ----------------------------------------------------------------------------------------
     @abstractmethod

@@ -56,7 +56,9 @@ class SimDataplane(Dataplane):
         (``ruleset.mode == "nftables"``) applies kube-proxy's two transactions (the stale-chain
         cleanup, then the sync) to the node's :class:`~kslab.nft.NftState`, each atomic like
         ``nft -f``. Switching a node's mode does what kube-proxy's start-up cleanup does for the
-        other mode: nftables mode leaves no KUBE-* iptables chains, iptables mode no ``table ip
+        other mode, as the kernel backend does it: nftables mode runs iptables'
+        ``CleanupLeftovers`` on the node's tables (:meth:`NodeIptables.cleanup_leftovers`: KUBE-MARK-MASQ,
+        the canaries, KUBE-PROXY-FIREWALL and KUBE-FIREWALL stay), iptables mode deletes ``table ip
         kube-proxy``."""
         if getattr(ruleset, "mode", "iptables") == "nftables":
             self._sync_nft(node, ruleset)  # type: ignore[arg-type]
@@ -82,16 +84,18 @@ class SimDataplane(Dataplane):
         state = self.nft.get(node)
         if state is None:  # this node's first nftables sync: kube-proxy cleans up iptables mode's chains
             state = NftState()
+            if not ruleset.partial:  # before the transactions, as NetnsLab.apply_nft (a refused sync keeps it done)
+                self.tables[node].cleanup_leftovers()
         # the "delete chain" transaction of chains stale for >= 1 s (a failure is only recorded),
         # then the sync's transaction: each atomic, a refused one leaves the state as it was
         ruleset.apply_with(state.apply)
         if node not in self.nft:
-            self.tables[node] = NodeIptables()
             self.nft[node] = state
 
     def load_nft(self, node: str, listing: str) -> None:
         """Make ``node`` hold the nftables tables of ``listing`` (``nft list`` output, e.g. another
-        lab's :meth:`nft_list`): its kube-proxy runs nftables mode from now on. Dynamic sets
+        lab's :meth:`nft_list`): its kube-proxy runs nftables mode from now on (its iptables tables
+        keep what iptables' ``CleanupLeftovers`` leaves). Dynamic sets
         (session affinity) start empty, as connection state does in a copied lab."""
         from ..sim.nftables import load_text
 
@@ -101,7 +105,7 @@ class SimDataplane(Dataplane):
         if flush:
             state.apply(flush)
         self.nft[node] = state
-        self.tables[node] = NodeIptables()
+        self.tables[node].cleanup_leftovers()  # what kube-proxy started in nftables mode leaves (a no-op if it ran)
         self.network.update_nft({node: state})
 
     def mode(self, node: str) -> str:
@@ -156,24 +160,22 @@ class SimDataplane(Dataplane):
         return self.tables[node].save_text()
 
     def delete_rules(self, pattern: re.Pattern[str], nodes: Sequence[str]) -> int:
-        """iptables mode: every rule whose ``iptables-save`` line matches. nftables mode: every
+        """Every rule whose ``iptables-save`` line matches; on a node in nftables mode also every
         rule of ``table ip kube-proxy`` whose ``CHAIN RULE`` text (the chain's name, then the rule
         as ``nft list`` prints it) matches, deleted as ``nft delete rule ip kube-proxy CHAIN
-        handle N`` would."""
+        handle N`` would (the two line forms never match the same pattern in practice: ``-A
+        CHAIN ...`` against ``CHAIN RULE``; iptables' leftovers stay on an nftables node, and
+        ``Lab.reset`` empties their built-in chains)."""
         deleted = 0
         for name in nodes:
             state = self.nft.get(name)
             if state is not None and state.has_table():
                 table = state.table()
-                ops = [f"delete rule ip kube-proxy {chain.name} handle {rule.handle}\n"
-                       for chain in table.chains.values() for rule in chain.rules
-                       if pattern.search(f"{chain.name} {rule.listed}")]
-                if ops:
-                    state.apply("".join(ops))  # one transaction: all or none
-                    deleted += len(ops)
+                rules = table.rules_matching(pattern)  # the selection NetnsLab.delete_rules makes too
+                if rules:
+                    state.apply(table.delete_rules_text(rules))  # one transaction: all or none
+                    deleted += len(rules)
                     self.network.update_nft({name: state})
-                continue
-
             for dump in self.tables[name].tables.values():
                 for chain in dump.chains.values():
                     keep = [(r, c) for r, c in zip(chain.rules, chain.counters) if not pattern.search(r.save_text())]

@@ -154,7 +154,11 @@ def _step_line(s: TraceStep) -> str:
                  f"{a.get('src')}:{a.get('sport')} -> {a.get('dst')}:{a.get('dport')}")
         return f"    * {s.detail}" + (arrow if b else "")
     if s.event == "verdict":
-        return f"    {s.table:<6} verdict {s.detail}"
+        # iptables: one built-in chain per table at a hook, named by the block ("nat    verdict
+        # ACCEPT"); nftables: a table's base chains at one hook (filter-prerouting-pre-dnat,
+        # nat-prerouting), so the line names the base chain that gave the verdict
+        base = f" {s.chain}" if s.chain and s.chain != s.hook else ""
+        return f"    {s.table:<6}{base} verdict {s.detail}"
     if s.event == "note":
         return f"  - {s.detail}"
     return f"    {s.event}: {s.detail}"

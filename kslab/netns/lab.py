@@ -1003,13 +1003,19 @@ class NetnsLab:
 
     def delete_rules(self, pattern: Any, nodes: Iterable[str] | None = None) -> int:
         """``iptables -t TABLE -D`` every rule whose iptables-save line matches ``pattern`` (a
-        compiled regular expression) in the nodes' namespaces; returns how many."""
+        compiled regular expression) in the nodes' namespaces; returns how many. A node whose
+        kube-proxy runs nftables mode (:meth:`proxy_mode_of`) also loses every rule of ``table ip
+        kube-proxy`` whose ``CHAIN RULE`` line (``nft -a list table`` read back,
+        :meth:`kslab.nft.state.NftTable.rules_matching`, the simulator's selection) matches, in
+        one ``nft delete rule ip kube-proxy CHAIN handle N`` transaction."""
         import shlex
 
         tools = kernel.iptables_tools(self.backend)
         count = 0
         for name in (list(nodes) if nodes is not None else [n.name for n in self.layout.nodes]):
             ns = self.layout.node(name).ns
+            if self._proxy_modes.get(name) == "nftables":
+                count += self._delete_nft_rules(ns, pattern)
             table = ""
             for line in kernel.iptables_save(ns, ("raw", "mangle", "filter", "nat"), backend=self.backend).splitlines():
                 if line.startswith("*"):
@@ -1020,6 +1026,20 @@ class NetnsLab:
                         raise EnvironmentProblem(f"iptables -D in {ns} failed: {kernel.one_line(r.stderr)}")
                     count += 1
         return count
+
+    def _delete_nft_rules(self, ns: str, pattern: Any) -> int:
+        from ..nft.state import NftState
+
+        listing = nft_kernel.nft_list_table(ns, handles=True)
+        if not listing:
+            return 0
+        state = NftState()
+        state.load_listing(listing)
+        table = state.table()
+        rules = table.rules_matching(pattern)
+        if rules:
+            nft_kernel.nft_apply(ns, table.delete_rules_text(rules))
+        return len(rules)
 
     def flush_conntrack(self, nodes: Iterable[str] | None = None) -> int:
         """``conntrack -F`` in the nodes' namespaces (default all); returns how many entries went.

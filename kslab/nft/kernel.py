@@ -188,9 +188,11 @@ def _check(r: subprocess.CompletedProcess[str], what: str) -> str:
     return r.stdout
 
 
-def nft_list_table(ns: str, family: str = "ip", table: str = "kube-proxy", *, timeout: float = _TIMEOUT) -> str:
-    """``nft list table FAMILY TABLE`` in ``ns`` as nft prints it; ``""`` when there is no such table."""
-    r = _in_ns(ns, ["list", "table", family, table], timeout=timeout)
+def nft_list_table(ns: str, family: str = "ip", table: str = "kube-proxy", *, timeout: float = _TIMEOUT,
+                   handles: bool = False) -> str:
+    """``nft list table FAMILY TABLE`` in ``ns`` as nft prints it (``handles``: ``nft -a``, each
+    object and rule with its ``# handle N``); ``""`` when there is no such table."""
+    r = _in_ns(ns, [*(["-a"] if handles else []), "list", "table", family, table], timeout=timeout)
     if r.returncode != 0 and _NOT_FOUND in r.stderr:
         return ""
     return _check(r, f"nft list table {family} {table} in {ns}")

@@ -43,6 +43,7 @@ EEXIST = "Could not process rule: File exists"
 EBUSY = "Could not process rule: Device or resource busy"
 EOPNOTSUPP = "Could not process rule: Operation not supported"
 EINVAL = "Could not process rule: Invalid argument"
+ERANGE = "Could not process rule: Numerical result out of range"
 DYNSET_SIZE = 65535   # the kernel's size for a set a rule adds to (nft_dynset), listed as "size 65535"
 
 
@@ -167,6 +168,19 @@ class NftTable:
 
     def element_count(self) -> int:
         return sum(len(s.elements) for s in self.sets.values())
+
+    def rules_matching(self, pattern: re.Pattern[str]) -> list[tuple[str, int]]:
+        """``(chain, handle)`` of every rule whose line ``CHAIN RULE`` (the chain's name, then the
+        rule as ``nft list`` prints it, comment included) ``pattern`` finds (``re.search``), in
+        listing order: what a hand ``nft delete rule`` of kslab's ``delete_rules`` selects, as
+        an iptables-save line does in iptables mode."""
+        return [(c.name, r.handle) for c in self.chains.values() for r in c.rules
+                if pattern.search(f"{c.name} {r.listed}")]
+
+    def delete_rules_text(self, rules: list[tuple[str, int]]) -> str:
+        """One transaction deleting ``rules`` (``(chain, handle)``): ``delete rule FAMILY TABLE
+        CHAIN handle N`` lines, all or none."""
+        return "".join(f"delete rule {self.family} {self.name} {chain} handle {handle}\n" for chain, handle in rules)
 
     def _copy(self) -> "NftTable":
         return replace(self, sets=dict(self.sets), chains=dict(self.chains))
@@ -585,7 +599,8 @@ class _Txn:
                 if create or (old.value != value):
                     raise _Refused(EEXIST)
                 continue
-            s.elements[key] = NftElement(key, value, spec.comment, spec.timeout)
+            timeout, expires = _element_timeouts(s, spec)
+            s.elements[key] = NftElement(key, value, spec.comment, timeout, expires)
 
     def _rule_cmd(self, cmd: NftCommand) -> None:
         t = self._table(cmd)
@@ -643,6 +658,30 @@ def _anonymous_sets(text: str) -> int:
         return 0
     listed = normalize_rule(text)
     return listed.count("{ ") - len(dynset_refs(listed))
+
+
+def _element_timeouts(s: NftSet, spec: ElementSpec) -> tuple[int | None, int | None]:
+    """An added element's ``(timeout, expires)`` in ms, checked as the kernel checks them (nft
+    1.0.6, kernel 6.18, measured in ``unshare -n``): ``timeout``/``expires`` in a set without the
+    timeout flag: EINVAL; ``expires`` without any timeout (element's or set's): EOPNOTSUPP;
+    ``expires`` above the timeout: ERANGE. Every element of a set with a timeout expires
+    (``expires 0`` or none: the full timeout). The time left is what it was when the element
+    was added (this model has no clock; the simulator lists its live elements with the time
+    they have left on its own clock). An element timeout equal to the set's is not kept (the
+    kernel does not report it)."""
+    timeout, expires = spec.timeout, spec.expires
+    if (timeout is not None or expires is not None) and "timeout" not in s.flags:
+        raise _Refused(EINVAL)
+    if timeout is not None and timeout == s.timeout:
+        timeout = None
+    limit = timeout if timeout is not None else s.timeout
+    if expires is not None and not limit:
+        raise _Refused(EOPNOTSUPP)
+    if expires is not None and limit is not None and expires > limit:
+        raise _Refused(ERANGE)
+    if limit:
+        expires = expires or limit
+    return timeout, expires
 
 
 def _norm_key(s: NftSet, spec: ElementSpec) -> tuple[str, ...]:

@@ -2,10 +2,12 @@
 would export them on ``:10249/metrics``: names, HELP texts, buckets and the ``ip_family`` label
 as in Kubernetes v1.33's metrics reference.
 
-:class:`KubeProxyMetrics` is fed by the sync loop (:func:`kslab.proxy.syncloop.simulate`):
+:class:`KubeProxyMetrics` is what a :class:`kslab.proxy.proxier.Proxier` records
+(``proxier.metrics``; :meth:`~KubeProxyMetrics.observe_sync` after each ``syncProxyRules``; a Lab's
+node: ``lab.metrics(node)``); the sync loop (:func:`kslab.proxy.syncloop.simulate`) adds
 :meth:`~KubeProxyMetrics.queued` when a change asks for a sync (``proxier.Sync()``),
 :meth:`~KubeProxyMetrics.endpoints_changed` / :meth:`~KubeProxyMetrics.service_changed` for the
-change trackers, :meth:`~KubeProxyMetrics.observe_sync` after each ``syncProxyRules``.
+change trackers (a Lab's Proxiers see only the syncs: their change counters stay 0).
 :meth:`~KubeProxyMetrics.prometheus_text` prints the Prometheus text format; which metrics are
 registered depends on the mode, as in ``RegisterMetrics(mode)`` (the full/partial latencies and
 the iptables counters only in iptables mode, the nftables failure counters only in nftables mode).
@@ -71,11 +73,13 @@ HELP = {
     "sync_proxy_rules_iptables_last": ("gauge", "Number of iptables rules written by kube-proxy in last sync"),
     "sync_proxy_rules_nftables_sync_failures_total": ("counter", "Cumulative proxy nftables sync failures"),
     "sync_proxy_rules_nftables_cleanup_failures_total": ("counter", "Cumulative proxy nftables cleanup failures"),
+    "sync_proxy_rules_no_local_endpoints_total": ("gauge", "Number of services with a Local traffic policy and no endpoints"),
 }
 _COMMON = ("sync_proxy_rules_duration_seconds", "sync_proxy_rules_last_queued_timestamp_seconds",
            "sync_proxy_rules_last_timestamp_seconds", "sync_proxy_rules_endpoint_changes_pending",
            "sync_proxy_rules_endpoint_changes_total", "sync_proxy_rules_service_changes_pending",
-           "sync_proxy_rules_service_changes_total", "network_programming_duration_seconds")
+           "sync_proxy_rules_service_changes_total", "network_programming_duration_seconds",
+           "sync_proxy_rules_no_local_endpoints_total")
 REGISTERED = {  # RegisterMetrics(mode)
     "iptables": _COMMON + ("sync_full_proxy_rules_duration_seconds", "sync_partial_proxy_rules_duration_seconds",
                            "sync_proxy_rules_iptables_restore_failures_total",
@@ -83,6 +87,7 @@ REGISTERED = {  # RegisterMetrics(mode)
                            "sync_proxy_rules_iptables_total", "sync_proxy_rules_iptables_last"),
     "nftables": _COMMON + ("sync_proxy_rules_nftables_sync_failures_total", "sync_proxy_rules_nftables_cleanup_failures_total"),
 }
+_DICT_LABEL = {"sync_proxy_rules_no_local_endpoints_total": "traffic_policy"}  # else "table" (the iptables gauges)
 _UNLABELLED = {"sync_proxy_rules_endpoint_changes_pending", "sync_proxy_rules_endpoint_changes_total",
                "sync_proxy_rules_service_changes_pending", "sync_proxy_rules_service_changes_total"}
 
@@ -172,6 +177,10 @@ class KubeProxyMetrics:
     sync_proxy_rules_nftables_cleanup_failures_total: int = 0
     sync_proxy_rules_iptables_total: dict[str, int] = field(default_factory=dict)
     sync_proxy_rules_iptables_last: dict[str, int] = field(default_factory=dict)
+    # {traffic_policy: Services with that Local policy and no local endpoints}, recounted by each sync
+    # of a mode that counts them (kslab's nftables mode; None, and not exported, until one did)
+    sync_proxy_rules_no_local_endpoints_total: dict[str, int] | None = None
+    operations_last: int = 0  # kslab's: what the last successful sync wrote (nft operations / restore lines)
     full_syncs: int = 0  # kslab's counts (upstream: the _count of the full/partial histograms)
     partial_syncs: int = 0
     _pending_endpoints: set[str] = field(default_factory=set, repr=False)
@@ -180,6 +189,23 @@ class KubeProxyMetrics:
     @property
     def ip_family(self) -> str:
         return "IPv4" if self.family == 4 else "IPv6"
+
+    # the mode's rule counts (SyncedRules.rules_last/rules_total): the iptables gauges' dicts
+    @property
+    def rules_last(self) -> dict[str, int]:
+        return self.sync_proxy_rules_iptables_last
+
+    @rules_last.setter
+    def rules_last(self, value: dict[str, int]) -> None:
+        self.sync_proxy_rules_iptables_last = value
+
+    @property
+    def rules_total(self) -> dict[str, int]:
+        return self.sync_proxy_rules_iptables_total
+
+    @rules_total.setter
+    def rules_total(self, value: dict[str, int]) -> None:
+        self.sync_proxy_rules_iptables_total = value
 
     @property
     def sync_proxy_rules_endpoint_changes_pending(self) -> int:
@@ -255,6 +281,8 @@ class KubeProxyMetrics:
         fam = f'ip_family="{self.ip_family}"'
         out: list[str] = []
         for name in sorted(self.registered()):
+            if getattr(self, name) is None:
+                continue  # a gauge no sync has set
             kind, help_text = HELP[name]
             full = f"{SUBSYSTEM}_{name}"
             out.append(f"# HELP {full} [ALPHA] {help_text}")
@@ -269,8 +297,9 @@ class KubeProxyMetrics:
                 out.append(f"{full}_sum{suffix} {_fmt(value.sum)}")
                 out.append(f"{full}_count{suffix} {value.count}")
             elif isinstance(value, dict):
-                for table in sorted(value):
-                    out.append(f'{full}{{{fam},table="{table}"}} {value[table]}')
+                key = _DICT_LABEL.get(name, "table")
+                for item in sorted(value):
+                    out.append(f'{full}{{{fam},{key}="{item}"}} {value[item]}')
             else:
                 suffix = f"{{{labels}}}" if labels else ""
                 out.append(f"{full}{suffix} {_fmt(value)}")

@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Collection, Iterable, Mapping, Protocol, Sequence
 
 from ..model import EndpointSlice, Service
 from .changetracker import EndpointsChangeTracker, ServiceChangeTracker
 from .config import DEFAULT_SYNC_PERIOD, FULL_SYNC_PERIOD, ProxyConfig
 from .endpoints import MakeEndpointInfo
+from .metrics import KubeProxyMetrics
 from .serviceport import BaseServicePortInfo, MakeServiceInfo, ServicePortName
 
 
@@ -152,48 +153,6 @@ class SyncResult:
         return text + (f"; FAILED: {self.error}" if self.error else "")
 
 
-@dataclass
-class ProxierMetrics:
-    """The kube-proxy metrics of §8.5 that a lab can observe (names without ``kubeproxy_``).
-
-    ``rules_last``/``rules_total`` are the mode's counts (:meth:`SyncedRules.rules_last`); the
-    iptables mode's metric names ``sync_proxy_rules_iptables_last/total`` read the same dicts.
-    Failures: iptables-restore failures in iptables mode, ``nftables_sync_failures_total`` (the
-    transaction) and ``nftables_cleanup_failures_total`` (the stale-chain deletion) in nftables mode."""
-
-    sync_full_proxy_rules_duration_seconds: list[float] = field(default_factory=list)
-    sync_partial_proxy_rules_duration_seconds: list[float] = field(default_factory=list)
-    sync_proxy_rules_iptables_restore_failures_total: int = 0
-    sync_proxy_rules_iptables_partial_restore_failures_total: int = 0
-    sync_proxy_rules_nftables_sync_failures_total: int = 0
-    sync_proxy_rules_nftables_cleanup_failures_total: int = 0
-    rules_total: dict[str, int] = field(default_factory=dict)
-    rules_last: dict[str, int] = field(default_factory=dict)
-    operations_last: int = 0  # what the last successful sync wrote (nft operations / restore lines)
-    # sync_proxy_rules_no_local_endpoints_total{traffic_policy="internal"|"external"} (nftables mode)
-    sync_proxy_rules_no_local_endpoints_total: dict[str, int] = field(default_factory=lambda: {"internal": 0, "external": 0})
-
-    @property
-    def sync_proxy_rules_duration_seconds(self) -> list[float]:
-        return self.sync_full_proxy_rules_duration_seconds + self.sync_partial_proxy_rules_duration_seconds
-
-    @property
-    def sync_proxy_rules_iptables_total(self) -> dict[str, int]:
-        return self.rules_total
-
-    @sync_proxy_rules_iptables_total.setter
-    def sync_proxy_rules_iptables_total(self, value: dict[str, int]) -> None:
-        self.rules_total = value
-
-    @property
-    def sync_proxy_rules_iptables_last(self) -> dict[str, int]:
-        return self.rules_last
-
-    @sync_proxy_rules_iptables_last.setter
-    def sync_proxy_rules_iptables_last(self, value: dict[str, int]) -> None:
-        self.rules_last = value
-
-
 def mode_named(name: str) -> ProxyMode:
     """The :class:`ProxyMode` for kube-proxy's ``--proxy-mode`` value (imported lazily)."""
     if name == "nftables":
@@ -223,6 +182,7 @@ class Proxier:
         minimize_restore: bool = True,
         sync_period: float = DEFAULT_SYNC_PERIOD,
         full_sync_period: float = FULL_SYNC_PERIOD,
+        duration: Callable[[SyncResult], float] | None = None,
     ) -> None:
         if mode is None:
             mode = mode_named(config.mode)
@@ -235,7 +195,8 @@ class Proxier:
         self.forced_reason = "first sync"
         self.last_full_sync = -math.inf
         self.last_cleanup = -math.inf
-        self.metrics = ProxierMetrics()
+        self.duration = duration  # a sync's recorded seconds (default: its render + apply time)
+        self.metrics = KubeProxyMetrics(mode=getattr(mode, "name", config.mode), family=config.family)
         self.history: list[SyncResult] = []
         new_state = getattr(mode, "new_state", None)
         self.mode_state = new_state() if new_state is not None else None
@@ -257,8 +218,12 @@ class Proxier:
         list_nat_chains: Callable[[], Iterable[str]] | None = None,
         now: float | None = None,
         list_chains: Callable[[], Iterable[str]] | None = None,
+        trigger_times: Iterable[float] = (),
     ) -> SyncResult:
-        """Render this sync (full or partial), hand it to ``apply``, record the outcome.
+        """Render this sync (full or partial), hand it to ``apply``, record the outcome (in
+        :attr:`history` and :attr:`metrics`, a :class:`~kslab.proxy.metrics.KubeProxyMetrics`:
+        the sync ran from ``now`` for ``duration(result)`` seconds, or its render + apply time;
+        ``trigger_times`` are the endpoint changes it carries, for the network programming latency).
 
         ``list_chains`` (or its older name ``list_nat_chains``) returns the chains kube-proxy's
         tables hold on the node: iptables, the nat table's (``iptables-save -t nat``);
@@ -305,11 +270,15 @@ class Proxier:
             deleted_chains=list(ruleset.deleted_chains), render_seconds=t1 - t0, apply_seconds=t2 - t1, at=now, error=error,
         )
         m = self.metrics
-        (m.sync_full_proxy_rules_duration_seconds if full else m.sync_partial_proxy_rules_duration_seconds).append(result.seconds)
+        seconds = result.seconds if self.duration is None else float(self.duration(result))
+        ok = error is None
+        # the latency histograms, the last-sync timestamp, the failure counters of the mode
+        m.observe_sync(start=now, end=now + seconds, full=full, ok=ok, trigger_times=trigger_times,
+                       rules_last=ruleset.iptables_last() if ok else None, rules_total=ruleset.iptables_total() if ok else None)
         nft = getattr(ruleset, "mode", "iptables") == "nftables"
         if nft and getattr(ruleset, "cleanup_error", None):
             m.sync_proxy_rules_nftables_cleanup_failures_total += 1
-        if error is None:
+        if ok:
             self.need_full_sync = False
             if full:
                 self.last_full_sync = now
@@ -317,22 +286,15 @@ class Proxier:
                 self.last_cleanup = now
             if self.mode_state is not None:
                 self.mode_state = getattr(ruleset, "state", self.mode_state)
-            m.rules_last = ruleset.iptables_last()
-            m.rules_total = ruleset.iptables_total()
             m.operations_last = result.operations
             no_local = getattr(ruleset, "no_local_endpoints", None)
             if no_local is not None:
                 m.sync_proxy_rules_no_local_endpoints_total = dict(no_local)
         else:
             if nft:
-                m.sync_proxy_rules_nftables_sync_failures_total += 1
                 stale = getattr(self.mode_state, "stale_chains", None)
                 if stale is not None:
                     stale.clear()  # "staleChains is now incorrect since we didn't actually flush the chains"
-            else:
-                m.sync_proxy_rules_iptables_restore_failures_total += 1
-                if not full:
-                    m.sync_proxy_rules_iptables_partial_restore_failures_total += 1
             self.force_full_sync("after a failed sync")
         self.history.append(result)
         return result

@@ -358,11 +358,12 @@ def simulate(cluster: ClusterState, events: Sequence[Event], cfg: SyncLoopConfig
     horizon = until if until is not None else last + 2 * cfg.sync_period + 2 * cfg.min_sync_period + 1.0
     duration_of = cfg.duration_of()
 
-    proxier = Proxier(config, sync_period=cfg.sync_period, full_sync_period=cfg.full_sync_period)
+    # the Proxier records its own metrics (KubeProxyMetrics), each sync lasting what the duration model says
+    proxier = Proxier(config, sync_period=cfg.sync_period, full_sync_period=cfg.full_sync_period, duration=duration_of)
     t0 = -cfg.warmup
     runner = BoundedFrequencyRunner(cfg.min_sync_period, cfg.full_sync_period, burst=cfg.burst,
                                     retry_interval=cfg.sync_period, variant=cfg.runner, start=t0)
-    metrics = KubeProxyMetrics(mode=cfg.mode, family=config.family)
+    metrics = proxier.metrics
     iptables = cfg.mode == "iptables"
     kernel_chains: set[str] = set()  # iptables: the nat table's chains; nftables: the table's chains and sets
     flushed = False  # kube-proxy's rules were flushed by someone else and not yet rewritten in full
@@ -442,9 +443,10 @@ def simulate(cluster: ClusterState, events: Sequence[Event], cfg: SyncLoopConfig
             fail_i += 1
         read = list(unsynced)
         unsynced.clear()
+        triggers = [events[k].t for k in read if events[k].kind in ENDPOINT_KINDS]
         result = proxier.sync(state.services, state.endpoint_slices, apply, list_chains=lambda: sorted(kernel_chains),
-                              now=start)
-        seconds = float(duration_of(result))
+                              now=start, trigger_times=triggers)
+        seconds = metrics.sync_proxy_rules_duration_seconds.values[-1]  # duration_of(result), as the Proxier recorded it
         end = start + seconds
         # what happens while the sync runs: it reads nothing more; requests wait in the runner
         while True:
@@ -472,11 +474,6 @@ def simulate(cluster: ClusterState, events: Sequence[Event], cfg: SyncLoopConfig
                         row["applied_at"] = end
         else:
             unsynced[:0] = read  # the next (full) sync writes them
-        triggers = [events[k].t for k in read if events[k].kind in ENDPOINT_KINDS]
-        last = result.ruleset.rules_last() if iptables else None
-        total = result.ruleset.rules_total() if iptables else None
-        metrics.observe_sync(start=start, end=end, full=result.full, ok=ok, trigger_times=triggers,
-                             rules_last=last, rules_total=total)
         sync_rows.append({"start": start, "end": end, "full": result.full, "reason": result.reason, "trigger": trigger,
                           "lines": result.operations, "operations": result.operations,
                           "services": len(result.updated_services), "changes": len(read),

@@ -99,6 +99,30 @@ class NodeIptables(IptablesState):
         """kube-proxy's partial sync: only the restore (the jump rules are left as they are)."""
         self.restore(restore_text)
 
+    def cleanup_leftovers(self) -> None:
+        """iptables' ``CleanupLeftovers`` (kube-proxy started in another mode), the steps
+        :meth:`kslab.netns.lab.NetnsLab.apply_nft` runs in a kernel
+        (:mod:`kslab.proxy.iptables.cleanup`): each jump rule deleted (``-D``: the first equal
+        rule; none, or no such chain, is fine), then kube-proxy's nat and filter chains flushed
+        and deleted in one ``iptables-restore --noflush`` per table. KUBE-MARK-MASQ, the canaries,
+        KUBE-PROXY-FIREWALL and KUBE-FIREWALL stay, as in the kernel."""
+        from . import cleanup
+
+        existing = {t: set(self.chains(t)) for t in ("nat", "filter")}
+        for jump in cleanup.cleanup_jumps():
+            if jump.dst not in existing[jump.table]:
+                continue  # no such chain, so no jump to it
+            chain = self.tables[jump.table].chains.get(jump.src)
+            rule = jump_rule(jump)
+            if chain is not None and rule in chain.rules:
+                k = chain.rules.index(rule)
+                del chain.rules[k]
+                del chain.counters[k]
+        for table in ("nat", "filter"):
+            text = cleanup.cleanup_restore(table, existing[table])
+            if text:
+                self.restore(text)
+
 
 def restore_to_save(
     restore_text: str,
