@@ -262,7 +262,8 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # A trace follows one new connection. `[node HOOK]` headers are netfilter hooks on that node;
 # `nat KUBE-SERVICES #3: …` is the third rule of that chain, which matched; `->` is a jump;
 # `*` lines show the packet before and after a NAT; the last lines give the verdict, the pod that
-# answered and the source address it saw.
+# answered and the source address it saw. (In kube-proxy's nftables mode, chapter 05, the chains are those of
+# `table ip kube-proxy`: `services`, `service-…`, `endpoint-…`.)
 #
 # **Predict** before you run the trace: `net-pod` (10.10.0.2, on the control plane 172.18.0.2)
 # connects to `svc-clusterip`. Which source address does the webpod that answers see?
@@ -274,7 +275,8 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # 추적은 새 연결 하나를 따라갑니다. `[node HOOK]` 머리줄은 그 노드의 넷필터 훅(netfilter hook)입니다.
 # `nat KUBE-SERVICES #3: …`는 그 체인의 세 번째 규칙이 일치했다는 뜻이고, `->`는 다른 체인으로의
 # 점프(jump)입니다. `*`로 시작하는 줄은 NAT 전과 후의 패킷입니다. 마지막 줄들은 판정, 응답한 파드,
-# 그리고 그 파드가 본 출발지 주소(source address)를 보여 줍니다.
+# 그리고 그 파드가 본 출발지 주소(source address)를 보여 줍니다. (kube-proxy의 nftables 모드(05장)에서는 체인이
+# `table ip kube-proxy`의 체인 `services`, `service-…`, `endpoint-…`입니다.)
 #
 # 추적을 실행하기 전에 **예측**해 보세요. `net-pod`(10.10.0.2, 컨트롤 플레인 172.18.0.2에 있음)가 `svc-clusterip`에
 # 연결합니다. 응답하는 webpod는 어떤 출발지 주소를 볼까요? (a) net-pod 자신의 주소 (b) 컨트롤 플레인의 주소
