@@ -505,12 +505,14 @@ def cmd_netns(args) -> int:
 def _add_verify(sub) -> None:
     p = sub.add_parser(
         "verify",
-        help="compare a node's real iptables rules with what kube-proxy should have written",
+        help="compare a node's real iptables (or nftables) rules with what kube-proxy should have written",
         description="Render what kube-proxy (iptables mode) should have written on a node, from the cluster's "
                     "objects and kube-proxy's options, and compare it per table and chain with the node's real "
                     "rules, ignoring other software's chains (CNI, Docker, kubelet) and counters. Offline: "
                     "kslab verify -f objects.yaml --iptables-save node.txt --node NAME (objects as `kubectl get "
-                    "svc,endpointslices,nodes -A -o yaml` prints them). Live: kslab verify --context kind-myk8s "
+                    "svc,endpointslices,nodes -A -o yaml` prints them); kube-proxy in nftables mode: --nft "
+                    "ruleset.txt (`nft list ruleset` on the node), compared per chain, set and map of table ip "
+                    "kube-proxy. Live: kslab verify --context kind-myk8s "
                     "--node myk8s-worker. Exit status: 0 the rules match; 1 they differ (the report says where), and "
                     "only then; 2 they could not be compared: bad input (a file, a flag, a dump with nothing of "
                     "kube-proxy's in it), or the cluster, docker or the node cannot be reached (one line on stderr says which).",
@@ -519,6 +521,9 @@ def _add_verify(sub) -> None:
                   "a kube-proxy ConfigMap among them is used as --proxy-config")
     p.add_argument("--iptables-save", metavar="FILE", nargs="+",
                    help="offline: the node's rules, iptables-save output or iptables [-t nat] -S listings")
+    p.add_argument("--nft", metavar="FILE", nargs="+",
+                   help="offline, kube-proxy in nftables mode: the node's `nft list ruleset` (or `nft list table ip "
+                        "kube-proxy`); table ip kube-proxy is compared, other tables are ignored")
     p.add_argument("--node", required=True, help="the node whose rules these are")
     p.add_argument("--node-ip", metavar="IP", nargs="+", action="extend",
                    help="the node's IPs, primary first (default: its InternalIP)")
@@ -590,9 +595,9 @@ def _verify(args) -> int:
 
     files = _files(args)
     if args.context or args.kubeconfig or args.context_any or args.allow_debug_pod:
-        if files or args.iptables_save or args.proxy_config:
+        if files or args.iptables_save or args.nft or args.proxy_config:
             raise InputError("--context", "the live form reads the objects, kube-proxy's ConfigMap and the node's rules "
-                             "itself", "drop -f, --iptables-save and --proxy-config, or drop --context")
+                             "itself", "drop -f, --iptables-save, --nft and --proxy-config, or drop --context")
         if args.node_ip or args.no_nfacct or args.no_random_fully:
             raise InputError("--node-ip/--no-nfacct/--no-random-fully", "only apply to the offline form",
                              "drop them with --context")
@@ -606,9 +611,13 @@ def _verify(args) -> int:
         from .observed import cluster_from_documents, is_kube_proxy_configmap, proxy_options_from_configmap
         from .sim.single import read_dumps
 
-        if not files or not args.iptables_save:
+        if args.iptables_save and args.nft:
+            raise InputError("--nft", "cannot be combined with --iptables-save", "give one node's rules: nftables or iptables")
+        dumps = args.iptables_save or args.nft
+        if not files or not dumps:
             raise InputError("-f/--iptables-save", "the offline form needs both the objects and the node's rules",
-                             "give -f objects.yaml --iptables-save node.txt (or --context for a live cluster)")
+                             "give -f objects.yaml --iptables-save node.txt (--nft ruleset.txt in nftables mode), "
+                             "or --context for a live cluster")
         docs = load_documents(files)
         cluster = cluster_from_documents(docs, source=", ".join(files))
         proxy: dict = {"cluster_cidr": None}
@@ -625,19 +634,64 @@ def _verify(args) -> int:
             proxy["nfacct"] = False
         if args.no_random_fully:
             proxy["random_fully"] = False
-        text = read_dumps(args.iptables_save)
+        if args.nft:
+            text = _read_nft_listings(args.nft)
+            proxy = {**proxy, "mode": proxy.get("mode") or "nftables"}  # no ConfigMap: the listing says the mode
+        else:
+            _refuse_nft_listing(args.iptables_save)
+            text = read_dumps(args.iptables_save)
         report = verify_node(cluster, args.node, text, proxy=proxy, node_ips=args.node_ip)
-        report.source = " ".join(args.iptables_save)
+        report.source = " ".join(dumps)
         if not args.proxy_config and not cms:
             report.rendered_for += " (kube-proxy's defaults: give --proxy-config for the node's kube-proxy ConfigMap)"
     if not report.comparable():
-        where = f"--iptables-save {' '.join(args.iptables_save)}" if args.iptables_save else f"the rules of node {args.node}"
+        where = (f"--iptables-save {' '.join(args.iptables_save)}" if args.iptables_save else
+                 f"--nft {' '.join(args.nft)}" if args.nft else f"the rules of node {args.node}")
         raise InputError(where, report.not_comparable or "holds nothing of kube-proxy's to compare")
     if args.json:
         print(json.dumps({"ok": report.ok(), **asdict(report)}, indent=2))
     else:
         sys.stdout.write(report.text())
     return 0 if report.ok() else 1
+
+
+def _read_nft_listings(paths: list[str]) -> str:
+    """``kslab verify --nft FILE...``: the files' text, one listing after another (a missing or
+    unreadable file, or one that is not an nft listing: a one-line InputError naming it)."""
+    from pathlib import Path
+
+    from .verify import dump_mode
+
+    texts = []
+    for one in paths:
+        p = Path(one)
+        if not p.is_file():
+            raise InputError(f"--nft {one}", "no such file", "give the path of the node's `nft list ruleset` output")
+        try:
+            text = p.read_text()
+        except UnicodeDecodeError:
+            raise InputError(f"--nft {one}", "is not text", "give the node's `nft list ruleset` output") from None
+        if dump_mode(text) == "iptables":
+            raise InputError(f"--nft {one}", "is iptables-save output, not an nft listing",
+                             f"give it as --iptables-save {one}, or give the node's `nft list ruleset`")
+        texts.append(text if text.endswith("\n") or not text else text + "\n")
+    return "".join(texts)
+
+
+def _refuse_nft_listing(paths: list[str]) -> None:
+    """``--iptables-save FILE`` holding an nft listing: a one-line InputError naming ``--nft``."""
+    from pathlib import Path
+
+    from .verify import dump_mode
+
+    for one in paths:
+        p = Path(one)
+        try:
+            if p.is_file() and dump_mode(p.read_text()) == "nftables":
+                raise InputError(f"--iptables-save {one}", "is an nft listing (nft list ruleset), not iptables-save output",
+                                 f"give it as --nft {one}")
+        except UnicodeDecodeError:
+            return  # read_dumps says what is wrong with it
 
 
 def _add_apply(sub) -> None:

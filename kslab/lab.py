@@ -155,6 +155,12 @@ class Lab:
                 "max_endpoints_per_slice", "a live cluster's slice size is its kube-controller-manager's --max-endpoints-per-slice, which kslab does not change",
                 f"try it on the simulator: kslab.Lab(backend=\"sim\", max_endpoints_per_slice={max_endpoints_per_slice})")
         proxy = _with_proxy_mode(proxy, proxy_mode, from_env=live is None)
+        live_mode = (live.proxy_options.get("mode") or "iptables") if live else None
+        if live and proxy.get("mode") not in (None, live_mode):
+            live.dataplane.close()
+            raise InputError("proxy_mode", f"{proxy['mode']!r}: the live cluster's kube-proxy runs {live_mode} mode "
+                             "(its kube-system/kube-proxy ConfigMap), which kslab does not change",
+                             f"drop proxy_mode on kind, or try the other mode on a sim twin: lab.copy().set_proxy(mode={proxy['mode']!r})")
         self._proxy_at_start = check_proxy_options({**(live.proxy_options if live else {}), **proxy})
         self.proxy_options = dict(self._proxy_at_start)
         self.backend = backend
@@ -584,15 +590,16 @@ class Lab:
         """Prediction vs reality on ``node``: what kube-proxy should have written for this lab's
         cluster and kube-proxy options, compared per chain with what the node holds now
         (:meth:`save_text`: on kind the node's real ``iptables-save``), other software's chains
-        ignored. Returns a :class:`kslab.verify.VerifyReport` (``.ok()``, ``.text()``). iptables
-        mode only (an InputError in nftables mode)."""
-        from .verify import verify_node
-
-        if self.proxy_mode == "nftables":
-            raise InputError("verify", "compares iptables-save, and this lab's kube-proxy runs nftables mode",
-                             "read the node's table with lab.nft_list(node) and the prediction with lab.render(node).list_text()")
+        ignored. Returns a :class:`kslab.verify.VerifyReport` (``.ok()``, ``.text()``). In
+        nftables mode the node's ``table ip kube-proxy`` (:meth:`nft_list`; on kind the node's
+        real ``nft list table ip kube-proxy``) is compared per chain, set and map with the ``nft
+        list`` form of kube-proxy's full sync (:func:`kslab.verify.verify_node_nft`)."""
+        from .verify import verify_node, verify_node_nft
 
         options = {**self.proxy_options, **self.dataplane.kernel_features()}
+        if self.proxy_mode == "nftables":
+            return verify_node_nft(self.cluster, node, self.nft_list(node), empty_ok=True,
+                                   proxy={k: v for k, v in options.items() if v is not None})
         # the lab's own prediction: an option left at None means the lab's default, as in proxy_config()
         return verify_node(self.cluster, node, self.save_text(node), proxy={k: v for k, v in options.items() if v is not None})
 

@@ -48,7 +48,7 @@ _LIST_ITEM_API = {"ServiceList": "v1", "PodList": "v1", "NodeList": "v1", "Endpo
                   "DeploymentList": "apps/v1", "ConfigMapList": "v1"}
 # KubeProxyConfiguration's data key: kubeadm and kind write config.conf, EKS's kube-proxy-config writes config
 CONFIG_KEYS = ("config.conf", "config")
-SUPPORTED_MODES = ("", "iptables")
+SUPPORTED_MODES = ("", "iptables", "nftables")  # "" is iptables on Linux
 
 
 def _check_metadata(obj: dict, where: str) -> None:
@@ -205,7 +205,8 @@ def kube_proxy_configuration(cm: dict, *, source: str = "kube-proxy ConfigMap") 
 
 
 def proxy_mode(cm: dict, *, source: str = "kube-proxy ConfigMap") -> str:
-    """kube-proxy's ``mode`` (``""`` means iptables on Linux)."""
+    """kube-proxy's ``mode`` as the ConfigMap writes it (``""`` means iptables on Linux; not
+    checked: :func:`proxy_options_from_configmap` checks it and returns it as option ``mode``)."""
     return str(kube_proxy_configuration(cm, source=source).get("mode") or "")
 
 
@@ -254,18 +255,21 @@ def proxy_options_from_configmap(cm: dict, *, source: str = "kube-proxy ConfigMa
     default ClusterCIDR), ``bridge_interface``/``interface_name_prefix`` (``detectLocal``),
     ``masquerade_all``, ``masquerade_bit``, ``localhost_nodeports`` (``iptables.*``),
     ``nodeport_addresses`` (``nodePortAddresses``, IPv4 entries and ``primary``),
-    ``conntrack_tcp_liberal`` (``conntrack.tcpBeLiberal``). A key the ConfigMap leaves out is
-    kube-proxy's default. The mode is checked, not returned: ``""`` or ``iptables`` only; ipvs,
-    nftables (and anything else) are an InputError saying kslab verifies iptables mode."""
+    ``conntrack_tcp_liberal`` (``conntrack.tcpBeLiberal``), ``mode`` (``"iptables"`` for
+    ``mode: iptables`` or ``""``, kube-proxy's default on Linux; ``"nftables"``). A key the
+    ConfigMap leaves out is kube-proxy's default. ipvs (and any other mode) is a one-line
+    InputError: kslab models the iptables and nftables modes (ipvs's schedulers: :mod:`kslab.ipvs`)."""
     conf = kube_proxy_configuration(cm, source=source)
     mode = str(conf.get("mode") or "")
     if mode not in SUPPORTED_MODES:
-        raise InputError(f"{source}: mode", f"kube-proxy runs in {mode!r} mode; kslab renders iptables mode only",
-                         "verify a node whose kube-proxy runs mode: iptables (or the default, \"\")")
+        also = ("; its schedulers (rr, wrr, lc, sh...) are modelled in kslab.ipvs" if mode == "ipvs" else "")
+        raise InputError(f"{source}: mode", f"kube-proxy runs in {mode!r} mode; kslab models the iptables and nftables "
+                         f"modes only{also}",
+                         "verify a node whose kube-proxy runs mode: iptables (or the default, \"\") or mode: nftables")
     ipt = _section(conf, "iptables", source)
     detect = _section(conf, "detectLocal", source)
     ct = _section(conf, "conntrack", source)
-    opts: dict[str, Any] = {}
+    opts: dict[str, Any] = {"mode": mode or "iptables"}
     cluster = _ipv4(_cidrs(conf.get("clusterCIDR"), f"{source}: clusterCIDR"))
     opts["cluster_cidr"] = cluster[0] if cluster else None
     mode_local = str(conf.get("detectLocalMode") or "ClusterCIDR")

@@ -48,7 +48,8 @@ from .proxy.iptables import render
 from .proxy.iptables.node import NodeIptables
 from .xtables import BUILTIN_CHAINS, SAVE_TABLE_ORDER, TableDump, listing_to_save, parse_restore
 
-__all__ = ["ChainDiff", "VerifyReport", "verify_node", "expected_tables", "node_tables", "proxy_config_for",
+__all__ = ["ChainDiff", "VerifyReport", "verify_node", "verify_node_nft", "compare_nft", "expected_nft", "node_nft",
+           "dump_mode", "check_dump_mode", "expected_tables", "node_tables", "proxy_config_for",
            "KUBE_PROXY_CHAINS", "UNORDERED_CHAINS", "verify_live",
            "fetch_node_dump", "describe_config", "consequences", "Consequence"]
 
@@ -82,13 +83,17 @@ class ChainDiff:
     unexpected: list[str] = field(default_factory=list)
     status: str = ""
     order: tuple[list[str], list[str]] | None = None
+    # nftables mode: what the object is ("chain", "set" or "map"; its lines are rules, or
+    # ``element ...`` and ``declaration: ...`` lines); "" in iptables mode (a chain of rules)
+    kind: str = ""
 
     def text(self) -> str:
-        head = f"{self.table} {self.chain}:"
+        what = self.kind or "chain"
+        head = f"{self.table} {self.kind + ' ' if self.kind else ''}{self.chain}:"
         if self.status == "missing":
-            head += f" chain missing ({_rules(len(self.missing))} expected)"
+            head += f" {what} missing ({_items(self.missing, self.kind)} expected)"
         elif self.status == "unexpected":
-            head += f" unexpected chain ({_rules(len(self.unexpected))})"
+            head += f" unexpected {what} ({_items(self.unexpected, self.kind)})"
         lines = [head]
         lines += [f"  - {r}" for r in self.missing]
         lines += [f"  + {r}" for r in self.unexpected]
@@ -104,6 +109,14 @@ class ChainDiff:
 
 def _rules(n: int) -> str:
     return f"{n} rule" + ("s" if n != 1 else "")
+
+
+def _items(lines: list[str], kind: str) -> str:
+    """``3 rules`` (a chain), ``2 elements`` (an nft set or map; its declaration line not counted)."""
+    if kind in ("set", "map"):
+        n = sum(1 for x in lines if x.startswith("element "))
+        return f"{n} element" + ("s" if n != 1 else "")
+    return _rules(len(lines))
 
 
 @dataclass
@@ -147,6 +160,10 @@ class VerifyReport:
     # why nothing could be compared (then ok() is False and the rules neither match nor differ):
     # a dump without nat and filter tables, or whose tables hold none of kube-proxy's chains
     not_comparable: str = ""
+    # kube-proxy's mode the comparison was made in: "iptables" (iptables-save, chains per table) or
+    # "nftables" (nft list, table ip kube-proxy's chains, sets and maps; ignored_chains then names
+    # other tables, and compared counts (chains + sets/maps, rules + elements))
+    mode: str = "iptables"
 
     def ok(self) -> bool:
         """True when kube-proxy's rules were compared (:attr:`compared` is not zero) and match."""
@@ -159,14 +176,17 @@ class VerifyReport:
         chains, rules = self.compared
         tables = f"; table{'s' if len(self.not_compared) != 1 else ''} not in the dump, not compared: {', '.join(self.not_compared)}" \
             if self.not_compared else ""
+        nft = self.mode == "nftables"
+        objects = f"{chains} chains, sets and maps" if nft else f"{chains} chains"
+        items = f"{rules} rules and elements" if nft else _rules(rules)
         if not self.comparable():
             out = [f"{self.node}: nothing compared: {self.not_comparable or 'no kube-proxy chain in the rendering or the dump'}"]
         elif self.ok():
-            out = [f"{self.node}: kube-proxy's rules match what it should have written "
-                   f"({chains} chains, {_rules(rules)} compared{tables})"]
+            out = [f"{self.node}: kube-proxy's {'table ip kube-proxy' if nft else 'rules'} match"
+                   f"{'es' if nft else ''} what it should have written ({objects}, {items} compared{tables})"]
         else:
-            out = [f"{self.node}: kube-proxy's rules differ from what it should have written in {len(self.diffs)} "
-                   f"of {chains} chains{tables}"]
+            out = [f"{self.node}: kube-proxy's {'table ip kube-proxy' if nft else 'rules'} differ{'s' if nft else ''} "
+                   f"from what it should have written in {len(self.diffs)} of {objects}{tables}"]
             out += [d.text() for d in self.diffs]
         if self.consequences:
             n = self.consequences[0].n
@@ -178,7 +198,9 @@ class VerifyReport:
         if self.source:
             out.append(f"node's rules from: {self.source}")
         if self.ignored_chains:
-            out.append(f"ignored (not kube-proxy's): {len(self.ignored_chains)} chains: {', '.join(self.ignored_chains)}")
+            n = len(self.ignored_chains)
+            out.append(f"ignored (not kube-proxy's): {n} {'table' if nft else 'chain'}{'s' if n != 1 or not nft else ''}: "
+                       f"{', '.join(self.ignored_chains)}")
         if self.ignored_rules:
             out.append(f"ignored (not kube-proxy's): {_rules(len(self.ignored_rules))} in built-in chains:")
             out += [f"  {r}" for r in self.ignored_rules]
@@ -216,12 +238,12 @@ def describe_config(cfg: ProxyConfig) -> str:
              f"clusterCIDR {cfg.cluster_cidr or 'none'}",
              f"detect-local {cfg.detect_local_mode}" + ("" if local else " (no local-traffic detector)"),
              f"masqueradeAll {str(cfg.masquerade_all).lower()}",
-             f"nodePortAddresses {','.join(cfg.nodeport_addresses) or 'all'}",
-             f"localhostNodePorts {str(cfg.localhost_nodeports).lower()}",
-             f"nfacct {'on' if cfg.nfacct else 'off'}"]
+             f"nodePortAddresses {','.join(cfg.nodeport_addresses) or 'all'}"]
+    if getattr(cfg, "mode", "iptables") != "nftables":  # iptables mode's own options
+        parts += [f"localhostNodePorts {str(cfg.localhost_nodeports).lower()}", f"nfacct {'on' if cfg.nfacct else 'off'}"]
     if cfg.masquerade_bit != 14:
         parts.append(f"masqueradeBit {cfg.masquerade_bit}")
-    if not cfg.random_fully:
+    if not cfg.random_fully and getattr(cfg, "mode", "iptables") != "nftables":
         parts.append("no --random-fully")
     return ", ".join(parts)
 
@@ -387,11 +409,16 @@ def _not_comparable(expected: dict[str, TableDump], actual: dict[str, TableDump]
 def verify_node(cluster: ClusterState, node: str, save_text: str, *, proxy: dict | None = None,
                 node_ips: Sequence[str] | None = None) -> VerifyReport:
     """Compare node ``node``'s real rules (``save_text``: ``iptables-save`` output or ``iptables
-    -S`` listings) with what kube-proxy should have written there for ``cluster`` with the
-    ``proxy`` options (:data:`kslab.proxy.config.FLAGS` names; see
+    -S`` listings; in nftables mode ``nft list ruleset`` or ``nft list table ip kube-proxy``)
+    with what kube-proxy should have written there for ``cluster`` with the ``proxy`` options
+    (:data:`kslab.proxy.config.FLAGS` names; see
     :func:`kslab.observed.proxy_options_from_configmap`) and ``node_ips`` (default: the
-    node's InternalIP). Bad input (an unknown node, a dump that cannot be read, a bad option):
-    one-line InputError."""
+    node's InternalIP). The mode is the options' ``mode`` (the ConfigMap's); without one, what
+    the dump is (:func:`dump_mode`); a dump of the other mode is a one-line InputError. Bad
+    input (an unknown node, a dump that cannot be read, a bad option): one-line InputError."""
+    mode = check_dump_mode(save_text, proxy, f"the rules of {node}")
+    if mode == "nftables":
+        return verify_node_nft(cluster, node, save_text, proxy={**(proxy or {}), "mode": "nftables"}, node_ips=node_ips)
     expected = expected_tables(cluster, node, proxy=proxy, node_ips=node_ips)
     actual, skipped = _node_tables(save_text, f"the iptables-save of {node}")
     report = compare_tables(node, expected, actual)
@@ -400,6 +427,170 @@ def verify_node(cluster: ClusterState, node: str, save_text: str, *, proxy: dict
     report.rendered_for = describe_config(cfg)
     if report.diffs and cfg.node_ips:
         report.consequences = consequences(report.diffs, expected, actual, cfg.node_ips[0])
+    return report
+
+
+# ---- nftables mode ------------------------------------------------------------------------------------
+
+NFT_FAMILY, NFT_TABLE = "ip", "kube-proxy"  # the table kube-proxy's nftables mode writes (IPv4)
+
+
+def dump_mode(text: str) -> str:
+    """``"nftables"`` when ``text`` is an ``nft list`` listing (its first line that is not blank
+    or a ``#`` comment starts with ``table``), else ``"iptables"`` (iptables-save, iptables -S)."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            return "nftables" if re.match(r"table\s", stripped) else "iptables"
+    return ""  # empty: either (the reader of the mode says it is empty)
+
+
+def check_dump_mode(text: str, proxy: dict | None, where: str) -> str:
+    """The mode to compare in: the proxy options' ``mode`` when they name one, which the dump
+    must be of (a one-line InputError naming the fix otherwise), else the dump's own."""
+    found = dump_mode(text)
+    want = (proxy or {}).get("mode")
+    if not found:
+        return want or "iptables"
+    if want and want != found:
+        if want == "nftables":
+            raise InputError(where, "is iptables-save output, but kube-proxy runs nftables mode (mode: nftables in its "
+                             "proxy options, e.g. its ConfigMap)",
+                             "give the node's `nft list ruleset` (or `nft list table ip kube-proxy`): kslab verify --nft FILE")
+        raise InputError(where, "is an nft listing, but kube-proxy runs iptables mode (mode: iptables, or unset, in its "
+                         "proxy options, e.g. its ConfigMap)",
+                         "give the node's iptables-save (an iptables-nft node's `nft list ruleset` is iptables mode's "
+                         "rules in nft's words: save them with iptables-save)")
+    return found
+
+
+def expected_nft(cluster: ClusterState, node: str, *, proxy: dict | None = None,
+                 node_ips: Sequence[str] | None = None):
+    """``node``'s ``table ip kube-proxy`` after kube-proxy's (nftables mode) full sync on a clean
+    node: :class:`kslab.nft.NftTable`, what ``NftRuleSet.list_text()`` prints."""
+    from .nft import NftState
+    from .proxy.nftables import render as render_nft
+
+    cluster.node(node)
+    cfg = dataclasses.replace(proxy_config_for(cluster, node, proxy, node_ips), mode="nftables")
+    rules = render_nft(cluster.services, cluster.endpoint_slices, cfg)
+    state = NftState()
+    state.apply(rules.full_raw_text())
+    return state.table(NFT_FAMILY, NFT_TABLE)
+
+
+def node_nft(text: str, *, where: str = "the node's nft listing", empty_ok: bool = False):
+    """A node's nftables tables (:class:`kslab.nft.NftState`) from ``nft list ruleset`` or
+    ``nft list table ...`` output (several may follow each other). A one-line InputError if it
+    cannot be read."""
+    from .nft import parse_ruleset
+
+    fix = "give the output of `nft list ruleset` (or `nft list table ip kube-proxy`) on the node"
+    if not text.strip() and not empty_ok:
+        raise InputError(where, "is empty", fix)
+    try:
+        return parse_ruleset(text)
+    except (ValueError, KeyError, IndexError, InputError) as err:
+        raise InputError(where, " ".join(str(err).split())[:200] or "cannot be read", fix) from None
+
+
+def _chain_declaration(c) -> list[str]:
+    from .nft.parse import priority_text
+
+    out = []
+    if c.comment is not None:
+        out.append(f'declaration: comment "{c.comment}"')
+    if c.is_base:
+        out.append(f"declaration: type {c.type} hook {c.hook} priority "
+                   f"{priority_text(c.priority or 0, NFT_FAMILY, c.hook or '')}; policy {c.policy or 'accept'};")
+    return out
+
+
+def _set_declaration(st) -> list[str]:
+    """The set's or map's lines of ``nft list`` but its elements (type, flags, timeout, comment...)."""
+    from .nft.state import _set_lines
+
+    body = _set_lines(dataclasses.replace(st, elements={}))[0].splitlines()[1:-1]
+    return [f"declaration: {line.strip()}" for line in body]
+
+
+def _is_dynamic(st) -> bool:
+    """A set rules add to (``flags dynamic``: session affinity's): its elements are connection state."""
+    return "dynamic" in st.flags
+
+
+def compare_nft(node: str, expected, actual) -> VerifyReport:
+    """Compare the rendered ``table ip kube-proxy`` (:func:`expected_nft`) with the node's tables
+    (:func:`node_nft`): per chain its declaration and rules (as ``nft list`` prints them, in
+    order: kube-proxy writes every chain's rules in a fixed order), per set and map its
+    declaration and elements (as a set: nft lists them sorted; a ``dynamic`` set's elements
+    are connection state, not compared). Every other table is other software's (iptables-nft's
+    ``ip nat``/``ip filter``, Docker's, a CNI's) and listed as ignored."""
+    tables = actual.tables
+    ignored = [f"table {f} {n} (the whole table)" for (f, n) in tables if (f, n) != (NFT_FAMILY, NFT_TABLE)]
+    have_t = tables.get((NFT_FAMILY, NFT_TABLE))
+    diffs: list[ChainDiff] = []
+    n_objects = n_items = 0
+    tname = f"{NFT_FAMILY} {NFT_TABLE}"
+    if have_t is not None:
+        for name in list(dict.fromkeys([*expected.sets, *have_t.sets])):
+            e, a = expected.sets.get(name), have_t.sets.get(name)
+            kind = (e or a).kind
+            n_objects += 1
+            dynamic = _is_dynamic(e or a)
+            want = _set_declaration(e) + ([] if dynamic else [f"element {x.text()}" for x in e.sorted_elements()]) if e else []
+            have = _set_declaration(a) + ([] if dynamic else [f"element {_no_expiry(x).text()}" for x in a.sorted_elements()]) if a else []
+            n_items += sum(1 for x in want if x.startswith("element "))
+            if a is None:
+                diffs.append(ChainDiff(tname, name, missing=want, status="missing", kind=kind))
+            elif e is None:
+                diffs.append(ChainDiff(tname, name, unexpected=have, status="unexpected", kind=kind))
+            else:
+                missing, unexpected = _multiset_diff(want, have)
+                if missing or unexpected:
+                    diffs.append(ChainDiff(tname, name, missing, unexpected, kind=kind))
+        for name in list(dict.fromkeys([*expected.chains, *have_t.chains])):
+            e, a = expected.chains.get(name), have_t.chains.get(name)
+            n_objects += 1
+            want = _chain_declaration(e) + [r.listed for r in e.rules] if e else []
+            have = _chain_declaration(a) + [r.listed for r in a.rules] if a else []
+            n_items += len(e.rules) if e else 0
+            if a is None:
+                diffs.append(ChainDiff(tname, name, missing=want, status="missing", kind="chain"))
+            elif e is None:
+                diffs.append(ChainDiff(tname, name, unexpected=have, status="unexpected", kind="chain"))
+            else:
+                d = _compare_chain(tname, name, want, have, False)
+                if d:
+                    d.kind = "chain"
+                    diffs.append(d)
+    report = VerifyReport(node, diffs, ignored, compared=(n_objects, n_items), mode="nftables")
+    if have_t is None:
+        iptables_nft = [f"{f} {n}" for (f, n), t in tables.items() if any(c.startswith("KUBE-") for c in t.chains)]
+        report.not_comparable = (f"the listing holds no table {tname} ({len(tables)} other table"
+                                 f"{'s' if len(tables) != 1 else ''})" +
+                                 (f"; table {', '.join(iptables_nft)} hold{'s' if len(iptables_nft) == 1 else ''} iptables "
+                                  "mode's KUBE-* chains (iptables-nft): that node's kube-proxy runs iptables mode, verify "
+                                  "its iptables-save" if iptables_nft else
+                                  ": list it on the node with `nft list ruleset` or `nft list table ip kube-proxy` "
+                                  "(kube-proxy's nftables mode writes it)"))
+    return report
+
+
+def _no_expiry(e):
+    return dataclasses.replace(e, expires=None) if e.expires is not None else e
+
+
+def verify_node_nft(cluster: ClusterState, node: str, listing: str, *, proxy: dict | None = None,
+                    node_ips: Sequence[str] | None = None, empty_ok: bool = False) -> VerifyReport:
+    """:func:`verify_node` in nftables mode: ``listing`` is the node's ``nft list ruleset`` (or
+    ``nft list table ip kube-proxy``), compared by :func:`compare_nft` with the ``nft list``
+    form of kube-proxy's full sync (:func:`expected_nft`)."""
+    expected = expected_nft(cluster, node, proxy=proxy, node_ips=node_ips)
+    actual = node_nft(listing, where=f"the nft listing of {node}", empty_ok=empty_ok)
+    report = compare_nft(node, expected, actual)
+    cfg = proxy_config_for(cluster, node, proxy, node_ips)
+    report.rendered_for = "nftables mode, " + describe_config(dataclasses.replace(cfg, mode="nftables"))
     return report
 
 
@@ -493,6 +684,8 @@ def _trace_both(nets: dict, name: str, label: str, node_ip: str, src: str, dst: 
 # ---- a live cluster -----------------------------------------------------------------------------------
 
 SAVE_TIMEOUT = 30.0  # seconds for one iptables-save on a node
+IPTABLES_SAVE = ("iptables-save",)  # a node's rules in iptables mode
+NFT_RULESET = ("nft", "list", "ruleset")  # in nftables mode: table ip kube-proxy, and other tables (listed as ignored)
 KUBE_PROXY_LABEL = ("k8s-app", "kube-proxy")  # kubeadm's, kind's and EKS's kube-proxy DaemonSet pods
 
 
@@ -517,8 +710,10 @@ def _kube_proxy_pod_on(client, node: str):
 
 
 def fetch_node_dump(node: str, cluster: ClusterState | None = None, *, client=None, docker=None,
-                    allow_debug_pod: bool = False, timeout: float = SAVE_TIMEOUT) -> tuple[str, str]:
-    """``node``'s ``iptables-save`` and how it was read: ``docker exec NODE iptables-save`` when
+                    allow_debug_pod: bool = False, timeout: float = SAVE_TIMEOUT,
+                    command: Sequence[str] = IPTABLES_SAVE) -> tuple[str, str]:
+    """``node``'s ``iptables-save`` (``command``: :data:`NFT_RULESET` for kube-proxy's nftables
+    mode, the same way) and how it was read: ``docker exec NODE iptables-save`` when
     the node is a kind container on this machine's Docker; otherwise, only with
     ``allow_debug_pod`` (and ``client``, a :class:`~kslab.kind.client.KindClient`): by the API
     server's exec in the node's kube-proxy pod when one runs there (privileged, host network:
@@ -530,14 +725,16 @@ def fetch_node_dump(node: str, cluster: ClusterState | None = None, *, client=No
     from .errors import EnvironmentProblem
     from .kind.traffic import Docker
 
+    argv, what = list(command), " ".join(command)
+
     try:
         docker = docker or Docker.find()
         if docker.running([node]).get(node):
-            r = docker.exec(node, ["iptables-save"], timeout=timeout)
+            r = docker.exec(node, argv, timeout=timeout)
             if r.exit_code != 0:
-                raise EnvironmentProblem(f"docker exec {node} iptables-save failed (exit {r.exit_code}): "
+                raise EnvironmentProblem(f"docker exec {node} {what} failed (exit {r.exit_code}): "
                                          f"{' '.join(r.stderr.split())[:200] or 'no message'}")
-            return r.stdout, f"docker exec {node} iptables-save"
+            return r.stdout, f"docker exec {node} {what}"
         problem = f"node {node} is not a kind node container on this machine (docker has no running container {node})"
     except EnvironmentProblem as e:
         if not allow_debug_pod:
@@ -546,24 +743,24 @@ def fetch_node_dump(node: str, cluster: ClusterState | None = None, *, client=No
         problem = str(e)
     if not allow_debug_pod:
         raise EnvironmentProblem(f"{problem}; kslab reads a non-kind node's rules only from a privileged pod on it: "
-                                 "pass --allow-debug-pod (allow_debug_pod=True) to run iptables-save in its kube-proxy "
+                                 f"pass --allow-debug-pod (allow_debug_pod=True) to run {what} in its kube-proxy "
                                  "pod, or in a privileged pod kslab creates on the node and deletes afterwards")
     if client is None:
-        raise EnvironmentProblem(f"{problem}, and no API server to run iptables-save on the node through")
+        raise EnvironmentProblem(f"{problem}, and no API server to run {what} on the node through")
     found = _kube_proxy_pod_on(client, node)
     if found is not None:
         name, ns = found
-        r = client.exec(name, ns, ["iptables-save"], timeout=timeout)
+        r = client.exec(name, ns, argv, timeout=timeout)
         if r.exit_code != 0:
-            raise EnvironmentProblem(f"iptables-save in pod {ns}/{name} failed (exit {r.exit_code}): "
+            raise EnvironmentProblem(f"{what} in pod {ns}/{name} failed (exit {r.exit_code}): "
                                      f"{' '.join(r.stderr.split())[:200] or 'no message'}")
-        return r.stdout, f"iptables-save in pod {ns}/{name} (on {node}), by the API server's exec"
+        return r.stdout, f"{what} in pod {ns}/{name} (on {node}), by the API server's exec"
     image, why = client.node_pod_image()
-    r, pod = client.run_node_pod(node, ["iptables-save"], image=image, timeout=timeout)
+    r, pod = client.run_node_pod(node, argv, image=image, timeout=timeout)
     if r.exit_code != 0:
-        raise EnvironmentProblem(f"iptables-save in a privileged pod on node {node} (image {image}) failed "
+        raise EnvironmentProblem(f"{what} in a privileged pod on node {node} (image {image}) failed "
                                  f"(exit {r.exit_code}): {' '.join(r.stdout.split())[:200] or 'no message'}")
-    return r.stdout, (f"iptables-save in privileged pod kube-system/{pod} on {node} ({why}, {image}; "
+    return r.stdout, (f"{what} in privileged pod kube-system/{pod} on {node} ({why}, {image}; "
                       "created by kslab and deleted)")
 
 
@@ -598,8 +795,9 @@ def verify_live(node: str, *, context: str | None = None, kubeconfig: str | None
         cluster = cluster_from_objects(objects + ([cm] if cm else []), source=f"context {client.context}")
         cluster.node(node)
         proxy = proxy_options_from_configmap(cm) if cm else {"cluster_cidr": None}
+        command = NFT_RULESET if proxy.get("mode") == "nftables" else IPTABLES_SAVE
         text, source = fetch_node_dump(node, cluster, client=client, docker=docker, allow_debug_pod=allow_debug_pod,
-                                       timeout=max(SAVE_TIMEOUT, 3 * timeout))
+                                       timeout=max(SAVE_TIMEOUT, 3 * timeout), command=command)
     finally:
         if own:
             client.close()

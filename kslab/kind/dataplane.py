@@ -51,6 +51,8 @@ PROGRESS_FROM = 1000  # runs of more connections than this show a progress bar
 ROLLOUT_TIMEOUT = 300.0  # seconds lab.apply() waits for the Deployments to roll out
 SAVE_TIMEOUT = 30.0
 TRACE_SOURCE = "simulator over the nodes' live iptables-save (docker exec)"
+NFT_TRACE_SOURCE = "simulator over the nodes' live nft list table ip kube-proxy (docker exec)"
+NFT_LIST = ("nft", "list", "table", "ip", "kube-proxy")  # what kube-proxy's nftables mode writes on a node
 
 
 def _client_type():
@@ -266,7 +268,7 @@ def open_live(*, context: str | None = None, allow_any_context: bool = False, se
         if made:
             client.close()  # the connection pool of a lab that will not open
         raise
-    dp = KindDataplane(cluster, client=client, docker=docker, seed=seed)
+    dp = KindDataplane(cluster, client=client, docker=docker, seed=seed, proxy_mode=options.get("mode") or "iptables")
     control = LiveControlPlane(cluster, client)
     return LiveCluster(cluster, control, dp, options)
 
@@ -621,11 +623,15 @@ class KindDataplane(RealClock, Dataplane):
     loads_rules = False  # the Lab's syncs load nothing: the cluster's kube-proxy writes the rules
     exact = False  # conntrack, recent lists, counters, the clock, pods' apps: the live cluster's, not kslab's
 
-    def __init__(self, cluster: ClusterState, *, client: Any, docker: Docker, seed: int = 0) -> None:
+    def __init__(self, cluster: ClusterState, *, client: Any, docker: Docker, seed: int = 0,
+                 proxy_mode: str = "iptables") -> None:
         self.cluster = cluster
         self.client = client
         self.docker = docker
         self.seed = seed
+        # the cluster's kube-proxy mode (its ConfigMap's): in nftables mode the nodes' kube-proxy rules are
+        # table ip kube-proxy, read with `docker exec NODE nft list table ip kube-proxy` (nft_list)
+        self.proxy_mode = proxy_mode
         self._t0 = time.monotonic()
         self._mypc_started = False
         self._mypc_ip: str | None = None  # read from docker's kind network when mypc is first used
@@ -638,6 +644,26 @@ class KindDataplane(RealClock, Dataplane):
     def nat_chains(self, node: str) -> list[str]:
         """[] (no docker exec per sync): the prediction deletes no stale chains, the real kube-proxy does."""
         return []
+
+    def existing_chains(self, node: str, mode: str = "iptables") -> list[str]:
+        """[] (no docker exec per sync), in either mode: as :meth:`nat_chains`."""
+        return []
+
+    def existing_sets(self, node: str, mode: str = "nftables") -> list[str]:
+        """[] (no docker exec per sync): as :meth:`nat_chains`."""
+        return []
+
+    def nft_list(self, node: str) -> str:
+        """The node's real ``table ip kube-proxy``: ``docker exec NODE nft list table ip kube-proxy``
+        (the exec path of :meth:`save_text`); ``""`` when the node has no such table (its
+        kube-proxy runs iptables mode)."""
+        self.cluster.node(node)
+        r = self.docker.exec(node, list(NFT_LIST), timeout=SAVE_TIMEOUT)
+        if r.exit_code != 0:
+            if "No such file or directory" in r.stderr:  # nft's answer for a table that is not there
+                return ""
+            raise EnvironmentProblem(f"{' '.join(NFT_LIST)} on {node} failed: {traffic._one_line(r.stderr) or r.exit_code}")
+        return r.stdout
 
     def save_text(self, node: str) -> str:
         """The node's real tables: ``docker exec NODE iptables-save``."""
@@ -761,16 +787,23 @@ class KindDataplane(RealClock, Dataplane):
         live cluster's routing, and one new connection walked through them (the interpreter of
         ``kslab trace --iptables-save``). The rules are the node's own; the ``statistic`` draw
         is the simulator's (seeded; each trace draws afresh, so repeated traces spread over the
-        endpoints as connections do), not the kernel's."""
+        endpoints as connections do), not the kernel's. In nftables mode the nodes' real ``nft list
+        table ip kube-proxy`` is loaded too (kslab's nftables interpreter; its ``numgen`` draw is the
+        simulator's)."""
         from ..dataplane import factory
         from ..sim.trace import trace_of
 
-        sim = factory.create("sim", self.cluster, seed=self.seed + self._traces, tables=self.tables())
+        nft = None
+        if self.proxy_mode == "nftables":
+            names = [n.name for n in self.cluster.nodes]
+            with ThreadPoolExecutor(max_workers=len(names) or 1) as pool:
+                nft = dict(zip(names, pool.map(self.nft_list, names)))
+        sim = factory.create("sim", self.cluster, seed=self.seed + self._traces, tables=self.tables(), nft=nft)
         self._traces += 1
         if src == MYPC and self.mypc_ip != MYPC_IP:  # the simulator's mypc is the study's; the live one is elsewhere
             src = self.mypc_ip
         t = trace_of(sim.network.connect(src, dst, port, proto, trace=True), self.backend)
-        t.source = TRACE_SOURCE
+        t.source = NFT_TRACE_SOURCE if nft else TRACE_SOURCE
         return t
 
     def flush_conntrack(self) -> int:

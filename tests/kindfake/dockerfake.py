@@ -9,6 +9,9 @@ were made: tests/data/kind-nodes/SOURCES.md), counters included. Commands:
 - ``docker version``, ``docker inspect --format {{.State.Running}} NAME``, ``docker network inspect
   kind`` (subnet: ``KSLAB_FAKE_DOCKER_SUBNET``, default 172.18.0.0/16), ``docker run ... --name
   mypc ...`` (remembered in the state directory), ``docker rm -f mypc``;
+- ``docker exec NODE nft list ruleset`` and ``nft list table ip kube-proxy``: the recorded
+  ``NODE.nft`` of a node whose kube-proxy runs nftables mode (tests/data/kind-nodes-nft, copied
+  into the nodes directory by a test), else nft's answers for a node without one;
 - ``docker exec NODE iptables-save [-c] [-t T]``, ``iptables -S/-L ...``, ``conntrack -C/-F/-L``,
   ``hostname``, ``ip route``: kslab's emulation of each tool (:mod:`kslab.sim.tools`, the real
   tools' formats) over the recorded tables; ``curl`` and kslab's curl loop
@@ -217,9 +220,34 @@ def missing_executable(name: str) -> str:
             'executable file not found in $PATH: unknown\n')
 
 
+NFT_MISSING_TABLE = "Error: No such file or directory\nlist table ip kube-proxy\n              ^^^^^^^^^^\n"  # nft 1.0.6
+
+
+def nft_answer(name: str, argv: list[str]) -> int | None:
+    """``nft list ruleset`` / ``nft list table ip kube-proxy`` on a node: its recorded listing
+    ``NODE.nft`` (a node whose kube-proxy runs nftables mode: tests/data/kind-nodes-nft), or
+    nothing (a node without it prints nft's own empty ruleset, or its error for a missing table);
+    None for another nft command (then: kslab's emulation)."""
+    listing = NODES / f"{name}.nft"
+    text = listing.read_text() if listing.is_file() else ""
+    if argv == ["nft", "list", "ruleset"]:
+        return out(text)
+    if argv == ["nft", "list", "table", "ip", "kube-proxy"]:
+        sys.path.insert(0, str(ROOT))
+        from kslab.nft import parse_ruleset
+
+        state = parse_ruleset(text)
+        if not state.has_table("ip", "kube-proxy"):
+            return out(err=NFT_MISSING_TABLE, code=1)
+        return out(state.list_table("ip", "kube-proxy"))
+    return None
+
+
 def exec_in(name: str, argv: list[str]) -> int:
     if not running(name):
         return out(err=f"Error response from daemon: No such container: {name}\n", code=1)
+    if argv[:1] == ["nft"] and (answered := nft_answer(name, argv)) is not None:
+        return answered
     if argv[:1] == ["iptables-save"] and set(argv[1:]) <= {"-c"}:  # the recorded dump itself (no simulator needed)
         text = (NODES / f"{name}.iptables-save").read_text()
         return out(text if "-c" in argv else re.sub(r"^\[\d+:\d+\] ", "", text, flags=re.M))
