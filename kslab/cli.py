@@ -524,6 +524,9 @@ def _add_verify(sub) -> None:
     p.add_argument("--nft", metavar="FILE", nargs="+",
                    help="offline, kube-proxy in nftables mode: the node's `nft list ruleset` (or `nft list table ip "
                         "kube-proxy`); table ip kube-proxy is compared, other tables are ignored")
+    p.add_argument("--service-cidrs", default=None, metavar="CIDR[,CIDR]",
+                   help="offline, nftables mode: the cluster's ServiceCIDRs (the API server's --service-cluster-ip-range; "
+                        "kube-proxy drops traffic to unallocated ClusterIPs in them); default: none known")
     p.add_argument("--node", required=True, help="the node whose rules these are")
     p.add_argument("--node-ip", metavar="IP", nargs="+", action="extend",
                    help="the node's IPs, primary first (default: its InternalIP)")
@@ -598,8 +601,8 @@ def _verify(args) -> int:
         if files or args.iptables_save or args.nft or args.proxy_config:
             raise InputError("--context", "the live form reads the objects, kube-proxy's ConfigMap and the node's rules "
                              "itself", "drop -f, --iptables-save, --nft and --proxy-config, or drop --context")
-        if args.node_ip or args.no_nfacct or args.no_random_fully:
-            raise InputError("--node-ip/--no-nfacct/--no-random-fully", "only apply to the offline form",
+        if args.node_ip or args.no_nfacct or args.no_random_fully or args.service_cidrs is not None:
+            raise InputError("--node-ip/--no-nfacct/--no-random-fully/--service-cidrs", "only apply to the offline form",
                              "drop them with --context")
         if not args.context:
             raise InputError("--context", "is required for the live form", "give --context kind-NAME")
@@ -634,6 +637,13 @@ def _verify(args) -> int:
             proxy["nfacct"] = False
         if args.no_random_fully:
             proxy["random_fully"] = False
+        if args.service_cidrs is not None:
+            from .proxy.util import parse_cidr_sloppy
+
+            proxy["service_cidrs"] = tuple(x.strip() for x in args.service_cidrs.split(",") if x.strip())
+            for x in proxy["service_cidrs"]:
+                if parse_cidr_sloppy(x) is None:
+                    raise InputError("--service-cidrs", f"{x!r} is not a CIDR", "write e.g. 10.96.0.0/12")
         if args.nft:
             text = _read_nft_listings(args.nft)
             proxy = {**proxy, "mode": proxy.get("mode") or "nftables"}  # no ConfigMap: the listing says the mode

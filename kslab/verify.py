@@ -590,7 +590,10 @@ def verify_node_nft(cluster: ClusterState, node: str, listing: str, *, proxy: di
     actual = node_nft(listing, where=f"the nft listing of {node}", empty_ok=empty_ok)
     report = compare_nft(node, expected, actual)
     cfg = proxy_config_for(cluster, node, proxy, node_ips)
-    report.rendered_for = "nftables mode, " + describe_config(dataclasses.replace(cfg, mode="nftables"))
+    report.rendered_for = ("nftables mode, " + describe_config(dataclasses.replace(cfg, mode="nftables")) +
+                           f", service CIDRs {','.join(cfg.service_cidrs)}" if cfg.service_cidrs else
+                           "nftables mode, " + describe_config(dataclasses.replace(cfg, mode="nftables")) +
+                           ", service CIDRs none known (no drop of unallocated ClusterIPs rendered: give --service-cidrs)")
     return report
 
 
@@ -795,6 +798,14 @@ def verify_live(node: str, *, context: str | None = None, kubeconfig: str | None
         cluster = cluster_from_objects(objects + ([cm] if cm else []), source=f"context {client.context}")
         cluster.node(node)
         proxy = proxy_options_from_configmap(cm) if cm else {"cluster_cidr": None}
+        if proxy.get("mode") == "nftables" and not cluster.config.service_subnet:
+            from .kind.dataplane import fill_config
+
+            # the ServiceCIDR kube-proxy's nftables mode guards: the kind backend's reading of it (the API
+            # server's --service-cluster-ip-range when its pod is listed, else what holds every ClusterIP)
+            pod_subnet = cluster.config.pod_subnet
+            fill_config(cluster, objects, client.context)
+            cluster.config.pod_subnet = pod_subnet
         command = NFT_RULESET if proxy.get("mode") == "nftables" else IPTABLES_SAVE
         text, source = fetch_node_dump(node, cluster, client=client, docker=docker, allow_debug_pod=allow_debug_pod,
                                        timeout=max(SAVE_TIMEOUT, 3 * timeout), command=command)

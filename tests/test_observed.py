@@ -131,7 +131,8 @@ def _cm(conf: str, key: str = "config.conf") -> dict:
 
 def test_kind_configmap():
     opts = proxy_options_from_configmap(kind_configmap())
-    assert opts == {"cluster_cidr": "10.244.0.0/16", "detect_local_mode": "ClusterCIDR", "masquerade_all": False}
+    assert opts == {"cluster_cidr": "10.244.0.0/16", "detect_local_mode": "ClusterCIDR", "masquerade_all": False,
+                    "mode": "iptables"}
     assert proxy_mode(kind_configmap()) == "iptables"
     ProxyConfig(node_name="n", **opts)  # usable as they are
 
@@ -151,7 +152,8 @@ conntrack: {tcpBeLiberal: true}
     opts = proxy_options_from_configmap(_cm(conf, key="config"))  # EKS's kube-proxy-config key
     assert opts == {"cluster_cidr": "10.10.0.0/16", "detect_local_mode": "InterfaceNamePrefix", "interface_name_prefix": "veth",
                     "masquerade_all": True, "masquerade_bit": 15, "localhost_nodeports": False,
-                    "nodeport_addresses": ("192.168.0.0/16", "primary"), "conntrack_tcp_liberal": True}
+                    "nodeport_addresses": ("192.168.0.0/16", "primary"), "conntrack_tcp_liberal": True,
+                    "mode": "iptables"}  # mode "" is iptables on Linux
     cfg = ProxyConfig(node_name="n", **opts)
     assert cfg.if_local() == ["-i", "veth+"] and cfg.mark == "0x00008000"
     # a bare KubeProxyConfiguration works too
@@ -159,12 +161,24 @@ conntrack: {tcpBeLiberal: true}
 
 
 def test_defaults_when_the_configmap_says_nothing():
-    assert proxy_options_from_configmap(_cm("kind: KubeProxyConfiguration\n")) == {"cluster_cidr": None, "detect_local_mode": "ClusterCIDR"}
+    assert proxy_options_from_configmap(_cm("kind: KubeProxyConfiguration\n")) == {
+        "cluster_cidr": None, "detect_local_mode": "ClusterCIDR", "mode": "iptables"}
+
+
+def test_nftables_mode_is_an_option():
+    """A kube-proxy in nftables mode: its options carry mode nftables, usable by a Lab and a ProxyConfig."""
+    opts = proxy_options_from_configmap(_cm("kind: KubeProxyConfiguration\nmode: nftables\nclusterCIDR: 10.244.0.0/16\n"))
+    assert opts == {"cluster_cidr": "10.244.0.0/16", "detect_local_mode": "ClusterCIDR", "mode": "nftables"}
+    assert ProxyConfig(node_name="n", **opts).mode == "nftables"
+    assert proxy_options_from_configmap(_cm("mode: iptables\n"))["mode"] == "iptables"
+    assert proxy_mode(_cm("mode: nftables\n")) == "nftables"
 
 
 @pytest.mark.parametrize("conf,message", [
-    ("mode: ipvs", "kube-proxy runs in 'ipvs' mode; kslab renders iptables mode only"),
-    ("mode: nftables", "kube-proxy runs in 'nftables' mode"),
+    ("mode: ipvs", "mode: kube-proxy runs in 'ipvs' mode; kslab models the iptables and nftables modes only; its "
+                   "schedulers (rr, wrr, lc, sh...) are modelled in kslab.ipvs; verify a node whose kube-proxy runs mode: iptables"),
+    ("mode: kernelspace", "mode: kube-proxy runs in 'kernelspace' mode; kslab models the iptables and nftables modes only;"
+                          " verify"),
     ("clusterCIDR: 10.244.0.0/33", "clusterCIDR: '10.244.0.0/33' is not a CIDR"),
     ("iptables: {masqueradeAll: 'yes'}", "iptables.masqueradeAll: 'yes' is not a boolean"),
     ("iptables: {masqueradeBit: 40}", "iptables.masqueradeBit: 40 is out of range"),

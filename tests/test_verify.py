@@ -282,8 +282,8 @@ def test_bad_input_is_one_line():
         verify_node(cluster, node, "-A KUBE-SERVICES -j ACCEPT\n", proxy=proxy)
     with pytest.raises(InputError, match=r"--node-ip 172\.20\.0\.400: is not an IP address"):
         verify_node(cluster, node, dump, proxy=proxy, node_ips=["172.20.0.400"])
-    with pytest.raises(InputError, match="proxy option 'mode': is not a kube-proxy option"):
-        verify_node(cluster, node, dump, proxy={"mode": "iptables"})
+    with pytest.raises(InputError, match="proxy option 'ipvs_scheduler': is not a kube-proxy option"):
+        verify_node(cluster, node, dump, proxy={"ipvs_scheduler": "rr"})
 
 
 # ---- the command ---------------------------------------------------------------------------------------
@@ -786,3 +786,251 @@ def test_live_debug_pod_default_image_timeout_and_cleanup(live, monkeypatch):
         with pytest.raises(EnvironmentProblem, match=r"failed \(exit 1\): iptables-save: permission denied$"):
             fetch_node_dump("myk8s-worker", client=client, allow_debug_pod=True, timeout=5)
     assert not [o for o in server.objects("Pod") if o["metadata"]["name"].startswith("kslab-node-")]
+
+
+# ---- kube-proxy's nftables mode: table ip kube-proxy per chain, set and map ------------------------------
+
+NFT_NODES = REPO / "tests" / "data" / "kind-nodes-nft"
+FOREIGN_TABLE = ("table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n"
+                 "\t\ttcp dport 22 accept\n\t}\n}\n")
+
+
+@pytest.fixture(scope="module")
+def nft_lab():
+    """The study's lab on sim with kube-proxy in nftables mode: (cluster, node, the nft list form of its full sync)."""
+    import kslab
+
+    lab = kslab.Lab(proxy_mode="nftables")
+    node = "myk8s-worker"
+    return lab, node, lab.render(node).list_text()
+
+
+def _nft_edit(listing: str, edit) -> str:
+    from kslab.nft import parse_ruleset
+
+    state = parse_ruleset(listing)
+    edit(state.table("ip", "kube-proxy"))
+    return state.list_ruleset()
+
+
+def test_nft_exact_listing_verifies_clean(nft_lab):
+    lab, node, listing = nft_lab
+    r = verify_node(lab.cluster, node, listing, proxy={"mode": "nftables"})
+    assert r.ok() and r.diffs == [] and r.mode == "nftables" and r.ignored_chains == []
+    chains, items = r.compared
+    assert chains == 33 and items == 52
+    assert r.text().startswith("myk8s-worker: kube-proxy's table ip kube-proxy matches what it should have written "
+                               "(33 chains, sets and maps, 52 rules and elements compared)\nrendered for: nftables mode, node IP 172.18.0.3,")
+    # no mode in the options: the listing says it; nft list ruleset with another table: that table is ignored, whole
+    r = verify_node(lab.cluster, node, listing + FOREIGN_TABLE)
+    assert r.ok() and r.ignored_chains == ["table inet filter (the whole table)"]
+    assert "ignored (not kube-proxy's): 1 table: table inet filter (the whole table)" in r.text()
+
+
+def test_nft_an_endpoint_chain_removed_is_reported_exactly(nft_lab):
+    lab, node, listing = nft_lab
+    ep = next(n for n in parse_nft_table(listing).chains if n.startswith("endpoint-") and "kubernetes" in n)
+    expected = [r.listed for r in parse_nft_table(listing).chains[ep].rules]
+    r = verify_node(lab.cluster, node, _nft_edit(listing, lambda t: t.chains.pop(ep)), proxy={"mode": "nftables"})
+    assert not r.ok()
+    assert [(d.table, d.kind, d.chain, d.status, d.missing, d.unexpected) for d in r.diffs] == [
+        ("ip kube-proxy", "chain", ep, "missing", expected, [])]
+    assert expected == ["ip saddr 172.18.0.2 jump mark-for-masquerade", "meta l4proto tcp dnat to 172.18.0.2:6443"]
+    assert (f"ip kube-proxy chain {ep}: chain missing (2 rules expected)\n"
+            "  - ip saddr 172.18.0.2 jump mark-for-masquerade\n  - meta l4proto tcp dnat to 172.18.0.2:6443\n") in r.text()
+
+
+def test_nft_an_extra_element_and_a_foreign_table(nft_lab):
+    from kslab.nft import NftElement
+
+    lab, node, listing = nft_lab
+
+    def edit(t):
+        t.sets["cluster-ips"].elements[("10.200.1.99",)] = NftElement(("10.200.1.99",))
+
+    r = verify_node(lab.cluster, node, _nft_edit(listing, edit) + FOREIGN_TABLE, proxy={"mode": "nftables"})
+    assert [(d.kind, d.chain, d.status, d.missing, d.unexpected) for d in r.diffs] == [
+        ("set", "cluster-ips", "", [], ["element 10.200.1.99"])]
+    assert r.ignored_chains == ["table inet filter (the whole table)"]
+    assert "ip kube-proxy set cluster-ips:\n  + element 10.200.1.99\n" in r.text()
+    # a stale service chain (a chain kube-proxy did not write) and a map entry gone
+    def edit2(t):
+        from kslab.nft import NftChain
+
+        t.chains["service-STALE000-default/gone/tcp/http"] = NftChain("service-STALE000-default/gone/tcp/http")
+        m = t.sets["service-nodeports"]
+        m.elements.pop(next(iter(m.elements)))
+
+    r = verify_node(lab.cluster, node, _nft_edit(listing, edit2), proxy={"mode": "nftables"})
+    assert [(d.kind, d.chain, d.status, len(d.missing), len(d.unexpected)) for d in r.diffs] == [
+        ("map", "service-nodeports", "", 1, 0), ("chain", "service-STALE000-default/gone/tcp/http", "unexpected", 0, 0)]
+    assert r.diffs[0].missing[0].startswith("element tcp . 31808 : goto external-")
+
+
+def parse_nft_table(listing: str):
+    from kslab.nft import parse_ruleset
+
+    return parse_ruleset(listing).table("ip", "kube-proxy")
+
+
+def test_nft_mode_mismatch_and_bad_listings_are_one_line(nft_lab):
+    lab, node, listing = nft_lab
+    cluster, _, dump, knode, _ = load("kind")
+    with pytest.raises(InputError) as e:
+        verify_node(cluster, knode, dump, proxy={"mode": "nftables"})
+    assert str(e.value) == ("the rules of kind-worker3: is iptables-save output, but kube-proxy runs nftables mode (mode: "
+                            "nftables in its proxy options, e.g. its ConfigMap); give the node's `nft list ruleset` (or "
+                            "`nft list table ip kube-proxy`): kslab verify --nft FILE")
+    with pytest.raises(InputError, match=r"^the rules of myk8s-worker: is an nft listing, but kube-proxy runs iptables mode"):
+        verify_node(lab.cluster, node, listing, proxy={"mode": "iptables"})
+    with pytest.raises(InputError, match=r"^the nft listing of myk8s-worker: is empty; give the output of `nft list ruleset`"):
+        verify_node(lab.cluster, node, " \n", proxy={"mode": "nftables"})
+    with pytest.raises(InputError, match=r"^the nft listing of myk8s-worker: table ip kube-proxy: missing closing"):
+        verify_node(lab.cluster, node, "table ip kube-proxy {\n\tchain x {\n", proxy={"mode": "nftables"})
+    assert "\n" not in str(e.value)
+    # no table ip kube-proxy: nothing compared (not a match); iptables-nft's KUBE-* chains say what the node runs
+    r = verify_node(lab.cluster, node, FOREIGN_TABLE)
+    assert not r.ok() and not r.comparable() and "the listing holds no table ip kube-proxy (1 other table)" in r.not_comparable
+    ipt_nft = "table ip nat {\n\tchain KUBE-SERVICES {\n\t\tcounter packets 0 bytes 0 return\n\t}\n}\n"
+    r = verify_node(lab.cluster, node, ipt_nft, proxy={"mode": "nftables"})
+    assert "table ip nat holds iptables mode's KUBE-* chains (iptables-nft): that node's kube-proxy runs iptables mode" \
+        in r.not_comparable
+
+
+def test_nft_configmap_decides_the_mode_offline(nft_lab):
+    """A kube-proxy ConfigMap with mode: nftables gives verify_node its mode (cluster_from_objects + options)."""
+    import copy
+
+    objs = [o for o in __import__("kindfake").load_objects("myk8s")]
+    cm = copy.deepcopy(next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "kube-proxy"))
+    cm["data"]["config.conf"] = cm["data"]["config.conf"].replace("mode: iptables", "mode: nftables")
+    proxy = proxy_options_from_configmap(cm)
+    assert proxy["mode"] == "nftables"
+    cluster = cluster_from_objects([o for o in objs if o["kind"] != "ConfigMap"] + [cm])
+    text = (NFT_NODES / "myk8s-worker.nft").read_text()
+    # the objects do not say the ServiceCIDR: without it kube-proxy's drop of unallocated ClusterIPs is not predicted
+    r = verify_node(cluster, "myk8s-worker", text, proxy=proxy)
+    assert [(d.chain, d.unexpected) for d in r.diffs] == [
+        ("cluster-ips-check", ['ip daddr 10.200.1.0/24 drop comment "Drop traffic to unallocated ClusterIPs"'])]
+    assert r.rendered_for.endswith(", service CIDRs none known (no drop of unallocated ClusterIPs rendered: give --service-cidrs)")
+    r = verify_node(cluster, "myk8s-worker", text, proxy={**proxy, "service_cidrs": ("10.200.1.0/24",)})
+    assert r.ok() and r.mode == "nftables", r.text()
+    assert r.rendered_for.endswith(", service CIDRs 10.200.1.0/24")
+    with pytest.raises(InputError, match="is iptables-save output, but kube-proxy runs nftables mode"):
+        verify_node(cluster, "myk8s-worker", (KIND_NODES / "myk8s-worker.iptables-save").read_text(), proxy=proxy)
+
+
+def _nft_configmap(tmp_path, mode="nftables") -> Path:
+    from kindfake import load_objects
+
+    cm = next(o for o in load_objects("myk8s") if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "kube-proxy")
+    cm["data"]["config.conf"] = cm["data"]["config.conf"].replace("mode: iptables", f"mode: {mode}")
+    path = tmp_path / f"kube-proxy-{mode}.yaml"
+    path.write_text(yaml.safe_dump(cm))
+    return path
+
+
+def _kind_objects(tmp_path) -> Path:
+    """The fake cluster's objects as kubectl get svc,endpointslices,nodes -A -o yaml writes them (one List)."""
+    from kindfake import load_objects
+
+    items = [o for o in load_objects("myk8s") if o["kind"] in ("Node", "Service", "EndpointSlice")]
+    path = tmp_path / "objects.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
+    return path
+
+
+def test_cli_verify_an_nft_listing(tmp_path, capsys):
+    from kslab.cli import main
+
+    objects, cm = _kind_objects(tmp_path), _nft_configmap(tmp_path)
+    listing = NFT_NODES / "myk8s-worker.nft"
+    args = ["verify", "-f", str(objects), "--node", "myk8s-worker", "--proxy-config", str(cm), "--service-cidrs", "10.200.1.0/24"]
+    assert main([*args, "--nft", str(listing)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("myk8s-worker: kube-proxy's table ip kube-proxy matches what it should have written (")
+    assert f"node's rules from: {listing}\n" in out
+    # without a ConfigMap the listing says the mode; nft list ruleset with a foreign table
+    ruleset = tmp_path / "ruleset.nft"
+    ruleset.write_text(FOREIGN_TABLE + listing.read_text())
+    assert main(["verify", "-f", str(objects), "--node", "myk8s-worker", "--nft", str(ruleset)]) == 1  # defaults: no clusterCIDR
+    out = capsys.readouterr().out
+    # no clusterCIDR, no local-traffic detector predicted: the node's masquerade rules for off-cluster sources are extra
+    assert "  + ip daddr 10.200.1.233 ip saddr != 10.10.0.0/16 jump mark-for-masquerade\n" in out
+    assert "ignored (not kube-proxy's): 1 table: table inet filter" in out
+    assert "rendered for: nftables mode, node IP 172.18.0.3, clusterCIDR none," in out
+    # an edited listing: exit 1, the JSON names the chain
+    edited = tmp_path / "edited.nft"
+    ep = next(n for n in parse_nft_table(listing.read_text()).chains if n.startswith("endpoint-") and "svc-clusterip" in n)
+    edited.write_text(FOREIGN_TABLE + _nft_edit(listing.read_text(), lambda t: t.chains.pop(ep)))
+    assert main([*args, "--nft", str(edited), "--json"]) == 1
+    j = json.loads(capsys.readouterr().out)
+    assert j["ok"] is False and j["mode"] == "nftables" and [(d["kind"], d["chain"], d["status"]) for d in j["diffs"]] == [
+        ("chain", ep, "missing")]
+    assert j["ignored_chains"] == ["table inet filter (the whole table)"]
+
+
+@pytest.mark.parametrize("which,message", [
+    ("nft-as-iptables", "kslab: error: --iptables-save {nft}: is an nft listing (nft list ruleset), not iptables-save output; "
+                        "give it as --nft {nft}"),
+    ("iptables-as-nft", "kslab: error: --nft {ipt}: is iptables-save output, not an nft listing; give it as --iptables-save {ipt}"),
+    ("both", "kslab: error: --nft: cannot be combined with --iptables-save"),
+    ("configmap-iptables", "kslab: error: the rules of myk8s-worker: is an nft listing, but kube-proxy runs iptables mode"),
+    ("configmap-nftables", "kslab: error: the rules of myk8s-worker: is iptables-save output, but kube-proxy runs nftables mode"),
+    ("missing", "kslab: error: --nft nope.nft: no such file"),
+    ("bad-cidr", "kslab: error: --service-cidrs: '10.200.1.0/33' is not a CIDR"),
+    ("configmap-ipvs", "kslab: error: "),
+])
+def test_cli_nft_bad_input_exits_2_with_one_line(tmp_path, capsys, which, message):
+    from kslab.cli import main
+
+    objects = _kind_objects(tmp_path)
+    nft, ipt = str(NFT_NODES / "myk8s-worker.nft"), str(KIND_NODES / "myk8s-worker.iptables-save")
+    base = ["verify", "-f", str(objects), "--node", "myk8s-worker"]
+    args = {
+        "nft-as-iptables": ["--iptables-save", nft],
+        "iptables-as-nft": ["--nft", ipt],
+        "both": ["--nft", nft, "--iptables-save", ipt],
+        "configmap-iptables": ["--nft", nft, "--proxy-config", str(_nft_configmap(tmp_path, "iptables"))],
+        "configmap-nftables": ["--iptables-save", ipt, "--proxy-config", str(_nft_configmap(tmp_path, "nftables"))],
+        "missing": ["--nft", "nope.nft"],
+        "bad-cidr": ["--nft", nft, "--service-cidrs", "10.200.1.0/33"],
+        "configmap-ipvs": ["--nft", nft, "--proxy-config", str(_nft_configmap(tmp_path, "ipvs"))],
+    }[which]
+    assert main([*base, *args]) == 2
+    err = capsys.readouterr()
+    assert err.out == "" and err.err.startswith(message.format(nft=nft, ipt=ipt)) and err.err.count("\n") == 1, err.err
+    if which == "configmap-ipvs":
+        assert "kube-proxy runs in 'ipvs' mode; kslab models the iptables and nftables modes only" in err.err
+
+
+def test_live_kind_node_in_nftables_mode_by_docker_exec(fake_docker, tmp_path):
+    """A kind cluster whose kube-proxy ConfigMap says mode: nftables: verify_live reads the node's
+    `nft list ruleset` through docker exec (the generated listings, tests/data/kind-nodes-nft)."""
+    import shutil
+
+    for f in NFT_NODES.glob("*.nft"):
+        shutil.copy(f, tmp_path / "nodes" / f.name)
+    client = FixtureClient()
+    cm = next(o for o in client.objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "kube-proxy")
+    cm["data"]["config.conf"] = cm["data"]["config.conf"].replace("mode: iptables", "mode: nftables")
+    r = verify_live("myk8s-worker", client=client, docker=fake_docker)
+    assert r.ok() and r.mode == "nftables", r.text()
+    assert r.source == "docker exec myk8s-worker nft list ruleset (context kind-myk8s)"
+    (tmp_path / "nodes" / "myk8s-worker2.nft").write_text(
+        _nft_edit((NFT_NODES / "myk8s-worker2.nft").read_text(), lambda t: t.sets["cluster-ips"].elements.clear()))
+    r = verify_live("myk8s-worker2", client=client, docker=fake_docker)
+    assert [(d.kind, d.chain, len(d.missing)) for d in r.diffs] == [("set", "cluster-ips", 4)]
+
+
+def test_lab_verify_in_nftables_mode_on_sim_and_a_hand_edit():
+    import re as _re
+
+    import kslab
+
+    lab = kslab.Lab(proxy_mode="nftables")
+    assert lab.verify("myk8s-worker").ok()
+    ep = next(n for n in _re.findall(r"^\tchain (\S+) \{$", lab.nft_list("myk8s-worker"), _re.M) if n.startswith("endpoint-"))
+    assert lab.dataplane.delete_rules(_re.compile("^" + _re.escape(ep) + " "), ["myk8s-worker"]) > 0
+    r = lab.verify("myk8s-worker")
+    assert [(d.kind, d.chain, d.status, len(d.missing), len(d.unexpected)) for d in r.diffs] == [("chain", ep, "", 2, 0)]
