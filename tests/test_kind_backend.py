@@ -567,3 +567,65 @@ def test_kslab_apply_bad_input_and_no_cluster_are_one_line(tmp_path, monkeypatch
     assert err.startswith("kslab: error: no kubeconfig at ") and len(err.splitlines()) == 1
     assert main(["apply", "-f", str(tmp_path / "nope.yaml")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+# ---- a kind cluster whose kube-proxy runs nftables mode ---------------------------------------------
+NFT_NODES = ROOT / "tests" / "data" / "kind-nodes-nft"
+
+
+def _kube_proxy_in_nftables_mode(server, state: Path) -> None:
+    """The fake cluster's kube-proxy ConfigMap switched to mode: nftables, and each node's `nft list
+    ruleset` (the generated listings, tests/data/kind-nodes-nft/SOURCES.md) in the fake docker's nodes."""
+    import shutil
+
+    cm = server.store.get("ConfigMap", "kube-system", "kube-proxy")
+    assert "mode: iptables" in cm["data"]["config.conf"]
+    cm["data"]["config.conf"] = cm["data"]["config.conf"].replace("mode: iptables", "mode: nftables")
+    server.store.put(cm)
+    nodes = Path(os.environ["KSLAB_FAKE_DOCKER_NODES"])
+    for f in NFT_NODES.glob("*.nft"):
+        shutil.copy(f, nodes / f.name)
+
+
+def test_the_recorded_nft_listings_are_what_the_script_writes():
+    sys.path.insert(0, str(ROOT / "tests" / "kindfake"))
+    from record_nft import listings
+
+    made = listings()
+    assert sorted(made) == sorted(p.stem for p in NFT_NODES.glob("*.nft"))
+    for node, text in made.items():
+        assert (NFT_NODES / f"{node}.nft").read_text() == text, f"regenerate: PYTHONPATH=. python tests/kindfake/record_nft.py ({node})"
+
+
+def test_lab_on_a_live_cluster_in_nftables_mode(live):
+    server, state = live
+    _kube_proxy_in_nftables_mode(server, state)
+    with kslab.Lab(backend="kind") as lab:
+        assert lab.backend == "kind" and lab.proxy_mode == "nftables" and lab.proxy_options["mode"] == "nftables"
+        ruleset = lab.render("myk8s-worker")
+        assert ruleset.mode == "nftables"
+        predicted = ruleset.list_text()
+        real = lab.nft_list("myk8s-worker")  # docker exec NODE nft list table ip kube-proxy
+        assert real == (NFT_NODES / "myk8s-worker.nft").read_text() == predicted
+        assert ["exec", "myk8s-worker", "nft", "list", "table", "ip", "kube-proxy"] in docker_calls(state)
+        out = lab.sh("myk8s-worker", "nft list table ip kube-proxy")
+        assert out.returncode == 0 and str(out) == real
+        chains = lab.sh("myk8s-worker", "nft list ruleset | grep -c 'chain service-'")
+        assert int(str(chains)) == predicted.count("\tchain service-")
+        # the nodes' real tables and the prediction agree: lab.verify compares table ip kube-proxy
+        r = lab.verify("myk8s-worker")
+        assert r.ok() and r.mode == "nftables", r.text()
+        # no exec per sync: the Lab's Proxiers list no chains on the live nodes
+        assert lab.dataplane.existing_chains("myk8s-worker", "nftables") == []
+    # the mode is the cluster's: asking another one is a one-line error, not a wrong prediction
+    with pytest.raises(InputError) as e:
+        kslab.Lab(backend="kind", proxy_mode="iptables")
+    assert str(e.value).startswith("proxy_mode: 'iptables': the live cluster's kube-proxy runs nftables mode") and "\n" not in str(e.value)
+
+
+def test_a_live_node_without_table_ip_kube_proxy(live):
+    """iptables mode (the fixture's): nft list table ip kube-proxy fails with nft's own error: nft_list is ""."""
+    with kslab.Lab(backend="kind") as lab:
+        assert lab.proxy_mode == "iptables" and lab.dataplane.nft_list("myk8s-worker") == ""
+        out = lab.sh("myk8s-worker", "nft list table ip kube-proxy")
+        assert out.returncode == 1 and out.stderr.startswith("Error: No such file or directory\nlist table ip kube-proxy")
