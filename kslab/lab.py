@@ -519,6 +519,10 @@ class Lab:
         restarted kube-proxy, so a full sync. Checked first: an unknown option or a bad value
         is a one-line InputError and the lab is left as it was."""
         merged = {**self.proxy_options, **check_proxy_options(options)}
+        if getattr(self.control, "live", False) and (merged.get("mode") or "iptables") != self.proxy_mode:
+            raise InputError("mode", f"{merged.get('mode')!r}: the live cluster's kube-proxy runs {self.proxy_mode} mode "
+                             "(its kube-system/kube-proxy ConfigMap), which kslab does not change",
+                             f"try the other mode on a sim twin: lab.copy().set_proxy(mode={merged.get('mode')!r})")
         configs = {n.name: self.proxy_config(n.name, merged) for n in self.cluster.nodes}
         self.proxy_options = merged
         self._proxiers = {name: Proxier(config) for name, config in configs.items()}

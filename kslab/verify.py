@@ -29,6 +29,14 @@ KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL: :data:`UNORDERED_CHAINS`) the order
 random from sync to sync, so only the rules are compared, and that the nodeports rule is
 KUBE-SERVICES' last. In built-in chains kube-proxy prepends its jumps only when missing, so
 their order depends on the node's history: compared as a set.
+
+kube-proxy's nftables mode (the proxy options' ``mode: nftables``, from the ConfigMap, or an
+``nft list`` dump when no mode is given): :func:`verify_node_nft` compares the node's ``nft list
+ruleset`` (or ``nft list table ip kube-proxy``) with the ``nft list`` form of kube-proxy's full
+sync (:func:`expected_nft`), per chain (declaration and rules, in order) and per set and map
+(declaration and elements, as a set; a ``dynamic`` set's elements are connection state, not
+compared), in the same report shape; every other table (iptables-nft's, Docker's, a CNI's) is
+listed as ignored. A dump of the other mode is a one-line InputError naming the fix.
 """
 
 from __future__ import annotations

@@ -617,6 +617,9 @@ def test_lab_on_a_live_cluster_in_nftables_mode(live):
         assert r.ok() and r.mode == "nftables", r.text()
         # no exec per sync: the Lab's Proxiers list no chains on the live nodes
         assert lab.dataplane.existing_chains("myk8s-worker", "nftables") == []
+        with pytest.raises(InputError, match=r"^mode: 'iptables': the live cluster's kube-proxy runs nftables mode"):
+            lab.set_proxy(mode="iptables")
+        assert lab.proxy_mode == "nftables"
     # the mode is the cluster's: asking another one is a one-line error, not a wrong prediction
     with pytest.raises(InputError) as e:
         kslab.Lab(backend="kind", proxy_mode="iptables")

@@ -901,7 +901,9 @@ def test_nft_configmap_decides_the_mode_offline(nft_lab):
     """A kube-proxy ConfigMap with mode: nftables gives verify_node its mode (cluster_from_objects + options)."""
     import copy
 
-    objs = [o for o in __import__("kindfake").load_objects("myk8s")]
+    from kindfake import load_objects
+
+    objs = load_objects("myk8s")
     cm = copy.deepcopy(next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "kube-proxy"))
     cm["data"]["config.conf"] = cm["data"]["config.conf"].replace("mode: iptables", "mode: nftables")
     proxy = proxy_options_from_configmap(cm)
