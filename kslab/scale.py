@@ -429,16 +429,18 @@ def environment_meta(command: Sequence[str] | None = None) -> dict[str, Any]:
     ``uname -r``, ``iptables -V``, ``nft --version``, the UTC date, ``/proc/loadavg``, CPUs."""
     from .xtables.kernel import require_tool
 
-    try:
-        iptables = _tool_line([require_tool("iptables"), "-V"])
-    except EnvironmentProblem:
-        iptables = "not installed"
+    def version(tool: str, flag: str) -> str:
+        try:
+            return _tool_line([require_tool(tool), flag])
+        except EnvironmentProblem:
+            return "not installed"
+
     try:
         from .nft.kernel import nft_version
 
         nft = nft_version()
     except (ImportError, EnvironmentProblem):
-        nft = "unknown"
+        nft = version("nft", "--version")  # a version query only: nothing is loaded or listed
     try:
         loadavg = Path("/proc/loadavg").read_text().strip()
     except OSError:
@@ -446,7 +448,8 @@ def environment_meta(command: Sequence[str] | None = None) -> dict[str, Any]:
     return {
         "command": " ".join(command if command is not None else sys.argv),
         "kernel": platform.release(),
-        "iptables": iptables,
+        "iptables": version("iptables", "-V"),
+        "iptables_legacy": version("iptables-legacy", "-V"),
         "nft": nft,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "loadavg": loadavg,
@@ -457,7 +460,7 @@ def environment_meta(command: Sequence[str] | None = None) -> dict[str, Any]:
 
 def _label(meta: Mapping[str, Any]) -> str:
     return (f"RECORDED on {meta.get('date', '?')} (not measured now): kernel {meta.get('kernel', '?')}, "
-            f"{meta.get('iptables', '?')}, nft {meta.get('nft', '?')}, {meta.get('cpus', '?')} CPUs, "
+            f"{meta.get('iptables', '?')}, {meta.get('nft', '?')}, {meta.get('cpus', '?')} CPUs, "
             f"load average {str(meta.get('loadavg', '?')).split(' ')[0]} at the start")
 
 
