@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import ipaddress
 import os
 import sys
 import time
@@ -29,32 +28,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kslab.model import Endpoint, EndpointPort, EndpointSlice, Service, ServicePort  # noqa: E402
+from kslab.model import Endpoint, EndpointSlice, Service  # noqa: E402
 from kslab.proxy.config import ProxyConfig  # noqa: E402
 from kslab.proxy.iptables import render  # noqa: E402
 from kslab.proxy.proxier import Proxier  # noqa: E402
+from kslab.synthetic import synthetic_cluster  # noqa: E402
 
 TARGET_SECONDS = 0.6
 
 
 def make_cluster(n_services: int, n_endpoints: int) -> tuple[list[Service], list[EndpointSlice]]:
-    services, slices = [], []
-    svc_base = int(ipaddress.IPv4Address("10.96.0.0"))
-    pod_base = int(ipaddress.IPv4Address("10.10.0.0"))
-    k = 0
-    for i in range(n_services):
-        name = f"svc{i:05d}"
-        services.append(
-            Service(name=name, namespace="bench", cluster_ip=str(ipaddress.IPv4Address(svc_base + 1 + i)),
-                    ports=[ServicePort(port=80, name="http", protocol="TCP", target_port=8080)])
-        )
-        eps = []
-        for j in range(n_endpoints):
-            k += 1
-            eps.append(Endpoint(addresses=[str(ipaddress.IPv4Address(pod_base + k))], node_name=f"node{j % 4}"))
-        slices.append(EndpointSlice(name=f"{name}-abcde", namespace="bench", service_name=name,
-                                    ports=[EndpointPort(port=8080, name="http", protocol="TCP")], endpoints=eps))
-    return services, slices
+    """N ClusterIP Services x M endpoints (:func:`kslab.synthetic.synthetic_cluster`)."""
+    state = synthetic_cluster(n_services, n_endpoints, node="node0")
+    return state.services, state.endpoint_slices
 
 
 # ---- the baseline: the same ClusterIP rules, written plainly -----------------------------------
