@@ -275,7 +275,10 @@ def _add_trace(sub) -> None:
     _add_files(p)
     p.add_argument("--iptables-save", metavar="FILE", nargs="+",
                    help="trace through a real node's rules instead: iptables-save output, or iptables -S listings")
-    p.add_argument("--node-ip", help="with --iptables-save: the node's IP")
+    p.add_argument("--nft", metavar="FILE", nargs="+",
+                   help="trace through a node's nftables ruleset instead (kube-proxy's nftables mode): "
+                        "nft list ruleset output, or kube-proxy's nft text; only table ip kube-proxy runs")
+    p.add_argument("--node-ip", help="with --iptables-save or --nft: the node's IP")
     p.add_argument("--node", help="the node where an IP client's packet enters (default: where the client is)")
     p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP")
     p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port], NODE:nodePort or NODE:service")
@@ -289,7 +292,22 @@ def _add_trace(sub) -> None:
 
 
 def cmd_trace(args) -> int:
-    if args.iptables_save:
+    if args.nft:
+        from .sim.single import trace_nft
+        from .sim.trace import trace_of
+
+        if args.iptables_save:
+            raise InputError("--nft", "cannot be combined with --iptables-save", "give one node's ruleset: nftables or iptables")
+        if args.files:
+            raise InputError("--nft", "cannot be combined with -f", "give either a ruleset or manifests")
+        if not args.node_ip:
+            raise InputError("--node-ip", "required with --nft", "give the IP of the node the ruleset came from")
+        if args.context or args.context_any:
+            raise InputError("--context", "does not apply to --nft (the file is the node's rules)", "drop it")
+        if args.node or args.backend != "sim":
+            raise InputError("--node" if args.node else "--backend", "does not apply to --nft (the file is one node's rules)", "drop it")
+        trace = trace_of(trace_nft(args.nft, node_ip=args.node_ip, src=args.src, to=args.dst, seed=args.seed))
+    elif args.iptables_save:
         from .sim.single import trace_dump
         from .sim.trace import trace_of
 

@@ -40,6 +40,7 @@ DEBIAN_PACKAGE = {
     "iptables-save": "iptables",
     "iptables-legacy-restore": "iptables",
     "nfacct": "nfacct",
+    "nft": "nftables",
     "conntrack": "conntrack",
     "iperf3": "iperf3",
     "chromium": "chromium",
@@ -155,6 +156,28 @@ def iptables_backend(version_output: str) -> str | None:
     return m.group(1) if m else None
 
 
+NFT_MIN_VERSION = (1, 0, 1)  # knftables, which kube-proxy's nftables mode uses, needs nft 1.0.1+
+
+
+def check_nft(probe: Probe) -> Check:
+    """``nft --version`` (a version print; doctor loads nothing): kube-proxy's nftables mode on
+    netns (``Lab(proxy_mode="nftables")``) needs nft 1.0.1 or later. Optional: iptables mode works without."""
+    why = "optional: kube-proxy's nftables mode on netns (proxy_mode=\"nftables\") needs it"
+    if not probe.which("nft"):
+        return _tool(probe, "nft", required=False, why=why)
+    rc, out = probe.run(["nft", "--version"])
+    first = out.splitlines()[0] if out else "no output"
+    m = re.search(r"v(\d+)\.(\d+)(?:\.(\d+))?", out) if rc == 0 else None
+    version = tuple(int(g or 0) for g in m.groups()) if m else None
+    if version is None:
+        return Check("nft --version", False, f"nft --version failed: {first}" if rc else f"{first} (no version found)",
+                     _apt("nftables"), required=False)
+    if version < NFT_MIN_VERSION:
+        return Check("nft --version", False, f"{first}: older than 1.0.1 ({why})",
+                     "install a newer Debian package nftables (bookworm has 1.0.6)", required=False)
+    return Check("nft --version", True, f"{first}: kube-proxy's nftables mode can be loaded", "", required=False)
+
+
 def check_netns(probe: Probe) -> BackendStatus:
     checks: list[Check] = []
     root = probe.geteuid() == 0
@@ -170,6 +193,7 @@ def check_netns(probe: Probe) -> BackendStatus:
         checks.append(Check("iptables -V", rc == 0, detail, "" if rc == 0 else _apt("iptables")))
     checks.append(_tool(probe, "iptables-legacy-restore", required=False,
                         why="optional: legacy loads very large rulesets faster"))
+    checks.append(check_nft(probe))
     checks.append(_tool(probe, "nfacct", required=False,
                         why="without it: rules lack nfacct counters; kernel round-trip tests skip"))
     checks.append(_tool(probe, "conntrack", required=False, why="optional: to inspect the kernel's conntrack table"))

@@ -46,7 +46,7 @@ from .errors import EnvironmentProblem, InputError
 from .loadbalancer import LBState
 from .manifests import Document, load_documents, parse_service
 from .model import DEFAULT_NODE_PORT_RANGE, ClusterState, LoadBalancerIngress
-from .proxy.config import DEFAULT_MIN_SYNC_PERIOD, ProxyConfig, check_options as check_proxy_options
+from .proxy.config import DEFAULT_MIN_SYNC_PERIOD, PROXY_MODES, ProxyConfig, check_options as check_proxy_options
 from .proxy.iptables import RuleSet, render
 from .proxy.proxier import Proxier, SyncResult
 from .resources import study_lab
@@ -97,7 +97,13 @@ class Lab:
 
     ``max_endpoints_per_slice`` (1..1000, default 100) is kube-controller-manager's
     ``--max-endpoints-per-slice``: how many endpoints the EndpointSlice controller puts in one
-    slice (:mod:`kslab.endpointslice`); on a live cluster only its own value, 100 on kind."""
+    slice (:mod:`kslab.endpointslice`); on a live cluster only its own value, 100 on kind.
+
+    ``proxy_mode`` (``"iptables"``, the default, or ``"nftables"``) is kube-proxy's
+    ``--proxy-mode`` on every node, kept as the proxy option ``mode`` (the same as
+    ``proxy={"mode": ...}``; :meth:`set_proxy` ``(mode=...)`` switches a running lab, and each
+    node's kube-proxy removes the other mode's rules first, as its ``CleanupLeftovers`` does).
+    Unset, ``$KSLAB_PROXY_MODE`` decides (not on a live cluster, whose kube-proxy's own mode is read)."""
 
     def __init__(
         self,
@@ -111,6 +117,7 @@ class Lab:
         allow_any_context: bool = False,
         node_port_range: str | tuple[int, int] | None = None,
         max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE,
+        proxy_mode: str | None = None,
     ) -> None:
         self._max_endpoints_per_slice = check_max_endpoints_per_slice(max_endpoints_per_slice)
         # the API server's --service-node-port-range (default 30000-32767); checked before anything starts
@@ -140,7 +147,8 @@ class Lab:
             raise InputError(
                 "max_endpoints_per_slice", "a live cluster's slice size is its kube-controller-manager's --max-endpoints-per-slice, which kslab does not change",
                 f"try it on the simulator: kslab.Lab(backend=\"sim\", max_endpoints_per_slice={max_endpoints_per_slice})")
-        self._proxy_at_start = check_proxy_options({**(live.proxy_options if live else {}), **(proxy or {})})
+        proxy = _with_proxy_mode(proxy, proxy_mode, from_env=live is None)
+        self._proxy_at_start = check_proxy_options({**(live.proxy_options if live else {}), **proxy})
         self.proxy_options = dict(self._proxy_at_start)
         self.backend = backend
         self.seed = seed  # the traffic's
@@ -221,12 +229,31 @@ class Lab:
         opts = self.proxy_options if options is None else options
         return ProxyConfig.for_node(self.cluster, node, **{**opts, **self.dataplane.kernel_features()})
 
+    @property
+    def proxy_mode(self) -> str:
+        """kube-proxy's ``--proxy-mode`` on the lab's nodes: ``"iptables"`` or ``"nftables"``."""
+        return self.proxy_options.get("mode") or "iptables"
+
     def render(self, node: str) -> RuleSet:
-        """The ruleset kube-proxy programs on ``node`` (see :class:`kslab.proxy.iptables.RuleSet`)."""
+        """The ruleset kube-proxy programs on ``node`` in the node's proxy mode (see
+        :class:`kslab.proxy.iptables.RuleSet`; in nftables mode
+        :class:`kslab.proxy.nftables.NftRuleSet`, whose ``raw_text()`` is ``nft -f`` input)."""
         self.cluster.node(node)
         if node not in self._rules:  # after a partial sync: rendered when asked, not on every change
-            self._rules[node] = render(self.cluster.services, self.cluster.endpoint_slices, self._proxiers[node].config)
+            config = self._proxiers[node].config
+            if config.mode == "nftables":
+                from .proxy.nftables import render as render_nft
+
+                self._rules[node] = render_nft(self.cluster.services, self.cluster.endpoint_slices, config)
+            else:
+                self._rules[node] = render(self.cluster.services, self.cluster.endpoint_slices, config)
         return self._rules[node]
+
+    def nft_list(self, node: str) -> str:
+        """What ``nft list table ip kube-proxy`` prints on ``node`` now (``""`` in iptables mode):
+        the kernel's own listing on netns, the simulator's (in nft's format) on sim."""
+        self.cluster.node(node)
+        return self.dataplane.nft_list(node)
 
     def _sync(self, full: bool = False, nodes: Iterable[str] | None = None) -> None:
         """kube-proxy's sync on every node, as kube-proxy decides it (full the first time and
@@ -251,7 +278,7 @@ class Lab:
         def sync(node: str) -> list[SyncResult]:
             return self._proxiers[node].sync_and_retry(
                 self.cluster.services, self.cluster.endpoint_slices, lambda rs: dp.sync_rules(node, rs),
-                list_nat_chains=lambda: dp.nat_chains(node), now=dp.now)
+                list_nat_chains=lambda: self._existing_chains(node), now=dp.now)
 
         if dp.concurrent_syncs and len(names) > 1:  # each node's kube-proxy on its own node
             with ThreadPoolExecutor(max_workers=len(names)) as pool:
@@ -272,6 +299,13 @@ class Lab:
                 raise EnvironmentProblem(f"kube-proxy's sync failed on {name}: {results[-1].error}")
             if not results[-1].ruleset.partial:
                 self._rules[name] = results[-1].ruleset  # a full sync's text is the node's whole ruleset
+
+    def _existing_chains(self, node: str) -> list[str]:
+        """What node ``node``'s kube-proxy lists before a sync to find what went stale: the nat
+        table's chains (iptables mode), the ``kube-proxy`` table's chains and sets (nftables)."""
+        mode = self._proxiers[node].mode.name
+        chains = self.dataplane.existing_chains(node, mode)
+        return chains + self.dataplane.existing_sets(node, mode) if mode == "nftables" else chains
 
     def _changed(self) -> None:
         """After a control-plane change: pods first (new ones answer), then kube-proxy's sync."""
@@ -885,6 +919,24 @@ class Lab:
             raise InputError("src", "no clients given", "name a pod, a node, mypc or an IP")
         dst, port, proto = self.destination(to)
         return self.dataplane.connect(clients, dst, port, proto, n, seed=seed, interval=interval, timeout=timeout)
+
+
+def _with_proxy_mode(proxy: dict | None, proxy_mode: str | None, *, from_env: bool) -> dict:
+    """``Lab(proxy=..., proxy_mode=...)``'s proxy options: ``proxy_mode`` as the option ``mode``
+    (given twice, the two must agree), else ``$KSLAB_PROXY_MODE`` when ``from_env`` and the
+    options name no mode. Values are checked with the other options (:func:`check_proxy_options`)."""
+    out = dict(proxy or {})
+    if proxy_mode is not None:
+        if out.get("mode") not in (None, proxy_mode):
+            raise InputError("proxy_mode", f"{proxy_mode!r} contradicts proxy={{'mode': {out['mode']!r}}}",
+                             "give the mode once: Lab(proxy_mode=\"nftables\")")
+        out["mode"] = proxy_mode
+    elif from_env and out.get("mode") is None and (env := os.environ.get("KSLAB_PROXY_MODE", "").strip()):
+        if env not in PROXY_MODES:
+            raise InputError("KSLAB_PROXY_MODE", f"{env!r} is not a proxy mode kslab implements",
+                             "set it to one of " + ", ".join(PROXY_MODES) + " or unset it")
+        out["mode"] = env
+    return out
 
 
 def _live_range_error() -> InputError:

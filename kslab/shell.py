@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ShellOutput", "Command", "IptablesList", "IptablesRules", "IptablesSave", "ConntrackList", "ConntrackCount",
-    "IpRoute", "Curl", "Hostname", "Kubectl", "Cat", "ListRecent", "Nfacct", "Stage", "parse", "bind", "run_pipeline", "resolve_host",
+    "IpRoute", "Curl", "Hostname", "Kubectl", "Cat", "ListRecent", "Nfacct", "NftList", "Stage", "parse", "bind", "run_pipeline", "resolve_host",
     "SUPPORTED", "TABLES", "CURL_MAX_TIME", "CONNTRACK_VERSION", "CURL_VERSION",
 ]  # fmt: skip
 
@@ -60,7 +60,7 @@ SUPPORTED = (
     "iptables-save [-t TABLE] [-c]; conntrack -L [-p PROTO] [-s IP] [-d IP] [-r IP] [-q IP] [--sport P] [--dport P] "
     "[--state S] [-n] [-g]; conntrack -C; ip [-c] route; "
     "curl [-s] [-S] [-i] [-I] [-m SECONDS] [-o /dev/null] [-w '%{http_code}'] URL; hostname; kubectl ...; "
-    "nfacct list; nfacct get NAME; "
+    "nfacct list; nfacct get NAME; nft list ruleset; nft list tables; nft list table [ip] kube-proxy; "
     "cat /proc/net/xt_recent/LIST; cat /sys/module/xt_recent/parameters/PARAM; ls /proc/net/xt_recent; "
     "cat /proc/sys/net/ipv4/conf/all/route_localnet; "
     "piped to grep [-v] [-i] [-E] [-F] [-w] [-c] PATTERN, head -n N, tail -n N, wc -l, sort [-r] [-n] [-u], uniq [-c]"
@@ -282,6 +282,23 @@ class Cat(Command):
 @dataclass(frozen=True)
 class ListRecent(Command):
     """``ls /proc/net/xt_recent``: the namespace's xt_recent lists, one name a line."""
+
+
+@dataclass(frozen=True)
+class NftList(Command):
+    """``nft list ruleset`` (every table), ``nft list tables`` (their names) or ``nft list table
+    [FAMILY] NAME`` (one table), as nft prints them; kube-proxy's nftables mode keeps its rules
+    in ``table ip kube-proxy``."""
+
+    what: str = "ruleset"  # ruleset, tables, table
+    family: str = "ip"
+    table: str = ""
+
+    def missing(self) -> ShellOutput:
+        """nft's answer for a table that does not exist (ENOENT), caret line included."""
+        words = " ".join(self.argv[1:])
+        start = len(words) - len(self.table)
+        return ShellOutput("", f"Error: No such file or directory\n{words}\n{' ' * start}{'^' * len(self.table)}\n", 1)
 
 
 @dataclass(frozen=True)
@@ -670,6 +687,23 @@ def _parse_nfacct(argv: list[str]) -> Command:
     raise InputError("nfacct", f"nfacct {' '.join(args)} is not supported", "write nfacct list or nfacct get NAME")
 
 
+NFT_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
+
+
+def _parse_nft(argv: list[str]) -> Command:
+    args = argv[1:]
+    if args == ["list", "ruleset"]:
+        return NftList(tuple(argv), "ruleset")
+    if args == ["list", "tables"]:
+        return NftList(tuple(argv), "tables")
+    if args[:2] == ["list", "table"] and len(args) in (3, 4):
+        family, name = (args[2], args[3]) if len(args) == 4 else ("ip", args[2])
+        if family not in NFT_FAMILIES:
+            raise InputError("nft", f"unknown family {family!r}", f"families are {', '.join(NFT_FAMILIES)}; kube-proxy's table is ip kube-proxy")
+        return NftList(tuple(argv), "table", family, name)
+    raise InputError("nft", f"nft {' '.join(args)} is not supported", f"supported here: {_supported('nft')}")
+
+
 def _parse_hostname(argv: list[str]) -> Command:
     if len(argv) > 1:
         raise InputError("hostname", f"option {argv[1]} is not supported", "write hostname")
@@ -710,6 +744,7 @@ _TOOLS: dict[str, Callable[[list[str]], Command]] = {
     "ip": _parse_ip,
     "curl": _parse_curl,
     "nfacct": _parse_nfacct,
+    "nft": _parse_nft,
     "hostname": _parse_hostname,
     "kubectl": lambda argv: Kubectl(tuple(argv)),
 }

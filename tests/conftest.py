@@ -53,21 +53,21 @@ def netns_unavailable() -> str | None:
 
 
 @contextlib.contextmanager
-def _sim_and_kernel(seed: int):
+def _sim_and_kernel(seed: int, **lab_options):
     """The study's lab twice from one seed, on the simulator and on the kernel (netns), checked
     to be the same cluster; the kernel's lab comes down on exit. For module fixtures of tests
-    that compare the two backends."""
+    that compare the two backends. ``lab_options`` go to both Labs (``proxy_mode="nftables"``)."""
     from kslab.lab import Lab
 
-    sim = Lab(seed=seed)
-    with Lab(backend="netns", seed=seed) as kernel:
+    sim = Lab(seed=seed, **lab_options)
+    with Lab(backend="netns", seed=seed, **lab_options) as kernel:
         assert [(p.name, p.pod_ip) for p in sim.cluster.pods] == [(p.name, p.pod_ip) for p in kernel.cluster.pods]
         yield sim, kernel
 
 
 @pytest.fixture(scope="session")
 def sim_and_kernel():
-    """``with sim_and_kernel(seed) as (sim, kernel):`` (see :func:`_sim_and_kernel`)."""
+    """``with sim_and_kernel(seed[, proxy_mode=...]) as (sim, kernel):`` (see :func:`_sim_and_kernel`)."""
     return _sim_and_kernel
 
 

@@ -287,3 +287,20 @@ def test_ci_runs_the_readme_test_command():
     command = next(b.strip() for b in blocks if "pytest" in b)
     ci = (ROOT / ".ci" / "run").read_text()
     assert command in [line.strip() for line in ci.splitlines()]
+
+
+@pytest.mark.parametrize("tools,answer,ok,says", [
+    (ALL_TOOLS | {"nft"}, (0, "nftables v1.0.6 (Lester Gooch #5)"), True, "nftables v1.0.6"),
+    (ALL_TOOLS | {"nft"}, (0, "nftables v0.9.8 (E.D.S.)"), False, "older than 1.0.1"),
+    (ALL_TOOLS, None, False, "not found"),
+])
+def test_nft_line_is_optional_and_checks_the_version(tmp_path, tools, answer, ok, says):
+    """The netns backend's nft line (kube-proxy's nftables mode): the version nft reports, 1.0.1
+    or later; missing or too old only warns (iptables mode works without) and names the package."""
+    probe = machine(tmp_path, tools=tools, runs={("nft", "--version"): answer} if answer else None)
+    netns = by_name(diagnose(probe))["netns"]
+    check = next(c for c in netns.checks if c.name.startswith("nft"))
+    assert check.ok is ok and says in check.detail and not check.required
+    assert netns.usable
+    if not ok:
+        assert "nftables" in check.fix

@@ -1,6 +1,10 @@
 """Sim vs kernel on the same scenario: the same cluster state, rendered by the same code, run by
 the simulator and by the Linux kernel (network namespaces, real TCP). Same endpoints reached, same
-source address seen, distributions consistent (chi-square test of homogeneity, p > 0.01)."""
+source address seen, distributions consistent (chi-square test of homogeneity, p > 0.01).
+
+The tests marked with :data:`BOTH_MODES` run in both kube-proxy modes: ``iptables`` (the labs
+``labs``/``pair``) and ``nftables`` (``nft_labs``/``nft_pair``: the same seeds, every node's
+kube-proxy in nftables mode, ``nft -f`` in the kernel and the simulator's nft interpreter)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,40 @@ def labs(sim_and_kernel):
     """The same lab on the simulator and on the kernel (the latter's NetnsLab, to open connections directly)."""
     with sim_and_kernel(21) as (sim, on_kernel):
         yield sim, on_kernel.dataplane.kernel
+
+
+BOTH_MODES = pytest.mark.parametrize("proxy_mode", ["iptables", "nftables"])
+
+
+def in_mode(request, fixture: str, proxy_mode: str):
+    """The module's lab pair ``fixture`` in ``proxy_mode`` (the nftables pairs are built on first use)."""
+    return request.getfixturevalue(fixture if proxy_mode == "iptables" else f"nft_{fixture}")
+
+
+def assert_nftables_mode(sim: Lab, kernel: Lab) -> None:
+    """Both labs really run kube-proxy's nftables mode: the kernel's nodes hold ``table ip
+    kube-proxy`` and no KUBE-SERVICES chain, the simulator's syncs were nftables rulesets."""
+    for node in (n.name for n in kernel.cluster.nodes):
+        assert "chain services {" in kernel.nft_list(node)
+        assert ":KUBE-SERVICES" not in kernel.save_text(node)
+    assert sim.proxy_mode == kernel.proxy_mode == "nftables"
+    assert {getattr(s.ruleset, "mode", "iptables") for s in sim.syncs} == {"nftables"}
+
+
+@pytest.fixture(scope="module")
+def nft_labs(sim_and_kernel):
+    """``labs`` in nftables mode."""
+    with sim_and_kernel(21, proxy_mode="nftables") as (sim, on_kernel):
+        assert_nftables_mode(sim, on_kernel)
+        yield sim, on_kernel.dataplane.kernel
+
+
+@pytest.fixture(scope="module")
+def nft_pair(sim_and_kernel):
+    """``pair`` in nftables mode."""
+    with sim_and_kernel(31, proxy_mode="nftables") as labs:
+        assert_nftables_mode(*labs)
+        yield labs
 
 
 def kernel_counts(run) -> dict[str, int]:
@@ -65,9 +103,10 @@ def test_clusterip_three_endpoints(labs):
     assert set(df["source_ip_seen"]) == {net_pod_ip}
 
 
+@BOTH_MODES
 @pytest.mark.parametrize("node", ["myk8s-control-plane", "myk8s-worker", "myk8s-worker2", "myk8s-worker3"])
-def test_nodeport_cluster_policy_from_mypc(labs, node):
-    sim, kernel = labs
+def test_nodeport_cluster_policy_from_mypc(request, proxy_mode, node):
+    sim, kernel = in_mode(request, "labs", proxy_mode)
     np = sim.cluster.service("svc-nodeport").ports[0].node_port
     ip = sim.cluster.node(node).internal_ip
     run = kernel.connect("mypc", ip, np, N // 4)
@@ -112,7 +151,9 @@ def pair(sim_and_kernel):
         yield labs
 
 
-def test_clusterip_five_endpoints(pair):
+@BOTH_MODES
+def test_clusterip_five_endpoints(request, proxy_mode):
+    pair = in_mode(request, "pair", proxy_mode)
     sim, kernel = pair
     for lab in pair:
         lab.scale("deploy-echo", 5)
@@ -125,7 +166,9 @@ def test_clusterip_five_endpoints(pair):
                       lambda retest: sim_counts(sim.run("net-pod", "svc-nodeport", n=N, seed=104)) if retest else sc)
 
 
-def test_client_ip_affinity_from_several_clients(pair):
+@BOTH_MODES
+def test_client_ip_affinity_from_several_clients(request, proxy_mode):
+    pair = in_mode(request, "pair", proxy_mode)
     sim, kernel = pair
     for lab in pair:
         lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=600)
@@ -138,7 +181,9 @@ def test_client_ip_affinity_from_several_clients(pair):
         lab.patch_service("svc-clusterip", session_affinity="None", session_affinity_timeout=None)
 
 
-def test_external_traffic_policy_local(pair):
+@BOTH_MODES
+def test_external_traffic_policy_local(request, proxy_mode):
+    pair = in_mode(request, "pair", proxy_mode)
     sim, kernel = pair
     for lab in pair:
         lab.patch_service("svc-nodeport", external_traffic_policy="Local")

@@ -72,12 +72,39 @@ class Dataplane(ABC):
         chains the text declares are rewritten, every other chain and rule (a hand edit too)
         stays. Raise :class:`~kslab.errors.EnvironmentProblem` or ``ValueError`` when the kernel
         refuses the text; the tables are then as they were (a restore is atomic per table). The
-        Proxier records the failure and retries with a full sync."""
+        Proxier records the failure and retries with a full sync.
+
+        A ruleset of kube-proxy's nftables mode (``ruleset.mode == "nftables"``,
+        :class:`kslab.proxy.nftables.NftRuleSet`) is one ``nft -f`` transaction (``raw_text()``),
+        after the separate one deleting stale chains (``cleanup_ops``). The first full sync in one
+        mode on a node that held the other mode's rules removes those first, as kube-proxy's
+        ``CleanupLeftovers`` does at start-up."""
 
     @abstractmethod
     def nat_chains(self, node: str) -> list[str]:
         """The chains of ``node``'s nat table now (``iptables-save -t nat``'s ``:CHAIN`` lines);
         kube-proxy lists them before a sync to delete the service chains it no longer writes."""
+
+    def existing_chains(self, node: str, mode: str = "iptables") -> list[str]:
+        """The chains kube-proxy in proxy mode ``mode`` lists on ``node`` before a sync, to find the
+        service chains it no longer writes: the nat table's (:meth:`nat_chains`) for ``iptables``,
+        the chains of ``table ip kube-proxy`` for ``nftables`` (default: read from
+        :meth:`nft_list`; a backend with a cheaper listing overrides this)."""
+        if mode == "nftables":
+            return re.findall(r"^\tchain (\S+) \{$", self.nft_list(node), re.M)
+        return self.nat_chains(node)
+
+    def existing_sets(self, node: str, mode: str = "nftables") -> list[str]:
+        """The sets of ``node``'s ``table ip kube-proxy`` (kube-proxy deletes the affinity sets it
+        no longer writes); ``[]`` in iptables mode. Default: read from :meth:`nft_list`."""
+        if mode != "nftables":
+            return []
+        return re.findall(r"^\tset (\S+) \{$", self.nft_list(node), re.M)
+
+    def nft_list(self, node: str) -> str:
+        """``node``'s ``table ip kube-proxy`` as ``nft list table ip kube-proxy`` prints it (``""``
+        when the node has no such table: iptables mode). A backend without nftables says so (this default)."""
+        raise EnvironmentProblem(f"the {self.backend or type(self).__name__} backend cannot list nftables tables")
 
     @abstractmethod
     def save_text(self, node: str) -> str:

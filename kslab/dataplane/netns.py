@@ -26,6 +26,7 @@ from ..healthcheck import HealthResponse, service_health, synced_health
 from ..loadbalancer import LBState, probe_target
 from ..netns.lab import NetnsLab
 from ..netns.lbprober import LBSpec
+from ..nft import kernel as nft_kernel
 from ..proxy.util import nodeport_addresses_match_all, nodeport_ips
 from ..sim.network import resolve_client
 from ..xtables import kernel as xtables_kernel
@@ -65,7 +66,10 @@ class NetnsDataplane(RealClock, Dataplane):
         return {} if self.kernel.nfacct else {"nfacct": False}
 
     def sync_rules(self, node: str, ruleset: RuleSet) -> None:
-        self.kernel.restore(node, ruleset.raw_text(), full=not ruleset.partial)
+        if getattr(ruleset, "mode", "iptables") == "nftables":
+            self.kernel.apply_nft(node, ruleset)  # nft -f in the node's namespace (kslab.nft.kernel)
+        else:
+            self.kernel.restore(node, ruleset.raw_text(), full=not ruleset.partial)
         # as kube-proxy after a successful restore: SyncServices + SyncEndpoints of its health check server
         cfg = ruleset.config
         addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses) else nodeport_ips(
@@ -74,6 +78,15 @@ class NetnsDataplane(RealClock, Dataplane):
 
     def nat_chains(self, node: str) -> list[str]:
         return self.kernel.nat_chains(node)
+
+    def existing_chains(self, node: str, mode: str = "iptables") -> list[str]:
+        return self.kernel.nft_chains(node) if mode == "nftables" else self.kernel.nat_chains(node)
+
+    def existing_sets(self, node: str, mode: str = "nftables") -> list[str]:
+        return self.kernel.nft_sets(node) if mode == "nftables" else []
+
+    def nft_list(self, node: str) -> str:
+        return self.kernel.nft_list(node)
 
     def save_text(self, node: str) -> str:
         return self.kernel.save_text(node)
@@ -213,10 +226,14 @@ class NetnsDataplane(RealClock, Dataplane):
         ``iptables``/``iptables-save`` are the lab's iptables backend; a ``curl`` to a name gets
         the address the lab's DNS gave (``--resolve``, so the Host header keeps the name), a name
         it cannot resolve gets curl's own answer (exit 6) without running; ``hostname`` runs in a
-        UTS namespace named like the container (a kind pod's or node's hostname is its name)."""
+        UTS namespace named like the container (a kind pod's or node's hostname is its name);
+        ``nft`` (``nft list ruleset``) runs through :func:`kslab.nft.kernel.nft_run`."""
         from ..shell import Cat, Curl, Hostname, IptablesList, IptablesRules, IptablesSave, ListRecent, ShellOutput, hostname_of
 
         argv = list(command.argv)
+        if command.tool == "nft":  # kslab.nft.kernel is the one module that runs nft (inside the namespace)
+            r = nft_kernel.nft_run(self.kernel.namespace_of(where), argv[1:], timeout=command.timeout)
+            return ShellOutput(r.stdout, r.stderr, r.returncode)
         if isinstance(command, (IptablesList, IptablesRules)):
             argv[0] = xtables_kernel.iptables_tools(self.kernel.backend).iptables
         elif isinstance(command, IptablesSave):

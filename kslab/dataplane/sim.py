@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
     from ..loadbalancer import LBState
     from ..model import ClusterState, Service
+    from ..nft import NftState
     from ..proxy.iptables import RuleSet
+    from ..proxy.nftables import NftRuleSet
     from ..shell import Command, ShellOutput
     from .trace import Trace
 
@@ -43,12 +45,24 @@ class SimDataplane(Dataplane):
 
     def __init__(self, cluster: ClusterState, *, seed: int = 0) -> None:
         self.tables: dict[str, NodeIptables] = {n.name: NodeIptables() for n in cluster.nodes}
+        # the nodes whose kube-proxy runs nftables mode: their nftables state (kslab.nft.NftState)
+        self.nft: dict[str, NftState] = {}
         self.network = Network(cluster, {name: "" for name in self.tables}, seed=seed)
 
     # ---- rules ---------------------------------------------------------------------------------
-    def sync_rules(self, node: str, ruleset: RuleSet) -> None:
-        table = self.tables[node]
-        (table.partial_sync if ruleset.partial else table.full_sync)(ruleset.raw_text())
+    def sync_rules(self, node: str, ruleset: RuleSet | NftRuleSet) -> None:
+        """Load one sync: iptables mode restores into the node's tables; nftables mode
+        (``ruleset.mode == "nftables"``) applies kube-proxy's two transactions (the stale-chain
+        cleanup, then the sync) to the node's :class:`~kslab.nft.NftState`, each atomic like
+        ``nft -f``. Switching a node's mode does what kube-proxy's start-up cleanup does for the
+        other mode: nftables mode leaves no KUBE-* iptables chains, iptables mode no ``table ip
+        kube-proxy``."""
+        if getattr(ruleset, "mode", "iptables") == "nftables":
+            self._sync_nft(node, ruleset)  # type: ignore[arg-type]
+        else:
+            table = self.tables[node]
+            (table.partial_sync if ruleset.partial else table.full_sync)(ruleset.raw_text())
+            self.nft.pop(node, None)  # iptables mode's CleanupLeftovers for nftables: the table ip kube-proxy goes
         # loaded: kube-proxy hands its health check servers what this sync decided (SyncServices, SyncEndpoints)
         cfg = ruleset.config
         addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses) else frozenset(
@@ -56,10 +70,44 @@ class SimDataplane(Dataplane):
         rows = ruleset.service_port_rows  # (service port info, endpoints, ...) per service port: no objects made
         self.network.set_health(node, HealthServers(synced_health((r[0], r[1]) for r in rows if r[0].health_check_node_port),
                                                     addresses))
-        self.network.update_tables({node: table.tables})  # the simulator interprets what the table holds (no text round trip)
+        if node in self.nft:
+            self.network.update_nft({node: self.nft[node]})
+        else:
+            self.network.update_tables({node: self.tables[node].tables})  # interprets what the tables hold (no text round trip)
+
+    def _sync_nft(self, node: str, ruleset: NftRuleSet) -> None:
+        from ..nft import NftState
+
+        state = self.nft.get(node)
+        if state is None:  # this node's first nftables sync: kube-proxy cleans up iptables mode's chains
+            state = NftState()
+        cleanup = "".join(op.text() + "\n" for op in getattr(ruleset, "cleanup_ops", ()))
+        if cleanup:
+            state.apply(cleanup)  # the separate "delete chain" transaction of stale chains (>= 1 s flushed)
+        state.apply(ruleset.raw_text())  # atomic: a refused transaction leaves the state as it was
+        if node not in self.nft:
+            self.tables[node] = NodeIptables()
+            self.nft[node] = state
+
+    def mode(self, node: str) -> str:
+        """The proxy mode of ``node``'s last sync: "iptables" or "nftables"."""
+        return "nftables" if node in self.nft else "iptables"
 
     def nat_chains(self, node: str) -> list[str]:
         return self.tables[node].chains("nat")
+
+    def existing_chains(self, node: str, mode: str = "iptables") -> list[str]:
+        """The chains kube-proxy in ``mode`` lists before a sync: the nat table's (iptables), or
+        ``table ip kube-proxy``'s (nftables; none before the node's first nftables sync)."""
+        if mode == "nftables":
+            state = self.nft.get(node)
+            return list(state.chains()) if state is not None and _has_table(state) else []
+        return self.nat_chains(node)
+
+    def nft_list(self, node: str) -> str:
+        """``nft list table ip kube-proxy`` on ``node`` ("" when the node runs iptables mode)."""
+        state = self.nft.get(node)
+        return state.list_table() if state is not None and _has_table(state) else ""
 
     def save_text(self, node: str) -> str:
         return self.tables[node].save_text()
@@ -73,7 +121,7 @@ class SimDataplane(Dataplane):
                     deleted += len(chain.rules) - len(keep)
                     chain.rules[:] = [r for r, _ in keep]
                     chain.counters[:] = [c for _, c in keep]  # the rules left keep their counters
-        self.network.update_tables({name: self.tables[name].tables for name in nodes})
+        self.network.update_tables({name: self.tables[name].tables for name in nodes if name not in self.nft})
         return deleted
 
     # ---- pods ----------------------------------------------------------------------------------
@@ -124,7 +172,8 @@ class SimDataplane(Dataplane):
         """The tool's output emulated from the simulator's state (:mod:`kslab.sim.tools`)."""
         from ..sim import tools
 
-        return tools.run(command, where, cluster, {name: t.tables for name, t in self.tables.items()}, self.network)
+        return tools.run(command, where, cluster, {name: t.tables for name, t in self.tables.items()}, self.network,
+                         nft=self.nft)
 
     def reseed(self, seed: int) -> None:
         self.network.reseed(seed)
@@ -135,3 +184,11 @@ class SimDataplane(Dataplane):
 
     def advance(self, seconds: float) -> None:  # seconds >= 0: the Lab checks it (Dataplane.advance)
         self.network.advance(seconds)
+
+
+def _has_table(state: NftState, family: str = "ip", name: str = "kube-proxy") -> bool:
+    try:
+        state.table(family, name)
+    except (KeyError, ValueError):
+        return False
+    return True

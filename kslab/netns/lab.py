@@ -68,10 +68,13 @@ from ..dataplane.trace import Trace
 from ..errors import EnvironmentProblem, InputError
 from ..model import ClusterState
 from ..xtables import kernel
+from ..nft import kernel as nft_kernel
+from ..proxy.iptables import cleanup as iptables_cleanup
 from ..proxy.iptables import node as iptables_node
 from . import client as _client
 from . import lbprober, records
 from .ktrace import kernel_trace
+from .nfttrace import nft_kernel_trace
 from .layout import BRIDGE, PREFIX_ROOT, Layout, NodeLayout, PodLayout, _hash, plan
 from .lbprober import LBConfig, LBNode, LBSpec
 from .processes import kill_namespace_processes, proc_start
@@ -257,6 +260,9 @@ class NetnsLab:
         self._seed = seed
         self._clients: dict[str, str] = {}  # extra client IP -> its namespace
         self._record_lock = threading.Lock()
+        # node -> the proxy mode whose rules it holds ("iptables" | "nftables"); unknown after attach
+        self._proxy_modes: dict[str, str] = {}
+        self.nft_cleanup_failures: dict[str, int] = {}  # node -> failed stale-chain cleanup transactions
         self._init_lb_state()
 
     def _init_lb_state(self) -> None:
@@ -762,20 +768,105 @@ class NetnsLab:
         """Load one kube-proxy sync into ``node``: ``full`` as kube-proxy's full sync
         (:func:`kslab.proxy.iptables.node.full_sync`: jump rules ensured, nfacct counters created, the
         tables restored), else ``iptables-restore --noflush`` of a partial sync. Returns the
-        seconds it took (kept in the lab's record for ``status``)."""
+        seconds it took (kept in the lab's record for ``status``). A full sync on a node that held
+        the nftables mode's rules first deletes ``table ip kube-proxy`` (nftables'
+        ``CleanupLeftovers``, as kube-proxy started in iptables mode does)."""
         if self._record is None:
             raise EnvironmentProblem("the lab is not up")
         ns = self.layout.node(node).ns
         t0 = time.perf_counter()
         if full:
+            if self._proxy_modes.get(node) != "iptables":
+                self._cleanup_nftables(ns)
             iptables_node.full_sync(ns, text, nfacct=self._nfacct, backend=self.backend)
         else:
             kernel.iptables_restore(ns, text, backend=self.backend)
-        seconds = time.perf_counter() - t0
+        self._proxy_modes[node] = "iptables"
+        return self._timed(node, time.perf_counter() - t0)
+
+    def _timed(self, node: str, seconds: float) -> float:
         with self._record_lock:  # the nodes' syncs may run in parallel threads
             self._record.sync_seconds[node] = seconds
             self._record.save()
         return seconds
+
+    def apply_nft(self, node: str, ruleset: Any) -> float:
+        """Load one sync of kube-proxy's nftables mode into ``node`` (``nft -f -`` in its namespace,
+        :mod:`kslab.nft.kernel`): first the separate transaction deleting the chains that went
+        stale at least a second ago (``ruleset.cleanup_ops``; its failure is counted in
+        :attr:`nft_cleanup_failures` and the sync goes on, as upstream logs it and retries later),
+        then the sync's own transaction (``ruleset.raw_text()``; refused: ``ValueError``, the
+        table as it was). A full sync on a node that held the iptables mode's rules first does
+        what kube-proxy started in nftables mode does: iptables' ``CleanupLeftovers``
+        (:mod:`kslab.proxy.iptables.cleanup`). Returns the seconds it took, recorded like
+        :meth:`restore`'s."""
+        if self._record is None:
+            raise EnvironmentProblem("the lab is not up")
+        ns = self.layout.node(node).ns
+        t0 = time.perf_counter()
+        if not ruleset.partial and self._proxy_modes.get(node) != "nftables":
+            self._cleanup_iptables(ns)
+        def run(text: str) -> None:
+            nft_kernel.nft_apply(ns, text)
+
+        if hasattr(ruleset, "apply_with"):  # NftRuleSet: cleanup, then the sync; a cleanup failure lands in .cleanup_error
+            ruleset.apply_with(run)
+            failed = bool(getattr(ruleset, "cleanup_error", None))
+        else:
+            failed = False
+            if cleanup := nft_cleanup_text(ruleset):
+                try:
+                    run(cleanup)
+                except (ValueError, EnvironmentProblem):
+                    failed = True
+            if ruleset.raw_text():
+                run(ruleset.raw_text())
+        if failed:
+            with self._record_lock:
+                self.nft_cleanup_failures[node] = self.nft_cleanup_failures.get(node, 0) + 1
+        self._proxy_modes[node] = "nftables"
+        return self._timed(node, time.perf_counter() - t0)
+
+    def _cleanup_nftables(self, ns: str) -> None:
+        """nftables' ``CleanupLeftovers``: ``delete table ip kube-proxy`` and ``ip6 kube-proxy``
+        (absent tables are fine; without ``nft`` nothing can have made them)."""
+        if nft_kernel.nft_problem() is not None:
+            return
+        for family in ("ip", "ip6"):
+            nft_kernel.delete_table(ns, family, "kube-proxy")
+
+    def _cleanup_iptables(self, ns: str) -> None:
+        """iptables' ``CleanupLeftovers`` in ``ns`` (:mod:`kslab.proxy.iptables.cleanup`): the
+        jump rules deleted (``-D``; not there is fine), then kube-proxy's nat and filter chains
+        flushed and deleted in one ``iptables-restore --noflush`` per table."""
+        tools = kernel.iptables_tools(self.backend)
+        existing = {t: set(kernel.chains(ns, t, backend=self.backend)) for t in ("nat", "filter")}
+        for jump in iptables_cleanup.cleanup_jumps():
+            if jump.dst not in existing[jump.table]:
+                continue  # no such chain, so no jump to it
+            r = kernel.run_in_namespace(ns, [tools.iptables, "-w", "5", "-t", jump.table, "-D", jump.src, *jump.args()])
+            if r.returncode not in (0, 1):  # 1: no such rule (or chain), as upstream's IsNotFoundError
+                raise EnvironmentProblem(f"iptables -t {jump.table} -D {jump.src} in {ns} failed: {kernel.one_line(r.stderr)}")
+        for table in ("nat", "filter"):
+            text = iptables_cleanup.cleanup_restore(table, existing[table])
+            if text:
+                kernel.iptables_restore(ns, text, backend=self.backend)
+
+    def proxy_mode_of(self, node: str) -> str | None:
+        """The proxy mode whose rules ``node`` holds, as far as this process loaded them (None: not yet)."""
+        return self._proxy_modes.get(node)
+
+    def nft_list(self, node: str) -> str:
+        """``nft list table ip kube-proxy`` in ``node`` (``""`` when the table does not exist)."""
+        return nft_kernel.nft_list_table(self.layout.node(node).ns)
+
+    def nft_chains(self, node: str) -> list[str]:
+        """The chains of ``node``'s ``table ip kube-proxy`` (``nft --json list chains ip``)."""
+        return nft_kernel.nft_chains(self.layout.node(node).ns)
+
+    def nft_sets(self, node: str) -> list[str]:
+        """The sets of ``node``'s ``table ip kube-proxy`` (the affinity sets a sync may find stale)."""
+        return nft_kernel.nft_sets(self.layout.node(node).ns)
 
     def nat_chains(self, node: str) -> list[str]:
         """The chains of ``node``'s nat table in the kernel."""
@@ -1003,13 +1094,19 @@ class NetnsLab:
         time.sleep(0.05)  # the handler runs between the server's waits
 
     def trace(self, src: str, ip: str, port: int, *, timeout: float = 1.0, client_kind: str = "") -> Trace:
-        """One real connection, traced by the kernel (see :mod:`kslab.netns.ktrace`)."""
+        """One real connection, traced by the kernel (see :mod:`kslab.netns.ktrace`; in kube-proxy's
+        nftables mode ``nft monitor trace``, :mod:`kslab.netns.nfttrace`)."""
         if self._record is None:
             raise EnvironmentProblem("the lab is not up")
-        trace = kernel_trace([(n.name, n.ns) for n in self.layout.nodes], self.namespace_of(src), ip, port,
-                             client=src, client_ip=self.address_of(src), client_kind=client_kind,
-                             iptables_backend=self.backend, timeout=timeout,
-                             ignore_sources=(self.layout.lb_ip,) if self.load_balancer else ())
+        nodes = [(n.name, n.ns) for n in self.layout.nodes]
+        ignore = (self.layout.lb_ip,) if self.load_balancer else ()
+        if any(self._proxy_modes.get(name) == "nftables" for name, _ in nodes):  # kube-proxy's nftables mode
+            trace = nft_kernel_trace(nodes, self.namespace_of(src), ip, port, client=src, client_ip=self.address_of(src),
+                                     client_kind=client_kind, timeout=timeout, ignore_sources=ignore)
+        else:
+            trace = kernel_trace(nodes, self.namespace_of(src), ip, port,
+                                 client=src, client_ip=self.address_of(src), client_kind=client_kind,
+                                 iptables_backend=self.backend, timeout=timeout, ignore_sources=ignore)
         pod = next((p for p in self.layout.pods if p.name == trace.endpoint_pod), None)
         if pod is not None:
             trace.endpoint_node, trace.endpoint_ip = pod.node, pod.ip
@@ -1066,6 +1163,15 @@ class NetnsLab:
             unexpected=sorted(n for n in existing if n.startswith(self.prefix) and n not in expected),
             daemons={k: proc_start(int(i["pid"])) == i.get("start") for k, i in sorted((rec.daemons if rec else {}).items())},
         )
+
+
+def nft_cleanup_text(ruleset: Any) -> str:
+    """The separate transaction an nftables sync runs first (stale chains deleted), as ``nft -f``
+    text: ``ruleset.cleanup_text()`` if the ruleset has one, else its ``cleanup_ops``' texts."""
+    if hasattr(ruleset, "cleanup_text"):
+        return ruleset.cleanup_text()
+    ops = getattr(ruleset, "cleanup_ops", None) or ()
+    return "".join(op.text() + "\n" for op in ops)
 
 
 def _count_rules(saved: str) -> dict[str, int]:

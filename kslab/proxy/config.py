@@ -86,6 +86,27 @@ class ProxyConfig:
         loc = self.if_local()
         return None if loc is None else ["!"] + loc
 
+    # the same detector's nftables matches (IfLocalNFT / IfNotLocalNFT)
+    def if_local_nft(self) -> str | None:
+        ip = "ip" if self.family == 4 else "ip6"
+        m = self.detect_local_mode
+        if m == "ClusterCIDR" and self.cluster_cidr:
+            return f"{ip} saddr {self.cluster_cidr}"
+        if m == "NodeCIDR" and self.node_pod_cidr:
+            return f"{ip} saddr {self.node_pod_cidr}"
+        if m == "BridgeInterface" and self.bridge_interface:
+            return f"iif {self.bridge_interface}"
+        if m == "InterfaceNamePrefix" and self.interface_name_prefix:
+            return f"iifname {self.interface_name_prefix}*"
+        return None
+
+    def if_not_local_nft(self) -> str | None:
+        loc = self.if_local_nft()
+        if loc is None:
+            return None
+        what, _, value = loc.rpartition(" ")
+        return f"{what} != {value}"
+
     @classmethod
     def options(cls) -> tuple[str, ...]:
         """The options a lab may override (every field but the node's own facts)."""

@@ -57,6 +57,7 @@ from ..model import ClusterState, Pod, Service
 from ..xtables import TableDump
 from .conntrack import ConntrackLog
 from .netfilter import Netfilter, recent_list_names
+from .nftables import NftNetfilter
 from .packet import PACKET_BYTES, STATISTIC_MASK, HookContext, HookResult, NamespaceState, Packet, TraceStep
 
 FABRIC = ipaddress.ip_network("172.18.0.0/16")  # kind's "docker network"
@@ -104,7 +105,7 @@ class NodeNS:
     ip: str
     pod_cidr: ipaddress.IPv4Network | None
     gateway_ip: str  # the pod-side gateway (host end of every veth): first address of the pod CIDR
-    netfilter: Netfilter
+    netfilter: Netfilter | NftNetfilter  # iptables mode, or nftables mode (update_nft)
     state: NamespaceState
     conntrack: Conntrack = field(default_factory=Conntrack)
     route_localnet: bool = True
@@ -321,10 +322,25 @@ class Network:
     @staticmethod
     def _drop_unnamed_lists(node: NodeNS) -> None:
         """xt_recent frees a list with the last rule that names it (``recent_mt_destroy``); a
-        restore that keeps such a rule keeps the list and its addresses."""
+        restore that keeps such a rule keeps the list and its addresses. Likewise an nftables
+        dynamic set's elements go with the set (``delete set``, or a table without it)."""
         names = recent_list_names(node.netfilter.tables)
         for gone in [k for k in node.state.recent if k not in names]:
             del node.state.recent[gone]
+        sets = node.netfilter.sets if isinstance(node.netfilter, NftNetfilter) else {}
+        for gone in [k for k in node.state.nft_sets if k not in sets]:
+            del node.state.nft_sets[gone]
+
+    def update_nft(self, states: Mapping[str, object]) -> None:
+        """Load each named node's nftables table (a :class:`kslab.nft.NftState` after
+        kube-proxy's transaction): the node runs nftables mode from now on. Dynamic set
+        elements (affinity), counters and conntrack stay, as they do across an ``nft -f``."""
+        for name, st in states.items():
+            node = self.nodes[name]
+            previous = node.netfilter if isinstance(node.netfilter, NftNetfilter) else None
+            node.netfilter = NftNetfilter.from_state(st, name=name, previous=previous)
+            self._drop_unnamed_lists(node)
+        self.clear_memo()
 
     def update_tables(self, tables: Mapping[str, Mapping[str, TableDump]]) -> None:
         """Load each named node's tables as held in memory (an ``IptablesState``'s ``tables``):
@@ -332,7 +348,8 @@ class Network:
         parsing it again. xt_recent lists, counters and conntrack stay."""
         for name, t in tables.items():
             node = self.nodes[name]
-            node.netfilter = Netfilter.from_tables(t, name=name, previous=node.netfilter)
+            previous = node.netfilter if isinstance(node.netfilter, Netfilter) else None
+            node.netfilter = Netfilter.from_tables(t, name=name, previous=previous)
             self._drop_unnamed_lists(node)
         self.clear_memo()
 
@@ -359,6 +376,7 @@ class Network:
             node.state.nfacct.clear()
             node.state.nfacct_bytes.clear()
             node.state.nth_counters.clear()
+            node.state.nft_sets.clear()
             node.conntrack = Conntrack()
         self.closed = ConntrackLog()
         self.clear_memo()
@@ -433,6 +451,8 @@ class Network:
             return owner.statistic(param), None
         if kind == "port":
             return None, owner.random_port()
+        if kind == "numgen":
+            return owner.numgen(param), None
         value = self._lb_choice(param)
         return value, value
 

@@ -78,6 +78,9 @@ class NamespaceState:
     nfacct: dict[str, int] = field(default_factory=dict)  # counter name -> packets
     nfacct_bytes: dict[str, int] = field(default_factory=dict)  # counter name -> bytes (PACKET_BYTES per packet)
     nth_counters: dict[int, int] = field(default_factory=dict)  # statistic --mode nth, per rule id
+    # nftables dynamic sets (kube-proxy's affinity sets): set name -> key -> expiry in jiffies
+    # (inf: no timeout); what ``update @set { ip saddr }`` wrote, kept across table reloads
+    nft_sets: dict[str, dict] = field(default_factory=dict)
     # For the simulator's flow memo (kslab.sim.network): every random draw is logged to
     # ``recorder`` while one is set, served from ``replay`` while it is not empty, and any
     # match that reads or writes persistent state (recent, nth, nfacct) sets ``stateful``.
@@ -95,6 +98,18 @@ class NamespaceState:
         if self.recorder is not None:
             self.recorder.append(("stat", self, threshold, hit, None))
         return hit
+
+    def numgen(self, modulus: int) -> int:
+        """``numgen random mod N``: nft_ng_random_eval's ``reciprocal_scale(prandom_u32(), N)``,
+        i.e. ``(r * N) >> 32`` of a 32-bit random number (logged and replayed like :meth:`statistic`)."""
+        if self.replay:
+            kind, owner, param, outcome, _ = self.replay.pop(0)
+            assert kind == "numgen" and owner is self and param == modulus, "flow memo replay out of step"
+            return outcome
+        value = (self.rng.getrandbits(32) * modulus) >> 32
+        if self.recorder is not None:
+            self.recorder.append(("numgen", self, modulus, value, None))
+        return value
 
     def random_port(self) -> int:
         """The port ``MASQUERADE --random-fully`` picks (it does not change where the connection goes)."""

@@ -1,4 +1,5 @@
-"""Tracing through one real node's ``iptables-save`` dump (no cluster model around it).
+"""Tracing through one real node's ``iptables-save`` dump, or its nftables ruleset (``nft list
+ruleset`` output, or kube-proxy's own ``nft -f`` text), with no cluster model around it.
 
 The packet arrives at the node (PREROUTING, from an interface) or starts on it (OUTPUT, when
 the source is the node's own IP or loopback); after the nat decision the route is either local
@@ -15,6 +16,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..xtables import listing_to_save
 from .netfilter import Netfilter
+from .nftables import NftNetfilter
 from .network import Client, Connection
 from .packet import HookContext, NamespaceState, Packet, TraceStep
 
@@ -26,7 +28,7 @@ def _parse_to(spec: str) -> tuple[str, int, str]:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise InputError(f"--to {spec}", "with --iptables-save the destination must be IP:PORT[/proto]", "e.g. 10.96.0.10:53/udp")
+        raise InputError(f"--to {spec}", "with --iptables-save or --nft the destination must be IP:PORT[/proto]", "e.g. 10.96.0.10:53/udp")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"--to {spec}", "the port is missing or invalid", "write IP:PORT[/proto], e.g. 10.96.0.1:443/tcp")
     if proto not in ("tcp", "udp", "sctp"):
@@ -66,9 +68,53 @@ def trace_dump(path: str | list[str], *, node_ip: str, src: str, to: str, seed: 
                            local_addresses=local_addresses)
 
 
-def trace_netfilter(nf: Netfilter, *, node_ip: str, src: str, dst: str, dport: int, proto: str, seed: int = 0,
+def read_nft(paths: str | list[str], flag: str = "--nft") -> str:
+    """Files of nftables text (``nft list ruleset`` output or kube-proxy's transaction text),
+    as one text; a one-line InputError naming ``flag`` and the file if one cannot be read."""
+    texts = []
+    for one in [paths] if isinstance(paths, str) else paths:
+        p = Path(one)
+        if not p.is_file():
+            raise InputError(f"{flag} {one}", "no such file", "give the path of `nft list ruleset` output or kube-proxy's nft text")
+        try:
+            texts.append(p.read_text())
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError(f"{flag} {one}", f"cannot read it ({err.__class__.__name__})", "give a text file") from None
+    return "\n".join(texts)
+
+
+def trace_nft(path: str | list[str], *, node_ip: str, src: str, to: str, seed: int = 0,
+              local_addresses: set[str] | None = None) -> Connection:
+    """One new connection through a node's ``table ip kube-proxy`` (:mod:`kslab.sim.nftables`),
+    as :func:`trace_dump` does for iptables; the other tables of a listing (iptables-nft's
+    ``ip nat``/``ip filter``, DOCKER's …) are not run, and one note at the start says so."""
+    try:
+        ipaddress.ip_address(node_ip)
+    except ValueError:
+        raise InputError("--node-ip", f"{node_ip!r} is not an IP address", "write it like 172.18.0.2")
+    try:
+        ipaddress.ip_address(src)
+    except ValueError:
+        raise InputError("--from", f"{src!r} is not an IP address", "with --nft, --from is an IP")
+    dst, dport, proto = _parse_to(to)
+    text = read_nft(path)
+    where = f"--nft {path if isinstance(path, str) else ' '.join(path)}"
+    nf = NftNetfilter.from_text(text, name=node_ip, where=where)
+    conn = trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
+                           local_addresses=local_addresses)
+    notes = []
+    if not nf.chains:
+        notes.append("the ruleset has no table ip kube-proxy: nothing of kube-proxy's to run, every hook accepts")
+    if nf.skipped:
+        notes.append(f"not run (only table ip kube-proxy is simulated): {', '.join(nf.skipped)}")
+    conn.steps[:0] = [TraceStep(node_ip, "", "", "", "note", detail=n) for n in notes]
+    return conn
+
+
+def trace_netfilter(nf: Netfilter | NftNetfilter, *, node_ip: str, src: str, dst: str, dport: int, proto: str, seed: int = 0,
                     local_addresses: set[str] | None = None) -> Connection:
-    """One new connection through one node's tables (``nf``), as :func:`trace_dump` describes."""
+    """One new connection through one node's tables (``nf``: iptables, or nftables), as
+    :func:`trace_dump` describes."""
     state = NamespaceState(rng=random.Random(seed))
     local = frozenset((local_addresses or set()) | {node_ip, "127.0.0.1"})
     origin_local = src in local or src.startswith("127.")

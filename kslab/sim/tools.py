@@ -44,7 +44,7 @@ import email.utils
 import ipaddress
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..healthcheck import HealthResponse
@@ -65,6 +65,7 @@ from ..shell import (
     IptablesRules,
     IptablesSave,
     Nfacct,
+    NftList,
     ROUTE_LOCALNET,
     ShellOutput,
     hostname_of,
@@ -93,10 +94,13 @@ _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}
 
 
 def run(command: Command, where: str, cluster: ClusterState, tables: Mapping[str, Mapping[str, TableDump]],
-        network: Network) -> ShellOutput:
+        network: Network, *, nft: Mapping[str, Any] | None = None) -> ShellOutput:
     """Run ``command`` (parsed and bound by :mod:`kslab.shell`) in ``where`` of the simulated lab.
-    ``tables``: each node's iptables tables (a pod's or mypc's namespace has none)."""
+    ``tables``: each node's iptables tables (a pod's or mypc's namespace has none); ``nft``: the
+    :class:`kslab.nft.NftState` of each node whose kube-proxy runs nftables mode."""
     own = tables.get(where, {})
+    if isinstance(command, NftList):
+        return _nft_list(command, (nft or {}).get(where))
     try:
         if isinstance(command, IptablesRules):
             return ShellOutput(listing.list_rules(own, command.table, command.chain, verbose=command.verbose))
@@ -128,6 +132,29 @@ def run(command: Command, where: str, cluster: ClusterState, tables: Mapping[str
     if isinstance(command, (Cat, ListRecent)):
         return _recent(command, where, own, network)
     raise InputError(command.tool, "the sim backend does not emulate it", "see kslab.shell.SUPPORTED")
+
+
+# ---- nft -------------------------------------------------------------------------------------------
+
+
+def _nft_list(command: NftList, state: Any) -> ShellOutput:
+    """``nft list ruleset|tables|table``: what ``state`` (the namespace's nftables, None for none)
+    holds, printed as nft 1.0.6 prints it (:meth:`kslab.nft.NftState.list_table`)."""
+    tables = _nft_tables(state)
+    if command.what == "tables":
+        return ShellOutput("".join(f"table {family} {name}\n" for family, name in tables))
+    if command.what == "ruleset":
+        return ShellOutput("".join(state.list_table(family, name) for family, name in tables))
+    if (command.family, command.table) not in tables:
+        return command.missing()
+    return ShellOutput(state.list_table(command.family, command.table))
+
+
+def _nft_tables(state: Any) -> list[tuple[str, str]]:
+    """(family, name) of every table ``state`` holds, in creation order."""
+    if state is None:
+        return []
+    return [(t.family, t.name) for t in state.tables.values()]
 
 
 # ---- conntrack -------------------------------------------------------------------------------------
