@@ -32,13 +32,15 @@ def growth_data(df: pd.DataFrame, x: str = "services", columns: Mapping[str, str
     """One series per (mode, metric) of a growth table (``kslab.proxy.rulecount.growth`` or
     any table with ``mode``, ``services`` and count columns): iptables ``lines``, nftables
     ``operations`` by default."""
-    columns = dict(columns or {"iptables": "lines", "nftables": "operations"})
+    columns = dict(columns or {"iptables": "lines", "nftables": "lines"})
+    unit = {"iptables": "restore lines", "nftables": "nft operations"}
     out = []
     for mode, col in columns.items():
         part = df[df["mode"] == mode].sort_values(x) if "mode" in df.columns else df.sort_values(x)
         if part.empty or col not in part.columns:
             continue
-        out.append({"name": f"{mode}: {col}", "mode": mode, "x": part[x].tolist(), "y": part[col].tolist()})
+        out.append({"name": f"{mode}: {unit.get(mode, col) if col == 'lines' else col}", "mode": mode,
+                    "x": part[x].tolist(), "y": part[col].tolist()})
     return out
 
 

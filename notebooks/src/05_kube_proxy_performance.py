@@ -41,8 +41,11 @@
 #
 # - `kslab.synthetic.synthetic_cluster(services, endpoints)`: a cluster of N Services x M
 #   endpoints made directly as the objects kube-proxy reads (for sizes the study's lab cannot reach);
-# - `kslab.proxy.rulecount`: `service_rules(...)` (the rules one Service port costs, by formula),
-#   `count_rules(ruleset)` (per Service, from rendered rules), `growth(sizes, endpoints)`;
+# - `kslab.proxy.rulecount`: `service_rules(info, endpoints, local_endpoints=, config=)` (what one
+#   Service port costs, by formula; `info` from `kslab.proxy.serviceport.service_port_infos(service)`,
+#   `config` from `lab.proxy_config(node)`), `count_rules(ruleset)` (per Service port, from rendered
+#   rules), `growth(sizes, endpoints)` (a full sync's size per mode);
+# - `lab.patch_service(name, **spec)`: change a Service's spec (e.g. `external_traffic_policy="Local"`);
 # - `kslab.Lab(proxy_mode="nftables")`: the same study lab with kube-proxy in nftables mode;
 #   `lab.render(node)` then returns nftables rules (`.text("nft")`, `.raw_text()`);
 # - `kslab.proxy.syncloop.simulate(cluster, events, SyncLoopConfig(...))`: kube-proxy's sync loop
@@ -87,8 +90,11 @@
 #
 # - `kslab.synthetic.synthetic_cluster(services, endpoints)`: 서비스 N개 x 엔드포인트 M개인 클러스터를
 #   kube-proxy가 읽는 오브젝트로 바로 만듭니다(스터디의 실습 환경으로는 닿을 수 없는 규모용).
-# - `kslab.proxy.rulecount`: `service_rules(...)`(서비스 포트 하나가 드는 규칙 수를 공식으로),
-#   `count_rules(ruleset)`(렌더링한 규칙에서 서비스별로 센 수), `growth(sizes, endpoints)`.
+# - `kslab.proxy.rulecount`: `service_rules(info, endpoints, local_endpoints=, config=)`(서비스 포트 하나가
+#   드는 규칙 수를 공식으로. `info`는 `kslab.proxy.serviceport.service_port_infos(service)`에서, `config`는
+#   `lab.proxy_config(node)`에서 얻습니다), `count_rules(ruleset)`(렌더링한 규칙에서 서비스 포트별로 센 수),
+#   `growth(sizes, endpoints)`(모드별 전체 동기화의 크기).
+# - `lab.patch_service(name, **spec)`: 서비스의 spec을 바꿉니다(예: `external_traffic_policy="Local"`).
 # - `kslab.Lab(proxy_mode="nftables")`: kube-proxy를 nftables 모드로 실행하는 같은 스터디 실습 환경입니다.
 #   이때 `lab.render(node)`는 nftables 규칙을 돌려줍니다(`.text("nft")`, `.raw_text()`).
 # - `kslab.proxy.syncloop.simulate(cluster, events, SyncLoopConfig(...))`: 시뮬레이션 시계 위에서 도는
@@ -105,6 +111,7 @@ import pandas as pd
 import kslab
 from kslab import charts_ch05, experiments, scale, views_ch05
 from kslab.proxy import rulecount, syncloop
+from kslab.proxy.serviceport import service_port_infos
 from kslab.synthetic import synthetic_cluster
 
 lab = kslab.Lab(seed=5)
@@ -132,10 +139,11 @@ rules = lab.render(node)
 per_service = rulecount.count_rules(rules)
 print(per_service.to_string(index=False))
 rendered = rules.raw_text().count("\n")
+fixed = per_service[per_service["service_port"] == "(fixed)"]["lines"].iloc[0]
 experiments.claim(
-    int(per_service["lines"].sum()) + rulecount.fixed_lines(rules) == rendered,
-    f"the per-Service counts plus kube-proxy's fixed rules are exactly the {rendered} lines rendered on {node}",
-    f"the formula and the rendered text disagree: {int(per_service['lines'].sum())} + fixed vs {rendered}")
+    int(per_service["lines"].sum()) == rendered,
+    f"the per-Service formulas plus kube-proxy's {fixed} fixed lines are exactly the {rendered} lines rendered on {node}",
+    f"the formulas and the rendered text disagree: {int(per_service['lines'].sum())} vs {rendered}")
 
 # %% [markdown] lang="en"
 # How do these numbers grow? `growth` evaluates the same formulas for synthetic clusters of N
@@ -157,7 +165,7 @@ experiments.claim(
 growth = rulecount.growth([100, 1000, 10000, 30000], 10)
 charts_ch05.growth_figure(growth).show()
 ipt = growth[growth["mode"] == "iptables"].set_index("services")["lines"]
-nft = growth[growth["mode"] == "nftables"].set_index("services")["operations"]
+nft = growth[growth["mode"] == "nftables"].set_index("services")["lines"]  # nftables: operations
 experiments.claim(
     abs(ipt[30000] / ipt[100] - 300) < 3 and abs(nft[30000] / nft[100] - 300) < 3,
     f"a full sync grows linearly in both modes: iptables {ipt[100]:,} -> {ipt[30000]:,} lines, "
@@ -209,10 +217,10 @@ effect
 answer = None  # a number of nat rules
 # EXERCISE-END
 twin = lab.copy()
-twin.set_traffic_policy("svc-nodeport", external="Local")
+twin.patch_service("svc-nodeport", external_traffic_policy="Local")
 echo = [p for p in twin.cluster.pods if p.owner == "Deployment/deploy-echo"]
 local = sum(p.node_name == node for p in echo)
-info = rulecount.service_port(twin.cluster, "svc-nodeport", node)
+info = service_port_infos(twin.cluster.service("svc-nodeport"))[0]
 answer = rulecount.service_rules(info, len(echo), local_endpoints=local, config=twin.proxy_config(node)).nat
 kslab.check.ch05.local_nodeport_rules(answer, lab)
 
