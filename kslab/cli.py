@@ -46,8 +46,9 @@ def _files(args) -> list[str] | None:
 def _add_render(sub) -> None:
     p = sub.add_parser(
         "render",
-        help="print the iptables rules kube-proxy writes on one node",
-        description="Render, for one node, the ruleset kube-proxy (iptables mode) would program.",
+        help="print the rules kube-proxy writes on one node (iptables or nftables mode)",
+        description="Render, for one node, the ruleset kube-proxy would program: iptables-restore input "
+                    "(--mode iptables, the default) or the nft transaction of its nftables mode (--mode nftables).",
     )
     _add_files(p, "YAML files or folders (multi-document allowed); repeatable (default: the study's lab, data/myk8s)")
     p.add_argument("--node", required=True, help="the node whose kube-proxy to emulate")
@@ -64,9 +65,16 @@ def _add_render(sub) -> None:
     p.add_argument("--iptables-localhost-nodeports", default="true", choices=["true", "false"])
     p.add_argument("--conntrack-tcp-be-liberal", action="store_true", help="net.netfilter.nf_conntrack_tcp_be_liberal=1")
     p.add_argument("--no-nfacct", action="store_true", help="the kernel has no nfacct counters")
-    p.add_argument("--format", default="restore", choices=["restore", "raw", "save"],
-                   help="restore: kube-proxy's restore input, ordered as upstream tests (default); "
-                        "raw: in kube-proxy's write order; save: what iptables-save prints after loading")
+    p.add_argument("--mode", choices=["iptables", "nftables"], default=None,
+                   help="kube-proxy --proxy-mode (default: iptables, or nftables with an nft format)")
+    p.add_argument("--service-cidrs", default=None, metavar="CIDR[,CIDR]",
+                   help="the cluster's ServiceCIDRs (nftables mode drops traffic to unallocated ClusterIPs in them; "
+                        "default: the kind serviceSubnet; none with --as-is)")
+    p.add_argument("--format", default=None, choices=list(_RENDER_FORMATS),
+                   help="iptables mode: restore (default), kube-proxy's restore input ordered as upstream tests; raw, "
+                        "in kube-proxy's write order; save, what iptables-save prints after loading. nftables mode: "
+                        "nft (default), the table as upstream tests write it; nft-raw, the transaction kube-proxy "
+                        "hands nft -f; nft-list, what nft list table prints after loading it")
     p.add_argument("--as-is", action="store_true",
                    help="take Services and EndpointSlices exactly as given (no allocation, defaults or admission)")
     p.add_argument("--service-node-port-range", default="30000-32767", help="the API server's NodePort range")
@@ -76,14 +84,38 @@ def _add_render(sub) -> None:
     p.set_defaults(func=cmd_render)
 
 
+_RENDER_FORMATS = {"restore": "iptables", "raw": "iptables", "save": "iptables",
+                   "nft": "nftables", "nft-raw": "nftables", "nft-list": "nftables"}
+
+
+def _render_mode_and_format(mode: str | None, fmt: str | None) -> tuple[str, str]:
+    """``--mode`` and ``--format`` of ``kslab render`` made consistent (an nft format implies
+    nftables); a pair that does not go together is a one-line InputError naming the valid ones."""
+    if mode is None:
+        mode = _RENDER_FORMATS[fmt] if fmt else "iptables"
+    if fmt is None:
+        fmt = "restore" if mode == "iptables" else "nft"
+    if _RENDER_FORMATS[fmt] != mode:
+        valid = ", ".join(f for f, m in _RENDER_FORMATS.items() if m == mode)
+        raise InputError(f"--format {fmt}", f"is not a format of the {mode} mode",
+                         f"with --mode {mode} use --format {valid}; or use --mode {_RENDER_FORMATS[fmt]}")
+    return mode, fmt
+
+
 def cmd_render(args) -> int:
     from .controlplane import load_cluster, parse_port_range
     from .proxy.config import ProxyConfig
-    from .proxy.iptables import render
     from .proxy.util import parse_cidr_sloppy, parse_ip_sloppy
 
     from .resources import study_lab
 
+    mode, fmt = _render_mode_and_format(args.mode, args.format)
+    service_cidrs: tuple[str, ...] | None = None
+    if args.service_cidrs is not None:
+        service_cidrs = tuple(x.strip() for x in args.service_cidrs.split(",") if x.strip())
+        for x in service_cidrs:
+            if parse_cidr_sloppy(x) is None:
+                raise InputError("--service-cidrs", f"{x!r} is not a CIDR", "write e.g. 10.96.0.0/16 or 10.96.0.0/16,fd00:10:96::/112")
     files = _files(args) or [str(study_lab())]
     npr = parse_port_range(args.service_node_port_range)
     state = load_cluster(files, as_is=args.as_is, node_port_range=npr)  # the one cluster: not moved by --seed
@@ -127,11 +159,22 @@ def cmd_render(args) -> int:
         conntrack_tcp_liberal=args.conntrack_tcp_be_liberal,
         nfacct=not args.no_nfacct,
         node_zone=(node.zone or "") if node else "",
+        mode=mode,
+        service_cidrs=service_cidrs if service_cidrs is not None else (
+            () if args.as_is or not state.config.service_subnet else (state.config.service_subnet,)),
     )
+    if mode == "nftables":
+        from .proxy.nftables import render
+    else:
+        from .proxy.iptables import render
     rules = render(state.services, state.endpoint_slices, cfg)
+    try:
+        text = rules.text(fmt)
+    except NotImplementedError as err:  # nft-list without the nft model in this build
+        raise InputError(f"--format {fmt}", str(err), "use --format nft or nft-raw") from None
     for w in state.warnings:  # only once the input is known to be good
         print(f"kslab: warning: {w}", file=sys.stderr)
-    sys.stdout.write(rules.text(args.format))
+    sys.stdout.write(text)
     return 0
 
 

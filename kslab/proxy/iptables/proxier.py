@@ -561,12 +561,19 @@ class IptablesMode:
     make_endpoint_info = staticmethod(new_endpoint_info)
 
     @staticmethod
+    def new_state() -> None:
+        """The iptables mode keeps no state of its own between syncs."""
+        return None
+
+    @staticmethod
     def sync_rules(
         service_ports: Sequence[ServicePortInfo],
         endpoints_map: Mapping[ServicePortName, list[EndpointInfo]],
         config: ProxyConfig,
         *,
         partial_services: Collection[str] | None = None,
+        state: None = None,
+        now: float = 0.0,
     ) -> RuleSet:
         return sync_proxy_rules(service_ports, endpoints_map, config, partial_services=partial_services)
 

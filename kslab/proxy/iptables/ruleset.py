@@ -257,6 +257,16 @@ class RuleSet:
         the ``-X`` lines; the rules buffer holds no ``-X`` lines, so here it is written + skipped."""
         return {"filter": len(self.filter), "nat": len(self.nat) + self.skipped_nat_rules}
 
+    # the mode-neutral names (kslab.proxy.proxier.SyncedRules)
+    rules_last = iptables_last
+    rules_total = iptables_total
+
+    @property
+    def operations(self) -> int:
+        """Lines of iptables-restore input this sync writes (``*table``, declarations, rules,
+        ``-X`` lines and ``COMMIT`` of each table), counted without writing the text."""
+        return sum(2 + len(t.chains) + len(t) + len(t.deleted) for t in self.tables)
+
     @property
     def tables(self) -> tuple[LineBuffer, LineBuffer]:
         return (self.filter, self.nat)
