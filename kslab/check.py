@@ -1202,11 +1202,11 @@ def _partial_written(answer: Any, services: int = 2000, endpoints: int = 10) -> 
 def _flapping_staleness(answer: Any, min_sync_period: float = 2.0, period: float = 0.4, duration: float = 20.0) -> Feedback:
     """The largest staleness of an endpoint flapping every ``period`` s for ``duration`` s with
     this ``minSyncPeriod``: from the sync-loop simulator."""
+    if answer is None:
+        return _pending(f"the largest staleness with minSyncPeriod {min_sync_period:g} s and a flap every {period:g} s")
     from .proxy import syncloop
     from .synthetic import synthetic_cluster
 
-    if answer is None:
-        return _pending(f"the largest staleness with minSyncPeriod {min_sync_period:g} s and a flap every {period:g} s")
     cluster = synthetic_cluster(100, 10)
     run = syncloop.simulate(cluster, syncloop.endpoint_flapping(cluster, "svc00001", period=period, duration=duration),
                             syncloop.SyncLoopConfig(min_sync_period=min_sync_period))

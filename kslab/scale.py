@@ -542,12 +542,9 @@ def _loader(backend: str, ns: str):
         from .nft.kernel import nft_apply
 
         def apply(ruleset) -> None:
-            cleanup = list(getattr(ruleset, "cleanup_ops", ()) or ())
-            if cleanup:
-                nft_apply(ns, "".join(op.text() + "\n" for op in cleanup))
-            t0 = time.perf_counter()
-            nft_apply(ns, ruleset.raw_text())
-            times.append(time.perf_counter() - t0)
+            loads: list[float] = []  # kube-proxy's way: the stale-chain cleanup transaction, then the sync's
+            ruleset.apply_with(lambda text: loads.append(nft_apply(ns, text)))
+            times.append(loads[-1] if ruleset.operations else 0.0)
 
         return apply, times
     from .proxy.iptables import node as ipt_node

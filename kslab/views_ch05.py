@@ -88,10 +88,11 @@ def _netfilter(state, mode: str):
     return Netfilter.from_text(rs.text("save"))
 
 
-def rules_evaluated(mode: str, services: int, *, connections: int = 20, endpoints: int = 10, seed: int = 0) -> pd.DataFrame:
+def rules_evaluated(mode: str, services: int, *, connections: int = 20, endpoints: int = 1, seed: int = 0) -> pd.DataFrame:
     """One row per new connection from a pod to a ClusterIP chosen at random (``seed``) among
-    ``services`` synthetic Services, traced through one node's rules in ``mode`` by the
-    simulator: ``rules_evaluated`` (every rule a packet of the connection was tested against on
+    ``services`` synthetic Services (``endpoints`` each: one by default, since the lookup's cost
+    depends on the number of Services, not of endpoints), traced through one node's rules in
+    ``mode`` by the simulator: ``rules_evaluated`` (every rule a packet of the connection was tested against on
     that node; a verdict-map lookup counts as one), the endpoint it reached."""
     from .sim.single import trace_netfilter
     from .synthetic import synthetic_cluster
@@ -113,9 +114,9 @@ def rules_evaluated(mode: str, services: int, *, connections: int = 20, endpoint
 
 
 def lookup_table(sizes: Sequence[int] = (10, 1000), modes: Sequence[str] = MODES, *, connections: int = 20,
-                 seed: int = 0) -> pd.DataFrame:
+                 endpoints: int = 1, seed: int = 0) -> pd.DataFrame:
     """Mean, min and max of :func:`rules_evaluated` per mode and size."""
-    frames = [rules_evaluated(m, n, connections=connections, seed=seed) for m in modes for n in sizes]
+    frames = [rules_evaluated(m, n, connections=connections, endpoints=endpoints, seed=seed) for m in modes for n in sizes]
     df = pd.concat(frames, ignore_index=True)
     return (df.groupby(["mode", "services"])["rules_evaluated"].agg(["mean", "min", "max"]).reset_index()
             .rename(columns={"mean": "rules_mean", "min": "rules_min", "max": "rules_max"}))
