@@ -123,7 +123,8 @@ print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallba
 # Start with what kube-proxy wrote on one node of the study's lab. `count_rules` takes the rendered
 # ruleset apart per Service port: its type, its endpoints and the rules it costs; the fixed rules
 # (the jump chains, KUBE-MARK-MASQ, KUBE-POSTROUTING...) are the rest. The claim checks the
-# per-Service formula (`rulecount.service_rules`) against the rendered text, line for line.
+# per-Service formula (`rulecount.service_rules`) against the rendered text, line for line, and the
+# study's way of counting, `iptables -t nat -S | grep -c ...` on the node, against the endpoints.
 
 # %% [markdown] lang="ko"
 # ## 1. 서비스당 규칙, 엔드포인트당 규칙 (Rules per Service, rules per endpoint)
@@ -131,7 +132,7 @@ print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallba
 # 먼저 스터디 실습 환경의 노드 하나에 kube-proxy가 쓴 것에서 시작합니다. `count_rules`는 렌더링한 규칙 집합을
 # 서비스 포트별로 나눕니다. 유형, 엔드포인트, 드는 규칙 수입니다. 나머지는 고정 규칙입니다(점프 체인,
 # KUBE-MARK-MASQ, KUBE-POSTROUTING 등). 확인(claim)은 서비스별 공식(`rulecount.service_rules`)을 렌더링한 텍스트와
-# 한 줄 한 줄 맞춰 봅니다.
+# 한 줄 한 줄 맞춰 보고, 스터디의 방식인 노드에서의 `iptables -t nat -S | grep -c ...`를 엔드포인트 수와 맞춰 봅니다.
 
 # %%
 node = "myk8s-worker"
@@ -140,10 +141,18 @@ per_service = rulecount.count_rules(rules)
 print(per_service.to_string(index=False))
 rendered = rules.raw_text().count("\n")
 fixed = per_service[per_service["service_port"] == "(fixed)"]["lines"].iloc[0]
+ports = per_service[~per_service["service_port"].str.startswith("(")]
+sep = int(lab.sh(node, 'iptables -t nat -S | grep -c "^-A KUBE-SEP"'))
+svc = int(lab.sh(node, 'iptables -t nat -S | grep -c "^-A KUBE-SVC"'))
+print(f"$ iptables -t nat -S | grep -c '^-A KUBE-SEP'  -> {sep}\n$ iptables -t nat -S | grep -c '^-A KUBE-SVC'  -> {svc}")
 experiments.claim(
-    int(per_service["lines"].sum()) == rendered,
-    f"the per-Service formulas plus kube-proxy's {fixed} fixed lines are exactly the {rendered} lines rendered on {node}",
-    f"the formulas and the rendered text disagree: {int(per_service['lines'].sum())} vs {rendered}")
+    int(per_service["lines"].sum()) == rendered and sep == 2 * ports["endpoints"].sum()
+    and svc == (1 + ports["endpoints"]).sum(),
+    f"the per-Service formulas plus kube-proxy's {fixed} fixed lines are exactly the {rendered} lines rendered on {node}; "
+    f"in its kernel tables every endpoint has 2 KUBE-SEP rules ({sep}) and every Service a masquerade rule plus one rule "
+    f"per endpoint in KUBE-SVC ({svc})",
+    f"the formulas, the rendered text and the node's tables disagree: {int(per_service['lines'].sum())} vs {rendered}, "
+    f"{sep} SEP and {svc} SVC rules")
 
 # %% [markdown] lang="en"
 # How do these numbers grow? `growth` evaluates the same formulas for synthetic clusters of N
