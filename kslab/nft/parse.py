@@ -358,64 +358,103 @@ class NftCommand:
         return f"line {self.line}: {self.text.strip()[:160]}"
 
 
+_SPECIAL = re.compile(r'[{};#"\\]')
+
+
+_SLOW = re.compile(r'[#"\\]')
+
+
+def _top_level_ok(line: str) -> bool:
+    """Braces never close below zero and no ';' outside them (one whole command)."""
+    depth = 0
+    for m in re.finditer(r"[{};]", line):
+        c = m.group(0)
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+        elif depth == 0:
+            return False
+    return depth == 0
+
+
 def _split_commands(text: str) -> list[tuple[int, str]]:
     """Logical commands with their line numbers: newline or top-level ``;`` ends a command
     (braces may span lines), ``#`` starts a comment outside quotes."""
     out: list[tuple[int, str]] = []
     buf: list[str] = []
     depth = 0
-    start_line = 1
-    line_no = 1
     in_quote = False
-    i = 0
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if in_quote:
-            buf.append(c)
-            if c == "\\" and i + 1 < n:
-                buf.append(text[i + 1])
-                i += 2
+    start_line = 1
+    for line_no, line in enumerate(text.split("\n"), 1):
+        if depth <= 0 and not in_quote and not buf:
+            if not _SPECIAL.search(line):
+                s = line.strip()
+                if s:
+                    out.append((line_no, s))
                 continue
-            if c == '"':
-                in_quote = False
-        elif c == '"':
-            in_quote = True
-            buf.append(c)
-        elif c == "#":
-            while i < n and text[i] != "\n":
-                i += 1
-            continue
-        elif c == "{":
-            depth += 1
-            buf.append(c)
-        elif c == "}":
-            depth -= 1
-            buf.append(c)
-        elif c == "\\" and i + 1 < n and text[i + 1] == "\n":
-            buf.append(" ")
-            i += 2
-            line_no += 1
-            continue
-        elif (c == "\n" or c == ";") and depth <= 0:
-            s = "".join(buf).strip()
-            if s:
-                out.append((start_line, s))
-            buf = []
-            if c == "\n":
-                line_no += 1
+            if not _SLOW.search(line) and line.count("{") == line.count("}") and \
+                    _top_level_ok(line):
+                out.append((line_no, line.strip()))
+                continue
+        if not buf:
             start_line = line_no
+        i, n = 0, len(line)
+        while i < n:
+            c = line[i]
+            if in_quote:
+                buf.append(c)
+                if c == "\\" and i + 1 < n:
+                    buf.append(line[i + 1])
+                    i += 2
+                    continue
+                if c == '"':
+                    in_quote = False
+            elif c == '"':
+                in_quote = True
+                buf.append(c)
+            elif c == "#":
+                break
+            elif c == "{":
+                depth += 1
+                buf.append(c)
+            elif c == "}":
+                depth -= 1
+                buf.append(c)
+            elif c == ";" and depth <= 0:
+                cmd = "".join(buf).strip()
+                if cmd:
+                    out.append((start_line, cmd))
+                buf = []
+                start_line = line_no
+            elif c == "\\" and i == n - 1:
+                buf.append(" ")
+                break
+            else:
+                buf.append(c)
             i += 1
-            continue
         else:
-            if c == "\n":
-                line_no += 1
-                c = " "
-            buf.append(c)
-        i += 1
-    s = "".join(buf).strip()
-    if s:
-        out.append((start_line, s))
+            if depth <= 0 and not in_quote:
+                cmd = "".join(buf).strip()
+                if cmd:
+                    out.append((start_line, cmd))
+                buf = []
+                continue
+            buf.append(" ")
+            continue
+        # '#' comment or line continuation: the command may go on
+        if depth <= 0 and not in_quote and not (line.rstrip().endswith("\\")):
+            cmd = "".join(buf).strip()
+            if cmd:
+                out.append((start_line, cmd))
+            buf = []
+        else:
+            buf.append(" ")
+    cmd = "".join(buf).strip()
+    if cmd:
+        out.append((start_line, cmd))
     return out
 
 
@@ -491,6 +530,9 @@ def _parse_object_spec(kind: str, body: list[Token], text: str) -> dict:
 
 def parse_command(text: str, line: int = 0) -> NftCommand:
     """One command line (see :func:`parse_commands`)."""
+    fast = _fast_command(text, line)
+    if fast is not None:
+        return fast
     toks = tokenize(text)
     words = [t.text for t in toks]
     if not words:
@@ -564,6 +606,24 @@ def parse_command(text: str, line: int = 0) -> NftCommand:
     return cmd
 
 
+def _fast_command(text: str, line: int) -> NftCommand | None:
+    """The common shapes without tokenizing: ``add rule F T C ...`` and brace-less objects."""
+    w = text.split(None, 5)
+    if len(w) < 5 or w[0] not in VERBS or w[2] not in FAMILIES or '"' in w[4] or "{" in w[4]:
+        return None
+    if w[1] == "rule" and w[0] in ("add", "insert") and len(w) == 6:
+        rest = w[5]
+        if rest.split(None, 1)[0] in ("handle", "index", "position"):
+            return None
+        body, comment = split_rule_comment(rest)
+        return NftCommand(w[0], "rule", w[2], w[3], w[4],
+                          {"text": body, "comment": comment}, line, text)
+    if w[1] in ("chain", "set", "map") and len(w) == 5 and w[0] != "add" or \
+            w[1] == "chain" and len(w) == 5:
+        return NftCommand(w[0], w[1], w[2], w[3], w[4], {}, line, text)
+    return None
+
+
 def parse_commands(text: str) -> list[NftCommand]:
     """Transaction text (what ``nft -f`` reads) -> commands. ValueError names the line."""
     out = []
@@ -626,7 +686,57 @@ def _norm_anon_set(elems: list[str], is_map: bool, lhs: str) -> tuple[list[str],
     items.sort(key=lambda x: x[0])
     out = [t for _, t in items]
     collapsible = not is_map and len(out) == 1 and " : " not in out[0] and " comment " not in out[0]
+    if not is_map and all(len(sp.key) == 1 and sp.comment is None for sp in specs) and \
+            any(("/" in k or "-" in k) for sp in specs for k in sp.key):
+        t0 = lhs_types[0] if lhs_types and lhs_types[0] else guess_type(specs[0].key[0])
+        merged = _merge_intervals([sp.key[0] for sp in specs], t0)
+        if merged is not None:
+            out = merged
     return out, collapsible
+
+
+def _merge_intervals(values: list[str], type_: str) -> list[str] | None:
+    """An interval set as nft stores it: overlapping and adjacent ranges merged, each printed
+    as an address, a prefix (if it is one) or ``a-b``."""
+    ranges = []
+    for v in values:
+        if type_ in ("ipv4_addr", "ipv6_addr"):
+            if "/" in v:
+                net = ipaddress.ip_network(v, strict=False)
+                ranges.append((int(net.network_address), int(net.broadcast_address)))
+            elif "-" in v:
+                lo, hi = v.split("-", 1)
+                ranges.append((int(ipaddress.ip_address(lo)), int(ipaddress.ip_address(hi))))
+            else:
+                n = int(ipaddress.ip_address(v))
+                ranges.append((n, n))
+        elif type_ in ("inet_service", "integer"):
+            lo, _, hi = v.partition("-")
+            try:
+                ranges.append((int(normalize_value(lo, type_)), int(normalize_value(hi or lo, type_))))
+            except ValueError:
+                return None
+        else:
+            return None
+    ranges.sort()
+    merged: list[list[int]] = []
+    for lo, hi in ranges:
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    out = []
+    for lo, hi in merged:
+        if type_ in ("ipv4_addr", "ipv6_addr"):
+            cls = ipaddress.IPv4Address if type_ == "ipv4_addr" else ipaddress.IPv6Address
+            if lo == hi:
+                out.append(str(cls(lo)))
+                continue
+            nets = list(ipaddress.summarize_address_range(cls(lo), cls(hi)))
+            out.append(str(nets[0]) if len(nets) == 1 else f"{cls(lo)}-{cls(hi)}")
+        else:
+            out.append(str(lo) if lo == hi else f"{lo}-{hi}")
+    return out
 
 
 _LHS_TYPES = {
@@ -666,6 +776,54 @@ def normalize_rule(text: str) -> str:
     dependency before ``tcp dport`` dropped; ``reject with icmp port-unreachable`` -> ``reject``;
     ``counter`` -> ``counter packets 0 bytes 0``. Listed text comes back unchanged.
     """
+    if "{" not in text and "," not in text and '"' not in text:
+        s = " ".join(text.split())
+    else:
+        s = _normalize_braces(text)
+    if not _NEEDS_REWRITE.search(s):
+        return s
+    # protect names (jump/goto targets, @sets, quoted strings) from the rewrites below
+    kept: list[str] = []
+
+    def keep(m: re.Match) -> str:
+        kept.append(m.group(0))
+        return f"\x00{len(kept) - 1}\x00"
+
+    s = _PROTECT_RE.sub(keep, s)
+    if "mark" in s:
+        s = _normalize_marks(s)
+    if "/32" in s or "/128" in s:
+        s = _HOST_PREFIX_RE.sub(lambda m: m.group(1) + normalize_value(m.group(2)), s)
+    if "ct state" in s:
+        s = _CT_STATE_RE.sub(lambda m: "ct state " + ",".join(
+            sorted(m.group(1).split(","), key=lambda x: _CT_BITS.get(x, 99))), s)
+    if "l4proto" in s or "protocol" in s:
+        s = _PROTO_DEP_RE.sub(r"\1 ", s)
+        s = _PROTO_NUM_RE.sub(
+            lambda m: f"{m.group(1)} {PROTOCOL_NAMES.get(int(m.group(2)), m.group(2))}", s)
+    if "reject" in s:
+        s = _REJECT_DEFAULT.sub("reject", s)
+        s = _REJECT_TYPE_RE.sub(r"reject with \1 ", s)
+    if "counter" in s:
+        s = _COUNTER_RE.sub("counter packets 0 bytes 0", s)
+    if kept:
+        s = _RESTORE_RE.sub(lambda m: kept[int(m.group(1))], s)
+    return s
+
+
+_NEEDS_REWRITE = re.compile(r"mark|/32|/128|ct state|l4proto|protocol|reject|counter")
+_PROTECT_RE = re.compile(r'"(?:[^"\\]|\\.)*"|(?:(?<=jump )|(?<=goto ))[^\s,{}]+|@[^\s,{}]+')
+_HOST_PREFIX_RE = re.compile(r"(?<![\w-])(ip6? [sd]addr (?:!= )?)(\S+/(?:32|128))(?=\s|$)")
+_CT_STATE_RE = re.compile(r"\bct state ((?:[a-z]+,)*[a-z]+)\b")
+_PROTO_DEP_RE = re.compile(r"\b(?:meta l4proto|ip protocol) (tcp|udp|sctp|dccp) (\1) (?=[ds]port\b)")
+_PROTO_NUM_RE = re.compile(r"\b(meta l4proto|ip protocol) (\d+)\b")
+_REJECT_TYPE_RE = re.compile(r"\breject with (icmp|icmpx|icmpv6) type ")
+_COUNTER_RE = re.compile(r"\bcounter(?! packets)\b")
+_RESTORE_RE = re.compile("\x00(\\d+)\x00")
+
+
+def _normalize_braces(text: str) -> str:
+    """Token pass: anonymous sets/maps normalized, ``a , b`` lists joined."""
     toks = tokenize(text)
     words = [t.text for t in toks]
     out: list[str] = []
@@ -694,28 +852,7 @@ def normalize_rule(text: str) -> str:
             continue
         out.append(w)
         i += 1
-    s = " ".join(out)
-    # protect names (jump/goto targets, @sets, quoted strings) from the rewrites below
-    kept: list[str] = []
-
-    def keep(m: re.Match) -> str:
-        kept.append(m.group(0))
-        return f"\x00{len(kept) - 1}\x00"
-
-    s = re.sub(r'"(?:[^"\\]|\\.)*"|(?:(?<=jump )|(?<=goto ))[^\s,{}]+|@[^\s,{}]+', keep, s)
-    s = _normalize_marks(s)
-    s = re.sub(r"(?<![\w-])(ip6? [sd]addr (?:!= )?)(\S+/(?:32|128))(?=\s|$)",
-               lambda m: m.group(1) + normalize_value(m.group(2)), s)
-    s = re.sub(r"\bct state ((?:[a-z]+,)*[a-z]+)\b",
-               lambda m: "ct state " + ",".join(sorted(m.group(1).split(","),
-                                                       key=lambda x: _CT_BITS.get(x, 99))), s)
-    s = re.sub(r"\b(?:meta l4proto|ip protocol) (tcp|udp|sctp|dccp) (\1) (?=[ds]port\b)", r"\1 ", s)
-    s = _REJECT_DEFAULT.sub("reject", s)
-    s = re.sub(r"\breject with (icmp|icmpx|icmpv6) type ", r"reject with \1 ", s)
-    s = re.sub(r"\bcounter(?! packets)\b", "counter packets 0 bytes 0", s)
-    s = re.sub(r"\b(meta l4proto|ip protocol) (\d+)\b",
-               lambda m: f"{m.group(1)} {PROTOCOL_NAMES.get(int(m.group(2)), m.group(2))}", s)
-    return re.sub("\x00(\\d+)\x00", lambda m: kept[int(m.group(1))], s)
+    return " ".join(out)
 
 
 _SELECTORS = ("ip ", "ip6 ", "meta ", "th ", "tcp ", "udp ", "sctp ", "ct ", "fib ",
@@ -782,18 +919,24 @@ def parse_ruleset(text: str) -> "NftState":
     return state
 
 
-def listing_blocks(text: str) -> list[tuple[str, str, list[tuple[int, str]]]]:
-    """Split a listing into tables: (family, name, [(line number, line)] of the body)."""
+def listing_blocks(text: str) -> list[tuple]:
+    """Split a listing into tables: (family, name, [(line number, line)] of the body, the
+    ``#`` lines right before the table, the table's ``# handle N`` or None)."""
     tables = []
     lines = text.splitlines()
     i = 0
+    pre: list[str] = []
     while i < len(lines):
         raw = lines[i]
         s = raw.strip()
         i += 1
-        if not s or s.startswith("#"):
+        if not s:
+            pre = []
             continue
-        m = re.fullmatch(r"table\s+(?:(\w+)\s+)?(\S+)\s*\{(?:\s*#.*)?", s)
+        if s.startswith("#"):
+            pre.append(raw.rstrip())
+            continue
+        m = re.fullmatch(r"table\s+(?:(\w+)\s+)?(\S+)\s*\{(?:\s*#\s*(?:handle\s+(\d+))?.*)?", s)
         if not m:
             raise ValueError(f"line {i}: expected 'table FAMILY NAME {{', got {s[:80]!r}")
         family = m.group(1) or "ip"
@@ -809,7 +952,9 @@ def listing_blocks(text: str) -> list[tuple[str, str, list[tuple[int, str]]]]:
             body.append((i, line))
         else:
             raise ValueError(f"table {family} {m.group(2)}: missing closing '}}'")
-        tables.append((family, m.group(2), body))
+        handle = int(m.group(3)) if m.group(3) else None
+        tables.append((family, m.group(2), body, tuple(pre), handle))
+        pre = []
     return tables
 
 

@@ -14,19 +14,21 @@ tables, chains and sets it touches, so earlier snapshots (``state.table(...)`` r
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field, replace
 
 from kslab.nft.parse import (
     ElementSpec,
     NftCommand,
+    _parse_object_spec,
     _quote,
+    _strip_hash_comment,
     chain_refs,
     dynset_refs,
     key_sort_value,
     listing_blocks,
     normalize_rule,
     normalize_value,
-    parse_command,
     parse_commands,
     per_line,
     priority_text,
@@ -34,10 +36,6 @@ from kslab.nft.parse import (
     split_rule_comment,
     time_text,
     tokenize,
-    _brace_body,
-    _parse_object_spec,
-    _strip_hash_comment,
-    parse_elements,
 )
 
 ENOENT = "Could not process rule: No such file or directory"
@@ -57,11 +55,12 @@ class NftRule:
     text: str
     comment: str | None = None
     handle: int = 0
+    from_listing: bool = False     # text came from ``nft list``: print it as it is
 
     @property
     def listed(self) -> str:
         """The rule as ``nft list`` prints it (comment included)."""
-        s = normalize_rule(self.text)
+        s = self.text if self.from_listing else normalize_rule(self.text)
         if self.comment is not None:
             s += f" comment {_quote(self.comment)}"
         return s
@@ -156,6 +155,8 @@ class NftTable:
     sets: dict[str, NftSet] = field(default_factory=dict)
     chains: dict[str, NftChain] = field(default_factory=dict)
     handle_seq: int = 0
+    preamble: tuple[str, ...] = ()   # "# Warning: table ip nat is managed by iptables-nft, ..."
+    handle: int = 0
 
     @property
     def maps(self) -> dict[str, NftSet]:
@@ -192,15 +193,17 @@ class NftTable:
                 if any("@" in r.text and name in set_refs(r.text) for r in c.rules)]
 
     # -- printing ----------------------------------------------------------------------------
-    def listing(self) -> str:
-        """``nft list table FAMILY NAME`` (nft v1.0.6), with the final newline."""
-        out = [f"table {self.family} {self.name} {{"]
+    def listing(self, handles: bool = False) -> str:
+        """``nft list table FAMILY NAME`` (nft v1.0.6), with the final newline; ``handles``
+        adds the ``# handle N`` annotations of ``nft -a list``."""
+        h = (lambda n: f" # handle {n}") if handles else (lambda n: "")
+        out = list(self.preamble) + [f"table {self.family} {self.name} {{{h(self.handle)}"]
         if self.comment is not None:
             out.append(f"\tcomment {_quote(self.comment)}")
         if self.flags:
             out.append(f"\tflags {','.join(self.flags)}")
-        blocks = [_set_lines(s) for s in self.sets.values()]
-        blocks += [_chain_lines(c, self.family) for c in self.chains.values()]
+        blocks = [_set_lines(s, h) for s in self.sets.values()]
+        blocks += [_chain_lines(c, self.family, h) for c in self.chains.values()]
         for k, b in enumerate(blocks):
             if k:
                 out.append("")
@@ -212,8 +215,8 @@ class NftTable:
 _FLAG_ORDER = ("constant", "dynamic", "interval", "timeout")
 
 
-def _set_lines(s: NftSet) -> list[str]:
-    out = [f"\t{s.kind} {s.name} {{"]
+def _set_lines(s: NftSet, h=lambda n: "") -> list[str]:
+    out = [f"\t{s.kind} {s.name} {{{h(s.handle)}"]
     if s.typeof is not None:
         out.append(f"\t\ttypeof {s.typeof}")
     else:
@@ -249,15 +252,15 @@ def _set_lines(s: NftSet) -> list[str]:
     return ["\n".join(out)]
 
 
-def _chain_lines(c: NftChain, family: str) -> list[str]:
-    out = [f"\tchain {c.name} {{"]
+def _chain_lines(c: NftChain, family: str, h=lambda n: "") -> list[str]:
+    out = [f"\tchain {c.name} {{{h(c.handle)}"]
     if c.comment is not None:
         out.append(f"\t\tcomment {_quote(c.comment)}")
     if c.is_base:
         out.append(f"\t\ttype {c.type} hook {c.hook} priority "
                    f"{priority_text(c.priority or 0, family, c.hook or '')}; "
                    f"policy {c.policy or 'accept'};")
-    out.extend(f"\t\t{r.listed}" for r in c.rules)
+    out.extend(f"\t\t{r.listed}{h(r.handle)}" for r in c.rules)
     out.append("\t}")
     return out
 
@@ -271,6 +274,7 @@ class NftState:
 
     def __init__(self) -> None:
         self._tables: dict[tuple[str, str], NftTable] = {}
+        self._table_handles = 0      # table handles count per namespace
 
     # -- reading -------------------------------------------------------------------------------
     @property
@@ -284,7 +288,7 @@ class NftState:
         try:
             return self._tables[(family, name)]
         except KeyError:
-            raise ValueError(f"Error: No such file or directory: table {family} {name}") from None
+            raise ValueError(f"Error: No such file or directory: list table {family} {name}") from None
 
     def chains(self, family: str = "ip", name: str = "kube-proxy") -> list[str]:
         t = self._tables.get((family, name))
@@ -295,22 +299,45 @@ class NftState:
         t = self._tables.get((family, name))
         return list(t.sets) if t else []
 
-    def list_table(self, family: str = "ip", name: str = "kube-proxy") -> str:
-        """Exactly what ``nft list table FAMILY NAME`` prints (nft v1.0.6)."""
-        return self.table(family, name).listing()
+    def list_table(self, family: str = "ip", name: str = "kube-proxy", *,
+                   handles: bool = False) -> str:
+        """Exactly what ``nft list table FAMILY NAME`` prints (nft v1.0.6); ``handles=True``:
+        ``nft -a list table``."""
+        return self.table(family, name).listing(handles)
 
-    def list_ruleset(self) -> str:
+    def list_chain(self, family: str, table: str, chain: str, *, handles: bool = False) -> str:
+        """``nft list chain FAMILY TABLE CHAIN``: the chain inside its table's braces."""
+        t = self._tables.get((family, table))
+        if t is None or chain not in t.chains:
+            raise ValueError(f"Error: No such file or directory: list chain {family} {table} {chain}")
+        h = (lambda n: f" # handle {n}") if handles else (lambda n: "")
+        return "\n".join([f"table {family} {table} {{"]      # (no table handle here, as nft)
+                         + _chain_lines(t.chains[chain], family, h) + ["}"]) + "\n"
+
+    def list_set(self, family: str, table: str, name: str, *, kind: str = "set",
+                 handles: bool = False) -> str:
+        """``nft list set|map FAMILY TABLE NAME`` (``kind`` must match, as nft insists)."""
+        t = self._tables.get((family, table))
+        s = t.sets.get(name) if t is not None else None
+        if s is None or s.kind != kind:
+            raise ValueError(f"Error: No such file or directory: list {kind} {family} {table} {name}")
+        h = (lambda n: f" # handle {n}") if handles else (lambda n: "")
+        return "\n".join([f"table {family} {table} {{"] + _set_lines(s, h) + ["}"]) + "\n"
+
+    def list_ruleset(self, *, handles: bool = False) -> str:
         """``nft list ruleset``: every table, in creation order."""
-        return "".join(t.listing() for t in self._tables.values())
+        return "".join(t.listing(handles) for t in self._tables.values())
 
     def copy(self) -> "NftState":
         new = NftState()
         new._tables = dict(self._tables)   # objects are copy-on-write: sharing is safe
+        new._table_handles = self._table_handles
         return new
 
     def __deepcopy__(self, memo) -> "NftState":
         new = NftState()
         new._tables = copy.deepcopy(self._tables, memo)
+        new._table_handles = self._table_handles
         return new
 
     # -- writing -------------------------------------------------------------------------------
@@ -323,27 +350,37 @@ class NftState:
         self.apply_commands(commands)
 
     def apply_commands(self, commands: list[NftCommand]) -> None:
-        txn = _Txn(self._tables)
+        txn = _Txn(self._tables, self._table_handles)
         for cmd in commands:
             try:
                 txn.run(cmd)
             except _Refused as e:
                 raise ValueError(f"line {cmd.line}: Error: {e}: {cmd.text.strip()[:160]}") from None
         self._tables = txn.tables
+        self._table_handles = txn.table_handles
 
     def load_listing(self, text: str) -> None:
         """Add the tables of an ``nft list ruleset|table`` output (replacing same-named ones)."""
         new = dict(self._tables)
-        for family, name, body in listing_blocks(text):
-            new[(family, name)] = _table_from_listing(family, name, body)
+        for family, name, body, preamble, handle in listing_blocks(text):
+            new.pop((family, name), None)
+            t = _table_from_listing(family, name, body)
+            t.preamble = preamble
+            if handle is None:
+                self._table_handles += 1
+                handle = self._table_handles
+            t.handle = handle
+            self._table_handles = max(self._table_handles, handle)
+            new[(family, name)] = t
         self._tables = new
 
 
 class _Txn:
     """Working copy of the tables: copy-on-write per table, chain and set."""
 
-    def __init__(self, tables: dict[tuple[str, str], NftTable]):
+    def __init__(self, tables: dict[tuple[str, str], NftTable], table_handles: int = 0):
         self.tables = dict(tables)
+        self.table_handles = table_handles
         self._own_tables: set[tuple[str, str]] = set()
         self._own: set[int] = set()       # ids of chain/set objects copied in this transaction
 
@@ -399,8 +436,10 @@ class _Txn:
                 if cmd.verb == "create":
                     raise _Refused(EEXIST)
                 return
+            self.table_handles += 1
             self.tables[key] = NftTable(cmd.family, cmd.table, comment=cmd.spec.get("comment"),
-                                        flags=tuple(cmd.spec.get("flags", ())))
+                                        flags=tuple(cmd.spec.get("flags", ())),
+                                        handle=self.table_handles)
             self._own_tables.add(key)
         elif cmd.verb in ("delete", "destroy"):
             if t is None:
@@ -577,9 +616,13 @@ class _Txn:
         if cmd.verb == "replace":
             for k, r in enumerate(c.rules):
                 if r.handle == spec.get("handle"):
-                    c.rules[k] = NftRule(text, spec.get("comment"), r.handle)
+                    for _ in range(_anonymous_sets(text)):
+                        self._handle(t)
+                    c.rules[k] = NftRule(text, spec.get("comment"), r.handle)   # handle kept
                     return
             raise _Refused(ENOENT)
+        for _ in range(_anonymous_sets(text)):
+            self._handle(t)           # the kernel numbers the rule's anonymous sets first
         rule = NftRule(text, spec.get("comment"), self._handle(t))
         pos = len(c.rules) if cmd.verb in ("add", "create") else 0
         if "handle" in spec:
@@ -592,6 +635,14 @@ class _Txn:
                 raise _Refused(ENOENT)
             pos = spec["index"] + 1 if cmd.verb == "add" else spec["index"]
         c.rules.insert(pos, rule)
+
+
+def _anonymous_sets(text: str) -> int:
+    """Anonymous sets/maps nft creates for a rule (one-element sets are folded, not created)."""
+    if "{" not in text:
+        return 0
+    listed = normalize_rule(text)
+    return listed.count("{ ") - len(dynset_refs(listed))
 
 
 def _norm_key(s: NftSet, spec: ElementSpec) -> tuple[str, ...]:
@@ -624,6 +675,7 @@ def _table_from_listing(family: str, name: str, body: list[tuple[int, str]]) -> 
             continue
         if words[0] in ("set", "map", "chain") and s.endswith("{"):
             obj_name = s[len(words[0]):-1].strip()
+            obj_handle = _handle_of(raw)
             inner: list[tuple[int, str]] = []
             depth = 1
             while i < len(body):
@@ -634,17 +686,27 @@ def _table_from_listing(family: str, name: str, body: list[tuple[int, str]]) -> 
                 depth += d
                 if depth == 0:
                     break
-                inner.append((ln, st))
+                inner.append((ln, st, _handle_of(line)))
             if words[0] == "chain":
-                t.chains[obj_name] = _chain_from_listing(obj_name, inner, t)
+                obj = _chain_from_listing(obj_name, inner, t)
+                t.chains[obj_name] = obj
             else:
-                t.sets[obj_name] = _set_from_listing(obj_name, inner, words[0], t)
+                obj = _set_from_listing(obj_name, inner, words[0], t)
+                t.sets[obj_name] = obj
+            if obj_handle is not None:
+                obj.handle = obj_handle
+                t.handle_seq = max(t.handle_seq, obj_handle)
             continue
         if words[0] in ("flowtable", "counter", "quota", "ct", "limit", "secmark", "synproxy"):
             raise ValueError(f"line {lineno}: table {family} {name}: {words[0]} objects are not "
                              f"modelled; only sets, maps and chains")
         raise ValueError(f"line {lineno}: table {family} {name}: unexpected {s[:60]!r}")
     return t
+
+
+def _handle_of(line: str) -> int | None:
+    m = re.search(r"#\s*handle\s+(\d+)\s*$", line)
+    return int(m.group(1)) if m else None
 
 
 def _unquote_all(s: str) -> str:
@@ -655,7 +717,7 @@ def _unquote_all(s: str) -> str:
 def _set_from_listing(name: str, inner: list[tuple[int, str]], kind: str, t: NftTable) -> NftSet:
     stmts: list[str] = []
     depth = 0
-    for _, line in inner:
+    for _, line, _h in inner:
         if depth > 0:
             stmts[-1] += " " + line
         else:
@@ -685,7 +747,7 @@ def _set_from_listing(name: str, inner: list[tuple[int, str]], kind: str, t: Nft
 def _chain_from_listing(name: str, inner: list[tuple[int, str]], t: NftTable) -> NftChain:
     t.handle_seq += 1
     c = NftChain(name, handle=t.handle_seq)
-    for ln, s in inner:
+    for ln, s, handle in inner:
         if not s:
             continue
         if s.startswith("comment ") and not c.rules and c.type is None:
@@ -697,10 +759,12 @@ def _chain_from_listing(name: str, inner: list[tuple[int, str]], t: NftTable) ->
             c.policy = spec.get("policy", "accept")
             continue
         text, comment = split_rule_comment(s)
-        t.handle_seq += 1
-        c.rules.append(NftRule(text, comment, t.handle_seq))
+        if handle is None:
+            t.handle_seq += 1
+            handle = t.handle_seq
+        t.handle_seq = max(t.handle_seq, handle)
+        c.rules.append(NftRule(text, comment, handle, from_listing=True))
     return c
 
 
-__all__ = ["NftState", "NftTable", "NftChain", "NftSet", "NftRule", "NftElement",
-           "parse_command", "parse_elements", "_brace_body"]
+__all__ = ["NftState", "NftTable", "NftChain", "NftSet", "NftRule", "NftElement"]

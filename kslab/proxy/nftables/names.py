@@ -9,12 +9,12 @@ readable name after an 8-character hash: ``service-ULMVA6XW-ns1/svc1/tcp/p80``,
 
 from __future__ import annotations
 
-from base64 import b32encode
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Callable
 
 from ..endpoints import BaseEndpointInfo
+from ..iptables.chains import _B32_PAIRS  # 10-bit groups -> two base32 characters
 from ..serviceport import BaseServicePortInfo, ServicePortName
 
 # knftables.NameLengthMax (256) minus chainNamePrefixLengthMax (16, the longest prefix + "-")
@@ -33,8 +33,13 @@ FIREWALL_PREFIX = "firewall-"  # servicePortFirewallChainNamePrefix
 
 def hash_and_truncate(name: str) -> str:
     """``hashAndTruncate``: ``name`` prefixed with the first 8 characters of
-    base32(sha256(name)) and a hyphen, cut to 240 characters (the last three ``...``)."""
-    name = b32encode(sha256(name.encode()).digest()[:5]).decode() + "-" + name
+    base32(sha256(name)) and a hyphen, cut to 240 characters (the last three ``...``).
+
+    (The 8 characters are the digest's first 40 bits, encoded ten bits at a time as
+    :func:`kslab.proxy.iptables.chains.chain_hash` does: a render names every endpoint.)"""
+    n = int.from_bytes(sha256(name.encode()).digest()[:5], "big")
+    p = _B32_PAIRS
+    name = "".join((p[n >> 30], p[(n >> 20) & 1023], p[(n >> 10) & 1023], p[n & 1023], "-", name))
     if len(name) > CHAIN_NAME_BASE_LENGTH_MAX:
         name = name[: CHAIN_NAME_BASE_LENGTH_MAX - 3] + "..."
     return name

@@ -32,6 +32,7 @@ test dumps print them.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import Callable, Collection, Iterable, Mapping, Sequence
 
@@ -197,6 +198,13 @@ class NftRuleSet:
                 run(self.cleanup_text())
             except Exception as exc:  # noqa: BLE001 (any failure of the cleanup is only counted)
                 self.cleanup_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                # the chains are still there: as kube-proxy's listing after the cleanup would find
+                # them, they are flushed again and stale from now on (deleted a second later)
+                again = [op.name for op in self.cleanup_ops if op.name not in self.active_chains]
+                self._stale_ops += [NftOp("flush", "chain", c) for c in again]
+                self.stale_flushed += again
+                for c in again:
+                    self.state.stale_chains[c] = self.now
         if self.operations:
             run(self.raw_text())
 
@@ -297,7 +305,8 @@ class NftRuleSet:
         fixed_rules = len(_setup_rules(self.config))
         match_all = nodeport_addresses_match_all(self.config.nodeport_addresses)
         nodeport = [] if match_all else _nodeport_ips(self.config)
-        return {"chains": fixed_chains + svc_chains, "rules": fixed_rules + svc_rules,
+        stale = len(self.state.stale_chains)  # flushed, still in the table until deleted
+        return {"chains": fixed_chains + svc_chains + stale, "rules": fixed_rules + svc_rules,
                 "sets": len(CONTAINERS) + (0 if match_all else 1) + len(self.active_sets),
                 "elements": sum(len(v) for v in self.state.elements.values()) + len(nodeport)}
 
@@ -500,6 +509,18 @@ def sync_nft_rules(
     alone: kube-proxy's restart optimisation); a first full sync without it flushes the sets
     and maps and writes every element; ``{}`` means a fresh node.
     """
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a sync makes an object per operation and per endpoint: no collection halfway
+    try:
+        return _sync_nft_rules(service_ports, endpoints_map, config, partial_services, state, existing_chains,
+                               existing_sets, existing_elements, now)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _sync_nft_rules(service_ports, endpoints_map, config, partial_services, state, existing_chains, existing_sets,
+                    existing_elements, now) -> NftRuleSet:
     cfg = config
     st = state.copy() if state is not None else NftSyncState()
     ipx, addr = _ip(cfg)

@@ -17,17 +17,17 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from functools import cmp_to_key
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 VERBS = ("add", "flush", "delete")
 KINDS = ("table", "chain", "set", "map", "rule", "element")
 
 
-@dataclass(frozen=True, slots=True)
-class NftOp:
-    """One operation of a transaction. ``name`` is the chain, set or map (for a rule: its
-    chain; for an element: its set or map; for the table: empty); ``spec`` is what follows the
-    name (a chain's or set's ``{ ... }``, a rule's text, an element's ``{ key : value }``)."""
+class NftOp(NamedTuple):
+    """One operation of a transaction (immutable, compared by value). ``name`` is the chain,
+    set or map (for a rule: its chain; for an element: its set or map; for the table: empty);
+    ``spec`` is what follows the name (a chain's or set's ``{ ... }``, a rule's text, an
+    element's ``{ key : value }``). A tuple: a full sync of a large cluster makes millions."""
 
     verb: str
     kind: str
