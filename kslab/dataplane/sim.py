@@ -81,13 +81,27 @@ class SimDataplane(Dataplane):
         state = self.nft.get(node)
         if state is None:  # this node's first nftables sync: kube-proxy cleans up iptables mode's chains
             state = NftState()
-        cleanup = "".join(op.text() + "\n" for op in getattr(ruleset, "cleanup_ops", ()))
-        if cleanup:
-            state.apply(cleanup)  # the separate "delete chain" transaction of stale chains (>= 1 s flushed)
-        state.apply(ruleset.raw_text())  # atomic: a refused transaction leaves the state as it was
+        # the "delete chain" transaction of chains stale for >= 1 s (a failure is only recorded),
+        # then the sync's transaction: each atomic, a refused one leaves the state as it was
+        ruleset.apply_with(state.apply)
         if node not in self.nft:
             self.tables[node] = NodeIptables()
             self.nft[node] = state
+
+    def load_nft(self, node: str, listing: str) -> None:
+        """Make ``node`` hold the nftables tables of ``listing`` (``nft list`` output, e.g. another
+        lab's :meth:`nft_list`): its kube-proxy runs nftables mode from now on. Dynamic sets
+        (session affinity) start empty, as connection state does in a copied lab."""
+        from ..sim.nftables import load_text
+
+        state = load_text(listing, where=f"{node}'s nft list")
+        flush = "".join(f"flush set {t.family} {t.name} {s.name}\n" for t in state.tables.values()
+                        for s in t.sets.values() if ("dynamic" in s.flags or "timeout" in s.flags) and s.elements)
+        if flush:
+            state.apply(flush)
+        self.nft[node] = state
+        self.tables[node] = NodeIptables()
+        self.network.update_nft({node: state})
 
     def mode(self, node: str) -> str:
         """The proxy mode of ``node``'s last sync: "iptables" or "nftables"."""

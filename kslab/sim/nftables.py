@@ -47,6 +47,7 @@ load with ``strict=True``.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -81,29 +82,14 @@ class _Unsupported(Exception):
 # Tokens
 
 
+_TOKEN = re.compile(r'"[^"]*"|[{},;]|[^\s{},;"]+|"')
+
+
 def tokenize(text: str) -> list[str]:
     """Words of a rule: quoted strings stay whole (quotes kept), ``{ } ,`` stand alone."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-        elif ch == '"':
-            j = text.find('"', i + 1)
-            if j < 0:
-                raise _Unsupported(f"an unterminated string in {text!r}")
-            out.append(text[i:j + 1])
-            i = j + 1
-        elif ch in "{},;":
-            out.append(ch)
-            i += 1
-        else:
-            j = i
-            while j < n and not text[j].isspace() and text[j] not in '{},;"':
-                j += 1
-            out.append(text[i:j])
-            i = j
+    out = _TOKEN.findall(text)
+    if '"' in out:
+        raise _Unsupported(f"an unterminated string in {text!r}")
     return out
 
 
@@ -119,10 +105,12 @@ def _int(text: str) -> int:
 
 
 def _addr(text: str) -> int:
-    try:
-        return _IP[text]
-    except ValueError:
-        raise _Unsupported(f"{text!r} is not an IPv4 address") from None
+    parts = text.split(".")
+    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts):
+        a, b, c, d = (int(p) for p in parts)
+        if a < 256 and b < 256 and c < 256 and d < 256:
+            return (a << 24) | (b << 16) | (c << 8) | d
+    raise _Unsupported(f"{text!r} is not an IPv4 address")
 
 
 @dataclass(frozen=True)
@@ -442,7 +430,7 @@ class _Stmt:
 
 @dataclass(eq=False)
 class CompiledRule:
-    text: str  # the rule as given (kube-proxy's text, or nft list's)
+    source: str  # the rule as given (kube-proxy's text, or nft list's)
     number: int  # 1-based position in its chain
     stmts: list[_Stmt] = field(default_factory=list)
     verdict: int = V_NONE
@@ -451,6 +439,15 @@ class CompiledRule:
     nat: NatAction | None = None  # V_DNAT/V_MASQ/V_SNAT
     error: InputError | None = None  # set: the rule cannot run (raised when a packet reaches it)
     comment: str = ""
+    listed: Callable[[], str] | None = None  # the text traces show (nft list's form), made when first asked
+    _text: str = ""
+
+    @property
+    def text(self) -> str:
+        """The rule as ``nft list`` prints it (computed when a trace first shows it)."""
+        if not self._text:
+            self._text = self.listed() if self.listed is not None else self.source
+        return self._text
 
 
 @dataclass(eq=False)
@@ -756,12 +753,12 @@ def format_duration(seconds: float) -> str:
 
 @dataclass
 class RuleSpec:
-    """A rule's text to compile (as written), the text traces show (nft list's form; "" = the
-    same) and the object it came from (identity lets a reload reuse the compiled rule)."""
+    """A rule's text to compile (as written), how to get the text traces show (nft list's form;
+    None: the same) and a cache key (a reload reuses the rule compiled from an equal key)."""
 
     text: str
-    listed: str = ""
-    origin: object = None
+    listed: Callable[[], str] | None = None
+    key: Any = None  # what identifies the rule's compiled form across loads ((text, comment)); None: not cached
 
 
 @dataclass
@@ -834,7 +831,7 @@ class NftNetfilter:
                 self._set_cache[id(s.origin)] = (s.origin, cs)
             self.sets[s.name] = cs
         self._known_rules = previous._rule_cache if previous is not None else {}
-        self._rule_cache: dict[int, tuple[object, CompiledRule]] = {}
+        self._rule_cache: dict[Any, CompiledRule] = {}
         self.chains: dict[str, CompiledChain] = {}
         specs = list(chains)
         for order, spec in enumerate(specs):
@@ -869,8 +866,8 @@ class NftNetfilter:
         """The table ``family table`` of a :class:`kslab.nft.NftState` (no chains at all if the
         state has no such table: every hook accepts). Other tables are listed in
         :attr:`skipped`. With ``previous`` (the ruleset this one replaces), a rule that is the
-        very NftRule object ``previous`` compiled (a chain a partial sync left alone) and names
-        no set is reused instead of compiled again; likewise an unchanged set."""
+        same text and comment as one ``previous`` compiled and names no set is reused instead of
+        compiled again; likewise an unchanged set (the very NftSet object)."""
         chains, sets, skipped = specs_of(state, family, table)
         return cls(chains, sets, name=name, table=table, strict=strict, skipped=skipped, previous=previous)
 
@@ -907,18 +904,17 @@ class NftNetfilter:
     def _compile_rule(self, compiler: _RuleCompiler, chain: CompiledChain, rule: RuleSpec | str, number: int,
                       strict: bool) -> CompiledRule:
         spec = rule if isinstance(rule, RuleSpec) else RuleSpec(rule)
-        origin = spec.origin
-        if origin is not None:
-            hit = self._known_rules.get(id(origin))
-            if hit is not None and hit[0] is origin and hit[1].error is None:
-                cr = hit[1] if hit[1].number == number else replace(hit[1], number=number)
-                self._rule_cache[id(origin)] = (origin, cr)
+        key = spec.key
+        if key is not None:
+            hit = self._known_rules.get(key)
+            if hit is not None:
+                cr = hit if hit.number == number else replace(hit, number=number)
+                self._rule_cache[key] = cr
                 return cr
         text = spec.text
         try:
             cr = compiler.compile(text, number)
-            if spec.listed:
-                cr.text = spec.listed
+            cr.listed = spec.listed
             if cr.target is not None and cr.target.code in (V_JUMP, V_GOTO):
                 self._check_target(cr.target.chain)
             if cr.vmap is not None:
@@ -927,15 +923,15 @@ class NftNetfilter:
                         self._check_target(value.chain)
             if cr.verdict in (V_DNAT, V_MASQ, V_SNAT) and chain.hook and chain.type != "nat":
                 raise _Unsupported(f"{cr.nat.kind.lower()} in a {chain.type or 'regular'} chain")  # type: ignore[union-attr]
-            if origin is not None and "@" not in text:  # a rule naming a set is bound to this load's sets
-                self._rule_cache[id(origin)] = (origin, cr)
+            if key is not None and "@" not in text:  # a rule naming a set is bound to this load's sets
+                self._rule_cache[key] = cr
             return cr
         except _Unsupported as e:
             err = InputError(self._where(f"chain {chain.name} rule {number} {text!r}"), f"kslab cannot execute {e}",
                              "the sim runs kube-proxy's nftables expressions (see kslab.sim.nftables); trace a packet that avoids this rule")
             if strict:
                 raise err from None
-            return CompiledRule(spec.listed or text, number, error=err)
+            return CompiledRule(text, number, error=err, listed=spec.listed)
 
     def _check_target(self, chain: str) -> None:
         target = self.chains.get(chain)
@@ -1146,9 +1142,13 @@ def specs_of(state: Any, family: str = "ip", table: str = "kube-proxy") -> tuple
             sets[-1].is_map = False  # a data map (not a vmap): lookups only test membership
     chains = []
     for c in t.chains.values():
-        rules = [RuleSpec(r.text, r.listed, r) for r in c.rules]
+        rules = [RuleSpec(r.text, _listed_of(r), (r.text, r.comment)) for r in c.rules]
         chains.append(ChainSpec(c.name, rules, c.type or "", c.hook or "", c.priority or 0, c.policy or "accept"))
     return chains, sets, skipped
+
+
+def _listed_of(rule: Any) -> Callable[[], str]:
+    return lambda: rule.listed
 
 
 def _hoisted(text: str) -> str:

@@ -1,0 +1,529 @@
+"""kslab.sim.nftables: kube-proxy's nftables ruleset executed the way nf_tables executes it.
+
+The rulesets are the renderer's (kslab.proxy.nftables) or upstream's reference case; the cases
+of upstream's own packet tracer (``runPacketFlowTests`` in pkg/proxy/nftables/proxier_test.go)
+are ported at the end.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kslab.controlplane import load_cluster
+from kslab.errors import InputError
+from kslab.nft import NftState
+from kslab.proxy.config import ProxyConfig
+from kslab.proxy.nftables import render
+from kslab.sim.nftables import NftNetfilter
+from kslab.sim.packet import HookContext, NamespaceState, Packet
+from kslab.sim.single import trace_netfilter
+
+REPO = Path(__file__).resolve().parents[1]
+CASE = REPO / "tests" / "data" / "kube-proxy" / "nftables-overall.expected.txt"
+FLOWS = REPO / "tests" / "data" / "nftables-packet-flow"
+NODE_IP = "192.168.0.2"
+NODE_IPS = {"192.168.0.2", "192.168.1.2", "192.168.99.11"}  # upstream's testNodeIPs (IPv4)
+LOCAL = frozenset(NODE_IPS | {"127.0.0.1"})
+
+
+def upstream_config(**kw) -> ProxyConfig:
+    """NewFakeProxier's settings (pkg/proxy/nftables/proxier_test.go)."""
+    base = dict(node_name="test-node", node_ips=("192.168.0.2", "192.168.1.2", "192.168.99.11"), cluster_cidr="10.0.0.0/8",
+                service_cidrs=("172.30.0.0/16",), nodeport_addresses=("192.168.0.2/32",))
+    base.update(kw)
+    return ProxyConfig(**base)
+
+
+def loaded(ruleset) -> tuple[NftState, NftNetfilter]:
+    state = NftState()
+    state.apply(ruleset.raw_text())
+    return state, NftNetfilter.from_state(state, name="test-node", strict=True)
+
+
+def rendered(yaml_path: Path, **kw) -> NftNetfilter:
+    st = load_cluster([yaml_path], as_is=True)
+    return loaded(render(st.services, st.endpoint_slices, upstream_config(**kw)))[1]
+
+
+def write_yaml(tmp_path: Path, docs: list[str]) -> Path:
+    p = tmp_path / "cluster.yaml"
+    p.write_text("\n---\n".join(docs) + "\n")
+    return p
+
+
+def service_doc(name: str, ip: str, *, endpoints: int = 1, port: int = 80, affinity: int | None = None,
+                net: str = "10.180") -> list[str]:
+    aff = (f"\n  sessionAffinity: ClientIP\n  sessionAffinityConfig: {{clientIP: {{timeoutSeconds: {affinity}}}}}"
+           if affinity else "")
+    svc = (f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: ns}}\n"
+           f"spec:\n  clusterIP: {ip}{aff}\n  ports: [{{name: p, port: {port}, protocol: TCP}}]")
+    idx = int(ip.rsplit(".", 1)[1]) + 250 * int(ip.split(".")[2])  # up to 5 endpoints per Service, distinct addresses
+    eps = ", ".join(f"{{addresses: [{net}.{idx // 50}.{(idx % 50) * 5 + k + 1}]}}" for k in range(endpoints))
+    slc = (f"apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+           f"metadata: {{name: {name}-1, namespace: ns, labels: {{kubernetes.io/service-name: {name}}}}}\n"
+           f"addressType: IPv4\nendpoints: [{eps}]\nports: [{{name: p, port: 8080, protocol: TCP}}]")
+    return [svc, slc]
+
+
+@pytest.fixture(scope="module")
+def case() -> NftNetfilter:
+    return NftNetfilter.from_text(CASE.read_text(), name="test-node", strict=True)
+
+
+def trace(nf, src: str, to: str, *, seed: int = 0, local=NODE_IPS):
+    host, _, rest = to.partition(":")
+    port, _, proto = rest.partition("/")
+    return trace_netfilter(nf, node_ip=NODE_IP, src=src, dst=host, dport=int(port), proto=proto or "tcp", seed=seed,
+                           local_addresses=set(local))
+
+
+def first_packet(nf: NftNetfilter, state: NamespaceState, src: str, dst: str, dport: int, now: float = 0.0):
+    """One new connection's first packet through PREROUTING (where kube-proxy's DNAT happens)."""
+    pkt = Packet(src, dst, "tcp", 40000, dport, in_iface="eth0")
+    res = nf.run_hook("PREROUTING", pkt, HookContext("PREROUTING", LOCAL, now, state))
+    return res, pkt
+
+
+def matched(conn) -> list[str]:
+    return [s.rule for s in conn.steps if s.event == "rule"]
+
+
+# ---- dispatch ------------------------------------------------------------------------------
+
+
+def test_vmap_dispatch_is_one_rule_naming_its_element(case):
+    conn = trace(case, "10.0.0.2", "172.30.0.41:80")
+    assert conn.dnat_to == "10.180.0.1:80" and not conn.masquerade
+    step = next(s for s in conn.steps if s.chain == "services" and s.event == "rule")
+    assert step.rule == "ip daddr . meta l4proto . th dport vmap @service-ips"
+    assert "172.30.0.41 . tcp . 80" in step.detail and "@service-ips" in step.detail
+    assert conn.chains[:2] == ["firewall-check", "services"]
+    assert "service-ULMVA6XW-ns1/svc1/tcp/p80" in conn.chains
+    assert "endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80" in conn.chains
+
+
+def test_rules_evaluated_stay_flat_as_services_grow(tmp_path):
+    """nftables: a verdict-map lookup is one rule whatever the number of Services; iptables
+    mode scans KUBE-SERVICES (one rule per Service port) before it finds the Service."""
+    from kslab.proxy.iptables import render as render_iptables
+    from kslab.sim.netfilter import Netfilter
+
+    nft_cost, ipt_cost = {}, {}
+    for n in (10, 400):
+        docs = []
+        for i in range(n):
+            docs += service_doc(f"s{i}", f"172.30.{i // 250}.{i % 250 + 1}")
+        st = load_cluster([write_yaml(tmp_path, docs)], as_is=True)
+        cfg = upstream_config()
+        nf = loaded(render(st.services, st.endpoint_slices, cfg))[1]
+        last = max(st.services, key=lambda sv: sv.name).cluster_ip  # the last one KUBE-SERVICES lists (sorted by name)
+        nft_cost[n] = trace(nf, "10.0.0.2", f"{last}:80").rules_evaluated
+        ipt = Netfilter.from_text(render_iptables(st.services, st.endpoint_slices, cfg).save_text())
+        ipt_conn = trace(ipt, "10.0.0.2", f"{last}:80")
+        assert ipt_conn.dnat_to and ipt_conn.dnat_to == trace(nf, "10.0.0.2", f"{last}:80").dnat_to
+        ipt_cost[n] = ipt_conn.rules_evaluated
+    assert nft_cost[10] == nft_cost[400]
+    assert ipt_cost[400] - ipt_cost[10] >= 300
+
+
+# ---- numgen --------------------------------------------------------------------------------
+
+
+CHI2_999 = {1: 10.83, 2: 13.82, 4: 18.47}  # chi-square quantile 0.999 by degrees of freedom
+
+
+@pytest.mark.parametrize("endpoints", [2, 3, 5])
+def test_numgen_spreads_evenly_chi_square(tmp_path, endpoints):
+    st = load_cluster([write_yaml(tmp_path, service_doc("web", "172.30.0.10", endpoints=endpoints))], as_is=True)
+    nf = loaded(render(st.services, st.endpoint_slices, upstream_config()))[1]
+    state = NamespaceState(rng=random.Random(11))
+    n = 3000
+    counts = Counter()
+    for _ in range(n):
+        _, pkt = first_packet(nf, state, "10.0.0.2", "172.30.0.10", 80)
+        counts[pkt.dst] += 1
+    assert len(counts) == endpoints
+    expected = n / endpoints
+    chi2 = sum((c - expected) ** 2 / expected for c in counts.values())
+    assert chi2 < CHI2_999[endpoints - 1], counts
+
+
+def test_numgen_draw_is_the_kernels_reciprocal_scale_and_repeats_with_the_seed():
+    state = NamespaceState(rng=random.Random(5))
+    drawn = [state.numgen(3) for _ in range(50)]
+    ref = random.Random(5)
+    assert drawn == [(ref.getrandbits(32) * 3) >> 32 for _ in range(50)]
+    again = NamespaceState(rng=random.Random(5))
+    assert [again.numgen(3) for _ in range(50)] == drawn
+
+
+def test_numgen_draws_are_recorded_and_replayed():
+    state = NamespaceState(rng=random.Random(1))
+    state.recorder = []
+    values = [state.numgen(4) for _ in range(5)]
+    assert [d[0] for d in state.recorder] == ["numgen"] * 5 and [d[3] for d in state.recorder] == values
+    replayed = NamespaceState(rng=random.Random(99))  # another generator: every value must come from the log
+    replayed.replay = [(kind, replayed, param, outcome, value) for kind, _, param, outcome, value in state.recorder]
+    assert [replayed.numgen(4) for _ in range(5)] == values
+
+
+# ---- session affinity ----------------------------------------------------------------------
+
+
+def test_affinity_set_sticks_until_its_timeout_and_survives_a_reload(tmp_path):
+    st = load_cluster([write_yaml(tmp_path, service_doc("sticky", "172.30.0.20", endpoints=3, affinity=10))], as_is=True)
+    ruleset = render(st.services, st.endpoint_slices, upstream_config())
+    assert "flags dynamic,timeout ; timeout 10s" in ruleset.raw_text()
+    nft_state, nf = loaded(ruleset)
+    state = NamespaceState(rng=random.Random(3))
+    res, pkt = first_packet(nf, state, "10.0.0.7", "172.30.0.20", 80, now=100.0)
+    first = pkt.dst
+    assert any(s.rule.startswith("numgen random mod 3") for s in res.steps if s.event == "rule")
+    assert any(s.rule.startswith("update @affinity-") for s in res.steps if s.event == "rule")
+    # within the timeout every connection of that client goes to the same endpoint, by the set
+    for now in (100.5, 104.0, 109.9):
+        res, pkt = first_packet(nf, state, "10.0.0.7", "172.30.0.20", 80, now=now)
+        assert pkt.dst == first
+        assert any(s.rule.startswith("ip saddr @affinity-") for s in res.steps if s.event == "rule")
+        assert not any(s.rule.startswith("numgen") for s in res.steps if s.event == "rule")
+    # the last update was at 109.9: the element lives 10 s from then, a reload keeps it
+    nf2 = NftNetfilter.from_state(nft_state, name="test-node", previous=nf)
+    res, pkt = first_packet(nf2, state, "10.0.0.7", "172.30.0.20", 80, now=119.8)
+    assert pkt.dst == first and any(s.rule.startswith("ip saddr @affinity-") for s in res.steps if s.event == "rule")
+    # 10 s after the last update (119.8): expired, numgen draws again
+    res, pkt = first_packet(nf2, state, "10.0.0.7", "172.30.0.20", 80, now=129.8)
+    assert any(s.rule.startswith("numgen random mod 3") for s in res.steps if s.event == "rule")
+    # another client is not affected by the first one's element
+    res, _ = first_packet(nf2, state, "10.0.0.8", "172.30.0.20", 80, now=130.0)
+    assert any(s.rule.startswith("numgen") for s in res.steps if s.event == "rule")
+    assert state.stateful  # the flow memo must not cache such a connection
+
+
+# ---- verdicts ------------------------------------------------------------------------------
+
+
+def test_no_endpoints_reject_vs_local_policy_drop(case):
+    conn = trace(case, "10.0.0.2", "172.30.0.46:80")  # svc6: no endpoints at all
+    assert conn.outcome == "rejected" and conn.dnat_to is None
+    assert "reject-chain" in conn.chains and "reject" in matched(conn)
+    # svc2 (externalTrafficPolicy Local, no local endpoint): outside traffic to its external IP is dropped
+    conn = trace(case, "203.0.113.2", "192.168.99.22:80")
+    assert conn.outcome == "dropped" and conn.dnat_to is None
+    assert "ip daddr . meta l4proto . th dport vmap @no-endpoint-services" in matched(conn)
+    # ... while a pod's connection short-circuits to the Service's endpoints
+    conn = trace(case, "10.0.0.2", "192.168.99.22:80")
+    assert conn.dnat_to == "10.180.0.2:80" and not conn.masquerade
+
+
+def test_reject_is_icmp_port_unreachable(case):
+    pkt = Packet("10.0.0.2", "172.30.0.46", "tcp", 40000, 80, in_iface="eth0", out_iface="eth0")
+    res = case.run_hook("FORWARD", pkt, HookContext("FORWARD", LOCAL, 0.0, NamespaceState()))
+    assert res.verdict == "REJECT" and res.reject_with == "icmp-port-unreachable"
+
+
+def test_firewall_check_drops_sources_outside_load_balancer_source_ranges(case):
+    blocked = trace(case, "203.0.113.130", "5.6.7.8:80")
+    assert blocked.outcome == "dropped" and blocked.reason == "DROP in PREROUTING"
+    assert 'ip saddr != 203.0.113.0/25 drop' in matched(blocked) or 'ip saddr != { 203.0.113.0/25 } drop' in matched(blocked)
+    allowed = trace(case, "203.0.113.2", "5.6.7.8:80")
+    assert allowed.dnat_to == "10.180.0.3:80" and allowed.masquerade
+
+
+def test_cluster_ips_check_rejects_wrong_ports_and_drops_unallocated_ips(case):
+    wrong_port = trace(case, "10.0.0.2", "172.30.0.41:443")
+    assert wrong_port.outcome == "rejected"
+    assert any("Reject traffic to invalid ports of ClusterIPs" in r for r in matched(wrong_port))
+    unallocated = trace(case, "10.0.0.2", "172.30.0.50:80")
+    assert unallocated.outcome == "dropped"
+    assert any("Drop traffic to unallocated ClusterIPs" in r for r in matched(unallocated))
+    # without --service-cidrs kube-proxy does not know the range: no such rule, the packet goes on
+    nf = rendered(REPO / "tests" / "data" / "kube-proxy" / "overall-rules.yaml", service_cidrs=())
+    assert trace(nf, "10.0.0.2", "172.30.0.50:80").outcome == "forwarded"
+
+
+def test_fib_saddr_local_short_circuits_the_nodes_own_traffic(case):
+    conn = trace(case, NODE_IP, "192.168.99.22:80")  # from the node itself, svc2's external IP (eTP Local)
+    rules = matched(conn)
+    assert 'fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"' in rules
+    assert 'fib saddr type local goto service-42NFTM6N-ns2/svc2/tcp/p80 comment "short-circuit local traffic"' in rules
+    assert conn.dnat_to == "10.180.0.2:80" and conn.masquerade
+    assert conn.steps[0].hook == "OUTPUT"
+
+
+def test_masquerade_mark_set_in_prerouting_and_cleared_by_masquerading(case):
+    state = NamespaceState(rng=random.Random(0))
+    res, pkt = first_packet(case, state, "203.0.113.2", NODE_IP, 3003)  # svc3's NodePort
+    assert pkt.dst == "10.180.0.3" and pkt.mark == 0x4000
+    assert any(s.detail == "mark 0x0 -> 0x4000" for s in res.steps)
+    ctx = HookContext("POSTROUTING", LOCAL, 0.0, state, ct_status=frozenset({"DNAT"}))
+    post = case.run_hook("POSTROUTING", pkt, ctx)
+    assert post.nat is not None and post.nat.kind == "MASQUERADE" and post.nat.random_fully
+    assert pkt.mark == 0 and "SNAT" in ctx.ct_status
+    # an unmarked packet returns from masquerading untouched
+    pkt2 = Packet("10.0.0.2", "10.180.0.1", "tcp", 40001, 80, out_iface="eth0")
+    post = case.run_hook("POSTROUTING", pkt2, HookContext("POSTROUTING", LOCAL, 0.0, state))
+    assert post.nat is None
+
+
+def test_nat_chains_see_only_new_connections(case):
+    pkt = Packet("10.0.0.2", "172.30.0.41", "tcp", 40000, 80, in_iface="eth0")
+    res = case.run_hook("PREROUTING", pkt, HookContext("PREROUTING", LOCAL, 0.0, NamespaceState(), ct_state="ESTABLISHED"))
+    assert pkt.dst == "172.30.0.41" and res.nat is None
+    assert any(s.event == "note" and "nat-prerouting" in s.detail for s in res.steps)
+
+
+def test_list_form_and_transaction_form_run_alike(case):
+    listed = NftNetfilter.from_text((REPO / "tests" / "data" / "nft" / "kube-proxy-overall.list.txt").read_text(), strict=True)
+    assert listed.rule_count() == case.rule_count()
+    for src, to in [("10.0.0.2", "172.30.0.41:80"), ("203.0.113.2", "192.168.0.2:3001"), ("203.0.113.130", "5.6.7.8:80"),
+                    ("10.0.0.2", "172.30.0.41:443"), (NODE_IP, "192.168.99.22:80"), ("10.0.0.2", "172.30.0.44:80")]:
+        a, b = trace(case, src, to, seed=4), trace(listed, src, to, seed=4)
+        assert (a.outcome, a.dnat_to, a.masquerade, a.chains, a.rules_evaluated) == \
+            (b.outcome, b.dnat_to, b.masquerade, b.chains, b.rules_evaluated), (src, to)
+
+
+# ---- what the interpreter refuses ------------------------------------------------------------
+
+ODD_RULE = """add table ip kube-proxy
+add chain ip kube-proxy nat-prerouting { type nat hook prerouting priority -100 ; }
+add chain ip kube-proxy odd
+add rule ip kube-proxy nat-prerouting ip daddr 10.9.9.9 jump odd
+add rule ip kube-proxy odd meta skuid 0 accept
+"""
+
+
+def test_an_unknown_expression_fails_at_load_when_strict_else_when_reached():
+    with pytest.raises(InputError) as e:
+        NftNetfilter.from_text(ODD_RULE, strict=True)
+    assert "odd rule 1" in str(e.value) and "meta skuid 0 accept" in str(e.value) and "\n" not in str(e.value)
+    nf = NftNetfilter.from_text(ODD_RULE)
+    assert trace(nf, "10.0.0.2", "172.30.0.41:80").outcome == "forwarded"  # never reaches the rule
+    with pytest.raises(InputError):
+        trace(nf, "10.0.0.2", "10.9.9.9:80")
+
+
+def test_a_jump_loop_is_refused_like_the_kernel_does():
+    text = ODD_RULE.replace("add rule ip kube-proxy odd meta skuid 0 accept", "add rule ip kube-proxy odd jump odd")
+    with pytest.raises((InputError, ValueError)):
+        NftNetfilter.from_text(text)
+
+
+# ---- the simulated lab in nftables mode ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nft_lab():
+    from kslab.lab import Lab
+
+    return Lab(proxy={"mode": "nftables"}, seed=3)
+
+
+def test_lab_trace_json_keys_equal_iptables_mode(nft_lab):
+    from kslab.lab import Lab
+
+    ipt = Lab(seed=3).trace("net-pod", "svc-clusterip").to_dict()
+    nft = nft_lab.trace("net-pod", "svc-clusterip").to_dict()
+    assert nft.keys() == ipt.keys()
+    assert nft["verdict"] == ipt["verdict"] == "ok"
+    assert nft["dnat_to"] and nft["masquerade"] == ipt["masquerade"] is False
+    assert {k for s in nft["steps"] for k in s} <= {k for s in ipt["steps"] for k in s} | {"rule_number", "rule", "detail"}
+    assert any(s.get("table") == "kube-proxy" for s in nft["steps"])
+
+
+def test_lab_connections_with_and_without_the_flow_memo_agree(nft_lab):
+    net = nft_lab.dataplane.network
+    client = net.client("net-pod")
+    proto = "tcp"
+    dst = nft_lab.cluster.service("svc-clusterip").cluster_ip
+    port = nft_lab.cluster.service("svc-clusterip").ports[0].port
+    net.reseed(21)
+    net.memo, hits = True, net.memo_hits
+    with_memo = [c.endpoint_pod for c in net.connect_many([client], dst, port, proto, 300)]
+    assert net.memo_hits > hits
+    net.reseed(21)
+    net.memo = False
+    try:
+        without = [c.endpoint_pod for c in net.connect_many([client], dst, port, proto, 300)]
+    finally:
+        net.memo = True
+    assert with_memo == without and len(set(with_memo)) == 3
+
+
+def test_lab_shell_lists_the_nft_table_and_no_iptables_rules(nft_lab):
+    node = "myk8s-worker"
+    out = nft_lab.sh(node, "nft list table ip kube-proxy")
+    assert out.returncode == 0 and out.startswith("table ip kube-proxy {\n")
+    assert out == nft_lab.dataplane.nft_list(node)
+    assert nft_lab.sh(node, "nft list ruleset") == out
+    assert nft_lab.sh(node, "nft list tables") == "table ip kube-proxy\n"
+    missing = nft_lab.sh(node, "nft list table ip nope")
+    assert missing.returncode == 1 and missing.stderr.startswith("Error: No such file or directory\n")
+    assert "KUBE-" not in nft_lab.sh(node, "iptables-save")
+    assert int(nft_lab.sh(node, "nft list ruleset | grep -c svc-clusterip")) > 0
+    with pytest.raises(InputError):
+        nft_lab.sh(node, "nft flush ruleset")
+
+
+def test_mode_switch_leaves_no_rules_of_the_other_mode():
+    from kslab.dataplane.sim import SimDataplane
+    from kslab.proxy.iptables import render_node as render_iptables_node
+    from kslab.proxy.nftables import render_node as render_nft_node
+
+    st = load_cluster([REPO / "data" / "myk8s"])
+    dp = SimDataplane(st)
+    node = "myk8s-worker"
+    dp.sync_rules(node, render_iptables_node(st, node))
+    assert any(c.startswith("KUBE-SVC-") for c in dp.nat_chains(node)) and dp.nft_list(node) == ""
+    dp.sync_rules(node, render_nft_node(st, node))
+    assert dp.mode(node) == "nftables" and not any(c.startswith("KUBE-") for c in dp.nat_chains(node))
+    assert "services" in dp.existing_chains(node, "nftables")
+    assert dp.network.nodes[node].netfilter.rule_count() > 0
+    dp.sync_rules(node, render_iptables_node(st, node))
+    assert dp.mode(node) == "iptables" and dp.nft_list(node) == "" and dp.existing_chains(node, "nftables") == []
+
+
+# ---- upstream's packet-flow tests (pkg/proxy/nftables/proxier_test.go runPacketFlowTests) ----
+
+EXT = "203.0.113.2"  # testExternalClient
+BLOCKED = "203.0.113.130"  # testExternalClientBlocked
+BOTH = "10.180.0.1:80, 10.180.2.1:80"
+
+# (upstream test, its input file, extra config, [(case name, source, destination[/proto], output, masq)])
+PACKET_FLOWS = [
+    ("TestNoEndpointsReject", "no-endpoints-reject.yaml", {}, [
+        ("pod to cluster IP with no endpoints", "10.0.0.2", "172.30.0.41:80", "REJECT", False),
+        ("external to external IP with no endpoints", EXT, "192.168.99.11:80", "REJECT", False),
+        ("pod to NodePort with no endpoints", "10.0.0.2", "192.168.0.2:3001", "REJECT", False),
+        ("external to NodePort with no endpoints", EXT, "192.168.0.2:3001", "REJECT", False),
+        ("pod to LoadBalancer IP with no endpoints", "10.0.0.2", "1.2.3.4:80", "REJECT", False),
+        ("external to LoadBalancer IP with no endpoints", EXT, "1.2.3.4:80", "REJECT", False),
+    ]),
+    ("TestClusterIPGeneral", "cluster-ip-general.yaml", {}, [
+        ("simple clusterIP", "10.180.0.2", "172.30.0.41:80", "10.180.0.1:80", False),
+        ("hairpin to cluster IP", "10.180.0.1", "172.30.0.41:80", "10.180.0.1:80", True),
+        ("clusterIP with multiple endpoints", "10.180.0.2", "172.30.0.42:80", BOTH, False),
+        ("clusterIP with TargetPort", "10.180.0.2", "172.30.0.42:443", "10.180.0.1:8443, 10.180.2.1:8443", False),
+        ("clusterIP with TCP, UDP, and SCTP on same port (TCP)", "10.180.0.2", "172.30.0.42:53/tcp",
+         "10.180.0.1:5353, 10.180.2.1:5353", False),
+        ("clusterIP with TCP, UDP, and SCTP on same port (UDP)", "10.180.0.2", "172.30.0.42:53/udp",
+         "10.180.0.1:53, 10.180.2.1:53", False),
+        ("clusterIP with TCP, UDP, and SCTP on same port (SCTP)", "10.180.0.2", "172.30.0.42:53/sctp",
+         "10.180.0.1:53, 10.180.2.1:53", False),
+        ("TCP-only port does not match UDP traffic", "10.180.0.2", "172.30.0.42:80/udp", "REJECT", False),
+        ("svc1 does not accept svc2's ports", "10.180.0.2", "172.30.0.41:443", "REJECT", False),
+        ("packet to unallocated cluster ip", "10.180.0.2", "172.30.0.50:80", "DROP", False),
+    ]),
+    ("TestLoadBalancer", "load-balancer.yaml", {}, [
+        ("pod to cluster IP", "10.0.0.2", "172.30.0.41:80", "10.180.0.1:80", False),
+        ("external to nodePort", EXT, "192.168.0.2:3001", "10.180.0.1:80", True),
+        ("nodePort bypasses LoadBalancerSourceRanges", BLOCKED, "192.168.0.2:3001", "10.180.0.1:80", True),
+        ("accepted external to LB1", EXT, "1.2.3.4:80", "10.180.0.1:80", True),
+        ("accepted external to LB2", EXT, "5.6.7.8:80", "10.180.0.1:80", True),
+        ("blocked external to LB1", BLOCKED, "1.2.3.4:80", "DROP", False),
+        ("blocked external to LB2", BLOCKED, "5.6.7.8:80", "DROP", False),
+        ("pod to LB1 (blocked by LoadBalancerSourceRanges)", "10.0.0.2", "1.2.3.4:80", "DROP", False),
+        ("pod to LB2 (blocked by LoadBalancerSourceRanges)", "10.0.0.2", "5.6.7.8:80", "DROP", False),
+        ("node to LB1 (allowed by LoadBalancerSourceRanges)", NODE_IP, "1.2.3.4:80", "10.180.0.1:80", True),
+        ("node to LB2 (allowed by LoadBalancerSourceRanges)", NODE_IP, "5.6.7.8:80", "10.180.0.1:80", True),
+        ("same node to LB1, SNATted to LB1 (implicitly allowed)", "1.2.3.4", "1.2.3.4:80", "10.180.0.1:80", True),
+        ("same node to LB2, SNATted to LB2 (implicitly allowed)", "5.6.7.8", "5.6.7.8:80", "10.180.0.1:80", True),
+    ]),
+    ("TestNodePorts/ipv4", "node-ports.yaml", {}, [
+        ("pod to cluster IP", "10.0.0.2", "172.30.0.41:80", BOTH, False),
+        ("external to nodePort", EXT, "192.168.0.2:3001", BOTH, True),
+        ("node to nodePort", NODE_IP, "192.168.0.2:3001", BOTH, True),
+        ("secondary nodeIP ignores NodePorts", EXT, "192.168.1.2:3001", "", False),
+    ]),
+    ("TestNodePorts/ipv4, multiple nodeport-addresses", "node-ports.yaml",
+     {"nodeport_addresses": ("192.168.0.0/24", "192.168.1.0/24")}, [
+        ("pod to cluster IP", "10.0.0.2", "172.30.0.41:80", BOTH, False),
+        ("external to nodePort", EXT, "192.168.0.2:3001", BOTH, True),
+        ("node to nodePort", NODE_IP, "192.168.0.2:3001", BOTH, True),
+        ("external to nodePort on secondary IP", EXT, "192.168.1.2:3001", BOTH, True),
+    ]),
+    ("TestExternalTrafficPolicyLocal", "etp-local.yaml", {}, [
+        ("pod to cluster IP hits both endpoints, unmasqueraded", "10.0.0.2", "172.30.0.41:80", BOTH, False),
+        ("pod to external IP hits both endpoints, unmasqueraded", "10.0.0.2", "192.168.99.11:80", BOTH, False),
+        ("external to external IP hits only local endpoint, unmasqueraded", EXT, "192.168.99.11:80", "10.180.2.1:80", False),
+        ("pod to LB IP hits only both endpoints, unmasqueraded", "10.0.0.2", "1.2.3.4:80", BOTH, False),
+        ("external to LB IP hits only local endpoint, unmasqueraded", EXT, "1.2.3.4:80", "10.180.2.1:80", False),
+        ("pod to NodePort hits both endpoints, unmasqueraded", "10.0.0.2", "192.168.0.2:3001", BOTH, False),
+        ("external to NodePort hits only local endpoint, unmasqueraded", EXT, "192.168.0.2:3001", "10.180.2.1:80", False),
+    ]),
+    ("TestExternalTrafficPolicyCluster", "etp-cluster.yaml", {}, [
+        ("pod to cluster IP hits both endpoints, unmasqueraded", "10.0.0.2", "172.30.0.41:80", BOTH, False),
+        ("pod to external IP hits both endpoints, masqueraded", "10.0.0.2", "192.168.99.11:80", BOTH, True),
+        ("external to external IP hits both endpoints, masqueraded", EXT, "192.168.99.11:80", BOTH, True),
+        ("pod to LB IP hits both endpoints, masqueraded", "10.0.0.2", "1.2.3.4:80", BOTH, True),
+        ("external to LB IP hits both endpoints, masqueraded", EXT, "1.2.3.4:80", BOTH, True),
+        ("pod to NodePort hits both endpoints, masqueraded", "10.0.0.2", "192.168.0.2:3001", BOTH, True),
+        ("external to NodePort hits both endpoints, masqueraded", EXT, "192.168.0.2:3001", BOTH, True),
+    ]),
+]
+
+_FLOW_CASES = [pytest.param(test, yaml, cfg, case, id=f"{test}: {case[0]}")
+               for test, yaml, cfg, cases in PACKET_FLOWS for case in cases]
+_loaded: dict[tuple, NftNetfilter] = {}
+
+
+def _flow_table(yaml: str, cfg: dict) -> NftNetfilter:
+    key = (yaml, tuple(sorted(cfg.items())))
+    if key not in _loaded:
+        _loaded[key] = rendered(FLOWS / yaml, **cfg)
+    return _loaded[key]
+
+
+def upstream_output(nf: NftNetfilter, src: str, to: str, seeds: int = 24) -> tuple[str, bool]:
+    """What upstream's tracer reports: every endpoint the packet can be DNATed to (sorted,
+    joined with ", "), or DROP/REJECT, or "" (accepted untouched); and whether it is masqueraded.
+    kslab draws numgen, so the endpoints are gathered over several seeds."""
+    outputs, masq = set(), set()
+    for seed in range(seeds):
+        conn = trace(nf, src, to, seed=seed)
+        if conn.outcome in ("dropped", "rejected"):
+            outputs.add("DROP" if conn.outcome == "dropped" else "REJECT")
+        else:
+            outputs.add(conn.dnat_to or "")
+        masq.add(conn.masquerade)
+    assert len(masq) == 1, "masquerading must not depend on the endpoint drawn"
+    if len(outputs) > 1:
+        assert not outputs & {"DROP", "REJECT", ""}, outputs
+    return ", ".join(sorted(outputs)), masq.pop()
+
+
+@pytest.mark.parametrize("test, yaml, cfg, case", _FLOW_CASES)
+def test_upstream_packet_flow(test, yaml, cfg, case):
+    name, src, to, output, masq = case
+    got, got_masq = upstream_output(_flow_table(yaml, cfg), src, to)
+    assert (got, got_masq) == (output, masq), f"{test} {name!r}"
+
+
+def test_lab_copy_keeps_the_nft_table_and_empties_affinity_sets(tmp_path):
+    """Lab.copy (what kslab.check experiments run on) starts from each node's nft listing;
+    dynamic sets are connection state, so a copy starts them empty."""
+    from kslab.dataplane.factory import create
+
+    st = load_cluster([write_yaml(tmp_path, service_doc("sticky", "172.30.0.20", endpoints=2, affinity=60))], as_is=True)
+    ruleset = render(st.services, st.endpoint_slices, upstream_config())
+    state, nf = loaded(ruleset)
+    name = "affinity-" + ruleset.raw_text().split("add set ip kube-proxy affinity-", 1)[1].split(" ", 1)[0]
+    state.apply(f"add element ip kube-proxy {name} {{ 10.0.0.7 }}\n")
+    assert "10.0.0.7" in state.list_table()
+    cluster = load_cluster([REPO / "data" / "myk8s"])
+    node = cluster.nodes[0].name
+    dp = create("sim", cluster, nft={node: state.list_table()})
+    assert dp.mode(node) == "nftables" and "10.0.0.7" not in dp.nft_list(node)
+    assert dp.nft_list(node).replace("\n\t\telements = { 10.0.0.7 }", "") == state.list_table().replace(
+        "\n\t\telements = { 10.0.0.7 }", "")
+
+
+def test_lab_copy_in_nftables_mode_traces_alike(nft_lab):
+    twin = nft_lab.copy()
+    node = "myk8s-worker"
+    assert twin.dataplane.nft_list(node) == nft_lab.dataplane.nft_list(node) != ""
+    a, b = nft_lab.trace("net-pod", "svc-clusterip"), twin.trace("net-pod", "svc-clusterip")
+    assert a.to_dict() == b.to_dict()
