@@ -278,7 +278,7 @@ class Lab:
         def sync(node: str) -> list[SyncResult]:
             return self._proxiers[node].sync_and_retry(
                 self.cluster.services, self.cluster.endpoint_slices, lambda rs: dp.sync_rules(node, rs),
-                list_nat_chains=lambda: self._existing_chains(node), now=dp.now)
+                list_chains=lambda: self._existing_chains(node), now=dp.now)
 
         if dp.concurrent_syncs and len(names) > 1:  # each node's kube-proxy on its own node
             with ThreadPoolExecutor(max_workers=len(names)) as pool:

@@ -61,6 +61,16 @@ def nft_pair(sim_and_kernel):
         yield labs
 
 
+def test_nft_tables_in_the_kernel_equal_the_sims(nft_labs):
+    """nftables mode: every node's ``nft list table ip kube-proxy`` in the kernel is what the
+    simulator's nodes hold, listed the same way (after the full syncs; after a partial one:
+    test_clusterip_five_endpoints)."""
+    sim, kernel = nft_labs
+    nodes = [n.name for n in sim.cluster.nodes]
+    for node in nodes:
+        assert kernel.nft_list(node) == sim.nft_list(node)  # NetnsLab.nft_list / the sim's NftState
+
+
 def kernel_counts(run) -> dict[str, int]:
     return run.by_pod()
 
@@ -157,6 +167,10 @@ def test_clusterip_five_endpoints(request, proxy_mode):
     sim, kernel = pair
     for lab in pair:
         lab.scale("deploy-echo", 5)
+    if proxy_mode == "nftables":  # a partial sync: the kernel's tables still equal the sim's
+        assert not kernel.syncs[-1].full
+        for node in (n.name for n in sim.cluster.nodes):
+            assert kernel.nft_list(node) == sim.nft_list(node)
     k = kernel.run("net-pod", "svc-nodeport", n=N)
     s = sim.run("net-pod", "svc-nodeport", n=N, seed=4)
     kc, sc = sim_counts(k), sim_counts(s)
@@ -238,10 +252,12 @@ def sim_trace_to(sim: Lab, src: str, to: str, pod: str):
     ("myk8s-worker3", "svc-clusterip"),    # a node's own process: nat OUTPUT
     ("mypc", "svc-clusterip"),             # no access from outside: no node sees the SYN
 ])
-def test_kernel_trace_equals_sim_trace(labs, src, to):
-    """The rules the kernel reports the SYN matched (xtables-monitor --trace), node by node, are
-    exactly the rules the simulator's trace lists for a connection to the same endpoint."""
-    sim, kernel = labs
+@BOTH_MODES
+def test_kernel_trace_equals_sim_trace(request, proxy_mode, src, to):
+    """The rules the kernel reports the SYN matched (xtables-monitor --trace; in nftables mode
+    nft monitor trace), node by node, are exactly the rules the simulator's trace lists for a
+    connection to the same endpoint."""
+    sim, kernel = in_mode(request, "labs", proxy_mode)
     if to.endswith(":nodeport"):
         to = f"{to.split(':')[0]}:{sim.cluster.service('svc-nodeport').ports[0].node_port}"
     dst, port, _ = sim.destination(to)

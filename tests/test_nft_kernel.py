@@ -14,7 +14,7 @@ otherwise, with the reason).
 from __future__ import annotations
 
 import os
-import subprocess
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -348,3 +348,118 @@ def test_nft_in_the_nodes_shell(node_lab):
     assert r.returncode == 0 and r.stdout == lab.nft_list(NODE)
     r = nft_kernel.nft_run(lab.layout.node(NODE).ns, ["list", "table", "ip", "nope"])
     assert r.returncode == 1 and "No such file or directory" in r.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# The Lab in nftables mode on the kernel: kslab's renderer, the Proxier's syncs, nft -f
+
+
+@pytest.fixture(scope="module")
+def nft_lab():
+    from kslab.lab import Lab
+
+    if (why := nft_kernel.nft_problem()) is not None:
+        pytest.skip(why)
+    with Lab(backend="netns", proxy_mode="nftables", seed=7) as lab:
+        yield lab
+
+
+def replayed(lab, node: str) -> str:
+    """kslab's model of ``node``'s table: every sync the Lab loaded there (cleanup transaction,
+    then the sync's), applied in order to an empty :class:`NftState`, listed."""
+    from kslab.nft.state import NftState
+
+    state = NftState()
+    for sync in (s for s in lab.syncs if s.node == node and s.ok):
+        if cleanup := sync.ruleset.cleanup_text():
+            state.apply(cleanup)
+        state.apply(sync.ruleset.raw_text())
+    return state.list_table()
+
+
+def test_lab_full_and_partial_syncs_list_back_as_the_model(nft_lab):
+    lab = nft_lab
+    nodes = [n.name for n in lab.cluster.nodes]
+    assert lab.proxy_mode == "nftables" and all(s.full and s.ok for s in lab.syncs[:len(nodes)])
+    for node in nodes:
+        listed = lab.nft_list(node)
+        assert "chain services {" in listed and listed == replayed(lab, node)
+        assert ":KUBE-SERVICES" not in lab.save_text(node)  # no iptables mode rules
+    lab.scale("deploy-echo", 5)
+    try:
+        assert {s.full for s in lab.syncs[-len(nodes):]} == {False}
+        for node in nodes:
+            assert lab.nft_list(node) == replayed(lab, node)
+        assert (lab.run("net-pod", "svc-clusterip", n=200)["outcome"] == "ok").all()
+    finally:
+        lab.scale("deploy-echo", 3)
+
+
+def test_lab_stale_service_chains_are_flushed_then_deleted(nft_lab):
+    """Scaling down leaves endpoint chains no Service uses: the partial sync flushes them, a sync
+    a second or more later deletes them in its cleanup transaction (kernels < 6.2 need the pause)."""
+    lab = nft_lab
+    node = "myk8s-worker"
+    lab.scale("deploy-echo", 5)
+    lab.scale("deploy-echo", 3)
+    existing = set(lab.dataplane.existing_chains(node, "nftables"))
+    stale = {c for c in existing - set(lab.render(node).active_chains) if c.startswith("endpoint-")}
+    assert len(stale) >= 2  # the 2 pods gone (svc-nodeport's endpoints), flushed but still there
+    listed = lab.nft_list(node)
+    assert all(f"chain {c} {{\n\t}}" in listed for c in stale)
+    time.sleep(1.1)
+    lab.resync(full=False)
+    assert not stale & set(lab.dataplane.existing_chains(node, "nftables"))
+    assert set(lab.syncs[-1].ruleset.deleted_chains) | set().union(*(s.ruleset.deleted_chains for s in lab.syncs[-4:])) >= stale
+    assert lab.nft_list(node) == replayed(lab, node)
+
+
+def test_lab_refused_sync_keeps_the_table_and_the_next_full_sync_repairs(nft_lab, monkeypatch):
+    """A transaction the kernel refuses leaves the node's table as it was; the Proxier records
+    the failure and its full sync follows at once (Proxier.sync_and_retry)."""
+    from kslab.proxy.nftables import proxier as nft_proxier
+
+    lab = nft_lab
+    node = "myk8s-worker3"
+    before = lab.nft_list(node)
+    real = nft_proxier.NftRuleSet.raw_text
+    broken = {"left": 1}
+
+    def once_broken(self):
+        text = real(self)
+        if broken["left"] and self.config.node_name == node:
+            broken["left"] -= 1
+            return text + "add rule ip kube-proxy services goto no-such-chain\n"
+        return text
+
+    monkeypatch.setattr(nft_proxier.NftRuleSet, "raw_text", once_broken)
+    lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=60)
+    try:
+        results = [s for s in lab.syncs if s.node == node][-2:]
+        assert not results[0].ok and "refused the transaction" in results[0].error and results[1].ok and results[1].full
+        assert "affinity-" in lab.nft_list(node) and lab.nft_list(node) != before
+    finally:
+        monkeypatch.undo()
+        lab.patch_service("svc-clusterip", session_affinity="None", session_affinity_timeout=None)
+
+
+def test_lab_mode_switch_both_ways(nft_lab):
+    """``set_proxy(mode=...)``: a restarted kube-proxy in the other mode removes the old mode's
+    rules (CleanupLeftovers), then syncs in full; connections work in both."""
+    lab = nft_lab
+    try:
+        lab.set_proxy(mode="iptables")
+        for node in (n.name for n in lab.cluster.nodes):
+            assert lab.nft_list(node) == "" and ":KUBE-SERVICES" in lab.save_text(node)
+        assert (lab.run("net-pod", "svc-clusterip", n=100)["outcome"] == "ok").all()
+    finally:
+        lab.set_proxy(mode="nftables")
+    for node in (n.name for n in lab.cluster.nodes):
+        saved = lab.save_text(node)
+        assert ":KUBE-SERVICES" not in saved and "KUBE-SVC-" not in saved and "chain services {" in lab.nft_list(node)
+    assert (lab.run("net-pod", "svc-clusterip", n=100)["outcome"] == "ok").all()
+
+
+def test_lab_shell_nft_list_ruleset(nft_lab):
+    out = nft_lab.sh("myk8s-worker", "nft list table ip kube-proxy")
+    assert out.returncode == 0 and str(out) == nft_lab.nft_list("myk8s-worker")
