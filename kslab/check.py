@@ -1164,7 +1164,7 @@ def _deletion_syncs(answer: Any, min_sync_period: float = 1.0) -> Feedback:
                       f"burst of 2; the deletions arrive over {DELETE_OVER:g} s")
 
 
-def _partial_written(answer: Any, services: int = 2000, endpoints: int = 10) -> Feedback:
+def _partial_written(answer: Any, services: int = 1000, endpoints: int = 10) -> Feedback:
     """(lines, operations) of the partial sync after one Service of a ``services``-Service
     synthetic cluster gains an endpoint, iptables and nftables mode: from real Proxiers."""
     from .model import Endpoint

@@ -41,6 +41,7 @@
 #
 # - `kslab.synthetic.synthetic_cluster(services, endpoints)`: a cluster of N Services x M
 #   endpoints made directly as the objects kube-proxy reads (for sizes the study's lab cannot reach);
+#   `add_service(cluster, name, endpoints)` adds one more;
 # - `kslab.proxy.rulecount`: `service_rules(info, endpoints, local_endpoints=, config=)` (what one
 #   Service port costs, by formula; `info` from `kslab.proxy.serviceport.service_port_infos(service)`,
 #   `config` from `lab.proxy_config(node)`), `count_rules(ruleset)` (per Service port, from rendered
@@ -48,6 +49,10 @@
 # - `lab.patch_service(name, **spec)`: change a Service's spec (e.g. `external_traffic_policy="Local"`);
 # - `kslab.Lab(proxy_mode="nftables")`: the same study lab with kube-proxy in nftables mode;
 #   `lab.render(node)` then returns nftables rules (`.text("nft")`, `.raw_text()`);
+# - `kslab.proxy.proxier.Proxier(ProxyConfig.for_node(cluster, node, mode=...))`: one node's
+#   kube-proxy (chapter 01's renderer behind its sync loop): `.sync(services, slices, apply)` decides
+#   full or partial, renders and hands the rules to `apply`; the result has `.lines` (iptables-restore
+#   lines) and `.ruleset.operations` (nft operations);
 # - `kslab.proxy.syncloop.simulate(cluster, events, SyncLoopConfig(...))`: kube-proxy's sync loop
 #   (the real Proxier) on a simulated clock; `delete_deployment(...)` makes the events;
 # - `kslab.views_ch05`: the chapter's measurements as functions (`rules_evaluated`, `sync_cost`,
@@ -90,6 +95,7 @@
 #
 # - `kslab.synthetic.synthetic_cluster(services, endpoints)`: 서비스 N개 x 엔드포인트 M개인 클러스터를
 #   kube-proxy가 읽는 오브젝트로 바로 만듭니다(스터디의 실습 환경으로는 닿을 수 없는 규모용).
+#   `add_service(cluster, name, endpoints)`는 서비스를 하나 더합니다.
 # - `kslab.proxy.rulecount`: `service_rules(info, endpoints, local_endpoints=, config=)`(서비스 포트 하나가
 #   드는 규칙 수를 공식으로. `info`는 `kslab.proxy.serviceport.service_port_infos(service)`에서, `config`는
 #   `lab.proxy_config(node)`에서 얻습니다), `count_rules(ruleset)`(렌더링한 규칙에서 서비스 포트별로 센 수),
@@ -97,6 +103,10 @@
 # - `lab.patch_service(name, **spec)`: 서비스의 spec을 바꿉니다(예: `external_traffic_policy="Local"`).
 # - `kslab.Lab(proxy_mode="nftables")`: kube-proxy를 nftables 모드로 실행하는 같은 스터디 실습 환경입니다.
 #   이때 `lab.render(node)`는 nftables 규칙을 돌려줍니다(`.text("nft")`, `.raw_text()`).
+# - `kslab.proxy.proxier.Proxier(ProxyConfig.for_node(cluster, node, mode=...))`: 노드 하나의 kube-proxy입니다
+#   (동기화 루프 뒤에 있는 01장의 렌더러). `.sync(services, slices, apply)`는 전체 또는 부분 동기화를 정하고,
+#   규칙을 렌더링해 `apply`에 넘깁니다. 결과에는 `.lines`(iptables-restore 줄 수)와 `.ruleset.operations`(nft
+#   연산 수)가 있습니다.
 # - `kslab.proxy.syncloop.simulate(cluster, events, SyncLoopConfig(...))`: 시뮬레이션 시계 위에서 도는
 #   kube-proxy의 동기화 루프(진짜 Proxier)입니다. 이벤트는 `delete_deployment(...)`가 만듭니다.
 # - `kslab.views_ch05`: 이 장의 측정을 함수로 묶은 것(`rules_evaluated`, `sync_cost`, `compute_min_sync`,
@@ -112,7 +122,7 @@ import kslab
 from kslab import charts_ch05, experiments, scale, views_ch05
 from kslab.proxy import rulecount, syncloop
 from kslab.proxy.serviceport import service_port_infos
-from kslab.synthetic import synthetic_cluster
+from kslab.synthetic import add_service, synthetic_cluster
 
 lab = kslab.Lab(seed=5)
 print(f"backend: {lab.backend}" + (f" (fell back: {lab.fallback})" if lab.fallback else ""))
@@ -591,8 +601,9 @@ numbers.latency[["mode", "backend", "services", "p01", "p50", "p90", "p99"]]
 # 카운터입니다. 3절의 minSyncPeriod 실행(1초)이 내보내는 값입니다.
 
 # %%
-one = syncloop.simulate(views_ch05._deletion_cluster(1000, 100),
-                        syncloop.delete_deployment(views_ch05._deletion_cluster(1000, 100), "web", n=100, over=3.0, start=1.0),
+cluster = synthetic_cluster(200, 10)
+add_service(cluster, "web", 100)  # the Deployment's 100 pods behind Service web
+one = syncloop.simulate(cluster, syncloop.delete_deployment(cluster, "web", n=100, over=3.0, start=1.0),
                         syncloop.SyncLoopConfig(min_sync_period=1.0))
 text = one.metrics.prometheus_text()
 print("\n".join(line for line in text.splitlines() if "sync_proxy_rules_duration_seconds" in line and "partial" not in line
@@ -608,17 +619,17 @@ experiments.claim(
 # %% [markdown] lang="en"
 # ## Exercises (연습 문제)
 #
-# **3.** A new case: a cluster of 2,000 Services (10 endpoints each), and one Service gets an 11th
+# **3.** A new case: a cluster of 1,000 Services (10 endpoints each), and one Service gets an 11th
 # endpoint. What does the partial sync that follows write, in iptables mode (lines) and in
 # nftables mode (operations)? Give both as a pair `(lines, operations)`. Use §4's reasoning, then
-# confirm with a Proxier of your own (`kslab.proxy.proxier.Proxier`) on `synthetic_cluster(2000, 10)`.
+# confirm with a Proxier of your own (`kslab.proxy.proxier.Proxier`) on `synthetic_cluster(1000, 10)`.
 
 # %% [markdown] lang="ko"
 # ## 연습 문제 (Exercises)
 #
-# **3.** 새로운 경우입니다. 서비스 2,000개(엔드포인트 10개씩)인 클러스터에서 서비스 하나가 11번째 엔드포인트를
+# **3.** 새로운 경우입니다. 서비스 1,000개(엔드포인트 10개씩)인 클러스터에서 서비스 하나가 11번째 엔드포인트를
 # 얻습니다. 그다음의 부분 동기화는 iptables 모드에서 몇 줄, nftables 모드에서 연산 몇 개를 쓸까요? 두 값을 쌍
-# `(lines, operations)`로 답하세요. 4절의 추론을 쓴 다음, `synthetic_cluster(2000, 10)`에 여러분의 Proxier
+# `(lines, operations)`로 답하세요. 4절의 추론을 쓴 다음, `synthetic_cluster(1000, 10)`에 여러분의 Proxier
 # (`kslab.proxy.proxier.Proxier`)를 돌려 확인하세요.
 
 # %% tags=["solution"]
@@ -631,7 +642,7 @@ from kslab.proxy.proxier import Proxier
 
 written = []
 for mode in ("iptables", "nftables"):
-    state = synthetic_cluster(2000, 10)
+    state = synthetic_cluster(1000, 10)
     proxier = Proxier(ProxyConfig.for_node(state, state.nodes[0].name, mode=mode))
     proxier.sync(state.services, state.endpoint_slices, lambda ruleset: None, now=0.0)
     state.endpoint_slices[7].endpoints.append(Endpoint(addresses=["10.14.0.1"], node_name=state.nodes[1].name))
