@@ -20,7 +20,7 @@ from sync_repeated import endpoint_slice, service
 
 from kslab.manifests import Document, parse_endpoint_slice, parse_service
 from kslab.proxy.config import ProxyConfig
-from kslab.proxy.nftables import FakeNft, render
+from kslab.proxy.nftables import FakeNft, render, sort_nft_transaction
 from kslab.proxy.proxier import Proxier
 
 
@@ -187,3 +187,80 @@ def test_iptables_mode_is_unchanged_by_the_mode_state():
     r = p.sync([service("ns", "a", "172.30.0.1", 80)], [endpoint_slice("ns", "a", 80, "10.0.0.1")], lambda rs: None, now=1.0)
     assert r.ok and set(p.metrics.sync_proxy_rules_iptables_last) == {"filter", "nat"}
     assert r.operations == r.lines == r.ruleset.raw_text().count("\n")
+
+
+# ---- random clusters: every sync loads, and a partial sync leaves a full sync's table -----------
+
+def _random_cluster(rng, n: int):
+    from kslab.model import Endpoint, EndpointPort, EndpointSlice, LoadBalancerIngress, Service, ServicePort
+
+    services, slices = [], []
+    for i in range(n):
+        kind = rng.choice(["ClusterIP", "ClusterIP", "NodePort", "LoadBalancer"])
+        ports = [ServicePort(port=80, name="http", protocol="TCP", node_port=30000 + i if kind != "ClusterIP" else 0)]
+        if rng.random() < 0.3:
+            ports.append(ServicePort(port=53, name="dns", protocol=rng.choice(["UDP", "SCTP"]),
+                                     node_port=31000 + i if kind != "ClusterIP" else 0))
+        svc = Service(name=f"s{i}", namespace="ns", type=kind, cluster_ip=f"172.30.1.{i + 1}", ports=ports,
+                      external_ips=[f"192.168.99.{i + 1}"] if rng.random() < 0.2 else [],
+                      external_traffic_policy=rng.choice(["Cluster", "Local"]) if kind != "ClusterIP" else "",
+                      internal_traffic_policy=rng.choice(["", "", "Local"]),
+                      session_affinity=rng.choice(["None", "None", "ClientIP"]),
+                      session_affinity_timeout=rng.choice([None, 60]))
+        if kind == "LoadBalancer":
+            svc.load_balancer_ingress = [LoadBalancerIngress(ip=f"5.6.{i}.1")]
+            if rng.random() < 0.5:
+                svc.load_balancer_source_ranges = rng.choice([["203.0.113.0/25"], ["192.168.0.0/24", "10.9.0.0/16"]])
+        services.append(svc)
+        eps = [Endpoint(addresses=[f"10.{i % 200}.{j}.{rng.randint(1, 9)}"], node_name=rng.choice(["test-node", "other"]),
+                        ready=rng.random() < 0.85, serving=True, terminating=rng.random() < 0.2)
+               for j in range(rng.choice([0, 1, 2, 3]))]
+        slices.append(EndpointSlice(name=f"s{i}-x", namespace="ns", service_name=f"s{i}", endpoints=eps,
+                                    ports=[EndpointPort(port=8080, name="http", protocol="TCP"),
+                                           EndpointPort(port=53, name="dns", protocol=ports[-1].protocol) if len(ports) > 1
+                                           else EndpointPort(port=9, name="unused", protocol="TCP")]))
+    return services, slices
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_changes_partial_syncs_converge_to_a_fresh_full_sync(seed):
+    import random
+
+    rng = random.Random(seed)
+    services, slices = _random_cluster(rng, 12)
+    node = NftNode()
+    node.services = {s.name: s for s in services}
+    node.slices = {s.service_name: s for s in slices}
+    assert node.sync().ok
+    for step in range(8):
+        more, more_slices = _random_cluster(random.Random(seed * 100 + step), 12)
+        for _ in range(rng.randint(1, 3)):  # replace, drop or add a few Services / EndpointSlices
+            i = rng.randrange(12)
+            what = rng.random()
+            if what < 0.4:
+                node.slices[f"s{i}"] = more_slices[i]
+            elif what < 0.7:
+                node.services[f"s{i}"] = more[i]
+            elif what < 0.85:
+                node.services.pop(f"s{i}", None)
+            else:
+                node.slices.pop(f"s{i}", None)
+        if rng.random() < 0.3:
+            node.age_stale_chains()
+        r = node.sync()
+        assert r.ok and not r.full, r.error
+        fresh = FakeNft()
+        full = render(list(node.services.values()), list(node.slices.values()), CONFIG)
+        fresh.run(full.raw_text())
+        stale = set(node.proxier.mode_state.stale_chains)
+        assert stale == {c for c in node.kernel.names() if "/" in c and not c.startswith("affinity-")} - full.active_chains
+        got = node.kernel.nft
+        for c in stale:  # flushed, waiting to be deleted
+            assert got.chains[c].rules == []
+        kept = FakeNft()
+        kept.run(got.dump())
+        for c in stale:
+            del kept.chains[c]
+        assert sort_nft_transaction(kept.dump()) == sort_nft_transaction(fresh.dump()), (seed, step)
+        assert r.ruleset.rules_total()["elements"] == sum(len(s.elements) for s in got.sets.values())
+        assert r.ruleset.rules_total()["rules"] == sum(len(c.rules) for c in got.chains.values())

@@ -139,6 +139,71 @@ def test_real_nft_loads_the_raw_text_in_a_throwaway_namespace():
     assert bad.returncode != 0 and "No such file or directory" in bad.stderr
 
 
+def test_cli_nft_list_is_what_real_nft_lists():
+    """``--format nft-list`` (kslab.nft's printer over the raw transaction) equals what nft 1.0.6
+    listed after loading that transaction (recorded: nftables-overall.list.txt)."""
+    r = cli(*CASE_FLAGS, "--format", "nft-list")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout == (DATA / "nftables-overall.list.txt").read_text()
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(_nft_skip_reason() is not None, reason=str(_nft_skip_reason()))
+def test_list_text_equals_real_nft_list_after_a_partial_sync(tmp_path):
+    """Live: a full sync, then a partial one (a Service gone, one changed, one added), loaded
+    into nft 1.0.6 in one throw-away namespace; ``nft list table`` equals kslab's list text of
+    the same full sync of the final inputs (the table a partial sync leaves is a full sync's)."""
+    svcs = [service("ns", f"s{i}", f"172.30.0.{i + 1}", 80) for i in range(5)]
+    slices = [endpoint_slice("ns", f"s{i}", 80, f"10.1.0.{i + 1}", f"10.2.0.{i + 1}") for i in range(5)]
+    first = render(svcs, slices, CONFIG)
+    fake = FakeNft()
+    fake.run(first.raw_text())
+    svcs2 = svcs[:3] + [service("ns", "s9", "172.30.0.99", 80)]
+    slices2 = slices[:2] + [endpoint_slice("ns", "s2", 80, "10.9.0.1")] + [endpoint_slice("ns", "s9", 80, "10.9.0.9")]
+    second = render(svcs2, slices2, CONFIG, partial_services={"ns/s2", "ns/s3", "ns/s4", "ns/s9"}, state=first.state,
+                    existing_chains=fake.list_chains(), existing_sets=fake.list_sets(), now=1.0)
+    assert second.partial and second.operations < first.operations
+    (tmp_path / "first.nft").write_text(first.raw_text())
+    (tmp_path / "second.nft").write_text(second.raw_text())
+    r = subprocess.run(["unshare", "-n", "sh", "-c", "nft -f first.nft && nft -f second.nft && nft list table ip kube-proxy"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    # the chains no Service uses any more (s3 has no endpoints now, s4 is gone, s2's old endpoints)
+    # are flushed but still there until a sync a second later: compare without them
+    fresh = render(svcs2, slices2, CONFIG)
+    stale = set(second.stale_flushed)
+    assert stale == {c for c in fake.list_chains() if "/" in c} - fresh.active_chains
+    assert {c.split("-")[0] for c in stale} == {"service", "endpoint"} and len(stale) == 2 + 2 + 4
+    listed = _drop_chains(r.stdout, stale)
+    # nft lists objects in creation order: compare the objects, not their order
+    assert _objects(listed) == _objects(fresh.list_text())
+    assert listed.count("\n") == fresh.list_text().count("\n")
+
+
+def _objects(listing: str) -> list[str]:
+    head, _, body = listing.partition("\n")
+    assert head == "table ip kube-proxy {" and body.endswith("\n}\n")
+    return sorted(body[: -len("}\n")].split("\n\n"))
+
+
+def _drop_chains(listing: str, chains: set[str]) -> str:
+    out, skip = [], False
+    lines = listing.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if s.startswith("chain ") and s.split()[1] in chains:
+            skip = True
+            if out and out[-1].strip() == "":
+                out.pop()  # the blank line before it
+            continue
+        if skip:
+            if s == "}":
+                skip = False
+            continue
+        out.append(line)
+    return "".join(out)
+
+
 # ---- helpers_test.go ----------------------------------------------------------------------------
 
 def test_sort_nft_transaction():

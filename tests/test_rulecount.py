@@ -20,7 +20,8 @@ from kslab.proxy.config import ProxyConfig
 from kslab.proxy.iptables import constants as C
 from kslab.proxy.iptables import render
 from kslab.proxy.proxier import Proxier
-from kslab.proxy.rulecount import RuleCount, count_rules, growth, iptables_fixed, service_rules
+from kslab.proxy.nftables import render as nft_render
+from kslab.proxy.rulecount import RuleCount, count_rules, growth, iptables_fixed, nft_fixed, service_rules
 from kslab.proxy.serviceport import service_port_infos
 from kslab.synthetic import add_service, synthetic_cluster
 
@@ -84,6 +85,46 @@ def test_formula_equals_rendered_lines_on_the_grid(kind):
         assert table["lines"].sum() == lines(rs)
         assert rs.large_cluster_mode == (e > 1000)
         assert got.endpoint_comments == endpoint_comments(rs.raw_text())
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_nft_formula_equals_rendered_operations_on_the_grid(kind):
+    for _, e, loc, itp, etp, aff in [c for c in GRID if c[0] == kind]:
+        state = make(kind, e, loc, itp, etp, aff)
+        cfg = ProxyConfig.for_node(state, NODE, mode="nftables")
+        rs = nft_render(state.services, state.endpoint_slices, cfg)
+        empty = nft_render([], [], cfg)
+        assert empty.operations == nft_fixed(cfg).operations
+        info = service_port_infos(state.services[0])[0]
+        got = service_rules(info, e, local_endpoints=loc, config=cfg, mode="nftables")
+        assert got.operations == rs.operations - empty.operations, (kind, e, loc, itp, etp, aff, got)
+        ops = rs.ops
+        assert got.rules == sum(op.kind == "rule" for op in ops) - sum(op.kind == "rule" for op in empty.ops)
+        assert got.elements == sum(op.kind == "element" for op in ops) - sum(op.kind == "element" for op in empty.ops)
+        assert got.sets == sum(op.kind == "set" and op.name.startswith("affinity-") for op in ops)
+        assert got.chains == (sum(op.kind == "chain" and op.verb == "add" for op in ops)
+                              - sum(op.kind == "chain" and op.verb == "add" for op in empty.ops))
+        table = count_rules(rs)
+        assert table["operations"].sum() == rs.operations == rs.raw_text().count("\n")
+
+
+def test_nft_count_rules_on_partial_syncs():
+    state = synthetic_cluster(6, 3, node=NODE, types=("ClusterIP", "NodePort", "LoadBalancer"))
+    cfg = ProxyConfig.for_node(state, NODE, mode="nftables")
+    proxier = Proxier(cfg)
+    full = proxier.sync(state.services, state.endpoint_slices, lambda rs: None, now=0.0)
+    assert count_rules(full.ruleset)["operations"].sum() == full.ruleset.operations
+    noop = proxier.sync(state.services, state.endpoint_slices, lambda rs: None, now=1.0)
+    assert noop.ruleset.operations == 0 and count_rules(noop.ruleset)["operations"].sum() == 0
+    state.endpoint_slices[1].endpoints.pop()  # a NodePort Service loses an endpoint
+    state.endpoint_slices[5].endpoints.clear()  # a LoadBalancer Service loses all of them
+    part = proxier.sync(state.services, state.endpoint_slices, lambda rs: None, list_chains=lambda: sorted(
+        full.ruleset.active_chains), now=2.0)
+    table = count_rules(part.ruleset)
+    assert table["operations"].sum() == part.ruleset.operations
+    written = table[table["written"] & ~table["service_port"].str.startswith("(")]
+    assert set(written["service_port"]) == {"bench/svc00001:http", "bench/svc00005:http"}
+    assert table.loc[table["service_port"] == "(stale chains)", "operations"].item() == 1 + 3 + 2  # flushes
 
 
 def endpoint_comments(text: str) -> int:
@@ -168,6 +209,29 @@ def test_count_rules_on_partial_syncs_and_stale_chains():
     written = table[table["written"] & ~table["service_port"].str.startswith("(")]
     assert list(written["service_port"]) == ["bench/svc00002:http"]
     assert table.loc[table["service_port"] == "(stale chains)", "chains"].item() == len(part.deleted_chains)
+
+
+def test_nft_growth_matches_rendered_synthetic_clusters():
+    table = growth([0, 3, 40, 120], 10, modes=("nftables",))
+    for row in table.itertuples():
+        state = synthetic_cluster(row.services, 10)
+        cfg = ProxyConfig.for_node(state, "node-1", mode="nftables")
+        rs = nft_render(state.services, state.endpoint_slices, cfg)
+        assert row.lines == rs.operations, row
+        assert row.rules == sum(op.kind == "rule" for op in rs.ops)
+        if row.services:
+            proxier = Proxier(cfg)
+            proxier.sync(state.services, state.endpoint_slices, lambda r: None, now=0.0)
+            state.endpoint_slices[0].endpoints.pop()
+            part = proxier.sync(state.services, state.endpoint_slices, lambda r: None, now=1.0)
+            # one endpoint fewer: its chain (add + flush) and its two rules
+            assert row.partial_lines - 4 == part.ruleset.operations
+    # flat in N for a partial sync, linear for a full one
+    assert table["partial_lines"].iloc[1:].nunique() == 1
+    both = growth([1000, 10000], 10)
+    ipt, nft = both[both["mode"] == "iptables"], both[both["mode"] == "nftables"]
+    assert list(ipt["partial_lines"])[1] > 9 * list(ipt["partial_lines"])[0] / 10 * 9  # O(Services)
+    assert list(nft["partial_lines"])[0] == list(nft["partial_lines"])[1]  # O(changes)
 
 
 def test_growth_matches_rendered_synthetic_clusters():

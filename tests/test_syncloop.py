@@ -233,6 +233,11 @@ def test_event_builders_are_deterministic_and_check_their_input(cluster):
         SyncLoopConfig(min_sync_period=-1)
     with pytest.raises(InputError, match="runner"):
         SyncLoopConfig(runner="1.20")
+    with pytest.raises(InputError, match="mode"):
+        simulate(cluster, [], SyncLoopConfig(), proxy={"mode": "nftables"})
+    with pytest.raises(InputError, match="not a kube-proxy option"):
+        simulate(cluster, [], SyncLoopConfig(), proxy={"sync_period": 3})
+    assert simulate(cluster, [], SyncLoopConfig(), proxy={"masquerade_all": True}).summary()["syncs"] == 0
     with pytest.raises(InputError, match="fail_at"):
         simulate(cluster, [], SyncLoopConfig(), fail_at=["soon"])
     before = [len(sl.endpoints) for sl in cluster.endpoint_slices]
@@ -249,3 +254,72 @@ def test_duration_model_fit_and_default():
     assert DurationModel().seconds("iptables", 43000, 0) == pytest.approx(0.225)
     with pytest.raises(InputError, match="two samples"):
         DurationModel.fit([1], [1.0])
+
+
+def test_duration_model_from_a_recording():
+    import pandas as pd
+
+    rows = pd.DataFrame([
+        {"measure": "restore", "backend": "iptables-legacy", "seconds": 0.01 + 5e-6 * n, "lines": n, "operations": None,
+         "timed_out": False} for n in (43_000, 215_000)] + [
+        {"measure": "restore", "backend": "nft", "seconds": 0.05 + 6e-5 * n, "lines": n, "operations": n,
+         "timed_out": False} for n in (35_000, 70_000)] + [
+        {"measure": "restore", "backend": "nft", "seconds": None, "lines": 175_000, "operations": 175_000, "timed_out": True},
+        {"measure": "latency", "backend": "nft", "seconds": None, "lines": None, "operations": None, "timed_out": False}])
+    m = DurationModel.from_recorded(rows)
+    assert m.per_line == pytest.approx(5e-6) and m.base == pytest.approx(0.01)
+    assert m.per_operation == pytest.approx(6e-5) and m.nft_base == pytest.approx(0.05)
+    only_nft = DurationModel.from_recorded(rows[rows["backend"] == "nft"])
+    assert only_nft.per_line == DurationModel().per_line
+
+
+# ---- nftables mode ----------------------------------------------------------------------------------
+
+def test_nftables_partial_syncs_write_o_changes_iptables_o_services():
+    written = {}
+    for n in (10, 60):
+        c = synthetic_cluster(n, 3)
+        add_service(c, "web", 20)
+        events = delete_deployment(c, "bench/web", 10, over=2.0)
+        for mode in ("iptables", "nftables"):
+            r = simulate(c, events, SyncLoopConfig(mode=mode, min_sync_period=0.0))
+            s = runs(r)
+            assert len(s) == 10 and not s["full"].any() and s["ok"].all()
+            written[mode, n] = s["operations"].iloc[1:].mean()
+    assert written["iptables", 60] - written["iptables", 10] == 50  # every Service's KUBE-SERVICES rule, each time
+    assert written["nftables", 60] == written["nftables", 10]  # only the changed Service
+    assert written["nftables", 60] < written["iptables", 10]
+
+
+def test_nftables_quiet_runs_write_nothing_and_stale_chains_go_a_second_later(cluster):
+    from kslab.proxy.syncloop import _delete_service
+
+    events = [Event(1.0, "service_delete", "bench/svc00002", lambda st: _delete_service("bench", "svc00002", st)),
+              Event(1.5, "delete_pod", "bench/web", lambda st: st.endpoint_slices[-1].endpoints.pop()),
+              Event(3.0, "delete_pod", "bench/web", lambda st: st.endpoint_slices[-1].endpoints.pop())]
+    r = simulate(cluster, events, SyncLoopConfig(mode="nftables", min_sync_period=0.0))
+    s = runs(r)
+    # 1 s: svc00002's chains are flushed (stale); 1.5 s: not yet a second old (and the removed
+    # endpoint's chain is flushed); 3 s: all of them deleted, before the sync's own transaction
+    assert list(s["deleted_chains"])[:3] == [0, 0, 1 + 3 + 1]
+    # a quiet cluster: the runner's first hourly run (partial: the start-up full sync is not an
+    # hour old yet) finds nothing changed: an empty transaction; iptables still rewrites its top-level chains
+    for mode, empty in (("nftables", True), ("iptables", False)):
+        quiet = runs(simulate(cluster, [], SyncLoopConfig(mode=mode), until=3700))
+        assert list(quiet["trigger"]) == ["max interval"] and not quiet["full"].item()
+        assert (quiet["operations"].item() == 0) == empty
+    assert "kubeproxy_sync_proxy_rules_nftables_sync_failures_total" in r.metrics.prometheus_text()
+
+
+def test_nftables_outside_delete_has_no_canary(cluster):
+    events = delete_deployment(cluster, "bench/web", 1, over=1.0, start=15.0)
+    r = simulate(cluster, events, SyncLoopConfig(mode="nftables"), outside_edits=[12.0])
+    s = runs(r)
+    # no canary poll: the next change's partial transaction fails (the table is gone), the retry
+    # a syncPeriod later is a full sync
+    assert list(zip(s["trigger"], s["ok"], s["full"])) == [("changes", False, False), ("retry", True, True)]
+    assert s.iloc[1]["start"] == pytest.approx(s.iloc[0]["end"] + 30.0)
+    assert r.metrics.sync_proxy_rules_nftables_sync_failures_total == 1
+    # without a change nothing notices it before the hourly full sync
+    quiet = simulate(cluster, [], SyncLoopConfig(mode="nftables"), outside_edits=[12.0])
+    assert len(runs(quiet)) == 0 and quiet.summary()["unapplied"] == 1

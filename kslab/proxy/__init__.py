@@ -12,7 +12,9 @@ The mode-agnostic layer:
   metrics), driving a mode through ``ProxyMode``;
 - :mod:`kslab.proxy.util`: IP parsing as kube-proxy does it, ``--nodeport-addresses``.
 
-One package per mode: :mod:`kslab.proxy.iptables` (chain names, rule writing, restore text).
+One package per mode: :mod:`kslab.proxy.iptables` (chain names, rule writing, restore text) and
+:mod:`kslab.proxy.nftables` (chain and set names, the nft transaction, element diffs and stale
+chains across partial syncs; its ``nft list`` form through :mod:`kslab.nft`).
 What kube-proxy does to a node's tables beyond the restore (canary chains, jump rules, nfacct
 counters), on kslab's model and in a kernel: :mod:`kslab.proxy.iptables.node`; the iptables
 userspace it uses: :mod:`kslab.xtables`.

@@ -194,12 +194,61 @@ def service_rules(svc: BaseServicePortInfo, endpoints: int, *, local_endpoints: 
     return _iptables_port(svc, n_cluster, n_local, reachable, has_any, config, large_cluster, written)
 
 
-# ---- nftables (filled in from kslab.proxy.nftables' transaction) --------------------------------
+# ---- nftables -------------------------------------------------------------------------------------
 
 def _nft_port(svc: BaseServicePortInfo, n_cluster: int, n_local: int, n_reachable: int, has_any: bool,
-              cfg: ProxyConfig, written: bool) -> NftCount:
-    raise InputError("mode 'nftables'", "rule counting for nftables mode is not available yet",
-                     "use mode='iptables'")
+              cfg: ProxyConfig, written: bool, cluster_ip_element: bool = True) -> NftCount:
+    """What :func:`kslab.proxy.nftables.sync_nft_rules` adds for one service port in a sync that
+    writes every element (a full sync on a fresh node): ``add chain`` + ``flush chain`` per
+    chain, its rules, one affinity set per endpoint with ClientIP affinity, and its map/set
+    elements. ``written=False``: a partial sync that leaves the Service alone writes nothing
+    (its elements are unchanged: the element storage adds no operation)."""
+    if not written:
+        return NftCount()
+    ea = svc.externally_accessible()
+    has_endpoints = has_any
+    uses_cluster = n_cluster > 0 and svc.uses_cluster_endpoints()
+    uses_local = n_local > 0 and svc.uses_local_endpoints()
+    has_internal = has_endpoints and not (svc.internal_policy_local and n_local == 0)
+    has_external = has_endpoints and not (svc.external_policy_local and n_local == 0)
+    uses_external = has_endpoints and ea
+    vips, ranges, n_ext = len(svc.load_balancer_vips), len(svc.load_balancer_source_ranges), len(svc.external_ips)
+    uses_fw = vips > 0 and ranges > 0  # (unlike iptables, whether or not there are endpoints)
+    affinity = svc.session_affinity_client_ip
+    chains = n_reachable + uses_cluster + uses_local + uses_external + uses_fw
+    elements = int(cluster_ip_element) + 1  # cluster-ips, and service-ips or no-endpoint-services
+    elements += n_ext * has_endpoints + n_ext * (not has_external)
+    elements += vips * has_endpoints + vips * uses_fw + vips * (not has_external)
+    if svc.node_port:
+        elements += has_endpoints + (not has_external)
+    rules = 1 if has_internal and (cfg.masquerade_all or cfg.if_not_local_nft() is not None) else 0
+    if uses_external:
+        rules += 1 if not svc.external_policy_local else 2 + (cfg.if_local_nft() is not None)
+        rules += has_external
+    rules += uses_fw
+    for n, used in ((n_cluster, uses_cluster), (n_local, uses_local)):
+        if used:
+            rules += 1 + (n if affinity else 0)  # numgen vmap (+ the affinity lookups)
+    rules += n_reachable * (3 if affinity else 2)
+    sets = n_reachable if affinity else 0
+    return NftCount(chains, rules, elements, sets, 2 * chains + rules + elements + sets)
+
+
+def nft_fixed(config: ProxyConfig, *, fresh: bool = True) -> NftCount:
+    """The operations of a first full sync whatever the Services (``setupNFTables``: the table,
+    base chains recreated, top-level chains and their rules, the sets and maps), counted from
+    the renderer's own setup transaction. ``fresh``: on a node without kube-proxy's table
+    (:func:`kslab.proxy.nftables.render`); False: kube-proxy's first sync over a table it does
+    not know, which also flushes every set and map."""
+    from .nftables import sync_nft_rules
+
+    rs = sync_nft_rules([], {}, config, existing_elements={} if fresh else None)
+    ops = rs.ops
+    return NftCount(chains=sum(op.kind == "chain" and op.verb == "add" for op in ops),
+                    rules=sum(op.kind == "rule" for op in ops),
+                    elements=sum(op.kind == "element" and op.verb == "add" for op in ops),
+                    sets=sum(op.kind in ("set", "map") and op.verb == "add" for op in ops),
+                    operations=rs.operations)
 
 
 # ---- a rendered ruleset, per service port -------------------------------------------------------
@@ -227,9 +276,9 @@ def count_rules(ruleset: Any) -> "Any":
 
     mode = getattr(ruleset, "mode", "iptables")
     cfg: ProxyConfig = ruleset.config
-    rows = []
     if mode == "nftables":
-        raise InputError("count_rules", "nftables rulesets are not counted yet", "count an iptables ruleset")
+        return _count_nft(ruleset)
+    rows = []
     large = bool(ruleset.large_cluster_mode)
     declared = set(ruleset.nat.chains) if ruleset.partial else None
     for rules in ruleset.service_ports:
@@ -254,7 +303,68 @@ def count_rules(ruleset: Any) -> "Any":
                      "lines": 2 * stale, "endpoint_comments": 0})
     columns = ["service_port", "type", "internal_policy", "external_policy", "affinity", "source_ranges", "endpoints",
                "local_endpoints", "written", "filter", "nat", "chains", "lines", "endpoint_comments"]
-    return pd.DataFrame(rows, columns=columns)
+    return _int_columns(pd.DataFrame(rows, columns=columns))
+
+
+def _int_columns(df: "Any") -> "Any":
+    """The per-service-port counts as integers (pandas' nullable Int64 where the summary rows have none)."""
+    for c in ("source_ranges", "endpoints", "local_endpoints"):
+        df[c] = df[c].astype("Int64")
+    return df
+
+
+def _count_nft(ruleset: Any) -> "Any":
+    """:func:`count_rules` of an nftables sync: per service port chains, rules, elements, sets
+    and operations; ``(setup)``, ``(stale chains)`` (flushes, affinity-set deletions) and
+    ``(leftover elements)`` rows from the transaction itself, so ``operations`` sums to
+    ``ruleset.operations``. In a partial sync the elements of a rewritten Service are the
+    element storage's differences (what changed since the last sync), read from the
+    transaction: they depend on the previous state, not on the Service alone."""
+    import pandas as pd
+
+    from .topology import categorize_endpoints
+
+    cfg: ProxyConfig = ruleset.config
+    rows = []
+    seen_ips: set[str] = set()
+    segments = {id(info): (first, end) for info, first, end in ruleset._segments}
+    service_ops = ruleset._service_ops
+    for rules in ruleset.service_ports:
+        info = rules.info
+        cat = categorize_endpoints(list(rules.endpoints), info, cfg.node_name, cfg.node_zone, cfg.prefer_same_node)
+        span = segments.get(id(info), (0, 0))
+        written = not ruleset.partial or bool(rules.chains) or span[1] > span[0]
+        first_ip = info.cluster_ip not in seen_ips
+        seen_ips.add(info.cluster_ip)
+        count = _nft_port(info, len(cat.cluster), len(cat.local), len(cat.all_reachable), bool(cat.has_any), cfg,
+                          written, cluster_ip_element=first_ip)
+        if ruleset.partial and written:
+            elements = sum(op.kind == "element" for op in service_ops[span[0]:span[1]])
+            count = NftCount(count.chains, count.rules, elements, count.sets,
+                             count.operations - count.elements + elements)
+            if not rules.chains:  # only elements changed: its chains were not rewritten
+                count = NftCount(0, 0, elements, 0, elements)
+        rows.append({
+            "service_port": info.name_string, "type": info.service_type,
+            "internal_policy": _policy(info.internal_policy_local), "external_policy": _policy(info.external_policy_local),
+            "affinity": info.session_affinity_client_ip, "source_ranges": len(info.load_balancer_source_ranges),
+            "endpoints": len(cat.cluster) if info.uses_cluster_endpoints() else len(cat.all_reachable),
+            "local_endpoints": len(cat.local), "written": written,
+            "chains": count.chains, "rules": count.rules, "elements": count.elements, "sets": count.sets,
+            "operations": count.operations,
+        })
+    extra = (("(setup)", ruleset._setup_ops), ("(stale chains)", ruleset._stale_ops),
+             ("(leftover elements)", ruleset._leftover_ops))
+    for label, ops in extra:
+        if ops or label == "(setup)":
+            rows.append({"service_port": label, "type": "", "written": True,
+                         "chains": sum(op.kind == "chain" and op.verb == "add" for op in ops),
+                         "rules": sum(op.kind == "rule" for op in ops),
+                         "elements": sum(op.kind == "element" for op in ops),
+                         "sets": sum(op.kind in ("set", "map") and op.verb == "add" for op in ops), "operations": len(ops)})
+    columns = ["service_port", "type", "internal_policy", "external_policy", "affinity", "source_ranges", "endpoints",
+               "local_endpoints", "written", "chains", "rules", "elements", "sets", "operations"]
+    return _int_columns(pd.DataFrame(rows, columns=columns))
 
 
 # ---- growth ---------------------------------------------------------------------------------------
@@ -271,7 +381,8 @@ def growth(services: Sequence[int], endpoints: int = 10, modes: Iterable[str] = 
            config: ProxyConfig | None = None) -> "Any":
     """What one full sync writes for ``N`` ClusterIP Services x ``endpoints`` endpoints
     (:func:`kslab.synthetic.synthetic_cluster`), per N and mode, from the formulas (30,000
-    Services take no time): ``lines`` (iptables-restore lines / nft operations), ``rules``,
+    Services take no time; nftables: the first sync on a fresh node, as the kernel benchmarks
+    load it): ``lines`` (iptables-restore lines / nft operations), ``rules``,
     ``chains``, ``large_cluster`` and ``partial_lines``, what a partial sync writes after one
     Service's endpoints changed; ``per_service`` = lines / N."""
     import pandas as pd
@@ -308,4 +419,10 @@ def growth(services: Sequence[int], endpoints: int = 10, modes: Iterable[str] = 
 
 
 def _nft_growth_row(n: int, endpoints: int, cfg: ProxyConfig, one: NftCount) -> dict:
-    raise InputError("mode 'nftables'", "growth for nftables mode is not available yet", "use modes=('iptables',)")
+    fixed = nft_fixed(cfg)
+    full = fixed + one.scaled(n)
+    # a partial sync after one Service's endpoints changed: that Service's chains and rules
+    # again (its map elements keep their values); nothing for the others, no setup
+    partial = (one.operations - one.elements) if n else 0
+    return {"services": n, "endpoints": endpoints, "mode": "nftables", "lines": full.operations, "rules": full.rules,
+            "chains": full.chains, "large_cluster": False, "partial_lines": partial, "per_service": one.operations}

@@ -199,7 +199,8 @@ class DurationModel:
 
     def __call__(self, result: SyncResult) -> float:
         mode = getattr(result.ruleset, "mode", "iptables")
-        return self.seconds(mode, result.lines, _operations(result))
+        n = result.operations  # iptables-restore lines, or nft operations
+        return self.seconds(mode, n, n)
 
     @classmethod
     def fit(cls, sizes: Sequence[float], seconds: Sequence[float], mode: str = "iptables",
@@ -219,13 +220,24 @@ class DurationModel:
             return cls(base.base, base.per_line, a, b)
         return cls(a, b, base.nft_base, base.per_operation)
 
-
-def _operations(result: SyncResult) -> int:
-    """nft operations of a sync (0 for iptables)."""
-    ops = getattr(result.ruleset, "operations", None)
-    if callable(ops):
-        ops = ops()
-    return int(ops or 0)
+    @classmethod
+    def from_recorded(cls, rows: Any, *, iptables_backend: str = "iptables-legacy", nft_backend: str = "nft") -> "DurationModel":
+        """Fit both modes on a recording's ``restore`` rows (``kslab.scale.recorded()[0]``: columns
+        measure, backend, seconds, lines, operations, timed_out): iptables on ``iptables_backend``'s
+        loads against their lines, nftables on ``nft_backend``'s against their operations. The
+        loads alone: the render time (small next to them at scale) is not in the recording.
+        A mode without two usable sizes keeps the default coefficients."""
+        model = cls()
+        frame = rows[rows["measure"] == "restore"] if "measure" in rows else rows
+        for mode, backend, x in (("iptables", iptables_backend, "lines"), ("nftables", nft_backend, "operations")):
+            sel = frame[(frame["backend"] == backend) & frame["seconds"].notna()]
+            if "timed_out" in sel:
+                sel = sel[~sel["timed_out"].fillna(False).astype(bool)]
+            xs = sel[x] if x in sel and sel[x].notna().all() else sel.get("lines")
+            if xs is None or xs.isna().any() or xs.nunique() < 2:
+                continue
+            model = cls.fit(list(xs), list(sel["seconds"]), mode, start=model)
+        return model
 
 
 # ---- the simulation ----------------------------------------------------------------------------------
@@ -273,9 +285,10 @@ class SyncLoopConfig:
 
 @dataclass
 class SyncLoopResult:
-    """What :func:`simulate` saw: ``syncs`` (one row per sync: start, end, full, reason, trigger,
-    lines, operations, services rewritten, changes read, stale chains deleted, duration, ok,
-    error), ``changes`` (one row per event: t, kind,
+    """What :func:`simulate` saw: ``syncs`` (one row per sync: start, end, full, reason, trigger
+    (startup, changes, retry, max interval, canary), lines and operations (what it wrote: the
+    iptables-restore lines, or the nft transaction's operations, one ``nft -f`` line each),
+    services rewritten, changes read, stale chains deleted, duration, ok, error), ``changes`` (one row per event: t, kind,
     service, applied_at, staleness) and kube-proxy's ``metrics``."""
 
     syncs: Any
@@ -328,7 +341,12 @@ def simulate(cluster: ClusterState, events: Sequence[Event], cfg: SyncLoopConfig
         if not state.nodes:
             raise InputError("cluster", "has no nodes", "build it with kslab.synthetic.synthetic_cluster or a Lab")
         node = state.nodes[0].name
-    config = ProxyConfig.for_node(state, node, mode=cfg.mode, **(proxy or {}))
+    options = dict(proxy or {})
+    if options.get("mode", cfg.mode) != cfg.mode:
+        raise InputError(f"proxy option mode={options['mode']!r}", f"differs from the config's mode {cfg.mode!r}",
+                         "set the mode in SyncLoopConfig(mode=...)")
+    options["mode"] = cfg.mode
+    config = ProxyConfig.for_node(state, node, **options)
     events = sorted(events, key=lambda e: e.t)
     for e in events:
         if not isinstance(e, Event):
@@ -346,7 +364,7 @@ def simulate(cluster: ClusterState, events: Sequence[Event], cfg: SyncLoopConfig
                                     retry_interval=cfg.sync_period, variant=cfg.runner, start=t0)
     metrics = KubeProxyMetrics(mode=cfg.mode, family=config.family)
     iptables = cfg.mode == "iptables"
-    kernel_chains: set[str] = set()  # the node's nat chains (iptables-save -t nat), for stale-chain cleanup
+    kernel_chains: set[str] = set()  # iptables: the nat table's chains; nftables: the table's chains and sets
     flushed = False  # kube-proxy's rules were flushed by someone else and not yet rewritten in full
     canary_gone = False
     next_tick = t0 + cfg.sync_period if iptables else math.inf
@@ -368,11 +386,19 @@ def simulate(cluster: ClusterState, events: Sequence[Event], cfg: SyncLoopConfig
         if flushed and ruleset.partial:
             if iptables and getattr(ruleset, "skipped_nat_chains", 0):
                 raise RuntimeError("iptables-restore: Couldn't load target of KUBE-SERVICES: the chains were flushed")
-            if not iptables and _operations_of(ruleset):
+            if not iptables and ruleset.operations:
                 raise RuntimeError("nft: Could not process rule: No such file or directory (table ip kube-proxy is gone)")
         if iptables:
             kernel_chains.update(ruleset.nat.chains)
             kernel_chains.difference_update(ruleset.deleted_chains)
+        else:
+            kernel_chains.difference_update(op.name for op in ruleset.cleanup_ops)
+            for op in ruleset.ops:
+                if op.kind in ("chain", "set"):
+                    if op.verb == "add":
+                        kernel_chains.add(op.name)
+                    elif op.verb == "delete":
+                        kernel_chains.discard(op.name)
         if not ruleset.partial:
             flushed = False
 
@@ -416,8 +442,8 @@ def simulate(cluster: ClusterState, events: Sequence[Event], cfg: SyncLoopConfig
             fail_i += 1
         read = list(unsynced)
         unsynced.clear()
-        result = proxier.sync(state.services, state.endpoint_slices, apply,
-                              list_nat_chains=(lambda: sorted(kernel_chains)) if iptables else None, now=start)
+        result = proxier.sync(state.services, state.endpoint_slices, apply, list_chains=lambda: sorted(kernel_chains),
+                              now=start)
         seconds = float(duration_of(result))
         end = start + seconds
         # what happens while the sync runs: it reads nothing more; requests wait in the runner
@@ -447,12 +473,12 @@ def simulate(cluster: ClusterState, events: Sequence[Event], cfg: SyncLoopConfig
         else:
             unsynced[:0] = read  # the next (full) sync writes them
         triggers = [events[k].t for k in read if events[k].kind in ENDPOINT_KINDS]
-        last = result.ruleset.iptables_last() if iptables else None
-        total = result.ruleset.iptables_total() if iptables else None
+        last = result.ruleset.rules_last() if iptables else None
+        total = result.ruleset.rules_total() if iptables else None
         metrics.observe_sync(start=start, end=end, full=result.full, ok=ok, trigger_times=triggers,
                              rules_last=last, rules_total=total)
         sync_rows.append({"start": start, "end": end, "full": result.full, "reason": result.reason, "trigger": trigger,
-                          "lines": result.lines, "operations": _operations(result),
+                          "lines": result.operations, "operations": result.operations,
                           "services": len(result.updated_services), "changes": len(read),
                           "deleted_chains": len(result.deleted_chains), "duration": seconds, "ok": ok,
                           "error": result.error or ""})
@@ -494,11 +520,6 @@ def simulate(cluster: ClusterState, events: Sequence[Event], cfg: SyncLoopConfig
     changes["staleness"] = changes["applied_at"] - changes["t"]
     changes = changes.sort_values("t", kind="stable").reset_index(drop=True)
     return SyncLoopResult(syncs, changes, metrics, cfg)
-
-
-def _operations_of(ruleset) -> int:
-    ops = getattr(ruleset, "operations", 0)
-    return int(ops() if callable(ops) else ops or 0)
 
 
 def staleness_bound(min_sync_period: float, longest_sync: float, *, during_sync: bool = True, runner: str = "1.33") -> float:

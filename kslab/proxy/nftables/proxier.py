@@ -937,4 +937,4 @@ class NftablesMode:
 
 MODE = NftablesMode()
 
-__all__ = ["MODE", "NftRuleSet", "NftSyncState", "NftablesMode", "render", "render_node", "sync_nft_rules", "parse_ops"]
+__all__ = ["MODE", "NftRuleSet", "NftSyncState", "NftablesMode", "render", "render_node", "sync_nft_rules"]
