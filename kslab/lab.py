@@ -779,9 +779,7 @@ class Lab:
         twin._broken = set(self._broken)
         twin.generation = self.generation
         tables = {n.name: self.dataplane.save_text(n.name) for n in self.cluster.nodes}
-        nft_list = getattr(self.dataplane, "nft_list", None)  # nodes in nftables mode: their table ip kube-proxy
-        nft = {n.name: nft_list(n.name) for n in self.cluster.nodes} if nft_list is not None else None
-        twin.dataplane = factory.create("sim", twin.cluster, seed=self.seed, tables=tables, nft=nft)
+        twin.dataplane = factory.create("sim", twin.cluster, seed=self.seed, tables=tables)
         for name in sorted(twin._broken):
             twin.dataplane.break_pod(name, True)
         twin.dataplane.advance(max(0.0, self.now))

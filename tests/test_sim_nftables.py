@@ -502,28 +502,194 @@ def test_upstream_packet_flow(test, yaml, cfg, case):
     assert (got, got_masq) == (output, masq), f"{test} {name!r}"
 
 
-def test_lab_copy_keeps_the_nft_table_and_empties_affinity_sets(tmp_path):
-    """Lab.copy (what kslab.check experiments run on) starts from each node's nft listing;
-    dynamic sets are connection state, so a copy starts them empty."""
-    from kslab.dataplane.factory import create
+def test_load_nft_keeps_the_table_and_empties_affinity_sets(tmp_path):
+    """SimDataplane.load_nft (what a sim copy of a lab starts from: each node's nft listing);
+    dynamic sets are connection state, so they start empty as conntrack does."""
+    from kslab.dataplane.sim import SimDataplane
 
     st = load_cluster([write_yaml(tmp_path, service_doc("sticky", "172.30.0.20", endpoints=2, affinity=60))], as_is=True)
     ruleset = render(st.services, st.endpoint_slices, upstream_config())
     state, nf = loaded(ruleset)
     name = "affinity-" + ruleset.raw_text().split("add set ip kube-proxy affinity-", 1)[1].split(" ", 1)[0]
     state.apply(f"add element ip kube-proxy {name} {{ 10.0.0.7 }}\n")
-    assert "10.0.0.7" in state.list_table()
+    element = "\n\t\telements = { 10.0.0.7 }"
+    assert element in state.list_table()
     cluster = load_cluster([REPO / "data" / "myk8s"])
     node = cluster.nodes[0].name
-    dp = create("sim", cluster, nft={node: state.list_table()})
-    assert dp.mode(node) == "nftables" and "10.0.0.7" not in dp.nft_list(node)
-    assert dp.nft_list(node).replace("\n\t\telements = { 10.0.0.7 }", "") == state.list_table().replace(
-        "\n\t\telements = { 10.0.0.7 }", "")
+    dp = SimDataplane(cluster)
+    dp.load_nft(node, state.list_table())
+    assert dp.mode(node) == "nftables" and dp.nft_list(node) == state.list_table().replace(element, "")
+    assert name in dp.existing_sets(node) and "services" in dp.existing_chains(node, "nftables")
+    assert dp.network.nodes[node].netfilter.rule_count() == nf.rule_count()
 
 
-def test_lab_copy_in_nftables_mode_traces_alike(nft_lab):
-    twin = nft_lab.copy()
-    node = "myk8s-worker"
-    assert twin.dataplane.nft_list(node) == nft_lab.dataplane.nft_list(node) != ""
-    a, b = nft_lab.trace("net-pod", "svc-clusterip"), twin.trace("net-pod", "svc-clusterip")
-    assert a.to_dict() == b.to_dict()
+def test_lab_client_ip_affinity_sticks_across_syncs_and_goes_with_its_set():
+    from kslab.lab import Lab
+
+    lab = Lab(proxy={"mode": "nftables"}, seed=8)
+    if not hasattr(lab, "_existing_chains"):  # until the Lab lists nftables sets itself (issue 14, W4)
+        dp = lab.dataplane
+        dp.nat_chains = lambda node: dp.existing_chains(node, "nftables") + dp.existing_sets(node)
+    lab.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=600)
+    chosen = {}
+    for client in ("net-pod", "webpod1", "myk8s-worker3"):
+        df = lab.run(client, "svc-clusterip", n=40)
+        assert (df["outcome"] == "ok").all() and df["endpoint_pod"].nunique() == 1
+        chosen[client] = df["endpoint_pod"].iloc[0]
+    nodes = lab.dataplane.network.nodes
+    assert any(k.startswith("affinity-") for n in nodes.values() for k in n.state.nft_sets)
+    lab.scale("deploy-echo", 4)  # another Service's change: a partial sync that leaves the affinity sets alone
+    for client, pod in chosen.items():
+        assert set(lab.run(client, "svc-clusterip", n=20)["endpoint_pod"]) == {pod}
+    lab.patch_service("svc-clusterip", session_affinity="None", session_affinity_timeout=None)
+    assert not any(k.startswith("affinity-") for n in nodes.values() for k in n.state.nft_sets)
+    assert lab.run("net-pod", "svc-clusterip", n=60)["endpoint_pod"].nunique() == 3
+
+
+# TestInternalTrafficPolicy, TestTerminatingEndpointsTrafficPolicyLocal/Cluster: one Service
+# (ns1/svc1, 172.30.1.1:80, unnamed port) per case, its EndpointSlice written out here:
+# (address, nodeName, ready, serving, terminating); after each case upstream deletes the slice
+# and both flows must REJECT.
+
+def _svc1_docs(spec_extra: str, endpoints: list[tuple]) -> list[str]:
+    svc = ("apiVersion: v1\nkind: Service\nmetadata: {name: svc1, namespace: ns1}\nspec:\n  clusterIP: 172.30.1.1\n"
+           f"{spec_extra}  ports: [{{name: '', port: 80, protocol: TCP, targetPort: 80}}]")
+    if "LoadBalancer" in spec_extra:
+        svc += "\nstatus:\n  loadBalancer:\n    ingress: [{ip: 1.2.3.4}]"
+    if not endpoints:
+        return [svc]
+    eps = "".join(f"\n- addresses: [{ip}]\n  nodeName: {node}\n  conditions: {{ready: {str(r).lower()}, serving: "
+                  f"{str(s).lower()}, terminating: {str(t).lower()}}}" for ip, node, r, s, t in endpoints)
+    slc = ("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
+           "metadata: {name: svc1-1, namespace: ns1, labels: {kubernetes.io/service-name: svc1}}\n"
+           f"addressType: IPv4\nendpoints:{eps}\nports: [{{name: '', port: 80, protocol: TCP}}]")
+    return [svc, slc]
+
+
+T, F = True, False
+ITP_CLUSTER, ITP_LOCAL = "  internalTrafficPolicy: Cluster\n", "  internalTrafficPolicy: Local\n"
+LB_LOCAL = "  type: LoadBalancer\n  externalTrafficPolicy: Local\n  healthCheckNodePort: 30000\n"
+LB_CLUSTER = "  type: LoadBalancer\n  externalTrafficPolicy: Cluster\n  healthCheckNodePort: 30000\n"
+TERMINATING_CASES = {
+    "ready endpoints exist": [("10.0.1.1", "test-node", T, T, F), ("10.0.1.2", "test-node", T, T, F),
+                              ("10.0.1.3", "another-node", F, T, T), ("10.0.1.4", "another-node", F, F, T),
+                              ("10.0.1.5", "another-node", T, T, F)],
+    "only terminating endpoints exist": [("10.0.1.2", "test-node", F, T, T), ("10.0.1.3", "test-node", F, T, T),
+                                         ("10.0.1.4", "another-node", F, F, T), ("10.0.1.5", "another-node", F, T, T)],
+    "terminating endpoints on remote node": [("10.0.1.5", "node-1", F, T, T)],
+    "no usable endpoints on any node": [("10.0.1.5", "test-node", F, F, T), ("10.0.1.5", "node-1", F, F, T)],
+}
+LOCAL_CASES = {
+    "ready endpoints exist": [("10.0.1.1", "test-node", T, T, F), ("10.0.1.2", "test-node", T, T, F),
+                              ("10.0.1.3", "test-node", F, T, T), ("10.0.1.4", "test-node", F, F, T),
+                              ("10.0.1.5", "node-1", T, T, F)],
+    "only terminating endpoints exist": [("10.0.1.2", "test-node", F, T, T), ("10.0.1.3", "test-node", F, T, T),
+                                         ("10.0.1.4", "test-node", F, F, T), ("10.0.1.5", "node-1", T, T, F)],
+    "terminating endpoints on remote node": TERMINATING_CASES["terminating endpoints on remote node"],
+    "no usable endpoints on any node": TERMINATING_CASES["no usable endpoints on any node"],
+}
+SVC1 = "172.30.1.1:80"
+LB1 = "1.2.3.4:80"
+ENDPOINT_FLOWS = [
+    # (upstream test / case, service spec, endpoints, [(source, destination, output, masq)])
+    ("TestInternalTrafficPolicy/internalTrafficPolicy is cluster", ITP_CLUSTER,
+     [("10.0.1.1", "test-node", T, None, None), ("10.0.1.2", "node1", T, None, None), ("10.0.1.3", "node2", T, None, None)],
+     [("10.0.0.2", SVC1, "10.0.1.1:80, 10.0.1.2:80, 10.0.1.3:80", False)]),
+    ("TestInternalTrafficPolicy/internalTrafficPolicy is local and there is one local endpoint", ITP_LOCAL,
+     [("10.0.1.1", "test-node", T, None, None), ("10.0.1.2", "node1", T, None, None), ("10.0.1.3", "node2", T, None, None)],
+     [("10.0.0.2", SVC1, "10.0.1.1:80", False)]),
+    ("TestInternalTrafficPolicy/internalTrafficPolicy is local and there are multiple local endpoints", ITP_LOCAL,
+     [("10.0.1.1", "test-node", T, None, None), ("10.0.1.2", "test-node", T, None, None), ("10.0.1.3", "node2", T, None, None)],
+     [("10.0.0.2", SVC1, "10.0.1.1:80, 10.0.1.2:80", False)]),
+    ("TestInternalTrafficPolicy/internalTrafficPolicy is local and there are no local endpoints", ITP_LOCAL,
+     [("10.0.1.1", "node0", T, None, None), ("10.0.1.2", "node1", T, None, None), ("10.0.1.3", "node2", T, None, None)],
+     [("10.0.0.2", SVC1, "DROP", False)]),
+    ("TestTerminatingEndpointsTrafficPolicyLocal/ready endpoints exist", LB_LOCAL, LOCAL_CASES["ready endpoints exist"],
+     [("10.0.0.2", SVC1, "10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80", False), (EXT, LB1, "10.0.1.1:80, 10.0.1.2:80", False)]),
+    ("TestTerminatingEndpointsTrafficPolicyLocal/only terminating endpoints exist", LB_LOCAL,
+     LOCAL_CASES["only terminating endpoints exist"],
+     [("10.0.0.2", SVC1, "10.0.1.5:80", False), (EXT, LB1, "10.0.1.2:80, 10.0.1.3:80", False)]),
+    ("TestTerminatingEndpointsTrafficPolicyLocal/terminating endpoints on remote node", LB_LOCAL,
+     LOCAL_CASES["terminating endpoints on remote node"], [("10.0.0.2", SVC1, "10.0.1.5:80", False), (EXT, LB1, "DROP", False)]),
+    ("TestTerminatingEndpointsTrafficPolicyLocal/no usable endpoints on any node", LB_LOCAL,
+     LOCAL_CASES["no usable endpoints on any node"], [("10.0.0.2", SVC1, "REJECT", False), (EXT, LB1, "REJECT", False)]),
+    ("TestTerminatingEndpointsTrafficPolicyCluster/ready endpoints exist", LB_CLUSTER, TERMINATING_CASES["ready endpoints exist"],
+     [("10.0.0.2", SVC1, "10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80", False), (EXT, LB1, "10.0.1.1:80, 10.0.1.2:80, 10.0.1.5:80", True)]),
+    ("TestTerminatingEndpointsTrafficPolicyCluster/only terminating endpoints exist", LB_CLUSTER,
+     TERMINATING_CASES["only terminating endpoints exist"],
+     [("10.0.0.2", SVC1, "10.0.1.2:80, 10.0.1.3:80, 10.0.1.5:80", False), (EXT, LB1, "10.0.1.2:80, 10.0.1.3:80, 10.0.1.5:80", True)]),
+    ("TestTerminatingEndpointsTrafficPolicyCluster/terminating endpoints on remote node", LB_CLUSTER,
+     TERMINATING_CASES["terminating endpoints on remote node"],
+     [("10.0.0.2", SVC1, "10.0.1.5:80", False), (EXT, LB1, "10.0.1.5:80", True)]),
+    ("TestTerminatingEndpointsTrafficPolicyCluster/no usable endpoints on any node", LB_CLUSTER,
+     TERMINATING_CASES["no usable endpoints on any node"], [("10.0.0.2", SVC1, "REJECT", False), (EXT, LB1, "REJECT", False)]),
+]
+
+
+@pytest.mark.parametrize("name, spec, endpoints, flows", ENDPOINT_FLOWS, ids=[c[0] for c in ENDPOINT_FLOWS])
+def test_upstream_endpoint_condition_flows(tmp_path, name, spec, endpoints, flows):
+    eps = [(ip, node, r, T if s is None else s, F if t is None else t) for ip, node, r, s, t in endpoints]
+    nf = rendered(write_yaml(tmp_path, _svc1_docs(spec, eps)))
+    for src, to, output, masq in flows:
+        assert upstream_output(nf, src, to) == (output, masq), (name, src, to)
+    # then upstream deletes the EndpointSlice: every flow is rejected
+    nf = rendered(write_yaml(tmp_path, _svc1_docs(spec, [])))
+    for src, to, _, _ in flows:
+        assert upstream_output(nf, src, to) == ("REJECT", False), (name, "after endpoints deleted", src, to)
+
+
+# TestInternalExternalMasquerade: one table of flows (the normal case: a working local-traffic
+# detector, no masqueradeAll) and, per variant, the flows whose output or masquerade differ.
+IEM_ALL1, IEM_ALL2, IEM_ALL3 = "10.180.0.1:80, 10.180.1.1:80", "10.180.0.2:80, 10.180.1.2:80", "10.180.0.3:80, 10.180.1.3:80"
+IEM_FLOWS = [
+    ("pod to ClusterIP", "10.0.0.2", "172.30.0.41:80", IEM_ALL1, False),
+    ("pod to NodePort", "10.0.0.2", "192.168.0.2:3001", IEM_ALL1, True),
+    ("pod to LB", "10.0.0.2", "1.2.3.4:80", IEM_ALL1, True),
+    ("node to ClusterIP", NODE_IP, "172.30.0.41:80", IEM_ALL1, True),
+    ("node to NodePort", NODE_IP, "192.168.0.2:3001", IEM_ALL1, True),
+    ("node to LB", NODE_IP, "1.2.3.4:80", IEM_ALL1, True),
+    ("external to ClusterIP", EXT, "172.30.0.41:80", IEM_ALL1, True),
+    ("external to NodePort", EXT, "192.168.0.2:3001", IEM_ALL1, True),
+    ("external to LB", EXT, "1.2.3.4:80", IEM_ALL1, True),
+    ("pod to ClusterIP with eTP:Local", "10.0.0.2", "172.30.0.42:80", IEM_ALL2, False),
+    ("pod to NodePort with eTP:Local", "10.0.0.2", "192.168.0.2:3002", IEM_ALL2, False),
+    ("pod to LB with eTP:Local", "10.0.0.2", "5.6.7.8:80", IEM_ALL2, False),
+    ("node to ClusterIP with eTP:Local", NODE_IP, "172.30.0.42:80", IEM_ALL2, True),
+    ("node to NodePort with eTP:Local", NODE_IP, "192.168.0.2:3001", IEM_ALL1, True),
+    ("node to LB with eTP:Local", NODE_IP, "5.6.7.8:80", IEM_ALL2, True),
+    ("external to ClusterIP with eTP:Local", EXT, "172.30.0.42:80", IEM_ALL2, True),
+    ("external to NodePort with eTP:Local", EXT, "192.168.0.2:3002", "10.180.0.2:80", False),
+    ("external to LB with eTP:Local", EXT, "5.6.7.8:80", "10.180.0.2:80", False),
+    ("pod to ClusterIP with iTP:Local", "10.0.0.2", "172.30.0.43:80", "10.180.0.3:80", False),
+    ("pod to NodePort with iTP:Local", "10.0.0.2", "192.168.0.2:3003", IEM_ALL3, True),
+    ("pod to LB with iTP:Local", "10.0.0.2", "9.10.11.12:80", IEM_ALL3, True),
+    ("node to ClusterIP with iTP:Local", NODE_IP, "172.30.0.43:80", "10.180.0.3:80", True),
+    ("node to NodePort with iTP:Local", NODE_IP, "192.168.0.2:3003", IEM_ALL3, True),
+    ("node to LB with iTP:Local", NODE_IP, "9.10.11.12:80", IEM_ALL3, True),
+    ("external to ClusterIP with iTP:Local", EXT, "172.30.0.43:80", "10.180.0.3:80", True),
+    ("external to NodePort with iTP:Local", EXT, "192.168.0.2:3003", IEM_ALL3, True),
+    ("external to LB with iTP:Local", EXT, "9.10.11.12:80", IEM_ALL3, True),
+]
+_NO_DETECTOR = {"node to ClusterIP": (None, False), "node to ClusterIP with eTP:Local": (None, False),
+                "node to ClusterIP with iTP:Local": (None, False), "external to ClusterIP": (None, False),
+                "external to ClusterIP with eTP:Local": (None, False), "external to ClusterIP with iTP:Local": (None, False),
+                "pod to NodePort with eTP:Local": ("10.180.0.2:80", None), "pod to LB with eTP:Local": ("10.180.0.2:80", None)}
+_MASQ_ALL = {"pod to ClusterIP": (None, True), "pod to ClusterIP with eTP:Local": (None, True),
+             "pod to ClusterIP with iTP:Local": (None, True)}
+IEM_VARIANTS = [  # (name, config, overrides: flow -> (output or None, masq or None))
+    ("base", {}, {}),
+    ("no LocalTrafficDetector", {"cluster_cidr": None}, _NO_DETECTOR),
+    ("masqueradeAll", {"masquerade_all": True}, _MASQ_ALL),
+    ("masqueradeAll, no LocalTrafficDetector", {"cluster_cidr": None, "masquerade_all": True},
+     {**_MASQ_ALL, **{k: v for k, v in _NO_DETECTOR.items() if k.startswith("pod to")}}),
+]
+_IEM_CASES = [pytest.param(cfg, flow, overrides.get(flow[0], (None, None)), id=f"{variant}: {flow[0]}")
+              for variant, cfg, overrides in IEM_VARIANTS for flow in IEM_FLOWS]
+
+
+@pytest.mark.parametrize("cfg, flow, override", _IEM_CASES)
+def test_upstream_internal_external_masquerade(cfg, flow, override):
+    name, src, to, output, masq = flow
+    output = override[0] if override[0] is not None else output
+    masq = override[1] if override[1] is not None else masq
+    assert upstream_output(_flow_table("internal-external-masquerade.yaml", cfg), src, to) == (output, masq)

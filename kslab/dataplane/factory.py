@@ -46,16 +46,14 @@ def open_live(backend: str, *, context: str | None = None, allow_any_context: bo
     return open_kind(context=context, allow_any_context=allow_any_context, seed=seed, documents=documents, paths=paths)
 
 
-def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mapping[str, str] | None = None,
-           nft: Mapping[str, str] | None = None) -> Dataplane:
+def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mapping[str, str] | None = None) -> Dataplane:
     """The dataplane named ``backend`` for ``cluster``, up and with no kube-proxy rules yet, or
     (``tables``, sim only: :meth:`kslab.Lab.copy`) with each named node's tables loaded from
-    the ``iptables-save`` text given for it, exactly as another lab's kernel held them; ``nft``
-    likewise gives the ``nft list table ip kube-proxy`` text of the nodes in nftables mode."""
+    the ``iptables-save`` text given for it, exactly as another lab's kernel held them."""
     _check_name(backend)
     if backend == "kind":
         raise InputError("backend", "the kind backend's cluster is the live one", "open it with kslab.Lab(backend='kind')")
-    if (tables or nft) and backend != "sim":
+    if tables and backend != "sim":
         raise InputError("tables", f"only the sim backend starts from given tables, not {backend}", "copy a lab onto sim")
     if backend == "netns":
         from .netns import NetnsDataplane
@@ -70,10 +68,4 @@ def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mappin
         except ValueError as e:  # a live node's rules may use what the simulator does not execute (another CNI's)
             raise EnvironmentProblem(f"{node}'s tables: kslab's simulator cannot load them ({e})") from None
         dp.network.update_tables({node: dp.tables[node].tables})
-    for node, text in (nft or {}).items():
-        if text.strip():
-            try:
-                dp.load_nft(node, text)
-            except InputError as e:
-                raise EnvironmentProblem(f"{node}'s nftables: kslab's simulator cannot load them ({e})") from None
     return dp

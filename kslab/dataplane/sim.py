@@ -115,13 +115,19 @@ class SimDataplane(Dataplane):
         ``table ip kube-proxy``'s (nftables; none before the node's first nftables sync)."""
         if mode == "nftables":
             state = self.nft.get(node)
-            return list(state.chains()) if state is not None and _has_table(state) else []
+            return list(state.chains()) if state is not None and state.has_table() else []
         return self.nat_chains(node)
+
+    def existing_sets(self, node: str, mode: str = "nftables") -> list[str]:
+        """The sets and maps of ``node``'s ``table ip kube-proxy`` (``nft list sets``: kube-proxy
+        deletes the ``affinity-…`` sets no endpoint uses any more); ``[]`` in iptables mode."""
+        state = self.nft.get(node)
+        return list(state.sets()) if mode == "nftables" and state is not None and state.has_table() else []
 
     def nft_list(self, node: str) -> str:
         """``nft list table ip kube-proxy`` on ``node`` ("" when the node runs iptables mode)."""
         state = self.nft.get(node)
-        return state.list_table() if state is not None and _has_table(state) else ""
+        return state.list_table() if state is not None and state.has_table() else ""
 
     def save_text(self, node: str) -> str:
         return self.tables[node].save_text()
@@ -199,10 +205,3 @@ class SimDataplane(Dataplane):
     def advance(self, seconds: float) -> None:  # seconds >= 0: the Lab checks it (Dataplane.advance)
         self.network.advance(seconds)
 
-
-def _has_table(state: NftState, family: str = "ip", name: str = "kube-proxy") -> bool:
-    try:
-        state.table(family, name)
-    except (KeyError, ValueError):
-        return False
-    return True

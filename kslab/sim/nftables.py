@@ -46,6 +46,7 @@ load with ``strict=True``.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -134,11 +135,12 @@ def _literal(kind: str, text: str) -> _Lit:
     ctstate, fibtype, iface (a quoted or bare name; ``*`` suffix is a prefix match)."""
     if kind == "addr":
         if "/" in text:
-            try:
-                net = ipaddress.IPv4Network(text, strict=False)
-            except ValueError:
-                raise _Unsupported(f"{text!r} is not an IPv4 prefix") from None
-            return _Lit(lo=int(net.network_address), hi=int(net.broadcast_address))
+            addr, _, plen = text.partition("/")
+            if not plen.isdigit() or int(plen) > 32:
+                raise _Unsupported(f"{text!r} is not an IPv4 prefix")
+            host = (1 << (32 - int(plen))) - 1
+            lo = _addr(addr) & ~host & 0xFFFFFFFF
+            return _Lit(lo=lo, hi=lo | host)
         if "-" in text:
             a, _, b = text.partition("-")
             return _Lit(lo=_addr(a), hi=_addr(b))
@@ -868,8 +870,14 @@ class NftNetfilter:
         :attr:`skipped`. With ``previous`` (the ruleset this one replaces), a rule that is the
         same text and comment as one ``previous`` compiled and names no set is reused instead of
         compiled again; likewise an unchanged set (the very NftSet object)."""
-        chains, sets, skipped = specs_of(state, family, table)
-        return cls(chains, sets, name=name, table=table, strict=strict, skipped=skipped, previous=previous)
+        paused = gc.isenabled()
+        gc.disable()  # tens of thousands of small objects: the cyclic collector's passes would cost more than the load
+        try:
+            chains, sets, skipped = specs_of(state, family, table)
+            return cls(chains, sets, name=name, table=table, strict=strict, skipped=skipped, previous=previous)
+        finally:
+            if paused:
+                gc.enable()
 
     @classmethod
     def from_text(cls, text: str, *, name: str = "", strict: bool = False, family: str = "ip",
