@@ -509,7 +509,11 @@ class Lab:
         """Delete by hand (``iptables -D``) every rule whose ``iptables-save`` line contains
         ``match`` (a substring or a regular expression) on ``nodes`` (default all). Returns how
         many rules were deleted on all nodes together. kube-proxy puts them back only with a
-        full sync (:meth:`resync`)."""
+        full sync (:meth:`resync`). iptables mode only: in nftables mode kube-proxy's rules are
+        not iptables rules (an InputError says so; :meth:`nft_list` shows them)."""
+        if self.proxy_mode == "nftables":
+            raise InputError("delete_rules", "edits iptables rules, and this lab's kube-proxy runs nftables mode",
+                             "read its rules with lab.nft_list(node), or switch with lab.set_proxy(mode=\"iptables\")")
         pattern = re.compile(match)
         names = list(nodes) if nodes is not None else [n.name for n in self.cluster.nodes]
         for name in names:
@@ -547,8 +551,13 @@ class Lab:
         """Prediction vs reality on ``node``: what kube-proxy should have written for this lab's
         cluster and kube-proxy options, compared per chain with what the node holds now
         (:meth:`save_text`: on kind the node's real ``iptables-save``), other software's chains
-        ignored. Returns a :class:`kslab.verify.VerifyReport` (``.ok()``, ``.text()``)."""
+        ignored. Returns a :class:`kslab.verify.VerifyReport` (``.ok()``, ``.text()``). iptables
+        mode only (an InputError in nftables mode)."""
         from .verify import verify_node
+
+        if self.proxy_mode == "nftables":
+            raise InputError("verify", "compares iptables-save, and this lab's kube-proxy runs nftables mode",
+                             "read the node's table with lab.nft_list(node) and the prediction with lab.render(node).list_text()")
 
         options = {**self.proxy_options, **self.dataplane.kernel_features()}
         # the lab's own prediction: an option left at None means the lab's default, as in proxy_config()
@@ -779,7 +788,8 @@ class Lab:
         twin._broken = set(self._broken)
         twin.generation = self.generation
         tables = {n.name: self.dataplane.save_text(n.name) for n in self.cluster.nodes}
-        twin.dataplane = factory.create("sim", twin.cluster, seed=self.seed, tables=tables)
+        nft = {name: self.dataplane.nft_list(name) for name, p in self._proxiers.items() if p.mode.name == "nftables"}
+        twin.dataplane = factory.create("sim", twin.cluster, seed=self.seed, tables=tables, nft=nft)
         for name in sorted(twin._broken):
             twin.dataplane.break_pod(name, True)
         twin.dataplane.advance(max(0.0, self.now))

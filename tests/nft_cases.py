@@ -99,6 +99,7 @@ SCENARIOS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "objects-handles": (("objects.nft", "objects-2.nft"), "nft -a list table ip t", "objects-2.handles.txt"),
     "set-flags": (("set-flags.nft",), "nft list table ip t", "set-flags.list.txt"),
     "anonymous-sets": (("anonymous-sets.nft",), "nft list table ip t", "anonymous-sets.list.txt"),
+    "ipv6": (("ipv6.nft",), "nft list table ip6 kube-proxy", "ipv6.list.txt"),
     "random-7": (("@random:7",), "nft list table ip r", "random-7.list.txt"),
     "random-11": (("@random:11",), "nft list table ip r", "random-11.list.txt"),
     "list-chain": (("objects.nft",), "nft list chain ip t b1", "objects-chain-b1.list.txt"),

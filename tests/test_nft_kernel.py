@@ -460,6 +460,27 @@ def test_lab_mode_switch_both_ways(nft_lab):
     assert (lab.run("net-pod", "svc-clusterip", n=100)["outcome"] == "ok").all()
 
 
+def test_lab_copy_onto_sim_holds_the_kernels_tables(nft_lab):
+    """``lab.copy()`` (what checks run on): the sim twin's nodes hold the kernel's nftables tables
+    (loaded from ``nft list table``), and a connection goes where it would."""
+    twin = nft_lab.copy()
+    for node in (n.name for n in nft_lab.cluster.nodes):
+        assert twin.nft_list(node) == nft_lab.nft_list(node)
+    assert set(twin.run("net-pod", "svc-clusterip", n=60, seed=1)["endpoint_pod"]) == {"webpod1", "webpod2", "webpod3"}
+
+
 def test_lab_shell_nft_list_ruleset(nft_lab):
     out = nft_lab.sh("myk8s-worker", "nft list table ip kube-proxy")
     assert out.returncode == 0 and str(out) == nft_lab.nft_list("myk8s-worker")
+
+
+def test_lab_status_counts_the_nft_rules(nft_lab):
+    """``kslab netns status``: per node, the rules of ``table ip kube-proxy`` (as the model counts them)."""
+    from kslab.nft.state import NftState
+
+    status = nft_lab.dataplane.kernel.status()
+    for node in (n.name for n in nft_lab.cluster.nodes):
+        model = NftState()
+        model.load_listing(nft_lab.nft_list(node))
+        assert status.rules[node]["nft"] == model.table().rule_count() > 20
+    assert " nft " in status.text()

@@ -179,7 +179,10 @@ def test_bad_syntax_is_one_line_value_error():
     for text in ["frob table ip t", "add widget ip t", "add chain ip t c { type filter hook input ; }",
                  "add table ip t\nadd set ip t s { type ipv4_addr ; bogus 1 ; }",
                  "add table ip t\nadd map ip t m { type ipv4_addr ; }",
-                 "add table ip t\nadd chain ip t c\nadd rule ip t c"]:
+                 "add table ip t\nadd chain ip t c\nadd rule ip t c",
+                 "add table ip t\nadd chain ip t c\nadd rule ip t c ip saddr { 1.2.3.4 drop\nadd rule ip t c accept",
+                 "add table ip t\nadd set ip t s { type ipv4_addr ; }\nadd element ip t s { 1.2.3 }",
+                 "add table ip t\nadd set ip t s { type inet_service ; }\nadd element ip t s { 80 . 81 }"]:
         with pytest.raises(ValueError) as err:
             st.apply(text)
         assert "\n" not in str(err.value) and str(err.value).startswith("line ")

@@ -46,14 +46,17 @@ def open_live(backend: str, *, context: str | None = None, allow_any_context: bo
     return open_kind(context=context, allow_any_context=allow_any_context, seed=seed, documents=documents, paths=paths)
 
 
-def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mapping[str, str] | None = None) -> Dataplane:
+def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mapping[str, str] | None = None,
+           nft: Mapping[str, str] | None = None) -> Dataplane:
     """The dataplane named ``backend`` for ``cluster``, up and with no kube-proxy rules yet, or
     (``tables``, sim only: :meth:`kslab.Lab.copy`) with each named node's tables loaded from
-    the ``iptables-save`` text given for it, exactly as another lab's kernel held them."""
+    the ``iptables-save`` text given for it, exactly as another lab's kernel held them; ``nft``
+    likewise gives nodes whose kube-proxy runs nftables mode their ``nft list table ip
+    kube-proxy`` (those nodes then run the nftables rules)."""
     _check_name(backend)
     if backend == "kind":
         raise InputError("backend", "the kind backend's cluster is the live one", "open it with kslab.Lab(backend='kind')")
-    if tables and backend != "sim":
+    if (tables or nft) and backend != "sim":
         raise InputError("tables", f"only the sim backend starts from given tables, not {backend}", "copy a lab onto sim")
     if backend == "netns":
         from .netns import NetnsDataplane
@@ -68,4 +71,11 @@ def create(backend: str, cluster: ClusterState, *, seed: int = 0, tables: Mappin
         except ValueError as e:  # a live node's rules may use what the simulator does not execute (another CNI's)
             raise EnvironmentProblem(f"{node}'s tables: kslab's simulator cannot load them ({e})") from None
         dp.network.update_tables({node: dp.tables[node].tables})
+    for node, listing in (nft or {}).items():
+        if not listing.strip():
+            continue
+        try:
+            dp.load_nft(node, listing)  # its dynamic (affinity) sets start empty, as other connection state
+        except (InputError, ValueError) as e:
+            raise EnvironmentProblem(f"{node}'s nftables table: kslab's simulator cannot load it ({e})") from None
     return dp

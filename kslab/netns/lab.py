@@ -209,6 +209,7 @@ class LabStatus:
         for node, counts in self.rules.items():
             sync = self.sync_seconds.get(node)
             lines.append(f"  node {node:<22} rules filter {counts.get('filter', 0):>4} nat {counts.get('nat', 0):>4}"
+                         + (f" nft {counts['nft']:>4}" if "nft" in counts else "")
                          + (f"  (last sync {sync * 1000:.0f} ms)" if sync is not None else ""))
         if self.daemons:
             lines.append("  daemons: " + ", ".join(f"{k} ({'running' if ok else 'STOPPED'})" for k, ok in self.daemons.items()))
@@ -1155,6 +1156,8 @@ class NetnsLab:
             if n.ns in existing:
                 saved = kernel.iptables_save(n.ns, ("filter", "nat", "mangle"), backend=self.backend)
                 rules[n.name] = _count_rules(saved)
+                if nft_kernel.nft_problem() is None and (listed := nft_kernel.nft_list_table(n.ns)):
+                    rules[n.name]["nft"] = _count_nft_rules(listed)  # kube-proxy's nftables mode
         rec = self._record
         return LabStatus(
             id=self.id, prefix=self.prefix, phase=self.phase, owner_pid=rec.owner_pid if rec else None,
@@ -1172,6 +1175,19 @@ def nft_cleanup_text(ruleset: Any) -> str:
         return ruleset.cleanup_text()
     ops = getattr(ruleset, "cleanup_ops", None) or ()
     return "".join(op.text() + "\n" for op in ops)
+
+
+def _count_nft_rules(listed: str) -> int:
+    """The rules of an ``nft list table`` output (a chain's body lines, less its type/comment/policy)."""
+    count, in_chain = 0, False
+    for line in listed.splitlines():
+        if line.startswith("\tchain "):
+            in_chain = True
+        elif line == "\t}":
+            in_chain = False
+        elif in_chain and line.startswith("\t\t") and not line.startswith(("\t\ttype ", "\t\tcomment ", "\t\tpolicy ")):
+            count += 1
+    return count
 
 
 def _count_rules(saved: str) -> dict[str, int]:

@@ -629,6 +629,8 @@ def parse_commands(text: str) -> list[NftCommand]:
     out = []
     for line, s in _split_commands(text):
         try:
+            if s.count("{") != s.count("}") and _brace_delta(s) != 0:
+                raise ValueError("syntax error, unbalanced braces")
             out.append(parse_command(s, line))
         except ValueError as e:
             raise ValueError(f"line {line}: Error: {e}: {s[:160]}") from None

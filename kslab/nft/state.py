@@ -354,7 +354,7 @@ class NftState:
         for cmd in commands:
             try:
                 txn.run(cmd)
-            except _Refused as e:
+            except (_Refused, ValueError) as e:    # ValueError: a value nft cannot parse either
                 raise ValueError(f"line {cmd.line}: Error: {e}: {cmd.text.strip()[:160]}") from None
         self._tables = txn.tables
         self._table_handles = txn.table_handles

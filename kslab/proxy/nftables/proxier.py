@@ -33,7 +33,9 @@ test dumps print them.
 from __future__ import annotations
 
 import gc
+from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 from ...model import ClusterState, EndpointSlice, Service
@@ -90,6 +92,7 @@ CONTAINERS = (
     ("service-nodeports", "map"),
 )
 STALE_CHAIN_DELAY = 1.0  # seconds a flushed stale chain waits before it is deleted
+_KIND_VERB = itemgetter(1, 0)  # an NftOp's (kind, verb)
 
 
 @dataclass
@@ -291,10 +294,9 @@ class NftRuleSet:
     def rules_last(self) -> dict[str, int]:
         """What this sync wrote: its operations, and of them the rules, elements added and chain
         operations (the nftables mode's ``..._last``)."""
-        ops = self.ops
-        return {"operations": len(ops), "rules": sum(op.kind == "rule" for op in ops),
-                "elements": sum(op.kind == "element" and op.verb == "add" for op in ops),
-                "chains": sum(op.kind == "chain" for op in ops)}
+        kinds = Counter(map(_KIND_VERB, self.ops))  # (kind, verb) of every operation
+        return {"operations": sum(kinds.values()), "rules": kinds["rule", "add"], "elements": kinds["element", "add"],
+                "chains": sum(n for (kind, _), n in kinds.items() if kind == "chain")}
 
     def rules_total(self) -> dict[str, int]:
         """What kube-proxy's table holds after this sync: chains, rules, sets and maps, elements."""
@@ -454,6 +456,11 @@ def _setup_nftables(cfg: ProxyConfig, state: NftSyncState, flush_containers: boo
 
 # ---- syncProxyRules ------------------------------------------------------------------------------
 
+def _new_op(fields: tuple[str, str, str, str]) -> NftOp:
+    """``NftOp(*fields)`` without the named tuple's Python-level ``__new__`` (a sync makes millions)."""
+    return tuple.__new__(NftOp, fields)
+
+
 class _Storage:
     """``nftElementStorage`` of one set or map, within one sync."""
 
@@ -473,8 +480,8 @@ class _Storage:
             return
         spec = "{ " + key + (f' comment "{comment}"' if comment else "") + (f" : {value}" if value else "") + " }"
         if old is not None:
-            self.tx.append(NftOp("delete", "element", self.name, "{ " + key + " }"))
-        self.tx.append(NftOp("add", "element", self.name, spec))
+            self.tx.append(_new_op(("delete", "element", self.name, "{ " + key + " }")))
+        self.tx.append(_new_op(("add", "element", self.name, spec)))
         self.elements[key] = value
 
     def cleanup(self, tx: list[NftOp]) -> None:
@@ -563,6 +570,7 @@ def _sync_nft_rules(service_ports, endpoints_map, config, partial_services, stat
     if_local = cfg.if_local_nft()
     if_not_local = cfg.if_not_local_nft()
     masq = "jump " + MARK_MASQ_CHAIN
+    op = _new_op
     counts = st.counts
     if not partial:
         counts.clear()
@@ -590,8 +598,8 @@ def _sync_nft_rules(service_ports, endpoints_map, config, partial_services, stat
             active_chains.add(chain)
             chain_count += 1
             if not skip_creation:
-                tx.append(NftOp("add", "chain", chain))
-                tx.append(NftOp("flush", "chain", chain))
+                tx.append(op(("add", "chain", chain, "")))
+                tx.append(op(("flush", "chain", chain, "")))
                 written.append(chain)
 
         skipped_eps: set[str] = set()
@@ -725,11 +733,11 @@ def _sync_nft_rules(service_ports, endpoints_map, config, partial_services, stat
             if ep.chain in skipped_eps:
                 continue
             chain = ep.chain
-            tx.append(NftOp("add", "rule", chain, f"{ipx} saddr {ep.ip} {masq}"))
+            tx.append(op(("add", "rule", chain, f"{ipx} saddr {ep.ip} {masq}")))
             if affinity:
-                tx.append(NftOp("add", "rule", chain, f"update @{ep.affinity_set} {{ {ipx} saddr }}"))
-            tx.append(NftOp("add", "rule", chain, f"meta l4proto {protocol} dnat to {ep}"))
-        rules_now = sum(op.kind == "rule" for op in tx[rules_start:])
+                tx.append(op(("add", "rule", chain, f"update @{ep.affinity_set} {{ {ipx} saddr }}")))
+            tx.append(op(("add", "rule", chain, f"meta l4proto {protocol} dnat to {ep}")))
+        rules_now = len(tx) - rules_start - (len(reachable) if affinity else 0)  # all rules but the affinity sets
         if skipped_eps:  # endpoint chains left as they are still hold their rules
             rules_now += len(skipped_eps) * (3 if affinity else 2)
         counts[name_string] = (chain_count, rules_now)
