@@ -264,3 +264,35 @@ def test_random_changes_partial_syncs_converge_to_a_fresh_full_sync(seed):
         assert sort_nft_transaction(kept.dump()) == sort_nft_transaction(fresh.dump()), (seed, step)
         assert r.ruleset.rules_total()["elements"] == sum(len(s.elements) for s in got.sets.values())
         assert r.ruleset.rules_total()["rules"] == sum(len(c.rules) for c in got.chains.values())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rule_count_mirror_equals_what_a_full_sync_writes(seed):
+    """A partial sync that skips a service port it has no count for counts its rules by the
+    mirror (_rule_count): the totals equal a full sync's."""
+    import random
+
+    from kslab.proxy.nftables import NftSyncState
+
+    services, slices = _random_cluster(random.Random(seed), 12)
+    full = render(services, slices, CONFIG)
+    blind = render(services, slices, CONFIG, partial_services=set(), state=NftSyncState(flushed=True))
+    assert blind.partial and not any(op.kind == "rule" for op in blind.ops)
+    assert blind.rules_total()["rules"] == full.rules_total()["rules"]
+    assert blind.rules_total()["chains"] == full.rules_total()["chains"]
+
+
+def test_a_full_sync_repairs_what_someone_else_changed_in_the_table():
+    """Elements kube-proxy believes are there but someone deleted (or a map flushed by hand):
+    a partial sync does not notice; the next full sync (forced, or the hourly one) writes every
+    element again."""
+    node = NftNode()
+    node.services = {"a": service("ns", "a", "172.30.0.1", 80), "b": service("ns", "b", "172.30.0.2", 80)}
+    node.slices = {"a": endpoint_slice("ns", "a", 80, "10.0.0.1"), "b": endpoint_slice("ns", "b", 80, "10.0.0.2")}
+    node.sync()
+    healthy = node.kernel.dump()
+    node.kernel.run("flush map ip kube-proxy service-ips\n")
+    assert node.sync().operations == 0 and node.kernel.dump() != healthy
+    node.now += 3600.0  # FullSyncPeriod
+    r = node.sync()
+    assert r.full and r.reason == "hourly" and node.kernel.dump() == healthy

@@ -511,10 +511,11 @@ def sync_nft_rules(
     start on the proxier's clock (seconds). ``existing_chains``/``existing_sets`` are what the
     table holds (``nft list chains/sets``): with them the stale chains and affinity sets are
     handled here (else call :meth:`NftRuleSet.delete_stale_chains`). ``existing_elements``
-    (per set/map: key -> value) is what the kernel's sets and maps hold: a full sync given it
-    writes only the differences (and, at start-up, leaves endpoint chains that already exist
-    alone: kube-proxy's restart optimisation); a first full sync without it flushes the sets
-    and maps and writes every element; ``{}`` means a fresh node.
+    (per set/map: key -> value) is what the kernel's sets and maps hold (kube-proxy lists them):
+    a full sync given it writes only the differences (and, at start-up, leaves endpoint chains
+    that already exist alone: kube-proxy's restart optimisation, TestSyncProxyRulesStartup); a
+    full sync without it flushes the sets and maps and writes every element again (so that
+    whatever happened to the table meanwhile, it ends right); ``{}`` means a fresh node.
     """
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a sync makes an object per operation and per endpoint: no collection halfway
@@ -537,12 +538,12 @@ def _sync_nft_rules(service_ports, endpoints_map, config, partial_services, stat
     # stale chains old enough are deleted first, in a transaction of their own
     cutoff = now - STALE_CHAIN_DELAY
     cleanup = [NftOp("delete", "chain", c) for c, t in sorted(st.stale_chains.items()) if t < cutoff]
-    for op in cleanup:
-        del st.stale_chains[op.name]
+    for gone in cleanup:
+        del st.stale_chains[gone.name]
 
     existing_chain_set = set(existing_chains) if existing_chains is not None else None
     existing_set_set = set(existing_sets) if existing_sets is not None else None
-    flushing = not partial and existing_elements is None and first_sync
+    flushing = not partial and existing_elements is None
     any_skipped = False
     if partial:
         setup: list[NftOp] = []
