@@ -63,7 +63,7 @@ def render_rows(sizes, modes, endpoints: int) -> pd.DataFrame:
             seconds = time.perf_counter() - t0
             rows.append({"measure": "render", "mode": mode, "services": n, "endpoints": endpoints, "seconds": seconds,
                          "per_service_us": seconds / n * 1e6, "lines": text.count("\n"),
-                         "operations": getattr(ruleset, "operations", None)})
+                         "operations": ruleset.operations if mode == "nftables" else None})
             del ruleset, text
         del state
     bar.close()

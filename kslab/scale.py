@@ -608,7 +608,8 @@ def _child_restore(args: Mapping[str, Any]) -> dict[str, Any]:
     kernel.netns_add(ns)
     try:
         _, seconds, result = _load(args["backend"], ns, args["services"], args["endpoints"], partial=args["partial"])
-        return {"seconds": seconds, "lines": result.lines, "operations": getattr(result.ruleset, "operations", None)}
+        ops = result.ruleset.operations if _mode_of(args["backend"]) == "nftables" else None
+        return {"seconds": seconds, "lines": result.lines, "operations": ops}
     finally:
         kernel.netns_delete(ns)
 
