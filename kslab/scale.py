@@ -467,8 +467,6 @@ def _label(meta: Mapping[str, Any]) -> str:
 def write_recorded(path: str | Path, frames: Sequence["pd.DataFrame"], meta: Mapping[str, Any]) -> Path:
     """Write a recording: ``{"schema", "meta", "rows"}`` (rows of every frame, each with its
     ``measure``); NaN becomes null."""
-    import pandas as pd
-
     rows = []
     for frame in frames:
         for rec in frame.to_dict(orient="records"):
@@ -478,7 +476,6 @@ def write_recorded(path: str | Path, frames: Sequence["pd.DataFrame"], meta: Map
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"schema": SCHEMA, "meta": meta, "rows": rows}, indent=1, default=_json_default) + "\n")
-    del pd
     return path
 
 
