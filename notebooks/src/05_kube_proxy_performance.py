@@ -340,7 +340,9 @@ experiments.claim(
 #
 # The notes' example: a Deployment of 100 pods is deleted. Its pods' EndpointSlice updates arrive
 # over about 3 seconds. `syncloop.simulate` runs the real Proxier on a simulated clock through these
-# events; each sync takes the time the recorded kernel measurements predict for what it writes.
+# events; each sync takes the time kslab's duration model gives for what it writes (a fixed cost plus
+# a cost per line or nft operation, `syncloop.DurationModel`, set from measurements on this project's
+# machine), so the run is the same every time.
 #
 # **Predict** (exercise 2) before running: with the default `minSyncPeriod: 1s`, how many syncs does
 # the deletion cause?
@@ -357,7 +359,9 @@ experiments.claim(
 #
 # 노트의 예: 파드 100개짜리 디플로이먼트를 지웁니다. 파드들의 엔드포인트슬라이스 갱신이 약 3초에 걸쳐 도착합니다.
 # `syncloop.simulate`는 시뮬레이션 시계 위에서 진짜 Proxier를 이 이벤트들에 돌립니다. 동기화 하나가 걸리는 시간은
-# 그 동기화가 쓰는 양에 대해 기록된 커널 측정값이 예측하는 시간입니다.
+# 그 동기화가 쓰는 양에 대해 kslab의 소요 시간 모델이 주는 시간입니다(고정 비용에 줄이나 nft 연산마다의 비용을
+# 더한 것, `syncloop.DurationModel`. 이 프로젝트의 기계에서 잰 값으로 정했습니다). 그래서 실행할 때마다 결과가
+# 같습니다.
 #
 # 실행하기 전에 **예측**해 보세요(연습 문제 2). 기본값 `minSyncPeriod: 1s`에서 이 삭제는 동기화를 몇 번 일으킬까요?
 
