@@ -231,8 +231,8 @@ effect
 # **예측**(연습 문제 1). `svc-nodeport`에는 `deploy-echo` 엔드포인트가 3개 있습니다. 이 서비스는 NodePort
 # 서비스입니다. 클러스터 IP 말고도 모든 노드가 자기 주소의 포트 하나로 이 서비스를 받습니다(KUBE-NODEPORTS가 그
 # 트래픽을 KUBE-EXT 체인으로 보냅니다. 06장에서 배웁니다). 여기에 `externalTrafficPolicy: Local`(07장: 외부
-# 트래픽은 KUBE-SVL을 거쳐 이 노드의 엔드포인트로만 갑니다)을 설정합니다. kube-proxy의 iptables 모드는 `myk8s-worker`에서 이 서비스를
-# 위해 **nat 테이블 규칙**을 몇 개 쓸까요? 01, 06, 07장의 템플릿(KUBE-SERVICES, KUBE-NODEPORTS, KUBE-SVC,
+# 트래픽은 KUBE-SVL을 거쳐 이 노드의 엔드포인트로만 갑니다)을 설정합니다. kube-proxy의 iptables 모드는
+# `myk8s-worker`에서 이 서비스를 위해 **nat 테이블 규칙**을 몇 개 쓸까요? 01, 06, 07장의 템플릿(KUBE-SERVICES, KUBE-NODEPORTS, KUBE-SVC,
 # KUBE-SVL, KUBE-EXT, KUBE-SEP)으로 센 다음 확인하세요. 풀이는 `rulecount.service_rules` 공식을 씁니다.
 
 # %% tags=["solution"]
@@ -354,7 +354,7 @@ experiments.claim(
 # 실행기**(sync runner)에 동기화를 요청합니다. 실행기(쿠버네티스 1.33: 토큰 2개짜리 토큰 버킷을 가진
 # `BoundedFrequencyRunner`)는 토큰이 남아 있으면 바로 동기화를 시작하고, 아니면 직전 동기화가 *시작된* 때로부터
 # 빨라도 `minSyncPeriod` 뒤에 시작합니다. 그동안 들어온 요청은 그 동기화 하나로 합쳐집니다. 그래서
-# `minSyncPeriod`는 **일**(동기화 횟수, 쓴 줄 수)과 **지연**(staleness, 변경이 커널에 들어가기까지 기다리는 시간)을
+# `minSyncPeriod`는 **일**(동기화 횟수, 쓴 줄 수)과 **반영 지연**(staleness, 변경이 커널에 들어가기까지 기다리는 시간)을
 # 맞바꿉니다.
 #
 # 노트의 예: 파드 100개짜리 디플로이먼트를 지웁니다. 파드들의 엔드포인트슬라이스 갱신이 약 3초에 걸쳐 도착합니다.
@@ -579,7 +579,8 @@ numbers.latency[["mode", "backend", "services", "p01", "p50", "p90", "p99"]]
 # measurement loads iptables mode with the legacy backend. **nft** itself (1.0.6 here) is slow on
 # large *first* loads too, so the recording stops at 2,000 Services for it; kube-proxy's nftables
 # mode avoids most of that cost by loading the whole ruleset once and then sending only changes
-# (the partial syncs above, 0.1 s at 2,000 Services). The Kubernetes blog's measurements (30,000
+# (the dashed nft line: 44 operations, under 0.2 s at 2,000 Services, though still growing with the
+# table). The Kubernetes blog's measurements (30,000
 # Services, bigger machines) show the same shape: in the 30,000-Service cluster nftables' worst case
 # beats iptables' best.
 
@@ -589,7 +590,8 @@ numbers.latency[["mode", "backend", "services", "p01", "p50", "p90", "p99"]]
 # 1,000개에 몇 초, 5,000개에는 10분이 걸렸습니다). 반면 iptables-legacy는 서비스 수만 개까지 쓸 만합니다. 그래서
 # 지연 시간 측정은 iptables 모드를 legacy 백엔드로 적재합니다. **nft** 자체(여기서는 1.0.6)도 큰 *첫* 적재는
 # 느리므로, 기록은 nft에 대해 서비스 2,000개에서 멈춥니다. kube-proxy의 nftables 모드는 규칙 전체를 한 번만
-# 적재하고 그 뒤로는 변경만 보내서 이 비용 대부분을 피합니다(위의 부분 동기화: 서비스 2,000개에서 0.1초).
+# 적재하고 그 뒤로는 변경만 보내서 이 비용 대부분을 피합니다(nft의 점선: 연산 44개, 서비스 2,000개에서 0.2초
+# 미만. 다만 테이블이 커지면 여전히 늘어납니다).
 # 쿠버네티스 블로그의 측정(서비스 30,000개, 더 큰 기계)도 같은 모양입니다. 서비스 30,000개 클러스터에서
 # nftables의 최악의 경우가 iptables의 최선의 경우보다 빠릅니다.
 
@@ -676,7 +678,7 @@ kslab.check.ch05.partial_written(answer)
 # %% [markdown] lang="ko"
 # **4.** minSyncPeriod의 다른 경우입니다. 엔드포인트 하나가 20초 동안 0.4초마다 흔들립니다(flapping, 파드가
 # 준비되지 않음이 되었다가 다시 준비됨). `minSyncPeriod: 2s`일 때 커널은 API 서버보다 최대 얼마나 뒤처질까요(가장
-# 큰 지연)? `synthetic_cluster(100, 10)`(서비스 `svc00001`)에 `syncloop.endpoint_flapping(...)`으로
+# 큰 반영 지연)? `synthetic_cluster(100, 10)`(서비스 `svc00001`)에 `syncloop.endpoint_flapping(...)`으로
 # `syncloop.simulate`를 실행한 다음 값을 확인하세요.
 
 # %% tags=["solution"]
