@@ -679,7 +679,9 @@ def _connect(port: int, targets: Sequence[str], warmup: int = 50) -> list[float]
 
     linger = struct.pack("ii", 1, 0)
     out = []
-    for i, ip in enumerate(list(targets[:warmup]) + list(targets)):
+    warm = list(targets[:warmup])
+    warmup = len(warm)
+    for i, ip in enumerate(warm + list(targets)):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
         s.settimeout(5)

@@ -186,6 +186,21 @@ def test_a_small_real_sample_loads_and_cleans_up():
 
 
 @pytest.mark.netns
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_first_packet_latency_connects_through_the_nodes_rules(mode):
+    """Every connection to a ClusterIP is answered (the node's rules DNAT it to an endpoint address
+    local to the node): without kube-proxy's rules nothing listens on a ClusterIP, so ok == n
+    proves the rules were loaded and used."""
+    df = scale.first_packet_latency(mode, 50, n=40, seed=3, timeout=120)
+    row = df.iloc[0]
+    assert row["error"] is None and not row["timed_out"], row["error"]
+    assert row["ok"] == 40 and row["backend"] == ("nft" if mode == "nftables" else "iptables-legacy")
+    assert 0 < row["p01"] <= row["p50"] <= row["p90"] <= row["p99"] < 1000
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"kslab-scale-{os.getpid()}-" not in names
+
+
+@pytest.mark.netns
 def test_bench_kube_proxy_quick_smoke(tmp_path):
     modes = "iptables,nftables" if _nftables_ready() else "iptables"
     out = tmp_path / "rec.json"
