@@ -82,6 +82,36 @@ class FakeKernel:
         return self.nft.dump()
 
 
+class RealNftKernel:
+    """The real ``nft`` of the network namespace this process runs in (run it under ``unshare
+    -n``: never the root namespace). Every transaction also goes to a :class:`FakeKernel`, whose
+    dump is compared; the real table's chain and set names are checked against it at each listing."""
+
+    def __init__(self) -> None:
+        import subprocess
+
+        self._run = subprocess.run
+        self.fake = FakeKernel()
+        self.transactions = 0
+
+    def run(self, text: str) -> None:
+        r = self._run(["nft", "-f", "-"], input=text, capture_output=True, text=True, timeout=60)
+        if r.returncode:
+            raise RuntimeError(r.stderr.strip().splitlines()[0] if r.stderr.strip() else f"nft exit {r.returncode}")
+        self.fake.run(text)
+        self.transactions += 1
+
+    def names(self) -> list[str]:
+        out = self._run(["nft", "-t", "list", "table", "ip", "kube-proxy"], capture_output=True, text=True, timeout=60).stdout
+        names = [line.split()[1] for line in out.splitlines() if line.strip().startswith(("chain ", "set ", "map "))]
+        fake = self.fake.nft
+        assert sorted(names) == sorted(list(fake.chains) + list(fake.sets)), "the real table differs from the fake"
+        return [n for n in names if n not in fake.sets or fake.sets[n].kind == "set"]
+
+    def dump(self) -> str:
+        return self.fake.dump()
+
+
 class NftNode:
     """One node: an nftables-mode Proxier and the table it writes to."""
 

@@ -31,6 +31,35 @@ def test_sync_repeated_matches_upstream_at_every_step():
     assert len(m.sync_full_proxy_rules_duration_seconds) == 1
 
 
+def _root_nft_skip() -> str | None:
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return "needs root (a throw-away network namespace)"
+    missing = [t for t in ("nft", "unshare") if shutil.which(t) is None]
+    return f"needs {', '.join(missing)}" if missing else None
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(_root_nft_skip() is not None, reason=str(_root_nft_skip()))
+def test_sync_repeated_in_a_real_nft_table():
+    """The same replay with every transaction (cleanups included) loaded by nft 1.0.6, in a
+    child process under ``unshare -n`` (its own network namespace, gone when it exits)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from nft_sync_repeated import RealNftKernel, replay_sync_repeated\n"
+            "k = RealNftKernel(); replay_sync_repeated(k); print('transactions', k.transactions)\n") % str(tests)
+    r = subprocess.run(["unshare", "-n", sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=tests.parent)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "transactions 14"  # 13 syncs, 2 of them with nothing to write, + 3 cleanups
+
+
 def test_sync_proxy_rules_startup_writes_only_what_the_table_lacks():
     """TestSyncProxyRulesStartup: a restarted kube-proxy finds its table; its first (full) sync
     keeps the elements and endpoint chains already there."""

@@ -24,7 +24,14 @@ elements of every Service are diffed against the element storage (``add`` a new 
 spec or endpoints did not change are not written at all (a sync with no change is 0 operations).
 Service chains no longer in use are flushed at once and deleted by a separate transaction at the
 start of a sync at least a second later (kernels before 6.2 notice a chain is unreferenced only
-after a while); affinity sets no longer in use are deleted at once.
+after a while); affinity sets no longer in use are deleted at once. A stale chain still in the
+table is flushed again (and its time renewed) at every sync that lists it, as proxier.go does.
+
+Full syncs: ``setupNFTables`` (the base chains recreated once, at the first one), then every
+Service. Without the kernel's elements the sets and maps are flushed and every element written
+again (``nftElementStorage.reset``); given them (``existing_elements``, what kube-proxy lists at
+start-up) only the differences are written and endpoint chains already in the table are left
+alone, as the v1.34 test ``TestSyncProxyRulesStartup`` expects.
 
 Base-chain priorities are written as numbers (``-110`` for ``dstnat - 10``), as the upstream
 test dumps print them.
