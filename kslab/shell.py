@@ -4,8 +4,9 @@ The study works with ``curl`` from ``net-pod``, ``iptables -t nat -S | grep ...`
 ``iptables -v --numeric --table nat --list KUBE-SVC-...``, ``conntrack -L``, ``ip -c route`` and
 ``kubectl ...``; a learner types the same lines here, and reads the kernel's xt_recent lists
 behind ClientIP affinity (``ls /proc/net/xt_recent``, ``cat /proc/net/xt_recent/KUBE-SEP-...``,
-``cat /sys/module/xt_recent/parameters/ip_list_tot``). This module is the language they are
-written in, the same on every backend:
+``cat /sys/module/xt_recent/parameters/ip_list_tot``); in kube-proxy's nftables mode, ``nft list
+ruleset`` and ``nft list table ip kube-proxy``. This module is the language they are written in,
+the same on every backend:
 
 - :func:`parse` reads a command line (shell words, as ``shlex``) into one :class:`Command` of a
   supported tool, checked, and a pipeline tail (``| grep [-v] PATTERN``, ``| head -n N``,
@@ -60,7 +61,8 @@ SUPPORTED = (
     "iptables-save [-t TABLE] [-c]; conntrack -L [-p PROTO] [-s IP] [-d IP] [-r IP] [-q IP] [--sport P] [--dport P] "
     "[--state S] [-n] [-g]; conntrack -C; ip [-c] route; "
     "curl [-s] [-S] [-i] [-I] [-m SECONDS] [-o /dev/null] [-w '%{http_code}'] URL; hostname; kubectl ...; "
-    "nfacct list; nfacct get NAME; nft list ruleset; nft list tables; nft list table [ip] kube-proxy; "
+    "nfacct list; nfacct get NAME; nft [-a] list ruleset; nft list tables; nft [-a] list table [ip] kube-proxy; "
+    "nft [-a] list chain|set|map [ip] kube-proxy NAME; "
     "cat /proc/net/xt_recent/LIST; cat /sys/module/xt_recent/parameters/PARAM; ls /proc/net/xt_recent; "
     "cat /proc/sys/net/ipv4/conf/all/route_localnet; "
     "piped to grep [-v] [-i] [-E] [-F] [-w] [-c] PATTERN, head -n N, tail -n N, wc -l, sort [-r] [-n] [-u], uniq [-c]"
@@ -286,19 +288,25 @@ class ListRecent(Command):
 
 @dataclass(frozen=True)
 class NftList(Command):
-    """``nft list ruleset`` (every table), ``nft list tables`` (their names) or ``nft list table
-    [FAMILY] NAME`` (one table), as nft prints them; kube-proxy's nftables mode keeps its rules
-    in ``table ip kube-proxy``."""
+    """``nft [-a] list ruleset`` (every table), ``nft list tables`` (their names), ``nft [-a] list
+    table [FAMILY] NAME`` or ``nft [-a] list chain|set|map [FAMILY] TABLE NAME``, as nft prints
+    them (``-a``: with ``# handle N``); kube-proxy's nftables mode keeps its rules in ``table ip
+    kube-proxy``."""
 
-    what: str = "ruleset"  # ruleset, tables, table
+    what: str = "ruleset"  # ruleset, tables, table, chain, set, map
     family: str = "ip"
     table: str = ""
+    name: str = ""  # the chain's, set's or map's
+    handles: bool = False
 
-    def missing(self) -> ShellOutput:
-        """nft's answer for a table that does not exist (ENOENT), caret line included."""
-        words = " ".join(self.argv[1:])
-        start = len(words) - len(self.table)
-        return ShellOutput("", f"Error: No such file or directory\n{words}\n{' ' * start}{'^' * len(self.table)}\n", 1)
+    def missing(self, table_missing: bool = True) -> ShellOutput:
+        """nft's answer for a table (or, with ``table_missing=False``, a chain, set or map) that
+        does not exist (ENOENT): the command echoed, a caret line under the missing name."""
+        words = [w for w in self.argv[1:] if not w.startswith("-")]
+        target = self.table if table_missing or not self.name else self.name
+        at = len(words) - 1 - words[::-1].index(target)
+        start = len(" ".join(words[:at])) + (1 if at else 0)
+        return ShellOutput("", f"Error: No such file or directory\n{' '.join(words)}\n{' ' * start}{'^' * len(target)}\n", 1)
 
 
 @dataclass(frozen=True)
@@ -692,15 +700,30 @@ NFT_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 
 def _parse_nft(argv: list[str]) -> Command:
     args = argv[1:]
+    handles = False
+    while args and args[0].startswith("-"):
+        if args[0] not in ("-a", "--handle"):
+            raise InputError("nft", f"option {args[0]} is not supported", f"supported here: {_supported('nft')}")
+        handles = True
+        args = args[1:]
     if args == ["list", "ruleset"]:
-        return NftList(tuple(argv), "ruleset")
+        return NftList(tuple(argv), "ruleset", handles=handles)
     if args == ["list", "tables"]:
         return NftList(tuple(argv), "tables")
-    if args[:2] == ["list", "table"] and len(args) in (3, 4):
-        family, name = (args[2], args[3]) if len(args) == 4 else ("ip", args[2])
-        if family not in NFT_FAMILIES:
-            raise InputError("nft", f"unknown family {family!r}", f"families are {', '.join(NFT_FAMILIES)}; kube-proxy's table is ip kube-proxy")
-        return NftList(tuple(argv), "table", family, name)
+    if args[:1] == ["list"] and len(args) >= 2 and args[1] in ("table", "chain", "set", "map"):
+        what, rest = args[1], args[2:]
+        need = 1 if what == "table" else 2
+        if len(rest) == need + 1:
+            family, rest = rest[0], rest[1:]
+            if family not in NFT_FAMILIES:
+                raise InputError("nft", f"unknown family {family!r}",
+                                 f"families are {', '.join(NFT_FAMILIES)}; kube-proxy's table is ip kube-proxy")
+        elif len(rest) == need:
+            family = "ip"
+        else:
+            usage = "list table [FAMILY] NAME" if what == "table" else f"list {what} [FAMILY] TABLE NAME"
+            raise InputError("nft", f"nft {' '.join(args)}: wrong number of arguments", f"write nft {usage}")
+        return NftList(tuple(argv), what, family, rest[0], rest[1] if what != "table" else "", handles)
     raise InputError("nft", f"nft {' '.join(args)} is not supported", f"supported here: {_supported('nft')}")
 
 

@@ -25,6 +25,7 @@ from ..healthcheck import synced_health
 from ..proxy.iptables.node import NodeIptables
 from ..proxy.util import nodeport_addresses_match_all, nodeport_ips
 from ..sim.network import HealthServers, Network
+from ..sim.nftables import NftNetfilter
 from ..sim.trace import trace_of
 from .base import Dataplane
 
@@ -125,16 +126,54 @@ class SimDataplane(Dataplane):
         return list(state.sets()) if mode == "nftables" and state is not None and state.has_table() else []
 
     def nft_list(self, node: str) -> str:
-        """``nft list table ip kube-proxy`` on ``node`` ("" when the node runs iptables mode)."""
-        state = self.nft.get(node)
+        """``nft list table ip kube-proxy`` on ``node`` ("" when the node runs iptables mode),
+        the dynamic sets' live elements included, as the kernel lists them."""
+        state = self.listed_nft(node)
         return state.list_table() if state is not None and state.has_table() else ""
+
+    def listed_nft(self, node: str) -> NftState | None:
+        """``node``'s nftables state as ``nft list`` sees it: the tables kube-proxy wrote plus what
+        the packet path added to the dynamic (affinity) sets and is not expired yet, with the time
+        it has left (``expires``). None when the node runs iptables mode."""
+        state = self.nft.get(node)
+        if state is None:
+            return None
+        ns = self.network.nodes[node]
+        nf = ns.netfilter
+        if not ns.state.nft_sets or not isinstance(nf, NftNetfilter):
+            return state
+        live = nf.live_elements(ns.state, self.network.now)
+        if not live:
+            return state
+        view = state.copy()  # copy-on-write: the node's own state is not touched
+        view.apply("".join(
+            f"add element {nf.family} {nf.table_name} {name} {{ "
+            + ", ".join(key + ("" if left is None else f" expires {max(left, 1)}ms") for key, left in rows) + " }\n"
+            for name, rows in live.items()))
+        return view
 
     def save_text(self, node: str) -> str:
         return self.tables[node].save_text()
 
     def delete_rules(self, pattern: re.Pattern[str], nodes: Sequence[str]) -> int:
+        """iptables mode: every rule whose ``iptables-save`` line matches. nftables mode: every
+        rule of ``table ip kube-proxy`` whose ``CHAIN RULE`` text (the chain's name, then the rule
+        as ``nft list`` prints it) matches, deleted as ``nft delete rule ip kube-proxy CHAIN
+        handle N`` would."""
         deleted = 0
         for name in nodes:
+            state = self.nft.get(name)
+            if state is not None and state.has_table():
+                table = state.table()
+                ops = [f"delete rule ip kube-proxy {chain.name} handle {rule.handle}\n"
+                       for chain in table.chains.values() for rule in chain.rules
+                       if pattern.search(f"{chain.name} {rule.listed}")]
+                if ops:
+                    state.apply("".join(ops))  # one transaction: all or none
+                    deleted += len(ops)
+                    self.network.update_nft({name: state})
+                continue
+
             for dump in self.tables[name].tables.values():
                 for chain in dump.chains.values():
                     keep = [(r, c) for r, c in zip(chain.rules, chain.counters) if not pattern.search(r.save_text())]
@@ -193,7 +232,7 @@ class SimDataplane(Dataplane):
         from ..sim import tools
 
         return tools.run(command, where, cluster, {name: t.tables for name, t in self.tables.items()}, self.network,
-                         nft=self.nft)
+                         nft={name: self.listed_nft(name) for name in self.nft})
 
     def reseed(self, seed: int) -> None:
         self.network.reseed(seed)

@@ -42,6 +42,12 @@ kube-proxy writes (``mark set mark or 0x4000``, ``ip daddr { 172.30.0.0/16 } dro
 drop``). Anything else raises :class:`~kslab.errors.InputError` naming the rule: when a packet
 first reaches it by default (a real node's listing may hold rules the packet never meets), at
 load with ``strict=True``.
+
+Loading is cheap at any size: a chain's rules are parsed when a packet first enters the chain
+(a 10,000-Service table holds 220,000 rules, a connection meets a dozen chains), and a reload
+(``from_state(previous=...)``, every kube-proxy sync) reuses the rules and sets it already
+compiled. ``strict=True`` compiles everything at once and refuses jump loops as the kernel does
+at load; otherwise a loop is refused when a packet runs into it.
 """
 
 from __future__ import annotations
@@ -68,6 +74,8 @@ KUBE_PROXY_TABLE = ("ip", "kube-proxy")
 TRANSPORT = frozenset({"tcp", "udp", "sctp", "udplite", "dccp"})  # protocols with a th dport
 PROTO_NUMBERS = {"6": "tcp", "17": "udp", "132": "sctp", "1": "icmp", "136": "udplite", "33": "dccp"}
 CT_STATES = frozenset({"new", "established", "related", "invalid", "untracked"})
+JUMP_STACK = 16  # NFT_JUMP_STACK_SIZE: jumps deeper than this are refused at load (ELOOP)
+MAX_CHAIN_ENTRIES = 10_000  # a walk entering chains more often than this is looping (gotos push nothing)
 REJECT_DEFAULT = "icmp-port-unreachable"  # nft's bare `reject` in the ip family (iptables' name for it)
 
 # what a compiled rule ends with (its verdict statement); V_NONE: the rule falls through to the next
@@ -461,6 +469,7 @@ class CompiledChain:
     priority: int = 0
     policy: str = "accept"
     order: int = 0  # creation order: ties in priority run in registration order
+    pending: list[RuleSpec | str] | None = None  # rules not compiled yet (compiled when a packet first enters)
 
     @property
     def is_base(self) -> bool:
@@ -618,9 +627,7 @@ class _RuleCompiler:
             def apply(m: int, v: int = value) -> int: return v
 
         def run(p: Packet, c: HookContext, scratch: dict) -> None:
-            old = p.mark
             p.mark = apply(p.mark) & 0xFFFFFFFF
-            scratch["detail"] = f"mark {hex(old)} -> {hex(p.mark)}"
             scratch["mark"] = True
 
         cr.stmts.append(_Stmt("effect", run, "mark set"))
@@ -818,8 +825,10 @@ class NftNetfilter:
     table_name = "kube-proxy"
 
     def __init__(self, chains: Iterable[ChainSpec], sets: Iterable[SetSpec], *, name: str = "", table: str = "kube-proxy",
-                 strict: bool = False, skipped: Sequence[str] = (), previous: NftNetfilter | None = None) -> None:
+                 strict: bool = False, skipped: Sequence[str] = (), previous: NftNetfilter | None = None,
+                 family: str = "ip") -> None:
         self.name = name
+        self.family = family
         self.table_name = table
         self.tables: dict = {}  # no iptables tables (Network's xt_recent bookkeeping reads this)
         self.skipped = tuple(skipped)  # other tables of a listing, not run ("table ip nat" ...)
@@ -848,11 +857,13 @@ class NftNetfilter:
             except _Unsupported as e:
                 raise InputError(self._where(f"chain {spec.name}"), str(e), "write a number or a name like dstnat - 10") from None
             self.chains[spec.name] = CompiledChain(spec.name, [], spec.type, hook, prio, (spec.policy or "accept").lower(), order)
-        compiler = _RuleCompiler(self.sets)
+        self._compiler = _RuleCompiler(self.sets)
         for spec in specs:
-            chain = self.chains[spec.name]
-            chain.rules = [self._compile_rule(compiler, chain, text, k + 1, strict) for k, text in enumerate(spec.rules)]
-        self._check_loops()
+            self.chains[spec.name].pending = list(spec.rules)
+        if strict:  # every rule now, and the kernel's load-time checks; else each chain when a packet first enters it
+            for chain in self.chains.values():
+                self._compile_chain(chain, strict=True)
+            self._check_loops()
         self._plan: dict[str, list[CompiledChain]] = {h: [] for h in HOOKS.values()}
         for c in self.chains.values():
             if c.hook:
@@ -874,7 +885,8 @@ class NftNetfilter:
         gc.disable()  # tens of thousands of small objects: the cyclic collector's passes would cost more than the load
         try:
             chains, sets, skipped = specs_of(state, family, table)
-            return cls(chains, sets, name=name, table=table, strict=strict, skipped=skipped, previous=previous)
+            return cls(chains, sets, name=name, table=table, strict=strict, skipped=skipped, previous=previous,
+                       family=family)
         finally:
             if paused:
                 gc.enable()
@@ -908,6 +920,14 @@ class NftNetfilter:
                 raise InputError(self._where(f"set {s.name} element {text!r}"), f"kslab cannot read it: {e}",
                                  "elements are keys of the set's types (and a verdict for a verdict map)") from None
         return cs
+
+    def _compile_chain(self, chain: CompiledChain, strict: bool = False) -> list[CompiledRule]:
+        """``chain``'s rules, compiled now if they were not yet (a 10,000-Service table has
+        220,000 rules; a packet meets a dozen chains)."""
+        if chain.pending is not None:
+            specs, chain.pending = chain.pending, None
+            chain.rules = [self._compile_rule(self._compiler, chain, text, k + 1, strict) for k, text in enumerate(specs)]
+        return chain.rules
 
     def _compile_rule(self, compiler: _RuleCompiler, chain: CompiledChain, rule: RuleSpec | str, number: int,
                       strict: bool) -> CompiledRule:
@@ -978,11 +998,11 @@ class NftNetfilter:
     # ---- what Network and the tools read ----------------------------------------------------
 
     def rule_count(self) -> int:
-        return sum(len(c.rules) for c in self.chains.values())
+        return sum(len(c.pending) if c.pending is not None else len(c.rules) for c in self.chains.values())
 
     def chain_rules(self, chain: str) -> list[str]:
         c = self.chains.get(chain)
-        return [r.text for r in c.rules] if c else []
+        return [r.text for r in self._compile_chain(c)] if c else []
 
     def base_chains(self, hook: str) -> list[str]:
         """The base chains registered at ``hook`` (PREROUTING ...), in the order they run."""
@@ -990,6 +1010,22 @@ class NftNetfilter:
 
     def dynamic_sets(self) -> set[str]:
         return {name for name, s in self.sets.items() if s.dynamic}
+
+    def live_elements(self, state: Any, now: float) -> dict[str, list[tuple[str, int | None]]]:
+        """What the packet path put in this table's dynamic sets (``update @affinity-… { ip saddr
+        }``) and is still live at ``now``: set name -> [(key as nft prints it, milliseconds left,
+        None without a timeout)], as ``nft list`` shows them (``10.10.0.2 expires 2h59m58s768ms``)."""
+        out: dict[str, list[tuple[str, int | None]]] = {}
+        tick = jiffies(now)
+        for name, live in state.nft_sets.items():
+            cs = self.sets.get(name)
+            if cs is None:
+                continue
+            rows = [(_key_text(k, cs.kinds), None if exp is _NEVER else (exp - tick) * 1000 // RECENT_HZ)
+                    for k, exp in live.items() if exp is _NEVER or exp > tick]
+            if rows:
+                out[name] = rows
+        return out
 
     # ---- running ------------------------------------------------------------------------------
 
@@ -1025,8 +1061,9 @@ class NftNetfilter:
         pos = 0
         steps = result.steps
         name, table = self.name, self.table_name
+        entered = 0
         while True:
-            rules = chain.rules
+            rules = chain.rules if chain.pending is None else self._compile_chain(chain)
             verdict: Verdict | None = None
             matched: CompiledRule | None = None
             while pos < len(rules):
@@ -1036,25 +1073,24 @@ class NftNetfilter:
                 if r.error is not None:
                     raise r.error
                 scratch: dict = {}
+                before = None
                 for st in r.stmts:
                     if st.kind == "test":
                         if not st.run(pkt, ctx, scratch):
                             break
                     else:
-                        before = pkt.as_dict() if trace else None
+                        if trace and before is None:
+                            before = pkt.as_dict()
                         st.run(pkt, ctx, scratch)
-                        if trace and scratch.pop("mark", False):
-                            steps.append(TraceStep(name, hook, table, chain.name, "rule", r.text, r.number,
-                                                   detail=scratch.pop("detail", ""), packet_before=before,
-                                                   packet_after=pkt.as_dict()))
                 else:
-                    # every expression matched: the rule's verdict, if it has one
+                    # every expression matched (the kernel traces the rule only then): its verdict, if it has one
                     code = r.verdict
                     if code == V_NONE:
-                        if trace and "detail" in scratch:
-                            steps.append(TraceStep(name, hook, table, chain.name, "rule", r.text, r.number, detail=scratch["detail"]))
-                        elif trace and not any(st.kind == "effect" for st in r.stmts):
-                            steps.append(TraceStep(name, hook, table, chain.name, "rule", r.text, r.number))
+                        if trace:
+                            step = TraceStep(name, hook, table, chain.name, "rule", r.text, r.number, detail=scratch.get("detail", ""))
+                            if scratch.get("mark"):
+                                self._marked(step, before, pkt)
+                            steps.append(step)
                         continue
                     if code == V_VMAP:
                         getter, vmap, seltext = r.vmap  # type: ignore[misc]
@@ -1069,7 +1105,10 @@ class NftNetfilter:
                                                    detail=f"{seltext} = {_key_text(key, vmap.kinds)}: element {{ {hit[1]} }} of {where}"))
                     else:
                         if trace:
-                            steps.append(TraceStep(name, hook, table, chain.name, "rule", r.text, r.number, detail=scratch.get("detail", "")))
+                            step = TraceStep(name, hook, table, chain.name, "rule", r.text, r.number, detail=scratch.get("detail", ""))
+                            if scratch.get("mark"):
+                                self._marked(step, before, pkt)
+                            steps.append(step)
                         if code in (V_DNAT, V_MASQ, V_SNAT):
                             self._nat(r, pkt, ctx, result, steps[-1] if trace else None)
                             return "ACCEPT"
@@ -1093,7 +1132,12 @@ class NftNetfilter:
                     steps.append(TraceStep(name, hook, table, base.name, "policy", detail=policy))
                 return policy
             if code in (V_JUMP, V_GOTO):
-                nxt = self.chains[verdict.chain]
+                nxt = self.chains.get(verdict.chain)
+                entered += 1
+                if nxt is None or entered > MAX_CHAIN_ENTRIES or len(stack) >= JUMP_STACK:
+                    why = (f"{verdict.text}: no such chain" if nxt is None else
+                           f"{verdict.text}: the chains jump in a loop (nft refuses such a ruleset: Too many levels of symbolic links)")
+                    raise InputError(self._where(f"chain {chain.name}"), why, "fix the ruleset (kslab checks it at load with strict=True)")
                 if code == V_JUMP:
                     stack.append((chain, pos))
                 result.chains.append(nxt.name)
@@ -1106,6 +1150,14 @@ class NftNetfilter:
                 return "REJECT"
             assert matched is not None or code in (V_ACCEPT, V_DROP)
             return "ACCEPT" if code == V_ACCEPT else "DROP"
+
+    @staticmethod
+    def _marked(step: TraceStep, before: dict[str, Any] | None, pkt: Packet) -> None:
+        """A rule that set the mark: the packet before and after, and the change as its detail."""
+        step.packet_before, step.packet_after = before, pkt.as_dict()
+        if before is not None:
+            change = f"mark {before['mark']} -> {hex(pkt.mark)}"
+            step.detail = f"{step.detail}; {change}" if step.detail else change
 
     def _nat(self, r: CompiledRule, pkt: Packet, ctx: HookContext, result: HookResult, step: TraceStep | None) -> None:
         nat: NatAction = r.nat  # type: ignore[assignment]

@@ -138,16 +138,24 @@ def run(command: Command, where: str, cluster: ClusterState, tables: Mapping[str
 
 
 def _nft_list(command: NftList, state: Any) -> ShellOutput:
-    """``nft list ruleset|tables|table``: what ``state`` (the namespace's nftables, None for none)
-    holds, printed as nft 1.0.6 prints it (:meth:`kslab.nft.NftState.list_table`)."""
+    """``nft list ruleset|tables|table|chain|set|map``: what ``state`` (the namespace's nftables,
+    None for none) holds, printed as nft 1.0.6 prints it (:class:`kslab.nft.NftState`)."""
     tables = _nft_tables(state)
     if command.what == "tables":
         return ShellOutput("".join(f"table {family} {name}\n" for family, name in tables))
     if command.what == "ruleset":
-        return ShellOutput("".join(state.list_table(family, name) for family, name in tables))
+        return ShellOutput(state.list_ruleset(handles=command.handles) if tables else "")
     if (command.family, command.table) not in tables:
         return command.missing()
-    return ShellOutput(state.list_table(command.family, command.table))
+    if command.what == "table":
+        return ShellOutput(state.list_table(command.family, command.table, handles=command.handles))
+    try:
+        if command.what == "chain":
+            return ShellOutput(state.list_chain(command.family, command.table, command.name, handles=command.handles))
+        return ShellOutput(state.list_set(command.family, command.table, command.name, kind=command.what,
+                                          handles=command.handles))
+    except ValueError:
+        return command.missing(table_missing=False)
 
 
 def _nft_tables(state: Any) -> list[tuple[str, str]]:
