@@ -1094,3 +1094,134 @@ def _detection(answer: Any, period_seconds: int = 5, failure_threshold: int = 3,
 
 
 ch08 = SimpleNamespace(after_failure=_after_failure, watch_entries=_watch_entries, detection=_detection)
+
+
+# ---- chapter 05: kube-proxy at scale ----------------------------------------------------------------
+
+
+def _nat_rules(text: str) -> int:
+    """``-A`` lines of the nat table in an iptables-restore text."""
+    table, count = "", 0
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif table == "nat" and line.startswith("-A "):
+            count += 1
+    return count
+
+
+def _local_nodeport_rules(answer: Any, lab=None, service: str = "svc-nodeport", node: str = "myk8s-worker") -> Feedback:
+    """The nat-table rules kube-proxy's iptables mode writes on ``node`` for ``service`` once its
+    externalTrafficPolicy is Local: rendered with and without the Service on a copy of the lab
+    (the difference of the nat ``-A`` lines), not from the formulas."""
+    from .proxy.iptables import render
+
+    if answer is None:
+        return _pending(f"the nat rules for {service} with externalTrafficPolicy: Local on {node}")
+    twin = _private_lab(lab)
+    twin.patch_service(service, external_traffic_policy="Local")
+    state, config = twin.cluster, twin.proxy_config(node)
+    target = state.service(service)
+    others = [s for s in state.services if s is not target]
+    slices = [sl for sl in state.endpoint_slices if not (sl.service_name == target.name and sl.namespace == target.namespace)]
+    expected = _nat_rules(render(state.services, state.endpoint_slices, config).raw_text()) - \
+        _nat_rules(render(others, slices, config).raw_text())
+    local = sum(p.node_name == node for p in state.pods if p.owner == "Deployment/deploy-echo")
+    try:
+        got = int(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give a number of rules, not {answer!r}") from None
+    if got == expected:
+        return _ok(f"{expected} nat rules: the KUBE-SERVICES and KUBE-NODEPORTS entries, the SVC chain (masquerade + a "
+                   f"rule per endpoint), the SVL chain ({local} local endpoint(s) on {node}), the EXT chain's Local "
+                   "rules and two rules per endpoint chain")
+    raise WrongAnswer(f"not {got} (kube-proxy writes {'more' if got < expected else 'fewer'}). Hint: with "
+                      f"externalTrafficPolicy: Local, {node} has {local} local endpoint(s); the EXT chain sends outside "
+                      "traffic to KUBE-SVL (local endpoints only) and pod/node traffic to KUBE-SVC; every endpoint still "
+                      "has its KUBE-SEP chain (masquerade + DNAT)")
+
+
+def _deletion_syncs(answer: Any, min_sync_period: float = 1.0) -> Feedback:
+    """The syncs kube-proxy makes while a 100-pod Deployment is deleted over 3 s with this
+    ``minSyncPeriod``: from the sync-loop simulator (:func:`kslab.views_ch05.compute_min_sync`)."""
+    from .views_ch05 import DELETE_OVER, DELETED_PODS, compute_min_sync
+
+    if answer is None:
+        return _pending(f"the syncs for {DELETED_PODS} pod deletions over {DELETE_OVER:g} s with minSyncPeriod {min_sync_period:g} s")
+    run = compute_min_sync(min_sync_period)
+    expected = run.count
+    try:
+        got = int(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give a number of syncs, not {answer!r}") from None
+    if abs(got - expected) <= 1:
+        return _ok(f"{expected} syncs (the simulator's count; ±1 accepted): two at once (the runner's burst of 2), then one "
+                   f"per {min_sync_period:g} s while the deletions arrive, each applying every deletion queued since the last")
+    if got >= DELETED_PODS - 5:
+        raise WrongAnswer(f"{got} is minSyncPeriod 0's answer. Hint: with {min_sync_period:g} s, how many syncs can start in "
+                          f"the {DELETE_OVER:g} s the deletions take, after the first two the runner's burst allows?")
+    raise WrongAnswer(f"not {got} (simulated {expected}). Hint: syncs start at most every {min_sync_period:g} s after a "
+                      f"burst of 2; the deletions arrive over {DELETE_OVER:g} s")
+
+
+def _partial_written(answer: Any, services: int = 1000, endpoints: int = 10) -> Feedback:
+    """(lines, operations) of the partial sync after one Service of a ``services``-Service
+    synthetic cluster gains an endpoint, iptables and nftables mode: from real Proxiers."""
+    from .model import Endpoint
+    from .proxy.config import ProxyConfig
+    from .proxy.proxier import Proxier
+    from .synthetic import synthetic_cluster
+
+    if answer is None:
+        return _pending(f"(lines, operations) of the partial sync after one of {services} Services gains an endpoint")
+    try:
+        lines, ops = (int(v) for v in answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give a pair (lines, operations), not {answer!r}") from None
+    expected = []
+    for mode in ("iptables", "nftables"):
+        state = synthetic_cluster(services, endpoints)
+        proxier = Proxier(ProxyConfig.for_node(state, state.nodes[0].name, mode=mode))
+        proxier.sync(state.services, state.endpoint_slices, lambda ruleset: None, now=0.0)
+        state.endpoint_slices[services // 3].endpoints.append(Endpoint(addresses=["10.14.0.9"], node_name=state.nodes[1].name))
+        partial = proxier.sync(state.services, state.endpoint_slices, lambda ruleset: None, now=2.0)
+        expected.append(partial.ruleset.operations if mode == "nftables" else partial.lines)
+    if (lines, ops) == tuple(expected):
+        return _ok(f"{expected[0]:,} lines vs {expected[1]} operations: iptables still rewrites every Service's KUBE-SERVICES "
+                   "rule (O(Services)); nftables writes the changed Service's chains and elements only")
+    hints = []
+    if lines != expected[0]:
+        hints.append(f"lines: {'too few' if lines < expected[0] else 'too many'}; a partial sync rewrites the top-level "
+                     "chains in full (one KUBE-SERVICES rule per Service port) plus the changed Service's chains")
+    if ops != expected[1]:
+        hints.append(f"operations: {'too few' if ops < expected[1] else 'too many'}; only the changed Service's chains, "
+                     "their rules and its map elements are sent, whatever the cluster's size")
+    raise WrongAnswer(f"not {answer!r}. Hint: " + "; ".join(hints))
+
+
+def _flapping_staleness(answer: Any, min_sync_period: float = 2.0, period: float = 0.4, duration: float = 20.0) -> Feedback:
+    """The largest staleness of an endpoint flapping every ``period`` s for ``duration`` s with
+    this ``minSyncPeriod``: from the sync-loop simulator."""
+    if answer is None:
+        return _pending(f"the largest staleness with minSyncPeriod {min_sync_period:g} s and a flap every {period:g} s")
+    from .proxy import syncloop
+    from .synthetic import synthetic_cluster
+
+    cluster = synthetic_cluster(100, 10)
+    run = syncloop.simulate(cluster, syncloop.endpoint_flapping(cluster, "svc00001", period=period, duration=duration),
+                            syncloop.SyncLoopConfig(min_sync_period=min_sync_period))
+    expected = float(run.changes["staleness"].max())
+    longest = float(run.syncs["duration"].max())
+    try:
+        got = float(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give a number of seconds, not {answer!r}") from None
+    if math.isclose(got, expected, abs_tol=0.05):
+        return _ok(f"{expected:.2f} s: a flap just after a sync started waits for the next start, {min_sync_period:g} s "
+                   f"later, and for that sync to finish ({longest * 1000:.0f} ms at most)")
+    raise WrongAnswer(f"not {got:g} (simulated {expected:.2f} s). Hint: when does a change that arrives just after a sync "
+                      f"started reach the kernel, with syncs at most every {min_sync_period:g} s?")
+
+
+ch05 = SimpleNamespace(local_nodeport_rules=_local_nodeport_rules, deletion_syncs=_deletion_syncs,
+                       partial_written=_partial_written, flapping_staleness=_flapping_staleness)

@@ -416,6 +416,11 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | martian packet | 마션 패킷 | a packet the kernel drops because its source cannot be right, e.g. a pod's own address arriving from outside (`accept_local=0`): hairpin without masquerade | 03 |
 # | variance | 분산 | how far values spread around their mean | 04 |
 # | cross-node hop | 노드 간 홉 | a connection crossing to a pod on another node | 04 |
+# | minSyncPeriod, syncPeriod | minSyncPeriod, syncPeriod | kube-proxy's shortest time between two syncs' starts (1 s; changes meanwhile are merged), and its retry delay after a failure / canary poll / large-cluster cleanup period (30 s) | 05 |
+# | large-cluster mode | 대규모 클러스터 모드 | kube-proxy's iptables mode with more than 1,000 endpoints: no per-endpoint comments | 05 |
+# | nftables mode, verdict map | nftables 모드, 판정 맵 | kube-proxy's `--proxy-mode nftables` (GA 1.33): one table `ip kube-proxy`; a map from `IP . protocol . port` to a verdict (`goto` a chain), one lookup per packet | 05 |
+# | staleness | 지연 (반영 지연) | how long a change waits before it is in the kernel's rules | 05 |
+# | latency, percentile | 지연 시간, 백분위수 | how long something takes; the value a given share of samples stay below (p50 = median, p99) | 05 |
 # | ingress node | 인입 노드 | the node whose address (or whose rules, for a load balancer's choice) a client's connection entered by (`ingress_node`) | 06 |
 # | client IP | 클라이언트 IP | the address a connection comes from; behind a NodePort with `externalTrafficPolicy: Cluster` the pod sees the ingress node's address instead (SNAT) | 06 |
 # | NodePort range, static and dynamic band | NodePort 범위, 정적 대역과 동적 대역 | the API server's `--service-node-port-range` (30000-32767); automatic allocation takes the upper (dynamic) band first, leaving the lower (static) band for ports picked by hand | 06 |
@@ -491,6 +496,11 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | 마션 패킷 | martian packet | 출발지가 맞을 수 없어 커널이 버리는 패킷, 예를 들어 밖에서 들어온 파드 자신의 주소(`accept_local=0`): 마스커레이드 없는 헤어핀 | 03 |
 # | 분산 | variance | 값들이 평균에서 얼마나 흩어져 있는지 나타내는 통계량 | 04 |
 # | 노드 간 홉 | cross-node hop | 연결이 다른 노드의 파드로 건너가는 것 | 04 |
+# | minSyncPeriod, syncPeriod | minSyncPeriod, syncPeriod | kube-proxy의 두 동기화 시작 사이의 최소 간격(1초, 그사이의 변경은 합쳐집니다)과, 실패 후 재시도 지연·카나리 확인·대규모 클러스터 정리 주기(30초) | 05 |
+# | 대규모 클러스터 모드 | large-cluster mode | 엔드포인트가 1,000개를 넘을 때의 kube-proxy iptables 모드: 엔드포인트별 주석을 쓰지 않습니다 | 05 |
+# | nftables 모드, 판정 맵 | nftables mode, verdict map | kube-proxy의 `--proxy-mode nftables`(1.33 GA): 테이블 하나 `ip kube-proxy`; `IP . 프로토콜 . 포트`에서 판정(체인으로 `goto`)으로 가는 맵이며, 패킷마다 조회 한 번입니다 | 05 |
+# | 지연 (반영 지연) | staleness | 변경이 커널의 규칙에 들어가기까지 기다리는 시간 | 05 |
+# | 지연 시간, 백분위수 | latency, percentile | 무언가에 걸리는 시간; 표본 중 주어진 비율이 그 아래에 있는 값(p50 = 중앙값, p99) | 05 |
 # | 인입 노드 | ingress node | 클라이언트의 연결이 들어온 노드: 그 주소로 접속한 노드(로드 밸런서라면 그것이 고른 노드) (`ingress_node`) | 06 |
 # | 클라이언트 IP | client IP | 연결이 온 주소; `externalTrafficPolicy: Cluster`인 NodePort 뒤에서는 파드가 대신 인입 노드의 주소를 봅니다(SNAT) | 06 |
 # | NodePort 범위, 정적 대역과 동적 대역 | NodePort range, static and dynamic band | API 서버의 `--service-node-port-range`(30000-32767); 자동 할당은 위쪽(동적) 대역을 먼저 써서, 아래쪽(정적) 대역을 직접 고르는 포트에 남겨 둡니다 | 06 |
