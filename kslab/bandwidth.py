@@ -506,6 +506,10 @@ def recorded_run(kind: str, options: IperfOptions, path: Path | None = None) -> 
         if run["path"] == kind and _same(options, run["flags"]):
             return json.dumps(run["json"], indent=2), recording_label(data["meta"])
     flags = options.flags().replace(f"-p {options.port}", "").strip() if options.port != DEFAULT_PORT else options.flags()
-    listed = sorted({f"`{r['flags']}` on {r['path']}" for r in data["runs"]})
+    kinds: dict[str, set[str]] = {}
+    for r in data["runs"]:
+        kinds.setdefault(r["flags"], set()).add(r["path"])
+    listed = [f"`{f}` on " + ("every path" if ks >= set(PATH_KINDS) else ", ".join(k for k in PATH_KINDS if k in ks))
+              for f, ks in kinds.items()]
     raise InputError("iperf3 options", f"no recording of `{flags or '(defaults)'}` on the {kind} path",
                      f"recorded: {'; '.join(listed) or 'nothing'}; measure it on netns (KSLAB_BACKEND=netns)")

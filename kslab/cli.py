@@ -522,6 +522,10 @@ def cmd_iperf3(args) -> int:
     words = [w for w in words if w != "--json"]
     try:
         options = options_of(words)  # a bad flag fails before any lab is built
+        if args.backend == "netns":  # and a machine without iperf3 before the namespaces are made
+            from .netns.iperf import iperf3_executable
+
+            iperf3_executable()
         files = _files(args) or [str(study_lab()), str(study_lab() / "iperf3")]
         with Lab(files, backend=args.backend, seed=args.seed, **_lab_context(args)) as lab:
             run = lab.iperf3(args.src, args.dst, options, progress=not args.no_progress)

@@ -159,7 +159,7 @@ def test_a_test_not_recorded_says_what_is(lab: Lab) -> None:
         lab.iperf3(SAME, "app=iperf3-server", "-u -b 5M -t 5")
     msg = str(e.value)
     assert msg.startswith("iperf3 options: no recording of `-t 5 -u -b 5M` on the same-node path; recorded: ")
-    assert "`-t 5` on same-node" in msg and "KSLAB_BACKEND=netns" in msg and "\n" not in msg
+    assert "`-t 5` on every path" in msg and "KSLAB_BACKEND=netns" in msg and "\n" not in msg
 
 
 def test_recorded_run_matches_flags_not_their_order(tmp_path) -> None:
