@@ -444,11 +444,14 @@ def error_for(message: str, *, where: str = "iperf3") -> IperfError:
 
 
 def _bad_json(text: str, err: _json.JSONDecodeError, where: str) -> BadOutput:
-    rest = text[err.pos:].strip()
-    if not rest:
-        return BadOutput(f"{where}: the JSON ends at line {err.lineno}, column {err.colno}: cut off? "
-                         f"(iperf3 stopped or its output was truncated; run the test again)")
-    return BadOutput(f"{where}: not iperf3 JSON: {err.msg} at line {err.lineno}, column {err.colno}")
+    # cut off: the parser ran out of text (the error is at the end, or a string runs to the end)
+    if not text[err.pos:].strip() or err.msg.startswith("Unterminated string"):
+        body = text.rstrip()
+        line = body.count("\n") + 1
+        col = len(body) - (body.rfind("\n") + 1) + 1
+        return BadOutput(f"{where}: the JSON ends at line {line}, column {col}: cut off? "
+                         f"(iperf3 was stopped or its output truncated; run the test again)")
+    return BadOutput(f"{where}: not iperf3 JSON: {err.msg} (line {err.lineno}, column {err.colno})")
 
 
 def _num(d: dict, key: str, where: str, kind: type = float) -> Any:
