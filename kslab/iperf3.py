@@ -228,6 +228,8 @@ class IperfOptions:
             else:
                 raise InputError("iperf3", f"unknown flag {tok}", KNOWN_FLAGS)
         host = values.pop("host", None)
+        if host is not None and (not host or host.startswith("-")):
+            raise InputError("-c", "needs the server's host", "e.g. -c iperf3-server (an IP, DNS name or Service name)")
         server = "server" in flags
         if server and host is not None:
             raise InputError("iperf3", "-s and -c together", "a server runs with -s, a client with -c HOST: pick one")
@@ -443,9 +445,21 @@ def error_for(message: str, *, where: str = "iperf3") -> IperfError:
     return IperfError(f"{where}: iperf3 says: {text}", iperf_message=text)
 
 
+_PARTIAL_NUMBER = re.compile(r"-?\d*(\.\d*)?([eE][+-]?\d*)?")
+
+
+def _cut_off(rest: str, msg: str) -> bool:
+    """The parser stopped at `rest`: is that only an unfinished token at the end (the text was cut)?"""
+    if not rest or msg.startswith("Unterminated string"):
+        return True
+    if any(word.startswith(rest) for word in ("true", "false", "null")):
+        return True
+    return bool(_PARTIAL_NUMBER.fullmatch(rest))
+
+
 def _bad_json(text: str, err: _json.JSONDecodeError, where: str) -> BadOutput:
     # cut off: the parser ran out of text (the error is at the end, or a string runs to the end)
-    if not text[err.pos:].strip() or err.msg.startswith("Unterminated string"):
+    if _cut_off(text[err.pos:].strip(), err.msg):
         body = text.rstrip()
         line = body.count("\n") + 1
         col = len(body) - (body.rfind("\n") + 1) + 1

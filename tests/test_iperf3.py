@@ -15,7 +15,7 @@ from kslab.iperf3 import (C2S, S2C, BadOutput, ConnectFailed, IperfError, IperfO
                           format_bitrate, format_text, format_transfer, parse, unit_text)
 
 DATA = Path(__file__).parent / "data" / "iperf3"
-RESULT_FILES = ["tcp.json", "tcp_reverse.json", "udp_reverse.json", "tcp_bidir.json", "udp_bidir.json",
+RESULT_FILES = ["tcp.json", "tcp_reverse.json", "udp.json", "udp_parallel3.json", "udp_reverse.json", "tcp_bidir.json", "udp_bidir.json",
                 "parallel30.json", "parallel3.json", "udp_unlimited.json"]
 
 
@@ -193,6 +193,14 @@ def test_truncated_real_output_is_bad_output(name, fraction):
     assert f"the JSON ends at line {line}, column {col}: cut off?" in msg
 
 
+@pytest.mark.parametrize("name", ["tcp.json", "udp_bidir.json"])
+def test_every_cut_of_a_real_output_is_cut_off(name):
+    text = load(name)
+    for pos in range(1, len(text) - 1, 5):
+        with pytest.raises(BadOutput, match="cut off"):
+            parse(text[:pos])
+
+
 def test_malformed_empty_and_endless_outputs():
     text = load("tcp.json")
     with pytest.raises(BadOutput, match=r"not iperf3 JSON: .* \(line \d+, column \d+\)"):
@@ -310,6 +318,7 @@ def test_from_argv_forms_and_errors():
         ("-c h -w 1M", "iperf3", "unknown flag -w"),
         ("-c h stray", "iperf3", "unknown flag stray"),
         ("-c", "-c", "needs a value"),
+        ("-c -u", "-c", "needs the server's host"),
         ("-c h -t", "-t", "needs a value"),
         ("-c h -t five", "-t", "'five' is not a number"),
         ("-c h -P 2.5", "-P", "not a whole number"),
@@ -354,7 +363,8 @@ def _mask(line: str) -> str:
 
 
 @pytest.mark.parametrize("json_name, txt_name", [
-    ("tcp.json", "tcp.txt"), ("tcp_reverse.json", "tcp_reverse.txt"), ("udp_reverse.json", "udp_reverse.txt"),
+    ("tcp.json", "tcp.txt"), ("tcp_reverse.json", "tcp_reverse.txt"), ("udp.json", "udp.txt"),
+    ("udp_reverse.json", "udp_reverse.txt"),
     ("tcp_bidir.json", "tcp_bidir.txt"), ("udp_bidir.json", "udp_bidir.txt"), ("parallel3.json", "parallel3.txt"),
 ])
 def test_format_text_has_the_real_reports_layout(json_name, txt_name):
@@ -370,6 +380,21 @@ def test_format_text_has_the_real_reports_layout(json_name, txt_name):
             for word in (" sec ", "/sec", " ms ", "sender", "receiver", "Bytes"):
                 assert a.find(word) == b.find(word), (word, a, b)
     assert format_text(result(json_name)).endswith("\n\niperf Done.\n")
+
+
+def test_format_text_udp_parallel_layout_and_the_lines_the_json_lacks():
+    """-u -P 3: iperf3's JSON has no per-stream received bytes; those three lines say so, the rest is the layout."""
+    mine = format_text(result("udp_parallel3.json")).splitlines()
+    real = load("udp_parallel3.txt").splitlines()
+    assert len(mine) == len(real)
+    missing = 0
+    for a, b in zip(mine, real):
+        if a.endswith("(receiver statistics not available)"):
+            assert b.startswith(a[:5]) and b.endswith("receiver")
+            missing += 1
+            continue
+        assert _mask(a) == _mask(b) and len(a) == len(b), (a, b)
+    assert missing == 3
 
 
 def test_format_text_numbers_come_from_the_json():
@@ -411,6 +436,13 @@ def test_format_text_numbers_equal_the_real_report(pair):
         fields = "%6.2f-%-6.2f sec  %s  %s" % (0.0, rec["end"], format_transfer(rec["bytes"]),
                                               format_bitrate(rec["bits_per_second"]))
         hits = [ln for ln in end_lines if fields in ln and ln.endswith(side)]
+        if not hits and pair == "bidir" and side == "sender":
+            # --bidir: the client prints the server's sending over its own clock (the first stream's sender
+            # time), so only the bytes are the server's; the bitrate is those bytes over that time
+            hits = [ln for ln in end_lines if f"sec  {format_transfer(rec['bytes'])}  " in ln and ln.endswith(side)]
+            assert len(hits) == 1, (rec, end_lines)
+            t = float(re.search(r"0\.00-(\d+\.\d+)", hits[0]).group(1))
+            assert rec["end"] - 0.01 < t < rec["end"] + 0.01
         assert hits, (fields, side, end_lines)
         if "jitter_ms" in rec and side == "receiver":
             assert any("%5.3f ms  %d/%d" % (rec["jitter_ms"], rec["lost_packets"], rec["packets"]) in ln for ln in hits)

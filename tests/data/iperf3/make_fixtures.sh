@@ -50,6 +50,8 @@ run udp_bidir.json      -u --bidir -t 2 -J
 run parallel30.json     -P 30 -t 1 -J
 run udp_unlimited.json  -u -b 0 -t 1 -J
 run tcp_reverse.json    -R -t 2 -J
+run udp.json            -u -t 2 -J
+run udp_parallel3.json  -u -P 3 -t 2 -J
 run parallel3.json      -P 3 -t 2 -J
 # human-readable, client side
 run tcp.txt             -t 2
@@ -57,6 +59,7 @@ run udp_reverse.txt     -u -R -t 2
 run tcp_bidir.txt       --bidir -t 2
 run parallel3.txt       -P 3 -t 2
 run tcp_reverse.txt     -R -t 2
+run udp_parallel3.txt   -u -P 3 -t 2
 
 # pairs: the client's text report and the server's JSON of the same run
 pair() {   # pair NAME CLIENT-FLAGS
