@@ -48,9 +48,10 @@ KNOWN_FLAGS = "use -c -s -p -t -u -R --bidir -P -b -i -J"
 
 # --------------------------------------------------------------------------------------------- errors
 class IperfError(KslabError):
-    """iperf3 failed or its output cannot be read; ``str(err)`` is one line."""
+    """iperf3 failed or its output cannot be read; ``str(err)`` is one line. The CLI exits 2 (as for bad input:
+    the learner acts on it: wait for the busy server, pick another -p, install iperf3, run the test again)."""
 
-    exit_code = 1
+    exit_code = 2
 
     def __init__(self, message: str, *, iperf_message: str | None = None):
         self.iperf_message = iperf_message
@@ -338,7 +339,7 @@ class Connection:
 
 _SUMMARY_COLUMNS = ["direction", "side", "seconds", "bytes", "Mbit_s", "retransmits", "jitter_ms", "lost_packets",
                     "packets", "lost_percent"]
-_INT_COLUMNS = ("socket", "retransmits", "lost_packets", "packets")
+_INT_COLUMNS = ("socket", "retransmits", "lost_packets", "packets", "snd_cwnd")
 
 
 @dataclass(frozen=True)
@@ -396,13 +397,13 @@ class IperfResult:
         return _frame(rows, ["socket", *_SUMMARY_COLUMNS])
 
     def interval_frame(self) -> "pd.DataFrame":
-        """One row per interval record; the interval's sums have socket <NA>."""
+        """One row per interval record; the interval's sums have socket <NA>. snd_cwnd: TCP sender streams."""
         cols = ["index", "start", "end", "socket", "direction", "bytes", "Mbit_s", "retransmits", "jitter_ms",
-                "lost_packets", "packets", "lost_percent", "omitted"]
+                "lost_packets", "packets", "lost_percent", "omitted", "snd_cwnd"]
         rows = [{"index": r.index, "start": r.start, "end": r.end, "socket": r.socket, "direction": r.direction,
                  "bytes": r.bytes, "Mbit_s": r.bits_per_second / 1e6, "retransmits": r.retransmits,
                  "jitter_ms": r.jitter_ms, "lost_packets": r.lost_packets, "packets": r.packets,
-                 "lost_percent": r.lost_percent, "omitted": r.omitted} for r in self.intervals]
+                 "lost_percent": r.lost_percent, "omitted": r.omitted, "snd_cwnd": r.snd_cwnd} for r in self.intervals]
         return _frame(rows, cols)
 
 

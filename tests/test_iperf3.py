@@ -159,6 +159,8 @@ def test_frames():
     assert len(inf) == len(r.intervals)
     assert inf.socket.isna().sum() == 2 * len(r.raw["intervals"])  # sum and sum_bidir_reverse per interval
     assert set(inf.direction) == {C2S, S2C}
+    tx = inf[inf.socket.notna() & (inf.direction == C2S)]
+    assert (tx.snd_cwnd > 0).all() and inf[inf.direction == S2C].snd_cwnd.isna().all()
     u = result("udp_reverse.json").summary_frame()
     assert u.jitter_ms.notna().any() and str(u.lost_packets.dtype) == "Int64"
 
@@ -176,7 +178,7 @@ def test_iperf3_errors_are_one_line_subclasses(name, cls, words):
     assert "\n" not in msg and msg.startswith(name + ": iperf3 says: ")
     assert words in msg and ";" in msg  # iperf3's words, then what to do
     assert ei.value.iperf_message.endswith(words)
-    assert isinstance(ei.value, IperfError) and isinstance(ei.value, KslabError)
+    assert isinstance(ei.value, IperfError) and isinstance(ei.value, KslabError) and ei.value.exit_code == 2
 
 
 @pytest.mark.parametrize("name", ["tcp.json", "udp_reverse.json", "tcp_bidir.json", "parallel30.json"])
