@@ -15,7 +15,7 @@ from kslab.iperf3 import (C2S, S2C, BadOutput, ConnectFailed, IperfError, IperfO
                           format_bitrate, format_text, format_transfer, parse, unit_text)
 
 DATA = Path(__file__).parent / "data" / "iperf3"
-RESULT_FILES = ["tcp.json", "tcp_reverse.json", "udp.json", "udp_parallel3.json", "udp_reverse.json", "tcp_bidir.json", "udp_bidir.json",
+RESULT_FILES = ["bidir_parallel2.json", "tcp.json", "tcp_reverse.json", "udp.json", "udp_parallel3.json", "udp_reverse.json", "tcp_bidir.json", "udp_bidir.json",
                 "parallel30.json", "parallel3.json", "udp_unlimited.json"]
 
 
@@ -368,6 +368,7 @@ def _mask(line: str) -> str:
     ("tcp.json", "tcp.txt"), ("tcp_reverse.json", "tcp_reverse.txt"), ("udp.json", "udp.txt"),
     ("udp_reverse.json", "udp_reverse.txt"),
     ("tcp_bidir.json", "tcp_bidir.txt"), ("udp_bidir.json", "udp_bidir.txt"), ("parallel3.json", "parallel3.txt"),
+    ("bidir_parallel2.json", "bidir_parallel2.txt"),
 ])
 def test_format_text_has_the_real_reports_layout(json_name, txt_name):
     """Same kind of run, text vs JSON: every line has the same fields in the same columns."""
@@ -382,6 +383,17 @@ def test_format_text_has_the_real_reports_layout(json_name, txt_name):
             for word in (" sec ", "/sec", " ms ", "sender", "receiver", "Bytes"):
                 assert a.find(word) == b.find(word), (word, a, b)
     assert format_text(result(json_name)).endswith("\n\niperf Done.\n")
+
+
+def test_bidir_parallel_sum_lines():
+    """--bidir -P 2: a [SUM] line per role and interval, and sender+receiver [SUM] lines per role at the end."""
+    r = result("bidir_parallel2.json")
+    assert r.num_streams == 2 and len(r.streams) == 4 and r.directions() == (C2S, S2C)
+    text = format_text(r)
+    n_intervals = len({x.index for x in r.intervals})
+    assert text.count("[SUM][TX-C]") == n_intervals + 2 and text.count("[SUM][RX-C]") == n_intervals + 2
+    real = load("bidir_parallel2.txt")
+    assert real.count("[SUM][TX-C]") == real.count("[SUM][RX-C]") == n_intervals + 2
 
 
 def test_format_text_udp_parallel_layout_and_the_lines_the_json_lacks():

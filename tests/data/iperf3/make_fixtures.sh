@@ -52,6 +52,7 @@ run udp_unlimited.json  -u -b 0 -t 1 -J
 run tcp_reverse.json    -R -t 2 -J
 run udp.json            -u -t 2 -J
 run udp_parallel3.json  -u -P 3 -t 2 -J
+run bidir_parallel2.json --bidir -P 2 -t 2 -J
 run parallel3.json      -P 3 -t 2 -J
 # human-readable, client side
 run tcp.txt             -t 2
@@ -60,6 +61,7 @@ run tcp_bidir.txt       --bidir -t 2
 run parallel3.txt       -P 3 -t 2
 run tcp_reverse.txt     -R -t 2
 run udp_parallel3.txt   -u -P 3 -t 2
+run bidir_parallel2.txt --bidir -P 2 -t 2
 
 # pairs: the client's text report and the server's JSON of the same run
 pair() {   # pair NAME CLIENT-FLAGS
