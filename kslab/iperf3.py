@@ -505,6 +505,13 @@ def parse(text: str, *, where: str = "iperf3 -J output") -> IperfResult:
         raise BadOutput(f"{where}: not iperf3 JSON: the top level is a {type(doc).__name__}, not an object")
     if doc.get("error"):
         raise error_for(str(doc["error"]), where=where)
+    try:
+        return _result(doc, where)
+    except (TypeError, ValueError, AttributeError, KeyError) as e:  # a field of the wrong type
+        raise BadOutput(f"{where}: not iperf3 client JSON: {type(e).__name__}: {e}") from None
+
+
+def _result(doc: dict, where: str) -> IperfResult:
     start, end = doc.get("start"), doc.get("end")
     if not isinstance(start, dict) or not isinstance(start.get("test_start"), dict):
         raise BadOutput(f"{where}: not iperf3 client JSON: no `start.test_start`")

@@ -222,6 +222,15 @@ def test_malformed_empty_and_endless_outputs():
     del doc["end"]["sum_received"], doc["end"]["sum_sent"]
     with pytest.raises(BadOutput, match="no `sum_sent`/`sum_received`"):
         parse(json.dumps(doc))
+    # fields of the wrong type: one line, no traceback
+    doc = json.loads(text)
+    doc["start"]["connected"][0]["local_port"] = "x"
+    with pytest.raises(BadOutput, match="not iperf3 client JSON: ValueError"):
+        parse(json.dumps(doc))
+    doc = json.loads(text)
+    doc["intervals"][0]["streams"] = [5]
+    with pytest.raises(BadOutput, match="not iperf3 client JSON"):
+        parse(json.dumps(doc))
     # the server's JSON is not the client's
     with pytest.raises(BadOutput, match="not the client's JSON"):
         parse(load("pair_tcp_server.json"))
