@@ -144,7 +144,8 @@ def deployment_controller():
     """A write hook playing the Deployment controller and the scheduler for a Deployment created
     through the API (the recorded Deployments have their pods already; chapter 08's ``mario``):
     its ReplicaSet ``<deployment>-<hash>`` and ``spec.replicas`` pods ``<deployment>-<hash>-<5 letters>`` from the template, spread over the
-    workers in turn, each with the next free address of its node's podCIDR, Running and Ready (as
+    workers in turn (over the nodes the template's ``nodeSelector`` / ``nodeName`` allow, when it has one: chapter 10's iperf3
+    pods are pinned by the study's ``mynode`` labels), each with the next free address of its node's podCIDR, Running and Ready (as
     once their readiness probes passed). Written before the add-on's Service, so its slice lists them."""
     import ipaddress
     import uuid
@@ -158,6 +159,14 @@ def deployment_controller():
         pth = uuid.uuid4().hex[:10]
         workers = [n for n in sorted(server.objects("Node"), key=lambda n: n["metadata"]["name"])
                    if "node-role.kubernetes.io/control-plane" not in (n["metadata"].get("labels") or {})]
+        pod_spec = (template.get("spec") or {})
+        selector = pod_spec.get("nodeSelector") or {}
+        if selector or pod_spec.get("nodeName"):  # the scheduler's NodeName and NodeAffinity (nodeSelector) filters
+            workers = [n for n in sorted(server.objects("Node"), key=lambda n: n["metadata"]["name"])
+                       if all((n["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+                       and pod_spec.get("nodeName") in (None, n["metadata"]["name"])]
+            if not workers:
+                return  # no node fits: the pods stay Pending, unscheduled (none made here)
         used = {(o.get("status") or {}).get("podIP") for o in server.objects("Pod")}
         labels = {**(template.get("metadata") or {}).get("labels", {}), "pod-template-hash": pth}
         replicas = int(spec.get("replicas", 1))
