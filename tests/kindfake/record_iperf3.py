@@ -7,6 +7,7 @@ the addresses the fake gives them when ``data/myk8s/iperf3`` is applied::
     kindrec-srv    10.10.1.5  iperf3-server-...       (myk8s-worker)   runs `iperf3 -s`, as the image does
     kindrec-same   10.10.1.4  iperf3-client-same-...  (myk8s-worker)
     kindrec-cross  10.10.2.4  iperf3-client-...       (myk8s-worker2)
+    kindrec-mypc   172.18.0.100  mypc (the docker network's host .100; nicolaka/netshoot has iperf3)
 
 Each client namespace has one veth to the server namespace (made inside the client namespace, its
 peer moved into the server's), host routes both ways, and real iptables DNAT rules in its own
@@ -18,7 +19,8 @@ JSON is exactly what iperf3 writes (addresses, layout, errors). The root network
 touched; the namespaces and hosts files are deleted at the end (also after an error).
 
 The busy answer is real too: a second client started while the server runs a test; the refused
-answer is a client to a port where nothing listens.
+answer is a client to a port where nothing listens; the unresolved one a name nothing resolves.
+iperf3 3.12 exits 0 after writing such an ``{"error": ...}`` JSON (recorded as it is).
 
     sudo PYTHONPATH=. python tests/kindfake/record_iperf3.py          # rewrites tests/data/kind/iperf3-exec.json
 """
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "data" / "kind" / "iperf3-exec.json"
 
 SERVER_IP = "10.10.1.5"
-CLIENTS = {"cross": ("kindrec-cross", "10.10.2.4"), "same": ("kindrec-same", "10.10.1.4")}
+CLIENTS = {"cross": ("kindrec-cross", "10.10.2.4"), "same": ("kindrec-same", "10.10.1.4"), "mypc": ("kindrec-mypc", "172.18.0.100")}
 SERVER_NS = "kindrec-srv"
 CLUSTER_IP = "10.200.1.2"
 NODE_IP, NODE_PORT = "172.18.0.3", 30002
@@ -51,12 +53,14 @@ RUNS = [
     ("tcp-clusterip", "cross", SERVICE, ["-t", "2"]),
     ("tcp-clusterip-ip", "cross", CLUSTER_IP, ["-t", "2"]),
     ("tcp-nodeport", "cross", NODE_IP, ["-p", str(NODE_PORT), "-t", "2"]),
+    ("tcp-nodeport-mypc", "mypc", NODE_IP, ["-p", str(NODE_PORT), "-t", "2"]),
     ("udp-reverse", "cross", SERVICE, ["-u", "-R", "-t", "2"]),
     ("udp-unlimited", "cross", SERVICE, ["-u", "-b", "0", "-t", "1"]),
     ("bidir", "cross", SERVICE, ["--bidir", "-t", "2"]),
     ("parallel", "cross", SERVICE, ["-P", "30", "-t", "1"]),
 ]
 REFUSED = ("refused", "cross", SERVER_IP, ["-p", "5202", "-t", "2"])  # nothing listens on 5202
+UNRESOLVED = ("unresolved", "cross", "nosuch-server", ["-t", "2"])  # a name the hosts file and DNS do not know
 BUSY = ("busy", "same", SERVICE, ["-t", "2"])  # while cross runs `-t 4` on the same server
 
 
@@ -137,6 +141,7 @@ def record() -> dict:
         for name, who, host, args in RUNS:
             runs.append(client(name, who, host, args))
         runs.append(client(*REFUSED))
+        runs.append(client(*UNRESOLVED))
         ns, _ = CLIENTS["cross"]
         first = subprocess.Popen(inside(ns, *argv_of(SERVICE, ["-t", "4"])), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)  # the first test is running
@@ -163,12 +168,18 @@ def record() -> dict:
 
 
 def main() -> int:
+    had_etc_netns = Path("/etc/netns").exists()
     down()  # leftovers of an interrupted run
     try:
         up()
         doc = record()
     finally:
         down()
+        if not had_etc_netns:
+            try:
+                Path("/etc/netns").rmdir()  # made for the hosts files; only when empty (nobody else's files in it)
+            except OSError:
+                pass
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(doc['runs'])} runs)", file=sys.stderr)
