@@ -50,12 +50,33 @@ run udp_bidir.json      -u --bidir -t 2 -J
 run parallel30.json     -P 30 -t 1 -J
 run udp_unlimited.json  -u -b 0 -t 1 -J
 run tcp_reverse.json    -R -t 2 -J
+run udp.json            -u -t 2 -J
+run udp_parallel3.json  -u -P 3 -t 2 -J
+run bidir_parallel2.json --bidir -P 2 -t 2 -J
 run parallel3.json      -P 3 -t 2 -J
 # human-readable, client side
 run tcp.txt             -t 2
 run udp_reverse.txt     -u -R -t 2
 run tcp_bidir.txt       --bidir -t 2
 run parallel3.txt       -P 3 -t 2
+run tcp_reverse.txt     -R -t 2
+run udp_parallel3.txt   -u -P 3 -t 2
+run bidir_parallel2.txt --bidir -P 2 -t 2
+
+# pairs: the client's text report and the server's JSON of the same run
+pair() {   # pair NAME CLIENT-FLAGS
+    name=$1; shift
+    ip netns exec $B iperf3 -s -1 -p 5201 -J > "$OUT/pair_${name}_server.json" 2>/dev/null &
+    spid=$!
+    wait_listen 5201
+    ip netns exec $A iperf3 -c $SERVER -p 5201 "$@" > "$OUT/pair_${name}.txt" || true
+    wait $spid || true
+}
+pair tcp          -t 2
+pair udp_reverse  -u -R -t 2
+pair bidir        --bidir -t 2
+pair parallel3    -P 3 -t 2
+pair udp          -u -t 2
 run udp.txt             -u -t 2
 run udp_bidir.txt       -u --bidir -t 2
 
