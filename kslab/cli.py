@@ -511,7 +511,6 @@ def _add_iperf3(sub) -> None:
 
 def cmd_iperf3(args) -> int:
     from .bandwidth import options_of
-    from .iperf3 import IperfError
     from .lab import Lab
     from .resources import study_lab
 
@@ -520,18 +519,15 @@ def cmd_iperf3(args) -> int:
         words = words[1:]
     as_json = "--json" in words or args.json  # --json may come after the iperf3 flags
     words = [w for w in words if w != "--json"]
-    try:
-        options = options_of(words)  # a bad flag fails before any lab is built
-        if args.backend == "netns":  # and a machine without iperf3 before the namespaces are made
-            from .netns.iperf import iperf3_executable
+    options = options_of(words)  # a bad flag fails before any lab is built
+    if args.backend == "netns":  # and a machine without iperf3 before the namespaces are made
+        from .netns.iperf import iperf3_executable
 
-            iperf3_executable()
-        files = _files(args) or [str(study_lab()), str(study_lab() / "iperf3")]
-        with Lab(files, backend=args.backend, seed=args.seed, **_lab_context(args)) as lab:
-            run = lab.iperf3(args.src, args.dst, options, progress=not args.no_progress)
-    except IperfError as e:  # iperf3 missing, busy, port taken, unreadable output: the user's to act on
-        print(f"kslab: error: {e}", file=sys.stderr)
-        return 2
+        iperf3_executable()
+    files = _files(args) or [str(study_lab()), str(study_lab() / "iperf3")]
+    # iperf3's own errors (missing, busy, port taken, unreadable output) are IperfErrors: one line, exit 2
+    with Lab(files, backend=args.backend, seed=args.seed, **_lab_context(args)) as lab:
+        run = lab.iperf3(args.src, args.dst, options, progress=not args.no_progress)
     if as_json:
         sys.stdout.write(run.json() + "\n")
         return 0
