@@ -402,10 +402,13 @@ def hops_of(cluster: ClusterState, client, server, t: _Target, trace) -> list[Ho
     masq = [(node, chain, what) for node, chain, what in nat if what in ("MASQUERADE", "SNAT")]
 
     def masquerade(node: str) -> None:
+        # MASQUERADE takes the address of the interface the packet leaves by: the pod's veth (its
+        # node end holds the podCIDR's first address, ptp) or eth0 (the node's IP) towards another node
+        out = str(ipaddress.ip_network(nodes[node].pod_cidr, strict=False).network_address + 1) if node == server_node \
+            else nodes[node].internal_ip
         for n, chain, what in masq:
             if n == node:
-                seen = trace.source_ip_seen or (trace.snat_to or "").rpartition(":")[0] or "the node's address"
-                hops.append(Hop("nat", node, f"{what} {client.ip} -> {seen} ({chain})"))
+                hops.append(Hop("nat", node, f"{what} {client.ip} -> {out} ({chain})"))
 
     veth = _veth(layout, server)
     if first == server_node:

@@ -205,3 +205,25 @@ def test_unknown_target_on_netns_is_the_same_line_as_on_sim(lab: Lab) -> None:
     with pytest.raises(InputError) as e2:
         sim.iperf3(SAME, "iperf3-sever", "-t 1")
     assert str(e.value) == str(e2.value)
+
+
+def test_hops_from_the_kernels_trace_are_the_simulators(lab: Lab) -> None:
+    """The NAT hops on netns come from the kernel's own trace (xtables-monitor): the same rules,
+    chains and addresses as the simulator's trace of the same lab."""
+    from kslab.bandwidth import path_to
+
+    sim = Lab(backend="sim", seed=10)
+    sim.apply(study_lab() / "iperf3")
+    node = lab.cluster.pod(lab.pods("pair=cross-node")[0]).node_name
+    for client, to in ((CROSS, "iperf3-server"), ("mypc", f"{node}:iperf3-server-nodeport"), (SAME, SERVER)):
+        real, simulated = path_to(lab, client, to), path_to(sim, client, to)
+        assert real == simulated, (real.hops_text(), simulated.hops_text())
+    assert any(h.kind == "nat" and "(KUBE-SEP-" in h.detail for h in path_to(lab, CROSS, "iperf3-server").hops)
+
+
+def test_progress_bar_on_stderr_for_a_longer_test(lab: Lab, capfd) -> None:
+    lab.iperf3(SAME, SERVER, "-t 3", progress=True)
+    err = capfd.readouterr().err
+    assert "iperf3 [" in err and "3/3" in err and "done" in err
+    lab.iperf3(SAME, SERVER, "-t 3", progress=False)
+    assert "iperf3 [" not in capfd.readouterr().err

@@ -309,3 +309,16 @@ def test_iperf3_good_input_prints_the_sums_and_hops(kslab):
     doc = json.loads(r.stdout)
     assert doc["path"]["kind"] == "nodeport" and doc["path"]["port"] == 30002 and doc["flags"] == "-p 30002 -t 5 --bidir" and doc["command"] == "iperf3 -c 172.18.0.4 -p 30002 -t 5 --bidir"
     assert {s["direction"] for s in doc["sums"]} == {"client->server", "server->client"}
+
+
+def test_sh_iperf3_takes_the_iperf3_add_on_by_default(kslab):
+    from kslab.lab import Lab
+    from kslab.resources import study_lab
+
+    lab = Lab([study_lab(), study_lab() / "iperf3"])
+    (client,) = lab.pods("pair=cross-node")
+    r = kslab("sh", client, "--", "iperf3 -c iperf3-server -t 5 | head -n 2")
+    assert r.returncode == 0, r.stderr
+    first, second = r.stdout.splitlines()
+    assert first.startswith("# RECORDED on ") and second.startswith("Connecting to host ")
+    assert_one_line_error(kslab("sh", client, "--", "iperf3 -s"), "the lab starts the server itself")
