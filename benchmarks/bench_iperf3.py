@@ -96,9 +96,10 @@ def main() -> int:
                 run = lab.iperf3(client, to, opts, progress=False)
                 assert run.path.kind == kind, (run.path.kind, kind)
                 s = run.result.sum(main_direction(opts), "receiver")
+                sent = run.result.sum(main_direction(opts), "sender")
                 rows.append({"test": test, "path": kind, "flags": opts.flags(), "Mbit_s": s.bits_per_second / 1e6,
-                             "retransmits": s.retransmits, "lost_percent": s.lost_percent, "seconds": time.monotonic() - t0,
-                             "hops": run.path.hops_text()})
+                             "sender_Mbit_s": sent.bits_per_second / 1e6, "retransmits": sent.retransmits,
+                             "lost_percent": s.lost_percent, "seconds": time.monotonic() - t0, "hops": run.path.hops_text()})
                 runs.append({"test": test, "path": kind, "flags": opts.flags(), "command": run.command,
                              "hops": run.path.hops_text(), "json": run.result.raw})
                 bar.step(f"{test} {kind}")
