@@ -227,3 +227,23 @@ def test_progress_bar_on_stderr_for_a_longer_test(lab: Lab, capfd) -> None:
     assert "iperf3 [" in err and "3/3" in err and "done" in err
     lab.iperf3(SAME, SERVER, "-t 3", progress=False)
     assert "iperf3 [" not in capfd.readouterr().err
+
+
+def test_a_dropped_path_fails_fast_in_iperf3s_words(lab: Lab) -> None:
+    """The client's node without the Service's DNAT (hand-deleted): the SYN to the ClusterIP goes
+    nowhere; iperf3 gives up after the connect timeout: ConnectFailed, one line; nothing left."""
+    from kslab.iperf3 import ConnectFailed
+
+    before = namespaces(lab)
+    node = lab.cluster.pod(lab.pods("pair=cross-node")[0]).node_name
+    try:
+        assert lab.delete_rules(r"-A KUBE-SERVICES .*default/iperf3-server:iperf3-tcp cluster IP", nodes=[node]) == 1
+        t0 = time.monotonic()
+        with pytest.raises(ConnectFailed) as e:
+            lab.iperf3(CROSS, "iperf3-server", f"-t {SECONDS}", progress=False)
+        assert time.monotonic() - t0 < netns_iperf.CONNECT_TIMEOUT + 8
+        assert "unable to connect to server" in str(e.value) and "\n" not in str(e.value)
+        assert_nothing_left(lab, before)
+    finally:
+        lab.resync()
+    assert lab.iperf3(CROSS, "iperf3-server", "-t 1", progress=False).result.sum().bits_per_second > 0
