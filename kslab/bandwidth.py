@@ -227,6 +227,8 @@ def _target(cluster: ClusterState, to: str, port: int) -> _Target | None:
     pod_name = resolve_pod(cluster, to, "to")
     if pod_name is not None:
         pod = cluster.pod(pod_name)
+        if not pod.pod_ip:
+            raise InputError("to", f"pod {pod.name} is not running (no pod IP)", "wait for it: kubectl get pods -o wide")
         return _Target("pod", pod.name, port, pod.pod_ip, port)
     head, sep, tail = to.partition(":")
     tail_port = int(tail) if tail.isdigit() else None
@@ -252,7 +254,8 @@ def _target(cluster: ClusterState, to: str, port: int) -> _Target | None:
     if svc is not None:
         if not svc.cluster_ip or svc.cluster_ip == "None":
             raise InputError("to", f"{to}: Service {svc.name} is headless (no ClusterIP)", "measure one of its pods directly")
-        wanted = tail_port if tail_port is not None else (port if any(p.port == port for p in svc.ports) else None)
+        # SERVICE:PORT, else -p when it is given (not the default) or is one of the Service's ports, else its first TCP port
+        wanted = tail_port if tail_port is not None else (port if port != DEFAULT_PORT or any(p.port == port for p in svc.ports) else None)
         sp = _tcp_port(svc, wanted, node_port=False, spec=to)
         pod, pport = _one_endpoint(cluster, svc, sp, to)
         return _Target("clusterip", pod, pport, svc.cluster_ip, sp.port, svc.name)

@@ -207,3 +207,9 @@ def test_hop_labels() -> None:
     hops = (Hop("veth", "a", ""), Hop("nat", "n1", "DNAT 1:1 -> 2:2 (KUBE-SEP-X)"), Hop("routing", "n1", ""), Hop("bridge", "br-kind", ""))
     p = BandwidthPath("clusterip", "a", "b", "1", 1, "n1", "n2", hops)
     assert p.hops_text() == "veth -> DNAT (n1) -> routing (n1) -> bridge (br-kind)"
+
+
+def test_a_services_port_is_its_own(lab: Lab) -> None:
+    with pytest.raises(InputError, match="Service iperf3-server has no TCP port 5202; its TCP ports: 5201"):
+        lab.iperf3(CROSS, "iperf3-server", "-p 5202 -t 5")
+    assert path_to(lab, SAME, "app=iperf3-server", port=5202).server_port == 5202  # a pod: -p moves both ends
