@@ -26,7 +26,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from ..dataplane.reasons import netfilter_verdict
 from ..dataplane.trace import Trace, TraceStep
@@ -189,6 +190,10 @@ class _Monitor:
     def saw(self, needle: str) -> bool:
         return any(needle in line for line in list(self.lines))
 
+    def saw_sport(self, sport: str) -> bool:
+        """Whether the monitor reported a packet from source port ``sport``."""
+        return self.saw(f"SPORT={sport} ")
+
     def saw_probe(self) -> bool:
         """Whether the monitor reported one of its own probes' SYNs."""
         sports = set(self.probe_sports)
@@ -221,6 +226,63 @@ def _wait(condition, deadline: float, step: float = 0.02) -> bool:
     return condition()
 
 
+class TraceMonitor(Protocol):
+    """One node's running trace monitor (``xtables-monitor --trace`` or ``nft monitor trace``)."""
+
+    node: str
+    ns: str
+    probe_sports: set[str]
+
+    def probe(self) -> None: ...
+
+    def saw_probe(self) -> bool: ...
+
+    def saw_sport(self, sport: str) -> bool: ...
+
+    def stop(self) -> str: ...
+
+
+@dataclass
+class TracedConnection:
+    """One client connection opened while every node's monitor listened."""
+
+    run: _client.ClientRun
+    sport: str  # the client's own source port ("" when the connection got none)
+    outputs: dict[str, str]  # node name -> the monitor's whole output
+    probe_sports: dict[str, set[str]]  # node name -> the source ports of its readiness probes
+
+
+def traced_connection(nodes: Sequence[tuple[str, str]], start: Callable[[str, str], TraceMonitor], tool: str,
+                      src_ns: str, dst: str, port: int, *, timeout: float) -> TracedConnection:
+    """Start one monitor per (node name, namespace) with ``start``, prove each listens (probe SYNs
+    until it reports one of them, 10 s at most, else :class:`EnvironmentProblem` naming ``tool`` and
+    the namespace), open one real connection from ``src_ns`` to ``dst:port``, wait until a monitor
+    reports the client's source port, and stop the monitors (also when anything failed). What
+    makes the kernel trace (iptables TRACE rules, nft's trace table) is the caller's to add and
+    remove."""
+    monitors: list[TraceMonitor] = []
+    try:
+        monitors = [start(name, ns) for name, ns in nodes]
+        deadline = time.monotonic() + 10
+        waiting = list(monitors)
+        while waiting and time.monotonic() < deadline:
+            for m in waiting:
+                m.probe()
+            _wait(lambda: all(m.saw_probe() for m in waiting), time.monotonic() + 0.3)
+            waiting = [m for m in waiting if not m.saw_probe()]
+        if waiting:
+            raise EnvironmentProblem(f"{tool} did not start tracing in {waiting[0].ns}")
+        run = _client.run_client(src_ns, dst, port, 1, timeout=timeout)
+        sport = (run.results[0].local or "").rpartition(":")[2]
+        if sport:
+            _wait(lambda: any(m.saw_sport(sport) for m in monitors), time.monotonic() + 3)
+        time.sleep(0.1)  # the other nodes' part of the path arrives with it
+    finally:
+        outputs = {m.node: m.stop() for m in monitors}
+    return TracedConnection(run=run, sport=sport, outputs=outputs,
+                            probe_sports={m.node: m.probe_sports for m in monitors})
+
+
 def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: int, *, client: str, client_ip: str,
                  client_kind: str = "", iptables_backend: str | None = None, timeout: float = 1.0,
                  ignore_sources: Sequence[str] = ()) -> Trace:
@@ -235,34 +297,18 @@ def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: 
         raise EnvironmentProblem("kernel traces need the nf_tables backend (xtables-monitor); this lab uses iptables-legacy")
     exe = kernel.require_tool("xtables-monitor")
     added: list[tuple[str, str]] = []
-    monitors: list[_Monitor] = []
     try:
         for _, ns in nodes:
             for chain in ("PREROUTING", "OUTPUT"):
                 _iptables(iptables_backend, ns, "-I", chain, "1", *TRACE_RULE)
                 added.append((ns, chain))
-        monitors = [_Monitor(name, ns, exe) for name, ns in nodes]
-        deadline = time.monotonic() + 10
-        waiting = list(monitors)
-        while waiting and time.monotonic() < deadline:
-            for m in waiting:
-                m.probe()
-            _wait(lambda: all(m.saw_probe() for m in waiting), time.monotonic() + 0.3)
-            waiting = [m for m in waiting if not m.saw_probe()]
-        if waiting:
-            raise EnvironmentProblem(f"xtables-monitor did not start tracing in {waiting[0].ns}")
-        run = _client.run_client(src_ns, dst, port, 1, timeout=timeout)
-        sport = (run.results[0].local or "").rpartition(":")[2]
-        if sport:
-            _wait(lambda: any(m.saw(f"SPORT={sport} ") for m in monitors), time.monotonic() + 3)
-        time.sleep(0.1)  # the other nodes' part of the path arrives with it
+        traced = traced_connection(nodes, lambda name, ns: _Monitor(name, ns, exe), "xtables-monitor",
+                                   src_ns, dst, port, timeout=timeout)
     finally:
-        outputs: dict[str, str] = {m.node: m.stop() for m in monitors}
         for ns, chain in added:
             _iptables(iptables_backend, ns, "-D", chain, *TRACE_RULE)
-    result = run.results[0]
+    result, sport, outputs, probes = traced.run.results[0], traced.sport, traced.outputs, traced.probe_sports
     per_node: list[tuple[str, list[KernelStep]]] = []
-    probes = {m.node: m.probe_sports for m in monitors}
     for name, _ in nodes:
         packets = {pid: steps for pid, steps in parse_monitor(outputs.get(name, ""), name).items()
                    if not probe_packet(steps[0].packet, probes.get(name, set()))  # not the readiness probes

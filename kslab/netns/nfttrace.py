@@ -24,16 +24,14 @@ from __future__ import annotations
 import re
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..dataplane.trace import Trace, TraceStep
-from ..errors import EnvironmentProblem
 from ..nft import kernel as nft_kernel
 from ..xtables import kernel
 from . import client as _client
-from .ktrace import _PROBE, PROBE_PORT, _wait
+from .ktrace import _PROBE, PROBE_PORT, traced_connection
 
 SOURCE = "kernel (nft monitor trace)"
 TRACE_TABLE = "kslab-trace"
@@ -206,35 +204,18 @@ def nft_kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, po
     SYNs from ``ignore_sources`` (the load balancer's health probes) are left out."""
     hooks = {name: base_chain_hooks(nft_kernel.nft_list_table(ns)) for name, ns in nodes}
     added: list[str] = []
-    monitors: list[_Monitor] = []
-    run = None
     try:
         for _, ns in nodes:
             nft_kernel.nft_apply(ns, TRACE_TABLE_TEXT)
             added.append(ns)
-        monitors = [_Monitor(name, ns) for name, ns in nodes]
-        deadline = time.monotonic() + 10
-        waiting = list(monitors)
-        while waiting and time.monotonic() < deadline:
-            for m in waiting:
-                m.probe()
-            _wait(lambda: all(m.saw_probe() for m in waiting), time.monotonic() + 0.3)
-            waiting = [m for m in waiting if not m.saw_probe()]
-        if waiting:
-            raise EnvironmentProblem(f"nft monitor trace did not start tracing in {waiting[0].ns}")
-        run = _client.run_client(src_ns, dst, port, 1, timeout=timeout)
-        sport = (run.results[0].local or "").rpartition(":")[2]
-        if sport:
-            _wait(lambda: any(m.saw_sport(sport) for m in monitors), time.monotonic() + 3)
-        time.sleep(0.1)  # the other nodes' part of the path arrives with it
+        traced = traced_connection(nodes, _Monitor, "nft monitor trace", src_ns, dst, port, timeout=timeout)
     finally:
-        outputs = {m.node: m.stop() for m in monitors}
         for ns in added:
             nft_kernel.delete_table(ns, "ip", TRACE_TABLE)
-    result = run.results[0]
+    result, sport, outputs = traced.run.results[0], traced.sport, traced.outputs
     per_node: list[tuple[str, list[NftEvent]]] = []
     for name, _ in nodes:
-        probes = next((m.probe_sports for m in monitors if m.node == name), set())
+        probes = traced.probe_sports.get(name, set())
         packets = {}
         for pid, events in parse_monitor(outputs.get(name, "")).items():
             first = events[0].packet
