@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..dataplane.reasons import netfilter_verdict
 from ..dataplane.trace import Trace, TraceStep
@@ -283,6 +283,29 @@ def traced_connection(nodes: Sequence[tuple[str, str]], start: Callable[[str, st
                             probe_sports={m.node: m.probe_sports for m in monitors})
 
 
+def order_path(per_node: list[tuple[str, list[Any]]], nodes: Sequence[tuple[str, str]], src_ns: str, dst: str,
+               sport: str, *, keys: tuple[str, str, str] = ("DST", "SPORT", "IN")) -> None:
+    """Sort ``per_node`` (node name, its traced steps, each with the ``packet`` its monitor
+    printed) into path order: the node the client's SYN entered first, then the rest; the
+    client's own node first when it is one of ``nodes``. That node saw the SYN before any DNAT
+    (the destination the client asked for), with the client's own port, and from a pod's veth
+    when the client is a pod; a node after it sees the DNATed destination (a pod connecting to a
+    Service keeps its port, so the port alone does not tell them apart). ``keys`` name the
+    destination, the source port and the in-interface among the packet's fields
+    (xtables-monitor: DST, SPORT, IN; nft monitor trace: dst, sport, in)."""
+    dst_key, sport_key, in_key = keys
+
+    def entered_first(item: tuple[str, list[Any]]) -> tuple[int, int, int]:
+        packet = item[1][0].packet
+        return (0 if packet.get(dst_key) == dst else 1, 0 if sport and packet.get(sport_key) == sport else 1,
+                0 if packet.get(in_key, "").startswith("veth") else 1)
+
+    per_node.sort(key=entered_first)
+    if src_ns in {ns for _, ns in nodes}:
+        ns_of = dict(nodes)
+        per_node.sort(key=lambda item: 0 if ns_of[item[0]] == src_ns else 1)
+
+
 def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: int, *, client: str, client_ip: str,
                  client_kind: str = "", iptables_backend: str | None = None, timeout: float = 1.0,
                  ignore_sources: Sequence[str] = ()) -> Trace:
@@ -321,19 +344,7 @@ def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: 
                 chosen = steps
                 break
         per_node.append((name, chosen or next(iter(packets.values()))))
-    # path order: the node the client's SYN entered first, then the rest. That node saw the SYN
-    # before any DNAT (the destination the client asked for), with the client's own port, and from
-    # a pod's veth when the client is a pod; a node after it sees the DNATed destination (a pod
-    # connecting to a Service keeps its port, so the port alone does not tell them apart).
-    def entered_first(item: tuple[str, list[KernelStep]]) -> tuple[int, int, int]:
-        packet = item[1][0].packet
-        return (0 if packet.get("DST") == dst else 1, 0 if sport and packet.get("SPORT") == sport else 1,
-                0 if packet.get("IN", "").startswith("veth") else 1)
-
-    per_node.sort(key=entered_first)
-    if src_ns in {ns for _, ns in nodes}:
-        ns_of = dict(nodes)
-        per_node.sort(key=lambda item: 0 if ns_of[item[0]] == src_ns else 1)
+    order_path(per_node, nodes, src_ns, dst, sport)
     steps = [s for _, ss in per_node for s in ss]
     return build_trace(client=client, client_ip=client_ip, client_kind=client_kind, dst=dst, dport=port, result=result,
                        steps=steps, nodes=[n for n, _ in per_node])

@@ -31,7 +31,7 @@ from ..dataplane.trace import Trace, TraceStep
 from ..nft import kernel as nft_kernel
 from ..xtables import kernel
 from . import client as _client
-from .ktrace import _PROBE, PROBE_PORT, traced_connection
+from .ktrace import _PROBE, PROBE_PORT, order_path, traced_connection
 
 SOURCE = "kernel (nft monitor trace)"
 TRACE_TABLE = "kslab-trace"
@@ -228,15 +228,6 @@ def nft_kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, po
             continue
         chosen = next((es for es in packets.values() if sport and es[0].packet.get("sport") == sport), None)
         per_node.append((name, chosen or next(iter(packets.values()))))
-
-    def entered_first(item: tuple[str, list[NftEvent]]) -> tuple[int, int, int]:  # as ktrace orders the path
-        packet = item[1][0].packet
-        return (0 if packet.get("dst") == dst else 1, 0 if sport and packet.get("sport") == sport else 1,
-                0 if packet.get("in", "").startswith("veth") else 1)
-
-    per_node.sort(key=entered_first)
-    if src_ns in {ns for _, ns in nodes}:
-        ns_of = dict(nodes)
-        per_node.sort(key=lambda item: 0 if ns_of[item[0]] == src_ns else 1)
+    order_path(per_node, nodes, src_ns, dst, sport, keys=("dst", "sport", "in"))
     return build_trace(client=client, client_ip=client_ip, client_kind=client_kind, dst=dst, dport=port, result=result,
                        per_node=per_node, hooks=hooks)
