@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from ..dataplane.reasons import netfilter_verdict
 from ..dataplane.trace import Trace, TraceStep
@@ -170,15 +170,17 @@ def probe_packet(packet: dict[str, str], sports: set[str]) -> bool:
             and packet.get("SPORT") in sports)
 
 
-class _Monitor:
-    """``xtables-monitor --trace`` in one node namespace, its output read by a thread."""
+class TraceMonitor:
+    """One node's trace monitor (``xtables-monitor --trace``, ``nft monitor trace``): its process
+    ``proc``, whose output a thread reads line by line, and the source ports of its readiness
+    probes. A subclass tells its probes (:meth:`saw_probe`) and the client's SYN
+    (:meth:`saw_sport`) in the output, and ends the process (:meth:`_end`)."""
 
-    def __init__(self, node: str, ns: str, exe: str) -> None:
+    def __init__(self, node: str, ns: str, proc: subprocess.Popen[str]) -> None:
         self.node, self.ns = node, ns
         self.lines: list[str] = []
         self.probe_sports: set[str] = set()  # the source ports of this monitor's probes
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, exe, "--trace"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.proc = proc
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -187,19 +189,6 @@ class _Monitor:
         for line in self.proc.stdout:
             self.lines.append(line)
 
-    def saw(self, needle: str) -> bool:
-        return any(needle in line for line in list(self.lines))
-
-    def saw_sport(self, sport: str) -> bool:
-        """Whether the monitor reported a packet from source port ``sport``."""
-        return self.saw(f"SPORT={sport} ")
-
-    def saw_probe(self) -> bool:
-        """Whether the monitor reported one of its own probes' SYNs."""
-        sports = set(self.probe_sports)
-        return any(probe_packet(dict(f.split("=", 1) for f in m.group(2).split() if "=" in f), sports)
-                   for line in list(self.lines) if (m := _PACKET.match(line)))
-
     def probe(self) -> None:
         """A SYN from the node to its own 127.0.0.1:PROBE_PORT, from a source port it records:
         traced once the monitor listens."""
@@ -207,15 +196,49 @@ class _Monitor:
         if r.stdout.strip().isdigit():
             self.probe_sports.add(r.stdout.strip())
 
+    def saw_probe(self) -> bool:
+        """Whether the monitor reported one of its own probes' SYNs."""
+        raise NotImplementedError
+
+    def saw_sport(self, sport: str) -> bool:
+        """Whether the monitor reported a packet from source port ``sport``."""
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        raise NotImplementedError
+
     def stop(self) -> str:
+        """End the monitor; all it printed."""
+        self._end()
+        self.thread.join(timeout=5)
+        return "".join(self.lines)
+
+
+class _Monitor(TraceMonitor):
+    """``xtables-monitor --trace`` in one node namespace."""
+
+    def __init__(self, node: str, ns: str, exe: str) -> None:
+        super().__init__(node, ns, subprocess.Popen(["ip", "netns", "exec", ns, exe, "--trace"], stdout=subprocess.PIPE,
+                                                    stderr=subprocess.DEVNULL, text=True, bufsize=1))
+
+    def saw(self, needle: str) -> bool:
+        return any(needle in line for line in list(self.lines))
+
+    def saw_sport(self, sport: str) -> bool:
+        return self.saw(f"SPORT={sport} ")
+
+    def saw_probe(self) -> bool:
+        sports = set(self.probe_sports)
+        return any(probe_packet(dict(f.split("=", 1) for f in m.group(2).split() if "=" in f), sports)
+                   for line in list(self.lines) if (m := _PACKET.match(line)))
+
+    def _end(self) -> None:
         self.proc.terminate()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.thread.join(timeout=5)
-        return "".join(self.lines)
 
 
 def _wait(condition, deadline: float, step: float = 0.02) -> bool:
@@ -224,22 +247,6 @@ def _wait(condition, deadline: float, step: float = 0.02) -> bool:
             return True
         time.sleep(step)
     return condition()
-
-
-class TraceMonitor(Protocol):
-    """One node's running trace monitor (``xtables-monitor --trace`` or ``nft monitor trace``)."""
-
-    node: str
-    ns: str
-    probe_sports: set[str]
-
-    def probe(self) -> None: ...
-
-    def saw_probe(self) -> bool: ...
-
-    def saw_sport(self, sport: str) -> bool: ...
-
-    def stop(self) -> str: ...
 
 
 @dataclass

@@ -22,16 +22,13 @@ as in iptables mode: it is the packet that goes through the nat chains.
 from __future__ import annotations
 
 import re
-import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..dataplane.trace import Trace, TraceStep
 from ..nft import kernel as nft_kernel
-from ..xtables import kernel
 from . import client as _client
-from .ktrace import _PROBE, PROBE_PORT, order_path, traced_connection
+from .ktrace import PROBE_PORT, TraceMonitor, order_path, traced_connection
 
 SOURCE = "kernel (nft monitor trace)"
 TRACE_TABLE = "kslab-trace"
@@ -159,21 +156,11 @@ def build_trace(*, client: str, client_ip: str, client_kind: str, dst: str, dpor
     )
 
 
-class _Monitor:
-    """``nft monitor trace`` in one node namespace, its output read by a thread."""
+class _Monitor(TraceMonitor):
+    """``nft monitor trace`` in one node namespace."""
 
     def __init__(self, node: str, ns: str) -> None:
-        self.node, self.ns = node, ns
-        self.lines: list[str] = []
-        self.probe_sports: set[str] = set()
-        self.proc = nft_kernel.nft_monitor_trace(ns)
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
+        super().__init__(node, ns, nft_kernel.nft_monitor_trace(ns))
 
     def packets(self) -> list[dict[str, str]]:
         return [{k: g.group(1) for k, rx in _FIELDS.items() if (g := re.search(rx, m.group(6)))}
@@ -186,15 +173,8 @@ class _Monitor:
     def saw_sport(self, sport: str) -> bool:
         return any(p.get("sport") == sport for p in self.packets())
 
-    def probe(self) -> None:
-        r = kernel.run_in_namespace(self.ns, [sys.executable, "-c", _PROBE], timeout=10)
-        if r.stdout.strip().isdigit():
-            self.probe_sports.add(r.stdout.strip())
-
-    def stop(self) -> str:
+    def _end(self) -> None:
         nft_kernel.stop_process(self.proc)
-        self.thread.join(timeout=5)
-        return "".join(self.lines)
 
 
 def nft_kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: int, *, client: str, client_ip: str,
