@@ -2,6 +2,8 @@
 # Re-make the iperf3 fixtures with the real iperf3 in two scratch namespaces (run as root, from this
 # directory). Nothing happens in the root network namespace: the veth pair is created inside A and
 # its peer moved straight to B. Both namespaces are deleted on exit.
+# ONLY="udp.json pair_tcp" ./make_fixtures.sh re-makes only those (other tests read figures from the
+# committed files: re-make a file only when it has to change); MADE_WITH.txt says which run made which file.
 set -eu
 A=kslab-iperffix-a
 B=kslab-iperffix-b
@@ -33,8 +35,11 @@ wait_listen() {   # wait until something listens on TCP port $1 in namespace B (
     echo "server did not listen on $1" >&2; return 1
 }
 
-run() {   # run NAME SERVER-FLAGS -- CLIENT-FLAGS: one-off server in B, client in A
+wanted() { [ -z "${ONLY:-}" ] || case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+run() {   # run NAME CLIENT-FLAGS: one-off server in B, client in A
     name=$1; shift
+    wanted "$name" || return 0
     ip netns exec $B iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
     spid=$!
     wait_listen 5201
@@ -66,6 +71,7 @@ run bidir_parallel2.txt --bidir -P 2 -t 2
 # pairs: the client's text report and the server's JSON of the same run
 pair() {   # pair NAME CLIENT-FLAGS
     name=$1; shift
+    wanted "pair_$name" || return 0
     ip netns exec $B iperf3 -s -1 -p 5201 -J > "$OUT/pair_${name}_server.json" 2>/dev/null &
     spid=$!
     wait_listen 5201
@@ -81,6 +87,7 @@ run udp.txt             -u -t 2
 run udp_bidir.txt       -u --bidir -t 2
 
 # errors
+if wanted busy.json; then
 # busy: a server running a long test; a second client gets iperf3's "server is busy"
 ip netns exec $B iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 spid=$!
@@ -91,14 +98,19 @@ sleep 1
 ip netns exec $A iperf3 -c $SERVER -p 5201 -t 1 -J > "$OUT/busy.json" || true
 wait $cpid || true
 wait $spid || true
+fi
 # refused: nobody listens
+if wanted refused.json; then
 ip netns exec $A iperf3 -c $SERVER -p 5201 -t 1 -J > "$OUT/refused.json" || true
+fi
 # port in use: a second server on a port already taken
+if wanted port_in_use_server.json; then
 ip netns exec $B iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 spid=$!
 wait_listen 5201
 ip netns exec $B iperf3 -s -1 -p 5201 -J > "$OUT/port_in_use_server.json" || true
 kill $spid 2>/dev/null || true
 wait $spid 2>/dev/null || true
+fi
 
-{ echo "iperf3: $(iperf3 --version | head -1)"; echo "kernel: $(uname -r)"; echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "loadavg: $(cat /proc/loadavg)"; } > "$OUT/MADE_WITH.txt"
+{ echo "iperf3: $(iperf3 --version | head -1)"; echo "kernel: $(uname -r)"; echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "loadavg: $(cat /proc/loadavg)"; } >&2   # copy into MADE_WITH.txt with the files made
