@@ -175,9 +175,9 @@ def run_iperf3(lab: NetnsLab, *, client: str, server_pod: str, host: str, option
                 raise EnvironmentProblem(f"iperf3 -c {host} in {client} did not finish within {limit:g} s "
                                          f"(-t {options.seconds:g} plus {limit - options.seconds:g} s)")
         return IperfOutput(client_out.read_text(errors="replace"), client_err.read_text(errors="replace"), cproc.returncode)
-    finally:
-        _stop(cproc)
-        _stop(server, grace=2.0 if cproc is not None and cproc.returncode == 0 else 0.0)
+    finally:  # also what an interrupt between a Popen and its assignment here left in the lab's records
+        _stop(cproc or lab._procs.get(client_key))
+        _stop(server or lab._procs.get(server_key), grace=2.0 if cproc is not None and cproc.returncode == 0 else 0.0)
         lab._untrack(client_key, server_key)
         for path in (server_log, client_out, client_err):
             try:
