@@ -285,8 +285,6 @@ def test_lab_sh_runs_the_studys_command_in_the_pod(live, kind_lab):
 def test_an_interrupted_cell_returns_at_once(live, kind_lab):
     live.iperf3.hold = 3.0
     cross = _pair(kind_lab, "cross-node")
-    path_kw = kind_lab.dataplane
-
     from kslab.bandwidth import path_to
 
     path = path_to(kind_lab, cross, "iperf3-server")
@@ -298,5 +296,5 @@ def test_an_interrupted_cell_returns_at_once(live, kind_lab):
 
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        path_kw.iperf3(path, IperfOptions(seconds=2), kind_lab.cluster, progress=progress)
+        kind_lab.dataplane.iperf3(path, IperfOptions(seconds=2), kind_lab.cluster, progress=progress)
     assert time.monotonic() - t0 < 2.0 and calls  # not after the test's 3 s
