@@ -93,11 +93,14 @@ class Layout:
 def _server_for(pod: Pod) -> tuple[str | None, tuple[int, ...]]:
     """Which server a pod runs: echo for mendhak-like images, mario for the Super Mario image
     (chapter 08), whoami for any other pod with a TCP container port (so custom manifests get an
-    answering pod too), none without ports."""
+    answering pod too), none without ports, and none for an iperf3 image (data/myk8s/iperf3: the
+    real ``iperf3 -s`` is started in the pod for each test, so the port stays free)."""
     ports = tuple(sorted({p.container_port for c in pod.containers for p in c.ports if (p.protocol or "TCP").upper() == "TCP"}))
     if not ports:
         return None, ()
     images = " ".join(c.image for c in pod.containers).lower()
+    if "iperf3" in images:  # chapter 10's iperf3 pods: the real `iperf3 -s` starts in the pod on demand
+        return None, ports
     if "supermario" in images:
         return "mario", ports
     return ("echo" if "echo" in images else "whoami"), ports
