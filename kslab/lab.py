@@ -33,7 +33,7 @@ import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -53,6 +53,10 @@ from .proxy.proxier import Proxier, SyncResult
 from .resources import study_lab
 from .shell import ShellOutput
 from .sim.network import Client, resolve_client, resolve_destination
+
+if TYPE_CHECKING:
+    from .bandwidth import BandwidthRun
+    from .iperf3 import IperfOptions
 
 SYNC_HISTORY = 1000  # syncs a Lab remembers: a slider moved all afternoon must not grow the heap
 LIFECYCLE_HISTORY = 10000  # lifecycle events a Lab remembers (lab.lifecycle)
@@ -973,6 +977,42 @@ class Lab:
             raise InputError("src", "no clients given", "name a pod, a node, mypc or an IP")
         dst, port, proto = self.destination(to)
         return self.dataplane.connect(clients, dst, port, proto, n, seed=seed, interval=interval, timeout=timeout)
+
+    def iperf3(self, client: str, to: str, options: "IperfOptions | str" = "", *, progress: bool = True) -> "BandwidthRun":
+        """One iperf3 test from ``client`` (a pod, a node, ``mypc``, or a label selector picking one
+        pod) to ``to`` (a pod, a Service such as ``iperf3-server``, or ``NODE:NODEPORT``):
+        ``options`` as :class:`kslab.iperf3.IperfOptions` or iperf3's flags (``"-u -R -t 5"``).
+        Returns a :class:`kslab.bandwidth.BandwidthRun`: the path and its hops
+        (:func:`kslab.bandwidth.path_to`), the parsed client report, and where its figures come
+        from (``run.source``: measured now on netns/kind; on sim the recording's label, as the
+        simulator moves no bytes). ``progress``: a bar (stderr; under the cell in a notebook) for
+        a real test longer than 2 s."""
+        from .bandwidth import BandwidthRun, command_line, options_of, path_to
+        from .iperf3 import parse
+
+        opts = options_of(options)
+        path = path_to(self, client, to, port=opts.port)
+        opts = dataclasses.replace(opts, port=path.port)
+        bar: list = []
+
+        def tick(elapsed: float) -> None:
+            if not bar:
+                from .scale import Progress
+
+                bar.append(Progress(max(1, int(round(opts.seconds))), "iperf3", enabled=progress and opts.seconds > 2))
+            b = bar[0]
+            b.done = min(b.total, int(elapsed))
+            b.show(f"{path.client} -> {path.server_pod} {opts.flags()}")
+
+        try:
+            text = self.dataplane.iperf3(path, opts, self.cluster, progress=tick)
+        finally:
+            if bar and bar[0].enabled:
+                bar[0].done = bar[0].total
+                bar[0].close()
+        result = parse(text, where=f"iperf3 -c {path.host} in {path.client}")
+        return BandwidthRun(path=path, options=opts, result=result, backend=self.backend,
+                            source=self.dataplane.iperf3_source(), command=command_line(path, opts))
 
 
 def _with_proxy_mode(proxy: dict | None, proxy_mode: str | None, *, from_env: bool) -> dict:

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ShellOutput", "Command", "IptablesList", "IptablesRules", "IptablesSave", "ConntrackList", "ConntrackCount",
-    "IpRoute", "Curl", "Hostname", "Kubectl", "Cat", "ListRecent", "Nfacct", "NftList", "Stage", "parse", "bind", "run_pipeline", "resolve_host",
+    "IpRoute", "Curl", "Hostname", "Iperf3", "Kubectl", "Cat", "ListRecent", "Nfacct", "NftList", "Stage", "parse", "bind", "run_pipeline", "resolve_host",
     "SUPPORTED", "TABLES", "CURL_MAX_TIME", "CONNTRACK_VERSION", "CURL_VERSION",
 ]  # fmt: skip
 
@@ -65,6 +65,7 @@ SUPPORTED = (
     "nft [-a] list chain|set|map [ip] kube-proxy NAME; "
     "cat /proc/net/xt_recent/LIST; cat /sys/module/xt_recent/parameters/PARAM; ls /proc/net/xt_recent; "
     "cat /proc/sys/net/ipv4/conf/all/route_localnet; "
+    "iperf3 -c HOST [-p PORT] [-t SECONDS] [-u] [-R|--bidir] [-P N] [-b RATE] [-i SECONDS] [-J]; "
     "piped to grep [-v] [-i] [-E] [-F] [-w] [-c] PATTERN, head -n N, tail -n N, wc -l, sort [-r] [-n] [-u], uniq [-c]"
 )
 
@@ -307,6 +308,46 @@ class NftList(Command):
         at = len(words) - 1 - words[::-1].index(target)
         start = len(" ".join(words[:at])) + (1 if at else 0)
         return ShellOutput("", f"Error: No such file or directory\n{' '.join(words)}\n{' ' * start}{'^' * len(target)}\n", 1)
+
+
+@dataclass(frozen=True)
+class Iperf3(Command):
+    """``iperf3 -c HOST [flags] [-J]``: one bandwidth test from where it is typed (chapter 10).
+    ``options`` are the test's flags (:class:`kslab.iperf3.IperfOptions`); ``address`` is what
+    the lab's DNS answered for ``host`` (set by :func:`bind`; None: it does not resolve). The
+    server (``iperf3 -s``) is started by the lab in the pod the host leads to, on demand."""
+
+    host: str = ""
+    options: object = None  # kslab.iperf3.IperfOptions
+    json: bool = False
+    address: str | None = None
+
+    @property
+    def timeout(self) -> float:
+        return float(self.options.seconds) + 15.0  # type: ignore[attr-defined]
+
+    def unresolved(self) -> ShellOutput:
+        """iperf3's answer for a host name that does not resolve."""
+        message = "unable to connect to server: Name or service not known"
+        if self.json:
+            doc = {"start": {"connected": [], "version": "iperf 3.12"}, "intervals": [], "end": {}, "error": message}
+            import json as _json
+
+            return ShellOutput(_json.dumps(doc, indent="\t") + "\n", "", 1)
+        return ShellOutput("", f"iperf3: error - {message}\n", 1)
+
+    def path(self, cluster: ClusterState, where: str):
+        """The :class:`kslab.bandwidth.BandwidthPath` (without hops) from ``where`` to the address:
+        its kind, the server pod and the port its server listens on."""
+        from .bandwidth import BandwidthPath, path_kind
+
+        kind, t = path_kind(cluster, where, self.address or self.host, self.options.port)  # type: ignore[attr-defined]
+        server = cluster.pod(t.server_pod)
+        from .sim.network import resolve_client
+
+        c = resolve_client(cluster, where)
+        return BandwidthPath(kind=kind, client=where, server_pod=t.server_pod, host=t.host, port=t.port, client_node=c.node,
+                             server_node=server.node_name, hops=(), server_port=t.server_port, target=self.host, host_name=self.host)
 
 
 @dataclass(frozen=True)
@@ -695,6 +736,18 @@ def _parse_nfacct(argv: list[str]) -> Command:
     raise InputError("nfacct", f"nfacct {' '.join(args)} is not supported", "write nfacct list or nfacct get NAME")
 
 
+def _parse_iperf3(argv: list[str]) -> Command:
+    from .iperf3 import IperfOptions
+
+    host, server, options = IperfOptions.from_argv(argv[1:])
+    if server:
+        raise InputError("iperf3", "-s: the lab starts the server itself, in the pod the client's host leads to",
+                         "run the client where you are: iperf3 -c iperf3-server -t 5")
+    if not host:
+        raise InputError("iperf3", "no -c HOST given", "write e.g. iperf3 -c iperf3-server -t 5")
+    return Iperf3(tuple(argv), host, options, any(a in ("-J", "--json") for a in argv[1:]))
+
+
 NFT_FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 
 
@@ -766,6 +819,7 @@ _TOOLS: dict[str, Callable[[list[str]], Command]] = {
     "conntrack": _parse_conntrack,
     "ip": _parse_ip,
     "curl": _parse_curl,
+    "iperf3": _parse_iperf3,
     "nfacct": _parse_nfacct,
     "nft": _parse_nft,
     "hostname": _parse_hostname,
@@ -1051,7 +1105,7 @@ def resolve_host(cluster: ClusterState, where: str, host: str) -> str | None:
 def bind(cluster: ClusterState, where: str, command: Command) -> Command:
     """Check ``where`` (a node, a pod or ``mypc``) and resolve what the command names there."""
     _where_kind(cluster, where)
-    if isinstance(command, Curl):
+    if isinstance(command, (Curl, Iperf3)):
         return replace(command, address=resolve_host(cluster, where, command.host))
     return command
 

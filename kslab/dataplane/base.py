@@ -23,13 +23,15 @@ from __future__ import annotations
 import re
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import EnvironmentProblem
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..bandwidth import BandwidthPath
+    from ..iperf3 import IperfOptions
     from ..loadbalancer import LBState
     from ..model import ClusterState, Service
     from ..proxy.iptables import RuleSet
@@ -191,6 +193,22 @@ class Dataplane(ABC):
         for real in the node's or pod's network namespace (with a timeout), or emulated in the
         real tool's output format. A backend that cannot says so (this default)."""
         raise EnvironmentProblem(f"the {self.backend or type(self).__name__} backend cannot run {command.tool}")
+
+    # ---- bandwidth (iperf3) -------------------------------------------------------------------------
+    def iperf3(self, path: BandwidthPath, options: IperfOptions, cluster: ClusterState, *,
+               progress: Callable[[float], None] | None = None, json: bool = True) -> str:
+        """Run one iperf3 test along ``path`` (:func:`kslab.bandwidth.path_to`): ``iperf3 -s`` in
+        ``path.server_pod`` on ``path.server_port``, then ``iperf3 -c path.host -p path.port``
+        with ``options`` in ``path.client``; return what the client printed: its ``-J`` JSON (or,
+        ``json=False``, its human-readable report). ``progress(seconds_elapsed)`` is called while a
+        real test runs (it may raise, e.g. KeyboardInterrupt: the test's processes are stopped).
+        A machine that cannot run iperf3 says so in one line (this default)."""
+        raise EnvironmentProblem(f"the {self.backend or type(self).__name__} backend cannot run iperf3")
+
+    def iperf3_source(self) -> str:
+        """Where :meth:`iperf3`'s figures come from, as a run prints it: ``measured now on BACKEND``
+        (a recording says ``RECORDED on ... (not measured now)``)."""
+        return f"measured now on {self.backend or type(self).__name__}"
 
     # ---- the cloud load balancer ----------------------------------------------------------------------
     def lb_status(self, service: Service, cluster: ClusterState) -> LBState:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import pandas as pd
 
@@ -34,6 +35,8 @@ from .base import Dataplane, RealClock
 from .rows import COLUMNS
 
 if TYPE_CHECKING:
+    from ..bandwidth import BandwidthPath
+    from ..iperf3 import IperfOptions
     from ..model import ClusterState, Service
     from ..proxy.iptables import RuleSet
     from ..shell import Command, ShellOutput
@@ -220,6 +223,19 @@ class NetnsDataplane(RealClock, Dataplane):
         with ThreadPoolExecutor(max_workers=len(self.kernel.layout.nodes) or 1) as pool:
             list(pool.map(zero, self.kernel.layout.nodes))
 
+    # ---- bandwidth (iperf3) --------------------------------------------------------------------
+    def iperf3(self, path: BandwidthPath, options: IperfOptions, cluster: ClusterState, *,
+               progress: Callable[[float], None] | None = None, json: bool = True) -> str:
+        """Real iperf3 processes in the pods' namespaces (:mod:`kslab.netns.iperf`): ``iperf3 -s
+        -1 -J`` started in ``path.server_pod`` (the lab's process, stopped whatever happens), the
+        client ``iperf3 -c path.host -p path.port ... -J`` in ``path.client``."""
+        out = self.kernel.iperf3(path.client, path.server_pod, path.host, replace(options, port=path.port), path.server_port,
+                                 progress=progress, json=json)
+        if not out.stdout.strip() and out.returncode != 0:
+            raise EnvironmentProblem(f"iperf3 -c {path.host} in {path.client} exited with status {out.returncode}: "
+                                     f"{xtables_kernel.one_line(out.stderr) or 'no output'}")
+        return out.stdout
+
     # ---- the study's commands ------------------------------------------------------------------
     def run_tool(self, where: str, command: Command, cluster: ClusterState) -> ShellOutput:
         """The real tool inside ``where``'s network namespace (``ip netns exec``), with a timeout.
@@ -228,8 +244,13 @@ class NetnsDataplane(RealClock, Dataplane):
         it cannot resolve gets curl's own answer (exit 6) without running; ``hostname`` runs in a
         UTS namespace named like the container (a kind pod's or node's hostname is its name);
         ``nft`` (``nft list ruleset``) runs through :func:`kslab.nft.kernel.nft_run`."""
-        from ..shell import Cat, Curl, Hostname, IptablesList, IptablesRules, IptablesSave, ListRecent, ShellOutput, hostname_of
+        from ..shell import (Cat, Curl, Hostname, IptablesList, IptablesRules, IptablesSave, Iperf3, ListRecent, ShellOutput,
+                             hostname_of)
 
+        if isinstance(command, Iperf3):  # the real client; the server started on demand where the host leads
+            path = command.path(cluster, where)
+            out = self.kernel.iperf3(where, path.server_pod, path.host, command.options, path.server_port, json=command.json)
+            return ShellOutput(out.stdout, out.stderr, out.returncode)
         argv = list(command.argv)
         if command.tool == "nft":  # kslab.nft.kernel is the one module that runs nft (inside the namespace)
             r = nft_kernel.nft_run(self.kernel.namespace_of(where), argv[1:], timeout=command.timeout)

@@ -17,7 +17,7 @@ reports that view.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .. import experiments
 from ..errors import InputError
@@ -32,6 +32,8 @@ from .base import Dataplane
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..bandwidth import BandwidthPath
+    from ..iperf3 import IperfOptions
     from ..loadbalancer import LBState
     from ..model import ClusterState, Service
     from ..nft import NftState
@@ -227,6 +229,24 @@ class SimDataplane(Dataplane):
             raise InputError(f"service {service.key}", "has no status.loadBalancer.ingress IP (its load balancer is pending)",
                              "set status.loadBalancer.ingress[0].ip in its manifest")
         return self.network.lb_state(service)
+
+    # ---- bandwidth (iperf3) --------------------------------------------------------------------
+    def iperf3(self, path: BandwidthPath, options: IperfOptions, cluster: ClusterState, *,
+               progress: Callable[[float], None] | None = None, json: bool = True) -> str:
+        """The simulator moves no bytes: the client's ``-J`` JSON of the same test (same flags,
+        same path kind) recorded on netns (``data/recorded/iperf3.json``,
+        :func:`kslab.bandwidth.recorded_run`); none recorded: a one-line InputError listing what is.
+        ``json=False``: iperf3's human-readable report of it (:func:`kslab.iperf3.format_text`)."""
+        from ..bandwidth import recorded_run
+        from ..iperf3 import format_text, parse
+
+        text, _label = recorded_run(path.kind, options)
+        return text if json else format_text(parse(text, where="the recorded iperf3 -J output"))
+
+    def iperf3_source(self) -> str:
+        from ..bandwidth import recording, recording_label
+
+        return recording_label(recording()["meta"])
 
     # ---- the study's commands ------------------------------------------------------------------
     def run_tool(self, where: str, command: Command, cluster: ClusterState) -> ShellOutput:

@@ -560,6 +560,33 @@ class NetnsLab:
             self._record.save()
         return proc
 
+    def _track(self, key: str, proc: subprocess.Popen[bytes], ns: str, log: Path) -> None:
+        """Record a process started inside ``ns`` (an iperf3 client) as the lab's, like :meth:`_spawn`'s."""
+        assert self._record is not None
+        self._procs[key] = proc
+        with self._record_lock:
+            self._record.daemons[key] = {"pid": proc.pid, "ns": ns, "log": str(log), "start": proc_start(proc.pid)}
+            self._record.save()
+
+    def _untrack(self, *keys: str) -> None:
+        """Forget processes that ended (killed and reaped by their owner): an iperf3 test's."""
+        for key in keys:
+            self._procs.pop(key, None)
+        if self._record is None:
+            return
+        with self._record_lock:
+            if [self._record.daemons.pop(key) for key in keys if key in self._record.daemons]:
+                self._record.save()
+
+    def iperf3(self, client: str, server_pod: str, host: str, options: Any, server_port: int, *,
+               progress: Callable[[float], None] | None = None, json: bool = True) -> Any:
+        """One real iperf3 test from ``client`` to ``host`` with the server in ``server_pod``
+        (:func:`kslab.netns.iperf.run_iperf3`: both processes the lab's, always stopped)."""
+        from .iperf import run_iperf3
+
+        return run_iperf3(self, client=client, server_pod=server_pod, host=host, options=options, server_port=server_port,
+                          progress=progress, json=json)
+
     def _hc_state_path(self, node: str) -> Path:
         return self.record_dir / f"kube-proxy-{node}.json"
 

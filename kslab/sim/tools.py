@@ -36,6 +36,12 @@ tools instead, and ``tests/test_shell.py`` checks that both print the same).
   seed), so its order is arbitrary; the simulator lists the least recently updated address
   first. A list exists while a loaded rule names it (``ls /proc/net/xt_recent``).
   ``cat /sys/module/xt_recent/parameters/PARAM``: the module's defaults (``ip_list_tot`` 100).
+- ``iperf3 -c HOST ...``: the simulator moves no bytes, so the client's report of the same test
+  (same flags, same path kind: same-node, cross-node, ClusterIP, NodePort) recorded on netns
+  (``data/recorded/iperf3.json``, :func:`kslab.bandwidth.recorded_run`), in iperf3's text
+  (:func:`kslab.iperf3.format_text`) under a first line saying it is recorded, when and where;
+  with ``-J`` the recorded JSON (the line on stderr). A host that does not resolve: iperf3's
+  own error.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ from ..shell import (
     Curl,
     Hostname,
     IpRoute,
+    Iperf3,
     IptablesList,
     IptablesRules,
     IptablesSave,
@@ -122,6 +129,8 @@ def run(command: Command, where: str, cluster: ClusterState, tables: Mapping[str
         return ShellOutput("".join(line + " \n" for line in routes(_layout(cluster), where)))
     if isinstance(command, Curl):
         return _curl(command, where, cluster, network)
+    if isinstance(command, Iperf3):
+        return iperf3_recorded(command, where, cluster)
     if isinstance(command, Hostname):
         return ShellOutput(hostname_of(cluster, where) + "\n")
     if isinstance(command, Nfacct):
@@ -289,6 +298,21 @@ def _curl(command: Curl, where: str, cluster: ClusterState, network: Network) ->
     if conn.outcome == "refused":  # nothing listens, or a REJECT rule
         return command.error(7, f"Failed to connect to {command.host} port {command.port} after 0 ms: Couldn't connect to server")
     return command.error(28, f"Connection timed out after {int(command.max_time * 1000) + 1} milliseconds")
+
+
+def iperf3_recorded(command: Iperf3, where: str, cluster: ClusterState) -> ShellOutput:
+    """``iperf3 -c HOST ...`` on sim: the recorded report of the same test on the same path kind."""
+    from ..bandwidth import recorded_run
+    from ..iperf3 import format_text, parse
+
+    if command.address is None:
+        return command.unresolved()
+    path = command.path(cluster, where)
+    text, label = recorded_run(path.kind, command.options)  # type: ignore[arg-type]
+    line = f"# {label}: iperf3 -J of the same test on a {path.kind} path of the netns lab\n"
+    if command.json:
+        return ShellOutput(text + "\n", line)
+    return ShellOutput(line + format_text(parse(text, where="the recorded iperf3 -J output")))
 
 
 def http_date(when: float | None = None) -> str:
