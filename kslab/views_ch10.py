@@ -7,8 +7,6 @@
 - :func:`streams_vs_sum`, :func:`direction_rates`, :func:`main_direction`, :func:`udp_rates`:
   what one :class:`kslab.iperf3.IperfResult` says, read the way the chapter's claims read it;
 - :func:`study_table`: one row per test and direction, the four study tests side by side;
-- :func:`with_ratios`: a comparison table (:func:`kslab.bandwidth.compare`) with each path's
-  throughput as a ratio to one path's (the chapter's claims use ratios, never absolute Gbit/s);
 - :func:`compute_bandwidth` and :class:`BandwidthPanel`: the test / path / ``-P`` / ``-t`` panel.
 
 Nothing here changes the lab: iperf3 runs leave no state behind (no rule, no conntrack entry
@@ -141,17 +139,6 @@ def study_table(results: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def with_ratios(df: pd.DataFrame, base: str = "same-node", column: str = "Mbit_s") -> pd.DataFrame:
-    """``df`` (one row per path, a ``path`` column) with ``ratio``: each row's ``column`` divided
-    by the ``base`` path's."""
-    rows = df[df["path"] == base]
-    if rows.empty:
-        raise InputError("base", f"no {base!r} row in {sorted(df['path'])}", "compare the base path too")
-    out = df.copy()
-    out["ratio"] = out[column] / float(rows[column].iloc[0])
-    return out
-
-
 # ---- the panel ------------------------------------------------------------------------------------
 
 
@@ -182,9 +169,14 @@ def compute_bandwidth(lab, test: str = "tcp", path: str = "same-node", parallel:
 
 class BandwidthPanel:
     """Test, path, ``-P`` and ``-t`` controls over the per-interval chart of one run
-    (:func:`compute_bandwidth`); results cached per setting, a refused run shown as its line."""
+    (:func:`compute_bandwidth`); results cached per setting, a refused run shown as its line.
 
-    def __init__(self, lab, *, test: str = "tcp", path: str = "same-node", parallel: int = 1, seconds: float = 5) -> None:
+    On sim a run is a recording, so every move shows its run at once; where runs are measured
+    (netns, kind: ``-t`` seconds each) nothing runs until the ``run`` button is pressed
+    (``measure=True`` runs the first setting at once anyway)."""
+
+    def __init__(self, lab, *, test: str = "tcp", path: str = "same-node", parallel: int = 1, seconds: float = 5,
+                 measure: bool | None = None) -> None:
         import ipywidgets as w
         import plotly.graph_objects as go
 
@@ -192,19 +184,34 @@ class BandwidthPanel:
         from .bandwidth import PATH_KINDS
 
         self.lab = lab
+        self.live = lab.backend == "sim"  # recordings: cheap, shown on every move
         self.test = w.Dropdown(options=list(PANEL_TESTS), value=test, description="test")
         self.path = w.Dropdown(options=list(PATH_KINDS), value=path, description="path")
         self.parallel = w.Dropdown(options=[1, 2, 4, 8, 30], value=parallel, description="-P")
         self.seconds = w.Dropdown(options=[2, 3, 5, 10], value=seconds, description="-t")
+        self.button = w.Button(description="run", tooltip="run iperf3 with these settings")
         self.summary = w.HTML()
         self.figure = go.FigureWidget(charts_ch10.interval_figure(None))
         self.run = None
         self.error: str | None = None
         self._cache: dict[tuple, Any] = {}
         for c in (self.test, self.path, self.parallel, self.seconds):
-            c.observe(lambda _c: self.update(), names="value")
-        self.update()
-        self.widget = w.VBox([w.HBox([self.test, self.path]), w.HBox([self.parallel, self.seconds]), self.figure, self.summary])
+            c.observe(lambda _c: self.update() if self.live else self._waiting(), names="value")
+        self.button.on_click(lambda _b: self.update())
+        if self.live if measure is None else measure:
+            self.update()
+        else:
+            self._waiting()
+        self.widget = w.VBox([w.HBox([self.test, self.path]), w.HBox([self.parallel, self.seconds, self.button]), self.figure,
+                              self.summary])
+
+    def _waiting(self) -> None:
+        key = self.key()
+        if key in self._cache:
+            self.update()
+            return
+        self.summary.value = (f"press <b>run</b>: iperf3 {panel_flags(key[0], key[2], key[3])} on the {key[1]} path runs for "
+                              f"{key[3]:g} s on {self.lab.backend}")
 
     def key(self) -> tuple:
         return (self.test.value, self.path.value, int(self.parallel.value), float(self.seconds.value))
@@ -250,12 +257,6 @@ def figures_source(lab) -> str:
     recorded)."""
     if lab.backend != "sim":
         return f"measured now on {lab.backend}"
-    import json
+    from .bandwidth import recording, recording_label
 
-    from .resources import lab_data
-
-    path = lab_data() / "recorded" / "iperf3.json"
-    if not path.is_file():
-        raise InputError("recording", f"no file {path}", "record it on netns: python3 benchmarks/bench_iperf3.py --record "
-                         "data/recorded/iperf3.json")
-    return str(json.loads(path.read_text())["meta"]["label"])
+    return recording_label(recording()["meta"])

@@ -74,14 +74,6 @@ def test_study_table_has_a_row_per_test_and_direction():
     assert table.iloc[0]["retransmits"] is not None
 
 
-def test_with_ratios_divides_by_the_base_path():
-    df = pd.DataFrame({"path": ["same-node", "cross-node", "clusterip"], "Mbit_s": [1000.0, 800.0, 760.0], "hops": ["a", "b", "c"]})
-    out = views_ch10.with_ratios(df)
-    assert out["ratio"].tolist() == pytest.approx([1.0, 0.8, 0.76])
-    with pytest.raises(InputError, match="base"):
-        views_ch10.with_ratios(df, base="nodeport")
-
-
 def test_panel_flags_are_typed_as_a_learner_types_them():
     assert views_ch10.panel_flags("tcp") == "-t 5"
     assert views_ch10.panel_flags("udp-reverse", 1, 5) == "-u -R -t 5"
@@ -128,7 +120,7 @@ def test_tests_data_puts_zero_where_a_test_has_no_such_direction():
 
 def test_comparison_and_udp_data():
     df = pd.DataFrame({"path": ["same-node", "cross-node"], "Mbit_s": [1000.0, 900.0], "hops": ["veth -> veth", "veth -> routing"]})
-    d = charts_ch10.comparison_data(views_ch10.with_ratios(df))
+    d = charts_ch10.comparison_data(df.assign(ratio=df["Mbit_s"] / df["Mbit_s"].iloc[0]))
     assert d["x"] == ["same-node", "cross-node"] and d["ratio"] == pytest.approx([1.0, 0.9]) and d["hops"][1] == "veth -> routing"
     assert len(charts_ch10.comparison_figure(df).data) == 1
     rates = {"no -b": views_ch10.udp_rates(fixture("udp_reverse")), "-b 0": views_ch10.udp_rates(fixture("udp_unlimited"))}
@@ -158,3 +150,89 @@ def test_places_find_the_pods_by_label_and_the_paths_follow():
     assert list(paths) == ["same-node", "cross-node", "clusterip", "nodeport"]
     assert paths["clusterip"] == (p.cross, "iperf3-server") and paths["nodeport"] == ("mypc", "myk8s-worker2:iperf3-server-nodeport")
     assert views_ch10.places(views_ch10.with_iperf3(Lab(seed=99))) == p  # the same pod names whatever the traffic seed
+
+
+def test_panel_on_a_measuring_backend_waits_for_the_button(monkeypatch):
+    from kslab.lab import Lab
+
+    lab = views_ch10.with_iperf3(Lab(seed=3))
+    calls = []
+    run = type("Run", (), {"result": fixture("tcp_bidir"), "command": "iperf3 -c x --bidir -t 5", "source": "fixture",
+                           "path": type("Path", (), {"kind": "clusterip", "hops_text": lambda self: "veth -> DNAT (n) -> veth"})()})()
+    monkeypatch.setattr(views_ch10, "compute_bandwidth", lambda lab, *key: calls.append(key) or run)
+    monkeypatch.setattr(lab, "backend", "netns")  # as if measured: nothing runs before the button
+    panel = views_ch10.BandwidthPanel(lab)
+    assert calls == [] and "press <b>run</b>" in panel.summary.value and "-t 5" in panel.summary.value
+    panel.test.value = "bidir"
+    assert calls == [] and "--bidir -t 5" in panel.summary.value
+    panel.button.click()
+    assert calls == [("bidir", "same-node", 1, 5.0)] and panel.run is run
+    assert len(panel.figure.data) == 2 and "server->client" in panel.summary.value and "DNAT" in panel.summary.value
+    panel.test.value = "tcp"
+    panel.test.value = "bidir"  # back to a setting already run: shown from the cache, not run again
+    assert len(calls) == 1 and panel.run is run
+
+
+def test_panel_shows_a_refused_run_as_its_line(monkeypatch):
+    from kslab.lab import Lab
+
+    lab = views_ch10.with_iperf3(Lab(seed=3))
+
+    def refuse(lab, *key):
+        raise InputError("iperf3 options", f"no recording of `{key}`", "measure it on netns (KSLAB_BACKEND=netns)")
+
+    monkeypatch.setattr(views_ch10, "compute_bandwidth", refuse)
+    panel = views_ch10.BandwidthPanel(lab)  # sim: runs at once
+    assert panel.run is None and "no recording" in panel.summary.value and "netns" in panel.summary.value
+    assert len(panel.figure.data) == 0
+
+
+# ---- checks (on sim: the recording) ------------------------------------------------------------------
+
+
+def _right_and_wrong():
+    from kslab.bandwidth import path_to
+    from kslab.lab import Lab
+
+    lab = views_ch10.with_iperf3(Lab(seed=0))
+    to = "myk8s-worker:iperf3-server-nodeport"
+    own = [h.kind for h in path_to(lab, "mypc", to).hops]
+    other = [h.kind for h in path_to(lab, "mypc", "myk8s-worker3:iperf3-server-nodeport").hops]
+    return [
+        (lambda a: check.ch10.reverse_direction(a, Lab(seed=0)), "b", "c"),  # a lab without the add-on: the check adds it
+        (lambda a: check.ch10.reverse_direction(a, lab), "(b)", "a"),
+        (lambda a: check.ch10.udp_rate(a, lab), 1.048576, 10.0),
+        (lambda a: check.ch10.udp_rate(a, lab), 1048576, 1000),  # bit/s accepted; 1000 Mbit/s is not the default
+        (lambda a: check.ch10.path_hops(a, lab, client="mypc", to=to), own, other),
+        (lambda a: check.ch10.path_hops(a, lab, client="mypc", to=to), " -> ".join(own), ["routing", "veth"]),
+    ]
+
+
+def test_every_ch10_check_accepts_the_right_answer_and_hints_on_a_wrong_one(capsys):
+    for i, (fn, right, wrong) in enumerate(_right_and_wrong()):
+        assert not fn(None), f"case {i}: None must be 'not answered'"
+        assert fn(right), f"case {i}: {right!r} should be right"
+        with pytest.raises(WrongAnswer, match="Hint"):
+            fn(wrong)
+    out = capsys.readouterr().out
+    assert "server->client only" in out and "1,048,576" in out and "DNAT" in out
+
+
+def test_the_nodeport_on_the_servers_node_has_no_second_node_on_its_path():
+    from kslab.bandwidth import path_to
+    from kslab.lab import Lab
+
+    lab = views_ch10.with_iperf3(Lab(seed=0))
+    own = [h.kind for h in path_to(lab, "mypc", "myk8s-worker:iperf3-server-nodeport").hops]
+    away = [h.kind for h in path_to(lab, "mypc", "myk8s-worker2:iperf3-server-nodeport").hops]
+    assert own == ["bridge", "nat", "routing", "nat", "veth"]  # the chapter's solution, worked out by hand
+    assert away == ["bridge", "nat", "routing", "nat", "bridge", "routing", "veth"]
+
+
+def test_ch10_checks_refuse_answers_of_the_wrong_shape():
+    with pytest.raises(WrongAnswer, match="'a', 'b' or 'c'"):
+        check.ch10.reverse_direction("d")
+    with pytest.raises(WrongAnswer, match="Mbit/s"):
+        check.ch10.udp_rate("fast")
+    with pytest.raises(WrongAnswer, match="list of hop kinds"):
+        check.ch10.path_hops(5)
