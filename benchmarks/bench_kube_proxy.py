@@ -149,7 +149,8 @@ def main() -> int:
             print(f"bench_kube_proxy: {err}", file=sys.stderr)
             return 1
         show(f"first-packet latency, ms ({n} new connections per size; p50 ratio to the smallest size)", df,
-             ["mode", "backend", "services", "p01", "p50", "p90", "p99", "mean", "ratio_to_smallest", "timed_out", "error"])
+             ["mode", "backend", "services", "p01", "p50", "p90", "p99", "mean", "front_p50", "back_p50", "ratio_to_smallest",
+              "timed_out", "error"])
         frames.append(df)
 
     if a.record:

@@ -227,6 +227,8 @@ def _target(cluster: ClusterState, to: str, port: int) -> _Target | None:
     pod_name = resolve_pod(cluster, to, "to")
     if pod_name is not None:
         pod = cluster.pod(pod_name)
+        if not pod.pod_ip:
+            raise InputError("to", f"pod {pod.name} is not running (no pod IP)", "wait for it: kubectl get pods -o wide")
         return _Target("pod", pod.name, port, pod.pod_ip, port)
     head, sep, tail = to.partition(":")
     tail_port = int(tail) if tail.isdigit() else None
@@ -252,7 +254,8 @@ def _target(cluster: ClusterState, to: str, port: int) -> _Target | None:
     if svc is not None:
         if not svc.cluster_ip or svc.cluster_ip == "None":
             raise InputError("to", f"{to}: Service {svc.name} is headless (no ClusterIP)", "measure one of its pods directly")
-        wanted = tail_port if tail_port is not None else (port if any(p.port == port for p in svc.ports) else None)
+        # SERVICE:PORT, else -p when it is given (not the default) or is one of the Service's ports, else its first TCP port
+        wanted = tail_port if tail_port is not None else (port if port != DEFAULT_PORT or any(p.port == port for p in svc.ports) else None)
         sp = _tcp_port(svc, wanted, node_port=False, spec=to)
         pod, pport = _one_endpoint(cluster, svc, sp, to)
         return _Target("clusterip", pod, pport, svc.cluster_ip, sp.port, svc.name)
@@ -402,10 +405,13 @@ def hops_of(cluster: ClusterState, client, server, t: _Target, trace) -> list[Ho
     masq = [(node, chain, what) for node, chain, what in nat if what in ("MASQUERADE", "SNAT")]
 
     def masquerade(node: str) -> None:
+        # MASQUERADE takes the address of the interface the packet leaves by: the pod's veth (its
+        # node end holds the podCIDR's first address, ptp) or eth0 (the node's IP) towards another node
+        out = str(ipaddress.ip_network(nodes[node].pod_cidr, strict=False).network_address + 1) if node == server_node \
+            else nodes[node].internal_ip
         for n, chain, what in masq:
             if n == node:
-                seen = trace.source_ip_seen or (trace.snat_to or "").rpartition(":")[0] or "the node's address"
-                hops.append(Hop("nat", node, f"{what} {client.ip} -> {seen} ({chain})"))
+                hops.append(Hop("nat", node, f"{what} {client.ip} -> {out} ({chain})"))
 
     veth = _veth(layout, server)
     if first == server_node:
@@ -506,6 +512,10 @@ def recorded_run(kind: str, options: IperfOptions, path: Path | None = None) -> 
         if run["path"] == kind and _same(options, run["flags"]):
             return json.dumps(run["json"], indent=2), recording_label(data["meta"])
     flags = options.flags().replace(f"-p {options.port}", "").strip() if options.port != DEFAULT_PORT else options.flags()
-    listed = sorted({f"`{r['flags']}` on {r['path']}" for r in data["runs"]})
+    kinds: dict[str, set[str]] = {}
+    for r in data["runs"]:
+        kinds.setdefault(r["flags"], set()).add(r["path"])
+    listed = [f"`{f}` on " + ("every path" if ks >= set(PATH_KINDS) else ", ".join(k for k in PATH_KINDS if k in ks))
+              for f, ks in kinds.items()]
     raise InputError("iperf3 options", f"no recording of `{flags or '(defaults)'}` on the {kind} path",
                      f"recorded: {'; '.join(listed) or 'nothing'}; measure it on netns (KSLAB_BACKEND=netns)")

@@ -469,14 +469,70 @@ def cmd_sh(args) -> int:
     from . import shell
     from .lab import Lab
 
-    shell.parse(line)  # a bad command fails before any lab is built
+    parsed, _ = shell.parse(line)  # a bad command fails before any lab is built
     files = _files(args)
+    if files is None and isinstance(parsed, shell.Iperf3):  # chapter 10's pods: the study's lab plus its iperf3 add-on
+        from .resources import study_lab
+
+        files = [str(study_lab()), str(study_lab() / "iperf3")]
     with Lab(files, backend=args.backend, seed=args.seed, **_lab_context(args)) as lab:
         out = lab.sh(args.where, line)
     sys.stdout.write(out)
     sys.stdout.flush()
     sys.stderr.write(out.stderr)
     return out.returncode
+
+
+def _add_iperf3(sub) -> None:
+    p = sub.add_parser(
+        "iperf3",
+        help="measure bandwidth between two pods with iperf3 (chapter 10)",
+        description="One iperf3 test from FROM (a pod, mypc, or a label selector picking one pod) to TO (a pod, a "
+                    "Service such as iperf3-server, or NODE:NODEPORT / NODE:SERVICE), with iperf3's own flags "
+                    "(-t -p -u -R --bidir -P -b -i). Prints the sums with the path's hops. netns: real iperf3 in the "
+                    "pods' namespaces (root); sim: the recording made on netns, labelled as such. The lab is the study's "
+                    "with the iperf3 add-on (data/myk8s/iperf3) unless -f says otherwise. Examples: "
+                    "kslab iperf3 app=iperf3-client,pair=cross-node iperf3-server -t 5 -u -R; "
+                    "kslab iperf3 --backend netns mypc myk8s-worker2:iperf3-server-nodeport -P 4 -t 3 --json",
+    )
+    _add_files(p, _FILES_HELP + " plus data/myk8s/iperf3; one path per -f, repeatable", one_per_flag=True)
+    p.add_argument("--backend", choices=["sim", "netns", "kind"], default="sim",
+                   help="netns: bring the lab up in the kernel (root) for the test and remove it after; "
+                        "kind: the current kube context's live cluster (iperf3 by exec in its pods)")
+    p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
+    _add_context(p)
+    p.add_argument("--json", action="store_true", help="the run as JSON: path, hops, sums and iperf3's own -J report")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("src", metavar="FROM", help="a pod, mypc, or a label selector picking one pod")
+    p.add_argument("dst", metavar="TO", help="a pod, a Service (iperf3-server[:5201]) or NODE:NODEPORT")
+    p.add_argument("flags", nargs=argparse.REMAINDER, metavar="IPERF3-FLAGS", help="iperf3's flags, e.g. -t 5 -u -R")
+    p.set_defaults(func=cmd_iperf3)
+
+
+def cmd_iperf3(args) -> int:
+    from .bandwidth import options_of
+    from .lab import Lab
+    from .resources import study_lab
+
+    words = list(args.flags)
+    if words and words[0] == "--":
+        words = words[1:]
+    as_json = "--json" in words or args.json  # --json may come after the iperf3 flags
+    words = [w for w in words if w != "--json"]
+    options = options_of(words)  # a bad flag fails before any lab is built
+    if args.backend == "netns":  # and a machine without iperf3 before the namespaces are made
+        from .netns.iperf import iperf3_executable
+
+        iperf3_executable()
+    files = _files(args) or [str(study_lab()), str(study_lab() / "iperf3")]
+    # iperf3's own errors (missing, busy, port taken, unreadable output) are IperfErrors: one line, exit 2
+    with Lab(files, backend=args.backend, seed=args.seed, **_lab_context(args)) as lab:
+        run = lab.iperf3(args.src, args.dst, options, progress=not args.no_progress)
+    if as_json:
+        sys.stdout.write(run.json() + "\n")
+        return 0
+    sys.stdout.write(str(run))
+    return 0
 
 
 def _add_netns(sub) -> None:
@@ -753,6 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trace(sub)
     _add_simulate(sub)
     _add_sh(sub)
+    _add_iperf3(sub)
     _add_netns(sub)
     _add_doctor(sub)
     _add_lab(sub)

@@ -48,9 +48,10 @@ KNOWN_FLAGS = "use -c -s -p -t -u -R --bidir -P -b -i -J"
 
 # --------------------------------------------------------------------------------------------- errors
 class IperfError(KslabError):
-    """iperf3 failed or its output cannot be read; ``str(err)`` is one line."""
+    """iperf3 failed or its output cannot be read; ``str(err)`` is one line. The CLI exits 2 (as for bad input:
+    the learner acts on it: wait for the busy server, pick another -p, install iperf3, run the test again)."""
 
-    exit_code = 1
+    exit_code = 2
 
     def __init__(self, message: str, *, iperf_message: str | None = None):
         self.iperf_message = iperf_message
@@ -228,6 +229,8 @@ class IperfOptions:
             else:
                 raise InputError("iperf3", f"unknown flag {tok}", KNOWN_FLAGS)
         host = values.pop("host", None)
+        if host is not None and (not host or host.startswith("-")):
+            raise InputError("-c", "needs the server's host", "e.g. -c iperf3-server (an IP, DNS name or Service name)")
         server = "server" in flags
         if server and host is not None:
             raise InputError("iperf3", "-s and -c together", "a server runs with -s, a client with -c HOST: pick one")
@@ -336,7 +339,7 @@ class Connection:
 
 _SUMMARY_COLUMNS = ["direction", "side", "seconds", "bytes", "Mbit_s", "retransmits", "jitter_ms", "lost_packets",
                     "packets", "lost_percent"]
-_INT_COLUMNS = ("socket", "retransmits", "lost_packets", "packets")
+_INT_COLUMNS = ("socket", "retransmits", "lost_packets", "packets", "snd_cwnd")
 
 
 @dataclass(frozen=True)
@@ -394,13 +397,13 @@ class IperfResult:
         return _frame(rows, ["socket", *_SUMMARY_COLUMNS])
 
     def interval_frame(self) -> "pd.DataFrame":
-        """One row per interval record; the interval's sums have socket <NA>."""
+        """One row per interval record; the interval's sums have socket <NA>. snd_cwnd: TCP sender streams."""
         cols = ["index", "start", "end", "socket", "direction", "bytes", "Mbit_s", "retransmits", "jitter_ms",
-                "lost_packets", "packets", "lost_percent", "omitted"]
+                "lost_packets", "packets", "lost_percent", "omitted", "snd_cwnd"]
         rows = [{"index": r.index, "start": r.start, "end": r.end, "socket": r.socket, "direction": r.direction,
                  "bytes": r.bytes, "Mbit_s": r.bits_per_second / 1e6, "retransmits": r.retransmits,
                  "jitter_ms": r.jitter_ms, "lost_packets": r.lost_packets, "packets": r.packets,
-                 "lost_percent": r.lost_percent, "omitted": r.omitted} for r in self.intervals]
+                 "lost_percent": r.lost_percent, "omitted": r.omitted, "snd_cwnd": r.snd_cwnd} for r in self.intervals]
         return _frame(rows, cols)
 
 
@@ -443,12 +446,27 @@ def error_for(message: str, *, where: str = "iperf3") -> IperfError:
     return IperfError(f"{where}: iperf3 says: {text}", iperf_message=text)
 
 
+_PARTIAL_NUMBER = re.compile(r"-?\d*(\.\d*)?([eE][+-]?\d*)?")
+
+
+def _cut_off(rest: str, msg: str) -> bool:
+    """The parser stopped at `rest`: is that only an unfinished token at the end (the text was cut)?"""
+    if not rest or msg.startswith("Unterminated string"):
+        return True
+    if any(word.startswith(rest) for word in ("true", "false", "null")):
+        return True
+    return bool(_PARTIAL_NUMBER.fullmatch(rest))
+
+
 def _bad_json(text: str, err: _json.JSONDecodeError, where: str) -> BadOutput:
-    rest = text[err.pos:].strip()
-    if not rest:
-        return BadOutput(f"{where}: the JSON ends at line {err.lineno}, column {err.colno}: cut off? "
-                         f"(iperf3 stopped or its output was truncated; run the test again)")
-    return BadOutput(f"{where}: not iperf3 JSON: {err.msg} at line {err.lineno}, column {err.colno}")
+    # cut off: the parser ran out of text (the error is at the end, or a string runs to the end)
+    if _cut_off(text[err.pos:].strip(), err.msg):
+        body = text.rstrip()
+        line = body.count("\n") + 1
+        col = len(body) - (body.rfind("\n") + 1) + 1
+        return BadOutput(f"{where}: the JSON ends at line {line}, column {col}: cut off? "
+                         f"(iperf3 was stopped or its output truncated; run the test again)")
+    return BadOutput(f"{where}: not iperf3 JSON: {err.msg} (line {err.lineno}, column {err.colno})")
 
 
 def _num(d: dict, key: str, where: str, kind: type = float) -> Any:
@@ -487,6 +505,13 @@ def parse(text: str, *, where: str = "iperf3 -J output") -> IperfResult:
         raise BadOutput(f"{where}: not iperf3 JSON: the top level is a {type(doc).__name__}, not an object")
     if doc.get("error"):
         raise error_for(str(doc["error"]), where=where)
+    try:
+        return _result(doc, where)
+    except (TypeError, ValueError, AttributeError, KeyError) as e:  # a field of the wrong type
+        raise BadOutput(f"{where}: not iperf3 client JSON: {type(e).__name__}: {e}") from None
+
+
+def _result(doc: dict, where: str) -> IperfResult:
     start, end = doc.get("start"), doc.get("end")
     if not isinstance(start, dict) or not isinstance(start.get("test_start"), dict):
         raise BadOutput(f"{where}: not iperf3 client JSON: no `start.test_start`")

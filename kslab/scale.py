@@ -117,7 +117,14 @@ class RestoreSample:
 @dataclass(frozen=True)
 class LatencySample:
     """``connect()`` times of ``n`` new connections to random ClusterIPs among ``services``,
-    in milliseconds: percentiles p01/p50/p90/p99 and the mean (None when timed out/failed)."""
+    in milliseconds: percentiles p01/p50/p90/p99 and the mean (None when timed out/failed).
+
+    ``front_p50`` and ``back_p50`` split the same connections by where their Service's rule
+    sits in ``KUBE-SERVICES`` (the order kube-proxy writes the Services in, which nftables mode
+    uses for its map too): the median of those to the first quarter and of those to the last
+    quarter. iptables walks the chain rule by rule, so the back is slower; nftables looks the
+    address up in a map, so the position does not matter. Both medians come from connections
+    interleaved in the same run, so the machine's other load weighs on both alike."""
 
     mode: str
     backend: str
@@ -128,6 +135,8 @@ class LatencySample:
     p90: float | None = None
     p99: float | None = None
     mean: float | None = None
+    front_p50: float | None = None
+    back_p50: float | None = None
     ok: int = 0
     timed_out: bool = False
     timeout: float = 0.0
@@ -353,6 +362,36 @@ def _percentiles(values: Sequence[float]) -> dict[str, float]:
     return out
 
 
+def _median(values: Sequence[float]) -> float | None:
+    return _percentiles(values)["p50"] if values else None
+
+
+def _front_back(times: Sequence[float], depth: Sequence[float]) -> tuple[float | None, float | None]:
+    """Medians of the connections whose Service sits in the first and in the last quarter of
+    ``KUBE-SERVICES`` (``depth``: the rule's position over the chain's length, 0 to 1)."""
+    if len(depth) != len(times):
+        raise ValueError(f"{len(times)} times but {len(depth)} depths")
+    front = [t for t, d in zip(times, depth) if d < 0.25]
+    back = [t for t, d in zip(times, depth) if d >= 0.75]
+    return _median(front), _median(back)
+
+
+def service_depths(state, restore_text: str | None = None) -> dict[str, float]:
+    """Each ClusterIP's position in ``KUBE-SERVICES`` over the chain's Service rules (0 = first,
+    towards 1 = last): read from the restore text when given (iptables mode), else the order
+    kube-proxy writes the Services in (``state.services``), which is what it is in iptables mode."""
+    if restore_text is not None:
+        order = []
+        for line in restore_text.splitlines():
+            if line.startswith("-A KUBE-SERVICES ") and " -d " in line:
+                ip = line.split(" -d ", 1)[1].split()[0].split("/")[0]
+                if ip not in order:
+                    order.append(ip)
+    else:
+        order = [s.cluster_ip for s in state.services]
+    return {ip: i / len(order) for i, ip in enumerate(order)}
+
+
 def first_packet_latency(mode: str, services: int, *, n: int = 2000, backend: str | None = None, seed: int = 0,
                          timeout: float = 120.0) -> "pd.DataFrame":
     """``connect()`` time of ``n`` NEW connections from a client namespace to ClusterIPs chosen
@@ -385,7 +424,9 @@ def first_packet_latency(mode: str, services: int, *, n: int = 2000, backend: st
         sample = LatencySample(error=status, **base)
     else:
         times = result["ms"]
-        sample = LatencySample(ok=len(times), mean=sum(times) / len(times), **_percentiles(times), **base)
+        front, back = _front_back(times, result["depth"])
+        sample = LatencySample(ok=len(times), mean=sum(times) / len(times), front_p50=front, back_p50=back,
+                               **_percentiles(times), **base)
     return pd.DataFrame([sample.row()])
 
 
@@ -633,7 +674,8 @@ def _child_latency(args: Mapping[str, Any]) -> dict[str, Any]:
         run(client_ns, "ip", "addr", "add", "192.168.77.2/24", "dev", "kslab-c0")
         run(client_ns, "ip", "link", "set", "kslab-c0", "up")
         run(client_ns, "ip", "route", "add", "default", "via", "192.168.77.1")
-        state, _, _ = _load(args["backend"], node_ns, args["services"], ENDPOINTS)
+        state, _, result = _load(args["backend"], node_ns, args["services"], ENDPOINTS)
+        depths = service_depths(state, None if _mode_of(args["backend"]) == "nftables" else result.ruleset.raw_text())
         # every endpoint address is local to the node: one listener answers them all
         run(node_ns, "ip", "route", "add", "local", state.config.pod_subnet, "dev", "lo")
         server = subprocess.Popen(["ip", "netns", "exec", node_ns, sys.executable, "-m", "kslab.scale", "serve",
@@ -648,7 +690,7 @@ def _child_latency(args: Mapping[str, Any]) -> dict[str, Any]:
                                        stdin="\n".join(picks) + "\n", timeout=3600)
         if done.returncode != 0:
             raise RuntimeError(f"client failed: {kernel.one_line(done.stderr)}")
-        return {"ms": json.loads(done.stdout)}
+        return {"ms": json.loads(done.stdout), "depth": [depths[ip] for ip in picks]}
     finally:
         if server is not None:
             server.kill()

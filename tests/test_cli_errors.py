@@ -258,3 +258,67 @@ def test_kind_commands_take_a_context(kslab, command, tmp_path, monkeypatch):
     assert r.returncode == 2 and r.stderr.startswith("kslab: error: --context: only applies to --backend kind")
     r = kslab(*head, "--context-any", *rest)
     assert r.returncode == 2 and r.stderr.startswith("kslab: error: --context-any: only applies to --backend kind")
+
+
+# ---- kslab iperf3 (chapter 10) ------------------------------------------------------------------------------------
+
+CROSS = "app=iperf3-client,pair=cross-node"
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["nobody", "iperf3-server", "-t", "5"], ["client: 'nobody' is not a pod, node or mypc", "iperf3-client-"]),
+    ([CROSS, "iperf3-sever", "-t", "5"], ["to: 'iperf3-sever' is not a pod, a Service or NODE:NODEPORT", "Services: "]),
+    ([CROSS, "iperf3-server", "-t", "5", "-x"], ["iperf3: unknown flag -x", "--bidir"]),
+    ([CROSS, "iperf3-server", "-P", "200"], ["-P: 200 parallel streams is out of range", "1..128"]),
+    ([CROSS, "iperf3-server", "-p", "0"], ["-p: port 0 is out of range"]),
+    ([CROSS, "iperf3-server", "-R", "--bidir"], ["-R and --bidir together"]),
+    ([CROSS, "iperf3-server", "-c", "x"], ["iperf3 options: -c x is not a flag of a test"]),
+    ([CROSS, "iperf3-server", "-t", "7"], ["no recording of `-t 7` on the clusterip path", "recorded: ", "KSLAB_BACKEND=netns"]),
+    ([CROSS, "svc-clusterip"], ["has 3 endpoints"]),
+], ids=["unknown-pod", "unknown-target", "bad-flag", "P-200", "port-0", "R-and-bidir", "host-in-flags", "no-recording",
+        "several-endpoints"])
+def test_iperf3_bad_input_is_one_line(kslab, args, needles):
+    assert_one_line_error(kslab("iperf3", *args), *needles)
+
+
+def test_iperf3_missing_is_one_line_before_any_lab(kslab, monkeypatch):
+    from kslab.netns import iperf as netns_iperf
+
+    monkeypatch.setattr(netns_iperf.shutil, "which", lambda name: None)
+    monkeypatch.setattr("kslab.lab.Lab.__init__", lambda *a, **k: pytest.fail("no lab may be built"))
+    line = assert_one_line_error(kslab("iperf3", "--backend", "netns", CROSS, "iperf3-server", "-t", "5"))
+    assert line == "kslab: error: iperf3 is not installed: apt-get install iperf3; `kslab doctor` lists what this machine can run"
+
+
+def test_iperf3_busy_server_is_one_line(kslab, monkeypatch):
+    busy = (Path(__file__).parent / "data" / "iperf3" / "busy.json").read_text()
+    monkeypatch.setattr("kslab.dataplane.sim.SimDataplane.iperf3", lambda self, *a, **k: busy)
+    assert_one_line_error(kslab("iperf3", CROSS, "iperf3-server", "-t", "5"), "the server is busy running a test")
+
+
+def test_iperf3_good_input_prints_the_sums_and_hops(kslab):
+    import json
+
+    r = kslab("iperf3", CROSS, "iperf3-server", "-t", "5", "-u", "-R")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("iperf3 -c iperf3-server -t 5 -u -R   (iperf3-client-") and lines[0].endswith(", clusterip)")
+    assert lines[1].startswith("  path: veth -> DNAT (") and lines[2].startswith("  RECORDED on ")
+    assert "server->client  receiver" in r.stdout
+    r = kslab("iperf3", "mypc", "myk8s-worker2:iperf3-server-nodeport", "--bidir", "-t", "5", "--json")
+    doc = json.loads(r.stdout)
+    assert doc["path"]["kind"] == "nodeport" and doc["path"]["port"] == 30002 and doc["flags"] == "-p 30002 -t 5 --bidir" and doc["command"] == "iperf3 -c 172.18.0.4 -p 30002 -t 5 --bidir"
+    assert {s["direction"] for s in doc["sums"]} == {"client->server", "server->client"}
+
+
+def test_sh_iperf3_takes_the_iperf3_add_on_by_default(kslab):
+    from kslab.lab import Lab
+    from kslab.resources import study_lab
+
+    lab = Lab([study_lab(), study_lab() / "iperf3"])
+    (client,) = lab.pods("pair=cross-node")
+    r = kslab("sh", client, "--", "iperf3 -c iperf3-server -t 5 | head -n 2")
+    assert r.returncode == 0, r.stderr
+    first, second = r.stdout.splitlines()
+    assert first.startswith("# RECORDED on ") and second.startswith("Connecting to host ")
+    assert_one_line_error(kslab("sh", client, "--", "iperf3 -s"), "the lab starts the server itself")

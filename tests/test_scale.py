@@ -86,6 +86,35 @@ def test_ratio_to_smallest_per_group_and_nan_for_timeouts():
     assert list(out["ratio_to_smallest"][3:]) == [1.0, 3.0]
 
 
+def test_service_depths_follow_kube_services_in_the_rendered_rules():
+    """The depth of a ClusterIP is its rule's place in KUBE-SERVICES as rendered (read from the
+    restore text), and the order kube-proxy writes Services in is the state's order."""
+    from kslab.proxy.config import ProxyConfig
+    from kslab.proxy.proxier import Proxier
+    from kslab.synthetic import synthetic_cluster
+
+    state = synthetic_cluster(40, 2)
+    node = state.nodes[0].name
+    loaded = []
+    result = Proxier(ProxyConfig.for_node(state, node)).sync(state.services, state.endpoint_slices,
+                                                             lambda rs: loaded.append(rs), now=0.0)
+    text = result.ruleset.raw_text()
+    depths = scale.service_depths(state, text)
+    assert len(depths) == 40 and sorted(depths.values()) == [i / 40 for i in range(40)]
+    first = next(line for line in text.splitlines() if line.startswith("-A KUBE-SERVICES ") and " -d " in line)
+    assert depths[first.split(" -d ")[1].split()[0].split("/")[0]] == 0
+    assert depths == scale.service_depths(state)  # nftables mode: the same order
+
+
+def test_front_and_back_medians_split_by_depth():
+    times = [1, 2, 3, 10, 20, 30, 5]
+    depth = [0.0, 0.1, 0.2, 0.8, 0.9, 0.99, 0.5]
+    assert scale._front_back(times, depth) == (2, 20)
+    assert scale._front_back([1.0], [0.5]) == (None, None)
+    with pytest.raises(ValueError):
+        scale._front_back([1.0], [])
+
+
 def test_percentiles_match_numpy_linear():
     import numpy as np
 
@@ -196,6 +225,7 @@ def test_first_packet_latency_connects_through_the_nodes_rules(mode):
     assert row["error"] is None and not row["timed_out"], row["error"]
     assert row["ok"] == 40 and row["backend"] == ("nft" if mode == "nftables" else "iptables-legacy")
     assert 0 < row["p01"] <= row["p50"] <= row["p90"] <= row["p99"] < 1000
+    assert 0 < row["front_p50"] < 1000 and 0 < row["back_p50"] < 1000
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"kslab-scale-{os.getpid()}-" not in names
 

@@ -158,3 +158,17 @@ def test_real_eks_nodeport_from_outside():
     t = trace_files(EKS, "192.168.0.174", "203.0.113.50", "192.168.0.174:31248/tcp")
     assert t["chains"][:3] == ["KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXT-V7WHPSTR7G6YHTBY"]
     assert t["dnat_to"] in ("192.168.2.92:80", "192.168.4.161:80") and t["masquerade"] is True
+
+
+@pytest.mark.parametrize("flag", ["--iptables-save", "--nft"])
+def test_node_ip_and_from_must_be_addresses_before_the_dump_is_read(flag):
+    """Both single-node traces check the node's and the client's IP first (one set-up), so a
+    missing file is not reported over a bad address; the fix names the dump's flag."""
+    from kslab.errors import InputError
+    from kslab.sim.single import trace_dump, trace_nft
+
+    trace = trace_dump if flag == "--iptables-save" else trace_nft
+    with pytest.raises(InputError, match=r"^--node-ip: 'node1' is not an IP address; write it like 172\.18\.0\.2$"):
+        trace("/no/such/dump", node_ip="node1", src="10.0.0.2", to="10.96.0.1:443")
+    with pytest.raises(InputError, match=rf"^--from: 'pod1' is not an IP address; with {flag}, --from is an IP$"):
+        trace("/no/such/dump", node_ip="172.18.0.2", src="pod1", to="10.96.0.1:443")

@@ -28,7 +28,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import pandas as pd
 
@@ -40,6 +40,8 @@ from . import traffic
 from .traffic import MYPC, Docker, Progress
 
 if TYPE_CHECKING:
+    from ..bandwidth import BandwidthPath
+    from ..iperf3 import IperfOptions
     from ..manifests import Document
     from ..model import ClusterState
     from ..proxy.iptables import RuleSet
@@ -636,6 +638,7 @@ class KindDataplane(RealClock, Dataplane):
         self._mypc_started = False
         self._mypc_ip: str | None = None  # read from docker's kind network when mypc is first used
         self._traces = 0  # each trace draws the ladder afresh (seed + traces so far), as new connections do
+        self._exec_checked: set[str] = set()  # namespaces where RBAC allows pods/exec (iperf3 asks once each)
 
     # ---- rules ---------------------------------------------------------------------------------
     def sync_rules(self, node: str, ruleset: RuleSet) -> None:
@@ -822,6 +825,66 @@ class KindDataplane(RealClock, Dataplane):
         keep counting (read them as differences), conntrack keeps its entries
         (:meth:`flush_conntrack` asks for it)."""
         self._t0 = time.monotonic()
+
+    # ---- iperf3 (chapter 10) -----------------------------------------------------------------------
+    def _check_exec_allowed(self, namespace: str) -> None:
+        """RBAC allows ``create`` and ``get`` on ``pods/exec`` in ``namespace`` (asked once per
+        namespace, as :func:`check_permissions` asks at open): otherwise one line, before any test."""
+        if namespace in self._exec_checked:
+            return
+        for verb in ("create", "get"):
+            allowed, reason = self.client.can_i(verb, "pods", namespace=namespace, subresource="exec")
+            if not allowed:
+                said = f" (the API server said: {' '.join(reason.split())})" if reason else ""
+                raise EnvironmentProblem(f"exec not allowed: forbidden: context {self.client.context!r} cannot {verb} pods/exec "
+                                         f"in namespace {namespace}{said}, which an iperf3 test needs; ask for RBAC "
+                                         f"permission (kubectl auth can-i {verb} pods/exec -n {namespace}) or use a context that has it")
+        self._exec_checked.add(namespace)
+
+    def iperf3(self, path: BandwidthPath, options: IperfOptions, cluster: ClusterState, *,
+               progress: Callable[[float], None] | None = None, json: bool = True) -> str:
+        """One iperf3 test on the live cluster: the server is ``path.server_pod``'s own ``iperf3 -s``
+        (the ``iperf3-server`` Deployment of ``data/myk8s/iperf3``; checked: running, ready, serving
+        the path's port), the client ``iperf3 -c HOST -p PORT ... -J`` run in ``path.client`` by the
+        API server's exec (``mypc`` or a node: ``docker exec``). Returns what the client printed (its
+        ``-J`` JSON, or with ``json=False`` its report). Nothing is written to the cluster. Errors
+        are one line each (:mod:`kslab.kind.iperf3`): exec forbidden, no iperf3 in the client's image,
+        the server busy with another test (``ServerBusy``: wait, or scale the server), not reachable.
+        ``progress(seconds)`` is called about twice a second while the test runs; if it raises (an
+        interrupted cell), the error goes up at once and the client in the pod ends by itself after
+        ``-t`` seconds (the exec's stream is closed when it does)."""
+        import threading
+
+        from . import iperf3 as kind_iperf3
+
+        cluster = cluster if cluster is not None else self.cluster
+        kind_iperf3.check_server(cluster, path)
+        pod = next((p for p in cluster.pods if path.client in (p.name, p.key)), None)
+        if pod is not None:
+            self._check_exec_allowed(pod.namespace)
+        argv = kind_iperf3.client_argv(path, options, json=json)
+        timeout = kind_iperf3.exec_timeout(options)
+        if progress is None:
+            r = self._run_in(path.client, argv, timeout=timeout)
+        else:
+            box: dict[str, Any] = {}
+
+            def run() -> None:
+                try:
+                    box["result"] = self._run_in(path.client, argv, timeout=timeout)
+                except BaseException as e:  # handed to the caller's thread
+                    box["error"] = e
+
+            worker = threading.Thread(target=run, name=f"kslab-iperf3-{path.client}", daemon=True)
+            t0 = time.monotonic()
+            worker.start()
+            while worker.is_alive():
+                worker.join(0.5)
+                progress(time.monotonic() - t0)
+            if "error" in box:
+                raise box["error"]
+            r = box["result"]
+        return kind_iperf3.answer(path, argv, r.stdout, r.stderr, r.exit_code, json=json)
 
     # ---- the study's commands ------------------------------------------------------------------
     def run_tool(self, where: str, command: Command, cluster: ClusterState) -> ShellOutput:

@@ -8,8 +8,10 @@ crash is cleaned up with the lab, and in :attr:`NetnsLab._procs`, so ``close``/`
    network namespace's table), polled every 10 ms: no fixed sleep. A port some other process
    of the pod already listens on is a :class:`~kslab.iperf3.PortInUse` naming the pod and the
    port (``-p``), before anything starts.
-2. ``iperf3 -c HOST -p PORT ... -J`` in the client's namespace, waited for with a deadline of the
-   test's seconds plus a margin; ``progress(elapsed)`` is called every 0.25 s meanwhile.
+2. ``iperf3 -c HOST -p PORT ... -J --connect-timeout 5000`` in the client's namespace, waited
+   for with a deadline of the test's seconds plus a margin; ``progress(elapsed)`` is called every
+   0.25 s meanwhile. A path that drops the connection fails within the connect timeout, in
+   iperf3's own words (``unable to connect to server``: :class:`~kslab.iperf3.ConnectFailed`).
 
 Whatever happens (a finished test, iperf3's own error, a timeout, an exception or a
 KeyboardInterrupt raised while waiting, even from ``progress``), both processes are killed and
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 READY_TIMEOUT = 5.0  # seconds for the server to listen
 MARGIN = 10.0  # seconds a client may take beyond -t (connection set-up, the end exchange)
+CONNECT_TIMEOUT = 5.0  # seconds the client may take to open its control connection (iperf3 --connect-timeout)
 _counter = itertools.count(1)
 
 
@@ -155,7 +158,10 @@ def run_iperf3(lab: NetnsLab, *, client: str, server_pod: str, host: str, option
             if time.monotonic() > deadline:
                 raise EnvironmentProblem(f"iperf3 -s in pod {server_pod} did not listen on {server_port} within {READY_TIMEOUT:g} s")
             time.sleep(0.01)
-        argv = [kernel.require_tool("ip"), "netns", "exec", client_ns, exe, *options.client_argv(host, json=json)[1:]]
+        # --connect-timeout: a path that drops the SYN (a rule deleted by hand) fails in seconds, as iperf3's
+        # own "unable to connect" (ConnectFailed), instead of waiting out TCP's two minutes
+        argv = [kernel.require_tool("ip"), "netns", "exec", client_ns, exe, *options.client_argv(host, json=json)[1:],
+                "--connect-timeout", str(int(CONNECT_TIMEOUT * 1000))]
         with open(client_out, "wb") as out, open(client_err, "wb") as err:
             cproc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
                                      env=_client.helper_env(), close_fds=True)
@@ -175,9 +181,9 @@ def run_iperf3(lab: NetnsLab, *, client: str, server_pod: str, host: str, option
                 raise EnvironmentProblem(f"iperf3 -c {host} in {client} did not finish within {limit:g} s "
                                          f"(-t {options.seconds:g} plus {limit - options.seconds:g} s)")
         return IperfOutput(client_out.read_text(errors="replace"), client_err.read_text(errors="replace"), cproc.returncode)
-    finally:
-        _stop(cproc)
-        _stop(server, grace=2.0 if cproc is not None and cproc.returncode == 0 else 0.0)
+    finally:  # also what an interrupt between a Popen and its assignment here left in the lab's records
+        _stop(cproc or lab._procs.get(client_key))
+        _stop(server or lab._procs.get(server_key), grace=2.0 if cproc is not None and cproc.returncode == 0 else 0.0)
         lab._untrack(client_key, server_key)
         for path in (server_log, client_out, client_err):
             try:

@@ -26,7 +26,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..dataplane.reasons import netfilter_verdict
 from ..dataplane.trace import Trace, TraceStep
@@ -169,15 +170,17 @@ def probe_packet(packet: dict[str, str], sports: set[str]) -> bool:
             and packet.get("SPORT") in sports)
 
 
-class _Monitor:
-    """``xtables-monitor --trace`` in one node namespace, its output read by a thread."""
+class TraceMonitor:
+    """One node's trace monitor (``xtables-monitor --trace``, ``nft monitor trace``): its process
+    ``proc``, whose output a thread reads line by line, and the source ports of its readiness
+    probes. A subclass tells its probes (:meth:`saw_probe`) and the client's SYN
+    (:meth:`saw_sport`) in the output, and ends the process (:meth:`_end`)."""
 
-    def __init__(self, node: str, ns: str, exe: str) -> None:
+    def __init__(self, node: str, ns: str, proc: subprocess.Popen[str]) -> None:
         self.node, self.ns = node, ns
         self.lines: list[str] = []
         self.probe_sports: set[str] = set()  # the source ports of this monitor's probes
-        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, exe, "--trace"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.proc = proc
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -186,15 +189,6 @@ class _Monitor:
         for line in self.proc.stdout:
             self.lines.append(line)
 
-    def saw(self, needle: str) -> bool:
-        return any(needle in line for line in list(self.lines))
-
-    def saw_probe(self) -> bool:
-        """Whether the monitor reported one of its own probes' SYNs."""
-        sports = set(self.probe_sports)
-        return any(probe_packet(dict(f.split("=", 1) for f in m.group(2).split() if "=" in f), sports)
-                   for line in list(self.lines) if (m := _PACKET.match(line)))
-
     def probe(self) -> None:
         """A SYN from the node to its own 127.0.0.1:PROBE_PORT, from a source port it records:
         traced once the monitor listens."""
@@ -202,15 +196,49 @@ class _Monitor:
         if r.stdout.strip().isdigit():
             self.probe_sports.add(r.stdout.strip())
 
+    def saw_probe(self) -> bool:
+        """Whether the monitor reported one of its own probes' SYNs."""
+        raise NotImplementedError
+
+    def saw_sport(self, sport: str) -> bool:
+        """Whether the monitor reported a packet from source port ``sport``."""
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        raise NotImplementedError
+
     def stop(self) -> str:
+        """End the monitor; all it printed."""
+        self._end()
+        self.thread.join(timeout=5)
+        return "".join(self.lines)
+
+
+class _Monitor(TraceMonitor):
+    """``xtables-monitor --trace`` in one node namespace."""
+
+    def __init__(self, node: str, ns: str, exe: str) -> None:
+        super().__init__(node, ns, subprocess.Popen(["ip", "netns", "exec", ns, exe, "--trace"], stdout=subprocess.PIPE,
+                                                    stderr=subprocess.DEVNULL, text=True, bufsize=1))
+
+    def saw(self, needle: str) -> bool:
+        return any(needle in line for line in list(self.lines))
+
+    def saw_sport(self, sport: str) -> bool:
+        return self.saw(f"SPORT={sport} ")
+
+    def saw_probe(self) -> bool:
+        sports = set(self.probe_sports)
+        return any(probe_packet(dict(f.split("=", 1) for f in m.group(2).split() if "=" in f), sports)
+                   for line in list(self.lines) if (m := _PACKET.match(line)))
+
+    def _end(self) -> None:
         self.proc.terminate()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.thread.join(timeout=5)
-        return "".join(self.lines)
 
 
 def _wait(condition, deadline: float, step: float = 0.02) -> bool:
@@ -219,6 +247,70 @@ def _wait(condition, deadline: float, step: float = 0.02) -> bool:
             return True
         time.sleep(step)
     return condition()
+
+
+@dataclass
+class TracedConnection:
+    """One client connection opened while every node's monitor listened."""
+
+    run: _client.ClientRun
+    sport: str  # the client's own source port ("" when the connection got none)
+    outputs: dict[str, str]  # node name -> the monitor's whole output
+    probe_sports: dict[str, set[str]]  # node name -> the source ports of its readiness probes
+
+
+def traced_connection(nodes: Sequence[tuple[str, str]], start: Callable[[str, str], TraceMonitor], tool: str,
+                      src_ns: str, dst: str, port: int, *, timeout: float) -> TracedConnection:
+    """Start one monitor per (node name, namespace) with ``start``, prove each listens (probe SYNs
+    until it reports one of them, 10 s at most, else :class:`EnvironmentProblem` naming ``tool`` and
+    the namespace), open one real connection from ``src_ns`` to ``dst:port``, wait until a monitor
+    reports the client's source port, and stop the monitors (also when anything failed). What
+    makes the kernel trace (iptables TRACE rules, nft's trace table) is the caller's to add and
+    remove."""
+    monitors: list[TraceMonitor] = []
+    try:
+        monitors = [start(name, ns) for name, ns in nodes]
+        deadline = time.monotonic() + 10
+        waiting = list(monitors)
+        while waiting and time.monotonic() < deadline:
+            for m in waiting:
+                m.probe()
+            _wait(lambda: all(m.saw_probe() for m in waiting), time.monotonic() + 0.3)
+            waiting = [m for m in waiting if not m.saw_probe()]
+        if waiting:
+            raise EnvironmentProblem(f"{tool} did not start tracing in {waiting[0].ns}")
+        run = _client.run_client(src_ns, dst, port, 1, timeout=timeout)
+        sport = (run.results[0].local or "").rpartition(":")[2]
+        if sport:
+            _wait(lambda: any(m.saw_sport(sport) for m in monitors), time.monotonic() + 3)
+        time.sleep(0.1)  # the other nodes' part of the path arrives with it
+    finally:
+        outputs = {m.node: m.stop() for m in monitors}
+    return TracedConnection(run=run, sport=sport, outputs=outputs,
+                            probe_sports={m.node: m.probe_sports for m in monitors})
+
+
+def order_path(per_node: list[tuple[str, list[Any]]], nodes: Sequence[tuple[str, str]], src_ns: str, dst: str,
+               sport: str, *, keys: tuple[str, str, str] = ("DST", "SPORT", "IN")) -> None:
+    """Sort ``per_node`` (node name, its traced steps, each with the ``packet`` its monitor
+    printed) into path order: the node the client's SYN entered first, then the rest; the
+    client's own node first when it is one of ``nodes``. That node saw the SYN before any DNAT
+    (the destination the client asked for), with the client's own port, and from a pod's veth
+    when the client is a pod; a node after it sees the DNATed destination (a pod connecting to a
+    Service keeps its port, so the port alone does not tell them apart). ``keys`` name the
+    destination, the source port and the in-interface among the packet's fields
+    (xtables-monitor: DST, SPORT, IN; nft monitor trace: dst, sport, in)."""
+    dst_key, sport_key, in_key = keys
+
+    def entered_first(item: tuple[str, list[Any]]) -> tuple[int, int, int]:
+        packet = item[1][0].packet
+        return (0 if packet.get(dst_key) == dst else 1, 0 if sport and packet.get(sport_key) == sport else 1,
+                0 if packet.get(in_key, "").startswith("veth") else 1)
+
+    per_node.sort(key=entered_first)
+    if src_ns in {ns for _, ns in nodes}:
+        ns_of = dict(nodes)
+        per_node.sort(key=lambda item: 0 if ns_of[item[0]] == src_ns else 1)
 
 
 def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: int, *, client: str, client_ip: str,
@@ -235,34 +327,18 @@ def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: 
         raise EnvironmentProblem("kernel traces need the nf_tables backend (xtables-monitor); this lab uses iptables-legacy")
     exe = kernel.require_tool("xtables-monitor")
     added: list[tuple[str, str]] = []
-    monitors: list[_Monitor] = []
     try:
         for _, ns in nodes:
             for chain in ("PREROUTING", "OUTPUT"):
                 _iptables(iptables_backend, ns, "-I", chain, "1", *TRACE_RULE)
                 added.append((ns, chain))
-        monitors = [_Monitor(name, ns, exe) for name, ns in nodes]
-        deadline = time.monotonic() + 10
-        waiting = list(monitors)
-        while waiting and time.monotonic() < deadline:
-            for m in waiting:
-                m.probe()
-            _wait(lambda: all(m.saw_probe() for m in waiting), time.monotonic() + 0.3)
-            waiting = [m for m in waiting if not m.saw_probe()]
-        if waiting:
-            raise EnvironmentProblem(f"xtables-monitor did not start tracing in {waiting[0].ns}")
-        run = _client.run_client(src_ns, dst, port, 1, timeout=timeout)
-        sport = (run.results[0].local or "").rpartition(":")[2]
-        if sport:
-            _wait(lambda: any(m.saw(f"SPORT={sport} ") for m in monitors), time.monotonic() + 3)
-        time.sleep(0.1)  # the other nodes' part of the path arrives with it
+        traced = traced_connection(nodes, lambda name, ns: _Monitor(name, ns, exe), "xtables-monitor",
+                                   src_ns, dst, port, timeout=timeout)
     finally:
-        outputs: dict[str, str] = {m.node: m.stop() for m in monitors}
         for ns, chain in added:
             _iptables(iptables_backend, ns, "-D", chain, *TRACE_RULE)
-    result = run.results[0]
+    result, sport, outputs, probes = traced.run.results[0], traced.sport, traced.outputs, traced.probe_sports
     per_node: list[tuple[str, list[KernelStep]]] = []
-    probes = {m.node: m.probe_sports for m in monitors}
     for name, _ in nodes:
         packets = {pid: steps for pid, steps in parse_monitor(outputs.get(name, ""), name).items()
                    if not probe_packet(steps[0].packet, probes.get(name, set()))  # not the readiness probes
@@ -275,19 +351,7 @@ def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: 
                 chosen = steps
                 break
         per_node.append((name, chosen or next(iter(packets.values()))))
-    # path order: the node the client's SYN entered first, then the rest. That node saw the SYN
-    # before any DNAT (the destination the client asked for), with the client's own port, and from
-    # a pod's veth when the client is a pod; a node after it sees the DNATed destination (a pod
-    # connecting to a Service keeps its port, so the port alone does not tell them apart).
-    def entered_first(item: tuple[str, list[KernelStep]]) -> tuple[int, int, int]:
-        packet = item[1][0].packet
-        return (0 if packet.get("DST") == dst else 1, 0 if sport and packet.get("SPORT") == sport else 1,
-                0 if packet.get("IN", "").startswith("veth") else 1)
-
-    per_node.sort(key=entered_first)
-    if src_ns in {ns for _, ns in nodes}:
-        ns_of = dict(nodes)
-        per_node.sort(key=lambda item: 0 if ns_of[item[0]] == src_ns else 1)
+    order_path(per_node, nodes, src_ns, dst, sport)
     steps = [s for _, ss in per_node for s in ss]
     return build_trace(client=client, client_ip=client_ip, client_kind=client_kind, dst=dst, dport=port, result=result,
                        steps=steps, nodes=[n for n, _ in per_node])

@@ -22,18 +22,13 @@ as in iptables mode: it is the packet that goes through the nat chains.
 from __future__ import annotations
 
 import re
-import sys
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..dataplane.trace import Trace, TraceStep
-from ..errors import EnvironmentProblem
 from ..nft import kernel as nft_kernel
-from ..xtables import kernel
 from . import client as _client
-from .ktrace import _PROBE, PROBE_PORT, _wait
+from .ktrace import PROBE_PORT, TraceMonitor, order_path, traced_connection
 
 SOURCE = "kernel (nft monitor trace)"
 TRACE_TABLE = "kslab-trace"
@@ -161,21 +156,11 @@ def build_trace(*, client: str, client_ip: str, client_kind: str, dst: str, dpor
     )
 
 
-class _Monitor:
-    """``nft monitor trace`` in one node namespace, its output read by a thread."""
+class _Monitor(TraceMonitor):
+    """``nft monitor trace`` in one node namespace."""
 
     def __init__(self, node: str, ns: str) -> None:
-        self.node, self.ns = node, ns
-        self.lines: list[str] = []
-        self.probe_sports: set[str] = set()
-        self.proc = nft_kernel.nft_monitor_trace(ns)
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
+        super().__init__(node, ns, nft_kernel.nft_monitor_trace(ns))
 
     def packets(self) -> list[dict[str, str]]:
         return [{k: g.group(1) for k, rx in _FIELDS.items() if (g := re.search(rx, m.group(6)))}
@@ -188,15 +173,8 @@ class _Monitor:
     def saw_sport(self, sport: str) -> bool:
         return any(p.get("sport") == sport for p in self.packets())
 
-    def probe(self) -> None:
-        r = kernel.run_in_namespace(self.ns, [sys.executable, "-c", _PROBE], timeout=10)
-        if r.stdout.strip().isdigit():
-            self.probe_sports.add(r.stdout.strip())
-
-    def stop(self) -> str:
+    def _end(self) -> None:
         nft_kernel.stop_process(self.proc)
-        self.thread.join(timeout=5)
-        return "".join(self.lines)
 
 
 def nft_kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: int, *, client: str, client_ip: str,
@@ -206,35 +184,18 @@ def nft_kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, po
     SYNs from ``ignore_sources`` (the load balancer's health probes) are left out."""
     hooks = {name: base_chain_hooks(nft_kernel.nft_list_table(ns)) for name, ns in nodes}
     added: list[str] = []
-    monitors: list[_Monitor] = []
-    run = None
     try:
         for _, ns in nodes:
             nft_kernel.nft_apply(ns, TRACE_TABLE_TEXT)
             added.append(ns)
-        monitors = [_Monitor(name, ns) for name, ns in nodes]
-        deadline = time.monotonic() + 10
-        waiting = list(monitors)
-        while waiting and time.monotonic() < deadline:
-            for m in waiting:
-                m.probe()
-            _wait(lambda: all(m.saw_probe() for m in waiting), time.monotonic() + 0.3)
-            waiting = [m for m in waiting if not m.saw_probe()]
-        if waiting:
-            raise EnvironmentProblem(f"nft monitor trace did not start tracing in {waiting[0].ns}")
-        run = _client.run_client(src_ns, dst, port, 1, timeout=timeout)
-        sport = (run.results[0].local or "").rpartition(":")[2]
-        if sport:
-            _wait(lambda: any(m.saw_sport(sport) for m in monitors), time.monotonic() + 3)
-        time.sleep(0.1)  # the other nodes' part of the path arrives with it
+        traced = traced_connection(nodes, _Monitor, "nft monitor trace", src_ns, dst, port, timeout=timeout)
     finally:
-        outputs = {m.node: m.stop() for m in monitors}
         for ns in added:
             nft_kernel.delete_table(ns, "ip", TRACE_TABLE)
-    result = run.results[0]
+    result, sport, outputs = traced.run.results[0], traced.sport, traced.outputs
     per_node: list[tuple[str, list[NftEvent]]] = []
     for name, _ in nodes:
-        probes = next((m.probe_sports for m in monitors if m.node == name), set())
+        probes = traced.probe_sports.get(name, set())
         packets = {}
         for pid, events in parse_monitor(outputs.get(name, "")).items():
             first = events[0].packet
@@ -247,15 +208,6 @@ def nft_kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, po
             continue
         chosen = next((es for es in packets.values() if sport and es[0].packet.get("sport") == sport), None)
         per_node.append((name, chosen or next(iter(packets.values()))))
-
-    def entered_first(item: tuple[str, list[NftEvent]]) -> tuple[int, int, int]:  # as ktrace orders the path
-        packet = item[1][0].packet
-        return (0 if packet.get("dst") == dst else 1, 0 if sport and packet.get("sport") == sport else 1,
-                0 if packet.get("in", "").startswith("veth") else 1)
-
-    per_node.sort(key=entered_first)
-    if src_ns in {ns for _, ns in nodes}:
-        ns_of = dict(nodes)
-        per_node.sort(key=lambda item: 0 if ns_of[item[0]] == src_ns else 1)
+    order_path(per_node, nodes, src_ns, dst, sport, keys=("dst", "sport", "in"))
     return build_trace(client=client, client_ip=client_ip, client_kind=client_kind, dst=dst, dport=port, result=result,
                        per_node=per_node, hooks=hooks)

@@ -928,7 +928,8 @@ class Netfilter:
                 continue
             if op == OP_NAT:
                 result.rules_evaluated += evaluated
-                self._nat(r, pkt, ctx, result, steps[-1] if trace else None)
+                apply_nat(r.nat, pkt, ctx, result, steps[-1] if trace else None,  # type: ignore[arg-type]
+                          masquerade="MASQUERADE", dnat_ports=r.dnat_ports)
                 return "ACCEPT"
             if op in (OP_NOTE, OP_NOTRACK):
                 if op == OP_NOTRACK:
@@ -944,29 +945,35 @@ class Netfilter:
                 return "REJECT"
             return "ACCEPT" if op == OP_ACCEPT else "DROP"
 
-    def _nat(self, r: CompiledRule, pkt: Packet, ctx: HookContext, result: HookResult, step: TraceStep | None) -> None:
-        """A NAT target: DNAT rewrites the packet now; SNAT/MASQUERADE are left to the caller."""
-        nat: NatAction = r.nat  # type: ignore[assignment]
-        result.nat = nat
-        if nat.kind != "DNAT":
-            ctx.ct_status = ctx.ct_status | {"SNAT"}
-            if step is not None:
-                step.detail = (f"SNAT to {nat.to_ip}{':' + str(nat.to_port) if nat.to_port is not None else ''}"
-                               if nat.kind == "SNAT" else "MASQUERADE: the source becomes the out interface's address")
-            return
-        before = pkt.as_dict() if step is not None else None
-        old = (pkt.dst, pkt.dport)
-        pkt.dst = nat.to_ip
-        if r.dnat_ports is not None:
-            lo, hi = r.dnat_ports
-            pkt.dport = pkt.dport if lo <= pkt.dport <= hi else lo  # nf_nat keeps an in-range port, else the first
-        elif nat.to_port is not None:
-            pkt.dport = nat.to_port
-        if (pkt.dst, pkt.dport) != old:
-            ctx.ct_status = ctx.ct_status | {"DNAT"}
+def apply_nat(nat: NatAction, pkt: Packet, ctx: HookContext, result: HookResult, step: TraceStep | None, *,
+              masquerade: str, note_fully_random: bool = False, dnat_ports: tuple[int, int] | None = None) -> None:
+    """A NAT action that fired (iptables' DNAT/SNAT/MASQUERADE targets, nft's dnat/snat/masquerade
+    statements): DNAT rewrites the packet now, to a port in ``dnat_ports`` when the rule gave a port
+    range (an in-range port stays, else the first), else to the action's port; SNAT/masquerade only
+    mark the connection, the caller rewrites the source. ``step`` (tracing) gets the detail;
+    ``masquerade`` is the masquerade's name in it (``MASQUERADE``, ``masquerade``), and
+    ``note_fully_random`` adds " (fully-random port)" when the action has the flag."""
+    result.nat = nat
+    if nat.kind != "DNAT":
+        ctx.ct_status = ctx.ct_status | {"SNAT"}
         if step is not None:
-            step.packet_before, step.packet_after = before, pkt.as_dict()
-            step.detail = f"DNAT {old[0]}:{old[1]} -> {pkt.dst}:{pkt.dport}"
+            step.detail = (f"SNAT to {nat.to_ip}{':' + str(nat.to_port) if nat.to_port is not None else ''}"
+                           if nat.kind == "SNAT" else f"{masquerade}: the source becomes the out interface's address"
+                           + (" (fully-random port)" if note_fully_random and nat.random_fully else ""))
+        return
+    before = pkt.as_dict() if step is not None else None
+    old = (pkt.dst, pkt.dport)
+    pkt.dst = nat.to_ip
+    if dnat_ports is not None:
+        lo, hi = dnat_ports
+        pkt.dport = pkt.dport if lo <= pkt.dport <= hi else lo  # nf_nat keeps an in-range port, else the first
+    elif nat.to_port is not None:
+        pkt.dport = nat.to_port
+    if (pkt.dst, pkt.dport) != old:
+        ctx.ct_status = ctx.ct_status | {"DNAT"}
+    if step is not None:
+        step.packet_before, step.packet_after = before, pkt.as_dict()
+        step.detail = f"DNAT {old[0]}:{old[1]} -> {pkt.dst}:{pkt.dport}"
 
 
 def _nat_ports(text: str) -> tuple[int, int]:

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InputError
-from .netfilter import _IP, _addr_type, jiffies, RECENT_HZ
+from .netfilter import _IP, _addr_type, apply_nat, jiffies, RECENT_HZ
 from .packet import HookContext, HookResult, NatAction, Packet, TraceStep
 
 HOOKS = {"prerouting": "PREROUTING", "input": "INPUT", "forward": "FORWARD", "output": "OUTPUT",
@@ -1110,7 +1110,8 @@ class NftNetfilter:
                                 self._marked(step, before, pkt)
                             steps.append(step)
                         if code in (V_DNAT, V_MASQ, V_SNAT):
-                            self._nat(r, pkt, ctx, result, steps[-1] if trace else None)
+                            apply_nat(r.nat, pkt, ctx, result, steps[-1] if trace else None,  # type: ignore[arg-type]
+                                      masquerade="masquerade", note_fully_random=True)
                             return "ACCEPT"
                         verdict = r.target
                     matched = r
@@ -1158,27 +1159,6 @@ class NftNetfilter:
         if before is not None:
             change = f"mark {before['mark']} -> {hex(pkt.mark)}"
             step.detail = f"{step.detail}; {change}" if step.detail else change
-
-    def _nat(self, r: CompiledRule, pkt: Packet, ctx: HookContext, result: HookResult, step: TraceStep | None) -> None:
-        nat: NatAction = r.nat  # type: ignore[assignment]
-        result.nat = nat
-        if nat.kind != "DNAT":
-            ctx.ct_status = ctx.ct_status | {"SNAT"}
-            if step is not None:
-                step.detail = (f"SNAT to {nat.to_ip}{':' + str(nat.to_port) if nat.to_port is not None else ''}"
-                               if nat.kind == "SNAT" else "masquerade: the source becomes the out interface's address"
-                               + (" (fully-random port)" if nat.random_fully else ""))
-            return
-        before = pkt.as_dict() if step is not None else None
-        old = (pkt.dst, pkt.dport)
-        pkt.dst = nat.to_ip
-        if nat.to_port is not None:
-            pkt.dport = nat.to_port
-        if (pkt.dst, pkt.dport) != old:
-            ctx.ct_status = ctx.ct_status | {"DNAT"}
-        if step is not None:
-            step.packet_before, step.packet_after = before, pkt.as_dict()
-            step.detail = f"DNAT {old[0]}:{old[1]} -> {pkt.dst}:{pkt.dport}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -53,7 +53,9 @@ def read_dumps(paths: str | list[str], flag: str = "--iptables-save") -> str:
     return "".join(texts)
 
 
-def trace_dump(path: str | list[str], *, node_ip: str, src: str, to: str, seed: int = 0, local_addresses: set[str] | None = None) -> Connection:
+def _check_addresses(node_ip: str, src: str, flag: str) -> None:
+    """The set-up of a trace through one node's dump (``flag``: --iptables-save or --nft): the
+    node's IP and the client's must be IP addresses; a one-line InputError naming the field if not."""
     try:
         ipaddress.ip_address(node_ip)
     except ValueError:
@@ -61,7 +63,11 @@ def trace_dump(path: str | list[str], *, node_ip: str, src: str, to: str, seed: 
     try:
         ipaddress.ip_address(src)
     except ValueError:
-        raise InputError("--from", f"{src!r} is not an IP address", "with --iptables-save, --from is an IP")
+        raise InputError("--from", f"{src!r} is not an IP address", f"with {flag}, --from is an IP")
+
+
+def trace_dump(path: str | list[str], *, node_ip: str, src: str, to: str, seed: int = 0, local_addresses: set[str] | None = None) -> Connection:
+    _check_addresses(node_ip, src, "--iptables-save")
     nf = Netfilter.from_text(read_dumps(path), name=node_ip)
     dst, dport, proto = _parse_to(to)
     return trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
@@ -88,14 +94,7 @@ def trace_nft(path: str | list[str], *, node_ip: str, src: str, to: str, seed: i
     """One new connection through a node's ``table ip kube-proxy`` (:mod:`kslab.sim.nftables`),
     as :func:`trace_dump` does for iptables; the other tables of a listing (iptables-nft's
     ``ip nat``/``ip filter``, DOCKER's …) are not run, and one note at the start says so."""
-    try:
-        ipaddress.ip_address(node_ip)
-    except ValueError:
-        raise InputError("--node-ip", f"{node_ip!r} is not an IP address", "write it like 172.18.0.2")
-    try:
-        ipaddress.ip_address(src)
-    except ValueError:
-        raise InputError("--from", f"{src!r} is not an IP address", "with --nft, --from is an IP")
+    _check_addresses(node_ip, src, "--nft")
     dst, dport, proto = _parse_to(to)
     text = read_nft(path)
     where = f"--nft {path if isinstance(path, str) else ' '.join(path)}"

@@ -13,7 +13,9 @@ A Deployment created through the API gets its pods (:func:`deployment_controller
 pods its selector matches, as the EndpointSlice controller writes it; chapter 07's ``svc-lb``).
 A write to a Service or an EndpointSlice is followed by every node's kube-proxy (kslab's Proxier,
 a partial sync into the same simulator: :func:`kube_proxy`), so the nodes' rules follow the API
-as on a live cluster. A pod's exec (``kubectl exec net-pod -- curl ...``, kslab's curl loop) runs through the simulator
+as on a live cluster. A pod's ``iperf3 -c ...`` is answered with real iperf3 outputs by :mod:`kindfake.iperf3fake`
+(the servers are the pods running ``iperf3 -s``, one test at a time; chapter 10). A pod's other execs (``kubectl exec
+net-pod -- curl ...``, kslab's curl loop) run through the simulator
 (except in a pod whose image is the app's binary alone, traefik/whoami: there nothing can be exec'd, as on a live
 cluster),
 which then writes the nodes' tables back to the fake docker's nodes directory (a copy of the
@@ -30,6 +32,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +147,8 @@ def deployment_controller():
     """A write hook playing the Deployment controller and the scheduler for a Deployment created
     through the API (the recorded Deployments have their pods already; chapter 08's ``mario``):
     its ReplicaSet ``<deployment>-<hash>`` and ``spec.replicas`` pods ``<deployment>-<hash>-<5 letters>`` from the template, spread over the
-    workers in turn, each with the next free address of its node's podCIDR, Running and Ready (as
+    workers in turn (over the nodes the template's ``nodeSelector`` / ``nodeName`` allow, when it has one: chapter 10's iperf3
+    pods are pinned by the study's ``mynode`` labels), each with the next free address of its node's podCIDR, Running and Ready (as
     once their readiness probes passed). Written before the add-on's Service, so its slice lists them."""
     import ipaddress
     import uuid
@@ -158,6 +162,14 @@ def deployment_controller():
         pth = uuid.uuid4().hex[:10]
         workers = [n for n in sorted(server.objects("Node"), key=lambda n: n["metadata"]["name"])
                    if "node-role.kubernetes.io/control-plane" not in (n["metadata"].get("labels") or {})]
+        pod_spec = (template.get("spec") or {})
+        selector = pod_spec.get("nodeSelector") or {}
+        if selector or pod_spec.get("nodeName"):  # the scheduler's NodeName and NodeAffinity (nodeSelector) filters
+            workers = [n for n in sorted(server.objects("Node"), key=lambda n: n["metadata"]["name"])
+                       if all((n["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+                       and pod_spec.get("nodeName") in (None, n["metadata"]["name"])]
+            if not workers:
+                return  # no node fits: the pods stay Pending, unscheduled (none made here)
         used = {(o.get("status") or {}).get("podIP") for o in server.objects("Pod")}
         labels = {**(template.get("metadata") or {}).get("labels", {}), "pod-template-hash": pth}
         replicas = int(spec.get("replicas", 1))
@@ -192,7 +204,7 @@ def deployment_controller():
     return hook
 
 
-def serve_machine(sim, nodes: Path, lock: threading.Lock) -> str:
+def serve_machine(sim, nodes: Path, lock: threading.Lock, iperf3: Any = None) -> str:
     """The simulator as the fake docker's machine: a tiny HTTP endpoint on 127.0.0.1 that runs
     ``docker exec CONTAINER ARGV`` in this process's simulator (POST JSON ``{"where", "argv"}`` ->
     ``{"stdout", "stderr", "code"}``), so nodes and pods share one kernel state (conntrack,
@@ -202,10 +214,15 @@ def serve_machine(sim, nodes: Path, lock: threading.Lock) -> str:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with lock:
-                stdout, stderr, code = sim.answer(req["where"], req["argv"])
-                if req["argv"][:1] == ["curl"] or req["argv"][:2] == ["sh", "-c"]:
-                    sim.persist(nodes)
+            if req["argv"][:1] == ["iperf3"] and req["where"] == "mypc" and iperf3:  # netshoot has iperf3; nodes do not
+                ans = iperf3[0].answer("mypc", MYPC_FAKE_IP, "", "default", req["argv"])
+                time.sleep(ans.delay)
+                stdout, stderr, code = ans.stdout, ans.stderr, ans.exit_code
+            else:
+                with lock:
+                    stdout, stderr, code = sim.answer(req["where"], req["argv"])
+                    if req["argv"][:1] == ["curl"] or req["argv"][:2] == ["sh", "-c"]:
+                        sim.persist(nodes)
             body = json.dumps({"stdout": stdout, "stderr": stderr, "code": code}).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -221,6 +238,8 @@ def serve_machine(sim, nodes: Path, lock: threading.Lock) -> str:
 
 
 SCRATCH_IMAGES = ("traefik/whoami",)  # images with the app's binary alone: no sh, curl, ip or hostname to exec
+IPERF3_IMAGES = ("networkstatic/iperf3", "nicolaka/netshoot")  # images that have iperf3 (netshoot: net-pod, mypc)
+MYPC_FAKE_IP = "172.18.0.100"  # mypc on the fake docker's default kind network (KSLAB_FAKE_DOCKER_SUBNET unset)
 
 
 def _image(server, namespace: str, pod: str) -> str:
@@ -250,17 +269,27 @@ def start(state: Path, *, fixture: str = "myk8s", context: str = "kind-myk8s", *
 
     def handler(req) -> ExecAnswer:
         where = req.pod if req.namespace == "default" else f"{req.namespace}/{req.pod}"
-        if _image(server, req.namespace, req.pod).split(":")[0] in SCRATCH_IMAGES:  # nothing to run but the app
+        image = _image(server, req.namespace, req.pod).split(":")[0]
+        if image in SCRATCH_IMAGES:  # nothing to run but the app
             return ExecAnswer("", dockerfake.missing_executable(req.argv[0] if req.argv else ""), 127)
+        if req.argv[:1] == ("iperf3",):  # chapter 10: real iperf3 outputs (iperf3fake), where the image has iperf3
+            if image not in IPERF3_IMAGES:
+                return ExecAnswer("", dockerfake.missing_executable("iperf3"), 127)
+            return server.iperf3(req)
         with lock:
             stdout, stderr, code = sim.answer(where, list(req.argv))
             if req.argv[:1] == ("curl",) or req.argv[:2] == ("sh", "-c"):
                 sim.persist(nodes)
         return ExecAnswer(stdout, stderr, code)
 
-    env["KSLAB_FAKE_DOCKER_MACHINE"] = serve_machine(sim, nodes, lock)
+    iperf3: list = []  # the iperf3 servers, once the API server exists (mypc's docker exec of iperf3 -c asks them)
+    env["KSLAB_FAKE_DOCKER_MACHINE"] = serve_machine(sim, nodes, lock, iperf3)
     server = server_for(fixture, **server_kw)
     server.exec_handler = handler
+    from kindfake.iperf3fake import Iperf3Servers
+
+    server.iperf3 = Iperf3Servers(server)  # the iperf3 pods' answers; tests read server.iperf3.tests, set .hold
+    iperf3.append(server.iperf3)
     server.on_write.append(deployment_controller())
     server.on_write.append(endpointslice_controller())
     server.on_write.append(kube_proxy(sim, nodes, lock))
