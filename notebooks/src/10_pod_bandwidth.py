@@ -416,8 +416,8 @@ experiments.claim(
 # %% [markdown] lang="en"
 # ## 6. Four paths compared: same node, cross node, ClusterIP, NodePort
 #
-# The same TCP test on the chapter's four paths (on sim the recorded 5-second runs; where the runs are
-# measured now, 2 seconds each, to keep the chapter short), each figure with the hops its packets take:
+# The same TCP test on the chapter's four paths (5 seconds each: on sim the recorded runs; on netns
+# 2 seconds each, to keep the chapter short), each figure with the hops its packets take:
 #
 # - **same-node**: `iperf3-client-same` to the server pod's IP on the same node: out of the client's veth
 #   into the node, routed, into the server's veth;
@@ -441,7 +441,7 @@ experiments.claim(
 # %% [markdown] lang="ko"
 # ## 6. 네 경로 비교: 같은 노드, 다른 노드, 클러스터 IP, NodePort
 #
-# 같은 TCP 테스트를 이 장의 네 경로에서 실행하고(sim에서는 기록된 5초짜리 실행, 지금 재는 곳에서는 장을 짧게 하려고
+# 같은 TCP 테스트를 이 장의 네 경로에서 실행하고(5초씩: sim에서는 기록된 실행, netns에서는 장을 짧게 하려고
 # 2초씩), 숫자마다 패킷이 지나는 홉을 함께 봅니다.
 #
 # - **same-node**: `iperf3-client-same`에서 같은 노드의 서버 파드 IP로. 클라이언트의 veth를 나와 노드에서
@@ -465,7 +465,7 @@ experiments.claim(
 # %%
 SAME_VS_CROSS = 0.6  # same-node >= 0.6 x cross-node (measured here under load: 0.75-1.52)
 SERVICE_VS_DIRECT = 0.6  # ClusterIP >= 0.6 x the direct cross-node path (measured: 0.76-1.24)
-flags = "-t 5" if lab.backend == "sim" else "-t 2"  # sim: the recorded 5 s runs; measured now: 2 s each (a shorter chapter)
+flags = "-t 2" if lab.backend == "netns" else "-t 5"  # netns: 2 s per path keeps the chapter short; sim: the recorded 5 s runs
 compared = bandwidth.compare(lab, list(PATHS.values()), flags)  # ratio: each path over the first, same-node
 print(compared[["path", "Mbit_s", "ratio", "hops"]].round(2).to_string(index=False))
 charts_ch10.comparison_figure(compared, title=f"TCP ({flags}) per path, ratios to same-node<br><sup>{views_ch10.figures_source(lab)}</sup>").show()
