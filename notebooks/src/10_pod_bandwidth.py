@@ -59,11 +59,15 @@
 #   `.source` (measured now, or the recording it comes from) and `.frame()` (one row per sum, with the path);
 # - `kslab.iperf3`: `IperfOptions` (the flags as data: `.flags()`, `.client_argv(host)`, `.target_bitrate`,
 #   `IperfOptions.from_argv(argv)`), `STUDY_TESTS` (the study's four tests), the directions `C2S`
-#   (client->server) and `S2C` (server->client), `format_text(result)` (the report as iperf3 prints it);
+#   (client->server) and `S2C` (server->client), `parse(text)` (an `iperf3 ... -J` report, e.g. what
+#   `lab.sh` printed, into an `IperfResult`: `.protocol`, `.port`, `.duration`, `.num_streams`, `.reverse`,
+#   `.bidir` besides the sums) and `format_text(result)` (the report as iperf3 prints it without `-J`);
+#   on sim `lab.sh`'s `.stderr` says which recording an `iperf3 -J` answer comes from;
 # - `kslab.bandwidth`: `path_to(lab, client, to)` (the path and its hops without running anything),
 #   `compare(lab, [(client, to), ...], flags)` (one row per path);
 # - `views_ch10`: `path_targets(places)` (the chapter's four paths), `udp_rates`, `streams_vs_sum`,
-#   `direction_rates`, `study_table`, the `BandwidthPanel`; `charts_ch10`: the charts.
+#   `direction_rates`, `study_table`, `figures_source(lab)` (measured now, or the recording's label), the
+#   `BandwidthPanel`; `charts_ch10`: the charts.
 #
 # **Where the figures come from.** On `netns` every test runs the real iperf3 (3.12 here) between the
 # pods' network namespaces, now. On `sim` there is nothing to measure: the figures are real runs recorded
@@ -89,11 +93,14 @@
 #   것인지, 어느 기록에서 온 것인지), `.frame()`(합계마다 한 줄, 경로와 함께)입니다.
 # - `kslab.iperf3`: `IperfOptions`(데이터로 본 옵션: `.flags()`, `.client_argv(host)`, `.target_bitrate`,
 #   `IperfOptions.from_argv(argv)`), `STUDY_TESTS`(스터디의 네 가지 테스트), 방향 `C2S`(client->server)와
-#   `S2C`(server->client), `format_text(result)`(iperf3가 출력하는 그대로의 보고서)입니다.
+#   `S2C`(server->client), `parse(text)`(`iperf3 ... -J` 보고서, 예를 들어 `lab.sh`가 출력한 것을 `IperfResult`로:
+#   합계 말고도 `.protocol`, `.port`, `.duration`, `.num_streams`, `.reverse`, `.bidir`), `format_text(result)`(`-J`
+#   없이 iperf3가 출력하는 그대로의 보고서)입니다. sim에서 `iperf3 -J`에 대한 `lab.sh`의 `.stderr`는 그 답이 어느
+#   기록에서 왔는지 말합니다.
 # - `kslab.bandwidth`: `path_to(lab, client, to)`(아무것도 실행하지 않고 경로와 홉만), `compare(lab, [(client,
 #   to), ...], flags)`(경로마다 한 줄)입니다.
 # - `views_ch10`: `path_targets(places)`(이 장의 네 경로), `udp_rates`, `streams_vs_sum`, `direction_rates`,
-#   `study_table`, `BandwidthPanel`, `charts_ch10`: 차트입니다.
+#   `study_table`, `figures_source(lab)`(지금 잰 것인지, 기록의 레이블인지), `BandwidthPanel`, `charts_ch10`: 차트입니다.
 #
 # **숫자는 어디서 오는가.** `netns`에서는 모든 테스트가 파드의 네트워크 네임스페이스 사이에서 실제 iperf3(여기서는
 # 3.12)로 지금 실행됩니다. `sim`에서는 잴 것이 없습니다. 숫자는 netns에서 실제로 잰 기록(`data/recorded/iperf3.json`,
@@ -416,8 +423,8 @@ experiments.claim(
 # %% [markdown] lang="en"
 # ## 6. Four paths compared: same node, cross node, ClusterIP, NodePort
 #
-# The same TCP test on the chapter's four paths (5 seconds each: on sim the recorded runs; on netns
-# 2 seconds each, to keep the chapter short), each figure with the hops its packets take:
+# The same TCP test on the chapter's four paths (5 seconds per path, on sim the recorded runs; on netns
+# 2 seconds per path, to keep the chapter short), each figure with the hops its packets take:
 #
 # - **same-node**: `iperf3-client-same` to the server pod's IP on the same node: out of the client's veth
 #   into the node, routed, into the server's veth;
@@ -441,8 +448,8 @@ experiments.claim(
 # %% [markdown] lang="ko"
 # ## 6. 네 경로 비교: 같은 노드, 다른 노드, 클러스터 IP, NodePort
 #
-# 같은 TCP 테스트를 이 장의 네 경로에서 실행하고(5초씩: sim에서는 기록된 실행, netns에서는 장을 짧게 하려고
-# 2초씩), 숫자마다 패킷이 지나는 홉을 함께 봅니다.
+# 같은 TCP 테스트를 이 장의 네 경로에서 실행하고(경로마다 5초, sim에서는 기록된 실행입니다. netns에서는 장을 짧게
+# 하려고 경로마다 2초), 숫자마다 패킷이 지나는 홉을 함께 봅니다.
 #
 # - **same-node**: `iperf3-client-same`에서 같은 노드의 서버 파드 IP로. 클라이언트의 veth를 나와 노드에서
 #   라우팅되고 서버의 veth로 들어갑니다.
@@ -458,9 +465,9 @@ experiments.claim(
 # 느리지 않아야 합니다. 하지만 여기서는 모든 경로가 CPU의 한계에 걸리고, 이 과정의 CPU 2개짜리 테스트 머신에서 다른
 # 작업이 도는 동안 열네 번 재었을 때(부하 평균 7-8에서 5초씩 여섯 번, 부하 3에서 2초씩 여덟 번) same-node/cross-node는
 # 0.75에서 1.52, ClusterIP/cross-node는 0.76에서 1.24 사이였습니다. 경로마다 짧은 표본 하나는 어느 쪽으로든 4분의 1쯤
-# 움직이므로, 확인은 그만큼을
-# 허용합니다. same-node는 cross-node의 0.6배 이상, ClusterIP 경로는 직접 경로의 0.6배 이상입니다(더해진 홉인
-# kube-proxy의 DNAT는 패킷마다 conntrack 조회 한 번이고, 규칙은 연결마다 한 번 따라갑니다).
+# 움직이므로, 확인은 그만큼을 허용합니다. same-node는 cross-node의 0.6배 이상, ClusterIP 경로는 직접 경로의
+# 0.6배 이상입니다(더해진 홉인 kube-proxy의 DNAT는 패킷마다 conntrack 조회 한 번이고, 규칙은 연결마다 한 번
+# 따라갑니다).
 
 # %%
 SAME_VS_CROSS = 0.6  # same-node >= 0.6 x cross-node (measured here under load: 0.75-1.52)
@@ -534,11 +541,12 @@ kslab.check.ch10.path_hops(answer, lab, client=views_ch10.EXTERNAL_CLIENT, to=f"
 # label gives it), and why the chapter compares ratios. What each setting adds:
 #
 # - **kind** (the study's cluster): each node is a Docker container on one host; pods have veths into
-#   their node's namespace, the nodes share the Docker bridge `kind` (a cross-node packet crosses two
-#   veths and the bridge). Still one kernel, still CPU-bound: the same shape as here.
+#   their node's namespace, the nodes share the Docker bridge `kind` (a cross-node packet leaves its node
+#   through the node's own veth, crosses the bridge and enters the other node through its veth). Still one
+#   kernel, still CPU-bound: the same shape as here.
 # - **a real cluster**: NICs and switches with a line rate (1/10/25 Gbit/s...), a path MTU (1500 bytes,
 #   or 9000 with jumbo frames), often an overlay that **encapsulates** pod traffic between nodes
-#   (VXLAN or Geneve: 50 bytes of headers per packet, and CPU for the encapsulation unless the NIC
+#   (VXLAN or Geneve: about 50 bytes of headers per packet, and CPU for the encapsulation unless the NIC
 #   offloads it), the CNI's network policy and NAT, the pods' **CPU limits** (a throttled iperf3 measures
 #   its quota), and **noisy neighbours** sharing the NICs and the nodes. Cross-node is then a different
 #   thing from same-node, and a UDP test at `-b 0` measures loss on real queues.
@@ -556,10 +564,10 @@ kslab.check.ch10.path_hops(answer, lab, client=views_ch10.EXTERNAL_CLIENT, to=f"
 # 환경마다 더해지는 것은 다음과 같습니다.
 #
 # - **kind**(스터디의 클러스터): 노드마다 한 호스트 위의 Docker 컨테이너입니다. 파드는 노드의 네임스페이스로 가는
-#   veth를 가지고, 노드들은 Docker 브리지 `kind`를 나눠 씁니다(다른 노드로 가는 패킷은 veth 두 개와 브리지를
-#   지납니다). 여전히 커널 하나이고 CPU가 한계입니다. 여기와 같은 모양입니다.
+#   veth를 가지고, 노드들은 Docker 브리지 `kind`를 나눠 씁니다(다른 노드로 가는 패킷은 노드 자신의 veth로 나가
+#   브리지를 건너고, 다른 노드의 veth로 들어갑니다). 여전히 커널 하나이고 CPU가 한계입니다. 여기와 같은 모양입니다.
 # - **실제 클러스터**: 회선 속도(1/10/25 Gbit/s…)가 있는 NIC과 스위치, 경로 MTU(1500바이트, 점보 프레임이면 9000),
-#   노드 사이의 파드 트래픽을 **캡슐화**하는 오버레이(VXLAN이나 Geneve: 패킷마다 헤더 50바이트, 그리고 NIC이 대신
+#   노드 사이의 파드 트래픽을 **캡슐화**하는 오버레이(VXLAN이나 Geneve: 패킷마다 헤더 약 50바이트, 그리고 NIC이 대신
 #   해 주지 않으면 캡슐화에 드는 CPU), CNI의 네트워크 정책과 NAT, 파드의 **CPU 제한**(CPU limit, 제한에 걸린
 #   iperf3는 자기 할당량을 잽니다), NIC과 노드를 나눠 쓰는 **시끄러운 이웃**(noisy neighbour)이 더해집니다. 그러면
 #   다른 노드로 가는 경로는 같은 노드 안과 전혀 다른 것이 되고, `-b 0`인 UDP 테스트는 실제 큐에서의 손실을 잽니다.
