@@ -8,7 +8,7 @@ netns" or the recording's label).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go

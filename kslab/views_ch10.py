@@ -16,7 +16,7 @@ the chapter reads), and on sim they are recordings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import pandas as pd
 
