@@ -7,7 +7,9 @@
 - :func:`streams_vs_sum`, :func:`direction_rates`, :func:`main_direction`, :func:`udp_rates`:
   what one :class:`kslab.iperf3.IperfResult` says, read the way the chapter's claims read it;
 - :func:`study_table`: one row per test and direction, the four study tests side by side;
-- :func:`compute_bandwidth` and :class:`BandwidthPanel`: the test / path / ``-P`` / ``-t`` panel.
+- :func:`figures_source`: where the figures come from (measured now, or the recording's label);
+- :func:`panel_flags`, :func:`compute_bandwidth` and :class:`BandwidthPanel`: the test / path /
+  ``-P`` / ``-t`` panel (on sim at every move, where measured on its ``run`` button).
 
 Nothing here changes the lab: iperf3 runs leave no state behind (no rule, no conntrack entry
 the chapter reads), and on sim they are recordings.
