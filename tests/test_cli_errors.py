@@ -238,7 +238,8 @@ def test_as_is_skips_admission(run):
 
 
 LIVE_COMMANDS = [["sh", "net-pod", "--", "hostname"], ["simulate", "--from", "net-pod", "--to", "svc-clusterip", "-n", "2"],
-                 ["trace", "--from", "net-pod", "--to", "svc-clusterip"]]
+                 ["trace", "--from", "net-pod", "--to", "svc-clusterip"],
+                 ["iperf3", "app=iperf3-client,pair=cross-node", "iperf3-server", "-t", "5"]]
 
 
 @pytest.mark.parametrize("command", LIVE_COMMANDS, ids=lambda c: c[0])
