@@ -1225,3 +1225,99 @@ def _flapping_staleness(answer: Any, min_sync_period: float = 2.0, period: float
 
 ch05 = SimpleNamespace(local_nodeport_rules=_local_nodeport_rules, deletion_syncs=_deletion_syncs,
                        partial_written=_partial_written, flapping_staleness=_flapping_staleness)
+
+
+# ---- chapter 10: pod-to-pod bandwidth with iperf3 -------------------------------------------------
+
+REVERSE_OPTIONS = ("a", "b", "c")  # (a) client->server only; (b) server->client only; (c) both directions at once
+CH10_STUDY_PATH = "clusterip"  # the study's tests: `iperf3 -c iperf3-server ...` from the iperf3-client pod
+
+
+def _ch10_lab(lab=None):
+    """A lab the check may use, with chapter 10's add-on (data/myk8s/iperf3) applied."""
+    from .views_ch10 import with_iperf3
+
+    return with_iperf3(_private_lab(lab))
+
+
+def _ch10_run(lab, flags: str, path: str = CH10_STUDY_PATH):
+    """One iperf3 run of ``flags`` on ``path`` of a lab the check may use (on sim: the recording)."""
+    from .views_ch10 import path_targets, places
+
+    client, to = path_targets(places(lab))[path]
+    return lab.iperf3(client, to, flags, progress=False)
+
+
+def _reverse_choice(directions: Sequence[str]) -> str:
+    from .iperf3 import C2S, S2C
+
+    got = set(directions)
+    return "c" if got == {C2S, S2C} else ("b" if got == {S2C} else "a")
+
+
+def _reverse_direction(answer: Any, lab=None, flags: str = "-u -R -t 5") -> Feedback:
+    """Which direction(s) an ``iperf3 -c ... -R`` run measures: read from the run's own JSON
+    (its ``end`` sums), on a copy of the lab (on sim the recording)."""
+    if answer is None:
+        return _pending(f"the direction(s) `iperf3 -c iperf3-server {flags}` measures (a, b or c)")
+    got = str(answer).strip().lower().strip("()")
+    if got not in REVERSE_OPTIONS:
+        raise WrongAnswer(f"answer 'a', 'b' or 'c', not {answer!r}. Hint: -R is short for --reverse")
+    run = _ch10_run(_ch10_lab(lab), flags)
+    expected = _reverse_choice(run.result.directions())
+    if got == expected:
+        return _ok({"b": "(b) server->client only: -R (--reverse) makes the server send and the client receive; the report "
+                         "has one direction. Both at once is --bidir (iperf3 3.7 and later)",
+                    "a": "(a) client->server only", "c": "(c) both directions"}[expected])
+    if got == "c":
+        raise WrongAnswer("not (c): that is what the study says, and it is wrong. Hint: read the JSON's end sums of a -R run: "
+                          "how many directions does it report? Both at once needs another flag")
+    raise WrongAnswer(f"not ({got}). Hint: without -R the client sends; what does --reverse swap?")
+
+
+def _udp_rate(answer: Any, lab=None, flags: str = "-u -R -t 5") -> Feedback:
+    """The rate (Mbit/s) a UDP sender aims at without ``-b``: measured by the run's receiver (on a
+    copy of the lab; on sim the recording), accepted within 5%."""
+    if answer is None:
+        return _pending("the rate in Mbit/s iperf3 sends UDP at without -b")
+    try:
+        got = float(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give a number of Mbit/s, not {answer!r}") from None
+    if got > 1e4:  # given in bit/s
+        got /= 1e6
+    from .views_ch10 import udp_rates
+
+    rates = udp_rates(_ch10_run(_ch10_lab(lab), flags).result)
+    measured = rates["receiver_Mbit_s"]
+    if abs(got - measured) <= 0.05 * measured:
+        return _ok(f"about {measured:.3f} Mbit/s: without -b iperf3 sends UDP at 1 Mbit/s = 1024 x 1024 = 1,048,576 bit/s "
+                   f"(its UDP_RATE), whatever the path could carry; -b 0 removes the cap")
+    raise WrongAnswer(f"not {answer!r} Mbit/s (measured {measured:.3f}). Hint: iperf3's UDP default bitrate is a constant in "
+                      "its source, 1 Mbit/s written as 1024 * 1024 bit/s")
+
+
+def _path_hops(answer: Any, lab=None, client: str = "mypc", to: str = "myk8s-worker3:iperf3-server-nodeport",
+               port: int = 5201) -> Feedback:
+    """The hop kinds, in order, of the path from ``client`` to ``to`` (a pod, a Service or
+    NODE:NODEPORT-Service): :func:`kslab.bandwidth.path_to` on a copy of the lab."""
+    if answer is None:
+        return _pending(f"the hops from {client} to {to}, in order (e.g. ['veth', 'routing', ...])")
+    from .bandwidth import path_to
+
+    if isinstance(answer, str):
+        answer = [a.strip() for a in answer.replace("->", ",").split(",") if a.strip()]
+    try:
+        got = [str(a).strip().lower() for a in answer]
+    except TypeError:
+        raise WrongAnswer(f"give a list of hop kinds, not {answer!r}") from None
+    path = path_to(_ch10_lab(lab), client, to, port=port)
+    expected = [h.kind for h in path.hops]
+    if got == expected:
+        return _ok(f"{path.hops_text()}: " + "; ".join(f"{h.kind} ({h.where}): {h.detail}" for h in path.hops))
+    nat = sum(k == "nat" for k in expected)
+    raise WrongAnswer(f"not {got}. Hint: the path has {len(expected)} hops, {nat} of them NAT; follow the packet from {client}: "
+                      "which node receives it, what does kube-proxy's rule there rewrite, where is the pod?")
+
+
+ch10 = SimpleNamespace(reverse_direction=_reverse_direction, udp_rate=_udp_rate, path_hops=_path_hops)

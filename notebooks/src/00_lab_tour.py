@@ -438,6 +438,10 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | allocatable CPU | 할당 가능한 CPU | the CPU a node offers to pods (`status.allocatable.cpu`, in millicores); the controller shares endpoints between zones in proportion to it | 09 |
 # | trafficDistribution | 트래픽 분배 | the Service field asking for endpoints close to the client: `PreferClose`/`PreferSameZone` (own zone), `PreferSameNode` (own node) | 09 |
 # | bandwidth (iperf3) | 대역폭 (iperf3) | how much data per second a path carries; measured between pods with iperf3 | 10 |
+# | retransmit | 재전송 | a TCP segment the sender sends again because it was lost or late (iperf3's `Retr`) | 10 |
+# | jitter | 지터 | how much the gap between arriving packets varies (ms; iperf3 reports it for UDP) | 10 |
+# | packet loss | 패킷 손실 | datagrams that never arrived (iperf3's `Lost/Total Datagrams` for UDP) | 10 |
+# | parallel streams | 병렬 스트림 | several connections of one test at once (iperf3 `-P N`, added up in `[SUM]`) | 10 |
 
 # %% [markdown] lang="ko"
 # ## 용어집 (Glossary)
@@ -518,3 +522,7 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | 할당 가능한 CPU | allocatable CPU | 노드가 파드에 내줄 수 있는 CPU(`status.allocatable.cpu`, 밀리코어); 컨트롤러는 이에 비례해 존 사이에 엔드포인트를 나눕니다 | 09 |
 # | 트래픽 분배 | trafficDistribution | 클라이언트에 가까운 엔드포인트를 요청하는 서비스 필드: `PreferClose`/`PreferSameZone`(같은 존), `PreferSameNode`(같은 노드) | 09 |
 # | 대역폭 (iperf3) | bandwidth (iperf3) | 초당 보낼 수 있는 데이터 양; iperf3로 파드 사이에서 잽니다 | 10 |
+# | 재전송 | retransmit | 잃어버렸거나 늦어서 송신자가 다시 보낸 TCP 세그먼트 (iperf3의 `Retr`) | 10 |
+# | 지터 | jitter | 도착하는 패킷 사이 간격이 흔들리는 정도 (ms; iperf3가 UDP에서 보고합니다) | 10 |
+# | 패킷 손실 | packet loss | 끝내 도착하지 않은 데이터그램 (UDP에서 iperf3의 `Lost/Total Datagrams`) | 10 |
+# | 병렬 스트림 | parallel streams | 한 테스트의 여러 연결을 동시에 (iperf3 `-P N`, `[SUM]`으로 더합니다) | 10 |
