@@ -257,8 +257,4 @@ def figures_source(lab) -> str:
     """Where the chapter's figures come from on ``lab``'s backend: measured now (netns, kind), or
     on sim the recording's label (``data/recorded/iperf3.json``: when, where and on what it was
     recorded)."""
-    if lab.backend != "sim":
-        return f"measured now on {lab.backend}"
-    from .bandwidth import recording, recording_label
-
-    return recording_label(recording()["meta"])
+    return lab.dataplane.iperf3_source()
