@@ -161,11 +161,19 @@ def _pods_named(cluster: ClusterState, spec: str) -> list:
             raise InputError(repr(spec), f"is not a label selector ({err.message.removeprefix('error: ')})",
                              "write e.g. app=iperf3-client,pair=same-node") from None
         return [p for p in sorted(cluster.pods, key=lambda p: p.name) if match(p.labels) and p.pod_ip]
+    kind, slash, name = spec.partition("/")
+    if slash and kind in ("deploy", "deployment", "deployments"):  # kubectl exec deploy/NAME: one of its pods
+        pods = sorted((p for p in cluster.pods if p.owner == f"Deployment/{name}" and p.pod_ip), key=lambda p: p.name)
+        if not pods:
+            deployments = ", ".join(d.name for d in cluster.deployments) or "none"
+            raise InputError(repr(spec), f"Deployment {name!r} has no running pod", f"Deployments of the lab: {deployments}")
+        return pods[:1]
     return [p for p in cluster.pods if spec in (p.name, p.key)]
 
 
 def resolve_pod(cluster: ClusterState, spec: str, what: str) -> str | None:
-    """A pod's name from its name, ``ns/name`` or a label selector picking one pod; None if
+    """A pod's name from its name, ``ns/name``, ``deploy/NAME`` (as ``kubectl exec deploy/NAME``:
+    the Deployment's first pod by name) or a label selector picking one pod; None if
     ``spec`` names no pod and is no selector; a selector picking none or several: InputError."""
     pods = _pods_named(cluster, spec)
     if "=" not in spec:
@@ -337,7 +345,8 @@ def path_to(lab, client: str, to: str, *, port: int = DEFAULT_PORT) -> Bandwidth
         c = lab.client(client_name)
     except InputError:
         known = ["mypc", *(n.name for n in cluster.nodes), *(p.name for p in cluster.pods if p.pod_ip)]
-        raise InputError("client", f"{client!r} is not a pod, node or mypc of the lab", "use one of: " + ", ".join(known)) from None
+        raise InputError("client", f"{client!r} is not a pod, node or mypc of the lab", "use one of: " + ", ".join(known)
+                         + "; or deploy/NAME, or a label selector such as app=iperf3-client,pair=same-node") from None
     t = _target(cluster, to, port)
     if t is None:
         raise _unknown_target(cluster, to)

@@ -487,7 +487,7 @@ def _add_iperf3(sub) -> None:
     p = sub.add_parser(
         "iperf3",
         help="measure bandwidth between two pods with iperf3 (chapter 10)",
-        description="One iperf3 test from FROM (a pod, mypc, or a label selector picking one pod) to TO (a pod, a "
+        description="One iperf3 test from FROM (a pod, deploy/NAME, mypc, or a label selector picking one pod) to TO (a pod, a "
                     "Service such as iperf3-server, or NODE:NODEPORT / NODE:SERVICE), with iperf3's own flags "
                     "(-t -p -u -R --bidir -P -b -i). Prints the sums with the path's hops. netns: real iperf3 in the "
                     "pods' namespaces (root); sim: the recording made on netns, labelled as such. The lab is the study's "
@@ -503,7 +503,7 @@ def _add_iperf3(sub) -> None:
     _add_context(p)
     p.add_argument("--json", action="store_true", help="the run as JSON: path, hops, sums and iperf3's own -J report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.add_argument("src", metavar="FROM", help="a pod, mypc, or a label selector picking one pod")
+    p.add_argument("src", metavar="FROM", help="a pod, deploy/NAME, mypc, or a label selector picking one pod")
     p.add_argument("dst", metavar="TO", help="a pod, a Service (iperf3-server[:5201]) or NODE:NODEPORT")
     p.add_argument("flags", nargs=argparse.REMAINDER, metavar="IPERF3-FLAGS", help="iperf3's flags, e.g. -t 5 -u -R")
     p.set_defaults(func=cmd_iperf3)

@@ -213,3 +213,15 @@ def test_a_services_port_is_its_own(lab: Lab) -> None:
     with pytest.raises(InputError, match="Service iperf3-server has no TCP port 5202; its TCP ports: 5201"):
         lab.iperf3(CROSS, "iperf3-server", "-p 5202 -t 5")
     assert path_to(lab, SAME, "app=iperf3-server", port=5202).server_port == 5202  # a pod: -p moves both ends
+
+
+def test_deploy_slash_name_picks_the_deployments_first_pod_as_kubectl_exec_does(lab: Lab) -> None:
+    pods = sorted(p.name for p in lab.cluster.pods if p.owner == "Deployment/iperf3-client")
+    assert len(pods) == 1
+    p = path_to(lab, "deploy/iperf3-client", "iperf3-server")
+    assert p.client == pods[0] and p.kind == "clusterip"
+    assert path_to(lab, "deploy/iperf3-client-same", "iperf3-server").client_node == p.server_node
+    with pytest.raises(InputError, match="^'deploy/nosuch': Deployment 'nosuch' has no running pod; Deployments of the lab: .*iperf3-client"):
+        path_to(lab, "deploy/nosuch", "iperf3-server")
+    with pytest.raises(InputError, match="or deploy/NAME"):
+        path_to(lab, "iperf3-client", "iperf3-server")  # a Deployment's bare name is not a pod
