@@ -471,16 +471,21 @@ def cmd_sh(args) -> int:
 
     parsed, _ = shell.parse(line)  # a bad command fails before any lab is built
     files = _files(args)
-    if files is None and isinstance(parsed, shell.Iperf3):  # chapter 10's pods: the study's lab plus its iperf3 add-on
-        from .resources import study_lab
-
-        files = [str(study_lab()), str(study_lab() / "iperf3")]
+    if files is None and isinstance(parsed, shell.Iperf3):
+        files = _iperf3_lab_files()
     with Lab(files, backend=args.backend, seed=args.seed, **_lab_context(args)) as lab:
         out = lab.sh(args.where, line)
     sys.stdout.write(out)
     sys.stdout.flush()
     sys.stderr.write(out.stderr)
     return out.returncode
+
+
+def _iperf3_lab_files() -> list[str]:
+    """Chapter 10's pods: the study's lab plus its iperf3 add-on (data/myk8s/iperf3)."""
+    from .resources import study_lab
+
+    return [str(study_lab()), str(study_lab() / "iperf3")]
 
 
 def _add_iperf3(sub) -> None:
@@ -512,7 +517,6 @@ def _add_iperf3(sub) -> None:
 def cmd_iperf3(args) -> int:
     from .bandwidth import options_of
     from .lab import Lab
-    from .resources import study_lab
 
     words = list(args.flags)
     if words and words[0] == "--":
@@ -524,7 +528,7 @@ def cmd_iperf3(args) -> int:
         from .netns.iperf import iperf3_executable
 
         iperf3_executable()
-    files = _files(args) or [str(study_lab()), str(study_lab() / "iperf3")]
+    files = _files(args) or _iperf3_lab_files()
     # iperf3's own errors (missing, busy, port taken, unreadable output) are IperfErrors: one line, exit 2
     with Lab(files, backend=args.backend, seed=args.seed, **_lab_context(args)) as lab:
         run = lab.iperf3(args.src, args.dst, options, progress=not args.no_progress)

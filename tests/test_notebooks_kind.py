@@ -102,6 +102,17 @@ def test_chapters_02_to_04_pass_nbval_on_the_kind_backend(fake_cluster, tmp_path
     assert "backend: kind" in printed
 
 
+def _printed_on_kind(book: Path, env_vars: dict, out: Path) -> str:
+    """What ``book``'s code cells printed (stream outputs) when executed on the kind backend."""
+    env = dict(os.environ, **env_vars, KSLAB_BACKEND="kind", KSLAB_STRICT_BACKEND="1", PYTHONPATH=str(ROOT))
+    executed = out / book.name
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--output",
+                    str(executed), str(book)], env=env, cwd=out, check=True, capture_output=True, timeout=1800)
+    nb = json.loads(executed.read_text())
+    return "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code"
+                   for o in c.get("outputs", []) if o.get("output_type") == "stream")
+
+
 def test_chapter_09_passes_nbval_on_the_kind_backend(fake_cluster, tmp_path):
     """Chapter 09's add-on brings new pods (a client per zone, deploy-zone), which the fake cluster never
     starts (a real kind cluster starts them after its image pulls): the chapter says so in one line and
@@ -111,13 +122,7 @@ def test_chapter_09_passes_nbval_on_the_kind_backend(fake_cluster, tmp_path):
     out.mkdir()
     books = [ROOT / "notebooks" / ed / "solutions" / "09_topology.ipynb" for ed in ("ko", "en")]
     run_nbval(books, env_vars, out)
-    env = dict(os.environ, **env_vars, KSLAB_BACKEND="kind", KSLAB_STRICT_BACKEND="1", PYTHONPATH=str(ROOT))
-    executed = out / "09_topology.ipynb"
-    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--output",
-                    str(executed), str(books[1])], env=env, cwd=out, check=True, capture_output=True, timeout=1800)
-    nb = json.loads(executed.read_text())
-    printed = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code"
-                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    printed = _printed_on_kind(books[1], env_vars, out)
     assert "backend: kind" in printed
     assert printed.count("kind: the add-on's pods are not running on this live cluster (yet)") == 1
     assert "this chapter ran on the sim backend" in printed
@@ -126,7 +131,6 @@ def test_chapter_09_passes_nbval_on_the_kind_backend(fake_cluster, tmp_path):
 CH10 = [ROOT / "notebooks" / ed / "solutions" / "10_pod_bandwidth.ipynb" for ed in ("ko", "en")]
 
 
-@pytest.mark.skipif(not all(p.exists() for p in CH10), reason="chapter 10 (issue 15) is not generated in this checkout")
 def test_chapter_10_passes_nbval_on_the_kind_backend(fake_cluster, tmp_path):
     """Chapter 10's add-on (data/myk8s/iperf3) is applied through the API; the fake cluster's Deployment
     controller starts its pods on the nodes their nodeSelectors name, and every iperf3 test runs live: the
@@ -137,13 +141,7 @@ def test_chapter_10_passes_nbval_on_the_kind_backend(fake_cluster, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     run_nbval(CH10, env_vars, out)
-    env = dict(os.environ, **env_vars, KSLAB_BACKEND="kind", KSLAB_STRICT_BACKEND="1", PYTHONPATH=str(ROOT))
-    executed = out / "10_pod_bandwidth.ipynb"
-    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--output",
-                    str(executed), str(CH10[1])], env=env, cwd=out, check=True, capture_output=True, timeout=1800)
-    nb = json.loads(executed.read_text())
-    printed = "".join("".join(o.get("text", "")) for c in nb["cells"] if c["cell_type"] == "code"
-                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    printed = _printed_on_kind(CH10[1], env_vars, out)
     assert "backend: kind" in printed
     assert "the add-on's pods are not running on this live cluster" not in printed  # the fake started them: ran live
     assert "measured now on kind" in printed and "(not measured now)" not in printed  # no figure came from the sim's recording label
