@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kslab import Lab, scale  # noqa: E402
-from kslab.bandwidth import PATH_KINDS, RECORDING_SCHEMA  # noqa: E402
+from kslab.bandwidth import PATH_KINDS, RECORDING_SCHEMA, recording_label  # noqa: E402
 from kslab.iperf3 import C2S, S2C, STUDY_TESTS, IperfOptions  # noqa: E402
 from kslab.resources import study_lab  # noqa: E402
 
@@ -62,8 +62,7 @@ def meta(argv: list[str]) -> dict:
 
 
 def label(m: dict) -> str:
-    return (f"RECORDED on {m['date']} (not measured now): real {m['iperf3'].split(' (')[0]} between the netns lab's pods, "
-            f"kernel {m['kernel']}, {m['cpus']} CPUs, load average {str(m['loadavg']).split(' ')[0]} at the start")
+    return recording_label({k: v for k, v in m.items() if k != "label"})
 
 
 def main() -> int:

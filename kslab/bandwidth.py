@@ -503,9 +503,11 @@ def recording(path: Path | None = None) -> dict[str, Any]:
 
 
 def recording_label(meta: dict[str, Any]) -> str:
-    return meta.get("label") or (f"RECORDED on {meta.get('date', '?')} (not measured now): {meta.get('iperf3', 'iperf3')}, "
-                                 f"kernel {meta.get('kernel', '?')}, {meta.get('cpus', '?')} CPUs, "
-                                 f"load average {str(meta.get('loadavg', '?')).split(' ')[0]} at the start")
+    """The recording's label (as stored, else made from its meta the way the recorder makes it)."""
+    from .scale import recorded_label
+
+    return meta.get("label") or recorded_label(
+        meta, before=f"real {str(meta.get('iperf3', 'iperf3')).split(' (')[0]} between the netns lab's pods, ")
 
 
 def _same(options: IperfOptions, flags: str) -> bool:

@@ -499,10 +499,15 @@ def environment_meta(command: Sequence[str] | None = None) -> dict[str, Any]:
     }
 
 
+def recorded_label(meta: Mapping[str, Any], *, before: str = "", after: str = "") -> str:
+    """The line printed next to any recorded figure: when, on what kernel and CPUs, under what
+    load (``meta`` from :func:`environment_meta`); ``before``/``after`` the kernel: what measured."""
+    return (f"RECORDED on {meta.get('date', '?')} (not measured now): {before}kernel {meta.get('kernel', '?')}, "
+            f"{after}{meta.get('cpus', '?')} CPUs, load average {str(meta.get('loadavg', '?')).split(' ')[0]} at the start")
+
+
 def _label(meta: Mapping[str, Any]) -> str:
-    return (f"RECORDED on {meta.get('date', '?')} (not measured now): kernel {meta.get('kernel', '?')}, "
-            f"{meta.get('iptables', '?')}, {meta.get('nft', '?')}, {meta.get('cpus', '?')} CPUs, "
-            f"load average {str(meta.get('loadavg', '?')).split(' ')[0]} at the start")
+    return recorded_label(meta, after=f"{meta.get('iptables', '?')}, {meta.get('nft', '?')}, ")
 
 
 def write_recorded(path: str | Path, frames: Sequence["pd.DataFrame"], meta: Mapping[str, Any]) -> Path:
