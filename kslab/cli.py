@@ -52,7 +52,8 @@ def _add_render(sub) -> None:
     )
     _add_files(p, "YAML files or folders (multi-document allowed); repeatable (default: the study's lab, data/myk8s)")
     p.add_argument("--node", required=True, help="the node whose kube-proxy to emulate")
-    p.add_argument("--node-ip", help="the node's IP (default: its InternalIP)")
+    p.add_argument("--node-ip", action="append", metavar="IP",
+                   help="one of the node's IPs, primary first; repeatable (default: its InternalIP addresses)")
     p.add_argument("--cluster-cidr", help="kube-proxy --cluster-cidr (default: the kind podSubnet; none with --as-is)")
     p.add_argument("--detect-local-mode", default="ClusterCIDR",
                    choices=["ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None"])
@@ -102,10 +103,36 @@ def _render_mode_and_format(mode: str | None, fmt: str | None) -> tuple[str, str
     return mode, fmt
 
 
+def render_node_ips(given: list[str] | None, node) -> tuple[str, ...]:
+    """The node IPs ``kslab render`` hands its (IPv4) proxier: every ``--node-ip`` (repeatable,
+    primary first), else the Node's InternalIP addresses of the primary's family. One family
+    only: a node IP of the other family belongs to the other proxier (kube-proxy runs one per
+    family), so mixing them is a one-line error naming the address, never a silently dropped one."""
+    from .proxy.util import ip_family, parse_ip_sloppy
+
+    if not given:
+        if node is None or not node.internal_ip:
+            return ()
+        return node.ips_of(ip_family(node.internal_ip))
+    out: list[str] = []
+    for raw in given:
+        for x in (part.strip() for part in raw.split(",")):
+            ip = parse_ip_sloppy(x)
+            if ip is None:
+                raise InputError(f"--node-ip {x}", "is not an IP address", "write it like 192.168.0.2 (repeat --node-ip for each address)")
+            if ip not in out:
+                out.append(ip)
+    if len({ip_family(ip) for ip in out}) > 1:
+        other = next(ip for ip in out if ip_family(ip) != ip_family(out[0]))
+        raise InputError(f"--node-ip {other}", f"is IPv{ip_family(other)} but the primary node IP {out[0]} is IPv{ip_family(out[0])}",
+                         "give the node IPs of one family (kube-proxy runs one proxier per IP family)")
+    return tuple(out)
+
+
 def cmd_render(args) -> int:
     from .controlplane import load_cluster, parse_port_range
     from .proxy.config import ProxyConfig
-    from .proxy.util import parse_cidr_sloppy, parse_ip_sloppy
+    from .proxy.util import parse_cidr_sloppy
 
     from .resources import study_lab
 
@@ -128,9 +155,7 @@ def cmd_render(args) -> int:
             "the manifests define no nodes",
             "add a kind Cluster config or Node objects to -f, or use --as-is",
         )
-    node_ip = args.node_ip or (node.internal_ip if node else "")
-    if args.node_ip and parse_ip_sloppy(args.node_ip) is None:
-        raise InputError("--node-ip", f"{args.node_ip!r} is not an IP address", "write it like 192.168.0.2")
+    node_ips = render_node_ips(args.node_ip, node)
     cluster_cidr = args.cluster_cidr
     if cluster_cidr is not None:
         if parse_cidr_sloppy(cluster_cidr) is None:
@@ -145,7 +170,7 @@ def cmd_render(args) -> int:
         raise InputError("--masquerade-bit", f"{args.masquerade_bit} is out of range", "use 0-31 (default 14)")
     cfg = ProxyConfig(
         node_name=args.node,
-        node_ips=(node_ip,) if node_ip else (),
+        node_ips=node_ips,
         cluster_cidr=cluster_cidr,
         detect_local_mode=args.detect_local_mode,
         node_pod_cidr=node.pod_cidr if node else None,

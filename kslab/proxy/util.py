@@ -110,26 +110,36 @@ def nodeport_addresses_contain_ipv4_loopback(nodeport_addresses: tuple[str, ...]
     return any(ipaddress.ip_network(c).network_address.is_loopback or start in ipaddress.ip_network(c) for c in v4)
 
 
-def nodeport_addresses_match_all(nodeport_addresses: tuple[str, ...]) -> bool:
-    """``NodePortAddresses.MatchAll``: unset, ``all``, or a 0.0.0.0/0 (::/0) CIDR."""
+def nodeport_addresses_match_all(nodeport_addresses: tuple[str, ...], family: int = 4) -> bool:
+    """``NodePortAddresses.MatchAll`` of the ``family`` proxier: unset, ``all``, a 0.0.0.0/0
+    (::/0) CIDR, or no CIDR of this family at all (``NewNodePortAddresses`` keeps only the
+    family's CIDRs and, left with none, uses the family's zero CIDR: an IPv4 proxier given only
+    ``2001:db8::/64`` matches every local address)."""
     if not nodeport_addresses:
         return True
+    own = False
     for spec in nodeport_addresses:
         if spec == "all":
             return True
+        if spec in ("primary", "localhost"):  # the node's own address / loopback: of every family
+            own = True
+            continue
         c = parse_cidr_sloppy(spec)
-        if c and c.endswith("/0"):
-            return True
-    return False
+        if c and ip_family(c) == family:
+            own = True
+            if c.endswith("/0"):
+                return True
+    return not own
 
 
 def nodeport_ips(nodeport_addresses: tuple[str, ...], node_ips: tuple[str, ...], family: int) -> list[str]:
     """``NodePortAddresses.GetNodeIPs``: the node's addresses inside the given CIDRs.
 
     Upstream collects them in a Go map (random order); kslab lists them in interface order,
-    ``lo`` first, then the node IPs.
+    ``lo`` first, then the node IPs of ``family`` (the other family's are another proxier's).
     """
-    addrs = (["127.0.0.1"] if family == 4 else ["::1"]) + [ip for ip in (parse_ip_sloppy(x) for x in node_ips) if ip]
+    addrs = (["127.0.0.1"] if family == 4 else ["::1"]) + [ip for ip in (parse_ip_sloppy(x) for x in node_ips)
+                                                           if ip and ip_family(ip) == family]
     primary = addrs[1:2]
     cidrs = [parse_cidr_sloppy(spec) for spec in nodeport_addresses if spec not in ("primary", "localhost")]
     out: list[str] = []
