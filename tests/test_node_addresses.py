@@ -324,3 +324,23 @@ def test_sim_node_port_on_a_secondary_address(nodeport_addresses, alt_outcome):
         assert own.outcome == "ok" and own.masquerade
     # a client at the secondary address is the node itself
     assert net.client("172.19.0.10").kind == "node" and net.client("172.19.0.10").node == "myk8s-worker"
+
+
+def test_every_nodeports_tail_rule_comes_after_the_deleted_chains():
+    """syncProxyRules writes the ``-X`` lines of stale chains, then the nodeports tail rule of
+    every node address in nodePortAddresses: in a sync that deletes a chain, all of them follow
+    the ``-X`` lines (raw restore text, the order kube-proxy writes)."""
+    import dataclasses
+
+    from sync_repeated import CONFIG, Node, endpoint_slice, service
+
+    cfg = dataclasses.replace(CONFIG, node_ips=NODE_IPS, nodeport_addresses=("192.168.0.0/16",))
+    node = Node(cfg)
+    node.services = {"a": service("ns", "a", "172.30.0.1", 80)}
+    node.slices = {"a": endpoint_slice("ns", "a", 80, "10.99.0.1")}
+    node.sync()
+    node.slices["a"] = endpoint_slice("ns", "a", 80, "10.99.0.2")
+    r = node.sync()
+    assert r.deleted_chains
+    nat = r.ruleset.raw_text().split("*nat\n", 1)[1].splitlines()
+    assert nat[-5:] == ["-X " + r.deleted_chains[0], *(f"{TAIL} -d {ip} -j KUBE-NODEPORTS" for ip in NODE_IPS), "COMMIT"]
