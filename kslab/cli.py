@@ -346,7 +346,8 @@ def _add_trace(sub) -> None:
     p.add_argument("--nft", metavar="FILE", nargs="+",
                    help="trace through a node's nftables ruleset instead (kube-proxy's nftables mode): "
                         "nft list ruleset output, or kube-proxy's nft text; only table ip kube-proxy runs")
-    p.add_argument("--node-ip", help="with --iptables-save or --nft: the node's IP")
+    p.add_argument("--node-ip", action="append", metavar="IP",
+                   help="with --iptables-save or --nft: the node's IP; repeat it for the node's other addresses (primary first)")
     p.add_argument("--node", help="the node where an IP client's packet enters (default: where the client is)")
     p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP")
     p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port], NODE:nodePort or NODE:service")
@@ -374,7 +375,8 @@ def cmd_trace(args) -> int:
             raise InputError("--context", "does not apply to --nft (the file is the node's rules)", "drop it")
         if args.node or args.backend != "sim":
             raise InputError("--node" if args.node else "--backend", "does not apply to --nft (the file is one node's rules)", "drop it")
-        trace = trace_of(trace_nft(args.nft, node_ip=args.node_ip, src=args.src, to=args.dst, seed=args.seed))
+        ips = render_node_ips(args.node_ip, None)  # every address of the node is local (addrtype LOCAL, fib type local)
+        trace = trace_of(trace_nft(args.nft, node_ip=ips[0], src=args.src, to=args.dst, seed=args.seed, local_addresses=set(ips[1:])))
     elif args.iptables_save:
         from .sim.single import trace_dump
         from .sim.trace import trace_of
@@ -385,7 +387,9 @@ def cmd_trace(args) -> int:
             raise InputError("--node-ip", "required with --iptables-save", "give the IP of the node the dump came from")
         if args.context or args.context_any:
             raise InputError("--context", "does not apply to --iptables-save (the dump is the node's rules)", "drop it")
-        trace = trace_of(trace_dump(args.iptables_save, node_ip=args.node_ip, src=args.src, to=args.dst, seed=args.seed))
+        ips = render_node_ips(args.node_ip, None)
+        trace = trace_of(trace_dump(args.iptables_save, node_ip=ips[0], src=args.src, to=args.dst, seed=args.seed,
+                                    local_addresses=set(ips[1:])))
     else:
         from .lab import Lab
 

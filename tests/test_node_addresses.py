@@ -344,3 +344,30 @@ def test_every_nodeports_tail_rule_comes_after_the_deleted_chains():
     assert r.deleted_chains
     nat = r.ruleset.raw_text().split("*nat\n", 1)[1].splitlines()
     assert nat[-5:] == ["-X " + r.deleted_chains[0], *(f"{TAIL} -d {ip} -j KUBE-NODEPORTS" for ip in NODE_IPS), "COMMIT"]
+
+
+def test_cli_trace_offline_takes_every_node_address(tmp_path):
+    """``kslab trace --iptables-save`` with the node's every address (``--node-ip`` repeated):
+    the secondary address is local (``--dst-type LOCAL``), so its NodePort is DNATed; named
+    only once, the node is taken to have the primary alone and the packet is not kube-proxy's."""
+    r = run_render("--node", "myk8s-worker", "--node-ip", "172.18.0.3", "--format", "save")
+    assert r.returncode == 0, r.stderr
+    dump = tmp_path / "worker.iptables-save"
+    dump.write_text(r.stdout)
+    port = next(ln.split("--dport ")[1].split()[0] for ln in r.stdout.splitlines() if ln.startswith("-A KUBE-NODEPORTS") and "KUBE-EXT" in ln)
+
+    def trace(*ips: str) -> dict:
+        import json
+
+        args = [a for ip in ips for a in ("--node-ip", ip)]
+        t = subprocess.run([sys.executable, "-m", "kslab.cli", "trace", "--iptables-save", str(dump), *args, "--from", EXT,
+                            "--to", f"172.19.0.3:{port}", "--json"], capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert t.returncode == 0, t.stderr
+        return json.loads(t.stdout)
+
+    assert trace("172.18.0.3", "172.19.0.3")["dnat_to"]
+    assert not trace("172.18.0.3")["dnat_to"]
+    bad = subprocess.run([sys.executable, "-m", "kslab.cli", "trace", "--iptables-save", str(dump), "--node-ip", "172.18.0.3",
+                          "--node-ip", "fc00::3", "--from", EXT, "--to", f"172.19.0.3:{port}"], capture_output=True, text=True,
+                         timeout=120, cwd=REPO)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--node-ip fc00::3: is IPv6" in bad.stderr
