@@ -104,29 +104,16 @@ def _render_mode_and_format(mode: str | None, fmt: str | None) -> tuple[str, str
 
 
 def render_node_ips(given: list[str] | None, node) -> tuple[str, ...]:
-    """The node IPs ``kslab render`` hands its (IPv4) proxier: every ``--node-ip`` (repeatable,
-    primary first), else the Node's InternalIP addresses of the primary's family. One family
-    only: a node IP of the other family belongs to the other proxier (kube-proxy runs one per
-    family), so mixing them is a one-line error naming the address, never a silently dropped one."""
-    from .proxy.util import ip_family, parse_ip_sloppy
+    """The node IPs ``kslab render`` (and the offline ``trace``) hand the proxier: every
+    ``--node-ip`` (repeatable, primary first, one family), else the Node's InternalIP addresses
+    of the primary's family (the other family's belong to the other proxier)."""
+    from .proxy.util import ip_family, node_ips_of_one_family
 
     if not given:
         if node is None or not node.internal_ip:
             return ()
         return node.ips_of(ip_family(node.internal_ip))
-    out: list[str] = []
-    for raw in given:
-        for x in (part.strip() for part in raw.split(",")):
-            ip = parse_ip_sloppy(x)
-            if ip is None:
-                raise InputError(f"--node-ip {x}", "is not an IP address", "write it like 192.168.0.2 (repeat --node-ip for each address)")
-            if ip not in out:
-                out.append(ip)
-    if len({ip_family(ip) for ip in out}) > 1:
-        other = next(ip for ip in out if ip_family(ip) != ip_family(out[0]))
-        raise InputError(f"--node-ip {other}", f"is IPv{ip_family(other)} but the primary node IP {out[0]} is IPv{ip_family(out[0])}",
-                         "give the node IPs of one family (kube-proxy runs one proxier per IP family)")
-    return tuple(out)
+    return node_ips_of_one_family(given)
 
 
 def cmd_render(args) -> int:

@@ -371,3 +371,17 @@ def test_cli_trace_offline_takes_every_node_address(tmp_path):
                           "--node-ip", "fc00::3", "--from", EXT, "--to", f"172.19.0.3:{port}"], capture_output=True, text=True,
                          timeout=120, cwd=REPO)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--node-ip fc00::3: is IPv6" in bad.stderr
+
+
+def test_verify_node_ips_are_one_family_and_all_used():
+    """``kslab verify --node-ip`` takes the same check (one place: proxy.util.node_ips_of_one_family)
+    and hands every address to the expected rules."""
+    from kslab.errors import InputError
+    from kslab.resources import study_lab
+    from kslab.verify import proxy_config_for
+
+    state = load_cluster([study_lab()], seed=1)
+    cfg = proxy_config_for(state, "myk8s-worker", {"nodeport_addresses": ["172.16.0.0/12"]}, ["172.18.0.3", "172.19.0.3"])
+    assert cfg.node_ips == ("172.18.0.3", "172.19.0.3")
+    with pytest.raises(InputError, match=r"^--node-ip fc00::3: is IPv6 but the primary node IP 172\.18\.0\.3 is IPv4; "):
+        proxy_config_for(state, "myk8s-worker", None, ["172.18.0.3", "fc00::3"])

@@ -94,6 +94,28 @@ def cidr_contains(cidr: str, ip: str) -> bool:
         return False
 
 
+def node_ips_of_one_family(values, where: str = "--node-ip") -> tuple[str, ...]:
+    """A node's IPs as given (each value may be comma-separated), primary first, parsed the way
+    kube-proxy parses them and deduplicated: a value that is not an IP, or an address of the
+    other family than the primary (it belongs to the other proxier: kube-proxy runs one per IP
+    family), is a one-line InputError naming it."""
+    from ..errors import InputError
+
+    out: list[str] = []
+    for raw in values:
+        for x in (part.strip() for part in str(raw).split(",")):
+            ip = parse_ip_sloppy(x)
+            if ip is None:
+                raise InputError(f"{where} {x}", "is not an IP address", f"write it like 192.168.0.2 (repeat {where} for each address)")
+            if ip not in out:
+                out.append(ip)
+    other = next((ip for ip in out if ip_family(ip) != ip_family(out[0])), None)
+    if other:
+        raise InputError(f"{where} {other}", f"is IPv{ip_family(other)} but the primary node IP {out[0]} is IPv{ip_family(out[0])}",
+                         "give the node IPs of one family (kube-proxy runs one proxier per IP family)")
+    return tuple(out)
+
+
 # ---------------------------------------------------------------------------------------------
 # NodePortAddresses (pkg/proxy/util/nodeport_addresses.go)
 # ---------------------------------------------------------------------------------------------
