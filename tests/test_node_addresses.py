@@ -385,3 +385,13 @@ def test_verify_node_ips_are_one_family_and_all_used():
     assert cfg.node_ips == ("172.18.0.3", "172.19.0.3")
     with pytest.raises(InputError, match=r"^--node-ip fc00::3: is IPv6 but the primary node IP 172\.18\.0\.3 is IPv4; "):
         proxy_config_for(state, "myk8s-worker", None, ["172.18.0.3", "fc00::3"])
+
+
+def test_cli_nftables_mode_lists_every_address_in_the_nodeport_ips_set():
+    """nftables mode: the addresses of nodePortAddresses go into the ``nodeport-ips`` set, one
+    element each (upstream TestNodePorts "multiple nodeport-addresses", pkg/proxy/nftables)."""
+    r = run_render("--node", "myk8s-worker", "--mode", "nftables", "--format", "nft-raw", "--node-ip", "192.168.0.2",
+                   "--node-ip", "192.168.1.2", "--node-ip", "192.168.99.11", "--nodeport-addresses", "192.168.0.0/24,192.168.1.0/24,2001:db8::/64")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert [ln for ln in r.stdout.splitlines() if ln.startswith("add element ip kube-proxy nodeport-ips")] == [
+        "add element ip kube-proxy nodeport-ips { 192.168.0.2 }", "add element ip kube-proxy nodeport-ips { 192.168.1.2 }"]
