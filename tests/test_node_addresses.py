@@ -395,3 +395,30 @@ def test_cli_nftables_mode_lists_every_address_in_the_nodeport_ips_set():
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert [ln for ln in r.stdout.splitlines() if ln.startswith("add element ip kube-proxy nodeport-ips")] == [
         "add element ip kube-proxy nodeport-ips { 192.168.0.2 }", "add element ip kube-proxy nodeport-ips { 192.168.1.2 }"]
+
+
+@pytest.mark.parametrize("addresses, localhost", [
+    ((), True), ((), False), (("192.168.0.0/24",), False), (("192.168.0.0/23",), False),
+    (("192.168.0.0/16", "127.0.0.0/8"), True), (("192.168.99.0/24", "127.0.0.1/32"), False),
+    (("2001:db8::/64",), True), (("primary",), False), (("0.0.0.0/0", "10.0.0.0/8"), False),
+])
+def test_every_node_address_is_answered_as_its_rules_say(tmp_path, addresses, localhost):
+    """For each address of the node (lo and the three node IPs), an external client's (or, for
+    127.0.0.1, the node's own) NodePort packet is DNATed exactly when upstream's
+    nodePortAddresses semantics select that address: MatchAll (any local address; 127.0.0.1
+    only with localhostNodePorts) or GetNodeIPs' list; every other address is left alone."""
+    from kslab.proxy.config import ProxyConfig as PC
+    from kslab.proxy.util import nodeport_addresses_contain_ipv4_loopback
+
+    localhost = localhost and nodeport_addresses_contain_ipv4_loopback(addresses)  # NewProxier's rule
+    cfg = PC(node_name="test-node", node_ips=NODE_IPS, cluster_cidr="10.0.0.0/8", nodeport_addresses=addresses,
+             localhost_nodeports=localhost)
+    nf = Netfilter.from_text(rendered(tmp_path, cfg).save_text())
+    if nodeport_addresses_match_all(addresses, 4):
+        selected = set(NODE_IPS) | ({"127.0.0.1"} if localhost else set())
+    else:
+        selected = {ip for ip in nodeport_ips(addresses, NODE_IPS, 4) if ip != "127.0.0.1" or localhost}
+    for ip in ("127.0.0.1", *NODE_IPS):
+        src = "127.0.0.1" if ip == "127.0.0.1" else EXT
+        got, _ = flow(nf, src, ip, 3001, seeds=4)
+        assert (got == BOTH) is (ip in selected) and got in (BOTH, ""), (ip, got, selected)
