@@ -611,7 +611,7 @@ def node_object(cluster: ClusterState, n: Node) -> dict[str, Any]:
         cond("Ready", n.ready, "KubeletReady" if n.ready else "KubeletNotReady",
              "kubelet is posting ready status" if n.ready else "container runtime network not ready"),
     ]
-    addresses = ([{"address": n.internal_ip, "type": "InternalIP"}] if n.internal_ip else []) + [{"address": n.name, "type": "Hostname"}]
+    addresses = [{"address": ip, "type": "InternalIP"} for ip in n.ips] + [{"address": n.name, "type": "Hostname"}]
     status: dict[str, Any] = {"addresses": addresses}
     if n.allocatable_cpu:  # the one resource kslab models (the topology cache weighs zones by it)
         status["allocatable"] = {"cpu": cpu_quantity(n.allocatable_cpu)}

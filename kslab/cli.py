@@ -52,7 +52,8 @@ def _add_render(sub) -> None:
     )
     _add_files(p, "YAML files or folders (multi-document allowed); repeatable (default: the study's lab, data/myk8s)")
     p.add_argument("--node", required=True, help="the node whose kube-proxy to emulate")
-    p.add_argument("--node-ip", help="the node's IP (default: its InternalIP)")
+    p.add_argument("--node-ip", action="append", metavar="IP",
+                   help="one of the node's IPs, primary first; repeatable (default: its InternalIP addresses)")
     p.add_argument("--cluster-cidr", help="kube-proxy --cluster-cidr (default: the kind podSubnet; none with --as-is)")
     p.add_argument("--detect-local-mode", default="ClusterCIDR",
                    choices=["ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None"])
@@ -102,10 +103,23 @@ def _render_mode_and_format(mode: str | None, fmt: str | None) -> tuple[str, str
     return mode, fmt
 
 
+def render_node_ips(given: list[str] | None, node) -> tuple[str, ...]:
+    """The node IPs ``kslab render`` (and the offline ``trace``) hand the proxier: every
+    ``--node-ip`` (repeatable, primary first, one family), else the Node's InternalIP addresses
+    of the primary's family (the other family's belong to the other proxier)."""
+    from .proxy.util import ip_family, node_ips_of_one_family
+
+    if not given:
+        if node is None or not node.internal_ip:
+            return ()
+        return node.ips_of(ip_family(node.internal_ip))
+    return node_ips_of_one_family(given)
+
+
 def cmd_render(args) -> int:
     from .controlplane import load_cluster, parse_port_range
     from .proxy.config import ProxyConfig
-    from .proxy.util import parse_cidr_sloppy, parse_ip_sloppy
+    from .proxy.util import parse_cidr_sloppy
 
     from .resources import study_lab
 
@@ -128,9 +142,7 @@ def cmd_render(args) -> int:
             "the manifests define no nodes",
             "add a kind Cluster config or Node objects to -f, or use --as-is",
         )
-    node_ip = args.node_ip or (node.internal_ip if node else "")
-    if args.node_ip and parse_ip_sloppy(args.node_ip) is None:
-        raise InputError("--node-ip", f"{args.node_ip!r} is not an IP address", "write it like 192.168.0.2")
+    node_ips = render_node_ips(args.node_ip, node)
     cluster_cidr = args.cluster_cidr
     if cluster_cidr is not None:
         if parse_cidr_sloppy(cluster_cidr) is None:
@@ -145,7 +157,7 @@ def cmd_render(args) -> int:
         raise InputError("--masquerade-bit", f"{args.masquerade_bit} is out of range", "use 0-31 (default 14)")
     cfg = ProxyConfig(
         node_name=args.node,
-        node_ips=(node_ip,) if node_ip else (),
+        node_ips=node_ips,
         cluster_cidr=cluster_cidr,
         detect_local_mode=args.detect_local_mode,
         node_pod_cidr=node.pod_cidr if node else None,
@@ -321,7 +333,8 @@ def _add_trace(sub) -> None:
     p.add_argument("--nft", metavar="FILE", nargs="+",
                    help="trace through a node's nftables ruleset instead (kube-proxy's nftables mode): "
                         "nft list ruleset output, or kube-proxy's nft text; only table ip kube-proxy runs")
-    p.add_argument("--node-ip", help="with --iptables-save or --nft: the node's IP")
+    p.add_argument("--node-ip", action="append", metavar="IP",
+                   help="with --iptables-save or --nft: the node's IP; repeat it for the node's other addresses (primary first)")
     p.add_argument("--node", help="the node where an IP client's packet enters (default: where the client is)")
     p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP")
     p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port], NODE:nodePort or NODE:service")
@@ -349,7 +362,8 @@ def cmd_trace(args) -> int:
             raise InputError("--context", "does not apply to --nft (the file is the node's rules)", "drop it")
         if args.node or args.backend != "sim":
             raise InputError("--node" if args.node else "--backend", "does not apply to --nft (the file is one node's rules)", "drop it")
-        trace = trace_of(trace_nft(args.nft, node_ip=args.node_ip, src=args.src, to=args.dst, seed=args.seed))
+        ips = render_node_ips(args.node_ip, None)  # every address of the node is local (addrtype LOCAL, fib type local)
+        trace = trace_of(trace_nft(args.nft, node_ip=ips[0], src=args.src, to=args.dst, seed=args.seed, local_addresses=set(ips[1:])))
     elif args.iptables_save:
         from .sim.single import trace_dump
         from .sim.trace import trace_of
@@ -360,7 +374,9 @@ def cmd_trace(args) -> int:
             raise InputError("--node-ip", "required with --iptables-save", "give the IP of the node the dump came from")
         if args.context or args.context_any:
             raise InputError("--context", "does not apply to --iptables-save (the dump is the node's rules)", "drop it")
-        trace = trace_of(trace_dump(args.iptables_save, node_ip=args.node_ip, src=args.src, to=args.dst, seed=args.seed))
+        ips = render_node_ips(args.node_ip, None)
+        trace = trace_of(trace_dump(args.iptables_save, node_ip=ips[0], src=args.src, to=args.dst, seed=args.seed,
+                                    local_addresses=set(ips[1:])))
     else:
         from .lab import Lab
 

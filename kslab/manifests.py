@@ -455,14 +455,18 @@ def parse_node(doc: Document) -> Node:
     md = _meta(doc)
     spec = _map(doc.obj.get("spec"), doc.where("spec"))
     status = _map(doc.obj.get("status"), doc.where("status"))
-    ip = ""
-    for a in _maps(status.get("addresses"), doc.where("status.addresses")):
-        if a.get("type") == "InternalIP":
-            ip = str(a.get("address") or "")
-            break
+    from .proxy.util import parse_ip_sloppy
+
+    ips = [str(a.get("address") or "") for a in _maps(status.get("addresses"), doc.where("status.addresses"))
+           if a.get("type") == "InternalIP" and a.get("address")]
+    for i, a in enumerate(ips):
+        if parse_ip_sloppy(a) is None:
+            raise InputError(doc.where(f"status.addresses (InternalIP {i + 1})"), f"{a!r} is not an IP address",
+                             "write it like 172.18.0.2 or fc00:f853:ccd:e793::2")
     return Node(
         name=str(md["name"]),
-        internal_ip=ip,
+        internal_ip=ips[0] if ips else "",
+        extra_ips=tuple(dict.fromkeys(ips[1:])),
         pod_cidr=str(spec.get("podCIDR") or ""),
         labels=_labels(md.get("labels"), doc.where("metadata.labels")),
         taints=list(_list(spec.get("taints"), doc.where("spec.taints"))),

@@ -38,6 +38,19 @@ class Node:
     ready: bool = True
     # status.allocatable.cpu in millicores; 0 = not known (the topology cache then disables hints)
     allocatable_cpu: int = 0
+    # the node's further InternalIP addresses (status.addresses after the first InternalIP): a
+    # secondary address or the other family's; kube-proxy's node addresses are all of them
+    extra_ips: tuple[str, ...] = ()
+
+    @property
+    def ips(self) -> tuple[str, ...]:
+        """Every address of the node, the primary (``internal_ip``) first, no repeats."""
+        return tuple(dict.fromkeys(a for a in (self.internal_ip, *self.extra_ips) if a))
+
+    def ips_of(self, family: int) -> tuple[str, ...]:
+        """The node's addresses of one IP family (4 or 6), primary first: the node IPs that
+        family's proxier knows."""
+        return tuple(a for a in self.ips if (6 if ":" in a else 4) == family)
 
     @property
     def zone(self) -> str | None:

@@ -42,7 +42,6 @@ listed as ignored. A dump of the other mode is a one-line InputError naming the 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from .proxy.config import ProxyConfig, check_options
 from .proxy.iptables import constants as C
 from .proxy.iptables import render
 from .proxy.iptables.node import NodeIptables
+from .proxy.util import node_ips_of_one_family
 from .xtables import BUILTIN_CHAINS, SAVE_TABLE_ORDER, TableDump, listing_to_save, parse_restore
 
 __all__ = ["ChainDiff", "VerifyReport", "verify_node", "verify_node_nft", "compare_nft", "expected_nft", "node_nft",
@@ -230,12 +230,7 @@ def proxy_config_for(cluster: ClusterState, node: str, proxy: dict | None = None
     if "cluster_cidr" in opts and opts["cluster_cidr"] is None:
         cfg = dataclasses.replace(cfg, cluster_cidr=None)
     if node_ips:
-        for ip in node_ips:
-            try:
-                ipaddress.ip_address(ip)
-            except ValueError:
-                raise InputError(f"--node-ip {ip}", "is not an IP address", "write it like 172.18.0.2") from None
-        cfg = dataclasses.replace(cfg, node_ips=tuple(node_ips))
+        cfg = dataclasses.replace(cfg, node_ips=node_ips_of_one_family(node_ips))
     return cfg
 
 

@@ -373,6 +373,11 @@ def feature_scenarios() -> dict[str, tuple[list[Service], list[EndpointSlice], P
         "nodeport-addresses": ([svc(type="NodePort", port_kw={"node_port": 30082})], two,
                                ProxyConfig(node_name="n", node_ips=("172.18.0.3",), nodeport_addresses=("172.18.0.0/16", "127.0.0.0/8"),
                                            localhost_nodeports=False, nfacct=False, conntrack_tcp_liberal=True)),
+        # a node with three addresses, two inside nodePortAddresses (upstream TestNodePorts' "multiple nodeport-addresses")
+        "nodeport-addresses-several": ([svc(type="NodePort", port_kw={"node_port": 30083})], two,
+                                       ProxyConfig(node_name="test-node", node_ips=("192.168.0.2", "192.168.1.2", "192.168.99.11"),
+                                                   cluster_cidr="10.0.0.0/8", nodeport_addresses=("192.168.0.0/24", "192.168.1.0/24", "2001:db8::/64"),
+                                                   localhost_nodeports=False)),
         "large-cluster": ([svc()], [eps("svc1", "ns1", *[ep(f"10.{i // 250}.{i % 250}.1") for i in range(1001)])], real),
     }
 

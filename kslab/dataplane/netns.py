@@ -75,7 +75,7 @@ class NetnsDataplane(RealClock, Dataplane):
             self.kernel.restore(node, ruleset.raw_text(), full=not ruleset.partial)
         # as kube-proxy after a successful restore: SyncServices + SyncEndpoints of its health check server
         cfg = ruleset.config
-        addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses) else nodeport_ips(
+        addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family) else nodeport_ips(
             cfg.nodeport_addresses, cfg.node_ips, cfg.family)
         self.kernel.set_health(node, health_answers(ruleset), addresses=addresses)
 

@@ -70,7 +70,7 @@ class SimDataplane(Dataplane):
             self.nft.pop(node, None)  # iptables mode's CleanupLeftovers for nftables: the table ip kube-proxy goes
         # loaded: kube-proxy hands its health check servers what this sync decided (SyncServices, SyncEndpoints)
         cfg = ruleset.config
-        addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses) else frozenset(
+        addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family) else frozenset(
             nodeport_ips(cfg.nodeport_addresses, cfg.node_ips, cfg.family))
         rows = ruleset.service_port_rows  # (service port info, endpoints, ...) per service port: no objects made
         self.network.set_health(node, HealthServers(synced_health((r[0], r[1]) for r in rows if r[0].health_check_node_port),

@@ -122,7 +122,8 @@ class ProxyConfig:
         node = state.node(node_name)
         kw: dict = dict(
             node_name=node.name,
-            node_ips=(node.internal_ip,) if node.internal_ip else (),
+            # every address of the node of the proxier's family (cmd/kube-proxy's nodeIPs), primary first
+            node_ips=node.ips_of(overrides.get("family") or 4),
             cluster_cidr=state.config.pod_subnet or None,
             node_pod_cidr=node.pod_cidr or None,
             node_zone=node.zone or "",

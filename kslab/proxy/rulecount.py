@@ -97,7 +97,7 @@ def iptables_fixed(config: ProxyConfig) -> RuleCount:
     filter_chains = 5 + v4_localhost  # KUBE-SERVICES, -EXTERNAL-SERVICES, -FORWARD, -NODEPORTS, -PROXY-FIREWALL (+ KUBE-FIREWALL)
     filter_rules = v4_localhost + (0 if cfg.conntrack_tcp_liberal else 1) + 2
     nat_chains = 4  # KUBE-SERVICES, KUBE-NODEPORTS, KUBE-POSTROUTING, KUBE-MARK-MASQ
-    if nodeport_addresses_match_all(cfg.nodeport_addresses):
+    if nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family):
         tails = 1
     else:
         import ipaddress

@@ -94,6 +94,28 @@ def cidr_contains(cidr: str, ip: str) -> bool:
         return False
 
 
+def node_ips_of_one_family(values, where: str = "--node-ip") -> tuple[str, ...]:
+    """A node's IPs as given (each value may be comma-separated), primary first, parsed the way
+    kube-proxy parses them and deduplicated: a value that is not an IP, or an address of the
+    other family than the primary (it belongs to the other proxier: kube-proxy runs one per IP
+    family), is a one-line InputError naming it."""
+    from ..errors import InputError
+
+    out: list[str] = []
+    for raw in values:
+        for x in (part.strip() for part in str(raw).split(",")):
+            ip = parse_ip_sloppy(x)
+            if ip is None:
+                raise InputError(f"{where} {x}", "is not an IP address", f"write it like 192.168.0.2 (repeat {where} for each address)")
+            if ip not in out:
+                out.append(ip)
+    other = next((ip for ip in out if ip_family(ip) != ip_family(out[0])), None)
+    if other:
+        raise InputError(f"{where} {other}", f"is IPv{ip_family(other)} but the primary node IP {out[0]} is IPv{ip_family(out[0])}",
+                         "give the node IPs of one family (kube-proxy runs one proxier per IP family)")
+    return tuple(out)
+
+
 # ---------------------------------------------------------------------------------------------
 # NodePortAddresses (pkg/proxy/util/nodeport_addresses.go)
 # ---------------------------------------------------------------------------------------------
@@ -110,26 +132,36 @@ def nodeport_addresses_contain_ipv4_loopback(nodeport_addresses: tuple[str, ...]
     return any(ipaddress.ip_network(c).network_address.is_loopback or start in ipaddress.ip_network(c) for c in v4)
 
 
-def nodeport_addresses_match_all(nodeport_addresses: tuple[str, ...]) -> bool:
-    """``NodePortAddresses.MatchAll``: unset, ``all``, or a 0.0.0.0/0 (::/0) CIDR."""
+def nodeport_addresses_match_all(nodeport_addresses: tuple[str, ...], family: int = 4) -> bool:
+    """``NodePortAddresses.MatchAll`` of the ``family`` proxier: unset, ``all``, a 0.0.0.0/0
+    (::/0) CIDR, or no CIDR of this family at all (``NewNodePortAddresses`` keeps only the
+    family's CIDRs and, left with none, uses the family's zero CIDR: an IPv4 proxier given only
+    ``2001:db8::/64`` matches every local address)."""
     if not nodeport_addresses:
         return True
+    own = False
     for spec in nodeport_addresses:
         if spec == "all":
             return True
+        if spec in ("primary", "localhost"):  # the node's own address / loopback: of every family
+            own = True
+            continue
         c = parse_cidr_sloppy(spec)
-        if c and c.endswith("/0"):
-            return True
-    return False
+        if c and ip_family(c) == family:
+            own = True
+            if c.endswith("/0"):
+                return True
+    return not own
 
 
 def nodeport_ips(nodeport_addresses: tuple[str, ...], node_ips: tuple[str, ...], family: int) -> list[str]:
     """``NodePortAddresses.GetNodeIPs``: the node's addresses inside the given CIDRs.
 
     Upstream collects them in a Go map (random order); kslab lists them in interface order,
-    ``lo`` first, then the node IPs.
+    ``lo`` first, then the node IPs of ``family`` (the other family's are another proxier's).
     """
-    addrs = (["127.0.0.1"] if family == 4 else ["::1"]) + [ip for ip in (parse_ip_sloppy(x) for x in node_ips) if ip]
+    addrs = (["127.0.0.1"] if family == 4 else ["::1"]) + [ip for ip in (parse_ip_sloppy(x) for x in node_ips)
+                                                           if ip and ip_family(ip) == family]
     primary = addrs[1:2]
     cidrs = [parse_cidr_sloppy(spec) for spec in nodeport_addresses if spec not in ("primary", "localhost")]
     out: list[str] = []

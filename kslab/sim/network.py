@@ -110,9 +110,10 @@ class NodeNS:
     conntrack: Conntrack = field(default_factory=Conntrack)
     route_localnet: bool = True
     local_addresses: frozenset[str] = frozenset()
+    extra_ips: tuple[str, ...] = ()  # the node's further addresses (a secondary InternalIP, ...): local too
 
     def __post_init__(self) -> None:
-        self.local_addresses = frozenset(a for a in (self.ip, "127.0.0.1", self.gateway_ip) if a)
+        self.local_addresses = frozenset(a for a in (self.ip, *self.extra_ips, "127.0.0.1", self.gateway_ip) if a)
 
 
 @dataclass(frozen=True)
@@ -284,13 +285,14 @@ class Network:
             self.nodes[node.name] = NodeNS(
                 name=node.name,
                 ip=node.internal_ip,
+                extra_ips=node.ips[1:],
                 pod_cidr=cidr,
                 gateway_ip=gw,
                 netfilter=Netfilter.from_text(rulesets[node.name], name=node.name) if node.name in rulesets else Netfilter.from_text(""),
                 state=NamespaceState(rng=random.Random(f"{seed}/{node.name}")),
             )
         self.pods_by_ip: dict[str, Pod] = {p.pod_ip: p for p in state.pods if p.pod_ip and p.phase == "Running"}
-        self.node_by_ip = {n.ip: n for n in self.nodes.values()}
+        self.node_by_ip = {ip: n for n in self.nodes.values() for ip in (n.ip, *n.extra_ips) if ip}
         self._routes: dict[tuple[str, str], tuple[str, str, str]] = {}
         self.broken: set[str] = set()  # pods whose server accepts connections but answers with errors
         self.listening = listening if listening is not None else self._default_listening()
@@ -1033,7 +1035,7 @@ def resolve_client(state: ClusterState, spec: str) -> Client:
         raise InputError(f"--from {spec}", "no pod, node or IP by that name", f"use one of: {known}, or an IP")
     s = str(ip)
     for n in state.nodes:
-        if n.internal_ip == s:
+        if s in n.ips:  # any of the node's addresses: a connection from the node, with that source
             return Client(n.name, s, "node", n.name)
     for p in state.pods:
         if p.pod_ip == s and p.phase == "Running":

@@ -458,7 +458,7 @@ def sync_proxy_rules(
     # Finally, tail-call to the nodePorts chain. This needs to be after all other service
     # portal rules.
     tail = f'-m comment --comment "{C.NODEPORTS_TAIL_COMMENT}"'
-    if nodeport_addresses_match_all(cfg.nodeport_addresses):
+    if nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family):
         destinations = "-m addrtype --dst-type LOCAL"
         if fam == 6:
             destinations += " ! -d ::1/128"

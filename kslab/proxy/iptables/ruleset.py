@@ -281,11 +281,13 @@ class RuleSet:
             out.append("*" + t.name)
             out.extend([f":{c} - [0:0]" for c in t.chains])
             body = t.lines
-            if t.name == "nat" and body and C.NODEPORTS_TAIL_COMMENT in body[-1]:
-                # the nodeports tail rule comes after the -X lines
-                out.extend(body[:-1])
+            tails = 0  # the nodeports tail rules (one per node address in nodePortAddresses) come after the -X lines
+            while t.name == "nat" and tails < len(body) and C.NODEPORTS_TAIL_COMMENT in body[-1 - tails]:
+                tails += 1
+            if tails:
+                out.extend(body[:-tails])
                 out.extend([f"-X {c}" for c in t.deleted])
-                out.append(body[-1])
+                out.extend(body[-tails:])
             else:
                 out.extend(body)
                 out.extend([f"-X {c}" for c in t.deleted])

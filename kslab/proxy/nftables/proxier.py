@@ -312,7 +312,7 @@ class NftRuleSet:
         svc_rules = sum(r for _, r in counts.values())
         fixed_chains = len(BASE_CHAINS) + len({d for d, _, _ in JUMP_CHAINS} | {MARK_MASQ_CHAIN, REJECT_CHAIN})
         fixed_rules = len(_setup_rules(self.config))
-        match_all = nodeport_addresses_match_all(self.config.nodeport_addresses)
+        match_all = nodeport_addresses_match_all(self.config.nodeport_addresses, self.config.family)
         nodeport = [] if match_all else _nodeport_ips(self.config)
         stale = len(self.state.stale_chains)  # flushed, still in the table until deleted
         return {"chains": fixed_chains + svc_chains + stale, "rules": fixed_rules + svc_rules,
@@ -342,7 +342,7 @@ def _setup_rules(cfg: ProxyConfig) -> list[tuple[str, str]]:
     ipx, _ = _ip(cfg)
     mark = cfg.mark
     no_localhost = "ip daddr != 127.0.0.0/8" if cfg.family == 4 else "ip6 daddr != ::1"
-    match_all = nodeport_addresses_match_all(cfg.nodeport_addresses)
+    match_all = nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family)
     rules = [(src, f"{extra} jump {dst}" if extra else f"jump {dst}") for dst, src, extra in JUMP_CHAINS]
     rules += [
         (MARK_MASQ_CHAIN, f"mark set mark or {mark}"),
@@ -437,7 +437,7 @@ def _setup_nftables(cfg: ProxyConfig, state: NftSyncState, flush_containers: boo
         chain, rule = next(rules)
         tx.append(NftOp("add", "rule", chain, rule))  # drop to unallocated ClusterIPs
     tx.append(_container("nodeport-ips", addr))
-    if nodeport_addresses_match_all(cfg.nodeport_addresses):
+    if nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family):
         tx.append(NftOp("delete", "set", "nodeport-ips"))
     else:
         tx.append(NftOp("flush", "set", "nodeport-ips"))
@@ -816,7 +816,7 @@ def _base_block(ruleset: NftRuleSet) -> list[str]:
     head = f"add %s {fam} {TABLE} "
     cfg = ruleset.config
     _, addr = _ip(cfg)
-    match_all = nodeport_addresses_match_all(cfg.nodeport_addresses)
+    match_all = nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family)
     out = [f"add table {fam} {TABLE} {_TABLE_SPEC}", ""]
     out += [f"add set {fam} {TABLE} {n} {_container(n, addr).spec}" for n in ("cluster-ips", "nodeport-ips")
             if n == "cluster-ips" or not match_all]
