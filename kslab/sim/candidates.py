@@ -1,0 +1,186 @@
+"""Every endpoint a new connection could reach, with its probability: the tracer's whole answer.
+
+A connection through kube-proxy's rules is a function of the lab's state and of the random
+draws made on its way: ``-m statistic --mode random --probability p`` (matches with the
+kernel's chance ``threshold / 2^31``), nftables' ``numgen random mod N`` (each of N values),
+the cloud load balancer's choice of node (each of n). The simulator logs every draw
+(:class:`kslab.sim.packet.NamespaceState`'s recorder, the flow memo's) and can be served
+chosen outcomes (its replay): :func:`explore` runs the connection once, then once more for
+every other outcome of every draw it made, depth first, so every branch is run exactly once
+and its probability is the product of its draws' chances (exact fractions: they sum to 1).
+
+Whatever is not a draw is read from the state as it is: an ``-m recent --rcheck`` affinity
+hit (the client is remembered) sends every branch to the one remembered endpoint, so there
+is one candidate with probability 1; a local-only traffic policy's chain (``KUBE-SVL-``,
+nftables ``local-``) lists only the node's endpoints, so only those appear. The lab is left
+exactly as it was: each run's xt_recent/nft set/nth/nfacct state, RNG positions and rule
+counters are put back.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+from ..dataplane.trace import Candidate
+from .packet import NamespaceState
+
+STAT_SCALE = 0x80000000  # xt_statistic: (prandom_u32() & 0x7FFFFFFF) < threshold, threshold = lround(p * 2^31)
+MAX_BRANCHES = 4096  # a guard: kube-proxy's ladders have one branch per endpoint
+
+
+def _chance(kind: str, param, outcome) -> Fraction:
+    if kind == "stat":
+        hit = Fraction(min(max(param, 0), STAT_SCALE), STAT_SCALE)
+        return hit if outcome else 1 - hit
+    if kind in ("numgen", "lb"):
+        return Fraction(1, param)
+    return Fraction(1)  # "port": --random-fully's port does not change where the connection goes
+
+
+def _others(kind: str, param, outcome) -> list:
+    if kind == "stat":
+        return [not outcome]
+    if kind in ("numgen", "lb"):
+        return [v for v in range(param) if v != outcome]
+    return []
+
+
+class _Saved:
+    """What one run may change in the namespaces' persistent state, to put back afterwards."""
+
+    def __init__(self, states: Sequence[NamespaceState], rngs: Sequence) -> None:
+        self.states = [(st, st.rng.getstate(), copy.deepcopy(st.recent), dict(st.nfacct), dict(st.nfacct_bytes),
+                        dict(st.nth_counters), copy.deepcopy(st.nft_sets), st.stateful, st.recorder, st.replay)
+                       for st in states]
+        self.rngs = [(r, r.getstate()) for r in rngs]
+
+    def restore(self) -> None:
+        for st, rng, recent, nfacct, nbytes, nth, sets, stateful, recorder, replay in self.states:
+            st.rng.setstate(rng)
+            st.recent, st.nfacct, st.nfacct_bytes, st.nth_counters, st.nft_sets = (
+                copy.deepcopy(recent), dict(nfacct), dict(nbytes), dict(nth), copy.deepcopy(sets))
+            st.stateful, st.recorder, st.replay = stateful, recorder, replay
+        for r, state in self.rngs:
+            r.setstate(state)
+
+
+def explore(run: Callable[[list, list], object], states: Sequence[NamespaceState], rngs: Sequence = ()) -> list[tuple[Fraction, object]]:
+    """Every branch of ``run``: (probability, its result). ``run(lb_replay, recorder)`` opens the
+    connection once with the namespaces' recorder/replay already set (``lb_replay``/``recorder``
+    are for a draw owner outside ``states``, the load balancer: pass them on). ``states``'s
+    persistent state and ``rngs`` are put back after every run."""
+    saved = _Saved(states, rngs)
+    out: list[tuple[Fraction, object]] = []
+    pending: list[list[tuple]] = [[]]
+    try:
+        while pending:
+            made = pending.pop()
+            recorder: list[tuple] = []
+            for st in states:
+                st.recorder, st.stateful = recorder, False
+                st.replay = [d for d in made if d[1] is st]
+            try:
+                result = run([d for d in made if d[0] == "lb"], recorder)
+            finally:
+                saved.restore()
+            draws = made + recorder
+            p = Fraction(1)
+            for kind, _, param, outcome, _ in draws:
+                p *= _chance(kind, param, outcome)
+            out.append((p, result))
+            for i in range(len(draws) - 1, len(made) - 1, -1):  # every other outcome of every new draw
+                kind, owner, param, outcome, value = draws[i]
+                for other in _others(kind, param, outcome):
+                    pending.append(draws[:i] + [(kind, owner, param, other, value)])
+            if len(out) + len(pending) > MAX_BRANCHES:
+                raise RuntimeError(f"more than {MAX_BRANCHES} branches: not a kube-proxy ruleset")
+    finally:
+        saved.restore()
+    return out
+
+
+def _why(conn) -> list[str]:
+    """The rules of one branch that decided where it went (from its trace steps)."""
+    why: list[str] = []
+    for s in conn.steps:
+        rule = s.rule or ""
+        if s.event != "rule":
+            continue
+        if "--mode random" in rule or "numgen random" in rule:
+            why.append(f"{s.chain} #{s.rule_number}: {_short(rule)}" if s.rule_number else f"{s.chain}: {_short(rule)}")
+        elif ("-j KUBE-SEP-" in rule or "goto endpoint-" in rule) and "--rcheck" not in rule and "@affinity" not in rule:
+            at = f"{s.chain} #{s.rule_number}" if s.rule_number else s.chain
+            why.append(f"{at}: the ladder's last rule, no draw (it takes what the rules before it left)")
+        elif "--rcheck" in rule or ("@affinity" in rule and "saddr" in rule):
+            why.append(f"affinity: {s.chain} #{s.rule_number} remembers the client" if s.rule_number
+                       else f"affinity: {s.chain} remembers the client")
+    local = next((c for c in conn.chains if c.startswith("KUBE-SVL-") or c.startswith("local-")), None)
+    if local:
+        why.append(f"local-only traffic policy: {local} lists this node's endpoints only")
+    return why
+
+
+def _short(rule: str) -> str:
+    """The deciding part of a ladder rule: its statistic match, or numgen's map."""
+    if "--probability" in rule:
+        words = rule.split()
+        return f"statistic --probability {words[words.index('--probability') + 1]}"
+    i = rule.find("numgen random")
+    return rule[i:] if i >= 0 else rule
+
+
+def candidates_of(branches: list[tuple[Fraction, object]]) -> list[Candidate]:
+    """The branches' connections as candidates: one per (endpoint, verdict, masquerade, SNAT
+    address), their probabilities added, most likely first (then by endpoint)."""
+    merged: dict[tuple, tuple[Fraction, object, list[str], list[str]]] = {}
+    for p, conn in branches:
+        ip = getattr(conn, "endpoint_ip", "") or ""
+        key = (getattr(conn, "endpoint_pod", ""), getattr(conn, "endpoint_node", ""), ip,
+               getattr(conn, "endpoint_port", 0), conn.outcome, conn.masquerade,
+               (conn.snat_to or "").rsplit(":", 1)[0], getattr(conn, "source_ip_seen", ""))
+        prob, first, why, ingress = merged.get(key, (Fraction(0), conn, [], []))
+        for w in _why(conn):
+            if w not in why:
+                why.append(w)
+        if conn.ingress_node and conn.ingress_node not in ingress:
+            ingress.append(conn.ingress_node)
+        merged[key] = (prob + p, first, why, ingress)
+    out = []
+    for (pod, node, ip, port, outcome, masq, snat, seen), (p, conn, why, ingress) in merged.items():
+        out.append((p, Candidate(probability=float(p), outcome=outcome, pod=pod, node=node, ip=ip, port=port,
+                                 masquerade=masq, snat_to=snat or None, source_ip_seen=seen,
+                                 ingress_nodes=ingress, why=why)))
+    out.sort(key=lambda pc: (-pc[0], pc[1].pod, pc[1].ip, pc[1].port))
+    return [c for _, c in out]
+
+
+def network_candidates(net, client, dst: str, dport: int, proto: str = "tcp", sport: int | None = None) -> list[Candidate]:
+    """Every place a new connection from ``client`` to ``dst:dport`` could go through the lab
+    ``net`` (a :class:`kslab.sim.network.Network`) as its state is now, which it leaves as it
+    was. ``sport``: the client port (default: the one the next connection would draw)."""
+    import random
+
+    from .network import _add_counts, _ephemeral_port
+
+    c = net.client(client) if isinstance(client, str) else client
+    proto = proto.lower()
+    if sport is None:
+        peek = random.Random()
+        peek.setstate(net.rng.getstate())
+        sport = _ephemeral_port(peek.getrandbits)
+
+    def run(lb_replay: list, recorder: list):
+        saved = (net._recorder, net._lb_replay)
+        net._recorder, net._lb_replay = recorder, lb_replay
+        conn = None
+        try:
+            conn = net._interpret(c, dst, dport, proto, sport, True)
+        finally:
+            net._recorder, net._lb_replay = saved
+            if conn is not None:
+                _add_counts(conn.counted, -1)  # a look ahead, not a connection: the rule counters stay as they were
+        return conn
+
+    return candidates_of(explore(run, [n.state for n in net.nodes.values()], [net.rng]))
