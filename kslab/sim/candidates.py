@@ -112,10 +112,12 @@ def _why(conn) -> list[str]:
             why.append(f"{s.chain} #{s.rule_number}: {_short(rule)}" if s.rule_number else f"{s.chain}: {_short(rule)}")
         elif ("-j KUBE-SEP-" in rule or "goto endpoint-" in rule) and "--rcheck" not in rule and "@affinity" not in rule:
             at = f"{s.chain} #{s.rule_number}" if s.rule_number else s.chain
-            why.append(f"{at}: the ladder's last rule, no draw (it takes what the rules before it left)")
+            why.append(f"{at}: no statistic match (takes every connection the rules before it left)")
         elif "--rcheck" in rule or ("@affinity" in rule and "saddr" in rule):
             why.append(f"affinity: {s.chain} #{s.rule_number} remembers the client" if s.rule_number
                        else f"affinity: {s.chain} remembers the client")
+    if conn.outcome not in ("ok", "local", "forwarded") and conn.reason:
+        why.append(conn.reason)
     local = next((c for c in conn.chains if c.startswith("KUBE-SVL-") or c.startswith("local-")), None)
     if local:
         why.append(f"local-only traffic policy: {local} lists this node's endpoints only")
@@ -128,7 +130,11 @@ def _short(rule: str) -> str:
         words = rule.split()
         return f"statistic --probability {words[words.index('--probability') + 1]}"
     i = rule.find("numgen random")
-    return rule[i:] if i >= 0 else rule
+    if i >= 0:
+        words = rule[i:].split()
+        n = words[3] if len(words) > 3 and words[2] == "mod" else "N"
+        return f"numgen random mod {n} (each value 1/{n})"
+    return rule
 
 
 def candidates_of(branches: list[tuple[Fraction, object]]) -> list[Candidate]:
