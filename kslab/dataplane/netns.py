@@ -181,7 +181,24 @@ class NetnsDataplane(RealClock, Dataplane):
     def trace(self, src: str, dst: str, port: int, proto: str) -> Trace:
         if proto != "tcp":
             raise InputError("--to", f"the netns backend traces TCP connections, not {proto}", "use a TCP port")
-        return self.kernel.trace(src, dst, port, client_kind=resolve_client(self.cluster, src).kind)
+        trace = self.kernel.trace(src, dst, port, client_kind=resolve_client(self.cluster, src).kind)
+        self._add_candidates(trace, src, dst, port, proto)
+        return trace
+
+    def _add_candidates(self, trace: Trace, src: str, dst: str, port: int, proto: str) -> None:
+        """The kernel traces the one connection it opened; where the others could go is worked out
+        by the simulator over the rules the kernel holds now (``candidates_source`` says so)."""
+        from ..sim.candidates import RULES_SOURCE, candidates_over
+
+        names = [n.name for n in self.cluster.nodes]
+        modes = getattr(self.kernel, "_proxy_modes", {})
+        nft = {n: self.nft_list(n) for n in names if modes.get(n) == "nftables"}
+        tables = {n: self.save_text(n) for n in names if n not in nft}
+        try:
+            trace.candidates = candidates_over(self.cluster, tables, nft, src, dst, port, proto)
+            trace.candidates_source = RULES_SOURCE
+        except (EnvironmentProblem, InputError) as e:  # rules the simulator cannot run: no candidates, and why
+            trace.candidates, trace.candidates_source = None, f"none: {e}"
 
     def flush_conntrack(self) -> int:
         return self.kernel.flush_conntrack()

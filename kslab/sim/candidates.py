@@ -190,3 +190,19 @@ def network_candidates(net, client, dst: str, dport: int, proto: str = "tcp", sp
         return conn
 
     return candidates_of(explore(run, [n.state for n in net.nodes.values()], [net.rng]))
+
+
+RULES_SOURCE = "simulator over the nodes' real rules"
+
+
+def candidates_over(cluster, tables: dict[str, str], nft: dict[str, str] | None, src: str, dst: str, port: int,
+                    proto: str, *, seed: int = 0) -> list[Candidate]:
+    """The candidates of a connection through rules a real backend holds (each node's
+    ``iptables-save``, and ``nft list table ip kube-proxy`` for nodes in nftables mode), worked
+    out by the simulator: for the netns and kind backends, whose kernels trace the one
+    connection they open but cannot say where the others would go. What the kernel remembers
+    (xt_recent affinity lists, conntrack) is not copied: an affinity hit does not show."""
+    from ..dataplane import factory
+
+    sim = factory.create("sim", cluster, seed=seed, tables=tables, nft=nft or None)
+    return network_candidates(sim.network, src, dst, port, proto)
