@@ -221,3 +221,18 @@ def test_iptables_save_trace_has_candidates(tmp_path):
     assert {c["endpoint"]["ip"] for c in d["candidates"]} == echo
     assert all(c["masquerade"] and c["verdict"] == "forwarded" for c in d["candidates"])
     assert sum(c["probability"] for c in d["candidates"]) == pytest.approx(1.0)
+
+
+def test_kind_trace_candidates_come_from_the_nodes_real_dumps(live_cluster):
+    """kind (the fake live cluster): the trace walks the nodes' real iptables-save in the simulator;
+    the candidates are every branch of that walk, and say who worked them out."""
+    import kslab
+
+    with kslab.Lab(backend="kind") as lab:
+        t = lab.trace("net-pod", "svc-clusterip")
+        assert t.backend == "kind" and t.candidates_source == t.source and "live iptables-save" in t.candidates_source
+        assert {c.pod for c in t.candidates} == {"webpod1", "webpod2", "webpod3"}
+        assert sum(c.probability for c in t.candidates) == pytest.approx(1.0)
+        assert "worked out by the" in str(t)
+        t2 = lab.trace("myk8s-worker", "svc-clusterip")
+        assert all(c.masquerade for c in t2.candidates)  # a node's own address is outside the cluster CIDR
