@@ -236,3 +236,40 @@ def test_kind_trace_candidates_come_from_the_nodes_real_dumps(live_cluster):
         assert "worked out by the" in str(t)
         t2 = lab.trace("myk8s-worker", "svc-clusterip")
         assert all(c.masquerade for c in t2.candidates)  # a node's own address is outside the cluster CIDR
+
+
+LB_YAML = """\
+apiVersion: v1
+kind: Service
+metadata: {name: svc-lb}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: webpod}
+  ports: [{name: http, port: 80, targetPort: 80}]
+status:
+  loadBalancer:
+    ingress: [{ip: 172.18.255.200}]
+"""
+
+
+def test_load_balancer_node_choice_is_a_branch_too(tmp_path):
+    """The cloud load balancer picks one of the nodes its probe finds healthy (1/n each), then that
+    node's rules pick the pod: eTP Local, each node its own webpod; eTP Cluster, every pod through
+    every node, masqueraded to the ingress node's address."""
+    (tmp_path / "lb.yaml").write_text(LB_YAML)
+    lab = Lab(seed=3)
+    lab.apply(tmp_path / "lb.yaml")
+    t = lab.trace("mypc", "172.18.255.200:80")
+    assert sorted((c.pod, c.ingress_nodes, c.masquerade, c.source_ip_seen) for c in t.candidates) == [
+        (f"webpod{i}", [node], False, "172.18.0.100") for i, node in
+        ((1, "myk8s-worker"), (2, "myk8s-worker2"), (3, "myk8s-worker3"))]
+    assert all(c.probability == pytest.approx(1 / 3, abs=1e-12) for c in t.candidates)
+    probs = {c.pod: c.probability for c in t.candidates}
+    df = lab.run("mypc", "172.18.255.200:80", n=1500, seed=4)
+    assert _chi_square(df["endpoint_pod"].value_counts().to_dict(), probs, 1500) < 13.8
+    lab.patch_service("svc-lb", external_traffic_policy="Cluster")
+    t = lab.trace("mypc", "172.18.255.200:80")
+    assert {c.pod for c in t.candidates} == {"webpod1", "webpod2", "webpod3"} and all(c.masquerade for c in t.candidates)
+    assert all(len(c.ingress_nodes) == 4 and len(c.sources_seen) == 4 and c.source_ip_seen == "" for c in t.candidates)
+    assert sum(c.probability for c in t.candidates) == pytest.approx(1.0, abs=1e-12)

@@ -54,8 +54,9 @@ class Candidate:
     port: int = 0
     masquerade: bool = False
     snat_to: str | None = None
-    source_ip_seen: str = ""
-    ingress_nodes: list[str] = field(default_factory=list)  # the nodes whose rules chose it
+    source_ip_seen: str = ""  # the client address the endpoint sees ("" when it depends on the branch)
+    sources_seen: list[str] = field(default_factory=list)  # every address it may see (several: one per ingress node)
+    ingress_nodes: list[str] = field(default_factory=list)  # the nodes whose rules may choose it
     why: list[str] = field(default_factory=list)
 
     @property
@@ -68,7 +69,7 @@ class Candidate:
             "endpoint": {"pod": self.pod or None, "node": self.node or None, "ip": self.ip or None,
                          "port": self.port or None} if self.ip else None,
             "masquerade": self.masquerade, "snat_to": self.snat_to, "source_ip_seen": self.source_ip_seen or None,
-            "ingress_nodes": list(self.ingress_nodes), "why": list(self.why),
+            "sources_seen": list(self.sources_seen), "ingress_nodes": list(self.ingress_nodes), "why": list(self.why),
         }
 
     def line(self) -> str:
@@ -76,6 +77,8 @@ class Candidate:
                  + (f" ({self.ip}:{self.port})" if self.ip else "")) if self.ip else "(no endpoint)"
         verdict = "" if self.outcome == "ok" else f" [{self.outcome}]"
         masq = f"masquerade: {'yes' if self.masquerade else 'no'}"
+        if len(self.sources_seen) > 1:
+            masq += f" (sees {', '.join(self.sources_seen)}: it depends on the node the connection enters)"
         why = f"  <- {'; '.join(self.why)}" if self.why else ""
         return f"  {self.probability:7.2%}  {where}{verdict}, {masq}{why}"
 

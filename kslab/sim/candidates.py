@@ -138,26 +138,29 @@ def _short(rule: str) -> str:
 
 
 def candidates_of(branches: list[tuple[Fraction, object]]) -> list[Candidate]:
-    """The branches' connections as candidates: one per (endpoint, verdict, masquerade, SNAT
-    address), their probabilities added, most likely first (then by endpoint)."""
-    merged: dict[tuple, tuple[Fraction, object, list[str], list[str]]] = {}
+    """The branches' connections as candidates: one per (endpoint, verdict, masquerade), their
+    probabilities added (a load balancer's nodes, a ladder on each node, lead to the same pods),
+    most likely first (then by endpoint). The SNAT address and the source the endpoint sees are
+    kept when all branches to it agree, else listed in ``sources_seen``."""
+    merged: dict[tuple, list] = {}
     for p, conn in branches:
-        ip = getattr(conn, "endpoint_ip", "") or ""
-        key = (getattr(conn, "endpoint_pod", ""), getattr(conn, "endpoint_node", ""), ip,
-               getattr(conn, "endpoint_port", 0), conn.outcome, conn.masquerade,
-               (conn.snat_to or "").rsplit(":", 1)[0], getattr(conn, "source_ip_seen", ""))
-        prob, first, why, ingress = merged.get(key, (Fraction(0), conn, [], []))
+        key = (getattr(conn, "endpoint_pod", ""), getattr(conn, "endpoint_node", ""), getattr(conn, "endpoint_ip", "") or "",
+               getattr(conn, "endpoint_port", 0), conn.outcome, conn.masquerade)
+        entry = merged.setdefault(key, [Fraction(0), [], [], [], []])  # probability, why, ingress, snat, seen
+        entry[0] += p
         for w in _why(conn):
-            if w not in why:
-                why.append(w)
-        if conn.ingress_node and conn.ingress_node not in ingress:
-            ingress.append(conn.ingress_node)
-        merged[key] = (prob + p, first, why, ingress)
+            if w not in entry[1]:
+                entry[1].append(w)
+        for value, into in ((conn.ingress_node, entry[2]), ((conn.snat_to or "").rsplit(":", 1)[0], entry[3]),
+                            (getattr(conn, "source_ip_seen", ""), entry[4])):
+            if value and value not in into:
+                into.append(value)
     out = []
-    for (pod, node, ip, port, outcome, masq, snat, seen), (p, conn, why, ingress) in merged.items():
+    for (pod, node, ip, port, outcome, masq), (p, why, ingress, snat, seen) in merged.items():
         out.append((p, Candidate(probability=float(p), outcome=outcome, pod=pod, node=node, ip=ip, port=port,
-                                 masquerade=masq, snat_to=snat or None, source_ip_seen=seen,
-                                 ingress_nodes=ingress, why=why)))
+                                 masquerade=masq, snat_to=snat[0] if len(snat) == 1 else None,
+                                 source_ip_seen=seen[0] if len(seen) == 1 else "", sources_seen=sorted(seen),
+                                 ingress_nodes=sorted(ingress), why=why)))
     out.sort(key=lambda pc: (-pc[0], pc[1].pod, pc[1].ip, pc[1].port))
     return [c for _, c in out]
 
