@@ -273,3 +273,16 @@ def test_load_balancer_node_choice_is_a_branch_too(tmp_path):
     assert {c.pod for c in t.candidates} == {"webpod1", "webpod2", "webpod3"} and all(c.masquerade for c in t.candidates)
     assert all(len(c.ingress_nodes) == 4 and len(c.sources_seen) == 4 and c.source_ip_seen == "" for c in t.candidates)
     assert sum(c.probability for c in t.candidates) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_too_many_ways_is_said_not_an_error(monkeypatch):
+    """Past MAX_BRANCHES the candidates are not worked out (each branch walks the ladder: n^2);
+    the trace says so in text and JSON, and is otherwise the same."""
+    import kslab.sim.candidates as cand
+
+    plain = lab_of("iptables").trace("net-pod", "svc-clusterip")
+    monkeypatch.setattr(cand, "MAX_BRANCHES", 2)
+    t = lab_of("iptables").trace("net-pod", "svc-clusterip")
+    assert t.candidates is None and t.candidates_source.startswith("none: more than")
+    assert t.to_dict()["candidates"] is None and "where a new connection can go: none" in str(t)
+    assert (t.endpoint_pod, t.chains, t.steps) == (plain.endpoint_pod, plain.chains, plain.steps)

@@ -188,7 +188,7 @@ class NetnsDataplane(RealClock, Dataplane):
     def _add_candidates(self, trace: Trace, src: str, dst: str, port: int, proto: str) -> None:
         """The kernel traces the one connection it opened; where the others could go is worked out
         by the simulator over the rules the kernel holds now (``candidates_source`` says so)."""
-        from ..sim.candidates import RULES_SOURCE, candidates_over
+        from ..sim.candidates import RULES_SOURCE, candidates_over, source_of
 
         names = [n.name for n in self.cluster.nodes]
         modes = getattr(self.kernel, "_proxy_modes", {})
@@ -196,7 +196,7 @@ class NetnsDataplane(RealClock, Dataplane):
         tables = {n: self.save_text(n) for n in names if n not in nft}
         try:
             trace.candidates = candidates_over(self.cluster, tables, nft, src, dst, port, proto)
-            trace.candidates_source = RULES_SOURCE
+            trace.candidates_source = source_of(trace.candidates, RULES_SOURCE)
         except (EnvironmentProblem, InputError) as e:  # rules the simulator cannot run: no candidates, and why
             trace.candidates, trace.candidates_source = None, f"none: {e}"
 

@@ -205,10 +205,10 @@ class SimDataplane(Dataplane):
         return experiments.batch_frame(net.connect_many(resolved, dst, port, proto, n, interval=interval), self.backend)
 
     def trace(self, src: str, dst: str, port: int, proto: str) -> Trace:
-        from ..sim.candidates import network_candidates
+        from ..sim.candidates import network_candidates, source_of
         found = network_candidates(self.network, src, dst, port, proto)  # before the trace: the state it will see
         trace = trace_of(self.network.connect(src, dst, port, proto, trace=True), self.backend)
-        trace.candidates, trace.candidates_source = found, SIMULATOR
+        trace.candidates, trace.candidates_source = found, source_of(found, SIMULATOR)
         return trace
 
     def flush_conntrack(self) -> int:

@@ -187,6 +187,8 @@ class Trace:
             out.append(f"where a new connection can go ({len(self.candidates)} candidate"
                        f"{'' if len(self.candidates) == 1 else 's'}):{by}")
             out.extend(c.line() for c in self.candidates)
+        elif self.candidates_source.startswith("none"):
+            out.append(f"where a new connection can go: {self.candidates_source}")
         return "\n".join(out) + "\n"
 
     def _repr_pretty_(self, p, cycle) -> None:  # IPython shows the text

@@ -27,7 +27,11 @@ from ..dataplane.trace import Candidate
 from .packet import NamespaceState
 
 STAT_SCALE = 0x80000000  # xt_statistic: (prandom_u32() & 0x7FFFFFFF) < threshold, threshold = lround(p * 2^31)
-MAX_BRANCHES = 4096  # a guard: kube-proxy's ladders have one branch per endpoint
+MAX_BRANCHES = 2048  # a guard: kube-proxy's ladders have one branch per endpoint (each run walks the ladder: n^2)
+
+
+class TooManyBranches(Exception):
+    """The connection has more branches than :data:`MAX_BRANCHES`: no candidates are worked out."""
 
 
 def _chance(kind: str, param, outcome) -> Fraction:
@@ -95,7 +99,7 @@ def explore(run: Callable[[list, list], object], states: Sequence[NamespaceState
                 for other in _others(kind, param, outcome):
                     pending.append(draws[:i] + [(kind, owner, param, other, value)])
             if len(out) + len(pending) > MAX_BRANCHES:
-                raise RuntimeError(f"more than {MAX_BRANCHES} branches: not a kube-proxy ruleset")
+                raise TooManyBranches(f"more than {MAX_BRANCHES} ways to go: not worked out")
     finally:
         saved.restore()
     return out
@@ -165,10 +169,11 @@ def candidates_of(branches: list[tuple[Fraction, object]]) -> list[Candidate]:
     return [c for _, c in out]
 
 
-def network_candidates(net, client, dst: str, dport: int, proto: str = "tcp", sport: int | None = None) -> list[Candidate]:
+def network_candidates(net, client, dst: str, dport: int, proto: str = "tcp", sport: int | None = None) -> list[Candidate] | None:
     """Every place a new connection from ``client`` to ``dst:dport`` could go through the lab
     ``net`` (a :class:`kslab.sim.network.Network`) as its state is now, which it leaves as it
-    was. ``sport``: the client port (default: the one the next connection would draw)."""
+    was (None: more than :data:`MAX_BRANCHES` ways). ``sport``: the client port (default: the
+    one the next connection would draw)."""
     import random
 
     from .network import _add_counts, _ephemeral_port
@@ -192,10 +197,19 @@ def network_candidates(net, client, dst: str, dport: int, proto: str = "tcp", sp
                 _add_counts(conn.counted, -1)  # a look ahead, not a connection: the rule counters stay as they were
         return conn
 
-    return candidates_of(explore(run, [n.state for n in net.nodes.values()], [net.rng]))
+    try:
+        return candidates_of(explore(run, [n.state for n in net.nodes.values()], [net.rng]))
+    except TooManyBranches:
+        return None
 
 
 RULES_SOURCE = "simulator over the nodes' real rules"
+NOT_WORKED_OUT = f"none: more than {MAX_BRANCHES} ways to go, not worked out"
+
+
+def source_of(found: list[Candidate] | None, source: str) -> str:
+    """``candidates_source`` for ``found``: ``source``, or why there are none."""
+    return source if found is not None else NOT_WORKED_OUT
 
 
 def candidates_over(cluster, tables: dict[str, str], nft: dict[str, str] | None, src: str, dst: str, port: int,

@@ -116,15 +116,18 @@ def trace_nft(path: str | list[str], *, node_ip: str, src: str, to: str, seed: i
 
 
 def netfilter_candidates(nf: Netfilter | NftNetfilter, *, node_ip: str, src: str, dst: str, dport: int, proto: str,
-                         seed: int = 0, local_addresses: set[str] | None = None) -> list:
+                         seed: int = 0, local_addresses: set[str] | None = None) -> list | None:
     """Every place a new connection through one node's tables could go, with its probability
     (:mod:`kslab.sim.candidates`): what :func:`trace_netfilter` draws once, every branch of it."""
-    from .candidates import candidates_of, explore
+    from .candidates import TooManyBranches, candidates_of, explore
 
     state = NamespaceState(rng=random.Random(seed))
-    return candidates_of(explore(
-        lambda _lb, _rec: trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
-                                          local_addresses=local_addresses, state=state), [state]))
+    try:
+        return candidates_of(explore(
+            lambda _lb, _rec: trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
+                                              local_addresses=local_addresses, state=state), [state]))
+    except TooManyBranches:
+        return None
 
 
 def trace_netfilter(nf: Netfilter | NftNetfilter, *, node_ip: str, src: str, dst: str, dport: int, proto: str, seed: int = 0,
