@@ -24,3 +24,15 @@ def test_kernel_trace_has_the_simulators_candidates_over_the_kernels_rules(sim_a
             assert kt.endpoint_pod in {c.pod for c in kt.candidates}
             hit = next(c for c in kt.candidates if c.pod == kt.endpoint_pod)
             assert hit.masquerade == kt.masquerade
+
+
+def test_kernel_affinity_lists_are_named_when_not_copied(sim_and_kernel):
+    """The simulator over the kernel's rules starts with empty xt_recent lists: once the kernel
+    remembers a client, the candidates' source says that it was not copied."""
+    with sim_and_kernel(23) as (sim, kernel):
+        kernel.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=300)
+        first = kernel.trace("net-pod", "svc-clusterip")
+        assert first.candidates_source == RULES_SOURCE  # the lists were empty before the first connection
+        second = kernel.trace("net-pod", "svc-clusterip")
+        assert second.endpoint_pod == first.endpoint_pod
+        assert second.candidates_source.startswith(RULES_SOURCE + "; not copied: the kernel's xt_recent affinity lists on ")

@@ -181,13 +181,14 @@ class NetnsDataplane(RealClock, Dataplane):
     def trace(self, src: str, dst: str, port: int, proto: str) -> Trace:
         if proto != "tcp":
             raise InputError("--to", f"the netns backend traces TCP connections, not {proto}", "use a TCP port")
+        found, source = self._candidates(src, dst, port, proto)  # before the connection: the state it meets
         trace = self.kernel.trace(src, dst, port, client_kind=resolve_client(self.cluster, src).kind)
-        self._add_candidates(trace, src, dst, port, proto)
+        trace.candidates, trace.candidates_source = found, source
         return trace
 
-    def _add_candidates(self, trace: Trace, src: str, dst: str, port: int, proto: str) -> None:
-        """The kernel traces the one connection it opened; where the others could go is worked out
-        by the simulator over the rules the kernel holds now (``candidates_source`` says so)."""
+    def _candidates(self, src: str, dst: str, port: int, proto: str) -> tuple[list | None, str]:
+        """The kernel traces the one connection it opens; where a connection could go is worked out
+        by the simulator over the rules the kernel holds (``candidates_source`` says so)."""
         from ..sim.candidates import RULES_SOURCE, candidates_over, source_of
 
         names = [n.name for n in self.cluster.nodes]
@@ -195,10 +196,16 @@ class NetnsDataplane(RealClock, Dataplane):
         nft = {n: self.nft_list(n) for n in names if modes.get(n) == "nftables"}
         tables = {n: self.save_text(n) for n in names if n not in nft}
         try:
-            trace.candidates = candidates_over(self.cluster, tables, nft, src, dst, port, proto)
-            trace.candidates_source = source_of(trace.candidates, RULES_SOURCE)
+            found = candidates_over(self.cluster, tables, nft, src, dst, port, proto)
         except (EnvironmentProblem, InputError) as e:  # rules the simulator cannot run: no candidates, and why
-            trace.candidates, trace.candidates_source = None, f"none: {e}"
+            return None, f"none: {e}"
+        source = source_of(found, RULES_SOURCE)
+        remembered = [n for n in names if "src=" in self.kernel.exec(
+            n, ["sh", "-c", "cat /proc/net/xt_recent/* 2>/dev/null; true"], timeout=10.0).stdout]
+        if found is not None and remembered:  # the simulator starts with empty lists
+            source += (f"; not copied: the kernel's xt_recent affinity lists on {', '.join(remembered)}"
+                       " (a remembered client goes to its one endpoint)")
+        return found, source
 
     def flush_conntrack(self) -> int:
         return self.kernel.flush_conntrack()
