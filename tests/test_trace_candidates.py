@@ -286,3 +286,19 @@ def test_too_many_ways_is_said_not_an_error(monkeypatch):
     assert t.candidates is None and t.candidates_source.startswith("none: more than")
     assert t.to_dict()["candidates"] is None and "where a new connection can go: none" in str(t)
     assert (t.endpoint_pod, t.chains, t.steps) == (plain.endpoint_pod, plain.chains, plain.steps)
+
+
+def test_parse_xt_recent_puts_the_kernels_stamps_on_the_simulated_clock():
+    """/proc/net/xt_recent as recent_seq_show prints it (stamps in ring order), HZ = 250."""
+    from kslab.sim.candidates import KERNEL_LISTS_AT, parse_xt_recent
+
+    text = ("== /proc/net/xt_recent/KUBE-SEP-ABC\n"
+            "src=10.10.0.2 ttl: 64 last_seen: 4314391528 oldest_pkt: 2 4314391528, 4314390778\n"
+            "src=10.10.1.2 ttl: 63 last_seen: 4314391278 oldest_pkt: 1 4314391278\n"
+            "== /proc/net/xt_recent/KUBE-SEP-DEF\n")
+    lists = parse_xt_recent(text, 4314391778)
+    assert set(lists) == {"KUBE-SEP-ABC", "KUBE-SEP-DEF"} and lists["KUBE-SEP-DEF"] == {}
+    a = lists["KUBE-SEP-ABC"]
+    assert list(a) == ["10.10.1.2", "10.10.0.2"]  # least recently updated first
+    assert a["10.10.0.2"].stamps == [KERNEL_LISTS_AT - 4.0, KERNEL_LISTS_AT - 1.0]
+    assert a["10.10.0.2"].last_seen == KERNEL_LISTS_AT - 1.0 and a["10.10.1.2"].ttl == 63

@@ -26,13 +26,17 @@ def test_kernel_trace_has_the_simulators_candidates_over_the_kernels_rules(sim_a
             assert hit.masquerade == kt.masquerade
 
 
-def test_kernel_affinity_lists_are_named_when_not_copied(sim_and_kernel):
-    """The simulator over the kernel's rules starts with empty xt_recent lists: once the kernel
-    remembers a client, the candidates' source says that it was not copied."""
+def test_kernel_affinity_lists_are_copied_into_the_simulator(sim_and_kernel):
+    """ClientIP affinity on the kernel: once the kernel's xt_recent list remembers a client, the
+    candidates (the simulator over the kernel's rules and its lists, copied in) are its one endpoint."""
     with sim_and_kernel(23) as (sim, kernel):
         kernel.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=300)
         first = kernel.trace("net-pod", "svc-clusterip")
-        assert first.candidates_source == RULES_SOURCE  # the lists were empty before the first connection
+        assert first.candidates_source == RULES_SOURCE and len(first.candidates) == 3  # nobody remembered yet
         second = kernel.trace("net-pod", "svc-clusterip")
-        assert second.endpoint_pod == first.endpoint_pod
-        assert second.candidates_source.startswith(RULES_SOURCE + "; not copied: the kernel's xt_recent affinity lists on ")
+        assert second.endpoint_pod == first.endpoint_pod  # the kernel's affinity
+        assert second.candidates_source.startswith(RULES_SOURCE + " and the kernel's xt_recent lists on ")
+        assert [(c.pod, c.probability) for c in second.candidates] == [(first.endpoint_pod, 1.0)]
+        assert any(w.startswith("affinity:") for w in second.candidates[0].why)
+        # another client is not remembered
+        assert len(kernel.trace("webpod3", "svc-clusterip").candidates) == 3

@@ -189,22 +189,26 @@ class NetnsDataplane(RealClock, Dataplane):
     def _candidates(self, src: str, dst: str, port: int, proto: str) -> tuple[list | None, str]:
         """The kernel traces the one connection it opens; where a connection could go is worked out
         by the simulator over the rules the kernel holds (``candidates_source`` says so)."""
-        from ..sim.candidates import RULES_SOURCE, candidates_over, source_of
+        from ..sim.candidates import RULES_SOURCE, candidates_over, parse_xt_recent, source_of
 
         names = [n.name for n in self.cluster.nodes]
         modes = getattr(self.kernel, "_proxy_modes", {})
         nft = {n: self.nft_list(n) for n in names if modes.get(n) == "nftables"}
         tables = {n: self.save_text(n) for n in names if n not in nft}
+        recent = {}  # the kernel's xt_recent lists (ClientIP affinity), copied into the simulator
+        for n in names:
+            out = self.kernel.exec(n, ["sh", "-c", 'grep -m1 "^jiffies" /proc/timer_list; for f in /proc/net/xt_recent/*; '
+                                                   'do [ ! -e "$f" ] || { echo "== $f"; cat "$f"; }; done'], timeout=10.0).stdout
+            if "src=" in out:
+                first, _, rest = out.partition("\n")
+                recent[n] = parse_xt_recent(rest, int(first.split()[1]))
         try:
-            found = candidates_over(self.cluster, tables, nft, src, dst, port, proto)
+            found = candidates_over(self.cluster, tables, nft, src, dst, port, proto, recent=recent)
         except (EnvironmentProblem, InputError) as e:  # rules the simulator cannot run: no candidates, and why
             return None, f"none: {e}"
         source = source_of(found, RULES_SOURCE)
-        remembered = [n for n in names if "src=" in self.kernel.exec(
-            n, ["sh", "-c", "cat /proc/net/xt_recent/* 2>/dev/null; true"], timeout=10.0).stdout]
-        if found is not None and remembered:  # the simulator starts with empty lists
-            source += (f"; not copied: the kernel's xt_recent affinity lists on {', '.join(remembered)}"
-                       " (a remembered client goes to its one endpoint)")
+        if found is not None and recent:
+            source += f" and the kernel's xt_recent lists on {', '.join(recent)}"
         return found, source
 
     def flush_conntrack(self) -> int:

@@ -213,13 +213,53 @@ def source_of(found: list[Candidate] | None, source: str) -> str:
 
 
 def candidates_over(cluster, tables: dict[str, str], nft: dict[str, str] | None, src: str, dst: str, port: int,
-                    proto: str, *, seed: int = 0) -> list[Candidate]:
+                    proto: str, *, seed: int = 0, recent: dict[str, dict[str, dict]] | None = None) -> list[Candidate] | None:
     """The candidates of a connection through rules a real backend holds (each node's
     ``iptables-save``, and ``nft list table ip kube-proxy`` for nodes in nftables mode), worked
     out by the simulator: for the netns and kind backends, whose kernels trace the one
     connection they open but cannot say where the others would go. What the kernel remembers
-    (xt_recent affinity lists, conntrack) is not copied: an affinity hit does not show."""
+    (conntrack) is not copied; ``recent``: node -> the kernel's xt_recent lists
+    (:func:`parse_xt_recent`), copied in, so an affinity hit shows."""
     from ..dataplane import factory
 
     sim = factory.create("sim", cluster, seed=seed, tables=tables, nft=nft or None)
+    if recent:
+        sim.network.now = KERNEL_LISTS_AT
+        for node, lists in recent.items():
+            sim.network.nodes[node].state.recent.update(lists)
     return network_candidates(sim.network, src, dst, port, proto)
+
+
+KERNEL_LISTS_AT = 86400.0  # the simulated clock when a kernel's xt_recent lists are copied in (stamps are before it)
+
+
+def parse_xt_recent(text: str, jiffies_now: int) -> dict[str, dict]:
+    """The xt_recent lists of ``for f in /proc/net/xt_recent/*; do echo "== $f"; cat "$f"; done``
+    (``recent_seq_show``: ``src=IP ttl: T last_seen: J oldest_pkt: K j1, j2, ...``), as the
+    simulator's :class:`~kslab.sim.packet.RecentEntry` lists, their stamps on the simulated
+    clock at :data:`KERNEL_LISTS_AT` (a stamp ``d`` jiffies before ``jiffies_now`` is ``d / HZ``
+    seconds before it), least recently updated first as the kernel keeps them."""
+    from .netfilter import RECENT_HZ
+    from .packet import RecentEntry
+
+    lists: dict[str, dict] = {}
+    current: dict | None = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("== "):
+            current = lists.setdefault(line[3:].rsplit("/", 1)[-1], {})
+            continue
+        if current is None or not line.startswith("src="):
+            continue
+        head, _, rest = line.partition(" oldest_pkt: ")
+        words = head.split()
+        addr, ttl, last = words[0][4:], int(words[2]), int(words[4])
+        stamps = sorted(int(j) for j in rest.replace(",", " ").split()[1:])
+
+        def at(j: int) -> float:
+            return KERNEL_LISTS_AT - ((jiffies_now - j) & 0xFFFFFFFFFFFFFFFF) / RECENT_HZ
+
+        current[addr] = RecentEntry([at(j) for j in stamps], at(last), len(stamps), ttl)
+    for name, entries in lists.items():
+        lists[name] = dict(sorted(entries.items(), key=lambda kv: kv[1].last_seen))
+    return lists
