@@ -26,16 +26,19 @@ def test_kernel_trace_has_the_simulators_candidates_over_the_kernels_rules(sim_a
             assert hit.masquerade == kt.masquerade
 
 
-def test_kernel_affinity_lists_are_copied_into_the_simulator(sim_and_kernel):
-    """ClientIP affinity on the kernel: once the kernel's xt_recent list remembers a client, the
-    candidates (the simulator over the kernel's rules and its lists, copied in) are its one endpoint."""
-    with sim_and_kernel(23) as (sim, kernel):
+@pytest.mark.parametrize("proxy_mode", ["iptables", "nftables"])
+def test_kernel_affinity_lists_are_copied_into_the_simulator(sim_and_kernel, proxy_mode):
+    """ClientIP affinity on the kernel: once the kernel's xt_recent list (nftables: its affinity
+    set) remembers a client, the candidates (the simulator over the kernel's rules and what they
+    remember, copied in) are its one endpoint."""
+    with sim_and_kernel(23, proxy_mode=proxy_mode) as (sim, kernel):
         kernel.patch_service("svc-clusterip", session_affinity="ClientIP", session_affinity_timeout=300)
         first = kernel.trace("net-pod", "svc-clusterip")
         assert first.candidates_source == RULES_SOURCE and len(first.candidates) == 3  # nobody remembered yet
         second = kernel.trace("net-pod", "svc-clusterip")
         assert second.endpoint_pod == first.endpoint_pod  # the kernel's affinity
-        assert second.candidates_source.startswith(RULES_SOURCE + " and the kernel's xt_recent lists on ")
+        if proxy_mode == "iptables":  # nftables: the affinity sets are in the listing the simulator loads
+            assert second.candidates_source.startswith(RULES_SOURCE + " and the kernel's xt_recent lists on ")
         assert [(c.pod, c.probability) for c in second.candidates] == [(first.endpoint_pod, 1.0)]
         assert any(w.startswith("affinity:") for w in second.candidates[0].why)
         # another client is not remembered

@@ -223,11 +223,38 @@ def candidates_over(cluster, tables: dict[str, str], nft: dict[str, str] | None,
     from ..dataplane import factory
 
     sim = factory.create("sim", cluster, seed=seed, tables=tables, nft=nft or None)
-    if recent:
-        sim.network.now = KERNEL_LISTS_AT
-        for node, lists in recent.items():
-            sim.network.nodes[node].state.recent.update(lists)
+    sim.network.now = KERNEL_LISTS_AT
+    for node, lists in (recent or {}).items():
+        sim.network.nodes[node].state.recent.update(lists)
+    for node, listing in (nft or {}).items():
+        if listing.strip():
+            _copy_dynamic_sets(sim.network.nodes[node], listing)
     return network_candidates(sim.network, src, dst, port, proto)
+
+
+def _copy_dynamic_sets(node, listing: str) -> None:
+    """The elements the kernel's packet path put in ``listing``'s dynamic sets (kube-proxy's
+    ``affinity-…``: ``10.10.0.2 expires 4m59s784ms``), into the simulated node's live sets, each
+    expiring as long after the simulated clock as nft said it has left (``load_nft`` empties them)."""
+    from .netfilter import RECENT_HZ, jiffies
+    from .nftables import _literal, load_text
+
+    state = load_text(listing, where=f"{node.name}'s nft list")
+    now = jiffies(KERNEL_LISTS_AT)
+    compiled = getattr(node.netfilter, "sets", {})
+    for table in state.tables.values():
+        for s in table.sets.values():
+            cs = compiled.get(s.name)
+            if cs is None or not cs.dynamic or not s.elements:
+                continue
+            live = node.state.nft_sets.setdefault(s.name, {})
+            for e in s.elements.values():
+                lits = [_literal(kind, part) for kind, part in zip(cs.kinds, e.key)]
+                if len(lits) != len(cs.kinds) or not all(lit.is_exact for lit in lits):
+                    continue
+                key = lits[0].exact if len(lits) == 1 else tuple(lit.exact for lit in lits)
+                left = e.expires if e.expires is not None else e.timeout
+                live[key] = float("inf") if left is None else now + left * RECENT_HZ // 1000
 
 
 KERNEL_LISTS_AT = 86400.0  # the simulated clock when a kernel's xt_recent lists are copied in (stamps are before it)
