@@ -70,7 +70,8 @@ class _Saved:
             r.setstate(state)
 
 
-def explore(run: Callable[[list, list], object], states: Sequence[NamespaceState], rngs: Sequence = ()) -> list[tuple[Fraction, object]]:
+def explore(run: Callable[[list, list], object], states: Sequence[NamespaceState],
+            rngs: Sequence = ()) -> list[tuple[Fraction, object]]:
     """Every branch of ``run``: (probability, its result). ``run(lb_replay, recorder)`` opens the
     connection once with the namespaces' recorder/replay already set (``lb_replay``/``recorder``
     are for a draw owner outside ``states``, the load balancer: pass them on). ``states``'s
