@@ -302,3 +302,19 @@ def test_parse_xt_recent_puts_the_kernels_stamps_on_the_simulated_clock():
     assert list(a) == ["10.10.1.2", "10.10.0.2"]  # least recently updated first
     assert a["10.10.0.2"].stamps == [KERNEL_LISTS_AT - 4.0, KERNEL_LISTS_AT - 1.0]
     assert a["10.10.0.2"].last_seen == KERNEL_LISTS_AT - 1.0 and a["10.10.1.2"].ttl == 63
+
+
+def test_nft_file_trace_has_candidates(tmp_path):
+    """``kslab trace --nft``: one node's nftables ruleset; numgen's every value is a candidate."""
+    lab = lab_of("nftables")
+    p = tmp_path / "worker.nft"
+    p.write_text(lab.nft_list("myk8s-worker"))
+    node_ip = lab.cluster.node("myk8s-worker").internal_ip
+    clusterip = lab.cluster.service("svc-clusterip").cluster_ip
+    r = subprocess.run([sys.executable, "-m", "kslab.cli", "trace", "--nft", str(p), "--node-ip", node_ip,
+                        "--from", "10.10.1.2", "--to", f"{clusterip}:9000/tcp"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if "numgen random mod 3 (each value 1/3)" in line]
+    assert len(lines) == 3 and all(line.strip().startswith("33.33%") for line in lines)
+    webpods = {lab.cluster.pod(f"webpod{i}").pod_ip for i in (1, 2, 3)}
+    assert {line.split("(")[1].split(":")[0] for line in lines} == webpods
