@@ -325,7 +325,8 @@ def _add_trace(sub) -> None:
     p = sub.add_parser(
         "trace",
         help="walk one new connection through the rules and routing",
-        description="Walk one new connection hook by hook: chains, matched rules, NAT, verdict, endpoint.",
+        description="Walk one new connection hook by hook: chains, matched rules, NAT, verdict, endpoint; then every "
+                    "endpoint a new connection could reach, with its probability, masquerade and why (JSON: candidates).",
     )
     _add_files(p)
     p.add_argument("--iptables-save", metavar="FILE", nargs="+",

@@ -15,6 +15,6 @@ from __future__ import annotations
 
 from .base import Dataplane
 from .rows import COLUMNS
-from .trace import Trace, TraceStep
+from .trace import Candidate, Trace, TraceStep
 
-__all__ = ["COLUMNS", "Dataplane", "Trace", "TraceStep"]
+__all__ = ["COLUMNS", "Candidate", "Dataplane", "Trace", "TraceStep"]

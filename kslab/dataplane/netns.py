@@ -181,7 +181,35 @@ class NetnsDataplane(RealClock, Dataplane):
     def trace(self, src: str, dst: str, port: int, proto: str) -> Trace:
         if proto != "tcp":
             raise InputError("--to", f"the netns backend traces TCP connections, not {proto}", "use a TCP port")
-        return self.kernel.trace(src, dst, port, client_kind=resolve_client(self.cluster, src).kind)
+        found, source = self._candidates(src, dst, port, proto)  # before the connection: the state it meets
+        trace = self.kernel.trace(src, dst, port, client_kind=resolve_client(self.cluster, src).kind)
+        trace.candidates, trace.candidates_source = found, source
+        return trace
+
+    def _candidates(self, src: str, dst: str, port: int, proto: str) -> tuple[list | None, str]:
+        """The kernel traces the one connection it opens; where a connection could go is worked out
+        by the simulator over the rules the kernel holds (``candidates_source`` says so)."""
+        from ..sim.candidates import RULES_SOURCE, candidates_over, parse_xt_recent, source_of
+
+        names = [n.name for n in self.cluster.nodes]
+        modes = getattr(self.kernel, "_proxy_modes", {})
+        nft = {n: self.nft_list(n) for n in names if modes.get(n) == "nftables"}
+        tables = {n: self.save_text(n) for n in names if n not in nft}
+        recent = {}  # the kernel's xt_recent lists (ClientIP affinity), copied into the simulator
+        for n in names:
+            out = self.kernel.exec(n, ["sh", "-c", 'grep -m1 "^jiffies" /proc/timer_list; for f in /proc/net/xt_recent/*; '
+                                                   'do [ ! -e "$f" ] || { echo "== $f"; cat "$f"; }; done'], timeout=10.0).stdout
+            if "src=" in out:
+                first, _, rest = out.partition("\n")
+                recent[n] = parse_xt_recent(rest, int(first.split()[1]))
+        try:
+            found = candidates_over(self.cluster, tables, nft, src, dst, port, proto, recent=recent)
+        except (EnvironmentProblem, InputError) as e:  # rules the simulator cannot run: no candidates, and why
+            return None, f"none: {e}"
+        source = source_of(found, RULES_SOURCE)
+        if found is not None and recent:
+            source += f" and the kernel's xt_recent lists on {', '.join(recent)}"
+        return found, source
 
     def flush_conntrack(self) -> int:
         return self.kernel.flush_conntrack()

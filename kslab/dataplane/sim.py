@@ -26,6 +26,7 @@ from ..proxy.iptables.node import NodeIptables
 from ..proxy.util import nodeport_addresses_match_all, nodeport_ips
 from ..sim.network import HealthServers, Network
 from ..sim.nftables import NftNetfilter
+from .trace import SIMULATOR
 from ..sim.trace import trace_of
 from .base import Dataplane
 
@@ -204,7 +205,11 @@ class SimDataplane(Dataplane):
         return experiments.batch_frame(net.connect_many(resolved, dst, port, proto, n, interval=interval), self.backend)
 
     def trace(self, src: str, dst: str, port: int, proto: str) -> Trace:
-        return trace_of(self.network.connect(src, dst, port, proto, trace=True), self.backend)
+        from ..sim.candidates import network_candidates, source_of
+        found = network_candidates(self.network, src, dst, port, proto)  # before the trace: the state it will see
+        trace = trace_of(self.network.connect(src, dst, port, proto, trace=True), self.backend)
+        trace.candidates, trace.candidates_source = found, source_of(found, SIMULATOR)
+        return trace
 
     def flush_conntrack(self) -> int:
         total = self.network.closed.clear(self.network.now)  # what finished connections left (TIME_WAIT ...)

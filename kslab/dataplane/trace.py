@@ -41,6 +41,49 @@ class TraceStep:
 
 
 @dataclass
+class Candidate:
+    """One place the traced connection could have gone, with its probability (the statistic
+    ladder's, ``numgen``'s, the load balancer's choice of node), and why: the rules that decide
+    it (the ladder, an affinity hit, a local-only traffic policy)."""
+
+    probability: float
+    outcome: str  # "ok", or why that branch fails (dropped, rejected, refused, ...)
+    pod: str = ""
+    node: str = ""
+    ip: str = ""
+    port: int = 0
+    masquerade: bool = False
+    snat_to: str | None = None
+    source_ip_seen: str = ""  # the client address the endpoint sees ("" when it depends on the branch)
+    sources_seen: list[str] = field(default_factory=list)  # every address it may see (several: one per ingress node)
+    ingress_nodes: list[str] = field(default_factory=list)  # the nodes whose rules may choose it
+    why: list[str] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.ip}:{self.port}" if self.ip else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "probability": self.probability, "verdict": self.outcome,
+            "endpoint": {"pod": self.pod or None, "node": self.node or None, "ip": self.ip or None,
+                         "port": self.port or None} if self.ip else None,
+            "masquerade": self.masquerade, "snat_to": self.snat_to, "source_ip_seen": self.source_ip_seen or None,
+            "sources_seen": list(self.sources_seen), "ingress_nodes": list(self.ingress_nodes), "why": list(self.why),
+        }
+
+    def line(self) -> str:
+        where = (f"{self.pod or self.ip}" + (f" on {self.node}" if self.node else "")
+                 + (f" ({self.ip}:{self.port})" if self.ip else "")) if self.ip else "(no endpoint)"
+        verdict = "" if self.outcome == "ok" else f" [{self.outcome}]"
+        masq = f"masquerade: {'yes' if self.masquerade else 'no'}"
+        if len(self.sources_seen) > 1:
+            masq += f" (sees {', '.join(self.sources_seen)}: it depends on the node the connection enters)"
+        why = f"  <- {'; '.join(self.why)}" if self.why else ""
+        return f"  {self.probability:7.2%}  {where}{verdict}, {masq}{why}"
+
+
+@dataclass
 class Trace:
     """One connection's trace: ``str()`` for people, ``.json()`` / ``.to_dict()`` for programs."""
 
@@ -68,6 +111,10 @@ class Trace:
     reply_path: list[str] = field(default_factory=list)  # nodes the reply crossed (empty: unknown)
     rules_evaluated: int | None = None  # None: the backend cannot count them
     steps: list[TraceStep] = field(default_factory=list)
+    # every endpoint the connection could have reached, each with its probability (they sum to 1);
+    # None: the backend could not work them out; candidates_source says who did
+    candidates: list[Candidate] | None = None
+    candidates_source: str = ""
 
     @property
     def ok(self) -> bool:
@@ -106,6 +153,8 @@ class Trace:
             "path": list(self.path),
             "reply_path": list(self.reply_path),
             "rules_evaluated": self.rules_evaluated,
+            "candidates": [c.to_dict() for c in self.candidates] if self.candidates is not None else None,
+            "candidates_source": self.candidates_source or None,
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -133,6 +182,13 @@ class Trace:
                    + (f" (SNAT to {self.snat_to})" if self.snat_to else ""))
         out.append(f"path: {' -> '.join(self.path) or '-'}; reply: {' -> '.join(self.reply_path) or '-'}; "
                    f"rules the kernel evaluated: {'-' if self.rules_evaluated is None else self.rules_evaluated}")
+        if self.candidates is not None:
+            by = "" if self.candidates_source in ("", SIMULATOR) else f"   [worked out by the {self.candidates_source}]"
+            out.append(f"where a new connection can go ({len(self.candidates)} candidate"
+                       f"{'' if len(self.candidates) == 1 else 's'}):{by}")
+            out.extend(c.line() for c in self.candidates)
+        elif self.candidates_source.startswith("none"):
+            out.append(f"where a new connection can go: {self.candidates_source}")
         return "\n".join(out) + "\n"
 
     def _repr_pretty_(self, p, cycle) -> None:  # IPython shows the text

@@ -805,8 +805,12 @@ class KindDataplane(RealClock, Dataplane):
         self._traces += 1
         if src == MYPC and self.mypc_ip != MYPC_IP:  # the simulator's mypc is the study's; the live one is elsewhere
             src = self.mypc_ip
+        from ..sim.candidates import network_candidates, source_of
+
+        found = network_candidates(sim.network, src, dst, port, proto)  # every branch of the draw below
         t = trace_of(sim.network.connect(src, dst, port, proto, trace=True), self.backend)
         t.source = NFT_TRACE_SOURCE if nft else TRACE_SOURCE
+        t.candidates, t.candidates_source = found, source_of(found, t.source)
         return t
 
     def flush_conntrack(self) -> int:

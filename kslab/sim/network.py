@@ -177,6 +177,8 @@ class Connection:
     conntrack: tuple[tuple[str, ConntrackEntry], ...] = ()
     # the rule counters its packets added to: (the matched rules' Counters, bytes) per hook walk
     counted: list[tuple[list, int]] = field(default_factory=list)
+    # every place such a connection could go (kslab.sim.candidates), when worked out; None: not
+    candidates: list | None = None
 
     @property
     def ok(self) -> bool:

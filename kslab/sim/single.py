@@ -70,8 +70,11 @@ def trace_dump(path: str | list[str], *, node_ip: str, src: str, to: str, seed: 
     _check_addresses(node_ip, src, "--iptables-save")
     nf = Netfilter.from_text(read_dumps(path), name=node_ip)
     dst, dport, proto = _parse_to(to)
-    return trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
+    conn = trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
                            local_addresses=local_addresses)
+    conn.candidates = netfilter_candidates(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
+                                           local_addresses=local_addresses)
+    return conn
 
 
 def read_nft(paths: str | list[str], flag: str = "--nft") -> str:
@@ -101,6 +104,8 @@ def trace_nft(path: str | list[str], *, node_ip: str, src: str, to: str, seed: i
     nf = NftNetfilter.from_text(text, name=node_ip, where=where)
     conn = trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
                            local_addresses=local_addresses)
+    conn.candidates = netfilter_candidates(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
+                                           local_addresses=local_addresses)
     notes = []
     if not nf.chains:
         notes.append("the ruleset has no table ip kube-proxy: nothing of kube-proxy's to run, every hook accepts")
@@ -110,11 +115,27 @@ def trace_nft(path: str | list[str], *, node_ip: str, src: str, to: str, seed: i
     return conn
 
 
-def trace_netfilter(nf: Netfilter | NftNetfilter, *, node_ip: str, src: str, dst: str, dport: int, proto: str, seed: int = 0,
-                    local_addresses: set[str] | None = None) -> Connection:
-    """One new connection through one node's tables (``nf``: iptables, or nftables), as
-    :func:`trace_dump` describes."""
+def netfilter_candidates(nf: Netfilter | NftNetfilter, *, node_ip: str, src: str, dst: str, dport: int, proto: str,
+                         seed: int = 0, local_addresses: set[str] | None = None) -> list | None:
+    """Every place a new connection through one node's tables could go, with its probability
+    (:mod:`kslab.sim.candidates`): what :func:`trace_netfilter` draws once, every branch of it."""
+    from .candidates import TooManyBranches, candidates_of, explore
+
     state = NamespaceState(rng=random.Random(seed))
+    try:
+        return candidates_of(explore(
+            lambda _lb, _rec: trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
+                                              local_addresses=local_addresses, state=state), [state]))
+    except TooManyBranches:
+        return None
+
+
+def trace_netfilter(nf: Netfilter | NftNetfilter, *, node_ip: str, src: str, dst: str, dport: int, proto: str, seed: int = 0,
+                    local_addresses: set[str] | None = None, state: NamespaceState | None = None) -> Connection:
+    """One new connection through one node's tables (``nf``: iptables, or nftables), as
+    :func:`trace_dump` describes (``state``: the namespace's, default a fresh one seeded ``seed``)."""
+    if state is None:
+        state = NamespaceState(rng=random.Random(seed))
     local = frozenset((local_addresses or set()) | {node_ip, "127.0.0.1"})
     origin_local = src in local or src.startswith("127.")
     conn = Connection(client=Client(src, src, "node" if origin_local else "external", node_ip), dst=dst, dport=dport,

@@ -19,4 +19,6 @@ def trace_of(conn: Connection, backend: str = "sim") -> Trace:
         steps=[TraceStep(node=s.node, hook=s.hook, table=s.table, chain=s.chain, event=s.event, rule=s.rule,
                          rule_number=s.rule_number, detail=s.detail, packet_before=s.packet_before,
                          packet_after=s.packet_after) for s in conn.steps],
+        candidates=list(conn.candidates) if conn.candidates is not None else None,
+        candidates_source=SIMULATOR if conn.candidates is not None else "",
     )
