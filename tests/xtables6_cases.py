@@ -124,3 +124,9 @@ KSLAB_REFUSES6 = {
     "-p tcp -j DNAT --to-destination [fd00::1]:+10",
 }
 """Lines the kernel accepts that kslab refuses (never the other way round)."""
+
+LEGACY_ONLY6 = {
+    # ip6tables-legacy accepts and prints it, ip6tables-nft refuses it; kslab refuses it
+    "! -s ::/0 -j ACCEPT": "-A X ! -s ::/0 -j ACCEPT",
+}
+"""Lines only the legacy backend accepts (the cases above hold the nft answer), with what it prints."""
