@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import pytest
 from test_render import ep, eps, svc
 from test_xtables6 import KUBE_PROXY_V6
-from xtables6_cases import KSLAB_REFUSES6, LEGACY_ONLY6, MEASURED6
+from xtables6_cases import KSLAB_REFUSES6, LEGACY_ONLY6, LISTING6_FILTER_X, LISTING6_NAT_N, LISTING6_TEXT, MEASURED6
 
 from kslab.errors import EnvironmentProblem
 from kslab.model import EndpointSlice, LoadBalancerIngress
@@ -34,7 +34,7 @@ from kslab.proxy.iptables import node as iptables_node
 from kslab.proxy.iptables import render
 from kslab.proxy.iptables.constants import NFACCT_COUNTERS
 from kslab.proxy.iptables.node import restore_to_save
-from kslab.xtables import SAVE_TABLE_ORDER, IptablesState, kernel, parse_rule
+from kslab.xtables import SAVE_TABLE_ORDER, IptablesState, kernel, listing, parse_restore, parse_rule
 
 pytestmark = pytest.mark.netns
 
@@ -227,3 +227,23 @@ def test_ipv4_text_is_refused_by_ip6tables(backend: str) -> None:
     with kernel.scratch_namespace(PREFIX) as ns, pytest.raises(EnvironmentProblem, match="ip6tables-restore"):
         kernel.iptables_restore(ns, text4, backend=backend, family=6)
 
+
+
+def test_ip6tables_listings_in_kernel() -> None:
+    """``ip6tables -L`` as kslab.xtables.listing prints it (the nf_tables backend, the one listing.py models)."""
+    if skip_reason6("nft"):
+        pytest.skip(skip_reason6("nft"))
+    tools = kernel.iptables_tools("nft", 6)
+    tables = parse_restore(LISTING6_TEXT, 6)
+    with kernel.scratch_namespace(PREFIX) as ns:
+        kernel.iptables_restore(ns, LISTING6_TEXT, backend="nft", family=6)
+        for argv, mine, pinned in (
+            (["-L", "X", "-n", "-v"], listing.list_table(tables, "filter", "X", verbose=True), LISTING6_FILTER_X),
+            (["-t", "nat", "-L", "N", "-n", "--line-numbers"], listing.list_table(tables, "nat", "N", line_numbers=True),
+             LISTING6_NAT_N),
+            (["-L", "-n"], listing.list_table(tables, "filter"), None),
+            (["-t", "nat", "-S", "-v"], listing.list_rules(tables, "nat", verbose=True), None),
+        ):
+            got = kernel.run_in_namespace(ns, [tools.iptables, *argv]).stdout
+            assert got == mine, argv
+            assert pinned is None or got == pinned
