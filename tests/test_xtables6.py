@@ -8,6 +8,8 @@ ruleset, in the kernel as root.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from xtables6_cases import KSLAB_REFUSES6, LISTING6_FILTER_X, LISTING6_NAT_N, LISTING6_TEXT, MEASURED6
 
 from kslab.xtables import IptablesState, TableDump, listing, parse_argv, parse_restore, parse_rule
@@ -200,3 +202,22 @@ def test_ruleset_save_text_is_ip6tables_save_for_an_ipv6_proxier() -> None:
     assert "-j DNAT --to-destination [fd00:10:180::1]:80" in saved
     assert "--mask ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff --rsource" in saved
     assert "-A INPUT -j KUBE-FIREWALL" in saved and "-A KUBE-FIREWALL" not in saved  # D6, IPv6
+
+
+_FRAGMENTS = ["fd00::1", "::", "::/0", "fd00::/64", "/129", "/0x20", "[fd00::1]:80", "[fd00::1", "fd00::1-fd00::5",
+              "10.0.0.1", "::ffff:1.2.3.4", "fe80::1%eth0", "ffff:0:ffff::", ":", "]", "[", "-", "80-70", "0x10", "+1"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["-s", "-d", "--to-destination", "--to-source", "--mask", "--reject-with", "-p"]),
+       st.lists(st.sampled_from(_FRAGMENTS), min_size=1, max_size=3).map("".join), st.sampled_from(["filter", "nat"]))
+def test_odd_ipv6_input_is_a_rule_or_a_value_error(flag: str, value: str, table: str) -> None:
+    """Never an internal error: any value gives a Rule that reads back from its own save text, or ValueError."""
+    prefix = {"--to-destination": "-p tcp -j DNAT", "--to-source": "-p tcp -j SNAT", "--mask": "-m recent --set",
+              "--reject-with": "-j REJECT"}.get(flag, "")
+    line = f"-A X {prefix} {flag} {value}" if flag not in ("-s", "-d", "-p") else f"-A X {flag} {value} -j ACCEPT"
+    try:
+        rule = parse_rule(line, table, family=6)
+    except ValueError:
+        return
+    assert parse_rule(rule.save_text(), table, family=6) == rule
