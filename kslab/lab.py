@@ -303,7 +303,7 @@ class Lab:
         self.cluster.node(node)
         return self.dataplane.nft_list(node)
 
-    def metrics(self, node: str) -> KubeProxyMetrics:
+    def metrics(self, node: str, family: int | str | None = None) -> KubeProxyMetrics:
         """``node``'s kube-proxy metrics (``curl NODE:10249/metrics``): what its Proxier recorded
         since kube-proxy (re)started (a new lab, :meth:`reset`, :meth:`set_proxy`), as a
         :class:`~kslab.proxy.metrics.KubeProxyMetrics`; ``print(lab.metrics(node).prometheus_text())``.
@@ -312,17 +312,19 @@ class Lab:
         stay 0 (the Lab syncs per change without counting informer events). On sim and netns.
         On kind the node's real kube-proxy has the real ones and this Lab's Proxiers are only the
         prediction: an InputError says so (``lab.copy()`` gives a sim twin whose metrics are the
-        prediction's)."""
+        prediction's). ``family`` (dual-stack): that family's proxier's (None: the primary's),
+        labelled ``ip_family="IPv6"``."""
         self.cluster.node(node)
         if not self.dataplane.loads_rules:
             raise InputError("metrics", f"on {self.backend} the node's own kube-proxy serves the real metrics "
                              "and this lab's kube-proxy is only the prediction",
                              f"read them on the node (curl http://<node IP>:10249/metrics), or lab.copy().metrics({node!r}) "
                              "for the prediction's")
-        proxier = self._proxiers.get(node)
-        if proxier is None:  # no sync yet on this node: a kube-proxy that registered its metrics
-            return KubeProxyMetrics(mode=self.proxy_mode, family=self.families[0])
-        return proxier.metrics
+        fam = self._family(family)
+        kube_proxy = self._proxiers.get(node)
+        if kube_proxy is None:  # no sync yet on this node: a kube-proxy that registered its metrics
+            return KubeProxyMetrics(mode=self.proxy_mode, family=fam)
+        return kube_proxy.proxier(fam).metrics
 
     def _sync(self, full: bool = False, nodes: Iterable[str] | None = None) -> None:
         """kube-proxy's sync on every node, as kube-proxy decides it (full the first time and

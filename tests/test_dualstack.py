@@ -416,3 +416,17 @@ def test_dual_lab_changes_keep_both_families(dual):
     counts = {s.address_type: len(s.endpoints) for s in twin.cluster.slices_for(svc)}
     assert counts == {"IPv4": 4, "IPv6": 4}
     assert twin.render("myk8s-worker", family=6).raw_text().count("-j DNAT") == 4 + 3  # echo pods + webpods
+
+
+def test_dual_lab_per_family_views(dual):
+    """metrics, verify and save_text take the family; the primary's work as before."""
+    assert 'ip_family="IPv6"' in dual.metrics("myk8s-worker", family=6).prometheus_text()
+    assert 'ip_family="IPv4"' in dual.metrics("myk8s-worker").prometheus_text()
+    assert dual.verify("myk8s-worker").ok()
+    with pytest.raises(InputError) as e:
+        dual.verify("myk8s-worker", family=6)
+    assert "compares the primary family's (IPv4) tables only" in one_line(e.value)
+    with pytest.raises(InputError) as e:
+        dual.render("myk8s-worker", family=5)
+    assert one_line(e.value).startswith("family 5: is not an IP family")
+    assert dual.save_text("myk8s-worker") == dual.save_text("myk8s-worker", family=4)
