@@ -430,3 +430,31 @@ def test_dual_lab_per_family_views(dual):
         dual.render("myk8s-worker", family=5)
     assert one_line(e.value).startswith("family 5: is not an IP family")
     assert dual.save_text("myk8s-worker") == dual.save_text("myk8s-worker", family=4)
+
+
+def test_updates_upgrade_and_downgrade_as_init_ip_family_fields_does():
+    """alloc.go initIPFamilyFields on an update: RequireDualStack adds the other family's address
+    (the first kept); SingleStack releases the secondary (freed in the allocator, its slice
+    removed); dropping the secondary under PreferDualStack is refused in the API server's words."""
+    lab = kslab.Lab("myk8s-dualstack", backend="sim")
+    try:
+        first = lab.cluster.service("kubernetes").cluster_ip
+        lab.patch_service("kubernetes", ip_family_policy="RequireDualStack")
+        k = lab.cluster.service("kubernetes")
+        assert (k.cluster_ips[0], k.ip_families, k.ip_family_policy) == (first, ["IPv4", "IPv6"], "RequireDualStack")
+        assert ipaddress.ip_address(k.cluster_ips[1]) in ipaddress.ip_network("fd00:10:96::/112")
+        v6 = lab.cluster.service("svc-clusterip").cluster_ips[1]
+        lab.patch_service("svc-clusterip", ip_family_policy="SingleStack")
+        s = lab.cluster.service("svc-clusterip")
+        assert (len(s.cluster_ips), s.ip_families) == (1, ["IPv4"])
+        assert v6 not in lab.control.allocator.ip_owner
+        assert [sl.address_type for sl in lab.cluster.slices_for(s)] == ["IPv4"]
+        assert "KUBE-SVC-KBDEBIL6IU6WL7RF" not in lab.render("myk8s-worker", family=6).raw_text()
+        np_ = lab.cluster.service("svc-nodeport")
+        with pytest.raises(AdmissionError) as e:
+            lab.patch_service("svc-nodeport", cluster_ips=np_.cluster_ips[:1])
+        assert one_line(e.value) == ('The Service "svc-nodeport" is invalid: spec.ipFamilyPolicy: Invalid value: '
+                                     '"PreferDualStack": must be \'SingleStack\' to release the secondary cluster IP')
+        assert lab.cluster.service("svc-nodeport").cluster_ips == np_.cluster_ips
+    finally:
+        lab.close()
