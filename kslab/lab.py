@@ -50,7 +50,7 @@ from .proxy.config import DEFAULT_MIN_SYNC_PERIOD, PROXY_MODES, ProxyConfig, che
 from .proxy.iptables import RuleSet, render
 from .proxy.metrics import KubeProxyMetrics
 from .proxy.metaproxier import MetaProxier
-from .proxy.proxier import Proxier, SyncResult
+from .proxy.proxier import SyncResult
 from .resources import named_lab, study_lab
 from .shell import ShellOutput
 from .sim.network import Client, resolve_client, resolve_destination
