@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
 from ..model import ClusterState
-from .util import cidrs_of_family, ip_family, nodeport_addresses_contain_ipv4_loopback, primary_family_of, split_cidrs
+from .util import (NodePortAddresses, cidrs_of_family, ip_family, node_port_addresses, nodeport_addresses_contain_ipv4_loopback,
+                   parse_ip_sloppy, primary_family_of, split_cidrs)
 
 PROXY_MODES = ("iptables", "nftables")  # kube-proxy --proxy-mode values kslab implements (ipvs: kslab.ipvs)
 DETECT_LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None")
@@ -63,6 +65,28 @@ class ProxyConfig:
             raise InputError("proxy option mode", f"unknown proxy mode {self.mode!r}", "use one of " + ", ".join(PROXY_MODES))
         if self.family not in (4, 6):
             raise InputError("proxy option family", f"{self.family!r} is not an IP family", "use 4 or 6")
+
+    @functools.cached_property
+    def node_ip(self) -> str | None:
+        """The proxier's ``nodeIP`` (``nodeIPs[family]``): the first of ``node_ips`` of its
+        family, parsed; None when the node has none (upstream then uses the loopback and logs)."""
+        for raw in self.node_ips:
+            ip = parse_ip_sloppy(raw)
+            if ip and ip_family(ip) == self.family:
+                return ip
+        return None
+
+    @functools.cached_property
+    def nodeport_addrs(self) -> NodePortAddresses:
+        """``NewNodePortAddresses(family, nodePortAddresses)`` of this proxier (``primary``: its
+        node IP of the family)."""
+        return node_port_addresses(self.nodeport_addresses, self.family, self.node_ips)
+
+    def nodeport_ips(self) -> list[str]:
+        """``GetNodeIPs``: the node's addresses of the family (``lo`` first, then ``node_ips``)
+        inside ``nodeport_addrs``."""
+        lo = ("127.0.0.1",) if self.family == 4 else ("::1",)
+        return self.nodeport_addrs.node_ips(lo + tuple(ip for ip in self.node_ips if ip_family(ip) == self.family))
 
     @property
     def mark(self) -> str:
@@ -164,7 +188,7 @@ class ProxyConfig:
                                  f"give an IPv{fam} node IP or render IPv{ip_family(given_ips[0])}")
             kw["node_ips"] = own_ips
         kw.update(overrides)
-        if not nodeport_addresses_contain_ipv4_loopback(tuple(kw.get("nodeport_addresses") or ()), fam):
+        if not nodeport_addresses_contain_ipv4_loopback(tuple(kw.get("nodeport_addresses") or ()), fam, kw["node_ips"]):
             # NewProxier: "If the nodePortAddresses doesn't contain loopback, disable localhostNodePorts"
             # (always so for the IPv6 proxier: ContainsIPv4Loopback is false there)
             kw["localhost_nodeports"] = False
