@@ -122,7 +122,7 @@ def render_node_ips(given: list[str] | None, node, family: int | None = None) ->
     ips = node_ips_of_one_family(given)
     if family is not None and ip_family(ips[0]) != family:
         other = ip_family(ips[0])
-        raise InputError(f"--family ipv{family}", f"but every --node-ip is IPv{other} ({ips[0]}): the IPv{family} proxier has no node IP",
+        raise InputError(f"--family ipv{family}", f"every --node-ip is IPv{other} ({ips[0]}), so the IPv{family} proxier has no node IP",
                          f"give the node's IPv{family} address as --node-ip, or render --family ipv{other}")
     return ips
 

@@ -5,12 +5,16 @@ Each ported case names its upstream test (kubernetes/kubernetes).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+from kslab import cli
 
 from kslab.errors import InputError
 from kslab.model import ClusterConfig, ClusterState, Node
 from kslab.proxy.config import ProxyConfig, cluster_primary_family
-from kslab.proxy.util import cidrs_of_family, nodeport_addresses_contain_ipv4_loopback
+from kslab.proxy.util import cidrs_of_family, new_nodeport_addresses, nodeport_addresses_contain_ipv4_loopback
 
 
 def _dual_state(pod_subnet="10.244.0.0/16,fd00:10:244::/56", service_subnet="10.96.0.0/16,fd00:10:96::/112"):
@@ -66,17 +70,319 @@ def test_cidrs_of_family():
     assert cidrs_of_family(None, 4) == ()
 
 
-# upstream pkg/proxy/util/nodeport_addresses_test.go TestContainsIPv4Loopback: the 7 cases, and
-# "always False for the IPv6 family" (NewNodePortAddresses(IPv6, ...) holds no IPv4 CIDR)
-@pytest.mark.parametrize("cidrs,want", [
-    ((), True),  # "empty"
-    (("1.2.3.4/32", "0.0.0.0/0", "2001:db8::/64"), True),  # "all zeros ipv4"
-    (("1.2.3.4/32", "::/0"), False),  # "all zeros ipv6"
-    (("1.2.3.4/32", "127.0.0.0/8"), True),  # "ipv4 loopback"
-    (("1.2.3.4/32", "::1/128"), False),  # "ipv6 loopback"
-    (("64.0.0.0/2",), True),  # "ipv4 loopback within larger range"
-    (("128.0.2.0/28",), False),  # "non loop loopback"
-])
+
+REPO = Path(__file__).resolve().parents[1]
+FAMILIES = REPO / "tests" / "data" / "kube-proxy" / "families"
+TAIL = '-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain"'
+# upstream proxier_test.go's node: testNodeIP, testNodeIPAlt, testExternalIP, testNodeIPv6, testNodeIPv6Alt
+NODE_IPS4 = ("192.168.0.2", "192.168.1.2", "192.168.99.11")
+NODE_IPS6 = ("2001:db8::1", "2001:db8:1::2")
+
+
+def kslab(capsys, *args: str) -> tuple[int, str, str]:
+    """``kslab ARGS...`` in this process: exit status, stdout, stderr."""
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---- pkg/proxy/util/nodeport_addresses_test.go -------------------------------------------------------
+
+# TestContainsIPv4Loopback: its 8 cases for the IPv4 proxier, and "ContainsIPv4Loopback should
+# always be false for family=IPv6"
+_OTHERS = ["224.0.0.0/24", "192.168.0.0/16", "fd00:1:d::/64"]
+
+
+@pytest.mark.parametrize("cidrs, want", [
+    ([], True),  # empty
+    (_OTHERS + ["0.0.0.0/0"], True),  # all zeros ipv4
+    (_OTHERS + ["::/0"], False),  # all zeros ipv6
+    (_OTHERS + ["127.0.0.0/8"], True),  # ipv4 loopback
+    (_OTHERS + ["::1/128"], False),  # ipv6 loopback
+    (_OTHERS + ["127.0.2.0/28"], True),  # ipv4 loopback smaller range
+    (_OTHERS + ["64.0.0.0/2"], True),  # ipv4 loopback within larger range
+    (["128.0.2.0/28"] + _OTHERS, False),  # non loop loopback
+], ids=["empty", "all zeros ipv4", "all zeros ipv6", "ipv4 loopback", "ipv6 loopback", "ipv4 loopback smaller range",
+        "ipv4 loopback within larger range", "non loop loopback"])
 def test_contains_ipv4_loopback(cidrs, want):  # upstream TestContainsIPv4Loopback
-    assert nodeport_addresses_contain_ipv4_loopback(cidrs) is want
-    assert nodeport_addresses_contain_ipv4_loopback(cidrs, 6) is False
+    assert new_nodeport_addresses(4, cidrs).contains_ipv4_loopback is want
+    assert new_nodeport_addresses(6, cidrs).contains_ipv4_loopback is False
+    # the wrapper the proxiers and ProxyConfig.for_node use says the same
+    assert nodeport_addresses_contain_ipv4_loopback(tuple(cidrs)) is want
+    assert nodeport_addresses_contain_ipv4_loopback(tuple(cidrs), 6) is False
+
+
+# TestGetNodeIPs (TestGetNodeAddresses in older trees): 12 cases, each checked for both families:
+# (cidrs, the interface addresses, {family: (matchAll, the GetNodeIPs set)})
+GET_NODE_IPS = {
+    "IPv4 single": (["10.20.30.0/24"], ["10.20.30.51", "100.200.201.1"],
+                    {4: (False, {"10.20.30.51"}), 6: (True, set())}),
+    "IPv4 zero CIDR": (["0.0.0.0/0"], ["10.20.30.51", "127.0.0.1"],
+                       {4: (True, {"10.20.30.51", "127.0.0.1"}), 6: (True, set())}),
+    "IPv6 multiple": (["2001:db8::/64", "::1/128"], ["2001:db8::1", "::1"],
+                      {4: (True, set()), 6: (False, {"2001:db8::1", "::1"})}),
+    "IPv6 zero CIDR": (["::/0"], ["2001:db8::1", "::1"],
+                       {4: (True, set()), 6: (True, {"2001:db8::1", "::1"})}),
+    "IPv4 localhost exact": (["127.0.0.1/32"], ["10.20.30.51", "127.0.0.1"],
+                             {4: (False, {"127.0.0.1"}), 6: (True, set())}),
+    "IPv4 localhost subnet": (["127.0.0.0/8"], ["127.0.1.1"],
+                              {4: (False, {"127.0.1.1"}), 6: (True, set())}),
+    "IPv4 multiple": (["10.20.30.0/24", "100.200.201.0/24"], ["10.20.30.51", "100.200.201.1"],
+                      {4: (False, {"10.20.30.51", "100.200.201.1"}), 6: (True, set())}),
+    "IPv4 multiple, no match": (["10.20.30.0/24", "100.200.201.0/24"], ["192.168.1.2", "127.0.0.1"],
+                                {4: (False, set()), 6: (True, set())}),
+    "empty list, IPv4 addrs": ([], ["192.168.1.2", "127.0.0.1"],
+                               {4: (True, {"192.168.1.2", "127.0.0.1"}), 6: (True, set())}),
+    "empty list, IPv6 addrs": ([], ["2001:db8::1", "::1"],
+                               {4: (True, set()), 6: (True, {"2001:db8::1", "::1"})}),
+    "IPv4 redundant CIDRs": (["1.2.3.0/24", "0.0.0.0/0"], ["1.2.3.4"],
+                             {4: (True, {"1.2.3.4"}), 6: (True, set())}),
+    "Dual-stack, redundant IPv4": (["0.0.0.0/0", "1.2.3.0/24", "2001:db8::1/128"], ["1.2.3.4", "2001:db8::1", "127.0.0.1", "::1"],
+                                   {4: (True, {"1.2.3.4", "127.0.0.1"}), 6: (False, {"2001:db8::1"})}),
+    "Dual-stack, redundant IPv6": (["::/0", "1.2.3.0/24", "2001:db8::1/128"], ["1.2.3.4", "2001:db8::1", "127.0.0.1", "::1"],
+                                   {4: (False, {"1.2.3.4"}), 6: (True, {"2001:db8::1", "::1"})}),
+}
+
+
+@pytest.mark.parametrize("case", list(GET_NODE_IPS))
+@pytest.mark.parametrize("family", [4, 6])
+def test_get_node_ips(case, family):  # upstream TestGetNodeIPs (pkg/proxy/util/nodeport_addresses_test.go)
+    """NewNodePortAddresses(family, cidrs): MatchAll and GetNodeIPs over the interface
+    addresses, compared as sets (upstream collects them in a Go map)."""
+    cidrs, addrs, expected = GET_NODE_IPS[case]
+    npa = new_nodeport_addresses(family, cidrs)
+    match_all, ips = expected[family]
+    assert npa.match_all is match_all
+    got = npa.node_ips(addrs)
+    assert set(got) == ips and len(got) == len(ips)
+
+
+def test_nodeport_addresses_primary_is_the_family_primary():
+    """cmd/kube-proxy turns ``primary`` into the node's primary IP of each family (/32, /128)
+    before NewNodePortAddresses: a family without a node IP is then MatchAll."""
+    from kslab.proxy.util import node_port_addresses
+
+    npa = node_port_addresses(("primary",), 6, ("192.168.0.2", "2001:db8::1", "2001:db8:1::2"))
+    assert (npa.cidrs, npa.match_all) == (("2001:db8::1/128",), False)
+    assert npa.node_ips(("::1", "2001:db8::1", "2001:db8:1::2")) == ["2001:db8::1"]
+    assert node_port_addresses(("primary",), 6, ("192.168.0.2",)).match_all is True
+    assert node_port_addresses(("primary",), 4, ("192.168.0.2", "2001:db8::1")).cidrs == ("192.168.0.2/32",)
+
+
+# ---- TestEnableLocalhostNodePortsIPv6 / TestDisableLocalhostNodePortsIPv6, byte for byte, CLI ---------
+
+def _expected(name: str) -> str:
+    text = "".join(ln + "\n" for ln in (FAMILIES / name).read_text().splitlines() if not ln.startswith("#"))
+    return text.replace("0x4000", "0x00004000")  # the unit tests' mark; a real kube-proxy writes %#08x
+
+
+@pytest.mark.parametrize("localhost", ["true", "false"],
+                         ids=["TestEnableLocalhostNodePortsIPv6", "TestDisableLocalhostNodePortsIPv6"])
+def test_localhost_nodeports_ipv6_byte_for_byte(capsys, localhost):
+    """Upstream TestEnableLocalhostNodePortsIPv6 and TestDisableLocalhostNodePortsIPv6 (v1.27-era
+    file: no nfacct, fake iptables without --random-fully, NoOp local detector) through ``kslab
+    render --family ipv6``: the same dump whatever --iptables-localhost-nodeports says (no
+    KUBE-FIREWALL, ``! -d ::1/128``, the IPv6 SEP hashes, ``[ff06::c1]:80``)."""
+    code, out, err = kslab(capsys, "render", "-f", str(FAMILIES / "localhost-nodeports-ipv6.yaml"), "--as-is",
+                           "--node", "test-hostname", "--family", "ipv6", "--node-ip", "2001:db8::1",
+                           "--detect-local-mode", "None", "--no-nfacct", "--no-random-fully",
+                           "--iptables-localhost-nodeports", localhost)
+    assert (code, err) == (0, "")
+    assert out == _expected("localhost-nodeports-ipv6.expected.txt")
+    # the family comes from the node IP too (D1): same text without --family
+    code2, out2, _ = kslab(capsys, "render", "-f", str(FAMILIES / "localhost-nodeports-ipv6.yaml"), "--as-is",
+                           "--node", "test-hostname", "--node-ip", "2001:db8::1", "--detect-local-mode", "None",
+                           "--no-nfacct", "--no-random-fully", "--iptables-localhost-nodeports", localhost)
+    assert (code2, out2) == (0, out)
+
+
+def test_localhost_nodeports_ipv6_in_the_ipv4_proxier_is_a_note(capsys):
+    """The same input rendered for IPv4: nothing of the IPv6 Service, and a note on stderr for
+    it (upstream's IPv4 proxier ignores it and logs), never silently."""
+    code, out, err = kslab(capsys, "render", "-f", str(FAMILIES / "localhost-nodeports-ipv6.yaml"), "--as-is",
+                           "--node", "test-hostname", "--node-ip", "192.168.0.2", "--no-nfacct")
+    assert code == 0 and "ns1/svc1" not in out and "KUBE-SVC" not in out
+    assert err.splitlines() == [
+        "kslab: note: Service ns1/svc1 has no IPv4 ClusterIP (fd00:ab34::20): not in the IPv4 proxier's rules "
+        "(render it with --family ipv6)"]
+
+
+# ---- TestNodePorts (pkg/proxy/iptables/proxier_test.go): the IPv6 cases' rules ------------------------
+
+NODE_PORT6_YAML = """apiVersion: v1
+kind: Service
+metadata: {name: svc1, namespace: ns1}
+spec:
+  type: NodePort
+  clusterIP: fd00:172:30::41
+  ports: [{name: p80, port: 80, protocol: TCP, nodePort: 3001}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: svc1-1, namespace: ns1, labels: {kubernetes.io/service-name: svc1}}
+addressType: IPv6
+endpoints:
+- {addresses: ["fd00:10:180::1"]}
+- {addresses: ["fd00:10:180::2:1"], nodeName: test-node}
+ports: [{name: p80, port: 80, protocol: TCP}]
+"""
+
+# (case name, localhostNodePorts, nodePortAddresses, allowAltNodeIP, KUBE-SERVICES tail rules); expectFirewall
+# is false in every IPv6 case
+NODE_PORTS_IPV6 = [
+    ("ipv6, localhost-nodeports enabled", True, (), True,
+     [f"{TAIL} -m addrtype --dst-type LOCAL ! -d ::1/128 -j KUBE-NODEPORTS"]),
+    ("ipv6, localhost-nodeports disabled", False, (), True,
+     [f"{TAIL} -m addrtype --dst-type LOCAL ! -d ::1/128 -j KUBE-NODEPORTS"]),
+    ("ipv6, localhost-nodeports disabled, multiple nodeport-addresses", False,
+     ("192.168.0.0/24", "192.168.1.0/24", "2001:db8::/64"), False, [f"{TAIL} -d 2001:db8::1 -j KUBE-NODEPORTS"]),
+]
+
+
+def _node_port6_state(tmp_path):
+    from kslab.controlplane import load_cluster
+
+    f = tmp_path / "np6.yaml"
+    f.write_text(NODE_PORT6_YAML)
+    return load_cluster([f], as_is=True)
+
+
+@pytest.mark.parametrize("name, localhost, addresses, alt, tails", NODE_PORTS_IPV6, ids=[c[0] for c in NODE_PORTS_IPV6])
+def test_upstream_node_ports_ipv6_rules(tmp_path, name, localhost, addresses, alt, tails):
+    """TestNodePorts (iptables), its IPv6 cases (NewFakeProxier(IPv6): pod CIDR fd00:10::/64,
+    the node's five addresses of which the IPv6 proxier sees 2001:db8::1 and 2001:db8:1::2):
+    the NodePort capture rules, no KUBE-FIREWALL rule (expectFirewall false), and the rules the
+    packet flows walk (pod to cluster IP unmasqueraded, external/node to NodePort masqueraded,
+    both endpoints)."""
+    from kslab.proxy.iptables import render
+
+    st = _node_port6_state(tmp_path)
+    cfg = ProxyConfig(node_name="test-node", node_ips=NODE_IPS4 + NODE_IPS6, cluster_cidr="fd00:10::/64", family=6,
+                      localhost_nodeports=localhost, nodeport_addresses=addresses)
+    assert cfg.node_ip == "2001:db8::1"  # nodeIPs[IPv6]
+    text = render(st.services, st.endpoint_slices, cfg).restore_text()
+    lines = text.splitlines()
+    assert [ln for ln in lines if ln.startswith(TAIL)] == tails
+    assert not [ln for ln in lines if "KUBE-FIREWALL" in ln and "PROXY-FIREWALL" not in ln]
+    assert "127.0.0.0/8" not in text and "nfacct-name localhost_nps_accepted_pkts" not in text
+    # the rules the flows walk: masquerade unless from the pod CIDR, DNAT to [ip]:port, both endpoints
+    assert ('-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp '
+            '-d fd00:172:30::41 --dport 80 ! -s fd00:10::/64 -j KUBE-MARK-MASQ') in lines
+    assert [ln.split("--to-destination ")[1] for ln in lines if "DNAT" in ln] == ["[fd00:10:180::2:1]:80", "[fd00:10:180::1]:80"]
+    assert "-A KUBE-NODEPORTS -m comment --comment ns1/svc1:p80 -m tcp -p tcp --dport 3001 -j KUBE-EXT-XPGD46QRK7WJZT7O" in lines
+    # the node's secondary IPv6 address is accepted exactly when nodePortAddresses selects it
+    assert (cfg.nodeport_addrs.match_all or "2001:db8:1::2" in cfg.nodeport_ips()) is alt
+
+
+# ---- TestNodePorts (pkg/proxy/nftables/proxier_test.go): the nodeport-ips set per family ---------------
+
+# NewFakeProxier(family) defaults nodePortAddresses to [testNodeIP/32, testNodeIPv6/128]
+NFT_NODE_PORTS = [
+    ("ipv4", 4, None, ["192.168.0.2"]),
+    ("ipv4, multiple nodeport-addresses", 4, "192.168.0.0/24,192.168.1.0/24,2001:db8::/64", ["192.168.0.2", "192.168.1.2"]),
+    ("ipv6", 6, None, ["2001:db8::1"]),
+    ("ipv6, multiple nodeport-addresses", 6, "192.168.0.0/24,192.168.1.0/24,2001:db8::/64,2001:db8:1::2/128",
+     ["2001:db8::1", "2001:db8:1::2"]),
+]
+
+
+@pytest.mark.parametrize("name, family, addresses, elements", NFT_NODE_PORTS, ids=[c[0] for c in NFT_NODE_PORTS])
+def test_upstream_nftables_node_ports(tmp_path, capsys, name, family, addresses, elements):
+    """nftables TestNodePorts: the ``nodeport-ips`` set holds the node's addresses of the
+    proxier's family inside nodePortAddresses (allowAltNodeIP iff the secondary one is there),
+    through ``kslab render --mode nftables``; the table is ``ip`` or ``ip6``."""
+    f = tmp_path / "np.yaml"
+    f.write_text(NODE_PORT6_YAML if family == 6 else NODE_PORT6_YAML.replace("fd00:172:30::41", "172.30.0.41").replace(
+        "IPv6", "IPv4").replace('"fd00:10:180::1"', "10.180.0.1").replace('"fd00:10:180::2:1"', "10.180.2.1"))
+    ips = NODE_IPS6 if family == 6 else NODE_IPS4
+    npa = addresses or "192.168.0.2/32,2001:db8::1/128"
+    code, out, err = kslab(capsys, "render", "-f", str(f), "--as-is", "--node", "test-node", "--mode", "nftables",
+                           "--format", "nft", *[a for ip in ips for a in ("--node-ip", ip)], "--nodeport-addresses", npa)
+    assert (code, err) == (0, "")
+    table = "ip6" if family == 6 else "ip"
+    assert [ln.split("{ ")[1].rstrip(" }") for ln in out.splitlines()
+            if ln.startswith(f"add element {table} kube-proxy nodeport-ips ")] == elements
+    assert f"add table {table} kube-proxy" in out and (f"add table {'ip' if family == 6 else 'ip6'} " not in out)
+
+
+# ---- notes on stderr (never silently) and the family's own values of dual inputs --------------------
+
+DUAL = str(FAMILIES / "dual-node.yaml")
+NOTE_V4ONLY = ("kslab: note: Service ns/v4only has no IPv6 ClusterIP (10.96.0.30): not in the IPv6 proxier's rules "
+               "(render it with --family ipv4)")
+NOTE_ORPHAN = ("kslab: note: EndpointSlice ns/orphan-v6 (IPv6, of Service ns/gone) is not in the IPv4 proxier's rules "
+               "(render it with --family ipv6)")
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_dual_stack_node_renders_each_family(capsys, family):
+    """A dual-stack Service is in both proxiers (its slice of each family, the same KUBE-SVC
+    hash: servicePortChainName hashes the port name, not the IP); the family's node IP, pod
+    CIDR of a dual --cluster-cidr; only what the family's proxier leaves out is noted."""
+    code, out, err = kslab(capsys, "render", "-f", DUAL, "--as-is", "--node", "n1", "--family", family,
+                           "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/56")
+    assert code == 0
+    v6 = family == "ipv6"
+    svc = "fd00:10:96::20" if v6 else "10.96.0.20"
+    ep = "[fd00:10:244:1::5]:80" if v6 else "10.244.1.5:80"
+    assert f"-d {svc} --dport 80 ! -s {'fd00:10:244::/56' if v6 else '10.244.0.0/16'} -j KUBE-MARK-MASQ" in out
+    assert f"--to-destination {ep}" in out and ":KUBE-SVC-" in out
+    assert ("10.96.0.30" in out) is (not v6)  # the IPv4-only Service
+    assert ("fd00:10:244:1::9" in out) is v6 or "fd00:10:244:1::9" not in out  # the orphan slice has no Service: no rules
+    assert err.splitlines() == ([NOTE_V4ONLY] if v6 else [NOTE_ORPHAN])
+    # the same KUBE-SVC chain name in both families
+    code2, out2, _ = kslab(capsys, "render", "-f", DUAL, "--as-is", "--node", "n1", "--family", "ipv4" if v6 else "ipv6")
+    chains = {ln.split()[0] for ln in out.splitlines() if ln.startswith(":KUBE-SVC-")}
+    assert chains and chains == {ln.split()[0] for ln in out2.splitlines() if ln.startswith(":KUBE-SVC-")}
+
+
+def test_family_default_is_the_nodes_first_internal_ip(capsys):
+    """D1: no --family, no --node-ip: the family of the Node's first InternalIP (IPv4 here),
+    with the Node's addresses of that family only."""
+    code, out, err = kslab(capsys, "render", "-f", DUAL, "--as-is", "--node", "n1", "--nodeport-addresses", "172.18.0.0/16,fc00::/7")
+    assert code == 0 and "10.96.0.20" in out and "fd00:10:96::20" not in out
+    assert f"{TAIL} -d 172.18.0.3 -j KUBE-NODEPORTS" in out and "fc00:f853" not in out
+    code, out, err = kslab(capsys, "render", "-f", DUAL, "--as-is", "--node", "n1", "--family", "ipv6",
+                           "--nodeport-addresses", "172.18.0.0/16,fc00::/7")
+    assert code == 0 and f"{TAIL} -d fc00:f853:ccd:e793::3 -j KUBE-NODEPORTS" in out
+
+
+def test_notes_for_what_the_family_lacks(tmp_path, capsys):
+    """Where upstream only logs, kslab notes on stderr: a node without an address of the
+    family (no --node-ip given), a cluster whose podSubnet has no CIDR of the family, a
+    nodePortAddresses with no CIDR of the family (MatchAll, D3) or selecting none of the
+    node's addresses."""
+    f = tmp_path / "c.yaml"
+    f.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes: [{role: control-plane}, {role: worker}]\n")
+    code, out, err = kslab(capsys, "render", "-f", str(f), "--node", "kind-worker", "--family", "ipv6")
+    assert code == 0
+    notes = err.splitlines()
+    assert len(notes) == 3 and all(n.startswith("kslab: note: ") for n in notes)
+    assert notes[0] == ("kslab: note: Service default/kubernetes has no IPv6 ClusterIP (10.96.0.1): not in the IPv6 "
+                        "proxier's rules (render it with --family ipv4)")
+    assert "node kind-worker has no IPv6 address" in notes[1] and "::1" in notes[1]
+    assert "podSubnet 10.244.0.0/16 has no IPv6 CIDR" in notes[2] and "--cluster-cidr" in notes[2]
+    assert "! -s " not in out  # no local-traffic detector
+    code, out, err = kslab(capsys, "render", "-f", str(f), "--node", "kind-worker", "--nodeport-addresses", "fd00::/8")
+    assert code == 0 and f"{TAIL} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS" in out
+    assert err.splitlines() == ["kslab: note: --nodeport-addresses fd00::/8 has no IPv4 CIDR: the IPv4 proxier accepts NodePorts "
+                                "on every local address (kube-proxy's NewNodePortAddresses uses 0.0.0.0/0)"]
+    code, out, err = kslab(capsys, "render", "-f", str(f), "--node", "kind-worker", "--nodeport-addresses", "192.168.0.0/16")
+    assert code == 0 and TAIL not in out
+    assert len(err.splitlines()) == 1 and "--nodeport-addresses 192.168.0.0/16 selects none of the node's IPv4 addresses" in err
+
+
+def test_issue_crash_mixed_nodeport_addresses_save(capsys):
+    """The issue's crash: an IPv6 node address and mixed-family nodePortAddresses in the IPv4
+    proxier's ``--format save`` ended in an internal error; the IPv6 address now belongs to the
+    IPv6 proxier only (NewNodePortAddresses keeps the family's CIDRs, GetNodeIPs its addresses)."""
+    yaml = str(FAMILIES / "localhost-nodeports-ipv6.yaml")
+    code, out, err = kslab(capsys, "render", "-f", yaml, "--as-is", "--node", "test-node", "--node-ip", "192.168.0.2",
+                           "--nodeport-addresses", "192.168.0.0/16,fd00::/8", "--format", "save")
+    assert code == 0 and "internal error" not in err
+    assert [ln for ln in out.splitlines() if "KUBE-NODEPORTS" in ln and ln.startswith("-A KUBE-SERVICES")] == [
+        '-A KUBE-SERVICES -d 192.168.0.2/32 -m comment --comment "kubernetes service nodeports; NOTE: this must be the '
+        'last rule in this chain" -j KUBE-NODEPORTS']
+    code, out, err = kslab(capsys, "render", "-f", yaml, "--as-is", "--node", "test-node", "--node-ip", "fd00::2",
+                           "--nodeport-addresses", "192.168.0.0/16,fd00::/8", "--format", "restore")
+    assert (code, err) == (0, "") and f"{TAIL} -d fd00::2 -j KUBE-NODEPORTS" in out and "192.168" not in out
