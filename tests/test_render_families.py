@@ -386,3 +386,77 @@ def test_issue_crash_mixed_nodeport_addresses_save(capsys):
     code, out, err = kslab(capsys, "render", "-f", yaml, "--as-is", "--node", "test-node", "--node-ip", "fd00::2",
                            "--nodeport-addresses", "192.168.0.0/16,fd00::/8", "--format", "restore")
     assert (code, err) == (0, "") and f"{TAIL} -d fd00::2 -j KUBE-NODEPORTS" in out and "192.168" not in out
+
+
+# ---- the IPv6 proxier's nodeIP (allowFromNode) and the rule counts ---------------------------------------
+
+LB6_YAML = """apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: ns1}
+spec:
+  type: LoadBalancer
+  clusterIP: fd00:172:30::42
+  loadBalancerSourceRanges: ["2001:db8::/64", "203.0.113.0/25"]
+  ports: [{name: p80, port: 80, protocol: TCP, nodePort: 3002}]
+status: {loadBalancer: {ingress: [{ip: "fd00:99::1"}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: lb-1, namespace: ns1, labels: {kubernetes.io/service-name: lb}}
+addressType: IPv6
+endpoints:
+- {addresses: ["fd00:10:180::1"]}
+- {addresses: ["fd00:10:180::2:1"], nodeName: test-node}
+ports: [{name: p80, port: 80, protocol: TCP}]
+"""
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_ipv6_proxier_node_ip_is_the_nodes_ipv6_address(tmp_path, mode):
+    """nodeIPs[IPv6] (NewDualStackProxier hands each proxier its family's node IP): with the
+    IPv4 address listed first, the IPv6 proxier still allows its own node through a
+    loadBalancerSourceRanges that holds 2001:db8::1 (allowFromNode); the IPv4 source range is
+    the other proxier's and dropped."""
+    from kslab.controlplane import load_cluster
+    from kslab.proxy.iptables import render
+    from kslab.proxy.nftables import render as nft_render
+
+    f = tmp_path / "lb6.yaml"
+    f.write_text(LB6_YAML)
+    st = load_cluster([f], as_is=True)
+    cfg = ProxyConfig(node_name="test-node", node_ips=NODE_IPS4 + NODE_IPS6, cluster_cidr="fd00:10::/64", family=6, mode=mode)
+    assert cfg.node_ip == "2001:db8::1"
+    if mode == "iptables":
+        text = render(st.services, st.endpoint_slices, cfg).restore_text()
+        fw = [ln for ln in text.splitlines() if ln.startswith("-A KUBE-FW-")]
+        assert [ln.split(" -j ")[0].split("loadbalancer IP\" ")[-1] for ln in fw[:2]] == ["-s 2001:db8::/64", "-s fd00:99::1"]
+    else:
+        text = nft_render(st.services, st.endpoint_slices, cfg).text("nft")
+        assert "fd00:99::1" in text and "2001:db8::/64" in text
+        assert "203.0.113.0/25" not in text
+    assert "203.0.113.0/25" not in text
+
+
+@pytest.mark.parametrize("npa", [(), ("2001:db8::/64",), ("192.168.0.0/24",), ("primary",), ("::1/128", "2001:db8:1::/64")])
+def test_rule_counts_equal_the_ipv6_render(tmp_path, npa):
+    """kslab.proxy.rulecount for the IPv6 proxier: the fixed lines (capture rules per
+    nodePortAddresses of the family, no KUBE-FIREWALL, no localhost rules) and one Service's
+    lines equal the renderer's, as for IPv4 (tests/test_rulecount.py)."""
+    from kslab.controlplane import load_cluster
+    from kslab.proxy.iptables import render
+    from kslab.proxy.rulecount import iptables_fixed, service_rules
+    from kslab.proxy.serviceport import service_port_infos
+
+    f = tmp_path / "lb6.yaml"
+    f.write_text(LB6_YAML)
+    st = load_cluster([f], as_is=True)
+    cfg = ProxyConfig(node_name="test-node", node_ips=NODE_IPS4 + NODE_IPS6, cluster_cidr="fd00:10::/64", family=6,
+                      nodeport_addresses=npa)
+
+    def lines(rs) -> int:
+        return rs.raw_text().count("\n")
+
+    empty = render([], [], cfg)
+    assert iptables_fixed(cfg).lines == lines(empty)
+    info = service_port_infos(st.services[0], 6)[0]
+    assert service_rules(info, 2, local_endpoints=1, config=cfg).lines == lines(render(st.services, st.endpoint_slices, cfg)) - lines(empty)

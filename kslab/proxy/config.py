@@ -236,7 +236,8 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
         if name == "mode" and value not in PROXY_MODES:
             raise InputError(f"proxy option {name}={value!r}", "is not a proxy mode kslab implements", "use one of: " + ", ".join(PROXY_MODES))
         if name in ("cluster_cidr", "nodeport_addresses", "service_cidrs"):
-            for cidr in [value] if isinstance(value, str) else value:
+            # a dual-stack value is a comma list (kind's podSubnet "10.244.0.0/16,fd00:10:244::/56")
+            for cidr in split_cidrs(value):
                 if cidr == "primary" and name == "nodeport_addresses":
                     continue
                 try:
