@@ -483,3 +483,41 @@ def test_every_format_of_both_families(capsys, family, fmt):
             assert " ip6 kube-proxy" in out or "table ip6 kube-proxy" in out
     else:
         assert "10.96.0.20" in out and "fd00:" not in out and "fc00:" not in out
+
+
+# ---- nftables mode, IPv6: the real nft lists the ip6 table as kslab's nft-list prints it -------------
+
+@pytest.mark.netns
+@pytest.mark.parametrize("case", ["dual-node", "lb6-affinity"])
+def test_nft_ipv6_table_lists_back_in_the_kernel(tmp_path, capsys, case):
+    """``kslab render --family ipv6 --mode nftables``: its ``nft-raw`` transaction loads into a
+    real kernel (scratch namespace) and ``nft list table ip6 kube-proxy`` prints exactly its
+    ``nft-list`` (the ip6 table: ipv6_addr sets, ``ip6 daddr``, ``dnat to [addr]:port``)."""
+    import os
+
+    from kslab.nft import kernel as nft_kernel
+    from kslab.xtables import kernel as xt_kernel
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    if (why := nft_kernel.nft_problem()) is not None:
+        pytest.skip(why)
+    if case == "dual-node":
+        args = ["-f", DUAL, "--node", "n1", "--cluster-cidr", "10.244.0.0/16,fd00:10:244::/56",
+                "--nodeport-addresses", "172.18.0.0/16,fc00::/7"]
+    else:
+        f = tmp_path / "lb6.yaml"
+        f.write_text(LB6_YAML.replace("  ports:", "  sessionAffinity: ClientIP\n  externalTrafficPolicy: Local\n"
+                                      "  healthCheckNodePort: 30000\n  ports:", 1))
+        args = ["-f", str(f), "--node", "test-node", *[a for ip in NODE_IPS6 for a in ("--node-ip", ip)],
+                "--cluster-cidr", "fd00:10::/64", "--service-cidrs", "fd00:172:30::/112"]
+    texts = {}
+    for fmt in ("nft-raw", "nft-list"):
+        code, out, err = kslab(capsys, "render", *args, "--as-is", "--family", "ipv6", "--mode", "nftables", "--format", fmt)
+        assert code == 0 and err in ("", NOTE_V4ONLY + "\n"), err
+        texts[fmt] = out
+    assert texts["nft-list"].startswith("table ip6 kube-proxy {")
+    with xt_kernel.scratch_namespace("kslab-test-fam") as ns:
+        nft_kernel.nft_apply(ns, texts["nft-raw"])
+        assert nft_kernel.nft_list_table(ns, "ip6") == texts["nft-list"]
+        assert nft_kernel.nft_list_table(ns, "ip") == ""  # the IPv4 proxier's table is another one
