@@ -521,3 +521,31 @@ def test_nft_ipv6_table_lists_back_in_the_kernel(tmp_path, capsys, case):
         nft_kernel.nft_apply(ns, texts["nft-raw"])
         assert nft_kernel.nft_list_table(ns, "ip6") == texts["nft-list"]
         assert nft_kernel.nft_list_table(ns, "ip") == ""  # the IPv4 proxier's table is another one
+
+
+# ---- the dual-stack study lab (data/myk8s-dualstack): the CLI renders what Lab.render does ------------
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_dual_stack_lab_cli_equals_lab_render(capsys, family):
+    """``kslab render -f data/myk8s-dualstack --family ipvN`` is ``Lab.render(node, family=N)``
+    (one proxier per family, ProxyConfig.for_node picking the family's podSubnet CIDR, node
+    IP and pod CIDR); the single-stack ``kubernetes`` Service is noted for IPv6."""
+    from kslab import Lab
+
+    lab = Lab("myk8s-dualstack")
+    node = lab.cluster.node("myk8s-worker")
+    cfg = ProxyConfig.for_node(lab.cluster, "myk8s-worker", family=family)
+    assert cfg.family == family and cfg.node_ip == node.ip_of(family) and cfg.node_pod_cidr == node.pod_cidr_of(family)
+    assert cfg.cluster_cidr == lab.cluster.config.pod_subnet_of(family)
+    assert cfg.service_cidrs == (lab.cluster.config.service_subnet_of(family),)
+    code, out, err = kslab(capsys, "render", "-f", str(REPO / "data" / "myk8s-dualstack"), "--node", "myk8s-worker",
+                           "--family", f"ipv{family}")
+    assert code == 0
+    assert out == lab.render("myk8s-worker", family=family).restore_text()
+    if family == 6:
+        assert [ln for ln in err.splitlines()] == [
+            "kslab: note: Service default/kubernetes has no IPv6 ClusterIP (10.200.1.1): not in the IPv6 proxier's rules "
+            "(render it with --family ipv4)"]
+        assert "! -s fd00:10:244::/56 -j KUBE-MARK-MASQ" in out
+    else:
+        assert err == ""
