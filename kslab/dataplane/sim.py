@@ -49,10 +49,6 @@ def _nft_family(family: int) -> str:
     return "ip6" if family == 6 else "ip"
 
 
-def _new_tables(family: int) -> NodeIptables:
-    return NodeIptables(family=6) if family == 6 else NodeIptables()
-
-
 class SimDataplane(Dataplane):
     """Each node holds one set of tables per IP family, as a kernel does (iptables' and
     ip6tables'): a sync loads into the tables of its ruleset's family (``ruleset.config.family``),
@@ -78,7 +74,7 @@ class SimDataplane(Dataplane):
         if table is None:
             if node not in self.tables:
                 raise KeyError(node)
-            table = self.tables6[node] = _new_tables(6)
+            table = self.tables6[node] = NodeIptables(6)
         return table
 
     def _families(self, node: str) -> list[int]:

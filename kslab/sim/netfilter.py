@@ -691,7 +691,7 @@ class Netfilter:
         kslab's own rulesets); by default such a rule raises only when a packet reaches it.
         """
         try:
-            tables = parse_restore(text, strict=False, **({"family": family} if family != 4 else {}))  # TODO(xt6-parser)
+            tables = parse_restore(text, family, strict=False)
         except ValueError as e:
             tool = "ip6tables-save" if family == 6 else "iptables-save"
             raise InputError(f"ruleset{' of ' + name if name else ''}", str(e), f"check the {tool} text") from None
@@ -710,7 +710,7 @@ class Netfilter:
         for tname in SAVE_TABLE_ORDER:
             dump = tables.get(tname)
             if dump is not None:
-                snapshot[tname] = TableDump(tname, {c: dump.chains[c].copy() for c in dump.chain_order()})
+                snapshot[tname] = TableDump(tname, {c: dump.chains[c].copy() for c in dump.chain_order()}, dump.family)
         return cls(snapshot, name, strict=strict, previous=previous, family=family)
 
     def chain_rules(self, table: str, chain: str) -> list[str]:

@@ -125,13 +125,13 @@ class NodeNS:
     local_addresses: frozenset[str] = frozenset()
     extra_ips: tuple[str, ...] = ()  # the node's further addresses (a secondary InternalIP, ...): local too
     # the second family (dual-stack): its pod CIDR, whose first address is that family's veth gateway
-    pod_cidr6: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
-    gateway_ip6: str = ""
+    pod_cidr2: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    gateway_ip2: str = ""
     netfilter6: Netfilter | NftNetfilter = field(default_factory=lambda: Netfilter({}, family=6))  # ip6tables (or ip6 nft)
 
     def __post_init__(self) -> None:
         self.local_addresses = frozenset(a for a in (self.ip, *self.extra_ips, "127.0.0.1", "::1", self.gateway_ip,
-                                                     self.gateway_ip6) if a)
+                                                     self.gateway_ip2) if a)
 
     def netfilter_of(self, family: int) -> Netfilter | NftNetfilter:
         """The ruleset packets of ``family`` go through: iptables' (4) or ip6tables' (6)."""
@@ -151,11 +151,11 @@ class NodeNS:
         return next((a for a in self.extra_ips if family_of(a) == family), "")
 
     def pod_cidrs(self) -> tuple:
-        return tuple(c for c in (self.pod_cidr, self.pod_cidr6) if c is not None)
+        return tuple(c for c in (self.pod_cidr, self.pod_cidr2) if c is not None)
 
     def gateway_of(self, family: int) -> str:
         """The pod-side gateway of ``family`` (the first address of that family's pod CIDR)."""
-        for cidr, gw in ((self.pod_cidr, self.gateway_ip), (self.pod_cidr6, self.gateway_ip6)):
+        for cidr, gw in ((self.pod_cidr, self.gateway_ip), (self.pod_cidr2, self.gateway_ip2)):
             if cidr is not None and cidr.version == family:
                 return gw
         return ""
@@ -163,14 +163,12 @@ class NodeNS:
 
 def pod_ips(pod: Pod) -> tuple[str, ...]:
     """Every IP of a pod (``status.podIPs``: one per family), the primary first."""
-    ips = getattr(pod, "pod_ips", None)
-    return tuple(ips) if ips else ((pod.pod_ip,) if pod.pod_ip else ())
+    return pod.pod_ips
 
 
 def _node_pod_cidrs(node) -> list:
     """A Node's pod CIDRs (``spec.podCIDRs``), parsed: the primary first, at most one per family."""
-    cidrs = list(getattr(node, "pod_cidrs", None) or ([node.pod_cidr] if node.pod_cidr else []))
-    return [_ip_network(c) for c in cidrs]
+    return [_ip_network(c) for c in node.pod_cidrs]
 
 
 @dataclass(frozen=True)
@@ -342,15 +340,15 @@ class Network:
         for i, node in enumerate(state.nodes):
             cidrs = _node_pod_cidrs(node)
             cidr = cidrs[0] if cidrs else None
-            cidr6 = cidrs[1] if len(cidrs) > 1 else None
+            cidr2 = cidrs[1] if len(cidrs) > 1 else None
             self.nodes[node.name] = NodeNS(
                 name=node.name,
                 ip=node.internal_ip,
                 extra_ips=node.ips[1:],
                 pod_cidr=cidr,
                 gateway_ip=str(cidr.network_address + 1) if cidr else "",
-                pod_cidr6=cidr6,
-                gateway_ip6=str(cidr6.network_address + 1) if cidr6 else "",
+                pod_cidr2=cidr2,
+                gateway_ip2=str(cidr2.network_address + 1) if cidr2 else "",
                 netfilter=Netfilter.from_text(rulesets[node.name], name=node.name) if node.name in rulesets else Netfilter.from_text(""),
                 state=NamespaceState(rng=random.Random(f"{seed}/{node.name}")),
             )
@@ -844,10 +842,8 @@ class Network:
             snat = None
             if res.nat and res.nat.kind in ("SNAT", "MASQUERADE"):
                 if res.nat.kind == "MASQUERADE":
-                    if ":" in pkt.dst:  # IPv6: the out interface's IPv6 address
-                        new_ip = node.gateway_of(6) if out_iface.startswith("veth") else node.ip_of(6)
-                    else:
-                        new_ip = node.gateway_ip if out_iface.startswith("veth") else node.ip
+                    family = 6 if ":" in pkt.dst else 4  # the out interface's address of the packet's family
+                    new_ip = node.gateway_of(family) if out_iface.startswith("veth") else node.ip_of(family)
                     conn.masquerade = True
                 else:
                     new_ip = res.nat.to_ip
@@ -1034,7 +1030,7 @@ class Network:
             self._note(conn, pod.name, "", conn.reason, trace)
             return
         conn.source_ip_seen = pkt.src
-        self._note(conn, node.name, "", f"delivered to pod {pod.name} ({pkt.dst}:{pkt.dport}), which sees the client as {pkt.src}", trace)
+        self._note(conn, node.name, "", f"delivered to pod {pod.name} ({host_port(pkt.dst, pkt.dport)}), which sees the client as {pkt.src}", trace)
         if (pkt.proto, pkt.dport) not in self.listening.get(pkt.dst, set()):
             conn.outcome, conn.reason = "refused", f"pod {pod.name} does not listen on {pkt.proto}/{pkt.dport}"
             return
@@ -1106,14 +1102,14 @@ class Network:
         c = conn.client
         src = _source_address(c, conn.dst)
         if reply.dst != src or reply.dport != conn.sport:
-            conn.outcome, conn.reason = "reply-mismatch", f"the reply went to {reply.dst}:{reply.dport}, not to {src}:{conn.sport}"
+            conn.outcome, conn.reason = "reply-mismatch", f"the reply went to {host_port(reply.dst, reply.dport)}, not to {host_port(src, conn.sport)}"
         elif reply.src != conn.dst or reply.sport != conn.dport:
             conn.outcome = "reply-mismatch"
-            conn.reason = (f"the reply comes from {reply.src}:{reply.sport} but {c.name} talked to {conn.dst}:{conn.dport}; "
+            conn.reason = (f"the reply comes from {host_port(reply.src, reply.sport)} but {c.name} talked to {host_port(conn.dst, conn.dport)}; "
                            "no conntrack entry on its way reversed the DNAT, so the client drops it")
         else:
             conn.outcome = "ok"
-        self._note(conn, c.name, "", f"reply reaches {c.name}: {reply.src}:{reply.sport} -> {reply.dst}:{reply.dport} ({conn.outcome})", trace)
+        self._note(conn, c.name, "", f"reply reaches {c.name}: {host_port(reply.src, reply.sport)} -> {host_port(reply.dst, reply.dport)} ({conn.outcome})", trace)
 
 
 def _source_address(c: Client, dst: str) -> str:
