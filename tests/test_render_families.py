@@ -239,6 +239,24 @@ NODE_PORTS_IPV6 = [
 ]
 
 
+POD6, EXT6, SVC6 = "fd00:10::2", "2600:5200::1", "fd00:172:30::41"  # podIP, externalClientIP, svcIP of the IPv6 cases
+BOTH6 = "[fd00:10:180::1]:80, [fd00:10:180::2:1]:80"  # net.JoinHostPort(epIP1, "80") + ", " + net.JoinHostPort(epIP2, "80")
+
+
+def flow6(nf, src: str, dst: str, dport: int) -> tuple[str, bool]:
+    """upstream's ``runPacketFlowTests`` output through one node's tables: every endpoint a new
+    connection can reach (sorted, ", "-joined; "" when kube-proxy's rules leave it alone) and
+    whether those paths masquerade (kslab.sim.single.netfilter_candidates)."""
+    from kslab.sim.single import netfilter_candidates
+
+    cands = netfilter_candidates(nf, node_ip=NODE_IPS6[0], src=src, dst=dst, dport=dport, proto="tcp",
+                                 local_addresses=set(NODE_IPS6))
+    reached = [c for c in cands if c.endpoint]
+    masq = {c.masquerade for c in reached}
+    assert len(masq) <= 1
+    return ", ".join(sorted({c.endpoint for c in reached})), masq == {True}
+
+
 def _node_port6_state(tmp_path):
     from kslab.controlplane import load_cluster
 
@@ -272,6 +290,18 @@ def test_upstream_node_ports_ipv6_rules(tmp_path, name, localhost, addresses, al
     assert "-A KUBE-NODEPORTS -m comment --comment ns1/svc1:p80 -m tcp -p tcp --dport 3001 -j KUBE-EXT-XPGD46QRK7WJZT7O" in lines
     # the node's secondary IPv6 address is accepted exactly when nodePortAddresses selects it
     assert (cfg.nodeport_addrs.match_all or "2001:db8:1::2" in cfg.nodeport_ips()) is alt
+    # runPacketFlowTests, through the simulator's ip6tables (every candidate of the ladder)
+    from kslab.sim.netfilter import Netfilter
+
+    nf = Netfilter.from_text(render(st.services, st.endpoint_slices, cfg).save_text(), family=6)
+    assert flow6(nf, POD6, SVC6, 80) == (BOTH6, False), "pod to cluster IP"
+    assert flow6(nf, EXT6, NODE_IPS6[0], 3001) == (BOTH6, True), "external to nodePort"
+    assert flow6(nf, NODE_IPS6[0], NODE_IPS6[0], 3001) == (BOTH6, True), "node to nodePort"
+    assert flow6(nf, "::1", "::1", 3001) == ("", False), "localhost to nodePort is ignored"  # IPv6: always
+    if alt:
+        assert flow6(nf, EXT6, NODE_IPS6[1], 3001) == (BOTH6, True), "external to nodePort on secondary IP"
+    else:
+        assert flow6(nf, EXT6, NODE_IPS6[1], 3001) == ("", False), "secondary nodeIP ignores NodePorts"
 
 
 # ---- TestNodePorts (pkg/proxy/nftables/proxier_test.go): the nodeport-ips set per family ---------------
@@ -297,12 +327,22 @@ def test_upstream_nftables_node_ports(tmp_path, capsys, name, family, addresses,
     ips = NODE_IPS6 if family == 6 else NODE_IPS4
     npa = addresses or "192.168.0.2/32,2001:db8::1/128"
     code, out, err = kslab(capsys, "render", "-f", str(f), "--as-is", "--node", "test-node", "--mode", "nftables",
-                           "--format", "nft", *[a for ip in ips for a in ("--node-ip", ip)], "--nodeport-addresses", npa)
+                           "--format", "nft", *[a for ip in ips for a in ("--node-ip", ip)], "--nodeport-addresses", npa,
+                           "--cluster-cidr", "10.0.0.0/8,fd00:10::/64")  # NewFakeProxier's DetectLocalByCIDR per family
     assert (code, err) == (0, "")
     table = "ip6" if family == 6 else "ip"
     assert [ln.split("{ ")[1].rstrip(" }") for ln in out.splitlines()
             if ln.startswith(f"add element {table} kube-proxy nodeport-ips ")] == elements
     assert f"add table {table} kube-proxy" in out and (f"add table {'ip' if family == 6 else 'ip6'} " not in out)
+    if family == 6:  # runPacketFlowTests of the IPv6 cases, through the simulator's ip6 table
+        from kslab.sim.nftables import NftNetfilter
+
+        nf = NftNetfilter.from_text(out, family="ip6")
+        alt = "2001:db8:1::2" in elements
+        assert flow6(nf, POD6, SVC6, 80) == (BOTH6, False), "pod to cluster IP"
+        assert flow6(nf, EXT6, NODE_IPS6[0], 3001) == (BOTH6, True), "external to nodePort"
+        assert flow6(nf, NODE_IPS6[0], NODE_IPS6[0], 3001) == (BOTH6, True), "node to nodePort"
+        assert flow6(nf, EXT6, NODE_IPS6[1], 3001) == ((BOTH6, True) if alt else ("", False)), "secondary IP"
 
 
 # ---- notes on stderr (never silently) and the family's own values of dual inputs --------------------
