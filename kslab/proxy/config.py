@@ -144,10 +144,10 @@ class ProxyConfig:
         ``family`` (4 or 6; None: the cluster's primary family, that of the podSubnet's first
         CIDR) picks what that family's proxier of ``NewDualStackProxier`` gets: the family's
         CIDR of a dual comma ``podSubnet``/``--cluster-cidr`` (``cluster_cidr``), of the
-        ServiceCIDRs and of the node's pod CIDRs, and the node's addresses of the family.
-        An explicit ``cluster_cidr`` override holding CIDRs but none of the family is a
-        one-line InputError (decision D2); a cluster whose podSubnet has none leaves the
-        proxier without a local detector, as upstream does (it only logs).
+        ServiceCIDRs and of the node's pod CIDRs, and the node's addresses of the family;
+        the same of ``cluster_cidr``/``service_cidrs``/``node_ips`` overrides. A family with no
+        CIDR there runs without a local detector, as upstream's proxier does (it only logs;
+        ``kslab render`` refuses an explicit ``--cluster-cidr`` without one, decision D2).
         """
         unknown = sorted(set(overrides) - set(cls.options()))
         if unknown:
@@ -172,21 +172,14 @@ class ProxyConfig:
             service_cidrs=cidrs_of_family(state.config.service_subnet, fam),
         )
         if "cluster_cidr" in overrides:
-            given = split_cidrs(overrides.pop("cluster_cidr"))
-            own = cidrs_of_family(given, fam)
-            if given and not own:
-                raise InputError(f"cluster_cidr {','.join(given)}", f"holds no IPv{fam} CIDR for the IPv{fam} proxier",
-                                 f"add an IPv{fam} CIDR (comma-separated, as in 10.244.0.0/16,fd00:10:244::/56) or render the other family")
+            # cmd/kube-proxy splits --cluster-cidr per family; a family without one gets no local
+            # detector (upstream logs it). The CLI refuses that for the family it renders (D2).
+            own = cidrs_of_family(overrides.pop("cluster_cidr"), fam)
             kw["cluster_cidr"] = own[0] if own else None
         if "service_cidrs" in overrides:
             kw["service_cidrs"] = cidrs_of_family(overrides.pop("service_cidrs"), fam)
-        if "node_ips" in overrides:
-            given_ips = tuple(overrides.pop("node_ips"))
-            own_ips = tuple(ip for ip in given_ips if ip_family(ip) == fam)
-            if given_ips and not own_ips:
-                raise InputError(f"node IP {given_ips[0]}", f"is IPv{ip_family(given_ips[0])}: the IPv{fam} proxier has no node IP",
-                                 f"give an IPv{fam} node IP or render IPv{ip_family(given_ips[0])}")
-            kw["node_ips"] = own_ips
+        if "node_ips" in overrides:  # the family's (nodeIPs[family]); none: upstream falls back to the loopback
+            kw["node_ips"] = tuple(ip for ip in overrides.pop("node_ips") if ip_family(ip) == fam)
         kw.update(overrides)
         if not nodeport_addresses_contain_ipv4_loopback(tuple(kw.get("nodeport_addresses") or ()), fam, kw["node_ips"]):
             # NewProxier: "If the nodePortAddresses doesn't contain loopback, disable localhostNodePorts"
