@@ -215,6 +215,20 @@ def skipped_for_family(services, slices, family: int) -> list[str]:
             ips = ",".join(svc.cluster_ips or [svc.cluster_ip])
             notes.append(f"Service {svc.key} has no {want} ClusterIP ({ips}): not in the {want} proxier's rules "
                          f"(render it with {flag})")
+        elif f is not None and len(f) == 1:
+            # a single-stack Service's values of the other family: no proxier uses them
+            # (newBaseServiceInfo drops them, logging "... don't match IP Family")
+            for what, values in (("externalIPs", [parse_ip_sloppy(x) for x in svc.external_ips]),
+                                 ("status.loadBalancer.ingress IPs", [parse_ip_sloppy(i.ip) for i in svc.load_balancer_ingress
+                                                                      if i.ip and (i.ip_mode is None or i.ip_mode == "VIP")]),
+                                 ("loadBalancerSourceRanges", [parse_cidr_sloppy(r) for r in svc.load_balancer_source_ranges])):
+                dropped = [v for v in values if v and ip_family(v) != family]
+                if dropped:
+                    extra = ""
+                    if what == "loadBalancerSourceRanges" and len(dropped) == len([v for v in values if v]):
+                        extra = ": none of its own family is left, so its load balancer IPs accept every source"
+                    notes.append(f"Service {svc.key} is {want} only: its {what} {', '.join(dropped)} "
+                                 f"{'are' if len(dropped) > 1 else 'is'} {other}, in no proxier's rules{extra}")
     for sl in sorted(slices, key=lambda s: (s.namespace, s.name)):
         if sl.address_type != other or not sl.endpoints:
             continue
