@@ -33,7 +33,9 @@ class ProxyConfig:
     """What one kube-proxy knows: its node, its flags, and facts about its kernel."""
 
     node_name: str
-    node_ips: tuple[str, ...] = ()  # primary first; used for FW allow-from-node and nodePortAddresses
+    # the node's addresses (cmd/kube-proxy's node IPs), primary first: the first of ``family`` is this
+    # proxier's nodeIP (FW allow-from-node, :attr:`node_ip`); those of ``family`` are GetNodeIPs' candidates
+    node_ips: tuple[str, ...] = ()
     cluster_cidr: str | None = None  # --cluster-cidr (DetectLocalByCIDR); None: no local detector
     detect_local_mode: str = "ClusterCIDR"
     node_pod_cidr: str | None = None  # for detect-local-mode NodeCIDR
@@ -48,7 +50,7 @@ class ProxyConfig:
     nfacct: bool = True  # the nfacct counters could be created
     node_zone: str = ""  # the node's topology.kubernetes.io/zone label
     prefer_same_node: bool = True  # feature gate PreferSameTrafficDistribution
-    family: int = 4
+    family: int = 4  # the proxier's IP family: kube-proxy runs one per family (NewDualStackProxier)
     mode: str = "iptables"  # --proxy-mode: iptables or nftables
     service_cidrs: tuple[str, ...] = ()  # the ServiceCIDRs (nftables mode drops traffic to unallocated ClusterIPs in them)
 
