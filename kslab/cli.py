@@ -429,7 +429,10 @@ def _add_trace(sub) -> None:
                    help="with --iptables-save or --nft: the node's IP; repeat it for the node's other addresses (primary first)")
     p.add_argument("--node", help="the node where an IP client's packet enters (default: where the client is)")
     p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP")
-    p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port], NODE:nodePort or NODE:service")
+    p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], [IPv6]:PORT, service[:port], NODE:nodePort or NODE:service")
+    p.add_argument("--family", choices=["ipv4", "ipv6"], default=None,
+                   help="on a dual-stack lab: trace the connection to the service's (or node's) address of this family "
+                        "(default: the cluster's primary family, or that of an IP given in --to)")
     p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     p.add_argument("--backend", choices=["sim", "netns", "kind"], default="sim",
                    help="netns: bring the lab up in the kernel (root), open one real connection, print the kernel's own trace; "
@@ -439,7 +442,42 @@ def _add_trace(sub) -> None:
     p.set_defaults(func=cmd_trace)
 
 
+def family_destination(state, spec: str, family: int) -> str:
+    """``--to`` of ``kslab trace --family``: the destination as ``IP:PORT/proto`` (``[IPv6]:PORT``)
+    with the address of ``family``: a Service's ClusterIP of that family (its ``clusterIPs``), a
+    node's address of that family; an IP of the other family, or a Service/node without an
+    address of the family, is a one-line InputError."""
+    from .proxy.util import ip_family
+    from .sim.network import resolve_destination
+
+    ip, port, proto = resolve_destination(state, spec)
+    want = f"IPv{family}"
+    if ip_family(ip) != family:
+        svc = next((sv for sv in state.services if ip in (sv.cluster_ips or [sv.cluster_ip])), None)
+        node = next((n for n in state.nodes if ip in n.ips), None)
+        if svc is not None:
+            other = [a for a in (svc.cluster_ips or [svc.cluster_ip]) if a and a != "None" and ip_family(a) == family]
+            if not other:
+                raise InputError(f"--to {spec}", f"Service {svc.namespace}/{svc.name} has no {want} ClusterIP "
+                                 f"(clusterIPs: {', '.join(svc.cluster_ips or [svc.cluster_ip])})",
+                                 f"trace --family ipv{ip_family(ip)}, or a dual-stack Service (ipFamilyPolicy PreferDualStack "
+                                 "in a dual-stack cluster, e.g. -f data/myk8s-dualstack)")
+            ip = other[0]
+        elif node is not None:
+            own = node.ips_of(family)
+            if not own:
+                raise InputError(f"--to {spec}", f"node {node.name} has no {want} address ({', '.join(node.ips)})",
+                                 f"trace --family ipv{ip_family(ip)}")
+            ip = own[0]
+        else:
+            raise InputError(f"--to {spec}", f"is IPv{ip_family(ip)}, not {want}", f"give an {want} address, or drop --family")
+    return (f"[{ip}]:{port}" if family == 6 else f"{ip}:{port}") + f"/{proto}"
+
+
 def cmd_trace(args) -> int:
+    if args.family and (args.nft or args.iptables_save):
+        raise InputError(f"--family {args.family}", "does not apply to --iptables-save/--nft (the --to address's family is traced)",
+                         "drop it, and give --to an address of the family")
     if args.nft:
         from .sim.single import trace_nft
         from .sim.trace import trace_of
@@ -482,7 +520,8 @@ def cmd_trace(args) -> int:
                 if client.node and client.node != args.node:
                     raise InputError("--node", f"{args.src} is on {client.node}, not {args.node}",
                                      f"drop --node or use --node {client.node}")
-            trace = lab.trace(args.src, args.dst)
+            dst = family_destination(lab.cluster, args.dst, 6 if args.family == "ipv6" else 4) if args.family else args.dst
+            trace = lab.trace(args.src, dst)
     sys.stdout.write(trace.json() + "\n" if args.json else str(trace))
     return 0
 

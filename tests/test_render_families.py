@@ -605,3 +605,42 @@ def test_single_stack_service_values_of_the_other_family_are_noted(capsys):
     # a dual-stack Service's other-family values are the other proxier's: no note (the dual node case)
     code, out, err = kslab(capsys, "render", "-f", DUAL, "--as-is", "--node", "n1")
     assert err.splitlines() == [NOTE_ORPHAN]
+
+
+# ---- kslab trace --family: the dual-stack lab's Service/node address of a family ---------------------
+
+def test_trace_family_picks_the_address_of_the_family(capsys):
+    """``kslab trace --family ipv6`` on the dual-stack lab: the Service's IPv6 ClusterIP (its
+    second clusterIP) and the node's IPv6 address, reaching IPv6 pod IPs only, every candidate
+    of the family; ipv4 (the primary) is what no --family traces."""
+    import json
+
+    lab = str(REPO / "data" / "myk8s-dualstack")
+    code, out, err = kslab(capsys, "trace", "-f", lab, "--from", "net-pod", "--to", "svc-clusterip", "--family", "ipv6", "--json")
+    assert (code, err) == (0, "")
+    doc = json.loads(out)
+    text = json.dumps(doc)
+    assert "fd00:10:96:" in text and "10.200.1." not in text
+    assert doc["candidates"] and all(c["endpoint"]["ip"].startswith("fd00:10:244:") for c in doc["candidates"])
+    assert abs(sum(c["probability"] for c in doc["candidates"]) - 1) < 1e-9
+    code, out4, _ = kslab(capsys, "trace", "-f", lab, "--from", "net-pod", "--to", "svc-clusterip", "--family", "ipv4", "--json")
+    code2, out0, _ = kslab(capsys, "trace", "-f", lab, "--from", "net-pod", "--to", "svc-clusterip", "--json")
+    assert code == code2 == 0 and json.loads(out4) == json.loads(out0)
+    code, out, err = kslab(capsys, "trace", "-f", lab, "--from", "mypc", "--to", "myk8s-worker:svc-nodeport", "--family", "ipv6")
+    assert code == 0 and "-> [fc00:f853:ccd:e793::3]:" in out.splitlines()[0]
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["-f", str(REPO / "data" / "myk8s-dualstack"), "--to", "kubernetes", "--family", "ipv6"],
+     ["--to kubernetes", "Service default/kubernetes has no IPv6 ClusterIP (clusterIPs: 10.200.1.1)", "--family ipv4"]),
+    (["--to", "svc-clusterip", "--family", "ipv6"], ["has no IPv6 ClusterIP", "data/myk8s-dualstack"]),  # the IPv4 study lab
+    (["-f", str(REPO / "data" / "myk8s-dualstack"), "--to", "[fd00:10:96::1]:443", "--family", "ipv4"],
+     ["is IPv6, not IPv4", "drop --family"]),
+    (["--iptables-save", "x.txt", "--node-ip", "fd00::1", "--to", "[fd00::2]:80", "--family", "ipv6"],
+     ["--family ipv6", "does not apply to --iptables-save/--nft"]),
+])
+def test_trace_family_mistakes_are_one_line(capsys, args, needles):
+    code, out, err = kslab(capsys, "trace", "--from", "net-pod", *args)
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 1 and "Traceback" not in err
+    assert all(n in lines[0] for n in needles), lines[0]
