@@ -168,7 +168,7 @@ def family_cluster_cidr(value: str, family: int, where: str = "--cluster-cidr") 
     return own[0]
 
 
-def render_notes(state, cfg, node, *, cluster_cidr_note: str | None = None) -> list[str]:
+def render_notes(state, cfg, node, flag_notes: Sequence[str] = ()) -> list[str]:
     """What ``kslab render`` says on stderr about the family it renders, where kube-proxy only
     logs: Services and EndpointSlices of the other family (never silently dropped), a node with
     no address of the family, nodePortAddresses with no CIDR of the family (MatchAll), or
@@ -183,8 +183,7 @@ def render_notes(state, cfg, node, *, cluster_cidr_note: str | None = None) -> l
     if node is not None and node.ips and not cfg.node_ip:
         notes.append(f"node {node.name} has no IPv{fam} address ({', '.join(node.ips)}): the IPv{fam} proxier has no node IP "
                      f"(kube-proxy falls back to {'127.0.0.1' if fam == 4 else '::1'} and logs it)")
-    if cluster_cidr_note:
-        notes.append(cluster_cidr_note)
+    notes += flag_notes
     specs = [x for x in cfg.nodeport_addresses if x not in ("primary", "all", "localhost")]
     if specs and not cidrs_of_family(specs, fam) and "primary" not in cfg.nodeport_addresses:
         notes.append(f"--nodeport-addresses {','.join(cfg.nodeport_addresses)} has no IPv{fam} CIDR: the IPv{fam} proxier "
@@ -229,16 +228,19 @@ def cmd_render(args) -> int:
     family = render_family(args.family, args.node_ip, node)
     node_ips = render_node_ips(args.node_ip, node, family)
     cluster_cidr = None
-    cluster_cidr_note = None
+    flag_notes: list[str] = []  # what the rendered family's proxier lacks of the flags (kube-proxy logs it)
     if args.cluster_cidr is not None:
         cluster_cidr = family_cluster_cidr(args.cluster_cidr, family)
     elif not args.as_is:
         own = cidrs_of_family(state.config.pod_subnet, family)
         cluster_cidr = own[0] if own else None
         if not own and args.detect_local_mode == "ClusterCIDR":
-            cluster_cidr_note = (f"the cluster's podSubnet {state.config.pod_subnet} has no IPv{family} CIDR: the IPv{family} "
-                                 "proxier has no local-traffic detector (kube-proxy logs the same; give --cluster-cidr)")
+            flag_notes.append(f"the cluster's podSubnet {state.config.pod_subnet} has no IPv{family} CIDR: the IPv{family} "
+                              "proxier has no local-traffic detector (kube-proxy logs the same; give --cluster-cidr)")
     npa = check_nodeport_addresses(args.nodeport_addresses)
+    if service_cidrs and not cidrs_of_family(service_cidrs, family) and mode == "nftables":
+        flag_notes.append(f"--service-cidrs {','.join(service_cidrs)} has no IPv{family} CIDR: the IPv{family} proxier drops "
+                          "no traffic to unallocated ClusterIPs")
     if not 0 <= args.masquerade_bit <= 31:
         raise InputError("--masquerade-bit", f"{args.masquerade_bit} is out of range", "use 0-31 (default 14)")
     cfg = ProxyConfig(
@@ -275,7 +277,7 @@ def cmd_render(args) -> int:
         raise InputError(f"--format {fmt}", str(err), "use --format nft or nft-raw") from None
     for w in state.warnings:  # only once the input is known to be good
         print(f"kslab: warning: {w}", file=sys.stderr)
-    for n in render_notes(state, cfg, node, cluster_cidr_note=cluster_cidr_note):
+    for n in render_notes(state, cfg, node, flag_notes):
         print(f"kslab: note: {n}", file=sys.stderr)
     sys.stdout.write(text)
     return 0

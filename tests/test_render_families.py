@@ -400,6 +400,11 @@ def test_notes_for_what_the_family_lacks(tmp_path, capsys):
     assert "node kind-worker has no IPv6 address" in notes[1] and "::1" in notes[1]
     assert "podSubnet 10.244.0.0/16 has no IPv6 CIDR" in notes[2] and "--cluster-cidr" in notes[2]
     assert "! -s " not in out  # no local-traffic detector
+    code, out, err = kslab(capsys, "render", "-f", str(f), "--node", "kind-worker", "--family", "ipv6", "--mode", "nftables",
+                           "--service-cidrs", "10.96.0.0/16", "--cluster-cidr", "fd00:10:244::/56")
+    assert code == 0 and err.splitlines()[-1] == ("kslab: note: --service-cidrs 10.96.0.0/16 has no IPv6 CIDR: the IPv6 proxier "
+                                                  "drops no traffic to unallocated ClusterIPs")
+    assert "podSubnet" not in err  # --cluster-cidr gave the IPv6 one
     code, out, err = kslab(capsys, "render", "-f", str(f), "--node", "kind-worker", "--nodeport-addresses", "fd00::/8")
     assert code == 0 and f"{TAIL} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS" in out
     assert err.splitlines() == ["kslab: note: --nodeport-addresses fd00::/8 has no IPv4 CIDR: the IPv4 proxier accepts NodePorts "
