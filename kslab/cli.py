@@ -190,12 +190,20 @@ def render_notes(state, cfg, node, flag_notes: Sequence[str] = ()) -> list[str]:
                      f"accepts NodePorts on every local address (kube-proxy's NewNodePortAddresses uses "
                      f"{'0.0.0.0/0' if fam == 4 else '::/0'})")
     elif cfg.nodeport_addresses and not cfg.nodeport_addrs.match_all:
-        ips = [ip for ip in cfg.nodeport_ips()
+        selected = cfg.nodeport_ips()
+        ips = [ip for ip in selected
                if not (ipaddress.ip_address(ip).is_loopback and (fam == 6 or not cfg.localhost_nodeports))]
         if not ips:
-            own = [c for c in (parse_cidr_sloppy(x) for x in specs) if c and ip_family(c) == fam]
-            notes.append(f"--nodeport-addresses {','.join(own) or 'primary'} selects none of the node's IPv{fam} addresses "
-                         f"({', '.join(cfg.node_ips) or 'none'}): no NodePort is reachable through the IPv{fam} proxier")
+            own = ",".join(c for c in (parse_cidr_sloppy(x) for x in specs) if c and ip_family(c) == fam) or "primary"
+            if selected:  # only the loopback, which the proxier skips (upstream logs it)
+                why = ("localhost NodePorts are not supported on IPv6" if fam == 6
+                       else "--iptables-localhost-nodeports=false leaves it out")
+                notes.append(f"--nodeport-addresses {own} selects only {', '.join(selected)}: {why}, so no NodePort is "
+                             f"reachable through the IPv{fam} proxier")
+            else:
+                notes.append(f"--nodeport-addresses {own} selects none of the node's IPv{fam} addresses "
+                             f"({', '.join(ip for ip in cfg.node_ips if ip_family(ip) == fam) or 'none'}): no NodePort is "
+                             f"reachable through the IPv{fam} proxier")
     return notes
 
 

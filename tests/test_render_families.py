@@ -193,6 +193,29 @@ def test_localhost_nodeports_ipv6_byte_for_byte(capsys, localhost):
     assert (code2, out2) == (0, out)
 
 
+IPV4_LOCALHOST_CASES = {  # upstream test: (--iptables-localhost-nodeports, --nodeport-addresses, expected file, the note)
+    "TestEnableLocalhostNodePortsIPv4": ("true", None, "enable", None),
+    "TestDisableLocalhostNodePortsIPv4": ("false", None, "disable", None),
+    "TestDisableLocalhostNodePortsIPv4WithNodeAddress": ("false", "127.0.0.0/8", "with-node-address",
+        "kslab: note: --nodeport-addresses 127.0.0.0/8 selects only 127.0.0.1: --iptables-localhost-nodeports=false "
+        "leaves it out, so no NodePort is reachable through the IPv4 proxier"),
+}
+
+
+@pytest.mark.parametrize("test", list(IPV4_LOCALHOST_CASES))
+def test_localhost_nodeports_ipv4_byte_for_byte(capsys, test):
+    """The IPv4 twins (same file era): the localnet KUBE-FIREWALL rule only with localhost
+    NodePorts on; off: ``! -d 127.0.0.0/8``; off with nodePortAddresses 127.0.0.0/8: no capture
+    rule at all (GetNodeIPs gives 127.0.0.1, skipped), and kslab says why on stderr."""
+    localhost, npa, name, note = IPV4_LOCALHOST_CASES[test]
+    code, out, err = kslab(capsys, "render", "-f", str(FAMILIES / "localhost-nodeports-ipv4.yaml"), "--as-is",
+                           "--node", "test-hostname", "--node-ip", "192.168.0.2", "--detect-local-mode", "None", "--no-nfacct",
+                           "--no-random-fully", "--iptables-localhost-nodeports", localhost,
+                           *(["--nodeport-addresses", npa] if npa else []))
+    assert code == 0 and err.splitlines() == ([note] if note else [])
+    assert out == _expected(f"localhost-nodeports-ipv4-{name}.expected.txt")
+
+
 def test_localhost_nodeports_ipv6_in_the_ipv4_proxier_is_a_note(capsys):
     """The same input rendered for IPv4: nothing of the IPv6 Service, and a note on stderr for
     it (upstream's IPv4 proxier ignores it and logs), never silently."""
