@@ -191,12 +191,12 @@ class ProxyConfig:
 
 
 def cluster_primary_family(state: ClusterState) -> int:
-    """The cluster's primary IP family: ``ClusterConfig.ip_family`` where the model has it
-    (``ipv6`` -> 6; ``dual``/``ipv4`` -> the podSubnet's first CIDR's), else the podSubnet's
-    first CIDR's family, else 4."""
-    fam = getattr(state.config, "ip_family", None)
-    if fam in ("ipv6", 6):
-        return 6
+    """The cluster's primary IP family: ``ClusterConfig.primary_family`` (that of its first
+    service CIDR, else pod CIDR, else kind's ``ipFamily``), or, for a model without it, the
+    podSubnet's first CIDR's family, else 4."""
+    fam = getattr(state.config, "primary_family", None)
+    if fam in (4, 6):
+        return fam
     return primary_family_of(state.config.pod_subnet or state.config.service_subnet, 4)
 
 
