@@ -1,4 +1,14 @@
-"""IPv6 and dual-stack rendering (issue 16, helper fam): one proxier per IP family.
+"""IPv6 and dual-stack rendering (issue 16): kube-proxy runs one proxier per IP family, and
+``kslab render --family`` / ``Lab.render(node, family)`` render one of them.
+
+- ``ProxyConfig.for_node(..., family=)``: the family's CIDRs of dual values, its node IPs;
+- ``pkg/proxy/util/nodeport_addresses_test.go``: TestContainsIPv4Loopback, TestGetNodeIPs (both
+  families), ``primary`` per family;
+- ``pkg/proxy/iptables/proxier_test.go``: TestEnable/DisableLocalhostNodePortsIPv6 and the IPv4
+  twins byte for byte through the CLI; TestNodePorts' IPv6 cases (rules and packet flows);
+- ``pkg/proxy/nftables/proxier_test.go``: TestNodePorts (the nodeport-ips set, IPv6 flows);
+- the notes on stderr (nothing of the other family dropped silently), every format of both
+  families, nftables IPv6 through the real kernel, the dual-stack lab, ``kslab trace --family``.
 
 Each ported case names its upstream test (kubernetes/kubernetes).
 """
@@ -10,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from kslab import cli
-
 from kslab.errors import InputError
 from kslab.model import ClusterConfig, ClusterState, Node
 from kslab.proxy.config import ProxyConfig, cluster_primary_family
