@@ -681,3 +681,51 @@ def test_trace_family_mistakes_are_one_line(capsys, args, needles):
     lines = err.strip().splitlines()
     assert code == 2 and out == "" and len(lines) == 1 and "Traceback" not in err
     assert all(n in lines[0] for n in needles), lines[0]
+
+
+# ---- TestHealthCheckNodePort (pkg/proxy/iptables/proxier_test.go), and its IPv6 twin ---------------------
+
+HC_YAML = """apiVersion: v1
+kind: Service
+metadata: {name: svc1, namespace: ns1}
+spec:
+  type: LoadBalancer
+  clusterIP: CLUSTER_IP
+  externalTrafficPolicy: Local
+  healthCheckNodePort: 30000
+  ports: [{name: p80, port: 80, protocol: TCP, nodePort: 3001}]
+"""
+
+
+def _filter_output(nf, *, node_ip: str, src: str, dst: str, dport: int, local: set[str]) -> str:
+    """runPacketFlowTests' output for a packet to the node itself: "ACCEPT" when one of
+    kube-proxy's rules accepts it (a ``-j ACCEPT`` rule in a KUBE- chain of the filter table),
+    "" when none of them touches it (the chain policy decides)."""
+    from kslab.sim.single import trace_netfilter
+
+    conn = trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto="tcp", local_addresses=local)
+    assert conn.outcome == "local"
+    hits = [s for s in conn.steps if s.event == "rule" and s.table == "filter" and s.chain.startswith("KUBE-")]
+    return "ACCEPT" if hits and hits[-1].rule.endswith("-j ACCEPT") else ""
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_upstream_health_check_node_port(tmp_path, family):
+    """TestHealthCheckNodePort (nodePortAddresses 127.0.0.0/8): "firewall accepts
+    HealthCheckNodePort" from 1.2.3.4 to the node's IP port 30000 -> ACCEPT; once the Service
+    is deleted, "HealthCheckNodePort no longer has any rule" -> "". The IPv6 twin (kslab's):
+    the same filter rule in the IPv6 proxier's table."""
+    from kslab.controlplane import load_cluster
+    from kslab.proxy.iptables import render
+    from kslab.sim.netfilter import Netfilter
+
+    f = tmp_path / "hc.yaml"
+    f.write_text(HC_YAML.replace("CLUSTER_IP", "172.30.0.42" if family == 4 else "fd00:172:30::42"))
+    st = load_cluster([f], as_is=True)
+    node_ips, src = (NODE_IPS4, "1.2.3.4") if family == 4 else (NODE_IPS6, "2600:5200::1")
+    cfg = ProxyConfig(node_name="test-node", node_ips=node_ips, family=family,
+                      cluster_cidr="10.0.0.0/8" if family == 4 else "fd00:10::/64",
+                      nodeport_addresses=("127.0.0.0/8",) if family == 4 else ("::1/128",))
+    for services, want in ((st.services, "ACCEPT"), ([], "")):
+        nf = Netfilter.from_text(render(services, st.endpoint_slices, cfg).save_text(), family=family)
+        assert _filter_output(nf, node_ip=node_ips[0], src=src, dst=node_ips[0], dport=30000, local=set(node_ips)) == want
