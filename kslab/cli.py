@@ -274,6 +274,9 @@ def cmd_render(args) -> int:
         service_cidrs=cidrs_of_family(service_cidrs, family) if service_cidrs is not None else (
             () if args.as_is else cidrs_of_family(state.config.service_subnet, family)),
     )
+    if args.detect_local_mode == "NodeCIDR" and node is not None and not cfg.node_pod_cidr:
+        flag_notes.append(f"node {node.name} has no IPv{family} pod CIDR ({', '.join(node.pod_cidrs) or 'none'}): "
+                          f"--detect-local-mode NodeCIDR gives the IPv{family} proxier no local-traffic detector")
     if mode == "nftables":
         from .proxy.nftables import render
     else:

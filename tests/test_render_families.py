@@ -432,6 +432,12 @@ def test_notes_for_what_the_family_lacks(tmp_path, capsys):
     assert "node kind-worker has no IPv6 address" in notes[1] and "::1" in notes[1]
     assert "podSubnet 10.244.0.0/16 has no IPv6 CIDR" in notes[2] and "--cluster-cidr" in notes[2]
     assert "! -s " not in out  # no local-traffic detector
+    code, out, err = kslab(capsys, "render", "-f", str(f), "--node", "kind-worker", "--family", "ipv6", "--detect-local-mode",
+                           "NodeCIDR")
+    assert code == 0 and err.splitlines()[-1] == ("kslab: note: node kind-worker has no IPv6 pod CIDR (10.244.1.0/24): "
+                                                  "--detect-local-mode NodeCIDR gives the IPv6 proxier no local-traffic detector")
+    code, out, err = kslab(capsys, "render", "-f", DUAL, "--as-is", "--node", "n1", "--family", "ipv6", "--detect-local-mode", "NodeCIDR")
+    assert code == 0 and "! -s fd00:10:244:1::/64 -j KUBE-MARK-MASQ" in out and "pod CIDR" not in err  # spec.podCIDRs' IPv6 one
     code, out, err = kslab(capsys, "render", "-f", str(f), "--node", "kind-worker", "--family", "ipv6", "--mode", "nftables",
                            "--service-cidrs", "10.96.0.0/16", "--cluster-cidr", "fd00:10:244::/56")
     assert code == 0 and err.splitlines()[-1] == ("kslab: note: --service-cidrs 10.96.0.0/16 has no IPv6 CIDR: the IPv6 proxier "
