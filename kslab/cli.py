@@ -109,22 +109,34 @@ def _render_mode_and_format(mode: str | None, fmt: str | None) -> tuple[str, str
 
 
 def render_node_ips(given: list[str] | None, node, family: int | None = None) -> tuple[str, ...]:
-    """The node IPs ``kslab render`` (and the offline ``trace``) hand the proxier: every
-    ``--node-ip`` (repeatable, primary first, one family), else the Node's InternalIP addresses
-    of ``family`` (None: the primary's family; the other family's belong to the other proxier).
-    ``--family`` of another family than the ``--node-ip``s is a one-line InputError (D2)."""
-    from .proxy.util import ip_family, node_ips_of_one_family
+    """The node IPs ``kslab render`` (and the offline ``trace``) hand the proxier: the
+    ``--node-ip``s of ``family`` (repeatable, primary first; a dual-stack node lists both
+    families and each proxier takes its own, as cmd/kube-proxy's nodeIPs), else the Node's
+    InternalIP addresses of ``family`` (None: the primary's family). With ``family`` None the
+    ``--node-ip``s must be of one family (the offline trace reads one family's dump). No
+    ``--node-ip`` of ``family`` is a one-line InputError (D2)."""
+    from .proxy.util import ip_family, node_ips_of_one_family, parse_ip_sloppy
 
     if not given:
         if node is None or not node.internal_ip:
             return ()
         return node.ips_of(family or ip_family(node.internal_ip))
-    ips = node_ips_of_one_family(given)
-    if family is not None and ip_family(ips[0]) != family:
+    if family is None:
+        return node_ips_of_one_family(given)
+    ips: list[str] = []
+    for raw in given:
+        for x in (part.strip() for part in str(raw).split(",")):
+            ip = parse_ip_sloppy(x)
+            if ip is None:
+                raise InputError(f"--node-ip {x}", "is not an IP address", "write it like 192.168.0.2 (repeat --node-ip for each address)")
+            if ip not in ips:
+                ips.append(ip)
+    own = tuple(ip for ip in ips if ip_family(ip) == family)
+    if not own:
         other = ip_family(ips[0])
         raise InputError(f"--family ipv{family}", f"every --node-ip is IPv{other} ({ips[0]}), so the IPv{family} proxier has no node IP",
                          f"give the node's IPv{family} address as --node-ip, or render --family ipv{other}")
-    return ips
+    return own
 
 
 def render_family(flag: str | None, given_ips: list[str] | None, node) -> int:
@@ -210,7 +222,8 @@ def render_notes(state, cfg, node, flag_notes: Sequence[str] = ()) -> list[str]:
 def cmd_render(args) -> int:
     from .controlplane import load_cluster, parse_port_range
     from .proxy.config import ProxyConfig
-    from .proxy.util import check_nodeport_addresses, cidrs_of_family, parse_cidr_sloppy
+    from .proxy.util import (check_nodeport_addresses, cidrs_of_family, nodeport_addresses_contain_ipv4_loopback,
+                             parse_cidr_sloppy)
 
     from .resources import study_lab
 
@@ -264,7 +277,9 @@ def cmd_render(args) -> int:
         masquerade_bit=args.masquerade_bit,
         random_fully=not args.no_random_fully,
         # the IPv6 proxier never has localhost NodePorts (NewProxier: ContainsIPv4Loopback is false there)
-        localhost_nodeports=args.iptables_localhost_nodeports == "true" and family == 4,
+        # and, as NewProxier, not when nodePortAddresses hold no IPv4 loopback address
+        localhost_nodeports=(args.iptables_localhost_nodeports == "true" and family == 4
+                             and nodeport_addresses_contain_ipv4_loopback(npa, family, node_ips)),
         nodeport_addresses=npa,
         conntrack_tcp_liberal=args.conntrack_tcp_be_liberal,
         nfacct=not args.no_nfacct,

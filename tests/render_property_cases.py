@@ -95,7 +95,7 @@ class Result:
 # strategies
 
 _ipv4_cluster_ips = st.sampled_from(["10.96.0.10", "10.96.0.11", "10.96.1.20", "10.96.0.200"])
-_ipv6_cluster_ips = st.sampled_from(["fd00:10:96::a", "fd00:10:96::b", "fd00:10:96::1:14"])
+_ipv6_cluster_ips = st.sampled_from(["fd00:10:96::a", "fd00:10:96::b", "fd00:10:96::14"])
 _bad_ips = st.sampled_from(["10.96.0.300", "fd00::zz", "bogus"])
 
 
@@ -106,21 +106,36 @@ def _ip_of(family: int, draw, i: int) -> str:
 
 
 @st.composite
-def service_docs(draw, index: int, as_is: bool) -> tuple[dict, list[dict]]:
+def service_docs(draw, index: int, as_is: bool, cluster_families: tuple[int, ...]) -> tuple[dict, list[dict]]:
     """One Service and its EndpointSlices."""
     name = f"svc-{index}"
     stype = draw(st.sampled_from(["ClusterIP", "ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]))
     spec: dict = {"type": stype, "selector": {"app": name}}
-    families = draw(st.sampled_from([None, ["IPv4"], ["IPv6"], ["IPv4", "IPv6"], ["IPv6", "IPv4"]]))
+    # mostly what a user writes for the cluster's families; one Service in six is drawn freely
+    # (families, policy and ClusterIPs that need not agree: admission must refuse it in one line)
+    wild = draw(st.integers(0, 11)) == 0
+    dual = cluster_families == (4, 6)
+    choices = {(4,): ["v4"], (6,): ["v6"], (4, 6): ["v4", "v6", "dual46", "dual64"]}[cluster_families]
+    if wild:
+        choices = ["v4", "v6", "dual46", "dual64"]
+    choices = choices + ([] if as_is else ["none-given", "none-given"]) + (["headless"] if stype == "ClusterIP" else [])
+    ip_choice = "bad" if draw(st.integers(0, 39)) == 0 else draw(st.sampled_from(choices))
+    if wild:
+        families = draw(st.sampled_from([None, ["IPv4"], ["IPv6"], ["IPv4", "IPv6"], ["IPv6", "IPv4"]]))
+        policy = draw(st.sampled_from([None, "SingleStack", "PreferDualStack", "RequireDualStack"]))
+    else:
+        families = {"v4": ["IPv4"], "v6": ["IPv6"], "dual46": ["IPv4", "IPv6"], "dual64": ["IPv6", "IPv4"]}.get(ip_choice)
+        families = draw(st.sampled_from([None, families])) if families else None
+        policy = {"dual46": "RequireDualStack", "dual64": "PreferDualStack"}.get(ip_choice)
+        if ip_choice in ("none-given", "headless") and dual:
+            policy = draw(st.sampled_from([None, "SingleStack", "PreferDualStack", "RequireDualStack"]))
+        if stype == "ExternalName":
+            families = policy = None
+            ip_choice = "external-name"
     if families is not None:
         spec["ipFamilies"] = families
-    policy = draw(st.sampled_from([None, "SingleStack", "PreferDualStack", "RequireDualStack"]))
     if policy is not None:
         spec["ipFamilyPolicy"] = policy
-    choices = ["v4", "v6", "dual46", "dual64"] + ([] if as_is else ["none-given", "none-given"])
-    choices += ["headless"] if stype == "ClusterIP" else []
-    # now and then a value the API server refuses (a bogus ClusterIP)
-    ip_choice = "bad" if draw(st.integers(0, 24)) == 0 else draw(st.sampled_from(choices))
     v4, v6 = draw(_ipv4_cluster_ips), draw(_ipv6_cluster_ips)
     if ip_choice == "v4":
         spec["clusterIP"] = v4
@@ -142,7 +157,8 @@ def service_docs(draw, index: int, as_is: bool) -> tuple[dict, list[dict]]:
                       "protocol": draw(st.sampled_from(["TCP", "TCP", "UDP", "SCTP"])),
                       "targetPort": draw(st.sampled_from([8080, 80]))}
         if stype in ("NodePort", "LoadBalancer"):
-            node_port = draw(st.sampled_from([None, 30000 + 10 * index + p, 31000 + 10 * index + p, 80]))
+            node_port = draw(st.sampled_from([None, 30000 + 10 * index + p, 31000 + 10 * index + p]))
+            node_port = 80 if draw(st.integers(0, 24)) == 0 else node_port  # outside the range
             if node_port is not None:
                 port["nodePort"] = node_port
         ports.append(port)
@@ -214,7 +230,7 @@ def examples(draw) -> Example:
     node_ips = list(draw(st.sampled_from([V4[:1], V6[:1], V4, V6, (V4[0], V6[0])])))
     docs: list[dict] = []
     for i in range(draw(st.integers(1, 4))):
-        svc, slices = draw(service_docs(i, as_is))
+        svc, slices = draw(service_docs(i, as_is, tuple(sorted({_family(ip) for ip in node_ips}))))
         docs.append(svc)
         docs.extend(slices)
     flags = ["--node", NODE]
@@ -226,14 +242,20 @@ def examples(draw) -> Example:
     else:
         # a Node object with the node's addresses; its pod CIDRs follow the families it has
         fams = sorted({_family(ip) for ip in node_ips})
-        docs.insert(0, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
+        docs.insert(0, {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
+                        "networking": {"ipFamily": {(4,): "ipv4", (6,): "ipv6"}.get(tuple(fams), "dual")}})
+        docs.insert(1, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
                         "spec": {"podCIDRs": [POD_CIDR[f] for f in fams], "podCIDR": POD_CIDR[fams[0]]},
                         "status": {"addresses": [{"type": "InternalIP", "address": ip} for ip in node_ips]
                                    + [{"type": "Hostname", "address": NODE}]}})
-    family = draw(st.sampled_from([None, None, "ipv4", "ipv6"]))
+    node_families = sorted({_family(ip) for ip in node_ips})
+    family = draw(st.sampled_from([None, None] + [f"ipv{f}" for f in node_families]))
+    family = draw(st.sampled_from(["ipv4", "ipv6"])) if draw(st.integers(0, 9)) == 0 else family
     if family:
         flags += ["--family", family]
-    cidr = draw(st.sampled_from([None, "10.244.0.0/16", "fd00:10:244::/56", "10.244.0.0/16,fd00:10:244::/56"]))
+    cidr = draw(st.sampled_from([None, "10.244.0.0/16,fd00:10:244::/56",
+                                 ",".join(["10.244.0.0/16", "fd00:10:244::/56"][f // 6] for f in node_families)]))
+    cidr = draw(st.sampled_from(["10.244.0.0/16", "fd00:10:244::/56"])) if draw(st.integers(0, 9)) == 0 else cidr
     if cidr:
         flags += ["--cluster-cidr", cidr]
     npa = draw(st.sampled_from([None, "192.168.0.0/24", "2001:db8::/64", "192.168.0.0/24,2001:db8::/64",
@@ -248,22 +270,20 @@ def examples(draw) -> Example:
     mode = draw(st.sampled_from(["iptables", "nftables"]))
     fmt = draw(st.sampled_from(_FORMATS[mode]))
     # the connection to trace: a client of some family to one Service's address or a NodePort
+    # the connection to trace: a client of the rendered family to one Service's address of that
+    # family, or to a NodePort on the node's address of that family
     trace_family = _family(node_ips[0]) if not family else (6 if family == "ipv6" else 4)
     client = draw(st.sampled_from([EXTERNAL_CLIENT[trace_family], POD_CLIENT[trace_family]]))
-    services = [d for d in docs if d["kind"] == "Service"]
-    svc = draw(st.sampled_from(services))
+    svc = draw(st.sampled_from([d for d in docs if d["kind"] == "Service"]))
     port = svc["spec"]["ports"][0]
-    targets = [ip for ip in svc["spec"].get("clusterIPs", [svc["spec"].get("clusterIP")])
-               if ip and ip != "None"]
-    targets += [f"{NODE}:{port['nodePort']}"] if "nodePort" in port else []
+    proto = port["protocol"].lower()
+    targets = [f"[{ip}]:{port['port']}/{proto}" if ":" in ip else f"{ip}:{port['port']}/{proto}"
+               for ip in svc["spec"].get("clusterIPs", [svc["spec"].get("clusterIP")])
+               if ip and ip != "None" and _family(ip) == trace_family]
+    node_ip = next((ip for ip in node_ips if _family(ip) == trace_family), None)
+    if "nodePort" in port and node_ip:
+        targets.append(f"[{node_ip}]:{port['nodePort']}/{proto}" if trace_family == 6 else f"{node_ip}:{port['nodePort']}/{proto}")
     target = draw(st.sampled_from(targets)) if targets else ""
-    if target and not target.startswith(NODE):
-        host = f"[{target}]" if ":" in target else target
-        target = f"{host}:{port['port']}/{port['protocol'].lower()}"
-    elif target.startswith(NODE):
-        ip = node_ips[0]
-        host = f"[{ip}]" if ":" in ip else ip
-        target = f"{host}:{port['nodePort']}/{port['protocol'].lower()}"
     return Example(docs=docs, render_flags=flags, node_ips=node_ips, mode=mode, fmt=fmt,
                    trace_from=client, trace_to=target)
 
