@@ -40,8 +40,13 @@ def _add_files(p, help: str = _FILES_HELP, *, one_per_flag: bool = False) -> Non
 
 
 def _files(args) -> list[str] | None:
-    """The ``-f`` paths in order, or None for the study's lab."""
-    return [f for group in args.files for f in group] if args.files else None
+    """The ``-f`` paths in order, or None for the study's lab. A lab's name (``myk8s-dualstack``,
+    :data:`kslab.resources.LABS`) stands for its folder when no such path exists here."""
+    from .resources import named_lab
+
+    if not args.files:
+        return None
+    return [str(named_lab(f) or f) for group in args.files for f in group]
 
 def _add_render(sub) -> None:
     p = sub.add_parser(

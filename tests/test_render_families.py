@@ -735,3 +735,14 @@ def test_upstream_health_check_node_port(tmp_path, family):
     for services, want in ((st.services, "ACCEPT"), ([], "")):
         nf = Netfilter.from_text(render(services, st.endpoint_slices, cfg).save_text(), family=family)
         assert _filter_output(nf, node_ip=node_ips[0], src=src, dst=node_ips[0], dport=30000, local=set(node_ips)) == want
+
+
+def test_render_takes_the_dual_stack_lab_by_name(capsys, tmp_path, monkeypatch):
+    """``-f myk8s-dualstack`` (no such folder where kslab runs) is the lab of that name."""
+    from kslab.resources import dualstack_lab
+
+    monkeypatch.chdir(tmp_path)
+    by_name = kslab(capsys, "render", "-f", "myk8s-dualstack", "--node", "myk8s-worker", "--family", "ipv6")
+    by_path = kslab(capsys, "render", "-f", str(dualstack_lab()), "--node", "myk8s-worker", "--family", "ipv6")
+    assert by_name[0] == 0 and by_name == by_path
+    assert "fd00:10:96::" in by_name[1]
