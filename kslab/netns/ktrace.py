@@ -14,12 +14,15 @@ packet matched, in every table and chain, as ``iptables-save`` would print the r
 every node namespace (never in the root namespace), listens with one ``xtables-monitor`` per
 node, opens one real connection, then removes the rules (an empty raw table stays in the node
 namespaces). Only the SYN is traced: it is the packet that goes through the nat table; later
-packets follow its conntrack entry. Needs the nf_tables backend (the legacy backend logs
+packets follow its conntrack entry. A connection to an IPv6 address is traced the same way
+through ip6tables (the TRACE rules go into ip6tables' raw table as well; the monitor, started
+without ``-4``/``-6``, reports both families, its rules as ``-6 -t nat -A ...``). Needs the nf_tables backend (the legacy backend logs
 traces to the kernel log instead, which network namespaces do not separate).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import subprocess
 import sys
@@ -87,7 +90,7 @@ def parse_monitor(text: str, node: str) -> dict[str, list[KernelStep]]:
         else:
             verdict, target = (parts[0] if parts else ""), ""
         verdict = _VERDICTS.get(verdict, verdict)
-        rule = re.sub(r"^-4 -t \w+ ", "", rule.strip())
+        rule = re.sub(r"^-[46] -t \w+ ", "", rule.strip())
         if chain in _HOOKS:
             hooks[pid] = chain
         packet = dict(packets.get(pid, {}), hook=hooks.get(pid, ""))
@@ -150,8 +153,8 @@ def build_trace(*, client: str, client_ip: str, client_kind: str, dst: str, dpor
     )
 
 
-def _iptables(backend: str | None, ns: str, *args: str) -> None:
-    tools = kernel.iptables_tools(backend)
+def _iptables(backend: str | None, ns: str, *args: str, family: int = 4) -> None:
+    tools = kernel.iptables_tools(backend, **({} if family == 4 else {"family": family}))
     r = kernel.run_in_namespace(ns, [tools.iptables, "-w", "5", "-t", "raw", *args])
     if r.returncode != 0:
         raise EnvironmentProblem(f"iptables in {ns} failed: {kernel.one_line(r.stderr)}")
@@ -326,17 +329,22 @@ def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: 
     if (iptables_backend or "nft") == "legacy":
         raise EnvironmentProblem("kernel traces need the nf_tables backend (xtables-monitor); this lab uses iptables-legacy")
     exe = kernel.require_tool("xtables-monitor")
-    added: list[tuple[str, str]] = []
+    if ":" in dst:  # the kernel prints IPv6 addresses compressed
+        dst = str(ipaddress.IPv6Address(dst))
+    # IPv4's TRACE rules always (the monitors' readiness probes are IPv4), ip6tables' too for an IPv6 connection
+    families = (4, 6) if ":" in dst else (4,)
+    added: list[tuple[str, str, int]] = []
     try:
         for _, ns in nodes:
-            for chain in ("PREROUTING", "OUTPUT"):
-                _iptables(iptables_backend, ns, "-I", chain, "1", *TRACE_RULE)
-                added.append((ns, chain))
+            for family in families:
+                for chain in ("PREROUTING", "OUTPUT"):
+                    _iptables(iptables_backend, ns, "-I", chain, "1", *TRACE_RULE, family=family)
+                    added.append((ns, chain, family))
         traced = traced_connection(nodes, lambda name, ns: _Monitor(name, ns, exe), "xtables-monitor",
                                    src_ns, dst, port, timeout=timeout)
     finally:
-        for ns, chain in added:
-            _iptables(iptables_backend, ns, "-D", chain, *TRACE_RULE)
+        for ns, chain, family in added:
+            _iptables(iptables_backend, ns, "-D", chain, *TRACE_RULE, family=family)
     result, sport, outputs, probes = traced.run.results[0], traced.sport, traced.outputs, traced.probe_sports
     per_node: list[tuple[str, list[KernelStep]]] = []
     for name, _ in nodes:

@@ -84,7 +84,7 @@ def response_body(kind: str, pod_name: str, pod_ips: list[str], method: str, pat
     if kind == "whoami":
         lines = [f"Hostname: {pod_name}"]
         lines += [f"IP: {ip}" for ip in ["127.0.0.1", *pod_ips]]
-        lines.append(f"RemoteAddr: {remote_ip}:{remote_port}")
+        lines.append(f"RemoteAddr: {_join(remote_ip, remote_port)}")
         lines.append(f"{method} {path} {version}")
         lines += [f"{k}: {v}" for k, v in headers]
         return ("\n".join(lines) + "\n\n").encode(), "text/plain; charset=utf-8"
@@ -99,7 +99,7 @@ def response_body(kind: str, pod_name: str, pod_ips: list[str], method: str, pat
         "body": body,
         "fresh": False,
         "hostname": host,
-        "ip": f"::ffff:{remote_ip}",  # Express on a dual-stack socket prints IPv4 clients so
+        "ip": remote_ip if ":" in remote_ip else f"::ffff:{remote_ip}",  # Express on a dual-stack socket prints IPv4 clients so
         "ips": [],
         "protocol": "http",
         "query": dict(parse_qsl(url.query)),
@@ -111,16 +111,22 @@ def response_body(kind: str, pod_name: str, pod_ips: list[str], method: str, pat
     return (json.dumps(doc, indent=2) + "\n").encode(), "application/json; charset=utf-8"
 
 
+def _join(ip: str, port: int) -> str:
+    """Go's ``net.JoinHostPort``: ``[ip]:port`` for an IPv6 address (whoami's RemoteAddr)."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 def mario_page(pod_name: str, remote_ip: str, remote_port: int) -> str:
     """The stand-in for the Super Mario image's page: HTML whose ``Hostname:`` and ``RemoteAddr:``
     lines (each on a line of its own, as whoami writes them) name the pod and the client address it saw."""
     return ("<!DOCTYPE html>\n<html>\n<head><title>Super Mario</title></head>\n<body>\n"
             "<p>kslab's stand-in for pengbai/docker-supermario (the real image serves the game here)</p>\n<pre>\n"
-            f"Hostname: {pod_name}\nRemoteAddr: {remote_ip}:{remote_port}\n</pre>\n</body>\n</html>\n")
+            f"Hostname: {pod_name}\nRemoteAddr: {_join(remote_ip, remote_port)}\n</pre>\n</body>\n</html>\n")
 
 
 class _Server(ThreadingHTTPServer):
-    """A ThreadingHTTPServer that knows the pod it runs in."""
+    """A ThreadingHTTPServer that knows the pod it runs in (on ``::`` an IPv6-only socket: the
+    IPv4 one beside it keeps IPv4 clients' addresses as they are)."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -132,7 +138,14 @@ class _Server(ThreadingHTTPServer):
         self.kind = kind
         self.pod_name = name
         self.pod_ips = ips
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -173,8 +186,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def serve(kind: str, name: str, ports: list[int], ips: list[str]) -> None:
-    """Bind every port, say so on stdout, then serve until SIGTERM/SIGINT."""
-    servers = [_Server(("0.0.0.0", port), _Handler, kind, name, ips) for port in ports]
+    """Bind every port (on ``0.0.0.0``, and on ``::`` too when the pod has an IPv6 address: a
+    dual-stack pod), say so on stdout, then serve until SIGTERM/SIGINT."""
+    wildcards = ["0.0.0.0", *(["::"] if any(":" in ip for ip in ips) else [])]
+    servers = [_Server((addr, port), _Handler, kind, name, ips) for port in ports for addr in wildcards]
     threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True) for s in servers]
     for t in threads:
         t.start()
