@@ -75,6 +75,7 @@ from .endpointslice import (DEFAULT_MAX_ENDPOINTS_PER_SLICE, SAFE_ALPHABET, Reco
 from .proxy.util import parse_cidr_sloppy, parse_ip_sloppy
 
 NODE_SUBNET = "172.18.0.0/16"  # kind's "docker network"
+NODE_SUBNET6 = "fc00:f853:ccd:e793::/64"  # its IPv6 range (the ULA kind gives the network "kind")
 MAX_ENDPOINTS_PER_SLICE = DEFAULT_MAX_ENDPOINTS_PER_SLICE  # kube-controller-manager --max-endpoints-per-slice
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -978,12 +979,22 @@ def check_allocatable_cpu(state: ClusterState, cpu: Mapping[str, int]) -> None:
 
 
 def kind_nodes_to_nodes(cfg: ClusterConfig, kind_nodes, doc: Document) -> list[Node]:
-    """Name, address and label nodes as kind does: ``<name>-control-plane``, ``<name>-worker2`` ..."""
-    pod_net = ipaddress.ip_network(cfg.pod_subnet, strict=False)
-    node_net = ipaddress.ip_network(NODE_SUBNET)
+    """Name, address and label nodes as kind does: ``<name>-control-plane``, ``<name>-worker2`` ...
+
+    Per CIDR of the pod subnet (one per family, the primary first) each node gets an address on
+    the docker network (IPv4 ``172.18.0.{2+i}``, IPv6 ``fc00:f853:ccd:e793::{2+i}``) and a pod
+    CIDR cut from the pod subnet as kube-controller-manager's range allocator does: a /24 per node
+    for IPv4 (``--node-cidr-mask-size-ipv4``) and a /64 for IPv6 (``--node-cidr-mask-size-ipv6``,
+    kubeadm's default for a /56 or wider)."""
     counts = {"control-plane": 0, "worker": 0}
     nodes = []
-    pod_cidrs = list(pod_net.subnets(new_prefix=24)) if pod_net.version == 4 and pod_net.prefixlen <= 24 else []
+    per_family = []  # (node network, pod CIDRs) per family, the primary first
+    for pod_subnet in cfg.pod_subnets():
+        pod_net = ipaddress.ip_network(pod_subnet, strict=False)
+        fam = pod_net.version
+        size = 24 if fam == 4 else 64
+        cidrs = pod_net.subnets(new_prefix=size) if pod_net.prefixlen <= size else iter(())
+        per_family.append((ipaddress.ip_network(NODE_SUBNET if fam == 4 else NODE_SUBNET6), pod_subnet, size, cidrs))
     # control planes first, as kind creates and kubeadm registers them
     ordered = [k for k in kind_nodes if k.role == "control-plane"] + [k for k in kind_nodes if k.role == "worker"]
     for i, kn in enumerate(ordered):
@@ -1003,12 +1014,16 @@ def kind_nodes_to_nodes(cfg: ClusterConfig, kind_nodes, doc: Document) -> list[N
             labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
             taints = [{"key": LABEL_CONTROL_PLANE, "effect": "NoSchedule"}]
         labels.update(kn.labels)
-        if i >= len(pod_cidrs):
-            raise InputError(doc.where("networking.podSubnet"), f"{cfg.pod_subnet} has no /24 left for node {name}", "use a larger podSubnet")
-        nodes.append(
-            Node(name=name, internal_ip=str(node_net.network_address + 2 + i), pod_cidr=str(pod_cidrs[i]), labels=labels,
-                 taints=taints, allocatable_cpu=KIND_NODE_ALLOCATABLE_CPU)
-        )
+        addresses, pod_cidrs = [], []
+        for node_net, pod_subnet, size, cidrs in per_family:
+            cidr = next(cidrs, None)
+            if cidr is None:
+                raise InputError(doc.where("networking.podSubnet"), f"{pod_subnet} has no /{size} left for node {name}", "use a larger podSubnet")
+            addresses.append(str(node_net.network_address + 2 + i))
+            pod_cidrs.append(str(cidr))
+        node = Node(name=name, labels=labels, taints=taints, allocatable_cpu=KIND_NODE_ALLOCATABLE_CPU)
+        node.addresses, node.pod_cidrs = addresses, pod_cidrs
+        nodes.append(node)
     return nodes
 
 
@@ -1147,7 +1162,7 @@ class ServiceAllocator:
     def __init__(self, cfg: ClusterConfig, rng: random.Random):
         self.cfg = cfg
         self.rng = rng
-        net = ipaddress.ip_network(cfg.service_subnet, strict=False)
+        net = ipaddress.ip_network((cfg.service_subnets() or [cfg.service_subnet])[0], strict=False)
         self.net = net
         # the allocatable addresses are net.hosts() (no network or broadcast address), as offsets
         # from the first of them: the address of offset i is first_host + i
@@ -1536,7 +1551,7 @@ def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.
         if p.pod_ip and p.node_name in per_node_count:
             per_node_count[p.node_name] += 1
     next_host = {n.name: 2 for n in state.nodes}  # host-local IPAM: .1 is the gateway
-    used_ips = {p.pod_ip for p in state.pods if p.pod_ip}
+    used_ips = {a for p in state.pods for a in p.pod_ips}
     todo = only if only is not None else [p for p in state.pods if not p.pod_ip]
     for pod in todo:
         d = docs_by_pod.get(id(pod))
@@ -1570,7 +1585,7 @@ def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.
             node = rng.choice([n for n in cands if per_node_count[n.name] == least])
             pod.node_name = node.name
         per_node_count[node.name] = per_node_count.get(node.name, 0) + 1
-        pod.pod_ip = _next_pod_ip(node, next_host, used_ips)
+        pod.pod_ips = _next_pod_ips(node, next_host, used_ips)
         pod.phase = "Running"
         pod.started_at = state.clock
         # a pod of the cluster as built (state.control_plane not yet set) is up before the lab's clock
@@ -1583,19 +1598,27 @@ def schedule(state: ClusterState, docs_by_pod: dict[int, Document], rng: random.
                                    and not any(spec.port_error(pod) for spec in probes))
 
 
-def _next_pod_ip(node: Node, next_host: dict[str, int], used: set[str]) -> str:
+def _next_pod_ips(node: Node, next_host: dict[str, int], used: set[str]) -> list[str]:
+    """The pod's IPs, one from each of the node's pod CIDRs (``spec.podCIDRs``, the primary family
+    first), as host-local IPAM hands them out with one range per family: the next free host of
+    each range (.1 / ::1 is the bridge's gateway)."""
     if not node.pod_cidr:
         raise InputError(f"node {node.name}", "has no podCIDR, so its pods cannot get IPs", "give spec.podCIDR or use a kind Cluster config")
-    net = ipaddress.ip_network(node.pod_cidr, strict=False)
-    while True:
-        i = next_host.get(node.name, 2)
-        next_host[node.name] = i + 1
-        if i >= net.num_addresses - 1:
-            raise InputError(f"node {node.name}", f"podCIDR {node.pod_cidr} is full", "use fewer pods or a larger podSubnet")
-        ip = str(net.network_address + i)
-        if ip not in used:
-            used.add(ip)
-            return ip
+    out = []
+    for k, cidr in enumerate(node.pod_cidrs):
+        key = node.name if k == 0 else f"{node.name}#{k}"
+        net = ipaddress.ip_network(cidr, strict=False)
+        while True:
+            i = next_host.get(key, 2)
+            next_host[key] = i + 1
+            if i >= net.num_addresses - 1:
+                raise InputError(f"node {node.name}", f"podCIDR {cidr} is full", "use fewer pods or a larger podSubnet")
+            ip = str(net.network_address + i)
+            if ip not in used:
+                used.add(ip)
+                out.append(ip)
+                break
+    return out
 
 
 # ---- EndpointSlice controller --------------------------------------------------------------------

@@ -20,6 +20,7 @@ import yaml
 
 from .errors import InputError
 from .model import (
+    KIND_IP_FAMILIES,
     KUBERNETES_MINOR,
     LABEL_SERVICE_NAME,
     ClusterConfig,
@@ -35,6 +36,7 @@ from .model import (
     Pod,
     Service,
     ServicePort,
+    split_cidrs,
 )
 
 KIND_CLUSTER_API = "kind.x-k8s.io/v1alpha4"
@@ -337,6 +339,7 @@ def parse_service(doc: Document) -> Service:
         traffic_distribution=spec.get("trafficDistribution"),
         allocate_load_balancer_node_ports=spec.get("allocateLoadBalancerNodePorts"),
         ip_families=_strs(spec.get("ipFamilies"), doc.where("spec.ipFamilies")),
+        ip_family_policy=str(spec.get("ipFamilyPolicy") or ""),
         annotations=_labels(md.get("annotations"), doc.where("metadata.annotations")),
         labels=_labels(md.get("labels"), doc.where("metadata.labels")),
         manifest=doc.obj,
@@ -430,6 +433,9 @@ def parse_pod(doc: Document) -> Pod:
     status = _map(doc.obj.get("status"), doc.where("status"))
     if status:  # a recorded pod: keep what the cluster said
         pod.pod_ip = str(status.get("podIP") or "")
+        # status.podIPs: podIP first, then (dual-stack) the other family's
+        pod_ips = [str(a.get("ip") or "") for a in _maps(status.get("podIPs"), doc.where("status.podIPs")) if a.get("ip")]
+        pod.pod_ips = [pod.pod_ip, *pod_ips] if pod.pod_ip else pod_ips
         pod.phase = str(status.get("phase") or "Pending")
         pod.ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                         for c in _maps(status.get("conditions"), doc.where("status.conditions")))
@@ -463,11 +469,14 @@ def parse_node(doc: Document) -> Node:
         if parse_ip_sloppy(a) is None:
             raise InputError(doc.where(f"status.addresses (InternalIP {i + 1})"), f"{a!r} is not an IP address",
                              "write it like 172.18.0.2 or fc00:f853:ccd:e793::2")
+    # spec.podCIDR is spec.podCIDRs[0]; podCIDRs holds one range per family on a dual-stack node
+    pod_cidrs = [c for c in (str(spec.get("podCIDR") or ""), *_strs(spec.get("podCIDRs"), doc.where("spec.podCIDRs"))) if c]
     return Node(
         name=str(md["name"]),
         internal_ip=ips[0] if ips else "",
         extra_ips=tuple(dict.fromkeys(ips[1:])),
-        pod_cidr=str(spec.get("podCIDR") or ""),
+        pod_cidr=pod_cidrs[0] if pod_cidrs else "",
+        extra_pod_cidrs=tuple(dict.fromkeys(pod_cidrs[1:])),
         labels=_labels(md.get("labels"), doc.where("metadata.labels")),
         taints=list(_list(spec.get("taints"), doc.where("spec.taints"))),
         # a recorded node: its Ready condition (a manifest without status is ready)
@@ -518,6 +527,38 @@ KIND_NET_KEYS = {"ipFamily", "apiServerAddress", "apiServerPort", "podSubnet", "
                  "disableDefaultCNI", "kubeProxyMode", "dnsSearch"}
 
 
+# kind's defaults per networking.ipFamily (pkg/apis/config/v1alpha4/default.go SetDefaultsCluster)
+KIND_DEFAULT_SUBNETS = {
+    "podSubnet": {"ipv4": "10.244.0.0/16", "ipv6": "fd00:10:244::/56", "dual": "10.244.0.0/16,fd00:10:244::/56"},
+    "serviceSubnet": {"ipv4": "10.96.0.0/16", "ipv6": "fd00:10:96::/112", "dual": "10.96.0.0/16,fd00:10:96::/112"},
+}
+
+
+def check_kind_subnets(value: str, family: str, where: str, key: str = "podSubnet") -> list[str]:
+    """A kind podSubnet/serviceSubnet value for ``networking.ipFamily`` ``family``, as kind's
+    ``validateSubnets`` checks it: comma-separated CIDRs, one for single-stack (of that family),
+    one of each family for dual; else one InputError naming the field. (A single-stack CIDR of the
+    other family is let through, as kslab always has: the Services then take that family.)"""
+    example = KIND_DEFAULT_SUBNETS[key][family]
+    cidrs = split_cidrs(value)
+    nets = []
+    for c in cidrs:
+        try:
+            nets.append(ipaddress.ip_network(c, strict=False))
+        except ValueError:
+            raise InputError(where, f"{c!r} is not a CIDR", f"write it like {example}") from None
+    if not nets:
+        raise InputError(where, "no subnets defined", f"write it like {example}")
+    if family == "dual":
+        if len(nets) > 2 or (len(nets) == 2 and nets[0].version == nets[1].version):
+            raise InputError(where, "expected one (IPv4 or IPv6) CIDR or two CIDRs from each family for dual-stack networking",
+                             f"write it like {example}")
+    elif len(nets) > 1:
+        raise InputError(where, "only one CIDR allowed for single-stack networking",
+                         f"write one CIDR, or set networking.ipFamily: dual for {value}")
+    return cidrs
+
+
 def parse_kind_cluster(doc: Document) -> tuple[ClusterConfig, list[KindNode], str]:
     """A kind ``Cluster`` config: the cluster name, subnets and nodes (roles, labels)."""
     obj = doc.obj
@@ -537,15 +578,16 @@ def parse_kind_cluster(doc: Document) -> tuple[ClusterConfig, list[KindNode], st
         if role not in ("control-plane", "worker"):
             raise InputError(doc.where(f"nodes[{i}].role"), f"{role!r} is not a kind node role", "use control-plane or worker")
         nodes.append(KindNode(role, {str(k): str(v) for k, v in (n.get("labels") or {}).items()}))
-    for key, example in (("podSubnet", "10.244.0.0/16"), ("serviceSubnet", "10.96.0.0/16")):
-        if key in net:
-            try:
-                ipaddress.ip_network(str(net[key]), strict=False)
-            except ValueError:
-                raise InputError(doc.where(f"networking.{key}"), f"{net[key]!r} is not a CIDR", f"write it like {example}") from None
+    family = str(net.get("ipFamily") or "ipv4")
+    if family not in KIND_IP_FAMILIES:
+        raise InputError(doc.where("networking.ipFamily"), f"{family!r} is not a kind ipFamily", "use ipv4, ipv6 or dual")
+    subnets = {key: str(net.get(key) or KIND_DEFAULT_SUBNETS[key][family]) for key in KIND_DEFAULT_SUBNETS}
+    for key, value in subnets.items():
+        check_kind_subnets(value, family, doc.where(f"networking.{key}"), key)
     cfg = ClusterConfig(
         name=str(obj.get("name") or "kind"),
-        pod_subnet=str(net.get("podSubnet") or "10.244.0.0/16"),
-        service_subnet=str(net.get("serviceSubnet") or "10.96.0.0/16"),
+        pod_subnet=subnets["podSubnet"],
+        service_subnet=subnets["serviceSubnet"],
+        ip_family=family,
     )
     return cfg, nodes, str(net.get("kubeProxyMode") or "iptables")

@@ -13,6 +13,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from .proxy.util import ip_family  # 4 or 6 of an address or CIDR
+
 # Kubernetes minor the manifests are validated against and the kind node image runs.
 KUBERNETES_MINOR = "1.33"
 KIND_NODE_IMAGE = "kindest/node:v1.33.1"
@@ -26,6 +28,24 @@ LABEL_ZONE = "topology.kubernetes.io/zone"
 LABEL_HOSTNAME = "kubernetes.io/hostname"
 LABEL_CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
+
+# spec.ipFamilyPolicy values (core.IPFamilyPolicy)
+SINGLE_STACK = "SingleStack"
+PREFER_DUAL_STACK = "PreferDualStack"
+REQUIRE_DUAL_STACK = "RequireDualStack"
+IP_FAMILY_POLICIES = (SINGLE_STACK, PREFER_DUAL_STACK, REQUIRE_DUAL_STACK)
+# kind's networking.ipFamily values
+KIND_IP_FAMILIES = ("ipv4", "ipv6", "dual")
+
+
+def family_name(family: int) -> str:
+    """``IPv4``/``IPv6``: the API's name of an IP family (``spec.ipFamilies``, ``addressType``)."""
+    return "IPv6" if family == 6 else "IPv4"
+
+
+def split_cidrs(value: str) -> list[str]:
+    """A kind/kubeadm subnet value as its CIDRs: ``"10.244.0.0/16,fd00:10:244::/56"`` -> both."""
+    return [c.strip() for c in str(value or "").split(",") if c.strip()]
 
 
 @dataclass
@@ -41,6 +61,39 @@ class Node:
     # the node's further InternalIP addresses (status.addresses after the first InternalIP): a
     # secondary address or the other family's; kube-proxy's node addresses are all of them
     extra_ips: tuple[str, ...] = ()
+    # spec.podCIDRs after the first (``pod_cidr``): on a dual-stack node the other family's range
+    extra_pod_cidrs: tuple[str, ...] = ()
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The node's InternalIP addresses in ``status.addresses`` order (the same as :attr:`ips`);
+        on a dual-stack node one of each family, the primary family first."""
+        return self.ips
+
+    @addresses.setter
+    def addresses(self, value) -> None:
+        vals = [str(a) for a in value if a]
+        self.internal_ip = vals[0] if vals else ""
+        self.extra_ips = tuple(dict.fromkeys(vals[1:]))
+
+    @property
+    def pod_cidrs(self) -> tuple[str, ...]:
+        """``spec.podCIDRs``: ``pod_cidr`` first, then the other family's (dual-stack)."""
+        return tuple(dict.fromkeys(c for c in (self.pod_cidr, *self.extra_pod_cidrs) if c))
+
+    @pod_cidrs.setter
+    def pod_cidrs(self, value) -> None:
+        vals = [str(c) for c in value if c]
+        self.pod_cidr = vals[0] if vals else ""
+        self.extra_pod_cidrs = tuple(dict.fromkeys(vals[1:]))
+
+    def pod_cidr_of(self, family: int) -> str:
+        """The node's pod CIDR of one IP family (4 or 6), or "" when it has none."""
+        return next((c for c in self.pod_cidrs if ip_family(c) == family), "")
+
+    def ip_of(self, family: int) -> str:
+        """The node's primary address of one IP family (4 or 6), or "" when it has none."""
+        return next(iter(self.ips_of(family)), "")
 
     @property
     def ips(self) -> tuple[str, ...]:
@@ -50,7 +103,7 @@ class Node:
     def ips_of(self, family: int) -> tuple[str, ...]:
         """The node's addresses of one IP family (4 or 6), primary first: the node IPs that
         family's proxier knows."""
-        return tuple(a for a in self.ips if (6 if ":" in a else 4) == family)
+        return tuple(a for a in self.ips if ip_family(a) == family)
 
     @property
     def zone(self) -> str | None:
@@ -86,6 +139,8 @@ class Pod:
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     containers: list[Container] = field(default_factory=list)
     pod_ip: str = ""
+    # status.podIPs after the first (``pod_ip``): the other family's address on a dual-stack cluster
+    extra_pod_ips: tuple[str, ...] = ()
     phase: str = "Pending"
     ready: bool = False
     terminating: bool = False
@@ -98,6 +153,21 @@ class Pod:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def pod_ips(self) -> tuple[str, ...]:
+        """``status.podIPs``: ``pod_ip`` first, then the other family's (dual-stack)."""
+        return tuple(dict.fromkeys(a for a in (self.pod_ip, *self.extra_pod_ips) if a))
+
+    @pod_ips.setter
+    def pod_ips(self, value) -> None:
+        vals = [str(a) for a in value if a]
+        self.pod_ip = vals[0] if vals else ""
+        self.extra_pod_ips = tuple(dict.fromkeys(vals[1:]))
+
+    def pod_ip_of(self, family: int) -> str:
+        """The pod's IP of one family (4 or 6), or "" when it has none."""
+        return next((a for a in self.pod_ips if ip_family(a) == family), "")
 
     def container_port_named(self, name: str) -> ContainerPort | None:
         for c in self.containers:
@@ -181,6 +251,9 @@ class Service:
     traffic_distribution: str | None = None
     allocate_load_balancer_node_ports: bool | None = None
     ip_families: list[str] = field(default_factory=list)
+    # spec.ipFamilyPolicy: SingleStack, PreferDualStack or RequireDualStack; "" = not given (the
+    # API server defaults it when it allocates the Service's IPs)
+    ip_family_policy: str = ""
     annotations: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     manifest: dict[str, Any] | None = None
@@ -260,7 +333,43 @@ class ClusterConfig:
     pod_subnet: str = "10.244.0.0/16"
     service_subnet: str = "10.96.0.0/16"
     node_subnet: str = "172.18.0.0/16"
+    # the docker network's IPv6 range (kind's ULA for the network "kind"): the nodes' IPv6 addresses
+    node_subnet6: str = "fc00:f853:ccd:e793::/64"
     node_port_range: tuple[int, int] = DEFAULT_NODE_PORT_RANGE
+    # kind's networking.ipFamily: ipv4, ipv6 or dual. pod_subnet/service_subnet then hold one CIDR
+    # per family, comma-separated, the primary family first (kind: "10.244.0.0/16,fd00:10:244::/56")
+    ip_family: str = "ipv4"
+
+    def pod_subnets(self) -> list[str]:
+        """The pod subnet's CIDRs (one per family, the primary first)."""
+        return split_cidrs(self.pod_subnet)
+
+    def service_subnets(self) -> list[str]:
+        """The service subnet's CIDRs (one per family, the primary first): the API server's
+        ``--service-cluster-ip-range``."""
+        return split_cidrs(self.service_subnet)
+
+    def families(self) -> tuple[int, ...]:
+        """The cluster's IP families (4, 6), the primary first: those of its service CIDRs, else
+        of its pod CIDRs, else of ``ip_family``."""
+        cidrs = self.service_subnets() or self.pod_subnets()
+        if cidrs:
+            return tuple(dict.fromkeys(ip_family(c) for c in cidrs))
+        return {"ipv6": (6,), "dual": (4, 6)}.get(self.ip_family, (4,))
+
+    @property
+    def primary_family(self) -> int:
+        return self.families()[0]
+
+    @property
+    def dual_stack(self) -> bool:
+        return len(self.families()) > 1
+
+    def pod_subnet_of(self, family: int) -> str:
+        return next((c for c in self.pod_subnets() if ip_family(c) == family), "")
+
+    def service_subnet_of(self, family: int) -> str:
+        return next((c for c in self.service_subnets() if ip_family(c) == family), "")
 
 
 @dataclass
