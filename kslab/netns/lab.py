@@ -501,7 +501,9 @@ class NetnsLab:
                 f"route add {ipaddress.ip_network(f'{p.ip6}/{p.prefix_len6}', strict=False)} via {p.gateway6} dev eth0 src {p.ip6}",
                 f"route add default via {p.gateway6} dev eth0",
             ]
-        _configure(p.ns, lines, self._other_sysctls(), f"pod {p.name}")
+        # eth0 came from the node's namespace before these sysctls: it copied accept_dad there, so it gets its own
+        sysctls = {**self._other_sysctls(), **({"net/ipv6/conf/eth0/accept_dad": "0"} if self.layout.dual_stack else {})}
+        _configure(p.ns, lines, sysctls, f"pod {p.name}")
 
     # ---- servers -------------------------------------------------------------------------------
     def _launch_servers(self, pods: Iterable[PodLayout]) -> None:

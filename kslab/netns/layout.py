@@ -13,14 +13,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import InputError
-from ..model import ClusterState, Node, Pod
+from ..model import ClusterConfig, ClusterState, Node, Pod
 
 PREFIX_ROOT = "kslab-"
 BRIDGE = "br-kind"
 MYPC_IP = "172.18.0.100"
 # the second family of a dual-stack lab: kind's docker network "kind" gets this IPv6 ULA (derived
-# from the network name; `docker network inspect kind`: fc00:f853:ccd:e793::/64, gateway ::1)
-FABRIC6 = "fc00:f853:ccd:e793::/64"
+# from the network name; `docker network inspect kind`: fc00:f853:ccd:e793::/64, gateway ::1);
+# ClusterConfig.node_subnet6 holds it
+FABRIC6 = ClusterConfig.node_subnet6
 MYPC_IP6 = "fc00:f853:ccd:e793::100"
 
 def _hash(text: str, n: int) -> str:
@@ -141,31 +142,19 @@ def _family(ip: str) -> int:
     return 6 if ":" in ip else 4
 
 
-def _pod_cidrs(node: Node) -> list[str]:
-    """The node's pod CIDRs (``spec.podCIDRs``), the primary first."""
-    return [c for c in (getattr(node, "pod_cidrs", None) or [node.pod_cidr]) if c]
-
-
-def _pod_ips(pod: Pod) -> list[str]:
-    """The pod's addresses (``status.podIPs``), the primary first."""
-    return [a for a in (getattr(pod, "pod_ips", None) or [pod.pod_ip]) if a]
-
-
 def _fabric6(state: ClusterState) -> ipaddress.IPv6Network:
-    """The IPv6 node network: the IPv6 CIDR of a dual ``node_subnet`` list, else kind's (:data:`FABRIC6`)."""
-    for text in (state.config.node_subnet or "").split(","):
-        if ":" in text:
-            try:
-                return ipaddress.IPv6Network(text.strip(), strict=False)
-            except ValueError:
-                raise InputError("node_subnet", f"{text.strip()!r} is not an IPv6 CIDR", "write it like fc00:f853:ccd:e793::/64") from None
-    return ipaddress.IPv6Network(FABRIC6)
+    """The IPv6 node network (``ClusterConfig.node_subnet6``, kind's :data:`FABRIC6` by default)."""
+    text = state.config.node_subnet6 or FABRIC6
+    try:
+        return ipaddress.IPv6Network(text, strict=False)
+    except ValueError:
+        raise InputError("node_subnet6", f"{text!r} is not an IPv6 CIDR", f"write it like {FABRIC6}") from None
 
 
 def _node_ipv6(node: Node, fabric6: ipaddress.IPv6Network, taken: set[str]) -> tuple[str, str]:
     """(IPv6 address, IPv6 pod CIDR) of a dual-stack node ("", "" for a single-stack one)."""
     ips6 = node.ips_of(6)
-    cidrs6 = [c for c in _pod_cidrs(node) if _family(c) == 6]
+    cidrs6 = [c for c in node.pod_cidrs if _family(c) == 6]
     if not ips6 and not cidrs6:
         return "", ""
     if not ips6 or not cidrs6:
@@ -190,7 +179,7 @@ def plan(state: ClusterState, prefix: str) -> Layout:
     gateway = str(next(fabric.hosts()))
     if not state.nodes:
         raise InputError("manifests", "the cluster has no nodes", "give a kind Cluster config (data/myk8s/kind-cluster.yaml) or Node objects")
-    dual = any(n.ips_of(6) or any(_family(c) == 6 for c in _pod_cidrs(n)) for n in state.nodes)
+    dual = any(n.ips_of(6) or n.pod_cidr_of(6) for n in state.nodes)
     fabric6 = _fabric6(state) if dual else None
     gateway6 = str(fabric6.network_address + 1) if fabric6 else ""
     taken6 = {gateway6, MYPC_IP6}
@@ -228,7 +217,7 @@ def plan(state: ClusterState, prefix: str) -> Layout:
         if ipaddress.ip_address(pod.pod_ip) not in pod_net or pod.pod_ip == home.gateway:
             skipped.append(f"{pod.key}: IP {pod.pod_ip} is not a pod address of {home.name}'s podCIDR {pod_net}")
             continue
-        ip6 = next((a for a in _pod_ips(pod) if _family(a) == 6), "") if home.pod_cidr6 else ""
+        ip6 = pod.pod_ip_of(6) if home.pod_cidr6 else ""
         net6 = ipaddress.IPv6Network(home.pod_cidr6) if home.pod_cidr6 else None
         if ip6 and (ipaddress.ip_address(ip6) not in net6 or ip6 == home.gateway6):
             skipped.append(f"{pod.key}: IPv6 {ip6} is not a pod address of {home.name}'s podCIDR {net6}")
