@@ -37,15 +37,23 @@ def test_jump_rules_are_prepended_in_reverse() -> None:
     ]
 
 
-def test_kubelet_jumps_follow_kube_firewall_declaration() -> None:
+def test_kubelet_jumps_are_ensured_on_every_full_sync() -> None:
+    """D6 (issue 16): upstream's syncProxyRules ensures iptablesKubeletJumpChains unconditionally on a
+    full sync, whether or not the text declares KUBE-FIREWALL (it used to be inferred from it)."""
     with_fw = "*filter\n:KUBE-FIREWALL - [0:0]\nCOMMIT\n"
     without = "*filter\n:KUBE-FORWARD - [0:0]\nCOMMIT\n"
     assert full_sync_jump_chains(with_fw) == JUMP_CHAINS + KUBELET_JUMP_CHAINS
-    assert full_sync_jump_chains(without) == JUMP_CHAINS
-    assert full_sync_jump_chains(without, kubelet_firewall_jumps=True) == JUMP_CHAINS + KUBELET_JUMP_CHAINS
+    assert full_sync_jump_chains(without) == JUMP_CHAINS + KUBELET_JUMP_CHAINS
+    assert full_sync_jump_chains() == JUMP_CHAINS + KUBELET_JUMP_CHAINS
     assert full_sync_jump_chains(with_fw, kubelet_firewall_jumps=False) == JUMP_CHAINS
-    assert "-j KUBE-FIREWALL" not in restore_to_save(without)
-    assert "-A INPUT -j KUBE-FIREWALL" in restore_to_save(without, kubelet_firewall_jumps=True)
+    saved = restore_to_save(without)
+    assert "-A INPUT -j KUBE-FIREWALL" in saved and "-A OUTPUT -j KUBE-FIREWALL" in saved
+    assert ":KUBE-FIREWALL - [0:0]" in saved  # the chain exists, empty
+    assert "-j KUBE-FIREWALL" not in restore_to_save(without, kubelet_firewall_jumps=False)
+    # the same in ip6tables: the IPv6 proxier gets the empty chain and both jumps too
+    saved6 = restore_to_save(without, 6)
+    assert "-A INPUT -j KUBE-FIREWALL" in saved6 and ":KUBE-FIREWALL - [0:0]" in saved6
+    assert "-A KUBE-FIREWALL" not in saved6
 
 
 def test_flags_turn_off_canary_and_jumps() -> None:

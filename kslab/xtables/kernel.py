@@ -26,6 +26,10 @@ Backends: ``backend=None`` uses the system's ``iptables`` (Debian's alternative,
 default); ``"nft"`` and ``"legacy"`` pick ``iptables-nft*`` / ``iptables-legacy*``. The legacy
 backend loads large rulesets far faster (``reference/kube-proxy.md``, last section); whoever
 loads large rulesets should choose it knowingly.
+
+Families: every operation takes ``family=4`` (``iptables*``) or ``family=6`` (``ip6tables*``,
+the IPv6 tables of the namespace, which are separate from the IPv4 ones). kube-proxy runs one
+proxier per family, each with its own ``utiliptables.Interface`` (``NewDualStackProxier``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..errors import EnvironmentProblem
+from .extensions import check_family
 
 __all__ = [
     "BACKENDS",
@@ -95,22 +100,28 @@ def require_tool(name: str) -> str:
     path = os.pathsep.join([os.environ.get("PATH", ""), *_SBIN])
     found = shutil.which(name, path=path)
     if found is None:
-        package = _DEBIAN_PACKAGE.get(name, "iptables" if name.startswith("iptables") else name)
+        package = _DEBIAN_PACKAGE.get(name, "iptables" if name.startswith(("iptables", "ip6tables")) else name)
         raise EnvironmentProblem(
             f"command {name!r} not found; install the Debian package {package} (apt-get install -y {package})"
         )
     return found
 
 
-def iptables_tools(backend: str | None = None) -> IptablesTools:
-    """The iptables commands of ``backend`` (None: the system default ``iptables``)."""
+def _tool(family: int) -> str:
+    return "iptables" if check_family(family) == 4 else "ip6tables"
+
+
+def iptables_tools(backend: str | None = None, family: int = 4) -> IptablesTools:
+    """The iptables commands of ``backend`` (None: the system default ``iptables``) for
+    ``family`` (4: ``iptables``, ``iptables-restore``, ``iptables-save``; 6: ``ip6tables``, ...)."""
     if backend not in (None, *BACKENDS):
         raise ValueError(f"backend must be one of {BACKENDS} or None, not {backend!r}")
     suffix = f"-{backend}" if backend else ""
+    tool = _tool(family)
     return IptablesTools(
-        iptables=require_tool(f"iptables{suffix}"),
-        restore=require_tool(f"iptables{suffix}-restore"),
-        save=require_tool(f"iptables{suffix}-save"),
+        iptables=require_tool(f"{tool}{suffix}"),
+        restore=require_tool(f"{tool}{suffix}-restore"),
+        save=require_tool(f"{tool}{suffix}-save"),
     )
 
 
@@ -227,16 +238,17 @@ def create_nfacct_counters(ns: str, names: Iterable[str]) -> dict[str, bool]:
 
 
 @functools.cache
-def nfacct_problem(backend: str | None = None) -> str | None:
-    """Why ``-m nfacct`` rules cannot be loaded here, or None if they can.
+def nfacct_problem(backend: str | None = None, family: int = 4) -> str | None:
+    """Why ``-m nfacct`` rules cannot be loaded here (in ``family``'s tables), or None if they can.
 
     Checked once per process in a throwaway namespace: create a counter with the ``nfacct``
     tool, then load a rule that uses it. When this returns a reason, render with nfacct off
-    (kube-proxy's own behaviour when its counters cannot be created).
+    (kube-proxy's own behaviour when its counters cannot be created). The counters are objects
+    of the namespace, shared by both families.
     """
     try:
         nfacct = require_tool("nfacct")
-        tools = iptables_tools(backend)
+        tools = iptables_tools(backend, family)
         with scratch_namespace("kslab-nfacct-probe") as ns:
             result = _in_ns(ns, [nfacct, "add", "kslab_probe"])
             if result.returncode != 0:
@@ -254,52 +266,58 @@ def nfacct_problem(backend: str | None = None) -> str | None:
 # iptables operations (kube-proxy's pkg/util/iptables)
 
 
-def ensure_chain(ns: str, table: str, chain: str, *, backend: str | None = None) -> bool:
+def ensure_chain(ns: str, table: str, chain: str, *, backend: str | None = None, family: int = 4) -> bool:
     """kube-proxy's EnsureChain: ``iptables -t TABLE -N CHAIN``; exit status 1 means it exists.
 
     Returns whether the chain already existed.
     """
-    tools = iptables_tools(backend)
+    tools = iptables_tools(backend, family)
     result = _in_ns(ns, [tools.iptables, *_WAIT, "-t", table, "-N", chain])
     if result.returncode == 0:
         return False
     if result.returncode == 1:
         return True
-    _check(result, f"iptables -t {table} -N {chain} in {ns}")
+    _check(result, f"{_tool(family)} -t {table} -N {chain} in {ns}")
     return False  # unreachable: _check raised
 
 
-def ensure_rule_prepend(ns: str, table: str, chain: str, args: Sequence[str], *, backend: str | None = None) -> bool:
+def ensure_rule_prepend(
+    ns: str, table: str, chain: str, args: Sequence[str], *, backend: str | None = None, family: int = 4
+) -> bool:
     """kube-proxy's EnsureRule(Prepend): ``-C`` (exit 1 = missing), then ``-I CHAIN 1 ARGS``.
 
     Returns whether the rule already existed.
     """
-    tools = iptables_tools(backend)
+    tools = iptables_tools(backend, family)
     check = _in_ns(ns, [tools.iptables, *_WAIT, "-t", table, "-C", chain, *args])
     if check.returncode == 0:
         return True
     if check.returncode != 1:
-        _check(check, f"iptables -t {table} -C {chain} in {ns}")
+        _check(check, f"{_tool(family)} -t {table} -C {chain} in {ns}")
     _check(
         _in_ns(ns, [tools.iptables, *_WAIT, "-t", table, "-I", chain, "1", *args]),
-        f"iptables -t {table} -I {chain} 1 {' '.join(args)} in {ns}",
+        f"{_tool(family)} -t {table} -I {chain} 1 {' '.join(args)} in {ns}",
     )
     return False
 
 
-def iptables_restore(ns: str, restore_text: str, *, backend: str | None = None) -> None:
-    """``iptables-restore --noflush --counters`` with ``restore_text`` on stdin, as kube-proxy runs it."""
-    tools = iptables_tools(backend)
+def iptables_restore(ns: str, restore_text: str, *, backend: str | None = None, family: int = 4) -> None:
+    """``iptables-restore --noflush --counters`` with ``restore_text`` on stdin, as kube-proxy runs it
+    (``ip6tables-restore`` for ``family=6``)."""
+    tools = iptables_tools(backend, family)
     argv = [tools.restore, *_WAIT, "--noflush", "--counters"]
     result = _in_ns(ns, argv, stdin=restore_text, timeout=_RESTORE_TIMEOUT)
-    _check(result, f"iptables-restore in {ns}")
+    _check(result, f"{_tool(family)}-restore in {ns}")
 
 
 _COUNTERS = re.compile(r"\[\d+:\d+\]")
 
 
-def iptables_save(ns: str, tables: Sequence[str] = ("mangle", "filter", "nat"), *, backend: str | None = None) -> str:
-    """``iptables-save`` of ``ns``: the requested tables that exist, in the order given.
+def iptables_save(
+    ns: str, tables: Sequence[str] = ("mangle", "filter", "nat"), *, backend: str | None = None, family: int = 4
+) -> str:
+    """``iptables-save`` of ``ns`` (``ip6tables-save`` for ``family=6``): the requested tables
+    that exist, in the order given.
 
     Comment lines (``# Generated by ...``, ``# Completed on ...``, backend warnings) are
     dropped and every counter is ``[0:0]``. One plain ``iptables-save`` call is split per
@@ -308,8 +326,8 @@ def iptables_save(ns: str, tables: Sequence[str] = ("mangle", "filter", "nat"), 
     table appears only if something created it, as in
     :func:`kslab.proxy.iptables.node.restore_to_save`.
     """
-    tools = iptables_tools(backend)
-    result = _check(_in_ns(ns, [tools.save]), f"iptables-save in {ns}")
+    tools = iptables_tools(backend, family)
+    result = _check(_in_ns(ns, [tools.save]), f"{_tool(family)}-save in {ns}")
     sections: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in result.stdout.splitlines():
@@ -325,10 +343,10 @@ def iptables_save(ns: str, tables: Sequence[str] = ("mangle", "filter", "nat"), 
     return "".join("\n".join(sections[t]) + "\n" for t in tables if t in sections)
 
 
-def chains(ns: str, table: str, *, backend: str | None = None) -> list[str]:
+def chains(ns: str, table: str, *, backend: str | None = None, family: int = 4) -> list[str]:
     """The chains of ``table`` in ``ns`` (the chain lines of ``iptables-save``), what kube-proxy
     lists before deleting stale service chains."""
-    saved = iptables_save(ns, (table,), backend=backend)
+    saved = iptables_save(ns, (table,), backend=backend, family=family)
     return [line[1:].split()[0] for line in saved.splitlines() if line.startswith(":")]
 
 

@@ -29,9 +29,12 @@ from .extensions import (
     Option,
     OptSpec,
     c_uint,
+    check_family,
     dec_uint,
     format_options,
     ipv4,
+    ipv6,
+    ntop6,
 )
 
 __all__ = ["Match", "Target", "Rule", "split_args", "parse_rule", "parse_argv", "check_chain_name"]
@@ -95,6 +98,13 @@ class Rule:
     dotted, ``10.0.0.0/255.0.255.0``); ``None`` means "any". ``proto`` is a lower-case name.
     ``target`` is None for a rule without ``-j`` (it only counts packets, like kube-proxy's last
     KUBE-FW rule). Equality is what ``iptables -C`` checks.
+
+    ``family`` is 4 for an iptables rule and 6 for an ip6tables rule. An IPv6 rule's addresses
+    are ``inet_ntop`` text with a prefix length (``fd00::1/128``, ``fd00::/64``; a
+    non-contiguous mask is written as an address, ``2001::/ffff:0:ffff::``), its ``recent
+    --mask``, ``REJECT --reject-with`` and ``DNAT``/``SNAT`` values are ip6tables' (the
+    ``ffff:...`` mask, ``icmp6-port-unreachable``, ``[addr]:port``). Every value is already
+    in its printed form, so :meth:`save_text` is the same for both families.
     """
 
     table: str
@@ -111,6 +121,7 @@ class Rule:
     proto_negated: bool = False
     matches: tuple[Match, ...] = ()
     target: Target | None = None
+    family: int = 4
 
     def match(self, name: str) -> Match | None:
         """The first match called ``name`` (``tcp``, ``comment``, ...), or None."""
@@ -207,14 +218,16 @@ def _split_quoted(line: str) -> list[str]:
 # The fields every rule has (-s, -d, -i, -o, -p)
 
 
-def _canon_address(text: str, negated: bool) -> str | None:
+def _canon_address(text: str, negated: bool, family: int = 4) -> str | None:
     """Canonical ``-s``/``-d`` value: network address plus ``/len`` (or dotted non-contiguous mask).
 
     ``10.0.0.1`` -> ``10.0.0.1/32``; ``10.1.2.3/8`` -> ``10.0.0.0/8``; ``/255.0.0.0`` -> ``/8``;
-    a zero mask means "any" and is not printed (None).
+    a zero mask means "any" and is not printed (None). ``family=6``: see :func:`_canon_address6`.
     """
     if "," in text:
         raise ValueError(f"address list {text!r} makes iptables add one rule per address; write one rule each")
+    if family == 6:
+        return _canon_address6(text, negated)
     addr_text, slash, mask_text = text.partition("/")
     addr = int(ipv4(addr_text, "address"))
     if not slash:
@@ -234,19 +247,58 @@ def _canon_address(text: str, negated: bool) -> str | None:
     return f"{network}/{ipaddress.IPv4Address(mask)}"
 
 
+U128 = (1 << 128) - 1
+
+
+def _canon_address6(text: str, negated: bool) -> str | None:
+    """An ip6tables ``-s``/``-d`` value as ip6tables-save prints it (measured, iptables 1.8.9, both backends).
+
+    ``2001:DB8::1`` -> ``2001:db8::1/128``; ``fd00:0:0:0::1/64`` -> ``fd00::/64`` (network
+    address applied); the prefix length is read like ``strtoul(s, 0, 0)`` (``/0x20`` is 32,
+    ``/032`` is octal 26); a mask written as an address (``/ffff:ffff::``) is allowed and
+    printed as a length when contiguous, else as the address; a dotted mask, a hostname, an
+    IPv4 address, ``[..]`` and ``%scope`` are refused; ``::/0`` means "any" (None).
+    """
+    addr_text, slash, mask_text = text.partition("/")
+    addr = int(ipv6(addr_text, "address"))
+    if not slash:
+        mask = U128
+    elif ":" in mask_text:
+        mask = int(ipv6(mask_text, "mask"))
+    else:
+        try:
+            mask = (U128 << (128 - c_uint(mask_text, "mask", 128))) & U128
+        except ValueError:
+            raise ValueError(f"invalid mask {mask_text!r} (an IPv6 prefix length 0-128)") from None
+    if mask == 0:
+        if negated:
+            raise ValueError(f"'! {text}' (negated zero mask) is refused by the kernel")
+        return None
+    inverted = ~mask & U128
+    if inverted & (inverted + 1) == 0:
+        return f"{ntop6(addr & mask)}/{128 - inverted.bit_length()}"
+    return f"{ntop6(addr & mask)}/{ntop6(mask)}"
+
+
 _PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1, "all": 0}
 _PROTOCOL_NAMES = {number: name for name, number in _PROTOCOLS.items()}
+# ip6tables also knows ICMPv6 (58): ``-p icmpv6``, ``-p ipv6-icmp`` and ``-p 58`` all print
+# ``-p ipv6-icmp`` (measured); ``-p icmp`` prints as given.
+_PROTOCOLS6 = {**_PROTOCOLS, "ipv6-icmp": 58, "icmpv6": 58}
+_PROTOCOL_NAMES6 = {**_PROTOCOL_NAMES, 58: "ipv6-icmp"}
 
 
-def _canon_proto(text: str, negated: bool) -> str | None:
+def _canon_proto(text: str, negated: bool, family: int = 4) -> str | None:
     """Canonical ``-p`` value: a lower-case name; ``all``/``0`` means any (None)."""
     lowered = text.lower()
-    if lowered in _PROTOCOLS:
-        name = lowered
-    elif text.isdigit() and int(text) in _PROTOCOL_NAMES:
-        name = _PROTOCOL_NAMES[int(text)]
+    protocols, names = (_PROTOCOLS, _PROTOCOL_NAMES) if family == 4 else (_PROTOCOLS6, _PROTOCOL_NAMES6)
+    if lowered in protocols:
+        name = names[protocols[lowered]]
+    elif text.isdigit() and int(text) in names:
+        name = names[int(text)]
     else:
-        raise ValueError(f"protocol {text!r} is not one kslab prints (tcp, udp, sctp, icmp, all)")
+        known = "tcp, udp, sctp, icmp, all" if family == 4 else "tcp, udp, sctp, icmp, ipv6-icmp, all"
+        raise ValueError(f"protocol {text!r} is not one kslab prints ({known})")
     if name == "all":
         if negated:
             raise ValueError("'! -p all' matches nothing")
@@ -284,8 +336,11 @@ class _Loaded:
     goto: bool = False
 
 
-def parse_rule(line: str, table: str = "filter", *, strict: bool = True) -> Rule:
+def parse_rule(line: str, table: str = "filter", *, family: int = 4, strict: bool = True) -> Rule:
     """Parse one ``-A CHAIN ...`` line (kube-proxy restore text or iptables-save text).
+
+    ``family`` is 4 for iptables text and 6 for ip6tables text: addresses, ``recent --mask``,
+    ``REJECT`` types and NAT ``[addr]:port`` follow that family's tool (see :class:`Rule`).
 
     ``strict=True`` (for text that is about to be loaded or printed) refuses anything kslab
     cannot print exactly. ``strict=False`` (for reading a real node's ``iptables-save``) keeps
@@ -293,38 +348,39 @@ def parse_rule(line: str, table: str = "filter", *, strict: bool = True) -> Rule
     A leading ``[packets:bytes]`` counter is accepted and ignored. Raises ValueError naming the
     rule.
 
-    Parsed rules are cached by ``(line, table, strict)`` (:data:`PARSE_CACHE_SIZE` lines, least
+    Parsed rules are cached by ``(line, table, strict, family)`` (:data:`PARSE_CACHE_SIZE` lines, least
     recently used dropped): a sync re-reads mostly the lines it wrote before, on every node. The
     same :class:`Rule` object is then returned for the same line, which is safe because rules
     are immutable (frozen dataclasses all the way down), and it lets the simulator's reload
     (``Netfilter.from_tables(previous=...)``) reuse the compiled form of a rewritten but
     unchanged rule. Lines that fail are not cached (the error is raised again).
     """
-    return _parse_line(line, table, strict)
+    return _parse_line(line, table, strict, check_family(family))
 
 
 PARSE_CACHE_SIZE = 4096  # distinct lines (about 1.2 kB each); the study lab and its syncs use a few hundred
 
 
 @functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
-def _parse_line(line: str, table: str, strict: bool) -> Rule:
+def _parse_line(line: str, table: str, strict: bool, family: int = 4) -> Rule:
     """The parse behind :func:`parse_rule`, cached (``_parse_line.__wrapped__`` is the uncached function)."""
     text = line.strip()
     counters = re.match(r"\[\d+:\d+\]\s+", text)
     if counters:
         text = text[counters.end() :]
     try:
-        return parse_argv(split_args(text), table, strict=strict)
+        return parse_argv(split_args(text), table, family=family, strict=strict)
     except ValueError as err:
         raise ValueError(f"{table} rule {line.strip()!r}: {err}") from None
 
 
-def parse_argv(tokens: Sequence[str], table: str = "filter", *, strict: bool = True) -> Rule:
+def parse_argv(tokens: Sequence[str], table: str = "filter", *, family: int = 4, strict: bool = True) -> Rule:
     """Parse a rule given as arguments (``["-A", CHAIN, ...]``, as passed to ``iptables``).
 
     The same as :func:`parse_rule` without the line splitting: for rules a program builds as
     argument lists, like the ones ``iptables -C``/``-I`` receive.
     """
+    check_family(family)
     if table not in BUILTIN_CHAINS:
         raise ValueError(f"unknown table {table!r}")
     if len(tokens) < 2 or tokens[0] not in ("-A", "--append"):
@@ -413,13 +469,13 @@ def parse_argv(tokens: Sequence[str], table: str = "filter", *, strict: bool = T
         result = canon(raw, negated)
         return result, negated and result is not None
 
-    src, src_neg = value("-s", _canon_address)
-    dst, dst_neg = value("-d", _canon_address)
+    src, src_neg = value("-s", lambda v, n: _canon_address(v, n, family))
+    dst, dst_neg = value("-d", lambda v, n: _canon_address(v, n, family))
     in_iface, in_neg = value("-i", lambda v, _n: _canon_iface(v))
     out_iface, out_neg = value("-o", lambda v, _n: _canon_iface(v))
-    proto, proto_neg = value("-p", _canon_proto)
+    proto, proto_neg = value("-p", lambda v, n: _canon_proto(v, n, family))
 
-    matches = tuple(_finish_match(m, strict) for m in loaded if m.kind == "match")
+    matches = tuple(_finish_match(m, strict, family) for m in loaded if m.kind == "match")
     rule = Rule(
         table=table,
         chain=chain,
@@ -434,7 +490,8 @@ def parse_argv(tokens: Sequence[str], table: str = "filter", *, strict: bool = T
         proto=proto,
         proto_negated=proto_neg,
         matches=matches,
-        target=_finish_target(target, strict) if target else None,
+        target=_finish_target(target, strict, family) if target else None,
+        family=family,
     )
     if strict:
         _check_rule(rule)
@@ -477,20 +534,20 @@ def _option_owner(
     raise ValueError(f"unknown option {flag!r}")
 
 
-def _finish_match(m: _Loaded, strict: bool) -> Match:
+def _finish_match(m: _Loaded, strict: bool, family: int = 4) -> Match:
     if m.ext is not None:
         try:
-            return Match(m.name, m.ext.canonical({o.name: o for _, o in m.raw}))
+            return Match(m.name, m.ext.canonicalize({o.name: o for _, o in m.raw}, family))
         except ValueError:
             if strict:
                 raise
     return Match(m.name, tuple(replace(o, name=flag[2:]) for flag, o in m.raw), verbatim=True)
 
 
-def _finish_target(t: _Loaded, strict: bool) -> Target:
+def _finish_target(t: _Loaded, strict: bool, family: int = 4) -> Target:
     if t.ext is not None:
         try:
-            return Target(t.name, t.ext.canonical({o.name: o for _, o in t.raw}), goto=t.goto)
+            return Target(t.name, t.ext.canonicalize({o.name: o for _, o in t.raw}, family), goto=t.goto)
         except ValueError:
             if strict:
                 raise
@@ -527,7 +584,10 @@ def _check_rule(rule: Rule) -> None:
     hooks = TARGET_BUILTINS.get(t.name)
     if hooks and rule.chain in BUILTIN_CHAINS[rule.table] and rule.chain not in hooks:
         raise ValueError(f"target {t.name} is not valid in built-in chain {rule.chain}")
-    needs_port_proto = (t.name in ("DNAT", "SNAT") and ":" in t.options[0].args[0]) or t.option("to-ports") is not None
+    # a NAT address with a port: "10.0.0.1:80" (iptables), "[fd00::1]:80" (ip6tables)
+    nat_port = t.name in ("DNAT", "SNAT") and (":" in t.options[0].args[0] if rule.family == 4
+                                               else t.options[0].args[0].startswith("["))
+    needs_port_proto = nat_port or t.option("to-ports") is not None
     if needs_port_proto and proto not in ("tcp", "udp", "sctp"):
         raise ValueError(f"{t.name} with a port needs -p tcp, udp or sctp")
     reject = t.option("reject-with") if t.name == "REJECT" else None

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from .constants import BUILTIN_CHAINS
-from .extensions import TARGET_BUILTINS
+from .extensions import TARGET_BUILTINS, check_family
 from .rule import Rule, check_chain_name, parse_rule, split_args
 from .save import SAVE_TABLE_ORDER
 
@@ -69,21 +69,26 @@ class Chain:
 
 @dataclass
 class TableDump:
-    """One table as the kernel holds it: chains (declaration order) with their rules."""
+    """One table as the kernel holds it: chains (declaration order) with their rules.
+
+    ``family`` is 4 for an iptables table and 6 for an ip6tables one (its rules are of that
+    family). The two families have the same tables and built-in chains.
+    """
 
     name: str
     chains: dict[str, Chain] = field(default_factory=dict)
+    family: int = 4
 
     def snapshot(self) -> TableDump:
         """A copy to roll back to: new chain objects and rule lists (rules are immutable)."""
-        return TableDump(self.name, {n: c.copy() for n, c in self.chains.items()})
+        return TableDump(self.name, {n: c.copy() for n, c in self.chains.items()}, self.family)
 
     @classmethod
-    def empty(cls, name: str) -> TableDump:
+    def empty(cls, name: str, family: int = 4) -> TableDump:
         """A table as the kernel creates it: its built-in chains, policy ACCEPT, no rules."""
         if name not in BUILTIN_CHAINS:
             raise ValueError(f"unknown table {name!r}")
-        return cls(name, {c: Chain(c, "ACCEPT") for c in BUILTIN_CHAINS[name]})
+        return cls(name, {c: Chain(c, "ACCEPT") for c in BUILTIN_CHAINS[name]}, check_family(family))
 
     def chain_order(self) -> list[str]:
         """Chains in iptables-save order: built-ins in kernel hook order, then user chains in ASCII order."""
@@ -120,14 +125,18 @@ class IptablesState:
     table exists once anything touched it (iptables-nft does not create a table for an empty
     ``*filter ... COMMIT``); :meth:`save_text` prints existing tables in
     :data:`SAVE_TABLE_ORDER`.
+
+    ``family=6`` makes it the ip6tables tables of the namespace (``ip6tables -N``/``-C``/``-I``,
+    ``ip6tables-restore``): each family has its own tables in the kernel.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, family: int = 4) -> None:
+        self.family = check_family(family)
         self.tables: dict[str, TableDump] = {}
 
     def _table(self, name: str) -> TableDump:
         if name not in self.tables:
-            self.tables[name] = TableDump.empty(name)
+            self.tables[name] = TableDump.empty(name, self.family)
         return self.tables[name]
 
     def ensure_chain(self, table: str, chain: str) -> bool:
@@ -140,6 +149,8 @@ class IptablesState:
 
     def ensure_rule_prepend(self, rule: Rule) -> bool:
         """kube-proxy's EnsureRule(Prepend): ``-C`` and, if missing, ``-I CHAIN 1``. Returns whether it existed."""
+        if rule.family != self.family:
+            raise ValueError(f"an IPv{rule.family} rule cannot go into the IPv{self.family} tables ({rule.save_text()!r})")
         chain = self._chain(rule.table, rule.chain)
         if rule in chain.rules:
             return True
@@ -276,7 +287,7 @@ class IptablesState:
         # it here first: its first argument is -A exactly when it starts "-A " or "-A<TAB>"
         args = ["-A"] if body.startswith(_APPEND_PREFIXES) else split_args(body)
         if args and args[0] in ("-A", "--append"):
-            rule = parse_rule(line, table, strict=strict)
+            rule = parse_rule(line, table, family=self.family, strict=strict)
             chain = self._chain(table, rule.chain)
             if strict:
                 self._check_target(rule)
@@ -320,13 +331,14 @@ class IptablesState:
         return "".join(self.tables[t].save_text() for t in SAVE_TABLE_ORDER if t in wanted and t in self.tables)
 
 
-def parse_restore(text: str, *, strict: bool = True) -> dict[str, TableDump]:
+def parse_restore(text: str, family: int = 4, *, strict: bool = True) -> dict[str, TableDump]:
     """Load restore or save text into empty tables and return the tables that exist afterwards.
 
     For ``iptables-save`` text this is the node's tables as printed; for kube-proxy restore text
     it is what that text alone builds (chains it flushes or deletes, rules it appends). Use
     ``strict=False`` to read a real node's dump that contains extensions kslab does not model.
+    ``family=6`` reads ip6tables text (``ip6tables-save``, the IPv6 proxier's restore text).
     """
-    state = IptablesState()
+    state = IptablesState(family)
     state.restore(text, strict=strict)
     return {name: state.tables[name] for name in SAVE_TABLE_ORDER if name in state.tables}

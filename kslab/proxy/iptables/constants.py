@@ -60,8 +60,8 @@ JUMP_CHAINS: tuple[JumpChain, ...] = (
     JumpChain("nat", KUBE_POSTROUTING, "POSTROUTING", "kubernetes postrouting rules", ()),
 )
 
-# iptablesKubeletJumpChains: kubelet's KUBE-FIREWALL jumps, which kube-proxy also ensures
-# (IPv4 with localhostNodePorts).
+# iptablesKubeletJumpChains: kubelet's KUBE-FIREWALL jumps, which kube-proxy also ensures on
+# every full sync, in each family (kslab.proxy.iptables.node.full_sync_jump_chains, D6).
 KUBELET_JUMP_CHAINS: tuple[JumpChain, ...] = (
     JumpChain("filter", KUBE_FIREWALL, "INPUT", "", ()),
     JumpChain("filter", KUBE_FIREWALL, "OUTPUT", "", ()),

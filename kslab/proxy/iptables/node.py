@@ -7,6 +7,11 @@ nfacct counters (proxier creation, kernel only), ``-N KUBE-PROXY-CANARY`` in eac
 EnsureRule(Prepend) for each jump of :func:`full_sync_jump_chains`, then one
 ``iptables-restore --noflush --counters``. A partial sync is the restore alone. The generic
 iptables parts (rules, tables, the real tools) are :mod:`kslab.xtables`.
+
+Families: each function takes ``family=4`` (iptables) or ``family=6`` (ip6tables). kube-proxy
+runs one proxier per family (``NewDualStackProxier``), and each does all of the above in its
+own family's tables: the canaries (``ipt.Monitor`` per proxier), every jump rule including
+kubelet's KUBE-FIREWALL jumps, and the restore.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from ...xtables import IptablesState, Rule, kernel, parse_argv
 from .constants import (
     CANARY_TABLES,
     JUMP_CHAINS,
-    KUBE_FIREWALL,
     KUBE_PROXY_CANARY,
     KUBELET_JUMP_CHAINS,
     NFACCT_COUNTERS,
@@ -40,32 +44,36 @@ __all__ = [
 # The jump rules
 
 
-def _declares_chain(restore_text: str, table: str, chain: str) -> bool:
-    current = None
-    for line in restore_text.splitlines():
-        line = line.strip()
-        if line.startswith("*"):
-            current = line[1:]
-        elif current == table and line.startswith(":") and line[1:].split()[:1] == [chain]:
-            return True
-    return False
+def full_sync_jump_chains(restore_text: str = "", kubelet_firewall_jumps: bool | None = None) -> tuple[JumpChain, ...]:
+    """The jump rules a full sync ensures, in the order kube-proxy ensures them:
+    :data:`JUMP_CHAINS`, then :data:`KUBELET_JUMP_CHAINS` (KUBE-FIREWALL from INPUT and OUTPUT).
 
+    Upstream ensures both lists on every full sync, in each family, with no condition
+    (``pkg/proxy/iptables/proxier.go``, ``syncProxyRules``)::
 
-def full_sync_jump_chains(restore_text: str, kubelet_firewall_jumps: bool | None = None) -> tuple[JumpChain, ...]:
-    """The jump rules a full sync ensures, in the order kube-proxy ensures them.
+        if !tryPartialSync {          // doFullSync in newer trees
+            for _, jump := range append(iptablesJumpChains, iptablesKubeletJumpChains...) {
+                if _, err := proxier.iptables.EnsureChain(jump.table, jump.dstChain); err != nil {
+                ...
+                if _, err := proxier.iptables.EnsureRule(utiliptables.Prepend, jump.table, jump.srcChain, args...); err != nil {
 
-    :data:`JUMP_CHAINS`, then :data:`KUBELET_JUMP_CHAINS` when kube-proxy writes KUBE-FIREWALL
-    itself (IPv4 with localhostNodePorts, visible as ``:KUBE-FIREWALL`` in the filter section),
-    unless ``kubelet_firewall_jumps`` says otherwise.
+    with ``var iptablesKubeletJumpChains = []iptablesJumpChain{{utiliptables.TableFilter,
+    kubeletFirewallChain, utiliptables.ChainInput, "", nil}, {utiliptables.TableFilter,
+    kubeletFirewallChain, utiliptables.ChainOutput, "", nil}}``. Only the localnet DROP rule
+    *inside* KUBE-FIREWALL is conditional (IPv4 with localhostNodePorts; that is the rendered
+    text's business, :mod:`kslab.proxy.iptables.proxier`). So ip6tables, and iptables with
+    ``--iptables-localhost-nodeports=false``, get an empty KUBE-FIREWALL and the two jumps too
+    (decision D6 of issue 16; kslab used to infer the jumps from ``:KUBE-FIREWALL`` in the text).
+
+    ``restore_text`` is not used (kept for older callers). ``kubelet_firewall_jumps=False``
+    leaves out the kubelet jumps (a what-if; kube-proxy has no such switch).
     """
-    if kubelet_firewall_jumps is None:
-        kubelet_firewall_jumps = _declares_chain(restore_text, "filter", KUBE_FIREWALL)
-    return JUMP_CHAINS + (KUBELET_JUMP_CHAINS if kubelet_firewall_jumps else ())
+    return JUMP_CHAINS + (KUBELET_JUMP_CHAINS if kubelet_firewall_jumps in (None, True) else ())
 
 
-def jump_rule(jump: JumpChain) -> Rule:
+def jump_rule(jump: JumpChain, family: int = 4) -> Rule:
     """The rule kube-proxy's EnsureRule puts in a built-in chain for one :class:`JumpChain`."""
-    return parse_argv(["-A", jump.src, *jump.args()], jump.table)
+    return parse_argv(["-A", jump.src, *jump.args()], jump.table, family=family)
 
 
 # --------------------------------------------------------------------------------------------
@@ -74,7 +82,7 @@ def jump_rule(jump: JumpChain) -> Rule:
 
 class NodeIptables(IptablesState):
     """A node's iptables as the simulator's kernel: :class:`~kslab.xtables.IptablesState` plus
-    kube-proxy's two kinds of sync."""
+    kube-proxy's two kinds of sync. ``NodeIptables(6)`` is the node's ip6tables."""
 
     def full_sync(
         self,
@@ -92,7 +100,7 @@ class NodeIptables(IptablesState):
         if jumps:
             for jump in full_sync_jump_chains(restore_text, kubelet_firewall_jumps):
                 self.ensure_chain(jump.table, jump.dst)
-                self.ensure_rule_prepend(jump_rule(jump))
+                self.ensure_rule_prepend(jump_rule(jump, self.family))
         self.restore(restore_text)
 
     def partial_sync(self, restore_text: str) -> None:
@@ -113,7 +121,7 @@ class NodeIptables(IptablesState):
             if jump.dst not in existing[jump.table]:
                 continue  # no such chain, so no jump to it
             chain = self.tables[jump.table].chains.get(jump.src)
-            rule = jump_rule(jump)
+            rule = jump_rule(jump, self.family)
             if chain is not None and rule in chain.rules:
                 k = chain.rules.index(rule)
                 del chain.rules[k]
@@ -126,12 +134,14 @@ class NodeIptables(IptablesState):
 
 def restore_to_save(
     restore_text: str,
+    family: int = 4,
     *,
     jumps: bool = True,
     canary: bool = True,
     kubelet_firewall_jumps: bool | None = None,
 ) -> str:
-    """What ``iptables-save`` prints after kube-proxy's first full sync on a clean node.
+    """What ``iptables-save`` (``ip6tables-save`` for ``family=6``) prints after kube-proxy's
+    first full sync on a clean node.
 
     The sync is (a) ``-N KUBE-PROXY-CANARY`` in each of :data:`CANARY_TABLES` (ipt.Monitor),
     (b) for each jump of :func:`full_sync_jump_chains`: EnsureChain, then EnsureRule(Prepend),
@@ -140,7 +150,7 @@ def restore_to_save(
     :data:`~kslab.xtables.SAVE_TABLE_ORDER`. Raises ValueError (naming the rule) for anything
     that would not load or that kslab cannot print exactly.
     """
-    state = NodeIptables()
+    state = NodeIptables(family)
     state.full_sync(restore_text, jumps=jumps, canary=canary, kubelet_firewall_jumps=kubelet_firewall_jumps)
     return state.save_text()
 
@@ -149,19 +159,26 @@ def restore_to_save(
 # In a kernel (a network namespace, with the real iptables tools)
 
 
-def ensure_canary_chains(ns: str, tables: Iterable[str] = CANARY_TABLES, *, backend: str | None = None) -> None:
+def ensure_canary_chains(
+    ns: str, tables: Iterable[str] = CANARY_TABLES, *, backend: str | None = None, family: int = 4
+) -> None:
     """ipt.Monitor's canaries: an empty KUBE-PROXY-CANARY chain in each of ``tables``."""
     for table in tables:
-        kernel.ensure_chain(ns, table, KUBE_PROXY_CANARY, backend=backend)
+        kernel.ensure_chain(ns, table, KUBE_PROXY_CANARY, backend=backend, family=family)
 
 
 def ensure_jump_chains(
-    ns: str, restore_text: str, *, kubelet_firewall_jumps: bool | None = None, backend: str | None = None
+    ns: str,
+    restore_text: str = "",
+    *,
+    kubelet_firewall_jumps: bool | None = None,
+    backend: str | None = None,
+    family: int = 4,
 ) -> None:
     """The jump rules of a full sync (see :func:`full_sync_jump_chains`)."""
     for jump in full_sync_jump_chains(restore_text, kubelet_firewall_jumps):
-        kernel.ensure_chain(ns, jump.table, jump.dst, backend=backend)
-        kernel.ensure_rule_prepend(ns, jump.table, jump.src, jump.args(), backend=backend)
+        kernel.ensure_chain(ns, jump.table, jump.dst, backend=backend, family=family)
+        kernel.ensure_rule_prepend(ns, jump.table, jump.src, jump.args(), backend=backend, family=family)
 
 
 def full_sync(
@@ -173,12 +190,14 @@ def full_sync(
     kubelet_firewall_jumps: bool | None = None,
     nfacct: bool = True,
     backend: str | None = None,
+    family: int = 4,
 ) -> dict[str, bool]:
     """kube-proxy's start-up and first full sync in ``ns``; returns the nfacct counters present.
 
     Order: nfacct counters (proxier creation), canary chains (ipt.Monitor), jump chains and
-    rules, then the restore. ``kernel.iptables_save(ns)`` afterwards equals
-    :func:`restore_to_save` of ``restore_text`` with the same flags.
+    rules, then the restore, all in ``family``'s tables (the nfacct counters belong to the
+    namespace, shared by both families). ``kernel.iptables_save(ns, family=family)`` afterwards
+    equals :func:`restore_to_save` of ``restore_text`` with the same flags and family.
 
     ``nfacct=False`` skips the counters; the text must then be rendered without ``-m nfacct``
     (as kube-proxy renders it when its counters are missing), or the restore fails.
@@ -186,10 +205,10 @@ def full_sync(
     kernel.require_root()
     counters = kernel.create_nfacct_counters(ns, NFACCT_COUNTERS) if nfacct else dict.fromkeys(NFACCT_COUNTERS, False)
     if canary:
-        ensure_canary_chains(ns, backend=backend)
+        ensure_canary_chains(ns, backend=backend, family=family)
     if jumps:
-        ensure_jump_chains(ns, restore_text, kubelet_firewall_jumps=kubelet_firewall_jumps, backend=backend)
-    kernel.iptables_restore(ns, restore_text, backend=backend)
+        ensure_jump_chains(ns, restore_text, kubelet_firewall_jumps=kubelet_firewall_jumps, backend=backend, family=family)
+    kernel.iptables_restore(ns, restore_text, backend=backend, family=family)
     return counters
 
 

@@ -312,10 +312,11 @@ class RuleSet:
         return "\n".join(out)
 
     def save_text(self) -> str:
-        """What ``iptables-save`` prints on the node after kube-proxy's full sync of this ruleset."""
+        """What ``iptables-save`` (``ip6tables-save`` for an IPv6 proxier's ruleset, ``config.family``)
+        prints on the node after kube-proxy's full sync of this ruleset."""
         from .node import restore_to_save
 
-        return restore_to_save(self.raw_text())
+        return restore_to_save(self.raw_text(), self.config.family)
 
     def text(self, fmt: str) -> str:
         if fmt == "restore":
