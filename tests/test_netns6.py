@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from kslab.controlplane import load_cluster
-from kslab.errors import InputError
+from kslab.errors import EnvironmentProblem, InputError
 from kslab.model import ClusterState, Endpoint, EndpointPort, EndpointSlice, Service, ServicePort
 from kslab.netns import layout
 from kslab.netns.client import join_host_port, parse_answer, split_host_port
-from kslab.netns.ktrace import parse_monitor
+from kslab.netns.ktrace import MONITOR_FAILED, parse_monitor
 from kslab.netns.lab import NetnsLab, parse_conntrack
 from kslab.netns.servers import response_body
 from kslab.proxy.iptables import render_node
@@ -257,6 +257,8 @@ def test_ipv6_clusterip_reaches_every_webpod_without_snat(synced6: NetnsLab) -> 
     entries = synced6.conntrack_entries("myk8s-control-plane", orig_src="fd00:10:244::2")
     assert entries and all(e.orig[1] == SVC6_IP and e.reply[0] in WEBPODS6.values() for e in entries)
     assert not [e for e in synced6.conntrack_entries("myk8s-control-plane") if ":" in e.orig[0]]  # -f ipv4: none of them
+    assert synced6.flush_conntrack() >= len(entries)  # conntrack -F empties both families
+    assert synced6.conntrack_entries("myk8s-control-plane", family=6) == []
 
 
 @pytest.mark.netns
@@ -282,13 +284,19 @@ def test_kernel_ip6tables_save_equals_kslab_model(synced6: NetnsLab) -> None:
 
     for node in synced6.layout.nodes:
         expected = restore_to_save(v6_rules(synced6.state, node.name), family=6)
-        assert synced6.save_text(node.name, ("filter", "nat"), family=6) == expected, node.name
+        assert synced6.save_text(node.name, ("mangle", "filter", "nat"), family=6) == expected, node.name
 
 
 @pytest.mark.netns
 def test_kernel_trace_of_an_ipv6_clusterip_connection(synced6: NetnsLab) -> None:
     if kernel.iptables_tools(None).iptables.endswith("legacy"):
         pytest.skip("kernel traces need the nf_tables backend")
+    version = kernel.run_in_namespace(synced6.layout.nodes[0].ns, [kernel.require_tool("xtables-monitor"), "--version"]).stdout
+    if "1.8.9" in version:  # measured: it cannot print ip6tables' -p tcp rules, so the trace is one line, never partial
+        with pytest.raises(EnvironmentProblem, match=MONITOR_FAILED) as err:
+            synced6.trace("net-pod", SVC6_IP, 9000, timeout=OK)
+        assert "\n" not in str(err.value) and "1.8.9" in str(err.value)
+        return
     trace = synced6.trace("net-pod", SVC6_IP, 9000, timeout=OK)
     assert trace.ok and trace.client_ip == "fd00:10:244::2"
     assert trace.endpoint_pod in WEBPODS6 and trace.endpoint_ip == WEBPODS6[trace.endpoint_pod]

@@ -839,13 +839,12 @@ class NetnsLab:
         """The IP families the lab's nodes route: (4,) or, dual-stack, (4, 6)."""
         return FAMILIES if self.layout.dual_stack else (4,)
 
-    def _check_family(self, family: int) -> dict[str, int]:
-        """``family=`` for the kernel's iptables calls (none for IPv4: the calls as they always were);
-        one line if the lab has no such family."""
+    def _check_family(self, family: int) -> int:
+        """``family`` if the lab routes it; else one line."""
         if family not in self.families():
             raise InputError("family", f"the lab has no IPv{family} addresses" if family in FAMILIES else f"{family!r} is not 4 or 6",
                              "bring up a dual-stack lab (data/myk8s-dualstack) for IPv6" if family == 6 else "use 4 or 6")
-        return {} if family == 4 else {"family": family}
+        return family
 
     def restore(self, node: str, text: str, *, full: bool, family: int = 4) -> float:
         """Load one kube-proxy sync into ``node``: ``full`` as kube-proxy's full sync
@@ -858,14 +857,14 @@ class NetnsLab:
         if self._record is None:
             raise EnvironmentProblem("the lab is not up")
         ns = self.layout.node(node).ns
-        fam = self._check_family(family)
+        self._check_family(family)
         t0 = time.perf_counter()
         if full:
             if self._proxy_modes.get(node) != "iptables":
                 self._cleanup_nftables(ns)
-            iptables_node.full_sync(ns, text, nfacct=self._nfacct, backend=self.backend, **fam)
+            iptables_node.full_sync(ns, text, nfacct=self._nfacct, backend=self.backend, family=family)
         else:
-            kernel.iptables_restore(ns, text, backend=self.backend, **fam)
+            kernel.iptables_restore(ns, text, backend=self.backend, family=family)
         self._proxy_modes[node] = "iptables"
         return self._timed(node, time.perf_counter() - t0)
 
@@ -925,9 +924,8 @@ class NetnsLab:
         """iptables' ``CleanupLeftovers`` in ``ns`` (:mod:`kslab.proxy.iptables.cleanup`): the
         jump rules deleted (``-D``; not there is fine), then kube-proxy's nat and filter chains
         flushed and deleted in one ``iptables-restore --noflush`` per table (ip6tables: ``family`` 6)."""
-        fam = {} if family == 4 else {"family": family}
-        tools = kernel.iptables_tools(self.backend, **fam)
-        existing = {t: set(kernel.chains(ns, t, backend=self.backend, **fam)) for t in ("nat", "filter")}
+        tools = kernel.iptables_tools(self.backend, family)
+        existing = {t: set(kernel.chains(ns, t, backend=self.backend, family=family)) for t in ("nat", "filter")}
         for jump in iptables_cleanup.cleanup_jumps():
             if jump.dst not in existing[jump.table]:
                 continue  # no such chain, so no jump to it
@@ -937,7 +935,7 @@ class NetnsLab:
         for table in ("nat", "filter"):
             text = iptables_cleanup.cleanup_restore(table, existing[table])
             if text:
-                kernel.iptables_restore(ns, text, backend=self.backend, **fam)
+                kernel.iptables_restore(ns, text, backend=self.backend, family=family)
 
     def proxy_mode_of(self, node: str) -> str | None:
         """The proxy mode whose rules ``node`` holds, as far as this process loaded them (None: not yet)."""
@@ -957,11 +955,11 @@ class NetnsLab:
 
     def nat_chains(self, node: str, family: int = 4) -> list[str]:
         """The chains of ``node``'s nat table in the kernel (ip6tables: ``family`` 6)."""
-        return kernel.chains(self.layout.node(node).ns, "nat", backend=self.backend, **self._check_family(family))
+        return kernel.chains(self.layout.node(node).ns, "nat", backend=self.backend, family=self._check_family(family))
 
     def save_text(self, node: str, tables: Sequence[str] = ("filter", "nat", "mangle", "raw"), family: int = 4) -> str:
         """``iptables-save`` of ``node``'s tables in the kernel (``ip6tables-save``: ``family`` 6)."""
-        return kernel.iptables_save(self.layout.node(node).ns, tuple(tables), backend=self.backend, **self._check_family(family))
+        return kernel.iptables_save(self.layout.node(node).ns, tuple(tables), backend=self.backend, family=self._check_family(family))
 
     def update(self, state: ClusterState) -> dict[str, list[str]]:
         """Bring the lab in line with a changed cluster (scale, delete a pod, patch a Service):
@@ -1135,10 +1133,9 @@ class NetnsLab:
             if self._proxy_modes.get(name) == "nftables":
                 count += self._delete_nft_rules(ns, pattern)
             for family in self.families():  # a dual-stack node: ip6tables too
-                fam = self._check_family(family)
-                tools = kernel.iptables_tools(self.backend, **fam)
+                tools = kernel.iptables_tools(self.backend, family)
                 table = ""
-                for line in kernel.iptables_save(ns, ("raw", "mangle", "filter", "nat"), backend=self.backend, **fam).splitlines():
+                for line in kernel.iptables_save(ns, ("raw", "mangle", "filter", "nat"), backend=self.backend, family=family).splitlines():
                     if line.startswith("*"):
                         table = line[1:]
                     elif line.startswith("-A ") and pattern.search(line):
@@ -1175,19 +1172,15 @@ class NetnsLab:
             r = kernel.run_in_namespace(ns, [exe, "-F"])
             if r.returncode != 0 or count.returncode != 0:
                 raise EnvironmentProblem(f"conntrack -F on {name} failed: {kernel.one_line(r.stderr or count.stderr)}")
-            if 6 in self.families():  # conntrack is per family; -F without -f is IPv4's
-                r = kernel.run_in_namespace(ns, [exe, "-F", "-f", "ipv6"])
-                if r.returncode != 0:
-                    raise EnvironmentProblem(f"conntrack -F -f ipv6 on {name} failed: {kernel.one_line(r.stderr)}")
             total += int(count.stdout.strip() or 0)
         return total
 
     def conntrack_entries(self, node: str, *, orig_src: str | None = None, family: int | None = None) -> list[ConntrackEntry]:
-        """``conntrack -L -p tcp [-s ORIG_SRC]`` in a node's namespace, parsed (``-f ipv6`` for
-        ``family`` 6; None: the family of ``orig_src``, else IPv4)."""
+        """``conntrack -L -p tcp -f ipv4|ipv6 [-s ORIG_SRC]`` in a node's namespace, parsed (``family``
+        None: the family of ``orig_src``, else IPv4)."""
         exe = kernel.require_tool("conntrack")
         family = family or (6 if orig_src and ":" in orig_src else 4)
-        argv = [exe, "-L", "-p", "tcp", *(["-f", "ipv6"] if family == 6 else []), *(["-s", orig_src] if orig_src else [])]
+        argv = [exe, "-L", "-p", "tcp", "-f", f"ipv{family}", *(["-s", orig_src] if orig_src else [])]  # -L alone lists both
         r = kernel.run_in_namespace(self.layout.node(node).ns, argv)
         if r.returncode != 0:
             raise EnvironmentProblem(f"conntrack -L on {node} failed: {kernel.one_line(r.stderr)}")
