@@ -36,6 +36,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .controlplane import SAFE_ALPHABET, pod_template_hash
+from .proxy.util import ip_family
 from .model import (
     KIND_NODE_IMAGE,
     ClusterState,
@@ -177,7 +178,7 @@ def service_object(cluster: ClusterState, s: Service) -> dict[str, Any]:
             spec["clusterIP"] = ips[0]
             spec["clusterIPs"] = list(ips)
         spec["ipFamilies"] = list(s.ip_families) or [_ip_family(ips[0] if ips and ips[0] != "None" else "")]
-        spec["ipFamilyPolicy"] = given.get("ipFamilyPolicy") or "SingleStack"
+        spec["ipFamilyPolicy"] = s.ip_family_policy or given.get("ipFamilyPolicy") or "SingleStack"
         spec["internalTrafficPolicy"] = s.internal_traffic_policy or "Cluster"
     ports = []
     for p in s.ports:
@@ -559,10 +560,13 @@ def _pod_status(cluster: ClusterState, pod: Pod, spec: dict[str, Any], rec: Obje
     node = next((n for n in cluster.nodes if n.name == pod.node_name), None)
     if node is not None and node.internal_ip:
         status["hostIP"] = node.internal_ip
-        status["hostIPs"] = [{"ip": node.internal_ip}]
+        # the kubelet's node IPs, one per family of the pod's IPs (dual-stack: both)
+        pod_families = {ip_family(a) for a in pod.pod_ips} or {ip_family(node.internal_ip)}
+        status["hostIPs"] = [{"ip": ip} for f in (4, 6) for ip in node.ips_of(f)[:1] if f in pod_families]
+        status["hostIPs"].sort(key=lambda h: h["ip"] != node.internal_ip)
     if pod.pod_ip:
         status["podIP"] = pod.pod_ip
-        status["podIPs"] = [{"ip": pod.pod_ip}]
+        status["podIPs"] = [{"ip": ip} for ip in pod.pod_ips]
     status["qosClass"] = _qos_class(spec)
     status["startTime"] = started
     return status
@@ -595,7 +599,7 @@ def node_object(cluster: ClusterState, n: Node) -> dict[str, Any]:
     spec: dict[str, Any] = {"providerID": f"kind://docker/{cluster.config.name}/{n.name}"}
     if n.pod_cidr:
         spec["podCIDR"] = n.pod_cidr
-        spec["podCIDRs"] = [n.pod_cidr]
+        spec["podCIDRs"] = list(n.pod_cidrs)
     if n.taints:
         spec["taints"] = [dict(t) for t in n.taints]
     since = timestamp(rec.created)

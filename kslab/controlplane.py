@@ -69,10 +69,15 @@ from .model import (
     ReplicaSet,
     Service,
     ServicePort,
+    IP_FAMILY_POLICIES,
+    PREFER_DUAL_STACK,
+    REQUIRE_DUAL_STACK,
+    SINGLE_STACK,
+    family_name,
 )
 from .endpointslice import (DEFAULT_MAX_ENDPOINTS_PER_SLICE, SAFE_ALPHABET, Reconciler, apply_result,
                             check_max_endpoints_per_slice, generate_name)
-from .proxy.util import parse_cidr_sloppy, parse_ip_sloppy
+from .proxy.util import ip_family, parse_cidr_sloppy, parse_ip_sloppy
 
 NODE_SUBNET = "172.18.0.0/16"  # kind's "docker network"
 NODE_SUBNET6 = "fc00:f853:ccd:e793::/64"  # its IPv6 range (the ULA kind gives the network "kind")
@@ -382,7 +387,8 @@ class ControlPlane:
         the random sequence (a refused change draws nothing, as in the API server)."""
         st, al = self.state, self.allocator
         return (_copy.deepcopy((st.services, st.pods, st.deployments, st.endpoint_slices, st.replica_sets)), list(st.warnings),
-                (set(al.ips.used), set(al.ports.used), dict(al.ip_owner), dict(al.port_owner)), self.rng.getstate())
+                ({f: set(r.ips.used) for f, r in al.ranges.items()}, set(al.ports.used), dict(al.ip_owner), dict(al.port_owner)),
+                self.rng.getstate())
 
     def _restore(self, saved: tuple) -> None:
         (services, pods, deployments, slices, replica_sets), warnings, books, rng_state = saved
@@ -390,7 +396,9 @@ class ControlPlane:
         st.services[:], st.pods[:], st.deployments[:], st.endpoint_slices[:] = services, pods, deployments, slices
         st.replica_sets[:] = replica_sets
         st.warnings[:] = warnings
-        al.ips.used, al.ports.used, al.ip_owner, al.port_owner = books
+        ips_used, al.ports.used, al.ip_owner, al.port_owner = books
+        for f, used in ips_used.items():
+            al.ranges[f].ips.used = used
         self.rng.setstate(rng_state)
 
     def _apply(self, docs: list[Document]) -> list[str]:
@@ -1075,6 +1083,11 @@ def admit_service(d: Document, s: Service, cfg: ClusterConfig) -> None:
         raise AdmissionError(d.where("metadata.name"), f"{s.name!r} is not a valid Service name (DNS-1035 label)", "use lower-case letters, digits and '-', starting with a letter")
     if s.type != "ExternalName" and not s.ports:
         raise AdmissionError(d.where("spec.ports"), "a Service needs at least one port", "add spec.ports")
+    if s.type == "ExternalName":  # ValidateService: the family fields are the API server's to leave unset
+        family_errs = [(f"spec.{k}", "Forbidden: may not be set for ExternalName services")
+                       for k, v in (("ipFamilies", s.ip_families), ("ipFamilyPolicy", s.ip_family_policy)) if v]
+        if family_errs:
+            raise invalid_service(s, family_errs)
     names: dict[str, int] = {}
     seen_pp: dict[tuple[int, str], int] = {}
     seen_np: set[tuple[int, str]] = set()
@@ -1156,40 +1169,78 @@ def admit_service(d: Document, s: Service, cfg: ClusterConfig) -> None:
         )
 
 
-class ServiceAllocator:
-    """The API server's ClusterIP and NodePort allocators for one cluster."""
+class _ServiceIPRange:
+    """One family's ClusterIP allocator (the API server's ``ipallocator`` over one CIDR of
+    ``--service-cluster-ip-range``): the allocatable addresses are ``net.hosts()`` (no network or,
+    for IPv4, broadcast address), kept as offsets from the first of them."""
 
-    def __init__(self, cfg: ClusterConfig, rng: random.Random):
-        self.cfg = cfg
-        self.rng = rng
-        net = ipaddress.ip_network((cfg.service_subnets() or [cfg.service_subnet])[0], strict=False)
+    def __init__(self, net: ipaddress.IPv4Network | ipaddress.IPv6Network, rng: random.Random):
         self.net = net
-        # the allocatable addresses are net.hosts() (no network or broadcast address), as offsets
-        # from the first of them: the address of offset i is first_host + i
         first = int(net.network_address)
         last = int(net.broadcast_address)
         if net.num_addresses > 2:
             first, last = first + 1, (last - 1 if net.version == 4 else last)
-        self._first_host = first
+        self.first_host = first
         n_hosts = last - first + 1
         self.ips = _BandAllocator(n_hosts, band_offset(n_hosts, 16, 256, 16), rng)
+
+    def offset_of(self, ip: str) -> int | None:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return None
+        i = int(addr) - self.first_host
+        if addr.version != self.net.version or not 0 <= i < self.ips.size:
+            return None
+        return i
+
+    def ip(self, offset: int) -> str:
+        return str(ipaddress.ip_address(self.first_host + offset))
+
+
+class ServiceAllocator:
+    """The API server's ClusterIP (one allocator per IP family) and NodePort allocators for one
+    cluster."""
+
+    def __init__(self, cfg: ClusterConfig, rng: random.Random):
+        self.cfg = cfg
+        self.rng = rng
+        # one ClusterIP allocator per family of --service-cluster-ip-range (serviceIPAllocatorsByFamily),
+        # the primary (defaultServiceIPFamily) first
+        self.ranges: dict[int, _ServiceIPRange] = {}
+        for cidr in cfg.service_subnets() or [cfg.service_subnet]:
+            r = _ServiceIPRange(ipaddress.ip_network(cidr, strict=False), rng)
+            self.ranges.setdefault(r.net.version, r)
+        primary = next(iter(self.ranges.values()))
+        self.net = primary.net
         lo, hi = cfg.node_port_range
         self.ports = _BandAllocator(hi - lo + 1, len(node_port_bands(cfg.node_port_range)[0]), rng)
         self.ip_owner: dict[str, str] = {}
         self.port_owner: dict[int, str] = {}
 
-    def _ip_offset(self, ip: str) -> int | None:
-        """The offset of a service IP in the allocatable range, or None outside it."""
+    @property
+    def ips(self) -> "_BandAllocator":
+        """The primary family's ClusterIP bitmap."""
+        return self.ranges[self.net.version].ips
+
+    @property
+    def families(self) -> list[str]:
+        """The families the cluster serves (``IPv4``/``IPv6``), the primary first."""
+        return [family_name(f) for f in self.ranges]
+
+    def _range_of(self, ip: str) -> "_ServiceIPRange | None":
         try:
-            i = int(ipaddress.ip_address(ip)) - self._first_host
+            return self.ranges.get(ipaddress.ip_address(ip).version)
         except ValueError:
             return None
-        if ipaddress.ip_address(ip).version != self.net.version or not 0 <= i < self.ips.size:
-            return None
-        return i
+
+    def _ip_offset(self, ip: str) -> int | None:
+        """The offset of a service IP in its family's allocatable range, or None outside it."""
+        r = self._range_of(ip)
+        return None if r is None else r.offset_of(ip)
 
     def _ip(self, offset: int) -> str:
-        return str(ipaddress.ip_address(self._first_host + offset))
+        return self.ranges[self.net.version].ip(offset)
 
     def _port_offset(self, port: int) -> int | None:
         """The offset of a node port in the range's bitmap, or None outside the range."""
@@ -1212,23 +1263,26 @@ class ServiceAllocator:
     def _free_ip(self, ip: str, owner: str) -> None:
         if ip and self.ip_owner.get(ip) == owner:
             del self.ip_owner[ip]
-            off = self._ip_offset(ip)
+            r = self._range_of(ip)
+            off = None if r is None else r.offset_of(ip)
             if off is not None:
-                self.ips.used.discard(off)
+                r.ips.used.discard(off)
 
     def mark_used(self, s: Service) -> None:
         """``s``'s allocations are taken (what the repair controller rebuilds after a restart; a
         port outside the range stays the Service's, it is just not in the range's bitmap)."""
-        if s.cluster_ip and s.cluster_ip != "None":
-            i = self._ip_offset(s.cluster_ip)
+        for ip in held_cluster_ips(s):
+            r = self._range_of(ip)
+            i = None if r is None else r.offset_of(ip)
             if i is not None:
-                self.ips.used.add(i)
-            self.ip_owner[s.cluster_ip] = s.key
+                r.ips.used.add(i)
+            self.ip_owner[ip] = s.key
         for port in held_node_ports(s):
             self._take_port(port, s.key)
 
     def release(self, s: Service) -> None:
-        self._free_ip(s.cluster_ip, s.key)
+        for ip in held_cluster_ips(s):
+            self._free_ip(ip, s.key)
         for port in held_node_ports(s):
             self._free_port(port, s.key)
 
@@ -1242,6 +1296,8 @@ class ServiceAllocator:
             namespace="default",
             cluster_ip=ip,
             cluster_ips=[ip],
+            ip_families=[family_name(self.net.version)],
+            ip_family_policy=SINGLE_STACK,
             ports=[ServicePort(port=443, name="https", protocol="TCP", target_port=6443)],
             internal_traffic_policy="Cluster",
             labels={"component": "apiserver", "provider": "kubernetes"},
@@ -1253,58 +1309,70 @@ class ServiceAllocator:
         checked against the range again, as upstream's ``updateNodePorts``). All or nothing: on
         an error nothing stays taken; on success what ``old`` held and ``s`` does not is freed."""
         taken_ports: list[int] = []
-        taken_ip: str | None = None
+        taken_ips: list[str] = []
         try:
-            taken_ip = self._allocate_cluster_ip(d, s, old)
+            self._allocate_cluster_ips(d, s, old, taken_ips)
             self._allocate_node_ports(d, s, old, taken_ports)
         except AdmissionError:
             for port in taken_ports:
                 self._free_port(port, s.key)
-            if taken_ip:
-                self._free_ip(taken_ip, s.key)
+            for ip in taken_ips:
+                self._free_ip(ip, s.key)
             raise
         if old is not None:
             keep_ports = set(held_node_ports(s))
             for port in held_node_ports(old):
                 if port not in keep_ports:
                     self._free_port(port, old.key)
-            if old.cluster_ip != s.cluster_ip:
-                self._free_ip(old.cluster_ip, old.key)
+            keep_ips = set(held_cluster_ips(s))
+            for ip in held_cluster_ips(old):
+                if ip not in keep_ips:
+                    self._free_ip(ip, old.key)
 
-    def _allocate_cluster_ip(self, d: Document, s: Service, old: Service | None) -> str | None:
-        """The cluster IP (``None`` when nothing new was taken)."""
+    def _allocate_cluster_ips(self, d: Document, s: Service, old: Service | None, taken: list[str]) -> None:
+        """``allocateCreate``/``allocateUpdate``'s ClusterIP part (``pkg/registry/core/service/storage/alloc.go``):
+        ``clusterIP``/``clusterIPs`` made one (the strategy's ``normalizeClusterIPs``), the IP
+        family fields defaulted and checked (:func:`init_ip_family_fields`), then one address per
+        entry of ``ipFamilies`` from that family's allocator (``allocClusterIPs``): a requested one
+        is checked and taken, a missing one allocated. An address ``old`` holds stays its own."""
         if s.type == "ExternalName":
-            return None
-        if old is not None and s.cluster_ip and s.cluster_ip == old.cluster_ip:
-            if s.cluster_ip != "None":
-                s.cluster_ips = s.cluster_ips or [s.cluster_ip]
-                s.ip_families = s.ip_families or ["IPv4"]
-            return None
-        if s.cluster_ip and s.cluster_ip != "None":
-            ip = parse_ip_sloppy(s.cluster_ip)
-            if ip is None or ip != s.cluster_ip:
-                raise AdmissionError(d.where("spec.clusterIP"), f"{s.cluster_ip!r} is not a valid IP address", "write it like 10.200.1.10, or leave it out")
-            offset = self._ip_offset(ip)
-            if offset is None:
-                raise AdmissionError(
-                    d.where("spec.clusterIP"),
-                    f"{ip} is not in the service CIDR {self.net}",
-                    "pick an address inside it, or leave clusterIP out to have one allocated",
-                )
-            if ip in self.ip_owner:
-                raise AdmissionError(d.where("spec.clusterIP"), f"{ip} is already allocated to {self.ip_owner[ip]}", "pick another address or leave it out")
-            self.ips.used.add(offset)
-        elif s.cluster_ip != "None":
-            offset = self.ips.allocate_next()
-            if offset is None:
-                raise AdmissionError(d.where("spec.clusterIP"), f"the service CIDR {self.net} is full", "use a larger serviceSubnet")
-            s.cluster_ip = self._ip(offset)
-        if s.cluster_ip == "None":
-            return None
-        self.ip_owner[s.cluster_ip] = s.key
-        s.cluster_ips = [s.cluster_ip]
-        s.ip_families = s.ip_families or ["IPv4"]
-        return s.cluster_ip
+            return
+        normalize_cluster_ips(s, old)
+        for i, ip in enumerate(s.cluster_ips):
+            at = "spec.clusterIP" if i == 0 else f"spec.clusterIPs[{i}]"
+            if ip != "None" and (parse_ip_sloppy(ip) is None or parse_ip_sloppy(ip) != ip):
+                raise AdmissionError(d.where(at), f"{ip!r} is not a valid IP address", "write it like 10.200.1.10, or leave it out")
+        errs = init_ip_family_fields(s, old, self.families)
+        if errs:
+            raise invalid_service(s, errs)
+        if s.cluster_ips[:1] == ["None"]:
+            return  # headless: families, no addresses
+        held = set(held_cluster_ips(old)) if old is not None else set()
+        ips = list(s.cluster_ips)
+        for i, fam in enumerate(s.ip_families):
+            r = self.ranges[6 if fam == "IPv6" else 4]
+            at = "spec.clusterIP" if i == 0 else f"spec.clusterIPs[{i}]"
+            if i < len(ips) and ips[i]:
+                ip = ips[i]
+                if ip in held and self.ip_owner.get(ip) == s.key:
+                    continue  # kept by the update
+                offset = r.offset_of(ip)
+                if offset is None:
+                    raise AdmissionError(d.where(at), f"{ip} is not in the service CIDR {r.net}",
+                                         "pick an address inside it, or leave clusterIP out to have one allocated")
+                if ip in self.ip_owner:
+                    raise AdmissionError(d.where(at), f"{ip} is already allocated to {self.ip_owner[ip]}", "pick another address or leave it out")
+                r.ips.used.add(offset)
+            else:
+                offset = r.ips.allocate_next()
+                if offset is None:
+                    raise AdmissionError(d.where(at), f"the service CIDR {r.net} is full", "use a larger serviceSubnet")
+                ip = r.ip(offset)
+                ips[i:i + 1] = [ip]
+            self.ip_owner[ip] = s.key
+            taken.append(ip)
+        s.cluster_ips = ips
+        s.cluster_ip = ips[0]
 
     def _allocate_node_ports(self, d: Document, s: Service, old: Service | None, taken: list[int]) -> None:
         """``initNodePorts``/``updateNodePorts`` and the health check node port
@@ -1397,6 +1465,161 @@ def api_invalid(s: Service, field: str, detail: str) -> AdmissionError:
     return AdmissionError(f'The Service "{s.name}" is invalid: {field}', detail)
 
 
+def _go_value(v) -> str:
+    """A field error's value as the API server prints it (``field.Error``: ``%q`` for a string,
+    ``%#v`` for a list of strings)."""
+    if isinstance(v, (list, tuple)):
+        return "[]string{" + ", ".join(json.dumps(str(x)) for x in v) + "}"
+    return json.dumps(str(v))
+
+
+def invalid_service(s: Service, errs: list[tuple[str, str]]) -> AdmissionError:
+    """The API server's 422 for a list of (field path, error) pairs, as kubectl prints it: one
+    error after ``FIELD: ``, several as ``[FIELD: ERROR, ...]``."""
+    if len(errs) == 1:
+        return api_invalid(s, *errs[0])
+    return AdmissionError(f'The Service "{s.name}" is invalid', "[" + ", ".join(f"{f}: {e}" for f, e in errs) + "]")
+
+
+def held_cluster_ips(s: Service | None) -> list[str]:
+    """The service IPs ``s`` holds (``clusterIPs``, or ``clusterIP`` alone; none when headless)."""
+    if s is None:
+        return []
+    ips = s.cluster_ips or ([s.cluster_ip] if s.cluster_ip else [])
+    return [ip for ip in ips if ip and ip != "None"]
+
+
+def normalize_cluster_ips(s: Service, old: Service | None = None) -> None:
+    """The Service strategy's ``normalizeClusterIPs`` on create (and on an update that changed
+    ``clusterIP`` without touching ``clusterIPs``): ``clusterIP`` alone becomes ``clusterIPs[0]``,
+    ``clusterIPs`` alone gives ``clusterIP``."""
+    if old is not None and s.cluster_ip != old.cluster_ip and s.cluster_ips == old.cluster_ips:
+        s.cluster_ips = [s.cluster_ip] if s.cluster_ip else []
+        return
+    if s.cluster_ip and not s.cluster_ips:
+        s.cluster_ips = [s.cluster_ip]
+    elif not s.cluster_ip and s.cluster_ips:
+        s.cluster_ip = s.cluster_ips[0]
+
+
+def validate_cluster_ips_related_fields(s: Service) -> list[tuple[str, str]]:
+    """``ValidateServiceClusterIPsRelatedFields`` (``pkg/apis/core/validation/validation.go``):
+    ``clusterIPs`` against ``clusterIP``, ``ipFamilies`` and ``ipFamilyPolicy`` values, at most two
+    cluster IPs, one per family, each of its ``ipFamilies`` entry's family. (Field path, error)
+    pairs in the API server's words. (Malformed addresses are refused before, in kslab's words.)"""
+    if s.type == "ExternalName":
+        return []
+    errs: list[tuple[str, str]] = []
+    ips = list(s.cluster_ips)
+    if s.cluster_ip:
+        if not ips:
+            errs.append(("spec.clusterIPs", "Required value"))
+        elif ips[0] != s.cluster_ip:
+            errs.append(("spec.clusterIPs", f"Invalid value: {_go_value(ips)}: first value must match `clusterIP`"))
+    elif ips:
+        errs.append(("spec.clusterIPs", f"Invalid value: {_go_value(ips)}: must be empty when `clusterIP` is not specified"))
+    seen: set[str] = set()
+    for i, fam in enumerate(s.ip_families):
+        if fam not in ("IPv4", "IPv6"):
+            errs.append((f"spec.ipFamilies[{i}]", f'Unsupported value: {_go_value(fam)}: supported values: "IPv4", "IPv6"'))
+        if fam in seen:
+            errs.append((f"spec.ipFamilies[{i}]", f"Duplicate value: {_go_value(fam)}"))
+        seen.add(fam)
+    if s.ip_family_policy and s.ip_family_policy not in IP_FAMILY_POLICIES:
+        errs.append(("spec.ipFamilyPolicy", f"Unsupported value: {_go_value(s.ip_family_policy)}: supported values: "
+                     + ", ".join(_go_value(p) for p in sorted(IP_FAMILY_POLICIES))))
+    if ips[:1] == ["None"] and len(ips) > 1:
+        errs.append(("spec.clusterIPs", f"Invalid value: {_go_value(ips)}: 'None' must be the first and only value"))
+        return errs
+    if len(ips) > 2:
+        errs.append(("spec.clusterIPs", f"Invalid value: {_go_value(ips)}: may only hold up to 2 values"))
+    if len(ips) > 1 and len({ip_family(ip) for ip in ips}) != len(ips):
+        errs.append(("spec.clusterIPs", f"Invalid value: {_go_value(ips)}: may specify no more than one IP for each IP family"))
+    if ips and ips != ["None"] and s.ip_families:
+        for i, ip in enumerate(ips[:len(s.ip_families)]):
+            want = s.ip_families[i]
+            if want in ("IPv4", "IPv6") and family_name(ip_family(ip)) != want:
+                errs.append((f"spec.clusterIPs[{i}]", f"Invalid value: {_go_value(ip)}: expected an {want} value as indicated by `ipFamilies[{i}]`"))
+    return errs
+
+
+def init_ip_family_fields(s: Service, old: Service | None, families: list[str]) -> list[tuple[str, str]]:
+    """The API server's ``initIPFamilyFields`` (``pkg/registry/core/service/storage/alloc.go``):
+    default ``ipFamilyPolicy`` (SingleStack; RequireDualStack for a headless Service without a
+    selector; on an update the stored one) and ``ipFamilies`` (from ``clusterIPs``, else the
+    cluster's primary family, plus the other family when the policy is not SingleStack and the
+    cluster has both), and check them against the families the cluster serves (``families``, the
+    primary first). Returns the (field path, error) pairs; empty = ``s`` is now filled in."""
+    if s.type == "ExternalName":
+        return []
+    headless_selectorless = s.cluster_ip == "None" and not s.selector
+    if old is not None and s.type == old.type and old.ip_family_policy == PREFER_DUAL_STACK \
+            and (s.ip_family_policy or PREFER_DUAL_STACK) == PREFER_DUAL_STACK \
+            and s.cluster_ips == old.cluster_ips and (not s.ip_families or s.ip_families == old.ip_families):
+        # isMatchingPreferDualStackClusterIPFields: a PreferDualStack Service is not up- or
+        # downgraded by a change of the cluster (kslab's update carries the stored policy and
+        # families over when the new manifest leaves them out, as kubectl apply's patch does)
+        s.ip_family_policy, s.ip_families = old.ip_family_policy, list(old.ip_families)
+        return []
+    if not s.ip_family_policy:
+        if old is not None and old.ip_family_policy:
+            s.ip_family_policy = old.ip_family_policy
+        elif headless_selectorless:
+            s.ip_family_policy = REQUIRE_DUAL_STACK
+        else:
+            s.ip_family_policy = SINGLE_STACK
+    errs = validate_cluster_ips_related_fields(s)
+    if errs:
+        return errs
+    policy = s.ip_family_policy
+    value = _go_value(policy)
+    if old is not None:
+        if policy == SINGLE_STACK:
+            if s.cluster_ips == old.cluster_ips and len(s.cluster_ips) > 1:
+                s.cluster_ips = s.cluster_ips[:1]
+            if s.ip_families == old.ip_families and len(s.ip_families) > 1:
+                s.ip_families = s.ip_families[:1]
+        else:
+            if len(s.cluster_ips) < len(old.cluster_ips) and s.cluster_ips != ["None"]:
+                errs.append(("spec.ipFamilyPolicy", f"Invalid value: {value}: must be 'SingleStack' to release the secondary cluster IP"))
+            if 0 < len(s.ip_families) < len(old.ip_families):
+                errs.append(("spec.ipFamilyPolicy", f"Invalid value: {value}: must be 'SingleStack' to release the secondary IP family"))
+    if policy == SINGLE_STACK:
+        if len(s.cluster_ips) == 2:
+            errs.append(("spec.ipFamilyPolicy", f"Invalid value: {value}: must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster IPs are specified"))
+        if len(s.ip_families) == 2:
+            errs.append(("spec.ipFamilyPolicy", f"Invalid value: {value}: must be 'RequireDualStack' or 'PreferDualStack' when multiple IP families are specified"))
+    for i, ip in enumerate(s.cluster_ips):
+        if ip == "None":
+            break
+        fam = family_name(ip_family(ip))
+        if i >= len(s.ip_families):
+            if fam not in families:
+                errs.append((f"spec.clusterIPs[{i}]", f"Invalid value: {_go_value(s.cluster_ips)}: {fam} is not configured on this cluster"))
+            else:
+                s.ip_families.append(fam)
+    if errs:
+        return errs
+    if headless_selectorless:
+        if not s.ip_families:
+            s.ip_families = [families[0]]
+        if len(s.ip_families) < 2 and policy != SINGLE_STACK:
+            s.ip_families.append("IPv6" if s.ip_families[0] == "IPv4" else "IPv4")
+        return []
+    if policy == REQUIRE_DUAL_STACK and len(families) < 2:
+        errs.append(("spec.ipFamilyPolicy", f"Invalid value: {value}: this cluster is not configured for dual-stack services"))
+    for i, fam in enumerate(s.ip_families):
+        if fam not in families:
+            errs.append((f"spec.ipFamilies[{i}]", f"Invalid value: {_go_value(fam)}: not configured on this cluster"))
+    if errs:
+        return errs
+    if not s.ip_families:
+        s.ip_families = [families[0]]
+    if policy != SINGLE_STACK and len(s.ip_families) == 1 and len(families) == 2:
+        s.ip_families.append("IPv6" if s.ip_families[0] == "IPv4" else "IPv4")
+    return []
+
+
 def held_node_ports(s: Service | None) -> list[int]:
     """The node ports ``s`` holds (its ports' nodePorts, then its healthCheckNodePort)."""
     if s is None:
@@ -1426,6 +1649,8 @@ def drop_type_dependent_fields(new: Service, old: Service) -> None:
     ClusterIP its nodePorts); allocations that still apply and that the update left out are kept."""
     if old.type != "ExternalName" and new.type == "ExternalName" and new.cluster_ip == old.cluster_ip:
         new.cluster_ip, new.cluster_ips, new.ip_families = "", [], []
+        if new.ip_family_policy == old.ip_family_policy:
+            new.ip_family_policy = ""
     old_ports = {p.node_port for p in old.ports if p.node_port}
     if needs_node_ports(old) and not needs_node_ports(new) and {p.node_port for p in new.ports if p.node_port} <= old_ports:
         for p in new.ports:

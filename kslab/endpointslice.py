@@ -161,6 +161,11 @@ def should_pod_be_in_endpoints(pod: Pod, include_terminating: bool) -> bool:
     return True
 
 
+def endpoint_addresses(pod: Pod, address_type: str) -> list[str]:
+    """``getEndpointAddresses``: the pod's IPs (``status.podIPs``) of the slice's address type."""
+    return [a for a in pod.pod_ips if ip_family(a) == address_type]
+
+
 def pod_to_endpoint(pod: Pod, node: Node | None, svc: Service, address_type: str) -> Endpoint:
     """``podToEndpoint``: serving = the pod's Ready condition; terminating = it has a
     deletionTimestamp; ready = publishNotReadyAddresses or (serving and not terminating)."""
@@ -168,7 +173,7 @@ def pod_to_endpoint(pod: Pod, node: Node | None, svc: Service, address_type: str
     terminating = bool(pod.terminating)
     ready = bool(svc.publish_not_ready_addresses) or (serving and not terminating)
     return Endpoint(
-        addresses=[pod.pod_ip] if pod.pod_ip and ip_family(pod.pod_ip) == address_type else [],
+        addresses=endpoint_addresses(pod, address_type),
         ready=ready,
         serving=serving,
         terminating=terminating,

@@ -49,8 +49,9 @@ from .model import DEFAULT_NODE_PORT_RANGE, ClusterState, LoadBalancerIngress
 from .proxy.config import DEFAULT_MIN_SYNC_PERIOD, PROXY_MODES, ProxyConfig, check_options as check_proxy_options
 from .proxy.iptables import RuleSet, render
 from .proxy.metrics import KubeProxyMetrics
+from .proxy.metaproxier import MetaProxier
 from .proxy.proxier import Proxier, SyncResult
-from .resources import study_lab
+from .resources import named_lab, study_lab
 from .shell import ShellOutput
 from .sim.network import Client, resolve_client, resolve_destination
 
@@ -138,6 +139,7 @@ class Lab:
         self.fallback: str | None = None  # why the backend asked for by KSLAB_BACKEND could not run (then on sim)
         live = None  # a live cluster (kind): its state, its API server, its dataplane
         paths = [manifests] if isinstance(manifests, (str, os.PathLike)) else list(manifests or [study_lab()])
+        paths = [named_lab(p) or p for p in paths]  # "myk8s-dualstack": the lab of that name (kslab.resources.LABS)
         self._documents: list[Document] = load_documents(paths)  # read once: reset() rebuilds the same cluster from them
         try:
             factory.check_environment(backend)
@@ -173,9 +175,10 @@ class Lab:
         # on kind the cluster is the live one and its API server is the control plane (read-only until a verb changes it)
         self.cluster: ClusterState = live.cluster if live else self._build_cluster()
         self.control = live.control if live else ControlPlane.of(self.cluster, cluster_seed)
-        self._rules: dict[str, RuleSet] = {}
+        self._rules: dict[tuple[str, int], RuleSet] = {}  # (node, family) -> its last full ruleset
         self.syncs: list[SyncResult] = []  # the last SYNC_HISTORY kube-proxy syncs, per node, timed (oldest first)
-        self._proxiers: dict[str, Proxier] = {}  # each node's kube-proxy across syncs
+        # each node's kube-proxy across syncs: one Proxier per IP family of the cluster (MetaProxier)
+        self._proxiers: dict[str, MetaProxier] = {}
         self._broken: set[str] = set()  # pods whose app break_pod broke
         # (namespace, name) -> the status.loadBalancer.ingress a manifest applied to a live cluster asked for (copy())
         self._lb_asked: dict[tuple[str, str], list[LoadBalancerIngress]] = {}
@@ -240,31 +243,59 @@ class Lab:
                                                                      max_endpoints_per_slice=self._max_endpoints_per_slice))
 
     # ---- rules ---------------------------------------------------------------------------------
-    def proxy_config(self, node: str, options: dict[str, Any] | None = None) -> ProxyConfig:
-        """Node ``node``'s kube-proxy configuration: the cluster's facts, the lab's options, and
-        what the dataplane's kernel supports."""
+    def proxy_config(self, node: str, options: dict[str, Any] | None = None, family: int | None = None) -> ProxyConfig:
+        """Node ``node``'s kube-proxy configuration for one IP family (``family`` 4 or 6; None:
+        the cluster's primary family): the cluster's facts, the lab's options, and what the
+        dataplane's kernel supports."""
         opts = self.proxy_options if options is None else options
-        return ProxyConfig.for_node(self.cluster, node, **{**opts, **self.dataplane.kernel_features()})
+        return ProxyConfig.for_node(self.cluster, node, family=family, **{**opts, **self.dataplane.kernel_features()})
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        """The cluster's IP families (4, 6), the primary first: a dual-stack cluster's kube-proxy
+        runs one proxier per family (``NewDualStackProxier``)."""
+        return self.cluster.config.families()
+
+    def _new_kube_proxy(self, node: str, options: dict[str, Any] | None = None) -> MetaProxier:
+        """Node ``node``'s kube-proxy as it starts: a Proxier per family of the cluster."""
+        return MetaProxier.for_configs(self.proxy_config(node, options, family=f) for f in self.families)
+
+    def _family(self, family: int | str | None) -> int:
+        """``family`` (4, 6, "ipv4", "IPv6"; None: the primary) as 4 or 6, checked against the cluster."""
+        if family is None:
+            return self.families[0]
+        fam = {4: 4, 6: 6, "ipv4": 4, "ipv6": 6}.get(family.lower() if isinstance(family, str) else family)
+        if fam is None:
+            raise InputError(f"family {family!r}", "is not an IP family", "use 4 or 6 (or \"ipv4\"/\"ipv6\")")
+        if fam not in self.families:
+            have = " and ".join(f"IPv{f}" for f in self.families)
+            raise InputError(f"family {family!r}", f"this cluster is {have} only: its kube-proxy has no IPv{fam} proxier",
+                             f"use family={self.families[0]}, or a dual-stack lab: kslab.Lab(\"myk8s-dualstack\")")
+        return fam
 
     @property
     def proxy_mode(self) -> str:
         """kube-proxy's ``--proxy-mode`` on the lab's nodes: ``"iptables"`` or ``"nftables"``."""
         return self.proxy_options.get("mode") or "iptables"
 
-    def render(self, node: str) -> RuleSet:
+    def render(self, node: str, family: int | str | None = None) -> RuleSet:
         """The ruleset kube-proxy programs on ``node`` in the node's proxy mode (see
         :class:`kslab.proxy.iptables.RuleSet`; in nftables mode
-        :class:`kslab.proxy.nftables.NftRuleSet`, whose ``raw_text()`` is ``nft -f`` input)."""
+        :class:`kslab.proxy.nftables.NftRuleSet`, whose ``raw_text()`` is ``nft -f`` input), for
+        one IP family: ``family`` 4 or 6 (None: the cluster's primary family). On a dual-stack
+        lab the IPv6 proxier's ruleset is ``ip6tables`` text (``table ip6 kube-proxy``)."""
         self.cluster.node(node)
-        if node not in self._rules:  # after a partial sync: rendered when asked, not on every change
-            config = self._proxiers[node].config
+        fam = self._family(family)
+        key = (node, fam)
+        if key not in self._rules:  # after a partial sync: rendered when asked, not on every change
+            config = self._proxiers[node].proxier(fam).config
             if config.mode == "nftables":
                 from .proxy.nftables import render as render_nft
 
-                self._rules[node] = render_nft(self.cluster.services, self.cluster.endpoint_slices, config)
+                self._rules[key] = render_nft(self.cluster.services, self.cluster.endpoint_slices, config)
             else:
-                self._rules[node] = render(self.cluster.services, self.cluster.endpoint_slices, config)
-        return self._rules[node]
+                self._rules[key] = render(self.cluster.services, self.cluster.endpoint_slices, config)
+        return self._rules[key]
 
     def nft_list(self, node: str) -> str:
         """What ``nft list table ip kube-proxy`` prints on ``node`` now (``""`` in iptables mode):
@@ -272,7 +303,7 @@ class Lab:
         self.cluster.node(node)
         return self.dataplane.nft_list(node)
 
-    def metrics(self, node: str) -> KubeProxyMetrics:
+    def metrics(self, node: str, family: int | str | None = None) -> KubeProxyMetrics:
         """``node``'s kube-proxy metrics (``curl NODE:10249/metrics``): what its Proxier recorded
         since kube-proxy (re)started (a new lab, :meth:`reset`, :meth:`set_proxy`), as a
         :class:`~kslab.proxy.metrics.KubeProxyMetrics`; ``print(lab.metrics(node).prometheus_text())``.
@@ -281,17 +312,19 @@ class Lab:
         stay 0 (the Lab syncs per change without counting informer events). On sim and netns.
         On kind the node's real kube-proxy has the real ones and this Lab's Proxiers are only the
         prediction: an InputError says so (``lab.copy()`` gives a sim twin whose metrics are the
-        prediction's)."""
+        prediction's). ``family`` (dual-stack): that family's proxier's (None: the primary's),
+        labelled ``ip_family="IPv6"``."""
         self.cluster.node(node)
         if not self.dataplane.loads_rules:
             raise InputError("metrics", f"on {self.backend} the node's own kube-proxy serves the real metrics "
                              "and this lab's kube-proxy is only the prediction",
                              f"read them on the node (curl http://<node IP>:10249/metrics), or lab.copy().metrics({node!r}) "
                              "for the prediction's")
-        proxier = self._proxiers.get(node)
-        if proxier is None:  # no sync yet on this node: a kube-proxy that registered its metrics
-            return KubeProxyMetrics(mode=self.proxy_mode, family=self.proxy_config(node).family)
-        return proxier.metrics
+        fam = self._family(family)
+        kube_proxy = self._proxiers.get(node)
+        if kube_proxy is None:  # no sync yet on this node: a kube-proxy that registered its metrics
+            return KubeProxyMetrics(mode=self.proxy_mode, family=fam)
+        return kube_proxy.proxier(fam).metrics
 
     def _sync(self, full: bool = False, nodes: Iterable[str] | None = None) -> None:
         """kube-proxy's sync on every node, as kube-proxy decides it (full the first time and
@@ -303,20 +336,21 @@ class Lab:
         self._rules = {}
         for name in names:
             if name not in self._proxiers:
-                self._proxiers[name] = Proxier(self.proxy_config(name))
+                self._proxiers[name] = self._new_kube_proxy(name)
             elif self._proxiers[name].config.node_zone != (self.cluster.node(name).zone or ""):
                 # kube-proxy's OnTopologyChange (OnNodeUpdate before 1.33): the node's zone label changed,
                 # so it filters hints by the new zone from now on, in a full sync (upstream sets needFullSync)
-                proxier = self._proxiers[name]
-                proxier.config = dataclasses.replace(proxier.config, node_zone=self.cluster.node(name).zone or "")
-                proxier.force_full_sync("node labels changed")
+                for proxier in self._proxiers[name].proxiers.values():
+                    proxier.config = dataclasses.replace(proxier.config, node_zone=self.cluster.node(name).zone or "")
+                self._proxiers[name].force_full_sync("node labels changed")
             if full:
                 self._proxiers[name].force_full_sync("forced")
 
         def sync(node: str) -> list[SyncResult]:
-            return self._proxiers[node].sync_and_retry(
-                self.cluster.services, self.cluster.endpoint_slices, lambda rs: dp.sync_rules(node, rs),
-                list_chains=lambda: self._existing_chains(node), now=dp.now)
+            per_family = self._proxiers[node].sync_and_retry(
+                self.cluster.services, self.cluster.endpoint_slices, lambda fam, rs: self._load_rules(node, fam, rs),
+                list_chains=lambda fam: self._existing_chains(node, fam), now=dp.now)
+            return [r for results in per_family.values() for r in results]  # the primary family's first
 
         if dp.concurrent_syncs and len(names) > 1:  # each node's kube-proxy on its own node
             with ThreadPoolExecutor(max_workers=len(names)) as pool:
@@ -329,21 +363,43 @@ class Lab:
         self._last_sync_at = clock
         for name, results in zip(names, per_node):
             if hasattr(self, "lifecycle"):
-                last = results[-1]
+                last = [r for r in results if r.ruleset.config.family == self.families[0]][-1]
                 self._record(LifecycleEvent(clock, "synced", "", name, f"kube-proxy {'partial' if last.ruleset.partial else 'full'} sync"))
             self.syncs += results
             del self.syncs[:-SYNC_HISTORY]
-            if results[-1].error:  # even the full sync failed: the node's rules are not what kslab rendered
-                raise EnvironmentProblem(f"kube-proxy's sync failed on {name}: {results[-1].error}")
-            if not results[-1].ruleset.partial:
-                self._rules[name] = results[-1].ruleset  # a full sync's text is the node's whole ruleset
+            for fam in self._proxiers[name].families:
+                last = [r for r in results if r.ruleset.config.family == fam][-1]
+                if last.error:  # even the full sync failed: the node's rules are not what kslab rendered
+                    raise EnvironmentProblem(f"kube-proxy's sync failed on {name}" + (f" (IPv{fam})" if fam != 4 else "")
+                                             + f": {last.error}")
+                if not last.ruleset.partial:
+                    self._rules[(name, fam)] = last.ruleset  # a full sync's text is the node's whole ruleset
 
-    def _existing_chains(self, node: str) -> list[str]:
+    def _existing_chains(self, node: str, family: int | None = None) -> list[str]:
         """What node ``node``'s kube-proxy lists before a sync to find what went stale: the nat
-        table's chains (iptables mode), the ``kube-proxy`` table's chains and sets (nftables)."""
+        table's chains (iptables mode), the ``kube-proxy`` table's chains and sets (nftables).
+        The primary family's from the dataplane as always; the other family's (``ip6tables``)
+        where the dataplane keeps tables per family (:func:`_takes_family`), else none."""
         mode = self._proxiers[node].mode.name
-        chains = self.dataplane.existing_chains(node, mode)
-        return chains + self.dataplane.existing_sets(node, mode) if mode == "nftables" else chains
+        dp = self.dataplane
+        if family is not None and family != self.families[0]:
+            if mode == "iptables" and _takes_family(dp.nat_chains):
+                return list(dp.nat_chains(node, family=family))
+            if _takes_family(dp.existing_chains):
+                chains = list(dp.existing_chains(node, mode, family=family))
+                return chains + list(dp.existing_sets(node, mode, family=family)) if mode == "nftables" else chains
+            return []
+        chains = dp.existing_chains(node, mode)
+        return chains + dp.existing_sets(node, mode) if mode == "nftables" else chains
+
+    def _load_rules(self, node: str, family: int, ruleset) -> None:
+        """One family's sync into ``node``'s kernel. The primary family's always; the other's
+        (dual-stack) where the dataplane keeps tables per family (``Dataplane.save_text(node,
+        family=)``): the IPv6 proxier's rules then go to the node's ``ip6tables``. A dataplane
+        that keeps one family only gets the primary's; the other's stays a prediction
+        (:meth:`render` ``(node, family=6)``)."""
+        if family == self.families[0] or _takes_family(self.dataplane.save_text):
+            self.dataplane.sync_rules(node, ruleset)
 
     def _changed(self) -> None:
         """After a control-plane change: pods first (new ones answer), then kube-proxy's sync."""
@@ -527,9 +583,9 @@ class Lab:
             raise InputError("mode", f"{merged.get('mode')!r}: the live cluster's kube-proxy runs {self.proxy_mode} mode "
                              "(its kube-system/kube-proxy ConfigMap), which kslab does not change",
                              f"try the other mode on a sim twin: lab.copy().set_proxy(mode={merged.get('mode')!r})")
-        configs = {n.name: self.proxy_config(n.name, merged) for n in self.cluster.nodes}
+        kube_proxies = {n.name: self._new_kube_proxy(n.name, merged) for n in self.cluster.nodes}
         self.proxy_options = merged
-        self._proxiers = {name: Proxier(config) for name, config in configs.items()}
+        self._proxiers = kube_proxies
         self._sync()
 
     def resync(self, full: bool = True, nodes: Iterable[str] | None = None) -> None:
@@ -589,21 +645,36 @@ class Lab:
         bound = shell.bind(self.cluster, where, parsed)
         return shell.run_pipeline(self.dataplane.sh(where, bound, self.cluster), stages)
 
-    def save_text(self, node: str) -> str:
-        """What ``node``'s kernel holds now, as ``iptables-save`` prints it (hand edits included)."""
+    def save_text(self, node: str, family: int | str | None = None) -> str:
+        """What ``node``'s kernel holds now, as ``iptables-save`` prints it (hand edits included);
+        ``family=6`` on a dual-stack lab: ``ip6tables-save``, where the backend keeps IPv6 tables."""
         self.cluster.node(node)
-        return self.dataplane.save_text(node)
+        fam = self._family(family)
+        if fam == self.families[0] and family is None:
+            return self.dataplane.save_text(node)
+        if not _takes_family(self.dataplane.save_text):
+            if fam == 4:
+                return self.dataplane.save_text(node)
+            raise InputError(f"save_text(family={family!r})", f"the {self.backend} backend keeps IPv4 tables only",
+                             f"read kube-proxy's IPv6 rules as rendered: lab.render({node!r}, family=6).save_text()")
+        return self.dataplane.save_text(node, family=fam)
 
-    def verify(self, node: str):
+    def verify(self, node: str, family: int | str | None = None):
         """Prediction vs reality on ``node``: what kube-proxy should have written for this lab's
         cluster and kube-proxy options, compared per chain with what the node holds now
         (:meth:`save_text`: on kind the node's real ``iptables-save``), other software's chains
         ignored. Returns a :class:`kslab.verify.VerifyReport` (``.ok()``, ``.text()``). In
         nftables mode the node's ``table ip kube-proxy`` (:meth:`nft_list`; on kind the node's
         real ``nft list table ip kube-proxy``) is compared per chain, set and map with the ``nft
-        list`` form of kube-proxy's full sync (:func:`kslab.verify.verify_node_nft`)."""
+        list`` form of kube-proxy's full sync (:func:`kslab.verify.verify_node_nft`).
+        ``family``: the primary family's tables (None, the default); the other family's of a
+        dual-stack lab are not compared yet (a one-line InputError says how to compare by hand)."""
         from .verify import verify_node, verify_node_nft
 
+        fam = self._family(family)
+        if fam != self.families[0]:
+            raise InputError(f"verify(family={family!r})", f"kslab.verify compares the primary family's (IPv{self.families[0]}) tables only",
+                             f"compare by hand: lab.render({node!r}, family={fam}).save_text() against the node's ip6tables-save")
         options = {**self.proxy_options, **self.dataplane.kernel_features()}
         if self.proxy_mode == "nftables":
             return verify_node_nft(self.cluster, node, self.nft_list(node), empty_ok=True,
@@ -838,6 +909,10 @@ class Lab:
         tables = {n.name: self.dataplane.save_text(n.name) for n in self.cluster.nodes}
         nft = {name: self.dataplane.nft_list(name) for name, p in self._proxiers.items() if p.mode.name == "nftables"}
         twin.dataplane = factory.create("sim", twin.cluster, seed=self.seed, tables=tables, nft=nft)
+        if _takes_family(twin.dataplane.save_text):  # dual-stack: the other family's tables, as kube-proxy last wrote them
+            for name, kube_proxy in twin._proxiers.items():
+                for fam in kube_proxy.families[1:]:
+                    twin.dataplane.sync_rules(name, twin.render(name, fam))
         for name in sorted(twin._broken):
             twin.dataplane.break_pod(name, True)
         twin.dataplane.advance(max(0.0, self.now))
@@ -1013,6 +1088,16 @@ class Lab:
         result = parse(text, where=f"iperf3 -c {path.host} in {path.client}")
         return BandwidthRun(path=path, options=opts, result=result, backend=self.backend,
                             source=self.dataplane.iperf3_source(), command=command_line(path, opts))
+
+
+def _takes_family(method) -> bool:
+    """Whether a dataplane method takes ``family=`` (a backend that keeps each IP family's tables)."""
+    import inspect
+
+    try:
+        return "family" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _with_proxy_mode(proxy: dict | None, proxy_mode: str | None, *, from_env: bool) -> dict:

@@ -13,7 +13,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from .proxy.util import ip_family  # 4 or 6 of an address or CIDR
+from .proxy.util import ip_family, split_cidrs  # 4 or 6 of an address or CIDR; a comma list of CIDRs
 
 # Kubernetes minor the manifests are validated against and the kind node image runs.
 KUBERNETES_MINOR = "1.33"
@@ -41,11 +41,6 @@ KIND_IP_FAMILIES = ("ipv4", "ipv6", "dual")
 def family_name(family: int) -> str:
     """``IPv4``/``IPv6``: the API's name of an IP family (``spec.ipFamilies``, ``addressType``)."""
     return "IPv6" if family == 6 else "IPv4"
-
-
-def split_cidrs(value: str) -> list[str]:
-    """A kind/kubeadm subnet value as its CIDRs: ``"10.244.0.0/16,fd00:10:244::/56"`` -> both."""
-    return [c.strip() for c in str(value or "").split(",") if c.strip()]
 
 
 @dataclass
@@ -342,12 +337,12 @@ class ClusterConfig:
 
     def pod_subnets(self) -> list[str]:
         """The pod subnet's CIDRs (one per family, the primary first)."""
-        return split_cidrs(self.pod_subnet)
+        return list(split_cidrs(self.pod_subnet))
 
     def service_subnets(self) -> list[str]:
         """The service subnet's CIDRs (one per family, the primary first): the API server's
         ``--service-cluster-ip-range``."""
-        return split_cidrs(self.service_subnet)
+        return list(split_cidrs(self.service_subnet))
 
     def families(self) -> tuple[int, ...]:
         """The cluster's IP families (4, 6), the primary first: those of its service CIDRs, else

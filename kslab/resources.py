@@ -10,6 +10,7 @@ pyproject.toml), read through :mod:`importlib.resources`.
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Mapping
@@ -17,6 +18,8 @@ from typing import Mapping
 from .errors import EnvironmentProblem
 
 STUDY_LAB = "myk8s"  # data/myk8s: the study's kind lab
+DUALSTACK_LAB = "myk8s-dualstack"  # data/myk8s-dualstack: the same lab, dual-stack (IPv4 + IPv6)
+LABS = (STUDY_LAB, DUALSTACK_LAB)  # the labs a name reaches: kslab.Lab("myk8s-dualstack")
 EDITIONS = ("ko", "en")  # the workbook's languages: notebooks/<lang>/, generated from notebooks/src
 LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # POSIX: the first one set decides the messages' language
 
@@ -52,6 +55,24 @@ def lab_data() -> Path:
 def study_lab() -> Path:
     """The study's lab (``data/myk8s``): what ``kslab.Lab()`` and the CLI build by default."""
     return lab_data() / STUDY_LAB
+
+
+def dualstack_lab() -> Path:
+    """The study's lab made dual-stack (``data/myk8s-dualstack``): ``kind``'s ``ipFamily: dual``,
+    PreferDualStack Services, a pod IP and a pod CIDR of each family."""
+    return lab_data() / DUALSTACK_LAB
+
+
+def named_lab(path: str | os.PathLike) -> Path | None:
+    """The lab ``path`` names (``"myk8s-dualstack"`` or ``"data/myk8s-dualstack"``, one of
+    :data:`LABS`) when no such file or folder exists where kslab runs, else None (a path is a path)."""
+    text = os.fspath(path)
+    if Path(text).exists():
+        return None
+    name = text.rstrip("/")
+    if name.startswith("data/"):
+        name = name[len("data/"):]
+    return lab_data() / name if name in LABS else None
 
 
 def notebooks() -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..model import ClusterState
-from .util import nodeport_addresses_contain_ipv4_loopback
+from .util import cidrs_of_family, ip_family, nodeport_addresses_contain_ipv4_loopback, primary_family_of, split_cidrs
 
 PROXY_MODES = ("iptables", "nftables")  # kube-proxy --proxy-mode values kslab implements (ipvs: kslab.ipvs)
 DETECT_LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None")
@@ -113,27 +113,72 @@ class ProxyConfig:
         return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("node_name",))
 
     @classmethod
-    def for_node(cls, state: ClusterState, node_name: str, **overrides) -> "ProxyConfig":
-        """The configuration a kind node's kube-proxy runs with (``--cluster-cidr`` = podSubnet)."""
+    def for_node(cls, state: ClusterState, node_name: str, family: int | None = None, **overrides) -> "ProxyConfig":
+        """The configuration a kind node's kube-proxy runs with for one IP family
+        (``--cluster-cidr`` = podSubnet).
+
+        ``family`` (4 or 6; None: the cluster's primary family, that of the podSubnet's first
+        CIDR) picks what that family's proxier of ``NewDualStackProxier`` gets: the family's
+        CIDR of a dual comma ``podSubnet``/``--cluster-cidr`` (``cluster_cidr``), of the
+        ServiceCIDRs and of the node's pod CIDRs, and the node's addresses of the family.
+        An explicit ``cluster_cidr`` override holding CIDRs but none of the family is a
+        one-line InputError (decision D2); a cluster whose podSubnet has none leaves the
+        proxier without a local detector, as upstream does (it only logs).
+        """
         unknown = sorted(set(overrides) - set(cls.options()))
         if unknown:
             raise InputError(f"proxy option {unknown[0]}", "is not a kube-proxy option kslab knows",
                              "use one of " + ", ".join(cls.options()))
         node = state.node(node_name)
+        fam = family if family is not None else overrides.get("family")
+        if fam is None:
+            fam = cluster_primary_family(state)
+        if fam not in (4, 6):
+            raise InputError("proxy option family", f"{fam!r} is not an IP family", "use 4 or 6")
+        overrides = {k: v for k, v in overrides.items() if v is not None and k != "family"}
+        pod_cidrs = getattr(node, "pod_cidrs", None) or split_cidrs(node.pod_cidr)
         kw: dict = dict(
             node_name=node.name,
+            family=fam,
             # every address of the node of the proxier's family (cmd/kube-proxy's nodeIPs), primary first
-            node_ips=node.ips_of(overrides.get("family") or 4),
-            cluster_cidr=state.config.pod_subnet or None,
-            node_pod_cidr=node.pod_cidr or None,
+            node_ips=node.ips_of(fam),
+            cluster_cidr=next(iter(cidrs_of_family(state.config.pod_subnet, fam)), None),
+            node_pod_cidr=next(iter(cidrs_of_family(pod_cidrs, fam)), None),
             node_zone=node.zone or "",
-            service_cidrs=(state.config.service_subnet,) if state.config.service_subnet else (),
+            service_cidrs=cidrs_of_family(state.config.service_subnet, fam),
         )
-        kw.update({k: v for k, v in overrides.items() if v is not None})
-        if not nodeport_addresses_contain_ipv4_loopback(tuple(kw.get("nodeport_addresses") or ())):
+        if "cluster_cidr" in overrides:
+            given = split_cidrs(overrides.pop("cluster_cidr"))
+            own = cidrs_of_family(given, fam)
+            if given and not own:
+                raise InputError(f"cluster_cidr {','.join(given)}", f"holds no IPv{fam} CIDR for the IPv{fam} proxier",
+                                 f"add an IPv{fam} CIDR (comma-separated, as in 10.244.0.0/16,fd00:10:244::/56) or render the other family")
+            kw["cluster_cidr"] = own[0] if own else None
+        if "service_cidrs" in overrides:
+            kw["service_cidrs"] = cidrs_of_family(overrides.pop("service_cidrs"), fam)
+        if "node_ips" in overrides:
+            given_ips = tuple(overrides.pop("node_ips"))
+            own_ips = tuple(ip for ip in given_ips if ip_family(ip) == fam)
+            if given_ips and not own_ips:
+                raise InputError(f"node IP {given_ips[0]}", f"is IPv{ip_family(given_ips[0])}: the IPv{fam} proxier has no node IP",
+                                 f"give an IPv{fam} node IP or render IPv{ip_family(given_ips[0])}")
+            kw["node_ips"] = own_ips
+        kw.update(overrides)
+        if not nodeport_addresses_contain_ipv4_loopback(tuple(kw.get("nodeport_addresses") or ()), fam):
             # NewProxier: "If the nodePortAddresses doesn't contain loopback, disable localhostNodePorts"
+            # (always so for the IPv6 proxier: ContainsIPv4Loopback is false there)
             kw["localhost_nodeports"] = False
         return cls(**kw)
+
+
+def cluster_primary_family(state: ClusterState) -> int:
+    """The cluster's primary IP family: ``ClusterConfig.ip_family`` where the model has it
+    (``ipv6`` -> 6; ``dual``/``ipv4`` -> the podSubnet's first CIDR's), else the podSubnet's
+    first CIDR's family, else 4."""
+    fam = getattr(state.config, "ip_family", None)
+    if fam in ("ipv6", 6):
+        return 6
+    return primary_family_of(state.config.pod_subnet or state.config.service_subnet, 4)
 
 
 # kube-proxy's flags a lab may change (Lab(proxy=...), Lab.set_proxy): every ProxyConfig field but

@@ -87,6 +87,36 @@ def ip_family(ip: str) -> int:
     return 6 if ":" in ip else 4
 
 
+def split_cidrs(value) -> tuple[str, ...]:
+    """A CIDR flag value as a tuple: a comma list (``--cluster-cidr 10.244.0.0/16,fd00:10:244::/56``,
+    kind's dual ``podSubnet``), a list/tuple, or None/"" (no CIDR)."""
+    if not value:
+        return ()
+    parts = value.split(",") if isinstance(value, str) else [p for v in value for p in str(v).split(",")]
+    return tuple(p.strip() for p in parts if p.strip())
+
+
+def cidrs_of_family(value, family: int) -> tuple[str, ...]:
+    """The CIDRs of ``family`` in a (comma) list, as given, order kept: what one proxier of a
+    dual-stack kube-proxy takes from ``--cluster-cidr`` / the ServiceCIDRs
+    (``cmd/kube-proxy``: ``getDualStackLocalDetectorTuple`` splits the value per family).
+    Entries that are not CIDRs are skipped (the caller validates)."""
+    out = []
+    for c in split_cidrs(value):
+        canon = parse_cidr_sloppy(c)
+        if canon is not None and ip_family(canon) == family:
+            out.append(c)
+    return tuple(out)
+
+
+def primary_family_of(value, default: int = 4) -> int:
+    """The family of the first CIDR or IP in a (comma) list: a kind cluster's primary IP family
+    is its podSubnet's first CIDR's (``ipFamily: dual`` lists IPv4 first, ``ipv6`` one IPv6)."""
+    for c in split_cidrs(value):
+        return ip_family(c)
+    return default
+
+
 def cidr_contains(cidr: str, ip: str) -> bool:
     try:
         return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr, strict=False)
@@ -121,10 +151,14 @@ def node_ips_of_one_family(values, where: str = "--node-ip") -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------
 
 
-def nodeport_addresses_contain_ipv4_loopback(nodeport_addresses: tuple[str, ...]) -> bool:
-    """``NodePortAddresses.ContainsIPv4Loopback`` for the IPv4 proxier: no IPv4 CIDR given means
-    0.0.0.0/0 (which contains 127.0.0.0); otherwise some IPv4 CIDR is loopback or contains
-    127.0.0.0 (``primary`` is the node's own IP, never loopback)."""
+def nodeport_addresses_contain_ipv4_loopback(nodeport_addresses: tuple[str, ...], family: int = 4) -> bool:
+    """``NodePortAddresses.ContainsIPv4Loopback`` for the ``family`` proxier: no IPv4 CIDR given
+    means 0.0.0.0/0 (which contains 127.0.0.0); otherwise some IPv4 CIDR is loopback or contains
+    127.0.0.0 (``primary`` is the node's own IP, never loopback). Always False for the IPv6
+    proxier (``NewNodePortAddresses(IPv6, ...)`` keeps no IPv4 CIDR; upstream
+    ``TestContainsIPv4Loopback``)."""
+    if family != 4:
+        return False
     v4 = [c for c in (parse_cidr_sloppy(spec) for spec in nodeport_addresses if spec != "primary") if c and ip_family(c) == 4]
     if not v4 and "primary" not in nodeport_addresses:
         return True
