@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 
 from kslab.controlplane import load_cluster
 from kslab.errors import EnvironmentProblem, InputError
+from kslab.lab import Lab
 from kslab.model import ClusterState, Endpoint, EndpointPort, EndpointSlice, Service, ServicePort
 from kslab.netns import layout
 from kslab.netns.client import join_host_port, parse_answer, split_host_port
@@ -314,3 +316,77 @@ def test_family_the_lab_lacks_is_one_line(lab: NetnsLab, tmp_path: Path) -> None
     with pytest.raises(InputError, match="has no IPv6 addresses"):
         ipv4._check_family(6)
     assert ipv4.families() == (4,) and dataclasses.asdict(ipv4.layout)["mypc_ip6"] == ""
+
+
+# --------------------------------------------------------------------------------------------
+# data/myk8s-dualstack through the Lab: its kube-proxy runs a proxier per family (MetaProxier),
+# the netns dataplane loads the IPv6 one's syncs into ip6tables
+
+
+@pytest.fixture(scope="module")
+def dual_lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None) -> Iterator[Lab]:
+    if netns_unavailable:
+        pytest.skip(netns_unavailable)
+    previous = os.environ.get("KSLAB_RUN_DIR")
+    os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
+    try:
+        with Lab("myk8s-dualstack", backend="netns", seed=1) as the_lab:
+            prefix = the_lab.dataplane.kernel.prefix
+            yield the_lab
+    finally:
+        if previous is None:
+            os.environ.pop("KSLAB_RUN_DIR", None)
+        else:
+            os.environ["KSLAB_RUN_DIR"] = previous
+    assert [n for n in kernel.netns_list() if n.startswith(prefix)] == []  # down leaves no namespace
+
+
+def _v6(lab: Lab, service: str) -> str:
+    ips = [ip for ip in lab.cluster.service(service).cluster_ips if ":" in ip]
+    assert len(ips) == 1, lab.cluster.service(service).cluster_ips
+    return ips[0]
+
+
+@pytest.mark.netns
+def test_dual_lab_loads_both_proxiers_into_the_kernel(dual_lab: Lab) -> None:
+    assert dual_lab.families == (4, 6) and dual_lab.dataplane.kernel.families() == (4, 6)
+    for node in dual_lab.cluster.nodes:
+        for family in (4, 6):
+            want = dual_lab.render(node.name, family).save_text()
+            got = dual_lab.save_text(node.name, family=family)
+            for chain in ("KUBE-SERVICES", "KUBE-NODEPORTS"):  # kube-proxy's rules, as rendered, in each family's tables
+                assert [l for l in got.splitlines() if l.startswith(f"-A {chain} ")] == \
+                       [l for l in want.splitlines() if l.startswith(f"-A {chain} ")], (node.name, family, chain)
+        assert _v6(dual_lab, "svc-clusterip") + "/128" in dual_lab.save_text(node.name, family=6)
+        assert _v6(dual_lab, "svc-clusterip") not in dual_lab.save_text(node.name)
+    assert dual_lab.verify("myk8s-worker").ok()  # the IPv4 tables unchanged by the IPv6 syncs
+
+
+@pytest.mark.netns
+def test_dual_lab_ipv6_clusterip_from_a_pod(dual_lab: Lab) -> None:
+    dst = _v6(dual_lab, "svc-clusterip")
+    df = dual_lab.dataplane.connect(["net-pod"], dst, 9000, "tcp", 40, seed=1, interval=0.0, timeout=OK)
+    assert set(df.outcome) == {"ok"} and set(df.endpoint_pod) == {"webpod1", "webpod2", "webpod3"}
+    assert set(df.client_ip) == {dual_lab.cluster.pod("net-pod").pod_ip_of(6)} == set(df.source_ip_seen)
+    assert not df.masquerade.any()
+    ips6 = {p.name: p.pod_ip_of(6) for p in dual_lab.cluster.pods}
+    assert all(ip == ips6[pod] for pod, ip in zip(df.endpoint_pod, df.endpoint_ip))
+
+
+@pytest.mark.netns
+def test_dual_lab_ipv6_nodeport_from_mypc_is_masqueraded(dual_lab: Lab) -> None:
+    svc = dual_lab.cluster.service("svc-nodeport")
+    for node in dual_lab.cluster.nodes:
+        df = dual_lab.dataplane.connect(["mypc"], node.ip_of(6), svc.ports[0].node_port, "tcp", 6, seed=1, interval=0.0, timeout=OK)
+        assert set(df.outcome) == {"ok"}, df.reason.tolist()
+        assert set(df.client_ip) == {dual_lab.dataplane.kernel.layout.mypc_ip6} and df.masquerade.all()
+        assert set(df.ingress_node) == {node.name}
+        assert all(":" in ip for ip in df.endpoint_ip) and all(":" in ip for ip in df.source_ip_seen)
+
+
+@pytest.mark.netns
+def test_dual_lab_ipv4_beside_it_unchanged(dual_lab: Lab) -> None:
+    v4 = [ip for ip in dual_lab.cluster.service("svc-clusterip").cluster_ips if ":" not in ip][0]
+    df = dual_lab.dataplane.connect(["net-pod"], v4, 9000, "tcp", 20, seed=1, interval=0.0, timeout=OK)
+    assert set(df.outcome) == {"ok"} and set(df.client_ip) == {"10.10.0.2"} == set(df.source_ip_seen)
+    assert all(":" not in ip for ip in df.endpoint_ip)
