@@ -390,3 +390,28 @@ def test_dual_lab_ipv4_beside_it_unchanged(dual_lab: Lab) -> None:
     df = dual_lab.dataplane.connect(["net-pod"], v4, 9000, "tcp", 20, seed=1, interval=0.0, timeout=OK)
     assert set(df.outcome) == {"ok"} and set(df.client_ip) == {"10.10.0.2"} == set(df.source_ip_seen)
     assert all(":" not in ip for ip in df.endpoint_ip)
+
+
+@pytest.mark.netns
+def test_dual_lab_in_nftables_mode_has_a_table_per_family(tmp_path: Path, netns_unavailable: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kube-proxy's nftables mode on a dual-stack node: ``table ip kube-proxy`` and ``table ip6 kube-proxy``."""
+    if netns_unavailable:
+        pytest.skip(netns_unavailable)
+    from kslab.nft.kernel import nft_problem
+
+    if nft_problem():
+        pytest.skip(nft_problem())
+    monkeypatch.setenv("KSLAB_RUN_DIR", str(tmp_path))
+    with Lab("myk8s-dualstack", backend="netns", seed=1, proxy_mode="nftables") as lab:
+        dp = lab.dataplane
+        assert "table ip6 kube-proxy" in dp.nft_list("myk8s-worker", 6) and _v6(lab, "svc-clusterip") in dp.nft_list("myk8s-worker", 6)
+        assert _v6(lab, "svc-clusterip") not in dp.nft_list("myk8s-worker")
+        chains6, chains4 = dp.existing_chains("myk8s-worker", "nftables", family=6), dp.existing_chains("myk8s-worker", "nftables")
+        assert any("__fd00.10.244." in c for c in chains6) and not any("fd00" in c for c in chains4)  # endpoint chains per family
+        # the same service chains (hashed without the family), but for the IPv4-only kubernetes Service
+        assert {c for c in chains6 if not c.startswith("endpoint-")} == {c for c in chains4 if not c.startswith("endpoint-")
+                                                                         and "/kubernetes/" not in c}
+        df = dp.connect(["net-pod"], _v6(lab, "svc-clusterip"), 9000, "tcp", 20, seed=1, interval=0.0, timeout=OK)
+        assert set(df.outcome) == {"ok"} and not df.masquerade.any()
+        lab.resync()  # a full sync of both families again: the ip6 table replaced, not doubled
+        assert dp.nft_list("myk8s-worker", 6).count("table ip6 kube-proxy") == 1

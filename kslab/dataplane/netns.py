@@ -88,14 +88,14 @@ class NetnsDataplane(RealClock, Dataplane):
     def nat_chains(self, node: str, family: int = 4) -> list[str]:
         return self.kernel.nat_chains(node, family)
 
-    def existing_chains(self, node: str, mode: str = "iptables") -> list[str]:
-        return self.kernel.nft_chains(node) if mode == "nftables" else self.kernel.nat_chains(node)
+    def existing_chains(self, node: str, mode: str = "iptables", family: int = 4) -> list[str]:
+        return self.kernel.nft_chains(node, family) if mode == "nftables" else self.kernel.nat_chains(node, family)
 
-    def existing_sets(self, node: str, mode: str = "nftables") -> list[str]:
-        return self.kernel.nft_sets(node) if mode == "nftables" else []
+    def existing_sets(self, node: str, mode: str = "nftables", family: int = 4) -> list[str]:
+        return self.kernel.nft_sets(node, family) if mode == "nftables" else []
 
-    def nft_list(self, node: str) -> str:
-        return self.kernel.nft_list(node)
+    def nft_list(self, node: str, family: int = 4) -> str:
+        return self.kernel.nft_list(node, family)
 
     def save_text(self, node: str, family: int = 4) -> str:
         return self.kernel.save_text(node, family=family)

@@ -941,17 +941,18 @@ class NetnsLab:
         """The proxy mode whose rules ``node`` holds, as far as this process loaded them (None: not yet)."""
         return self._proxy_modes.get(node)
 
-    def nft_list(self, node: str) -> str:
-        """``nft list table ip kube-proxy`` in ``node`` (``""`` when the table does not exist)."""
-        return nft_kernel.nft_list_table(self.layout.node(node).ns)
+    def nft_list(self, node: str, family: int = 4) -> str:
+        """``nft list table ip kube-proxy`` in ``node`` (``""`` when the table does not exist;
+        ``family`` 6: the IPv6 proxier's ``table ip6 kube-proxy``)."""
+        return nft_kernel.nft_list_table(self.layout.node(node).ns, _nft_family(self._check_family(family)))
 
-    def nft_chains(self, node: str) -> list[str]:
-        """The chains of ``node``'s ``table ip kube-proxy`` (``nft --json list chains ip``)."""
-        return nft_kernel.nft_chains(self.layout.node(node).ns)
+    def nft_chains(self, node: str, family: int = 4) -> list[str]:
+        """The chains of ``node``'s ``table ip kube-proxy`` (``nft --json list chains ip``; ``ip6`` for ``family`` 6)."""
+        return nft_kernel.nft_chains(self.layout.node(node).ns, _nft_family(self._check_family(family)))
 
-    def nft_sets(self, node: str) -> list[str]:
-        """The sets of ``node``'s ``table ip kube-proxy`` (the affinity sets a sync may find stale)."""
-        return nft_kernel.nft_sets(self.layout.node(node).ns)
+    def nft_sets(self, node: str, family: int = 4) -> list[str]:
+        """The sets of ``node``'s ``table ip kube-proxy`` (the affinity sets a sync may find stale; ``ip6``: ``family`` 6)."""
+        return nft_kernel.nft_sets(self.layout.node(node).ns, _nft_family(self._check_family(family)))
 
     def nat_chains(self, node: str, family: int = 4) -> list[str]:
         """The chains of ``node``'s nat table in the kernel (ip6tables: ``family`` 6)."""
@@ -1319,6 +1320,11 @@ class NetnsLab:
             unexpected=sorted(n for n in existing if n.startswith(self.prefix) and n not in expected),
             daemons={k: proc_start(int(i["pid"])) == i.get("start") for k, i in sorted((rec.daemons if rec else {}).items())},
         )
+
+
+def _nft_family(family: int) -> str:
+    """nft's address family of kube-proxy's table for an IP family: ``ip`` or ``ip6``."""
+    return "ip6" if family == 6 else "ip"
 
 
 def nft_cleanup_text(ruleset: Any) -> str:
