@@ -770,8 +770,9 @@ class Network:
             if pkt.dst == pkt.src and pkt.src in self.pods_by_ip:
                 return self._deliver_to_itself(conn, pkt, trace)
             node, hook, in_iface = self.nodes[c.node], "PREROUTING", f"veth-{c.name}"[:15]
-            self._note(conn, c.name, "OUTPUT", f"the packet leaves {c.name}'s own namespace (OUTPUT, POSTROUTING: no rules "
-                       f"there) by its default route to {node.gateway_of(family_of(pkt.dst)) or node.gateway_ip} on {node.name}", trace)
+            if trace:
+                self._note(conn, c.name, "OUTPUT", f"the packet leaves {c.name}'s own namespace (OUTPUT, POSTROUTING: no rules "
+                           f"there) by its default route to {node.gateway_of(family_of(pkt.dst)) or node.gateway_ip} on {node.name}", trace)
         else:
             node, hook, in_iface = self.nodes[c.node], "OUTPUT", ""
         conn.ingress_node = node.name
