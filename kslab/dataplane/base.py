@@ -82,35 +82,46 @@ class Dataplane(ABC):
         mode on a node that held the other mode's rules removes those first, as kube-proxy's
         ``CleanupLeftovers`` does at start-up."""
 
-    @abstractmethod
-    def nat_chains(self, node: str) -> list[str]:
-        """The chains of ``node``'s nat table now (``iptables-save -t nat``'s ``:CHAIN`` lines);
-        kube-proxy lists them before a sync to delete the service chains it no longer writes."""
+    # Families: a node's kernel holds iptables' tables and ip6tables' (nftables: ``table ip
+    # kube-proxy`` and ``table ip6 kube-proxy``), written by one kube-proxy per family (upstream's
+    # NewDualStackProxier). ``sync_rules`` loads a ruleset into its own family's tables
+    # (``ruleset.config.family``); the readers below take ``family`` (4, the default, or 6).
 
-    def existing_chains(self, node: str, mode: str = "iptables") -> list[str]:
+    @abstractmethod
+    def nat_chains(self, node: str, family: int = 4) -> list[str]:
+        """The chains of ``node``'s nat table now (``iptables-save -t nat``'s ``:CHAIN`` lines;
+        ``family`` 6: ``ip6tables-save``'s); kube-proxy lists them before a sync to delete the
+        service chains it no longer writes."""
+
+    def existing_chains(self, node: str, mode: str = "iptables", family: int = 4) -> list[str]:
         """The chains kube-proxy in proxy mode ``mode`` lists on ``node`` before a sync, to find the
         service chains it no longer writes: the nat table's (:meth:`nat_chains`) for ``iptables``,
         the chains of ``table ip kube-proxy`` for ``nftables`` (default: read from
-        :meth:`nft_list`; a backend with a cheaper listing overrides this)."""
+        :meth:`nft_list`; a backend with a cheaper listing overrides this); of ``family``'s tables."""
         if mode == "nftables":
-            return re.findall(r"^\tchain (\S+) \{$", self.nft_list(node), re.M)
-        return self.nat_chains(node)
+            return re.findall(r"^\tchain (\S+) \{$", self._nft_list(node, family), re.M)
+        return self.nat_chains(node) if family == 4 else self.nat_chains(node, family)
 
-    def existing_sets(self, node: str, mode: str = "nftables") -> list[str]:
+    def existing_sets(self, node: str, mode: str = "nftables", family: int = 4) -> list[str]:
         """The sets of ``node``'s ``table ip kube-proxy`` (kube-proxy deletes the affinity sets it
         no longer writes); ``[]`` in iptables mode. Default: read from :meth:`nft_list`."""
         if mode != "nftables":
             return []
-        return re.findall(r"^\tset (\S+) \{$", self.nft_list(node), re.M)
+        return re.findall(r"^\tset (\S+) \{$", self._nft_list(node, family), re.M)
 
-    def nft_list(self, node: str) -> str:
+    def _nft_list(self, node: str, family: int) -> str:
+        return self.nft_list(node) if family == 4 else self.nft_list(node, family)  # type: ignore[call-arg]
+
+    def nft_list(self, node: str, family: int = 4) -> str:
         """``node``'s ``table ip kube-proxy`` as ``nft list table ip kube-proxy`` prints it (``""``
-        when the node has no such table: iptables mode). A backend without nftables says so (this default)."""
+        when the node has no such table: iptables mode; ``family`` 6: ``table ip6 kube-proxy``).
+        A backend without nftables says so (this default)."""
         raise EnvironmentProblem(f"the {self.backend or type(self).__name__} backend cannot list nftables tables")
 
     @abstractmethod
-    def save_text(self, node: str) -> str:
-        """``node``'s tables as ``iptables-save`` prints them (what the kernel holds, hand edits included)."""
+    def save_text(self, node: str, family: int = 4) -> str:
+        """``node``'s tables as ``iptables-save`` prints them (what the kernel holds, hand edits
+        included); ``family`` 6: as ``ip6tables-save`` prints them."""
 
     @abstractmethod
     def delete_rules(self, pattern: re.Pattern[str], nodes: Sequence[str]) -> int:

@@ -44,14 +44,41 @@ if TYPE_CHECKING:
     from .trace import Trace
 
 
+def _nft_family(family: int) -> str:
+    """nftables' family of kube-proxy's table for an IP family: ``ip`` or ``ip6``."""
+    return "ip6" if family == 6 else "ip"
+
+
 class SimDataplane(Dataplane):
+    """Each node holds one set of tables per IP family, as a kernel does (iptables' and
+    ip6tables'): a sync loads into the tables of its ruleset's family (``ruleset.config.family``),
+    and the simulated network runs each packet through its own family's tables. ``tables`` are
+    the IPv4 ones (every node has them); ``tables6`` are made at a node's first IPv6 sync."""
+
     backend = "sim"
 
     def __init__(self, cluster: ClusterState, *, seed: int = 0) -> None:
         self.tables: dict[str, NodeIptables] = {n.name: NodeIptables() for n in cluster.nodes}
-        # the nodes whose kube-proxy runs nftables mode: their nftables state (kslab.nft.NftState)
+        self.tables6: dict[str, NodeIptables] = {}  # ip6tables, per node, from its first IPv6 sync
+        # the nodes whose kube-proxy runs nftables mode: their nftables state (kslab.nft.NftState),
+        # one per node holding table ip kube-proxy and table ip6 kube-proxy; nft_families: which run it
         self.nft: dict[str, NftState] = {}
+        self.nft_families: dict[str, set[int]] = {}
         self.network = Network(cluster, {name: "" for name in self.tables}, seed=seed)
+
+    def tables_of(self, node: str, family: int = 4) -> NodeIptables:
+        """``node``'s iptables (4) or ip6tables (6) tables (empty ones, kept, if it has none yet)."""
+        if family != 6:
+            return self.tables[node]
+        table = self.tables6.get(node)
+        if table is None:
+            if node not in self.tables:
+                raise KeyError(node)
+            table = self.tables6[node] = NodeIptables(6)
+        return table
+
+    def _families(self, node: str) -> list[int]:
+        return [4, 6] if node in self.tables6 else [4]
 
     # ---- rules ---------------------------------------------------------------------------------
     def sync_rules(self, node: str, ruleset: RuleSet | NftRuleSet) -> None:
@@ -63,37 +90,55 @@ class SimDataplane(Dataplane):
         ``CleanupLeftovers`` on the node's tables (:meth:`NodeIptables.cleanup_leftovers`: KUBE-MARK-MASQ,
         the canaries, KUBE-PROXY-FIREWALL and KUBE-FIREWALL stay), iptables mode deletes ``table ip
         kube-proxy``."""
-        if getattr(ruleset, "mode", "iptables") == "nftables":
-            self._sync_nft(node, ruleset)  # type: ignore[arg-type]
-        else:
-            table = self.tables[node]
-            (table.partial_sync if ruleset.partial else table.full_sync)(ruleset.raw_text())
-            self.nft.pop(node, None)  # iptables mode's CleanupLeftovers for nftables: the table ip kube-proxy goes
-        # loaded: kube-proxy hands its health check servers what this sync decided (SyncServices, SyncEndpoints)
         cfg = ruleset.config
+        family = 6 if getattr(cfg, "family", 4) == 6 else 4  # each family's kube-proxy writes its own family's tables
+        nft_mode = getattr(ruleset, "mode", "iptables") == "nftables"
+        if nft_mode:
+            self._sync_nft(node, ruleset, family)  # type: ignore[arg-type]
+        else:
+            table = self.tables_of(node, family)
+            (table.partial_sync if ruleset.partial else table.full_sync)(ruleset.raw_text())
+            self._drop_nft_table(node, family)  # iptables mode's CleanupLeftovers for nftables: its table goes
+        # loaded: kube-proxy hands its health check servers what this sync decided (SyncServices, SyncEndpoints)
         addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family) else frozenset(
             nodeport_ips(cfg.nodeport_addresses, cfg.node_ips, cfg.family))
         rows = ruleset.service_port_rows  # (service port info, endpoints, ...) per service port: no objects made
         self.network.set_health(node, HealthServers(synced_health((r[0], r[1]) for r in rows if r[0].health_check_node_port),
-                                                    addresses))
-        if node in self.nft:
-            self.network.update_nft({node: self.nft[node]})
-        else:
-            self.network.update_tables({node: self.tables[node].tables})  # interprets what the tables hold (no text round trip)
+                                                    addresses), family)
+        if nft_mode:
+            self.network.update_nft({node: self.nft[node]}, family)
+        else:  # interprets what the tables hold (no text round trip)
+            self.network.update_tables({node: self.tables_of(node, family).tables}, family)
 
-    def _sync_nft(self, node: str, ruleset: NftRuleSet) -> None:
+    def _drop_nft_table(self, node: str, family: int) -> None:
+        """iptables mode's cleanup of nftables mode's leftovers in ``family``: ``table ip[6] kube-proxy`` goes."""
+        families = self.nft_families.get(node)
+        if not families or family not in families:
+            return
+        families.discard(family)
+        state = self.nft[node]
+        if families:
+            if state.has_table(_nft_family(family)):
+                state.apply(f"delete table {_nft_family(family)} kube-proxy\n")
+        else:
+            del self.nft[node], self.nft_families[node]
+
+    def _sync_nft(self, node: str, ruleset: NftRuleSet, family: int = 4) -> None:
         from ..nft import NftState
 
         state = self.nft.get(node)
-        if state is None:  # this node's first nftables sync: kube-proxy cleans up iptables mode's chains
-            state = NftState()
+        families = self.nft_families.get(node, set())
+        if family not in families:  # this family's first nftables sync: kube-proxy cleans up iptables mode's chains
             if not ruleset.partial:  # before the transactions, as NetnsLab.apply_nft (a refused sync keeps it done)
-                self.tables[node].cleanup_leftovers()
+                self.tables_of(node, family).cleanup_leftovers()
+        if state is None:
+            state = NftState()
         # the "delete chain" transaction of chains stale for >= 1 s (a failure is only recorded),
         # then the sync's transaction: each atomic, a refused one leaves the state as it was
         ruleset.apply_with(state.apply)
         if node not in self.nft:
             self.nft[node] = state
+        self.nft_families.setdefault(node, set()).add(family)
 
     def load_nft(self, node: str, listing: str) -> None:
         """Make ``node`` hold the nftables tables of ``listing`` (``nft list`` output, e.g. another
@@ -108,45 +153,55 @@ class SimDataplane(Dataplane):
         if flush:
             state.apply(flush)
         self.nft[node] = state
-        self.tables[node].cleanup_leftovers()  # what kube-proxy started in nftables mode leaves (a no-op if it ran)
+        self.nft_families[node] = {4, 6} if state.has_table("ip6") else {4}
+        for family in self.nft_families[node]:  # what kube-proxy started in nftables mode leaves (a no-op if it ran)
+            self.tables_of(node, family).cleanup_leftovers()
         self.network.update_nft({node: state})
 
     def mode(self, node: str) -> str:
         """The proxy mode of ``node``'s last sync: "iptables" or "nftables"."""
         return "nftables" if node in self.nft else "iptables"
 
-    def nat_chains(self, node: str) -> list[str]:
-        return self.tables[node].chains("nat")
+    def nat_chains(self, node: str, family: int = 4) -> list[str]:
+        if family == 6 and node not in self.tables6:
+            return []
+        return self.tables_of(node, family).chains("nat")
 
-    def existing_chains(self, node: str, mode: str = "iptables") -> list[str]:
+    def existing_chains(self, node: str, mode: str = "iptables", family: int = 4) -> list[str]:
         """The chains kube-proxy in ``mode`` lists before a sync: the nat table's (iptables), or
-        ``table ip kube-proxy``'s (nftables; none before the node's first nftables sync)."""
+        ``table ip kube-proxy``'s (nftables; none before the node's first nftables sync); of
+        ``family``'s tables (6: ip6tables, ``table ip6 kube-proxy``)."""
         if mode == "nftables":
             state = self.nft.get(node)
-            return list(state.chains()) if state is not None and state.has_table() else []
-        return self.nat_chains(node)
+            fam = _nft_family(family)
+            return list(state.chains(fam)) if state is not None and state.has_table(fam) else []
+        return self.nat_chains(node, family)
 
-    def existing_sets(self, node: str, mode: str = "nftables") -> list[str]:
+    def existing_sets(self, node: str, mode: str = "nftables", family: int = 4) -> list[str]:
         """The sets and maps of ``node``'s ``table ip kube-proxy`` (``nft list sets``: kube-proxy
-        deletes the ``affinity-…`` sets no endpoint uses any more); ``[]`` in iptables mode."""
+        deletes the ``affinity-…`` sets no endpoint uses any more); ``[]`` in iptables mode.
+        ``family`` 6: ``table ip6 kube-proxy``'s."""
         state = self.nft.get(node)
-        return list(state.sets()) if mode == "nftables" and state is not None and state.has_table() else []
+        fam = _nft_family(family)
+        return list(state.sets(fam)) if mode == "nftables" and state is not None and state.has_table(fam) else []
 
-    def nft_list(self, node: str) -> str:
+    def nft_list(self, node: str, family: int = 4) -> str:
         """``nft list table ip kube-proxy`` on ``node`` ("" when the node runs iptables mode),
-        the dynamic sets' live elements included, as the kernel lists them."""
-        state = self.listed_nft(node)
-        return state.list_table() if state is not None and state.has_table() else ""
+        the dynamic sets' live elements included, as the kernel lists them (``family`` 6:
+        ``table ip6 kube-proxy``)."""
+        state = self.listed_nft(node, family)
+        fam = _nft_family(family)
+        return state.list_table(fam) if state is not None and state.has_table(fam) else ""
 
-    def listed_nft(self, node: str) -> NftState | None:
+    def listed_nft(self, node: str, family: int = 4) -> NftState | None:
         """``node``'s nftables state as ``nft list`` sees it: the tables kube-proxy wrote plus what
-        the packet path added to the dynamic (affinity) sets and is not expired yet, with the time
-        it has left (``expires``). None when the node runs iptables mode."""
+        the packet path added to ``family``'s dynamic (affinity) sets and is not expired yet,
+        with the time it has left (``expires``). None when the node runs iptables mode."""
         state = self.nft.get(node)
         if state is None:
             return None
         ns = self.network.nodes[node]
-        nf = ns.netfilter
+        nf = ns.netfilter_of(family)
         if not ns.state.nft_sets or not isinstance(nf, NftNetfilter):
             return state
         live = nf.live_elements(ns.state, self.network.now)
@@ -159,8 +214,11 @@ class SimDataplane(Dataplane):
             for name, rows in live.items()))
         return view
 
-    def save_text(self, node: str) -> str:
-        return self.tables[node].save_text()
+    def save_text(self, node: str, family: int = 4) -> str:
+        """``iptables-save`` on ``node`` (``family`` 6: ``ip6tables-save``; "" before its first IPv6 sync)."""
+        if family == 6 and node not in self.tables6:
+            return ""
+        return self.tables_of(node, family).save_text()
 
     def delete_rules(self, pattern: re.Pattern[str], nodes: Sequence[str]) -> int:
         """Every rule whose ``iptables-save`` line matches; on a node in nftables mode also every
@@ -172,20 +230,25 @@ class SimDataplane(Dataplane):
         deleted = 0
         for name in nodes:
             state = self.nft.get(name)
-            if state is not None and state.has_table():
-                table = state.table()
-                rules = table.rules_matching(pattern)  # the selection NetnsLab.delete_rules makes too
-                if rules:
-                    state.apply(table.delete_rules_text(rules))  # one transaction: all or none
-                    deleted += len(rules)
-                    self.network.update_nft({name: state})
-            for dump in self.tables[name].tables.values():
-                for chain in dump.chains.values():
-                    keep = [(r, c) for r, c in zip(chain.rules, chain.counters) if not pattern.search(r.save_text())]
-                    deleted += len(chain.rules) - len(keep)
-                    chain.rules[:] = [r for r, _ in keep]
-                    chain.counters[:] = [c for _, c in keep]  # the rules left keep their counters
-        self.network.update_tables({name: self.tables[name].tables for name in nodes if name not in self.nft})
+            for fam in ("ip", "ip6"):  # a dual-stack node's kube-proxy writes both tables
+                if state is not None and state.has_table(fam):
+                    table = state.table(fam)
+                    rules = table.rules_matching(pattern)  # the selection NetnsLab.delete_rules makes too
+                    if rules:
+                        state.apply(table.delete_rules_text(rules))  # one transaction: all or none
+                        deleted += len(rules)
+                        self.network.update_nft({name: state})
+            for family in self._families(name):
+                for dump in self.tables_of(name, family).tables.values():
+                    for chain in dump.chains.values():
+                        keep = [(r, c) for r, c in zip(chain.rules, chain.counters) if not pattern.search(r.save_text())]
+                        deleted += len(chain.rules) - len(keep)
+                        chain.rules[:] = [r for r, _ in keep]
+                        chain.counters[:] = [c for _, c in keep]  # the rules left keep their counters
+        for family in (4, 6):
+            self.network.update_tables({name: self.tables_of(name, family).tables for name in nodes
+                                        if family in self._families(name) and family not in self.nft_families.get(name, ())},
+                                       family)
         return deleted
 
     # ---- pods ----------------------------------------------------------------------------------
@@ -220,7 +283,7 @@ class SimDataplane(Dataplane):
 
     def reset(self) -> None:
         self.network.reset()
-        for table in self.tables.values():
+        for table in (*self.tables.values(), *self.tables6.values()):
             table.zero_counters()
 
     # ---- the cloud load balancer ---------------------------------------------------------------

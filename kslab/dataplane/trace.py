@@ -17,6 +17,11 @@ SIMULATOR = "simulator"
 STEP_EVENTS = ("rule", "jump", "goto", "return", "policy", "nat", "verdict", "note")
 
 
+def _host_port(ip: object, port: object) -> str:
+    """``ip:port``, an IPv6 address in brackets (``net.JoinHostPort``): ``[fd00::5]:80``."""
+    return f"[{ip}]:{port}" if ":" in str(ip) else f"{ip}:{port}"
+
+
 @dataclass
 class TraceStep:
     """One thing netfilter did to the traced packet on one node."""
@@ -61,7 +66,7 @@ class Candidate:
 
     @property
     def endpoint(self) -> str:
-        return f"{self.ip}:{self.port}" if self.ip else ""
+        return _host_port(self.ip, self.port) if self.ip else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,7 +79,7 @@ class Candidate:
 
     def line(self) -> str:
         where = (f"{self.pod or self.ip}" + (f" on {self.node}" if self.node else "")
-                 + (f" ({self.ip}:{self.port})" if self.ip else "")) if self.ip else "(no endpoint)"
+                 + (f" ({_host_port(self.ip, self.port)})" if self.ip else "")) if self.ip else "(no endpoint)"
         verdict = "" if self.outcome == "ok" else f" [{self.outcome}]"
         masq = f"masquerade: {'yes' if self.masquerade else 'no'}"
         if len(self.sources_seen) > 1:
@@ -139,7 +144,7 @@ class Trace:
             "backend": self.backend,
             "source": self.source,
             "from": {"name": self.client, "ip": self.client_ip, "kind": self.client_kind},
-            "to": f"{self.dst}:{self.dport}/{self.proto}",
+            "to": f"{_host_port(self.dst, self.dport)}/{self.proto}",
             "verdict": self.outcome,
             "reason": self.reason,
             "chains": list(self.chains),
@@ -162,21 +167,21 @@ class Trace:
         return json.dumps(self.to_dict(), indent=2)
 
     def __str__(self) -> str:
-        out = [f"connection {self.client} ({self.client_ip}) -> {self.dst}:{self.dport}/{self.proto}"
+        out = [f"connection {self.client} ({self.client_ip}) -> {_host_port(self.dst, self.dport)}/{self.proto}"
                + ("" if self.source == SIMULATOR else f"   [traced by the {self.source}]")]
         where = ""
         for s in self.steps:
             head = f"{s.node} {s.hook}".strip()
             if head != where and s.event != "note":
                 p = s.packet_before if s.event != "nat" else None
-                out.append(f"  [{head}]" + (f"  {p.get('src')}:{p.get('sport')} -> {p.get('dst')}:{p.get('dport')}" if p else ""))
+                out.append(f"  [{head}]" + (f"  {_host_port(p.get('src'), p.get('sport'))} -> {_host_port(p.get('dst'), p.get('dport'))}" if p else ""))
                 where = head
             out.append(_step_line(s))
         if not self.steps:
             out.append("  (no node's netfilter saw the first packet)")
         out.append(f"verdict: {self.outcome}" + (f" ({self.reason})" if self.reason and self.outcome != "ok" else ""))
         if self.endpoint_pod:
-            at = f" on {self.endpoint_node} ({self.endpoint_ip}:{self.endpoint_port})" if self.endpoint_node else ""
+            at = f" on {self.endpoint_node} ({_host_port(self.endpoint_ip, self.endpoint_port)})" if self.endpoint_node else ""
             out.append(f"endpoint: {self.endpoint_pod}{at}, sees the client as {self.source_ip_seen}")
         out.append(f"DNAT: {self.dnat_to or 'none'}; masquerade: {'yes' if self.masquerade else 'no'}"
                    + (f" (SNAT to {self.snat_to})" if self.snat_to else ""))
@@ -206,8 +211,8 @@ def _step_line(s: TraceStep) -> str:
         return f"    {s.table:<6} {s.chain} policy {s.detail}"
     if s.event == "nat":
         b, a = s.packet_before or {}, s.packet_after or {}
-        arrow = (f"  {b.get('src')}:{b.get('sport')} -> {b.get('dst')}:{b.get('dport')}  =>  "
-                 f"{a.get('src')}:{a.get('sport')} -> {a.get('dst')}:{a.get('dport')}")
+        arrow = (f"  {_host_port(b.get('src'), b.get('sport'))} -> {_host_port(b.get('dst'), b.get('dport'))}  =>  "
+                 f"{_host_port(a.get('src'), a.get('sport'))} -> {_host_port(a.get('dst'), a.get('dport'))}")
         return f"    * {s.detail}" + (arrow if b else "")
     if s.event == "verdict":
         # iptables: one built-in chain per table at a hook, named by the block ("nat    verdict

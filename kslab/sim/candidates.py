@@ -156,7 +156,7 @@ def candidates_of(branches: list[tuple[Fraction, object]]) -> list[Candidate]:
         for w in _why(conn):
             if w not in entry[1]:
                 entry[1].append(w)
-        for value, into in ((conn.ingress_node, entry[2]), ((conn.snat_to or "").rsplit(":", 1)[0], entry[3]),
+        for value, into in ((conn.ingress_node, entry[2]), ((conn.snat_to or "").rsplit(":", 1)[0].strip("[]"), entry[3]),
                             (getattr(conn, "source_ip_seen", ""), entry[4])):
             if value and value not in into:
                 into.append(value)

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 from ..errors import InputError
 from ..xtables import SAVE_TABLE_ORDER, Counters, Match, Option, Rule, TableDump, Target, parse_restore
-from .packet import PACKET_BYTES, HookContext, HookResult, NatAction, Packet, RecentEntry, TraceStep
+from .packet import PACKET_BYTES, HookContext, host_port, HookResult, NatAction, Packet, RecentEntry, TraceStep
 
 HOOK_TABLES: dict[str, tuple[str, ...]] = {
     "PREROUTING": ("raw", "mangle", "nat"),
@@ -132,21 +132,43 @@ def _fuse(fragments: Sequence[Fragment]) -> Test | None:
     return make(*(v for _, values in fragments for v in values))
 
 
+U128 = (1 << 128) - 1
+
+
+def _full_mask(text: str) -> int:
+    """The all-ones mask of ``text``'s family: 32 bits for IPv4, 128 for IPv6 (``:`` in it)."""
+    return U128 if ":" in text else 0xFFFFFFFF
+
+
 def _cidr(text: str) -> tuple[int, int]:
-    """(network, mask) of ``a.b.c.d/nn`` or ``a.b.c.d/m.m.m.m`` (kslab.xtables' canonical forms)."""
+    """(network, mask) of ``a.b.c.d/nn``, ``a.b.c.d/m.m.m.m`` or ``fd00::/nn`` (kslab.xtables'
+    canonical forms; ip6tables prints ``/128`` for a host)."""
     addr, _, plen = text.partition("/")
+    full = _full_mask(addr)
     if not plen:
-        return _IP[addr], 0xFFFFFFFF
-    mask = _IP[plen] if "." in plen else (0xFFFFFFFF << (32 - int(plen))) & 0xFFFFFFFF
+        return _IP[addr], full
+    bits = 128 if full == U128 else 32
+    mask = _IP[plen] if ("." in plen or ":" in plen) else (full << (bits - int(plen))) & full
     return _IP[addr] & mask, mask
 
 
 def _address(var: str, text: str, negated: bool) -> Fragment:
     net, mask = _cidr(text)
     op = "!=" if negated else "=="
-    if mask == 0xFFFFFFFF:
+    if mask == _full_mask(text.partition("/")[0]):
         return f"{var} {op} {{}}", (net,)
     return f"({var} & {{}}) {op} {{}}", (mask, net)
+
+
+def host_address(text: str | None) -> str | None:
+    """The address of a one-host ``-d``/``-s`` value (``10.0.0.1/32``, ``fd00::1/128``), else None."""
+    if text is None:
+        return None
+    if text.endswith("/32") and ":" not in text:
+        return text[:-3]
+    if text.endswith("/128") and ":" in text:
+        return text[:-4]
+    return None
 
 
 def _iface(attr: str, pattern: str, negated: bool) -> Fragment:
@@ -411,7 +433,13 @@ def _match_recent(opts: dict[str, Option]) -> list[Fragment]:
     if command is None:
         raise _Unsupported("-m recent without --set/--rcheck/--update/--remove")
     list_name = opts["name"].args[0] if "name" in opts else "DEFAULT"
-    mask = _IP[opts["mask"].args[0]] if "mask" in opts else 0xFFFFFFFF
+    # --mask: 255.255.255.255 (iptables) or ffff:…:ffff (ip6tables) by default, i.e. none
+    mask_text = opts["mask"].args[0] if "mask" in opts else ""
+    mask = _IP[mask_text] if mask_text else -1
+    if mask == _full_mask(mask_text):
+        mask = -1
+    mask6 = ":" in mask_text
+    mask_type = ipaddress.IPv6Address if mask6 else ipaddress.IPv4Address
     use_dst = "rdest" in opts
     seconds = int(opts["seconds"].args[0]) if "seconds" in opts else 0
     hitcount = int(opts["hitcount"].args[0]) if "hitcount" in opts else 0
@@ -425,8 +453,8 @@ def _match_recent(opts: dict[str, Option]) -> list[Fragment]:
         if table is None:
             table = c.state.recent[list_name] = {}
         addr = p.dst if use_dst else p.src
-        if mask != 0xFFFFFFFF:
-            addr = str(ipaddress.IPv4Address(_IP[addr] & mask))
+        if mask != -1 and (":" in addr) == mask6:  # a table holds one family's rules and packets
+            addr = str(mask_type(_IP[addr] & mask))
         now = c.now
         ret = invert
         e = table.get(addr)
@@ -628,8 +656,9 @@ class Netfilter:
     """The iptables tables of one network namespace, compiled, ready to run packets through."""
 
     def __init__(self, tables: dict[str, TableDump], name: str = "", *, strict: bool = False,
-                 previous: Netfilter | None = None) -> None:
+                 previous: Netfilter | None = None, family: int = 4) -> None:
         self.name = name
+        self.family = family  # 4: iptables' tables, 6: ip6tables' (the packets it is given are of this family)
         self.tables = tables
         self.chains: dict[str, dict[str, CompiledChain]] = {
             t: {c: CompiledChain(c, chain.policy) for c, chain in dump.chains.items()} for t, dump in tables.items()
@@ -654,21 +683,23 @@ class Netfilter:
         }
 
     @classmethod
-    def from_text(cls, text: str, *, name: str = "", strict: bool = False) -> Netfilter:
-        """Load ``iptables-save`` or restore text (comments, counters, policies as printed).
+    def from_text(cls, text: str, *, name: str = "", strict: bool = False, family: int = 4) -> Netfilter:
+        """Load ``iptables-save`` or restore text (comments, counters, policies as printed);
+        ``family=6``: ``ip6tables-save`` or ip6tables restore text.
 
         ``strict=True`` refuses, at load, any rule the interpreter cannot execute (right for
         kslab's own rulesets); by default such a rule raises only when a packet reaches it.
         """
         try:
-            tables = parse_restore(text, strict=False)
+            tables = parse_restore(text, family, strict=False)
         except ValueError as e:
-            raise InputError(f"ruleset{' of ' + name if name else ''}", str(e), "check the iptables-save text") from None
-        return cls(tables, name, strict=strict)
+            tool = "ip6tables-save" if family == 6 else "iptables-save"
+            raise InputError(f"ruleset{' of ' + name if name else ''}", str(e), f"check the {tool} text") from None
+        return cls(tables, name, strict=strict, family=family)
 
     @classmethod
     def from_tables(cls, tables: Mapping[str, TableDump], *, name: str = "", strict: bool = False,
-                    previous: Netfilter | None = None) -> Netfilter:
+                    previous: Netfilter | None = None, family: int = 4) -> Netfilter:
         """Load a namespace's tables as they are held in memory (an ``IptablesState``'s
         ``tables``): what :meth:`from_text` of their ``iptables-save`` text builds, without
         printing and parsing it again. The chains are copied (rules are immutable), so later
@@ -679,8 +710,8 @@ class Netfilter:
         for tname in SAVE_TABLE_ORDER:
             dump = tables.get(tname)
             if dump is not None:
-                snapshot[tname] = TableDump(tname, {c: dump.chains[c].copy() for c in dump.chain_order()})
-        return cls(snapshot, name, strict=strict, previous=previous)
+                snapshot[tname] = TableDump(tname, {c: dump.chains[c].copy() for c in dump.chain_order()}, dump.family)
+        return cls(snapshot, name, strict=strict, previous=previous, family=family)
 
     def chain_rules(self, table: str, chain: str) -> list[str]:
         """The chain's rules as ``iptables-save`` prints them (empty if there is no such chain)."""
@@ -758,7 +789,8 @@ class Netfilter:
             cr.op, cr.jump, cr.nat, cr.reusable = OP_CONTINUE, None, None, False
         cr.test = _fuse(fragments)
         if dport is not None and r.proto in ("tcp", "udp", "sctp"):
-            dst = _IP[r.dst[:-3]] if r.dst is not None and not r.dst_negated and r.dst.endswith("/32") else None
+            host = host_address(r.dst) if not r.dst_negated else None
+            dst = _IP[host] if host is not None else None
             cr.index_key = (dst, r.proto, dport)
         return cr
 
@@ -957,7 +989,7 @@ def apply_nat(nat: NatAction, pkt: Packet, ctx: HookContext, result: HookResult,
     if nat.kind != "DNAT":
         ctx.ct_status = ctx.ct_status | {"SNAT"}
         if step is not None:
-            step.detail = (f"SNAT to {nat.to_ip}{':' + str(nat.to_port) if nat.to_port is not None else ''}"
+            step.detail = (f"SNAT to {host_port(nat.to_ip, nat.to_port) if nat.to_port is not None else nat.to_ip}"
                            if nat.kind == "SNAT" else f"{masquerade}: the source becomes the out interface's address"
                            + (" (fully-random port)" if note_fully_random and nat.random_fully else ""))
         return
@@ -973,7 +1005,7 @@ def apply_nat(nat: NatAction, pkt: Packet, ctx: HookContext, result: HookResult,
         ctx.ct_status = ctx.ct_status | {"DNAT"}
     if step is not None:
         step.packet_before, step.packet_after = before, pkt.as_dict()
-        step.detail = f"DNAT {old[0]}:{old[1]} -> {pkt.dst}:{pkt.dport}"
+        step.detail = f"DNAT {host_port(*old)} -> {host_port(pkt.dst, pkt.dport)}"
 
 
 def _nat_ports(text: str) -> tuple[int, int]:
@@ -981,13 +1013,35 @@ def _nat_ports(text: str) -> tuple[int, int]:
     return int(lo), int(hi or lo)
 
 
+def split_host_port(spec: str) -> tuple[str, str]:
+    """``IP[:PORT…]``, ``[IPv6][:PORT…]`` or a bare IPv6 address (ip6tables' forms of
+    --to-destination/--to-source, and ``IP-IP`` / ``[a]-[b]`` ranges) -> (host part, port part)."""
+    if spec.startswith("["):
+        host, sep, rest = spec[1:].partition("]")
+        if not sep:
+            raise ValueError(f"{spec!r}: a '[' without its ']'")
+        if rest.startswith("-["):  # [a]-[b]:ports
+            last, sep2, rest = rest[2:].partition("]")
+            if not sep2:
+                raise ValueError(f"{spec!r}: a '[' without its ']'")
+            host = f"{host}-{last}"
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{spec!r}: after ']' comes ':PORT'")
+        return host, rest[1:]
+    if spec.count(":") > 1:  # an IPv6 address without brackets: no port
+        return spec, ""
+    host, _, ports = spec.partition(":")
+    return host, ports
+
+
 def _nat_to(spec: str, kind: str) -> tuple[str, tuple[int, int] | None]:
-    """``IP[:PORT[-PORT]]`` of --to-destination/--to-source; an address range is refused.
+    """``IP[:PORT[-PORT]]`` (``[IPv6]:PORT`` in ip6tables) of --to-destination/--to-source; an
+    address range is refused.
 
     The kernel picks an address from a range by a hash of the connection, which kslab does not
     reproduce, so guessing would make traces lie.
     """
-    host, _, ports = spec.partition(":")
+    host, ports = split_host_port(spec)
     first, dash, last = host.partition("-")
     if dash and last != first:
         raise _Unsupported(f"{kind} to an address range {host} (the kernel picks one by a hash of the connection)")

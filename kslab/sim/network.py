@@ -56,13 +56,17 @@ from ..loadbalancer import PROXY_HEALTHZ_PORT, LBState, eligible, probe_target
 from ..model import ClusterState, Pod, Service
 from ..xtables import TableDump
 from .conntrack import ConntrackLog
-from .netfilter import Netfilter, recent_list_names
+from .netfilter import Netfilter, recent_list_names, split_host_port
 from .nftables import NftNetfilter
-from .packet import PACKET_BYTES, STATISTIC_MASK, HookContext, HookResult, NamespaceState, Packet, TraceStep
+from .packet import PACKET_BYTES, STATISTIC_MASK, host_port, HookContext, HookResult, NamespaceState, Packet, TraceStep
 
 FABRIC = ipaddress.ip_network("172.18.0.0/16")  # kind's "docker network"
 FABRIC_GATEWAY = "172.18.0.1"  # the docker host
 MYPC_IP = "172.18.0.100"
+# its IPv6 side: the ULA docker derives for the network named "kind" (`docker network inspect kind`), as kslab.netns.layout
+FABRIC6 = ipaddress.ip_network("fc00:f853:ccd:e793::/64")
+FABRIC_GATEWAY6 = "fc00:f853:ccd:e793::1"
+MYPC_IP6 = "fc00:f853:ccd:e793::100"
 EPHEMERAL = (32768, 60999)  # net.ipv4.ip_local_port_range
 
 
@@ -97,13 +101,22 @@ class Conntrack:
         return len(self.by_orig)
 
 
+def family_of(ip: str) -> int:
+    """4 or 6: the family of an address in text (IPv6 is the one with colons)."""
+    return 6 if ":" in ip else 4
+
+
 @dataclass
 class NodeNS:
-    """A node's network namespace."""
+    """A node's network namespace. It holds one ruleset per family, as a kernel does: iptables'
+    tables and ip6tables' (or nftables' ``ip`` and ``ip6`` tables); a packet goes through its
+    own family's (:meth:`netfilter_of`). xt_recent lists, nfacct counters, the RNG and conntrack
+    (``state``, ``conntrack``) are the namespace's, shared by both families, as the kernel's are
+    (an entry or list element carries its family's address)."""
 
     name: str
     ip: str
-    pod_cidr: ipaddress.IPv4Network | None
+    pod_cidr: ipaddress.IPv4Network | ipaddress.IPv6Network | None
     gateway_ip: str  # the pod-side gateway (host end of every veth): first address of the pod CIDR
     netfilter: Netfilter | NftNetfilter  # iptables mode, or nftables mode (update_nft)
     state: NamespaceState
@@ -111,9 +124,51 @@ class NodeNS:
     route_localnet: bool = True
     local_addresses: frozenset[str] = frozenset()
     extra_ips: tuple[str, ...] = ()  # the node's further addresses (a secondary InternalIP, ...): local too
+    # the second family (dual-stack): its pod CIDR, whose first address is that family's veth gateway
+    pod_cidr2: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    gateway_ip2: str = ""
+    netfilter6: Netfilter | NftNetfilter = field(default_factory=lambda: Netfilter({}, family=6))  # ip6tables (or ip6 nft)
 
     def __post_init__(self) -> None:
-        self.local_addresses = frozenset(a for a in (self.ip, *self.extra_ips, "127.0.0.1", self.gateway_ip) if a)
+        self.local_addresses = frozenset(a for a in (self.ip, *self.extra_ips, "127.0.0.1", "::1", self.gateway_ip,
+                                                     self.gateway_ip2) if a)
+
+    def netfilter_of(self, family: int) -> Netfilter | NftNetfilter:
+        """The ruleset packets of ``family`` go through: iptables' (4) or ip6tables' (6)."""
+        return self.netfilter6 if family == 6 else self.netfilter
+
+    def set_netfilter(self, family: int, nf: Netfilter | NftNetfilter) -> None:
+        if family == 6:
+            self.netfilter6 = nf
+        else:
+            self.netfilter = nf
+
+    def ip_of(self, family: int) -> str:
+        """The node's first address of ``family`` ("" if it has none): the source a masquerade
+        out of eth0 picks."""
+        if family_of(self.ip) == family:
+            return self.ip
+        return next((a for a in self.extra_ips if family_of(a) == family), "")
+
+    def pod_cidrs(self) -> tuple:
+        return tuple(c for c in (self.pod_cidr, self.pod_cidr2) if c is not None)
+
+    def gateway_of(self, family: int) -> str:
+        """The pod-side gateway of ``family`` (the first address of that family's pod CIDR)."""
+        for cidr, gw in ((self.pod_cidr, self.gateway_ip), (self.pod_cidr2, self.gateway_ip2)):
+            if cidr is not None and cidr.version == family:
+                return gw
+        return ""
+
+
+def pod_ips(pod: Pod) -> tuple[str, ...]:
+    """Every IP of a pod (``status.podIPs``: one per family), the primary first."""
+    return pod.pod_ips
+
+
+def _node_pod_cidrs(node) -> list:
+    """A Node's pod CIDRs (``spec.podCIDRs``), parsed: the primary first, at most one per family."""
+    return [_ip_network(c) for c in node.pod_cidrs]
 
 
 @dataclass(frozen=True)
@@ -147,6 +202,7 @@ class Client:
     ip: str
     kind: str  # "pod", "node", "external"
     node: str = ""  # the pod's node, or the node itself
+    ips: tuple[str, ...] = ()  # every address it has (dual-stack: one per family); () means just ``ip``
 
 
 @dataclass
@@ -282,18 +338,24 @@ class Network:
         self.now = 0.0
         self.nodes: dict[str, NodeNS] = {}
         for i, node in enumerate(state.nodes):
-            cidr = ipaddress.ip_network(node.pod_cidr) if node.pod_cidr else None
-            gw = str(cidr.network_address + 1) if cidr else ""
+            cidrs = _node_pod_cidrs(node)
+            cidr = cidrs[0] if cidrs else None
+            cidr2 = cidrs[1] if len(cidrs) > 1 else None
             self.nodes[node.name] = NodeNS(
                 name=node.name,
                 ip=node.internal_ip,
                 extra_ips=node.ips[1:],
                 pod_cidr=cidr,
-                gateway_ip=gw,
+                gateway_ip=str(cidr.network_address + 1) if cidr else "",
+                pod_cidr2=cidr2,
+                gateway_ip2=str(cidr2.network_address + 1) if cidr2 else "",
                 netfilter=Netfilter.from_text(rulesets[node.name], name=node.name) if node.name in rulesets else Netfilter.from_text(""),
                 state=NamespaceState(rng=random.Random(f"{seed}/{node.name}")),
             )
-        self.pods_by_ip: dict[str, Pod] = {p.pod_ip: p for p in state.pods if p.pod_ip and p.phase == "Running"}
+            key6 = (node.name, 6)
+            if key6 in rulesets:
+                self.nodes[node.name].netfilter6 = Netfilter.from_text(rulesets[key6], name=node.name, family=6)
+        self.pods_by_ip: dict[str, Pod] = self._pods_by_ip(state)
         self.node_by_ip = {ip: n for n in self.nodes.values() for ip in (n.ip, *n.extra_ips) if ip}
         self._routes: dict[tuple[str, str], tuple[str, str, str]] = {}
         self.broken: set[str] = set()  # pods whose server accepts connections but answers with errors
@@ -304,22 +366,31 @@ class Network:
         self._lb_replay: list = []
         self.closed = ConntrackLog()  # the entries finished connections leave, for conntrack -L
         self.health: dict[str, HealthServers] = {}  # per node, as its kube-proxy's last sync left them (set_health)
+        self.health6: dict[str, HealthServers] = {}  # the same, of its IPv6 kube-proxy (dual-stack)
         self._health_fallback: dict[str, HealthServers] = {}
         self.clear_memo()
 
     # ---- topology ----------------------------------------------------------------------------
+    @staticmethod
+    def _pods_by_ip(state: ClusterState) -> dict[str, Pod]:
+        """Every running pod by each of its IPs (a dual-stack pod is found by either)."""
+        return {ip: p for p in state.pods if p.pod_ip and p.phase == "Running" for ip in pod_ips(p)}
+
     def _default_listening(self) -> dict[str, set[tuple[str, int]]]:
-        """Pods listen on their declared container ports (whoami on 80, echo on 8080 ...)."""
+        """Pods listen on their declared container ports (whoami on 80, echo on 8080 ...), on
+        every address (a server bound to ``::`` or ``0.0.0.0`` answers on each of its IPs)."""
         out: dict[str, set[tuple[str, int]]] = {}
-        for p in self.pods_by_ip.values():
-            out[p.pod_ip] = {(cp.protocol.lower(), cp.container_port) for c in p.containers for cp in c.ports}
+        for ip, p in self.pods_by_ip.items():
+            out[ip] = {(cp.protocol.lower(), cp.container_port) for c in p.containers for cp in c.ports}
         return out
 
-    def update_rules(self, rulesets: dict[str, str]) -> None:
-        """Load new rulesets (an iptables-restore); xt_recent lists, counters and conntrack stay
-        (a list no loaded rule names any more goes, as the kernel frees it)."""
-        for name, text in rulesets.items():
-            self.nodes[name].netfilter = Netfilter.from_text(text, name=name)
+    def update_rules(self, rulesets: Mapping[str | tuple[str, int], str]) -> None:
+        """Load new rulesets (an iptables-restore), keyed by node (iptables) or by (node,
+        family) (4: iptables, 6: ip6tables); xt_recent lists, counters and conntrack stay (a
+        list no loaded rule names any more goes, as the kernel frees it)."""
+        for key, text in rulesets.items():
+            name, family = key if isinstance(key, tuple) else (key, 4)
+            self.nodes[name].set_netfilter(family, Netfilter.from_text(text, name=name, family=family))
             self._drop_unnamed_lists(self.nodes[name])
         self.clear_memo()
 
@@ -327,40 +398,57 @@ class Network:
     def _drop_unnamed_lists(node: NodeNS) -> None:
         """xt_recent frees a list with the last rule that names it (``recent_mt_destroy``); a
         restore that keeps such a rule keeps the list and its addresses. Likewise an nftables
-        dynamic set's elements go with the set (``delete set``, or a table without it)."""
-        names = recent_list_names(node.netfilter.tables)
+        dynamic set's elements go with the set (``delete set``, or a table without it). The
+        lists are the namespace's, named by either family's rules."""
+        nf, nf6 = node.netfilter, node.netfilter6
+        names = recent_list_names(nf.tables)
+        if nf6.tables:
+            names |= recent_list_names(nf6.tables)
         for gone in [k for k in node.state.recent if k not in names]:
             del node.state.recent[gone]
-        sets = node.netfilter.sets if isinstance(node.netfilter, NftNetfilter) else {}
+        sets = dict(nf.sets) if isinstance(nf, NftNetfilter) else {}
+        if isinstance(nf6, NftNetfilter):
+            sets.update(nf6.sets)
         for gone in [k for k in node.state.nft_sets if k not in sets]:
             del node.state.nft_sets[gone]
 
-    def update_nft(self, states: Mapping[str, object]) -> None:
-        """Load each named node's nftables table (a :class:`kslab.nft.NftState` after
-        kube-proxy's transaction): the node runs nftables mode from now on. Dynamic set
-        elements (affinity), counters and conntrack stay, as they do across an ``nft -f``."""
+    def update_nft(self, states: Mapping[str, object], family: int | None = None) -> None:
+        """Load each named node's nftables tables (a :class:`kslab.nft.NftState` after
+        kube-proxy's transaction): ``table ip kube-proxy`` runs IPv4 packets and ``table ip6
+        kube-proxy`` IPv6 ones. ``family`` (4 or 6) names the family that switches to nftables
+        mode now; None: IPv4, and IPv6 too where the state has an ip6 table or IPv6 already runs
+        nftables. Dynamic set elements (affinity), counters and conntrack stay, as they do across
+        an ``nft -f``."""
         for name, st in states.items():
             node = self.nodes[name]
-            previous = node.netfilter if isinstance(node.netfilter, NftNetfilter) else None
-            node.netfilter = NftNetfilter.from_state(st, name=name, previous=previous)
+            families = [family] if family is not None else [4]
+            if family is None and (("ip6", "kube-proxy") in getattr(st, "tables", {}) or isinstance(node.netfilter6, NftNetfilter)):
+                families.append(6)
+            for fam in families:
+                old = node.netfilter_of(fam)
+                previous = old if isinstance(old, NftNetfilter) else None
+                node.set_netfilter(fam, NftNetfilter.from_state(st, name=name, previous=previous,
+                                                                family="ip6" if fam == 6 else "ip"))
             self._drop_unnamed_lists(node)
         self.clear_memo()
 
-    def update_tables(self, tables: Mapping[str, Mapping[str, TableDump]]) -> None:
-        """Load each named node's tables as held in memory (an ``IptablesState``'s ``tables``):
-        what :meth:`update_rules` does with their ``iptables-save`` text, without printing and
-        parsing it again. xt_recent lists, counters and conntrack stay."""
+    def update_tables(self, tables: Mapping[str, Mapping[str, TableDump]], family: int = 4) -> None:
+        """Load each named node's tables as held in memory (an ``IptablesState``'s ``tables``;
+        ``family`` 6: its ip6tables'): what :meth:`update_rules` does with their
+        ``iptables-save`` text, without printing and parsing it again. xt_recent lists,
+        counters and conntrack stay."""
         for name, t in tables.items():
             node = self.nodes[name]
-            previous = node.netfilter if isinstance(node.netfilter, Netfilter) else None
-            node.netfilter = Netfilter.from_tables(t, name=name, previous=previous)
+            old = node.netfilter_of(family)
+            previous = old if isinstance(old, Netfilter) else None
+            node.set_netfilter(family, Netfilter.from_tables(t, name=name, previous=previous, family=family))
             self._drop_unnamed_lists(node)
         self.clear_memo()
 
     def update_pods(self, state: ClusterState) -> None:
         self.state = state
         self._health_fallback.clear()
-        self.pods_by_ip = {p.pod_ip: p for p in state.pods if p.pod_ip and p.phase == "Running"}
+        self.pods_by_ip = self._pods_by_ip(state)
         self.listening = self._default_listening()
         self._routes.clear()
         self.clear_memo()
@@ -408,19 +496,19 @@ class Network:
         if dst in node.local_addresses or dst.startswith("127."):
             return "local", "lo", node.name
         ip = ipaddress.ip_address(dst)
-        if node.pod_cidr and ip in node.pod_cidr:
+        if any(ip in cidr for cidr in node.pod_cidrs()):  # an address of the other family is in no CIDR
             pod = self.pods_by_ip.get(dst)
             if pod and pod.node_name == node.name:
                 return "pod", f"veth-{pod.name}"[:15], dst
             return "unreachable", "", dst
         for other in self.nodes.values():
-            if other is not node and other.pod_cidr and ip in other.pod_cidr:
+            if other is not node and any(ip in cidr for cidr in other.pod_cidrs()):
                 return "node", "eth0", other.name
         if dst in self.node_by_ip:
             return "node", "eth0", self.node_by_ip[dst].name
-        if ip in FABRIC:
+        if ip in FABRIC or ip in FABRIC6:
             return "fabric", "eth0", dst
-        return "gateway", "eth0", FABRIC_GATEWAY
+        return "gateway", "eth0", FABRIC_GATEWAY6 if ip.version == 6 else FABRIC_GATEWAY
 
     # ---- the flow memo ------------------------------------------------------------------------
     # Without a trace, a connection that meets no stateful match (recent, nth, nfacct) is a pure
@@ -622,7 +710,13 @@ class Network:
     def _interpret(self, c: Client, dst: str, dport: int, proto: str, sport: int, trace: bool) -> Connection:
         """One connection, hook by hook through the interpreter."""
         conn = Connection(client=c, dst=dst, dport=dport, proto=proto, outcome="", sport=sport)
-        pkt = Packet(src=_source_address(c, dst), dst=dst, proto=proto, sport=sport, dport=dport)
+        src = _source_address(c, dst)
+        if not src:  # no address of the destination's family: the socket cannot even send
+            fam = "IPv6" if ":" in dst else "IPv4"
+            conn.outcome, conn.reason = "no-route", f"{c.name} has no {fam} address, so it cannot reach {dst} (Network is unreachable)"
+            self._note(conn, c.name, "", conn.reason, trace)
+            return conn
+        pkt = Packet(src=src, dst=dst, proto=proto, sport=sport, dport=dport)
         created: list[tuple[NodeNS, object]] = []
         try:
             self._forward_path(conn, pkt, created, trace)
@@ -641,7 +735,7 @@ class Network:
               ct_status: frozenset[str] = frozenset()) -> HookResult:
         ctx = HookContext(hook=hook, local_addresses=node.local_addresses, now=self.now, state=node.state,
                           ct_state=ct_state, ct_status=ct_status)
-        res = node.netfilter.run_hook(hook, pkt, ctx, trace=trace)
+        res = (node.netfilter6 if ":" in pkt.dst else node.netfilter).run_hook(hook, pkt, ctx, trace=trace)
         if res.counted:
             conn.counted.append((res.counted, PACKET_BYTES.get(pkt.proto, 40)))
         conn.rules_evaluated += res.rules_evaluated
@@ -662,7 +756,7 @@ class Network:
                 if conn.outcome:  # the load balancer had no healthy node
                     self._note(conn, "load balancer", "", conn.reason, trace)
                     return
-                if ipaddress.ip_address(pkt.dst) in FABRIC:
+                if _on_fabric(pkt.dst):
                     conn.outcome, conn.reason = "unreachable", f"{pkt.dst} is on the docker network but nothing answers there"
                 else:
                     conn.outcome, conn.reason = "no-route", (
@@ -673,11 +767,12 @@ class Network:
                 return
             node, hook, in_iface = target, "PREROUTING", "eth0"
         elif c.kind == "pod":
-            if pkt.dst == c.ip and c.ip in self.pods_by_ip:
+            if pkt.dst == pkt.src and pkt.src in self.pods_by_ip:
                 return self._deliver_to_itself(conn, pkt, trace)
             node, hook, in_iface = self.nodes[c.node], "PREROUTING", f"veth-{c.name}"[:15]
-            self._note(conn, c.name, "OUTPUT", f"the packet leaves {c.name}'s own namespace (OUTPUT, POSTROUTING: no rules "
-                       f"there) by its default route to {node.gateway_ip} on {node.name}", trace)
+            if trace:
+                self._note(conn, c.name, "OUTPUT", f"the packet leaves {c.name}'s own namespace (OUTPUT, POSTROUTING: no rules "
+                           f"there) by its default route to {node.gateway_of(family_of(pkt.dst)) or node.gateway_ip} on {node.name}", trace)
         else:
             node, hook, in_iface = self.nodes[c.node], "OUTPUT", ""
         conn.ingress_node = node.name
@@ -702,9 +797,10 @@ class Network:
             dnat = None
             if res.nat and res.nat.kind == "DNAT":
                 dnat = (pkt.dst, pkt.dport)
-                conn.dnat_to = conn.dnat_to or f"{pkt.dst}:{pkt.dport}"
+                conn.dnat_to = conn.dnat_to or host_port(pkt.dst, pkt.dport)
                 if trace:
-                    conn.steps.append(TraceStep(node.name, hook, "nat", "", "nat", detail=f"DNAT {before_t[2]}:{before_t[3]} -> {pkt.dst}:{pkt.dport}",
+                    conn.steps.append(TraceStep(node.name, hook, "nat", "", "nat",
+                                                detail=f"DNAT {host_port(before_t[2], before_t[3])} -> {host_port(pkt.dst, pkt.dport)}",
                                                 packet_before=before, packet_after=_pkt_dict(pkt)))
             kind, out_iface, nxt = self._route(node, pkt.dst)
             if kind == "local":
@@ -714,7 +810,7 @@ class Network:
                     self._verdict(conn, node, "INPUT", res)
                     return
                 if not self._node_listens(node.name, pkt.proto, pkt.dport, pkt.dst):
-                    conn.outcome, conn.reason = "refused", f"{pkt.dst}:{pkt.dport} is the node {node.name} itself and nothing listens there"
+                    conn.outcome, conn.reason = "refused", f"{host_port(pkt.dst, pkt.dport)} is the node {node.name} itself and nothing listens there"
                     self._note(conn, node.name, "INPUT", conn.reason, trace)
                     return
                 if ct_state == "NEW":
@@ -747,7 +843,8 @@ class Network:
             snat = None
             if res.nat and res.nat.kind in ("SNAT", "MASQUERADE"):
                 if res.nat.kind == "MASQUERADE":
-                    new_ip = node.gateway_ip if out_iface.startswith("veth") else node.ip
+                    family = 6 if ":" in pkt.dst else 4  # the out interface's address of the packet's family
+                    new_ip = node.gateway_of(family) if out_iface.startswith("veth") else node.ip_of(family)
                     conn.masquerade = True
                 else:
                     new_ip = res.nat.to_ip
@@ -756,7 +853,7 @@ class Network:
                     new_port = res.nat.to_port if res.nat.to_port is not None else node.state.random_port()
                 pkt.src, pkt.sport = new_ip, new_port
                 snat = (new_ip, new_port)
-                conn.snat_to = f"{new_ip}:{new_port}"
+                conn.snat_to = host_port(new_ip, new_port)
                 if trace:
                     conn.steps.append(TraceStep(node.name, "POSTROUTING", "nat", "", "nat",
                                                 detail=f"{res.nat.kind} {before_post['src']} -> {new_ip} (out {out_iface})",  # type: ignore[index]
@@ -813,16 +910,20 @@ class Network:
     # follows, and lab.advance(2) is more than enough. The probes' packets walk the node's rules and
     # add to their counters once per round; they leave no entry for conntrack -L.
 
-    def set_health(self, node: str, servers: HealthServers) -> None:
-        """What ``node``'s kube-proxy hands its health check servers after a successful sync."""
-        self.health[node] = servers
+    def set_health(self, node: str, servers: HealthServers, family: int = 4) -> None:
+        """What ``node``'s kube-proxy of ``family`` hands its health check servers after a
+        successful sync (each family's proxier has its own, upstream's ``NewDualStackProxier``)."""
+        (self.health6 if family == 6 else self.health)[node] = servers
         self.clear_memo()
 
-    def health_servers(self, node: str) -> HealthServers:
-        """``node``'s health check servers: as its kube-proxy's last sync left them
-        (:meth:`set_health`); for a node no sync reached (a lab copied from another's tables),
-        from the cluster state the network last got, listening on every address."""
-        hs = self.health.get(node)
+    def health_servers(self, node: str, family: int = 4) -> HealthServers:
+        """``node``'s health check servers of ``family``: as its kube-proxy's last sync left them
+        (:meth:`set_health`); for a node no sync reached (a lab copied from another's tables, or
+        IPv6 before an IPv6 sync), from the cluster state the network last got, listening on
+        every address."""
+        hs = self.health6.get(node) if family == 6 else None
+        if hs is None:
+            hs = self.health.get(node)
         if hs is None:
             hs = self._health_fallback.get(node)
             if hs is None:
@@ -835,7 +936,7 @@ class Network:
         service health check server (:meth:`health_servers`) or kube-proxy's own health server
         (10256, every address: :func:`kslab.healthcheck.proxy_health`); None for a process the sim
         does not emulate (kubelet, the API server)."""
-        answer = self.health_servers(node).answer(port, address)
+        answer = self.health_servers(node, family_of(address)).answer(port, address)
         if answer is None and port == PROXY_HEALTHZ_PORT:
             answer = proxy_health(path, go_time(*self.proxy_clock()))
         return answer
@@ -850,7 +951,7 @@ class Network:
     def _node_listens(self, node: str, proto: str, port: int, address: str) -> bool:
         if (proto, port) in self.node_listening(node, health=False):
             return True
-        hs = self.health_servers(node)
+        hs = self.health_servers(node, family_of(address))
         return proto == "tcp" and port in hs.services and (hs.addresses is None or address in hs.addresses)
 
     def lb_services(self) -> dict[str, Service]:
@@ -884,8 +985,9 @@ class Network:
             st.recorder, st.replay = None, []
         self._recorder, self._lb_replay = None, []
         try:
-            conn = self._interpret(Client("load balancer", vip or FABRIC_GATEWAY, "external"), node.ip, port, "tcp",
-                                   LB_PROBE_PORT, False)
+            family = family_of(vip) if vip else 4  # the load balancer probes the node's address of its VIP's family
+            conn = self._interpret(Client("load balancer", vip or FABRIC_GATEWAY, "external"), node.ip_of(family) or node.ip,
+                                   port, "tcp", LB_PROBE_PORT, False)
         finally:
             for st, (rec, rep, stateful) in zip(states, saved):
                 st.recorder, st.replay, st.stateful = rec, rep, stateful
@@ -924,12 +1026,12 @@ class Network:
         pod = self.pods_by_ip[pkt.dst]
         conn.endpoint_pod, conn.endpoint_node = pod.name, pod.node_name
         conn.endpoint_ip, conn.endpoint_port = pkt.dst, pkt.dport
-        if pkt.src == pod.pod_ip:  # fib_validate_source(): a local source address arriving from outside is a martian
-            conn.outcome, conn.reason = "dropped", hairpin_without_masquerade(pod.name, pod.pod_ip)
+        if pkt.src == pkt.dst:  # fib_validate_source(): a local source address arriving from outside is a martian
+            conn.outcome, conn.reason = "dropped", hairpin_without_masquerade(pod.name, pkt.src)
             self._note(conn, pod.name, "", conn.reason, trace)
             return
         conn.source_ip_seen = pkt.src
-        self._note(conn, node.name, "", f"delivered to pod {pod.name} ({pkt.dst}:{pkt.dport}), which sees the client as {pkt.src}", trace)
+        self._note(conn, node.name, "", f"delivered to pod {pod.name} ({host_port(pkt.dst, pkt.dport)}), which sees the client as {pkt.src}", trace)
         if (pkt.proto, pkt.dport) not in self.listening.get(pkt.dst, set()):
             conn.outcome, conn.reason = "refused", f"pod {pod.name} does not listen on {pkt.proto}/{pkt.dport}"
             return
@@ -1001,35 +1103,49 @@ class Network:
         c = conn.client
         src = _source_address(c, conn.dst)
         if reply.dst != src or reply.dport != conn.sport:
-            conn.outcome, conn.reason = "reply-mismatch", f"the reply went to {reply.dst}:{reply.dport}, not to {src}:{conn.sport}"
+            conn.outcome, conn.reason = "reply-mismatch", f"the reply went to {host_port(reply.dst, reply.dport)}, not to {host_port(src, conn.sport)}"
         elif reply.src != conn.dst or reply.sport != conn.dport:
             conn.outcome = "reply-mismatch"
-            conn.reason = (f"the reply comes from {reply.src}:{reply.sport} but {c.name} talked to {conn.dst}:{conn.dport}; "
+            conn.reason = (f"the reply comes from {host_port(reply.src, reply.sport)} but {c.name} talked to {host_port(conn.dst, conn.dport)}; "
                            "no conntrack entry on its way reversed the DNAT, so the client drops it")
         else:
             conn.outcome = "ok"
-        self._note(conn, c.name, "", f"reply reaches {c.name}: {reply.src}:{reply.sport} -> {reply.dst}:{reply.dport} ({conn.outcome})", trace)
+        self._note(conn, c.name, "", f"reply reaches {c.name}: {host_port(reply.src, reply.sport)} -> {host_port(reply.dst, reply.dport)} ({conn.outcome})", trace)
 
 
 def _source_address(c: Client, dst: str) -> str:
-    """The source address of a client's first packet: its own, except a node's connection to
-    127.0.0.0/8, which the kernel sends from 127.0.0.1 (the loopback route's preferred source)."""
-    return "127.0.0.1" if c.kind == "node" and dst.startswith("127.") else c.ip
+    """The source address of a client's first packet: its own of the destination's family,
+    except a node's connection to 127.0.0.0/8 or ::1, which the kernel sends from 127.0.0.1 or
+    ::1 (the loopback route's preferred source); "" when the client has no address of that
+    family (connect() fails: Network is unreachable)."""
+    if ":" in dst:
+        if c.kind == "node" and dst == "::1":
+            return "::1"
+        return c.ip if ":" in c.ip else next((a for a in c.ips if ":" in a), "")
+    if c.kind == "node" and dst.startswith("127."):
+        return "127.0.0.1"
+    return c.ip if ":" not in c.ip else next((a for a in c.ips if ":" not in a), "")
+
+
+def _on_fabric(ip: str) -> bool:
+    """Whether ``ip`` is on the docker network (either family)."""
+    a = _ip_address(ip)
+    return a in FABRIC or a in FABRIC6
 
 
 def resolve_client(state: ClusterState, spec: str) -> Client:
     """A pod name, a node name, ``mypc``, or an IP (a pod CIDR address is a pod-like client
     on that node; a fabric address is a host beside mypc; anything else is outside)."""
     if spec == "mypc":
-        return Client("mypc", MYPC_IP, "external")
+        return Client("mypc", MYPC_IP, "external", ips=(MYPC_IP, MYPC_IP6))
     for n in state.nodes:
         if n.name == spec:
-            return Client(spec, n.internal_ip, "node", spec)
+            return Client(spec, n.internal_ip, "node", spec, ips=n.ips)
     for p in state.pods:
         if p.name == spec or p.key == spec:
             if not p.pod_ip:
                 raise InputError(f"--from {spec}", "the pod has no IP (it is not running)", "pick a running pod")
-            return Client(p.name, p.pod_ip, "pod", p.node_name)
+            return Client(p.name, p.pod_ip, "pod", p.node_name, ips=pod_ips(p))
     try:
         ip = _ip_address(spec)
     except ValueError:
@@ -1040,10 +1156,10 @@ def resolve_client(state: ClusterState, spec: str) -> Client:
         if s in n.ips:  # any of the node's addresses: a connection from the node, with that source
             return Client(n.name, s, "node", n.name)
     for p in state.pods:
-        if p.pod_ip == s and p.phase == "Running":
+        if s in pod_ips(p) and p.phase == "Running":
             return Client(p.name, s, "pod", p.node_name)
     for n in state.nodes:
-        if n.pod_cidr and ip in _ip_network(n.pod_cidr):
+        if any(ip in cidr for cidr in _node_pod_cidrs(n)):
             return Client(s, s, "pod", n.name)
     return Client(s, s, "external")
 
@@ -1092,6 +1208,22 @@ def resolve_destination(state: ClusterState, spec: str) -> tuple[str, int, str]:
         proto = proto.lower()
         if proto not in ("tcp", "udp", "sctp"):
             raise InputError(f"--to {spec}", f"unknown protocol {proto!r}", "use tcp, udp or sctp")
+    if s.count(":") > 1 and not s.startswith("["):
+        try:
+            ipaddress.IPv6Address(s)
+        except ValueError:
+            pass  # NODE:service:port
+        else:
+            raise InputError(f"--to {spec}", "an IP destination needs a port", f"write [IPv6]:PORT, e.g. [{s}]:80")
+    if s.startswith("["):  # [IPv6]:PORT, net.JoinHostPort's form
+        try:
+            host, port_s = split_host_port(s)
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise InputError(f"--to {spec}", "not an [IPv6]:PORT destination", "write an IPv6 address in brackets, e.g. [fd00:10:96::a]:80")
+        if not port_s.isdigit() or not 0 < int(port_s) < 65536:
+            raise InputError(f"--to {spec}", "an IP destination needs a port", "write [IPv6]:PORT, e.g. [fd00:10:96::a]:80")
+        return host, int(port_s), proto
     node_name, _, rest = s.partition(":")
     if rest and not rest.isdigit() and state.has_node(node_name):
         port, proto = _node_port(state, spec, rest, proto if explicit_proto else None)

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InputError
-from .netfilter import _IP, _addr_type, apply_nat, jiffies, RECENT_HZ
+from .netfilter import _IP, _addr_type, apply_nat, jiffies, split_host_port, RECENT_HZ
 from .packet import HookContext, HookResult, NatAction, Packet, TraceStep
 
 HOOKS = {"prerouting": "PREROUTING", "input": "INPUT", "forward": "FORWARD", "output": "OUTPUT",
@@ -77,6 +77,8 @@ CT_STATES = frozenset({"new", "established", "related", "invalid", "untracked"})
 JUMP_STACK = 16  # NFT_JUMP_STACK_SIZE: jumps deeper than this are refused at load (ELOOP)
 MAX_CHAIN_ENTRIES = 10_000  # a walk entering chains more often than this is looping (gotos push nothing)
 REJECT_DEFAULT = "icmp-port-unreachable"  # nft's bare `reject` in the ip family (iptables' name for it)
+REJECT_DEFAULT6 = "icmp6-port-unreachable"  # ... and in the ip6 family (ip6tables' name for it)
+_REJECT_PREFIX = {"icmp": "icmp-", "icmpv6": "icmp6-"}  # `reject with icmpv6 type X` is ip6tables' icmp6-X
 
 # what a compiled rule ends with (its verdict statement); V_NONE: the rule falls through to the next
 V_NONE, V_ACCEPT, V_DROP, V_REJECT, V_RETURN, V_CONTINUE, V_JUMP, V_GOTO, V_DNAT, V_MASQ, V_SNAT, V_VMAP = range(12)
@@ -122,6 +124,16 @@ def _addr(text: str) -> int:
     raise _Unsupported(f"{text!r} is not an IPv4 address")
 
 
+def _addr6(text: str) -> int:
+    try:
+        return int(ipaddress.IPv6Address(text))
+    except ValueError:
+        raise _Unsupported(f"{text!r} is not an IPv6 address") from None
+
+
+_ADDR_KINDS = {"addr": (_addr, 32, "IPv4"), "addr6": (_addr6, 128, "IPv6")}  # kind -> (parse, bits, name)
+
+
 @dataclass(frozen=True)
 class _Lit:
     """One literal of a selector's kind: an exact value, or a range ``lo..hi`` (CIDR or a-b)."""
@@ -141,18 +153,19 @@ class _Lit:
 def _literal(kind: str, text: str) -> _Lit:
     """``text`` as a literal of ``kind``: addr (IP, CIDR, a-b), int (number, a-b), proto,
     ctstate, fibtype, iface (a quoted or bare name; ``*`` suffix is a prefix match)."""
-    if kind == "addr":
+    if kind in _ADDR_KINDS:  # addr: IPv4 (table ip), addr6: IPv6 (table ip6)
+        parse, bits, name = _ADDR_KINDS[kind]
         if "/" in text:
             addr, _, plen = text.partition("/")
-            if not plen.isdigit() or int(plen) > 32:
-                raise _Unsupported(f"{text!r} is not an IPv4 prefix")
-            host = (1 << (32 - int(plen))) - 1
-            lo = _addr(addr) & ~host & 0xFFFFFFFF
+            if not plen.isdigit() or int(plen) > bits:
+                raise _Unsupported(f"{text!r} is not an {name} prefix")
+            host = (1 << (bits - int(plen))) - 1
+            lo = parse(addr) & ~host & ((1 << bits) - 1)
             return _Lit(lo=lo, hi=lo | host)
         if "-" in text:
             a, _, b = text.partition("-")
-            return _Lit(lo=_addr(a), hi=_addr(b))
-        return _Lit(_addr(text))
+            return _Lit(lo=parse(a), hi=parse(b))
+        return _Lit(parse(text))
     if kind == "int":
         if "-" in text[1:]:
             a, _, b = text.partition("-")
@@ -171,7 +184,7 @@ def _literal(kind: str, text: str) -> _Lit:
     raise _Unsupported(f"a literal of {kind}")
 
 
-KEY_KINDS = {"ipv4_addr": "addr", "inet_proto": "proto", "inet_service": "int", "mark": "int", "ifname": "iface",
+KEY_KINDS = {"ipv4_addr": "addr", "ipv6_addr": "addr6", "inet_proto": "proto", "inet_service": "int", "mark": "int", "ifname": "iface",
              "ct_state": "ctstate"}
 """nft data types of set keys -> selector kinds."""
 
@@ -190,9 +203,9 @@ def _selector(tokens: list[str], i: int) -> tuple[_Selector, int] | None:
     """The selector starting at ``tokens[i]`` (None if none does): (selector, next index)."""
     t = tokens[i]
     nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
-    if t in ("ip",) and nxt in ("saddr", "daddr"):
+    if t in ("ip", "ip6") and nxt in ("saddr", "daddr"):
         attr = "src" if nxt == "saddr" else "dst"
-        return _Selector(f"ip {nxt}", "addr", lambda p, c, a=attr: _IP[getattr(p, a)]), i + 2
+        return _Selector(f"{t} {nxt}", "addr" if t == "ip" else "addr6", lambda p, c, a=attr: _IP[getattr(p, a)]), i + 2
     if t == "meta" and nxt in ("l4proto", "protocol"):
         return _Selector(f"meta {nxt}", "proto", lambda p, c: p.proto), i + 2
     if t == "meta" and nxt == "mark" or t == "mark":
@@ -311,10 +324,10 @@ def _parse_verdict(tokens: list[str], i: int) -> tuple[Verdict, int] | None:
             words = tokens[j + 1:j + 4]
             if words[:1] == ["tcp"] and words[1:2] == ["reset"]:
                 with_, j = "tcp-reset", j + 3
-            elif words[:2] == ["icmp", "type"] and len(words) == 3:
-                with_, j = f"icmp-{words[2]}", j + 4
-            elif words[:1] == ["icmp"] and len(words) >= 2:
-                with_, j = f"icmp-{words[1]}", j + 3
+            elif words[:2] in (["icmp", "type"], ["icmpv6", "type"]) and len(words) == 3:
+                with_, j = f"{_REJECT_PREFIX[words[0]]}{words[2]}", j + 4
+            elif words[:1] in (["icmp"], ["icmpv6"]) and len(words) >= 2:
+                with_, j = f"{_REJECT_PREFIX[words[0]]}{words[1]}", j + 3
             else:
                 raise _Unsupported(f"reject with {' '.join(words)}")
         return Verdict(V_REJECT, reject_with=with_), j
@@ -390,7 +403,8 @@ _NEVER: Any = float("inf")
 def _key_text(key: Any, kinds: Sequence[str]) -> str:
     """A lookup key as nft prints it: ``172.30.0.41 . tcp . 80``."""
     parts = key if len(kinds) > 1 else (key,)
-    return " . ".join(str(ipaddress.IPv4Address(v)) if k == "addr" else str(v).lower() for v, k in zip(parts, kinds))
+    return " . ".join(str(ipaddress.IPv4Address(v)) if k == "addr" else str(ipaddress.IPv6Address(v)) if k == "addr6"
+                      else str(v).lower() for v, k in zip(parts, kinds))
 
 
 def _anonymous(tokens: list[str], i: int, kinds: Sequence[str], *, verdicts: bool) -> tuple[CompiledSet, int]:
@@ -549,15 +563,18 @@ class _RuleCompiler:
     def _nat(self, cr: CompiledRule, tokens: list[str], i: int) -> int:
         kind = tokens[i].upper()
         j = i + 1
-        if j < len(tokens) and tokens[j] == "ip":
+        if j < len(tokens) and tokens[j] in ("ip", "ip6"):
             j += 1
         if j >= len(tokens) or tokens[j] != "to" or j + 1 >= len(tokens):
             raise _Unsupported(f"{tokens[i]} without 'to ADDRESS'")
         spec = tokens[j + 1]
-        host, _, port = spec.partition(":")
+        try:
+            host, port = split_host_port(spec)  # 10.0.0.1:80, [fd00::1]:80 (nft's IPv6 form), fd00::1
+        except ValueError as e:
+            raise _Unsupported(str(e)) from None
         if "-" in host or "-" in port:
             raise _Unsupported(f"{tokens[i]} to a range {spec} (the kernel picks one by a hash of the connection)")
-        _addr(host)
+        (_addr6 if ":" in host else _addr)(host)
         cr.verdict = V_DNAT if kind == "DNAT" else V_SNAT
         cr.nat = NatAction(kind, host, _int(port) if port else None)
         j += 2
@@ -1147,7 +1164,8 @@ class NftNetfilter:
                 chain, pos = nxt, 0
                 continue
             if code == V_REJECT:
-                result.reject_with = verdict.reject_with or REJECT_DEFAULT
+                with_ = verdict.reject_with or REJECT_DEFAULT
+                result.reject_with = REJECT_DEFAULT6 if with_ == REJECT_DEFAULT and self.family == "ip6" else with_
                 return "REJECT"
             assert matched is not None or code in (V_ACCEPT, V_DROP)
             return "ACCEPT" if code == V_ACCEPT else "DROP"

@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def host_port(ip: str, port: int | str) -> str:
+    """``net.JoinHostPort``: ``10.0.0.1:80``, ``[fd00::1]:80``."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 @dataclass
 class Packet:
     """One packet's headers and the per-packet state netfilter can read or change."""
@@ -35,7 +40,7 @@ class Packet:
 
     def endpoint(self, which: str = "dst") -> str:
         ip, port = (self.dst, self.dport) if which == "dst" else (self.src, self.sport)
-        return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        return host_port(ip, port)
 
 
 @dataclass
@@ -128,7 +133,7 @@ class HookContext:
     """What the interpreter needs to know about the packet's situation at one hook."""
 
     hook: str  # PREROUTING, INPUT, FORWARD, OUTPUT, POSTROUTING
-    local_addresses: frozenset[str]  # addrtype LOCAL (includes 127.0.0.0/8 handling by the caller)
+    local_addresses: frozenset[str]  # addrtype LOCAL (127.0.0.0/8 is LOCAL anyway; ::1 and the IPv6 addresses are listed)
     now: float  # the simulated clock, seconds
     state: NamespaceState
     ct_state: str = "NEW"  # NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED

@@ -15,20 +15,30 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..xtables import listing_to_save
-from .netfilter import Netfilter
+from .netfilter import Netfilter, split_host_port
 from .nftables import NftNetfilter
 from .network import Client, Connection
-from .packet import HookContext, NamespaceState, Packet, TraceStep
+from .packet import HookContext, NamespaceState, Packet, TraceStep, host_port
 
 
 def _parse_to(spec: str) -> tuple[str, int, str]:
     s, _, proto = spec.partition("/")
     proto = (proto or "tcp").lower()
-    host, sep, port = s.rpartition(":")
+    if s.startswith("["):  # [IPv6]:PORT
+        try:
+            host, port = split_host_port(s)
+        except ValueError:
+            host, port = "", ""
+        sep = ":" if port else ""
+    else:
+        host, sep, port = s.rpartition(":")
     try:
         ipaddress.ip_address(host)
+        if ":" in host and not s.startswith("["):
+            raise ValueError(host)  # IPv6 needs brackets: fd00::1:80 could be either
     except ValueError:
-        raise InputError(f"--to {spec}", "with --iptables-save or --nft the destination must be IP:PORT[/proto]", "e.g. 10.96.0.10:53/udp")
+        raise InputError(f"--to {spec}", "with --iptables-save or --nft the destination must be IP:PORT[/proto] ([IPv6]:PORT)",
+                         "e.g. 10.96.0.10:53/udp or [fd00:10:96::a]:53/udp")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"--to {spec}", "the port is missing or invalid", "write IP:PORT[/proto], e.g. 10.96.0.1:443/tcp")
     if proto not in ("tcp", "udp", "sctp"):
@@ -66,10 +76,36 @@ def _check_addresses(node_ip: str, src: str, flag: str) -> None:
         raise InputError("--from", f"{src!r} is not an IP address", f"with {flag}, --from is an IP")
 
 
+_FAMILY_NAMES = {4: "IPv4", 6: "IPv6"}
+
+
+def _family_of_trace(node_ip: str, src: str, dst: str, local_addresses: set[str] | None) -> tuple[int, str]:
+    """The family a trace through one node's dump runs in (4: iptables-save text, 6:
+    ip6tables-save's; a packet never changes family, there is no NAT64) and the node's
+    address of it: the destination's family; ``node_ip`` if it is of that family, else the
+    first (sorted) of ``local_addresses`` that is. The client must be of that family too; a
+    one-line InputError naming the field if not."""
+    family = ipaddress.ip_address(dst).version
+    name = _FAMILY_NAMES[family]
+    if ipaddress.ip_address(node_ip).version != family:
+        same = sorted(a for a in (local_addresses or ()) if ipaddress.ip_address(a).version == family)
+        if not same:
+            raise InputError("--node-ip", f"no {name} address among the node's ({node_ip}) for the {name} destination {dst}",
+                             f"give the node's {name} address (--node-ip, repeatable): the {name} dump is traced with it")
+        node_ip = same[0]
+    if ipaddress.ip_address(src).version != family:
+        raise InputError("--from", f"{src} is {_FAMILY_NAMES[6 if ':' in src else 4]} but the destination {dst} is {name}",
+                         f"trace an {name} client (a packet keeps its family)")
+    return family, node_ip
+
+
 def trace_dump(path: str | list[str], *, node_ip: str, src: str, to: str, seed: int = 0, local_addresses: set[str] | None = None) -> Connection:
+    """One new connection through one node's ``iptables-save`` dump, or ``ip6tables-save``'s
+    when the destination is an IPv6 address (``[addr]:port``)."""
     _check_addresses(node_ip, src, "--iptables-save")
-    nf = Netfilter.from_text(read_dumps(path), name=node_ip)
     dst, dport, proto = _parse_to(to)
+    family, node_ip = _family_of_trace(node_ip, src, dst, local_addresses)
+    nf = Netfilter.from_text(read_dumps(path), name=node_ip, family=family)
     conn = trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
                            local_addresses=local_addresses)
     conn.candidates = netfilter_candidates(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
@@ -99,18 +135,20 @@ def trace_nft(path: str | list[str], *, node_ip: str, src: str, to: str, seed: i
     ``ip nat``/``ip filter``, DOCKER's …) are not run, and one note at the start says so."""
     _check_addresses(node_ip, src, "--nft")
     dst, dport, proto = _parse_to(to)
+    family, node_ip = _family_of_trace(node_ip, src, dst, local_addresses)
     text = read_nft(path)
     where = f"--nft {path if isinstance(path, str) else ' '.join(path)}"
-    nf = NftNetfilter.from_text(text, name=node_ip, where=where)
+    nf = NftNetfilter.from_text(text, name=node_ip, where=where, family="ip6" if family == 6 else "ip")
     conn = trace_netfilter(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
                            local_addresses=local_addresses)
     conn.candidates = netfilter_candidates(nf, node_ip=node_ip, src=src, dst=dst, dport=dport, proto=proto, seed=seed,
                                            local_addresses=local_addresses)
     notes = []
+    table = f"table {nf.family} kube-proxy"
     if not nf.chains:
-        notes.append("the ruleset has no table ip kube-proxy: nothing of kube-proxy's to run, every hook accepts")
+        notes.append(f"the ruleset has no {table}: nothing of kube-proxy's to run, every hook accepts")
     if nf.skipped:
-        notes.append(f"not run (only table ip kube-proxy is simulated): {', '.join(nf.skipped)}")
+        notes.append(f"not run (only {table} is simulated): {', '.join(nf.skipped)}")
     conn.steps[:0] = [TraceStep(node_ip, "", "", "", "note", detail=n) for n in notes]
     return conn
 
@@ -136,7 +174,7 @@ def trace_netfilter(nf: Netfilter | NftNetfilter, *, node_ip: str, src: str, dst
     :func:`trace_dump` describes (``state``: the namespace's, default a fresh one seeded ``seed``)."""
     if state is None:
         state = NamespaceState(rng=random.Random(seed))
-    local = frozenset((local_addresses or set()) | {node_ip, "127.0.0.1"})
+    local = frozenset((local_addresses or set()) | {node_ip, "127.0.0.1", "::1"})
     origin_local = src in local or src.startswith("127.")
     conn = Connection(client=Client(src, src, "node" if origin_local else "external", node_ip), dst=dst, dport=dport,
                       proto=proto, outcome="", sport=random.Random(seed).randint(32768, 60999), ingress_node=node_ip)
@@ -162,12 +200,12 @@ def trace_netfilter(nf: Netfilter | NftNetfilter, *, node_ip: str, src: str, dst
         return conn
     status = frozenset()
     if (pkt.dst, pkt.dport) != before:
-        conn.dnat_to = f"{pkt.dst}:{pkt.dport}"
+        conn.dnat_to = host_port(pkt.dst, pkt.dport)
         status = frozenset({"DNAT"})
     if pkt.dst in local or pkt.dst.startswith("127."):
         res = hook("INPUT", status)
         conn.outcome = "local" if res.verdict == "ACCEPT" else ("rejected" if res.verdict == "REJECT" else "dropped")
-        conn.reason = f"delivered to the node itself ({pkt.dst}:{pkt.dport})" if res.verdict == "ACCEPT" else f"{res.verdict} in INPUT"
+        conn.reason = f"delivered to the node itself ({host_port(pkt.dst, pkt.dport)})" if res.verdict == "ACCEPT" else f"{res.verdict} in INPUT"
         return conn
     pkt.out_iface = "eth0"
     if not origin_local:
@@ -187,5 +225,5 @@ def trace_netfilter(nf: Netfilter | NftNetfilter, *, node_ip: str, src: str, dst
         conn.steps.append(TraceStep(node_ip, "POSTROUTING", "nat", "", "nat", detail=f"{res.nat.kind}: source becomes {conn.snat_to}"))
     conn.outcome = "forwarded"
     conn.endpoint_ip, conn.endpoint_port = pkt.dst, pkt.dport
-    conn.reason = f"sent on to {pkt.dst}:{pkt.dport}"
+    conn.reason = f"sent on to {host_port(pkt.dst, pkt.dport)}"
     return conn

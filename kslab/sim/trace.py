@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from ..dataplane.trace import SIMULATOR, Trace, TraceStep
-from .network import Connection
+from .network import Connection, _source_address
 
 
 def trace_of(conn: Connection, backend: str = "sim") -> Trace:
     """The trace of a connection the simulator ran with ``trace=True``."""
     c = conn.client
+    # client_ip: the client's address; a dual-stack client's of the destination's family
+    ip = c.ip if (":" in c.ip) == (":" in conn.dst) else (_source_address(c, conn.dst) or c.ip)
     return Trace(
-        backend=backend, source=SIMULATOR, client=c.name, client_ip=c.ip, client_kind=c.kind,
+        backend=backend, source=SIMULATOR, client=c.name, client_ip=ip, client_kind=c.kind,
         dst=conn.dst, dport=conn.dport, proto=conn.proto, outcome=conn.outcome, reason=conn.reason,
         chains=list(dict.fromkeys(conn.chains)), dnat_to=conn.dnat_to, masquerade=conn.masquerade, snat_to=conn.snat_to,
         ingress_node=conn.ingress_node, endpoint_pod=conn.endpoint_pod, endpoint_node=conn.endpoint_node,
