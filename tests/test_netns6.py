@@ -415,3 +415,17 @@ def test_dual_lab_in_nftables_mode_has_a_table_per_family(tmp_path: Path, netns_
         assert set(df.outcome) == {"ok"} and not df.masquerade.any()
         lab.resync()  # a full sync of both families again: the ip6 table replaced, not doubled
         assert dp.nft_list("myk8s-worker", 6).count("table ip6 kube-proxy") == 1
+
+
+@pytest.mark.netns
+def test_dual_lab_scaled_pods_get_ipv6_and_answer(dual_lab: Lab) -> None:
+    """update(): a pod made after up gets its IPv6 address and routes too (the readiness check asks both families)."""
+    dual_lab.scale("deploy-echo", 4)
+    try:
+        new = [p for p in dual_lab.dataplane.kernel.layout.pods if p.name.startswith("deploy-echo")]
+        assert len(new) == 4 and all(p.ip6 for p in new)
+        svc = dual_lab.cluster.service("svc-nodeport")
+        df = dual_lab.dataplane.connect(["net-pod"], _v6(dual_lab, "svc-nodeport"), 9000, "tcp", 80, seed=1, interval=0.0, timeout=OK)
+        assert set(df.outcome) == {"ok"} and set(df.endpoint_pod) == {p.name for p in new}, svc.key
+    finally:
+        dual_lab.scale("deploy-echo", 3)

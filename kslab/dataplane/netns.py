@@ -201,6 +201,8 @@ class NetnsDataplane(RealClock, Dataplane):
         by the simulator over the rules the kernel holds (``candidates_source`` says so)."""
         from ..sim.candidates import RULES_SOURCE, candidates_over, parse_xt_recent, source_of
 
+        if ":" in dst:  # the simulator is started from the kernel's iptables-save only (kslab.dataplane.factory: IPv4)
+            return None, "none: the candidates of an IPv6 connection over the kernel's ip6tables are not worked out (kslab trace on sim lists them)"
         names = [n.name for n in self.cluster.nodes]
         modes = getattr(self.kernel, "_proxy_modes", {})
         nft = {n: self.nft_list(n) for n in names if modes.get(n) == "nftables"}

@@ -28,6 +28,26 @@ Layout (mirrors ``data/myk8s``; see DESIGN.md section 3)::
     lb ns      (once a LoadBalancer Service has an ingress IP) 172.18.255.254/16 on the bridge:
                the cloud load balancer and its prober (:mod:`kslab.netns.lbprober`)
 
+Dual-stack (a cluster with ``ipFamily: dual``, e.g. ``data/myk8s-dualstack``): every namespace
+above also gets its IPv6 address and routes, as kind and kindnet give them (``Layout.dual_stack``)::
+
+    fabric ns  br-kind also fc00:f853:ccd:e793::1/64 (kind's IPv6 ULA for the network "kind")
+    node ns    eth0 also NODE_IP6/64 (fc00:f853:ccd:e793::2..), default via ::1; every other
+               node's IPv6 podCIDR (fd00:10:244:N::/64) via that node's IPv6 address; per local
+               pod POD_CIDR6::1/128 on its veth and POD_IP6/128 dev veth<8 hex>;
+               sysctl conf.all.forwarding=1 (IPv6's ip_forward)
+    pod ns     eth0 also POD_IP6/64 noprefixroute; POD_CIDR6::1/128 dev eth0; default via it
+    mypc ns    also fc00:f853:ccd:e793::100/64, default via ::1
+
+Every IPv6 address is added ``nodad`` and every namespace runs with ``accept_dad=0`` (a pod's
+eth0, made in the node's namespace, gets its own): without it a new address stays "tentative"
+for a second or two and the first connections fail. IPv6 has no ``route_localnet`` (kube-proxy
+writes ``! -d ::1/128``). The IPv6 proxier's syncs go to ip6tables (``restore(..., family=6)``),
+conntrack lists each family (``-f ipv4|ipv6``), the servers listen on ``0.0.0.0`` and ``::``
+(an IPv6-only socket beside the IPv4 one). Left IPv4 only: the cloud load balancer and its prober,
+kube-proxy's healthz and health check listeners (they follow the IPv4 proxier's syncs), and the
+nftables mode's kernel trace. An IPv6-only cluster is refused (one line).
+
 Hairpin: with ptp there is no pod bridge, so a pod that reaches itself through a ClusterIP
 goes pod -> node -> back out the same veth. It only works because kube-proxy's
 ``-s POD_IP -j KUBE-MARK-MASQ`` rule masquerades it to the veth's ``.1``; without the rule the
