@@ -429,3 +429,27 @@ def test_dual_lab_scaled_pods_get_ipv6_and_answer(dual_lab: Lab) -> None:
         assert set(df.outcome) == {"ok"} and set(df.endpoint_pod) == {p.name for p in new}, svc.key
     finally:
         dual_lab.scale("deploy-echo", 3)
+
+
+@pytest.mark.netns
+def test_cli_up_of_the_dual_lab_names_both_families(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str], netns_unavailable: str | None) -> None:
+    if netns_unavailable:
+        pytest.skip(netns_unavailable)
+    from kslab.netns import cli as netns_cli
+
+    monkeypatch.setenv("KSLAB_RUN_DIR", str(tmp_path))
+    assert netns_cli.netns_up(["myk8s-dualstack"], seed=1) == 0
+    out = capsys.readouterr().out
+    lab_id = out.split()[2]
+    attached = NetnsLab.attach(lab_id=lab_id, directory=tmp_path)
+    prefix = attached.prefix
+    try:
+        assert "mypc 172.18.0.100 fc00:f853:ccd:e793::100" in out and "myk8s-worker (IPv6) " in out
+        assert re.search(r"service default/svc-clusterip\s+10\.200\.1\.\d+:9000/TCP \[fd00:10:96::[0-9a-f]+\]:9000", out), out
+        assert attached.layout.dual_stack  # the record's layout keeps the IPv6 fields
+        run = attached.connect("net-pod", WEBPODS6["webpod2"], 80, timeout=OK)
+        assert run.by_pod() == {"webpod2": 1} and run.seen_ips() == {"webpod2": ["fd00:10:244::2"]}
+    finally:
+        attached.down()  # this lab only (its own record directory)
+    assert [n for n in kernel.netns_list() if n.startswith(prefix)] == []
