@@ -453,3 +453,13 @@ def test_cli_up_of_the_dual_lab_names_both_families(tmp_path: Path, monkeypatch:
     finally:
         attached.down()  # this lab only (its own record directory)
     assert [n for n in kernel.netns_list() if n.startswith(prefix)] == []
+
+
+@pytest.mark.netns
+def test_dual_lab_status_counts_each_familys_rules(dual_lab: Lab) -> None:
+    status = dual_lab.dataplane.kernel.status()
+    for node in dual_lab.cluster.nodes:
+        want6 = dual_lab.render(node.name, 6).save_text()
+        assert status.rules[node.name]["nat6"] == want6.split("*nat", 1)[1].count("\n-A ") > 0
+        assert status.rules[node.name]["nat"] > 0
+    assert " ip6 filter " in status.text() and "fd00" not in status.text().splitlines()[0]

@@ -223,7 +223,7 @@ class LabStatus:
     detached: bool
     namespaces: dict[str, bool]  # expected namespace -> exists
     pods: list[PodStatus]
-    rules: dict[str, dict[str, int]]  # node -> table -> rules in the kernel
+    rules: dict[str, dict[str, int]]  # node -> table -> rules in the kernel (ip6tables' as "nat6"... in a dual-stack lab)
     sync_seconds: dict[str, float]
     up_seconds: float | None
     unexpected: list[str]  # namespaces with the lab's prefix it did not plan
@@ -242,6 +242,7 @@ class LabStatus:
             sync = self.sync_seconds.get(node)
             lines.append(f"  node {node:<22} rules filter {counts.get('filter', 0):>4} nat {counts.get('nat', 0):>4}"
                          + (f" nft {counts['nft']:>4}" if "nft" in counts else "")
+                         + (f"  ip6 filter {counts.get('filter6', 0):>4} nat {counts.get('nat6', 0):>4}" if "nat6" in counts else "")
                          + (f"  (last sync {sync * 1000:.0f} ms)" if sync is not None else ""))
         if self.daemons:
             lines.append("  daemons: " + ", ".join(f"{k} ({'running' if ok else 'STOPPED'})" for k, ok in self.daemons.items()))
@@ -1330,6 +1331,10 @@ class NetnsLab:
             if n.ns in existing:
                 saved = kernel.iptables_save(n.ns, ("filter", "nat", "mangle"), backend=self.backend)
                 rules[n.name] = _count_rules(saved)
+                if self.layout.dual_stack:  # the IPv6 proxier's: ip6tables (filter6, nat6, mangle6)
+                    saved6 = kernel.iptables_save(n.ns, ("filter", "nat", "mangle"), backend=self.backend, family=6)
+                    rules[n.name].update({f"{t}6": c for t, c in _count_rules(saved6).items()})
+                    rules[n.name].setdefault("nat6", 0)
                 if nft_kernel.nft_problem() is None and (listed := nft_kernel.nft_list_table(n.ns)):
                     rules[n.name]["nft"] = _count_nft_rules(listed)  # kube-proxy's nftables mode
         rec = self._record

@@ -30,7 +30,8 @@ Run inside a pod's network namespace, in the foreground until killed::
 ``--port`` may be repeated (one listener per container port, one process per pod). SIGUSR1 breaks
 the app (it still accepts connections, but answers HTTP 500 with the same body: what a pod
 without a readiness probe does when its app fails), SIGUSR2 repairs it. The server
-binds ``0.0.0.0`` like a container does; it writes one ``listening`` line to stdout once every
+binds ``0.0.0.0`` like a container does, and ``::`` too (an IPv6-only socket) when an ``--ip`` is
+IPv6 (a dual-stack pod; an IPv6 client's address is written ``[addr]:port``, as Go writes it); it writes one ``listening`` line to stdout once every
 port is bound, and logs no requests (thousands of connections per experiment).
 
 The third kind, ``kube-proxy``, is not a pod's server but kube-proxy's own listeners on a node
@@ -55,7 +56,7 @@ The answers go out as Go's net/http writes them: the status line (``HTTP/1.0`` t
 the handler's headers sorted by name, then ``Date`` and ``Content-Length`` (and ``Connection:
 close`` when an HTTP/1.1 client asked to close); a HEAD request gets the same headers and no body.
 
-This module imports nothing from kslab at import time: it starts in every pod, so it has to
+This module imports nothing from kslab at import time but :mod:`kslab.netns.client` (the standard library only): it starts in every pod, so it has to
 start fast (the ``kube-proxy`` kind, one per node, loads :mod:`kslab.healthcheck` when it starts).
 """
 
@@ -72,6 +73,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from .client import join_host_port  # Go's net.JoinHostPort: whoami's RemoteAddr ([ipv6]:port); a light module
+
 KINDS = ("whoami", "echo", "mario", "kube-proxy")
 PROXY_HEALTHZ_PORT = 10256
 
@@ -84,7 +87,7 @@ def response_body(kind: str, pod_name: str, pod_ips: list[str], method: str, pat
     if kind == "whoami":
         lines = [f"Hostname: {pod_name}"]
         lines += [f"IP: {ip}" for ip in ["127.0.0.1", *pod_ips]]
-        lines.append(f"RemoteAddr: {_join(remote_ip, remote_port)}")
+        lines.append(f"RemoteAddr: {join_host_port(remote_ip, remote_port)}")
         lines.append(f"{method} {path} {version}")
         lines += [f"{k}: {v}" for k, v in headers]
         return ("\n".join(lines) + "\n\n").encode(), "text/plain; charset=utf-8"
@@ -111,17 +114,12 @@ def response_body(kind: str, pod_name: str, pod_ips: list[str], method: str, pat
     return (json.dumps(doc, indent=2) + "\n").encode(), "application/json; charset=utf-8"
 
 
-def _join(ip: str, port: int) -> str:
-    """Go's ``net.JoinHostPort``: ``[ip]:port`` for an IPv6 address (whoami's RemoteAddr)."""
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 def mario_page(pod_name: str, remote_ip: str, remote_port: int) -> str:
     """The stand-in for the Super Mario image's page: HTML whose ``Hostname:`` and ``RemoteAddr:``
     lines (each on a line of its own, as whoami writes them) name the pod and the client address it saw."""
     return ("<!DOCTYPE html>\n<html>\n<head><title>Super Mario</title></head>\n<body>\n"
             "<p>kslab's stand-in for pengbai/docker-supermario (the real image serves the game here)</p>\n<pre>\n"
-            f"Hostname: {pod_name}\nRemoteAddr: {_join(remote_ip, remote_port)}\n</pre>\n</body>\n</html>\n")
+            f"Hostname: {pod_name}\nRemoteAddr: {join_host_port(remote_ip, remote_port)}\n</pre>\n</body>\n</html>\n")
 
 
 class _Server(ThreadingHTTPServer):
