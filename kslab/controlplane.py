@@ -1553,10 +1553,12 @@ def init_ip_family_fields(s: Service, old: Service | None, families: list[str]) 
     if s.type == "ExternalName":
         return []
     headless_selectorless = s.cluster_ip == "None" and not s.selector
-    if old is not None and not s.ip_family_policy and old.ip_family_policy == PREFER_DUAL_STACK \
+    if old is not None and s.type == old.type and old.ip_family_policy == PREFER_DUAL_STACK \
+            and (s.ip_family_policy or PREFER_DUAL_STACK) == PREFER_DUAL_STACK \
             and s.cluster_ips == old.cluster_ips and (not s.ip_families or s.ip_families == old.ip_families):
         # isMatchingPreferDualStackClusterIPFields: a PreferDualStack Service is not up- or
-        # downgraded by a change of the cluster
+        # downgraded by a change of the cluster (kslab's update carries the stored policy and
+        # families over when the new manifest leaves them out, as kubectl apply's patch does)
         s.ip_family_policy, s.ip_families = old.ip_family_policy, list(old.ip_families)
         return []
     if not s.ip_family_policy:

@@ -10,6 +10,8 @@
     lab.apply(kslab.resources.study_lab() / "loadbalancer")   # chapter 07's svc-lb (data/myk8s/loadbalancer)
     kslab.Lab(node_port_range="30000-30100"); lab.set_node_port_range("30000-30100")
     lab.reset()                             # back to the study's lab, exactly as it was made
+    dual = kslab.Lab("myk8s-dualstack")     # the same lab dual-stack (data/myk8s-dualstack): a Proxier per family
+    dual.render("myk8s-worker", family=6)   # the IPv6 proxier's rules (ip6tables); family=None: the primary's
     twin = lab.copy()                       # an independent copy on the simulator (what checks use)
 
 Every change re-renders the nodes' rules and re-applies them to the dataplane, the way
@@ -50,7 +52,7 @@ from .proxy.config import DEFAULT_MIN_SYNC_PERIOD, PROXY_MODES, ProxyConfig, che
 from .proxy.iptables import RuleSet, render
 from .proxy.metrics import KubeProxyMetrics
 from .proxy.metaproxier import MetaProxier
-from .proxy.proxier import Proxier, SyncResult
+from .proxy.proxier import SyncResult
 from .resources import named_lab, study_lab
 from .shell import ShellOutput
 from .sim.network import Client, resolve_client, resolve_destination
@@ -303,7 +305,7 @@ class Lab:
         self.cluster.node(node)
         return self.dataplane.nft_list(node)
 
-    def metrics(self, node: str) -> KubeProxyMetrics:
+    def metrics(self, node: str, family: int | str | None = None) -> KubeProxyMetrics:
         """``node``'s kube-proxy metrics (``curl NODE:10249/metrics``): what its Proxier recorded
         since kube-proxy (re)started (a new lab, :meth:`reset`, :meth:`set_proxy`), as a
         :class:`~kslab.proxy.metrics.KubeProxyMetrics`; ``print(lab.metrics(node).prometheus_text())``.
@@ -312,17 +314,19 @@ class Lab:
         stay 0 (the Lab syncs per change without counting informer events). On sim and netns.
         On kind the node's real kube-proxy has the real ones and this Lab's Proxiers are only the
         prediction: an InputError says so (``lab.copy()`` gives a sim twin whose metrics are the
-        prediction's)."""
+        prediction's). ``family`` (dual-stack): that family's proxier's (None: the primary's),
+        labelled ``ip_family="IPv6"``."""
         self.cluster.node(node)
         if not self.dataplane.loads_rules:
             raise InputError("metrics", f"on {self.backend} the node's own kube-proxy serves the real metrics "
                              "and this lab's kube-proxy is only the prediction",
                              f"read them on the node (curl http://<node IP>:10249/metrics), or lab.copy().metrics({node!r}) "
                              "for the prediction's")
-        proxier = self._proxiers.get(node)
-        if proxier is None:  # no sync yet on this node: a kube-proxy that registered its metrics
-            return KubeProxyMetrics(mode=self.proxy_mode, family=self.families[0])
-        return proxier.metrics
+        fam = self._family(family)
+        kube_proxy = self._proxiers.get(node)
+        if kube_proxy is None:  # no sync yet on this node: a kube-proxy that registered its metrics
+            return KubeProxyMetrics(mode=self.proxy_mode, family=fam)
+        return kube_proxy.proxier(fam).metrics
 
     def _sync(self, full: bool = False, nodes: Iterable[str] | None = None) -> None:
         """kube-proxy's sync on every node, as kube-proxy decides it (full the first time and

@@ -536,9 +536,11 @@ KIND_DEFAULT_SUBNETS = {
 
 def check_kind_subnets(value: str, family: str, where: str, key: str = "podSubnet") -> list[str]:
     """A kind podSubnet/serviceSubnet value for ``networking.ipFamily`` ``family``, as kind's
-    ``validateSubnets`` checks it: comma-separated CIDRs, one for single-stack (of that family),
-    one of each family for dual; else one InputError naming the field. (A single-stack CIDR of the
-    other family is let through, as kslab always has: the Services then take that family.)"""
+    ``validateSubnets`` (``pkg/internal/apis/config/validate.go``) checks it, in its words:
+    comma-separated CIDRs, one for single-stack, one of each family for dual; else one InputError
+    naming the field. kind also refuses a single-stack CIDR of the other family ("expected IPv4
+    CIDR for IPv4 family"); kslab lets it through, as it always has (an IPv6 serviceSubnet on an
+    ``ipFamily: ipv4`` config gives IPv6 Services: tests/test_controlplane.py relies on it)."""
     example = KIND_DEFAULT_SUBNETS[key][family]
     cidrs = split_cidrs(value)
     nets = []
