@@ -10,6 +10,8 @@
     lab.apply(kslab.resources.study_lab() / "loadbalancer")   # chapter 07's svc-lb (data/myk8s/loadbalancer)
     kslab.Lab(node_port_range="30000-30100"); lab.set_node_port_range("30000-30100")
     lab.reset()                             # back to the study's lab, exactly as it was made
+    dual = kslab.Lab("myk8s-dualstack")     # the same lab dual-stack (data/myk8s-dualstack): a Proxier per family
+    dual.render("myk8s-worker", family=6)   # the IPv6 proxier's rules (ip6tables); family=None: the primary's
     twin = lab.copy()                       # an independent copy on the simulator (what checks use)
 
 Every change re-renders the nodes' rules and re-applies them to the dataplane, the way
@@ -50,7 +52,7 @@ from .proxy.config import DEFAULT_MIN_SYNC_PERIOD, PROXY_MODES, ProxyConfig, che
 from .proxy.iptables import RuleSet, render
 from .proxy.metrics import KubeProxyMetrics
 from .proxy.metaproxier import MetaProxier
-from .proxy.proxier import Proxier, SyncResult
+from .proxy.proxier import SyncResult
 from .resources import named_lab, study_lab
 from .shell import ShellOutput
 from .sim.network import Client, resolve_client, resolve_destination

@@ -124,3 +124,63 @@ KSLAB_REFUSES6 = {
     "-p tcp -j DNAT --to-destination [fd00::1]:+10",
 }
 """Lines the kernel accepts that kslab refuses (never the other way round)."""
+
+LEGACY_ONLY6 = {
+    # ip6tables-legacy accepts and prints it, ip6tables-nft refuses it; kslab refuses it
+    "! -s ::/0 -j ACCEPT": "-A X ! -s ::/0 -j ACCEPT",
+}
+"""Lines only the legacy backend accepts (the cases above hold the nft answer), with what it prints."""
+
+
+# ip6tables listings: printed by ip6tables-nft v1.8.9 -L X -n -v, then -t nat -L N -n --line-numbers,
+# after ip6tables-nft-restore of LISTING6_TEXT (tests/test_kernel_roundtrip6.py re-checks them live).
+LISTING6_TEXT = """\
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:X - [0:0]
+-A INPUT -j X
+-A X -s fd00:10:244::/56 -d 2001:db8::1/128 -p tcp -m tcp --dport 80 -m comment --comment "a b" -j ACCEPT
+-A X ! -s 2001:db8:abcd:1234:5678:9abc:def0:1234/128 ! -d fd00::/8 -p udp -j REJECT --reject-with icmp6-adm-prohibited
+-A X -s 2001::/ffff:0:ffff:: -m addrtype --dst-type LOCAL -j DROP
+-A X -p tcp -j REJECT --reject-with tcp-reset
+-A X -j REJECT
+-A X -m recent --rcheck --seconds 10 --reap --name A --mask ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff --rsource -j RETURN
+-A X -p ipv6-icmp -j ACCEPT
+-A X -i eth0 -o eth1 -m conntrack --ctstate INVALID -j DROP
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:N - [0:0]
+-A N -p tcp -j DNAT --to-destination [fd00:10:244::5]:80
+-A N -j DNAT --to-destination fd00::1-fd00::5
+-A N -p tcp -j SNAT --to-source [fd00::9]:1000-2000 --random-fully
+-A N -j MASQUERADE --random-fully
+-A N -j MARK --set-xmark 0x4000/0x4000
+COMMIT
+"""
+LISTING6_FILTER_X = (
+    'Chain X (1 references)\n'
+    ' pkts bytes target     prot opt in     out     source               destination         \n'
+    '    0     0 ACCEPT     6    --  *      *       fd00:10:244::/56     2001:db8::1          tcp dpt:80 /* a b */\n'
+    '    0     0 REJECT     17   --  *      *      !2001:db8:abcd:1234:5678:9abc:def0:1234 !fd00::/8             reject-with icmp6-adm-prohibited\n'
+    '    0     0 DROP       0    --  *      *       2001::/ffff:0:ffff::  ::/0                 ADDRTYPE match dst-type LOCAL\n'
+    '    0     0 REJECT     6    --  *      *       ::/0                 ::/0                 reject-with tcp-reset\n'
+    '    0     0 REJECT     0    --  *      *       ::/0                 ::/0                 reject-with icmp6-port-unreachable\n'
+    '    0     0 RETURN     0    --  *      *       ::/0                 ::/0                 recent: CHECK seconds: 10 reap name: A side: source mask: ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\n'
+    '    0     0 ACCEPT     58   --  *      *       ::/0                 ::/0                \n'
+    '    0     0 DROP       0    --  eth0   eth1    ::/0                 ::/0                 ctstate INVALID\n'
+)
+LISTING6_NAT_N = (
+    'Chain N (0 references)\n'
+    'num  target     prot opt source               destination         \n'
+    '1    DNAT       6    --  ::/0                 ::/0                 to:[fd00:10:244::5]:80\n'
+    '2    DNAT       0    --  ::/0                 ::/0                 to:fd00::1-fd00::5\n'
+    '3    SNAT       6    --  ::/0                 ::/0                 to:[fd00::9]:1000-2000 random-fully\n'
+    '4    MASQUERADE  0    --  ::/0                 ::/0                 random-fully\n'
+    '5    MARK       0    --  ::/0                 ::/0                 MARK or 0x4000\n'
+)

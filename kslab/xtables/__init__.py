@@ -25,6 +25,14 @@ Rooms, bottom up (all pure except :mod:`~kslab.xtables.kernel`):
   :meth:`IptablesState.save_text`; :func:`parse_restore` loads any restore or save text;
 - :mod:`~kslab.xtables.kernel`: the real tools in a network namespace, to check all of the above.
 
+Both families: every parser and table takes ``family=4`` (iptables, the default) or
+``family=6`` (ip6tables): :func:`parse_rule`/:func:`parse_argv`/:func:`parse_restore`,
+:class:`IptablesState`, :class:`TableDump` and the :mod:`~kslab.xtables.kernel` operations. A
+:class:`Rule` knows its family. ip6tables-save prints addresses as ``inet_ntop`` writes them
+with a prefix (``fd00::1/128``, ``fd00::/64``), NAT targets as ``[addr]:port``, ``recent
+--mask`` as ``ffff:...:ffff`` and REJECT's ``icmp6-*`` types; everything else kube-proxy writes
+prints the same in both (measured; ``tests/xtables6_cases.py``, ``tests/test_kernel_roundtrip6.py``).
+
 Every printed form was checked against iptables v1.8.9 (nf_tables and legacy backends) in a
 network namespace; ``tests/test_kernel_roundtrip.py`` keeps checking it. Anything this package
 cannot print exactly (an extension or option it does not model, a hostname to resolve, a rule

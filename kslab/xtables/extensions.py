@@ -64,7 +64,8 @@ def ipv4(text: str, what: str) -> ipaddress.IPv4Address:
     try:
         return ipaddress.IPv4Address(text)
     except ValueError:
-        raise ValueError(f"{what} {text!r} is not a dotted-quad IPv4 address (hostnames are not resolved)") from None
+        hint = "; an IPv6 address belongs in ip6tables text (family 6)" if ":" in text else ""
+        raise ValueError(f"{what} {text!r} is not a dotted-quad IPv4 address (hostnames are not resolved){hint}") from None
 
 
 def ipv6(text: str, what: str) -> ipaddress.IPv6Address:
@@ -75,7 +76,8 @@ def ipv6(text: str, what: str) -> ipaddress.IPv6Address:
             raise ValueError
         return ipaddress.IPv6Address(text)
     except ValueError:
-        raise ValueError(f"{what} {text!r} is not an IPv6 address (hostnames are not resolved)") from None
+        hint = "; an IPv4 address belongs in iptables text (family 4)" if "." in text and ":" not in text else ""
+        raise ValueError(f"{what} {text!r} is not an IPv6 address (hostnames are not resolved){hint}") from None
 
 
 def ntop6(addr: ipaddress.IPv6Address | int) -> str:

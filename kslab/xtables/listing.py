@@ -11,6 +11,11 @@ number (``6``, not ``tcp``; ``0`` for any), and a built-in chain's policy counte
 
 Only the numeric listing is printed: without ``-n`` iptables looks up every address in DNS,
 which a lab without a DNS server for its addresses cannot answer (and kslab does not guess).
+
+``ip6tables`` (``family=6``, or tables whose :attr:`~kslab.xtables.TableDump.family` is 6)
+prints the same layout (measured, nf_tables 1.8.9): ``::/0`` for any address, ``/128``
+dropped, the same column widths (a longer address pushes the next column), protocol 58 for
+ICMPv6, and ``ip6tables`` / ``ip6tables-save`` in its messages and header.
 """
 
 from __future__ import annotations
@@ -25,27 +30,31 @@ from .state import Chain, Counters, TableDump
 __all__ = ["NoSuchChain", "list_rules", "list_table", "save", "save_header", "IPTABLES_VERSION"]
 
 IPTABLES_VERSION = "v1.8.9 (nf_tables)"
-_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}
+_PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1, "ipv6-icmp": 58}
+
+
+def _tool(family: int) -> str:
+    return "iptables" if family == 4 else "ip6tables"
 
 
 class NoSuchChain(ValueError):
     """The chain is not in the table; ``str()`` is iptables' own message (exit status 1)."""
 
-    def __init__(self, table: str, chain: str) -> None:
-        # iptables-nft 1.8.9 says this for any chain it cannot find
-        super().__init__(f"iptables {IPTABLES_VERSION}: chain `{chain}' in table `{table}' is incompatible, use 'nft' tool.")
+    def __init__(self, table: str, chain: str, family: int = 4) -> None:
+        # iptables-nft 1.8.9 says this for any chain it cannot find (ip6tables-nft likewise)
+        super().__init__(f"{_tool(family)} {IPTABLES_VERSION}: chain `{chain}' in table `{table}' is incompatible, use 'nft' tool.")
 
 
-def _table(tables: Mapping[str, TableDump], name: str) -> TableDump:
+def _table(tables: Mapping[str, TableDump], name: str, family: int = 4) -> TableDump:
     """The table, or an empty one: iptables-nft lists a table nobody created as its bare built-in chains."""
-    return tables.get(name) or TableDump.empty(name)
+    return tables.get(name) or TableDump.empty(name, family)
 
 
 def _chains(table: TableDump, chain: str | None) -> list[Chain]:
     if chain is None:
         return [table.chains[c] for c in table.chain_order()]
     if chain not in table.chains:
-        raise NoSuchChain(table.name, chain)
+        raise NoSuchChain(table.name, chain, table.family)
     return [table.chains[chain]]
 
 
@@ -64,11 +73,12 @@ def _rule_spec(rule: Rule, counters: Counters | None) -> str:
     return f"{text[: -len(target) - 1]} {c} {target}"
 
 
-def list_rules(tables: Mapping[str, TableDump], table: str, chain: str | None = None, *, verbose: bool = False) -> str:
+def list_rules(tables: Mapping[str, TableDump], table: str, chain: str | None = None, *, verbose: bool = False,
+               family: int = 4) -> str:
     """``iptables -t TABLE -S [CHAIN] [-v]``: ``-P`` lines for built-in chains, ``-N`` for user
     chains, then every rule as ``-A`` (with ``-v``, its counters as ``-c P B``). Raises
-    :class:`NoSuchChain`."""
-    chains = _chains(_table(tables, table), chain)
+    :class:`NoSuchChain`. ``family=6``: ``ip6tables -S`` (for a table ``tables`` does not hold)."""
+    chains = _chains(_table(tables, table, family), chain)
     lines = []
     for c in chains:
         if c.builtin:
@@ -96,11 +106,13 @@ def _number(value: int, exact: bool) -> str:
     raise AssertionError("unreachable")
 
 
-def _address(cidr: str | None) -> str:
-    """An address as ``-L -n`` prints it: ``/32`` dropped, ``0.0.0.0/0`` for any."""
+def _address(cidr: str | None, family: int = 4) -> str:
+    """An address as ``-L -n`` prints it: ``/32`` dropped, ``0.0.0.0/0`` for any (IPv6: ``/128``
+    dropped, ``::/0`` for any)."""
     if cidr is None:
-        return "0.0.0.0/0"
-    return cidr[:-3] if cidr.endswith("/32") else cidr
+        return "0.0.0.0/0" if family == 4 else "::/0"
+    host = "/32" if family == 4 else "/128"
+    return cidr[: -len(host)] if cidr.endswith(host) else cidr
 
 
 def _ports(label: str, text: str, negated: bool) -> str:
@@ -205,8 +217,8 @@ def _rule_line(rule: Rule, counters: Counters, number: int, *, verbose: bool, ex
     if verbose:
         out += f" {('!' if rule.in_negated else '') + (rule.in_iface or '*'):<6} "
         out += f"{('!' if rule.out_negated else '') + (rule.out_iface or '*'):<6} "
-    out += ("!" if rule.src_negated else " ") + f"{_address(rule.src):<19} "
-    out += ("!" if rule.dst_negated else " ") + f"{_address(rule.dst):<19} "
+    out += ("!" if rule.src_negated else " ") + f"{_address(rule.src, rule.family):<19} "
+    out += ("!" if rule.dst_negated else " ") + f"{_address(rule.dst, rule.family):<19} "
     if target is not None and target.goto:
         out += "[goto] "
     out += "".join(_match_words(m) for m in rule.matches)
@@ -238,10 +250,12 @@ def list_table(
     verbose: bool = False,
     exact: bool = False,
     line_numbers: bool = False,
+    family: int = 4,
 ) -> str:
     """``iptables -t TABLE -L [CHAIN] -n [-v] [-x] [--line-numbers]``. Raises :class:`NoSuchChain`,
-    and ValueError for a rule with an extension kslab does not model."""
-    t = _table(tables, table)
+    and ValueError for a rule with an extension kslab does not model. ``family=6``:
+    ``ip6tables -L`` (for a table ``tables`` does not hold; a held table knows its family)."""
+    t = _table(tables, table, family)
     blocks = []
     for c in _chains(t, chain):
         if c.builtin:
@@ -258,20 +272,22 @@ def list_table(
 # ---- iptables-save -------------------------------------------------------------------------------
 
 
-def save_header(when: float | None = None) -> tuple[str, str]:
-    """The comment lines iptables-save prints around a table, stamped with ``when`` (now)."""
+def save_header(when: float | None = None, family: int = 4) -> tuple[str, str]:
+    """The comment lines iptables-save (``ip6tables-save`` for ``family=6``) prints around a
+    table, stamped with ``when`` (now)."""
     stamp = time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(when))
-    return f"# Generated by iptables-save {IPTABLES_VERSION} on {stamp}", f"# Completed on {stamp}"
+    return f"# Generated by {_tool(family)}-save {IPTABLES_VERSION} on {stamp}", f"# Completed on {stamp}"
 
 
 def save(tables: Mapping[str, TableDump], names: Iterable[str] | None = None, *, counters: bool = False,
-         when: float | None = None) -> str:
+         when: float | None = None, family: int = 4) -> str:
     """``iptables-save [-t TABLE] [-c]``: the tables that exist (``names=None``) in
     :data:`SAVE_TABLE_ORDER`, each between its ``# Generated``/``# Completed`` lines; a table
-    named with ``-t`` is printed even if nothing created it (as iptables-nft does)."""
-    first, last = save_header(when)
+    named with ``-t`` is printed even if nothing created it (as iptables-nft does).
+    ``family=6``: ``ip6tables-save``."""
+    first, last = save_header(when, family)
     if names is None:
         chosen = [tables[n] for n in SAVE_TABLE_ORDER if n in tables]
     else:
-        chosen = [_table(tables, n) for n in names]
+        chosen = [_table(tables, n, family) for n in names]
     return "".join(f"{first}\n{t.save_text(counters)}{last}\n" for t in chosen)
