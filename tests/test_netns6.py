@@ -463,3 +463,19 @@ def test_dual_lab_status_counts_each_familys_rules(dual_lab: Lab) -> None:
         assert status.rules[node.name]["nat6"] == want6.split("*nat", 1)[1].count("\n-A ") > 0
         assert status.rules[node.name]["nat"] > 0
     assert " ip6 filter " in status.text() and "fd00" not in status.text().splitlines()[0]
+
+
+@pytest.mark.netns
+def test_ipv6_addresses_as_clients(synced6: NetnsLab) -> None:
+    """An IPv6 address as the client (the sim's "an IP as a client"): one of a node's IPv6 pod CIDR
+    is a pod-like namespace on that node, one of the IPv6 node network a host on the bridge."""
+    pod_like = "fd00:10:244:1::50"
+    run = synced6.connect(pod_like, SVC6_IP, 9000, 12, timeout=OK)
+    assert run.ok == 12 and {ip for ips in run.seen_ips().values() for ip in ips} == {pod_like}  # a pod's: no SNAT
+    assert synced6.namespace_of(pod_like).startswith(synced6.prefix + "cli-")
+    host = "fc00:f853:ccd:e793::200"
+    node = synced6.layout.node("myk8s-worker2")
+    run = synced6.connect(host, node.ip6, NODE_PORT6, 6, timeout=OK)
+    assert run.ok == 6 and host not in {ip for ips in run.seen_ips().values() for ip in ips}  # NodePort: masqueraded
+    with pytest.raises(InputError, match="neither in a node's IPv6 pod CIDR nor on the IPv6 node network"):
+        synced6.namespace_of("2001:db8::9")
