@@ -479,3 +479,13 @@ def test_ipv6_addresses_as_clients(synced6: NetnsLab) -> None:
     assert run.ok == 6 and host not in {ip for ips in run.seen_ips().values() for ip in ips}  # NodePort: masqueraded
     with pytest.raises(InputError, match="neither in a node's IPv6 pod CIDR nor on the IPv6 node network"):
         synced6.namespace_of("2001:db8::9")
+
+
+@pytest.mark.netns
+def test_ipv6_hairpin_is_masqueraded_to_the_veths_gateway(synced6: NetnsLab) -> None:
+    """A pod reaching itself through the IPv6 ClusterIP: kube-proxy's ``-s POD_IP6/128 -j
+    KUBE-MARK-MASQ`` rule masquerades it to its veth's IPv6 gateway (ptp, as in IPv4)."""
+    run = synced6.connect("webpod1", SVC6_IP, 9000, 40, timeout=OK)
+    assert run.ok == 40 and "webpod1" in run.by_pod(), run.by_pod()
+    assert run.seen_ips()["webpod1"] == ["fd00:10:244:1::1"]
+    assert all(ips == ["fd00:10:244:1::2"] for pod, ips in run.seen_ips().items() if pod != "webpod1")
