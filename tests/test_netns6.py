@@ -413,6 +413,8 @@ def test_dual_lab_in_nftables_mode_has_a_table_per_family(tmp_path: Path, netns_
                                                                          and "/kubernetes/" not in c}
         df = dp.connect(["net-pod"], _v6(lab, "svc-clusterip"), 9000, "tcp", 20, seed=1, interval=0.0, timeout=OK)
         assert set(df.outcome) == {"ok"} and not df.masquerade.any()
+        with pytest.raises(InputError, match="needs kube-proxy's iptables mode"):  # nft monitor trace reads table ip only
+            dp.kernel.trace("net-pod", _v6(lab, "svc-clusterip"), 9000)
         lab.resync()  # a full sync of both families again: the ip6 table replaced, not doubled
         assert dp.nft_list("myk8s-worker", 6).count("table ip6 kube-proxy") == 1
 
