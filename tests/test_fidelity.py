@@ -741,3 +741,84 @@ def test_serving_terminating_fallback_sim_equals_kernel(sim_and_kernel):
         outcomes = [set(lab.run("net-pod", "svc-web", n=3, seed=6)["outcome"]) for lab in (sim, kernel)]
         assert outcomes == [{"refused"}, {"refused"}]
         assert not any(p.labels.get("app") == "web" for lab in (sim, kernel) for p in lab.cluster.pods)
+
+
+# --------------------------------------------------------------------------------------------
+# IPv6 on a dual-stack cluster (data/myk8s-dualstack): the IPv6 proxier's rules, in the kernel's
+# ip6tables and in the simulator, move IPv6 connections alike (issue 16)
+
+
+@pytest.fixture(scope="module")
+def dual_labs(tmp_path_factory):
+    """data/myk8s-dualstack on the simulator and on the kernel, from one seed."""
+    import os
+
+    previous = os.environ.get("KSLAB_RUN_DIR")
+    os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
+    try:
+        sim = Lab("myk8s-dualstack", seed=41)
+        with Lab("myk8s-dualstack", backend="netns", seed=41) as kernel:
+            assert [(p.name, p.pod_ips) for p in sim.cluster.pods] == [(p.name, p.pod_ips) for p in kernel.cluster.pods]
+            assert sim.families == kernel.families == (4, 6)
+            yield sim, kernel
+    finally:
+        if previous is None:
+            os.environ.pop("KSLAB_RUN_DIR", None)
+        else:
+            os.environ["KSLAB_RUN_DIR"] = previous
+
+
+def _tables(save: str) -> dict[str, str]:
+    """``iptables-save`` text per table (the kernel's and the simulator's list the tables in another order)."""
+    out: dict[str, str] = {}
+    for section in save.split("*")[1:]:
+        name, _, body = section.partition("\n")
+        out[name] = body
+    return out
+
+
+def _v6(lab: Lab, service: str) -> str:
+    return next(ip for ip in lab.cluster.service(service).cluster_ips if ":" in ip)
+
+
+def test_ipv6_tables_in_the_kernel_equal_the_sims(dual_labs):
+    """Every node's ip6tables-save in the kernel is the simulator's IPv6 tables, table by table."""
+    sim, kernel = dual_labs
+    for node in (n.name for n in sim.cluster.nodes):
+        assert _tables(kernel.save_text(node, family=6)) == _tables(sim.save_text(node, family=6)), node
+        assert ":KUBE-SERVICES" in kernel.save_text(node, family=6)
+
+
+def test_ipv6_clusterip_three_endpoints(dual_labs):
+    sim, kernel = dual_labs
+    vip = _v6(sim, "svc-clusterip")
+    to = f"[{vip}]:9000"
+    run = kernel.dataplane.kernel.connect("net-pod", vip, 9000, N)
+    df = sim.run("net-pod", to, n=N, seed=1)
+    k, s = kernel_counts(run), sim_counts(df)
+    assert set(k) == set(s) == {"webpod1", "webpod2", "webpod3"} and sum(k.values()) == N
+    first = iter([k])
+    assert_consistent(lambda: next(first, None) or kernel_counts(kernel.dataplane.kernel.connect("net-pod", vip, 9000, N)),
+                      lambda retest: sim_counts(sim.run("net-pod", to, n=N, seed=101)) if retest else s)
+    net_pod_ip6 = sim.cluster.pod("net-pod").pod_ip_of(6)
+    assert run.seen_ips() == {p: [net_pod_ip6] for p in k}  # no SNAT, on both
+    assert set(df["source_ip_seen"]) == {net_pod_ip6}
+    ips6 = {p.name: p.pod_ip_of(6) for p in sim.cluster.pods}
+    assert all(ips6[pod] == ip for pod, ip in zip(df["endpoint_pod"], df["endpoint_ip"]))
+
+
+@pytest.mark.parametrize("node", ["myk8s-control-plane", "myk8s-worker", "myk8s-worker2", "myk8s-worker3"])
+def test_ipv6_nodeport_cluster_policy_from_mypc(dual_labs, node):
+    sim, kernel = dual_labs
+    np = sim.cluster.service("svc-nodeport").ports[0].node_port
+    ip6 = sim.cluster.node(node).ip_of(6)
+    run = kernel.dataplane.kernel.connect("mypc", ip6, np, N // 4)
+    df = sim.run("mypc", f"[{ip6}]:{np}", n=N // 4, seed=2)
+    k, s = kernel_counts(run), sim_counts(df)
+    assert set(k) == set(s) and sum(k.values()) == N // 4
+    first = iter([k])
+    assert_consistent(lambda: next(first, None) or kernel_counts(kernel.dataplane.kernel.connect("mypc", ip6, np, N // 4)),
+                      lambda retest: sim_counts(sim.run("mypc", f"[{ip6}]:{np}", n=N // 4, seed=102)) if retest else s)
+    sim_seen = {p: sorted(g["source_ip_seen"].unique()) for p, g in df[df["outcome"] == "ok"].groupby("endpoint_pod")}
+    assert run.seen_ips() == sim_seen  # the ingress node's IPv6 address, or its veth's IPv6 gateway for a local pod
+    assert all(":" in ip for ips in sim_seen.values() for ip in ips)

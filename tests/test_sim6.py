@@ -362,3 +362,74 @@ def test_dual_lab_in_nftables_mode_runs_the_ip6_table():
     node = "myk8s-worker"
     assert "table ip6 kube-proxy" in lab.dataplane.nft_list(node, 6) and "table ip kube-proxy" in lab.dataplane.nft_list(node)
     assert isinstance(lab.dataplane.network.nodes[node].netfilter6, NftNetfilter)
+
+
+# ---- upstream TestNodePorts, its IPv6 cases, through the single-node tracer -------------------------
+# pkg/proxy/iptables/proxier_test.go TestNodePorts and pkg/proxy/nftables/proxier_test.go TestNodePorts:
+# runPacketFlowTests' output is every endpoint a connection can reach (JoinHostPort, sorted, ", "),
+# "" when no rule took it; here the sim's candidates (kslab.sim.candidates) give that answer.
+
+TEST_NODE_IPS = ("192.168.0.2", "192.168.1.2", "192.168.99.11", "2001:db8::1", "2001:db8:1::2")  # testNodeIPs
+NODE_IPV6, NODE_IPV6_ALT = "2001:db8::1", "2001:db8:1::2"  # testNodeIPv6, testNodeIPv6Alt
+SVC6, EP6_1, EP6_2 = "fd00:172:30::41", "fd00:10:180::1", "fd00:10:180::2:1"
+POD6, EXTERNAL6 = "fd00:10::2", "2600:5200::1"
+
+
+def _node_ports_objects():
+    svc = parse_service(Document("test", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc1", "namespace": "ns1"},
+                                          "spec": {"type": "NodePort", "clusterIP": SVC6, "clusterIPs": [SVC6], "ipFamilies": ["IPv6"],
+                                                   "ports": [{"name": "p80", "port": 80, "protocol": "TCP", "nodePort": 3001}]}}))
+    sl = parse_endpoint_slice(Document("test", {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "svc1-1", "namespace": "ns1", "labels": {"kubernetes.io/service-name": "svc1"}},
+        "addressType": "IPv6", "endpoints": [{"addresses": [EP6_1]}, {"addresses": [EP6_2], "nodeName": "test-node"}],
+        "ports": [{"name": "p80", "port": 80, "protocol": "TCP"}]}))
+    return [svc], [sl]
+
+
+def _node_ports_netfilter(mode: str, localhost_nodeports: bool, npa: tuple[str, ...]):
+    from kslab.proxy.iptables.node import NodeIptables
+
+    cfg = ProxyConfig(node_name="test-node", node_ips=TEST_NODE_IPS, cluster_cidr="fd00:10::/64", family=6, mode=mode,
+                      localhost_nodeports=localhost_nodeports, nodeport_addresses=npa, service_cidrs=("fd00:10:96::/112",))
+    if mode == "nftables":
+        return NftNetfilter.from_text(render_nft(*_node_ports_objects(), cfg).raw_text(), family="ip6", strict=True)
+    tables = NodeIptables(6)
+    tables.full_sync(render_iptables(*_node_ports_objects(), cfg).raw_text())
+    return Netfilter.from_text(tables.save_text(), family=6, strict=True)
+
+
+def _flow(nf, src: str, dst: str, dport: int) -> tuple[str, bool | None]:
+    """runPacketFlowTests' (output, masq) for one flow, from the sim's candidates."""
+    local = {a for a in TEST_NODE_IPS if ":" in a}
+    cands = netfilter_candidates(nf, node_ip=NODE_IPV6, src=src, dst=dst, dport=dport, proto="tcp", local_addresses=local)
+    assert cands is not None and abs(sum(c.probability for c in cands) - 1) < 1e-9
+    reached = [c for c in cands if c.outcome == "forwarded" and c.ip and (c.ip, c.port) != (dst, dport)]
+    if not reached:
+        return "", None
+    masq = {c.masquerade for c in reached}
+    assert len(masq) == 1
+    return ", ".join(sorted(c.endpoint for c in reached)), masq.pop()
+
+
+@pytest.mark.parametrize("mode, localhost_nodeports, npa, allow_alt", [
+    # iptables TestNodePorts: "ipv6, localhost-nodeports enabled" / "... disabled" / "... disabled, multiple nodeport-addresses"
+    ("iptables", True, (), True),
+    ("iptables", False, (), True),
+    ("iptables", False, ("192.168.0.0/24", "192.168.1.0/24", "2001:db8::/64"), False),
+    # nftables TestNodePorts: "ipv6" (NewFakeProxier's [testNodeIP/32, testNodeIPv6/128]) / "ipv6, multiple nodeport-addresses"
+    ("nftables", True, ("192.168.0.2/32", "2001:db8::1/128"), False),
+    ("nftables", True, ("192.168.0.0/24", "192.168.1.0/24", "2001:db8::/64", "2001:db8:1::2/128"), True),
+], ids=["ipt-ipv6-localhost-on", "ipt-ipv6-localhost-off", "ipt-ipv6-multiple-npa", "nft-ipv6", "nft-ipv6-multiple-npa"])
+def test_upstream_node_ports_ipv6_flows(mode, localhost_nodeports, npa, allow_alt):
+    nf = _node_ports_netfilter(mode, localhost_nodeports, npa)
+    output = f"[{EP6_1}]:80, [{EP6_2}]:80"
+    assert _flow(nf, POD6, SVC6, 80) == (output, False)  # pod to cluster IP
+    assert _flow(nf, EXTERNAL6, NODE_IPV6, 3001) == (output, True)  # external to nodePort
+    assert _flow(nf, NODE_IPV6, NODE_IPV6, 3001) == (output, True)  # node to nodePort
+    if mode == "iptables":  # localhost to nodePort is only allowed in IPv4: ignored
+        assert _flow(nf, "::1", "::1", 3001) == ("", None)
+    if allow_alt:  # external to nodePort on secondary IP
+        assert _flow(nf, EXTERNAL6, NODE_IPV6_ALT, 3001) == (output, True)
+    else:  # secondary nodeIP ignores NodePorts
+        assert _flow(nf, EXTERNAL6, NODE_IPV6_ALT, 3001) == ("", None)

@@ -25,6 +25,7 @@ import pandas as pd
 from ..errors import EnvironmentProblem, InputError
 from ..healthcheck import HealthResponse, service_health, synced_health
 from ..loadbalancer import LBState, probe_target
+from ..netns.client import split_host_port
 from ..netns.lab import NetnsLab
 from ..netns.lbprober import LBSpec
 from ..nft import kernel as nft_kernel
@@ -69,30 +70,35 @@ class NetnsDataplane(RealClock, Dataplane):
         return {} if self.kernel.nfacct else {"nfacct": False}
 
     def sync_rules(self, node: str, ruleset: RuleSet) -> None:
+        """Load one proxier's sync into ``node``: the IPv4 proxier's into iptables, the IPv6
+        proxier's (``ruleset.config.family`` 6, a dual-stack cluster) into ip6tables."""
+        cfg = ruleset.config
+        family = getattr(cfg, "family", 4) or 4
         if getattr(ruleset, "mode", "iptables") == "nftables":
             self.kernel.apply_nft(node, ruleset)  # nft -f in the node's namespace (kslab.nft.kernel)
         else:
-            self.kernel.restore(node, ruleset.raw_text(), full=not ruleset.partial)
+            self.kernel.restore(node, ruleset.raw_text(), full=not ruleset.partial, family=family)
+        if family != 4:  # the health check listeners follow the IPv4 proxier (the LB and its prober are IPv4 only)
+            return
         # as kube-proxy after a successful restore: SyncServices + SyncEndpoints of its health check server
-        cfg = ruleset.config
         addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family) else nodeport_ips(
             cfg.nodeport_addresses, cfg.node_ips, cfg.family)
         self.kernel.set_health(node, health_answers(ruleset), addresses=addresses)
 
-    def nat_chains(self, node: str) -> list[str]:
-        return self.kernel.nat_chains(node)
+    def nat_chains(self, node: str, family: int = 4) -> list[str]:
+        return self.kernel.nat_chains(node, family)
 
-    def existing_chains(self, node: str, mode: str = "iptables") -> list[str]:
-        return self.kernel.nft_chains(node) if mode == "nftables" else self.kernel.nat_chains(node)
+    def existing_chains(self, node: str, mode: str = "iptables", family: int = 4) -> list[str]:
+        return self.kernel.nft_chains(node, family) if mode == "nftables" else self.kernel.nat_chains(node, family)
 
-    def existing_sets(self, node: str, mode: str = "nftables") -> list[str]:
-        return self.kernel.nft_sets(node) if mode == "nftables" else []
+    def existing_sets(self, node: str, mode: str = "nftables", family: int = 4) -> list[str]:
+        return self.kernel.nft_sets(node, family) if mode == "nftables" else []
 
-    def nft_list(self, node: str) -> str:
-        return self.kernel.nft_list(node)
+    def nft_list(self, node: str, family: int = 4) -> str:
+        return self.kernel.nft_list(node, family)
 
-    def save_text(self, node: str) -> str:
-        return self.kernel.save_text(node)
+    def save_text(self, node: str, family: int = 4) -> str:
+        return self.kernel.save_text(node, family=family)
 
     def delete_rules(self, pattern: re.Pattern[str], nodes: Sequence[str]) -> int:
         return self.kernel.delete_rules(pattern, nodes)
@@ -141,7 +147,9 @@ class NetnsDataplane(RealClock, Dataplane):
         if proto != "tcp":
             raise InputError("--to", f"the netns backend opens TCP connections, not {proto}", "use a TCP port")
         pods = {p.name: p for p in self.cluster.pods}
-        node_by_ip = {node.internal_ip: node.name for node in self.cluster.nodes}
+        node_by_ip = {ip: node.name for node in self.cluster.nodes for ip in node.ips}
+        family = 6 if ":" in dst else 4
+        pod_ips6 = {p.name: p.ip6 for p in self.kernel.layout.pods if p.ip6}
         rows = []
         share, extra = divmod(n, len(clients))
         counts = [share + (1 if k < extra else 0) for k in range(len(clients))]
@@ -155,22 +163,24 @@ class NetnsDataplane(RealClock, Dataplane):
         i = 0
         for (src, _count), run in zip(jobs, runs):
             client = resolve_client(self.cluster, src)
+            client_ip = self.kernel.address_of(client.name, family) if family == 6 else client.ip
             ingress = node_by_ip.get(dst) or client.node or ""
             unanswered = [r.local for r in run.results if not r.ok and r.pod is None]
             why = self.kernel.explain_failures(client.name, dst, port, unanswered) if unanswered and client.kind == "pod" else {}
             for r in run.results:
                 if vip:
-                    ip_, _, sport = (r.local or "").rpartition(":")
+                    ip_, sport = split_host_port(r.local or "")
                     ingress = chosen.get((ip_, int(sport)), "") if sport.isdigit() else ""
                 pod = pods.get(r.pod or "")
                 answered = r.ok or (r.error == "http" and r.pod is not None)  # a broken app still identifies itself
                 rows.append({
-                    "conn": i, "backend": self.backend, "client": client.name, "client_ip": client.ip, "ingress_node": ingress,
+                    "conn": i, "backend": self.backend, "client": client.name, "client_ip": client_ip, "ingress_node": ingress,
                     "destination": f"{dst}:{port}/tcp", "rules_path": "-", "chains": "",
                     "endpoint_pod": r.pod if answered else None, "endpoint_node": pod.node_name if pod and answered else None,
-                    "endpoint_ip": pod.pod_ip if pod and answered else None, "source_ip_seen": r.seen_ip if answered else None,
+                    "endpoint_ip": (pod_ips6.get(pod.name) if family == 6 else pod.pod_ip) if pod and answered else None,
+                    "source_ip_seen": r.seen_ip if answered else None,
                     "cross_node": bool(pod and answered and ingress and pod.node_name != ingress),
-                    "masquerade": bool(answered and r.seen_ip != client.ip),
+                    "masquerade": bool(answered and r.seen_ip != client_ip),
                     "outcome": "ok" if r.ok else ("error" if r.error == "http" else (r.error or "error")),
                     "reason": (why.get(r.local or "") or r.detail or "") if not r.ok else "", "t": float(i),
                     "rules_evaluated": None, "latency_ms": r.ms,
@@ -191,6 +201,8 @@ class NetnsDataplane(RealClock, Dataplane):
         by the simulator over the rules the kernel holds (``candidates_source`` says so)."""
         from ..sim.candidates import RULES_SOURCE, candidates_over, parse_xt_recent, source_of
 
+        if ":" in dst:  # the simulator is started from the kernel's iptables-save only (kslab.dataplane.factory: IPv4)
+            return None, "none: the candidates of an IPv6 connection over the kernel's ip6tables are not worked out (kslab trace on sim lists them)"
         names = [n.name for n in self.cluster.nodes]
         modes = getattr(self.kernel, "_proxy_modes", {})
         nft = {n: self.nft_list(n) for n in names if modes.get(n) == "nftables"}

@@ -37,8 +37,10 @@ def netns_up(paths: Sequence[str] | None, seed: int = 0) -> int:
     except KslabError as err:
         return _fail(err)
     lay = lab.layout
-    syncs = ", ".join(f"{s.node} {s.seconds * 1000:.0f} ms" for s in syncs)
-    print(f"netns lab {lab.id} up in {lab.up_seconds:.2f} s: {len(lay.nodes)} nodes, {len(lay.pods)} pods, mypc {lay.mypc_ip}")
+    syncs = ", ".join(f"{s.node}{' (IPv6)' if getattr(s.ruleset.config, 'family', 4) == 6 else ''} {s.seconds * 1000:.0f} ms"
+                      for s in syncs)
+    mypc = lay.mypc_ip + (f" {lay.mypc_ip6}" if lay.mypc_ip6 else "")  # a dual-stack lab: both families
+    print(f"netns lab {lab.id} up in {lab.up_seconds:.2f} s: {len(lay.nodes)} nodes, {len(lay.pods)} pods, mypc {mypc}")
     print(f"  kube-proxy full sync per node: {syncs}")
     for line in lay.skipped:
         print(f"  skipped pod {line}")
@@ -46,7 +48,8 @@ def netns_up(paths: Sequence[str] | None, seed: int = 0) -> int:
     for svc in state.services:
         for port in svc.ports:
             node_port = f" nodePort {port.node_port}" if port.node_port else ""
-            print(f"  service {svc.key:<24} {svc.cluster_ip}:{port.port}/{port.protocol}{node_port}")
+            other = "".join(f" [{ip}]:{port.port}" if ":" in ip else f" {ip}:{port.port}" for ip in svc.cluster_ips[1:])
+            print(f"  service {svc.key:<24} {svc.cluster_ip}:{port.port}/{port.protocol}{other}{node_port}")
             if port.node_port and example is None:
                 example = f"ip netns exec {lay.mypc_ns} curl -s {lay.nodes[-1].ip}:{port.node_port}"
     pod = next((p for p in lay.pods if not p.server), lay.pods[0] if lay.pods else None)

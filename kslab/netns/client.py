@@ -74,7 +74,7 @@ def parse_answer(body: str) -> tuple[str | None, str | None]:
         conn = doc.get("connection") or {}
         ip = conn.get("remoteAddress") or str(doc.get("ip") or "").removeprefix("::ffff:") or None
         port = conn.get("remotePort")
-        return pod, (f"{ip}:{port}" if ip and port else ip)
+        return pod, (join_host_port(ip, port) if ip and port else ip)
     pod = remote = None
     for line in text.splitlines():
         if line.startswith("Hostname:"):
@@ -85,20 +85,38 @@ def parse_answer(body: str) -> tuple[str | None, str | None]:
     return pod, remote
 
 
+def join_host_port(ip: str, port: int | str) -> str:
+    """``ip:port``, an IPv6 address in brackets (``[fd00::5]:80``), as Go's ``net.JoinHostPort``."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def split_host_port(text: str) -> tuple[str, str]:
+    """(host, port) of ``ip:port`` or ``[ipv6]:port`` (the port ``""`` when there is none); the
+    brackets are dropped."""
+    host, sep, port = text.rpartition(":")
+    if text.startswith("[") and "]" in text:
+        inside, _, rest = text[1:].partition("]")
+        return inside, rest[1:] if rest.startswith(":") else ""
+    if not sep or ":" in host:  # no port, or a bare IPv6 address
+        return text, ""
+    return host, port
+
+
 def http_get(ip: str, port: int, timeout: float, path: str = "/") -> dict[str, object]:
-    """One GET on a new TCP connection; the result as a JSON-able dict (see module docstring)."""
+    """One GET on a new TCP connection; the result as a JSON-able dict (see module docstring).
+    An IPv6 ``ip`` connects over IPv6; addresses are written ``[ip]:port`` then."""
     t0 = time.perf_counter()
     out: dict[str, object] = {}
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
             try:
                 s.connect((ip, port))
             finally:  # connect() bound the socket: its address names the attempt in conntrack even if no answer came
                 local = s.getsockname()
                 if local[1]:
-                    out["local"] = f"{local[0]}:{local[1]}"
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: kslab\r\nConnection: close\r\n\r\n".encode())
+                    out["local"] = join_host_port(local[0], local[1])
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {join_host_port(ip, port)}\r\nUser-Agent: kslab\r\nConnection: close\r\n\r\n".encode())
             chunks = []
             deadline = t0 + timeout
             while True:
@@ -117,7 +135,7 @@ def http_get(ip: str, port: int, timeout: float, path: str = "/") -> dict[str, o
             status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
             out["status"] = status
             pod, remote = parse_answer(body.decode(errors="replace"))
-            seen_ip = remote.rsplit(":", 1)[0] if remote and ":" in remote else remote
+            seen_ip = split_host_port(remote)[0] if remote else remote
             out.update(pod=pod, remote_addr=remote, seen_ip=seen_ip)
             if status != 200:  # the pod answered, with an error (a broken app)
                 out.update(ok=False, error="http", detail=status_line)
@@ -130,9 +148,9 @@ def http_get(ip: str, port: int, timeout: float, path: str = "/") -> dict[str, o
 
 
 def _split_target(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
+    host, port = split_host_port(text)
     if not host or not port.isdigit():
-        raise SystemExit(f"target {text!r} is not IP:PORT")
+        raise SystemExit(f"target {text!r} is not IP:PORT or [IPV6]:PORT")
     return host, int(port)
 
 
@@ -287,7 +305,7 @@ def run_client(
     from ..errors import EnvironmentProblem
 
     argv = [_ip_tool(), "netns", "exec", namespace, sys.executable, "-m", "kslab.netns.client",
-            "--to", f"{ip}:{port}", "-n", str(n), "--timeout", str(timeout), "--path", path, "--json"]
+            "--to", join_host_port(ip, port), "-n", str(n), "--timeout", str(timeout), "--path", path, "--json"]
     if interval:
         argv += ["--interval", str(interval)]
     t0 = time.perf_counter()
@@ -295,8 +313,8 @@ def run_client(
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=budget, env=helper_env(), check=False)
     except subprocess.TimeoutExpired:
-        raise EnvironmentProblem(f"client in {namespace} to {ip}:{port} did not finish within {budget:.0f} s") from None
-    run = ClientRun(namespace=namespace, target=f"{ip}:{port}", wall_seconds=time.perf_counter() - t0)
+        raise EnvironmentProblem(f"client in {namespace} to {join_host_port(ip, port)} did not finish within {budget:.0f} s") from None
+    run = ClientRun(namespace=namespace, target=join_host_port(ip, port), wall_seconds=time.perf_counter() - t0)
     for line in proc.stdout.splitlines():
         doc = json.loads(line)
         if doc.get("summary"):
@@ -305,7 +323,7 @@ def run_client(
         run.results.append(ConnResult(**{k: v for k, v in doc.items() if k in ConnResult.__dataclass_fields__}))
     if proc.returncode != 0 or len(run.results) != n:
         detail = " / ".join(proc.stderr.strip().splitlines()[-2:]) or f"exit {proc.returncode}"
-        raise EnvironmentProblem(f"client in {namespace} to {ip}:{port} failed: {detail}")
+        raise EnvironmentProblem(f"client in {namespace} to {join_host_port(ip, port)} failed: {detail}")
     return run
 
 

@@ -14,12 +14,18 @@ packet matched, in every table and chain, as ``iptables-save`` would print the r
 every node namespace (never in the root namespace), listens with one ``xtables-monitor`` per
 node, opens one real connection, then removes the rules (an empty raw table stays in the node
 namespaces). Only the SYN is traced: it is the packet that goes through the nat table; later
-packets follow its conntrack entry. Needs the nf_tables backend (the legacy backend logs
+packets follow its conntrack entry. A connection to an IPv6 address is traced the same way
+through ip6tables (the TRACE rules go into ip6tables' raw table as well; the monitor, started
+without ``-4``/``-6``, reports both families, its rules as ``-6 -t nat -A ...``). iptables 1.8.9's
+xtables-monitor cannot print an ip6tables rule that matches a protocol (``-p tcp``: "Parsing
+nftables rule failed", then it exits), so there :func:`kernel_trace` of an IPv6 connection is one
+:class:`EnvironmentProblem` line, never a partial trace. Needs the nf_tables backend (the legacy backend logs
 traces to the kernel log instead, which network namespaces do not separate).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import subprocess
 import sys
@@ -42,6 +48,9 @@ _HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
 _VERDICTS = {"0xfffffffb": "RETURN", "0xfffffffd": "GOTO"}
 _TRACE = re.compile(r"^\s*TRACE: \d+ ([0-9a-f]+) (\w+):([^:]+):(rule|policy|return):?(\S*)\s*(.*)$")
 _PACKET = re.compile(r"^\s*PACKET: \d+ ([0-9a-f]+) (.*)$")
+# what xtables-monitor prints (then exits 3) when it cannot read back a traced rule; measured with
+# iptables 1.8.9 on every ip6tables rule with -p tcp ("Error: unsupported layer 4 protocol value")
+MONITOR_FAILED = "Parsing nftables rule failed"
 
 
 @dataclass
@@ -87,7 +96,7 @@ def parse_monitor(text: str, node: str) -> dict[str, list[KernelStep]]:
         else:
             verdict, target = (parts[0] if parts else ""), ""
         verdict = _VERDICTS.get(verdict, verdict)
-        rule = re.sub(r"^-4 -t \w+ ", "", rule.strip())
+        rule = re.sub(r"^-[46] -t \w+ ", "", rule.strip())
         if chain in _HOOKS:
             hooks[pid] = chain
         packet = dict(packets.get(pid, {}), hook=hooks.get(pid, ""))
@@ -150,8 +159,8 @@ def build_trace(*, client: str, client_ip: str, client_kind: str, dst: str, dpor
     )
 
 
-def _iptables(backend: str | None, ns: str, *args: str) -> None:
-    tools = kernel.iptables_tools(backend)
+def _iptables(backend: str | None, ns: str, *args: str, family: int = 4) -> None:
+    tools = kernel.iptables_tools(backend, family)
     r = kernel.run_in_namespace(ns, [tools.iptables, "-w", "5", "-t", "raw", *args])
     if r.returncode != 0:
         raise EnvironmentProblem(f"iptables in {ns} failed: {kernel.one_line(r.stderr)}")
@@ -218,8 +227,9 @@ class _Monitor(TraceMonitor):
     """``xtables-monitor --trace`` in one node namespace."""
 
     def __init__(self, node: str, ns: str, exe: str) -> None:
+        # stderr read too: xtables-monitor says there why it stopped (MONITOR_FAILED)
         super().__init__(node, ns, subprocess.Popen(["ip", "netns", "exec", ns, exe, "--trace"], stdout=subprocess.PIPE,
-                                                    stderr=subprocess.DEVNULL, text=True, bufsize=1))
+                                                    stderr=subprocess.STDOUT, text=True, bufsize=1))
 
     def saw(self, needle: str) -> bool:
         return any(needle in line for line in list(self.lines))
@@ -326,18 +336,29 @@ def kernel_trace(nodes: Sequence[tuple[str, str]], src_ns: str, dst: str, port: 
     if (iptables_backend or "nft") == "legacy":
         raise EnvironmentProblem("kernel traces need the nf_tables backend (xtables-monitor); this lab uses iptables-legacy")
     exe = kernel.require_tool("xtables-monitor")
-    added: list[tuple[str, str]] = []
+    if ":" in dst:  # the kernel prints IPv6 addresses compressed
+        dst = str(ipaddress.IPv6Address(dst))
+    # IPv4's TRACE rules always (the monitors' readiness probes are IPv4), ip6tables' too for an IPv6 connection
+    families = (4, 6) if ":" in dst else (4,)
+    added: list[tuple[str, str, int]] = []
     try:
         for _, ns in nodes:
-            for chain in ("PREROUTING", "OUTPUT"):
-                _iptables(iptables_backend, ns, "-I", chain, "1", *TRACE_RULE)
-                added.append((ns, chain))
+            for family in families:
+                for chain in ("PREROUTING", "OUTPUT"):
+                    _iptables(iptables_backend, ns, "-I", chain, "1", *TRACE_RULE, family=family)
+                    added.append((ns, chain, family))
         traced = traced_connection(nodes, lambda name, ns: _Monitor(name, ns, exe), "xtables-monitor",
                                    src_ns, dst, port, timeout=timeout)
     finally:
-        for ns, chain in added:
-            _iptables(iptables_backend, ns, "-D", chain, *TRACE_RULE)
+        for ns, chain, family in added:
+            _iptables(iptables_backend, ns, "-D", chain, *TRACE_RULE, family=family)
     result, sport, outputs, probes = traced.run.results[0], traced.sport, traced.outputs, traced.probe_sports
+    failed = next((name for name, text in outputs.items() if MONITOR_FAILED in text), None)
+    if failed is not None:
+        raise EnvironmentProblem(f"xtables-monitor in {failed} stopped: '{MONITOR_FAILED}' printing an ip{'6' if ':' in dst else ''}tables "
+                                 f"rule ({kernel.one_line(kernel.run_in_namespace(nodes[0][1], [exe, '--version']).stdout)}); its trace "
+                                 "of this connection is incomplete. iptables 1.8.9's xtables-monitor cannot print ip6tables rules "
+                                 "that match a protocol (-p tcp); kslab trace on the simulator explains the connection")
     per_node: list[tuple[str, list[KernelStep]]] = []
     for name, _ in nodes:
         packets = {pid: steps for pid, steps in parse_monitor(outputs.get(name, ""), name).items()

@@ -28,6 +28,26 @@ Layout (mirrors ``data/myk8s``; see DESIGN.md section 3)::
     lb ns      (once a LoadBalancer Service has an ingress IP) 172.18.255.254/16 on the bridge:
                the cloud load balancer and its prober (:mod:`kslab.netns.lbprober`)
 
+Dual-stack (a cluster with ``ipFamily: dual``, e.g. ``data/myk8s-dualstack``): every namespace
+above also gets its IPv6 address and routes, as kind and kindnet give them (``Layout.dual_stack``)::
+
+    fabric ns  br-kind also fc00:f853:ccd:e793::1/64 (kind's IPv6 ULA for the network "kind")
+    node ns    eth0 also NODE_IP6/64 (fc00:f853:ccd:e793::2..), default via ::1; every other
+               node's IPv6 podCIDR (fd00:10:244:N::/64) via that node's IPv6 address; per local
+               pod POD_CIDR6::1/128 on its veth and POD_IP6/128 dev veth<8 hex>;
+               sysctl conf.all.forwarding=1 (IPv6's ip_forward)
+    pod ns     eth0 also POD_IP6/64 noprefixroute; POD_CIDR6::1/128 dev eth0; default via it
+    mypc ns    also fc00:f853:ccd:e793::100/64, default via ::1
+
+Every IPv6 address is added ``nodad`` and every namespace runs with ``accept_dad=0`` (a pod's
+eth0, made in the node's namespace, gets its own): without it a new address stays "tentative"
+for a second or two and the first connections fail. IPv6 has no ``route_localnet`` (kube-proxy
+writes ``! -d ::1/128``). The IPv6 proxier's syncs go to ip6tables (``restore(..., family=6)``),
+conntrack lists each family (``-f ipv4|ipv6``), the servers listen on ``0.0.0.0`` and ``::``
+(an IPv6-only socket beside the IPv4 one). Left IPv4 only: the cloud load balancer and its prober,
+kube-proxy's healthz and health check listeners (they follow the IPv4 proxier's syncs), and the
+nftables mode's kernel trace. An IPv6-only cluster is refused (one line).
+
 Hairpin: with ptp there is no pod bridge, so a pod that reaches itself through a ClusterIP
 goes pod -> node -> back out the same veth. It only works because kube-proxy's
 ``-s POD_IP -j KUBE-MARK-MASQ`` rule masquerades it to the veth's ``.1``; without the rule the
@@ -101,7 +121,19 @@ LB_SYSCTLS = {
     "net/ipv4/conf/all/send_redirects": "0",  # in and out on eth0: no ICMP redirect to the client
     "net/ipv4/conf/default/send_redirects": "0",
 }
+# a dual-stack lab's namespaces also get these (set before the interfaces exist, so every one
+# copies 'default'): no duplicate address detection, so an IPv6 address is usable at once instead
+# of "tentative" for a second or two (the addresses also say ``nodad``), and IPv6 on. IPv6 has no
+# route_localnet: kube-proxy writes ``! -d ::1/128`` (no localhost NodePorts on IPv6).
+IPV6_SYSCTLS = {
+    "net/ipv6/conf/all/disable_ipv6": "0",
+    "net/ipv6/conf/default/disable_ipv6": "0",
+    "net/ipv6/conf/all/accept_dad": "0",
+    "net/ipv6/conf/default/accept_dad": "0",
+}
+NODE_SYSCTLS6 = {**IPV6_SYSCTLS, "net/ipv6/conf/all/forwarding": "1", "net/ipv6/conf/default/forwarding": "1"}
 PROXY_HEALTHZ_PORT = 10256  # kube-proxy's healthz (kslab.loadbalancer.PROXY_HEALTHZ_PORT)
+FAMILIES = (4, 6)
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,7 +223,7 @@ class LabStatus:
     detached: bool
     namespaces: dict[str, bool]  # expected namespace -> exists
     pods: list[PodStatus]
-    rules: dict[str, dict[str, int]]  # node -> table -> rules in the kernel
+    rules: dict[str, dict[str, int]]  # node -> table -> rules in the kernel (ip6tables' as "nat6"... in a dual-stack lab)
     sync_seconds: dict[str, float]
     up_seconds: float | None
     unexpected: list[str]  # namespaces with the lab's prefix it did not plan
@@ -210,6 +242,7 @@ class LabStatus:
             sync = self.sync_seconds.get(node)
             lines.append(f"  node {node:<22} rules filter {counts.get('filter', 0):>4} nat {counts.get('nat', 0):>4}"
                          + (f" nft {counts['nft']:>4}" if "nft" in counts else "")
+                         + (f"  ip6 filter {counts.get('filter6', 0):>4} nat {counts.get('nat6', 0):>4}" if "nat6" in counts else "")
                          + (f"  (last sync {sync * 1000:.0f} ms)" if sync is not None else ""))
         if self.daemons:
             lines.append("  daemons: " + ", ".join(f"{k} ({'running' if ok else 'STOPPED'})" for k, ok in self.daemons.items()))
@@ -404,21 +437,26 @@ class NetnsLab:
         _parallel(kernel.netns_add, lay.namespaces())
         # 1. the bridge, then every node's and mypc's eth0 (their peers land in the fabric),
         #    node routes, and the node ends of the pod veths (their peers land in the pods)
+        dual = lay.dual_stack
+        prefix6 = ipaddress.ip_network(lay.fabric_cidr6).prefixlen if dual else 0
         _configure(lay.fabric_ns, [
             "link set lo up",
             f"link add {BRIDGE} type bridge",
             f"addr add {lay.gateway}/{ipaddress.ip_network(lay.fabric_cidr).prefixlen} dev {BRIDGE}",
+            *([f"addr add {lay.gateway6}/{prefix6} dev {BRIDGE} nodad"] if dual else []),
             f"link set {BRIDGE} up",
-        ], FABRIC_SYSCTLS, "the fabric")
+        ], {**FABRIC_SYSCTLS, **(IPV6_SYSCTLS if dual else {})}, "the fabric")
         mypc_lines = [
             "link set lo up",
             f"link add eth0 type veth peer name {lay.mypc_if} netns {lay.fabric_ns}",
             f"addr add {lay.mypc_ip}/{ipaddress.ip_network(lay.fabric_cidr).prefixlen} dev eth0",
+            *([f"addr add {lay.mypc_ip6}/{prefix6} dev eth0 nodad"] if dual else []),
             "link set eth0 up",
             f"route add default via {lay.gateway} dev eth0",
+            *([f"route add default via {lay.gateway6} dev eth0"] if dual else []),
         ]
         jobs: list[Callable[[], None]] = [functools.partial(self._configure_node, n) for n in lay.nodes]
-        jobs.append(functools.partial(_configure, lay.mypc_ns, mypc_lines, OTHER_SYSCTLS, "mypc"))
+        jobs.append(functools.partial(_configure, lay.mypc_ns, mypc_lines, self._other_sysctls(), "mypc"))
         _parallel(lambda job: job(), jobs)
         # 2. bridge ports, and each pod's side of its veth
         ports = [n.fabric_if for n in lay.nodes] + [lay.mypc_if]
@@ -427,41 +465,66 @@ class NetnsLab:
         jobs += [functools.partial(self._configure_pod, p) for p in lay.pods]
         _parallel(lambda job: job(), jobs)
 
+    def _other_sysctls(self) -> dict[str, str]:
+        """The sysctls of a namespace that is not a node (mypc, a pod, a client)."""
+        return {**OTHER_SYSCTLS, **(IPV6_SYSCTLS if self.layout.dual_stack else {})}
+
     def _configure_node(self, n: NodeLayout) -> None:
         lay = self.layout
         lines = [
             "link set lo up",
             f"link add eth0 type veth peer name {n.fabric_if} netns {lay.fabric_ns}",
             f"addr add {n.ip}/{n.prefix_len} dev eth0",
+            *([f"addr add {n.ip6}/{n.prefix_len6} dev eth0 nodad"] if n.ip6 else []),
             "link set eth0 up",
             f"route add default via {lay.gateway} dev eth0",
+            *([f"route add default via {lay.gateway6} dev eth0"] if n.ip6 else []),
         ]
         lines += [f"route add {o.pod_cidr} via {o.ip} dev eth0" for o in lay.nodes if o.name != n.name]
+        lines += [f"route add {o.pod_cidr6} via {o.ip6} dev eth0" for o in lay.nodes if o.name != n.name and n.ip6 and o.pod_cidr6]
         for p in lay.pods:
             if p.node == n.name:
                 lines += self._host_veth_lines(p)
-        _configure(n.ns, lines, NODE_SYSCTLS, f"node {n.name}")
+        _configure(n.ns, lines, {**NODE_SYSCTLS, **(NODE_SYSCTLS6 if n.ip6 else {})}, f"node {n.name}")
 
     @staticmethod
     def _host_veth_lines(p: PodLayout) -> list[str]:
-        """The node's side of a pod's veth, as the ptp plugin leaves it."""
-        return [
-            f"link add {p.host_if} type veth peer name eth0 netns {p.ns}",
-            f"addr add {p.gateway}/32 dev {p.host_if}",
-            f"link set {p.host_if} up",
-            f"route add {p.ip}/32 dev {p.host_if} scope host",
-        ]
+        """The node's side of a pod's veth, as the ptp plugin leaves it (IPv6: the gateway /128
+        on the veth, the pod's /128 routed to it)."""
+        lines = [f"link add {p.host_if} type veth peer name eth0 netns {p.ns}"]
+        if p.ip:
+            lines.append(f"addr add {p.gateway}/32 dev {p.host_if}")
+        if p.ip6:
+            lines.append(f"addr add {p.gateway6}/128 dev {p.host_if} nodad")
+        lines.append(f"link set {p.host_if} up")
+        if p.ip:
+            lines.append(f"route add {p.ip}/32 dev {p.host_if} scope host")
+        if p.ip6:
+            lines.append(f"route add {p.ip6}/128 dev {p.host_if}")
+        return lines
 
-    @staticmethod
-    def _configure_pod(p: PodLayout) -> None:
-        _configure(p.ns, [
-            "link set lo up",
-            f"addr add {p.ip}/{p.prefix_len} dev eth0 noprefixroute",
-            "link set eth0 up",
-            f"route add {p.gateway}/32 dev eth0 scope link src {p.ip}",
-            f"route add {ipaddress.ip_network(f'{p.ip}/{p.prefix_len}', strict=False)} via {p.gateway} dev eth0 src {p.ip}",
-            f"route add default via {p.gateway} dev eth0",
-        ], OTHER_SYSCTLS, f"pod {p.name}")
+    def _configure_pod(self, p: PodLayout) -> None:
+        lines = ["link set lo up"]
+        if p.ip:
+            lines.append(f"addr add {p.ip}/{p.prefix_len} dev eth0 noprefixroute")
+        if p.ip6:
+            lines.append(f"addr add {p.ip6}/{p.prefix_len6} dev eth0 nodad noprefixroute")
+        lines.append("link set eth0 up")
+        if p.ip:
+            lines += [
+                f"route add {p.gateway}/32 dev eth0 scope link src {p.ip}",
+                f"route add {ipaddress.ip_network(f'{p.ip}/{p.prefix_len}', strict=False)} via {p.gateway} dev eth0 src {p.ip}",
+                f"route add default via {p.gateway} dev eth0",
+            ]
+        if p.ip6:
+            lines += [
+                f"route add {p.gateway6}/128 dev eth0 src {p.ip6}",
+                f"route add {ipaddress.ip_network(f'{p.ip6}/{p.prefix_len6}', strict=False)} via {p.gateway6} dev eth0 src {p.ip6}",
+                f"route add default via {p.gateway6} dev eth0",
+            ]
+        # eth0 came from the node's namespace before these sysctls: it copied accept_dad there, so it gets its own
+        sysctls = {**self._other_sysctls(), **({"net/ipv6/conf/eth0/accept_dad": "0"} if self.layout.dual_stack else {})}
+        _configure(p.ns, lines, sysctls, f"pod {p.name}")
 
     # ---- servers -------------------------------------------------------------------------------
     def _launch_servers(self, pods: Iterable[PodLayout]) -> None:
@@ -473,7 +536,7 @@ class NetnsLab:
                 continue
             log = self.record_dir / f"{p.ns[len(self.prefix):]}.log"
             argv = [ip, "netns", "exec", p.ns, sys.executable, "-m", "kslab.netns.servers",
-                    "--kind", p.server, "--name", p.name, "--ip", p.ip, *[a for port in p.ports for a in ("--port", str(port))]]
+                    "--kind", p.server, "--name", p.name, "--ip", p.ip, *(["--ip", p.ip6] if p.ip6 else []), *[a for port in p.ports for a in ("--port", str(port))]]
             with open(log, "wb") as out:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True, env=env, close_fds=True)
@@ -490,7 +553,8 @@ class NetnsLab:
                 by_node.setdefault(p.node, []).append(p)
 
         def check(node: str) -> list[str]:
-            targets = {f"{p.ip}:{port}": p for p in by_node[node] for port in p.ports}
+            targets = {_client.join_host_port(ip, port): p for p in by_node[node] for port in p.ports
+                       for ip in (p.ip, p.ip6) if ip}
             results = _client.health_check(self.layout.node(node).ns, list(targets), deadline=self.health_timeout)
             problems = []
             for target, res in results.items():
@@ -792,23 +856,36 @@ class NetnsLab:
         """Whether the nfacct counters kube-proxy creates work here (kube-proxy omits them if not)."""
         return self._nfacct
 
-    def restore(self, node: str, text: str, *, full: bool) -> float:
+    def families(self) -> tuple[int, ...]:
+        """The IP families the lab's nodes route: (4,) or, dual-stack, (4, 6)."""
+        return FAMILIES if self.layout.dual_stack else (4,)
+
+    def _check_family(self, family: int) -> int:
+        """``family`` if the lab routes it; else one line."""
+        if family not in self.families():
+            raise InputError("family", f"the lab has no IPv{family} addresses" if family in FAMILIES else f"{family!r} is not 4 or 6",
+                             "bring up a dual-stack lab (data/myk8s-dualstack) for IPv6" if family == 6 else "use 4 or 6")
+        return family
+
+    def restore(self, node: str, text: str, *, full: bool, family: int = 4) -> float:
         """Load one kube-proxy sync into ``node``: ``full`` as kube-proxy's full sync
         (:func:`kslab.proxy.iptables.node.full_sync`: jump rules ensured, nfacct counters created, the
         tables restored), else ``iptables-restore --noflush`` of a partial sync. Returns the
         seconds it took (kept in the lab's record for ``status``). A full sync on a node that held
         the nftables mode's rules first deletes ``table ip kube-proxy`` (nftables'
-        ``CleanupLeftovers``, as kube-proxy started in iptables mode does)."""
+        ``CleanupLeftovers``, as kube-proxy started in iptables mode does). ``family`` 6: the IPv6
+        proxier's sync, into ip6tables (a dual-stack lab's node runs one proxier per family)."""
         if self._record is None:
             raise EnvironmentProblem("the lab is not up")
         ns = self.layout.node(node).ns
+        self._check_family(family)
         t0 = time.perf_counter()
         if full:
             if self._proxy_modes.get(node) != "iptables":
                 self._cleanup_nftables(ns)
-            iptables_node.full_sync(ns, text, nfacct=self._nfacct, backend=self.backend)
+            iptables_node.full_sync(ns, text, nfacct=self._nfacct, backend=self.backend, family=family)
         else:
-            kernel.iptables_restore(ns, text, backend=self.backend)
+            kernel.iptables_restore(ns, text, backend=self.backend, family=family)
         self._proxy_modes[node] = "iptables"
         return self._timed(node, time.perf_counter() - t0)
 
@@ -833,7 +910,8 @@ class NetnsLab:
         ns = self.layout.node(node).ns
         t0 = time.perf_counter()
         if not ruleset.partial and self._proxy_modes.get(node) != "nftables":
-            self._cleanup_iptables(ns)
+            for family in self.families():
+                self._cleanup_iptables(ns, family)
         def run(text: str) -> None:
             nft_kernel.nft_apply(ns, text)
 
@@ -863,12 +941,12 @@ class NetnsLab:
         for family in ("ip", "ip6"):
             nft_kernel.delete_table(ns, family, "kube-proxy")
 
-    def _cleanup_iptables(self, ns: str) -> None:
+    def _cleanup_iptables(self, ns: str, family: int = 4) -> None:
         """iptables' ``CleanupLeftovers`` in ``ns`` (:mod:`kslab.proxy.iptables.cleanup`): the
         jump rules deleted (``-D``; not there is fine), then kube-proxy's nat and filter chains
-        flushed and deleted in one ``iptables-restore --noflush`` per table."""
-        tools = kernel.iptables_tools(self.backend)
-        existing = {t: set(kernel.chains(ns, t, backend=self.backend)) for t in ("nat", "filter")}
+        flushed and deleted in one ``iptables-restore --noflush`` per table (ip6tables: ``family`` 6)."""
+        tools = kernel.iptables_tools(self.backend, family)
+        existing = {t: set(kernel.chains(ns, t, backend=self.backend, family=family)) for t in ("nat", "filter")}
         for jump in iptables_cleanup.cleanup_jumps():
             if jump.dst not in existing[jump.table]:
                 continue  # no such chain, so no jump to it
@@ -878,31 +956,32 @@ class NetnsLab:
         for table in ("nat", "filter"):
             text = iptables_cleanup.cleanup_restore(table, existing[table])
             if text:
-                kernel.iptables_restore(ns, text, backend=self.backend)
+                kernel.iptables_restore(ns, text, backend=self.backend, family=family)
 
     def proxy_mode_of(self, node: str) -> str | None:
         """The proxy mode whose rules ``node`` holds, as far as this process loaded them (None: not yet)."""
         return self._proxy_modes.get(node)
 
-    def nft_list(self, node: str) -> str:
-        """``nft list table ip kube-proxy`` in ``node`` (``""`` when the table does not exist)."""
-        return nft_kernel.nft_list_table(self.layout.node(node).ns)
+    def nft_list(self, node: str, family: int = 4) -> str:
+        """``nft list table ip kube-proxy`` in ``node`` (``""`` when the table does not exist;
+        ``family`` 6: the IPv6 proxier's ``table ip6 kube-proxy``)."""
+        return nft_kernel.nft_list_table(self.layout.node(node).ns, _nft_family(self._check_family(family)))
 
-    def nft_chains(self, node: str) -> list[str]:
-        """The chains of ``node``'s ``table ip kube-proxy`` (``nft --json list chains ip``)."""
-        return nft_kernel.nft_chains(self.layout.node(node).ns)
+    def nft_chains(self, node: str, family: int = 4) -> list[str]:
+        """The chains of ``node``'s ``table ip kube-proxy`` (``nft --json list chains ip``; ``ip6`` for ``family`` 6)."""
+        return nft_kernel.nft_chains(self.layout.node(node).ns, _nft_family(self._check_family(family)))
 
-    def nft_sets(self, node: str) -> list[str]:
-        """The sets of ``node``'s ``table ip kube-proxy`` (the affinity sets a sync may find stale)."""
-        return nft_kernel.nft_sets(self.layout.node(node).ns)
+    def nft_sets(self, node: str, family: int = 4) -> list[str]:
+        """The sets of ``node``'s ``table ip kube-proxy`` (the affinity sets a sync may find stale; ``ip6``: ``family`` 6)."""
+        return nft_kernel.nft_sets(self.layout.node(node).ns, _nft_family(self._check_family(family)))
 
-    def nat_chains(self, node: str) -> list[str]:
-        """The chains of ``node``'s nat table in the kernel."""
-        return kernel.chains(self.layout.node(node).ns, "nat", backend=self.backend)
+    def nat_chains(self, node: str, family: int = 4) -> list[str]:
+        """The chains of ``node``'s nat table in the kernel (ip6tables: ``family`` 6)."""
+        return kernel.chains(self.layout.node(node).ns, "nat", backend=self.backend, family=self._check_family(family))
 
-    def save_text(self, node: str, tables: Sequence[str] = ("filter", "nat", "mangle", "raw")) -> str:
-        """``iptables-save`` of ``node``'s tables in the kernel."""
-        return kernel.iptables_save(self.layout.node(node).ns, tuple(tables), backend=self.backend)
+    def save_text(self, node: str, tables: Sequence[str] = ("filter", "nat", "mangle", "raw"), family: int = 4) -> str:
+        """``iptables-save`` of ``node``'s tables in the kernel (``ip6tables-save``: ``family`` 6)."""
+        return kernel.iptables_save(self.layout.node(node).ns, tuple(tables), backend=self.backend, family=self._check_family(family))
 
     def update(self, state: ClusterState) -> dict[str, list[str]]:
         """Bring the lab in line with a changed cluster (scale, delete a pod, patch a Service):
@@ -970,21 +1049,24 @@ class NetnsLab:
             ip = None
         if ip is not None:
             for p in self.layout.pods:
-                if p.ip == str(ip):
+                if str(ip) in (p.ip, p.ip6):
                     return p.ns
             for n in self.layout.nodes:
-                if n.ip == str(ip):
+                if str(ip) in (n.ip, n.ip6):
                     return n.ns
-            if str(ip) == self.layout.mypc_ip:
+            if str(ip) in (self.layout.mypc_ip, self.layout.mypc_ip6):
                 return self.layout.mypc_ns
             return self.client_namespace(str(ip))
         known = ["mypc", *(n.name for n in self.layout.nodes), *(p.name for p in self.layout.pods)]
         raise InputError(f"client {name!r}", "is not a pod, node or mypc of the lab", "use one of: " + ", ".join(known))
 
-    def pod_ip(self, name: str) -> str:
+    def pod_ip(self, name: str, family: int = 4) -> str:
+        """The pod's address of ``family`` (one line if it has none)."""
         for p in self.layout.pods:
             if p.name == name:
-                return p.ip
+                if not p.ip_of(family):
+                    raise InputError(f"pod {name!r}", f"has no IPv{family} address in the lab")
+                return p.ip_of(family)
         raise InputError(f"pod {name!r}", "is not in the lab")
 
     def connect(self, src: str, ip: str, port: int, n: int = 1, *, timeout: float = 0.5, interval: float = 0.0) -> _client.ClientRun:
@@ -1005,6 +1087,8 @@ class NetnsLab:
             return clients[ip]
         addr = ipaddress.ip_address(ip)
         ns = f"{self.prefix}cli-{_hash('client/' + ip, 8)}"
+        if addr.version == 6:
+            return self._client_namespace6(ip, addr, ns)
         home = next((n for n in self.layout.nodes if addr in ipaddress.ip_network(n.pod_cidr)), None)
         fabric = ipaddress.ip_network(self.layout.fabric_cidr)
         if home is not None and ip != home.gateway:
@@ -1028,6 +1112,34 @@ class NetnsLab:
         clients[ip] = ns
         return ns
 
+    def _client_namespace6(self, ip: str, addr: ipaddress.IPv6Address, ns: str) -> str:
+        """:meth:`client_namespace` for an IPv6 address of a dual-stack lab: an IPv6-only client
+        (a pod-like namespace in a node's IPv6 pod CIDR, or a host on the bridge's IPv6 network;
+        no route to the IPv4 load balancer)."""
+        lay = self.layout
+        home = next((n for n in lay.nodes if n.pod_cidr6 and addr in ipaddress.ip_network(n.pod_cidr6)), None)
+        fabric6 = ipaddress.ip_network(lay.fabric_cidr6) if lay.dual_stack else None
+        if home is not None and ip != home.gateway6:
+            p = PodLayout(name=ip, namespace="", node=home.name, ns=ns, ip="", prefix_len=0, gateway="",
+                          host_if="veth" + _hash("client/" + ip, 8), server=None, ports=(), ip6=ip,
+                          prefix_len6=ipaddress.ip_network(home.pod_cidr6).prefixlen, gateway6=home.gateway6)
+            kernel.netns_add(ns)
+            _configure(home.ns, self._host_veth_lines(p), None, f"node {home.name}")
+            self._configure_pod(p)
+        elif fabric6 is not None and addr in fabric6 and ip != lay.gateway6:
+            port = "veth" + _hash("client/" + ip, 7)
+            kernel.netns_add(ns)
+            _configure(ns, ["link set lo up", f"link add eth0 type veth peer name {port} netns {lay.fabric_ns}",
+                            f"addr add {ip}/{fabric6.prefixlen} dev eth0 nodad", "link set eth0 up",
+                            f"route add default via {lay.gateway6} dev eth0"], self._other_sysctls(), f"client {ip}")
+            _configure(lay.fabric_ns, [f"link set {port} master {BRIDGE}", f"link set {port} up"], None, "the bridge")
+        else:
+            where = " or ".join([*(n.pod_cidr6 for n in lay.nodes if n.pod_cidr6), *([lay.fabric_cidr6] if fabric6 else [])])
+            raise InputError(f"client {ip!r}", "is neither in a node's IPv6 pod CIDR nor on the IPv6 node network",
+                             f"use an address of {where}" if where else "this lab is IPv4 only: use an IPv4 address")
+        self._clients[ip] = ns
+        return ns
+
     def delete_rules(self, pattern: Any, nodes: Iterable[str] | None = None) -> int:
         """``iptables -t TABLE -D`` every rule whose iptables-save line matches ``pattern`` (a
         compiled regular expression) in the nodes' namespaces; returns how many. A node whose
@@ -1037,21 +1149,22 @@ class NetnsLab:
         one ``nft delete rule ip kube-proxy CHAIN handle N`` transaction."""
         import shlex
 
-        tools = kernel.iptables_tools(self.backend)
         count = 0
         for name in (list(nodes) if nodes is not None else [n.name for n in self.layout.nodes]):
             ns = self.layout.node(name).ns
             if self._proxy_modes.get(name) == "nftables":
                 count += self._delete_nft_rules(ns, pattern)
-            table = ""
-            for line in kernel.iptables_save(ns, ("raw", "mangle", "filter", "nat"), backend=self.backend).splitlines():
-                if line.startswith("*"):
-                    table = line[1:]
-                elif line.startswith("-A ") and pattern.search(line):
-                    r = kernel.run_in_namespace(ns, [tools.iptables, "-w", "5", "-t", table, "-D", *shlex.split(line)[1:]])
-                    if r.returncode != 0:
-                        raise EnvironmentProblem(f"iptables -D in {ns} failed: {kernel.one_line(r.stderr)}")
-                    count += 1
+            for family in self.families():  # a dual-stack node: ip6tables too
+                tools = kernel.iptables_tools(self.backend, family)
+                table = ""
+                for line in kernel.iptables_save(ns, ("raw", "mangle", "filter", "nat"), backend=self.backend, family=family).splitlines():
+                    if line.startswith("*"):
+                        table = line[1:]
+                    elif line.startswith("-A ") and pattern.search(line):
+                        r = kernel.run_in_namespace(ns, [tools.iptables, "-w", "5", "-t", table, "-D", *shlex.split(line)[1:]])
+                        if r.returncode != 0:
+                            raise EnvironmentProblem(f"iptables -D in {ns} failed: {kernel.one_line(r.stderr)}")
+                        count += 1
         return count
 
     def _delete_nft_rules(self, ns: str, pattern: Any) -> int:
@@ -1084,10 +1197,12 @@ class NetnsLab:
             total += int(count.stdout.strip() or 0)
         return total
 
-    def conntrack_entries(self, node: str, *, orig_src: str | None = None) -> list[ConntrackEntry]:
-        """``conntrack -L -p tcp [-s ORIG_SRC]`` in a node's namespace, parsed."""
+    def conntrack_entries(self, node: str, *, orig_src: str | None = None, family: int | None = None) -> list[ConntrackEntry]:
+        """``conntrack -L -p tcp -f ipv4|ipv6 [-s ORIG_SRC]`` in a node's namespace, parsed (``family``
+        None: the family of ``orig_src``, else IPv4)."""
         exe = kernel.require_tool("conntrack")
-        argv = [exe, "-L", "-p", "tcp", *(["-s", orig_src] if orig_src else [])]
+        family = family or (6 if orig_src and ":" in orig_src else 4)
+        argv = [exe, "-L", "-p", "tcp", "-f", f"ipv{family}", *(["-s", orig_src] if orig_src else [])]  # -L alone lists both
         r = kernel.run_in_namespace(self.layout.node(node).ns, argv)
         if r.returncode != 0:
             raise EnvironmentProblem(f"conntrack -L on {node} failed: {kernel.one_line(r.stderr)}")
@@ -1109,17 +1224,19 @@ class NetnsLab:
         unchanged (``reply src == reply dst == the pod``): the pod dropped it as a martian (or, with
         ``accept_local`` on, answered itself). Connections with no such entry are left out."""
         pod = next((p for p in self.layout.pods if p.name == client), None)
-        ports = {int(loc.rpartition(":")[2]) for loc in locals_ if loc and loc.rpartition(":")[2].isdigit()}
-        if pod is None or not ports:
+        ports = {int(sport) for loc in locals_ if loc and (sport := _client.split_host_port(loc)[1]).isdigit()}
+        family = 6 if ":" in dst else 4
+        ip = pod.ip_of(family) if pod is not None else ""
+        if pod is None or not ports or not ip:
             return {}
         out: dict[str, str] = {}
         accept: bool | None = None
-        for e in self.conntrack_entries(pod.node, orig_src=pod.ip):
-            if e.orig[2] in ports and e.orig[1] == dst and e.orig[3] == port and dst != pod.ip \
-                    and e.reply[0] == e.reply[1] == pod.ip:
+        for e in self.conntrack_entries(pod.node, orig_src=ip, family=family):
+            if e.orig[2] in ports and e.orig[1] == dst and e.orig[3] == port and dst != ip \
+                    and e.reply[0] == e.reply[1] == ip:
                 if accept is None:
                     accept = self.accept_local(client)
-                out[f"{pod.ip}:{e.orig[2]}"] = hairpin_without_masquerade(pod.name, pod.ip, accept_local=accept)
+                out[_client.join_host_port(ip, e.orig[2])] = hairpin_without_masquerade(pod.name, ip, accept_local=accept)
         return out
 
     def clear_recent(self, nodes: Iterable[str] | None = None) -> None:
@@ -1148,33 +1265,44 @@ class NetnsLab:
             raise EnvironmentProblem("the lab is not up")
         nodes = [(n.name, n.ns) for n in self.layout.nodes]
         ignore = (self.layout.lb_ip,) if self.load_balancer else ()
+        family = 6 if ":" in ip else 4
+        self._check_family(family)
         if any(self._proxy_modes.get(name) == "nftables" for name, _ in nodes):  # kube-proxy's nftables mode
-            trace = nft_kernel_trace(nodes, self.namespace_of(src), ip, port, client=src, client_ip=self.address_of(src),
+            if family == 6:
+                raise InputError("--to", "the kernel's trace of an IPv6 connection needs kube-proxy's iptables mode here "
+                                 "(nft monitor trace is read for table ip kube-proxy only)", "trace an IPv4 address, or use --proxy-mode iptables")
+            trace = nft_kernel_trace(nodes, self.namespace_of(src), ip, port, client=src, client_ip=self.address_of(src, family),
                                      client_kind=client_kind, timeout=timeout, ignore_sources=ignore)
         else:
             trace = kernel_trace(nodes, self.namespace_of(src), ip, port,
-                                 client=src, client_ip=self.address_of(src), client_kind=client_kind,
+                                 client=src, client_ip=self.address_of(src, family), client_kind=client_kind,
                                  iptables_backend=self.backend, timeout=timeout, ignore_sources=ignore)
         pod = next((p for p in self.layout.pods if p.name == trace.endpoint_pod), None)
         if pod is not None:
-            trace.endpoint_node, trace.endpoint_ip = pod.node, pod.ip
+            trace.endpoint_node, trace.endpoint_ip = pod.node, pod.ip_of(family)
         client_pod = next((p for p in self.layout.pods if p.name == src), None)
         if (not trace.ok and client_pod is not None and trace.dnat_to and not trace.masquerade
-                and trace.dnat_to.rpartition(":")[0] == client_pod.ip):  # the kernel DNATed it back to the client, unmasqueraded
-            trace.reason = hairpin_without_masquerade(src, client_pod.ip, accept_local=self.accept_local(src))
+                and _client.split_host_port(trace.dnat_to)[0] == client_pod.ip_of(family)):  # DNATed back to the client, unmasqueraded
+            trace.reason = hairpin_without_masquerade(src, client_pod.ip_of(family), accept_local=self.accept_local(src))
         return trace
 
-    def address_of(self, name: str) -> str:
-        """The IP address of a pod, a node or mypc."""
+    def address_of(self, name: str, family: int = 4) -> str:
+        """The IP address of a pod, a node or mypc (of ``family``: 6 for its IPv6 address in a
+        dual-stack lab)."""
         if name == "mypc":
-            return self.layout.mypc_ip
+            address = self.layout.mypc_ip6 if family == 6 else self.layout.mypc_ip
+            if not address:
+                raise InputError("mypc", f"has no IPv{family} address in the lab")
+            return address
         for n in self.layout.nodes:
             if n.name == name:
-                return n.ip
+                if not n.ip_of(family):
+                    raise InputError(f"node {name!r}", f"has no IPv{family} address in the lab")
+                return n.ip_of(family)
         try:
             return str(ipaddress.ip_address(name))  # an extra client, named by its address
         except ValueError:
-            return self.pod_ip(name)
+            return self.pod_ip(name, family)
 
     def exec(self, where: str, argv: Sequence[str], *, timeout: float = 60.0, keep_cr: bool = False) -> subprocess.CompletedProcess[str]:
         """Run a command inside the namespace of ``where`` (pod, node, mypc). ``keep_cr``: its
@@ -1203,6 +1331,10 @@ class NetnsLab:
             if n.ns in existing:
                 saved = kernel.iptables_save(n.ns, ("filter", "nat", "mangle"), backend=self.backend)
                 rules[n.name] = _count_rules(saved)
+                if self.layout.dual_stack:  # the IPv6 proxier's: ip6tables (filter6, nat6, mangle6)
+                    saved6 = kernel.iptables_save(n.ns, ("filter", "nat", "mangle"), backend=self.backend, family=6)
+                    rules[n.name].update({f"{t}6": c for t, c in _count_rules(saved6).items()})
+                    rules[n.name].setdefault("nat6", 0)
                 if nft_kernel.nft_problem() is None and (listed := nft_kernel.nft_list_table(n.ns)):
                     rules[n.name]["nft"] = _count_nft_rules(listed)  # kube-proxy's nftables mode
         rec = self._record
@@ -1213,6 +1345,11 @@ class NetnsLab:
             unexpected=sorted(n for n in existing if n.startswith(self.prefix) and n not in expected),
             daemons={k: proc_start(int(i["pid"])) == i.get("start") for k, i in sorted((rec.daemons if rec else {}).items())},
         )
+
+
+def _nft_family(family: int) -> str:
+    """nft's address family of kube-proxy's table for an IP family: ``ip`` or ``ip6``."""
+    return "ip6" if family == 6 else "ip"
 
 
 def nft_cleanup_text(ruleset: Any) -> str:

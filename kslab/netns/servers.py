@@ -30,7 +30,8 @@ Run inside a pod's network namespace, in the foreground until killed::
 ``--port`` may be repeated (one listener per container port, one process per pod). SIGUSR1 breaks
 the app (it still accepts connections, but answers HTTP 500 with the same body: what a pod
 without a readiness probe does when its app fails), SIGUSR2 repairs it. The server
-binds ``0.0.0.0`` like a container does; it writes one ``listening`` line to stdout once every
+binds ``0.0.0.0`` like a container does, and ``::`` too (an IPv6-only socket) when an ``--ip`` is
+IPv6 (a dual-stack pod; an IPv6 client's address is written ``[addr]:port``, as Go writes it); it writes one ``listening`` line to stdout once every
 port is bound, and logs no requests (thousands of connections per experiment).
 
 The third kind, ``kube-proxy``, is not a pod's server but kube-proxy's own listeners on a node
@@ -55,7 +56,7 @@ The answers go out as Go's net/http writes them: the status line (``HTTP/1.0`` t
 the handler's headers sorted by name, then ``Date`` and ``Content-Length`` (and ``Connection:
 close`` when an HTTP/1.1 client asked to close); a HEAD request gets the same headers and no body.
 
-This module imports nothing from kslab at import time: it starts in every pod, so it has to
+This module imports nothing from kslab at import time but :mod:`kslab.netns.client` (the standard library only): it starts in every pod, so it has to
 start fast (the ``kube-proxy`` kind, one per node, loads :mod:`kslab.healthcheck` when it starts).
 """
 
@@ -72,6 +73,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from .client import join_host_port  # Go's net.JoinHostPort: whoami's RemoteAddr ([ipv6]:port); a light module
+
 KINDS = ("whoami", "echo", "mario", "kube-proxy")
 PROXY_HEALTHZ_PORT = 10256
 
@@ -84,7 +87,7 @@ def response_body(kind: str, pod_name: str, pod_ips: list[str], method: str, pat
     if kind == "whoami":
         lines = [f"Hostname: {pod_name}"]
         lines += [f"IP: {ip}" for ip in ["127.0.0.1", *pod_ips]]
-        lines.append(f"RemoteAddr: {remote_ip}:{remote_port}")
+        lines.append(f"RemoteAddr: {join_host_port(remote_ip, remote_port)}")
         lines.append(f"{method} {path} {version}")
         lines += [f"{k}: {v}" for k, v in headers]
         return ("\n".join(lines) + "\n\n").encode(), "text/plain; charset=utf-8"
@@ -99,7 +102,7 @@ def response_body(kind: str, pod_name: str, pod_ips: list[str], method: str, pat
         "body": body,
         "fresh": False,
         "hostname": host,
-        "ip": f"::ffff:{remote_ip}",  # Express on a dual-stack socket prints IPv4 clients so
+        "ip": remote_ip if ":" in remote_ip else f"::ffff:{remote_ip}",  # Express on a dual-stack socket prints IPv4 clients so
         "ips": [],
         "protocol": "http",
         "query": dict(parse_qsl(url.query)),
@@ -116,11 +119,12 @@ def mario_page(pod_name: str, remote_ip: str, remote_port: int) -> str:
     lines (each on a line of its own, as whoami writes them) name the pod and the client address it saw."""
     return ("<!DOCTYPE html>\n<html>\n<head><title>Super Mario</title></head>\n<body>\n"
             "<p>kslab's stand-in for pengbai/docker-supermario (the real image serves the game here)</p>\n<pre>\n"
-            f"Hostname: {pod_name}\nRemoteAddr: {remote_ip}:{remote_port}\n</pre>\n</body>\n</html>\n")
+            f"Hostname: {pod_name}\nRemoteAddr: {join_host_port(remote_ip, remote_port)}\n</pre>\n</body>\n</html>\n")
 
 
 class _Server(ThreadingHTTPServer):
-    """A ThreadingHTTPServer that knows the pod it runs in."""
+    """A ThreadingHTTPServer that knows the pod it runs in (on ``::`` an IPv6-only socket: the
+    IPv4 one beside it keeps IPv4 clients' addresses as they are)."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -132,7 +136,14 @@ class _Server(ThreadingHTTPServer):
         self.kind = kind
         self.pod_name = name
         self.pod_ips = ips
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -173,8 +184,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def serve(kind: str, name: str, ports: list[int], ips: list[str]) -> None:
-    """Bind every port, say so on stdout, then serve until SIGTERM/SIGINT."""
-    servers = [_Server(("0.0.0.0", port), _Handler, kind, name, ips) for port in ports]
+    """Bind every port (on ``0.0.0.0``, and on ``::`` too when the pod has an IPv6 address: a
+    dual-stack pod), say so on stdout, then serve until SIGTERM/SIGINT."""
+    wildcards = ["0.0.0.0", *(["::"] if any(":" in ip for ip in ips) else [])]
+    servers = [_Server((addr, port), _Handler, kind, name, ips) for port in ports for addr in wildcards]
     threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True) for s in servers]
     for t in threads:
         t.start()

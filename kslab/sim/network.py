@@ -132,6 +132,12 @@ class NodeNS:
     def __post_init__(self) -> None:
         self.local_addresses = frozenset(a for a in (self.ip, *self.extra_ips, "127.0.0.1", "::1", self.gateway_ip,
                                                      self.gateway_ip2) if a)
+        # per family: the node's first address and the pod-side gateway (what a masquerade picks)
+        self.ip_by_family = {f: next((a for a in (self.ip, *self.extra_ips) if a and family_of(a) == f), "") for f in (4, 6)}
+        self.gateway_by_family = {4: "", 6: ""}
+        for cidr, gw in ((self.pod_cidr2, self.gateway_ip2), (self.pod_cidr, self.gateway_ip)):
+            if cidr is not None:
+                self.gateway_by_family[cidr.version] = gw
 
     def netfilter_of(self, family: int) -> Netfilter | NftNetfilter:
         """The ruleset packets of ``family`` go through: iptables' (4) or ip6tables' (6)."""
@@ -146,19 +152,14 @@ class NodeNS:
     def ip_of(self, family: int) -> str:
         """The node's first address of ``family`` ("" if it has none): the source a masquerade
         out of eth0 picks."""
-        if family_of(self.ip) == family:
-            return self.ip
-        return next((a for a in self.extra_ips if family_of(a) == family), "")
+        return self.ip_by_family[family]
 
     def pod_cidrs(self) -> tuple:
         return tuple(c for c in (self.pod_cidr, self.pod_cidr2) if c is not None)
 
     def gateway_of(self, family: int) -> str:
         """The pod-side gateway of ``family`` (the first address of that family's pod CIDR)."""
-        for cidr, gw in ((self.pod_cidr, self.gateway_ip), (self.pod_cidr2, self.gateway_ip2)):
-            if cidr is not None and cidr.version == family:
-                return gw
-        return ""
+        return self.gateway_by_family[family]
 
 
 def pod_ips(pod: Pod) -> tuple[str, ...]:
@@ -770,8 +771,9 @@ class Network:
             if pkt.dst == pkt.src and pkt.src in self.pods_by_ip:
                 return self._deliver_to_itself(conn, pkt, trace)
             node, hook, in_iface = self.nodes[c.node], "PREROUTING", f"veth-{c.name}"[:15]
-            self._note(conn, c.name, "OUTPUT", f"the packet leaves {c.name}'s own namespace (OUTPUT, POSTROUTING: no rules "
-                       f"there) by its default route to {node.gateway_of(family_of(pkt.dst)) or node.gateway_ip} on {node.name}", trace)
+            if trace:
+                self._note(conn, c.name, "OUTPUT", f"the packet leaves {c.name}'s own namespace (OUTPUT, POSTROUTING: no rules "
+                           f"there) by its default route to {node.gateway_of(family_of(pkt.dst)) or node.gateway_ip} on {node.name}", trace)
         else:
             node, hook, in_iface = self.nodes[c.node], "OUTPUT", ""
         conn.ingress_node = node.name
@@ -796,7 +798,7 @@ class Network:
             dnat = None
             if res.nat and res.nat.kind == "DNAT":
                 dnat = (pkt.dst, pkt.dport)
-                conn.dnat_to = conn.dnat_to or host_port(pkt.dst, pkt.dport)
+                conn.dnat_to = conn.dnat_to or (f"[{pkt.dst}]:{pkt.dport}" if ":" in pkt.dst else f"{pkt.dst}:{pkt.dport}")
                 if trace:
                     conn.steps.append(TraceStep(node.name, hook, "nat", "", "nat",
                                                 detail=f"DNAT {host_port(before_t[2], before_t[3])} -> {host_port(pkt.dst, pkt.dport)}",
@@ -842,8 +844,8 @@ class Network:
             snat = None
             if res.nat and res.nat.kind in ("SNAT", "MASQUERADE"):
                 if res.nat.kind == "MASQUERADE":
-                    family = 6 if ":" in pkt.dst else 4  # the out interface's address of the packet's family
-                    new_ip = node.gateway_of(family) if out_iface.startswith("veth") else node.ip_of(family)
+                    # the out interface's address of the packet's family
+                    new_ip = (node.gateway_by_family if out_iface.startswith("veth") else node.ip_by_family)[6 if ":" in pkt.dst else 4]
                     conn.masquerade = True
                 else:
                     new_ip = res.nat.to_ip
@@ -852,7 +854,7 @@ class Network:
                     new_port = res.nat.to_port if res.nat.to_port is not None else node.state.random_port()
                 pkt.src, pkt.sport = new_ip, new_port
                 snat = (new_ip, new_port)
-                conn.snat_to = host_port(new_ip, new_port)
+                conn.snat_to = f"[{new_ip}]:{new_port}" if ":" in new_ip else f"{new_ip}:{new_port}"
                 if trace:
                     conn.steps.append(TraceStep(node.name, "POSTROUTING", "nat", "", "nat",
                                                 detail=f"{res.nat.kind} {before_post['src']} -> {new_ip} (out {out_iface})",  # type: ignore[index]
@@ -950,7 +952,7 @@ class Network:
     def _node_listens(self, node: str, proto: str, port: int, address: str) -> bool:
         if (proto, port) in self.node_listening(node, health=False):
             return True
-        hs = self.health_servers(node, family_of(address))
+        hs = self.health_servers(node, 6 if ":" in address else 4)
         return proto == "tcp" and port in hs.services and (hs.addresses is None or address in hs.addresses)
 
     def lb_services(self) -> dict[str, Service]:
@@ -1030,7 +1032,8 @@ class Network:
             self._note(conn, pod.name, "", conn.reason, trace)
             return
         conn.source_ip_seen = pkt.src
-        self._note(conn, node.name, "", f"delivered to pod {pod.name} ({host_port(pkt.dst, pkt.dport)}), which sees the client as {pkt.src}", trace)
+        if trace:
+            self._note(conn, node.name, "", f"delivered to pod {pod.name} ({host_port(pkt.dst, pkt.dport)}), which sees the client as {pkt.src}", trace)
         if (pkt.proto, pkt.dport) not in self.listening.get(pkt.dst, set()):
             conn.outcome, conn.reason = "refused", f"pod {pod.name} does not listen on {pkt.proto}/{pkt.dport}"
             return
@@ -1109,7 +1112,8 @@ class Network:
                            "no conntrack entry on its way reversed the DNAT, so the client drops it")
         else:
             conn.outcome = "ok"
-        self._note(conn, c.name, "", f"reply reaches {c.name}: {host_port(reply.src, reply.sport)} -> {host_port(reply.dst, reply.dport)} ({conn.outcome})", trace)
+        if trace:
+            self._note(conn, c.name, "", f"reply reaches {c.name}: {host_port(reply.src, reply.sport)} -> {host_port(reply.dst, reply.dport)} ({conn.outcome})", trace)
 
 
 def _source_address(c: Client, dst: str) -> str:
