@@ -299,11 +299,18 @@ class Lab:
                 self._rules[key] = render(self.cluster.services, self.cluster.endpoint_slices, config)
         return self._rules[key]
 
-    def nft_list(self, node: str) -> str:
+    def nft_list(self, node: str, family: int | str | None = None) -> str:
         """What ``nft list table ip kube-proxy`` prints on ``node`` now (``""`` in iptables mode):
-        the kernel's own listing on netns, the simulator's (in nft's format) on sim."""
+        the kernel's own listing on netns, the simulator's (in nft's format) on sim;
+        ``family=6`` on a dual-stack lab: ``table ip6 kube-proxy``."""
         self.cluster.node(node)
-        return self.dataplane.nft_list(node)
+        fam = self._family(family)
+        if family is None or not _takes_family(self.dataplane.nft_list):
+            if fam != 4 and family is not None:
+                raise InputError(f"nft_list(family={family!r})", f"the {self.backend} backend keeps IPv4 tables only",
+                                 f"read kube-proxy's IPv6 rules as rendered: lab.render({node!r}, family=6)")
+            return self.dataplane.nft_list(node)
+        return self.dataplane.nft_list(node, family=fam)
 
     def metrics(self, node: str, family: int | str | None = None) -> KubeProxyMetrics:
         """``node``'s kube-proxy metrics (``curl NODE:10249/metrics``): what its Proxier recorded
@@ -674,15 +681,12 @@ class Lab:
         from .verify import verify_node, verify_node_nft
 
         fam = self._family(family)
-        if fam != self.families[0]:
-            raise InputError(f"verify(family={family!r})", f"kslab.verify compares the primary family's (IPv{self.families[0]}) tables only",
-                             f"compare by hand: lab.render({node!r}, family={fam}).save_text() against the node's ip6tables-save")
         options = {**self.proxy_options, **self.dataplane.kernel_features()}
+        options = {k: v for k, v in options.items() if v is not None}
         if self.proxy_mode == "nftables":
-            return verify_node_nft(self.cluster, node, self.nft_list(node), empty_ok=True,
-                                   proxy={k: v for k, v in options.items() if v is not None})
+            return verify_node_nft(self.cluster, node, self.nft_list(node, family=fam), empty_ok=True, proxy=options, family=fam)
         # the lab's own prediction: an option left at None means the lab's default, as in proxy_config()
-        return verify_node(self.cluster, node, self.save_text(node), proxy={k: v for k, v in options.items() if v is not None})
+        return verify_node(self.cluster, node, self.save_text(node, family=fam), proxy=options, family=fam)
 
     def advance(self, seconds: float) -> None:
         """Move the clock: the simulator's jumps at once; on netns the kernel's clock is real, so

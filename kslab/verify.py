@@ -219,14 +219,15 @@ class VerifyReport:
 
 
 def proxy_config_for(cluster: ClusterState, node: str, proxy: dict | None = None,
-                     node_ips: Sequence[str] | None = None) -> ProxyConfig:
+                     node_ips: Sequence[str] | None = None, family: int | None = None) -> ProxyConfig:
     """The configuration ``node``'s kube-proxy runs with: the node's facts from the cluster
     (name, InternalIP, podCIDR, zone), ``proxy`` options (:data:`kslab.proxy.config.FLAGS`
     names, e.g. from :func:`kslab.observed.proxy_options_from_configmap`; ``cluster_cidr:
     None`` means no clusterCIDR, kube-proxy's default) and ``node_ips`` (primary first) instead
-    of the InternalIP when given."""
+    of the InternalIP when given. ``family``: the proxier's IP family (None: the cluster's
+    primary; a dual-stack node runs one proxier per family)."""
     opts = check_options(dict(proxy or {}))
-    cfg = ProxyConfig.for_node(cluster, node, **opts)
+    cfg = ProxyConfig.for_node(cluster, node, family=family, **opts)
     if "cluster_cidr" in opts and opts["cluster_cidr"] is None:
         cfg = dataclasses.replace(cfg, cluster_cidr=None)
     if node_ips:
@@ -252,26 +253,27 @@ def describe_config(cfg: ProxyConfig) -> str:
 
 
 def expected_tables(cluster: ClusterState, node: str, *, proxy: dict | None = None,
-                    node_ips: Sequence[str] | None = None) -> dict[str, TableDump]:
-    """What ``node``'s tables hold after kube-proxy's full sync on a clean node (canary chains,
-    jump rules, the restore of its rendering)."""
+                    node_ips: Sequence[str] | None = None, family: int | None = None) -> dict[str, TableDump]:
+    """What ``node``'s tables (``family`` 6: its ip6tables) hold after kube-proxy's full sync on
+    a clean node (canary chains, jump rules, the restore of its rendering)."""
     cluster.node(node)  # a one-line error naming the nodes there are
-    cfg = proxy_config_for(cluster, node, proxy, node_ips)
+    cfg = proxy_config_for(cluster, node, proxy, node_ips, family)
     rules = render(cluster.services, cluster.endpoint_slices, cfg)
-    state = NodeIptables()
+    state = NodeIptables(cfg.family)
     state.full_sync(rules.raw_text())
     return dict(state.tables)
 
 
-def node_tables(save_text: str, *, where: str = "the node's dump") -> dict[str, TableDump]:
+def node_tables(save_text: str, *, where: str = "the node's dump", family: int = 4) -> dict[str, TableDump]:
     """A real node's tables from its ``iptables-save`` text or ``iptables [-t T] -S`` listings
     (several listings may follow each other): the same reading ``kslab trace --iptables-save``
     does (:func:`kslab.xtables.listing_to_save`, then :func:`kslab.xtables.parse_restore`,
-    lenient about extensions kslab does not model). A one-line InputError if it cannot be read."""
-    return _node_tables(save_text, where)[0]
+    lenient about extensions kslab does not model; ``family`` 6: ``ip6tables-save``). A one-line
+    InputError if it cannot be read."""
+    return _node_tables(save_text, where, family)[0]
 
 
-def _node_tables(save_text: str, where: str) -> tuple[dict[str, TableDump], list[str]]:
+def _node_tables(save_text: str, where: str, family: int = 4) -> tuple[dict[str, TableDump], list[str]]:
     """:func:`node_tables`, and the tables of the dump kslab does not read (``security``: other
     software's, left out before parsing)."""
     if not save_text.strip():
@@ -292,7 +294,7 @@ def _node_tables(save_text: str, where: str) -> tuple[dict[str, TableDump], list
         if stripped == "COMMIT":
             table = None
     try:
-        return parse_restore("\n".join(kept) + "\n", strict=False), skipped
+        return parse_restore("\n".join(kept) + "\n", family=family, strict=False), skipped
     except ValueError as err:
         raise InputError(where, str(err), "give iptables-save output, or iptables -S listings") from None
 
@@ -410,7 +412,7 @@ def _not_comparable(expected: dict[str, TableDump], actual: dict[str, TableDump]
 
 
 def verify_node(cluster: ClusterState, node: str, save_text: str, *, proxy: dict | None = None,
-                node_ips: Sequence[str] | None = None) -> VerifyReport:
+                node_ips: Sequence[str] | None = None, family: int | None = None) -> VerifyReport:
     """Compare node ``node``'s real rules (``save_text``: ``iptables-save`` output or ``iptables
     -S`` listings; in nftables mode ``nft list ruleset`` or ``nft list table ip kube-proxy``)
     with what kube-proxy should have written there for ``cluster`` with the ``proxy`` options
@@ -418,15 +420,19 @@ def verify_node(cluster: ClusterState, node: str, save_text: str, *, proxy: dict
     :func:`kslab.observed.proxy_options_from_configmap`) and ``node_ips`` (default: the
     node's InternalIP). The mode is the options' ``mode`` (the ConfigMap's); without one, what
     the dump is (:func:`dump_mode`); a dump of the other mode is a one-line InputError. Bad
-    input (an unknown node, a dump that cannot be read, a bad option): one-line InputError."""
+    input (an unknown node, a dump that cannot be read, a bad option): one-line InputError.
+    ``family``: which proxier's rules (None: the cluster's primary family; 6: ``save_text`` is
+    the node's ``ip6tables-save``, or its ``table ip6 kube-proxy`` in nftables mode)."""
     mode = check_dump_mode(save_text, proxy, f"the rules of {node}")
     if mode == "nftables":
-        return verify_node_nft(cluster, node, save_text, proxy={**(proxy or {}), "mode": "nftables"}, node_ips=node_ips)
-    expected = expected_tables(cluster, node, proxy=proxy, node_ips=node_ips)
-    actual, skipped = _node_tables(save_text, f"the iptables-save of {node}")
+        return verify_node_nft(cluster, node, save_text, proxy={**(proxy or {}), "mode": "nftables"}, node_ips=node_ips,
+                               family=family)
+    cfg = proxy_config_for(cluster, node, proxy, node_ips, family)
+    expected = expected_tables(cluster, node, proxy=proxy, node_ips=node_ips, family=cfg.family)
+    tool = "ip6tables-save" if cfg.family == 6 else "iptables-save"
+    actual, skipped = _node_tables(save_text, f"the {tool} of {node}", cfg.family)
     report = compare_tables(node, expected, actual)
     report.ignored_chains += [f"{t} (the whole table)" for t in skipped]
-    cfg = proxy_config_for(cluster, node, proxy, node_ips)
     report.rendered_for = describe_config(cfg)
     if report.diffs and cfg.node_ips:
         report.consequences = consequences(report.diffs, expected, actual, cfg.node_ips[0])
@@ -436,6 +442,11 @@ def verify_node(cluster: ClusterState, node: str, save_text: str, *, proxy: dict
 # ---- nftables mode ------------------------------------------------------------------------------------
 
 NFT_FAMILY, NFT_TABLE = "ip", "kube-proxy"  # the table kube-proxy's nftables mode writes (IPv4)
+
+
+def nft_family(family: int) -> str:
+    """The nftables family of kube-proxy's table for an IP family: ``ip`` or ``ip6``."""
+    return "ip6" if family == 6 else NFT_FAMILY
 
 
 def dump_mode(text: str) -> str:
@@ -468,18 +479,18 @@ def check_dump_mode(text: str, proxy: dict | None, where: str) -> str:
 
 
 def expected_nft(cluster: ClusterState, node: str, *, proxy: dict | None = None,
-                 node_ips: Sequence[str] | None = None):
+                 node_ips: Sequence[str] | None = None, family: int | None = None):
     """``node``'s ``table ip kube-proxy`` after kube-proxy's (nftables mode) full sync on a clean
     node: :class:`kslab.nft.NftTable`, what ``NftRuleSet.list_text()`` prints."""
     from .nft import NftState
     from .proxy.nftables import render as render_nft
 
     cluster.node(node)
-    cfg = dataclasses.replace(proxy_config_for(cluster, node, proxy, node_ips), mode="nftables")
+    cfg = dataclasses.replace(proxy_config_for(cluster, node, proxy, node_ips, family), mode="nftables")
     rules = render_nft(cluster.services, cluster.endpoint_slices, cfg)
     state = NftState()
     state.apply(rules.full_raw_text())
-    return state.table(NFT_FAMILY, NFT_TABLE)
+    return state.table(nft_family(cfg.family), NFT_TABLE)
 
 
 def node_nft(text: str, *, where: str = "the node's nft listing", empty_ok: bool = False):
@@ -530,11 +541,12 @@ def compare_nft(node: str, expected, actual) -> VerifyReport:
     are connection state, not compared). Every other table is other software's (iptables-nft's
     ``ip nat``/``ip filter``, Docker's, a CNI's) and listed as ignored."""
     tables = actual.tables
-    ignored = [f"table {f} {n} (the whole table)" for (f, n) in tables if (f, n) != (NFT_FAMILY, NFT_TABLE)]
-    have_t = tables.get((NFT_FAMILY, NFT_TABLE))
+    fam = getattr(expected, "family", NFT_FAMILY)  # ip, or ip6 for the IPv6 proxier's table
+    ignored = [f"table {f} {n} (the whole table)" for (f, n) in tables if (f, n) != (fam, NFT_TABLE)]
+    have_t = tables.get((fam, NFT_TABLE))
     diffs: list[ChainDiff] = []
     n_objects = n_items = 0
-    tname = f"{NFT_FAMILY} {NFT_TABLE}"
+    tname = f"{fam} {NFT_TABLE}"
     if have_t is not None:
         for name in list(dict.fromkeys([*expected.sets, *have_t.sets])):
             e, a = expected.sets.get(name), have_t.sets.get(name)
@@ -585,14 +597,15 @@ def _no_expiry(e):
 
 
 def verify_node_nft(cluster: ClusterState, node: str, listing: str, *, proxy: dict | None = None,
-                    node_ips: Sequence[str] | None = None, empty_ok: bool = False) -> VerifyReport:
+                    node_ips: Sequence[str] | None = None, empty_ok: bool = False,
+                    family: int | None = None) -> VerifyReport:
     """:func:`verify_node` in nftables mode: ``listing`` is the node's ``nft list ruleset`` (or
     ``nft list table ip kube-proxy``), compared by :func:`compare_nft` with the ``nft list``
     form of kube-proxy's full sync (:func:`expected_nft`)."""
-    expected = expected_nft(cluster, node, proxy=proxy, node_ips=node_ips)
+    cfg = proxy_config_for(cluster, node, proxy, node_ips, family)
+    expected = expected_nft(cluster, node, proxy=proxy, node_ips=node_ips, family=cfg.family)
     actual = node_nft(listing, where=f"the nft listing of {node}", empty_ok=empty_ok)
     report = compare_nft(node, expected, actual)
-    cfg = proxy_config_for(cluster, node, proxy, node_ips)
     report.rendered_for = ("nftables mode, " + describe_config(dataclasses.replace(cfg, mode="nftables")) +
                            f", service CIDRs {','.join(cfg.service_cidrs)}" if cfg.service_cidrs else
                            "nftables mode, " + describe_config(dataclasses.replace(cfg, mode="nftables")) +

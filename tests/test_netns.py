@@ -652,3 +652,25 @@ def test_helpers_start_without_heavy_imports() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
 
+
+
+@pytest.mark.netns
+def test_crash_cleanup_removes_scratch_namespaces_of_dead_processes(tmp_path: Path) -> None:
+    """A SIGKILL during kernel.scratch_namespace (the nfacct probe of a lab coming up) leaves
+    ``kslab-nfacct-probe-PID-N`` without a record: the next cleanup removes it, and spares a
+    live process's."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan, live = f"kslab-nfacct-probe-{dead.pid}-0", f"kslab-nfacct-probe-{os.getpid()}-999"
+    from kslab.xtables import kernel
+
+    kernel.netns_add(orphan)
+    kernel.netns_add(live)
+    try:
+        records.cleanup_crashed(tmp_path)
+        names = kernel.netns_list()
+        assert orphan not in names and live in names
+    finally:
+        for n in (orphan, live):
+            if n in kernel.netns_list():
+                kernel.netns_delete(n)

@@ -151,13 +151,27 @@ def remove_lab(prefix: str, record_dir: Path | None = None) -> list[str]:
 
 
 def cleanup_crashed(directory: Path | None = None) -> list[str]:
-    """Remove the labs whose owner process died without taking them down; return their ids."""
+    """Remove the labs whose owner process died without taking them down; return their ids.
+    Scratch namespaces (``kernel.scratch_namespace``: ``NAME-PID-N``, e.g. the nfacct probe)
+    whose process died before deleting them (SIGKILL) go too: they hold no record."""
     done = []
     for rec in read_records(directory):
         if rec.crashed or rec.phase == "unreadable":
             remove_lab(rec.prefix, rec.path.parent)
             done.append(rec.id)
+    orphans = [n for n in kernel.netns_list() if _dead_scratch(n)]
+    if orphans:
+        kill_namespace_processes(orphans)
+        delete_namespaces(orphans)
     return done
+
+
+def _dead_scratch(name: str) -> bool:
+    """A scratch namespace whose ``-PID-N`` process is gone."""
+    if not name.startswith(SCRATCH_PREFIXES):
+        return False
+    parts = name.rsplit("-", 2)
+    return len(parts) == 3 and parts[1].isdigit() and proc_start(int(parts[1])) is None
 
 
 def _live_scratch(name: str) -> bool:
