@@ -328,6 +328,9 @@ def test_dual_lab_keeps_each_familys_tables(dual_lab):
     assert lab.dataplane.nat_chains(node, 6) and set(lab.dataplane.nat_chains(node, 6)) != set(lab.dataplane.nat_chains(node))
     ns = lab.dataplane.network.nodes[node]
     assert ns.netfilter.family == 4 and ns.netfilter6.family == 6
+    # tables held in memory say their family: ip6tables' load as IPv6 without being told
+    assert Netfilter.from_tables(lab.dataplane.tables_of(node, 6).tables).family == 6
+    assert Netfilter.from_tables(lab.dataplane.tables_of(node).tables).family == 4
 
 
 def test_a_client_without_an_ipv6_address_has_no_route(dual_lab):
