@@ -436,3 +436,25 @@ def test_upstream_node_ports_ipv6_flows(mode, localhost_nodeports, npa, allow_al
         assert _flow(nf, EXTERNAL6, NODE_IPV6_ALT, 3001) == (output, True)
     else:  # secondary nodeIP ignores NodePorts
         assert _flow(nf, EXTERNAL6, NODE_IPV6_ALT, 3001) == ("", None)
+
+
+def test_dual_lab_switches_proxy_mode_in_both_families():
+    """kube-proxy's start-up cleanup of the other mode happens per family: nftables -> iptables
+    deletes table ip and table ip6 kube-proxy; iptables -> nftables leaves each family's
+    iptables tables as CleanupLeftovers does. IPv6 connections follow the mode."""
+    import kslab
+
+    lab = kslab.Lab("myk8s-dualstack", proxy_mode="nftables")
+    svc = lab.cluster.service("svc-clusterip")
+    to = f"[{next(ip for ip in svc.cluster_ips if ':' in ip)}]:{svc.ports[0].port}"
+    dp, node = lab.dataplane, "myk8s-worker"
+    assert dp.nft_families[node] == {4, 6}
+    lab.set_proxy(mode="iptables")
+    assert not dp.nft and isinstance(dp.network.nodes[node].netfilter6, Netfilter)
+    t = lab.trace("net-pod", to)
+    assert t.outcome == "ok" and any(c.startswith("KUBE-SVC-") for c in t.chains)
+    lab.set_proxy(mode="nftables")
+    assert dp.nft_families[node] == {4, 6} and isinstance(dp.network.nodes[node].netfilter6, NftNetfilter)
+    assert not [ln for ln in dp.save_text(node, 6).splitlines() if ln.startswith("-A KUBE-SERVICES")]
+    t = lab.trace("net-pod", to)
+    assert t.outcome == "ok" and any(c.startswith("service-") for c in t.chains)

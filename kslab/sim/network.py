@@ -2,7 +2,13 @@
 
 One :class:`Network` holds a network namespace per node, each running the node's ruleset in a
 :class:`~kslab.sim.netfilter.Netfilter` with its own conntrack table and xt_recent lists. A
-connection (:meth:`Network.connect`) is walked the way the kernel walks it:
+node holds one ruleset per IP family (iptables' and ip6tables', or nftables' ``ip`` and ``ip6``
+tables: :meth:`NodeNS.netfilter_of`); a packet goes through its own family's and keeps its
+family on the whole way (no NAT64). On a dual-stack lab nodes and pods have an address of each
+family (a pod CIDR each, the veth gateway being its first address), ``mypc`` has
+:data:`MYPC_IP6` on the docker network's IPv6 side (:data:`FABRIC6`, kind's), and a client
+connects from its address of the destination's family (none: ``no-route``). A connection
+(:meth:`Network.connect`) is walked the way the kernel walks it:
 
 - a pod's packet leaves through its veth and enters its node at PREROUTING (kindnet's ptp
   plugin: every pod routes everything through the node, whose veth end is the pod CIDR's
