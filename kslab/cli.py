@@ -40,8 +40,13 @@ def _add_files(p, help: str = _FILES_HELP, *, one_per_flag: bool = False) -> Non
 
 
 def _files(args) -> list[str] | None:
-    """The ``-f`` paths in order, or None for the study's lab."""
-    return [f for group in args.files for f in group] if args.files else None
+    """The ``-f`` paths in order, or None for the study's lab. A lab's name (``myk8s-dualstack``,
+    :data:`kslab.resources.LABS`) stands for its folder when no such path exists here."""
+    from .resources import named_lab
+
+    if not args.files:
+        return None
+    return [str(named_lab(f) or f) for group in args.files for f in group]
 
 def _add_render(sub) -> None:
     p = sub.add_parser(
@@ -54,7 +59,11 @@ def _add_render(sub) -> None:
     p.add_argument("--node", required=True, help="the node whose kube-proxy to emulate")
     p.add_argument("--node-ip", action="append", metavar="IP",
                    help="one of the node's IPs, primary first; repeatable (default: its InternalIP addresses)")
-    p.add_argument("--cluster-cidr", help="kube-proxy --cluster-cidr (default: the kind podSubnet; none with --as-is)")
+    p.add_argument("--family", choices=["ipv4", "ipv6"], default=None,
+                   help="the IP family whose proxier to render (kube-proxy runs one per family; default: the family of "
+                        "the first --node-ip, else of the Node's first InternalIP, else ipv4)")
+    p.add_argument("--cluster-cidr", metavar="CIDR[,CIDR]",
+                   help="kube-proxy --cluster-cidr, one CIDR or a dual-stack pair (default: the kind podSubnet; none with --as-is)")
     p.add_argument("--detect-local-mode", default="ClusterCIDR",
                    choices=["ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None"])
     p.add_argument("--pod-bridge-interface", default="", help="for --detect-local-mode BridgeInterface")
@@ -62,7 +71,8 @@ def _add_render(sub) -> None:
     p.add_argument("--masquerade-all", action="store_true", help="SNAT all traffic to service IPs")
     p.add_argument("--masquerade-bit", type=int, default=14, help="bit of the masquerade mark (default 14: 0x4000)")
     p.add_argument("--no-random-fully", action="store_true", help="iptables without --random-fully (< 1.6.2)")
-    p.add_argument("--nodeport-addresses", default="", help="comma-separated CIDRs or 'primary' (default: all)")
+    p.add_argument("--nodeport-addresses", default="",
+                   help="comma-separated CIDRs of either family, or 'primary' alone (default: all)")
     p.add_argument("--iptables-localhost-nodeports", default="true", choices=["true", "false"])
     p.add_argument("--conntrack-tcp-be-liberal", action="store_true", help="net.netfilter.nf_conntrack_tcp_be_liberal=1")
     p.add_argument("--no-nfacct", action="store_true", help="the kernel has no nfacct counters")
@@ -103,23 +113,122 @@ def _render_mode_and_format(mode: str | None, fmt: str | None) -> tuple[str, str
     return mode, fmt
 
 
-def render_node_ips(given: list[str] | None, node) -> tuple[str, ...]:
-    """The node IPs ``kslab render`` (and the offline ``trace``) hand the proxier: every
-    ``--node-ip`` (repeatable, primary first, one family), else the Node's InternalIP addresses
-    of the primary's family (the other family's belong to the other proxier)."""
-    from .proxy.util import ip_family, node_ips_of_one_family
+def render_node_ips(given: list[str] | None, node, family: int | None = None) -> tuple[str, ...]:
+    """The node IPs ``kslab render`` (and the offline ``trace``) hand the proxier: the
+    ``--node-ip``s of ``family`` (repeatable, primary first; a dual-stack node lists both
+    families and each proxier takes its own, as cmd/kube-proxy's nodeIPs), else the Node's
+    InternalIP addresses of ``family`` (None: the primary's family). With ``family`` None the
+    ``--node-ip``s must be of one family (the offline trace reads one family's dump). No
+    ``--node-ip`` of ``family`` is a one-line InputError (D2)."""
+    from .proxy.util import ip_family, node_ips_of_one_family, parse_ip_sloppy
 
     if not given:
         if node is None or not node.internal_ip:
             return ()
-        return node.ips_of(ip_family(node.internal_ip))
-    return node_ips_of_one_family(given)
+        return node.ips_of(family or ip_family(node.internal_ip))
+    if family is None:
+        return node_ips_of_one_family(given)
+    ips: list[str] = []
+    for raw in given:
+        for x in (part.strip() for part in str(raw).split(",")):
+            ip = parse_ip_sloppy(x)
+            if ip is None:
+                raise InputError(f"--node-ip {x}", "is not an IP address", "write it like 192.168.0.2 (repeat --node-ip for each address)")
+            if ip not in ips:
+                ips.append(ip)
+    own = tuple(ip for ip in ips if ip_family(ip) == family)
+    if not own:
+        other = ip_family(ips[0])
+        raise InputError(f"--family ipv{family}", f"every --node-ip is IPv{other} ({ips[0]}), so the IPv{family} proxier has no node IP",
+                         f"give the node's IPv{family} address as --node-ip, or render --family ipv{other}")
+    return own
+
+
+def render_family(flag: str | None, given_ips: list[str] | None, node) -> int:
+    """``kslab render``'s IP family (decision D1): ``--family``, else the family of the first
+    ``--node-ip``, else of the Node's first InternalIP, else 4."""
+    from .proxy.util import ip_family, parse_ip_sloppy
+
+    if flag:
+        return 6 if flag == "ipv6" else 4
+    for raw in given_ips or ():
+        first = parse_ip_sloppy(str(raw).split(",")[0].strip())
+        if first:
+            return ip_family(first)
+        break
+    if node is not None and node.internal_ip:
+        return ip_family(node.internal_ip)
+    return 4
+
+
+def family_cluster_cidr(value: str, family: int, where: str = "--cluster-cidr") -> str:
+    """The ``family`` proxier's CIDR of a ``--cluster-cidr`` value, checked as kube-proxy's
+    ``validateDualStackCIDRStrings`` checks it (each a CIDR; one, or a pair of both families);
+    a value with no CIDR of ``family`` is a one-line InputError (decision D2)."""
+    from .proxy.util import cidrs_of_family, ip_family, parse_cidr_sloppy, split_cidrs
+
+    cidrs = split_cidrs(value)
+    if not cidrs:
+        raise InputError(where, "is empty", "write it like 10.244.0.0/16, or 10.244.0.0/16,fd00:10:244::/56 for dual-stack")
+    for c in cidrs:
+        if parse_cidr_sloppy(c) is None:
+            raise InputError(where, f"{c!r} is not a CIDR", "write it like 10.10.0.0/16")
+    if len(cidrs) > 2 or (len(cidrs) == 2 and ip_family(cidrs[0]) == ip_family(cidrs[1])):
+        raise InputError(f"{where} {value}", "must be either a single CIDR or a dual-stack pair of CIDRs (kube-proxy)",
+                         "write e.g. 10.244.0.0/16,fd00:10:244::/56")
+    own = cidrs_of_family(cidrs, family)
+    if not own:
+        raise InputError(f"{where} {value}", f"holds no IPv{family} CIDR, but the rendered proxier is IPv{family} "
+                         f"(IPv{family} node IP with an IPv{6 if family == 4 else 4} cluster CIDR)",
+                         f"add the IPv{family} pod CIDR (e.g. {'10.244.0.0/16' if family == 4 else value + ',fd00:10:244::/56'}) "
+                         f"or render --family ipv{6 if family == 4 else 4}")
+    return own[0]
+
+
+def render_notes(state, cfg, node, flag_notes: Sequence[str] = ()) -> list[str]:
+    """What ``kslab render`` says on stderr about the family it renders, where kube-proxy only
+    logs: Services and EndpointSlices of the other family (never silently dropped), a node with
+    no address of the family, nodePortAddresses with no CIDR of the family (MatchAll), or
+    selecting none of the node's addresses."""
+    import ipaddress
+
+    from .proxy.serviceport import skipped_for_family
+    from .proxy.util import cidrs_of_family, ip_family, parse_cidr_sloppy
+
+    fam = cfg.family
+    notes = list(skipped_for_family(state.services, state.endpoint_slices, fam))
+    if node is not None and node.ips and not cfg.node_ip:
+        notes.append(f"node {node.name} has no IPv{fam} address ({', '.join(node.ips)}): the IPv{fam} proxier has no node IP "
+                     f"(kube-proxy falls back to {'127.0.0.1' if fam == 4 else '::1'} and logs it)")
+    notes += flag_notes
+    specs = [x for x in cfg.nodeport_addresses if x not in ("primary", "all", "localhost")]
+    if specs and not cidrs_of_family(specs, fam) and "primary" not in cfg.nodeport_addresses:
+        notes.append(f"--nodeport-addresses {','.join(cfg.nodeport_addresses)} has no IPv{fam} CIDR: the IPv{fam} proxier "
+                     f"accepts NodePorts on every local address (kube-proxy's NewNodePortAddresses uses "
+                     f"{'0.0.0.0/0' if fam == 4 else '::/0'})")
+    elif cfg.nodeport_addresses and not cfg.nodeport_addrs.match_all:
+        selected = cfg.nodeport_ips()
+        ips = [ip for ip in selected
+               if not (ipaddress.ip_address(ip).is_loopback and (fam == 6 or not cfg.localhost_nodeports))]
+        if not ips:
+            own = ",".join(c for c in (parse_cidr_sloppy(x) for x in specs) if c and ip_family(c) == fam) or "primary"
+            if selected:  # only the loopback, which the proxier skips (upstream logs it)
+                why = ("localhost NodePorts are not supported on IPv6" if fam == 6
+                       else "--iptables-localhost-nodeports=false leaves it out")
+                notes.append(f"--nodeport-addresses {own} selects only {', '.join(selected)}: {why}, so no NodePort is "
+                             f"reachable through the IPv{fam} proxier")
+            else:
+                notes.append(f"--nodeport-addresses {own} selects none of the node's IPv{fam} addresses "
+                             f"({', '.join(ip for ip in cfg.node_ips if ip_family(ip) == fam) or 'none'}): no NodePort is "
+                             f"reachable through the IPv{fam} proxier")
+    return notes
 
 
 def cmd_render(args) -> int:
     from .controlplane import load_cluster, parse_port_range
     from .proxy.config import ProxyConfig
-    from .proxy.util import parse_cidr_sloppy
+    from .proxy.util import (check_nodeport_addresses, cidrs_of_family, nodeport_addresses_contain_ipv4_loopback,
+                             parse_cidr_sloppy)
 
     from .resources import study_lab
 
@@ -142,17 +251,22 @@ def cmd_render(args) -> int:
             "the manifests define no nodes",
             "add a kind Cluster config or Node objects to -f, or use --as-is",
         )
-    node_ips = render_node_ips(args.node_ip, node)
-    cluster_cidr = args.cluster_cidr
-    if cluster_cidr is not None:
-        if parse_cidr_sloppy(cluster_cidr) is None:
-            raise InputError("--cluster-cidr", f"{cluster_cidr!r} is not a CIDR", "write it like 10.10.0.0/16")
+    family = render_family(args.family, args.node_ip, node)
+    node_ips = render_node_ips(args.node_ip, node, family)
+    cluster_cidr = None
+    flag_notes: list[str] = []  # what the rendered family's proxier lacks of the flags (kube-proxy logs it)
+    if args.cluster_cidr is not None:
+        cluster_cidr = family_cluster_cidr(args.cluster_cidr, family)
     elif not args.as_is:
-        cluster_cidr = state.config.pod_subnet
-    npa = tuple(x.strip() for x in args.nodeport_addresses.split(",") if x.strip())
-    for x in npa:
-        if x not in ("primary", "all", "localhost") and parse_cidr_sloppy(x) is None:
-            raise InputError("--nodeport-addresses", f"{x!r} is neither a CIDR nor 'primary'", "write e.g. 172.18.0.0/16,primary")
+        own = cidrs_of_family(state.config.pod_subnet, family)
+        cluster_cidr = own[0] if own else None
+        if not own and args.detect_local_mode == "ClusterCIDR":
+            flag_notes.append(f"the cluster's podSubnet {state.config.pod_subnet} has no IPv{family} CIDR: the IPv{family} "
+                              "proxier has no local-traffic detector (kube-proxy logs the same; give --cluster-cidr)")
+    npa = check_nodeport_addresses(args.nodeport_addresses)
+    if service_cidrs and not cidrs_of_family(service_cidrs, family) and mode == "nftables":
+        flag_notes.append(f"--service-cidrs {','.join(service_cidrs)} has no IPv{family} CIDR: the IPv{family} proxier drops "
+                          "no traffic to unallocated ClusterIPs")
     if not 0 <= args.masquerade_bit <= 31:
         raise InputError("--masquerade-bit", f"{args.masquerade_bit} is out of range", "use 0-31 (default 14)")
     cfg = ProxyConfig(
@@ -160,21 +274,29 @@ def cmd_render(args) -> int:
         node_ips=node_ips,
         cluster_cidr=cluster_cidr,
         detect_local_mode=args.detect_local_mode,
-        node_pod_cidr=node.pod_cidr if node else None,
+        node_pod_cidr=(next(iter(cidrs_of_family(getattr(node, "pod_cidrs", None) or node.pod_cidr, family)), None)
+                       if node else None),
         bridge_interface=args.pod_bridge_interface,
         interface_name_prefix=args.pod_interface_name_prefix,
         masquerade_all=args.masquerade_all,
         masquerade_bit=args.masquerade_bit,
         random_fully=not args.no_random_fully,
-        localhost_nodeports=args.iptables_localhost_nodeports == "true",
+        # the IPv6 proxier never has localhost NodePorts (NewProxier: ContainsIPv4Loopback is false there)
+        # and, as NewProxier, not when nodePortAddresses hold no IPv4 loopback address
+        localhost_nodeports=(args.iptables_localhost_nodeports == "true" and family == 4
+                             and nodeport_addresses_contain_ipv4_loopback(npa, family, node_ips)),
         nodeport_addresses=npa,
         conntrack_tcp_liberal=args.conntrack_tcp_be_liberal,
         nfacct=not args.no_nfacct,
         node_zone=(node.zone or "") if node else "",
         mode=mode,
-        service_cidrs=service_cidrs if service_cidrs is not None else (
-            () if args.as_is or not state.config.service_subnet else (state.config.service_subnet,)),
+        family=family,
+        service_cidrs=cidrs_of_family(service_cidrs, family) if service_cidrs is not None else (
+            () if args.as_is else cidrs_of_family(state.config.service_subnet, family)),
     )
+    if args.detect_local_mode == "NodeCIDR" and node is not None and not cfg.node_pod_cidr:
+        flag_notes.append(f"node {node.name} has no IPv{family} pod CIDR ({', '.join(node.pod_cidrs) or 'none'}): "
+                          f"--detect-local-mode NodeCIDR gives the IPv{family} proxier no local-traffic detector")
     if mode == "nftables":
         from .proxy.nftables import render
     else:
@@ -186,6 +308,8 @@ def cmd_render(args) -> int:
         raise InputError(f"--format {fmt}", str(err), "use --format nft or nft-raw") from None
     for w in state.warnings:  # only once the input is known to be good
         print(f"kslab: warning: {w}", file=sys.stderr)
+    for n in render_notes(state, cfg, node, flag_notes):
+        print(f"kslab: note: {n}", file=sys.stderr)
     sys.stdout.write(text)
     return 0
 
@@ -338,7 +462,10 @@ def _add_trace(sub) -> None:
                    help="with --iptables-save or --nft: the node's IP; repeat it for the node's other addresses (primary first)")
     p.add_argument("--node", help="the node where an IP client's packet enters (default: where the client is)")
     p.add_argument("--from", dest="src", required=True, help="pod, node, mypc or an IP")
-    p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], service[:port], NODE:nodePort or NODE:service")
+    p.add_argument("--to", dest="dst", required=True, help="IP:PORT[/proto], [IPv6]:PORT, service[:port], NODE:nodePort or NODE:service")
+    p.add_argument("--family", choices=["ipv4", "ipv6"], default=None,
+                   help="on a dual-stack lab: trace the connection to the service's (or node's) address of this family "
+                        "(default: the cluster's primary family, or that of an IP given in --to)")
     p.add_argument("--seed", type=int, default=0, help=SEED_HELP)
     p.add_argument("--backend", choices=["sim", "netns", "kind"], default="sim",
                    help="netns: bring the lab up in the kernel (root), open one real connection, print the kernel's own trace; "
@@ -348,7 +475,42 @@ def _add_trace(sub) -> None:
     p.set_defaults(func=cmd_trace)
 
 
+def family_destination(state, spec: str, family: int) -> str:
+    """``--to`` of ``kslab trace --family``: the destination as ``IP:PORT/proto`` (``[IPv6]:PORT``)
+    with the address of ``family``: a Service's ClusterIP of that family (its ``clusterIPs``), a
+    node's address of that family; an IP of the other family, or a Service/node without an
+    address of the family, is a one-line InputError."""
+    from .proxy.util import ip_family
+    from .sim.network import resolve_destination
+
+    ip, port, proto = resolve_destination(state, spec)
+    want = f"IPv{family}"
+    if ip_family(ip) != family:
+        svc = next((sv for sv in state.services if ip in (sv.cluster_ips or [sv.cluster_ip])), None)
+        node = next((n for n in state.nodes if ip in n.ips), None)
+        if svc is not None:
+            other = [a for a in (svc.cluster_ips or [svc.cluster_ip]) if a and a != "None" and ip_family(a) == family]
+            if not other:
+                raise InputError(f"--to {spec}", f"Service {svc.namespace}/{svc.name} has no {want} ClusterIP "
+                                 f"(clusterIPs: {', '.join(svc.cluster_ips or [svc.cluster_ip])})",
+                                 f"trace --family ipv{ip_family(ip)}, or a dual-stack Service (ipFamilyPolicy PreferDualStack "
+                                 "in a dual-stack cluster, e.g. -f data/myk8s-dualstack)")
+            ip = other[0]
+        elif node is not None:
+            own = node.ips_of(family)
+            if not own:
+                raise InputError(f"--to {spec}", f"node {node.name} has no {want} address ({', '.join(node.ips)})",
+                                 f"trace --family ipv{ip_family(ip)}")
+            ip = own[0]
+        else:
+            raise InputError(f"--to {spec}", f"is IPv{ip_family(ip)}, not {want}", f"give an {want} address, or drop --family")
+    return (f"[{ip}]:{port}" if family == 6 else f"{ip}:{port}") + f"/{proto}"
+
+
 def cmd_trace(args) -> int:
+    if args.family and (args.nft or args.iptables_save):
+        raise InputError(f"--family {args.family}", "does not apply to --iptables-save/--nft (the --to address's family is traced)",
+                         "drop it, and give --to an address of the family")
     if args.nft:
         from .sim.single import trace_nft
         from .sim.trace import trace_of
@@ -391,7 +553,8 @@ def cmd_trace(args) -> int:
                 if client.node and client.node != args.node:
                     raise InputError("--node", f"{args.src} is on {client.node}, not {args.node}",
                                      f"drop --node or use --node {client.node}")
-            trace = lab.trace(args.src, args.dst)
+            dst = family_destination(lab.cluster, args.dst, 6 if args.family == "ipv6" else 4) if args.family else args.dst
+            trace = lab.trace(args.src, dst)
     sys.stdout.write(trace.json() + "\n" if args.json else str(trace))
     return 0
 

@@ -323,3 +323,39 @@ def test_sh_iperf3_takes_the_iperf3_add_on_by_default(kslab):
     first, second = r.stdout.splitlines()
     assert first.startswith("# RECORDED on ") and second.startswith("Connecting to host ")
     assert_one_line_error(kslab("sh", client, "--", "iperf3 -s"), "the lab starts the server itself")
+
+
+# ---- IP family mistakes (issue 16; decisions D2 and D3) ------------------------------------------------
+
+@pytest.mark.parametrize("args, needles", [
+    # D2: an explicit flag with no value of the rendered family
+    (["--family", "ipv6", "--node-ip", "172.18.0.3"],
+     ["--family ipv6", "every --node-ip is IPv4 (172.18.0.3)", "render --family ipv4"]),
+    (["--node-ip", "fd00::3", "--cluster-cidr", "10.10.0.0/16"],  # the issue's "IPv6 node IP with an IPv4 cluster CIDR"
+     ["--cluster-cidr 10.10.0.0/16", "holds no IPv6 CIDR", "IPv6 node IP with an IPv4 cluster CIDR", "--family ipv4"]),
+    (["--family", "ipv4", "--cluster-cidr", "fd00:10:244::/56"], ["--cluster-cidr fd00:10:244::/56", "holds no IPv4 CIDR"]),
+    # kube-proxy's validateDualStackCIDRStrings
+    (["--cluster-cidr", "10.10.0.0/16,10.20.0.0/16"], ["--cluster-cidr 10.10.0.0/16,10.20.0.0/16", "dual-stack pair"]),
+    (["--cluster-cidr", "10.10.0.0/16,fd00::/56,fd01::/56"], ["single CIDR or a dual-stack pair"]),
+    (["--cluster-cidr", "10.10.0.0/16,fd00::/999"], ["--cluster-cidr", "'fd00::/999' is not a CIDR"]),
+    # validateKubeProxyNodePortAddress
+    (["--nodeport-addresses", "172.18.0.0/16,primary"], ["--nodeport-addresses 172.18.0.0/16,primary", "can't use both 'primary' and CIDRs"]),
+    (["--nodeport-addresses", "primary,fd00::/8"], ["can't use both 'primary' and CIDRs"]),
+    (["--nodeport-addresses", "fd00::/8,eth0"], ["--nodeport-addresses eth0", "is neither a CIDR nor 'primary'"]),
+    (["--family", "ipv7"], ["--family", "invalid choice"]),
+])
+def test_family_mistakes_are_one_line(run, args, needles):
+    r = run(CLUSTER + "---\n" + POD + "---\n" + service(), *args)
+    if args[:2] == ["--family", "ipv7"]:  # argparse's own usage error: one line, exit 2
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and all(n in r.stderr for n in needles)
+        return
+    assert_one_line_error(r, *needles)
+
+
+@pytest.mark.parametrize("npa", ["172.18.0.0/16,fd00::/8", "fd00::/8,172.18.0.0/16,10.0.0.0/8", "172.18.0.3/24", "primary"])
+def test_mixed_family_nodeport_addresses_are_valid(run, npa):
+    """D3: upstream's TestNodePorts/TestOnlyLocalNodePorts pass mixed-family nodePortAddresses
+    (and ParseCIDRSloppy takes host bits): valid, each family's proxier keeps its own CIDRs."""
+    r = run(CLUSTER + "---\n" + POD + "---\n" + service(type="NodePort"), "--nodeport-addresses", npa, "--format", "save")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr

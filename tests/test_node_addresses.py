@@ -241,8 +241,19 @@ def test_cli_node_ip_repeatable_writes_one_rule_per_address_in_nodeport_addresse
         f"{TAIL} -d 192.168.0.2 -j KUBE-NODEPORTS", f"{TAIL} -d 192.168.1.2 -j KUBE-NODEPORTS"]
 
 
+def test_cli_dual_stack_node_ips_each_proxier_takes_its_family():
+    """A dual-stack node lists both families (cmd/kube-proxy's nodeIPs); the rendered family's
+    proxier takes its own: --family (default: the first --node-ip's) picks which."""
+    both = ("--node-ip", "192.168.0.2", "--node-ip", "2001:db8::2", "--nodeport-addresses", "192.168.0.0/24,2001:db8::/64")
+    v4 = run_render("--node", "myk8s-worker", *both)
+    assert v4.returncode == 0, v4.stderr
+    assert [ln for ln in v4.stdout.splitlines() if ln.startswith(TAIL)] == [f"{TAIL} -d 192.168.0.2 -j KUBE-NODEPORTS"]
+    v6 = run_render("--node", "myk8s-worker", *both, "--family", "ipv6", "--cluster-cidr", "fd00:10:244::/56")
+    assert v6.returncode == 0, v6.stderr
+    assert [ln for ln in v6.stdout.splitlines() if ln.startswith(TAIL)] == [f"{TAIL} -d 2001:db8::2 -j KUBE-NODEPORTS"]
+
+
 @pytest.mark.parametrize("args, where", [
-    (["--node-ip", "192.168.0.2", "--node-ip", "2001:db8::2"], "--node-ip 2001:db8::2: is IPv6 but the primary node IP 192.168.0.2 is IPv4"),
     (["--node-ip", "192.168.0.2", "--node-ip", "node-b"], "--node-ip node-b: is not an IP address"),
     (["--node-ip", ""], "--node-ip : is not an IP address"),
 ])

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
 from ..model import ClusterState
-from .util import cidrs_of_family, ip_family, nodeport_addresses_contain_ipv4_loopback, primary_family_of, split_cidrs
+from .util import (NodePortAddresses, cidrs_of_family, ip_family, node_port_addresses, nodeport_addresses_contain_ipv4_loopback,
+                   parse_ip_sloppy, primary_family_of, split_cidrs)
 
 PROXY_MODES = ("iptables", "nftables")  # kube-proxy --proxy-mode values kslab implements (ipvs: kslab.ipvs)
 DETECT_LOCAL_MODES = ("ClusterCIDR", "NodeCIDR", "BridgeInterface", "InterfaceNamePrefix", "None")
@@ -31,7 +33,9 @@ class ProxyConfig:
     """What one kube-proxy knows: its node, its flags, and facts about its kernel."""
 
     node_name: str
-    node_ips: tuple[str, ...] = ()  # primary first; used for FW allow-from-node and nodePortAddresses
+    # the node's addresses (cmd/kube-proxy's node IPs), primary first: the first of ``family`` is this
+    # proxier's nodeIP (FW allow-from-node, :attr:`node_ip`); those of ``family`` are GetNodeIPs' candidates
+    node_ips: tuple[str, ...] = ()
     cluster_cidr: str | None = None  # --cluster-cidr (DetectLocalByCIDR); None: no local detector
     detect_local_mode: str = "ClusterCIDR"
     node_pod_cidr: str | None = None  # for detect-local-mode NodeCIDR
@@ -46,7 +50,7 @@ class ProxyConfig:
     nfacct: bool = True  # the nfacct counters could be created
     node_zone: str = ""  # the node's topology.kubernetes.io/zone label
     prefer_same_node: bool = True  # feature gate PreferSameTrafficDistribution
-    family: int = 4
+    family: int = 4  # the proxier's IP family: kube-proxy runs one per family (NewDualStackProxier)
     mode: str = "iptables"  # --proxy-mode: iptables or nftables
     service_cidrs: tuple[str, ...] = ()  # the ServiceCIDRs (nftables mode drops traffic to unallocated ClusterIPs in them)
 
@@ -63,6 +67,28 @@ class ProxyConfig:
             raise InputError("proxy option mode", f"unknown proxy mode {self.mode!r}", "use one of " + ", ".join(PROXY_MODES))
         if self.family not in (4, 6):
             raise InputError("proxy option family", f"{self.family!r} is not an IP family", "use 4 or 6")
+
+    @functools.cached_property
+    def node_ip(self) -> str | None:
+        """The proxier's ``nodeIP`` (``nodeIPs[family]``): the first of ``node_ips`` of its
+        family, parsed; None when the node has none (upstream then uses the loopback and logs)."""
+        for raw in self.node_ips:
+            ip = parse_ip_sloppy(raw)
+            if ip and ip_family(ip) == self.family:
+                return ip
+        return None
+
+    @functools.cached_property
+    def nodeport_addrs(self) -> NodePortAddresses:
+        """``NewNodePortAddresses(family, nodePortAddresses)`` of this proxier (``primary``: its
+        node IP of the family)."""
+        return node_port_addresses(self.nodeport_addresses, self.family, self.node_ips)
+
+    def nodeport_ips(self) -> list[str]:
+        """``GetNodeIPs``: the node's addresses of the family (``lo`` first, then ``node_ips``)
+        inside ``nodeport_addrs``."""
+        lo = ("127.0.0.1",) if self.family == 4 else ("::1",)
+        return self.nodeport_addrs.node_ips(lo + tuple(ip for ip in self.node_ips if ip_family(ip) == self.family))
 
     @property
     def mark(self) -> str:
@@ -120,10 +146,10 @@ class ProxyConfig:
         ``family`` (4 or 6; None: the cluster's primary family, that of the podSubnet's first
         CIDR) picks what that family's proxier of ``NewDualStackProxier`` gets: the family's
         CIDR of a dual comma ``podSubnet``/``--cluster-cidr`` (``cluster_cidr``), of the
-        ServiceCIDRs and of the node's pod CIDRs, and the node's addresses of the family.
-        An explicit ``cluster_cidr`` override holding CIDRs but none of the family is a
-        one-line InputError (decision D2); a cluster whose podSubnet has none leaves the
-        proxier without a local detector, as upstream does (it only logs).
+        ServiceCIDRs and of the node's pod CIDRs, and the node's addresses of the family;
+        the same of ``cluster_cidr``/``service_cidrs``/``node_ips`` overrides. A family with no
+        CIDR there runs without a local detector, as upstream's proxier does (it only logs;
+        ``kslab render`` refuses an explicit ``--cluster-cidr`` without one, decision D2).
         """
         unknown = sorted(set(overrides) - set(cls.options()))
         if unknown:
@@ -148,23 +174,16 @@ class ProxyConfig:
             service_cidrs=cidrs_of_family(state.config.service_subnet, fam),
         )
         if "cluster_cidr" in overrides:
-            given = split_cidrs(overrides.pop("cluster_cidr"))
-            own = cidrs_of_family(given, fam)
-            if given and not own:
-                raise InputError(f"cluster_cidr {','.join(given)}", f"holds no IPv{fam} CIDR for the IPv{fam} proxier",
-                                 f"add an IPv{fam} CIDR (comma-separated, as in 10.244.0.0/16,fd00:10:244::/56) or render the other family")
+            # cmd/kube-proxy splits --cluster-cidr per family; a family without one gets no local
+            # detector (upstream logs it). The CLI refuses that for the family it renders (D2).
+            own = cidrs_of_family(overrides.pop("cluster_cidr"), fam)
             kw["cluster_cidr"] = own[0] if own else None
         if "service_cidrs" in overrides:
             kw["service_cidrs"] = cidrs_of_family(overrides.pop("service_cidrs"), fam)
-        if "node_ips" in overrides:
-            given_ips = tuple(overrides.pop("node_ips"))
-            own_ips = tuple(ip for ip in given_ips if ip_family(ip) == fam)
-            if given_ips and not own_ips:
-                raise InputError(f"node IP {given_ips[0]}", f"is IPv{ip_family(given_ips[0])}: the IPv{fam} proxier has no node IP",
-                                 f"give an IPv{fam} node IP or render IPv{ip_family(given_ips[0])}")
-            kw["node_ips"] = own_ips
+        if "node_ips" in overrides:  # the family's (nodeIPs[family]); none: upstream falls back to the loopback
+            kw["node_ips"] = tuple(ip for ip in overrides.pop("node_ips") if ip_family(ip) == fam)
         kw.update(overrides)
-        if not nodeport_addresses_contain_ipv4_loopback(tuple(kw.get("nodeport_addresses") or ()), fam):
+        if not nodeport_addresses_contain_ipv4_loopback(tuple(kw.get("nodeport_addresses") or ()), fam, kw["node_ips"]):
             # NewProxier: "If the nodePortAddresses doesn't contain loopback, disable localhostNodePorts"
             # (always so for the IPv6 proxier: ContainsIPv4Loopback is false there)
             kw["localhost_nodeports"] = False
@@ -172,12 +191,12 @@ class ProxyConfig:
 
 
 def cluster_primary_family(state: ClusterState) -> int:
-    """The cluster's primary IP family: ``ClusterConfig.ip_family`` where the model has it
-    (``ipv6`` -> 6; ``dual``/``ipv4`` -> the podSubnet's first CIDR's), else the podSubnet's
-    first CIDR's family, else 4."""
-    fam = getattr(state.config, "ip_family", None)
-    if fam in ("ipv6", 6):
-        return 6
+    """The cluster's primary IP family: ``ClusterConfig.primary_family`` (that of its first
+    service CIDR, else pod CIDR, else kind's ``ipFamily``), or, for a model without it, the
+    podSubnet's first CIDR's family, else 4."""
+    fam = getattr(state.config, "primary_family", None)
+    if fam in (4, 6):
+        return fam
     return primary_family_of(state.config.pod_subnet or state.config.service_subnet, 4)
 
 
@@ -212,7 +231,8 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
         if name == "mode" and value not in PROXY_MODES:
             raise InputError(f"proxy option {name}={value!r}", "is not a proxy mode kslab implements", "use one of: " + ", ".join(PROXY_MODES))
         if name in ("cluster_cidr", "nodeport_addresses", "service_cidrs"):
-            for cidr in [value] if isinstance(value, str) else value:
+            # a dual-stack value is a comma list (kind's podSubnet "10.244.0.0/16,fd00:10:244::/56")
+            for cidr in split_cidrs(value):
                 if cidr == "primary" and name == "nodeport_addresses":
                     continue
                 try:

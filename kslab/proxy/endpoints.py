@@ -130,6 +130,10 @@ def build_endpoints_map(
 ) -> EndpointsMap:
     """EndpointSliceCache: merge all slices of each service into per-port endpoint lists.
 
+    Only slices of the proxier's ``family`` (``addressType``) count, as in upstream's
+    per-family EndpointsChangeTracker; what is left out is said by
+    :func:`kslab.proxy.serviceport.skipped_for_family` (``kslab render``'s notes).
+
     Only ``addresses[0]`` of each endpoint counts; duplicates (same ``ip:port``) are merged,
     preferring a local copy, then a non-terminating one; the list is sorted as strings on
     ``ip:port`` (so ``10.1.1.11:11`` sorts before ``10.1.1.1:11``). With ``columns``, a

@@ -43,7 +43,7 @@ from typing import Any, Iterable, Sequence
 from ..errors import InputError
 from .config import ProxyConfig
 from .serviceport import BaseServicePortInfo
-from .util import cidr_contains, nodeport_addresses_match_all, nodeport_ips, parse_ip_sloppy
+from .util import cidr_contains
 
 MODES = ("iptables", "nftables")
 LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000  # largeClusterEndpointsThreshold (iptables mode)
@@ -97,12 +97,12 @@ def iptables_fixed(config: ProxyConfig) -> RuleCount:
     filter_chains = 5 + v4_localhost  # KUBE-SERVICES, -EXTERNAL-SERVICES, -FORWARD, -NODEPORTS, -PROXY-FIREWALL (+ KUBE-FIREWALL)
     filter_rules = v4_localhost + (0 if cfg.conntrack_tcp_liberal else 1) + 2
     nat_chains = 4  # KUBE-SERVICES, KUBE-NODEPORTS, KUBE-POSTROUTING, KUBE-MARK-MASQ
-    if nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family):
+    if cfg.nodeport_addrs.match_all:
         tails = 1
     else:
         import ipaddress
 
-        tails = sum(1 for ip in nodeport_ips(cfg.nodeport_addresses, cfg.node_ips, cfg.family)
+        tails = sum(1 for ip in cfg.nodeport_ips()
                     if not (ipaddress.ip_address(ip).is_loopback and (cfg.family == 6 or not cfg.localhost_nodeports)))
     nat_rules = 3 + 1 + tails
     chains = filter_chains + nat_chains
@@ -152,7 +152,7 @@ def _iptables_port(svc: BaseServicePortInfo, n_cluster: int, n_local: int, n_rea
             nat += 1 if not svc.external_policy_local else 2 + if_local
             nat += has_external
         if uses_fw_chain:
-            node_ip = parse_ip_sloppy(cfg.node_ips[0]) if cfg.node_ips else None
+            node_ip = cfg.node_ip
             allow_from_node = node_ip is not None and any(cidr_contains(c, node_ip) for c in svc.load_balancer_source_ranges)
             chains += 1
             nat += ranges + (vips if allow_from_node else 0) + 1

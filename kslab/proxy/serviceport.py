@@ -180,3 +180,66 @@ def service_signature(svc: Service) -> tuple:
         tuple(svc.load_balancer_source_ranges), svc.session_affinity, svc.session_affinity_timeout,
         svc.health_check_node_port, tuple((p.name, p.protocol, p.port, p.node_port, p.target_port) for p in svc.ports),
     )
+
+
+def _cluster_ip_families(svc: Service) -> tuple[int, ...] | None:
+    """The families of a Service's cluster IPs (primary first); None for a Service kube-proxy
+    never programs (ExternalName, headless) or whose cluster IPs do not parse."""
+    if svc.type == "ExternalName":
+        return None
+    raw = svc.cluster_ips or ([svc.cluster_ip] if svc.cluster_ip else [])
+    if not raw or raw[0] in ("", "None"):
+        return None
+    ips = [parse_ip_sloppy(x) for x in raw]
+    if any(ip is None for ip in ips):
+        return None
+    return tuple(dict.fromkeys(ip_family(ip) for ip in ips))
+
+
+def skipped_for_family(services, slices, family: int) -> list[str]:
+    """What the ``family`` proxier leaves out, one note per object, for stderr: a Service with
+    cluster IPs but none of ``family`` (upstream's ServiceChangeTracker ignores it for this
+    proxier), and an EndpointSlice of the other family whose Service is not in this proxier
+    either and is not served by the other one (a dual-stack Service's other slices are
+    expected: no note). Other-family values inside a rendered Service (externalIPs, LB VIPs,
+    source ranges) are dropped silently, as upstream drops them."""
+    want = "IPv4" if family == 4 else "IPv6"
+    other = "IPv6" if family == 4 else "IPv4"
+    flag = "--family ipv6" if family == 4 else "--family ipv4"
+    notes: list[str] = []
+    fams: dict[tuple[str, str], tuple[int, ...] | None] = {}
+    for svc in sorted(services, key=_service_order):
+        f = _cluster_ip_families(svc)
+        fams[(svc.namespace, svc.name)] = f
+        if f is not None and family not in f:
+            ips = ",".join(svc.cluster_ips or [svc.cluster_ip])
+            notes.append(f"Service {svc.key} has no {want} ClusterIP ({ips}): not in the {want} proxier's rules "
+                         f"(render it with {flag})")
+        elif f is not None and len(f) == 1:
+            # a single-stack Service's values of the other family: no proxier uses them
+            # (newBaseServiceInfo drops them, logging "... don't match IP Family")
+            for what, values in (("externalIPs", [parse_ip_sloppy(x) for x in svc.external_ips]),
+                                 ("status.loadBalancer.ingress IPs", [parse_ip_sloppy(i.ip) for i in svc.load_balancer_ingress
+                                                                      if i.ip and (i.ip_mode is None or i.ip_mode == "VIP")]),
+                                 ("loadBalancerSourceRanges", [parse_cidr_sloppy(r) for r in svc.load_balancer_source_ranges])):
+                dropped = [v for v in values if v and ip_family(v) != family]
+                if dropped:
+                    extra = ""
+                    if what == "loadBalancerSourceRanges" and len(dropped) == len([v for v in values if v]):
+                        extra = ": none of its own family is left, so its load balancer IPs accept every source"
+                    notes.append(f"Service {svc.key} is {want} only: its {what} {', '.join(dropped)} "
+                                 f"{'are' if len(dropped) > 1 else 'is'} {other}, in no proxier's rules{extra}")
+    for sl in sorted(slices, key=lambda s: (s.namespace, s.name)):
+        if sl.address_type != other or not sl.endpoints:
+            continue
+        key = (sl.namespace, sl.service_name)
+        f = fams.get(key, ())
+        if f is None:  # headless or ExternalName: no proxier programs it
+            continue
+        slice_family = 6 if family == 4 else 4
+        if f and slice_family in f:
+            continue  # its Service's other-family proxier uses it
+        whose = f"of Service {sl.namespace}/{sl.service_name}" if sl.service_name else "of no Service"
+        notes.append(f"EndpointSlice {sl.key} ({other}, {whose}) is not in the {want} proxier's rules"
+                     + (f" (render it with {flag})" if not f else f": the Service has no {other} ClusterIP"))
+    return notes

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from dataclasses import dataclass
 from functools import lru_cache
 
 # ---------------------------------------------------------------------------------------------
@@ -151,41 +152,125 @@ def node_ips_of_one_family(values, where: str = "--node-ip") -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------
 
 
-def nodeport_addresses_contain_ipv4_loopback(nodeport_addresses: tuple[str, ...], family: int = 4) -> bool:
-    """``NodePortAddresses.ContainsIPv4Loopback`` for the ``family`` proxier: no IPv4 CIDR given
+@dataclass(frozen=True)
+class NodePortAddresses:
+    """``NodePortAddresses`` of one proxier (``NewNodePortAddresses(family, cidrStrings)``): the
+    family's CIDRs of ``--nodeport-addresses`` (canonical), or the family's zero CIDR alone
+    (``match_all``) when none is left or one of them is a zero CIDR (the others are then ignored)."""
+
+    family: int
+    cidrs: tuple[str, ...]
+    match_all: bool
+    contains_ipv4_loopback: bool
+
+    def node_ips(self, addresses) -> list[str]:
+        """``GetNodeIPs``: the interface ``addresses`` (both families, ``lo``'s included) inside
+        one of the CIDRs, deduplicated. Upstream collects them in a Go map (random order); kslab
+        keeps the order of ``addresses``."""
+        nets = [ipaddress.ip_network(c) for c in self.cidrs]
+        out: list[str] = []
+        for raw in addresses:
+            ip = parse_ip_sloppy(raw)
+            if ip is None or ip in out:
+                continue
+            a = ipaddress.ip_address(ip)
+            if any(a.version == n.version and a in n for n in nets):
+                out.append(ip)
+        return out
+
+
+_IPV4_LOOPBACK_START = ipaddress.ip_address("127.0.0.0")
+
+
+def new_nodeport_addresses(family: int, cidr_strings) -> NodePortAddresses:
+    """``NewNodePortAddresses(family, cidrStrings)`` (pkg/proxy/util/nodeport_addresses.go), for
+    CIDR strings that passed validation (:func:`check_nodeport_addresses`)."""
+    own = [c for c in (parse_cidr_sloppy(x) for x in cidr_strings) if c and ip_family(c) == family]
+    if not own:
+        own = ["0.0.0.0/0" if family == 4 else "::/0"]
+    cidrs: list[str] = []
+    loopback = match_all = False
+    for c in own:
+        net = ipaddress.ip_network(c)
+        if net.version == 4 and (net.network_address.is_loopback or _IPV4_LOOPBACK_START in net):
+            loopback = True
+        if net.prefixlen == 0:  # IsZeroCIDR: ignore everything else
+            cidrs, match_all = [c], True
+            break
+        cidrs.append(c)
+    return NodePortAddresses(family, tuple(cidrs), match_all, loopback)
+
+
+def _nodeport_cidr_strings(nodeport_addresses, family: int, node_ips=None) -> list[str]:
+    """kslab's ``--nodeport-addresses`` words made CIDR strings as ``cmd/kube-proxy`` does before
+    ``NewNodePortAddresses``: ``primary`` is the node's primary IP (``/32``, ``/128``; here: of
+    ``family``, the first of ``node_ips``; ``node_ips=None``: not known, taken as present);
+    kslab's own words ``all`` (the zero CIDRs) and ``localhost`` (``127.0.0.0/8``, ``::1/128``)."""
+    out: list[str] = []
+    for spec in nodeport_addresses:
+        if spec == "all":
+            out += ["0.0.0.0/0", "::/0"]
+        elif spec == "localhost":
+            out += ["127.0.0.0/8", "::1/128"]
+        elif spec == "primary":
+            if node_ips is None:
+                continue  # node_port_addresses says what it means
+            own = [ip for ip in (parse_ip_sloppy(x) for x in node_ips) if ip and ip_family(ip) == family]
+            if own and not ipaddress.ip_address(own[0]).is_loopback:
+                out.append(f"{own[0]}/{32 if family == 4 else 128}")
+        else:
+            out.append(spec)
+    return out
+
+
+def node_port_addresses(nodeport_addresses, family: int, node_ips=None) -> NodePortAddresses:
+    """The ``family`` proxier's :class:`NodePortAddresses` for kslab's ``nodeport_addresses``
+    (CIDRs, ``primary``, ``all``, ``localhost``) on a node with ``node_ips``."""
+    specs = tuple(nodeport_addresses or ())
+    npa = new_nodeport_addresses(family, _nodeport_cidr_strings(specs, family, node_ips))
+    if node_ips is None and "primary" in specs and npa.match_all and not any(
+            (c := parse_cidr_sloppy(x)) and ip_family(c) == family for x in specs if x != "primary"):
+        # the node's IPs are not known: primary is taken as the node's own address of this family
+        return NodePortAddresses(family, (), False, False)
+    return npa
+
+
+def check_nodeport_addresses(values, where: str = "--nodeport-addresses") -> tuple[str, ...]:
+    """``validateKubeProxyNodePortAddress``: every entry a CIDR (``ParseCIDRSloppy``: host bits
+    allowed) or ``primary`` alone ("can't use both 'primary' and CIDRs"); kslab's own words
+    ``all`` and ``localhost`` too. CIDRs of both families are valid (upstream ``TestNodePorts``
+    passes ``192.168.0.0/24,192.168.1.0/24,2001:db8::/64``). A one-line InputError names the entry."""
+    from ..errors import InputError
+
+    out = tuple(split_cidrs(values))
+    for i, x in enumerate(out):
+        if x == "primary":
+            if i != 0 or len(out) != 1:
+                raise InputError(f"{where} {','.join(out)}", "can't use both 'primary' and CIDRs (kube-proxy refuses it)",
+                                 "give either primary alone or CIDRs, e.g. 172.18.0.0/16,fc00:f853:ccd:e793::/64")
+            continue
+        if x not in ("all", "localhost") and parse_cidr_sloppy(x) is None:
+            raise InputError(f"{where} {x}", "is neither a CIDR nor 'primary' (kube-proxy: must be a valid CIDR)",
+                             "write e.g. 172.18.0.0/16 or 172.18.0.0/16,fc00:f853:ccd:e793::/64, or primary alone")
+    return out
+
+
+def nodeport_addresses_contain_ipv4_loopback(nodeport_addresses: tuple[str, ...], family: int = 4, node_ips=None) -> bool:
+    """``NodePortAddresses.ContainsIPv4Loopback`` of the ``family`` proxier: no IPv4 CIDR given
     means 0.0.0.0/0 (which contains 127.0.0.0); otherwise some IPv4 CIDR is loopback or contains
     127.0.0.0 (``primary`` is the node's own IP, never loopback). Always False for the IPv6
     proxier (``NewNodePortAddresses(IPv6, ...)`` keeps no IPv4 CIDR; upstream
     ``TestContainsIPv4Loopback``)."""
-    if family != 4:
-        return False
-    v4 = [c for c in (parse_cidr_sloppy(spec) for spec in nodeport_addresses if spec != "primary") if c and ip_family(c) == 4]
-    if not v4 and "primary" not in nodeport_addresses:
-        return True
-    start = ipaddress.ip_address("127.0.0.0")
-    return any(ipaddress.ip_network(c).network_address.is_loopback or start in ipaddress.ip_network(c) for c in v4)
+    return node_port_addresses(nodeport_addresses, family, node_ips).contains_ipv4_loopback
 
 
-def nodeport_addresses_match_all(nodeport_addresses: tuple[str, ...], family: int = 4) -> bool:
+def nodeport_addresses_match_all(nodeport_addresses: tuple[str, ...], family: int = 4, node_ips=None) -> bool:
     """``NodePortAddresses.MatchAll`` of the ``family`` proxier: unset, ``all``, a 0.0.0.0/0
     (::/0) CIDR, or no CIDR of this family at all (``NewNodePortAddresses`` keeps only the
     family's CIDRs and, left with none, uses the family's zero CIDR: an IPv4 proxier given only
-    ``2001:db8::/64`` matches every local address)."""
-    if not nodeport_addresses:
-        return True
-    own = False
-    for spec in nodeport_addresses:
-        if spec == "all":
-            return True
-        if spec in ("primary", "localhost"):  # the node's own address / loopback: of every family
-            own = True
-            continue
-        c = parse_cidr_sloppy(spec)
-        if c and ip_family(c) == family:
-            own = True
-            if c.endswith("/0"):
-                return True
-    return not own
+    ``2001:db8::/64`` matches every local address). ``primary`` is the node's primary IP of the
+    family (of ``node_ips``; None: taken as present)."""
+    return node_port_addresses(nodeport_addresses, family, node_ips).match_all
 
 
 def nodeport_ips(nodeport_addresses: tuple[str, ...], node_ips: tuple[str, ...], family: int) -> list[str]:
@@ -194,15 +279,6 @@ def nodeport_ips(nodeport_addresses: tuple[str, ...], node_ips: tuple[str, ...],
     Upstream collects them in a Go map (random order); kslab lists them in interface order,
     ``lo`` first, then the node IPs of ``family`` (the other family's are another proxier's).
     """
-    addrs = (["127.0.0.1"] if family == 4 else ["::1"]) + [ip for ip in (parse_ip_sloppy(x) for x in node_ips)
-                                                           if ip and ip_family(ip) == family]
-    primary = addrs[1:2]
-    cidrs = [parse_cidr_sloppy(spec) for spec in nodeport_addresses if spec not in ("primary", "localhost")]
-    out: list[str] = []
-    for a in addrs:
-        hit = (a in primary and "primary" in nodeport_addresses) or (
-            "localhost" in nodeport_addresses and ipaddress.ip_address(a).is_loopback
-        ) or any(c and cidr_contains(c, a) for c in cidrs)
-        if hit and a not in out:
-            out.append(a)
-    return out
+    lo = ("127.0.0.1",) if family == 4 else ("::1",)
+    own = tuple(ip for ip in (parse_ip_sloppy(x) for x in node_ips) if ip and ip_family(ip) == family)
+    return node_port_addresses(nodeport_addresses, family, own).node_ips(lo + own)

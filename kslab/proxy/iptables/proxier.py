@@ -21,7 +21,7 @@ from ..config import ProxyConfig
 from ..endpoints import EndpointColumns, build_endpoints_map
 from ..serviceport import ServicePortName, service_ports_of
 from ..topology import CategorizedEndpoints, categorize_endpoints
-from ..util import cidr_contains, nodeport_addresses_match_all, nodeport_ips, parse_ip_sloppy
+from ..util import cidr_contains
 from . import constants as C
 from .chains import EndpointInfo, ServicePortInfo, endpoint_chain_names, endpoint_chain_names_of, new_endpoint_info
 from .ruleset import FIXED_NAT_CHAINS, LineBuffer, RuleSet
@@ -184,7 +184,7 @@ def sync_proxy_rules(
     ifNotLocal = cfg.if_not_local()
     ifLocalArgs = " ".join(ifLocal) if ifLocal else ""
     ifNotLocalArgs = " ".join(ifNotLocal) if ifNotLocal else ""
-    nodeIP = parse_ip_sloppy(cfg.node_ips[0]) if cfg.node_ips else None
+    nodeIP = cfg.node_ip  # nodeIPs[family]: the family's first node IP
     localhostNodePortsNFAcct = cfg.localhost_nodeports and fam == 4 and cfg.nfacct
 
     writeBlock = natRules.write_block
@@ -458,7 +458,7 @@ def sync_proxy_rules(
     # Finally, tail-call to the nodePorts chain. This needs to be after all other service
     # portal rules.
     tail = f'-m comment --comment "{C.NODEPORTS_TAIL_COMMENT}"'
-    if nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family):
+    if cfg.nodeport_addrs.match_all:
         destinations = "-m addrtype --dst-type LOCAL"
         if fam == 6:
             destinations += " ! -d ::1/128"
@@ -466,7 +466,7 @@ def sync_proxy_rules(
             destinations += " ! -d 127.0.0.0/8"
         natRules.write(C.KUBE_SERVICES, f"{tail} {destinations} -j {C.KUBE_NODEPORTS}")
     else:
-        for ip in nodeport_ips(cfg.nodeport_addresses, cfg.node_ips, fam):
+        for ip in cfg.nodeport_ips():
             if ipaddress.ip_address(ip).is_loopback and (fam == 6 or not cfg.localhost_nodeports):
                 continue
             natRules.write(C.KUBE_SERVICES, f"{tail} -d {ip} -j {C.KUBE_NODEPORTS}")

@@ -50,7 +50,7 @@ from ..config import ProxyConfig
 from ..endpoints import EndpointColumns, build_endpoints_map
 from ..serviceport import ServicePortName, service_ports_of
 from ..topology import categorize_endpoints
-from ..util import cidr_contains, nodeport_addresses_match_all, nodeport_ips, parse_ip_sloppy
+from ..util import cidr_contains
 from .names import (
     NftEndpointInfo,
     NftServicePortInfo,
@@ -312,7 +312,7 @@ class NftRuleSet:
         svc_rules = sum(r for _, r in counts.values())
         fixed_chains = len(BASE_CHAINS) + len({d for d, _, _ in JUMP_CHAINS} | {MARK_MASQ_CHAIN, REJECT_CHAIN})
         fixed_rules = len(_setup_rules(self.config))
-        match_all = nodeport_addresses_match_all(self.config.nodeport_addresses, self.config.family)
+        match_all = self.config.nodeport_addrs.match_all
         nodeport = [] if match_all else _nodeport_ips(self.config)
         stale = len(self.state.stale_chains)  # flushed, still in the table until deleted
         return {"chains": fixed_chains + svc_chains + stale, "rules": fixed_rules + svc_rules,
@@ -333,7 +333,7 @@ def _ip(cfg: ProxyConfig) -> tuple[str, str]:
 def _nodeport_ips(cfg: ProxyConfig) -> list[str]:
     """The node's addresses in --nodeport-addresses, loopback left out (nftables mode has no
     localhost NodePorts)."""
-    return [ip for ip in nodeport_ips(cfg.nodeport_addresses, cfg.node_ips, cfg.family)
+    return [ip for ip in cfg.nodeport_ips()
             if not (ip.startswith("127.") or ip == "::1")]
 
 
@@ -342,7 +342,7 @@ def _setup_rules(cfg: ProxyConfig) -> list[tuple[str, str]]:
     ipx, _ = _ip(cfg)
     mark = cfg.mark
     no_localhost = "ip daddr != 127.0.0.0/8" if cfg.family == 4 else "ip6 daddr != ::1"
-    match_all = nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family)
+    match_all = cfg.nodeport_addrs.match_all
     rules = [(src, f"{extra} jump {dst}" if extra else f"jump {dst}") for dst, src, extra in JUMP_CHAINS]
     rules += [
         (MARK_MASQ_CHAIN, f"mark set mark or {mark}"),
@@ -437,7 +437,7 @@ def _setup_nftables(cfg: ProxyConfig, state: NftSyncState, flush_containers: boo
         chain, rule = next(rules)
         tx.append(NftOp("add", "rule", chain, rule))  # drop to unallocated ClusterIPs
     tx.append(_container("nodeport-ips", addr))
-    if nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family):
+    if cfg.nodeport_addrs.match_all:
         tx.append(NftOp("delete", "set", "nodeport-ips"))
     else:
         tx.append(NftOp("flush", "set", "nodeport-ips"))
@@ -574,7 +574,7 @@ def _sync_nft_rules(service_ports, endpoints_map, config, partial_services, stat
     active_sets: set[str] = set()
     total_endpoints = sum(len(endpoints_map.get(s.name, ())) for s in service_ports)
     no_local_internal = no_local_external = 0
-    node_ip = parse_ip_sloppy(cfg.node_ips[0]) if cfg.node_ips else None
+    node_ip = cfg.node_ip  # nodeIPs[family]
     if_local = cfg.if_local_nft()
     if_not_local = cfg.if_not_local_nft()
     masq = "jump " + MARK_MASQ_CHAIN
@@ -816,7 +816,7 @@ def _base_block(ruleset: NftRuleSet) -> list[str]:
     head = f"add %s {fam} {TABLE} "
     cfg = ruleset.config
     _, addr = _ip(cfg)
-    match_all = nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family)
+    match_all = cfg.nodeport_addrs.match_all
     out = [f"add table {fam} {TABLE} {_TABLE_SPEC}", ""]
     out += [f"add set {fam} {TABLE} {n} {_container(n, addr).spec}" for n in ("cluster-ips", "nodeport-ips")
             if n == "cluster-ips" or not match_all]
