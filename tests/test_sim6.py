@@ -458,3 +458,60 @@ def test_dual_lab_switches_proxy_mode_in_both_families():
     assert not [ln for ln in dp.save_text(node, 6).splitlines() if ln.startswith("-A KUBE-SERVICES")]
     t = lab.trace("net-pod", to)
     assert t.outcome == "ok" and any(c.startswith("service-") for c in t.chains)
+
+
+# ---- IPv6 twins of upstream TestExternalTrafficPolicyLocal / TestExternalTrafficPolicyCluster ----------
+# (pkg/proxy/{iptables,nftables}/proxier_test.go: the IPv4 flows with IPv6 addresses; the external IP
+# is a node address, as upstream's testExternalIP is one of testNodeIPs)
+
+EXTERNAL_IP6, LB_IP6 = "2001:db8:99::11", "2001:db8:1234::4"
+
+
+def _etp_netfilter(mode: str, policy: str):
+    from kslab.proxy.iptables.node import NodeIptables
+
+    spec = {"type": "LoadBalancer", "clusterIP": SVC6, "clusterIPs": [SVC6], "ipFamilies": ["IPv6"],
+            "externalTrafficPolicy": policy, "externalIPs": [EXTERNAL_IP6],
+            "ports": [{"name": "p80", "port": 80, "protocol": "TCP", "nodePort": 3001, "targetPort": 80}]}
+    if policy == "Local":
+        spec["healthCheckNodePort"] = 30000
+    svc = parse_service(Document("test", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc1", "namespace": "ns1"},
+                                          "spec": spec, "status": {"loadBalancer": {"ingress": [{"ip": LB_IP6}]}}}))
+    _, slices = _node_ports_objects()
+    npa = ("192.168.0.2/32", "2001:db8::1/128") if mode == "nftables" else ()  # each NewFakeProxier's default
+    cfg = ProxyConfig(node_name="test-node", node_ips=(*TEST_NODE_IPS, EXTERNAL_IP6), cluster_cidr="fd00:10::/64", family=6,
+                      mode=mode, nodeport_addresses=npa, service_cidrs=("fd00:10:96::/112",))
+    if mode == "nftables":
+        return NftNetfilter.from_text(render_nft([svc], slices, cfg).raw_text(), family="ip6", strict=True)
+    tables = NodeIptables(6)
+    tables.full_sync(render_iptables([svc], slices, cfg).raw_text())
+    return Netfilter.from_text(tables.save_text(), family=6, strict=True)
+
+
+def _etp_flow(nf, src: str, dst: str, dport: int):
+    local = {a for a in TEST_NODE_IPS if ":" in a} | {EXTERNAL_IP6}
+    cands = netfilter_candidates(nf, node_ip=NODE_IPV6, src=src, dst=dst, dport=dport, proto="tcp", local_addresses=local)
+    assert cands is not None and abs(sum(c.probability for c in cands) - 1) < 1e-9
+    reached = [c for c in cands if c.ip and (c.ip, c.port) != (dst, dport)]
+    masq = {c.masquerade for c in reached}
+    assert len(masq) == 1
+    return ", ".join(sorted(c.endpoint for c in reached)), masq.pop()
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+@pytest.mark.parametrize("policy", ["Local", "Cluster"])
+def test_external_traffic_policy_ipv6_twins(mode, policy):
+    nf = _etp_netfilter(mode, policy)
+    both, local_only = f"[{EP6_1}]:80, [{EP6_2}]:80", f"[{EP6_2}]:80"
+    ext = policy == "Cluster"  # Cluster: every external path is masqueraded and reaches both endpoints
+    flows = [  # (name, source, destination, port, output, masq)
+        ("pod to cluster IP", POD6, SVC6, 80, both, False),
+        ("pod to external IP", POD6, EXTERNAL_IP6, 80, both, ext),
+        ("external to external IP", EXTERNAL6, EXTERNAL_IP6, 80, both if ext else local_only, ext),
+        ("pod to LB IP", POD6, LB_IP6, 80, both, ext),
+        ("external to LB IP", EXTERNAL6, LB_IP6, 80, both if ext else local_only, ext),
+        ("pod to NodePort", POD6, NODE_IPV6, 3001, both, ext),
+        ("external to NodePort", EXTERNAL6, NODE_IPV6, 3001, both if ext else local_only, ext),
+    ]
+    for name, src, dst, port, output, masq in flows:
+        assert _etp_flow(nf, src, dst, port) == (output, masq), name
