@@ -345,6 +345,7 @@ def test_a_client_without_an_ipv6_address_has_no_route(dual_lab):
     ("fd00:10:96::1", "an IP destination needs a port"),
     ("[fd00:10:96::1]", "an IP destination needs a port"),
     ("[fd00:10:96::x]:80", "not an [IPv6]:PORT destination"),
+    ("[fd00:10:96::1]:99999", "port '99999' is not a port number"),
 ])
 def test_ipv6_destination_mistakes(dual_lab, spec, needle):
     from kslab.sim.network import resolve_destination

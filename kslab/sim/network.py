@@ -1230,8 +1230,10 @@ def resolve_destination(state: ClusterState, spec: str) -> tuple[str, int, str]:
             ipaddress.ip_address(host)
         except ValueError:
             raise InputError(f"--to {spec}", "not an [IPv6]:PORT destination", "write an IPv6 address in brackets, e.g. [fd00:10:96::a]:80")
+        if not port_s:
+            raise InputError(f"--to {spec}", "an IP destination needs a port", f"write [IPv6]:PORT, e.g. [{host}]:80")
         if not port_s.isdigit() or not 0 < int(port_s) < 65536:
-            raise InputError(f"--to {spec}", "an IP destination needs a port", "write [IPv6]:PORT, e.g. [fd00:10:96::a]:80")
+            raise InputError(f"--to {spec}", f"port {port_s!r} is not a port number", "write a port from 1 to 65535")
         return host, int(port_s), proto
     node_name, _, rest = s.partition(":")
     if rest and not rest.isdigit() and state.has_node(node_name):
