@@ -779,7 +779,7 @@ class Network:
             node, hook, in_iface = self.nodes[c.node], "PREROUTING", f"veth-{c.name}"[:15]
             if trace:
                 self._note(conn, c.name, "OUTPUT", f"the packet leaves {c.name}'s own namespace (OUTPUT, POSTROUTING: no rules "
-                           f"there) by its default route to {node.gateway_of(family_of(pkt.dst)) or node.gateway_ip} on {node.name}", trace)
+                           f"there) by its default route to {node.gateway_by_family[6 if ':' in pkt.dst else 4] or node.gateway_ip} on {node.name}", trace)
         else:
             node, hook, in_iface = self.nodes[c.node], "OUTPUT", ""
         conn.ingress_node = node.name
