@@ -65,6 +65,19 @@ def main() -> int:
           f"1,000-service {t.rules_evaluated}")
     print(f"ratio lab rate / target {TARGET:,} = {rate / TARGET:.2f}; 1,000-service rate / lab rate = {rate_big / rate:.2f}")
     print(f"10,000-connection experiment wall time: {wall * 10000 / a.n:.3f}s")
+
+    # the dual-stack lab (issue 16): the same experiment to the Service's IPv4 and IPv6 ClusterIPs
+    dual = Lab("myk8s-dualstack", seed=1)
+    svc = dual.cluster.service("svc-clusterip")
+    port = svc.ports[0].port
+    rates = {}
+    for ip in svc.cluster_ips:
+        to = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        dual.run("net-pod", to, n=200, seed=0)  # warm up
+        wall_f, ok_f = timed(dual, "net-pod", to, a.n)
+        rates[6 if ":" in ip else 4] = a.n / wall_f
+        print(f"dual-stack lab, IPv{6 if ':' in ip else 4} ClusterIP {ip}: {a.n / wall_f:,.0f} conn/s (ok={ok_f})")
+    print(f"ratio dual-stack IPv6 rate / IPv4 rate = {rates[6] / rates[4]:.2f}")
     return 0 if rate >= TARGET else 1
 
 

@@ -328,6 +328,9 @@ def test_dual_lab_keeps_each_familys_tables(dual_lab):
     assert lab.dataplane.nat_chains(node, 6) and set(lab.dataplane.nat_chains(node, 6)) != set(lab.dataplane.nat_chains(node))
     ns = lab.dataplane.network.nodes[node]
     assert ns.netfilter.family == 4 and ns.netfilter6.family == 6
+    # tables held in memory say their family: ip6tables' load as IPv6 without being told
+    assert Netfilter.from_tables(lab.dataplane.tables_of(node, 6).tables).family == 6
+    assert Netfilter.from_tables(lab.dataplane.tables_of(node).tables).family == 4
 
 
 def test_a_client_without_an_ipv6_address_has_no_route(dual_lab):
@@ -342,6 +345,7 @@ def test_a_client_without_an_ipv6_address_has_no_route(dual_lab):
     ("fd00:10:96::1", "an IP destination needs a port"),
     ("[fd00:10:96::1]", "an IP destination needs a port"),
     ("[fd00:10:96::x]:80", "not an [IPv6]:PORT destination"),
+    ("[fd00:10:96::1]:99999", "port '99999' is not a port number"),
 ])
 def test_ipv6_destination_mistakes(dual_lab, spec, needle):
     from kslab.sim.network import resolve_destination
@@ -433,3 +437,82 @@ def test_upstream_node_ports_ipv6_flows(mode, localhost_nodeports, npa, allow_al
         assert _flow(nf, EXTERNAL6, NODE_IPV6_ALT, 3001) == (output, True)
     else:  # secondary nodeIP ignores NodePorts
         assert _flow(nf, EXTERNAL6, NODE_IPV6_ALT, 3001) == ("", None)
+
+
+def test_dual_lab_switches_proxy_mode_in_both_families():
+    """kube-proxy's start-up cleanup of the other mode happens per family: nftables -> iptables
+    deletes table ip and table ip6 kube-proxy; iptables -> nftables leaves each family's
+    iptables tables as CleanupLeftovers does. IPv6 connections follow the mode."""
+    import kslab
+
+    lab = kslab.Lab("myk8s-dualstack", proxy_mode="nftables")
+    svc = lab.cluster.service("svc-clusterip")
+    to = f"[{next(ip for ip in svc.cluster_ips if ':' in ip)}]:{svc.ports[0].port}"
+    dp, node = lab.dataplane, "myk8s-worker"
+    assert dp.nft_families[node] == {4, 6}
+    lab.set_proxy(mode="iptables")
+    assert not dp.nft and isinstance(dp.network.nodes[node].netfilter6, Netfilter)
+    t = lab.trace("net-pod", to)
+    assert t.outcome == "ok" and any(c.startswith("KUBE-SVC-") for c in t.chains)
+    lab.set_proxy(mode="nftables")
+    assert dp.nft_families[node] == {4, 6} and isinstance(dp.network.nodes[node].netfilter6, NftNetfilter)
+    assert not [ln for ln in dp.save_text(node, 6).splitlines() if ln.startswith("-A KUBE-SERVICES")]
+    t = lab.trace("net-pod", to)
+    assert t.outcome == "ok" and any(c.startswith("service-") for c in t.chains)
+
+
+# ---- IPv6 twins of upstream TestExternalTrafficPolicyLocal / TestExternalTrafficPolicyCluster ----------
+# (pkg/proxy/{iptables,nftables}/proxier_test.go: the IPv4 flows with IPv6 addresses; the external IP
+# is a node address, as upstream's testExternalIP is one of testNodeIPs)
+
+EXTERNAL_IP6, LB_IP6 = "2001:db8:99::11", "2001:db8:1234::4"
+
+
+def _etp_netfilter(mode: str, policy: str):
+    from kslab.proxy.iptables.node import NodeIptables
+
+    spec = {"type": "LoadBalancer", "clusterIP": SVC6, "clusterIPs": [SVC6], "ipFamilies": ["IPv6"],
+            "externalTrafficPolicy": policy, "externalIPs": [EXTERNAL_IP6],
+            "ports": [{"name": "p80", "port": 80, "protocol": "TCP", "nodePort": 3001, "targetPort": 80}]}
+    if policy == "Local":
+        spec["healthCheckNodePort"] = 30000
+    svc = parse_service(Document("test", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc1", "namespace": "ns1"},
+                                          "spec": spec, "status": {"loadBalancer": {"ingress": [{"ip": LB_IP6}]}}}))
+    _, slices = _node_ports_objects()
+    npa = ("192.168.0.2/32", "2001:db8::1/128") if mode == "nftables" else ()  # each NewFakeProxier's default
+    cfg = ProxyConfig(node_name="test-node", node_ips=(*TEST_NODE_IPS, EXTERNAL_IP6), cluster_cidr="fd00:10::/64", family=6,
+                      mode=mode, nodeport_addresses=npa, service_cidrs=("fd00:10:96::/112",))
+    if mode == "nftables":
+        return NftNetfilter.from_text(render_nft([svc], slices, cfg).raw_text(), family="ip6", strict=True)
+    tables = NodeIptables(6)
+    tables.full_sync(render_iptables([svc], slices, cfg).raw_text())
+    return Netfilter.from_text(tables.save_text(), family=6, strict=True)
+
+
+def _etp_flow(nf, src: str, dst: str, dport: int):
+    local = {a for a in TEST_NODE_IPS if ":" in a} | {EXTERNAL_IP6}
+    cands = netfilter_candidates(nf, node_ip=NODE_IPV6, src=src, dst=dst, dport=dport, proto="tcp", local_addresses=local)
+    assert cands is not None and abs(sum(c.probability for c in cands) - 1) < 1e-9
+    reached = [c for c in cands if c.ip and (c.ip, c.port) != (dst, dport)]
+    masq = {c.masquerade for c in reached}
+    assert len(masq) == 1
+    return ", ".join(sorted(c.endpoint for c in reached)), masq.pop()
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+@pytest.mark.parametrize("policy", ["Local", "Cluster"])
+def test_external_traffic_policy_ipv6_twins(mode, policy):
+    nf = _etp_netfilter(mode, policy)
+    both, local_only = f"[{EP6_1}]:80, [{EP6_2}]:80", f"[{EP6_2}]:80"
+    ext = policy == "Cluster"  # Cluster: every external path is masqueraded and reaches both endpoints
+    flows = [  # (name, source, destination, port, output, masq)
+        ("pod to cluster IP", POD6, SVC6, 80, both, False),
+        ("pod to external IP", POD6, EXTERNAL_IP6, 80, both, ext),
+        ("external to external IP", EXTERNAL6, EXTERNAL_IP6, 80, both if ext else local_only, ext),
+        ("pod to LB IP", POD6, LB_IP6, 80, both, ext),
+        ("external to LB IP", EXTERNAL6, LB_IP6, 80, both if ext else local_only, ext),
+        ("pod to NodePort", POD6, NODE_IPV6, 3001, both, ext),
+        ("external to NodePort", EXTERNAL6, NODE_IPV6, 3001, both if ext else local_only, ext),
+    ]
+    for name, src, dst, port, output, masq in flows:
+        assert _etp_flow(nf, src, dst, port) == (output, masq), name

@@ -699,13 +699,15 @@ class Netfilter:
 
     @classmethod
     def from_tables(cls, tables: Mapping[str, TableDump], *, name: str = "", strict: bool = False,
-                    previous: Netfilter | None = None, family: int = 4) -> Netfilter:
+                    previous: Netfilter | None = None, family: int | None = None) -> Netfilter:
         """Load a namespace's tables as they are held in memory (an ``IptablesState``'s
         ``tables``): what :meth:`from_text` of their ``iptables-save`` text builds, without
         printing and parsing it again. The chains are copied (rules are immutable), so later
         changes to ``tables`` do not reach the loaded ruleset. With ``previous`` (the ruleset
         these tables replace), a rule that is the very same object as one ``previous`` compiled
         (a chain a partial sync left alone) is copied from it instead of compiled again."""
+        if family is None:  # the tables' own (ip6tables' TableDumps say 6)
+            family = next((getattr(d, "family", 4) for d in tables.values()), 4)
         snapshot = {}
         for tname in SAVE_TABLE_ORDER:
             dump = tables.get(tname)

@@ -2,7 +2,13 @@
 
 One :class:`Network` holds a network namespace per node, each running the node's ruleset in a
 :class:`~kslab.sim.netfilter.Netfilter` with its own conntrack table and xt_recent lists. A
-connection (:meth:`Network.connect`) is walked the way the kernel walks it:
+node holds one ruleset per IP family (iptables' and ip6tables', or nftables' ``ip`` and ``ip6``
+tables: :meth:`NodeNS.netfilter_of`); a packet goes through its own family's and keeps its
+family on the whole way (no NAT64). On a dual-stack lab nodes and pods have an address of each
+family (a pod CIDR each, the veth gateway being its first address), ``mypc`` has
+:data:`MYPC_IP6` on the docker network's IPv6 side (:data:`FABRIC6`, kind's), and a client
+connects from its address of the destination's family (none: ``no-route``). A connection
+(:meth:`Network.connect`) is walked the way the kernel walks it:
 
 - a pod's packet leaves through its veth and enters its node at PREROUTING (kindnet's ptp
   plugin: every pod routes everything through the node, whose veth end is the pod CIDR's
@@ -773,7 +779,7 @@ class Network:
             node, hook, in_iface = self.nodes[c.node], "PREROUTING", f"veth-{c.name}"[:15]
             if trace:
                 self._note(conn, c.name, "OUTPUT", f"the packet leaves {c.name}'s own namespace (OUTPUT, POSTROUTING: no rules "
-                           f"there) by its default route to {node.gateway_of(family_of(pkt.dst)) or node.gateway_ip} on {node.name}", trace)
+                           f"there) by its default route to {node.gateway_by_family[6 if ':' in pkt.dst else 4] or node.gateway_ip} on {node.name}", trace)
         else:
             node, hook, in_iface = self.nodes[c.node], "OUTPUT", ""
         conn.ingress_node = node.name
@@ -1224,8 +1230,10 @@ def resolve_destination(state: ClusterState, spec: str) -> tuple[str, int, str]:
             ipaddress.ip_address(host)
         except ValueError:
             raise InputError(f"--to {spec}", "not an [IPv6]:PORT destination", "write an IPv6 address in brackets, e.g. [fd00:10:96::a]:80")
+        if not port_s:
+            raise InputError(f"--to {spec}", "an IP destination needs a port", f"write [IPv6]:PORT, e.g. [{host}]:80")
         if not port_s.isdigit() or not 0 < int(port_s) < 65536:
-            raise InputError(f"--to {spec}", "an IP destination needs a port", "write [IPv6]:PORT, e.g. [fd00:10:96::a]:80")
+            raise InputError(f"--to {spec}", f"port {port_s!r} is not a port number", "write a port from 1 to 65535")
         return host, int(port_s), proto
     node_name, _, rest = s.partition(":")
     if rest and not rest.isdigit() and state.has_node(node_name):
