@@ -58,7 +58,7 @@ CLUSTER_DOMAIN = "cluster.local"
 
 SUPPORTED = (
     "iptables [-t TABLE] -S [CHAIN] [-v]; iptables [-t TABLE] -L [CHAIN] -n [-v] [-x] [--line-numbers]; "
-    "iptables-save [-t TABLE] [-c]; conntrack -L [-p PROTO] [-s IP] [-d IP] [-r IP] [-q IP] [--sport P] [--dport P] "
+    "iptables-save [-t TABLE] [-c]; ip6tables and ip6tables-save (the same, IPv6 tables); conntrack -L [-p PROTO] [-s IP] [-d IP] [-r IP] [-q IP] [--sport P] [--dport P] "
     "[--state S] [-n] [-g]; conntrack -C; ip [-c] route; "
     "curl [-s] [-S] [-i] [-I] [-m SECONDS] [-o /dev/null] [-w '%{http_code}'] URL; hostname; kubectl ...; "
     "nfacct list; nfacct get NAME; nft [-a] list ruleset; nft list tables; nft [-a] list table [ip] kube-proxy; "
@@ -116,6 +116,11 @@ class Command:
     @property
     def timeout(self) -> float:
         return COMMAND_TIMEOUT
+
+    @property
+    def family(self) -> int:
+        """6 for ``ip6tables``/``ip6tables-save`` (the IPv6 proxier's tables), else 4."""
+        return 6 if self.tool.startswith("ip6tables") else 4
 
 
 @dataclass(frozen=True)
@@ -505,7 +510,7 @@ def _table(tool: str, value: str) -> str:
 
 
 def _parse_iptables(argv: list[str]) -> Command:
-    tool = "iptables"
+    tool = "ip6tables" if argv[0] == "ip6tables" else "iptables"
     items = _Args(tool, argv[1:]).scan(
         short_values="tw", short_optional="LS", short_flags="nvx",
         long_values={"table"}, long_optional={"list", "list-rules", "wait"},
@@ -548,7 +553,7 @@ def _parse_iptables(argv: list[str]) -> Command:
 
 
 def _parse_iptables_save(argv: list[str]) -> Command:
-    tool = "iptables-save"
+    tool = "ip6tables-save" if argv[0] == "ip6tables-save" else "iptables-save"
     items = _Args(tool, argv[1:]).scan(short_values="tM", short_optional="", short_flags="c",
                                        long_values={"table", "modprobe"}, long_optional=set(), long_flags={"counters"})
     table, counters = None, False
@@ -816,6 +821,8 @@ _TOOLS: dict[str, Callable[[list[str]], Command]] = {
     "ls": _parse_ls,
     "iptables": _parse_iptables,
     "iptables-save": _parse_iptables_save,
+    "ip6tables": _parse_iptables,
+    "ip6tables-save": _parse_iptables_save,
     "conntrack": _parse_conntrack,
     "ip": _parse_ip,
     "curl": _parse_curl,

@@ -491,3 +491,18 @@ def test_ipv6_hairpin_is_masqueraded_to_the_veths_gateway(synced6: NetnsLab) -> 
     assert run.ok == 40 and "webpod1" in run.by_pod(), run.by_pod()
     assert run.seen_ips()["webpod1"] == ["fd00:10:244:1::1"]
     assert all(ips == ["fd00:10:244:1::2"] for pod, ips in run.seen_ips().items() if pod != "webpod1")
+
+
+@pytest.mark.netns
+def test_dual_lab_ip6tables_commands_and_verify_per_family(dual_lab: Lab) -> None:
+    """The study's commands in IPv6: ``ip6tables -t nat -S CHAIN`` and ``ip6tables-save`` run the
+    kernel's ip6tables in the node's namespace and print what the simulator prints for the same
+    lab; ``verify(node, family=6)`` compares the kernel's ip6tables with kube-proxy's prediction."""
+    sim = Lab("myk8s-dualstack", backend="sim", seed=1)
+    for cmd in ("ip6tables -t nat -S KUBE-SERVICES", "ip6tables -t nat -S KUBE-NODEPORTS",
+                "ip6tables-save -t nat | grep -c KUBE-SEP"):
+        kernel_out, sim_out = dual_lab.sh("myk8s-worker", cmd), sim.sh("myk8s-worker", cmd)
+        assert kernel_out.returncode == 0 and kernel_out.stdout == sim_out.stdout, (cmd, kernel_out, sim_out)
+    assert _v6(dual_lab, "svc-clusterip") + "/128" in dual_lab.sh("myk8s-worker", "ip6tables -t nat -S KUBE-SERVICES").stdout
+    report = dual_lab.verify("myk8s-worker", family=6)
+    assert report.ok(), report.text()

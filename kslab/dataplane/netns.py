@@ -29,7 +29,6 @@ from ..netns.client import split_host_port
 from ..netns.lab import NetnsLab
 from ..netns.lbprober import LBSpec
 from ..nft import kernel as nft_kernel
-from ..proxy.util import nodeport_addresses_match_all, nodeport_ips
 from ..sim.network import resolve_client
 from ..xtables import kernel as xtables_kernel
 from .base import Dataplane, RealClock
@@ -81,8 +80,7 @@ class NetnsDataplane(RealClock, Dataplane):
         if family != 4:  # the health check listeners follow the IPv4 proxier (the LB and its prober are IPv4 only)
             return
         # as kube-proxy after a successful restore: SyncServices + SyncEndpoints of its health check server
-        addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family) else nodeport_ips(
-            cfg.nodeport_addresses, cfg.node_ips, cfg.family)
+        addresses = None if cfg.nodeport_addrs.match_all else cfg.nodeport_ips()
         self.kernel.set_health(node, health_answers(ruleset), addresses=addresses)
 
     def nat_chains(self, node: str, family: int = 4) -> list[str]:
@@ -296,9 +294,9 @@ class NetnsDataplane(RealClock, Dataplane):
             r = nft_kernel.nft_run(self.kernel.namespace_of(where), argv[1:], timeout=command.timeout)
             return ShellOutput(r.stdout, r.stderr, r.returncode)
         if isinstance(command, (IptablesList, IptablesRules)):
-            argv[0] = xtables_kernel.iptables_tools(self.kernel.backend).iptables
+            argv[0] = xtables_kernel.iptables_tools(self.kernel.backend, family=command.family).iptables
         elif isinstance(command, IptablesSave):
-            argv[0] = xtables_kernel.iptables_tools(self.kernel.backend).save
+            argv[0] = xtables_kernel.iptables_tools(self.kernel.backend, family=command.family).save
         elif isinstance(command, (Cat, ListRecent)):
             xtables_kernel.require_tool(argv[0])  # run by name: cat's and ls's messages start with it
         elif isinstance(command, Hostname):

@@ -23,7 +23,6 @@ from .. import experiments
 from ..errors import InputError
 from ..healthcheck import synced_health
 from ..proxy.iptables.node import NodeIptables
-from ..proxy.util import nodeport_addresses_match_all, nodeport_ips
 from ..sim.network import HealthServers, Network
 from ..sim.nftables import NftNetfilter
 from .trace import SIMULATOR
@@ -100,8 +99,7 @@ class SimDataplane(Dataplane):
             (table.partial_sync if ruleset.partial else table.full_sync)(ruleset.raw_text())
             self._drop_nft_table(node, family)  # iptables mode's CleanupLeftovers for nftables: its table goes
         # loaded: kube-proxy hands its health check servers what this sync decided (SyncServices, SyncEndpoints)
-        addresses = None if nodeport_addresses_match_all(cfg.nodeport_addresses, cfg.family) else frozenset(
-            nodeport_ips(cfg.nodeport_addresses, cfg.node_ips, cfg.family))
+        addresses = None if cfg.nodeport_addrs.match_all else frozenset(cfg.nodeport_ips())
         rows = ruleset.service_port_rows  # (service port info, endpoints, ...) per service port: no objects made
         self.network.set_health(node, HealthServers(synced_health((r[0], r[1]) for r in rows if r[0].health_check_node_port),
                                                     addresses), family)
@@ -322,7 +320,8 @@ class SimDataplane(Dataplane):
         from ..sim import tools
 
         return tools.run(command, where, cluster, {name: t.tables for name, t in self.tables.items()}, self.network,
-                         nft={name: self.listed_nft(name) for name in self.nft})
+                         nft={name: self.listed_nft(name) for name in self.nft},
+                         tables6={name: t.tables for name, t in self.tables6.items()})
 
     def reseed(self, seed: int) -> None:
         self.network.reseed(seed)

@@ -101,24 +101,27 @@ _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "sctp": 132, "icmp": 1}
 
 
 def run(command: Command, where: str, cluster: ClusterState, tables: Mapping[str, Mapping[str, TableDump]],
-        network: Network, *, nft: Mapping[str, Any] | None = None) -> ShellOutput:
+        network: Network, *, nft: Mapping[str, Any] | None = None,
+        tables6: Mapping[str, Mapping[str, TableDump]] | None = None) -> ShellOutput:
     """Run ``command`` (parsed and bound by :mod:`kslab.shell`) in ``where`` of the simulated lab.
     ``tables``: each node's iptables tables (a pod's or mypc's namespace has none); ``nft``: the
-    :class:`kslab.nft.NftState` of each node whose kube-proxy runs nftables mode."""
-    own = tables.get(where, {})
+    :class:`kslab.nft.NftState` of each node whose kube-proxy runs nftables mode; ``tables6``:
+    each node's ip6tables tables (``ip6tables``, ``ip6tables-save``; empty on a single-stack lab)."""
+    family = command.family
+    own = (tables6 or {}).get(where, {}) if family == 6 else tables.get(where, {})
     if isinstance(command, NftList):
         return _nft_list(command, (nft or {}).get(where))
     try:
         if isinstance(command, IptablesRules):
-            return ShellOutput(listing.list_rules(own, command.table, command.chain, verbose=command.verbose))
+            return ShellOutput(listing.list_rules(own, command.table, command.chain, verbose=command.verbose, family=family))
         if isinstance(command, IptablesList):
             return ShellOutput(listing.list_table(own, command.table, command.chain, verbose=command.verbose,
-                                                  exact=command.exact, line_numbers=command.line_numbers))
+                                                  exact=command.exact, line_numbers=command.line_numbers, family=family))
     except listing.NoSuchChain as e:
         return ShellOutput("", f"{e}\n", 1)
     if isinstance(command, IptablesSave):
         names = [command.table] if command.table else None
-        return ShellOutput(listing.save(own, names, counters=command.counters, when=time.time()))
+        return ShellOutput(listing.save(own, names, counters=command.counters, when=time.time(), family=family))
     if isinstance(command, ConntrackList):
         entries = [e for e in _entries(where, network) if _selected(e, command)]
         return ShellOutput("".join(conntrack_line(e) + "\n" for e in entries),
