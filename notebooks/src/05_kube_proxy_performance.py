@@ -578,16 +578,19 @@ ipt_n, nft_n = ipt_sizes[-1], nft_sizes[-1]
 ipt_growth = lat.loc[("iptables", ipt_n), "p50"] / lat.loc[("iptables", ipt_sizes[0]), "p50"]
 nft_growth = lat.loc[("nftables", nft_n), "p50"] / lat.loc[("nftables", nft_sizes[0]), "p50"]
 # the same run split by where the Service's rule sits: last quarter of KUBE-SERVICES over first quarter.
-# A quarter holds about n/4 connections, so either ratio moves by a few tens of percent from run to run
-# (n=500 on netns: nftables measured 1.0x to 1.3x); the claim asks for a clear gap between the modes.
+# A quarter holds about n/4 connections, so a ratio moves by tens of percent from run to run and with the
+# machine's baseline (n=500 on netns: nftables 1.0x to 1.3x, iptables 2x to 4.7x); the extra time of the back
+# quarter (ms) is the rules walked, so the claim compares the modes on it.
 ipt_depth = lat.loc[("iptables", ipt_n), "back_p50"] / lat.loc[("iptables", ipt_n), "front_p50"]
 nft_depth = lat.loc[("nftables", nft_n), "back_p50"] / lat.loc[("nftables", nft_n), "front_p50"]
+ipt_extra = lat.loc[("iptables", ipt_n), "back_p50"] - lat.loc[("iptables", ipt_n), "front_p50"]
+nft_extra = lat.loc[("nftables", nft_n), "back_p50"] - lat.loc[("nftables", nft_n), "front_p50"]
 experiments.claim(
-    ipt_depth > 1.5 and nft_depth < 1.6 and ipt_depth > 2 * nft_depth,
+    ipt_depth > 1.3 and nft_depth < 1.6 and ipt_extra > 3 * max(nft_extra, 0.005),
     f"through {ipt_n:,} Services in iptables mode, connections to Services in the last quarter of KUBE-SERVICES take "
-    f"{ipt_depth:.1f}x the median time of those in the first quarter; in nftables mode ({nft_n:,} Services) "
-    f"{nft_depth:.2f}x. Across sizes the median grew {ipt_growth:.1f}x (iptables, {ipt_sizes[0]:,} -> {ipt_n:,}) "
-    f"and {nft_growth:.1f}x (nftables, {nft_sizes[0]:,} -> {nft_n:,})",
+    f"{ipt_extra * 1000:.0f} µs more than those in the first quarter ({ipt_depth:.1f}x the median); in nftables mode "
+    f"({nft_n:,} Services) {nft_extra * 1000:+.0f} µs ({nft_depth:.2f}x). Across sizes the median grew {ipt_growth:.1f}x "
+    f"(iptables, {ipt_sizes[0]:,} -> {ipt_n:,}) and {nft_growth:.1f}x (nftables, {nft_sizes[0]:,} -> {nft_n:,})",
     f"the latency shape changed:\n{numbers.latency}")
 numbers.latency[["mode", "backend", "services", "p01", "p50", "p90", "p99", "front_p50", "back_p50"]]
 
