@@ -581,10 +581,10 @@ nft_growth = lat.loc[("nftables", nft_n), "p50"] / lat.loc[("nftables", nft_size
 # A quarter holds about n/4 connections, so a ratio moves by tens of percent from run to run and with the
 # machine's baseline (n=500 on netns: nftables 1.0x to 1.3x, iptables 2x to 4.7x); the extra time of the back
 # quarter (ms) is the rules walked, so the claim compares the modes on it.
-ipt_depth = lat.loc[("iptables", ipt_n), "back_p50"] / lat.loc[("iptables", ipt_n), "front_p50"]
-nft_depth = lat.loc[("nftables", nft_n), "back_p50"] / lat.loc[("nftables", nft_n), "front_p50"]
-ipt_extra = lat.loc[("iptables", ipt_n), "back_p50"] - lat.loc[("iptables", ipt_n), "front_p50"]
-nft_extra = lat.loc[("nftables", nft_n), "back_p50"] - lat.loc[("nftables", nft_n), "front_p50"]
+back, front = lat["back_p50"], lat["front_p50"]
+ipt, nft = ("iptables", ipt_n), ("nftables", nft_n)
+ipt_depth, nft_depth = back[ipt] / front[ipt], back[nft] / front[nft]
+ipt_extra, nft_extra = back[ipt] - front[ipt], back[nft] - front[nft]
 experiments.claim(
     ipt_depth > 1.3 and nft_depth < 1.6 and ipt_extra > 3 * max(nft_extra, 0.005),
     f"through {ipt_n:,} Services in iptables mode, connections to Services in the last quarter of KUBE-SERVICES take "
