@@ -985,6 +985,55 @@ def cmd_apply(args) -> int:
     return 0
 
 
+def _add_capstone(sub) -> None:
+    p = sub.add_parser(
+        "capstone",
+        help="chapter 11's troubleshooting scenarios: list them, show one's briefing, list the answers (instructors)",
+        description="kslab capstone: list the scenarios; kslab capstone show ID --seed N: the briefing of a learner's "
+                    "variant; kslab capstone --answers --seed N [--seed M ...] (or --learner NAME): every scenario's "
+                    "answer for those seeds, computed from the broken lab (instructors).",
+    )
+    p.add_argument("action", nargs="?", default="list", metavar="list|show", help="list (default) or show")
+    p.add_argument("id", nargs="?", help="with show: the scenario's id")
+    p.add_argument("--seed", action="append", default=None, metavar="N",
+                   help="the learner's seed (kslab.capstone.learner_seed()); repeat it for several learners")
+    p.add_argument("--learner", action="append", default=None, metavar="NAME",
+                   help="a learner's name (or number) as KSLAB_LEARNER holds it, instead of --seed; repeatable")
+    p.add_argument("--answers", action="store_true", help="print every scenario's answer for the seeds (instructors)")
+    p.add_argument("--lang", choices=("en", "ko"), default="en", help="the briefing's language (default en)")
+    p.set_defaults(func=cmd_capstone)
+
+
+def cmd_capstone(args) -> int:
+    from . import capstone
+
+    if args.action not in ("list", "show"):
+        raise InputError("capstone", f"{args.action!r} is not an action", "use: kslab capstone [list|show ID] [--seed N] [--answers]")
+    seeds = [capstone.check_seed(s, "--seed") for s in args.seed or []]
+    seeds += [capstone.learner_seed(n) for n in args.learner or []]
+    if args.action == "show":
+        if not args.id:
+            raise InputError("capstone show", "needs a scenario id", f"use one of: {', '.join(capstone.IDS)}")
+        if args.answers:
+            raise InputError("--answers", "does not go with show", "use kslab capstone --answers --seed N")
+        for seed in seeds or [capstone.learner_seed()]:
+            print(capstone.scenario(args.id, seed).briefing(args.lang))
+        return 0
+    if args.id:
+        raise InputError("capstone", f"{args.id!r}: list takes no id", f"use kslab capstone show {args.id} --seed N")
+    if args.answers:
+        if not seeds:
+            raise InputError("--answers", "needs the learners' seeds", "add --seed N (repeatable) or --learner NAME")
+        for seed in seeds:
+            for sc in capstone.scenarios(seed):
+                print(f"seed {seed}\t{sc.id}\t{sc.answer()!r}")
+        return 0
+    seed = seeds[0] if seeds else capstone.learner_seed()
+    for sc in capstone.scenarios(seed):
+        print(f"{sc.id:15} {sc.title[args.lang]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kslab", description="Kubernetes Service networking, the way kube-proxy does it.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -999,6 +1048,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lab(sub)
     _add_verify(sub)
     _add_apply(sub)
+    _add_capstone(sub)
     return parser
 
 
