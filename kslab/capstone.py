@@ -148,7 +148,7 @@ class _Kind:
 def _sim_lab():
     from .lab import Lab
 
-    return Lab(backend="sim")
+    return Lab(backend="sim", proxy_mode="iptables")  # the chapter's lab: kube-proxy's iptables mode
 
 
 def _broken(sc: Scenario, lab: "Lab | None") -> "Lab":
@@ -173,7 +173,7 @@ def _hairpin_answer(sc: Scenario, lab: "Lab | None") -> str:
     on = _broken(sc, lab)
     failing = set()
     for pod in on.pods(WEBPODS):
-        df = on.run(pod, "svc-clusterip", n=60, seed=sc.seed % 1000, interval=86401)
+        df = on.run(pod, "svc-clusterip", n=60, seed=sc.seed % 1000)
         mine = df[df["endpoint_pod"] == pod]
         if len(mine) and (mine["outcome"] != "ok").any():
             failing.add(on.cluster.pod(pod).node_name)
