@@ -1362,7 +1362,7 @@ def _ch11_hairpin(answer: Any, scenario: Any = None, lab=None) -> Feedback:
     if got == "myk8s-control-plane":
         raise WrongAnswer("the control plane runs no webpod, so no hairpin of svc-clusterip happens there. Hint: run "
                           "on.run(pod, 'svc-clusterip') from each webpod and look at the rows whose endpoint_pod is the client")
-    raise WrongAnswer(f"{got}'s pod reaches itself fine. Hint: on.run(pod, 'svc-clusterip', n=60) from each webpod; whose "
+    raise WrongAnswer(f"{got}'s pod reaches svc-clusterip fine. Hint: on.run(pod, 'svc-clusterip', n=60) from each webpod; whose "
                       "self-connections fail? Then on.sh(node, 'iptables -t nat -S | grep KUBE-MARK-MASQ') on its node")
 
 

@@ -90,8 +90,9 @@ for s in capstone.scenarios(SEED):
 # *"About a third of my calls to `svc-clusterip` hang, from webpod2 only."* Chapter 03: a pod that reaches
 # itself through its Service needs the `KUBE-MARK-MASQ` rule at the top of its `KUBE-SEP-…` chain, so that
 # `MASQUERADE` rewrites the source; without it the pod drops a SYN from its own address. Someone deleted
-# those rules by hand on one node (`lab.delete_rules`). **Which node?** Find it from the symptom (each
-# webpod's connections to itself), then confirm it in the node's rules (`on.sh(node, "iptables -t nat -S")`).
+# those rules by hand on one node (`lab.delete_rules`). **Which node?** Find it from the symptom (which
+# webpod's connections fail), then confirm it in the node's rules (`on.sh(node, "iptables -t nat -S")`: fewer
+# `KUBE-MARK-MASQ` jumps than on the other workers).
 
 # %% [markdown] lang="ko"
 # ## 1. 한 노드에서 깨진 헤어핀
@@ -99,8 +100,8 @@ for s in capstone.scenarios(SEED):
 # *"svc-clusterip 호출의 약 3분의 1이 멈춰요. webpod2에서만요."* 03장에서 보았듯이, 자기 서비스를 거쳐 자기 자신에게
 # 닿는 파드에는 `KUBE-SEP-…` 체인 맨 위의 `KUBE-MARK-MASQ` 규칙이 필요합니다. 그래야 `MASQUERADE`가 출발지를
 # 바꿉니다. 규칙이 없으면 파드는 자기 주소에서 온 SYN을 버립니다. 누군가 한 노드에서 이 규칙을 손으로
-# 지웠습니다(`lab.delete_rules`). **어느 노드일까요?** 증상(webpod마다 자기 자신에게 간 연결)에서 찾은 다음, 그
-# 노드의 규칙(`on.sh(node, "iptables -t nat -S")`)에서 확인하세요.
+# 지웠습니다(`lab.delete_rules`). **어느 노드일까요?** 증상(어느 webpod의 연결이 실패하는지)에서 찾은 다음, 그
+# 노드의 규칙(`on.sh(node, "iptables -t nat -S")`: 다른 워커보다 `KUBE-MARK-MASQ` 점프가 적습니다)에서 확인하세요.
 
 # %%
 sc = capstone.scenario("hairpin", SEED)
@@ -114,12 +115,11 @@ answer = None  # a node name, e.g. "myk8s-worker"
 failing = []
 for pod in on.pods("app=webpod"):
     df = on.run(pod, "svc-clusterip", n=60, seed=1)
-    mine = df[df["endpoint_pod"] == pod]
     node = on.cluster.pod(pod).node_name
     hairpin = on.sh(node, "iptables -t nat -S").count("-j KUBE-MARK-MASQ")
-    print(f"{pod} on {node}: {len(mine)} connections to itself, {int((mine['outcome'] != 'ok').sum())} failed; "
-          f"KUBE-MARK-MASQ jumps in nat: {hairpin}")
-    if (mine["outcome"] != "ok").any():
+    print(f"{pod} on {node}: {int((df['outcome'] != 'ok').sum())} of {len(df)} connections failed; "
+          f"KUBE-MARK-MASQ jumps in its node's nat table: {hairpin}")
+    if (df["outcome"] != "ok").any():  # a failed connection is one the ladder sent back to the pod itself
         failing.append(node)
 answer = failing[0]
 kslab.check.ch11.hairpin(answer, sc, on)
