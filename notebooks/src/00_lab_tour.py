@@ -442,6 +442,7 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | jitter | 지터 | how much the gap between arriving packets varies (ms; iperf3 reports it for UDP) | 10 |
 # | packet loss | 패킷 손실 | datagrams that never arrived (iperf3's `Lost/Total Datagrams` for UDP) | 10 |
 # | parallel streams | 병렬 스트림 | several connections of one test at once (iperf3 `-P N`, added up in `[SUM]`) | 10 |
+# | troubleshooting | 문제 해결 | finding why a Service misbehaves from its symptom, with runs, traces and the rules (the capstone) | 11 |
 
 # %% [markdown] lang="ko"
 # ## 용어집 (Glossary)
@@ -526,3 +527,4 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | 지터 | jitter | 도착하는 패킷 사이 간격이 흔들리는 정도 (ms; iperf3가 UDP에서 보고합니다) | 10 |
 # | 패킷 손실 | packet loss | 끝내 도착하지 않은 데이터그램 (UDP에서 iperf3의 `Lost/Total Datagrams`) | 10 |
 # | 병렬 스트림 | parallel streams | 한 테스트의 여러 연결을 동시에 (iperf3 `-P N`, `[SUM]`으로 더합니다) | 10 |
+# | 문제 해결 | troubleshooting | 증상에서 출발해 실행, 추적, 규칙으로 서비스가 잘못 동작하는 이유를 찾는 일 (종합 실습) | 11 |
