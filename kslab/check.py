@@ -1337,6 +1337,16 @@ def _capstone(id: str, which: Any):
     return capstone.scenario(id, capstone.learner_seed() if which is None else which)
 
 
+def _capstone_answer(sc, lab=None):
+    """The scenario's right answer, from a copy of the learner's broken ``lab`` (or a new one): a lab
+    that is no longer in the scenario's state (reset, or set up for another scenario) is said in one line."""
+    try:
+        return sc.answer(lab)
+    except AssertionError as e:
+        raise WrongAnswer(f"your lab is not in scenario {sc.id!r}'s state any more ({e}); run on = sc.setup(lab) "
+                          "again, then your diagnosis") from None
+
+
 def _as_int(answer: Any, what: str) -> int:
     try:
         got = int(answer)
@@ -1351,7 +1361,7 @@ def _ch11_hairpin(answer: Any, scenario: Any = None, lab=None) -> Feedback:
     sc = _capstone("hairpin", scenario)
     if answer is None:
         return _pending("the node that lost its hairpin rules")
-    expected = sc.answer(lab)
+    expected = _capstone_answer(sc, lab)
     got = str(answer).strip()
     if got == expected:
         return _ok(f"{expected}: its webpod's connections that the ladder sends back to itself fail (no KUBE-MARK-MASQ in "
@@ -1373,7 +1383,7 @@ def _ch11_local_no_pod(answer: Any, scenario: Any = None, lab=None) -> Feedback:
     if isinstance(answer, str) or not hasattr(answer, "__iter__"):
         raise WrongAnswer("give a list of node names, for example ['myk8s-worker'] (which ones?)")
     got = sorted({str(a).strip() for a in answer})
-    expected = sc.answer(lab)
+    expected = _capstone_answer(sc, lab)
     if got == expected:
         return _ok(f"{', '.join(expected)}: under Local a node forwards external traffic only to its own ready pods; "
                    f"{sc.params['empty']} (and the control plane) have none, so kube-proxy drops there ('has no local endpoints')")
@@ -1390,7 +1400,7 @@ def _ch11_no_readiness(answer: Any, scenario: Any = None, lab=None) -> Feedback:
     sc = _capstone("no-readiness", scenario)
     if answer is None:
         return _pending("the pod that serves the errors")
-    expected = sc.answer(lab)
+    expected = _capstone_answer(sc, lab)
     got = str(answer).strip()
     if got == expected:
         return _ok(f"{expected}: its app answers errors but, without a readinessProbe, kubelet keeps it Ready, so the "
@@ -1406,7 +1416,7 @@ def _ch11_hints_disabled(answer: Any, scenario: Any = None, lab=None) -> Feedbac
     if answer is None:
         return _pending(f"the smallest replica count above {sc.params['replicas']} that gets hints back")
     got = _as_int(answer, "a replica count")
-    expected = sc.answer(lab)
+    expected = _capstone_answer(sc, lab)
     n = sc.params["replicas"]
     if got == expected:
         return _ok(f"{expected}: each zone's minimum ceil({expected}/3 / 1.2) fits three times in {expected}; "
@@ -1428,7 +1438,7 @@ def _ch11_affinity_snat(answer: Any, scenario: Any = None, lab=None) -> Feedback
         pods, seconds = _as_int(pods, "the pods reached"), _as_int(seconds, "the seconds")
     except (TypeError, ValueError):
         raise WrongAnswer(f"give a tuple (pods, seconds), not {answer!r}") from None
-    expected = sc.answer(lab)
+    expected = _capstone_answer(sc, lab)
     if (pods, seconds) == expected:
         return _ok(f"{expected}: xt_recent keys on the source address, and behind one NAT every user is mypc: all stick "
                    f"to one pod until {expected[1]} s pass without a connection (--rcheck --seconds {expected[1]})")
@@ -1449,7 +1459,7 @@ def _ch11_nodeport_range(answer: Any, scenario: Any = None, lab=None) -> Feedbac
     if answer is None:
         return _pending("the largest nodePort this API server accepts")
     got = _as_int(answer, "a port")
-    expected = sc.answer(lab)
+    expected = _capstone_answer(sc, lab)
     if got == expected:
         return _ok(f"{expected}: the API server was started with --service-node-port-range {sc.params['range']}, and its "
                    f"validation refused nodePort {sc.params['node_port']} ('provided port is not in the valid range')")

@@ -185,3 +185,12 @@ def test_cli():
         r = run_cli(*args)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and what in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr
+
+
+def test_a_lab_no_longer_broken_is_said_in_one_line():
+    lab = Lab(backend="sim", proxy_mode="iptables")
+    sc = capstone.scenario("hairpin", 2)
+    on = sc.setup(lab)
+    on.reset()  # the learner reset the lab before checking
+    with pytest.raises(WrongAnswer, match="not in scenario 'hairpin'.s state any more"):
+        ch11.hairpin("myk8s-worker", sc, on)
