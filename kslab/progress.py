@@ -269,7 +269,11 @@ def hint(exercise: str, lang: str | None = None) -> str:
     notebook's language; once all are seen, say so."""
     lang = current_lang(lang)
     all_hints = hints(lang)
-    ex = _known(exercise, list(all_hints))
+    try:
+        ex = _known(exercise, list(all_hints))
+    except InputError as e:  # one line in the notebook, not a traceback
+        print(f"kslab: error: {e}")
+        return str(e)
     words = _WORDS[lang]
     items = all_hints[ex]
     progress = load()
@@ -301,7 +305,11 @@ def solution(exercise: str, lang: str | None = None) -> str:
     answered check) and seen every hint; otherwise say exactly what is still needed."""
     lang = current_lang(lang)
     solutions = catalogue(lang)
-    ex = _known(exercise, list(solutions))
+    try:
+        ex = _known(exercise, list(solutions))
+    except InputError as e:  # one line in the notebook, not a traceback
+        print(f"kslab: error: {e}")
+        return str(e)
     words = _WORDS[lang]
     progress = load()
     rec = progress.record(ex)

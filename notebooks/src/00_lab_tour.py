@@ -382,6 +382,39 @@ print(f"lab.trace confirms: {lab.trace('webpod2', 'svc-clusterip').ingress_node}
 kslab.check.ch00.client_node(answer, lab, client="webpod2")
 
 # %% [markdown] lang="en"
+# ## Your progress
+#
+# Every check you run records its result in a small file in your working copy of the workbook
+# (`.kslab-progress.json`, beside the `en/` and `ko/` folders; nothing leaves your machine): your attempts,
+# wrong answers, whether you solved the exercise, and the hints and solutions you asked for. The page below
+# shows, per chapter, the exercises you solved out of the chapter's total, your attempts and the hints you
+# used; in a terminal, `kslab progress` prints the same table. Run the cell again whenever you come back.
+
+# %% [markdown] lang="ko"
+# ## 나의 진도
+#
+# 실행한 확인은 모두 작업 사본 안의 작은 파일(`.kslab-progress.json`, `en/`과 `ko/` 폴더 옆, 내 컴퓨터 밖으로
+# 나가지 않습니다)에 결과를 기록합니다. 시도 횟수, 틀린 답, 풀었는지 여부, 요청한 힌트와 풀이입니다. 아래
+# 페이지는 장마다 전체 연습 문제 중 푼 문제 수, 시도 횟수, 사용한 힌트 수를 보여 줍니다. 터미널에서는
+# `kslab progress`가 같은 표를 출력합니다. 다시 돌아올 때마다 셀을 다시 실행하세요.
+
+# %%
+from kslab import progress
+
+progress_page, progress_table = progress.show()
+catalogue = progress.catalogue()
+catalogue_chapters = sorted({progress.chapter_of(ex) for ex in catalogue})
+page_rows = progress_table.iloc[:-1]  # the last row is the total
+experiments.claim(list(page_rows["chapter"]) == catalogue_chapters
+                  and [int(n) for n in page_rows["total"]] == [sum(progress.chapter_of(ex) == ch for ex in catalogue)
+                                                               for ch in catalogue_chapters]
+                  and int(progress_table["total"].iloc[-1]) == len(catalogue)
+                  and bool((progress_table["solved"] <= progress_table["total"]).all()),
+                  f"the page covers every chapter ({catalogue_chapters[0]}-{catalogue_chapters[-1]}) with the "
+                  f"{len(catalogue)} exercises the catalogue lists, and no chapter shows more solved than it has",
+                  f"the page's chapters {list(page_rows['chapter'])} or totals do not match the catalogue's")
+
+# %% [markdown] lang="en"
 # ## Summary (요약)
 #
 # - The lab: 4 nodes (노드), pods (파드) with addresses from their node's podCIDR, Services
