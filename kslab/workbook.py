@@ -278,6 +278,7 @@ def _generate(check: bool) -> int:
     for t in chapters:  # everything is built (and checked) before anything is written
         learner, solution = build(t.src, t.lang)
         writes += [(t.learner, _text(learner)), (t.solution, _text(solution))]
+    notebooks_written = len(writes)
     for extra_output in EXTRA_OUTPUTS:  # other generated files (written and checked like the notebooks)
         writes += extra_output(sources())
     stale = [path for path, text in writes if not path.exists() or path.read_text(encoding="utf-8") != text]
@@ -300,8 +301,11 @@ def _generate(check: bool) -> int:
             if folder != root / "notebooks" and not any(folder.iterdir()):
                 folder.rmdir()
     sources_ = len({t.src for t in chapters})
+    others = {path for path, _ in writes[notebooks_written:]}  # the EXTRA_OUTPUTS files, counted apart
+    changed = [p for p in stale if p not in others]
     print(f"{sources_} chapters x {len(resources.EDITIONS)} editions, {'checked' if check else 'written'}: "
-          f"{len(stale)} changed, {len(extra)} removed")
+          f"{len(changed)} changed, {len(extra)} removed"
+          + (f"; {len(stale) - len(changed)} other generated files changed" if len(stale) > len(changed) else ""))
     return 0
 
 
