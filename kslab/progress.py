@@ -2,7 +2,7 @@
 learner's working copy of the workbook (no server).
 
 The file is ``.kslab-progress.json`` at the working copy's root: the folder holding the editions'
-folders (``ko/``, ``en/``) that ``kslab lab`` copies, or ``notebooks/`` in a checkout.
+folders (``ko/``, ``en/``) that ``kslab lab`` copies, or the checkout's root in a checkout (git ignores it).
 ``$KSLAB_PROGRESS`` names another file (the test suite points it at a temporary file).
 
 Each exercise is named ``chNN.function`` (``ch02.list_size``: the check's chapter namespace in
@@ -97,18 +97,19 @@ def _edition_folder(start: Path) -> Path | None:
 
 def workbook_root(start: Path | None = None) -> Path:
     """The working copy's root for a notebook running in ``start`` (default: the current folder):
-    the parent of its edition folder; else ``./kslab-workbook`` if there is one (where ``kslab lab``
-    was run); else a checkout's ``notebooks/``; else ``start``."""
+    the parent of its edition folder (in a checkout: the checkout itself, not ``notebooks/``, which
+    the wheel carries); else ``./kslab-workbook`` if there is one (where ``kslab lab`` was run);
+    else a checkout's root; else ``start``."""
     start = (start or Path.cwd()).resolve()
+    root = resources.checkout()
     edition = _edition_folder(start)
     if edition is not None:
+        if root is not None and edition.parent == root / "notebooks":
+            return root  # a checkout is its own working copy (and notebooks/ goes into the wheel)
         return edition.parent
     if (start / WORKBOOK_COPY).is_dir():
         return start / WORKBOOK_COPY
-    root = resources.checkout()
-    if root is not None:
-        return root / "notebooks"
-    return start
+    return root if root is not None else start
 
 
 def progress_path(start: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:

@@ -117,6 +117,8 @@ def test_the_file_is_found_in_the_working_copy_unless_the_environment_names_one(
         assert progress.progress_path(start, environ={}) == copy / progress.FILENAME
     assert progress.progress_path(tmp_path, environ={}) == copy / progress.FILENAME  # where kslab lab was run
     assert progress.progress_path(copy / "ko", environ={progress.ENV: str(tmp_path / "mine.json")}) == tmp_path / "mine.json"
+    checkout = Path(__file__).resolve().parents[1]
+    assert progress.progress_path(checkout / "notebooks" / "ko", environ={}) == checkout / progress.FILENAME
     assert progress.current_lang(start=copy / "ko" / "solutions", environ={}) == "ko"
     assert progress.current_lang(start=tmp_path, environ={progress.LANG_ENV: "ko"}) == "ko"
     assert progress.current_lang(start=tmp_path, environ={"LANG": "C"}) == "en"

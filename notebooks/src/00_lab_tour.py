@@ -385,7 +385,8 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # ## Your progress
 #
 # Every check you run records its result in a small file in your working copy of the workbook
-# (`.kslab-progress.json`, beside the `en/` and `ko/` folders; nothing leaves your machine): your attempts,
+# (`.kslab-progress.json`, beside the `en/` and `ko/` folders, or at the top of a clone of kslab; nothing leaves
+# your machine): your attempts,
 # wrong answers, whether you solved the exercise, and the hints and solutions you asked for. The page below
 # shows, per chapter, the exercises you solved out of the chapter's total, your attempts and the hints you
 # used; in a terminal, `kslab progress` prints the same table. Run the cell again whenever you come back.
@@ -393,8 +394,8 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # %% [markdown] lang="ko"
 # ## 나의 진도
 #
-# 실행한 확인은 모두 작업 사본 안의 작은 파일(`.kslab-progress.json`, `en/`과 `ko/` 폴더 옆, 내 컴퓨터 밖으로
-# 나가지 않습니다)에 결과를 기록합니다. 시도 횟수, 틀린 답, 풀었는지 여부, 요청한 힌트와 풀이입니다. 아래
+# 실행한 확인은 모두 작업 사본 안의 작은 파일(`.kslab-progress.json`, `en/`과 `ko/` 폴더 옆 또는 kslab 클론의 최상위,
+# 내 컴퓨터 밖으로 나가지 않습니다)에 결과를 기록합니다. 시도 횟수, 틀린 답, 풀었는지 여부, 요청한 힌트와 풀이입니다. 아래
 # 페이지는 장마다 전체 연습 문제 중 푼 문제 수, 시도 횟수, 사용한 힌트 수를 보여 줍니다. 터미널에서는
 # `kslab progress`가 같은 표를 출력합니다. 다시 돌아올 때마다 셀을 다시 실행하세요.
 
