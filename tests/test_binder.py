@@ -16,9 +16,12 @@ install is installed instead. A fresh venv, in a copy of the checkout, gets exac
 every learner notebook of BOTH editions runs there through ``.binder/start`` (which alone sets
 KSLAB_BACKEND=sim), nbclient, no errors. Both editions, although test_install already runs the
 ko edition in the README's venv: that venv is an editable install of a different requirement
-set, and Binder learners open either edition; the cost, measured on this 2-core machine, is
-about 2 min of pip (pip's cache warm from test_install's venv) and about 2 min for the 22
-notebooks (learner-cost.json: 1.5-8 CPU s each), which keeps the suite far inside its 90 min.
+set, and Binder learners open either edition. Measured on the 2-core machine, niced, beside a
+full suite run (2026-12-02): 251 s for pip (cold cache, from the network; in the suite it runs in
+the ``install`` xdist group after test_install's venv has warmed pip's cache) and 325 s for the 22
+notebooks (5-40 s each, kernel start included; 1.5-8 CPU s each in learner-cost.json), about
+10 min in all on one worker while the other worker runs the rest: the suite (~52 min) stays well
+inside its 90 min. Running only the en edition here would save about 2.5 min.
 """
 
 from __future__ import annotations
