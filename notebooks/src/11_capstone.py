@@ -108,6 +108,29 @@ sc = capstone.scenario("hairpin", SEED)
 on = sc.setup(lab)
 print(sc.id, sc.params)
 
+# %% [markdown] lang="en"
+# *Stuck?* `kslab.check.hint("ch11.hairpin")` shows a scenario's hints one at a time; once you have checked an answer
+# of your own and seen every hint, `kslab.check.solution("ch11.hairpin")` shows the solution. A scenario's exercise
+# name is its check without `kslab.check.`; `kslab progress` shows how far you are.
+
+# %% [markdown] lang="ko"
+# *막혔나요?* `kslab.check.hint("ch11.hairpin")`은 시나리오의 힌트를 하나씩 보여 줍니다. 직접 답을 한 번 확인하고 힌트를 모두 본
+# 뒤에는 `kslab.check.solution("ch11.hairpin")`이 풀이를 보여 줍니다. 연습 문제의 이름은 확인 함수에서 `kslab.check.`를 뺀
+# 것입니다. `kslab progress`로 어디까지 했는지 볼 수 있습니다.
+
+# %% [markdown] lang="en" hint="ch11.hairpin"
+# 1. Only a pod that the ladder sends back to itself needs the hairpin rule, so only the broken node's webpod sees
+#    failures: run `on.run(pod, "svc-clusterip", n=60)` from each webpod and count the rows whose `outcome` is not
+#    `ok`.
+# 2. Confirm it in the rules: `on.sh(node, "iptables -t nat -S | grep -c KUBE-MARK-MASQ")` on each worker; the node
+#    with fewer `KUBE-MARK-MASQ` jumps lost the `-s POD_IP -j KUBE-MARK-MASQ` rule of its `KUBE-SEP-…` chain.
+
+# %% [markdown] lang="ko" hint="ch11.hairpin"
+# 1. 래더가 파드 자신에게 돌려보낸 연결만 헤어핀 규칙이 필요합니다. 그래서 고장 난 노드의 webpod만 실패를 봅니다. webpod마다 `on.run(pod, "svc-clusterip",
+#    n=60)`을 실행하고 `outcome`이 `ok`가 아닌 행을 세어 보세요.
+# 2. 규칙에서 확인하세요. 워커마다 `on.sh(node, "iptables -t nat -S | grep -c KUBE-MARK-MASQ")`를 실행하면, `KUBE-MARK-MASQ` 점프가 적은
+#    노드가 `KUBE-SEP-…` 체인의 `-s POD_IP -j KUBE-MARK-MASQ` 규칙을 잃은 노드입니다.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # a node name, e.g. "myk8s-worker"
@@ -147,6 +170,19 @@ sc = capstone.scenario("local-no-pod", SEED)
 on = sc.setup(lab)
 print(sc.id, sc.params)
 
+# %% [markdown] lang="en" hint="ch11.local_no_pod"
+# 1. Under `externalTrafficPolicy: Local` a node sends external traffic only to its own ready pods:
+#    `on.pods_per_node("app=deploy-websrv")` says where they run.
+# 2. Trace mypc to each node's nodePort (`on.cluster.service("svc-nodeport").ports[0].node_port`) with
+#    `on.trace("mypc", f"{node}:{port}")` and keep the nodes whose `outcome` is `ok`; do not forget the control
+#    plane.
+
+# %% [markdown] lang="ko" hint="ch11.local_no_pod"
+# 1. `externalTrafficPolicy: Local`에서 노드는 외부 트래픽을 자기 노드의 준비된 파드로만 보냅니다. `on.pods_per_node("app=deploy-websrv")`가
+#    파드가 어디서 도는지 알려 줍니다.
+# 2. 노드마다 노드 포트(`on.cluster.service("svc-nodeport").ports[0].node_port`)로 `on.trace("mypc", f"{node}:{port}")`를
+#    실행하고 `outcome`이 `ok`인 노드를 고르세요. 컨트롤 플레인도 잊지 마세요.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # a list of node names
@@ -182,6 +218,17 @@ sc = capstone.scenario("no-readiness", SEED)
 on = sc.setup(lab)
 print(sc.id, sc.params)
 
+# %% [markdown] lang="en" hint="ch11.no_readiness"
+# 1. Run the client's connections as the briefing names them: `df = on.run(sc.params["client"], sc.params["to"],
+#    n=90)`.
+# 2. `df.groupby("endpoint_pod")["outcome"].value_counts()`: one pod's rows are all errors; that pod stays in the
+#    Service because nothing (no readiness probe) marks it not Ready.
+
+# %% [markdown] lang="ko" hint="ch11.no_readiness"
+# 1. 브리핑이 말하는 클라이언트의 연결을 실행하세요. `df = on.run(sc.params["client"], sc.params["to"], n=90)`.
+# 2. `df.groupby("endpoint_pod")["outcome"].value_counts()`를 보면 한 파드의 행만 모두 오류입니다. 준비성 프로브가 없어 그 파드를 준비되지 않음으로 표시하는
+#    것이 없으니, 파드는 서비스에 남습니다.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # a pod name
@@ -214,6 +261,18 @@ sc = capstone.scenario("hints-disabled", SEED)
 on = sc.setup(lab)
 print(sc.id, sc.params)
 print(views.hints_table(on.cluster, "svc-zone").to_string())
+
+# %% [markdown] lang="en" hint="ch11.hints_disabled"
+# 1. With n endpoints in three equal zones, each zone needs at least `ceil(n/3 / 1.2)`; hints are given only if
+#    three such minimums fit in n.
+# 2. Scale a copy one replica at a time (`trial = on.copy(); trial.scale("deploy-zone", n)`) and read
+#    `views.hints_table(trial.cluster, "svc-zone")`: the first count whose ready endpoints all have a `for_zones`
+#    is the answer.
+
+# %% [markdown] lang="ko" hint="ch11.hints_disabled"
+# 1. 엔드포인트 n개가 같은 크기의 세 존에 있으면 존마다 최소 `ceil(n/3 / 1.2)`개가 필요합니다. 그 최솟값 세 개가 n 안에 들어갈 때만 힌트가 붙습니다.
+# 2. 복사본을 하나씩 늘려 보세요(`trial = on.copy(); trial.scale("deploy-zone", n)`). `views.hints_table(trial.cluster, "svc-
+#    zone")`에서 준비된 엔드포인트가 모두 `for_zones`를 가진 첫 개수가 답입니다.
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -254,6 +313,18 @@ sc = capstone.scenario("affinity-snat", SEED)
 on = sc.setup(lab)
 print(sc.id, sc.params)
 
+# %% [markdown] lang="en" hint="ch11.affinity_snat"
+# 1. xt_recent remembers the source address the node sees; behind one NAT every user is mypc. Run the users'
+#    connections (`on.run("mypc", f"{ingress}:svc-nodeport", n=users)`) and count the distinct `endpoint_pod`.
+# 2. The idle time is the Service's `timeoutSeconds`, written as `--rcheck --seconds N` in its `KUBE-SVC-…` chain:
+#    `on.sh(ingress, "iptables -t nat -S | grep rcheck")`.
+
+# %% [markdown] lang="ko" hint="ch11.affinity_snat"
+# 1. xt_recent는 노드가 보는 출발지 주소를 기억합니다. NAT 하나 뒤에서는 모든 사용자가 mypc입니다. 사용자의 연결(`on.run("mypc", f"{ingress}:svc-
+#    nodeport", n=users)`)을 실행하고 서로 다른 `endpoint_pod`를 세어 보세요.
+# 2. 연결 없이 기다리는 시간은 서비스의 `timeoutSeconds`이며, `KUBE-SVC-…` 체인에 `--rcheck --seconds N`으로 적혀 있습니다. `on.sh(ingress,
+#    "iptables -t nat -S | grep rcheck")`.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # a tuple (pods reached, seconds)
@@ -287,6 +358,17 @@ sc = capstone.scenario("nodeport-range", SEED)
 on = sc.setup(lab)
 print(sc.id, sc.params)
 print(sc.manifest().read_text())
+
+# %% [markdown] lang="en" hint="ch11.nodeport_range"
+# 1. The API server checks a nodePort against its own `--service-node-port-range`, which need not be the default
+#    30000-32767.
+# 2. Apply the manifest and print the error: `try: on.apply(sc.manifest())` / `except kslab.errors.AdmissionError
+#    as e: print(e)`; its last sentence names the valid range.
+
+# %% [markdown] lang="ko" hint="ch11.nodeport_range"
+# 1. API 서버는 nodePort를 자기 `--service-node-port-range`로 검사하며, 그 범위가 기본값 30000-32767이라는 보장은 없습니다.
+# 2. 매니페스트를 적용하고 오류를 출력하세요. `try: on.apply(sc.manifest())` / `except kslab.errors.AdmissionError as e: print(e)`.
+#    마지막 문장이 올바른 범위를 알려 줍니다.
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -327,6 +409,17 @@ sc = capstone.scenario("node-dump", SEED)
 on = sc.setup(lab)  # nothing to break: the dump is the artefact
 print(sc.id, sc.params)
 
+# %% [markdown] lang="en" hint="ch11.node_dump"
+# 1. Read the dump's lines (`capstone.dump_paths(sc.params["dump"])`) and find the `-A KUBE-SERVICES` rule whose
+#    comment is the Service's `namespace/name:port cluster IP`: its `-j KUBE-SVC-…` names the chain.
+# 2. Count that chain's `-j KUBE-SEP-…` rules, one per endpoint. No cluster IP rule at all, only a "has no
+#    endpoints" REJECT? Then the answer is 0.
+
+# %% [markdown] lang="ko" hint="ch11.node_dump"
+# 1. 덤프의 줄(`capstone.dump_paths(sc.params["dump"])`)을 읽고, 주석이 서비스의 `namespace/name:port cluster IP`인 `-A KUBE-
+#    SERVICES` 규칙을 찾으세요. 그 규칙의 `-j KUBE-SVC-…`가 체인 이름입니다.
+# 2. 그 체인의 `-j KUBE-SEP-…` 규칙을 세세요. 엔드포인트마다 하나입니다. 클러스터 IP 규칙이 아예 없고 "has no endpoints" REJECT만 있다면 답은 0입니다.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # a number of endpoints
@@ -364,6 +457,18 @@ kslab.check.ch11.node_dump(answer, sc)
 sc = capstone.scenario("min-sync", SEED)
 on = sc.setup(lab)  # nothing to break: the sync loop runs on the simulator's clock
 print(sc.id, sc.params)
+
+# %% [markdown] lang="en" hint="ch11.min_sync"
+# 1. kube-proxy syncs at once while its runner has a token (a burst of 2), else at the earliest `minSyncPeriod`
+#    after the last sync; updates that arrive meanwhile share that sync.
+# 2. Run the sync loop with your variant's numbers: `views_ch05.compute_min_sync(p["min_sync_period"],
+#    services=p["services"], pods=p["pods"]).count`, and compare with 1.0.
+
+# %% [markdown] lang="ko" hint="ch11.min_sync"
+# 1. kube-proxy는 실행기에 토큰이 있으면(버스트 2) 바로 동기화하고, 없으면 마지막 동기화에서 `minSyncPeriod`가 지난 가장 이른 때에 동기화합니다. 그동안 들어온 갱신은 그 동기화
+#    하나를 함께 씁니다.
+# 2. 변형의 숫자로 동기화 루프를 실행하세요. `views_ch05.compute_min_sync(p["min_sync_period"], services=p["services"],
+#    pods=p["pods"]).count`, 그리고 1.0과 비교하세요.
 
 # %% tags=["solution"]
 # EXERCISE-START
