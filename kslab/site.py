@@ -96,10 +96,11 @@ def jupyter_book_command() -> list[str]:
     return [str(script)]
 
 
-def stage_edition(lang: str, work: Path, chapters: Iterable[str] | None = None) -> list[str]:
-    """Copy the learner notebooks of ``lang`` into ``work`` with a myst.yml listing them and an
-    offline site template (a local folder: mystmd downloads nothing). Returns the stems."""
-    source = resources.notebooks() / lang
+def stage_edition(lang: str, work: Path, chapters: Iterable[str] | None = None, *, source: Path | None = None) -> list[str]:
+    """Copy the learner notebooks of ``lang`` (from ``source``, by default ``notebooks/<lang>``)
+    into ``work`` with a myst.yml listing them and an offline site template (a local folder:
+    mystmd downloads nothing). Returns the stems."""
+    source = source if source is not None else resources.notebooks() / lang
     stems = sorted(p.stem for p in source.glob("*.ipynb"))
     if chapters is not None:
         wanted = list(chapters)
