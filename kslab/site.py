@@ -15,6 +15,7 @@ are collected in a :class:`SiteReport`; ``kslab site`` exits non-zero when there
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import os
 import secrets
@@ -81,10 +82,8 @@ def _say_stderr(line: str) -> None:
 def jupyter_book_command() -> list[str]:
     """How to run jupyter-book (its console script beside this Python), or a one-line error
     naming the extra that installs it."""
-    try:
-        import jupyter_book  # noqa: F401  (only whether it is installed)
-    except ImportError:
-        raise EnvironmentProblem("kslab site needs jupyter-book 2 (mystmd): python3 -m pip install 'kslab[site]'") from None
+    if importlib.util.find_spec("jupyter_book") is None:  # run as a command, never imported (deptry: DEP002)
+        raise EnvironmentProblem("kslab site needs jupyter-book 2 (mystmd): python3 -m pip install 'kslab[site]'")
     script = Path(sys.executable).parent / "jupyter-book"
     if not script.exists():
         found = shutil.which("jupyter-book")
@@ -585,9 +584,11 @@ def build_site(out: Path, langs: Iterable[str] = EDITIONS, *, execute: bool = Tr
             say(f"{lang}: {'executing' if execute else 'exporting'} {len(staged[lang])} notebooks with jupyter-book (sim backend)")
             started = time.monotonic()
             problems = run_mystmd(work / lang, execute=execute, say=say)
-            report.errors += [f"{lang}: {p}" for p in problems]
             built = work / lang / "_build" / "site"
             pages, errors = render_edition(lang, built / "content", built / "public", out, staged[lang], other_editions=editions)
+            if errors:  # mystmd's own line for a cell's exception says less than the cell's error output
+                problems = [p for p in problems if "exception occurred during code execution" not in p]
+            report.errors += [f"{lang}: {p}" for p in problems]
             report.pages += pages
             report.errors += errors
             say(f"{lang}: {len(pages)} pages, {sum(p.charts for p in pages)} charts, {len(errors)} cell error(s) "

@@ -122,7 +122,8 @@ def test_every_panel_shows_through_display_panel():
 
 
 def test_without_jupyter_book_one_line_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "jupyter_book", None)
+    real = site.importlib.util.find_spec
+    monkeypatch.setattr(site.importlib.util, "find_spec", lambda name, *a: None if name == "jupyter_book" else real(name, *a))
     with pytest.raises(EnvironmentProblem, match=r"kslab\[site\]"):
         site.jupyter_book_command()
 
