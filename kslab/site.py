@@ -41,6 +41,10 @@ INDEX_INTRO = {
     "ko": "각 장은 sim 백엔드에서 실행한 학습자용 노트북입니다 (연습 문제는 풀지 않은 상태). 위젯 패널은 기본 설정의 차트로 보입니다.",
     "en": "Each chapter is the learner notebook executed on the sim backend (exercises left open). Widget panels show a chart of their default setting.",
 }
+PANEL_NOTE = {  # where a widget panel was: the chart after it is its default setting
+    "ko": "대화형 패널: 컨트롤을 움직이려면 JupyterLab에서 노트북을 여세요. 아래 차트는 기본 설정입니다",
+    "en": "interactive panel: open the notebook in JupyterLab to move its controls; the chart below is its default setting",
+}
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 STATIC = "_static"
@@ -386,7 +390,7 @@ class Renderer:
         if text_html is not None:
             return f'<div class="output html">{text_html}</div>\n'
         if WIDGET_MIME in mimes:  # the panel itself needs a kernel; its static chart follows it
-            return '<p class="output widget">(interactive panel: open the notebook in JupyterLab to move its controls)</p>\n'
+            return f'<p class="output widget">({html.escape(PANEL_NOTE[self.page.lang])})</p>\n'
         plain = _mime(mimes.get("text/plain"), self.public)
         if plain is not None:
             return f'<pre class="output">{html.escape(plain)}</pre>\n'

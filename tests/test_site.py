@@ -62,7 +62,7 @@ def test_error_output_is_an_execution_error(tmp_path):
 def test_widget_output_says_the_panel_needs_a_kernel(tmp_path):
     out = _renderer(tmp_path).render(_output({"output_type": "display_data", "data": {
         site.WIDGET_MIME: {"content": {"model_id": "abc"}}, "text/plain": {"content": "VBox(...)"}}}))
-    assert "interactive panel" in out and "VBox" not in out
+    assert site.PANEL_NOTE["en"] in out and "VBox" not in out
 
 
 def test_links_between_pages_become_html_files(tmp_path):
@@ -177,6 +177,6 @@ def test_the_real_site_builds_with_no_errors_and_no_broken_links(built_site):
     assert all(n > 0 for n in charts.values()), charts
     ko07 = (report.out / "ko" / "07_traffic_policy_lb.html").read_text()
     assert 'href="../en/07_traffic_policy_lb.html"' in ko07  # the language switch
-    assert ko07.count("interactive panel") >= 1
+    assert ko07.count(site.PANEL_NOTE["ko"]) >= 1
     assert any("executing 11 notebooks" in line for line in lines)
     print(f"site build: {seconds:.0f} s")
