@@ -180,3 +180,22 @@ def test_the_real_site_builds_with_no_errors_and_no_broken_links(built_site):
     assert ko07.count(site.PANEL_NOTE["ko"]) >= 1
     assert any("executing 11 notebooks" in line for line in lines)
     print(f"site build: {seconds:.0f} s")
+
+
+def test_cli_fails_in_one_line_on_a_broken_link_or_an_error(tmp_path, monkeypatch, capsys):
+    from kslab import cli
+
+    def fake_build(out, langs, **kw):  # the build itself is tested above; this is the command's verdict
+        report = site.SiteReport(out, pages=[site.Page("en", "01_x", "x", charts=1)])
+        report.broken = ["en/01_x.html: gone.html (no such file)"] if kw["chapters"] == ["broken"] else []
+        report.errors = ["en/01_x: cell 2: ValueError: boom"] if kw["chapters"] == ["error"] else []
+        return report
+
+    monkeypatch.setattr(site, "build_site", fake_build)
+    for case, word in (("broken", "1 broken link(s)"), ("error", "1 execution error(s)")):
+        assert cli.main(["site", "--out", str(tmp_path / "s"), "--chapter", case]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "kslab: site: FAILED:" in err and word in err
+    assert cli.main(["site", "--out", str(tmp_path / "s"), "--chapter", "fine"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip().endswith("index.html") and "0 broken link(s)" in captured.err
