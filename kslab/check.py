@@ -1321,3 +1321,63 @@ def _path_hops(answer: Any, lab=None, client: str = "mypc", to: str = "myk8s-wor
 
 
 ch10 = SimpleNamespace(reverse_direction=_reverse_direction, udp_rate=_udp_rate, path_hops=_path_hops)
+
+
+# ---- progress, hints and solutions (kslab.progress) ----------------------------------------------
+# Keep this section LAST: _record_progress wraps every chNN namespace defined above it.
+
+from .progress import hint, solution  # noqa: E402  (kslab.check.hint("ch02.list_size"), kslab.check.solution(...))
+
+
+def _recorded(exercise: str, check):
+    """``check`` that also records its result in the learner's progress (:mod:`kslab.progress`):
+    an answered check is an attempt, right or wrong; an unanswered one (answer None) is not.
+    Recording never changes the check's result: a problem saving is one warning line."""
+    import functools
+    import inspect
+
+    params = list(inspect.signature(check).parameters)
+
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs):
+        answer = args[0] if args else kwargs.get(params[0] if params else "answer")
+        try:
+            result = check(*args, **kwargs)
+        except WrongAnswer:
+            if answer is not None:
+                _save_progress(exercise, "wrong")
+            raise
+        if answer is not None and isinstance(result, Feedback) and result.ok:
+            _save_progress(exercise, "right")
+        return result
+
+    return wrapper
+
+
+def _save_progress(exercise: str, outcome: str) -> None:
+    from . import progress
+
+    try:
+        progress.record_check(exercise, outcome)
+    except Exception as e:  # recording must never break a check
+        progress._warn(f"could not save your progress for {exercise} ({type(e).__name__}: {e})")
+
+
+def _record_progress() -> list[str]:
+    """Wrap every function of every ``chNN`` namespace of this module so its result is recorded
+    as exercise ``chNN.function``. Returns the exercise ids wrapped."""
+    import re
+
+    wrapped = []
+    for name, ns in sorted(globals().items()):
+        if re.fullmatch(r"ch\d\d", name) and isinstance(ns, SimpleNamespace):
+            for fn_name, fn in vars(ns).items():
+                if callable(fn) and not getattr(fn, "_kslab_recorded", False):
+                    w = _recorded(f"{name}.{fn_name}", fn)
+                    w._kslab_recorded = True
+                    setattr(ns, fn_name, w)
+                    wrapped.append(f"{name}.{fn_name}")
+    return wrapped
+
+
+RECORDED = _record_progress()

@@ -1026,8 +1026,58 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lab(sub)
     _add_verify(sub)
     _add_apply(sub)
+    _add_progress(sub)
     _add_site(sub)
     return parser
+
+
+def _add_progress(sub) -> None:
+    p = sub.add_parser("progress", help="your progress through the exercises, per chapter (saved in the workbook's working copy)")
+    p.add_argument("--file", default=None, metavar="PATH",
+                   help="the progress file (default: $KSLAB_PROGRESS, else .kslab-progress.json in the working copy: "
+                        "the notebooks' folder, or ./kslab-workbook where kslab lab made it)")
+    p.add_argument("--json", action="store_true", help="machine-readable output: every chapter and every exercise")
+    p.add_argument("--reset", action="store_true", help="forget all progress (removes the file; needs --yes)")
+    p.add_argument("--yes", action="store_true", help="with --reset: really reset, without asking")
+    p.set_defaults(func=cmd_progress)
+
+
+def cmd_progress(args) -> int:
+    import json
+    from dataclasses import asdict
+
+    from . import progress
+
+    path = Path(args.file).expanduser() if args.file else progress.progress_path()
+    if args.file and path.is_dir():
+        raise InputError("--file", f"{path} is a folder", "give the progress file, e.g. kslab-workbook/.kslab-progress.json")
+    if args.yes and not args.reset:
+        raise InputError("--yes", "confirms --reset, which is not given", "run kslab progress --reset --yes to forget your progress")
+    if args.reset:
+        if not args.yes:
+            raise InputError("--reset", f"would forget all progress in {path}", "add --yes to do it: kslab progress --reset --yes")
+        existed = path.exists()
+        progress.reset(path)
+        print(f"kslab: progress reset ({path} {'removed' if existed else 'did not exist'})")
+        return 0
+    state = progress.load(path)
+    rows = progress.summary(state)
+    known = set(progress.catalogue())
+    if args.json:
+        print(json.dumps({"file": str(path),
+                          "chapters": [asdict(r) for r in rows],
+                          "exercises": {k: asdict(v) for k, v in sorted(state.exercises.items()) if k in known}}, indent=1))
+        return 0
+    head = ("chapter", "solved", "attempts", "hints used", "solutions shown")
+    table = [head] + [(r.chapter, f"{r.solved}/{r.total}", str(r.attempts), str(r.hints_used), str(r.solutions_shown))
+                      for r in rows]
+    table.append(("total", f"{sum(r.solved for r in rows)}/{sum(r.total for r in rows)}", str(sum(r.attempts for r in rows)),
+                  str(sum(r.hints_used for r in rows)), str(sum(r.solutions_shown for r in rows))))
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:
+        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    print(f"(from {path}{'' if path.exists() else ', not written yet'})")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -166,7 +166,8 @@ class JupyterServer:
 def run_mystmd(work: Path, *, execute: bool, say: Say = _say_stderr) -> list[str]:
     """``jupyter-book build --site [--execute]`` in ``work``; returns mystmd's error lines (⛔️)."""
     command = jupyter_book_command() + ["build", "--site"] + (["--execute"] if execute else [])
-    env = dict(os.environ, KSLAB_BACKEND="sim", KSLAB_SITE="1", PYTHONUNBUFFERED="1",
+    # the exercise checks record progress (kslab.progress): into the work folder, never the learner's file
+    env = dict(os.environ, KSLAB_BACKEND="sim", KSLAB_SITE="1", PYTHONUNBUFFERED="1", KSLAB_PROGRESS=str(work / "progress.json"),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("JUPYTER_BASE_URL", None)
     env.pop("JUPYTER_TOKEN", None)
