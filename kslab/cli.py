@@ -1034,6 +1034,33 @@ def cmd_capstone(args) -> int:
     return 0
 
 
+def _add_site(sub) -> None:
+    p = sub.add_parser("site", help="build the workbook's static site (both editions executed on sim; jupyter-book 2)",
+                       description="Execute the learner notebooks on the sim backend with jupyter-book 2 (mystmd), render them "
+                                   "as a static site (interactive plotly charts, offline) and check every internal link. "
+                                   "Needs the [site] extra: python3 -m pip install 'kslab[site]'.")
+    p.add_argument("--out", default="site", help="the site's folder (replaced; default: ./site)")
+    p.add_argument("--lang", choices=["ko", "en", "all"], default="all", help="the edition(s) to build (default: all)")
+    p.add_argument("--chapter", action="append", metavar="NAME", help="only this chapter (e.g. 01_clusterip; repeatable)")
+    p.add_argument("--no-execute", action="store_true", help="render the notebooks as committed (no outputs), without running them")
+    p.set_defaults(func=cmd_site)
+
+
+def cmd_site(args) -> int:
+    from . import site
+
+    langs = list(site.EDITIONS) if args.lang == "all" else [args.lang]
+    report = site.build_site(Path(args.out), langs, execute=not args.no_execute, chapters=args.chapter)
+    for link in report.external:
+        print(f"kslab: site: external link (not checked): {link}", file=sys.stderr)
+    if not report.ok:
+        print(f"kslab: site: FAILED: {report.summary()} (lines above)", file=sys.stderr)
+        return 1
+    print(f"kslab: site: {report.summary()}", file=sys.stderr)
+    print(report.out / "index.html")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kslab", description="Kubernetes Service networking, the way kube-proxy does it.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -1050,6 +1077,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_apply(sub)
     _add_capstone(sub)
     _add_progress(sub)
+    _add_site(sub)
     return parser
 
 

@@ -144,3 +144,25 @@ def live_cluster(tmp_path, monkeypatch):
     monkeypatch.delenv("KSLAB_STRICT_BACKEND", raising=False)
     yield server, env
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory):
+    """The workbook's static site, both editions executed on sim (``kslab.site.build_site``), built
+    once per session for tests/test_site.py and tests/test_browser_site.py (both in the xdist group
+    "site", so one worker builds it). Returns ``(report, seconds, progress lines)``; skips when jupyter-book or
+    node is missing (the [site] extra; Debian's nodejs)."""
+    import shutil
+    import time
+
+    pytest.importorskip("jupyter_book", reason="python3 -m pip install 'kslab[site]'")
+    if not shutil.which("node"):
+        pytest.skip("node is not installed (apt-get install nodejs): jupyter-book 2 runs mystmd on it")
+    from kslab import site
+
+    lines: list[str] = []
+    started = time.monotonic()
+    report = site.build_site(tmp_path_factory.mktemp("site") / "site", say=lines.append)
+    seconds = time.monotonic() - started
+    print(f"\nkslab site: {report.summary()} in {seconds:.0f} s", file=sys.stderr)
+    return report, seconds, lines
