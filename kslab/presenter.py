@@ -12,12 +12,21 @@ has no presenter notebook; an entry matching no cell, or several, is a one-line 
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
 import tomllib
+import webbrowser
 from pathlib import Path
+from typing import Callable
 
 import nbformat
 
-from .errors import InputError
+from .errors import EnvironmentProblem, InputError
 
 SPEC = "present.toml"  # in notebooks/src, beside the chapter sources
 FOLDER = "present"  # notebooks/<lang>/present/NN_topic.ipynb
@@ -89,3 +98,76 @@ def chapter_path(folder: Path, chapter: str) -> Path | None:
 def chapters(folder: Path) -> list[str]:
     """The chapters with a presenter notebook in an edition's ``present/`` folder: ``["00", ...]``."""
     return sorted(p.name[:2] for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _free_port(first: int = 8866, tries: int = 100) -> int:
+    for port in range(first, first + tries):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise EnvironmentProblem(f"kslab present: no free port in {first}-{first + tries - 1}; give one with --port")
+
+
+def _accepting(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def voila_command(notebook: Path, port: int) -> list[str]:
+    """How ``kslab present`` starts Voila: on loopback, sources stripped, no browser of its own."""
+    return [sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+            "--Voila.port_retries=0", "--strip_sources=True", "--Voila.log_level=WARN", str(notebook)]
+
+
+def serve(chapter: str, *, lang: str, port: int | None, browser: bool, backend: str | None,
+          folder: Callable[[], Path], ready_timeout: float = 120.0) -> int:
+    """``kslab present NN``: Voila on the presenter page of ``chapter`` in edition ``lang`` (the
+    folder ``folder()`` returns: the checkout's or the working copy's), until Ctrl-C."""
+    if importlib.util.find_spec("voila") is None:
+        raise EnvironmentProblem(f"kslab present: Voila is not installed in {sys.executable}; run: pip install -e '.[present]' "
+                                 f"(in a checkout; else {sys.executable} -m pip install 'voila>=0.5')")
+    if port is not None and not 0 < port < 65536:
+        raise InputError("--port", f"{port} is not a TCP port", "give a port from 1 to 65535, or leave --port out")
+    present = folder() / FOLDER
+    notebook = chapter_path(present, chapter)
+    if notebook is None:
+        have = chapters(present)
+        raise InputError("NN", f"{chapter!r} is not a chapter with a presenter page",
+                         f"use one of {', '.join(have) if have else '(none: run python3 -m kslab.workbook)'}")
+    port = port or _free_port()
+    env = dict(os.environ, KSLAB_BACKEND=backend or os.environ.get("KSLAB_BACKEND") or "sim")
+    cmd = voila_command(notebook, port)
+    url = f"http://127.0.0.1:{port}/"
+    print(f"kslab: presenting {notebook.parent.parent.name}/{FOLDER}/{notebook.name} on the {env['KSLAB_BACKEND']} backend: "
+          f"KSLAB_BACKEND={env['KSLAB_BACKEND']} {shlex.join(cmd)}", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    # its own session: Ctrl-C reaches kslab only, which stops Voila (no question from the server)
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        while not _accepting(port):
+            if proc.poll() is not None:
+                raise EnvironmentProblem(f"kslab present: Voila exited with status {proc.returncode} before serving "
+                                         f"(see its message above); is port {port} taken? try --port")
+            if time.monotonic() - started > ready_timeout:
+                raise EnvironmentProblem(f"kslab present: Voila did not serve on port {port} within {ready_timeout:.0f} s")
+            time.sleep(0.2)
+        print(f"kslab: presenter mode for chapter {notebook.name[:2]} at {url} (ready in {time.monotonic() - started:.1f} s; "
+              "Ctrl-C stops it)", flush=True)
+        if browser:
+            webbrowser.open(url)
+        return proc.wait()
+    except KeyboardInterrupt:
+        print("kslab: stopping presenter mode", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
