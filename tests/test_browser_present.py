@@ -87,7 +87,7 @@ def test_present07_traffic_policy_in_chromium(presenter):
         shown = time.monotonic() - t0
         # Voila has run every cell (its spinner, #loading, is gone) and the page's kernel connection is up
         page.wait_for_function("() => !document.getElementById('loading') && document.readyState === 'complete'", timeout=120_000)
-        page.wait_for_timeout(2_000)
+        page.wait_for_timeout(8_000)  # the charts settle (plotly autosize) before a control moves
         # the page: the chapter's title, the panel, no code (--strip_sources) and no error output
         body = page.inner_text("body")
         assert "07 · externalTrafficPolicy" in body and "Presenter mode" in body, body[:500]
