@@ -384,21 +384,19 @@ def copy_workbook(source: Path, target: Path) -> tuple[list[str], list[str]]:
     return copied, kept
 
 
-def cmd_lab(args) -> int:
-    import importlib.util
-
+def edition_folder(dir_: str | None, lang: str, command: str) -> Path:
+    """The folder of edition ``lang`` that ``kslab lab`` and ``kslab present`` open: the checkout's
+    ``notebooks/LANG``, otherwise LANG in the working copy (``--dir``, default ./kslab-workbook),
+    which gets the course's notebooks it lacks (never overwriting one)."""
     from . import resources
     from .errors import EnvironmentProblem
 
-    lang = choose_edition(args.lang, os.environ)
-    if importlib.util.find_spec("jupyterlab") is None:
-        raise EnvironmentProblem(f"kslab lab: JupyterLab is not installed in {sys.executable}; run: {sys.executable} -m pip install jupyterlab")
     if resources.checkout() is not None:
-        if args.dir:
+        if dir_:
             raise InputError("--dir", "kslab runs from a checkout, which opens its own notebooks/", "drop --dir, or run kslab from an installed copy")
         workbook = resources.notebooks()
     else:
-        workbook = Path(args.dir or WORKBOOK_COPY).resolve()
+        workbook = Path(dir_ or WORKBOOK_COPY).resolve()
         if workbook.exists() and not workbook.is_dir():
             raise InputError("--dir", f"{workbook} is a file", "give a folder for the workbook's working copy")
         copied, kept = copy_workbook(resources.notebooks(), workbook)
@@ -408,7 +406,19 @@ def cmd_lab(args) -> int:
             print(f"kslab: kept your edited {', '.join(kept)} in {workbook} (delete a file to get the course's version back)", file=sys.stderr)
     nb = workbook / lang
     if not nb.is_dir():
-        raise EnvironmentProblem(f"kslab lab: the {lang} edition is missing ({nb}); reinstall kslab, or in a checkout run: python3 -m kslab.workbook")
+        raise EnvironmentProblem(f"kslab {command}: the {lang} edition is missing ({nb}); reinstall kslab, or in a checkout run: python3 -m kslab.workbook")
+    return nb
+
+
+def cmd_lab(args) -> int:
+    import importlib.util
+
+    from .errors import EnvironmentProblem
+
+    lang = choose_edition(args.lang, os.environ)
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise EnvironmentProblem(f"kslab lab: JupyterLab is not installed in {sys.executable}; run: {sys.executable} -m pip install jupyterlab")
+    nb = edition_folder(args.dir, lang, "lab")
     env = dict(os.environ)
     env["KSLAB_BACKEND"] = args.backend or env.get("KSLAB_BACKEND") or "sim"
     cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={nb}"]
@@ -426,6 +436,34 @@ def cmd_lab(args) -> int:
     sys.stdout.flush()
     os.execve(sys.executable, cmd, env)
     return 0  # not reached
+
+
+def _add_present(sub) -> None:
+    p = sub.add_parser(
+        "present",
+        help="presenter mode: a chapter's panels and charts in the browser, code hidden (Voila)",
+        description="Serve chapter NN's presenter page (notebooks/LANG/present/NN_topic.ipynb: the chapter's "
+                    "main panels and charts, code hidden) with Voila on this machine, print its URL, and keep "
+                    "serving until Ctrl-C. Needs the [present] extra: pip install -e '.[present]'. "
+                    "Example: kslab present 07 --lang en",
+    )
+    p.add_argument("chapter", metavar="NN", help="the chapter: 00 to 10 (7 is 07)")
+    p.add_argument("--backend", choices=["sim", "netns", "kind"], default=None,
+                   help="backend for the page's kernel (default: $KSLAB_BACKEND or sim)")
+    p.add_argument("--lang", default=None, metavar="ko|en", help="the edition (default: from the locale, as kslab lab)")
+    p.add_argument("--dir", default=None, metavar="PATH",
+                   help=f"outside a checkout: the working copy of the workbook (default: ./{WORKBOOK_COPY})")
+    p.add_argument("--port", type=int, default=None, help="the port (default: the first free one from 8866)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(func=cmd_present)
+
+
+def cmd_present(args) -> int:
+    from . import presenter
+
+    lang = choose_edition(args.lang, os.environ)
+    return presenter.serve(args.chapter, lang=lang, port=args.port, browser=not args.no_browser, backend=args.backend,
+                           folder=lambda: edition_folder(args.dir, lang, "present"))
 
 
 def _add_context(p) -> None:
@@ -1073,6 +1111,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_netns(sub)
     _add_doctor(sub)
     _add_lab(sub)
+    _add_present(sub)
     _add_verify(sub)
     _add_apply(sub)
     _add_capstone(sub)

@@ -5,7 +5,9 @@ per edition (``resources.EDITIONS``: ``ko``, ``en``):
 - ``notebooks/<lang>/NN_topic.ipynb``: the learner's notebook: every cell tagged ``solution`` is
   replaced by its exercise form (the lines between ``# EXERCISE-START`` and ``# EXERCISE-END``
   comments in the cell, or ``answer = None``), so ``kslab.check`` says "not answered yet";
-- ``notebooks/<lang>/solutions/NN_topic.ipynb``: the same chapter with the solutions, which must pass.
+- ``notebooks/<lang>/solutions/NN_topic.ipynb``: the same chapter with the solutions, which must pass;
+- ``notebooks/<lang>/present/NN_topic.ipynb``: presenter mode's page (``kslab present NN``), for the
+  chapters ``notebooks/src/present.toml`` names (:mod:`kslab.presenter`).
 
 The bilingual convention (docs/writing-chapters.md): every markdown cell names its language in
 its header, ``# %% [markdown] lang="ko"`` or ``lang="en"`` (``lang="any"``: a cell without words,
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import resources
+from . import presenter, resources
 from .errors import EnvironmentProblem, InputError, KslabError
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -196,7 +198,7 @@ def orphans(wanted: set[Path]) -> list[Path]:
     chapter, or the single-edition layout before the editions. Other notebooks are left alone."""
     notebooks = _checkout() / "notebooks"
     places = [notebooks, notebooks / "solutions"]
-    places += [notebooks / lang / sub for lang in resources.EDITIONS for sub in ("", "solutions")]
+    places += [notebooks / lang / sub for lang in resources.EDITIONS for sub in ("", "solutions", presenter.FOLDER)]
     return sorted(p for place in places for p in place.glob(_CHAPTER) if p not in wanted)
 
 
@@ -275,9 +277,17 @@ def _generate(check: bool) -> int:
     root = _checkout()
     chapters = targets()
     writes: list[tuple[Path, str]] = []
+    present = presenter.load_spec(root / "notebooks" / "src")
+    unknown = sorted(set(present) - {t.src.name[:2] for t in chapters})
+    if unknown:
+        raise InputError(f"notebooks/src/{presenter.SPEC}", f"no chapter source for [chapters.{unknown[0]}]",
+                         "remove the entry, or add the chapter's notebooks/src/NN_topic.py")
     for t in chapters:  # everything is built (and checked) before anything is written
         learner, solution = build(t.src, t.lang)
         writes += [(t.learner, _text(learner)), (t.solution, _text(solution))]
+        if t.src.name[:2] in present:  # the hook for extra outputs: presenter mode's page of the chapter
+            page = _normalise(presenter.build(t.src, t.lang, solution, present[t.src.name[:2]]))
+            writes.append((t.learner.parent / presenter.FOLDER / t.learner.name, _text(page)))
     notebooks_written = len(writes)
     for extra_output in EXTRA_OUTPUTS:  # other generated files (written and checked like the notebooks)
         writes += extra_output(sources())

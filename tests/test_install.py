@@ -195,7 +195,10 @@ def test_lab_outside_a_checkout_makes_a_working_copy_and_keeps_edits(exec_calls,
         assert sorted(p.name for p in (copy / lang / "solutions").glob("*.ipynb")) == chapters
     assert not (copy / "src").exists()
     assert exec_calls[-1][1][3] == f"--notebook-dir={copy / 'ko'}"
-    assert f"copied {4 * len(chapters)} notebooks of the course into {copy}" in capsys.readouterr().err
+    presented = sorted(p.name for p in (REPO / "notebooks" / "ko" / "present").glob("*.ipynb"))  # kslab present's pages
+    for lang in ("ko", "en"):
+        assert sorted(p.name for p in (copy / lang / "present").glob("*.ipynb")) == presented
+    assert f"copied {4 * len(chapters) + 2 * len(presented)} notebooks of the course into {copy}" in capsys.readouterr().err
 
     edited = copy / "ko" / chapters[1]
     edited.write_text(edited.read_text().replace("kslab", "KSLAB", 1))
