@@ -11,7 +11,31 @@ under its own folder. Everything else is spread over the workers.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import pytest
+
+_PROGRESS_DIR = "_KSLAB_TEST_PROGRESS_DIR"  # set by the first process of a run; xdist workers and nbval's kernels inherit it
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Exercise checks record the learner's progress (kslab.progress): point ``KSLAB_PROGRESS`` at a
+    file in a temporary folder for the whole run, so neither the tests nor nbval's notebook kernels
+    (which inherit the environment) write into the repository's notebooks/."""
+    if not os.environ.get(_PROGRESS_DIR):
+        folder = tempfile.mkdtemp(prefix="kslab-test-progress-")
+        os.environ[_PROGRESS_DIR] = folder
+        config._kslab_progress_dir = folder  # type: ignore[attr-defined]
+    os.environ["KSLAB_PROGRESS"] = os.path.join(os.environ[_PROGRESS_DIR], "progress.json")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = getattr(config, "_kslab_progress_dir", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(_PROGRESS_DIR, None)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

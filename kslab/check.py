@@ -1321,3 +1321,253 @@ def _path_hops(answer: Any, lab=None, client: str = "mypc", to: str = "myk8s-wor
 
 
 ch10 = SimpleNamespace(reverse_direction=_reverse_direction, udp_rate=_udp_rate, path_hops=_path_hops)
+
+
+# ---- chapter 11: the capstone (kslab.capstone) ------------------------------------------------------------
+
+
+def _capstone(id: str, which: Any):
+    """The scenario a ch11 check is about: a :class:`kslab.capstone.Scenario`, a seed, or None (the learner's seed)."""
+    from . import capstone
+
+    if isinstance(which, capstone.Scenario):
+        if which.id != id:
+            raise WrongAnswer(f"this check is for scenario {id!r}, not {which.id!r}: use kslab.check.ch11.{which.id.replace('-', '_')}")
+        return which
+    return capstone.scenario(id, capstone.learner_seed() if which is None else which)
+
+
+def _capstone_answer(sc, lab=None):
+    """The scenario's right answer, from a copy of the learner's broken ``lab`` (or a new one): a lab
+    that is no longer in the scenario's state (reset, or set up for another scenario) is said in one line."""
+    try:
+        return sc.answer(lab)
+    except AssertionError as e:
+        raise WrongAnswer(f"your lab is not in scenario {sc.id!r}'s state any more ({e}); run on = sc.setup(lab) "
+                          "again, then your diagnosis") from None
+
+
+def _as_int(answer: Any, what: str) -> int:
+    try:
+        got = int(answer)
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give {what} as a whole number, not {answer!r}") from None
+    if isinstance(answer, bool) or float(answer) != got:
+        raise WrongAnswer(f"give {what} as a whole number, not {answer!r}")
+    return got
+
+
+def _ch11_hairpin(answer: Any, scenario: Any = None, lab=None) -> Feedback:
+    sc = _capstone("hairpin", scenario)
+    if answer is None:
+        return _pending("the node that lost its hairpin rules")
+    expected = _capstone_answer(sc, lab)
+    got = str(answer).strip()
+    if got == expected:
+        return _ok(f"{expected}: its webpod's connections that the ladder sends back to itself fail (no KUBE-MARK-MASQ in "
+                   "its KUBE-SEP chain, so no MASQUERADE: the pod drops a SYN from its own address); the other nodes' pods are fine")
+    nodes = {"myk8s-control-plane", "myk8s-worker", "myk8s-worker2", "myk8s-worker3"}
+    if got not in nodes:
+        raise WrongAnswer(f"{answer!r} is not a node of the lab. Hint: answer one of {', '.join(sorted(nodes))}")
+    if got == "myk8s-control-plane":
+        raise WrongAnswer("the control plane runs no webpod, so no hairpin of svc-clusterip happens there. Hint: run "
+                          "on.run(pod, 'svc-clusterip') from each webpod and look at the rows whose endpoint_pod is the client")
+    raise WrongAnswer(f"{got}'s pod reaches svc-clusterip fine. Hint: on.run(pod, 'svc-clusterip', n=60) from each webpod; whose "
+                      "self-connections fail? Then on.sh(node, 'iptables -t nat -S | grep KUBE-MARK-MASQ') on its node")
+
+
+def _ch11_local_no_pod(answer: Any, scenario: Any = None, lab=None) -> Feedback:
+    sc = _capstone("local-no-pod", scenario)
+    if answer is None:
+        return _pending("the nodes whose nodePort answers mypc under externalTrafficPolicy Local")
+    if isinstance(answer, str) or not hasattr(answer, "__iter__"):
+        raise WrongAnswer("give a list of node names, for example ['myk8s-worker'] (which ones?)")
+    got = sorted({str(a).strip() for a in answer})
+    expected = _capstone_answer(sc, lab)
+    if got == expected:
+        return _ok(f"{', '.join(expected)}: under Local a node forwards external traffic only to its own ready pods; "
+                   f"{sc.params['empty']} (and the control plane) have none, so kube-proxy drops there ('has no local endpoints')")
+    if sc.params["empty"] in got:
+        raise WrongAnswer(f"{sc.params['empty']} has no deploy-echo pod. Hint: on.trace('mypc', '{sc.params['empty']}:<nodePort>') "
+                          "and on.pods_per_node('app=deploy-websrv')")
+    if "myk8s-control-plane" in got:
+        raise WrongAnswer("the control plane runs no deploy-echo pod (its taint). Hint: on.pods_per_node('app=deploy-websrv')")
+    raise WrongAnswer("not quite: some node that has a local pod is missing. Hint: trace mypc to each node's nodePort "
+                      "(on.trace('mypc', f'{node}:{port}').outcome)")
+
+
+def _ch11_no_readiness(answer: Any, scenario: Any = None, lab=None) -> Feedback:
+    sc = _capstone("no-readiness", scenario)
+    if answer is None:
+        return _pending("the pod that serves the errors")
+    expected = _capstone_answer(sc, lab)
+    got = str(answer).strip()
+    if got == expected:
+        return _ok(f"{expected}: its app answers errors but, without a readinessProbe, kubelet keeps it Ready, so the "
+                   f"EndpointSlice keeps it and kube-proxy sends it its share of {sc.params['service']}'s connections")
+    if got in {"net-pod", "mypc"}:
+        raise WrongAnswer(f"{got} is the client. Hint: on.run(...) and group the rows by endpoint_pod and outcome")
+    raise WrongAnswer(f"not {answer!r}. Hint: df = on.run('{sc.params['client']}', '{sc.params['to']}', n=90); "
+                      "df.groupby('endpoint_pod')['outcome'].value_counts(): which pod's rows are all errors?")
+
+
+def _ch11_hints_disabled(answer: Any, scenario: Any = None, lab=None) -> Feedback:
+    sc = _capstone("hints-disabled", scenario)
+    if answer is None:
+        return _pending(f"the smallest replica count above {sc.params['replicas']} that gets hints back")
+    got = _as_int(answer, "a replica count")
+    expected = _capstone_answer(sc, lab)
+    n = sc.params["replicas"]
+    if got == expected:
+        return _ok(f"{expected}: each zone's minimum ceil({expected}/3 / 1.2) fits three times in {expected}; "
+                   f"below it the controller removes every hint (event TopologyAwareHintsDisabled)")
+    if got <= n:
+        raise WrongAnswer(f"the question asks for a count above {n}")
+    if got < expected:
+        raise WrongAnswer(f"{got} still gets no hints. Hint: three times ceil({got}/3 / 1.2) is more than {got}; scale a "
+                          "copy and read kslab.views.hints_table(on.cluster, 'svc-zone')")
+    raise WrongAnswer(f"{got} gets hints, but a smaller count does too. Hint: try the counts from {n + 1} up, one by one")
+
+
+def _ch11_affinity_snat(answer: Any, scenario: Any = None, lab=None) -> Feedback:
+    sc = _capstone("affinity-snat", scenario)
+    if answer is None:
+        return _pending("(pods reached, idle seconds before a user may move)")
+    try:
+        pods, seconds = answer
+        pods, seconds = _as_int(pods, "the pods reached"), _as_int(seconds, "the seconds")
+    except (TypeError, ValueError):
+        raise WrongAnswer(f"give a tuple (pods, seconds), not {answer!r}") from None
+    expected = _capstone_answer(sc, lab)
+    if (pods, seconds) == expected:
+        return _ok(f"{expected}: xt_recent keys on the source address, and behind one NAT every user is mypc: all stick "
+                   f"to one pod until {expected[1]} s pass without a connection (--rcheck --seconds {expected[1]})")
+    if pods != expected[0]:
+        if pods == sc.params["replicas"]:
+            raise WrongAnswer(f"{pods} is every replica, as if each user were its own client. Hint: what source address does "
+                              "the SVC chain's --rcheck see for each user? on.run('mypc', ...) and count endpoint_pod")
+        raise WrongAnswer(f"not {pods} pods. Hint: on.run('mypc', '{sc.params['ingress']}:svc-nodeport', n=...) and count "
+                          "the distinct endpoint_pod")
+    if seconds == 10800:
+        raise WrongAnswer("10800 is the default timeoutSeconds; this Service sets its own. Hint: "
+                          f"on.sh('{sc.params['ingress']}', 'iptables -t nat -S | grep rcheck')")
+    raise WrongAnswer(f"the pods are right, the seconds not. Hint: read --rcheck --seconds in the KUBE-SVC chain")
+
+
+def _ch11_nodeport_range(answer: Any, scenario: Any = None, lab=None) -> Feedback:
+    sc = _capstone("nodeport-range", scenario)
+    if answer is None:
+        return _pending("the largest nodePort this API server accepts")
+    got = _as_int(answer, "a port")
+    expected = _capstone_answer(sc, lab)
+    if got == expected:
+        return _ok(f"{expected}: the API server was started with --service-node-port-range {sc.params['range']}, and its "
+                   f"validation refused nodePort {sc.params['node_port']} ('provided port is not in the valid range')")
+    if got == 32767:
+        raise WrongAnswer("32767 is the default range's end; this API server has another. Hint: apply sc.manifest() and "
+                          "read the whole error message")
+    if got == sc.params["node_port"]:
+        raise WrongAnswer(f"{got} is the port the API server refused. Hint: its message names the valid range")
+    raise WrongAnswer(f"not {got}. Hint: try: on.apply(sc.manifest()) except kslab.errors.AdmissionError as e: print(e)")
+
+
+def _ch11_node_dump(answer: Any, scenario: Any = None, lab=None) -> Feedback:
+    sc = _capstone("node-dump", scenario)
+    if answer is None:
+        return _pending(f"the endpoints of {sc.params['service']} in {sc.params['dump']}'s rules")
+    got = _as_int(answer, "a number of endpoints")
+    expected = sc.answer()
+    if got == expected:
+        if expected == 0:
+            return _ok(f"0: the dump has no KUBE-SVC chain for {sc.params['service']}, only kube-proxy's 'has no endpoints' "
+                       "REJECT in the filter table")
+        return _ok(f"{expected}: the KUBE-SVC chain that KUBE-SERVICES sends {sc.params['service']}'s cluster IP to has "
+                   f"{expected} KUBE-SEP jump(s), one per endpoint")
+    if expected == 0:
+        raise WrongAnswer("not quite. Hint: is there a KUBE-SVC chain for it at all? grep the dump for its name, in both "
+                          "tables (a 'has no endpoints' rule means none is ready)")
+    raise WrongAnswer(f"not {got}. Hint: find the -A KUBE-SERVICES rule with the comment '{sc.params['service']} cluster IP', "
+                      "then count the -j KUBE-SEP- rules of the chain it jumps to (or kslab trace --iptables-save ... candidates)")
+
+
+def _ch11_min_sync(answer: Any, scenario: Any = None, lab=None) -> Feedback:
+    sc = _capstone("min-sync", scenario)
+    if answer is None:
+        return _pending("the number of syncs the deletion causes")
+    got = _as_int(answer, "a number of syncs")
+    expected = sc.answer()
+    p = sc.params
+    if got == expected:
+        return _ok(f"{expected}: with minSyncPeriod {p['min_sync_period']} s kube-proxy may sync again right after each "
+                   f"sync (after a burst of 2), so the {p['pods']} updates spread over 3 s are hardly batched; each sync "
+                   "rewrites the rules of all the Services. A period of 1 s batches them into a few syncs")
+    if got == p["pods"]:
+        raise WrongAnswer(f"{got} is one sync per pod. Hint: a sync takes time on {p['services']} Services, and updates "
+                          "that arrive during one are batched into the next; run views_ch05.compute_min_sync(...)")
+    raise WrongAnswer(f"not {got}. Hint: kslab.views_ch05.compute_min_sync({p['min_sync_period']}, services={p['services']}, "
+                      f"pods={p['pods']}).count, and its .syncs table")
+
+
+ch11 = SimpleNamespace(hairpin=_ch11_hairpin, local_no_pod=_ch11_local_no_pod, no_readiness=_ch11_no_readiness,
+                       hints_disabled=_ch11_hints_disabled, affinity_snat=_ch11_affinity_snat,
+                       nodeport_range=_ch11_nodeport_range, node_dump=_ch11_node_dump, min_sync=_ch11_min_sync)
+
+
+# ---- progress, hints and solutions (kslab.progress) ----------------------------------------------
+# Keep this section LAST: _record_progress wraps every chNN namespace defined above it.
+
+from .progress import hint, solution  # noqa: E402  (kslab.check.hint("ch02.list_size"), kslab.check.solution(...))
+
+
+def _recorded(exercise: str, check):
+    """``check`` that also records its result in the learner's progress (:mod:`kslab.progress`):
+    an answered check is an attempt, right or wrong; an unanswered one (answer None) is not.
+    Recording never changes the check's result: a problem saving is one warning line."""
+    import functools
+    import inspect
+
+    params = list(inspect.signature(check).parameters)
+
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs):
+        answer = args[0] if args else kwargs.get(params[0] if params else "answer")
+        try:
+            result = check(*args, **kwargs)
+        except WrongAnswer:
+            if answer is not None:
+                _save_progress(exercise, "wrong")
+            raise
+        if answer is not None and isinstance(result, Feedback) and result.ok:
+            _save_progress(exercise, "right")
+        return result
+
+    return wrapper
+
+
+def _save_progress(exercise: str, outcome: str) -> None:
+    from . import progress
+
+    try:
+        progress.record_check(exercise, outcome)
+    except Exception as e:  # recording must never break a check
+        progress._warn(f"could not save your progress for {exercise} ({type(e).__name__}: {e})")
+
+
+def _record_progress() -> list[str]:
+    """Wrap every function of every ``chNN`` namespace of this module so its result is recorded
+    as exercise ``chNN.function``. Returns the exercise ids wrapped."""
+    import re
+
+    wrapped = []
+    for name, ns in sorted(globals().items()):
+        if re.fullmatch(r"ch\d\d", name) and isinstance(ns, SimpleNamespace):
+            for fn_name, fn in vars(ns).items():
+                if callable(fn) and not getattr(fn, "_kslab_recorded", False):
+                    w = _recorded(f"{name}.{fn_name}", fn)
+                    w._kslab_recorded = True
+                    setattr(ns, fn_name, w)
+                    wrapped.append(f"{name}.{fn_name}")
+    return wrapped
+
+
+RECORDED = _record_progress()

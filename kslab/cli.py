@@ -384,21 +384,19 @@ def copy_workbook(source: Path, target: Path) -> tuple[list[str], list[str]]:
     return copied, kept
 
 
-def cmd_lab(args) -> int:
-    import importlib.util
-
+def edition_folder(dir_: str | None, lang: str, command: str) -> Path:
+    """The folder of edition ``lang`` that ``kslab lab`` and ``kslab present`` open: the checkout's
+    ``notebooks/LANG``, otherwise LANG in the working copy (``--dir``, default ./kslab-workbook),
+    which gets the course's notebooks it lacks (never overwriting one)."""
     from . import resources
     from .errors import EnvironmentProblem
 
-    lang = choose_edition(args.lang, os.environ)
-    if importlib.util.find_spec("jupyterlab") is None:
-        raise EnvironmentProblem(f"kslab lab: JupyterLab is not installed in {sys.executable}; run: {sys.executable} -m pip install jupyterlab")
     if resources.checkout() is not None:
-        if args.dir:
+        if dir_:
             raise InputError("--dir", "kslab runs from a checkout, which opens its own notebooks/", "drop --dir, or run kslab from an installed copy")
         workbook = resources.notebooks()
     else:
-        workbook = Path(args.dir or WORKBOOK_COPY).resolve()
+        workbook = Path(dir_ or WORKBOOK_COPY).resolve()
         if workbook.exists() and not workbook.is_dir():
             raise InputError("--dir", f"{workbook} is a file", "give a folder for the workbook's working copy")
         copied, kept = copy_workbook(resources.notebooks(), workbook)
@@ -408,7 +406,19 @@ def cmd_lab(args) -> int:
             print(f"kslab: kept your edited {', '.join(kept)} in {workbook} (delete a file to get the course's version back)", file=sys.stderr)
     nb = workbook / lang
     if not nb.is_dir():
-        raise EnvironmentProblem(f"kslab lab: the {lang} edition is missing ({nb}); reinstall kslab, or in a checkout run: python3 -m kslab.workbook")
+        raise EnvironmentProblem(f"kslab {command}: the {lang} edition is missing ({nb}); reinstall kslab, or in a checkout run: python3 -m kslab.workbook")
+    return nb
+
+
+def cmd_lab(args) -> int:
+    import importlib.util
+
+    from .errors import EnvironmentProblem
+
+    lang = choose_edition(args.lang, os.environ)
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise EnvironmentProblem(f"kslab lab: JupyterLab is not installed in {sys.executable}; run: {sys.executable} -m pip install jupyterlab")
+    nb = edition_folder(args.dir, lang, "lab")
     env = dict(os.environ)
     env["KSLAB_BACKEND"] = args.backend or env.get("KSLAB_BACKEND") or "sim"
     cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={nb}"]
@@ -426,6 +436,34 @@ def cmd_lab(args) -> int:
     sys.stdout.flush()
     os.execve(sys.executable, cmd, env)
     return 0  # not reached
+
+
+def _add_present(sub) -> None:
+    p = sub.add_parser(
+        "present",
+        help="presenter mode: a chapter's panels and charts in the browser, code hidden (Voila)",
+        description="Serve chapter NN's presenter page (notebooks/LANG/present/NN_topic.ipynb: the chapter's "
+                    "main panels and charts, code hidden) with Voila on this machine, print its URL, and keep "
+                    "serving until Ctrl-C. Needs the [present] extra: pip install -e '.[present]'. "
+                    "Example: kslab present 07 --lang en",
+    )
+    p.add_argument("chapter", metavar="NN", help="the chapter: 00 to 10 (7 is 07)")
+    p.add_argument("--backend", choices=["sim", "netns", "kind"], default=None,
+                   help="backend for the page's kernel (default: $KSLAB_BACKEND or sim)")
+    p.add_argument("--lang", default=None, metavar="ko|en", help="the edition (default: from the locale, as kslab lab)")
+    p.add_argument("--dir", default=None, metavar="PATH",
+                   help=f"outside a checkout: the working copy of the workbook (default: ./{WORKBOOK_COPY})")
+    p.add_argument("--port", type=int, default=None, help="the port (default: the first free one from 8866)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.set_defaults(func=cmd_present)
+
+
+def cmd_present(args) -> int:
+    from . import presenter
+
+    lang = choose_edition(args.lang, os.environ)
+    return presenter.serve(args.chapter, lang=lang, port=args.port, browser=not args.no_browser, backend=args.backend,
+                           folder=lambda: edition_folder(args.dir, lang, "present"))
 
 
 def _add_context(p) -> None:
@@ -985,6 +1023,82 @@ def cmd_apply(args) -> int:
     return 0
 
 
+def _add_capstone(sub) -> None:
+    p = sub.add_parser(
+        "capstone",
+        help="chapter 11's troubleshooting scenarios: list them, show one's briefing, list the answers (instructors)",
+        description="kslab capstone: list the scenarios; kslab capstone show ID --seed N: the briefing of a learner's "
+                    "variant; kslab capstone --answers --seed N [--seed M ...] (or --learner NAME): every scenario's "
+                    "answer for those seeds, computed from the broken lab (instructors).",
+    )
+    p.add_argument("action", nargs="?", default="list", metavar="list|show", help="list (default) or show")
+    p.add_argument("id", nargs="?", help="with show: the scenario's id")
+    p.add_argument("--seed", action="append", default=None, metavar="N",
+                   help="the learner's seed (kslab.capstone.learner_seed()); repeat it for several learners")
+    p.add_argument("--learner", action="append", default=None, metavar="NAME",
+                   help="a learner's name (or number) as KSLAB_LEARNER holds it, instead of --seed; repeatable")
+    p.add_argument("--answers", action="store_true", help="print every scenario's answer for the seeds (instructors)")
+    p.add_argument("--lang", choices=("en", "ko"), default="en", help="the briefing's language (default en)")
+    p.set_defaults(func=cmd_capstone)
+
+
+def cmd_capstone(args) -> int:
+    from . import capstone
+
+    if args.action not in ("list", "show"):
+        raise InputError("capstone", f"{args.action!r} is not an action", "use: kslab capstone [list|show ID] [--seed N] [--answers]")
+    seeds = [capstone.check_seed(s, "--seed") for s in args.seed or []]
+    seeds += [capstone.learner_seed(n) for n in args.learner or []]
+    if args.action == "show":
+        if not args.id:
+            raise InputError("capstone show", "needs a scenario id", f"use one of: {', '.join(capstone.IDS)}")
+        if args.answers:
+            raise InputError("--answers", "does not go with show", "use kslab capstone --answers --seed N")
+        for seed in seeds or [capstone.learner_seed()]:
+            print(capstone.scenario(args.id, seed).briefing(args.lang))
+        return 0
+    if args.id:
+        raise InputError("capstone", f"{args.id!r}: list takes no id", f"use kslab capstone show {args.id} --seed N")
+    if args.answers:
+        if not seeds:
+            raise InputError("--answers", "needs the learners' seeds", "add --seed N (repeatable) or --learner NAME")
+        for seed in seeds:
+            for sc in capstone.scenarios(seed):
+                print(f"seed {seed}\t{sc.id}\t{sc.answer()!r}")
+        return 0
+    seed = seeds[0] if seeds else capstone.learner_seed()
+    for sc in capstone.scenarios(seed):
+        print(f"{sc.id:15} {sc.title[args.lang]}")
+    return 0
+
+
+def _add_site(sub) -> None:
+    p = sub.add_parser("site", help="build the workbook's static site (both editions executed on sim; jupyter-book 2)",
+                       description="Execute the learner notebooks on the sim backend with jupyter-book 2 (mystmd), render them "
+                                   "as a static site (interactive plotly charts, offline) and check every internal link. "
+                                   "Needs the [site] extra: python3 -m pip install 'kslab[site]'.")
+    p.add_argument("--out", default="site", help="the site's folder (replaced; default: ./site)")
+    p.add_argument("--lang", choices=["ko", "en", "all"], default="all", help="the edition(s) to build (default: all)")
+    p.add_argument("--chapter", action="append", metavar="NAME", help="only this chapter (e.g. 01_clusterip; repeatable)")
+    p.add_argument("--no-execute", action="store_true", help="render the notebooks as committed (no outputs), without running them")
+    p.set_defaults(func=cmd_site)
+
+
+def cmd_site(args) -> int:
+    from . import site
+
+    langs = list(site.EDITIONS) if args.lang == "all" else [args.lang]
+    report = site.build_site(Path(args.out), langs, execute=not args.no_execute, chapters=args.chapter)
+    for link in report.external:
+        print(f"kslab: site: external link (not checked): {link}", file=sys.stderr)
+    if not report.ok:
+        print(f"kslab: site: FAILED: {report.summary()} (lines above)", file=sys.stderr)
+        return 1
+    print(f"kslab: site: {report.summary()}", file=sys.stderr)
+    print(report.out / "index.html")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kslab", description="Kubernetes Service networking, the way kube-proxy does it.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -997,9 +1111,62 @@ def build_parser() -> argparse.ArgumentParser:
     _add_netns(sub)
     _add_doctor(sub)
     _add_lab(sub)
+    _add_present(sub)
     _add_verify(sub)
     _add_apply(sub)
+    _add_capstone(sub)
+    _add_progress(sub)
+    _add_site(sub)
     return parser
+
+
+def _add_progress(sub) -> None:
+    p = sub.add_parser("progress", help="your progress through the exercises, per chapter (saved in the workbook's working copy)")
+    p.add_argument("--file", default=None, metavar="PATH",
+                   help="the progress file (default: $KSLAB_PROGRESS, else .kslab-progress.json in the working copy: "
+                        "the notebooks' folder, or ./kslab-workbook where kslab lab made it)")
+    p.add_argument("--json", action="store_true", help="machine-readable output: every chapter and every exercise")
+    p.add_argument("--reset", action="store_true", help="forget all progress (removes the file; needs --yes)")
+    p.add_argument("--yes", action="store_true", help="with --reset: really reset, without asking")
+    p.set_defaults(func=cmd_progress)
+
+
+def cmd_progress(args) -> int:
+    import json
+    from dataclasses import asdict
+
+    from . import progress
+
+    path = Path(args.file).expanduser() if args.file else progress.progress_path()
+    if args.file and path.is_dir():
+        raise InputError("--file", f"{path} is a folder", "give the progress file, e.g. kslab-workbook/.kslab-progress.json")
+    if args.yes and not args.reset:
+        raise InputError("--yes", "confirms --reset, which is not given", "run kslab progress --reset --yes to forget your progress")
+    if args.reset:
+        if not args.yes:
+            raise InputError("--reset", f"would forget all progress in {path}", "add --yes to do it: kslab progress --reset --yes")
+        existed = path.exists()
+        progress.reset(path)
+        print(f"kslab: progress reset ({path} {'removed' if existed else 'did not exist'})")
+        return 0
+    state = progress.load(path)
+    rows = progress.summary(state)
+    known = set(progress.catalogue())
+    if args.json:
+        print(json.dumps({"file": str(path),
+                          "chapters": [asdict(r) for r in rows],
+                          "exercises": {k: asdict(v) for k, v in sorted(state.exercises.items()) if k in known}}, indent=1))
+        return 0
+    head = ("chapter", "solved", "attempts", "hints used", "solutions shown")
+    table = [head] + [(r.chapter, f"{r.solved}/{r.total}", str(r.attempts), str(r.hints_used), str(r.solutions_shown))
+                      for r in rows]
+    table.append(("total", f"{sum(r.solved for r in rows)}/{sum(r.total for r in rows)}", str(sum(r.attempts for r in rows)),
+                  str(sum(r.hints_used for r in rows)), str(sum(r.solutions_shown for r in rows))))
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:
+        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    print(f"(from {path}{'' if path.exists() else ', not written yet'})")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -51,7 +51,7 @@ from .model import DEFAULT_NODE_PORT_RANGE, ClusterState, LoadBalancerIngress
 from .proxy.config import DEFAULT_MIN_SYNC_PERIOD, PROXY_MODES, ProxyConfig, check_options as check_proxy_options
 from .proxy.iptables import RuleSet, render
 from .proxy.metrics import KubeProxyMetrics
-from .proxy.metaproxier import MetaProxier
+from .proxy.metaproxier import MetaProxier, resolve_family
 from .proxy.proxier import SyncResult
 from .resources import named_lab, study_lab
 from .shell import ShellOutput
@@ -264,16 +264,7 @@ class Lab:
 
     def _family(self, family: int | str | None) -> int:
         """``family`` (4, 6, "ipv4", "IPv6"; None: the primary) as 4 or 6, checked against the cluster."""
-        if family is None:
-            return self.families[0]
-        fam = {4: 4, 6: 6, "ipv4": 4, "ipv6": 6}.get(family.lower() if isinstance(family, str) else family)
-        if fam is None:
-            raise InputError(f"family {family!r}", "is not an IP family", "use 4 or 6 (or \"ipv4\"/\"ipv6\")")
-        if fam not in self.families:
-            have = " and ".join(f"IPv{f}" for f in self.families)
-            raise InputError(f"family {family!r}", f"this cluster is {have} only: its kube-proxy has no IPv{fam} proxier",
-                             f"use family={self.families[0]}, or a dual-stack lab: kslab.Lab(\"myk8s-dualstack\")")
-        return fam
+        return resolve_family(family, self.families)
 
     @property
     def proxy_mode(self) -> str:

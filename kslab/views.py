@@ -8,6 +8,7 @@ process, without a kernel or a browser.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -18,6 +19,22 @@ import plotly.graph_objects as go
 from . import charts, experiments
 from .lab import Lab
 from .loadbalancer import LB_SETTLE_S, LBState
+
+
+SITE_VARIABLE = "KSLAB_SITE"  # set by `kslab site`: the panels also show a static chart (kslab/site.py)
+
+
+def display_panel(widget: Any, *figures: go.Figure) -> None:
+    """Show a panel's widget; when the chapter runs for the static site (``KSLAB_SITE=1``, set by
+    ``kslab site``), also each of its figures as a plain plotly figure of the panel's default
+    setting: a page without a kernel draws no widget, but it draws that chart. In JupyterLab
+    (the variable unset) only the widget is shown."""
+    from IPython.display import display
+
+    display(widget)
+    if os.environ.get(SITE_VARIABLE) == "1":
+        for figure in figures:
+            display(go.Figure(figure))
 
 
 @dataclass(frozen=True)
@@ -93,9 +110,7 @@ class DistributionPanel:
         return r
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        display_panel(self.widget, self.figure)
 
 
 AFFINITY_MAX_CLIENTS = 250  # addresses of one node's /24 pod CIDR the clients can take
@@ -238,9 +253,7 @@ class AffinityPanel:
         return r
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        display_panel(self.widget, self.figure)
 
 
 def _cross_node_step(twin: Lab, clients: tuple[str, ...], replicas: int, *, n: int, seed: int,
@@ -317,9 +330,7 @@ class CrossNodePanel:
         return self.rows
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        display_panel(self.widget, self.figure)
 
 
 @dataclass(frozen=True)
@@ -408,9 +419,7 @@ class SchedulerPanel:
         return r
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        display_panel(self.widget, self.figure)
 
 
 # ---- chapter 03: hairpin NAT -------------------------------------------------------------------------
@@ -774,9 +783,7 @@ class TrafficPolicyPanel:
         self.result = r
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        display_panel(self.widget, self.node_figure, self.pod_figure)
 
 
 # ---- chapter 09: topology aware routing -----------------------------------------------------------------
@@ -1171,9 +1178,7 @@ class TopologyPanel:
         self.result = r
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        display_panel(self.widget, self.hints_figure, self.matrix_figure)
 
 
 # ---- chapter 08: readiness probes, Endpoints and EndpointSlices -------------------------------------
@@ -1525,6 +1530,4 @@ class ReadinessPanel:
         self.result = r
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        display_panel(self.widget, self.figure)

@@ -269,9 +269,9 @@ class MinSyncPanel:
         return r
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from .views import display_panel
 
-        display(self.widget)
+        display_panel(self.widget, self.figure)
 
 
 # ---- kernel numbers ----------------------------------------------------------------------------

@@ -248,9 +248,9 @@ class BandwidthPanel:
         return self.run
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from .views import display_panel
 
-        display(self.widget)
+        display_panel(self.widget, self.figure)
 
 
 def figures_source(lab) -> str:

@@ -5,7 +5,9 @@ per edition (``resources.EDITIONS``: ``ko``, ``en``):
 - ``notebooks/<lang>/NN_topic.ipynb``: the learner's notebook: every cell tagged ``solution`` is
   replaced by its exercise form (the lines between ``# EXERCISE-START`` and ``# EXERCISE-END``
   comments in the cell, or ``answer = None``), so ``kslab.check`` says "not answered yet";
-- ``notebooks/<lang>/solutions/NN_topic.ipynb``: the same chapter with the solutions, which must pass.
+- ``notebooks/<lang>/solutions/NN_topic.ipynb``: the same chapter with the solutions, which must pass;
+- ``notebooks/<lang>/present/NN_topic.ipynb``: presenter mode's page (``kslab present NN``), for the
+  chapters ``notebooks/src/present.toml`` names (:mod:`kslab.presenter`).
 
 The bilingual convention (docs/writing-chapters.md): every markdown cell names its language in
 its header, ``# %% [markdown] lang="ko"`` or ``lang="en"`` (``lang="any"``: a cell without words,
@@ -21,6 +23,7 @@ a chapter notebook is no longer generated (the generator deletes those).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import resources
+from . import presenter, resources
 from .errors import EnvironmentProblem, InputError, KslabError
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -37,6 +40,10 @@ LANG_FIX = f'start the cell with # %% [markdown] lang="ko" or lang="en" (lang="{
 _EXERCISE = re.compile(r"^[ \t]*# EXERCISE-START\n(.*?)^[ \t]*# EXERCISE-END\n?", re.S | re.M)
 _CELL_MARKER = re.compile(r"^# %%")
 _CHAPTER = "[0-9][0-9]_*.ipynb"
+HINT = "hint"  # a markdown cell's hint="ch02.list_size": that exercise's hints, kept out of the notebooks
+_CHECK_CALL = re.compile(r"kslab\.check\.(ch\d\d)\.(\w+)\(")
+_HINT_ITEM = re.compile(r"^\d+\.\s+", re.M)
+MAX_HINTS = 3
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,8 @@ def build(src: Path, lang: str) -> tuple[nbformat.NotebookNode, nbformat.Noteboo
     text = src.read_text(encoding="utf-8")
     source = jupytext.reads(text, fmt="py:percent")
     langs = cell_languages(src, source, text)
-    source.cells = [c for c, cell_lang in zip(source.cells, langs) if cell_lang in (None, lang, ANY)]
+    source.cells = [c for c, cell_lang in zip(source.cells, langs)
+                    if cell_lang in (None, lang, ANY) and HINT not in c.metadata]  # hints go to hints.json
     solution = _normalise(nbformat.from_dict(source))
     for cell in solution.cells:  # the solution keeps its code, minus the exercise block
         if "solution" in cell.metadata.get("tags", []):
@@ -190,8 +198,67 @@ def orphans(wanted: set[Path]) -> list[Path]:
     chapter, or the single-edition layout before the editions. Other notebooks are left alone."""
     notebooks = _checkout() / "notebooks"
     places = [notebooks, notebooks / "solutions"]
-    places += [notebooks / lang / sub for lang in resources.EDITIONS for sub in ("", "solutions")]
+    places += [notebooks / lang / sub for lang in resources.EDITIONS for sub in ("", "solutions", presenter.FOLDER)]
     return sorted(p for place in places for p in place.glob(_CHAPTER) if p not in wanted)
+
+
+def exercises_and_hints(src: Path, lang: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """A chapter's exercises (id ``chNN.function`` -> the solution code: the solution cell's lines
+    after ``# EXERCISE-END``) and their hints in ``lang`` (id -> the items of the numbered list in
+    its ``# %% [markdown] lang="..." hint="chNN.function"`` cell), in source order."""
+    jupytext = _jupytext()
+    text = src.read_text(encoding="utf-8")
+    nb = jupytext.reads(text, fmt="py:percent")
+    where = _cell_lines(src, text, len(nb.cells))
+    exercises: dict[str, str] = {}
+    hints: dict[str, list[str]] = {}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "solution" in cell.metadata.get("tags", []):
+            code = cell.source.split("# EXERCISE-END", 1)[-1].strip("\n")
+            for chapter, name in _CHECK_CALL.findall(cell.source):
+                exercises[f"{chapter}.{name}"] = code
+        elif cell.cell_type == "markdown" and HINT in cell.metadata:
+            if cell.metadata.get("lang") != lang:
+                continue
+            items = [" ".join(part.split()) for part in _HINT_ITEM.split(cell.source)[1:]]
+            if not 1 <= len(items) <= MAX_HINTS or not all(items):
+                raise InputError(where[i], f"hint cell of {cell.metadata[HINT]} has {len(items)} hints",
+                                 f"write 1 to {MAX_HINTS} hints as a numbered list (1. ... 2. ...)")
+            hints[cell.metadata[HINT]] = items
+    for ex in hints:
+        if ex not in exercises:
+            raise InputError(_display(src), f"hints for {ex}, which no solution cell of this chapter checks",
+                             'name the exercise as in its check call: hint="chNN.function"')
+    return exercises, hints
+
+
+def catalogue_outputs(chapters: list[Path]) -> list[tuple[Path, str]]:
+    """``notebooks/<lang>/exercises.json`` and ``hints.json`` of every edition (the catalogue
+    ``kslab.progress`` and ``kslab progress`` read); every exercise needs as many hints in each edition."""
+    notebooks = _checkout() / "notebooks"
+    per_lang = {}
+    for lang in resources.EDITIONS:
+        exercises: dict[str, str] = {}
+        hints: dict[str, list[str]] = {}
+        for src in chapters:
+            ex, hi = exercises_and_hints(src, lang)
+            exercises.update(ex)
+            hints.update(hi)
+        per_lang[lang] = (exercises, hints)
+    counts = {lang: {ex: len(h.get(ex, [])) for ex in e} for lang, (e, h) in per_lang.items()}
+    for ex in per_lang[resources.EDITIONS[0]][0]:
+        n = {lang: c[ex] for lang, c in counts.items()}
+        if 0 in n.values() or len(set(n.values())) > 1:
+            raise InputError(ex, "needs hints in every edition, as many in each: " + ", ".join(f"{v} {k}" for k, v in n.items()),
+                             f'add a # %% [markdown] lang="..." {HINT}="{ex}" cell per edition before its solution cell')
+    out = []
+    for lang, (exercises, hints) in per_lang.items():
+        for name, data in (("exercises.json", exercises), ("hints.json", hints)):
+            out.append((notebooks / lang / name, json.dumps(data, indent=1, ensure_ascii=False) + "\n"))
+    return out
+
+
+EXTRA_OUTPUTS = [catalogue_outputs]  # (chapter sources) -> [(path, text)]: generated beside the notebooks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,9 +277,20 @@ def _generate(check: bool) -> int:
     root = _checkout()
     chapters = targets()
     writes: list[tuple[Path, str]] = []
+    present = presenter.load_spec(root / "notebooks" / "src")
+    unknown = sorted(set(present) - {t.src.name[:2] for t in chapters})
+    if unknown:
+        raise InputError(f"notebooks/src/{presenter.SPEC}", f"no chapter source for [chapters.{unknown[0]}]",
+                         "remove the entry, or add the chapter's notebooks/src/NN_topic.py")
     for t in chapters:  # everything is built (and checked) before anything is written
         learner, solution = build(t.src, t.lang)
         writes += [(t.learner, _text(learner)), (t.solution, _text(solution))]
+        if t.src.name[:2] in present:  # the hook for extra outputs: presenter mode's page of the chapter
+            page = _normalise(presenter.build(t.src, t.lang, solution, present[t.src.name[:2]]))
+            writes.append((t.learner.parent / presenter.FOLDER / t.learner.name, _text(page)))
+    notebooks_written = len(writes)
+    for extra_output in EXTRA_OUTPUTS:  # other generated files (written and checked like the notebooks)
+        writes += extra_output(sources())
     stale = [path for path, text in writes if not path.exists() or path.read_text(encoding="utf-8") != text]
     extra = orphans({path for path, _ in writes})
     if check:
@@ -233,8 +311,11 @@ def _generate(check: bool) -> int:
             if folder != root / "notebooks" and not any(folder.iterdir()):
                 folder.rmdir()
     sources_ = len({t.src for t in chapters})
+    others = {path for path, _ in writes[notebooks_written:]}  # the EXTRA_OUTPUTS files, counted apart
+    changed = [p for p in stale if p not in others]
     print(f"{sources_} chapters x {len(resources.EDITIONS)} editions, {'checked' if check else 'written'}: "
-          f"{len(stale)} changed, {len(extra)} removed")
+          f"{len(changed)} changed, {len(extra)} removed"
+          + (f"; {len(stale) - len(changed)} other generated files changed" if len(stale) > len(changed) else ""))
     return 0
 
 

@@ -5,6 +5,8 @@ files use. Test files import nothing from one another; they take these fixtures 
 - ``@pytest.mark.netns``: the test needs root, ``ip`` and ``iptables`` (network namespaces and
   the real kernel). On a machine without them it is skipped with the one-line reason
   (:func:`netns_skip_reason`), so the same suite runs everywhere.
+- ``netns_run_dir``: KSLAB_RUN_DIR pointed at a fresh directory for a module's netns lab fixture.
+- ``lb_local_webpod``: a manifest file of an ``externalTrafficPolicy: Local`` LoadBalancer Service.
 - ``live_cluster``: tests/kindfake's API server (fixture myk8s) and fake ``docker`` up, this
   process's environment pointing at them (KUBECONFIG, PATH), no backend forced; yields
   ``(server, env)``.
@@ -52,6 +54,24 @@ def netns_unavailable() -> str | None:
 
 
 
+@pytest.fixture(scope="module")
+def netns_run_dir(tmp_path_factory: pytest.TempPathFactory):
+    """KSLAB_RUN_DIR set to a fresh directory for one module's netns labs (a lab records itself
+    there, so a crashed run's leftovers are found and removed), restored afterwards. A module's lab
+    fixture takes it, so the lab comes down before the variable is restored."""
+    import os
+
+    previous = os.environ.get("KSLAB_RUN_DIR")
+    os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
+    try:
+        yield Path(os.environ["KSLAB_RUN_DIR"])
+    finally:
+        if previous is None:
+            os.environ.pop("KSLAB_RUN_DIR", None)
+        else:
+            os.environ["KSLAB_RUN_DIR"] = previous
+
+
 @contextlib.contextmanager
 def _sim_and_kernel(seed: int, **lab_options):
     """The study's lab twice from one seed, on the simulator and on the kernel (netns), checked
@@ -69,6 +89,27 @@ def _sim_and_kernel(seed: int, **lab_options):
 def sim_and_kernel():
     """``with sim_and_kernel(seed[, proxy_mode=...]) as (sim, kernel):`` (see :func:`_sim_and_kernel`)."""
     return _sim_and_kernel
+
+
+@pytest.fixture
+def lb_local_webpod(tmp_path) -> Path:
+    """A manifest file: ``svc-lb``, a LoadBalancer Service of the study's webpods with
+    ``externalTrafficPolicy: Local`` and the ingress IP 172.18.255.200 in its status."""
+    path = tmp_path / "lb.yaml"
+    path.write_text("""\
+apiVersion: v1
+kind: Service
+metadata: {name: svc-lb}
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: webpod}
+  ports: [{name: http, port: 80, targetPort: 80}]
+status:
+  loadBalancer:
+    ingress: [{ip: 172.18.255.200}]
+""")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -103,3 +144,25 @@ def live_cluster(tmp_path, monkeypatch):
     monkeypatch.delenv("KSLAB_STRICT_BACKEND", raising=False)
     yield server, env
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory):
+    """The workbook's static site, both editions executed on sim (``kslab.site.build_site``), built
+    once per session for tests/test_site.py and tests/test_browser_site.py (both in the xdist group
+    "site", so one worker builds it). Returns ``(report, seconds, progress lines)``; skips when jupyter-book or
+    node is missing (the [site] extra; Debian's nodejs)."""
+    import shutil
+    import time
+
+    pytest.importorskip("jupyter_book", reason="python3 -m pip install 'kslab[site]'")
+    if not shutil.which("node"):
+        pytest.skip("node is not installed (apt-get install nodejs): jupyter-book 2 runs mystmd on it")
+    from kslab import site
+
+    lines: list[str] = []
+    started = time.monotonic()
+    report = site.build_site(tmp_path_factory.mktemp("site") / "site", say=lines.append)
+    seconds = time.monotonic() - started
+    print(f"\nkslab site: {report.summary()} in {seconds:.0f} s", file=sys.stderr)
+    return report, seconds, lines

@@ -41,18 +41,10 @@ SECONDS = 2  # the study's tests run 5 s; 2 s keep the suite short and measure t
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Iterator[Lab]:
-    previous = os.environ.get("KSLAB_RUN_DIR")
-    os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
-    try:
-        with Lab(backend="netns", seed=10) as lab:
-            lab.apply(study_lab() / "iperf3")
-            yield lab
-    finally:
-        if previous is None:
-            os.environ.pop("KSLAB_RUN_DIR", None)
-        else:
-            os.environ["KSLAB_RUN_DIR"] = previous
+def lab(netns_run_dir) -> Iterator[Lab]:
+    with Lab(backend="netns", seed=10) as lab:
+        lab.apply(study_lab() / "iperf3")
+        yield lab
 
 
 def namespaces(lab: Lab) -> list[str]:

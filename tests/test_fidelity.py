@@ -749,23 +749,13 @@ def test_serving_terminating_fallback_sim_equals_kernel(sim_and_kernel):
 
 
 @pytest.fixture(scope="module")
-def dual_labs(tmp_path_factory):
+def dual_labs(netns_run_dir):
     """data/myk8s-dualstack on the simulator and on the kernel, from one seed."""
-    import os
-
-    previous = os.environ.get("KSLAB_RUN_DIR")
-    os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
-    try:
-        sim = Lab("myk8s-dualstack", seed=41)
-        with Lab("myk8s-dualstack", backend="netns", seed=41) as kernel:
-            assert [(p.name, p.pod_ips) for p in sim.cluster.pods] == [(p.name, p.pod_ips) for p in kernel.cluster.pods]
-            assert sim.families == kernel.families == (4, 6)
-            yield sim, kernel
-    finally:
-        if previous is None:
-            os.environ.pop("KSLAB_RUN_DIR", None)
-        else:
-            os.environ["KSLAB_RUN_DIR"] = previous
+    sim = Lab("myk8s-dualstack", seed=41)
+    with Lab("myk8s-dualstack", backend="netns", seed=41) as kernel:
+        assert [(p.name, p.pod_ips) for p in sim.cluster.pods] == [(p.name, p.pod_ips) for p in kernel.cluster.pods]
+        assert sim.families == kernel.families == (4, 6)
+        yield sim, kernel
 
 
 def _tables(save: str) -> dict[str, str]:

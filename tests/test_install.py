@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from freshvenv import clean_env, copy_checkout, run_learner_notebooks
 from kslab import cli, resources, workbook
 
 REPO = Path(__file__).resolve().parents[1]
@@ -194,7 +195,10 @@ def test_lab_outside_a_checkout_makes_a_working_copy_and_keeps_edits(exec_calls,
         assert sorted(p.name for p in (copy / lang / "solutions").glob("*.ipynb")) == chapters
     assert not (copy / "src").exists()
     assert exec_calls[-1][1][3] == f"--notebook-dir={copy / 'ko'}"
-    assert f"copied {4 * len(chapters)} notebooks of the course into {copy}" in capsys.readouterr().err
+    presented = sorted(p.name for p in (REPO / "notebooks" / "ko" / "present").glob("*.ipynb"))  # kslab present's pages
+    for lang in ("ko", "en"):
+        assert sorted(p.name for p in (copy / lang / "present").glob("*.ipynb")) == presented
+    assert f"copied {4 * len(chapters) + 2 * len(presented)} notebooks of the course into {copy}" in capsys.readouterr().err
 
     edited = copy / "ko" / chapters[1]
     edited.write_text(edited.read_text().replace("kslab", "KSLAB", 1))
@@ -239,36 +243,15 @@ def _readme_install_steps() -> tuple[str, str]:
     return " && ".join(steps[:-1]), steps[-1]
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "KSLAB_BACKEND")}
-    env.update(extra)
-    return env
-
-
-def _copy_checkout(dest: Path) -> None:
-    """The files a clone has (tracked and new, not ignored): what the README's command sees."""
-    r = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                       capture_output=True, text=True)
-    if r.returncode == 0 and r.stdout:
-        for rel in filter(None, r.stdout.split("\0")):
-            src = REPO / rel
-            if src.is_file():
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dest / rel)
-    else:  # not a git checkout
-        shutil.copytree(REPO, dest, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "kslab-workbook"))
-
-
 @pytest.fixture(scope="session")
 def fresh_checkout(tmp_path_factory):
     """A copy of the checkout with the README's install step run in it: (folder, venv python, seconds)."""
     root = tmp_path_factory.mktemp("fresh") / "kslab"
     root.mkdir()
-    _copy_checkout(root)
+    copy_checkout(root)
     install, _ = _readme_install_steps()
     t0 = time.perf_counter()
-    r = subprocess.run(["bash", "-c", install], cwd=root, env=_clean_env(), capture_output=True, text=True, timeout=1800)
+    r = subprocess.run(["bash", "-c", install], cwd=root, env=clean_env(), capture_output=True, text=True, timeout=1800)
     seconds = time.perf_counter() - t0
     assert r.returncode == 0, f"{install}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     python = root / ".venv" / "bin" / "python"
@@ -277,33 +260,12 @@ def fresh_checkout(tmp_path_factory):
     return root, python, seconds
 
 
-NOTEBOOK_RUNNER = """\
-import os, sys, time
-import nbformat
-from nbclient import NotebookClient
-import kslab
-print("kslab from", kslab.__file__, flush=True)
-for path in sys.argv[1:]:
-    t0 = time.perf_counter()
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": os.path.dirname(path)}}).execute()
-    print(f"ok {os.path.basename(path)} {time.perf_counter() - t0:.1f} s", flush=True)
-"""
-
-
 @pytest.mark.install
 def test_readme_install_runs_every_learner_notebook(fresh_checkout):
     root, python, _ = fresh_checkout
-    edition = root / "notebooks" / EDITION
-    chapters = sorted(str(p) for p in edition.glob("[0-9][0-9]_*.ipynb"))
-    assert len(chapters) == len(list((root / "notebooks" / "src").glob("[0-9][0-9]_*.py"))) >= 5
-    t0 = time.perf_counter()
-    r = subprocess.run([str(python), "-c", NOTEBOOK_RUNNER, *chapters], cwd=edition,
-                       env=_clean_env(KSLAB_BACKEND="sim"), capture_output=True, text=True, timeout=3600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
-    assert f"kslab from {root / 'kslab' / '__init__.py'}" in r.stdout  # the venv's editable install, not this one
-    assert r.stdout.count("\nok ") == len(chapters), r.stdout
-    print(f"\nlearner notebooks ({EDITION} edition) in the fresh venv: {time.perf_counter() - t0:.0f} s\n{r.stdout}")
+    out, seconds = run_learner_notebooks(python, root, [EDITION])
+    assert f"kslab from {root / 'kslab' / '__init__.py'} backend sim" in out  # the venv's editable install, not this one
+    print(f"\nlearner notebooks ({EDITION} edition) in the fresh venv: {seconds:.0f} s\n{out}")
 
 
 @pytest.fixture(scope="session")
@@ -313,7 +275,7 @@ def wheel_install(fresh_checkout, tmp_path_factory):
     root, python, _ = fresh_checkout
     site = tmp_path_factory.mktemp("wheel-site")
     r = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--target", str(site), str(root)],
-                       env=_clean_env(), capture_output=True, text=True, timeout=900)
+                       env=clean_env(), capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return site, python
 
@@ -321,7 +283,7 @@ def wheel_install(fresh_checkout, tmp_path_factory):
 @pytest.mark.install
 def test_non_editable_install_builds_the_lab_elsewhere(wheel_install, tmp_path, capsys):
     site, python = wheel_install
-    env = _clean_env(PYTHONPATH=str(site))
+    env = clean_env(PYTHONPATH=str(site))
     code = """\
 import json, kslab
 from kslab import resources
@@ -354,7 +316,7 @@ def _free_port() -> int:
 @pytest.mark.install
 def test_non_editable_kslab_lab_copies_the_course_and_starts(wheel_install, tmp_path):
     site, python = wheel_install
-    env = _clean_env(PYTHONPATH=str(site), HOME=str(tmp_path), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+    env = clean_env(PYTHONPATH=str(site), HOME=str(tmp_path), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                      LC_ALL="", LC_MESSAGES="", LANG="ko_KR.UTF-8")  # a Korean locale: the ko edition
     kslab_cmd = str(site / "bin" / "kslab")
     r = subprocess.run([kslab_cmd, "lab", "--dry-run", "--backend", "sim"], cwd=tmp_path, env=env,

@@ -6,7 +6,6 @@ connections; ticks missed while the notebook sat idle are caught up."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
@@ -57,24 +56,16 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None) -> Iterator[Lab]:
+def lab(netns_run_dir, tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None) -> Iterator[Lab]:
     if netns_unavailable:
         pytest.skip(netns_unavailable)
-    previous = os.environ.get("KSLAB_RUN_DIR")
-    os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
     d = tmp_path_factory.mktemp("probed")
     (d / "http.yaml").write_text(PROBED.format(name="web", replicas=2, handler="httpGet", port="http"))
     (d / "tcp.yaml").write_text(PROBED.format(name="tcp", replicas=1, handler="tcpSocket", port=8080))
     (d / "closed.yaml").write_text(PROBED.format(name="closed", replicas=1, handler="tcpSocket", port=8081))
-    try:
-        with Lab(backend="netns", seed=1) as the_lab:
-            the_lab.apply(d)
-            yield the_lab
-    finally:
-        if previous is None:
-            os.environ.pop("KSLAB_RUN_DIR", None)
-        else:
-            os.environ["KSLAB_RUN_DIR"] = previous
+    with Lab(backend="netns", seed=1) as the_lab:
+        the_lab.apply(d)
+        yield the_lab
 
 
 @pytest.mark.netns

@@ -94,21 +94,13 @@ def nodeport(state: ClusterState) -> int:
 
 
 @pytest.fixture(scope="module")
-def kslab_lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None) -> Iterator[Lab]:
+def kslab_lab(netns_run_dir, netns_unavailable: str | None) -> Iterator[Lab]:
     """The study's lab on the netns backend: the Lab's kube-proxy writes the kernel's rules."""
     if netns_unavailable:
         pytest.skip(netns_unavailable)
-    previous = os.environ.get("KSLAB_RUN_DIR")
-    os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))  # the lab records itself there
-    try:
-        with Lab(backend="netns", seed=1) as the_lab:
-            prefix = the_lab.dataplane.kernel.prefix
-            yield the_lab
-    finally:
-        if previous is None:
-            os.environ.pop("KSLAB_RUN_DIR", None)
-        else:
-            os.environ["KSLAB_RUN_DIR"] = previous
+    with Lab(backend="netns", seed=1) as the_lab:
+        prefix = the_lab.dataplane.kernel.prefix
+        yield the_lab
     assert namespaces_with(prefix) == []
 
 

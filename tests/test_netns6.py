@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -324,20 +323,12 @@ def test_family_the_lab_lacks_is_one_line(lab: NetnsLab, tmp_path: Path) -> None
 
 
 @pytest.fixture(scope="module")
-def dual_lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None) -> Iterator[Lab]:
+def dual_lab(netns_run_dir, netns_unavailable: str | None) -> Iterator[Lab]:
     if netns_unavailable:
         pytest.skip(netns_unavailable)
-    previous = os.environ.get("KSLAB_RUN_DIR")
-    os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
-    try:
-        with Lab("myk8s-dualstack", backend="netns", seed=1) as the_lab:
-            prefix = the_lab.dataplane.kernel.prefix
-            yield the_lab
-    finally:
-        if previous is None:
-            os.environ.pop("KSLAB_RUN_DIR", None)
-        else:
-            os.environ["KSLAB_RUN_DIR"] = previous
+    with Lab("myk8s-dualstack", backend="netns", seed=1) as the_lab:
+        prefix = the_lab.dataplane.kernel.prefix
+        yield the_lab
     assert [n for n in kernel.netns_list() if n.startswith(prefix)] == []  # down leaves no namespace
 
 

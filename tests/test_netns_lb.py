@@ -75,24 +75,16 @@ def no_date(raw: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory, netns_unavailable: str | None) -> Iterator[Lab]:
+def lab(netns_run_dir, netns_unavailable: str | None) -> Iterator[Lab]:
     if netns_unavailable:
         pytest.skip(netns_unavailable)
-    previous = os.environ.get("KSLAB_RUN_DIR")
-    os.environ["KSLAB_RUN_DIR"] = str(tmp_path_factory.mktemp("run"))
     before = rootcheck.snapshot()
-    try:
-        with Lab(backend="netns", seed=1) as the_lab:
-            the_lab.apply(study_lab() / "loadbalancer")
-            the_lab.dataplane.wait_lb()
-            assert rootcheck.diff(before, rootcheck.snapshot()) == []  # the LB, its routes and rules: none in the root namespace
-            yield the_lab
-            prefix, pids = _lab_pids(the_lab.dataplane.kernel.directory)
-    finally:
-        if previous is None:
-            os.environ.pop("KSLAB_RUN_DIR", None)
-        else:
-            os.environ["KSLAB_RUN_DIR"] = previous
+    with Lab(backend="netns", seed=1) as the_lab:
+        the_lab.apply(study_lab() / "loadbalancer")
+        the_lab.dataplane.wait_lb()
+        assert rootcheck.diff(before, rootcheck.snapshot()) == []  # the LB, its routes and rules: none in the root namespace
+        yield the_lab
+        prefix, pids = _lab_pids(the_lab.dataplane.kernel.directory)
     # close() took it all down: namespaces (the LB's too), pods' servers, kube-proxy's listeners, the prober
     assert [n for n in kernel.netns_list() if n.startswith(prefix)] == []
     assert [p for p in pids if processes.proc_start(p) is not None] == []

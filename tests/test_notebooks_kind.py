@@ -1,4 +1,4 @@
-"""Chapters 01-04 and 06-09 under nbval with ``KSLAB_BACKEND=kind`` against the fake live cluster (chapter 01:
+"""Chapters 01-04 and 06-11 under nbval with ``KSLAB_BACKEND=kind`` against the fake live cluster (chapter 01:
 both editions, learner and solution versions; chapters 02-09: both editions' solution versions,
 the Korean one also executed to read what it printed; the editions share every code cell): kindapi's fake API server in a subprocess
 (tests/kindfake/livecluster.py: the real kubernetes client talks to it over HTTP, pods' exec
@@ -145,3 +145,22 @@ def test_chapter_10_passes_nbval_on_the_kind_backend(fake_cluster, tmp_path):
     assert "backend: kind" in printed
     assert "the add-on's pods are not running on this live cluster" not in printed  # the fake started them: ran live
     assert "measured now on kind" in printed and "(not measured now)" not in printed  # no figure came from the sim's recording label
+
+
+CH11 = [ROOT / "notebooks" / ed / "solutions" / "11_capstone.ipynb" for ed in ("ko", "en")]
+
+
+def test_chapter_11_passes_nbval_on_the_kind_backend(fake_cluster, tmp_path):
+    """Chapter 11 breaks the lab on purpose (rules deleted by hand, pods placed and broken, the API
+    server's nodePort range changed), which nobody should do to a live cluster: each of those six
+    scenarios runs on a sim twin of the live lab, announced in one line (``Lab.exact``); the dump and
+    sync-loop scenarios need no lab. Both editions pass, and the set-up cell ran live."""
+    env_vars, _ = fake_cluster
+    out = tmp_path / "run"
+    out.mkdir()
+    run_nbval(CH11, env_vars, out)
+    printed = _printed_on_kind(CH11[1], env_vars, out)
+    assert "backend: kind" in printed
+    twin = [line for line in printed.splitlines() if line.startswith("kind: this experiment needs ")]
+    assert len(twin) == 6 and all(line.endswith("; it runs on the simulator copy of this lab") for line in twin)
+    assert "this chapter ran on the kind backend" in printed

@@ -14,7 +14,7 @@ from kslab.observed import cluster_from_objects, proxy_mode, proxy_options_from_
 from kslab.proxy.config import ProxyConfig
 from kslab.proxy.iptables import render
 
-DUMPS = Path(__file__).resolve().parent / "data" / "node-dumps"
+DUMPS = Path(__file__).resolve().parents[1] / "data" / "node-dumps"
 
 
 def kind_list() -> dict:

@@ -216,22 +216,9 @@ def test_a_pod_reaching_its_own_address_stays_inside_the_pod():
     assert t.outcome == "ok" and t.chains == [] and "stays in the pod" in str(t)
 
 
-def test_load_balancer_ip_from_outside(tmp_path):
-    (tmp_path / "lb.yaml").write_text("""\
-apiVersion: v1
-kind: Service
-metadata: {name: svc-lb}
-spec:
-  type: LoadBalancer
-  externalTrafficPolicy: Local
-  selector: {app: webpod}
-  ports: [{name: http, port: 80, targetPort: 80}]
-status:
-  loadBalancer:
-    ingress: [{ip: 172.18.255.200}]
-""")
+def test_load_balancer_ip_from_outside(lb_local_webpod):
     lab = Lab(seed=3)
-    lab.apply(tmp_path / "lb.yaml")
+    lab.apply(lb_local_webpod)
     assert lab.cluster.service("svc-lb").health_check_node_port > 0
     df = lab.run("mypc", "172.18.255.200:80", n=200, seed=1)
     assert (df["outcome"] == "ok").all()

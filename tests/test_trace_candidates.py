@@ -238,28 +238,12 @@ def test_kind_trace_candidates_come_from_the_nodes_real_dumps(live_cluster):
         assert all(c.masquerade for c in t2.candidates)  # a node's own address is outside the cluster CIDR
 
 
-LB_YAML = """\
-apiVersion: v1
-kind: Service
-metadata: {name: svc-lb}
-spec:
-  type: LoadBalancer
-  externalTrafficPolicy: Local
-  selector: {app: webpod}
-  ports: [{name: http, port: 80, targetPort: 80}]
-status:
-  loadBalancer:
-    ingress: [{ip: 172.18.255.200}]
-"""
-
-
-def test_load_balancer_node_choice_is_a_branch_too(tmp_path):
+def test_load_balancer_node_choice_is_a_branch_too(lb_local_webpod):
     """The cloud load balancer picks one of the nodes its probe finds healthy (1/n each), then that
     node's rules pick the pod: eTP Local, each node its own webpod; eTP Cluster, every pod through
     every node, masqueraded to the ingress node's address."""
-    (tmp_path / "lb.yaml").write_text(LB_YAML)
     lab = Lab(seed=3)
-    lab.apply(tmp_path / "lb.yaml")
+    lab.apply(lb_local_webpod)
     t = lab.trace("mypc", "172.18.255.200:80")
     assert sorted((c.pod, c.ingress_nodes, c.masquerade, c.source_ip_seen) for c in t.candidates) == [
         (f"webpod{i}", [node], False, "172.18.0.100") for i, node in

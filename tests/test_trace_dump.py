@@ -118,9 +118,9 @@ def test_dump_with_dash_policies_traces_like_iptables_restore_loads_it(dump, tmp
         assert t == trace(path, f["node_ip"], src, to)  # same seed, same dump but for the policies
 
 
-# ---- real nodes' rules (tests/data/node-dumps, sources in SOURCES.md) ------------------------------------
+# ---- real nodes' rules (data/node-dumps, sources in SOURCES.md) ------------------------------------
 
-DUMPS = REPO / "tests" / "data" / "node-dumps"
+DUMPS = REPO / "data" / "node-dumps"
 KIND = [DUMPS / "kind-worker3.filter.S", DUMPS / "kind-worker3.nat.S"]
 EKS = [DUMPS / "eks-node.nat.S"]
 

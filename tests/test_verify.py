@@ -1,6 +1,6 @@
 """kslab verify: what kube-proxy should have written on a node vs the node's real rules.
 
-On recorded real dumps (tests/data/node-dumps, sources and the reconstructed objects in
+On recorded real dumps (data/node-dumps, sources and the reconstructed objects in
 SOURCES.md): a kind worker, an EKS node and a kubeadm node (healthy, and with no endpoints).
 Matching rules give an empty diff; edited dumps are reported exactly."""
 
@@ -22,7 +22,7 @@ from kslab.sim.single import read_dumps
 from kslab.verify import ChainDiff, VerifyReport, fetch_node_dump, verify_live, verify_node
 
 REPO = Path(__file__).resolve().parents[1]
-D = REPO / "tests" / "data" / "node-dumps"
+D = REPO / "data" / "node-dumps"
 EKS_NODE = "ip-192-168-0-174.ap-southeast-1.compute.internal"
 
 # name: (objects, kube-proxy ConfigMap, dump files, node, options older templates need (SOURCES.md))

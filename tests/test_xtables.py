@@ -213,7 +213,7 @@ def test_cached_parse_equals_uncached_parse_for_every_known_line() -> None:
 
     from kslab.xtables.rule import _parse_line, _split_quoted
 
-    dumps = Path(__file__).resolve().parent / "data" / "node-dumps"
+    dumps = Path(__file__).resolve().parents[1] / "data" / "node-dumps"
     texts = [(text, True) for _case, text in restore_cases()]
     texts.append((listing_to_save((dumps / "kind-worker3.filter.S").read_text() + "\n" + (dumps / "kind-worker3.nat.S").read_text()), False))
     texts.append((listing_to_save((dumps / "eks-node.nat.S").read_text()), False))

@@ -24,6 +24,21 @@ from .config import ProxyConfig
 from .proxier import Proxier, SyncedRules, SyncResult
 
 
+def resolve_family(family: int | str | None, families: tuple[int, ...]) -> int:
+    """``family`` (4, 6, "ipv4", "IPv6"; None: the primary, ``families[0]``) as 4 or 6, checked
+    against the families kube-proxy runs proxiers for; an InputError otherwise."""
+    if family is None:
+        return families[0]
+    fam = {4: 4, 6: 6, "ipv4": 4, "ipv6": 6}.get(family.lower() if isinstance(family, str) else family)
+    if fam is None:
+        raise InputError(f"family {family!r}", "is not an IP family", "use 4 or 6 (or \"ipv4\"/\"ipv6\")")
+    if fam not in families:
+        have = " and ".join(f"IPv{f}" for f in families)
+        raise InputError(f"family {family!r}", f"this cluster is {have} only: its kube-proxy has no IPv{fam} proxier",
+                         f"use family={families[0]}, or a dual-stack lab: kslab.Lab(\"myk8s-dualstack\")")
+    return fam
+
+
 class MetaProxier:
     """The proxiers of one node's kube-proxy, one per IP family, the primary first."""
 
@@ -48,17 +63,10 @@ class MetaProxier:
     def primary(self) -> Proxier:
         return next(iter(self.proxiers.values()))
 
-    def proxier(self, family: int | None = None) -> Proxier:
+    def proxier(self, family: int | str | None = None) -> Proxier:
         """The proxier of ``family`` (4 or 6; None: the primary); an InputError when the node's
-        kube-proxy runs none of that family (a single-stack cluster)."""
-        if family is None:
-            return self.primary
-        p = self.proxiers.get(family)
-        if p is None:
-            have = " and ".join(f"IPv{f}" for f in self.proxiers)
-            raise InputError(f"family {family!r}", f"this node's kube-proxy runs {have} only (a single-stack cluster)",
-                             f"use family={self.families[0]}, or a dual-stack lab (kslab.Lab(\"myk8s-dualstack\"))")
-        return p
+        kube-proxy runs none of that family (a single-stack cluster): :func:`resolve_family`."""
+        return self.proxiers[resolve_family(family, self.families)]
 
     # what the Lab reads from "the node's kube-proxy": the primary proxier's
     @property

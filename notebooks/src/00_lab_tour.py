@@ -282,6 +282,29 @@ experiments.claim("\n" not in why_not, "Lab(backend='kind') opens the live clust
 # 연결합니다. 응답하는 webpod는 어떤 출발지 주소를 볼까요? (a) net-pod 자신의 주소 (b) 컨트롤 플레인의 주소
 # (c) 클러스터 IP
 
+# %% [markdown] lang="en"
+# *Stuck on an exercise?* `kslab.check.hint("ch00.source_seen")` shows its hints one at a time; once you have checked
+# an answer of your own and seen every hint, `kslab.check.solution("ch00.source_seen")` shows the solution. An
+# exercise's name is its check without `kslab.check.`; `kslab progress` (or the progress page in chapter 00) shows
+# how far you are.
+
+# %% [markdown] lang="ko"
+# *연습 문제가 막혔나요?* `kslab.check.hint("ch00.source_seen")`는 힌트를 하나씩 보여 줍니다. 직접 답을 한 번 확인하고 힌트를 모두 본 뒤에는
+# `kslab.check.solution("ch00.source_seen")`이 풀이를 보여 줍니다. 연습 문제의 이름은 확인 함수에서 `kslab.check.`를 뺀 것입니다. `kslab
+# progress`(또는 00장의 진도 페이지)로 어디까지 했는지 볼 수 있습니다.
+
+# %% [markdown] lang="en" hint="ch00.source_seen"
+# 1. A ClusterIP connection goes through a DNAT rule (KUBE-SEP-…). Which of the two addresses of a connection does a
+#    DNAT rewrite, the source or the destination?
+# 2. Only a masquerade (KUBE-MARK-MASQ, then MASQUERADE in POSTROUTING) changes the source. kube-proxy marks a
+#    ClusterIP connection only when its source is outside the cluster CIDR 10.10.0.0/16: is net-pod's 10.10.0.2
+#    outside it?
+
+# %% [markdown] lang="ko" hint="ch00.source_seen"
+# 1. ClusterIP 연결은 DNAT 규칙(KUBE-SEP-…)을 지납니다. DNAT는 연결의 두 주소 중 어느 쪽, 출발지와 목적지 중 무엇을 바꿉니까?
+# 2. 출발지를 바꾸는 것은 마스커레이드(KUBE-MARK-MASQ, 그다음 POSTROUTING의 MASQUERADE)뿐입니다. kube-proxy는 출발지가 클러스터 CIDR 10.10.0.0/16 밖일
+#    때만 ClusterIP 연결을 표시합니다. net-pod의 10.10.0.2는 그 밖에 있습니까?
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # "a", "b" or "c"
@@ -313,6 +336,16 @@ experiments.claim(t.outcome == "ok" and t.endpoint_pod.startswith("webpod")
 # 모드로 실행 중이라면, 즉 `lab.proxy_mode == "nftables"`이면(05장, 또는 `$KSLAB_PROXY_MODE`) 규칙은
 # `lab.sh(node, "nft list table ip kube-proxy")`에 있습니다.)
 
+# %% [markdown] lang="en" hint="ch00.nodes_with_rules"
+# 1. kube-proxy runs on every node (a DaemonSet), and each one writes the rules of every Service, whether or not a
+#    pod of that Service runs on its node.
+# 2. Loop over `lab.cluster.nodes` and count the nodes whose listing (`lab.sh(n.name, listing)`) contains
+#    "svc-clusterip"; the control plane is a node too.
+
+# %% [markdown] lang="ko" hint="ch00.nodes_with_rules"
+# 1. kube-proxy는 모든 노드에서(데몬셋으로) 실행되고, 각자 자기 노드에 그 서비스의 파드가 있든 없든 모든 서비스의 규칙을 씁니다.
+# 2. `lab.cluster.nodes`를 돌면서 목록(`lab.sh(n.name, listing)`)에 "svc-clusterip"가 들어 있는 노드를 세어 보세요. 컨트롤 플레인도 노드입니다.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None
@@ -329,6 +362,17 @@ kslab.check.ch00.nodes_with_rules(answer, lab)
 # **2.** 새로운 클라이언트입니다. `webpod2`가 `svc-clusterip`에 연결합니다. 그 패킷은 어느 노드의 `PREROUTING`에 가장
 # 먼저 들어갑니까? `kubectl get pods -o wide`로 예측한 다음 `lab.trace`로 확인하세요.
 
+# %% [markdown] lang="en" hint="ch00.client_node"
+# 1. A pod's packets leave the pod through its veth into the network namespace of the node it runs on; that node's
+#    PREROUTING sees them first.
+# 2. The NODE column of `kubectl get pods -o wide` (or `lab.cluster.pod("webpod2").node_name`) says where webpod2
+#    runs; the first `[node HOOK]` header of `lab.trace("webpod2", "svc-clusterip")` confirms it.
+
+# %% [markdown] lang="ko" hint="ch00.client_node"
+# 1. 파드의 패킷은 veth를 거쳐 파드가 실행 중인 노드의 네트워크 네임스페이스로 나갑니다. 그 노드의 PREROUTING이 가장 먼저 봅니다.
+# 2. `kubectl get pods -o wide`의 NODE 열(또는 `lab.cluster.pod("webpod2").node_name`)이 webpod2가 실행되는 노드를 알려 줍니다.
+#    `lab.trace("webpod2", "svc-clusterip")`의 첫 `[node HOOK]` 머리글로 확인하세요.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None
@@ -336,6 +380,40 @@ answer = None
 answer = "myk8s-worker2"  # kubectl get pods -o wide: webpod2 runs on myk8s-worker2; a pod's packets enter its own node first
 print(f"lab.trace confirms: {lab.trace('webpod2', 'svc-clusterip').ingress_node}")
 kslab.check.ch00.client_node(answer, lab, client="webpod2")
+
+# %% [markdown] lang="en"
+# ## Your progress
+#
+# Every check you run records its result in a small file in your working copy of the workbook
+# (`.kslab-progress.json`, beside the `en/` and `ko/` folders, or at the top of a clone of kslab; nothing leaves
+# your machine): your attempts,
+# wrong answers, whether you solved the exercise, and the hints and solutions you asked for. The page below
+# shows, per chapter, the exercises you solved out of the chapter's total, your attempts and the hints you
+# used; in a terminal, `kslab progress` prints the same table. Run the cell again whenever you come back.
+
+# %% [markdown] lang="ko"
+# ## 나의 진도
+#
+# 실행한 확인은 모두 작업 사본 안의 작은 파일(`.kslab-progress.json`, `en/`과 `ko/` 폴더 옆 또는 kslab 클론의 최상위,
+# 내 컴퓨터 밖으로 나가지 않습니다)에 결과를 기록합니다. 시도 횟수, 틀린 답, 풀었는지 여부, 요청한 힌트와 풀이입니다. 아래
+# 페이지는 장마다 전체 연습 문제 중 푼 문제 수, 시도 횟수, 사용한 힌트 수를 보여 줍니다. 터미널에서는
+# `kslab progress`가 같은 표를 출력합니다. 다시 돌아올 때마다 셀을 다시 실행하세요.
+
+# %%
+from kslab import progress
+
+progress_page, progress_table = progress.show()
+catalogue = progress.catalogue()
+catalogue_chapters = sorted({progress.chapter_of(ex) for ex in catalogue})
+page_rows = progress_table.iloc[:-1]  # the last row is the total
+experiments.claim(list(page_rows["chapter"]) == catalogue_chapters
+                  and [int(n) for n in page_rows["total"]] == [sum(progress.chapter_of(ex) == ch for ex in catalogue)
+                                                               for ch in catalogue_chapters]
+                  and int(progress_table["total"].iloc[-1]) == len(catalogue)
+                  and bool((progress_table["solved"] <= progress_table["total"]).all()),
+                  f"the page covers every chapter ({catalogue_chapters[0]}-{catalogue_chapters[-1]}) with the "
+                  f"{len(catalogue)} exercises the catalogue lists, and no chapter shows more solved than it has",
+                  f"the page's chapters {list(page_rows['chapter'])} or totals do not match the catalogue's")
 
 # %% [markdown] lang="en"
 # ## Summary (요약)
@@ -442,6 +520,7 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | jitter | 지터 | how much the gap between arriving packets varies (ms; iperf3 reports it for UDP) | 10 |
 # | packet loss | 패킷 손실 | datagrams that never arrived (iperf3's `Lost/Total Datagrams` for UDP) | 10 |
 # | parallel streams | 병렬 스트림 | several connections of one test at once (iperf3 `-P N`, added up in `[SUM]`) | 10 |
+# | troubleshooting | 문제 해결 | finding why a Service misbehaves from its symptom, with runs, traces and the rules (the capstone) | 11 |
 
 # %% [markdown] lang="ko"
 # ## 용어집 (Glossary)
@@ -526,3 +605,4 @@ kslab.check.ch00.client_node(answer, lab, client="webpod2")
 # | 지터 | jitter | 도착하는 패킷 사이 간격이 흔들리는 정도 (ms; iperf3가 UDP에서 보고합니다) | 10 |
 # | 패킷 손실 | packet loss | 끝내 도착하지 않은 데이터그램 (UDP에서 iperf3의 `Lost/Total Datagrams`) | 10 |
 # | 병렬 스트림 | parallel streams | 한 테스트의 여러 연결을 동시에 (iperf3 `-P N`, `[SUM]`으로 더합니다) | 10 |
+# | 문제 해결 | troubleshooting | 증상에서 출발해 실행, 추적, 규칙으로 서비스가 잘못 동작하는 이유를 찾는 일 (종합 실습) | 11 |

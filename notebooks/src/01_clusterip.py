@@ -239,6 +239,27 @@ experiments.claim(
 # 다음 셀들을 실행하기 전에 **예측**해 보세요. `net-pod`에서 연결을 많이 열면 `--probability 0.50000000000` 규칙의
 # 카운터는 전체 연결의 대략 얼마가 될까요? (a) 1/2 (b) 1/3 (c) 1/6
 
+# %% [markdown] lang="en"
+# *Stuck on an exercise?* `kslab.check.hint("ch01.middle_rule")` shows its hints one at a time; once you have checked
+# an answer of your own and seen every hint, `kslab.check.solution("ch01.middle_rule")` shows the solution. An
+# exercise's name is its check without `kslab.check.`; `kslab progress` (or the progress page in chapter 00) shows
+# how far you are.
+
+# %% [markdown] lang="ko"
+# *연습 문제가 막혔나요?* `kslab.check.hint("ch01.middle_rule")`는 힌트를 하나씩 보여 줍니다. 직접 답을 한 번 확인하고 힌트를 모두 본 뒤에는
+# `kslab.check.solution("ch01.middle_rule")`이 풀이를 보여 줍니다. 연습 문제의 이름은 확인 함수에서 `kslab.check.`를 뺀 것입니다. `kslab
+# progress`(또는 00장의 진도 페이지)로 어디까지 했는지 볼 수 있습니다.
+
+# %% [markdown] lang="en" hint="ch01.middle_rule"
+# 1. A rule's counter counts the connections that reached the rule AND matched it. Which connections ever reach the
+#    second rule of the ladder?
+# 2. Rule 1 (probability 1/3) keeps a third of all connections; the 2/3 left go on to the 0.5 rule, which keeps half
+#    of what it sees. Multiply the two.
+
+# %% [markdown] lang="ko" hint="ch01.middle_rule"
+# 1. 규칙의 카운터는 그 규칙에 도달해서 일치한 연결만 셉니다. 사다리의 두 번째 규칙에는 어떤 연결이 도달합니까?
+# 2. 규칙 1(확률 1/3)이 전체의 3분의 1을 가져가고, 남은 2/3가 0.5 규칙으로 가서 그중 절반이 일치합니다. 두 값을 곱해 보세요.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # "a", "b" or "c"
@@ -459,6 +480,17 @@ experiments.claim(len(echo) == 3, "lab.reset(): deploy-echo is back to 3 replica
 # 리스트로 답하세요. (실습 환경에서 확인해도 됩니다. `lab.scale("deploy-echo", 4)`로 늘리고 `svc-nodeport`의 규칙을
 # grep한 다음 `lab.reset()`하세요.)
 
+# %% [markdown] lang="en" hint="ch01.ladder"
+# 1. Every endpoint must end up with 1/4 of all connections, but rule i only sees the connections that the rules
+#    above it did not take.
+# 2. Rule 1 sees everything and keeps 1/4. Rule 2 sees the remaining 3/4 and must keep 1/4 of the total, so its
+#    probability is (1/4) / (3/4). Do the same for rule 3; the 4th rule has no probability (it takes the rest).
+
+# %% [markdown] lang="ko" hint="ch01.ladder"
+# 1. 엔드포인트마다 전체 연결의 1/4을 받아야 하지만, 규칙 i는 위 규칙들이 가져가지 않은 연결만 봅니다.
+# 2. 규칙 1은 모든 연결을 보고 1/4을 가져갑니다. 규칙 2는 남은 3/4를 보고 전체의 1/4을 가져가야 하므로 확률은 (1/4) / (3/4)입니다. 규칙 3도 같은 방법으로 구하세요. 네 번째
+#    규칙에는 확률이 없습니다(나머지를 모두 가져갑니다).
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # e.g. [0.5, 0.5, 0.5]
@@ -476,6 +508,18 @@ kslab.check.ch01.ladder(answer)
 # 위의 공식으로 계산한 다음, `lab.sh("myk8s-worker", "iptables -t nat -S KUBE-SERVICES | grep svc-nodeport")`로
 # 찾아보세요.
 
+# %% [markdown] lang="en" hint="ch01.chain_name"
+# 1. The name is `KUBE-SVC-` followed by the first 16 characters of the base32 of a SHA-256 hash. What is hashed is
+#    the service port name `namespace/service:port-name` followed by the protocol in lower case, with no separator.
+# 2. In Python: `base64.b32encode(hashlib.sha256(b"default/svc-nodeport:svc-webporttcp").digest()).decode()[:16]`;
+#    compare with the `KUBE-SVC-` jump that `grep svc-nodeport` shows in KUBE-SERVICES.
+
+# %% [markdown] lang="ko" hint="ch01.chain_name"
+# 1. 이름은 `KUBE-SVC-` 뒤에 SHA-256 해시를 base32로 인코딩한 값의 앞 16자를 붙인 것입니다. 해시하는 값은 서비스 포트 이름 `namespace/service:port-name`
+#    뒤에 소문자 프로토콜을 구분자 없이 붙인 문자열입니다.
+# 2. Python으로: `base64.b32encode(hashlib.sha256(b"default/svc-nodeport:svc-webporttcp").digest()).decode()[:16]`.
+#    KUBE-SERVICES에서 `grep svc-nodeport`가 보여 주는 `KUBE-SVC-` 점프와 비교해 보세요.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None
@@ -492,6 +536,17 @@ kslab.check.ch01.chain_name(answer)
 # %% [markdown] lang="ko"
 # **3.** 새로운 클라이언트입니다. (파드가 아니라) 노드 `myk8s-worker` 자체에서 실행되는 프로세스가 `svc-clusterip`에
 # 연결합니다. 이 연결은 마스커레이드됩니까? `True` 또는 `False`로 답하고 `lab.trace`로 확인하세요.
+
+# %% [markdown] lang="en" hint="ch01.node_masquerade"
+# 1. A process on the node itself (not in a pod) sends from the node's own address, 172.18.0.3 for myk8s-worker, not
+#    from a pod address.
+# 2. The first rule of the KUBE-SVC chain is `! -s 10.10.0.0/16 -j KUBE-MARK-MASQ`: is the node's address inside the
+#    cluster CIDR? `lab.trace("myk8s-worker", "svc-clusterip").masquerade` confirms.
+
+# %% [markdown] lang="ko" hint="ch01.node_masquerade"
+# 1. 노드 자체의 프로세스(파드가 아님)는 파드 주소가 아니라 노드의 주소(myk8s-worker는 172.18.0.3)로 보냅니다.
+# 2. KUBE-SVC 체인의 첫 규칙은 `! -s 10.10.0.0/16 -j KUBE-MARK-MASQ`입니다. 노드의 주소는 클러스터 CIDR 안에 있습니까?
+#    `lab.trace("myk8s-worker", "svc-clusterip").masquerade`로 확인하세요.
 
 # %% tags=["solution"]
 # EXERCISE-START

@@ -370,6 +370,30 @@ experiments.claim(int(limit) == 100, "xt_recent keeps at most 100 addresses per 
 #
 # 글자로 답하세요.
 
+# %% [markdown] lang="en"
+# *Stuck on an exercise?* `kslab.check.hint("ch02.list_size")` shows its hints one at a time; once you have checked
+# an answer of your own and seen every hint, `kslab.check.solution("ch02.list_size")` shows the solution. An
+# exercise's name is its check without `kslab.check.`; `kslab progress` (or the progress page in chapter 00) shows
+# how far you are.
+
+# %% [markdown] lang="ko"
+# *연습 문제가 막혔나요?* `kslab.check.hint("ch02.list_size")`는 힌트를 하나씩 보여 줍니다. 직접 답을 한 번 확인하고 힌트를 모두 본 뒤에는
+# `kslab.check.solution("ch02.list_size")`이 풀이를 보여 줍니다. 연습 문제의 이름은 확인 함수에서 `kslab.check.`를 뺀 것입니다. `kslab
+# progress`(또는 00장의 진도 페이지)로 어디까지 했는지 볼 수 있습니다.
+
+# %% [markdown] lang="en" hint="ch02.list_size"
+# 1. Affinity lives in xt_recent lists on the client's node, one list per endpoint, and each list holds at most 100
+#    addresses (the module's ip_list_tot); a new address in a full list pushes out the least recently updated one.
+# 2. About 120 clients land on each endpoint. When a client comes back, is it still among the 100 most recently seen
+#    addresses of its list, if the others came back in the same order before it? Follow the first rounds: who gets
+#    evicted, and who then picks a pod again?
+
+# %% [markdown] lang="ko" hint="ch02.list_size"
+# 1. 세션 어피니티는 클라이언트 노드의 xt_recent 목록에 있습니다. 엔드포인트마다 목록이 하나씩이고, 목록마다 주소를 최대 100개(모듈의 ip_list_tot)까지만 담습니다. 가득 찬 목록에 새
+#    주소가 들어오면 가장 오래전에 갱신된 주소가 밀려납니다.
+# 2. 엔드포인트마다 약 120개 클라이언트가 몰립니다. 클라이언트가 같은 순서로 돌아올 때, 자기 차례에 아직 그 목록의 최근 100개 주소 안에 남아 있습니까? 처음 몇 라운드를 따라가 보세요. 누가
+#    밀려나고, 밀려난 클라이언트는 다시 파드를 고르게 됩니까?
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None
@@ -451,6 +475,16 @@ panel
 # **1.** `timeoutSeconds: 30`입니다. 클라이언트가 t = 0초에 연결하고 t = 45초에 다시 연결합니다. 두 번째
 # 연결이 다른 파드에 도착할 수 있습니까? (`True`/`False`)
 
+# %% [markdown] lang="en" hint="ch02.may_move"
+# 1. The SVC chain's affinity rule is `-m recent --rcheck --seconds 30 --reap`: it matches only if the client's
+#    address was seen in the last 30 seconds.
+# 2. 45 s after the first connection, is the client's entry still younger than 30 s? If the rcheck rule does not
+#    match, the connection goes through the probability ladder again.
+
+# %% [markdown] lang="ko" hint="ch02.may_move"
+# 1. SVC 체인의 어피니티 규칙은 `-m recent --rcheck --seconds 30 --reap`입니다. 클라이언트 주소가 최근 30초 안에 기록됐을 때만 일치합니다.
+# 2. 첫 연결 후 45초가 지났을 때 그 클라이언트의 항목은 아직 30초가 안 됐습니까? rcheck 규칙이 일치하지 않으면 연결은 확률 사다리를 다시 지납니다.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None
@@ -469,6 +503,17 @@ kslab.check.ch02.may_move(answer, lab)
 # 주소)의 클라이언트가 한 번 연결하게 합니다. 이 주소는 어느 노드에 기록됩니까? 스터디의 명령으로 찾아보세요.
 # 노드마다 `ls /proc/net/xt_recent`와 `cat /proc/net/xt_recent/LIST`를 실행합니다(`lab.cluster.nodes`에 노드가
 # 있습니다).
+
+# %% [markdown] lang="en" hint="ch02.recording_node"
+# 1. The `--set` rule that records a client runs in the KUBE-SEP chain, on the node whose PREROUTING sees the
+#    client's first packet.
+# 2. 10.10.2.200 is in myk8s-worker2's pod CIDR (10.10.2.0/24): a pod with that address would run on that node
+#    (`lab.client("10.10.2.200")` tells its node). Then look at `/proc/net/xt_recent/` there.
+
+# %% [markdown] lang="ko" hint="ch02.recording_node"
+# 1. 클라이언트를 기록하는 `--set` 규칙은 KUBE-SEP 체인에 있고, 클라이언트의 첫 패킷을 PREROUTING에서 보는 노드에서 실행됩니다.
+# 2. 10.10.2.200은 myk8s-worker2의 파드 CIDR(10.10.2.0/24)에 속합니다. 그 주소의 파드는 그 노드에서 실행됩니다(`lab.client("10.10.2.200")`가 노드를
+#    알려 줍니다). 그 노드의 `/proc/net/xt_recent/`를 보세요.
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -496,6 +541,16 @@ kslab.check.ch02.recording_node(answer, lab)
 # `myk8s-worker:svc-nodeport`를 통해 `svc-nodeport`의 파드에 도달합니다. 사용자 20명이 NAT 하나 뒤에 있습니다
 # (이들의 패킷은 모두 `mypc`의 주소에서 옵니다). `svc-nodeport`에 ClientIP 세션 어피니티를 설정하면 이들은
 # 서로 다른 파드 몇 개에 도달합니까?
+
+# %% [markdown] lang="en" hint="ch02.behind_nat"
+# 1. xt_recent remembers source addresses, not users. Behind one NAT, what source address does the node see for each
+#    of the twenty users?
+# 2. The first connection from that one address picks a pod and records the address in that pod's list; every later
+#    connection from the same address matches that list's `--rcheck` rule.
+
+# %% [markdown] lang="ko" hint="ch02.behind_nat"
+# 1. xt_recent는 사용자가 아니라 출발지 주소를 기억합니다. 하나의 NAT 뒤에 있는 스무 명의 사용자는 노드에게 어떤 출발지 주소로 보입니까?
+# 2. 그 주소의 첫 연결이 파드를 고르고 그 파드의 목록에 주소를 기록합니다. 같은 주소의 이후 연결은 모두 그 목록의 `--rcheck` 규칙에 일치합니다.
 
 # %% tags=["solution"]
 # EXERCISE-START

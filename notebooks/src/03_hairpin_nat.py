@@ -350,6 +350,27 @@ experiments.claim(t.endpoint_pod == "webpod1" and t.outcome == "ok" and t.masque
 # - (c) webpod1이 SYN을 마션 패킷으로 버립니다(출발지가 webpod1 자신의 주소). 클라이언트는 시간 초과됩니다.
 # - (d) 노드가 TCP RST로 연결을 거부합니다.
 
+# %% [markdown] lang="en"
+# *Stuck on an exercise?* `kslab.check.hint("ch03.without_masquerade")` shows its hints one at a time; once you have
+# checked an answer of your own and seen every hint, `kslab.check.solution("ch03.without_masquerade")` shows the
+# solution. An exercise's name is its check without `kslab.check.`; `kslab progress` (or the progress page in chapter
+# 00) shows how far you are.
+
+# %% [markdown] lang="ko"
+# *연습 문제가 막혔나요?* `kslab.check.hint("ch03.without_masquerade")`는 힌트를 하나씩 보여 줍니다. 직접 답을 한 번 확인하고 힌트를 모두 본 뒤에는
+# `kslab.check.solution("ch03.without_masquerade")`이 풀이를 보여 줍니다. 연습 문제의 이름은 확인 함수에서 `kslab.check.`를 뺀 것입니다. `kslab
+# progress`(또는 00장의 진도 페이지)로 어디까지 했는지 볼 수 있습니다.
+
+# %% [markdown] lang="en" hint="ch03.without_masquerade"
+# 1. Without the hairpin masquerade, the SYN that comes back to webpod1 still carries webpod1's own address as its
+#    source, and webpod1's address as its destination.
+# 2. Think about what the pod's kernel does with a packet that arrives from outside on eth0 but claims to come from
+#    the pod's own address: does it ever reach a listening socket?
+
+# %% [markdown] lang="ko" hint="ch03.without_masquerade"
+# 1. 헤어핀 마스커레이드가 없으면 webpod1로 돌아오는 SYN의 출발지는 여전히 webpod1 자신의 주소이고, 목적지도 webpod1의 주소입니다.
+# 2. 밖에서 eth0로 들어왔는데 출발지가 자기 자신의 주소인 패킷을 파드의 커널이 어떻게 처리할지 생각해 보세요. 그 패킷이 대기 중인 소켓까지 갈 수 있습니까?
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # "a", "b", "c" or "d"
@@ -363,6 +384,16 @@ kslab.check.ch03.without_masquerade(answer, lab)
 
 # %% [markdown] lang="ko"
 # **2.** 규칙이 없으면 webpod1이 `svc-clusterip`로 여는 연결 중 몇 분의 몇이 실패할까요(0과 1 사이의 수)?
+
+# %% [markdown] lang="en" hint="ch03.hairpin_failures"
+# 1. Only the connections that the ladder sends back to webpod1 itself need the hairpin rule; the others go to
+#    another pod and work as before.
+# 2. svc-clusterip has three endpoints and the ladder spreads connections evenly over them: what share lands on
+#    webpod1?
+
+# %% [markdown] lang="ko" hint="ch03.hairpin_failures"
+# 1. 헤어핀 규칙이 필요한 것은 사다리가 webpod1 자신에게 돌려보내는 연결뿐입니다. 다른 파드로 가는 연결은 그대로 동작합니다.
+# 2. svc-clusterip에는 엔드포인트가 세 개 있고 사다리는 연결을 고르게 나눕니다. webpod1에 가는 비율은 얼마입니까?
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -550,6 +581,17 @@ experiments.claim((still["outcome"] != "ok").any() and (repaired["outcome"] == "
 # **3.** **webpod2**가 `svc-clusterip`를 거쳐 자기 자신에게 도달할 때 보는 출발지 주소는 무엇입니까?
 # webpod2가 어디에서 실행되는지로부터 알아낸 다음 확인하세요.
 
+# %% [markdown] lang="en" hint="ch03.hairpin_source"
+# 1. The hairpin connection is masqueraded on webpod2's own node, and MASQUERADE takes the address of the interface
+#    the packet leaves by.
+# 2. The packet goes back to webpod2 through the node's end of webpod2's veth; with kindnet's ptp plugin that end has
+#    the first address of the node's podCIDR (`lab.pod_gateway(node)`). Which node runs webpod2?
+
+# %% [markdown] lang="ko" hint="ch03.hairpin_source"
+# 1. 헤어핀 연결은 webpod2가 실행되는 노드에서 마스커레이드되고, MASQUERADE는 패킷이 나가는 인터페이스의 주소를 씁니다.
+# 2. 패킷은 webpod2의 veth 중 노드 쪽 끝을 거쳐 webpod2로 되돌아갑니다. kindnet의 ptp 플러그인에서 그 끝은 노드 podCIDR의 첫 주소를
+#    가집니다(`lab.pod_gateway(node)`). webpod2는 어느 노드에서 실행됩니까?
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None
@@ -574,6 +616,17 @@ kslab.check.ch03.hairpin_source(answer, lab, pod="webpod2")
 # (실습의 다른 서비스 `svc-nodeport`는 06장에서 배우는 NodePort 유형입니다. 클러스터 안에서는 여느 서비스처럼
 # 클러스터 IP로 접속합니다). `views.compute_hairpin(lab, "svc-nodeport", nodes=["myk8s-worker2"])`로 추론을
 # 확인해도 됩니다.
+
+# %% [markdown] lang="en" hint="ch03.affected_pods"
+# 1. A pod's connection to a Service is DNATed on the pod's own node, so deleting the hairpin rules on myk8s-worker2
+#    can only hurt clients that run on myk8s-worker2.
+# 2. A hairpin happens only when the ladder sends a pod back to itself: the pod must be an endpoint of the Service it
+#    calls. Which pods on myk8s-worker2 back a Service (compare their labels with each Service's selector)?
+
+# %% [markdown] lang="ko" hint="ch03.affected_pods"
+# 1. 파드가 서비스에 연결하면 DNAT는 파드 자신의 노드에서 일어납니다. 그러니 myk8s-worker2의 헤어핀 규칙을 지우면 myk8s-worker2에서 실행되는 클라이언트만 영향을 받을 수 있습니다.
+# 2. 헤어핀은 사다리가 파드를 자기 자신에게 돌려보낼 때만 생깁니다. 즉 파드가 자신이 호출하는 서비스의 엔드포인트여야 합니다. myk8s-worker2의 파드 중 어떤 파드가 서비스 뒤에 있습니까(파드의
+#    레이블과 각 서비스의 셀렉터를 비교하세요)?
 
 # %% tags=["solution"]
 # EXERCISE-START

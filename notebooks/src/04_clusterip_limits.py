@@ -184,6 +184,28 @@ experiments.claim(
 # `kubectl get endpointslices ... -o yaml`도 실행하고, 엔드포인트마다 `ready:` 조건과 파드 이름만 골라
 # 보여 줍니다.
 
+# %% [markdown] lang="en"
+# *Stuck on an exercise?* `kslab.check.hint("ch04.error_rate")` shows its hints one at a time; once you have checked
+# an answer of your own and seen every hint, `kslab.check.solution("ch04.error_rate")` shows the solution. An
+# exercise's name is its check without `kslab.check.`; `kslab progress` (or the progress page in chapter 00) shows
+# how far you are.
+
+# %% [markdown] lang="ko"
+# *연습 문제가 막혔나요?* `kslab.check.hint("ch04.error_rate")`는 힌트를 하나씩 보여 줍니다. 직접 답을 한 번 확인하고 힌트를 모두 본 뒤에는
+# `kslab.check.solution("ch04.error_rate")`이 풀이를 보여 줍니다. 연습 문제의 이름은 확인 함수에서 `kslab.check.`를 뺀 것입니다. `kslab
+# progress`(또는 00장의 진도 페이지)로 어디까지 했는지 볼 수 있습니다.
+
+# %% [markdown] lang="en" hint="ch04.error_rate"
+# 1. kube-proxy never looks at the pods or their apps, only at the EndpointSlice. Without a readiness probe, does
+#    anything in the EndpointSlice change when webpod2's app answers 500?
+# 2. If webpod2 stays a ready endpoint, the ladder keeps sending it its share: with three endpoints, what share is
+#    that?
+
+# %% [markdown] lang="ko" hint="ch04.error_rate"
+# 1. kube-proxy는 파드나 애플리케이션을 보지 않고 엔드포인트슬라이스(EndpointSlice)만 봅니다. 준비성 프로브(readiness probe)가 없으면, webpod2가 500으로 응답할 때
+#    엔드포인트슬라이스에 바뀌는 것이 있습니까?
+# 2. webpod2가 준비된 엔드포인트로 남으면 사다리는 계속 제 몫을 보냅니다. 엔드포인트가 세 개일 때 그 몫은 얼마입니까?
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # the share of connections answered with an error, one of three webpods broken, no probe
@@ -296,6 +318,16 @@ experiments.claim(
 # 실행하기 전에 **예측**해 보세요. `--ipvs-scheduler wrr`(가중 라운드 로빈, weighted round robin)일 때
 # webpod3은 `svc-clusterip` 연결 중 몇 분의 몇을 받을까요? 다음 셀에 0과 1 사이의 수로 답하세요. 그다음 표를
 # 보고 답해 보세요. 어떤 스케줄러가 클라이언트마다 서버 하나만 줄까요? 표의 어떤 행이 다른 행과 똑같을까요?
+
+# %% [markdown] lang="en" hint="ch04.wrr_share"
+# 1. Weighted round robin gives each server a share proportional to its weight. What weight does kube-proxy program
+#    for each endpoint?
+# 2. Every ready endpoint gets weight 1 (Kubernetes has no per-endpoint weight), so wrr behaves like rr: divide
+#    evenly over svc-clusterip's endpoints.
+
+# %% [markdown] lang="ko" hint="ch04.wrr_share"
+# 1. 가중 라운드 로빈(wrr)은 서버마다 가중치에 비례한 몫을 줍니다. kube-proxy는 각 엔드포인트에 어떤 가중치를 씁니까?
+# 2. 준비된 엔드포인트는 모두 가중치 1입니다(쿠버네티스에는 엔드포인트별 가중치가 없습니다). 따라서 wrr은 rr처럼 동작합니다. svc-clusterip의 엔드포인트 수로 똑같이 나누세요.
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -536,6 +568,18 @@ experiments.claim(worst < 0.05 and fresh["net-pod"]["local_pods"] == 0 and fresh
 # 먼저 **예측**해 보세요(webpod2의 클라이언트는 옮겨 가야 합니다. 나머지는 그대로일까요?). 그다음 `sh`를 전후로
 # 시뮬레이션하고(`ipvs.client_matrix(...).idxmax(axis=1)`가 클라이언트마다의 서버입니다) 세어 보세요.
 
+# %% [markdown] lang="en" hint="ch04.sticky_scheduler"
+# 1. `sh` (source hashing) hashes the client address into a table of 256 buckets, and the buckets are dealt to the
+#    servers in turn. What happens to that table when a server is removed?
+# 2. The table is rebuilt round robin over the two servers left, so the buckets of webpod1 and webpod3 clients can
+#    move too. Simulate `sh` with `ipvs.simulate` before and after `twin.set_ready("webpod2", False)` and compare
+#    `ipvs.client_matrix(...).idxmax(axis=1)` client by client.
+
+# %% [markdown] lang="ko" hint="ch04.sticky_scheduler"
+# 1. `sh`(source hashing)는 클라이언트 주소를 256개 버킷의 표로 해시하고, 버킷은 서버에 차례로 나눠 줍니다. 서버 하나가 빠지면 그 표는 어떻게 됩니까?
+# 2. 표는 남은 두 서버에 라운드 로빈으로 다시 만들어지므로 webpod1과 webpod3의 클라이언트 버킷도 옮겨질 수 있습니다. `twin.set_ready("webpod2", False)` 전후로
+#    `ipvs.simulate`로 `sh`를 돌리고 `ipvs.client_matrix(...).idxmax(axis=1)`를 클라이언트별로 비교하세요.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # a number of clients, 0 to 12
@@ -556,6 +600,17 @@ kslab.check.ch04.sticky_scheduler(answer, lab)
 # %% [markdown] lang="ko"
 # **2.** `deploy-echo` 레플리카가 6개일 때, webpod1이 `svc-nodeport`로 여는 연결 중 몇 분의 몇이 자기 노드를
 # 떠납니까? webpod1의 노드에 있는 파드 수를 세어 보세요.
+
+# %% [markdown] lang="en" hint="ch04.cross_node"
+# 1. The ladder spreads webpod1's connections evenly over all 6 deploy-echo pods; a connection stays on the node only
+#    when it lands on a pod of webpod1's own node.
+# 2. Scale a copy (`twin = lab.copy(); twin.scale("deploy-echo", 6)`) and count the deploy-echo pods whose
+#    `node_name` is webpod1's node; the share that leaves is 1 - local / 6.
+
+# %% [markdown] lang="ko" hint="ch04.cross_node"
+# 1. 사다리는 webpod1의 연결을 deploy-echo 파드 6개에 고르게 나눕니다. 연결이 노드 안에 머무는 것은 webpod1과 같은 노드의 파드로 갈 때뿐입니다.
+# 2. 복사본에서 늘려 보고(`twin = lab.copy(); twin.scale("deploy-echo", 6)`), `node_name`이 webpod1의 노드인 deploy-echo 파드를 세세요.
+#    노드를 떠나는 비율은 1 - local / 6입니다.
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -579,6 +634,16 @@ kslab.check.ch04.cross_node(answer, lab=lab)
 # 몇 분의 몇을 받습니까? kube-proxy처럼 실제 서버(real server)를 만들어(`ipvs.service_servers(twin.cluster,
 # "svc-nodeport")`) 시뮬레이션하거나, 가중치로부터 추론하세요.
 
+# %% [markdown] lang="en" hint="ch04.ipvs_share"
+# 1. With 5 replicas, how many real servers does kube-proxy program for svc-nodeport
+#    (`ipvs.service_servers(twin.cluster, "svc-nodeport")`), and with what weights?
+# 2. Equal weights make wrr a plain rotation: each server gets 1 / (number of servers) of the new connections.
+
+# %% [markdown] lang="ko" hint="ch04.ipvs_share"
+# 1. 레플리카가 5개일 때 kube-proxy는 svc-nodeport에 리얼 서버를 몇 개, 어떤 가중치로 씁니까(`ipvs.service_servers(twin.cluster,
+#    "svc-nodeport")`)?
+# 2. 가중치가 모두 같으면 wrr은 단순한 순환입니다. 서버마다 새 연결의 1 / (서버 수)를 받습니다.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None
@@ -601,6 +666,16 @@ kslab.check.ch04.ipvs_share(answer, lab=lab)
 # (`10.10.0.10`부터 `10.10.0.13`까지. 사무실 네 곳이 각각 NAT 주소 하나 뒤에 있습니다). IPVS 모드에서
 # `sessionAffinity: ClientIP`와 `--ipvs-scheduler rr`일 때, 가장 바쁜 서버는 연결 중 몇 분의 몇을 받습니까?
 # **예측**한 다음 `ipvs.simulate(..., persistence=10800)`로 확인하세요.
+
+# %% [markdown] lang="en" hint="ch04.ipvs_affinity"
+# 1. With ClientIP affinity (IPVS persistence), each client address is pinned to one server for the whole run: the
+#    scheduler balances clients, not connections.
+# 2. rr hands the 4 clients to the 3 servers in turn: how many clients does the busiest server get, and so what share
+#    of the connections (the clients connect equally often)?
+
+# %% [markdown] lang="ko" hint="ch04.ipvs_affinity"
+# 1. ClientIP 어피니티(IPVS persistence)에서는 클라이언트 주소마다 실행 내내 한 서버에 고정됩니다. 스케줄러는 연결이 아니라 클라이언트를 나눕니다.
+# 2. rr은 클라이언트 4개를 서버 3개에 차례로 나눠 줍니다. 가장 바쁜 서버는 클라이언트를 몇 개 받고, 따라서 연결의 몇 분의 몇을 받습니까(클라이언트마다 연결 수는 같습니다)?
 
 # %% tags=["solution"]
 # EXERCISE-START

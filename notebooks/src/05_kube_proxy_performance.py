@@ -240,6 +240,31 @@ effect
 # `myk8s-worker`에서 이 서비스를 위해 **nat 테이블 규칙**을 몇 개 쓸까요? 01, 06, 07장의 템플릿(KUBE-SERVICES, KUBE-NODEPORTS, KUBE-SVC,
 # KUBE-SVL, KUBE-EXT, KUBE-SEP)으로 센 다음 확인하세요. 풀이는 `rulecount.service_rules` 공식을 씁니다.
 
+# %% [markdown] lang="en"
+# *Stuck on an exercise?* `kslab.check.hint("ch05.local_nodeport_rules")` shows its hints one at a time; once you
+# have checked an answer of your own and seen every hint, `kslab.check.solution("ch05.local_nodeport_rules")` shows
+# the solution. An exercise's name is its check without `kslab.check.`; `kslab progress` (or the progress page in
+# chapter 00) shows how far you are.
+
+# %% [markdown] lang="ko"
+# *연습 문제가 막혔나요?* `kslab.check.hint("ch05.local_nodeport_rules")`는 힌트를 하나씩 보여 줍니다. 직접 답을 한 번 확인하고 힌트를 모두 본 뒤에는
+# `kslab.check.solution("ch05.local_nodeport_rules")`이 풀이를 보여 줍니다. 연습 문제의 이름은 확인 함수에서 `kslab.check.`를 뺀 것입니다. `kslab
+# progress`(또는 00장의 진도 페이지)로 어디까지 했는지 볼 수 있습니다.
+
+# %% [markdown] lang="en" hint="ch05.local_nodeport_rules"
+# 1. Count chain by chain for one Service port: its KUBE-SERVICES jump, its KUBE-NODEPORTS rule, the KUBE-SVC ladder
+#    and mark rule, the KUBE-SVL chain (only this node's endpoints), the KUBE-EXT chain, and two rules per KUBE-SEP
+#    (mark + DNAT).
+# 2. Under Local, KUBE-SVL lists only the endpoints on myk8s-worker, while KUBE-SVC still lists all 3;
+#    `rulecount.service_rules(info, 3, local_endpoints=..., config=...)` does the counting for you: compare it with
+#    `lab.sh("myk8s-worker", "iptables -t nat -S")`.
+
+# %% [markdown] lang="ko" hint="ch05.local_nodeport_rules"
+# 1. 서비스 포트 하나에 대해 체인별로 세어 보세요. KUBE-SERVICES 점프, KUBE-NODEPORTS 규칙, KUBE-SVC 사다리와 표시 규칙, KUBE-SVL 체인(이 노드의 엔드포인트만),
+#    KUBE-EXT 체인, 그리고 KUBE-SEP마다 두 규칙(표시 + DNAT)입니다.
+# 2. Local에서 KUBE-SVL은 myk8s-worker의 엔드포인트만 나열하지만 KUBE-SVC는 여전히 3개를 모두 나열합니다. `rulecount.service_rules(info, 3,
+#    local_endpoints=..., config=...)`가 계산해 줍니다. `lab.sh("myk8s-worker", "iptables -t nat -S")`와 비교하세요.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # a number of nat rules
@@ -367,6 +392,17 @@ experiments.claim(
 # 같습니다.
 #
 # 실행하기 전에 **예측**해 보세요(연습 문제 2). 기본값 `minSyncPeriod: 1s`에서 이 삭제는 동기화를 몇 번 일으킬까요?
+
+# %% [markdown] lang="en" hint="ch05.deletion_syncs"
+# 1. The sync runner has a token bucket of 2: the first requests sync at once, then at most one sync starts per
+#    minSyncPeriod, and requests in between are merged into the next sync.
+# 2. The deletions arrive over about 3 seconds: count the burst at the start, then at most one sync per second while
+#    the updates keep arriving. `views_ch05.compute_min_sync(1.0)` runs it.
+
+# %% [markdown] lang="ko" hint="ch05.deletion_syncs"
+# 1. 동기화 실행기는 토큰 버킷이 2입니다. 처음 요청은 바로 동기화하고, 그 뒤로는 minSyncPeriod마다 최대 한 번 시작하며, 그사이에 온 요청은 다음 동기화 하나로 합쳐집니다.
+# 2. 삭제는 약 3초에 걸쳐 도착합니다. 시작할 때의 버스트, 그리고 업데이트가 계속 오는 동안 초당 최대 한 번씩의 동기화를 세어 보세요. `views_ch05.compute_min_sync(1.0)`가
+#    실행해 줍니다.
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -673,6 +709,19 @@ experiments.claim(
 # `(lines, operations)`로 답하세요. 4절의 추론을 쓴 다음, `synthetic_cluster(1000, 10)`에 여러분의 Proxier
 # (`kslab.proxy.proxier.Proxier`)를 돌려 확인하세요.
 
+# %% [markdown] lang="en" hint="ch05.partial_written"
+# 1. A partial sync in iptables mode still writes iptables-restore input for the chains it touches plus the
+#    KUBE-SERVICES chain and the table's headers; nftables mode sends only the operations for what changed (the new
+#    endpoint's chain and elements, the service's chain).
+# 2. Build a Proxier per mode on `synthetic_cluster(1000, 10)`, sync once, append an Endpoint to one slice, sync
+#    again later (after minSyncPeriod), and read what the second sync wrote (its lines / operations).
+
+# %% [markdown] lang="ko" hint="ch05.partial_written"
+# 1. iptables 모드의 부분 동기화도 건드린 체인에 KUBE-SERVICES 체인과 테이블 머리글까지 iptables-restore 입력으로 씁니다. nftables 모드는 바뀐 것(새 엔드포인트의
+#    체인과 원소, 서비스의 체인)에 대한 작업만 보냅니다.
+# 2. 모드마다 `synthetic_cluster(1000, 10)`로 Proxier를 만들어 한 번 동기화하고, 슬라이스 하나에 Endpoint를 추가한 뒤 (minSyncPeriod가 지난 다음) 다시
+#    동기화하세요. 두 번째 동기화가 쓴 양(줄 수 / 작업 수)을 읽으면 됩니다.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # (lines, operations)
@@ -703,6 +752,17 @@ kslab.check.ch05.partial_written(answer)
 # 준비되지 않음이 되었다가 다시 준비됨). `minSyncPeriod: 2s`일 때 커널은 API 서버보다 최대 얼마나 뒤처질까요(가장
 # 큰 반영 지연)? `synthetic_cluster(100, 10)`(서비스 `svc00001`)에 `syncloop.endpoint_flapping(...)`으로
 # `syncloop.simulate`를 실행한 다음 값을 확인하세요.
+
+# %% [markdown] lang="en" hint="ch05.flapping_staleness"
+# 1. Staleness is how long a change waits before a sync puts it in the kernel. With a change every 0.4 s, the sync
+#    runner is always busy: after the burst of 2, syncs start at most every 2 s.
+# 2. A change that arrives just after a sync started waits for the next allowed start, minSyncPeriod later, plus that
+#    sync's own duration. Run `syncloop.simulate(...)` and take `changes["staleness"].max()`.
+
+# %% [markdown] lang="ko" hint="ch05.flapping_staleness"
+# 1. 지연(staleness)은 변경이 동기화로 커널에 들어가기까지 기다린 시간입니다. 0.4초마다 변경이 오면 동기화 실행기는 늘 바쁩니다. 버스트 2번 뒤로는 동기화가 최대 2초에 한 번 시작합니다.
+# 2. 동기화가 막 시작한 직후에 온 변경은 다음 허용 시점(minSyncPeriod 뒤)에 그 동기화 자체의 소요 시간까지 더해 기다립니다. `syncloop.simulate(...)`를 실행하고
+#    `changes["staleness"].max()`를 구하세요.
 
 # %% tags=["solution"]
 # EXERCISE-START

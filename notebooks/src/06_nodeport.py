@@ -216,6 +216,27 @@ experiments.claim(
 # - (b) 워커의 에코 파드가 응답합니다
 # - (c) 응답이 없습니다(시간 초과)
 
+# %% [markdown] lang="en"
+# *Stuck on an exercise?* `kslab.check.hint("ch06.control_plane")` shows its hints one at a time; once you have
+# checked an answer of your own and seen every hint, `kslab.check.solution("ch06.control_plane")` shows the solution.
+# An exercise's name is its check without `kslab.check.`; `kslab progress` (or the progress page in chapter 00) shows
+# how far you are.
+
+# %% [markdown] lang="ko"
+# *연습 문제가 막혔나요?* `kslab.check.hint("ch06.control_plane")`는 힌트를 하나씩 보여 줍니다. 직접 답을 한 번 확인하고 힌트를 모두 본 뒤에는
+# `kslab.check.solution("ch06.control_plane")`이 풀이를 보여 줍니다. 연습 문제의 이름은 확인 함수에서 `kslab.check.`를 뺀 것입니다. `kslab
+# progress`(또는 00장의 진도 페이지)로 어디까지 했는지 볼 수 있습니다.
+
+# %% [markdown] lang="en" hint="ch06.control_plane"
+# 1. Which node's kube-proxy writes the KUBE-NODEPORTS rules for svc-nodeport? Does it matter that no echo pod runs
+#    on that node?
+# 2. The control plane's KUBE-EXT/KUBE-SVC ladder lists all echo endpoints, wherever they run: DNAT to a pod on a
+#    worker, and the packet is routed there.
+
+# %% [markdown] lang="ko" hint="ch06.control_plane"
+# 1. svc-nodeport의 KUBE-NODEPORTS 규칙은 어느 노드의 kube-proxy가 씁니까? 그 노드에 echo 파드가 없다는 것이 중요합니까?
+# 2. 컨트롤 플레인의 KUBE-EXT/KUBE-SVC 사다리는 어디에서 실행되든 모든 echo 엔드포인트를 나열합니다. 워커의 파드로 DNAT하고, 패킷은 그곳으로 라우팅됩니다.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # "a", "b" or "c"
@@ -564,6 +585,17 @@ experiments.claim(
 # **연습 문제(새로운 경우).** `mypc`가 `myk8s-worker3`로 들어오고 **myk8s-worker2**의 파드가 응답합니다. 그 파드는
 # 어떤 클라이언트 주소를 볼까요? 추론한 다음 확인하세요(확인은 실습 환경의 복사본에서 연결을 엽니다).
 
+# %% [markdown] lang="en" hint="ch06.seen_ip"
+# 1. Under externalTrafficPolicy: Cluster, the node that receives mypc's connection (myk8s-worker3) DNATs it and
+#    marks it for masquerade.
+# 2. The packet leaves myk8s-worker3 towards myk8s-worker2 by its node interface, eth0; MASQUERADE takes that
+#    interface's address (`IP["myk8s-worker3"]`). Which node's address does the pod see?
+
+# %% [markdown] lang="ko" hint="ch06.seen_ip"
+# 1. externalTrafficPolicy: Cluster에서는 mypc의 연결을 받은 노드(myk8s-worker3)가 DNAT하고 마스커레이드 표시를 합니다.
+# 2. 패킷은 노드 인터페이스 eth0를 통해 myk8s-worker3에서 myk8s-worker2로 나갑니다. MASQUERADE는 그 인터페이스의 주소(`IP["myk8s-worker3"]`)를 씁니다.
+#    파드는 어느 노드의 주소를 봅니까?
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # an IP address, e.g. "172.18.0.100"
@@ -808,6 +840,17 @@ experiments.claim(
 # **연습 문제.** 어떤 클러스터가 `--service-node-port-range=30000-30999`로 실행됩니다. 정적 대역은 어떤
 # 포트입니까? `[처음, 마지막]`으로 답하세요.
 
+# %% [markdown] lang="en" hint="ch06.bands"
+# 1. The static band has min(max(16, size // 32), 128) ports, where size is the number of ports in the range, and it
+#    starts at the range's first port.
+# 2. 30000-30999 holds 1000 ports: compute 1000 // 32, apply the bounds, and give `[first, last]` with last = first +
+#    ports - 1 (`controlplane.node_port_bands((30000, 30999))` confirms).
+
+# %% [markdown] lang="ko" hint="ch06.bands"
+# 1. 정적 대역의 포트 수는 min(max(16, size // 32), 128)이고, size는 범위에 든 포트 수입니다. 정적 대역은 범위의 첫 포트에서 시작합니다.
+# 2. 30000-30999에는 포트가 1000개 있습니다. 1000 // 32를 계산하고 범위를 적용한 뒤 `[first, last]`로 답하세요(last = first + 포트 수 - 1).
+#    `controlplane.node_port_bands((30000, 30999))`로 확인할 수 있습니다.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # e.g. [30000, 30010]
@@ -867,6 +910,18 @@ experiments.claim(sorted(p.name for p in lab.cluster.pods if p.owner == "Deploym
 # `svc-clusterip`(01장)를 `type: NodePort`로 바꾼다고 합시다. `mypc`가 그 nodePort로 여는 연결에 마스커레이드
 # 표시를 하는 체인(규칙이 `KUBE-MARK-MASQ`로 점프하는 체인)은 무엇입니까? 실습 환경을 바꾸지 말고 01장의 공식으로
 # 계산하세요. 확인은 복사본에서 서비스를 바꿔 봅니다.
+
+# %% [markdown] lang="en" hint="ch06.masq_chain"
+# 1. For a connection to a nodePort, KUBE-NODEPORTS jumps to the Service's KUBE-EXT-… chain, and under
+#    externalTrafficPolicy: Cluster that chain's first rule marks the connection for masquerade.
+# 2. The KUBE-EXT chain name uses the same hash as KUBE-SVC (chapter 01): `"KUBE-EXT-" +
+#    base32(sha256(b"default/svc-clusterip:svc-webporttcp"))[:16]`.
+
+# %% [markdown] lang="ko" hint="ch06.masq_chain"
+# 1. nodePort로 온 연결에 대해 KUBE-NODEPORTS는 서비스의 KUBE-EXT-… 체인으로 점프하고, externalTrafficPolicy: Cluster에서는 그 체인의 첫 규칙이 연결에
+#    마스커레이드 표시를 합니다.
+# 2. KUBE-EXT 체인 이름은 KUBE-SVC와 같은 해시를 씁니다(01장): `"KUBE-EXT-" +
+#    base32(sha256(b"default/svc-clusterip:svc-webporttcp"))[:16]`.
 
 # %% tags=["solution"]
 # EXERCISE-START

@@ -188,6 +188,27 @@ print(f"svc-nodeport: nodePort {NP}; svc-lb: VIP {VIP}, healthCheckNodePort {HC}
 # - (b) 워커의 파드가 응답하고, 그 파드는 `mypc`의 IP 172.18.0.100을 봅니다.
 # - (c) 응답이 없습니다. 컨트롤 플레인이 연결을 버립니다.
 
+# %% [markdown] lang="en"
+# *Stuck on an exercise?* `kslab.check.hint("ch07.local_drop")` shows its hints one at a time; once you have checked
+# an answer of your own and seen every hint, `kslab.check.solution("ch07.local_drop")` shows the solution. An
+# exercise's name is its check without `kslab.check.`; `kslab progress` (or the progress page in chapter 00) shows
+# how far you are.
+
+# %% [markdown] lang="ko"
+# *연습 문제가 막혔나요?* `kslab.check.hint("ch07.local_drop")`는 힌트를 하나씩 보여 줍니다. 직접 답을 한 번 확인하고 힌트를 모두 본 뒤에는
+# `kslab.check.solution("ch07.local_drop")`이 풀이를 보여 줍니다. 연습 문제의 이름은 확인 함수에서 `kslab.check.`를 뺀 것입니다. `kslab
+# progress`(또는 00장의 진도 페이지)로 어디까지 했는지 볼 수 있습니다.
+
+# %% [markdown] lang="en" hint="ch07.local_drop"
+# 1. Under Local, a node sends external traffic only to the Service's pods on that same node. How many deploy-echo
+#    pods run on the control plane?
+# 2. A node with no local endpoint gets a filter rule '... has no local endpoints' -j DROP for the nodePort: what
+#    does the client then see?
+
+# %% [markdown] lang="ko" hint="ch07.local_drop"
+# 1. Local에서는 노드가 외부 트래픽을 같은 노드에 있는 서비스 파드로만 보냅니다. 컨트롤 플레인에는 deploy-echo 파드가 몇 개 있습니까?
+# 2. 로컬 엔드포인트가 없는 노드에는 nodePort에 대해 '... has no local endpoints' -j DROP 필터 규칙이 생깁니다. 그러면 클라이언트는 무엇을 보게 됩니까?
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # "a", "b" or "c"
@@ -358,6 +379,16 @@ experiments.claim(
 # (복사본에서 해 보세요. `c = lab.copy()`로 만든 다음 배치하고 패치하고
 # `c.sh("myk8s-worker2", f"iptables -t nat -S {SVL}")`를 실행합니다.)
 
+# %% [markdown] lang="en" hint="ch07.sep_count"
+# 1. KUBE-SVL = the Service's Local endpoints: it lists only the ready endpoints on the node whose rules you read,
+#    unlike KUBE-SVC's ladder over every endpoint.
+# 2. How many deploy-echo pods does the placement put on myk8s-worker2? Each gets one `-j KUBE-SEP-…` jump in that
+#    node's KUBE-SVL.
+
+# %% [markdown] lang="ko" hint="ch07.sep_count"
+# 1. KUBE-SVL은 서비스의 로컬 엔드포인트입니다. 모든 엔드포인트를 나열하는 KUBE-SVC 사다리와 달리, 규칙을 읽는 그 노드의 준비된 엔드포인트만 나열합니다.
+# 2. 배치가 myk8s-worker2에 deploy-echo 파드를 몇 개 둡니까? 파드마다 그 노드의 KUBE-SVL에 `-j KUBE-SEP-…` 점프가 하나씩 생깁니다.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # a number
@@ -415,6 +446,17 @@ experiments.claim(
 # **연습 문제(새로운 경우).** `Local`에서, 에코 파드 하나가 실행 중인 `myk8s-worker3`의 프로세스가
 # `myk8s-worker3` 자신의 `IP:nodePort`로 여러 번 접속합니다. 연결이 **모두** `myk8s-worker3`의 자기 파드에
 # 도착할까요? `True` 또는 `False`로 답하세요.
+
+# %% [markdown] lang="en" hint="ch07.from_node"
+# 1. Read the KUBE-EXT-… chain of svc-nodeport under Local on myk8s-worker3 (`lab.copy()`, patch, then `iptables -t
+#    nat -S`), especially the rule commented 'route LOCAL traffic'.
+# 2. Traffic whose source is the node itself (`-m addrtype --src-type LOCAL`) jumps to KUBE-SVC-…, not KUBE-SVL-…:
+#    which endpoints does that ladder list?
+
+# %% [markdown] lang="ko" hint="ch07.from_node"
+# 1. Local에서 myk8s-worker3의 svc-nodeport KUBE-EXT-… 체인을 읽어 보세요(`lab.copy()`, 패치, 그리고 `iptables -t nat -S`). 특히 주석이
+#    'route LOCAL traffic'인 규칙을 보세요.
+# 2. 출발지가 노드 자신인 트래픽(`-m addrtype --src-type LOCAL`)은 KUBE-SVL-…이 아니라 KUBE-SVC-…로 점프합니다. 그 사다리는 어떤 엔드포인트를 나열합니까?
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -757,6 +799,17 @@ experiments.claim(
 # **연습 문제(새로운 경우).** `myk8s-worker`에 파드 세 개, `myk8s-worker2`에 하나, 다른 곳에는 없고, `svc-lb`는
 # 로드 밸런서 뒤에 있습니다. `myk8s-worker2`의 파드는 연결의 몇 분의 몇을 받을까요? (0과 1 사이의 수)
 
+# %% [markdown] lang="en" hint="ch07.share"
+# 1. The load balancer spreads connections over nodes, not pods: only the nodes that pass the Service's health check
+#    (healthCheckNodePort: the nodes with a local pod) receive traffic.
+# 2. Two nodes are healthy (myk8s-worker and myk8s-worker2), and each gets half; under Local, each node's half goes
+#    only to its own pods. How many pods share myk8s-worker2's half?
+
+# %% [markdown] lang="ko" hint="ch07.share"
+# 1. 로드 밸런서는 파드가 아니라 노드에 연결을 나눕니다. 서비스의 헬스 체크(healthCheckNodePort: 로컬 파드가 있는 노드)를 통과한 노드만 트래픽을 받습니다.
+# 2. 건강한 노드는 두 개(myk8s-worker와 myk8s-worker2)이고 각각 절반을 받습니다. Local에서는 노드마다 자기 절반을 자기 파드에만 보냅니다. myk8s-worker2의 절반은 파드
+#    몇 개가 나눕니까?
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # a share between 0 and 1
@@ -833,6 +886,17 @@ experiments.claim(
 # %% [markdown] lang="ko"
 # **연습 문제(새로운 경우).** `svc-lb`에 `loadBalancerSourceRanges: ["172.18.0.96/29"]`를 줍니다. 172.18.0.100
 # (`mypc`), 172.18.0.101, 172.18.0.120, 192.168.1.10 중 어느 주소가 VIP에 닿을까요? 주소의 집합으로 답하세요.
+
+# %% [markdown] lang="en" hint="ch07.source_ranges"
+# 1. loadBalancerSourceRanges lets through only sources inside the listed CIDRs; kube-proxy drops the others in its
+#    KUBE-FW-… chain.
+# 2. 172.18.0.96/29 covers 2^(32-29) = 8 addresses starting at 172.18.0.96: which of the four addresses fall between
+#    172.18.0.96 and 172.18.0.103 (`ipaddress.ip_address(a) in ipaddress.ip_network("172.18.0.96/29")`)?
+
+# %% [markdown] lang="ko" hint="ch07.source_ranges"
+# 1. loadBalancerSourceRanges는 나열한 CIDR 안의 출발지만 통과시킵니다. 나머지는 kube-proxy가 KUBE-FW-… 체인에서 버립니다.
+# 2. 172.18.0.96/29는 172.18.0.96부터 2^(32-29) = 8개 주소를 포함합니다. 네 주소 중 172.18.0.96과 172.18.0.103 사이에 드는 것은
+#    무엇입니까(`ipaddress.ip_address(a) in ipaddress.ip_network("172.18.0.96/29")`)?
 
 # %% tags=["solution"]
 # EXERCISE-START

@@ -299,6 +299,29 @@ experiments.claim(
 #   엔드포인트슬라이스는 엔드포인트를 그대로 두고 `ready: false`, `serving: false`로 표시합니다.
 # - (c) 둘 다 여전히 준비된 것으로 나열합니다. kube-proxy의 규칙만 그 파드를 뺍니다.
 
+# %% [markdown] lang="en"
+# *Stuck on an exercise?* `kslab.check.hint("ch08.after_failure")` shows its hints one at a time; once you have
+# checked an answer of your own and seen every hint, `kslab.check.solution("ch08.after_failure")` shows the solution.
+# An exercise's name is its check without `kslab.check.`; `kslab progress` (or the progress page in chapter 00) shows
+# how far you are.
+
+# %% [markdown] lang="ko"
+# *연습 문제가 막혔나요?* `kslab.check.hint("ch08.after_failure")`는 힌트를 하나씩 보여 줍니다. 직접 답을 한 번 확인하고 힌트를 모두 본 뒤에는
+# `kslab.check.solution("ch08.after_failure")`이 풀이를 보여 줍니다. 연습 문제의 이름은 확인 함수에서 `kslab.check.`를 뺀 것입니다. `kslab
+# progress`(또는 00장의 진도 페이지)로 어디까지 했는지 볼 수 있습니다.
+
+# %% [markdown] lang="en" hint="ch08.after_failure"
+# 1. The two objects handle an unready pod differently: the Endpoints object has separate `addresses` and
+#    `notReadyAddresses` lists; an EndpointSlice endpoint carries conditions (`ready`, `serving`, `terminating`).
+# 2. Is the pod deleted when its readiness probe fails? If it still exists, the EndpointSlice keeps its endpoint and
+#    changes its conditions; look at `kubectl get endpointslices -o yaml` after the failure.
+
+# %% [markdown] lang="ko" hint="ch08.after_failure"
+# 1. 두 객체는 준비되지 않은 파드를 다르게 다룹니다. 엔드포인트(Endpoints) 객체에는 `addresses`와 `notReadyAddresses` 목록이 따로 있고, 엔드포인트슬라이스의 엔드포인트에는
+#    조건(`ready`, `serving`, `terminating`)이 있습니다.
+# 2. 준비성 프로브가 실패하면 파드가 삭제됩니까? 파드가 남아 있다면 엔드포인트슬라이스는 엔드포인트를 유지하고 조건만 바꿉니다. 실패 뒤에 `kubectl get endpointslices -o yaml`을
+#    보세요.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # "a", "b" or "c"
@@ -441,6 +464,17 @@ experiments.claim(
 # 다음 셀을 실행하기 전에 **예측**해 보세요. mario의 프로브(`periodSeconds: 5`, `failureThreshold: 3`,
 # `timeoutSeconds: 1`)로는 앱이 고장 난 뒤 `Ready=False`가 될 때까지 최대 몇 초가 걸릴까요?
 # (`kslab.kubelet.detection_window(spec)`가 계산합니다. 먼저 손으로 해 보세요.)
+
+# %% [markdown] lang="en" hint="ch08.detection"
+# 1. The worst case: the app breaks right after a probe passed. The kubelet needs failureThreshold failing probes in
+#    a row, one every periodSeconds.
+# 2. Count 3 probes 5 s apart from the moment of breaking, and let the last one take its whole timeoutSeconds (1 s)
+#    before it counts as failed; `kslab.kubelet.detection_window(spec)` confirms.
+
+# %% [markdown] lang="ko" hint="ch08.detection"
+# 1. 최악의 경우는 프로브가 통과한 직후에 애플리케이션이 망가질 때입니다. kubelet은 periodSeconds마다 한 번씩, failureThreshold번 연속 실패해야 합니다.
+# 2. 망가진 시점부터 5초 간격의 프로브 3번을 세고, 마지막 프로브가 실패로 판정되기까지 timeoutSeconds(1초)를 다 쓴다고 보세요.
+#    `kslab.kubelet.detection_window(spec)`로 확인할 수 있습니다.
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -773,6 +807,17 @@ experiments.claim(
 # 보내는 엔드포인트 항목은 몇 개일까요? (a) 엔드포인트 오브젝트를 감시할 때, (b) 엔드포인트슬라이스를 감시할 때.
 # 숫자 두 개로 답하세요. 복사본(`lab.copy()`)에서 작업하고, 그 파드가 든 슬라이스는 `kubectl get endpointslices
 # ... -o json`으로 찾으세요(`endpoints[].targetRef.name`).
+
+# %% [markdown] lang="en" hint="ch08.watch_entries"
+# 1. A watcher of the Endpoints object receives the whole object on every change: all the Service's pods. A watcher
+#    of EndpointSlices receives only the slice that changed.
+# 2. An EndpointSlice holds at most 100 endpoints, so 230 pods are split over several slices; find the slice whose
+#    `endpoints[].targetRef.name` holds the pod and count its endpoints.
+
+# %% [markdown] lang="ko" hint="ch08.watch_entries"
+# 1. 엔드포인트 객체를 감시하는 쪽은 변경마다 객체 전체, 즉 서비스의 모든 파드를 받습니다. 엔드포인트슬라이스를 감시하는 쪽은 바뀐 슬라이스 하나만 받습니다.
+# 2. 엔드포인트슬라이스 하나에는 엔드포인트가 최대 100개 들어가므로 파드 230개는 여러 슬라이스로 나뉩니다. `endpoints[].targetRef.name`에 그 파드가 있는 슬라이스를 찾아
+#    엔드포인트 수를 세세요.
 
 # %% tags=["solution"]
 # EXERCISE-START

@@ -363,6 +363,28 @@ experiments.claim(
 # - (b) 힌트를 모두 지웁니다. 모든 노드가 엔드포인트 4개를 다 씁니다.
 # - (c) 처음 세 엔드포인트는 힌트를 유지하고, 네 번째는 힌트를 받지 않습니다.
 
+# %% [markdown] lang="en"
+# *Stuck on an exercise?* `kslab.check.hint("ch09.four_endpoints")` shows its hints one at a time; once you have
+# checked an answer of your own and seen every hint, `kslab.check.solution("ch09.four_endpoints")` shows the
+# solution. An exercise's name is its check without `kslab.check.`; `kslab progress` (or the progress page in chapter
+# 00) shows how far you are.
+
+# %% [markdown] lang="ko"
+# *연습 문제가 막혔나요?* `kslab.check.hint("ch09.four_endpoints")`는 힌트를 하나씩 보여 줍니다. 직접 답을 한 번 확인하고 힌트를 모두 본 뒤에는
+# `kslab.check.solution("ch09.four_endpoints")`이 풀이를 보여 줍니다. 연습 문제의 이름은 확인 함수에서 `kslab.check.`를 뺀 것입니다. `kslab
+# progress`(또는 00장의 진도 페이지)로 어디까지 했는지 볼 수 있습니다.
+
+# %% [markdown] lang="en" hint="ch09.four_endpoints"
+# 1. The controller gives hints only if every zone can get endpoints close to its share of the CPUs without
+#    overloading it; with three equal zones each should get 4/3 endpoints.
+# 2. Each zone's minimum is its share divided by the overload factor 1.2, rounded up: ceil((4/3) / 1.2). Do three
+#    such minimums fit in 4 endpoints? If they do not, the controller removes all hints rather than give some.
+
+# %% [markdown] lang="ko" hint="ch09.four_endpoints"
+# 1. 컨트롤러는 모든 존이 CPU 비율에 가까운 수의 엔드포인트를 과부하 없이 받을 수 있을 때만 힌트를 줍니다. 같은 크기의 존 세 개라면 존마다 엔드포인트 4/3개를 받아야 합니다.
+# 2. 존마다 최소값은 제 몫을 과부하 계수 1.2로 나눠 올림한 값, ceil((4/3) / 1.2)입니다. 그런 최소값 세 개가 엔드포인트 4개 안에 들어갑니까? 들어가지 않으면 컨트롤러는 일부만 주는
+#    대신 힌트를 모두 없앱니다.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # "a", "b" or "c"
@@ -467,6 +489,17 @@ experiments.claim(
 # **예측.** 엔드포인트 7개는 힌트를 받습니다(존마다 최솟값 2, 6 ≤ 7). **7보다 큰** 개수 중 다시 힌트를 받는 가장
 # 작은 개수는 얼마일까요? 표가 아니라 식으로 구해 보세요.
 
+# %% [markdown] lang="en" hint="ch09.smallest_hinted"
+# 1. For n endpoints over 3 equal zones, each zone desires n/3 and needs at least ceil(n/3 / overload) endpoints,
+#    with the overload factor 1.2 (a zone may take 20% more than its share).
+# 2. Hints are given only if 3 x minimum <= n. Try n = 8, then n = 9: compute n/3, divide by 1.2, round up, multiply
+#    by 3 and compare with n.
+
+# %% [markdown] lang="ko" hint="ch09.smallest_hinted"
+# 1. 엔드포인트 n개를 같은 크기의 존 3개에 나누면 존마다 n/3개를 원하고, 최소 ceil(n/3 / overload)개가 필요합니다. 과부하 계수는 1.2입니다(존은 제 몫보다 20%까지 더 받을 수
+#    있습니다).
+# 2. 3 x 최소값 <= n일 때만 힌트를 줍니다. n = 8, 그다음 n = 9를 시도해 보세요. n/3을 계산해 1.2로 나누고, 올림한 뒤 3을 곱해 n과 비교하세요.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # a number of endpoints
@@ -534,6 +567,17 @@ experiments.claim(
 # `myk8s-worker3`에 4개를 돌리고, `topology-mode: Auto`입니다. `net-2a`(존 `-2a`)의 연결 중 몇 분의 몇이 다른
 # 존에서 응답될까요? (0과 1 사이의 수)
 
+# %% [markdown] lang="en" hint="ch09.cross_zone_share"
+# 1. With 6 endpoints over 3 equal zones each zone should get 2 endpoints' worth; zone -2c has 4, so the controller
+#    moves some of its hints to the zones that have too few.
+# 2. Zone -2a has 1 pod of its own and gets one of -2c's endpoints hinted for it: net-2a's connections spread evenly
+#    over the 2 endpoints hinted for -2a; what share of them sits in another zone?
+
+# %% [markdown] lang="ko" hint="ch09.cross_zone_share"
+# 1. 엔드포인트 6개를 같은 크기의 존 3개에 나누면 존마다 엔드포인트 2개 몫입니다. 존 -2c에는 4개가 있으므로 컨트롤러는 그중 일부 힌트를 부족한 존으로 옮깁니다.
+# 2. 존 -2a에는 자기 파드가 1개 있고, -2c의 엔드포인트 하나가 -2a용 힌트를 받습니다. net-2a의 연결은 -2a용 힌트를 받은 엔드포인트 2개에 고르게 나뉩니다. 그중 다른 존에 있는 비율은
+#    얼마입니까?
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # a share between 0 and 1
@@ -592,6 +636,16 @@ experiments.claim(
 # **연습 문제(새로운 경우).** 한 서비스에 두 어노테이션이 다 있습니다. 옛 것
 # `service.kubernetes.io/topology-aware-hints: Disabled`와 새 것 `service.kubernetes.io/topology-mode: Auto`입니다.
 # 힌트를 받을까요? (`True` 또는 `False`)
+
+# %% [markdown] lang="en" hint="ch09.precedence"
+# 1. The EndpointSlice controller reads one annotation only: which key does it look at first when both are present?
+# 2. The old key `service.kubernetes.io/topology-aware-hints` is read first when it is set; hints are given only for
+#    the value Auto: is `Disabled` Auto?
+
+# %% [markdown] lang="ko" hint="ch09.precedence"
+# 1. 엔드포인트슬라이스 컨트롤러는 어노테이션을 하나만 읽습니다. 둘 다 있으면 어느 키를 먼저 봅니까?
+# 2. 이전 키 `service.kubernetes.io/topology-aware-hints`가 설정돼 있으면 그것을 먼저 읽습니다. 힌트는 값이 Auto일 때만 줍니다. `Disabled`는
+#    Auto입니까?
 
 # %% tags=["solution"]
 # EXERCISE-START

@@ -289,6 +289,26 @@ experiments.claim(
 # - (b) 서버 → 클라이언트만
 # - (c) 두 방향 동시에
 
+# %% [markdown] lang="en"
+# *Stuck on an exercise?* `kslab.check.hint("ch10.reverse_direction")` shows its hints one at a time; once you have
+# checked an answer of your own and seen every hint, `kslab.check.solution("ch10.reverse_direction")` shows the
+# solution. An exercise's name is its check without `kslab.check.`; `kslab progress` (or the progress page in chapter
+# 00) shows how far you are.
+
+# %% [markdown] lang="ko"
+# *연습 문제가 막혔나요?* `kslab.check.hint("ch10.reverse_direction")`는 힌트를 하나씩 보여 줍니다. 직접 답을 한 번 확인하고 힌트를 모두 본 뒤에는
+# `kslab.check.solution("ch10.reverse_direction")`이 풀이를 보여 줍니다. 연습 문제의 이름은 확인 함수에서 `kslab.check.`를 뺀 것입니다. `kslab
+# progress`(또는 00장의 진도 페이지)로 어디까지 했는지 볼 수 있습니다.
+
+# %% [markdown] lang="en" hint="ch10.reverse_direction"
+# 1. `-R` is iperf3's `--reverse`: it swaps the roles of sender and receiver for the one test stream.
+# 2. Reversed, the server sends and the client receives; measuring both directions at once is a different option,
+#    `--bidir`.
+
+# %% [markdown] lang="ko" hint="ch10.reverse_direction"
+# 1. `-R`은 iperf3의 `--reverse`입니다. 시험 스트림 하나의 송신자와 수신자 역할을 바꿉니다.
+# 2. 역방향이면 서버가 보내고 클라이언트가 받습니다. 두 방향을 동시에 재는 것은 다른 옵션, `--bidir`입니다.
+
 # %% tags=["solution"]
 # EXERCISE-START
 answer = None  # "a", "b" or "c"
@@ -303,6 +323,15 @@ kslab.check.ch10.reverse_direction(answer, lab)
 # %% [markdown] lang="ko"
 # **예측.** `-b`를 주지 않았습니다. 보내는 쪽은 데이터그램을 몇 Mbit/s로 보낼까요? (숫자 하나. 힌트: 경로의
 # 속도가 아닙니다.)
+
+# %% [markdown] lang="en" hint="ch10.udp_rate"
+# 1. In UDP mode iperf3 does not probe the path: without `-b` it sends at a fixed default target rate, whatever the
+#    link could carry.
+# 2. That default is 1 Mibit/s, i.e. 1024 x 1024 bit/s; convert it to Mbit/s (divide by 1,000,000).
+
+# %% [markdown] lang="ko" hint="ch10.udp_rate"
+# 1. UDP 모드의 iperf3는 경로를 탐색하지 않습니다. `-b`가 없으면 링크가 감당할 수 있는 속도와 상관없이 고정된 기본 목표 속도로 보냅니다.
+# 2. 그 기본값은 1 Mibit/s, 즉 1024 x 1024 bit/s입니다. Mbit/s로 바꾸세요(1,000,000으로 나눕니다).
 
 # %% tags=["solution"]
 # EXERCISE-START
@@ -522,6 +551,19 @@ panel
 # **연습 문제(새로운 경우).** `mypc`가 **서버가 있는 노드**의 NodePort, `myk8s-worker:30002`로 연결합니다. 그 경로의
 # 홉을 순서대로, `bandwidth.path_to`가 부르는 종류(`"veth"`, `"routing"`, `"bridge"`, `"nat"`, `"socket"`)로
 # 나열하세요. `myk8s-worker2`로 들어온 위의 `nodeport` 줄과 비교해 보세요.
+
+# %% [markdown] lang="en" hint="ch10.path_hops"
+# 1. Follow the packet from mypc: it crosses the docker bridge to myk8s-worker, where kube-proxy's rule DNATs it; the
+#    server pod runs on that same node, so there is no second node to cross.
+# 2. After the DNAT the node routes the packet to the local pod, masquerades it on the way (externalTrafficPolicy:
+#    Cluster), and hands it to the pod's veth; compare with the `nodeport` row, which adds a second bridge and
+#    routing hop for the second node.
+
+# %% [markdown] lang="ko" hint="ch10.path_hops"
+# 1. mypc에서 패킷을 따라가 보세요. 패킷은 도커 브리지를 건너 myk8s-worker에 가고, 거기서 kube-proxy 규칙이 DNAT합니다. 서버 파드가 같은 노드에 있으므로 건너갈 두 번째 노드는
+#    없습니다.
+# 2. DNAT 뒤에 노드는 패킷을 로컬 파드로 라우팅하고, 가는 길에 마스커레이드하며(externalTrafficPolicy: Cluster), 파드의 veth로 넘깁니다. 두 번째 노드 때문에 브리지와
+#    라우팅 홉이 하나씩 더 있는 `nodeport` 행과 비교해 보세요.
 
 # %% tags=["solution"]
 # EXERCISE-START

@@ -7,7 +7,7 @@ fake cluster is an empty diff), loaded into kslab's simulator and driven with 10
 from net-pod to svc-clusterip (so the rule counters are those of a node that carried chapter
 01's traffic), plus the chains that kind's own software writes on every node (Docker's embedded
 DNS: DOCKER_OUTPUT and DOCKER_POSTROUTING; kindnet: KIND-MASQ-AGENT), copied from the real kind
-worker dump in tests/data/node-dumps/kind-worker3.nat.S with this cluster's addresses (docker
+worker dump in data/node-dumps/kind-worker3.nat.S with this cluster's addresses (docker
 network gateway 172.18.0.1, pod subnet 10.10.0.0/16).
 
     PYTHONPATH=. python tests/kindfake/record_nodes.py
