@@ -17,6 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import charts, experiments
+from .livefigure import LiveFigure
 from .lab import Lab
 from .loadbalancer import LB_SETTLE_S, LBState
 
@@ -74,7 +75,7 @@ class DistributionPanel:
         self.connections = w.IntSlider(value=connections, min=100, max=10000, step=100, description="connections",
                                        continuous_update=False)
         self.summary = w.HTML()
-        self.figure = go.FigureWidget(go.Figure(
+        self.figure = LiveFigure(go.Figure(
             go.Bar(x=[], y=[], textposition="outside", cliponaxis=False, hovertemplate="%{customdata}: %{y:.2%}<extra></extra>"),
             layout=dict(template="plotly_white", height=380, xaxis_title="endpoint pod", yaxis_title="share of connections",
                         yaxis_tickformat=".0%", margin=charts.DISTRIBUTION_MARGIN)))
@@ -223,7 +224,7 @@ class AffinityPanel:
         self.endpoints = w.IntSlider(value=endpoints, min=1, max=3, description="ready endpoints", style=style,
                                      continuous_update=False)
         self.summary = w.HTML()
-        self.figure = go.FigureWidget(go.Figure(go.Heatmap(z=[], ygap=2,
+        self.figure = LiveFigure(go.Figure(go.Heatmap(z=[], ygap=2,
                                                            hovertemplate="%{text}<extra></extra>"),
                                                 layout=charts.AFFINITY_ROUNDS_LAYOUT))
         self.result: AffinityResult | None = None
@@ -301,7 +302,7 @@ class CrossNodePanel:
         self.lab, self.seed, self.clients = lab, seed, tuple(clients)
         self.client = w.Dropdown(options=list(clients), value=clients[0], description="client")
         self.max_replicas = w.IntSlider(value=max_replicas, min=2, max=12, description="up to", continuous_update=False)
-        self.figure = go.FigureWidget(
+        self.figure = LiveFigure(
             [go.Scatter(x=[], y=[], mode="lines+markers", name="observed"),
              go.Scatter(x=[], y=[], mode="lines", line_dash="dot", name="1 − local pods / replicas")],
             layout=dict(xaxis_title="deploy-echo replicas", yaxis_title="cross-node share", yaxis_tickformat=".0%",
@@ -388,7 +389,7 @@ class SchedulerPanel:
         self.affinity = w.ToggleButtons(options=["None", "ClientIP"], value=affinity, description="affinity",
                                         tooltips=["no sessionAffinity", "sessionAffinity: ClientIP = IPVS persistence (-p 10800)"])
         self.summary = w.HTML()
-        self.figure = go.FigureWidget(go.Figure(go.Heatmap(z=[[0]], colorscale="Blues"), layout=dict(
+        self.figure = LiveFigure(go.Figure(go.Heatmap(z=[[0]], colorscale="Blues"), layout=dict(
             xaxis_title="real server (weight 1 each, as kube-proxy sets it)", yaxis_title="client", height=420, template="plotly_white")))
         self.result: SchedulerResult | None = None
         self.scheduler.observe(lambda _c: self.update(), names="value")
@@ -688,8 +689,8 @@ class TrafficPolicyPanel:
         self._cache = _ResultCache(self.CACHE)
         self._quiet = False
         r = self._compute()
-        self.node_figure = go.FigureWidget(charts.policy_node_figure(r))
-        self.pod_figure = go.FigureWidget(charts.policy_pod_figure(r))
+        self.node_figure = LiveFigure(charts.policy_node_figure(r))
+        self.pod_figure = LiveFigure(charts.policy_pod_figure(r))
         self.result: TrafficPolicyResult | None = None
         self._draw(r)
         for control in (self.policy, self.entry, *self.sliders.values()):
@@ -1062,8 +1063,8 @@ class TopologyPanel:
         self._cache = _ResultCache(self.CACHE)
         self._quiet = False
         r = self._compute()
-        self.hints_figure = go.FigureWidget(charts.hints_figure(r.hints, self.zone_names, title=charts.hints_title(r)))
-        self.matrix_figure = go.FigureWidget(charts.zone_matrix_figure(r.matrix, self.zone_names, title=charts.matrix_title(r)))
+        self.hints_figure = LiveFigure(charts.hints_figure(r.hints, self.zone_names, title=charts.hints_title(r)))
+        self.matrix_figure = LiveFigure(charts.zone_matrix_figure(r.matrix, self.zone_names, title=charts.matrix_title(r)))
         self.result: TopologyResult | None = None
         self._draw(r)
         for control in (self.mode, *self.sliders.values(), *self.zone_of.values(), *self.cpu_of.values()):
@@ -1472,7 +1473,7 @@ class ReadinessPanel:
         self._cache = _ResultCache(self.CACHE)
         self._quiet = False
         r = self._compute()
-        self.figure = go.FigureWidget(charts.readiness_timeline(r.df, r.lifecycle, backend=r.backend))
+        self.figure = LiveFigure(charts.readiness_timeline(r.df, r.lifecycle, backend=r.backend))
         self.result: ReadinessResult | None = None
         self._draw(r)
         for control in (self.broken, self.heal, self.probe, self.period, self.failure):

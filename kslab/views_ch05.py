@@ -25,6 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from . import charts_ch05
+from .livefigure import LiveFigure
 from .errors import InputError
 
 MODES = ("iptables", "nftables")
@@ -240,7 +241,7 @@ class MinSyncPanel:
                                     continuous_update=False, readout_format=".1f")
         self.mode = w.ToggleButtons(options=list(MODES), value=_check_mode(mode), description="mode")
         self.summary = w.HTML()
-        self.figure = go.FigureWidget(charts_ch05.sync_timeline_figure(pd.DataFrame({"start": [], "duration": [], "full": [],
+        self.figure = LiveFigure(charts_ch05.sync_timeline_figure(pd.DataFrame({"start": [], "duration": [], "full": [],
                                                                                       "lines": []})))
         self.result: MinSyncResult | None = None
         self._cache: dict[tuple[float, str], MinSyncResult] = {}

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from .errors import InputError, KslabError
+from .livefigure import LiveFigure
 
 ADDON = "iperf3"  # data/myk8s/iperf3: the server and client pods, Services iperf3-server and -nodeport
 SERVER_LABEL = "app=iperf3-server"
@@ -193,7 +194,7 @@ class BandwidthPanel:
         self.seconds = w.Dropdown(options=[2, 3, 5, 10], value=seconds, description="-t")
         self.button = w.Button(description="run", tooltip="run iperf3 with these settings")
         self.summary = w.HTML()
-        self.figure = go.FigureWidget(charts_ch10.interval_figure(None))
+        self.figure = LiveFigure(charts_ch10.interval_figure(None))
         self.run = None
         self.error: str | None = None
         self._cache: dict[tuple, Any] = {}

@@ -350,3 +350,49 @@ def test_chapter07_traffic_policy_toggle_in_chromium(jupyter):
         browser.close()
     assert SHOT07.stat().st_size > 10_000
     print(f"chapter 07: Cluster -> Local -> entering at {cp}; {len(boxes)} chart texts, none overlapping or cut off")
+
+
+RESYNC_NOTEBOOK = {
+    "cells": [
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": [
+            "from IPython.display import display\n",
+            "import plotly.graph_objects as go\n",
+            "from kslab.livefigure import LiveFigure\n",
+            "fig = LiveFigure(go.Figure(go.Bar(x=['a', 'b', 'c'], y=[1, 2, 3]), layout=dict(title='start')))\n",
+            "display(fig)\n",
+            "for k in range(1, 6):  # changes in the same instant: the page is still loading plotly's module\n",
+            "    with fig.batch_update():\n",
+            "        fig.data[0].y = [10 * k, 10 * k + 1, 10 * k + 2]\n",
+            "        fig.layout.title.text = f'change {k}'\n"]},
+    ],
+    "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+def test_livefigure_changes_made_while_plotly_loads_reach_the_chart(jupyter):
+    """kslab.livefigure: a figure changed before plotly's module has loaded in the page (the same
+    cell that shows it) is drawn as the kernel holds it, the last change, not as it was created:
+    the loader saw the changes go by and asked for the whole figure (its debug line says so)."""
+    from playwright.sync_api import sync_playwright
+
+    body = json.dumps({"type": "notebook", "format": "json", "content": RESYNC_NOTEBOOK}).encode()
+    request = urllib.request.Request(f"{jupyter}/api/contents/livefigure_resync.ipynb", data=body, method="PUT",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).close()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        logs: list[str] = []
+        page.on("console", lambda m: logs.append(m.text))
+        open_and_run_all(page, jupyter, "livefigure_resync.ipynb")
+        state = page.wait_for_function(
+            "() => { const p = document.querySelector('.jp-Notebook .js-plotly-plot');"
+            " return p && p.data && p.querySelector('.gtitle') ? {y: Array.from(p.data[0].y), title: p.querySelector('.gtitle').textContent} : null; }",
+            timeout=120_000).json_value()
+        page.wait_for_timeout(2_000)  # nothing redraws it back
+        after = page.evaluate("() => { const p = document.querySelector('.jp-Notebook .js-plotly-plot');"
+                              " return {y: Array.from(p.data[0].y), title: p.querySelector('.gtitle').textContent}; }")
+        browser.close()
+    assert state == after == {"y": [50, 51, 52], "title": "change 5"}, (state, after)
+    assert any("[kslab] LiveFigure" in line and "resynced" in line for line in logs), logs

@@ -483,6 +483,31 @@ experiments.claim(default.count < small.count, f"1 s batches the {p['pods']} upd
 answer = small.count
 kslab.check.ch11.min_sync(answer, sc)
 
+# %% [markdown] lang="en"
+# Once you have checked your answer, see it: your variant's sync loop over time, with its `minSyncPeriod` and
+# with the default 1 s. Each bar is one sync (its width: how long the sync took); the ticks at the bottom are the
+# pod deletions (API events) and the circles the moments each one reached the kernel's rules.
+
+# %% [markdown] lang="ko"
+# 답을 확인했다면 눈으로 보세요. 내 변형의 `minSyncPeriod`와 기본값 1초에서 동기화 루프가 시간에 따라 어떻게 도는지
+# 보여 줍니다. 막대 하나가 동기화 한 번(너비는 동기화에 걸린 시간)이고, 아래쪽 눈금은 파드 삭제(API 이벤트), 동그라미는
+# 각 삭제가 커널의 규칙에 반영된 때입니다.
+
+# %%
+from IPython.display import display
+
+from kslab import charts_ch05
+
+p = sc.params
+runs = {period: views_ch05.compute_min_sync(period, services=p["services"], pods=p["pods"])
+        for period in (p["min_sync_period"], 1.0)}
+for period, run in runs.items():
+    display(charts_ch05.sync_timeline_figure(run.syncs, run.changes,
+                                             title=f"minSyncPeriod {period:g} s: {run.count} syncs for {p['pods']} deletions"))
+experiments.claim(runs[1.0].count < runs[p["min_sync_period"]].count,
+                  f"the default 1 s needed {runs[1.0].count} syncs, {p['min_sync_period']:g} s needed "
+                  f"{runs[p['min_sync_period']].count}", "1 s did not batch the deletions")
+
 # %%
 lab.reset()  # the study's lab as it was made, for whatever you try next
 print(f"this chapter ran on the {lab.backend} backend" + (f"; it fell back: {lab.fallback}" if lab.fallback else ""))
