@@ -323,7 +323,7 @@ def test_chapter07_traffic_policy_toggle_in_chromium(jupyter):
         panel.locator(".widget-toggle-buttons").get_by_role("button", name="Local", exact=True).click()
         # each chart and the summary is its own widget: wait until all three were redrawn
         local = _panel_when(page, "s.node_title.includes('Local') && s.policy[0] === 'Local' && s.summary.includes('(mypc')"
-                                  f" && JSON.stringify(s.shares) !== {json.dumps(json.dumps(before['shares']))}")
+                                  f" && JSON.stringify(s.shares) !== {json.dumps(json.dumps(before['shares'], separators=(',', ':')))}")
         ok = dict(zip(local["nodes"], local["ok"]))
         # the LB probes healthCheckNodePort now: the control plane (no pod) gets nothing, the workers all 600
         assert ok[cp] == 0 and sum(ok.values()) == 600 and not any(local["dropped"]), local
