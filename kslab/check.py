@@ -1340,9 +1340,11 @@ def _capstone(id: str, which: Any):
 def _capstone_answer(sc, lab=None):
     """The scenario's right answer, from a copy of the learner's broken ``lab`` (or a new one): a lab
     that is no longer in the scenario's state (reset, or set up for another scenario) is said in one line."""
+    from .errors import InputError
+
     try:
         return sc.answer(lab)
-    except AssertionError as e:
+    except (AssertionError, InputError) as e:  # e.g. a Service the scenario adds is missing: another state
         raise WrongAnswer(f"your lab is not in scenario {sc.id!r}'s state any more ({e}); run on = sc.setup(lab) "
                           "again, then your diagnosis") from None
 

@@ -1,5 +1,7 @@
 """Every manifest in data/ validates strictly against the pinned Kubernetes minor, so the same
-files work with ``kubectl apply`` on a real kind cluster; kind configs are checked field by field."""
+files work with ``kubectl apply`` on a real kind cluster; kind configs are checked field by field.
+data/node-dumps/ is not a manifest folder: it holds what real clusters' API servers printed
+(``kubectl get -o yaml``, recorded for ``kslab verify`` and the capstone), as they printed it."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from kslab.manifests import Document, load_documents, parse_kind_cluster, valida
 from kslab.model import KIND_NODE_IMAGE, KUBERNETES_MINOR
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-DOCS = [d for d in load_documents([DATA])]
+RECORDED = DATA / "node-dumps"
+DOCS = [d for d in load_documents([DATA]) if RECORDED not in Path(d.source).resolve().parents]
 K8S_DOCS = [d for d in DOCS if d.kind != "Cluster"]
 KIND_DOCS = [d for d in DOCS if d.kind == "Cluster"]
 

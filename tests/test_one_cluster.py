@@ -306,9 +306,43 @@ def check_functions():
     for chapter, ns in sorted(vars(check).items()):
         if re.fullmatch(r"ch\d\d", chapter):
             for name, fn in sorted(vars(ns).items()):
-                if "lab" in inspect.signature(fn).parameters:
+                params = inspect.signature(fn).parameters
+                if "lab" in params and "scenario" not in params:  # ch11's scenario checks: the next test
                     out.append(pytest.param(fn, id=f"{chapter}.{name}"))
     return out
+
+
+def scenario_checks():
+    from kslab import capstone
+
+    return [pytest.param(sid, id=sid) for sid in capstone.IDS]
+
+
+@pytest.mark.parametrize("sid", scenario_checks())
+def test_capstone_checks_leave_the_learners_broken_lab_as_it_was(sid, monkeypatch):
+    """Chapter 11: a scenario's check computes its answer from the learner's broken lab (``on``),
+    right or wrong, on a copy (or on a lab of its own when the scenario needs none), and leaves
+    ``on`` as it was; a lab not in the scenario's state gets one line, not an internal error."""
+    from kslab import capstone
+
+    sc = capstone.scenario(sid, 4)
+    fn = getattr(check.ch11, sid.replace("-", "_"))
+    on = sc.setup(Lab(seed=4))
+    right = sc.answer(on)
+    before = (cluster_of(on), rules_of(on), sim_kernel_of(on), on.generation, dict(on.proxy_options), len(on.syncs))
+    copies = []
+    real_copy = Lab.copy
+    monkeypatch.setattr(Lab, "copy", lambda self: copies.append(self) or real_copy(self))
+    assert fn(right, sc, on)
+    with pytest.raises(WrongAnswer):
+        fn("not an answer" if not isinstance(right, str) else "myk8s-nowhere", sc, on)
+    assert all(c is on for c in copies), "a check copied a lab other than the learner's"
+    assert (cluster_of(on), rules_of(on), sim_kernel_of(on), on.generation, dict(on.proxy_options), len(on.syncs)) == before
+    other = Lab(seed=4)  # the study's lab, not broken this way
+    try:
+        fn(right, sc, other)
+    except WrongAnswer as e:
+        assert "\n" not in str(e)
 
 
 @pytest.mark.parametrize("fn", check_functions())

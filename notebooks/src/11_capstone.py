@@ -135,6 +135,8 @@ print(sc.id, sc.params)
 # EXERCISE-START
 answer = None  # a node name, e.g. "myk8s-worker"
 # EXERCISE-END
+sc = capstone.scenario("hairpin", SEED)
+on = sc.setup(lab)  # your variant's broken lab again: this cell also runs on its own
 failing = []
 for pod in on.pods("app=webpod"):
     df = on.run(pod, "svc-clusterip", n=60, seed=1)
@@ -187,6 +189,8 @@ print(sc.id, sc.params)
 # EXERCISE-START
 answer = None  # a list of node names
 # EXERCISE-END
+sc = capstone.scenario("local-no-pod", SEED)
+on = sc.setup(lab)  # your variant's broken lab again: this cell also runs on its own
 port = on.cluster.service("svc-nodeport").ports[0].node_port
 print({node: len(pods) for node, pods in on.pods_per_node("app=deploy-websrv").items()})
 answer = []
@@ -233,6 +237,8 @@ print(sc.id, sc.params)
 # EXERCISE-START
 answer = None  # a pod name
 # EXERCISE-END
+sc = capstone.scenario("no-readiness", SEED)
+on = sc.setup(lab)  # your variant's broken lab again: this cell also runs on its own
 df = on.run(sc.params["client"], sc.params["to"], n=90, seed=2)
 print(df.groupby("endpoint_pod")["outcome"].value_counts().unstack(fill_value=0))
 answer = df[df["outcome"] != "ok"]["endpoint_pod"].iloc[0]
@@ -278,6 +284,8 @@ print(views.hints_table(on.cluster, "svc-zone").to_string())
 # EXERCISE-START
 answer = None  # a number of replicas
 # EXERCISE-END
+sc = capstone.scenario("hints-disabled", SEED)
+on = sc.setup(lab)  # your variant's broken lab again: this cell also runs on its own
 trial = on.copy()  # a simulator copy: scaling it changes nothing in `on`
 n = sc.params["replicas"]
 while True:
@@ -329,6 +337,8 @@ print(sc.id, sc.params)
 # EXERCISE-START
 answer = None  # a tuple (pods reached, seconds)
 # EXERCISE-END
+sc = capstone.scenario("affinity-snat", SEED)
+on = sc.setup(lab)  # your variant's broken lab again: this cell also runs on its own
 ingress = sc.params["ingress"]
 df = on.run("mypc", f"{ingress}:svc-nodeport", n=sc.params["users"], seed=3)
 print(df["endpoint_pod"].value_counts().to_string())
@@ -374,6 +384,8 @@ print(sc.manifest().read_text())
 # EXERCISE-START
 answer = None  # a port number
 # EXERCISE-END
+sc = capstone.scenario("nodeport-range", SEED)
+on = sc.setup(lab)  # your variant's broken lab again: this cell also runs on its own
 try:
     on.apply(sc.manifest())
     message = ""
@@ -424,6 +436,7 @@ print(sc.id, sc.params)
 # EXERCISE-START
 answer = None  # a number of endpoints
 # EXERCISE-END
+sc = capstone.scenario("node-dump", SEED)  # your variant: this cell also runs on its own
 lines = [line for path in capstone.dump_paths(sc.params["dump"]) for line in path.read_text().splitlines()]
 service = sc.params["service"]
 jumps = [re.search(r"-j (KUBE-SVC-\w+)", line) for line in lines
@@ -474,6 +487,7 @@ print(sc.id, sc.params)
 # EXERCISE-START
 answer = None  # a number of syncs
 # EXERCISE-END
+sc = capstone.scenario("min-sync", SEED)  # your variant: this cell also runs on its own
 p = sc.params
 small = views_ch05.compute_min_sync(p["min_sync_period"], services=p["services"], pods=p["pods"])
 default = views_ch05.compute_min_sync(1.0, services=p["services"], pods=p["pods"])
@@ -498,7 +512,7 @@ from IPython.display import display
 
 from kslab import charts_ch05
 
-p = sc.params
+p = capstone.scenario("min-sync", SEED).params  # your variant
 runs = {period: views_ch05.compute_min_sync(period, services=p["services"], pods=p["pods"])
         for period in (p["min_sync_period"], 1.0)}
 for period, run in runs.items():
