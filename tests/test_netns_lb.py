@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,6 +226,36 @@ def test_lb_stops_sending_to_a_node_that_lost_its_last_ready_pod(lab: Lab):
     lab.dataplane.wait_lb()
     assert time.monotonic() - t0 < 1.5  # one probe round (0.3 s) after the sync
     assert lab.lb_status("svc-lb").healthy == ("myk8s-worker", "myk8s-worker2", "myk8s-worker3")
+
+
+@pytest.mark.netns
+def test_a_run_through_the_vip_waits_for_the_probe_round_after_the_last_change(lab: Lab):
+    """As the sim's load balancer, never stale: ``lab.run`` to a VIP right after a change (here
+    ``patch_service``, which waits for no probe) goes by the prober's round that saw it, and the
+    LB does not reload its rules under the run (a reload re-hashes the connection in flight onto
+    another node, which resets it). Local -> Cluster, with the prober held back for 0.5 s: the
+    control plane's node, with no pod, gets connections from the first on; back to Local: it gets
+    nothing (it would drop them: no local endpoint)."""
+    nodes = [n.name for n in lab.cluster.nodes]
+    state = lab.dataplane.kernel.lb_state
+    prober = int(lab.dataplane.kernel._record.daemons["lb-prober"]["pid"])
+    os.kill(prober, signal.SIGSTOP)  # a prober slow to catch up, as on a busy machine
+    try:
+        lab.patch_service("svc-lb", external_traffic_policy="Cluster")
+    finally:
+        threading.Timer(0.5, os.kill, (prober, signal.SIGCONT)).start()
+    try:
+        df = lab.run("mypc", f"{VIP}:9000", n=200, timeout=OK)  # waits for the prober's round (about 0.5 s)
+        reloads = state()["reloads"]
+        assert (df["outcome"] == "ok").all(), df["outcome"].value_counts()
+        assert set(df["ingress_node"]) == set(nodes)  # the control plane's node too, from the first connections on
+        again = lab.run("mypc", f"{VIP}:9000", n=50, timeout=OK)  # nothing changed since: no reload
+        assert (again["outcome"] == "ok").all() and state()["reloads"] == reloads
+    finally:
+        lab.patch_service("svc-lb", external_traffic_policy="Local")
+    df = lab.run("mypc", f"{VIP}:9000", n=200, timeout=OK)
+    assert (df["outcome"] == "ok").all(), df["outcome"].value_counts()
+    assert set(df["ingress_node"]) == nodes_with_pods(lab)
 
 
 @pytest.mark.netns

@@ -141,7 +141,9 @@ class NetnsDataplane(RealClock, Dataplane):
                 seed: int | None, interval: float, timeout: float) -> pd.DataFrame:
         """Real TCP connections (``seed`` and ``interval`` do not apply to the kernel): one helper
         process per client (:func:`kslab.netns.client.run_client`), the clients' processes side by
-        side, each opening its share one connection after another; rows in client order."""
+        side, each opening its share one connection after another; rows in client order.
+        To a load balancer's VIP, first the prober's round after the last change (``wait_lb``):
+        the LB is as current as the sim's, and does not reload its rules under the run."""
         if proto != "tcp":
             raise InputError("--to", f"the netns backend opens TCP connections, not {proto}", "use a TCP port")
         pods = {p.name: p for p in self.cluster.pods}
@@ -154,9 +156,11 @@ class NetnsDataplane(RealClock, Dataplane):
         jobs = [(src, count) for src, count in zip(clients, counts) if count]
         for src, _count in jobs:  # a client IP's namespace is made on first use: one at a time
             self.kernel.namespace_of(src)
+        vip = any(s.vip == dst and port in s.ports for s in lb_specs(self.cluster))
+        if vip:  # as the sim's LB, never stale: its healthy nodes as of the last change, and no reload mid-run
+            self.kernel.wait_lb()  # (a reload re-hashes connections in flight onto another node, which resets them)
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
             runs = list(pool.map(lambda job: self.kernel.connect(job[0], dst, port, job[1], timeout=timeout), jobs))
-        vip = any(s.vip == dst and port in s.ports for s in lb_specs(self.cluster))
         chosen = self.kernel.lb_choices(dst, port) if vip else {}  # the LB's conntrack: client ip:port -> node
         i = 0
         for (src, _count), run in zip(jobs, runs):

@@ -701,6 +701,7 @@ class NetnsLab:
                     where, why = next(iter(ack["errors"].items()))
                     raise EnvironmentProblem(f"kube-proxy's health check server on {node} could not listen on {where}: {why}")
                 self._hc_ports[node] = wanted
+                self._hc_changed = time.monotonic()  # the new listeners are up only now: a probe before this was refused
                 return
             if ack is not None and not signalled:  # the listener is up (its first ack): ask it to re-read
                 os.kill(int(self._record.daemons[key]["pid"]), signal.SIGHUP)
@@ -789,7 +790,9 @@ class NetnsLab:
         if hosts is None:
             self._vip_routes = vips
 
-    def _lb_state(self) -> dict[str, Any]:
+    def lb_state(self) -> dict[str, Any]:
+        """The prober's last state file (:class:`~kslab.netns.lbprober.ProberState` as a dict:
+        ``round``, ``reloads``, ``lbs``...); ``{}`` before its first round."""
         try:
             return json.loads(self._lb_state_path.read_text())
         except (OSError, ValueError):
@@ -804,7 +807,7 @@ class NetnsLab:
         t0 = time.monotonic()
         since = max(self._hc_changed, self._lb_changed)
         while True:
-            st = self._lb_state()
+            st = self.lb_state()
             if st.get("config_generation") == self._lb_generation and st.get("round_started", 0.0) >= since:
                 if st.get("error"):
                     raise EnvironmentProblem(f"the load balancer's prober: {st['error']}")
@@ -826,7 +829,7 @@ class NetnsLab:
                              "give it type LoadBalancer and status.loadBalancer.ingress[0].ip")
         t0 = time.monotonic()
         while True:
-            st = self._lb_state()
+            st = self.lb_state()
             if st.get("config_generation") == self._lb_generation and service in (st.get("lbs") or {}):
                 return {**st["lbs"][service], "spec": spec}
             if time.monotonic() - t0 > timeout:
