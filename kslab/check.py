@@ -16,6 +16,8 @@ import math
 from types import SimpleNamespace
 from typing import Any, Sequence
 
+from .errors import InputError
+
 
 class WrongAnswer(AssertionError):
     """A wrong answer; the message says what was expected and gives a hint."""
@@ -815,8 +817,6 @@ def _source_ranges(answer: Any, lab=None, ranges: Sequence[str] = ("172.18.0.96/
     lab.advance(2)
     vip = _ch07_vip(lab)
     expected = {c for c in candidates if (lab.run(c, vip, n=6, seed=4)["outcome"] == "ok").all()}
-    from .errors import InputError
-
     try:
         got = {lab.client(str(a).strip()).ip for a in answer}  # "mypc" is 172.18.0.100
     except InputError:
@@ -1340,8 +1340,6 @@ def _capstone(id: str, which: Any):
 def _capstone_answer(sc, lab=None):
     """The scenario's right answer, from a copy of the learner's broken ``lab`` (or a new one): a lab
     that is no longer in the scenario's state (reset, or set up for another scenario) is said in one line."""
-    from .errors import InputError
-
     try:
         return sc.answer(lab)
     except (AssertionError, InputError) as e:  # e.g. a Service the scenario adds is missing: another state
@@ -1453,7 +1451,7 @@ def _ch11_affinity_snat(answer: Any, scenario: Any = None, lab=None) -> Feedback
     if seconds == 10800:
         raise WrongAnswer("10800 is the default timeoutSeconds; this Service sets its own. Hint: "
                           f"on.sh('{sc.params['ingress']}', 'iptables -t nat -S | grep rcheck')")
-    raise WrongAnswer(f"the pods are right, the seconds not. Hint: read --rcheck --seconds in the KUBE-SVC chain")
+    raise WrongAnswer("the pods are right, the seconds not. Hint: read --rcheck --seconds in the KUBE-SVC chain")
 
 
 def _ch11_nodeport_range(answer: Any, scenario: Any = None, lab=None) -> Feedback:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .errors import InputError, KslabError
+from .resources import WORKBOOK_COPY
 
 
 class _Parser(argparse.ArgumentParser):
@@ -346,8 +347,6 @@ def _add_lab(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="prepare the workbook and print the command, but do not start JupyterLab")
     p.set_defaults(func=cmd_lab)
 
-
-WORKBOOK_COPY = "kslab-workbook"
 
 
 def choose_edition(lang: str | None, environ: Mapping[str, str]) -> str:

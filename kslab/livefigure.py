@@ -23,6 +23,7 @@ drawn. Everything else is plotly's ``FigureWidget``.
 from __future__ import annotations
 
 from copy import deepcopy
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,8 @@ export default () => {
 """
 
 
-def _plotly_bundle() -> str:
+@cache
+def _plotly_bundle() -> str:  # 5 MB: read once per process, not once per figure
     return (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_text(encoding="utf-8")
 
 

@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import resources
+from .resources import WORKBOOK_COPY
 from .errors import InputError
 
 FILENAME = ".kslab-progress.json"
 ENV = "KSLAB_PROGRESS"  # a file that overrides the working copy's
 LANG_ENV = "KSLAB_LANG"  # the edition whose hints are shown, when the notebook's folder does not say
 VERSION = 1
-WORKBOOK_COPY = "kslab-workbook"  # kslab lab's default working copy (kslab.cli.WORKBOOK_COPY)
 
 
 @dataclass

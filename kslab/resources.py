@@ -20,6 +20,7 @@ from .errors import EnvironmentProblem
 STUDY_LAB = "myk8s"  # data/myk8s: the study's kind lab
 DUALSTACK_LAB = "myk8s-dualstack"  # data/myk8s-dualstack: the same lab, dual-stack (IPv4 + IPv6)
 LABS = (STUDY_LAB, DUALSTACK_LAB)  # the labs a name reaches: kslab.Lab("myk8s-dualstack")
+WORKBOOK_COPY = "kslab-workbook"  # kslab lab's working copy outside a checkout (./kslab-workbook); progress looks there too
 EDITIONS = ("ko", "en")  # the workbook's languages: notebooks/<lang>/, generated from notebooks/src
 LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # POSIX: the first one set decides the messages' language
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from . import charts_ch05
 from .livefigure import LiveFigure

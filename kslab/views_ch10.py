@@ -23,7 +23,6 @@ from typing import Any, Mapping
 import pandas as pd
 
 from .errors import InputError, KslabError
-from .livefigure import LiveFigure
 
 ADDON = "iperf3"  # data/myk8s/iperf3: the server and client pods, Services iperf3-server and -nodeport
 SERVER_LABEL = "app=iperf3-server"
@@ -181,9 +180,9 @@ class BandwidthPanel:
     def __init__(self, lab, *, test: str = "tcp", path: str = "same-node", parallel: int = 1, seconds: float = 5,
                  measure: bool | None = None) -> None:
         import ipywidgets as w
-        import plotly.graph_objects as go
 
         from . import charts_ch10
+        from .livefigure import LiveFigure  # plotly and the widget stack: only when a panel is made
         from .bandwidth import PATH_KINDS
 
         self.lab = lab
